@@ -1,0 +1,5 @@
+import $protobuf from "protobufjs/minimal.js";
+
+$OUTPUT;
+
+export { $root as default };

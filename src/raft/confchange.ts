@@ -1,0 +1,92 @@
+// Membership changes: validating a ConfChange against the current configuration and computing the next
+// one. Every change of voters goes through a joint configuration (C_old,new), left by a second entry.
+
+import { qjournal } from '../gen/proto.js';
+import { cloneConf, ConfChangeOp, isJoint } from './types.js';
+import type { ConfChange, ConfState, NodeId } from './types.js';
+
+const pb = qjournal.raft;
+
+export function encodeConfChange(cc: ConfChange): Uint8Array {
+  return pb.ConfChange.encode({
+    changes: cc.changes.map((c) => ({ op: c.op as number as qjournal.raft.ConfChange.Op, peer: { id: c.peer.id, address: c.peer.address } })),
+    leaveJoint: cc.leaveJoint,
+  }).finish();
+}
+
+export function decodeConfChange(data: Uint8Array): ConfChange {
+  const m = pb.ConfChange.decode(data);
+  return {
+    changes: m.changes.map((c) => ({ op: c.op as number as ConfChangeOp, peer: { id: c.peer?.id ?? '', address: c.peer?.address ?? '' } })),
+    leaveJoint: m.leaveJoint,
+  };
+}
+
+/** Why the change cannot be applied to `conf`, or null if it can. */
+export function validateConfChange(conf: ConfState, cc: ConfChange): string | null {
+  if (cc.leaveJoint) {
+    if (cc.changes.length > 0) return 'leave-joint carries no changes';
+    if (!isJoint(conf)) return 'not in a joint configuration';
+    return null;
+  }
+  if (isJoint(conf)) return 'a joint configuration must be left before the next change';
+  if (cc.changes.length === 0) return 'no changes';
+  const seen = new Set<NodeId>();
+  for (const c of cc.changes) {
+    const id = c.peer.id;
+    if (id === '') return 'a change names no peer';
+    if (seen.has(id)) return `peer ${id} named twice`;
+    seen.add(id);
+    const voter = conf.voters.includes(id);
+    const learner = conf.learners.includes(id);
+    switch (c.op) {
+      case ConfChangeOp.AddVoter:
+        if (voter) return `${id} is already a voter`;
+        break;
+      case ConfChangeOp.AddLearner:
+        if (voter) return `${id} is a voter: remove it instead of demoting it`;
+        if (learner) return `${id} is already a learner`;
+        break;
+      case ConfChangeOp.Remove:
+        if (!voter && !learner) return `${id} is not a member`;
+        break;
+      default:
+        return `unknown change op ${String(c.op)}`;
+    }
+  }
+  const next = applyConfChange(conf, cc);
+  if (next.voters.length === 0) return 'the change would leave no voters';
+  return null;
+}
+
+/** The configuration after `cc` (assumed valid). */
+export function applyConfChange(conf: ConfState, cc: ConfChange): ConfState {
+  if (cc.leaveJoint) {
+    return { voters: [...conf.voters], votersOutgoing: [], learners: [...conf.learners] };
+  }
+  const voters = new Set(conf.voters);
+  const learners = new Set(conf.learners);
+  let votersChanged = false;
+  for (const c of cc.changes) {
+    const id = c.peer.id;
+    switch (c.op) {
+      case ConfChangeOp.AddVoter:
+        learners.delete(id);
+        voters.add(id);
+        votersChanged = true;
+        break;
+      case ConfChangeOp.AddLearner:
+        learners.add(id);
+        break;
+      case ConfChangeOp.Remove:
+        if (voters.delete(id)) votersChanged = true;
+        learners.delete(id);
+        break;
+    }
+  }
+  const next = cloneConf(conf);
+  next.voters = [...voters].sort();
+  next.learners = [...learners].sort();
+  if (votersChanged) next.votersOutgoing = [...conf.voters].sort();
+  return next;
+}

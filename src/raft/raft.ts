@@ -1,0 +1,977 @@
+// The Raft roles and rules: election (pre-vote, stickiness, check-quorum), replication with flow control
+// and fast backtracking, commitment, ReadIndex, leadership transfer and configuration changes.
+// Pure: input is step/tick/propose; output is queued messages and log state read by RawNode.ready().
+
+import { assert, unreachable } from '../assert.js';
+import { applyConfChange, decodeConfChange, encodeConfChange, validateConfChange } from './confchange.js';
+import { RaftLog } from './log.js';
+import type { LogStorage } from './log.js';
+import { Progress, ProgressState } from './progress.js';
+import { committedIndex, voteResult, VoteResult } from './quorum.js';
+import {
+  cloneConf,
+  confMembers,
+  EntryType,
+  entryBytes,
+  isJoint,
+  isVoter,
+  makeMessage,
+  MessageType,
+  NONE,
+  StateType,
+} from './types.js';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, SnapshotMeta } from './types.js';
+
+export interface RaftLogger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export const silentLogger: RaftLogger = { debug() {}, info() {}, warn() {} };
+
+export interface RaftConfig {
+  id: NodeId;
+  /** Election timeout in ticks; a follower's randomized timeout is drawn from [electionTicks, 2 * electionTicks). */
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Bounds on one append message. */
+  maxEntriesPerAppend: number;
+  maxAppendBytes: number;
+  /** Bounds on what is in flight to one follower in Replicate state. */
+  maxInflightMsgs: number;
+  maxInflightBytes: number;
+  /** Proposals beyond this many uncommitted bytes are refused ('busy'): backpressure, never unbounded memory. */
+  maxUncommittedBytes: number;
+  /** Bound on the committed entries one Ready hands out. */
+  maxApplyBytes: number;
+  /** A follower silent in Snapshot state for this many ticks is probed again. */
+  snapshotTimeoutTicks: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+  /** Injected randomness in [0, 1): a seeded PRNG in the simulator. */
+  random: () => number;
+  logger?: RaftLogger;
+}
+
+export type ProposeError =
+  | 'not-leader'
+  | 'term-mismatch'
+  | 'transferring'
+  | 'busy'
+  | 'conf-change-pending'
+  | 'invalid-conf-change';
+
+export type ProposeResult =
+  | { ok: true; index: number; term: number }
+  | { ok: false; error: ProposeError; leader: NodeId; term: number; detail?: string };
+
+export interface ReadState {
+  context: Uint8Array;
+  /** The read may be served once the applied index reaches this. */
+  index: number;
+  /** False when the read was refused (no leader, leadership lost, nothing committed in the leader's term). */
+  ok: boolean;
+}
+
+/** Vote-request context marking a campaign started by a leadership transfer: it overrides stickiness. */
+export const CAMPAIGN_TRANSFER = new TextEncoder().encode('transfer');
+
+const AFTER_PERSIST = new Set([MessageType.AppResp, MessageType.Vote, MessageType.VoteResp, MessageType.SnapStatus]);
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function hexKey(ctx: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < ctx.byteLength; i++) s += ctx[i]!.toString(16).padStart(2, '0');
+  return s;
+}
+
+interface PendingRead {
+  index: number;
+  context: Uint8Array;
+  key: string;
+  /** The node that asked: this node (a local read) or a follower that forwarded it. */
+  from: NodeId;
+  acks: Set<NodeId>;
+}
+
+export class Raft {
+  readonly id: NodeId;
+  term = 0;
+  vote: NodeId = NONE;
+  lead: NodeId = NONE;
+  state = StateType.Follower;
+  readonly log: RaftLog;
+
+  conf: ConfState;
+  progress = new Map<NodeId, Progress>();
+  private votes = new Map<NodeId, boolean>();
+
+  electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+
+  leadTransferee: NodeId = NONE;
+  /** Index of the last configuration change proposed by this leader; no new change until it is applied. */
+  pendingConfIndex = 0;
+  /** Bytes of entries appended by this leader and not yet committed. */
+  private uncommittedBytes = 0;
+  /** Followers need appends (new entries or a newer commit index); sent once per Ready, batching proposals. */
+  private bcastPending = false;
+
+  private reads: PendingRead[] = [];
+  readStates: ReadState[] = [];
+
+  /** The snapshot this follower was told to install, until the driver reports it fetched (or failed). */
+  snapshotToFetch: { meta: SnapshotMeta; from: NodeId } | null = null;
+  snapshotFetchPending = false;
+
+  msgs: Message[] = [];
+  msgsAfterPersist: Message[] = [];
+
+  readonly cfg: RaftConfig;
+  readonly logger: RaftLogger;
+
+  constructor(cfg: RaftConfig, storage: LogStorage, hardState: HardState) {
+    assert(cfg.id !== NONE, 'raft: id must not be empty');
+    assert(cfg.heartbeatTicks > 0 && cfg.electionTicks > cfg.heartbeatTicks, 'raft: need electionTicks > heartbeatTicks > 0');
+    assert(cfg.maxEntriesPerAppend > 0 && cfg.maxAppendBytes > 0, 'raft: append bounds must be positive');
+    this.cfg = cfg;
+    this.id = cfg.id;
+    this.logger = cfg.logger ?? silentLogger;
+    this.log = new RaftLog(storage);
+    this.conf = cloneConf(storage.snapshotMeta().conf);
+    if (hardState.term > 0 || hardState.vote !== NONE) {
+      this.term = hardState.term;
+      this.vote = hardState.vote;
+    }
+    // The commit hint is only trusted as far as this log reaches.
+    this.log.commitTo(Math.min(hardState.commit, this.log.lastIndex()));
+    this.becomeFollower(this.term, NONE);
+  }
+
+  // ---------------------------------------------------------------- state queries
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  /** A voter of the current configuration, so it may campaign. */
+  promotable(): boolean {
+    return isVoter(this.conf, this.id);
+  }
+
+  private members(): NodeId[] {
+    return confMembers(this.conf);
+  }
+
+  private voters(): NodeId[] {
+    return [...new Set([...this.conf.voters, ...this.conf.votersOutgoing])];
+  }
+
+  hasPendingBroadcast(): boolean {
+    return this.bcastPending;
+  }
+
+  // ---------------------------------------------------------------- role transitions
+
+  private reset(term: number): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = NONE;
+    }
+    this.lead = NONE;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.randomizedElectionTimeout = this.cfg.electionTicks + Math.floor(this.cfg.random() * this.cfg.electionTicks);
+    this.leadTransferee = NONE;
+    this.votes.clear();
+    this.pendingConfIndex = 0;
+    this.uncommittedBytes = 0;
+    this.bcastPending = false;
+    this.failPendingReads();
+    this.resetProgress();
+  }
+
+  private resetProgress(): void {
+    this.progress.clear();
+    const next = this.log.lastIndex() + 1;
+    for (const id of this.members()) {
+      const pr = new Progress(next, this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
+      // The leader counts itself only for what is durable on its own disk.
+      if (id === this.id) pr.match = this.log.stableIndex();
+      this.progress.set(id, pr);
+    }
+  }
+
+  becomeFollower(term: number, lead: NodeId): void {
+    this.reset(term);
+    this.lead = lead;
+    this.state = StateType.Follower;
+  }
+
+  private becomePreCandidate(): void {
+    assert(this.state !== StateType.Leader, 'raft: leader cannot become pre-candidate');
+    // Pre-vote changes neither term nor vote: a node that cannot win never disturbs the cluster.
+    this.votes.clear();
+    this.lead = NONE;
+    this.state = StateType.PreCandidate;
+  }
+
+  private becomeCandidate(): void {
+    assert(this.state !== StateType.Leader, 'raft: leader cannot become candidate');
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.state = StateType.Candidate;
+  }
+
+  private becomeLeader(): void {
+    assert(this.state === StateType.Candidate, 'raft: only a candidate becomes leader');
+    this.reset(this.term);
+    this.lead = this.id;
+    this.state = StateType.Leader;
+    const self = this.progress.get(this.id);
+    if (self) self.becomeReplicate();
+    // Configuration changes wait until everything before this term is applied.
+    this.pendingConfIndex = this.log.lastIndex();
+    // The no-op of this term: committing it commits every earlier entry (Figure 8) and enables ReadIndex.
+    const ok = this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
+    assert(ok, 'raft: empty entry refused');
+    this.logger.info('became leader', { term: this.term, lastIndex: this.log.lastIndex() });
+  }
+
+  // ---------------------------------------------------------------- time
+
+  tick(): void {
+    if (this.state === StateType.Leader) this.tickHeartbeat();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.campaign(this.cfg.preVote ? 'pre-vote' : 'election');
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.cfg.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.cfg.checkQuorum && !this.quorumActive()) {
+        this.logger.warn('stepping down: no quorum heard from within an election timeout', { term: this.term });
+        this.becomeFollower(this.term, NONE);
+        return;
+      }
+      if (this.leadTransferee !== NONE) {
+        this.logger.info('leadership transfer timed out', { to: this.leadTransferee });
+        this.leadTransferee = NONE;
+      }
+    }
+    for (const [id, pr] of this.progress) {
+      if (id === this.id || pr.state !== ProgressState.Snapshot) continue;
+      if (++pr.snapshotElapsedTicks >= this.cfg.snapshotTimeoutTicks) {
+        this.logger.info('snapshot install unanswered: probing again', { to: id });
+        pr.becomeProbe();
+      }
+    }
+    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat(this.reads.length > 0 ? this.reads[this.reads.length - 1]!.context : undefined);
+    }
+  }
+
+  /** Check-quorum: true if a quorum (including this leader) was heard from since the last round; resets the marks. */
+  private quorumActive(): boolean {
+    const active = new Set<NodeId>();
+    for (const [id, pr] of this.progress) {
+      if (id === this.id || pr.recentActive) active.add(id);
+      if (id !== this.id) pr.recentActive = false;
+    }
+    const votes = new Map<NodeId, boolean>();
+    for (const id of this.voters()) votes.set(id, active.has(id));
+    return voteResult(this.conf, votes) === VoteResult.Won;
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  campaign(kind: 'pre-vote' | 'election' | 'transfer'): void {
+    if (!this.promotable()) {
+      this.logger.debug('not campaigning: not a voter');
+      return;
+    }
+    if (this.snapshotFetchPending) {
+      // A node mid-way through installing a snapshot has a log that is about to be replaced.
+      this.logger.debug('not campaigning: installing a snapshot');
+      return;
+    }
+    let voteType: MessageType;
+    let term: number;
+    if (kind === 'pre-vote') {
+      this.becomePreCandidate();
+      voteType = MessageType.PreVote;
+      term = this.term + 1;
+    } else {
+      this.becomeCandidate();
+      voteType = MessageType.Vote;
+      term = this.term;
+    }
+    if (this.poll(this.id, true) === VoteResult.Won) {
+      // A single-voter configuration wins at once.
+      if (kind === 'pre-vote') this.campaign('election');
+      else this.becomeLeader();
+      return;
+    }
+    const lastIndex = this.log.lastIndex();
+    const lastTerm = this.log.lastTerm();
+    for (const id of this.voters()) {
+      if (id === this.id) continue;
+      this.send(
+        makeMessage({
+          type: voteType,
+          to: id,
+          from: this.id,
+          term,
+          index: lastIndex,
+          logTerm: lastTerm,
+          context: kind === 'transfer' ? CAMPAIGN_TRANSFER : new Uint8Array(0),
+        }),
+      );
+    }
+    this.logger.info(kind === 'pre-vote' ? 'started pre-vote' : 'started election', { term, kind });
+  }
+
+  private poll(id: NodeId, granted: boolean): VoteResult {
+    if (!this.votes.has(id)) this.votes.set(id, granted);
+    return voteResult(this.conf, this.votes);
+  }
+
+  // ---------------------------------------------------------------- message input
+
+  step(m: Message): void {
+    if (m.term > this.term) {
+      if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
+        const force = bytesEqual(m.context, CAMPAIGN_TRANSFER);
+        // Stickiness: while this node heard from a live leader within an election timeout, it does not help
+        // anyone depose it (a leader counts as having heard from itself).
+        const inLease = this.cfg.checkQuorum && this.lead !== NONE && this.electionElapsed < this.cfg.electionTicks;
+        if (!force && inLease) {
+          this.logger.debug('ignoring vote request: leader lease', { from: m.from, term: m.term, lead: this.lead });
+          return;
+        }
+      }
+      if (m.type === MessageType.PreVote) {
+        // Never change term on a pre-vote request.
+      } else if (m.type === MessageType.PreVoteResp && !m.reject) {
+        // A granted pre-vote carries the term we would campaign at; the term moves only when we do.
+      } else if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, NONE);
+      }
+    } else if (m.term < this.term) {
+      if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === MessageType.Heartbeat || m.type === MessageType.App)) {
+        // A stale leader (e.g. after a pause or partition) learns our term from this and steps down.
+        this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id }));
+      } else if (m.type === MessageType.PreVote) {
+        this.send(makeMessage({ type: MessageType.PreVoteResp, to: m.from, from: this.id, term: this.term, reject: true }));
+      } else {
+        this.logger.debug('ignoring message from a lower term', { type: MessageType[m.type], from: m.from, term: m.term });
+      }
+      return;
+    }
+
+    switch (m.type) {
+      case MessageType.Vote:
+      case MessageType.PreVote:
+        this.handleVoteRequest(m);
+        return;
+      default:
+        break;
+    }
+    switch (this.state) {
+      case StateType.Leader:
+        this.stepLeader(m);
+        return;
+      case StateType.Candidate:
+      case StateType.PreCandidate:
+        this.stepCandidate(m);
+        return;
+      case StateType.Follower:
+        this.stepFollower(m);
+        return;
+      default:
+        unreachable(this.state, 'state');
+    }
+  }
+
+  private handleVoteRequest(m: Message): void {
+    const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
+    const canVote =
+      this.vote === m.from ||
+      (this.vote === NONE && this.lead === NONE) ||
+      (m.type === MessageType.PreVote && m.term > this.term);
+    if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
+      // A granted pre-vote answers with the term asked about, so the pre-candidate counts it.
+      this.send(makeMessage({ type: respType, to: m.from, from: this.id, term: m.term }));
+      if (m.type === MessageType.Vote) {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.send(makeMessage({ type: respType, to: m.from, from: this.id, term: this.term, reject: true }));
+    }
+  }
+
+  private stepLeader(m: Message): void {
+    const pr = this.progress.get(m.from);
+    switch (m.type) {
+      case MessageType.AppResp:
+        if (!pr) return;
+        pr.recentActive = true;
+        this.handleAppendResponse(m, pr);
+        return;
+      case MessageType.HeartbeatResp:
+        if (!pr) return;
+        pr.recentActive = true;
+        pr.probeSent = false;
+        if (pr.match < this.log.lastIndex() || pr.state === ProgressState.Probe) this.maybeSendAppend(m.from, true);
+        if (m.context.byteLength > 0) this.ackRead(m.from, m.context);
+        return;
+      case MessageType.SnapStatus:
+        if (!pr || pr.state !== ProgressState.Snapshot) return;
+        pr.recentActive = true;
+        if (m.reject) {
+          this.logger.info('follower failed to install snapshot: will retry', { from: m.from });
+          pr.pendingSnapshot = 0;
+          pr.becomeProbe();
+        } else {
+          pr.maybeUpdate(m.index);
+          pr.becomeProbe();
+          this.maybeSendAppend(m.from, true);
+        }
+        return;
+      case MessageType.ReadIndex:
+        if (!pr) return;
+        this.handleReadIndex(m.context, m.from);
+        return;
+      default:
+        this.logger.debug('leader ignoring message', { type: MessageType[m.type], from: m.from });
+    }
+  }
+
+  private handleAppendResponse(m: Message, pr: Progress): void {
+    if (m.reject) {
+      // The follower's hint: it may match at most at rejectHint, whose term it has as logTerm. Our own
+      // last entry at or below that hint with a term <= logTerm is where probing resumes.
+      let nextProbe = m.rejectHint;
+      if (m.logTerm > 0) nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
+      if (pr.maybeDecrTo(m.index, nextProbe)) {
+        this.logger.debug('append rejected: backing up', { from: m.from, rejected: m.index, next: pr.next });
+        if (pr.state === ProgressState.Replicate) pr.becomeProbe();
+        this.maybeSendAppend(m.from, true);
+      }
+      return;
+    }
+    const wasPaused = pr.isPaused();
+    if (!pr.maybeUpdate(m.index)) {
+      if (wasPaused && !pr.isPaused()) this.maybeSendAppend(m.from, false);
+      return;
+    }
+    switch (pr.state) {
+      case ProgressState.Probe:
+        pr.becomeReplicate();
+        break;
+      case ProgressState.Snapshot:
+        if (pr.match >= pr.pendingSnapshot) {
+          pr.becomeProbe();
+          pr.becomeReplicate();
+        }
+        break;
+      case ProgressState.Replicate:
+        pr.inflights.freeLE(m.index);
+        break;
+    }
+    if (this.maybeCommit()) {
+      this.bcastPending = true;
+    }
+    // Keep the pipeline full for this follower.
+    while (this.maybeSendAppend(m.from, false)) {
+      /* send until paused or caught up */
+    }
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
+      this.logger.info('transferee caught up: sending TimeoutNow', { to: m.from });
+      this.send(makeMessage({ type: MessageType.TimeoutNow, to: m.from, from: this.id }));
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    const myVoteResp = this.state === StateType.PreCandidate ? MessageType.PreVoteResp : MessageType.VoteResp;
+    switch (m.type) {
+      case MessageType.App:
+      case MessageType.Heartbeat:
+      case MessageType.Snap:
+        // A leader exists for this term.
+        this.becomeFollower(m.term, m.from);
+        this.stepFollower(m);
+        return;
+      case MessageType.VoteResp:
+      case MessageType.PreVoteResp: {
+        if (m.type !== myVoteResp) return;
+        const res = this.poll(m.from, !m.reject);
+        if (res === VoteResult.Won) {
+          if (this.state === StateType.PreCandidate) this.campaign('election');
+          else {
+            this.becomeLeader();
+          }
+        } else if (res === VoteResult.Lost) {
+          // A pre-vote rejection with a higher term already moved our term in step().
+          this.becomeFollower(this.term, NONE);
+        }
+        return;
+      }
+      case MessageType.TimeoutNow:
+        this.logger.debug('candidate ignoring TimeoutNow', { from: m.from });
+        return;
+      default:
+        this.logger.debug('candidate ignoring message', { type: MessageType[m.type], from: m.from });
+    }
+  }
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case MessageType.App:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleAppendEntries(m);
+        return;
+      case MessageType.Heartbeat:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+        this.send(makeMessage({ type: MessageType.HeartbeatResp, to: m.from, from: this.id, context: m.context }));
+        return;
+      case MessageType.Snap:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleSnapshot(m);
+        return;
+      case MessageType.TimeoutNow:
+        if (m.from !== this.lead) return;
+        this.logger.info('TimeoutNow from leader: campaigning for a transfer', { from: m.from });
+        this.campaign('transfer');
+        return;
+      case MessageType.ReadIndexResp:
+        if (m.from !== this.lead) return;
+        this.readStates.push({ context: m.context, index: m.index, ok: !m.reject });
+        return;
+      default:
+        this.logger.debug('follower ignoring message', { type: MessageType[m.type], from: m.from });
+    }
+  }
+
+  private handleAppendEntries(m: Message): void {
+    if (m.index < this.log.committed) {
+      // Entries up to our commit index match the leader's by Log Matching: report where we are.
+      this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: this.log.committed }));
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
+    if (lastNew !== undefined) {
+      this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: lastNew }));
+      return;
+    }
+    // No match at m.index: hint the last index we may match, and our term there.
+    const hintIndex = Math.min(m.index, this.log.lastIndex());
+    const hint = this.log.findConflictByTerm(hintIndex, m.logTerm);
+    this.logger.debug('rejecting append', { from: m.from, index: m.index, logTerm: m.logTerm, hintIndex: hint.index });
+    this.send(
+      makeMessage({
+        type: MessageType.AppResp,
+        to: m.from,
+        from: this.id,
+        index: m.index,
+        reject: true,
+        rejectHint: hint.index,
+        logTerm: hint.term,
+      }),
+    );
+  }
+
+  private handleSnapshot(m: Message): void {
+    const meta = m.snapshot;
+    if (!meta) return;
+    if (meta.index <= this.log.committed) {
+      this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: this.log.committed }));
+      return;
+    }
+    if (this.log.matchTerm(meta.index, meta.term)) {
+      // We already hold the snapshot's last entry: just learn that it is committed.
+      this.log.commitTo(meta.index);
+      this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: this.log.committed }));
+      return;
+    }
+    if (this.snapshotFetchPending || (this.snapshotToFetch && this.snapshotToFetch.meta.index >= meta.index)) {
+      return; // already fetching one at least as new
+    }
+    this.logger.info('asked to install a snapshot', { from: m.from, index: meta.index, term: meta.term });
+    this.snapshotToFetch = { meta, from: m.from };
+  }
+
+  // ---------------------------------------------------------------- snapshot install (driver callbacks)
+
+  /** Called by RawNode when the fetch request is handed to the driver. */
+  takeSnapshotToFetch(): { meta: SnapshotMeta; from: NodeId } | null {
+    const s = this.snapshotToFetch;
+    if (s) {
+      this.snapshotToFetch = null;
+      this.snapshotFetchPending = true;
+    }
+    return s;
+  }
+
+  /**
+   * The driver fetched the snapshot image (ok) or gave up. Returns true if the snapshot must be installed:
+   * the driver then resets its storage to it before any further call. Returns false if it became stale.
+   */
+  snapshotFetched(meta: SnapshotMeta, ok: boolean): boolean {
+    this.snapshotFetchPending = false;
+    const reportTo = this.lead !== NONE ? this.lead : NONE;
+    if (!ok) {
+      if (reportTo !== NONE) {
+        this.send(makeMessage({ type: MessageType.SnapStatus, to: reportTo, from: this.id, reject: true }));
+      }
+      return false;
+    }
+    if (meta.index <= this.log.committed) {
+      this.logger.info('fetched snapshot is stale: discarding', { index: meta.index, committed: this.log.committed });
+      if (reportTo !== NONE) {
+        this.send(makeMessage({ type: MessageType.AppResp, to: reportTo, from: this.id, index: this.log.committed }));
+      }
+      return false;
+    }
+    return true;
+  }
+
+  /** The driver has reset its storage to the snapshot; the log and configuration now start from it. */
+  restore(meta: SnapshotMeta): void {
+    this.log.restore(meta);
+    this.conf = cloneConf(meta.conf);
+    this.resetProgress();
+    this.logger.info('installed snapshot', { index: meta.index, term: meta.term });
+    if (this.lead !== NONE) {
+      this.send(makeMessage({ type: MessageType.SnapStatus, to: this.lead, from: this.id, index: meta.index }));
+    }
+  }
+
+  // ---------------------------------------------------------------- replication (leader)
+
+  private send(m: Message): void {
+    if (m.term === 0 && m.type !== MessageType.PreVoteResp && m.type !== MessageType.VoteResp && m.type !== MessageType.PreVote) {
+      m.term = this.term;
+    }
+    assert(m.to !== this.id, 'raft: sending to self');
+    if (AFTER_PERSIST.has(m.type)) this.msgsAfterPersist.push(m);
+    else this.msgs.push(m);
+  }
+
+  /** Sends the next append to `to` if its flow control allows. Returns true if a message was sent. */
+  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const pr = this.progress.get(to);
+    if (!pr || to === this.id || pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    if (prevTerm === undefined || pr.next < this.log.firstIndex()) {
+      return this.sendSnapshot(to, pr);
+    }
+    const lastIndex = this.log.lastIndex();
+    let ents: Entry[] = [];
+    if (pr.next <= lastIndex) {
+      const hi = Math.min(lastIndex + 1, pr.next + this.cfg.maxEntriesPerAppend);
+      ents = this.log.entries(pr.next, hi, this.cfg.maxAppendBytes);
+    }
+    const commit = this.log.committed;
+    if (ents.length === 0 && !sendIfEmpty && pr.sentCommit >= commit) return false;
+    this.send(makeMessage({ type: MessageType.App, to, from: this.id, index: prevIndex, logTerm: prevTerm, entries: ents, commit }));
+    pr.sentCommit = Math.max(pr.sentCommit, commit);
+    if (ents.length > 0) {
+      let bytes = 0;
+      for (const e of ents) bytes += entryBytes(e);
+      pr.sentEntries(ents[ents.length - 1]!.index, bytes);
+    } else if (pr.state === ProgressState.Probe) {
+      pr.probeSent = true;
+    }
+    return true;
+  }
+
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    const meta = this.log.storage.snapshotMeta();
+    if (meta.index === 0) {
+      this.logger.warn('follower needs compacted entries but no snapshot exists', { to });
+      return false;
+    }
+    pr.becomeSnapshot(meta.index);
+    this.logger.info('sending snapshot', { to, index: meta.index, term: meta.term });
+    this.send(makeMessage({ type: MessageType.Snap, to, from: this.id, snapshot: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) } }));
+    return true;
+  }
+
+  /** Sends pending appends to every follower (new entries, or a commit index they have not seen). */
+  flushBroadcast(): void {
+    if (!this.bcastPending) return;
+    this.bcastPending = false;
+    if (this.state !== StateType.Leader) return;
+    for (const id of this.members()) {
+      if (id === this.id) continue;
+      while (this.maybeSendAppend(id, false)) {
+        /* fill the window */
+      }
+    }
+  }
+
+  private bcastHeartbeat(context: Uint8Array | undefined): void {
+    for (const id of this.members()) {
+      if (id === this.id) continue;
+      const pr = this.progress.get(id)!;
+      this.send(
+        makeMessage({
+          type: MessageType.Heartbeat,
+          to: id,
+          from: this.id,
+          // Never tell a follower to commit past what it is known to hold.
+          commit: Math.min(pr.match, this.log.committed),
+          context: context ?? new Uint8Array(0),
+        }),
+      );
+    }
+  }
+
+  private maybeCommit(): boolean {
+    const ci = committedIndex(this.conf, (id) => this.progress.get(id)?.match);
+    const before = this.log.committed;
+    if (!this.log.maybeCommit(ci, this.term)) return false;
+    this.reduceUncommitted(before, this.log.committed);
+    return true;
+  }
+
+  private reduceUncommitted(from: number, to: number): void {
+    if (this.uncommittedBytes === 0) return;
+    let freed = 0;
+    const lo = Math.max(from + 1, this.log.firstIndex());
+    if (lo <= to) for (const e of this.log.entries(lo, to + 1, Number.MAX_SAFE_INTEGER)) freed += entryBytes(e);
+    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - freed);
+  }
+
+  /** Appends entries at the end of the leader's log in the current term. False if over the uncommitted bound. */
+  private appendEntries(ents: Entry[]): boolean {
+    let bytes = 0;
+    for (const e of ents) bytes += entryBytes(e);
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.cfg.maxUncommittedBytes) return false;
+    let li = this.log.lastIndex();
+    for (const e of ents) {
+      e.term = this.term;
+      e.index = ++li;
+    }
+    this.log.append(ents);
+    this.uncommittedBytes += bytes;
+    this.bcastPending = true;
+    // A single-voter configuration commits once its own write is durable (see persisted()).
+    return true;
+  }
+
+  // ---------------------------------------------------------------- durability (driver callback)
+
+  /** Entries up to `index` (of `term`) are durable on this node's disk. */
+  persisted(index: number, term: number): void {
+    this.log.unstable.stableTo(index, term);
+    if (this.state !== StateType.Leader) return;
+    const self = this.progress.get(this.id);
+    if (self && self.maybeUpdate(this.log.stableIndex()) && this.maybeCommit()) this.bcastPending = true;
+  }
+
+  // ---------------------------------------------------------------- proposals
+
+  propose(data: Uint8Array, expectedTerm?: number): ProposeResult {
+    const refused = this.checkProposal(expectedTerm);
+    if (refused) return refused;
+    const e: Entry = { term: 0, index: 0, type: EntryType.Normal, data };
+    if (!this.appendEntries([e])) return this.refuse('busy', 'too many uncommitted bytes');
+    return { ok: true, index: e.index, term: e.term };
+  }
+
+  proposeConfChange(cc: ConfChange, expectedTerm?: number): ProposeResult {
+    const refused = this.checkProposal(expectedTerm);
+    if (refused) return refused;
+    if (this.pendingConfIndex > this.log.applied) {
+      return this.refuse('conf-change-pending', `configuration change at ${this.pendingConfIndex} not yet applied`);
+    }
+    const problem = validateConfChange(this.conf, cc);
+    if (problem) return this.refuse('invalid-conf-change', problem);
+    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) };
+    if (!this.appendEntries([e])) return this.refuse('busy', 'too many uncommitted bytes');
+    this.pendingConfIndex = e.index;
+    return { ok: true, index: e.index, term: e.term };
+  }
+
+  private checkProposal(expectedTerm: number | undefined): ProposeResult | null {
+    if (this.state !== StateType.Leader) return this.refuse('not-leader');
+    if (expectedTerm !== undefined && expectedTerm !== this.term) {
+      return this.refuse('term-mismatch', `expected term ${expectedTerm}, leader is at ${this.term}`);
+    }
+    if (this.leadTransferee !== NONE) return this.refuse('transferring', `transferring leadership to ${this.leadTransferee}`);
+    return null;
+  }
+
+  private refuse(error: ProposeError, detail?: string): ProposeResult {
+    return detail === undefined
+      ? { ok: false, error, leader: this.lead, term: this.term }
+      : { ok: false, error, leader: this.lead, term: this.term, detail };
+  }
+
+  // ---------------------------------------------------------------- applying (called as entries are handed out)
+
+  /** Entries up to `index` are handed to the application; configuration changes among them take effect. */
+  appliedTo(ents: Entry[]): void {
+    if (ents.length === 0) return;
+    for (const e of ents) {
+      if (e.type === EntryType.ConfChange) this.applyConfEntry(e);
+    }
+    this.log.appliedTo(ents[ents.length - 1]!.index);
+    this.maybeAutoLeaveJoint();
+  }
+
+  private applyConfEntry(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    const next = applyConfChange(this.conf, cc);
+    this.logger.info('configuration applied', { index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners });
+    this.conf = next;
+    const lastIndex = this.log.lastIndex();
+    for (const id of confMembers(next)) {
+      if (!this.progress.has(id)) {
+        const pr = new Progress(lastIndex + 1, this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
+        // A new member starts probing; treat it as active so check-quorum gives it one round.
+        pr.recentActive = true;
+        this.progress.set(id, pr);
+      }
+    }
+    for (const id of [...this.progress.keys()]) {
+      if (!confMembers(next).includes(id)) this.progress.delete(id);
+    }
+    if (this.state !== StateType.Leader) return;
+    if (!isVoter(next, this.id) && !isJoint(next)) {
+      // A leader removed by a committed configuration steps down; the remaining voters elect a leader.
+      this.logger.info('removed from the configuration: stepping down', { term: this.term });
+      this.becomeFollower(this.term, NONE);
+      return;
+    }
+    if (this.leadTransferee !== NONE && !isVoter(next, this.leadTransferee)) this.leadTransferee = NONE;
+    // The quorum changed: entries may now be committed (or reads confirmed).
+    if (this.maybeCommit()) this.bcastPending = true;
+    this.bcastPending = true;
+  }
+
+  private maybeAutoLeaveJoint(): void {
+    if (this.state !== StateType.Leader || !isJoint(this.conf) || this.pendingConfIndex > this.log.applied) return;
+    if (this.leadTransferee !== NONE) return;
+    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange({ changes: [], leaveJoint: true }) };
+    if (this.appendEntries([e])) {
+      this.pendingConfIndex = e.index;
+      this.logger.info('leaving joint configuration', { index: e.index });
+    }
+  }
+
+  // ---------------------------------------------------------------- ReadIndex
+
+  readIndex(context: Uint8Array): void {
+    if (this.state === StateType.Leader) {
+      this.handleReadIndex(context, this.id);
+      return;
+    }
+    if (this.lead === NONE) {
+      this.readStates.push({ context, index: 0, ok: false });
+      return;
+    }
+    this.send(makeMessage({ type: MessageType.ReadIndex, to: this.lead, from: this.id, context }));
+  }
+
+  private handleReadIndex(context: Uint8Array, from: NodeId): void {
+    // A new leader does not know the commit index of its predecessor until it commits in its own term
+    // (etcd issue 7331): refuse until then.
+    if (this.log.term(this.log.committed) !== this.term) {
+      this.answerRead({ index: 0, context, key: '', from, acks: new Set() }, false);
+      return;
+    }
+    const req: PendingRead = { index: this.log.committed, context, key: hexKey(context), from, acks: new Set([this.id]) };
+    if (this.voters().length === 1 && this.voters()[0] === this.id) {
+      this.answerRead(req, true);
+      return;
+    }
+    if (this.reads.some((r) => r.key === req.key)) return;
+    this.reads.push(req);
+    this.bcastHeartbeat(context);
+  }
+
+  private ackRead(from: NodeId, context: Uint8Array): void {
+    const key = hexKey(context);
+    const pos = this.reads.findIndex((r) => r.key === key);
+    if (pos < 0) return;
+    const req = this.reads[pos]!;
+    req.acks.add(from);
+    const votes = new Map<NodeId, boolean>();
+    for (const id of this.voters()) votes.set(id, req.acks.has(id));
+    if (voteResult(this.conf, votes) !== VoteResult.Won) return;
+    // A quorum confirmed leadership after every earlier request was queued: release them all.
+    const released = this.reads.splice(0, pos + 1);
+    for (const r of released) this.answerRead(r, true);
+  }
+
+  private answerRead(r: PendingRead, ok: boolean): void {
+    if (r.from === this.id) {
+      this.readStates.push({ context: r.context, index: r.index, ok });
+    } else {
+      this.send(makeMessage({ type: MessageType.ReadIndexResp, to: r.from, from: this.id, index: r.index, context: r.context, reject: !ok }));
+    }
+  }
+
+  private failPendingReads(): void {
+    const pending = this.reads;
+    this.reads = [];
+    for (const r of pending) {
+      if (r.from === this.id) this.readStates.push({ context: r.context, index: 0, ok: false });
+    }
+  }
+
+  // ---------------------------------------------------------------- leadership transfer
+
+  transferLeader(to: NodeId): { ok: boolean; detail?: string } {
+    if (this.state !== StateType.Leader) return { ok: false, detail: 'not the leader' };
+    if (to === this.id) return { ok: true };
+    if (!isVoter(this.conf, to)) return { ok: false, detail: `${to} is not a voter` };
+    if (this.leadTransferee === to) return { ok: true };
+    this.leadTransferee = to;
+    // The transfer must finish within one election timeout, or it is abandoned.
+    this.electionElapsed = 0;
+    const pr = this.progress.get(to)!;
+    this.logger.info('transferring leadership', { to, match: pr.match, lastIndex: this.log.lastIndex() });
+    if (pr.match === this.log.lastIndex()) {
+      this.send(makeMessage({ type: MessageType.TimeoutNow, to, from: this.id }));
+    } else {
+      this.maybeSendAppend(to, true);
+    }
+    return { ok: true };
+  }
+
+  /** A transport failure to `id`: a pipelining follower goes back to probing. */
+  reportUnreachable(id: NodeId): void {
+    const pr = this.progress.get(id);
+    if (this.state !== StateType.Leader || !pr) return;
+    if (pr.state === ProgressState.Replicate) pr.becomeProbe();
+  }
+}

@@ -1,0 +1,273 @@
+// The driver's handle on the core (etcd's RawNode): inputs validated at the boundary, outputs bundled into a
+// Ready that says what to persist, what to send now, what to send once persisted, and what to apply.
+
+import { assert } from '../assert.js';
+import { Raft } from './raft.js';
+import type { ProposeResult, RaftConfig, ReadState } from './raft.js';
+import type { LogStorage } from './log.js';
+import { confMembers, isVoter, MessageType, NONE, StateType } from './types.js';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, SnapshotMeta } from './types.js';
+import { ProgressState } from './progress.js';
+
+export interface SoftState {
+  lead: NodeId;
+  state: StateType;
+}
+
+export interface Ready {
+  /** Changed since the last Ready (soft state is never persisted). */
+  softState: SoftState | null;
+  /** Changed since the last Ready; term and vote must be durable before persistedMessages go out. */
+  hardState: HardState | null;
+  /** Entries to append; the first may be at or below the durable last index, which then truncates the log. */
+  entries: Entry[];
+  /** Messages that may be sent at once (a leader's appends go out while its own write is in flight). */
+  messages: Message[];
+  /** Messages to send only after this Ready's hardState and entries (and every earlier write) are durable. */
+  persistedMessages: Message[];
+  /** Entries to apply, in order; all durable here and committed. */
+  committedEntries: Entry[];
+  readStates: ReadState[];
+  /** The leader asked this follower to install a snapshot: fetch it from `from`, then call snapshotFetched. */
+  snapshotToFetch: { meta: SnapshotMeta; from: NodeId } | null;
+}
+
+export interface FollowerStatus {
+  match: number;
+  next: number;
+  state: ProgressState;
+  inflight: number;
+  recentActive: boolean;
+  pendingSnapshot: number;
+}
+
+export interface RaftStatus {
+  id: NodeId;
+  term: number;
+  vote: NodeId;
+  lead: NodeId;
+  state: StateType;
+  commitIndex: number;
+  appliedIndex: number;
+  firstIndex: number;
+  lastIndex: number;
+  /** Last index durable on this node's disk. */
+  stableIndex: number;
+  conf: ConfState;
+  leadTransferee: NodeId;
+  /** Leader only: every other member's replication progress. */
+  progress: Record<NodeId, FollowerStatus>;
+}
+
+const RESPONSE_TYPES = new Set([
+  MessageType.AppResp,
+  MessageType.VoteResp,
+  MessageType.PreVoteResp,
+  MessageType.HeartbeatResp,
+  MessageType.SnapStatus,
+  MessageType.ReadIndexResp,
+]);
+
+function isSafeIndex(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0;
+}
+
+/** Why a message from a peer cannot be stepped, or null. Structural checks only: state checks are Raft's. */
+export function validateMessage(m: Message, self: NodeId): string | null {
+  if (m.to !== self) return `addressed to ${m.to}`;
+  if (m.from === NONE || m.from === self) return `bad sender ${JSON.stringify(m.from)}`;
+  if (!(m.type in MessageType) || m.type === MessageType.None) return `unknown type ${m.type}`;
+  if (!isSafeIndex(m.term) || !isSafeIndex(m.logTerm) || !isSafeIndex(m.index) || !isSafeIndex(m.commit) || !isSafeIndex(m.rejectHint)) {
+    return 'an index or term is not a safe non-negative integer';
+  }
+  if ((m.type === MessageType.App || m.type === MessageType.Vote || m.type === MessageType.PreVote) && m.logTerm > m.term) {
+    return `log term ${m.logTerm} above the message term ${m.term}`;
+  }
+  if (m.entries.length > 0) {
+    if (m.type !== MessageType.App) return 'entries on a non-append message';
+    let prevTerm = m.logTerm;
+    for (let i = 0; i < m.entries.length; i++) {
+      const e = m.entries[i]!;
+      if (e.index !== m.index + 1 + i) return `entry ${i} has index ${e.index}, expected ${m.index + 1 + i}`;
+      if (!isSafeIndex(e.term) || e.term < prevTerm || e.term > m.term) return `entry ${e.index} has term ${e.term} out of order`;
+      prevTerm = e.term;
+    }
+  }
+  if (m.type === MessageType.Snap) {
+    const s = m.snapshot;
+    if (!s || !isSafeIndex(s.index) || !isSafeIndex(s.term) || s.index === 0 || s.term > m.term) return 'bad snapshot metadata';
+    if (!s.conf || s.conf.voters.length === 0) return 'snapshot without a configuration';
+  }
+  return null;
+}
+
+export class RawNode {
+  readonly raft: Raft;
+  private prevHard: HardState;
+  private prevSoft: SoftState;
+  private outstanding: Ready | null = null;
+
+  constructor(cfg: RaftConfig, storage: LogStorage, hardState: HardState) {
+    this.raft = new Raft(cfg, storage, hardState);
+    this.prevHard = this.raft.hardState();
+    this.prevSoft = { lead: this.raft.lead, state: this.raft.state };
+  }
+
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Steps a message from a peer. Malformed, misaddressed or unsolicited input is dropped, never trusted. */
+  step(m: Message): boolean {
+    const problem = validateMessage(m, this.raft.id);
+    if (problem !== null) {
+      this.debug('dropping invalid message', { problem, type: m.type, from: m.from });
+      return false;
+    }
+    if (RESPONSE_TYPES.has(m.type) && !this.raft.progress.has(m.from) && m.type !== MessageType.ReadIndexResp) {
+      this.debug('dropping response from a non-member', { type: MessageType[m.type], from: m.from });
+      return false;
+    }
+    this.raft.step(m);
+    return true;
+  }
+
+  propose(data: Uint8Array, expectedTerm?: number): ProposeResult {
+    return this.raft.propose(data, expectedTerm);
+  }
+
+  proposeConfChange(cc: ConfChange, expectedTerm?: number): ProposeResult {
+    return this.raft.proposeConfChange(cc, expectedTerm);
+  }
+
+  readIndex(context: Uint8Array): void {
+    this.raft.readIndex(context);
+  }
+
+  transferLeader(to: NodeId): { ok: boolean; detail?: string } {
+    return this.raft.transferLeader(to);
+  }
+
+  /** Starts an election now (tests, and an operator's explicit request). */
+  campaign(): void {
+    if (this.raft.state !== StateType.Leader) this.raft.campaign(this.raft.cfg.preVote ? 'pre-vote' : 'election');
+  }
+
+  reportUnreachable(id: NodeId): void {
+    this.raft.reportUnreachable(id);
+  }
+
+  /** The driver made entries up to `index` of `term` durable (every earlier write included). */
+  persisted(index: number, term: number): void {
+    this.raft.persisted(index, term);
+  }
+
+  /**
+   * The snapshot image was fetched (ok) or the fetch failed. When this returns true the driver must reset
+   * its storage to the snapshot (synchronously for reads; durably through its ordered write queue, ahead
+   * of any later write) and then call restore(meta).
+   */
+  snapshotFetched(meta: SnapshotMeta, ok: boolean): boolean {
+    return this.raft.snapshotFetched(meta, ok);
+  }
+
+  restore(meta: SnapshotMeta): void {
+    this.raft.restore(meta);
+  }
+
+  hasReady(): boolean {
+    const r = this.raft;
+    if (r.hasPendingBroadcast() || r.msgs.length > 0 || r.msgsAfterPersist.length > 0 || r.readStates.length > 0) return true;
+    if (r.snapshotToFetch !== null) return true;
+    if (r.log.unstable.nextEntries().length > 0) return true;
+    if (r.log.hasNextCommittedEntries()) return true;
+    if (r.lead !== this.prevSoft.lead || r.state !== this.prevSoft.state) return true;
+    return !this.hardStateEqual(r.hardState(), this.prevHard);
+  }
+
+  ready(): Ready {
+    assert(this.outstanding === null, 'rawnode: ready() called before advance() of the previous Ready');
+    const r = this.raft;
+    r.flushBroadcast();
+    const hs = r.hardState();
+    const soft: SoftState = { lead: r.lead, state: r.state };
+    const rd: Ready = {
+      softState: soft.lead !== this.prevSoft.lead || soft.state !== this.prevSoft.state ? soft : null,
+      hardState: this.hardStateEqual(hs, this.prevHard) ? null : hs,
+      entries: r.log.unstable.nextEntries(),
+      messages: r.msgs,
+      persistedMessages: r.msgsAfterPersist,
+      committedEntries: r.log.nextCommittedEntries(this.maxApplyBytes()),
+      readStates: r.readStates,
+      snapshotToFetch: r.takeSnapshotToFetch(),
+    };
+    r.msgs = [];
+    r.msgsAfterPersist = [];
+    r.readStates = [];
+    r.log.unstable.acceptInProgress();
+    if (rd.hardState) this.prevHard = rd.hardState;
+    if (rd.softState) this.prevSoft = rd.softState;
+    this.outstanding = rd;
+    return rd;
+  }
+
+  /** The driver has handed the Ready's entries to storage and applied its committed entries. */
+  advance(rd: Ready): void {
+    assert(this.outstanding === rd, 'rawnode: advance() of a Ready that is not outstanding');
+    this.outstanding = null;
+    this.raft.appliedTo(rd.committedEntries);
+  }
+
+  status(): RaftStatus {
+    const r = this.raft;
+    const progress: Record<NodeId, FollowerStatus> = {};
+    if (r.state === StateType.Leader) {
+      for (const [id, pr] of r.progress) {
+        if (id === r.id) continue;
+        progress[id] = {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          inflight: pr.inflights.count,
+          recentActive: pr.recentActive,
+          pendingSnapshot: pr.pendingSnapshot,
+        };
+      }
+    }
+    return {
+      id: r.id,
+      term: r.term,
+      vote: r.vote,
+      lead: r.lead,
+      state: r.state,
+      commitIndex: r.log.committed,
+      appliedIndex: r.log.applied,
+      firstIndex: r.log.firstIndex(),
+      lastIndex: r.log.lastIndex(),
+      stableIndex: r.log.stableIndex(),
+      conf: { voters: [...r.conf.voters], votersOutgoing: [...r.conf.votersOutgoing], learners: [...r.conf.learners] },
+      leadTransferee: r.leadTransferee,
+      progress,
+    };
+  }
+
+  isVoter(id: NodeId): boolean {
+    return isVoter(this.raft.conf, id);
+  }
+
+  members(): NodeId[] {
+    return confMembers(this.raft.conf);
+  }
+
+  private maxApplyBytes(): number {
+    return this.raft.cfg.maxApplyBytes;
+  }
+
+  private debug(msg: string, fields: Record<string, unknown>): void {
+    this.raft.logger.debug(msg, fields);
+  }
+
+  private hardStateEqual(a: HardState, b: HardState): boolean {
+    return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+  }
+}

@@ -1,0 +1,136 @@
+// The Raft core's vocabulary: entries, messages, hard state, configurations, snapshot metadata.
+// Field names and enum values match proto/raft.proto exactly, so a core object encodes as-is.
+
+export type NodeId = string;
+/** No node: no leader known, no vote cast. */
+export const NONE: NodeId = '';
+
+export enum EntryType {
+  Normal = 0,
+  ConfChange = 1,
+}
+
+export interface Entry {
+  term: number;
+  index: number;
+  type: EntryType;
+  data: Uint8Array;
+}
+
+export interface HardState {
+  term: number;
+  vote: NodeId;
+  commit: number;
+}
+
+/** A membership configuration; a non-empty votersOutgoing means joint consensus (C_old,new). */
+export interface ConfState {
+  voters: NodeId[];
+  votersOutgoing: NodeId[];
+  learners: NodeId[];
+}
+
+export interface SnapshotMeta {
+  index: number;
+  term: number;
+  conf: ConfState;
+}
+
+export enum ConfChangeOp {
+  AddVoter = 0,
+  Remove = 1,
+  AddLearner = 2,
+}
+
+export interface ConfChangeItem {
+  op: ConfChangeOp;
+  peer: { id: NodeId; address: string };
+}
+
+export interface ConfChange {
+  changes: ConfChangeItem[];
+  leaveJoint: boolean;
+}
+
+export enum MessageType {
+  None = 0,
+  App = 1,
+  AppResp = 2,
+  Vote = 3,
+  VoteResp = 4,
+  PreVote = 5,
+  PreVoteResp = 6,
+  Heartbeat = 7,
+  HeartbeatResp = 8,
+  Snap = 9,
+  SnapStatus = 10,
+  TimeoutNow = 11,
+  ReadIndex = 12,
+  ReadIndexResp = 13,
+}
+
+export interface Message {
+  type: MessageType;
+  to: NodeId;
+  from: NodeId;
+  term: number;
+  logTerm: number;
+  index: number;
+  entries: Entry[];
+  commit: number;
+  reject: boolean;
+  rejectHint: number;
+  context: Uint8Array;
+  snapshot: SnapshotMeta | null;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** A message with every field defaulted, then the given ones. */
+export function makeMessage(fields: Partial<Message> & Pick<Message, 'type' | 'to' | 'from'>): Message {
+  return {
+    term: 0,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    context: EMPTY,
+    snapshot: null,
+    ...fields,
+  };
+}
+
+export enum StateType {
+  Follower = 'follower',
+  PreCandidate = 'pre-candidate',
+  Candidate = 'candidate',
+  Leader = 'leader',
+}
+
+export function emptyConf(): ConfState {
+  return { voters: [], votersOutgoing: [], learners: [] };
+}
+
+export function cloneConf(c: ConfState): ConfState {
+  return { voters: [...c.voters], votersOutgoing: [...c.votersOutgoing], learners: [...c.learners] };
+}
+
+export function isJoint(c: ConfState): boolean {
+  return c.votersOutgoing.length > 0;
+}
+
+/** Every node the configuration replicates to: voters of both halves and learners, each once. */
+export function confMembers(c: ConfState): NodeId[] {
+  return [...new Set([...c.voters, ...c.votersOutgoing, ...c.learners])];
+}
+
+export function isVoter(c: ConfState, id: NodeId): boolean {
+  return c.voters.includes(id) || c.votersOutgoing.includes(id);
+}
+
+export function entryBytes(e: Entry): number {
+  // Data plus a rough fixed overhead for term, index and type, so empty entries still count.
+  return e.data.byteLength + 24;
+}
