@@ -442,7 +442,13 @@ export class Raft {
         if (!pr) return;
         pr.recentActive = true;
         pr.probeSent = false;
-        if (pr.match < this.log.lastIndex() || pr.state === ProgressState.Probe) this.maybeSendAppend(m.from, true);
+        if (pr.state === ProgressState.Replicate && pr.inflights.full()) {
+          // Every append in the window may have been lost: an empty append at the window's end makes the
+          // follower report where it really is (accept frees the window, reject falls back to probing).
+          this.sendEmptyAppend(m.from, pr);
+        } else if (pr.match < this.log.lastIndex() || pr.state === ProgressState.Probe) {
+          this.maybeSendAppend(m.from, true);
+        }
         if (m.context.byteLength > 0) this.ackRead(m.from, m.context);
         return;
       case MessageType.SnapStatus:
@@ -709,6 +715,18 @@ export class Raft {
       pr.probeSent = true;
     }
     return true;
+  }
+
+  private sendEmptyAppend(to: NodeId, pr: Progress): void {
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    if (prevTerm === undefined || prevIndex < this.log.firstIndex() - 1) {
+      // The window's end is compacted away: rediscover the follower (which leads to a snapshot).
+      pr.becomeProbe();
+      this.maybeSendAppend(to, true);
+      return;
+    }
+    this.send(makeMessage({ type: MessageType.App, to, from: this.id, index: prevIndex, logTerm: prevTerm, commit: this.log.committed }));
   }
 
   private sendSnapshot(to: NodeId, pr: Progress): boolean {

@@ -30,10 +30,17 @@ export interface ConfState {
   learners: NodeId[];
 }
 
+export interface Peer {
+  id: NodeId;
+  address: string;
+}
+
 export interface SnapshotMeta {
   index: number;
   term: number;
   conf: ConfState;
+  /** The address book of the members at `index`; carried for the driver, never read by the core. */
+  peers?: Peer[];
 }
 
 export enum ConfChangeOp {
@@ -44,7 +51,7 @@ export enum ConfChangeOp {
 
 export interface ConfChangeItem {
   op: ConfChangeOp;
-  peer: { id: NodeId; address: string };
+  peer: Peer;
 }
 
 export interface ConfChange {

@@ -1,0 +1,68 @@
+// What a Replica needs from the world, as interfaces: the durable log, the state machine, the transport and
+// a clock. The JournalNode wires disks and HTTP; the simulator wires simulated ones, so the seeded
+// simulation exercises this very driver. Everything is callback-based: with a synchronous environment the
+// whole replica runs deterministically in one thread.
+
+import type { LogStorage } from '../raft/log.js';
+import type { Entry, HardState, Message, NodeId, SnapshotMeta } from '../raft/types.js';
+
+export interface ReplicaLog extends LogStorage {
+  /** The hard state loaded at start. */
+  initialHardState(): HardState;
+  /**
+   * Makes `entries` durable (first truncating the log from entries[0].index when that is at or below the
+   * last index) and, when given, the hard state (before the entries); calls done once all of it is on
+   * stable storage. The replica never issues a write before the previous one is done.
+   */
+  write(hardState: HardState | null, entries: Entry[], done: (err: Error | null) => void): void;
+  /** A snapshot is durable: snapshotMeta() returns it from now on; entries up to compactTo may be dropped. */
+  snapshotSaved(meta: SnapshotMeta, compactTo: number): void;
+  /**
+   * Starts the log anew right after a snapshot being installed: from now on the view is an empty log after
+   * meta (firstIndex = meta.index + 1, term(meta.index) = meta.term, snapshotMeta() = meta). Nothing changes
+   * on disk yet: the snapshot image is not durable at this point.
+   */
+  beginReset(meta: SnapshotMeta): void;
+  /**
+   * The snapshot image is durable: drop the old entries from stable storage; done once durable. Until a
+   * crash-restart sees this, the log on disk still holds the old entries, and loading must discard a log
+   * that does not hold the snapshot's (index, term). Never overlaps a write.
+   */
+  commitReset(meta: SnapshotMeta, done: (err: Error | null) => void): void;
+}
+
+/** A snapshot image fetched from a peer and staged, not yet installed. */
+export interface StagedSnapshot {
+  readonly meta: SnapshotMeta;
+}
+
+export interface ReplicaStateMachine<R> {
+  /**
+   * Applies committed command entries (normal entries with data), in order, and returns each entry's result
+   * for the node that proposed it. Deterministic: every replica reaches the same state.
+   */
+  apply(entries: readonly Entry[]): R[];
+  /**
+   * Saves an image of the state as of meta.index (the last applied index when called) durably. Later entries
+   * may be applied while the save is in flight; the image must not include them.
+   */
+  saveSnapshot(meta: SnapshotMeta, done: (err: Error | null) => void): void;
+  /** Fetches the image described by meta (or a newer one) from peer `from` into a staging area. */
+  fetchSnapshot(from: NodeId, meta: SnapshotMeta, done: (err: Error | null, staged?: StagedSnapshot) => void): void;
+  /** Replaces the whole state with a staged image, durably. */
+  installSnapshot(staged: StagedSnapshot, done: (err: Error | null) => void): void;
+  /** Drops a staged image that will not be installed. */
+  discardSnapshot(staged: StagedSnapshot): void;
+}
+
+export interface ReplicaTransport {
+  /** Sends messages to their `to` peers; best effort (Raft tolerates loss, duplication and reordering). */
+  send(messages: Message[]): void;
+}
+
+export interface ReplicaClock {
+  /** Milliseconds, monotonic. */
+  now(): number;
+  /** Runs fn after the current input is handled, so inputs arriving together are processed as one batch. */
+  defer(fn: () => void): void;
+}
