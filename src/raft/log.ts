@@ -208,8 +208,8 @@ export class RaftLog {
     return Math.min(this.committed, this.stableIndex()) > this.applied;
   }
 
-  nextCommittedEntries(maxBytes: number): Entry[] {
-    const hi = Math.min(this.committed, this.stableIndex()) + 1;
+  nextCommittedEntries(maxBytes: number, maxCount = Number.MAX_SAFE_INTEGER): Entry[] {
+    const hi = Math.min(this.committed, this.stableIndex(), this.applied + maxCount) + 1;
     const lo = this.applied + 1;
     if (lo >= hi) return [];
     return this.entries(lo, hi, maxBytes);

@@ -43,8 +43,9 @@ export interface RaftConfig {
   maxInflightBytes: number;
   /** Proposals beyond this many uncommitted bytes are refused ('busy'): backpressure, never unbounded memory. */
   maxUncommittedBytes: number;
-  /** Bound on the committed entries one Ready hands out. */
+  /** Bounds on the committed entries one Ready hands out. */
   maxApplyBytes: number;
+  maxApplyEntries: number;
   /** A follower silent in Snapshot state for this many ticks is probed again. */
   snapshotTimeoutTicks: number;
   preVote: boolean;
@@ -479,6 +480,12 @@ export class Raft {
       // last entry at or below that hint with a term <= logTerm is where probing resumes.
       let nextProbe = m.rejectHint;
       if (m.logTerm > 0) nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
+      if (pr.state === ProgressState.Probe && m.index === pr.next - 1 && m.rejectHint < pr.match) {
+        // A follower's hint never falls below what it acknowledged unless its disk lost durable entries (a
+        // fault outside the model). Re-replicate from where it really is rather than probing forever.
+        this.logger.warn('follower lost entries it had acknowledged: re-replicating', { from: m.from, match: pr.match, hint: m.rejectHint });
+        pr.match = 0;
+      }
       if (pr.maybeDecrTo(m.index, nextProbe)) {
         this.logger.debug('append rejected: backing up', { from: m.from, rejected: m.index, next: pr.next });
         if (pr.state === ProgressState.Replicate) pr.becomeProbe();

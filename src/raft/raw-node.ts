@@ -197,7 +197,7 @@ export class RawNode {
       entries: r.log.unstable.nextEntries(),
       messages: r.msgs,
       persistedMessages: r.msgsAfterPersist,
-      committedEntries: r.log.nextCommittedEntries(this.maxApplyBytes()),
+      committedEntries: r.log.nextCommittedEntries(r.cfg.maxApplyBytes, r.cfg.maxApplyEntries),
       readStates: r.readStates,
       snapshotToFetch: r.takeSnapshotToFetch(),
     };
@@ -257,10 +257,6 @@ export class RawNode {
 
   members(): NodeId[] {
     return confMembers(this.raft.conf);
-  }
-
-  private maxApplyBytes(): number {
-    return this.raft.cfg.maxApplyBytes;
   }
 
   private debug(msg: string, fields: Record<string, unknown>): void {

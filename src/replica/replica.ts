@@ -26,8 +26,10 @@ export interface ReplicaOptions {
   maxInflightBytes: number;
   maxUncommittedBytes: number;
   maxApplyBytes: number;
-  /** One write (and its one fsync) carries at most this many entry bytes; more waits for the next write. */
+  maxApplyEntries: number;
+  /** One write (and its one fsync) carries at most this many entry bytes / entries; more waits for the next. */
   maxWriteBatchBytes: number;
+  maxWriteBatchEntries: number;
   /** Take a snapshot after this many applied entries, or bytes, or this much time with new entries; 0 = never. */
   snapshotEntries: number;
   snapshotLogBytes: number;
@@ -53,7 +55,9 @@ export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = {
   maxInflightBytes: 64 << 20,
   maxUncommittedBytes: 256 << 20,
   maxApplyBytes: 32 << 20,
+  maxApplyEntries: 1024,
   maxWriteBatchBytes: 16 << 20,
+  maxWriteBatchEntries: 4096,
   snapshotEntries: 0,
   snapshotLogBytes: 256 << 20,
   snapshotIntervalMs: 3_600_000,
@@ -198,6 +202,7 @@ export class Replica<R> {
       maxInflightBytes: opts.maxInflightBytes,
       maxUncommittedBytes: opts.maxUncommittedBytes,
       maxApplyBytes: opts.maxApplyBytes,
+      maxApplyEntries: opts.maxApplyEntries,
       snapshotTimeoutTicks: opts.electionTicks * 30,
       preVote: opts.preVote,
       checkQuorum: opts.checkQuorum,
@@ -303,6 +308,12 @@ export class Replica<R> {
     this.change = { target, deadlineMs: this.deps.clock.now() + this.opts.changePeersTimeoutMs, phase: 'catch-up', cb };
     this.advanceChange();
     this.schedule();
+  }
+
+  /** The transport could not reach a peer: a pipelining follower goes back to probing. */
+  reportUnreachable(id: NodeId): void {
+    if (this.stopped) return;
+    this.guard(() => this.raw.reportUnreachable(id));
   }
 
   /** Fails everything pending and stops; the replica accepts no more input. */
@@ -447,7 +458,7 @@ export class Replica<R> {
       const job = this.queue[0] as WriteJob;
       let jobBytes = 0;
       for (const e of job.entries) jobBytes += e.data.byteLength;
-      if (entries.length > 0 && bytes + jobBytes > this.opts.maxWriteBatchBytes) break;
+      if (entries.length > 0 && (bytes + jobBytes > this.opts.maxWriteBatchBytes || entries.length + job.entries.length > this.opts.maxWriteBatchEntries)) break;
       this.queue.shift();
       if (job.hardState) hardState = job.hardState;
       if (job.entries.length > 0) {

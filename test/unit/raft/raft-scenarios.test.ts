@@ -166,6 +166,25 @@ describe('raft scenarios', () => {
     expect(h.appliedData('n1')).to.deep.equal([...Array(5)].map((_, i) => `c${i}`).concat([...Array(10)].map((_, i) => `new${i}`)));
   });
 
+  it('FollowerThatLostDurableEntriesIsRepaired: a restarted follower missing acknowledged entries is re-replicated', () => {
+    const h = new Harness(ids3);
+    h.elect('n1');
+    for (let i = 0; i < 5; i++) h.propose('n1', `e${i}`);
+    h.deliverAll();
+    expect(h.raft('n1').progress.get('n2')!.match).to.equal(6);
+    // n2 restarts with its last two entries gone (a disk that lied about durability).
+    const n2 = h.node('n2');
+    const kept = new MemoryStorage({ voters: ids3, votersOutgoing: [], learners: [] });
+    kept.append(n2.storage.allEntries().filter((e) => e.index <= 4));
+    h.nodes.delete('n2');
+    h.add('n2', kept, { ...n2.hard, commit: 4 });
+    // The next append reveals the gap: n2 rejects, and its hint is below what it had acknowledged.
+    h.propose('n1', 'e5');
+    h.run(10, () => h.raft('n2').log.lastIndex() === 7 && h.raft('n2').log.committed === 7);
+    expect(h.raft('n1').progress.get('n2')!.match).to.equal(7);
+    expect(h.appliedData('n2').slice(-3)).to.deep.equal(['e3', 'e4', 'e5']);
+  });
+
   it('FollowerHandlesOutOfOrderAppends: reordered and duplicated appends converge to the leader\'s log', () => {
     const h = new Harness(ids3);
     h.elect('n1');
