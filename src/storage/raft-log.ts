@@ -1,0 +1,645 @@
+// The Raft log on disk: segment files of CRC-framed entries, appended in group-committed writes (one write
+// call and one fdatasync per batch, in the libuv thread pool so the event loop never waits on the disk),
+// with an in-memory index (term and offset of every entry) and a bounded cache of recent entries so
+// replication usually reads memory. At start-up every frame is checked: a torn tail is cut, corruption
+// anywhere else stops the node with the file and offset.
+//
+// Segment file: a 32-byte header ("QJRLOG01", u64 first index, u64 term of the entry before it, u32
+// reserved, u32 crc32) then frames:
+//   [u32 BE data length][u32 BE crc32 of the rest][u64 BE term][u64 BE index][u8 type][data]
+// Names: log_inprogress_<first, 20 digits> while appended to; log_<first>-<last> once closed.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { assert } from '../assert.js';
+import type { ReplicaLog } from '../replica/env.js';
+import type { Entry, EntryType, HardState, SnapshotMeta } from '../raft/types.js';
+import { cloneConf, entryBytes } from '../raft/types.js';
+import type { MetaStore } from './raft-meta-store.js';
+
+const MAGIC = Buffer.from('QJRLOG01', 'latin1');
+const HEADER_BYTES = 32;
+const FRAME_HEADER_BYTES = 25;
+const TWO_32 = 0x1_0000_0000;
+
+export class CorruptLogError extends Error {
+  override name = 'CorruptLogError';
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    readonly reason: string,
+  ) {
+    super(`Raft log corrupt at ${file} offset ${offset}: ${reason}. The node cannot serve from this log; move the data directory aside and re-add the node from its peers (docs/OPERATIONS.md, "Repairing a node")`);
+  }
+}
+
+export interface LogLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+const quiet: LogLogger = { info() {}, warn() {}, error() {}, debug() {} };
+
+export interface DiskLogOptions {
+  maxSegmentBytes: number;
+  maxCacheBytes: number;
+  /** fdatasync every write (raft_sync); off only for experiments. */
+  sync: boolean;
+  /** The snapshot the state machine restarted from: the log is reconciled with it. */
+  snapshot: SnapshotMeta;
+  meta: MetaStore;
+  logger?: LogLogger;
+}
+
+interface Segment {
+  first: number;
+  /** first - 1 while empty. */
+  last: number;
+  prevTerm: number;
+  closed: boolean;
+  file: string;
+  sizeBytes: number;
+  // offsets[i], terms[i]: the entry at index first + i.
+  offsets: number[];
+  terms: number[];
+  fd: number | null;
+}
+
+export interface DiskLogStats {
+  segments: number;
+  bytesOnDisk: number;
+  firstIndex: number;
+  lastIndex: number;
+  cacheEntries: number;
+  cacheBytes: number;
+  writes: number;
+  fsyncs: number;
+  fsyncMsTotal: number;
+  bytesWritten: number;
+}
+
+function writeU64(b: Buffer, off: number, v: number): void {
+  b.writeUInt32BE(Math.floor(v / TWO_32), off);
+  b.writeUInt32BE(v % TWO_32, off + 4);
+}
+
+function readU64(b: Buffer, off: number): number {
+  return b.readUInt32BE(off) * TWO_32 + b.readUInt32BE(off + 4);
+}
+
+const pad20 = (n: number) => String(n).padStart(20, '0');
+const inProgressName = (first: number) => `log_inprogress_${pad20(first)}`;
+const closedName = (first: number, last: number) => `log_${pad20(first)}-${pad20(last)}`;
+
+function encodeHeader(first: number, prevTerm: number): Buffer {
+  const b = Buffer.alloc(HEADER_BYTES);
+  MAGIC.copy(b, 0);
+  writeU64(b, 8, first);
+  writeU64(b, 16, prevTerm);
+  b.writeUInt32BE(zlib.crc32(b.subarray(0, 28)), 28);
+  return b;
+}
+
+function fsyncDirSync(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export class DiskLog implements ReplicaLog {
+  private segments: Segment[] = [];
+  // Entries up to compactedIndex are not part of the log any more; term(compactedIndex) still answers.
+  private compactedIndex = 0;
+  private compactedTerm = 0;
+  private snap: SnapshotMeta;
+  private pendingReset: SnapshotMeta | null = null;
+  // The cache holds entries [cacheFirst, cacheFirst + cache.length), the newest ones.
+  private cache: Entry[] = [];
+  private cacheFirst = 1;
+  private cacheBytes = 0;
+  private readonly hard: HardState;
+  private writing = false;
+  private readonly counters = { writes: 0, fsyncs: 0, fsyncMsTotal: 0, bytesWritten: 0 };
+  private readonly logger: LogLogger;
+
+  private constructor(
+    readonly dir: string,
+    private readonly o: DiskLogOptions,
+  ) {
+    this.logger = o.logger ?? quiet;
+    this.snap = { ...o.snapshot, conf: cloneConf(o.snapshot.conf) };
+    this.hard = { ...o.meta.meta.hardState };
+  }
+
+  static open(dir: string, o: DiskLogOptions): DiskLog {
+    fs.mkdirSync(dir, { recursive: true });
+    const log = new DiskLog(dir, o);
+    log.load();
+    log.reconcile();
+    return log;
+  }
+
+  // ---------------------------------------------------------------- loading
+
+  private load(): void {
+    const names = fs.readdirSync(this.dir).filter((n) => n.startsWith('log_'));
+    const parsed = names
+      .map((name) => {
+        let m = /^log_inprogress_(\d{20})$/.exec(name);
+        if (m) return { name, first: Number(m[1]), last: null as number | null };
+        m = /^log_(\d{20})-(\d{20})$/.exec(name);
+        if (m) return { name, first: Number(m[1]), last: Number(m[2]) };
+        throw new CorruptLogError(path.join(this.dir, name), 0, 'unexpected file in the log directory');
+      })
+      .sort((a, b) => a.first - b.first);
+    for (let i = 0; i < parsed.length; i++) {
+      const p = parsed[i]!;
+      const isLast = i === parsed.length - 1;
+      const seg = this.loadSegment(path.join(this.dir, p.name), p.first, p.last, isLast);
+      if (!seg) continue;
+      const prev = this.segments[this.segments.length - 1];
+      if (prev) {
+        if (seg.first !== prev.last + 1) throw new CorruptLogError(seg.file, 0, `segment starts at index ${seg.first} but the previous one ends at ${prev.last}`);
+        const prevLastTerm = prev.terms.length > 0 ? prev.terms[prev.terms.length - 1]! : prev.prevTerm;
+        if (seg.prevTerm !== prevLastTerm) throw new CorruptLogError(seg.file, 16, `header says the previous entry has term ${seg.prevTerm}, it has ${prevLastTerm}`);
+      }
+      this.segments.push(seg);
+    }
+    const first = this.segments[0];
+    if (first) {
+      this.compactedIndex = first.first - 1;
+      this.compactedTerm = first.prevTerm;
+    }
+  }
+
+  /** Reads and checks one segment; returns null for an empty leftover (a torn segment creation). */
+  private loadSegment(file: string, first: number, nameLast: number | null, isLast: boolean): Segment | null {
+    const buf = fs.readFileSync(file);
+    if (buf.byteLength < HEADER_BYTES) {
+      if (isLast && nameLast === null) {
+        // Creation of a new segment was torn before its header was durable: it held nothing.
+        this.logger.warn({ file, bytes: buf.byteLength }, 'removing a torn, empty log segment');
+        fs.rmSync(file);
+        fsyncDirSync(this.dir);
+        return null;
+      }
+      throw new CorruptLogError(file, 0, 'file shorter than the segment header');
+    }
+    if (!buf.subarray(0, 8).equals(MAGIC)) throw new CorruptLogError(file, 0, 'not a Raft log segment (bad magic)');
+    if (zlib.crc32(buf.subarray(0, 28)) !== buf.readUInt32BE(28)) throw new CorruptLogError(file, 28, 'segment header CRC mismatch');
+    const hFirst = readU64(buf, 8);
+    if (hFirst !== first) throw new CorruptLogError(file, 8, `header first index ${hFirst} does not match the file name (${first})`);
+    const seg: Segment = { first, last: first - 1, prevTerm: readU64(buf, 16), closed: nameLast !== null, file, sizeBytes: HEADER_BYTES, offsets: [], terms: [], fd: null };
+    let off = HEADER_BYTES;
+    let prevTerm = seg.prevTerm;
+    while (off < buf.byteLength) {
+      const problem = this.checkFrame(buf, off, seg.last + 1, prevTerm);
+      if (problem) {
+        if (isLast && nameLast === null && this.isTornTail(buf, off)) {
+          this.logger.warn({ file, offset: off, cutBytes: buf.byteLength - off, reason: problem }, 'cutting a torn tail off the Raft log');
+          const fd = fs.openSync(file, 'r+');
+          try {
+            fs.ftruncateSync(fd, off);
+            fs.fdatasyncSync(fd);
+          } finally {
+            fs.closeSync(fd);
+          }
+          break;
+        }
+        throw new CorruptLogError(file, off, problem);
+      }
+      const len = buf.readUInt32BE(off);
+      const term = readU64(buf, off + 8);
+      seg.offsets.push(off);
+      seg.terms.push(term);
+      seg.last++;
+      prevTerm = term;
+      off += FRAME_HEADER_BYTES + len;
+    }
+    seg.sizeBytes = off;
+    if (nameLast !== null && seg.last !== nameLast) throw new CorruptLogError(file, off, `closed segment holds entries up to ${seg.last}, its name says ${nameLast}`);
+    return seg;
+  }
+
+  private checkFrame(buf: Buffer, off: number, expectIndex: number, prevTerm: number): string | null {
+    if (off + FRAME_HEADER_BYTES > buf.byteLength) return 'frame header runs past the end of the file';
+    const len = buf.readUInt32BE(off);
+    if (off + FRAME_HEADER_BYTES + len > buf.byteLength) return `frame of ${len} bytes runs past the end of the file`;
+    if (zlib.crc32(buf.subarray(off + 8, off + FRAME_HEADER_BYTES + len)) !== buf.readUInt32BE(off + 4)) return 'entry CRC mismatch';
+    const index = readU64(buf, off + 16);
+    if (index !== expectIndex) return `entry index ${index}, expected ${expectIndex}`;
+    const term = readU64(buf, off + 8);
+    if (term < prevTerm) return `entry term ${term} is below the previous entry's term ${prevTerm}`;
+    return null;
+  }
+
+  /**
+   * A torn tail is what a crash during the last write leaves: an incomplete frame, a bad frame that ends
+   * exactly at the end of the file, or zeros to the end. Anything else is corruption.
+   */
+  private isTornTail(buf: Buffer, off: number): boolean {
+    if (off + FRAME_HEADER_BYTES > buf.byteLength) return true;
+    const len = buf.readUInt32BE(off);
+    if (off + FRAME_HEADER_BYTES + len >= buf.byteLength) return true;
+    for (let i = off; i < buf.byteLength; i++) if (buf[i] !== 0) return false;
+    return true;
+  }
+
+  /** Makes the log agree with the snapshot the state machine restarted from. */
+  private reconcile(): void {
+    const s = this.snap;
+    const last = this.lastIndex();
+    if (this.segments.length === 0) {
+      this.compactedIndex = s.index;
+      this.compactedTerm = s.term;
+      return;
+    }
+    if (s.index < this.compactedIndex) {
+      throw new CorruptLogError(this.segments[0]!.file, 0, `the log starts after index ${this.compactedIndex} but the newest usable snapshot is at ${s.index}: entries in between are missing`);
+    }
+    if (s.index <= last && this.term(s.index) === s.term) return; // the log holds the snapshot's entry
+    // The log does not hold the snapshot's (index, term): it was being replaced by an installed snapshot.
+    this.logger.warn({ snapshotIndex: s.index, snapshotTerm: s.term, logLast: last }, 'the Raft log does not hold the snapshot; discarding it');
+    this.dropAllSegments();
+    this.compactedIndex = s.index;
+    this.compactedTerm = s.term;
+  }
+
+  private dropAllSegments(): void {
+    for (const seg of this.segments) {
+      if (seg.fd !== null) fs.closeSync(seg.fd);
+      fs.rmSync(seg.file, { force: true });
+    }
+    fsyncDirSync(this.dir);
+    this.segments = [];
+    this.clearCache();
+  }
+
+  // ---------------------------------------------------------------- reads (synchronous, for the core)
+
+  initialHardState(): HardState {
+    return { ...this.hard };
+  }
+
+  snapshotMeta(): SnapshotMeta {
+    return this.pendingReset ?? this.snap;
+  }
+
+  firstIndex(): number {
+    return this.pendingReset ? this.pendingReset.index + 1 : this.compactedIndex + 1;
+  }
+
+  lastIndex(): number {
+    if (this.pendingReset) return this.pendingReset.index;
+    const seg = this.segments[this.segments.length - 1];
+    return seg && seg.last >= seg.first ? seg.last : Math.max(this.compactedIndex, seg ? seg.first - 1 : 0);
+  }
+
+  private segmentFor(index: number): Segment | undefined {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.segments[mid]!;
+      if (index < s.first) hi = mid - 1;
+      else if (index > s.last) lo = mid + 1;
+      else return s;
+    }
+    return undefined;
+  }
+
+  term(index: number): number | undefined {
+    if (this.pendingReset) return index === this.pendingReset.index ? this.pendingReset.term : undefined;
+    if (index === this.compactedIndex) return this.compactedTerm;
+    if (index < this.compactedIndex || index > this.lastIndex()) return undefined;
+    const seg = this.segmentFor(index);
+    return seg ? seg.terms[index - seg.first] : undefined;
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    assert(!this.pendingReset, 'disk log: entries read during a reset');
+    assert(lo >= this.firstIndex() && hi <= this.lastIndex() + 1 && lo <= hi, () => `disk log: entries(${lo}, ${hi}) outside [${this.firstIndex()}, ${this.lastIndex() + 1}]`);
+    const out: Entry[] = [];
+    let bytes = 0;
+    let i = lo;
+    while (i < hi) {
+      if (i >= this.cacheFirst && i < this.cacheFirst + this.cache.length) {
+        const e = this.cache[i - this.cacheFirst]!;
+        const sz = entryBytes(e);
+        if (out.length > 0 && bytes + sz > maxBytes) break;
+        out.push(e);
+        bytes += sz;
+        i++;
+        continue;
+      }
+      // Not cached: read a run from the segment (up to the cache start or the segment end).
+      const seg = this.segmentFor(i)!;
+      const end = Math.min(hi, seg.last + 1, i < this.cacheFirst ? this.cacheFirst : hi);
+      const got = this.readRun(seg, i, end, maxBytes - bytes, out.length === 0);
+      for (const e of got) {
+        out.push(e);
+        bytes += entryBytes(e);
+      }
+      if (got.length < end - i) break;
+      i = end;
+    }
+    return out;
+  }
+
+  /** Reads entries [lo, hi) of one segment with one read call, within the byte budget. */
+  private readRun(seg: Segment, lo: number, hi: number, budget: number, atLeastOne: boolean): Entry[] {
+    let n = 0;
+    let bytes = 0;
+    const offsetOf = (idx: number) => (idx <= seg.last ? seg.offsets[idx - seg.first]! : seg.sizeBytes);
+    while (lo + n < hi) {
+      const sz = offsetOf(lo + n + 1) - offsetOf(lo + n) - FRAME_HEADER_BYTES + 24;
+      if ((n > 0 || !atLeastOne) && bytes + sz > budget) break;
+      bytes += sz;
+      n++;
+    }
+    if (n === 0) return [];
+    const start = offsetOf(lo);
+    const end = offsetOf(lo + n);
+    const buf = Buffer.allocUnsafe(end - start);
+    const fd = seg.fd ?? fs.openSync(seg.file, 'r');
+    try {
+      let got = 0;
+      while (got < buf.byteLength) {
+        const r = fs.readSync(fd, buf, got, buf.byteLength - got, start + got);
+        assert(r > 0, () => `disk log: short read of ${seg.file}`);
+        got += r;
+      }
+    } finally {
+      if (fd !== seg.fd) fs.closeSync(fd);
+    }
+    const out: Entry[] = [];
+    let off = 0;
+    for (let k = 0; k < n; k++) {
+      const len = buf.readUInt32BE(off);
+      out.push({
+        term: readU64(buf, off + 8),
+        index: readU64(buf, off + 16),
+        type: buf[off + 24]! as EntryType,
+        data: buf.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + len),
+      });
+      off += FRAME_HEADER_BYTES + len;
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  write(hardState: HardState | null, entries: Entry[], done: (err: Error | null) => void): void {
+    assert(!this.writing, 'disk log: overlapping writes');
+    assert(!this.pendingReset, 'disk log: write during a reset');
+    this.writing = true;
+    const finish = (err: Error | null) => {
+      this.writing = false;
+      done(err);
+    };
+    if (!hardState) return this.appendEntries(entries, finish);
+    const m = this.o.meta.meta;
+    this.o.meta.save({ ...m, hardState: { ...hardState } }, (err) => {
+      if (err) return finish(err);
+      this.appendEntries(entries, finish);
+    });
+  }
+
+  private appendEntries(entries: Entry[], done: (err: Error | null) => void): void {
+    if (entries.length === 0) return done(null);
+    let seg: Segment;
+    try {
+      const first = entries[0]!.index;
+      if (first <= this.lastIndex()) this.truncateFrom(first);
+      assert(first === this.lastIndex() + 1, () => `disk log: append at ${first} after ${this.lastIndex()}`);
+      seg = this.writableSegment();
+    } catch (e) {
+      return done(e as Error);
+    }
+    let total = 0;
+    for (const e of entries) total += FRAME_HEADER_BYTES + e.data.byteLength;
+    const buf = Buffer.allocUnsafe(total);
+    const offsets: number[] = [];
+    let off = 0;
+    for (const e of entries) {
+      offsets.push(seg.sizeBytes + off);
+      buf.writeUInt32BE(e.data.byteLength, off);
+      writeU64(buf, off + 8, e.term);
+      writeU64(buf, off + 16, e.index);
+      buf[off + 24] = e.type;
+      buf.set(e.data, off + FRAME_HEADER_BYTES);
+      buf.writeUInt32BE(zlib.crc32(buf.subarray(off + 8, off + FRAME_HEADER_BYTES + e.data.byteLength)), off + 4);
+      off += FRAME_HEADER_BYTES + e.data.byteLength;
+    }
+    const fd = seg.fd!;
+    const at = seg.sizeBytes;
+    const writeAll = (pos: number, cb: (err: Error | null) => void): void => {
+      fs.write(fd, buf, pos, buf.byteLength - pos, at + pos, (err, n) => {
+        if (err) return cb(err);
+        if (pos + n < buf.byteLength) return writeAll(pos + n, cb);
+        cb(null);
+      });
+    };
+    writeAll(0, (err) => {
+      if (err) return done(err);
+      const after = () => {
+        this.counters.writes++;
+        this.counters.bytesWritten += total;
+        for (let k = 0; k < entries.length; k++) {
+          seg.offsets.push(offsets[k]!);
+          seg.terms.push(entries[k]!.term);
+        }
+        seg.last += entries.length;
+        seg.sizeBytes += total;
+        this.remember(entries);
+        done(null);
+      };
+      if (!this.o.sync) return after();
+      const t0 = performance.now();
+      fs.fdatasync(fd, (e2) => {
+        this.counters.fsyncs++;
+        this.counters.fsyncMsTotal += performance.now() - t0;
+        if (e2) return done(e2);
+        after();
+      });
+    });
+  }
+
+  /** The in-progress segment, rolled over when full (sync: rare, and before the write that needs it). */
+  private writableSegment(): Segment {
+    let seg = this.segments[this.segments.length - 1];
+    if (seg && !seg.closed && seg.sizeBytes < this.o.maxSegmentBytes) {
+      if (seg.fd === null) seg.fd = fs.openSync(seg.file, 'r+');
+      return seg;
+    }
+    if (seg && !seg.closed) {
+      // Close the full segment: its data is already durable (every write is fdatasynced).
+      if (seg.fd !== null) {
+        fs.closeSync(seg.fd);
+        seg.fd = null;
+      }
+      const closed = path.join(this.dir, closedName(seg.first, seg.last));
+      fs.renameSync(seg.file, closed);
+      seg.file = closed;
+      seg.closed = true;
+    }
+    const first = this.lastIndex() + 1;
+    const prevTerm = this.term(first - 1) ?? 0;
+    const file = path.join(this.dir, inProgressName(first));
+    const fd = fs.openSync(file, 'w+');
+    const header = encodeHeader(first, prevTerm);
+    fs.writeSync(fd, header, 0, HEADER_BYTES, 0);
+    fs.fdatasyncSync(fd);
+    fsyncDirSync(this.dir);
+    seg = { first, last: first - 1, prevTerm, closed: false, file, sizeBytes: HEADER_BYTES, offsets: [], terms: [], fd };
+    this.segments.push(seg);
+    return seg;
+  }
+
+  /**
+   * Removes entries from `index` on, durably, before anything is appended after them: a follower whose
+   * uncommitted suffix conflicts with the leader's. Rare, so synchronous.
+   */
+  private truncateFrom(index: number): void {
+    assert(index > this.compactedIndex, () => `disk log: truncating compacted entry ${index}`);
+    while (this.segments.length > 0 && this.segments[this.segments.length - 1]!.first >= index) {
+      const s = this.segments.pop()!;
+      if (s.fd !== null) fs.closeSync(s.fd);
+      fs.rmSync(s.file, { force: true });
+    }
+    const seg = this.segments[this.segments.length - 1];
+    if (seg && seg.last >= index) {
+      const keep = index - seg.first;
+      const size = seg.offsets[keep]!;
+      if (seg.closed) {
+        // The cut falls inside a closed segment: it becomes the in-progress one again.
+        const reopened = path.join(this.dir, inProgressName(seg.first));
+        fs.renameSync(seg.file, reopened);
+        seg.file = reopened;
+        seg.closed = false;
+      }
+      const fd = seg.fd ?? fs.openSync(seg.file, 'r+');
+      fs.ftruncateSync(fd, size);
+      fs.fdatasyncSync(fd);
+      seg.fd = fd;
+      seg.offsets.length = keep;
+      seg.terms.length = keep;
+      seg.last = index - 1;
+      seg.sizeBytes = size;
+    }
+    fsyncDirSync(this.dir);
+    this.uncache(index);
+    this.logger.info({ from: index }, 'truncated a conflicting suffix of the Raft log');
+  }
+
+  // ---------------------------------------------------------------- cache
+
+  private remember(entries: Entry[]): void {
+    if (this.o.maxCacheBytes <= 0) return;
+    if (this.cache.length === 0 || entries[0]!.index !== this.cacheFirst + this.cache.length) {
+      this.clearCache();
+      this.cacheFirst = entries[0]!.index;
+    }
+    for (const e of entries) {
+      this.cache.push(e);
+      this.cacheBytes += entryBytes(e);
+    }
+    let drop = 0;
+    while (this.cacheBytes > this.o.maxCacheBytes && drop < this.cache.length - 1) {
+      this.cacheBytes -= entryBytes(this.cache[drop]!);
+      drop++;
+    }
+    if (drop > 0) {
+      this.cache = this.cache.slice(drop);
+      this.cacheFirst += drop;
+    }
+  }
+
+  private uncache(fromIndex: number): void {
+    if (fromIndex <= this.cacheFirst) return this.clearCache();
+    const keep = fromIndex - this.cacheFirst;
+    for (let k = keep; k < this.cache.length; k++) this.cacheBytes -= entryBytes(this.cache[k]!);
+    this.cache.length = Math.min(this.cache.length, keep);
+  }
+
+  private clearCache(): void {
+    this.cache = [];
+    this.cacheBytes = 0;
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  snapshotSaved(meta: SnapshotMeta, compactTo: number): void {
+    assert(compactTo <= meta.index, 'disk log: compacting past the snapshot');
+    if (meta.index > this.snap.index) this.snap = { ...meta, conf: cloneConf(meta.conf) };
+    if (compactTo <= this.compactedIndex) return;
+    const t = this.term(compactTo);
+    assert(t !== undefined, () => `disk log: compacting to ${compactTo}, which is not in the log`);
+    this.compactedIndex = compactTo;
+    this.compactedTerm = t;
+    // Whole segments below the compaction point go; the in-progress segment always stays.
+    const doomed: Segment[] = [];
+    while (this.segments.length > 1 && this.segments[0]!.last <= compactTo) doomed.push(this.segments.shift()!);
+    for (const s of doomed) {
+      if (s.fd !== null) fs.closeSync(s.fd);
+      fs.rm(s.file, { force: true }, (err) => {
+        if (err) this.logger.warn({ file: s.file, error: err.message }, 'could not delete a compacted log segment');
+      });
+    }
+    if (compactTo >= this.cacheFirst) {
+      const drop = Math.min(this.cache.length, compactTo - this.cacheFirst + 1);
+      for (let k = 0; k < drop; k++) this.cacheBytes -= entryBytes(this.cache[k]!);
+      this.cache = this.cache.slice(drop);
+      this.cacheFirst += drop;
+    }
+  }
+
+  beginReset(meta: SnapshotMeta): void {
+    assert(!this.writing, 'disk log: reset during a write');
+    this.pendingReset = { ...meta, conf: cloneConf(meta.conf) };
+  }
+
+  commitReset(meta: SnapshotMeta, done: (err: Error | null) => void): void {
+    setImmediate(() => {
+      try {
+        this.dropAllSegments();
+        this.snap = { ...meta, conf: cloneConf(meta.conf) };
+        this.compactedIndex = meta.index;
+        this.compactedTerm = meta.term;
+        this.pendingReset = null;
+        done(null);
+      } catch (e) {
+        done(e as Error);
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- status
+
+  stats(): DiskLogStats {
+    return {
+      segments: this.segments.length,
+      bytesOnDisk: this.segments.reduce((n, s) => n + s.sizeBytes, 0),
+      firstIndex: this.firstIndex(),
+      lastIndex: this.lastIndex(),
+      cacheEntries: this.cache.length,
+      cacheBytes: this.cacheBytes,
+      ...this.counters,
+    };
+  }
+
+  close(): void {
+    for (const s of this.segments) {
+      if (s.fd !== null) {
+        fs.closeSync(s.fd);
+        s.fd = null;
+      }
+    }
+  }
+}

@@ -1,0 +1,134 @@
+// The durable Raft metadata of a node (<data>/raft/raft_meta): term, vote and the commit hint, plus the
+// storage id, cluster id and node id fixed at format. Written crash-atomically: a temporary file, fsync,
+// rename over the old one, fsync of the directory. A damaged file is an error, never a silent reset: that
+// would forget a vote.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { qjournal } from '../gen/proto.js';
+import type { HardState } from '../raft/types.js';
+
+const MAGIC = Buffer.from('QJRM', 'latin1');
+const FILE = 'raft_meta';
+
+export interface RaftMetaRecord {
+  hardState: HardState;
+  storageId: string;
+  clusterId: string;
+  nodeId: string;
+}
+
+export class MetaFileError extends Error {
+  override name = 'MetaFileError';
+}
+
+function encode(m: RaftMetaRecord): Buffer {
+  const body = Buffer.from(qjournal.raft.RaftMeta.encode({ hardState: m.hardState, storageId: m.storageId, clusterId: m.clusterId, nodeId: m.nodeId }).finish());
+  const head = Buffer.alloc(12);
+  MAGIC.copy(head, 0);
+  head.writeUInt32BE(body.byteLength, 4);
+  head.writeUInt32BE(zlib.crc32(body), 8);
+  return Buffer.concat([head, body]);
+}
+
+function decode(buf: Buffer, file: string): RaftMetaRecord {
+  if (buf.byteLength < 12 || !buf.subarray(0, 4).equals(MAGIC)) throw new MetaFileError(`${file}: not a Raft metadata file`);
+  const len = buf.readUInt32BE(4);
+  if (12 + len !== buf.byteLength) throw new MetaFileError(`${file}: length ${len} does not match the file (${buf.byteLength - 12} bytes)`);
+  const body = buf.subarray(12);
+  if (zlib.crc32(body) !== buf.readUInt32BE(8)) throw new MetaFileError(`${file}: CRC mismatch: the Raft metadata (term and vote) is damaged; repair this node from its peers`);
+  const m = qjournal.raft.RaftMeta.decode(body);
+  const hs = m.hardState;
+  return {
+    hardState: { term: Number(hs?.term ?? 0), vote: hs?.vote ?? '', commit: Number(hs?.commit ?? 0) },
+    storageId: m.storageId,
+    clusterId: m.clusterId,
+    nodeId: m.nodeId,
+  };
+}
+
+function fsyncDir(dir: string, done: (err: Error | null) => void): void {
+  fs.open(dir, 'r', (err, fd) => {
+    if (err) return done(err);
+    fs.fsync(fd, (e) => fs.close(fd, () => done(e)));
+  });
+}
+
+export class MetaStore {
+  private current: RaftMetaRecord;
+
+  private constructor(
+    readonly dir: string,
+    meta: RaftMetaRecord,
+  ) {
+    this.current = meta;
+  }
+
+  get file(): string {
+    return path.join(this.dir, FILE);
+  }
+
+  /** The metadata of a formatted directory, or null when there is none yet. */
+  static open(dir: string): MetaStore | null {
+    const file = path.join(dir, FILE);
+    fs.rmSync(`${file}.tmp`, { force: true }); // an interrupted write never replaced the real file
+    if (!fs.existsSync(file)) return null;
+    return new MetaStore(dir, decode(fs.readFileSync(file), file));
+  }
+
+  /** First format of a directory (synchronous, durable). */
+  static create(dir: string, meta: RaftMetaRecord): MetaStore {
+    fs.mkdirSync(dir, { recursive: true });
+    const s = new MetaStore(dir, meta);
+    s.saveSync(meta);
+    return s;
+  }
+
+  get meta(): RaftMetaRecord {
+    return this.current;
+  }
+
+  saveSync(meta: RaftMetaRecord): void {
+    const tmp = `${this.file}.tmp`;
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, encode(meta));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.file);
+    const dfd = fs.openSync(this.dir, 'r');
+    try {
+      fs.fsyncSync(dfd);
+    } finally {
+      fs.closeSync(dfd);
+    }
+    this.current = meta;
+  }
+
+  /** Durable write without blocking the event loop; `meta` is current once done reports success. */
+  save(meta: RaftMetaRecord, done: (err: Error | null) => void): void {
+    const tmp = `${this.file}.tmp`;
+    const bytes = encode(meta);
+    fs.open(tmp, 'w', (err, fd) => {
+      if (err) return done(err);
+      fs.write(fd, bytes, 0, bytes.byteLength, 0, (e1) => {
+        if (e1) return fs.close(fd, () => done(e1));
+        fs.fsync(fd, (e2) => {
+          fs.close(fd, (e3) => {
+            if (e2 || e3) return done(e2 ?? e3);
+            fs.rename(tmp, this.file, (e4) => {
+              if (e4) return done(e4);
+              fsyncDir(this.dir, (e5) => {
+                if (!e5) this.current = meta;
+                done(e5);
+              });
+            });
+          });
+        });
+      });
+    });
+  }
+}

@@ -1,0 +1,215 @@
+// The on-disk Raft log and metadata: round trips across restarts, truncation, rollover, compaction, torn
+// tails (cut) versus corruption (refused, naming file and offset), resets, and a model test against the
+// in-memory log.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { DiskLog, CorruptLogError } from '../../../src/storage/raft-log.js';
+import { MetaStore, MetaFileError } from '../../../src/storage/raft-meta-store.js';
+import { MemoryStorage } from '../../../src/raft/memory-storage.js';
+import { EntryType } from '../../../src/raft/types.js';
+import type { Entry, SnapshotMeta } from '../../../src/raft/types.js';
+
+const conf = { voters: ['n1'], votersOutgoing: [], learners: [] };
+const snap0: SnapshotMeta = { index: 0, term: 0, conf };
+const ent = (index: number, term: number, data = `d${index}`): Entry => ({ index, term, type: EntryType.Normal, data: Buffer.from(data) });
+const run = (from: number, terms: number[]) => terms.map((t, i) => ent(from + i, t));
+
+function write(log: DiskLog, entries: Entry[], hs: { term: number; vote: string; commit: number } | null = null): Promise<void> {
+  return new Promise((resolve, reject) => log.write(hs, entries, (e) => (e ? reject(e) : resolve())));
+}
+
+describe('disk Raft log', () => {
+  let dir: string;
+  let meta: MetaStore;
+  const open = (o: Partial<Parameters<typeof DiskLog.open>[1]> = {}) =>
+    DiskLog.open(path.join(dir, 'log'), { maxSegmentBytes: 1 << 20, maxCacheBytes: 1 << 20, sync: true, snapshot: snap0, meta, ...o });
+  const segFiles = () => fs.readdirSync(path.join(dir, 'log')).sort();
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-log-'));
+    meta = MetaStore.create(path.join(dir, 'raft'), { hardState: { term: 0, vote: '', commit: 0 }, storageId: 's', clusterId: 'c', nodeId: 'n1' });
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  describe('metadata', () => {
+    it('round-trips and survives a leftover temporary file', async () => {
+      await new Promise<void>((res, rej) => meta.save({ ...meta.meta, hardState: { term: 5, vote: 'n2', commit: 3 } }, (e) => (e ? rej(e) : res())));
+      fs.writeFileSync(path.join(dir, 'raft', 'raft_meta.tmp'), 'half-written garbage');
+      const again = MetaStore.open(path.join(dir, 'raft'))!;
+      expect(again.meta.hardState).to.deep.equal({ term: 5, vote: 'n2', commit: 3 });
+      expect(again.meta.storageId).to.equal('s');
+      expect(fs.existsSync(path.join(dir, 'raft', 'raft_meta.tmp'))).to.equal(false);
+    });
+    it('a damaged file is refused, never silently reset (that would forget a vote)', () => {
+      const f = path.join(dir, 'raft', 'raft_meta');
+      const b = fs.readFileSync(f);
+      b[b.length - 1]! ^= 1;
+      fs.writeFileSync(f, b);
+      expect(() => MetaStore.open(path.join(dir, 'raft'))).to.throw(MetaFileError, /CRC mismatch/);
+    });
+  });
+
+  it('appends, reads back across a restart, and keeps the hard state', async () => {
+    const log = open();
+    await write(log, run(1, [1, 1, 2]), { term: 2, vote: 'n1', commit: 0 });
+    expect(log.lastIndex()).to.equal(3);
+    log.close();
+    const again = open();
+    expect([again.firstIndex(), again.lastIndex(), again.term(2), again.term(3)]).to.deep.equal([1, 3, 1, 2]);
+    expect(again.entries(1, 4, 1 << 20).map((e) => Buffer.from(e.data).toString())).to.deep.equal(['d1', 'd2', 'd3']);
+    expect(again.initialHardState()).to.deep.equal({ term: 2, vote: 'n1', commit: 0 });
+    again.close();
+  });
+
+  it('truncates a conflicting suffix, also across a segment boundary, then restarts', async () => {
+    const log = open({ maxSegmentBytes: 100 });
+    for (let i = 1; i <= 12; i += 2) await write(log, run(i, [1, 1]));
+    expect(segFiles().length).to.be.greaterThan(2);
+    await write(log, run(4, [2, 2]));
+    expect([log.lastIndex(), log.term(3), log.term(4), log.term(5)]).to.deep.equal([5, 1, 2, 2]);
+    log.close();
+    const again = open({ maxSegmentBytes: 100 });
+    expect([again.lastIndex(), again.term(4), again.term(6)]).to.deep.equal([5, 2, undefined]);
+    expect(again.entries(1, 6, 1 << 20).map((e) => e.index)).to.deep.equal([1, 2, 3, 4, 5]);
+    again.close();
+  });
+
+  it('compaction drops whole old segments but still knows the term at the cut', async () => {
+    const log = open({ maxSegmentBytes: 100 });
+    const termOf = (i: number) => Math.floor((i - 1) / 4) + 1;
+    for (let i = 1; i <= 20; i += 2) await write(log, [ent(i, termOf(i)), ent(i + 1, termOf(i + 1))]);
+    const before = segFiles().length;
+    log.snapshotSaved({ index: 15, term: termOf(15), conf }, 12);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(segFiles().length).to.be.lessThan(before);
+    expect([log.firstIndex(), log.term(12), log.term(11)]).to.deep.equal([13, termOf(12), undefined]);
+    expect(log.snapshotMeta().index).to.equal(15);
+    log.close();
+    const again = open({ maxSegmentBytes: 100, snapshot: { index: 15, term: termOf(15), conf } });
+    expect(again.firstIndex()).to.be.at.most(13);
+    expect(again.term(15)).to.equal(termOf(15));
+    again.close();
+  });
+
+  describe('start-up checks', () => {
+    async function threeEntries(): Promise<string> {
+      const log = open();
+      await write(log, run(1, [1, 1, 1]));
+      log.close();
+      return path.join(dir, 'log', segFiles()[0]!);
+    }
+
+    it('a truncated last frame is a torn tail: cut, and the good prefix survives', async () => {
+      const f = await threeEntries();
+      fs.truncateSync(f, fs.statSync(f).size - 3);
+      const log = open();
+      expect(log.lastIndex()).to.equal(2);
+      await write(log, [ent(3, 1, 'again')]);
+      expect(Buffer.from(log.entries(3, 4, 100)[0]!.data).toString()).to.equal('again');
+      log.close();
+    });
+
+    it('zeros after the last frame (a preallocated or torn region) are a torn tail', async () => {
+      const f = await threeEntries();
+      fs.appendFileSync(f, Buffer.alloc(100));
+      const log = open();
+      expect(log.lastIndex()).to.equal(3);
+      log.close();
+    });
+
+    it('a flipped byte in the middle of the log refuses to start, naming the file and offset', async () => {
+      const f = await threeEntries();
+      const b = fs.readFileSync(f);
+      b[32 + 26]! ^= 0xff; // inside the first entry's data
+      fs.writeFileSync(f, b);
+      expect(() => open()).to.throw(CorruptLogError, new RegExp(`${path.basename(f)} offset 32: entry CRC mismatch`));
+    });
+
+    it('corruption in an older (closed) segment is refused too', async () => {
+      const log = open({ maxSegmentBytes: 60 });
+      for (let i = 1; i <= 6; i++) await write(log, [ent(i, 1)]);
+      log.close();
+      const closed = segFiles().find((n) => !n.includes('inprogress'))!;
+      const f = path.join(dir, 'log', closed);
+      const b = fs.readFileSync(f);
+      b[b.length - 1]! ^= 0xff;
+      fs.writeFileSync(f, b);
+      expect(() => open({ maxSegmentBytes: 60 })).to.throw(CorruptLogError, new RegExp(closed));
+    });
+  });
+
+  it('reset: the view switches at once, the old files go at commit; a restart before commit discards a log that lacks the snapshot', async () => {
+    const log = open();
+    await write(log, run(1, [1, 1, 1]));
+    const meta5: SnapshotMeta = { index: 50, term: 3, conf };
+    log.beginReset(meta5);
+    expect([log.firstIndex(), log.lastIndex(), log.term(50)]).to.deep.equal([51, 50, 3]);
+    log.close();
+    // Crash before commitReset: the old entries are still on disk, the snapshot (at 50) is durable.
+    const crashed = open({ snapshot: meta5 });
+    expect([crashed.firstIndex(), crashed.lastIndex(), crashed.term(50)]).to.deep.equal([51, 50, 3]);
+    await write(crashed, run(51, [3]));
+    await new Promise<void>((res, rej) => crashed.commitReset(meta5, (e) => (e ? rej(e) : res())));
+    expect(crashed.lastIndex()).to.equal(50);
+    crashed.close();
+  });
+
+  it('model: random appends (with conflicting overlaps), compactions and restarts agree with the in-memory log', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            fc.record({ kind: fc.constant('append' as const), back: fc.nat({ max: 4 }), n: fc.integer({ min: 1, max: 5 }), bump: fc.boolean() }),
+            fc.record({ kind: fc.constant('compact' as const), keep: fc.nat({ max: 6 }) }),
+            fc.record({ kind: fc.constant('restart' as const) }),
+          ),
+          { minLength: 1, maxLength: 25 },
+        ),
+        async (ops) => {
+          fs.rmSync(path.join(dir, 'log'), { recursive: true, force: true });
+          const model = new MemoryStorage(conf);
+          let snapshot = snap0;
+          let log = open({ maxSegmentBytes: 120 });
+          let term = 1;
+          let committed = 0;
+          for (const op of ops) {
+            if (op.kind === 'append') {
+              if (op.bump) term++;
+              const first = Math.max(committed + 1, model.lastIndex() + 1 - op.back);
+              const ents = run(first, Array(op.n).fill(term));
+              model.append(ents);
+              await write(log, ents);
+            } else if (op.kind === 'compact') {
+              const idx = model.lastIndex() - op.keep;
+              if (idx > model.firstIndex()) {
+                committed = Math.max(committed, idx);
+                snapshot = { index: idx, term: model.term(idx)!, conf };
+                model.setSnapshot(snapshot);
+                model.compact(idx - 1);
+                log.snapshotSaved(snapshot, idx - 1);
+              }
+            } else {
+              log.close();
+              log = open({ maxSegmentBytes: 120, snapshot });
+            }
+            const lo = Math.max(model.firstIndex(), log.firstIndex());
+            expect(log.lastIndex()).to.equal(model.lastIndex());
+            expect(log.firstIndex()).to.be.at.most(model.firstIndex());
+            for (let i = lo - 1; i <= model.lastIndex(); i++) expect(log.term(i), `term(${i})`).to.equal(model.term(i));
+            if (lo <= model.lastIndex()) {
+              const a = log.entries(lo, model.lastIndex() + 1, Infinity).map((e) => [e.index, e.term, Buffer.from(e.data).toString()]);
+              const b = model.entries(lo, model.lastIndex() + 1, Infinity).map((e) => [e.index, e.term, Buffer.from(e.data).toString()]);
+              expect(a).to.deep.equal(b);
+            }
+          }
+          log.close();
+        },
+      ),
+      { numRuns: 60, seed: 7 },
+    );
+  });
+});
