@@ -1,0 +1,407 @@
+// The replicated state machine of a JournalNode: every journal (one per jid) under <data>/journals, the
+// commands that change them, snapshots (save, fetch from the leader, install) and the reads and long-poll
+// waits that libqjm's readers use. Implements the Replica's ReplicaStateMachine.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { assert } from '../src/assert.js';
+import { qjournal } from '../src/gen/proto.js';
+import type { ReplicaStateMachine, StagedSnapshot } from '../src/replica/env.js';
+import type { Entry, NodeId, SnapshotMeta } from '../src/raft/types.js';
+import { Journal } from './journal.js';
+import { SegmentFile } from './segment-file.js';
+import { fsyncPath, series, SnapshotStore } from './snapshot-store.js';
+import type { ManifestData, StagedImage } from './snapshot-store.js';
+
+const pb = qjournal.journal;
+type Result = qjournal.journal.ICommandResult;
+
+export interface Logger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+/** Where a follower fetches a snapshot from: the JournalNode's HTTP client to its peers. */
+export interface SnapshotSource {
+  manifest(peer: NodeId, minIndex: number): Promise<ManifestData>;
+  chunk(peer: NodeId, index: number, jid: string, file: string, offset: number, length: number): Promise<Buffer>;
+}
+
+export interface StateMachineOptions {
+  dataDir: string;
+  /** Bytes of recent batches each journal keeps in memory for tailing readers. */
+  cacheBytesPerJournal: number;
+  maxSnapshotChunkBytes: number;
+  /** Snapshots kept on disk (the previous one may still be being fetched by a follower). */
+  keepSnapshots: number;
+  source: SnapshotSource | null;
+  logger: Logger;
+  /** Observes every journal batch applied (metrics). */
+  onJournal?(jid: string, txns: number, bytes: number): void;
+}
+
+interface Staged extends StagedSnapshot {
+  image: StagedImage;
+}
+
+interface Waiter {
+  txid: number;
+  timer: NodeJS.Timeout;
+  cb: () => void;
+}
+
+export function toSnapshotMeta(m: ManifestData): SnapshotMeta {
+  const { index, term, conf, peers } = m.meta;
+  return {
+    index,
+    term,
+    conf: { voters: [...conf.voters], votersOutgoing: [...conf.votersOutgoing], learners: [...conf.learners] },
+    peers: peers.map((p) => ({ ...p })),
+  };
+}
+
+export class JournalStateMachine implements ReplicaStateMachine<Result> {
+  readonly snapshots: SnapshotStore;
+  readonly journalsRoot: string;
+  private journals = new Map<string, Journal>();
+  private readonly waiters = new Map<string, Waiter[]>();
+  /** Wall-clock time of the last write applied per journal (node-local; not part of the state). */
+  private readonly lastWriteAtMs = new Map<string, number>();
+  /** Metadata of the snapshot the state was last restored from or saved. */
+  private snapshotMetaValue: SnapshotMeta;
+  private appliedCommands = 0;
+
+  private constructor(private readonly opts: StateMachineOptions) {
+    this.snapshots = new SnapshotStore(path.join(opts.dataDir, 'snapshots'));
+    this.journalsRoot = path.join(opts.dataDir, 'journals');
+    this.snapshotMetaValue = { index: 0, term: 0, conf: { voters: [], votersOutgoing: [], learners: [] } };
+  }
+
+  /** A new data directory: the bootstrap snapshot at index 1 carries the initial configuration. */
+  static bootstrap(opts: StateMachineOptions, meta: SnapshotMeta): void {
+    const store = new SnapshotStore(path.join(opts.dataDir, 'snapshots'));
+    assert(store.list().length === 0, 'bootstrap: the data directory already has snapshots');
+    store.createInitial({ meta: { ...meta, peers: [...(meta.peers ?? [])] }, journals: [], createdMs: Date.now() });
+  }
+
+  /** Start-up: the journals become exactly the newest snapshot's; the log then replays what follows. */
+  static open(opts: StateMachineOptions): JournalStateMachine {
+    const sm = new JournalStateMachine(opts);
+    const newest = sm.snapshots.newest();
+    if (!newest) throw new Error(`no snapshot in ${sm.snapshots.root}: the data directory was not formatted by journalnode`);
+    sm.loadFrom(newest.index);
+    return sm;
+  }
+
+  private loadFrom(index: number): void {
+    for (const j of this.journals.values()) j.closeFiles();
+    const m = this.snapshots.materialize(index, this.journalsRoot);
+    const journals = new Map<string, Journal>();
+    for (const js of m.journals) {
+      const jid = js.jid;
+      const dir = path.join(this.journalsRoot, jid);
+      const j = new Journal(jid, dir, this.opts.cacheBytesPerJournal);
+      j.formatted = js.formatted;
+      j.nsInfo = js.nsInfo;
+      j.promisedEpoch = js.promisedEpoch;
+      j.lastWriterEpoch = js.lastWriterEpoch;
+      j.writerId = js.writerId;
+      j.lastTxId = js.lastTxId;
+      j.segments = js.segments.map((s) =>
+        s.inProgress
+          ? SegmentFile.load(dir, s.file, { inProgress: true, sizeBytes: s.sizeBytes, truncate: true, expectedLastTxId: s.lastTxId })
+          : SegmentFile.trusted(dir, s.file, s),
+      );
+      journals.set(jid, j);
+    }
+    this.journals = journals;
+    this.snapshotMetaValue = toSnapshotMeta(m);
+    this.opts.logger.info({ index, journals: m.journals.length }, 'journal state loaded from snapshot');
+  }
+
+  get snapshotMeta(): SnapshotMeta {
+    return this.snapshotMetaValue;
+  }
+
+  get commandsApplied(): number {
+    return this.appliedCommands;
+  }
+
+  // ---------------------------------------------------------------- applying
+
+  apply(entries: readonly Entry[]): Result[] {
+    const out: Result[] = [];
+    for (const e of entries) {
+      const cmd = pb.Command.decode(e.data) as qjournal.journal.Command;
+      out.push(this.applyCommand(cmd));
+      this.appliedCommands++;
+    }
+    return out;
+  }
+
+  private journalFor(jid: string, create: boolean): Journal | undefined {
+    let j = this.journals.get(jid);
+    if (!j && create) {
+      j = new Journal(jid, path.join(this.journalsRoot, jid), this.opts.cacheBytesPerJournal);
+      this.journals.set(jid, j);
+    }
+    return j;
+  }
+
+  /** Milliseconds since a write to the journal was last applied here, or null if none since start. */
+  lastWriteAgeMs(jid: string): number | null {
+    const t = this.lastWriteAtMs.get(jid);
+    return t === undefined ? null : Date.now() - t;
+  }
+
+  private applyCommand(cmd: qjournal.journal.Command): Result {
+    const jid = cmd.jid;
+    if (cmd.journal || cmd.startSegment || cmd.finalizeSegment) this.lastWriteAtMs.set(jid, Date.now());
+    const n = (v: number | null | undefined) => Number(v ?? 0);
+    if (cmd.format) {
+      const r = this.journalFor(jid, true)!.format(cmd.format.nsInfo ?? {}, cmd.format.force === true);
+      this.wake(jid);
+      return r;
+    }
+    const j = this.journalFor(jid, false);
+    if (!j) return { code: pb.ErrorCode.NOT_FORMATTED, message: `journal ${jid} is not formatted` };
+    if (cmd.newEpoch) return j.newEpoch(cmd.newEpoch.nsInfo ?? {}, cmd.newEpoch.writerId ?? '');
+    if (cmd.startSegment) return j.startSegment(n(cmd.startSegment.epoch), n(cmd.startSegment.txid), n(cmd.startSegment.layoutVersion));
+    if (cmd.journal) {
+      const o = cmd.journal;
+      const records = o.records ?? new Uint8Array(0);
+      const before = j.lastTxId;
+      const r = j.journal(n(o.epoch), n(o.segmentTxid), n(o.firstTxid), n(o.count), records);
+      if (r.code === pb.ErrorCode.OK && j.lastTxId > before) {
+        this.opts.onJournal?.(jid, j.lastTxId - before, records.byteLength);
+        this.wake(jid);
+      }
+      return r;
+    }
+    if (cmd.finalizeSegment) {
+      const o = cmd.finalizeSegment;
+      const r = j.finalizeSegment(n(o.epoch), n(o.firstTxid), n(o.lastTxid));
+      this.wake(jid);
+      return r;
+    }
+    if (cmd.dropSegment) return j.dropSegment(n(cmd.dropSegment.epoch), n(cmd.dropSegment.firstTxid));
+    if (cmd.purge) return j.purge(n(cmd.purge.epoch), n(cmd.purge.minTxidToKeep));
+    return { code: pb.ErrorCode.INVALID_ARGUMENT, message: 'command without an operation' };
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  journal(jid: string): Journal | undefined {
+    return this.journals.get(jid);
+  }
+
+  allJournals(): Journal[] {
+    return [...this.journals.values()];
+  }
+
+  /** Calls cb once the journal holds txid (or after timeoutMs). */
+  waitForTxid(jid: string, txid: number, timeoutMs: number, cb: () => void): void {
+    const j = this.journals.get(jid);
+    if ((j && j.lastTxId >= txid) || timeoutMs <= 0) return cb();
+    const list = this.waiters.get(jid) ?? [];
+    const w: Waiter = {
+      txid,
+      cb,
+      timer: setTimeout(() => {
+        const l = this.waiters.get(jid);
+        if (l) this.waiters.set(jid, l.filter((x) => x !== w));
+        cb();
+      }, timeoutMs),
+    };
+    list.push(w);
+    this.waiters.set(jid, list);
+  }
+
+  private wake(jid: string): void {
+    const list = this.waiters.get(jid);
+    if (!list || list.length === 0) return;
+    const j = this.journals.get(jid);
+    const last = j?.lastTxId ?? 0;
+    const ready = list.filter((w) => w.txid <= last);
+    if (ready.length === 0) return;
+    this.waiters.set(jid, list.filter((w) => w.txid > last));
+    for (const w of ready) {
+      clearTimeout(w.timer);
+      w.cb();
+    }
+  }
+
+  private wakeAll(): void {
+    const all = [...this.waiters.values()].flat();
+    this.waiters.clear();
+    for (const w of all) {
+      clearTimeout(w.timer);
+      w.cb();
+    }
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  private buildManifest(meta: SnapshotMeta): { manifest: ManifestData; sources: { jid: string; file: string; fromPath: string; dirty: boolean }[] } {
+    const sources: { jid: string; file: string; fromPath: string; dirty: boolean }[] = [];
+    const journals = [...this.journals.values()].map((j) => {
+      const segments = j.segments.map((s) => {
+        sources.push({ jid: j.jid, file: s.name, fromPath: s.path, dirty: s.dirty });
+        s.dirty = false;
+        return {
+          firstTxId: s.firstTxId,
+          lastTxId: s.lastTxId,
+          inProgress: s.inProgress,
+          file: s.name,
+          sizeBytes: s.sizeBytes,
+          crc32: s.crc32,
+          layoutVersion: s.layoutVersion,
+        };
+      });
+      return {
+        jid: j.jid,
+        formatted: j.formatted,
+        nsInfo: j.nsInfo,
+        promisedEpoch: j.promisedEpoch,
+        lastWriterEpoch: j.lastWriterEpoch,
+        writerId: j.writerId,
+        lastTxId: j.lastTxId,
+        segments,
+      };
+    });
+    const manifest: ManifestData = {
+      meta: { index: meta.index, term: meta.term, conf: meta.conf, peers: [...(meta.peers ?? [])] },
+      journals,
+      createdMs: Date.now(),
+    };
+    return { manifest, sources };
+  }
+
+  saveSnapshot(meta: SnapshotMeta, done: (err: Error | null) => void): void {
+    let pending;
+    try {
+      const { manifest, sources } = this.buildManifest(meta);
+      pending = this.snapshots.capture(manifest, sources);
+    } catch (e) {
+      return done(e as Error);
+    }
+    this.snapshots.finish(pending, this.opts.keepSnapshots, (err) => {
+      if (!err && meta.index > this.snapshotMetaValue.index) this.snapshotMetaValue = meta;
+      done(err);
+    });
+  }
+
+  fetchSnapshot(from: NodeId, meta: SnapshotMeta, done: (err: Error | null, staged?: StagedSnapshot) => void): void {
+    const source = this.opts.source;
+    if (!source) return done(new Error('no snapshot source configured'));
+    this.fetch(source, from, meta.index).then(
+      (image) => done(null, { meta: toSnapshotMeta(image.manifest), image } as Staged),
+      (err: Error) => done(err),
+    );
+  }
+
+  private async fetch(source: SnapshotSource, from: NodeId, minIndex: number): Promise<StagedImage> {
+    const manifest = await source.manifest(from, minIndex);
+    const index = manifest.meta.index;
+    if (index < minIndex) throw new Error(`peer ${from} offered snapshot ${index}, older than ${minIndex}`);
+    const dir = this.snapshots.newStagingDir(index);
+    let reused = 0;
+    let fetched = 0;
+    try {
+      for (const j of manifest.journals) {
+        const jdir = path.join(dir, 'journals', j.jid);
+        fs.mkdirSync(jdir, { recursive: true });
+        for (const s of j.segments) {
+          const dst = path.join(jdir, s.file);
+          const size = s.sizeBytes;
+          const local = path.join(this.journalsRoot, j.jid, s.file);
+          if (prefixMatches(local, size, s.crc32)) {
+            // Finalized segments are immutable and in-progress ones only grow: a local copy with the same
+            // name and the same prefix is the same data. Skip the transfer.
+            fs.linkSync(local, dst);
+            reused += size;
+            continue;
+          }
+          const fd = fs.openSync(dst, 'w');
+          try {
+            let crc = 0;
+            for (let off = 0; off < size; ) {
+              const chunk = await source.chunk(from, index, j.jid, s.file, off, Math.min(this.opts.maxSnapshotChunkBytes, size - off));
+              if (chunk.byteLength === 0) throw new Error(`peer ${from} returned no bytes for ${j.jid}/${s.file} at ${off}`);
+              fs.writeSync(fd, chunk, 0, chunk.byteLength, off);
+              crc = zlib.crc32(chunk, crc);
+              off += chunk.byteLength;
+            }
+            if (crc >>> 0 !== s.crc32) throw new Error(`${j.jid}/${s.file}: CRC of the fetched file does not match the manifest`);
+            fs.fsyncSync(fd);
+          } finally {
+            fs.closeSync(fd);
+          }
+          fetched += size;
+        }
+        await new Promise<void>((resolve, reject) => fsyncPath(jdir, (e) => (e ? reject(e) : resolve())));
+      }
+      this.opts.logger.info({ from, index, fetchedBytes: fetched, reusedBytes: reused }, 'snapshot fetched');
+      return { index, dir, manifest };
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  installSnapshot(staged: StagedSnapshot, done: (err: Error | null) => void): void {
+    const image = (staged as Staged).image;
+    series(
+      [
+        (cb) => this.snapshots.promote(image, cb),
+        (cb) => {
+          try {
+            this.loadFrom(image.index);
+            this.snapshots.prune(this.opts.keepSnapshots);
+            this.wakeAll();
+            cb(null);
+          } catch (e) {
+            cb(e as Error);
+          }
+        },
+      ],
+      done,
+    );
+  }
+
+  discardSnapshot(staged: StagedSnapshot): void {
+    fs.rm((staged as Staged).image.dir, { recursive: true, force: true }, () => {});
+  }
+
+  close(): void {
+    for (const j of this.journals.values()) j.closeFiles();
+    this.wakeAll();
+  }
+}
+
+/** Whether the file's first `size` bytes have the given CRC32. */
+function prefixMatches(file: string, size: number, crc: number): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    if (fs.fstatSync(fd).size < size) return false;
+    const buf = Buffer.allocUnsafe(Math.min(size, 4 << 20));
+    let c = 0;
+    for (let off = 0; off < size; ) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.byteLength, size - off), off);
+      if (n === 0) return false;
+      c = zlib.crc32(buf.subarray(0, n), c);
+      off += n;
+    }
+    return c >>> 0 === crc;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

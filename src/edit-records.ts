@@ -1,0 +1,154 @@
+// The framing of edit records — the journal's unit — shared by libqjm (encodes), the JournalNode (validates,
+// stores verbatim in segment files) and `qjm dump` (reads offline). One frame:
+//   [u32 BE crc32 of the rest of the frame][u64 BE txid][u32 BE length][length bytes of data]
+// and the header of a segment file:
+//   "QJEDITS1" | u32 BE format version | i32 BE layout version | u64 BE first txid | u32 reserved | u32 BE crc32
+
+import zlib from 'node:zlib';
+
+export const RECORD_HEADER_BYTES = 16;
+export const SEGMENT_HEADER_BYTES = 32;
+export const SEGMENT_MAGIC = Buffer.from('QJEDITS1', 'latin1');
+export const SEGMENT_FORMAT_VERSION = 1;
+const TWO_32 = 0x1_0000_0000;
+
+export function framedSize(dataBytes: number): number {
+  return RECORD_HEADER_BYTES + dataBytes;
+}
+
+function writeU64(buf: Buffer, offset: number, v: number): void {
+  buf.writeUInt32BE(Math.floor(v / TWO_32), offset);
+  buf.writeUInt32BE(v % TWO_32, offset + 4);
+}
+
+function readU64(buf: Uint8Array, offset: number): number {
+  const b = buf as Buffer;
+  return b.readUInt32BE(offset) * TWO_32 + b.readUInt32BE(offset + 4);
+}
+
+/** Writes one frame at `offset` of `buf` (which must have room); returns the offset after it. */
+export function encodeRecord(buf: Buffer, offset: number, txid: number, data: Uint8Array): number {
+  writeU64(buf, offset + 4, txid);
+  buf.writeUInt32BE(data.byteLength, offset + 12);
+  buf.set(data, offset + RECORD_HEADER_BYTES);
+  const end = offset + RECORD_HEADER_BYTES + data.byteLength;
+  buf.writeUInt32BE(zlib.crc32(buf.subarray(offset + 4, end)), offset);
+  return end;
+}
+
+/** Frames records as consecutive txids from firstTxId. */
+export function encodeRecords(firstTxId: number, records: readonly Uint8Array[]): Buffer {
+  let total = 0;
+  for (const r of records) total += framedSize(r.byteLength);
+  const buf = Buffer.allocUnsafe(total);
+  let off = 0;
+  records.forEach((r, i) => {
+    off = encodeRecord(buf, off, firstTxId + i, r);
+  });
+  return buf;
+}
+
+export interface RecordView {
+  txid: number;
+  /** A view into the frame's buffer. */
+  data: Uint8Array;
+  /** Offset of the frame in the buffer, and of the next frame. */
+  offset: number;
+  next: number;
+}
+
+export type FrameResult = { ok: true; record: RecordView } | { ok: false; reason: string; offset: number; truncated: boolean };
+
+/** Parses the frame at offset, checking that it fits and that its CRC matches. */
+export function readFrame(buf: Uint8Array, offset: number, maxRecordBytes = Number.MAX_SAFE_INTEGER): FrameResult {
+  if (offset + RECORD_HEADER_BYTES > buf.byteLength) return { ok: false, reason: 'frame header runs past the end', offset, truncated: true };
+  const b = buf as Buffer;
+  const crc = b.readUInt32BE(offset);
+  const txid = readU64(b, offset + 4);
+  const len = b.readUInt32BE(offset + 12);
+  if (len > maxRecordBytes) return { ok: false, reason: `record of ${len} bytes is over the limit of ${maxRecordBytes}`, offset, truncated: false };
+  const end = offset + RECORD_HEADER_BYTES + len;
+  if (end > buf.byteLength) return { ok: false, reason: 'record runs past the end', offset, truncated: true };
+  if (zlib.crc32(b.subarray(offset + 4, end)) !== crc) return { ok: false, reason: `CRC mismatch for txid ${txid}`, offset, truncated: false };
+  return { ok: true, record: { txid, data: b.subarray(offset + RECORD_HEADER_BYTES, end), offset, next: end } };
+}
+
+/** Iterates well-formed frames; stops at the first problem (use validateBatch first for untrusted input). */
+export function* iterateRecords(buf: Uint8Array, offset = 0): Generator<RecordView> {
+  while (offset < buf.byteLength) {
+    const f = readFrame(buf, offset);
+    if (!f.ok) return;
+    yield f.record;
+    offset = f.record.next;
+  }
+}
+
+export interface BatchLimits {
+  maxRecordBytes: number;
+}
+
+/**
+ * Checks an untrusted batch: exactly `count` well-formed frames covering the whole buffer, txids
+ * firstTxId.., each record within the limit. Returns why not (TOO_LARGE or INVALID_ARGUMENT), or null.
+ */
+export function validateBatch(buf: Uint8Array, firstTxId: number, count: number, limits: BatchLimits): { name: 'TOO_LARGE' | 'INVALID_ARGUMENT'; message: string } | null {
+  let off = 0;
+  for (let i = 0; i < count; i++) {
+    const f = readFrame(buf, off, limits.maxRecordBytes);
+    if (!f.ok) {
+      const tooLarge = f.reason.includes('over the limit');
+      return { name: tooLarge ? 'TOO_LARGE' : 'INVALID_ARGUMENT', message: `record ${i} (txid ${firstTxId + i}): ${f.reason}` };
+    }
+    if (f.record.txid !== firstTxId + i) {
+      return { name: 'INVALID_ARGUMENT', message: `record ${i} has txid ${f.record.txid}, expected ${firstTxId + i}` };
+    }
+    off = f.record.next;
+  }
+  if (off !== buf.byteLength) return { name: 'INVALID_ARGUMENT', message: `${buf.byteLength - off} bytes after the ${count} declared records` };
+  return null;
+}
+
+export interface SegmentHeader {
+  version: number;
+  layoutVersion: number;
+  firstTxId: number;
+}
+
+export function encodeSegmentHeader(layoutVersion: number, firstTxId: number): Buffer {
+  const b = Buffer.alloc(SEGMENT_HEADER_BYTES);
+  SEGMENT_MAGIC.copy(b, 0);
+  b.writeUInt32BE(SEGMENT_FORMAT_VERSION, 8);
+  b.writeInt32BE(layoutVersion, 12);
+  writeU64(b, 16, firstTxId);
+  b.writeUInt32BE(zlib.crc32(b.subarray(0, 28)), 28);
+  return b;
+}
+
+export function decodeSegmentHeader(b: Uint8Array): SegmentHeader | string {
+  if (b.byteLength < SEGMENT_HEADER_BYTES) return 'file shorter than the segment header';
+  const buf = Buffer.from(b.buffer, b.byteOffset, SEGMENT_HEADER_BYTES);
+  if (!buf.subarray(0, 8).equals(SEGMENT_MAGIC)) return 'not a qjournal segment file (bad magic)';
+  if (zlib.crc32(buf.subarray(0, 28)) !== buf.readUInt32BE(28)) return 'segment header CRC mismatch';
+  const version = buf.readUInt32BE(8);
+  if (version !== SEGMENT_FORMAT_VERSION) return `unsupported segment format version ${version}`;
+  return { version, layoutVersion: buf.readInt32BE(12), firstTxId: readU64(buf, 16) };
+}
+
+const TXID_DIGITS = 19;
+
+export function inProgressName(firstTxId: number): string {
+  return `edits_inprogress_${String(firstTxId).padStart(TXID_DIGITS, '0')}`;
+}
+
+export function finalizedName(firstTxId: number, lastTxId: number): string {
+  return `edits_${String(firstTxId).padStart(TXID_DIGITS, '0')}-${String(lastTxId).padStart(TXID_DIGITS, '0')}`;
+}
+
+/** Parses a segment file name (Hadoop's naming); null for any other file. */
+export function parseSegmentName(name: string): { firstTxId: number; lastTxId: number | null } | null {
+  let m = /^edits_inprogress_(\d{19})$/.exec(name);
+  if (m) return { firstTxId: Number(m[1]), lastTxId: null };
+  m = /^edits_(\d{19})-(\d{19})$/.exec(name);
+  if (m) return { firstTxId: Number(m[1]), lastTxId: Number(m[2]) };
+  return null;
+}
