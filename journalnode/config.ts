@@ -1,0 +1,225 @@
+// JournalNode settings: defaults, the command line (SPEC 3.1), an optional JSON config file, and validation
+// of every field with an error that names it. Raft settings carry braft's names where braft has one.
+
+import fs from 'node:fs';
+import { parsePeers } from '../src/peers.js';
+import type { Peer } from '../src/raft/types.js';
+
+export interface JournalNodeConfig {
+  id: string;
+  /** Bind address (host:port). */
+  listen: string;
+  dataDir: string;
+  /** Initial configuration, used only when the data directory is empty (braft's initial_conf). */
+  peers: Peer[];
+
+  // Raft (braft names in brackets)
+  electionTimeoutMs: number; // [election_timeout_ms]
+  electionHeartbeatFactor: number; // heartbeat interval = electionTimeoutMs / this
+  snapshotIntervalS: number; // [snapshot_interval_s]; 0 = only by log size
+  snapshotLogBytes: number; // snapshot once this many bytes were applied since the last one
+  catchupMargin: number; // [catchup_margin]
+  sync: boolean; // [raft_sync] fdatasync the log before acknowledging
+  maxAppendBufferBytes: number; // [raft_max_append_buffer_size] bytes one log write (one fsync) carries
+  leaderBatch: number; // [raft_leader_batch] entries one log write carries
+  maxEntriesPerAppend: number; // [raft_max_entries_size]
+  maxAppendBodyBytes: number; // [raft_max_body_size]
+  maxLogSegmentBytes: number; // [raft_max_segment_size]
+  maxSnapshotChunkBytes: number; // [raft_max_byte_count_per_rpc]
+  applyBatch: number; // [raft_apply_batch] entries applied per batch
+  maxInflightAppends: number; // appends in flight to one follower
+  maxUncommittedBytes: number; // proposals beyond this are refused with BUSY
+  keepEntriesAfterSnapshot: number;
+  keepSnapshots: number;
+
+  // Journal
+  maxRecordBytes: number;
+  maxBatchBytes: number;
+  cacheBytesPerJournal: number;
+  proposalTimeoutMs: number;
+  readTimeoutMs: number;
+  maxWaitMs: number; // longest long-poll a reader may ask for
+
+  // Transport
+  peerHoldMs: number; // how long a peer's request is held to piggyback the answer
+  peerRequestTimeoutMs: number;
+  maxPeerQueueBytes: number;
+  maxLogCacheBytes: number;
+
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export const DEFAULTS: Omit<JournalNodeConfig, 'id' | 'listen' | 'dataDir' | 'peers'> = {
+  electionTimeoutMs: 1000,
+  electionHeartbeatFactor: 10,
+  snapshotIntervalS: 3600,
+  snapshotLogBytes: 256 << 20,
+  catchupMargin: 1000,
+  sync: true,
+  maxAppendBufferBytes: 16 << 20,
+  leaderBatch: 4096,
+  maxEntriesPerAppend: 1024,
+  maxAppendBodyBytes: 16 << 20,
+  maxLogSegmentBytes: 64 << 20,
+  maxSnapshotChunkBytes: 1 << 20,
+  applyBatch: 1024,
+  maxInflightAppends: 8,
+  maxUncommittedBytes: 256 << 20,
+  keepEntriesAfterSnapshot: 10_000,
+  keepSnapshots: 2,
+  maxRecordBytes: 1 << 20,
+  maxBatchBytes: 8 << 20,
+  cacheBytesPerJournal: 16 << 20,
+  proposalTimeoutMs: 20_000,
+  readTimeoutMs: 10_000,
+  maxWaitMs: 60_000,
+  peerHoldMs: 10,
+  peerRequestTimeoutMs: 5000,
+  maxPeerQueueBytes: 64 << 20,
+  maxLogCacheBytes: 64 << 20,
+  logLevel: 'info',
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const INT_FIELDS: { [K in keyof typeof DEFAULTS]?: [min: number, max: number] } = {
+  electionTimeoutMs: [50, 600_000],
+  electionHeartbeatFactor: [2, 1000],
+  snapshotIntervalS: [0, 365 * 86400],
+  snapshotLogBytes: [1 << 10, 2 ** 50],
+  catchupMargin: [0, 1e12],
+  maxAppendBufferBytes: [1 << 10, 1 << 30],
+  leaderBatch: [1, 1 << 20],
+  maxEntriesPerAppend: [1, 1 << 20],
+  maxAppendBodyBytes: [1 << 10, 1 << 30],
+  maxLogSegmentBytes: [1 << 16, 1 << 30],
+  maxSnapshotChunkBytes: [1 << 10, 1 << 28],
+  applyBatch: [1, 1 << 20],
+  maxInflightAppends: [1, 1024],
+  maxUncommittedBytes: [1 << 16, 2 ** 40],
+  keepEntriesAfterSnapshot: [0, 1e9],
+  keepSnapshots: [1, 100],
+  maxRecordBytes: [1, 1 << 28],
+  maxBatchBytes: [1, 1 << 28],
+  cacheBytesPerJournal: [0, 1 << 30],
+  proposalTimeoutMs: [100, 3_600_000],
+  readTimeoutMs: [100, 3_600_000],
+  maxWaitMs: [0, 3_600_000],
+  peerHoldMs: [0, 1000],
+  peerRequestTimeoutMs: [100, 600_000],
+  maxPeerQueueBytes: [1 << 16, 2 ** 31],
+  maxLogCacheBytes: [0, 2 ** 31],
+};
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Checks a host:port string; returns the problem or null. */
+export function checkHostPort(s: string): string | null {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/.exec(s);
+  if (!m) return `expected host:port, got ${JSON.stringify(s)}`;
+  const port = Number(m[2]);
+  if (port < 0 || port > 65535) return `port ${port} out of range`;
+  return null;
+}
+
+export function splitHostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  let host = s.slice(0, i);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host, port: Number(s.slice(i + 1)) };
+}
+
+/** Validates a complete configuration; throws ConfigError naming the first bad field. */
+export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig {
+  const bad = (field: string, why: string): never => {
+    throw new ConfigError(`invalid ${field}: ${why}`);
+  };
+  if (typeof c.id !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(c.id)) bad('id', 'expected 1-64 characters of [A-Za-z0-9._-]');
+  if (typeof c.listen !== 'string') bad('listen', 'missing (e.g. --listen 127.0.0.1:8485)');
+  const hp = checkHostPort(c.listen!);
+  if (hp) bad('listen', hp);
+  if (typeof c.dataDir !== 'string' || c.dataDir.length === 0) bad('dataDir', 'missing (e.g. --data ./data/n1)');
+  if (!Array.isArray(c.peers) || c.peers.length === 0) bad('peers', 'missing (e.g. --peers n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487)');
+  const ids = new Set<string>();
+  for (const p of c.peers!) {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(p.id)) bad('peers', `bad peer id ${JSON.stringify(p.id)}`);
+    if (ids.has(p.id)) bad('peers', `peer ${p.id} named twice`);
+    ids.add(p.id);
+    const e = checkHostPort(p.address);
+    if (e) bad('peers', `peer ${p.id}: ${e}`);
+  }
+  if (!ids.has(c.id!)) bad('peers', `this node's id ${c.id} is not among the peers`);
+  const out: Record<string, unknown> = { ...c };
+  for (const [k, range] of Object.entries(INT_FIELDS)) {
+    const v = out[k];
+    if (typeof v !== 'number' || !Number.isInteger(v)) bad(k, `expected an integer, got ${JSON.stringify(v)}`);
+    const [lo, hi] = range!;
+    if ((v as number) < lo || (v as number) > hi) bad(k, `${v} is outside [${lo}, ${hi}]`);
+  }
+  if (typeof c.sync !== 'boolean') bad('sync', 'expected true or false');
+  if (!LOG_LEVELS.includes(String(c.logLevel))) bad('logLevel', `expected one of ${LOG_LEVELS.join(', ')}`);
+  if (c.electionTimeoutMs! / c.electionHeartbeatFactor! < 5) bad('electionHeartbeatFactor', 'the heartbeat interval would be under 5 ms');
+  if (c.maxBatchBytes! > c.maxAppendBodyBytes!) bad('maxBatchBytes', `must not exceed maxAppendBodyBytes (${c.maxAppendBodyBytes})`);
+  if (c.maxRecordBytes! > c.maxBatchBytes!) bad('maxRecordBytes', `must not exceed maxBatchBytes (${c.maxBatchBytes})`);
+  return out as unknown as JournalNodeConfig;
+}
+
+const FLAG_TO_FIELD: Record<string, keyof JournalNodeConfig> = {
+  id: 'id',
+  listen: 'listen',
+  data: 'dataDir',
+  'log-level': 'logLevel',
+};
+
+/** Parses the command line (plus --config file.json, whose values the flags override). */
+export function parseArgs(argv: string[]): JournalNodeConfig {
+  const flags: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new ConfigError(`unexpected argument ${JSON.stringify(a)}`);
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
+    const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw new ConfigError(`--${name} needs a value`);
+    flags[name] = value;
+  }
+  let file: Record<string, unknown> = {};
+  if (flags.config) {
+    try {
+      file = JSON.parse(fs.readFileSync(flags.config, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigError(`cannot read --config ${flags.config}: ${(e as Error).message}`);
+    }
+    if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new ConfigError(`--config ${flags.config}: expected a JSON object`);
+    for (const k of Object.keys(file)) {
+      if (!(k in DEFAULTS) && !['id', 'listen', 'dataDir', 'peers'].includes(k)) throw new ConfigError(`--config ${flags.config}: unknown setting ${JSON.stringify(k)}`);
+    }
+    if (typeof file.peers === 'string') file.peers = parsePeers(file.peers);
+  }
+  const cfg: Record<string, unknown> = { ...DEFAULTS, ...file };
+  for (const [flag, value] of Object.entries(flags)) {
+    if (flag === 'config') continue;
+    if (flag === 'peers') {
+      try {
+        cfg.peers = parsePeers(value);
+      } catch (e) {
+        throw new ConfigError(`invalid --peers: ${(e as Error).message}`);
+      }
+      continue;
+    }
+    const field = FLAG_TO_FIELD[flag] ?? (flag in DEFAULTS ? flag : undefined);
+    if (!field) throw new ConfigError(`unknown flag --${flag}`);
+    const def = (DEFAULTS as Record<string, unknown>)[field];
+    if (typeof def === 'number') {
+      const n = Number(value);
+      if (!Number.isFinite(n)) throw new ConfigError(`invalid --${flag}: expected a number, got ${JSON.stringify(value)}`);
+      cfg[field] = n;
+    } else if (typeof def === 'boolean') {
+      if (value !== 'true' && value !== 'false') throw new ConfigError(`invalid --${flag}: expected true or false`);
+      cfg[field] = value === 'true';
+    } else cfg[field] = value;
+  }
+  return validateConfig(cfg as Partial<JournalNodeConfig>);
+}

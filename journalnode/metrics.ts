@@ -1,0 +1,121 @@
+// Prometheus metrics of one JournalNode (GET /metrics): Raft progress, per-follower lag, log write and fsync
+// latency, journal throughput and epochs (the figures Hadoop's JournalNode exposes), RPC counts and latency.
+// A registry per node, so several nodes can run in one process (tests).
+
+import client from 'prom-client';
+import type { ReplicaStatus } from '../src/replica/replica.js';
+
+/** What the metrics read from the replica. */
+export interface StatusSource {
+  status(): ReplicaStatus;
+  readonly isLeader: boolean;
+}
+import type { JournalStateMachine } from './journal-state-machine.js';
+import type { PeerTransport } from './peer-transport.js';
+
+export class NodeMetrics {
+  readonly registry = new client.Registry();
+  readonly logWriteSeconds: client.Histogram;
+  readonly logWriteBytes: client.Counter;
+  readonly logWrites: client.Counter;
+  readonly batchesWritten: client.Counter<'jid'>;
+  readonly txnsWritten: client.Counter<'jid'>;
+  readonly bytesWritten: client.Counter<'jid'>;
+  readonly rpcSeconds: client.Histogram<'rpc' | 'code'>;
+
+  constructor(id: string, replica: () => StatusSource | null, sm: () => JournalStateMachine | null, transport: () => PeerTransport | null) {
+    const r = this.registry;
+    r.setDefaultLabels({ node: id });
+    client.collectDefaultMetrics({ register: r, prefix: 'qjournal_process_' });
+    const gauge = (name: string, help: string, fn: () => number) =>
+      new client.Gauge({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          this.set(fn());
+        },
+      });
+    const st = () => replica()?.status();
+    gauge('qjournal_raft_term', 'Current Raft term', () => st()?.term ?? 0);
+    gauge('qjournal_raft_is_leader', '1 if this node is the Raft leader', () => (replica()?.isLeader ? 1 : 0));
+    gauge('qjournal_raft_commit_index', 'Raft commit index', () => st()?.commitIndex ?? 0);
+    gauge('qjournal_raft_applied_index', 'Raft applied index', () => st()?.appliedIndex ?? 0);
+    gauge('qjournal_raft_last_index', 'Last index in the Raft log', () => st()?.lastIndex ?? 0);
+    gauge('qjournal_raft_disk_index', 'Last index durable on this node', () => st()?.stableIndex ?? 0);
+    gauge('qjournal_raft_snapshot_index', 'Index of the newest snapshot', () => st()?.snapshotIndex ?? 0);
+    gauge('qjournal_raft_apply_lag_entries', 'Committed entries not yet applied here', () => {
+      const s = st();
+      return s ? s.commitIndex - s.appliedIndex : 0;
+    });
+    new client.Gauge({
+      name: 'qjournal_raft_follower_lag_entries',
+      help: 'Leader only: entries a follower is behind the leader',
+      labelNames: ['peer'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const s = st();
+        if (!s) return;
+        for (const [peer, p] of Object.entries(s.progress)) this.set({ peer }, Math.max(0, s.lastIndex - p.match));
+      },
+    });
+    const jg = (name: string, help: string, fn: (j: ReturnType<JournalStateMachine['allJournals']>[number]) => number) =>
+      new client.Gauge({
+        name,
+        help,
+        labelNames: ['jid'],
+        registers: [r],
+        collect() {
+          this.reset();
+          for (const j of sm()?.allJournals() ?? []) this.set({ jid: j.jid }, fn(j));
+        },
+      });
+    jg('qjournal_journal_promised_epoch', 'Promised writer epoch (LastPromisedEpoch)', (j) => j.promisedEpoch);
+    jg('qjournal_journal_last_writer_epoch', 'Epoch of the last writer that wrote (LastWriterEpoch)', (j) => j.lastWriterEpoch);
+    jg('qjournal_journal_last_txid', 'Last txid applied here (LastWrittenTxId)', (j) => j.lastTxId);
+    jg('qjournal_journal_segments', 'Segments of the journal', (j) => j.segments.length);
+    new client.Gauge({
+      name: 'qjournal_peer_queue_bytes',
+      help: 'Bytes queued for a peer',
+      labelNames: ['peer'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const p of transport()?.stats() ?? []) this.set({ peer: p.id }, p.queuedBytes);
+      },
+    });
+    new client.Gauge({
+      name: 'qjournal_peer_dropped_messages',
+      help: 'Messages dropped because a peer was not keeping up',
+      labelNames: ['peer'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const p of transport()?.stats() ?? []) this.set({ peer: p.id }, p.droppedMessages);
+      },
+    });
+    this.logWriteSeconds = new client.Histogram({
+      name: 'qjournal_log_write_seconds',
+      help: 'Raft log write latency: one group-committed write and its fdatasync',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers: [r],
+    });
+    this.logWriteBytes = new client.Counter({ name: 'qjournal_log_write_bytes_total', help: 'Entry bytes written to the Raft log', registers: [r] });
+    this.logWrites = new client.Counter({ name: 'qjournal_log_writes_total', help: 'Raft log writes (each one fdatasync)', registers: [r] });
+    this.batchesWritten = new client.Counter({ name: 'qjournal_journal_batches_written_total', help: 'journal() batches applied (BatchesWritten)', labelNames: ['jid'], registers: [r] });
+    this.txnsWritten = new client.Counter({ name: 'qjournal_journal_txns_written_total', help: 'Transactions applied (TxnsWritten)', labelNames: ['jid'], registers: [r] });
+    this.bytesWritten = new client.Counter({ name: 'qjournal_journal_bytes_written_total', help: 'Edit bytes applied (BytesWritten)', labelNames: ['jid'], registers: [r] });
+    this.rpcSeconds = new client.Histogram({
+      name: 'qjournal_rpc_seconds',
+      help: 'Journal RPC latency by RPC and result code',
+      labelNames: ['rpc', 'code'],
+      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers: [r],
+    });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

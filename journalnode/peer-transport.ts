@@ -1,0 +1,262 @@
+// The Raft transport between JournalNodes. Per peer: a bounded outbound queue and at most one POST
+// /raft/message in flight, carrying everything queued (group commit on the wire, and no reordering). The
+// receiver holds each request briefly so its answers (usually an append acknowledgement, ready after one
+// fsync) ride back in the response body: one HTTP exchange per round trip. Failures back off and are
+// reported to Raft as unreachable peers.
+
+import { encodeBatch, decodeBatch, messageBytes } from '../src/transport/raft-codec.js';
+import type { Batch } from '../src/transport/raft-codec.js';
+import type { ReplicaTransport } from '../src/replica/env.js';
+import { MessageType } from '../src/raft/types.js';
+import type { Message, NodeId } from '../src/raft/types.js';
+import type { PeerClients } from './peer-client.js';
+import type { Logger } from './journal-state-machine.js';
+
+export interface PeerTransportOptions {
+  selfId: NodeId;
+  clusterId: string;
+  storageId: string;
+  /** The address a peer is dialed at, from the current configuration. */
+  resolve(id: NodeId): string | undefined;
+  deliver(messages: Message[]): void;
+  onUnreachable(id: NodeId): void;
+  clients: PeerClients;
+  holdMs: number;
+  requestTimeoutMs: number;
+  maxQueueBytes: number;
+  maxBatchBytes: number;
+  logger: Logger;
+}
+
+interface Held {
+  resolve(messages: Message[]): void;
+  timer: NodeJS.Timeout;
+}
+
+class PeerState {
+  queue: Message[] = [];
+  queueBytes = 0;
+  sending = false;
+  failures = 0;
+  retryTimer: NodeJS.Timeout | null = null;
+  flushScheduled = false;
+  held: Held[] = [];
+  lastErrorLogMs = 0;
+  droppedMessages = 0;
+  sentBatches = 0;
+  /** The storage id this peer last reported: a change means its disk was wiped. */
+  storageId = '';
+
+  constructor(readonly id: NodeId) {}
+}
+
+export interface PeerStats {
+  id: NodeId;
+  queuedMessages: number;
+  queuedBytes: number;
+  sending: boolean;
+  failures: number;
+  droppedMessages: number;
+  sentBatches: number;
+  storageId: string;
+}
+
+export class PeerTransport implements ReplicaTransport {
+  private readonly peers = new Map<NodeId, PeerState>();
+  private closed = false;
+  /** Peers whose storage id changed while this node ran (their disk was wiped and they rejoined). */
+  readonly storageIdChanges: { id: NodeId; from: string; to: string; atMs: number }[] = [];
+
+  constructor(private readonly o: PeerTransportOptions) {}
+
+  private peer(id: NodeId): PeerState {
+    let p = this.peers.get(id);
+    if (!p) {
+      p = new PeerState(id);
+      this.peers.set(id, p);
+    }
+    return p;
+  }
+
+  send(messages: Message[]): void {
+    if (this.closed) return;
+    const touched = new Set<PeerState>();
+    for (const m of messages) {
+      const p = this.peer(m.to);
+      const size = messageBytes(m);
+      if (p.queueBytes + size > this.o.maxQueueBytes) {
+        // The peer is not keeping up (or is down): drop, and let Raft slow down to probing.
+        p.droppedMessages++;
+        if (m.type === MessageType.App) this.o.onUnreachable(m.to);
+        continue;
+      }
+      p.queue.push(m);
+      p.queueBytes += size;
+      touched.add(p);
+    }
+    for (const p of touched) this.scheduleFlush(p);
+  }
+
+  private scheduleFlush(p: PeerState): void {
+    if (p.flushScheduled) return;
+    p.flushScheduled = true;
+    // Messages produced in the same turn travel together.
+    queueMicrotask(() => {
+      p.flushScheduled = false;
+      this.flush(p);
+    });
+  }
+
+  private takeBatch(p: PeerState): Message[] {
+    let bytes = 0;
+    let n = 0;
+    while (n < p.queue.length) {
+      const sz = messageBytes(p.queue[n]!);
+      if (n > 0 && bytes + sz > this.o.maxBatchBytes) break;
+      bytes += sz;
+      n++;
+    }
+    const out = p.queue.splice(0, n);
+    p.queueBytes -= bytes;
+    if (p.queue.length === 0) p.queueBytes = 0;
+    return out;
+  }
+
+  private flush(p: PeerState): void {
+    if (this.closed) return;
+    while (p.queue.length > 0 && p.held.length > 0) {
+      const h = p.held.shift()!;
+      clearTimeout(h.timer);
+      h.resolve(this.takeBatch(p));
+    }
+    if (p.queue.length === 0 || p.sending || p.retryTimer) return;
+    const address = this.o.resolve(p.id);
+    if (!address) {
+      this.logRateLimited(p, `no address known for peer ${p.id}: dropping ${p.queue.length} messages`);
+      p.droppedMessages += p.queue.length;
+      p.queue = [];
+      p.queueBytes = 0;
+      return;
+    }
+    const messages = this.takeBatch(p);
+    const body = encodeBatch({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, messages });
+    p.sending = true;
+    p.sentBatches++;
+    this.o.clients.request(address, 'POST', '/raft/message', body, this.o.requestTimeoutMs).then(
+      (res) => {
+        p.sending = false;
+        if (res.status !== 200) {
+          this.failed(p, `peer ${p.id} (${address}) answered ${res.status}: ${res.body.toString('utf8', 0, 200)}`);
+          return;
+        }
+        p.failures = 0;
+        if (res.body.byteLength > 0) this.receiveReply(p, res.body);
+        this.flush(p);
+      },
+      (err: Error) => {
+        p.sending = false;
+        this.failed(p, `peer ${p.id} (${address}) unreachable: ${err.message}`);
+      },
+    );
+  }
+
+  private receiveReply(p: PeerState, body: Buffer): void {
+    let b: Batch;
+    try {
+      b = decodeBatch(body);
+    } catch (e) {
+      this.o.logger.warn({ peer: p.id, error: (e as Error).message }, 'dropping a malformed reply batch');
+      return;
+    }
+    if (b.clusterId !== this.o.clusterId || b.from !== p.id) {
+      this.o.logger.warn({ peer: p.id, from: b.from, clusterId: b.clusterId }, 'dropping a reply from the wrong cluster or node');
+      return;
+    }
+    this.noteStorageId(p, b.storageId);
+    this.o.deliver(b.messages.filter((m) => m.to === this.o.selfId));
+  }
+
+  private failed(p: PeerState, why: string): void {
+    if (this.closed) return;
+    p.failures++;
+    this.logRateLimited(p, why);
+    this.o.onUnreachable(p.id);
+    // Back off: 10 ms, doubling, at most 1 s. What queues meanwhile goes in the next batch.
+    const delay = Math.min(1000, 10 * 2 ** Math.min(p.failures - 1, 7));
+    p.retryTimer = setTimeout(() => {
+      p.retryTimer = null;
+      this.flush(p);
+    }, delay);
+  }
+
+  private logRateLimited(p: PeerState, msg: string): void {
+    const now = Date.now();
+    if (now - p.lastErrorLogMs < 5000) return;
+    p.lastErrorLogMs = now;
+    this.o.logger.warn({ peer: p.id, failures: p.failures }, msg);
+  }
+
+  private noteStorageId(p: PeerState, storageId: string): void {
+    if (!storageId) return;
+    if (p.storageId && p.storageId !== storageId) {
+      this.storageIdChanges.push({ id: p.id, from: p.storageId, to: storageId, atMs: Date.now() });
+      this.o.logger.error(
+        { peer: p.id, oldStorageId: p.storageId, newStorageId: storageId },
+        'peer storage id changed: its data directory was wiped or replaced; it must be removed and re-added (qjm remove-peer / add-peer) to rejoin safely',
+      );
+    }
+    p.storageId = storageId;
+  }
+
+  /**
+   * An inbound batch from a peer (already checked for cluster id). Delivers it, then answers with what this
+   * node sends back to that peer within holdMs (piggybacked), or an empty batch.
+   */
+  handleInbound(b: Batch): Promise<Uint8Array> {
+    const p = this.peer(b.from);
+    this.noteStorageId(p, b.storageId);
+    this.o.deliver(b.messages.filter((m) => m.to === this.o.selfId));
+    return new Promise<Uint8Array>((resolve) => {
+      const reply = (messages: Message[]) => resolve(encodeBatch({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, messages }));
+      if (this.closed || this.o.holdMs <= 0) {
+        reply(this.closed ? [] : this.takeBatch(p));
+        return;
+      }
+      const held: Held = {
+        resolve: reply,
+        timer: setTimeout(() => {
+          p.held = p.held.filter((h) => h !== held);
+          reply([]);
+        }, this.o.holdMs),
+      };
+      p.held.push(held);
+      if (p.queue.length > 0) this.scheduleFlush(p);
+    });
+  }
+
+  stats(): PeerStats[] {
+    return [...this.peers.values()].map((p) => ({
+      id: p.id,
+      queuedMessages: p.queue.length,
+      queuedBytes: p.queueBytes,
+      sending: p.sending,
+      failures: p.failures,
+      droppedMessages: p.droppedMessages,
+      sentBatches: p.sentBatches,
+      storageId: p.storageId,
+    }));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const p of this.peers.values()) {
+      if (p.retryTimer) clearTimeout(p.retryTimer);
+      for (const h of p.held) {
+        clearTimeout(h.timer);
+        h.resolve([]);
+      }
+      p.held = [];
+      p.queue = [];
+    }
+  }
+}

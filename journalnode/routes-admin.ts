@@ -1,0 +1,197 @@
+// What operators look at and do: GET /status (JSON, braft raft_stat's fields), GET /raft_stat (the same as a
+// page), GET /flags (effective settings), GET /metrics (Prometheus), GET /healthz, and the admin RPCs behind
+// qjm's membership, leadership and snapshot commands.
+
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { qjournal } from '../src/gen/proto.js';
+import { QjmError } from '../src/errors.js';
+import type { Replica } from '../src/replica/replica.js';
+import type { qjournal as Q } from '../src/gen/proto.js';
+import { NONE } from '../src/raft/types.js';
+import type { Peer } from '../src/raft/types.js';
+import type { JournalNodeConfig } from './config.js';
+import type { JournalStateMachine } from './journal-state-machine.js';
+import type { NodeMetrics } from './metrics.js';
+import type { PeerTransport } from './peer-transport.js';
+import { asQjmError, HTTP_STATUS, invalid, toRpcError } from './rpc-errors.js';
+
+const pb = qjournal.journal;
+
+export interface AdminContext {
+  config: JournalNodeConfig;
+  replica: Replica<Q.journal.ICommandResult>;
+  sm: JournalStateMachine;
+  transport: PeerTransport;
+  metrics: NodeMetrics;
+  logStats: () => Record<string, number>;
+  startedAtMs: number;
+  version: string;
+  clusterId: string;
+  storageId: string;
+}
+
+export function buildStatus(ctx: AdminContext): Record<string, unknown> {
+  const s = ctx.replica.status();
+  const followers: Record<string, unknown> = {};
+  for (const [id, p] of Object.entries(s.progress)) {
+    followers[id] = { nextIndex: p.next, matchIndex: p.match, state: p.state, inflight: p.inflight, recentActive: p.recentActive, lagEntries: s.lastIndex - p.match };
+  }
+  const addressOf = new Map(s.peers.map((p) => [p.id, p.address]));
+  const member = (id: string, role: string) => ({ id, address: addressOf.get(id) ?? '', role });
+  const peers = [
+    ...s.conf.voters.map((id) => member(id, 'voter')),
+    ...s.conf.votersOutgoing.filter((id) => !s.conf.voters.includes(id)).map((id) => member(id, 'outgoing-voter')),
+    ...s.conf.learners.map((id) => member(id, 'learner')),
+  ];
+  const journals: Record<string, unknown> = {};
+  for (const j of ctx.sm.allJournals()) {
+    journals[j.jid] = {
+      formatted: j.formatted,
+      namespaceId: Number(j.nsInfo.namespaceId ?? 0),
+      clusterId: j.nsInfo.clusterId ?? '',
+      promisedEpoch: j.promisedEpoch,
+      lastWriterEpoch: j.lastWriterEpoch,
+      writerId: j.writerId,
+      lastTxId: j.lastTxId,
+      segments: j.segments.map((g) => ({ firstTxId: g.firstTxId, lastTxId: g.lastTxId, inProgress: g.inProgress, sizeBytes: g.sizeBytes })),
+    };
+  }
+  return {
+    id: s.id,
+    state: s.state,
+    term: s.term,
+    vote: s.vote,
+    leader: s.lead === NONE ? null : s.lead,
+    leaderAddress: s.lead === NONE ? null : s.lead === s.id ? ctx.config.peers.find((p) => p.id === s.id)?.address ?? null : addressOf.get(s.lead) ?? null,
+    clusterId: ctx.clusterId,
+    storageId: ctx.storageId,
+    peers,
+    joint: s.conf.votersOutgoing.length > 0,
+    commitIndex: s.commitIndex,
+    appliedIndex: s.appliedIndex,
+    firstIndex: s.firstIndex,
+    lastIndex: s.lastIndex,
+    diskIndex: s.stableIndex,
+    snapshotIndex: s.snapshotIndex,
+    snapshotTerm: s.snapshotTerm,
+    leadTransferee: s.leadTransferee || null,
+    followers,
+    pending: { proposals: s.pendingProposals, reads: s.pendingReads, persistJobs: s.persistQueueJobs },
+    journals,
+    storage: ctx.logStats(),
+    transport: ctx.transport.stats(),
+    peerStorageIdChanges: ctx.transport.storageIdChanges,
+    fatal: s.fatal,
+    uptimeS: Math.round((Date.now() - ctx.startedAtMs) / 1000),
+    version: ctx.version,
+  };
+}
+
+function esc(s: unknown): string {
+  return String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+}
+
+/** braft's /raft_stat for a person: the same facts as /status, as a plain page. */
+export function renderRaftStat(st: Record<string, unknown>): string {
+  const rows = (o: Record<string, unknown>) =>
+    Object.entries(o)
+      .filter(([, v]) => typeof v !== 'object' || v === null)
+      .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`)
+      .join('');
+  const table = (head: string[], body: unknown[][]) =>
+    `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>${body.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</table>`;
+  const peers = (st.peers as { id: string; address: string; role: string }[]).map((p) => [p.id, p.address, p.role]);
+  const followers = Object.entries(st.followers as Record<string, Record<string, unknown>>).map(([id, f]) => [id, f.nextIndex, f.matchIndex, f.lagEntries, f.state, f.inflight, f.recentActive]);
+  const journals = Object.entries(st.journals as Record<string, Record<string, unknown>>).map(([jid, j]) => [
+    jid,
+    j.promisedEpoch,
+    j.lastWriterEpoch,
+    j.writerId,
+    j.lastTxId,
+    (j.segments as { firstTxId: number; lastTxId: number; inProgress: boolean }[]).map((g) => `${g.firstTxId}-${g.inProgress ? `${g.lastTxId}*` : g.lastTxId}`).join(' '),
+  ]);
+  return `<!doctype html><html><head><meta charset="utf-8"><title>raft_stat ${esc(st.id)}</title>
+<style>body{font:13px monospace;margin:1.5em}table{border-collapse:collapse;margin:0 0 1.5em}th,td{border:1px solid #bbb;padding:2px 8px;text-align:left}th{background:#eee}</style></head>
+<body><h2>qjournal node ${esc(st.id)} — ${esc(st.state)}, term ${esc(st.term)}</h2>
+<table>${rows(st)}</table>
+<h3>peers</h3>${table(['id', 'address', 'role'], peers)}
+<h3>replication (leader only)</h3>${followers.length ? table(['peer', 'next_index', 'match_index', 'lag', 'state', 'inflight', 'recent_active'], followers) : '<p>not the leader</p>'}
+<h3>journals</h3>${table(['jid', 'promised_epoch', 'last_writer_epoch', 'writer', 'last_txid', 'segments (* in progress)'], journals)}
+</body></html>`;
+}
+
+function send(reply: FastifyReply, status: number, bytes: Uint8Array): FastifyReply {
+  return reply.code(status).type('application/x-protobuf').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): void {
+  const { replica } = ctx;
+  app.get('/status', async () => buildStatus(ctx));
+  app.get('/raft_stat', async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(ctx))));
+  app.get('/flags', async () => ({ ...ctx.config }));
+  app.get('/metrics', async (_req, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.text()));
+  app.get('/healthz', async (_req, reply) => {
+    const s = replica.status();
+    const ok = s.fatal === null;
+    return reply.code(ok ? 200 : 503).send({ ok, id: s.id, state: s.state, term: s.term, leader: s.lead || null, fatal: s.fatal });
+  });
+
+  const admin = (path: string, run: (body: Buffer) => Promise<{ message: string; index?: number }>) =>
+    app.post(path, async (req, reply) => {
+      try {
+        const r = await run(req.body as Buffer);
+        return send(reply, 200, pb.AdminResponse.encode({ message: r.message, index: r.index ?? 0 }).finish());
+      } catch (e) {
+        const err = asQjmError(e);
+        return send(reply, HTTP_STATUS[err.errorName], pb.AdminResponse.encode({ error: toRpcError(err, replica.term) }).finish());
+      }
+    });
+
+  const callback = <T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void) =>
+    new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+
+  admin('/admin/changePeers', async (body) => {
+    let req: qjournal.journal.ChangePeersRequest;
+    try {
+      req = pb.ChangePeersRequest.decode(body);
+    } catch (e) {
+      throw invalid(`malformed ChangePeersRequest: ${(e as Error).message}`);
+    }
+    const peers: Peer[] = req.peers.map((p) => ({ id: p.id ?? '', address: p.address ?? '' }));
+    for (const p of peers) {
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(p.id)) throw invalid(`bad peer id ${JSON.stringify(p.id)}`);
+      if (!/^[^\s:]+:\d{1,5}$/.test(p.address) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(p.address)) throw invalid(`peer ${p.id}: bad address ${JSON.stringify(p.address)}`);
+    }
+    if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
+    await callback<void>((cb) => replica.changePeers(peers, cb));
+    return { message: `voters are now ${peers.map((p) => p.id).join(', ')}` };
+  });
+
+  admin('/admin/transferLeader', async (body) => {
+    let req: qjournal.journal.TransferLeaderRequest;
+    try {
+      req = pb.TransferLeaderRequest.decode(body);
+    } catch (e) {
+      throw invalid(`malformed TransferLeaderRequest: ${(e as Error).message}`);
+    }
+    if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
+    let to = req.to;
+    if (!to) {
+      // The most caught-up other voter.
+      const s = replica.status();
+      const best = Object.entries(s.progress)
+        .filter(([id]) => s.conf.voters.includes(id))
+        .sort((a, b) => b[1].match - a[1].match)[0];
+      if (!best) throw invalid('no other voter to transfer leadership to');
+      to = best[0];
+    }
+    await callback<void>((cb) => replica.transferLeader(to, cb));
+    return { message: `leadership transferred to ${to}` };
+  });
+
+  admin('/admin/snapshot', async () => {
+    const index = await callback<number>((cb) => replica.takeSnapshot(cb));
+    return { message: `snapshot at index ${index}`, index: index ?? 0 };
+  });
+
+}

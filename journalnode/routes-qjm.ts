@@ -1,0 +1,235 @@
+// The journal RPCs libqjm and qjm call: POST /qjm/<rpc> with protobuf bodies. Every body is validated before
+// anything happens (a 4xx names the problem and changes nothing); writes go through Raft on the leader
+// (others answer NOT_LEADER with the leader's address); reads are served from this node's applied state,
+// after a ReadIndex round when the reader asks for linearizable freshness.
+
+import fs from 'node:fs';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { qjournal } from '../src/gen/proto.js';
+import { QjmError } from '../src/errors.js';
+import { validateBatch } from '../src/edit-records.js';
+import type { Replica } from '../src/replica/replica.js';
+import type { JournalNodeConfig } from './config.js';
+import type { JournalStateMachine } from './journal-state-machine.js';
+import { asQjmError, errorNameOf, HTTP_STATUS, invalid, toRpcError } from './rpc-errors.js';
+
+const pb = qjournal.journal;
+type Result = qjournal.journal.ICommandResult;
+
+export const JID_RE = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
+
+export interface QjmContext {
+  config: JournalNodeConfig;
+  replica: Replica<Result>;
+  sm: JournalStateMachine;
+  onWriteApplied?(op: string, cmd: qjournal.journal.Command, result: Result): void;
+}
+
+const WRITE_OPS = {
+  format: 'format',
+  newEpoch: 'newEpoch',
+  startLogSegment: 'startSegment',
+  journal: 'journal',
+  finalizeLogSegment: 'finalizeSegment',
+  dropSegment: 'dropSegment',
+  purgeLogs: 'purge',
+} as const;
+
+type OpField = (typeof WRITE_OPS)[keyof typeof WRITE_OPS];
+const OP_FIELDS: OpField[] = Object.values(WRITE_OPS);
+
+function checkIndex(v: unknown, field: string, min: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+    throw invalid(`${field} must be an integer >= ${min} and at most 2^53-1, got ${String(v)}`);
+  }
+  return v;
+}
+
+function checkJid(jid: string): void {
+  if (!JID_RE.test(jid)) throw invalid(`bad journal id ${JSON.stringify(jid)}: expected 1-128 characters of [A-Za-z0-9._-]`);
+}
+
+function checkNs(ns: qjournal.journal.INamespaceInfo | null | undefined): void {
+  if (!ns) throw invalid('nsInfo is required');
+  checkIndex(Number(ns.namespaceId ?? 0), 'nsInfo.namespaceId', 0);
+  if ((ns.clusterId ?? '').length > 256 || (ns.blockPoolId ?? '').length > 256) throw invalid('nsInfo strings are limited to 256 characters');
+}
+
+/** Structural and limit checks of a write; state checks (epochs, txid continuity) happen when it applies. */
+export function validateCommand(cmd: qjournal.journal.ICommand, op: OpField, cfg: JournalNodeConfig): void {
+  checkJid(cmd.jid ?? '');
+  const present = OP_FIELDS.filter((f) => cmd[f] != null);
+  if (present.length !== 1 || present[0] !== op) throw invalid(`this RPC carries a ${op} command, got ${present.join(', ') || 'none'}`);
+  const n = (v: number | null | undefined) => Number(v ?? 0);
+  switch (op) {
+    case 'format':
+      checkNs(cmd.format!.nsInfo);
+      return;
+    case 'newEpoch':
+      checkNs(cmd.newEpoch!.nsInfo);
+      if ((cmd.newEpoch!.writerId ?? '').length > 256) throw invalid('writerId is limited to 256 characters');
+      return;
+    case 'startSegment':
+      checkIndex(n(cmd.startSegment!.epoch), 'epoch', 1);
+      checkIndex(n(cmd.startSegment!.txid), 'txid', 1);
+      return;
+    case 'journal': {
+      const j = cmd.journal!;
+      const records = j.records ?? new Uint8Array(0);
+      const count = n(j.count);
+      checkIndex(n(j.epoch), 'epoch', 1);
+      const segmentTxid = checkIndex(n(j.segmentTxid), 'segmentTxid', 1);
+      const first = checkIndex(n(j.firstTxid), 'firstTxid', 1);
+      if (count < 1) throw invalid('count must be at least 1');
+      checkIndex(first + count - 1, 'last txid (firstTxid + count - 1)', 1);
+      if (first < segmentTxid) throw invalid(`firstTxid ${first} is before the segment's first txid ${segmentTxid}`);
+      if (records.byteLength > cfg.maxBatchBytes) {
+        throw new QjmError('TOO_LARGE', `batch of ${records.byteLength} bytes is over maxBatchBytes (${cfg.maxBatchBytes})`);
+      }
+      const problem = validateBatch(records, first, count, { maxRecordBytes: cfg.maxRecordBytes });
+      if (problem) throw new QjmError(problem.name, problem.message);
+      return;
+    }
+    case 'finalizeSegment': {
+      const f = cmd.finalizeSegment!;
+      checkIndex(n(f.epoch), 'epoch', 1);
+      const first = checkIndex(n(f.firstTxid), 'firstTxid', 1);
+      const last = checkIndex(n(f.lastTxid), 'lastTxid', 1);
+      if (last < first) throw invalid(`lastTxid ${last} is before firstTxid ${first}`);
+      return;
+    }
+    case 'dropSegment':
+      checkIndex(n(cmd.dropSegment!.epoch), 'epoch', 1);
+      checkIndex(n(cmd.dropSegment!.firstTxid), 'firstTxid', 1);
+      return;
+    case 'purge':
+      checkIndex(n(cmd.purge!.epoch), 'epoch', 1);
+      checkIndex(n(cmd.purge!.minTxidToKeep), 'minTxidToKeep', 0);
+      return;
+  }
+}
+
+function send(reply: FastifyReply, status: number, bytes: Uint8Array): FastifyReply {
+  return reply.code(status).type('application/x-protobuf').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+function decode<T>(fn: () => T, what: string): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw invalid(`malformed ${what}: ${(e as Error).message}`);
+  }
+}
+
+export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
+  const { replica, sm, config } = ctx;
+  const term = () => replica.term;
+
+  const proposeCommand = (data: Uint8Array, expectedTerm: number | undefined) =>
+    new Promise<{ index: number; term: number; value: Result }>((resolve, reject) => {
+      replica.propose(data, expectedTerm, (err, res) => (err ? reject(err) : resolve(res!)));
+    });
+
+  const linearize = (read: qjournal.journal.IReadOptions | null | undefined) =>
+    new Promise<void>((resolve, reject) => {
+      if (!read?.linearizable) return resolve();
+      replica.readIndex((err) => (err ? reject(err) : resolve()));
+    });
+
+  for (const [rpc, op] of Object.entries(WRITE_OPS)) {
+    app.post(`/qjm/${rpc}`, async (req, reply) => {
+      try {
+        const wr = decode(() => pb.WriteRequest.decode(req.body as Buffer), 'WriteRequest');
+        if (!wr.command) throw invalid('command is required');
+        validateCommand(wr.command, op, config);
+        const expectedTerm = Number(wr.expectedTerm);
+        if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
+        if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
+        const data = pb.Command.encode(wr.command).finish();
+        const res = await proposeCommand(data, expectedTerm > 0 ? expectedTerm : undefined);
+        ctx.onWriteApplied?.(op, wr.command as qjournal.journal.Command, res.value);
+        const code = res.value.code ?? 0;
+        const status = code === 0 ? 200 : HTTP_STATUS[errorNameOf(code)];
+        return send(reply, status, pb.WriteResponse.encode({ result: res.value, raftIndex: res.index, raftTerm: res.term }).finish());
+      } catch (e) {
+        const err = asQjmError(e);
+        return send(reply, HTTP_STATUS[err.errorName], pb.WriteResponse.encode({ error: toRpcError(err, term()) }).finish());
+      }
+    });
+  }
+
+  app.post('/qjm/getJournalState', async (req, reply) => {
+    try {
+      const r = decode(() => pb.GetJournalStateRequest.decode(req.body as Buffer), 'GetJournalStateRequest');
+      checkJid(r.jid);
+      await linearize(r.read);
+      const j = sm.journal(r.jid);
+      const state = j ? j.state() : { jid: r.jid, formatted: false };
+      const age = sm.lastWriteAgeMs(r.jid);
+      return send(
+        reply,
+        200,
+        pb.GetJournalStateResponse.encode({ state, appliedIndex: replica.appliedIndex, lastWriteAgeMs: age === null ? 0 : Math.max(1, age), nodeId: replica.id, fromLeader: replica.isLeader }).finish(),
+      );
+    } catch (e) {
+      const err = asQjmError(e);
+      return send(reply, HTTP_STATUS[err.errorName], pb.GetJournalStateResponse.encode({ error: toRpcError(err, term()) }).finish());
+    }
+  });
+
+  app.post('/qjm/getEditLogManifest', async (req, reply) => {
+    try {
+      const r = decode(() => pb.GetManifestRequest.decode(req.body as Buffer), 'GetManifestRequest');
+      checkJid(r.jid);
+      checkIndex(r.sinceTxid, 'sinceTxid', 0);
+      await linearize(r.read);
+      const j = sm.journal(r.jid);
+      if (!j || !j.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
+      return send(reply, 200, pb.GetManifestResponse.encode({ segments: j.manifest(r.sinceTxid, r.inProgressOk), committedTxid: j.lastTxId }).finish());
+    } catch (e) {
+      const err = asQjmError(e);
+      return send(reply, HTTP_STATUS[err.errorName], pb.GetManifestResponse.encode({ error: toRpcError(err, term()) }).finish());
+    }
+  });
+
+  app.post('/qjm/getEdits', async (req, reply) => {
+    try {
+      const r = decode(() => pb.GetEditsRequest.decode(req.body as Buffer), 'GetEditsRequest');
+      checkJid(r.jid);
+      const from = checkIndex(r.fromTxid, 'fromTxid', 1);
+      const maxTxns = r.maxTxns === 0 ? 100_000 : Math.min(r.maxTxns, 1_000_000);
+      const maxBytes = r.maxBytes === 0 ? config.maxBatchBytes : Math.min(r.maxBytes, config.maxAppendBodyBytes);
+      if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
+      await linearize(r.read);
+      const j = sm.journal(r.jid);
+      if (!j || !j.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
+      let got = j.readEdits(from, maxTxns, maxBytes, r.inProgressOk);
+      if (got.count === 0 && r.waitMs > 0) {
+        await new Promise<void>((resolve) => sm.waitForTxid(r.jid, from, r.waitMs, resolve));
+        const again = sm.journal(r.jid);
+        if (again) got = again.readEdits(from, maxTxns, maxBytes, r.inProgressOk);
+      }
+      const committed = sm.journal(r.jid)?.lastTxId ?? 0;
+      return send(reply, 200, pb.GetEditsResponse.encode({ firstTxid: got.firstTxId, count: got.count, records: got.frames, committedTxid: committed }).finish());
+    } catch (e) {
+      const err = asQjmError(e);
+      return send(reply, HTTP_STATUS[err.errorName], pb.GetEditsResponse.encode({ error: toRpcError(err, term()) }).finish());
+    }
+  });
+
+  // Raw segment download for bulk catch-up (Hadoop's /getJournal): a finalized segment, or the committed
+  // part of the in-progress one.
+  app.get('/qjm/segment', async (req, reply) => {
+    const q = req.query as Record<string, string | undefined>;
+    const jid = q.jid ?? '';
+    const first = Number(q.first);
+    if (!JID_RE.test(jid) || !Number.isSafeInteger(first) || first < 1) {
+      return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'expected ?jid=<journal id>&first=<first txid of a segment>' });
+    }
+    const seg = sm.journal(jid)?.segmentAt(first);
+    if (!seg) return reply.code(404).send({ code: 'QJM_ERR_NOT_FORMATTED', message: `journal ${jid} has no segment starting at ${first}` });
+    const size = seg.sizeBytes;
+    reply.header('x-qjm-first-txid', String(seg.firstTxId)).header('x-qjm-last-txid', String(seg.lastTxId)).header('x-qjm-in-progress', String(seg.inProgress));
+    return reply.type('application/octet-stream').send(fs.createReadStream(seg.path, { start: 0, end: Math.max(0, size - 1) }));
+  });
+}

@@ -1,0 +1,128 @@
+// Operator calls the qjm CLI makes: every node's /status, membership changes, leadership transfer, snapshots,
+// and how recently a journal was written (to tell a live writer from a dead one).
+
+import { request } from 'undici';
+import { qjournal } from '../src/gen/proto.js';
+import { makeError, QjmError } from '../src/errors.js';
+import { fromRpcError, JournalClient } from './journal-client.js';
+import type { RetryOptions } from './retry-policy.js';
+
+const pb = qjournal.journal;
+
+export interface NodeStatusReport {
+  endpoint: string;
+  status: Record<string, unknown> | null;
+  error: string | null;
+}
+
+export class AdminClient {
+  private readonly client: JournalClient;
+
+  constructor(
+    readonly peers: string[],
+    opts: { requestTimeoutMs?: number; retry?: Partial<RetryOptions> } = {},
+  ) {
+    this.client = new JournalClient({ peers, requestTimeoutMs: opts.requestTimeoutMs ?? 3000, retry: { deadlineMs: 10_000, ...(opts.retry ?? {}) } });
+  }
+
+  /** GET /status from every endpoint, in parallel; unreachable ones carry an error. */
+  async statusAll(timeoutMs = 2000): Promise<NodeStatusReport[]> {
+    return Promise.all(
+      this.peers.map(async (endpoint) => {
+        try {
+          const r = await request(`http://${endpoint}/status`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+          if (r.statusCode !== 200) return { endpoint, status: null, error: `HTTP ${r.statusCode}: ${(await r.body.text()).slice(0, 200)}` };
+          return { endpoint, status: (await r.body.json()) as Record<string, unknown>, error: null };
+        } catch (e) {
+          const err = e as Error & { code?: string };
+          return { endpoint, status: null, error: err.code ?? err.message };
+        }
+      }),
+    );
+  }
+
+  /** The leader's address and the current members (id, address, role), from whichever node answers. */
+  async membership(): Promise<{ leader: string | null; leaderAddress: string | null; peers: { id: string; address: string; role: string }[] }> {
+    for (const r of await this.statusAll()) {
+      if (!r.status) continue;
+      const s = r.status as { leader: string | null; leaderAddress: string | null; peers: { id: string; address: string; role: string }[] };
+      if (s.leader) return { leader: s.leader, leaderAddress: s.leaderAddress, peers: s.peers };
+    }
+    throw makeError('QUORUM_UNAVAILABLE', `no node knows a leader (asked ${this.peers.join(', ')})`);
+  }
+
+  private async admin(path: string, body: Uint8Array, timeoutMs: number): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let last: QjmError | null = null;
+    for (let attempt = 0; Date.now() < deadline; attempt++) {
+      const target = this.client.routes.leaderTarget();
+      try {
+        const res = await this.client.post(target, path, body, Math.max(1000, deadline - Date.now()));
+        const ar = pb.AdminResponse.decode(res.body);
+        if (ar.error) {
+          const e = fromRpcError(ar.error, target);
+          if (e.errorName === 'NOT_LEADER') {
+            this.client.routes.redirect(ar.error.leaderAddress || undefined, Number(ar.error.term ?? 0));
+            last = e;
+            if (!ar.error.leaderAddress) await new Promise((r) => setTimeout(r, 100));
+            continue;
+          }
+          throw e;
+        }
+        return ar.message;
+      } catch (e) {
+        if (!(e instanceof QjmError) || !e.retriable) throw e;
+        last = e;
+        await new Promise((r) => setTimeout(r, Math.min(500, 50 * 2 ** attempt)));
+      }
+    }
+    throw last ?? makeError('QUORUM_UNAVAILABLE', `${path}: no leader answered in time`);
+  }
+
+  changePeers(peers: { id: string; address: string }[], timeoutMs = 120_000): Promise<string> {
+    return this.admin('/admin/changePeers', pb.ChangePeersRequest.encode({ peers }).finish(), timeoutMs);
+  }
+
+  transferLeader(to: string, timeoutMs = 15_000): Promise<string> {
+    return this.admin('/admin/transferLeader', pb.TransferLeaderRequest.encode({ to }).finish(), timeoutMs);
+  }
+
+  /** Asks one node (default: the leader) to snapshot now. */
+  async snapshot(node?: string, timeoutMs = 60_000): Promise<string> {
+    if (!node) return this.admin('/admin/snapshot', new Uint8Array(0), timeoutMs);
+    const res = await this.client.post(node, '/admin/snapshot', new Uint8Array(0), timeoutMs);
+    const ar = pb.AdminResponse.decode(res.body);
+    if (ar.error) throw fromRpcError(ar.error, node);
+    return ar.message;
+  }
+
+  /** How long ago the leader applied a write to the journal (null: none since it started). */
+  async lastWriteAgeMs(jid: string): Promise<{ ageMs: number | null; fromLeader: boolean; node: string }> {
+    const body = pb.GetJournalStateRequest.encode({ jid, read: { linearizable: true } }).finish();
+    const target = this.client.routes.knownLeader ?? undefined;
+    const { node, response } = await this.client.read('/qjm/getJournalState', body, (b) => pb.GetJournalStateResponse.decode(b), target ? { node: target } : {});
+    if (!response.fromLeader) {
+      // Ask the leader itself: only it applies writes first.
+      const m = await this.membership();
+      if (m.leaderAddress && m.leaderAddress !== node) {
+        const again = await this.client.read('/qjm/getJournalState', body, (b) => pb.GetJournalStateResponse.decode(b), { node: m.leaderAddress });
+        const a = Number(again.response.lastWriteAgeMs);
+        return { ageMs: a === 0 ? null : a, fromLeader: again.response.fromLeader ?? false, node: again.node };
+      }
+    }
+    const age = Number(response.lastWriteAgeMs);
+    return { ageMs: age === 0 ? null : age, fromLeader: response.fromLeader ?? false, node };
+  }
+
+  /**
+   * Purges under the current writer's epoch: no fencing (it touches only finalized segments); FENCED if a
+   * new writer took over meanwhile.
+   */
+  async purgeAtEpoch(jid: string, epoch: number, minTxIdToKeep: number): Promise<void> {
+    await this.client.write('purgeLogs', { jid, purge: { epoch, minTxidToKeep: minTxIdToKeep } });
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}

@@ -1,0 +1,81 @@
+// Reading committed edits: an async iterator over { txid, record } from any JournalNode. It sticks to one
+// node while that node answers and moves to another when it fails. With `follow` it long-polls ("txids after
+// N, wait up to T ms") so new edits arrive as soon as they are applied, with no polling period.
+
+import { qjournal } from '../src/gen/proto.js';
+import { iterateRecords } from '../src/edit-records.js';
+import { QjmError } from '../src/errors.js';
+import type { JournalClient } from './journal-client.js';
+import { backoffMs, sleep } from './retry-policy.js';
+
+const pb = qjournal.journal;
+
+export interface ReadEditsOptions {
+  fromTxId: number;
+  /** Include txids of the in-progress segment (committed ones only, as always). */
+  inProgressOk?: boolean;
+  /** Keep waiting for new edits instead of ending at the journal's last txid. */
+  follow?: boolean;
+  /** Confirm the leader's commit index before each read (default: true without follow, false with it). */
+  linearizable?: boolean;
+  /** Long-poll wait per request in follow mode, ms (default 10 s). */
+  waitMs?: number;
+  /** Per-request bounds. */
+  maxTxnsPerRead?: number;
+  maxBytesPerRead?: number;
+  /** Stop when this signal aborts (the iterator then returns). */
+  signal?: AbortSignal;
+}
+
+export interface Edit {
+  txid: number;
+  record: Uint8Array;
+}
+
+export async function* readEdits(client: JournalClient, jid: string, opts: ReadEditsOptions): AsyncGenerator<Edit, void, undefined> {
+  let next = opts.fromTxId;
+  const follow = opts.follow === true;
+  const linearizable = opts.linearizable ?? !follow;
+  const waitMs = follow ? (opts.waitMs ?? 10_000) : 0;
+  let node: string | undefined = client.routes.knownLeader ?? undefined;
+  let failures = 0;
+  while (!opts.signal?.aborted) {
+    const body = pb.GetEditsRequest.encode({
+      jid,
+      fromTxid: next,
+      maxTxns: opts.maxTxnsPerRead ?? 50_000,
+      maxBytes: opts.maxBytesPerRead ?? 4 << 20,
+      waitMs,
+      inProgressOk: opts.inProgressOk === true,
+      read: { linearizable },
+    }).finish();
+    let res: qjournal.journal.GetEditsResponse;
+    try {
+      const r = await client.read('/qjm/getEdits', body, (b) => pb.GetEditsResponse.decode(b), {
+        ...(node ? { node } : {}),
+        timeoutMs: waitMs + 5000,
+        deadlineMs: node ? 0 : client.retry.deadlineMs,
+      });
+      node = r.node;
+      res = r.response;
+      failures = 0;
+    } catch (e) {
+      if (!(e instanceof QjmError) || !e.retriable || !node) throw e;
+      // This node failed: try the others (the read above, without a fixed node, rotates through them).
+      node = undefined;
+      await sleep(backoffMs(failures++, client.retry));
+      continue;
+    }
+    if (res.count === 0) {
+      if (!follow) return;
+      continue;
+    }
+    let txid = Number(res.firstTxid);
+    for (const r of iterateRecords(res.records)) {
+      if (r.txid !== txid) throw new QjmError('CORRUPT', `edit stream from ${node}: expected txid ${txid}, got ${r.txid}`);
+      yield { txid: r.txid, record: r.data };
+      txid++;
+    }
+    next = txid;
+  }
+}

@@ -1,0 +1,189 @@
+// libqjm's RPC layer: protobuf over HTTP (undici, keep-alive pools) to the JournalNodes. Writes go to the
+// leader (following NOT_LEADER redirects, carrying the Raft term they expect) and are retried — they are
+// idempotent by design — with capped backoff until they succeed, fail finally, or the deadline passes.
+// Reads may go to any node. Every failure becomes a typed QjmError with a stable code.
+
+import { Pool } from 'undici';
+import { qjournal } from '../src/gen/proto.js';
+import { isErrorName, makeError, QjmError, QuorumUnavailableError } from '../src/errors.js';
+import type { ErrorName, QjmErrorDetails } from '../src/errors.js';
+import { RouteTable } from './route-table.js';
+import { DEFAULT_RETRY, withRetry } from './retry-policy.js';
+import type { RetryOptions } from './retry-policy.js';
+
+const pb = qjournal.journal;
+
+export type WriteRpc = 'format' | 'newEpoch' | 'startLogSegment' | 'journal' | 'finalizeLogSegment' | 'dropSegment' | 'purgeLogs';
+
+export interface ClientOptions {
+  peers: readonly string[];
+  /** One HTTP exchange, ms. */
+  requestTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  retry?: Partial<RetryOptions>;
+}
+
+export interface WriteResult {
+  result: qjournal.journal.CommandResult;
+  index: number;
+  term: number;
+}
+
+function nameOf(code: number | null | undefined): ErrorName {
+  const n = pb.ErrorCode[code ?? 0] as string | undefined;
+  return n && isErrorName(n) ? n : 'INTERNAL';
+}
+
+/** The typed error an RpcError describes. */
+export function fromRpcError(e: qjournal.journal.IRpcError, where: string): QjmError {
+  const details: QjmErrorDetails = {};
+  if (e.leaderId) details.leaderId = e.leaderId;
+  if (e.leaderAddress) details.leaderAddress = e.leaderAddress;
+  if (Number(e.promisedEpoch ?? 0) > 0) details.promisedEpoch = Number(e.promisedEpoch);
+  if (e.unknownOutcome) details.unknownOutcome = true;
+  details.node = where;
+  return makeError(nameOf(e.code), `${where}: ${e.message ?? ''}`, details);
+}
+
+export class JournalClient {
+  readonly routes: RouteTable;
+  private readonly pools = new Map<string, Pool>();
+  private readonly requestTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  readonly retry: RetryOptions;
+  private closed = false;
+
+  constructor(opts: ClientOptions) {
+    if (!Array.isArray(opts.peers) || opts.peers.length === 0) throw new TypeError('peers: at least one JournalNode address (host:port) is required');
+    this.routes = new RouteTable(opts.peers);
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
+    this.retry = { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
+  }
+
+  private pool(address: string): Pool {
+    let p = this.pools.get(address);
+    if (!p) {
+      p = new Pool(`http://${address}`, { connections: 4, pipelining: 1, connectTimeout: this.connectTimeoutMs, keepAliveTimeout: 30_000 });
+      this.pools.set(address, p);
+    }
+    return p;
+  }
+
+  /** One POST; network failures become retriable errors (TIMEOUT when the request may have been applied). */
+  async post(address: string, path: string, body: Uint8Array, timeoutMs = this.requestTimeoutMs): Promise<{ status: number; body: Buffer }> {
+    if (this.closed) throw makeError('SHUTTING_DOWN', 'the client is closed');
+    let sent = false;
+    try {
+      const res = await this.pool(address).request({
+        method: 'POST',
+        path,
+        headers: { 'content-type': 'application/x-protobuf' },
+        body: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      sent = true;
+      const chunks: Buffer[] = [];
+      for await (const c of res.body) chunks.push(c as Buffer);
+      return { status: res.statusCode, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
+    } catch (e) {
+      this.routes.failed(address);
+      const err = e as Error & { code?: string };
+      const refused = err.code === 'ECONNREFUSED' || err.code === 'UND_ERR_CONNECT_TIMEOUT' || err.code === 'ENOTFOUND';
+      if (refused && !sent) return Promise.reject(makeError('UNAVAILABLE', `${address}: ${err.code ?? err.message}`, { node: address }));
+      return Promise.reject(makeError('TIMEOUT', `${address}: ${path} got no answer (${err.code ?? err.message})`, { node: address, unknownOutcome: true }));
+    }
+  }
+
+  /** One write attempt against the current leader guess. */
+  private async writeOnce(rpc: WriteRpc, command: qjournal.journal.ICommand, useTerm: boolean): Promise<WriteResult> {
+    const target = this.routes.leaderTarget();
+    const body = pb.WriteRequest.encode({ command, expectedTerm: useTerm ? this.routes.term : 0 }).finish();
+    const res = await this.post(target, `/qjm/${rpc}`, body);
+    let wr: qjournal.journal.WriteResponse;
+    try {
+      wr = pb.WriteResponse.decode(res.body);
+    } catch {
+      this.routes.failed(target);
+      throw makeError('UNAVAILABLE', `${target}: HTTP ${res.status} with an unreadable body: ${res.body.toString('utf8', 0, 200)}`, { node: target });
+    }
+    if (wr.error) {
+      const e = fromRpcError(wr.error, target);
+      if (e.errorName === 'NOT_LEADER') this.routes.redirect(wr.error.leaderAddress || undefined, Number(wr.error.term ?? 0));
+      else if (e.errorName === 'TERM_MISMATCH') this.routes.observeTerm(Number(wr.error.term ?? 0));
+      else if (e.retriable) this.routes.failed(target);
+      throw e;
+    }
+    const result = (wr.result ?? pb.CommandResult.create()) as qjournal.journal.CommandResult;
+    this.routes.confirm(target, Number(wr.raftTerm));
+    if ((result.code ?? 0) !== 0) {
+      const details: QjmErrorDetails = { node: target };
+      if (result.code === pb.ErrorCode.FENCED) details.promisedEpoch = Number(result.epoch);
+      throw makeError(nameOf(result.code), `${target}: ${result.message}`, details);
+    }
+    return { result, index: Number(wr.raftIndex), term: Number(wr.raftTerm) };
+  }
+
+  /**
+   * A write through the leader, retried with capped backoff while the error is retriable (every write RPC is
+   * idempotent). Final errors (FENCED, OUT_OF_SYNC, ...) surface at once; past the deadline the caller gets
+   * QuorumUnavailableError.
+   */
+  write(rpc: WriteRpc, command: qjournal.journal.ICommand, opts: { expectTerm?: boolean; deadlineMs?: number } = {}): Promise<WriteResult> {
+    const retry = opts.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: opts.deadlineMs };
+    let maybeApplied = false;
+    return withRetry(
+      () => this.writeOnce(rpc, command, opts.expectTerm === true),
+      retry,
+      (e) => {
+        if (e.details.unknownOutcome) maybeApplied = true;
+      },
+      (last, elapsedMs) =>
+        new QuorumUnavailableError(`${rpc} was not acknowledged by a quorum within ${elapsedMs} ms (last error: ${last.code}: ${last.message})`, {
+          lastError: last.code,
+          unknownOutcome: maybeApplied || last.details.unknownOutcome === true,
+        }),
+    );
+  }
+
+  /**
+   * A read RPC: tries nodes in turn (or the one given) until one answers, retrying retriable errors. `decode`
+   * turns the body into the response, which carries an optional `error`.
+   */
+  read<T extends { error?: qjournal.journal.IRpcError | null }>(
+    path: string,
+    body: Uint8Array,
+    decode: (b: Buffer) => T,
+    opts: { node?: string; timeoutMs?: number; deadlineMs?: number } = {},
+  ): Promise<{ node: string; response: T }> {
+    const retry = opts.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: opts.deadlineMs };
+    return withRetry(
+      async () => {
+        const target = opts.node ?? this.routes.anyTarget();
+        const res = await this.post(target, path, body, opts.timeoutMs ?? this.requestTimeoutMs);
+        let r: T;
+        try {
+          r = decode(res.body);
+        } catch {
+          throw makeError('UNAVAILABLE', `${target}: HTTP ${res.status} with an unreadable body`, { node: target });
+        }
+        if (r.error) {
+          if (r.error.term) this.routes.observeTerm(Number(r.error.term));
+          throw fromRpcError(r.error, target);
+        }
+        return { node: target, response: r };
+      },
+      retry,
+      () => {},
+      (last, elapsedMs) => new QuorumUnavailableError(`${path}: no JournalNode answered within ${elapsedMs} ms (last error: ${last.code}: ${last.message})`, { lastError: last.code }),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.close().catch(() => {})));
+  }
+}

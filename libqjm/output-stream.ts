@@ -1,0 +1,196 @@
+// The writer's edit log output stream, batching like the NameNode's double buffer: write() frames the record
+// into the filling buffer and never waits on the network; flush() resolves with the highest txid durable on
+// a quorum; while one batch is in flight the next fills. The buffered bytes are bounded: write() returns
+// false past the high-water mark (await drain()), and refuses outright past twice that.
+
+import { encodeRecord, framedSize } from '../src/edit-records.js';
+import { QjmError, TooLargeError } from '../src/errors.js';
+import type { JournalClient } from './journal-client.js';
+
+export interface OutputStreamOptions {
+  jid: string;
+  epoch: number;
+  segmentTxId: number;
+  /** The next txid to assign. */
+  nextTxId: number;
+  maxRecordBytes: number;
+  /** One journal() RPC carries at most this many bytes. */
+  maxBatchBytes: number;
+  /** write() returns false once this many bytes wait to be sent (backpressure). */
+  highWaterMarkBytes: number;
+  /** A batch is sent on its own once the filling buffer reaches this size, without waiting for flush(). */
+  autoFlushBytes: number;
+  /** Give up on a batch after this long (QuorumUnavailableError; the stream is then failed). */
+  writeTimeoutMs: number;
+}
+
+interface Pending {
+  upTo: number;
+  resolve(txid: number): void;
+  reject(err: Error): void;
+}
+
+interface Batch {
+  frames: Buffer;
+  first: number;
+  count: number;
+}
+
+export class EditLogOutputStream {
+  private buf: Buffer;
+  private used = 0;
+  private firstInBuf: number;
+  private nextTxId: number;
+  /** Full batches (at maxBatchBytes) waiting for the one in flight. */
+  private sealed: Batch[] = [];
+  /** Bytes framed but not yet durable (filling, sealed and in flight). */
+  private bufferedBytes = 0;
+  private inFlight = false;
+  private durableTxId: number;
+  private failure: Error | null = null;
+  private waiters: Pending[] = [];
+  private drainWaiters: (() => void)[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly client: JournalClient,
+    private readonly o: OutputStreamOptions,
+  ) {
+    this.buf = Buffer.allocUnsafe(Math.min(o.maxBatchBytes, 1 << 20));
+    this.firstInBuf = o.nextTxId;
+    this.nextTxId = o.nextTxId;
+    this.durableTxId = o.nextTxId - 1;
+  }
+
+  /** The segment this stream writes (its first txid). */
+  get segmentTxId(): number {
+    return this.o.segmentTxId;
+  }
+
+  /** The highest txid known durable on a quorum. */
+  get lastDurableTxId(): number {
+    return this.durableTxId;
+  }
+
+  /** The last txid assigned by write(). */
+  get lastWrittenTxId(): number {
+    return this.nextTxId - 1;
+  }
+
+  get epoch(): number {
+    return this.o.epoch;
+  }
+
+  get failed(): Error | null {
+    return this.failure;
+  }
+
+  /**
+   * Frames a record as the next txid. Returns false when the caller should wait (await drain()) before
+   * writing more. Throws once the stream has failed (FencedError after another writer took over).
+   */
+  write(record: Uint8Array): boolean {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new QjmError('INVALID_ARGUMENT', 'the stream is closed');
+    if (record.byteLength > this.o.maxRecordBytes) throw new TooLargeError(`record of ${record.byteLength} bytes is over maxRecordBytes (${this.o.maxRecordBytes})`);
+    const size = framedSize(record.byteLength);
+    if (this.bufferedBytes + size > 2 * this.o.highWaterMarkBytes) {
+      throw new QjmError('BUSY', `${this.bufferedBytes} bytes are waiting to be written: await drain() when write() returns false`);
+    }
+    // A batch never exceeds maxBatchBytes: a full buffer is sealed and queued behind the batch in flight.
+    if (this.used > 0 && this.used + size > this.o.maxBatchBytes) this.seal();
+    if (this.used + size > this.buf.byteLength) {
+      const grown = Buffer.allocUnsafe(Math.min(Math.max(this.buf.byteLength * 2, this.used + size), Math.max(this.o.maxBatchBytes, size)));
+      this.buf.copy(grown, 0, 0, this.used);
+      this.buf = grown;
+    }
+    encodeRecord(this.buf, this.used, this.nextTxId, record);
+    this.used += size;
+    this.nextTxId++;
+    this.bufferedBytes += size;
+    if (this.used >= this.o.autoFlushBytes && !this.inFlight) this.seal();
+    this.pump();
+    return this.bufferedBytes < this.o.highWaterMarkBytes;
+  }
+
+  /** Resolves once the buffered bytes drop below the high-water mark. */
+  drain(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.bufferedBytes < this.o.highWaterMarkBytes) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Resolves with the highest durable txid once every record written before the call is durable. */
+  flush(): Promise<number> {
+    if (this.failure) return Promise.reject(this.failure);
+    const upTo = this.nextTxId - 1;
+    if (upTo <= this.durableTxId) return Promise.resolve(this.durableTxId);
+    const p = new Promise<number>((resolve, reject) => this.waiters.push({ upTo, resolve, reject }));
+    // Group commit: while a batch is in flight, what fills meanwhile goes out as one batch after it.
+    if (!this.inFlight) this.seal();
+    this.pump();
+    return p;
+  }
+
+  private seal(): void {
+    if (this.used === 0) return;
+    this.sealed.push({ frames: Buffer.from(this.buf.subarray(0, this.used)), first: this.firstInBuf, count: this.nextTxId - this.firstInBuf });
+    this.used = 0;
+    this.firstInBuf = this.nextTxId;
+  }
+
+  private pump(): void {
+    if (this.inFlight || this.failure) return;
+    const b = this.sealed.shift();
+    if (!b) return;
+    this.inFlight = true;
+    void this.send(b);
+  }
+
+  private async send(b: Batch): Promise<void> {
+    try {
+      await this.client.write(
+        'journal',
+        { jid: this.o.jid, journal: { epoch: this.o.epoch, segmentTxid: this.o.segmentTxId, firstTxid: b.first, count: b.count, records: b.frames } },
+        { deadlineMs: this.o.writeTimeoutMs },
+      );
+    } catch (e) {
+      this.inFlight = false;
+      this.fail(e as Error);
+      return;
+    }
+    this.inFlight = false;
+    this.durableTxId = b.first + b.count - 1;
+    this.bufferedBytes -= b.frames.byteLength;
+    const done = this.waiters.filter((w) => w.upTo <= this.durableTxId);
+    this.waiters = this.waiters.filter((w) => w.upTo > this.durableTxId);
+    for (const w of done) w.resolve(this.durableTxId);
+    if (this.bufferedBytes < this.o.highWaterMarkBytes && this.drainWaiters.length > 0) {
+      const ds = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const d of ds) d();
+    }
+    // What filled while that batch was in flight goes next, if anyone waits for it or it is large enough.
+    if (this.sealed.length === 0 && (this.waiters.length > 0 || this.used >= this.o.autoFlushBytes)) this.seal();
+    this.pump();
+  }
+
+  private fail(e: Error): void {
+    // A failed batch fails the stream: its outcome may be unknown, and a later batch would leave a gap. The
+    // writer recovers (recoverUnfinalizedSegments) or, when fenced, stops writing for good.
+    this.failure = e;
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) w.reject(e);
+    const ds = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const d of ds) d();
+  }
+
+  /** Flushes, then refuses further writes (the caller then finalizes the segment). */
+  async close(): Promise<number> {
+    const last = await this.flush();
+    this.closed = true;
+    return last;
+  }
+}

@@ -1,0 +1,250 @@
+// QuorumJournalManager: what the active master links to write the journal and the standby links to tail it
+// (SPEC 3.2). Fencing is a new epoch committed through Raft; recovery finalizes (or drops, when empty) the
+// in-progress segment a dead writer left; segments are then started, written and finalized.
+
+import { qjournal } from '../src/gen/proto.js';
+import { InvalidArgumentError, NotFormattedError } from '../src/errors.js';
+import { EditLogOutputStream } from './output-stream.js';
+import { readEdits } from './edit-reader.js';
+import type { Edit, ReadEditsOptions } from './edit-reader.js';
+import { JournalClient } from './journal-client.js';
+import type { RetryOptions } from './retry-policy.js';
+
+const pb = qjournal.journal;
+
+export interface NamespaceInfo {
+  namespaceId: number;
+  clusterId: string;
+  blockPoolId?: string;
+  ctime?: number;
+}
+
+export interface QjmOptions {
+  /** The journal (one per namespace). */
+  journalId: string;
+  /** JournalNode addresses (host:port); any subset that reaches the cluster works, the rest is learned. */
+  peers: string[];
+  /** This writer's name, recorded with its epoch (e.g. the NameNode's id). */
+  writerId?: string;
+  /** Checked by newEpoch against the journal's namespace; when absent the journal's own is used. */
+  nsInfo?: NamespaceInfo;
+  /** One HTTP exchange, ms (default 5 s). */
+  requestTimeoutMs?: number;
+  /** A write is retried for at most this long before QuorumUnavailableError (default 20 s, as Hadoop). */
+  writeTimeoutMs?: number;
+  /** Fencing and recovery get this long (default 120 s, as Hadoop). */
+  recoveryTimeoutMs?: number;
+  maxRecordBytes?: number;
+  maxBatchBytes?: number;
+  /** Output stream backpressure threshold (default 64 MiB). */
+  highWaterMarkBytes?: number;
+  /** A batch goes out without waiting for flush() once this full (default 1 MiB). */
+  autoFlushBytes?: number;
+  retry?: Partial<RetryOptions>;
+}
+
+export interface SegmentDescriptor {
+  firstTxId: number;
+  lastTxId: number;
+  inProgress: boolean;
+}
+
+export interface EditLogManifest {
+  segments: SegmentDescriptor[];
+  committedTxId: number;
+}
+
+export interface JournalStatus {
+  formatted: boolean;
+  nsInfo: NamespaceInfo | null;
+  promisedEpoch: number;
+  lastWriterEpoch: number;
+  writerId: string;
+  lastTxId: number;
+  segments: (SegmentDescriptor & { sizeBytes: number })[];
+}
+
+const JID_RE = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
+
+function txid(v: unknown, name: string, min = 1): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+    throw new InvalidArgumentError(`${name} must be an integer >= ${min} and at most 2^53-1, got ${String(v)}`);
+  }
+  return v;
+}
+
+function toNs(n: qjournal.journal.INamespaceInfo | null | undefined): NamespaceInfo | null {
+  if (!n) return null;
+  return { namespaceId: Number(n.namespaceId ?? 0), clusterId: n.clusterId ?? '', blockPoolId: n.blockPoolId ?? '', ctime: Number(n.ctime ?? 0) };
+}
+
+export class QuorumJournalManager {
+  readonly journalId: string;
+  readonly writerId: string;
+  private readonly client: JournalClient;
+  private readonly o: Required<Omit<QjmOptions, 'nsInfo' | 'retry' | 'writerId'>>;
+  private nsInfo: NamespaceInfo | undefined;
+  private epochValue = 0;
+  private currentStream: EditLogOutputStream | null = null;
+
+  constructor(opts: QjmOptions) {
+    if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options object required');
+    if (typeof opts.journalId !== 'string' || !JID_RE.test(opts.journalId)) throw new InvalidArgumentError(`journalId: expected 1-128 characters of [A-Za-z0-9._-], got ${JSON.stringify(opts.journalId)}`);
+    if (!Array.isArray(opts.peers) || opts.peers.length === 0 || opts.peers.some((p) => typeof p !== 'string' || !/^[^\s/]+:\d{1,5}$/.test(p))) {
+      throw new InvalidArgumentError(`peers: expected a non-empty list of host:port, got ${JSON.stringify(opts.peers)}`);
+    }
+    if (opts.writerId !== undefined && (typeof opts.writerId !== 'string' || opts.writerId.length > 256)) throw new InvalidArgumentError('writerId: expected a string of at most 256 characters');
+    const positive = (v: number | undefined, name: string, def: number) => {
+      if (v === undefined) return def;
+      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`${name}: expected a positive number, got ${String(v)}`);
+      return v;
+    };
+    this.journalId = opts.journalId;
+    this.writerId = opts.writerId ?? `writer-${process.pid}`;
+    this.nsInfo = opts.nsInfo;
+    this.o = {
+      journalId: opts.journalId,
+      peers: [...opts.peers],
+      requestTimeoutMs: positive(opts.requestTimeoutMs, 'requestTimeoutMs', 5000),
+      writeTimeoutMs: positive(opts.writeTimeoutMs, 'writeTimeoutMs', 20_000),
+      recoveryTimeoutMs: positive(opts.recoveryTimeoutMs, 'recoveryTimeoutMs', 120_000),
+      maxRecordBytes: positive(opts.maxRecordBytes, 'maxRecordBytes', 1 << 20),
+      maxBatchBytes: positive(opts.maxBatchBytes, 'maxBatchBytes', 8 << 20),
+      highWaterMarkBytes: positive(opts.highWaterMarkBytes, 'highWaterMarkBytes', 64 << 20),
+      autoFlushBytes: positive(opts.autoFlushBytes, 'autoFlushBytes', 1 << 20),
+    };
+    this.client = new JournalClient({ peers: opts.peers, requestTimeoutMs: this.o.requestTimeoutMs, retry: { deadlineMs: this.o.writeTimeoutMs, ...(opts.retry ?? {}) } });
+  }
+
+  /** The epoch this writer holds (0 before recoverUnfinalizedSegments). */
+  get epoch(): number {
+    return this.epochValue;
+  }
+
+  /** The JournalNode last seen leading, if any. */
+  get leader(): string | null {
+    return this.client.routes.knownLeader;
+  }
+
+  // ---------------------------------------------------------------- format and state
+
+  async format(nsInfo: NamespaceInfo, opts: { force?: boolean } = {}): Promise<void> {
+    txid(nsInfo?.namespaceId, 'nsInfo.namespaceId', 0);
+    await this.client.write('format', { jid: this.journalId, format: { nsInfo, force: opts.force === true } });
+    this.nsInfo = nsInfo;
+  }
+
+  async getJournalState(opts: { linearizable?: boolean } = {}): Promise<JournalStatus> {
+    const body = pb.GetJournalStateRequest.encode({ jid: this.journalId, read: { linearizable: opts.linearizable !== false } }).finish();
+    const { response } = await this.client.read('/qjm/getJournalState', body, (b) => pb.GetJournalStateResponse.decode(b));
+    const s = response.state ?? pb.JournalState.create();
+    return {
+      formatted: s.formatted ?? false,
+      nsInfo: s.formatted ? toNs(s.nsInfo) : null,
+      promisedEpoch: Number(s.promisedEpoch ?? 0),
+      lastWriterEpoch: Number(s.lastWriterEpoch ?? 0),
+      writerId: s.writerId ?? '',
+      lastTxId: Number(s.lastTxid ?? 0),
+      segments: (s.segments ?? []).map((g) => ({ firstTxId: Number(g.firstTxid), lastTxId: Number(g.lastTxid), inProgress: g.inProgress ?? false, sizeBytes: Number(g.sizeBytes) })),
+    };
+  }
+
+  /** True if the journal is formatted and holds any segment or txid (Hadoop's hasSomeData). */
+  async hasSomeData(): Promise<boolean> {
+    const s = await this.getJournalState();
+    return s.formatted && (s.segments.length > 0 || s.lastTxId > 0);
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  /**
+   * Fences every prior writer (a new epoch, committed through Raft), then finalizes the in-progress segment a
+   * dead writer left at its last txid, or drops it when it holds none. Returns the epoch and the last txid.
+   */
+  async recoverUnfinalizedSegments(): Promise<{ epoch: number; lastTxId: number }> {
+    const deadlineMs = this.o.recoveryTimeoutMs;
+    let ns = this.nsInfo;
+    if (!ns) {
+      const st = await this.getJournalState();
+      if (!st.formatted || !st.nsInfo) throw new NotFormattedError(`journal ${this.journalId} is not formatted`);
+      ns = st.nsInfo;
+    }
+    const r = await this.client.write('newEpoch', { jid: this.journalId, newEpoch: { nsInfo: ns, writerId: this.writerId } }, { deadlineMs });
+    const epoch = Number(r.result.epoch);
+    this.epochValue = epoch;
+    const state = r.result.state ?? pb.JournalState.create();
+    const last = (state.segments ?? [])[(state.segments ?? []).length - 1];
+    if (last?.inProgress) {
+      const first = Number(last.firstTxid);
+      const lastTxId = Number(last.lastTxid);
+      if (lastTxId >= first) {
+        await this.client.write('finalizeLogSegment', { jid: this.journalId, finalizeSegment: { epoch, firstTxid: first, lastTxid: lastTxId } }, { deadlineMs });
+      } else {
+        await this.client.write('dropSegment', { jid: this.journalId, dropSegment: { epoch, firstTxid: first } }, { deadlineMs });
+      }
+    }
+    return { epoch, lastTxId: Number(state.lastTxid ?? 0) };
+  }
+
+  private requireEpoch(): number {
+    if (this.epochValue === 0) throw new InvalidArgumentError('no epoch: call recoverUnfinalizedSegments() first (it fences prior writers)');
+    return this.epochValue;
+  }
+
+  /** Opens a new in-progress segment at txid and returns its output stream. */
+  async startLogSegment(firstTxId: number, layoutVersion: number): Promise<EditLogOutputStream> {
+    const epoch = this.requireEpoch();
+    txid(firstTxId, 'txid');
+    if (!Number.isInteger(layoutVersion)) throw new InvalidArgumentError(`layoutVersion must be an integer, got ${String(layoutVersion)}`);
+    await this.client.write('startLogSegment', { jid: this.journalId, startSegment: { epoch, txid: firstTxId, layoutVersion } });
+    this.currentStream = new EditLogOutputStream(this.client, {
+      jid: this.journalId,
+      epoch,
+      segmentTxId: firstTxId,
+      nextTxId: firstTxId,
+      maxRecordBytes: this.o.maxRecordBytes,
+      maxBatchBytes: this.o.maxBatchBytes,
+      highWaterMarkBytes: this.o.highWaterMarkBytes,
+      autoFlushBytes: this.o.autoFlushBytes,
+      writeTimeoutMs: this.o.writeTimeoutMs,
+    });
+    return this.currentStream;
+  }
+
+  async finalizeLogSegment(firstTxId: number, lastTxId: number): Promise<void> {
+    const epoch = this.requireEpoch();
+    txid(firstTxId, 'firstTxId');
+    txid(lastTxId, 'lastTxId');
+    if (lastTxId < firstTxId) throw new InvalidArgumentError(`lastTxId ${lastTxId} is before firstTxId ${firstTxId}`);
+    await this.client.write('finalizeLogSegment', { jid: this.journalId, finalizeSegment: { epoch, firstTxid: firstTxId, lastTxid: lastTxId } });
+  }
+
+  /** Deletes finalized segments that end below minTxIdToKeep. */
+  async purgeLogsOlderThan(minTxIdToKeep: number): Promise<void> {
+    const epoch = this.requireEpoch();
+    txid(minTxIdToKeep, 'minTxIdToKeep', 0);
+    await this.client.write('purgeLogs', { jid: this.journalId, purge: { epoch, minTxidToKeep: minTxIdToKeep } });
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  async getEditLogManifest(sinceTxId: number, opts: { inProgressOk?: boolean; linearizable?: boolean } = {}): Promise<EditLogManifest> {
+    txid(sinceTxId, 'sinceTxId', 0);
+    const body = pb.GetManifestRequest.encode({ jid: this.journalId, sinceTxid: sinceTxId, inProgressOk: opts.inProgressOk === true, read: { linearizable: opts.linearizable !== false } }).finish();
+    const { response } = await this.client.read('/qjm/getEditLogManifest', body, (b) => pb.GetManifestResponse.decode(b));
+    return {
+      segments: (response.segments ?? []).map((g) => ({ firstTxId: Number(g.firstTxid), lastTxId: Number(g.lastTxid), inProgress: g.inProgress ?? false })),
+      committedTxId: Number(response.committedTxid ?? 0),
+    };
+  }
+
+  /** Committed edits from opts.fromTxId on; with follow, waits for new ones (end it with break or a signal). */
+  readEdits(opts: ReadEditsOptions): AsyncGenerator<Edit, void, undefined> {
+    txid(opts?.fromTxId, 'fromTxId');
+    return readEdits(this.client, this.journalId, opts);
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}

@@ -1,0 +1,46 @@
+// The one retry policy of libqjm: capped exponential backoff with jitter, within an overall deadline.
+// Only retriable errors are retried; FENCED and every other final error surface at once.
+
+import { QjmError } from '../src/errors.js';
+
+export interface RetryOptions {
+  /** First backoff, ms. */
+  initialBackoffMs: number;
+  /** Backoff cap, ms. */
+  maxBackoffMs: number;
+  /** Give up after this long in total, ms. */
+  deadlineMs: number;
+}
+
+export const DEFAULT_RETRY: RetryOptions = { initialBackoffMs: 10, maxBackoffMs: 500, deadlineMs: 20_000 };
+
+export function backoffMs(attempt: number, o: RetryOptions): number {
+  const base = Math.min(o.maxBackoffMs, o.initialBackoffMs * 2 ** Math.min(attempt, 20));
+  // Full jitter in [base/2, base): clients that failed together do not retry together.
+  return base / 2 + Math.random() * (base / 2);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Runs fn until it succeeds, fails with a final error, or the deadline passes. `onRetry` sees each retriable
+ * failure (to refresh routes). When the deadline passes the last error is returned through `onGiveUp`.
+ */
+export async function withRetry<T>(fn: (attempt: number) => Promise<T>, o: RetryOptions, onRetry: (e: QjmError, attempt: number) => void, onGiveUp: (last: QjmError, elapsedMs: number) => QjmError): Promise<T> {
+  const t0 = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (e) {
+      if (!(e instanceof QjmError) || !e.retriable) throw e;
+      onRetry(e, attempt);
+      const elapsed = Date.now() - t0;
+      const wait = backoffMs(attempt, o);
+      if (elapsed + wait > o.deadlineMs) throw onGiveUp(e, elapsed);
+      // A redirect to a named leader is worth trying at once.
+      if (!(e.errorName === 'NOT_LEADER' && e.details.leaderAddress) || attempt > 3) await sleep(wait);
+    }
+  }
+}

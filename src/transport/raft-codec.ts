@@ -1,0 +1,37 @@
+// Raft messages on the wire: a MessageBatch (proto/raft.proto) per HTTP body between peers. The core's
+// Message type mirrors the proto field for field, so decoded messages are handed to the core as they are,
+// after RawNode.step has validated them.
+
+import { qjournal } from '../gen/proto.js';
+import type { Message } from '../raft/types.js';
+
+const pb = qjournal.raft;
+
+export interface Batch {
+  from: string;
+  clusterId: string;
+  storageId: string;
+  messages: Message[];
+}
+
+export function encodeBatch(b: Batch): Uint8Array {
+  return pb.MessageBatch.encode({
+    from: b.from,
+    clusterId: b.clusterId,
+    storageId: b.storageId,
+    messages: b.messages as unknown as qjournal.raft.IMessage[],
+  }).finish();
+}
+
+/** Decodes a batch; throws on malformed protobuf. */
+export function decodeBatch(buf: Uint8Array): Batch {
+  const m = pb.MessageBatch.decode(buf);
+  return { from: m.from, clusterId: m.clusterId, storageId: m.storageId, messages: m.messages as unknown as Message[] };
+}
+
+/** A rough size of a message on the wire, for queue bounds. */
+export function messageBytes(m: Message): number {
+  let n = 64 + m.context.byteLength;
+  for (const e of m.entries) n += e.data.byteLength + 24;
+  return n;
+}

@@ -1,0 +1,229 @@
+// Real JournalNode processes on loopback for integration tests, benchmarks and the demo: free ports, data
+// directories under a temporary root, kill -9 / SIGSTOP / SIGCONT / restart, and /status polling.
+
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const JOURNALNODE_MAIN = path.join(ROOT, 'dist', 'journalnode', 'main.js');
+
+export async function freePorts(n: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = net.createServer();
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    ports.push((s.address() as net.AddressInfo).port);
+    servers.push(s);
+  }
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+export interface ProcNode {
+  id: string;
+  address: string;
+  dataDir: string;
+  logFile: string;
+  proc: ChildProcess | null;
+  exit: Promise<number | null> | null;
+}
+
+export interface ClusterOptions {
+  nodes?: number;
+  electionTimeoutMs?: number;
+  /** Extra flags for every node (e.g. ['--snapshotLogBytes', '65536']). */
+  extraArgs?: string[];
+  root?: string;
+  logLevel?: string;
+}
+
+export interface NodeStatus {
+  id: string;
+  state: string;
+  term: number;
+  leader: string | null;
+  commitIndex: number;
+  appliedIndex: number;
+  lastIndex: number;
+  snapshotIndex: number;
+  journals: Record<string, { lastTxId: number; promisedEpoch: number; segments: { firstTxId: number; lastTxId: number; inProgress: boolean }[] }>;
+  [k: string]: unknown;
+}
+
+export class ProcCluster {
+  readonly nodes: ProcNode[] = [];
+  readonly root: string;
+  readonly electionTimeoutMs: number;
+  private readonly extraArgs: string[];
+  private readonly logLevel: string;
+
+  private constructor(root: string, o: ClusterOptions) {
+    this.root = root;
+    this.electionTimeoutMs = o.electionTimeoutMs ?? 500;
+    this.extraArgs = o.extraArgs ?? [];
+    this.logLevel = o.logLevel ?? 'info';
+  }
+
+  static async create(o: ClusterOptions = {}): Promise<ProcCluster> {
+    const root = o.root ?? fs.mkdtempSync(path.join(os.tmpdir(), 'qjournal-cluster-'));
+    const c = new ProcCluster(root, o);
+    const ports = await freePorts(o.nodes ?? 3);
+    ports.forEach((port, i) => {
+      const id = `n${i + 1}`;
+      const dataDir = path.join(root, id);
+      c.nodes.push({ id, address: `127.0.0.1:${port}`, dataDir, logFile: path.join(root, `${id}.log`), proc: null, exit: null });
+    });
+    return c;
+  }
+
+  get peersFlag(): string {
+    return this.nodes.map((n) => `${n.id}=${n.address}`).join(',');
+  }
+
+  get addresses(): string[] {
+    return this.nodes.map((n) => n.address);
+  }
+
+  node(id: string): ProcNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  args(n: ProcNode): string[] {
+    return [
+      '--id', n.id,
+      '--listen', n.address,
+      '--data', n.dataDir,
+      '--peers', this.peersFlag,
+      '--electionTimeoutMs', String(this.electionTimeoutMs),
+      '--logLevel', this.logLevel,
+      ...this.extraArgs,
+    ];
+  }
+
+  /** Spawns the node's process (output appended to its log file). */
+  start(id: string, extra: string[] = []): ProcNode {
+    const n = this.node(id);
+    if (n.proc) throw new Error(`${id} is already running`);
+    const out = fs.openSync(n.logFile, 'a');
+    const proc = spawn(process.execPath, ['--enable-source-maps', JOURNALNODE_MAIN, ...this.args(n), ...extra], { stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    n.proc = proc;
+    n.exit = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
+    void n.exit.then(() => {
+      if (n.proc === proc) n.proc = null;
+    });
+    return n;
+  }
+
+  startAll(): void {
+    for (const n of this.nodes) this.start(n.id);
+  }
+
+  signal(id: string, sig: NodeJS.Signals): void {
+    const n = this.node(id);
+    if (!n.proc) throw new Error(`${id} is not running`);
+    n.proc.kill(sig);
+  }
+
+  /** kill -9 and wait until the process is gone. */
+  async kill(id: string): Promise<void> {
+    const n = this.node(id);
+    if (!n.proc) return;
+    const exit = n.exit!;
+    n.proc.kill('SIGKILL');
+    await exit;
+    n.proc = null;
+  }
+
+  /** SIGTERM and wait for a clean exit; returns the exit code. */
+  async stop(id: string): Promise<number | null> {
+    const n = this.node(id);
+    if (!n.proc) return null;
+    const exit = n.exit!;
+    n.proc.kill('SIGCONT');
+    n.proc.kill('SIGTERM');
+    const code = await Promise.race([exit, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000))]);
+    if (code === 'timeout') {
+      await this.kill(id);
+      throw new Error(`${id} did not stop within 15 s of SIGTERM`);
+    }
+    n.proc = null;
+    return code;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.nodes.filter((n) => n.proc).map((n) => this.stop(n.id).catch(() => this.kill(n.id))));
+  }
+
+  async destroy(keepOnFailure = false): Promise<void> {
+    for (const n of this.nodes) if (n.proc) n.proc.kill('SIGKILL');
+    await Promise.all(this.nodes.map((n) => n.exit));
+    if (!keepOnFailure) fs.rmSync(this.root, { recursive: true, force: true });
+  }
+
+  async status(id: string, timeoutMs = 1000): Promise<NodeStatus | null> {
+    try {
+      const r = await request(`http://${this.node(id).address}/status`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      if (r.statusCode !== 200) {
+        await r.body.dump();
+        return null;
+      }
+      return (await r.body.json()) as NodeStatus;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Waits until the running nodes agree on one leader; returns its id. */
+  async waitForLeader(timeoutMs = 15_000, exclude: string[] = []): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const running = this.nodes.filter((n) => n.proc && !exclude.includes(n.id));
+      const sts = (await Promise.all(running.map((n) => this.status(n.id)))).filter((s): s is NodeStatus => s !== null);
+      const leaders = sts.filter((s) => s.state === 'leader');
+      if (leaders.length === 1 && sts.length === running.length) {
+        const l = leaders[0]!;
+        if (sts.every((s) => s.leader === l.id && s.term === l.term)) return l.id;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`no agreed leader within ${timeoutMs} ms; logs in ${this.root}`);
+  }
+
+  /** Waits until every running node has applied at least `index`. */
+  async waitForApplied(index: number, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const sts = await Promise.all(this.nodes.filter((n) => n.proc).map((n) => this.status(n.id)));
+      if (sts.every((s) => s !== null && s.appliedIndex >= index)) return;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`not every node applied ${index} within ${timeoutMs} ms`);
+  }
+
+  /** The journal's segment files on a node: name -> contents. */
+  segmentFiles(id: string, jid: string): Map<string, Buffer> {
+    const dir = path.join(this.node(id).dataDir, 'journals', jid);
+    const out = new Map<string, Buffer>();
+    if (!fs.existsSync(dir)) return out;
+    for (const name of fs.readdirSync(dir).sort()) out.set(name, fs.readFileSync(path.join(dir, name)));
+    return out;
+  }
+
+  readLog(id: string): string {
+    try {
+      return fs.readFileSync(this.node(id).logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+}
