@@ -130,6 +130,9 @@ export function replicaOptions(c: JournalNodeConfig): ReplicaOptions {
   return {
     tickMs: Math.max(1, Math.floor(c.electionTimeoutMs / c.electionHeartbeatFactor)),
     electionTicks: c.electionHeartbeatFactor,
+    // Timeouts in [T, 1.5 T): with pre-vote a split vote needs two timeouts within a network delay of each
+    // other, so the narrower range costs almost nothing and bounds failover detection at 1.5 T.
+    electionJitterTicks: Math.max(1, Math.floor(c.electionHeartbeatFactor / 2)),
     heartbeatTicks: 1,
     maxEntriesPerAppend: c.maxEntriesPerAppend,
     maxAppendBytes: c.maxAppendBodyBytes,

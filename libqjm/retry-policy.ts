@@ -12,7 +12,8 @@ export interface RetryOptions {
   deadlineMs: number;
 }
 
-export const DEFAULT_RETRY: RetryOptions = { initialBackoffMs: 10, maxBackoffMs: 500, deadlineMs: 20_000 };
+// A 100 ms cap: during a failover the client finds the new leader within about one retry of its election.
+export const DEFAULT_RETRY: RetryOptions = { initialBackoffMs: 10, maxBackoffMs: 100, deadlineMs: 20_000 };
 
 export function backoffMs(attempt: number, o: RetryOptions): number {
   const base = Math.min(o.maxBackoffMs, o.initialBackoffMs * 2 ** Math.min(attempt, 20));

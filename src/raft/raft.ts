@@ -32,8 +32,10 @@ export const silentLogger: RaftLogger = { debug() {}, info() {}, warn() {} };
 
 export interface RaftConfig {
   id: NodeId;
-  /** Election timeout in ticks; a follower's randomized timeout is drawn from [electionTicks, 2 * electionTicks). */
+  /** Election timeout in ticks; a follower's randomized timeout is drawn from [electionTicks, electionTicks + electionJitterTicks). */
   electionTicks: number;
+  /** Width of the randomization (the Raft paper's [T, 2T] is electionJitterTicks = electionTicks). */
+  electionJitterTicks?: number;
   heartbeatTicks: number;
   /** Bounds on one append message. */
   maxEntriesPerAppend: number;
@@ -189,7 +191,7 @@ export class Raft {
     this.lead = NONE;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
-    this.randomizedElectionTimeout = this.cfg.electionTicks + Math.floor(this.cfg.random() * this.cfg.electionTicks);
+    this.randomizedElectionTimeout = this.cfg.electionTicks + Math.floor(this.cfg.random() * (this.cfg.electionJitterTicks ?? this.cfg.electionTicks));
     this.leadTransferee = NONE;
     this.votes.clear();
     this.pendingConfIndex = 0;

@@ -19,6 +19,8 @@ import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, ReplicaTransport, S
 export interface ReplicaOptions {
   tickMs: number;
   electionTicks: number;
+  /** Randomization width of election timeouts, in ticks (default: electionTicks, the paper's [T, 2T)). */
+  electionJitterTicks?: number;
   heartbeatTicks: number;
   maxEntriesPerAppend: number;
   maxAppendBytes: number;
@@ -195,6 +197,7 @@ export class Replica<R> {
     const cfg: RaftConfig = {
       id,
       electionTicks: opts.electionTicks,
+      ...(opts.electionJitterTicks !== undefined ? { electionJitterTicks: opts.electionJitterTicks } : {}),
       heartbeatTicks: opts.heartbeatTicks,
       maxEntriesPerAppend: opts.maxEntriesPerAppend,
       maxAppendBytes: opts.maxAppendBytes,
