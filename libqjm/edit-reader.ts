@@ -55,11 +55,13 @@ export async function* readEdits(client: JournalClient, jid: string, opts: ReadE
         ...(node ? { node } : {}),
         timeoutMs: waitMs + 5000,
         deadlineMs: node ? 0 : client.retry.deadlineMs,
+        ...(opts.signal ? { signal: opts.signal } : {}),
       });
       node = r.node;
       res = r.response;
       failures = 0;
     } catch (e) {
+      if (opts.signal?.aborted) return;
       if (!(e instanceof QjmError) || !e.retriable || !node) throw e;
       // This node failed: try the others (the read above, without a fixed node, rotates through them).
       node = undefined;

@@ -71,7 +71,7 @@ export class JournalClient {
   }
 
   /** One POST; network failures become retriable errors (TIMEOUT when the request may have been applied). */
-  async post(address: string, path: string, body: Uint8Array, timeoutMs = this.requestTimeoutMs): Promise<{ status: number; body: Buffer }> {
+  async post(address: string, path: string, body: Uint8Array, timeoutMs = this.requestTimeoutMs, signal?: AbortSignal): Promise<{ status: number; body: Buffer }> {
     if (this.closed) throw makeError('SHUTTING_DOWN', 'the client is closed');
     let sent = false;
     try {
@@ -82,14 +82,16 @@ export class JournalClient {
         body: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
+        ...(signal ? { signal } : {}),
       });
       sent = true;
       const chunks: Buffer[] = [];
       for await (const c of res.body) chunks.push(c as Buffer);
       return { status: res.statusCode, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
     } catch (e) {
-      this.routes.failed(address);
       const err = e as Error & { code?: string };
+      if (signal?.aborted) return Promise.reject(makeError('SHUTTING_DOWN', `${path}: aborted by the caller`, { node: address }));
+      this.routes.failed(address);
       const refused = err.code === 'ECONNREFUSED' || err.code === 'UND_ERR_CONNECT_TIMEOUT' || err.code === 'ENOTFOUND';
       if (refused && !sent) return Promise.reject(makeError('UNAVAILABLE', `${address}: ${err.code ?? err.message}`, { node: address }));
       return Promise.reject(makeError('TIMEOUT', `${address}: ${path} got no answer (${err.code ?? err.message})`, { node: address, unknownOutcome: true }));
@@ -155,13 +157,14 @@ export class JournalClient {
     path: string,
     body: Uint8Array,
     decode: (b: Buffer) => T,
-    opts: { node?: string; timeoutMs?: number; deadlineMs?: number } = {},
+    opts: { node?: string; timeoutMs?: number; deadlineMs?: number; signal?: AbortSignal } = {},
   ): Promise<{ node: string; response: T }> {
     const retry = opts.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: opts.deadlineMs };
     return withRetry(
       async () => {
         const target = opts.node ?? this.routes.anyTarget();
-        const res = await this.post(target, path, body, opts.timeoutMs ?? this.requestTimeoutMs);
+        if (opts.signal?.aborted) throw makeError('INVALID_ARGUMENT', `${path}: aborted by the caller`);
+        const res = await this.post(target, path, body, opts.timeoutMs ?? this.requestTimeoutMs, opts.signal);
         let r: T;
         try {
           r = decode(res.body);

@@ -426,6 +426,10 @@ export async function runQjm(argv: string[], io: CliIo): Promise<number> {
         return await cmdTransferLeader(f, io);
       case 'snapshot':
         return await cmdSnapshot(f, io);
+      case 'demo': {
+        const { runDemo } = await import('../demo/demo.js');
+        return await runDemo({});
+      }
       default:
         throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
     }

@@ -2,7 +2,7 @@
 // again (by the new leader). One fresh 3-node cluster per run of trials; the killed node is restarted
 // between trials.
 
-import { ProcCluster } from '../support/proc-cluster.js';
+import { LocalCluster } from '../../src/local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 
 export interface FailoverResult {
@@ -21,7 +21,7 @@ export function median(xs: number[]): number {
 }
 
 export async function measureLeaderFailover(opts: { trials: number; electionTimeoutMs: number; log?: (s: string) => void }): Promise<FailoverResult> {
-  const c = await ProcCluster.create({ nodes: 3, electionTimeoutMs: opts.electionTimeoutMs, logLevel: 'warn' });
+  const c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: opts.electionTimeoutMs, logLevel: 'warn' });
   const trialsMs: number[] = [];
   try {
     c.startAll();

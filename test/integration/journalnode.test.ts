@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { request } from 'undici';
-import { ProcCluster } from '../support/proc-cluster.js';
+import { LocalCluster } from '../../src/local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import { qjournal } from '../../src/gen/proto.js';
 import { encodeRecords } from '../../src/edit-records.js';
@@ -13,11 +13,11 @@ import { encodeRecords } from '../../src/edit-records.js';
 const ns = { namespaceId: 42, clusterId: 'CID-it', blockPoolId: 'BP-it' };
 const rec = (i: number) => new TextEncoder().encode(`edit-${i}`);
 
-async function writer(c: ProcCluster, id = 'nn1'): Promise<QuorumJournalManager> {
+async function writer(c: LocalCluster, id = 'nn1'): Promise<QuorumJournalManager> {
   return new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: id, nsInfo: ns, writeTimeoutMs: 15_000, requestTimeoutMs: 2000 });
 }
 
-function sameFiles(c: ProcCluster, ids: string[]): void {
+function sameFiles(c: LocalCluster, ids: string[]): void {
   const ref = c.segmentFiles(ids[0]!, 'ns1');
   expect(ref.size).to.be.greaterThan(0);
   for (const id of ids.slice(1)) {
@@ -29,12 +29,12 @@ function sameFiles(c: ProcCluster, ids: string[]): void {
 
 describe('JournalNode processes', function () {
   this.timeout(120_000);
-  let c: ProcCluster;
+  let c: LocalCluster;
   let failed = false;
 
   beforeEach(async () => {
     failed = false;
-    c = await ProcCluster.create({ nodes: 3, electionTimeoutMs: 500 });
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 500 });
   });
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') failed = true;
@@ -169,7 +169,7 @@ describe('JournalNode processes', function () {
     await new Promise((r) => setTimeout(r, 300));
     const n = c.node('n1');
     const { spawnSync } = await import('node:child_process');
-    const { JOURNALNODE_MAIN } = await import('../support/proc-cluster.js');
+    const { JOURNALNODE_MAIN } = await import('../../src/local-cluster.js');
     const r = spawnSync(process.execPath, [JOURNALNODE_MAIN, ...c.args(n).map((a) => (a === n.address ? '127.0.0.1:1' : a))], { encoding: 'utf8', timeout: 15_000 });
     expect(r.status).to.equal(3);
     expect(r.stderr).to.match(/in use by another journalnode process/);

@@ -3,7 +3,7 @@
 
 import { expect } from 'chai';
 import { request } from 'undici';
-import { ProcCluster } from '../support/proc-cluster.js';
+import { LocalCluster } from '../../src/local-cluster.js';
 import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
 
 const ns = { namespaceId: 7, clusterId: 'CID-ops', blockPoolId: 'BP-ops' };
@@ -15,7 +15,7 @@ async function get(address: string, path: string): Promise<{ status: number; bod
 
 describe('operating JournalNodes', function () {
   this.timeout(120_000);
-  let c: ProcCluster;
+  let c: LocalCluster;
   let keep = false;
 
   afterEach(async function () {
@@ -25,7 +25,7 @@ describe('operating JournalNodes', function () {
   });
 
   it('status, raft_stat, flags, metrics and healthz describe the node', async () => {
-    c = await ProcCluster.create({ nodes: 3, electionTimeoutMs: 400 });
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });
     c.startAll();
     const leader = await c.waitForLeader();
     const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns });
@@ -67,7 +67,7 @@ describe('operating JournalNodes', function () {
   });
 
   it('SIGTERM: the leader hands over leadership, exits 0, and writes continue on the others', async () => {
-    c = await ProcCluster.create({ nodes: 3, electionTimeoutMs: 2000 });
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 2000 });
     c.startAll();
     const leader = await c.waitForLeader();
     const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns });
@@ -89,7 +89,7 @@ describe('operating JournalNodes', function () {
   });
 
   it('a follower back after the leader compacted past it is caught up by snapshot install, files byte-identical', async () => {
-    c = await ProcCluster.create({ nodes: 3, electionTimeoutMs: 500, extraArgs: ['--snapshotLogBytes', '16384', '--keepEntriesAfterSnapshot', '5', '--maxSnapshotChunkBytes', '4096'] });
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 500, extraArgs: ['--snapshotLogBytes', '16384', '--keepEntriesAfterSnapshot', '5', '--maxSnapshotChunkBytes', '4096'] });
     c.startAll();
     const leader = await c.waitForLeader();
     const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns });

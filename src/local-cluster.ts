@@ -1,5 +1,6 @@
-// Real JournalNode processes on loopback for integration tests, benchmarks and the demo: free ports, data
-// directories under a temporary root, kill -9 / SIGSTOP / SIGCONT / restart, and /status polling.
+// A local cluster of real JournalNode processes on loopback, for the demo, the benchmarks and the
+// integration tests: free ports, data directories under one root, kill -9 / SIGSTOP / SIGCONT / restart,
+// and /status polling.
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -10,7 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+// This file runs from dist/src/: the repository root is two levels up.
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const JOURNALNODE_MAIN = path.join(ROOT, 'dist', 'journalnode', 'main.js');
 
 export async function freePorts(n: number): Promise<number[]> {
@@ -57,7 +59,7 @@ export interface NodeStatus {
   [k: string]: unknown;
 }
 
-export class ProcCluster {
+export class LocalCluster {
   readonly nodes: ProcNode[] = [];
   readonly root: string;
   readonly electionTimeoutMs: number;
@@ -71,9 +73,9 @@ export class ProcCluster {
     this.logLevel = o.logLevel ?? 'info';
   }
 
-  static async create(o: ClusterOptions = {}): Promise<ProcCluster> {
+  static async create(o: ClusterOptions = {}): Promise<LocalCluster> {
     const root = o.root ?? fs.mkdtempSync(path.join(os.tmpdir(), 'qjournal-cluster-'));
-    const c = new ProcCluster(root, o);
+    const c = new LocalCluster(root, o);
     const ports = await freePorts(o.nodes ?? 3);
     ports.forEach((port, i) => {
       const id = `n${i + 1}`;

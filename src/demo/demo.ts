@@ -1,0 +1,284 @@
+// The main job (`npm start`, `qjm demo`): three JournalNodes on loopback, a NameNode-style active master
+// journaling every namespace change, a standby tailing the journal, a failover in which the standby fences
+// the old active and takes over, the old active's next write refused with FENCED, a JournalNode leader
+// killed under load, and a summary. Everything it starts, it stops.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { LocalCluster } from '../local-cluster.js';
+import { QuorumJournalManager } from '../../libqjm/index.js';
+import type { EditLogOutputStream } from '../../libqjm/index.js';
+import { QjmError } from '../errors.js';
+import { Prng } from '../prng.js';
+import { renderTable } from '../cli/table.js';
+import { decodeOp, encodeOp, Namespace } from './namespace.js';
+
+const JID = 'ns1';
+const NS_INFO = { namespaceId: 20261125, clusterId: 'CID-demo', blockPoolId: 'BP-demo' };
+const ROLL_EVERY_EDITS = 1000;
+
+interface DemoOptions {
+  dataDir?: string;
+  /** Seconds of writing before the failover, and after it. */
+  phase1S?: number;
+  phase2S?: number;
+  opsPerSecond?: number;
+  log?: (line: string) => void;
+}
+
+function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+/**
+ * Tail lag: from the journal acknowledging an edit to the active, to the standby applying it. The standby
+ * can apply an edit before the active's acknowledgement reaches it (both answers leave the leader together):
+ * that counts as no lag.
+ */
+class LagMeter {
+  private readonly ackedAt = new Map<number, number>();
+  private readonly appliedEarly = new Set<number>();
+  readonly samplesMs: number[] = [];
+
+  acked(txid: number, now: number): void {
+    if (this.appliedEarly.delete(txid)) this.samplesMs.push(0);
+    else this.ackedAt.set(txid, now);
+  }
+
+  applied(txid: number, now: number): void {
+    const t = this.ackedAt.get(txid);
+    if (t === undefined) {
+      this.appliedEarly.add(txid);
+      if (this.appliedEarly.size > 100_000) this.appliedEarly.clear();
+      return;
+    }
+    this.ackedAt.delete(txid);
+    this.samplesMs.push(now - t);
+  }
+}
+
+class Master {
+  readonly ns = new Namespace();
+  readonly qjm: QuorumJournalManager;
+  out: EditLogOutputStream | null = null;
+  edits = 0;
+  epoch = 0;
+  private tailAbort: AbortController | null = null;
+  private tailDone: Promise<void> | null = null;
+
+  constructor(
+    readonly id: string,
+    peers: string[],
+    private readonly lag: LagMeter,
+  ) {
+    this.qjm = new QuorumJournalManager({ journalId: JID, peers, writerId: id, nsInfo: NS_INFO, writeTimeoutMs: 20_000 });
+  }
+
+  /** Standby: apply every committed edit as it arrives. */
+  startTailing(): void {
+    this.tailAbort = new AbortController();
+    const signal = this.tailAbort.signal;
+    this.tailDone = (async () => {
+      try {
+        for await (const e of this.qjm.readEdits({ fromTxId: this.ns.lastTxId + 1, inProgressOk: true, follow: true, signal, waitMs: 500 })) {
+          this.ns.apply(decodeOp(e.record), e.txid);
+          this.lag.applied(e.txid, performance.now());
+          if (signal.aborted) break;
+        }
+      } catch (err) {
+        if (!signal.aborted) throw err;
+      }
+    })();
+  }
+
+  async stopTailing(): Promise<void> {
+    this.tailAbort?.abort();
+    await this.tailDone;
+    this.tailAbort = null;
+  }
+
+  /** Failover: fence every prior writer, recover its segment, catch up, and open a new segment. */
+  async becomeActive(): Promise<{ epoch: number; lastTxId: number; caughtUp: number }> {
+    await this.stopTailing();
+    const { epoch, lastTxId } = await this.qjm.recoverUnfinalizedSegments();
+    this.epoch = epoch;
+    let caughtUp = 0;
+    if (this.ns.lastTxId < lastTxId) {
+      for await (const e of this.qjm.readEdits({ fromTxId: this.ns.lastTxId + 1 })) {
+        this.ns.apply(decodeOp(e.record), e.txid);
+        caughtUp++;
+        if (e.txid === lastTxId) break;
+      }
+    }
+    this.out = await this.qjm.startLogSegment(lastTxId + 1, -64);
+    return { epoch, lastTxId, caughtUp };
+  }
+
+  /** One client burst: each change applied in memory and journaled, then one logSync for all (group commit). */
+  async burst(n: number, rng: Prng): Promise<number> {
+    const out = this.out!;
+    for (let k = 0; k < n; k++) {
+      const op = this.ns.randomOp(() => rng.next(), this.ns.lastTxId + 1);
+      out.write(encodeOp(op));
+      this.ns.apply(op, this.ns.lastTxId + 1);
+    }
+    const durable = await out.flush();
+    const now = performance.now();
+    for (let t = durable - n + 1; t <= durable; t++) this.lag.acked(t, now);
+    this.edits += n;
+    if (durable - out.segmentTxId + 1 >= ROLL_EVERY_EDITS) {
+      await this.qjm.finalizeLogSegment(out.segmentTxId, durable);
+      this.out = await this.qjm.startLogSegment(durable + 1, -64);
+    }
+    return durable;
+  }
+
+  async close(): Promise<void> {
+    await this.stopTailing();
+    await this.qjm.close();
+  }
+}
+
+export async function runDemo(o: DemoOptions): Promise<number> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const t0 = performance.now();
+  const at = () => `${((performance.now() - t0) / 1000).toFixed(1).padStart(5)}s`;
+  const say = (s: string) => log(`${at()}  ${s}`);
+  const dataDir = path.resolve(o.dataDir ?? 'demo-data');
+  const phase1S = o.phase1S ?? 6;
+  const phase2S = o.phase2S ?? 8;
+  const opsPerSecond = o.opsPerSecond ?? 2000;
+  const rng = new Prng(20261125);
+  const lag = new LagMeter();
+  const lagsMs = lag.samplesMs;
+
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.mkdirSync(dataDir, { recursive: true });
+  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000, root: dataDir, logLevel: 'info' });
+  const cleanup = () => {
+    for (const n of cluster.nodes) n.proc?.kill('SIGKILL');
+  };
+  process.once('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+  let nn1: Master | null = null;
+  let nn2: Master | null = null;
+  try {
+    log('qjournal demo: a quorum journal behind an HA pair of NameNode-style masters\n');
+    cluster.startAll();
+    const jnLeader = await cluster.waitForLeader(30_000);
+    say(`3 JournalNodes up on ${cluster.addresses.join(', ')} (data in ${path.relative(process.cwd(), dataDir) || '.'}); Raft leader ${jnLeader}`);
+    const peers = cluster.addresses;
+
+    nn1 = new Master('nn1', peers, lag);
+    nn2 = new Master('nn2', peers, lag);
+    await nn1.qjm.format(NS_INFO);
+    say(`formatted journal ${JID} (namespace ${NS_INFO.namespaceId})`);
+    const r1 = await nn1.becomeActive();
+    say(`nn1 is ACTIVE: epoch ${r1.epoch}, writing from txid ${r1.lastTxId + 1}`);
+    nn2.startTailing();
+    say('nn2 is STANDBY: tailing the journal (long-poll, committed edits only)');
+
+    const writeFor = async (m: Master, seconds: number, onSecond?: (s: number) => Promise<void>) => {
+      const end = performance.now() + seconds * 1000;
+      let nextReport = performance.now() + 1000;
+      let second = 0;
+      const perBurst = Math.max(1, Math.round(opsPerSecond / 100));
+      while (performance.now() < end) {
+        const t = performance.now();
+        await m.burst(perBurst, rng);
+        if (performance.now() >= nextReport) {
+          second++;
+          nextReport += 1000;
+          const standby = m === nn1 ? nn2 : nn1;
+          const lag = m.ns.lastTxId - (standby?.ns.lastTxId ?? 0);
+          say(`${m.id} active: ${m.edits} edits, txid ${m.ns.lastTxId}  |  standby ${standby?.id}: txid ${standby?.ns.lastTxId} (${lag} behind)  |  tail lag p50 ${percentile(lagsMs, 50).toFixed(1)} ms`);
+          await onSecond?.(second);
+        }
+        const wait = 10 - (performance.now() - t);
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+    };
+
+    await writeFor(nn1, phase1S);
+    const beforeFailover = nn1.ns.lastTxId;
+    say(`--- nn1 stops responding (think: a long GC pause; the failover controller declares it dead) ---`);
+    const tFail = performance.now();
+    const r2 = await nn2.becomeActive();
+    await nn2.burst(1, rng);
+    const failoverMs = performance.now() - tFail;
+    say(`nn2 is ACTIVE: epoch ${r2.epoch} fenced nn1 (epoch ${nn1.epoch}); recovered the open segment up to txid ${r2.lastTxId}; first durable write after ${failoverMs.toFixed(0)} ms`);
+    if (r2.lastTxId < beforeFailover) throw new Error(`recovery lost acknowledged edits: ${r2.lastTxId} < ${beforeFailover}`);
+
+    // The old active wakes up and tries to go on: it must be refused.
+    let fencedMessage = 'not tried';
+    try {
+      await nn1.burst(1, rng);
+      fencedMessage = 'ACCEPTED (this must never happen)';
+    } catch (e) {
+      fencedMessage = e instanceof QjmError ? `${e.code}` : String(e);
+      say(`nn1 wakes up and writes: refused with ${fencedMessage}; it shuts down, as a fenced NameNode does`);
+    }
+    await nn1.close();
+    nn1 = new Master('nn1', peers, lag);
+    // The old active comes back as the standby.
+    for await (const e of nn1.qjm.readEdits({ fromTxId: 1, inProgressOk: true })) nn1.ns.apply(decodeOp(e.record), e.txid);
+    nn1.startTailing();
+    say(`nn1 restarts as STANDBY: replayed ${nn1.ns.lastTxId} edits, now tailing`);
+
+    // A JournalNode failure under load: kill -9 the Raft leader, then bring it back.
+    let jnKill = { node: '', stallMs: 0 };
+    await writeFor(nn2, phase2S, async (second) => {
+      if (second === 2) {
+        const leader = await cluster.waitForLeader(10_000);
+        const t = performance.now();
+        const killed = cluster.kill(leader);
+        say(`--- kill -9 of JournalNode ${leader} (the Raft leader) ---`);
+        await nn2!.burst(1, rng);
+        jnKill = { node: leader, stallMs: performance.now() - t };
+        await killed;
+        say(`writes acknowledged again after ${jnKill.stallMs.toFixed(0)} ms (new Raft leader ${await cluster.waitForLeader(10_000, [leader])})`);
+      }
+      if (second === 5) {
+        cluster.start(jnKill.node);
+        say(`JournalNode ${jnKill.node} restarted; it catches up from the leader`);
+      }
+    });
+    await nn2.qjm.finalizeLogSegment(nn2.out!.segmentTxId, nn2.ns.lastTxId);
+    const finalTxId = nn2.ns.lastTxId;
+    const deadline = performance.now() + 10_000;
+    while (nn1.ns.lastTxId < finalTxId && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await nn1.stopTailing();
+    const same = nn1.ns.digest() === nn2.ns.digest() && nn1.ns.lastTxId === finalTxId;
+    const manifest = await nn2.qjm.getEditLogManifest(1);
+    const status = await Promise.all(cluster.nodes.map((n) => cluster.status(n.id)));
+
+    log('');
+    log(
+      renderTable(
+        ['', ''],
+        [
+          ['edits journaled', `${finalTxId} (nn1 ${beforeFailover} before the failover, nn2 ${finalTxId - beforeFailover} after)`],
+          ['segments', `${manifest.segments.length} finalized, ${manifest.segments.map((s) => `${s.firstTxId}-${s.lastTxId}`).slice(-3).join(', ')}${manifest.segments.length > 3 ? ', ...' : ''}`],
+          ['NameNode failover', `${failoverMs.toFixed(0)} ms (fence + recover the open segment + catch up + first durable write)`],
+          ['old active after it', `next write refused: ${fencedMessage}`],
+          ['standby tail lag', `p50 ${percentile(lagsMs, 50).toFixed(1)} ms, p99 ${percentile(lagsMs, 99).toFixed(1)} ms (acknowledged by the journal -> applied on the standby; ${lagsMs.length} edits)`],
+          ['JournalNode leader kill', `writes stalled ${jnKill.stallMs.toFixed(0)} ms (electionTimeoutMs 1000)`],
+          ['JournalNodes', status.map((s, i) => `${cluster.nodes[i]!.id} ${s ? `${s.state} term ${s.term} applied ${s.appliedIndex}` : 'down'}`).join('; ')],
+          ['namespaces', same ? `IDENTICAL on active and standby (digest ${nn2.ns.digest()}, ${nn2.ns.dirs.size} dirs, ${nn2.ns.files.size} files)` : `DIFFER: active ${nn2.ns.digest()} at ${finalTxId}, standby ${nn1.ns.digest()} at ${nn1.ns.lastTxId}`],
+        ],
+      ),
+    );
+    log(`\nthe journal stays in ${path.relative(process.cwd(), dataDir) || '.'}/ — read a segment offline with:\n  node bin/qjm.js dump ${path.relative(process.cwd(), path.join(dataDir, 'n1', 'journals', JID, 'edits_' + String(1).padStart(19, '0') + '-' + String(manifest.segments[0]?.lastTxId ?? 1).padStart(19, '0')))} | head`);
+    return same && fencedMessage === 'QJM_ERR_FENCED' ? 0 : 1;
+  } finally {
+    await nn1?.close().catch(() => {});
+    await nn2?.close().catch(() => {});
+    await cluster.stopAll().catch(() => {});
+    await cluster.destroy(true);
+    say('all JournalNodes stopped; nothing left running');
+  }
+}

@@ -1,0 +1,81 @@
+// A toy NameNode namespace for the demo: directories and files held in memory, changed only by edits
+// (mkdir, create, rename, delete), each of which the active master journals before it acknowledges.
+// The standby applies the same edits; identical edit histories give identical digests.
+
+import crypto from 'node:crypto';
+
+export type NsOp =
+  | { op: 'mkdir'; path: string }
+  | { op: 'create'; path: string; size: number }
+  | { op: 'rename'; src: string; dst: string }
+  | { op: 'delete'; path: string };
+
+export function encodeOp(op: NsOp): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(op));
+}
+
+export function decodeOp(b: Uint8Array): NsOp {
+  return JSON.parse(new TextDecoder().decode(b)) as NsOp;
+}
+
+const parent = (p: string) => p.slice(0, Math.max(1, p.lastIndexOf('/')));
+
+export class Namespace {
+  readonly dirs = new Set<string>(['/']);
+  readonly files = new Map<string, number>();
+  lastTxId = 0;
+
+  /** Whether the op applies to the current namespace (the master checks before journaling it). */
+  valid(o: NsOp): boolean {
+    switch (o.op) {
+      case 'mkdir':
+        return !this.dirs.has(o.path) && !this.files.has(o.path) && this.dirs.has(parent(o.path));
+      case 'create':
+        return !this.dirs.has(o.path) && !this.files.has(o.path) && this.dirs.has(parent(o.path));
+      case 'rename':
+        return this.files.has(o.src) && !this.files.has(o.dst) && !this.dirs.has(o.dst) && this.dirs.has(parent(o.dst));
+      case 'delete':
+        return this.files.has(o.path);
+    }
+  }
+
+  apply(o: NsOp, txid: number): void {
+    if (txid !== this.lastTxId + 1) throw new Error(`namespace: edit ${txid} after ${this.lastTxId}`);
+    if (!this.valid(o)) throw new Error(`namespace: edit ${txid} does not apply: ${JSON.stringify(o)}`);
+    switch (o.op) {
+      case 'mkdir':
+        this.dirs.add(o.path);
+        break;
+      case 'create':
+        this.files.set(o.path, o.size);
+        break;
+      case 'rename':
+        this.files.set(o.dst, this.files.get(o.src)!);
+        this.files.delete(o.src);
+        break;
+      case 'delete':
+        this.files.delete(o.path);
+        break;
+    }
+    this.lastTxId = txid;
+  }
+
+  digest(): string {
+    const h = crypto.createHash('sha256');
+    for (const d of [...this.dirs].sort()) h.update(`d ${d}\n`);
+    for (const [f, n] of [...this.files].sort((a, b) => (a[0] < b[0] ? -1 : 1))) h.update(`f ${f} ${n}\n`);
+    return h.digest('hex').slice(0, 16);
+  }
+
+  /** A random valid op, like a busy client's: mostly creates, some mkdirs, renames and deletes. */
+  randomOp(rand: () => number, seq: number): NsOp {
+    const dirs = [...this.dirs];
+    const files = [...this.files.keys()];
+    const r = rand();
+    if (r < 0.1) return { op: 'mkdir', path: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/d${seq}` };
+    if (r < 0.75 || files.length === 0) return { op: 'create', path: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/f${seq}`, size: Math.floor(rand() * (1 << 20)) };
+    const f = files[Math.floor(rand() * files.length)]!;
+    if (r < 0.9) return { op: 'rename', src: f, dst: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/r${seq}` };
+    return { op: 'delete', path: f };
+  }
+}
