@@ -2,7 +2,7 @@
 // of every field with an error that names it. Raft settings carry braft's names where braft has one.
 
 import fs from 'node:fs';
-import { parsePeers } from '../src/peers.js';
+import { parseAddresses, parsePeers } from '../src/peers.js';
 import type { Peer } from '../src/raft/types.js';
 
 export interface JournalNodeConfig {
@@ -12,6 +12,13 @@ export interface JournalNodeConfig {
   dataDir: string;
   /** Initial configuration, used only when the data directory is empty (braft's initial_conf). */
   peers: Peer[];
+  /**
+   * Instead of --peers: members of a running cluster to join. The node starts empty and waits for the
+   * leader to replicate to it once an operator adds it (qjm add-peer). Used only on an empty directory.
+   */
+  join: string[];
+  /** The address peers dial this node at, when it differs from --listen (NAT, containers, proxies). */
+  advertise: string;
 
   // Raft (braft names in brackets)
   electionTimeoutMs: number; // [election_timeout_ms]
@@ -49,7 +56,7 @@ export interface JournalNodeConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
-export const DEFAULTS: Omit<JournalNodeConfig, 'id' | 'listen' | 'dataDir' | 'peers'> = {
+export const DEFAULTS: Omit<JournalNodeConfig, 'id' | 'listen' | 'dataDir' | 'peers' | 'join' | 'advertise'> = {
   electionTimeoutMs: 1000,
   electionHeartbeatFactor: 10,
   snapshotIntervalS: 3600,
@@ -141,17 +148,31 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   const hp = checkHostPort(c.listen!);
   if (hp) bad('listen', hp);
   if (typeof c.dataDir !== 'string' || c.dataDir.length === 0) bad('dataDir', 'missing (e.g. --data ./data/n1)');
-  if (!Array.isArray(c.peers) || c.peers.length === 0) bad('peers', 'missing (e.g. --peers n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487)');
+  const join = c.join ?? [];
+  const peers = c.peers ?? [];
+  if (!Array.isArray(join)) bad('join', 'expected a list of host:port');
+  for (const a of join) {
+    const e = checkHostPort(a);
+    if (e) bad('join', e);
+  }
+  if (!Array.isArray(peers) || (peers.length === 0 && join.length === 0)) {
+    bad('peers', 'missing: --peers n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487 for a new cluster, or --join <members> to join one');
+  }
+  if (peers.length > 0 && join.length > 0) bad('join', 'give --peers (a new cluster) or --join (an existing one), not both');
   const ids = new Set<string>();
-  for (const p of c.peers!) {
+  for (const p of peers) {
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(p.id)) bad('peers', `bad peer id ${JSON.stringify(p.id)}`);
     if (ids.has(p.id)) bad('peers', `peer ${p.id} named twice`);
     ids.add(p.id);
     const e = checkHostPort(p.address);
     if (e) bad('peers', `peer ${p.id}: ${e}`);
   }
-  if (!ids.has(c.id!)) bad('peers', `this node's id ${c.id} is not among the peers`);
-  const out: Record<string, unknown> = { ...c };
+  if (peers.length > 0 && !ids.has(c.id!)) bad('peers', `this node's id ${c.id} is not among the peers`);
+  const advertise = c.advertise ?? peers.find((p) => p.id === c.id)?.address ?? c.listen!;
+  const ae = checkHostPort(advertise);
+  if (ae) bad('advertise', ae);
+  if (/^(0\.0\.0\.0|\[::\]):/.test(advertise)) bad('advertise', `${advertise} is a wildcard bind address: peers cannot dial it; give --advertise host:port`);
+  const out: Record<string, unknown> = { ...c, peers, join, advertise };
   for (const [k, range] of Object.entries(INT_FIELDS)) {
     const v = out[k];
     if (typeof v !== 'number' || !Number.isInteger(v)) bad(k, `expected an integer, got ${JSON.stringify(v)}`);
@@ -169,6 +190,7 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
 const FLAG_TO_FIELD: Record<string, keyof JournalNodeConfig> = {
   id: 'id',
   listen: 'listen',
+  advertise: 'advertise',
   data: 'dataDir',
   'log-level': 'logLevel',
 };
@@ -194,13 +216,22 @@ export function parseArgs(argv: string[]): JournalNodeConfig {
     }
     if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new ConfigError(`--config ${flags.config}: expected a JSON object`);
     for (const k of Object.keys(file)) {
-      if (!(k in DEFAULTS) && !['id', 'listen', 'dataDir', 'peers'].includes(k)) throw new ConfigError(`--config ${flags.config}: unknown setting ${JSON.stringify(k)}`);
+      if (!(k in DEFAULTS) && !['id', 'listen', 'dataDir', 'peers', 'join', 'advertise'].includes(k)) throw new ConfigError(`--config ${flags.config}: unknown setting ${JSON.stringify(k)}`);
     }
     if (typeof file.peers === 'string') file.peers = parsePeers(file.peers);
+    if (typeof file.join === 'string') file.join = parseAddresses(file.join);
   }
   const cfg: Record<string, unknown> = { ...DEFAULTS, ...file };
   for (const [flag, value] of Object.entries(flags)) {
     if (flag === 'config') continue;
+    if (flag === 'join') {
+      try {
+        cfg.join = parseAddresses(value);
+      } catch (e) {
+        throw new ConfigError(`invalid --join: ${(e as Error).message}`);
+      }
+      continue;
+    }
     if (flag === 'peers') {
       try {
         cfg.peers = parsePeers(value);

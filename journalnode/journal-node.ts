@@ -35,6 +35,7 @@ import { registerQjmRoutes } from './routes-qjm.js';
 import { registerRaftRoutes } from './routes-raft.js';
 import { decodeManifest } from './snapshot-store.js';
 import { splitHostPort } from './config.js';
+import { request as httpRequest } from 'undici';
 
 type Result = qjournal.journal.ICommandResult;
 
@@ -156,6 +157,34 @@ export function replicaOptions(c: JournalNodeConfig): ReplicaOptions {
   };
 }
 
+/**
+ * Joining: asks a member of the running cluster for its cluster id, and refuses if this id is still a
+ * member (an empty disk under a member's identity could vote twice in a term: remove it first).
+ */
+async function learnCluster(config: JournalNodeConfig): Promise<string> {
+  const errors: string[] = [];
+  for (const address of config.join) {
+    try {
+      const r = await httpRequest(`http://${address}/status`, { headersTimeout: 3000, bodyTimeout: 3000 });
+      if (r.statusCode !== 200) {
+        errors.push(`${address}: HTTP ${r.statusCode}`);
+        await r.body.dump();
+        continue;
+      }
+      const st = (await r.body.json()) as { clusterId: string; peers: { id: string; address: string; role: string }[] };
+      const me = st.peers.find((p) => p.id === config.id);
+      if (me && me.role !== 'learner') {
+        throw new DataDirError(`node ${config.id} is still a ${me.role} of the cluster at ${address}: remove it first (qjm remove-peer --peer ${config.id}), then join`);
+      }
+      return st.clusterId;
+    } catch (e) {
+      if (e instanceof DataDirError) throw e;
+      errors.push(`${address}: ${(e as Error).message}`);
+    }
+  }
+  throw new DataDirError(`cannot join: no member answered (${errors.join('; ')})`);
+}
+
 /** Opens (or, on an empty directory, bootstraps) the node's storage and builds the node. */
 export async function buildJournalNode(config: JournalNodeConfig, opts: { logger?: PinoLogger } = {}): Promise<JournalNode> {
   const logger = opts.logger ?? pino({ name: 'journalnode', level: config.logLevel, base: { node: config.id } });
@@ -179,14 +208,14 @@ async function open(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
 
   const source: SnapshotSource = {
     async manifest(peer, minIndex) {
-      const address = replicaRef?.addressOf(peer);
+      const address = replicaRef?.addressOf(peer) ?? transportRef?.announcedAddress(peer);
       if (!address) throw new Error(`no address for peer ${peer}`);
       const res = await clients.request(address, 'GET', `/raft/snapshot/manifest?min_index=${minIndex}`, null, config.peerRequestTimeoutMs);
       if (res.status !== 200) throw new Error(`peer ${peer} has no snapshot >= ${minIndex}: ${res.status} ${res.body.toString('utf8', 0, 200)}`);
       return decodeManifest(res.body, `snapshot manifest from ${peer}`);
     },
     async chunk(peer, index, jid, file, offset, length) {
-      const address = replicaRef?.addressOf(peer);
+      const address = replicaRef?.addressOf(peer) ?? transportRef?.announcedAddress(peer);
       if (!address) throw new Error(`no address for peer ${peer}`);
       const q = new URLSearchParams({ index: String(index), jid, file, offset: String(offset), length: String(length) });
       const res = await clients.request(address, 'GET', `/raft/snapshot/chunk?${q.toString()}`, null, config.peerRequestTimeoutMs * 4);
@@ -219,15 +248,24 @@ async function open(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
       throw new DataDirError(`data directory ${config.dataDir} holds journal data (${leftovers.join(', ')}) but no Raft metadata (raft/raft_meta): refusing to bootstrap over it`);
     }
     fs.rmSync(snapDir, { recursive: true, force: true });
-    const peers = [...config.peers].sort((a, b) => a.id.localeCompare(b.id));
-    JournalStateMachine.bootstrap(smOpts, { index: 1, term: 1, conf: { voters: peers.map((p) => p.id), votersOutgoing: [], learners: [] }, peers });
-    meta = MetaStore.create(raftDir, {
-      hardState: { term: 1, vote: '', commit: 1 },
-      storageId: crypto.randomBytes(8).toString('hex'),
-      clusterId: clusterIdFor(config.peers),
-      nodeId: config.id,
-    });
-    logger.info({ dataDir: config.dataDir, peers: config.peers }, 'bootstrapped a new data directory from --peers');
+    if (config.join.length > 0) {
+      // Joining: an empty state at index 0 that belongs to no configuration; the leader's snapshot brings
+      // the journals and the membership once an operator adds this node.
+      const clusterId = await learnCluster(config);
+      JournalStateMachine.bootstrap(smOpts, { index: 0, term: 0, conf: { voters: [], votersOutgoing: [], learners: [] }, peers: [] });
+      meta = MetaStore.create(raftDir, { hardState: { term: 0, vote: '', commit: 0 }, storageId: crypto.randomBytes(8).toString('hex'), clusterId, nodeId: config.id });
+      logger.info({ dataDir: config.dataDir, join: config.join, clusterId }, 'prepared an empty data directory to join a running cluster: add this node with qjm add-peer');
+    } else {
+      const peers = [...config.peers].sort((a, b) => a.id.localeCompare(b.id));
+      JournalStateMachine.bootstrap(smOpts, { index: 1, term: 1, conf: { voters: peers.map((p) => p.id), votersOutgoing: [], learners: [] }, peers });
+      meta = MetaStore.create(raftDir, {
+        hardState: { term: 1, vote: '', commit: 1 },
+        storageId: crypto.randomBytes(8).toString('hex'),
+        clusterId: clusterIdFor(config.peers),
+        nodeId: config.id,
+      });
+      logger.info({ dataDir: config.dataDir, peers: config.peers }, 'bootstrapped a new data directory from --peers');
+    }
   }
   const m = meta.meta;
   if (m.nodeId && m.nodeId !== config.id) {
@@ -251,6 +289,7 @@ async function open(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
 
   const transport = new PeerTransport({
     selfId: config.id,
+    selfAddress: config.advertise,
     clusterId,
     storageId,
     resolve: (id) => replicaRef?.addressOf(id),

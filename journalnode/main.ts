@@ -8,7 +8,9 @@ import { DataDirLockedError } from '../src/data-dir-lock.js';
 
 const USAGE = `usage: journalnode --id n1 --listen 127.0.0.1:8485 --data ./data/n1 \\
                    --peers n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487 [--config file.json]
+       journalnode --id n4 --listen 127.0.0.1:8488 --data ./data/n4 --join 127.0.0.1:8485   (then: qjm add-peer)
   --peers is the initial configuration, used only when the data directory is empty.
+  --join joins a running cluster from an empty data directory; --advertise sets the address peers dial.
   Any setting of GET /flags can also be given as --<name> <value> (e.g. --electionTimeoutMs 500).`;
 
 async function main(): Promise<void> {

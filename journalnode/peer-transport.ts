@@ -14,6 +14,8 @@ import type { Logger } from './journal-state-machine.js';
 
 export interface PeerTransportOptions {
   selfId: NodeId;
+  /** Where peers dial this node. */
+  selfAddress: string;
   clusterId: string;
   storageId: string;
   /** The address a peer is dialed at, from the current configuration. */
@@ -64,6 +66,11 @@ export interface PeerStats {
 export class PeerTransport implements ReplicaTransport {
   private readonly peers = new Map<NodeId, PeerState>();
   private closed = false;
+  /**
+   * Addresses peers announced in their batches. The configuration is the authority; these serve only
+   * when it does not know a peer yet (a joining node, before the leader's snapshot tells it).
+   */
+  private readonly announced = new Map<NodeId, string>();
   /** Peers whose storage id changed while this node ran (their disk was wiped and they rejoined). */
   readonly storageIdChanges: { id: NodeId; from: string; to: string; atMs: number }[] = [];
 
@@ -130,7 +137,7 @@ export class PeerTransport implements ReplicaTransport {
       h.resolve(this.takeBatch(p));
     }
     if (p.queue.length === 0 || p.sending || p.retryTimer) return;
-    const address = this.o.resolve(p.id);
+    const address = this.o.resolve(p.id) ?? this.announced.get(p.id);
     if (!address) {
       this.logRateLimited(p, `no address known for peer ${p.id}: dropping ${p.queue.length} messages`);
       p.droppedMessages += p.queue.length;
@@ -139,7 +146,7 @@ export class PeerTransport implements ReplicaTransport {
       return;
     }
     const messages = this.takeBatch(p);
-    const body = encodeBatch({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, messages });
+    const body = encodeBatch({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, fromAddress: this.o.selfAddress, messages });
     p.sending = true;
     p.sentBatches++;
     this.o.clients.request(address, 'POST', '/raft/message', body, this.o.requestTimeoutMs).then(
@@ -173,7 +180,17 @@ export class PeerTransport implements ReplicaTransport {
       return;
     }
     this.noteStorageId(p, b.storageId);
+    this.noteAddress(b);
     this.o.deliver(b.messages.filter((m) => m.to === this.o.selfId));
+  }
+
+  private noteAddress(b: Batch): void {
+    if (b.fromAddress && /^[^\s/]+:\d{1,5}$/.test(b.fromAddress)) this.announced.set(b.from, b.fromAddress);
+  }
+
+  /** The address a peer announced, for what the configuration cannot resolve yet. */
+  announcedAddress(id: NodeId): string | undefined {
+    return this.announced.get(id);
   }
 
   private failed(p: PeerState, why: string): void {
@@ -215,9 +232,10 @@ export class PeerTransport implements ReplicaTransport {
   handleInbound(b: Batch): Promise<Uint8Array> {
     const p = this.peer(b.from);
     this.noteStorageId(p, b.storageId);
+    this.noteAddress(b);
     this.o.deliver(b.messages.filter((m) => m.to === this.o.selfId));
     return new Promise<Uint8Array>((resolve) => {
-      const reply = (messages: Message[]) => resolve(encodeBatch({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, messages }));
+      const reply = (messages: Message[]) => resolve(encodeBatch({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, fromAddress: this.o.selfAddress, messages }));
       if (this.closed || this.o.holdMs <= 0) {
         reply(this.closed ? [] : this.takeBatch(p));
         return;

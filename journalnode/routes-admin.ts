@@ -62,7 +62,7 @@ export function buildStatus(ctx: AdminContext): Record<string, unknown> {
     term: s.term,
     vote: s.vote,
     leader: s.lead === NONE ? null : s.lead,
-    leaderAddress: s.lead === NONE ? null : s.lead === s.id ? ctx.config.peers.find((p) => p.id === s.id)?.address ?? null : addressOf.get(s.lead) ?? null,
+    leaderAddress: s.lead === NONE ? null : s.lead === s.id ? (addressOf.get(s.id) ?? ctx.config.advertise) : (addressOf.get(s.lead) ?? null),
     clusterId: ctx.clusterId,
     storageId: ctx.storageId,
     peers,

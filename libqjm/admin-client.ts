@@ -89,7 +89,11 @@ export class AdminClient {
 
   /** Asks one node (default: the leader) to snapshot now. */
   async snapshot(node?: string, timeoutMs = 60_000): Promise<string> {
-    if (!node) return this.admin('/admin/snapshot', new Uint8Array(0), timeoutMs);
+    if (!node) {
+      const m = await this.membership();
+      if (!m.leaderAddress) throw makeError('QUORUM_UNAVAILABLE', 'no leader known');
+      node = m.leaderAddress;
+    }
     const res = await this.client.post(node, '/admin/snapshot', new Uint8Array(0), timeoutMs);
     const ar = pb.AdminResponse.decode(res.body);
     if (ar.error) throw fromRpcError(ar.error, node);

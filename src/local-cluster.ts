@@ -30,6 +30,8 @@ export async function freePorts(n: number): Promise<number[]> {
 
 export interface ProcNode {
   id: string;
+  /** Joins the running cluster (--join) instead of bootstrapping with --peers. */
+  joining: boolean;
   address: string;
   dataDir: string;
   logFile: string;
@@ -80,13 +82,25 @@ export class LocalCluster {
     ports.forEach((port, i) => {
       const id = `n${i + 1}`;
       const dataDir = path.join(root, id);
-      c.nodes.push({ id, address: `127.0.0.1:${port}`, dataDir, logFile: path.join(root, `${id}.log`), proc: null, exit: null });
+      c.nodes.push({ id, joining: false, address: `127.0.0.1:${port}`, dataDir, logFile: path.join(root, `${id}.log`), proc: null, exit: null });
     });
     return c;
   }
 
+  /** The initial configuration: the nodes the cluster was created with. */
   get peersFlag(): string {
-    return this.nodes.map((n) => `${n.id}=${n.address}`).join(',');
+    return this.nodes
+      .filter((n) => !n.joining)
+      .map((n) => `${n.id}=${n.address}`)
+      .join(',');
+  }
+
+  /** A new node (not started) that will join the running cluster; add it with qjm add-peer. */
+  async addNode(id: string): Promise<ProcNode> {
+    const [port] = await freePorts(1);
+    const n: ProcNode = { id, joining: true, address: `127.0.0.1:${port}`, dataDir: path.join(this.root, id), logFile: path.join(this.root, `${id}.log`), proc: null, exit: null };
+    this.nodes.push(n);
+    return n;
   }
 
   get addresses(): string[] {
@@ -104,7 +118,9 @@ export class LocalCluster {
       '--id', n.id,
       '--listen', n.address,
       '--data', n.dataDir,
-      '--peers', this.peersFlag,
+      ...(n.joining
+        ? ['--join', this.nodes.filter((x) => x !== n && x.proc).map((x) => x.address).join(',')]
+        : ['--peers', this.peersFlag]),
       '--electionTimeoutMs', String(this.electionTimeoutMs),
       '--logLevel', this.logLevel,
       ...this.extraArgs,

@@ -11,6 +11,8 @@ export interface Batch {
   from: string;
   clusterId: string;
   storageId: string;
+  /** The sender's advertised address ('' when unknown). */
+  fromAddress: string;
   messages: Message[];
 }
 
@@ -19,6 +21,7 @@ export function encodeBatch(b: Batch): Uint8Array {
     from: b.from,
     clusterId: b.clusterId,
     storageId: b.storageId,
+    fromAddress: b.fromAddress,
     messages: b.messages as unknown as qjournal.raft.IMessage[],
   }).finish();
 }
@@ -26,7 +29,7 @@ export function encodeBatch(b: Batch): Uint8Array {
 /** Decodes a batch; throws on malformed protobuf. */
 export function decodeBatch(buf: Uint8Array): Batch {
   const m = pb.MessageBatch.decode(buf);
-  return { from: m.from, clusterId: m.clusterId, storageId: m.storageId, messages: m.messages as unknown as Message[] };
+  return { from: m.from, clusterId: m.clusterId, storageId: m.storageId, fromAddress: m.fromAddress, messages: m.messages as unknown as Message[] };
 }
 
 /** A rough size of a message on the wire, for queue bounds. */

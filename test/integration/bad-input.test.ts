@@ -133,7 +133,7 @@ describe('bad input is refused and changes nothing', function () {
 
   it('peer RPCs: garbage, another cluster, bad snapshot chunk parameters', async () => {
     expect((await node.app.inject({ method: 'POST', url: '/raft/message', headers: PROTO, payload: Buffer.from([0x0a, 0xff]) })).statusCode).to.equal(400);
-    const other = encodeBatch({ from: 'n9', clusterId: 'not-this-one', storageId: 'x', messages: [] });
+    const other = encodeBatch({ from: 'n9', clusterId: 'not-this-one', storageId: 'x', fromAddress: '', messages: [] });
     expect((await node.app.inject({ method: 'POST', url: '/raft/message', headers: PROTO, payload: Buffer.from(other) })).statusCode).to.equal(403);
     expect((await node.app.inject({ method: 'GET', url: '/raft/snapshot/chunk?index=1&jid=..&file=x&offset=0&length=1' })).statusCode).to.equal(400);
   });
