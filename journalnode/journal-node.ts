@@ -28,7 +28,7 @@ import type { JournalNodeConfig } from './config.js';
 import { JournalStateMachine } from './journal-state-machine.js';
 import type { SnapshotSource, StateMachineOptions } from './journal-state-machine.js';
 import { NodeMetrics } from './metrics.js';
-import { PeerClients } from './peer-client.js';
+import { HttpPools } from '../src/http-pool.js';
 import { PeerTransport } from './peer-transport.js';
 import { registerAdminRoutes } from './routes-admin.js';
 import { registerQjmRoutes } from './routes-qjm.js';
@@ -200,7 +200,7 @@ export async function buildJournalNode(config: JournalNodeConfig, opts: { logger
 async function open(config: JournalNodeConfig, logger: PinoLogger, lock: DataDirLock): Promise<JournalNode> {
   const raftDir = path.join(config.dataDir, 'raft');
   fs.mkdirSync(raftDir, { recursive: true });
-  const clients = new PeerClients(Math.min(config.peerRequestTimeoutMs, 2000));
+  const clients = new HttpPools({ connectTimeoutMs: Math.min(config.peerRequestTimeoutMs, 2000) });
   let transportRef: PeerTransport | null = null;
   let replicaRef: Replica<Result> | null = null;
   const metrics = new NodeMetrics(config.id, () => replicaRef, () => smRef, () => transportRef);
@@ -323,16 +323,8 @@ async function open(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/x-protobuf', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   let draining = false;
-  app.addHook('onRequest', async (req, reply) => {
-    if (draining && req.method === 'POST' && req.url.startsWith('/qjm/') && !req.url.startsWith('/qjm/get')) {
-      const err = new QjmError('SHUTTING_DOWN', `${config.id} is shutting down`, replica.leaderDetails());
-      const bytes = qjournal.journal.WriteResponse.encode({ error: { code: qjournal.journal.ErrorCode.SHUTTING_DOWN, message: err.message, leaderId: err.details.leaderId ?? '', leaderAddress: err.details.leaderAddress ?? '' } }).finish();
-      return reply.code(503).type('application/x-protobuf').send(Buffer.from(bytes));
-    }
-  });
-  app.addHook('onResponse', async (req, reply) => {
-    if (req.url.startsWith('/qjm/')) metrics.rpcSeconds.observe({ rpc: req.url.split('?')[0]!.slice(5), code: String(reply.statusCode) }, reply.elapsedTime / 1000);
-  });
+  const startedAtMs = Date.now();
+  registerRaftRoutes(app, { config, clusterId, transport, sm, logger });
   app.setErrorHandler((err, _req, reply) => {
     const e = err as Error & { statusCode?: number };
     const status = e.statusCode ?? 500;
@@ -340,9 +332,20 @@ async function open(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     const code = status === 413 ? 'QJM_ERR_TOO_LARGE' : status === 415 ? 'QJM_ERR_INVALID_ARGUMENT' : status < 500 ? 'QJM_ERR_INVALID_ARGUMENT' : 'QJM_ERR_INTERNAL';
     return reply.code(status).send({ code, message: e.message });
   });
-  const startedAtMs = Date.now();
-  registerRaftRoutes(app, { config, clusterId, transport, sm, logger });
-  registerQjmRoutes(app, { config, replica, sm });
+  // The journal RPCs get the draining check and the latency metrics; peer traffic stays hook-free.
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', async (req, reply) => {
+      if (draining && req.method === 'POST' && !req.url.startsWith('/qjm/get')) {
+        const err = new QjmError('SHUTTING_DOWN', `${config.id} is shutting down`, replica.leaderDetails());
+        const bytes = qjournal.journal.WriteResponse.encode({ error: { code: qjournal.journal.ErrorCode.SHUTTING_DOWN, message: err.message, leaderId: err.details.leaderId ?? '', leaderAddress: err.details.leaderAddress ?? '' } }).finish();
+        return reply.code(503).type('application/x-protobuf').send(Buffer.from(bytes));
+      }
+    });
+    scope.addHook('onResponse', async (req, reply) => {
+      metrics.rpcSeconds.observe({ rpc: req.url.split('?')[0]!.slice(5), code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    });
+    registerQjmRoutes(scope, { config, replica, sm });
+  });
   registerAdminRoutes(app, {
     config,
     replica,

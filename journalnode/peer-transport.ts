@@ -9,7 +9,7 @@ import type { Batch } from '../src/transport/raft-codec.js';
 import type { ReplicaTransport } from '../src/replica/env.js';
 import { MessageType } from '../src/raft/types.js';
 import type { Message, NodeId } from '../src/raft/types.js';
-import type { PeerClients } from './peer-client.js';
+import type { HttpPools } from '../src/http-pool.js';
 import type { Logger } from './journal-state-machine.js';
 
 export interface PeerTransportOptions {
@@ -22,13 +22,23 @@ export interface PeerTransportOptions {
   resolve(id: NodeId): string | undefined;
   deliver(messages: Message[]): void;
   onUnreachable(id: NodeId): void;
-  clients: PeerClients;
+  clients: HttpPools;
   holdMs: number;
   requestTimeoutMs: number;
   maxQueueBytes: number;
   maxBatchBytes: number;
   logger: Logger;
 }
+
+/** Messages that ask the receiver for an answer: only a batch holding one of them is worth holding. */
+const ASKS_FOR_ANSWER = new Set([
+  MessageType.App,
+  MessageType.Heartbeat,
+  MessageType.Vote,
+  MessageType.PreVote,
+  MessageType.Snap,
+  MessageType.ReadIndex,
+]);
 
 interface Held {
   resolve(messages: Message[]): void;
@@ -236,7 +246,9 @@ export class PeerTransport implements ReplicaTransport {
     this.o.deliver(b.messages.filter((m) => m.to === this.o.selfId));
     return new Promise<Uint8Array>((resolve) => {
       const reply = (messages: Message[]) => resolve(encodeBatch({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, fromAddress: this.o.selfAddress, messages }));
-      if (this.closed || this.o.holdMs <= 0) {
+      // A batch of answers asks for nothing back: holding it would only block the sender's next batch,
+      // which queues behind this one (and hold us up in turn).
+      if (this.closed || this.o.holdMs <= 0 || !b.messages.some((m) => ASKS_FOR_ANSWER.has(m.type))) {
         reply(this.closed ? [] : this.takeBatch(p));
         return;
       }

@@ -3,7 +3,8 @@
 // idempotent by design — with capped backoff until they succeed, fail finally, or the deadline passes.
 // Reads may go to any node. Every failure becomes a typed QjmError with a stable code.
 
-import { Pool } from 'undici';
+import { HttpPools } from '../src/http-pool.js';
+import type { HttpError, HttpResponse } from '../src/http-pool.js';
 import { qjournal } from '../src/gen/proto.js';
 import { isErrorName, makeError, QjmError, QuorumUnavailableError } from '../src/errors.js';
 import type { ErrorName, QjmErrorDetails } from '../src/errors.js';
@@ -47,7 +48,7 @@ export function fromRpcError(e: qjournal.journal.IRpcError, where: string): QjmE
 
 export class JournalClient {
   readonly routes: RouteTable;
-  private readonly pools = new Map<string, Pool>();
+  private readonly http: HttpPools;
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   readonly retry: RetryOptions;
@@ -59,42 +60,20 @@ export class JournalClient {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
     this.retry = { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
-  }
-
-  private pool(address: string): Pool {
-    let p = this.pools.get(address);
-    if (!p) {
-      p = new Pool(`http://${address}`, { connections: 4, pipelining: 1, connectTimeout: this.connectTimeoutMs, keepAliveTimeout: 30_000 });
-      this.pools.set(address, p);
-    }
-    return p;
+    this.http = new HttpPools({ connectTimeoutMs: this.connectTimeoutMs });
   }
 
   /** One POST; network failures become retriable errors (TIMEOUT when the request may have been applied). */
-  async post(address: string, path: string, body: Uint8Array, timeoutMs = this.requestTimeoutMs, signal?: AbortSignal): Promise<{ status: number; body: Buffer }> {
+  async post(address: string, path: string, body: Uint8Array, timeoutMs = this.requestTimeoutMs, signal?: AbortSignal): Promise<HttpResponse> {
     if (this.closed) throw makeError('SHUTTING_DOWN', 'the client is closed');
-    let sent = false;
     try {
-      const res = await this.pool(address).request({
-        method: 'POST',
-        path,
-        headers: { 'content-type': 'application/x-protobuf' },
-        body: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        ...(signal ? { signal } : {}),
-      });
-      sent = true;
-      const chunks: Buffer[] = [];
-      for await (const c of res.body) chunks.push(c as Buffer);
-      return { status: res.statusCode, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
+      return await this.http.request(address, 'POST', path, body, timeoutMs, signal);
     } catch (e) {
-      const err = e as Error & { code?: string };
-      if (signal?.aborted) return Promise.reject(makeError('SHUTTING_DOWN', `${path}: aborted by the caller`, { node: address }));
+      const err = e as HttpError;
+      if (signal?.aborted) throw makeError('SHUTTING_DOWN', `${path}: aborted by the caller`, { node: address });
       this.routes.failed(address);
-      const refused = err.code === 'ECONNREFUSED' || err.code === 'UND_ERR_CONNECT_TIMEOUT' || err.code === 'ENOTFOUND';
-      if (refused && !sent) return Promise.reject(makeError('UNAVAILABLE', `${address}: ${err.code ?? err.message}`, { node: address }));
-      return Promise.reject(makeError('TIMEOUT', `${address}: ${path} got no answer (${err.code ?? err.message})`, { node: address, unknownOutcome: true }));
+      if (!err.maybeSent) throw makeError('UNAVAILABLE', `${address}: ${err.code}`, { node: address });
+      throw makeError('TIMEOUT', `${address}: ${path} got no answer (${err.code})`, { node: address, unknownOutcome: true });
     }
   }
 
@@ -185,8 +164,6 @@ export class JournalClient {
 
   async close(): Promise<void> {
     this.closed = true;
-    const pools = [...this.pools.values()];
-    this.pools.clear();
-    await Promise.all(pools.map((p) => p.close().catch(() => {})));
+    await this.http.close();
   }
 }

@@ -426,6 +426,10 @@ export async function runQjm(argv: string[], io: CliIo): Promise<number> {
         return await cmdTransferLeader(f, io);
       case 'snapshot':
         return await cmdSnapshot(f, io);
+      case 'bench': {
+        const { runBenchCli } = await import('../../test/bench/bench.js');
+        return await runBenchCli(rest);
+      }
       case 'demo': {
         const { runDemo } = await import('../demo/demo.js');
         return await runDemo({});

@@ -81,8 +81,6 @@ export class Progress {
   snapshotElapsedTicks = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
-  /** The highest commit index already sent, so an idle follower is not sent redundant commit updates. */
-  sentCommit = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflightMsgs: number, maxInflightBytes: number) {

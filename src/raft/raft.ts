@@ -514,9 +514,9 @@ export class Raft {
         pr.inflights.freeLE(m.index);
         break;
     }
-    if (this.maybeCommit()) {
-      this.bcastPending = true;
-    }
+    // A new commit index is not broadcast on its own: it rides on the next append or heartbeat (within
+    // a tick). An exchange per follower per commit would double the messages of every write.
+    this.maybeCommit();
     // Keep the pipeline full for this follower.
     while (this.maybeSendAppend(m.from, false)) {
       /* send until paused or caught up */
@@ -697,7 +697,11 @@ export class Raft {
     else this.msgs.push(m);
   }
 
-  /** Sends the next append to `to` if its flow control allows. Returns true if a message was sent. */
+  /**
+   * Sends the next append to `to` if its flow control allows. Without `sendIfEmpty`, only an append that
+   * carries entries goes out: a follower learns a new commit index with the next entries or heartbeat.
+   * Returns true if a message was sent.
+   */
   private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
     const pr = this.progress.get(to);
     if (!pr || to === this.id || pr.isPaused()) return false;
@@ -712,10 +716,8 @@ export class Raft {
       const hi = Math.min(lastIndex + 1, pr.next + this.cfg.maxEntriesPerAppend);
       ents = this.log.entries(pr.next, hi, this.cfg.maxAppendBytes);
     }
-    const commit = this.log.committed;
-    if (ents.length === 0 && !sendIfEmpty && pr.sentCommit >= commit) return false;
-    this.send(makeMessage({ type: MessageType.App, to, from: this.id, index: prevIndex, logTerm: prevTerm, entries: ents, commit }));
-    pr.sentCommit = Math.max(pr.sentCommit, commit);
+    if (ents.length === 0 && !sendIfEmpty) return false;
+    this.send(makeMessage({ type: MessageType.App, to, from: this.id, index: prevIndex, logTerm: prevTerm, entries: ents, commit: this.log.committed }));
     if (ents.length > 0) {
       let bytes = 0;
       for (const e of ents) bytes += entryBytes(e);
@@ -820,7 +822,7 @@ export class Raft {
     this.log.unstable.stableTo(index, term);
     if (this.state !== StateType.Leader) return;
     const self = this.progress.get(this.id);
-    if (self && self.maybeUpdate(this.log.stableIndex()) && this.maybeCommit()) this.bcastPending = true;
+    if (self && self.maybeUpdate(this.log.stableIndex())) this.maybeCommit();
   }
 
   // ---------------------------------------------------------------- proposals
@@ -893,8 +895,10 @@ export class Raft {
     }
     if (this.state !== StateType.Leader) return;
     if (!isVoter(next, this.id) && !isJoint(next)) {
-      // A leader removed by a committed configuration steps down; the remaining voters elect a leader.
+      // A leader removed by a committed configuration tells the others it is committed (so they leave the
+      // joint configuration now, not after the next election), then steps down.
       this.logger.info('removed from the configuration: stepping down', { term: this.term });
+      this.bcastHeartbeat(undefined);
       this.becomeFollower(this.term, NONE);
       return;
     }

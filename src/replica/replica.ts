@@ -173,6 +173,8 @@ export class Replica<R> {
   private waiters: AppliedWaiter[] = [];
 
   private applied: number;
+  /** The applied index before a snapshot install that is still putting its image in place. */
+  private installingFrom: number | null = null;
   private lastSnapshotIndex: number;
   private lastSnapshotAtMs: number;
   private appliedBytesSinceSnapshot = 0;
@@ -333,7 +335,7 @@ export class Replica<R> {
     const snap = this.deps.log.snapshotMeta();
     return {
       ...s,
-      appliedIndex: this.applied,
+      appliedIndex: this.appliedIndex,
       snapshotIndex: snap.index,
       snapshotTerm: snap.term,
       persistQueueJobs: this.queue.length + (this.persisting ? 1 : 0),
@@ -349,8 +351,12 @@ export class Replica<R> {
     return this.raw;
   }
 
+  /**
+   * What the state machine reflects: during a snapshot install the core has moved on to the snapshot's
+   * index but the image is not in place yet, so readers and status still see the old index.
+   */
   get appliedIndex(): number {
-    return this.applied;
+    return this.installingFrom ?? this.applied;
   }
 
   get isLeader(): boolean {
@@ -535,6 +541,7 @@ export class Replica<R> {
     // installed, because nothing after meta.index is durable before this job completes.
     this.deps.log.beginReset(meta);
     this.guard(() => this.raw.restore(meta));
+    this.installingFrom = this.applied;
     this.applied = meta.index;
     this.lastSnapshotIndex = meta.index;
     this.appliedBytesSinceSnapshot = 0;
@@ -552,6 +559,7 @@ export class Replica<R> {
     this.deps.stateMachine.installSnapshot(staged, (e) => {
       if (this.stopped) return;
       if (e) return this.die(e);
+      this.installingFrom = null;
       this.deps.log.commitReset(meta, (e2) => {
         this.persisting = false;
         if (this.stopped) return;

@@ -119,6 +119,7 @@ export class DiskLog implements ReplicaLog {
   private compactedTerm = 0;
   private snap: SnapshotMeta;
   private pendingReset: SnapshotMeta | null = null;
+  private deletions: Promise<void> = Promise.resolve();
   // The cache holds entries [cacheFirst, cacheFirst + cache.length), the newest ones.
   private cache: Entry[] = [];
   private cacheFirst = 1;
@@ -271,8 +272,9 @@ export class DiskLog implements ReplicaLog {
     this.compactedTerm = s.term;
   }
 
+  /** Newest first, so a crash part-way leaves a prefix that reconcile() can judge against the snapshot. */
   private dropAllSegments(): void {
-    for (const seg of this.segments) {
+    for (const seg of [...this.segments].reverse()) {
       if (seg.fd !== null) fs.closeSync(seg.fd);
       fs.rmSync(seg.file, { force: true });
     }
@@ -439,15 +441,14 @@ export class DiskLog implements ReplicaLog {
     }
     const fd = seg.fd!;
     const at = seg.sizeBytes;
-    const writeAll = (pos: number, cb: (err: Error | null) => void): void => {
-      fs.write(fd, buf, pos, buf.byteLength - pos, at + pos, (err, n) => {
-        if (err) return cb(err);
-        if (pos + n < buf.byteLength) return writeAll(pos + n, cb);
-        cb(null);
-      });
-    };
-    writeAll(0, (err) => {
-      if (err) return done(err);
+    // Copying into the page cache is quick, so it happens right here; only the fdatasync, which waits for
+    // the device, goes to the thread pool: one hop per group commit instead of two.
+    try {
+      for (let pos = 0; pos < buf.byteLength; ) pos += fs.writeSync(fd, buf, pos, buf.byteLength - pos, at + pos);
+    } catch (e) {
+      return done(e as Error);
+    }
+    {
       const after = () => {
         this.counters.writes++;
         this.counters.bytesWritten += total;
@@ -468,7 +469,7 @@ export class DiskLog implements ReplicaLog {
         if (e2) return done(e2);
         after();
       });
-    });
+    }
   }
 
   /** The in-progress segment, rolled over when full (sync: rare, and before the write that needs it). */
@@ -588,16 +589,45 @@ export class DiskLog implements ReplicaLog {
     while (this.segments.length > 1 && this.segments[0]!.last <= compactTo) doomed.push(this.segments.shift()!);
     for (const s of doomed) {
       if (s.fd !== null) fs.closeSync(s.fd);
-      fs.rm(s.file, { force: true }, (err) => {
-        if (err) this.logger.warn({ file: s.file, error: err.message }, 'could not delete a compacted log segment');
-      });
+      s.fd = null;
     }
+    if (doomed.length > 0) this.deleteOldestFirst(doomed.map((d) => d.file));
     if (compactTo >= this.cacheFirst) {
       const drop = Math.min(this.cache.length, compactTo - this.cacheFirst + 1);
       for (let k = 0; k < drop; k++) this.cacheBytes -= entryBytes(this.cache[k]!);
       this.cache = this.cache.slice(drop);
       this.cacheFirst += drop;
     }
+  }
+
+  /**
+   * Deletes compacted segments in the background, oldest first and one at a time, each unlink made durable
+   * before the next: a crash part-way leaves a shorter but contiguous log, never a gap (a gap refuses to start).
+   */
+  private deleteOldestFirst(files: string[]): void {
+    this.deletions = this.deletions.then(async () => {
+      for (const file of files) {
+        try {
+          await fs.promises.rm(file, { force: true });
+          if (this.o.sync) {
+            const h = await fs.promises.open(this.dir, 'r');
+            try {
+              await h.sync();
+            } finally {
+              await h.close();
+            }
+          }
+        } catch (err) {
+          this.logger.warn({ file, error: (err as Error).message }, 'could not delete a compacted log segment; the next ones stay too');
+          return;
+        }
+      }
+    });
+  }
+
+  /** Resolves once background segment deletions are done (tests, clean shutdown). */
+  flush(done: () => void): void {
+    void this.deletions.then(done);
   }
 
   beginReset(meta: SnapshotMeta): void {

@@ -143,6 +143,12 @@ export class Harness {
     for (let i = 0; i < times; i++) for (const id of this.nodes.keys()) this.tick(id);
   }
 
+  /** One heartbeat round from `id` (followers learn the commit index from it). */
+  heartbeat(id: NodeId): void {
+    this.tick(id, this.raft(id).cfg.heartbeatTicks);
+    this.deliverAll();
+  }
+
   campaign(id: NodeId): void {
     this.act(id, (n) => n.raw.campaign());
   }

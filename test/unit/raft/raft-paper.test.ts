@@ -154,6 +154,8 @@ describe('raft paper', () => {
       h.propose('n1', 'x');
       h.deliverAll();
       expect(h.raft('n1').log.committed).to.equal(2);
+      // Followers learn the commit index with the next append or heartbeat.
+      h.heartbeat('n1');
       expect(h.raft('n2').log.committed).to.equal(2);
       expect(h.appliedData('n1')).to.deep.equal(['x']);
       expect(h.appliedData('n2')).to.deep.equal(['x']);
@@ -242,6 +244,7 @@ describe('raft paper', () => {
       h.tickAll();
       h.deliverAll();
       expect(h.raft('n1').log.committed, 'committing the term-2 no-op commits index 2 too').to.equal(3);
+      h.heartbeat('n1');
       expect(h.appliedData('n2')).to.deep.equal(['old']);
     });
   });

@@ -106,6 +106,7 @@ describe('raft scenarios', () => {
     expect(h.raft('n2').term).to.equal(1);
     h.propose('n1', 'still-works');
     h.deliverAll();
+    h.heartbeat('n1');
     expect(h.appliedData('n2')).to.deep.equal(['still-works']);
   });
 
@@ -139,6 +140,7 @@ describe('raft scenarios', () => {
     h.deliverAll();
     h.propose('n2', 'p3');
     h.deliverAll();
+    h.heartbeat('n2');
     expect(h.raft('n2').log.committed).to.equal(5);
     expect(h.appliedData('n5')).to.deep.equal(['p1', 'p2', 'p3']);
   });
@@ -281,11 +283,12 @@ describe('raft scenarios', () => {
     h.processReady(h.node('n1'));
     h.deliverAll();
     h.run(5);
-    // Joint entered, then left; n1 removed and stepped down; the others elect a leader.
-    for (const id of ['n2', 'n3', 'n4']) {
-      expect(h.raft(id).conf, id).to.deep.equal({ voters: ['n2', 'n3', 'n4'], votersOutgoing: [], learners: [] });
-    }
-    h.run(100, () => h.leaders().length === 1 && h.leaders()[0] !== 'n1');
+    // Joint entered, then left; n1 removed and stepped down, telling the followers that held the
+    // leave-joint entry that it committed; the others elect a leader, and everyone ends in C_new.
+    const cNew = { voters: ['n2', 'n3', 'n4'], votersOutgoing: [], learners: [] };
     expect(h.raft('n1').state).to.not.equal(StateType.Leader);
+    h.run(100, () => h.leaders().length === 1 && h.leaders()[0] !== 'n1');
+    h.heartbeat(h.leaders()[0]!);
+    for (const id of ['n2', 'n3', 'n4']) expect(h.raft(id).conf, id).to.deep.equal(cNew);
   });
 });

@@ -1,0 +1,177 @@
+// `npm run bench -- [--vs etcd] [--quick] [--out FILE] [--only W1,W2,...]`: every workload of issue 5 on
+// this machine, qjournal and (with --vs etcd) etcd side by side in the same run, the disk's limit, a table,
+// and the same figures as JSON. Nothing here is a pass/fail test: it reports what it measured.
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { renderTable } from '../../src/cli/table.js';
+import { runEtcd } from './etcd.js';
+import type { EtcdRun } from './etcd.js';
+import { dirBytes, diskLimit, freshCluster, median, peakRssMb, streamRecords, w1SyncLatency, w3LeaderKill, w3WriterFailover, w4TailLag } from './workloads.js';
+import type { LatencyStats, ThroughputStats } from './workloads.js';
+
+export interface BenchOptions {
+  vsEtcd: boolean;
+  quick: boolean;
+  out: string;
+  only: Set<string>;
+  dataDir: string;
+  log: (s: string) => void;
+}
+
+function parse(argv: string[]): BenchOptions {
+  const flag = (n: string) => argv.includes(`--${n}`);
+  const value = (n: string) => {
+    const i = argv.indexOf(`--${n}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const only = value('only');
+  return {
+    vsEtcd: value('vs') === 'etcd',
+    quick: flag('quick'),
+    out: value('out') ?? 'bench-out/bench.json',
+    only: new Set((only ?? 'W1,W2,W3,W4,W5').split(',').map((s) => s.trim().toUpperCase())),
+    dataDir: value('data') ?? path.join(os.tmpdir(), `qjournal-bench-${process.pid}`),
+    log: (s) => console.log(s),
+  };
+}
+
+function machine(): Record<string, unknown> {
+  const cpus = os.cpus();
+  let disk = '';
+  try {
+    disk = execFileSync('df', ['-hT', os.tmpdir()], { encoding: 'utf8' }).trim().split('\n').pop() ?? '';
+  } catch {
+    disk = 'unknown';
+  }
+  return { cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release(), tmpdirFs: disk.replace(/\s+/g, ' ') };
+}
+
+export async function runBench(o: BenchOptions): Promise<Record<string, unknown>> {
+  const secs = o.quick ? 3 : 15;
+  const trials = o.quick ? 3 : 10;
+  const say = (s: string) => o.log(s);
+  const results: Record<string, unknown> = { machine: machine(), mode: o.quick ? 'quick' : 'full', seconds: secs, recordBytes: 128 };
+  const workloads: Record<string, unknown> = {};
+  say(`qjournal benchmark (${o.quick ? 'quick' : 'full'}): 3 JournalNodes + the writer on this machine, loopback, fsync on`);
+
+  let w1: LatencyStats | undefined;
+  let w2: ThroughputStats | undefined;
+  let w2Stats: { writes: number; bytes: number } | undefined;
+  let rss: number[] = [];
+  let diskPerRecord = 0;
+  if (o.only.has('W1') || o.only.has('W2') || o.only.has('W4') || o.only.has('W5')) {
+    const b = await freshCluster(path.join(o.dataDir, 'w12'));
+    try {
+      if (o.only.has('W1')) {
+        say(`  W1: one writer, one ${128}-byte record per flush, ${secs} s ...`);
+        w1 = await w1SyncLatency(b, secs);
+        say(`    ${w1.recordsPerSec} records/s, p50 ${w1.p50Ms} ms, p99 ${w1.p99Ms} ms`);
+      }
+      if (o.only.has('W2') || o.only.has('W4') || o.only.has('W5')) {
+        const leader = await b.cluster.waitForLeader();
+        const before = (await b.cluster.status(leader))!.storage as { writes: number; bytesWritten: number };
+        say(`  W2: one writer streaming ${128}-byte records through the library's batching, ${secs} s ...`);
+        w2 = await streamRecords(b, secs);
+        const after = (await b.cluster.status(leader))!.storage as { writes: number; bytesWritten: number };
+        w2Stats = { writes: after.writes - before.writes, bytes: after.bytesWritten - before.bytesWritten };
+        rss = peakRssMb(b.cluster);
+        say(`    ${w2.recordsPerSec} records/s (${w2.mbPerSec} MB/s), flush p50 ${w2.p50FlushMs} ms, p99 ${w2.p99FlushMs} ms; ${w2Stats.writes} log writes of ${Math.round(w2Stats.bytes / Math.max(1, w2Stats.writes))} bytes on the leader`);
+        const totalRecords = b.out.lastDurableTxId;
+        diskPerRecord = Math.round(b.cluster.nodes.reduce((n, node) => n + dirBytes(node.dataDir), 0) / b.cluster.nodes.length / Math.max(1, totalRecords));
+      }
+      if (o.only.has('W4') && w2) {
+        const rate = Math.round(w2.recordsPerSec / 2);
+        say(`  W4: tail lag at half the W2 peak (${rate} records/s), a reader process tailing, ${secs} s ...`);
+        const w4 = await w4TailLag(b, secs, rate);
+        workloads.W4 = { ...w4, ratePerSec: rate };
+        say(`    acknowledgement -> reader: p50 ${w4.p50Ms} ms, p99 ${w4.p99Ms} ms (${w4.samples} samples)`);
+      }
+    } finally {
+      await b.close();
+    }
+  }
+
+  const batchBytes = w2Stats && w2Stats.writes > 0 ? Math.round(w2Stats.bytes / w2Stats.writes) : 1 << 20;
+  say(`  disk: fdatasync of 4 KiB appends, and synced bandwidth at ${batchBytes} bytes per write ...`);
+  const limit = diskLimit(path.join(o.dataDir, 'disk'), batchBytes);
+  results.limit = limit;
+  say(`    fdatasync p50 ${limit.fsyncP50Ms} ms; ${limit.syncedMBps} MB/s synced`);
+
+  let etcd: EtcdRun | null = null;
+  if (o.vsEtcd && (o.only.has('W1') || o.only.has('W2'))) {
+    say(`  etcd: a 3-member cluster on loopback (../shared/peer-bench), same workloads ...`);
+    etcd = await runEtcd(path.join(o.dataDir, 'etcd'), secs, say);
+  }
+
+  if (w1) {
+    workloads.W1 = {
+      qjournal: w1,
+      ...(etcd ? { etcd: etcd.put, ratio: Number((w1.recordsPerSec / etcd.put.recordsPerSec).toFixed(2)) } : {}),
+      // One record per flush needs at least one fdatasync (leader and follower in parallel).
+      limitRecordsPerSec: Math.round(1000 / limit.fsyncP50Ms),
+      fractionOfLimit: Number((w1.recordsPerSec / (1000 / limit.fsyncP50Ms)).toFixed(3)),
+    };
+  }
+  if (w2) {
+    // The three nodes share this machine's disk: each fdatasyncs every record once, in its Raft log.
+    const logMBps = w2Stats ? w2Stats.bytes / secs / 1e6 : 0;
+    workloads.W2 = {
+      qjournal: w2,
+      ...(etcd ? { etcd: etcd.txn, ratio: Number((w2.recordsPerSec / etcd.txn.recordsPerSec).toFixed(2)) } : {}),
+      logMBpsPerNode: Number(logMBps.toFixed(2)),
+      limitMBps: limit.syncedMBps,
+      fractionOfLimit: Number(((3 * logMBps) / limit.syncedMBps).toFixed(3)),
+    };
+  }
+
+  if (o.only.has('W3')) {
+    say(`  W3a: kill -9 of the leader JournalNode under load, ${trials} trials (electionTimeoutMs 1000) ...`);
+    const a = await w3LeaderKill(path.join(o.dataDir, 'w3a'), trials, 1000, say);
+    say(`  W3b: the active writer killed; the standby recovers and writes, ${trials} trials ...`);
+    const bb = await w3WriterFailover(path.join(o.dataDir, 'w3b'), trials, say);
+    workloads.W3 = {
+      electionTimeoutMs: 1000,
+      leaderKillMs: { median: median(a), max: Math.max(...a), trials: a },
+      writerFailoverMs: { median: median(bb), max: Math.max(...bb), trials: bb },
+    };
+  }
+  if (o.only.has('W5') && w2) workloads.W5 = { rssMbMax: Math.max(...rss), rssMbPerNode: rss, diskBytesPerRecord: diskPerRecord };
+  results.workloads = workloads;
+  fs.rmSync(o.dataDir, { recursive: true, force: true });
+  return results;
+}
+
+export function renderResults(r: Record<string, any>): string {
+  const w = r.workloads ?? {};
+  const rows: string[][] = [];
+  const ratio = (x: number | undefined) => (x === undefined ? '-' : `${x}x`);
+  if (w.W1) {
+    const q = w.W1.qjournal;
+    rows.push(['W1 sync latency', `${q.recordsPerSec} rec/s, p50 ${q.p50Ms} ms, p99 ${q.p99Ms} ms, max ${q.maxMs} ms`, w.W1.etcd ? `${w.W1.etcd.recordsPerSec} rec/s, p50 ${w.W1.etcd.p50Ms} ms, p99 ${w.W1.etcd.p99Ms} ms` : '-', ratio(w.W1.ratio), `${(100 * w.W1.fractionOfLimit).toFixed(0)}% of 1/fsync`]);
+  }
+  if (w.W2) {
+    const q = w.W2.qjournal;
+    rows.push(['W2 throughput', `${q.recordsPerSec} rec/s, ${q.mbPerSec} MB/s, flush p99 ${q.p99FlushMs} ms`, w.W2.etcd ? `${w.W2.etcd.recordsPerSec} rec/s, p99 ${w.W2.etcd.p99Ms} ms` : '-', ratio(w.W2.ratio), `${(100 * w.W2.fractionOfLimit).toFixed(0)}% of synced MB/s (3 logs)`]);
+  }
+  if (w.W3) rows.push(['W3 failover', `leader kill ${w.W3.leaderKillMs.median} ms (max ${w.W3.leaderKillMs.max}); writer ${w.W3.writerFailoverMs.median} ms (max ${w.W3.writerFailoverMs.max})`, '-', '-', `electionTimeoutMs ${w.W3.electionTimeoutMs}`]);
+  if (w.W4) rows.push(['W4 tail lag', `p50 ${w.W4.p50Ms} ms, p99 ${w.W4.p99Ms} ms at ${w.W4.ratePerSec} rec/s`, '-', '-', '']);
+  if (w.W5) rows.push(['W5 footprint', `peak RSS ${w.W5.rssMbMax} MB per node; ${w.W5.diskBytesPerRecord} bytes on disk per record`, '-', '-', '']);
+  return renderTable(['workload', 'qjournal', 'etcd', 'ratio', 'disk limit'], rows) + `\ndisk limit: fdatasync p50 ${r.limit?.fsyncP50Ms} ms, ${r.limit?.syncedMBps} MB/s synced at ${r.limit?.writeBytes} bytes per write`;
+}
+
+export async function runBenchCli(argv: string[]): Promise<number> {
+  const o = parse(argv);
+  const r = await runBench(o);
+  console.log('\n' + renderResults(r));
+  fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
+  fs.writeFileSync(o.out, JSON.stringify(r, null, 2) + '\n');
+  console.log(`\nwrote ${o.out}`);
+  return 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.exitCode = await runBenchCli(process.argv.slice(2));
+}

@@ -1,0 +1,316 @@
+// The benchmark workloads (issue 5), each against a fresh local cluster of real JournalNode processes:
+// W1 sync latency, W2 streaming throughput, W3 failovers, W4 tail lag, W5 footprint, and the disk's limit.
+
+import { fork } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalCluster } from '../../src/local-cluster.js';
+import { QuorumJournalManager } from '../../libqjm/index.js';
+import type { EditLogOutputStream } from '../../libqjm/index.js';
+
+export const RECORD_BYTES = 128;
+const NS = { namespaceId: 1, clusterId: 'CID-bench', blockPoolId: 'BP-bench' };
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+export interface LatencyStats {
+  recordsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+export function median(xs: number[]): number {
+  return percentile([...xs].sort((a, b) => a - b), 0.5);
+}
+
+const round = (n: number, d = 3) => Number(n.toFixed(d));
+
+export interface Bench {
+  cluster: LocalCluster;
+  writer: QuorumJournalManager;
+  out: EditLogOutputStream;
+  close(): Promise<void>;
+}
+
+/** A fresh 3-node cluster with a formatted journal and a writer holding an open segment. */
+export async function freshCluster(root: string, electionTimeoutMs = 1000, extraArgs: string[] = []): Promise<Bench> {
+  fs.rmSync(root, { recursive: true, force: true });
+  fs.mkdirSync(root, { recursive: true });
+  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs, root, logLevel: 'warn', extraArgs });
+  cluster.startAll();
+  await cluster.waitForLeader(30_000);
+  const writer = new QuorumJournalManager({ journalId: 'bench', peers: cluster.addresses, writerId: 'bench-writer', nsInfo: NS, writeTimeoutMs: 60_000 });
+  await writer.format(NS);
+  const { lastTxId } = await writer.recoverUnfinalizedSegments();
+  const out = await writer.startLogSegment(lastTxId + 1, -64);
+  return {
+    cluster,
+    writer,
+    out,
+    async close() {
+      await writer.close();
+      await cluster.stopAll().catch(() => {});
+      await cluster.destroy();
+    },
+  };
+}
+
+/** W1: one writer, one record per flush, back to back. */
+export async function w1SyncLatency(b: Bench, seconds: number): Promise<LatencyStats> {
+  const rec = Buffer.alloc(RECORD_BYTES, 0x31);
+  const warm = performance.now() + 500;
+  while (performance.now() < warm) {
+    b.out.write(rec);
+    await b.out.flush();
+  }
+  const lat: number[] = [];
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  while (performance.now() < end) {
+    const t = performance.now();
+    b.out.write(rec);
+    await b.out.flush();
+    lat.push(performance.now() - t);
+  }
+  const wall = (performance.now() - t0) / 1000;
+  lat.sort((a, c) => a - c);
+  return { recordsPerSec: Math.round(lat.length / wall), p50Ms: round(percentile(lat, 0.5)), p99Ms: round(percentile(lat, 0.99)), maxMs: round(lat[lat.length - 1]!) };
+}
+
+export interface ThroughputStats {
+  recordsPerSec: number;
+  mbPerSec: number;
+  p99FlushMs: number;
+  p50FlushMs: number;
+  records: number;
+}
+
+/**
+ * W2: one writer streaming records through the library's batching: it writes as fast as the stream takes
+ * them (respecting backpressure) and asks for a flush every `flushEvery` records, never waiting on one
+ * before writing on. With `ratePerSec`, it paces itself (W4 runs at half the peak).
+ */
+export async function streamRecords(
+  b: Bench,
+  seconds: number,
+  opts: { flushEvery?: number; ratePerSec?: number; onAck?: (firstTxId: number, lastTxId: number, atMs: number) => void } = {},
+): Promise<ThroughputStats> {
+  const rec = Buffer.alloc(RECORD_BYTES, 0x32);
+  const flushEvery = opts.flushEvery ?? 2000;
+  const flushLat: number[] = [];
+  const pending: Promise<void>[] = [];
+  let n = 0;
+  let acked = b.out.lastDurableTxId;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  const slice = Math.max(1, Math.min(flushEvery, opts.ratePerSec ? Math.ceil(opts.ratePerSec / 200) : flushEvery));
+  while (performance.now() < end) {
+    if (opts.ratePerSec) {
+      // Paced: never ahead of the schedule.
+      const due = ((performance.now() - t0) / 1000) * opts.ratePerSec;
+      if (n >= due) {
+        await new Promise((r) => setTimeout(r, 2));
+        continue;
+      }
+    }
+    for (let k = 0; k < slice; k++) {
+      if (!b.out.write(rec)) await b.out.drain();
+      n++;
+    }
+    if (n % flushEvery < slice || opts.ratePerSec) {
+      const t = performance.now();
+      pending.push(
+        b.out.flush().then((durable) => {
+          const now = performance.now();
+          flushLat.push(now - t);
+          if (durable > acked) {
+            opts.onAck?.(acked + 1, durable, performance.timeOrigin + now);
+            acked = durable;
+          }
+        }),
+      );
+      if (pending.length > 256) await pending.shift();
+    } else if (n % 256 === 0) {
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+  await Promise.all(pending);
+  await b.out.flush();
+  const wall = (performance.now() - t0) / 1000;
+  flushLat.sort((a, c) => a - c);
+  return {
+    recordsPerSec: Math.round(n / wall),
+    mbPerSec: round((n * RECORD_BYTES) / wall / 1e6, 2),
+    p99FlushMs: round(percentile(flushLat, 0.99), 2),
+    p50FlushMs: round(percentile(flushLat, 0.5), 2),
+    records: n,
+  };
+}
+
+/** W3(a): kill -9 of the leader under streaming load; ms until a flush issued after the kill is acknowledged. */
+export async function w3LeaderKill(root: string, trials: number, electionTimeoutMs: number, log: (s: string) => void): Promise<number[]> {
+  const b = await freshCluster(root, electionTimeoutMs);
+  const out: number[] = [];
+  try {
+    for (let t = 0; t < trials; t++) {
+      const leader = await b.cluster.waitForLeader(30_000);
+      let stop = false;
+      let recoveredAt = 0;
+      let killedAt = 0;
+      const rec = Buffer.alloc(RECORD_BYTES, 0x33);
+      const load = (async () => {
+        while (!stop) {
+          for (let k = 0; k < 200; k++) if (!b.out.write(rec)) await b.out.drain();
+          const issued = performance.now();
+          await b.out.flush();
+          if (killedAt > 0 && issued > killedAt && recoveredAt === 0) recoveredAt = performance.now();
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 500));
+      killedAt = performance.now();
+      await b.cluster.kill(leader);
+      while (recoveredAt === 0) await new Promise((r) => setTimeout(r, 2));
+      stop = true;
+      await load;
+      out.push(round(recoveredAt - killedAt, 1));
+      log(`    W3a trial ${t + 1}: ${(recoveredAt - killedAt).toFixed(0)} ms`);
+      b.cluster.start(leader);
+      await b.cluster.waitForLeader(30_000);
+    }
+  } finally {
+    await b.close();
+  }
+  return out;
+}
+
+/**
+ * W3(b): the active writer (a separate process, streaming) is killed with SIGKILL; the standby runs
+ * recoverUnfinalizedSegments, opens the next segment and makes its first durable write. Time of that.
+ */
+export async function w3WriterFailover(root: string, trials: number, log: (s: string) => void): Promise<number[]> {
+  const b = await freshCluster(root);
+  const out: number[] = [];
+  try {
+    await b.writer.finalizeLogSegment(b.out.segmentTxId, b.out.lastDurableTxId || b.out.segmentTxId).catch(() => {});
+    for (let t = 0; t < trials; t++) {
+      // The active writer: a child process that recovers the journal and streams until killed.
+      const child = fork(path.join(HERE, 'writer-process.js'), [b.cluster.addresses.join(','), `active-${t}`], { stdio: 'ignore' });
+      await new Promise<void>((resolve, reject) => {
+        child.once('message', () => resolve());
+        child.once('exit', (code) => reject(new Error(`writer process exited early (${code})`)));
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const standby = new QuorumJournalManager({ journalId: 'bench', peers: b.cluster.addresses, writerId: `standby-${t}`, nsInfo: NS });
+      const t0 = performance.now();
+      const { lastTxId } = await standby.recoverUnfinalizedSegments();
+      const s = await standby.startLogSegment(lastTxId + 1, -64);
+      s.write(Buffer.alloc(RECORD_BYTES, 0x34));
+      await s.flush();
+      const ms = performance.now() - t0;
+      await standby.finalizeLogSegment(lastTxId + 1, lastTxId + 1);
+      await standby.close();
+      out.push(round(ms, 1));
+      log(`    W3b trial ${t + 1}: ${ms.toFixed(1)} ms (recovered to txid ${lastTxId})`);
+    }
+  } finally {
+    await b.close();
+  }
+  return out;
+}
+
+/** W4: tail lag at a given rate: acknowledgement to the writer -> record received by a tailing reader process. */
+export async function w4TailLag(b: Bench, seconds: number, ratePerSec: number): Promise<{ p50Ms: number; p99Ms: number; samples: number }> {
+  // The reader prefers the leader (the freshest node); the other nodes are its fallbacks.
+  const leader = b.cluster.node(await b.cluster.waitForLeader()).address;
+  const peers = [leader, ...b.cluster.addresses.filter((a) => a !== leader)];
+  const reader = fork(path.join(HERE, 'reader-process.js'), [peers.join(','), String(b.out.lastDurableTxId + 1)], { stdio: 'ignore' });
+  await new Promise<void>((resolve, reject) => {
+    reader.once('message', () => resolve());
+    reader.once('exit', (code) => reject(new Error(`reader process exited early (${code})`)));
+  });
+  const acks: [number, number, number][] = [];
+  await streamRecords(b, seconds, { ratePerSec, onAck: (first, last, at) => acks.push([first, last, at]) });
+  await new Promise((r) => setTimeout(r, 500));
+  const received = await new Promise<[number, number][]>((resolve) => {
+    reader.once('message', (m) => resolve(m as [number, number][]));
+    reader.send('report');
+  });
+  reader.kill();
+  // Received-at per txid (the reader reports runs: [txid, wall ms] for each batch's first and last).
+  const recvAt = new Map<number, number>();
+  for (const [txid, at] of received) recvAt.set(txid, at);
+  const lags: number[] = [];
+  for (const [first, last, at] of acks) {
+    for (const txid of [first, last]) {
+      const r = recvAt.get(txid);
+      if (r !== undefined) lags.push(Math.max(0, r - at));
+    }
+  }
+  lags.sort((a, c) => a - c);
+  return { p50Ms: round(percentile(lags, 0.5), 2), p99Ms: round(percentile(lags, 0.99), 2), samples: lags.length };
+}
+
+/** Peak resident memory (VmHWM) of each JournalNode process, MB. */
+export function peakRssMb(c: LocalCluster): number[] {
+  return c.nodes.map((n) => {
+    const s = fs.readFileSync(`/proc/${n.proc!.pid}/status`, 'utf8');
+    return round(Number(/VmHWM:\s+(\d+) kB/.exec(s)![1]) / 1024, 1);
+  });
+}
+
+export function dirBytes(dir: string): number {
+  let total = 0;
+  const seen = new Set<number>();
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        const st = fs.statSync(p);
+        if (seen.has(st.ino)) continue; // a snapshot's hard link is the same bytes
+        seen.add(st.ino);
+        total += st.size;
+      }
+    }
+  };
+  walk(dir);
+  return total;
+}
+
+/** The disk's limit: fdatasync latency of a 4 KiB append, and synced sequential bandwidth at a write size. */
+export function diskLimit(dir: string, writeBytes: number): { fsyncP50Ms: number; syncedMBps: number; writeBytes: number } {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'disk-probe.bin');
+  const fd = fs.openSync(file, 'w');
+  try {
+    const b4 = Buffer.alloc(4096, 1);
+    const lat: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const t = performance.now();
+      fs.writeSync(fd, b4);
+      fs.fdatasyncSync(fd);
+      lat.push(performance.now() - t);
+    }
+    lat.sort((a, c) => a - c);
+    const big = Buffer.alloc(Math.max(4096, writeBytes), 2);
+    let bytes = 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < 1500) {
+      fs.writeSync(fd, big);
+      fs.fdatasyncSync(fd);
+      bytes += big.byteLength;
+    }
+    return { fsyncP50Ms: round(percentile(lat, 0.5)), syncedMBps: round(bytes / ((performance.now() - t0) / 1000) / 1e6, 1), writeBytes: big.byteLength };
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+}
