@@ -278,6 +278,9 @@ async function open(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
   smRef = sm;
   const diskLog = DiskLog.open(path.join(raftDir, 'log'), {
     maxSegmentBytes: config.maxLogSegmentBytes,
+    preallocateBytes: config.logPreallocateBytes,
+    // One log write carries at most a write batch plus the entry that overflows it.
+    tornWriteBytes: config.maxAppendBufferBytes + config.maxAppendBodyBytes + (1 << 20),
     maxCacheBytes: config.maxLogCacheBytes,
     sync: config.sync,
     snapshot: sm.snapshotMeta,

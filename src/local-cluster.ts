@@ -132,7 +132,9 @@ export class LocalCluster {
     const n = this.node(id);
     if (n.proc) throw new Error(`${id} is already running`);
     const out = fs.openSync(n.logFile, 'a');
-    const proc = spawn(process.execPath, ['--enable-source-maps', JOURNALNODE_MAIN, ...this.args(n), ...extra], { stdio: ['ignore', out, out] });
+    // QJ_NODE_ARGS adds Node flags to every JournalNode (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof").
+    const nodeArgs = (process.env.QJ_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const proc = spawn(process.execPath, ['--enable-source-maps', ...nodeArgs, JOURNALNODE_MAIN, ...this.args(n), ...extra], { stdio: ['ignore', out, out] });
     fs.closeSync(out);
     n.proc = proc;
     n.exit = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));

@@ -122,7 +122,8 @@ describe('JournalNode processes', function () {
     const logDir = path.join(victim.dataDir, 'raft', 'log');
     const seg = fs.readdirSync(logDir).filter((f) => f.startsWith('log_')).sort().pop()!;
     const file = path.join(logDir, seg);
-    fs.truncateSync(file, fs.statSync(file).size - 7);
+    // The file ends in preallocated zeros; cut into the last entry itself.
+    fs.truncateSync(file, dataEnd(fs.readFileSync(file)) - 7);
     for (let i = 201; i <= 300; i++) out.write(rec(i));
     await out.flush();
     c.start(victim.id);
@@ -152,7 +153,7 @@ describe('JournalNode processes', function () {
     const seg = fs.readdirSync(logDir).filter((f) => f.startsWith('log_')).sort()[0]!;
     const file = path.join(logDir, seg);
     const buf = fs.readFileSync(file);
-    const at = Math.floor(buf.length / 2);
+    const at = Math.floor(dataEnd(buf) / 2);
     buf[at]! ^= 0xff;
     fs.writeFileSync(file, buf);
     const n = c.start(victim.id);
@@ -217,3 +218,10 @@ describe('JournalNode processes', function () {
     await q.close();
   });
 });
+
+/** The offset just past the last non-zero byte: where the entries end and preallocated zeros begin. */
+function dataEnd(buf: Buffer): number {
+  let end = buf.length;
+  while (end > 0 && buf[end - 1] === 0) end--;
+  return end;
+}

@@ -1,6 +1,6 @@
 // A second model test of the on-disk Raft log against the in-memory log: random appends with conflicting
 // overlaps and hard states, compactions, restarts, and snapshot resets with and without a crash before
-// commitReset, under random segment and cache sizes and with sync on or off.
+// commitReset, under random segment, cache and preallocation sizes and with sync on or off.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -68,11 +68,12 @@ describe('model: random appends, truncations, compactions, resets and restarts a
         fc.constantFrom(0, 150, 1 << 20),
         fc.integer({ min: 40, max: 400 }),
         fc.boolean(),
-        async (cmds, maxCacheBytes, maxSegmentBytes, sync) => {
+        fc.constantFrom(0, 64, 300, 4096),
+        async (cmds, maxCacheBytes, maxSegmentBytes, sync, preallocateBytes) => {
           fs.rmSync(logDir, { recursive: true, force: true });
           const metaDir = path.join(dir, `raft-${Math.random().toString(36).slice(2)}`);
           const ms = MetaStore.create(metaDir, { hardState: { term: 0, vote: '', commit: 0 }, storageId: 'st', clusterId: 'cl', nodeId: 'n1' });
-          const opts = (snapshot: SnapshotMeta): DiskLogOptions => ({ maxCacheBytes, maxSegmentBytes, sync, snapshot, meta: ms, logger: quiet });
+          const opts = (snapshot: SnapshotMeta): DiskLogOptions => ({ maxCacheBytes, maxSegmentBytes, sync, preallocateBytes, snapshot, meta: ms, logger: quiet });
           let disk = DiskLog.open(logDir, opts(snapAt(0, 0)));
           let model = new MemoryStorage(conf);
           let term = 1;

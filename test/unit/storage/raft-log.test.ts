@@ -122,11 +122,79 @@ describe('disk Raft log', () => {
     });
 
     it('a flipped byte in the middle of the log refuses to start, naming the file and offset', async () => {
-      const f = await threeEntries();
+      const log = open();
+      for (let i = 1; i <= 3; i++) await write(log, [ent(i, 1)]);
+      log.close();
+      const f = path.join(dir, 'log', segFiles()[0]!);
       const b = fs.readFileSync(f);
       b[32 + 26]! ^= 0xff; // inside the first entry's data
       fs.writeFileSync(f, b);
+      // Every sector is present and the frame is complete: bytes changed after they were written.
       expect(() => open()).to.throw(CorruptLogError, new RegExp(`${path.basename(f)} offset 32: entry CRC mismatch`));
+      // And with a limit on the last write that the damage is beyond, for the same reason.
+      expect(() => open({ tornWriteBytes: 27 })).to.throw(CorruptLogError, /offset 32/);
+    });
+
+    it('a flipped byte in the last write is refused too: a complete frame that is wrong is not a torn write', async () => {
+      const log = open({ preallocateBytes: 4096 });
+      for (let i = 1; i <= 3; i++) await write(log, [ent(i, 1)]);
+      await new Promise<void>((r) => log.flush(r));
+      log.close();
+      const f = path.join(dir, 'log', segFiles()[0]!);
+      const b = fs.readFileSync(f);
+      const last = 32 + 2 * 27;
+      b[last + 26]! ^= 0x01;
+      fs.writeFileSync(f, b);
+      expect(() => open()).to.throw(CorruptLogError, new RegExp(`offset ${last}: entry CRC mismatch`));
+    });
+
+    it('a write torn in the middle (a later page reached the disk, an earlier one not) is cut where it breaks', async () => {
+      const log = open({ preallocateBytes: 4096 });
+      await write(log, [ent(1, 1)]);
+      await write(log, [ent(2, 1), ent(3, 1, 'x'.repeat(1200)), ent(4, 1)]);
+      await new Promise<void>((r) => log.flush(r));
+      log.close();
+      const f = path.join(dir, 'log', segFiles()[0]!);
+      const b = fs.readFileSync(f);
+      const third = 32 + 27 + 27;
+      expect(b.byteLength, 'zero-filled space follows the entries').to.be.greaterThan(third + 25 + 1200 + 27);
+      b.fill(0, 512, 1024); // a sector inside entry 3 never reached the disk; the ones after it did
+      fs.writeFileSync(f, b);
+      const again = open({ tornWriteBytes: 2000 });
+      expect(again.lastIndex()).to.equal(2);
+      await write(again, [ent(3, 2, 'new')]);
+      again.close();
+      expect(open().entries(1, 4, 1000).map((e) => Buffer.from(e.data).toString())).to.deep.equal(['d1', 'd2', 'new']);
+    });
+
+    it('preallocated space: appends go into it, a restart keeps it silently, and closed segments are trimmed', async () => {
+      const warnings: string[] = [];
+      const logger = { info() {}, debug() {}, error() {}, warn: (_o: object, m: string) => warnings.push(m) };
+      const log = open({ preallocateBytes: 8192, maxSegmentBytes: 4096, logger });
+      await write(log, [ent(1, 1)]);
+      await new Promise<void>((r) => log.flush(r));
+      expect(log.stats().preallocatedBytes).to.be.greaterThan(0);
+      const f = path.join(dir, 'log', segFiles()[0]!);
+      expect(fs.statSync(f).size, 'zeros up to the segment limit').to.equal(4096);
+      log.close();
+      const again = open({ preallocateBytes: 8192, maxSegmentBytes: 4096, logger });
+      expect(again.lastIndex()).to.equal(1);
+      expect(again.stats().preallocatedBytes).to.equal(4096 - 32 - 27);
+      // Fill the segment past its limit: it is closed, trimmed to its last entry, and a new one starts.
+      for (let i = 2; i <= 160; i++) await write(again, [ent(i, 1, 'x'.repeat(30))]);
+      await new Promise<void>((r) => again.flush(r));
+      const closed = segFiles().filter((n) => !n.includes('inprogress'));
+      expect(closed.length).to.be.greaterThan(0);
+      for (const n of closed) {
+        const buf = fs.readFileSync(path.join(dir, 'log', n));
+        expect(buf[buf.length - 1], `${n} ends with entry data, not zeros`).to.equal('x'.charCodeAt(0));
+      }
+      again.close();
+      const third = open({ preallocateBytes: 8192, maxSegmentBytes: 4096, logger });
+      expect(third.lastIndex()).to.equal(160);
+      expect(third.entries(150, 161, 1 << 20).length).to.equal(11);
+      third.close();
+      expect(warnings).to.deep.equal([]);
     });
 
     it('corruption in an older (closed) segment is refused too', async () => {
