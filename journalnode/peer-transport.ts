@@ -114,13 +114,23 @@ export class PeerTransport implements ReplicaTransport {
     for (const p of touched) this.scheduleFlush(p);
   }
 
+  /** Sends what is queued for every peer now instead of at the end of this turn. */
+  flush(): void {
+    for (const p of this.peers.values()) {
+      if (!p.flushScheduled) continue;
+      p.flushScheduled = false;
+      this.flushPeer(p);
+    }
+  }
+
   private scheduleFlush(p: PeerState): void {
     if (p.flushScheduled) return;
     p.flushScheduled = true;
     // Messages produced in the same turn travel together.
     queueMicrotask(() => {
+      if (!p.flushScheduled) return;
       p.flushScheduled = false;
-      this.flush(p);
+      this.flushPeer(p);
     });
   }
 
@@ -139,7 +149,7 @@ export class PeerTransport implements ReplicaTransport {
     return out;
   }
 
-  private flush(p: PeerState): void {
+  private flushPeer(p: PeerState): void {
     if (this.closed) return;
     while (p.queue.length > 0 && p.held.length > 0) {
       const h = p.held.shift()!;
@@ -168,7 +178,7 @@ export class PeerTransport implements ReplicaTransport {
         }
         p.failures = 0;
         if (res.body.byteLength > 0) this.receiveReply(p, res.body);
-        this.flush(p);
+        this.flushPeer(p);
       },
       (err: Error) => {
         p.sending = false;
@@ -212,7 +222,7 @@ export class PeerTransport implements ReplicaTransport {
     const delay = Math.min(1000, 10 * 2 ** Math.min(p.failures - 1, 7));
     p.retryTimer = setTimeout(() => {
       p.retryTimer = null;
-      this.flush(p);
+      this.flushPeer(p);
     }, delay);
   }
 

@@ -402,6 +402,7 @@ export class Replica<R> {
       this.handleReady(rd);
       if (this.stopped) return;
     }
+    this.deps.transport.flush?.();
     this.kickPersist();
   }
 
