@@ -85,7 +85,7 @@ export const DEFAULTS: Omit<JournalNodeConfig, 'id' | 'listen' | 'dataDir' | 'pe
   peerHoldMs: 10,
   peerRequestTimeoutMs: 5000,
   maxPeerQueueBytes: 64 << 20,
-  maxLogCacheBytes: 64 << 20,
+  maxLogCacheBytes: 16 << 20,
   logLevel: 'info',
 };
 

@@ -35,8 +35,9 @@ export interface QjmOptions {
   /** Fencing and recovery get this long (default 120 s, as Hadoop). */
   recoveryTimeoutMs?: number;
   maxRecordBytes?: number;
+  /** Largest batch the stream sends in one journal() call (default 2 MiB; at most the nodes' maxBatchBytes). */
   maxBatchBytes?: number;
-  /** Output stream backpressure threshold (default 64 MiB). */
+  /** Output stream backpressure threshold: write() returns false past this (default 8 MiB). */
   highWaterMarkBytes?: number;
   /** A batch goes out without waiting for flush() once this full (default 1 MiB). */
   autoFlushBytes?: number;
@@ -109,8 +110,8 @@ export class QuorumJournalManager {
       writeTimeoutMs: positive(opts.writeTimeoutMs, 'writeTimeoutMs', 20_000),
       recoveryTimeoutMs: positive(opts.recoveryTimeoutMs, 'recoveryTimeoutMs', 120_000),
       maxRecordBytes: positive(opts.maxRecordBytes, 'maxRecordBytes', 1 << 20),
-      maxBatchBytes: positive(opts.maxBatchBytes, 'maxBatchBytes', 8 << 20),
-      highWaterMarkBytes: positive(opts.highWaterMarkBytes, 'highWaterMarkBytes', 64 << 20),
+      maxBatchBytes: positive(opts.maxBatchBytes, 'maxBatchBytes', 2 << 20),
+      highWaterMarkBytes: positive(opts.highWaterMarkBytes, 'highWaterMarkBytes', 8 << 20),
       autoFlushBytes: positive(opts.autoFlushBytes, 'autoFlushBytes', 1 << 20),
     };
     this.client = new JournalClient({ peers: opts.peers, requestTimeoutMs: this.o.requestTimeoutMs, retry: { deadlineMs: this.o.writeTimeoutMs, ...(opts.retry ?? {}) } });
