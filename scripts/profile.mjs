@@ -1,6 +1,6 @@
 // Profiles one workload: starts a 3-node cluster with --cpu-prof on every JournalNode, runs W1 or W2 from
 // this process (itself profiled when run with --cpu-prof), and prints the top self-time functions of each
-// profile. Usage: node --cpu-prof --cpu-prof-dir=DIR scripts/profile.mjs w1|w2 SECONDS DIR
+// profile. Usage: [WARMUP_S=10] [PROFILE_WINDOW_S=N] node --cpu-prof --cpu-prof-dir=DIR scripts/profile.mjs w1|w2 SECONDS DIR
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -10,6 +10,7 @@ process.env.QJ_NODE_ARGS = `--cpu-prof --cpu-prof-dir=${dir}`;
 const w = await import('../dist/test/bench/workloads.js');
 const b = await w.freshCluster(path.join(dir, 'cluster'));
 const seconds = Number(secondsArg);
+await w.warmUp(b, Number(process.env.WARMUP_S ?? 10));
 if (workload === 'w1') console.log('W1', await w.w1SyncLatency(b, seconds));
 else console.log('W2', await w.streamRecords(b, seconds));
 console.log('peak RSS MB', w.peakRssMb(b.cluster));

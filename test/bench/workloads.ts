@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
-import type { EditLogOutputStream } from '../../libqjm/index.js';
+import type { EditLogOutputStream, QjmOptions } from '../../libqjm/index.js';
 
 export const RECORD_BYTES = 128;
 const NS = { namespaceId: 1, clusterId: 'CID-bench', blockPoolId: 'BP-bench' };
@@ -39,13 +39,13 @@ export interface Bench {
 }
 
 /** A fresh 3-node cluster with a formatted journal and a writer holding an open segment. */
-export async function freshCluster(root: string, electionTimeoutMs = 1000, extraArgs: string[] = []): Promise<Bench> {
+export async function freshCluster(root: string, electionTimeoutMs = 1000, extraArgs: string[] = [], writerOpts: Partial<QjmOptions> = {}): Promise<Bench> {
   fs.rmSync(root, { recursive: true, force: true });
   fs.mkdirSync(root, { recursive: true });
   const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs, root, logLevel: 'warn', extraArgs });
   cluster.startAll();
   await cluster.waitForLeader(30_000);
-  const writer = new QuorumJournalManager({ journalId: 'bench', peers: cluster.addresses, writerId: 'bench-writer', nsInfo: NS, writeTimeoutMs: 60_000 });
+  const writer = new QuorumJournalManager({ journalId: 'bench', peers: cluster.addresses, writerId: 'bench-writer', nsInfo: NS, writeTimeoutMs: 60_000, ...writerOpts });
   await writer.format(NS);
   const { lastTxId } = await writer.recoverUnfinalizedSegments();
   const out = await writer.startLogSegment(lastTxId + 1, -64);
@@ -61,14 +61,25 @@ export async function freshCluster(root: string, electionTimeoutMs = 1000, extra
   };
 }
 
-/** W1: one writer, one record per flush, back to back. */
-export async function w1SyncLatency(b: Bench, seconds: number): Promise<LatencyStats> {
-  const rec = Buffer.alloc(RECORD_BYTES, 0x31);
-  const warm = performance.now() + 500;
-  while (performance.now() < warm) {
+/**
+ * Brings a fresh cluster to steady state before anything is measured: JournalNodes are long-running
+ * servers, and for their first ~10 s V8 is still compiling the hot paths (W1 measured in one cluster went
+ * from p50 4.4 ms in its first 5 s to 1.8 ms after 15 s). A short paced stream, then one record per flush:
+ * both paths get optimized without leaving hundreds of MB of dirty pages for W1 to compete with.
+ */
+export async function warmUp(b: Bench, seconds: number): Promise<void> {
+  await streamRecords(b, Math.min(1, seconds / 4), { ratePerSec: 50_000 });
+  const rec = Buffer.alloc(RECORD_BYTES, 0x30);
+  const end = performance.now() + (seconds - Math.min(1, seconds / 4)) * 1000;
+  while (performance.now() < end) {
     b.out.write(rec);
     await b.out.flush();
   }
+}
+
+/** W1: one writer, one record per flush, back to back. */
+export async function w1SyncLatency(b: Bench, seconds: number): Promise<LatencyStats> {
+  const rec = Buffer.alloc(RECORD_BYTES, 0x31);
   const lat: number[] = [];
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
