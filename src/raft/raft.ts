@@ -363,8 +363,13 @@ export class Raft {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = bytesEqual(m.context, CAMPAIGN_TRANSFER);
         // Stickiness: while this node heard from a live leader within an election timeout, it does not help
-        // anyone depose it (a leader counts as having heard from itself).
-        const inLease = this.cfg.checkQuorum && this.lead !== NONE && this.electionElapsed < this.cfg.electionTicks;
+        // anyone depose it (a leader counts as having heard from itself). A follower measures that in its own
+        // ticks, which are out of phase with the candidate's: a candidate whose timer fired after exactly
+        // electionTicks can find this node one tick short and be ignored, which costs the cluster a whole
+        // extra election timeout after a leader dies. So a follower gives up the lease one tick early. This
+        // is liveness only: reads are served by ReadIndex, never by lease.
+        const lease = this.state === StateType.Leader ? this.cfg.electionTicks : this.cfg.electionTicks - 1;
+        const inLease = this.cfg.checkQuorum && this.lead !== NONE && this.electionElapsed < lease;
         if (!force && inLease) {
           this.logger.debug('ignoring vote request: leader lease', { from: m.from, term: m.term, lead: this.lead });
           return;
