@@ -127,6 +127,35 @@ function encodeHeader(first: number, prevTerm: number): Buffer {
   return b;
 }
 
+/** Writes every buffer of iov at `position`, in order, whatever the partial writes and IOV_MAX. */
+function writevAllSync(fd: number, iov: Uint8Array[], position: number): void {
+  const IOV_BATCH = 512;
+  let i = 0;
+  let pos = position;
+  while (i < iov.length) {
+    const group = iov.slice(i, i + IOV_BATCH);
+    let want = 0;
+    for (const b of group) want += b.byteLength;
+    const n = fs.writevSync(fd, group, pos);
+    pos += n;
+    if (n === want) {
+      i += group.length;
+      continue;
+    }
+    // A short write (rare on a regular file): finish this group byte by byte of what is left.
+    let skip = n;
+    let g = 0;
+    while (skip >= group[g]!.byteLength) skip -= group[g++]!.byteLength;
+    const rest = Buffer.concat([group[g]!.subarray(skip), ...group.slice(g + 1)]);
+    for (let done = 0; done < rest.byteLength; ) {
+      const m = fs.writeSync(fd, rest, done, rest.byteLength - done, pos);
+      done += m;
+      pos += m;
+    }
+    i += group.length;
+  }
+}
+
 /** The offset just past the last non-zero byte of buf at or after `from` (`from` if all zero). */
 function endOfData(buf: Buffer, from: number): number {
   let end = buf.byteLength;
@@ -503,17 +532,23 @@ export class DiskLog implements ReplicaLog {
     } catch (e) {
       return done(e as Error);
     }
-    const buf = Buffer.allocUnsafe(total);
+    // Frame headers go in one small buffer; entry data is written from where it already is (writev), so a
+    // batch of megabytes is not copied once more (nor allocated: less garbage, fewer pauses).
+    const headers = Buffer.allocUnsafe(entries.length * FRAME_HEADER_BYTES);
+    const iov: Uint8Array[] = [];
     const offsets: number[] = [];
     let off = 0;
-    for (const e of entries) {
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k]!;
+      const h = headers.subarray(k * FRAME_HEADER_BYTES, (k + 1) * FRAME_HEADER_BYTES);
       offsets.push(seg.sizeBytes + off);
-      buf.writeUInt32BE(e.data.byteLength, off);
-      writeU64(buf, off + 8, e.term);
-      writeU64(buf, off + 16, e.index);
-      buf[off + 24] = e.type;
-      buf.set(e.data, off + FRAME_HEADER_BYTES);
-      buf.writeUInt32BE(zlib.crc32(buf.subarray(off + 8, off + FRAME_HEADER_BYTES + e.data.byteLength)), off + 4);
+      h.writeUInt32BE(e.data.byteLength, 0);
+      writeU64(h, 8, e.term);
+      writeU64(h, 16, e.index);
+      h[24] = e.type;
+      h.writeUInt32BE(zlib.crc32(e.data, zlib.crc32(h.subarray(8))), 4);
+      iov.push(h);
+      if (e.data.byteLength > 0) iov.push(e.data);
       off += FRAME_HEADER_BYTES + e.data.byteLength;
     }
     const fd = seg.fd!;
@@ -521,7 +556,7 @@ export class DiskLog implements ReplicaLog {
     // Copying into the page cache is quick, so it happens right here; only the fdatasync, which waits for
     // the device, goes to the thread pool: one hop per group commit instead of two.
     try {
-      for (let pos = 0; pos < buf.byteLength; ) pos += fs.writeSync(fd, buf, pos, buf.byteLength - pos, at + pos);
+      writevAllSync(fd, iov, at);
     } catch (e) {
       return done(e as Error);
     }
