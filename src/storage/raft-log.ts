@@ -142,7 +142,7 @@ function writevAllSync(fd: number, iov: Uint8Array[], position: number): void {
       i += group.length;
       continue;
     }
-    // A short write (rare on a regular file): finish this group byte by byte of what is left.
+    // A short write (rare on a regular file): write the rest of this group with plain writes.
     let skip = n;
     let g = 0;
     while (skip >= group[g]!.byteLength) skip -= group[g++]!.byteLength;
