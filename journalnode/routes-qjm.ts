@@ -210,7 +210,8 @@ export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
         if (again) got = again.readEdits(from, maxTxns, maxBytes, r.inProgressOk);
       }
       const committed = sm.journal(r.jid)?.lastTxId ?? 0;
-      return send(reply, 200, pb.GetEditsResponse.encode({ firstTxid: got.firstTxId, count: got.count, records: got.frames, committedTxid: committed }).finish());
+      const leaderAddress = replica.leaderDetails().leaderAddress ?? '';
+      return send(reply, 200, pb.GetEditsResponse.encode({ firstTxid: got.firstTxId, count: got.count, records: got.frames, committedTxid: committed, leaderAddress }).finish());
     } catch (e) {
       const err = asQjmError(e);
       return send(reply, HTTP_STATUS[err.errorName], pb.GetEditsResponse.encode({ error: toRpcError(err, term()) }).finish());

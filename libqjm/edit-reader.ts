@@ -60,6 +60,10 @@ export async function* readEdits(client: JournalClient, jid: string, opts: ReadE
       node = r.node;
       res = r.response;
       failures = 0;
+      // A follower learns that an entry committed only with the leader's next append: a reader following
+      // the journal from it sees each batch one batch late. Move to the leader it names (reads of history,
+      // without follow, stay where they are).
+      if (follow && res.leaderAddress && res.leaderAddress !== node) node = res.leaderAddress;
     } catch (e) {
       if (opts.signal?.aborted) return;
       if (!(e instanceof QjmError) || !e.retriable || !node) throw e;

@@ -2,6 +2,7 @@
 // (TestQuorumJournalManager, TestQJMWithFaults), plus a seeded randomized failover loop.
 
 import { expect } from 'chai';
+import { request } from 'undici';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { FencedError, QjmError, QuorumJournalManager } from '../../libqjm/index.js';
 import type { EditLogOutputStream } from '../../libqjm/index.js';
@@ -117,6 +118,40 @@ describe('libqjm on a real cluster', function () {
     await writeTxns(out, 9, 4);
     await tail;
     expect(seen).to.deep.equal([9, 10, 11, 12]);
+  });
+
+  it('a following reader started on a follower moves to the leader (a follower sees commits one append late)', async () => {
+    const { jid, q } = await fresh();
+    await q.recoverUnfinalizedSegments();
+    const out = await q.startLogSegment(1, -64);
+    await writeTxns(out, 1, 3);
+    const leader = c.node(await c.waitForLeader());
+    const follower = c.nodes.find((n) => n.id !== leader.id)!;
+    const getEdits = async (address: string) => {
+      const res = await request(`http://${address}/metrics`);
+      const m = /qjournal_rpc_seconds_count\{[^}]*rpc="getEdits",code="200"[^}]*\} (\d+)/.exec(await res.body.text());
+      return m ? Number(m[1]) : 0;
+    };
+    const before = { leader: await getEdits(leader.address), follower: await getEdits(follower.address) };
+    // The follower first in its list, and no leader known yet: its first read goes to the follower.
+    const reader = qjm(jid, 'standby', [follower.address, ...c.addresses.filter((a) => a !== follower.address)]);
+    const seen: number[] = [];
+    const ac = new AbortController();
+    const tail = (async () => {
+      for await (const e of reader.readEdits({ fromTxId: 1, inProgressOk: true, follow: true, signal: ac.signal, waitMs: 500 })) {
+        seen.push(e.txid);
+        if (e.txid === 9) ac.abort();
+      }
+    })();
+    for (let t = 4; t <= 9; t += 2) {
+      await new Promise((r) => setTimeout(r, 50));
+      await writeTxns(out, t, 2);
+    }
+    await tail;
+    expect(seen).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const after = { leader: await getEdits(leader.address), follower: await getEdits(follower.address) };
+    expect(after.follower - before.follower, 'reads served by the follower').to.equal(1);
+    expect(after.leader - before.leader, 'reads served by the leader').to.be.at.least(2);
   });
 
   it('OneNodeMissingSegments: a node down for a segment and another stopped later; reading from either still gets every txid', async () => {
