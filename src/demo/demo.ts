@@ -32,6 +32,10 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
+function lagSummary(xs: number[]): string {
+  return xs.length === 0 ? 'no samples' : `p50 ${percentile(xs, 50).toFixed(1)} ms, p99 ${percentile(xs, 99).toFixed(1)} ms over ${xs.length} edits`;
+}
+
 /**
  * Tail lag: from the journal acknowledging an edit to the active, to the standby applying it. The standby
  * can apply an edit before the active's acknowledgement reaches it (both answers leave the leader together):
@@ -186,6 +190,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       const end = performance.now() + seconds * 1000;
       let nextReport = performance.now() + 1000;
       let second = 0;
+      let reported = lagsMs.length;
       const perBurst = Math.max(1, Math.round(opsPerSecond / 100));
       while (performance.now() < end) {
         const t = performance.now();
@@ -195,7 +200,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
           nextReport += 1000;
           const standby = m === nn1 ? nn2 : nn1;
           const lag = m.ns.lastTxId - (standby?.ns.lastTxId ?? 0);
-          say(`${m.id} active: ${m.edits} edits, txid ${m.ns.lastTxId}  |  standby ${standby?.id}: txid ${standby?.ns.lastTxId} (${lag} behind)  |  tail lag p50 ${percentile(lagsMs, 50).toFixed(1)} ms`);
+          const recent = lagsMs.slice(reported);
+          reported = lagsMs.length;
+          say(`${m.id} active: ${m.edits} edits, txid ${m.ns.lastTxId}  |  standby ${standby?.id}: txid ${standby?.ns.lastTxId} (${lag} behind)  |  tail lag p50 ${recent.length ? percentile(recent, 50).toFixed(1) : '-'} ms`);
           await onSecond?.(second);
         }
         const wait = 10 - (performance.now() - t);
@@ -205,6 +212,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
 
     await writeFor(nn1, phase1S);
     const beforeFailover = nn1.ns.lastTxId;
+    const lagsBeforeFailover = lagsMs.length;
     say(`--- nn1 stops responding (think: a long GC pause; the failover controller declares it dead) ---`);
     const tFail = performance.now();
     const r2 = await nn2.becomeActive();
@@ -259,13 +267,13 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     log('');
     log(
       renderTable(
-        ['', ''],
+        ['', 'summary'],
         [
           ['edits journaled', `${finalTxId} (nn1 ${beforeFailover} before the failover, nn2 ${finalTxId - beforeFailover} after)`],
           ['segments', `${manifest.segments.length} finalized, ${manifest.segments.map((s) => `${s.firstTxId}-${s.lastTxId}`).slice(-3).join(', ')}${manifest.segments.length > 3 ? ', ...' : ''}`],
           ['NameNode failover', `${failoverMs.toFixed(0)} ms (fence + recover the open segment + catch up + first durable write)`],
           ['old active after it', `next write refused: ${fencedMessage}`],
-          ['standby tail lag', `p50 ${percentile(lagsMs, 50).toFixed(1)} ms, p99 ${percentile(lagsMs, 99).toFixed(1)} ms (acknowledged by the journal -> applied on the standby; ${lagsMs.length} edits)`],
+          ['standby tail lag', `nn2 tailing: ${lagSummary(lagsMs.slice(0, lagsBeforeFailover))}; nn1 tailing: ${lagSummary(lagsMs.slice(lagsBeforeFailover))} (acknowledged by the journal -> applied on the standby)`],
           ['JournalNode leader kill', `writes stalled ${jnKill.stallMs.toFixed(0)} ms (electionTimeoutMs 1000)`],
           ['JournalNodes', status.map((s, i) => `${cluster.nodes[i]!.id} ${s ? `${s.state} term ${s.term} applied ${s.appliedIndex}` : 'down'}`).join('; ')],
           ['namespaces', same ? `IDENTICAL on active and standby (digest ${nn2.ns.digest()}, ${nn2.ns.dirs.size} dirs, ${nn2.ns.files.size} files)` : `DIFFER: active ${nn2.ns.digest()} at ${finalTxId}, standby ${nn1.ns.digest()} at ${nn1.ns.lastTxId}`],
