@@ -105,7 +105,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
 
   let etcd: EtcdRun | null = null;
   if (o.vsEtcd && (o.only.has('W1') || o.only.has('W2'))) {
-    say(`  etcd: a 3-member cluster on loopback (../shared/peer-bench), same workloads ...`);
+    say(`  etcd: a 3-member cluster on loopback, fsync on, same workloads ...`);
     etcd = await runEtcd(path.join(o.dataDir, 'etcd'), secs, say);
   }
 

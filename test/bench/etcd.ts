@@ -1,16 +1,14 @@
-// The peer for side-by-side figures: a 3-member etcd on loopback (fsync on), started and driven by the
-// script in ../shared/peer-bench (which installs Debian's etcd-server when etcd is missing) and driven from
-// this process. Writes go to the leader's endpoint, as the peer-bench README advises.
+// The peer for side-by-side figures: a 3-member etcd on loopback (fsync on, as etcd always does), started
+// here the way ../shared/peer-bench/etcd-cluster.sh does it (installing Debian's etcd-server when etcd is
+// missing), so the bench works from any checkout, and driven from this process. Writes go to the leader.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Pool, request } from 'undici';
+import { freePorts } from '../../src/local-cluster.js';
 import type { LatencyStats } from './workloads.js';
-
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const PEER_BENCH = path.resolve(REPO, '..', 'shared', 'peer-bench');
 
 export interface EtcdRun {
   version: string;
@@ -18,13 +16,14 @@ export interface EtcdRun {
   txn: LatencyStats & { batch: number; concurrency: number };
 }
 
-async function leaderEndpoint(endpoints: string[]): Promise<string> {
+/** The endpoint of the member that says it leads, or null while there is none. */
+async function leaderEndpoint(endpoints: string[]): Promise<string | null> {
   for (const e of endpoints) {
     const r = await request(`${e}/v3/maintenance/status`, { method: 'POST', body: '{}' });
-    const st = (await r.body.json()) as { header: { member_id: string }; leader: string };
-    if (st.header.member_id === st.leader) return e;
+    const st = (await r.body.json()) as { header?: { member_id?: string }; leader?: string };
+    if (st.leader && st.header?.member_id === st.leader) return e;
   }
-  return endpoints[0]!;
+  return null;
 }
 
 /**
@@ -72,22 +71,72 @@ async function load(url: string, mode: 'put' | 'txn', concurrency: number, secon
   }
 }
 
+/** The etcd binary, installed from Debian's packages (etcd-server) when it is missing. */
+function ensureEtcd(say: (s: string) => void): string {
+  const which = () => spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' }).stdout.trim();
+  let bin = which();
+  if (bin) return bin;
+  say('    etcd is not installed: installing etcd-server from the Debian packages (apt-get) ...');
+  const r = spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server'], { encoding: 'utf8', timeout: 600_000 });
+  bin = which();
+  if (!bin) throw new Error(`could not install etcd (apt-get exited ${r.status}): ${(r.stderr || r.stdout).trim().slice(-500)}; install etcd-server, or run without --vs etcd`);
+  return bin;
+}
+
+interface EtcdCluster {
+  endpoints: string[];
+  version: string;
+  stop(): Promise<void>;
+}
+
+/** A fresh 3-member etcd cluster on loopback (fsync on, as etcd always does), data under dir. */
+async function startEtcd(dir: string, say: (s: string) => void): Promise<EtcdCluster> {
+  const bin = ensureEtcd(say);
+  const version = execFileSync(bin, ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? 'etcd';
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const ports = await freePorts(6);
+  const peerUrl = (i: number) => `http://127.0.0.1:${ports[3 + i]}`;
+  const clientUrl = (i: number) => `http://127.0.0.1:${ports[i]}`;
+  const initial = [0, 1, 2].map((i) => `e${i + 1}=${peerUrl(i)}`).join(',');
+  const procs: ChildProcess[] = [0, 1, 2].map((i) => {
+    const log = fs.openSync(path.join(dir, `e${i + 1}.log`), 'w');
+    const args = ['--name', `e${i + 1}`, '--data-dir', path.join(dir, `e${i + 1}`), '--listen-peer-urls', peerUrl(i), '--initial-advertise-peer-urls', peerUrl(i), '--listen-client-urls', clientUrl(i), '--advertise-client-urls', clientUrl(i), '--initial-cluster', initial, '--initial-cluster-state', 'new', '--log-level', 'error'];
+    const p = spawn(bin, args, { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    return p;
+  });
+  const stop = async () => {
+    await Promise.all(
+      procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => {
+        p.once('exit', () => resolve());
+        p.kill('SIGTERM');
+      }))),
+    );
+  };
+  const endpoints = [0, 1, 2].map(clientUrl);
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const leader = await leaderEndpoint(endpoints).catch(() => null);
+    if (leader) return { endpoints, version, stop };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await stop();
+  throw new Error(`etcd elected no leader within 20 s; see ${dir}/e*.log`);
+}
+
 export async function runEtcd(dir: string, seconds: number, say: (s: string) => void): Promise<EtcdRun> {
-  if (!fs.existsSync(path.join(PEER_BENCH, 'etcd-cluster.sh'))) throw new Error(`no peer-bench scripts at ${PEER_BENCH}`);
-  const script = path.join(PEER_BENCH, 'etcd-cluster.sh');
-  const started = execFileSync('bash', [script, 'start', dir], { encoding: 'utf8', timeout: 600_000 });
+  const etcd = await startEtcd(dir, say);
   try {
-    const endpoints = started.trim().split('\n').filter((l) => l.startsWith('http'));
-    const version = execFileSync('etcd', ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? 'etcd';
-    const leader = await leaderEndpoint(endpoints);
-    say(`    ${version}; leader ${leader}`);
+    const leader = (await leaderEndpoint(etcd.endpoints)) ?? etcd.endpoints[0]!;
+    say(`    ${etcd.version}; leader ${leader}`);
     const p = await load(leader, 'put', 1, seconds);
     say(`    put, 1 client: ${p.recordsPerSec} records/s, p50 ${p.p50Ms} ms, p99 ${p.p99Ms} ms`);
     const t = await load(leader, 'txn', 4, seconds);
     say(`    txn of 128 puts, 4 clients: ${t.recordsPerSec} records/s, p99 ${t.p99Ms} ms`);
-    return { version, put: p, txn: { ...t, batch: 128, concurrency: 4 } };
+    return { version: etcd.version, put: p, txn: { ...t, batch: 128, concurrency: 4 } };
   } finally {
-    execFileSync('bash', [script, 'stop', dir], { encoding: 'utf8' });
+    await etcd.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
