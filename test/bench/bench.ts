@@ -52,8 +52,9 @@ function machine(): Record<string, unknown> {
 export async function runBench(o: BenchOptions): Promise<Record<string, unknown>> {
   const secs = o.quick ? 3 : 15;
   const trials = o.quick ? 3 : 10;
+  const warmSecs = o.quick ? 8 : 15;
   const say = (s: string) => o.log(s);
-  const results: Record<string, unknown> = { machine: machine(), mode: o.quick ? 'quick' : 'full', seconds: secs, warmUpSeconds: o.quick ? 8 : 15, recordBytes: 128 };
+  const results: Record<string, unknown> = { machine: machine(), mode: o.quick ? 'quick' : 'full', seconds: secs, warmUpSeconds: warmSecs, recordBytes: 128 };
   const workloads: Record<string, unknown> = {};
   say(`qjournal benchmark (${o.quick ? 'quick' : 'full'}): 3 JournalNodes + the writer on this machine, loopback, fsync on`);
 
@@ -65,9 +66,8 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
   if (o.only.has('W1') || o.only.has('W2') || o.only.has('W4') || o.only.has('W5')) {
     const b = await freshCluster(path.join(o.dataDir, 'w12'));
     try {
-      const warm = o.quick ? 8 : 15;
-      say(`  warm-up: ${warm} s of streaming and single-record flushes, so V8 has compiled the hot paths (not measured) ...`);
-      await warmUp(b, warm);
+      say(`  warm-up: ${warmSecs} s of streaming and single-record flushes, so V8 has compiled the hot paths (not measured) ...`);
+      await warmUp(b, warmSecs);
       if (o.only.has('W1')) {
         say(`  W1: one writer, one ${128}-byte record per flush, ${secs} s ...`);
         w1 = await w1SyncLatency(b, secs);
