@@ -32,6 +32,9 @@ export interface Edit {
   record: Uint8Array;
 }
 
+/** How long a following reader stays away from a leader it could not reach. */
+const LEADER_RETRY_MS = 5000;
+
 export async function* readEdits(client: JournalClient, jid: string, opts: ReadEditsOptions): AsyncGenerator<Edit, void, undefined> {
   let next = opts.fromTxId;
   const follow = opts.follow === true;
@@ -39,6 +42,8 @@ export async function* readEdits(client: JournalClient, jid: string, opts: ReadE
   const waitMs = follow ? (opts.waitMs ?? 10_000) : 0;
   let node: string | undefined = client.routes.knownLeader ?? undefined;
   let failures = 0;
+  /** When each node last failed us: a named leader that just failed is not worth moving to at once. */
+  const failedAt = new Map<string, number>();
   while (!opts.signal?.aborted) {
     const body = pb.GetEditsRequest.encode({
       jid,
@@ -63,11 +68,13 @@ export async function* readEdits(client: JournalClient, jid: string, opts: ReadE
       // A follower learns that an entry committed only with the leader's next append: a reader following
       // the journal from it sees each batch one batch late. Move to the leader it names (reads of history,
       // without follow, stay where they are).
-      if (follow && res.leaderAddress && res.leaderAddress !== node) node = res.leaderAddress;
+      const leader = res.leaderAddress;
+      if (follow && leader && leader !== node && Date.now() - (failedAt.get(leader) ?? -Infinity) > LEADER_RETRY_MS) node = leader;
     } catch (e) {
       if (opts.signal?.aborted) return;
       if (!(e instanceof QjmError) || !e.retriable || !node) throw e;
       // This node failed: try the others (the read above, without a fixed node, rotates through them).
+      failedAt.set(node, Date.now());
       node = undefined;
       await sleep(backoffMs(failures++, client.retry));
       continue;
