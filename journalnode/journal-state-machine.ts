@@ -11,7 +11,8 @@ import type { ReplicaStateMachine, StagedSnapshot } from '../src/replica/env.js'
 import type { Entry, NodeId, SnapshotMeta } from '../src/raft/types.js';
 import { Journal } from './journal.js';
 import { SegmentFile } from './segment-file.js';
-import { fsyncPath, series, SnapshotStore } from './snapshot-store.js';
+import { fsyncPath } from '../src/storage/files.js';
+import { series, SnapshotStore } from './snapshot-store.js';
 import type { ManifestData, StagedImage } from './snapshot-store.js';
 
 const pb = qjournal.journal;

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { assert } from '../src/assert.js';
+import { preadSync } from '../src/storage/files.js';
 import {
   decodeSegmentHeader,
   encodeSegmentHeader,
@@ -318,17 +319,9 @@ export class SegmentFile {
 
   /** Reads raw bytes [offset, offset + length) (snapshot transfer, raw downloads). */
   readRaw(offset: number, length: number): Buffer {
-    const n = Math.max(0, Math.min(length, this.sizeBytes - offset));
-    const buf = Buffer.allocUnsafe(n);
     const fd = this.fd ?? fs.openSync(this.path, 'r');
     try {
-      let got = 0;
-      while (got < n) {
-        const r = fs.readSync(fd, buf, got, n - got, offset + got);
-        if (r === 0) break;
-        got += r;
-      }
-      return buf.subarray(0, got);
+      return preadSync(fd, offset, Math.min(length, this.sizeBytes - offset));
     } finally {
       if (fd !== this.fd) fs.closeSync(fd);
     }

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { qjournal } from '../src/gen/proto.js';
+import { fsyncPath, fsyncPathSync, preadSync } from '../src/storage/files.js';
 
 const pb = qjournal.journal;
 const MANIFEST = 'manifest.pb';
@@ -121,22 +122,6 @@ export function decodeManifest(buf: Buffer, where: string): ManifestData {
   const body = buf.subarray(12);
   if (zlib.crc32(body) !== buf.readUInt32BE(8)) throw new SnapshotError(`${where}: manifest CRC mismatch`);
   return toManifestData(pb.SnapshotManifest.decode(body));
-}
-
-function fsyncPath(p: string, done: (err: Error | null) => void): void {
-  fs.open(p, 'r', (err, fd) => {
-    if (err) return done(err);
-    fs.fsync(fd, (e) => fs.close(fd, () => done(e)));
-  });
-}
-
-function fsyncPathSync(p: string): void {
-  const fd = fs.openSync(p, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** Runs async steps one after another, stopping at the first error. */
@@ -290,17 +275,9 @@ export class SnapshotStore {
     const seg = j?.segments.find((s) => s.file === file);
     if (!seg) throw new SnapshotError(`snapshot ${index} has no file ${jid}/${file}`);
     const size = seg.sizeBytes;
-    const n = Math.max(0, Math.min(length, size - offset));
-    const buf = Buffer.allocUnsafe(n);
     const fd = fs.openSync(path.join(this.dirOf(index), 'journals', jid, file), 'r');
     try {
-      let got = 0;
-      while (got < n) {
-        const r = fs.readSync(fd, buf, got, n - got, offset + got);
-        if (r === 0) break;
-        got += r;
-      }
-      return buf.subarray(0, got);
+      return preadSync(fd, offset, Math.min(length, size - offset));
     } finally {
       fs.closeSync(fd);
     }
@@ -389,4 +366,4 @@ export class SnapshotStore {
   }
 }
 
-export { fsyncPath, fsyncPathSync, series };
+export { series };

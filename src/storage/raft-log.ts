@@ -22,6 +22,7 @@ import { assert } from '../assert.js';
 import type { ReplicaLog } from '../replica/env.js';
 import type { Entry, EntryType, HardState, SnapshotMeta } from '../raft/types.js';
 import { cloneConf, entryBytes } from '../raft/types.js';
+import { fsyncPathSync } from './files.js';
 import type { MetaStore } from './raft-meta-store.js';
 
 const MAGIC = Buffer.from('QJRLOG01', 'latin1');
@@ -192,15 +193,6 @@ function isZero(buf: Buffer, from: number, to: number): boolean {
   return true;
 }
 
-function fsyncDirSync(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 export class DiskLog implements ReplicaLog {
   private segments: Segment[] = [];
   // Entries up to compactedIndex are not part of the log any more; term(compactedIndex) still answers.
@@ -279,7 +271,7 @@ export class DiskLog implements ReplicaLog {
         // Creation of a new segment was torn before its header was durable: it held nothing.
         this.logger.warn({ file, bytes: buf.byteLength }, 'removing a torn, empty log segment');
         fs.rmSync(file);
-        fsyncDirSync(this.dir);
+        fsyncPathSync(this.dir);
         return null;
       }
       throw new CorruptLogError(file, 0, 'file shorter than the segment header');
@@ -370,7 +362,7 @@ export class DiskLog implements ReplicaLog {
       if (seg.fd !== null) fs.closeSync(seg.fd);
       fs.rmSync(seg.file, { force: true });
     }
-    fsyncDirSync(this.dir);
+    fsyncPathSync(this.dir);
     this.segments = [];
     this.clearCache();
   }
@@ -670,7 +662,7 @@ export class DiskLog implements ReplicaLog {
     const header = encodeHeader(first, prevTerm);
     fs.writeSync(fd, header, 0, HEADER_BYTES, 0);
     fs.fdatasyncSync(fd);
-    fsyncDirSync(this.dir);
+    fsyncPathSync(this.dir);
     seg = { first, last: first - 1, prevTerm, closed: false, file, sizeBytes: HEADER_BYTES, zeroedTo: HEADER_BYTES, offsets: [], terms: [], fd };
     this.segments.push(seg);
     return seg;
@@ -708,7 +700,7 @@ export class DiskLog implements ReplicaLog {
       seg.sizeBytes = size;
       seg.zeroedTo = size;
     }
-    fsyncDirSync(this.dir);
+    fsyncPathSync(this.dir);
     this.uncache(index);
     this.logger.info({ from: index }, 'truncated a conflicting suffix of the Raft log');
   }

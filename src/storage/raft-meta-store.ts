@@ -8,6 +8,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { qjournal } from '../gen/proto.js';
 import type { HardState } from '../raft/types.js';
+import { fsyncPath } from './files.js';
 
 const MAGIC = Buffer.from('QJRM', 'latin1');
 const FILE = 'raft_meta';
@@ -46,13 +47,6 @@ function decode(buf: Buffer, file: string): RaftMetaRecord {
     clusterId: m.clusterId,
     nodeId: m.nodeId,
   };
-}
-
-function fsyncDir(dir: string, done: (err: Error | null) => void): void {
-  fs.open(dir, 'r', (err, fd) => {
-    if (err) return done(err);
-    fs.fsync(fd, (e) => fs.close(fd, () => done(e)));
-  });
 }
 
 export class MetaStore {
@@ -121,7 +115,7 @@ export class MetaStore {
             if (e2 || e3) return done(e2 ?? e3);
             fs.rename(tmp, this.file, (e4) => {
               if (e4) return done(e4);
-              fsyncDir(this.dir, (e5) => {
+              fsyncPath(this.dir, (e5) => {
                 if (!e5) this.current = meta;
                 done(e5);
               });
