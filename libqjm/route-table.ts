@@ -22,7 +22,7 @@ export class RouteTable {
     return this.leader ?? this.rotate();
   }
 
-  /** Where to send a read: prefer `preferred` if given, else any peer in turn. */
+  /** Where to send a read: the next peer in turn. */
   anyTarget(): string {
     return this.rotate();
   }
