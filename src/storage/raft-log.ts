@@ -7,8 +7,9 @@
 //
 // Preallocation: the in-progress segment keeps a few MiB of zero-filled, fdatasynced space ahead of its
 // end, written in the background. Overwriting blocks that are already allocated and initialized lets
-// fdatasync skip the file-system journal commit that growing a file costs: on ext4 here it halves the
-// fsync latency, more when several nodes share a disk (docs/PERFORMANCE.md). Closed segments are trimmed.
+// fdatasync skip the file-system journal commit that growing a file costs: on ext4 here about a tenth to
+// a quarter off the fsync latency for one writer, a quarter to a third when three share a disk
+// (docs/PERFORMANCE.md). Closed segments are trimmed.
 //
 // Segment file: a 32-byte header ("QJRLOG01", u64 first index, u64 term of the entry before it, u32
 // reserved, u32 crc32) then frames:

@@ -64,7 +64,7 @@ export async function freshCluster(root: string, electionTimeoutMs = 1000, extra
 /**
  * Brings a fresh cluster to steady state before anything is measured: JournalNodes are long-running
  * servers, and for their first ~10 s V8 is still compiling the hot paths (W1 measured in one cluster went
- * from p50 4.4 ms in its first 5 s to 1.8 ms after 15 s). A short paced stream, then one record per flush:
+ * from p50 4.8 ms over its first 4 s to 1.6 ms after 20 s). A short paced stream, then one record per flush:
  * both paths get optimized without leaving hundreds of MB of dirty pages for W1 to compete with.
  */
 export async function warmUp(b: Bench, seconds: number): Promise<void> {
