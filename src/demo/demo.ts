@@ -35,7 +35,7 @@ function percentile(xs: number[], p: number): number {
 function lagSummary(xs: number[]): string {
   if (xs.length === 0) return 'no samples';
   const early = xs.filter((x) => x === 0).length;
-  return `p50 ${percentile(xs, 50).toFixed(1)} ms, p99 ${percentile(xs, 99).toFixed(1)} ms over ${xs.length} edits (${Math.round((100 * early) / xs.length)}% applied before the active heard back)`;
+  return `p50 ${percentile(xs, 50).toFixed(1)}, p99 ${percentile(xs, 99).toFixed(1)} ms (${Math.round((100 * early) / xs.length)}% before the ack)`;
 }
 
 /**
@@ -275,7 +275,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
           ['segments', `${manifest.segments.length} finalized, ${manifest.segments.map((s) => `${s.firstTxId}-${s.lastTxId}`).slice(-3).join(', ')}${manifest.segments.length > 3 ? ', ...' : ''}`],
           ['NameNode failover', `${failoverMs.toFixed(0)} ms (fence + recover the open segment + catch up + first durable write)`],
           ['old active after it', `next write refused: ${fencedMessage}`],
-          ['standby tail lag', `acknowledged by the journal -> applied on the standby. nn2 tailing: ${lagSummary(lagsMs.slice(0, lagsBeforeFailover))}; nn1 tailing: ${lagSummary(lagsMs.slice(lagsBeforeFailover))}`],
+          ['standby tail lag', `journal ack -> applied: nn2 ${lagSummary(lagsMs.slice(0, lagsBeforeFailover))}; nn1 ${lagSummary(lagsMs.slice(lagsBeforeFailover))}`],
           ['JournalNode leader kill', `writes stalled ${jnKill.stallMs.toFixed(0)} ms (electionTimeoutMs 1000)`],
           ['JournalNodes', status.map((s, i) => `${cluster.nodes[i]!.id} ${s ? `${s.state} term ${s.term} applied ${s.appliedIndex}` : 'down'}`).join('; ')],
           ['namespaces', same ? `IDENTICAL on active and standby (digest ${nn2.ns.digest()}, ${nn2.ns.dirs.size} dirs, ${nn2.ns.files.size} files)` : `DIFFER: active ${nn2.ns.digest()} at ${finalTxId}, standby ${nn1.ns.digest()} at ${nn1.ns.lastTxId}`],
