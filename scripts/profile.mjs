@@ -7,7 +7,7 @@ import path from 'node:path';
 const [workload = 'w1', secondsArg = '8', dir = '/tmp/qj-prof'] = process.argv.slice(2);
 fs.mkdirSync(dir, { recursive: true });
 process.env.QJ_NODE_ARGS = `--cpu-prof --cpu-prof-dir=${dir}`;
-const w = await import('../dist/test/bench/workloads.js');
+const w = await import('../dist/src/bench/workloads.js');
 const b = await w.freshCluster(path.join(dir, 'cluster'));
 const seconds = Number(secondsArg);
 await w.warmUp(b, Number(process.env.WARMUP_S ?? 10));

@@ -8,7 +8,7 @@ import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
 import { QjmError } from '../errors.js';
 import { decodeSegmentHeader, readFrame, SEGMENT_HEADER_BYTES } from '../edit-records.js';
 import { formatPeers, parseAddresses, parsePeers } from '../peers.js';
-import { renderTable } from './table.js';
+import { renderTable } from '../text-table.js';
 
 export class UsageError extends Error {}
 
@@ -427,7 +427,7 @@ export async function runQjm(argv: string[], io: CliIo): Promise<number> {
       case 'snapshot':
         return await cmdSnapshot(f, io);
       case 'bench': {
-        const { runBenchCli } = await import('../../test/bench/bench.js');
+        const { runBenchCli } = await import('../bench/bench.js');
         return await runBenchCli(rest);
       }
       case 'demo': {

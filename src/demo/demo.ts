@@ -10,7 +10,7 @@ import { QuorumJournalManager } from '../../libqjm/index.js';
 import type { EditLogOutputStream } from '../../libqjm/index.js';
 import { QjmError } from '../errors.js';
 import { Prng } from '../prng.js';
-import { renderTable } from '../cli/table.js';
+import { renderTable } from '../text-table.js';
 import { decodeOp, encodeOp, Namespace } from './namespace.js';
 
 const JID = 'ns1';

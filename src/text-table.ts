@@ -1,4 +1,5 @@
-// Plain tables for terminals, in the style of `etcdctl endpoint status -w table`.
+// Plain tables for terminals, in the style of `etcdctl endpoint status -w table`: the qjm CLI, the demo and the
+// benchmark print their results through this one renderer.
 
 export function renderTable(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { renderTable } from '../../src/cli/table.js';
+import { renderTable } from '../text-table.js';
 import { runEtcd } from './etcd.js';
 import type { EtcdRun } from './etcd.js';
 import { dirBytes, diskLimit, freshCluster, median, peakRssMb, streamRecords, w1SyncLatency, warmUp, w3LeaderKill, w3WriterFailover, w4TailLag } from './workloads.js';

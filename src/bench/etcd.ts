@@ -1,13 +1,13 @@
 // The peer for side-by-side figures: a 3-member etcd on loopback (fsync on, as etcd always does), started
-// here the way ../shared/peer-bench/etcd-cluster.sh does it (installing Debian's etcd-server when etcd is
-// missing), so the bench works from any checkout, and driven from this process. Writes go to the leader.
+// here (installing Debian's etcd-server when etcd is missing), so the bench works from any checkout, and
+// driven from this process. Writes go to the leader.
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Pool, request } from 'undici';
-import { freePorts } from '../../src/local-cluster.js';
+import { freePorts } from '../local-cluster.js';
 import type { LatencyStats } from './workloads.js';
 
 export interface EtcdRun {
@@ -29,7 +29,7 @@ async function leaderEndpoint(endpoints: string[]): Promise<string | null> {
 /**
  * Durable writes on etcd's v3 HTTP gateway from this process (kept warm like qjournal's writer, through
  * undici like libqjm): `put` sends one 128-byte key per request; `txn` sends `batch` puts per transaction.
- * The same protocol as ../shared/peer-bench/etcd-load.mjs, with a warm-up that is not measured.
+ * A warm-up runs first and is not measured.
  */
 async function load(url: string, mode: 'put' | 'txn', concurrency: number, seconds: number, batch = 128): Promise<LatencyStats> {
   const pool = new Pool(url, { connections: concurrency, pipelining: 1 });

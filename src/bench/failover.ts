@@ -2,7 +2,7 @@
 // again (by the new leader). One fresh 3-node cluster per run of trials; the killed node is restarted
 // between trials.
 
-import { LocalCluster } from '../../src/local-cluster.js';
+import { LocalCluster } from '../local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 
 export interface FailoverResult {
@@ -65,7 +65,7 @@ export async function measureLeaderFailover(opts: { trials: number; electionTime
   return { electionTimeoutMs: opts.electionTimeoutMs, trialsMs, medianMs: median(trialsMs), maxMs: Math.max(...trialsMs) };
 }
 
-// `node dist/test/bench/failover.js [trials] [electionTimeoutMs]`
+// `node dist/src/bench/failover.js [trials] [electionTimeoutMs]`
 if (import.meta.url === `file://${process.argv[1]}`) {
   const trials = Number(process.argv[2] ?? 10);
   const et = Number(process.argv[3] ?? 1000);

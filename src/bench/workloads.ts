@@ -5,7 +5,7 @@ import { fork } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LocalCluster } from '../../src/local-cluster.js';
+import { LocalCluster } from '../local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import type { EditLogOutputStream, QjmOptions } from '../../libqjm/index.js';
 
