@@ -3,6 +3,7 @@
 
 import fs from 'node:fs';
 import { parseAddresses, parsePeers } from '../src/peers.js';
+import { checkHostPort, isNodeId, NODE_ID_RULE } from '../src/ids.js';
 import type { Peer } from '../src/raft/types.js';
 
 export interface JournalNodeConfig {
@@ -125,30 +126,14 @@ const INT_FIELDS: { [K in keyof typeof DEFAULTS]?: [min: number, max: number] } 
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-/** Checks a host:port string; returns the problem or null. */
-export function checkHostPort(s: string): string | null {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/.exec(s);
-  if (!m) return `expected host:port, got ${JSON.stringify(s)}`;
-  const port = Number(m[2]);
-  if (port < 0 || port > 65535) return `port ${port} out of range`;
-  return null;
-}
-
-export function splitHostPort(s: string): { host: string; port: number } {
-  const i = s.lastIndexOf(':');
-  let host = s.slice(0, i);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  return { host, port: Number(s.slice(i + 1)) };
-}
-
 /** Validates a complete configuration; throws ConfigError naming the first bad field. */
 export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig {
   const bad = (field: string, why: string): never => {
     throw new ConfigError(`invalid ${field}: ${why}`);
   };
-  if (typeof c.id !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(c.id)) bad('id', 'expected 1-64 characters of [A-Za-z0-9._-]');
+  if (!isNodeId(c.id)) bad('id', `expected ${NODE_ID_RULE}`);
   if (typeof c.listen !== 'string') bad('listen', 'missing (e.g. --listen 127.0.0.1:8485)');
-  const hp = checkHostPort(c.listen!);
+  const hp = checkHostPort(c.listen!, 'listen');
   if (hp) bad('listen', hp);
   if (typeof c.dataDir !== 'string' || c.dataDir.length === 0) bad('dataDir', 'missing (e.g. --data ./data/n1)');
   const join = c.join ?? [];
@@ -164,7 +149,7 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   if (peers.length > 0 && join.length > 0) bad('join', 'give --peers (a new cluster) or --join (an existing one), not both');
   const ids = new Set<string>();
   for (const p of peers) {
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(p.id)) bad('peers', `bad peer id ${JSON.stringify(p.id)}`);
+    if (!isNodeId(p.id)) bad('peers', `bad peer id ${JSON.stringify(p.id)}`);
     if (ids.has(p.id)) bad('peers', `peer ${p.id} named twice`);
     ids.add(p.id);
     const e = checkHostPort(p.address);

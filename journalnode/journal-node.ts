@@ -34,7 +34,7 @@ import { registerAdminRoutes } from './routes-admin.js';
 import { registerQjmRoutes } from './routes-qjm.js';
 import { registerRaftRoutes } from './routes-raft.js';
 import { decodeManifest } from './snapshot-store.js';
-import { splitHostPort } from './config.js';
+import { splitHostPort } from '../src/ids.js';
 import { request as httpRequest } from 'undici';
 
 type Result = qjournal.journal.ICommandResult;

@@ -10,6 +10,7 @@ import type { ReplicaTransport } from '../src/replica/env.js';
 import { MessageType } from '../src/raft/types.js';
 import type { Message, NodeId } from '../src/raft/types.js';
 import type { HttpPools } from '../src/http-pool.js';
+import { checkHostPort } from '../src/ids.js';
 import type { Logger } from './journal-state-machine.js';
 
 export interface PeerTransportOptions {
@@ -205,7 +206,7 @@ export class PeerTransport implements ReplicaTransport {
   }
 
   private noteAddress(b: Batch): void {
-    if (b.fromAddress && /^[^\s/]+:\d{1,5}$/.test(b.fromAddress)) this.announced.set(b.from, b.fromAddress);
+    if (b.fromAddress && checkHostPort(b.fromAddress) === null) this.announced.set(b.from, b.fromAddress);
   }
 
   /** The address a peer announced, for what the configuration cannot resolve yet. */

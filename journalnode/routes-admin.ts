@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { qjournal } from '../src/gen/proto.js';
 import { QjmError } from '../src/errors.js';
+import { checkHostPort, isNodeId, NODE_ID_RULE } from '../src/ids.js';
 import type { Replica } from '../src/replica/replica.js';
 import type { qjournal as Q } from '../src/gen/proto.js';
 import { NONE } from '../src/raft/types.js';
@@ -159,8 +160,9 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
     }
     const peers: Peer[] = req.peers.map((p) => ({ id: p.id ?? '', address: p.address ?? '' }));
     for (const p of peers) {
-      if (!/^[A-Za-z0-9._-]{1,64}$/.test(p.id)) throw invalid(`bad peer id ${JSON.stringify(p.id)}`);
-      if (!/^[^\s:]+:\d{1,5}$/.test(p.address) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(p.address)) throw invalid(`peer ${p.id}: bad address ${JSON.stringify(p.address)}`);
+      if (!isNodeId(p.id)) throw invalid(`bad peer id ${JSON.stringify(p.id)}: expected ${NODE_ID_RULE}`);
+      const problem = checkHostPort(p.address);
+      if (problem) throw invalid(`peer ${p.id}: bad address: ${problem}`);
     }
     if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
     await callback<void>((cb) => replica.changePeers(peers, cb));

@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { qjournal } from '../src/gen/proto.js';
 import { QjmError } from '../src/errors.js';
 import { validateBatch } from '../src/edit-records.js';
+import { isJournalId, JOURNAL_ID_RULE } from '../src/ids.js';
 import type { Replica } from '../src/replica/replica.js';
 import type { JournalNodeConfig } from './config.js';
 import type { JournalStateMachine } from './journal-state-machine.js';
@@ -16,7 +17,6 @@ import { asQjmError, errorNameOf, HTTP_STATUS, invalid, toRpcError } from './rpc
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
 
-export const JID_RE = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
 
 export interface QjmContext {
   config: JournalNodeConfig;
@@ -46,7 +46,7 @@ function checkIndex(v: unknown, field: string, min: number): number {
 }
 
 function checkJid(jid: string): void {
-  if (!JID_RE.test(jid)) throw invalid(`bad journal id ${JSON.stringify(jid)}: expected 1-128 characters of [A-Za-z0-9._-]`);
+  if (!isJournalId(jid)) throw invalid(`bad journal id ${JSON.stringify(jid)}: expected ${JOURNAL_ID_RULE}`);
 }
 
 function checkNs(ns: qjournal.journal.INamespaceInfo | null | undefined): void {
@@ -224,7 +224,7 @@ export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
     const q = req.query as Record<string, string | undefined>;
     const jid = q.jid ?? '';
     const first = Number(q.first);
-    if (!JID_RE.test(jid) || !Number.isSafeInteger(first) || first < 1) {
+    if (!isJournalId(jid) || !Number.isSafeInteger(first) || first < 1) {
       return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'expected ?jid=<journal id>&first=<first txid of a segment>' });
     }
     const seg = sm.journal(jid)?.segmentAt(first);

@@ -8,7 +8,7 @@ import type { JournalNodeConfig } from './config.js';
 import type { JournalStateMachine } from './journal-state-machine.js';
 import type { PeerTransport } from './peer-transport.js';
 import { encodeManifest } from './snapshot-store.js';
-import { JID_RE } from './routes-qjm.js';
+import { isJournalId, isNodeId } from '../src/ids.js';
 
 export interface RaftRouteContext {
   config: JournalNodeConfig;
@@ -30,7 +30,7 @@ export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext):
       ctx.logger.warn({ from: b.from, clusterId: b.clusterId }, 'refusing Raft traffic from another cluster');
       return reply.code(403).send({ code: 'QJM_ERR_UNAUTHORIZED', message: `cluster id ${JSON.stringify(b.clusterId)} is not this cluster's` });
     }
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(b.from)) {
+    if (!isNodeId(b.from)) {
       return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'bad sender id' });
     }
     const answer = await ctx.transport.handleInbound(b);
@@ -56,7 +56,7 @@ export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext):
     const file = q.file ?? '';
     if (
       ![index, offset, length].every((n) => Number.isSafeInteger(n) && n >= 0) ||
-      !JID_RE.test(jid) ||
+      !isJournalId(jid) ||
       !/^edits_(inprogress_\d{19}|\d{19}-\d{19})$/.test(file) ||
       length > ctx.config.maxSnapshotChunkBytes
     ) {

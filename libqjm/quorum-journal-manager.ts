@@ -4,6 +4,7 @@
 
 import { qjournal } from '../src/gen/proto.js';
 import { InvalidArgumentError, NotFormattedError } from '../src/errors.js';
+import { checkHostPort, isJournalId, JOURNAL_ID_RULE } from '../src/ids.js';
 import { EditLogOutputStream } from './output-stream.js';
 import { readEdits } from './edit-reader.js';
 import type { Edit, ReadEditsOptions } from './edit-reader.js';
@@ -65,8 +66,6 @@ export interface JournalStatus {
   segments: (SegmentDescriptor & { sizeBytes: number })[];
 }
 
-const JID_RE = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
-
 function txid(v: unknown, name: string, min = 1): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
     throw new InvalidArgumentError(`${name} must be an integer >= ${min} and at most 2^53-1, got ${String(v)}`);
@@ -90,8 +89,8 @@ export class QuorumJournalManager {
 
   constructor(opts: QjmOptions) {
     if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options object required');
-    if (typeof opts.journalId !== 'string' || !JID_RE.test(opts.journalId)) throw new InvalidArgumentError(`journalId: expected 1-128 characters of [A-Za-z0-9._-], got ${JSON.stringify(opts.journalId)}`);
-    if (!Array.isArray(opts.peers) || opts.peers.length === 0 || opts.peers.some((p) => typeof p !== 'string' || !/^[^\s/]+:\d{1,5}$/.test(p))) {
+    if (!isJournalId(opts.journalId)) throw new InvalidArgumentError(`journalId: expected ${JOURNAL_ID_RULE}, got ${JSON.stringify(opts.journalId)}`);
+    if (!Array.isArray(opts.peers) || opts.peers.length === 0 || opts.peers.some((p) => checkHostPort(p) !== null)) {
       throw new InvalidArgumentError(`peers: expected a non-empty list of host:port, got ${JSON.stringify(opts.peers)}`);
     }
     if (opts.writerId !== undefined && (typeof opts.writerId !== 'string' || opts.writerId.length > 256)) throw new InvalidArgumentError('writerId: expected a string of at most 256 characters');

@@ -1,14 +1,12 @@
 // Peer lists as operators write them: "n1=127.0.0.1:8485,n2=127.0.0.1:8486" (ids and addresses, for
 // journalnode --peers and membership changes) or "127.0.0.1:8485,127.0.0.1:8486" (addresses, for clients).
 
+import { checkHostPort, isNodeId } from './ids.js';
 import type { Peer } from './raft/types.js';
 
-const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
-const ADDR_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
-
 function checkAddress(a: string): void {
-  const m = ADDR_RE.exec(a);
-  if (!m || Number(m[2]) > 65535) throw new Error(`expected host:port, got ${JSON.stringify(a)}`);
+  const problem = checkHostPort(a);
+  if (problem) throw new Error(problem);
 }
 
 /** Parses "id=host:port,..." (ids required). */
@@ -19,7 +17,7 @@ export function parsePeers(s: string): Peer[] {
     if (eq <= 0) throw new Error(`expected id=host:port, got ${JSON.stringify(part)}`);
     const id = part.slice(0, eq);
     const address = part.slice(eq + 1);
-    if (!ID_RE.test(id)) throw new Error(`bad peer id ${JSON.stringify(id)}`);
+    if (!isNodeId(id)) throw new Error(`bad peer id ${JSON.stringify(id)}`);
     checkAddress(address);
     if (peers.some((p) => p.id === id)) throw new Error(`peer ${id} named twice`);
     peers.push({ id, address });
