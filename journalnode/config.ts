@@ -1,8 +1,6 @@
-// JournalNode settings: defaults, the command line (SPEC 3.1), an optional JSON config file, and validation
-// of every field with an error that names it. Raft settings carry braft's names where braft has one.
+// JournalNode settings: defaults and the validation of every field with an error that names it (the command
+// line and the config file are read by cli-args.ts). Raft settings carry braft's names where braft has one.
 
-import fs from 'node:fs';
-import { parseAddresses, parsePeers } from '../src/peers.js';
 import { checkHostPort, isNodeId, NODE_ID_RULE } from '../src/ids.js';
 import type { Peer } from '../src/raft/types.js';
 
@@ -173,72 +171,4 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   if (c.maxBatchBytes! > c.maxAppendBodyBytes!) bad('maxBatchBytes', `must not exceed maxAppendBodyBytes (${c.maxAppendBodyBytes})`);
   if (c.maxRecordBytes! > c.maxBatchBytes!) bad('maxRecordBytes', `must not exceed maxBatchBytes (${c.maxBatchBytes})`);
   return out as unknown as JournalNodeConfig;
-}
-
-const FLAG_TO_FIELD: Record<string, keyof JournalNodeConfig> = {
-  id: 'id',
-  listen: 'listen',
-  advertise: 'advertise',
-  data: 'dataDir',
-  'log-level': 'logLevel',
-};
-
-/** Parses the command line (plus --config file.json, whose values the flags override). */
-export function parseArgs(argv: string[]): JournalNodeConfig {
-  const flags: Record<string, string> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) throw new ConfigError(`unexpected argument ${JSON.stringify(a)}`);
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-    const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
-    if (value === undefined) throw new ConfigError(`--${name} needs a value`);
-    flags[name] = value;
-  }
-  let file: Record<string, unknown> = {};
-  if (flags.config) {
-    try {
-      file = JSON.parse(fs.readFileSync(flags.config, 'utf8')) as Record<string, unknown>;
-    } catch (e) {
-      throw new ConfigError(`cannot read --config ${flags.config}: ${(e as Error).message}`);
-    }
-    if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new ConfigError(`--config ${flags.config}: expected a JSON object`);
-    for (const k of Object.keys(file)) {
-      if (!(k in DEFAULTS) && !['id', 'listen', 'dataDir', 'peers', 'join', 'advertise'].includes(k)) throw new ConfigError(`--config ${flags.config}: unknown setting ${JSON.stringify(k)}`);
-    }
-    if (typeof file.peers === 'string') file.peers = parsePeers(file.peers);
-    if (typeof file.join === 'string') file.join = parseAddresses(file.join);
-  }
-  const cfg: Record<string, unknown> = { ...DEFAULTS, ...file };
-  for (const [flag, value] of Object.entries(flags)) {
-    if (flag === 'config') continue;
-    if (flag === 'join') {
-      try {
-        cfg.join = parseAddresses(value);
-      } catch (e) {
-        throw new ConfigError(`invalid --join: ${(e as Error).message}`);
-      }
-      continue;
-    }
-    if (flag === 'peers') {
-      try {
-        cfg.peers = parsePeers(value);
-      } catch (e) {
-        throw new ConfigError(`invalid --peers: ${(e as Error).message}`);
-      }
-      continue;
-    }
-    const field = FLAG_TO_FIELD[flag] ?? (flag in DEFAULTS ? flag : undefined);
-    if (!field) throw new ConfigError(`unknown flag --${flag}`);
-    const def = (DEFAULTS as Record<string, unknown>)[field];
-    if (typeof def === 'number') {
-      const n = Number(value);
-      if (!Number.isFinite(n)) throw new ConfigError(`invalid --${flag}: expected a number, got ${JSON.stringify(value)}`);
-      cfg[field] = n;
-    } else if (typeof def === 'boolean') {
-      if (value !== 'true' && value !== 'false') throw new ConfigError(`invalid --${flag}: expected true or false`);
-      cfg[field] = value === 'true';
-    } else cfg[field] = value;
-  }
-  return validateConfig(cfg as Partial<JournalNodeConfig>);
 }

@@ -35,7 +35,7 @@ import { registerQjmRoutes } from './routes-qjm.js';
 import { registerRaftRoutes } from './routes-raft.js';
 import { decodeManifest } from './snapshot-store.js';
 import { splitHostPort } from '../src/ids.js';
-import { request as httpRequest } from 'undici';
+import { fetchNodeStatus } from '../src/node-status.js';
 
 type Result = qjournal.journal.ICommandResult;
 
@@ -165,13 +165,7 @@ async function learnCluster(config: JournalNodeConfig): Promise<string> {
   const errors: string[] = [];
   for (const address of config.join) {
     try {
-      const r = await httpRequest(`http://${address}/status`, { headersTimeout: 3000, bodyTimeout: 3000 });
-      if (r.statusCode !== 200) {
-        errors.push(`${address}: HTTP ${r.statusCode}`);
-        await r.body.dump();
-        continue;
-      }
-      const st = (await r.body.json()) as { clusterId: string; peers: { id: string; address: string; role: string }[] };
+      const st = await fetchNodeStatus(address, 3000);
       const me = st.peers.find((p) => p.id === config.id);
       if (me && me.role !== 'learner') {
         throw new DataDirError(`node ${config.id} is still a ${me.role} of the cluster at ${address}: remove it first (qjm remove-peer --peer ${config.id}), then join`);

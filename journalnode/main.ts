@@ -1,34 +1,29 @@
-// The journalnode process: parse flags (SPEC 3.1), open the data directory, listen, and on SIGTERM/SIGINT
+// The journalnode process: parse flags (cli-args.ts), open the data directory, listen, and on SIGTERM/SIGINT
 // drain in-flight writes and exit cleanly. Exit codes: 0 clean stop, 1 failure at run time, 2 bad flags,
 // 3 data directory locked or unusable.
 
-import { ConfigError, parseArgs } from './config.js';
+import { helpText, usageError, UsageError } from '../src/command-line.js';
+import { JOURNALNODE_COMMAND, parseJournalNodeArgs } from './cli-args.js';
+import { ConfigError } from './config.js';
 import { buildJournalNode, DataDirError } from './journal-node.js';
 import { DataDirLockedError } from '../src/data-dir-lock.js';
 
-const USAGE = `usage: journalnode --id n1 --listen 127.0.0.1:8485 --data ./data/n1 \\
-                   --peers n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487 [--config file.json]
-       journalnode --id n4 --listen 127.0.0.1:8488 --data ./data/n4 --join 127.0.0.1:8485   (then: qjm add-peer)
-  --peers is the initial configuration, used only when the data directory is empty.
-  --join joins a running cluster from an empty data directory; --advertise sets the address peers dial.
-  Any setting of GET /flags can also be given as --<name> <value> (e.g. --electionTimeoutMs 500).`;
-
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  if (argv.includes('--help') || argv.includes('-h')) {
-    console.log(USAGE);
-    return;
-  }
-  let config;
+  let args;
   try {
-    config = parseArgs(argv);
+    args = parseJournalNodeArgs(process.argv.slice(2));
   } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`journalnode: ${e.message}\n${USAGE}`);
+    if (e instanceof UsageError || e instanceof ConfigError) {
+      console.error(usageError(JOURNALNODE_COMMAND, e.message));
       process.exit(2);
     }
     throw e;
   }
+  if (args.help) {
+    console.log(helpText(JOURNALNODE_COMMAND));
+    return;
+  }
+  const { config } = args;
   let node;
   try {
     node = await buildJournalNode(config);

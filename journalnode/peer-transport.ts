@@ -11,6 +11,7 @@ import { MessageType } from '../src/raft/types.js';
 import type { Message, NodeId } from '../src/raft/types.js';
 import type { HttpPools } from '../src/http-pool.js';
 import { checkHostPort } from '../src/ids.js';
+import type { PeerLinkJson } from '../src/node-status.js';
 import type { Logger } from './journal-state-machine.js';
 
 export interface PeerTransportOptions {
@@ -61,17 +62,6 @@ class PeerState {
   storageId = '';
 
   constructor(readonly id: NodeId) {}
-}
-
-export interface PeerStats {
-  id: NodeId;
-  queuedMessages: number;
-  queuedBytes: number;
-  sending: boolean;
-  failures: number;
-  droppedMessages: number;
-  sentBatches: number;
-  storageId: string;
 }
 
 export class PeerTransport implements ReplicaTransport {
@@ -275,7 +265,7 @@ export class PeerTransport implements ReplicaTransport {
     });
   }
 
-  stats(): PeerStats[] {
+  stats(): PeerLinkJson[] {
     return [...this.peers.values()].map((p) => ({
       id: p.id,
       queuedMessages: p.queue.length,

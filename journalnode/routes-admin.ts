@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { qjournal } from '../src/gen/proto.js';
 import { QjmError } from '../src/errors.js';
 import { checkHostPort, isNodeId, NODE_ID_RULE } from '../src/ids.js';
+import type { JournalStatusJson, MemberJson, NodeStatusJson } from '../src/node-status.js';
 import type { Replica } from '../src/replica/replica.js';
 import type { qjournal as Q } from '../src/gen/proto.js';
 import { NONE } from '../src/raft/types.js';
@@ -31,20 +32,20 @@ export interface AdminContext {
   storageId: string;
 }
 
-export function buildStatus(ctx: AdminContext): Record<string, unknown> {
+export function buildStatus(ctx: AdminContext): NodeStatusJson {
   const s = ctx.replica.status();
-  const followers: Record<string, unknown> = {};
+  const followers: NodeStatusJson['followers'] = {};
   for (const [id, p] of Object.entries(s.progress)) {
     followers[id] = { nextIndex: p.next, matchIndex: p.match, state: p.state, inflight: p.inflight, recentActive: p.recentActive, lagEntries: s.lastIndex - p.match };
   }
   const addressOf = new Map(s.peers.map((p) => [p.id, p.address]));
-  const member = (id: string, role: string) => ({ id, address: addressOf.get(id) ?? '', role });
+  const member = (id: string, role: MemberJson['role']): MemberJson => ({ id, address: addressOf.get(id) ?? '', role });
   const peers = [
     ...s.conf.voters.map((id) => member(id, 'voter')),
     ...s.conf.votersOutgoing.filter((id) => !s.conf.voters.includes(id)).map((id) => member(id, 'outgoing-voter')),
     ...s.conf.learners.map((id) => member(id, 'learner')),
   ];
-  const journals: Record<string, unknown> = {};
+  const journals: Record<string, JournalStatusJson> = {};
   for (const j of ctx.sm.allJournals()) {
     journals[j.jid] = {
       formatted: j.formatted,
@@ -93,23 +94,23 @@ function esc(s: unknown): string {
 }
 
 /** braft's /raft_stat for a person: the same facts as /status, as a plain page. */
-export function renderRaftStat(st: Record<string, unknown>): string {
-  const rows = (o: Record<string, unknown>) =>
+export function renderRaftStat(st: NodeStatusJson): string {
+  const rows = (o: object) =>
     Object.entries(o)
       .filter(([, v]) => typeof v !== 'object' || v === null)
       .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`)
       .join('');
   const table = (head: string[], body: unknown[][]) =>
     `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>${body.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</table>`;
-  const peers = (st.peers as { id: string; address: string; role: string }[]).map((p) => [p.id, p.address, p.role]);
-  const followers = Object.entries(st.followers as Record<string, Record<string, unknown>>).map(([id, f]) => [id, f.nextIndex, f.matchIndex, f.lagEntries, f.state, f.inflight, f.recentActive]);
-  const journals = Object.entries(st.journals as Record<string, Record<string, unknown>>).map(([jid, j]) => [
+  const peers = st.peers.map((p) => [p.id, p.address, p.role]);
+  const followers = Object.entries(st.followers).map(([id, f]) => [id, f.nextIndex, f.matchIndex, f.lagEntries, f.state, f.inflight, f.recentActive]);
+  const journals = Object.entries(st.journals).map(([jid, j]) => [
     jid,
     j.promisedEpoch,
     j.lastWriterEpoch,
     j.writerId,
     j.lastTxId,
-    (j.segments as { firstTxId: number; lastTxId: number; inProgress: boolean }[]).map((g) => `${g.firstTxId}-${g.inProgress ? `${g.lastTxId}*` : g.lastTxId}`).join(' '),
+    j.segments.map((g) => `${g.firstTxId}-${g.inProgress ? `${g.lastTxId}*` : g.lastTxId}`).join(' '),
   ]);
   return `<!doctype html><html><head><meta charset="utf-8"><title>raft_stat ${esc(st.id)}</title>
 <style>body{font:13px monospace;margin:1.5em}table{border-collapse:collapse;margin:0 0 1.5em}th,td{border:1px solid #bbb;padding:2px 8px;text-align:left}th{background:#eee}</style></head>

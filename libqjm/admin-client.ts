@@ -1,9 +1,10 @@
 // Operator calls the qjm CLI makes: every node's /status, membership changes, leadership transfer, snapshots,
 // and how recently a journal was written (to tell a live writer from a dead one).
 
-import { request } from 'undici';
 import { qjournal } from '../src/gen/proto.js';
 import { makeError, QjmError } from '../src/errors.js';
+import { fetchNodeStatus } from '../src/node-status.js';
+import type { MemberJson, NodeStatusJson } from '../src/node-status.js';
 import { fromRpcError, JournalClient } from './journal-client.js';
 import type { RetryOptions } from './retry-policy.js';
 
@@ -11,7 +12,7 @@ const pb = qjournal.journal;
 
 export interface NodeStatusReport {
   endpoint: string;
-  status: Record<string, unknown> | null;
+  status: NodeStatusJson | null;
   error: string | null;
 }
 
@@ -30,23 +31,19 @@ export class AdminClient {
     return Promise.all(
       this.peers.map(async (endpoint) => {
         try {
-          const r = await request(`http://${endpoint}/status`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-          if (r.statusCode !== 200) return { endpoint, status: null, error: `HTTP ${r.statusCode}: ${(await r.body.text()).slice(0, 200)}` };
-          return { endpoint, status: (await r.body.json()) as Record<string, unknown>, error: null };
+          return { endpoint, status: await fetchNodeStatus(endpoint, timeoutMs), error: null };
         } catch (e) {
-          const err = e as Error & { code?: string };
-          return { endpoint, status: null, error: err.code ?? err.message };
+          return { endpoint, status: null, error: (e as Error).message };
         }
       }),
     );
   }
 
   /** The leader's address and the current members (id, address, role), from whichever node answers. */
-  async membership(): Promise<{ leader: string | null; leaderAddress: string | null; peers: { id: string; address: string; role: string }[] }> {
+  async membership(): Promise<{ leader: string | null; leaderAddress: string | null; peers: MemberJson[] }> {
     for (const r of await this.statusAll()) {
-      if (!r.status) continue;
-      const s = r.status as { leader: string | null; leaderAddress: string | null; peers: { id: string; address: string; role: string }[] };
-      if (s.leader) return { leader: s.leader, leaderAddress: s.leaderAddress, peers: s.peers };
+      const s = r.status;
+      if (s?.leader) return { leader: s.leader, leaderAddress: s.leaderAddress, peers: s.peers };
     }
     throw makeError('QUORUM_UNAVAILABLE', `no node knows a leader (asked ${this.peers.join(', ')})`);
   }

@@ -9,7 +9,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { fetchNodeStatus } from './node-status.js';
+import type { NodeStatusJson } from './node-status.js';
 
 // This file runs from dist/src/: the repository root is two levels up.
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -46,19 +47,6 @@ export interface ClusterOptions {
   extraArgs?: string[];
   root?: string;
   logLevel?: string;
-}
-
-export interface NodeStatus {
-  id: string;
-  state: string;
-  term: number;
-  leader: string | null;
-  commitIndex: number;
-  appliedIndex: number;
-  lastIndex: number;
-  snapshotIndex: number;
-  journals: Record<string, { lastTxId: number; promisedEpoch: number; segments: { firstTxId: number; lastTxId: number; inProgress: boolean }[] }>;
-  [k: string]: unknown;
 }
 
 export class LocalCluster {
@@ -190,17 +178,9 @@ export class LocalCluster {
     if (!keepOnFailure) fs.rmSync(this.root, { recursive: true, force: true });
   }
 
-  async status(id: string, timeoutMs = 1000): Promise<NodeStatus | null> {
-    try {
-      const r = await request(`http://${this.node(id).address}/status`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-      if (r.statusCode !== 200) {
-        await r.body.dump();
-        return null;
-      }
-      return (await r.body.json()) as NodeStatus;
-    } catch {
-      return null;
-    }
+  /** The node's /status, or null while it does not answer (down, stopped, starting). */
+  async status(id: string, timeoutMs = 1000): Promise<NodeStatusJson | null> {
+    return fetchNodeStatus(this.node(id).address, timeoutMs).catch(() => null);
   }
 
   /** Waits until the running nodes agree on one leader; returns its id. */
@@ -208,7 +188,7 @@ export class LocalCluster {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const running = this.nodes.filter((n) => n.proc && !exclude.includes(n.id));
-      const sts = (await Promise.all(running.map((n) => this.status(n.id)))).filter((s): s is NodeStatus => s !== null);
+      const sts = (await Promise.all(running.map((n) => this.status(n.id)))).filter((s): s is NodeStatusJson => s !== null);
       const leaders = sts.filter((s) => s.state === 'leader');
       if (leaders.length === 1 && sts.length === running.length) {
         const l = leaders[0]!;

@@ -1,4 +1,4 @@
-// `npm run bench -- [--vs etcd] [--quick] [--out FILE] [--only W1,W2,...]`: every workload of issue 5 on
+// `npm run bench -- [flags]` (or `qjm bench [flags]`): every workload of issue 5 on
 // this machine, qjournal and (with --vs etcd) etcd side by side in the same run, the disk's limit, a table,
 // and the same figures as JSON. Nothing here is a pass/fail test: it reports what it measured.
 
@@ -6,6 +6,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { helpText, parseCommand, usageError, UsageError } from '../command-line.js';
+import type { CommandSpec, FlagValues } from '../command-line.js';
 import { renderTable } from '../text-table.js';
 import { runEtcd } from './etcd.js';
 import type { EtcdRun } from './etcd.js';
@@ -21,19 +23,30 @@ export interface BenchOptions {
   log: (s: string) => void;
 }
 
-function parse(argv: string[]): BenchOptions {
-  const flag = (n: string) => argv.includes(`--${n}`);
-  const value = (n: string) => {
-    const i = argv.indexOf(`--${n}`);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  const only = value('only');
+const WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5'];
+
+export const BENCH_COMMAND = {
+  name: 'qjm bench',
+  summary: 'Run the benchmark on this machine (docs/PERFORMANCE.md; npm run bench -- [flags] is the same).',
+  flags: {
+    vs: { type: 'string', choices: ['etcd'], description: 'measure a 3-member etcd side by side' },
+    quick: { type: 'boolean', description: 'a few seconds per workload instead of 15, 3 failover trials instead of 10' },
+    out: { type: 'string', valueName: 'FILE', description: 'where the JSON goes (default bench-out/bench.json)' },
+    only: { type: 'string', valueName: 'W1,W2,...', description: `the workloads to run (default ${WORKLOADS.join(',')})` },
+    data: { type: 'string', valueName: 'DIR', description: 'where the clusters keep their data (default: a directory under the temp dir)' },
+  },
+} as const satisfies CommandSpec;
+
+function benchOptions(f: FlagValues<typeof BENCH_COMMAND>): BenchOptions {
+  const only = new Set((f.only ?? WORKLOADS.join(',')).split(',').map((s) => s.trim().toUpperCase()));
+  const unknown = [...only].filter((w) => !WORKLOADS.includes(w));
+  if (unknown.length > 0) throw new UsageError(`--only: unknown workload ${unknown.join(', ')} (known: ${WORKLOADS.join(', ')})`);
   return {
-    vsEtcd: value('vs') === 'etcd',
-    quick: flag('quick'),
-    out: value('out') ?? 'bench-out/bench.json',
-    only: new Set((only ?? 'W1,W2,W3,W4,W5').split(',').map((s) => s.trim().toUpperCase())),
-    dataDir: value('data') ?? path.join(os.tmpdir(), `qjournal-bench-${process.pid}`),
+    vsEtcd: f.vs === 'etcd',
+    quick: f.quick,
+    out: f.out ?? 'bench-out/bench.json',
+    only,
+    dataDir: f.data ?? path.join(os.tmpdir(), `qjournal-bench-${process.pid}`),
     log: (s) => console.log(s),
   };
 }
@@ -165,8 +178,8 @@ export function renderResults(r: Record<string, any>): string {
   return renderTable(['workload', 'qjournal', 'etcd', 'ratio', 'disk limit'], rows) + `\ndisk limit: fdatasync p50 ${r.limit?.fsyncP50Ms} ms, ${r.limit?.syncedMBps} MB/s synced at ${r.limit?.writeBytes} bytes per write`;
 }
 
-export async function runBenchCli(argv: string[]): Promise<number> {
-  const o = parse(argv);
+export async function runBenchCommand(f: FlagValues<typeof BENCH_COMMAND>): Promise<number> {
+  const o = benchOptions(f);
   const r = await runBench(o);
   console.log('\n' + renderResults(r));
   fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
@@ -176,5 +189,13 @@ export async function runBenchCli(argv: string[]): Promise<number> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  process.exitCode = await runBenchCli(process.argv.slice(2));
+  try {
+    const p = parseCommand(BENCH_COMMAND, process.argv.slice(2));
+    if (p.help) console.log(helpText(BENCH_COMMAND));
+    else process.exitCode = await runBenchCommand(p.flags);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(usageError(BENCH_COMMAND, e.message));
+    process.exitCode = 2;
+  }
 }

@@ -1,74 +1,19 @@
-// qjm: the operator's tool (SPEC 3.3), braft_cli's verbs with dashes plus the journal's own. Every command
-// takes --peers (JournalNode addresses) and --json. Exit codes: 0 ok, 1 unreachable / quorum unavailable /
-// other failure, 2 usage, 3 not formatted, 4 refused (fenced, already formatted, writer active, out of sync),
-// 5 corrupt data (dump).
+// qjm: the operator's tool, braft_cli's verbs with dashes plus the journal's own. Each command declares the
+// flags it takes (src/command-line.ts refuses any other); `qjm <command> --help` lists them. Exit codes:
+// 0 ok, 1 unreachable / quorum unavailable / other failure, 2 usage, 3 not formatted, 4 refused (fenced,
+// already formatted, writer active, out of sync), 5 corrupt data (dump).
 
 import fs from 'node:fs';
 import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
+import { BENCH_COMMAND, runBenchCommand } from '../bench/bench.js';
+import { helpText, parseCommand, usageError, UsageError } from '../command-line.js';
+import type { CommandSpec, FlagValues } from '../command-line.js';
 import { QjmError } from '../errors.js';
 import { decodeSegmentHeader, readFrame, SEGMENT_HEADER_BYTES } from '../edit-records.js';
 import { formatPeers, parseAddresses, parsePeers } from '../peers.js';
 import { renderTable } from '../text-table.js';
 
-export class UsageError extends Error {}
-
-interface Flags {
-  _: string[];
-  [name: string]: string | boolean | string[];
-}
-
-function parseFlags(argv: string[], booleans: string[]): Flags {
-  const out: Flags = { _: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) {
-      out._.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-    if (booleans.includes(name)) {
-      out[name] = eq > 0 ? a.slice(eq + 1) !== 'false' : true;
-      continue;
-    }
-    const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
-    if (v === undefined) throw new UsageError(`--${name} needs a value`);
-    out[name] = v;
-  }
-  return out;
-}
-
-const BOOLEANS = ['json', 'force', 'follow', 'help'];
-
-function str(f: Flags, name: string, required = true): string | undefined {
-  const v = f[name];
-  if (v === undefined || v === true) {
-    if (required) throw new UsageError(`--${name} is required`);
-    return undefined;
-  }
-  return String(v);
-}
-
-function int(f: Flags, name: string, def?: number): number {
-  const v = f[name];
-  if (v === undefined) {
-    if (def === undefined) throw new UsageError(`--${name} is required`);
-    return def;
-  }
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-function peersOf(f: Flags): string[] {
-  const p = str(f, 'peers', false) ?? process.env.QJM_PEERS;
-  if (!p) throw new UsageError('--peers is required (or set QJM_PEERS), e.g. --peers 127.0.0.1:8485,127.0.0.1:8486,127.0.0.1:8487');
-  try {
-    return parseAddresses(p);
-  } catch (e) {
-    throw new UsageError(`--peers: ${(e as Error).message}`);
-  }
-}
+export { UsageError } from '../command-line.js';
 
 type Out = (line: string) => void;
 
@@ -77,25 +22,25 @@ export interface CliIo {
   err: Out;
 }
 
-const USAGE = `qjm — operate a qjournal cluster
+// Flags several commands share, declared once.
+const PEERS = {
+  type: 'string',
+  required: true,
+  env: 'QJM_PEERS',
+  valueName: 'HOST:PORT,...',
+  description: 'JournalNode addresses: any members, the rest are learned',
+} as const;
+const JID = { type: 'string', required: true, valueName: 'ID', description: 'the journal id' } as const;
+const JSON_OUT = { type: 'boolean', description: 'print JSON, for scripts' } as const;
+const RECORD_FORMAT = { type: 'string', choices: ['text', 'hex', 'len'], description: 'how to print each record (default text)' } as const;
 
-  qjm status           --peers A,B,C [--jid ns1] [--json]       every node: role, term, indexes, journals
-  qjm format           --peers ... --jid ns1 --namespace-id N --cluster-id C [--block-pool-id B] [--force]
-  qjm segments         --peers ... --jid ns1 [--since TXID] [--json]
-  qjm finalize         --peers ... --jid ns1 [--force]          fence the writer, finalize its open segment
-  qjm purge            --peers ... --jid ns1 --min-txid TXID    delete finalized segments ending below TXID
-  qjm tail             --peers ... --jid ns1 [--from TXID] [--follow] [--format text|hex|len]
-  qjm dump             FILE [--format text|hex|len] [--json]     read a segment file offline (like hdfs oev)
-  qjm add-peer         --peers ... --peer n4=HOST:PORT
-  qjm remove-peer      --peers ... --peer n3
-  qjm change-peers     --peers ... --new-peers n1=HOST:PORT,n2=HOST:PORT,...
-  qjm transfer-leader  --peers ... [--to n2]
-  qjm snapshot         --peers ... [--node HOST:PORT]
-  qjm bench            [--vs etcd] [--quick] [--out FILE]       runs the benchmark (see docs/PERFORMANCE.md)
-  qjm demo                                                        the HA demo (same as npm start)
-
---peers may also come from QJM_PEERS. Exit codes: 0 ok, 1 failure (unreachable, no quorum), 2 usage,
-3 not formatted, 4 refused (fenced, already formatted, writer active, out of sync), 5 corrupt data.`;
+function peersOf(f: { peers: string }): string[] {
+  try {
+    return parseAddresses(f.peers);
+  } catch (e) {
+    throw new UsageError(`--peers: ${(e as Error).message}, e.g. --peers 127.0.0.1:8485,127.0.0.1:8486,127.0.0.1:8487`);
+  }
+}
 
 function exitCodeFor(e: unknown): number {
   if (e instanceof UsageError) return 2;
@@ -130,44 +75,37 @@ function renderRecord(data: Uint8Array, format: string): string {
   return JSON.stringify(s).slice(1, -1);
 }
 
-async function cmdStatus(f: Flags, io: CliIo): Promise<number> {
+const STATUS = {
+  name: 'qjm status',
+  summary: 'Every node: role, term, indexes, errors; then the journals as the leader sees them.',
+  flags: { peers: PEERS, jid: { ...JID, required: false, description: 'show only this journal' }, json: JSON_OUT },
+} as const satisfies CommandSpec;
+
+async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promise<number> {
   const admin = new AdminClient(peersOf(f));
   try {
     const reports = await admin.statusAll();
-    const jid = str(f, 'jid', false);
     if (f.json) {
       io.out(JSON.stringify(reports, null, 2));
     } else {
-      const rows = reports.map((r) => {
-        const s = r.status as Record<string, unknown> | null;
-        if (!s) return [r.endpoint, '', '', '', '', '', '', '', '', r.error ?? ''];
-        return [
-          r.endpoint,
-          String(s.id),
-          String(s.state),
-          String(s.term),
-          s.leader === s.id ? 'true' : 'false',
-          String(s.commitIndex),
-          String(s.appliedIndex),
-          String(s.lastIndex),
-          String(s.snapshotIndex),
-          (s.fatal as string | null) ?? '',
-        ];
+      const rows = reports.map(({ endpoint, status: s, error }) => {
+        if (!s) return [endpoint, '', '', '', '', '', '', '', '', error ?? ''];
+        const cells = [s.id, s.state, s.term, s.leader === s.id, s.commitIndex, s.appliedIndex, s.lastIndex, s.snapshotIndex];
+        return [endpoint, ...cells.map(String), s.fatal ?? ''];
       });
       io.out(renderTable(['ENDPOINT', 'ID', 'STATE', 'TERM', 'IS LEADER', 'COMMIT', 'APPLIED', 'LAST', 'SNAPSHOT', 'ERRORS'], rows));
-      const leaderReport = reports.find((r) => r.status && (r.status as { state: string }).state === 'leader');
-      const journals = (leaderReport?.status ?? reports.find((r) => r.status)?.status)?.journals as Record<string, Record<string, unknown>> | undefined;
+      const journals = (reports.find((r) => r.status?.state === 'leader') ?? reports.find((r) => r.status))?.status?.journals;
       if (journals) {
         const jrows = Object.entries(journals)
-          .filter(([name]) => !jid || name === jid)
+          .filter(([name]) => !f.jid || name === f.jid)
           .map(([name, j]) => [
             name,
             String(j.promisedEpoch),
             String(j.lastWriterEpoch),
-            String(j.writerId || '-'),
+            j.writerId || '-',
             String(j.lastTxId),
-            String((j.segments as unknown[]).length),
-            (j.segments as { firstTxId: number; lastTxId: number; inProgress: boolean }[]).filter((s) => s.inProgress).map((s) => `${s.firstTxId}-${s.lastTxId}`).join(',') || '-',
+            String(j.segments.length),
+            j.segments.filter((g) => g.inProgress).map((g) => `${g.firstTxId}-${g.lastTxId}`).join(',') || '-',
           ]);
         if (jrows.length) io.out('\n' + renderTable(['JOURNAL', 'EPOCH', 'WRITER EPOCH', 'WRITER', 'LAST TXID', 'SEGMENTS', 'IN PROGRESS'], jrows));
       }
@@ -178,11 +116,25 @@ async function cmdStatus(f: Flags, io: CliIo): Promise<number> {
   }
 }
 
-async function cmdFormat(f: Flags, io: CliIo): Promise<number> {
-  const q = new QuorumJournalManager({ journalId: str(f, 'jid')!, peers: peersOf(f), writerId: 'qjm' });
+const FORMAT = {
+  name: 'qjm format',
+  summary: 'Format a journal on the cluster (refused if it holds data, unless --force).',
+  flags: {
+    peers: PEERS,
+    jid: JID,
+    'namespace-id': { type: 'uint', required: true, description: 'the namespace id of the master' },
+    'cluster-id': { type: 'string', required: true, valueName: 'C', description: 'the cluster id of the master' },
+    'block-pool-id': { type: 'string', valueName: 'B', description: 'the block pool id (default empty)' },
+    force: { type: 'boolean', description: 'wipe a journal that holds data (epochs stay, so fenced writers stay fenced)' },
+    json: JSON_OUT,
+  },
+} as const satisfies CommandSpec;
+
+async function cmdFormat(f: FlagValues<typeof FORMAT>, io: CliIo): Promise<number> {
+  const q = new QuorumJournalManager({ journalId: f.jid, peers: peersOf(f), writerId: 'qjm' });
   try {
-    const nsInfo = { namespaceId: int(f, 'namespace-id'), clusterId: str(f, 'cluster-id')!, blockPoolId: str(f, 'block-pool-id', false) ?? '' };
-    await q.format(nsInfo, { force: f.force === true });
+    const nsInfo = { namespaceId: f['namespace-id'], clusterId: f['cluster-id'], blockPoolId: f['block-pool-id'] ?? '' };
+    await q.format(nsInfo, { force: f.force });
     io.out(f.json ? JSON.stringify({ ok: true, jid: q.journalId, nsInfo }) : `formatted journal ${q.journalId} (namespace ${nsInfo.namespaceId}, cluster ${nsInfo.clusterId})`);
     return 0;
   } finally {
@@ -190,12 +142,18 @@ async function cmdFormat(f: Flags, io: CliIo): Promise<number> {
   }
 }
 
-async function cmdSegments(f: Flags, io: CliIo): Promise<number> {
-  const q = new QuorumJournalManager({ journalId: str(f, 'jid')!, peers: peersOf(f) });
+const SEGMENTS = {
+  name: 'qjm segments',
+  summary: "A journal's segments, in progress or finalized.",
+  flags: { peers: PEERS, jid: JID, since: { type: 'uint', valueName: 'TXID', description: 'only segments that end at or after TXID' }, json: JSON_OUT },
+} as const satisfies CommandSpec;
+
+async function cmdSegments(f: FlagValues<typeof SEGMENTS>, io: CliIo): Promise<number> {
+  const q = new QuorumJournalManager({ journalId: f.jid, peers: peersOf(f) });
   try {
     const st = await q.getJournalState();
     if (!st.formatted) throw new QjmError('NOT_FORMATTED', `journal ${q.journalId} is not formatted`);
-    const since = int(f, 'since', 0);
+    const since = f.since ?? 0;
     const segs = st.segments.filter((s) => s.lastTxId >= since);
     if (f.json) {
       io.out(JSON.stringify({ jid: q.journalId, lastTxId: st.lastTxId, promisedEpoch: st.promisedEpoch, segments: segs }, null, 2));
@@ -212,9 +170,15 @@ async function cmdSegments(f: Flags, io: CliIo): Promise<number> {
 /** How recent a write must be for the writer to count as active. */
 const WRITER_ACTIVE_MS = 5000;
 
-async function cmdFinalize(f: Flags, io: CliIo): Promise<number> {
+const FINALIZE = {
+  name: 'qjm finalize',
+  summary: 'Fence the writer and finalize its open segment (refused while it is writing, unless --force).',
+  flags: { peers: PEERS, jid: JID, force: { type: 'boolean', description: 'fence a writer that is still writing' }, json: JSON_OUT },
+} as const satisfies CommandSpec;
+
+async function cmdFinalize(f: FlagValues<typeof FINALIZE>, io: CliIo): Promise<number> {
   const peers = peersOf(f);
-  const jid = str(f, 'jid')!;
+  const jid = f.jid;
   const admin = new AdminClient(peers);
   const q = new QuorumJournalManager({ journalId: jid, peers, writerId: 'qjm-finalize' });
   try {
@@ -226,7 +190,7 @@ async function cmdFinalize(f: Flags, io: CliIo): Promise<number> {
       return 0;
     }
     const activity = await admin.lastWriteAgeMs(jid);
-    if (activity.ageMs !== null && activity.ageMs < WRITER_ACTIVE_MS && f.force !== true) {
+    if (activity.ageMs !== null && activity.ageMs < WRITER_ACTIVE_MS && !f.force) {
       throw new QjmError(
         'WRITER_ACTIVE',
         `journal ${jid}: writer ${before.writerId || '?'} (epoch ${before.promisedEpoch}) wrote ${activity.ageMs} ms ago and is probably still writing; finalizing would fence it. Use --force to fence it anyway.`,
@@ -242,9 +206,15 @@ async function cmdFinalize(f: Flags, io: CliIo): Promise<number> {
   }
 }
 
-async function cmdPurge(f: Flags, io: CliIo): Promise<number> {
-  const jid = str(f, 'jid')!;
-  const minTxId = int(f, 'min-txid');
+const PURGE = {
+  name: 'qjm purge',
+  summary: 'Delete the finalized segments that end below a txid (under the current writer\'s epoch).',
+  flags: { peers: PEERS, jid: JID, 'min-txid': { type: 'uint', required: true, valueName: 'TXID', description: 'the first txid to keep' }, json: JSON_OUT },
+} as const satisfies CommandSpec;
+
+async function cmdPurge(f: FlagValues<typeof PURGE>, io: CliIo): Promise<number> {
+  const jid = f.jid;
+  const minTxId = f['min-txid'];
   const peers = peersOf(f);
   const q = new QuorumJournalManager({ journalId: jid, peers });
   const admin = new AdminClient(peers);
@@ -269,21 +239,33 @@ async function cmdPurge(f: Flags, io: CliIo): Promise<number> {
   }
 }
 
-async function cmdTail(f: Flags, io: CliIo): Promise<number> {
-  const q = new QuorumJournalManager({ journalId: str(f, 'jid')!, peers: peersOf(f) });
-  const format = str(f, 'format', false) ?? 'text';
-  if (!['text', 'hex', 'len'].includes(format)) throw new UsageError('--format must be text, hex or len');
+const TAIL = {
+  name: 'qjm tail',
+  summary: 'Print committed edits: txid, length, record.',
+  flags: {
+    peers: PEERS,
+    jid: JID,
+    from: { type: 'uint', valueName: 'TXID', description: 'the first txid to print (default: the oldest, or the next with --follow)' },
+    follow: { type: 'boolean', description: 'keep printing edits as they are committed (until Ctrl-C)' },
+    format: RECORD_FORMAT,
+    json: JSON_OUT,
+  },
+} as const satisfies CommandSpec;
+
+async function cmdTail(f: FlagValues<typeof TAIL>, io: CliIo): Promise<number> {
+  const q = new QuorumJournalManager({ journalId: f.jid, peers: peersOf(f) });
+  const format = f.format ?? 'text';
   const ac = new AbortController();
   const stop = () => ac.abort();
   process.once('SIGINT', stop);
   try {
-    let from = int(f, 'from', 0);
+    let from = f.from ?? 0;
     if (from === 0) {
       const st = await q.getJournalState();
       if (!st.formatted) throw new QjmError('NOT_FORMATTED', `journal ${q.journalId} is not formatted`);
       from = f.follow ? st.lastTxId + 1 : st.segments[0]?.firstTxId ?? 1;
     }
-    for await (const e of q.readEdits({ fromTxId: Math.max(1, from), inProgressOk: true, follow: f.follow === true, signal: ac.signal, waitMs: 1000 })) {
+    for await (const e of q.readEdits({ fromTxId: Math.max(1, from), inProgressOk: true, follow: f.follow, signal: ac.signal, waitMs: 1000 })) {
       if (f.json) io.out(JSON.stringify({ txid: e.txid, length: e.record.byteLength, record: Buffer.from(e.record).toString('base64') }));
       else io.out(`${e.txid}\t${e.record.byteLength}\t${renderRecord(e.record, format)}`);
       if (ac.signal.aborted) break;
@@ -294,6 +276,13 @@ async function cmdTail(f: Flags, io: CliIo): Promise<number> {
     await q.close();
   }
 }
+
+const DUMP = {
+  name: 'qjm dump',
+  summary: 'Read a segment file offline (like hdfs oev): header, then every record with its CRC checked.',
+  positionals: [{ name: 'FILE', description: 'the segment file (edits_... in a journal directory)' }],
+  flags: { format: RECORD_FORMAT, json: JSON_OUT },
+} as const satisfies CommandSpec;
 
 /** Offline reader of one segment file: header, then each frame with its CRC checked. */
 export function dumpSegment(file: string, format: string, io: CliIo, json: boolean): number {
@@ -332,116 +321,185 @@ export function dumpSegment(file: string, format: string, io: CliIo, json: boole
   return 0;
 }
 
-async function cmdChangePeers(f: Flags, io: CliIo, kind: 'add' | 'remove' | 'change'): Promise<number> {
-  const admin = new AdminClient(peersOf(f));
+const PEER = { type: 'string', required: true } as const;
+
+const ADD_PEER = {
+  name: 'qjm add-peer',
+  summary: 'Add a node (started with --join) as a voter: it joins as a learner and catches up first.',
+  flags: { peers: PEERS, peer: { ...PEER, valueName: 'ID=HOST:PORT', description: 'the new node' }, json: JSON_OUT },
+} as const satisfies CommandSpec;
+
+const REMOVE_PEER = {
+  name: 'qjm remove-peer',
+  summary: 'Remove a voter (the leader too: it steps down once the change commits).',
+  flags: { peers: PEERS, peer: { ...PEER, valueName: 'ID', description: 'the node to remove' }, json: JSON_OUT },
+} as const satisfies CommandSpec;
+
+const CHANGE_PEERS = {
+  name: 'qjm change-peers',
+  summary: 'Replace the whole set of voters in one joint change (new nodes catch up first).',
+  flags: { peers: PEERS, 'new-peers': { ...PEER, valueName: 'ID=HOST:PORT,...', description: 'the voters after the change' }, json: JSON_OUT },
+} as const satisfies CommandSpec;
+
+async function cmdChangePeers(peersFlag: string, target: (voters: { id: string; address: string }[]) => { id: string; address: string }[], json: boolean, io: CliIo): Promise<number> {
+  const admin = new AdminClient(peersOf({ peers: peersFlag }));
   try {
     const m = await admin.membership();
     const voters = m.peers.filter((p) => p.role === 'voter').map((p) => ({ id: p.id, address: p.address }));
-    let target: { id: string; address: string }[];
-    if (kind === 'add') {
-      const [p] = parsePeers(str(f, 'peer')!);
-      if (voters.some((v) => v.id === p!.id)) throw new UsageError(`${p!.id} is already a voter`);
-      target = [...voters, p!];
-    } else if (kind === 'remove') {
-      const id = str(f, 'peer')!.split('=')[0]!;
-      if (!voters.some((v) => v.id === id)) throw new UsageError(`${id} is not a voter (voters: ${voters.map((v) => v.id).join(', ')})`);
-      target = voters.filter((v) => v.id !== id);
-    } else {
-      try {
-        target = parsePeers(str(f, 'new-peers')!);
-      } catch (e) {
-        throw new UsageError(`--new-peers: ${(e as Error).message}`);
+    const next = target(voters);
+    if (!json) io.err(`changing voters from ${formatPeers(voters)} to ${formatPeers(next)} (new peers catch up first)...`);
+    const msg = await admin.changePeers(next);
+    io.out(json ? JSON.stringify({ ok: true, voters: next }) : msg);
+    return 0;
+  } finally {
+    await admin.close();
+  }
+}
+
+function parsePeersFlag(flag: string, value: string): { id: string; address: string }[] {
+  try {
+    return parsePeers(value);
+  } catch (e) {
+    throw new UsageError(`--${flag}: ${(e as Error).message}`);
+  }
+}
+
+function cmdAddPeer(f: FlagValues<typeof ADD_PEER>, io: CliIo): Promise<number> {
+  const [p] = parsePeersFlag('peer', f.peer);
+  return cmdChangePeers(f.peers, (voters) => {
+    if (voters.some((v) => v.id === p!.id)) throw new UsageError(`${p!.id} is already a voter`);
+    return [...voters, p!];
+  }, f.json, io);
+}
+
+function cmdRemovePeer(f: FlagValues<typeof REMOVE_PEER>, io: CliIo): Promise<number> {
+  const id = f.peer.split('=')[0]!;
+  return cmdChangePeers(f.peers, (voters) => {
+    if (!voters.some((v) => v.id === id)) throw new UsageError(`${id} is not a voter (voters: ${voters.map((v) => v.id).join(', ')})`);
+    return voters.filter((v) => v.id !== id);
+  }, f.json, io);
+}
+
+function cmdReplacePeers(f: FlagValues<typeof CHANGE_PEERS>, io: CliIo): Promise<number> {
+  const target = parsePeersFlag('new-peers', f['new-peers']);
+  return cmdChangePeers(f.peers, () => target, f.json, io);
+}
+
+const TRANSFER_LEADER = {
+  name: 'qjm transfer-leader',
+  summary: 'Move leadership to another voter.',
+  flags: { peers: PEERS, to: { type: 'string', valueName: 'ID', description: 'the new leader (default: the most caught-up voter)' }, json: JSON_OUT },
+} as const satisfies CommandSpec;
+
+async function cmdTransferLeader(f: FlagValues<typeof TRANSFER_LEADER>, io: CliIo): Promise<number> {
+  const admin = new AdminClient(peersOf(f));
+  try {
+    const msg = await admin.transferLeader(f.to ?? '');
+    io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : msg);
+    return 0;
+  } finally {
+    await admin.close();
+  }
+}
+
+const SNAPSHOT = {
+  name: 'qjm snapshot',
+  summary: 'Take a snapshot now (snapshots otherwise happen by log size and time).',
+  flags: { peers: PEERS, node: { type: 'string', valueName: 'HOST:PORT', description: 'the node that snapshots (default: the leader)' }, json: JSON_OUT },
+} as const satisfies CommandSpec;
+
+async function cmdSnapshot(f: FlagValues<typeof SNAPSHOT>, io: CliIo): Promise<number> {
+  const admin = new AdminClient(peersOf(f));
+  try {
+    const msg = await admin.snapshot(f.node);
+    io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : msg);
+    return 0;
+  } finally {
+    await admin.close();
+  }
+}
+
+const DEMO = {
+  name: 'qjm demo',
+  summary: 'The HA demo (same as npm start): an active master, a tailing standby, and a failover.',
+  flags: {},
+} as const satisfies CommandSpec;
+
+interface Command {
+  spec: CommandSpec;
+  /** Parses the flags against the spec (or prints --help), then runs. */
+  exec(argv: string[], io: CliIo): Promise<number>;
+}
+
+function command<S extends CommandSpec>(spec: S, run: (f: FlagValues<S>, io: CliIo, positionals: string[]) => Promise<number> | number): Command {
+  return {
+    spec,
+    async exec(argv, io) {
+      const p = parseCommand(spec, argv);
+      if (p.help) {
+        io.out(helpText(spec));
+        return 0;
       }
-    }
-    if (!f.json) io.err(`changing voters from ${formatPeers(voters)} to ${formatPeers(target)} (new peers catch up first)...`);
-    const msg = await admin.changePeers(target);
-    io.out(f.json ? JSON.stringify({ ok: true, voters: target }) : msg);
-    return 0;
-  } finally {
-    await admin.close();
-  }
+      return run(p.flags, io, p.positionals);
+    },
+  };
 }
 
-async function cmdTransferLeader(f: Flags, io: CliIo): Promise<number> {
-  const admin = new AdminClient(peersOf(f));
-  try {
-    const msg = await admin.transferLeader(str(f, 'to', false) ?? '');
-    io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : msg);
-    return 0;
-  } finally {
-    await admin.close();
-  }
-}
+const COMMANDS: Record<string, Command> = {
+  status: command(STATUS, cmdStatus),
+  format: command(FORMAT, cmdFormat),
+  segments: command(SEGMENTS, cmdSegments),
+  finalize: command(FINALIZE, cmdFinalize),
+  purge: command(PURGE, cmdPurge),
+  tail: command(TAIL, cmdTail),
+  dump: command(DUMP, (f, io, [file]) => dumpSegment(file!, f.format ?? 'text', io, f.json)),
+  'add-peer': command(ADD_PEER, cmdAddPeer),
+  'remove-peer': command(REMOVE_PEER, cmdRemovePeer),
+  'change-peers': command(CHANGE_PEERS, cmdReplacePeers),
+  'transfer-leader': command(TRANSFER_LEADER, cmdTransferLeader),
+  snapshot: command(SNAPSHOT, cmdSnapshot),
+  bench: command(BENCH_COMMAND, (f) => runBenchCommand(f)),
+  demo: command(DEMO, async () => {
+    const { runDemo } = await import('../demo/demo.js');
+    return runDemo({});
+  }),
+};
 
-async function cmdSnapshot(f: Flags, io: CliIo): Promise<number> {
-  const admin = new AdminClient(peersOf(f));
-  try {
-    const msg = await admin.snapshot(str(f, 'node', false));
-    io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : msg);
-    return 0;
-  } finally {
-    await admin.close();
-  }
+function overview(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  return [
+    'qjm — operate a qjournal cluster',
+    '',
+    'usage: qjm <command> [flags]          qjm <command> --help lists the flags of one command',
+    '',
+    ...Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(width)}  ${c.spec.summary}`),
+    '',
+    '--peers may also come from QJM_PEERS. Exit codes: 0 ok, 1 failure (unreachable, no quorum), 2 usage,',
+    '3 not formatted, 4 refused (fenced, already formatted, writer active, out of sync), 5 corrupt data.',
+  ].join('\n');
 }
 
 export async function runQjm(argv: string[], io: CliIo): Promise<number> {
-  const [cmd, ...rest] = argv;
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    // `qjm help purge` is `qjm purge --help`.
+    const topic = name === 'help' && rest[0] ? COMMANDS[rest[0]] : undefined;
+    if (topic) io.out(helpText(topic.spec));
+    else io.out(overview());
+    return name ? 0 : 2;
+  }
+  const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!cmd) {
+    io.err(`qjm: unknown command ${JSON.stringify(name)}\n\n${overview()}`);
+    return 2;
+  }
   try {
-    if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
-      io.out(USAGE);
-      return cmd ? 0 : 2;
-    }
-    const f = parseFlags(rest, BOOLEANS);
-    if (f.help) {
-      io.out(USAGE);
-      return 0;
-    }
-    switch (cmd) {
-      case 'status':
-        return await cmdStatus(f, io);
-      case 'format':
-        return await cmdFormat(f, io);
-      case 'segments':
-        return await cmdSegments(f, io);
-      case 'finalize':
-        return await cmdFinalize(f, io);
-      case 'purge':
-        return await cmdPurge(f, io);
-      case 'tail':
-        return await cmdTail(f, io);
-      case 'dump': {
-        const file = f._[0];
-        if (!file) throw new UsageError('qjm dump FILE');
-        const format = str(f, 'format', false) ?? 'text';
-        if (!['text', 'hex', 'len'].includes(format)) throw new UsageError('--format must be text, hex or len');
-        return dumpSegment(file, format, io, f.json === true);
-      }
-      case 'add-peer':
-        return await cmdChangePeers(f, io, 'add');
-      case 'remove-peer':
-        return await cmdChangePeers(f, io, 'remove');
-      case 'change-peers':
-        return await cmdChangePeers(f, io, 'change');
-      case 'transfer-leader':
-        return await cmdTransferLeader(f, io);
-      case 'snapshot':
-        return await cmdSnapshot(f, io);
-      case 'bench': {
-        const { runBenchCli } = await import('../bench/bench.js');
-        return await runBenchCli(rest);
-      }
-      case 'demo': {
-        const { runDemo } = await import('../demo/demo.js');
-        return await runDemo({});
-      }
-      default:
-        throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
-    }
+    return await cmd.exec(rest, io);
   } catch (e) {
     const code = exitCodeFor(e);
-    if (e instanceof UsageError) io.err(`qjm ${cmd}: ${e.message}\n\n${USAGE}`);
-    else if (e instanceof QjmError) io.err(`qjm ${cmd}: ${e.code}: ${e.message}`);
-    else io.err(`qjm ${cmd}: ${(e as Error).message}`);
+    if (e instanceof UsageError) io.err(usageError(cmd.spec, e.message));
+    else if (e instanceof QjmError) io.err(`qjm ${name}: ${e.code}: ${e.message}`);
+    else io.err(`qjm ${name}: ${(e as Error).message}`);
     return code;
   }
 }

@@ -1,11 +1,12 @@
 // The qjm CLI as an operator uses it: real processes, real output, and exit codes for every failure.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { LocalCluster } from '../../src/local-cluster.js';
+import { JOURNALNODE_MAIN, LocalCluster } from '../../src/local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 
 const QJM = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'qjm.js');
@@ -38,7 +39,7 @@ describe('qjm CLI', function () {
   it('usage errors exit 2 with the usage text', async () => {
     const r = await qjm(['segments', '--jid', 'x']);
     expect(r.code).to.equal(2);
-    expect(r.err).to.match(/--peers is required/).and.match(/qjm status/);
+    expect(r.err).to.match(/--peers is required/).and.match(/usage: qjm segments --peers/);
     expect((await qjm(['frobnicate'])).code).to.equal(2);
   });
 
@@ -73,6 +74,8 @@ describe('qjm CLI', function () {
     r = await qjm(['finalize', '--peers', peers, '--jid', 'cli1']);
     expect(r.code, 'the writer wrote a moment ago').to.equal(4);
     expect(r.err).to.match(/QJM_ERR_WRITER_ACTIVE/).and.match(/--force/);
+    r = await qjm(['finalize', '--peers', peers, '--jid', 'cli1', '--forse', 'yes']);
+    expect(r.code, 'a misspelt --force is refused, not ignored').to.equal(2);
     r = await qjm(['finalize', '--peers', peers, '--jid', 'cli1', '--force']);
     expect(r.code, r.err).to.equal(0);
     expect(r.out).to.match(/fenced prior writers with epoch 2; finalized segment 6-8/);
@@ -88,6 +91,12 @@ describe('qjm CLI', function () {
     r = await qjm(['tail', '--peers', peers, '--jid', 'cli1', '--from', '4']);
     expect(r.code, r.err).to.equal(0);
     expect(r.out.trim().split('\n')).to.deep.equal(['4\t4\top 4', '5\t4\top 5', '6\t4\top 6', '7\t4\top 7', '8\t4\top 8']);
+
+    r = await qjm(['purge', '--peers', peers, '--jid', 'cli1', '--min-txid', '6', '--dry-run', 'yes']);
+    expect(r.code, 'there is no --dry-run: refused, not ignored').to.equal(2);
+    expect(r.err).to.match(/unknown flag --dry-run/).and.match(/usage: qjm purge/);
+    const kept = JSON.parse((await qjm(['segments', '--peers', peers, '--jid', 'cli1', '--json'])).out) as { segments: { firstTxId: number }[] };
+    expect(kept.segments.map((s) => s.firstTxId), 'nothing purged').to.deep.equal([1, 6]);
 
     r = await qjm(['purge', '--peers', peers, '--jid', 'cli1', '--min-txid', '6']);
     expect(r.code, r.err).to.equal(0);
@@ -115,5 +124,23 @@ describe('qjm CLI', function () {
     const r = await qjm(['segments', '--peers', '127.0.0.1:1', '--jid', 'cli1'], {});
     expect(r.code).to.equal(1);
     expect(r.err).to.match(/QJM_ERR_QUORUM_UNAVAILABLE.*no JournalNode answered/);
+  });
+});
+
+describe('journalnode command line', () => {
+  const run = (args: string[]) => spawnSync(process.execPath, [JOURNALNODE_MAIN, ...args], { encoding: 'utf8', timeout: 15_000 });
+  const base = ['--id', 'n1', '--listen', '127.0.0.1:0', '--data', path.join(os.tmpdir(), 'qj-never-created'), '--peers', 'n1=127.0.0.1:1'];
+
+  it('an unknown flag exits 2 with the usage line, before the data directory is touched', () => {
+    const r = run([...base, '--electionTimeoutMs', '500', '--bogus', '1']);
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.match(/^journalnode: unknown flag --bogus\nusage: journalnode --id /);
+    expect(fs.existsSync(base[5]!)).to.equal(false);
+  });
+
+  it('--help lists the node flags and every setting', () => {
+    const r = run(['--help']);
+    expect(r.status).to.equal(0);
+    expect(r.stdout).to.match(/--listen HOST:PORT/).and.match(/--electionTimeoutMs N +default 1000/).and.match(/--sync true\|false/);
   });
 });

@@ -1,0 +1,102 @@
+// The journalnode command line: identity and address flags, --config file.json, and --<setting> <value> for
+// every setting in DEFAULTS (the flags derive from its keys and value types, so a new setting needs no edit
+// here). Flags override the file; config.ts validates the result.
+
+import fs from 'node:fs';
+import { parseCommand, UsageError } from '../src/command-line.js';
+import type { CommandSpec, FlagSpec } from '../src/command-line.js';
+import { parseAddresses, parsePeers } from '../src/peers.js';
+import { ConfigError, DEFAULTS, validateConfig } from './config.js';
+import type { JournalNodeConfig } from './config.js';
+
+const NODE_FLAGS = {
+  id: { type: 'string', valueName: 'ID', description: "this node's id" },
+  listen: { type: 'string', valueName: 'HOST:PORT', description: 'the address to bind (port 0: any free port)' },
+  data: { type: 'string', valueName: 'DIR', description: 'the data directory (locked while the node runs)' },
+  peers: { type: 'string', valueName: 'ID=HOST:PORT,...', description: 'the initial configuration, read only when the data directory is empty' },
+  join: { type: 'string', valueName: 'HOST:PORT,...', description: 'instead of --peers: members of a running cluster to join (then: qjm add-peer)' },
+  advertise: { type: 'string', valueName: 'HOST:PORT', description: 'the address peers dial, when it is not the one in --peers or --listen' },
+  config: { type: 'string', valueName: 'FILE', description: 'a JSON object of settings by name (and the flags above); flags override it' },
+  'log-level': { type: 'string', valueName: 'LEVEL', description: 'the same as --logLevel' },
+} as const satisfies Record<string, FlagSpec>;
+
+/** Flag name to setting name, where they differ. */
+const FIELD_OF_FLAG: Partial<Record<keyof typeof NODE_FLAGS, keyof JournalNodeConfig>> = { data: 'dataDir', 'log-level': 'logLevel' };
+
+/** What a config file may name besides the settings. */
+const FILE_FIELDS = ['id', 'listen', 'dataDir', 'peers', 'join', 'advertise'];
+
+const SETTING_FLAGS: Record<string, FlagSpec> = Object.fromEntries(
+  Object.entries(DEFAULTS).map(([name, def]): [string, FlagSpec] => {
+    const description = `default ${JSON.stringify(def)}`;
+    if (typeof def === 'boolean') return [name, { type: 'string', choices: ['true', 'false'], description }];
+    return [name, { type: 'string', valueName: typeof def === 'number' ? 'N' : 'VALUE', description }];
+  }),
+);
+
+export const JOURNALNODE_COMMAND = {
+  name: 'journalnode',
+  summary: 'A JournalNode: one member of the Raft group that stores the journals.',
+  usage: [
+    'journalnode --id n1 --listen 127.0.0.1:8485 --data ./data/n1 \\',
+    '            --peers n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487 [--config file.json] [--<setting> VALUE]...',
+    'journalnode --id n4 --listen 127.0.0.1:8488 --data ./data/n4 --join 127.0.0.1:8485   (then: qjm add-peer)',
+  ],
+  flags: { ...NODE_FLAGS, ...SETTING_FLAGS },
+  notes: 'Every setting (GET /flags shows the effective ones) is a flag of its own name; docs/OPERATIONS.md says what each does.',
+} as const satisfies CommandSpec;
+
+export type JournalNodeArgs = { help: true } | { help: false; config: JournalNodeConfig };
+
+/**
+ * Parses the command line into a validated configuration. Throws UsageError (a flag problem) or ConfigError
+ * (a bad setting, from the flags or the file).
+ */
+export function parseJournalNodeArgs(argv: readonly string[]): JournalNodeArgs {
+  const p = parseCommand(JOURNALNODE_COMMAND, argv, {});
+  if (p.help) return p;
+  const flags = p.flags as Record<string, string | undefined>;
+  if (flags['log-level'] !== undefined && flags.logLevel !== undefined) throw new UsageError('give --log-level or --logLevel, not both');
+  const cfg: Record<string, unknown> = { ...DEFAULTS, ...(flags.config ? readConfigFile(flags.config) : {}) };
+  for (const [flag, value] of Object.entries(flags)) {
+    if (value === undefined || flag === 'config') continue;
+    if (flag === 'peers' || flag === 'join') {
+      try {
+        cfg[flag] = flag === 'peers' ? parsePeers(value) : parseAddresses(value);
+      } catch (e) {
+        throw new UsageError(`invalid --${flag}: ${(e as Error).message}`);
+      }
+      continue;
+    }
+    const field = FIELD_OF_FLAG[flag as keyof typeof NODE_FLAGS] ?? flag;
+    const def = (DEFAULTS as Record<string, unknown>)[field];
+    if (typeof def === 'number') {
+      const n = Number(value);
+      if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`invalid --${flag}: expected a number, got ${JSON.stringify(value)}`);
+      cfg[field] = n;
+    } else if (typeof def === 'boolean') cfg[field] = value === 'true';
+    else cfg[field] = value;
+  }
+  return { help: false, config: validateConfig(cfg as Partial<JournalNodeConfig>) };
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`cannot read --config ${file}: ${(e as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`--config ${file}: expected a JSON object`);
+  const out = parsed as Record<string, unknown>;
+  for (const k of Object.keys(out)) {
+    if (!(k in DEFAULTS) && !FILE_FIELDS.includes(k)) throw new ConfigError(`--config ${file}: unknown setting ${JSON.stringify(k)}`);
+  }
+  try {
+    if (typeof out.peers === 'string') out.peers = parsePeers(out.peers);
+    if (typeof out.join === 'string') out.join = parseAddresses(out.join);
+  } catch (e) {
+    throw new ConfigError(`--config ${file}: ${(e as Error).message}`);
+  }
+  return out;
+}

@@ -1,0 +1,112 @@
+// The JSON a JournalNode serves at GET /status, declared once: the server builds it (journalnode/
+// routes-admin.ts buildStatus), and every reader — the qjm CLI, libqjm's AdminClient, a joining node, the
+// local cluster of tests and the demo — fetches it through fetchNodeStatus below.
+
+import { request } from 'undici';
+import type { ProgressState } from './raft/progress.js';
+import type { StateType } from './raft/types.js';
+
+export interface MemberJson {
+  id: string;
+  address: string;
+  role: 'voter' | 'outgoing-voter' | 'learner';
+}
+
+/** The leader's view of one follower (empty on other nodes). */
+export interface FollowerJson {
+  nextIndex: number;
+  matchIndex: number;
+  state: `${ProgressState}`;
+  inflight: number;
+  recentActive: boolean;
+  lagEntries: number;
+}
+
+export interface SegmentJson {
+  firstTxId: number;
+  lastTxId: number;
+  inProgress: boolean;
+  sizeBytes: number;
+}
+
+export interface JournalStatusJson {
+  formatted: boolean;
+  namespaceId: number;
+  clusterId: string;
+  promisedEpoch: number;
+  lastWriterEpoch: number;
+  /** '' when no writer has claimed an epoch. */
+  writerId: string;
+  lastTxId: number;
+  segments: SegmentJson[];
+}
+
+/** This node's link to one peer: its send queue and failures. */
+export interface PeerLinkJson {
+  id: string;
+  queuedMessages: number;
+  queuedBytes: number;
+  sending: boolean;
+  failures: number;
+  droppedMessages: number;
+  sentBatches: number;
+  storageId: string;
+}
+
+export interface NodeStatusJson {
+  id: string;
+  state: `${StateType}`;
+  term: number;
+  /** The node this one voted for in `term` ('' for none). */
+  vote: string;
+  leader: string | null;
+  leaderAddress: string | null;
+  clusterId: string;
+  storageId: string;
+  peers: MemberJson[];
+  /** A joint configuration (a membership change) is in progress. */
+  joint: boolean;
+  commitIndex: number;
+  appliedIndex: number;
+  firstIndex: number;
+  lastIndex: number;
+  /** The last index durable on this node's disk. */
+  diskIndex: number;
+  snapshotIndex: number;
+  snapshotTerm: number;
+  leadTransferee: string | null;
+  followers: Record<string, FollowerJson>;
+  pending: { proposals: number; reads: number; persistJobs: number };
+  journals: Record<string, JournalStatusJson>;
+  /** The Raft log's counters (writes, bytesWritten, ...). */
+  storage: Record<string, number>;
+  transport: PeerLinkJson[];
+  /** Peers whose data directory changed identity (wiped and restarted under the same id). */
+  peerStorageIdChanges: { id: string; from: string; to: string; atMs: number }[];
+  fatal: string | null;
+  uptimeS: number;
+  version: string;
+}
+
+/**
+ * GET /status of one node, within timeoutMs overall (connect included). Rejects with an Error whose message
+ * is the short reason (ECONNREFUSED, HTTP 503: ..., timed out), ready for a table cell or a log line.
+ */
+export async function fetchNodeStatus(address: string, timeoutMs: number): Promise<NodeStatusJson> {
+  let body: unknown;
+  try {
+    const r = await request(`http://${address}/status`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
+    if (r.statusCode !== 200) throw new Error(`HTTP ${r.statusCode}: ${(await r.body.text()).slice(0, 200)}`);
+    body = await r.body.json();
+  } catch (e) {
+    const err = e as Error & { code?: unknown };
+    if (err.name === 'TimeoutError') throw new Error(`timed out after ${timeoutMs} ms`);
+    throw new Error(typeof err.code === 'string' ? err.code : err.message);
+  }
+  // The fields readers act on; a proxy's page or another service's JSON must not pass for a node.
+  const s = body as Partial<NodeStatusJson> | null;
+  if (typeof s !== 'object' || s === null || typeof s.id !== 'string' || typeof s.term !== 'number' || typeof s.clusterId !== 'string' || !Array.isArray(s.peers) || typeof s.journals !== 'object' || s.journals === null) {
+    throw new Error('not a JournalNode /status answer');
+  }
+  return s as NodeStatusJson;
+}

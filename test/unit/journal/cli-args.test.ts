@@ -1,0 +1,70 @@
+// The journalnode command line: every setting is a flag of its own name, flags override --config, and
+// anything unknown is refused.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { UsageError } from '../../../src/command-line.js';
+import { parseJournalNodeArgs } from '../../../journalnode/cli-args.js';
+import { ConfigError, DEFAULTS } from '../../../journalnode/config.js';
+import type { JournalNodeConfig } from '../../../journalnode/config.js';
+
+const BASE = ['--id', 'n1', '--listen', '127.0.0.1:8485', '--data', '/tmp/qj-n1', '--peers', 'n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487'];
+
+function config(argv: string[]): JournalNodeConfig {
+  const a = parseJournalNodeArgs(argv);
+  if (a.help) return expect.fail('help instead of a configuration');
+  return a.config;
+}
+
+function refused(argv: string[], type: typeof UsageError | typeof ConfigError): string {
+  try {
+    parseJournalNodeArgs(argv);
+  } catch (e) {
+    expect(e).to.be.instanceOf(type);
+    return (e as Error).message;
+  }
+  return expect.fail(`${argv.join(' ')} was accepted`);
+}
+
+describe('journalnode command line', () => {
+  it('the node flags and the defaults', () => {
+    const c = config(BASE);
+    expect(c).to.include({ id: 'n1', listen: '127.0.0.1:8485', dataDir: '/tmp/qj-n1', advertise: '127.0.0.1:8485', electionTimeoutMs: DEFAULTS.electionTimeoutMs });
+    expect(c.peers.map((p) => p.id)).to.deep.equal(['n1', 'n2', 'n3']);
+  });
+
+  it('every setting is a flag of its own name, typed by its default', () => {
+    const c = config([...BASE, '--electionTimeoutMs', '500', '--sync', 'false', '--logLevel', 'warn', '--snapshotLogBytes=65536']);
+    expect(c).to.include({ electionTimeoutMs: 500, sync: false, logLevel: 'warn', snapshotLogBytes: 65536 });
+    expect(config([...BASE, '--log-level', 'debug']).logLevel).to.equal('debug');
+    for (const name of Object.keys(DEFAULTS)) expect(() => parseJournalNodeArgs([...BASE, `--${name}`]), name).to.throw(UsageError, /needs a value/);
+  });
+
+  it('refuses unknown flags, positionals, repeats and badly typed values', () => {
+    expect(refused([...BASE, '--electionTimeout', '500'], UsageError)).to.equal('unknown flag --electionTimeout (did you mean --electionTimeoutMs?)');
+    expect(refused([...BASE, '--dataDir', '/x'], UsageError)).to.match(/^unknown flag --dataDir/);
+    expect(refused([...BASE, 'extra'], UsageError)).to.match(/unexpected argument "extra"/);
+    expect(refused([...BASE, '--id', 'n2'], UsageError)).to.equal('--id is given twice');
+    expect(refused([...BASE, '--log-level', 'warn', '--logLevel', 'info'], UsageError)).to.match(/not both/);
+    expect(refused([...BASE, '--sync', 'yes'], UsageError)).to.match(/--sync must be true or false/);
+    expect(refused([...BASE, '--electionTimeoutMs', 'soon'], UsageError)).to.match(/expected a number/);
+    expect(refused([...BASE, '--electionTimeoutMs', '10'], ConfigError)).to.match(/electionTimeoutMs: 10 is outside/);
+    expect(refused([...BASE.slice(0, 6), '--peers', 'n1=127.0.0.1:0'], UsageError)).to.match(/invalid --peers: port 0/);
+  });
+
+  it('--config file.json: flags override the file; unknown names are refused', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-cli-args-'));
+    try {
+      const file = path.join(dir, 'qjournal.json');
+      fs.writeFileSync(file, JSON.stringify({ id: 'n2', listen: '127.0.0.1:8486', dataDir: '/tmp/qj-n2', peers: 'n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487', electionTimeoutMs: 700, keepSnapshots: 3 }));
+      const c = config(['--config', file, '--electionTimeoutMs', '900']);
+      expect(c).to.include({ id: 'n2', dataDir: '/tmp/qj-n2', electionTimeoutMs: 900, keepSnapshots: 3 });
+      fs.writeFileSync(file, JSON.stringify({ electionTimeout: 700 }));
+      expect(refused([...BASE, '--config', file], ConfigError)).to.match(/unknown setting "electionTimeout"/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
