@@ -391,10 +391,11 @@ const TRANSFER_LEADER = {
   flags: { peers: PEERS, to: { type: 'string', valueName: 'ID', description: 'the new leader (default: the most caught-up voter)' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
-async function cmdTransferLeader(f: FlagValues<typeof TRANSFER_LEADER>, io: CliIo): Promise<number> {
+/** One admin call whose answer is a message for the operator. */
+async function cmdAdmin(f: { peers: string; json: boolean }, io: CliIo, call: (admin: AdminClient) => Promise<string>): Promise<number> {
   const admin = new AdminClient(peersOf(f));
   try {
-    const msg = await admin.transferLeader(f.to ?? '');
+    const msg = await call(admin);
     io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : msg);
     return 0;
   } finally {
@@ -407,17 +408,6 @@ const SNAPSHOT = {
   summary: 'Take a snapshot now (snapshots otherwise happen by log size and time).',
   flags: { peers: PEERS, node: { type: 'string', valueName: 'HOST:PORT', description: 'the node that snapshots (default: the leader)' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
-
-async function cmdSnapshot(f: FlagValues<typeof SNAPSHOT>, io: CliIo): Promise<number> {
-  const admin = new AdminClient(peersOf(f));
-  try {
-    const msg = await admin.snapshot(f.node);
-    io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : msg);
-    return 0;
-  } finally {
-    await admin.close();
-  }
-}
 
 const DEMO = {
   name: 'qjm demo',
@@ -456,8 +446,8 @@ const COMMANDS: Record<string, Command> = {
   'add-peer': command(ADD_PEER, cmdAddPeer),
   'remove-peer': command(REMOVE_PEER, cmdRemovePeer),
   'change-peers': command(CHANGE_PEERS, cmdReplacePeers),
-  'transfer-leader': command(TRANSFER_LEADER, cmdTransferLeader),
-  snapshot: command(SNAPSHOT, cmdSnapshot),
+  'transfer-leader': command(TRANSFER_LEADER, (f, io) => cmdAdmin(f, io, (admin) => admin.transferLeader(f.to ?? ''))),
+  snapshot: command(SNAPSHOT, (f, io) => cmdAdmin(f, io, (admin) => admin.snapshot(f.node))),
   bench: command(BENCH_COMMAND, (f) => runBenchCommand(f)),
   demo: command(DEMO, async () => {
     const { runDemo } = await import('../demo/demo.js');
