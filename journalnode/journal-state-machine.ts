@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { assert } from '../src/assert.js';
+import type { Logger } from '../src/logger.js';
 import { qjournal } from '../src/gen/proto.js';
 import type { ReplicaStateMachine, StagedSnapshot } from '../src/replica/env.js';
 import type { Entry, NodeId, SnapshotMeta } from '../src/raft/types.js';
@@ -17,13 +18,6 @@ import type { ManifestData, StagedImage } from './snapshot-store.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
-
-export interface Logger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-  debug(obj: object, msg: string): void;
-}
 
 /** Where a follower fetches a snapshot from: the JournalNode's HTTP client to its peers. */
 export interface SnapshotSource {

@@ -4,14 +4,17 @@
 
 import client from 'prom-client';
 import type { ReplicaStatus } from '../src/replica/replica.js';
-
-/** What the metrics read from the replica. */
-export interface StatusSource {
-  status(): ReplicaStatus;
-  readonly isLeader: boolean;
-}
+import type { ReplicaLog } from '../src/replica/env.js';
+import type { Entry, HardState, SnapshotMeta } from '../src/raft/types.js';
 import type { JournalStateMachine } from './journal-state-machine.js';
 import type { PeerTransport } from './peer-transport.js';
+
+/** What the gauges read, attached once the parts exist (the log and state machine feed counters before). */
+export interface MetricSources {
+  replica: { status(): ReplicaStatus; readonly isLeader: boolean };
+  sm: JournalStateMachine;
+  transport: PeerTransport;
+}
 
 export class NodeMetrics {
   readonly registry = new client.Registry();
@@ -23,10 +26,15 @@ export class NodeMetrics {
   readonly bytesWritten: client.Counter<'jid'>;
   readonly rpcSeconds: client.Histogram<'rpc' | 'code'>;
 
-  constructor(id: string, replica: () => StatusSource | null, sm: () => JournalStateMachine | null, transport: () => PeerTransport | null) {
+  private sources: MetricSources | null = null;
+
+  constructor(id: string) {
     const r = this.registry;
     r.setDefaultLabels({ node: id });
     client.collectDefaultMetrics({ register: r, prefix: 'qjournal_process_' });
+    const replica = () => this.sources?.replica ?? null;
+    const sm = () => this.sources?.sm ?? null;
+    const transport = () => this.sources?.transport ?? null;
     const gauge = (name: string, help: string, fn: () => number) =>
       new client.Gauge({
         name,
@@ -115,7 +123,69 @@ export class NodeMetrics {
     });
   }
 
+  /** One journal() batch applied here. */
+  journalApplied(jid: string, txns: number, bytes: number): void {
+    this.batchesWritten.inc({ jid });
+    this.txnsWritten.inc({ jid }, txns);
+    this.bytesWritten.inc({ jid }, bytes);
+  }
+
+  /** The gauges read these from now on (before, they read as zero). */
+  attach(sources: MetricSources): void {
+    this.sources = sources;
+  }
+
+  /** The node's log, with every write (one group commit and its fdatasync) timed and counted. */
+  meteredLog(log: ReplicaLog): ReplicaLog {
+    return new MeteredLog(log, this);
+  }
+
   text(): Promise<string> {
     return this.registry.metrics();
+  }
+}
+
+class MeteredLog implements ReplicaLog {
+  constructor(
+    private readonly log: ReplicaLog,
+    private readonly metrics: NodeMetrics,
+  ) {}
+  initialHardState(): HardState {
+    return this.log.initialHardState();
+  }
+  snapshotMeta(): SnapshotMeta {
+    return this.log.snapshotMeta();
+  }
+  firstIndex(): number {
+    return this.log.firstIndex();
+  }
+  lastIndex(): number {
+    return this.log.lastIndex();
+  }
+  term(index: number): number | undefined {
+    return this.log.term(index);
+  }
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    return this.log.entries(lo, hi, maxBytes);
+  }
+  write(hs: HardState | null, entries: Entry[], done: (err: Error | null) => void): void {
+    const t0 = performance.now();
+    let bytes = 0;
+    for (const e of entries) bytes += e.data.byteLength;
+    this.log.write(hs, entries, (err) => {
+      this.metrics.logWriteSeconds.observe((performance.now() - t0) / 1000);
+      this.metrics.logWrites.inc();
+      this.metrics.logWriteBytes.inc(bytes);
+      done(err);
+    });
+  }
+  snapshotSaved(meta: SnapshotMeta, compactTo: number): void {
+    this.log.snapshotSaved(meta, compactTo);
+  }
+  beginReset(meta: SnapshotMeta): void {
+    this.log.beginReset(meta);
+  }
+  commitReset(meta: SnapshotMeta, done: (err: Error | null) => void): void {
+    this.log.commitReset(meta, done);
   }
 }

@@ -3,7 +3,8 @@
 // Pure: input is step/tick/propose; output is queued messages and log state read by RawNode.ready().
 
 import { assert, unreachable } from '../assert.js';
-import { applyConfChange, decodeConfChange, encodeConfChange, validateConfChange } from './confchange.js';
+import { applyConfChange, validateConfChange } from './confchange.js';
+import { bytesEqual, bytesToHex } from './bytes.js';
 import { RaftLog } from './log.js';
 import type { LogStorage } from './log.js';
 import { Progress, ProgressState } from './progress.js';
@@ -20,41 +21,37 @@ import {
   NONE,
   StateType,
 } from './types.js';
-import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, SnapshotMeta } from './types.js';
+import type { ConfChange, ConfChangeCodec, ConfState, Entry, HardState, Message, NodeId, SnapshotMeta } from './types.js';
+import type { RaftSettings } from '../settings.js';
+import { silentLogger } from '../logger.js';
+import type { Logger } from '../logger.js';
 
-export interface RaftLogger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-}
 
-export const silentLogger: RaftLogger = { debug() {}, info() {}, warn() {} };
 
-export interface RaftConfig {
+/**
+ * The core's configuration. Fields named in src/settings.ts mean what the schema says there (same names at
+ * every layer); the rest are derived by the driver (ticks, byte bounds) or injected (randomness, logging).
+ */
+export interface RaftConfig extends RaftSettings {
   id: NodeId;
   /** Election timeout in ticks; a follower's randomized timeout is drawn from [electionTicks, electionTicks + electionJitterTicks). */
   electionTicks: number;
   /** Width of the randomization (the Raft paper's [T, 2T] is electionJitterTicks = electionTicks). */
   electionJitterTicks?: number;
   heartbeatTicks: number;
-  /** Bounds on one append message. */
-  maxEntriesPerAppend: number;
-  maxAppendBytes: number;
-  /** Bounds on what is in flight to one follower in Replicate state. */
-  maxInflightMsgs: number;
+  /** Bytes in flight to one follower in Replicate state (0: no byte bound). */
   maxInflightBytes: number;
-  /** Proposals beyond this many uncommitted bytes are refused ('busy'): backpressure, never unbounded memory. */
-  maxUncommittedBytes: number;
-  /** Bounds on the committed entries one Ready hands out. */
+  /** Bytes of committed entries one Ready hands out. */
   maxApplyBytes: number;
-  maxApplyEntries: number;
   /** A follower silent in Snapshot state for this many ticks is probed again. */
   snapshotTimeoutTicks: number;
   preVote: boolean;
   checkQuorum: boolean;
+  /** How configuration changes are stored in log entries (the wire format lives outside the core). */
+  confChangeCodec: ConfChangeCodec;
   /** Injected randomness in [0, 1): a seeded PRNG in the simulator. */
   random: () => number;
-  logger?: RaftLogger;
+  logger?: Logger;
 }
 
 export type ProposeError =
@@ -81,18 +78,6 @@ export interface ReadState {
 export const CAMPAIGN_TRANSFER = new TextEncoder().encode('transfer');
 
 const AFTER_PERSIST = new Set([MessageType.AppResp, MessageType.Vote, MessageType.VoteResp, MessageType.SnapStatus]);
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function hexKey(ctx: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < ctx.byteLength; i++) s += ctx[i]!.toString(16).padStart(2, '0');
-  return s;
-}
 
 interface PendingRead {
   index: number;
@@ -138,12 +123,12 @@ export class Raft {
   msgsAfterPersist: Message[] = [];
 
   readonly cfg: RaftConfig;
-  readonly logger: RaftLogger;
+  readonly logger: Logger;
 
   constructor(cfg: RaftConfig, storage: LogStorage, hardState: HardState) {
     assert(cfg.id !== NONE, 'raft: id must not be empty');
     assert(cfg.heartbeatTicks > 0 && cfg.electionTicks > cfg.heartbeatTicks, 'raft: need electionTicks > heartbeatTicks > 0');
-    assert(cfg.maxEntriesPerAppend > 0 && cfg.maxAppendBytes > 0, 'raft: append bounds must be positive');
+    assert(cfg.maxEntriesPerAppend > 0 && cfg.maxAppendBodyBytes > 0, 'raft: append bounds must be positive');
     this.cfg = cfg;
     this.id = cfg.id;
     this.logger = cfg.logger ?? silentLogger;
@@ -205,7 +190,7 @@ export class Raft {
     this.progress.clear();
     const next = this.log.lastIndex() + 1;
     for (const id of this.members()) {
-      const pr = new Progress(next, this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
+      const pr = new Progress(next, this.cfg.maxInflightAppends, this.cfg.maxInflightBytes);
       // The leader counts itself only for what is durable on its own disk.
       if (id === this.id) pr.match = this.log.stableIndex();
       this.progress.set(id, pr);
@@ -245,7 +230,7 @@ export class Raft {
     // The no-op of this term: committing it commits every earlier entry (Figure 8) and enables ReadIndex.
     const ok = this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
     assert(ok, 'raft: empty entry refused');
-    this.logger.info('became leader', { term: this.term, lastIndex: this.log.lastIndex() });
+    this.logger.info({ term: this.term, lastIndex: this.log.lastIndex() }, 'became leader');
   }
 
   // ---------------------------------------------------------------- time
@@ -269,19 +254,19 @@ export class Raft {
     if (this.electionElapsed >= this.cfg.electionTicks) {
       this.electionElapsed = 0;
       if (this.cfg.checkQuorum && !this.quorumActive()) {
-        this.logger.warn('stepping down: no quorum heard from within an election timeout', { term: this.term });
+        this.logger.warn({ term: this.term }, 'stepping down: no quorum heard from within an election timeout');
         this.becomeFollower(this.term, NONE);
         return;
       }
       if (this.leadTransferee !== NONE) {
-        this.logger.info('leadership transfer timed out', { to: this.leadTransferee });
+        this.logger.info({ to: this.leadTransferee }, 'leadership transfer timed out');
         this.leadTransferee = NONE;
       }
     }
     for (const [id, pr] of this.progress) {
       if (id === this.id || pr.state !== ProgressState.Snapshot) continue;
       if (++pr.snapshotElapsedTicks >= this.cfg.snapshotTimeoutTicks) {
-        this.logger.info('snapshot install unanswered: probing again', { to: id });
+        this.logger.info({ to: id }, 'snapshot install unanswered: probing again');
         pr.becomeProbe();
       }
     }
@@ -307,12 +292,12 @@ export class Raft {
 
   campaign(kind: 'pre-vote' | 'election' | 'transfer'): void {
     if (!this.promotable()) {
-      this.logger.debug('not campaigning: not a voter');
+      this.logger.debug({}, 'not campaigning: not a voter');
       return;
     }
     if (this.snapshotFetchPending) {
       // A node mid-way through installing a snapshot has a log that is about to be replaced.
-      this.logger.debug('not campaigning: installing a snapshot');
+      this.logger.debug({}, 'not campaigning: installing a snapshot');
       return;
     }
     let voteType: MessageType;
@@ -348,7 +333,7 @@ export class Raft {
         }),
       );
     }
-    this.logger.info(kind === 'pre-vote' ? 'started pre-vote' : 'started election', { term, kind });
+    this.logger.info({ term, kind }, kind === 'pre-vote' ? 'started pre-vote' : 'started election');
   }
 
   private poll(id: NodeId, granted: boolean): VoteResult {
@@ -371,7 +356,7 @@ export class Raft {
         const lease = this.state === StateType.Leader ? this.cfg.electionTicks : this.cfg.electionTicks - 1;
         const inLease = this.cfg.checkQuorum && this.lead !== NONE && this.electionElapsed < lease;
         if (!force && inLease) {
-          this.logger.debug('ignoring vote request: leader lease', { from: m.from, term: m.term, lead: this.lead });
+          this.logger.debug({ from: m.from, term: m.term, lead: this.lead }, 'ignoring vote request: leader lease');
           return;
         }
       }
@@ -391,7 +376,7 @@ export class Raft {
       } else if (m.type === MessageType.PreVote) {
         this.send(makeMessage({ type: MessageType.PreVoteResp, to: m.from, from: this.id, term: this.term, reject: true }));
       } else {
-        this.logger.debug('ignoring message from a lower term', { type: MessageType[m.type], from: m.from, term: m.term });
+        this.logger.debug({ type: MessageType[m.type], from: m.from, term: m.term }, 'ignoring message from a lower term');
       }
       return;
     }
@@ -463,7 +448,7 @@ export class Raft {
         if (!pr || pr.state !== ProgressState.Snapshot) return;
         pr.recentActive = true;
         if (m.reject) {
-          this.logger.info('follower failed to install snapshot: will retry', { from: m.from });
+          this.logger.info({ from: m.from }, 'follower failed to install snapshot: will retry');
           pr.pendingSnapshot = 0;
           pr.becomeProbe();
         } else {
@@ -477,7 +462,7 @@ export class Raft {
         this.handleReadIndex(m.context, m.from);
         return;
       default:
-        this.logger.debug('leader ignoring message', { type: MessageType[m.type], from: m.from });
+        this.logger.debug({ type: MessageType[m.type], from: m.from }, 'leader ignoring message');
     }
   }
 
@@ -490,11 +475,11 @@ export class Raft {
       if (pr.state === ProgressState.Probe && m.index === pr.next - 1 && m.rejectHint < pr.match) {
         // A follower's hint never falls below what it acknowledged unless its disk lost durable entries (a
         // fault outside the model). Re-replicate from where it really is rather than probing forever.
-        this.logger.warn('follower lost entries it had acknowledged: re-replicating', { from: m.from, match: pr.match, hint: m.rejectHint });
+        this.logger.warn({ from: m.from, match: pr.match, hint: m.rejectHint }, 'follower lost entries it had acknowledged: re-replicating');
         pr.match = 0;
       }
       if (pr.maybeDecrTo(m.index, nextProbe)) {
-        this.logger.debug('append rejected: backing up', { from: m.from, rejected: m.index, next: pr.next });
+        this.logger.debug({ from: m.from, rejected: m.index, next: pr.next }, 'append rejected: backing up');
         if (pr.state === ProgressState.Replicate) pr.becomeProbe();
         this.maybeSendAppend(m.from, true);
       }
@@ -527,7 +512,7 @@ export class Raft {
       /* send until paused or caught up */
     }
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
-      this.logger.info('transferee caught up: sending TimeoutNow', { to: m.from });
+      this.logger.info({ to: m.from }, 'transferee caught up: sending TimeoutNow');
       this.send(makeMessage({ type: MessageType.TimeoutNow, to: m.from, from: this.id }));
     }
   }
@@ -558,10 +543,10 @@ export class Raft {
         return;
       }
       case MessageType.TimeoutNow:
-        this.logger.debug('candidate ignoring TimeoutNow', { from: m.from });
+        this.logger.debug({ from: m.from }, 'candidate ignoring TimeoutNow');
         return;
       default:
-        this.logger.debug('candidate ignoring message', { type: MessageType[m.type], from: m.from });
+        this.logger.debug({ type: MessageType[m.type], from: m.from }, 'candidate ignoring message');
     }
   }
 
@@ -585,7 +570,7 @@ export class Raft {
         return;
       case MessageType.TimeoutNow:
         if (m.from !== this.lead) return;
-        this.logger.info('TimeoutNow from leader: campaigning for a transfer', { from: m.from });
+        this.logger.info({ from: m.from }, 'TimeoutNow from leader: campaigning for a transfer');
         this.campaign('transfer');
         return;
       case MessageType.ReadIndexResp:
@@ -593,7 +578,7 @@ export class Raft {
         this.readStates.push({ context: m.context, index: m.index, ok: !m.reject });
         return;
       default:
-        this.logger.debug('follower ignoring message', { type: MessageType[m.type], from: m.from });
+        this.logger.debug({ type: MessageType[m.type], from: m.from }, 'follower ignoring message');
     }
   }
 
@@ -611,7 +596,7 @@ export class Raft {
     // No match at m.index: hint the last index we may match, and our term there.
     const hintIndex = Math.min(m.index, this.log.lastIndex());
     const hint = this.log.findConflictByTerm(hintIndex, m.logTerm);
-    this.logger.debug('rejecting append', { from: m.from, index: m.index, logTerm: m.logTerm, hintIndex: hint.index });
+    this.logger.debug({ from: m.from, index: m.index, logTerm: m.logTerm, hintIndex: hint.index }, 'rejecting append');
     this.send(
       makeMessage({
         type: MessageType.AppResp,
@@ -641,7 +626,7 @@ export class Raft {
     if (this.snapshotFetchPending || (this.snapshotToFetch && this.snapshotToFetch.meta.index >= meta.index)) {
       return; // already fetching one at least as new
     }
-    this.logger.info('asked to install a snapshot', { from: m.from, index: meta.index, term: meta.term });
+    this.logger.info({ from: m.from, index: meta.index, term: meta.term }, 'asked to install a snapshot');
     this.snapshotToFetch = { meta, from: m.from };
   }
 
@@ -671,7 +656,7 @@ export class Raft {
       return false;
     }
     if (meta.index <= this.log.committed) {
-      this.logger.info('fetched snapshot is stale: discarding', { index: meta.index, committed: this.log.committed });
+      this.logger.info({ index: meta.index, committed: this.log.committed }, 'fetched snapshot is stale: discarding');
       if (reportTo !== NONE) {
         this.send(makeMessage({ type: MessageType.AppResp, to: reportTo, from: this.id, index: this.log.committed }));
       }
@@ -685,7 +670,7 @@ export class Raft {
     this.log.restore(meta);
     this.conf = cloneConf(meta.conf);
     this.resetProgress();
-    this.logger.info('installed snapshot', { index: meta.index, term: meta.term });
+    this.logger.info({ index: meta.index, term: meta.term }, 'installed snapshot');
     if (this.lead !== NONE) {
       this.send(makeMessage({ type: MessageType.SnapStatus, to: this.lead, from: this.id, index: meta.index }));
     }
@@ -719,7 +704,7 @@ export class Raft {
     let ents: Entry[] = [];
     if (pr.next <= lastIndex) {
       const hi = Math.min(lastIndex + 1, pr.next + this.cfg.maxEntriesPerAppend);
-      ents = this.log.entries(pr.next, hi, this.cfg.maxAppendBytes);
+      ents = this.log.entries(pr.next, hi, this.cfg.maxAppendBodyBytes);
     }
     if (ents.length === 0 && !sendIfEmpty) return false;
     this.send(makeMessage({ type: MessageType.App, to, from: this.id, index: prevIndex, logTerm: prevTerm, entries: ents, commit: this.log.committed }));
@@ -748,11 +733,11 @@ export class Raft {
   private sendSnapshot(to: NodeId, pr: Progress): boolean {
     const meta = this.log.storage.snapshotMeta();
     if (meta.index === 0) {
-      this.logger.warn('follower needs compacted entries but no snapshot exists', { to });
+      this.logger.warn({ to }, 'follower needs compacted entries but no snapshot exists');
       return false;
     }
     pr.becomeSnapshot(meta.index);
-    this.logger.info('sending snapshot', { to, index: meta.index, term: meta.term });
+    this.logger.info({ to, index: meta.index, term: meta.term }, 'sending snapshot');
     this.send(makeMessage({ type: MessageType.Snap, to, from: this.id, snapshot: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) } }));
     return true;
   }
@@ -848,7 +833,7 @@ export class Raft {
     }
     const problem = validateConfChange(this.conf, cc);
     if (problem) return this.refuse('invalid-conf-change', problem);
-    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) };
+    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode(cc) };
     if (!this.appendEntries([e])) return this.refuse('busy', 'too many uncommitted bytes');
     this.pendingConfIndex = e.index;
     return { ok: true, index: e.index, term: e.term };
@@ -882,14 +867,14 @@ export class Raft {
   }
 
   private applyConfEntry(e: Entry): void {
-    const cc = decodeConfChange(e.data);
+    const cc = this.cfg.confChangeCodec.decode(e.data);
     const next = applyConfChange(this.conf, cc);
-    this.logger.info('configuration applied', { index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners });
+    this.logger.info({ index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners }, 'configuration applied');
     this.conf = next;
     const lastIndex = this.log.lastIndex();
     for (const id of confMembers(next)) {
       if (!this.progress.has(id)) {
-        const pr = new Progress(lastIndex + 1, this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
+        const pr = new Progress(lastIndex + 1, this.cfg.maxInflightAppends, this.cfg.maxInflightBytes);
         // A new member starts probing; treat it as active so check-quorum gives it one round.
         pr.recentActive = true;
         this.progress.set(id, pr);
@@ -902,7 +887,7 @@ export class Raft {
     if (!isVoter(next, this.id) && !isJoint(next)) {
       // A leader removed by a committed configuration tells the others it is committed (so they leave the
       // joint configuration now, not after the next election), then steps down.
-      this.logger.info('removed from the configuration: stepping down', { term: this.term });
+      this.logger.info({ term: this.term }, 'removed from the configuration: stepping down');
       this.bcastHeartbeat(undefined);
       this.becomeFollower(this.term, NONE);
       return;
@@ -916,10 +901,10 @@ export class Raft {
   private maybeAutoLeaveJoint(): void {
     if (this.state !== StateType.Leader || !isJoint(this.conf) || this.pendingConfIndex > this.log.applied) return;
     if (this.leadTransferee !== NONE) return;
-    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange({ changes: [], leaveJoint: true }) };
+    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode({ changes: [], leaveJoint: true }) };
     if (this.appendEntries([e])) {
       this.pendingConfIndex = e.index;
-      this.logger.info('leaving joint configuration', { index: e.index });
+      this.logger.info({ index: e.index }, 'leaving joint configuration');
     }
   }
 
@@ -944,7 +929,7 @@ export class Raft {
       this.answerRead({ index: 0, context, key: '', from, acks: new Set() }, false);
       return;
     }
-    const req: PendingRead = { index: this.log.committed, context, key: hexKey(context), from, acks: new Set([this.id]) };
+    const req: PendingRead = { index: this.log.committed, context, key: bytesToHex(context), from, acks: new Set([this.id]) };
     if (this.voters().length === 1 && this.voters()[0] === this.id) {
       this.answerRead(req, true);
       return;
@@ -955,7 +940,7 @@ export class Raft {
   }
 
   private ackRead(from: NodeId, context: Uint8Array): void {
-    const key = hexKey(context);
+    const key = bytesToHex(context);
     const pos = this.reads.findIndex((r) => r.key === key);
     if (pos < 0) return;
     const req = this.reads[pos]!;
@@ -995,7 +980,7 @@ export class Raft {
     // The transfer must finish within one election timeout, or it is abandoned.
     this.electionElapsed = 0;
     const pr = this.progress.get(to)!;
-    this.logger.info('transferring leadership', { to, match: pr.match, lastIndex: this.log.lastIndex() });
+    this.logger.info({ to, match: pr.match, lastIndex: this.log.lastIndex() }, 'transferring leadership');
     if (pr.match === this.log.lastIndex()) {
       this.send(makeMessage({ type: MessageType.TimeoutNow, to, from: this.id }));
     } else {

@@ -59,6 +59,12 @@ export interface ConfChange {
   leaveJoint: boolean;
 }
 
+/** Encodes a ConfChange as entry data and back; decode throws on bytes that are not one. */
+export interface ConfChangeCodec {
+  encode(cc: ConfChange): Uint8Array;
+  decode(data: Uint8Array): ConfChange;
+}
+
 export enum MessageType {
   None = 0,
   App = 1,
