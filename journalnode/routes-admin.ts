@@ -46,16 +46,8 @@ export function buildStatus(ctx: AdminContext): Record<string, unknown> {
   ];
   const journals: Record<string, unknown> = {};
   for (const j of ctx.sm.allJournals()) {
-    journals[j.jid] = {
-      formatted: j.formatted,
-      namespaceId: Number(j.nsInfo.namespaceId ?? 0),
-      clusterId: j.nsInfo.clusterId ?? '',
-      promisedEpoch: j.promisedEpoch,
-      lastWriterEpoch: j.lastWriterEpoch,
-      writerId: j.writerId,
-      lastTxId: j.lastTxId,
-      segments: j.segments.map((g) => ({ firstTxId: g.firstTxId, lastTxId: g.lastTxId, inProgress: g.inProgress, sizeBytes: g.sizeBytes })),
-    };
+    const { jid, nsInfo, ...state } = j.state();
+    journals[jid] = { ...state, namespaceId: Number(nsInfo.namespaceId ?? 0), clusterId: nsInfo.clusterId ?? '' };
   }
   return {
     id: s.id,

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { qjournal } from '../src/gen/proto.js';
 import { QjmError } from '../src/errors.js';
 import { validateBatch } from '../src/edit-records.js';
+import { journalStateToProto, segmentToProto } from '../src/journal-state.js';
 import type { Replica } from '../src/replica/replica.js';
 import type { JournalNodeConfig } from './config.js';
 import type { JournalStateMachine } from './journal-state-machine.js';
@@ -160,7 +161,7 @@ export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
       const age = sm.lastWriteAgeMs(r.jid);
       return {
         body: {
-          state: j ? j.state() : { jid: r.jid, formatted: false },
+          state: j ? journalStateToProto(j.state()) : { jid: r.jid, formatted: false },
           appliedIndex: replica.appliedIndex,
           lastWriteAgeMs: age === null ? 0 : Math.max(1, age),
           nodeId: replica.id,
@@ -180,7 +181,7 @@ export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
       await linearize(r.read);
       const j = sm.journal(r.jid);
       if (!j || !j.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
-      return { body: { segments: j.manifest(r.sinceTxid, r.inProgressOk), committedTxid: j.lastTxId } };
+      return { body: { segments: j.manifest(r.sinceTxid, r.inProgressOk).map(segmentToProto), committedTxid: j.lastTxId } };
     },
   }, term);
 
