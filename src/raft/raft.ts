@@ -4,89 +4,26 @@
 
 import { assert, unreachable } from '../assert.js';
 import { applyConfChange, validateConfChange } from './confchange.js';
-import { bytesEqual, bytesToHex } from './bytes.js';
+import { bytesEqual } from './bytes.js';
 import { RaftLog } from './log.js';
 import type { LogStorage } from './log.js';
 import { Progress, ProgressState } from './progress.js';
-import { committedIndex, voteResult, VoteResult } from './quorum.js';
-import {
-  cloneConf,
-  confMembers,
-  EntryType,
-  entryBytes,
-  isJoint,
-  isVoter,
-  makeMessage,
-  MessageType,
-  NONE,
-  StateType,
-} from './types.js';
-import type { ConfChange, ConfChangeCodec, ConfState, Entry, HardState, Message, NodeId, SnapshotMeta } from './types.js';
-import type { RaftSettings } from '../settings.js';
+import { VoteResult } from './quorum.js';
+import { ReadOnlyQueue } from './read-only.js';
+import type { PendingRead } from './read-only.js';
+import { ProgressTracker } from './tracker.js';
+import { cloneConf, confMembers, EntryType, entryBytes, isJoint, isVoter, makeMessage, MessageType, NONE, StateType } from './types.js';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ProposeError, ProposeResult, RaftConfig, ReadState, SnapshotMeta } from './types.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 
+export type { ProposeError, ProposeResult, RaftConfig, ReadState } from './types.js';
 
-
-/**
- * The core's configuration. Fields named in src/settings.ts mean what the schema says there (same names at
- * every layer); the rest are derived by the driver (ticks, byte bounds) or injected (randomness, logging).
- */
-export interface RaftConfig extends RaftSettings {
-  id: NodeId;
-  /** Election timeout in ticks; a follower's randomized timeout is drawn from [electionTicks, electionTicks + electionJitterTicks). */
-  electionTicks: number;
-  /** Width of the randomization (the Raft paper's [T, 2T] is electionJitterTicks = electionTicks). */
-  electionJitterTicks?: number;
-  heartbeatTicks: number;
-  /** Bytes in flight to one follower in Replicate state (0: no byte bound). */
-  maxInflightBytes: number;
-  /** Bytes of committed entries one Ready hands out. */
-  maxApplyBytes: number;
-  /** A follower silent in Snapshot state for this many ticks is probed again. */
-  snapshotTimeoutTicks: number;
-  preVote: boolean;
-  checkQuorum: boolean;
-  /** How configuration changes are stored in log entries (the wire format lives outside the core). */
-  confChangeCodec: ConfChangeCodec;
-  /** Injected randomness in [0, 1): a seeded PRNG in the simulator. */
-  random: () => number;
-  logger?: Logger;
-}
-
-export type ProposeError =
-  | 'not-leader'
-  | 'term-mismatch'
-  | 'transferring'
-  | 'busy'
-  | 'conf-change-pending'
-  | 'invalid-conf-change';
-
-export type ProposeResult =
-  | { ok: true; index: number; term: number }
-  | { ok: false; error: ProposeError; leader: NodeId; term: number; detail?: string };
-
-export interface ReadState {
-  context: Uint8Array;
-  /** The read may be served once the applied index reaches this. */
-  index: number;
-  /** False when the read was refused (no leader, leadership lost, nothing committed in the leader's term). */
-  ok: boolean;
-}
 
 /** Vote-request context marking a campaign started by a leadership transfer: it overrides stickiness. */
 export const CAMPAIGN_TRANSFER = new TextEncoder().encode('transfer');
 
 const AFTER_PERSIST = new Set([MessageType.AppResp, MessageType.Vote, MessageType.VoteResp, MessageType.SnapStatus]);
-
-interface PendingRead {
-  index: number;
-  context: Uint8Array;
-  key: string;
-  /** The node that asked: this node (a local read) or a follower that forwarded it. */
-  from: NodeId;
-  acks: Set<NodeId>;
-}
 
 export class Raft {
   readonly id: NodeId;
@@ -97,8 +34,7 @@ export class Raft {
   readonly log: RaftLog;
 
   conf: ConfState;
-  progress = new Map<NodeId, Progress>();
-  private votes = new Map<NodeId, boolean>();
+  readonly tracker: ProgressTracker;
 
   electionElapsed = 0;
   private heartbeatElapsed = 0;
@@ -112,7 +48,7 @@ export class Raft {
   /** Followers need appends (new entries or a newer commit index); sent once per Ready, batching proposals. */
   private bcastPending = false;
 
-  private reads: PendingRead[] = [];
+  private readonly reads = new ReadOnlyQueue();
   readStates: ReadState[] = [];
 
   /** The snapshot this follower was told to install, until the driver reports it fetched (or failed). */
@@ -131,6 +67,7 @@ export class Raft {
     assert(cfg.maxEntriesPerAppend > 0 && cfg.maxAppendBodyBytes > 0, 'raft: append bounds must be positive');
     this.cfg = cfg;
     this.id = cfg.id;
+    this.tracker = new ProgressTracker(cfg);
     this.logger = cfg.logger ?? silentLogger;
     this.log = new RaftLog(storage);
     this.conf = cloneConf(storage.snapshotMeta().conf);
@@ -162,6 +99,11 @@ export class Raft {
     return [...new Set([...this.conf.voters, ...this.conf.votersOutgoing])];
   }
 
+  /** Replication progress of every member (meaningful on the leader). */
+  get progress(): Map<NodeId, Progress> {
+    return this.tracker.progress;
+  }
+
   hasPendingBroadcast(): boolean {
     return this.bcastPending;
   }
@@ -178,7 +120,7 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.cfg.electionTicks + Math.floor(this.cfg.random() * (this.cfg.electionJitterTicks ?? this.cfg.electionTicks));
     this.leadTransferee = NONE;
-    this.votes.clear();
+    this.tracker.resetVotes();
     this.pendingConfIndex = 0;
     this.uncommittedBytes = 0;
     this.bcastPending = false;
@@ -187,14 +129,8 @@ export class Raft {
   }
 
   private resetProgress(): void {
-    this.progress.clear();
-    const next = this.log.lastIndex() + 1;
-    for (const id of this.members()) {
-      const pr = new Progress(next, this.cfg.maxInflightAppends, this.cfg.maxInflightBytes);
-      // The leader counts itself only for what is durable on its own disk.
-      if (id === this.id) pr.match = this.log.stableIndex();
-      this.progress.set(id, pr);
-    }
+    // The leader counts itself only for what is durable on its own disk.
+    this.tracker.reset(this.members(), this.log.lastIndex() + 1, this.id, this.log.stableIndex());
   }
 
   becomeFollower(term: number, lead: NodeId): void {
@@ -206,7 +142,7 @@ export class Raft {
   private becomePreCandidate(): void {
     assert(this.state !== StateType.Leader, 'raft: leader cannot become pre-candidate');
     // Pre-vote changes neither term nor vote: a node that cannot win never disturbs the cluster.
-    this.votes.clear();
+    this.tracker.resetVotes();
     this.lead = NONE;
     this.state = StateType.PreCandidate;
   }
@@ -253,7 +189,7 @@ export class Raft {
     this.electionElapsed++;
     if (this.electionElapsed >= this.cfg.electionTicks) {
       this.electionElapsed = 0;
-      if (this.cfg.checkQuorum && !this.quorumActive()) {
+      if (this.cfg.checkQuorum && !this.tracker.quorumActive(this.conf, this.id)) {
         this.logger.warn({ term: this.term }, 'stepping down: no quorum heard from within an election timeout');
         this.becomeFollower(this.term, NONE);
         return;
@@ -272,20 +208,8 @@ export class Raft {
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat(this.reads.length > 0 ? this.reads[this.reads.length - 1]!.context : undefined);
+      this.bcastHeartbeat(this.reads.lastContext());
     }
-  }
-
-  /** Check-quorum: true if a quorum (including this leader) was heard from since the last round; resets the marks. */
-  private quorumActive(): boolean {
-    const active = new Set<NodeId>();
-    for (const [id, pr] of this.progress) {
-      if (id === this.id || pr.recentActive) active.add(id);
-      if (id !== this.id) pr.recentActive = false;
-    }
-    const votes = new Map<NodeId, boolean>();
-    for (const id of this.voters()) votes.set(id, active.has(id));
-    return voteResult(this.conf, votes) === VoteResult.Won;
   }
 
   // ---------------------------------------------------------------- elections
@@ -321,24 +245,14 @@ export class Raft {
     const lastTerm = this.log.lastTerm();
     for (const id of this.voters()) {
       if (id === this.id) continue;
-      this.send(
-        makeMessage({
-          type: voteType,
-          to: id,
-          from: this.id,
-          term,
-          index: lastIndex,
-          logTerm: lastTerm,
-          context: kind === 'transfer' ? CAMPAIGN_TRANSFER : new Uint8Array(0),
-        }),
-      );
+      const context = kind === 'transfer' ? CAMPAIGN_TRANSFER : new Uint8Array(0);
+      this.send(makeMessage({ type: voteType, to: id, from: this.id, term, index: lastIndex, logTerm: lastTerm, context }));
     }
     this.logger.info({ term, kind }, kind === 'pre-vote' ? 'started pre-vote' : 'started election');
   }
 
   private poll(id: NodeId, granted: boolean): VoteResult {
-    if (!this.votes.has(id)) this.votes.set(id, granted);
-    return voteResult(this.conf, this.votes);
+    return this.tracker.recordVote(this.conf, id, granted);
   }
 
   // ---------------------------------------------------------------- message input
@@ -442,7 +356,7 @@ export class Raft {
         } else if (pr.match < this.log.lastIndex() || pr.state === ProgressState.Probe) {
           this.maybeSendAppend(m.from, true);
         }
-        if (m.context.byteLength > 0) this.ackRead(m.from, m.context);
+        if (m.context.byteLength > 0) for (const r of this.reads.ack(m.from, m.context, this.conf)) this.answerRead(r, true);
         return;
       case MessageType.SnapStatus:
         if (!pr || pr.state !== ProgressState.Snapshot) return;
@@ -597,17 +511,7 @@ export class Raft {
     const hintIndex = Math.min(m.index, this.log.lastIndex());
     const hint = this.log.findConflictByTerm(hintIndex, m.logTerm);
     this.logger.debug({ from: m.from, index: m.index, logTerm: m.logTerm, hintIndex: hint.index }, 'rejecting append');
-    this.send(
-      makeMessage({
-        type: MessageType.AppResp,
-        to: m.from,
-        from: this.id,
-        index: m.index,
-        reject: true,
-        rejectHint: hint.index,
-        logTerm: hint.term,
-      }),
-    );
+    this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: m.index, reject: true, rejectHint: hint.index, logTerm: hint.term }));
   }
 
   private handleSnapshot(m: Message): void {
@@ -758,22 +662,14 @@ export class Raft {
   private bcastHeartbeat(context: Uint8Array | undefined): void {
     for (const id of this.members()) {
       if (id === this.id) continue;
-      const pr = this.progress.get(id)!;
-      this.send(
-        makeMessage({
-          type: MessageType.Heartbeat,
-          to: id,
-          from: this.id,
-          // Never tell a follower to commit past what it is known to hold.
-          commit: Math.min(pr.match, this.log.committed),
-          context: context ?? new Uint8Array(0),
-        }),
-      );
+      // Never tell a follower to commit past what it is known to hold.
+      const commit = Math.min(this.progress.get(id)!.match, this.log.committed);
+      this.send(makeMessage({ type: MessageType.Heartbeat, to: id, from: this.id, commit, context: context ?? new Uint8Array(0) }));
     }
   }
 
   private maybeCommit(): boolean {
-    const ci = committedIndex(this.conf, (id) => this.progress.get(id)?.match);
+    const ci = this.tracker.committed(this.conf);
     const before = this.log.committed;
     if (!this.log.maybeCommit(ci, this.term)) return false;
     this.reduceUncommitted(before, this.log.committed);
@@ -871,18 +767,7 @@ export class Raft {
     const next = applyConfChange(this.conf, cc);
     this.logger.info({ index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners }, 'configuration applied');
     this.conf = next;
-    const lastIndex = this.log.lastIndex();
-    for (const id of confMembers(next)) {
-      if (!this.progress.has(id)) {
-        const pr = new Progress(lastIndex + 1, this.cfg.maxInflightAppends, this.cfg.maxInflightBytes);
-        // A new member starts probing; treat it as active so check-quorum gives it one round.
-        pr.recentActive = true;
-        this.progress.set(id, pr);
-      }
-    }
-    for (const id of [...this.progress.keys()]) {
-      if (!confMembers(next).includes(id)) this.progress.delete(id);
-    }
+    this.tracker.sync(confMembers(next), this.log.lastIndex() + 1);
     if (this.state !== StateType.Leader) return;
     if (!isVoter(next, this.id) && !isJoint(next)) {
       // A leader removed by a committed configuration tells the others it is committed (so they leave the
@@ -925,32 +810,10 @@ export class Raft {
   private handleReadIndex(context: Uint8Array, from: NodeId): void {
     // A new leader does not know the commit index of its predecessor until it commits in its own term
     // (etcd issue 7331): refuse until then.
-    if (this.log.term(this.log.committed) !== this.term) {
-      this.answerRead({ index: 0, context, key: '', from, acks: new Set() }, false);
-      return;
-    }
-    const req: PendingRead = { index: this.log.committed, context, key: bytesToHex(context), from, acks: new Set([this.id]) };
-    if (this.voters().length === 1 && this.voters()[0] === this.id) {
-      this.answerRead(req, true);
-      return;
-    }
-    if (this.reads.some((r) => r.key === req.key)) return;
-    this.reads.push(req);
-    this.bcastHeartbeat(context);
-  }
-
-  private ackRead(from: NodeId, context: Uint8Array): void {
-    const key = bytesToHex(context);
-    const pos = this.reads.findIndex((r) => r.key === key);
-    if (pos < 0) return;
-    const req = this.reads[pos]!;
-    req.acks.add(from);
-    const votes = new Map<NodeId, boolean>();
-    for (const id of this.voters()) votes.set(id, req.acks.has(id));
-    if (voteResult(this.conf, votes) !== VoteResult.Won) return;
-    // A quorum confirmed leadership after every earlier request was queued: release them all.
-    const released = this.reads.splice(0, pos + 1);
-    for (const r of released) this.answerRead(r, true);
+    if (this.log.term(this.log.committed) !== this.term) return this.answerRead({ index: 0, context, from }, false);
+    const req = { index: this.log.committed, context, from };
+    if (this.voters().length === 1 && this.voters()[0] === this.id) return this.answerRead(req, true);
+    if (this.reads.add(req, this.id)) this.bcastHeartbeat(context);
   }
 
   private answerRead(r: PendingRead, ok: boolean): void {
@@ -962,9 +825,7 @@ export class Raft {
   }
 
   private failPendingReads(): void {
-    const pending = this.reads;
-    this.reads = [];
-    for (const r of pending) {
+    for (const r of this.reads.drain()) {
       if (r.from === this.id) this.readStates.push({ context: r.context, index: 0, ok: false });
     }
   }
