@@ -64,11 +64,15 @@ export async function buildJournalNode(config: JournalNodeConfig, opts: { logger
   }
 }
 
-async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDirLock): Promise<JournalNode> {
-  const clients = new HttpPools({ connectTimeoutMs: Math.min(config.peerRequestTimeoutMs, 2000) });
-  const metrics = new NodeMetrics(config.id);
-  const directory = new PeerDirectory();
-  const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
+interface Storage {
+  sm: JournalStateMachine;
+  diskLog: DiskLog;
+  clusterId: string;
+  storageId: string;
+}
+
+/** The data directory opened (bootstrapped when empty): the journals and the Raft log. */
+async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics, snapshotSource: PeerSnapshotSource): Promise<Storage> {
   const smOpts: StateMachineOptions = {
     dataDir: config.dataDir,
     cacheBytesPerJournal: config.cacheBytesPerJournal,
@@ -91,6 +95,15 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     meta,
     logger,
   });
+  return { sm, diskLog, clusterId, storageId };
+}
+
+async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDirLock): Promise<JournalNode> {
+  const clients = new HttpPools({ connectTimeoutMs: Math.min(config.peerRequestTimeoutMs, 2000) });
+  const metrics = new NodeMetrics(config.id);
+  const directory = new PeerDirectory();
+  const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
+  const { sm, diskLog, clusterId, storageId } = await openStorage(config, logger, metrics, snapshotSource);
   const transport = new PeerTransport({
     selfId: config.id,
     selfAddress: config.advertise,
@@ -134,38 +147,28 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
 
   let ticker: NodeJS.Timeout | null = null;
   let stopped = false;
-  return {
-    config,
-    app,
-    replica,
-    sm,
-    transport,
-    metrics,
-    logger,
-    clusterId,
-    storageId,
-    async start() {
-      const { host, port } = splitHostPort(config.listen);
-      const address = await app.listen({ host, port });
-      replica.start();
-      ticker = setInterval(() => replica.tick(), replicaOptions.tickMs);
-      logger.info({ listen: address, clusterId, storageId, term: replica.term }, 'journalnode started');
-      return address;
-    },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      draining = true;
-      await new Promise<void>((resolve) => replica.drain(Math.min(config.proposalTimeoutMs, 5000), resolve));
-      if (ticker) clearInterval(ticker);
-      replica.stop();
-      transport.close();
-      await app.close();
-      await clients.close();
-      sm.close();
-      diskLog.close();
-      lock.release();
-      logger.info({}, 'journalnode stopped');
-    },
+  const start = async () => {
+    const { host, port } = splitHostPort(config.listen);
+    const address = await app.listen({ host, port });
+    replica.start();
+    ticker = setInterval(() => replica.tick(), replicaOptions.tickMs);
+    logger.info({ listen: address, clusterId, storageId, term: replica.term }, 'journalnode started');
+    return address;
   };
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    draining = true;
+    await new Promise<void>((resolve) => replica.drain(Math.min(config.proposalTimeoutMs, 5000), resolve));
+    if (ticker) clearInterval(ticker);
+    replica.stop();
+    transport.close();
+    await app.close();
+    await clients.close();
+    sm.close();
+    diskLog.close();
+    lock.release();
+    logger.info({}, 'journalnode stopped');
+  };
+  return { config, app, replica, sm, transport, metrics, logger, clusterId, storageId, start, stop };
 }

@@ -16,6 +16,8 @@ export interface MetricSources {
   transport: PeerTransport;
 }
 
+type Labels = Record<string, string>;
+
 export class NodeMetrics {
   readonly registry = new client.Registry();
   readonly logWriteSeconds: client.Histogram;
@@ -32,77 +34,9 @@ export class NodeMetrics {
     const r = this.registry;
     r.setDefaultLabels({ node: id });
     client.collectDefaultMetrics({ register: r, prefix: 'qjournal_process_' });
-    const replica = () => this.sources?.replica ?? null;
-    const sm = () => this.sources?.sm ?? null;
-    const transport = () => this.sources?.transport ?? null;
-    const gauge = (name: string, help: string, fn: () => number) =>
-      new client.Gauge({
-        name,
-        help,
-        registers: [r],
-        collect() {
-          this.set(fn());
-        },
-      });
-    const st = () => replica()?.status();
-    gauge('qjournal_raft_term', 'Current Raft term', () => st()?.term ?? 0);
-    gauge('qjournal_raft_is_leader', '1 if this node is the Raft leader', () => (replica()?.isLeader ? 1 : 0));
-    gauge('qjournal_raft_commit_index', 'Raft commit index', () => st()?.commitIndex ?? 0);
-    gauge('qjournal_raft_applied_index', 'Raft applied index', () => st()?.appliedIndex ?? 0);
-    gauge('qjournal_raft_last_index', 'Last index in the Raft log', () => st()?.lastIndex ?? 0);
-    gauge('qjournal_raft_disk_index', 'Last index durable on this node', () => st()?.stableIndex ?? 0);
-    gauge('qjournal_raft_snapshot_index', 'Index of the newest snapshot', () => st()?.snapshotIndex ?? 0);
-    gauge('qjournal_raft_apply_lag_entries', 'Committed entries not yet applied here', () => {
-      const s = st();
-      return s ? s.commitIndex - s.appliedIndex : 0;
-    });
-    new client.Gauge({
-      name: 'qjournal_raft_follower_lag_entries',
-      help: 'Leader only: entries a follower is behind the leader',
-      labelNames: ['peer'],
-      registers: [r],
-      collect() {
-        this.reset();
-        const s = st();
-        if (!s) return;
-        for (const [peer, p] of Object.entries(s.progress)) this.set({ peer }, Math.max(0, s.lastIndex - p.match));
-      },
-    });
-    const jg = (name: string, help: string, fn: (j: ReturnType<JournalStateMachine['allJournals']>[number]) => number) =>
-      new client.Gauge({
-        name,
-        help,
-        labelNames: ['jid'],
-        registers: [r],
-        collect() {
-          this.reset();
-          for (const j of sm()?.allJournals() ?? []) this.set({ jid: j.jid }, fn(j));
-        },
-      });
-    jg('qjournal_journal_promised_epoch', 'Promised writer epoch (LastPromisedEpoch)', (j) => j.promisedEpoch);
-    jg('qjournal_journal_last_writer_epoch', 'Epoch of the last writer that wrote (LastWriterEpoch)', (j) => j.lastWriterEpoch);
-    jg('qjournal_journal_last_txid', 'Last txid applied here (LastWrittenTxId)', (j) => j.lastTxId);
-    jg('qjournal_journal_segments', 'Segments of the journal', (j) => j.segments.length);
-    new client.Gauge({
-      name: 'qjournal_peer_queue_bytes',
-      help: 'Bytes queued for a peer',
-      labelNames: ['peer'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const p of transport()?.stats() ?? []) this.set({ peer: p.id }, p.queuedBytes);
-      },
-    });
-    new client.Gauge({
-      name: 'qjournal_peer_dropped_messages',
-      help: 'Messages dropped because a peer was not keeping up',
-      labelNames: ['peer'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const p of transport()?.stats() ?? []) this.set({ peer: p.id }, p.droppedMessages);
-      },
-    });
+    this.raftGauges();
+    this.journalGauges();
+    this.peerGauges();
     this.logWriteSeconds = new client.Histogram({
       name: 'qjournal_log_write_seconds',
       help: 'Raft log write latency: one group-committed write and its fdatasync',
@@ -121,6 +55,62 @@ export class NodeMetrics {
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers: [r],
     });
+  }
+
+  /** A gauge read at scrape time: one value, or one per label set. */
+  private gauge(name: string, help: string, read: () => number | [Labels, number][], labelNames: string[] = []): void {
+    new client.Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        const v = read();
+        if (typeof v === 'number') return this.set(v);
+        this.reset();
+        for (const [labels, value] of v) this.set(labels, value);
+      },
+    });
+  }
+
+  private raftGauges(): void {
+    const st = () => this.sources?.replica.status();
+    this.gauge('qjournal_raft_term', 'Current Raft term', () => st()?.term ?? 0);
+    this.gauge('qjournal_raft_is_leader', '1 if this node is the Raft leader', () => (this.sources?.replica.isLeader ? 1 : 0));
+    this.gauge('qjournal_raft_commit_index', 'Raft commit index', () => st()?.commitIndex ?? 0);
+    this.gauge('qjournal_raft_applied_index', 'Raft applied index', () => st()?.appliedIndex ?? 0);
+    this.gauge('qjournal_raft_last_index', 'Last index in the Raft log', () => st()?.lastIndex ?? 0);
+    this.gauge('qjournal_raft_disk_index', 'Last index durable on this node', () => st()?.stableIndex ?? 0);
+    this.gauge('qjournal_raft_snapshot_index', 'Index of the newest snapshot', () => st()?.snapshotIndex ?? 0);
+    this.gauge('qjournal_raft_apply_lag_entries', 'Committed entries not yet applied here', () => {
+      const s = st();
+      return s ? s.commitIndex - s.appliedIndex : 0;
+    });
+    this.gauge(
+      'qjournal_raft_follower_lag_entries',
+      'Leader only: entries a follower is behind the leader',
+      () => {
+        const s = st();
+        return s ? Object.entries(s.progress).map(([peer, p]) => [{ peer }, Math.max(0, s.lastIndex - p.match)]) : [];
+      },
+      ['peer'],
+    );
+  }
+
+  private journalGauges(): void {
+    const perJournal = (name: string, help: string, fn: (j: ReturnType<JournalStateMachine['allJournals']>[number]) => number) =>
+      this.gauge(name, help, () => (this.sources?.sm.allJournals() ?? []).map((j) => [{ jid: j.jid }, fn(j)]), ['jid']);
+    perJournal('qjournal_journal_promised_epoch', 'Promised writer epoch (LastPromisedEpoch)', (j) => j.promisedEpoch);
+    perJournal('qjournal_journal_last_writer_epoch', 'Epoch of the last writer that wrote (LastWriterEpoch)', (j) => j.lastWriterEpoch);
+    perJournal('qjournal_journal_last_txid', 'Last txid applied here (LastWrittenTxId)', (j) => j.lastTxId);
+    perJournal('qjournal_journal_segments', 'Segments of the journal', (j) => j.segments.length);
+  }
+
+  private peerGauges(): void {
+    const perPeer = (name: string, help: string, fn: (p: ReturnType<PeerTransport['stats']>[number]) => number) =>
+      this.gauge(name, help, () => (this.sources?.transport.stats() ?? []).map((p) => [{ peer: p.id }, fn(p)]), ['peer']);
+    perPeer('qjournal_peer_queue_bytes', 'Bytes queued for a peer', (p) => p.queuedBytes);
+    perPeer('qjournal_peer_dropped_messages', 'Messages dropped because a peer was not keeping up', (p) => p.droppedMessages);
   }
 
   /** One journal() batch applied here. */

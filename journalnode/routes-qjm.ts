@@ -118,20 +118,19 @@ function readEdits(sm: JournalStateMachine, r: qjournal.journal.GetEditsRequest,
 }
 
 export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
-  const { replica, sm, config } = ctx;
-  const term = () => replica.term;
+  registerWriteRoutes(app, ctx);
+  registerReadRoutes(app, ctx);
+  registerSegmentDownload(app, ctx);
+}
 
+/** The writes: validated, proposed through Raft on the leader, answered with the result of their apply. */
+function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
+  const { replica, config } = ctx;
+  const term = () => replica.term;
   const proposeCommand = (data: Uint8Array, expectedTerm: number | undefined) =>
     new Promise<{ index: number; term: number; value: Result }>((resolve, reject) => {
       replica.propose(data, expectedTerm, (err, res) => (err ? reject(err) : resolve(res!)));
     });
-
-  const linearize = (read: qjournal.journal.IReadOptions | null | undefined) =>
-    new Promise<void>((resolve, reject) => {
-      if (!read?.linearizable) return resolve();
-      replica.readIndex((err) => (err ? reject(err) : resolve()));
-    });
-
   for (const [rpc, op] of Object.entries(WRITE_OPS)) {
     registerProtoRoute(app, `/qjm/${rpc}`, {
       request: pb.WriteRequest,
@@ -149,6 +148,17 @@ export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
       },
     }, term);
   }
+}
+
+/** The reads, from this node's applied state (after a ReadIndex round when the reader asks for it). */
+function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
+  const { replica, sm, config } = ctx;
+  const term = () => replica.term;
+  const linearize = (read: qjournal.journal.IReadOptions | null | undefined) =>
+    new Promise<void>((resolve, reject) => {
+      if (!read?.linearizable) return resolve();
+      replica.readIndex((err) => (err ? reject(err) : resolve()));
+    });
 
   registerProtoRoute(app, '/qjm/getJournalState', {
     request: pb.GetJournalStateRequest,
@@ -204,9 +214,14 @@ export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
       return { body: { firstTxid: got.firstTxId, count: got.count, records: got.frames, committedTxid: committed, leaderAddress } };
     },
   }, term);
+}
 
-  // Raw segment download for bulk catch-up (Hadoop's /getJournal): a finalized segment, or the committed
-  // part of the in-progress one.
+/**
+ * Raw segment download for bulk catch-up (Hadoop's /getJournal): a finalized segment, or the committed part
+ * of the in-progress one.
+ */
+function registerSegmentDownload(app: FastifyInstance, ctx: QjmContext): void {
+  const { sm } = ctx;
   app.get('/qjm/segment', async (req, reply) => {
     const q = req.query as Record<string, string | undefined>;
     const jid = q.jid ?? '';
