@@ -196,14 +196,9 @@ export class Journal {
 
   /** A journal as a snapshot recorded it; `open` turns each recorded segment into its file. */
   static restore(d: JournalStateData, dir: string, maxCacheBytes: number, open: (s: SegmentState) => SegmentFile): Journal {
-    const j = new Journal(d.jid, dir, maxCacheBytes);
-    j.formatted = d.formatted;
-    j.nsInfo = d.nsInfo;
-    j.promisedEpoch = d.promisedEpoch;
-    j.lastWriterEpoch = d.lastWriterEpoch;
-    j.writerId = d.writerId;
-    j.lastTxId = d.lastTxId;
-    j.segments = d.segments.map(open);
+    const { jid, segments, ...fields } = d;
+    const j = Object.assign(new Journal(jid, dir, maxCacheBytes), fields);
+    j.segments = segments.map(open);
     return j;
   }
 

@@ -465,21 +465,20 @@ export class Raft {
   }
 
   private stepFollower(m: Message): void {
+    if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
+      // The leader of this term is alive.
+      this.electionElapsed = 0;
+      this.lead = m.from;
+    }
     switch (m.type) {
       case MessageType.App:
-        this.electionElapsed = 0;
-        this.lead = m.from;
         this.handleAppendEntries(m);
         return;
       case MessageType.Heartbeat:
-        this.electionElapsed = 0;
-        this.lead = m.from;
         this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
         this.send(makeMessage({ type: MessageType.HeartbeatResp, to: m.from, from: this.id, context: m.context }));
         return;
       case MessageType.Snap:
-        this.electionElapsed = 0;
-        this.lead = m.from;
         this.handleSnapshot(m);
         return;
       case MessageType.TimeoutNow:

@@ -288,12 +288,13 @@ export class RawNode {
         };
       }
     }
+    const { id, term, vote, lead, state } = r;
     return {
-      id: r.id,
-      term: r.term,
-      vote: r.vote,
-      lead: r.lead,
-      state: r.state,
+      id,
+      term,
+      vote,
+      lead,
+      state,
       commitIndex: r.log.committed,
       appliedIndex: r.log.applied,
       firstIndex: r.log.firstIndex(),
