@@ -1,11 +1,13 @@
 // The journalnode command line: identity and address flags, --config file.json, and --<setting> <value> for
-// every setting in DEFAULTS (the flags derive from its keys and value types, so a new setting needs no edit
-// here). Flags override the file; config.ts validates the result.
+// every setting of src/settings.ts (the flags derive from the schema's names, kinds and docs, so a new
+// setting needs no edit here). Flags override the file; config.ts validates the result.
 
 import fs from 'node:fs';
 import { parseCommand, UsageError } from '../src/command-line.js';
 import type { CommandSpec, FlagSpec } from '../src/command-line.js';
 import { parseAddresses, parsePeers } from '../src/peers.js';
+import { SETTINGS } from '../src/settings.js';
+import type { SettingName, SettingSchema } from '../src/settings.js';
 import { ConfigError, DEFAULTS, validateConfig } from './config.js';
 import type { JournalNodeConfig } from './config.js';
 
@@ -17,7 +19,7 @@ const NODE_FLAGS = {
   join: { type: 'string', valueName: 'HOST:PORT,...', description: 'instead of --peers: members of a running cluster to join (then: qjm add-peer)' },
   advertise: { type: 'string', valueName: 'HOST:PORT', description: 'the address peers dial, when it is not the one in --peers or --listen' },
   config: { type: 'string', valueName: 'FILE', description: 'a JSON object of settings by name (and the flags above); flags override it' },
-  'log-level': { type: 'string', valueName: 'LEVEL', description: 'the same as --logLevel' },
+  'log-level': { type: 'string', choices: SETTINGS.logLevel.values, description: 'the same as --logLevel' },
 } as const satisfies Record<string, FlagSpec>;
 
 /** Flag name to setting name, where they differ. */
@@ -26,13 +28,19 @@ const FIELD_OF_FLAG: Partial<Record<keyof typeof NODE_FLAGS, keyof JournalNodeCo
 /** What a config file may name besides the settings. */
 const FILE_FIELDS = ['id', 'listen', 'dataDir', 'peers', 'join', 'advertise'];
 
-const SETTING_FLAGS: Record<string, FlagSpec> = Object.fromEntries(
-  Object.entries(DEFAULTS).map(([name, def]): [string, FlagSpec] => {
-    const description = `default ${JSON.stringify(def)}`;
-    if (typeof def === 'boolean') return [name, { type: 'string', choices: ['true', 'false'], description }];
-    return [name, { type: 'string', valueName: typeof def === 'number' ? 'N' : 'VALUE', description }];
-  }),
-);
+function settingFlag(s: SettingSchema): FlagSpec {
+  const description = `${s.doc} (default ${s.default})`;
+  switch (s.kind) {
+    case 'int':
+      return { type: 'string', valueName: 'N', description };
+    case 'bool':
+      return { type: 'string', choices: ['true', 'false'], description };
+    case 'enum':
+      return { type: 'string', choices: s.values, description };
+  }
+}
+
+const SETTING_FLAGS: Record<string, FlagSpec> = Object.fromEntries(Object.entries(SETTINGS).map(([name, s]) => [name, settingFlag(s)]));
 
 export const JOURNALNODE_COMMAND = {
   name: 'journalnode',
@@ -69,12 +77,13 @@ export function parseJournalNodeArgs(argv: readonly string[]): JournalNodeArgs {
       continue;
     }
     const field = FIELD_OF_FLAG[flag as keyof typeof NODE_FLAGS] ?? flag;
-    const def = (DEFAULTS as Record<string, unknown>)[field];
-    if (typeof def === 'number') {
+    const kind = Object.hasOwn(SETTINGS, field) ? SETTINGS[field as SettingName].kind : 'string';
+    if (kind === 'int') {
+      // Ranges are the schema's to check (validateConfig); here only that it is a number at all.
       const n = Number(value);
       if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`invalid --${flag}: expected a number, got ${JSON.stringify(value)}`);
       cfg[field] = n;
-    } else if (typeof def === 'boolean') cfg[field] = value === 'true';
+    } else if (kind === 'bool') cfg[field] = value === 'true';
     else cfg[field] = value;
   }
   return { help: false, config: validateConfig(cfg as Partial<JournalNodeConfig>) };

@@ -3,6 +3,7 @@
 // local cluster of tests and the demo — fetches it through fetchNodeStatus below.
 
 import { request } from 'undici';
+import type { JournalStateData } from './journal-state.js';
 import type { ProgressState } from './raft/progress.js';
 import type { StateType } from './raft/types.js';
 
@@ -22,23 +23,10 @@ export interface FollowerJson {
   lagEntries: number;
 }
 
-export interface SegmentJson {
-  firstTxId: number;
-  lastTxId: number;
-  inProgress: boolean;
-  sizeBytes: number;
-}
-
-export interface JournalStatusJson {
-  formatted: boolean;
+/** A journal's state (keyed by its id, so without it), with the namespace flattened. */
+export interface JournalStatusJson extends Omit<JournalStateData, 'jid' | 'nsInfo'> {
   namespaceId: number;
   clusterId: string;
-  promisedEpoch: number;
-  lastWriterEpoch: number;
-  /** '' when no writer has claimed an epoch. */
-  writerId: string;
-  lastTxId: number;
-  segments: SegmentJson[];
 }
 
 /** This node's link to one peer: its send queue and failures. */

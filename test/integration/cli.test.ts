@@ -141,6 +141,6 @@ describe('journalnode command line', () => {
   it('--help lists the node flags and every setting', () => {
     const r = run(['--help']);
     expect(r.status).to.equal(0);
-    expect(r.stdout).to.match(/--listen HOST:PORT/).and.match(/--electionTimeoutMs N +default 1000/).and.match(/--sync true\|false/);
+    expect(r.stdout).to.match(/--listen HOST:PORT/).and.match(/--electionTimeoutMs N +Election timeout.*\(default 1000\)/).and.match(/--sync true\|false/);
   });
 });
