@@ -21,7 +21,7 @@ export interface PeerTransportOptions {
   storageId: string;
   /** Where each peer is dialed: the current configuration's address book. */
   directory: PeerDirectory;
-  clients: HttpPools;
+  clients: Pick<HttpPools, 'request'>;
   holdMs: number;
   requestTimeoutMs: number;
   maxQueueBytes: number;

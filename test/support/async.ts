@@ -1,6 +1,7 @@
 // Waiting in tests: waitFor polls a condition until a deadline (instead of a fixed sleep that is either
 // too short on a loaded machine or wastes time on an idle one), and deferred() gives a promise the test
-// settles by hand (a fake server's answer, held until the test releases it).
+// settles by hand (a fake server's answer, held until the test releases it), watch() to look at a promise's
+// outcome without awaiting it.
 
 export interface WaitForOptions {
   /** Give up after this long, ms. */
@@ -42,6 +43,18 @@ export function deferred<T>(): Deferred<T> {
     reject = rej;
   });
   return { promise, resolve, reject };
+}
+
+export type Outcome<T> = { resolved: T } | { rejected: unknown } | 'pending';
+
+/** Follows a promise from its creation on, so the test can look at its outcome (or its absence) later. */
+export function watch<T>(p: Promise<T>): { readonly outcome: Outcome<T> } {
+  const w: { outcome: Outcome<T> } = { outcome: 'pending' };
+  p.then(
+    (v) => (w.outcome = { resolved: v }),
+    (e: unknown) => (w.outcome = { rejected: e }),
+  );
+  return w;
 }
 
 /** Lets every queued microtask and already-due I/O callback run (one turn of the event loop). */

@@ -8,7 +8,7 @@ import { FencedError, QjmError, TooLargeError, QuorumUnavailableError } from '..
 import { EditLogOutputStream } from '../../../libqjm/output-stream.js';
 import type { JournalWriter, OutputStreamOptions } from '../../../libqjm/output-stream.js';
 import type { WriteResult } from '../../../libqjm/journal-client.js';
-import { deferred, nextTurn } from '../../support/async.js';
+import { deferred, nextTurn, watch } from '../../support/async.js';
 import type { Deferred } from '../../support/async.js';
 
 const pb = qjournal.journal;
@@ -64,18 +64,6 @@ function open(over: Partial<OutputStreamOptions> = {}): { out: EditLogOutputStre
     ...over,
   });
   return { out, w };
-}
-
-type Outcome<T> = { resolved: T } | { rejected: unknown } | 'pending';
-
-/** Follows a promise from its creation on, so the test can look at its outcome (or its absence) later. */
-function watch<T>(p: Promise<T>): { readonly outcome: Outcome<T> } {
-  const w: { outcome: Outcome<T> } = { outcome: 'pending' };
-  p.then(
-    (v) => (w.outcome = { resolved: v }),
-    (e: unknown) => (w.outcome = { rejected: e }),
-  );
-  return w;
 }
 
 describe('EditLogOutputStream', () => {
