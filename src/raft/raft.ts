@@ -3,6 +3,7 @@
 // Pure: input is step/tick/propose; output is queued messages and log state read by RawNode.ready().
 
 import { assert, unreachable } from '../assert.js';
+import { hex } from '../bytes.js';
 import { applyConfChange, decodeConfChange, encodeConfChange, validateConfChange } from './confchange.js';
 import { RaftLog } from './log.js';
 import type { LogStorage } from './log.js';
@@ -86,12 +87,6 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-function hexKey(ctx: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < ctx.byteLength; i++) s += ctx[i]!.toString(16).padStart(2, '0');
-  return s;
 }
 
 interface PendingRead {
@@ -944,7 +939,7 @@ export class Raft {
       this.answerRead({ index: 0, context, key: '', from, acks: new Set() }, false);
       return;
     }
-    const req: PendingRead = { index: this.log.committed, context, key: hexKey(context), from, acks: new Set([this.id]) };
+    const req: PendingRead = { index: this.log.committed, context, key: hex(context), from, acks: new Set([this.id]) };
     if (this.voters().length === 1 && this.voters()[0] === this.id) {
       this.answerRead(req, true);
       return;
@@ -955,7 +950,7 @@ export class Raft {
   }
 
   private ackRead(from: NodeId, context: Uint8Array): void {
-    const key = hexKey(context);
+    const key = hex(context);
     const pos = this.reads.findIndex((r) => r.key === key);
     if (pos < 0) return;
     const req = this.reads[pos]!;

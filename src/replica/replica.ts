@@ -4,6 +4,7 @@
 // leadership transfer and membership changes. Environment-agnostic: see env.ts.
 
 import { assert, AssertionError } from '../assert.js';
+import { hex } from '../bytes.js';
 import { captureState, checkInvariants } from '../raft/invariants.js';
 import { QjmError } from '../errors.js';
 import type { ErrorName } from '../errors.js';
@@ -146,12 +147,6 @@ interface PendingChange {
 
 function err(name: ErrorName, message: string, details: Record<string, unknown> = {}): QjmError {
   return new QjmError(name, message, details);
-}
-
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.byteLength; i++) s += b[i]!.toString(16).padStart(2, '0');
-  return s;
 }
 
 export class Replica<R> {

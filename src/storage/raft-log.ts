@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { assert } from '../assert.js';
+import { readU64, writeU64 } from '../bytes.js';
 import type { ReplicaLog } from '../replica/env.js';
 import type { Entry, EntryType, HardState, SnapshotMeta } from '../raft/types.js';
 import { cloneConf, entryBytes } from '../raft/types.js';
@@ -29,7 +30,6 @@ import type { MetaStore } from './raft-meta-store.js';
 const MAGIC = Buffer.from('QJRLOG01', 'latin1');
 const HEADER_BYTES = 32;
 const FRAME_HEADER_BYTES = 25;
-const TWO_32 = 0x1_0000_0000;
 const FILL_CHUNK = 1 << 20;
 /** The unit a crash can tear a write into: a disk sector. */
 const SECTOR_BYTES = 512;
@@ -105,15 +105,6 @@ export interface DiskLogStats {
   bytesWritten: number;
   /** Zero-filled bytes ahead of the in-progress segment's end. */
   preallocatedBytes: number;
-}
-
-function writeU64(b: Buffer, off: number, v: number): void {
-  b.writeUInt32BE(Math.floor(v / TWO_32), off);
-  b.writeUInt32BE(v % TWO_32, off + 4);
-}
-
-function readU64(b: Buffer, off: number): number {
-  return b.readUInt32BE(off) * TWO_32 + b.readUInt32BE(off + 4);
 }
 
 const pad20 = (n: number) => String(n).padStart(20, '0');
