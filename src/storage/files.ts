@@ -23,13 +23,21 @@ export function fsyncPathSync(p: string): void {
 /** Reads up to n bytes at offset from fd; fewer only where the file ends first. */
 export function preadSync(fd: number, offset: number, n: number): Buffer {
   const buf = Buffer.allocUnsafe(Math.max(0, n));
+  return buf.subarray(0, preadIntoSync(fd, buf, offset, buf.byteLength));
+}
+
+/**
+ * Fills buf[0, n) from offset of fd, for loops that reuse one buffer; returns the bytes read (fewer than n
+ * only where the file ends first).
+ */
+export function preadIntoSync(fd: number, buf: Uint8Array, offset: number, n: number): number {
   let got = 0;
-  while (got < buf.byteLength) {
-    const r = fs.readSync(fd, buf, got, buf.byteLength - got, offset + got);
+  while (got < n) {
+    const r = fs.readSync(fd, buf, got, n - got, offset + got);
     if (r === 0) break;
     got += r;
   }
-  return buf.subarray(0, got);
+  return got;
 }
 
 /** Writes every buffer of iov at `position`, in order, whatever the partial writes and IOV_MAX. */
