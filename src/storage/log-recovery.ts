@@ -25,7 +25,7 @@ import {
   frameTerm,
   headerPrevTerm,
   lastTermOf,
-  parseSegmentName,
+  parseLogFileName,
   removeSegmentsNewestFirst,
   segmentFor,
   segmentHeaderProblem,
@@ -72,7 +72,7 @@ function loadSegments(dir: string, o: RecoveryOptions): RecoveredLog {
     .readdirSync(dir)
     .filter((n) => n.startsWith('log_'))
     .map((name) => {
-      const p = parseSegmentName(name);
+      const p = parseLogFileName(name);
       if (!p) throw new CorruptLogError(path.join(dir, name), 0, 'unexpected file in the log directory');
       return { name, ...p };
     })

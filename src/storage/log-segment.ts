@@ -46,11 +46,11 @@ export interface LogLogger {
 export const quietLogger: LogLogger = { info() {}, warn() {}, error() {}, debug() {} };
 
 const pad20 = (n: number) => String(n).padStart(20, '0');
-export const inProgressName = (first: number) => `log_inprogress_${pad20(first)}`;
-export const closedName = (first: number, last: number) => `log_${pad20(first)}-${pad20(last)}`;
+export const logInProgressName = (first: number) => `log_inprogress_${pad20(first)}`;
+export const logClosedName = (first: number, last: number) => `log_${pad20(first)}-${pad20(last)}`;
 
 /** The first index (and, for a closed segment, the last) a segment file's name carries; null if not one. */
-export function parseSegmentName(name: string): { first: number; last: number | null } | null {
+export function parseLogFileName(name: string): { first: number; last: number | null } | null {
   let m = /^log_inprogress_(\d{20})$/.exec(name);
   if (m) return { first: Number(m[1]), last: null };
   m = /^log_(\d{20})-(\d{20})$/.exec(name);

@@ -25,12 +25,12 @@ import {
   SEGMENT_HEADER_BYTES,
   ZERO_CHUNK,
   ZERO_CHUNK_BYTES,
-  closedName,
+  logClosedName,
   decodeFrames,
   encodeFrames,
   encodeSegmentHeader,
   framedBytes,
-  inProgressName,
+  logInProgressName,
   quietLogger,
   removeSegmentsNewestFirst,
   segmentFor,
@@ -357,14 +357,14 @@ export class DiskLog implements ReplicaLog {
         fs.closeSync(seg.fd);
         seg.fd = null;
       }
-      const closed = path.join(this.dir, closedName(seg.first, seg.last));
+      const closed = path.join(this.dir, logClosedName(seg.first, seg.last));
       fs.renameSync(seg.file, closed);
       seg.file = closed;
       seg.closed = true;
     }
     const first = this.lastIndex() + 1;
     const prevTerm = this.term(first - 1) ?? 0;
-    const file = path.join(this.dir, inProgressName(first));
+    const file = path.join(this.dir, logInProgressName(first));
     const fd = fs.openSync(file, 'w+');
     const header = encodeSegmentHeader(first, prevTerm);
     fs.writeSync(fd, header, 0, SEGMENT_HEADER_BYTES, 0);
@@ -392,7 +392,7 @@ export class DiskLog implements ReplicaLog {
       const size = seg.offsets[keep]!;
       if (seg.closed) {
         // The cut falls inside a closed segment: it becomes the in-progress one again.
-        const reopened = path.join(this.dir, inProgressName(seg.first));
+        const reopened = path.join(this.dir, logInProgressName(seg.first));
         fs.renameSync(seg.file, reopened);
         seg.file = reopened;
         seg.closed = false;
