@@ -1,11 +1,15 @@
-// JournalNode settings: defaults, the command line (SPEC 3.1), an optional JSON config file, and validation
-// of every field with an error that names it. Raft settings carry braft's names where braft has one.
+// A JournalNode's configuration: its identity (id, addresses, data directory, peers) and the settings of
+// src/settings.ts; the command line and an optional JSON config file; validation of every field with an
+// error that names it.
 
 import fs from 'node:fs';
 import { parseAddresses, parsePeers } from '../src/peers.js';
 import type { Peer } from '../src/raft/types.js';
+import { checkSetting, DEFAULT_SETTINGS, SETTINGS } from '../src/settings.js';
+import type { SettingName, Settings } from '../src/settings.js';
 
-export interface JournalNodeConfig {
+/** Who this node is and where it listens; everything tunable is a setting of src/settings.ts. */
+export interface NodeIdentity {
   id: string;
   /** Bind address (host:port). */
   listen: string;
@@ -19,111 +23,16 @@ export interface JournalNodeConfig {
   join: string[];
   /** The address peers dial this node at, when it differs from --listen (NAT, containers, proxies). */
   advertise: string;
-
-  // Raft (braft names in brackets)
-  electionTimeoutMs: number; // [election_timeout_ms]
-  electionHeartbeatFactor: number; // heartbeat interval = electionTimeoutMs / this
-  snapshotIntervalS: number; // [snapshot_interval_s]; 0 = only by log size
-  snapshotLogBytes: number; // snapshot once this many bytes were applied since the last one
-  catchupMargin: number; // [catchup_margin]
-  sync: boolean; // [raft_sync] fdatasync the log before acknowledging
-  maxAppendBufferBytes: number; // [raft_max_append_buffer_size] bytes one log write (one fsync) carries
-  leaderBatch: number; // [raft_leader_batch] entries one log write carries
-  maxEntriesPerAppend: number; // [raft_max_entries_size]
-  maxAppendBodyBytes: number; // [raft_max_body_size]
-  maxLogSegmentBytes: number; // [raft_max_segment_size]
-  logPreallocateBytes: number; // zero-filled space kept ahead of the log's end (faster fdatasync); 0 = off
-  maxSnapshotChunkBytes: number; // [raft_max_byte_count_per_rpc]
-  applyBatch: number; // [raft_apply_batch] entries applied per batch
-  maxInflightAppends: number; // appends in flight to one follower
-  maxUncommittedBytes: number; // proposals beyond this are refused with BUSY
-  keepEntriesAfterSnapshot: number;
-  keepSnapshots: number;
-
-  // Journal
-  maxRecordBytes: number;
-  maxBatchBytes: number;
-  cacheBytesPerJournal: number;
-  proposalTimeoutMs: number;
-  readTimeoutMs: number;
-  maxWaitMs: number; // longest long-poll a reader may ask for
-
-  // Transport
-  peerHoldMs: number; // how long a peer's request is held to piggyback the answer
-  peerRequestTimeoutMs: number;
-  maxPeerQueueBytes: number;
-  maxLogCacheBytes: number;
-
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
-export const DEFAULTS: Omit<JournalNodeConfig, 'id' | 'listen' | 'dataDir' | 'peers' | 'join' | 'advertise'> = {
-  electionTimeoutMs: 1000,
-  electionHeartbeatFactor: 10,
-  snapshotIntervalS: 3600,
-  snapshotLogBytes: 256 << 20,
-  catchupMargin: 1000,
-  sync: true,
-  maxAppendBufferBytes: 16 << 20,
-  leaderBatch: 4096,
-  maxEntriesPerAppend: 1024,
-  maxAppendBodyBytes: 16 << 20,
-  maxLogSegmentBytes: 64 << 20,
-  logPreallocateBytes: 4 << 20,
-  maxSnapshotChunkBytes: 1 << 20,
-  applyBatch: 1024,
-  maxInflightAppends: 8,
-  maxUncommittedBytes: 256 << 20,
-  keepEntriesAfterSnapshot: 10_000,
-  keepSnapshots: 2,
-  maxRecordBytes: 1 << 20,
-  maxBatchBytes: 8 << 20,
-  cacheBytesPerJournal: 16 << 20,
-  proposalTimeoutMs: 20_000,
-  readTimeoutMs: 10_000,
-  maxWaitMs: 60_000,
-  peerHoldMs: 10,
-  peerRequestTimeoutMs: 5000,
-  maxPeerQueueBytes: 64 << 20,
-  maxLogCacheBytes: 16 << 20,
-  logLevel: 'info',
-};
+export interface JournalNodeConfig extends NodeIdentity, Settings {}
+
+/** Every setting's default (the schema in src/settings.ts). */
+export const DEFAULTS: Settings = DEFAULT_SETTINGS;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
-
-const INT_FIELDS: { [K in keyof typeof DEFAULTS]?: [min: number, max: number] } = {
-  electionTimeoutMs: [50, 600_000],
-  electionHeartbeatFactor: [2, 1000],
-  snapshotIntervalS: [0, 365 * 86400],
-  snapshotLogBytes: [1 << 10, 2 ** 50],
-  catchupMargin: [0, 1e12],
-  maxAppendBufferBytes: [1 << 10, 1 << 30],
-  leaderBatch: [1, 1 << 20],
-  maxEntriesPerAppend: [1, 1 << 20],
-  maxAppendBodyBytes: [1 << 10, 1 << 30],
-  maxLogSegmentBytes: [1 << 16, 1 << 30],
-  logPreallocateBytes: [0, 1 << 30],
-  maxSnapshotChunkBytes: [1 << 10, 1 << 28],
-  applyBatch: [1, 1 << 20],
-  maxInflightAppends: [1, 1024],
-  maxUncommittedBytes: [1 << 16, 2 ** 40],
-  keepEntriesAfterSnapshot: [0, 1e9],
-  keepSnapshots: [1, 100],
-  maxRecordBytes: [1, 1 << 28],
-  maxBatchBytes: [1, 1 << 28],
-  cacheBytesPerJournal: [0, 1 << 30],
-  proposalTimeoutMs: [100, 3_600_000],
-  readTimeoutMs: [100, 3_600_000],
-  maxWaitMs: [0, 3_600_000],
-  peerHoldMs: [0, 1000],
-  peerRequestTimeoutMs: [100, 600_000],
-  maxPeerQueueBytes: [1 << 16, 2 ** 31],
-  maxLogCacheBytes: [0, 2 ** 31],
-};
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Checks a host:port string; returns the problem or null. */
 export function checkHostPort(s: string): string | null {
@@ -176,14 +85,10 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   if (ae) bad('advertise', ae);
   if (/^(0\.0\.0\.0|\[::\]):/.test(advertise)) bad('advertise', `${advertise} is a wildcard bind address: peers cannot dial it; give --advertise host:port`);
   const out: Record<string, unknown> = { ...c, peers, join, advertise };
-  for (const [k, range] of Object.entries(INT_FIELDS)) {
-    const v = out[k];
-    if (typeof v !== 'number' || !Number.isInteger(v)) bad(k, `expected an integer, got ${JSON.stringify(v)}`);
-    const [lo, hi] = range!;
-    if ((v as number) < lo || (v as number) > hi) bad(k, `${v} is outside [${lo}, ${hi}]`);
+  for (const name of Object.keys(SETTINGS) as SettingName[]) {
+    const problem = checkSetting(name, out[name]);
+    if (problem) bad(name, problem);
   }
-  if (typeof c.sync !== 'boolean') bad('sync', 'expected true or false');
-  if (!LOG_LEVELS.includes(String(c.logLevel))) bad('logLevel', `expected one of ${LOG_LEVELS.join(', ')}`);
   if (c.electionTimeoutMs! / c.electionHeartbeatFactor! < 5) bad('electionHeartbeatFactor', 'the heartbeat interval would be under 5 ms');
   if (c.maxBatchBytes! > c.maxAppendBodyBytes!) bad('maxBatchBytes', `must not exceed maxAppendBodyBytes (${c.maxAppendBodyBytes})`);
   if (c.maxRecordBytes! > c.maxBatchBytes!) bad('maxRecordBytes', `must not exceed maxBatchBytes (${c.maxBatchBytes})`);

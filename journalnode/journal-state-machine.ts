@@ -6,10 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { assert } from '../src/assert.js';
+import type { Logger } from '../src/logger.js';
 import { qjournal } from '../src/gen/proto.js';
 import type { ReplicaStateMachine, StagedSnapshot } from '../src/replica/env.js';
 import type { Entry, NodeId, SnapshotMeta } from '../src/raft/types.js';
 import { Journal } from './journal.js';
+import type { SegmentState } from '../src/journal-state.js';
 import { SegmentFile } from './segment-file.js';
 import { fsyncPath, preadIntoSync } from '../src/storage/files.js';
 import { series, SnapshotStore } from './snapshot-store.js';
@@ -17,13 +19,6 @@ import type { ManifestData, StagedImage } from './snapshot-store.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
-
-export interface Logger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-  debug(obj: object, msg: string): void;
-}
 
 /** Where a follower fetches a snapshot from: the JournalNode's HTTP client to its peers. */
 export interface SnapshotSource {
@@ -102,21 +97,10 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     const m = this.snapshots.materialize(index, this.journalsRoot);
     const journals = new Map<string, Journal>();
     for (const js of m.journals) {
-      const jid = js.jid;
-      const dir = path.join(this.journalsRoot, jid);
-      const j = new Journal(jid, dir, this.opts.cacheBytesPerJournal);
-      j.formatted = js.formatted;
-      j.nsInfo = js.nsInfo;
-      j.promisedEpoch = js.promisedEpoch;
-      j.lastWriterEpoch = js.lastWriterEpoch;
-      j.writerId = js.writerId;
-      j.lastTxId = js.lastTxId;
-      j.segments = js.segments.map((s) =>
-        s.inProgress
-          ? SegmentFile.load(dir, s.file, { inProgress: true, sizeBytes: s.sizeBytes, truncate: true, expectedLastTxId: s.lastTxId })
-          : SegmentFile.trusted(dir, s.file, s),
-      );
-      journals.set(jid, j);
+      const dir = path.join(this.journalsRoot, js.jid);
+      const open = (s: SegmentState) =>
+        s.inProgress ? SegmentFile.load(dir, s.file, { inProgress: true, sizeBytes: s.sizeBytes, truncate: true, expectedLastTxId: s.lastTxId }) : SegmentFile.trusted(dir, s.file, s);
+      journals.set(js.jid, Journal.restore(js, dir, this.opts.cacheBytesPerJournal, open));
     }
     this.journals = journals;
     this.snapshotMetaValue = toSnapshotMeta(m);
@@ -248,34 +232,15 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
 
   private buildManifest(meta: SnapshotMeta): { manifest: ManifestData; sources: { jid: string; file: string; fromPath: string; dirty: boolean }[] } {
     const sources: { jid: string; file: string; fromPath: string; dirty: boolean }[] = [];
-    const journals = [...this.journals.values()].map((j) => {
-      const segments = j.segments.map((s) => {
+    for (const j of this.journals.values()) {
+      for (const s of j.segments) {
         sources.push({ jid: j.jid, file: s.name, fromPath: s.path, dirty: s.dirty });
         s.dirty = false;
-        return {
-          firstTxId: s.firstTxId,
-          lastTxId: s.lastTxId,
-          inProgress: s.inProgress,
-          file: s.name,
-          sizeBytes: s.sizeBytes,
-          crc32: s.crc32,
-          layoutVersion: s.layoutVersion,
-        };
-      });
-      return {
-        jid: j.jid,
-        formatted: j.formatted,
-        nsInfo: j.nsInfo,
-        promisedEpoch: j.promisedEpoch,
-        lastWriterEpoch: j.lastWriterEpoch,
-        writerId: j.writerId,
-        lastTxId: j.lastTxId,
-        segments,
-      };
-    });
+      }
+    }
     const manifest: ManifestData = {
       meta: { index: meta.index, term: meta.term, conf: meta.conf, peers: [...(meta.peers ?? [])] },
-      journals,
+      journals: [...this.journals.values()].map((j) => j.state()),
       createdMs: Date.now(),
     };
     return { manifest, sources };

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { qjournal } from '../src/gen/proto.js';
 import type { ErrorName } from '../src/errors.js';
 import { SegmentFile } from './segment-file.js';
+import { journalStateToProto } from '../src/journal-state.js';
+import type { JournalStateData, SegmentState } from '../src/journal-state.js';
 
 const pb = qjournal.journal;
 type NsInfo = qjournal.journal.INamespaceInfo;
@@ -83,7 +85,7 @@ export class Journal {
     }
     this.promisedEpoch += 1;
     this.writerId = writerId;
-    return { code: pb.ErrorCode.OK, epoch: this.promisedEpoch, state: this.state() };
+    return { code: pb.ErrorCode.OK, epoch: this.promisedEpoch, state: journalStateToProto(this.state()) };
   }
 
   private fenced(epoch: number): Result | null {
@@ -179,7 +181,7 @@ export class Journal {
 
   // ---------------------------------------------------------------- reads
 
-  state(): qjournal.journal.IJournalState {
+  state(): JournalStateData {
     return {
       jid: this.jid,
       formatted: this.formatted,
@@ -187,22 +189,22 @@ export class Journal {
       promisedEpoch: this.promisedEpoch,
       lastWriterEpoch: this.lastWriterEpoch,
       writerId: this.writerId,
-      lastTxid: this.lastTxId,
-      segments: this.segments.map((s) => ({
-        firstTxid: s.firstTxId,
-        lastTxid: s.lastTxId,
-        inProgress: s.inProgress,
-        sizeBytes: s.sizeBytes,
-        layoutVersion: s.layoutVersion,
-      })),
+      lastTxId: this.lastTxId,
+      segments: this.segments.map((s) => s.describe()),
     };
   }
 
+  /** A journal as a snapshot recorded it; `open` turns each recorded segment into its file. */
+  static restore(d: JournalStateData, dir: string, maxCacheBytes: number, open: (s: SegmentState) => SegmentFile): Journal {
+    const { jid, segments, ...fields } = d;
+    const j = Object.assign(new Journal(jid, dir, maxCacheBytes), fields);
+    j.segments = segments.map(open);
+    return j;
+  }
+
   /** Segments holding txids >= sinceTxId (Hadoop's getEditLogManifest). */
-  manifest(sinceTxId: number, inProgressOk: boolean): qjournal.journal.ISegmentInfo[] {
-    return this.segments
-      .filter((s) => s.lastTxId >= sinceTxId && s.lastTxId >= s.firstTxId && (inProgressOk || !s.inProgress))
-      .map((s) => ({ firstTxid: s.firstTxId, lastTxid: s.lastTxId, inProgress: s.inProgress, sizeBytes: s.sizeBytes, layoutVersion: s.layoutVersion }));
+  manifest(sinceTxId: number, inProgressOk: boolean): SegmentState[] {
+    return this.segments.filter((s) => s.lastTxId >= sinceTxId && s.lastTxId >= s.firstTxId && (inProgressOk || !s.inProgress)).map((s) => s.describe());
   }
 
   /** Committed frames from fromTxId on (possibly across segments), within the limits. */

@@ -4,14 +4,19 @@
 
 import client from 'prom-client';
 import type { ReplicaStatus } from '../src/replica/replica.js';
-
-/** What the metrics read from the replica. */
-export interface StatusSource {
-  status(): ReplicaStatus;
-  readonly isLeader: boolean;
-}
+import type { ReplicaLog } from '../src/replica/env.js';
+import type { Entry, HardState, SnapshotMeta } from '../src/raft/types.js';
 import type { JournalStateMachine } from './journal-state-machine.js';
 import type { PeerTransport } from './peer-transport.js';
+
+/** What the gauges read, attached once the parts exist (the log and state machine feed counters before). */
+export interface MetricSources {
+  replica: { status(): ReplicaStatus; readonly isLeader: boolean };
+  sm: JournalStateMachine;
+  transport: PeerTransport;
+}
+
+type Labels = Record<string, string>;
 
 export class NodeMetrics {
   readonly registry = new client.Registry();
@@ -23,78 +28,15 @@ export class NodeMetrics {
   readonly bytesWritten: client.Counter<'jid'>;
   readonly rpcSeconds: client.Histogram<'rpc' | 'code'>;
 
-  constructor(id: string, replica: () => StatusSource | null, sm: () => JournalStateMachine | null, transport: () => PeerTransport | null) {
+  private sources: MetricSources | null = null;
+
+  constructor(id: string) {
     const r = this.registry;
     r.setDefaultLabels({ node: id });
     client.collectDefaultMetrics({ register: r, prefix: 'qjournal_process_' });
-    const gauge = (name: string, help: string, fn: () => number) =>
-      new client.Gauge({
-        name,
-        help,
-        registers: [r],
-        collect() {
-          this.set(fn());
-        },
-      });
-    const st = () => replica()?.status();
-    gauge('qjournal_raft_term', 'Current Raft term', () => st()?.term ?? 0);
-    gauge('qjournal_raft_is_leader', '1 if this node is the Raft leader', () => (replica()?.isLeader ? 1 : 0));
-    gauge('qjournal_raft_commit_index', 'Raft commit index', () => st()?.commitIndex ?? 0);
-    gauge('qjournal_raft_applied_index', 'Raft applied index', () => st()?.appliedIndex ?? 0);
-    gauge('qjournal_raft_last_index', 'Last index in the Raft log', () => st()?.lastIndex ?? 0);
-    gauge('qjournal_raft_disk_index', 'Last index durable on this node', () => st()?.stableIndex ?? 0);
-    gauge('qjournal_raft_snapshot_index', 'Index of the newest snapshot', () => st()?.snapshotIndex ?? 0);
-    gauge('qjournal_raft_apply_lag_entries', 'Committed entries not yet applied here', () => {
-      const s = st();
-      return s ? s.commitIndex - s.appliedIndex : 0;
-    });
-    new client.Gauge({
-      name: 'qjournal_raft_follower_lag_entries',
-      help: 'Leader only: entries a follower is behind the leader',
-      labelNames: ['peer'],
-      registers: [r],
-      collect() {
-        this.reset();
-        const s = st();
-        if (!s) return;
-        for (const [peer, p] of Object.entries(s.progress)) this.set({ peer }, Math.max(0, s.lastIndex - p.match));
-      },
-    });
-    const jg = (name: string, help: string, fn: (j: ReturnType<JournalStateMachine['allJournals']>[number]) => number) =>
-      new client.Gauge({
-        name,
-        help,
-        labelNames: ['jid'],
-        registers: [r],
-        collect() {
-          this.reset();
-          for (const j of sm()?.allJournals() ?? []) this.set({ jid: j.jid }, fn(j));
-        },
-      });
-    jg('qjournal_journal_promised_epoch', 'Promised writer epoch (LastPromisedEpoch)', (j) => j.promisedEpoch);
-    jg('qjournal_journal_last_writer_epoch', 'Epoch of the last writer that wrote (LastWriterEpoch)', (j) => j.lastWriterEpoch);
-    jg('qjournal_journal_last_txid', 'Last txid applied here (LastWrittenTxId)', (j) => j.lastTxId);
-    jg('qjournal_journal_segments', 'Segments of the journal', (j) => j.segments.length);
-    new client.Gauge({
-      name: 'qjournal_peer_queue_bytes',
-      help: 'Bytes queued for a peer',
-      labelNames: ['peer'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const p of transport()?.stats() ?? []) this.set({ peer: p.id }, p.queuedBytes);
-      },
-    });
-    new client.Gauge({
-      name: 'qjournal_peer_dropped_messages',
-      help: 'Messages dropped because a peer was not keeping up',
-      labelNames: ['peer'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const p of transport()?.stats() ?? []) this.set({ peer: p.id }, p.droppedMessages);
-      },
-    });
+    this.raftGauges();
+    this.journalGauges();
+    this.peerGauges();
     this.logWriteSeconds = new client.Histogram({
       name: 'qjournal_log_write_seconds',
       help: 'Raft log write latency: one group-committed write and its fdatasync',
@@ -115,7 +57,125 @@ export class NodeMetrics {
     });
   }
 
+  /** A gauge read at scrape time: one value, or one per label set. */
+  private gauge(name: string, help: string, read: () => number | [Labels, number][], labelNames: string[] = []): void {
+    new client.Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        const v = read();
+        if (typeof v === 'number') return this.set(v);
+        this.reset();
+        for (const [labels, value] of v) this.set(labels, value);
+      },
+    });
+  }
+
+  private raftGauges(): void {
+    const st = () => this.sources?.replica.status();
+    this.gauge('qjournal_raft_term', 'Current Raft term', () => st()?.term ?? 0);
+    this.gauge('qjournal_raft_is_leader', '1 if this node is the Raft leader', () => (this.sources?.replica.isLeader ? 1 : 0));
+    this.gauge('qjournal_raft_commit_index', 'Raft commit index', () => st()?.commitIndex ?? 0);
+    this.gauge('qjournal_raft_applied_index', 'Raft applied index', () => st()?.appliedIndex ?? 0);
+    this.gauge('qjournal_raft_last_index', 'Last index in the Raft log', () => st()?.lastIndex ?? 0);
+    this.gauge('qjournal_raft_disk_index', 'Last index durable on this node', () => st()?.stableIndex ?? 0);
+    this.gauge('qjournal_raft_snapshot_index', 'Index of the newest snapshot', () => st()?.snapshotIndex ?? 0);
+    this.gauge('qjournal_raft_apply_lag_entries', 'Committed entries not yet applied here', () => {
+      const s = st();
+      return s ? s.commitIndex - s.appliedIndex : 0;
+    });
+    this.gauge(
+      'qjournal_raft_follower_lag_entries',
+      'Leader only: entries a follower is behind the leader',
+      () => {
+        const s = st();
+        return s ? Object.entries(s.progress).map(([peer, p]) => [{ peer }, Math.max(0, s.lastIndex - p.match)]) : [];
+      },
+      ['peer'],
+    );
+  }
+
+  private journalGauges(): void {
+    const perJournal = (name: string, help: string, fn: (j: ReturnType<JournalStateMachine['allJournals']>[number]) => number) =>
+      this.gauge(name, help, () => (this.sources?.sm.allJournals() ?? []).map((j) => [{ jid: j.jid }, fn(j)]), ['jid']);
+    perJournal('qjournal_journal_promised_epoch', 'Promised writer epoch (LastPromisedEpoch)', (j) => j.promisedEpoch);
+    perJournal('qjournal_journal_last_writer_epoch', 'Epoch of the last writer that wrote (LastWriterEpoch)', (j) => j.lastWriterEpoch);
+    perJournal('qjournal_journal_last_txid', 'Last txid applied here (LastWrittenTxId)', (j) => j.lastTxId);
+    perJournal('qjournal_journal_segments', 'Segments of the journal', (j) => j.segments.length);
+  }
+
+  private peerGauges(): void {
+    const perPeer = (name: string, help: string, fn: (p: ReturnType<PeerTransport['stats']>[number]) => number) =>
+      this.gauge(name, help, () => (this.sources?.transport.stats() ?? []).map((p) => [{ peer: p.id }, fn(p)]), ['peer']);
+    perPeer('qjournal_peer_queue_bytes', 'Bytes queued for a peer', (p) => p.queuedBytes);
+    perPeer('qjournal_peer_dropped_messages', 'Messages dropped because a peer was not keeping up', (p) => p.droppedMessages);
+  }
+
+  /** One journal() batch applied here. */
+  journalApplied(jid: string, txns: number, bytes: number): void {
+    this.batchesWritten.inc({ jid });
+    this.txnsWritten.inc({ jid }, txns);
+    this.bytesWritten.inc({ jid }, bytes);
+  }
+
+  /** The gauges read these from now on (before, they read as zero). */
+  attach(sources: MetricSources): void {
+    this.sources = sources;
+  }
+
+  /** The node's log, with every write (one group commit and its fdatasync) timed and counted. */
+  meteredLog(log: ReplicaLog): ReplicaLog {
+    return new MeteredLog(log, this);
+  }
+
   text(): Promise<string> {
     return this.registry.metrics();
+  }
+}
+
+class MeteredLog implements ReplicaLog {
+  constructor(
+    private readonly log: ReplicaLog,
+    private readonly metrics: NodeMetrics,
+  ) {}
+  initialHardState(): HardState {
+    return this.log.initialHardState();
+  }
+  snapshotMeta(): SnapshotMeta {
+    return this.log.snapshotMeta();
+  }
+  firstIndex(): number {
+    return this.log.firstIndex();
+  }
+  lastIndex(): number {
+    return this.log.lastIndex();
+  }
+  term(index: number): number | undefined {
+    return this.log.term(index);
+  }
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    return this.log.entries(lo, hi, maxBytes);
+  }
+  write(hs: HardState | null, entries: Entry[], done: (err: Error | null) => void): void {
+    const t0 = performance.now();
+    let bytes = 0;
+    for (const e of entries) bytes += e.data.byteLength;
+    this.log.write(hs, entries, (err) => {
+      this.metrics.logWriteSeconds.observe((performance.now() - t0) / 1000);
+      this.metrics.logWrites.inc();
+      this.metrics.logWriteBytes.inc(bytes);
+      done(err);
+    });
+  }
+  snapshotSaved(meta: SnapshotMeta, compactTo: number): void {
+    this.log.snapshotSaved(meta, compactTo);
+  }
+  beginReset(meta: SnapshotMeta): void {
+    this.log.beginReset(meta);
+  }
+  commitReset(meta: SnapshotMeta, done: (err: Error | null) => void): void {
+    this.log.commitReset(meta, done);
   }
 }

@@ -11,7 +11,8 @@ import { takeWithinBytes } from '../src/raft/byte-limit.js';
 import { MessageType } from '../src/raft/types.js';
 import type { Message, NodeId } from '../src/raft/types.js';
 import type { HttpPools } from '../src/http-pool.js';
-import type { Logger } from './journal-state-machine.js';
+import type { Logger } from '../src/logger.js';
+import type { PeerDirectory } from '../src/replica/peer-directory.js';
 
 export interface PeerTransportOptions {
   selfId: NodeId;
@@ -19,10 +20,8 @@ export interface PeerTransportOptions {
   selfAddress: string;
   clusterId: string;
   storageId: string;
-  /** The address a peer is dialed at, from the current configuration. */
-  resolve(id: NodeId): string | undefined;
-  deliver(messages: Message[]): void;
-  onUnreachable(id: NodeId): void;
+  /** Where each peer is dialed: the current configuration's address book. */
+  directory: PeerDirectory;
   clients: HttpPools;
   holdMs: number;
   requestTimeoutMs: number;
@@ -74,18 +73,28 @@ export interface PeerStats {
   storageId: string;
 }
 
+/** Where inbound messages go, and who hears that a peer is unreachable: the replica, attached after it is built. */
+export interface TransportSink {
+  receive(messages: Message[]): void;
+  reportUnreachable(id: NodeId): void;
+}
+
+/** Until a sink is attached, inbound messages have nowhere to go: dropped (Raft tolerates loss). */
+const NO_SINK: TransportSink = { receive() {}, reportUnreachable() {} };
+
 export class PeerTransport implements ReplicaTransport {
   private readonly peers = new Map<NodeId, PeerState>();
   private closed = false;
-  /**
-   * Addresses peers announced in their batches. The configuration is the authority; these serve only
-   * when it does not know a peer yet (a joining node, before the leader's snapshot tells it).
-   */
-  private readonly announced = new Map<NodeId, string>();
+  private sink: TransportSink = NO_SINK;
   /** Peers whose storage id changed while this node ran (their disk was wiped and they rejoined). */
   readonly storageIdChanges: { id: NodeId; from: string; to: string; atMs: number }[] = [];
 
   constructor(private readonly o: PeerTransportOptions) {}
+
+  /** The transport and the replica need each other: the replica is built with the transport, then attached. */
+  attach(sink: TransportSink): void {
+    this.sink = sink;
+  }
 
   private peer(id: NodeId): PeerState {
     let p = this.peers.get(id);
@@ -105,7 +114,7 @@ export class PeerTransport implements ReplicaTransport {
       if (p.queueBytes + size > this.o.maxQueueBytes) {
         // The peer is not keeping up (or is down): drop, and let Raft slow down to probing.
         p.droppedMessages++;
-        if (m.type === MessageType.App) this.o.onUnreachable(m.to);
+        if (m.type === MessageType.App) this.sink.reportUnreachable(m.to);
         continue;
       }
       p.queue.push(m);
@@ -151,7 +160,7 @@ export class PeerTransport implements ReplicaTransport {
       h.resolve(this.takeBatch(p));
     }
     if (p.queue.length === 0 || p.sending || p.retryTimer) return;
-    const address = this.o.resolve(p.id) ?? this.announced.get(p.id);
+    const address = this.o.directory.addressOf(p.id);
     if (!address) {
       this.logRateLimited(p, `no address known for peer ${p.id}: dropping ${p.queue.length} messages`);
       p.droppedMessages += p.queue.length;
@@ -195,23 +204,18 @@ export class PeerTransport implements ReplicaTransport {
     }
     this.noteStorageId(p, b.storageId);
     this.noteAddress(b);
-    this.o.deliver(b.messages.filter((m) => m.to === this.o.selfId));
+    this.sink.receive(b.messages.filter((m) => m.to === this.o.selfId));
   }
 
   private noteAddress(b: Batch): void {
-    if (b.fromAddress && /^[^\s/]+:\d{1,5}$/.test(b.fromAddress)) this.announced.set(b.from, b.fromAddress);
-  }
-
-  /** The address a peer announced, for what the configuration cannot resolve yet. */
-  announcedAddress(id: NodeId): string | undefined {
-    return this.announced.get(id);
+    if (b.fromAddress && /^[^\s/]+:\d{1,5}$/.test(b.fromAddress)) this.o.directory.announce(b.from, b.fromAddress);
   }
 
   private failed(p: PeerState, why: string): void {
     if (this.closed) return;
     p.failures++;
     this.logRateLimited(p, why);
-    this.o.onUnreachable(p.id);
+    this.sink.reportUnreachable(p.id);
     // Back off: 10 ms, doubling, at most 1 s. What queues meanwhile goes in the next batch.
     const delay = Math.min(1000, 10 * 2 ** Math.min(p.failures - 1, 7));
     p.retryTimer = setTimeout(() => {
@@ -247,7 +251,7 @@ export class PeerTransport implements ReplicaTransport {
     const p = this.peer(b.from);
     this.noteStorageId(p, b.storageId);
     this.noteAddress(b);
-    this.o.deliver(b.messages.filter((m) => m.to === this.o.selfId));
+    this.sink.receive(b.messages.filter((m) => m.to === this.o.selfId));
     return new Promise<Uint8Array>((resolve) => {
       const reply = (messages: Message[]) => resolve(encodeBatch({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, fromAddress: this.o.selfAddress, messages }));
       // A batch of answers asks for nothing back: holding it would only block the sender's next batch,

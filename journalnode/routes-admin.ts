@@ -2,7 +2,7 @@
 // page), GET /flags (effective settings), GET /metrics (Prometheus), GET /healthz, and the admin RPCs behind
 // qjm's membership, leadership and snapshot commands.
 
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { qjournal } from '../src/gen/proto.js';
 import { QjmError } from '../src/errors.js';
 import type { Replica } from '../src/replica/replica.js';
@@ -13,7 +13,8 @@ import type { JournalNodeConfig } from './config.js';
 import type { JournalStateMachine } from './journal-state-machine.js';
 import type { NodeMetrics } from './metrics.js';
 import type { PeerTransport } from './peer-transport.js';
-import { asQjmError, HTTP_STATUS, invalid, toRpcError } from './rpc-errors.js';
+import { invalid, registerProtoRoute } from './rpc-errors.js';
+import { transferTarget } from '../src/replica/leader-transfer.js';
 
 const pb = qjournal.journal;
 
@@ -45,16 +46,8 @@ export function buildStatus(ctx: AdminContext): Record<string, unknown> {
   ];
   const journals: Record<string, unknown> = {};
   for (const j of ctx.sm.allJournals()) {
-    journals[j.jid] = {
-      formatted: j.formatted,
-      namespaceId: Number(j.nsInfo.namespaceId ?? 0),
-      clusterId: j.nsInfo.clusterId ?? '',
-      promisedEpoch: j.promisedEpoch,
-      lastWriterEpoch: j.lastWriterEpoch,
-      writerId: j.writerId,
-      lastTxId: j.lastTxId,
-      segments: j.segments.map((g) => ({ firstTxId: g.firstTxId, lastTxId: g.lastTxId, inProgress: g.inProgress, sizeBytes: g.sizeBytes })),
-    };
+    const { jid, nsInfo, ...state } = j.state();
+    journals[jid] = { ...state, namespaceId: Number(nsInfo.namespaceId ?? 0), clusterId: nsInfo.clusterId ?? '' };
   }
   return {
     id: s.id,
@@ -120,12 +113,12 @@ export function renderRaftStat(st: Record<string, unknown>): string {
 </body></html>`;
 }
 
-function send(reply: FastifyReply, status: number, bytes: Uint8Array): FastifyReply {
-  return reply.code(status).type('application/x-protobuf').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-}
+/** Admin RPCs carry no request body or a small message; none answers with journal data. */
+const NO_BODY = { decode: (): Record<string, never> => ({}), encode: () => ({ finish: () => new Uint8Array(0) }) };
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): void {
   const { replica } = ctx;
+  const term = () => replica.term;
   app.get('/status', async () => buildStatus(ctx));
   app.get('/raft_stat', async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(ctx))));
   app.get('/flags', async () => ({ ...ctx.config }));
@@ -136,62 +129,48 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
     return reply.code(ok ? 200 : 503).send({ ok, id: s.id, state: s.state, term: s.term, leader: s.lead || null, fatal: s.fatal });
   });
 
-  const admin = (path: string, run: (body: Buffer) => Promise<{ message: string; index?: number }>) =>
-    app.post(path, async (req, reply) => {
-      try {
-        const r = await run(req.body as Buffer);
-        return send(reply, 200, pb.AdminResponse.encode({ message: r.message, index: r.index ?? 0 }).finish());
-      } catch (e) {
-        const err = asQjmError(e);
-        return send(reply, HTTP_STATUS[err.errorName], pb.AdminResponse.encode({ error: toRpcError(err, replica.term) }).finish());
-      }
-    });
-
   const callback = <T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void) =>
     new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
-
-  admin('/admin/changePeers', async (body) => {
-    let req: qjournal.journal.ChangePeersRequest;
-    try {
-      req = pb.ChangePeersRequest.decode(body);
-    } catch (e) {
-      throw invalid(`malformed ChangePeersRequest: ${(e as Error).message}`);
-    }
-    const peers: Peer[] = req.peers.map((p) => ({ id: p.id ?? '', address: p.address ?? '' }));
-    for (const p of peers) {
-      if (!/^[A-Za-z0-9._-]{1,64}$/.test(p.id)) throw invalid(`bad peer id ${JSON.stringify(p.id)}`);
-      if (!/^[^\s:]+:\d{1,5}$/.test(p.address) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(p.address)) throw invalid(`peer ${p.id}: bad address ${JSON.stringify(p.address)}`);
-    }
+  const requireLeader = () => {
     if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
-    await callback<void>((cb) => replica.changePeers(peers, cb));
-    return { message: `voters are now ${peers.map((p) => p.id).join(', ')}` };
-  });
+  };
 
-  admin('/admin/transferLeader', async (body) => {
-    let req: qjournal.journal.TransferLeaderRequest;
-    try {
-      req = pb.TransferLeaderRequest.decode(body);
-    } catch (e) {
-      throw invalid(`malformed TransferLeaderRequest: ${(e as Error).message}`);
-    }
-    if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
-    let to = req.to;
-    if (!to) {
-      // The most caught-up other voter.
-      const s = replica.status();
-      const best = Object.entries(s.progress)
-        .filter(([id]) => s.conf.voters.includes(id))
-        .sort((a, b) => b[1].match - a[1].match)[0];
-      if (!best) throw invalid('no other voter to transfer leadership to');
-      to = best[0];
-    }
-    await callback<void>((cb) => replica.transferLeader(to, cb));
-    return { message: `leadership transferred to ${to}` };
-  });
+  registerProtoRoute(app, '/admin/changePeers', {
+    request: pb.ChangePeersRequest,
+    requestName: 'ChangePeersRequest',
+    response: pb.AdminResponse,
+    handle: async (req) => {
+      const peers: Peer[] = req.peers.map((p) => ({ id: p.id ?? '', address: p.address ?? '' }));
+      for (const p of peers) {
+        if (!/^[A-Za-z0-9._-]{1,64}$/.test(p.id)) throw invalid(`bad peer id ${JSON.stringify(p.id)}`);
+        if (!/^[^\s:]+:\d{1,5}$/.test(p.address) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(p.address)) throw invalid(`peer ${p.id}: bad address ${JSON.stringify(p.address)}`);
+      }
+      requireLeader();
+      await callback<void>((cb) => replica.changePeers(peers, cb));
+      return { body: { message: `voters are now ${peers.map((p) => p.id).join(', ')}` } };
+    },
+  }, term);
 
-  admin('/admin/snapshot', async () => {
-    const index = await callback<number>((cb) => replica.takeSnapshot(cb));
-    return { message: `snapshot at index ${index}`, index: index ?? 0 };
-  });
+  registerProtoRoute(app, '/admin/transferLeader', {
+    request: pb.TransferLeaderRequest,
+    requestName: 'TransferLeaderRequest',
+    response: pb.AdminResponse,
+    handle: async (req) => {
+      requireLeader();
+      const to = req.to || transferTarget(replica.status(), false);
+      if (!to) throw invalid('no other voter to transfer leadership to');
+      await callback<void>((cb) => replica.transferLeader(to, cb));
+      return { body: { message: `leadership transferred to ${to}` } };
+    },
+  }, term);
 
+  registerProtoRoute(app, '/admin/snapshot', {
+    request: NO_BODY,
+    requestName: 'an empty body',
+    response: pb.AdminResponse,
+    handle: async () => {
+      const index = (await callback<number>((cb) => replica.takeSnapshot(cb))) ?? 0;
+      return { body: { message: `snapshot at index ${index}`, index } };
+    },
+  }, term);
 }

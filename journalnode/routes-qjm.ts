@@ -4,14 +4,15 @@
 // after a ReadIndex round when the reader asks for linearizable freshness.
 
 import fs from 'node:fs';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { qjournal } from '../src/gen/proto.js';
 import { QjmError } from '../src/errors.js';
 import { validateBatch } from '../src/edit-records.js';
+import { journalStateToProto, segmentToProto } from '../src/journal-state.js';
 import type { Replica } from '../src/replica/replica.js';
 import type { JournalNodeConfig } from './config.js';
 import type { JournalStateMachine } from './journal-state-machine.js';
-import { asQjmError, errorNameOf, HTTP_STATUS, invalid, toRpcError } from './rpc-errors.js';
+import { errorNameOf, HTTP_STATUS, invalid, registerProtoRoute } from './rpc-errors.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
@@ -22,7 +23,6 @@ export interface QjmContext {
   config: JournalNodeConfig;
   replica: Replica<Result>;
   sm: JournalStateMachine;
-  onWriteApplied?(op: string, cmd: qjournal.journal.Command, result: Result): void;
 }
 
 const WRITE_OPS = {
@@ -109,117 +109,119 @@ export function validateCommand(cmd: qjournal.journal.ICommand, op: OpField, cfg
   }
 }
 
-function send(reply: FastifyReply, status: number, bytes: Uint8Array): FastifyReply {
-  return reply.code(status).type('application/x-protobuf').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-}
-
-function decode<T>(fn: () => T, what: string): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw invalid(`malformed ${what}: ${(e as Error).message}`);
-  }
+function readEdits(sm: JournalStateMachine, r: qjournal.journal.GetEditsRequest, from: number, config: JournalNodeConfig) {
+  const maxTxns = r.maxTxns === 0 ? 100_000 : Math.min(r.maxTxns, 1_000_000);
+  const maxBytes = r.maxBytes === 0 ? config.maxBatchBytes : Math.min(r.maxBytes, config.maxAppendBodyBytes);
+  const j = sm.journal(r.jid);
+  if (!j || !j.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
+  return j.readEdits(from, maxTxns, maxBytes, r.inProgressOk);
 }
 
 export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
-  const { replica, sm, config } = ctx;
-  const term = () => replica.term;
+  registerWriteRoutes(app, ctx);
+  registerReadRoutes(app, ctx);
+  registerSegmentDownload(app, ctx);
+}
 
+/** The writes: validated, proposed through Raft on the leader, answered with the result of their apply. */
+function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
+  const { replica, config } = ctx;
+  const term = () => replica.term;
   const proposeCommand = (data: Uint8Array, expectedTerm: number | undefined) =>
     new Promise<{ index: number; term: number; value: Result }>((resolve, reject) => {
       replica.propose(data, expectedTerm, (err, res) => (err ? reject(err) : resolve(res!)));
     });
+  for (const [rpc, op] of Object.entries(WRITE_OPS)) {
+    registerProtoRoute(app, `/qjm/${rpc}`, {
+      request: pb.WriteRequest,
+      requestName: 'WriteRequest',
+      response: pb.WriteResponse,
+      handle: async (wr) => {
+        if (!wr.command) throw invalid('command is required');
+        validateCommand(wr.command, op, config);
+        const expectedTerm = Number(wr.expectedTerm);
+        if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
+        if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
+        const res = await proposeCommand(pb.Command.encode(wr.command).finish(), expectedTerm > 0 ? expectedTerm : undefined);
+        const code = res.value.code ?? 0;
+        return { status: code === 0 ? 200 : HTTP_STATUS[errorNameOf(code)], body: { result: res.value, raftIndex: res.index, raftTerm: res.term } };
+      },
+    }, term);
+  }
+}
 
+/** The reads, from this node's applied state (after a ReadIndex round when the reader asks for it). */
+function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
+  const { replica, sm, config } = ctx;
+  const term = () => replica.term;
   const linearize = (read: qjournal.journal.IReadOptions | null | undefined) =>
     new Promise<void>((resolve, reject) => {
       if (!read?.linearizable) return resolve();
       replica.readIndex((err) => (err ? reject(err) : resolve()));
     });
 
-  for (const [rpc, op] of Object.entries(WRITE_OPS)) {
-    app.post(`/qjm/${rpc}`, async (req, reply) => {
-      try {
-        const wr = decode(() => pb.WriteRequest.decode(req.body as Buffer), 'WriteRequest');
-        if (!wr.command) throw invalid('command is required');
-        validateCommand(wr.command, op, config);
-        const expectedTerm = Number(wr.expectedTerm);
-        if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
-        if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
-        const data = pb.Command.encode(wr.command).finish();
-        const res = await proposeCommand(data, expectedTerm > 0 ? expectedTerm : undefined);
-        ctx.onWriteApplied?.(op, wr.command as qjournal.journal.Command, res.value);
-        const code = res.value.code ?? 0;
-        const status = code === 0 ? 200 : HTTP_STATUS[errorNameOf(code)];
-        return send(reply, status, pb.WriteResponse.encode({ result: res.value, raftIndex: res.index, raftTerm: res.term }).finish());
-      } catch (e) {
-        const err = asQjmError(e);
-        return send(reply, HTTP_STATUS[err.errorName], pb.WriteResponse.encode({ error: toRpcError(err, term()) }).finish());
-      }
-    });
-  }
-
-  app.post('/qjm/getJournalState', async (req, reply) => {
-    try {
-      const r = decode(() => pb.GetJournalStateRequest.decode(req.body as Buffer), 'GetJournalStateRequest');
+  registerProtoRoute(app, '/qjm/getJournalState', {
+    request: pb.GetJournalStateRequest,
+    requestName: 'GetJournalStateRequest',
+    response: pb.GetJournalStateResponse,
+    handle: async (r) => {
       checkJid(r.jid);
       await linearize(r.read);
       const j = sm.journal(r.jid);
-      const state = j ? j.state() : { jid: r.jid, formatted: false };
       const age = sm.lastWriteAgeMs(r.jid);
-      return send(
-        reply,
-        200,
-        pb.GetJournalStateResponse.encode({ state, appliedIndex: replica.appliedIndex, lastWriteAgeMs: age === null ? 0 : Math.max(1, age), nodeId: replica.id, fromLeader: replica.isLeader }).finish(),
-      );
-    } catch (e) {
-      const err = asQjmError(e);
-      return send(reply, HTTP_STATUS[err.errorName], pb.GetJournalStateResponse.encode({ error: toRpcError(err, term()) }).finish());
-    }
-  });
+      return {
+        body: {
+          state: j ? journalStateToProto(j.state()) : { jid: r.jid, formatted: false },
+          appliedIndex: replica.appliedIndex,
+          lastWriteAgeMs: age === null ? 0 : Math.max(1, age),
+          nodeId: replica.id,
+          fromLeader: replica.isLeader,
+        },
+      };
+    },
+  }, term);
 
-  app.post('/qjm/getEditLogManifest', async (req, reply) => {
-    try {
-      const r = decode(() => pb.GetManifestRequest.decode(req.body as Buffer), 'GetManifestRequest');
+  registerProtoRoute(app, '/qjm/getEditLogManifest', {
+    request: pb.GetManifestRequest,
+    requestName: 'GetManifestRequest',
+    response: pb.GetManifestResponse,
+    handle: async (r) => {
       checkJid(r.jid);
       checkIndex(r.sinceTxid, 'sinceTxid', 0);
       await linearize(r.read);
       const j = sm.journal(r.jid);
       if (!j || !j.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
-      return send(reply, 200, pb.GetManifestResponse.encode({ segments: j.manifest(r.sinceTxid, r.inProgressOk), committedTxid: j.lastTxId }).finish());
-    } catch (e) {
-      const err = asQjmError(e);
-      return send(reply, HTTP_STATUS[err.errorName], pb.GetManifestResponse.encode({ error: toRpcError(err, term()) }).finish());
-    }
-  });
+      return { body: { segments: j.manifest(r.sinceTxid, r.inProgressOk).map(segmentToProto), committedTxid: j.lastTxId } };
+    },
+  }, term);
 
-  app.post('/qjm/getEdits', async (req, reply) => {
-    try {
-      const r = decode(() => pb.GetEditsRequest.decode(req.body as Buffer), 'GetEditsRequest');
+  registerProtoRoute(app, '/qjm/getEdits', {
+    request: pb.GetEditsRequest,
+    requestName: 'GetEditsRequest',
+    response: pb.GetEditsResponse,
+    handle: async (r) => {
       checkJid(r.jid);
       const from = checkIndex(r.fromTxid, 'fromTxid', 1);
-      const maxTxns = r.maxTxns === 0 ? 100_000 : Math.min(r.maxTxns, 1_000_000);
-      const maxBytes = r.maxBytes === 0 ? config.maxBatchBytes : Math.min(r.maxBytes, config.maxAppendBodyBytes);
       if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
       await linearize(r.read);
-      const j = sm.journal(r.jid);
-      if (!j || !j.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
-      let got = j.readEdits(from, maxTxns, maxBytes, r.inProgressOk);
+      let got = readEdits(sm, r, from, config);
       if (got.count === 0 && r.waitMs > 0) {
         await new Promise<void>((resolve) => sm.waitForTxid(r.jid, from, r.waitMs, resolve));
-        const again = sm.journal(r.jid);
-        if (again) got = again.readEdits(from, maxTxns, maxBytes, r.inProgressOk);
+        got = readEdits(sm, r, from, config);
       }
       const committed = sm.journal(r.jid)?.lastTxId ?? 0;
       const leaderAddress = replica.leaderDetails().leaderAddress ?? '';
-      return send(reply, 200, pb.GetEditsResponse.encode({ firstTxid: got.firstTxId, count: got.count, records: got.frames, committedTxid: committed, leaderAddress }).finish());
-    } catch (e) {
-      const err = asQjmError(e);
-      return send(reply, HTTP_STATUS[err.errorName], pb.GetEditsResponse.encode({ error: toRpcError(err, term()) }).finish());
-    }
-  });
+      return { body: { firstTxid: got.firstTxId, count: got.count, records: got.frames, committedTxid: committed, leaderAddress } };
+    },
+  }, term);
+}
 
-  // Raw segment download for bulk catch-up (Hadoop's /getJournal): a finalized segment, or the committed
-  // part of the in-progress one.
+/**
+ * Raw segment download for bulk catch-up (Hadoop's /getJournal): a finalized segment, or the committed part
+ * of the in-progress one.
+ */
+function registerSegmentDownload(app: FastifyInstance, ctx: QjmContext): void {
+  const { sm } = ctx;
   app.get('/qjm/segment', async (req, reply) => {
     const q = req.query as Record<string, string | undefined>;
     const jid = q.jid ?? '';

@@ -1,21 +1,16 @@
-// Peer RPCs: POST /raft/message (a MessageBatch in, the piggybacked answer out) and the snapshot transfer a
-// follower pulls from the leader (the manifest, then files in chunks of at most maxSnapshotChunkBytes).
+// Peer RPCs: POST /raft/message, a MessageBatch in and the piggybacked answer out. (The snapshot transfer's
+// routes are in snapshot-transfer.ts, beside the client that calls them.)
 
 import type { FastifyInstance } from 'fastify';
 import { decodeBatch } from '../src/transport/raft-codec.js';
 import type { Batch } from '../src/transport/raft-codec.js';
-import type { JournalNodeConfig } from './config.js';
-import type { JournalStateMachine } from './journal-state-machine.js';
+import type { Logger } from '../src/logger.js';
 import type { PeerTransport } from './peer-transport.js';
-import { encodeManifest } from './snapshot-store.js';
-import { JID_RE } from './routes-qjm.js';
 
 export interface RaftRouteContext {
-  config: JournalNodeConfig;
   clusterId: string;
   transport: PeerTransport;
-  sm: JournalStateMachine;
-  logger: { warn(obj: object, msg: string): void };
+  logger: Logger;
 }
 
 export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext): void {
@@ -35,37 +30,5 @@ export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext):
     }
     const answer = await ctx.transport.handleInbound(b);
     return reply.type('application/x-protobuf').send(Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength));
-  });
-
-  app.get('/raft/snapshot/manifest', async (req, reply) => {
-    const minIndex = Number((req.query as Record<string, string>).min_index ?? 0);
-    if (!Number.isSafeInteger(minIndex) || minIndex < 0) return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'bad min_index' });
-    const newest = ctx.sm.snapshots.newest();
-    if (!newest || newest.index < minIndex) {
-      return reply.code(404).send({ code: 'QJM_ERR_UNAVAILABLE', message: `no snapshot at index >= ${minIndex} (newest: ${newest?.index ?? 'none'})` });
-    }
-    return reply.type('application/x-protobuf').send(encodeManifest(newest.manifest));
-  });
-
-  app.get('/raft/snapshot/chunk', async (req, reply) => {
-    const q = req.query as Record<string, string | undefined>;
-    const index = Number(q.index);
-    const offset = Number(q.offset);
-    const length = Number(q.length);
-    const jid = q.jid ?? '';
-    const file = q.file ?? '';
-    if (
-      ![index, offset, length].every((n) => Number.isSafeInteger(n) && n >= 0) ||
-      !JID_RE.test(jid) ||
-      !/^edits_(inprogress_\d{19}|\d{19}-\d{19})$/.test(file) ||
-      length > ctx.config.maxSnapshotChunkBytes
-    ) {
-      return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: `bad chunk request (length at most ${ctx.config.maxSnapshotChunkBytes})` });
-    }
-    try {
-      return reply.type('application/octet-stream').send(ctx.sm.snapshots.readChunk(index, jid, file, offset, length));
-    } catch (e) {
-      return reply.code(404).send({ code: 'QJM_ERR_UNAVAILABLE', message: (e as Error).message });
-    }
   });
 }

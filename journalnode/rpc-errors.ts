@@ -1,6 +1,8 @@
-// Errors on the wire: each error name maps to an HTTP status and to the RpcError message libqjm decodes.
-// Bad input is a 4xx and changes nothing; a journal rejection (FENCED, OUT_OF_SYNC, ...) is a 409.
+// Errors on the wire and the one way a protobuf RPC route is declared: each error name maps to an HTTP
+// status and to the RpcError libqjm decodes, carried in the route's own response message. Bad input is a
+// 4xx and changes nothing; a journal rejection (FENCED, OUT_OF_SYNC, ...) is a 409.
 
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { qjournal } from '../src/gen/proto.js';
 import { QjmError } from '../src/errors.js';
 import type { ErrorName } from '../src/errors.js';
@@ -58,4 +60,48 @@ export function asQjmError(e: unknown): QjmError {
 
 export function invalid(message: string): QjmError {
   return new QjmError('INVALID_ARGUMENT', message);
+}
+
+export function sendProto(reply: FastifyReply, status: number, bytes: Uint8Array): FastifyReply {
+  return reply.code(status).type('application/x-protobuf').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+type RpcErrorField = { error?: qjournal.journal.IRpcError | null };
+
+export interface ProtoRoute<Req, Res extends RpcErrorField> {
+  /** The request message type (generated), and its name for errors. */
+  request: { decode(bytes: Uint8Array): Req };
+  requestName: string;
+  /** The response message type (generated); its `error` field carries a refusal. */
+  response: { encode(message: Res): { finish(): Uint8Array } };
+  /** The answer, and its HTTP status (200 unless said). */
+  handle(request: Req): Promise<{ status?: number; body: Res }>;
+}
+
+/**
+ * One protobuf RPC: decode, handle, encode; every refusal (malformed input included) answers in the route's
+ * own response type with its `error` set and the HTTP status of the error's name.
+ */
+export function registerProtoRoute<Req, Res extends RpcErrorField>(app: FastifyInstance, path: string, route: ProtoRoute<Req, Res>, term: () => number): void {
+  app.post(path, async (req, reply) => {
+    try {
+      let decoded: Req;
+      try {
+        decoded = route.request.decode(req.body as Buffer);
+      } catch (e) {
+        throw invalid(`malformed ${route.requestName}: ${(e as Error).message}`);
+      }
+      const r = await route.handle(decoded);
+      return sendProto(reply, r.status ?? 200, route.response.encode(r.body).finish());
+    } catch (e) {
+      const err = asQjmError(e);
+      return sendProto(reply, HTTP_STATUS[err.errorName], route.response.encode({ error: toRpcError(err, term()) } as Res).finish());
+    }
+  });
+}
+
+/** A write refused because the node is shutting down (in the WriteResponse envelope). */
+export function refuseWhileDraining(reply: FastifyReply, id: string, leader: { leaderId?: string; leaderAddress?: string }): FastifyReply {
+  const e = new QjmError('SHUTTING_DOWN', `${id} is shutting down`, leader);
+  return sendProto(reply, 503, pb.WriteResponse.encode({ error: toRpcError(e, 0) }).finish());
 }

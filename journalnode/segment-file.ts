@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { assert } from '../src/assert.js';
+import type { SegmentState } from '../src/journal-state.js';
 import { preadIntoSync, preadSync } from '../src/storage/files.js';
 import {
   decodeSegmentHeader,
@@ -69,6 +70,19 @@ export class SegmentFile {
 
   get path(): string {
     return path.join(this.dir, this.name);
+  }
+
+  /** This segment as the journal's state lists it. */
+  describe(): SegmentState {
+    return {
+      firstTxId: this.firstTxId,
+      lastTxId: this.lastTxId,
+      inProgress: this.inProgress,
+      file: this.name,
+      sizeBytes: this.sizeBytes,
+      crc32: this.crc32,
+      layoutVersion: this.layoutVersion,
+    };
   }
 
   get txCount(): number {

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { qjournal } from '../src/gen/proto.js';
+import { journalStateFromProto, journalStateToProto } from '../src/journal-state.js';
+import type { JournalStateData } from '../src/journal-state.js';
 import { fsyncPath, fsyncPathSync, preadSync } from '../src/storage/files.js';
 
 const pb = qjournal.journal;
@@ -18,30 +20,9 @@ const SNAP_RE = /^snap_(\d{20})$/;
 export type Manifest = qjournal.journal.ISnapshotManifest;
 
 /** A manifest as the code uses it: every field present, txids as numbers. */
-export interface SegmentEntry {
-  firstTxId: number;
-  lastTxId: number;
-  inProgress: boolean;
-  file: string;
-  sizeBytes: number;
-  crc32: number;
-  layoutVersion: number;
-}
-
-export interface JournalEntry {
-  jid: string;
-  formatted: boolean;
-  nsInfo: qjournal.journal.INamespaceInfo;
-  promisedEpoch: number;
-  lastWriterEpoch: number;
-  writerId: string;
-  lastTxId: number;
-  segments: SegmentEntry[];
-}
-
 export interface ManifestData {
   meta: { index: number; term: number; conf: { voters: string[]; votersOutgoing: string[]; learners: string[] }; peers: { id: string; address: string }[] };
-  journals: JournalEntry[];
+  journals: JournalStateData[];
   createdMs: number;
 }
 
@@ -55,51 +36,13 @@ export function toManifestData(m: Manifest): ManifestData {
       conf: { voters: [...(conf.voters ?? [])], votersOutgoing: [...(conf.votersOutgoing ?? [])], learners: [...(conf.learners ?? [])] },
       peers: (meta.peers ?? []).map((p) => ({ id: p.id ?? '', address: p.address ?? '' })),
     },
-    journals: (m.journals ?? []).map((j) => ({
-      jid: j.jid ?? '',
-      formatted: j.formatted ?? false,
-      nsInfo: j.nsInfo ?? {},
-      promisedEpoch: Number(j.promisedEpoch ?? 0),
-      lastWriterEpoch: Number(j.lastWriterEpoch ?? 0),
-      writerId: j.writerId ?? '',
-      lastTxId: Number(j.lastTxid ?? 0),
-      segments: (j.segments ?? []).map((s) => ({
-        firstTxId: Number(s.firstTxid ?? 0),
-        lastTxId: Number(s.lastTxid ?? 0),
-        inProgress: s.inProgress ?? false,
-        file: s.file ?? '',
-        sizeBytes: Number(s.sizeBytes ?? 0),
-        crc32: (s.crc32 ?? 0) >>> 0,
-        layoutVersion: s.layoutVersion ?? 0,
-      })),
-    })),
+    journals: (m.journals ?? []).map(journalStateFromProto),
     createdMs: Number(m.createdMs ?? 0),
   };
 }
 
 export function fromManifestData(d: ManifestData): Manifest {
-  return {
-    meta: d.meta,
-    journals: d.journals.map((j) => ({
-      jid: j.jid,
-      formatted: j.formatted,
-      nsInfo: j.nsInfo,
-      promisedEpoch: j.promisedEpoch,
-      lastWriterEpoch: j.lastWriterEpoch,
-      writerId: j.writerId,
-      lastTxid: j.lastTxId,
-      segments: j.segments.map((s) => ({
-        firstTxid: s.firstTxId,
-        lastTxid: s.lastTxId,
-        inProgress: s.inProgress,
-        file: s.file,
-        sizeBytes: s.sizeBytes,
-        crc32: s.crc32,
-        layoutVersion: s.layoutVersion,
-      })),
-    })),
-    createdMs: d.createdMs,
-  };
+  return { meta: d.meta, journals: d.journals.map(journalStateToProto), createdMs: d.createdMs };
 }
 
 export class SnapshotError extends Error {

@@ -3,6 +3,7 @@
 // in-progress segment a dead writer left; segments are then started, written and finalized.
 
 import { qjournal } from '../src/gen/proto.js';
+import { journalStateFromProto } from '../src/journal-state.js';
 import { InvalidArgumentError, NotFormattedError } from '../src/errors.js';
 import { EditLogOutputStream } from './output-stream.js';
 import { readEdits } from './edit-reader.js';
@@ -138,15 +139,11 @@ export class QuorumJournalManager {
   async getJournalState(opts: { linearizable?: boolean } = {}): Promise<JournalStatus> {
     const body = pb.GetJournalStateRequest.encode({ jid: this.journalId, read: { linearizable: opts.linearizable !== false } }).finish();
     const { response } = await this.client.read('/qjm/getJournalState', body, (b) => pb.GetJournalStateResponse.decode(b));
-    const s = response.state ?? pb.JournalState.create();
+    const { jid: _jid, nsInfo, segments, ...s } = journalStateFromProto(response.state ?? {});
     return {
-      formatted: s.formatted ?? false,
-      nsInfo: s.formatted ? toNs(s.nsInfo) : null,
-      promisedEpoch: Number(s.promisedEpoch ?? 0),
-      lastWriterEpoch: Number(s.lastWriterEpoch ?? 0),
-      writerId: s.writerId ?? '',
-      lastTxId: Number(s.lastTxid ?? 0),
-      segments: (s.segments ?? []).map((g) => ({ firstTxId: Number(g.firstTxid), lastTxId: Number(g.lastTxid), inProgress: g.inProgress ?? false, sizeBytes: Number(g.sizeBytes) })),
+      ...s,
+      nsInfo: s.formatted ? toNs(nsInfo) : null,
+      segments: segments.map(({ firstTxId, lastTxId, inProgress, sizeBytes }) => ({ firstTxId, lastTxId, inProgress, sizeBytes })),
     };
   }
 
@@ -173,18 +170,17 @@ export class QuorumJournalManager {
     const r = await this.client.write('newEpoch', { jid: this.journalId, newEpoch: { nsInfo: ns, writerId: this.writerId } }, { deadlineMs });
     const epoch = Number(r.result.epoch);
     this.epochValue = epoch;
-    const state = r.result.state ?? pb.JournalState.create();
-    const last = (state.segments ?? [])[(state.segments ?? []).length - 1];
+    const state = journalStateFromProto(r.result.state ?? {});
+    const last = state.segments[state.segments.length - 1];
     if (last?.inProgress) {
-      const first = Number(last.firstTxid);
-      const lastTxId = Number(last.lastTxid);
-      if (lastTxId >= first) {
-        await this.client.write('finalizeLogSegment', { jid: this.journalId, finalizeSegment: { epoch, firstTxid: first, lastTxid: lastTxId } }, { deadlineMs });
+      const first = last.firstTxId;
+      if (last.lastTxId >= first) {
+        await this.client.write('finalizeLogSegment', { jid: this.journalId, finalizeSegment: { epoch, firstTxid: first, lastTxid: last.lastTxId } }, { deadlineMs });
       } else {
         await this.client.write('dropSegment', { jid: this.journalId, dropSegment: { epoch, firstTxid: first } }, { deadlineMs });
       }
     }
-    return { epoch, lastTxId: Number(state.lastTxid ?? 0) };
+    return { epoch, lastTxId: state.lastTxId };
   }
 
   private requireEpoch(): number {

@@ -91,66 +91,27 @@ export class QjmError extends Error {
   }
 }
 
-export class NotLeaderError extends QjmError {
-  override name = 'NotLeaderError';
-  constructor(message: string, details: QjmErrorDetails = {}) {
-    super('NOT_LEADER', message, details);
-  }
+/** The QjmError subclass of one error name: `instanceof FencedError` and `e.name === 'FencedError'` both hold. */
+function typedError(errorName: ErrorName, className: string, defaults: QjmErrorDetails = {}) {
+  return class extends QjmError {
+    override name = className;
+    constructor(message: string, details: QjmErrorDetails = {}) {
+      super(errorName, message, { ...defaults, ...details });
+    }
+  };
 }
-export class FencedError extends QjmError {
-  override name = 'FencedError';
-  constructor(message: string, details: QjmErrorDetails = {}) {
-    super('FENCED', message, details);
-  }
-}
-export class OutOfSyncError extends QjmError {
-  override name = 'OutOfSyncError';
-  constructor(message: string, details: QjmErrorDetails = {}) {
-    super('OUT_OF_SYNC', message, details);
-  }
-}
-export class NotFormattedError extends QjmError {
-  override name = 'NotFormattedError';
-  constructor(message: string, details: QjmErrorDetails = {}) {
-    super('NOT_FORMATTED', message, details);
-  }
-}
-export class AlreadyFormattedError extends QjmError {
-  override name = 'AlreadyFormattedError';
-  constructor(message: string, details: QjmErrorDetails = {}) {
-    super('ALREADY_FORMATTED', message, details);
-  }
-}
-export class NamespaceMismatchError extends QjmError {
-  override name = 'NamespaceMismatchError';
-  constructor(message: string, details: QjmErrorDetails = {}) {
-    super('NAMESPACE_MISMATCH', message, details);
-  }
-}
-export class TooLargeError extends QjmError {
-  override name = 'TooLargeError';
-  constructor(message: string, details: QjmErrorDetails = {}) {
-    super('TOO_LARGE', message, details);
-  }
-}
-export class InvalidArgumentError extends QjmError {
-  override name = 'InvalidArgumentError';
-  constructor(message: string, details: QjmErrorDetails = {}) {
-    super('INVALID_ARGUMENT', message, details);
-  }
-}
-export class QuorumUnavailableError extends QjmError {
-  override name = 'QuorumUnavailableError';
-  constructor(message: string, details: QjmErrorDetails = {}) {
-    super('QUORUM_UNAVAILABLE', message, details);
-  }
-}
-export class TimeoutError extends QjmError {
-  override name = 'TimeoutError';
-  constructor(message: string, details: QjmErrorDetails = {}) {
-    super('TIMEOUT', message, { unknownOutcome: true, ...details });
-  }
-}
+
+export class NotLeaderError extends typedError('NOT_LEADER', 'NotLeaderError') {}
+export class FencedError extends typedError('FENCED', 'FencedError') {}
+export class OutOfSyncError extends typedError('OUT_OF_SYNC', 'OutOfSyncError') {}
+export class NotFormattedError extends typedError('NOT_FORMATTED', 'NotFormattedError') {}
+export class AlreadyFormattedError extends typedError('ALREADY_FORMATTED', 'AlreadyFormattedError') {}
+export class NamespaceMismatchError extends typedError('NAMESPACE_MISMATCH', 'NamespaceMismatchError') {}
+export class TooLargeError extends typedError('TOO_LARGE', 'TooLargeError') {}
+export class InvalidArgumentError extends typedError('INVALID_ARGUMENT', 'InvalidArgumentError') {}
+export class QuorumUnavailableError extends typedError('QUORUM_UNAVAILABLE', 'QuorumUnavailableError') {}
+/** The request may or may not have been applied: its outcome is unknown. */
+export class TimeoutError extends typedError('TIMEOUT', 'TimeoutError', { unknownOutcome: true }) {}
 
 const CLASSES: Partial<Record<ErrorName, new (message: string, details?: QjmErrorDetails) => QjmError>> = {
   NOT_LEADER: NotLeaderError,

@@ -1,26 +1,8 @@
 // Membership changes: validating a ConfChange against the current configuration and computing the next
 // one. Every change of voters goes through a joint configuration (C_old,new), left by a second entry.
 
-import { qjournal } from '../gen/proto.js';
 import { cloneConf, ConfChangeOp, isJoint } from './types.js';
 import type { ConfChange, ConfState, NodeId } from './types.js';
-
-const pb = qjournal.raft;
-
-export function encodeConfChange(cc: ConfChange): Uint8Array {
-  return pb.ConfChange.encode({
-    changes: cc.changes.map((c) => ({ op: c.op as number as qjournal.raft.ConfChange.Op, peer: { id: c.peer.id, address: c.peer.address } })),
-    leaveJoint: cc.leaveJoint,
-  }).finish();
-}
-
-export function decodeConfChange(data: Uint8Array): ConfChange {
-  const m = pb.ConfChange.decode(data);
-  return {
-    changes: m.changes.map((c) => ({ op: c.op as number as ConfChangeOp, peer: { id: c.peer?.id ?? '', address: c.peer?.address ?? '' } })),
-    leaveJoint: m.leaveJoint,
-  };
-}
 
 /** Why the change cannot be applied to `conf`, or null if it can. */
 export function validateConfChange(conf: ConfState, cc: ConfChange): string | null {

@@ -3,100 +3,27 @@
 // Pure: input is step/tick/propose; output is queued messages and log state read by RawNode.ready().
 
 import { assert, unreachable } from '../assert.js';
-import { hex } from '../bytes.js';
-import { applyConfChange, decodeConfChange, encodeConfChange, validateConfChange } from './confchange.js';
+import { applyConfChange, validateConfChange } from './confchange.js';
+import { bytesEqual } from './bytes.js';
 import { RaftLog } from './log.js';
 import type { LogStorage } from './log.js';
 import { Progress, ProgressState } from './progress.js';
-import { committedIndex, voteResult, VoteResult } from './quorum.js';
-import {
-  cloneConf,
-  confMembers,
-  EntryType,
-  entryBytes,
-  isJoint,
-  isVoter,
-  makeMessage,
-  MessageType,
-  NONE,
-  StateType,
-} from './types.js';
-import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, SnapshotMeta } from './types.js';
+import { VoteResult } from './quorum.js';
+import { ReadOnlyQueue } from './read-only.js';
+import type { PendingRead } from './read-only.js';
+import { ProgressTracker } from './tracker.js';
+import { cloneConf, confMembers, EntryType, entryBytes, isJoint, isVoter, makeMessage, MessageType, NONE, StateType } from './types.js';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ProposeError, ProposeResult, RaftConfig, ReadState, SnapshotMeta } from './types.js';
+import { silentLogger } from '../logger.js';
+import type { Logger } from '../logger.js';
 
-export interface RaftLogger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-}
+export type { ProposeError, ProposeResult, RaftConfig, ReadState } from './types.js';
 
-export const silentLogger: RaftLogger = { debug() {}, info() {}, warn() {} };
-
-export interface RaftConfig {
-  id: NodeId;
-  /** Election timeout in ticks; a follower's randomized timeout is drawn from [electionTicks, electionTicks + electionJitterTicks). */
-  electionTicks: number;
-  /** Width of the randomization (the Raft paper's [T, 2T] is electionJitterTicks = electionTicks). */
-  electionJitterTicks?: number;
-  heartbeatTicks: number;
-  /** Bounds on one append message. */
-  maxEntriesPerAppend: number;
-  maxAppendBytes: number;
-  /** Bounds on what is in flight to one follower in Replicate state. */
-  maxInflightMsgs: number;
-  maxInflightBytes: number;
-  /** Proposals beyond this many uncommitted bytes are refused ('busy'): backpressure, never unbounded memory. */
-  maxUncommittedBytes: number;
-  /** Bounds on the committed entries one Ready hands out. */
-  maxApplyBytes: number;
-  maxApplyEntries: number;
-  /** A follower silent in Snapshot state for this many ticks is probed again. */
-  snapshotTimeoutTicks: number;
-  preVote: boolean;
-  checkQuorum: boolean;
-  /** Injected randomness in [0, 1): a seeded PRNG in the simulator. */
-  random: () => number;
-  logger?: RaftLogger;
-}
-
-export type ProposeError =
-  | 'not-leader'
-  | 'term-mismatch'
-  | 'transferring'
-  | 'busy'
-  | 'conf-change-pending'
-  | 'invalid-conf-change';
-
-export type ProposeResult =
-  | { ok: true; index: number; term: number }
-  | { ok: false; error: ProposeError; leader: NodeId; term: number; detail?: string };
-
-export interface ReadState {
-  context: Uint8Array;
-  /** The read may be served once the applied index reaches this. */
-  index: number;
-  /** False when the read was refused (no leader, leadership lost, nothing committed in the leader's term). */
-  ok: boolean;
-}
 
 /** Vote-request context marking a campaign started by a leadership transfer: it overrides stickiness. */
 export const CAMPAIGN_TRANSFER = new TextEncoder().encode('transfer');
 
 const AFTER_PERSIST = new Set([MessageType.AppResp, MessageType.Vote, MessageType.VoteResp, MessageType.SnapStatus]);
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-interface PendingRead {
-  index: number;
-  context: Uint8Array;
-  key: string;
-  /** The node that asked: this node (a local read) or a follower that forwarded it. */
-  from: NodeId;
-  acks: Set<NodeId>;
-}
 
 export class Raft {
   readonly id: NodeId;
@@ -107,8 +34,7 @@ export class Raft {
   readonly log: RaftLog;
 
   conf: ConfState;
-  progress = new Map<NodeId, Progress>();
-  private votes = new Map<NodeId, boolean>();
+  readonly tracker: ProgressTracker;
 
   electionElapsed = 0;
   private heartbeatElapsed = 0;
@@ -122,7 +48,7 @@ export class Raft {
   /** Followers need appends (new entries or a newer commit index); sent once per Ready, batching proposals. */
   private bcastPending = false;
 
-  private reads: PendingRead[] = [];
+  private readonly reads = new ReadOnlyQueue();
   readStates: ReadState[] = [];
 
   /** The snapshot this follower was told to install, until the driver reports it fetched (or failed). */
@@ -133,14 +59,15 @@ export class Raft {
   msgsAfterPersist: Message[] = [];
 
   readonly cfg: RaftConfig;
-  readonly logger: RaftLogger;
+  readonly logger: Logger;
 
   constructor(cfg: RaftConfig, storage: LogStorage, hardState: HardState) {
     assert(cfg.id !== NONE, 'raft: id must not be empty');
     assert(cfg.heartbeatTicks > 0 && cfg.electionTicks > cfg.heartbeatTicks, 'raft: need electionTicks > heartbeatTicks > 0');
-    assert(cfg.maxEntriesPerAppend > 0 && cfg.maxAppendBytes > 0, 'raft: append bounds must be positive');
+    assert(cfg.maxEntriesPerAppend > 0 && cfg.maxAppendBodyBytes > 0, 'raft: append bounds must be positive');
     this.cfg = cfg;
     this.id = cfg.id;
+    this.tracker = new ProgressTracker(cfg);
     this.logger = cfg.logger ?? silentLogger;
     this.log = new RaftLog(storage);
     this.conf = cloneConf(storage.snapshotMeta().conf);
@@ -172,6 +99,11 @@ export class Raft {
     return [...new Set([...this.conf.voters, ...this.conf.votersOutgoing])];
   }
 
+  /** Replication progress of every member (meaningful on the leader). */
+  get progress(): Map<NodeId, Progress> {
+    return this.tracker.progress;
+  }
+
   hasPendingBroadcast(): boolean {
     return this.bcastPending;
   }
@@ -188,7 +120,7 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.cfg.electionTicks + Math.floor(this.cfg.random() * (this.cfg.electionJitterTicks ?? this.cfg.electionTicks));
     this.leadTransferee = NONE;
-    this.votes.clear();
+    this.tracker.resetVotes();
     this.pendingConfIndex = 0;
     this.uncommittedBytes = 0;
     this.bcastPending = false;
@@ -197,14 +129,8 @@ export class Raft {
   }
 
   private resetProgress(): void {
-    this.progress.clear();
-    const next = this.log.lastIndex() + 1;
-    for (const id of this.members()) {
-      const pr = new Progress(next, this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
-      // The leader counts itself only for what is durable on its own disk.
-      if (id === this.id) pr.match = this.log.stableIndex();
-      this.progress.set(id, pr);
-    }
+    // The leader counts itself only for what is durable on its own disk.
+    this.tracker.reset(this.members(), this.log.lastIndex() + 1, this.id, this.log.stableIndex());
   }
 
   becomeFollower(term: number, lead: NodeId): void {
@@ -216,7 +142,7 @@ export class Raft {
   private becomePreCandidate(): void {
     assert(this.state !== StateType.Leader, 'raft: leader cannot become pre-candidate');
     // Pre-vote changes neither term nor vote: a node that cannot win never disturbs the cluster.
-    this.votes.clear();
+    this.tracker.resetVotes();
     this.lead = NONE;
     this.state = StateType.PreCandidate;
   }
@@ -240,7 +166,7 @@ export class Raft {
     // The no-op of this term: committing it commits every earlier entry (Figure 8) and enables ReadIndex.
     const ok = this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
     assert(ok, 'raft: empty entry refused');
-    this.logger.info('became leader', { term: this.term, lastIndex: this.log.lastIndex() });
+    this.logger.info({ term: this.term, lastIndex: this.log.lastIndex() }, 'became leader');
   }
 
   // ---------------------------------------------------------------- time
@@ -263,51 +189,39 @@ export class Raft {
     this.electionElapsed++;
     if (this.electionElapsed >= this.cfg.electionTicks) {
       this.electionElapsed = 0;
-      if (this.cfg.checkQuorum && !this.quorumActive()) {
-        this.logger.warn('stepping down: no quorum heard from within an election timeout', { term: this.term });
+      if (this.cfg.checkQuorum && !this.tracker.quorumActive(this.conf, this.id)) {
+        this.logger.warn({ term: this.term }, 'stepping down: no quorum heard from within an election timeout');
         this.becomeFollower(this.term, NONE);
         return;
       }
       if (this.leadTransferee !== NONE) {
-        this.logger.info('leadership transfer timed out', { to: this.leadTransferee });
+        this.logger.info({ to: this.leadTransferee }, 'leadership transfer timed out');
         this.leadTransferee = NONE;
       }
     }
     for (const [id, pr] of this.progress) {
       if (id === this.id || pr.state !== ProgressState.Snapshot) continue;
       if (++pr.snapshotElapsedTicks >= this.cfg.snapshotTimeoutTicks) {
-        this.logger.info('snapshot install unanswered: probing again', { to: id });
+        this.logger.info({ to: id }, 'snapshot install unanswered: probing again');
         pr.becomeProbe();
       }
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat(this.reads.length > 0 ? this.reads[this.reads.length - 1]!.context : undefined);
+      this.bcastHeartbeat(this.reads.lastContext());
     }
-  }
-
-  /** Check-quorum: true if a quorum (including this leader) was heard from since the last round; resets the marks. */
-  private quorumActive(): boolean {
-    const active = new Set<NodeId>();
-    for (const [id, pr] of this.progress) {
-      if (id === this.id || pr.recentActive) active.add(id);
-      if (id !== this.id) pr.recentActive = false;
-    }
-    const votes = new Map<NodeId, boolean>();
-    for (const id of this.voters()) votes.set(id, active.has(id));
-    return voteResult(this.conf, votes) === VoteResult.Won;
   }
 
   // ---------------------------------------------------------------- elections
 
   campaign(kind: 'pre-vote' | 'election' | 'transfer'): void {
     if (!this.promotable()) {
-      this.logger.debug('not campaigning: not a voter');
+      this.logger.debug({}, 'not campaigning: not a voter');
       return;
     }
     if (this.snapshotFetchPending) {
       // A node mid-way through installing a snapshot has a log that is about to be replaced.
-      this.logger.debug('not campaigning: installing a snapshot');
+      this.logger.debug({}, 'not campaigning: installing a snapshot');
       return;
     }
     let voteType: MessageType;
@@ -331,24 +245,14 @@ export class Raft {
     const lastTerm = this.log.lastTerm();
     for (const id of this.voters()) {
       if (id === this.id) continue;
-      this.send(
-        makeMessage({
-          type: voteType,
-          to: id,
-          from: this.id,
-          term,
-          index: lastIndex,
-          logTerm: lastTerm,
-          context: kind === 'transfer' ? CAMPAIGN_TRANSFER : new Uint8Array(0),
-        }),
-      );
+      const context = kind === 'transfer' ? CAMPAIGN_TRANSFER : new Uint8Array(0);
+      this.send(makeMessage({ type: voteType, to: id, from: this.id, term, index: lastIndex, logTerm: lastTerm, context }));
     }
-    this.logger.info(kind === 'pre-vote' ? 'started pre-vote' : 'started election', { term, kind });
+    this.logger.info({ term, kind }, kind === 'pre-vote' ? 'started pre-vote' : 'started election');
   }
 
   private poll(id: NodeId, granted: boolean): VoteResult {
-    if (!this.votes.has(id)) this.votes.set(id, granted);
-    return voteResult(this.conf, this.votes);
+    return this.tracker.recordVote(this.conf, id, granted);
   }
 
   // ---------------------------------------------------------------- message input
@@ -366,7 +270,7 @@ export class Raft {
         const lease = this.state === StateType.Leader ? this.cfg.electionTicks : this.cfg.electionTicks - 1;
         const inLease = this.cfg.checkQuorum && this.lead !== NONE && this.electionElapsed < lease;
         if (!force && inLease) {
-          this.logger.debug('ignoring vote request: leader lease', { from: m.from, term: m.term, lead: this.lead });
+          this.logger.debug({ from: m.from, term: m.term, lead: this.lead }, 'ignoring vote request: leader lease');
           return;
         }
       }
@@ -386,7 +290,7 @@ export class Raft {
       } else if (m.type === MessageType.PreVote) {
         this.send(makeMessage({ type: MessageType.PreVoteResp, to: m.from, from: this.id, term: this.term, reject: true }));
       } else {
-        this.logger.debug('ignoring message from a lower term', { type: MessageType[m.type], from: m.from, term: m.term });
+        this.logger.debug({ type: MessageType[m.type], from: m.from, term: m.term }, 'ignoring message from a lower term');
       }
       return;
     }
@@ -452,13 +356,13 @@ export class Raft {
         } else if (pr.match < this.log.lastIndex() || pr.state === ProgressState.Probe) {
           this.maybeSendAppend(m.from, true);
         }
-        if (m.context.byteLength > 0) this.ackRead(m.from, m.context);
+        if (m.context.byteLength > 0) for (const r of this.reads.ack(m.from, m.context, this.conf)) this.answerRead(r, true);
         return;
       case MessageType.SnapStatus:
         if (!pr || pr.state !== ProgressState.Snapshot) return;
         pr.recentActive = true;
         if (m.reject) {
-          this.logger.info('follower failed to install snapshot: will retry', { from: m.from });
+          this.logger.info({ from: m.from }, 'follower failed to install snapshot: will retry');
           pr.pendingSnapshot = 0;
           pr.becomeProbe();
         } else {
@@ -472,7 +376,7 @@ export class Raft {
         this.handleReadIndex(m.context, m.from);
         return;
       default:
-        this.logger.debug('leader ignoring message', { type: MessageType[m.type], from: m.from });
+        this.logger.debug({ type: MessageType[m.type], from: m.from }, 'leader ignoring message');
     }
   }
 
@@ -485,11 +389,11 @@ export class Raft {
       if (pr.state === ProgressState.Probe && m.index === pr.next - 1 && m.rejectHint < pr.match) {
         // A follower's hint never falls below what it acknowledged unless its disk lost durable entries (a
         // fault outside the model). Re-replicate from where it really is rather than probing forever.
-        this.logger.warn('follower lost entries it had acknowledged: re-replicating', { from: m.from, match: pr.match, hint: m.rejectHint });
+        this.logger.warn({ from: m.from, match: pr.match, hint: m.rejectHint }, 'follower lost entries it had acknowledged: re-replicating');
         pr.match = 0;
       }
       if (pr.maybeDecrTo(m.index, nextProbe)) {
-        this.logger.debug('append rejected: backing up', { from: m.from, rejected: m.index, next: pr.next });
+        this.logger.debug({ from: m.from, rejected: m.index, next: pr.next }, 'append rejected: backing up');
         if (pr.state === ProgressState.Replicate) pr.becomeProbe();
         this.maybeSendAppend(m.from, true);
       }
@@ -522,7 +426,7 @@ export class Raft {
       /* send until paused or caught up */
     }
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
-      this.logger.info('transferee caught up: sending TimeoutNow', { to: m.from });
+      this.logger.info({ to: m.from }, 'transferee caught up: sending TimeoutNow');
       this.send(makeMessage({ type: MessageType.TimeoutNow, to: m.from, from: this.id }));
     }
   }
@@ -553,34 +457,33 @@ export class Raft {
         return;
       }
       case MessageType.TimeoutNow:
-        this.logger.debug('candidate ignoring TimeoutNow', { from: m.from });
+        this.logger.debug({ from: m.from }, 'candidate ignoring TimeoutNow');
         return;
       default:
-        this.logger.debug('candidate ignoring message', { type: MessageType[m.type], from: m.from });
+        this.logger.debug({ type: MessageType[m.type], from: m.from }, 'candidate ignoring message');
     }
   }
 
   private stepFollower(m: Message): void {
+    if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
+      // The leader of this term is alive.
+      this.electionElapsed = 0;
+      this.lead = m.from;
+    }
     switch (m.type) {
       case MessageType.App:
-        this.electionElapsed = 0;
-        this.lead = m.from;
         this.handleAppendEntries(m);
         return;
       case MessageType.Heartbeat:
-        this.electionElapsed = 0;
-        this.lead = m.from;
         this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
         this.send(makeMessage({ type: MessageType.HeartbeatResp, to: m.from, from: this.id, context: m.context }));
         return;
       case MessageType.Snap:
-        this.electionElapsed = 0;
-        this.lead = m.from;
         this.handleSnapshot(m);
         return;
       case MessageType.TimeoutNow:
         if (m.from !== this.lead) return;
-        this.logger.info('TimeoutNow from leader: campaigning for a transfer', { from: m.from });
+        this.logger.info({ from: m.from }, 'TimeoutNow from leader: campaigning for a transfer');
         this.campaign('transfer');
         return;
       case MessageType.ReadIndexResp:
@@ -588,7 +491,7 @@ export class Raft {
         this.readStates.push({ context: m.context, index: m.index, ok: !m.reject });
         return;
       default:
-        this.logger.debug('follower ignoring message', { type: MessageType[m.type], from: m.from });
+        this.logger.debug({ type: MessageType[m.type], from: m.from }, 'follower ignoring message');
     }
   }
 
@@ -606,18 +509,8 @@ export class Raft {
     // No match at m.index: hint the last index we may match, and our term there.
     const hintIndex = Math.min(m.index, this.log.lastIndex());
     const hint = this.log.findConflictByTerm(hintIndex, m.logTerm);
-    this.logger.debug('rejecting append', { from: m.from, index: m.index, logTerm: m.logTerm, hintIndex: hint.index });
-    this.send(
-      makeMessage({
-        type: MessageType.AppResp,
-        to: m.from,
-        from: this.id,
-        index: m.index,
-        reject: true,
-        rejectHint: hint.index,
-        logTerm: hint.term,
-      }),
-    );
+    this.logger.debug({ from: m.from, index: m.index, logTerm: m.logTerm, hintIndex: hint.index }, 'rejecting append');
+    this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: m.index, reject: true, rejectHint: hint.index, logTerm: hint.term }));
   }
 
   private handleSnapshot(m: Message): void {
@@ -636,7 +529,7 @@ export class Raft {
     if (this.snapshotFetchPending || (this.snapshotToFetch && this.snapshotToFetch.meta.index >= meta.index)) {
       return; // already fetching one at least as new
     }
-    this.logger.info('asked to install a snapshot', { from: m.from, index: meta.index, term: meta.term });
+    this.logger.info({ from: m.from, index: meta.index, term: meta.term }, 'asked to install a snapshot');
     this.snapshotToFetch = { meta, from: m.from };
   }
 
@@ -666,7 +559,7 @@ export class Raft {
       return false;
     }
     if (meta.index <= this.log.committed) {
-      this.logger.info('fetched snapshot is stale: discarding', { index: meta.index, committed: this.log.committed });
+      this.logger.info({ index: meta.index, committed: this.log.committed }, 'fetched snapshot is stale: discarding');
       if (reportTo !== NONE) {
         this.send(makeMessage({ type: MessageType.AppResp, to: reportTo, from: this.id, index: this.log.committed }));
       }
@@ -680,7 +573,7 @@ export class Raft {
     this.log.restore(meta);
     this.conf = cloneConf(meta.conf);
     this.resetProgress();
-    this.logger.info('installed snapshot', { index: meta.index, term: meta.term });
+    this.logger.info({ index: meta.index, term: meta.term }, 'installed snapshot');
     if (this.lead !== NONE) {
       this.send(makeMessage({ type: MessageType.SnapStatus, to: this.lead, from: this.id, index: meta.index }));
     }
@@ -714,7 +607,7 @@ export class Raft {
     let ents: Entry[] = [];
     if (pr.next <= lastIndex) {
       const hi = Math.min(lastIndex + 1, pr.next + this.cfg.maxEntriesPerAppend);
-      ents = this.log.entries(pr.next, hi, this.cfg.maxAppendBytes);
+      ents = this.log.entries(pr.next, hi, this.cfg.maxAppendBodyBytes);
     }
     if (ents.length === 0 && !sendIfEmpty) return false;
     this.send(makeMessage({ type: MessageType.App, to, from: this.id, index: prevIndex, logTerm: prevTerm, entries: ents, commit: this.log.committed }));
@@ -743,11 +636,11 @@ export class Raft {
   private sendSnapshot(to: NodeId, pr: Progress): boolean {
     const meta = this.log.storage.snapshotMeta();
     if (meta.index === 0) {
-      this.logger.warn('follower needs compacted entries but no snapshot exists', { to });
+      this.logger.warn({ to }, 'follower needs compacted entries but no snapshot exists');
       return false;
     }
     pr.becomeSnapshot(meta.index);
-    this.logger.info('sending snapshot', { to, index: meta.index, term: meta.term });
+    this.logger.info({ to, index: meta.index, term: meta.term }, 'sending snapshot');
     this.send(makeMessage({ type: MessageType.Snap, to, from: this.id, snapshot: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) } }));
     return true;
   }
@@ -768,22 +661,14 @@ export class Raft {
   private bcastHeartbeat(context: Uint8Array | undefined): void {
     for (const id of this.members()) {
       if (id === this.id) continue;
-      const pr = this.progress.get(id)!;
-      this.send(
-        makeMessage({
-          type: MessageType.Heartbeat,
-          to: id,
-          from: this.id,
-          // Never tell a follower to commit past what it is known to hold.
-          commit: Math.min(pr.match, this.log.committed),
-          context: context ?? new Uint8Array(0),
-        }),
-      );
+      // Never tell a follower to commit past what it is known to hold.
+      const commit = Math.min(this.progress.get(id)!.match, this.log.committed);
+      this.send(makeMessage({ type: MessageType.Heartbeat, to: id, from: this.id, commit, context: context ?? new Uint8Array(0) }));
     }
   }
 
   private maybeCommit(): boolean {
-    const ci = committedIndex(this.conf, (id) => this.progress.get(id)?.match);
+    const ci = this.tracker.committed(this.conf);
     const before = this.log.committed;
     if (!this.log.maybeCommit(ci, this.term)) return false;
     this.reduceUncommitted(before, this.log.committed);
@@ -843,7 +728,7 @@ export class Raft {
     }
     const problem = validateConfChange(this.conf, cc);
     if (problem) return this.refuse('invalid-conf-change', problem);
-    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) };
+    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode(cc) };
     if (!this.appendEntries([e])) return this.refuse('busy', 'too many uncommitted bytes');
     this.pendingConfIndex = e.index;
     return { ok: true, index: e.index, term: e.term };
@@ -877,27 +762,16 @@ export class Raft {
   }
 
   private applyConfEntry(e: Entry): void {
-    const cc = decodeConfChange(e.data);
+    const cc = this.cfg.confChangeCodec.decode(e.data);
     const next = applyConfChange(this.conf, cc);
-    this.logger.info('configuration applied', { index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners });
+    this.logger.info({ index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners }, 'configuration applied');
     this.conf = next;
-    const lastIndex = this.log.lastIndex();
-    for (const id of confMembers(next)) {
-      if (!this.progress.has(id)) {
-        const pr = new Progress(lastIndex + 1, this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
-        // A new member starts probing; treat it as active so check-quorum gives it one round.
-        pr.recentActive = true;
-        this.progress.set(id, pr);
-      }
-    }
-    for (const id of [...this.progress.keys()]) {
-      if (!confMembers(next).includes(id)) this.progress.delete(id);
-    }
+    this.tracker.sync(confMembers(next), this.log.lastIndex() + 1);
     if (this.state !== StateType.Leader) return;
     if (!isVoter(next, this.id) && !isJoint(next)) {
       // A leader removed by a committed configuration tells the others it is committed (so they leave the
       // joint configuration now, not after the next election), then steps down.
-      this.logger.info('removed from the configuration: stepping down', { term: this.term });
+      this.logger.info({ term: this.term }, 'removed from the configuration: stepping down');
       this.bcastHeartbeat(undefined);
       this.becomeFollower(this.term, NONE);
       return;
@@ -911,10 +785,10 @@ export class Raft {
   private maybeAutoLeaveJoint(): void {
     if (this.state !== StateType.Leader || !isJoint(this.conf) || this.pendingConfIndex > this.log.applied) return;
     if (this.leadTransferee !== NONE) return;
-    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange({ changes: [], leaveJoint: true }) };
+    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode({ changes: [], leaveJoint: true }) };
     if (this.appendEntries([e])) {
       this.pendingConfIndex = e.index;
-      this.logger.info('leaving joint configuration', { index: e.index });
+      this.logger.info({ index: e.index }, 'leaving joint configuration');
     }
   }
 
@@ -935,32 +809,10 @@ export class Raft {
   private handleReadIndex(context: Uint8Array, from: NodeId): void {
     // A new leader does not know the commit index of its predecessor until it commits in its own term
     // (etcd issue 7331): refuse until then.
-    if (this.log.term(this.log.committed) !== this.term) {
-      this.answerRead({ index: 0, context, key: '', from, acks: new Set() }, false);
-      return;
-    }
-    const req: PendingRead = { index: this.log.committed, context, key: hex(context), from, acks: new Set([this.id]) };
-    if (this.voters().length === 1 && this.voters()[0] === this.id) {
-      this.answerRead(req, true);
-      return;
-    }
-    if (this.reads.some((r) => r.key === req.key)) return;
-    this.reads.push(req);
-    this.bcastHeartbeat(context);
-  }
-
-  private ackRead(from: NodeId, context: Uint8Array): void {
-    const key = hex(context);
-    const pos = this.reads.findIndex((r) => r.key === key);
-    if (pos < 0) return;
-    const req = this.reads[pos]!;
-    req.acks.add(from);
-    const votes = new Map<NodeId, boolean>();
-    for (const id of this.voters()) votes.set(id, req.acks.has(id));
-    if (voteResult(this.conf, votes) !== VoteResult.Won) return;
-    // A quorum confirmed leadership after every earlier request was queued: release them all.
-    const released = this.reads.splice(0, pos + 1);
-    for (const r of released) this.answerRead(r, true);
+    if (this.log.term(this.log.committed) !== this.term) return this.answerRead({ index: 0, context, from }, false);
+    const req = { index: this.log.committed, context, from };
+    if (this.voters().length === 1 && this.voters()[0] === this.id) return this.answerRead(req, true);
+    if (this.reads.add(req, this.id)) this.bcastHeartbeat(context);
   }
 
   private answerRead(r: PendingRead, ok: boolean): void {
@@ -972,9 +824,7 @@ export class Raft {
   }
 
   private failPendingReads(): void {
-    const pending = this.reads;
-    this.reads = [];
-    for (const r of pending) {
+    for (const r of this.reads.drain()) {
       if (r.from === this.id) this.readStates.push({ context: r.context, index: 0, ok: false });
     }
   }
@@ -990,7 +840,7 @@ export class Raft {
     // The transfer must finish within one election timeout, or it is abandoned.
     this.electionElapsed = 0;
     const pr = this.progress.get(to)!;
-    this.logger.info('transferring leadership', { to, match: pr.match, lastIndex: this.log.lastIndex() });
+    this.logger.info({ to, match: pr.match, lastIndex: this.log.lastIndex() }, 'transferring leadership');
     if (pr.match === this.log.lastIndex()) {
       this.send(makeMessage({ type: MessageType.TimeoutNow, to, from: this.id }));
     } else {

@@ -1,7 +1,8 @@
 // The driver's handle on the core (etcd's RawNode): inputs validated at the boundary, outputs bundled into a
 // Ready that says what to persist, what to send now, what to send once persisted, and what to apply.
 
-import { assert } from '../assert.js';
+import { assert, AssertionError } from '../assert.js';
+import { captureState, checkInvariants } from './invariants.js';
 import { Raft } from './raft.js';
 import type { ProposeResult, RaftConfig, ReadState } from './raft.js';
 import type { LogStorage } from './log.js';
@@ -106,60 +107,73 @@ export class RawNode {
   private prevHard: HardState;
   private prevSoft: SoftState;
   private outstanding: Ready | null = null;
+  private readonly checking: boolean;
 
-  constructor(cfg: RaftConfig, storage: LogStorage, hardState: HardState) {
+  /** With checkInvariants, every input is checked against the core's invariants (tests and simulation). */
+  constructor(cfg: RaftConfig, storage: LogStorage, hardState: HardState, opts: { checkInvariants?: boolean } = {}) {
     this.raft = new Raft(cfg, storage, hardState);
     this.prevHard = this.raft.hardState();
     this.prevSoft = { lead: this.raft.lead, state: this.raft.state };
+    this.checking = opts.checkInvariants === true;
+  }
+
+  /** Runs one input of the core; when checking, a violated invariant throws (a programmer error). */
+  private input<T>(fn: () => T): T {
+    if (!this.checking) return fn();
+    const before = captureState(this.raft);
+    const out = fn();
+    const violations = checkInvariants(before, this.raft);
+    if (violations.length > 0) throw new AssertionError(`raft invariants violated on ${this.raft.id}: ${violations.join('; ')}`);
+    return out;
   }
 
   tick(): void {
-    this.raft.tick();
+    this.input(() => this.raft.tick());
   }
 
   /** Steps a message from a peer. Malformed, misaddressed or unsolicited input is dropped, never trusted. */
   step(m: Message): boolean {
     const problem = validateMessage(m, this.raft.id);
     if (problem !== null) {
-      this.debug('dropping invalid message', { problem, type: m.type, from: m.from });
+      this.debug({ problem, type: m.type, from: m.from }, 'dropping invalid message');
       return false;
     }
     if (RESPONSE_TYPES.has(m.type) && !this.raft.progress.has(m.from) && m.type !== MessageType.ReadIndexResp) {
-      this.debug('dropping response from a non-member', { type: MessageType[m.type], from: m.from });
+      this.debug({ type: MessageType[m.type], from: m.from }, 'dropping response from a non-member');
       return false;
     }
-    this.raft.step(m);
+    this.input(() => this.raft.step(m));
     return true;
   }
 
   propose(data: Uint8Array, expectedTerm?: number): ProposeResult {
-    return this.raft.propose(data, expectedTerm);
+    return this.input(() => this.raft.propose(data, expectedTerm));
   }
 
   proposeConfChange(cc: ConfChange, expectedTerm?: number): ProposeResult {
-    return this.raft.proposeConfChange(cc, expectedTerm);
+    return this.input(() => this.raft.proposeConfChange(cc, expectedTerm));
   }
 
   readIndex(context: Uint8Array): void {
-    this.raft.readIndex(context);
+    this.input(() => this.raft.readIndex(context));
   }
 
   transferLeader(to: NodeId): { ok: boolean; detail?: string } {
-    return this.raft.transferLeader(to);
+    return this.input(() => this.raft.transferLeader(to));
   }
 
   /** Starts an election now (tests, and an operator's explicit request). */
   campaign(): void {
-    if (this.raft.state !== StateType.Leader) this.raft.campaign(this.raft.cfg.preVote ? 'pre-vote' : 'election');
+    if (this.raft.state !== StateType.Leader) this.input(() => this.raft.campaign(this.raft.cfg.preVote ? 'pre-vote' : 'election'));
   }
 
   reportUnreachable(id: NodeId): void {
-    this.raft.reportUnreachable(id);
+    this.input(() => this.raft.reportUnreachable(id));
   }
 
   /** The driver made entries up to `index` of `term` durable (every earlier write included). */
   persisted(index: number, term: number): void {
-    this.raft.persisted(index, term);
+    this.input(() => this.raft.persisted(index, term));
   }
 
   /**
@@ -168,11 +182,51 @@ export class RawNode {
    * of any later write) and then call restore(meta).
    */
   snapshotFetched(meta: SnapshotMeta, ok: boolean): boolean {
-    return this.raft.snapshotFetched(meta, ok);
+    return this.input(() => this.raft.snapshotFetched(meta, ok));
   }
 
   restore(meta: SnapshotMeta): void {
-    this.raft.restore(meta);
+    this.input(() => this.raft.restore(meta));
+  }
+
+  // ---------------------------------------------------------------- what the driver may read
+
+  get term(): number {
+    return this.raft.term;
+  }
+
+  /** The current configuration (a copy). */
+  conf(): ConfState {
+    const c = this.raft.conf;
+    return { voters: [...c.voters], votersOutgoing: [...c.votersOutgoing], learners: [...c.learners] };
+  }
+
+  /** A configuration change was proposed and is not applied yet: the next one must wait. */
+  confChangePending(): boolean {
+    return this.raft.pendingConfIndex > this.raft.log.applied;
+  }
+
+  lastIndex(): number {
+    return this.raft.log.lastIndex();
+  }
+
+  appliedIndex(): number {
+    return this.raft.log.applied;
+  }
+
+  /** The term of the entry at index, if the log (or its snapshot) still knows it. */
+  termAt(index: number): number | undefined {
+    return this.raft.log.term(index);
+  }
+
+  /**
+   * Leader only: what `id` has acknowledged, or undefined when this node does not track it (not leading,
+   * or not a member). `recentlyActive`: heard from within the current election timeout.
+   */
+  followerProgress(id: NodeId): { match: number; next: number; recentlyActive: boolean } | undefined {
+    if (this.raft.state !== StateType.Leader) return undefined;
+    const pr = this.raft.progress.get(id);
+    return pr ? { match: pr.match, next: pr.next, recentlyActive: pr.recentActive } : undefined;
   }
 
   hasReady(): boolean {
@@ -197,7 +251,7 @@ export class RawNode {
       entries: r.log.unstable.nextEntries(),
       messages: r.msgs,
       persistedMessages: r.msgsAfterPersist,
-      committedEntries: r.log.nextCommittedEntries(r.cfg.maxApplyBytes, r.cfg.maxApplyEntries),
+      committedEntries: r.log.nextCommittedEntries(r.cfg.maxApplyBytes, r.cfg.applyBatch),
       readStates: r.readStates,
       snapshotToFetch: r.takeSnapshotToFetch(),
     };
@@ -215,7 +269,7 @@ export class RawNode {
   advance(rd: Ready): void {
     assert(this.outstanding === rd, 'rawnode: advance() of a Ready that is not outstanding');
     this.outstanding = null;
-    this.raft.appliedTo(rd.committedEntries);
+    this.input(() => this.raft.appliedTo(rd.committedEntries));
   }
 
   status(): RaftStatus {
@@ -234,12 +288,13 @@ export class RawNode {
         };
       }
     }
+    const { id, term, vote, lead, state } = r;
     return {
-      id: r.id,
-      term: r.term,
-      vote: r.vote,
-      lead: r.lead,
-      state: r.state,
+      id,
+      term,
+      vote,
+      lead,
+      state,
       commitIndex: r.log.committed,
       appliedIndex: r.log.applied,
       firstIndex: r.log.firstIndex(),
@@ -259,8 +314,8 @@ export class RawNode {
     return confMembers(this.raft.conf);
   }
 
-  private debug(msg: string, fields: Record<string, unknown>): void {
-    this.raft.logger.debug(msg, fields);
+  private debug(fields: Record<string, unknown>, msg: string): void {
+    this.raft.logger.debug(fields, msg);
   }
 
   private hardStateEqual(a: HardState, b: HardState): boolean {

@@ -1,5 +1,9 @@
-// The Raft core's vocabulary: entries, messages, hard state, configurations, snapshot metadata.
+// The Raft core's vocabulary: entries, messages, hard state, configurations, snapshot metadata, and the
+// core's own configuration and results.
 // Field names and enum values match proto/raft.proto exactly, so a core object encodes as-is.
+
+import type { Logger } from '../logger.js';
+import type { RaftSettings } from '../settings.js';
 
 export type NodeId = string;
 /** No node: no leader known, no vote cast. */
@@ -57,6 +61,12 @@ export interface ConfChangeItem {
 export interface ConfChange {
   changes: ConfChangeItem[];
   leaveJoint: boolean;
+}
+
+/** Encodes a ConfChange as entry data and back; decode throws on bytes that are not one. */
+export interface ConfChangeCodec {
+  encode(cc: ConfChange): Uint8Array;
+  decode(data: Uint8Array): ConfChange;
 }
 
 export enum MessageType {
@@ -140,4 +150,52 @@ export function isVoter(c: ConfState, id: NodeId): boolean {
 export function entryBytes(e: Entry): number {
   // Data plus a rough fixed overhead for term, index and type, so empty entries still count.
   return e.data.byteLength + 24;
+}
+
+
+
+/**
+ * The core's configuration. Fields named in src/settings.ts mean what the schema says there (same names at
+ * every layer); the rest are derived by the driver (ticks, byte bounds) or injected (randomness, logging).
+ */
+export interface RaftConfig extends RaftSettings {
+  id: NodeId;
+  /** Election timeout in ticks; a follower's randomized timeout is drawn from [electionTicks, electionTicks + electionJitterTicks). */
+  electionTicks: number;
+  /** Width of the randomization (the Raft paper's [T, 2T] is electionJitterTicks = electionTicks). */
+  electionJitterTicks?: number;
+  heartbeatTicks: number;
+  /** Bytes in flight to one follower in Replicate state (0: no byte bound). */
+  maxInflightBytes: number;
+  /** Bytes of committed entries one Ready hands out. */
+  maxApplyBytes: number;
+  /** A follower silent in Snapshot state for this many ticks is probed again. */
+  snapshotTimeoutTicks: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+  /** How configuration changes are stored in log entries (the wire format lives outside the core). */
+  confChangeCodec: ConfChangeCodec;
+  /** Injected randomness in [0, 1): a seeded PRNG in the simulator. */
+  random: () => number;
+  logger?: Logger;
+}
+
+export type ProposeError =
+  | 'not-leader'
+  | 'term-mismatch'
+  | 'transferring'
+  | 'busy'
+  | 'conf-change-pending'
+  | 'invalid-conf-change';
+
+export type ProposeResult =
+  | { ok: true; index: number; term: number }
+  | { ok: false; error: ProposeError; leader: NodeId; term: number; detail?: string };
+
+export interface ReadState {
+  context: Uint8Array;
+  /** The read may be served once the applied index reaches this. */
+  index: number;
+  /** False when the read was refused (no leader, leadership lost, nothing committed in the leader's term). */
+  ok: boolean;
 }

@@ -3,7 +3,7 @@
 // after RawNode.step has validated them.
 
 import { qjournal } from '../gen/proto.js';
-import type { Message } from '../raft/types.js';
+import type { ConfChange, ConfChangeCodec, ConfChangeOp, Message } from '../raft/types.js';
 
 const pb = qjournal.raft;
 
@@ -38,3 +38,22 @@ export function messageBytes(m: Message): number {
   for (const e of m.entries) n += e.data.byteLength + 24;
   return n;
 }
+
+/** The data of a configuration-change log entry (a ConfChange message of proto/raft.proto). */
+export function encodeConfChange(cc: ConfChange): Uint8Array {
+  return pb.ConfChange.encode({
+    changes: cc.changes.map((c) => ({ op: c.op as number as qjournal.raft.ConfChange.Op, peer: { id: c.peer.id, address: c.peer.address } })),
+    leaveJoint: cc.leaveJoint,
+  }).finish();
+}
+
+/** Decodes a configuration-change entry; throws on malformed protobuf. */
+export function decodeConfChange(data: Uint8Array): ConfChange {
+  const m = pb.ConfChange.decode(data);
+  return {
+    changes: m.changes.map((c) => ({ op: c.op as number as ConfChangeOp, peer: { id: c.peer?.id ?? '', address: c.peer?.address ?? '' } })),
+    leaveJoint: m.leaveJoint,
+  };
+}
+
+export const confChangeCodec: ConfChangeCodec = { encode: encodeConfChange, decode: decodeConfChange };

@@ -159,14 +159,14 @@ export class SimCluster {
       electionTicks: 10,
       heartbeatTicks: 1,
       maxEntriesPerAppend: this.rng.pick([4, 16, 64]),
-      maxAppendBytes: 4096,
-      maxInflightMsgs: this.rng.pick([1, 2, 4, 8]),
+      maxAppendBodyBytes: 4096,
+      maxInflightAppends: this.rng.pick([1, 2, 4, 8]),
       maxInflightBytes: 64 << 10,
       maxUncommittedBytes: 32 << 10,
-      maxWriteBatchBytes: this.rng.pick([256, 4096, 1 << 20]),
+      maxAppendBufferBytes: this.rng.pick([256, 4096, 1 << 20]),
       snapshotEntries: this.rng.int(15, 80),
       snapshotLogBytes: 0,
-      snapshotIntervalMs: 0,
+      snapshotIntervalS: 0,
       keepEntriesAfterSnapshot: this.rng.int(0, 20),
       proposalTimeoutMs: 1000,
       readTimeoutMs: 1000,
@@ -216,8 +216,8 @@ export class SimCluster {
           this.trace(`${node.id} is ${state} (term ${term}, leader ${lead || '-'})`);
           if (state === StateType.Leader) {
             this.stats.elections++;
-            const core = replica.rawNode.raft;
-            this.checker.onLeader(node.id, term, node.disk.log, core.log.lastIndex(), (i) => core.log.term(i));
+            const core = replica.rawNode;
+            this.checker.onLeader(node.id, term, node.disk.log, core.lastIndex(), (i) => core.termAt(i));
           }
         },
         onFatal: (e) => this.checker.violations.push(`fatal on ${node.id}: ${e.message}`),

@@ -11,6 +11,7 @@ import { captureState, checkInvariants } from '../../src/raft/invariants.js';
 import { MessageType, NONE, StateType } from '../../src/raft/types.js';
 import type { ConfState, Entry, HardState, Message, NodeId } from '../../src/raft/types.js';
 import { Prng } from '../../src/prng.js';
+import { confChangeCodec } from '../../src/transport/raft-codec.js';
 
 export interface HarnessNode {
   id: NodeId;
@@ -31,15 +32,16 @@ export function testConfig(id: NodeId, overrides: Partial<RaftConfig> = {}, seed
     electionTicks: 10,
     heartbeatTicks: 1,
     maxEntriesPerAppend: 64,
-    maxAppendBytes: 1 << 20,
-    maxInflightMsgs: 8,
+    maxAppendBodyBytes: 1 << 20,
+    maxInflightAppends: 8,
     maxInflightBytes: 0,
     maxUncommittedBytes: 1 << 30,
     maxApplyBytes: 1 << 30,
-    maxApplyEntries: 1 << 30,
+    applyBatch: 1 << 30,
     snapshotTimeoutTicks: 50,
     preVote: true,
     checkQuorum: true,
+    confChangeCodec,
     random: () => rng.next(),
     ...overrides,
   };

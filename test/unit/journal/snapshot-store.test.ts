@@ -10,7 +10,8 @@ import { expect } from 'chai';
 import { encodeRecords } from '../../../src/edit-records.js';
 import { SegmentFile } from '../../../journalnode/segment-file.js';
 import { decodeManifest, encodeManifest, SnapshotError, SnapshotStore } from '../../../journalnode/snapshot-store.js';
-import type { JournalEntry, ManifestData } from '../../../journalnode/snapshot-store.js';
+import type { ManifestData } from '../../../journalnode/snapshot-store.js';
+import type { JournalStateData } from '../../../src/journal-state.js';
 
 const LAYOUT = -64;
 const conf = { voters: ['n1', 'n2', 'n3'], votersOutgoing: [], learners: [] };
@@ -19,11 +20,11 @@ const recs = (first: number, n: number) => encodeRecords(first, Array.from({ len
 /** A manifest as plain data (decoding gives protobuf message objects for nested messages such as nsInfo). */
 const plain = (d: ManifestData) => JSON.parse(JSON.stringify(d)) as ManifestData;
 
-function manifest(index: number, journals: JournalEntry[] = []): ManifestData {
+function manifest(index: number, journals: JournalStateData[] = []): ManifestData {
   return { meta: { index, term: 2, conf, peers: [{ id: 'n1', address: 'https://127.0.0.1:1' }] }, journals, createdMs: 1_700_000_000_000 };
 }
 
-function journalEntry(jid: string, segs: SegmentFile[]): JournalEntry {
+function journalEntry(jid: string, segs: SegmentFile[]): JournalStateData {
   return {
     jid,
     formatted: true,
@@ -32,7 +33,7 @@ function journalEntry(jid: string, segs: SegmentFile[]): JournalEntry {
     lastWriterEpoch: 3,
     writerId: 'nn1',
     lastTxId: segs.length > 0 ? segs[segs.length - 1]!.lastTxId : 0,
-    segments: segs.map((s) => ({ firstTxId: s.firstTxId, lastTxId: s.lastTxId, inProgress: s.inProgress, file: s.name, sizeBytes: s.sizeBytes, crc32: s.crc32, layoutVersion: LAYOUT })),
+    segments: segs.map((s) => s.describe()),
   };
 }
 

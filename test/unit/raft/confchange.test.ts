@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { applyConfChange, decodeConfChange, encodeConfChange, validateConfChange } from '../../../src/raft/confchange.js';
+import { applyConfChange, validateConfChange } from '../../../src/raft/confchange.js';
+import { decodeConfChange, encodeConfChange } from '../../../src/transport/raft-codec.js';
 import { ConfChangeOp } from '../../../src/raft/types.js';
 import type { ConfChange, ConfState } from '../../../src/raft/types.js';
 

@@ -1,0 +1,56 @@
+// The JournalNode's HTTP server: one fastify app with the body parsers, the error mapping, the draining
+// hook and the latency metrics of the journal RPCs, and every route group registered on it. Built without
+// listening, so tests inject requests (app.inject).
+
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from '../src/logger.js';
+import type { JournalNodeConfig } from './config.js';
+import type { NodeMetrics } from './metrics.js';
+import { registerAdminRoutes } from './routes-admin.js';
+import type { AdminContext } from './routes-admin.js';
+import { registerQjmRoutes } from './routes-qjm.js';
+import type { QjmContext } from './routes-qjm.js';
+import { registerRaftRoutes } from './routes-raft.js';
+import type { RaftRouteContext } from './routes-raft.js';
+import { refuseWhileDraining } from './rpc-errors.js';
+import { registerSnapshotRoutes } from './snapshot-transfer.js';
+
+export interface HttpAppParts {
+  config: JournalNodeConfig;
+  logger: Logger;
+  metrics: NodeMetrics;
+  raft: RaftRouteContext;
+  qjm: QjmContext;
+  admin: AdminContext;
+  /** True once the node is shutting down: new writes are refused (reads still served). */
+  draining(): boolean;
+}
+
+export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: p.config.maxAppendBodyBytes * 2 + (1 << 20) });
+  // Protobuf only: every other body type is refused (415) before a handler sees it.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/x-protobuf', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.setErrorHandler((err, _req, reply) => {
+    const e = err as Error & { statusCode?: number };
+    const status = e.statusCode ?? 500;
+    if (status >= 500) p.logger.error({ error: e.message }, 'request failed');
+    const code = status === 413 ? 'QJM_ERR_TOO_LARGE' : status < 500 ? 'QJM_ERR_INVALID_ARGUMENT' : 'QJM_ERR_INTERNAL';
+    return reply.code(status).send({ code, message: e.message });
+  });
+  registerRaftRoutes(app, p.raft);
+  registerSnapshotRoutes(app, { sm: p.qjm.sm, maxSnapshotChunkBytes: p.config.maxSnapshotChunkBytes });
+  // The journal RPCs get the draining check and the latency metrics; peer traffic stays hook-free.
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', async (req, reply) => {
+      if (p.draining() && req.method === 'POST' && !req.url.startsWith('/qjm/get')) return refuseWhileDraining(reply, p.config.id, p.qjm.replica.leaderDetails());
+    });
+    scope.addHook('onResponse', async (req, reply) => {
+      p.metrics.rpcSeconds.observe({ rpc: req.url.split('?')[0]!.slice(5), code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    });
+    registerQjmRoutes(scope, p.qjm);
+  });
+  registerAdminRoutes(app, p.admin);
+  return app;
+}

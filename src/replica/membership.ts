@@ -1,0 +1,83 @@
+// A membership change driven by the leader (braft's change_peers): new peers first join as learners and catch
+// up to within catchupMargin entries, then one joint-consensus change swaps the voters; the core leaves the
+// joint configuration by itself. The change reads and proposes only through RawNode's API.
+
+import type { RawNode } from '../raft/raw-node.js';
+import type { ProposeResult } from '../raft/raft.js';
+import { ConfChangeOp, isJoint } from '../raft/types.js';
+import type { ConfChange, NodeId, Peer } from '../raft/types.js';
+import type { QjmError } from '../errors.js';
+import { qjmError } from './client-waits.js';
+import type { Callback } from './client-waits.js';
+
+type RefusedProposal = Extract<ProposeResult, { ok: false }>;
+
+export interface ChangeContext {
+  raw: RawNode;
+  nowMs: number;
+  catchupMargin: number;
+  addressOf(id: NodeId): string | undefined;
+  /** The typed error for a refused proposal. */
+  refused(res: RefusedProposal): QjmError;
+}
+
+export class MembershipChange {
+  private phase: 'catch-up' | 'joint' = 'catch-up';
+  private finished = false;
+
+  constructor(
+    readonly target: readonly Peer[],
+    private readonly deadlineMs: number,
+    private readonly timeoutMs: number,
+    private readonly cb: Callback<void>,
+  ) {}
+
+  get done(): boolean {
+    return this.finished;
+  }
+
+  fail(e: QjmError): void {
+    this.finish(e);
+  }
+
+  private finish(e: QjmError | null): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.cb(e);
+  }
+
+  /** Moves the change forward as far as the configuration allows (called by the leader after each apply and tick). */
+  advance(c: ChangeContext): void {
+    if (this.finished) return;
+    if (c.nowMs > this.deadlineMs) return this.finish(qjmError('TIMEOUT', `membership change did not finish within ${this.timeoutMs} ms`));
+    if (c.raw.confChangePending()) return; // the previous step is not applied yet
+    const conf = c.raw.conf();
+    if (isJoint(conf)) return; // the core leaves the joint configuration by itself
+    const target = new Set(this.target.map((p) => p.id));
+    const voters = new Set(conf.voters);
+    if (voters.size === target.size && [...target].every((id) => voters.has(id))) return this.finish(null);
+    if (this.phase === 'joint') return;
+    const newcomers = this.target.filter((p) => !voters.has(p.id));
+    const notLearners = newcomers.filter((p) => !conf.learners.includes(p.id));
+    if (notLearners.length > 0) {
+      this.propose(c, { changes: notLearners.map((peer) => ({ op: ConfChangeOp.AddLearner, peer })), leaveJoint: false });
+      return;
+    }
+    const last = c.raw.lastIndex();
+    const lagging = newcomers.filter((p) => (c.raw.followerProgress(p.id)?.match ?? 0) + c.catchupMargin < last);
+    if (lagging.length > 0) return; // still catching up
+    this.phase = 'joint';
+    this.propose(c, {
+      changes: [
+        ...newcomers.map((peer) => ({ op: ConfChangeOp.AddVoter, peer })),
+        ...conf.voters.filter((id) => !target.has(id)).map((id) => ({ op: ConfChangeOp.Remove, peer: { id, address: c.addressOf(id) ?? '' } })),
+      ],
+      leaveJoint: false,
+    });
+  }
+
+  private propose(c: ChangeContext, cc: ConfChange): void {
+    const res = c.raw.proposeConfChange(cc);
+    if (!res.ok) this.finish(c.refused(res));
+  }
+}

@@ -1,0 +1,69 @@
+// The replica driver's options: the settings of src/settings.ts under their own names, plus what the driver
+// derives from them (the Raft tick, bounds in bytes). deriveReplicaOptions() is the one place a node's
+// settings become driver and core options.
+
+import { pickSettings, REPLICA_SETTING_NAMES } from '../settings.js';
+import type { ReplicaSettings, Settings } from '../settings.js';
+
+export interface ReplicaOptions extends ReplicaSettings {
+  /** One Raft tick. */
+  tickMs: number;
+  /** Election timeout, in ticks. */
+  electionTicks: number;
+  /** Randomization width of election timeouts, in ticks (default: electionTicks, the paper's [T, 2T)). */
+  electionJitterTicks?: number;
+  heartbeatTicks: number;
+  /** Bytes in flight to one follower in Replicate state. */
+  maxInflightBytes: number;
+  /** Bytes of committed entries applied in one batch. */
+  maxApplyBytes: number;
+  /** Take a snapshot after this many applied entries; 0 = never by count. */
+  snapshotEntries: number;
+  changePeersTimeoutMs: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+}
+
+export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = {
+  tickMs: 100,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  maxEntriesPerAppend: 1024,
+  maxAppendBodyBytes: 8 << 20,
+  maxInflightAppends: 8,
+  maxInflightBytes: 64 << 20,
+  maxUncommittedBytes: 256 << 20,
+  maxApplyBytes: 32 << 20,
+  applyBatch: 1024,
+  maxAppendBufferBytes: 16 << 20,
+  leaderBatch: 4096,
+  snapshotEntries: 0,
+  snapshotLogBytes: 256 << 20,
+  snapshotIntervalS: 3600,
+  keepEntriesAfterSnapshot: 1000,
+  proposalTimeoutMs: 10_000,
+  readTimeoutMs: 10_000,
+  catchupMargin: 1000,
+  changePeersTimeoutMs: 60_000,
+  preVote: true,
+  checkQuorum: true,
+};
+
+/** A JournalNode's settings as replica options. */
+export function deriveReplicaOptions(s: Settings): ReplicaOptions {
+  return {
+    ...pickSettings(s, REPLICA_SETTING_NAMES),
+    tickMs: Math.max(1, Math.floor(s.electionTimeoutMs / s.electionHeartbeatFactor)),
+    electionTicks: s.electionHeartbeatFactor,
+    // Timeouts in [T, 1.5 T): with pre-vote a split vote needs two timeouts within a network delay of each
+    // other, so the narrower range costs almost nothing and bounds failover detection at 1.5 T.
+    electionJitterTicks: Math.max(1, Math.floor(s.electionHeartbeatFactor / 2)),
+    heartbeatTicks: 1,
+    maxInflightBytes: s.maxAppendBodyBytes * s.maxInflightAppends,
+    maxApplyBytes: s.maxAppendBodyBytes,
+    snapshotEntries: 0,
+    changePeersTimeoutMs: Math.max(60_000, s.electionTimeoutMs * 60),
+    preVote: true,
+    checkQuorum: true,
+  };
+}
