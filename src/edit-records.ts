@@ -5,7 +5,7 @@
 //   "QJEDITS1" | u32 BE format version | i32 BE layout version | u64 BE first txid | u32 reserved | u32 BE crc32
 
 import zlib from 'node:zlib';
-import { readU64, writeU64 } from './bytes.js';
+import { readU64, writeU64 } from './raft/bytes.js';
 
 export const RECORD_HEADER_BYTES = 16;
 export const SEGMENT_HEADER_BYTES = 32;

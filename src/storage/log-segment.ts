@@ -7,7 +7,7 @@
 
 import fs from 'node:fs';
 import zlib from 'node:zlib';
-import { readU64, writeU64 } from '../bytes.js';
+import { readU64, writeU64 } from '../raft/bytes.js';
 import type { Entry, EntryType } from '../raft/types.js';
 import { fsyncPathSync } from './files.js';
 
