@@ -194,9 +194,10 @@ export class RaftLog {
       if (out.length < stableHi - lo) return out;
       for (const e of out) bytes += entryBytes(e);
     }
-    const from = Math.max(lo, off) - off;
-    const fit = takeWithinBytes(hi - off - from, (k) => entryBytes(this.unstable.entries[from + k]!), maxBytes, { count: out.length, bytes });
-    for (let k = 0; k < fit.count; k++) out.push(this.unstable.entries[from + k]!);
+    const start = Math.max(lo, off);
+    const ents = this.unstable.entries;
+    const fit = takeWithinBytes(hi - start, (k) => entryBytes(ents[start - off + k]!), maxBytes, { count: out.length, bytes });
+    for (let k = 0; k < fit.count; k++) out.push(ents[start - off + k]!);
     return out;
   }
 
