@@ -30,7 +30,8 @@ import {
   segmentFor,
   segmentHeaderProblem,
 } from './log-segment.js';
-import type { LogLogger, Segment } from './log-segment.js';
+import type { Segment } from './log-segment.js';
+import type { Logger } from '../logger.js';
 
 /** The unit a crash can tear a write into: a disk sector. */
 const SECTOR_BYTES = 512;
@@ -51,7 +52,7 @@ export interface RecoveryOptions {
   snapshot: SnapshotMeta;
   /** The largest single write the log is given: how far from the end damage can be a torn write. */
   tornWriteBytes: number;
-  logger: LogLogger;
+  logger: Logger;
 }
 
 /** The log as found on disk: its segments, oldest first, and the compacted prefix below them. */

@@ -36,14 +36,7 @@ export interface Segment {
   fd: number | null;
 }
 
-export interface LogLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-  debug(obj: object, msg: string): void;
-}
 
-export const quietLogger: LogLogger = { info() {}, warn() {}, error() {}, debug() {} };
 
 const pad20 = (n: number) => String(n).padStart(20, '0');
 export const logInProgressName = (first: number) => `log_inprogress_${pad20(first)}`;

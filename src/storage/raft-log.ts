@@ -19,6 +19,7 @@ import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { cloneConf, entryBytes } from '../raft/types.js';
 import { fsyncPathSync, preadSync, writevAllSync } from './files.js';
 import { recoverLog } from './log-recovery.js';
+export { CorruptLogError } from './log-recovery.js';
 import type { RecoveredLog } from './log-recovery.js';
 import {
   FRAME_HEADER_BYTES,
@@ -31,11 +32,12 @@ import {
   encodeSegmentHeader,
   framedBytes,
   logInProgressName,
-  quietLogger,
   removeSegmentsNewestFirst,
   segmentFor,
 } from './log-segment.js';
-import type { LogLogger, Segment } from './log-segment.js';
+import type { Segment } from './log-segment.js';
+import { silentLogger } from '../logger.js';
+import type { Logger } from '../logger.js';
 import type { MetaStore } from './raft-meta-store.js';
 
 /** The default bound on how far from the end damage may be a torn write: larger than any write batch. */
@@ -49,7 +51,7 @@ export interface DiskLogOptions {
   /** The snapshot the state machine restarted from: the log is reconciled with it. */
   snapshot: SnapshotMeta;
   meta: MetaStore;
-  logger?: LogLogger;
+  logger?: Logger;
   /** Zero-filled space kept ahead of the in-progress segment's end (0: none; only with sync). */
   preallocateBytes?: number;
   /**
@@ -94,14 +96,14 @@ export class DiskLog implements ReplicaLog {
   private writing = false;
   private closedLog = false;
   private readonly counters = { writes: 0, fsyncs: 0, fsyncMsTotal: 0, bytesWritten: 0 };
-  private readonly logger: LogLogger;
+  private readonly logger: Logger;
 
   private constructor(
     readonly dir: string,
     private readonly o: DiskLogOptions,
     recovered: RecoveredLog,
   ) {
-    this.logger = o.logger ?? quietLogger;
+    this.logger = o.logger ?? silentLogger;
     this.snap = { ...o.snapshot, conf: cloneConf(o.snapshot.conf) };
     this.hard = { ...o.meta.meta.hardState };
     this.segments = recovered.segments;
@@ -112,7 +114,7 @@ export class DiskLog implements ReplicaLog {
   /** Recovers the log in `dir` (see log-recovery.ts) and opens it; throws CorruptLogError if it cannot. */
   static open(dir: string, o: DiskLogOptions): DiskLog {
     fs.mkdirSync(dir, { recursive: true });
-    const recovered = recoverLog(dir, { snapshot: o.snapshot, tornWriteBytes: o.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT, logger: o.logger ?? quietLogger });
+    const recovered = recoverLog(dir, { snapshot: o.snapshot, tornWriteBytes: o.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT, logger: o.logger ?? silentLogger });
     return new DiskLog(dir, o, recovered);
   }
 
