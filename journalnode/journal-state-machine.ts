@@ -13,7 +13,7 @@ import type { Entry, NodeId, SnapshotMeta } from '../src/raft/types.js';
 import { Journal } from './journal.js';
 import type { SegmentState } from '../src/journal-state.js';
 import { SegmentFile } from './segment-file.js';
-import { fsyncPath } from '../src/storage/files.js';
+import { fsyncPath, preadIntoSync } from '../src/storage/files.js';
 import { series, SnapshotStore } from './snapshot-store.js';
 import type { ManifestData, StagedImage } from './snapshot-store.js';
 
@@ -361,7 +361,7 @@ function prefixMatches(file: string, size: number, crc: number): boolean {
     const buf = Buffer.allocUnsafe(Math.min(size, 4 << 20));
     let c = 0;
     for (let off = 0; off < size; ) {
-      const n = fs.readSync(fd, buf, 0, Math.min(buf.byteLength, size - off), off);
+      const n = preadIntoSync(fd, buf, off, Math.min(buf.byteLength, size - off));
       if (n === 0) return false;
       c = zlib.crc32(buf.subarray(0, n), c);
       off += n;

@@ -7,6 +7,7 @@
 import { encodeBatch, decodeBatch, messageBytes } from '../src/transport/raft-codec.js';
 import type { Batch } from '../src/transport/raft-codec.js';
 import type { ReplicaTransport } from '../src/replica/env.js';
+import { takeWithinBytes } from '../src/raft/byte-limit.js';
 import { MessageType } from '../src/raft/types.js';
 import type { Message, NodeId } from '../src/raft/types.js';
 import type { HttpPools } from '../src/http-pool.js';
@@ -23,7 +24,7 @@ export interface PeerTransportOptions {
   storageId: string;
   /** Where each peer is dialed: the current configuration's address book. */
   directory: PeerDirectory;
-  clients: HttpPools;
+  clients: Pick<HttpPools, 'request'>;
   holdMs: number;
   requestTimeoutMs: number;
   maxQueueBytes: number;
@@ -135,16 +136,9 @@ export class PeerTransport implements ReplicaTransport {
   }
 
   private takeBatch(p: PeerState): Message[] {
-    let bytes = 0;
-    let n = 0;
-    while (n < p.queue.length) {
-      const sz = messageBytes(p.queue[n]!);
-      if (n > 0 && bytes + sz > this.o.maxBatchBytes) break;
-      bytes += sz;
-      n++;
-    }
-    const out = p.queue.splice(0, n);
-    p.queueBytes -= bytes;
+    const fit = takeWithinBytes(p.queue.length, (k) => messageBytes(p.queue[k]!), this.o.maxBatchBytes);
+    const out = p.queue.splice(0, fit.count);
+    p.queueBytes -= fit.bytes;
     if (p.queue.length === 0) p.queueBytes = 0;
     return out;
   }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { assert } from '../src/assert.js';
 import type { SegmentState } from '../src/journal-state.js';
-import { preadSync } from '../src/storage/files.js';
+import { preadIntoSync, preadSync } from '../src/storage/files.js';
 import {
   decodeSegmentHeader,
   encodeSegmentHeader,
@@ -121,8 +121,7 @@ export class SegmentFile {
         if (opts.truncate && size > opts.sizeBytes) fs.ftruncateSync(fd, opts.sizeBytes);
         size = opts.sizeBytes;
       }
-      const head = Buffer.alloc(SEGMENT_HEADER_BYTES);
-      fs.readSync(fd, head, 0, SEGMENT_HEADER_BYTES, 0);
+      const head = preadSync(fd, 0, SEGMENT_HEADER_BYTES);
       const h = decodeSegmentHeader(head);
       if (typeof h === 'string') throw new SegmentCorruptError(file, 0, h);
       const seg = new SegmentFile(dir, {
@@ -175,8 +174,7 @@ export class SegmentFile {
     const expect = { last: this.lastTxId, crc: this.crc32 };
     try {
       this.lastTxId = this.firstTxId - 1;
-      const head = Buffer.alloc(SEGMENT_HEADER_BYTES);
-      fs.readSync(fd, head, 0, SEGMENT_HEADER_BYTES, 0);
+      const head = preadSync(fd, 0, SEGMENT_HEADER_BYTES);
       const h = decodeSegmentHeader(head);
       if (typeof h === 'string') throw new SegmentCorruptError(file, 0, h);
       this.crc32 = zlib.crc32(head);
@@ -199,7 +197,7 @@ export class SegmentFile {
     let buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
     while (pos < size) {
       const want = Math.min(buf.byteLength, size - pos);
-      const n = fs.readSync(fd, buf, 0, want, pos);
+      const n = preadIntoSync(fd, buf, pos, want);
       let off = 0;
       let progressed = false;
       while (off < n) {
@@ -295,7 +293,7 @@ export class SegmentFile {
       let first = 0;
       let buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES + maxBytes, 64 << 20));
       while (pos < this.sizeBytes && count < maxTxns) {
-        const n = fs.readSync(fd, buf, 0, Math.min(buf.byteLength, this.sizeBytes - pos), pos);
+        const n = preadIntoSync(fd, buf, pos, Math.min(buf.byteLength, this.sizeBytes - pos));
         let off = 0;
         let start = -1;
         while (off < n && count < maxTxns) {

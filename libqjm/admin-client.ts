@@ -2,10 +2,11 @@
 // and how recently a journal was written (to tell a live writer from a dead one).
 
 import { qjournal } from '../src/gen/proto.js';
-import { makeError, QjmError } from '../src/errors.js';
+import { makeError } from '../src/errors.js';
 import { fetchNodeStatus } from '../src/node-status.js';
 import type { MemberJson, NodeStatusJson } from '../src/node-status.js';
 import { fromRpcError, JournalClient } from './journal-client.js';
+import { withRetry } from './retry-policy.js';
 import type { RetryOptions } from './retry-policy.js';
 
 const pb = qjournal.journal;
@@ -48,32 +49,26 @@ export class AdminClient {
     throw makeError('QUORUM_UNAVAILABLE', `no node knows a leader (asked ${this.peers.join(', ')})`);
   }
 
-  private async admin(path: string, body: Uint8Array, timeoutMs: number): Promise<string> {
+  /**
+   * An admin RPC to the leader under the client's one retry policy, within `timeoutMs`: NOT_LEADER redirects
+   * are followed at once, other retriable errors back off; past the deadline the last error surfaces.
+   */
+  private admin(path: string, body: Uint8Array, timeoutMs: number): Promise<string> {
     const deadline = Date.now() + timeoutMs;
-    let last: QjmError | null = null;
-    for (let attempt = 0; Date.now() < deadline; attempt++) {
-      const target = this.client.routes.leaderTarget();
-      try {
+    return withRetry(
+      async () => {
+        const target = this.client.routes.leaderTarget();
         const res = await this.client.post(target, path, body, Math.max(1000, deadline - Date.now()));
         const ar = pb.AdminResponse.decode(res.body);
-        if (ar.error) {
-          const e = fromRpcError(ar.error, target);
-          if (e.errorName === 'NOT_LEADER') {
-            this.client.routes.redirect(ar.error.leaderAddress || undefined, Number(ar.error.term ?? 0));
-            last = e;
-            if (!ar.error.leaderAddress) await new Promise((r) => setTimeout(r, 100));
-            continue;
-          }
-          throw e;
-        }
-        return ar.message;
-      } catch (e) {
-        if (!(e instanceof QjmError) || !e.retriable) throw e;
-        last = e;
-        await new Promise((r) => setTimeout(r, Math.min(500, 50 * 2 ** attempt)));
-      }
-    }
-    throw last ?? makeError('QUORUM_UNAVAILABLE', `${path}: no leader answered in time`);
+        if (!ar.error) return ar.message;
+        const e = fromRpcError(ar.error, target);
+        if (e.errorName === 'NOT_LEADER') this.client.routes.redirect(ar.error.leaderAddress || undefined, Number(ar.error.term ?? 0));
+        throw e;
+      },
+      { ...this.client.retry, deadlineMs: timeoutMs },
+      () => {},
+      (last) => last,
+    );
   }
 
   changePeers(peers: { id: string; address: string }[], timeoutMs = 120_000): Promise<string> {

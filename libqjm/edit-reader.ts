@@ -10,6 +10,9 @@ import { backoffMs, sleep } from './retry-policy.js';
 
 const pb = qjournal.journal;
 
+/** What the reader needs of the client: reads from any node, the leader it knows, and the retry pace. */
+export type EditSource = Pick<JournalClient, 'read' | 'routes' | 'retry'>;
+
 export interface ReadEditsOptions {
   fromTxId: number;
   /** Include txids of the in-progress segment (committed ones only, as always). */
@@ -35,7 +38,7 @@ export interface Edit {
 /** How long a following reader stays away from a leader it could not reach. */
 const LEADER_RETRY_MS = 5000;
 
-export async function* readEdits(client: JournalClient, jid: string, opts: ReadEditsOptions): AsyncGenerator<Edit, void, undefined> {
+export async function* readEdits(client: EditSource, jid: string, opts: ReadEditsOptions): AsyncGenerator<Edit, void, undefined> {
   let next = opts.fromTxId;
   const follow = opts.follow === true;
   const linearizable = opts.linearizable ?? !follow;
@@ -83,7 +86,9 @@ export async function* readEdits(client: JournalClient, jid: string, opts: ReadE
       if (!follow) return;
       continue;
     }
-    let txid = Number(res.firstTxid);
+    // Every record, the first included, must be the next txid: a node answering from a later txid (or a
+    // reader moved to a node missing some) would otherwise leave a silent gap.
+    let txid = next;
     for (const r of iterateRecords(res.records)) {
       if (r.txid !== txid) throw new QjmError('CORRUPT', `edit stream from ${node}: expected txid ${txid}, got ${r.txid}`);
       yield { txid: r.txid, record: r.data };

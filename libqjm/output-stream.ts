@@ -7,6 +7,9 @@ import { encodeRecord, framedSize } from '../src/edit-records.js';
 import { QjmError, TooLargeError } from '../src/errors.js';
 import type { JournalClient } from './journal-client.js';
 
+/** What the stream needs of the client: the journal() write, retried under the client's policy. */
+export type JournalWriter = Pick<JournalClient, 'write'>;
+
 export interface OutputStreamOptions {
   jid: string;
   epoch: number;
@@ -53,7 +56,7 @@ export class EditLogOutputStream {
   private closed = false;
 
   constructor(
-    private readonly client: JournalClient,
+    private readonly client: JournalWriter,
     private readonly o: OutputStreamOptions,
   ) {
     this.buf = Buffer.allocUnsafe(Math.min(o.maxBatchBytes, 1 << 20));

@@ -5,25 +5,15 @@
 //   "QJEDITS1" | u32 BE format version | i32 BE layout version | u64 BE first txid | u32 reserved | u32 BE crc32
 
 import zlib from 'node:zlib';
+import { readU64, writeU64 } from './raft/bytes.js';
 
 export const RECORD_HEADER_BYTES = 16;
 export const SEGMENT_HEADER_BYTES = 32;
 export const SEGMENT_MAGIC = Buffer.from('QJEDITS1', 'latin1');
 export const SEGMENT_FORMAT_VERSION = 1;
-const TWO_32 = 0x1_0000_0000;
 
 export function framedSize(dataBytes: number): number {
   return RECORD_HEADER_BYTES + dataBytes;
-}
-
-function writeU64(buf: Buffer, offset: number, v: number): void {
-  buf.writeUInt32BE(Math.floor(v / TWO_32), offset);
-  buf.writeUInt32BE(v % TWO_32, offset + 4);
-}
-
-function readU64(buf: Uint8Array, offset: number): number {
-  const b = buf as Buffer;
-  return b.readUInt32BE(offset) * TWO_32 + b.readUInt32BE(offset + 4);
 }
 
 /** Writes one frame at `offset` of `buf` (which must have room); returns the offset after it. */

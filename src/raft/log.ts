@@ -2,6 +2,7 @@
 // tail of entries not yet durable (or not yet handed to storage). Owns commit and applied indexes.
 
 import { assert } from '../assert.js';
+import { takeWithinBytes } from './byte-limit.js';
 import type { Entry, SnapshotMeta } from './types.js';
 import { entryBytes } from './types.js';
 
@@ -193,13 +194,10 @@ export class RaftLog {
       if (out.length < stableHi - lo) return out;
       for (const e of out) bytes += entryBytes(e);
     }
-    for (let i = Math.max(lo, off); i < hi; i++) {
-      const e = this.unstable.entries[i - off]!;
-      const sz = entryBytes(e);
-      if (out.length > 0 && bytes + sz > maxBytes) break;
-      out.push(e);
-      bytes += sz;
-    }
+    const start = Math.max(lo, off);
+    const ents = this.unstable.entries;
+    const fit = takeWithinBytes(hi - start, (k) => entryBytes(ents[start - off + k]!), maxBytes, { count: out.length, bytes });
+    for (let k = 0; k < fit.count; k++) out.push(ents[start - off + k]!);
     return out;
   }
 

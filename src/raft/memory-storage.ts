@@ -2,6 +2,7 @@
 // Appends truncate on conflict exactly as the disk log does; compaction remembers the term it cut at.
 
 import { assert } from '../assert.js';
+import { takeWithinBytes } from './byte-limit.js';
 import type { LogStorage } from './log.js';
 import { cloneConf, emptyConf, entryBytes } from './types.js';
 import type { ConfState, Entry, SnapshotMeta } from './types.js';
@@ -37,16 +38,9 @@ export class MemoryStorage implements LogStorage {
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
     assert(lo >= this.firstIndex() && hi <= this.lastIndex() + 1 && lo <= hi, () => `memory log: entries(${lo}, ${hi}) outside [${this.firstIndex()}, ${this.lastIndex() + 1}]`);
-    const out: Entry[] = [];
-    let bytes = 0;
-    for (let i = lo; i < hi; i++) {
-      const e = this.ents[i - this.compactedIndex - 1]!;
-      const sz = entryBytes(e);
-      if (out.length > 0 && bytes + sz > maxBytes) break;
-      out.push(e);
-      bytes += sz;
-    }
-    return out;
+    const base = lo - this.compactedIndex - 1;
+    const fit = takeWithinBytes(hi - lo, (k) => entryBytes(this.ents[base + k]!), maxBytes);
+    return this.ents.slice(base, base + fit.count);
   }
 
   /** Appends entries, first truncating any entries at or after the first new index. */

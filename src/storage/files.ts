@@ -1,4 +1,5 @@
-// Small file-system primitives shared by the Raft log, the Raft metadata, segment files and snapshots.
+// Small file-system primitives shared by the Raft log, the Raft metadata, segment files and snapshots:
+// fsync by path, positional reads that finish (or reach the end of the file), vectored writes that finish.
 
 import fs from 'node:fs';
 
@@ -22,11 +23,48 @@ export function fsyncPathSync(p: string): void {
 /** Reads up to n bytes at offset from fd; fewer only where the file ends first. */
 export function preadSync(fd: number, offset: number, n: number): Buffer {
   const buf = Buffer.allocUnsafe(Math.max(0, n));
+  return buf.subarray(0, preadIntoSync(fd, buf, offset, buf.byteLength));
+}
+
+/**
+ * Fills buf[0, n) from offset of fd, for loops that reuse one buffer; returns the bytes read (fewer than n
+ * only where the file ends first).
+ */
+export function preadIntoSync(fd: number, buf: Uint8Array, offset: number, n: number): number {
   let got = 0;
-  while (got < buf.byteLength) {
-    const r = fs.readSync(fd, buf, got, buf.byteLength - got, offset + got);
+  while (got < n) {
+    const r = fs.readSync(fd, buf, got, n - got, offset + got);
     if (r === 0) break;
     got += r;
   }
-  return buf.subarray(0, got);
+  return got;
+}
+
+/** Writes every buffer of iov at `position`, in order, whatever the partial writes and IOV_MAX. */
+export function writevAllSync(fd: number, iov: Uint8Array[], position: number): void {
+  const IOV_BATCH = 512;
+  let i = 0;
+  let pos = position;
+  while (i < iov.length) {
+    const group = iov.slice(i, i + IOV_BATCH);
+    let want = 0;
+    for (const b of group) want += b.byteLength;
+    const n = fs.writevSync(fd, group, pos);
+    pos += n;
+    if (n === want) {
+      i += group.length;
+      continue;
+    }
+    // A short write (rare on a regular file): write the rest of this group with plain writes.
+    let skip = n;
+    let g = 0;
+    while (skip >= group[g]!.byteLength) skip -= group[g++]!.byteLength;
+    const rest = Buffer.concat([group[g]!.subarray(skip), ...group.slice(g + 1)]);
+    for (let done = 0; done < rest.byteLength; ) {
+      const m = fs.writeSync(fd, rest, done, rest.byteLength - done, pos);
+      done += m;
+      pos += m;
+    }
+    i += group.length;
+  }
 }

@@ -15,6 +15,7 @@ import type { JournalNode } from '../../journalnode/journal-node.js';
 import { validateConfig, DEFAULTS } from '../../journalnode/config.js';
 import { encodeBatch } from '../../src/transport/raft-codec.js';
 import { pino } from 'pino';
+import { waitFor } from '../support/async.js';
 
 const pb = qjournal.journal;
 const ns = { namespaceId: 9, clusterId: 'CID-f', blockPoolId: 'BP-f' };
@@ -36,8 +37,7 @@ async function singleNode(dir: string, over: Record<string, unknown> = {}): Prom
   });
   const node = await buildJournalNode(config, { logger: pino({ level: 'silent' }) });
   await node.start();
-  for (let i = 0; i < 200 && !node.replica.isLeader; i++) await new Promise((r) => setTimeout(r, 10));
-  expect(node.replica.isLeader, 'a single node elects itself').to.equal(true);
+  await waitFor(() => node.replica.isLeader, { timeoutMs: 5000, what: 'a single node elects itself' });
   return node;
 }
 

@@ -9,6 +9,7 @@ import { LocalCluster } from '../../src/local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import { qjournal } from '../../src/gen/proto.js';
 import { encodeRecords } from '../../src/edit-records.js';
+import { waitFor } from '../support/async.js';
 
 const ns = { namespaceId: 42, clusterId: 'CID-it', blockPoolId: 'BP-it' };
 const rec = (i: number) => new TextEncoder().encode(`edit-${i}`);
@@ -167,7 +168,8 @@ describe('JournalNode processes', function () {
 
   it('a second process on the same data directory is refused', async () => {
     c.start('n1');
-    await new Promise((r) => setTimeout(r, 300));
+    // It takes the lock before it listens: once it answers, the directory is held.
+    await waitFor(() => c.status('n1'), { timeoutMs: 15_000, what: 'n1 answers /status (it holds the data directory lock)' });
     const n = c.node('n1');
     const { spawnSync } = await import('node:child_process');
     const { JOURNALNODE_MAIN } = await import('../../src/local-cluster.js');
@@ -200,14 +202,13 @@ describe('JournalNode processes', function () {
     const res = await request(`http://${c.node(old).address}/qjm/journal`, { method: 'POST', body: Buffer.from(body), headers: { 'content-type': 'application/x-protobuf' } });
     const wr = qjournal.journal.WriteResponse.decode(Buffer.from(await res.body.arrayBuffer()));
     expect(wr.error, 'the stale leader refuses').to.not.equal(null);
-    const s = await (async () => {
-      for (let i = 0; i < 100; i++) {
+    const s = await waitFor(
+      async () => {
         const st = await c.status(old);
-        if (st && st.state !== 'leader' && st.term > oldTerm) return st;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      return c.status(old);
-    })();
+        return st && st.state !== 'leader' && st.term > oldTerm ? st : null;
+      },
+      { timeoutMs: 10_000, what: `${old} steps down to a term above ${oldTerm}` },
+    );
     expect(s!.state).to.equal('follower');
     expect(s!.term).to.be.greaterThan(oldTerm);
     expect(s!.leader).to.equal(next);

@@ -7,6 +7,7 @@ import { LocalCluster } from '../../src/local-cluster.js';
 import { FencedError, QjmError, QuorumJournalManager } from '../../libqjm/index.js';
 import type { EditLogOutputStream } from '../../libqjm/index.js';
 import { Prng } from '../../src/prng.js';
+import { waitFor } from '../support/async.js';
 
 const ns = { namespaceId: 1234, clusterId: 'CID-qjm', blockPoolId: 'BP-qjm' };
 const text = (s: string) => new TextEncoder().encode(s);
@@ -33,6 +34,19 @@ describe('libqjm on a real cluster', function () {
   async function writeTxns(out: EditLogOutputStream, from: number, n: number, tag = 'e'): Promise<number> {
     for (let t = from; t < from + n; t++) out.write(text(`${tag}-${t}`));
     return out.flush();
+  }
+
+  /** How many getEdits requests a node has answered (HTTP 200), from its /metrics. */
+  async function getEditsAnswered(address: string): Promise<number> {
+    const res = await request(`http://${address}/metrics`);
+    const m = /qjournal_rpc_seconds_count\{[^}]*rpc="getEdits",code="200"[^}]*\} (\d+)/.exec(await res.body.text());
+    return m ? Number(m[1]) : 0;
+  }
+
+  async function getEditsAnsweredByAll(): Promise<number> {
+    let n = 0;
+    for (const node of c.nodes) if (node.proc) n += await getEditsAnswered(node.address);
+    return n;
   }
 
   async function readAll(q: QuorumJournalManager, fromTxId = 1, inProgressOk = true): Promise<{ txid: number; s: string }[]> {
@@ -108,13 +122,15 @@ describe('libqjm on a real cluster', function () {
     expect((await readAll(reader, 1, true)).map((e) => e.txid)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
     const seen: number[] = [];
     const ac = new AbortController();
+    const answeredBefore = await getEditsAnsweredByAll();
     const tail = (async () => {
       for await (const e of reader.readEdits({ fromTxId: 9, inProgressOk: true, follow: true, signal: ac.signal, waitMs: 500 })) {
         seen.push(e.txid);
         if (e.txid === 12) ac.abort();
       }
     })();
-    await new Promise((r) => setTimeout(r, 100));
+    // Write only once the reader follows: one long-poll came back empty, so the next one is waiting.
+    await waitFor(async () => (await getEditsAnsweredByAll()) > answeredBefore, { timeoutMs: 10_000, what: 'the reader finishes its first long-poll' });
     await writeTxns(out, 9, 4);
     await tail;
     expect(seen).to.deep.equal([9, 10, 11, 12]);
@@ -127,12 +143,7 @@ describe('libqjm on a real cluster', function () {
     await writeTxns(out, 1, 3);
     const leader = c.node(await c.waitForLeader());
     const follower = c.nodes.find((n) => n.id !== leader.id)!;
-    const getEdits = async (address: string) => {
-      const res = await request(`http://${address}/metrics`);
-      const m = /qjournal_rpc_seconds_count\{[^}]*rpc="getEdits",code="200"[^}]*\} (\d+)/.exec(await res.body.text());
-      return m ? Number(m[1]) : 0;
-    };
-    const before = { leader: await getEdits(leader.address), follower: await getEdits(follower.address) };
+    const before = { leader: await getEditsAnswered(leader.address), follower: await getEditsAnswered(follower.address) };
     // The follower first in its list, and no leader known yet: its first read goes to the follower.
     const reader = qjm(jid, 'standby', [follower.address, ...c.addresses.filter((a) => a !== follower.address)]);
     const seen: number[] = [];
@@ -144,12 +155,13 @@ describe('libqjm on a real cluster', function () {
       }
     })();
     for (let t = 4; t <= 9; t += 2) {
-      await new Promise((r) => setTimeout(r, 50));
+      // Each write lands while the reader waits for it: it has read everything before.
+      await waitFor(() => seen.includes(t - 1), { timeoutMs: 10_000, what: `the reader has read txid ${t - 1}` });
       await writeTxns(out, t, 2);
     }
     await tail;
     expect(seen).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    const after = { leader: await getEdits(leader.address), follower: await getEdits(follower.address) };
+    const after = { leader: await getEditsAnswered(leader.address), follower: await getEditsAnswered(follower.address) };
     expect(after.follower - before.follower, 'reads served by the follower').to.equal(1);
     expect(after.leader - before.leader, 'reads served by the leader').to.be.at.least(2);
   });

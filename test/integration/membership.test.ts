@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
+import { waitFor } from '../support/async.js';
 
 const QJM = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'qjm.js');
 const ns = { namespaceId: 77, clusterId: 'CID-mem', blockPoolId: '' };
@@ -47,12 +48,8 @@ describe('membership changes', function () {
 
     const n4 = await c.addNode('n4');
     c.start('n4');
-    let joined = null;
-    for (let i = 0; i < 200 && !joined; i++) {
-      joined = await c.status('n4');
-      if (!joined) await new Promise((res) => setTimeout(res, 50));
-    }
-    expect(joined?.state, 'the joining node waits as a follower').to.equal('follower');
+    const joined = await waitFor(() => c.status('n4'), { timeoutMs: 10_000, what: 'the joining n4 answers /status' });
+    expect(joined.state, 'the joining node waits as a follower').to.equal('follower');
     const peers = c.nodes.filter((n) => n.id !== 'n4').map((n) => n.address).join(',');
     let r = await qjm(['add-peer', '--peers', peers, '--peer', `n4=${n4.address}`]);
     expect(r.code, r.err).to.equal(0);
@@ -101,7 +98,7 @@ describe('membership changes', function () {
     expect(r.code, r.err).to.equal(0);
     rmSync(n3.dataDir, { recursive: true, force: true });
     c.start('n3');
-    for (let i = 0; i < 200 && !(await c.status('n3')); i++) await new Promise((res) => setTimeout(res, 50));
+    await waitFor(() => c.status('n3'), { timeoutMs: 10_000, what: 'the wiped n3, started again, answers /status' });
     r = await qjm(['add-peer', '--peers', peers, '--peer', `n3=${n3.address}`]);
     expect(r.code, r.err).to.equal(0);
     const leader = await c.waitForLeader();
