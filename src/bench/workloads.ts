@@ -1,4 +1,4 @@
-// The benchmark workloads (issue 5), each against a fresh local cluster of real JournalNode processes:
+// The benchmark workloads (docs/PERFORMANCE.md), each against a fresh local cluster of real JournalNode processes:
 // W1 sync latency, W2 streaming throughput, W3 failovers, W4 tail lag, W5 footprint, and the disk's limit.
 
 import { fork } from 'node:child_process';
