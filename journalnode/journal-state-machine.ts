@@ -16,6 +16,7 @@ import { SegmentFile } from './segment-file.js';
 import { fsyncPath, preadIntoSync } from '../src/storage/files.js';
 import { series, SnapshotStore } from './snapshot-store.js';
 import type { ManifestData, StagedImage } from './snapshot-store.js';
+import { decodeCommittedCommand } from './commands.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
@@ -117,11 +118,21 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
 
   // ---------------------------------------------------------------- applying
 
+  /**
+   * Applies committed commands. An entry that is not a valid command (decoded and checked as the route checks
+   * a request) is a no-op answered with its error, the same on every replica. An I/O error is thrown: the
+   * replica stops and reports it (a full or failing disk), it does not skip the entry.
+   */
   apply(entries: readonly Entry[]): Result[] {
     const out: Result[] = [];
     for (const e of entries) {
-      const cmd = pb.Command.decode(e.data) as qjournal.journal.Command;
-      out.push(this.applyCommand(cmd));
+      const c = decodeCommittedCommand(e.data);
+      if ('error' in c) {
+        this.opts.logger.warn({ index: e.index, term: e.term, error: c.error.message }, 'a committed entry is not a valid command: applied as a no-op');
+        out.push({ code: pb.ErrorCode[c.error.errorName], message: `entry ${e.index}: ${c.error.message}` });
+      } else {
+        out.push(this.applyCommand(c.cmd));
+      }
       this.appliedCommands++;
     }
     return out;
@@ -153,7 +164,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     }
     const j = this.journalFor(jid, false);
     if (!j) return { code: pb.ErrorCode.NOT_FORMATTED, message: `journal ${jid} is not formatted` };
-    if (cmd.newEpoch) return j.newEpoch(cmd.newEpoch.nsInfo ?? {}, cmd.newEpoch.writerId ?? '');
+    if (cmd.newEpoch) return j.newEpoch(cmd.newEpoch.nsInfo ?? {}, cmd.newEpoch.writerId ?? '', cmd.newEpoch.requestId ?? '');
     if (cmd.startSegment) return j.startSegment(n(cmd.startSegment.epoch), n(cmd.startSegment.txid), n(cmd.startSegment.layoutVersion));
     if (cmd.journal) {
       const o = cmd.journal;

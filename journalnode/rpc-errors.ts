@@ -32,6 +32,8 @@ export const HTTP_STATUS: Record<ErrorName, number> = {
   UNAUTHORIZED: 403,
   WRITER_ACTIVE: 409,
   INTERNAL: 500,
+  STORAGE_FAILED: 503,
+  PURGED: 410,
 };
 
 export function errorNameOf(code: number): ErrorName {
@@ -49,6 +51,7 @@ export function toRpcError(e: QjmError, term: number): qjournal.journal.IRpcErro
     promisedEpoch: typeof d.promisedEpoch === 'number' ? d.promisedEpoch : 0,
     unknownOutcome: d.unknownOutcome === true,
     term,
+    firstAvailableTxid: typeof d.firstAvailableTxId === 'number' ? d.firstAvailableTxId : 0,
   };
 }
 

@@ -17,6 +17,8 @@ export {
   InvalidArgumentError,
   QuorumUnavailableError,
   TimeoutError,
+  PurgedError,
+  StorageFailedError,
   ERROR_NAMES,
 } from '../src/errors.js';
 export type { ErrorCode, ErrorName } from '../src/errors.js';

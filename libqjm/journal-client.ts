@@ -42,6 +42,7 @@ export function fromRpcError(e: qjournal.journal.IRpcError, where: string): QjmE
   if (e.leaderAddress) details.leaderAddress = e.leaderAddress;
   if (Number(e.promisedEpoch ?? 0) > 0) details.promisedEpoch = Number(e.promisedEpoch);
   if (e.unknownOutcome) details.unknownOutcome = true;
+  if (Number(e.firstAvailableTxid ?? 0) > 0) details.firstAvailableTxId = Number(e.firstAvailableTxid);
   details.node = where;
   return makeError(nameOf(e.code), `${where}: ${e.message ?? ''}`, details);
 }
@@ -107,18 +108,24 @@ export class JournalClient {
   }
 
   /**
-   * A write through the leader, retried with capped backoff while the error is retriable (every write RPC is
-   * idempotent). Final errors (FENCED, OUT_OF_SYNC, ...) surface at once; past the deadline the caller gets
-   * QuorumUnavailableError.
+   * A write through the leader, retried with capped backoff while the error is retriable (the journal's writes
+   * are idempotent). Final errors (FENCED, OUT_OF_SYNC, ...) surface at once; past the deadline the caller gets
+   * QuorumUnavailableError. With retryUnknownOutcome false, an attempt that may have been applied is not
+   * retried either (format: a retry could wipe what was written in between); its error surfaces with
+   * details.unknownOutcome.
    */
-  write(rpc: WriteRpc, command: qjournal.journal.ICommand, opts: { expectTerm?: boolean; deadlineMs?: number } = {}): Promise<WriteResult> {
+  write(rpc: WriteRpc, command: qjournal.journal.ICommand, opts: { expectTerm?: boolean; deadlineMs?: number; retryUnknownOutcome?: boolean } = {}): Promise<WriteResult> {
     const retry = opts.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: opts.deadlineMs };
     let maybeApplied = false;
     return withRetry(
       () => this.writeOnce(rpc, command, opts.expectTerm === true),
       retry,
       (e) => {
-        if (e.details.unknownOutcome) maybeApplied = true;
+        if (!e.details.unknownOutcome) return;
+        maybeApplied = true;
+        if (opts.retryUnknownOutcome === false) {
+          throw makeError(e.errorName, `${rpc}: ${e.message}; not retried: it may or may not have been applied`, { ...e.details, unknownOutcome: true });
+        }
       },
       (last, elapsedMs) =>
         new QuorumUnavailableError(`${rpc} was not acknowledged by a quorum within ${elapsedMs} ms (last error: ${last.code}: ${last.message})`, {

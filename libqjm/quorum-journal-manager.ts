@@ -2,6 +2,7 @@
 // Fencing is a new epoch committed through Raft; recovery finalizes (or drops, when empty) the in-progress
 // segment a dead writer left; segments are then started, written and finalized. Errors: docs/ERRORS.md.
 
+import crypto from 'node:crypto';
 import { qjournal } from '../src/gen/proto.js';
 import { journalStateFromProto } from '../src/journal-state.js';
 import { InvalidArgumentError, NotFormattedError } from '../src/errors.js';
@@ -129,9 +130,15 @@ export class QuorumJournalManager {
 
   // ---------------------------------------------------------------- format and state
 
-  async format(nsInfo: NamespaceInfo, opts: { force?: boolean } = {}): Promise<void> {
+  /**
+   * Formats the journal (on every JournalNode, through Raft). With force, a journal holding data is wiped
+   * (epochs stay, so fenced writers stay fenced); the leader refuses that with WRITER_ACTIVE while the
+   * journal's writer is alive unless allowActiveWriter. Never retried once an attempt may have been applied.
+   */
+  async format(nsInfo: NamespaceInfo, opts: { force?: boolean; allowActiveWriter?: boolean } = {}): Promise<void> {
     txid(nsInfo?.namespaceId, 'nsInfo.namespaceId', 0);
-    await this.client.write('format', { jid: this.journalId, format: { nsInfo, force: opts.force === true } });
+    const format = { nsInfo, force: opts.force === true, allowActiveWriter: opts.allowActiveWriter === true };
+    await this.client.write('format', { jid: this.journalId, format }, { retryUnknownOutcome: false });
     this.nsInfo = nsInfo;
   }
 
@@ -166,7 +173,10 @@ export class QuorumJournalManager {
       if (!st.formatted || !st.nsInfo) throw new NotFormattedError(`journal ${this.journalId} is not formatted`);
       ns = st.nsInfo;
     }
-    const r = await this.client.write('newEpoch', { jid: this.journalId, newEpoch: { nsInfo: ns, writerId: this.writerId } }, { deadlineMs });
+    // One request id for every retry of this newEpoch: a retry whose first attempt committed answers the same
+    // epoch instead of fencing this writer with another one.
+    const requestId = crypto.randomUUID();
+    const r = await this.client.write('newEpoch', { jid: this.journalId, newEpoch: { nsInfo: ns, writerId: this.writerId, requestId } }, { deadlineMs });
     const epoch = Number(r.result.epoch);
     this.epochValue = epoch;
     const state = journalStateFromProto(r.result.state ?? {});

@@ -12,6 +12,7 @@ import { QjmError } from '../errors.js';
 import { decodeSegmentHeader, readFrame, SEGMENT_HEADER_BYTES } from '../edit-records.js';
 import { formatPeers, parseAddresses, parsePeers } from '../peers.js';
 import { renderTable } from '../text-table.js';
+import { WRITER_ACTIVE_MS } from '../journal-state.js';
 
 export { UsageError } from '../command-line.js';
 
@@ -126,6 +127,7 @@ const FORMAT = {
     'cluster-id': { type: 'string', required: true, valueName: 'C', description: 'the cluster id of the master' },
     'block-pool-id': { type: 'string', valueName: 'B', description: 'the block pool id (default empty)' },
     force: { type: 'boolean', description: 'wipe a journal that holds data (epochs stay, so fenced writers stay fenced)' },
+    'allow-active-writer': { type: 'boolean', description: 'with --force: wipe it even though its writer wrote in the last few seconds' },
     json: JSON_OUT,
   },
 } as const satisfies CommandSpec;
@@ -134,7 +136,7 @@ async function cmdFormat(f: FlagValues<typeof FORMAT>, io: CliIo): Promise<numbe
   const q = new QuorumJournalManager({ journalId: f.jid, peers: peersOf(f), writerId: 'qjm' });
   try {
     const nsInfo = { namespaceId: f['namespace-id'], clusterId: f['cluster-id'], blockPoolId: f['block-pool-id'] ?? '' };
-    await q.format(nsInfo, { force: f.force });
+    await q.format(nsInfo, { force: f.force, allowActiveWriter: f['allow-active-writer'] });
     io.out(f.json ? JSON.stringify({ ok: true, jid: q.journalId, nsInfo }) : `formatted journal ${q.journalId} (namespace ${nsInfo.namespaceId}, cluster ${nsInfo.clusterId})`);
     return 0;
   } finally {
@@ -166,9 +168,6 @@ async function cmdSegments(f: FlagValues<typeof SEGMENTS>, io: CliIo): Promise<n
     await q.close();
   }
 }
-
-/** How recent a write must be for the writer to count as active. */
-const WRITER_ACTIVE_MS = 5000;
 
 const FINALIZE = {
   name: 'qjm finalize',
