@@ -68,9 +68,10 @@ async function bootstrap(config: JournalNodeConfig, smOpts: StateMachineOptions,
   const storageId = crypto.randomBytes(8).toString('hex');
   if (config.join.length > 0) {
     // Joining: an empty state at index 0 that belongs to no configuration; the leader's snapshot brings
-    // the journals and the membership once an operator adds this node.
-    const clusterId = await learnCluster(config);
-    JournalStateMachine.bootstrap(smOpts, { index: 0, term: 0, conf: emptyConf(), peers: [] });
+    // the journals and the membership once an operator adds this node. Until then the members it learned
+    // here are the only ones it listens to (and fetches the snapshot from).
+    const { clusterId, members } = await learnCluster(config);
+    JournalStateMachine.bootstrap(smOpts, { index: 0, term: 0, conf: emptyConf(), peers: members });
     const meta = MetaStore.create(dirs.raft, { hardState: { term: 0, vote: '', commit: 0 }, storageId, clusterId, nodeId: config.id });
     logger.info({ dataDir: config.dataDir, join: config.join, clusterId }, 'prepared an empty data directory to join a running cluster: add this node with qjm add-peer');
     return meta;
@@ -83,10 +84,10 @@ async function bootstrap(config: JournalNodeConfig, smOpts: StateMachineOptions,
 }
 
 /**
- * Joining: asks a member of the running cluster for its cluster id, and refuses if this id is still a
- * member (an empty disk under a member's identity could vote twice in a term: remove it first).
+ * Joining: asks a member of the running cluster for its cluster id and members, and refuses if this id is
+ * still a voter (an empty disk under a voter's identity could vote twice in a term: remove it first).
  */
-async function learnCluster(config: JournalNodeConfig): Promise<string> {
+async function learnCluster(config: JournalNodeConfig): Promise<{ clusterId: string; members: Peer[] }> {
   const errors: string[] = [];
   for (const address of config.join) {
     try {
@@ -95,7 +96,8 @@ async function learnCluster(config: JournalNodeConfig): Promise<string> {
       if (me && me.role !== 'learner') {
         throw new DataDirError(`node ${config.id} is still a ${me.role} of the cluster at ${address}: remove it first (qjm remove-peer --peer ${config.id}), then join`);
       }
-      return st.clusterId;
+      const members = st.peers.filter((p) => p.id !== config.id && p.address !== '').map((p) => ({ id: p.id, address: p.address }));
+      return { clusterId: st.clusterId, members };
     } catch (e) {
       if (e instanceof DataDirError) throw e;
       errors.push(`${address}: ${(e as Error).message}`);

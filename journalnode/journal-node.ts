@@ -27,6 +27,11 @@ export { clusterIdFor, DataDirError } from './data-dir.js';
 
 type Result = qjournal.journal.ICommandResult;
 
+/** Raft messages in one batch between peers: far above a pipeline's worth of appends and their answers. */
+const MAX_MESSAGES_PER_BATCH = 4096;
+/** Members one snapshot's metadata may name. */
+const MAX_MEMBERS = 1024;
+
 export interface JournalNode {
   readonly config: JournalNodeConfig;
   readonly app: FastifyInstance;
@@ -114,7 +119,10 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     holdMs: config.peerHoldMs,
     requestTimeoutMs: config.peerRequestTimeoutMs,
     maxQueueBytes: config.maxPeerQueueBytes,
-    maxBatchBytes: config.maxAppendBodyBytes * 2,
+    // One batch carries at most one append's worth of entry bytes (plus what travels with it), and the
+    // entries a full pipeline of appends holds.
+    maxBatchBytes: config.maxAppendBodyBytes,
+    batchLimits: { maxMessages: MAX_MESSAGES_PER_BATCH, maxEntries: config.maxEntriesPerAppend * config.maxInflightAppends, maxMembers: MAX_MEMBERS },
     logger,
   });
   const replicaOptions = deriveReplicaOptions(config);

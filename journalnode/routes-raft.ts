@@ -2,10 +2,11 @@
 // routes are in snapshot-transfer.ts, beside the client that calls them.)
 
 import type { FastifyInstance } from 'fastify';
-import { decodeBatch } from '../src/transport/raft-codec.js';
+import { BatchLimitError, decodeBatch } from '../src/transport/raft-codec.js';
 import type { Batch } from '../src/transport/raft-codec.js';
 import type { Logger } from '../src/logger.js';
 import { isNodeId } from '../src/ids.js';
+import { NotAMemberError } from './peer-transport.js';
 import type { PeerTransport } from './peer-transport.js';
 
 export interface RaftRouteContext {
@@ -18,8 +19,9 @@ export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext):
   app.post('/raft/message', async (req, reply) => {
     let b: Batch;
     try {
-      b = decodeBatch(req.body as Buffer);
+      b = decodeBatch(req.body as Buffer, ctx.transport.batchLimits);
     } catch (e) {
+      if (e instanceof BatchLimitError) return reply.code(413).send({ code: 'QJM_ERR_TOO_LARGE', message: `MessageBatch refused: ${e.message}` });
       return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: `malformed MessageBatch: ${(e as Error).message}` });
     }
     if (b.clusterId !== ctx.clusterId) {
@@ -29,7 +31,14 @@ export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext):
     if (!isNodeId(b.from)) {
       return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'bad sender id' });
     }
-    const answer = await ctx.transport.handleInbound(b);
+    let answer: Uint8Array;
+    try {
+      answer = await ctx.transport.handleInbound(b);
+    } catch (e) {
+      if (!(e instanceof NotAMemberError)) throw e;
+      ctx.logger.debug({ from: b.from }, 'refusing Raft traffic from a non-member');
+      return reply.code(403).send({ code: 'QJM_ERR_UNAUTHORIZED', message: e.message });
+    }
     return reply.type('application/x-protobuf').send(Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength));
   });
 }

@@ -762,7 +762,21 @@ export class Raft {
   }
 
   private applyConfEntry(e: Entry): void {
-    const cc = this.cfg.confChangeCodec.decode(e.data);
+    // A committed configuration entry that does not decode, or does not fit the configuration it applies to
+    // (only a buggy or forged proposer writes one: proposals are validated), changes nothing. Every replica
+    // applies it to the same configuration, so every replica skips it alike.
+    let cc: ConfChange;
+    try {
+      cc = this.cfg.confChangeCodec.decode(e.data);
+    } catch (err) {
+      this.logger.warn({ index: e.index, error: (err as Error).message }, 'committed configuration entry does not decode: ignored');
+      return;
+    }
+    const problem = validateConfChange(this.conf, cc);
+    if (problem !== null) {
+      this.logger.warn({ index: e.index, problem }, 'committed configuration entry does not apply to the configuration: ignored');
+      return;
+    }
     const next = applyConfChange(this.conf, cc);
     this.logger.info({ index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners }, 'configuration applied');
     this.conf = next;

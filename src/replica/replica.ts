@@ -495,7 +495,13 @@ export class Replica<R> {
 
   /** A configuration entry names the addresses of the peers it adds. */
   private learnAddresses(e: Entry): void {
-    for (const c of decodeConfChange(e.data).changes) {
+    let cc;
+    try {
+      cc = decodeConfChange(e.data);
+    } catch {
+      return; // not a configuration change: the core ignores it too
+    }
+    for (const c of cc.changes) {
       if (c.op === ConfChangeOp.Remove) continue; // kept until the configuration no longer names it
       if (c.peer.address) this.peers.set(c.peer.id, c.peer.address);
     }

@@ -49,7 +49,7 @@ const RULES: Rule[] = [
   { folder: 'src/raft', allow: ['src/raft/', 'src/assert.ts', 'src/logger.ts', 'src/settings.ts'] },
   { folder: 'src/replica', allow: ['src/replica/', 'src/raft/', 'src/transport/raft-codec.ts', 'src/errors.ts', 'src/settings.ts', 'src/logger.ts', 'src/assert.ts'] },
   { folder: 'src/storage', allow: ['node:', 'src/storage/', 'src/raft/', 'src/replica/env.ts', 'src/gen/', 'src/logger.ts', 'src/assert.ts', 'src/segment-name.ts'] },
-  { folder: 'src/transport', allow: ['src/transport/', 'src/raft/types.ts', 'src/gen/'] },
+  { folder: 'src/transport', allow: ['src/transport/', 'src/raft/types.ts', 'src/gen/', 'protobufjs'] },
   {
     folder: 'libqjm',
     allow: ['node:', 'undici', 'libqjm/', 'src/gen/', ...SHARED_SRC_FILES.filter((f) => f !== 'src/local-cluster.ts')],
