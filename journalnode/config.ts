@@ -73,6 +73,7 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
     if (problem) bad(name, problem);
   }
   if (c.electionTimeoutMs! / c.electionHeartbeatFactor! < 5) bad('electionHeartbeatFactor', 'the heartbeat interval would be under 5 ms');
+  if (c.httpHeadersTimeoutMs! > c.httpRequestTimeoutMs!) bad('httpHeadersTimeoutMs', `must not exceed httpRequestTimeoutMs (${c.httpRequestTimeoutMs})`);
   if (c.maxBatchBytes! > c.maxAppendBodyBytes!) bad('maxBatchBytes', `must not exceed maxAppendBodyBytes (${c.maxAppendBodyBytes})`);
   if (c.maxRecordBytes! > c.maxBatchBytes!) bad('maxRecordBytes', `must not exceed maxBatchBytes (${c.maxBatchBytes})`);
   return out as unknown as JournalNodeConfig;

@@ -3,7 +3,8 @@
 // listening, so tests inject requests (app.inject).
 
 import Fastify from 'fastify';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { QjmError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { JournalNodeConfig } from './config.js';
 import type { NodeMetrics } from './metrics.js';
@@ -13,8 +14,11 @@ import { registerQjmRoutes } from './routes-qjm.js';
 import type { QjmContext } from './routes-qjm.js';
 import { registerRaftRoutes } from './routes-raft.js';
 import type { RaftRouteContext } from './routes-raft.js';
-import { refuseWhileDraining } from './rpc-errors.js';
+import { refuseWhileDraining, sendProtoError, SMALL_BODY_BYTES } from './rpc-errors.js';
 import { registerSnapshotRoutes } from './snapshot-transfer.js';
+
+/** Routes whose answers are protobuf messages with `RpcError error = 1`. */
+const PROTO_ROUTES = /^\/(qjm|admin)\//;
 
 export interface HttpAppParts {
   config: JournalNodeConfig;
@@ -28,17 +32,35 @@ export interface HttpAppParts {
 }
 
 export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: p.config.maxAppendBodyBytes * 2 + (1 << 20) });
+  const c = p.config;
+  const app = Fastify({
+    logger: false,
+    // Each route with a larger legal body says so (the journal write, the Raft batch); all others are small.
+    bodyLimit: SMALL_BODY_BYTES,
+    // A long-poll keeps its connection idle for up to maxWaitMs: the idle timeout must outlast it.
+    connectionTimeout: c.maxWaitMs + 30_000,
+    requestTimeout: c.httpRequestTimeoutMs,
+    keepAliveTimeout: c.httpKeepAliveTimeoutMs,
+  });
+  app.server.headersTimeout = c.httpHeadersTimeoutMs;
   // Protobuf only: every other body type is refused (415) before a handler sees it.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/x-protobuf', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  app.setErrorHandler((err, _req, reply) => {
+  const term = () => p.qjm.replica.term;
+  // fastify's own refusals (body too large, wrong content type, no such route) answer in the route's envelope:
+  // protobuf on the RPC routes, so libqjm reads them as typed errors (TOO_LARGE is never retried).
+  const refuse = (reply: FastifyReply, url: string, status: number, message: string) => {
+    const name = status === 413 ? 'TOO_LARGE' : status < 500 ? 'INVALID_ARGUMENT' : 'INTERNAL';
+    if (PROTO_ROUTES.test(url)) return sendProtoError(reply, new QjmError(name, message), term(), status);
+    return reply.code(status).send({ code: `QJM_ERR_${name}`, message });
+  };
+  app.setErrorHandler((err, req, reply) => {
     const e = err as Error & { statusCode?: number };
     const status = e.statusCode ?? 500;
-    if (status >= 500) p.logger.error({ error: e.message }, 'request failed');
-    const code = status === 413 ? 'QJM_ERR_TOO_LARGE' : status < 500 ? 'QJM_ERR_INVALID_ARGUMENT' : 'QJM_ERR_INTERNAL';
-    return reply.code(status).send({ code, message: e.message });
+    if (status >= 500) p.logger.error({ error: e.message, url: req.url }, 'request failed');
+    return refuse(reply, req.url, status, e.message);
   });
+  app.setNotFoundHandler((req, reply) => refuse(reply, req.url, 404, `no route ${req.method} ${req.url.split('?')[0]}`));
   registerRaftRoutes(app, p.raft);
   registerSnapshotRoutes(app, { sm: p.qjm.sm, maxSnapshotChunkBytes: p.config.maxSnapshotChunkBytes });
   // The journal RPCs get the draining check and the latency metrics; peer traffic stays hook-free.

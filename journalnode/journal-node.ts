@@ -81,6 +81,7 @@ async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metric
   const smOpts: StateMachineOptions = {
     dataDir: config.dataDir,
     cacheBytesPerJournal: config.cacheBytesPerJournal,
+    maxWaitingReads: config.maxWaitingReads,
     maxSnapshotChunkBytes: config.maxSnapshotChunkBytes,
     keepSnapshots: config.keepSnapshots,
     source: snapshotSource,
@@ -148,7 +149,7 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     logger,
     metrics,
     draining: () => draining,
-    raft: { clusterId, transport, logger },
+    raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
     qjm: { config, replica, sm },
     admin: { config, replica, sm, transport, metrics, logStats: () => diskLog.stats() as unknown as Record<string, number>, startedAtMs: Date.now(), version: version(), clusterId, storageId },
   });

@@ -17,6 +17,7 @@ import { fsyncPath, preadIntoSync } from '../src/storage/files.js';
 import { series, SnapshotStore } from './snapshot-store.js';
 import type { ManifestData, StagedImage } from './snapshot-store.js';
 import { decodeCommittedCommand } from './commands.js';
+import { ReadWaiters } from './read-waiters.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
@@ -31,6 +32,8 @@ export interface StateMachineOptions {
   dataDir: string;
   /** Bytes of recent batches each journal keeps in memory for tailing readers. */
   cacheBytesPerJournal: number;
+  /** Long-polls waiting at once; beyond, a reader is refused BUSY (default: no bound, for tests). */
+  maxWaitingReads?: number;
   maxSnapshotChunkBytes: number;
   /** Snapshots kept on disk (the previous one may still be being fetched by a follower). */
   keepSnapshots: number;
@@ -44,11 +47,6 @@ interface Staged extends StagedSnapshot {
   image: StagedImage;
 }
 
-interface Waiter {
-  txid: number;
-  timer: NodeJS.Timeout;
-  cb: () => void;
-}
 
 export function toSnapshotMeta(m: ManifestData): SnapshotMeta {
   const { index, term, conf, peers } = m.meta;
@@ -64,7 +62,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   readonly snapshots: SnapshotStore;
   readonly journalsRoot: string;
   private journals = new Map<string, Journal>();
-  private readonly waiters = new Map<string, Waiter[]>();
+  private readonly readers: ReadWaiters;
   /** Wall-clock time of the last write applied per journal (node-local; not part of the state). */
   private readonly lastWriteAtMs = new Map<string, number>();
   /** Metadata of the snapshot the state was last restored from or saved. */
@@ -74,6 +72,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   private constructor(private readonly opts: StateMachineOptions) {
     this.snapshots = new SnapshotStore(path.join(opts.dataDir, 'snapshots'));
     this.journalsRoot = path.join(opts.dataDir, 'journals');
+    this.readers = new ReadWaiters(opts.maxWaitingReads ?? Infinity);
     this.snapshotMetaValue = { index: 0, term: 0, conf: { voters: [], votersOutgoing: [], learners: [] } };
   }
 
@@ -198,45 +197,27 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     return [...this.journals.values()];
   }
 
-  /** Calls cb once the journal holds txid (or after timeoutMs). */
-  waitForTxid(jid: string, txid: number, timeoutMs: number, cb: () => void): void {
+  /**
+   * Resolves once the journal holds txid, after timeoutMs, or when signal aborts (the reader left). Rejects
+   * BUSY when maxWaitingReads readers already wait.
+   */
+  waitForTxid(jid: string, txid: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const j = this.journals.get(jid);
-    if ((j && j.lastTxId >= txid) || timeoutMs <= 0) return cb();
-    const list = this.waiters.get(jid) ?? [];
-    const w: Waiter = {
-      txid,
-      cb,
-      timer: setTimeout(() => {
-        const l = this.waiters.get(jid);
-        if (l) this.waiters.set(jid, l.filter((x) => x !== w));
-        cb();
-      }, timeoutMs),
-    };
-    list.push(w);
-    this.waiters.set(jid, list);
+    if ((j && j.lastTxId >= txid) || timeoutMs <= 0) return Promise.resolve();
+    return this.readers.wait(jid, txid, timeoutMs, signal);
+  }
+
+  /** Long-polls waiting on this node now. */
+  get waitingReads(): number {
+    return this.readers.waiting;
   }
 
   private wake(jid: string): void {
-    const list = this.waiters.get(jid);
-    if (!list || list.length === 0) return;
-    const j = this.journals.get(jid);
-    const last = j?.lastTxId ?? 0;
-    const ready = list.filter((w) => w.txid <= last);
-    if (ready.length === 0) return;
-    this.waiters.set(jid, list.filter((w) => w.txid > last));
-    for (const w of ready) {
-      clearTimeout(w.timer);
-      w.cb();
-    }
+    this.readers.wake(jid, this.journals.get(jid)?.lastTxId ?? 0);
   }
 
   private wakeAll(): void {
-    const all = [...this.waiters.values()].flat();
-    this.waiters.clear();
-    for (const w of all) {
-      clearTimeout(w.timer);
-      w.cb();
-    }
+    this.readers.wakeAll();
   }
 
   // ---------------------------------------------------------------- snapshots

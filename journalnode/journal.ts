@@ -212,6 +212,11 @@ export class Journal {
     return j;
   }
 
+  /** The first txid a read can still get: the first segment's, or the next txid when nothing is held. */
+  firstHeldTxId(): number {
+    return this.segments[0]?.firstTxId ?? this.lastTxId + 1;
+  }
+
   /** Segments holding txids >= sinceTxId (Hadoop's getEditLogManifest). */
   manifest(sinceTxId: number, inProgressOk: boolean): SegmentState[] {
     return this.segments.filter((s) => s.lastTxId >= sinceTxId && s.lastTxId >= s.firstTxId && (inProgressOk || !s.inProgress)).map((s) => s.describe());

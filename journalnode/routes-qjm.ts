@@ -13,7 +13,7 @@ import type { Replica } from '../src/replica/replica.js';
 import type { JournalNodeConfig } from './config.js';
 import type { JournalStateMachine } from './journal-state-machine.js';
 import { checkIndex, checkJid, invalid, validateCommand, WRITE_OPS } from './commands.js';
-import { errorNameOf, HTTP_STATUS, registerProtoRoute } from './rpc-errors.js';
+import { errorNameOf, HTTP_STATUS, registerProtoRoute, SMALL_BODY_BYTES } from './rpc-errors.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
@@ -48,6 +48,11 @@ function readEdits(sm: JournalStateMachine, r: qjournal.journal.GetEditsRequest,
   const maxBytes = r.maxBytes === 0 ? config.maxBatchBytes : Math.min(r.maxBytes, config.maxAppendBodyBytes);
   const j = sm.journal(r.jid);
   if (!j || !j.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
+  const firstHeld = j.firstHeldTxId();
+  if (from < firstHeld) {
+    // Answering "no edits" here would leave a reader waiting for txids that will never come.
+    throw new QjmError('PURGED', `txids ${from}..${firstHeld - 1} of journal ${j.jid} were purged: the first txid it still holds is ${firstHeld}`, { firstAvailableTxId: firstHeld });
+  }
   return j.readEdits(from, maxTxns, maxBytes, r.inProgressOk);
 }
 
@@ -82,7 +87,7 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
         const code = res.value.code ?? 0;
         return { status: code === 0 ? 200 : HTTP_STATUS[errorNameOf(code)], body: { result: res.value, raftIndex: res.index, raftTerm: res.term } };
       },
-    }, term);
+    }, term, { bodyLimitBytes: op === 'journal' ? config.maxBatchBytes + SMALL_BODY_BYTES : SMALL_BODY_BYTES });
   }
 }
 
@@ -135,14 +140,14 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
     request: pb.GetEditsRequest,
     requestName: 'GetEditsRequest',
     response: pb.GetEditsResponse,
-    handle: async (r) => {
+    handle: async (r, left) => {
       checkJid(r.jid);
       const from = checkIndex(r.fromTxid, 'fromTxid', 1);
       if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
       await linearize(r.read);
       let got = readEdits(sm, r, from, config);
       if (got.count === 0 && r.waitMs > 0) {
-        await new Promise<void>((resolve) => sm.waitForTxid(r.jid, from, r.waitMs, resolve));
+        await sm.waitForTxid(r.jid, from, r.waitMs, left);
         got = readEdits(sm, r, from, config);
       }
       const committed = sm.journal(r.jid)?.lastTxId ?? 0;

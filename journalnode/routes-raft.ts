@@ -10,13 +10,15 @@ import { NotAMemberError } from './peer-transport.js';
 import type { PeerTransport } from './peer-transport.js';
 
 export interface RaftRouteContext {
+  /** The largest legal batch: one append's worth of entries and what travels with it. */
+  maxBodyBytes: number;
   clusterId: string;
   transport: PeerTransport;
   logger: Logger;
 }
 
 export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext): void {
-  app.post('/raft/message', async (req, reply) => {
+  app.post('/raft/message', { bodyLimit: ctx.maxBodyBytes }, async (req, reply) => {
     let b: Batch;
     try {
       b = decodeBatch(req.body as Buffer, ctx.transport.batchLimits);

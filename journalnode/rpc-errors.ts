@@ -69,6 +69,9 @@ export function sendProto(reply: FastifyReply, status: number, bytes: Uint8Array
   return reply.code(status).type('application/x-protobuf').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 }
 
+/** The body limit of every route that carries no edits: its largest legal body is a few hundred bytes. */
+export const SMALL_BODY_BYTES = 64 << 10;
+
 type RpcErrorField = { error?: qjournal.journal.IRpcError | null };
 
 export interface ProtoRoute<Req, Res extends RpcErrorField> {
@@ -77,16 +80,22 @@ export interface ProtoRoute<Req, Res extends RpcErrorField> {
   requestName: string;
   /** The response message type (generated); its `error` field carries a refusal. */
   response: { encode(message: Res): { finish(): Uint8Array } };
-  /** The answer, and its HTTP status (200 unless said). */
-  handle(request: Req): Promise<{ status?: number; body: Res }>;
+  /** The answer, and its HTTP status (200 unless said). `left` aborts when the client goes away first. */
+  handle(request: Req, left: AbortSignal): Promise<{ status?: number; body: Res }>;
 }
 
 /**
  * One protobuf RPC: decode, handle, encode; every refusal (malformed input included) answers in the route's
  * own response type with its `error` set and the HTTP status of the error's name.
  */
-export function registerProtoRoute<Req, Res extends RpcErrorField>(app: FastifyInstance, path: string, route: ProtoRoute<Req, Res>, term: () => number): void {
-  app.post(path, async (req, reply) => {
+export function registerProtoRoute<Req, Res extends RpcErrorField>(
+  app: FastifyInstance,
+  path: string,
+  route: ProtoRoute<Req, Res>,
+  term: () => number,
+  opts: { bodyLimitBytes?: number } = {},
+): void {
+  app.post(path, { bodyLimit: opts.bodyLimitBytes ?? SMALL_BODY_BYTES }, async (req, reply) => {
     try {
       let decoded: Req;
       try {
@@ -94,7 +103,12 @@ export function registerProtoRoute<Req, Res extends RpcErrorField>(app: FastifyI
       } catch (e) {
         throw invalid(`malformed ${route.requestName}: ${(e as Error).message}`);
       }
-      const r = await route.handle(decoded);
+      // A client that goes away before its answer (a long-poll it abandoned) stops whatever waits for it.
+      const left = new AbortController();
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) left.abort();
+      });
+      const r = await route.handle(decoded, left.signal);
       return sendProto(reply, r.status ?? 200, route.response.encode(r.body).finish());
     } catch (e) {
       const err = asQjmError(e);
@@ -103,8 +117,15 @@ export function registerProtoRoute<Req, Res extends RpcErrorField>(app: FastifyI
   });
 }
 
-/** A write refused because the node is shutting down (in the WriteResponse envelope). */
+/**
+ * A refusal in the protobuf envelope of any /qjm or /admin route: every response message of those routes has
+ * `RpcError error = 1`, so these bytes decode as whichever one the client expects.
+ */
+export function sendProtoError(reply: FastifyReply, e: QjmError, term: number, status = HTTP_STATUS[e.errorName]): FastifyReply {
+  return sendProto(reply, status, pb.WriteResponse.encode({ error: toRpcError(e, term) }).finish());
+}
+
+/** A write refused because the node is shutting down. */
 export function refuseWhileDraining(reply: FastifyReply, id: string, leader: { leaderId?: string; leaderAddress?: string }): FastifyReply {
-  const e = new QjmError('SHUTTING_DOWN', `${id} is shutting down`, leader);
-  return sendProto(reply, 503, pb.WriteResponse.encode({ error: toRpcError(e, 0) }).finish());
+  return sendProtoError(reply, new QjmError('SHUTTING_DOWN', `${id} is shutting down`, leader), 0);
 }
