@@ -4,7 +4,7 @@
 // client-waits.ts, membership changes in membership.ts, leadership transfer in leader-transfer.ts.
 // Environment-agnostic: see env.ts.
 
-import { assert } from '../assert.js';
+import { assert, AssertionError } from '../assert.js';
 import { bytesToHex } from '../raft/bytes.js';
 import { QjmError } from '../errors.js';
 import { confChangeCodec, decodeConfChange } from '../transport/raft-codec.js';
@@ -324,7 +324,7 @@ export class Replica<R> {
       if (hs) this.lastDurableHard = { ...hs };
     }
     if (rd.messages.length > 0) this.deps.transport.send(rd.messages);
-    if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries);
+    if (rd.committedEntries.length > 0 && !this.applyEntries(rd.committedEntries)) return;
     for (const rs of rd.readStates) this.onReadState(rs.context, rs.index, rs.ok);
     this.raw.advance(rd);
     if (rd.committedEntries.length > 0) this.afterApply();
@@ -469,11 +469,22 @@ export class Replica<R> {
 
   // ---------------------------------------------------------------- applying
 
-  private applyEntries(ents: Entry[]): void {
+  /**
+   * Applies committed entries; false when the state machine failed (its disk: full, an I/O error), which
+   * stops the replica in the fatal state it reports. A restart replays the entry from the log.
+   */
+  private applyEntries(ents: Entry[]): boolean {
     let batch: Entry[] = [];
     const flush = () => {
       if (batch.length === 0) return;
-      const results = this.deps.stateMachine.apply(batch);
+      let results: R[];
+      try {
+        results = this.deps.stateMachine.apply(batch);
+      } catch (e) {
+        if (e instanceof AssertionError) throw e;
+        this.die(e as Error);
+        return;
+      }
       assert(results.length === batch.length, 'state machine returned a result per entry');
       for (let i = 0; i < batch.length; i++) this.waits.applied(batch[i]!, results[i]!);
       batch = [];
@@ -488,9 +499,11 @@ export class Replica<R> {
         if (e.type === EntryType.ConfChange) this.learnAddresses(e);
         this.waits.replaced(e);
       }
+      if (this.stopped) return false;
       this.applied = e.index;
     }
     flush();
+    return !this.stopped;
   }
 
   /** A configuration entry names the addresses of the peers it adds. */
@@ -602,12 +615,12 @@ export class Replica<R> {
     this.logger.warn({ error: e.message }, 'fatal storage error: replica stopped');
     this.fatal = e;
     this.stopped = true;
-    this.failAll(err('UNAVAILABLE', `replica stopped: ${e.message}`));
+    this.failAll(this.stoppedError());
     this.deps.listener?.onFatal?.(e);
   }
 
   private stoppedError(): QjmError {
-    return this.fatal ? err('UNAVAILABLE', `replica stopped: ${this.fatal.message}`) : err('SHUTTING_DOWN', 'the node is shutting down');
+    return this.fatal ? err('STORAGE_FAILED', `this node's storage failed and it stopped serving: ${this.fatal.message}`) : err('SHUTTING_DOWN', 'the node is shutting down');
   }
 
   leaderDetails(): { leaderId?: string; leaderAddress?: string } {

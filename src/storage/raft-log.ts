@@ -17,7 +17,7 @@ import type { BatchFill } from '../raft/byte-limit.js';
 import type { ReplicaLog } from '../replica/env.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { cloneConf, entryBytes } from '../raft/types.js';
-import { fsyncPathSync, preadSync, writevAllSync } from './files.js';
+import { fsyncPathSync, preadSync, writeAllSync, writevAllSync } from './files.js';
 import { recoverLog } from './log-recovery.js';
 export { CorruptLogError } from './log-recovery.js';
 import type { RecoveredLog } from './log-recovery.js';
@@ -369,7 +369,7 @@ export class DiskLog implements ReplicaLog {
     const file = path.join(this.dir, logInProgressName(first));
     const fd = fs.openSync(file, 'w+');
     const header = encodeSegmentHeader(first, prevTerm);
-    fs.writeSync(fd, header, 0, SEGMENT_HEADER_BYTES, 0);
+    writeAllSync(fd, header, 0);
     fs.fdatasyncSync(fd);
     fsyncPathSync(this.dir);
     seg = { first, last: first - 1, prevTerm, closed: false, file, sizeBytes: SEGMENT_HEADER_BYTES, zeroedTo: SEGMENT_HEADER_BYTES, offsets: [], terms: [], fd };

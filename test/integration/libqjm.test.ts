@@ -90,7 +90,7 @@ describe('libqjm on a real cluster', function () {
     expect((await readAll(q)).map((e) => e.s)).to.deep.equal([1, 2, 3, 4, 5, 6, 7].map((t) => `e-${t}`));
   });
 
-  it('FormatAndHasSomeData: an unformatted journal has no data; a formatted one has once written; format refuses then', async () => {
+  it('FormatAndHasSomeData: an unformatted journal has no data; a formatted one has once written; format refuses then (forced: not under a live writer)', async () => {
     const q = qjm(`j${++jidSeq}`);
     expect(await q.hasSomeData()).to.equal(false);
     await q.format(ns);
@@ -105,7 +105,14 @@ describe('libqjm on a real cluster', function () {
     } catch (e) {
       expect((e as QjmError).code).to.equal('QJM_ERR_ALREADY_FORMATTED');
     }
-    await q.format(ns, { force: true });
+    try {
+      await q.format(ns, { force: true });
+      expect.fail('a forced format must refuse while the writer wrote in the last seconds');
+    } catch (e) {
+      expect((e as QjmError).code).to.equal('QJM_ERR_WRITER_ACTIVE');
+    }
+    expect(await q.hasSomeData(), 'the refused format changed nothing').to.equal(true);
+    await q.format(ns, { force: true, allowActiveWriter: true });
     expect(await q.hasSomeData()).to.equal(false);
   });
 
