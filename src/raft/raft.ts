@@ -339,6 +339,11 @@ export class Raft {
 
   private stepLeader(m: Message): void {
     const pr = this.progress.get(m.from);
+    if ((m.type === MessageType.AppResp || m.type === MessageType.SnapStatus) && !m.reject && m.index > this.log.lastIndex()) {
+      // Nobody can acknowledge entries this leader does not have: a faulty or forged peer.
+      this.logger.warn({ from: m.from, index: m.index, lastIndex: this.log.lastIndex() }, 'dropping an acknowledgement past the end of the log');
+      return;
+    }
     switch (m.type) {
       case MessageType.AppResp:
         if (!pr) return;
@@ -466,6 +471,11 @@ export class Raft {
 
   private stepFollower(m: Message): void {
     if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
+      if (this.lead !== NONE && this.lead !== m.from) {
+        // A term has one leader: a second one is a faulty or forged peer, never Raft. Its input is dropped.
+        this.logger.warn({ from: m.from, lead: this.lead, term: this.term, type: MessageType[m.type] }, 'dropping a leader message from a second leader of this term');
+        return;
+      }
       // The leader of this term is alive.
       this.electionElapsed = 0;
       this.lead = m.from;
