@@ -73,7 +73,7 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   if (uiListen !== null) {
     const ue = checkHostPort(uiListen, 'listen');
     if (ue) bad('uiListen', ue);
-    if (uiListen === c.listen) bad('uiListen', `must differ from --listen (${c.listen}): the dashboard port is a second, read-only port`);
+    if (uiListen === c.listen && !uiListen.endsWith(':0')) bad('uiListen', `must differ from --listen (${c.listen}): the dashboard port is a second, read-only port`);
   }
   const out: Record<string, unknown> = { ...c, peers, join, advertise, uiListen };
   for (const name of Object.keys(SETTINGS) as SettingName[]) {

@@ -47,6 +47,8 @@ export class NodeEvents {
   private seq = 0;
   private lead: NodeId = NONE;
   private role: StateType = StateType.Follower;
+  /** The last term this node campaigned in. */
+  private campaignTerm = 0;
   private conf: { voters: string; learners: string } | null = null;
 
   constructor(private readonly o: NodeEventsOptions) {
@@ -75,7 +77,9 @@ export class NodeEvents {
 
   private roleChanged(state: StateType, lead: NodeId, term: number): void {
     const wasLeader = this.role === StateType.Leader;
-    if (state === StateType.Candidate && this.role !== StateType.Candidate) {
+    // A node that wins at once is seen leading without being seen as a candidate: a new term either way.
+    if ((state === StateType.Candidate || state === StateType.Leader) && term > this.campaignTerm) {
+      this.campaignTerm = term;
       this.o.counters.electionStarted();
       this.add('election', term, `${this.o.node} started an election`);
     }
