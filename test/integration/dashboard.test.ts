@@ -138,7 +138,10 @@ describe('dashboard in a real browser', function () {
     const after = await shown();
     expect(after.health[leader]).to.match(/^unreachable/);
     expect(after.terms[newLeader]).to.equal(String((await c.status(newLeader))!.term));
-    expect(await page.locator(`#events tr[data-kind=leader]`).filter({ hasText: `${newLeader} became leader` }).count()).to.equal(1);
+    const leaderEvents = page.locator('#events tr[data-kind=leader]');
+    expect(await leaderEvents.filter({ hasText: `${newLeader} became leader` }).count()).to.equal(1);
+    // What the dead leader reported before it died stays on the page.
+    expect(await leaderEvents.filter({ hasText: `${leader} became leader` }).count()).to.equal(1);
     expect(await page.textContent('#banner')).to.contain(`${leader} (`);
 
     // A few seconds of load on the new leader, so the charts have something to show; then the screenshot.

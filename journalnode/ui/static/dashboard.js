@@ -1,15 +1,19 @@
 // The dashboard's script: polls GET /ui/cluster once a second (the whole history on the first poll, the newest
-// seconds after), keeps each node's per-second history, and renders nodes, journals, charts and events.
+// seconds after), keeps each node's per-second history and the events seen so far (a node that goes down
+// keeps what it reported), and renders nodes, journals, charts and events.
 // Everything a peer sent is put in the page as text (textContent), never as markup.
 'use strict';
 
 const POLL_MS = 1000;
 const WINDOW_S = 600;
+const MAX_EVENTS = 100;
 const COLORS = ['#2457c5', '#d9480f', '#2b8a3e', '#862e9c', '#c2255c', '#0b7285', '#5c940d'];
 
 /** Per node: Map from second (Unix time) to that second's sample. */
 const history = new Map();
 const charts = { txns: null, fsync: null };
+/** Every event seen, by identity: its key, or (for an event of one node) node, sequence and time. */
+const events = new Map();
 let haveFullHistory = false;
 
 const $ = (id) => document.getElementById(id);
@@ -128,10 +132,25 @@ function renderJournals(c) {
   }
 }
 
+function mergeEvents(list) {
+  for (const e of list) {
+    const id = e.key || `${e.node}#${e.seq}#${e.atMs}`;
+    const seen = events.get(id);
+    if (!seen) {
+      events.set(id, { ...e, nodes: [...e.nodes] });
+      continue;
+    }
+    for (const n of e.nodes) if (!seen.nodes.includes(n)) seen.nodes.push(n);
+  }
+  const sorted = [...events.entries()].sort(([, a], [, b]) => a.atMs - b.atMs);
+  for (const [id] of sorted.slice(0, Math.max(0, sorted.length - MAX_EVENTS))) events.delete(id);
+}
+
 function renderEvents(c) {
   const tbody = $('events').tBodies[0];
   tbody.replaceChildren();
-  for (const e of [...c.events].reverse()) {
+  const list = [...events.values()].sort((a, b) => b.atMs - a.atMs);
+  for (const e of list) {
     const tr = el('tr', null, { 'data-kind': e.kind });
     cell(tr, 'time', fmtTime(e.atMs), 'muted');
     cell(tr, 'nodes', e.nodes.length === c.members.length && e.nodes.length > 1 ? 'all' : e.nodes.join(', '));
@@ -140,7 +159,7 @@ function renderEvents(c) {
     cell(tr, 'message', e.message, 'msg');
     tbody.appendChild(tr);
   }
-  if (c.events.length === 0) {
+  if (list.length === 0) {
     const tr = el('tr');
     tr.appendChild(el('td', 'nothing yet', { colspan: '5', class: 'muted' }));
     tbody.appendChild(tr);
@@ -206,6 +225,7 @@ async function poll() {
     const c = await r.json();
     haveFullHistory = true;
     mergeHistory(c.members);
+    mergeEvents(c.events);
     renderHeader(c);
     renderNodes(c);
     renderJournals(c);
