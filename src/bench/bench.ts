@@ -1,4 +1,4 @@
-// `npm run bench -- [flags]` (or `qjm bench [flags]`): every workload of issue 5 on
+// `npm run bench -- [flags]` (or `qjm bench [flags]`): every workload (W1-W5, docs/PERFORMANCE.md) on
 // this machine, qjournal and (with --vs etcd) etcd side by side in the same run, the disk's limit, a table,
 // and the same figures as JSON. Nothing here is a pass/fail test: it reports what it measured.
 
