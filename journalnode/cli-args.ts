@@ -18,15 +18,16 @@ const NODE_FLAGS = {
   peers: { type: 'string', valueName: 'ID=HOST:PORT,...', description: 'the initial configuration, read only when the data directory is empty' },
   join: { type: 'string', valueName: 'HOST:PORT,...', description: 'instead of --peers: members of a running cluster to join (then: qjm add-peer)' },
   advertise: { type: 'string', valueName: 'HOST:PORT', description: 'the address peers dial, when it is not the one in --peers or --listen' },
+  'ui-listen': { type: 'string', valueName: 'HOST:PORT', description: 'also serve a read-only plain-HTTP port: the dashboard, /status, /metrics, /healthz (off by default)' },
   config: { type: 'string', valueName: 'FILE', description: 'a JSON object of settings by name (and the flags above); flags override it' },
   'log-level': { type: 'string', choices: SETTINGS.logLevel.values, description: 'the same as --logLevel' },
 } as const satisfies Record<string, FlagSpec>;
 
 /** Flag name to setting name, where they differ. */
-const FIELD_OF_FLAG: Partial<Record<keyof typeof NODE_FLAGS, keyof JournalNodeConfig>> = { data: 'dataDir', 'log-level': 'logLevel' };
+const FIELD_OF_FLAG: Partial<Record<keyof typeof NODE_FLAGS, keyof JournalNodeConfig>> = { data: 'dataDir', 'log-level': 'logLevel', 'ui-listen': 'uiListen' };
 
 /** What a config file may name besides the settings. */
-const FILE_FIELDS = ['id', 'listen', 'dataDir', 'peers', 'join', 'advertise'];
+const FILE_FIELDS = ['id', 'listen', 'dataDir', 'peers', 'join', 'advertise', 'uiListen'];
 
 function settingFlag(s: SettingSchema): FlagSpec {
   const description = `${s.doc} (default ${s.default})`;

@@ -22,6 +22,8 @@ export interface NodeIdentity {
   join: string[];
   /** The address peers dial this node at, when it differs from --listen (NAT, containers, proxies). */
   advertise: string;
+  /** The read-only plain-HTTP port (dashboard, /status, /metrics, /healthz), host:port; null: none. */
+  uiListen: string | null;
 }
 
 export interface JournalNodeConfig extends NodeIdentity, Settings {}
@@ -67,7 +69,13 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   const ae = checkHostPort(advertise);
   if (ae) bad('advertise', ae);
   if (/^(0\.0\.0\.0|\[::\]):/.test(advertise)) bad('advertise', `${advertise} is a wildcard bind address: peers cannot dial it; give --advertise host:port`);
-  const out: Record<string, unknown> = { ...c, peers, join, advertise };
+  const uiListen = c.uiListen ?? null;
+  if (uiListen !== null) {
+    const ue = checkHostPort(uiListen, 'listen');
+    if (ue) bad('uiListen', ue);
+    if (uiListen === c.listen && !uiListen.endsWith(':0')) bad('uiListen', `must differ from --listen (${c.listen}): the dashboard port is a second, read-only port`);
+  }
+  const out: Record<string, unknown> = { ...c, peers, join, advertise, uiListen };
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
     const problem = checkSetting(name, out[name]);
     if (problem) bad(name, problem);

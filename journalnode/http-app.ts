@@ -6,6 +6,8 @@ import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { QjmError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
+import { registerActivityRoute } from './activity.js';
+import type { NodeActivity } from './activity.js';
 import type { JournalNodeConfig } from './config.js';
 import type { NodeMetrics } from './metrics.js';
 import { registerAdminRoutes } from './routes-admin.js';
@@ -27,6 +29,8 @@ export interface HttpAppParts {
   raft: RaftRouteContext;
   qjm: QjmContext;
   admin: AdminContext;
+  /** This node's events and history: a peer's dashboard gathers them here. */
+  activity: NodeActivity;
   /** True once the node is shutting down: new writes are refused (reads still served). */
   draining(): boolean;
 }
@@ -74,5 +78,6 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
     registerQjmRoutes(scope, p.qjm);
   });
   registerAdminRoutes(app, p.admin);
+  registerActivityRoute(app, p.activity);
   return app;
 }

@@ -39,8 +39,12 @@ export interface StateMachineOptions {
   keepSnapshots: number;
   source: SnapshotSource | null;
   logger: Logger;
-  /** Observes every journal batch applied (metrics). */
-  onJournal?(jid: string, txns: number, bytes: number): void;
+  /** Observes every journal batch applied (metrics, the dashboard): lastTxId after it, at Raft index `index`. */
+  onJournal?(jid: string, txns: number, bytes: number, lastTxId: number, index: number): void;
+  /** Observes a newEpoch applied at Raft index `index`: `fenced` is the writer it fences (null: there was none). */
+  onNewEpoch?(jid: string, epoch: number, writerId: string, fenced: { epoch: number; writerId: string } | null, index: number): void;
+  /** Observes a snapshot installed from the leader (this node's journals replaced by its image). */
+  onSnapshotInstalled?(index: number): void;
 }
 
 interface Staged extends StagedSnapshot {
@@ -130,7 +134,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
         this.opts.logger.warn({ index: e.index, term: e.term, error: c.error.message }, 'a committed entry is not a valid command: applied as a no-op');
         out.push({ code: pb.ErrorCode[c.error.errorName], message: `entry ${e.index}: ${c.error.message}` });
       } else {
-        out.push(this.applyCommand(c.cmd));
+        out.push(this.applyCommand(c.cmd, e.index));
       }
       this.appliedCommands++;
     }
@@ -152,7 +156,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     return t === undefined ? null : Date.now() - t;
   }
 
-  private applyCommand(cmd: qjournal.journal.Command): Result {
+  private applyCommand(cmd: qjournal.journal.Command, index: number): Result {
     const jid = cmd.jid;
     if (cmd.journal || cmd.startSegment || cmd.finalizeSegment) this.lastWriteAtMs.set(jid, Date.now());
     const n = (v: number | null | undefined) => Number(v ?? 0);
@@ -163,7 +167,13 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     }
     const j = this.journalFor(jid, false);
     if (!j) return { code: pb.ErrorCode.NOT_FORMATTED, message: `journal ${jid} is not formatted` };
-    if (cmd.newEpoch) return j.newEpoch(cmd.newEpoch.nsInfo ?? {}, cmd.newEpoch.writerId ?? '', cmd.newEpoch.requestId ?? '');
+    if (cmd.newEpoch) {
+      const before = { epoch: j.promisedEpoch, writerId: j.writerId };
+      const r = j.newEpoch(cmd.newEpoch.nsInfo ?? {}, cmd.newEpoch.writerId ?? '', cmd.newEpoch.requestId ?? '');
+      // A retried newEpoch answers the same epoch: nobody new was fenced.
+      if (r.code === pb.ErrorCode.OK && j.promisedEpoch > before.epoch) this.opts.onNewEpoch?.(jid, j.promisedEpoch, j.writerId, before.epoch > 0 ? before : null, index);
+      return r;
+    }
     if (cmd.startSegment) return j.startSegment(n(cmd.startSegment.epoch), n(cmd.startSegment.txid), n(cmd.startSegment.layoutVersion));
     if (cmd.journal) {
       const o = cmd.journal;
@@ -171,7 +181,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       const before = j.lastTxId;
       const r = j.journal(n(o.epoch), n(o.segmentTxid), n(o.firstTxid), n(o.count), records);
       if (r.code === pb.ErrorCode.OK && j.lastTxId > before) {
-        this.opts.onJournal?.(jid, j.lastTxId - before, records.byteLength);
+        this.opts.onJournal?.(jid, j.lastTxId - before, records.byteLength, j.lastTxId, index);
         this.wake(jid);
       }
       return r;
@@ -320,6 +330,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
             this.loadFrom(image.index);
             this.snapshots.prune(this.opts.keepSnapshots);
             this.wakeAll();
+            this.opts.onSnapshotInstalled?.(image.index);
             cb(null);
           } catch (e) {
             cb(e as Error);

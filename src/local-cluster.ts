@@ -35,6 +35,8 @@ export interface ProcNode {
   /** Joins the running cluster (--join) instead of bootstrapping with --peers. */
   joining: boolean;
   address: string;
+  /** The read-only dashboard port (--ui-listen), when the cluster has one. */
+  uiAddress: string | null;
   dataDir: string;
   logFile: string;
   proc: ChildProcess | null;
@@ -48,6 +50,8 @@ export interface ClusterOptions {
   extraArgs?: string[];
   root?: string;
   logLevel?: string;
+  /** Give every node a read-only dashboard port (--ui-listen) on a free port. */
+  ui?: boolean;
 }
 
 export class LocalCluster {
@@ -56,9 +60,11 @@ export class LocalCluster {
   readonly electionTimeoutMs: number;
   private readonly extraArgs: string[];
   private readonly logLevel: string;
+  private readonly ui: boolean;
 
   private constructor(root: string, o: ClusterOptions) {
     this.root = root;
+    this.ui = o.ui ?? false;
     this.electionTimeoutMs = o.electionTimeoutMs ?? 500;
     this.extraArgs = o.extraArgs ?? [];
     this.logLevel = o.logLevel ?? 'info';
@@ -67,12 +73,13 @@ export class LocalCluster {
   static async create(o: ClusterOptions = {}): Promise<LocalCluster> {
     const root = o.root ?? fs.mkdtempSync(path.join(os.tmpdir(), 'qjournal-cluster-'));
     const c = new LocalCluster(root, o);
-    const ports = await freePorts(o.nodes ?? 3);
-    ports.forEach((port, i) => {
+    const n = o.nodes ?? 3;
+    const ports = await freePorts(c.ui ? 2 * n : n);
+    for (let i = 0; i < n; i++) {
       const id = `n${i + 1}`;
-      const dataDir = path.join(root, id);
-      c.nodes.push({ id, joining: false, address: `127.0.0.1:${port}`, dataDir, logFile: path.join(root, `${id}.log`), proc: null, exit: null });
-    });
+      const uiAddress = c.ui ? `127.0.0.1:${ports[n + i]}` : null;
+      c.nodes.push({ id, joining: false, address: `127.0.0.1:${ports[i]}`, uiAddress, dataDir: path.join(root, id), logFile: path.join(root, `${id}.log`), proc: null, exit: null });
+    }
     return c;
   }
 
@@ -86,8 +93,8 @@ export class LocalCluster {
 
   /** A new node (not started) that will join the running cluster; add it with qjm add-peer. */
   async addNode(id: string): Promise<ProcNode> {
-    const [port] = await freePorts(1);
-    const n: ProcNode = { id, joining: true, address: `127.0.0.1:${port}`, dataDir: path.join(this.root, id), logFile: path.join(this.root, `${id}.log`), proc: null, exit: null };
+    const [port, uiPort] = await freePorts(this.ui ? 2 : 1);
+    const n: ProcNode = { id, joining: true, address: `127.0.0.1:${port}`, uiAddress: this.ui ? `127.0.0.1:${uiPort}` : null, dataDir: path.join(this.root, id), logFile: path.join(this.root, `${id}.log`), proc: null, exit: null };
     this.nodes.push(n);
     return n;
   }
@@ -112,6 +119,7 @@ export class LocalCluster {
         : ['--peers', this.peersFlag]),
       '--electionTimeoutMs', String(this.electionTimeoutMs),
       '--logLevel', this.logLevel,
+      ...(n.uiAddress ? ['--ui-listen', n.uiAddress] : []),
       ...this.extraArgs,
     ];
   }
