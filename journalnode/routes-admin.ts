@@ -71,7 +71,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     snapshotTerm: s.snapshotTerm,
     leadTransferee: s.leadTransferee || null,
     followers,
-    pending: { proposals: s.pendingProposals, reads: s.pendingReads, persistJobs: s.persistQueueJobs },
+    pending: { proposals: s.pendingProposals, reads: s.pendingReads, persistJobs: s.persistQueueJobs, longPolls: ctx.sm.waitingReads },
     journals,
     storage: ctx.logStats(),
     transport: ctx.transport.stats(),

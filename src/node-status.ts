@@ -64,7 +64,8 @@ export interface NodeStatusJson {
   snapshotTerm: number;
   leadTransferee: string | null;
   followers: Record<string, FollowerJson>;
-  pending: { proposals: number; reads: number; persistJobs: number };
+  /** Waiting here: proposals, ReadIndex reads, log writes, long-polls (readers waiting for new txids). */
+  pending: { proposals: number; reads: number; persistJobs: number; longPolls: number };
   journals: Record<string, JournalStatusJson>;
   /** The Raft log's counters (writes, bytesWritten, ...). */
   storage: Record<string, number>;
