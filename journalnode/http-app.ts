@@ -1,10 +1,14 @@
-// The JournalNode's HTTP server: one fastify app with the body parsers, the error mapping, the draining
-// hook and the latency metrics of the journal RPCs, and every route group registered on it. Built without
+// The JournalNode's HTTP server: one fastify app (HTTPS with client certificates, or plain HTTP when the
+// node runs --insecure) with the authorization hook, the body parsers, the error mapping, the draining hook
+// and the latency metrics of the journal RPCs, and every route group registered on it. Built without
 // listening, so tests inject requests (app.inject).
 
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
+import type { Server as TlsServer } from 'node:tls';
 import type { Logger } from '../src/logger.js';
+import type { TlsMaterial } from '../src/security/cert-files.js';
+import { registerAuthorization } from './authz.js';
 import type { JournalNodeConfig } from './config.js';
 import type { NodeMetrics } from './metrics.js';
 import { registerAdminRoutes } from './routes-admin.js';
@@ -15,6 +19,7 @@ import { registerRaftRoutes } from './routes-raft.js';
 import type { RaftRouteContext } from './routes-raft.js';
 import { refuseWhileDraining } from './rpc-errors.js';
 import { registerSnapshotRoutes } from './snapshot-transfer.js';
+import { cutUnverifiedClients, serverTlsOptions } from './node-tls.js';
 
 export interface HttpAppParts {
   config: JournalNodeConfig;
@@ -23,12 +28,17 @@ export interface HttpAppParts {
   raft: RaftRouteContext;
   qjm: QjmContext;
   admin: AdminContext;
+  /** The node's certificates: HTTPS with client certificates. Null: plain HTTP, no authorization (--insecure). */
+  tls: TlsMaterial | null;
   /** True once the node is shutting down: new writes are refused (reads still served). */
   draining(): boolean;
 }
 
 export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: p.config.maxAppendBodyBytes * 2 + (1 << 20) });
+  const bodyLimit = p.config.maxAppendBodyBytes * 2 + (1 << 20);
+  const app = (p.tls ? Fastify({ logger: false, bodyLimit, https: serverTlsOptions(p.tls) }) : Fastify({ logger: false, bodyLimit })) as unknown as FastifyInstance;
+  if (p.tls) cutUnverifiedClients(app.server as unknown as TlsServer, p.logger);
+  registerAuthorization(app, p.tls ? 'mutual-tls' : 'insecure');
   // Protobuf only: every other body type is refused (415) before a handler sees it.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/x-protobuf', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));

@@ -14,26 +14,17 @@ import type { Replica } from '../src/replica/replica.js';
 import type { JournalNodeConfig } from './config.js';
 import type { JournalStateMachine } from './journal-state-machine.js';
 import { errorNameOf, HTTP_STATUS, invalid, registerProtoRoute } from './rpc-errors.js';
+import { WRITE_OPS } from './write-rpcs.js';
+import { requireAdminToForce } from './authz.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
-
 
 export interface QjmContext {
   config: JournalNodeConfig;
   replica: Replica<Result>;
   sm: JournalStateMachine;
 }
-
-const WRITE_OPS = {
-  format: 'format',
-  newEpoch: 'newEpoch',
-  startLogSegment: 'startSegment',
-  journal: 'journal',
-  finalizeLogSegment: 'finalizeSegment',
-  dropSegment: 'dropSegment',
-  purgeLogs: 'purge',
-} as const;
 
 type OpField = (typeof WRITE_OPS)[keyof typeof WRITE_OPS];
 const OP_FIELDS: OpField[] = Object.values(WRITE_OPS);
@@ -136,9 +127,10 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
       request: pb.WriteRequest,
       requestName: 'WriteRequest',
       response: pb.WriteResponse,
-      handle: async (wr) => {
+      handle: async (wr, req) => {
         if (!wr.command) throw invalid('command is required');
         validateCommand(wr.command, op, config);
+        if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller);
         const expectedTerm = Number(wr.expectedTerm);
         if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
         if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());

@@ -7,6 +7,7 @@ import type { Batch } from '../src/transport/raft-codec.js';
 import type { Logger } from '../src/logger.js';
 import { isNodeId } from '../src/ids.js';
 import type { PeerTransport } from './peer-transport.js';
+import { authorizePeerBatch, JSON_ENVELOPE, refuse } from './authz.js';
 
 export interface RaftRouteContext {
   clusterId: string;
@@ -24,10 +25,15 @@ export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext):
     }
     if (b.clusterId !== ctx.clusterId) {
       ctx.logger.warn({ from: b.from, clusterId: b.clusterId }, 'refusing Raft traffic from another cluster');
-      return reply.code(403).send({ code: 'QJM_ERR_UNAUTHORIZED', message: `cluster id ${JSON.stringify(b.clusterId)} is not this cluster's` });
+      return reply.code(403).send({ code: 'QJM_ERR_FORBIDDEN', message: `cluster id ${JSON.stringify(b.clusterId)} is not this cluster's` });
     }
     if (!isNodeId(b.from)) {
       return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'bad sender id' });
+    }
+    const refusal = authorizePeerBatch(req.caller, b);
+    if (refusal) {
+      ctx.logger.warn({ from: b.from, error: refusal.message }, 'refusing a Raft batch');
+      return refuse(reply, JSON_ENVELOPE, refusal);
     }
     const answer = await ctx.transport.handleInbound(b);
     return reply.type('application/x-protobuf').send(Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength));

@@ -22,7 +22,8 @@ export const ERROR_NAMES = [
   'INVALID_CONF_CHANGE',
   'CORRUPT',
   'UNAVAILABLE',
-  'UNAUTHORIZED',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
   'WRITER_ACTIVE',
   'INTERNAL',
 ] as const;
@@ -51,7 +52,8 @@ const RETRIABLE: Record<ErrorName, boolean> = {
   INVALID_CONF_CHANGE: false,
   CORRUPT: false,
   UNAVAILABLE: true,
-  UNAUTHORIZED: false,
+  UNAUTHENTICATED: false,
+  FORBIDDEN: false,
   WRITER_ACTIVE: false,
   INTERNAL: false,
 };
