@@ -2,7 +2,6 @@
 // (TestQuorumJournalManager, TestQJMWithFaults), plus a seeded randomized failover loop.
 
 import { expect } from 'chai';
-import { request } from 'undici';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { FencedError, QjmError, QuorumJournalManager } from '../../libqjm/index.js';
 import type { EditLogOutputStream } from '../../libqjm/index.js';
@@ -19,7 +18,7 @@ describe('libqjm on a real cluster', function () {
   const open: QuorumJournalManager[] = [];
 
   function qjm(jid: string, writerId = 'nn1', peers?: string[], extra: Record<string, unknown> = {}): QuorumJournalManager {
-    const q = new QuorumJournalManager({ journalId: jid, peers: peers ?? c.addresses, writerId, nsInfo: ns, requestTimeoutMs: 2000, writeTimeoutMs: 15_000, ...extra });
+    const q = new QuorumJournalManager({ journalId: jid, peers: peers ?? c.addresses, writerId, nsInfo: ns, requestTimeoutMs: 2000, writeTimeoutMs: 15_000, tls: c.tls('writer'), ...extra });
     open.push(q);
     return q;
   }
@@ -38,8 +37,8 @@ describe('libqjm on a real cluster', function () {
 
   /** How many getEdits requests a node has answered (HTTP 200), from its /metrics. */
   async function getEditsAnswered(address: string): Promise<number> {
-    const res = await request(`http://${address}/metrics`);
-    const m = /qjournal_rpc_seconds_count\{[^}]*rpc="getEdits",code="200"[^}]*\} (\d+)/.exec(await res.body.text());
+    const res = await c.request(address, 'GET', '/metrics');
+    const m = /qjournal_rpc_seconds_count\{[^}]*rpc="getEdits",code="200"[^}]*\} (\d+)/.exec(res.body.toString());
     return m ? Number(m[1]) : 0;
   }
 
