@@ -99,11 +99,13 @@ function principalOf(socket: TLSSocket): Principal | null {
   let p = principals.get(socket);
   if (p === undefined) {
     p = null;
-    // Sockets whose certificate failed verification were cut at the handshake (tls-server.ts).
-    if (socket.authorized) {
-      const subject = socket.getPeerCertificate().subject as SubjectFields | undefined;
-      // A certificate of this CA that names no role may call what needs only a certificate.
-      p = principalOfSubject(subject) ?? { kind: 'client', name: String(subject?.CN ?? '?'), roles: [] };
+    // Sockets whose certificate failed verification were cut at the handshake (node-tls.ts). `authorized`
+    // alone is not enough: a resumed TLS session of a client that never sent a certificate reads as
+    // authorized, with no certificate at all.
+    const subject = socket.authorized ? (socket.getPeerCertificate()?.subject as SubjectFields | undefined) : undefined;
+    if (subject && Object.keys(subject).length > 0) {
+      // A certificate of this CA that names no role may call only what needs just a certificate (a 404).
+      p = principalOfSubject(subject) ?? { kind: 'client', name: String(subject.CN ?? '?'), roles: [] };
     }
     principals.set(socket, p);
   }

@@ -104,7 +104,14 @@ describe('libqjm on a real cluster', function () {
     } catch (e) {
       expect((e as QjmError).code).to.equal('QJM_ERR_ALREADY_FORMATTED');
     }
-    await q.format(ns, { force: true });
+    // Wiping a journal that holds data is the admin's: a writer certificate is refused.
+    try {
+      await q.format(ns, { force: true });
+      expect.fail('format --force needs the admin role');
+    } catch (e) {
+      expect((e as QjmError).code).to.equal('QJM_ERR_FORBIDDEN');
+    }
+    await qjm(q.journalId, 'ops', undefined, { tls: c.tls('admin') }).format(ns, { force: true });
     expect(await q.hasSomeData()).to.equal(false);
   });
 
