@@ -1,5 +1,5 @@
 // One journal (one namespace's edit log): its epochs, its segments on disk, and the deterministic effect of
-// each command (SPEC section 2). Every replica applies the same commands in the same order and reaches the
+// each command (docs/PROTOCOL.md). Every replica applies the same commands in the same order and reaches the
 // same state and byte-identical segment files. A recent-batch cache serves tailing readers from memory.
 
 import fs from 'node:fs';

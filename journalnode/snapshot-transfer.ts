@@ -11,10 +11,10 @@ import type { PeerDirectory } from '../src/replica/peer-directory.js';
 import type { JournalStateMachine, SnapshotSource } from './journal-state-machine.js';
 import { decodeManifest, encodeManifest } from './snapshot-store.js';
 import type { ManifestData } from './snapshot-store.js';
+import { parseSegmentName } from '../src/edit-records.js';
 
 const MANIFEST_PATH = '/raft/snapshot/manifest';
 const CHUNK_PATH = '/raft/snapshot/chunk';
-const SEGMENT_FILE_RE = /^edits_(inprogress_\d{19}|\d{19}-\d{19})$/;
 
 export function registerSnapshotRoutes(app: FastifyInstance, ctx: { sm: JournalStateMachine; maxSnapshotChunkBytes: number }): void {
   app.get(MANIFEST_PATH, async (req, reply) => {
@@ -37,7 +37,7 @@ export function registerSnapshotRoutes(app: FastifyInstance, ctx: { sm: JournalS
     if (
       ![index, offset, length].every((n) => Number.isSafeInteger(n) && n >= 0) ||
       !isJournalId(jid) ||
-      !SEGMENT_FILE_RE.test(file) ||
+      parseSegmentName(file) === null ||
       length > ctx.maxSnapshotChunkBytes
     ) {
       return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: `bad chunk request (length at most ${ctx.maxSnapshotChunkBytes})` });

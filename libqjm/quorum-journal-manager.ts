@@ -1,6 +1,6 @@
-// QuorumJournalManager: what the active master links to write the journal and the standby links to tail it
-// (SPEC 3.2). Fencing is a new epoch committed through Raft; recovery finalizes (or drops, when empty) the
-// in-progress segment a dead writer left; segments are then started, written and finalized.
+// QuorumJournalManager: what the active master links to write the journal and the standby links to tail it.
+// Fencing is a new epoch committed through Raft; recovery finalizes (or drops, when empty) the in-progress
+// segment a dead writer left; segments are then started, written and finalized. Errors: docs/ERRORS.md.
 
 import { qjournal } from '../src/gen/proto.js';
 import { journalStateFromProto } from '../src/journal-state.js';

@@ -6,6 +6,7 @@
 
 import zlib from 'node:zlib';
 import { readU64, writeU64 } from './raft/bytes.js';
+import { segmentNaming } from './segment-name.js';
 
 export const RECORD_HEADER_BYTES = 16;
 export const SEGMENT_HEADER_BYTES = 32;
@@ -124,21 +125,13 @@ export function decodeSegmentHeader(b: Uint8Array): SegmentHeader | string {
   return { version, layoutVersion: buf.readInt32BE(12), firstTxId: readU64(buf, 16) };
 }
 
-const TXID_DIGITS = 19;
-
-export function inProgressName(firstTxId: number): string {
-  return `edits_inprogress_${String(firstTxId).padStart(TXID_DIGITS, '0')}`;
-}
-
-export function finalizedName(firstTxId: number, lastTxId: number): string {
-  return `edits_${String(firstTxId).padStart(TXID_DIGITS, '0')}-${String(lastTxId).padStart(TXID_DIGITS, '0')}`;
-}
+/** Journal segment files are named as Hadoop names them: edits_inprogress_<txid>, edits_<first>-<last>. */
+export const EDITS_NAMING = segmentNaming('edits', 19);
+export const inProgressName = EDITS_NAMING.inProgress;
+export const finalizedName = EDITS_NAMING.closed;
 
 /** Parses a segment file name (Hadoop's naming); null for any other file. */
 export function parseSegmentName(name: string): { firstTxId: number; lastTxId: number | null } | null {
-  let m = /^edits_inprogress_(\d{19})$/.exec(name);
-  if (m) return { firstTxId: Number(m[1]), lastTxId: null };
-  m = /^edits_(\d{19})-(\d{19})$/.exec(name);
-  if (m) return { firstTxId: Number(m[1]), lastTxId: Number(m[2]) };
-  return null;
+  const p = EDITS_NAMING.parse(name);
+  return p && { firstTxId: p.first, lastTxId: p.last };
 }

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HttpPools } from './http-pool.js';
 import type { HttpResponse } from './http-pool.js';
+import { waitFor } from './wait-for.js';
 import { fetchNodeStatus } from './node-status.js';
 import type { NodeStatusJson } from './node-status.js';
 import { clientTlsFrom } from './security/client-tls.js';
@@ -230,29 +231,28 @@ export class LocalCluster {
 
   /** Waits until the running nodes agree on one leader; returns its id. */
   async waitForLeader(timeoutMs = 15_000, exclude: string[] = []): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const running = this.nodes.filter((n) => n.proc && !exclude.includes(n.id));
-      const sts = (await Promise.all(running.map((n) => this.status(n.id)))).filter((s): s is NodeStatusJson => s !== null);
-      const leaders = sts.filter((s) => s.state === 'leader');
-      if (leaders.length === 1 && sts.length === running.length) {
+    return waitFor(
+      async () => {
+        const running = this.nodes.filter((n) => n.proc && !exclude.includes(n.id));
+        const sts = (await Promise.all(running.map((n) => this.status(n.id)))).filter((s): s is NodeStatusJson => s !== null);
+        const leaders = sts.filter((s) => s.state === 'leader');
+        if (leaders.length !== 1 || sts.length !== running.length) return null;
         const l = leaders[0]!;
-        if (sts.every((s) => s.leader === l.id && s.term === l.term)) return l.id;
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error(`no agreed leader within ${timeoutMs} ms; logs in ${this.root}`);
+        return sts.every((s) => s.leader === l.id && s.term === l.term) ? l.id : null;
+      },
+      { timeoutMs, intervalMs: 25, what: `an agreed leader (logs in ${this.root})` },
+    );
   }
 
   /** Waits until every running node has applied at least `index`. */
   async waitForApplied(index: number, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const sts = await Promise.all(this.nodes.filter((n) => n.proc).map((n) => this.status(n.id)));
-      if (sts.every((s) => s !== null && s.appliedIndex >= index)) return;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error(`not every node applied ${index} within ${timeoutMs} ms`);
+    await waitFor(
+      async () => {
+        const sts = await Promise.all(this.nodes.filter((n) => n.proc).map((n) => this.status(n.id)));
+        return sts.every((s) => s !== null && s.appliedIndex >= index);
+      },
+      { timeoutMs, intervalMs: 25, what: `every node to apply index ${index}` },
+    );
   }
 
   /** The journal's segment files on a node: name -> contents. */

@@ -1,4 +1,4 @@
-// `npm run bench -- [flags]` (or `qjm bench [flags]`): every workload of issue 5 on
+// `npm run bench -- [flags]` (or `qjm bench [flags]`): every workload (W1-W5, docs/PERFORMANCE.md) on
 // this machine, qjournal and (with --vs etcd) etcd side by side in the same run, the disk's limit, a table,
 // and the same figures as JSON. The clusters speak plain HTTP on purpose (the journal is what is measured);
 // --tls runs W1 and W2 again with mutual TLS, in the same run, to show what TLS costs. Nothing here is a

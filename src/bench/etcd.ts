@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Pool, request } from 'undici';
 import { freePorts } from '../local-cluster.js';
 import type { LatencyStats } from './workloads.js';
+import { waitFor } from '../wait-for.js';
 
 export interface EtcdRun {
   version: string;
@@ -115,14 +116,13 @@ async function startEtcd(dir: string, say: (s: string) => void): Promise<EtcdClu
     );
   };
   const endpoints = [0, 1, 2].map(clientUrl);
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    const leader = await leaderEndpoint(endpoints).catch(() => null);
-    if (leader) return { endpoints, version, stop };
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await waitFor(() => leaderEndpoint(endpoints).catch(() => null), { timeoutMs: 20_000, intervalMs: 100, what: `an etcd leader (see ${dir}/e*.log)` });
+  } catch (e) {
+    await stop();
+    throw e;
   }
-  await stop();
-  throw new Error(`etcd elected no leader within 20 s; see ${dir}/e*.log`);
+  return { endpoints, version, stop };
 }
 
 export async function runEtcd(dir: string, seconds: number, say: (s: string) => void): Promise<EtcdRun> {

@@ -4,6 +4,7 @@
 
 import { LocalCluster } from '../local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
+import { waitFor } from '../wait-for.js';
 
 export interface FailoverResult {
   electionTimeoutMs: number;
@@ -48,7 +49,7 @@ export async function measureLeaderFailover(opts: { trials: number; electionTime
       await new Promise((r) => setTimeout(r, 300));
       killedAt = performance.now();
       const killed = c.kill(leader);
-      while (firstAckAfterKill === 0) await new Promise((r) => setTimeout(r, 5));
+      await waitFor(() => firstAckAfterKill > 0, { timeoutMs: 60_000, intervalMs: 5, what: 'the first acknowledged write after the kill' });
       stop = true;
       await writer;
       await killed;

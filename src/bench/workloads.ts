@@ -1,4 +1,4 @@
-// The benchmark workloads (issue 5), each against a fresh local cluster of real JournalNode processes:
+// The benchmark workloads (docs/PERFORMANCE.md), each against a fresh local cluster of real JournalNode processes:
 // W1 sync latency, W2 streaming throughput, W3 failovers, W4 tail lag, W5 footprint, and the disk's limit.
 
 import { fork } from 'node:child_process';
@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '../local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import type { EditLogOutputStream, QjmOptions } from '../../libqjm/index.js';
+import { waitFor } from '../wait-for.js';
 
 export const RECORD_BYTES = 128;
 const NS = { namespaceId: 1, clusterId: 'CID-bench', blockPoolId: 'BP-bench' };
@@ -197,7 +198,7 @@ export async function w3LeaderKill(root: string, trials: number, electionTimeout
       await new Promise((r) => setTimeout(r, 500));
       killedAt = performance.now();
       await b.cluster.kill(leader);
-      while (recoveredAt === 0) await new Promise((r) => setTimeout(r, 2));
+      await waitFor(() => recoveredAt > 0, { timeoutMs: 60_000, intervalMs: 2, what: 'the first write acknowledged after the kill' });
       stop = true;
       await load;
       out.push(round(recoveredAt - killedAt, 1));

@@ -15,6 +15,7 @@ import { renderTable } from '../text-table.js';
 import { decodeOp, encodeOp, Namespace } from './namespace.js';
 import { tryRefusals } from './refusals.js';
 import type { TlsOption } from '../../libqjm/index.js';
+import { waitFor } from '../wait-for.js';
 
 const JID = 'ns1';
 const NS_INFO = { namespaceId: 20261125, clusterId: 'CID-demo', blockPoolId: 'BP-demo' };
@@ -266,8 +267,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     });
     await nn2.qjm.finalizeLogSegment(nn2.out!.segmentTxId, nn2.ns.lastTxId);
     const finalTxId = nn2.ns.lastTxId;
-    const deadline = performance.now() + 10_000;
-    while (nn1.ns.lastTxId < finalTxId && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const oldActive = nn1;
+    await waitFor(() => oldActive.ns.lastTxId >= finalTxId, { timeoutMs: 10_000, what: 'the old active to replay every edit' }).catch(() => {});
     await nn1.stopTailing();
     const same = nn1.ns.digest() === nn2.ns.digest() && nn1.ns.lastTxId === finalTxId;
     const manifest = await nn2.qjm.getEditLogManifest(1);

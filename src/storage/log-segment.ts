@@ -10,6 +10,7 @@ import zlib from 'node:zlib';
 import { readU64, writeU64 } from '../raft/bytes.js';
 import type { Entry, EntryType } from '../raft/types.js';
 import { fsyncPathSync } from './files.js';
+import { segmentNaming } from '../segment-name.js';
 
 export const SEGMENT_MAGIC = Buffer.from('QJRLOG01', 'latin1');
 export const SEGMENT_HEADER_BYTES = 32;
@@ -38,18 +39,11 @@ export interface Segment {
 
 
 
-const pad20 = (n: number) => String(n).padStart(20, '0');
-export const logInProgressName = (first: number) => `log_inprogress_${pad20(first)}`;
-export const logClosedName = (first: number, last: number) => `log_${pad20(first)}-${pad20(last)}`;
-
+const LOG_NAMING = segmentNaming('log', 20);
+export const logInProgressName = LOG_NAMING.inProgress;
+export const logClosedName = LOG_NAMING.closed;
 /** The first index (and, for a closed segment, the last) a segment file's name carries; null if not one. */
-export function parseLogFileName(name: string): { first: number; last: number | null } | null {
-  let m = /^log_inprogress_(\d{20})$/.exec(name);
-  if (m) return { first: Number(m[1]), last: null };
-  m = /^log_(\d{20})-(\d{20})$/.exec(name);
-  if (m) return { first: Number(m[1]), last: Number(m[2]) };
-  return null;
-}
+export const parseLogFileName = LOG_NAMING.parse;
 
 export function encodeSegmentHeader(first: number, prevTerm: number): Buffer {
   const b = Buffer.alloc(SEGMENT_HEADER_BYTES);

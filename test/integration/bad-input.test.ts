@@ -1,4 +1,4 @@
-// Every RPC validates its body (SPEC 6): malformed protobuf, missing fields, unknown journals, negative,
+// Every RPC validates its body (docs/SECURITY.md): malformed protobuf, missing fields, unknown journals, negative,
 // zero or overflowing txids, records and batches over the limits, bodies over the size limit. Each gets a
 // 4xx naming the problem and changes nothing. Then a fuzzer throws random and mutated bodies at every
 // endpoint of a single in-process node.

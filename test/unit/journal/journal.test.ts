@@ -1,4 +1,4 @@
-// The journal's semantics (SPEC section 2): every operation, its exact rejections, idempotent retries, and
+// The journal's semantics (docs/PROTOCOL.md): every operation, its exact rejections, idempotent retries, and
 // byte-identical files on replicas that apply the same commands.
 
 import fs from 'node:fs';
