@@ -59,6 +59,7 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   '/raft_stat': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/flags': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/metrics': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
+  '/activity': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/admin/*': { allowed: ['admin'], envelope: proto(pb.AdminResponse) },
 };
 

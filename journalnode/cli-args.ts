@@ -20,15 +20,16 @@ const NODE_FLAGS = {
   advertise: { type: 'string', valueName: 'HOST:PORT', description: 'the address peers dial, when it is not the one in --peers or --listen' },
   'certs-dir': { type: 'string', valueName: 'DIR', description: 'serve HTTPS only, with client certificates: ca.crt and node.<id>.crt/.key (qjm cert)' },
   insecure: { type: 'boolean', description: 'serve plain HTTP without any authentication (instead of --certs-dir; never in production)' },
+  'ui-listen': { type: 'string', valueName: 'HOST:PORT', description: 'also serve a read-only plain-HTTP port: the dashboard, /status, /metrics, /healthz (off by default)' },
   config: { type: 'string', valueName: 'FILE', description: 'a JSON object of settings by name (and the flags above); flags override it' },
   'log-level': { type: 'string', choices: SETTINGS.logLevel.values, description: 'the same as --logLevel' },
 } as const satisfies Record<string, FlagSpec>;
 
 /** Flag name to setting name, where they differ. */
-const FIELD_OF_FLAG: Partial<Record<keyof typeof NODE_FLAGS, keyof JournalNodeConfig>> = { data: 'dataDir', 'log-level': 'logLevel', 'certs-dir': 'certsDir' };
+const FIELD_OF_FLAG: Partial<Record<keyof typeof NODE_FLAGS, keyof JournalNodeConfig>> = { data: 'dataDir', 'log-level': 'logLevel', 'certs-dir': 'certsDir', 'ui-listen': 'uiListen' };
 
 /** What a config file may name besides the settings. */
-const FILE_FIELDS = ['id', 'listen', 'dataDir', 'peers', 'join', 'advertise', 'certsDir', 'insecure'];
+const FILE_FIELDS = ['id', 'listen', 'dataDir', 'peers', 'join', 'advertise', 'certsDir', 'insecure', 'uiListen'];
 
 function settingFlag(s: SettingSchema): FlagSpec {
   const description = `${s.doc} (default ${s.default})`;

@@ -26,6 +26,8 @@ export interface NodeIdentity {
   certsDir: string;
   /** Run without TLS: asked for explicitly, never the default. */
   insecure: boolean;
+  /** The read-only plain-HTTP port (dashboard, /status, /metrics, /healthz), host:port; null: none. */
+  uiListen: string | null;
 }
 
 /** What a node started with neither --certs-dir nor --insecure answers. */
@@ -80,7 +82,13 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   if (typeof insecure !== 'boolean') bad('insecure', 'expected true or false');
   if (certsDir === '' && !insecure) throw new ConfigError(NO_SECURITY_CHOSEN);
   if (certsDir !== '' && insecure) bad('insecure', 'give --certs-dir (mutual TLS) or --insecure (plain HTTP), not both');
-  const out: Record<string, unknown> = { ...c, peers, join, advertise, certsDir, insecure };
+  const uiListen = c.uiListen ?? null;
+  if (uiListen !== null) {
+    const ue = checkHostPort(uiListen, 'listen');
+    if (ue) bad('uiListen', ue);
+    if (uiListen === c.listen && !uiListen.endsWith(':0')) bad('uiListen', `must differ from --listen (${c.listen}): the dashboard port is a second, read-only port`);
+  }
+  const out: Record<string, unknown> = { ...c, peers, join, advertise, certsDir, insecure, uiListen };
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
     const problem = checkSetting(name, out[name]);
     if (problem) bad(name, problem);

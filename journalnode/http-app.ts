@@ -9,6 +9,8 @@ import type { Server as TlsServer } from 'node:tls';
 import type { Logger } from '../src/logger.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
 import { registerAuthorization } from './authz.js';
+import { registerActivityRoute } from './activity.js';
+import type { NodeActivity } from './activity.js';
 import type { JournalNodeConfig } from './config.js';
 import type { NodeMetrics } from './metrics.js';
 import { registerAdminRoutes } from './routes-admin.js';
@@ -30,6 +32,8 @@ export interface HttpAppParts {
   admin: AdminContext;
   /** The node's certificates: HTTPS with client certificates. Null: plain HTTP, no authorization (--insecure). */
   tls: TlsMaterial | null;
+  /** This node's events and history: a peer's dashboard gathers them here. */
+  activity: NodeActivity;
   /** True once the node is shutting down: new writes are refused (reads still served). */
   draining(): boolean;
 }
@@ -62,5 +66,6 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
     registerQjmRoutes(scope, p.qjm);
   });
   registerAdminRoutes(app, p.admin);
+  registerActivityRoute(app, p.activity);
   return app;
 }

@@ -1,7 +1,7 @@
 // A JournalNode, wired: buildJournalNode() constructs the parts in dependency order and hands each only what
 // it needs; it does not listen, so tests can inject requests. start() listens and starts the Raft clock;
 // stop() drains (handing leadership over when it can) and shuts down. Policy lives elsewhere: the data
-// directory's in data-dir.ts, the HTTP server's in http-app.ts.
+// directory's in data-dir.ts, the HTTP server's in http-app.ts, the read-only dashboard port's in ui/.
 
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
@@ -19,7 +19,9 @@ import { loadNodeTls } from '../src/security/cert-files.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
 import type { JournalNodeConfig } from './config.js';
 import { splitHostPort } from '../src/ids.js';
+import { NodeActivity } from './activity.js';
 import { dataDirPaths, openDataDir } from './data-dir.js';
+import { combineListeners } from './events.js';
 import { buildHttpApp } from './http-app.js';
 import { JournalStateMachine } from './journal-state-machine.js';
 import type { StateMachineOptions } from './journal-state-machine.js';
@@ -27,6 +29,10 @@ import { NodeMetrics } from './metrics.js';
 import { peerClientTls, serverTlsOptions } from './node-tls.js';
 import { PeerTransport } from './peer-transport.js';
 import { PeerSnapshotSource } from './snapshot-transfer.js';
+import { buildStatus } from './routes-admin.js';
+import type { AdminContext } from './routes-admin.js';
+import { ClusterView } from './ui/cluster-view.js';
+import { buildUiApp } from './ui/ui-app.js';
 
 export { clusterIdFor, DataDirError } from './data-dir.js';
 
@@ -35,6 +41,9 @@ type Result = qjournal.journal.ICommandResult;
 export interface JournalNode {
   readonly config: JournalNodeConfig;
   readonly app: FastifyInstance;
+  /** The read-only dashboard port's app (--ui-listen); null when it is off. */
+  readonly uiApp: FastifyInstance | null;
+  readonly activity: NodeActivity;
   readonly replica: Replica<Result>;
   readonly sm: JournalStateMachine;
   readonly transport: PeerTransport;
@@ -42,7 +51,7 @@ export interface JournalNode {
   readonly logger: PinoLogger;
   readonly clusterId: string;
   readonly storageId: string;
-  /** Listens on config.listen and starts the Raft clock. Returns the bound address. */
+  /** Listens on config.listen (and config.uiListen) and starts the Raft clock. Returns the main bound address. */
   start(): Promise<string>;
   /** Drains writes (handing leadership over when it can), then closes everything and releases the lock. */
   stop(): Promise<void>;
@@ -79,11 +88,12 @@ export async function buildJournalNode(config: JournalNodeConfig, opts: { logger
 interface Storage {
   sm: JournalStateMachine;
   diskLog: DiskLog;
+  activity: NodeActivity;
   clusterId: string;
   storageId: string;
 }
 
-/** The data directory opened (bootstrapped when empty): the journals and the Raft log. */
+/** The data directory opened (bootstrapped when empty): the journals and the Raft log, observed by activity. */
 async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics, snapshotSource: PeerSnapshotSource, clients: HttpPools): Promise<Storage> {
   const smOpts: StateMachineOptions = {
     dataDir: config.dataDir,
@@ -92,10 +102,10 @@ async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metric
     keepSnapshots: config.keepSnapshots,
     source: snapshotSource,
     logger,
-    onJournal: (jid, txns, bytes) => metrics.journalApplied(jid, txns, bytes),
   };
   const { meta, clusterId, storageId } = await openDataDir(config, smOpts, logger, clients);
-  const sm = JournalStateMachine.open(smOpts);
+  const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
+  const sm = JournalStateMachine.open({ ...smOpts, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
     maxSegmentBytes: config.maxLogSegmentBytes,
     preallocateBytes: config.logPreallocateBytes,
@@ -106,8 +116,9 @@ async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metric
     snapshot: sm.snapshotMeta,
     meta,
     logger,
+    onFsync: (ms) => activity.fsynced(ms),
   });
-  return { sm, diskLog, clusterId, storageId };
+  return { sm, diskLog, activity, clusterId, storageId };
 }
 
 async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDirLock, tls: TlsMaterial | null): Promise<JournalNode> {
@@ -115,7 +126,7 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
   const clients = new HttpPools({ connectTimeoutMs: Math.min(config.peerRequestTimeoutMs, 2000), ...(tls ? { tls: peerClientTls(tls, directory) } : {}) });
   const metrics = new NodeMetrics(config.id);
   const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
-  const { sm, diskLog, clusterId, storageId } = await openStorage(config, logger, metrics, snapshotSource, clients);
+  const { sm, diskLog, activity, clusterId, storageId } = await openStorage(config, logger, metrics, snapshotSource, clients);
   const transport = new PeerTransport({
     selfId: config.id,
     selfAddress: config.advertise,
@@ -138,15 +149,19 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     random: Math.random,
     peers: directory,
     logger: logger.child({ component: 'raft' }),
-    listener: {
-      onRoleChange: (state, lead, term) => logger.info({ state, leader: lead || null, term }, 'raft role changed'),
-      onFatal: (err) => logger.fatal({ error: err.message }, 'storage failure: this node stopped serving; restart it after fixing the disk'),
-    },
+    listener: combineListeners(
+      {
+        onRoleChange: (state, lead, term) => logger.info({ state, leader: lead || null, term }, 'raft role changed'),
+        onFatal: (err) => logger.fatal({ error: err.message }, 'storage failure: this node stopped serving; restart it after fixing the disk'),
+      },
+      activity.listener(),
+    ),
   });
   transport.attach(replica);
-  metrics.attach({ replica, sm, transport });
+  metrics.attach({ replica, sm, transport, logBytesAfter: (index) => diskLog.bytesAfter(index) });
 
   let draining = false;
+  const admin = { config, replica, sm, transport, metrics, logStats: () => diskLog.stats() as unknown as Record<string, number>, startedAtMs: Date.now(), version: version(), clusterId, storageId };
   const app = await buildHttpApp({
     config,
     logger,
@@ -155,17 +170,21 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     tls,
     raft: { clusterId, transport, logger },
     qjm: { config, replica, sm },
-    admin: { config, replica, sm, transport, metrics, logStats: () => diskLog.stats() as unknown as Record<string, number>, startedAtMs: Date.now(), version: version(), clusterId, storageId },
+    admin,
+    activity,
   });
+  const uiApp = config.uiListen === null ? null : await buildUiApp({ admin, activity, cluster: clusterView(config, admin, activity, clients) });
 
   let ticker: NodeJS.Timeout | null = null;
   let stopped = false;
   const start = async () => {
     const { host, port } = splitHostPort(config.listen);
     const address = await app.listen({ host, port });
+    const uiAddress = uiApp && config.uiListen ? await uiApp.listen(splitHostPort(config.uiListen)) : null;
     replica.start();
+    activity.start();
     ticker = setInterval(() => replica.tick(), replicaOptions.tickMs);
-    logger.info({ listen: address, clusterId, storageId, term: replica.term, security: tls ? 'mutual-tls' : 'insecure' }, 'journalnode started');
+    logger.info({ listen: address, uiListen: uiAddress, clusterId, storageId, term: replica.term, security: tls ? 'mutual-tls' : 'insecure' }, 'journalnode started');
     if (!tls) logger.warn({ listen: address }, 'running WITHOUT TLS (--insecure): anyone who reaches this port can read, write and reconfigure the journal; start with --certs-dir D');
     return address;
   };
@@ -176,7 +195,9 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     await new Promise<void>((resolve) => replica.drain(Math.min(config.proposalTimeoutMs, 5000), resolve));
     if (ticker) clearInterval(ticker);
     replica.stop();
+    activity.stop();
     transport.close();
+    await uiApp?.close();
     await app.close();
     await clients.close();
     sm.close();
@@ -194,5 +215,17 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     clients.setTls(peerClientTls(next, directory));
     logger.info({ certsDir: config.certsDir, serial: new X509Certificate(next.cert).serialNumber }, 'reloaded the certificates: new connections use them');
   };
-  return { config, app, replica, sm, transport, metrics, logger, clusterId, storageId, start, stop, reloadTls };
+  return { config, app, uiApp, activity, replica, sm, transport, metrics, logger, clusterId, storageId, start, stop, reloadTls };
+}
+/** The dashboard's view of the cluster: this node in-process, its peers through the peer client. */
+function clusterView(config: JournalNodeConfig, admin: AdminContext, activity: NodeActivity, clients: HttpPools): ClusterView {
+  return new ClusterView({
+    selfId: config.id,
+    local: (historyS) => ({ status: buildStatus(admin), activity: activity.json(historyS, 100) }),
+    clients,
+    // Within the page's one-second poll; the connect timeout of the pool is its own (at most 2 s).
+    peerTimeoutMs: 900,
+    cacheMs: 500,
+    maxEvents: 100,
+  });
 }

@@ -35,8 +35,12 @@ export interface StateMachineOptions {
   keepSnapshots: number;
   source: SnapshotSource | null;
   logger: Logger;
-  /** Observes every journal batch applied (metrics). */
-  onJournal?(jid: string, txns: number, bytes: number): void;
+  /** Observes every journal batch applied (metrics, the dashboard): lastTxId after it, at Raft index `index`. */
+  onJournal?(jid: string, txns: number, bytes: number, lastTxId: number, index: number): void;
+  /** Observes a newEpoch applied at Raft index `index`: `fenced` is the writer it fences (null: there was none). */
+  onNewEpoch?(jid: string, epoch: number, writerId: string, fenced: { epoch: number; writerId: string } | null, index: number): void;
+  /** Observes a snapshot installed from the leader (this node's journals replaced by its image). */
+  onSnapshotInstalled?(index: number): void;
 }
 
 interface Staged extends StagedSnapshot {
@@ -121,7 +125,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     const out: Result[] = [];
     for (const e of entries) {
       const cmd = pb.Command.decode(e.data) as qjournal.journal.Command;
-      out.push(this.applyCommand(cmd));
+      out.push(this.applyCommand(cmd, e.index));
       this.appliedCommands++;
     }
     return out;
@@ -142,7 +146,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     return t === undefined ? null : Date.now() - t;
   }
 
-  private applyCommand(cmd: qjournal.journal.Command): Result {
+  private applyCommand(cmd: qjournal.journal.Command, index: number): Result {
     const jid = cmd.jid;
     if (cmd.journal || cmd.startSegment || cmd.finalizeSegment) this.lastWriteAtMs.set(jid, Date.now());
     const n = (v: number | null | undefined) => Number(v ?? 0);
@@ -153,7 +157,12 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     }
     const j = this.journalFor(jid, false);
     if (!j) return { code: pb.ErrorCode.NOT_FORMATTED, message: `journal ${jid} is not formatted` };
-    if (cmd.newEpoch) return j.newEpoch(cmd.newEpoch.nsInfo ?? {}, cmd.newEpoch.writerId ?? '');
+    if (cmd.newEpoch) {
+      const before = { epoch: j.promisedEpoch, writerId: j.writerId };
+      const r = j.newEpoch(cmd.newEpoch.nsInfo ?? {}, cmd.newEpoch.writerId ?? '');
+      if (r.code === pb.ErrorCode.OK) this.opts.onNewEpoch?.(jid, j.promisedEpoch, j.writerId, before.epoch > 0 ? before : null, index);
+      return r;
+    }
     if (cmd.startSegment) return j.startSegment(n(cmd.startSegment.epoch), n(cmd.startSegment.txid), n(cmd.startSegment.layoutVersion));
     if (cmd.journal) {
       const o = cmd.journal;
@@ -161,7 +170,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       const before = j.lastTxId;
       const r = j.journal(n(o.epoch), n(o.segmentTxid), n(o.firstTxid), n(o.count), records);
       if (r.code === pb.ErrorCode.OK && j.lastTxId > before) {
-        this.opts.onJournal?.(jid, j.lastTxId - before, records.byteLength);
+        this.opts.onJournal?.(jid, j.lastTxId - before, records.byteLength, j.lastTxId, index);
         this.wake(jid);
       }
       return r;
@@ -185,6 +194,13 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
 
   allJournals(): Journal[] {
     return [...this.journals.values()];
+  }
+
+  /** Readers waiting in a long poll, over every journal. */
+  get waitingReads(): number {
+    let n = 0;
+    for (const l of this.waiters.values()) n += l.length;
+    return n;
   }
 
   /** Calls cb once the journal holds txid (or after timeoutMs). */
@@ -328,6 +344,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
             this.loadFrom(image.index);
             this.snapshots.prune(this.opts.keepSnapshots);
             this.wakeAll();
+            this.opts.onSnapshotInstalled?.(image.index);
             cb(null);
           } catch (e) {
             cb(e as Error);

@@ -43,6 +43,8 @@ export interface ProcNode {
   /** Joins the running cluster (--join) instead of bootstrapping with --peers. */
   joining: boolean;
   address: string;
+  /** The read-only dashboard port (--ui-listen), when the cluster has one. */
+  uiAddress: string | null;
   dataDir: string;
   logFile: string;
   proc: ChildProcess | null;
@@ -58,6 +60,8 @@ export interface ClusterOptions {
   logLevel?: string;
   /** Plain HTTP (--insecure) instead of mutual TLS: for what must run without TLS on purpose. */
   insecure?: boolean;
+  /** Give every node a read-only dashboard port (--ui-listen) on a free port. */
+  ui?: boolean;
 }
 
 /** The client certificates a secure local cluster creates: one user per role, named for it. */
@@ -75,9 +79,11 @@ export class LocalCluster {
   private readonly logLevel: string;
   /** Dials the nodes as the admin user (status polls, tests' raw requests). */
   private readonly http: HttpPools;
+  private readonly ui: boolean;
 
   private constructor(root: string, o: ClusterOptions) {
     this.root = root;
+    this.ui = o.ui ?? false;
     this.electionTimeoutMs = o.electionTimeoutMs ?? 500;
     this.extraArgs = o.extraArgs ?? [];
     this.logLevel = o.logLevel ?? 'info';
@@ -95,10 +101,11 @@ export class LocalCluster {
       for (const user of LOCAL_USERS) await createClientCert(certs, user, [user]);
     }
     const c = new LocalCluster(root, o);
-    const ports = await freePorts(ids.length);
+    const n = ids.length;
+    const ports = await freePorts(c.ui ? 2 * n : n);
     ids.forEach((id, i) => {
-      const dataDir = path.join(root, id);
-      c.nodes.push({ id, joining: false, address: `127.0.0.1:${ports[i]}`, dataDir, logFile: path.join(root, `${id}.log`), proc: null, exit: null });
+      const uiAddress = c.ui ? `127.0.0.1:${ports[n + i]}` : null;
+      c.nodes.push({ id, joining: false, address: `127.0.0.1:${ports[i]}`, uiAddress, dataDir: path.join(root, id), logFile: path.join(root, `${id}.log`), proc: null, exit: null });
     });
     return c;
   }
@@ -129,8 +136,8 @@ export class LocalCluster {
   /** A new node (not started) that will join the running cluster; add it with qjm add-peer. */
   async addNode(id: string): Promise<ProcNode> {
     if (this.certsDir) await createNodeCert({ certsDir: this.certsDir, overwrite: true }, id, LOCAL_HOSTS);
-    const [port] = await freePorts(1);
-    const n: ProcNode = { id, joining: true, address: `127.0.0.1:${port}`, dataDir: path.join(this.root, id), logFile: path.join(this.root, `${id}.log`), proc: null, exit: null };
+    const [port, uiPort] = await freePorts(this.ui ? 2 : 1);
+    const n: ProcNode = { id, joining: true, address: `127.0.0.1:${port}`, uiAddress: this.ui ? `127.0.0.1:${uiPort}` : null, dataDir: path.join(this.root, id), logFile: path.join(this.root, `${id}.log`), proc: null, exit: null };
     this.nodes.push(n);
     return n;
   }
@@ -156,6 +163,7 @@ export class LocalCluster {
       '--electionTimeoutMs', String(this.electionTimeoutMs),
       '--logLevel', this.logLevel,
       ...(this.certsDir ? ['--certs-dir', this.certsDir] : ['--insecure']),
+      ...(n.uiAddress ? ['--ui-listen', n.uiAddress] : []),
       ...this.extraArgs,
     ];
   }

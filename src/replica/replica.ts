@@ -30,6 +30,8 @@ export { DEFAULT_REPLICA_OPTIONS, deriveReplicaOptions } from './options.js';
 export interface ReplicaListener {
   onRoleChange?(state: StateType, lead: NodeId, term: number): void;
   onConfigurationApplied?(index: number, voters: NodeId[], learners: NodeId[]): void;
+  /** This leader started handing leadership to `to` (an operator's transfer, or a drain on shutdown). */
+  onLeaderTransfer?(to: NodeId, term: number): void;
   /** A storage or state machine failure: the replica has stopped and must not serve. */
   onFatal?(err: Error): void;
 }
@@ -184,6 +186,7 @@ export class Replica<R> {
     if (!res.ok) return cb(err(this.role === StateType.Leader ? 'INVALID_ARGUMENT' : 'NOT_LEADER', res.detail ?? 'transfer refused', this.leaderDetails()));
     if (to === this.id) return cb(null);
     this.transfer = new LeaderTransfer(to, this.deps.clock.now() + this.opts.electionTicks * this.opts.tickMs * 2, cb);
+    this.deps.listener?.onLeaderTransfer?.(to, this.raw.term);
     this.schedule();
   }
 

@@ -76,4 +76,19 @@ describe('journalnode command line', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('--ui-listen: off by default; a host:port of its own, from the command line or the file', () => {
+    expect(config(BASE).uiListen).to.equal(null);
+    expect(config([...BASE, '--ui-listen', '127.0.0.1:9485']).uiListen).to.equal('127.0.0.1:9485');
+    expect(refused([...BASE, '--ui-listen', 'localhost'], ConfigError)).to.match(/^invalid uiListen: /);
+    expect(refused([...BASE, '--ui-listen', '127.0.0.1:8485'], ConfigError)).to.match(/uiListen: must differ from --listen/);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-cli-args-'));
+    try {
+      const file = path.join(dir, 'qjournal.json');
+      fs.writeFileSync(file, JSON.stringify({ uiListen: '0.0.0.0:9485' }));
+      expect(config([...BASE, '--config', file]).uiListen).to.equal('0.0.0.0:9485');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
