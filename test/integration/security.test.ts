@@ -34,6 +34,7 @@ const ROUTES: [method: 'GET' | 'POST', path: string, envelope: 'json' | { decode
   ['GET', '/raft_stat', 'json'],
   ['GET', '/flags', 'json'],
   ['GET', '/metrics', 'json'],
+  ['GET', '/activity', 'json'],
   ['POST', '/admin/changePeers', pb.AdminResponse],
   ['POST', '/admin/transferLeader', pb.AdminResponse],
   ['POST', '/admin/snapshot', pb.AdminResponse],
