@@ -8,19 +8,9 @@ import { validateBatch } from '../src/edit-records.js';
 import { QjmError } from '../src/errors.js';
 import { isJournalId, JOURNAL_ID_RULE } from '../src/ids.js';
 import { SETTINGS } from '../src/settings.js';
+import { WRITE_OPS } from './write-rpcs.js';
 
 const pb = qjournal.journal;
-
-/** The write RPCs (POST /qjm/<rpc>) and the command field each carries. */
-export const WRITE_OPS = {
-  format: 'format',
-  newEpoch: 'newEpoch',
-  startLogSegment: 'startSegment',
-  journal: 'journal',
-  finalizeLogSegment: 'finalizeSegment',
-  dropSegment: 'dropSegment',
-  purgeLogs: 'purge',
-} as const;
 
 export type OpField = (typeof WRITE_OPS)[keyof typeof WRITE_OPS];
 const OP_FIELDS: OpField[] = Object.values(WRITE_OPS);

@@ -1,11 +1,15 @@
-// The JournalNode's HTTP server: one fastify app with the body parsers, the error mapping, the draining
-// hook and the latency metrics of the journal RPCs, and every route group registered on it. Built without
+// The JournalNode's HTTP server: one fastify app (HTTPS with client certificates, or plain HTTP when the
+// node runs --insecure) with the authorization hook, the body parsers, the error mapping, the draining hook
+// and the latency metrics of the journal RPCs, and every route group registered on it. Built without
 // listening, so tests inject requests (app.inject).
 
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Server as TlsServer } from 'node:tls';
 import { QjmError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
+import type { TlsMaterial } from '../src/security/cert-files.js';
+import { registerAuthorization } from './authz.js';
 import { registerActivityRoute } from './activity.js';
 import type { NodeActivity } from './activity.js';
 import type { JournalNodeConfig } from './config.js';
@@ -18,6 +22,7 @@ import { registerRaftRoutes } from './routes-raft.js';
 import type { RaftRouteContext } from './routes-raft.js';
 import { refuseWhileDraining, sendProtoError, SMALL_BODY_BYTES } from './rpc-errors.js';
 import { registerSnapshotRoutes } from './snapshot-transfer.js';
+import { cutUnverifiedClients, serverTlsOptions } from './node-tls.js';
 
 /** Routes whose answers are protobuf messages with `RpcError error = 1`. */
 const PROTO_ROUTES = /^\/(qjm|admin)\//;
@@ -29,6 +34,8 @@ export interface HttpAppParts {
   raft: RaftRouteContext;
   qjm: QjmContext;
   admin: AdminContext;
+  /** The node's certificates: HTTPS with client certificates. Null: plain HTTP, no authorization (--insecure). */
+  tls: TlsMaterial | null;
   /** This node's events and history: a peer's dashboard gathers them here. */
   activity: NodeActivity;
   /** True once the node is shutting down: new writes are refused (reads still served). */
@@ -37,7 +44,7 @@ export interface HttpAppParts {
 
 export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   const c = p.config;
-  const app = Fastify({
+  const options = {
     logger: false,
     // Each route with a larger legal body says so (the journal write, the Raft batch); all others are small.
     bodyLimit: SMALL_BODY_BYTES,
@@ -45,8 +52,11 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
     connectionTimeout: c.maxWaitMs + 30_000,
     requestTimeout: c.httpRequestTimeoutMs,
     keepAliveTimeout: c.httpKeepAliveTimeoutMs,
-  });
+  };
+  const app = (p.tls ? Fastify({ ...options, https: serverTlsOptions(p.tls) }) : Fastify(options)) as unknown as FastifyInstance;
   app.server.headersTimeout = c.httpHeadersTimeoutMs;
+  if (p.tls) cutUnverifiedClients(app.server as unknown as TlsServer, p.logger);
+  registerAuthorization(app, p.tls ? 'mutual-tls' : 'insecure');
   // Protobuf only: every other body type is refused (415) before a handler sees it.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/x-protobuf', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));

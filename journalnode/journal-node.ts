@@ -3,7 +3,9 @@
 // stop() drains (handing leadership over when it can) and shuts down. Policy lives elsewhere: the data
 // directory's in data-dir.ts, the HTTP server's in http-app.ts, the read-only dashboard port's in ui/.
 
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
+import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger as PinoLogger } from 'pino';
@@ -13,6 +15,8 @@ import { HttpPools } from '../src/http-pool.js';
 import { PeerDirectory } from '../src/replica/peer-directory.js';
 import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
+import { loadNodeTls } from '../src/security/cert-files.js';
+import type { TlsMaterial } from '../src/security/cert-files.js';
 import type { JournalNodeConfig } from './config.js';
 import { splitHostPort } from '../src/ids.js';
 import { NodeActivity } from './activity.js';
@@ -22,6 +26,7 @@ import { buildHttpApp } from './http-app.js';
 import { JournalStateMachine } from './journal-state-machine.js';
 import type { StateMachineOptions } from './journal-state-machine.js';
 import { NodeMetrics } from './metrics.js';
+import { peerClientTls, serverTlsOptions } from './node-tls.js';
 import { PeerTransport } from './peer-transport.js';
 import { PeerSnapshotSource } from './snapshot-transfer.js';
 import { buildStatus } from './routes-admin.js';
@@ -55,6 +60,11 @@ export interface JournalNode {
   start(): Promise<string>;
   /** Drains writes (handing leadership over when it can), then closes everything and releases the lock. */
   stop(): Promise<void>;
+  /**
+   * Reads the certificate files again (SIGHUP): new connections, served and dialed, use them. Throws
+   * CertificateError, keeping the material in use, when they do not check out.
+   */
+  reloadTls(): void;
 }
 
 function version(): string {
@@ -69,9 +79,11 @@ function version(): string {
 /** Opens (or, on an empty directory, bootstraps) the node's storage and builds the node. */
 export async function buildJournalNode(config: JournalNodeConfig, opts: { logger?: PinoLogger } = {}): Promise<JournalNode> {
   const logger = opts.logger ?? pino({ name: 'journalnode', level: config.logLevel, base: { node: config.id } });
+  // Certificates first: a node that cannot serve securely should not even take its data directory's lock.
+  const tls = config.certsDir ? loadNodeTls(config.certsDir, config.id) : null;
   const lock = DataDirLock.acquire(config.dataDir);
   try {
-    return await wire(config, logger, lock);
+    return await wire(config, logger, lock, tls);
   } catch (e) {
     lock.release();
     throw e;
@@ -87,7 +99,7 @@ interface Storage {
 }
 
 /** The data directory opened (bootstrapped when empty): the journals and the Raft log, observed by activity. */
-async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics, snapshotSource: PeerSnapshotSource): Promise<Storage> {
+async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics, snapshotSource: PeerSnapshotSource, clients: HttpPools): Promise<Storage> {
   const smOpts: StateMachineOptions = {
     dataDir: config.dataDir,
     cacheBytesPerJournal: config.cacheBytesPerJournal,
@@ -97,7 +109,7 @@ async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metric
     source: snapshotSource,
     logger,
   };
-  const { meta, clusterId, storageId } = await openDataDir(config, smOpts, logger);
+  const { meta, clusterId, storageId } = await openDataDir(config, smOpts, logger, clients);
   const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
   const sm = JournalStateMachine.open({ ...smOpts, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
@@ -115,12 +127,12 @@ async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metric
   return { sm, diskLog, activity, clusterId, storageId };
 }
 
-async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDirLock): Promise<JournalNode> {
-  const clients = new HttpPools({ connectTimeoutMs: Math.min(config.peerRequestTimeoutMs, 2000) });
-  const metrics = new NodeMetrics(config.id);
+async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDirLock, tls: TlsMaterial | null): Promise<JournalNode> {
   const directory = new PeerDirectory();
+  const clients = new HttpPools({ connectTimeoutMs: Math.min(config.peerRequestTimeoutMs, 2000), ...(tls ? { tls: peerClientTls(tls, directory) } : {}) });
+  const metrics = new NodeMetrics(config.id);
   const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
-  const { sm, diskLog, activity, clusterId, storageId } = await openStorage(config, logger, metrics, snapshotSource);
+  const { sm, diskLog, activity, clusterId, storageId } = await openStorage(config, logger, metrics, snapshotSource, clients);
   const transport = new PeerTransport({
     selfId: config.id,
     selfAddress: config.advertise,
@@ -164,6 +176,7 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     logger,
     metrics,
     draining: () => draining,
+    tls,
     raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
     qjm: { config, replica, sm },
     admin,
@@ -180,7 +193,8 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     replica.start();
     activity.start();
     ticker = setInterval(() => replica.tick(), replicaOptions.tickMs);
-    logger.info({ listen: address, uiListen: uiAddress, clusterId, storageId, term: replica.term }, 'journalnode started');
+    logger.info({ listen: address, uiListen: uiAddress, clusterId, storageId, term: replica.term, security: tls ? 'mutual-tls' : 'insecure' }, 'journalnode started');
+    if (!tls) logger.warn({ listen: address }, 'running WITHOUT TLS (--insecure): anyone who reaches this port can read, write and reconfigure the journal; start with --certs-dir D');
     return address;
   };
   const stop = async () => {
@@ -200,9 +214,18 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     lock.release();
     logger.info({}, 'journalnode stopped');
   };
-  return { config, app, uiApp, activity, replica, sm, transport, metrics, logger, clusterId, storageId, start, stop };
+  const reloadTls = () => {
+    if (!tls) {
+      logger.info({}, 'SIGHUP: no certificates to reload (--insecure)');
+      return;
+    }
+    const next = loadNodeTls(config.certsDir, config.id);
+    (app.server as unknown as TlsServer).setSecureContext(serverTlsOptions(next));
+    clients.setTls(peerClientTls(next, directory));
+    logger.info({ certsDir: config.certsDir, serial: new X509Certificate(next.cert).serialNumber }, 'reloaded the certificates: new connections use them');
+  };
+  return { config, app, uiApp, activity, replica, sm, transport, metrics, logger, clusterId, storageId, start, stop, reloadTls };
 }
-
 /** The dashboard's view of the cluster: this node in-process, its peers through the peer client. */
 function clusterView(config: JournalNodeConfig, admin: AdminContext, activity: NodeActivity, clients: HttpPools): ClusterView {
   return new ClusterView({

@@ -79,6 +79,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     fatal: s.fatal,
     uptimeS: Math.round((Date.now() - ctx.startedAtMs) / 1000),
     version: ctx.version,
+    security: ctx.config.certsDir ? 'mutual-tls' : 'insecure',
   };
 }
 

@@ -12,12 +12,13 @@ import { journalStateToProto, segmentToProto, WRITER_ACTIVE_MS } from '../src/jo
 import type { Replica } from '../src/replica/replica.js';
 import type { JournalNodeConfig } from './config.js';
 import type { JournalStateMachine } from './journal-state-machine.js';
-import { checkIndex, checkJid, invalid, validateCommand, WRITE_OPS } from './commands.js';
+import { checkIndex, checkJid, invalid, validateCommand } from './commands.js';
 import { errorNameOf, HTTP_STATUS, registerProtoRoute, SMALL_BODY_BYTES } from './rpc-errors.js';
+import { WRITE_OPS } from './write-rpcs.js';
+import { requireAdminToForce } from './authz.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
-
 
 export interface QjmContext {
   config: JournalNodeConfig;
@@ -75,10 +76,11 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
       request: pb.WriteRequest,
       requestName: 'WriteRequest',
       response: pb.WriteResponse,
-      handle: async (wr) => {
+      handle: async (wr, { req }) => {
         if (!wr.command) throw invalid('command is required');
         const carried = validateCommand(wr.command, config);
         if (carried !== op) throw invalid(`this RPC carries a ${op} command, got ${carried}`);
+        if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller);
         if (op === 'format') refuseFormatUnderLiveWriter(ctx, wr.command);
         const expectedTerm = Number(wr.expectedTerm);
         if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
@@ -140,7 +142,7 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
     request: pb.GetEditsRequest,
     requestName: 'GetEditsRequest',
     response: pb.GetEditsResponse,
-    handle: async (r, left) => {
+    handle: async (r, { left }) => {
       checkJid(r.jid);
       const from = checkIndex(r.fromTxid, 'fromTxid', 1);
       if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);

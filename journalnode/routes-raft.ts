@@ -2,12 +2,14 @@
 // routes are in snapshot-transfer.ts, beside the client that calls them.)
 
 import type { FastifyInstance } from 'fastify';
+import { QjmError } from '../src/errors.js';
 import { BatchLimitError, decodeBatch } from '../src/transport/raft-codec.js';
 import type { Batch } from '../src/transport/raft-codec.js';
 import type { Logger } from '../src/logger.js';
 import { isNodeId } from '../src/ids.js';
 import { NotAMemberError } from './peer-transport.js';
 import type { PeerTransport } from './peer-transport.js';
+import { authorizePeerBatch, JSON_ENVELOPE, refuse } from './authz.js';
 
 export interface RaftRouteContext {
   /** The largest legal batch: one append's worth of entries and what travels with it. */
@@ -28,18 +30,24 @@ export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext):
     }
     if (b.clusterId !== ctx.clusterId) {
       ctx.logger.warn({ from: b.from, clusterId: b.clusterId }, 'refusing Raft traffic from another cluster');
-      return reply.code(403).send({ code: 'QJM_ERR_UNAUTHORIZED', message: `cluster id ${JSON.stringify(b.clusterId)} is not this cluster's` });
+      return reply.code(403).send({ code: 'QJM_ERR_FORBIDDEN', message: `cluster id ${JSON.stringify(b.clusterId)} is not this cluster's` });
     }
     if (!isNodeId(b.from)) {
       return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'bad sender id' });
+    }
+    const refusal = authorizePeerBatch(req.caller, b);
+    if (refusal) {
+      ctx.logger.warn({ from: b.from, error: refusal.message }, 'refusing a Raft batch');
+      return refuse(reply, JSON_ENVELOPE, refusal);
     }
     let answer: Uint8Array;
     try {
       answer = await ctx.transport.handleInbound(b);
     } catch (e) {
+      // A removed node's certificate is still signed by the CA: membership, not the certificate, decides.
       if (!(e instanceof NotAMemberError)) throw e;
       ctx.logger.debug({ from: b.from }, 'refusing Raft traffic from a non-member');
-      return reply.code(403).send({ code: 'QJM_ERR_UNAUTHORIZED', message: e.message });
+      return refuse(reply, JSON_ENVELOPE, new QjmError('FORBIDDEN', e.message));
     }
     return reply.type('application/x-protobuf').send(Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength));
   });

@@ -2,7 +2,7 @@
 // status and to the RpcError libqjm decodes, carried in the route's own response message. Bad input is a
 // 4xx and changes nothing; a journal rejection (FENCED, OUT_OF_SYNC, ...) is a 409.
 
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { qjournal } from '../src/gen/proto.js';
 import { QjmError } from '../src/errors.js';
 import type { ErrorName } from '../src/errors.js';
@@ -29,7 +29,8 @@ export const HTTP_STATUS: Record<ErrorName, number> = {
   INVALID_CONF_CHANGE: 400,
   CORRUPT: 500,
   UNAVAILABLE: 503,
-  UNAUTHORIZED: 403,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
   WRITER_ACTIVE: 409,
   INTERNAL: 500,
   STORAGE_FAILED: 503,
@@ -80,8 +81,11 @@ export interface ProtoRoute<Req, Res extends RpcErrorField> {
   requestName: string;
   /** The response message type (generated); its `error` field carries a refusal. */
   response: { encode(message: Res): { finish(): Uint8Array } };
-  /** The answer, and its HTTP status (200 unless said). `left` aborts when the client goes away first. */
-  handle(request: Req, left: AbortSignal): Promise<{ status?: number; body: Res }>;
+  /**
+   * The answer, and its HTTP status (200 unless said). `call.req` carries the caller (authz.ts); `call.left`
+   * aborts when the client goes away before its answer.
+   */
+  handle(request: Req, call: { req: FastifyRequest; left: AbortSignal }): Promise<{ status?: number; body: Res }>;
 }
 
 /**
@@ -108,7 +112,7 @@ export function registerProtoRoute<Req, Res extends RpcErrorField>(
       reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) left.abort();
       });
-      const r = await route.handle(decoded, left.signal);
+      const r = await route.handle(decoded, { req, left: left.signal });
       return sendProto(reply, r.status ?? 200, route.response.encode(r.body).finish());
     } catch (e) {
       const err = asQjmError(e);

@@ -4,7 +4,7 @@
 // Reads may go to any node. Every failure becomes a typed QjmError with a stable code.
 
 import { HttpPools } from '../src/http-pool.js';
-import type { HttpError, HttpResponse } from '../src/http-pool.js';
+import type { ClientTls, HttpError, HttpResponse } from '../src/http-pool.js';
 import { qjournal } from '../src/gen/proto.js';
 import { isErrorName, makeError, QjmError, QuorumUnavailableError } from '../src/errors.js';
 import type { ErrorName, QjmErrorDetails } from '../src/errors.js';
@@ -22,6 +22,8 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   connectTimeoutMs?: number;
   retry?: Partial<RetryOptions>;
+  /** Mutual TLS (https://); without it, plain HTTP, which nodes refuse unless started with --insecure. */
+  tls?: ClientTls;
 }
 
 export interface WriteResult {
@@ -49,7 +51,8 @@ export function fromRpcError(e: qjournal.journal.IRpcError, where: string): QjmE
 
 export class JournalClient {
   readonly routes: RouteTable;
-  private readonly http: HttpPools;
+  /** The one HTTP pool of this client (AdminClient's /status fetches share it, and its TLS identity). */
+  readonly http: HttpPools;
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   readonly retry: RetryOptions;
@@ -61,7 +64,7 @@ export class JournalClient {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
     this.retry = { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
-    this.http = new HttpPools({ connectTimeoutMs: this.connectTimeoutMs });
+    this.http = new HttpPools({ connectTimeoutMs: this.connectTimeoutMs, ...(opts.tls ? { tls: opts.tls } : {}) });
   }
 
   /** One POST; network failures become retriable errors (TIMEOUT when the request may have been applied). */
@@ -73,7 +76,8 @@ export class JournalClient {
       const err = e as HttpError;
       if (signal?.aborted) throw makeError('SHUTTING_DOWN', `${path}: aborted by the caller`, { node: address });
       this.routes.failed(address);
-      if (!err.maybeSent) throw makeError('UNAVAILABLE', `${address}: ${err.code}`, { node: address });
+      // A TLS refusal (wrong CA, wrong host name, not a node) needs its sentence; a network code says enough.
+      if (!err.maybeSent) throw makeError('UNAVAILABLE', /^E[A-Z]+$/.test(err.code) ? `${address}: ${err.code}` : err.message, { node: address });
       throw makeError('TIMEOUT', `${address}: ${path} got no answer (${err.code})`, { node: address, unknownOutcome: true });
     }
   }

@@ -12,6 +12,8 @@ import { readEdits } from './edit-reader.js';
 import type { Edit, ReadEditsOptions } from './edit-reader.js';
 import { JournalClient } from './journal-client.js';
 import type { RetryOptions } from './retry-policy.js';
+import { resolveTls } from './tls-option.js';
+import type { TlsOption } from './tls-option.js';
 
 const pb = qjournal.journal;
 
@@ -45,6 +47,12 @@ export interface QjmOptions {
   /** A batch goes out without waiting for flush() once this full (default 1 MiB). */
   autoFlushBytes?: number;
   retry?: Partial<RetryOptions>;
+  /**
+   * Mutual TLS: a certificates directory and this client's name in it (D/ca.crt, D/client.<user>.crt/.key,
+   * from qjm cert create-client), or the PEM material. Without it the library speaks plain HTTP, which
+   * JournalNodes refuse unless they were started with --insecure.
+   */
+  tls?: TlsOption;
 }
 
 export interface SegmentDescriptor {
@@ -84,7 +92,7 @@ export class QuorumJournalManager {
   readonly journalId: string;
   readonly writerId: string;
   private readonly client: JournalClient;
-  private readonly o: Required<Omit<QjmOptions, 'nsInfo' | 'retry' | 'writerId'>>;
+  private readonly o: Required<Omit<QjmOptions, 'nsInfo' | 'retry' | 'writerId' | 'tls'>>;
   private nsInfo: NamespaceInfo | undefined;
   private epochValue = 0;
   private currentStream: EditLogOutputStream | null = null;
@@ -115,7 +123,12 @@ export class QuorumJournalManager {
       highWaterMarkBytes: positive(opts.highWaterMarkBytes, 'highWaterMarkBytes', 8 << 20),
       autoFlushBytes: positive(opts.autoFlushBytes, 'autoFlushBytes', 1 << 20),
     };
-    this.client = new JournalClient({ peers: opts.peers, requestTimeoutMs: this.o.requestTimeoutMs, retry: { deadlineMs: this.o.writeTimeoutMs, ...(opts.retry ?? {}) } });
+    this.client = new JournalClient({
+      peers: opts.peers,
+      requestTimeoutMs: this.o.requestTimeoutMs,
+      retry: { deadlineMs: this.o.writeTimeoutMs, ...(opts.retry ?? {}) },
+      ...(opts.tls !== undefined ? { tls: resolveTls(opts.tls) } : {}),
+    });
   }
 
   /** The epoch this writer holds (0 before recoverUnfinalizedSegments). */

@@ -2,7 +2,7 @@
 // routes-admin.ts buildStatus), and every reader — the qjm CLI, libqjm's AdminClient, a joining node, the
 // local cluster of tests and the demo — fetches it through fetchNodeStatus below.
 
-import { request } from 'undici';
+import type { HttpPools } from './http-pool.js';
 import type { JournalStateData } from './journal-state.js';
 import type { ProgressState } from './raft/progress.js';
 import type { StateType } from './raft/types.js';
@@ -75,22 +75,29 @@ export interface NodeStatusJson {
   fatal: string | null;
   uptimeS: number;
   version: string;
+  /** "mutual-tls" (--certs-dir) or "insecure" (--insecure: plain HTTP, anyone may call anything). */
+  security: 'mutual-tls' | 'insecure';
 }
+
+/** What fetchNodeStatus dials with: the caller's HTTP pool, so its TLS identity (a reader at least) goes along. */
+export type StatusClient = Pick<HttpPools, 'request'>;
 
 /**
  * GET /status of one node, within timeoutMs overall (connect included). Rejects with an Error whose message
  * is the short reason (ECONNREFUSED, HTTP 503: ..., timed out), ready for a table cell or a log line.
  */
-export async function fetchNodeStatus(address: string, timeoutMs: number): Promise<NodeStatusJson> {
+export async function fetchNodeStatus(address: string, timeoutMs: number, http: StatusClient): Promise<NodeStatusJson> {
   let body: unknown;
+  const signal = AbortSignal.timeout(timeoutMs);
   try {
-    const r = await request(`http://${address}/status`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
-    if (r.statusCode !== 200) throw new Error(`HTTP ${r.statusCode}: ${(await r.body.text()).slice(0, 200)}`);
-    body = await r.body.json();
+    const r = await http.request(address, 'GET', '/status', null, timeoutMs, signal);
+    if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body.toString('utf8', 0, 200)}`);
+    body = JSON.parse(r.body.toString('utf8'));
   } catch (e) {
     const err = e as Error & { code?: unknown };
-    if (err.name === 'TimeoutError') throw new Error(`timed out after ${timeoutMs} ms`);
-    throw new Error(typeof err.code === 'string' ? err.code : err.message);
+    if (signal.aborted) throw new Error(`timed out after ${timeoutMs} ms`);
+    // A bare network code says it all (ECONNREFUSED); a TLS refusal needs its sentence.
+    throw new Error(typeof err.code === 'string' && /^E[A-Z]+$/.test(err.code) ? err.code : err.message);
   }
   return checkNodeStatus(body);
 }

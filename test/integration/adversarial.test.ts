@@ -56,7 +56,7 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
   let failed = false;
 
   before(async () => {
-    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 500 });
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 500, insecure: true });
     c.startAll();
     await c.waitForLeader();
     const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'setup', nsInfo: ns });

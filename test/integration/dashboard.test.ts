@@ -59,7 +59,7 @@ describe('dashboard in a real browser', function () {
   });
 
   function writer(id: string): QuorumJournalManager {
-    const q = new QuorumJournalManager({ journalId: JID, peers: c.addresses, writerId: id, nsInfo: ns, requestTimeoutMs: 2000, writeTimeoutMs: 20_000 });
+    const q = new QuorumJournalManager({ journalId: JID, peers: c.addresses, writerId: id, nsInfo: ns, requestTimeoutMs: 2000, writeTimeoutMs: 20_000, tls: c.tls('writer') });
     writers.push(q);
     return q;
   }

@@ -22,6 +22,8 @@ export async function startSingleNode(over: Partial<JournalNodeConfig> = {}): Pr
     peers: [{ id: 'n1', address: '127.0.0.1:1' }],
     electionTimeoutMs: 100,
     logLevel: 'silent',
+    // Requests are injected (app.inject): no socket, no TLS. Security has tests of its own.
+    ...(over.certsDir ? {} : { insecure: true }),
     ...over,
   });
   const node = await buildJournalNode(config, { logger: pino({ level: 'silent' }) });
