@@ -1,4 +1,4 @@
-// `npm run bench -- [flags]` (or `qjm bench [flags]`): every workload (W1-W5, docs/PERFORMANCE.md) on
+// `npm run bench -- [flags]` (or `qjm bench [flags]`): every workload (W1-W6, docs/PERFORMANCE.md) on
 // this machine, qjournal and (with --vs etcd) etcd side by side in the same run, the disk's limit, a table,
 // and the same figures as JSON. The clusters speak plain HTTP on purpose (the journal is what is measured);
 // --tls runs W1 and W2 again with mutual TLS, in the same run, to show what TLS costs. Nothing here is a
@@ -13,7 +13,7 @@ import type { CommandSpec, FlagValues } from '../command-line.js';
 import { renderTable } from '../text-table.js';
 import { runEtcd } from './etcd.js';
 import type { EtcdRun } from './etcd.js';
-import { dirBytes, diskLimit, freshCluster, median, peakRssMb, streamRecords, w1SyncLatency, warmUp, w3LeaderKill, w3WriterFailover, w4TailLag } from './workloads.js';
+import { clusterCpuMs, dirBytes, diskLimit, freshCluster, median, peakRssMb, streamRecords, w1SyncLatency, warmUp, w3LeaderKill, w3WriterFailover, w4TailLag, w6Handlers } from './workloads.js';
 import type { LatencyStats, ThroughputStats } from './workloads.js';
 
 export interface BenchOptions {
@@ -26,7 +26,9 @@ export interface BenchOptions {
   log: (s: string) => void;
 }
 
-const WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5'];
+const WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'];
+/** W6: the NameNode's handler threads that each await their own logSync. */
+const W6_HANDLERS = 8;
 
 export const BENCH_COMMAND = {
   name: 'qjm bench',
@@ -80,9 +82,11 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
   let w1: LatencyStats | undefined;
   let w2: ThroughputStats | undefined;
   let w2Stats: { writes: number; bytes: number } | undefined;
+  let w2Cpu: Record<string, unknown> | undefined;
+  let w6: (LatencyStats & { opsPerSec: number; handlers: number }) | undefined;
   let rss: number[] = [];
   let diskPerRecord = 0;
-  if (o.only.has('W1') || o.only.has('W2') || o.only.has('W4') || o.only.has('W5')) {
+  if (['W1', 'W2', 'W4', 'W5', 'W6'].some((w) => o.only.has(w))) {
     const b = await freshCluster(path.join(o.dataDir, 'w12'));
     try {
       say(`  warm-up: ${warmSecs} s of streaming and single-record flushes, so V8 has compiled the hot paths (not measured) ...`);
@@ -92,11 +96,20 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
         w1 = await w1SyncLatency(b, secs);
         say(`    ${w1.recordsPerSec} records/s, p50 ${w1.p50Ms} ms, p99 ${w1.p99Ms} ms`);
       }
+      if (o.only.has('W6')) {
+        say(`  W6: ${W6_HANDLERS} concurrent handlers, each writing one ${128}-byte edit and awaiting its own flush, ${secs} s ...`);
+        w6 = await w6Handlers(b, secs, W6_HANDLERS);
+        say(`    ${w6.opsPerSec} ops/s, flush p50 ${w6.p50Ms} ms, p99 ${w6.p99Ms} ms`);
+      }
       if (o.only.has('W2') || o.only.has('W4') || o.only.has('W5')) {
         const leader = await b.cluster.waitForLeader();
         const before = (await b.cluster.status(leader))!.storage as { writes: number; bytesWritten: number };
         say(`  W2: one writer streaming ${128}-byte records through the library's batching, ${secs} s ...`);
+        const cpuBefore = clusterCpuMs(b.cluster);
+        const writerCpuBefore = process.cpuUsage();
         w2 = await streamRecords(b, secs);
+        w2Cpu = cpuPerRecord(cpuBefore, clusterCpuMs(b.cluster), process.cpuUsage(writerCpuBefore), leader, w2.records);
+        say(`    CPU per record: ${JSON.stringify(w2Cpu)} (us, from /proc/<pid>/stat; the writer from process.cpuUsage)`);
         const after = (await b.cluster.status(leader))!.storage as { writes: number; bytesWritten: number };
         w2Stats = { writes: after.writes - before.writes, bytes: after.bytesWritten - before.bytesWritten };
         rss = peakRssMb(b.cluster);
@@ -125,9 +138,9 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
   say(`    fdatasync p50 ${limit.fsyncP50Ms} ms; ${limit.syncedMBps} MB/s synced`);
 
   let etcd: EtcdRun | null = null;
-  if (o.vsEtcd && (o.only.has('W1') || o.only.has('W2'))) {
+  if (o.vsEtcd && (o.only.has('W1') || o.only.has('W2') || o.only.has('W6'))) {
     say(`  etcd: a 3-member cluster on loopback, fsync on, same workloads ...`);
-    etcd = await runEtcd(path.join(o.dataDir, 'etcd'), secs, say);
+    etcd = await runEtcd(path.join(o.dataDir, 'etcd'), secs, say, o.only.has('W6') ? W6_HANDLERS : 0);
   }
 
   if (w1) {
@@ -147,9 +160,19 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       qjournal: w2,
       ...(etcd ? { etcd: etcd.txn, ratio: Number((w2.recordsPerSec / etcd.txn.recordsPerSec).toFixed(2)) } : {}),
       ...(tlsRun.w2 ? { tls: tlsRun.w2, tlsOverPlain: Number((tlsRun.w2.recordsPerSec / w2.recordsPerSec).toFixed(3)) } : {}),
+      ...(w2Cpu ? { cpuUsPerRecord: w2Cpu } : {}),
       logMBpsPerNode: Number(logMBps.toFixed(2)),
       limitMBps: limit.syncedMBps,
       fractionOfLimit: Number(((3 * logMBps) / limit.syncedMBps).toFixed(3)),
+    };
+  }
+
+  if (w6) {
+    const { opsPerSec, p50Ms, p99Ms, maxMs, handlers } = w6;
+    const e = etcd?.concurrentPut;
+    workloads.W6 = {
+      qjournal: { opsPerSec, p50Ms, p99Ms, maxMs, handlers },
+      ...(e ? { etcd: { opsPerSec: e.recordsPerSec, p50Ms: e.p50Ms, p99Ms: e.p99Ms, maxMs: e.maxMs, clients: e.concurrency }, ratio: Number((opsPerSec / e.recordsPerSec).toFixed(2)) } : {}),
     };
   }
 
@@ -168,6 +191,22 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
   results.workloads = workloads;
   fs.rmSync(o.dataDir, { recursive: true, force: true });
   return results;
+}
+
+/**
+ * CPU microseconds per record of each JournalNode (leader and followers) and of the writer over one run, from
+ * the difference of /proc/<pid>/stat (user + system, every thread) before and after.
+ */
+function cpuPerRecord(before: Map<string, number>, after: Map<string, number>, writer: NodeJS.CpuUsage, leader: string, records: number): Record<string, unknown> {
+  const us = (ms: number) => Number(((ms * 1000) / Math.max(1, records)).toFixed(2));
+  const followers: number[] = [];
+  let leaderUs = 0;
+  for (const [id, ms] of after) {
+    const used = ms - (before.get(id) ?? ms);
+    if (id === leader) leaderUs = us(used);
+    else followers.push(us(used));
+  }
+  return { leader: leaderUs, followers, writer: us((writer.user + writer.system) / 1000) };
 }
 
 /** W1 and W2 against a cluster with mutual TLS (the writer with a writer certificate), after the same warm-up. */
@@ -206,6 +245,15 @@ export function renderResults(r: Record<string, any>): string {
   const ofPlain = (x: number) => `${(100 * x).toFixed(0)}% of plain`;
   if (w.W1?.tls) rows.push(['W1 with mutual TLS', `${w.W1.tls.recordsPerSec} rec/s, p50 ${w.W1.tls.p50Ms} ms, p99 ${w.W1.tls.p99Ms} ms, max ${w.W1.tls.maxMs} ms`, '-', ofPlain(w.W1.tlsOverPlain), '']);
   if (w.W2?.tls) rows.push(['W2 with mutual TLS', `${w.W2.tls.recordsPerSec} rec/s, ${w.W2.tls.mbPerSec} MB/s, flush p99 ${w.W2.tls.p99FlushMs} ms`, '-', ofPlain(w.W2.tlsOverPlain), '']);
+  if (w.W6) {
+    const q = w.W6.qjournal;
+    const e = w.W6.etcd;
+    rows.push([`W6 ${q.handlers} handlers, own flush`, `${q.opsPerSec} ops/s, flush p50 ${q.p50Ms} ms, p99 ${q.p99Ms} ms`, e ? `${e.opsPerSec} puts/s (${e.clients} clients), p50 ${e.p50Ms} ms, p99 ${e.p99Ms} ms` : '-', ratio(w.W6.ratio), '']);
+  }
+  if (w.W2?.cpuUsPerRecord) {
+    const c = w.W2.cpuUsPerRecord;
+    rows.push(['W2 CPU per record', `leader ${c.leader} us, followers ${c.followers.join(' / ')} us, writer ${c.writer} us`, '-', '-', '']);
+  }
   if (w.W3) rows.push(['W3 failover', `leader kill ${w.W3.leaderKillMs.median} ms (max ${w.W3.leaderKillMs.max}); writer ${w.W3.writerFailoverMs.median} ms (max ${w.W3.writerFailoverMs.max})`, '-', '-', `electionTimeoutMs ${w.W3.electionTimeoutMs}`]);
   if (w.W4) rows.push(['W4 tail lag', `p50 ${w.W4.p50Ms} ms, p99 ${w.W4.p99Ms} ms at ${w.W4.ratePerSec} rec/s`, '-', '-', '']);
   if (w.W5) rows.push(['W5 footprint', `peak RSS ${w.W5.rssMbMax} MB per node; ${w.W5.diskBytesPerRecord} bytes on disk per record`, '-', '-', '']);

@@ -15,6 +15,8 @@ export interface EtcdRun {
   version: string;
   put: LatencyStats;
   txn: LatencyStats & { batch: number; concurrency: number };
+  /** W6's counterpart: `concurrency` clients, each doing single puts back to back (null when W6 is not run). */
+  concurrentPut: (LatencyStats & { concurrency: number }) | null;
 }
 
 /** The endpoint of the member that says it leads, or null while there is none. */
@@ -125,7 +127,7 @@ async function startEtcd(dir: string, say: (s: string) => void): Promise<EtcdClu
   return { endpoints, version, stop };
 }
 
-export async function runEtcd(dir: string, seconds: number, say: (s: string) => void): Promise<EtcdRun> {
+export async function runEtcd(dir: string, seconds: number, say: (s: string) => void, concurrentClients = 0): Promise<EtcdRun> {
   const etcd = await startEtcd(dir, say);
   try {
     const leader = (await leaderEndpoint(etcd.endpoints)) ?? etcd.endpoints[0]!;
@@ -134,7 +136,13 @@ export async function runEtcd(dir: string, seconds: number, say: (s: string) => 
     say(`    put, 1 client: ${p.recordsPerSec} records/s, p50 ${p.p50Ms} ms, p99 ${p.p99Ms} ms`);
     const t = await load(leader, 'txn', 4, seconds);
     say(`    txn of 128 puts, 4 clients: ${t.recordsPerSec} records/s, p99 ${t.p99Ms} ms`);
-    return { version: etcd.version, put: p, txn: { ...t, batch: 128, concurrency: 4 } };
+    let c: EtcdRun['concurrentPut'] = null;
+    if (concurrentClients > 0) {
+      const s = await load(leader, 'put', concurrentClients, seconds);
+      c = { ...s, concurrency: concurrentClients };
+      say(`    put, ${concurrentClients} concurrent clients: ${s.recordsPerSec} puts/s, p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms`);
+    }
+    return { version: etcd.version, put: p, txn: { ...t, batch: 128, concurrency: 4 }, concurrentPut: c };
   } finally {
     await etcd.stop();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 // The benchmark workloads (docs/PERFORMANCE.md), each against a fresh local cluster of real JournalNode processes:
-// W1 sync latency, W2 streaming throughput, W3 failovers, W4 tail lag, W5 footprint, and the disk's limit.
+// W1 sync latency, W2 streaming throughput, W3 failovers, W4 tail lag, W5 footprint, W6 the NameNode's own
+// pattern (concurrent handlers each awaiting their own flush), CPU per record, and the disk's limit.
 
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
@@ -279,6 +280,47 @@ export async function w4TailLag(b: Bench, seconds: number, ratePerSec: number): 
   }
   lags.sort((a, c) => a - c);
   return { p50Ms: round(percentile(lags, 0.5), 2), p99Ms: round(percentile(lags, 0.99), 2), samples: lags.length };
+}
+
+/**
+ * W6, the NameNode's pattern: `handlers` concurrent handlers, each writing one edit and then awaiting its own
+ * flush() (Hadoop's logSync); the library group-commits what they wrote meanwhile into shared round trips.
+ * Operations per second, and the percentiles of one handler's flush.
+ */
+export async function w6Handlers(b: Bench, seconds: number, handlers: number): Promise<LatencyStats & { opsPerSec: number; handlers: number }> {
+  const rec = Buffer.alloc(RECORD_BYTES, 0x36);
+  const lat: number[] = [];
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: handlers }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        b.out.write(rec);
+        await b.out.flush();
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
+  const wall = (performance.now() - t0) / 1000;
+  lat.sort((a, c) => a - c);
+  const opsPerSec = Math.round(lat.length / wall);
+  return { opsPerSec, recordsPerSec: opsPerSec, p50Ms: round(percentile(lat, 0.5)), p99Ms: round(percentile(lat, 0.99)), maxMs: round(lat[lat.length - 1]!), handlers };
+}
+
+/** CPU time (user + system, every thread) a process has used so far, ms, from /proc/<pid>/stat. */
+export function processCpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces, hence the last ')'): utime and stime are the 14th
+  // and 15th fields of the line, in clock ticks (USER_HZ, 100 on Linux).
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS_PER_SEC;
+}
+const CLOCK_TICKS_PER_SEC = 100;
+
+/** CPU ms used so far by each running JournalNode, by node id. */
+export function clusterCpuMs(c: LocalCluster): Map<string, number> {
+  return new Map(c.nodes.filter((n) => n.proc?.pid).map((n) => [n.id, processCpuMs(n.proc!.pid!)]));
 }
 
 /** Peak resident memory (VmHWM) of each JournalNode process, MB. */
