@@ -18,7 +18,7 @@ import { registerAdminRoutes } from './routes-admin.js';
 import type { AdminContext } from './routes-admin.js';
 import { registerQjmRoutes } from './routes-qjm.js';
 import type { QjmContext } from './routes-qjm.js';
-import { registerRaftRoutes } from './routes-raft.js';
+import { registerRaftRoutes, registerRaftStreamBody } from './routes-raft.js';
 import type { RaftRouteContext } from './routes-raft.js';
 import { refuseWhileDraining, sendProtoError, SMALL_BODY_BYTES } from './rpc-errors.js';
 import { registerSnapshotRoutes } from './snapshot-transfer.js';
@@ -60,6 +60,7 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   // Protobuf only: every other body type is refused (415) before a handler sees it.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/x-protobuf', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  registerRaftStreamBody(app);
   const term = () => p.qjm.replica.term;
   // fastify's own refusals (body too large, wrong content type, no such route) answer in the route's envelope:
   // protobuf on the RPC routes, so libqjm reads them as typed errors (TOO_LARGE is never retried).

@@ -140,8 +140,9 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     storageId,
     directory,
     clients,
-    holdMs: config.peerHoldMs,
-    requestTimeoutMs: config.peerRequestTimeoutMs,
+    idleTimeoutMs: config.peerRequestTimeoutMs,
+    // Under the receiver's request timeout (the same setting across a cluster), which bounds any one request.
+    streamLifetimeMs: Math.floor(config.httpRequestTimeoutMs / 2),
     maxQueueBytes: config.maxPeerQueueBytes,
     // One batch carries at most one append's worth of entry bytes (plus what travels with it), and the
     // entries a full pipeline of appends holds.

@@ -1,19 +1,37 @@
-// The Raft transport between JournalNodes. Per peer: a bounded outbound queue and at most one POST
-// /raft/message in flight, carrying everything queued (group commit on the wire, and no reordering). The
-// receiver holds each request briefly so its answers (usually an append acknowledgement, ready after one
-// fsync) ride back in the response body: one HTTP exchange per round trip. Failures back off and are
-// reported to Raft as unreachable peers.
+// The Raft transport between JournalNodes: one long-lived stream per pair of nodes and direction, as etcd's
+// peer streams — a POST /raft/stream whose chunked body carries length-prefixed MessageBatch frames
+// (src/transport/frames.ts). A peer's answers come back on its own stream to this node.
+//
+// Outbound, per peer: a bounded queue; what is queued in one turn leaves at once as one frame (group commit
+// on the wire) unless the connection pushes back, and then it waits in the queue, which drops past
+// maxQueueBytes (Raft slows down to probing). A stream is kept alive by an empty frame when it has nothing
+// to say, ended and reopened after streamLifetimeMs (under the receiver's request timeout; the successor
+// takes the same connection, so frames stay in order), and reopened after a failure with backoff; a failure
+// is reported to Raft as an unreachable peer. Frames written to a stream that fails are lost: Raft
+// retransmits.
+//
+// Inbound: every stream the route accepts is registered here, at most MAX_INBOUND_STREAMS_PER_PEER per peer
+// (a newer one ends the oldest: a peer that reconnected after a network failure must not wait for the
+// half-open old one to time out), and ended when the node stops. Batches are delivered only from members.
 
-import { encodeBatch, decodeBatch, messageBytes } from '../src/transport/raft-codec.js';
+import { encodeBatchFrame, messageBytes } from '../src/transport/raft-codec.js';
 import type { Batch, BatchLimits } from '../src/transport/raft-codec.js';
+import { KEEPALIVE_FRAME } from '../src/transport/frames.js';
 import type { ReplicaTransport } from '../src/replica/env.js';
 import { takeWithinBytes } from '../src/raft/byte-limit.js';
 import { MessageType } from '../src/raft/types.js';
 import type { Message, NodeId } from '../src/raft/types.js';
-import type { HttpPools } from '../src/http-pool.js';
+import type { HttpError, HttpPools, OutboundStream } from '../src/http-pool.js';
 import type { PeerLinkJson } from '../src/node-status.js';
 import type { Logger } from '../src/logger.js';
 import type { PeerDirectory } from '../src/replica/peer-directory.js';
+
+/** The route of peer streams, and the content type their bodies are sent with. */
+export const RAFT_STREAM_PATH = '/raft/stream';
+export const RAFT_STREAM_CONTENT_TYPE = 'application/x-qjournal-raft-stream';
+
+/** Streams one peer may hold open to this node at once. */
+export const MAX_INBOUND_STREAMS_PER_PEER = 2;
 
 export interface PeerTransportOptions {
   selfId: NodeId;
@@ -23,46 +41,46 @@ export interface PeerTransportOptions {
   storageId: string;
   /** Where each peer is dialed, and who is a member: the current configuration's address book. */
   directory: PeerDirectory;
-  /** What one batch from a peer (a request or a reply) may hold. */
+  /** What one batch from a peer may hold. */
   batchLimits: BatchLimits;
-  clients: Pick<HttpPools, 'request'>;
-  holdMs: number;
-  requestTimeoutMs: number;
+  clients: Pick<HttpPools, 'openStream'>;
+  /** A stream silent this long is cut, at both ends; a sender with nothing to say writes a keepalive every third of it. */
+  idleTimeoutMs: number;
+  /** A stream is ended and reopened after this long: under the receiver's request timeout. */
+  streamLifetimeMs: number;
   maxQueueBytes: number;
   maxBatchBytes: number;
   logger: Logger;
 }
 
-/** Messages that ask the receiver for an answer: only a batch holding one of them is worth holding. */
-const ASKS_FOR_ANSWER = new Set([
-  MessageType.App,
-  MessageType.Heartbeat,
-  MessageType.Vote,
-  MessageType.PreVote,
-  MessageType.Snap,
-  MessageType.ReadIndex,
-]);
-
-interface Held {
-  resolve(messages: Message[]): void;
-  timer: NodeJS.Timeout;
-}
-
 class PeerState {
   queue: Message[] = [];
   queueBytes = 0;
-  sending = false;
+  stream: OutboundStream | null = null;
+  streamAddress = '';
+  streamOpenedAtMs = 0;
+  lastWriteAtMs = 0;
+  /** The connection pushed back: frames wait in the queue until it drains. */
+  blocked = false;
   failures = 0;
   retryTimer: NodeJS.Timeout | null = null;
   flushScheduled = false;
-  held: Held[] = [];
   lastErrorLogMs = 0;
   droppedMessages = 0;
   sentBatches = 0;
+  streamsOpened = 0;
   /** The storage id this peer last reported: a change means its disk was wiped. */
   storageId = '';
+  /** This peer's streams to this node, oldest first. */
+  inbound: InboundStream[] = [];
 
   constructor(readonly id: NodeId) {}
+}
+
+/** A stream a peer opened to this node, as the route that reads it exposes it. */
+export interface InboundStream {
+  /** Ends the stream: answers `status` with {code, message} and drops the connection. */
+  cut(status: number, code: string, message: string): void;
 }
 
 /** A batch from an id that is not a member of the configuration (or, joining, of the members it learned). */
@@ -86,18 +104,30 @@ export class PeerTransport implements ReplicaTransport {
   private readonly peers = new Map<NodeId, PeerState>();
   private closed = false;
   private sink: TransportSink = NO_SINK;
+  private readonly keepaliveTimer: NodeJS.Timeout;
   /** Peers whose storage id changed while this node ran (their disk was wiped and they rejoined). */
   readonly storageIdChanges: { id: NodeId; from: string; to: string; atMs: number }[] = [];
 
-  constructor(private readonly o: PeerTransportOptions) {}
+  constructor(private readonly o: PeerTransportOptions) {
+    this.keepaliveTimer = setInterval(() => this.keepAlive(), Math.max(1, Math.floor(o.idleTimeoutMs / 3)));
+    this.keepaliveTimer.unref();
+  }
 
   get batchLimits(): BatchLimits {
     return this.o.batchLimits;
   }
 
+  get idleTimeoutMs(): number {
+    return this.o.idleTimeoutMs;
+  }
+
   /** The transport and the replica need each other: the replica is built with the transport, then attached. */
   attach(sink: TransportSink): void {
     this.sink = sink;
+  }
+
+  isMember(id: NodeId): boolean {
+    return this.o.directory.isMember(id);
   }
 
   private peer(id: NodeId): PeerState {
@@ -108,6 +138,8 @@ export class PeerTransport implements ReplicaTransport {
     }
     return p;
   }
+
+  // ---------------------------------------------------------------- outbound
 
   send(messages: Message[]): void {
     if (this.closed) return;
@@ -157,13 +189,7 @@ export class PeerTransport implements ReplicaTransport {
   }
 
   private flushPeer(p: PeerState): void {
-    if (this.closed) return;
-    while (p.queue.length > 0 && p.held.length > 0) {
-      const h = p.held.shift()!;
-      clearTimeout(h.timer);
-      h.resolve(this.takeBatch(p));
-    }
-    if (p.queue.length === 0 || p.sending || p.retryTimer) return;
+    if (this.closed || p.queue.length === 0 || p.retryTimer || p.blocked) return;
     const address = this.o.directory.addressOf(p.id);
     if (!address) {
       this.logRateLimited(p, `no address known for peer ${p.id}: dropping ${p.queue.length} messages`);
@@ -172,42 +198,80 @@ export class PeerTransport implements ReplicaTransport {
       p.queueBytes = 0;
       return;
     }
-    const messages = this.takeBatch(p);
-    const body = encodeBatch({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, fromAddress: this.o.selfAddress, messages });
-    p.sending = true;
-    p.sentBatches++;
-    this.o.clients.request(address, 'POST', '/raft/message', body, this.o.requestTimeoutMs).then(
-      (res) => {
-        p.sending = false;
-        if (res.status !== 200) {
-          this.failed(p, `peer ${p.id} (${address}) answered ${res.status}: ${res.body.toString('utf8', 0, 200)}`);
-          return;
-        }
-        p.failures = 0;
-        if (res.body.byteLength > 0) this.receiveReply(p, res.body);
-        this.flushPeer(p);
-      },
-      (err: Error) => {
-        p.sending = false;
-        this.failed(p, `peer ${p.id} (${address}) unreachable: ${err.message}`);
-      },
-    );
+    const stream = this.streamTo(p, address);
+    if (!stream) return;
+    while (p.queue.length > 0) {
+      const frame = encodeBatchFrame({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, fromAddress: this.o.selfAddress, messages: this.takeBatch(p) });
+      p.sentBatches++;
+      p.lastWriteAtMs = Date.now();
+      if (!stream.write(frame.chunks)) {
+        p.blocked = true;
+        return;
+      }
+    }
   }
 
-  private receiveReply(p: PeerState, body: Buffer): void {
-    let b: Batch;
+  /** The open stream to the peer, after rotating one that lived its time or points at an old address. */
+  private streamTo(p: PeerState, address: string): OutboundStream | null {
+    const now = Date.now();
+    if (p.stream && p.streamAddress === address && now - p.streamOpenedAtMs < this.o.streamLifetimeMs) return p.stream;
+    this.endStream(p);
+    let stream: OutboundStream;
     try {
-      b = decodeBatch(body, this.o.batchLimits);
+      stream = this.o.clients.openStream(address, RAFT_STREAM_PATH, RAFT_STREAM_CONTENT_TYPE, this.o.idleTimeoutMs, {
+        onResponse: (status, body) => {
+          if (p.stream !== stream) return; // a stream this node ended: its answer closes it
+          p.stream = null;
+          p.blocked = false;
+          // 200 before we ended it: the peer stopped (it ends every stream when it shuts down).
+          if (status === 200) return this.flushPeer(p);
+          this.failed(p, `peer ${p.id} (${address}) refused the stream: ${status} ${body.toString('utf8', 0, 300)}`);
+        },
+        onError: (err: HttpError) => {
+          if (p.stream !== stream) return;
+          p.stream = null;
+          p.blocked = false;
+          this.failed(p, `peer ${p.id} (${address}) unreachable: ${err.message}`);
+        },
+        onDrain: () => {
+          if (p.stream !== stream) return;
+          p.blocked = false;
+          this.flushPeer(p);
+        },
+      });
     } catch (e) {
-      this.o.logger.warn({ peer: p.id, error: (e as Error).message }, 'dropping a malformed reply batch');
-      return;
+      this.failed(p, `peer ${p.id} (${address}): ${(e as Error).message}`);
+      return null;
     }
-    if (b.clusterId !== this.o.clusterId || b.from !== p.id) {
-      this.o.logger.warn({ peer: p.id, from: b.from, clusterId: b.clusterId }, 'dropping a reply from the wrong cluster or node');
-      return;
+    p.stream = stream;
+    p.streamAddress = address;
+    p.streamOpenedAtMs = now;
+    p.lastWriteAtMs = now;
+    p.streamsOpened++;
+    return stream;
+  }
+
+  /** Ends the peer's stream cleanly (the receiver answers it; its connection goes to the next stream). */
+  private endStream(p: PeerState): void {
+    const s = p.stream;
+    p.stream = null;
+    p.blocked = false;
+    s?.end();
+  }
+
+  /** Every third of the idle timeout: a keepalive on each quiet stream; a stream past its lifetime is ended. */
+  private keepAlive(): void {
+    const now = Date.now();
+    for (const p of this.peers.values()) {
+      if (!p.stream || p.blocked) continue;
+      if (now - p.streamOpenedAtMs >= this.o.streamLifetimeMs) {
+        this.endStream(p);
+        this.flushPeer(p);
+      } else if (now - p.lastWriteAtMs >= this.o.idleTimeoutMs / 3) {
+        p.lastWriteAtMs = now;
+        if (!p.stream.write([KEEPALIVE_FRAME])) p.blocked = true;
+      }
     }
-    this.noteStorageId(p, b.storageId);
-    this.sink.receive(b.messages.filter((m) => m.to === this.o.selfId));
   }
 
   private failed(p: PeerState, why: string): void {
@@ -215,7 +279,7 @@ export class PeerTransport implements ReplicaTransport {
     p.failures++;
     this.logRateLimited(p, why);
     this.sink.reportUnreachable(p.id);
-    // Back off: 10 ms, doubling, at most 1 s. What queues meanwhile goes in the next batch.
+    // Back off: 10 ms, doubling, at most 1 s. What queues meanwhile goes in the next stream.
     const delay = Math.min(1000, 10 * 2 ** Math.min(p.failures - 1, 7));
     p.retryTimer = setTimeout(() => {
       p.retryTimer = null;
@@ -242,34 +306,35 @@ export class PeerTransport implements ReplicaTransport {
     p.storageId = storageId;
   }
 
+  // ---------------------------------------------------------------- inbound
+
   /**
-   * An inbound batch from a peer (already checked for cluster id). Delivers it, then answers with what this
-   * node sends back to that peer within holdMs (piggybacked), or an empty batch.
+   * A stream from `peer` begins: past MAX_INBOUND_STREAMS_PER_PEER the oldest is ended. Returns the
+   * function that forgets the stream when it ends. Throws NotAMemberError for a non-member (nothing is kept).
    */
-  handleInbound(b: Batch): Promise<Uint8Array> {
+  openInbound(peer: NodeId, s: InboundStream): () => void {
+    if (!this.o.directory.isMember(peer)) throw new NotAMemberError(peer);
+    if (this.closed) {
+      s.cut(503, 'QJM_ERR_SHUTTING_DOWN', `${this.o.selfId} is shutting down`);
+      return () => {};
+    }
+    const p = this.peer(peer);
+    p.inbound.push(s);
+    while (p.inbound.length > MAX_INBOUND_STREAMS_PER_PEER) {
+      p.inbound.shift()!.cut(409, 'QJM_ERR_BUSY', `peer ${peer} opened a newer stream: this one is ended (at most ${MAX_INBOUND_STREAMS_PER_PEER} per peer)`);
+    }
+    return () => {
+      p.inbound = p.inbound.filter((x) => x !== s);
+    };
+  }
+
+  /** An inbound batch from a peer (already checked for cluster id and sender): its messages for this node are delivered. */
+  handleInbound(b: Batch): void {
     // Only members speak for the cluster; nothing (state, metrics labels, delivery) is kept for anyone else.
-    if (!this.o.directory.isMember(b.from)) return Promise.reject(new NotAMemberError(b.from));
-    const p = this.peer(b.from);
-    this.noteStorageId(p, b.storageId);
-    this.sink.receive(b.messages.filter((m) => m.to === this.o.selfId));
-    return new Promise<Uint8Array>((resolve) => {
-      const reply = (messages: Message[]) => resolve(encodeBatch({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, fromAddress: this.o.selfAddress, messages }));
-      // A batch of answers asks for nothing back: holding it would only block the sender's next batch,
-      // which queues behind this one (and hold us up in turn).
-      if (this.closed || this.o.holdMs <= 0 || !b.messages.some((m) => ASKS_FOR_ANSWER.has(m.type))) {
-        reply(this.closed ? [] : this.takeBatch(p));
-        return;
-      }
-      const held: Held = {
-        resolve: reply,
-        timer: setTimeout(() => {
-          p.held = p.held.filter((h) => h !== held);
-          reply([]);
-        }, this.o.holdMs),
-      };
-      p.held.push(held);
-      if (p.queue.length > 0) this.scheduleFlush(p);
-    });
+    if (!this.o.directory.isMember(b.from)) throw new NotAMemberError(b.from);
+    this.noteStorageId(this.peer(b.from), b.storageId);
+    const mine = b.messages.filter((m) => m.to === this.o.selfId);
+    if (mine.length > 0) this.sink.receive(mine);
   }
 
   stats(): PeerLinkJson[] {
@@ -277,7 +342,9 @@ export class PeerTransport implements ReplicaTransport {
       id: p.id,
       queuedMessages: p.queue.length,
       queuedBytes: p.queueBytes,
-      sending: p.sending,
+      streamOpen: p.stream !== null,
+      streamsOpened: p.streamsOpened,
+      inboundStreams: p.inbound.length,
       failures: p.failures,
       droppedMessages: p.droppedMessages,
       sentBatches: p.sentBatches,
@@ -287,13 +354,11 @@ export class PeerTransport implements ReplicaTransport {
 
   close(): void {
     this.closed = true;
+    clearInterval(this.keepaliveTimer);
     for (const p of this.peers.values()) {
       if (p.retryTimer) clearTimeout(p.retryTimer);
-      for (const h of p.held) {
-        clearTimeout(h.timer);
-        h.resolve([]);
-      }
-      p.held = [];
+      this.endStream(p);
+      for (const s of p.inbound.splice(0)) s.cut(503, 'QJM_ERR_SHUTTING_DOWN', `${this.o.selfId} is shutting down`);
       p.queue = [];
     }
   }

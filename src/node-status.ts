@@ -34,7 +34,12 @@ export interface PeerLinkJson {
   id: string;
   queuedMessages: number;
   queuedBytes: number;
-  sending: boolean;
+  /** This node's stream to the peer is open. */
+  streamOpen: boolean;
+  /** Streams this node opened to the peer since it started (one per lifetime, plus reconnections). */
+  streamsOpened: number;
+  /** The peer's streams to this node open now. */
+  inboundStreams: number;
   failures: number;
   droppedMessages: number;
   sentBatches: number;

@@ -1,10 +1,12 @@
-// Raft messages on the wire: a MessageBatch (proto/raft.proto) per HTTP body between peers. The core's
-// Message type mirrors the proto field for field, so decoded messages are handed to the core as they are,
-// after RawNode.step has validated them.
+// Raft messages on the wire: a MessageBatch (proto/raft.proto) per frame of a peer stream. The core's Message
+// type mirrors the proto field for field, so decoded messages are handed to the core as they are, after
+// RawNode.step has validated them. A batch is encoded as a list of chunks: entry data is written from where
+// it is (never copied into an encoding, never encoded again for the next follower).
 
 import protobuf from 'protobufjs/minimal.js';
 import { qjournal } from '../gen/proto.js';
-import type { ConfChange, ConfChangeCodec, ConfChangeOp, Message } from '../raft/types.js';
+import type { ConfChange, ConfChangeCodec, ConfChangeOp, Entry, Message } from '../raft/types.js';
+import { FRAME_HEADER_BYTES } from './frames.js';
 
 const pb = qjournal.raft;
 const { Reader } = protobuf;
@@ -26,6 +28,141 @@ export function encodeBatch(b: Batch): Uint8Array {
     fromAddress: b.fromAddress,
     messages: b.messages as unknown as qjournal.raft.IMessage[],
   }).finish();
+}
+
+/** Entry data up to this size is copied in with the headers around it; larger data is a chunk of its own. */
+const INLINE_DATA_BYTES = 4096;
+
+/** Bytes of a varint. */
+function varintBytes(v: number): number {
+  let n = 1;
+  while (v >= 128) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Collects an encoding as chunks: small pieces are gathered into one buffer, large data is referenced where
+ * it lies. The total length is known up front, so the first chunk can begin with it.
+ */
+class ChunkWriter {
+  readonly chunks: Uint8Array[] = [];
+  private buf: Buffer;
+  private pos = 0;
+
+  constructor(smallBytesHint: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(64, smallBytesHint));
+  }
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.byteLength) return;
+    this.cut();
+    this.buf = Buffer.allocUnsafe(Math.max(n, 1024));
+  }
+
+  /** Ends the current small buffer (what is written so far becomes a chunk). */
+  private cut(): void {
+    if (this.pos > 0) this.chunks.push(this.buf.subarray(0, this.pos));
+    this.buf = this.buf.subarray(this.pos);
+    this.pos = 0;
+  }
+
+  varint(v: number): void {
+    this.room(10);
+    while (v >= 128) {
+      this.buf[this.pos++] = (v % 128) | 128;
+      v = Math.floor(v / 128);
+    }
+    this.buf[this.pos++] = v;
+  }
+
+  /** A varint field (omitted when zero, as proto3 does). */
+  field(fieldNumber: number, v: number): void {
+    if (v === 0) return;
+    this.varint(fieldNumber << 3);
+    this.varint(v);
+  }
+
+  u32be(v: number): void {
+    this.room(4);
+    this.buf.writeUInt32BE(v, this.pos);
+    this.pos += 4;
+  }
+
+  bytes(b: Uint8Array): void {
+    if (b.byteLength > INLINE_DATA_BYTES) {
+      this.cut();
+      this.chunks.push(b);
+      return;
+    }
+    this.room(b.byteLength);
+    this.buf.set(b, this.pos);
+    this.pos += b.byteLength;
+  }
+
+  finish(): Uint8Array[] {
+    this.cut();
+    return this.chunks;
+  }
+}
+
+/** An entry's encoding without its field tag and length: term, index, type, data. */
+function entryBodyBytes(e: Entry): number {
+  let n = 0;
+  if (e.term !== 0) n += 1 + varintBytes(e.term);
+  if (e.index !== 0) n += 1 + varintBytes(e.index);
+  if (e.type !== 0) n += 1 + varintBytes(e.type);
+  if (e.data.byteLength > 0) n += 1 + varintBytes(e.data.byteLength) + e.data.byteLength;
+  return n;
+}
+
+/**
+ * A batch as one length-prefixed frame of a peer stream ([u32 BE length][MessageBatch]), in chunks whose
+ * concatenation is the frame. Decodes with decodeBatch (after the length prefix) as encodeBatch's bytes do.
+ */
+export function encodeBatchFrame(b: Batch): { chunks: Uint8Array[]; bytes: number } {
+  const head = pb.MessageBatch.encode({ from: b.from, clusterId: b.clusterId, storageId: b.storageId, fromAddress: b.fromAddress, messages: [] }).finish();
+  // Each message: its fields but the entries (encoded by protobufjs, small), then its entries, field 7 each.
+  const bodies: Uint8Array[] = [];
+  const lengths: number[] = [];
+  let total = head.byteLength;
+  let small = head.byteLength;
+  for (const m of b.messages) {
+    const body = pb.Message.encode({ ...(m as unknown as qjournal.raft.IMessage), entries: [] }).finish();
+    let len = body.byteLength;
+    for (const e of m.entries) {
+      const eb = entryBodyBytes(e);
+      len += 1 + varintBytes(eb) + eb;
+      small += 24 + (e.data.byteLength <= INLINE_DATA_BYTES ? e.data.byteLength : 0);
+    }
+    bodies.push(body);
+    lengths.push(len);
+    total += 1 + varintBytes(len) + len;
+    small += 11 + body.byteLength;
+  }
+  const w = new ChunkWriter(FRAME_HEADER_BYTES + small);
+  w.u32be(total);
+  w.bytes(head);
+  b.messages.forEach((m, i) => {
+    w.varint((4 << 3) | 2); // MessageBatch.messages
+    w.varint(lengths[i]!);
+    w.bytes(bodies[i]!);
+    for (const e of m.entries) {
+      w.varint((7 << 3) | 2); // Message.entries
+      w.varint(entryBodyBytes(e));
+      w.field(1, e.term);
+      w.field(2, e.index);
+      w.field(3, e.type);
+      if (e.data.byteLength > 0) {
+        w.varint((4 << 3) | 2);
+        w.varint(e.data.byteLength);
+        w.bytes(e.data);
+      }
+    }
+  });
+  return { chunks: w.finish(), bytes: FRAME_HEADER_BYTES + total };
 }
 
 /** What one batch from a peer may hold; checked on the bytes before anything is decoded. */

@@ -12,7 +12,8 @@ import { qjournal } from '../../src/gen/proto.js';
 import { LocalCluster } from '../../src/local-cluster.js';
 import type { NodeStatusJson } from '../../src/node-status.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
-import { encodeBatch } from '../../src/transport/raft-codec.js';
+import { HttpPools } from '../../src/http-pool.js';
+import { batchFrame, rawFrame, rawStream, streamOnce } from '../support/peer-stream.js';
 import { EntryType, makeMessage, MessageType } from '../../src/raft/types.js';
 import { waitFor } from '../support/async.js';
 
@@ -54,9 +55,12 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
   this.timeout(240_000);
   let c: LocalCluster;
   let failed = false;
+  /** A client of the test's own that speaks the peer stream (no TLS: anyone may, on these nodes). */
+  const peer = new HttpPools({ connectTimeoutMs: 2000 });
 
   before(async () => {
-    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 500, insecure: true });
+    // A short idle timeout on peer streams, so the stalled-stream test need not wait the default 5 s.
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 500, insecure: true, extraArgs: ['--peerRequestTimeoutMs', String(STREAM_IDLE_MS)] });
     c.startAll();
     await c.waitForLeader();
     const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'setup', nsInfo: ns });
@@ -68,6 +72,7 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     if (this.currentTest?.state === 'failed') failed = true;
   });
   after(async () => {
+    await peer.close();
     await c.destroy(failed);
     if (failed) console.log(`    cluster logs kept in ${c.root}`);
   });
@@ -76,14 +81,14 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     const before = await statuses(c);
     const leader = before.find((s) => s.state === 'leader')!;
     for (const target of c.nodes) {
-      const body = encodeBatch({
+      const body = batchFrame({
         from: 'mallory',
         clusterId: leader.clusterId,
         storageId: 'x',
         fromAddress: '10.0.0.66:1',
         messages: [makeMessage({ type: MessageType.App, to: target.id, from: 'mallory', term: leader.term + 5, index: 0, logTerm: 0, commit: 1, entries: [{ term: leader.term + 5, index: 1, type: EntryType.Normal, data: Uint8Array.from([0xff, 0xff, 0xff]) }] })],
       });
-      const r = await post(target.address, '/raft/message', body);
+      const r = await streamOnce(peer, target.address, [body]);
       expect(r.status, `${target.id} refuses`).to.equal(403);
     }
     const after = await statuses(c);
@@ -101,14 +106,14 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     const T = leader.term;
     const L = leader.lastIndex;
     for (const f of before.filter((s) => s.id !== leader.id)) {
-      const body = encodeBatch({
+      const body = batchFrame({
         from: leader.id,
         clusterId: leader.clusterId,
         storageId: leader.storageId,
         fromAddress: '',
         messages: [makeMessage({ type: MessageType.App, to: f.id, from: leader.id, term: T + 1, index: L, logTerm: T, commit: L + 1, entries: [{ term: T + 1, index: L + 1, type: EntryType.Normal, data: Uint8Array.from([0xff, 0xff, 0xff]) }] })],
       });
-      expect((await post(c.node(f.id).address, '/raft/message', body)).status).to.equal(200);
+      expect((await streamOnce(peer, c.node(f.id).address, [body])).status).to.equal(200);
     }
     // The followers commit it; an election follows (the forged term outranks the leader's), and the new leader
     // replicates it to the old one. Every node applies the same no-op.
@@ -138,9 +143,11 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     const entriesBody = Buffer.concat([Buffer.from([0x22]), varint(flags.maxAppendBodyBytes - 16), tinyElements(flags.maxAppendBodyBytes - 16, 0x3a)]); // one Message, all entries
     const journalBody = Buffer.from(qjournal.journal.WriteRequest.encode({ command: { jid: 'ns1', journal: { epoch: 1, segmentTxid: 1, firstTxid: 1, count: 1, records: Buffer.alloc(flags.maxBatchBytes, 0) } } }).finish());
     const smallGarbage = Buffer.alloc(60 << 10, 0xff);
+    for (const [what, body] of [['millions of empty messages', raftBody], ['millions of empty entries', entriesBody]] as const) {
+      const results = await Promise.all([0, 1, 2].map(() => streamOnce(peer, node.address, [rawFrame(body)])));
+      for (const r of results) expect([413, 400], `a frame of ${what} answered ${r.status}`).to.include(r.status);
+    }
     const attacks: [string, Buffer, number[]][] = [
-      ['/raft/message', raftBody, [413]],
-      ['/raft/message', entriesBody, [413, 400]],
       ['/qjm/journal', journalBody, [400, 413]],
       ['/qjm/newEpoch', smallGarbage, [400]],
       ['/qjm/getEdits', smallGarbage, [400]],
@@ -183,6 +190,58 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     expect(await c.status(node.id, 5000), 'answers /status while 500 uploads stall').to.not.equal(null);
     console.log(`    /status answered in ${Date.now() - t0} ms with 500 stalled uploads open`);
     for (const s of stalled) s.destroy();
+  });
+
+  /** A follower to send hostile streams to, and another member to claim to be (anyone may, in plain HTTP). */
+  async function streamTarget(): Promise<{ id: string; address: string; pid: number; heartbeat: Buffer }> {
+    const all = await statuses(c);
+    const s = all.find((x) => x.state === 'follower')!;
+    const member = all.find((x) => x.id !== s.id)!.id;
+    const heartbeat = batchFrame({ from: member, clusterId: s.clusterId, storageId: 'x', fromAddress: '', messages: [makeMessage({ type: MessageType.HeartbeatResp, to: s.id, from: member, term: 0 })] });
+    return { id: s.id, address: c.node(s.id).address, pid: c.node(s.id).proc!.pid!, heartbeat };
+  }
+  const lengthPrefix = (n: number) => {
+    const h = Buffer.alloc(4);
+    h.writeUInt32BE(n);
+    return h;
+  };
+
+  it('a peer stream that ends in the middle of a frame is refused: 400', async () => {
+    const t = await streamTarget();
+    const r = await rawStream(t.address, Buffer.concat([t.heartbeat, t.heartbeat.subarray(0, t.heartbeat.byteLength - 3)]), true).answer;
+    expect(r.head).to.match(/^HTTP\/1.1 400/);
+    expect(r.head).to.include('the stream ended in the middle of a frame');
+  });
+
+  it('a peer stream frame past the bound, or claiming 4 GiB: 413 at its length prefix, nothing allocated for it', async () => {
+    const t = await streamTarget();
+    const flags = (await (await request(`http://${t.address}/flags`)).body.json()) as { maxAppendBodyBytes: number };
+    for (const n of [flags.maxAppendBodyBytes + (1 << 20) + 1, 0xffffffff]) {
+      const rss = peakRssMb(t.pid);
+      const r = await rawStream(t.address, lengthPrefix(n), false).answer;
+      expect(r.head, `a frame of ${n} bytes`).to.match(/^HTTP\/1.1 413/);
+      expect(r.head).to.include(`a frame of ${n} bytes is over the limit`);
+      expect(peakRssMb(t.pid) - rss, 'MB allocated for it').to.be.below(8);
+    }
+  });
+
+  it('a peer stream that stalls mid-frame is cut after the idle timeout (408)', async () => {
+    const t = await streamTarget();
+    const t0 = Date.now();
+    const r = await rawStream(t.address, Buffer.concat([lengthPrefix(1 << 20), Buffer.alloc(100)]), false).answer;
+    expect(r.head).to.match(/^HTTP\/1.1 408/);
+    expect(r.closedAtMs - t0, 'cut after the idle timeout, not before').to.be.at.least(STREAM_IDLE_MS - 50);
+    expect(r.closedAtMs - t0, 'and not much later').to.be.below(STREAM_IDLE_MS + 2000);
+  });
+
+  it('at most two peer streams per node: a third from the same node ends the oldest', async () => {
+    const t = await streamTarget();
+    const streams = [0, 1, 2].map(() => rawStream(t.address, t.heartbeat, false));
+    const first = await Promise.race(streams.map((s) => s.answer));
+    expect(first.head).to.match(/^HTTP\/1.1 409/);
+    expect(first.head).to.include('opened a newer stream');
+    for (const s of streams) s.socket.destroy();
+    expect((await c.status(t.id)) !== null, `${t.id} keeps answering`).to.equal(true);
   });
 
   it('a full disk: the node reports a fatal state (503) and stays up; the other two carry on', async function () {
@@ -241,6 +300,9 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     }
   });
 });
+
+/** The idle timeout of peer streams in this suite's cluster (peerRequestTimeoutMs). */
+const STREAM_IDLE_MS = 1500;
 
 /** Peak RSS a node may reach under the worst-case bodies above (docs/SECURITY.md). */
 const RSS_BOUND_MB = 300;

@@ -11,10 +11,19 @@ import { encodeRecords } from '../../src/edit-records.js';
 import type { JournalNode } from '../../journalnode/journal-node.js';
 import { encodeBatch } from '../../src/transport/raft-codec.js';
 import { startSingleNode } from '../support/single-node.js';
+import { RAFT_STREAM_CONTENT_TYPE, RAFT_STREAM_PATH } from '../../journalnode/peer-transport.js';
 
 const pb = qjournal.journal;
 const ns = { namespaceId: 9, clusterId: 'CID-f', blockPoolId: 'BP-f' };
 const PROTO = { 'content-type': 'application/x-protobuf' };
+const STREAM = { 'content-type': RAFT_STREAM_CONTENT_TYPE };
+
+/** One length-prefixed frame of a peer stream. */
+function frame(payload: Buffer): Buffer {
+  const h = Buffer.alloc(4);
+  h.writeUInt32BE(payload.byteLength);
+  return Buffer.concat([h, payload]);
+}
 
 function write(node: JournalNode, rpc: string, command: qjournal.journal.ICommand | null, raw?: Buffer) {
   const body = raw ?? Buffer.from(pb.WriteRequest.encode({ command }).finish());
@@ -105,10 +114,12 @@ describe('bad input is refused and changes nothing', function () {
     expect(pb.GetEditsResponse.decode(ok.rawPayload).count).to.equal(2);
   });
 
-  it('peer RPCs: garbage, another cluster, bad snapshot chunk parameters', async () => {
-    expect((await node.app.inject({ method: 'POST', url: '/raft/message', headers: PROTO, payload: Buffer.from([0x0a, 0xff]) })).statusCode).to.equal(400);
+  it('peer RPCs: garbage, another cluster, not a stream, bad snapshot chunk parameters', async () => {
+    const stream = (payload: Buffer) => node.app.inject({ method: 'POST', url: RAFT_STREAM_PATH, headers: STREAM, payload });
+    expect((await stream(frame(Buffer.from([0x0a, 0xff])))).statusCode).to.equal(400);
     const other = encodeBatch({ from: 'n9', clusterId: 'not-this-one', storageId: 'x', fromAddress: '', messages: [] });
-    expect((await node.app.inject({ method: 'POST', url: '/raft/message', headers: PROTO, payload: Buffer.from(other) })).statusCode).to.equal(403);
+    expect((await stream(frame(Buffer.from(other)))).statusCode).to.equal(403);
+    expect((await node.app.inject({ method: 'POST', url: RAFT_STREAM_PATH, headers: PROTO, payload: Buffer.from(other) })).statusCode).to.equal(415);
     expect((await node.app.inject({ method: 'GET', url: '/raft/snapshot/chunk?index=1&jid=..&file=x&offset=0&length=1' })).statusCode).to.equal(400);
   });
 
@@ -124,7 +135,7 @@ describe('bad input is refused and changes nothing', function () {
     };
     // (Admin RPCs are left out: a random body that decodes as a valid membership change would wait a minute
     // for peers that do not exist.)
-    const endpoints = [...Object.keys(valid).map((k) => `/qjm/${k}`), '/qjm/format', '/qjm/newEpoch', '/qjm/dropSegment', '/raft/message'];
+    const endpoints = [...Object.keys(valid).map((k) => `/qjm/${k}`), '/qjm/format', '/qjm/newEpoch', '/qjm/dropSegment', RAFT_STREAM_PATH];
     const mutate = (b: Buffer, edits: [number, number][]) => {
       const out = Buffer.from(b);
       for (const [pos, val] of edits) if (out.length > 0) out[pos % out.length] = val;
@@ -139,7 +150,9 @@ describe('bad input is refused and changes nothing', function () {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...endpoints), body, async (url, payload) => {
         const before = journalState(node);
-        const r = await node.app.inject({ method: 'POST', url, headers: PROTO, payload });
+        // A peer stream gets the body as one frame (or, for a third of the bodies, as raw bytes).
+        const asStream = url === RAFT_STREAM_PATH;
+        const r = await node.app.inject({ method: 'POST', url, headers: asStream ? STREAM : PROTO, payload: asStream && payload.length % 3 !== 0 ? frame(payload) : payload });
         expect(r.statusCode, `${url} answered ${r.statusCode}: ${r.payload.slice(0, 200)}`).to.be.below(500);
         if (r.statusCode >= 400) expect(journalState(node), `${url} ${r.statusCode} changed the journal`).to.equal(before);
         else if (r.statusCode === 200) accepted++;

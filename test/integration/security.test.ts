@@ -14,7 +14,7 @@ import { JOURNALNODE_MAIN, LocalCluster } from '../../src/local-cluster.js';
 import { MessageType, makeMessage } from '../../src/raft/types.js';
 import { loadClientTls, loadNodeTls } from '../../src/security/cert-files.js';
 import { createCa, createClientCert, createNodeCert } from '../../src/security/certs.js';
-import { encodeBatch } from '../../src/transport/raft-codec.js';
+import { batchFrame, streamOnce } from '../support/peer-stream.js';
 import { waitFor } from '../support/async.js';
 
 const pb = qjournal.journal;
@@ -22,7 +22,7 @@ const ns = { namespaceId: 10, clusterId: 'CID-sec', blockPoolId: 'BP-sec' };
 
 /** Every route a node serves (GET or POST) with a body that would pass its decoder. */
 const ROUTES: [method: 'GET' | 'POST', path: string, envelope: 'json' | { decode(b: Uint8Array): { error?: qjournal.journal.IRpcError | null } }][] = [
-  ['POST', '/raft/message', 'json'],
+  ['POST', '/raft/stream', 'json'],
   ['GET', '/raft/snapshot/manifest?min_index=0', 'json'],
   ['GET', '/raft/snapshot/chunk?index=1&jid=ns1&file=edits_inprogress_0000000000000000001&offset=0&length=1', 'json'],
   ['POST', '/qjm/getJournalState', pb.GetJournalStateResponse],
@@ -166,11 +166,15 @@ describe('security: mutual TLS and roles', function () {
     const n3 = client({ ...loadNodeTls(c.certsDir!, 'n3') });
     const forged = makeMessage({ type: MessageType.Heartbeat, from: 'n1', to: target.id, term: 2 ** 53 - 1, commit: st.commitIndex });
     for (const from of ['n1', 'n3']) {
-      const body = encodeBatch({ from, clusterId: st.clusterId, storageId: 'forged', fromAddress: c.node('n1').address, messages: [forged] });
-      const res = await n3.request(target.address, 'POST', '/raft/message', body, 5000);
+      const frame = batchFrame({ from, clusterId: st.clusterId, storageId: 'forged', fromAddress: c.node('n1').address, messages: [forged] });
+      const res = await streamOnce(n3, target.address, [frame]);
       expect(res.status, `batch from ${from}`).to.equal(403);
-      expect(JSON.parse(res.body.toString())).to.include({ code: 'QJM_ERR_FORBIDDEN' });
+      expect(JSON.parse(res.body)).to.include({ code: 'QJM_ERR_FORBIDDEN' });
     }
+    // A client certificate (no peer role) may not open a peer stream at all.
+    const writer = client({ ...loadClientTls(c.certsDir!, 'writer') });
+    const res = await streamOnce(writer, target.address, [batchFrame({ from: 'n3', clusterId: st.clusterId, storageId: 'x', fromAddress: '', messages: [] })]);
+    expect([res.status, JSON.parse(res.body).code]).to.deep.equal([403, 'QJM_ERR_FORBIDDEN']);
     expect(await terms(), 'no term moved').to.deep.equal(before);
     expect(await c.waitForLeader(), 'the leader stays').to.equal(leader);
   });
@@ -212,9 +216,10 @@ describe('security: mutual TLS and roles', function () {
     // n3 speaks as itself (its certificate's node): a vote request in a much higher term, as a removed node
     // that never heard of its removal would send.
     const vote = makeMessage({ type: MessageType.Vote, from: 'n3', to: 'n1', term: before + 10, index: st.lastIndex + 100, logTerm: before + 9 });
-    const res = await n3.request(c.node('n1').address, 'POST', '/raft/message', encodeBatch({ from: 'n3', clusterId: st.clusterId, storageId: 'x', fromAddress: '', messages: [vote] }), 5000);
+    const res = await streamOnce(n3, c.node('n1').address, [batchFrame({ from: 'n3', clusterId: st.clusterId, storageId: 'x', fromAddress: '', messages: [vote] })]);
     expect(res.status).to.equal(403);
-    expect(JSON.parse(res.body.toString())).to.include({ code: 'QJM_ERR_FORBIDDEN' });
+    expect(JSON.parse(res.body)).to.include({ code: 'QJM_ERR_FORBIDDEN' });
+    expect(JSON.parse(res.body).message, 'refused when the stream opens, before a frame is read').to.match(/"n3" is not a member/);
     expect((await c.status('n1'))!.term, "n1's term").to.equal(before);
   });
 

@@ -37,7 +37,7 @@ describe('authorization', () => {
     // route: nobody, peer, reader, writer, admin, no role, insecure
     const table: [string | undefined, string[]][] = [
       ['/healthz', ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok']],
-      ['/raft/message', [U, 'ok', F, F, F, F, 'ok']],
+      ['/raft/stream', [U, 'ok', F, F, F, F, 'ok']],
       ['/raft/snapshot/chunk', [U, 'ok', F, F, F, F, 'ok']],
       ['/qjm/getEdits', [U, F, 'ok', 'ok', 'ok', F, 'ok']],
       ['/qjm/segment', [U, F, 'ok', 'ok', 'ok', F, 'ok']],

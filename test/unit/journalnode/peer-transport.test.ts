@@ -1,19 +1,20 @@
-// The Raft transport between JournalNodes with a fake HTTP client whose answers the test releases by hand
-// (and, for the piggyback round trip, two transports wired to each other in-process): batching per turn,
-// one request in flight per peer, the queue bound, backoff on failure, held replies, stale replies,
-// storage id changes.
+// The Raft transport between JournalNodes with a fake stream client whose streams the test drives by hand
+// (and, for the round trip, two transports wired to each other in-process): one stream per peer, frames
+// leaving at once, backpressure, the queue bound, backoff on failure and refusal, rotation, keepalives,
+// inbound delivery from members only, the bound on inbound streams per peer, storage id changes.
 
 import { expect } from 'chai';
-import { NotAMemberError, PeerTransport } from '../../../journalnode/peer-transport.js';
+import { MAX_INBOUND_STREAMS_PER_PEER, NotAMemberError, PeerTransport, RAFT_STREAM_CONTENT_TYPE, RAFT_STREAM_PATH } from '../../../journalnode/peer-transport.js';
 import type { PeerTransportOptions } from '../../../journalnode/peer-transport.js';
-import { decodeBatch, encodeBatch, messageBytes } from '../../../src/transport/raft-codec.js';
+import { decodeBatch, messageBytes } from '../../../src/transport/raft-codec.js';
 import type { Batch } from '../../../src/transport/raft-codec.js';
-import type { HttpResponse } from '../../../src/http-pool.js';
+import { FrameReader } from '../../../src/transport/frames.js';
+import { HttpError } from '../../../src/http-pool.js';
+import type { OutboundStream, StreamHandlers } from '../../../src/http-pool.js';
 import { PeerDirectory } from '../../../src/replica/peer-directory.js';
 import { makeMessage, MessageType } from '../../../src/raft/types.js';
 import type { Message, NodeId } from '../../../src/raft/types.js';
-import { deferred, nextTurn, waitFor, watch } from '../../support/async.js';
-import type { Deferred } from '../../support/async.js';
+import { nextTurn, waitFor } from '../../support/async.js';
 
 const LIMITS = { maxMessages: 1000, maxEntries: 10_000, maxMembers: 100 };
 
@@ -25,34 +26,59 @@ const app = (to: NodeId, index: number, from: NodeId = 'a') => makeMessage({ typ
 const appResp = (to: NodeId, index: number, from: NodeId = 'a') => makeMessage({ type: MessageType.AppResp, to, from, term: 1, index });
 const heartbeat = (to: NodeId, from: NodeId = 'a') => makeMessage({ type: MessageType.Heartbeat, to, from, term: 1 });
 
-interface PeerRequest {
-  address: string;
-  method: string;
-  path: string;
-  timeoutMs: number;
-  batch: Batch;
-  atMs: number;
-  answer: Deferred<HttpResponse>;
+/** One stream the transport opened: what it wrote (as frames), and the handlers the test calls. */
+class FakeStream implements OutboundStream {
+  readonly frames: Buffer[] = [];
+  private readonly reader = new FrameReader(1 << 30);
+  ended = false;
+  destroyed = false;
+  /** What write() answers: false makes the transport wait for onDrain. */
+  accepts = true;
+
+  constructor(
+    readonly address: string,
+    readonly path: string,
+    readonly contentType: string,
+    readonly idleTimeoutMs: number,
+    readonly h: StreamHandlers,
+    readonly atMs: number,
+  ) {}
+
+  write(chunks: readonly Uint8Array[]): boolean {
+    for (const c of chunks) this.reader.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength), (f) => this.frames.push(Buffer.from(f)));
+    return this.accepts;
+  }
+
+  end(): void {
+    this.ended = true;
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+  }
+
+  /** The batches written, keepalives left out. */
+  get batches(): Batch[] {
+    return this.frames.filter((f) => f.byteLength > 0).map((f) => decodeBatch(f, LIMITS));
+  }
+
+  get keepalives(): number {
+    return this.frames.filter((f) => f.byteLength === 0).length;
+  }
 }
 
-/** HttpPools as the transport uses it: every request waits until the test answers or fails it. */
-class FakePools {
-  readonly requests: PeerRequest[] = [];
+/** HttpPools as the transport uses it: every stream is a FakeStream. */
+class FakeStreams {
+  readonly opened: FakeStream[] = [];
 
-  request(address: string, method: 'GET' | 'POST', path: string, body: Uint8Array | null, timeoutMs: number): Promise<HttpResponse> {
-    const answer = deferred<HttpResponse>();
-    this.requests.push({ address, method, path, timeoutMs, batch: decodeBatch(body!, LIMITS), atMs: Date.now(), answer });
-    return answer.promise;
+  openStream(address: string, path: string, contentType: string, idleTimeoutMs: number, h: StreamHandlers): OutboundStream {
+    const s = new FakeStream(address, path, contentType, idleTimeoutMs, h, Date.now());
+    this.opened.push(s);
+    return s;
   }
 
-  async ok(i: number, reply?: Batch): Promise<void> {
-    this.requests[i]!.answer.resolve({ status: 200, body: reply ? Buffer.from(encodeBatch(reply)) : Buffer.alloc(0) });
-    await nextTurn();
-  }
-
-  async fail(i: number, why = 'connect ECONNREFUSED'): Promise<void> {
-    this.requests[i]!.answer.reject(new Error(why));
-    await nextTurn();
+  to(address: string): FakeStream[] {
+    return this.opened.filter((s) => s.address === address);
   }
 }
 
@@ -62,8 +88,7 @@ function batchFrom(from: NodeId, messages: Message[], over: Partial<Batch> = {})
 
 interface Rig {
   t: PeerTransport;
-  pools: FakePools;
-  directory: PeerDirectory;
+  streams: FakeStreams;
   delivered: Message[];
   unreachable: NodeId[];
   logs: { level: string; msg: string }[];
@@ -72,12 +97,11 @@ interface Rig {
 const open: PeerTransport[] = [];
 
 /**
- * A transport for `self` in a cluster of a, b and c, with a fake HTTP client, and a sink that records what
- * it delivers (or hands it to `onReceive`) and which peers it reports unreachable.
+ * A transport for `self` in a cluster of a, b and c, with fake streams, and a sink that records what it
+ * delivers (or hands it to `onReceive`) and which peers it reports unreachable.
  */
 function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onReceive?: (ms: Message[]) => void): Rig {
-  const pools = new FakePools();
-  const directory = new PeerDirectory(MEMBERS);
+  const streams = new FakeStreams();
   const delivered: Message[] = [];
   const unreachable: NodeId[] = [];
   const logs: { level: string; msg: string }[] = [];
@@ -87,10 +111,10 @@ function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onRec
     selfAddress: ADDRESS[self]!,
     clusterId: CLUSTER,
     storageId: `storage-${self}`,
-    directory,
-    clients: pools,
-    holdMs: 1000,
-    requestTimeoutMs: 2000,
+    directory: new PeerDirectory(MEMBERS),
+    clients: streams,
+    idleTimeoutMs: 60_000,
+    streamLifetimeMs: 60_000,
     maxQueueBytes: 1 << 20,
     maxBatchBytes: 1 << 20,
     batchLimits: LIMITS,
@@ -99,7 +123,7 @@ function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onRec
   });
   t.attach({ receive: onReceive ?? ((ms) => void delivered.push(...ms)), reportUnreachable: (id) => void unreachable.push(id) });
   open.push(t);
-  return { t, pools, directory, delivered, unreachable, logs };
+  return { t, streams, delivered, unreachable, logs };
 }
 
 const indexes = (ms: Message[]) => ms.map((m) => m.index);
@@ -110,218 +134,229 @@ describe('PeerTransport', () => {
   });
 
   describe('sending', () => {
-    it('messages queued in one turn travel in one batch per peer', async () => {
-      const { t, pools } = rig();
+    it('messages queued in one turn travel as one frame per peer, on one stream per peer opened when needed', async () => {
+      const { t, streams } = rig();
       t.send([app('b', 1)]);
       t.send([app('b', 2), heartbeat('c')]);
       t.send([app('b', 3)]);
-      expect(pools.requests, 'nothing leaves before the end of the turn').to.have.length(0);
+      expect(streams.opened, 'nothing leaves before the end of the turn').to.have.length(0);
       await nextTurn();
-      expect(pools.requests.map((r) => r.address)).to.deep.equal(['b:1', 'c:1']);
-      const r = pools.requests[0]!;
-      expect([r.method, r.path, r.timeoutMs]).to.deep.equal(['POST', '/raft/message', 2000]);
-      expect([r.batch.from, r.batch.clusterId, r.batch.storageId, r.batch.fromAddress]).to.deep.equal(['a', CLUSTER, 'storage-a', 'a:1']);
-      expect(indexes(r.batch.messages)).to.deep.equal([1, 2, 3]);
-      expect(pools.requests[1]!.batch.messages.map((m) => m.type)).to.deep.equal([MessageType.Heartbeat]);
+      expect(streams.opened.map((s) => [s.address, s.path, s.contentType, s.idleTimeoutMs])).to.deep.equal([
+        ['b:1', RAFT_STREAM_PATH, RAFT_STREAM_CONTENT_TYPE, 60_000],
+        ['c:1', RAFT_STREAM_PATH, RAFT_STREAM_CONTENT_TYPE, 60_000],
+      ]);
+      const [toB] = streams.to('b:1');
+      expect(toB!.batches).to.have.length(1);
+      const b = toB!.batches[0]!;
+      expect([b.from, b.clusterId, b.storageId, b.fromAddress]).to.deep.equal(['a', CLUSTER, 'storage-a', 'a:1']);
+      expect(indexes(b.messages)).to.deep.equal([1, 2, 3]);
+      expect(streams.to('c:1')[0]!.batches[0]!.messages.map((m) => m.type)).to.deep.equal([MessageType.Heartbeat]);
     });
 
     it('flush() sends what is queued now instead of at the end of the turn', () => {
-      const { t, pools } = rig();
+      const { t, streams } = rig();
       t.send([app('b', 1)]);
       t.flush();
-      expect(pools.requests).to.have.length(1);
+      expect(streams.opened).to.have.length(1);
+      expect(streams.opened[0]!.batches).to.have.length(1);
     });
 
-    it('at most one request in flight per peer: what queues meanwhile goes next, as one batch', async () => {
-      const { t, pools } = rig();
+    it('frames leave at once, one per turn, on the same stream: nothing waits for an answer', async () => {
+      const { t, streams } = rig();
+      for (let i = 1; i <= 3; i++) {
+        t.send([app('b', i)]);
+        await nextTurn();
+      }
+      expect(streams.opened).to.have.length(1);
+      expect(streams.opened[0]!.batches.map((b) => indexes(b.messages))).to.deep.equal([[1], [2], [3]]);
+      expect(t.stats()[0]).to.include({ id: 'b', streamOpen: true, streamsOpened: 1, sentBatches: 3, queuedMessages: 0 });
+    });
+
+    it('when the connection pushes back, what queues meanwhile waits, and goes as one frame once it drains', async () => {
+      const { t, streams } = rig();
       t.send([app('b', 1)]);
       await nextTurn();
+      const s = streams.opened[0]!;
+      s.accepts = false;
       t.send([app('b', 2)]);
       await nextTurn();
       t.send([app('b', 3)]);
+      t.send([app('b', 4)]);
       await nextTurn();
-      expect(pools.requests).to.have.length(1);
-      expect(t.stats()[0]).to.include({ id: 'b', sending: true, queuedMessages: 2 });
-      await pools.ok(0);
-      expect(pools.requests).to.have.length(2);
-      expect(indexes(pools.requests[1]!.batch.messages)).to.deep.equal([2, 3]);
-      await pools.ok(1);
-      expect(t.stats()[0]).to.include({ sending: false, queuedMessages: 0, sentBatches: 2 });
+      expect(s.batches.map((b) => indexes(b.messages)), 'frame 2 was taken, then the stream pushed back').to.deep.equal([[1], [2]]);
+      expect(t.stats()[0]).to.include({ queuedMessages: 2 });
+      s.accepts = true;
+      s.h.onDrain();
+      expect(s.batches.map((b) => indexes(b.messages))).to.deep.equal([[1], [2], [3, 4]]);
     });
 
-    it('a batch holds at most maxBatchBytes (but always one message)', async () => {
+    it('a frame holds at most maxBatchBytes (but always one message)', async () => {
       const size = messageBytes(app('b', 1));
-      const { t, pools } = rig({ maxBatchBytes: 2 * size });
+      const { t, streams } = rig({ maxBatchBytes: 2 * size });
       t.send([app('b', 1), app('b', 2), app('b', 3)]);
       await nextTurn();
-      await pools.ok(0);
-      expect(pools.requests.map((r) => indexes(r.batch.messages))).to.deep.equal([[1, 2], [3]]);
+      expect(streams.opened[0]!.batches.map((b) => indexes(b.messages))).to.deep.equal([[1, 2], [3]]);
     });
 
     it('the queue is bounded: past maxQueueBytes messages are dropped, and a dropped append reports the peer unreachable', async () => {
       const size = messageBytes(app('b', 1));
       expect(messageBytes(heartbeat('b'))).to.equal(size);
-      const { t, pools, unreachable } = rig({ maxQueueBytes: 3 * size });
+      const { t, streams, unreachable } = rig({ maxQueueBytes: 3 * size });
       t.send([app('b', 1)]);
       await nextTurn();
-      t.send([app('b', 2), app('b', 3), app('b', 4), app('b', 5), heartbeat('b')]);
+      streams.opened[0]!.accepts = false;
+      t.send([app('b', 2)]);
+      await nextTurn();
+      t.send([app('b', 3), app('b', 4), app('b', 5), app('b', 6), heartbeat('b')]);
       expect(unreachable, 'only the dropped append reports').to.deep.equal(['b']);
       expect(t.stats()[0]).to.include({ droppedMessages: 2, queuedMessages: 3, queuedBytes: 3 * size });
-      await pools.ok(0);
-      expect(indexes(pools.requests[1]!.batch.messages)).to.deep.equal([2, 3, 4]);
     });
 
     it('a peer with no known address: its messages are dropped', async () => {
-      const { t, pools, logs } = rig();
+      const { t, streams, logs } = rig();
       t.send([app('x', 1)]);
       await nextTurn();
-      expect(pools.requests).to.have.length(0);
+      expect(streams.opened).to.have.length(0);
       expect(t.stats().find((s) => s.id === 'x')).to.include({ droppedMessages: 1, queuedMessages: 0 });
       expect(logs.map((l) => l.msg)).to.deep.include.members(['no address known for peer x: dropping 1 messages']);
+    });
+
+    it('a stream is ended after streamLifetimeMs: the next frame opens its successor', async () => {
+      const { t, streams } = rig({ streamLifetimeMs: 30 });
+      t.send([app('b', 1)]);
+      await nextTurn();
+      await waitFor(() => Date.now() - streams.opened[0]!.atMs > 30, { what: 'the first stream outlives its lifetime' });
+      t.send([app('b', 2)]);
+      await nextTurn();
+      expect(streams.opened).to.have.length(2);
+      expect(streams.opened[0]!.ended, 'the old stream is ended, not cut').to.equal(true);
+      expect(streams.opened[0]!.destroyed).to.equal(false);
+      expect(streams.opened.map((s) => s.batches.map((b) => indexes(b.messages)))).to.deep.equal([[[1]], [[2]]]);
+      // The old stream's answer (the receiver saw it end) changes nothing.
+      streams.opened[0]!.h.onResponse(200, Buffer.alloc(0));
+      expect(t.stats()[0]).to.include({ streamOpen: true, failures: 0 });
+    });
+
+    it('a quiet stream gets a keepalive (an empty frame) every third of the idle timeout', async () => {
+      const { t, streams } = rig({ idleTimeoutMs: 60 });
+      t.send([app('b', 1)]);
+      await nextTurn();
+      await waitFor(() => streams.opened[0]!.keepalives >= 2, { what: 'two keepalives' });
+      expect(streams.opened[0]!.batches).to.have.length(1);
     });
   });
 
   describe('failures', () => {
-    it('a failed request reports the peer unreachable and backs off, doubling; what queued meanwhile goes in the next batch', async () => {
-      const { t, pools, unreachable } = rig();
+    it('a failed stream reports the peer unreachable and backs off, doubling; what queued meanwhile goes on the next stream', async () => {
+      const { t, streams, unreachable } = rig();
       t.send([app('b', 1)]);
       await nextTurn();
-      await pools.fail(0);
+      streams.opened[0]!.h.onError(new HttpError('b:1: ECONNRESET', true, 'ECONNRESET'));
       expect(unreachable).to.deep.equal(['b']);
       t.send([app('b', 2)]);
       await nextTurn();
-      expect(pools.requests, 'no retry before the backoff').to.have.length(1);
-      await waitFor(() => pools.requests.length === 2, { what: 'the retry after the first failure' });
-      expect(indexes(pools.requests[1]!.batch.messages), 'the failed batch is not resent: Raft retransmits').to.deep.equal([2]);
+      expect(streams.opened, 'no new stream before the backoff').to.have.length(1);
+      await waitFor(() => streams.opened.length === 2, { what: 'the stream after the first failure' });
+      expect(streams.opened[1]!.batches.map((b) => indexes(b.messages)), 'the lost frame is not resent: Raft retransmits').to.deep.equal([[2]]);
+      streams.opened[1]!.h.onError(new HttpError('b:1: ECONNRESET', true, 'ECONNRESET'));
       t.send([app('b', 3)]);
-      await pools.fail(1);
-      await waitFor(() => pools.requests.length === 3, { what: 'the retry after the second failure' });
+      await waitFor(() => streams.opened.length === 3, { what: 'the stream after the second failure' });
       expect(unreachable).to.deep.equal(['b', 'b']);
-      const [r0, r1, r2] = pools.requests;
-      expect(r1!.atMs - r0!.atMs, 'first backoff 10 ms').to.be.at.least(9);
-      expect(r2!.atMs - r1!.atMs, 'second backoff 20 ms').to.be.at.least(19);
+      const [s0, s1, s2] = streams.opened;
+      expect(s1!.atMs - s0!.atMs, 'first backoff 10 ms').to.be.at.least(9);
+      expect(s2!.atMs - s1!.atMs, 'second backoff 20 ms').to.be.at.least(19);
       expect(t.stats()[0]!.failures).to.equal(2);
-      await pools.ok(2);
-      expect(t.stats()[0]!.failures, 'a success resets the backoff').to.equal(0);
     });
 
-    it('an answer other than 200 is a failure too', async () => {
-      const { t, pools, unreachable, logs } = rig();
+    it('a refused stream (an answer before it ended) is a failure, logged with the refusal', async () => {
+      const { t, streams, unreachable, logs } = rig();
       t.send([app('b', 1)]);
       await nextTurn();
-      pools.requests[0]!.answer.resolve({ status: 403, body: Buffer.from('cluster id "x" is not this cluster\'s') });
-      await nextTurn();
+      streams.opened[0]!.h.onResponse(403, Buffer.from('{"code":"QJM_ERR_FORBIDDEN","message":"\\"a\\" is not a member"}'));
       expect(unreachable).to.deep.equal(['b']);
-      expect(logs[0]!.msg).to.match(/^peer b \(b:1\) answered 403: cluster id/);
+      expect(logs[0]!.msg).to.match(/^peer b \(b:1\) refused the stream: 403 \{"code":"QJM_ERR_FORBIDDEN"/);
+      expect(t.stats()[0]).to.include({ streamOpen: false });
+    });
+
+    it('events of a stream this node already ended are ignored', async () => {
+      const { t, streams, unreachable } = rig({ streamLifetimeMs: 20 });
+      t.send([app('b', 1)]);
+      await nextTurn();
+      await waitFor(() => Date.now() - streams.opened[0]!.atMs > 20, { what: 'the stream outlives its lifetime' });
+      t.send([app('b', 2)]);
+      await nextTurn();
+      streams.opened[0]!.h.onError(new HttpError('b:1: ECONNRESET', true, 'ECONNRESET'));
+      expect(unreachable).to.deep.equal([]);
+      expect(t.stats()[0]).to.include({ failures: 0, streamOpen: true });
     });
   });
 
-  describe('replies', () => {
-    it('the reply to a request is delivered: only messages addressed to this node', async () => {
-      const { t, pools, delivered } = rig();
-      t.send([app('b', 1)]);
-      await nextTurn();
-      await pools.ok(0, batchFrom('b', [appResp('a', 1, 'b'), appResp('c', 1, 'b')]));
-      expect(delivered.map((m) => [m.type, m.to, m.index])).to.deep.equal([[MessageType.AppResp, 'a', 1]]);
-    });
-
-    it('a reply from the wrong cluster or the wrong node is dropped', async () => {
-      const { t, pools, delivered, logs } = rig();
-      for (const [i, reply] of [batchFrom('b', [appResp('a', 1, 'b')], { clusterId: 'CID-other' }), batchFrom('c', [appResp('a', 1, 'c')])].entries()) {
-        t.send([app('b', i + 1)]);
-        await nextTurn();
-        await pools.ok(i, reply);
-      }
-      expect(delivered).to.deep.equal([]);
-      expect(logs.filter((l) => l.msg === 'dropping a reply from the wrong cluster or node')).to.have.length(2);
-      t.send([app('b', 3)]);
-      await nextTurn();
-      await pools.ok(2, batchFrom('b', [appResp('a', 3, 'b')]));
-      expect(indexes(delivered), 'the right one is delivered').to.deep.equal([3]);
-    });
-
-    it('a malformed reply is dropped', async () => {
-      const { t, pools, delivered, logs } = rig();
-      t.send([app('b', 1)]);
-      await nextTurn();
-      pools.requests[0]!.answer.resolve({ status: 200, body: Buffer.from([0xff, 0xff, 0xff]) });
-      await nextTurn();
-      expect(delivered).to.deep.equal([]);
-      expect(logs.map((l) => l.msg)).to.include('dropping a malformed reply batch');
-    });
-  });
-
-  describe('inbound batches', () => {
-    it('are delivered, and the held reply carries what this node queues for the sender within holdMs', async () => {
-      const { t, pools, delivered } = rig();
-      const reply = watch(t.handleInbound(batchFrom('b', [app('a', 7, 'b'), app('c', 7, 'b')])));
+  describe('inbound', () => {
+    it('a batch is delivered: only the messages addressed to this node', () => {
+      const { t, delivered } = rig();
+      t.handleInbound(batchFrom('b', [app('a', 7, 'b'), app('c', 7, 'b')]));
       expect(indexes(delivered)).to.deep.equal([7]);
-      await nextTurn();
-      expect(reply.outcome, 'held while nothing is queued for b').to.equal('pending');
-      t.send([appResp('b', 7)]);
-      await nextTurn();
-      expect(reply.outcome).to.not.equal('pending');
-      const b = decodeBatch((reply.outcome as { resolved: Uint8Array }).resolved, LIMITS);
-      expect([b.from, b.clusterId, b.storageId]).to.deep.equal(['a', CLUSTER, 'storage-a']);
-      expect(b.messages.map((m) => [m.type, m.index])).to.deep.equal([[MessageType.AppResp, 7]]);
-      expect(pools.requests, 'the answer rode back on the reply: no request of its own').to.have.length(0);
     });
 
-    it('with nothing to send back, the held reply is answered empty after holdMs', async () => {
-      const { t } = rig({ holdMs: 50 });
-      const t0 = Date.now();
-      const b = decodeBatch(await t.handleInbound(batchFrom('b', [heartbeat('a', 'b')])), LIMITS);
-      expect(Date.now() - t0).to.be.at.least(45);
-      expect(b.messages).to.deep.equal([]);
+    it('a batch from an id outside the configuration is refused: nothing delivered, no state kept for it', () => {
+      const { t, delivered } = rig();
+      expect(() => t.handleInbound(batchFrom('mallory', [appResp('a', 1, 'mallory')], { fromAddress: 'm:9' }))).to.throw(NotAMemberError);
+      expect(() => t.openInbound('mallory', { cut() {} })).to.throw(NotAMemberError);
+      expect(delivered).to.deep.equal([]);
+      expect(t.stats().map((s) => s.id)).to.not.include('mallory');
     });
 
-    it('a batch of answers only is not held (holding it would block the sender)', async () => {
-      const { t } = rig({ holdMs: 10_000 });
-      const reply = watch(t.handleInbound(batchFrom('b', [appResp('a', 1, 'b')])));
-      await nextTurn();
-      expect(reply.outcome).to.not.equal('pending');
+    it(`at most ${MAX_INBOUND_STREAMS_PER_PEER} streams per peer: a newer one ends the oldest; close() ends every stream`, () => {
+      const { t } = rig();
+      const cuts: string[] = [];
+      const stream = (name: string) => ({ cut: (status: number, code: string) => void cuts.push(`${name} ${status} ${code}`) });
+      const forgetFirst = t.openInbound('b', stream('b1'));
+      t.openInbound('b', stream('b2'));
+      t.openInbound('c', stream('c1'));
+      expect(cuts).to.deep.equal([]);
+      t.openInbound('b', stream('b3'));
+      expect(cuts).to.deep.equal(['b1 409 QJM_ERR_BUSY']);
+      forgetFirst();
+      expect(t.stats().find((s) => s.id === 'b')!.inboundStreams).to.equal(2);
+      t.close();
+      expect(cuts.slice(1).sort()).to.deep.equal(['b2 503 QJM_ERR_SHUTTING_DOWN', 'b3 503 QJM_ERR_SHUTTING_DOWN', 'c1 503 QJM_ERR_SHUTTING_DOWN']);
     });
 
-    it('a peer whose storage id changes is recorded and logged as an error, once per change', async () => {
+    it('a peer whose storage id changes is recorded and logged as an error, once per change', () => {
       const { t, logs } = rig();
-      await t.handleInbound(batchFrom('b', [appResp('a', 1, 'b')], { storageId: 's1' }));
-      await t.handleInbound(batchFrom('b', [appResp('a', 2, 'b')], { storageId: 's1' }));
+      t.handleInbound(batchFrom('b', [appResp('a', 1, 'b')], { storageId: 's1' }));
+      t.handleInbound(batchFrom('b', [appResp('a', 2, 'b')], { storageId: 's1' }));
       expect(t.storageIdChanges).to.deep.equal([]);
-      await t.handleInbound(batchFrom('b', [appResp('a', 3, 'b')], { storageId: 's2' }));
-      await t.handleInbound(batchFrom('b', [appResp('a', 4, 'b')], { storageId: 's2' }));
+      t.handleInbound(batchFrom('b', [appResp('a', 3, 'b')], { storageId: 's2' }));
+      t.handleInbound(batchFrom('b', [appResp('a', 4, 'b')], { storageId: 's2' }));
       expect(t.storageIdChanges.map(({ id, from, to }) => ({ id, from, to }))).to.deep.equal([{ id: 'b', from: 's1', to: 's2' }]);
       expect(logs.filter((l) => l.level === 'error')).to.have.length(1);
       expect(t.stats().find((s) => s.id === 'b')!.storageId).to.equal('s2');
     });
-
-    it('a batch from an id outside the configuration is refused: nothing delivered, no state kept for it', async () => {
-      const { t, delivered } = rig();
-      const refused = watch(t.handleInbound(batchFrom('mallory', [appResp('a', 1, 'mallory')], { fromAddress: 'm:9' })));
-      await nextTurn();
-      expect(refused.outcome).to.have.property('rejected').that.is.instanceOf(NotAMemberError);
-      expect(delivered).to.deep.equal([]);
-      expect(t.stats().map((s) => s.id)).to.not.include('mallory');
-    });
   });
 
-  it('two nodes: an append and its acknowledgement make one HTTP exchange', async () => {
-    // a's requests go straight to b's handleInbound; b acknowledges every append it is handed.
-    let b: PeerTransport | null = null;
-    const viaB = {
-      requests: 0,
-      async request(_address: string, _m: 'GET' | 'POST', _p: string, body: Uint8Array | null): Promise<HttpResponse> {
-        this.requests++;
-        return { status: 200, body: Buffer.from(await b!.handleInbound(decodeBatch(body!, LIMITS))) };
+  it("two nodes: an append goes out on a's stream, its acknowledgement comes back on b's", async () => {
+    // Each side's frames are handed straight to the other's handleInbound; b acknowledges every append.
+    const wire = (to: () => PeerTransport) => ({
+      openStream(_address: string, _path: string, _type: string, _idle: number, _h: StreamHandlers): OutboundStream {
+        const reader = new FrameReader(1 << 30);
+        return {
+          write(chunks) {
+            for (const c of chunks) reader.push(Buffer.from(c), (f) => f.byteLength > 0 && to().handleInbound(decodeBatch(f, LIMITS)));
+            return true;
+          },
+          end() {},
+          destroy() {},
+        };
       },
-    };
-    const a = rig({ clients: viaB });
-    const bRig = rig({}, 'b', (ms) => {
-      for (const m of ms) if (m.type === MessageType.App) b!.send([appResp(m.from, m.index, 'b')]);
     });
-    b = bRig.t;
+    let bRig: Rig | null = null;
+    const a = rig({ clients: wire(() => bRig!.t) });
+    bRig = rig({ clients: wire(() => a.t) }, 'b', (ms) => {
+      for (const m of ms) if (m.type === MessageType.App) bRig!.t.send([appResp(m.from, m.index, 'b')]);
+    });
     a.t.send([app('b', 1)]);
     await waitFor(() => a.delivered.length > 0, { what: "a receives b's acknowledgement" });
     expect(a.delivered.map((m) => [m.type, m.from, m.index])).to.deep.equal([[MessageType.AppResp, 'b', 1]]);
-    expect([viaB.requests, bRig.pools.requests.length], 'requests a and b made').to.deep.equal([1, 0]);
   });
 });

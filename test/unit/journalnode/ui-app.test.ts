@@ -59,7 +59,7 @@ describe('dashboard port', () => {
 
   it('refuses every method but GET and HEAD, and serves no journal data, admin call or peer route', async () => {
     for (const method of ['POST', 'PUT', 'DELETE', 'PATCH'] as const) {
-      for (const url of ['/', '/status', '/qjm/journal', '/admin/transferLeader', '/raft/message']) {
+      for (const url of ['/', '/status', '/qjm/journal', '/admin/transferLeader', '/raft/stream']) {
         const r = await ui.inject({ method, url, payload: 'x' });
         expect(r.statusCode, `${method} ${url}`).to.equal(405);
         expect(r.json<{ code: string }>().code).to.equal('QJM_ERR_INVALID_ARGUMENT');
