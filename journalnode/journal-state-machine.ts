@@ -72,6 +72,8 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   /** Metadata of the snapshot the state was last restored from or saved. */
   private snapshotMetaValue: SnapshotMeta;
   private appliedCommands = 0;
+  /** Commands this node decoded and validated before proposing them, by their bytes (see knowValidated). */
+  private readonly validated = new WeakMap<Uint8Array, qjournal.journal.Command>();
 
   private constructor(private readonly opts: StateMachineOptions) {
     this.snapshots = new SnapshotStore(path.join(opts.dataDir, 'snapshots'));
@@ -119,6 +121,16 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     return this.appliedCommands;
   }
 
+  /**
+   * These bytes were decoded and validated where they entered this node (the leader's write route, with
+   * limits never looser than APPLY_LIMITS): if they commit, the entry's data is this very object, and it is
+   * applied from this decoding instead of being decoded again. Keyed by the object, not its contents, so
+   * only those exact bytes can use it: every other entry, from any peer, is decoded and checked at apply.
+   */
+  knowValidated(bytes: Uint8Array, cmd: qjournal.journal.Command): void {
+    this.validated.set(bytes, cmd);
+  }
+
   // ---------------------------------------------------------------- applying
 
   /**
@@ -129,7 +141,9 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   apply(entries: readonly Entry[]): Result[] {
     const out: Result[] = [];
     for (const e of entries) {
-      const c = decodeCommittedCommand(e.data);
+      const known = this.validated.get(e.data);
+      const c = known ? { cmd: known } : decodeCommittedCommand(e.data);
+      if (known) this.validated.delete(e.data);
       if ('error' in c) {
         this.opts.logger.warn({ index: e.index, term: e.term, error: c.error.message }, 'a committed entry is not a valid command: applied as a no-op');
         out.push({ code: pb.ErrorCode[c.error.errorName], message: `entry ${e.index}: ${c.error.message}` });

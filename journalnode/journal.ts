@@ -144,7 +144,8 @@ export class Journal {
     seg.append(frames, count);
     this.lastTxId = lastTxId;
     this.lastWriterEpoch = epoch;
-    this.remember({ firstTxId, count, frames: Buffer.from(frames) });
+    // A view, not a copy: the frames are the committed entry's own bytes, which the Raft log keeps anyway.
+    this.remember({ firstTxId, count, frames: Buffer.from(frames.buffer, frames.byteOffset, frames.byteLength) });
     return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
   }
 

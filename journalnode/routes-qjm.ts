@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { qjournal } from '../src/gen/proto.js';
 import { QjmError } from '../src/errors.js';
 import { isJournalId } from '../src/ids.js';
+import { readWriteRequest } from '../src/journal-write-wire.js';
 import { journalStateToProto, segmentToProto, WRITER_ACTIVE_MS } from '../src/journal-state.js';
 import type { Replica } from '../src/replica/replica.js';
 import type { JournalNodeConfig } from './config.js';
@@ -57,6 +58,14 @@ function readEdits(sm: JournalStateMachine, r: qjournal.journal.GetEditsRequest,
   return j.readEdits(from, maxTxns, maxBytes, r.inProgressOk);
 }
 
+/** A WriteRequest as the write routes read it: the command decoded from the very bytes the leader proposes. */
+const writeRequestCodec = {
+  decode(body: Uint8Array) {
+    const { commandBytes, expectedTerm } = readWriteRequest(body);
+    return { command: commandBytes ? pb.Command.decode(commandBytes) : null, commandBytes: commandBytes ?? new Uint8Array(0), expectedTerm };
+  },
+};
+
 export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
   registerWriteRoutes(app, ctx);
   registerReadRoutes(app, ctx);
@@ -65,7 +74,7 @@ export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
 
 /** The writes: validated, proposed through Raft on the leader, answered with the result of their apply. */
 function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
-  const { replica, config } = ctx;
+  const { replica, config, sm } = ctx;
   const term = () => replica.term;
   const proposeCommand = (data: Uint8Array, expectedTerm: number | undefined) =>
     new Promise<{ index: number; term: number; value: Result }>((resolve, reject) => {
@@ -73,7 +82,7 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
     });
   for (const [rpc, op] of Object.entries(WRITE_OPS)) {
     registerProtoRoute(app, `/qjm/${rpc}`, {
-      request: pb.WriteRequest,
+      request: writeRequestCodec,
       requestName: 'WriteRequest',
       response: pb.WriteResponse,
       handle: async (wr, { req }) => {
@@ -82,10 +91,13 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
         if (carried !== op) throw invalid(`this RPC carries a ${op} command, got ${carried}`);
         if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller);
         if (op === 'format') refuseFormatUnderLiveWriter(ctx, wr.command);
-        const expectedTerm = Number(wr.expectedTerm);
+        const expectedTerm = wr.expectedTerm;
         if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
         if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
-        const res = await proposeCommand(pb.Command.encode(wr.command).finish(), expectedTerm > 0 ? expectedTerm : undefined);
+        // Validated here, with this node's limits (never looser than those every replica applies with): when
+        // these very bytes apply on this node, the state machine uses this decoding instead of decoding again.
+        sm.knowValidated(wr.commandBytes, wr.command);
+        const res = await proposeCommand(wr.commandBytes, expectedTerm > 0 ? expectedTerm : undefined);
         const code = res.value.code ?? 0;
         return { status: code === 0 ? 200 : HTTP_STATUS[errorNameOf(code)], body: { result: res.value, raftIndex: res.index, raftTerm: res.term } };
       },

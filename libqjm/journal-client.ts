@@ -82,11 +82,10 @@ export class JournalClient {
     }
   }
 
-  /** One write attempt against the current leader guess. */
-  private async writeOnce(rpc: WriteRpc, command: qjournal.journal.ICommand, useTerm: boolean): Promise<WriteResult> {
+  /** One write attempt against the current leader guess; `bodyFor` gives the request for a term (0: any). */
+  private async writeOnce(rpc: WriteRpc, bodyFor: (term: number) => Uint8Array, useTerm: boolean): Promise<WriteResult> {
     const target = this.routes.leaderTarget();
-    const body = pb.WriteRequest.encode({ command, expectedTerm: useTerm ? this.routes.term : 0 }).finish();
-    const res = await this.post(target, `/qjm/${rpc}`, body);
+    const res = await this.post(target, `/qjm/${rpc}`, bodyFor(useTerm ? this.routes.term : 0));
     let wr: qjournal.journal.WriteResponse;
     try {
       wr = pb.WriteResponse.decode(res.body);
@@ -119,10 +118,28 @@ export class JournalClient {
    * details.unknownOutcome.
    */
   write(rpc: WriteRpc, command: qjournal.journal.ICommand, opts: { expectTerm?: boolean; deadlineMs?: number; retryUnknownOutcome?: boolean } = {}): Promise<WriteResult> {
+    // Encoded once; again only if the expected term changes between attempts.
+    let encoded: { term: number; body: Uint8Array } | null = null;
+    const bodyFor = (term: number) => {
+      if (encoded?.term !== term) encoded = { term, body: pb.WriteRequest.encode({ command, expectedTerm: term }).finish() };
+      return encoded.body;
+    };
+    return this.writeWith(rpc, bodyFor, opts);
+  }
+
+  /**
+   * A write whose WriteRequest the caller encoded, with no expected term (the output stream frames its records
+   * straight into the request): the same bytes on every attempt, retried as write() retries.
+   */
+  writeEncoded(rpc: WriteRpc, body: Uint8Array, opts: { deadlineMs?: number } = {}): Promise<WriteResult> {
+    return this.writeWith(rpc, () => body, opts);
+  }
+
+  private writeWith(rpc: WriteRpc, bodyFor: (term: number) => Uint8Array, opts: { expectTerm?: boolean; deadlineMs?: number; retryUnknownOutcome?: boolean }): Promise<WriteResult> {
     const retry = opts.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: opts.deadlineMs };
     let maybeApplied = false;
     return withRetry(
-      () => this.writeOnce(rpc, command, opts.expectTerm === true),
+      () => this.writeOnce(rpc, bodyFor, opts.expectTerm === true),
       retry,
       (e) => {
         if (!e.details.unknownOutcome) return;

@@ -2,13 +2,19 @@
 // into the filling buffer and never waits on the network; flush() resolves with the highest txid durable on
 // a quorum; while one batch is in flight the next fills. The buffered bytes are bounded: write() returns
 // false past the high-water mark (await drain()), and refuses outright past twice that.
+//
+// No record is copied after write() frames it: the filling buffer keeps room in front of its frames for the
+// request's header, so a sealed buffer becomes the journal() request body as it is (header written in
+// place) and the next buffer takes over the filling; a retry resends the same bytes. A buffer comes back
+// for reuse once its batch is acknowledged.
 
 import { encodeRecord, framedSize } from '../src/edit-records.js';
 import { QjmError, TooLargeError } from '../src/errors.js';
+import { journalHeaderRoom, putJournalHeader } from '../src/journal-write-wire.js';
 import type { JournalClient } from './journal-client.js';
 
-/** What the stream needs of the client: the journal() write, retried under the client's policy. */
-export type JournalWriter = Pick<JournalClient, 'write'>;
+/** What the stream needs of the client: a journal() write of an encoded request, retried under the client's policy. */
+export type JournalWriter = Pick<JournalClient, 'writeEncoded'>;
 
 export interface OutputStreamOptions {
   jid: string;
@@ -34,14 +40,22 @@ interface Pending {
 }
 
 interface Batch {
-  frames: Buffer;
+  /** The whole buffer the batch was framed in (it is reused once the batch is acknowledged). */
+  buffer: Buffer;
+  /** The journal() request: header and frames, a view of `buffer`. */
+  body: Uint8Array;
+  framesBytes: number;
   first: number;
   count: number;
 }
 
 export class EditLogOutputStream {
+  /** The filling buffer: `headroom` bytes kept for the request header, then the frames. */
   private buf: Buffer;
+  private readonly headroom: number;
   private used = 0;
+  /** An acknowledged batch's buffer, ready to fill again. */
+  private spare: Buffer | null = null;
   private firstInBuf: number;
   private nextTxId: number;
   /** Full batches (at maxBatchBytes) waiting for the one in flight. */
@@ -59,7 +73,8 @@ export class EditLogOutputStream {
     private readonly client: JournalWriter,
     private readonly o: OutputStreamOptions,
   ) {
-    this.buf = Buffer.allocUnsafe(Math.min(o.maxBatchBytes, 1 << 20));
+    this.headroom = journalHeaderRoom(o.jid);
+    this.buf = Buffer.allocUnsafe(this.headroom + Math.min(o.maxBatchBytes, 1 << 20));
     this.firstInBuf = o.nextTxId;
     this.nextTxId = o.nextTxId;
     this.durableTxId = o.nextTxId - 1;
@@ -102,12 +117,14 @@ export class EditLogOutputStream {
     }
     // A batch never exceeds maxBatchBytes: a full buffer is sealed and queued behind the batch in flight.
     if (this.used > 0 && this.used + size > this.o.maxBatchBytes) this.seal();
-    if (this.used + size > this.buf.byteLength) {
-      const grown = Buffer.allocUnsafe(Math.min(Math.max(this.buf.byteLength * 2, this.used + size), Math.max(this.o.maxBatchBytes, size)));
-      this.buf.copy(grown, 0, 0, this.used);
+    const room = this.buf.byteLength - this.headroom;
+    if (this.used + size > room) {
+      // Grown while it fills (a buffer starts at 1 MiB); a grown buffer is the one reused from then on.
+      const grown = Buffer.allocUnsafe(this.headroom + Math.min(Math.max(room * 2, this.used + size), Math.max(this.o.maxBatchBytes, size)));
+      this.buf.copy(grown, this.headroom, this.headroom, this.headroom + this.used);
       this.buf = grown;
     }
-    encodeRecord(this.buf, this.used, this.nextTxId, record);
+    encodeRecord(this.buf, this.headroom + this.used, this.nextTxId, record);
     this.used += size;
     this.nextTxId++;
     this.bufferedBytes += size;
@@ -135,9 +152,16 @@ export class EditLogOutputStream {
     return p;
   }
 
+  /** The filling buffer becomes a batch as it is (its header written in front of the frames); a spare takes over. */
   private seal(): void {
     if (this.used === 0) return;
-    this.sealed.push({ frames: Buffer.from(this.buf.subarray(0, this.used)), first: this.firstInBuf, count: this.nextTxId - this.firstInBuf });
+    const first = this.firstInBuf;
+    const count = this.nextTxId - first;
+    const end = this.headroom + this.used;
+    const start = putJournalHeader(this.buf, this.headroom, { jid: this.o.jid, epoch: this.o.epoch, segmentTxId: this.o.segmentTxId, firstTxId: first, count, recordsBytes: this.used });
+    this.sealed.push({ buffer: this.buf, body: this.buf.subarray(start, end), framesBytes: this.used, first, count });
+    this.buf = this.spare ?? Buffer.allocUnsafe(this.buf.byteLength);
+    this.spare = null;
     this.used = 0;
     this.firstInBuf = this.nextTxId;
   }
@@ -152,19 +176,17 @@ export class EditLogOutputStream {
 
   private async send(b: Batch): Promise<void> {
     try {
-      await this.client.write(
-        'journal',
-        { jid: this.o.jid, journal: { epoch: this.o.epoch, segmentTxid: this.o.segmentTxId, firstTxid: b.first, count: b.count, records: b.frames } },
-        { deadlineMs: this.o.writeTimeoutMs },
-      );
+      await this.client.writeEncoded('journal', b.body, { deadlineMs: this.o.writeTimeoutMs });
     } catch (e) {
       this.inFlight = false;
       this.fail(e as Error);
       return;
     }
     this.inFlight = false;
+    // Acknowledged: nothing reads the batch's bytes any more.
+    if (b.buffer.byteLength === this.buf.byteLength) this.spare = b.buffer;
     this.durableTxId = b.first + b.count - 1;
-    this.bufferedBytes -= b.frames.byteLength;
+    this.bufferedBytes -= b.framesBytes;
     const done = this.waiters.filter((w) => w.upTo <= this.durableTxId);
     this.waiters = this.waiters.filter((w) => w.upTo > this.durableTxId);
     for (const w of done) w.resolve(this.durableTxId);

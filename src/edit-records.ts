@@ -5,6 +5,7 @@
 //   "QJEDITS1" | u32 BE format version | i32 BE layout version | u64 BE first txid | u32 reserved | u32 BE crc32
 
 import zlib from 'node:zlib';
+import { crc32Range } from './crc32.js';
 import { readU64, writeU64 } from './raft/bytes.js';
 import { segmentNaming } from './segment-name.js';
 
@@ -23,7 +24,7 @@ export function encodeRecord(buf: Buffer, offset: number, txid: number, data: Ui
   buf.writeUInt32BE(data.byteLength, offset + 12);
   buf.set(data, offset + RECORD_HEADER_BYTES);
   const end = offset + RECORD_HEADER_BYTES + data.byteLength;
-  buf.writeUInt32BE(zlib.crc32(buf.subarray(offset + 4, end)), offset);
+  buf.writeUInt32BE(crc32Range(buf, offset + 4, end), offset);
   return end;
 }
 
@@ -60,7 +61,7 @@ export function readFrame(buf: Uint8Array, offset: number, maxRecordBytes = Numb
   if (len > maxRecordBytes) return { ok: false, reason: `record of ${len} bytes is over the limit of ${maxRecordBytes}`, offset, truncated: false };
   const end = offset + RECORD_HEADER_BYTES + len;
   if (end > buf.byteLength) return { ok: false, reason: 'record runs past the end', offset, truncated: true };
-  if (zlib.crc32(b.subarray(offset + 4, end)) !== crc) return { ok: false, reason: `CRC mismatch for txid ${txid}`, offset, truncated: false };
+  if (crc32Range(b, offset + 4, end) !== crc) return { ok: false, reason: `CRC mismatch for txid ${txid}`, offset, truncated: false };
   return { ok: true, record: { txid, data: b.subarray(offset + RECORD_HEADER_BYTES, end), offset, next: end } };
 }
 
@@ -81,21 +82,24 @@ export interface BatchLimits {
 /**
  * Checks an untrusted batch: exactly `count` well-formed frames covering the whole buffer, txids
  * firstTxId.., each record within the limit. Returns why not (TOO_LARGE or INVALID_ARGUMENT), or null.
+ * Allocates nothing per record: every committed batch is checked by every replica at apply.
  */
 export function validateBatch(buf: Uint8Array, firstTxId: number, count: number, limits: BatchLimits): { name: 'TOO_LARGE' | 'INVALID_ARGUMENT'; message: string } | null {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const at = (i: number, reason: string) => `record ${i} (txid ${firstTxId + i}): ${reason}`;
   let off = 0;
   for (let i = 0; i < count; i++) {
-    const f = readFrame(buf, off, limits.maxRecordBytes);
-    if (!f.ok) {
-      const tooLarge = f.reason.includes('over the limit');
-      return { name: tooLarge ? 'TOO_LARGE' : 'INVALID_ARGUMENT', message: `record ${i} (txid ${firstTxId + i}): ${f.reason}` };
-    }
-    if (f.record.txid !== firstTxId + i) {
-      return { name: 'INVALID_ARGUMENT', message: `record ${i} has txid ${f.record.txid}, expected ${firstTxId + i}` };
-    }
-    off = f.record.next;
+    if (off + RECORD_HEADER_BYTES > b.byteLength) return { name: 'INVALID_ARGUMENT', message: at(i, 'frame header runs past the end') };
+    const len = b.readUInt32BE(off + 12);
+    if (len > limits.maxRecordBytes) return { name: 'TOO_LARGE', message: at(i, `record of ${len} bytes is over the limit of ${limits.maxRecordBytes}`) };
+    const end = off + RECORD_HEADER_BYTES + len;
+    if (end > b.byteLength) return { name: 'INVALID_ARGUMENT', message: at(i, 'record runs past the end') };
+    const txid = readU64(b, off + 4);
+    if (crc32Range(b, off + 4, end) !== b.readUInt32BE(off)) return { name: 'INVALID_ARGUMENT', message: at(i, `CRC mismatch for txid ${txid}`) };
+    if (txid !== firstTxId + i) return { name: 'INVALID_ARGUMENT', message: `record ${i} has txid ${txid}, expected ${firstTxId + i}` };
+    off = end;
   }
-  if (off !== buf.byteLength) return { name: 'INVALID_ARGUMENT', message: `${buf.byteLength - off} bytes after the ${count} declared records` };
+  if (off !== b.byteLength) return { name: 'INVALID_ARGUMENT', message: `${b.byteLength - off} bytes after the ${count} declared records` };
   return null;
 }
 

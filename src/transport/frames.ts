@@ -10,6 +10,13 @@ export const KEEPALIVE_FRAME: Uint8Array = new Uint8Array(FRAME_HEADER_BYTES);
 
 const EMPTY = Buffer.alloc(0);
 
+/** A copy in a buffer of its own (not a slice of node's shared pool, which would keep 8 KiB alive). */
+function copyOf(chunk: Buffer, off: number, n: number): Buffer {
+  const b = Buffer.allocUnsafeSlow(n);
+  chunk.copy(b, 0, off, off + n);
+  return b;
+}
+
 export class FrameTooLargeError extends Error {
   override name = 'FrameTooLargeError';
   constructor(
@@ -21,8 +28,9 @@ export class FrameTooLargeError extends Error {
 }
 
 /**
- * Splits a byte stream into frames. A frame that arrived within one chunk is handed on as a view of it; one
- * spread over chunks is joined once it is complete.
+ * Splits a byte stream into frames. A frame spread over chunks is joined once it is complete; one that arrived
+ * within a chunk is handed on as a view of it when it is most of the chunk, else copied out: what is decoded
+ * from a frame (entry data) is kept for a while, and must not keep a whole network read alive with it.
  */
 export class FrameReader {
   private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
@@ -65,7 +73,7 @@ export class FrameReader {
       }
       const take = Math.min(this.need - this.have, chunk.byteLength - off);
       if (this.have === 0 && take === this.need) {
-        onFrame(chunk.subarray(off, off + take));
+        onFrame(2 * take >= chunk.byteLength ? chunk.subarray(off, off + take) : copyOf(chunk, off, take));
       } else {
         this.parts.push(chunk.subarray(off, off + take));
         this.have += take;

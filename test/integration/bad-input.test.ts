@@ -63,6 +63,8 @@ describe('bad input is refused and changes nothing', function () {
   };
   const cases: [string, string, qjournal.journal.ICommand | null, number, string, Buffer?][] = [
     ['garbage bytes', 'journal', null, 400, 'INVALID_ARGUMENT', Buffer.from([0xff, 0xff, 0xff, 0x0f, 0x01])],
+    // What is validated must be what is proposed: a second command (which a decoder might merge) is refused.
+    ['the command given twice', 'journal', null, 400, 'INVALID_ARGUMENT', Buffer.concat([pb.WriteRequest.encode({ command: j({}) }).finish(), pb.WriteRequest.encode({ command: j({ count: 2 }) }).finish()])],
     ['no command', 'journal', null, 400, 'INVALID_ARGUMENT'],
     ['a format command sent to /qjm/journal', 'journal', { jid: 'ns1', format: { nsInfo: ns } }, 400, 'INVALID_ARGUMENT'],
     ['a journal id with a path in it', 'journal', { ...j({}), jid: '../etc' }, 400, 'INVALID_ARGUMENT'],

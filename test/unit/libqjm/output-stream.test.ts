@@ -18,7 +18,11 @@ const rec = (fill = 7) => new Uint8Array(RECORD_BYTES).fill(fill);
 
 interface JournalCall {
   rpc: string;
+  /** The request as it was when sent (a copy: the stream reuses a buffer once its batch is acknowledged). */
+  request: qjournal.journal.WriteRequest;
   op: qjournal.journal.IJournalOp;
+  /** The bytes handed to the client, as they are. */
+  body: Uint8Array;
   deadlineMs: number | undefined;
   answer: Deferred<WriteResult>;
 }
@@ -27,9 +31,10 @@ interface JournalCall {
 class FakeWriter implements JournalWriter {
   readonly calls: JournalCall[] = [];
 
-  write(rpc: string, command: qjournal.journal.ICommand, opts: { deadlineMs?: number } = {}): Promise<WriteResult> {
+  writeEncoded(rpc: string, body: Uint8Array, opts: { deadlineMs?: number } = {}): Promise<WriteResult> {
     const answer = deferred<WriteResult>();
-    this.calls.push({ rpc, op: command.journal!, deadlineMs: opts.deadlineMs, answer });
+    const request = pb.WriteRequest.decode(Buffer.from(body));
+    this.calls.push({ rpc, request, op: request.command!.journal!, body, deadlineMs: opts.deadlineMs, answer });
     return answer.promise;
   }
 
@@ -67,6 +72,39 @@ function open(over: Partial<OutputStreamOptions> = {}): { out: EditLogOutputStre
 }
 
 describe('EditLogOutputStream', () => {
+  describe('the request', () => {
+    it('is a WriteRequest of a journal command: jid, epoch, segment, first txid, count and the framed records', async () => {
+      const { out, w } = open({ jid: 'a-journal.x', epoch: 2 ** 40, segmentTxId: 300, nextTxId: 300 + 2 ** 33 });
+      out.write(rec(1));
+      out.write(rec(2));
+      void out.flush();
+      const r = w.calls[0]!.request;
+      expect([r.command!.jid, Number(r.expectedTerm)]).to.deep.equal(['a-journal.x', 0]);
+      const op = r.command!.journal!;
+      expect([Number(op.epoch), Number(op.segmentTxid), Number(op.firstTxid), op.count]).to.deep.equal([2 ** 40, 300, 300 + 2 ** 33, 2]);
+      expect([...iterateRecords(op.records!)].map((x) => [x.txid, x.data[0]])).to.deep.equal([
+        [300 + 2 ** 33, 1],
+        [301 + 2 ** 33, 2],
+      ]);
+    });
+
+    it('records are framed once, in place: the request is the filled buffer, and an acknowledged buffer fills again', async () => {
+      const { out, w } = open();
+      out.write(rec(1));
+      void out.flush();
+      out.write(rec(2));
+      void out.flush();
+      await w.ack(0);
+      out.write(rec(3));
+      await w.ack(1);
+      void out.flush();
+      const [first, second, third] = w.calls.map((c) => c.body);
+      expect(second!.buffer, 'the second batch filled while the first was in flight: another buffer').to.not.equal(first!.buffer);
+      expect(third!.buffer, 'the third fills the buffer the first one acknowledged').to.equal(first!.buffer);
+      expect(w.txids(2)).to.deep.equal([3]);
+    });
+  });
+
   describe('batching', () => {
     it('records written between flushes go out as one journal() call, and none before the flush', async () => {
       const { out, w } = open();

@@ -63,6 +63,17 @@ describe('FrameReader', () => {
     expect(process.memoryUsage().arrayBuffers - before, 'bytes allocated').to.be.below(1 << 20);
   });
 
+  it('a small frame in a large read is copied out (it must not keep the read alive); a frame that is most of its read is a view', () => {
+    const small = frame(Buffer.from('tiny'));
+    const chunk = Buffer.concat([small, Buffer.from(KEEPALIVE_FRAME), frame(Buffer.alloc(200, 1))]);
+    const got: Buffer[] = [];
+    new FrameReader(1 << 20).push(chunk, (f) => got.push(f));
+    expect(got[0]!.toString()).to.equal('tiny');
+    expect(got[0]!.buffer, 'the small frame is a copy').to.not.equal(chunk.buffer);
+    expect(got[0]!.buffer.byteLength, 'of its own size').to.equal(4);
+    expect(got[2]!.buffer, 'the large one is a view').to.equal(chunk.buffer);
+  });
+
   it('memory held for a frame grows only with the bytes that arrived', () => {
     const reader = new FrameReader(64 << 20);
     const header = Buffer.alloc(FRAME_HEADER_BYTES);

@@ -1,0 +1,63 @@
+// JournalClient's writes against a fake node (a local HTTP server) whose first answer is a retriable error:
+// the retry sends the very request the first attempt sent, encoded once.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import { qjournal } from '../../../src/gen/proto.js';
+import { JournalClient } from '../../../libqjm/journal-client.js';
+
+const pb = qjournal.journal;
+
+describe('JournalClient writes', () => {
+  let server: http.Server;
+  let address: string;
+  const bodies: Buffer[] = [];
+  before(async () => {
+    server = http.createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        bodies.push(Buffer.concat(parts));
+        // The first attempt of each write is answered UNAVAILABLE (retriable), the next succeeds.
+        const answer = bodies.length % 2 === 1 ? { error: { code: pb.ErrorCode.UNAVAILABLE, message: 'try again' } } : { result: { code: pb.ErrorCode.OK }, raftIndex: 7, raftTerm: 2 };
+        res.writeHead(bodies.length % 2 === 1 ? 503 : 200, { 'content-type': 'application/x-protobuf' }).end(Buffer.from(pb.WriteResponse.encode(answer).finish()));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+  beforeEach(() => void bodies.splice(0));
+
+  it('write(): encoded once; the retry resends the same bytes', async () => {
+    const client = new JournalClient({ peers: [address], retry: { initialBackoffMs: 1, maxBackoffMs: 2 } });
+    const encode = pb.WriteRequest.encode;
+    let encodings = 0;
+    pb.WriteRequest.encode = ((m: qjournal.journal.IWriteRequest) => {
+      encodings++;
+      return encode.call(pb.WriteRequest, m);
+    }) as typeof encode;
+    try {
+      const r = await client.write('startLogSegment', { jid: 'ns1', startSegment: { epoch: 1, txid: 1, layoutVersion: -64 } });
+      expect([r.index, r.term]).to.deep.equal([7, 2]);
+    } finally {
+      pb.WriteRequest.encode = encode;
+      await client.close();
+    }
+    expect(bodies).to.have.length(2);
+    expect(bodies[1]!.equals(bodies[0]!), 'the retry sends the first attempt\'s bytes').to.equal(true);
+    expect(encodings, 'encodings of the request').to.equal(1);
+  });
+
+  it('writeEncoded(): the caller\'s bytes, as they are, on every attempt', async () => {
+    const client = new JournalClient({ peers: [address], retry: { initialBackoffMs: 1, maxBackoffMs: 2 } });
+    const body = Buffer.from(pb.WriteRequest.encode({ command: { jid: 'ns1', purge: { epoch: 1, minTxidToKeep: 5 } } }).finish());
+    try {
+      await client.writeEncoded('purgeLogs', body);
+    } finally {
+      await client.close();
+    }
+    expect(bodies.map((b) => b.equals(body))).to.deep.equal([true, true]);
+  });
+});
