@@ -121,8 +121,11 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
         const rate = Math.round(w2.recordsPerSec / 2);
         say(`  W4: tail lag at half the W2 peak (${rate} records/s), a reader process tailing, ${secs} s ...`);
         const w4 = await w4TailLag(b, secs, rate);
-        workloads.W4 = { ...w4, ratePerSec: rate };
         say(`    acknowledgement -> reader: p50 ${w4.p50Ms} ms, p99 ${w4.p99Ms} ms (${w4.samples} samples)`);
+        say(`  W4 with the reader pinned to a follower (it learns of commits from the leader's next append), ${secs} s ...`);
+        const onFollower = await w4TailLag(b, secs, rate, 'follower');
+        say(`    acknowledgement -> reader: p50 ${onFollower.p50Ms} ms, p99 ${onFollower.p99Ms} ms (${onFollower.samples} samples)`);
+        workloads.W4 = { ...w4, ratePerSec: rate, readerOnFollower: onFollower };
       }
     } finally {
       await b.close();
@@ -255,7 +258,11 @@ export function renderResults(r: Record<string, any>): string {
     rows.push(['W2 CPU per record', `leader ${c.leader} us, followers ${c.followers.join(' / ')} us, writer ${c.writer} us`, '-', '-', '']);
   }
   if (w.W3) rows.push(['W3 failover', `leader kill ${w.W3.leaderKillMs.median} ms (max ${w.W3.leaderKillMs.max}); writer ${w.W3.writerFailoverMs.median} ms (max ${w.W3.writerFailoverMs.max})`, '-', '-', `electionTimeoutMs ${w.W3.electionTimeoutMs}`]);
-  if (w.W4) rows.push(['W4 tail lag', `p50 ${w.W4.p50Ms} ms, p99 ${w.W4.p99Ms} ms at ${w.W4.ratePerSec} rec/s`, '-', '-', '']);
+  if (w.W4) {
+    rows.push(['W4 tail lag', `p50 ${w.W4.p50Ms} ms, p99 ${w.W4.p99Ms} ms at ${w.W4.ratePerSec} rec/s`, '-', '-', '']);
+    const f = w.W4.readerOnFollower;
+    if (f) rows.push(['W4, reader on a follower', `p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms`, '-', '-', '']);
+  }
   if (w.W5) rows.push(['W5 footprint', `peak RSS ${w.W5.rssMbMax} MB per node; ${w.W5.diskBytesPerRecord} bytes on disk per record`, '-', '-', '']);
   return renderTable(['workload', 'qjournal', 'etcd', 'ratio', 'disk limit'], rows) + `\ndisk limit: fdatasync p50 ${r.limit?.fsyncP50Ms} ms, ${r.limit?.syncedMBps} MB/s synced at ${r.limit?.writeBytes} bytes per write`;
 }

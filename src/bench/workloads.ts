@@ -250,16 +250,25 @@ export async function w3WriterFailover(root: string, trials: number, log: (s: st
   return out;
 }
 
-/** W4: tail lag at a given rate: acknowledgement to the writer -> record received by a tailing reader process. */
-export async function w4TailLag(b: Bench, seconds: number, ratePerSec: number): Promise<{ p50Ms: number; p99Ms: number; samples: number }> {
-  // The reader prefers the leader (the freshest node); the other nodes are its fallbacks.
+/**
+ * W4: tail lag at a given rate: acknowledgement to the writer -> record received by a tailing reader process.
+ * The reader reads as libqjm does (it moves to the leader), or, with readerOn 'follower', long-polls a follower
+ * only (which learns of a commit from the leader's next append or heartbeat).
+ */
+export async function w4TailLag(b: Bench, seconds: number, ratePerSec: number, readerOn: 'leader' | 'follower' = 'leader'): Promise<{ p50Ms: number; p99Ms: number; samples: number }> {
   const leader = b.cluster.node(await b.cluster.waitForLeader()).address;
-  const peers = [leader, ...b.cluster.addresses.filter((a) => a !== leader)];
-  const reader = fork(path.join(HERE, 'reader-process.js'), [peers.join(','), String(b.out.lastDurableTxId + 1)], { stdio: 'ignore' });
-  await new Promise<void>((resolve, reject) => {
+  const others = b.cluster.addresses.filter((a) => a !== leader);
+  // Reading as libqjm does, the reader prefers the leader (the freshest node); the other nodes are its fallbacks.
+  const args = readerOn === 'leader' ? [[leader, ...others].join(','), String(b.out.lastDurableTxId + 1)] : [others[0]!, String(b.out.lastDurableTxId + 1), 'pin'];
+  const reader = fork(path.join(HERE, 'reader-process.js'), args, { stdio: 'ignore' });
+  const tailing = new Promise<void>((resolve, reject) => {
     reader.once('message', () => resolve());
     reader.once('exit', (code) => reject(new Error(`reader process exited early (${code})`)));
   });
+  // One record the reader must see before anything is measured: then it is connected and waiting at the end.
+  b.out.write(Buffer.alloc(RECORD_BYTES, 0x35));
+  await b.out.flush();
+  await tailing;
   const acks: [number, number, number][] = [];
   await streamRecords(b, seconds, { ratePerSec, onAck: (first, last, at) => acks.push([first, last, at]) });
   await new Promise((r) => setTimeout(r, 500));
@@ -268,12 +277,12 @@ export async function w4TailLag(b: Bench, seconds: number, ratePerSec: number): 
     reader.send('report');
   });
   reader.kill();
-  // Received-at per txid (the reader reports runs: [txid, wall ms] for each batch's first and last).
+  // Received-at per txid; every txid of an acknowledged run is a sample (acknowledged at the run's time).
   const recvAt = new Map<number, number>();
   for (const [txid, at] of received) recvAt.set(txid, at);
   const lags: number[] = [];
   for (const [first, last, at] of acks) {
-    for (const txid of [first, last]) {
+    for (let txid = first; txid <= last; txid++) {
       const r = recvAt.get(txid);
       if (r !== undefined) lags.push(Math.max(0, r - at));
     }
