@@ -27,11 +27,11 @@ export const JOURNALNODE_MAIN = path.join(ROOT, 'dist', 'journalnode', 'main.js'
 
 /**
  * The malloc settings a JournalNode runs with (docs/OPERATIONS.md): glibc keeps freed memory for reuse instead
- * of giving it back to the kernel and faulting it in again. A node receives every batch into a new buffer that
- * its caches keep for a while; with glibc's defaults each one is fresh pages: measured in W2, 1.9-2.7 us of
- * CPU per record on each node with them, 1.4-1.6 us without (docs/PERFORMANCE.md).
+ * of giving it back to the kernel and faulting it in again, and asks for transparent huge pages (a fault per
+ * 2 MiB instead of per 4 KiB). A node receives every batch into a new buffer that its caches keep for a
+ * while; with glibc's defaults each one is fresh pages (measured: docs/PERFORMANCE.md).
  */
-export const JOURNALNODE_GLIBC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864';
+export const JOURNALNODE_GLIBC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864:glibc.malloc.hugetlb=1';
 
 export async function freePorts(n: number): Promise<number[]> {
   const servers: net.Server[] = [];
