@@ -153,14 +153,6 @@ describe('PeerTransport', () => {
       expect(streams.to('c:1')[0]!.batches[0]!.messages.map((m) => m.type)).to.deep.equal([MessageType.Heartbeat]);
     });
 
-    it('flush() sends what is queued now instead of at the end of the turn', () => {
-      const { t, streams } = rig();
-      t.send([app('b', 1)]);
-      t.flush();
-      expect(streams.opened).to.have.length(1);
-      expect(streams.opened[0]!.batches).to.have.length(1);
-    });
-
     it('frames leave at once, one per turn, on the same stream: nothing waits for an answer', async () => {
       const { t, streams } = rig();
       for (let i = 1; i <= 3; i++) {
