@@ -63,6 +63,8 @@ export class EditLogOutputStream {
   /** Bytes framed but not yet durable (filling, sealed and in flight). */
   private bufferedBytes = 0;
   private inFlight = false;
+  /** A flush asked for a batch while none was in flight: it is sealed at the end of the turn's microtasks. */
+  private sealScheduled = false;
   private durableTxId: number;
   private failure: Error | null = null;
   private waiters: Pending[] = [];
@@ -146,9 +148,19 @@ export class EditLogOutputStream {
     const upTo = this.nextTxId - 1;
     if (upTo <= this.durableTxId) return Promise.resolve(this.durableTxId);
     const p = new Promise<number>((resolve, reject) => this.waiters.push({ upTo, resolve, reject }));
-    // Group commit: while a batch is in flight, what fills meanwhile goes out as one batch after it.
-    if (!this.inFlight) this.seal();
-    this.pump();
+    // Group commit: while a batch is in flight, what fills meanwhile goes out as one batch after it. With
+    // nothing in flight the batch is sealed at the end of this turn's microtasks, not at once: handlers woken
+    // together by the last acknowledgement each write and flush in turn, and all of them share this request
+    // instead of the first going alone.
+    if (!this.inFlight && !this.sealScheduled) {
+      this.sealScheduled = true;
+      queueMicrotask(() => {
+        this.sealScheduled = false;
+        if (this.inFlight || this.failure) return;
+        this.seal();
+        this.pump();
+      });
+    }
     return p;
   }
 

@@ -13,6 +13,8 @@ import type { Deferred } from '../../support/async.js';
 
 const pb = qjournal.journal;
 const RECORD_BYTES = 10;
+/** A flush with nothing in flight seals its batch at the end of the turn's microtasks: let that happen. */
+const endOfTurn = () => new Promise<void>((r) => queueMicrotask(r));
 const FRAME = framedSize(RECORD_BYTES);
 const rec = (fill = 7) => new Uint8Array(RECORD_BYTES).fill(fill);
 
@@ -78,6 +80,7 @@ describe('EditLogOutputStream', () => {
       out.write(rec(1));
       out.write(rec(2));
       void out.flush();
+      await endOfTurn();
       const r = w.calls[0]!.request;
       expect([r.command!.jid, Number(r.expectedTerm)]).to.deep.equal(['a-journal.x', 0]);
       const op = r.command!.journal!;
@@ -92,12 +95,15 @@ describe('EditLogOutputStream', () => {
       const { out, w } = open();
       out.write(rec(1));
       void out.flush();
+      await endOfTurn();
       out.write(rec(2));
       void out.flush();
+      await endOfTurn();
       await w.ack(0);
       out.write(rec(3));
       await w.ack(1);
       void out.flush();
+      await endOfTurn();
       const [first, second, third] = w.calls.map((c) => c.body);
       expect(second!.buffer, 'the second batch filled while the first was in flight: another buffer').to.not.equal(first!.buffer);
       expect(third!.buffer, 'the third fills the buffer the first one acknowledged').to.equal(first!.buffer);
@@ -112,6 +118,7 @@ describe('EditLogOutputStream', () => {
       await nextTurn();
       expect(w.calls, 'write() alone sends nothing').to.have.length(0);
       const flushed = out.flush();
+      await endOfTurn();
       expect(w.calls).to.have.length(1);
       expect(w.calls[0]!.rpc).to.equal('journal');
       expect(w.calls[0]!.deadlineMs, 'the batch gets writeTimeoutMs').to.equal(5000);
@@ -125,6 +132,7 @@ describe('EditLogOutputStream', () => {
       const { out, w } = open({ maxBatchBytes: 3 * FRAME });
       for (let i = 0; i < 10; i++) out.write(rec());
       const flushed = out.flush();
+      await endOfTurn();
       const seen: number[] = [];
       for (let i = 0; i < 4; i++) {
         expect(w.calls, `batch ${i} alone in flight`).to.have.length(i + 1);
@@ -156,8 +164,10 @@ describe('EditLogOutputStream', () => {
       const { out, w } = open();
       out.write(rec());
       const first = out.flush();
+      await endOfTurn();
       out.write(rec());
       const second = watch(out.flush());
+      await endOfTurn();
       expect(w.calls, 'one batch in flight at a time').to.have.length(1);
       await w.ack(0);
       expect(await first).to.equal(1);
@@ -168,15 +178,34 @@ describe('EditLogOutputStream', () => {
       expect(second.outcome).to.deep.equal({ resolved: 2 });
     });
 
+    it("the NameNode's handlers: each writes one edit and awaits its own flush; those woken together share one request", async () => {
+      const { out, w } = open();
+      const handlers = Array.from({ length: 8 }, async (_, h) => {
+        for (let k = 0; k < 2; k++) {
+          out.write(rec(h));
+          await out.flush();
+        }
+      });
+      await nextTurn();
+      expect(w.calls.map((c) => c.op.count), 'the first round: one request for all eight, not the first alone').to.deep.equal([8]);
+      await w.ack(0);
+      expect(w.calls.map((c) => c.op.count), 'woken by the acknowledgement, all eight again in one').to.deep.equal([8, 8]);
+      await w.ack(1);
+      await Promise.all(handlers);
+      expect(w.calls).to.have.length(2);
+    });
+
     it('several flush() callers waiting behind a batch in flight share one round trip', async () => {
       const { out, w } = open();
       out.write(rec());
       const first = out.flush();
+      await endOfTurn();
       const waiting: Promise<number>[] = [];
       for (let i = 0; i < 3; i++) {
         out.write(rec());
         out.write(rec());
         waiting.push(out.flush());
+        await endOfTurn();
       }
       expect(w.calls).to.have.length(1);
       await w.ack(0);
@@ -192,6 +221,7 @@ describe('EditLogOutputStream', () => {
       const { out, w } = open();
       out.write(rec());
       const f = out.flush();
+      await endOfTurn();
       await w.ack(0);
       await f;
       expect(await out.flush()).to.equal(1);
@@ -208,6 +238,7 @@ describe('EditLogOutputStream', () => {
       await nextTurn();
       expect(drained.outcome).to.equal('pending');
       void out.flush();
+      await endOfTurn();
       await nextTurn();
       expect(drained.outcome, 'still in flight').to.equal('pending');
       await w.ack(0);
@@ -230,8 +261,10 @@ describe('EditLogOutputStream', () => {
       const { out, w } = open();
       out.write(rec());
       const first = watch(out.flush());
+      await endOfTurn();
       out.write(rec());
       const second = watch(out.flush());
+      await endOfTurn();
       const fenced = new FencedError('epoch 4 was promised', { promisedEpoch: 4 });
       await w.fail(0, fenced);
       expect(first.outcome).to.deep.equal({ rejected: fenced });
@@ -249,6 +282,7 @@ describe('EditLogOutputStream', () => {
       expect(out.write(rec())).to.equal(false);
       const drained = watch(out.drain());
       const flushed = watch(out.flush());
+      await endOfTurn();
       await w.fail(0, new QuorumUnavailableError('no quorum'));
       expect(drained.outcome).to.not.equal('pending');
       expect(flushed.outcome).to.have.property('rejected').that.is.instanceOf(QuorumUnavailableError);
@@ -263,6 +297,7 @@ describe('EditLogOutputStream', () => {
       for (let i = 0; i < 3; i++) out.write(rec(i));
       expect(out.lastWrittenTxId).to.equal(103);
       const f = out.flush();
+      await endOfTurn();
       const op = w.calls[0]!.op;
       expect([op.epoch, op.segmentTxid, op.firstTxid, op.count]).to.deep.equal([7, 101, 101, 3]);
       expect([...iterateRecords(op.records!)].map((r) => [r.txid, r.data[0]])).to.deep.equal([
