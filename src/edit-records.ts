@@ -65,13 +65,17 @@ export function readFrame(buf: Uint8Array, offset: number, maxRecordBytes = Numb
   return { ok: true, record: { txid, data: b.subarray(offset + RECORD_HEADER_BYTES, end), offset, next: end } };
 }
 
-/** Iterates well-formed frames; stops at the first problem (use validateBatch first for untrusted input). */
+/**
+ * Iterates well-formed frames (CRC checked); stops at the first problem (use validateBatch first for untrusted
+ * input). One object per record: a reader walks every record it is sent.
+ */
 export function* iterateRecords(buf: Uint8Array, offset = 0): Generator<RecordView> {
-  while (offset < buf.byteLength) {
-    const f = readFrame(buf, offset);
-    if (!f.ok) return;
-    yield f.record;
-    offset = f.record.next;
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  while (offset + RECORD_HEADER_BYTES <= b.byteLength) {
+    const end = offset + RECORD_HEADER_BYTES + b.readUInt32BE(offset + 12);
+    if (end > b.byteLength || crc32Range(b, offset + 4, end) !== b.readUInt32BE(offset)) return;
+    yield { txid: readU64(b, offset + 4), data: b.subarray(offset + RECORD_HEADER_BYTES, end), offset, next: end };
+    offset = end;
   }
 }
 
