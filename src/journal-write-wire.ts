@@ -5,24 +5,7 @@
 // Command { string jid = 1; JournalOp journal = 5 }, JournalOp { epoch = 1, segment_txid = 2,
 // first_txid = 3, count = 4, bytes records = 5 }.
 
-/** Bytes of a varint. */
-function varintBytes(v: number): number {
-  let n = 1;
-  while (v >= 128) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
-}
-
-function putVarint(b: Uint8Array, at: number, v: number): number {
-  while (v >= 128) {
-    b[at++] = (v % 128) | 128;
-    v = Math.floor(v / 128);
-  }
-  b[at++] = v;
-  return at;
-}
+import { putVarint, varintBytes } from './raft/bytes.js';
 
 const LENGTH_DELIMITED = 2;
 

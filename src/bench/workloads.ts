@@ -91,17 +91,29 @@ export async function warmUp(b: Bench, seconds: number): Promise<void> {
 }
 
 /** W1: one writer, one record per flush, back to back. */
-export async function w1SyncLatency(b: Bench, seconds: number): Promise<LatencyStats> {
-  const rec = Buffer.alloc(RECORD_BYTES, 0x31);
+export function w1SyncLatency(b: Bench, seconds: number): Promise<LatencyStats> {
+  return writeAndFlush(b, seconds, 1, 0x31);
+}
+
+/**
+ * `handlers` concurrent loops, each writing one record and awaiting its own flush, back to back: records per
+ * second, and the percentiles of one flush.
+ */
+async function writeAndFlush(b: Bench, seconds: number, handlers: number, fill: number): Promise<LatencyStats> {
+  const rec = Buffer.alloc(RECORD_BYTES, fill);
   const lat: number[] = [];
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
-  while (performance.now() < end) {
-    const t = performance.now();
-    b.out.write(rec);
-    await b.out.flush();
-    lat.push(performance.now() - t);
-  }
+  await Promise.all(
+    Array.from({ length: handlers }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        b.out.write(rec);
+        await b.out.flush();
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
   const wall = (performance.now() - t0) / 1000;
   lat.sort((a, c) => a - c);
   return { recordsPerSec: Math.round(lat.length / wall), p50Ms: round(percentile(lat, 0.5)), p99Ms: round(percentile(lat, 0.99)), maxMs: round(lat[lat.length - 1]!) };
@@ -297,24 +309,8 @@ export async function w4TailLag(b: Bench, seconds: number, ratePerSec: number, r
  * Operations per second, and the percentiles of one handler's flush.
  */
 export async function w6Handlers(b: Bench, seconds: number, handlers: number): Promise<LatencyStats & { opsPerSec: number; handlers: number }> {
-  const rec = Buffer.alloc(RECORD_BYTES, 0x36);
-  const lat: number[] = [];
-  const t0 = performance.now();
-  const end = t0 + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: handlers }, async () => {
-      while (performance.now() < end) {
-        const t = performance.now();
-        b.out.write(rec);
-        await b.out.flush();
-        lat.push(performance.now() - t);
-      }
-    }),
-  );
-  const wall = (performance.now() - t0) / 1000;
-  lat.sort((a, c) => a - c);
-  const opsPerSec = Math.round(lat.length / wall);
-  return { opsPerSec, recordsPerSec: opsPerSec, p50Ms: round(percentile(lat, 0.5)), p99Ms: round(percentile(lat, 0.99)), maxMs: round(lat[lat.length - 1]!), handlers };
+  const stats = await writeAndFlush(b, seconds, handlers, 0x36);
+  return { ...stats, opsPerSec: stats.recordsPerSec, handlers };
 }
 
 /** CPU time (user + system, every thread) a process has used so far, ms, from /proc/<pid>/stat. */

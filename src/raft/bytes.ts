@@ -27,3 +27,23 @@ export function writeU64(buf: Buffer, offset: number, v: number): void {
 export function readU64(buf: Buffer, offset: number): number {
   return buf.readUInt32BE(offset) * TWO_32 + buf.readUInt32BE(offset + 4);
 }
+
+/** Bytes of v (a safe integer >= 0) as a protobuf varint. */
+export function varintBytes(v: number): number {
+  let n = 1;
+  while (v >= 128) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+/** Writes v (a safe integer >= 0) as a protobuf varint at `at`; returns the offset after it. */
+export function putVarint(b: Uint8Array, at: number, v: number): number {
+  while (v >= 128) {
+    b[at++] = (v % 128) | 128;
+    v = Math.floor(v / 128);
+  }
+  b[at++] = v;
+  return at;
+}

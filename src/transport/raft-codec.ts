@@ -6,6 +6,7 @@
 import protobuf from 'protobufjs/minimal.js';
 import { qjournal } from '../gen/proto.js';
 import type { ConfChange, ConfChangeCodec, ConfChangeOp, Entry, Message } from '../raft/types.js';
+import { putVarint, varintBytes } from '../raft/bytes.js';
 import { FRAME_HEADER_BYTES } from './frames.js';
 
 const pb = qjournal.raft;
@@ -32,16 +33,6 @@ export function encodeBatch(b: Batch): Uint8Array {
 
 /** Entry data up to this size is copied in with the headers around it; larger data is a chunk of its own. */
 const INLINE_DATA_BYTES = 4096;
-
-/** Bytes of a varint. */
-function varintBytes(v: number): number {
-  let n = 1;
-  while (v >= 128) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
-}
 
 /**
  * Collects an encoding as chunks: small pieces are gathered into one buffer, large data is referenced where
@@ -71,11 +62,7 @@ class ChunkWriter {
 
   varint(v: number): void {
     this.room(10);
-    while (v >= 128) {
-      this.buf[this.pos++] = (v % 128) | 128;
-      v = Math.floor(v / 128);
-    }
-    this.buf[this.pos++] = v;
+    this.pos = putVarint(this.buf, this.pos, v);
   }
 
   /** A varint field (omitted when zero, as proto3 does). */

@@ -52,7 +52,7 @@ const RULES: Rule[] = [
   { folder: 'src/raft', allow: ['src/raft/', 'src/assert.ts', 'src/logger.ts', 'src/settings.ts'] },
   { folder: 'src/replica', allow: ['src/replica/', 'src/raft/', 'src/transport/raft-codec.ts', 'src/errors.ts', 'src/settings.ts', 'src/logger.ts', 'src/assert.ts'] },
   { folder: 'src/storage', allow: ['node:', 'src/storage/', 'src/raft/', 'src/replica/env.ts', 'src/gen/', 'src/logger.ts', 'src/assert.ts', 'src/segment-name.ts'] },
-  { folder: 'src/transport', allow: ['src/transport/', 'src/raft/types.ts', 'src/gen/', 'protobufjs'] },
+  { folder: 'src/transport', allow: ['src/transport/', 'src/raft/types.ts', 'src/raft/bytes.ts', 'src/gen/', 'protobufjs'] },
   { folder: 'src/security', allow: ['node:', 'src/security/', 'src/ids.ts', 'src/http-pool.ts', '@peculiar/x509', 'reflect-metadata'] },
   {
     folder: 'libqjm',
