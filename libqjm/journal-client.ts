@@ -1,7 +1,8 @@
 // libqjm's RPC layer: protobuf over HTTP (undici, keep-alive pools) to the JournalNodes. Writes go to the
-// leader (following NOT_LEADER redirects, carrying the Raft term they expect) and are retried — they are
-// idempotent by design — with capped backoff until they succeed, fail finally, or the deadline passes.
-// Reads may go to any node. Every failure becomes a typed QjmError with a stable code.
+// leader (following NOT_LEADER redirects) and are retried with capped backoff until they succeed, fail
+// finally, or the deadline passes: every write but format is safe to repeat (PROTOCOL.md), and format is
+// never retried once it may have been applied. Reads may go to any node. Every failure becomes a typed
+// QjmError with a stable code.
 
 import { HttpPools } from '../src/http-pool.js';
 import type { ClientTls, HttpError, HttpResponse } from '../src/http-pool.js';
@@ -82,10 +83,14 @@ export class JournalClient {
     }
   }
 
-  /** One write attempt against the current leader guess. */
-  private async writeOnce(rpc: WriteRpc, command: qjournal.journal.ICommand, useTerm: boolean): Promise<WriteResult> {
+  /**
+   * One write attempt against the current leader guess. It carries no expected_term: every journal command
+   * states its own precondition (the writer's epoch, the txids it continues from), checked when the entry
+   * applies, so the term of the leader that proposes it changes nothing (PROTOCOL.md).
+   */
+  private async writeOnce(rpc: WriteRpc, command: qjournal.journal.ICommand): Promise<WriteResult> {
     const target = this.routes.leaderTarget();
-    const body = pb.WriteRequest.encode({ command, expectedTerm: useTerm ? this.routes.term : 0 }).finish();
+    const body = pb.WriteRequest.encode({ command }).finish();
     const res = await this.post(target, `/qjm/${rpc}`, body);
     let wr: qjournal.journal.WriteResponse;
     try {
@@ -97,7 +102,6 @@ export class JournalClient {
     if (wr.error) {
       const e = fromRpcError(wr.error, target);
       if (e.errorName === 'NOT_LEADER') this.routes.redirect(wr.error.leaderAddress || undefined, Number(wr.error.term ?? 0));
-      else if (e.errorName === 'TERM_MISMATCH') this.routes.observeTerm(Number(wr.error.term ?? 0));
       else if (e.retriable) this.routes.failed(target);
       throw e;
     }
@@ -112,17 +116,17 @@ export class JournalClient {
   }
 
   /**
-   * A write through the leader, retried with capped backoff while the error is retriable (the journal's writes
-   * are idempotent). Final errors (FENCED, OUT_OF_SYNC, ...) surface at once; past the deadline the caller gets
-   * QuorumUnavailableError. With retryUnknownOutcome false, an attempt that may have been applied is not
-   * retried either (format: a retry could wipe what was written in between); its error surfaces with
-   * details.unknownOutcome.
+   * A write through the leader, retried with capped backoff while the error is retriable (a command applied
+   * once and repeated changes nothing more). Final errors (FENCED, OUT_OF_SYNC, ...) surface at once; past
+   * the deadline the caller gets QuorumUnavailableError. With retryUnknownOutcome false, an attempt that may
+   * have been applied is not retried either (format: a retry could wipe what was written in between); its
+   * error surfaces with details.unknownOutcome.
    */
-  write(rpc: WriteRpc, command: qjournal.journal.ICommand, opts: { expectTerm?: boolean; deadlineMs?: number; retryUnknownOutcome?: boolean } = {}): Promise<WriteResult> {
+  write(rpc: WriteRpc, command: qjournal.journal.ICommand, opts: { deadlineMs?: number; retryUnknownOutcome?: boolean } = {}): Promise<WriteResult> {
     const retry = opts.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: opts.deadlineMs };
     let maybeApplied = false;
     return withRetry(
-      () => this.writeOnce(rpc, command, opts.expectTerm === true),
+      () => this.writeOnce(rpc, command),
       retry,
       (e) => {
         if (!e.details.unknownOutcome) return;

@@ -77,7 +77,7 @@ export interface QjmErrorDetails {
   leaderAddress?: string;
   /** FENCED: the epoch the journal promised. */
   promisedEpoch?: number;
-  /** TIMEOUT / LEADERSHIP_LOST: the write may or may not have been applied; retry it idempotently. */
+  /** TIMEOUT / LEADERSHIP_LOST: the write may or may not have been applied (repeating it is safe but for format). */
   unknownOutcome?: boolean;
   /** PURGED: the first txid the journal still holds. */
   firstAvailableTxId?: number;
