@@ -11,7 +11,7 @@ import { isErrorName, makeError, QjmError, QuorumUnavailableError } from '../src
 import type { ErrorName, QjmErrorDetails } from '../src/errors.js';
 import { RouteTable } from './route-table.js';
 import { DEFAULT_RETRY, withRetry } from './retry-policy.js';
-import type { RetryOptions } from './retry-policy.js';
+import type { RetryObserver, RetryOptions } from './retry-policy.js';
 
 const pb = qjournal.journal;
 
@@ -25,6 +25,8 @@ export interface ClientOptions {
   retry?: Partial<RetryOptions>;
   /** Mutual TLS (https://); without it, plain HTTP, which nodes refuse unless started with --insecure. */
   tls?: ClientTls;
+  /** Hears of each backoff before a retry (what failed, how long retrying goes on). */
+  onRetry?: RetryObserver;
 }
 
 export interface WriteResult {
@@ -57,6 +59,8 @@ export class JournalClient {
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   readonly retry: RetryOptions;
+  /** Every retry loop of this client (and of AdminClient over it) reports its backoffs here. */
+  readonly onRetry: RetryObserver | undefined;
   private closed = false;
 
   constructor(opts: ClientOptions) {
@@ -65,6 +69,7 @@ export class JournalClient {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
     this.retry = { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
+    this.onRetry = opts.onRetry;
     this.http = new HttpPools({ connectTimeoutMs: this.connectTimeoutMs, ...(opts.tls ? { tls: opts.tls } : {}) });
   }
 
@@ -78,7 +83,10 @@ export class JournalClient {
       if (signal?.aborted) throw makeError('SHUTTING_DOWN', `${path}: aborted by the caller`, { node: address });
       this.routes.failed(address);
       // A TLS refusal (wrong CA, wrong host name, not a node) needs its sentence; a network code says enough.
-      if (!err.maybeSent) throw makeError('UNAVAILABLE', /^E[A-Z]+$/.test(err.code) ? `${address}: ${err.code}` : err.message, { node: address });
+      if (!err.maybeSent) {
+        const socketCode = /^E[A-Z]+$/.test(err.code);
+        throw makeError('UNAVAILABLE', socketCode ? `${address}: ${err.code}` : err.message, { node: address, ...(socketCode ? { networkCode: err.code } : {}) });
+      }
       throw makeError('TIMEOUT', `${address}: ${path} got no answer (${err.code})`, { node: address, unknownOutcome: true });
     }
   }
@@ -140,6 +148,7 @@ export class JournalClient {
           lastError: last.code,
           unknownOutcome: maybeApplied || last.details.unknownOutcome === true,
         }),
+      this.onRetry,
     );
   }
 
@@ -174,6 +183,7 @@ export class JournalClient {
       retry,
       () => {},
       (last, elapsedMs) => new QuorumUnavailableError(`${path}: no JournalNode answered within ${elapsedMs} ms (last error: ${last.code}: ${last.message})`, { lastError: last.code }),
+      this.onRetry,
     );
   }
 

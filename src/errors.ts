@@ -81,6 +81,8 @@ export interface QjmErrorDetails {
   unknownOutcome?: boolean;
   /** PURGED: the first txid the journal still holds. */
   firstAvailableTxId?: number;
+  /** UNAVAILABLE: the socket error that kept the request from the node (ECONNREFUSED, EHOSTUNREACH, ...). */
+  networkCode?: string;
   [key: string]: unknown;
 }
 
