@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
 import type { QjmOptions, RetryObserver, TlsOption } from '../../libqjm/index.js';
 import { BENCH_COMMAND, runBenchCommand } from '../bench/bench.js';
+import { DEMO_COMMAND } from '../demo/demo-command.js';
 import { helpText, parseCommand, usageError, UsageError } from '../command-line.js';
 import type { CommandSpec, FlagValues } from '../command-line.js';
 import { QjmError } from '../errors.js';
@@ -488,12 +489,6 @@ const SNAPSHOT = {
   flags: { ...CONNECT, node: { type: 'string', valueName: 'HOST:PORT', description: 'the node that snapshots (default: the leader)' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
-const DEMO = {
-  name: 'qjm demo',
-  summary: 'The HA demo (same as npm start): an active master, a tailing standby, and a failover.',
-  flags: {},
-} as const satisfies CommandSpec;
-
 interface Command {
   spec: CommandSpec;
   /** Parses the flags against the spec (or prints --help), then runs. */
@@ -532,9 +527,9 @@ const COMMANDS: Record<string, Command> = {
   'cert create-client': command(CERT_CREATE_CLIENT, (f, io, pos) => cmdCreateClient(f, io.out, pos)),
   'cert list': command(CERT_LIST, (f, io) => cmdList(f, io.out)),
   bench: command(BENCH_COMMAND, (f) => runBenchCommand(f)),
-  demo: command(DEMO, async () => {
+  demo: command(DEMO_COMMAND, async (f) => {
     const { runDemo } = await import('../demo/demo.js');
-    return runDemo({});
+    return runDemo({ serve: f.serve });
   }),
 };
 
