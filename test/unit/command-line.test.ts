@@ -6,6 +6,7 @@ import { helpText, parseCommand, usageLines, UsageError } from '../../src/comman
 import type { CommandSpec } from '../../src/command-line.js';
 import { retryReporter, runQjm } from '../../src/cli/qjm.js';
 import { makeError, NotLeaderError } from '../../src/errors.js';
+import { thrownMessage } from '../support/expect-throw.js';
 
 const SPEC = {
   name: 'tool cmd',
@@ -21,13 +22,7 @@ const SPEC = {
 const WITH_FILE = { name: 'tool dump', summary: 'Reads a file.', positionals: [{ name: 'FILE', description: 'the file' }], flags: {} } as const satisfies CommandSpec;
 
 function refusal(spec: CommandSpec, argv: string[], env: Record<string, string> = {}): string {
-  try {
-    parseCommand(spec, argv, env);
-  } catch (e) {
-    expect(e).to.be.instanceOf(UsageError);
-    return (e as Error).message;
-  }
-  return expect.fail(`${argv.join(' ')} was accepted`);
+  return thrownMessage(() => parseCommand(spec, argv, env), UsageError, argv.join(' '));
 }
 
 describe('command line: one strict parser', () => {
