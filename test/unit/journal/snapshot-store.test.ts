@@ -21,7 +21,7 @@ const recs = (first: number, n: number) => encodeRecords(first, Array.from({ len
 const plain = (d: ManifestData) => JSON.parse(JSON.stringify(d)) as ManifestData;
 
 function manifest(index: number, journals: JournalStateData[] = []): ManifestData {
-  return { meta: { index, term: 2, conf, peers: [{ id: 'n1', address: 'https://127.0.0.1:1' }] }, journals, createdMs: 1_700_000_000_000 };
+  return { meta: { index, term: 2, conf, peers: [{ id: 'n1', address: '127.0.0.1:1' }] }, journals, createdMs: 1_700_000_000_000 };
 }
 
 function journalEntry(jid: string, segs: SegmentFile[]): JournalStateData {
@@ -188,6 +188,26 @@ describe('snapshot store', () => {
     it('round-trips every field', () => {
       expect(plain(decodeManifest(encodeManifest(m), 'm'))).to.deep.equal(m);
     });
+
+    // A manifest from a peer names paths: every name and number is checked before anything is written.
+    const seg = m.journals[0]!.segments[0]!;
+    const hostile: [string, ManifestData, string][] = [
+      ['a journal id with a path in it', { ...m, journals: [{ ...m.journals[0]!, jid: '../../etc' }] }, 'bad journal id'],
+      ['a journal id of dots', { ...m, journals: [{ ...m.journals[0]!, jid: '..' }] }, 'bad journal id'],
+      ['a file name with a path in it', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, file: '../../x' }] }] }, 'does not match its txids'],
+      ['a file name that is not its txids', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, file: 'edits_0000000000000000002-0000000000000000009' }] }] }, 'does not match its txids'],
+      ['an in-progress segment before another', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, inProgress: true, file: 'edits_inprogress_0000000000000000001' }, { ...seg, firstTxId: 10, lastTxId: 12, file: 'edits_0000000000000000010-0000000000000000012' }] }] }, 'only the last'],
+      ['overlapping segments', { ...m, journals: [{ ...m.journals[0]!, segments: [seg, { ...seg, firstTxId: 5, lastTxId: 12, file: 'edits_0000000000000000005-0000000000000000012' }] }] }, 'overlaps'],
+      ['a size below the header', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, sizeBytes: 3 }] }] }, 'size or CRC'],
+      ['a journal listed twice', { ...m, journals: [m.journals[0]!, m.journals[0]!] }, 'listed twice'],
+      ['a bad node id', { ...m, meta: { ...m.meta, conf: { ...m.meta.conf, voters: ['n1', 'a/b'] } } }, 'bad node id'],
+      ['a bad peer address', { ...m, meta: { ...m.meta, peers: [{ id: 'n1', address: 'http://evil/' }] } }, 'bad address'],
+    ];
+    for (const [what, bad, message] of hostile) {
+      it(`refuses ${what}`, () => {
+        expect(() => decodeManifest(encodeManifest(bad), 'm')).to.throw(SnapshotError, message);
+      });
+    }
 
     const damage: [string, (b: Buffer) => Buffer, RegExp][] = [
       ['bad magic', (b) => Buffer.concat([Buffer.from('XJSM'), b.subarray(4)]), /^where: not a snapshot manifest$/],
