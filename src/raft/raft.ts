@@ -579,6 +579,36 @@ export class Raft {
     }
   }
 
+  // ---------------------------------------------------------------- reset-peers (driver calls, in this order)
+
+  /**
+   * Reset-peers, first step: a majority is lost for good and the operator declared this node's log the
+   * truth. Steps down and commits every entry it holds (the driver made them all durable first), so the
+   * configuration entries among them apply in order before the new configuration is forced.
+   */
+  forceCommitLog(): void {
+    assert(this.log.stableIndex() === this.log.lastIndex(), 'raft: force-commit with entries not yet durable');
+    assert(!this.snapshotFetchPending && this.snapshotToFetch === null, 'raft: force-commit during a snapshot install');
+    if (this.state !== StateType.Follower || this.lead !== NONE) this.becomeFollower(this.term, NONE);
+    this.log.commitTo(this.log.lastIndex());
+  }
+
+  /**
+   * Reset-peers, second step (every entry applied): `conf` replaces the configuration at once. A no-op in a
+   * new term, committed by fiat, gives the snapshot that makes `conf` durable an index of its own; the term
+   * is one no peer of the lost majority can have written entries in after this node's last term.
+   */
+  forceConfiguration(conf: ConfState): void {
+    assert(this.log.applied === this.log.lastIndex(), 'raft: forcing a configuration before the log is applied');
+    assert(conf.votersOutgoing.length === 0 && conf.voters.length > 0, 'raft: a forced configuration is a simple one with voters');
+    this.conf = cloneConf(conf);
+    this.becomeFollower(this.term + 1, NONE);
+    const index = this.log.lastIndex() + 1;
+    this.log.append([{ term: this.term, index, type: EntryType.Normal, data: new Uint8Array(0) }]);
+    this.log.commitTo(index);
+    this.logger.warn({ term: this.term, index, voters: conf.voters, learners: conf.learners }, 'configuration forced by reset-peers');
+  }
+
   // ---------------------------------------------------------------- replication (leader)
 
   private send(m: Message): void {

@@ -1,7 +1,8 @@
 // The driver that runs the pure Raft core against a durable log, a state machine and a transport: for each
 // Ready it persists (group commit, in order), sends, applies and advances. Snapshots (taken, fetched and
 // installed) live here because an install is a job of the persist queue. What clients wait on is in
-// client-waits.ts, membership changes in membership.ts, leadership transfer in leader-transfer.ts.
+// client-waits.ts, membership changes in membership.ts, leadership transfer in leader-transfer.ts, the
+// majority-lost emergency in reset-peers.ts.
 // Environment-agnostic: see env.ts.
 
 import { assert } from '../assert.js';
@@ -22,14 +23,19 @@ import { LeaderTransfer, transferTarget } from './leader-transfer.js';
 import { MembershipChange } from './membership.js';
 import type { ReplicaOptions } from './options.js';
 import { PeerDirectory } from './peer-directory.js';
+import { PeersReset, resetProblem } from './reset-peers.js';
+import type { ResetResult } from './reset-peers.js';
 
 export type { Callback, ProposalResult } from './client-waits.js';
 export type { ReplicaOptions } from './options.js';
+export type { ResetResult } from './reset-peers.js';
 export { DEFAULT_REPLICA_OPTIONS, deriveReplicaOptions } from './options.js';
 
 export interface ReplicaListener {
   onRoleChange?(state: StateType, lead: NodeId, term: number): void;
   onConfigurationApplied?(index: number, voters: NodeId[], learners: NodeId[]): void;
+  /** Reset-peers is about to commit (committedIndex, lastIndex] by fiat: no quorum confirmed those entries. */
+  onCommitByFiat?(committedIndex: number, lastIndex: number): void;
   /** A storage or state machine failure: the replica has stopped and must not serve. */
   onFatal?(err: Error): void;
 }
@@ -44,8 +50,11 @@ export interface ReplicaDeps<R> {
   peers?: PeerDirectory;
   logger?: Logger;
   listener?: ReplicaListener;
-  /** Ack before persisting: a deliberate bug, only for proving the simulator's checkers can fail. */
-  unsafeAckBeforePersist?: boolean;
+  /**
+   * Sends these kinds of message before the state they depend on is durable: a deliberate bug, only for
+   * proving the simulator's checkers can fail (AppResp: ack before persist; VoteResp: vote before persist).
+   */
+  unsafeSendBeforePersist?: readonly MessageType[];
   /** Run the core's invariant checks around every step (tests and simulation); a violation throws. */
   checkInvariants?: boolean;
 }
@@ -101,6 +110,8 @@ export class Replica<R> {
 
   private change: MembershipChange | null = null;
   private transfer: LeaderTransfer | null = null;
+  /** While set, the node takes no peer input and no tick reaches the core. */
+  private reset: PeersReset | null = null;
 
   private scheduled = false;
   private stopped = false;
@@ -136,14 +147,14 @@ export class Replica<R> {
 
   tick(): void {
     if (this.stopped) return;
-    this.raw.tick();
+    if (!this.reset) this.raw.tick();
     this.expireDeadlines();
     this.advanceChange();
     this.schedule();
   }
 
   receive(messages: readonly Message[]): void {
-    if (this.stopped) return;
+    if (this.stopped || this.reset) return;
     for (const m of messages) this.raw.step(m);
     this.schedule();
   }
@@ -179,6 +190,7 @@ export class Replica<R> {
 
   transferLeader(to: NodeId, cb: Callback<void>): void {
     if (this.stopped) return cb(this.stoppedError());
+    if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.transfer) return cb(err('BUSY', `a transfer to ${this.transfer.to} is in progress`));
     const res = this.raw.transferLeader(to);
     if (!res.ok) return cb(err(this.role === StateType.Leader ? 'INVALID_ARGUMENT' : 'NOT_LEADER', res.detail ?? 'transfer refused', this.leaderDetails()));
@@ -193,6 +205,7 @@ export class Replica<R> {
    */
   changePeers(target: Peer[], cb: Callback<void>): void {
     if (this.stopped) return cb(this.stoppedError());
+    if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.role !== StateType.Leader) return cb(err('NOT_LEADER', 'not the leader', this.leaderDetails()));
     if (this.change) return cb(err('CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress'));
     if (target.length === 0) return cb(err('INVALID_CONF_CHANGE', 'the new configuration has no voters'));
@@ -201,6 +214,38 @@ export class Replica<R> {
     const timeoutMs = this.opts.changePeersTimeoutMs;
     this.change = new MembershipChange(target, this.deps.clock.now() + timeoutMs, timeoutMs, cb);
     this.advanceChange();
+    this.schedule();
+  }
+
+  /**
+   * Forces the configuration to exactly `peers` (all voters) on this node alone, when a majority of the
+   * cluster is lost for good (braft's reset_peers). Unsafe by nature: this node's whole log becomes
+   * committed, and whatever the lost nodes committed beyond it is gone. Run it on one survivor (the one
+   * with the longest log); the others join it afresh. cb once the new configuration is durable; the node
+   * then campaigns at once.
+   */
+  resetPeers(peers: Peer[], cb: Callback<ResetResult>): void {
+    if (this.stopped) return cb(this.stoppedError());
+    if (this.reset) return cb(err('BUSY', 'reset-peers is already in progress'));
+    const problem = resetProblem(this.id, peers);
+    if (problem) return cb(err('INVALID_CONF_CHANGE', problem));
+    this.logger.warn({ peers }, 'reset-peers: forcing a new configuration on this node');
+    const busy = err('LEADERSHIP_LOST', 'reset-peers started', { unknownOutcome: true });
+    const c = this.change;
+    this.change = null;
+    c?.fail(busy);
+    const t = this.transfer;
+    this.transfer = null;
+    t?.fail(busy);
+    this.reset = new PeersReset(peers, (e, r) => {
+      this.reset = null;
+      if (!e) {
+        this.logger.warn({ ...r }, 'reset-peers done: the new configuration is durable');
+        this.raw.campaign();
+        this.schedule();
+      }
+      cb(e, r);
+    });
     this.schedule();
   }
 
@@ -308,6 +353,7 @@ export class Replica<R> {
     }
     this.deps.transport.flush?.();
     this.kickPersist();
+    this.advanceReset();
   }
 
   private handleReady(rd: Ready): void {
@@ -315,12 +361,13 @@ export class Replica<R> {
     if (rd.snapshotToFetch) this.startFetch(rd.snapshotToFetch.from, rd.snapshotToFetch.meta);
     const hs = rd.hardState && (rd.hardState.term !== this.lastDurableHard.term || rd.hardState.vote !== this.lastDurableHard.vote) ? rd.hardState : null;
     if (hs || rd.entries.length > 0 || rd.persistedMessages.length > 0) {
-      if (this.deps.unsafeAckBeforePersist) {
-        this.deps.transport.send(rd.persistedMessages);
-        this.queue.push({ kind: 'write', hardState: hs, entries: rd.entries, messages: [] });
-      } else {
-        this.queue.push({ kind: 'write', hardState: hs, entries: rd.entries, messages: rd.persistedMessages });
+      let afterPersist = rd.persistedMessages;
+      const early = this.deps.unsafeSendBeforePersist;
+      if (early) {
+        this.deps.transport.send(afterPersist.filter((m) => early.includes(m.type)));
+        afterPersist = afterPersist.filter((m) => !early.includes(m.type));
       }
+      this.queue.push({ kind: 'write', hardState: hs, entries: rd.entries, messages: afterPersist });
       if (hs) this.lastDurableHard = { ...hs };
     }
     if (rd.messages.length > 0) this.deps.transport.send(rd.messages);
@@ -521,7 +568,7 @@ export class Replica<R> {
   // ---------------------------------------------------------------- snapshots
 
   private maybeSnapshot(): void {
-    if (this.snapshotting || this.applied <= this.lastSnapshotIndex) return;
+    if (this.snapshotting || this.reset || this.applied <= this.lastSnapshotIndex) return;
     const o = this.opts;
     const now = this.deps.clock.now();
     const due =
@@ -556,6 +603,7 @@ export class Replica<R> {
       }
       this.logger.info({ index: meta.index, term: meta.term }, 'snapshot saved');
       cb?.(null, meta.index);
+      this.schedule();
     });
   }
 
@@ -575,6 +623,23 @@ export class Replica<R> {
     else this.schedule();
   }
 
+  private advanceReset(): void {
+    const r = this.reset;
+    if (!r || this.stopped) return;
+    const moved = r.advance({
+      raw: this.raw,
+      idle: this.queue.length === 0 && !this.persisting && !this.fetching && !this.snapshotting && this.installingFrom === null,
+      appliedIndex: this.appliedIndex,
+      committingByFiat: (committed, last) => {
+        this.logger.warn({ committed, lastIndex: last }, 'reset-peers: committing the whole log, entries past the commit index by fiat');
+        this.deps.listener?.onCommitByFiat?.(committed, last);
+      },
+      forced: (peers) => this.peers.reset(peers),
+      saveSnapshot: (cb) => this.takeSnapshot(cb),
+    });
+    if (moved) this.schedule();
+  }
+
   private expireDeadlines(): void {
     const now = this.deps.clock.now();
     this.waits.expire(now, this.applied);
@@ -589,6 +654,9 @@ export class Replica<R> {
     const t = this.transfer;
     this.transfer = null;
     t?.fail(e);
+    const r = this.reset;
+    this.reset = null;
+    r?.fail(e);
   }
 
   private die(e: Error): void {

@@ -210,7 +210,7 @@ export class SimCluster {
       clock: { now: () => this.q.now, defer: (fn) => host.schedule(0, fn) },
       random: () => nodeRng.next(),
       checkInvariants: true,
-      unsafeAckBeforePersist: this.opts.bug === 'ack-before-persist',
+      ...(this.opts.bug === 'ack-before-persist' ? { unsafeSendBeforePersist: [MessageType.AppResp] } : {}),
       listener: {
         onRoleChange: (state, lead, term) => {
           this.trace(`${node.id} is ${state} (term ${term}, leader ${lead || '-'})`);

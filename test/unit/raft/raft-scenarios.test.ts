@@ -291,4 +291,33 @@ describe('raft scenarios', () => {
     h.heartbeat(h.leaders()[0]!);
     for (const id of ['n2', 'n3', 'n4']) expect(h.raft(id).conf, id).to.deep.equal(cNew);
   });
+
+  it('ResetPeers: the survivor of a lost majority commits its whole log, then leads a one-node configuration alone', () => {
+    const h = new Harness(ids3);
+    h.elect('n1');
+    h.propose('n1', 'a');
+    h.deliverAll();
+    h.heartbeat('n1');
+    // 'b' reaches n2 but its acknowledgement is lost: n2 holds it uncommitted.
+    h.filter = (m) => !(m.type === MessageType.AppResp && m.from === 'n2') && m.to !== 'n3';
+    h.propose('n1', 'b');
+    h.deliverAll();
+    expect(h.raft('n2').log.committed).to.be.below(h.raft('n2').log.lastIndex());
+    // n1 and n3 are lost for good.
+    h.isolate('n1');
+    h.isolate('n3');
+    h.filter = null;
+    const before = h.raft('n2').log.lastIndex();
+    const term = h.raft('n2').term;
+    h.resetPeers('n2', ['n2']);
+    const r = h.raft('n2');
+    expect(r.conf).to.deep.equal({ voters: ['n2'], votersOutgoing: [], learners: [] });
+    expect(r.log.committed, 'the whole log and the no-op are committed').to.equal(before + 1);
+    expect(r.term, 'the no-op is of a new term').to.equal(term + 1);
+    expect(h.appliedData('n2')).to.deep.equal(['a', 'b']);
+    h.campaign('n2');
+    expect(h.leaders()).to.include('n2');
+    h.propose('n2', 'c');
+    expect(h.appliedData('n2')).to.deep.equal(['a', 'b', 'c']);
+  });
 });
