@@ -224,6 +224,13 @@ export class Raft {
       this.logger.debug({}, 'not campaigning: installing a snapshot');
       return;
     }
+    if (this.hasUnappliedConfChanges()) {
+      // Configurations take effect when applied. A node that knows a configuration entry is committed but
+      // still counts votes in the one before could be elected by the old voters alone, after the new ones
+      // committed entries it lacks (a removed node restarting, say). Apply first (etcd's rule).
+      this.logger.debug({}, 'not campaigning: committed configuration changes are not applied yet');
+      return;
+    }
     let voteType: MessageType;
     let term: number;
     if (kind === 'pre-vote') {
@@ -249,6 +256,17 @@ export class Raft {
       this.send(makeMessage({ type: voteType, to: id, from: this.id, term, index: lastIndex, logTerm: lastTerm, context }));
     }
     this.logger.info({ term, kind }, kind === 'pre-vote' ? 'started pre-vote' : 'started election');
+  }
+
+  /** A configuration entry is committed and not yet applied. */
+  private hasUnappliedConfChanges(): boolean {
+    const hi = this.log.committed + 1;
+    for (let lo = this.log.applied + 1; lo < hi; ) {
+      const page = this.log.entries(lo, hi, this.cfg.maxApplyBytes);
+      if (page.some((e) => e.type === EntryType.ConfChange)) return true;
+      lo += page.length;
+    }
+    return false;
   }
 
   private poll(id: NodeId, granted: boolean): VoteResult {
@@ -595,8 +613,8 @@ export class Raft {
 
   /**
    * Reset-peers, second step (every entry applied): `conf` replaces the configuration at once. A no-op in a
-   * new term, committed by fiat, gives the snapshot that makes `conf` durable an index of its own; the term
-   * is one no peer of the lost majority can have written entries in after this node's last term.
+   * new term, committed by fiat, gives the snapshot that makes `conf` durable an index of its own, newer
+   * than anything this node's log holds.
    */
   forceConfiguration(conf: ConfState): void {
     assert(this.log.applied === this.log.lastIndex(), 'raft: forcing a configuration before the log is applied');

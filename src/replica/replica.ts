@@ -15,7 +15,7 @@ import type { ProposeResult, RaftConfig } from '../raft/raft.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 import { ConfChangeOp, confMembers, EntryType, MessageType, NONE, StateType } from '../raft/types.js';
-import type { Entry, HardState, Message, NodeId, Peer, SnapshotMeta } from '../raft/types.js';
+import type { ConfChange, Entry, HardState, Message, NodeId, Peer, SnapshotMeta } from '../raft/types.js';
 import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, ReplicaTransport, StagedSnapshot } from './env.js';
 import { ClientWaits, qjmError as err } from './client-waits.js';
 import type { Callback, ProposalResult } from './client-waits.js';
@@ -94,7 +94,10 @@ export class Replica<R> {
 
   private readonly queue: PersistJob[] = [];
   private persisting = false;
+  /** The term and vote of the newest write queued (commit-only changes are not written for themselves). */
   private lastDurableHard: HardState;
+  /** The hard state of the last write issued to the log. */
+  private writtenHard: HardState;
 
   private readSeq = 0;
   private readonly readSalt: number;
@@ -129,6 +132,7 @@ export class Replica<R> {
     const hs = deps.log.initialHardState();
     this.raw = new RawNode(cfg, deps.log, hs, { checkInvariants: deps.checkInvariants === true });
     this.lastDurableHard = { ...hs };
+    this.writtenHard = { ...hs };
     const snap = deps.log.snapshotMeta();
     this.applied = snap.index;
     this.lastSnapshotIndex = snap.index;
@@ -215,6 +219,20 @@ export class Replica<R> {
     this.change = new MembershipChange(target, this.deps.clock.now() + timeoutMs, timeoutMs, cb);
     this.advanceChange();
     this.schedule();
+  }
+
+  /**
+   * Proposes one configuration change as given (an operator's single step, e.g. adding a learner that stays
+   * one); cb once the leader appended it, not once it applies. changePeers is the whole, guarded procedure.
+   */
+  proposeConfChange(cc: ConfChange, cb: Callback<{ index: number; term: number }>): void {
+    if (this.stopped) return cb(this.stoppedError());
+    if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
+    if (this.change) return cb(err('CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress'));
+    const res = this.raw.proposeConfChange(cc);
+    if (!res.ok) return cb(this.proposeError(res));
+    this.schedule();
+    cb(null, { index: res.index, term: res.term });
   }
 
   /**
@@ -404,7 +422,18 @@ export class Replica<R> {
       this.runInstall(head.staged);
       return;
     }
-    const { hardState, entries, messages } = this.takeWriteBatch();
+    const batch = this.takeWriteBatch();
+    const { entries, messages } = batch;
+    let hardState = batch.hardState;
+    if (hardState !== null || entries[0]?.type === EntryType.ConfChange) {
+      // The commit hint says entries up to it are committed: only ever as far as the log is durable and the
+      // core's (a torn write must not leave a stale entry under it). A write that starts with a configuration
+      // entry always carries it, so a restart knows the configuration entries before it are committed and
+      // applies them before it may campaign (etcd #7625's apply-time invariants).
+      const commit = Math.max(this.writtenHard.commit, Math.min(this.raw.committedIndex(), this.raw.stableIndex()));
+      hardState = { ...(hardState ?? this.writtenHard), commit };
+      this.writtenHard = hardState;
+    }
     if (hardState === null && entries.length === 0) {
       // Nothing new to make durable: every earlier write is already done, so the messages may go now.
       if (messages.length > 0) this.deps.transport.send(messages);
@@ -435,14 +464,23 @@ export class Replica<R> {
       let jobBytes = 0;
       for (const e of job.entries) jobBytes += e.data.byteLength;
       if (entries.length > 0 && (bytes + jobBytes > this.opts.maxAppendBufferBytes || entries.length + job.entries.length > this.opts.leaderBatch)) break;
-      this.queue.shift();
+      const first = job.entries[0]?.index;
+      // A later Ready replaced a suffix: keep what precedes it.
+      const kept = first !== undefined && entries.length > 0 && first <= entries[entries.length - 1]!.index ? entries.filter((e) => e.index < first) : entries;
+      // A configuration entry starts a write of its own, which then carries the commit hint (kickPersist).
+      const cut = job.entries.findIndex((e, i) => e.type === EntryType.ConfChange && kept.length + i > 0);
+      if (cut === 0) break;
+      entries = kept;
       if (job.hardState) hardState = job.hardState;
-      if (job.entries.length > 0) {
-        const first = job.entries[0]!.index;
-        // A later Ready replaced a suffix: keep what precedes it.
-        if (entries.length > 0 && first <= entries[entries.length - 1]!.index) entries = entries.filter((e) => e.index < first);
-        for (const e of job.entries) entries.push(e);
+      if (cut > 0) {
+        // The rest of the job, with the messages that wait for all of it, is the next write.
+        for (const e of job.entries.slice(0, cut)) entries.push(e);
+        job.entries = job.entries.slice(cut);
+        job.hardState = null;
+        break;
       }
+      this.queue.shift();
+      for (const e of job.entries) entries.push(e);
       for (const m of job.messages) messages.push(m);
       bytes += jobBytes;
     }

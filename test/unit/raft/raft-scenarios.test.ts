@@ -320,4 +320,29 @@ describe('raft scenarios', () => {
     h.propose('n2', 'c');
     expect(h.appliedData('n2')).to.deep.equal(['a', 'b', 'c']);
   });
+
+  it('NoCampaignBeforeConfChangeApplied: a node that knows a configuration entry committed does not campaign until it applied it', () => {
+    const h = new Harness(ids3);
+    h.elect('n1');
+    // n2's disk is slow: it receives entries and learns they are committed, but applies only durable ones.
+    h.node('n2').holdPersist = true;
+    const res = h.raft('n1').proposeConfChange({ changes: [{ op: ConfChangeOp.AddLearner, peer: { id: 'n4', address: 'x' } }], leaveJoint: false });
+    expect(res.ok).to.equal(true);
+    const confIndex = res.ok ? res.index : 0;
+    h.processReady(h.node('n1'));
+    h.deliverAll();
+    h.propose('n1', 'after');
+    h.deliverAll();
+    expect(h.raft('n2').log.committed, 'n2 knows the change committed').to.be.at.least(confIndex);
+    expect(h.raft('n2').log.applied, 'but has not applied it').to.be.below(confIndex);
+    h.isolate('n2');
+    const term = h.raft('n2').term;
+    h.tick('n2', 5 * h.raft('n2').cfg.electionTicks);
+    expect(h.raft('n2').state, 'no campaign').to.equal(StateType.Follower);
+    expect(h.raft('n2').term).to.equal(term);
+    h.flushPersist('n2');
+    expect(h.raft('n2').log.applied).to.be.at.least(confIndex);
+    h.tick('n2', 3 * h.raft('n2').cfg.electionTicks);
+    expect(h.raft('n2').state, 'once applied it campaigns').to.not.equal(StateType.Follower);
+  });
 });
