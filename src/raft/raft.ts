@@ -204,6 +204,10 @@ export class Raft {
       if (++pr.snapshotElapsedTicks >= this.cfg.snapshotTimeoutTicks) {
         this.logger.info({ to: id }, 'snapshot install unanswered: probing again');
         pr.becomeProbe();
+      } else if (pr.snapshotElapsedTicks % this.cfg.electionTicks === 0) {
+        // The follower may have restarted and lost its fetch. Asking again costs nothing: a follower still
+        // fetching ignores the request, one that restarted starts over at once rather than at the timeout.
+        this.resendSnapshot(id, pr);
       }
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
@@ -689,8 +693,19 @@ export class Raft {
     }
     pr.becomeSnapshot(meta.index);
     this.logger.info({ to, index: meta.index, term: meta.term }, 'sending snapshot');
-    this.send(makeMessage({ type: MessageType.Snap, to, from: this.id, snapshot: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) } }));
+    this.sendSnap(to, meta);
     return true;
+  }
+
+  private resendSnapshot(to: NodeId, pr: Progress): void {
+    const meta = this.log.storage.snapshotMeta();
+    if (meta.index < pr.pendingSnapshot) return;
+    pr.pendingSnapshot = meta.index;
+    this.sendSnap(to, meta);
+  }
+
+  private sendSnap(to: NodeId, meta: SnapshotMeta): void {
+    this.send(makeMessage({ type: MessageType.Snap, to, from: this.id, snapshot: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) } }));
   }
 
   /** Sends pending appends to every follower (new entries, or a commit index they have not seen). */
