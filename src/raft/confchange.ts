@@ -1,5 +1,6 @@
 // Membership changes: validating a ConfChange against the current configuration and computing the next
-// one. Every change of voters goes through a joint configuration (C_old,new), left by a second entry.
+// one. Every change of voters goes through a joint configuration (C_old,new), left by a second entry and
+// confirmed by a third, empty one (which only the core proposes: see Raft.maybeAutoConfChange).
 
 import { cloneConf, ConfChangeOp, isJoint } from './types.js';
 import type { ConfChange, ConfState, NodeId } from './types.js';

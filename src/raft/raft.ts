@@ -43,6 +43,8 @@ export class Raft {
   leadTransferee: NodeId = NONE;
   /** Index of the last configuration change proposed by this leader; no new change until it is applied. */
   pendingConfIndex = 0;
+  /** The last configuration entry applied left a joint configuration: a leader confirms it (maybeAutoConfChange). */
+  private leaveToConfirm = false;
   /** Bytes of entries appended by this leader and not yet committed. */
   private uncommittedBytes = 0;
   /** Followers need appends (new entries or a newer commit index); sent once per Ready, batching proposals. */
@@ -821,7 +823,7 @@ export class Raft {
       if (e.type === EntryType.ConfChange) this.applyConfEntry(e);
     }
     this.log.appliedTo(ents[ents.length - 1]!.index);
-    this.maybeAutoLeaveJoint();
+    this.maybeAutoConfChange();
   }
 
   private applyConfEntry(e: Entry): void {
@@ -830,10 +832,11 @@ export class Raft {
     this.logger.info({ index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners }, 'configuration applied');
     this.conf = next;
     this.tracker.sync(confMembers(next), this.log.lastIndex() + 1);
+    this.leaveToConfirm = cc.leaveJoint;
     if (this.state !== StateType.Leader) return;
-    if (!isVoter(next, this.id) && !isJoint(next)) {
-      // A leader removed by a committed configuration tells the others it is committed (so they leave the
-      // joint configuration now, not after the next election), then steps down.
+    if (!isVoter(next, this.id) && !isJoint(next) && !this.leaveToConfirm) {
+      // A leader removed by a committed configuration tells the others it is committed (so they apply it now,
+      // not after the next election), then steps down. It leads C_new until then, counting only C_new's votes.
       this.logger.info({ term: this.term }, 'removed from the configuration: stepping down');
       this.bcastHeartbeat(undefined);
       this.becomeFollower(this.term, NONE);
@@ -845,13 +848,23 @@ export class Raft {
     this.bcastPending = true;
   }
 
-  private maybeAutoLeaveJoint(): void {
-    if (this.state !== StateType.Leader || !isJoint(this.conf) || this.pendingConfIndex > this.log.applied) return;
-    if (this.leadTransferee !== NONE) return;
-    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode({ changes: [], leaveJoint: true }) };
+  /**
+   * The leader's own configuration entries: leaving a joint configuration once it is applied, then confirming
+   * the leave with an empty change. A node holding the confirmation durably knows the leave committed (a write
+   * that starts with a configuration entry carries the commit hint), so once the confirmation commits, a
+   * majority of the new voters restart in the new configuration even if every removed voter is gone for good;
+   * otherwise a restart could fall back to the joint configuration, which needs the removed voters.
+   */
+  private maybeAutoConfChange(): void {
+    if (this.state !== StateType.Leader || this.pendingConfIndex > this.log.applied || this.leadTransferee !== NONE) return;
+    let cc: ConfChange;
+    if (isJoint(this.conf)) cc = { changes: [], leaveJoint: true };
+    else if (this.leaveToConfirm) cc = { changes: [], leaveJoint: false };
+    else return;
+    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode(cc) };
     if (this.appendEntries([e])) {
       this.pendingConfIndex = e.index;
-      this.logger.info({ index: e.index }, 'leaving joint configuration');
+      this.logger.info({ index: e.index }, cc.leaveJoint ? 'leaving joint configuration' : 'confirming the new configuration');
     }
   }
 

@@ -3,7 +3,8 @@
 
 import { expect } from 'chai';
 import { Harness } from '../../support/harness.js';
-import { ConfChangeOp, MessageType, StateType } from '../../../src/raft/types.js';
+import { ConfChangeOp, EntryType, MessageType, StateType } from '../../../src/raft/types.js';
+import { confChangeCodec } from '../../../src/transport/raft-codec.js';
 import type { Message } from '../../../src/raft/types.js';
 import { MemoryStorage } from '../../../src/raft/memory-storage.js';
 
@@ -290,6 +291,13 @@ describe('raft scenarios', () => {
     h.run(100, () => h.leaders().length === 1 && h.leaders()[0] !== 'n1');
     h.heartbeat(h.leaders()[0]!);
     for (const id of ['n2', 'n3', 'n4']) expect(h.raft(id).conf, id).to.deep.equal(cNew);
+    // The leave was confirmed by an empty configuration entry before n1 stepped down: whoever holds it
+    // knows the leave committed.
+    const confEntries = h.node('n2').applied.filter((e) => e.type === EntryType.ConfChange).map((e) => confChangeCodec.decode(e.data));
+    expect(confEntries.slice(-2)).to.deep.equal([
+      { changes: [], leaveJoint: true },
+      { changes: [], leaveJoint: false },
+    ]);
   });
 
   it('ResetPeers: the survivor of a lost majority commits its whole log, then leads a one-node configuration alone', () => {
