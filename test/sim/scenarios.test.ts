@@ -3,10 +3,12 @@
 
 import { expect } from 'chai';
 import { MIXES, SimCluster, TICK_MS } from './cluster.js';
-import type { SimOptions } from './cluster.js';
+import type { SimNode, SimOptions } from './cluster.js';
+import type { QjmError } from '../../src/errors.js';
+import type { ResetResult } from '../../src/replica/replica.js';
 
 function cluster(seed: number, nodes = 3, over: Partial<SimOptions> = {}): SimCluster {
-  return new SimCluster({ seed, nodes, mix: MIXES.calm!, faultMs: 0, livenessMs: 3000, settleMs: 2000, ...over });
+  return new SimCluster({ seed, nodes, mix: MIXES.calm!, faultMs: 0, livenessMs: 3000, settleMs: 4000, ...over });
 }
 
 function noViolations(c: SimCluster): void {
@@ -26,9 +28,7 @@ describe('simulated scenarios', () => {
       c.runUntil(1600);
       for (const n of c.nodes.values()) c.restart(n);
       expect(c.awaitLiveness(3000), 'a leader commits again').to.not.equal(null);
-      c.stopClients();
-      c.runUntil(c.q.now + 2000);
-      c.finalChecks();
+      c.settle(4000);
       noViolations(c);
     });
   }
@@ -52,9 +52,7 @@ describe('simulated scenarios', () => {
     c.runUntil(c.q.now + 1000);
     expect(c.node(old).replica!.isLeader).to.equal(false);
     expect(c.node(old).replica!.leaderId).to.equal(c.leader());
-    c.stopClients();
-    c.runUntil(c.q.now + 2000);
-    c.finalChecks();
+    c.settle(4000);
     noViolations(c);
   });
 
@@ -72,9 +70,7 @@ describe('simulated scenarios', () => {
     expect(c.electionCount, 'no new election').to.equal(elections);
     expect(c.leader()).to.equal(lead);
     expect(c.node(lead).replica!.term).to.equal(term);
-    c.stopClients();
-    c.runUntil(c.q.now + 3000);
-    c.finalChecks();
+    c.settle(4000);
     noViolations(c);
   });
 
@@ -92,9 +88,7 @@ describe('simulated scenarios', () => {
     // keep coming, and nobody times out.
     expect(c.checker.acked.size - acked, 'writes keep being acknowledged').to.be.greaterThan(20);
     expect(c.electionCount).to.equal(1);
-    c.stopClients();
-    c.runUntil(c.q.now + 3000);
-    c.finalChecks();
+    c.settle(4000);
     noViolations(c);
   });
 
@@ -114,5 +108,158 @@ describe('simulated scenarios', () => {
     }
     // Detection takes one randomized election timeout [100, 200) ms, then a pre-vote and a vote round.
     expect(Math.max(...times)).to.be.below(4 * 10 * TICK_MS);
+  });
+
+  // ---------------------------------------------------------------- membership, transfer, reset, install
+
+  const peers = (ids: string[]) => ids.map((id) => ({ id, address: `sim://${id}` }));
+  /** Runs until cond() or the deadline; the scenario fails at the deadline. */
+  const runUntilTrue = (c: SimCluster, cond: () => boolean, withinMs: number, what: string) => {
+    const deadline = c.q.now + withinMs;
+    while (!cond() && c.q.now < deadline && c.checker.violations.length === 0) c.runUntil(c.q.now + TICK_MS);
+    noViolations(c);
+    expect(cond(), `${what} within ${withinMs} ms`).to.equal(true);
+  };
+  const changePeers = (c: SimCluster, target: string[]) => {
+    const out: { err?: QjmError | null } = {};
+    c.node(c.leader()!).replica!.changePeers(peers(target), (err) => (out.err = err));
+    return out;
+  };
+
+  it('AddPeerBeforeItStarts: a learner that never acknowledged is not promoted, however short the log; it joins once it runs', () => {
+    const c = cluster(31, 3, { replica: { catchupMargin: 1_000_000, changePeersTimeoutMs: 60_000 } });
+    c.bootAll();
+    c.startClients(1);
+    c.runUntil(300);
+    const n4 = c.createJoiner();
+    const change = changePeers(c, ['n1', 'n2', 'n3', n4.id]);
+    c.runUntil(c.q.now + 1000);
+    const conf = c.node(c.leader()!).replica!.rawNode.conf();
+    expect(conf.learners, 'added as a learner').to.deep.equal([n4.id]);
+    expect(conf.voters, 'not promoted while it never answered').to.deep.equal(['n1', 'n2', 'n3']);
+    expect(change.err).to.equal(undefined);
+    c.boot(n4);
+    runUntilTrue(c, () => change.err !== undefined, 2000, 'the change finishes');
+    expect(change.err).to.equal(null);
+    expect(c.checker.counts.promotions).to.equal(1);
+    c.settle(4000);
+    noViolations(c);
+  });
+
+  it('ReplaceEveryNode: n1..n3 replaced one by one by n4..n6, the leader included, while clients write', () => {
+    const c = cluster(32);
+    c.bootAll();
+    c.startClients(2);
+    c.runUntil(300);
+    let voters = ['n1', 'n2', 'n3'];
+    // Whoever leads is replaced in its turn: the leader drives its own removal and steps down.
+    for (const old of ['n1', 'n2', 'n3']) {
+      const fresh = c.createJoiner();
+      c.boot(fresh);
+      voters = [...voters.filter((v) => v !== old), fresh.id];
+      const change = changePeers(c, voters);
+      runUntilTrue(c, () => change.err !== undefined, 3000, `replacing ${old}`);
+      expect(change.err, `replacing ${old}`).to.equal(null);
+      c.runUntil(c.q.now + 50);
+      c.destroy(c.node(old));
+      runUntilTrue(c, () => c.leader() !== undefined, 1000, 'a leader');
+    }
+    const acked = c.checker.acked.size;
+    c.runUntil(c.q.now + 500);
+    expect(c.checker.acked.size, 'writes go on').to.be.greaterThan(acked);
+    expect(c.node(c.leader()!).replica!.rawNode.conf().voters).to.deep.equal(['n4', 'n5', 'n6']);
+    c.settle(4000);
+    noViolations(c);
+  });
+
+  it('TransferUnderLoad: leadership moves to the named voter and writes resume under it', () => {
+    const c = cluster(33, 5);
+    c.bootAll();
+    c.startClients(2);
+    c.runUntil(500);
+    for (let i = 0; i < 3; i++) {
+      const from = c.leader()!;
+      const to = ['n1', 'n2', 'n3', 'n4', 'n5'].find((x) => x !== from)!;
+      let done: QjmError | null | undefined;
+      c.node(from).replica!.transferLeader(to, (e) => (done = e));
+      runUntilTrue(c, () => done !== undefined, 1000, `transfer ${from} -> ${to}`);
+      expect(done).to.equal(null);
+      expect(c.leader()).to.equal(to);
+    }
+    c.settle(4000);
+    noViolations(c);
+  });
+
+  const resetSurvivor = (c: SimCluster, survivor: SimNode) => {
+    let result: { err: QjmError | null; r?: ResetResult } | undefined;
+    survivor.replica!.resetPeers(peers([survivor.id]), (err, r) => (result = r ? { err, r } : { err }));
+    runUntilTrue(c, () => result !== undefined, 1000, 'the reset finishes');
+    expect(result!.err).to.equal(null);
+    return result!.r!;
+  };
+
+  it('ResetPeers: after two of three nodes are lost for good, the survivor keeps what it had committed, leads alone, and two fresh nodes join it', () => {
+    const c = cluster(34);
+    c.bootAll();
+    c.startClients(2);
+    c.runUntil(800);
+    const lead = c.leader()!;
+    const survivor = c.node(['n1', 'n2', 'n3'].find((x) => x !== lead)!);
+    for (const id of ['n1', 'n2', 'n3']) if (id !== survivor.id) c.destroy(c.node(id));
+    c.runUntil(c.q.now + 300);
+    expect(c.leader(), 'no quorum: no leader').to.equal(undefined);
+    const r = resetSurvivor(c, survivor);
+    expect(r.committedBefore).to.be.greaterThan(50);
+    runUntilTrue(c, () => c.leader() === survivor.id, 500, 'the survivor leads');
+    const acked = c.checker.acked.size;
+    c.runUntil(c.q.now + 300);
+    expect(c.checker.acked.size, 'it commits alone').to.be.greaterThan(acked);
+    const a = c.createJoiner();
+    const b = c.createJoiner();
+    c.boot(a);
+    c.boot(b);
+    const change = changePeers(c, [survivor.id, a.id, b.id]);
+    runUntilTrue(c, () => change.err !== undefined, 3000, 'the fresh nodes join');
+    expect(change.err).to.equal(null);
+    expect(c.checker.counts.resets).to.equal(1);
+    c.settle(4000);
+    noViolations(c);
+  });
+
+  it('ResetPeersIsDurable: a survivor that crashes right after its reset comes back in the new configuration', () => {
+    const c = cluster(35);
+    c.bootAll();
+    c.startClients(1);
+    c.runUntil(600);
+    const survivor = c.node('n3');
+    c.destroy(c.node('n1'));
+    c.destroy(c.node('n2'));
+    resetSurvivor(c, survivor);
+    c.crash(survivor);
+    c.runUntil(c.q.now + 20);
+    c.restart(survivor);
+    expect(survivor.replica!.rawNode.conf().voters).to.deep.equal(['n3']);
+    runUntilTrue(c, () => c.leader() === 'n3', 1000, 'it leads again');
+    c.settle(4000);
+    noViolations(c);
+  });
+
+  it('ChunkedInstallSurvivesCrashes: a follower that crashes in the middle of every snapshot install gets one once the crashes stop', () => {
+    const c = cluster(36, 3, { mix: { ...MIXES.calm!, crashMidInstall: 1, restartMs: [5, 20] }, faultMs: 2000, replica: { snapshotEntries: 20, keepEntriesAfterSnapshot: 0 } });
+    c.bootAll();
+    c.startClients(2);
+    c.runUntil(200);
+    const follower = c.node(['n1', 'n2', 'n3'].find((x) => x !== c.leader())!);
+    c.crash(follower);
+    c.runUntil(1200);
+    c.restart(follower);
+    const installsBefore = c.stats.installs;
+    c.runUntil(2000);
+    expect(c.stats.installs, 'no install completes while every one is cut short').to.equal(installsBefore);
+    expect(c.stats.crashes, 'it crashed mid-install').to.be.greaterThan(3);
+    c.runUntil(2600);
+    expect(c.stats.installs, 'installed once the crashes stopped').to.be.greaterThan(installsBefore);
+    c.settle(4000);
+    noViolations(c);
   });
 });
