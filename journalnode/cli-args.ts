@@ -18,15 +18,18 @@ const NODE_FLAGS = {
   peers: { type: 'string', valueName: 'ID=HOST:PORT,...', description: 'the initial configuration, read only when the data directory is empty' },
   join: { type: 'string', valueName: 'HOST:PORT,...', description: 'instead of --peers: members of a running cluster to join (then: qjm add-peer)' },
   advertise: { type: 'string', valueName: 'HOST:PORT', description: 'the address peers dial, when it is not the one in --peers or --listen' },
+  'certs-dir': { type: 'string', valueName: 'DIR', description: 'serve HTTPS only, with client certificates: ca.crt and node.<id>.crt/.key (qjm cert)' },
+  insecure: { type: 'boolean', description: 'serve plain HTTP without any authentication (instead of --certs-dir; never in production)' },
+  'ui-listen': { type: 'string', valueName: 'HOST:PORT', description: 'also serve a read-only plain-HTTP port: the dashboard, /status, /metrics, /healthz (off by default)' },
   config: { type: 'string', valueName: 'FILE', description: 'a JSON object of settings by name (and the flags above); flags override it' },
   'log-level': { type: 'string', choices: SETTINGS.logLevel.values, description: 'the same as --logLevel' },
 } as const satisfies Record<string, FlagSpec>;
 
 /** Flag name to setting name, where they differ. */
-const FIELD_OF_FLAG: Partial<Record<keyof typeof NODE_FLAGS, keyof JournalNodeConfig>> = { data: 'dataDir', 'log-level': 'logLevel' };
+const FIELD_OF_FLAG: Partial<Record<keyof typeof NODE_FLAGS, keyof JournalNodeConfig>> = { data: 'dataDir', 'log-level': 'logLevel', 'certs-dir': 'certsDir', 'ui-listen': 'uiListen' };
 
 /** What a config file may name besides the settings. */
-const FILE_FIELDS = ['id', 'listen', 'dataDir', 'peers', 'join', 'advertise'];
+const FILE_FIELDS = ['id', 'listen', 'dataDir', 'peers', 'join', 'advertise', 'certsDir', 'insecure', 'uiListen'];
 
 function settingFlag(s: SettingSchema): FlagSpec {
   const description = `${s.doc} (default ${s.default})`;
@@ -47,7 +50,8 @@ export const JOURNALNODE_COMMAND = {
   summary: 'A JournalNode: one member of the Raft group that stores the journals.',
   usage: [
     'journalnode --id n1 --listen 127.0.0.1:8485 --data ./data/n1 \\',
-    '            --peers n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487 [--config file.json] [--<setting> VALUE]...',
+    '            --peers n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487 --certs-dir ./certs \\',
+    '            [--config file.json] [--<setting> VALUE]...',
     'journalnode --id n4 --listen 127.0.0.1:8488 --data ./data/n4 --join 127.0.0.1:8485   (then: qjm add-peer)',
   ],
   flags: { ...NODE_FLAGS, ...SETTING_FLAGS },
@@ -63,9 +67,11 @@ export type JournalNodeArgs = { help: true } | { help: false; config: JournalNod
 export function parseJournalNodeArgs(argv: readonly string[]): JournalNodeArgs {
   const p = parseCommand(JOURNALNODE_COMMAND, argv, {});
   if (p.help) return p;
-  const flags = p.flags as Record<string, string | undefined>;
+  const { insecure, ...flags } = p.flags as unknown as Record<string, string | undefined> & { insecure: boolean };
   if (flags['log-level'] !== undefined && flags.logLevel !== undefined) throw new UsageError('give --log-level or --logLevel, not both');
   const cfg: Record<string, unknown> = { ...DEFAULTS, ...(flags.config ? readConfigFile(flags.config) : {}) };
+  // Present or absent, as every boolean flag: absent leaves the file's choice.
+  if (insecure) cfg.insecure = true;
   for (const [flag, value] of Object.entries(flags)) {
     if (value === undefined || flag === 'config') continue;
     if (flag === 'peers' || flag === 'join') {

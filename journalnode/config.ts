@@ -22,7 +22,16 @@ export interface NodeIdentity {
   join: string[];
   /** The address peers dial this node at, when it differs from --listen (NAT, containers, proxies). */
   advertise: string;
+  /** The certificates directory (ca.crt, node.<id>.crt/.key): HTTPS with client certificates. '' = none. */
+  certsDir: string;
+  /** Run without TLS: asked for explicitly, never the default. */
+  insecure: boolean;
+  /** The read-only plain-HTTP port (dashboard, /status, /metrics, /healthz), host:port; null: none. */
+  uiListen: string | null;
 }
+
+/** What a node started with neither --certs-dir nor --insecure answers. */
+export const NO_SECURITY_CHOSEN = 'no certificates: start with --certs-dir D (qjm cert create-ca / create-node), or --insecure to run without TLS';
 
 export interface JournalNodeConfig extends NodeIdentity, Settings {}
 
@@ -67,12 +76,25 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   const ae = checkHostPort(advertise);
   if (ae) bad('advertise', ae);
   if (/^(0\.0\.0\.0|\[::\]):/.test(advertise)) bad('advertise', `${advertise} is a wildcard bind address: peers cannot dial it; give --advertise host:port`);
-  const out: Record<string, unknown> = { ...c, peers, join, advertise };
+  const certsDir = c.certsDir ?? '';
+  const insecure = c.insecure ?? false;
+  if (typeof certsDir !== 'string') bad('certsDir', 'expected a directory');
+  if (typeof insecure !== 'boolean') bad('insecure', 'expected true or false');
+  if (certsDir === '' && !insecure) throw new ConfigError(NO_SECURITY_CHOSEN);
+  if (certsDir !== '' && insecure) bad('insecure', 'give --certs-dir (mutual TLS) or --insecure (plain HTTP), not both');
+  const uiListen = c.uiListen ?? null;
+  if (uiListen !== null) {
+    const ue = checkHostPort(uiListen, 'listen');
+    if (ue) bad('uiListen', ue);
+    if (uiListen === c.listen && !uiListen.endsWith(':0')) bad('uiListen', `must differ from --listen (${c.listen}): the dashboard port is a second, read-only port`);
+  }
+  const out: Record<string, unknown> = { ...c, peers, join, advertise, certsDir, insecure, uiListen };
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
     const problem = checkSetting(name, out[name]);
     if (problem) bad(name, problem);
   }
   if (c.electionTimeoutMs! / c.electionHeartbeatFactor! < 5) bad('electionHeartbeatFactor', 'the heartbeat interval would be under 5 ms');
+  if (c.httpHeadersTimeoutMs! > c.httpRequestTimeoutMs!) bad('httpHeadersTimeoutMs', `must not exceed httpRequestTimeoutMs (${c.httpRequestTimeoutMs})`);
   if (c.maxBatchBytes! > c.maxAppendBodyBytes!) bad('maxBatchBytes', `must not exceed maxAppendBodyBytes (${c.maxAppendBodyBytes})`);
   if (c.maxRecordBytes! > c.maxBatchBytes!) bad('maxRecordBytes', `must not exceed maxBatchBytes (${c.maxBatchBytes})`);
   return out as unknown as JournalNodeConfig;

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../src/logger.js';
 import { fetchNodeStatus } from '../src/node-status.js';
+import type { StatusClient } from '../src/node-status.js';
 import { emptyConf } from '../src/raft/types.js';
 import type { Peer } from '../src/raft/types.js';
 import { MetaStore } from '../src/storage/raft-meta-store.js';
@@ -47,10 +48,10 @@ export interface OpenedDataDir {
  * marks a completed bootstrap. Refuses a directory of another node, or one that holds journal data but no
  * metadata.
  */
-export async function openDataDir(config: JournalNodeConfig, smOpts: StateMachineOptions, logger: Logger): Promise<OpenedDataDir> {
+export async function openDataDir(config: JournalNodeConfig, smOpts: StateMachineOptions, logger: Logger, http: StatusClient): Promise<OpenedDataDir> {
   const dirs = dataDirPaths(config.dataDir);
   fs.mkdirSync(dirs.raft, { recursive: true });
-  const meta = MetaStore.open(dirs.raft) ?? (await bootstrap(config, smOpts, logger));
+  const meta = MetaStore.open(dirs.raft) ?? (await bootstrap(config, smOpts, logger, http));
   const m = meta.meta;
   if (m.nodeId && m.nodeId !== config.id) {
     throw new DataDirError(`data directory ${config.dataDir} belongs to node ${m.nodeId}, not ${config.id}`);
@@ -58,7 +59,7 @@ export async function openDataDir(config: JournalNodeConfig, smOpts: StateMachin
   return { meta, clusterId: m.clusterId ?? '', storageId: m.storageId ?? '' };
 }
 
-async function bootstrap(config: JournalNodeConfig, smOpts: StateMachineOptions, logger: Logger): Promise<MetaStore> {
+async function bootstrap(config: JournalNodeConfig, smOpts: StateMachineOptions, logger: Logger, http: StatusClient): Promise<MetaStore> {
   const dirs = dataDirPaths(config.dataDir);
   const leftovers = [dirs.snapshots, dirs.journals].filter((d) => fs.existsSync(d) && fs.readdirSync(d).some((n) => !/^snap_0{19}1$/.test(n)));
   if (leftovers.length > 0) {
@@ -68,9 +69,10 @@ async function bootstrap(config: JournalNodeConfig, smOpts: StateMachineOptions,
   const storageId = crypto.randomBytes(8).toString('hex');
   if (config.join.length > 0) {
     // Joining: an empty state at index 0 that belongs to no configuration; the leader's snapshot brings
-    // the journals and the membership once an operator adds this node.
-    const clusterId = await learnCluster(config);
-    JournalStateMachine.bootstrap(smOpts, { index: 0, term: 0, conf: emptyConf(), peers: [] });
+    // the journals and the membership once an operator adds this node. Until then the members it learned
+    // here are the only ones it listens to (and fetches the snapshot from).
+    const { clusterId, members } = await learnCluster(config, http);
+    JournalStateMachine.bootstrap(smOpts, { index: 0, term: 0, conf: emptyConf(), peers: members });
     const meta = MetaStore.create(dirs.raft, { hardState: { term: 0, vote: '', commit: 0 }, storageId, clusterId, nodeId: config.id });
     logger.info({ dataDir: config.dataDir, join: config.join, clusterId }, 'prepared an empty data directory to join a running cluster: add this node with qjm add-peer');
     return meta;
@@ -83,19 +85,20 @@ async function bootstrap(config: JournalNodeConfig, smOpts: StateMachineOptions,
 }
 
 /**
- * Joining: asks a member of the running cluster for its cluster id, and refuses if this id is still a
- * member (an empty disk under a member's identity could vote twice in a term: remove it first).
+ * Joining: asks a member of the running cluster for its cluster id and members, and refuses if this id is
+ * still a voter (an empty disk under a voter's identity could vote twice in a term: remove it first).
  */
-async function learnCluster(config: JournalNodeConfig): Promise<string> {
+async function learnCluster(config: JournalNodeConfig, http: StatusClient): Promise<{ clusterId: string; members: Peer[] }> {
   const errors: string[] = [];
   for (const address of config.join) {
     try {
-      const st = await fetchNodeStatus(address, 3000);
+      const st = await fetchNodeStatus(address, 3000, http);
       const me = st.peers.find((p) => p.id === config.id);
       if (me && me.role !== 'learner') {
         throw new DataDirError(`node ${config.id} is still a ${me.role} of the cluster at ${address}: remove it first (qjm remove-peer --peer ${config.id}), then join`);
       }
-      return st.clusterId;
+      const members = st.peers.filter((p) => p.id !== config.id && p.address !== '').map((p) => ({ id: p.id, address: p.address }));
+      return { clusterId: st.clusterId, members };
     } catch (e) {
       if (e instanceof DataDirError) throw e;
       errors.push(`${address}: ${(e as Error).message}`);

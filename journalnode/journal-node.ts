@@ -1,9 +1,11 @@
 // A JournalNode, wired: buildJournalNode() constructs the parts in dependency order and hands each only what
 // it needs; it does not listen, so tests can inject requests. start() listens and starts the Raft clock;
 // stop() drains (handing leadership over when it can) and shuts down. Policy lives elsewhere: the data
-// directory's in data-dir.ts, the HTTP server's in http-app.ts.
+// directory's in data-dir.ts, the HTTP server's in http-app.ts, the read-only dashboard port's in ui/.
 
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
+import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger as PinoLogger } from 'pino';
@@ -13,23 +15,40 @@ import { HttpPools } from '../src/http-pool.js';
 import { PeerDirectory } from '../src/replica/peer-directory.js';
 import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
+import { loadNodeTls } from '../src/security/cert-files.js';
+import type { TlsMaterial } from '../src/security/cert-files.js';
 import type { JournalNodeConfig } from './config.js';
 import { splitHostPort } from '../src/ids.js';
+import { NodeActivity } from './activity.js';
 import { dataDirPaths, openDataDir } from './data-dir.js';
+import { combineListeners } from './events.js';
 import { buildHttpApp } from './http-app.js';
 import { JournalStateMachine } from './journal-state-machine.js';
 import type { StateMachineOptions } from './journal-state-machine.js';
 import { NodeMetrics } from './metrics.js';
+import { peerClientTls, serverTlsOptions } from './node-tls.js';
 import { PeerTransport } from './peer-transport.js';
 import { PeerSnapshotSource } from './snapshot-transfer.js';
+import { buildStatus } from './routes-admin.js';
+import type { AdminContext } from './routes-admin.js';
+import { ClusterView } from './ui/cluster-view.js';
+import { buildUiApp } from './ui/ui-app.js';
 
 export { clusterIdFor, DataDirError } from './data-dir.js';
 
 type Result = qjournal.journal.ICommandResult;
 
+/** Raft messages in one batch between peers: far above a pipeline's worth of appends and their answers. */
+const MAX_MESSAGES_PER_BATCH = 4096;
+/** Members one snapshot's metadata may name. */
+const MAX_MEMBERS = 1024;
+
 export interface JournalNode {
   readonly config: JournalNodeConfig;
   readonly app: FastifyInstance;
+  /** The read-only dashboard port's app (--ui-listen); null when it is off. */
+  readonly uiApp: FastifyInstance | null;
+  readonly activity: NodeActivity;
   readonly replica: Replica<Result>;
   readonly sm: JournalStateMachine;
   readonly transport: PeerTransport;
@@ -37,10 +56,15 @@ export interface JournalNode {
   readonly logger: PinoLogger;
   readonly clusterId: string;
   readonly storageId: string;
-  /** Listens on config.listen and starts the Raft clock. Returns the bound address. */
+  /** Listens on config.listen (and config.uiListen) and starts the Raft clock. Returns the main bound address. */
   start(): Promise<string>;
   /** Drains writes (handing leadership over when it can), then closes everything and releases the lock. */
   stop(): Promise<void>;
+  /**
+   * Reads the certificate files again (SIGHUP): new connections, served and dialed, use them. Throws
+   * CertificateError, keeping the material in use, when they do not check out.
+   */
+  reloadTls(): void;
 }
 
 function version(): string {
@@ -55,9 +79,11 @@ function version(): string {
 /** Opens (or, on an empty directory, bootstraps) the node's storage and builds the node. */
 export async function buildJournalNode(config: JournalNodeConfig, opts: { logger?: PinoLogger } = {}): Promise<JournalNode> {
   const logger = opts.logger ?? pino({ name: 'journalnode', level: config.logLevel, base: { node: config.id } });
+  // Certificates first: a node that cannot serve securely should not even take its data directory's lock.
+  const tls = config.certsDir ? loadNodeTls(config.certsDir, config.id) : null;
   const lock = DataDirLock.acquire(config.dataDir);
   try {
-    return await wire(config, logger, lock);
+    return await wire(config, logger, lock, tls);
   } catch (e) {
     lock.release();
     throw e;
@@ -67,23 +93,25 @@ export async function buildJournalNode(config: JournalNodeConfig, opts: { logger
 interface Storage {
   sm: JournalStateMachine;
   diskLog: DiskLog;
+  activity: NodeActivity;
   clusterId: string;
   storageId: string;
 }
 
-/** The data directory opened (bootstrapped when empty): the journals and the Raft log. */
-async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics, snapshotSource: PeerSnapshotSource): Promise<Storage> {
+/** The data directory opened (bootstrapped when empty): the journals and the Raft log, observed by activity. */
+async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics, snapshotSource: PeerSnapshotSource, clients: HttpPools): Promise<Storage> {
   const smOpts: StateMachineOptions = {
     dataDir: config.dataDir,
     cacheBytesPerJournal: config.cacheBytesPerJournal,
+    maxWaitingReads: config.maxWaitingReads,
     maxSnapshotChunkBytes: config.maxSnapshotChunkBytes,
     keepSnapshots: config.keepSnapshots,
     source: snapshotSource,
     logger,
-    onJournal: (jid, txns, bytes) => metrics.journalApplied(jid, txns, bytes),
   };
-  const { meta, clusterId, storageId } = await openDataDir(config, smOpts, logger);
-  const sm = JournalStateMachine.open(smOpts);
+  const { meta, clusterId, storageId } = await openDataDir(config, smOpts, logger, clients);
+  const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
+  const sm = JournalStateMachine.open({ ...smOpts, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
     maxSegmentBytes: config.maxLogSegmentBytes,
     preallocateBytes: config.logPreallocateBytes,
@@ -94,16 +122,17 @@ async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metric
     snapshot: sm.snapshotMeta,
     meta,
     logger,
+    onFsync: (ms) => activity.fsynced(ms),
   });
-  return { sm, diskLog, clusterId, storageId };
+  return { sm, diskLog, activity, clusterId, storageId };
 }
 
-async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDirLock): Promise<JournalNode> {
-  const clients = new HttpPools({ connectTimeoutMs: Math.min(config.peerRequestTimeoutMs, 2000) });
-  const metrics = new NodeMetrics(config.id);
+async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDirLock, tls: TlsMaterial | null): Promise<JournalNode> {
   const directory = new PeerDirectory();
+  const clients = new HttpPools({ connectTimeoutMs: Math.min(config.peerRequestTimeoutMs, 2000), ...(tls ? { tls: peerClientTls(tls, directory) } : {}) });
+  const metrics = new NodeMetrics(config.id);
   const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
-  const { sm, diskLog, clusterId, storageId } = await openStorage(config, logger, metrics, snapshotSource);
+  const { sm, diskLog, activity, clusterId, storageId } = await openStorage(config, logger, metrics, snapshotSource, clients);
   const transport = new PeerTransport({
     selfId: config.id,
     selfAddress: config.advertise,
@@ -114,7 +143,10 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     holdMs: config.peerHoldMs,
     requestTimeoutMs: config.peerRequestTimeoutMs,
     maxQueueBytes: config.maxPeerQueueBytes,
-    maxBatchBytes: config.maxAppendBodyBytes * 2,
+    // One batch carries at most one append's worth of entry bytes (plus what travels with it), and the
+    // entries a full pipeline of appends holds.
+    maxBatchBytes: config.maxAppendBodyBytes,
+    batchLimits: { maxMessages: MAX_MESSAGES_PER_BATCH, maxEntries: config.maxEntriesPerAppend * config.maxInflightAppends, maxMembers: MAX_MEMBERS },
     logger,
   });
   const replicaOptions = deriveReplicaOptions(config);
@@ -126,33 +158,43 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     random: Math.random,
     peers: directory,
     logger: logger.child({ component: 'raft' }),
-    listener: {
-      onRoleChange: (state, lead, term) => logger.info({ state, leader: lead || null, term }, 'raft role changed'),
-      onFatal: (err) => logger.fatal({ error: err.message }, 'storage failure: this node stopped serving; restart it after fixing the disk'),
-    },
+    listener: combineListeners(
+      {
+        onRoleChange: (state, lead, term) => logger.info({ state, leader: lead || null, term }, 'raft role changed'),
+        onFatal: (err) => logger.fatal({ error: err.message }, 'storage failure: this node stopped serving; restart it after fixing the disk'),
+      },
+      activity.listener(),
+    ),
   });
   transport.attach(replica);
-  metrics.attach({ replica, sm, transport });
+  metrics.attach({ replica, sm, transport, logBytesAfter: (index) => diskLog.bytesAfter(index) });
 
   let draining = false;
+  const admin = { config, replica, sm, transport, metrics, logStats: () => diskLog.stats() as unknown as Record<string, number>, startedAtMs: Date.now(), version: version(), clusterId, storageId };
   const app = await buildHttpApp({
     config,
     logger,
     metrics,
     draining: () => draining,
-    raft: { clusterId, transport, logger },
+    tls,
+    raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
     qjm: { config, replica, sm },
-    admin: { config, replica, sm, transport, metrics, logStats: () => diskLog.stats() as unknown as Record<string, number>, startedAtMs: Date.now(), version: version(), clusterId, storageId },
+    admin,
+    activity,
   });
+  const uiApp = config.uiListen === null ? null : await buildUiApp({ admin, activity, cluster: clusterView(config, admin, activity, clients) });
 
   let ticker: NodeJS.Timeout | null = null;
   let stopped = false;
   const start = async () => {
     const { host, port } = splitHostPort(config.listen);
     const address = await app.listen({ host, port });
+    const uiAddress = uiApp && config.uiListen ? await uiApp.listen(splitHostPort(config.uiListen)) : null;
     replica.start();
+    activity.start();
     ticker = setInterval(() => replica.tick(), replicaOptions.tickMs);
-    logger.info({ listen: address, clusterId, storageId, term: replica.term }, 'journalnode started');
+    logger.info({ listen: address, uiListen: uiAddress, clusterId, storageId, term: replica.term, security: tls ? 'mutual-tls' : 'insecure' }, 'journalnode started');
+    if (!tls) logger.warn({ listen: address }, 'running WITHOUT TLS (--insecure): anyone who reaches this port can read, write and reconfigure the journal; start with --certs-dir D');
     return address;
   };
   const stop = async () => {
@@ -162,7 +204,9 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     await new Promise<void>((resolve) => replica.drain(Math.min(config.proposalTimeoutMs, 5000), resolve));
     if (ticker) clearInterval(ticker);
     replica.stop();
+    activity.stop();
     transport.close();
+    await uiApp?.close();
     await app.close();
     await clients.close();
     sm.close();
@@ -170,5 +214,27 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     lock.release();
     logger.info({}, 'journalnode stopped');
   };
-  return { config, app, replica, sm, transport, metrics, logger, clusterId, storageId, start, stop };
+  const reloadTls = () => {
+    if (!tls) {
+      logger.info({}, 'SIGHUP: no certificates to reload (--insecure)');
+      return;
+    }
+    const next = loadNodeTls(config.certsDir, config.id);
+    (app.server as unknown as TlsServer).setSecureContext(serverTlsOptions(next));
+    clients.setTls(peerClientTls(next, directory));
+    logger.info({ certsDir: config.certsDir, serial: new X509Certificate(next.cert).serialNumber }, 'reloaded the certificates: new connections use them');
+  };
+  return { config, app, uiApp, activity, replica, sm, transport, metrics, logger, clusterId, storageId, start, stop, reloadTls };
+}
+/** The dashboard's view of the cluster: this node in-process, its peers through the peer client. */
+function clusterView(config: JournalNodeConfig, admin: AdminContext, activity: NodeActivity, clients: HttpPools): ClusterView {
+  return new ClusterView({
+    selfId: config.id,
+    local: (historyS) => ({ status: buildStatus(admin), activity: activity.json(historyS, 100) }),
+    clients,
+    // Within the page's one-second poll; the connect timeout of the pool is its own (at most 2 s).
+    peerTimeoutMs: 900,
+    cacheMs: 500,
+    maxEvents: 100,
+  });
 }

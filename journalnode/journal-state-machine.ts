@@ -16,6 +16,8 @@ import { SegmentFile } from './segment-file.js';
 import { fsyncPath, preadIntoSync } from '../src/storage/files.js';
 import { series, SnapshotStore } from './snapshot-store.js';
 import type { ManifestData, StagedImage } from './snapshot-store.js';
+import { decodeCommittedCommand } from './commands.js';
+import { ReadWaiters } from './read-waiters.js';
 import { fetchSnapshot } from './snapshot-fetcher.js';
 import type { FetchSink, ManifestSummary, SnapshotFileRef } from './snapshot-fetcher.js';
 
@@ -32,24 +34,25 @@ export interface StateMachineOptions {
   dataDir: string;
   /** Bytes of recent batches each journal keeps in memory for tailing readers. */
   cacheBytesPerJournal: number;
+  /** Long-polls waiting at once; beyond, a reader is refused BUSY (default: no bound, for tests). */
+  maxWaitingReads?: number;
   maxSnapshotChunkBytes: number;
   /** Snapshots kept on disk (the previous one may still be being fetched by a follower). */
   keepSnapshots: number;
   source: SnapshotSource | null;
   logger: Logger;
-  /** Observes every journal batch applied (metrics). */
-  onJournal?(jid: string, txns: number, bytes: number): void;
+  /** Observes every journal batch applied (metrics, the dashboard): lastTxId after it, at Raft index `index`. */
+  onJournal?(jid: string, txns: number, bytes: number, lastTxId: number, index: number): void;
+  /** Observes a newEpoch applied at Raft index `index`: `fenced` is the writer it fences (null: there was none). */
+  onNewEpoch?(jid: string, epoch: number, writerId: string, fenced: { epoch: number; writerId: string } | null, index: number): void;
+  /** Observes a snapshot installed from the leader (this node's journals replaced by its image). */
+  onSnapshotInstalled?(index: number): void;
 }
 
 interface Staged extends StagedSnapshot {
   image: StagedImage;
 }
 
-interface Waiter {
-  txid: number;
-  timer: NodeJS.Timeout;
-  cb: () => void;
-}
 
 export function toSnapshotMeta(m: ManifestData): SnapshotMeta {
   const { index, term, conf, peers } = m.meta;
@@ -65,7 +68,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   readonly snapshots: SnapshotStore;
   readonly journalsRoot: string;
   private journals = new Map<string, Journal>();
-  private readonly waiters = new Map<string, Waiter[]>();
+  private readonly readers: ReadWaiters;
   /** Wall-clock time of the last write applied per journal (node-local; not part of the state). */
   private readonly lastWriteAtMs = new Map<string, number>();
   /** Metadata of the snapshot the state was last restored from or saved. */
@@ -75,6 +78,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   private constructor(private readonly opts: StateMachineOptions) {
     this.snapshots = new SnapshotStore(path.join(opts.dataDir, 'snapshots'));
     this.journalsRoot = path.join(opts.dataDir, 'journals');
+    this.readers = new ReadWaiters(opts.maxWaitingReads ?? Infinity);
     this.snapshotMetaValue = { index: 0, term: 0, conf: { voters: [], votersOutgoing: [], learners: [] } };
   }
 
@@ -119,11 +123,21 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
 
   // ---------------------------------------------------------------- applying
 
+  /**
+   * Applies committed commands. An entry that is not a valid command (decoded and checked as the route checks
+   * a request) is a no-op answered with its error, the same on every replica. An I/O error is thrown: the
+   * replica stops and reports it (a full or failing disk), it does not skip the entry.
+   */
   apply(entries: readonly Entry[]): Result[] {
     const out: Result[] = [];
     for (const e of entries) {
-      const cmd = pb.Command.decode(e.data) as qjournal.journal.Command;
-      out.push(this.applyCommand(cmd));
+      const c = decodeCommittedCommand(e.data);
+      if ('error' in c) {
+        this.opts.logger.warn({ index: e.index, term: e.term, error: c.error.message }, 'a committed entry is not a valid command: applied as a no-op');
+        out.push({ code: pb.ErrorCode[c.error.errorName], message: `entry ${e.index}: ${c.error.message}` });
+      } else {
+        out.push(this.applyCommand(c.cmd, e.index));
+      }
       this.appliedCommands++;
     }
     return out;
@@ -144,7 +158,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     return t === undefined ? null : Date.now() - t;
   }
 
-  private applyCommand(cmd: qjournal.journal.Command): Result {
+  private applyCommand(cmd: qjournal.journal.Command, index: number): Result {
     const jid = cmd.jid;
     if (cmd.journal || cmd.startSegment || cmd.finalizeSegment) this.lastWriteAtMs.set(jid, Date.now());
     const n = (v: number | null | undefined) => Number(v ?? 0);
@@ -155,7 +169,13 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     }
     const j = this.journalFor(jid, false);
     if (!j) return { code: pb.ErrorCode.NOT_FORMATTED, message: `journal ${jid} is not formatted` };
-    if (cmd.newEpoch) return j.newEpoch(cmd.newEpoch.nsInfo ?? {}, cmd.newEpoch.writerId ?? '');
+    if (cmd.newEpoch) {
+      const before = { epoch: j.promisedEpoch, writerId: j.writerId };
+      const r = j.newEpoch(cmd.newEpoch.nsInfo ?? {}, cmd.newEpoch.writerId ?? '', cmd.newEpoch.requestId ?? '');
+      // A retried newEpoch answers the same epoch: nobody new was fenced.
+      if (r.code === pb.ErrorCode.OK && j.promisedEpoch > before.epoch) this.opts.onNewEpoch?.(jid, j.promisedEpoch, j.writerId, before.epoch > 0 ? before : null, index);
+      return r;
+    }
     if (cmd.startSegment) return j.startSegment(n(cmd.startSegment.epoch), n(cmd.startSegment.txid), n(cmd.startSegment.layoutVersion));
     if (cmd.journal) {
       const o = cmd.journal;
@@ -163,7 +183,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       const before = j.lastTxId;
       const r = j.journal(n(o.epoch), n(o.segmentTxid), n(o.firstTxid), n(o.count), records);
       if (r.code === pb.ErrorCode.OK && j.lastTxId > before) {
-        this.opts.onJournal?.(jid, j.lastTxId - before, records.byteLength);
+        this.opts.onJournal?.(jid, j.lastTxId - before, records.byteLength, j.lastTxId, index);
         this.wake(jid);
       }
       return r;
@@ -189,45 +209,27 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     return [...this.journals.values()];
   }
 
-  /** Calls cb once the journal holds txid (or after timeoutMs). */
-  waitForTxid(jid: string, txid: number, timeoutMs: number, cb: () => void): void {
+  /**
+   * Resolves once the journal holds txid, after timeoutMs, or when signal aborts (the reader left). Rejects
+   * BUSY when maxWaitingReads readers already wait.
+   */
+  waitForTxid(jid: string, txid: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const j = this.journals.get(jid);
-    if ((j && j.lastTxId >= txid) || timeoutMs <= 0) return cb();
-    const list = this.waiters.get(jid) ?? [];
-    const w: Waiter = {
-      txid,
-      cb,
-      timer: setTimeout(() => {
-        const l = this.waiters.get(jid);
-        if (l) this.waiters.set(jid, l.filter((x) => x !== w));
-        cb();
-      }, timeoutMs),
-    };
-    list.push(w);
-    this.waiters.set(jid, list);
+    if ((j && j.lastTxId >= txid) || timeoutMs <= 0) return Promise.resolve();
+    return this.readers.wait(jid, txid, timeoutMs, signal);
+  }
+
+  /** Long-polls waiting on this node now. */
+  get waitingReads(): number {
+    return this.readers.waiting;
   }
 
   private wake(jid: string): void {
-    const list = this.waiters.get(jid);
-    if (!list || list.length === 0) return;
-    const j = this.journals.get(jid);
-    const last = j?.lastTxId ?? 0;
-    const ready = list.filter((w) => w.txid <= last);
-    if (ready.length === 0) return;
-    this.waiters.set(jid, list.filter((w) => w.txid > last));
-    for (const w of ready) {
-      clearTimeout(w.timer);
-      w.cb();
-    }
+    this.readers.wake(jid, this.journals.get(jid)?.lastTxId ?? 0);
   }
 
   private wakeAll(): void {
-    const all = [...this.waiters.values()].flat();
-    this.waiters.clear();
-    for (const w of all) {
-      clearTimeout(w.timer);
-      w.cb();
-    }
+    this.readers.wakeAll();
   }
 
   // ---------------------------------------------------------------- snapshots
@@ -297,6 +299,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
             this.loadFrom(image.index);
             this.snapshots.prune(this.opts.keepSnapshots);
             this.wakeAll();
+            this.opts.onSnapshotInstalled?.(image.index);
             cb(null);
           } catch (e) {
             cb(e as Error);

@@ -39,6 +39,8 @@ export class Journal {
   promisedEpoch = 0;
   lastWriterEpoch = 0;
   writerId = '';
+  /** The request id of the newEpoch that made promisedEpoch: its retry answers that epoch again. */
+  epochRequestId = '';
   lastTxId = 0;
   /** Sorted by firstTxId; only the last may be in progress. */
   segments: SegmentFile[] = [];
@@ -74,17 +76,24 @@ export class Journal {
     this.lastTxId = 0;
     this.lastWriterEpoch = 0;
     this.writerId = '';
+    this.epochRequestId = '';
     fs.mkdirSync(this.dir, { recursive: true });
     return { code: pb.ErrorCode.OK, epoch: this.promisedEpoch };
   }
 
-  newEpoch(nsInfo: NsInfo, writerId: string): Result {
+  newEpoch(nsInfo: NsInfo, writerId: string, requestId = ''): Result {
     if (!this.formatted) return fail('NOT_FORMATTED', `journal ${this.jid} is not formatted`);
     if (!nsEqual(this.nsInfo, nsInfo)) {
       return fail('NAMESPACE_MISMATCH', `journal ${this.jid} belongs to ${nsString(this.nsInfo)}, not ${nsString(nsInfo)}`);
     }
-    this.promisedEpoch += 1;
-    this.writerId = writerId;
+    // A retry of the newEpoch that made the current epoch (the first attempt committed, its answer was lost)
+    // answers that epoch again: the writer must not fence itself.
+    const retried = requestId !== '' && requestId === this.epochRequestId && writerId === this.writerId;
+    if (!retried) {
+      this.promisedEpoch += 1;
+      this.writerId = writerId;
+      this.epochRequestId = requestId;
+    }
     return { code: pb.ErrorCode.OK, epoch: this.promisedEpoch, state: journalStateToProto(this.state()) };
   }
 
@@ -191,6 +200,7 @@ export class Journal {
       writerId: this.writerId,
       lastTxId: this.lastTxId,
       segments: this.segments.map((s) => s.describe()),
+      epochRequestId: this.epochRequestId,
     };
   }
 
@@ -200,6 +210,11 @@ export class Journal {
     const j = Object.assign(new Journal(jid, dir, maxCacheBytes), fields);
     j.segments = segments.map(open);
     return j;
+  }
+
+  /** The first txid a read can still get: the first segment's, or the next txid when nothing is held. */
+  firstHeldTxId(): number {
+    return this.segments[0]?.firstTxId ?? this.lastTxId + 1;
   }
 
   /** Segments holding txids >= sinceTxId (Hadoop's getEditLogManifest). */

@@ -1,12 +1,14 @@
 // The journalnode process: parse flags (cli-args.ts), open the data directory, listen, and on SIGTERM/SIGINT
-// drain in-flight writes and exit cleanly. Exit codes: 0 clean stop, 1 failure at run time, 2 bad flags,
-// 3 data directory locked or unusable.
+// drain in-flight writes and exit cleanly; on SIGHUP reload the certificates. Exit codes: 0 clean stop,
+// 1 failure at run time, 2 bad flags or certificates (none chosen, unreadable, not this CA's), 3 data
+// directory locked or unusable.
 
 import { helpText, usageError, UsageError } from '../src/command-line.js';
 import { JOURNALNODE_COMMAND, parseJournalNodeArgs } from './cli-args.js';
 import { ConfigError } from './config.js';
 import { buildJournalNode, DataDirError } from './journal-node.js';
 import { DataDirLockedError } from '../src/data-dir-lock.js';
+import { CertificateError } from '../src/security/cert-files.js';
 
 async function main(): Promise<void> {
   let args;
@@ -28,6 +30,10 @@ async function main(): Promise<void> {
   try {
     node = await buildJournalNode(config);
   } catch (e) {
+    if (e instanceof CertificateError) {
+      console.error(`journalnode: ${e.message}`);
+      process.exit(2);
+    }
     if (e instanceof DataDirLockedError || e instanceof DataDirError) {
       console.error(`journalnode: ${e.message}`);
       process.exit(3);
@@ -57,6 +63,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      node.reloadTls();
+    } catch (e) {
+      node.logger.error({ error: (e as Error).message }, 'SIGHUP: the certificates were not reloaded; the ones in use stay');
+    }
+  });
   process.on('uncaughtException', (e) => {
     node.logger.fatal({ error: e.message, stack: e.stack }, 'uncaught exception: exiting');
     process.exit(1);

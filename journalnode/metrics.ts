@@ -1,6 +1,9 @@
-// Prometheus metrics of one JournalNode (GET /metrics): Raft progress, per-follower lag, log write and fsync
-// latency, journal throughput and epochs (the figures Hadoop's JournalNode exposes), RPC counts and latency.
-// A registry per node, so several nodes can run in one process (tests).
+// Prometheus metrics of one JournalNode (GET /metrics): Raft progress, elections and leader changes, per
+// follower lag in entries, bytes and txids (on the leader), log write latency and fdatasync percentiles over
+// 60 s / 300 s / 3600 s (Hadoop's Syncs60s..3600s), per journal the last txid, promised and writer epochs
+// (LastWrittenTxId, LastPromisedEpoch, LastWriterEpoch), batches / txns / bytes written, waiting long
+// polls, RPC latency. docs/OPERATIONS.md maps them to Hadoop's names. A registry per node, so several nodes
+// can run in one process (tests).
 
 import client from 'prom-client';
 import type { ReplicaStatus } from '../src/replica/replica.js';
@@ -8,13 +11,21 @@ import type { ReplicaLog } from '../src/replica/env.js';
 import type { Entry, HardState, SnapshotMeta } from '../src/raft/types.js';
 import type { JournalStateMachine } from './journal-state-machine.js';
 import type { PeerTransport } from './peer-transport.js';
+import { TxidMarks } from './txid-marks.js';
 
 /** What the gauges read, attached once the parts exist (the log and state machine feed counters before). */
 export interface MetricSources {
   replica: { status(): ReplicaStatus; readonly isLeader: boolean };
   sm: JournalStateMachine;
   transport: PeerTransport;
+  /** Bytes of this node's Raft log after an index (the leader's byte lag of a follower). */
+  logBytesAfter(index: number): number;
 }
+
+/** The fdatasync percentiles, as Hadoop's JournalNode reports them. */
+export const FSYNC_PERCENTILES = [0.5, 0.75, 0.9, 0.95, 0.99];
+/** The windows (seconds) of the fdatasync percentiles, Hadoop's Syncs60s, Syncs300s, Syncs3600s. */
+export const FSYNC_WINDOWS_S = [60, 300, 3600];
 
 type Labels = Record<string, string>;
 
@@ -27,6 +38,11 @@ export class NodeMetrics {
   readonly txnsWritten: client.Counter<'jid'>;
   readonly bytesWritten: client.Counter<'jid'>;
   readonly rpcSeconds: client.Histogram<'rpc' | 'code'>;
+  readonly elections: client.Counter;
+  readonly leaderChanges: client.Counter;
+  private readonly fsyncWindows: client.Summary[];
+  /** Where each journal's txids sit in the log: the leader's txid lag of a follower. */
+  readonly txidMarks = new TxidMarks();
 
   private sources: MetricSources | null = null;
 
@@ -48,6 +64,19 @@ export class NodeMetrics {
     this.batchesWritten = new client.Counter({ name: 'qjournal_journal_batches_written_total', help: 'journal() batches applied (BatchesWritten)', labelNames: ['jid'], registers: [r] });
     this.txnsWritten = new client.Counter({ name: 'qjournal_journal_txns_written_total', help: 'Transactions applied (TxnsWritten)', labelNames: ['jid'], registers: [r] });
     this.bytesWritten = new client.Counter({ name: 'qjournal_journal_bytes_written_total', help: 'Edit bytes applied (BytesWritten)', labelNames: ['jid'], registers: [r] });
+    this.fsyncWindows = FSYNC_WINDOWS_S.map(
+      (windowS) =>
+        new client.Summary({
+          name: `qjournal_log_fsync_${windowS}s_seconds`,
+          help: `fdatasync latency of Raft log appends, percentiles over the last ${windowS} s (Hadoop Syncs${windowS}s)`,
+          percentiles: FSYNC_PERCENTILES,
+          maxAgeSeconds: windowS,
+          ageBuckets: 5,
+          registers: [r],
+        }),
+    );
+    this.elections = new client.Counter({ name: 'qjournal_raft_elections_total', help: 'Elections this node started (it became a candidate)', registers: [r] });
+    this.leaderChanges = new client.Counter({ name: 'qjournal_raft_leader_changes_total', help: 'Times this node saw a new leader', registers: [r] });
     this.rpcSeconds = new client.Histogram({
       name: 'qjournal_rpc_seconds',
       help: 'Journal RPC latency by RPC and result code',
@@ -86,15 +115,13 @@ export class NodeMetrics {
       const s = st();
       return s ? s.commitIndex - s.appliedIndex : 0;
     });
-    this.gauge(
-      'qjournal_raft_follower_lag_entries',
-      'Leader only: entries a follower is behind the leader',
-      () => {
+    const perFollower = (name: string, help: string, fn: (s: ReplicaStatus, match: number) => number) =>
+      this.gauge(name, help, () => {
         const s = st();
-        return s ? Object.entries(s.progress).map(([peer, p]) => [{ peer }, Math.max(0, s.lastIndex - p.match)]) : [];
-      },
-      ['peer'],
-    );
+        return s ? Object.entries(s.progress).map(([peer, p]) => [{ peer }, fn(s, p.match)]) : [];
+      }, ['peer']);
+    perFollower('qjournal_raft_follower_lag_entries', 'Leader only: entries a follower is behind the leader', (s, match) => Math.max(0, s.lastIndex - match));
+    perFollower('qjournal_raft_follower_lag_bytes', "Leader only: bytes of the leader's log a follower does not hold", (_s, match) => this.sources?.logBytesAfter(match) ?? 0);
   }
 
   private journalGauges(): void {
@@ -104,6 +131,22 @@ export class NodeMetrics {
     perJournal('qjournal_journal_last_writer_epoch', 'Epoch of the last writer that wrote (LastWriterEpoch)', (j) => j.lastWriterEpoch);
     perJournal('qjournal_journal_last_txid', 'Last txid applied here (LastWrittenTxId)', (j) => j.lastTxId);
     perJournal('qjournal_journal_segments', 'Segments of the journal', (j) => j.segments.length);
+    this.gauge(
+      'qjournal_journal_lag_txns',
+      'Leader only: txids of a journal a follower does not hold yet (CurrentLagTxns)',
+      () => {
+        const src = this.sources;
+        if (!src) return [];
+        const s = src.replica.status();
+        const out: [Labels, number][] = [];
+        for (const j of src.sm.allJournals()) {
+          for (const [peer, p] of Object.entries(s.progress)) out.push([{ jid: j.jid, peer }, this.txidMarks.lagTxns(j.jid, p.match, j.lastTxId)]);
+        }
+        return out;
+      },
+      ['jid', 'peer'],
+    );
+    this.gauge('qjournal_reads_waiting', 'Readers waiting in a long poll for new edits', () => this.sources?.sm.waitingReads ?? 0);
   }
 
   private peerGauges(): void {
@@ -113,11 +156,25 @@ export class NodeMetrics {
     perPeer('qjournal_peer_dropped_messages', 'Messages dropped because a peer was not keeping up', (p) => p.droppedMessages);
   }
 
-  /** One journal() batch applied here. */
-  journalApplied(jid: string, txns: number, bytes: number): void {
+  /** One journal() batch applied here, at Raft index `index`, taking the journal to lastTxId. */
+  journalApplied(jid: string, txns: number, bytes: number, lastTxId: number, index: number): void {
     this.batchesWritten.inc({ jid });
     this.txnsWritten.inc({ jid }, txns);
     this.bytesWritten.inc({ jid }, bytes);
+    this.txidMarks.applied(jid, index, lastTxId - txns, lastTxId);
+  }
+
+  /** One fdatasync of the Raft log took `ms`. */
+  fsynced(ms: number): void {
+    for (const s of this.fsyncWindows) s.observe(ms / 1000);
+  }
+
+  electionStarted(): void {
+    this.elections.inc();
+  }
+
+  leaderChanged(): void {
+    this.leaderChanges.inc();
   }
 
   /** The gauges read these from now on (before, they read as zero). */

@@ -5,13 +5,12 @@
 // reported to Raft as unreachable peers.
 
 import { encodeBatch, decodeBatch, messageBytes } from '../src/transport/raft-codec.js';
-import type { Batch } from '../src/transport/raft-codec.js';
+import type { Batch, BatchLimits } from '../src/transport/raft-codec.js';
 import type { ReplicaTransport } from '../src/replica/env.js';
 import { takeWithinBytes } from '../src/raft/byte-limit.js';
 import { MessageType } from '../src/raft/types.js';
 import type { Message, NodeId } from '../src/raft/types.js';
 import type { HttpPools } from '../src/http-pool.js';
-import { checkHostPort } from '../src/ids.js';
 import type { PeerLinkJson } from '../src/node-status.js';
 import type { Logger } from '../src/logger.js';
 import type { PeerDirectory } from '../src/replica/peer-directory.js';
@@ -22,8 +21,10 @@ export interface PeerTransportOptions {
   selfAddress: string;
   clusterId: string;
   storageId: string;
-  /** Where each peer is dialed: the current configuration's address book. */
+  /** Where each peer is dialed, and who is a member: the current configuration's address book. */
   directory: PeerDirectory;
+  /** What one batch from a peer (a request or a reply) may hold. */
+  batchLimits: BatchLimits;
   clients: Pick<HttpPools, 'request'>;
   holdMs: number;
   requestTimeoutMs: number;
@@ -64,6 +65,14 @@ class PeerState {
   constructor(readonly id: NodeId) {}
 }
 
+/** A batch from an id that is not a member of the configuration (or, joining, of the members it learned). */
+export class NotAMemberError extends Error {
+  override name = 'NotAMemberError';
+  constructor(readonly from: NodeId) {
+    super(`${JSON.stringify(from)} is not a member of this cluster's configuration`);
+  }
+}
+
 /** Where inbound messages go, and who hears that a peer is unreachable: the replica, attached after it is built. */
 export interface TransportSink {
   receive(messages: Message[]): void;
@@ -81,6 +90,10 @@ export class PeerTransport implements ReplicaTransport {
   readonly storageIdChanges: { id: NodeId; from: string; to: string; atMs: number }[] = [];
 
   constructor(private readonly o: PeerTransportOptions) {}
+
+  get batchLimits(): BatchLimits {
+    return this.o.batchLimits;
+  }
 
   /** The transport and the replica need each other: the replica is built with the transport, then attached. */
   attach(sink: TransportSink): void {
@@ -184,7 +197,7 @@ export class PeerTransport implements ReplicaTransport {
   private receiveReply(p: PeerState, body: Buffer): void {
     let b: Batch;
     try {
-      b = decodeBatch(body);
+      b = decodeBatch(body, this.o.batchLimits);
     } catch (e) {
       this.o.logger.warn({ peer: p.id, error: (e as Error).message }, 'dropping a malformed reply batch');
       return;
@@ -194,12 +207,7 @@ export class PeerTransport implements ReplicaTransport {
       return;
     }
     this.noteStorageId(p, b.storageId);
-    this.noteAddress(b);
     this.sink.receive(b.messages.filter((m) => m.to === this.o.selfId));
-  }
-
-  private noteAddress(b: Batch): void {
-    if (b.fromAddress && checkHostPort(b.fromAddress) === null) this.o.directory.announce(b.from, b.fromAddress);
   }
 
   private failed(p: PeerState, why: string): void {
@@ -239,9 +247,10 @@ export class PeerTransport implements ReplicaTransport {
    * node sends back to that peer within holdMs (piggybacked), or an empty batch.
    */
   handleInbound(b: Batch): Promise<Uint8Array> {
+    // Only members speak for the cluster; nothing (state, metrics labels, delivery) is kept for anyone else.
+    if (!this.o.directory.isMember(b.from)) return Promise.reject(new NotAMemberError(b.from));
     const p = this.peer(b.from);
     this.noteStorageId(p, b.storageId);
-    this.noteAddress(b);
     this.sink.receive(b.messages.filter((m) => m.to === this.o.selfId));
     return new Promise<Uint8Array>((resolve) => {
       const reply = (messages: Message[]) => resolve(encodeBatch({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, fromAddress: this.o.selfAddress, messages }));

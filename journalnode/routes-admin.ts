@@ -71,7 +71,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     snapshotTerm: s.snapshotTerm,
     leadTransferee: s.leadTransferee || null,
     followers,
-    pending: { proposals: s.pendingProposals, reads: s.pendingReads, persistJobs: s.persistQueueJobs },
+    pending: { proposals: s.pendingProposals, reads: s.pendingReads, persistJobs: s.persistQueueJobs, longPolls: ctx.sm.waitingReads },
     journals,
     storage: ctx.logStats(),
     transport: ctx.transport.stats(),
@@ -79,6 +79,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     fatal: s.fatal,
     uptimeS: Math.round((Date.now() - ctx.startedAtMs) / 1000),
     version: ctx.version,
+    security: ctx.config.certsDir ? 'mutual-tls' : 'insecure',
   };
 }
 
@@ -118,18 +119,23 @@ export function renderRaftStat(st: NodeStatusJson): string {
 /** Admin RPCs carry no request body or a small message; none answers with journal data. */
 const NO_BODY = { decode: (): Record<string, never> => ({}), encode: () => ({ finish: () => new Uint8Array(0) }) };
 
-export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  const { replica } = ctx;
-  const term = () => replica.term;
+/** The routes for a person and a scraper, on the main port and on the read-only dashboard port alike. */
+export function registerReadOnlyRoutes(app: FastifyInstance, ctx: AdminContext): void {
   app.get('/status', async () => buildStatus(ctx));
-  app.get('/raft_stat', async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(ctx))));
-  app.get('/flags', async () => ({ ...ctx.config }));
   app.get('/metrics', async (_req, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.text()));
   app.get('/healthz', async (_req, reply) => {
-    const s = replica.status();
+    const s = ctx.replica.status();
     const ok = s.fatal === null;
     return reply.code(ok ? 200 : 503).send({ ok, id: s.id, state: s.state, term: s.term, leader: s.lead || null, fatal: s.fatal });
   });
+}
+
+export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): void {
+  const { replica } = ctx;
+  const term = () => replica.term;
+  registerReadOnlyRoutes(app, ctx);
+  app.get('/raft_stat', async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(ctx))));
+  app.get('/flags', async () => ({ ...ctx.config }));
 
   const callback = <T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void) =>
     new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));

@@ -7,17 +7,18 @@ import fs from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { qjournal } from '../src/gen/proto.js';
 import { QjmError } from '../src/errors.js';
-import { validateBatch } from '../src/edit-records.js';
-import { isJournalId, JOURNAL_ID_RULE } from '../src/ids.js';
-import { journalStateToProto, segmentToProto } from '../src/journal-state.js';
+import { isJournalId } from '../src/ids.js';
+import { journalStateToProto, segmentToProto, WRITER_ACTIVE_MS } from '../src/journal-state.js';
 import type { Replica } from '../src/replica/replica.js';
 import type { JournalNodeConfig } from './config.js';
 import type { JournalStateMachine } from './journal-state-machine.js';
-import { errorNameOf, HTTP_STATUS, invalid, registerProtoRoute } from './rpc-errors.js';
+import { checkIndex, checkJid, invalid, validateCommand } from './commands.js';
+import { errorNameOf, HTTP_STATUS, registerProtoRoute, SMALL_BODY_BYTES } from './rpc-errors.js';
+import { WRITE_OPS } from './write-rpcs.js';
+import { requireAdminToForce } from './authz.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
-
 
 export interface QjmContext {
   config: JournalNodeConfig;
@@ -25,87 +26,21 @@ export interface QjmContext {
   sm: JournalStateMachine;
 }
 
-const WRITE_OPS = {
-  format: 'format',
-  newEpoch: 'newEpoch',
-  startLogSegment: 'startSegment',
-  journal: 'journal',
-  finalizeLogSegment: 'finalizeSegment',
-  dropSegment: 'dropSegment',
-  purgeLogs: 'purge',
-} as const;
-
-type OpField = (typeof WRITE_OPS)[keyof typeof WRITE_OPS];
-const OP_FIELDS: OpField[] = Object.values(WRITE_OPS);
-
-function checkIndex(v: unknown, field: string, min: number): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
-    throw invalid(`${field} must be an integer >= ${min} and at most 2^53-1, got ${String(v)}`);
-  }
-  return v;
-}
-
-function checkJid(jid: string): void {
-  if (!isJournalId(jid)) throw invalid(`bad journal id ${JSON.stringify(jid)}: expected ${JOURNAL_ID_RULE}`);
-}
-
-function checkNs(ns: qjournal.journal.INamespaceInfo | null | undefined): void {
-  if (!ns) throw invalid('nsInfo is required');
-  checkIndex(Number(ns.namespaceId ?? 0), 'nsInfo.namespaceId', 0);
-  if ((ns.clusterId ?? '').length > 256 || (ns.blockPoolId ?? '').length > 256) throw invalid('nsInfo strings are limited to 256 characters');
-}
-
-/** Structural and limit checks of a write; state checks (epochs, txid continuity) happen when it applies. */
-export function validateCommand(cmd: qjournal.journal.ICommand, op: OpField, cfg: JournalNodeConfig): void {
-  checkJid(cmd.jid ?? '');
-  const present = OP_FIELDS.filter((f) => cmd[f] != null);
-  if (present.length !== 1 || present[0] !== op) throw invalid(`this RPC carries a ${op} command, got ${present.join(', ') || 'none'}`);
-  const n = (v: number | null | undefined) => Number(v ?? 0);
-  switch (op) {
-    case 'format':
-      checkNs(cmd.format!.nsInfo);
-      return;
-    case 'newEpoch':
-      checkNs(cmd.newEpoch!.nsInfo);
-      if ((cmd.newEpoch!.writerId ?? '').length > 256) throw invalid('writerId is limited to 256 characters');
-      return;
-    case 'startSegment':
-      checkIndex(n(cmd.startSegment!.epoch), 'epoch', 1);
-      checkIndex(n(cmd.startSegment!.txid), 'txid', 1);
-      return;
-    case 'journal': {
-      const j = cmd.journal!;
-      const records = j.records ?? new Uint8Array(0);
-      const count = n(j.count);
-      checkIndex(n(j.epoch), 'epoch', 1);
-      const segmentTxid = checkIndex(n(j.segmentTxid), 'segmentTxid', 1);
-      const first = checkIndex(n(j.firstTxid), 'firstTxid', 1);
-      if (count < 1) throw invalid('count must be at least 1');
-      checkIndex(first + count - 1, 'last txid (firstTxid + count - 1)', 1);
-      if (first < segmentTxid) throw invalid(`firstTxid ${first} is before the segment's first txid ${segmentTxid}`);
-      if (records.byteLength > cfg.maxBatchBytes) {
-        throw new QjmError('TOO_LARGE', `batch of ${records.byteLength} bytes is over maxBatchBytes (${cfg.maxBatchBytes})`);
-      }
-      const problem = validateBatch(records, first, count, { maxRecordBytes: cfg.maxRecordBytes });
-      if (problem) throw new QjmError(problem.name, problem.message);
-      return;
-    }
-    case 'finalizeSegment': {
-      const f = cmd.finalizeSegment!;
-      checkIndex(n(f.epoch), 'epoch', 1);
-      const first = checkIndex(n(f.firstTxid), 'firstTxid', 1);
-      const last = checkIndex(n(f.lastTxid), 'lastTxid', 1);
-      if (last < first) throw invalid(`lastTxid ${last} is before firstTxid ${first}`);
-      return;
-    }
-    case 'dropSegment':
-      checkIndex(n(cmd.dropSegment!.epoch), 'epoch', 1);
-      checkIndex(n(cmd.dropSegment!.firstTxid), 'firstTxid', 1);
-      return;
-    case 'purge':
-      checkIndex(n(cmd.purge!.epoch), 'epoch', 1);
-      checkIndex(n(cmd.purge!.minTxidToKeep), 'minTxidToKeep', 0);
-      return;
+/**
+ * `format` with `force` wipes a journal: refused while its writer is alive (wrote within WRITER_ACTIVE_MS on
+ * this leader) unless the request says allowActiveWriter. A check of the leader's clock, so it is made here
+ * before proposing, never at apply.
+ */
+function refuseFormatUnderLiveWriter(ctx: QjmContext, cmd: qjournal.journal.ICommand): void {
+  const f = cmd.format!;
+  if (!f.force || f.allowActiveWriter) return;
+  const j = ctx.sm.journal(cmd.jid ?? '');
+  const age = ctx.sm.lastWriteAgeMs(cmd.jid ?? '');
+  if (j?.formatted && age !== null && age < WRITER_ACTIVE_MS) {
+    throw new QjmError(
+      'WRITER_ACTIVE',
+      `journal ${j.jid}: writer ${j.writerId || '?'} (epoch ${j.promisedEpoch}) wrote ${age} ms ago; a forced format would destroy what it writes. Stop it first, or set allowActiveWriter`,
+    );
   }
 }
 
@@ -114,6 +49,11 @@ function readEdits(sm: JournalStateMachine, r: qjournal.journal.GetEditsRequest,
   const maxBytes = r.maxBytes === 0 ? config.maxBatchBytes : Math.min(r.maxBytes, config.maxAppendBodyBytes);
   const j = sm.journal(r.jid);
   if (!j || !j.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
+  const firstHeld = j.firstHeldTxId();
+  if (from < firstHeld) {
+    // Answering "no edits" here would leave a reader waiting for txids that will never come.
+    throw new QjmError('PURGED', `txids ${from}..${firstHeld - 1} of journal ${j.jid} were purged: the first txid it still holds is ${firstHeld}`, { firstAvailableTxId: firstHeld });
+  }
   return j.readEdits(from, maxTxns, maxBytes, r.inProgressOk);
 }
 
@@ -136,9 +76,12 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
       request: pb.WriteRequest,
       requestName: 'WriteRequest',
       response: pb.WriteResponse,
-      handle: async (wr) => {
+      handle: async (wr, { req }) => {
         if (!wr.command) throw invalid('command is required');
-        validateCommand(wr.command, op, config);
+        const carried = validateCommand(wr.command, config);
+        if (carried !== op) throw invalid(`this RPC carries a ${op} command, got ${carried}`);
+        if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller);
+        if (op === 'format') refuseFormatUnderLiveWriter(ctx, wr.command);
         const expectedTerm = Number(wr.expectedTerm);
         if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
         if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
@@ -146,7 +89,7 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
         const code = res.value.code ?? 0;
         return { status: code === 0 ? 200 : HTTP_STATUS[errorNameOf(code)], body: { result: res.value, raftIndex: res.index, raftTerm: res.term } };
       },
-    }, term);
+    }, term, { bodyLimitBytes: op === 'journal' ? config.maxBatchBytes + SMALL_BODY_BYTES : SMALL_BODY_BYTES });
   }
 }
 
@@ -199,14 +142,14 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
     request: pb.GetEditsRequest,
     requestName: 'GetEditsRequest',
     response: pb.GetEditsResponse,
-    handle: async (r) => {
+    handle: async (r, { left }) => {
       checkJid(r.jid);
       const from = checkIndex(r.fromTxid, 'fromTxid', 1);
       if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
       await linearize(r.read);
       let got = readEdits(sm, r, from, config);
       if (got.count === 0 && r.waitMs > 0) {
-        await new Promise<void>((resolve) => sm.waitForTxid(r.jid, from, r.waitMs, resolve));
+        await sm.waitForTxid(r.jid, from, r.waitMs, left);
         got = readEdits(sm, r, from, config);
       }
       const committed = sm.journal(r.jid)?.lastTxId ?? 0;

@@ -2,7 +2,7 @@
 // status and to the RpcError libqjm decodes, carried in the route's own response message. Bad input is a
 // 4xx and changes nothing; a journal rejection (FENCED, OUT_OF_SYNC, ...) is a 409.
 
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { qjournal } from '../src/gen/proto.js';
 import { QjmError } from '../src/errors.js';
 import type { ErrorName } from '../src/errors.js';
@@ -29,9 +29,12 @@ export const HTTP_STATUS: Record<ErrorName, number> = {
   INVALID_CONF_CHANGE: 400,
   CORRUPT: 500,
   UNAVAILABLE: 503,
-  UNAUTHORIZED: 403,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
   WRITER_ACTIVE: 409,
   INTERNAL: 500,
+  STORAGE_FAILED: 503,
+  PURGED: 410,
 };
 
 export function errorNameOf(code: number): ErrorName {
@@ -49,6 +52,7 @@ export function toRpcError(e: QjmError, term: number): qjournal.journal.IRpcErro
     promisedEpoch: typeof d.promisedEpoch === 'number' ? d.promisedEpoch : 0,
     unknownOutcome: d.unknownOutcome === true,
     term,
+    firstAvailableTxid: typeof d.firstAvailableTxId === 'number' ? d.firstAvailableTxId : 0,
   };
 }
 
@@ -66,6 +70,9 @@ export function sendProto(reply: FastifyReply, status: number, bytes: Uint8Array
   return reply.code(status).type('application/x-protobuf').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 }
 
+/** The body limit of every route that carries no edits: its largest legal body is a few hundred bytes. */
+export const SMALL_BODY_BYTES = 64 << 10;
+
 type RpcErrorField = { error?: qjournal.journal.IRpcError | null };
 
 export interface ProtoRoute<Req, Res extends RpcErrorField> {
@@ -74,16 +81,25 @@ export interface ProtoRoute<Req, Res extends RpcErrorField> {
   requestName: string;
   /** The response message type (generated); its `error` field carries a refusal. */
   response: { encode(message: Res): { finish(): Uint8Array } };
-  /** The answer, and its HTTP status (200 unless said). */
-  handle(request: Req): Promise<{ status?: number; body: Res }>;
+  /**
+   * The answer, and its HTTP status (200 unless said). `call.req` carries the caller (authz.ts); `call.left`
+   * aborts when the client goes away before its answer.
+   */
+  handle(request: Req, call: { req: FastifyRequest; left: AbortSignal }): Promise<{ status?: number; body: Res }>;
 }
 
 /**
  * One protobuf RPC: decode, handle, encode; every refusal (malformed input included) answers in the route's
  * own response type with its `error` set and the HTTP status of the error's name.
  */
-export function registerProtoRoute<Req, Res extends RpcErrorField>(app: FastifyInstance, path: string, route: ProtoRoute<Req, Res>, term: () => number): void {
-  app.post(path, async (req, reply) => {
+export function registerProtoRoute<Req, Res extends RpcErrorField>(
+  app: FastifyInstance,
+  path: string,
+  route: ProtoRoute<Req, Res>,
+  term: () => number,
+  opts: { bodyLimitBytes?: number } = {},
+): void {
+  app.post(path, { bodyLimit: opts.bodyLimitBytes ?? SMALL_BODY_BYTES }, async (req, reply) => {
     try {
       let decoded: Req;
       try {
@@ -91,7 +107,12 @@ export function registerProtoRoute<Req, Res extends RpcErrorField>(app: FastifyI
       } catch (e) {
         throw invalid(`malformed ${route.requestName}: ${(e as Error).message}`);
       }
-      const r = await route.handle(decoded);
+      // A client that goes away before its answer (a long-poll it abandoned) stops whatever waits for it.
+      const left = new AbortController();
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) left.abort();
+      });
+      const r = await route.handle(decoded, { req, left: left.signal });
       return sendProto(reply, r.status ?? 200, route.response.encode(r.body).finish());
     } catch (e) {
       const err = asQjmError(e);
@@ -100,8 +121,15 @@ export function registerProtoRoute<Req, Res extends RpcErrorField>(app: FastifyI
   });
 }
 
-/** A write refused because the node is shutting down (in the WriteResponse envelope). */
+/**
+ * A refusal in the protobuf envelope of any /qjm or /admin route: every response message of those routes has
+ * `RpcError error = 1`, so these bytes decode as whichever one the client expects.
+ */
+export function sendProtoError(reply: FastifyReply, e: QjmError, term: number, status = HTTP_STATUS[e.errorName]): FastifyReply {
+  return sendProto(reply, status, pb.WriteResponse.encode({ error: toRpcError(e, term) }).finish());
+}
+
+/** A write refused because the node is shutting down. */
 export function refuseWhileDraining(reply: FastifyReply, id: string, leader: { leaderId?: string; leaderAddress?: string }): FastifyReply {
-  const e = new QjmError('SHUTTING_DOWN', `${id} is shutting down`, leader);
-  return sendProto(reply, 503, pb.WriteResponse.encode({ error: toRpcError(e, 0) }).finish());
+  return sendProtoError(reply, new QjmError('SHUTTING_DOWN', `${id} is shutting down`, leader), 0);
 }

@@ -8,8 +8,10 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { assert } from '../src/assert.js';
 import type { SegmentState } from '../src/journal-state.js';
-import { preadIntoSync, preadSync } from '../src/storage/files.js';
+import { readU64 } from '../src/raft/bytes.js';
+import { preadIntoSync, preadSync, writeAllSync } from '../src/storage/files.js';
 import {
+  RECORD_HEADER_BYTES,
   decodeSegmentHeader,
   encodeSegmentHeader,
   finalizedName,
@@ -21,6 +23,8 @@ import {
 /** A sparse index point every this many bytes bounds the scan a read starts with. */
 const INDEX_STRIDE_BYTES = 64 * 1024;
 const READ_CHUNK_BYTES = 256 * 1024;
+/** A retried batch is compared with the file this much at a time. */
+const COMPARE_CHUNK_BYTES = 1 << 20;
 
 export class SegmentCorruptError extends Error {
   override name = 'SegmentCorruptError';
@@ -102,7 +106,7 @@ export class SegmentFile {
       dirty: true,
     });
     const fd = fs.openSync(seg.path, 'w+');
-    fs.writeSync(fd, header, 0, header.byteLength, 0);
+    writeAllSync(fd, header, 0);
     seg.fd = fd;
     return seg;
   }
@@ -235,8 +239,9 @@ export class SegmentFile {
   append(frames: Uint8Array, count: number): void {
     assert(this.inProgress && this.fd !== null, 'segment: append to a closed segment');
     if (count === 0) return;
+    // All of it or an error (a full disk): size, CRC and index never count bytes that are not in the file.
+    writeAllSync(this.fd, frames, this.sizeBytes);
     this.noteFrame(this.lastTxId + 1, this.sizeBytes);
-    fs.writeSync(this.fd, frames, 0, frames.byteLength, this.sizeBytes);
     this.sizeBytes += frames.byteLength;
     this.crc32 = zlib.crc32(frames, this.crc32);
     this.lastTxId += count;
@@ -271,20 +276,26 @@ export class SegmentFile {
    * Whole frames for txids from fromTxId (within this segment) on: at most maxTxns, and stopping before
    * maxBytes would be exceeded (but at least one frame). Returns the frames and how many.
    */
-  read(fromTxId: number, maxTxns: number, maxBytes: number): { frames: Buffer; firstTxId: number; count: number } {
-    this.ensureScanned();
-    if (fromTxId > this.lastTxId || fromTxId < this.firstTxId || maxTxns <= 0) return { frames: Buffer.alloc(0), firstTxId: 0, count: 0 };
-    let i = this.indexTxIds.length - 1;
+  /** The last sparse index point at or before txid (-1 when there is none). */
+  private indexPointAtOrBefore(txid: number): number {
+    let found = -1;
     let lo = 0;
-    let hi = i;
+    let hi = this.indexTxIds.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (this.indexTxIds[mid]! <= fromTxId) {
-        i = mid;
+      if (this.indexTxIds[mid]! <= txid) {
+        found = mid;
         lo = mid + 1;
       } else hi = mid - 1;
     }
-    let pos = i >= 0 && this.indexTxIds[i]! <= fromTxId ? this.indexOffsets[i]! : SEGMENT_HEADER_BYTES;
+    return found;
+  }
+
+  read(fromTxId: number, maxTxns: number, maxBytes: number): { frames: Buffer; firstTxId: number; count: number } {
+    this.ensureScanned();
+    if (fromTxId > this.lastTxId || fromTxId < this.firstTxId || maxTxns <= 0) return { frames: Buffer.alloc(0), firstTxId: 0, count: 0 };
+    const i = this.indexPointAtOrBefore(fromTxId);
+    let pos = i >= 0 ? this.indexOffsets[i]! : SEGMENT_HEADER_BYTES;
     const fd = this.fd ?? fs.openSync(this.path, 'r');
     try {
       const out: Buffer[] = [];
@@ -342,7 +353,43 @@ export class SegmentFile {
   /** Compares the frames of a batch with what the file holds for the same txids (idempotent retries). */
   holdsExactly(fromTxId: number, frames: Uint8Array, count: number): boolean {
     if (fromTxId < this.firstTxId || fromTxId + count - 1 > this.lastTxId) return false;
-    const got = this.read(fromTxId, count, Number.MAX_SAFE_INTEGER);
-    return got.count === count && Buffer.compare(got.frames, Buffer.from(frames.buffer, frames.byteOffset, frames.byteLength)) === 0;
+    const start = this.offsetOf(fromTxId);
+    if (start === null || start + frames.byteLength > this.sizeBytes) return false;
+    // Compared a chunk at a time: a retried batch of any size costs one chunk of memory, not its own size.
+    const fd = this.fd ?? fs.openSync(this.path, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(Math.min(COMPARE_CHUNK_BYTES, frames.byteLength));
+      for (let off = 0; off < frames.byteLength; off += buf.byteLength) {
+        const n = Math.min(buf.byteLength, frames.byteLength - off);
+        if (preadIntoSync(fd, buf, start + off, n) !== n) return false;
+        if (Buffer.compare(buf.subarray(0, n), frames.subarray(off, off + n)) !== 0) return false;
+      }
+      // The bytes from the frame of fromTxId on are the batch's frames exactly: `count` whole frames.
+      return true;
+    } finally {
+      if (fd !== this.fd) fs.closeSync(fd);
+    }
+  }
+
+  /** The byte offset of txid's frame (from the nearest index point, reading frame headers only), or null. */
+  private offsetOf(txid: number): number | null {
+    this.ensureScanned();
+    const i = this.indexPointAtOrBefore(txid);
+    let pos = i >= 0 ? this.indexOffsets[i]! : SEGMENT_HEADER_BYTES;
+    const fd = this.fd ?? fs.openSync(this.path, 'r');
+    try {
+      const head = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
+      while (pos + RECORD_HEADER_BYTES <= this.sizeBytes) {
+        if (preadIntoSync(fd, head, pos, RECORD_HEADER_BYTES) !== RECORD_HEADER_BYTES) return null;
+        // [u32 crc32][u64 txid][u32 length] (src/edit-records.ts)
+        const t = readU64(head, 4);
+        if (t === txid) return pos;
+        if (t > txid) return null;
+        pos += RECORD_HEADER_BYTES + head.readUInt32BE(12);
+      }
+      return null;
+    } finally {
+      if (fd !== this.fd) fs.closeSync(fd);
+    }
   }
 }

@@ -8,6 +8,8 @@ import type { MemberJson, NodeStatusJson } from '../src/node-status.js';
 import { fromRpcError, JournalClient } from './journal-client.js';
 import { withRetry } from './retry-policy.js';
 import type { RetryOptions } from './retry-policy.js';
+import { resolveTls } from './tls-option.js';
+import type { TlsOption } from './tls-option.js';
 
 const pb = qjournal.journal;
 
@@ -22,9 +24,14 @@ export class AdminClient {
 
   constructor(
     readonly peers: string[],
-    opts: { requestTimeoutMs?: number; retry?: Partial<RetryOptions> } = {},
+    opts: { requestTimeoutMs?: number; retry?: Partial<RetryOptions>; tls?: TlsOption } = {},
   ) {
-    this.client = new JournalClient({ peers, requestTimeoutMs: opts.requestTimeoutMs ?? 3000, retry: { deadlineMs: 10_000, ...(opts.retry ?? {}) } });
+    this.client = new JournalClient({
+      peers,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
+      retry: { deadlineMs: 10_000, ...(opts.retry ?? {}) },
+      ...(opts.tls !== undefined ? { tls: resolveTls(opts.tls) } : {}),
+    });
   }
 
   /** GET /status from every endpoint, in parallel; unreachable ones carry an error. */
@@ -32,7 +39,7 @@ export class AdminClient {
     return Promise.all(
       this.peers.map(async (endpoint) => {
         try {
-          return { endpoint, status: await fetchNodeStatus(endpoint, timeoutMs), error: null };
+          return { endpoint, status: await fetchNodeStatus(endpoint, timeoutMs, this.client.http), error: null };
         } catch (e) {
           return { endpoint, status: null, error: (e as Error).message };
         }

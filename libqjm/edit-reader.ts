@@ -45,6 +45,8 @@ export async function* readEdits(client: EditSource, jid: string, opts: ReadEdit
   const waitMs = follow ? (opts.waitMs ?? 10_000) : 0;
   let node: string | undefined = client.routes.knownLeader ?? undefined;
   let failures = 0;
+  /** Answers in a row that came back empty before their long-poll was over. */
+  let earlyEmpty = 0;
   /** When each node last failed us: a named leader that just failed is not worth moving to at once. */
   const failedAt = new Map<string, number>();
   while (!opts.signal?.aborted) {
@@ -58,6 +60,7 @@ export async function* readEdits(client: EditSource, jid: string, opts: ReadEdit
       read: { linearizable },
     }).finish();
     let res: qjournal.journal.GetEditsResponse;
+    const askedAt = Date.now();
     try {
       const r = await client.read('/qjm/getEdits', body, (b) => pb.GetEditsResponse.decode(b), {
         ...(node ? { node } : {}),
@@ -84,8 +87,13 @@ export async function* readEdits(client: EditSource, jid: string, opts: ReadEdit
     }
     if (res.count === 0) {
       if (!follow) return;
+      // A long-poll that comes back empty long before its wait is over (a node that cannot wait, or one that
+      // is moving) is not an invitation to ask again at once: back off, so a follower never spins.
+      if (Date.now() - askedAt < waitMs / 2) await sleep(backoffMs(earlyEmpty++, client.retry));
+      else earlyEmpty = 0;
       continue;
     }
+    earlyEmpty = 0;
     // Every record, the first included, must be the next txid: a node answering from a later txid (or a
     // reader moved to a node missing some) would otherwise leave a silent gap.
     let txid = next;

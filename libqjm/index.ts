@@ -5,6 +5,7 @@ export { EditLogOutputStream } from './output-stream.js';
 export { AdminClient } from './admin-client.js';
 export type { NodeStatusReport } from './admin-client.js';
 export type { Edit, ReadEditsOptions } from './edit-reader.js';
+export type { TlsOption } from './tls-option.js';
 export {
   QjmError,
   NotLeaderError,
@@ -17,6 +18,8 @@ export {
   InvalidArgumentError,
   QuorumUnavailableError,
   TimeoutError,
+  PurgedError,
+  StorageFailedError,
   ERROR_NAMES,
 } from '../src/errors.js';
 export type { ErrorCode, ErrorName } from '../src/errors.js';

@@ -4,7 +4,7 @@
 // Reads may go to any node. Every failure becomes a typed QjmError with a stable code.
 
 import { HttpPools } from '../src/http-pool.js';
-import type { HttpError, HttpResponse } from '../src/http-pool.js';
+import type { ClientTls, HttpError, HttpResponse } from '../src/http-pool.js';
 import { qjournal } from '../src/gen/proto.js';
 import { isErrorName, makeError, QjmError, QuorumUnavailableError } from '../src/errors.js';
 import type { ErrorName, QjmErrorDetails } from '../src/errors.js';
@@ -22,6 +22,8 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   connectTimeoutMs?: number;
   retry?: Partial<RetryOptions>;
+  /** Mutual TLS (https://); without it, plain HTTP, which nodes refuse unless started with --insecure. */
+  tls?: ClientTls;
 }
 
 export interface WriteResult {
@@ -42,13 +44,15 @@ export function fromRpcError(e: qjournal.journal.IRpcError, where: string): QjmE
   if (e.leaderAddress) details.leaderAddress = e.leaderAddress;
   if (Number(e.promisedEpoch ?? 0) > 0) details.promisedEpoch = Number(e.promisedEpoch);
   if (e.unknownOutcome) details.unknownOutcome = true;
+  if (Number(e.firstAvailableTxid ?? 0) > 0) details.firstAvailableTxId = Number(e.firstAvailableTxid);
   details.node = where;
   return makeError(nameOf(e.code), `${where}: ${e.message ?? ''}`, details);
 }
 
 export class JournalClient {
   readonly routes: RouteTable;
-  private readonly http: HttpPools;
+  /** The one HTTP pool of this client (AdminClient's /status fetches share it, and its TLS identity). */
+  readonly http: HttpPools;
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   readonly retry: RetryOptions;
@@ -60,7 +64,7 @@ export class JournalClient {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
     this.retry = { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
-    this.http = new HttpPools({ connectTimeoutMs: this.connectTimeoutMs });
+    this.http = new HttpPools({ connectTimeoutMs: this.connectTimeoutMs, ...(opts.tls ? { tls: opts.tls } : {}) });
   }
 
   /** One POST; network failures become retriable errors (TIMEOUT when the request may have been applied). */
@@ -72,7 +76,8 @@ export class JournalClient {
       const err = e as HttpError;
       if (signal?.aborted) throw makeError('SHUTTING_DOWN', `${path}: aborted by the caller`, { node: address });
       this.routes.failed(address);
-      if (!err.maybeSent) throw makeError('UNAVAILABLE', `${address}: ${err.code}`, { node: address });
+      // A TLS refusal (wrong CA, wrong host name, not a node) needs its sentence; a network code says enough.
+      if (!err.maybeSent) throw makeError('UNAVAILABLE', /^E[A-Z]+$/.test(err.code) ? `${address}: ${err.code}` : err.message, { node: address });
       throw makeError('TIMEOUT', `${address}: ${path} got no answer (${err.code})`, { node: address, unknownOutcome: true });
     }
   }
@@ -107,18 +112,24 @@ export class JournalClient {
   }
 
   /**
-   * A write through the leader, retried with capped backoff while the error is retriable (every write RPC is
-   * idempotent). Final errors (FENCED, OUT_OF_SYNC, ...) surface at once; past the deadline the caller gets
-   * QuorumUnavailableError.
+   * A write through the leader, retried with capped backoff while the error is retriable (the journal's writes
+   * are idempotent). Final errors (FENCED, OUT_OF_SYNC, ...) surface at once; past the deadline the caller gets
+   * QuorumUnavailableError. With retryUnknownOutcome false, an attempt that may have been applied is not
+   * retried either (format: a retry could wipe what was written in between); its error surfaces with
+   * details.unknownOutcome.
    */
-  write(rpc: WriteRpc, command: qjournal.journal.ICommand, opts: { expectTerm?: boolean; deadlineMs?: number } = {}): Promise<WriteResult> {
+  write(rpc: WriteRpc, command: qjournal.journal.ICommand, opts: { expectTerm?: boolean; deadlineMs?: number; retryUnknownOutcome?: boolean } = {}): Promise<WriteResult> {
     const retry = opts.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: opts.deadlineMs };
     let maybeApplied = false;
     return withRetry(
       () => this.writeOnce(rpc, command, opts.expectTerm === true),
       retry,
       (e) => {
-        if (e.details.unknownOutcome) maybeApplied = true;
+        if (!e.details.unknownOutcome) return;
+        maybeApplied = true;
+        if (opts.retryUnknownOutcome === false) {
+          throw makeError(e.errorName, `${rpc}: ${e.message}; not retried: it may or may not have been applied`, { ...e.details, unknownOutcome: true });
+        }
       },
       (last, elapsedMs) =>
         new QuorumUnavailableError(`${rpc} was not acknowledged by a quorum within ${elapsedMs} ms (last error: ${last.code}: ${last.message})`, {

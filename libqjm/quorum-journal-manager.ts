@@ -2,6 +2,7 @@
 // Fencing is a new epoch committed through Raft; recovery finalizes (or drops, when empty) the in-progress
 // segment a dead writer left; segments are then started, written and finalized. Errors: docs/ERRORS.md.
 
+import crypto from 'node:crypto';
 import { qjournal } from '../src/gen/proto.js';
 import { journalStateFromProto } from '../src/journal-state.js';
 import { InvalidArgumentError, NotFormattedError } from '../src/errors.js';
@@ -11,6 +12,8 @@ import { readEdits } from './edit-reader.js';
 import type { Edit, ReadEditsOptions } from './edit-reader.js';
 import { JournalClient } from './journal-client.js';
 import type { RetryOptions } from './retry-policy.js';
+import { resolveTls } from './tls-option.js';
+import type { TlsOption } from './tls-option.js';
 
 const pb = qjournal.journal;
 
@@ -44,6 +47,12 @@ export interface QjmOptions {
   /** A batch goes out without waiting for flush() once this full (default 1 MiB). */
   autoFlushBytes?: number;
   retry?: Partial<RetryOptions>;
+  /**
+   * Mutual TLS: a certificates directory and this client's name in it (D/ca.crt, D/client.<user>.crt/.key,
+   * from qjm cert create-client), or the PEM material. Without it the library speaks plain HTTP, which
+   * JournalNodes refuse unless they were started with --insecure.
+   */
+  tls?: TlsOption;
 }
 
 export interface SegmentDescriptor {
@@ -83,7 +92,7 @@ export class QuorumJournalManager {
   readonly journalId: string;
   readonly writerId: string;
   private readonly client: JournalClient;
-  private readonly o: Required<Omit<QjmOptions, 'nsInfo' | 'retry' | 'writerId'>>;
+  private readonly o: Required<Omit<QjmOptions, 'nsInfo' | 'retry' | 'writerId' | 'tls'>>;
   private nsInfo: NamespaceInfo | undefined;
   private epochValue = 0;
   private currentStream: EditLogOutputStream | null = null;
@@ -114,7 +123,12 @@ export class QuorumJournalManager {
       highWaterMarkBytes: positive(opts.highWaterMarkBytes, 'highWaterMarkBytes', 8 << 20),
       autoFlushBytes: positive(opts.autoFlushBytes, 'autoFlushBytes', 1 << 20),
     };
-    this.client = new JournalClient({ peers: opts.peers, requestTimeoutMs: this.o.requestTimeoutMs, retry: { deadlineMs: this.o.writeTimeoutMs, ...(opts.retry ?? {}) } });
+    this.client = new JournalClient({
+      peers: opts.peers,
+      requestTimeoutMs: this.o.requestTimeoutMs,
+      retry: { deadlineMs: this.o.writeTimeoutMs, ...(opts.retry ?? {}) },
+      ...(opts.tls !== undefined ? { tls: resolveTls(opts.tls) } : {}),
+    });
   }
 
   /** The epoch this writer holds (0 before recoverUnfinalizedSegments). */
@@ -129,9 +143,15 @@ export class QuorumJournalManager {
 
   // ---------------------------------------------------------------- format and state
 
-  async format(nsInfo: NamespaceInfo, opts: { force?: boolean } = {}): Promise<void> {
+  /**
+   * Formats the journal (on every JournalNode, through Raft). With force, a journal holding data is wiped
+   * (epochs stay, so fenced writers stay fenced); the leader refuses that with WRITER_ACTIVE while the
+   * journal's writer is alive unless allowActiveWriter. Never retried once an attempt may have been applied.
+   */
+  async format(nsInfo: NamespaceInfo, opts: { force?: boolean; allowActiveWriter?: boolean } = {}): Promise<void> {
     txid(nsInfo?.namespaceId, 'nsInfo.namespaceId', 0);
-    await this.client.write('format', { jid: this.journalId, format: { nsInfo, force: opts.force === true } });
+    const format = { nsInfo, force: opts.force === true, allowActiveWriter: opts.allowActiveWriter === true };
+    await this.client.write('format', { jid: this.journalId, format }, { retryUnknownOutcome: false });
     this.nsInfo = nsInfo;
   }
 
@@ -166,7 +186,10 @@ export class QuorumJournalManager {
       if (!st.formatted || !st.nsInfo) throw new NotFormattedError(`journal ${this.journalId} is not formatted`);
       ns = st.nsInfo;
     }
-    const r = await this.client.write('newEpoch', { jid: this.journalId, newEpoch: { nsInfo: ns, writerId: this.writerId } }, { deadlineMs });
+    // One request id for every retry of this newEpoch: a retry whose first attempt committed answers the same
+    // epoch instead of fencing this writer with another one.
+    const requestId = crypto.randomUUID();
+    const r = await this.client.write('newEpoch', { jid: this.journalId, newEpoch: { nsInfo: ns, writerId: this.writerId, requestId } }, { deadlineMs });
     const epoch = Number(r.result.epoch);
     this.epochValue = epoch;
     const state = journalStateFromProto(r.result.state ?? {});

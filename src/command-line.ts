@@ -28,8 +28,8 @@ export interface CommandSpec {
   /** One line: what the command does. */
   readonly summary: string;
   readonly flags: Readonly<Record<string, FlagSpec>>;
-  /** Positional arguments, all required, in order. */
-  readonly positionals?: readonly { readonly name: string; readonly description: string }[];
+  /** Positional arguments, all required, in order; the last may be variadic (one or more: HOST...). */
+  readonly positionals?: readonly { readonly name: string; readonly description: string; readonly variadic?: boolean }[];
   /** Usage lines to show instead of the generated one (when there are too many flags to list). */
   readonly usage?: readonly string[];
   /** Text after the flags in --help: notes, examples. */
@@ -77,7 +77,8 @@ export function parseCommand<S extends CommandSpec>(spec: S, argv: readonly stri
   }
   const pos = parsed.positionals;
   if (pos.length < positionalCount) throw new UsageError(`missing ${spec.positionals![pos.length]!.name}`);
-  if (pos.length > positionalCount) throw new UsageError(`unexpected argument ${JSON.stringify(pos[positionalCount])}`);
+  const variadic = spec.positionals?.[positionalCount - 1]?.variadic === true;
+  if (pos.length > positionalCount && !variadic) throw new UsageError(`unexpected argument ${JSON.stringify(pos[positionalCount])}`);
 
   const flags: Record<string, string | number | boolean | undefined> = {};
   for (const [name, f] of Object.entries(spec.flags)) {

@@ -22,9 +22,12 @@ export const ERROR_NAMES = [
   'INVALID_CONF_CHANGE',
   'CORRUPT',
   'UNAVAILABLE',
-  'UNAUTHORIZED',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
   'WRITER_ACTIVE',
   'INTERNAL',
+  'STORAGE_FAILED',
+  'PURGED',
 ] as const;
 
 export type ErrorName = (typeof ERROR_NAMES)[number];
@@ -51,9 +54,13 @@ const RETRIABLE: Record<ErrorName, boolean> = {
   INVALID_CONF_CHANGE: false,
   CORRUPT: false,
   UNAVAILABLE: true,
-  UNAUTHORIZED: false,
+  UNAUTHENTICATED: false,
+  FORBIDDEN: false,
   WRITER_ACTIVE: false,
   INTERNAL: false,
+  // The node's disk failed; another node (a new leader) can take the write.
+  STORAGE_FAILED: true,
+  PURGED: false,
 };
 
 export function isRetriable(name: ErrorName): boolean {
@@ -72,6 +79,8 @@ export interface QjmErrorDetails {
   promisedEpoch?: number;
   /** TIMEOUT / LEADERSHIP_LOST: the write may or may not have been applied; retry it idempotently. */
   unknownOutcome?: boolean;
+  /** PURGED: the first txid the journal still holds. */
+  firstAvailableTxId?: number;
   [key: string]: unknown;
 }
 
@@ -110,6 +119,10 @@ export class NamespaceMismatchError extends typedError('NAMESPACE_MISMATCH', 'Na
 export class TooLargeError extends typedError('TOO_LARGE', 'TooLargeError') {}
 export class InvalidArgumentError extends typedError('INVALID_ARGUMENT', 'InvalidArgumentError') {}
 export class QuorumUnavailableError extends typedError('QUORUM_UNAVAILABLE', 'QuorumUnavailableError') {}
+/** The txids asked for were purged: details.firstAvailableTxId names the first still held. */
+export class PurgedError extends typedError('PURGED', 'PurgedError') {}
+/** The node's disk failed (full, I/O error); it refuses writes until repaired. */
+export class StorageFailedError extends typedError('STORAGE_FAILED', 'StorageFailedError') {}
 /** The request may or may not have been applied: its outcome is unknown. */
 export class TimeoutError extends typedError('TIMEOUT', 'TimeoutError', { unknownOutcome: true }) {}
 
@@ -124,6 +137,8 @@ const CLASSES: Partial<Record<ErrorName, new (message: string, details?: QjmErro
   INVALID_ARGUMENT: InvalidArgumentError,
   QUORUM_UNAVAILABLE: QuorumUnavailableError,
   TIMEOUT: TimeoutError,
+  PURGED: PurgedError,
+  STORAGE_FAILED: StorageFailedError,
 };
 
 /** Builds the typed error for a name (as decoded from the wire). */

@@ -1,10 +1,23 @@
 // The one HTTP client of qjournal (libqjm to JournalNodes, and JournalNodes to each other): keep-alive
 // undici pools per address, driven through undici's low-level dispatch API — no stream per response body,
 // which is most of a small exchange's CPU — with explicit connect, header and body timeouts and an abort
-// signal.
+// signal. With TLS material it dials https:// with a client certificate and checks the server's against the
+// CA (and the caller's own rule: a JournalNode expects the peer id it meant to reach); setTls() swaps the
+// material for new connections (certificate rotation), open ones keep theirs.
 
-import { Pool } from 'undici';
+import type { PeerCertificate } from 'node:tls';
+import { checkServerIdentity } from 'node:tls';
+import { buildConnector, Pool } from 'undici';
 import type { Dispatcher } from 'undici';
+
+/** What a TLS client presents and trusts (PEM). Without cert and key it is an anonymous TLS client. */
+export interface ClientTls {
+  ca: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** A check of the server's certificate beyond the CA and the host name: the problem, or null. */
+  verifyServer?: (address: string, cert: PeerCertificate) => string | null;
+}
 
 export interface HttpResponse {
   status: number;
@@ -30,26 +43,65 @@ export class HttpPools {
   private readonly pools = new Map<string, Pool>();
   private closed = false;
 
-  constructor(private readonly o: { connectTimeoutMs: number; connections?: number }) {}
+  private tls: ClientTls | null;
+  /** Bumped by setTls: a pool's connector rebuilds itself when its generation is behind. */
+  private tlsGeneration = 0;
+
+  constructor(private readonly o: { connectTimeoutMs: number; connections?: number; tls?: ClientTls }) {
+    this.tls = o.tls ?? null;
+  }
+
+  /** New TLS material for connections opened from now on (a pool speaks TLS from its creation or never). */
+  setTls(tls: ClientTls): void {
+    if (!this.tls) throw new Error('this HTTP client was built without TLS');
+    this.tls = tls;
+    this.tlsGeneration++;
+  }
 
   private pool(address: string): Pool {
     let p = this.pools.get(address);
     if (!p) {
-      p = new Pool(`http://${address}`, {
+      p = new Pool(`${this.tls ? 'https' : 'http'}://${address}`, {
         connections: this.o.connections ?? 4,
         pipelining: 1,
         connectTimeout: this.o.connectTimeoutMs,
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 600_000,
+        ...(this.tls ? { connect: this.tlsConnector(address) } : {}),
       });
       this.pools.set(address, p);
     }
     return p;
   }
 
+  /** Dials with the current TLS material, verifying the server: the CA, the host name, then verifyServer. */
+  private tlsConnector(address: string): buildConnector.connector {
+    let built: { generation: number; connect: buildConnector.connector } | null = null;
+    return (opts, callback) => {
+      if (!built || built.generation !== this.tlsGeneration) {
+        const tls = this.tls!;
+        const connect = buildConnector({
+          ca: tls.ca,
+          ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+          rejectUnauthorized: true,
+          timeout: this.o.connectTimeoutMs,
+          checkServerIdentity: (host, cert) => {
+            const wrongHost = checkServerIdentity(host, cert);
+            if (wrongHost) return wrongHost;
+            const problem = tls.verifyServer?.(address, cert) ?? null;
+            return problem ? Object.assign(new Error(problem), { code: 'ERR_TLS_SERVER_REFUSED' }) : undefined;
+          },
+        });
+        built = { generation: this.tlsGeneration, connect };
+      }
+      built.connect(opts, callback);
+    };
+  }
+
   /** One request; rejects with HttpError on a network failure, resolves with any HTTP status. */
   request(address: string, method: 'GET' | 'POST', path: string, body: Uint8Array | null, timeoutMs: number, signal?: AbortSignal): Promise<HttpResponse> {
     if (this.closed) return Promise.reject(new HttpError('the HTTP client is closed', false, 'CLOSED'));
+    const tls = this.tls !== null;
     return new Promise<HttpResponse>((resolve, reject) => {
       let status = 0;
       let sent = false;
@@ -64,7 +116,11 @@ export class HttpPools {
         if (err) {
           const code = (err as { code?: string }).code ?? err.name;
           if (err instanceof HttpError) reject(err);
-          else reject(new HttpError(`${address}: ${code}: ${err.message}`, sent && !CONNECT_ERRORS.has(code), code));
+          else {
+            // A node started with --certs-dir hangs up on plain HTTP before answering: say so.
+            const hint = !tls && status === 0 && code === 'UND_ERR_SOCKET' ? ' (if the node serves HTTPS, started with --certs-dir, connect with TLS)' : '';
+            reject(new HttpError(`${address}: ${code}: ${err.message}${hint}`, sent && !CONNECT_ERRORS.has(code), code));
+          }
           return;
         }
         resolve({ status, body: chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });

@@ -4,6 +4,12 @@
 
 import { qjournal } from './gen/proto.js';
 
+/**
+ * A writer that wrote within this long is taken to be alive: `qjm finalize` (which would fence it) and a
+ * forced format (which would destroy what it writes) refuse unless told otherwise.
+ */
+export const WRITER_ACTIVE_MS = 5000;
+
 export type NamespaceInfoPb = qjournal.journal.INamespaceInfo;
 
 export interface SegmentState {
@@ -28,6 +34,8 @@ export interface JournalStateData {
   writerId: string;
   lastTxId: number;
   segments: SegmentState[];
+  /** The request id of the newEpoch that made promisedEpoch (a retry of it answers the same epoch). */
+  epochRequestId: string;
 }
 
 function segmentFromProto(s: qjournal.journal.ISegmentInfo): SegmentState {
@@ -52,6 +60,7 @@ export function journalStateFromProto(j: qjournal.journal.IJournalState): Journa
     writerId: j.writerId ?? '',
     lastTxId: Number(j.lastTxid ?? 0),
     segments: (j.segments ?? []).map(segmentFromProto),
+    epochRequestId: j.epochRequestId ?? '',
   };
 }
 

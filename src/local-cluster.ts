@@ -1,6 +1,8 @@
 // A local cluster of real JournalNode processes on loopback, for the demo, the benchmarks and the
 // integration tests: free ports, data directories under one root, kill -9 / SIGSTOP / SIGCONT / restart,
-// and /status polling.
+// and /status polling. Secure by default, as a real cluster: a CA, node certificates and the client
+// certificates admin, writer and reader under <root>/certs, the nodes started with --certs-dir; plain
+// HTTP (--insecure) only when asked for.
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -9,9 +11,15 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HttpPools } from './http-pool.js';
+import type { HttpResponse } from './http-pool.js';
 import { waitFor } from './wait-for.js';
 import { fetchNodeStatus } from './node-status.js';
 import type { NodeStatusJson } from './node-status.js';
+import { clientTlsFrom } from './security/client-tls.js';
+import type { TlsOption } from './security/client-tls.js';
+import { createCa, createClientCert, createNodeCert } from './security/certs.js';
+import type { ClientRole } from './security/roles.js';
 
 // This file runs from dist/src/: the repository root is two levels up.
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -35,6 +43,8 @@ export interface ProcNode {
   /** Joins the running cluster (--join) instead of bootstrapping with --peers. */
   joining: boolean;
   address: string;
+  /** The read-only dashboard port (--ui-listen), when the cluster has one. */
+  uiAddress: string | null;
   dataDir: string;
   logFile: string;
   proc: ChildProcess | null;
@@ -48,32 +58,71 @@ export interface ClusterOptions {
   extraArgs?: string[];
   root?: string;
   logLevel?: string;
+  /** Plain HTTP (--insecure) instead of mutual TLS: for what must run without TLS on purpose. */
+  insecure?: boolean;
+  /** Give every node a read-only dashboard port (--ui-listen) on a free port. */
+  ui?: boolean;
 }
+
+/** The client certificates a secure local cluster creates: one user per role, named for it. */
+export const LOCAL_USERS: readonly ClientRole[] = ['admin', 'writer', 'reader'];
+/** Every host a local node is dialed at (its certificate's SANs). */
+const LOCAL_HOSTS = ['127.0.0.1', 'localhost'];
 
 export class LocalCluster {
   readonly nodes: ProcNode[] = [];
   readonly root: string;
   readonly electionTimeoutMs: number;
+  /** The certificates directory (null: the cluster runs --insecure). */
+  readonly certsDir: string | null;
   private readonly extraArgs: string[];
   private readonly logLevel: string;
+  /** Dials the nodes as the admin user (status polls, tests' raw requests). */
+  private readonly http: HttpPools;
+  private readonly ui: boolean;
 
   private constructor(root: string, o: ClusterOptions) {
     this.root = root;
+    this.ui = o.ui ?? false;
     this.electionTimeoutMs = o.electionTimeoutMs ?? 500;
     this.extraArgs = o.extraArgs ?? [];
     this.logLevel = o.logLevel ?? 'info';
+    this.certsDir = o.insecure ? null : path.join(root, 'certs');
+    this.http = new HttpPools({ connectTimeoutMs: 1000, ...(this.certsDir ? { tls: clientTlsFrom({ certsDir: this.certsDir, user: 'admin' }) } : {}) });
   }
 
   static async create(o: ClusterOptions = {}): Promise<LocalCluster> {
     const root = o.root ?? fs.mkdtempSync(path.join(os.tmpdir(), 'qjournal-cluster-'));
+    const ids = Array.from({ length: o.nodes ?? 3 }, (_, i) => `n${i + 1}`);
+    if (!o.insecure) {
+      const certs = { certsDir: path.join(root, 'certs'), overwrite: true };
+      await createCa(certs);
+      for (const id of ids) await createNodeCert(certs, id, LOCAL_HOSTS);
+      for (const user of LOCAL_USERS) await createClientCert(certs, user, [user]);
+    }
     const c = new LocalCluster(root, o);
-    const ports = await freePorts(o.nodes ?? 3);
-    ports.forEach((port, i) => {
-      const id = `n${i + 1}`;
-      const dataDir = path.join(root, id);
-      c.nodes.push({ id, joining: false, address: `127.0.0.1:${port}`, dataDir, logFile: path.join(root, `${id}.log`), proc: null, exit: null });
+    const n = ids.length;
+    const ports = await freePorts(c.ui ? 2 * n : n);
+    ids.forEach((id, i) => {
+      const uiAddress = c.ui ? `127.0.0.1:${ports[n + i]}` : null;
+      c.nodes.push({ id, joining: false, address: `127.0.0.1:${ports[i]}`, uiAddress, dataDir: path.join(root, id), logFile: path.join(root, `${id}.log`), proc: null, exit: null });
     });
     return c;
+  }
+
+  /** libqjm's tls option for one of the local users (undefined when the cluster runs --insecure). */
+  tls(user: string): TlsOption | undefined {
+    return this.certsDir ? { certsDir: this.certsDir, user } : undefined;
+  }
+
+  /** The environment under which bin/qjm acts as a local user (or --insecure's absence of one). */
+  qjmEnv(user = 'admin'): Record<string, string> {
+    return this.certsDir ? { QJM_CERTS_DIR: this.certsDir, QJM_USER: user } : {};
+  }
+
+  /** One raw request to a node as the admin user (tests look at pages and refusals with it). */
+  request(address: string, method: 'GET' | 'POST', urlPath: string, body: Uint8Array | null = null, timeoutMs = 5000): Promise<HttpResponse> {
+    return this.http.request(address, method, urlPath, body, timeoutMs);
   }
 
   /** The initial configuration: the nodes the cluster was created with. */
@@ -86,8 +135,9 @@ export class LocalCluster {
 
   /** A new node (not started) that will join the running cluster; add it with qjm add-peer. */
   async addNode(id: string): Promise<ProcNode> {
-    const [port] = await freePorts(1);
-    const n: ProcNode = { id, joining: true, address: `127.0.0.1:${port}`, dataDir: path.join(this.root, id), logFile: path.join(this.root, `${id}.log`), proc: null, exit: null };
+    if (this.certsDir) await createNodeCert({ certsDir: this.certsDir, overwrite: true }, id, LOCAL_HOSTS);
+    const [port, uiPort] = await freePorts(this.ui ? 2 : 1);
+    const n: ProcNode = { id, joining: true, address: `127.0.0.1:${port}`, uiAddress: this.ui ? `127.0.0.1:${uiPort}` : null, dataDir: path.join(this.root, id), logFile: path.join(this.root, `${id}.log`), proc: null, exit: null };
     this.nodes.push(n);
     return n;
   }
@@ -112,6 +162,8 @@ export class LocalCluster {
         : ['--peers', this.peersFlag]),
       '--electionTimeoutMs', String(this.electionTimeoutMs),
       '--logLevel', this.logLevel,
+      ...(this.certsDir ? ['--certs-dir', this.certsDir] : ['--insecure']),
+      ...(n.uiAddress ? ['--ui-listen', n.uiAddress] : []),
       ...this.extraArgs,
     ];
   }
@@ -176,12 +228,13 @@ export class LocalCluster {
   async destroy(keepOnFailure = false): Promise<void> {
     for (const n of this.nodes) if (n.proc) n.proc.kill('SIGKILL');
     await Promise.all(this.nodes.map((n) => n.exit));
+    await this.http.close();
     if (!keepOnFailure) fs.rmSync(this.root, { recursive: true, force: true });
   }
 
   /** The node's /status, or null while it does not answer (down, stopped, starting). */
   async status(id: string, timeoutMs = 1000): Promise<NodeStatusJson | null> {
-    return fetchNodeStatus(this.node(id).address, timeoutMs).catch(() => null);
+    return fetchNodeStatus(this.node(id).address, timeoutMs, this.http).catch(() => null);
   }
 
   /** Waits until the running nodes agree on one leader; returns its id. */

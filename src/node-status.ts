@@ -2,7 +2,7 @@
 // routes-admin.ts buildStatus), and every reader — the qjm CLI, libqjm's AdminClient, a joining node, the
 // local cluster of tests and the demo — fetches it through fetchNodeStatus below.
 
-import { request } from 'undici';
+import type { HttpPools } from './http-pool.js';
 import type { JournalStateData } from './journal-state.js';
 import type { ProgressState } from './raft/progress.js';
 import type { StateType } from './raft/types.js';
@@ -64,7 +64,8 @@ export interface NodeStatusJson {
   snapshotTerm: number;
   leadTransferee: string | null;
   followers: Record<string, FollowerJson>;
-  pending: { proposals: number; reads: number; persistJobs: number };
+  /** Waiting here: proposals, ReadIndex reads, log writes, long-polls (readers waiting for new txids). */
+  pending: { proposals: number; reads: number; persistJobs: number; longPolls: number };
   journals: Record<string, JournalStatusJson>;
   /** The Raft log's counters (writes, bytesWritten, ...). */
   storage: Record<string, number>;
@@ -74,24 +75,35 @@ export interface NodeStatusJson {
   fatal: string | null;
   uptimeS: number;
   version: string;
+  /** "mutual-tls" (--certs-dir) or "insecure" (--insecure: plain HTTP, anyone may call anything). */
+  security: 'mutual-tls' | 'insecure';
 }
+
+/** What fetchNodeStatus dials with: the caller's HTTP pool, so its TLS identity (a reader at least) goes along. */
+export type StatusClient = Pick<HttpPools, 'request'>;
 
 /**
  * GET /status of one node, within timeoutMs overall (connect included). Rejects with an Error whose message
  * is the short reason (ECONNREFUSED, HTTP 503: ..., timed out), ready for a table cell or a log line.
  */
-export async function fetchNodeStatus(address: string, timeoutMs: number): Promise<NodeStatusJson> {
+export async function fetchNodeStatus(address: string, timeoutMs: number, http: StatusClient): Promise<NodeStatusJson> {
   let body: unknown;
+  const signal = AbortSignal.timeout(timeoutMs);
   try {
-    const r = await request(`http://${address}/status`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
-    if (r.statusCode !== 200) throw new Error(`HTTP ${r.statusCode}: ${(await r.body.text()).slice(0, 200)}`);
-    body = await r.body.json();
+    const r = await http.request(address, 'GET', '/status', null, timeoutMs, signal);
+    if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body.toString('utf8', 0, 200)}`);
+    body = JSON.parse(r.body.toString('utf8'));
   } catch (e) {
     const err = e as Error & { code?: unknown };
-    if (err.name === 'TimeoutError') throw new Error(`timed out after ${timeoutMs} ms`);
-    throw new Error(typeof err.code === 'string' ? err.code : err.message);
+    if (signal.aborted) throw new Error(`timed out after ${timeoutMs} ms`);
+    // A bare network code says it all (ECONNREFUSED); a TLS refusal needs its sentence.
+    throw new Error(typeof err.code === 'string' && /^E[A-Z]+$/.test(err.code) ? err.code : err.message);
   }
-  // The fields readers act on; a proxy's page or another service's JSON must not pass for a node.
+  return checkNodeStatus(body);
+}
+
+/** A parsed /status body, checked: the fields readers act on. A proxy's page or another service's JSON must not pass for a node. */
+export function checkNodeStatus(body: unknown): NodeStatusJson {
   const s = body as Partial<NodeStatusJson> | null;
   if (typeof s !== 'object' || s === null || typeof s.id !== 'string' || typeof s.term !== 'number' || typeof s.clusterId !== 'string' || !Array.isArray(s.peers) || typeof s.journals !== 'object' || s.journals === null) {
     throw new Error('not a JournalNode /status answer');

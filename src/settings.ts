@@ -62,10 +62,15 @@ export const SETTINGS = {
   proposalTimeoutMs: int(20_000, 100, 3_600_000, 'A write not applied within this long answers TIMEOUT (outcome unknown)'),
   readTimeoutMs: int(10_000, 100, 3_600_000, 'A linearizable read not confirmed within this long answers TIMEOUT'),
   maxWaitMs: int(60_000, 0, 3_600_000, 'Longest long-poll a reader may ask for'),
+  maxWaitingReads: int(10_000, 1, 1_000_000, 'Long-polls waiting at once on a node; beyond, a reader is answered BUSY (retriable)'),
   // ---- Transport
   peerHoldMs: int(10, 0, 1000, "How long a peer's request is held so the answer rides back in its response"),
   peerRequestTimeoutMs: int(5000, 100, 600_000, 'One request to a peer'),
   maxPeerQueueBytes: int(64 << 20, 1 << 16, 2 ** 31, 'Bytes queued for one peer before messages are dropped'),
+  // ---- HTTP server
+  httpRequestTimeoutMs: int(30_000, 1000, 3_600_000, 'A client must send a whole request (headers and body) within this long'),
+  httpHeadersTimeoutMs: int(10_000, 1000, 3_600_000, "A client must send a request's headers within this long"),
+  httpKeepAliveTimeoutMs: int(65_000, 1000, 3_600_000, 'An idle keep-alive connection is closed after this long'),
   logLevel: { kind: 'enum', default: 'info', values: LOG_LEVELS, doc: 'pino log level' } as EnumSetting<LogLevel>,
 } satisfies Record<string, Setting>;
 

@@ -1,6 +1,8 @@
 // `npm run bench -- [flags]` (or `qjm bench [flags]`): every workload (W1-W5, docs/PERFORMANCE.md) on
 // this machine, qjournal and (with --vs etcd) etcd side by side in the same run, the disk's limit, a table,
-// and the same figures as JSON. Nothing here is a pass/fail test: it reports what it measured.
+// and the same figures as JSON. The clusters speak plain HTTP on purpose (the journal is what is measured);
+// --tls runs W1 and W2 again with mutual TLS, in the same run, to show what TLS costs. Nothing here is a
+// pass/fail test: it reports what it measured.
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,6 +18,7 @@ import type { LatencyStats, ThroughputStats } from './workloads.js';
 
 export interface BenchOptions {
   vsEtcd: boolean;
+  tls: boolean;
   quick: boolean;
   out: string;
   only: Set<string>;
@@ -30,6 +33,7 @@ export const BENCH_COMMAND = {
   summary: 'Run the benchmark on this machine (docs/PERFORMANCE.md; npm run bench -- [flags] is the same).',
   flags: {
     vs: { type: 'string', choices: ['etcd'], description: 'measure a 3-member etcd side by side' },
+    tls: { type: 'boolean', description: 'also run W1 and W2 with mutual TLS, beside the plain-HTTP figures' },
     quick: { type: 'boolean', description: 'a few seconds per workload instead of 15, 3 failover trials instead of 10' },
     out: { type: 'string', valueName: 'FILE', description: 'where the JSON goes (default bench-out/bench.json)' },
     only: { type: 'string', valueName: 'W1,W2,...', description: `the workloads to run (default ${WORKLOADS.join(',')})` },
@@ -43,6 +47,7 @@ function benchOptions(f: FlagValues<typeof BENCH_COMMAND>): BenchOptions {
   if (unknown.length > 0) throw new UsageError(`--only: unknown workload ${unknown.join(', ')} (known: ${WORKLOADS.join(', ')})`);
   return {
     vsEtcd: f.vs === 'etcd',
+    tls: f.tls,
     quick: f.quick,
     out: f.out ?? 'bench-out/bench.json',
     only,
@@ -70,6 +75,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
   const results: Record<string, unknown> = { machine: machine(), mode: o.quick ? 'quick' : 'full', seconds: secs, warmUpSeconds: warmSecs, recordBytes: 128 };
   const workloads: Record<string, unknown> = {};
   say(`qjournal benchmark (${o.quick ? 'quick' : 'full'}): 3 JournalNodes + the writer on this machine, loopback, fsync on`);
+  say(`  plain HTTP on purpose (the journal is what is measured)${o.tls ? '; W1 and W2 again with mutual TLS after it' : '; --tls adds W1 and W2 with mutual TLS'}`);
 
   let w1: LatencyStats | undefined;
   let w2: ThroughputStats | undefined;
@@ -110,6 +116,8 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     }
   }
 
+  const tlsRun = o.tls && (o.only.has('W1') || o.only.has('W2')) ? await runTls(o, secs, warmSecs) : {};
+
   const batchBytes = w2Stats && w2Stats.writes > 0 ? Math.round(w2Stats.bytes / w2Stats.writes) : 1 << 20;
   say(`  disk: fdatasync of 4 KiB appends, and synced bandwidth at ${batchBytes} bytes per write ...`);
   const limit = diskLimit(path.join(o.dataDir, 'disk'), batchBytes);
@@ -127,6 +135,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
       qjournal: w1,
       ...(etcd ? { etcd: etcd.put, ratio: Number((w1.recordsPerSec / etcd.put.recordsPerSec).toFixed(2)) } : {}),
       // One record per flush needs at least one fdatasync (leader and follower in parallel).
+      ...(tlsRun.w1 ? { tls: tlsRun.w1, tlsOverPlain: Number((tlsRun.w1.recordsPerSec / w1.recordsPerSec).toFixed(3)) } : {}),
       limitRecordsPerSec: Math.round(1000 / limit.fsyncP50Ms),
       fractionOfLimit: Number((w1.recordsPerSec / (1000 / limit.fsyncP50Ms)).toFixed(3)),
     };
@@ -137,6 +146,7 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     workloads.W2 = {
       qjournal: w2,
       ...(etcd ? { etcd: etcd.txn, ratio: Number((w2.recordsPerSec / etcd.txn.recordsPerSec).toFixed(2)) } : {}),
+      ...(tlsRun.w2 ? { tls: tlsRun.w2, tlsOverPlain: Number((tlsRun.w2.recordsPerSec / w2.recordsPerSec).toFixed(3)) } : {}),
       logMBpsPerNode: Number(logMBps.toFixed(2)),
       limitMBps: limit.syncedMBps,
       fractionOfLimit: Number(((3 * logMBps) / limit.syncedMBps).toFixed(3)),
@@ -160,6 +170,27 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
   return results;
 }
 
+/** W1 and W2 against a cluster with mutual TLS (the writer with a writer certificate), after the same warm-up. */
+async function runTls(o: BenchOptions, secs: number, warmSecs: number): Promise<{ w1?: LatencyStats; w2?: ThroughputStats }> {
+  const out: { w1?: LatencyStats; w2?: ThroughputStats } = {};
+  const b = await freshCluster(path.join(o.dataDir, 'w12-tls'), { tls: true });
+  try {
+    o.log(`  mutual TLS: a fresh cluster with certificates, the writer with a writer certificate; warm-up ${warmSecs} s ...`);
+    await warmUp(b, warmSecs);
+    if (o.only.has('W1')) {
+      out.w1 = await w1SyncLatency(b, secs);
+      o.log(`    W1 with TLS: ${out.w1.recordsPerSec} records/s, p50 ${out.w1.p50Ms} ms, p99 ${out.w1.p99Ms} ms`);
+    }
+    if (o.only.has('W2')) {
+      out.w2 = await streamRecords(b, secs);
+      o.log(`    W2 with TLS: ${out.w2.recordsPerSec} records/s (${out.w2.mbPerSec} MB/s), flush p50 ${out.w2.p50FlushMs} ms, p99 ${out.w2.p99FlushMs} ms`);
+    }
+  } finally {
+    await b.close();
+  }
+  return out;
+}
+
 export function renderResults(r: Record<string, any>): string {
   const w = r.workloads ?? {};
   const rows: string[][] = [];
@@ -172,6 +203,9 @@ export function renderResults(r: Record<string, any>): string {
     const q = w.W2.qjournal;
     rows.push(['W2 throughput', `${q.recordsPerSec} rec/s, ${q.mbPerSec} MB/s, flush p99 ${q.p99FlushMs} ms`, w.W2.etcd ? `${w.W2.etcd.recordsPerSec} rec/s, p99 ${w.W2.etcd.p99Ms} ms` : '-', ratio(w.W2.ratio), `${(100 * w.W2.fractionOfLimit).toFixed(0)}% of synced MB/s (3 logs)`]);
   }
+  const ofPlain = (x: number) => `${(100 * x).toFixed(0)}% of plain`;
+  if (w.W1?.tls) rows.push(['W1 with mutual TLS', `${w.W1.tls.recordsPerSec} rec/s, p50 ${w.W1.tls.p50Ms} ms, p99 ${w.W1.tls.p99Ms} ms, max ${w.W1.tls.maxMs} ms`, '-', ofPlain(w.W1.tlsOverPlain), '']);
+  if (w.W2?.tls) rows.push(['W2 with mutual TLS', `${w.W2.tls.recordsPerSec} rec/s, ${w.W2.tls.mbPerSec} MB/s, flush p99 ${w.W2.tls.p99FlushMs} ms`, '-', ofPlain(w.W2.tlsOverPlain), '']);
   if (w.W3) rows.push(['W3 failover', `leader kill ${w.W3.leaderKillMs.median} ms (max ${w.W3.leaderKillMs.max}); writer ${w.W3.writerFailoverMs.median} ms (max ${w.W3.writerFailoverMs.max})`, '-', '-', `electionTimeoutMs ${w.W3.electionTimeoutMs}`]);
   if (w.W4) rows.push(['W4 tail lag', `p50 ${w.W4.p50Ms} ms, p99 ${w.W4.p99Ms} ms at ${w.W4.ratePerSec} rec/s`, '-', '-', '']);
   if (w.W5) rows.push(['W5 footprint', `peak RSS ${w.W5.rssMbMax} MB per node; ${w.W5.diskBytesPerRecord} bytes on disk per record`, '-', '-', '']);

@@ -27,7 +27,7 @@ export async function measureLeaderFailover(opts: { trials: number; electionTime
   try {
     c.startAll();
     await c.waitForLeader(30_000);
-    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'bench', nsInfo: ns, requestTimeoutMs: 1000, writeTimeoutMs: 60_000 });
+    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'bench', nsInfo: ns, requestTimeoutMs: 1000, writeTimeoutMs: 60_000, tls: c.tls('writer') });
     await q.format(ns);
     await q.recoverUnfinalizedSegments();
     const out = await q.startLogSegment(1, -64);

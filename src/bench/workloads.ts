@@ -39,14 +39,25 @@ export interface Bench {
   close(): Promise<void>;
 }
 
+export interface FreshClusterOptions {
+  electionTimeoutMs?: number;
+  extraArgs?: string[];
+  writerOpts?: Partial<QjmOptions>;
+  /**
+   * Mutual TLS, the writer with a writer certificate. Off by default on purpose: the benchmark measures the
+   * journal itself; `--tls` measures the same workloads with TLS beside the plain ones.
+   */
+  tls?: boolean;
+}
+
 /** A fresh 3-node cluster with a formatted journal and a writer holding an open segment. */
-export async function freshCluster(root: string, electionTimeoutMs = 1000, extraArgs: string[] = [], writerOpts: Partial<QjmOptions> = {}): Promise<Bench> {
+export async function freshCluster(root: string, o: FreshClusterOptions = {}): Promise<Bench> {
   fs.rmSync(root, { recursive: true, force: true });
   fs.mkdirSync(root, { recursive: true });
-  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs, root, logLevel: 'warn', extraArgs });
+  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: o.electionTimeoutMs ?? 1000, root, logLevel: 'warn', extraArgs: o.extraArgs ?? [], insecure: !o.tls });
   cluster.startAll();
   await cluster.waitForLeader(30_000);
-  const writer = new QuorumJournalManager({ journalId: 'bench', peers: cluster.addresses, writerId: 'bench-writer', nsInfo: NS, writeTimeoutMs: 60_000, ...writerOpts });
+  const writer = new QuorumJournalManager({ journalId: 'bench', peers: cluster.addresses, writerId: 'bench-writer', nsInfo: NS, writeTimeoutMs: 60_000, tls: cluster.tls('writer'), ...o.writerOpts });
   await writer.format(NS);
   const { lastTxId } = await writer.recoverUnfinalizedSegments();
   const out = await writer.startLogSegment(lastTxId + 1, -64);
@@ -167,7 +178,7 @@ export async function streamRecords(
 
 /** W3(a): kill -9 of the leader under streaming load; ms until a flush issued after the kill is acknowledged. */
 export async function w3LeaderKill(root: string, trials: number, electionTimeoutMs: number, log: (s: string) => void): Promise<number[]> {
-  const b = await freshCluster(root, electionTimeoutMs);
+  const b = await freshCluster(root, { electionTimeoutMs });
   const out: number[] = [];
   try {
     for (let t = 0; t < trials; t++) {

@@ -5,6 +5,7 @@
 
 import fs from 'node:fs';
 import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
+import type { TlsOption } from '../../libqjm/index.js';
 import { BENCH_COMMAND, runBenchCommand } from '../bench/bench.js';
 import { helpText, parseCommand, usageError, UsageError } from '../command-line.js';
 import type { CommandSpec, FlagValues } from '../command-line.js';
@@ -12,6 +13,10 @@ import { QjmError } from '../errors.js';
 import { decodeSegmentHeader, readFrame, SEGMENT_HEADER_BYTES } from '../edit-records.js';
 import { formatPeers, parseAddresses, parsePeers } from '../peers.js';
 import { renderTable } from '../text-table.js';
+import { WRITER_ACTIVE_MS } from '../journal-state.js';
+import { CertExistsError } from '../security/certs.js';
+import { CertificateError } from '../security/cert-files.js';
+import { CERT_CREATE_CA, CERT_CREATE_CLIENT, CERT_CREATE_NODE, CERT_LIST, cmdCreateCa, cmdCreateClient, cmdCreateNode, cmdList } from './cert.js';
 
 export { UsageError } from '../command-line.js';
 
@@ -30,9 +35,36 @@ const PEERS = {
   valueName: 'HOST:PORT,...',
   description: 'JournalNode addresses: any members, the rest are learned',
 } as const;
+/** How qjm reaches the nodes: mutual TLS as a client certificate's user, or plain HTTP when asked for. */
+const SECURITY = {
+  'certs-dir': { type: 'string', env: 'QJM_CERTS_DIR', valueName: 'DIR', description: 'mutual TLS: the certificates directory (ca.crt, client.<user>.crt/.key)' },
+  user: { type: 'string', env: 'QJM_USER', valueName: 'NAME', description: 'the client certificate to act as: DIR/client.<NAME>.crt' },
+  insecure: { type: 'boolean', description: 'plain HTTP, for nodes started with --insecure (ignores QJM_CERTS_DIR)' },
+} as const;
+const CONNECT = { peers: PEERS, ...SECURITY } as const;
 const JID = { type: 'string', required: true, valueName: 'ID', description: 'the journal id' } as const;
 const JSON_OUT = { type: 'boolean', description: 'print JSON, for scripts' } as const;
 const RECORD_FORMAT = { type: 'string', choices: ['text', 'hex', 'len'], description: 'how to print each record (default text)' } as const;
+
+export const NO_CLIENT_CERTIFICATE =
+  'no client certificate: give --certs-dir D --user NAME (or set QJM_CERTS_DIR and QJM_USER), or --insecure for nodes started with --insecure';
+
+/** The connection flags every command that talks to the nodes takes (CONNECT). */
+type Connection = { peers: string; 'certs-dir'?: string | undefined; user?: string | undefined; insecure: boolean };
+
+/** The nodes and how to reach them; refuses (usage, exit 2) when neither TLS nor --insecure was chosen. */
+function connection(f: Connection): { peers: string[]; tls?: TlsOption } {
+  const peers = peersOf(f);
+  if (f.insecure) return { peers };
+  if (!f['certs-dir']) throw new UsageError(NO_CLIENT_CERTIFICATE);
+  if (!f.user) throw new UsageError('--user NAME is required with --certs-dir (or set QJM_USER): the client certificate to act as');
+  return { peers, tls: { certsDir: f['certs-dir'], user: f.user } };
+}
+
+function adminClient(f: Connection): AdminClient {
+  const { peers, tls } = connection(f);
+  return new AdminClient(peers, tls ? { tls } : {});
+}
 
 function peersOf(f: { peers: string }): string[] {
   try {
@@ -44,6 +76,8 @@ function peersOf(f: { peers: string }): string[] {
 
 function exitCodeFor(e: unknown): number {
   if (e instanceof UsageError) return 2;
+  if (e instanceof CertExistsError) return 4;
+  if (e instanceof CertificateError) return 1;
   if (e instanceof QjmError) {
     switch (e.errorName) {
       case 'NOT_FORMATTED':
@@ -78,11 +112,11 @@ function renderRecord(data: Uint8Array, format: string): string {
 const STATUS = {
   name: 'qjm status',
   summary: 'Every node: role, term, indexes, errors; then the journals as the leader sees them.',
-  flags: { peers: PEERS, jid: { ...JID, required: false, description: 'show only this journal' }, json: JSON_OUT },
+  flags: { ...CONNECT, jid: { ...JID, required: false, description: 'show only this journal' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
 async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promise<number> {
-  const admin = new AdminClient(peersOf(f));
+  const admin = adminClient(f);
   try {
     const reports = await admin.statusAll();
     if (f.json) {
@@ -120,21 +154,22 @@ const FORMAT = {
   name: 'qjm format',
   summary: 'Format a journal on the cluster (refused if it holds data, unless --force).',
   flags: {
-    peers: PEERS,
+    ...CONNECT,
     jid: JID,
     'namespace-id': { type: 'uint', required: true, description: 'the namespace id of the master' },
     'cluster-id': { type: 'string', required: true, valueName: 'C', description: 'the cluster id of the master' },
     'block-pool-id': { type: 'string', valueName: 'B', description: 'the block pool id (default empty)' },
     force: { type: 'boolean', description: 'wipe a journal that holds data (epochs stay, so fenced writers stay fenced)' },
+    'allow-active-writer': { type: 'boolean', description: 'with --force: wipe it even though its writer wrote in the last few seconds' },
     json: JSON_OUT,
   },
 } as const satisfies CommandSpec;
 
 async function cmdFormat(f: FlagValues<typeof FORMAT>, io: CliIo): Promise<number> {
-  const q = new QuorumJournalManager({ journalId: f.jid, peers: peersOf(f), writerId: 'qjm' });
+  const q = new QuorumJournalManager({ journalId: f.jid, ...connection(f), writerId: 'qjm' });
   try {
     const nsInfo = { namespaceId: f['namespace-id'], clusterId: f['cluster-id'], blockPoolId: f['block-pool-id'] ?? '' };
-    await q.format(nsInfo, { force: f.force });
+    await q.format(nsInfo, { force: f.force, allowActiveWriter: f['allow-active-writer'] });
     io.out(f.json ? JSON.stringify({ ok: true, jid: q.journalId, nsInfo }) : `formatted journal ${q.journalId} (namespace ${nsInfo.namespaceId}, cluster ${nsInfo.clusterId})`);
     return 0;
   } finally {
@@ -145,11 +180,11 @@ async function cmdFormat(f: FlagValues<typeof FORMAT>, io: CliIo): Promise<numbe
 const SEGMENTS = {
   name: 'qjm segments',
   summary: "A journal's segments, in progress or finalized.",
-  flags: { peers: PEERS, jid: JID, since: { type: 'uint', valueName: 'TXID', description: 'only segments that end at or after TXID' }, json: JSON_OUT },
+  flags: { ...CONNECT, jid: JID, since: { type: 'uint', valueName: 'TXID', description: 'only segments that end at or after TXID' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
 async function cmdSegments(f: FlagValues<typeof SEGMENTS>, io: CliIo): Promise<number> {
-  const q = new QuorumJournalManager({ journalId: f.jid, peers: peersOf(f) });
+  const q = new QuorumJournalManager({ journalId: f.jid, ...connection(f) });
   try {
     const st = await q.getJournalState();
     if (!st.formatted) throw new QjmError('NOT_FORMATTED', `journal ${q.journalId} is not formatted`);
@@ -167,20 +202,16 @@ async function cmdSegments(f: FlagValues<typeof SEGMENTS>, io: CliIo): Promise<n
   }
 }
 
-/** How recent a write must be for the writer to count as active. */
-const WRITER_ACTIVE_MS = 5000;
-
 const FINALIZE = {
   name: 'qjm finalize',
   summary: 'Fence the writer and finalize its open segment (refused while it is writing, unless --force).',
-  flags: { peers: PEERS, jid: JID, force: { type: 'boolean', description: 'fence a writer that is still writing' }, json: JSON_OUT },
+  flags: { ...CONNECT, jid: JID, force: { type: 'boolean', description: 'fence a writer that is still writing' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
 async function cmdFinalize(f: FlagValues<typeof FINALIZE>, io: CliIo): Promise<number> {
-  const peers = peersOf(f);
   const jid = f.jid;
-  const admin = new AdminClient(peers);
-  const q = new QuorumJournalManager({ journalId: jid, peers, writerId: 'qjm-finalize' });
+  const admin = adminClient(f);
+  const q = new QuorumJournalManager({ journalId: jid, ...connection(f), writerId: 'qjm-finalize' });
   try {
     const before = await q.getJournalState();
     if (!before.formatted) throw new QjmError('NOT_FORMATTED', `journal ${jid} is not formatted`);
@@ -209,15 +240,14 @@ async function cmdFinalize(f: FlagValues<typeof FINALIZE>, io: CliIo): Promise<n
 const PURGE = {
   name: 'qjm purge',
   summary: 'Delete the finalized segments that end below a txid (under the current writer\'s epoch).',
-  flags: { peers: PEERS, jid: JID, 'min-txid': { type: 'uint', required: true, valueName: 'TXID', description: 'the first txid to keep' }, json: JSON_OUT },
+  flags: { ...CONNECT, jid: JID, 'min-txid': { type: 'uint', required: true, valueName: 'TXID', description: 'the first txid to keep' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
 async function cmdPurge(f: FlagValues<typeof PURGE>, io: CliIo): Promise<number> {
   const jid = f.jid;
   const minTxId = f['min-txid'];
-  const peers = peersOf(f);
-  const q = new QuorumJournalManager({ journalId: jid, peers });
-  const admin = new AdminClient(peers);
+  const q = new QuorumJournalManager({ journalId: jid, ...connection(f) });
+  const admin = adminClient(f);
   try {
     // Purging needs no fencing: it acts under the current writer's epoch and touches only finalized segments.
     for (let attempt = 0; ; attempt++) {
@@ -243,7 +273,7 @@ const TAIL = {
   name: 'qjm tail',
   summary: 'Print committed edits: txid, length, record.',
   flags: {
-    peers: PEERS,
+    ...CONNECT,
     jid: JID,
     from: { type: 'uint', valueName: 'TXID', description: 'the first txid to print (default: the oldest, or the next with --follow)' },
     follow: { type: 'boolean', description: 'keep printing edits as they are committed (until Ctrl-C)' },
@@ -253,7 +283,7 @@ const TAIL = {
 } as const satisfies CommandSpec;
 
 async function cmdTail(f: FlagValues<typeof TAIL>, io: CliIo): Promise<number> {
-  const q = new QuorumJournalManager({ journalId: f.jid, peers: peersOf(f) });
+  const q = new QuorumJournalManager({ journalId: f.jid, ...connection(f) });
   const format = f.format ?? 'text';
   const ac = new AbortController();
   const stop = () => ac.abort();
@@ -326,23 +356,23 @@ const PEER = { type: 'string', required: true } as const;
 const ADD_PEER = {
   name: 'qjm add-peer',
   summary: 'Add a node (started with --join) as a voter: it joins as a learner and catches up first.',
-  flags: { peers: PEERS, peer: { ...PEER, valueName: 'ID=HOST:PORT', description: 'the new node' }, json: JSON_OUT },
+  flags: { ...CONNECT, peer: { ...PEER, valueName: 'ID=HOST:PORT', description: 'the new node' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
 const REMOVE_PEER = {
   name: 'qjm remove-peer',
   summary: 'Remove a voter (the leader too: it steps down once the change commits).',
-  flags: { peers: PEERS, peer: { ...PEER, valueName: 'ID', description: 'the node to remove' }, json: JSON_OUT },
+  flags: { ...CONNECT, peer: { ...PEER, valueName: 'ID', description: 'the node to remove' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
 const CHANGE_PEERS = {
   name: 'qjm change-peers',
   summary: 'Replace the whole set of voters in one joint change (new nodes catch up first).',
-  flags: { peers: PEERS, 'new-peers': { ...PEER, valueName: 'ID=HOST:PORT,...', description: 'the voters after the change' }, json: JSON_OUT },
+  flags: { ...CONNECT, 'new-peers': { ...PEER, valueName: 'ID=HOST:PORT,...', description: 'the voters after the change' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
-async function cmdChangePeers(peersFlag: string, target: (voters: { id: string; address: string }[]) => { id: string; address: string }[], json: boolean, io: CliIo): Promise<number> {
-  const admin = new AdminClient(peersOf({ peers: peersFlag }));
+async function cmdChangePeers(f: Connection, target: (voters: { id: string; address: string }[]) => { id: string; address: string }[], json: boolean, io: CliIo): Promise<number> {
+  const admin = adminClient(f);
   try {
     const m = await admin.membership();
     const voters = m.peers.filter((p) => p.role === 'voter').map((p) => ({ id: p.id, address: p.address }));
@@ -366,7 +396,7 @@ function parsePeersFlag(flag: string, value: string): { id: string; address: str
 
 function cmdAddPeer(f: FlagValues<typeof ADD_PEER>, io: CliIo): Promise<number> {
   const [p] = parsePeersFlag('peer', f.peer);
-  return cmdChangePeers(f.peers, (voters) => {
+  return cmdChangePeers(f, (voters) => {
     if (voters.some((v) => v.id === p!.id)) throw new UsageError(`${p!.id} is already a voter`);
     return [...voters, p!];
   }, f.json, io);
@@ -374,7 +404,7 @@ function cmdAddPeer(f: FlagValues<typeof ADD_PEER>, io: CliIo): Promise<number> 
 
 function cmdRemovePeer(f: FlagValues<typeof REMOVE_PEER>, io: CliIo): Promise<number> {
   const id = f.peer.split('=')[0]!;
-  return cmdChangePeers(f.peers, (voters) => {
+  return cmdChangePeers(f, (voters) => {
     if (!voters.some((v) => v.id === id)) throw new UsageError(`${id} is not a voter (voters: ${voters.map((v) => v.id).join(', ')})`);
     return voters.filter((v) => v.id !== id);
   }, f.json, io);
@@ -382,18 +412,18 @@ function cmdRemovePeer(f: FlagValues<typeof REMOVE_PEER>, io: CliIo): Promise<nu
 
 function cmdReplacePeers(f: FlagValues<typeof CHANGE_PEERS>, io: CliIo): Promise<number> {
   const target = parsePeersFlag('new-peers', f['new-peers']);
-  return cmdChangePeers(f.peers, () => target, f.json, io);
+  return cmdChangePeers(f, () => target, f.json, io);
 }
 
 const TRANSFER_LEADER = {
   name: 'qjm transfer-leader',
   summary: 'Move leadership to another voter.',
-  flags: { peers: PEERS, to: { type: 'string', valueName: 'ID', description: 'the new leader (default: the most caught-up voter)' }, json: JSON_OUT },
+  flags: { ...CONNECT, to: { type: 'string', valueName: 'ID', description: 'the new leader (default: the most caught-up voter)' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
 /** One admin call whose answer is a message for the operator. */
-async function cmdAdmin(f: { peers: string; json: boolean }, io: CliIo, call: (admin: AdminClient) => Promise<string>): Promise<number> {
-  const admin = new AdminClient(peersOf(f));
+async function cmdAdmin(f: Connection & { json: boolean }, io: CliIo, call: (admin: AdminClient) => Promise<string>): Promise<number> {
+  const admin = adminClient(f);
   try {
     const msg = await call(admin);
     io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : msg);
@@ -406,7 +436,7 @@ async function cmdAdmin(f: { peers: string; json: boolean }, io: CliIo, call: (a
 const SNAPSHOT = {
   name: 'qjm snapshot',
   summary: 'Take a snapshot now (snapshots otherwise happen by log size and time).',
-  flags: { peers: PEERS, node: { type: 'string', valueName: 'HOST:PORT', description: 'the node that snapshots (default: the leader)' }, json: JSON_OUT },
+  flags: { ...CONNECT, node: { type: 'string', valueName: 'HOST:PORT', description: 'the node that snapshots (default: the leader)' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
 const DEMO = {
@@ -448,6 +478,10 @@ const COMMANDS: Record<string, Command> = {
   'change-peers': command(CHANGE_PEERS, cmdReplacePeers),
   'transfer-leader': command(TRANSFER_LEADER, (f, io) => cmdAdmin(f, io, (admin) => admin.transferLeader(f.to ?? ''))),
   snapshot: command(SNAPSHOT, (f, io) => cmdAdmin(f, io, (admin) => admin.snapshot(f.node))),
+  'cert create-ca': command(CERT_CREATE_CA, (f, io) => cmdCreateCa(f, io.out)),
+  'cert create-node': command(CERT_CREATE_NODE, (f, io, pos) => cmdCreateNode(f, io.out, pos)),
+  'cert create-client': command(CERT_CREATE_CLIENT, (f, io, pos) => cmdCreateClient(f, io.out, pos)),
+  'cert list': command(CERT_LIST, (f, io) => cmdList(f, io.out)),
   bench: command(BENCH_COMMAND, (f) => runBenchCommand(f)),
   demo: command(DEMO, async () => {
     const { runDemo } = await import('../demo/demo.js');
@@ -464,16 +498,18 @@ function overview(): string {
     '',
     ...Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(width)}  ${c.spec.summary}`),
     '',
-    '--peers may also come from QJM_PEERS. Exit codes: 0 ok, 1 failure (unreachable, no quorum), 2 usage,',
-    '3 not formatted, 4 refused (fenced, already formatted, writer active, out of sync), 5 corrupt data.',
+    '--peers may also come from QJM_PEERS; --certs-dir and --user from QJM_CERTS_DIR and QJM_USER (or --insecure',
+    'for nodes started with --insecure). Exit codes: 0 ok, 1 failure (unreachable, no quorum), 2 usage,',
+    '3 not formatted, 4 refused (fenced, already formatted, writer active, out of sync, file exists), 5 corrupt data.',
   ].join('\n');
 }
 
 export async function runQjm(argv: string[], io: CliIo): Promise<number> {
-  const [name, ...rest] = argv;
+  // `qjm cert <verb>` is one command of two words.
+  const [name, ...rest] = argv[0] === 'cert' && argv[1] && !argv[1].startsWith('-') ? [`cert ${argv[1]}`, ...argv.slice(2)] : argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     // `qjm help purge` is `qjm purge --help`.
-    const topic = name === 'help' && rest[0] ? COMMANDS[rest[0]] : undefined;
+    const topic = name === 'help' && rest[0] ? (COMMANDS[rest.join(' ')] ?? COMMANDS[rest[0]]) : undefined;
     if (topic) io.out(helpText(topic.spec));
     else io.out(overview());
     return name ? 0 : 2;

@@ -1,7 +1,8 @@
-// The main job (`npm start`, `qjm demo`): three JournalNodes on loopback, a NameNode-style active master
-// journaling every namespace change, a standby tailing the journal, a failover in which the standby fences
-// the old active and takes over, the old active's next write refused with FENCED, a JournalNode leader
-// killed under load, and a summary. Everything it starts, it stops.
+// The main job (`npm start`, `qjm demo`): three JournalNodes on loopback with mutual TLS (a CA and
+// certificates under demo-data/certs/), a NameNode-style active master journaling every namespace change,
+// a standby tailing the journal, an anonymous and a wrong-role client refused, a failover in which the
+// standby fences the old active and takes over, the old active's next write refused with FENCED, a
+// JournalNode leader killed under load, and a summary. Everything it starts, it stops.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +13,8 @@ import { QjmError } from '../errors.js';
 import { Prng } from '../prng.js';
 import { renderTable } from '../text-table.js';
 import { decodeOp, encodeOp, Namespace } from './namespace.js';
+import { tryRefusals } from './refusals.js';
+import type { TlsOption } from '../../libqjm/index.js';
 import { waitFor } from '../wait-for.js';
 
 const JID = 'ns1';
@@ -79,8 +82,9 @@ class Master {
     readonly id: string,
     peers: string[],
     private readonly lag: LagMeter,
+    tls: TlsOption | undefined,
   ) {
-    this.qjm = new QuorumJournalManager({ journalId: JID, peers, writerId: id, nsInfo: NS_INFO, writeTimeoutMs: 20_000 });
+    this.qjm = new QuorumJournalManager({ journalId: JID, peers, writerId: id, nsInfo: NS_INFO, writeTimeoutMs: 20_000, tls });
   }
 
   /** Standby: apply every committed edit as it arrives. */
@@ -178,16 +182,19 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     cluster.startAll();
     const jnLeader = await cluster.waitForLeader(30_000);
     say(`3 JournalNodes up on ${cluster.addresses.join(', ')} (data in ${path.relative(process.cwd(), dataDir) || '.'}); Raft leader ${jnLeader}`);
+    say(`mutual TLS: a CA, node certificates and client certificates (admin, writer, reader) in ${path.relative(process.cwd(), cluster.certsDir!) || '.'}/; the masters use the writer's`);
     const peers = cluster.addresses;
+    const writerTls = cluster.tls('writer');
 
-    nn1 = new Master('nn1', peers, lag);
-    nn2 = new Master('nn2', peers, lag);
+    nn1 = new Master('nn1', peers, lag, writerTls);
+    nn2 = new Master('nn2', peers, lag, writerTls);
     await nn1.qjm.format(NS_INFO);
     say(`formatted journal ${JID} (namespace ${NS_INFO.namespaceId})`);
     const r1 = await nn1.becomeActive();
     say(`nn1 is ACTIVE: epoch ${r1.epoch}, writing from txid ${r1.lastTxId + 1}`);
     nn2.startTailing();
     say('nn2 is STANDBY: tailing the journal (long-poll, committed edits only)');
+    const refused = await tryRefusals(cluster, JID, NS_INFO, say);
 
     const writeFor = async (m: Master, seconds: number, onSecond?: (s: number) => Promise<void>) => {
       const end = performance.now() + seconds * 1000;
@@ -234,7 +241,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       say(`nn1 wakes up and writes: refused with ${fencedMessage}; it shuts down, as a fenced NameNode does`);
     }
     await nn1.close();
-    nn1 = new Master('nn1', peers, lag);
+    nn1 = new Master('nn1', peers, lag, writerTls);
     // The old active comes back as the standby.
     for await (const e of nn1.qjm.readEdits({ fromTxId: 1, inProgressOk: true })) nn1.ns.apply(decodeOp(e.record), e.txid);
     nn1.startTailing();
@@ -278,13 +285,14 @@ export async function runDemo(o: DemoOptions): Promise<number> {
           ['old active after it', `next write refused: ${fencedMessage}`],
           ['standby tail lag', `journal ack -> applied: nn2 ${lagSummary(lagsMs.slice(0, lagsBeforeFailover))}; nn1 ${lagSummary(lagsMs.slice(lagsBeforeFailover))}`],
           ['JournalNode leader kill', `writes stalled ${jnKill.stallMs.toFixed(0)} ms (electionTimeoutMs 1000)`],
+          ['security', `mutual TLS, roles enforced: no certificate -> ${refused.anonymous}; reader taking over -> ${refused.wrongRole}`],
           ['JournalNodes', status.map((s, i) => `${cluster.nodes[i]!.id} ${s ? `${s.state} term ${s.term} applied ${s.appliedIndex}` : 'down'}`).join('; ')],
           ['namespaces', same ? `IDENTICAL on active and standby (digest ${nn2.ns.digest()}, ${nn2.ns.dirs.size} dirs, ${nn2.ns.files.size} files)` : `DIFFER: active ${nn2.ns.digest()} at ${finalTxId}, standby ${nn1.ns.digest()} at ${nn1.ns.lastTxId}`],
         ],
       ),
     );
     log(`\nthe journal stays in ${path.relative(process.cwd(), dataDir) || '.'}/ — read a segment offline with:\n  node bin/qjm.js dump ${path.relative(process.cwd(), path.join(dataDir, 'n1', 'journals', JID, 'edits_' + String(1).padStart(19, '0') + '-' + String(manifest.segments[0]?.lastTxId ?? 1).padStart(19, '0')))} | head`);
-    return same && fencedMessage === 'QJM_ERR_FENCED' ? 0 : 1;
+    return same && fencedMessage === 'QJM_ERR_FENCED' && refused.ok ? 0 : 1;
   } finally {
     await nn1?.close().catch(() => {});
     await nn2?.close().catch(() => {});

@@ -13,7 +13,8 @@ export function validateConfChange(conf: ConfState, cc: ConfChange): string | nu
     return null;
   }
   if (isJoint(conf)) return 'a joint configuration must be left before the next change';
-  if (cc.changes.length === 0) return 'no changes';
+  // No changes: the confirmation of a leave-joint, which changes nothing (only the core proposes one).
+  if (cc.changes.length === 0) return null;
   const seen = new Set<NodeId>();
   for (const c of cc.changes) {
     const id = c.peer.id;

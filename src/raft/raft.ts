@@ -43,8 +43,13 @@ export class Raft {
   leadTransferee: NodeId = NONE;
   /** Index of the last configuration change proposed by this leader; no new change until it is applied. */
   pendingConfIndex = 0;
-  /** The last configuration entry applied left a joint configuration: a leader confirms it (maybeAutoConfChange). */
+  /**
+   * The last configuration entry applied left a joint configuration: a leader confirms it
+   * (maybeAutoConfChange). Until then the voters it left out still speak for the cluster: a removed leader
+   * leads until the confirmation applies.
+   */
   private leaveToConfirm = false;
+  private leftOut: NodeId[] = [];
   /** Bytes of entries appended by this leader and not yet committed. */
   private uncommittedBytes = 0;
   /** Followers need appends (new entries or a newer commit index); sent once per Ready, batching proposals. */
@@ -86,6 +91,14 @@ export class Raft {
 
   hardState(): HardState {
     return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  /** Whether input from `id` is admitted: a member, or a voter just left out by an unconfirmed leave. */
+  admits(id: NodeId): boolean {
+    const members = confMembers(this.conf);
+    // A node whose configuration is still empty (it joined and waits for the leader's snapshot) cannot tell
+    // members from others yet: its transport admits only the members it learned when it joined.
+    return members.length === 0 || members.includes(id) || this.leftOut.includes(id);
   }
 
   /** A voter of the current configuration, so it may campaign. */
@@ -363,6 +376,11 @@ export class Raft {
 
   private stepLeader(m: Message): void {
     const pr = this.progress.get(m.from);
+    if ((m.type === MessageType.AppResp || m.type === MessageType.SnapStatus) && !m.reject && m.index > this.log.lastIndex()) {
+      // Nobody can acknowledge entries this leader does not have: a faulty or forged peer.
+      this.logger.warn({ from: m.from, index: m.index, lastIndex: this.log.lastIndex() }, 'dropping an acknowledgement past the end of the log');
+      return;
+    }
     switch (m.type) {
       case MessageType.AppResp:
         if (!pr) return;
@@ -490,6 +508,11 @@ export class Raft {
 
   private stepFollower(m: Message): void {
     if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
+      if (this.lead !== NONE && this.lead !== m.from) {
+        // A term has one leader: a second one is a faulty or forged peer, never Raft. Its input is dropped.
+        this.logger.warn({ from: m.from, lead: this.lead, term: this.term, type: MessageType[m.type] }, 'dropping a leader message from a second leader of this term');
+        return;
+      }
       // The leader of this term is alive.
       this.electionElapsed = 0;
       this.lead = m.from;
@@ -791,7 +814,7 @@ export class Raft {
     if (this.pendingConfIndex > this.log.applied) {
       return this.refuse('conf-change-pending', `configuration change at ${this.pendingConfIndex} not yet applied`);
     }
-    const problem = validateConfChange(this.conf, cc);
+    const problem = cc.changes.length === 0 && !cc.leaveJoint ? 'no changes' : validateConfChange(this.conf, cc);
     if (problem) return this.refuse('invalid-conf-change', problem);
     const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode(cc) };
     if (!this.appendEntries([e])) return this.refuse('busy', 'too many uncommitted bytes');
@@ -827,12 +850,28 @@ export class Raft {
   }
 
   private applyConfEntry(e: Entry): void {
-    const cc = this.cfg.confChangeCodec.decode(e.data);
+    // A committed configuration entry that does not decode, or does not fit the configuration it applies to
+    // (only a buggy or forged proposer writes one: proposals are validated), changes nothing. Every replica
+    // applies it to the same configuration, so every replica skips it alike.
+    let cc: ConfChange;
+    try {
+      cc = this.cfg.confChangeCodec.decode(e.data);
+    } catch (err) {
+      this.logger.warn({ index: e.index, error: (err as Error).message }, 'committed configuration entry does not decode: ignored');
+      return;
+    }
+    const problem = validateConfChange(this.conf, cc);
+    if (problem !== null) {
+      this.logger.warn({ index: e.index, problem }, 'committed configuration entry does not apply to the configuration: ignored');
+      return;
+    }
     const next = applyConfChange(this.conf, cc);
     this.logger.info({ index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners }, 'configuration applied');
+    const before = this.conf;
     this.conf = next;
     this.tracker.sync(confMembers(next), this.log.lastIndex() + 1);
     this.leaveToConfirm = cc.leaveJoint;
+    this.leftOut = cc.leaveJoint ? before.votersOutgoing.filter((id) => !confMembers(next).includes(id)) : [];
     if (this.state !== StateType.Leader) return;
     if (!isVoter(next, this.id) && !isJoint(next) && !this.leaveToConfirm) {
       // A leader removed by a committed configuration tells the others it is committed (so they apply it now,

@@ -69,6 +69,12 @@ const RESPONSE_TYPES = new Set([
   MessageType.ReadIndexResp,
 ]);
 
+/**
+ * How far ahead of this node's term a message's term may be. Terms grow by one per election round, and
+ * pre-vote keeps a partitioned node from inflating its own, so a real gap is a few thousand at the most.
+ */
+export const MAX_TERM_JUMP = 1_000_000;
+
 function isSafeIndex(n: number): boolean {
   return Number.isSafeInteger(n) && n >= 0;
 }
@@ -140,6 +146,17 @@ export class RawNode {
     }
     if (RESPONSE_TYPES.has(m.type) && !this.raft.progress.has(m.from) && m.type !== MessageType.ReadIndexResp) {
       this.debug({ type: MessageType[m.type], from: m.from }, 'dropping response from a non-member');
+      return false;
+    }
+    // Only members speak for the cluster (see Raft.admits).
+    if (!this.raft.admits(m.from)) {
+      this.debug({ type: MessageType[m.type], from: m.from }, 'dropping a message from a non-member');
+      return false;
+    }
+    if (m.term > this.raft.term + MAX_TERM_JUMP) {
+      // No election history moves a term this far at once: a forged or corrupt term would otherwise end the
+      // cluster's ability to elect (terms cannot pass 2^53-1).
+      this.raft.logger.warn({ type: MessageType[m.type], from: m.from, term: m.term, ourTerm: this.raft.term }, 'dropping a message whose term jumps too far ahead');
       return false;
     }
     this.input(() => this.raft.step(m));

@@ -5,7 +5,7 @@
 // majority-lost emergency in reset-peers.ts.
 // Environment-agnostic: see env.ts.
 
-import { assert } from '../assert.js';
+import { assert, AssertionError } from '../assert.js';
 import { bytesToHex } from '../raft/bytes.js';
 import { QjmError } from '../errors.js';
 import { confChangeCodec, decodeConfChange } from '../transport/raft-codec.js';
@@ -36,6 +36,8 @@ export interface ReplicaListener {
   onConfigurationApplied?(index: number, voters: NodeId[], learners: NodeId[]): void;
   /** Reset-peers is about to commit (committedIndex, lastIndex] by fiat: no quorum confirmed those entries. */
   onCommitByFiat?(committedIndex: number, lastIndex: number): void;
+  /** This leader started handing leadership to `to` (an operator's transfer, or a drain on shutdown). */
+  onLeaderTransfer?(to: NodeId, term: number): void;
   /** A storage or state machine failure: the replica has stopped and must not serve. */
   onFatal?(err: Error): void;
 }
@@ -200,6 +202,7 @@ export class Replica<R> {
     if (!res.ok) return cb(err(this.role === StateType.Leader ? 'INVALID_ARGUMENT' : 'NOT_LEADER', res.detail ?? 'transfer refused', this.leaderDetails()));
     if (to === this.id) return cb(null);
     this.transfer = new LeaderTransfer(to, this.deps.clock.now() + this.opts.electionTicks * this.opts.tickMs * 2, cb);
+    this.deps.listener?.onLeaderTransfer?.(to, this.raw.term);
     this.schedule();
   }
 
@@ -389,7 +392,7 @@ export class Replica<R> {
       if (hs) this.lastDurableHard = { ...hs };
     }
     if (rd.messages.length > 0) this.deps.transport.send(rd.messages);
-    if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries);
+    if (rd.committedEntries.length > 0 && !this.applyEntries(rd.committedEntries)) return;
     for (const rs of rd.readStates) this.onReadState(rs.context, rs.index, rs.ok);
     this.raw.advance(rd);
     if (rd.committedEntries.length > 0) this.afterApply();
@@ -554,11 +557,22 @@ export class Replica<R> {
 
   // ---------------------------------------------------------------- applying
 
-  private applyEntries(ents: Entry[]): void {
+  /**
+   * Applies committed entries; false when the state machine failed (its disk: full, an I/O error), which
+   * stops the replica in the fatal state it reports. A restart replays the entry from the log.
+   */
+  private applyEntries(ents: Entry[]): boolean {
     let batch: Entry[] = [];
     const flush = () => {
       if (batch.length === 0) return;
-      const results = this.deps.stateMachine.apply(batch);
+      let results: R[];
+      try {
+        results = this.deps.stateMachine.apply(batch);
+      } catch (e) {
+        if (e instanceof AssertionError) throw e;
+        this.die(e as Error);
+        return;
+      }
       assert(results.length === batch.length, 'state machine returned a result per entry');
       for (let i = 0; i < batch.length; i++) this.waits.applied(batch[i]!, results[i]!);
       batch = [];
@@ -573,14 +587,22 @@ export class Replica<R> {
         if (e.type === EntryType.ConfChange) this.learnAddresses(e);
         this.waits.replaced(e);
       }
+      if (this.stopped) return false;
       this.applied = e.index;
     }
     flush();
+    return !this.stopped;
   }
 
   /** A configuration entry names the addresses of the peers it adds. */
   private learnAddresses(e: Entry): void {
-    for (const c of decodeConfChange(e.data).changes) {
+    let cc;
+    try {
+      cc = decodeConfChange(e.data);
+    } catch {
+      return; // not a configuration change: the core ignores it too
+    }
+    for (const c of cc.changes) {
       if (c.op === ConfChangeOp.Remove) continue; // kept until the configuration no longer names it
       if (c.peer.address) this.peers.set(c.peer.id, c.peer.address);
     }
@@ -702,12 +724,12 @@ export class Replica<R> {
     this.logger.warn({ error: e.message }, 'fatal storage error: replica stopped');
     this.fatal = e;
     this.stopped = true;
-    this.failAll(err('UNAVAILABLE', `replica stopped: ${e.message}`));
+    this.failAll(this.stoppedError());
     this.deps.listener?.onFatal?.(e);
   }
 
   private stoppedError(): QjmError {
-    return this.fatal ? err('UNAVAILABLE', `replica stopped: ${this.fatal.message}`) : err('SHUTTING_DOWN', 'the node is shutting down');
+    return this.fatal ? err('STORAGE_FAILED', `this node's storage failed and it stopped serving: ${this.fatal.message}`) : err('SHUTTING_DOWN', 'the node is shutting down');
   }
 
   leaderDetails(): { leaderId?: string; leaderAddress?: string } {

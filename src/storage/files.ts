@@ -68,3 +68,8 @@ export function writevAllSync(fd: number, iov: Uint8Array[], position: number): 
     i += group.length;
   }
 }
+
+/** Writes all of buf at `position` (a short write continues; an error, ENOSPC included, throws). */
+export function writeAllSync(fd: number, buf: Uint8Array, position: number): void {
+  writevAllSync(fd, [buf], position);
+}

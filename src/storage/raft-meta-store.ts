@@ -8,7 +8,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { qjournal } from '../gen/proto.js';
 import type { HardState } from '../raft/types.js';
-import { fsyncPath } from './files.js';
+import { fsyncPath, writeAllSync } from './files.js';
 
 const MAGIC = Buffer.from('QJRM', 'latin1');
 const FILE = 'raft_meta';
@@ -87,7 +87,7 @@ export class MetaStore {
     const tmp = `${this.file}.tmp`;
     const fd = fs.openSync(tmp, 'w');
     try {
-      fs.writeSync(fd, encode(meta));
+      writeAllSync(fd, encode(meta), 0);
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
@@ -108,7 +108,9 @@ export class MetaStore {
     const bytes = encode(meta);
     fs.open(tmp, 'w', (err, fd) => {
       if (err) return done(err);
-      fs.write(fd, bytes, 0, bytes.byteLength, 0, (e1) => {
+      fs.write(fd, bytes, 0, bytes.byteLength, 0, (e1, written) => {
+        // A short write (a full disk) must never be renamed over the good file.
+        if (!e1 && written !== bytes.byteLength) e1 = new Error(`short write of ${tmp}: ${written} of ${bytes.byteLength} bytes (is the disk full?)`);
         if (e1) return fs.close(fd, () => done(e1));
         fs.fsync(fd, (e2) => {
           fs.close(fd, (e3) => {

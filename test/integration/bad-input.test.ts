@@ -4,42 +4,17 @@
 // endpoint of a single in-process node.
 
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { qjournal } from '../../src/gen/proto.js';
 import { encodeRecords } from '../../src/edit-records.js';
-import { buildJournalNode } from '../../journalnode/journal-node.js';
 import type { JournalNode } from '../../journalnode/journal-node.js';
-import { validateConfig, DEFAULTS } from '../../journalnode/config.js';
 import { encodeBatch } from '../../src/transport/raft-codec.js';
-import { pino } from 'pino';
-import { waitFor } from '../support/async.js';
+import { startSingleNode } from '../support/single-node.js';
 
 const pb = qjournal.journal;
 const ns = { namespaceId: 9, clusterId: 'CID-f', blockPoolId: 'BP-f' };
 const PROTO = { 'content-type': 'application/x-protobuf' };
-
-async function singleNode(dir: string, over: Record<string, unknown> = {}): Promise<JournalNode> {
-  const config = validateConfig({
-    ...DEFAULTS,
-    id: 'n1',
-    listen: '127.0.0.1:0',
-    dataDir: dir,
-    peers: [{ id: 'n1', address: '127.0.0.1:1' }],
-    electionTimeoutMs: 100,
-    maxRecordBytes: 1024,
-    maxBatchBytes: 64 * 1024,
-    maxAppendBodyBytes: 256 * 1024,
-    logLevel: 'silent',
-    ...over,
-  });
-  const node = await buildJournalNode(config, { logger: pino({ level: 'silent' }) });
-  await node.start();
-  await waitFor(() => node.replica.isLeader, { timeoutMs: 5000, what: 'a single node elects itself' });
-  return node;
-}
 
 function write(node: JournalNode, rpc: string, command: qjournal.journal.ICommand | null, raw?: Buffer) {
   const body = raw ?? Buffer.from(pb.WriteRequest.encode({ command }).finish());
@@ -56,8 +31,7 @@ describe('bad input is refused and changes nothing', function () {
   let node: JournalNode;
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-bad-'));
-    node = await singleNode(dir);
+    ({ node, dir } = await startSingleNode({ maxRecordBytes: 1024, maxBatchBytes: 64 * 1024, maxAppendBodyBytes: 256 * 1024 }));
     expect((await write(node, 'format', { jid: 'ns1', format: { nsInfo: ns } })).statusCode).to.equal(200);
     const ne = await write(node, 'newEpoch', { jid: 'ns1', newEpoch: { nsInfo: ns, writerId: 'nn1' } });
     expect(ne.statusCode).to.equal(200);

@@ -24,6 +24,8 @@ describe('qjm CLI', function () {
   this.timeout(120_000);
   let c: LocalCluster;
   let peers: string;
+  /** bin/qjm as the cluster's admin user (QJM_CERTS_DIR, QJM_USER). */
+  const qjmAsAdmin = (args: string[], env: Record<string, string> = {}) => qjm(args, { ...c.qjmEnv('admin'), ...env });
 
   before(async () => {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 300 });
@@ -37,27 +39,27 @@ describe('qjm CLI', function () {
   });
 
   it('usage errors exit 2 with the usage text', async () => {
-    const r = await qjm(['segments', '--jid', 'x']);
+    const r = await qjmAsAdmin(['segments', '--jid', 'x']);
     expect(r.code).to.equal(2);
     expect(r.err).to.match(/--peers is required/).and.match(/usage: qjm segments --peers/);
-    expect((await qjm(['frobnicate'])).code).to.equal(2);
+    expect((await qjmAsAdmin(['frobnicate'])).code).to.equal(2);
   });
 
   it('status: a table of every node, and --json', async () => {
-    const r = await qjm(['status', '--peers', peers]);
+    const r = await qjmAsAdmin(['status', '--peers', peers]);
     expect(r.code, r.err).to.equal(0);
     expect(r.out).to.match(/ENDPOINT\s+\|\s+ID\s+\|\s+STATE/);
     expect(r.out.match(/leader/g)?.length).to.equal(1);
-    const j = JSON.parse((await qjm(['status', '--peers', peers, '--json'])).out) as { endpoint: string; status: { state: string } }[];
+    const j = JSON.parse((await qjmAsAdmin(['status', '--peers', peers, '--json'])).out) as { endpoint: string; status: { state: string } }[];
     expect(j.map((x) => x.endpoint).sort()).to.deep.equal([...c.addresses].sort());
   });
 
   it('format, segments, finalize (refused while the writer is active, then --force), purge, tail', async () => {
-    expect((await qjm(['segments', '--peers', peers, '--jid', 'cli1'])).code, 'not formatted').to.equal(3);
-    let r = await qjm(['format', '--peers', peers, '--jid', 'cli1', '--namespace-id', '5', '--cluster-id', 'CID-cli']);
+    expect((await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'cli1'])).code, 'not formatted').to.equal(3);
+    let r = await qjmAsAdmin(['format', '--peers', peers, '--jid', 'cli1', '--namespace-id', '5', '--cluster-id', 'CID-cli']);
     expect(r.code, r.err).to.equal(0);
     const ns = { namespaceId: 5, clusterId: 'CID-cli', blockPoolId: '' };
-    const w = new QuorumJournalManager({ journalId: 'cli1', peers: c.addresses, writerId: 'nn1', nsInfo: ns });
+    const w = new QuorumJournalManager({ journalId: 'cli1', peers: c.addresses, writerId: 'nn1', nsInfo: ns, tls: c.tls('writer') });
     await w.recoverUnfinalizedSegments();
     let out = await w.startLogSegment(1, -64);
     for (let i = 1; i <= 5; i++) out.write(Buffer.from(`op ${i}`));
@@ -67,16 +69,16 @@ describe('qjm CLI', function () {
     for (let i = 6; i <= 8; i++) out.write(Buffer.from(`op ${i}`));
     await out.flush();
 
-    r = await qjm(['segments', '--peers', peers, '--jid', 'cli1']);
+    r = await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'cli1']);
     expect(r.code, r.err).to.equal(0);
     expect(r.out).to.match(/1\s+\|\s+5\s+\|\s+5\s+\|\s+finalized/).and.match(/6\s+\|\s+8\s+\|\s+3\s+\|\s+in progress/);
 
-    r = await qjm(['finalize', '--peers', peers, '--jid', 'cli1']);
+    r = await qjmAsAdmin(['finalize', '--peers', peers, '--jid', 'cli1']);
     expect(r.code, 'the writer wrote a moment ago').to.equal(4);
     expect(r.err).to.match(/QJM_ERR_WRITER_ACTIVE/).and.match(/--force/);
-    r = await qjm(['finalize', '--peers', peers, '--jid', 'cli1', '--forse', 'yes']);
+    r = await qjmAsAdmin(['finalize', '--peers', peers, '--jid', 'cli1', '--forse', 'yes']);
     expect(r.code, 'a misspelt --force is refused, not ignored').to.equal(2);
-    r = await qjm(['finalize', '--peers', peers, '--jid', 'cli1', '--force']);
+    r = await qjmAsAdmin(['finalize', '--peers', peers, '--jid', 'cli1', '--force']);
     expect(r.code, r.err).to.equal(0);
     expect(r.out).to.match(/fenced prior writers with epoch 2; finalized segment 6-8/);
     out.write(Buffer.from('too late'));
@@ -88,40 +90,40 @@ describe('qjm CLI', function () {
     }
     await w.close();
 
-    r = await qjm(['tail', '--peers', peers, '--jid', 'cli1', '--from', '4']);
+    r = await qjmAsAdmin(['tail', '--peers', peers, '--jid', 'cli1', '--from', '4']);
     expect(r.code, r.err).to.equal(0);
     expect(r.out.trim().split('\n')).to.deep.equal(['4\t4\top 4', '5\t4\top 5', '6\t4\top 6', '7\t4\top 7', '8\t4\top 8']);
 
-    r = await qjm(['purge', '--peers', peers, '--jid', 'cli1', '--min-txid', '6', '--dry-run', 'yes']);
+    r = await qjmAsAdmin(['purge', '--peers', peers, '--jid', 'cli1', '--min-txid', '6', '--dry-run', 'yes']);
     expect(r.code, 'there is no --dry-run: refused, not ignored').to.equal(2);
     expect(r.err).to.match(/unknown flag --dry-run/).and.match(/usage: qjm purge/);
-    const kept = JSON.parse((await qjm(['segments', '--peers', peers, '--jid', 'cli1', '--json'])).out) as { segments: { firstTxId: number }[] };
+    const kept = JSON.parse((await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'cli1', '--json'])).out) as { segments: { firstTxId: number }[] };
     expect(kept.segments.map((s) => s.firstTxId), 'nothing purged').to.deep.equal([1, 6]);
 
-    r = await qjm(['purge', '--peers', peers, '--jid', 'cli1', '--min-txid', '6']);
+    r = await qjmAsAdmin(['purge', '--peers', peers, '--jid', 'cli1', '--min-txid', '6']);
     expect(r.code, r.err).to.equal(0);
     expect(r.out).to.match(/purged 1 segment/);
-    const segs = JSON.parse((await qjm(['segments', '--peers', peers, '--jid', 'cli1', '--json'])).out) as { segments: { firstTxId: number }[] };
+    const segs = JSON.parse((await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'cli1', '--json'])).out) as { segments: { firstTxId: number }[] };
     expect(segs.segments.map((s) => s.firstTxId)).to.deep.equal([6]);
   });
 
   it('dump reads a segment file offline, and exits 5 naming the offset of a corrupt record', async () => {
     const dir = path.join(c.node('n1').dataDir, 'journals', 'cli1');
     const file = path.join(dir, fs.readdirSync(dir).find((n) => n.startsWith('edits_0000000000000000006'))!);
-    let r = await qjm(['dump', file]);
+    let r = await qjmAsAdmin(['dump', file]);
     expect(r.code, r.err).to.equal(0);
     expect(r.out).to.match(/layout version -64, first txid 6/).and.match(/^6\t4\tcrc ok\top 6$/m).and.match(/3 records, txids 6\.\.8, .* every CRC ok/);
     const bad = path.join(c.root, 'bad-segment');
     const b = fs.readFileSync(file);
     b[b.length - 2]! ^= 0x40;
     fs.writeFileSync(bad, b);
-    r = await qjm(['dump', bad]);
+    r = await qjmAsAdmin(['dump', bad]);
     expect(r.code).to.equal(5);
     expect(r.err).to.match(/corrupt frame at byte offset \d+: CRC mismatch for txid 8/);
   });
 
   it('unreachable peers: exit 1 with a clear message', async () => {
-    const r = await qjm(['segments', '--peers', '127.0.0.1:1', '--jid', 'cli1'], {});
+    const r = await qjmAsAdmin(['segments', '--peers', '127.0.0.1:1', '--jid', 'cli1'], {});
     expect(r.code).to.equal(1);
     expect(r.err).to.match(/QJM_ERR_QUORUM_UNAVAILABLE.*no JournalNode answered/);
   });

@@ -1,5 +1,5 @@
 // The main job stays working: a short run of the demo must end with identical namespaces, the fenced old
-// active refused, and nothing left running.
+// active refused, an anonymous and a wrong-role client refused, and nothing left running.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -32,6 +32,10 @@ describe('the demo (npm start)', function () {
       const out = lines.join('\n');
       expect(code, out).to.equal(0);
       expect(out).to.match(/refused with QJM_ERR_FENCED/);
+      expect(out).to.match(/a client with no certificate asks .* for \/status: HTTP 401 QJM_ERR_UNAUTHENTICATED/);
+      expect(out).to.match(/reader role tries to take over .*: refused with QJM_ERR_FORBIDDEN/);
+      expect(out).to.match(/security\s+\| mutual TLS, roles enforced/);
+      expect(fs.readdirSync(path.join(dir, 'certs')).sort(), 'the demo\'s certificates').to.include.members(['ca.crt', 'node.n1.crt', 'client.writer.crt']);
       expect(out).to.match(/namespaces\s+\| IDENTICAL/);
       expect(out).to.match(/writes acknowledged again after \d+ ms/);
       expect(out).to.match(/nothing left running/);

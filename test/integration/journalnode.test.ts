@@ -4,7 +4,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { request } from 'undici';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import { qjournal } from '../../src/gen/proto.js';
@@ -15,7 +14,7 @@ const ns = { namespaceId: 42, clusterId: 'CID-it', blockPoolId: 'BP-it' };
 const rec = (i: number) => new TextEncoder().encode(`edit-${i}`);
 
 async function writer(c: LocalCluster, id = 'nn1'): Promise<QuorumJournalManager> {
-  return new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: id, nsInfo: ns, writeTimeoutMs: 15_000, requestTimeoutMs: 2000 });
+  return new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: id, nsInfo: ns, writeTimeoutMs: 15_000, requestTimeoutMs: 2000, tls: c.tls('writer') });
 }
 
 function sameFiles(c: LocalCluster, ids: string[]): void {
@@ -199,8 +198,8 @@ describe('JournalNode processes', function () {
       command: { jid: 'ns1', journal: { epoch: 1, segmentTxid: 1, firstTxid: 101, count: 1, records: encodeRecords(101, [rec(101)]) } },
       expectedTerm: oldTerm,
     }).finish();
-    const res = await request(`http://${c.node(old).address}/qjm/journal`, { method: 'POST', body: Buffer.from(body), headers: { 'content-type': 'application/x-protobuf' } });
-    const wr = qjournal.journal.WriteResponse.decode(Buffer.from(await res.body.arrayBuffer()));
+    const res = await c.request(c.node(old).address, 'POST', '/qjm/journal', body);
+    const wr = qjournal.journal.WriteResponse.decode(res.body);
     expect(wr.error, 'the stale leader refuses').to.not.equal(null);
     const s = await waitFor(
       async () => {

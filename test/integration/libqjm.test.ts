@@ -2,7 +2,6 @@
 // (TestQuorumJournalManager, TestQJMWithFaults), plus a seeded randomized failover loop.
 
 import { expect } from 'chai';
-import { request } from 'undici';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { FencedError, QjmError, QuorumJournalManager } from '../../libqjm/index.js';
 import type { EditLogOutputStream } from '../../libqjm/index.js';
@@ -19,7 +18,7 @@ describe('libqjm on a real cluster', function () {
   const open: QuorumJournalManager[] = [];
 
   function qjm(jid: string, writerId = 'nn1', peers?: string[], extra: Record<string, unknown> = {}): QuorumJournalManager {
-    const q = new QuorumJournalManager({ journalId: jid, peers: peers ?? c.addresses, writerId, nsInfo: ns, requestTimeoutMs: 2000, writeTimeoutMs: 15_000, ...extra });
+    const q = new QuorumJournalManager({ journalId: jid, peers: peers ?? c.addresses, writerId, nsInfo: ns, requestTimeoutMs: 2000, writeTimeoutMs: 15_000, tls: c.tls('writer'), ...extra });
     open.push(q);
     return q;
   }
@@ -38,8 +37,8 @@ describe('libqjm on a real cluster', function () {
 
   /** How many getEdits requests a node has answered (HTTP 200), from its /metrics. */
   async function getEditsAnswered(address: string): Promise<number> {
-    const res = await request(`http://${address}/metrics`);
-    const m = /qjournal_rpc_seconds_count\{[^}]*rpc="getEdits",code="200"[^}]*\} (\d+)/.exec(await res.body.text());
+    const res = await c.request(address, 'GET', '/metrics');
+    const m = /qjournal_rpc_seconds_count\{[^}]*rpc="getEdits",code="200"[^}]*\} (\d+)/.exec(res.body.toString());
     return m ? Number(m[1]) : 0;
   }
 
@@ -90,7 +89,7 @@ describe('libqjm on a real cluster', function () {
     expect((await readAll(q)).map((e) => e.s)).to.deep.equal([1, 2, 3, 4, 5, 6, 7].map((t) => `e-${t}`));
   });
 
-  it('FormatAndHasSomeData: an unformatted journal has no data; a formatted one has once written; format refuses then', async () => {
+  it('FormatAndHasSomeData: an unformatted journal has no data; a formatted one has once written; format refuses then (forced: not under a live writer)', async () => {
     const q = qjm(`j${++jidSeq}`);
     expect(await q.hasSomeData()).to.equal(false);
     await q.format(ns);
@@ -105,7 +104,23 @@ describe('libqjm on a real cluster', function () {
     } catch (e) {
       expect((e as QjmError).code).to.equal('QJM_ERR_ALREADY_FORMATTED');
     }
-    await q.format(ns, { force: true });
+    // Wiping a journal that holds data is the admin's: a writer certificate is refused.
+    try {
+      await q.format(ns, { force: true });
+      expect.fail('format --force needs the admin role');
+    } catch (e) {
+      expect((e as QjmError).code).to.equal('QJM_ERR_FORBIDDEN');
+    }
+    const admin = qjm(q.journalId, 'ops', undefined, { tls: c.tls('admin') });
+    // Even for an admin, not under a writer that wrote in the last seconds, unless said.
+    try {
+      await admin.format(ns, { force: true });
+      expect.fail('a forced format must refuse while the writer wrote in the last seconds');
+    } catch (e) {
+      expect((e as QjmError).code).to.equal('QJM_ERR_WRITER_ACTIVE');
+    }
+    expect(await q.hasSomeData(), 'the refused formats changed nothing').to.equal(true);
+    await admin.format(ns, { force: true, allowActiveWriter: true });
     expect(await q.hasSomeData()).to.equal(false);
   });
 

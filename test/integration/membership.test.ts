@@ -13,9 +13,10 @@ import { waitFor } from '../support/async.js';
 const QJM = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'qjm.js');
 const ns = { namespaceId: 77, clusterId: 'CID-mem', blockPoolId: '' };
 
-function qjm(args: string[]): Promise<{ code: number; out: string; err: string }> {
+/** bin/qjm as the cluster's admin user. */
+function qjm(c: LocalCluster, args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [QJM, ...args], { timeout: 120_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [QJM, ...args], { timeout: 120_000, env: { ...process.env, ...c.qjmEnv('admin') } }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, out: stdout, err: stderr });
     });
   });
@@ -35,7 +36,7 @@ describe('membership changes', function () {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });
     c.startAll();
     await c.waitForLeader();
-    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns });
+    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns, tls: c.tls('writer') });
     await q.format(ns);
     await q.recoverUnfinalizedSegments();
     let out = await q.startLogSegment(1, -64);
@@ -51,7 +52,7 @@ describe('membership changes', function () {
     const joined = await waitFor(() => c.status('n4'), { timeoutMs: 10_000, what: 'the joining n4 answers /status' });
     expect(joined.state, 'the joining node waits as a follower').to.equal('follower');
     const peers = c.nodes.filter((n) => n.id !== 'n4').map((n) => n.address).join(',');
-    let r = await qjm(['add-peer', '--peers', peers, '--peer', `n4=${n4.address}`]);
+    let r = await qjm(c, ['add-peer', '--peers', peers, '--peer', `n4=${n4.address}`]);
     expect(r.code, r.err).to.equal(0);
     expect(r.out).to.match(/voters are now .*n4/);
     const leader = await c.waitForLeader();
@@ -64,7 +65,7 @@ describe('membership changes', function () {
     for (const [name, b] of ref) expect(got.get(name)!.equals(b), name).to.equal(true);
 
     // Remove the leader itself: it steps down once the change commits; the others elect a leader.
-    r = await qjm(['remove-peer', '--peers', c.addresses.join(','), '--peer', leader]);
+    r = await qjm(c, ['remove-peer', '--peers', c.addresses.join(','), '--peer', leader]);
     expect(r.code, r.err).to.equal(0);
     await c.stop(leader);
     const next = await c.waitForLeader(15_000, [leader]);
@@ -73,7 +74,7 @@ describe('membership changes', function () {
     expect(await out.flush()).to.equal(160);
 
     const target = c.nodes.find((n) => n.proc && n.id !== next)!.id;
-    r = await qjm(['transfer-leader', '--peers', c.addresses.join(','), '--to', target]);
+    r = await qjm(c, ['transfer-leader', '--peers', c.addresses.join(','), '--to', target]);
     expect(r.code, r.err).to.equal(0);
     expect(await c.waitForLeader(10_000, [leader])).to.equal(target);
     for (let i = 161; i <= 170; i++) out.write(Buffer.from(`e${i}`));
@@ -94,12 +95,12 @@ describe('membership changes', function () {
     expect(await n3.exit).to.equal(3);
     expect(c.readLog('n3')).to.match(/still a voter of the cluster.*remove it first/);
     const peers = c.nodes.filter((n) => n.id !== 'n3').map((n) => n.address).join(',');
-    let r = await qjm(['remove-peer', '--peers', peers, '--peer', 'n3']);
+    let r = await qjm(c, ['remove-peer', '--peers', peers, '--peer', 'n3']);
     expect(r.code, r.err).to.equal(0);
     rmSync(n3.dataDir, { recursive: true, force: true });
     c.start('n3');
     await waitFor(() => c.status('n3'), { timeoutMs: 10_000, what: 'the wiped n3, started again, answers /status' });
-    r = await qjm(['add-peer', '--peers', peers, '--peer', `n3=${n3.address}`]);
+    r = await qjm(c, ['add-peer', '--peers', peers, '--peer', `n3=${n3.address}`]);
     expect(r.code, r.err).to.equal(0);
     const leader = await c.waitForLeader();
     expect(((await c.status(leader))!.peers as { id: string; role: string }[]).map((p) => `${p.id}:${p.role}`).sort()).to.deep.equal(['n1:voter', 'n2:voter', 'n3:voter']);

@@ -2,15 +2,14 @@
 // leadership over, and a follower that comes back after the leader compacted its log (snapshot install).
 
 import { expect } from 'chai';
-import { request } from 'undici';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
 
 const ns = { namespaceId: 7, clusterId: 'CID-ops', blockPoolId: 'BP-ops' };
 
-async function get(address: string, path: string): Promise<{ status: number; body: string; type: string }> {
-  const r = await request(`http://${address}${path}`);
-  return { status: r.statusCode, body: await r.body.text(), type: String(r.headers['content-type'] ?? '') };
+async function get(c: LocalCluster, address: string, path: string): Promise<{ status: number; body: string }> {
+  const r = await c.request(address, 'GET', path);
+  return { status: r.status, body: r.body.toString() };
 }
 
 describe('operating JournalNodes', function () {
@@ -28,7 +27,7 @@ describe('operating JournalNodes', function () {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });
     c.startAll();
     const leader = await c.waitForLeader();
-    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns });
+    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns, tls: c.tls('writer') });
     await q.format(ns);
     await q.recoverUnfinalizedSegments();
     const out = await q.startLogSegment(1, -64);
@@ -36,31 +35,31 @@ describe('operating JournalNodes', function () {
     await out.flush();
     const addr = c.node(leader).address;
 
-    const st = JSON.parse((await get(addr, '/status')).body) as Record<string, any>;
-    expect(st).to.include({ id: leader, state: 'leader', leader });
+    const st = JSON.parse((await get(c, addr, '/status')).body) as Record<string, any>;
+    expect(st).to.include({ id: leader, state: 'leader', leader, security: 'mutual-tls' });
     for (const k of ['term', 'commitIndex', 'appliedIndex', 'lastIndex', 'diskIndex', 'snapshotIndex', 'snapshotTerm']) expect(st[k], k).to.be.a('number');
     expect(Object.keys(st.followers).sort()).to.deep.equal(c.nodes.map((n) => n.id).filter((id) => id !== leader).sort());
     expect(st.followers[Object.keys(st.followers)[0]!]).to.have.keys(['nextIndex', 'matchIndex', 'state', 'inflight', 'recentActive', 'lagEntries']);
     expect(st.journals.ns1).to.include({ promisedEpoch: 1, lastWriterEpoch: 1, lastTxId: 10 });
     expect(st.peers.map((p: { id: string }) => p.id).sort()).to.deep.equal(['n1', 'n2', 'n3']);
 
-    const page = await get(addr, '/raft_stat');
-    expect(page.type).to.match(/text\/html/);
+    const page = await get(c, addr, '/raft_stat');
+    expect(page.body.startsWith('<!doctype html>'), 'an HTML page').to.equal(true);
     expect(page.body).to.include('next_index').and.include('ns1');
 
-    const flags = JSON.parse((await get(addr, '/flags')).body) as Record<string, unknown>;
+    const flags = JSON.parse((await get(c, addr, '/flags')).body) as Record<string, unknown>;
     for (const k of ['electionTimeoutMs', 'snapshotIntervalS', 'snapshotLogBytes', 'catchupMargin', 'sync', 'maxAppendBufferBytes', 'leaderBatch', 'maxEntriesPerAppend', 'maxAppendBodyBytes', 'maxLogSegmentBytes', 'maxSnapshotChunkBytes', 'applyBatch', 'electionHeartbeatFactor']) {
       expect(flags, k).to.have.property(k);
     }
     expect(flags.electionTimeoutMs).to.equal(400);
 
-    const metrics = (await get(addr, '/metrics')).body;
+    const metrics = (await get(c, addr, '/metrics')).body;
     for (const name of ['qjournal_raft_term', 'qjournal_raft_commit_index', 'qjournal_raft_follower_lag_entries', 'qjournal_log_write_seconds_bucket', 'qjournal_journal_txns_written_total', 'qjournal_journal_promised_epoch', 'qjournal_journal_last_txid']) {
       expect(metrics, name).to.include(name);
     }
     expect(metrics).to.match(/qjournal_journal_txns_written_total\{[^}]*jid="ns1"[^}]*\} 10/);
 
-    const h = await get(addr, '/healthz');
+    const h = await get(c, addr, '/healthz');
     expect(h.status).to.equal(200);
     expect(JSON.parse(h.body)).to.include({ ok: true, leader });
     await q.close();
@@ -70,7 +69,7 @@ describe('operating JournalNodes', function () {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 2000 });
     c.startAll();
     const leader = await c.waitForLeader();
-    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns });
+    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns, tls: c.tls('writer') });
     await q.format(ns);
     await q.recoverUnfinalizedSegments();
     const out = await q.startLogSegment(1, -64);
@@ -92,7 +91,7 @@ describe('operating JournalNodes', function () {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 500, extraArgs: ['--snapshotLogBytes', '16384', '--keepEntriesAfterSnapshot', '5', '--maxSnapshotChunkBytes', '4096'] });
     c.startAll();
     const leader = await c.waitForLeader();
-    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns });
+    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns, tls: c.tls('writer') });
     await q.format(ns);
     await q.recoverUnfinalizedSegments();
     let out = await q.startLogSegment(1, -64);
@@ -112,7 +111,7 @@ describe('operating JournalNodes', function () {
       out = await q.startLogSegment(txid, -64);
     }
     await writeN(30);
-    const admin = new AdminClient(c.addresses);
+    const admin = new AdminClient(c.addresses, { tls: c.tls('admin') });
     await admin.snapshot();
     const lst = (await c.status(leader))!;
     expect(lst.snapshotIndex, 'the leader took snapshots past what the follower holds').to.be.greaterThan(victimLast);

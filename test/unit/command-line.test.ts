@@ -57,6 +57,12 @@ describe('command line: one strict parser', () => {
     it(`refuses ${argv.join(' ')}`, () => expect(refusal(SPEC, argv)).to.match(message));
   }
 
+  it('a variadic last positional takes one or more', () => {
+    const spec = { name: 'tool node', summary: '', flags: {}, positionals: [{ name: 'ID', description: '' }, { name: 'HOST...', description: '', variadic: true }] } as const satisfies CommandSpec;
+    expect(parseCommand(spec, ['n1', 'a', 'b'], {})).to.deep.equal({ help: false, flags: {}, positionals: ['n1', 'a', 'b'] });
+    expect(refusal(spec, ['n1'])).to.equal('missing HOST...');
+  });
+
   it('positionals only where the command declares them', () => {
     expect(parseCommand(WITH_FILE, ['seg'], {})).to.deep.equal({ help: false, flags: {}, positionals: ['seg'] });
     expect(refusal(WITH_FILE, [])).to.equal('missing FILE');
@@ -86,7 +92,7 @@ describe('qjm: flags per command', () => {
   it('an unknown flag is refused with the usage line, exit 2, before any node is contacted', async () => {
     const r = await qjm(['purge', ...peers, '--jid', 'ns1', '--min-txid', '5', '--dry-run', 'yes']);
     expect(r.code).to.equal(2);
-    expect(r.err).to.match(/^qjm purge: unknown flag --dry-run\nusage: qjm purge --peers HOST:PORT,\.\.\. --jid ID --min-txid TXID \[--json\]/);
+    expect(r.err).to.match(/^qjm purge: unknown flag --dry-run\nusage: qjm purge --peers HOST:PORT,\.\.\. --jid ID --min-txid TXID \[--certs-dir DIR\] \[--user NAME\] \[--insecure\] \[--json\]/);
     const f = await qjm(['finalize', ...peers, '--jid', 'ns1', '--forse', 'yes']);
     expect(f.code).to.equal(2);
     expect(f.err).to.match(/unknown flag --forse \(did you mean --force\?\)/).and.match(/usage: qjm finalize/);
@@ -121,6 +127,32 @@ describe('qjm: flags per command', () => {
     const r = await qjm(['frobnicate']);
     expect(r.code).to.equal(2);
     expect(r.err).to.match(/unknown command "frobnicate"/).and.match(/^ {2}status /m);
+  });
+
+  it('without a client certificate or --insecure a command is refused with the fix, exit 2, before any node is contacted', async () => {
+    const saved = { dir: process.env.QJM_CERTS_DIR, user: process.env.QJM_USER };
+    delete process.env.QJM_CERTS_DIR;
+    delete process.env.QJM_USER;
+    try {
+      const r = await qjm(['segments', ...peers, '--jid', 'ns1']);
+      expect(r.code).to.equal(2);
+      expect(r.err).to.match(/give --certs-dir D --user NAME \(or set QJM_CERTS_DIR and QJM_USER\), or --insecure/);
+      expect((await qjm(['segments', ...peers, '--jid', 'ns1', '--certs-dir', '/nonexistent'])).err).to.match(/--user NAME is required with --certs-dir/);
+      const missing = await qjm(['segments', ...peers, '--jid', 'ns1', '--certs-dir', '/nonexistent', '--user', 'alice']);
+      expect(missing.code, 'an unreadable certificate is the caller\'s to fix').to.equal(2);
+      expect(missing.err).to.match(/cannot read the CA certificate \/nonexistent\/ca\.crt/);
+      expect((await qjm(['status', ...peers, '--insecure'])).code, '--insecure gets as far as the (unreachable) node').to.equal(1);
+    } finally {
+      if (saved.dir !== undefined) process.env.QJM_CERTS_DIR = saved.dir;
+      if (saved.user !== undefined) process.env.QJM_USER = saved.user;
+    }
+  });
+
+  it('qjm cert create-node takes an ID and one or more HOSTs', async () => {
+    expect((await qjm(['cert', 'create-node', '--certs-dir', '/nonexistent', 'n1'])).err).to.match(/missing HOST\.\.\./);
+    const r = await qjm(['cert', 'create-node', '--certs-dir', '/nonexistent', 'n1', '127.0.0.1', 'localhost']);
+    expect(r.code, 'past the arguments: no CA there').to.equal(1);
+    expect(r.err).to.match(/create the CA first: qjm cert create-ca/);
   });
 
   it('qjm dump takes exactly one FILE', async () => {

@@ -45,18 +45,22 @@ const SHARED_SRC_FILES = fs
   .filter((n) => n.endsWith('.ts'))
   .map((n) => `src/${n}`);
 
+/** Reading and checking certificates; not certs.ts, the builder of qjm cert (a node never loads it). */
+const SECURITY_READERS = ['src/security/roles.ts', 'src/security/cert-files.ts', 'src/security/client-tls.ts'];
+
 const RULES: Rule[] = [
   { folder: 'src/raft', allow: ['src/raft/', 'src/assert.ts', 'src/logger.ts', 'src/settings.ts'] },
   { folder: 'src/replica', allow: ['src/replica/', 'src/raft/', 'src/transport/raft-codec.ts', 'src/errors.ts', 'src/settings.ts', 'src/logger.ts', 'src/assert.ts'] },
   { folder: 'src/storage', allow: ['node:', 'src/storage/', 'src/raft/', 'src/replica/env.ts', 'src/gen/', 'src/logger.ts', 'src/assert.ts', 'src/segment-name.ts'] },
-  { folder: 'src/transport', allow: ['src/transport/', 'src/raft/types.ts', 'src/gen/'] },
+  { folder: 'src/transport', allow: ['src/transport/', 'src/raft/types.ts', 'src/gen/', 'protobufjs'] },
+  { folder: 'src/security', allow: ['node:', 'src/security/', 'src/ids.ts', 'src/http-pool.ts', '@peculiar/x509', 'reflect-metadata'] },
   {
     folder: 'libqjm',
-    allow: ['node:', 'undici', 'libqjm/', 'src/gen/', ...SHARED_SRC_FILES.filter((f) => f !== 'src/local-cluster.ts')],
+    allow: ['node:', 'undici', 'libqjm/', 'src/gen/', ...SECURITY_READERS, ...SHARED_SRC_FILES.filter((f) => f !== 'src/local-cluster.ts')],
   },
   {
     folder: 'journalnode',
-    allow: ['node:', 'fastify', 'pino', 'prom-client', 'undici', 'journalnode/', 'src/raft/', 'src/replica/', 'src/storage/', 'src/transport/', 'src/gen/', ...SHARED_SRC_FILES],
+    allow: ['node:', 'fastify', 'pino', 'prom-client', 'undici', 'journalnode/', 'src/raft/', 'src/replica/', 'src/storage/', 'src/transport/', 'src/gen/', ...SECURITY_READERS, ...SHARED_SRC_FILES],
   },
 ];
 

@@ -10,7 +10,8 @@ import { parseJournalNodeArgs } from '../../../journalnode/cli-args.js';
 import { ConfigError, DEFAULTS } from '../../../journalnode/config.js';
 import type { JournalNodeConfig } from '../../../journalnode/config.js';
 
-const BASE = ['--id', 'n1', '--listen', '127.0.0.1:8485', '--data', '/tmp/qj-n1', '--peers', 'n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487'];
+const NODE = ['--id', 'n1', '--listen', '127.0.0.1:8485', '--data', '/tmp/qj-n1', '--peers', 'n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487'];
+const BASE = [...NODE.slice(0, 6), '--insecure', ...NODE.slice(6)];
 
 function config(argv: string[]): JournalNodeConfig {
   const a = parseJournalNodeArgs(argv);
@@ -54,15 +55,38 @@ describe('journalnode command line', () => {
     expect(refused([...BASE.slice(0, 6), '--peers', 'n1=127.0.0.1:0'], UsageError)).to.match(/invalid --peers: port 0/);
   });
 
+  it('security is chosen, never defaulted: --certs-dir or --insecure, not neither, not both', () => {
+    expect(refused(NODE, ConfigError)).to.equal('no certificates: start with --certs-dir D (qjm cert create-ca / create-node), or --insecure to run without TLS');
+    expect(config([...NODE, '--certs-dir', '/etc/qj'])).to.include({ certsDir: '/etc/qj', insecure: false });
+    expect(config(BASE)).to.include({ certsDir: '', insecure: true });
+    expect(refused([...BASE, '--certs-dir', '/etc/qj'], ConfigError)).to.match(/--certs-dir .* or --insecure .*, not both/);
+    expect(refused([...BASE, '--insecure'], UsageError)).to.equal('--insecure is given twice');
+  });
+
   it('--config file.json: flags override the file; unknown names are refused', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-cli-args-'));
     try {
       const file = path.join(dir, 'qjournal.json');
-      fs.writeFileSync(file, JSON.stringify({ id: 'n2', listen: '127.0.0.1:8486', dataDir: '/tmp/qj-n2', peers: 'n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487', electionTimeoutMs: 700, keepSnapshots: 3 }));
+      fs.writeFileSync(file, JSON.stringify({ id: 'n2', listen: '127.0.0.1:8486', dataDir: '/tmp/qj-n2', peers: 'n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487', electionTimeoutMs: 700, keepSnapshots: 3, insecure: true }));
       const c = config(['--config', file, '--electionTimeoutMs', '900']);
       expect(c).to.include({ id: 'n2', dataDir: '/tmp/qj-n2', electionTimeoutMs: 900, keepSnapshots: 3 });
       fs.writeFileSync(file, JSON.stringify({ electionTimeout: 700 }));
       expect(refused([...BASE, '--config', file], ConfigError)).to.match(/unknown setting "electionTimeout"/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--ui-listen: off by default; a host:port of its own, from the command line or the file', () => {
+    expect(config(BASE).uiListen).to.equal(null);
+    expect(config([...BASE, '--ui-listen', '127.0.0.1:9485']).uiListen).to.equal('127.0.0.1:9485');
+    expect(refused([...BASE, '--ui-listen', 'localhost'], ConfigError)).to.match(/^invalid uiListen: /);
+    expect(refused([...BASE, '--ui-listen', '127.0.0.1:8485'], ConfigError)).to.match(/uiListen: must differ from --listen/);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-cli-args-'));
+    try {
+      const file = path.join(dir, 'qjournal.json');
+      fs.writeFileSync(file, JSON.stringify({ uiListen: '0.0.0.0:9485' }));
+      expect(config([...BASE, '--config', file]).uiListen).to.equal('0.0.0.0:9485');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -55,6 +55,18 @@ describe('journal', () => {
     expect(r.state?.writerId).to.equal('nn2');
   });
 
+  it('newEpoch retried with the same request id answers the same epoch; any other newEpoch moves on', () => {
+    const j = new Journal('x', path.join(root, 'x'), 0);
+    j.format(ns, false);
+    expect(j.newEpoch(ns, 'nn1', 'req-a').epoch).to.equal(1);
+    expect(j.newEpoch(ns, 'nn1', 'req-a').epoch, 'the retry of the same request').to.equal(1);
+    expect(j.newEpoch(ns, 'nn2', 'req-b').epoch, 'another writer').to.equal(2);
+    expect(j.newEpoch(ns, 'nn1', 'req-a').epoch, 'a late retry after another writer took over fences that writer').to.equal(3);
+    expect(j.newEpoch(ns, 'nn1').epoch, 'no request id: every call is a new epoch').to.equal(4);
+    expect(j.newEpoch(ns, 'nn1').epoch).to.equal(5);
+    expect(j.state().epochRequestId).to.equal('');
+  });
+
   describe('fencing: every operation with another epoch than the promised one is FENCED', () => {
     const ops: [string, (j: Journal, e: number) => qjournal.journal.ICommandResult][] = [
       ['startLogSegment', (j, e) => j.startSegment(e, 4, -64)],

@@ -56,6 +56,20 @@ describe('journal segment file', () => {
     seg.close();
   });
 
+  it('a retried batch is recognized by comparing chunk by chunk, wherever it starts, however large', () => {
+    const seg = SegmentFile.create(dir, 1, LAYOUT);
+    seg.append(recs(1, 1000, 300), 1000); // past several index points
+    const big = recs(1001, 5000, 300); // 1.5 MiB: more than one comparison chunk
+    seg.append(big, 5000);
+    expect(seg.holdsExactly(1001, big, 5000)).to.equal(true);
+    expect(seg.holdsExactly(500, recs(500, 10, 300), 10), 'a batch inside the first append').to.equal(true);
+    const changed = Buffer.from(big);
+    changed[changed.byteLength - 1]! ^= 1; // the last byte of the last record, in the second chunk
+    expect(seg.holdsExactly(1001, changed, 5000)).to.equal(false);
+    expect(seg.holdsExactly(5990, recs(5990, 20, 300), 20), 'runs past the last txid').to.equal(false);
+    seg.close();
+  });
+
   it('finalize: renamed to edits_<first>-<last>, the in-progress name is gone, appends are refused', () => {
     const seg = written(7);
     seg.finalize();

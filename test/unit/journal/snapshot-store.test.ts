@@ -30,6 +30,7 @@ function journalEntry(jid: string, segs: SegmentFile[]): JournalStateData {
     formatted: true,
     nsInfo: { namespaceId: 7, clusterId: 'CID-1', blockPoolId: 'BP-1' },
     promisedEpoch: 3,
+    epochRequestId: 'r-3',
     lastWriterEpoch: 3,
     writerId: 'nn1',
     lastTxId: segs.length > 0 ? segs[segs.length - 1]!.lastTxId : 0,

@@ -4,7 +4,7 @@
 // storage id changes.
 
 import { expect } from 'chai';
-import { PeerTransport } from '../../../journalnode/peer-transport.js';
+import { NotAMemberError, PeerTransport } from '../../../journalnode/peer-transport.js';
 import type { PeerTransportOptions } from '../../../journalnode/peer-transport.js';
 import { decodeBatch, encodeBatch, messageBytes } from '../../../src/transport/raft-codec.js';
 import type { Batch } from '../../../src/transport/raft-codec.js';
@@ -14,6 +14,8 @@ import { makeMessage, MessageType } from '../../../src/raft/types.js';
 import type { Message, NodeId } from '../../../src/raft/types.js';
 import { deferred, nextTurn, waitFor, watch } from '../../support/async.js';
 import type { Deferred } from '../../support/async.js';
+
+const LIMITS = { maxMessages: 1000, maxEntries: 10_000, maxMembers: 100 };
 
 const CLUSTER = 'CID-t';
 const ADDRESS: Record<NodeId, string> = { a: 'a:1', b: 'b:1', c: 'c:1' };
@@ -39,7 +41,7 @@ class FakePools {
 
   request(address: string, method: 'GET' | 'POST', path: string, body: Uint8Array | null, timeoutMs: number): Promise<HttpResponse> {
     const answer = deferred<HttpResponse>();
-    this.requests.push({ address, method, path, timeoutMs, batch: decodeBatch(body!), atMs: Date.now(), answer });
+    this.requests.push({ address, method, path, timeoutMs, batch: decodeBatch(body!, LIMITS), atMs: Date.now(), answer });
     return answer.promise;
   }
 
@@ -91,6 +93,7 @@ function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onRec
     requestTimeoutMs: 2000,
     maxQueueBytes: 1 << 20,
     maxBatchBytes: 1 << 20,
+    batchLimits: LIMITS,
     logger: { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') },
     ...over,
   });
@@ -258,7 +261,7 @@ describe('PeerTransport', () => {
       t.send([appResp('b', 7)]);
       await nextTurn();
       expect(reply.outcome).to.not.equal('pending');
-      const b = decodeBatch((reply.outcome as { resolved: Uint8Array }).resolved);
+      const b = decodeBatch((reply.outcome as { resolved: Uint8Array }).resolved, LIMITS);
       expect([b.from, b.clusterId, b.storageId]).to.deep.equal(['a', CLUSTER, 'storage-a']);
       expect(b.messages.map((m) => [m.type, m.index])).to.deep.equal([[MessageType.AppResp, 7]]);
       expect(pools.requests, 'the answer rode back on the reply: no request of its own').to.have.length(0);
@@ -267,7 +270,7 @@ describe('PeerTransport', () => {
     it('with nothing to send back, the held reply is answered empty after holdMs', async () => {
       const { t } = rig({ holdMs: 50 });
       const t0 = Date.now();
-      const b = decodeBatch(await t.handleInbound(batchFrom('b', [heartbeat('a', 'b')])));
+      const b = decodeBatch(await t.handleInbound(batchFrom('b', [heartbeat('a', 'b')])), LIMITS);
       expect(Date.now() - t0).to.be.at.least(45);
       expect(b.messages).to.deep.equal([]);
     });
@@ -291,13 +294,13 @@ describe('PeerTransport', () => {
       expect(t.stats().find((s) => s.id === 'b')!.storageId).to.equal('s2');
     });
 
-    it('a peer that the configuration does not know yet is reached at the address it announced', async () => {
-      const { t, pools, directory } = rig();
-      await t.handleInbound(batchFrom('d', [appResp('a', 1, 'd')], { fromAddress: 'd:9' }));
-      expect([directory.addressOf('d'), directory.configuredAddressOf('d')]).to.deep.equal(['d:9', undefined]);
-      t.send([app('d', 1)]);
+    it('a batch from an id outside the configuration is refused: nothing delivered, no state kept for it', async () => {
+      const { t, delivered } = rig();
+      const refused = watch(t.handleInbound(batchFrom('mallory', [appResp('a', 1, 'mallory')], { fromAddress: 'm:9' })));
       await nextTurn();
-      expect(pools.requests.map((r) => r.address)).to.deep.equal(['d:9']);
+      expect(refused.outcome).to.have.property('rejected').that.is.instanceOf(NotAMemberError);
+      expect(delivered).to.deep.equal([]);
+      expect(t.stats().map((s) => s.id)).to.not.include('mallory');
     });
   });
 
@@ -308,7 +311,7 @@ describe('PeerTransport', () => {
       requests: 0,
       async request(_address: string, _m: 'GET' | 'POST', _p: string, body: Uint8Array | null): Promise<HttpResponse> {
         this.requests++;
-        return { status: 200, body: Buffer.from(await b!.handleInbound(decodeBatch(body!))) };
+        return { status: 200, body: Buffer.from(await b!.handleInbound(decodeBatch(body!, LIMITS))) };
       },
     };
     const a = rig({ clients: viaB });

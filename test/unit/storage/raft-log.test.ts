@@ -66,6 +66,23 @@ describe('disk Raft log', () => {
     again.close();
   });
 
+  it("bytesAfter: a follower's byte lag, across segment boundaries and a truncation; every fdatasync observed", async () => {
+    const fsyncsMs: number[] = [];
+    const log = open({ maxSegmentBytes: 100, onFsync: (ms) => fsyncsMs.push(ms) });
+    for (let i = 1; i <= 12; i += 2) await write(log, run(i, [1, 1]).map((e) => ({ ...e, data: Buffer.from('x'.repeat(10)) })));
+    expect(segFiles().length).to.be.greaterThan(2);
+    expect(fsyncsMs.length).to.equal(6);
+    expect(fsyncsMs.every((ms) => ms >= 0)).to.equal(true);
+    // Entries of equal size: each index below the end adds one frame, wherever the segment boundaries fall.
+    const frame = log.bytesAfter(11);
+    expect(frame).to.be.greaterThan(10);
+    for (let i = 0; i <= 12; i++) expect(log.bytesAfter(i), `after ${i}`).to.equal((12 - i) * frame);
+    expect(log.bytesAfter(20)).to.equal(0);
+    await write(log, run(4, [2]).map((e) => ({ ...e, data: Buffer.from('x'.repeat(10)) })));
+    expect([log.bytesAfter(0), log.bytesAfter(3)]).to.deep.equal([4 * frame, frame]);
+    log.close();
+  });
+
   it('truncates a conflicting suffix, also across a segment boundary, then restarts', async () => {
     const log = open({ maxSegmentBytes: 100 });
     for (let i = 1; i <= 12; i += 2) await write(log, run(i, [1, 1]));

@@ -1,0 +1,85 @@
+// The read-only dashboard port (--ui-listen): a second fastify app, plain HTTP, for a person and a scraper.
+// It serves the dashboard (a static page, one script, uPlot from node_modules), the cluster aggregate the
+// page polls, and this node's /status, /activity, /metrics and /healthz. Never journal data, never an admin
+// action: every method but GET and HEAD is refused before routing, and no body is read.
+
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { intParam, MAX_HISTORY_S, registerActivityRoute } from '../activity.js';
+import type { NodeActivity } from '../activity.js';
+import { registerReadOnlyRoutes } from '../routes-admin.js';
+import type { AdminContext } from '../routes-admin.js';
+import type { ClusterView } from './cluster-view.js';
+
+// This file runs from dist/journalnode/ui/: the page's sources are read from the repository, not built.
+const STATIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'journalnode', 'ui', 'static');
+
+export interface UiAppParts {
+  admin: AdminContext;
+  activity: NodeActivity;
+  cluster: ClusterView;
+}
+
+interface Asset {
+  type: string;
+  body: Buffer;
+}
+
+/** Read once at build: a missing file stops the node at start-up, not a viewer later. */
+function loadAssets(): Map<string, Asset> {
+  const uplot = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
+  const js = 'text/javascript; charset=utf-8';
+  const files: [string, string, string][] = [
+    ['/', path.join(STATIC_DIR, 'index.html'), 'text/html; charset=utf-8'],
+    ['/ui/dashboard.js', path.join(STATIC_DIR, 'dashboard.js'), js],
+    ['/ui/uPlot.iife.min.js', path.join(uplot, 'uPlot.iife.min.js'), js],
+    ['/ui/uPlot.min.css', path.join(uplot, 'uPlot.min.css'), 'text/css; charset=utf-8'],
+  ];
+  return new Map(files.map(([url, file, type]) => [url, { type, body: fs.readFileSync(file) }]));
+}
+
+/** Builds the dashboard app without listening (tests inject requests). */
+export async function buildUiApp(p: UiAppParts): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: false,
+    // No route reads a body; the bound only limits what a client can make the server buffer.
+    bodyLimit: 1024,
+    connectionTimeout: 30_000,
+    requestTimeout: 10_000,
+    keepAliveTimeout: 5_000,
+    return503OnClosing: true,
+  });
+  app.removeAllContentTypeParsers();
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.method === 'GET' || req.method === 'HEAD') return;
+    return reply
+      .code(405)
+      .header('allow', 'GET, HEAD')
+      .send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: `${req.method} refused: the dashboard port (--ui-listen) is read-only; writes and admin calls go to the main port` });
+  });
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('cache-control', 'no-store');
+    // uPlot sizes its elements with inline styles; every script comes from this port.
+    reply.header('content-security-policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'");
+  });
+  app.setErrorHandler((err, _req, reply) => {
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    return reply.code(status).send({ code: status < 500 ? 'QJM_ERR_INVALID_ARGUMENT' : 'QJM_ERR_INTERNAL', message: (err as Error).message });
+  });
+
+  for (const [url, asset] of loadAssets()) app.get(url, async (_req, reply) => reply.type(asset.type).send(asset.body));
+  registerReadOnlyRoutes(app, p.admin);
+  registerActivityRoute(app, p.activity);
+  app.get('/ui/cluster', async (req, reply) => {
+    const historyS = intParam(req.query, 'historyS', MAX_HISTORY_S, MAX_HISTORY_S);
+    if (typeof historyS === 'string') return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: historyS });
+    return p.cluster.gather(historyS);
+  });
+  return app;
+}

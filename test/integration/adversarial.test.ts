@@ -1,0 +1,256 @@
+// What a hostile or broken peer can send, against real JournalNode processes, independent of authentication:
+// these clusters run in plain-HTTP mode on purpose, so anyone who reaches a port can send anything, even in
+// a member's name. Every attack is refused or absorbed: every node stays up, the cluster keeps its state
+// and keeps serving. (With mutual TLS most of these are refused before a byte is read; see docs/SECURITY.md.)
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import { expect } from 'chai';
+import { request } from 'undici';
+import { qjournal } from '../../src/gen/proto.js';
+import { LocalCluster } from '../../src/local-cluster.js';
+import type { NodeStatusJson } from '../../src/node-status.js';
+import { QuorumJournalManager } from '../../libqjm/index.js';
+import { encodeBatch } from '../../src/transport/raft-codec.js';
+import { EntryType, makeMessage, MessageType } from '../../src/raft/types.js';
+import { waitFor } from '../support/async.js';
+
+const ns = { namespaceId: 77, clusterId: 'CID-adv', blockPoolId: 'BP-adv' };
+const PROTO = { 'content-type': 'application/x-protobuf' };
+
+async function post(address: string, path: string, body: Uint8Array, timeoutMs = 20_000): Promise<{ status: number; body: Buffer }> {
+  const r = await request(`http://${address}${path}`, { method: 'POST', headers: PROTO, body: Buffer.from(body), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  return { status: r.statusCode, body: Buffer.from(await r.body.arrayBuffer()) };
+}
+
+/** Peak resident memory of a process so far (VmHWM), MB. */
+function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function statuses(c: LocalCluster): Promise<NodeStatusJson[]> {
+  const all = await Promise.all(c.nodes.map((n) => c.status(n.id)));
+  expect(all.every((s) => s !== null), 'every node answers /status').to.equal(true);
+  return all as NodeStatusJson[];
+}
+
+async function writeSome(c: LocalCluster, writerId: string, n: number): Promise<number> {
+  const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId, nsInfo: ns, writeTimeoutMs: 15_000 });
+  try {
+    const { lastTxId } = await q.recoverUnfinalizedSegments();
+    const out = await q.startLogSegment(lastTxId + 1, -64);
+    for (let i = 0; i < n; i++) out.write(new TextEncoder().encode(`${writerId}-${i}`));
+    const last = await out.flush();
+    await q.finalizeLogSegment(lastTxId + 1, last);
+    return last;
+  } finally {
+    await q.close();
+  }
+}
+
+describe('adversarial input against real JournalNodes (plain HTTP on purpose)', function () {
+  this.timeout(240_000);
+  let c: LocalCluster;
+  let failed = false;
+
+  before(async () => {
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 500, insecure: true });
+    c.startAll();
+    await c.waitForLeader();
+    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'setup', nsInfo: ns });
+    await q.format(ns);
+    await q.close();
+    await writeSome(c, 'w0', 50);
+  });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') failed = true;
+  });
+  after(async () => {
+    await c.destroy(failed);
+    if (failed) console.log(`    cluster logs kept in ${c.root}`);
+  });
+
+  it('a forged batch from a non-member, with a higher term and a garbage entry, is refused and changes nothing', async () => {
+    const before = await statuses(c);
+    const leader = before.find((s) => s.state === 'leader')!;
+    for (const target of c.nodes) {
+      const body = encodeBatch({
+        from: 'mallory',
+        clusterId: leader.clusterId,
+        storageId: 'x',
+        fromAddress: '10.0.0.66:1',
+        messages: [makeMessage({ type: MessageType.App, to: target.id, from: 'mallory', term: leader.term + 5, index: 0, logTerm: 0, commit: 1, entries: [{ term: leader.term + 5, index: 1, type: EntryType.Normal, data: Uint8Array.from([0xff, 0xff, 0xff]) }] })],
+      });
+      const r = await post(target.address, '/raft/message', body);
+      expect(r.status, `${target.id} refuses`).to.equal(403);
+    }
+    const after = await statuses(c);
+    for (let i = 0; i < after.length; i++) {
+      expect(after[i]!.term, `${after[i]!.id}'s term`).to.equal(before[i]!.term);
+      expect(after[i]!.transport.map((p) => p.id), 'no state kept for mallory').to.not.include('mallory');
+    }
+  });
+
+  it('a committed garbage entry sent in a member\'s name is a no-op on every node; all stay up and agree', async () => {
+    const before = await statuses(c);
+    const leader = before.find((s) => s.state === 'leader')!;
+    // Quiescent cluster: every node's last entry is the leader's, in the current term. The forgery claims to be
+    // the leader of the next term and commits one entry of garbage on both followers (a quorum).
+    const T = leader.term;
+    const L = leader.lastIndex;
+    for (const f of before.filter((s) => s.id !== leader.id)) {
+      const body = encodeBatch({
+        from: leader.id,
+        clusterId: leader.clusterId,
+        storageId: leader.storageId,
+        fromAddress: '',
+        messages: [makeMessage({ type: MessageType.App, to: f.id, from: leader.id, term: T + 1, index: L, logTerm: T, commit: L + 1, entries: [{ term: T + 1, index: L + 1, type: EntryType.Normal, data: Uint8Array.from([0xff, 0xff, 0xff]) }] })],
+      });
+      expect((await post(c.node(f.id).address, '/raft/message', body)).status).to.equal(200);
+    }
+    // The followers commit it; an election follows (the forged term outranks the leader's), and the new leader
+    // replicates it to the old one. Every node applies the same no-op.
+    await waitFor(async () => (await statuses(c)).every((s) => s.appliedIndex >= L + 1), { timeoutMs: 20_000, what: `every node applies index ${L + 1}` });
+    for (const n of c.nodes) {
+      expect(n.proc, `${n.id} is still running`).to.not.equal(null);
+      await waitFor(() => /not a valid command: applied as a no-op/.test(c.readLog(n.id)), { timeoutMs: 5000, what: `${n.id} logs the no-op` });
+    }
+    const last = await writeSome(c, 'w1', 20);
+    const leaderNow = await c.waitForLeader();
+    const applied = (await c.status(leaderNow))!.commitIndex;
+    await c.waitForApplied(applied, 20_000);
+    const states = (await statuses(c)).map((s) => JSON.stringify(s.journals.ns1));
+    expect(new Set(states).size, `every node holds the same journal:\n${states.join('\n')}`).to.equal(1);
+    expect((await c.status(leaderNow))!.journals.ns1!.lastTxId).to.equal(last);
+  });
+
+  it('three parallel worst-case bodies on each route: refused, the node keeps answering, memory stays bounded', async () => {
+    const leader = (await statuses(c)).find((s) => s.state === 'leader')!;
+    const node = c.node(leader.id);
+    const flags = (await (await request(`http://${node.address}/flags`)).body.json()) as { maxAppendBodyBytes: number; maxBatchBytes: number };
+    const rssBefore = peakRssMb(node.proc!.pid!);
+    // Just under each route's body limit: millions of empty repeated elements (the decoder's worst case), or
+    // bytes that are no message at all.
+    const tinyElements = (bytes: number, tag: number) => Buffer.alloc(bytes, Buffer.from([tag, 0x00]));
+    const raftBody = tinyElements(flags.maxAppendBodyBytes, 0x22); // MessageBatch.messages, empty
+    const entriesBody = Buffer.concat([Buffer.from([0x22]), varint(flags.maxAppendBodyBytes - 16), tinyElements(flags.maxAppendBodyBytes - 16, 0x3a)]); // one Message, all entries
+    const journalBody = Buffer.from(qjournal.journal.WriteRequest.encode({ command: { jid: 'ns1', journal: { epoch: 1, segmentTxid: 1, firstTxid: 1, count: 1, records: Buffer.alloc(flags.maxBatchBytes, 0) } } }).finish());
+    const smallGarbage = Buffer.alloc(60 << 10, 0xff);
+    const attacks: [string, Buffer, number[]][] = [
+      ['/raft/message', raftBody, [413]],
+      ['/raft/message', entriesBody, [413, 400]],
+      ['/qjm/journal', journalBody, [400, 413]],
+      ['/qjm/newEpoch', smallGarbage, [400]],
+      ['/qjm/getEdits', smallGarbage, [400]],
+      ['/admin/changePeers', smallGarbage, [400]],
+    ];
+    for (const [path, body, expected] of attacks) {
+      const results = await Promise.all([0, 1, 2].map(() => post(node.address, path, body)));
+      for (const r of results) expect(expected, `${path} answered ${r.status}`).to.include(r.status);
+      expect((await c.status(leader.id)) !== null, `${leader.id} answers /status after ${path}`).to.equal(true);
+    }
+    const rssAfter = peakRssMb(node.proc!.pid!);
+    console.log(`    peak RSS of ${leader.id}: ${rssBefore.toFixed(0)} MB before, ${rssAfter.toFixed(0)} MB after the worst-case bodies`);
+    expect(rssAfter, 'peak RSS (MB) stays under the documented bound').to.be.below(RSS_BOUND_MB);
+  });
+
+  it('20,000 abandoned long-polls and 500 stalled uploads leave the node answering', async () => {
+    const node = c.node((await statuses(c)).find((s) => s.state === 'follower')!.id);
+    const last = (await c.status(node.id))!.journals.ns1!.lastTxId;
+    const longPoll = Buffer.from(qjournal.journal.GetEditsRequest.encode({ jid: 'ns1', fromTxid: last + 1_000_000, waitMs: 60_000, inProgressOk: true }).finish());
+    for (let round = 0; round < 100; round++) {
+      await Promise.all(
+        Array.from({ length: 200 }, async () => {
+          const ac = new AbortController();
+          const pending = request(`http://${node.address}/qjm/getEdits`, { method: 'POST', headers: PROTO, body: longPoll, signal: ac.signal }).catch(() => null);
+          setTimeout(() => ac.abort(), 20);
+          await pending;
+        }),
+      );
+    }
+    await waitFor(async () => (await c.status(node.id))?.pending.longPolls === 0, { timeoutMs: 10_000, what: 'every abandoned long-poll dropped' });
+    const stalled: net.Socket[] = [];
+    const [host, port] = node.address.split(':');
+    for (let i = 0; i < 500; i++) {
+      const s = net.connect(Number(port), host);
+      s.on('error', () => {});
+      s.write(`POST /qjm/journal HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000000\r\n\r\nabc`);
+      stalled.push(s);
+    }
+    const t0 = Date.now();
+    expect(await c.status(node.id, 5000), 'answers /status while 500 uploads stall').to.not.equal(null);
+    console.log(`    /status answered in ${Date.now() - t0} ms with 500 stalled uploads open`);
+    for (const s of stalled) s.destroy();
+  });
+
+  it('a full disk: the node reports a fatal state (503) and stays up; the other two carry on', async function () {
+    const victim = c.nodes.find((n) => n.id === 'n3')!;
+    try {
+      execFileSync('mount', ['--version'], { stdio: 'ignore' });
+    } catch {
+      this.skip();
+    }
+    await c.stop(victim.id);
+    const moved = `${victim.dataDir}.moved`;
+    fs.renameSync(victim.dataDir, moved);
+    fs.mkdirSync(victim.dataDir);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', victim.dataDir]);
+    } catch (e) {
+      fs.rmdirSync(victim.dataDir);
+      fs.renameSync(moved, victim.dataDir);
+      console.log(`    cannot mount a tmpfs here (${(e as Error).message.split('\n')[0]}): skipped`);
+      this.skip();
+    }
+    try {
+      execFileSync('cp', ['-a', `${moved}/.`, victim.dataDir]);
+      c.start(victim.id);
+      await waitFor(() => c.status(victim.id), { timeoutMs: 20_000, what: `${victim.id} answers again` });
+      const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'filler', nsInfo: ns, writeTimeoutMs: 20_000 });
+      const { lastTxId } = await q.recoverUnfinalizedSegments();
+      const out = await q.startLogSegment(lastTxId + 1, -64);
+      const rec = Buffer.alloc(4000, 7);
+      let health = 200;
+      for (let i = 0; i < 200 && health !== 503; i++) {
+        for (let k = 0; k < 50; k++) out.write(rec);
+        await out.flush(); // every flush succeeds: the other two are a quorum
+        health = (await request(`http://${victim.address}/healthz`)).statusCode;
+      }
+      expect(health, 'the node with the full disk reports 503').to.equal(503);
+      const h = (await (await request(`http://${victim.address}/healthz`)).body.json()) as { fatal: string };
+      expect(h.fatal).to.match(/ENOSPC|no space/);
+      for (let k = 0; k < 100; k++) out.write(rec);
+      const last = await out.flush();
+      await new Promise((r) => setTimeout(r, 500));
+      expect(victim.proc, 'the node with the full disk is still running').to.not.equal(null);
+      const others = (await statuses(c)).filter((s) => s.id !== victim.id);
+      await waitFor(async () => (await Promise.all(others.map((s) => c.status(s.id)))).every((s) => s?.journals.ns1?.lastTxId === last), { timeoutMs: 10_000, what: 'the other two hold every write' });
+      await q.close();
+      // A restart on the still-full disk does not loop: the node comes up and reports the failure again.
+      await c.kill(victim.id);
+      c.start(victim.id);
+      await waitFor(async () => (await request(`http://${victim.address}/healthz`).catch(() => null))?.statusCode === 503, { timeoutMs: 20_000, what: 'the restarted node reports its full disk' });
+      expect(victim.proc, 'still running after the restart').to.not.equal(null);
+    } finally {
+      await c.kill(victim.id);
+      execFileSync('umount', ['-l', victim.dataDir]);
+      fs.rmdirSync(victim.dataDir);
+      fs.renameSync(moved, victim.dataDir);
+    }
+  });
+});
+
+/** Peak RSS a node may reach under the worst-case bodies above (docs/SECURITY.md). */
+const RSS_BOUND_MB = 300;
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}

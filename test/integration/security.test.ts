@@ -1,0 +1,228 @@
+// Mutual TLS and roles with real processes, as an attacker on the network would try them: no certificate,
+// a certificate of another CA, the wrong role, a node's certificate speaking for another node, a certificate
+// rotated under a running node (SIGHUP), and a node started with no security chosen at all.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import { AdminClient, QjmError, QuorumJournalManager } from '../../libqjm/index.js';
+import { qjournal } from '../../src/gen/proto.js';
+import { HttpPools } from '../../src/http-pool.js';
+import type { ClientTls } from '../../src/http-pool.js';
+import { JOURNALNODE_MAIN, LocalCluster } from '../../src/local-cluster.js';
+import { MessageType, makeMessage } from '../../src/raft/types.js';
+import { loadClientTls, loadNodeTls } from '../../src/security/cert-files.js';
+import { createCa, createClientCert, createNodeCert } from '../../src/security/certs.js';
+import { encodeBatch } from '../../src/transport/raft-codec.js';
+import { waitFor } from '../support/async.js';
+
+const pb = qjournal.journal;
+const ns = { namespaceId: 10, clusterId: 'CID-sec', blockPoolId: 'BP-sec' };
+
+/** Every route a node serves (GET or POST) with a body that would pass its decoder. */
+const ROUTES: [method: 'GET' | 'POST', path: string, envelope: 'json' | { decode(b: Uint8Array): { error?: qjournal.journal.IRpcError | null } }][] = [
+  ['POST', '/raft/message', 'json'],
+  ['GET', '/raft/snapshot/manifest?min_index=0', 'json'],
+  ['GET', '/raft/snapshot/chunk?index=1&jid=ns1&file=edits_inprogress_0000000000000000001&offset=0&length=1', 'json'],
+  ['POST', '/qjm/getJournalState', pb.GetJournalStateResponse],
+  ['POST', '/qjm/getEditLogManifest', pb.GetManifestResponse],
+  ['POST', '/qjm/getEdits', pb.GetEditsResponse],
+  ['GET', '/qjm/segment?jid=ns1&first=1', 'json'],
+  ...['format', 'newEpoch', 'startLogSegment', 'journal', 'finalizeLogSegment', 'dropSegment', 'purgeLogs'].map((rpc) => ['POST', `/qjm/${rpc}`, pb.WriteResponse] as ['POST', string, typeof pb.WriteResponse]),
+  ['GET', '/status', 'json'],
+  ['GET', '/raft_stat', 'json'],
+  ['GET', '/flags', 'json'],
+  ['GET', '/metrics', 'json'],
+  ['GET', '/activity', 'json'],
+  ['POST', '/admin/changePeers', pb.AdminResponse],
+  ['POST', '/admin/transferLeader', pb.AdminResponse],
+  ['POST', '/admin/snapshot', pb.AdminResponse],
+  ['GET', '/no/such/route', 'json'],
+];
+
+function errorCodeOf(body: Buffer, envelope: (typeof ROUTES)[number][2]): string {
+  if (envelope === 'json') return (JSON.parse(body.toString()) as { code: string }).code;
+  const e = envelope.decode(body).error;
+  return e ? `QJM_ERR_${pb.ErrorCode[e.code ?? 0]}` : 'no error';
+}
+
+async function expectQjmError(p: Promise<unknown>, code: string): Promise<QjmError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e, String(e)).to.be.instanceOf(QjmError);
+    expect((e as QjmError).code, (e as Error).message).to.equal(code);
+    return e as QjmError;
+  }
+  return expect.fail(`expected ${code}, the call succeeded`);
+}
+
+describe('security: mutual TLS and roles', function () {
+  this.timeout(120_000);
+  let c: LocalCluster;
+  let leaderAddress: string;
+  const clients: HttpPools[] = [];
+  const open: { close(): Promise<void> }[] = [];
+
+  /** An HTTP client of the test's own, closed after it. */
+  function client(tls: ClientTls): HttpPools {
+    const h = new HttpPools({ connectTimeoutMs: 2000, tls });
+    clients.push(h);
+    return h;
+  }
+
+  async function terms(): Promise<number[]> {
+    return Promise.all(c.nodes.map(async (n) => (await c.status(n.id))!.term));
+  }
+
+  before(async () => {
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });
+    c.startAll();
+    leaderAddress = c.node(await c.waitForLeader()).address;
+    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns, tls: c.tls('writer') });
+    open.push(q);
+    await q.format(ns);
+    const { lastTxId } = await q.recoverUnfinalizedSegments();
+    const out = await q.startLogSegment(lastTxId + 1, -64);
+    out.write(Buffer.from('one edit'));
+    await out.flush();
+  });
+  after(async function () {
+    await Promise.all([...open, ...clients].map((x) => x.close()));
+    const failed = this.test?.parent?.tests.some((t) => t.state === 'failed') ?? false;
+    await c.destroy(failed);
+    if (failed) console.log(`    cluster logs kept in ${c.root}`);
+  });
+
+  it('/status says mutual-tls; without a certificate every route but /healthz answers 401 in its own envelope, and nothing changes', async () => {
+    expect((await c.status('n1'))!.security).to.equal('mutual-tls');
+    const before = await terms();
+    const anonymous = client({ ca: fs.readFileSync(path.join(c.certsDir!, 'ca.crt')) });
+    for (const [method, route, envelope] of ROUTES) {
+      const res = await anonymous.request(leaderAddress, method, route, method === 'POST' ? new Uint8Array(0) : null, 5000);
+      expect(res.status, `${method} ${route}`).to.equal(401);
+      expect(errorCodeOf(res.body, envelope), `${method} ${route}`).to.equal('QJM_ERR_UNAUTHENTICATED');
+    }
+    const h = await anonymous.request(leaderAddress, 'GET', '/healthz', null, 5000);
+    expect(h.status).to.equal(200);
+    expect(await terms()).to.deep.equal(before);
+  });
+
+  it('a client certificate of another CA is refused at the handshake', async () => {
+    const evil = path.join(c.root, 'evil-certs');
+    await createCa({ certsDir: evil });
+    await createClientCert({ certsDir: evil }, 'admin', ['admin']);
+    const m = loadClientTls(evil, 'admin');
+    const intruder = client({ ca: fs.readFileSync(path.join(c.certsDir!, 'ca.crt')), cert: m.cert, key: m.key });
+    let refused: Error | null = null;
+    try {
+      const res = await intruder.request(leaderAddress, 'POST', '/admin/snapshot', new Uint8Array(0), 5000);
+      expect.fail(`answered HTTP ${res.status}`);
+    } catch (e) {
+      refused = e as Error;
+    }
+    expect(refused!.name).to.equal('HttpError');
+    const leaderId = c.nodes.find((n) => n.address === leaderAddress)!.id;
+    await waitFor(() => /refused a TLS client/.test(c.readLog(leaderId)), { timeoutMs: 5000, what: 'the node logs the refused handshake' });
+    // The other way round: a client that trusts only the other CA refuses our node.
+    const ours = loadClientTls(c.certsDir!, 'writer');
+    const misled = new QuorumJournalManager({ journalId: 'ns1', peers: [leaderAddress], tls: { ca: m.ca, cert: ours.cert, key: ours.key }, retry: { deadlineMs: 1000 } });
+    open.push(misled);
+    const e = await expectQjmError(misled.getJournalState(), 'QJM_ERR_QUORUM_UNAVAILABLE');
+    expect(e.message).to.match(/certificate/i);
+  });
+
+  it('a writer may not call /admin/* nor format with force: 403 FORBIDDEN; it may write', async () => {
+    const admin = new AdminClient(c.addresses, { tls: c.tls('writer'), retry: { deadlineMs: 2000 } });
+    open.push(admin);
+    const e = await expectQjmError(admin.snapshot(leaderAddress), 'QJM_ERR_FORBIDDEN');
+    expect(e.message).to.match(/client writer \(writer\) may not call this: it needs the role admin/);
+    const w = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, tls: c.tls('writer'), retry: { deadlineMs: 2000 } });
+    open.push(w);
+    await expectQjmError(w.format(ns, { force: true }), 'QJM_ERR_FORBIDDEN');
+    expect((await w.getJournalState()).lastTxId, 'the journal is untouched').to.equal(1);
+    // The admin may do both (snapshot here; force is the same check).
+    const a = new AdminClient(c.addresses, { tls: c.tls('admin') });
+    open.push(a);
+    expect(await a.snapshot(leaderAddress)).to.match(/snapshot at index/);
+  });
+
+  it('a reader may read but not write: 403 FORBIDDEN', async () => {
+    const r = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'intruder', tls: c.tls('reader'), retry: { deadlineMs: 2000 } });
+    open.push(r);
+    const st = await r.getJournalState();
+    expect(st.lastTxId).to.equal(1);
+    await expectQjmError(r.recoverUnfinalizedSegments(), 'QJM_ERR_FORBIDDEN');
+    const after = await r.getJournalState();
+    expect([after.promisedEpoch, after.writerId], 'no new epoch: the writer is not fenced').to.deep.equal([st.promisedEpoch, st.writerId]);
+  });
+
+  it("node n3's certificate sending a batch as n1 (or messages from n1) is refused 403, and nothing changes", async () => {
+    const leader = await c.waitForLeader();
+    const target = c.nodes.find((n) => n.id !== 'n3' && n.id !== 'n1') ?? c.node('n2');
+    const st = (await c.status(target.id))!;
+    const before = await terms();
+    const n3 = client({ ...loadNodeTls(c.certsDir!, 'n3') });
+    const forged = makeMessage({ type: MessageType.Heartbeat, from: 'n1', to: target.id, term: 2 ** 53 - 1, commit: st.commitIndex });
+    for (const from of ['n1', 'n3']) {
+      const body = encodeBatch({ from, clusterId: st.clusterId, storageId: 'forged', fromAddress: c.node('n1').address, messages: [forged] });
+      const res = await n3.request(target.address, 'POST', '/raft/message', body, 5000);
+      expect(res.status, `batch from ${from}`).to.equal(403);
+      expect(JSON.parse(res.body.toString())).to.include({ code: 'QJM_ERR_FORBIDDEN' });
+    }
+    expect(await terms(), 'no term moved').to.deep.equal(before);
+    expect(await c.waitForLeader(), 'the leader stays').to.equal(leader);
+  });
+
+  it('SIGHUP: a node picks up a re-issued certificate for new connections, and keeps working', async () => {
+    const serialOf = async () => {
+      let serial = '';
+      const probe = new HttpPools({ connectTimeoutMs: 2000, tls: { ...loadClientTls(c.certsDir!, 'reader'), verifyServer: (_a, cert) => ((serial = cert.serialNumber), null) } });
+      try {
+        await probe.request(c.node('n1').address, 'GET', '/healthz', null, 5000);
+      } finally {
+        await probe.close();
+      }
+      return serial;
+    };
+    const old = await serialOf();
+    await createNodeCert({ certsDir: c.certsDir!, overwrite: true }, 'n1', ['127.0.0.1', 'localhost']);
+    const fresh = new (await import('node:crypto')).X509Certificate(fs.readFileSync(path.join(c.certsDir!, 'node.n1.crt'))).serialNumber;
+    expect(fresh).to.not.equal(old);
+    expect(await serialOf(), 'before SIGHUP the old certificate is served').to.equal(old);
+    c.signal('n1', 'SIGHUP');
+    await waitFor(async () => (await serialOf()) === fresh, { timeoutMs: 10_000, what: 'a new connection to n1 sees the new serial' });
+    expect(c.readLog('n1')).to.match(/reloaded the certificates/);
+    // Still a member in good standing: it answers, and the cluster still writes through every node.
+    const w = new QuorumJournalManager({ journalId: 'ns1', peers: [c.node('n1').address], tls: c.tls('reader') });
+    open.push(w);
+    expect((await w.getJournalState()).formatted).to.equal(true);
+  });
+
+  it("a removed node's certificate no longer speaks for it: its batches are refused 403, nothing changes", async () => {
+    const admin = new AdminClient(c.addresses, { tls: c.tls('admin') });
+    open.push(admin);
+    const keep = c.nodes.filter((n) => n.id !== 'n3').map((n) => ({ id: n.id, address: n.address }));
+    await admin.changePeers(keep);
+    await waitFor(async () => (await c.status('n1'))!.peers.every((p) => p.id !== 'n3'), { timeoutMs: 20_000, what: 'n1 applies the removal of n3' });
+    const before = (await c.status('n1'))!.term;
+    const st = (await c.status('n1'))!;
+    const n3 = client({ ...loadNodeTls(c.certsDir!, 'n3') });
+    // n3 speaks as itself (its certificate's node): a vote request in a much higher term, as a removed node
+    // that never heard of its removal would send.
+    const vote = makeMessage({ type: MessageType.Vote, from: 'n3', to: 'n1', term: before + 10, index: st.lastIndex + 100, logTerm: before + 9 });
+    const res = await n3.request(c.node('n1').address, 'POST', '/raft/message', encodeBatch({ from: 'n3', clusterId: st.clusterId, storageId: 'x', fromAddress: '', messages: [vote] }), 5000);
+    expect(res.status).to.equal(403);
+    expect(JSON.parse(res.body.toString())).to.include({ code: 'QJM_ERR_FORBIDDEN' });
+    expect((await c.status('n1'))!.term, "n1's term").to.equal(before);
+  });
+
+  it('a node started with neither --certs-dir nor --insecure exits 2 saying how to fix it', () => {
+    const dir = path.join(c.root, 'never-created');
+    const r = spawnSync(process.execPath, [JOURNALNODE_MAIN, '--id', 'n9', '--listen', '127.0.0.1:0', '--data', dir, '--peers', 'n9=127.0.0.1:1'], { encoding: 'utf8', timeout: 15_000 });
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.include('start with --certs-dir D (qjm cert create-ca / create-node), or --insecure to run without TLS');
+    expect(fs.existsSync(dir), 'the data directory is not touched').to.equal(false);
+  });
+});
