@@ -43,13 +43,8 @@ export class Raft {
   leadTransferee: NodeId = NONE;
   /** Index of the last configuration change proposed by this leader; no new change until it is applied. */
   pendingConfIndex = 0;
-  /**
-   * The last configuration entry applied left a joint configuration: a leader confirms it
-   * (maybeAutoConfChange). Until then the voters it left out still speak for the cluster: a removed leader
-   * leads until the confirmation applies.
-   */
+  /** The last configuration entry applied left a joint configuration: a leader confirms it (maybeAutoConfChange). */
   private leaveToConfirm = false;
-  private leftOut: NodeId[] = [];
   /** Bytes of entries appended by this leader and not yet committed. */
   private uncommittedBytes = 0;
   /** Followers need appends (new entries or a newer commit index); sent once per Ready, batching proposals. */
@@ -93,12 +88,16 @@ export class Raft {
     return { term: this.term, vote: this.vote, commit: this.log.committed };
   }
 
-  /** Whether input from `id` is admitted: a member, or a voter just left out by an unconfirmed leave. */
-  admits(id: NodeId): boolean {
+  /** Whether a message of this type from `from` is admitted: only members speak for the cluster, with two exceptions. */
+  admits(from: NodeId, type: MessageType): boolean {
     const members = confMembers(this.conf);
     // A node whose configuration is still empty (it joined and waits for the leader's snapshot) cannot tell
     // members from others yet: its transport admits only the members it learned when it joined.
-    return members.length === 0 || members.includes(id) || this.leftOut.includes(id);
+    if (members.length === 0 || members.includes(from)) return true;
+    // A leader this configuration does not name yet (this node lags behind the change that added it), or no
+    // longer names (removed, it leads until its leave is confirmed), must still be heard: otherwise a lagging
+    // node never learns the change. The term rules apply to it as to anyone.
+    return type === MessageType.App || type === MessageType.Heartbeat || type === MessageType.Snap;
   }
 
   /** A voter of the current configuration, so it may campaign. */
@@ -867,11 +866,9 @@ export class Raft {
     }
     const next = applyConfChange(this.conf, cc);
     this.logger.info({ index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners }, 'configuration applied');
-    const before = this.conf;
     this.conf = next;
     this.tracker.sync(confMembers(next), this.log.lastIndex() + 1);
     this.leaveToConfirm = cc.leaveJoint;
-    this.leftOut = cc.leaveJoint ? before.votersOutgoing.filter((id) => !confMembers(next).includes(id)) : [];
     if (this.state !== StateType.Leader) return;
     if (!isVoter(next, this.id) && !isJoint(next) && !this.leaveToConfirm) {
       // A leader removed by a committed configuration tells the others it is committed (so they apply it now,

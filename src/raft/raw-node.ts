@@ -149,7 +149,7 @@ export class RawNode {
       return false;
     }
     // Only members speak for the cluster (see Raft.admits).
-    if (!this.raft.admits(m.from)) {
+    if (!this.raft.admits(m.from, m.type)) {
       this.debug({ type: MessageType[m.type], from: m.from }, 'dropping a message from a non-member');
       return false;
     }

@@ -3,7 +3,7 @@
 
 import { expect } from 'chai';
 import { Harness } from '../../support/harness.js';
-import { ConfChangeOp, EntryType, MessageType, StateType } from '../../../src/raft/types.js';
+import { ConfChangeOp, EntryType, makeMessage, MessageType, StateType } from '../../../src/raft/types.js';
 import { confChangeCodec } from '../../../src/transport/raft-codec.js';
 import type { Message } from '../../../src/raft/types.js';
 import { MemoryStorage } from '../../../src/raft/memory-storage.js';
@@ -352,5 +352,19 @@ describe('raft scenarios', () => {
     expect(h.raft('n2').log.applied).to.be.at.least(confIndex);
     h.tick('n2', 3 * h.raft('n2').cfg.electionTicks);
     expect(h.raft('n2').state, 'once applied it campaigns').to.not.equal(StateType.Follower);
+  });
+
+  it('LaggingNodeHearsUnknownLeader: a leader the configuration does not name yet is heard; its votes are not', () => {
+    const h = new Harness(ids3);
+    h.elect('n1');
+    // n4 leads a later term in a configuration n3 has not applied yet (n3 missed the change that added n4).
+    const app = { type: MessageType.App, to: 'n3', from: 'n4', term: 5, index: 0, logTerm: 0, commit: 0 };
+    const vote = { type: MessageType.Vote, to: 'n3', from: 'n4', term: 6, index: 100, logTerm: 5 };
+    const raw = h.node('n3').raw;
+    expect(raw.step(makeMessage(vote)), 'a vote request from a non-member is dropped').to.equal(false);
+    expect(h.raft('n3').term).to.equal(1);
+    expect(raw.step(makeMessage(app)), 'an append from an unknown leader is stepped').to.equal(true);
+    expect(h.raft('n3').term).to.equal(5);
+    expect(h.raft('n3').lead).to.equal('n4');
   });
 });
