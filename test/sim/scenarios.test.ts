@@ -172,6 +172,29 @@ describe('simulated scenarios', () => {
     noViolations(c);
   });
 
+  it('ChangeSurvivesPowerLoss: two voters replaced at once and stopped for good, then every node loses power: the cluster comes back in the new configuration', () => {
+    const c = cluster(37);
+    c.bootAll();
+    c.startClients(2);
+    c.runUntil(400);
+    const [a, b] = [c.createJoiner(), c.createJoiner()];
+    c.boot(a);
+    c.boot(b);
+    const lead = c.leader()!;
+    const removed = ['n1', 'n2', 'n3'].filter((x) => x !== lead).slice(0, 2);
+    const change = changePeers(c, [lead, a.id, b.id]);
+    runUntilTrue(c, () => change.err !== undefined, 3000, 'the change finishes');
+    expect(change.err).to.equal(null);
+    // The operator stops the removed nodes; the old configuration has lost its majority for good.
+    for (const id of removed) c.destroy(c.node(id));
+    for (const n of c.nodes.values()) c.crash(n);
+    c.runUntil(c.q.now + 20);
+    for (const n of c.nodes.values()) c.restart(n);
+    expect(c.awaitLiveness(3000), 'a leader commits again').to.not.equal(null);
+    c.settle(4000);
+    noViolations(c);
+  });
+
   it('TransferUnderLoad: leadership moves to the named voter and writes resume under it', () => {
     const c = cluster(33, 5);
     c.bootAll();
