@@ -251,13 +251,7 @@ export class Replica<R> {
     const problem = resetProblem(this.id, peers);
     if (problem) return cb(err('INVALID_CONF_CHANGE', problem));
     this.logger.warn({ peers }, 'reset-peers: forcing a new configuration on this node');
-    const busy = err('LEADERSHIP_LOST', 'reset-peers started', { unknownOutcome: true });
-    const c = this.change;
-    this.change = null;
-    c?.fail(busy);
-    const t = this.transfer;
-    this.transfer = null;
-    t?.fail(busy);
+    this.failOperations(err('LEADERSHIP_LOST', 'reset-peers started', { unknownOutcome: true }));
     this.reset = new PeersReset(peers, (e, r) => {
       this.reset = null;
       if (!e) {
@@ -706,14 +700,19 @@ export class Replica<R> {
     if (this.transfer?.expire(now)) this.transfer = null;
   }
 
-  private failAll(e: QjmError): void {
-    this.waits.failAll(e);
+  /** Fails the membership change and the leadership transfer in progress, if any. */
+  private failOperations(e: QjmError): void {
     const c = this.change;
     this.change = null;
     c?.fail(e);
     const t = this.transfer;
     this.transfer = null;
     t?.fail(e);
+  }
+
+  private failAll(e: QjmError): void {
+    this.waits.failAll(e);
+    this.failOperations(e);
     const r = this.reset;
     this.reset = null;
     r?.fail(e);

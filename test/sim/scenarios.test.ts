@@ -15,29 +15,37 @@ function noViolations(c: SimCluster): void {
   expect(c.checker.violations, c.checker.violations.join('\n')).to.deep.equal([]);
 }
 
+/** A cluster booted, with `clients` clients writing, run to untilMs. */
+function running(seed: number, clients: number, untilMs: number, nodes = 3, over: Partial<SimOptions> = {}): SimCluster {
+  const c = cluster(seed, nodes, over);
+  c.bootAll();
+  c.startClients(clients);
+  c.runUntil(untilMs);
+  return c;
+}
+
+/** Clients stop, every member converges, and no checker fired at any point. */
+function settled(c: SimCluster): void {
+  c.settle(4000);
+  noViolations(c);
+}
+
 describe('simulated scenarios', () => {
   for (const seed of [1, 2, 3]) {
     it(`PersistAndRestartAll (seed ${seed}): every node crashes mid-write; acknowledged writes survive and the cluster resumes`, () => {
-      const c = cluster(seed);
-      c.bootAll();
-      c.startClients(2);
-      c.runUntil(1500);
+      const c = running(seed, 2, 1500);
       const ackedBefore = c.checker.acked.size;
       expect(ackedBefore).to.be.greaterThan(50);
       for (const n of c.nodes.values()) c.crash(n);
       c.runUntil(1600);
       for (const n of c.nodes.values()) c.restart(n);
       expect(c.awaitLiveness(3000), 'a leader commits again').to.not.equal(null);
-      c.settle(4000);
-      noViolations(c);
+      settled(c);
     });
   }
 
   it('PersistAndRestartLeader: the leader crashes; a new leader takes over; the old one rejoins as a follower', () => {
-    const c = cluster(7);
-    c.bootAll();
-    c.startClients(2);
-    c.runUntil(1000);
+    const c = running(7, 2, 1000);
     const old = c.leader()!;
     expect(old).to.be.a('string');
     const oldTerm = c.node(old).replica!.term;
@@ -52,15 +60,11 @@ describe('simulated scenarios', () => {
     c.runUntil(c.q.now + 1000);
     expect(c.node(old).replica!.isLeader).to.equal(false);
     expect(c.node(old).replica!.leaderId).to.equal(c.leader());
-    c.settle(4000);
-    noViolations(c);
+    settled(c);
   });
 
   it('SlowFollowerCausesNoElection: a follower whose disk takes up to 150 ms per write never triggers an election', () => {
-    const c = cluster(11);
-    c.bootAll();
-    c.startClients(2);
-    c.runUntil(500);
+    const c = running(11, 2, 500);
     const lead = c.leader()!;
     const slow = [...c.nodes.values()].find((n) => n.id !== lead)!;
     slow.disk.latencyMs = [50, 150];
@@ -70,15 +74,11 @@ describe('simulated scenarios', () => {
     expect(c.electionCount, 'no new election').to.equal(elections);
     expect(c.leader()).to.equal(lead);
     expect(c.node(lead).replica!.term).to.equal(term);
-    c.settle(4000);
-    noViolations(c);
+    settled(c);
   });
 
   it('SlowLeaderDiskDoesNotStopHeartbeats: the leader\'s own fsync takes 200 ms; it keeps leading and committing', () => {
-    const c = cluster(12);
-    c.bootAll();
-    c.startClients(2);
-    c.runUntil(500);
+    const c = running(12, 2, 500);
     const lead = c.leader()!;
     c.node(lead).disk.latencyMs = [150, 250];
     const acked = c.checker.acked.size;
@@ -88,17 +88,13 @@ describe('simulated scenarios', () => {
     // keep coming, and nobody times out.
     expect(c.checker.acked.size - acked, 'writes keep being acknowledged').to.be.greaterThan(20);
     expect(c.electionCount).to.equal(1);
-    c.settle(4000);
-    noViolations(c);
+    settled(c);
   });
 
   it(`FastFailover: after the leader dies a new one commits within a few election timeouts (${10 * TICK_MS} ms each)`, () => {
     const times: number[] = [];
     for (let seed = 20; seed < 30; seed++) {
-      const c = cluster(seed);
-      c.bootAll();
-      c.startClients(1);
-      c.runUntil(800);
+      const c = running(seed, 1, 800);
       c.crash(c.node(c.leader()!));
       const t0 = c.q.now;
       const t = c.awaitLiveness(2000);
@@ -125,12 +121,14 @@ describe('simulated scenarios', () => {
     c.node(c.leader()!).replica!.changePeers(peers(target), (err) => (out.err = err));
     return out;
   };
+  /** Runs until the change answers (within withinMs), and requires that it succeeded. */
+  const changeDone = (c: SimCluster, change: { err?: QjmError | null }, withinMs: number, what: string) => {
+    runUntilTrue(c, () => change.err !== undefined, withinMs, what);
+    expect(change.err, what).to.equal(null);
+  };
 
   it('AddPeerBeforeItStarts: a learner that never acknowledged is not promoted, however short the log; it joins once it runs', () => {
-    const c = cluster(31, 3, { replica: { catchupMargin: 1_000_000, changePeersTimeoutMs: 60_000 } });
-    c.bootAll();
-    c.startClients(1);
-    c.runUntil(300);
+    const c = running(31, 1, 300, 3, { replica: { catchupMargin: 1_000_000, changePeersTimeoutMs: 60_000 } });
     const n4 = c.createJoiner();
     const change = changePeers(c, ['n1', 'n2', 'n3', n4.id]);
     c.runUntil(c.q.now + 1000);
@@ -139,18 +137,13 @@ describe('simulated scenarios', () => {
     expect(conf.voters, 'not promoted while it never answered').to.deep.equal(['n1', 'n2', 'n3']);
     expect(change.err).to.equal(undefined);
     c.boot(n4);
-    runUntilTrue(c, () => change.err !== undefined, 2000, 'the change finishes');
-    expect(change.err).to.equal(null);
+    changeDone(c, change, 2000, 'the change finishes');
     expect(c.checker.counts.promotions).to.equal(1);
-    c.settle(4000);
-    noViolations(c);
+    settled(c);
   });
 
   it('ReplaceEveryNode: n1..n3 replaced one by one by n4..n6, the leader included, while clients write', () => {
-    const c = cluster(32);
-    c.bootAll();
-    c.startClients(2);
-    c.runUntil(300);
+    const c = running(32, 2, 300);
     let voters = ['n1', 'n2', 'n3'];
     // Whoever leads is replaced in its turn: the leader drives its own removal and steps down.
     for (const old of ['n1', 'n2', 'n3']) {
@@ -158,8 +151,7 @@ describe('simulated scenarios', () => {
       c.boot(fresh);
       voters = [...voters.filter((v) => v !== old), fresh.id];
       const change = changePeers(c, voters);
-      runUntilTrue(c, () => change.err !== undefined, 3000, `replacing ${old}`);
-      expect(change.err, `replacing ${old}`).to.equal(null);
+      changeDone(c, change, 3000, `replacing ${old}`);
       c.runUntil(c.q.now + 50);
       c.destroy(c.node(old));
       runUntilTrue(c, () => c.leader() !== undefined, 1000, 'a leader');
@@ -168,38 +160,29 @@ describe('simulated scenarios', () => {
     c.runUntil(c.q.now + 500);
     expect(c.checker.acked.size, 'writes go on').to.be.greaterThan(acked);
     expect(c.node(c.leader()!).replica!.rawNode.conf().voters).to.deep.equal(['n4', 'n5', 'n6']);
-    c.settle(4000);
-    noViolations(c);
+    settled(c);
   });
 
   it('ChangeSurvivesPowerLoss: two voters replaced at once and stopped for good, then every node loses power: the cluster comes back in the new configuration', () => {
-    const c = cluster(37);
-    c.bootAll();
-    c.startClients(2);
-    c.runUntil(400);
+    const c = running(37, 2, 400);
     const [a, b] = [c.createJoiner(), c.createJoiner()];
     c.boot(a);
     c.boot(b);
     const lead = c.leader()!;
     const removed = ['n1', 'n2', 'n3'].filter((x) => x !== lead).slice(0, 2);
     const change = changePeers(c, [lead, a.id, b.id]);
-    runUntilTrue(c, () => change.err !== undefined, 3000, 'the change finishes');
-    expect(change.err).to.equal(null);
+    changeDone(c, change, 3000, 'the change finishes');
     // The operator stops the removed nodes; the old configuration has lost its majority for good.
     for (const id of removed) c.destroy(c.node(id));
     for (const n of c.nodes.values()) c.crash(n);
     c.runUntil(c.q.now + 20);
     for (const n of c.nodes.values()) c.restart(n);
     expect(c.awaitLiveness(3000), 'a leader commits again').to.not.equal(null);
-    c.settle(4000);
-    noViolations(c);
+    settled(c);
   });
 
   it('TransferUnderLoad: leadership moves to the named voter and writes resume under it', () => {
-    const c = cluster(33, 5);
-    c.bootAll();
-    c.startClients(2);
-    c.runUntil(500);
+    const c = running(33, 2, 500, 5);
     for (let i = 0; i < 3; i++) {
       const from = c.leader()!;
       const to = ['n1', 'n2', 'n3', 'n4', 'n5'].find((x) => x !== from)!;
@@ -209,8 +192,7 @@ describe('simulated scenarios', () => {
       expect(done).to.equal(null);
       expect(c.leader()).to.equal(to);
     }
-    c.settle(4000);
-    noViolations(c);
+    settled(c);
   });
 
   const resetSurvivor = (c: SimCluster, survivor: SimNode) => {
@@ -222,10 +204,7 @@ describe('simulated scenarios', () => {
   };
 
   it('ResetPeers: after two of three nodes are lost for good, the survivor keeps what it had committed, leads alone, and two fresh nodes join it', () => {
-    const c = cluster(34);
-    c.bootAll();
-    c.startClients(2);
-    c.runUntil(800);
+    const c = running(34, 2, 800);
     const lead = c.leader()!;
     const survivor = c.node(['n1', 'n2', 'n3'].find((x) => x !== lead)!);
     for (const id of ['n1', 'n2', 'n3']) if (id !== survivor.id) c.destroy(c.node(id));
@@ -242,18 +221,13 @@ describe('simulated scenarios', () => {
     c.boot(a);
     c.boot(b);
     const change = changePeers(c, [survivor.id, a.id, b.id]);
-    runUntilTrue(c, () => change.err !== undefined, 3000, 'the fresh nodes join');
-    expect(change.err).to.equal(null);
+    changeDone(c, change, 3000, 'the fresh nodes join');
     expect(c.checker.counts.resets).to.equal(1);
-    c.settle(4000);
-    noViolations(c);
+    settled(c);
   });
 
   it('ResetPeersIsDurable: a survivor that crashes right after its reset comes back in the new configuration', () => {
-    const c = cluster(35);
-    c.bootAll();
-    c.startClients(1);
-    c.runUntil(600);
+    const c = running(35, 1, 600);
     const survivor = c.node('n3');
     c.destroy(c.node('n1'));
     c.destroy(c.node('n2'));
@@ -263,15 +237,11 @@ describe('simulated scenarios', () => {
     c.restart(survivor);
     expect(survivor.replica!.rawNode.conf().voters).to.deep.equal(['n3']);
     runUntilTrue(c, () => c.leader() === 'n3', 1000, 'it leads again');
-    c.settle(4000);
-    noViolations(c);
+    settled(c);
   });
 
   it('ChunkedInstallSurvivesCrashes: a follower that crashes in the middle of every snapshot install gets one once the crashes stop', () => {
-    const c = cluster(36, 3, { mix: { ...MIXES.calm!, crashMidInstall: 1, restartMs: [5, 20] }, faultMs: 2000, replica: { snapshotEntries: 20, keepEntriesAfterSnapshot: 0 } });
-    c.bootAll();
-    c.startClients(2);
-    c.runUntil(200);
+    const c = running(36, 2, 200, 3, { mix: { ...MIXES.calm!, crashMidInstall: 1, restartMs: [5, 20] }, faultMs: 2000, replica: { snapshotEntries: 20, keepEntriesAfterSnapshot: 0 } });
     const follower = c.node(['n1', 'n2', 'n3'].find((x) => x !== c.leader())!);
     c.crash(follower);
     c.runUntil(1200);
@@ -282,7 +252,6 @@ describe('simulated scenarios', () => {
     expect(c.stats.crashes, 'it crashed mid-install').to.be.greaterThan(3);
     c.runUntil(2600);
     expect(c.stats.installs, 'installed once the crashes stopped').to.be.greaterThan(installsBefore);
-    c.settle(4000);
-    noViolations(c);
+    settled(c);
   });
 });
