@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { helpText, parseCommand, usageLines, UsageError } from '../../src/command-line.js';
 import type { CommandSpec } from '../../src/command-line.js';
 import { runQjm } from '../../src/cli/qjm.js';
+import { thrownMessage } from '../support/expect-throw.js';
 
 const SPEC = {
   name: 'tool cmd',
@@ -20,13 +21,7 @@ const SPEC = {
 const WITH_FILE = { name: 'tool dump', summary: 'Reads a file.', positionals: [{ name: 'FILE', description: 'the file' }], flags: {} } as const satisfies CommandSpec;
 
 function refusal(spec: CommandSpec, argv: string[], env: Record<string, string> = {}): string {
-  try {
-    parseCommand(spec, argv, env);
-  } catch (e) {
-    expect(e).to.be.instanceOf(UsageError);
-    return (e as Error).message;
-  }
-  return expect.fail(`${argv.join(' ')} was accepted`);
+  return thrownMessage(() => parseCommand(spec, argv, env), UsageError, argv.join(' '));
 }
 
 describe('command line: one strict parser', () => {
