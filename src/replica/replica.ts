@@ -190,7 +190,8 @@ export class Replica<R> {
   /** cb once the state machine has applied `index` (or timeout). */
   waitApplied(index: number, timeoutMs: number, cb: Callback<number>): void {
     if (this.stopped) return cb(this.stoppedError());
-    if (this.applied >= index) return cb(null, this.applied);
+    // appliedIndex, not applied: during a snapshot install the image is not in place yet.
+    if (this.appliedIndex >= index) return cb(null, this.appliedIndex);
     this.waits.waitApplied(index, this.deps.clock.now() + timeoutMs, cb);
   }
 
