@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { MIXES, mixFor, replayCommand, runSim } from './cluster.js';
 
-const SEEDS_PER_MIX = Number(process.env.SIM_SEEDS_PER_MIX ?? 24);
+const SEEDS_PER_MIX = Number(process.env.SIM_SEEDS_PER_MIX ?? 64);
 const names = Object.keys(MIXES);
 const seedsFor = (name: string) => (name === 'swarm' ? 3 * SEEDS_PER_MIX : SEEDS_PER_MIX);
 const total = names.reduce((n, name) => n + seedsFor(name), 0);
