@@ -13,7 +13,7 @@ import type { Entry, NodeId, SnapshotMeta } from '../src/raft/types.js';
 import { Journal } from './journal.js';
 import type { SegmentState } from '../src/journal-state.js';
 import { SegmentFile } from './segment-file.js';
-import { fsyncPath, preadIntoSync } from '../src/storage/files.js';
+import { fsyncPath, fsyncPathSync, preadIntoSync, writeAllSync } from '../src/storage/files.js';
 import { series, SnapshotStore } from './snapshot-store.js';
 import type { ManifestData, StagedImage } from './snapshot-store.js';
 import { decodeCommittedCommand } from './commands.js';
@@ -364,12 +364,16 @@ class StagingSink implements FetchSink {
   reuse(f: SnapshotFileRef): boolean {
     const local = path.join(this.journalsRoot, f.jid, f.file);
     if (!prefixMatches(local, f.sizeBytes, f.crc32)) return false;
-    fs.linkSync(local, this.target(f));
+    const target = this.target(f);
+    fs.linkSync(local, target);
+    // Segment files are not fsynced as they are written (the Raft log is the durability point): a reused one
+    // becomes part of a durable snapshot only once its bytes are on the disk too.
+    fsyncPathSync(target);
     return true;
   }
 
   write(f: SnapshotFileRef, offsetBytes: number, bytes: Uint8Array): void {
-    fs.writeSync(this.fd(f), bytes, 0, bytes.byteLength, offsetBytes);
+    writeAllSync(this.fd(f), bytes, offsetBytes);
   }
 
   endFile(f: SnapshotFileRef, cb: (err: Error | null) => void): void {
