@@ -73,6 +73,17 @@ function checkJournalOp(j: qjournal.journal.IJournalOp, limits: CommandLimits): 
   if (problem) throw new QjmError(problem.name, problem.message);
 }
 
+/** The epoch and txid fields of each operation, and the least value each may take. */
+const INDEX_FIELDS: Record<OpField, [field: string, min: number][]> = {
+  format: [],
+  newEpoch: [],
+  startSegment: [['epoch', 1], ['txid', 1]],
+  journal: [], // checkJournalOp
+  finalizeSegment: [['epoch', 1], ['firstTxid', 1], ['lastTxid', 1]],
+  dropSegment: [['epoch', 1], ['firstTxid', 1]],
+  purge: [['epoch', 1], ['minTxidToKeep', 0]],
+};
+
 /**
  * Structural and limit checks of a command; returns the operation it carries. State checks (epochs, txid
  * continuity) are the journal's, when it applies. Throws INVALID_ARGUMENT or TOO_LARGE.
@@ -82,6 +93,8 @@ export function validateCommand(cmd: qjournal.journal.ICommand, limits: CommandL
   const present = OP_FIELDS.filter((f) => cmd[f] != null);
   if (present.length !== 1) throw invalid(`a command carries exactly one operation, got ${present.join(', ') || 'none'}`);
   const op = present[0]!;
+  const fields = INDEX_FIELDS[op];
+  for (const [field, min] of fields) checkIndex(n((cmd[op] as Record<string, number | null | undefined>)[field]), field, min);
   switch (op) {
     case 'format':
       checkNs(cmd.format!.nsInfo);
@@ -91,28 +104,15 @@ export function validateCommand(cmd: qjournal.journal.ICommand, limits: CommandL
       checkString(cmd.newEpoch!.writerId, 'writerId');
       checkString(cmd.newEpoch!.requestId, 'requestId');
       break;
-    case 'startSegment':
-      checkIndex(n(cmd.startSegment!.epoch), 'epoch', 1);
-      checkIndex(n(cmd.startSegment!.txid), 'txid', 1);
-      break;
     case 'journal':
       checkJournalOp(cmd.journal!, limits);
       break;
     case 'finalizeSegment': {
       const f = cmd.finalizeSegment!;
-      checkIndex(n(f.epoch), 'epoch', 1);
-      const first = checkIndex(n(f.firstTxid), 'firstTxid', 1);
-      const last = checkIndex(n(f.lastTxid), 'lastTxid', 1);
-      if (last < first) throw invalid(`lastTxid ${last} is before firstTxid ${first}`);
+      if (n(f.lastTxid) < n(f.firstTxid)) throw invalid(`lastTxid ${n(f.lastTxid)} is before firstTxid ${n(f.firstTxid)}`);
       break;
     }
-    case 'dropSegment':
-      checkIndex(n(cmd.dropSegment!.epoch), 'epoch', 1);
-      checkIndex(n(cmd.dropSegment!.firstTxid), 'firstTxid', 1);
-      break;
-    case 'purge':
-      checkIndex(n(cmd.purge!.epoch), 'epoch', 1);
-      checkIndex(n(cmd.purge!.minTxidToKeep), 'minTxidToKeep', 0);
+    default:
       break;
   }
   return op;

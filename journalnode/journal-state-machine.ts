@@ -13,11 +13,13 @@ import type { Entry, NodeId, SnapshotMeta } from '../src/raft/types.js';
 import { Journal } from './journal.js';
 import type { SegmentState } from '../src/journal-state.js';
 import { SegmentFile } from './segment-file.js';
-import { fsyncPath, preadIntoSync } from '../src/storage/files.js';
+import { fsyncPath, fsyncPathSync, preadIntoSync, writeAllSync } from '../src/storage/files.js';
 import { series, SnapshotStore } from './snapshot-store.js';
 import type { ManifestData, StagedImage } from './snapshot-store.js';
 import { decodeCommittedCommand } from './commands.js';
 import { ReadWaiters } from './read-waiters.js';
+import { fetchSnapshot } from './snapshot-fetcher.js';
+import type { FetchSink, ManifestSummary, SnapshotFileRef } from './snapshot-fetcher.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
@@ -279,59 +281,26 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   fetchSnapshot(from: NodeId, meta: SnapshotMeta, done: (err: Error | null, staged?: StagedSnapshot) => void): void {
     const source = this.opts.source;
     if (!source) return done(new Error('no snapshot source configured'));
-    this.fetch(source, from, meta.index).then(
-      (image) => done(null, { meta: toSnapshotMeta(image.manifest), image } as Staged),
-      (err: Error) => done(err),
+    const sink = new StagingSink(this.snapshots, this.journalsRoot);
+    fetchSnapshot<ManifestData>(
+      {
+        from,
+        minIndex: meta.index,
+        maxChunkBytes: this.opts.maxSnapshotChunkBytes,
+        summarize: summarizeManifest,
+        sink,
+        source: {
+          manifest: (minIndex, cb) => source.manifest(from, minIndex).then((m) => cb(null, m), (e: Error) => cb(e)),
+          chunk: (index, f, offset, length, cb) => source.chunk(from, index, f.jid, f.file, offset, length).then((b) => cb(null, b), (e: Error) => cb(e)),
+        },
+      },
+      (err, manifest, stats) => {
+        if (err || !manifest) return done(err ?? new Error('snapshot fetch failed'));
+        this.opts.logger.info({ from, index: manifest.meta.index, fetchedBytes: stats?.fetchedBytes, reusedBytes: stats?.reusedBytes }, 'snapshot fetched');
+        const image: StagedImage = { index: manifest.meta.index, dir: sink.dir, manifest };
+        done(null, { meta: toSnapshotMeta(manifest), image } as Staged);
+      },
     );
-  }
-
-  private async fetch(source: SnapshotSource, from: NodeId, minIndex: number): Promise<StagedImage> {
-    const manifest = await source.manifest(from, minIndex);
-    const index = manifest.meta.index;
-    if (index < minIndex) throw new Error(`peer ${from} offered snapshot ${index}, older than ${minIndex}`);
-    const dir = this.snapshots.newStagingDir(index);
-    let reused = 0;
-    let fetched = 0;
-    try {
-      for (const j of manifest.journals) {
-        const jdir = path.join(dir, 'journals', j.jid);
-        fs.mkdirSync(jdir, { recursive: true });
-        for (const s of j.segments) {
-          const dst = path.join(jdir, s.file);
-          const size = s.sizeBytes;
-          const local = path.join(this.journalsRoot, j.jid, s.file);
-          if (prefixMatches(local, size, s.crc32)) {
-            // Finalized segments are immutable and in-progress ones only grow: a local copy with the same
-            // name and the same prefix is the same data. Skip the transfer.
-            fs.linkSync(local, dst);
-            reused += size;
-            continue;
-          }
-          const fd = fs.openSync(dst, 'w');
-          try {
-            let crc = 0;
-            for (let off = 0; off < size; ) {
-              const chunk = await source.chunk(from, index, j.jid, s.file, off, Math.min(this.opts.maxSnapshotChunkBytes, size - off));
-              if (chunk.byteLength === 0) throw new Error(`peer ${from} returned no bytes for ${j.jid}/${s.file} at ${off}`);
-              fs.writeSync(fd, chunk, 0, chunk.byteLength, off);
-              crc = zlib.crc32(chunk, crc);
-              off += chunk.byteLength;
-            }
-            if (crc >>> 0 !== s.crc32) throw new Error(`${j.jid}/${s.file}: CRC of the fetched file does not match the manifest`);
-            fs.fsyncSync(fd);
-          } finally {
-            fs.closeSync(fd);
-          }
-          fetched += size;
-        }
-        await new Promise<void>((resolve, reject) => fsyncPath(jdir, (e) => (e ? reject(e) : resolve())));
-      }
-      this.opts.logger.info({ from, index, fetchedBytes: fetched, reusedBytes: reused }, 'snapshot fetched');
-      return { index, dir, manifest };
-    } catch (e) {
-      fs.rmSync(dir, { recursive: true, force: true });
-      throw e;
-    }
   }
 
   installSnapshot(staged: StagedSnapshot, done: (err: Error | null) => void): void {
@@ -362,6 +331,89 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   close(): void {
     for (const j of this.journals.values()) j.closeFiles();
     this.wakeAll();
+  }
+}
+
+function summarizeManifest(m: ManifestData): ManifestSummary {
+  return {
+    index: m.meta.index,
+    files: m.journals.flatMap((j) => j.segments.map((seg) => ({ jid: j.jid, file: seg.file, sizeBytes: seg.sizeBytes, crc32: seg.crc32 }))),
+  };
+}
+
+/** Where a fetched snapshot is staged: a staging directory of the snapshot store, files fsynced one by one. */
+class StagingSink implements FetchSink {
+  dir = '';
+  private readonly fds = new Map<string, number>();
+  private readonly jdirs = new Set<string>();
+
+  constructor(
+    private readonly snapshots: SnapshotStore,
+    private readonly journalsRoot: string,
+  ) {}
+
+  private target(f: SnapshotFileRef): string {
+    const jdir = path.join(this.dir, 'journals', f.jid);
+    if (!this.jdirs.has(jdir)) {
+      fs.mkdirSync(jdir, { recursive: true });
+      this.jdirs.add(jdir);
+    }
+    return path.join(jdir, f.file);
+  }
+
+  private fd(f: SnapshotFileRef): number {
+    const key = `${f.jid}/${f.file}`;
+    let fd = this.fds.get(key);
+    if (fd === undefined) {
+      fd = fs.openSync(this.target(f), 'w');
+      this.fds.set(key, fd);
+    }
+    return fd;
+  }
+
+  begin(index: number): void {
+    this.dir = this.snapshots.newStagingDir(index);
+  }
+
+  reuse(f: SnapshotFileRef): boolean {
+    const local = path.join(this.journalsRoot, f.jid, f.file);
+    if (!prefixMatches(local, f.sizeBytes, f.crc32)) return false;
+    const target = this.target(f);
+    fs.linkSync(local, target);
+    // Segment files are not fsynced as they are written (the Raft log is the durability point): a reused one
+    // becomes part of a durable snapshot only once its bytes are on the disk too.
+    fsyncPathSync(target);
+    return true;
+  }
+
+  write(f: SnapshotFileRef, offsetBytes: number, bytes: Uint8Array): void {
+    writeAllSync(this.fd(f), bytes, offsetBytes);
+  }
+
+  endFile(f: SnapshotFileRef, cb: (err: Error | null) => void): void {
+    let err: Error | null = null;
+    try {
+      const fd = this.fd(f);
+      this.fds.delete(`${f.jid}/${f.file}`);
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (e) {
+      err = e as Error;
+    }
+    cb(err);
+  }
+
+  finish(cb: (err: Error | null) => void): void {
+    series([...this.jdirs].map((d) => (next: (err: Error | null) => void) => fsyncPath(d, next)), cb);
+  }
+
+  abort(): void {
+    for (const fd of this.fds.values()) fs.closeSync(fd);
+    this.fds.clear();
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -2,7 +2,7 @@
 // follower lag in entries, bytes and txids (on the leader), log write latency and fdatasync percentiles over
 // 60 s / 300 s / 3600 s (Hadoop's Syncs60s..3600s), per journal the last txid, promised and writer epochs
 // (LastWrittenTxId, LastPromisedEpoch, LastWriterEpoch), batches / txns / bytes written, waiting long
-// polls, RPC latency. docs/OPERATIONS.md maps them to Hadoop's names. A registry per node, so several nodes
+// polls, peer queues, RPC latency. docs/OPERATIONS.md maps them to Hadoop's names. A registry per node, so several nodes
 // can run in one process (tests).
 
 import client from 'prom-client';
@@ -79,7 +79,7 @@ export class NodeMetrics {
     this.leaderChanges = new client.Counter({ name: 'qjournal_raft_leader_changes_total', help: 'Times this node saw a new leader', registers: [r] });
     this.rpcSeconds = new client.Histogram({
       name: 'qjournal_rpc_seconds',
-      help: 'Journal RPC latency by RPC and result code',
+      help: 'Journal RPC latency by RPC and HTTP status',
       labelNames: ['rpc', 'code'],
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers: [r],

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { qjournal } from '../src/gen/proto.js';
+import { EDITS_NAMING, SEGMENT_HEADER_BYTES } from '../src/edit-records.js';
+import { checkHostPort, isJournalId, isNodeId } from '../src/ids.js';
 import { journalStateFromProto, journalStateToProto } from '../src/journal-state.js';
 import type { JournalStateData } from '../src/journal-state.js';
 import { fsyncPath, fsyncPathSync, preadSync } from '../src/storage/files.js';
@@ -64,7 +66,51 @@ export function decodeManifest(buf: Buffer, where: string): ManifestData {
   if (12 + len !== buf.byteLength) throw new SnapshotError(`${where}: manifest length ${len} does not match the file`);
   const body = buf.subarray(12);
   if (zlib.crc32(body) !== buf.readUInt32BE(8)) throw new SnapshotError(`${where}: manifest CRC mismatch`);
-  return toManifestData(pb.SnapshotManifest.decode(body));
+  const m = toManifestData(pb.SnapshotManifest.decode(body));
+  const problem = manifestProblem(m);
+  if (problem) throw new SnapshotError(`${where}: ${problem}`);
+  return m;
+}
+
+/** At most this many journals, and segments per journal, in one manifest: far above any real journal. */
+const MAX_MANIFEST_JOURNALS = 10_000;
+const MAX_MANIFEST_SEGMENTS = 1_000_000;
+
+/**
+ * Why a manifest (one fetched from a peer, or read from disk) must not be used, or null. Every name that
+ * becomes a path is checked here, before anything is written: journal ids by the journal-id rule, file names
+ * by the segment naming scheme and against their own txids; every number is a safe integer in range.
+ */
+export function manifestProblem(m: ManifestData): string | null {
+  const safe = (n: number, min = 0) => Number.isSafeInteger(n) && n >= min;
+  if (!safe(m.meta.index) || !safe(m.meta.term)) return 'index or term out of range';
+  const ids = [...m.meta.conf.voters, ...m.meta.conf.votersOutgoing, ...m.meta.conf.learners, ...m.meta.peers.map((p) => p.id)];
+  const badId = ids.find((id) => !isNodeId(id));
+  if (badId !== undefined) return `bad node id ${JSON.stringify(badId)}`;
+  const badAddress = m.meta.peers.find((p) => checkHostPort(p.address) !== null);
+  if (badAddress) return `peer ${badAddress.id}: bad address ${JSON.stringify(badAddress.address)}`;
+  if (m.journals.length > MAX_MANIFEST_JOURNALS) return `more than ${MAX_MANIFEST_JOURNALS} journals`;
+  const jids = new Set<string>();
+  for (const j of m.journals) {
+    if (!isJournalId(j.jid)) return `bad journal id ${JSON.stringify(j.jid)}`;
+    if (jids.has(j.jid)) return `journal ${j.jid} listed twice`;
+    jids.add(j.jid);
+    if (![j.promisedEpoch, j.lastWriterEpoch, j.lastTxId].every((n) => safe(n))) return `journal ${j.jid}: an epoch or txid out of range`;
+    if (j.segments.length > MAX_MANIFEST_SEGMENTS) return `journal ${j.jid}: more than ${MAX_MANIFEST_SEGMENTS} segments`;
+    let prevLast = -1;
+    for (let i = 0; i < j.segments.length; i++) {
+      const g = j.segments[i]!;
+      const where = `journal ${j.jid} segment ${JSON.stringify(g.file)}`;
+      if (!safe(g.firstTxId, 1) || !safe(g.lastTxId) || g.lastTxId < g.firstTxId - 1) return `${where}: txids out of range`;
+      const expected = g.inProgress ? EDITS_NAMING.inProgress(g.firstTxId) : EDITS_NAMING.closed(g.firstTxId, g.lastTxId);
+      if (g.file !== expected) return `${where}: the name does not match its txids (expected ${expected})`;
+      if (g.inProgress && i !== j.segments.length - 1) return `${where}: only the last segment may be in progress`;
+      if (g.firstTxId <= prevLast) return `${where}: overlaps the segment before it`;
+      if (!safe(g.sizeBytes, SEGMENT_HEADER_BYTES) || !Number.isInteger(g.crc32) || g.crc32 < 0 || g.crc32 > 0xffffffff) return `${where}: size or CRC out of range`;
+      prevLast = g.lastTxId;
+    }
+  }
+  return null;
 }
 
 /** Runs async steps one after another, stopping at the first error. */

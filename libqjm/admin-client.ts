@@ -7,7 +7,7 @@ import { fetchNodeStatus } from '../src/node-status.js';
 import type { MemberJson, NodeStatusJson } from '../src/node-status.js';
 import { fromRpcError, JournalClient } from './journal-client.js';
 import { withRetry } from './retry-policy.js';
-import type { RetryOptions } from './retry-policy.js';
+import type { RetryObserver, RetryOptions } from './retry-policy.js';
 import { resolveTls } from './tls-option.js';
 import type { TlsOption } from './tls-option.js';
 
@@ -24,13 +24,14 @@ export class AdminClient {
 
   constructor(
     readonly peers: string[],
-    opts: { requestTimeoutMs?: number; retry?: Partial<RetryOptions>; tls?: TlsOption } = {},
+    opts: { requestTimeoutMs?: number; retry?: Partial<RetryOptions>; tls?: TlsOption; onRetry?: RetryObserver } = {},
   ) {
     this.client = new JournalClient({
       peers,
       requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
       retry: { deadlineMs: 10_000, ...(opts.retry ?? {}) },
       ...(opts.tls !== undefined ? { tls: resolveTls(opts.tls) } : {}),
+      ...(opts.onRetry ? { onRetry: opts.onRetry } : {}),
     });
   }
 
@@ -75,6 +76,7 @@ export class AdminClient {
       { ...this.client.retry, deadlineMs: timeoutMs },
       () => {},
       (last) => last,
+      this.client.onRetry,
     );
   }
 

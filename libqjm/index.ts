@@ -6,6 +6,7 @@ export { AdminClient } from './admin-client.js';
 export type { NodeStatusReport } from './admin-client.js';
 export type { Edit, ReadEditsOptions } from './edit-reader.js';
 export type { TlsOption } from './tls-option.js';
+export type { RetryObserver } from './retry-policy.js';
 export {
   QjmError,
   NotLeaderError,

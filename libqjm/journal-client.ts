@@ -1,7 +1,8 @@
 // libqjm's RPC layer: protobuf over HTTP (undici, keep-alive pools) to the JournalNodes. Writes go to the
-// leader (following NOT_LEADER redirects, carrying the Raft term they expect) and are retried — they are
-// idempotent by design — with capped backoff until they succeed, fail finally, or the deadline passes.
-// Reads may go to any node. Every failure becomes a typed QjmError with a stable code.
+// leader (following NOT_LEADER redirects) and are retried with capped backoff until they succeed, fail
+// finally, or the deadline passes: every write but format is safe to repeat (PROTOCOL.md), and format is
+// never retried once it may have been applied. Reads may go to any node. Every failure becomes a typed
+// QjmError with a stable code.
 
 import { HttpPools } from '../src/http-pool.js';
 import type { ClientTls, HttpError, HttpResponse } from '../src/http-pool.js';
@@ -10,7 +11,7 @@ import { isErrorName, makeError, QjmError, QuorumUnavailableError } from '../src
 import type { ErrorName, QjmErrorDetails } from '../src/errors.js';
 import { RouteTable } from './route-table.js';
 import { DEFAULT_RETRY, withRetry } from './retry-policy.js';
-import type { RetryOptions } from './retry-policy.js';
+import type { RetryObserver, RetryOptions } from './retry-policy.js';
 
 const pb = qjournal.journal;
 
@@ -24,6 +25,8 @@ export interface ClientOptions {
   retry?: Partial<RetryOptions>;
   /** Mutual TLS (https://); without it, plain HTTP, which nodes refuse unless started with --insecure. */
   tls?: ClientTls;
+  /** Hears of each backoff before a retry (what failed, how long retrying goes on). */
+  onRetry?: RetryObserver;
 }
 
 export interface WriteResult {
@@ -56,6 +59,8 @@ export class JournalClient {
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   readonly retry: RetryOptions;
+  /** Every retry loop of this client (and of AdminClient over it) reports its backoffs here. */
+  readonly onRetry: RetryObserver | undefined;
   private closed = false;
 
   constructor(opts: ClientOptions) {
@@ -64,6 +69,7 @@ export class JournalClient {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
     this.retry = { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
+    this.onRetry = opts.onRetry;
     this.http = new HttpPools({ connectTimeoutMs: this.connectTimeoutMs, ...(opts.tls ? { tls: opts.tls } : {}) });
   }
 
@@ -77,15 +83,22 @@ export class JournalClient {
       if (signal?.aborted) throw makeError('SHUTTING_DOWN', `${path}: aborted by the caller`, { node: address });
       this.routes.failed(address);
       // A TLS refusal (wrong CA, wrong host name, not a node) needs its sentence; a network code says enough.
-      if (!err.maybeSent) throw makeError('UNAVAILABLE', /^E[A-Z]+$/.test(err.code) ? `${address}: ${err.code}` : err.message, { node: address });
+      if (!err.maybeSent) {
+        const socketCode = /^E[A-Z]+$/.test(err.code);
+        throw makeError('UNAVAILABLE', socketCode ? `${address}: ${err.code}` : err.message, { node: address, ...(socketCode ? { networkCode: err.code } : {}) });
+      }
       throw makeError('TIMEOUT', `${address}: ${path} got no answer (${err.code})`, { node: address, unknownOutcome: true });
     }
   }
 
-  /** One write attempt against the current leader guess; `bodyFor` gives the request for a term (0: any). */
-  private async writeOnce(rpc: WriteRpc, bodyFor: (term: number) => Uint8Array, useTerm: boolean): Promise<WriteResult> {
+  /**
+   * One write attempt against the current leader guess. It carries no expected_term: every journal command
+   * states its own precondition (the writer's epoch, the txids it continues from), checked when the entry
+   * applies, so the term of the leader that proposes it changes nothing (PROTOCOL.md).
+   */
+  private async writeOnce(rpc: WriteRpc, body: Uint8Array): Promise<WriteResult> {
     const target = this.routes.leaderTarget();
-    const res = await this.post(target, `/qjm/${rpc}`, bodyFor(useTerm ? this.routes.term : 0));
+    const res = await this.post(target, `/qjm/${rpc}`, body);
     let wr: qjournal.journal.WriteResponse;
     try {
       wr = pb.WriteResponse.decode(res.body);
@@ -96,7 +109,6 @@ export class JournalClient {
     if (wr.error) {
       const e = fromRpcError(wr.error, target);
       if (e.errorName === 'NOT_LEADER') this.routes.redirect(wr.error.leaderAddress || undefined, Number(wr.error.term ?? 0));
-      else if (e.errorName === 'TERM_MISMATCH') this.routes.observeTerm(Number(wr.error.term ?? 0));
       else if (e.retriable) this.routes.failed(target);
       throw e;
     }
@@ -111,35 +123,25 @@ export class JournalClient {
   }
 
   /**
-   * A write through the leader, retried with capped backoff while the error is retriable (the journal's writes
-   * are idempotent). Final errors (FENCED, OUT_OF_SYNC, ...) surface at once; past the deadline the caller gets
-   * QuorumUnavailableError. With retryUnknownOutcome false, an attempt that may have been applied is not
-   * retried either (format: a retry could wipe what was written in between); its error surfaces with
-   * details.unknownOutcome.
+   * A write through the leader, retried with capped backoff while the error is retriable (a command applied
+   * once and repeated changes nothing more). Final errors (FENCED, OUT_OF_SYNC, ...) surface at once; past
+   * the deadline the caller gets QuorumUnavailableError. With retryUnknownOutcome false, an attempt that may
+   * have been applied is not retried either (format: a retry could wipe what was written in between); its
+   * error surfaces with details.unknownOutcome.
    */
-  write(rpc: WriteRpc, command: qjournal.journal.ICommand, opts: { expectTerm?: boolean; deadlineMs?: number; retryUnknownOutcome?: boolean } = {}): Promise<WriteResult> {
-    // Encoded once; again only if the expected term changes between attempts.
-    let encoded: { term: number; body: Uint8Array } | null = null;
-    const bodyFor = (term: number) => {
-      if (encoded?.term !== term) encoded = { term, body: pb.WriteRequest.encode({ command, expectedTerm: term }).finish() };
-      return encoded.body;
-    };
-    return this.writeWith(rpc, bodyFor, opts);
+  write(rpc: WriteRpc, command: qjournal.journal.ICommand, opts: { deadlineMs?: number; retryUnknownOutcome?: boolean } = {}): Promise<WriteResult> {
+    return this.writeEncoded(rpc, pb.WriteRequest.encode({ command }).finish(), opts);
   }
 
   /**
-   * A write whose WriteRequest the caller encoded, with no expected term (the output stream frames its records
-   * straight into the request): the same bytes on every attempt, retried as write() retries.
+   * A write whose WriteRequest the caller encoded (the output stream frames its records straight into the
+   * request): the same bytes on every attempt, retried as write() retries.
    */
-  writeEncoded(rpc: WriteRpc, body: Uint8Array, opts: { deadlineMs?: number } = {}): Promise<WriteResult> {
-    return this.writeWith(rpc, () => body, opts);
-  }
-
-  private writeWith(rpc: WriteRpc, bodyFor: (term: number) => Uint8Array, opts: { expectTerm?: boolean; deadlineMs?: number; retryUnknownOutcome?: boolean }): Promise<WriteResult> {
+  writeEncoded(rpc: WriteRpc, body: Uint8Array, opts: { deadlineMs?: number; retryUnknownOutcome?: boolean } = {}): Promise<WriteResult> {
     const retry = opts.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: opts.deadlineMs };
     let maybeApplied = false;
     return withRetry(
-      () => this.writeOnce(rpc, bodyFor, opts.expectTerm === true),
+      () => this.writeOnce(rpc, body),
       retry,
       (e) => {
         if (!e.details.unknownOutcome) return;
@@ -153,6 +155,7 @@ export class JournalClient {
           lastError: last.code,
           unknownOutcome: maybeApplied || last.details.unknownOutcome === true,
         }),
+      this.onRetry,
     );
   }
 
@@ -187,6 +190,7 @@ export class JournalClient {
       retry,
       () => {},
       (last, elapsedMs) => new QuorumUnavailableError(`${path}: no JournalNode answered within ${elapsedMs} ms (last error: ${last.code}: ${last.message})`, { lastError: last.code }),
+      this.onRetry,
     );
   }
 

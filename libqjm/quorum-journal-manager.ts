@@ -11,7 +11,7 @@ import { EditLogOutputStream } from './output-stream.js';
 import { readEdits } from './edit-reader.js';
 import type { Edit, ReadEditsOptions } from './edit-reader.js';
 import { JournalClient } from './journal-client.js';
-import type { RetryOptions } from './retry-policy.js';
+import type { RetryObserver, RetryOptions } from './retry-policy.js';
 import { resolveTls } from './tls-option.js';
 import type { TlsOption } from './tls-option.js';
 
@@ -47,6 +47,8 @@ export interface QjmOptions {
   /** A batch goes out without waiting for flush() once this full (default 1 MiB). */
   autoFlushBytes?: number;
   retry?: Partial<RetryOptions>;
+  /** Hears of each backoff before a retry: the error, and how long retrying goes on (qjm prints it). */
+  onRetry?: RetryObserver;
   /**
    * Mutual TLS: a certificates directory and this client's name in it (D/ca.crt, D/client.<user>.crt/.key,
    * from qjm cert create-client), or the PEM material. Without it the library speaks plain HTTP, which
@@ -92,7 +94,7 @@ export class QuorumJournalManager {
   readonly journalId: string;
   readonly writerId: string;
   private readonly client: JournalClient;
-  private readonly o: Required<Omit<QjmOptions, 'nsInfo' | 'retry' | 'writerId' | 'tls'>>;
+  private readonly o: Required<Omit<QjmOptions, 'nsInfo' | 'retry' | 'writerId' | 'tls' | 'onRetry'>>;
   private nsInfo: NamespaceInfo | undefined;
   private epochValue = 0;
   private currentStream: EditLogOutputStream | null = null;
@@ -104,6 +106,7 @@ export class QuorumJournalManager {
       throw new InvalidArgumentError(`peers: expected a non-empty list of host:port, got ${JSON.stringify(opts.peers)}`);
     }
     if (opts.writerId !== undefined && (typeof opts.writerId !== 'string' || opts.writerId.length > 256)) throw new InvalidArgumentError('writerId: expected a string of at most 256 characters');
+    if (opts.onRetry !== undefined && typeof opts.onRetry !== 'function') throw new InvalidArgumentError('onRetry: expected a function');
     const positive = (v: number | undefined, name: string, def: number) => {
       if (v === undefined) return def;
       if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`${name}: expected a positive number, got ${String(v)}`);
@@ -128,6 +131,7 @@ export class QuorumJournalManager {
       requestTimeoutMs: this.o.requestTimeoutMs,
       retry: { deadlineMs: this.o.writeTimeoutMs, ...(opts.retry ?? {}) },
       ...(opts.tls !== undefined ? { tls: resolveTls(opts.tls) } : {}),
+      ...(opts.onRetry !== undefined ? { onRetry: opts.onRetry } : {}),
     });
   }
 

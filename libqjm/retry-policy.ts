@@ -1,5 +1,6 @@
 // The one retry policy of libqjm: capped exponential backoff with jitter, within an overall deadline.
-// Only retriable errors are retried; FENCED and every other final error surface at once.
+// Only retriable errors are retried; FENCED and every other final error surface at once. An observer hears
+// of each backoff, so a caller can say what it is waiting for (qjm prints it) instead of waiting in silence.
 
 import { QjmError } from '../src/errors.js';
 
@@ -21,6 +22,9 @@ export function backoffMs(attempt: number, o: RetryOptions): number {
   return base / 2 + Math.random() * (base / 2);
 }
 
+/** Told before each backoff: the error being retried, and how long retrying goes on (ms) before giving up. */
+export type RetryObserver = (e: QjmError, remainingMs: number) => void;
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -28,8 +32,15 @@ export function sleep(ms: number): Promise<void> {
 /**
  * Runs fn until it succeeds, fails with a final error, or the deadline passes. `onRetry` sees each retriable
  * failure (to refresh routes). When the deadline passes the last error is returned through `onGiveUp`.
+ * `onBackoff` hears of each wait before a retry (not of a redirect followed at once).
  */
-export async function withRetry<T>(fn: (attempt: number) => Promise<T>, o: RetryOptions, onRetry: (e: QjmError, attempt: number) => void, onGiveUp: (last: QjmError, elapsedMs: number) => QjmError): Promise<T> {
+export async function withRetry<T>(
+  fn: (attempt: number) => Promise<T>,
+  o: RetryOptions,
+  onRetry: (e: QjmError, attempt: number) => void,
+  onGiveUp: (last: QjmError, elapsedMs: number) => QjmError,
+  onBackoff?: RetryObserver,
+): Promise<T> {
   const t0 = Date.now();
   for (let attempt = 0; ; attempt++) {
     try {
@@ -41,7 +52,10 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, o: Retry
       const wait = backoffMs(attempt, o);
       if (elapsed + wait > o.deadlineMs) throw onGiveUp(e, elapsed);
       // A redirect to a named leader is worth trying at once.
-      if (!(e.errorName === 'NOT_LEADER' && e.details.leaderAddress) || attempt > 3) await sleep(wait);
+      if (!(e.errorName === 'NOT_LEADER' && e.details.leaderAddress) || attempt > 3) {
+        onBackoff?.(e, o.deadlineMs - elapsed);
+        await sleep(wait);
+      }
     }
   }
 }

@@ -77,10 +77,12 @@ export interface QjmErrorDetails {
   leaderAddress?: string;
   /** FENCED: the epoch the journal promised. */
   promisedEpoch?: number;
-  /** TIMEOUT / LEADERSHIP_LOST: the write may or may not have been applied; retry it idempotently. */
+  /** TIMEOUT / LEADERSHIP_LOST: the write may or may not have been applied (repeating it is safe but for format). */
   unknownOutcome?: boolean;
   /** PURGED: the first txid the journal still holds. */
   firstAvailableTxId?: number;
+  /** UNAVAILABLE: the socket error that kept the request from the node (ECONNREFUSED, EHOSTUNREACH, ...). */
+  networkCode?: string;
   [key: string]: unknown;
 }
 

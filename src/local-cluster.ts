@@ -70,6 +70,11 @@ export interface ClusterOptions {
   insecure?: boolean;
   /** Give every node a read-only dashboard port (--ui-listen) on a free port. */
   ui?: boolean;
+  /**
+   * Start each node in a process group of its own, so a terminal's Ctrl-C reaches only the launcher, which
+   * then stops the nodes in order (the demo). Without it Ctrl-C reaches the nodes too (a test run's).
+   */
+  ownProcessGroups?: boolean;
 }
 
 /** The client certificates a secure local cluster creates: one user per role, named for it. */
@@ -88,10 +93,12 @@ export class LocalCluster {
   /** Dials the nodes as the admin user (status polls, tests' raw requests). */
   private readonly http: HttpPools;
   private readonly ui: boolean;
+  private readonly ownProcessGroups: boolean;
 
   private constructor(root: string, o: ClusterOptions) {
     this.root = root;
     this.ui = o.ui ?? false;
+    this.ownProcessGroups = o.ownProcessGroups ?? false;
     this.electionTimeoutMs = o.electionTimeoutMs ?? 500;
     this.extraArgs = o.extraArgs ?? [];
     this.logLevel = o.logLevel ?? 'info';
@@ -184,7 +191,7 @@ export class LocalCluster {
     // QJ_NODE_ARGS adds Node flags to every JournalNode (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof").
     const nodeArgs = (process.env.QJ_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const env = { ...process.env, GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? JOURNALNODE_GLIBC_TUNABLES };
-    const proc = spawn(process.execPath, ['--enable-source-maps', ...nodeArgs, JOURNALNODE_MAIN, ...this.args(n), ...extra], { stdio: ['ignore', out, out], env });
+    const proc = spawn(process.execPath, ['--enable-source-maps', ...nodeArgs, JOURNALNODE_MAIN, ...this.args(n), ...extra], { stdio: ['ignore', out, out], env, detached: this.ownProcessGroups });
     fs.closeSync(out);
     n.proc = proc;
     n.exit = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
@@ -221,7 +228,10 @@ export class LocalCluster {
     const exit = n.exit!;
     n.proc.kill('SIGCONT');
     n.proc.kill('SIGTERM');
-    const code = await Promise.race([exit, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 15_000)));
+    // Cleared at once: a pending 15 s timer would keep a launcher that is done (the demo) alive that long.
+    const code = await Promise.race([exit, late]).finally(() => clearTimeout(timer));
     if (code === 'timeout') {
       await this.kill(id);
       throw new Error(`${id} did not stop within 15 s of SIGTERM`);

@@ -5,14 +5,15 @@
 
 import fs from 'node:fs';
 import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
-import type { TlsOption } from '../../libqjm/index.js';
+import type { QjmOptions, RetryObserver, TlsOption } from '../../libqjm/index.js';
 import { BENCH_COMMAND, runBenchCommand } from '../bench/bench.js';
+import { DEMO_COMMAND } from '../demo/demo-command.js';
 import { helpText, parseCommand, usageError, UsageError } from '../command-line.js';
 import type { CommandSpec, FlagValues } from '../command-line.js';
 import { QjmError } from '../errors.js';
 import { decodeSegmentHeader, readFrame, SEGMENT_HEADER_BYTES } from '../edit-records.js';
 import { formatPeers, parseAddresses, parsePeers } from '../peers.js';
-import { renderTable } from '../text-table.js';
+import { humanBytes, renderTable } from '../text-table.js';
 import { WRITER_ACTIVE_MS } from '../journal-state.js';
 import { CertExistsError } from '../security/certs.js';
 import { CertificateError } from '../security/cert-files.js';
@@ -41,7 +42,13 @@ const SECURITY = {
   user: { type: 'string', env: 'QJM_USER', valueName: 'NAME', description: 'the client certificate to act as: DIR/client.<NAME>.crt' },
   insecure: { type: 'boolean', description: 'plain HTTP, for nodes started with --insecure (ignores QJM_CERTS_DIR)' },
 } as const;
-const CONNECT = { peers: PEERS, ...SECURITY } as const;
+/** Whole seconds, as an operator types them; without it each call keeps its own default (OPERATIONS.md lists them). */
+const TIMEOUT = {
+  type: 'uint',
+  valueName: 'SECONDS',
+  description: 'give up on a call to the cluster after SECONDS of retrying or waiting (default 20; change-peers 120)',
+} as const;
+const CONNECT = { peers: PEERS, ...SECURITY, timeout: TIMEOUT } as const;
 const JID = { type: 'string', required: true, valueName: 'ID', description: 'the journal id' } as const;
 const JSON_OUT = { type: 'boolean', description: 'print JSON, for scripts' } as const;
 const RECORD_FORMAT = { type: 'string', choices: ['text', 'hex', 'len'], description: 'how to print each record (default text)' } as const;
@@ -50,7 +57,7 @@ export const NO_CLIENT_CERTIFICATE =
   'no client certificate: give --certs-dir D --user NAME (or set QJM_CERTS_DIR and QJM_USER), or --insecure for nodes started with --insecure';
 
 /** The connection flags every command that talks to the nodes takes (CONNECT). */
-type Connection = { peers: string; 'certs-dir'?: string | undefined; user?: string | undefined; insecure: boolean };
+type Connection = { peers: string; 'certs-dir'?: string | undefined; user?: string | undefined; insecure: boolean; timeout?: number | undefined };
 
 /** The nodes and how to reach them; refuses (usage, exit 2) when neither TLS nor --insecure was chosen. */
 function connection(f: Connection): { peers: string[]; tls?: TlsOption } {
@@ -61,9 +68,47 @@ function connection(f: Connection): { peers: string[]; tls?: TlsOption } {
   return { peers, tls: { certsDir: f['certs-dir'], user: f.user } };
 }
 
-function adminClient(f: Connection): AdminClient {
+/** --timeout in ms (undefined: each call's own default). */
+function timeoutMsOf(f: Connection): number | undefined {
+  if (f.timeout === undefined) return undefined;
+  if (f.timeout < 1) throw new UsageError('--timeout must be at least 1 (seconds)');
+  return f.timeout * 1000;
+}
+
+/**
+ * Says on stderr what qjm is retrying and why, at most once a second: without it an unreachable cluster
+ * looks like a hung command for the whole retry deadline.
+ */
+export function retryReporter(err: Out, nowMs: () => number = Date.now): RetryObserver {
+  let lastMs = -Infinity;
+  return (e, remainingMs) => {
+    const now = nowMs();
+    if (now - lastMs < 1000) return;
+    lastMs = now;
+    const node = e.details.node;
+    const why = e.details.networkCode && typeof node === 'string' ? `${node} unreachable (${e.details.networkCode})` : `${e.message} (${e.code})`;
+    err(`qjm: ${why}; retrying for ${Math.max(0, Math.ceil(remainingMs / 1000))} s more`);
+  };
+}
+
+/** libqjm's options for a command: the connection, --timeout as every retry deadline, retries reported. */
+function qjmOptions(f: Connection, io: CliIo): Omit<QjmOptions, 'journalId'> {
+  const timeoutMs = timeoutMsOf(f);
+  return {
+    ...connection(f),
+    onRetry: retryReporter(io.err),
+    ...(timeoutMs !== undefined ? { requestTimeoutMs: Math.min(5000, timeoutMs), writeTimeoutMs: timeoutMs, recoveryTimeoutMs: timeoutMs } : {}),
+  };
+}
+
+function adminClient(f: Connection, io: CliIo): AdminClient {
   const { peers, tls } = connection(f);
-  return new AdminClient(peers, tls ? { tls } : {});
+  const timeoutMs = timeoutMsOf(f);
+  return new AdminClient(peers, {
+    ...(tls ? { tls } : {}),
+    onRetry: retryReporter(io.err),
+    ...(timeoutMs !== undefined ? { requestTimeoutMs: Math.min(3000, timeoutMs), retry: { deadlineMs: timeoutMs } } : {}),
+  });
 }
 
 function peersOf(f: { peers: string }): string[] {
@@ -116,19 +161,23 @@ const STATUS = {
 } as const satisfies CommandSpec;
 
 async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promise<number> {
-  const admin = adminClient(f);
+  const admin = adminClient(f, io);
   try {
-    const reports = await admin.statusAll();
+    const reports = await admin.statusAll(timeoutMsOf(f));
     if (f.json) {
       io.out(JSON.stringify(reports, null, 2));
     } else {
+      // LAG: entries a follower's log is behind the leader's. Only the leader knows it (the one in the highest
+      // term, if two claim it); '?' when no leader answered.
+      const leader = reports.map((r) => r.status).filter((s) => s?.state === 'leader').sort((a, b) => b!.term - a!.term)[0] ?? null;
+      const lagOf = (id: string) => (!leader ? '?' : id === leader.id ? '-' : String(leader.followers[id]?.lagEntries ?? '?'));
       const rows = reports.map(({ endpoint, status: s, error }) => {
-        if (!s) return [endpoint, '', '', '', '', '', '', '', '', error ?? ''];
+        if (!s) return [endpoint, '', '', '', '', '', '', '', '', '', error ?? ''];
         const cells = [s.id, s.state, s.term, s.leader === s.id, s.commitIndex, s.appliedIndex, s.lastIndex, s.snapshotIndex];
-        return [endpoint, ...cells.map(String), s.fatal ?? ''];
+        return [endpoint, ...cells.map(String), lagOf(s.id), s.fatal ?? ''];
       });
-      io.out(renderTable(['ENDPOINT', 'ID', 'STATE', 'TERM', 'IS LEADER', 'COMMIT', 'APPLIED', 'LAST', 'SNAPSHOT', 'ERRORS'], rows));
-      const journals = (reports.find((r) => r.status?.state === 'leader') ?? reports.find((r) => r.status))?.status?.journals;
+      io.out(renderTable(['ENDPOINT', 'ID', 'STATE', 'TERM', 'IS LEADER', 'COMMIT', 'APPLIED', 'LAST', 'SNAPSHOT', 'LAG', 'ERRORS'], rows));
+      const journals = (leader ?? reports.find((r) => r.status)?.status)?.journals;
       if (journals) {
         const jrows = Object.entries(journals)
           .filter(([name]) => !f.jid || name === f.jid)
@@ -166,7 +215,7 @@ const FORMAT = {
 } as const satisfies CommandSpec;
 
 async function cmdFormat(f: FlagValues<typeof FORMAT>, io: CliIo): Promise<number> {
-  const q = new QuorumJournalManager({ journalId: f.jid, ...connection(f), writerId: 'qjm' });
+  const q = new QuorumJournalManager({ journalId: f.jid, ...qjmOptions(f, io), writerId: 'qjm' });
   try {
     const nsInfo = { namespaceId: f['namespace-id'], clusterId: f['cluster-id'], blockPoolId: f['block-pool-id'] ?? '' };
     await q.format(nsInfo, { force: f.force, allowActiveWriter: f['allow-active-writer'] });
@@ -184,17 +233,18 @@ const SEGMENTS = {
 } as const satisfies CommandSpec;
 
 async function cmdSegments(f: FlagValues<typeof SEGMENTS>, io: CliIo): Promise<number> {
-  const q = new QuorumJournalManager({ journalId: f.jid, ...connection(f) });
+  const q = new QuorumJournalManager({ journalId: f.jid, ...qjmOptions(f, io) });
   try {
     const st = await q.getJournalState();
     if (!st.formatted) throw new QjmError('NOT_FORMATTED', `journal ${q.journalId} is not formatted`);
     const since = f.since ?? 0;
     const segs = st.segments.filter((s) => s.lastTxId >= since);
+    const totalBytes = segs.reduce((n, s) => n + s.sizeBytes, 0);
     if (f.json) {
-      io.out(JSON.stringify({ jid: q.journalId, lastTxId: st.lastTxId, promisedEpoch: st.promisedEpoch, segments: segs }, null, 2));
+      io.out(JSON.stringify({ jid: q.journalId, lastTxId: st.lastTxId, promisedEpoch: st.promisedEpoch, totalBytes, segments: segs }, null, 2));
     } else {
-      io.out(renderTable(['FIRST TXID', 'LAST TXID', 'TXNS', 'STATE', 'BYTES'], segs.map((s) => [String(s.firstTxId), String(s.lastTxId), String(s.lastTxId - s.firstTxId + 1), s.inProgress ? 'in progress' : 'finalized', String(s.sizeBytes)])));
-      io.out(`journal ${q.journalId}: last txid ${st.lastTxId}, promised epoch ${st.promisedEpoch}, writer ${st.writerId || '-'}`);
+      io.out(renderTable(['FIRST TXID', 'LAST TXID', 'TXNS', 'STATE', 'SIZE'], segs.map((s) => [String(s.firstTxId), String(s.lastTxId), String(s.lastTxId - s.firstTxId + 1), s.inProgress ? 'in progress' : 'finalized', humanBytes(s.sizeBytes)])));
+      io.out(`journal ${q.journalId}: last txid ${st.lastTxId}, promised epoch ${st.promisedEpoch}, writer ${st.writerId || '-'}; ${segs.length} segment(s), ${humanBytes(totalBytes)} (exact sizes: --json)`);
     }
     return 0;
   } finally {
@@ -210,8 +260,8 @@ const FINALIZE = {
 
 async function cmdFinalize(f: FlagValues<typeof FINALIZE>, io: CliIo): Promise<number> {
   const jid = f.jid;
-  const admin = adminClient(f);
-  const q = new QuorumJournalManager({ journalId: jid, ...connection(f), writerId: 'qjm-finalize' });
+  const admin = adminClient(f, io);
+  const q = new QuorumJournalManager({ journalId: jid, ...qjmOptions(f, io), writerId: 'qjm-finalize' });
   try {
     const before = await q.getJournalState();
     if (!before.formatted) throw new QjmError('NOT_FORMATTED', `journal ${jid} is not formatted`);
@@ -246,8 +296,8 @@ const PURGE = {
 async function cmdPurge(f: FlagValues<typeof PURGE>, io: CliIo): Promise<number> {
   const jid = f.jid;
   const minTxId = f['min-txid'];
-  const q = new QuorumJournalManager({ journalId: jid, ...connection(f) });
-  const admin = adminClient(f);
+  const q = new QuorumJournalManager({ journalId: jid, ...qjmOptions(f, io) });
+  const admin = adminClient(f, io);
   try {
     // Purging needs no fencing: it acts under the current writer's epoch and touches only finalized segments.
     for (let attempt = 0; ; attempt++) {
@@ -283,7 +333,7 @@ const TAIL = {
 } as const satisfies CommandSpec;
 
 async function cmdTail(f: FlagValues<typeof TAIL>, io: CliIo): Promise<number> {
-  const q = new QuorumJournalManager({ journalId: f.jid, ...connection(f) });
+  const q = new QuorumJournalManager({ journalId: f.jid, ...qjmOptions(f, io) });
   const format = f.format ?? 'text';
   const ac = new AbortController();
   const stop = () => ac.abort();
@@ -372,13 +422,13 @@ const CHANGE_PEERS = {
 } as const satisfies CommandSpec;
 
 async function cmdChangePeers(f: Connection, target: (voters: { id: string; address: string }[]) => { id: string; address: string }[], json: boolean, io: CliIo): Promise<number> {
-  const admin = adminClient(f);
+  const admin = adminClient(f, io);
   try {
     const m = await admin.membership();
     const voters = m.peers.filter((p) => p.role === 'voter').map((p) => ({ id: p.id, address: p.address }));
     const next = target(voters);
     if (!json) io.err(`changing voters from ${formatPeers(voters)} to ${formatPeers(next)} (new peers catch up first)...`);
-    const msg = await admin.changePeers(next);
+    const msg = await admin.changePeers(next, timeoutMsOf(f));
     io.out(json ? JSON.stringify({ ok: true, voters: next }) : msg);
     return 0;
   } finally {
@@ -423,7 +473,7 @@ const TRANSFER_LEADER = {
 
 /** One admin call whose answer is a message for the operator. */
 async function cmdAdmin(f: Connection & { json: boolean }, io: CliIo, call: (admin: AdminClient) => Promise<string>): Promise<number> {
-  const admin = adminClient(f);
+  const admin = adminClient(f, io);
   try {
     const msg = await call(admin);
     io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : msg);
@@ -437,12 +487,6 @@ const SNAPSHOT = {
   name: 'qjm snapshot',
   summary: 'Take a snapshot now (snapshots otherwise happen by log size and time).',
   flags: { ...CONNECT, node: { type: 'string', valueName: 'HOST:PORT', description: 'the node that snapshots (default: the leader)' }, json: JSON_OUT },
-} as const satisfies CommandSpec;
-
-const DEMO = {
-  name: 'qjm demo',
-  summary: 'The HA demo (same as npm start): an active master, a tailing standby, and a failover.',
-  flags: {},
 } as const satisfies CommandSpec;
 
 interface Command {
@@ -476,16 +520,16 @@ const COMMANDS: Record<string, Command> = {
   'add-peer': command(ADD_PEER, cmdAddPeer),
   'remove-peer': command(REMOVE_PEER, cmdRemovePeer),
   'change-peers': command(CHANGE_PEERS, cmdReplacePeers),
-  'transfer-leader': command(TRANSFER_LEADER, (f, io) => cmdAdmin(f, io, (admin) => admin.transferLeader(f.to ?? ''))),
-  snapshot: command(SNAPSHOT, (f, io) => cmdAdmin(f, io, (admin) => admin.snapshot(f.node))),
+  'transfer-leader': command(TRANSFER_LEADER, (f, io) => cmdAdmin(f, io, (admin) => admin.transferLeader(f.to ?? '', timeoutMsOf(f)))),
+  snapshot: command(SNAPSHOT, (f, io) => cmdAdmin(f, io, (admin) => admin.snapshot(f.node, timeoutMsOf(f)))),
   'cert create-ca': command(CERT_CREATE_CA, (f, io) => cmdCreateCa(f, io.out)),
   'cert create-node': command(CERT_CREATE_NODE, (f, io, pos) => cmdCreateNode(f, io.out, pos)),
   'cert create-client': command(CERT_CREATE_CLIENT, (f, io, pos) => cmdCreateClient(f, io.out, pos)),
   'cert list': command(CERT_LIST, (f, io) => cmdList(f, io.out)),
   bench: command(BENCH_COMMAND, (f) => runBenchCommand(f)),
-  demo: command(DEMO, async () => {
+  demo: command(DEMO_COMMAND, async (f) => {
     const { runDemo } = await import('../demo/demo.js');
-    return runDemo({});
+    return runDemo({ serve: f.serve });
   }),
 };
 

@@ -2,7 +2,8 @@
 // certificates under demo-data/certs/), a NameNode-style active master journaling every namespace change,
 // a standby tailing the journal, an anonymous and a wrong-role client refused, a failover in which the
 // standby fences the old active and takes over, the old active's next write refused with FENCED, a
-// JournalNode leader killed under load, and a summary. Everything it starts, it stops.
+// JournalNode leader killed under load, and a summary. With --serve it then keeps running (dashboard,
+// active, standby, a steady modest load) until Ctrl-C or SIGTERM. Everything it starts, it stops, in order.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,9 @@ import { QjmError } from '../errors.js';
 import { Prng } from '../prng.js';
 import { renderTable } from '../text-table.js';
 import { decodeOp, encodeOp, Namespace } from './namespace.js';
+import type { NamespaceLimits } from './namespace.js';
 import { tryRefusals } from './refusals.js';
+import { Stopped, StopSwitch } from './stop-switch.js';
 import type { TlsOption } from '../../libqjm/index.js';
 import { waitFor } from '../wait-for.js';
 
@@ -21,13 +24,34 @@ const JID = 'ns1';
 const NS_INFO = { namespaceId: 20261125, clusterId: 'CID-demo', blockPoolId: 'BP-demo' };
 const ROLL_EVERY_EDITS = 1000;
 
+/** --serve's steady load: enough for the dashboard's charts to move, little enough to leave the machine be. */
+const SERVE_OPS_PER_SECOND = 100;
+const SERVE_REPORT_EVERY_S = 10;
+/** --serve purges the finalized segments more than this many txids behind, as a master does after a checkpoint. */
+const SERVE_KEEP_TXNS = 10_000;
+/** --serve's namespace stops growing here: memory stays flat however long it runs. */
+const SERVE_NAMESPACE_LIMITS: NamespaceLimits = { maxFiles: 2000, maxDirs: 200 };
+
 interface DemoOptions {
   dataDir?: string;
   /** Seconds of writing before the failover, and after it. */
   phase1S?: number;
   phase2S?: number;
   opsPerSecond?: number;
+  /** After the story, keep everything running with a steady load until SIGINT or SIGTERM. */
+  serve?: boolean;
   log?: (line: string) => void;
+}
+
+/** How a master writes in a load loop: the rate, the bursts it comes in, how often the demo reports. */
+interface Load {
+  opsPerSecond: number;
+  burstEveryMs: number;
+  reportEveryS: number;
+  /** Stop after this long (default: until the demo is stopped). */
+  seconds?: number;
+  /** Drop the tail-lag samples after each report (a load that runs for days keeps no history). */
+  forgetLags?: boolean;
 }
 
 function percentile(xs: number[], p: number): number {
@@ -75,6 +99,9 @@ class Master {
   out: EditLogOutputStream | null = null;
   edits = 0;
   epoch = 0;
+  /** How far the namespace grows, and how many txids of finalized segments stay (null: all): --serve bounds both. */
+  nsLimits: NamespaceLimits | undefined = undefined;
+  keepTxns: number | null = null;
   private tailAbort: AbortController | null = null;
   private tailDone: Promise<void> | null = null;
 
@@ -131,7 +158,7 @@ class Master {
   async burst(n: number, rng: Prng): Promise<number> {
     const out = this.out!;
     for (let k = 0; k < n; k++) {
-      const op = this.ns.randomOp(() => rng.next(), this.ns.lastTxId + 1);
+      const op = this.ns.randomOp(() => rng.next(), this.ns.lastTxId + 1, this.nsLimits);
       out.write(encodeOp(op));
       this.ns.apply(op, this.ns.lastTxId + 1);
     }
@@ -142,6 +169,7 @@ class Master {
     if (durable - out.segmentTxId + 1 >= ROLL_EVERY_EDITS) {
       await this.qjm.finalizeLogSegment(out.segmentTxId, durable);
       this.out = await this.qjm.startLogSegment(durable + 1, -64);
+      if (this.keepTxns !== null && durable > this.keepTxns) await this.qjm.purgeLogsOlderThan(durable + 1 - this.keepTxns);
     }
     return durable;
   }
@@ -165,24 +193,55 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const lag = new LagMeter();
   const lagsMs = lag.samplesMs;
 
+  const stop = new StopSwitch();
   fs.rmSync(dataDir, { recursive: true, force: true });
   fs.mkdirSync(dataDir, { recursive: true });
-  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000, root: dataDir, logLevel: 'info' });
-  const cleanup = () => {
+  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000, root: dataDir, logLevel: 'info', ui: o.serve === true, ownProcessGroups: true });
+  // The nodes run in process groups of their own (a Ctrl-C reaches the demo alone, which stops them in order):
+  // should the demo itself die of a bug, they must not outlive it.
+  const killLeftovers = () => {
     for (const n of cluster.nodes) n.proc?.kill('SIGKILL');
   };
-  process.once('SIGINT', () => {
-    cleanup();
-    process.exit(130);
-  });
+  process.on('exit', killLeftovers);
   let nn1: Master | null = null;
   let nn2: Master | null = null;
+
+  /** The active master writes until the load's time is up or the demo is stopped, reporting as it goes. */
+  const writeFor = async (m: Master, load: Load, onReport?: (n: number) => Promise<void>) => {
+    const end = load.seconds === undefined ? Infinity : performance.now() + load.seconds * 1000;
+    let nextReport = performance.now() + load.reportEveryS * 1000;
+    let reports = 0;
+    let reported = lagsMs.length;
+    const perBurst = Math.max(1, Math.round((load.opsPerSecond * load.burstEveryMs) / 1000));
+    while (performance.now() < end && !stop.stopped) {
+      const t = performance.now();
+      await m.burst(perBurst, rng);
+      if (performance.now() >= nextReport) {
+        reports++;
+        nextReport += load.reportEveryS * 1000;
+        const standby = m === nn1 ? nn2 : nn1;
+        const behind = m.ns.lastTxId - (standby?.ns.lastTxId ?? 0);
+        const recent = lagsMs.slice(reported);
+        reported = lagsMs.length;
+        if (load.forgetLags) reported = lagsMs.length = 0;
+        say(`${m.id} active: ${m.edits} edits, txid ${m.ns.lastTxId}  |  standby ${standby?.id}: txid ${standby?.ns.lastTxId} (${behind} behind)  |  tail lag p50 ${recent.length ? percentile(recent, 50).toFixed(1) : '-'} ms`);
+        await onReport?.(reports);
+      }
+      const wait = load.burstEveryMs - (performance.now() - t);
+      if (wait > 0) await stop.sleep(wait);
+    }
+  };
+  const story: Load = { opsPerSecond, burstEveryMs: 10, reportEveryS: 1 };
+
+  let verdict = 1;
   try {
     log('qjournal demo: a quorum journal behind an HA pair of NameNode-style masters\n');
     cluster.startAll();
     const jnLeader = await cluster.waitForLeader(30_000);
     say(`3 JournalNodes up on ${cluster.addresses.join(', ')} (data in ${path.relative(process.cwd(), dataDir) || '.'}); Raft leader ${jnLeader}`);
     say(`mutual TLS: a CA, node certificates and client certificates (admin, writer, reader) in ${path.relative(process.cwd(), cluster.certsDir!) || '.'}/; the masters use the writer's`);
+    if (o.serve) say(`dashboard: ${dashboardUrls(cluster)}`);
+    stop.check();
     const peers = cluster.addresses;
     const writerTls = cluster.tls('writer');
 
@@ -194,33 +253,12 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     say(`nn1 is ACTIVE: epoch ${r1.epoch}, writing from txid ${r1.lastTxId + 1}`);
     nn2.startTailing();
     say('nn2 is STANDBY: tailing the journal (long-poll, committed edits only)');
+    stop.check();
     const refused = await tryRefusals(cluster, JID, NS_INFO, say);
+    stop.check();
 
-    const writeFor = async (m: Master, seconds: number, onSecond?: (s: number) => Promise<void>) => {
-      const end = performance.now() + seconds * 1000;
-      let nextReport = performance.now() + 1000;
-      let second = 0;
-      let reported = lagsMs.length;
-      const perBurst = Math.max(1, Math.round(opsPerSecond / 100));
-      while (performance.now() < end) {
-        const t = performance.now();
-        await m.burst(perBurst, rng);
-        if (performance.now() >= nextReport) {
-          second++;
-          nextReport += 1000;
-          const standby = m === nn1 ? nn2 : nn1;
-          const lag = m.ns.lastTxId - (standby?.ns.lastTxId ?? 0);
-          const recent = lagsMs.slice(reported);
-          reported = lagsMs.length;
-          say(`${m.id} active: ${m.edits} edits, txid ${m.ns.lastTxId}  |  standby ${standby?.id}: txid ${standby?.ns.lastTxId} (${lag} behind)  |  tail lag p50 ${recent.length ? percentile(recent, 50).toFixed(1) : '-'} ms`);
-          await onSecond?.(second);
-        }
-        const wait = 10 - (performance.now() - t);
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      }
-    };
-
-    await writeFor(nn1, phase1S);
+    await writeFor(nn1, { ...story, seconds: phase1S });
+    stop.check();
     const beforeFailover = nn1.ns.lastTxId;
     const lagsBeforeFailover = lagsMs.length;
     say(`--- nn1 stops responding (think: a long GC pause; the failover controller declares it dead) ---`);
@@ -246,10 +284,11 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     for await (const e of nn1.qjm.readEdits({ fromTxId: 1, inProgressOk: true })) nn1.ns.apply(decodeOp(e.record), e.txid);
     nn1.startTailing();
     say(`nn1 restarts as STANDBY: replayed ${nn1.ns.lastTxId} edits, now tailing`);
+    stop.check();
 
     // A JournalNode failure under load: kill -9 the Raft leader, then bring it back.
     let jnKill = { node: '', stallMs: 0 };
-    await writeFor(nn2, phase2S, async (second) => {
+    await writeFor(nn2, { ...story, seconds: phase2S }, async (second) => {
       if (second === 2) {
         const leader = await cluster.waitForLeader(10_000);
         const t = performance.now();
@@ -265,6 +304,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         say(`JournalNode ${jnKill.node} restarted; it catches up from the leader`);
       }
     });
+    // Stopped before the killed node came back: it comes back now, so that stopping drains all three.
+    if (jnKill.node && !cluster.node(jnKill.node).proc) cluster.start(jnKill.node);
+    stop.check();
     await nn2.qjm.finalizeLogSegment(nn2.out!.segmentTxId, nn2.ns.lastTxId);
     const finalTxId = nn2.ns.lastTxId;
     const oldActive = nn1;
@@ -292,12 +334,40 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       ),
     );
     log(`\nthe journal stays in ${path.relative(process.cwd(), dataDir) || '.'}/ — read a segment offline with:\n  node bin/qjm.js dump ${path.relative(process.cwd(), path.join(dataDir, 'n1', 'journals', JID, 'edits_' + String(1).padStart(19, '0') + '-' + String(manifest.segments[0]?.lastTxId ?? 1).padStart(19, '0')))} | head`);
-    return same && fencedMessage === 'QJM_ERR_FENCED' && refused.ok ? 0 : 1;
+    verdict = same && fencedMessage === 'QJM_ERR_FENCED' && refused.ok ? 0 : 1;
+
+    if (o.serve) {
+      log('');
+      // nn2 goes on writing in a new segment, nn1 tails it again; the namespace and the journal stay bounded.
+      nn2.nsLimits = SERVE_NAMESPACE_LIMITS;
+      nn2.keepTxns = SERVE_KEEP_TXNS;
+      nn2.out = await nn2.qjm.startLogSegment(finalTxId + 1, -64);
+      nn1.startTailing();
+      say(`serving: nn2 ACTIVE writing ${SERVE_OPS_PER_SECOND} edits/s, nn1 STANDBY tailing; a line every ${SERVE_REPORT_EVERY_S} s`);
+      say(`dashboard: ${dashboardUrls(cluster)}`);
+      say('Ctrl-C (or SIGTERM) stops everything');
+      await writeFor(nn2, { opsPerSecond: SERVE_OPS_PER_SECOND, burstEveryMs: 100, reportEveryS: SERVE_REPORT_EVERY_S, forgetLags: true });
+      say(`--- ${stop.signal}: stopping: the masters close, then each JournalNode drains and exits ---`);
+    }
+    return verdict;
+  } catch (e) {
+    if (!(e instanceof Stopped)) throw e;
+    say(`--- ${e.signal}: the demo stops before its end ---`);
+    // --serve ends this way by design; without it, an interrupted demo has no verdict.
+    return o.serve ? 0 : 130;
   } finally {
+    stop.dispose();
     await nn1?.close().catch(() => {});
     await nn2?.close().catch(() => {});
     await cluster.stopAll().catch(() => {});
     await cluster.destroy(true);
+    process.off('exit', killLeftovers);
     say('all JournalNodes stopped; nothing left running');
   }
+}
+
+/** Where to watch: every node's dashboard port shows the whole cluster; the first is the one to open. */
+function dashboardUrls(cluster: LocalCluster): string {
+  const [first, ...rest] = cluster.nodes.map((n) => `http://${n.uiAddress}/`);
+  return `${first}  (every node's page shows the whole cluster; also ${rest.join(', ')})`;
 }

@@ -20,6 +20,14 @@ export function decodeOp(b: Uint8Array): NsOp {
 
 const parent = (p: string) => p.slice(0, Math.max(1, p.lastIndexOf('/')));
 
+/** How large randomOp lets the namespace grow. */
+export interface NamespaceLimits {
+  maxFiles: number;
+  maxDirs: number;
+}
+
+const UNLIMITED: NamespaceLimits = { maxFiles: Infinity, maxDirs: Infinity };
+
 export class Namespace {
   readonly dirs = new Set<string>(['/']);
   readonly files = new Map<string, number>();
@@ -67,15 +75,20 @@ export class Namespace {
     return h.digest('hex').slice(0, 16);
   }
 
-  /** A random valid op, like a busy client's: mostly creates, some mkdirs, renames and deletes. */
-  randomOp(rand: () => number, seq: number): NsOp {
+  /**
+   * A random valid op, like a busy client's: mostly creates, some mkdirs, renames and deletes. Past
+   * `limits` the namespace stops growing: no mkdir past maxDirs, and past maxFiles deletes take the place of
+   * creates and renames (a demo left running for days keeps a flat memory).
+   */
+  randomOp(rand: () => number, seq: number, limits: NamespaceLimits = UNLIMITED): NsOp {
     const dirs = [...this.dirs];
     const files = [...this.files.keys()];
+    const full = files.length >= limits.maxFiles;
     const r = rand();
-    if (r < 0.1) return { op: 'mkdir', path: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/d${seq}` };
-    if (r < 0.75 || files.length === 0) return { op: 'create', path: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/f${seq}`, size: Math.floor(rand() * (1 << 20)) };
+    if (r < 0.1 && dirs.length < limits.maxDirs) return { op: 'mkdir', path: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/d${seq}` };
+    if ((r < 0.75 && !full) || files.length === 0) return { op: 'create', path: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/f${seq}`, size: Math.floor(rand() * (1 << 20)) };
     const f = files[Math.floor(rand() * files.length)]!;
-    if (r < 0.9) return { op: 'rename', src: f, dst: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/r${seq}` };
+    if (r < 0.9 && !full) return { op: 'rename', src: f, dst: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/r${seq}` };
     return { op: 'delete', path: f };
   }
 }

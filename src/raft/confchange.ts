@@ -1,5 +1,6 @@
 // Membership changes: validating a ConfChange against the current configuration and computing the next
-// one. Every change of voters goes through a joint configuration (C_old,new), left by a second entry.
+// one. Every change of voters goes through a joint configuration (C_old,new), left by a second entry and
+// confirmed by a third, empty one (which only the core proposes: see Raft.maybeAutoConfChange).
 
 import { cloneConf, ConfChangeOp, isJoint } from './types.js';
 import type { ConfChange, ConfState, NodeId } from './types.js';
@@ -12,7 +13,8 @@ export function validateConfChange(conf: ConfState, cc: ConfChange): string | nu
     return null;
   }
   if (isJoint(conf)) return 'a joint configuration must be left before the next change';
-  if (cc.changes.length === 0) return 'no changes';
+  // No changes: the confirmation of a leave-joint, which changes nothing (only the core proposes one).
+  if (cc.changes.length === 0) return null;
   const seen = new Set<NodeId>();
   for (const c of cc.changes) {
     const id = c.peer.id;

@@ -43,6 +43,8 @@ export class Raft {
   leadTransferee: NodeId = NONE;
   /** Index of the last configuration change proposed by this leader; no new change until it is applied. */
   pendingConfIndex = 0;
+  /** The last configuration entry applied left a joint configuration: a leader confirms it (maybeAutoConfChange). */
+  private leaveToConfirm = false;
   /** Bytes of entries appended by this leader and not yet committed. */
   private uncommittedBytes = 0;
   /** Followers need appends (new entries or a newer commit index); sent once per Ready, batching proposals. */
@@ -84,6 +86,18 @@ export class Raft {
 
   hardState(): HardState {
     return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  /** Whether a message of this type from `from` is admitted: only members speak for the cluster, with two exceptions. */
+  admits(from: NodeId, type: MessageType): boolean {
+    const members = confMembers(this.conf);
+    // A node whose configuration is still empty (it joined and waits for the leader's snapshot) cannot tell
+    // members from others yet: its transport admits only the members it learned when it joined.
+    if (members.length === 0 || members.includes(from)) return true;
+    // A leader this configuration does not name yet (this node lags behind the change that added it), or no
+    // longer names (removed, it leads until its leave is confirmed), must still be heard: otherwise a lagging
+    // node never learns the change. The term rules apply to it as to anyone.
+    return type === MessageType.App || type === MessageType.Heartbeat || type === MessageType.Snap;
   }
 
   /** A voter of the current configuration, so it may campaign. */
@@ -204,6 +218,10 @@ export class Raft {
       if (++pr.snapshotElapsedTicks >= this.cfg.snapshotTimeoutTicks) {
         this.logger.info({ to: id }, 'snapshot install unanswered: probing again');
         pr.becomeProbe();
+      } else if (pr.snapshotElapsedTicks % this.cfg.electionTicks === 0) {
+        // The follower may have restarted and lost its fetch. Asking again costs nothing: a follower still
+        // fetching ignores the request, one that restarted starts over at once rather than at the timeout.
+        this.resendSnapshot(id, pr);
       }
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
@@ -222,6 +240,13 @@ export class Raft {
     if (this.snapshotFetchPending) {
       // A node mid-way through installing a snapshot has a log that is about to be replaced.
       this.logger.debug({}, 'not campaigning: installing a snapshot');
+      return;
+    }
+    if (this.hasUnappliedConfChanges()) {
+      // Configurations take effect when applied. A node that knows a configuration entry is committed but
+      // still counts votes in the one before could be elected by the old voters alone, after the new ones
+      // committed entries it lacks (a removed node restarting, say). Apply first (etcd's rule).
+      this.logger.debug({}, 'not campaigning: committed configuration changes are not applied yet');
       return;
     }
     let voteType: MessageType;
@@ -249,6 +274,17 @@ export class Raft {
       this.send(makeMessage({ type: voteType, to: id, from: this.id, term, index: lastIndex, logTerm: lastTerm, context }));
     }
     this.logger.info({ term, kind }, kind === 'pre-vote' ? 'started pre-vote' : 'started election');
+  }
+
+  /** A configuration entry is committed and not yet applied. */
+  private hasUnappliedConfChanges(): boolean {
+    const hi = this.log.committed + 1;
+    for (let lo = this.log.applied + 1; lo < hi; ) {
+      const page = this.log.entries(lo, hi, this.cfg.maxApplyBytes);
+      if (page.some((e) => e.type === EntryType.ConfChange)) return true;
+      lo += page.length;
+    }
+    return false;
   }
 
   private poll(id: NodeId, granted: boolean): VoteResult {
@@ -589,6 +625,36 @@ export class Raft {
     }
   }
 
+  // ---------------------------------------------------------------- reset-peers (driver calls, in this order)
+
+  /**
+   * Reset-peers, first step: a majority is lost for good and the operator declared this node's log the
+   * truth. Steps down and commits every entry it holds (the driver made them all durable first), so the
+   * configuration entries among them apply in order before the new configuration is forced.
+   */
+  forceCommitLog(): void {
+    assert(this.log.stableIndex() === this.log.lastIndex(), 'raft: force-commit with entries not yet durable');
+    assert(!this.snapshotFetchPending && this.snapshotToFetch === null, 'raft: force-commit during a snapshot install');
+    if (this.state !== StateType.Follower || this.lead !== NONE) this.becomeFollower(this.term, NONE);
+    this.log.commitTo(this.log.lastIndex());
+  }
+
+  /**
+   * Reset-peers, second step (every entry applied): `conf` replaces the configuration at once. A no-op in a
+   * new term, committed by fiat, gives the snapshot that makes `conf` durable an index of its own, newer
+   * than anything this node's log holds.
+   */
+  forceConfiguration(conf: ConfState): void {
+    assert(this.log.applied === this.log.lastIndex(), 'raft: forcing a configuration before the log is applied');
+    assert(conf.votersOutgoing.length === 0 && conf.voters.length > 0, 'raft: a forced configuration is a simple one with voters');
+    this.conf = cloneConf(conf);
+    this.becomeFollower(this.term + 1, NONE);
+    const index = this.log.lastIndex() + 1;
+    this.log.append([{ term: this.term, index, type: EntryType.Normal, data: new Uint8Array(0) }]);
+    this.log.commitTo(index);
+    this.logger.warn({ term: this.term, index, voters: conf.voters, learners: conf.learners }, 'configuration forced by reset-peers');
+  }
+
   // ---------------------------------------------------------------- replication (leader)
 
   private send(m: Message): void {
@@ -651,8 +717,19 @@ export class Raft {
     }
     pr.becomeSnapshot(meta.index);
     this.logger.info({ to, index: meta.index, term: meta.term }, 'sending snapshot');
-    this.send(makeMessage({ type: MessageType.Snap, to, from: this.id, snapshot: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) } }));
+    this.sendSnap(to, meta);
     return true;
+  }
+
+  private resendSnapshot(to: NodeId, pr: Progress): void {
+    const meta = this.log.storage.snapshotMeta();
+    if (meta.index < pr.pendingSnapshot) return;
+    pr.pendingSnapshot = meta.index;
+    this.sendSnap(to, meta);
+  }
+
+  private sendSnap(to: NodeId, meta: SnapshotMeta): void {
+    this.send(makeMessage({ type: MessageType.Snap, to, from: this.id, snapshot: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) } }));
   }
 
   /** Sends pending appends to every follower (new entries, or a commit index they have not seen). */
@@ -736,7 +813,7 @@ export class Raft {
     if (this.pendingConfIndex > this.log.applied) {
       return this.refuse('conf-change-pending', `configuration change at ${this.pendingConfIndex} not yet applied`);
     }
-    const problem = validateConfChange(this.conf, cc);
+    const problem = cc.changes.length === 0 && !cc.leaveJoint ? 'no changes' : validateConfChange(this.conf, cc);
     if (problem) return this.refuse('invalid-conf-change', problem);
     const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode(cc) };
     if (!this.appendEntries([e])) return this.refuse('busy', 'too many uncommitted bytes');
@@ -768,7 +845,7 @@ export class Raft {
       if (e.type === EntryType.ConfChange) this.applyConfEntry(e);
     }
     this.log.appliedTo(ents[ents.length - 1]!.index);
-    this.maybeAutoLeaveJoint();
+    this.maybeAutoConfChange();
   }
 
   private applyConfEntry(e: Entry): void {
@@ -791,10 +868,11 @@ export class Raft {
     this.logger.info({ index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners }, 'configuration applied');
     this.conf = next;
     this.tracker.sync(confMembers(next), this.log.lastIndex() + 1);
+    this.leaveToConfirm = cc.leaveJoint;
     if (this.state !== StateType.Leader) return;
-    if (!isVoter(next, this.id) && !isJoint(next)) {
-      // A leader removed by a committed configuration tells the others it is committed (so they leave the
-      // joint configuration now, not after the next election), then steps down.
+    if (!isVoter(next, this.id) && !isJoint(next) && !this.leaveToConfirm) {
+      // A leader removed by a committed configuration tells the others it is committed (so they apply it now,
+      // not after the next election), then steps down. It leads C_new until then, counting only C_new's votes.
       this.logger.info({ term: this.term }, 'removed from the configuration: stepping down');
       this.bcastHeartbeat(undefined);
       this.becomeFollower(this.term, NONE);
@@ -806,13 +884,23 @@ export class Raft {
     this.bcastPending = true;
   }
 
-  private maybeAutoLeaveJoint(): void {
-    if (this.state !== StateType.Leader || !isJoint(this.conf) || this.pendingConfIndex > this.log.applied) return;
-    if (this.leadTransferee !== NONE) return;
-    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode({ changes: [], leaveJoint: true }) };
+  /**
+   * The leader's own configuration entries: leaving a joint configuration once it is applied, then confirming
+   * the leave with an empty change. A node holding the confirmation durably knows the leave committed (a write
+   * that starts with a configuration entry carries the commit hint), so once the confirmation commits, a
+   * majority of the new voters restart in the new configuration even if every removed voter is gone for good;
+   * otherwise a restart could fall back to the joint configuration, which needs the removed voters.
+   */
+  private maybeAutoConfChange(): void {
+    if (this.state !== StateType.Leader || this.pendingConfIndex > this.log.applied || this.leadTransferee !== NONE) return;
+    let cc: ConfChange;
+    if (isJoint(this.conf)) cc = { changes: [], leaveJoint: true };
+    else if (this.leaveToConfirm) cc = { changes: [], leaveJoint: false };
+    else return;
+    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode(cc) };
     if (this.appendEntries([e])) {
       this.pendingConfIndex = e.index;
-      this.logger.info({ index: e.index }, 'leaving joint configuration');
+      this.logger.info({ index: e.index }, cc.leaveJoint ? 'leaving joint configuration' : 'confirming the new configuration');
     }
   }
 

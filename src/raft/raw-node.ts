@@ -148,11 +148,8 @@ export class RawNode {
       this.debug({ type: MessageType[m.type], from: m.from }, 'dropping response from a non-member');
       return false;
     }
-    const members = confMembers(this.raft.conf);
-    // Only members speak for the cluster. A node whose configuration is still empty (it joined and waits for
-    // the leader's snapshot) cannot tell members from others yet: its transport admits only the members it
-    // learned when it joined.
-    if (members.length > 0 && !members.includes(m.from)) {
+    // Only members speak for the cluster (see Raft.admits).
+    if (!this.raft.admits(m.from, m.type)) {
       this.debug({ type: MessageType[m.type], from: m.from }, 'dropping a message from a non-member');
       return false;
     }
@@ -209,6 +206,22 @@ export class RawNode {
     this.input(() => this.raft.restore(meta));
   }
 
+  /**
+   * Reset-peers (a majority lost for good), step one: every entry of this node's log is declared committed.
+   * The driver first makes its whole log durable, and takes no peer input until the reset is done.
+   */
+  forceCommitLog(): void {
+    this.input(() => this.raft.forceCommitLog());
+  }
+
+  /**
+   * Reset-peers, step two, once everything is applied: the configuration becomes `conf`, and a committed
+   * no-op of a new term is appended. The driver makes `conf` durable by a snapshot at that no-op's index.
+   */
+  forceConfiguration(conf: ConfState): void {
+    this.input(() => this.raft.forceConfiguration(conf));
+  }
+
   // ---------------------------------------------------------------- what the driver may read
 
   get term(): number {
@@ -232,6 +245,15 @@ export class RawNode {
 
   appliedIndex(): number {
     return this.raft.log.applied;
+  }
+
+  committedIndex(): number {
+    return this.raft.log.committed;
+  }
+
+  /** The last index durable on this node's disk (entries past it are not yet written). */
+  stableIndex(): number {
+    return this.raft.log.stableIndex();
   }
 
   /** The term of the entry at index, if the log (or its snapshot) still knows it. */

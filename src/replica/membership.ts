@@ -1,6 +1,6 @@
 // A membership change driven by the leader (braft's change_peers): new peers first join as learners and catch
-// up to within catchupMargin entries, then one joint-consensus change swaps the voters; the core leaves the
-// joint configuration by itself. The change reads and proposes only through RawNode's API.
+// up (they acknowledged something, and are within catchupMargin entries), then one joint-consensus change
+// swaps the voters; the core leaves the joint configuration by itself. It uses only RawNode's API.
 
 import type { RawNode } from '../raft/raw-node.js';
 import type { ProposeResult } from '../raft/raft.js';
@@ -19,6 +19,15 @@ export interface ChangeContext {
   addressOf(id: NodeId): string | undefined;
   /** The typed error for a refused proposal. */
   refused(res: RefusedProposal): QjmError;
+}
+
+/**
+ * Whether a learner may be promoted: it has acknowledged something since this leader tracks it (match > 0,
+ * so it really replicates: a node that never answered is not "within the margin" of a short log), and it is
+ * within catchupMargin entries of the leader's last index.
+ */
+export function caughtUp(match: number | undefined, lastIndex: number, catchupMargin: number): boolean {
+  return match !== undefined && match > 0 && match + catchupMargin >= lastIndex;
 }
 
 export class MembershipChange {
@@ -64,7 +73,7 @@ export class MembershipChange {
       return;
     }
     const last = c.raw.lastIndex();
-    const lagging = newcomers.filter((p) => (c.raw.followerProgress(p.id)?.match ?? 0) + c.catchupMargin < last);
+    const lagging = newcomers.filter((p) => !caughtUp(c.raw.followerProgress(p.id)?.match, last, c.catchupMargin));
     if (lagging.length > 0) return; // still catching up
     this.phase = 'joint';
     this.propose(c, {

@@ -1,7 +1,8 @@
 // The driver that runs the pure Raft core against a durable log, a state machine and a transport: for each
 // Ready it persists (group commit, in order), sends, applies and advances. Snapshots (taken, fetched and
 // installed) live here because an install is a job of the persist queue. What clients wait on is in
-// client-waits.ts, membership changes in membership.ts, leadership transfer in leader-transfer.ts.
+// client-waits.ts, membership changes in membership.ts, leadership transfer in leader-transfer.ts, the
+// majority-lost emergency in reset-peers.ts.
 // Environment-agnostic: see env.ts.
 
 import { assert, AssertionError } from '../assert.js';
@@ -14,7 +15,7 @@ import type { ProposeResult, RaftConfig } from '../raft/raft.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 import { ConfChangeOp, confMembers, EntryType, MessageType, NONE, StateType } from '../raft/types.js';
-import type { Entry, HardState, Message, NodeId, Peer, SnapshotMeta } from '../raft/types.js';
+import type { ConfChange, Entry, HardState, Message, NodeId, Peer, SnapshotMeta } from '../raft/types.js';
 import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, ReplicaTransport, StagedSnapshot } from './env.js';
 import { ClientWaits, qjmError as err } from './client-waits.js';
 import type { Callback, ProposalResult } from './client-waits.js';
@@ -22,14 +23,19 @@ import { LeaderTransfer, transferTarget } from './leader-transfer.js';
 import { MembershipChange } from './membership.js';
 import type { ReplicaOptions } from './options.js';
 import { PeerDirectory } from './peer-directory.js';
+import { PeersReset, resetProblem } from './reset-peers.js';
+import type { ResetResult } from './reset-peers.js';
 
 export type { Callback, ProposalResult } from './client-waits.js';
 export type { ReplicaOptions } from './options.js';
+export type { ResetResult } from './reset-peers.js';
 export { DEFAULT_REPLICA_OPTIONS, deriveReplicaOptions } from './options.js';
 
 export interface ReplicaListener {
   onRoleChange?(state: StateType, lead: NodeId, term: number): void;
   onConfigurationApplied?(index: number, voters: NodeId[], learners: NodeId[]): void;
+  /** Reset-peers is about to commit (committedIndex, lastIndex] by fiat: no quorum confirmed those entries. */
+  onCommitByFiat?(committedIndex: number, lastIndex: number): void;
   /** This leader started handing leadership to `to` (an operator's transfer, or a drain on shutdown). */
   onLeaderTransfer?(to: NodeId, term: number): void;
   /** A storage or state machine failure: the replica has stopped and must not serve. */
@@ -46,8 +52,11 @@ export interface ReplicaDeps<R> {
   peers?: PeerDirectory;
   logger?: Logger;
   listener?: ReplicaListener;
-  /** Ack before persisting: a deliberate bug, only for proving the simulator's checkers can fail. */
-  unsafeAckBeforePersist?: boolean;
+  /**
+   * Sends these kinds of message before the state they depend on is durable: a deliberate bug, only for
+   * proving the simulator's checkers can fail (AppResp: ack before persist; VoteResp: vote before persist).
+   */
+  unsafeSendBeforePersist?: readonly MessageType[];
   /** Run the core's invariant checks around every step (tests and simulation); a violation throws. */
   checkInvariants?: boolean;
 }
@@ -87,7 +96,10 @@ export class Replica<R> {
 
   private readonly queue: PersistJob[] = [];
   private persisting = false;
+  /** The term and vote of the newest write queued (commit-only changes are not written for themselves). */
   private lastDurableHard: HardState;
+  /** The hard state of the last write issued to the log. */
+  private writtenHard: HardState;
 
   private readSeq = 0;
   private readonly readSalt: number;
@@ -103,6 +115,8 @@ export class Replica<R> {
 
   private change: MembershipChange | null = null;
   private transfer: LeaderTransfer | null = null;
+  /** While set, the node takes no peer input and no tick reaches the core. */
+  private reset: PeersReset | null = null;
 
   private scheduled = false;
   private stopped = false;
@@ -120,6 +134,7 @@ export class Replica<R> {
     const hs = deps.log.initialHardState();
     this.raw = new RawNode(cfg, deps.log, hs, { checkInvariants: deps.checkInvariants === true });
     this.lastDurableHard = { ...hs };
+    this.writtenHard = { ...hs };
     const snap = deps.log.snapshotMeta();
     this.applied = snap.index;
     this.lastSnapshotIndex = snap.index;
@@ -138,14 +153,14 @@ export class Replica<R> {
 
   tick(): void {
     if (this.stopped) return;
-    this.raw.tick();
+    if (!this.reset) this.raw.tick();
     this.expireDeadlines();
     this.advanceChange();
     this.schedule();
   }
 
   receive(messages: readonly Message[]): void {
-    if (this.stopped) return;
+    if (this.stopped || this.reset) return;
     for (const m of messages) this.raw.step(m);
     this.schedule();
   }
@@ -175,12 +190,14 @@ export class Replica<R> {
   /** cb once the state machine has applied `index` (or timeout). */
   waitApplied(index: number, timeoutMs: number, cb: Callback<number>): void {
     if (this.stopped) return cb(this.stoppedError());
-    if (this.applied >= index) return cb(null, this.applied);
+    // appliedIndex, not applied: during a snapshot install the image is not in place yet.
+    if (this.appliedIndex >= index) return cb(null, this.appliedIndex);
     this.waits.waitApplied(index, this.deps.clock.now() + timeoutMs, cb);
   }
 
   transferLeader(to: NodeId, cb: Callback<void>): void {
     if (this.stopped) return cb(this.stoppedError());
+    if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.transfer) return cb(err('BUSY', `a transfer to ${this.transfer.to} is in progress`));
     const res = this.raw.transferLeader(to);
     if (!res.ok) return cb(err(this.role === StateType.Leader ? 'INVALID_ARGUMENT' : 'NOT_LEADER', res.detail ?? 'transfer refused', this.leaderDetails()));
@@ -196,6 +213,7 @@ export class Replica<R> {
    */
   changePeers(target: Peer[], cb: Callback<void>): void {
     if (this.stopped) return cb(this.stoppedError());
+    if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.role !== StateType.Leader) return cb(err('NOT_LEADER', 'not the leader', this.leaderDetails()));
     if (this.change) return cb(err('CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress'));
     if (target.length === 0) return cb(err('INVALID_CONF_CHANGE', 'the new configuration has no voters'));
@@ -204,6 +222,46 @@ export class Replica<R> {
     const timeoutMs = this.opts.changePeersTimeoutMs;
     this.change = new MembershipChange(target, this.deps.clock.now() + timeoutMs, timeoutMs, cb);
     this.advanceChange();
+    this.schedule();
+  }
+
+  /**
+   * Proposes one configuration change as given (an operator's single step, e.g. adding a learner that stays
+   * one); cb once the leader appended it, not once it applies. changePeers is the whole, guarded procedure.
+   */
+  proposeConfChange(cc: ConfChange, cb: Callback<{ index: number; term: number }>): void {
+    if (this.stopped) return cb(this.stoppedError());
+    if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
+    if (this.change) return cb(err('CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress'));
+    const res = this.raw.proposeConfChange(cc);
+    if (!res.ok) return cb(this.proposeError(res));
+    this.schedule();
+    cb(null, { index: res.index, term: res.term });
+  }
+
+  /**
+   * Forces the configuration to exactly `peers` (all voters) on this node alone, when a majority of the
+   * cluster is lost for good (braft's reset_peers). Unsafe by nature: this node's whole log becomes
+   * committed, and whatever the lost nodes committed beyond it is gone. Run it on one survivor (the one
+   * with the longest log); the others join it afresh. cb once the new configuration is durable; the node
+   * then campaigns at once.
+   */
+  resetPeers(peers: Peer[], cb: Callback<ResetResult>): void {
+    if (this.stopped) return cb(this.stoppedError());
+    if (this.reset) return cb(err('BUSY', 'reset-peers is already in progress'));
+    const problem = resetProblem(this.id, peers);
+    if (problem) return cb(err('INVALID_CONF_CHANGE', problem));
+    this.logger.warn({ peers }, 'reset-peers: forcing a new configuration on this node');
+    this.failOperations(err('LEADERSHIP_LOST', 'reset-peers started', { unknownOutcome: true }));
+    this.reset = new PeersReset(peers, (e, r) => {
+      this.reset = null;
+      if (!e) {
+        this.logger.warn({ ...r }, 'reset-peers done: the new configuration is durable');
+        this.raw.campaign();
+        this.schedule();
+      }
+      cb(e, r);
+    });
     this.schedule();
   }
 
@@ -311,6 +369,7 @@ export class Replica<R> {
     }
     this.deps.transport.flush?.();
     this.kickPersist();
+    this.advanceReset();
   }
 
   private handleReady(rd: Ready): void {
@@ -318,12 +377,13 @@ export class Replica<R> {
     if (rd.snapshotToFetch) this.startFetch(rd.snapshotToFetch.from, rd.snapshotToFetch.meta);
     const hs = rd.hardState && (rd.hardState.term !== this.lastDurableHard.term || rd.hardState.vote !== this.lastDurableHard.vote) ? rd.hardState : null;
     if (hs || rd.entries.length > 0 || rd.persistedMessages.length > 0) {
-      if (this.deps.unsafeAckBeforePersist) {
-        this.deps.transport.send(rd.persistedMessages);
-        this.queue.push({ kind: 'write', hardState: hs, entries: rd.entries, messages: [] });
-      } else {
-        this.queue.push({ kind: 'write', hardState: hs, entries: rd.entries, messages: rd.persistedMessages });
+      let afterPersist = rd.persistedMessages;
+      const early = this.deps.unsafeSendBeforePersist;
+      if (early) {
+        this.deps.transport.send(afterPersist.filter((m) => early.includes(m.type)));
+        afterPersist = afterPersist.filter((m) => !early.includes(m.type));
       }
+      this.queue.push({ kind: 'write', hardState: hs, entries: rd.entries, messages: afterPersist });
       if (hs) this.lastDurableHard = { ...hs };
     }
     if (rd.messages.length > 0) this.deps.transport.send(rd.messages);
@@ -360,7 +420,18 @@ export class Replica<R> {
       this.runInstall(head.staged);
       return;
     }
-    const { hardState, entries, messages } = this.takeWriteBatch();
+    const batch = this.takeWriteBatch();
+    const { entries, messages } = batch;
+    let hardState = batch.hardState;
+    if (hardState !== null || entries[0]?.type === EntryType.ConfChange) {
+      // The commit hint says entries up to it are committed: only ever as far as the log is durable and the
+      // core's (a torn write must not leave a stale entry under it). A write that starts with a configuration
+      // entry always carries it, so a restart knows the configuration entries before it are committed and
+      // applies them before it may campaign (etcd #7625's apply-time invariants).
+      const commit = Math.max(this.writtenHard.commit, Math.min(this.raw.committedIndex(), this.raw.stableIndex()));
+      hardState = { ...(hardState ?? this.writtenHard), commit };
+      this.writtenHard = hardState;
+    }
     if (hardState === null && entries.length === 0) {
       // Nothing new to make durable: every earlier write is already done, so the messages may go now.
       if (messages.length > 0) this.deps.transport.send(messages);
@@ -391,14 +462,23 @@ export class Replica<R> {
       let jobBytes = 0;
       for (const e of job.entries) jobBytes += e.data.byteLength;
       if (entries.length > 0 && (bytes + jobBytes > this.opts.maxAppendBufferBytes || entries.length + job.entries.length > this.opts.leaderBatch)) break;
-      this.queue.shift();
+      const first = job.entries[0]?.index;
+      // A later Ready replaced a suffix: keep what precedes it.
+      const kept = first !== undefined && entries.length > 0 && first <= entries[entries.length - 1]!.index ? entries.filter((e) => e.index < first) : entries;
+      // A configuration entry starts a write of its own, which then carries the commit hint (kickPersist).
+      const cut = job.entries.findIndex((e, i) => e.type === EntryType.ConfChange && kept.length + i > 0);
+      if (cut === 0) break;
+      entries = kept;
       if (job.hardState) hardState = job.hardState;
-      if (job.entries.length > 0) {
-        const first = job.entries[0]!.index;
-        // A later Ready replaced a suffix: keep what precedes it.
-        if (entries.length > 0 && first <= entries[entries.length - 1]!.index) entries = entries.filter((e) => e.index < first);
-        for (const e of job.entries) entries.push(e);
+      if (cut > 0) {
+        // The rest of the job, with the messages that wait for all of it, is the next write.
+        for (const e of job.entries.slice(0, cut)) entries.push(e);
+        job.entries = job.entries.slice(cut);
+        job.hardState = null;
+        break;
       }
+      this.queue.shift();
+      for (const e of job.entries) entries.push(e);
       for (const m of job.messages) messages.push(m);
       bytes += jobBytes;
     }
@@ -543,7 +623,7 @@ export class Replica<R> {
   // ---------------------------------------------------------------- snapshots
 
   private maybeSnapshot(): void {
-    if (this.snapshotting || this.applied <= this.lastSnapshotIndex) return;
+    if (this.snapshotting || this.reset || this.applied <= this.lastSnapshotIndex) return;
     const o = this.opts;
     const now = this.deps.clock.now();
     const due =
@@ -578,6 +658,7 @@ export class Replica<R> {
       }
       this.logger.info({ index: meta.index, term: meta.term }, 'snapshot saved');
       cb?.(null, meta.index);
+      this.schedule();
     });
   }
 
@@ -597,20 +678,45 @@ export class Replica<R> {
     else this.schedule();
   }
 
+  private advanceReset(): void {
+    const r = this.reset;
+    if (!r || this.stopped) return;
+    const moved = r.advance({
+      raw: this.raw,
+      idle: this.queue.length === 0 && !this.persisting && !this.fetching && !this.snapshotting && this.installingFrom === null,
+      appliedIndex: this.appliedIndex,
+      committingByFiat: (committed, last) => {
+        this.logger.warn({ committed, lastIndex: last }, 'reset-peers: committing the whole log, entries past the commit index by fiat');
+        this.deps.listener?.onCommitByFiat?.(committed, last);
+      },
+      forced: (peers) => this.peers.reset(peers),
+      saveSnapshot: (cb) => this.takeSnapshot(cb),
+    });
+    if (moved) this.schedule();
+  }
+
   private expireDeadlines(): void {
     const now = this.deps.clock.now();
     this.waits.expire(now, this.applied);
     if (this.transfer?.expire(now)) this.transfer = null;
   }
 
-  private failAll(e: QjmError): void {
-    this.waits.failAll(e);
+  /** Fails the membership change and the leadership transfer in progress, if any. */
+  private failOperations(e: QjmError): void {
     const c = this.change;
     this.change = null;
     c?.fail(e);
     const t = this.transfer;
     this.transfer = null;
     t?.fail(e);
+  }
+
+  private failAll(e: QjmError): void {
+    this.waits.failAll(e);
+    this.failOperations(e);
+    const r = this.reset;
+    this.reset = null;
+    r?.fail(e);
   }
 
   private die(e: Error): void {

@@ -5,7 +5,9 @@
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 import { expect } from 'chai';
 import { request } from 'undici';
 import { qjournal } from '../../src/gen/proto.js';
@@ -16,6 +18,8 @@ import { HttpPools } from '../../src/http-pool.js';
 import { batchFrame, rawFrame, rawStream, streamOnce } from '../support/peer-stream.js';
 import { EntryType, makeMessage, MessageType } from '../../src/raft/types.js';
 import { waitFor } from '../support/async.js';
+import { encodeManifest } from '../../journalnode/snapshot-store.js';
+import type { ManifestData } from '../../journalnode/snapshot-store.js';
 
 const ns = { namespaceId: 77, clusterId: 'CID-adv', blockPoolId: 'BP-adv' };
 const PROTO = { 'content-type': 'application/x-protobuf' };
@@ -242,6 +246,55 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     expect(first.head).to.include('opened a newer stream');
     for (const s of streams) s.socket.destroy();
     expect((await c.status(t.id)) !== null, `${t.id} keeps answering`).to.equal(true);
+  });
+
+  it('a forged snapshot naming ../ files (served at a member\'s address) writes nothing outside the data directory', async () => {
+    const before = await statuses(c);
+    const leader = before.find((s) => s.state === 'leader')!;
+    // The impostor takes over a member's address (that member stopped), so the follower that is told to
+    // install a snapshot fetches the manifest from it: the configured address of a member.
+    const member = c.nodes.find((n) => n.id !== leader.id)!;
+    const victim = c.nodes.find((n) => n.id !== leader.id && n.id !== member.id)!;
+    await c.stop(member.id);
+    const escape = path.join(c.root, `escape-${process.pid}`);
+    const segment = { firstTxId: 1, lastTxId: 1, inProgress: false, sizeBytes: 64, crc32: 0, layoutVersion: -64 };
+    const forged = (jid: string, file: string): ManifestData => ({
+      meta: { index: leader.lastIndex + 1000, term: leader.term, conf: { voters: before.map((s) => s.id), votersOutgoing: [], learners: [] }, peers: before.map((s) => ({ id: s.id, address: c.node(s.id).address })) },
+      journals: [{ jid, formatted: true, nsInfo: ns, promisedEpoch: 1, lastWriterEpoch: 1, writerId: 'x', lastTxId: 1, epochRequestId: '', segments: [{ ...segment, file }] }],
+      createdMs: 0,
+    });
+    const rel = path.relative(path.join(victim.dataDir, 'snapshots', 'staging', 'journals', 'ns1'), escape);
+    const manifests = [forged('../../..', 'edits_0000000000000000001-0000000000000000001'), forged('ns1', rel), forged('ns1', '../../../../escape')];
+    let served = 0;
+    const [host, port] = member.address.split(':');
+    const impostor = http.createServer((req, res) => {
+      if (req.url?.startsWith('/raft/snapshot/manifest')) {
+        res.end(encodeManifest(manifests[served++ % manifests.length]!));
+      } else if (req.url?.startsWith('/raft/snapshot/chunk')) {
+        res.end(Buffer.alloc(64, 1));
+      } else {
+        req.resume();
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => impostor.listen(Number(port), host, r));
+    try {
+      for (let k = 0; k < manifests.length; k++) {
+        const term = (await c.status(victim.id))!.term + 1;
+        const snap = makeMessage({ type: MessageType.Snap, to: victim.id, from: member.id, term, snapshot: { index: leader.lastIndex + 1000, term, conf: { voters: before.map((s) => s.id), votersOutgoing: [], learners: [] } } });
+        await streamOnce(peer, victim.address, [batchFrame({ from: member.id, clusterId: leader.clusterId, storageId: 'x', fromAddress: '', messages: [snap] })]);
+        await waitFor(() => served > k, { timeoutMs: 10_000, what: `${victim.id} asks the impostor for manifest ${k + 1}` });
+      }
+      await waitFor(() => (c.readLog(victim.id).match(/snapshot fetch failed/g) ?? []).length >= manifests.length, { timeoutMs: 10_000, what: 'every forged manifest refused' });
+      expect(fs.existsSync(escape), 'nothing written outside').to.equal(false);
+      expect(fs.readdirSync(c.root).filter((n) => n.startsWith('escape') || n === 'edits_0000000000000000001-0000000000000000001'), 'nothing in the cluster root').to.deep.equal([]);
+      expect(c.readLog(victim.id)).to.match(/bad journal id|does not match its txids/);
+      expect(victim.proc, `${victim.id} still runs`).to.not.equal(null);
+    } finally {
+      await new Promise((r) => impostor.close(r));
+      c.start(member.id);
+      await c.waitForLeader(20_000);
+    }
   });
 
   it('a full disk: the node reports a fatal state (503) and stays up; the other two carry on', async function () {

@@ -8,8 +8,19 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { JOURNALNODE_MAIN, LocalCluster } from '../../src/local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
+import { waitFor } from '../support/async.js';
 
 const QJM = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'qjm.js');
+
+/** The rows of the first table in `out`, as trimmed cells (the header row first). */
+function tableRows(out: string): string[][] {
+  const rows: string[][] = [];
+  for (const line of out.split('\n')) {
+    if (line.startsWith('| ')) rows.push(line.slice(1, -1).split('|').map((c) => c.trim()));
+    else if (rows.length > 1 && !line.startsWith('+')) break;
+  }
+  return rows;
+}
 
 function qjm(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -45,11 +56,19 @@ describe('qjm CLI', function () {
     expect((await qjmAsAdmin(['frobnicate'])).code).to.equal(2);
   });
 
-  it('status: a table of every node, and --json', async () => {
+  it('status: a table of every node with each follower\'s lag, and --json', async () => {
     const r = await qjmAsAdmin(['status', '--peers', peers]);
     expect(r.code, r.err).to.equal(0);
     expect(r.out).to.match(/ENDPOINT\s+\|\s+ID\s+\|\s+STATE/);
     expect(r.out.match(/leader/g)?.length).to.equal(1);
+    const [head, ...rows] = tableRows(r.out);
+    const col = (name: string) => head!.indexOf(name);
+    expect(col('LAG'), 'a LAG column').to.be.greaterThan(0);
+    expect(rows).to.have.length(3);
+    for (const row of rows) {
+      if (row[col('STATE')] === 'leader') expect(row[col('LAG')], 'the leader lags nobody').to.equal('-');
+      else expect(row[col('LAG')], `${row[col('ID')]}: entries behind the leader`).to.match(/^\d+$/);
+    }
     const j = JSON.parse((await qjmAsAdmin(['status', '--peers', peers, '--json'])).out) as { endpoint: string; status: { state: string } }[];
     expect(j.map((x) => x.endpoint).sort()).to.deep.equal([...c.addresses].sort());
   });
@@ -69,13 +88,15 @@ describe('qjm CLI', function () {
     for (let i = 6; i <= 8; i++) out.write(Buffer.from(`op ${i}`));
     await out.flush();
 
-    r = await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'cli1']);
-    expect(r.code, r.err).to.equal(0);
-    expect(r.out).to.match(/1\s+\|\s+5\s+\|\s+5\s+\|\s+finalized/).and.match(/6\s+\|\s+8\s+\|\s+3\s+\|\s+in progress/);
-
+    // First, while the writer's last write is seconds old (a slow machine runs each qjm process for seconds).
     r = await qjmAsAdmin(['finalize', '--peers', peers, '--jid', 'cli1']);
     expect(r.code, 'the writer wrote a moment ago').to.equal(4);
     expect(r.err).to.match(/QJM_ERR_WRITER_ACTIVE/).and.match(/--force/);
+    r = await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'cli1']);
+    expect(r.code, r.err).to.equal(0);
+    expect(r.out).to.match(/1\s+\|\s+5\s+\|\s+5\s+\|\s+finalized\s+\|\s+\d+ B\s+\|/).and.match(/6\s+\|\s+8\s+\|\s+3\s+\|\s+in progress/);
+    expect(r.out).to.match(/2 segment\(s\), \d+(\.\d)? (B|KiB)/);
+
     r = await qjmAsAdmin(['finalize', '--peers', peers, '--jid', 'cli1', '--forse', 'yes']);
     expect(r.code, 'a misspelt --force is refused, not ignored').to.equal(2);
     r = await qjmAsAdmin(['finalize', '--peers', peers, '--jid', 'cli1', '--force']);
@@ -89,6 +110,10 @@ describe('qjm CLI', function () {
       expect((e as Error & { code: string }).code).to.equal('QJM_ERR_FENCED');
     }
     await w.close();
+    const sized = JSON.parse((await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'cli1', '--json'])).out) as { totalBytes: number; segments: { firstTxId: number; sizeBytes: number }[] };
+    const onDisk = c.segmentFiles('n1', 'cli1').get('edits_0000000000000000001-0000000000000000005')!;
+    expect(sized.segments[0]!.sizeBytes, 'the exact size of the finalized file').to.equal(onDisk.length);
+    expect(sized.totalBytes).to.equal(sized.segments.reduce((n, g) => n + g.sizeBytes, 0));
 
     r = await qjmAsAdmin(['tail', '--peers', peers, '--jid', 'cli1', '--from', '4']);
     expect(r.code, r.err).to.equal(0);
@@ -122,10 +147,59 @@ describe('qjm CLI', function () {
     expect(r.err).to.match(/corrupt frame at byte offset \d+: CRC mismatch for txid 8/);
   });
 
-  it('unreachable peers: exit 1 with a clear message', async () => {
-    const r = await qjmAsAdmin(['segments', '--peers', '127.0.0.1:1', '--jid', 'cli1'], {});
+  it('unreachable peers: says on stderr what it retries, once a second, gives up after --timeout, exit 1', async () => {
+    const t0 = Date.now();
+    const r = await qjmAsAdmin(['segments', '--peers', '127.0.0.1:1', '--jid', 'cli1', '--timeout', '3'], {});
+    const tookMs = Date.now() - t0;
     expect(r.code).to.equal(1);
     expect(r.err).to.match(/QJM_ERR_QUORUM_UNAVAILABLE.*no JournalNode answered/);
+    const notices = r.err.split('\n').filter((l) => l.startsWith('qjm: '));
+    expect(notices.length, r.err).to.be.within(2, 4);
+    for (const l of notices) expect(l).to.match(/^qjm: 127\.0\.0\.1:1 unreachable \(ECONNREFUSED\); retrying for [0-3] s more$/);
+    expect(notices[0]).to.match(/for 3 s more/);
+    expect(tookMs, 'well before the default 20 s').to.be.lessThan(12_000);
+  });
+
+  it('snapshot: the leader snapshots now and its /status shows the new index; --node picks a follower', async () => {
+    let r = await qjmAsAdmin(['format', '--peers', peers, '--jid', 'snap1', '--namespace-id', '6', '--cluster-id', 'CID-snap']);
+    expect(r.code, r.err).to.equal(0);
+    const leader = await c.waitForLeader();
+    const before = (await c.status(leader))!;
+    r = await qjmAsAdmin(['snapshot', '--peers', peers]);
+    expect(r.code, r.err).to.equal(0);
+    const index = Number(/^snapshot at index (\d+)$/m.exec(r.out)?.[1]);
+    expect(index, r.out).to.be.at.least(before.appliedIndex).and.greaterThan(before.snapshotIndex);
+    expect((await c.status(leader))!.snapshotIndex).to.equal(index);
+
+    const follower = c.nodes.find((n) => n.id !== leader)!;
+    r = await qjmAsAdmin(['snapshot', '--peers', peers, '--node', follower.address, '--json']);
+    expect(r.code, r.err).to.equal(0);
+    const onFollower = Number(/snapshot at index (\d+)/.exec((JSON.parse(r.out) as { message: string }).message)?.[1]);
+    expect((await c.status(follower.id))!.snapshotIndex).to.equal(onFollower);
+  });
+
+  // Last: it changes the cluster the tests above share.
+  it('change-peers swaps one voter for a new node in one joint change; the journal is intact on it', async () => {
+    const leader = await c.waitForLeader();
+    const out = c.nodes.find((n) => n.id !== leader)!;
+    const n4 = await c.addNode('n4');
+    c.start('n4');
+    // The change may go in only once n4 has learned the cluster: a short log counts a silent learner as caught up.
+    await waitFor(() => c.status('n4'), { timeoutMs: 15_000, what: 'the joining n4 answers /status' });
+    const next = c.nodes.filter((n) => n !== out).map((n) => `${n.id}=${n.address}`).join(',');
+    const r = await qjmAsAdmin(['change-peers', '--peers', peers, '--new-peers', next, '--timeout', '60']);
+    expect(r.code, r.err).to.equal(0);
+    expect(r.err).to.match(new RegExp(`changing voters from .*${out.id}=.* to .*n4=${n4.address.replace(/\./g, '\\.')}`));
+    const st = (await c.status(await c.waitForLeader(15_000, [out.id])))!;
+    const voters = st.peers.filter((p) => p.role === 'voter').map((p) => p.id).sort();
+    expect(voters).to.deep.equal(c.nodes.filter((n) => n !== out).map((n) => n.id).sort());
+    expect(st.peers.map((p) => p.id), `${out.id} is no member at all`).to.not.include(out.id);
+    expect(await c.stop(out.id), `${out.id}, removed, stops cleanly`).to.equal(0);
+    await c.waitForApplied(st.commitIndex, 30_000);
+    const ref = c.segmentFiles(st.id, 'cli1');
+    const got = c.segmentFiles('n4', 'cli1');
+    expect([...got.keys()]).to.deep.equal([...ref.keys()]);
+    for (const [name, b] of ref) expect(got.get(name)!.equals(b), name).to.equal(true);
   });
 });
 

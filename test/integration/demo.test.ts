@@ -1,12 +1,19 @@
 // The main job stays working: a short run of the demo must end with identical namespaces, the fenced old
-// active refused, an anonymous and a wrong-role client refused, and nothing left running.
+// active refused, an anonymous and a wrong-role client refused, and nothing left running; `--serve` keeps it
+// running with its dashboard until SIGINT, which stops every node and exits 0.
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { execFileSync, spawn } from 'node:child_process';
 import { expect } from 'chai';
 import { runDemo } from '../../src/demo/demo.js';
+import type { ClusterJson } from '../../journalnode/ui/cluster-view.js';
+import { waitFor } from '../support/async.js';
+
+/** What `npm start` runs once it has built. */
+const DEMO_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'demo', 'main.js');
 
 /** Command lines of running processes that mention `needle` (pgrep exits 1 when none does). */
 export function processesMatching(needle: string): string {
@@ -15,6 +22,16 @@ export function processesMatching(needle: string): string {
   } catch (e) {
     if ((e as { status?: number }).status === 1) return '';
     throw e;
+  }
+}
+
+/** The dashboard's aggregate, or null while the page does not answer. */
+async function clusterView(url: string): Promise<ClusterJson | null> {
+  try {
+    const res = await fetch(`${url}ui/cluster`);
+    return res.ok ? ((await res.json()) as ClusterJson) : null;
+  } catch {
+    return null;
   }
 }
 
@@ -41,6 +58,43 @@ describe('the demo (npm start)', function () {
       expect(out).to.match(/nothing left running/);
       expect(processesMatching(dir), 'no JournalNode of the demo still runs').to.equal('');
     } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--serve: prints the dashboard URL and keeps running; SIGINT stops every JournalNode and exits 0', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-serve-'));
+    // The demo keeps its data in ./demo-data: run it from a directory of its own.
+    const demo = spawn(process.execPath, ['--enable-source-maps', DEMO_MAIN, '--serve'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    demo.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    demo.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    const exit = new Promise<number | null>((resolve) => demo.on('exit', (code) => resolve(code)));
+    let exited = false;
+    void exit.then(() => (exited = true));
+    try {
+      const url = await waitFor(() => /dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1], { timeoutMs: 60_000, what: `the dashboard's URL in the demo's output:\n${out}` });
+      const view = await waitFor(async () => {
+        const v = await clusterView(url);
+        return v?.leader ? v : null;
+      }, { timeoutMs: 20_000, what: `${url}ui/cluster to name a leader` });
+      expect(view.members.map((m) => m.id).sort()).to.deep.equal(['n1', 'n2', 'n3']);
+      expect(view.members.every((m) => m.reachable && m.status?.leader === view.leader), JSON.stringify(view.members.map((m) => [m.id, m.error]))).to.equal(true);
+      expect(processesMatching(dir), 'the JournalNodes run (so the check below can fail)').to.match(/journalnode/);
+
+      demo.kill('SIGINT');
+      const code = await Promise.race([exit, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 45_000))]);
+      expect(code, out).to.equal(0);
+      expect(out).to.match(/--- SIGINT: .*stop/).and.match(/all JournalNodes stopped; nothing left running\n$/);
+      expect(processesMatching(dir), 'no JournalNode of the demo still runs').to.equal('');
+      for (const id of ['n1', 'n2', 'n3']) {
+        const last = fs.readFileSync(path.join(dir, 'demo-data', `${id}.log`), 'utf8').trimEnd().split('\n').pop()!;
+        expect((JSON.parse(last) as { msg: string }).msg, `${id} drained and stopped, not killed`).to.equal('journalnode stopped');
+      }
+    } finally {
+      if (!exited) demo.kill('SIGKILL');
+      // Whatever a failed run left behind, by process id.
+      for (const line of processesMatching(dir).split('\n').filter(Boolean)) process.kill(Number(line.split(' ')[0]), 'SIGKILL');
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -9,12 +9,15 @@ import { QuorumJournalManager } from '../../libqjm/index.js';
 import { qjournal } from '../../src/gen/proto.js';
 import { encodeRecords } from '../../src/edit-records.js';
 import { waitFor } from '../support/async.js';
+import { startWriting } from '../support/cluster-writer.js';
 
 const ns = { namespaceId: 42, clusterId: 'CID-it', blockPoolId: 'BP-it' };
 const rec = (i: number) => new TextEncoder().encode(`edit-${i}`);
 
+const WRITER = { writeTimeoutMs: 15_000, requestTimeoutMs: 2000 };
+
 async function writer(c: LocalCluster, id = 'nn1'): Promise<QuorumJournalManager> {
-  return new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: id, nsInfo: ns, writeTimeoutMs: 15_000, requestTimeoutMs: 2000, tls: c.tls('writer') });
+  return new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: id, nsInfo: ns, ...WRITER, tls: c.tls('writer') });
 }
 
 function sameFiles(c: LocalCluster, ids: string[]): void {
@@ -109,11 +112,7 @@ describe('JournalNode processes', function () {
 
   it('a torn log tail is cut at restart; the node catches up', async () => {
     c.startAll();
-    await c.waitForLeader();
-    const q = await writer(c);
-    await q.format(ns);
-    await q.recoverUnfinalizedSegments();
-    const out = await q.startLogSegment(1, -64);
+    const { q, out } = await startWriting(c, ns, WRITER);
     for (let i = 1; i <= 200; i++) out.write(rec(i));
     await out.flush();
     const leader = (await c.status('n1'))!.leader!;
@@ -137,11 +136,7 @@ describe('JournalNode processes', function () {
 
   it('a flipped byte in the middle of the log: the node refuses to start and names the file and offset', async () => {
     c.startAll();
-    await c.waitForLeader();
-    const q = await writer(c);
-    await q.format(ns);
-    await q.recoverUnfinalizedSegments();
-    const out = await q.startLogSegment(1, -64);
+    const { q, out } = await startWriting(c, ns, WRITER);
     for (let i = 1; i <= 300; i++) {
       out.write(rec(i));
       if (i % 10 === 0) await out.flush();
@@ -204,9 +199,10 @@ describe('JournalNode processes', function () {
     const s = await waitFor(
       async () => {
         const st = await c.status(old);
-        return st && st.state !== 'leader' && st.term > oldTerm ? st : null;
+        // Stepping down (a higher term seen in an answer) comes before hearing the new leader's heartbeat.
+        return st && st.state !== 'leader' && st.term > oldTerm && st.leader !== null ? st : null;
       },
-      { timeoutMs: 10_000, what: `${old} steps down to a term above ${oldTerm}` },
+      { timeoutMs: 10_000, what: `${old} steps down to a term above ${oldTerm} and follows the new leader` },
     );
     expect(s!.state).to.equal('follower');
     expect(s!.term).to.be.greaterThan(oldTerm);

@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
+import { startWriting } from '../support/cluster-writer.js';
 
 const ns = { namespaceId: 7, clusterId: 'CID-ops', blockPoolId: 'BP-ops' };
 
@@ -27,10 +28,7 @@ describe('operating JournalNodes', function () {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });
     c.startAll();
     const leader = await c.waitForLeader();
-    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns, tls: c.tls('writer') });
-    await q.format(ns);
-    await q.recoverUnfinalizedSegments();
-    const out = await q.startLogSegment(1, -64);
+    const { q, out } = await startWriting(c, ns);
     for (let i = 0; i < 10; i++) out.write(Buffer.from(`e${i}`));
     await out.flush();
     const addr = c.node(leader).address;
@@ -69,10 +67,7 @@ describe('operating JournalNodes', function () {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 2000 });
     c.startAll();
     const leader = await c.waitForLeader();
-    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns, tls: c.tls('writer') });
-    await q.format(ns);
-    await q.recoverUnfinalizedSegments();
-    const out = await q.startLogSegment(1, -64);
+    const { q, out } = await startWriting(c, ns);
     out.write(Buffer.from('before'));
     await out.flush();
     const t0 = Date.now();

@@ -1,81 +1,32 @@
 // A seeded, deterministic simulation of a Raft cluster: the real core and the real Replica driver, over a
 // simulated network (loss, duplication, reordering, delay, partitions of every shape) and simulated disks
-// (latency, slow disks, crashes that lose unsynced writes and may tear the last one). One PRNG drives it all:
-// the same seed replays the same run.
+// (latency, slow disks, crashes that lose unsynced writes and may tear the last one, crashes right after a
+// node sends), with an operator changing the membership, moving leadership and resetting peers (operator.ts).
+// One PRNG drives it all: the same seed replays the same run.
 
 import { Prng } from '../../src/prng.js';
 import { Replica } from '../../src/replica/replica.js';
 import type { ReplicaOptions } from '../../src/replica/replica.js';
 import { DEFAULT_REPLICA_OPTIONS } from '../../src/replica/replica.js';
-import { MessageType, StateType } from '../../src/raft/types.js';
-import type { Message, NodeId, SnapshotMeta } from '../../src/raft/types.js';
+import { decodeConfChange } from '../../src/transport/raft-codec.js';
+import { ConfChangeOp, confMembers, emptyConf, EntryType, MessageType, StateType } from '../../src/raft/types.js';
+import type { ConfState, Message, NodeId, SnapshotMeta } from '../../src/raft/types.js';
+import type { FetchSource } from '../../journalnode/snapshot-fetcher.js';
 import { Checker } from './checker.js';
+import type { DurableState } from './checker.js';
 import { EventQueue } from './event-queue.js';
-import { SimDisk, SimLog, SimStateMachine } from './sim-env.js';
-import type { SimHost, SmImage } from './sim-env.js';
+import { CALM_NET, describeMix } from './mixes.js';
+import type { FaultMix } from './mixes.js';
+import { SimOperator } from './operator.js';
+import { manifestOf, SimDisk, SimLog, SimStateMachine } from './sim-env.js';
+import type { SimHost, SimManifest, SnapshotNet } from './sim-env.js';
+import type { FileLayout } from './sim-files.js';
 
-export interface FaultMix {
-  name: string;
-  /** Network during the fault phase. */
-  loss: number;
-  duplicate: number;
-  delayMs: [number, number];
-  spikeChance: number;
-  spikeMs: [number, number];
-  partitions: boolean;
-  asymmetric: boolean;
-  partial: boolean;
-  crashes: boolean;
-  slowDisk: boolean;
-  expectedTerm: boolean;
-  /** A crashed node comes back after this long, ms [min, max). */
-  restartMs: [number, number];
-  /** Faults strike every [min, max) ms during the fault phase. */
-  faultEveryMs: [number, number];
-}
+export { MIXES, mixFor } from './mixes.js';
+export type { FaultMix } from './mixes.js';
 
-const calmNet = { loss: 0, duplicate: 0, delayMs: [0.2, 2] as [number, number], spikeChance: 0, spikeMs: [0, 0] as [number, number] };
-const base: FaultMix = {
-  name: '',
-  ...calmNet,
-  partitions: false,
-  asymmetric: false,
-  partial: false,
-  crashes: false,
-  slowDisk: false,
-  expectedTerm: true,
-  restartMs: [30, 800],
-  faultEveryMs: [100, 600],
-};
-
-export const MIXES: Record<string, FaultMix> = {
-  calm: { ...base, name: 'calm' },
-  lossy: { ...base, name: 'lossy', loss: 0.15, duplicate: 0.05, delayMs: [0.2, 5], spikeChance: 0.05, spikeMs: [20, 120] },
-  partition: { ...base, name: 'partition', partitions: true, loss: 0.02 },
-  asymmetric: { ...base, name: 'asymmetric', asymmetric: true },
-  partial: { ...base, name: 'partial', partial: true },
-  crash: { ...base, name: 'crash', crashes: true },
-  slowdisk: { ...base, name: 'slowdisk', slowDisk: true, delayMs: [0.2, 3] },
-  // Crash-restart cycles faster than an election round, with partitions forcing elections: votes cast just
-  // before a crash must survive it.
-  crashfast: { ...base, name: 'crashfast', crashes: true, partitions: true, delayMs: [0.5, 6], restartMs: [1, 15], faultEveryMs: [15, 80] },
-  chaos: {
-    ...base,
-    name: 'chaos',
-    loss: 0.08,
-    duplicate: 0.05,
-    delayMs: [0.2, 8],
-    spikeChance: 0.03,
-    spikeMs: [20, 200],
-    partitions: true,
-    asymmetric: true,
-    partial: true,
-    crashes: true,
-    slowDisk: true,
-  },
-};
-
-export type OutsideModelBug = 'forget-vote' | 'ack-before-persist';
+/** Breaks the implementation the way the Raft model forbids (outside-model.test.ts). */
+export type OutsideModelBug = 'forget-vote' | 'ack-before-persist' | 'vote-before-persist';
 
 export interface SimOptions {
   seed: number;
@@ -85,11 +36,18 @@ export interface SimOptions {
   faultMs: number;
   /** After healing: a leader is elected and a proposal commits within this many simulated ms. */
   livenessMs: number;
-  /** Then, with clients stopped, every node converges to the same applied index within this long. */
+  /** Then, with clients stopped, every member converges to the same applied index within this long (polled). */
   settleMs: number;
   trace?: (line: string) => void;
   traceMessages?: boolean;
   bug?: OutsideModelBug;
+  /** Replica options to use instead of the ones drawn from the seed (scenarios). */
+  replica?: Partial<ReplicaOptions>;
+  /**
+   * 'all' (default) or 'outcomes': without the checks read off durable state (vote and commit quorums), so
+   * a measurement shows what the faults alone turn into (lost writes, two leaders, diverging states).
+   */
+  checks?: 'all' | 'outcomes';
 }
 
 export interface SimResult {
@@ -97,6 +55,8 @@ export interface SimResult {
   mix: string;
   nodes: number;
   violations: string[];
+  /** The faults this run had on (a swarm mix is drawn per seed). */
+  mixDescription: string;
   stats: {
     simMs: number;
     events: number;
@@ -106,6 +66,12 @@ export interface SimResult {
     crashes: number;
     installs: number;
     reads: number;
+    changes: number;
+    transfers: number;
+    resets: number;
+    jointCommits: number;
+    promotions: number;
+    lostAckedByReset: number;
     livenessMs: number;
   };
 }
@@ -115,22 +81,39 @@ export const TICK_MS = 10;
 /** Traced even without --trace-messages: what a reader needs to follow elections. */
 const ELECTION_MESSAGES = new Set([MessageType.PreVote, MessageType.PreVoteResp, MessageType.Vote, MessageType.VoteResp, MessageType.TimeoutNow]);
 
-class SimNode {
+export class SimNode {
   incarnation = 0;
-  alive = true;
+  alive = false;
+  /** Gone for good (removed and stopped, or lost with a majority): never restarts, no longer checked. */
+  destroyed = false;
   replica: Replica<number> | null = null;
   log: SimLog | null = null;
   sm: SimStateMachine | null = null;
   slowDisk = false;
+  /** When it first acknowledged an append or a snapshot (a learner may be promoted only after). */
+  ackedAt: number | null = null;
 
   constructor(
     readonly id: NodeId,
     readonly disk: SimDisk,
   ) {}
+
+  get exists(): boolean {
+    return !this.destroyed;
+  }
 }
 
 interface PendingOp {
   deadline: number;
+}
+
+/** What the per-step observer remembers of a node that is campaigning or leading. */
+interface Watch {
+  incarnation: number;
+  term: number;
+  state: StateType;
+  commit: number;
+  conf: ConfState;
 }
 
 export class SimCluster {
@@ -138,21 +121,30 @@ export class SimCluster {
   readonly rng: Prng;
   readonly checker: Checker;
   readonly nodes = new Map<NodeId, SimNode>();
-  private readonly ids: NodeId[];
+  readonly opts: SimOptions;
+  readonly replicaOpts: ReplicaOptions;
+  readonly layout: FileLayout;
+  readonly initialSize: number;
   private readonly blocked = new Set<string>();
-  private net = { ...calmNet };
-  private readonly opts: SimOptions;
-  private readonly replicaOpts: ReplicaOptions;
+  private net = { ...CALM_NET };
   private events = 0;
   private clientsOn = true;
-  private readonly stats = { elections: 0, crashes: 0, installs: 0, reads: 0, acked: 0 };
+  readonly stats = { elections: 0, crashes: 0, installs: 0, reads: 0, acked: 0, changes: 0, transfers: 0, resets: 0 };
   private probe: { since: number; done: number | null } | null = null;
+  private readonly watches = new Map<NodeId, Watch>();
+  private readonly seenConfEntries = new Set<string>();
+  private nextId: number;
+  private lastSendCrashAt = -Infinity;
+  private settledAfterMs = 0;
+  readonly operator: SimOperator;
 
   constructor(opts: SimOptions) {
     this.opts = opts;
     this.rng = new Prng(opts.seed);
     this.checker = new Checker(() => this.q.now);
-    this.ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+    this.initialSize = opts.nodes;
+    const ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+    this.nextId = opts.nodes + 1;
     this.replicaOpts = {
       ...DEFAULT_REPLICA_OPTIONS,
       tickMs: TICK_MS,
@@ -170,14 +162,29 @@ export class SimCluster {
       keepEntriesAfterSnapshot: this.rng.int(0, 20),
       proposalTimeoutMs: 1000,
       readTimeoutMs: 1000,
+      catchupMargin: this.rng.pick([0, 5, 50, 1000]),
+      changePeersTimeoutMs: 3000,
+      ...opts.replica,
     };
-    const conf = { voters: [...this.ids], votersOutgoing: [], learners: [] };
-    const bootstrap: SnapshotMeta = { index: 1, term: 1, conf, peers: this.ids.map((id) => ({ id, address: `sim://${id}` })) };
-    for (const id of this.ids) this.nodes.set(id, new SimNode(id, new SimDisk(conf, bootstrap)));
+    this.layout = { segmentTxns: this.rng.int(4, 40), keepSegments: this.rng.int(1, 5) };
+    this.snapshotNet.maxChunkBytes = this.rng.pick([16, 64, 256, 4096]);
+    const conf = { voters: [...ids], votersOutgoing: [], learners: [] };
+    const bootstrap: SnapshotMeta = { index: 1, term: 1, conf, peers: ids.map((id) => ({ id, address: `sim://${id}` })) };
+    for (const id of ids) this.nodes.set(id, new SimNode(id, new SimDisk(conf, bootstrap)));
+    this.operator = new SimOperator(this, new Prng(opts.seed * 7 + 13));
   }
 
   trace(line: string): void {
     this.opts.trace?.(`${this.q.now.toFixed(2).padStart(9)}ms ${line}`);
+  }
+
+  get inFaultPhase(): boolean {
+    return this.q.now < this.opts.faultMs;
+  }
+
+  /** Nodes that exist (up or crashed, not destroyed). */
+  get ids(): NodeId[] {
+    return [...this.nodes.values()].filter((n) => n.exists).map((n) => n.id);
   }
 
   // ---------------------------------------------------------------- nodes
@@ -187,22 +194,25 @@ export class SimCluster {
     const alive = () => node.alive && node.incarnation === inc;
     return {
       now: () => this.q.now,
-      schedule: (d, fn) => this.q.schedule(d, () => {
-        if (alive()) fn();
-      }),
+      schedule: (d, fn) =>
+        this.q.schedule(d, () => {
+          if (alive()) fn();
+        }),
       rng: this.rng,
       alive,
     };
   }
 
   boot(node: SimNode): void {
+    if (node.destroyed) return;
     node.incarnation++;
     node.alive = true;
     node.disk.recover();
     const host = this.hostFor(node);
     const nodeRng = new Prng(this.opts.seed * 1000003 + node.incarnation * 101 + Number(node.id.slice(1)));
     const log = new SimLog(node.disk, host, this.opts.bug === 'forget-vote');
-    const sm = new SimStateMachine(node.id, node.disk, host, this.checker, (from, meta, done) => this.fetchSnapshot(node.id, from, meta, done));
+    const sm = new SimStateMachine(node.id, node.disk, host, this.checker, this.layout, this.snapshotNet);
+    const early = this.opts.bug === 'ack-before-persist' ? [MessageType.AppResp] : this.opts.bug === 'vote-before-persist' ? [MessageType.VoteResp] : undefined;
     const replica = new Replica<number>(node.id, this.replicaOpts, {
       log,
       stateMachine: sm,
@@ -210,17 +220,11 @@ export class SimCluster {
       clock: { now: () => this.q.now, defer: (fn) => host.schedule(0, fn) },
       random: () => nodeRng.next(),
       checkInvariants: true,
-      unsafeAckBeforePersist: this.opts.bug === 'ack-before-persist',
+      ...(early ? { unsafeSendBeforePersist: early } : {}),
       listener: {
-        onRoleChange: (state, lead, term) => {
-          this.trace(`${node.id} is ${state} (term ${term}, leader ${lead || '-'})`);
-          if (state === StateType.Leader) {
-            this.stats.elections++;
-            const core = replica.rawNode;
-            this.checker.onLeader(node.id, term, node.disk.log, core.lastIndex(), (i) => core.termAt(i));
-          }
-        },
-        onFatal: (e) => this.checker.violations.push(`fatal on ${node.id}: ${e.message}`),
+        onRoleChange: (state, lead, term) => this.trace(`${node.id} is ${state} (term ${term}, leader ${lead || '-'})`),
+        onCommitByFiat: (committed, last) => this.onCommitByFiat(node, committed, last),
+        onFatal: (e) => this.checker.violate(`fatal on ${node.id}: ${e.message}`),
       },
     });
     node.replica = replica;
@@ -243,12 +247,38 @@ export class SimCluster {
     node.alive = false;
     node.log?.tearInflight();
     node.replica = null;
+    this.watches.delete(node.id);
   }
 
   restart(node: SimNode): void {
-    if (node.alive) return;
+    if (node.alive || node.destroyed) return;
     this.trace(`RESTART ${node.id}`);
     this.boot(node);
+  }
+
+  /** Crashes a node now and brings it back after the mix's restart delay. */
+  crashAndRestart(node: SimNode): void {
+    if (!node.alive) return;
+    this.crash(node);
+    const [lo, hi] = this.opts.mix.restartMs;
+    this.q.schedule(lo + this.rng.next() * (hi - lo), () => this.restart(node));
+  }
+
+  /** Gone for good: stopped, never restarted, and no longer part of any check that compares live nodes. */
+  destroy(node: SimNode): void {
+    if (node.destroyed) return;
+    this.trace(`DESTROY ${node.id}`);
+    if (node.alive) this.crash(node);
+    node.destroyed = true;
+  }
+
+  /** A new node as a JournalNode started with --join prepares it: an empty state at index 0, in no configuration. */
+  createJoiner(): SimNode {
+    const id = `n${this.nextId++}`;
+    const node = new SimNode(id, new SimDisk(emptyConf(), null));
+    this.nodes.set(id, node);
+    this.trace(`CREATE ${id} (empty, joining)`);
+    return node;
   }
 
   // ---------------------------------------------------------------- network
@@ -261,9 +291,48 @@ export class SimCluster {
     for (const m of msgs) {
       const from = this.nodes.get(m.from);
       if (!from?.alive) continue;
+      this.observeSend(from, m);
       this.transmit(m);
       if (this.net.duplicate > 0 && this.rng.chance(this.net.duplicate)) this.transmit(m);
+      this.maybeCrashAfterSend(from, m);
     }
+  }
+
+  /** What the checkers learn from a message leaving: acknowledgements, and promotions being proposed. */
+  private observeSend(from: SimNode, m: Message): void {
+    if (from.ackedAt === null && ((m.type === MessageType.AppResp && !m.reject && m.index > 0) || (m.type === MessageType.SnapStatus && !m.reject))) from.ackedAt = this.q.now;
+    if (m.type !== MessageType.App) return;
+    for (const e of m.entries) {
+      if (e.type !== EntryType.ConfChange) continue;
+      const key = `${e.index}:${e.term}`;
+      if (this.seenConfEntries.has(key)) continue;
+      this.seenConfEntries.add(key);
+      const conf = from.replica?.rawNode.conf();
+      if (!conf) continue;
+      for (const c of decodeConfChange(e.data).changes) {
+        if (c.op !== ConfChangeOp.AddVoter || !conf.learners.includes(c.peer.id)) continue;
+        this.checker.onPromotion(from.id, c.peer.id, e.index, this.nodes.get(c.peer.id)?.ackedAt != null);
+      }
+    }
+  }
+
+  /** Crashes that land right after a node sent an acknowledgement, a vote or entries: what it sent must be durable. */
+  private maybeCrashAfterSend(from: SimNode, m: Message): void {
+    const eligible = (m.type === MessageType.AppResp && !m.reject) || (m.type === MessageType.VoteResp && !m.reject) || (m.type === MessageType.App && m.entries.length > 0);
+    if (eligible) this.maybeCrashAfter(from, `sending ${MessageType[m.type]} to ${m.to}`);
+  }
+
+  /** With the mix's odds, `node` (or, on a power loss, every node) crashes right after what it just did. */
+  private maybeCrashAfter(node: SimNode, what: string): void {
+    const mix = this.opts.mix;
+    // At most one such crash per election timeout, so the cluster also makes progress to lose.
+    if (mix.crashAfterSend === 0 || !this.inFaultPhase || this.q.now - this.lastSendCrashAt < 10 * TICK_MS || !this.rng.chance(mix.crashAfterSend)) return;
+    this.lastSendCrashAt = this.q.now;
+    const all = this.rng.chance(mix.powerLoss);
+    this.q.schedule(0, () => {
+      this.trace(`${all ? 'POWER LOSS: every node crashes' : `${node.id} crashes`} right after ${node.id} ${what}`);
+      for (const n of all ? [...this.nodes.values()] : [node]) this.crashAndRestart(n);
+    });
   }
 
   private transmit(m: Message): void {
@@ -271,11 +340,8 @@ export class SimCluster {
       if (this.opts.traceMessages || (this.opts.trace && ELECTION_MESSAGES.has(m.type))) this.trace(`drop ${MessageType[m.type]} ${m.from}->${m.to}`);
       return;
     }
-    const [lo, hi] = this.net.delayMs;
-    let delay = lo + this.rng.next() * (hi - lo);
-    if (this.net.spikeChance > 0 && this.rng.chance(this.net.spikeChance)) delay += this.net.spikeMs[0] + this.rng.next() * (this.net.spikeMs[1] - this.net.spikeMs[0]);
     const copy: Message = { ...m, entries: [...m.entries] };
-    this.q.schedule(delay, () => {
+    this.q.schedule(this.netDelay(), () => {
       const to = this.nodes.get(copy.to);
       if (!to?.alive || !to.replica || this.isBlocked(copy.from, copy.to)) return;
       if (this.opts.traceMessages || (this.opts.trace && ELECTION_MESSAGES.has(copy.type))) this.trace(`${MessageType[copy.type]} ${copy.from}->${copy.to} t${copy.term} i${copy.index} n${copy.entries.length} c${copy.commit}${copy.reject ? ' reject' : ''}`);
@@ -283,25 +349,81 @@ export class SimCluster {
     });
   }
 
-  private fetchSnapshot(to: NodeId, from: NodeId, meta: SnapshotMeta, done: (err: Error | null, s?: { meta: SnapshotMeta; image: SmImage }) => void): void {
+  private netDelay(): number {
     const [lo, hi] = this.net.delayMs;
-    this.q.schedule(2 * (lo + this.rng.next() * (hi - lo)) + 1, () => {
-      const src = this.nodes.get(from);
-      if (!src?.alive || this.isBlocked(from, to) || this.isBlocked(to, from)) return done(new Error(`${from} unreachable`));
-      const s = src.disk.snapshot;
-      if (s.meta.index < meta.index) return done(new Error(`${from} has no snapshot at ${meta.index}`));
+    let delay = lo + this.rng.next() * (hi - lo);
+    if (this.net.spikeChance > 0 && this.rng.chance(this.net.spikeChance)) delay += this.net.spikeMs[0] + this.rng.next() * (this.net.spikeMs[1] - this.net.spikeMs[0]);
+    return delay;
+  }
+
+  /** Snapshot transfer between nodes: requests and chunks cross the simulated network, with its faults. */
+  private readonly snapshotNet: SnapshotNet = {
+    maxChunkBytes: 0, // drawn in the constructor
+    source: (to, from, host) => this.snapshotSource(to, from, host),
+    chunkWritten: (id) => {
+      const rate = this.opts.mix.crashMidInstall;
+      if (rate === 0 || !this.inFaultPhase || !this.rng.chance(rate)) return;
+      const node = this.nodes.get(id)!;
+      this.q.schedule(0, () => {
+        this.trace(`${id} crashes in the middle of a snapshot install`);
+        this.crashAndRestart(node);
+      });
+    },
+    installed: (id, index) => {
       this.stats.installs++;
-      this.trace(`${to} fetched snapshot ${s.meta.index} from ${from}`);
-      done(null, { meta: s.meta, image: { ...s.image } });
-    });
+      this.trace(`${id} installed snapshot ${index}`);
+    },
+  };
+
+  private snapshotSource(to: NodeId, from: NodeId, host: SimHost): FetchSource<SimManifest> {
+    const rpc = <T>(serve: () => T, cb: (err: Error | null, v?: T) => void, lossy: boolean) => {
+      host.schedule(2 * this.netDelay() + 0.5, () => {
+        const src = this.nodes.get(from);
+        if (!src?.alive || this.isBlocked(from, to) || this.isBlocked(to, from)) return cb(new Error(`${from} unreachable`));
+        if (lossy && this.inFaultPhase && this.opts.mix.chunkLoss > 0 && this.rng.chance(this.opts.mix.chunkLoss)) return cb(new Error(`chunk from ${from} lost`));
+        let v: T;
+        try {
+          v = serve();
+        } catch (e) {
+          return cb(e as Error);
+        }
+        cb(null, v);
+      });
+    };
+    return {
+      manifest: (minIndex, cb) =>
+        rpc(
+          () => {
+            const s = this.nodes.get(from)!.disk.snapshot;
+            if (s.meta.index < minIndex) throw new Error(`${from} has no snapshot at ${minIndex} (newest ${s.meta.index})`);
+            return manifestOf(s);
+          },
+          cb,
+          false,
+        ),
+      chunk: (index, f, offset, length, cb) =>
+        rpc(
+          () => {
+            const s = this.nodes.get(from)!.disk.snapshots.find((x) => x.meta.index === index);
+            const file = s?.image.files.find((x) => x.name === f.file);
+            if (!file) throw new Error(`${from}: snapshot ${index} has no file ${f.file} (any more)`);
+            const bytes = file.bytes.slice(offset, offset + length);
+            if (this.inFaultPhase && bytes.byteLength > 0 && this.opts.mix.chunkCorrupt > 0 && this.rng.chance(this.opts.mix.chunkCorrupt)) bytes[this.rng.int(0, bytes.byteLength)]! ^= 0x20;
+            return bytes;
+          },
+          cb,
+          true,
+        ),
+    };
   }
 
   /** Cuts both directions between two groups. */
   partition(a: NodeId[], b: NodeId[]): void {
-    for (const x of a) for (const y of b) {
-      this.blocked.add(`${x}>${y}`);
-      this.blocked.add(`${y}>${x}`);
-    }
+    for (const x of a)
+      for (const y of b) {
+        this.blocked.add(`${x}>${y}`);
+        this.blocked.add(`${y}>${x}`);
+      }
     this.trace(`PARTITION [${a.join(',')}] | [${b.join(',')}]`);
   }
 
@@ -312,7 +434,7 @@ export class SimCluster {
 
   healNetwork(): void {
     this.blocked.clear();
-    this.net = { ...calmNet };
+    this.net = { ...CALM_NET };
     this.trace('HEAL network');
   }
 
@@ -327,8 +449,8 @@ export class SimCluster {
       const now = this.q.now;
       for (const [k, p] of pending) if (p.deadline < now) pending.delete(k);
       if (this.clientsOn && pending.size < 3) {
-        const node = this.nodes.get(target)!;
-        if (!node.alive || !node.replica) target = this.rng.pick(this.ids);
+        const node = this.nodes.get(target);
+        if (!node?.alive || !node.replica) target = this.rng.pick(this.ids);
         else {
           const id = seq++;
           const data = new TextEncoder().encode(`c${cid}:${id}`);
@@ -340,14 +462,15 @@ export class SimCluster {
               this.stats.acked++;
               this.checker.onAck(res.index, res.term, data);
               believedTerm = res.term;
+              this.maybeCrashAfter(node, `acknowledged write ${res.index}`);
               return;
             }
-            if (err?.errorName === 'NOT_LEADER' && err.details.leaderId) target = err.details.leaderId;
+            if (err?.errorName === 'NOT_LEADER' && err.details.leaderId && this.nodes.get(err.details.leaderId)?.exists) target = err.details.leaderId;
             else if (err?.errorName === 'NOT_LEADER' || err?.errorName === 'TERM_MISMATCH') target = this.rng.pick(this.ids);
             if (err?.errorName === 'TERM_MISMATCH') believedTerm = undefined;
           });
+          if (this.rng.chance(0.1)) this.linearizableRead(node);
         }
-        if (this.rng.chance(0.1)) this.linearizableRead(node);
       }
       this.q.schedule(this.rng.int(2, 25), loop);
     };
@@ -362,8 +485,8 @@ export class SimCluster {
     replica.readIndex((err, index) => {
       if (err || index === undefined) return;
       this.stats.reads++;
-      if (index < mustSee) this.checker.violations.push(`t=${this.q.now.toFixed(1)}ms linearizability: read on ${node.id} at index ${index} misses write acked at ${mustSee}`);
-      if (replica.appliedIndex < index) this.checker.violations.push(`read served on ${node.id} before index ${index} was applied`);
+      if (index < mustSee) this.checker.violate(`linearizability: read on ${node.id} at index ${index} misses write acked at ${mustSee}`);
+      if (replica.appliedIndex < index) this.checker.violate(`read served on ${node.id} before index ${index} was applied`);
     });
   }
 
@@ -371,13 +494,14 @@ export class SimCluster {
 
   private faultStep(): void {
     const mix = this.opts.mix;
+    const ids = this.ids;
     const actions: (() => void)[] = [];
     if (mix.partitions)
       actions.push(() => {
         this.blocked.clear();
         if (this.rng.chance(0.3)) return this.trace('HEAL partitions');
-        const shuffled = [...this.ids].sort(() => this.rng.next() - 0.5);
-        const k = this.rng.int(1, this.ids.length);
+        const shuffled = [...ids].sort(() => this.rng.next() - 0.5);
+        const k = this.rng.int(1, ids.length);
         this.partition(shuffled.slice(0, k), shuffled.slice(k));
       });
     if (mix.asymmetric)
@@ -385,8 +509,8 @@ export class SimCluster {
         this.blocked.clear();
         const n = this.rng.int(1, 4);
         for (let i = 0; i < n; i++) {
-          const a = this.rng.pick(this.ids);
-          const b = this.rng.pick(this.ids.filter((x) => x !== a));
+          const a = this.rng.pick(ids);
+          const b = this.rng.pick(ids.filter((x) => x !== a));
           this.cutOneWay(a, b);
         }
       });
@@ -395,17 +519,15 @@ export class SimCluster {
         this.blocked.clear();
         const leader = this.leader();
         if (!leader) return;
-        const follower = this.rng.pick(this.ids.filter((x) => x !== leader));
+        const follower = this.rng.pick(ids.filter((x) => x !== leader));
         this.partition([leader], [follower]);
       });
     if (mix.crashes)
       actions.push(() => {
-        const victim = this.nodes.get(this.rng.pick(this.ids))!;
-        if (!victim.alive) return;
-        this.crash(victim);
-        this.q.schedule(mix.restartMs[0] + this.rng.next() * (mix.restartMs[1] - mix.restartMs[0]), () => this.restart(victim));
+        const victim = this.nodes.get(this.rng.pick(ids))!;
+        this.crashAndRestart(victim);
       });
-    if (actions.length > 0) this.rng.pick(actions)();
+    if (actions.length > 0 && ids.length > 1) this.rng.pick(actions)();
   }
 
   leader(): NodeId | undefined {
@@ -416,8 +538,69 @@ export class SimCluster {
     return best?.id;
   }
 
+  /** The configuration of the newest leader (or, with none, of the live node in the highest term). */
+  currentConf(): ConfState | undefined {
+    const lead = this.leader();
+    if (lead) return this.node(lead).replica!.rawNode.conf();
+    let best: SimNode | undefined;
+    for (const n of this.nodes.values()) if (n.alive && n.replica && (!best || n.replica.term > best.replica!.term)) best = n;
+    return best?.replica?.rawNode.conf();
+  }
+
   private checkLogs(): void {
-    this.checker.checkLogMatching([...this.nodes.values()].map((n) => ({ id: n.id, log: n.disk.log })));
+    this.checker.checkLogMatching([...this.nodes.values()].filter((n) => n.exists).map((n) => ({ id: n.id, log: n.disk.log })));
+  }
+
+  // ---------------------------------------------------------------- the checks read off each step
+
+  private durable = (id: NodeId): DurableState | undefined => {
+    const n = this.nodes.get(id);
+    if (!n) return undefined;
+    const d = n.disk;
+    return { hard: d.hard, holds: (index, term) => d.log.term(index) === term || d.snapshot.meta.index >= index };
+  };
+
+  /**
+   * After every event: a node that started campaigning or leading must be a voter; a new leader's votes must
+   * be durable on a quorum; each step of a leader's commit index must be durable on a quorum of the
+   * configuration in force.
+   */
+  private observe(): void {
+    const direct = this.opts.checks !== 'outcomes';
+    for (const n of this.nodes.values()) {
+      if (!n.alive || !n.replica) continue;
+      const raw = n.replica.rawNode;
+      const r = raw.raft;
+      if (r.state === StateType.Follower) {
+        if (this.watches.size > 0) this.watches.delete(n.id);
+        continue;
+      }
+      const w = this.watches.get(n.id);
+      if (!w || w.term !== r.term || w.state !== r.state || w.incarnation !== n.incarnation) {
+        this.checker.onCampaign(n.id, r.state, r.conf);
+        if (r.state === StateType.Leader) {
+          this.stats.elections++;
+          this.checker.onLeader(n.id, r.term, r.conf, n.disk.log, raw.lastIndex(), (i) => raw.termAt(i), this.durable, direct);
+        }
+        this.watches.set(n.id, { incarnation: n.incarnation, term: r.term, state: r.state, commit: raw.committedIndex(), conf: r.conf });
+        continue;
+      }
+      if (r.state !== StateType.Leader) continue;
+      const c = raw.committedIndex();
+      if (c > w.commit) {
+        if (direct) this.checker.onCommit(n.id, r.term, c, raw.termAt(c)!, [w.conf, r.conf], this.durable);
+        w.commit = c;
+      }
+      w.conf = r.conf;
+    }
+  }
+
+  /** Reset-peers on `node` is about to commit its whole log: the checker learns what survives. */
+  private onCommitByFiat(node: SimNode, committed: number, last: number): void {
+    const log = node.disk.log;
+    const first = log.firstIndex();
+    this.trace(`RESET ${node.id}: commits (${committed}, ${last}] by fiat`);
+    this.checker.onReset(node.id, node.replica!.term, committed, first, first <= last ? log.entries(first, last + 1, Infinity) : []);
   }
 
   // ---------------------------------------------------------------- running
@@ -425,6 +608,7 @@ export class SimCluster {
   runUntil(t: number): void {
     while (this.q.step(t)) {
       this.events++;
+      this.observe();
       if (this.checker.violations.length > 0) return;
     }
     this.q.now = Math.max(this.q.now, t);
@@ -468,27 +652,27 @@ export class SimCluster {
     this.net = { loss: mix.loss, duplicate: mix.duplicate, delayMs: mix.delayMs, spikeChance: mix.spikeChance, spikeMs: mix.spikeMs };
     const faultsOn = mix.partitions || mix.asymmetric || mix.partial || mix.crashes;
     const scheduleFault = () => {
-      if (this.q.now >= o.faultMs) return;
+      if (!this.inFaultPhase) return;
       if (faultsOn) this.faultStep();
       this.q.schedule(mix.faultEveryMs[0] + this.rng.next() * (mix.faultEveryMs[1] - mix.faultEveryMs[0]), scheduleFault);
     };
     this.q.schedule(this.rng.int(100, 400), scheduleFault);
+    this.operator.start();
 
     this.runUntil(o.faultMs);
-    // Heal everything: the network is calm, every node is up.
+    // Heal everything: the network is calm, every node that exists is up.
     this.healNetwork();
     for (const n of this.nodes.values()) this.restart(n);
     const healedAt = this.q.now;
     const livenessAt = this.awaitLiveness(o.livenessMs);
-    // Settle: clients stop; every node must converge to the same applied state.
-    this.stopClients();
-    this.runUntil(this.q.now + o.settleMs);
-    this.finalChecks();
+    // Settle: clients stop; every member must converge to the same applied state.
+    this.settle(o.settleMs);
     return {
       seed: o.seed,
       mix: mix.name,
       nodes: o.nodes,
       violations: [...this.checker.violations],
+      mixDescription: describeMix(mix),
       stats: {
         simMs: Math.round(this.q.now),
         events: this.events,
@@ -498,6 +682,12 @@ export class SimCluster {
         crashes: this.stats.crashes,
         installs: this.stats.installs,
         reads: this.stats.reads,
+        changes: this.stats.changes,
+        transfers: this.stats.transfers,
+        resets: this.stats.resets,
+        jointCommits: this.checker.counts.jointCommits,
+        promotions: this.checker.counts.promotions,
+        lostAckedByReset: this.checker.lostAckedByReset,
         livenessMs: livenessAt === null ? -1 : Math.round(livenessAt - healedAt),
       },
     };
@@ -514,20 +704,42 @@ export class SimCluster {
     const done = this.probe?.done ?? null;
     this.probe = null;
     if (this.checker.violations.length === 0 && done === null) {
-      this.checker.violations.push(`liveness: no leader committed a new proposal within ${windowMs} ms (leader now: ${this.leader() ?? 'none'})`);
+      this.checker.violate(`liveness: no leader committed a new proposal within ${windowMs} ms (leader now: ${this.leader() ?? 'none'})`);
     }
     return done;
+  }
+
+  /** The members of the final configuration: they, and only they, must converge. */
+  private members(): SimNode[] {
+    const conf = this.currentConf();
+    const ids = conf ? confMembers(conf) : this.ids;
+    return ids.map((id) => this.nodes.get(id)).filter((n): n is SimNode => n !== undefined && n.exists);
+  }
+
+  /**
+   * Stops the clients and waits, polling, until every member has applied the same index (at least a short
+   * quiet period, at most maxMs); then the final checks.
+   */
+  settle(maxMs: number): void {
+    this.stopClients();
+    const deadline = this.q.now + maxMs;
+    this.runUntil(Math.min(deadline, this.q.now + 300));
+    while (this.q.now < deadline && this.checker.violations.length === 0 && !this.converged()) this.runUntil(Math.min(deadline, this.q.now + 50));
+    this.settledAfterMs = maxMs - (deadline - this.q.now);
+    this.finalChecks();
+  }
+
+  private converged(): boolean {
+    const ms = this.members();
+    const first = ms[0]?.replica;
+    return first !== undefined && first !== null && ms.every((n) => n.replica !== null && n.replica.appliedIndex === first.appliedIndex);
   }
 
   /** Convergence, log matching and acknowledged-write durability: run after a quiet period. */
   finalChecks(): void {
     if (this.checker.violations.length === 0) this.checkConvergence();
     this.checkLogs();
-    if (this.checker.violations.length === 0) this.checker.checkAcked((i) => this.appliedEverywhere(i));
-  }
-
-  private appliedEverywhere(index: number): boolean {
-    return [...this.nodes.values()].every((n) => (n.replica?.appliedIndex ?? 0) >= index);
+    if (this.checker.violations.length === 0) this.checker.checkAcked((i) => this.members().every((n) => (n.replica?.appliedIndex ?? 0) >= i));
   }
 
   /** After healing, proposes until one is acknowledged: the time that takes is the liveness figure. */
@@ -554,15 +766,15 @@ export class SimCluster {
   }
 
   checkConvergence(): void {
-    const applied = [...this.nodes.values()].map((n) => ({ id: n.id, applied: n.replica?.appliedIndex ?? -1, hash: n.sm?.state.hash ?? -1 }));
+    const applied = this.members().map((n) => ({ id: n.id, applied: n.replica?.appliedIndex ?? -1, hash: n.sm?.state.hash ?? -1, files: n.sm?.files.digest() ?? -1 }));
     const max = Math.max(...applied.map((a) => a.applied));
     const behind = applied.filter((a) => a.applied !== max);
     if (behind.length > 0) {
-      this.checker.violations.push(`convergence: after ${this.opts.settleMs} ms of quiet, applied indexes differ: ${applied.map((a) => `${a.id}=${a.applied}`).join(' ')}`);
+      this.checker.violate(`convergence: after ${Math.round(this.settledAfterMs)} ms of quiet, applied indexes differ: ${applied.map((a) => `${a.id}=${a.applied}`).join(' ')}`);
       return;
     }
-    const hashes = new Set(applied.map((a) => a.hash));
-    if (hashes.size > 1) this.checker.violations.push(`convergence: same applied index ${max} but different states`);
+    if (new Set(applied.map((a) => a.hash)).size > 1) this.checker.violate(`convergence: same applied index ${max} but different states`);
+    else if (new Set(applied.map((a) => a.files)).size > 1) this.checker.violate(`convergence: same applied index ${max} and state, but different files`);
   }
 }
 
@@ -570,6 +782,6 @@ export function runSim(opts: SimOptions): SimResult {
   return new SimCluster(opts).run();
 }
 
-export function replayCommand(r: { seed: number; mix: string; nodes: number }, bug?: OutsideModelBug): string {
-  return `npm run sim -- --seed ${r.seed} --mix ${r.mix} --nodes ${r.nodes}${bug ? ` --bug ${bug}` : ''} --trace`;
+export function replayCommand(r: { seed: number; mix: string; nodes: number }, o: { bug?: OutsideModelBug | undefined; checks?: string | undefined } = {}): string {
+  return `npm run sim -- --seed ${r.seed} --mix ${r.mix} --nodes ${r.nodes}${o.bug ? ` --bug ${o.bug}` : ''}${o.checks && o.checks !== 'all' ? ` --checks ${o.checks}` : ''} --trace`;
 }

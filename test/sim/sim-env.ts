@@ -1,36 +1,87 @@
 // Simulated durable state and the Replica's environment over it: a disk whose writes become durable only
 // when they complete (a crash loses what is in flight, possibly leaving a torn prefix), a hash-chain state
-// machine, and snapshot save / fetch / install with latency.
+// machine that also keeps journal-like files (sim-files.ts), snapshots saved with latency, and snapshot
+// install through the server's own chunked fetch loop (journalnode/snapshot-fetcher.ts) over in-memory
+// sources and sinks.
 
 import { MemoryStorage } from '../../src/raft/memory-storage.js';
 import type { ConfState, Entry, HardState, NodeId, SnapshotMeta } from '../../src/raft/types.js';
 import { NONE } from '../../src/raft/types.js';
 import type { ReplicaLog, ReplicaStateMachine, StagedSnapshot } from '../../src/replica/env.js';
 import type { Prng } from '../../src/prng.js';
+import { fetchSnapshot } from '../../journalnode/snapshot-fetcher.js';
+import type { FetchSink, FetchSource, ManifestSummary, SnapshotFileRef } from '../../journalnode/snapshot-fetcher.js';
+import { SimFiles } from './sim-files.js';
+import type { FileImage, FileLayout } from './sim-files.js';
 
 export interface SmImage {
   hash: number;
   commands: number;
+  files: readonly FileImage[];
 }
 
-export const EMPTY_IMAGE: SmImage = { hash: 0x811c9dc5, commands: 0 };
+export const EMPTY_IMAGE: SmImage = { hash: 0x811c9dc5, commands: 0, files: [] };
 
-/** What survives a crash: hard state, log entries, and the snapshot (metadata and image as one unit). */
+export interface SimSnapshot {
+  meta: SnapshotMeta;
+  image: SmImage;
+}
+
+/** A snapshot's manifest as the source serves it: the metadata, the state machine's own fields, the files. */
+export interface SimManifest {
+  meta: SnapshotMeta;
+  hash: number;
+  commands: number;
+  files: SnapshotFileRef[];
+}
+
+const JID = 'sim';
+
+export function manifestOf(s: SimSnapshot): SimManifest {
+  return {
+    meta: s.meta,
+    hash: s.image.hash,
+    commands: s.image.commands,
+    files: s.image.files.map((f) => ({ jid: JID, file: f.name, sizeBytes: f.bytes.byteLength, crc32: f.crc32 })),
+  };
+}
+
+function summarize(m: SimManifest): ManifestSummary {
+  return { index: m.meta.index, files: m.files };
+}
+
+/** Snapshots kept on disk: the previous one may still be being fetched by a follower. */
+const KEEP_SNAPSHOTS = 2;
+
+/** What survives a crash: hard state, log entries, and the snapshots (metadata and image as one unit). */
 export class SimDisk {
   hard: HardState = { term: 0, vote: NONE, commit: 0 };
   readonly log: MemoryStorage;
-  snapshot: { meta: SnapshotMeta; image: SmImage };
+  /** Oldest first; the last is the newest. */
+  readonly snapshots: SimSnapshot[];
   /** Latency per write, ms: [min, max). */
   latencyMs: [number, number] = [0.3, 2];
 
+  /** With no bootstrap snapshot: the empty state at index 0 of a node that joins a running cluster. */
   constructor(conf: ConfState, bootstrap: SnapshotMeta | null) {
     this.log = new MemoryStorage(conf);
-    this.snapshot = { meta: this.log.snapshotMeta(), image: { ...EMPTY_IMAGE } };
+    this.snapshots = [{ meta: this.log.snapshotMeta(), image: EMPTY_IMAGE }];
     if (bootstrap) {
       this.log.applySnapshot(bootstrap);
-      this.snapshot = { meta: bootstrap, image: { ...EMPTY_IMAGE } };
+      this.snapshots[0] = { meta: bootstrap, image: EMPTY_IMAGE };
       this.hard = { term: bootstrap.term, vote: NONE, commit: bootstrap.index };
     }
+  }
+
+  get snapshot(): SimSnapshot {
+    return this.snapshots[this.snapshots.length - 1]!;
+  }
+
+  /** A snapshot became durable; only a newer one replaces the newest (an install may have overtaken a save). */
+  keep(s: SimSnapshot): void {
+    if (s.meta.index <= this.snapshot.meta.index) return;
+    this.snapshots.push(s);
+    if (this.snapshots.length > KEEP_SNAPSHOTS) this.snapshots.shift();
   }
 
   /**
@@ -63,6 +114,11 @@ export function mixHash(h: number, e: Entry): number {
     x = Math.imul(x, 0x01000193) >>> 0;
   }
   return x >>> 0;
+}
+
+function diskDelay(disk: SimDisk, host: SimHost): number {
+  const [lo, hi] = disk.latencyMs;
+  return lo + host.rng.next() * (hi - lo);
 }
 
 export class SimLog implements ReplicaLog {
@@ -108,8 +164,7 @@ export class SimLog implements ReplicaLog {
     if (this.inflight) throw new Error('sim log: overlapping writes');
     if (this.pendingReset) throw new Error('sim log: write during a reset');
     this.inflight = { hard, entries };
-    const [lo, hi] = this.disk.latencyMs;
-    this.host.schedule(lo + this.host.rng.next() * (hi - lo), () => {
+    this.host.schedule(diskDelay(this.disk, this.host), () => {
       if (!this.host.alive()) return;
       this.inflight = null;
       if (hard) this.disk.hard = { ...hard };
@@ -144,8 +199,7 @@ export class SimLog implements ReplicaLog {
   }
 
   commitReset(meta: SnapshotMeta, done: (err: Error | null) => void): void {
-    const [lo, hi] = this.disk.latencyMs;
-    this.host.schedule(lo + this.host.rng.next() * (hi - lo), () => {
+    this.host.schedule(diskDelay(this.disk, this.host), () => {
       if (!this.host.alive()) return;
       this.disk.log.applySnapshot(meta);
       this.pendingReset = null;
@@ -160,19 +214,75 @@ interface SimStaged extends StagedSnapshot {
 
 export interface SmObserver {
   onApply(node: NodeId, e: Entry, hashAfter: number): void;
+  /** A violation the state machine itself found (an install whose files do not fit its state). */
+  violate(msg: string): void;
+}
+
+/** Where a follower's fetch goes: the simulated network to the peer holding the snapshot. */
+export interface SnapshotNet {
+  source(to: NodeId, from: NodeId, host: SimHost): FetchSource<SimManifest>;
+  maxChunkBytes: number;
+  /** A chunk was written into the staging area (the fault injector may crash the node here). */
+  chunkWritten(node: NodeId): void;
+  installed(node: NodeId, index: number): void;
+}
+
+/** The staging area of one fetch: in memory, so a crash (the end of the incarnation) loses it. */
+class MemorySink implements FetchSink {
+  readonly staged = new Map<string, Uint8Array>();
+
+  constructor(
+    private readonly id: NodeId,
+    private readonly local: SimFiles,
+    private readonly disk: SimDisk,
+    private readonly host: SimHost,
+    private readonly net: SnapshotNet,
+  ) {}
+
+  begin(): void {
+    this.staged.clear();
+  }
+  reuse(f: SnapshotFileRef): boolean {
+    const bytes = this.local.reusable(f.file, f.sizeBytes, f.crc32);
+    if (!bytes) return false;
+    this.staged.set(f.file, bytes);
+    return true;
+  }
+  write(f: SnapshotFileRef, offsetBytes: number, bytes: Uint8Array): void {
+    let buf = this.staged.get(f.file);
+    if (!buf) {
+      buf = new Uint8Array(f.sizeBytes);
+      this.staged.set(f.file, buf);
+    }
+    buf.set(bytes, offsetBytes);
+    this.net.chunkWritten(this.id);
+  }
+  endFile(_f: SnapshotFileRef, cb: (err: Error | null) => void): void {
+    this.host.schedule(diskDelay(this.disk, this.host), () => cb(null));
+  }
+  finish(cb: (err: Error | null) => void): void {
+    this.host.schedule(diskDelay(this.disk, this.host), () => cb(null));
+  }
+  abort(): void {
+    this.staged.clear();
+  }
 }
 
 export class SimStateMachine implements ReplicaStateMachine<number> {
-  state: SmImage;
+  state: { hash: number; commands: number };
+  files: SimFiles;
 
   constructor(
     private readonly id: NodeId,
     private readonly disk: SimDisk,
     private readonly host: SimHost,
     private readonly observer: SmObserver,
-    private readonly fetchFrom: (from: NodeId, meta: SnapshotMeta, done: (err: Error | null, s?: { meta: SnapshotMeta; image: SmImage }) => void) => void,
+    private readonly layout: FileLayout,
+    private readonly net: SnapshotNet,
   ) {
-    this.state = { ...disk.snapshot.image };
+    const im = disk.snapshot.image;
+    this.state = { hash: im.hash, commands: im.commands };
+    this.files = SimFiles.restore(layout, im.files, im.commands);
   }
 
   apply(entries: readonly Entry[]): number[] {
@@ -180,6 +290,7 @@ export class SimStateMachine implements ReplicaStateMachine<number> {
     for (const e of entries) {
       this.state.hash = mixHash(this.state.hash, e);
       this.state.commands++;
+      this.files.append(this.state.commands, e.data);
       this.observer.onApply(this.id, e, this.state.hash);
       out.push(this.state.hash);
     }
@@ -187,32 +298,38 @@ export class SimStateMachine implements ReplicaStateMachine<number> {
   }
 
   saveSnapshot(meta: SnapshotMeta, done: (err: Error | null) => void): void {
-    const image = { ...this.state };
-    const [lo, hi] = this.disk.latencyMs;
-    this.host.schedule(lo + this.host.rng.next() * (hi - lo), () => {
+    const image: SmImage = { ...this.state, files: this.files.capture() };
+    this.host.schedule(diskDelay(this.disk, this.host), () => {
       if (!this.host.alive()) return;
-      // Only a newer image replaces the durable one (an install may have overtaken this save).
-      if (meta.index > this.disk.snapshot.meta.index) this.disk.snapshot = { meta, image };
+      this.disk.keep({ meta, image });
       done(null);
     });
   }
 
   fetchSnapshot(from: NodeId, meta: SnapshotMeta, done: (err: Error | null, staged?: StagedSnapshot) => void): void {
-    this.fetchFrom(from, meta, (err, s) => {
-      if (!this.host.alive()) return;
-      if (err || !s) return done(err ?? new Error('fetch failed'));
-      const staged: SimStaged = { meta: s.meta, image: s.image };
-      done(null, staged);
-    });
+    const sink = new MemorySink(this.id, this.files, this.disk, this.host, this.net);
+    fetchSnapshot<SimManifest>(
+      { from, minIndex: meta.index, maxChunkBytes: this.net.maxChunkBytes, source: this.net.source(this.id, from, this.host), sink, summarize },
+      (err, m) => {
+        if (!this.host.alive()) return;
+        if (err || !m) return done(err ?? new Error('fetch failed'));
+        const files = m.files.map((f) => ({ name: f.file, bytes: sink.staged.get(f.file)!, crc32: f.crc32 }));
+        const staged: SimStaged = { meta: m.meta, image: { hash: m.hash, commands: m.commands, files } };
+        done(null, staged);
+      },
+    );
   }
 
   installSnapshot(staged: StagedSnapshot, done: (err: Error | null) => void): void {
     const s = staged as SimStaged;
-    this.state = { ...s.image };
-    const [lo, hi] = this.disk.latencyMs;
-    this.host.schedule(lo + this.host.rng.next() * (hi - lo), () => {
+    const problem = SimFiles.problem(s.image.files, s.image.commands);
+    if (problem) this.observer.violate(`snapshot install on ${this.id}: the files of snapshot ${s.meta.index} do not fit its state: ${problem}`);
+    this.state = { hash: s.image.hash, commands: s.image.commands };
+    this.files = SimFiles.restore(this.layout, s.image.files, s.image.commands);
+    this.host.schedule(diskDelay(this.disk, this.host), () => {
       if (!this.host.alive()) return;
-      this.disk.snapshot = { meta: s.meta, image: { ...s.image } };
+      this.disk.keep({ meta: s.meta, image: s.image });
+      this.net.installed(this.id, s.meta.index);
       done(null);
     });
   }

@@ -234,6 +234,12 @@ export class Harness {
     expect(this.raft(id).state, `${id} should lead`).to.equal(StateType.Leader);
   }
 
+  /** Reset-peers on `id` as the driver runs it: commit and apply the whole log, then force `voters`. */
+  resetPeers(id: NodeId, voters: NodeId[]): void {
+    this.act(id, (n) => n.raw.forceCommitLog());
+    this.act(id, (n) => n.raw.forceConfiguration({ voters, votersOutgoing: [], learners: [] }));
+  }
+
   /** Takes a snapshot of `id`'s state machine at its applied index and compacts its log up to it. */
   snapshotAndCompact(id: NodeId, keepEntries = 0): void {
     const n = this.node(id);

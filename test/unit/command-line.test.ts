@@ -4,7 +4,9 @@
 import { expect } from 'chai';
 import { helpText, parseCommand, usageLines, UsageError } from '../../src/command-line.js';
 import type { CommandSpec } from '../../src/command-line.js';
-import { runQjm } from '../../src/cli/qjm.js';
+import { retryReporter, runQjm } from '../../src/cli/qjm.js';
+import { makeError, NotLeaderError } from '../../src/errors.js';
+import { thrownMessage } from '../support/expect-throw.js';
 
 const SPEC = {
   name: 'tool cmd',
@@ -20,13 +22,7 @@ const SPEC = {
 const WITH_FILE = { name: 'tool dump', summary: 'Reads a file.', positionals: [{ name: 'FILE', description: 'the file' }], flags: {} } as const satisfies CommandSpec;
 
 function refusal(spec: CommandSpec, argv: string[], env: Record<string, string> = {}): string {
-  try {
-    parseCommand(spec, argv, env);
-  } catch (e) {
-    expect(e).to.be.instanceOf(UsageError);
-    return (e as Error).message;
-  }
-  return expect.fail(`${argv.join(' ')} was accepted`);
+  return thrownMessage(() => parseCommand(spec, argv, env), UsageError, argv.join(' '));
 }
 
 describe('command line: one strict parser', () => {
@@ -92,7 +88,7 @@ describe('qjm: flags per command', () => {
   it('an unknown flag is refused with the usage line, exit 2, before any node is contacted', async () => {
     const r = await qjm(['purge', ...peers, '--jid', 'ns1', '--min-txid', '5', '--dry-run', 'yes']);
     expect(r.code).to.equal(2);
-    expect(r.err).to.match(/^qjm purge: unknown flag --dry-run\nusage: qjm purge --peers HOST:PORT,\.\.\. --jid ID --min-txid TXID \[--certs-dir DIR\] \[--user NAME\] \[--insecure\] \[--json\]/);
+    expect(r.err).to.match(/^qjm purge: unknown flag --dry-run\nusage: qjm purge --peers HOST:PORT,\.\.\. --jid ID --min-txid TXID \[--certs-dir DIR\] \[--user NAME\] \[--insecure\] \[--timeout SECONDS\] \[--json\]/);
     const f = await qjm(['finalize', ...peers, '--jid', 'ns1', '--forse', 'yes']);
     expect(f.code).to.equal(2);
     expect(f.err).to.match(/unknown flag --forse \(did you mean --force\?\)/).and.match(/usage: qjm finalize/);
@@ -153,6 +149,33 @@ describe('qjm: flags per command', () => {
     const r = await qjm(['cert', 'create-node', '--certs-dir', '/nonexistent', 'n1', '127.0.0.1', 'localhost']);
     expect(r.code, 'past the arguments: no CA there').to.equal(1);
     expect(r.err).to.match(/create the CA first: qjm cert create-ca/);
+  });
+
+  it('--timeout takes whole seconds, at least 1, on every command that talks to the cluster', async () => {
+    for (const cmd of ['status', 'segments --jid ns1', 'tail --jid ns1', 'change-peers --new-peers n1=127.0.0.1:1', 'snapshot', 'transfer-leader']) {
+      const argv = [...cmd.split(' '), ...peers, '--insecure'];
+      expect((await qjm([...argv, '--timeout', '0'])).err, cmd).to.match(/--timeout must be at least 1 \(seconds\)/);
+      expect((await qjm([...argv, '--timeout', '1.5'])).err, cmd).to.match(/--timeout must be a non-negative integer/);
+    }
+    expect((await qjm(['segments', '--help'])).out).to.match(/--timeout SECONDS +give up on a call to the cluster after SECONDS/);
+  });
+
+  it('the retry report: one line a second at most, naming the node and the socket error, and the time left', () => {
+    const lines: string[] = [];
+    let now = 0;
+    const report = retryReporter((l) => lines.push(l), () => now);
+    const refused = makeError('UNAVAILABLE', '127.0.0.1:1: ECONNREFUSED', { node: '127.0.0.1:1', networkCode: 'ECONNREFUSED' });
+    report(refused, 19_990);
+    now = 400;
+    report(refused, 19_590);
+    now = 1000;
+    report(new NotLeaderError('127.0.0.1:2: no leader known', { node: '127.0.0.1:2' }), 18_990);
+    now = 1500;
+    report(refused, 18_490);
+    expect(lines).to.deep.equal([
+      'qjm: 127.0.0.1:1 unreachable (ECONNREFUSED); retrying for 20 s more',
+      'qjm: 127.0.0.1:2: no leader known (QJM_ERR_NOT_LEADER); retrying for 19 s more',
+    ]);
   });
 
   it('qjm dump takes exactly one FILE', async () => {

@@ -9,6 +9,7 @@ import { UsageError } from '../../../src/command-line.js';
 import { parseJournalNodeArgs } from '../../../journalnode/cli-args.js';
 import { ConfigError, DEFAULTS } from '../../../journalnode/config.js';
 import type { JournalNodeConfig } from '../../../journalnode/config.js';
+import { thrownMessage } from '../../support/expect-throw.js';
 
 const NODE = ['--id', 'n1', '--listen', '127.0.0.1:8485', '--data', '/tmp/qj-n1', '--peers', 'n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487'];
 const BASE = [...NODE.slice(0, 6), '--insecure', ...NODE.slice(6)];
@@ -20,13 +21,7 @@ function config(argv: string[]): JournalNodeConfig {
 }
 
 function refused(argv: string[], type: typeof UsageError | typeof ConfigError): string {
-  try {
-    parseJournalNodeArgs(argv);
-  } catch (e) {
-    expect(e).to.be.instanceOf(type);
-    return (e as Error).message;
-  }
-  return expect.fail(`${argv.join(' ')} was accepted`);
+  return thrownMessage(() => parseJournalNodeArgs(argv), type, argv.join(' '));
 }
 
 describe('journalnode command line', () => {

@@ -123,6 +123,17 @@ describe('retry policy', () => {
       expect(n).to.be.greaterThan(2);
     });
 
+    it('onBackoff hears each wait with the error and the time left, but not a redirect followed at once', async () => {
+      const o: RetryOptions = { initialBackoffMs: 1, maxBackoffMs: 2, deadlineMs: 5000 };
+      const f = failing([new NotLeaderError('not me', { leaderAddress: 'b:1' }), makeError('UNAVAILABLE', 'a:1: ECONNREFUSED'), makeError('BUSY', 'busy')]);
+      const heard: { error: string; remainingMs: number }[] = [];
+      const r = await withRetry(f.fn, o, () => {}, noGiveUp, (e, remainingMs) => heard.push({ error: e.errorName, remainingMs }));
+      expect(r).to.equal('ok');
+      expect(heard.map((h) => h.error)).to.deep.equal(['UNAVAILABLE', 'BUSY']);
+      for (const h of heard) expect(h.remainingMs).to.be.within(4000, 5000);
+      expect(heard[1]!.remainingMs).to.be.at.most(heard[0]!.remainingMs);
+    });
+
     describe('NOT_LEADER', () => {
       // A 400 ms backoff: any sleep takes at least 200 ms.
       const slow: RetryOptions = { initialBackoffMs: 400, maxBackoffMs: 400, deadlineMs: 10_000 };

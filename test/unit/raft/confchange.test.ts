@@ -40,7 +40,7 @@ describe('configuration changes', () => {
       ['name a peer twice', { changes: [change(ConfChangeOp.AddVoter, 'n4'), change(ConfChangeOp.Remove, 'n4')], leaveJoint: false }, /twice/],
       ['remove every voter', { changes: ['n1', 'n2', 'n3'].map((id) => change(ConfChangeOp.Remove, id)), leaveJoint: false }, /no voters/],
       ['leave when not joint', { changes: [], leaveJoint: true }, /not in a joint/],
-      ['empty change', { changes: [], leaveJoint: false }, /no changes/],
+      ['empty change (the confirmation of a leave)', { changes: [], leaveJoint: false }, null],
       ['add a voter', { changes: [change(ConfChangeOp.AddVoter, 'n4')], leaveJoint: false }, null],
     ];
     for (const [name, cc, want] of table) {

@@ -3,7 +3,8 @@
 
 import { expect } from 'chai';
 import { Harness } from '../../support/harness.js';
-import { ConfChangeOp, MessageType, StateType } from '../../../src/raft/types.js';
+import { ConfChangeOp, EntryType, makeMessage, MessageType, StateType } from '../../../src/raft/types.js';
+import { confChangeCodec } from '../../../src/transport/raft-codec.js';
 import type { Message } from '../../../src/raft/types.js';
 import { MemoryStorage } from '../../../src/raft/memory-storage.js';
 
@@ -290,5 +291,80 @@ describe('raft scenarios', () => {
     h.run(100, () => h.leaders().length === 1 && h.leaders()[0] !== 'n1');
     h.heartbeat(h.leaders()[0]!);
     for (const id of ['n2', 'n3', 'n4']) expect(h.raft(id).conf, id).to.deep.equal(cNew);
+    // The leave was confirmed by an empty configuration entry before n1 stepped down: whoever holds it
+    // knows the leave committed.
+    const confEntries = h.node('n2').applied.filter((e) => e.type === EntryType.ConfChange).map((e) => confChangeCodec.decode(e.data));
+    expect(confEntries.slice(-2)).to.deep.equal([
+      { changes: [], leaveJoint: true },
+      { changes: [], leaveJoint: false },
+    ]);
+  });
+
+  it('ResetPeers: the survivor of a lost majority commits its whole log, then leads a one-node configuration alone', () => {
+    const h = new Harness(ids3);
+    h.elect('n1');
+    h.propose('n1', 'a');
+    h.deliverAll();
+    h.heartbeat('n1');
+    // 'b' reaches n2 but its acknowledgement is lost: n2 holds it uncommitted.
+    h.filter = (m) => !(m.type === MessageType.AppResp && m.from === 'n2') && m.to !== 'n3';
+    h.propose('n1', 'b');
+    h.deliverAll();
+    expect(h.raft('n2').log.committed).to.be.below(h.raft('n2').log.lastIndex());
+    // n1 and n3 are lost for good.
+    h.isolate('n1');
+    h.isolate('n3');
+    h.filter = null;
+    const before = h.raft('n2').log.lastIndex();
+    const term = h.raft('n2').term;
+    h.resetPeers('n2', ['n2']);
+    const r = h.raft('n2');
+    expect(r.conf).to.deep.equal({ voters: ['n2'], votersOutgoing: [], learners: [] });
+    expect(r.log.committed, 'the whole log and the no-op are committed').to.equal(before + 1);
+    expect(r.term, 'the no-op is of a new term').to.equal(term + 1);
+    expect(h.appliedData('n2')).to.deep.equal(['a', 'b']);
+    h.campaign('n2');
+    expect(h.leaders()).to.include('n2');
+    h.propose('n2', 'c');
+    expect(h.appliedData('n2')).to.deep.equal(['a', 'b', 'c']);
+  });
+
+  it('NoCampaignBeforeConfChangeApplied: a node that knows a configuration entry committed does not campaign until it applied it', () => {
+    const h = new Harness(ids3);
+    h.elect('n1');
+    // n2's disk is slow: it receives entries and learns they are committed, but applies only durable ones.
+    h.node('n2').holdPersist = true;
+    const res = h.raft('n1').proposeConfChange({ changes: [{ op: ConfChangeOp.AddLearner, peer: { id: 'n4', address: 'x' } }], leaveJoint: false });
+    expect(res.ok).to.equal(true);
+    const confIndex = res.ok ? res.index : 0;
+    h.processReady(h.node('n1'));
+    h.deliverAll();
+    h.propose('n1', 'after');
+    h.deliverAll();
+    expect(h.raft('n2').log.committed, 'n2 knows the change committed').to.be.at.least(confIndex);
+    expect(h.raft('n2').log.applied, 'but has not applied it').to.be.below(confIndex);
+    h.isolate('n2');
+    const term = h.raft('n2').term;
+    h.tick('n2', 5 * h.raft('n2').cfg.electionTicks);
+    expect(h.raft('n2').state, 'no campaign').to.equal(StateType.Follower);
+    expect(h.raft('n2').term).to.equal(term);
+    h.flushPersist('n2');
+    expect(h.raft('n2').log.applied).to.be.at.least(confIndex);
+    h.tick('n2', 3 * h.raft('n2').cfg.electionTicks);
+    expect(h.raft('n2').state, 'once applied it campaigns').to.not.equal(StateType.Follower);
+  });
+
+  it('LaggingNodeHearsUnknownLeader: a leader the configuration does not name yet is heard; its votes are not', () => {
+    const h = new Harness(ids3);
+    h.elect('n1');
+    // n4 leads a later term in a configuration n3 has not applied yet (n3 missed the change that added n4).
+    const app = { type: MessageType.App, to: 'n3', from: 'n4', term: 5, index: 0, logTerm: 0, commit: 0 };
+    const vote = { type: MessageType.Vote, to: 'n3', from: 'n4', term: 6, index: 100, logTerm: 5 };
+    const raw = h.node('n3').raw;
+    expect(raw.step(makeMessage(vote)), 'a vote request from a non-member is dropped').to.equal(false);
+    expect(h.raft('n3').term).to.equal(1);
+    expect(raw.step(makeMessage(app)), 'an append from an unknown leader is stepped').to.equal(true);
+    expect(h.raft('n3').term).to.equal(5);
+    expect(h.raft('n3').lead).to.equal('n4');
   });
 });

@@ -1,0 +1,264 @@
+// The simulated operator, acting through the replica's own API the way qjm does: membership changes with
+// changePeers (add, remove, replace, the leader included, several at once through one joint configuration),
+// single raw steps (a learner that stays one, a learner dropped), leadership transfers, and once per run,
+// if the mix says so, the majority-lost emergency: a majority destroyed for good, the survivor with the
+// longest log reset to a one-node configuration, fresh nodes added back. New nodes start the way a
+// JournalNode started with --join does (empty, at index 0, in no configuration), sometimes only after the
+// change naming them began. Removed nodes are stopped for good once their removal is committed.
+
+import type { Prng } from '../../src/prng.js';
+import { ConfChangeOp, confMembers } from '../../src/raft/types.js';
+import type { ConfState, NodeId, Peer } from '../../src/raft/types.js';
+import type { SimCluster, SimNode } from './cluster.js';
+
+/** A call in flight on one incarnation of a node: it ends with its callback, or with the node's crash. */
+interface InFlight {
+  node: SimNode;
+  incarnation: number;
+}
+
+const MAX_JOINERS = 8;
+
+function peer(id: NodeId): Peer {
+  return { id, address: `sim://${id}` };
+}
+
+export class SimOperator {
+  private changing: InFlight | null = null;
+  private transferring: InFlight | null = null;
+  /** Nodes to stop once no live node's configuration names them any more. */
+  private readonly reap = new Set<NodeId>();
+  private joiners = 0;
+  private resetAtMs = Infinity;
+  private reset: { survivor: SimNode; calling: InFlight | null; done: boolean; regrown: boolean } | null = null;
+
+  constructor(
+    private readonly c: SimCluster,
+    private readonly rng: Prng,
+  ) {}
+
+  start(): void {
+    const mix = this.c.opts.mix;
+    if (!mix.membership && !mix.transfers && !mix.resetPeers) return;
+    if (mix.resetPeers) this.resetAtMs = this.rng.int(300, Math.max(400, this.c.opts.faultMs / 2));
+    const loop = () => {
+      // New work only in the fault phase; a reset and the nodes added after it are seen through to the end.
+      if (this.c.q.now > this.c.opts.faultMs + this.c.opts.livenessMs) return;
+      this.step();
+      const [lo, hi] = mix.operatorEveryMs;
+      this.c.q.schedule(lo + this.rng.next() * (hi - lo), loop);
+    };
+    this.c.q.schedule(this.rng.int(100, 300), loop);
+  }
+
+  private stillRunning(f: InFlight | null): InFlight | null {
+    return f && f.node.alive && f.node.incarnation === f.incarnation ? f : null;
+  }
+
+  private step(): void {
+    const c = this.c;
+    this.changing = this.stillRunning(this.changing);
+    this.transferring = this.stillRunning(this.transferring);
+    this.reapRemoved();
+    if (!this.reset && c.q.now >= this.resetAtMs) this.loseMajority();
+    if (this.reset) {
+      if (!this.reset.done) this.driveReset();
+      else if (!this.reset.regrown) this.regrow();
+      return;
+    }
+    if (!c.inFaultPhase) return;
+    const mix = c.opts.mix;
+    const actions: (() => void)[] = [];
+    if (mix.membership && !this.changing) actions.push(() => this.changeMembership());
+    if (mix.transfers && !this.transferring) actions.push(() => this.transfer());
+    if (actions.length > 0) this.rng.pick(actions)();
+  }
+
+  private leaderNode(): SimNode | undefined {
+    const id = this.c.leader();
+    return id ? this.c.node(id) : undefined;
+  }
+
+  /** A node that joins: created empty, started now or a little after the operator names it. */
+  private joiner(): SimNode {
+    const n = this.c.createJoiner();
+    this.joiners++;
+    if (this.rng.chance(0.6)) this.c.boot(n);
+    else this.c.q.schedule(this.rng.int(1, 400), () => this.c.restart(n));
+    return n;
+  }
+
+  private changeMembership(): void {
+    const lead = this.leaderNode();
+    if (!lead?.replica) return;
+    const conf = lead.replica.rawNode.conf();
+    if (conf.votersOutgoing.length > 0) return;
+    const voters = conf.voters;
+    const members = confMembers(conf).length;
+    const maxMembers = this.c.initialSize + 2;
+    const canAdd = members < maxMembers && this.joiners < MAX_JOINERS;
+    const kinds: string[] = ['replace'];
+    if (canAdd) kinds.push('add', 'learner');
+    if (voters.length > 3) kinds.push('remove');
+    if (voters.length >= 3 && canAdd) kinds.push('replace-two');
+    if (conf.learners.length > 0) kinds.push('drop-learner');
+    const kind = this.rng.pick(kinds);
+    if ((kind === 'replace' || kind === 'replace-two') && !canAdd) return;
+    const victims = (k: number) => {
+      const out: NodeId[] = [];
+      // The leader itself is removed about a third of the time.
+      if (this.rng.chance(0.3)) out.push(lead.id);
+      const others = voters.filter((v) => v !== lead.id).sort(() => this.rng.next() - 0.5);
+      while (out.length < k && others.length > 0) out.push(others.pop()!);
+      return out;
+    };
+    switch (kind) {
+      case 'add':
+        return this.changePeers(lead, conf, [...voters, this.joiner().id]);
+      case 'remove': {
+        const [v] = victims(1);
+        return this.changePeers(lead, conf, voters.filter((x) => x !== v));
+      }
+      case 'replace': {
+        const [v] = victims(1);
+        return this.changePeers(lead, conf, [...voters.filter((x) => x !== v), this.joiner().id]);
+      }
+      case 'replace-two': {
+        const vs = victims(2);
+        return this.changePeers(lead, conf, [...voters.filter((x) => !vs.includes(x)), this.joiner().id, this.joiner().id]);
+      }
+      case 'learner': {
+        const n = this.joiner();
+        return this.single(lead, ConfChangeOp.AddLearner, n.id);
+      }
+      case 'drop-learner': {
+        const id = this.rng.pick(conf.learners);
+        this.reap.add(id);
+        return this.single(lead, ConfChangeOp.Remove, id);
+      }
+    }
+  }
+
+  /** One raw configuration change, proposed as is. */
+  private single(lead: SimNode, op: ConfChangeOp, id: NodeId): void {
+    this.c.trace(`OPERATOR ${op === ConfChangeOp.AddLearner ? 'add learner' : 'remove'} ${id} (single step on ${lead.id})`);
+    lead.replica!.proposeConfChange({ changes: [{ op, peer: peer(id) }], leaveJoint: false }, (err) => {
+      if (err) this.c.trace(`OPERATOR single step on ${id}: ${err.errorName} ${err.message}`);
+    });
+  }
+
+  private changePeers(lead: SimNode, conf: ConfState, target: NodeId[]): void {
+    const c = this.c;
+    c.stats.changes++;
+    c.trace(`OPERATOR change-peers on ${lead.id}: [${conf.voters.join(',')}] -> [${target.join(',')}]`);
+    this.changing = { node: lead, incarnation: lead.incarnation };
+    const removed = conf.voters.filter((v) => !target.includes(v));
+    lead.replica!.changePeers(target.map(peer), (err) => {
+      this.changing = null;
+      if (err) return c.trace(`OPERATOR change-peers failed: ${err.errorName} ${err.message}`);
+      c.trace(`OPERATOR change-peers done: [${target.join(',')}]`);
+      // The removal is committed: the removed nodes are stopped for good.
+      for (const id of removed) this.reap.add(id);
+    });
+  }
+
+  private reapRemoved(): void {
+    if (this.reap.size === 0) return;
+    // Named by another live node: its removal may not be committed there yet (a removed node itself may
+    // never learn of its removal).
+    const namedBy = new Map<NodeId, NodeId[]>();
+    for (const n of this.c.nodes.values()) {
+      if (!n.alive || !n.replica) continue;
+      for (const id of confMembers(n.replica.rawNode.conf())) namedBy.set(id, [...(namedBy.get(id) ?? []), n.id]);
+    }
+    for (const id of [...this.reap]) {
+      if ((namedBy.get(id) ?? []).some((by) => by !== id)) continue;
+      this.reap.delete(id);
+      this.c.destroy(this.c.node(id));
+    }
+  }
+
+  private transfer(): void {
+    const lead = this.leaderNode();
+    if (!lead?.replica) return;
+    const conf = lead.replica.rawNode.conf();
+    const to = [...new Set([...conf.voters, ...conf.votersOutgoing])].filter((v) => v !== lead.id);
+    if (to.length === 0) return;
+    const target = this.rng.pick(to);
+    this.c.stats.transfers++;
+    this.c.trace(`OPERATOR transfer-leader ${lead.id} -> ${target}`);
+    this.transferring = { node: lead, incarnation: lead.incarnation };
+    lead.replica.transferLeader(target, (err) => {
+      this.transferring = null;
+      this.c.trace(`OPERATOR transfer to ${target}: ${err ? `${err.errorName} ${err.message}` : 'done'}`);
+    });
+  }
+
+  // ---------------------------------------------------------------- the majority-lost emergency
+
+  /** A majority of the voters is destroyed; the survivor with the longest durable log is kept, the rest wiped. */
+  private loseMajority(): void {
+    const c = this.c;
+    const conf = c.currentConf();
+    if (!conf) return;
+    const voters = [...new Set([...conf.voters, ...conf.votersOutgoing])];
+    this.resetAtMs = Infinity;
+    if (voters.length < 2) return;
+    const doomed = [...voters].sort(() => this.rng.next() - 0.5).slice(0, Math.floor(voters.length / 2) + 1);
+    const candidates = confMembers(conf)
+      .filter((id) => !doomed.includes(id))
+      .map((id) => c.node(id))
+      .filter((n) => n.exists);
+    if (candidates.length === 0) return;
+    // As qjm reset-peers advises: the node whose log is the most up to date (last term, then last index).
+    const rank = (n: SimNode) => {
+      const last = n.disk.log.lastIndex();
+      return [n.disk.log.term(last) ?? 0, last] as const;
+    };
+    const survivor = candidates.reduce((a, b) => {
+      const [ta, ia] = rank(a);
+      const [tb, ib] = rank(b);
+      return tb > ta || (tb === ta && ib > ia) ? b : a;
+    });
+    c.trace(`LOSE MAJORITY [${doomed.join(',')}] for good; ${survivor.id} survives, every other node is wiped`);
+    for (const n of [...c.nodes.values()]) if (n !== survivor) c.destroy(n);
+    this.changing = null;
+    this.transferring = null;
+    this.reap.clear();
+    this.reset = { survivor, calling: null, done: false, regrown: false };
+  }
+
+  private driveReset(): void {
+    const r = this.reset!;
+    const s = r.survivor;
+    r.calling = this.stillRunning(r.calling);
+    if (!s.alive || !s.replica || r.calling) return;
+    r.calling = { node: s, incarnation: s.incarnation };
+    this.c.trace(`OPERATOR reset-peers on ${s.id} -> [${s.id}]`);
+    s.replica.resetPeers([peer(s.id)], (err, res) => {
+      r.calling = null;
+      if (err) return this.c.trace(`OPERATOR reset-peers failed: ${err.errorName} ${err.message}`);
+      r.done = true;
+      this.c.stats.resets++;
+      this.c.trace(`OPERATOR reset-peers done: snapshot ${res!.index}, committed by fiat (${res!.committedBefore}, ${res!.lastIndexBefore}]`);
+    });
+  }
+
+  /** After a reset: fresh nodes join until the cluster has its initial size again (several in one change). */
+  private regrow(): void {
+    const r = this.reset!;
+    if (this.changing) return;
+    const lead = this.leaderNode();
+    if (!lead?.replica) return;
+    const conf = lead.replica.rawNode.conf();
+    if (conf.voters.length >= this.c.initialSize) {
+      r.regrown = true;
+      return;
+    }
+    const fresh: NodeId[] = [];
+    // Reuse joiners a failed attempt left behind (still learners), else start new ones.
+    for (const id of conf.learners) if (fresh.length + conf.voters.length < this.c.initialSize && this.c.node(id).exists) fresh.push(id);
+    while (conf.voters.length + fresh.length < this.c.initialSize) fresh.push(this.joiner().id);
+    this.changePeers(lead, conf, [...conf.voters, ...fresh]);
+  }
+}
