@@ -133,40 +133,9 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
   const metrics = new NodeMetrics(config.id);
   const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
   const { sm, diskLog, activity, clusterId, storageId } = await openStorage(config, logger, metrics, snapshotSource, clients);
-  const transport = new PeerTransport({
-    selfId: config.id,
-    selfAddress: config.advertise,
-    clusterId,
-    storageId,
-    directory,
-    clients,
-    idleTimeoutMs: config.peerRequestTimeoutMs,
-    // Under the receiver's request timeout (the same setting across a cluster), which bounds any one request.
-    streamLifetimeMs: Math.floor(config.httpRequestTimeoutMs / 2),
-    maxQueueBytes: config.maxPeerQueueBytes,
-    // One batch carries at most one append's worth of entry bytes (plus what travels with it), and the
-    // entries a full pipeline of appends holds.
-    maxBatchBytes: config.maxAppendBodyBytes,
-    batchLimits: { maxMessages: MAX_MESSAGES_PER_BATCH, maxEntries: config.maxEntriesPerAppend * config.maxInflightAppends, maxMembers: MAX_MEMBERS },
-    logger,
-  });
+  const transport = peerTransport(config, clusterId, storageId, directory, clients, logger);
   const replicaOptions = deriveReplicaOptions(config);
-  const replica = new Replica<Result>(config.id, replicaOptions, {
-    log: metrics.meteredLog(diskLog),
-    stateMachine: sm,
-    transport,
-    clock: { now: () => performance.now(), defer: (fn) => setImmediate(fn) },
-    random: Math.random,
-    peers: directory,
-    logger: logger.child({ component: 'raft' }),
-    listener: combineListeners(
-      {
-        onRoleChange: (state, lead, term) => logger.info({ state, leader: lead || null, term }, 'raft role changed'),
-        onFatal: (err) => logger.fatal({ error: err.message }, 'storage failure: this node stopped serving; restart it after fixing the disk'),
-      },
-      activity.listener(),
-    ),
-  });
+  const replica = newReplica(config, replicaOptions, { log: metrics.meteredLog(diskLog), stateMachine: sm, transport, peers: directory, activity, logger });
   transport.attach(replica);
   metrics.attach({ replica, sm, transport, logBytesAfter: (index) => diskLog.bytesAfter(index) });
 
@@ -228,6 +197,52 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
   };
   return { config, app, uiApp, activity, replica, sm, transport, metrics, logger, clusterId, storageId, start, stop, reloadTls };
 }
+/** The peer streams, bounded by the node's settings. */
+function peerTransport(config: JournalNodeConfig, clusterId: string, storageId: string, directory: PeerDirectory, clients: HttpPools, logger: PinoLogger): PeerTransport {
+  return new PeerTransport({
+    selfId: config.id,
+    selfAddress: config.advertise,
+    clusterId,
+    storageId,
+    directory,
+    clients,
+    idleTimeoutMs: config.peerRequestTimeoutMs,
+    // Under the receiver's request timeout (the same setting across a cluster), which bounds any one request.
+    streamLifetimeMs: Math.floor(config.httpRequestTimeoutMs / 2),
+    maxQueueBytes: config.maxPeerQueueBytes,
+    // One batch carries at most one append's worth of entry bytes (plus what travels with it), and the
+    // entries a full pipeline of appends holds.
+    maxBatchBytes: config.maxAppendBodyBytes,
+    batchLimits: { maxMessages: MAX_MESSAGES_PER_BATCH, maxEntries: config.maxEntriesPerAppend * config.maxInflightAppends, maxMembers: MAX_MEMBERS },
+    logger,
+  });
+}
+
+/** The replica over this node's log, state machine and transport; its events go to the log and the activity feed. */
+function newReplica(
+  config: JournalNodeConfig,
+  options: ReturnType<typeof deriveReplicaOptions>,
+  parts: { log: ReturnType<NodeMetrics['meteredLog']>; stateMachine: JournalStateMachine; transport: PeerTransport; peers: PeerDirectory; activity: NodeActivity; logger: PinoLogger },
+): Replica<Result> {
+  const { logger, activity } = parts;
+  return new Replica<Result>(config.id, options, {
+    log: parts.log,
+    stateMachine: parts.stateMachine,
+    transport: parts.transport,
+    clock: { now: () => performance.now(), defer: (fn) => setImmediate(fn) },
+    random: Math.random,
+    peers: parts.peers,
+    logger: logger.child({ component: 'raft' }),
+    listener: combineListeners(
+      {
+        onRoleChange: (state, lead, term) => logger.info({ state, leader: lead || null, term }, 'raft role changed'),
+        onFatal: (err) => logger.fatal({ error: err.message }, 'storage failure: this node stopped serving; restart it after fixing the disk'),
+      },
+      activity.listener(),
+    ),
+  });
+}
+
 /**
  * How long stop() lets open connections finish after the writes drained. Idle keep-alive connections close at
  * once; a connection that never sent a request (a client that gave up while connecting) or an upload that stalls

@@ -59,92 +59,106 @@ export function fetchProblem(m: ManifestSummary, minIndex: number): string | nul
   return null;
 }
 
-export function fetchSnapshot<M>(
-  o: {
-    from: string;
-    minIndex: number;
-    maxChunkBytes: number;
-    source: FetchSource<M>;
-    sink: FetchSink;
-    summarize(m: M): ManifestSummary;
-  },
-  done: (err: Error | null, manifest?: M, stats?: FetchStats) => void,
-): void {
-  const stats: FetchStats = { fetchedBytes: 0, reusedBytes: 0, chunks: 0 };
-  let finished = false;
-  const fail = (e: Error): void => {
-    if (finished) return;
-    finished = true;
-    o.sink.abort();
-    done(e);
-  };
-  const attempt = (fn: () => void): boolean => {
+export interface FetchOptions<M> {
+  from: string;
+  minIndex: number;
+  maxChunkBytes: number;
+  source: FetchSource<M>;
+  sink: FetchSink;
+  summarize(m: M): ManifestSummary;
+}
+
+/** Fetches the peer's snapshot into the sink; `done` is called once, with the manifest on success. */
+export function fetchSnapshot<M>(o: FetchOptions<M>, done: (err: Error | null, manifest?: M, stats?: FetchStats) => void): void {
+  new SnapshotFetch(o, done).start();
+}
+
+/** One fetch in progress: the manifest, then each file in turn, then the sink's finish. */
+class SnapshotFetch<M> {
+  private readonly stats: FetchStats = { fetchedBytes: 0, reusedBytes: 0, chunks: 0 };
+  private finished = false;
+  private manifest: M | undefined;
+  private m: ManifestSummary = { index: 0, files: [] };
+  private next = 0;
+
+  constructor(
+    private readonly o: FetchOptions<M>,
+    private readonly done: (err: Error | null, manifest?: M, stats?: FetchStats) => void,
+  ) {}
+
+  start(): void {
+    const { o } = this;
+    o.source.manifest(o.minIndex, (err, manifest) => {
+      if (err || manifest === undefined) return this.done(err ?? new Error(`peer ${o.from} sent no manifest`));
+      const m = o.summarize(manifest);
+      const problem = fetchProblem(m, o.minIndex);
+      if (problem) return this.done(new Error(`snapshot manifest from ${o.from}: ${problem}`));
+      this.manifest = manifest;
+      this.m = m;
+      if (this.attempt(() => o.sink.begin(m.index))) this.nextFile();
+    });
+  }
+
+  private fail(e: Error): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.o.sink.abort();
+    this.done(e);
+  }
+
+  /** Runs fn; a throw fails the fetch (false). */
+  private attempt(fn: () => void): boolean {
     try {
       fn();
       return true;
     } catch (e) {
-      fail(e as Error);
+      this.fail(e as Error);
       return false;
     }
-  };
+  }
 
-  o.source.manifest(o.minIndex, (err, manifest) => {
-    if (err || manifest === undefined) return done(err ?? new Error(`peer ${o.from} sent no manifest`));
-    const m = o.summarize(manifest);
-    const problem = fetchProblem(m, o.minIndex);
-    if (problem) return done(new Error(`snapshot manifest from ${o.from}: ${problem}`));
-    if (!attempt(() => o.sink.begin(m.index))) return;
-    let next = 0;
+  private nextFile(): void {
+    // Reused files complete at once: loop over them rather than recurse.
+    for (;;) {
+      if (this.finished) return;
+      if (this.next >= this.m.files.length) return this.finish();
+      const f = this.m.files[this.next++]!;
+      let reused = false;
+      if (!this.attempt(() => (reused = this.o.sink.reuse(f)))) return;
+      if (!reused) return this.fetchFile(f, 0, 0);
+      this.stats.reusedBytes += f.sizeBytes;
+    }
+  }
 
-    const nextFile = (): void => {
-      // Reused files complete at once: loop over them rather than recurse.
-      for (;;) {
-        if (finished) return;
-        if (next >= m.files.length) {
-          o.sink.finish((e) => {
-            if (e) return fail(e);
-            if (finished) return;
-            finished = true;
-            done(null, manifest, stats);
-          });
-          return;
-        }
-        const f = m.files[next++]!;
-        let reused = false;
-        if (!attempt(() => (reused = o.sink.reuse(f)))) return;
-        if (!reused) return fetchFile(f);
-        stats.reusedBytes += f.sizeBytes;
+  /** The chunks of f from `offset`, one at a time, with the running CRC of what came before. */
+  private fetchFile(f: SnapshotFileRef, offset: number, crc: number): void {
+    const { o } = this;
+    if (this.finished) return;
+    if (offset >= f.sizeBytes) {
+      if (crc >>> 0 !== f.crc32 >>> 0) return this.fail(new Error(`${f.jid}/${f.file}: CRC of the fetched file does not match the manifest`));
+      o.sink.endFile(f, (e) => (e ? this.fail(e) : this.nextFile()));
+      return;
+    }
+    const length = Math.min(o.maxChunkBytes, f.sizeBytes - offset);
+    o.source.chunk(this.m.index, f, offset, length, (e, bytes) => {
+      if (this.finished) return;
+      if (e || bytes === undefined) return this.fail(e ?? new Error(`peer ${o.from} sent no chunk`));
+      if (bytes.byteLength === 0 || bytes.byteLength > length) {
+        return this.fail(new Error(`peer ${o.from} returned ${bytes.byteLength} bytes for ${f.jid}/${f.file} at ${offset} (asked ${length})`));
       }
-    };
+      if (!this.attempt(() => o.sink.write(f, offset, bytes))) return;
+      this.stats.chunks++;
+      this.stats.fetchedBytes += bytes.byteLength;
+      this.fetchFile(f, offset + bytes.byteLength, zlib.crc32(bytes, crc));
+    });
+  }
 
-    const fetchFile = (f: SnapshotFileRef): void => {
-      let offset = 0;
-      let crc = 0;
-      const nextChunk = (): void => {
-        if (finished) return;
-        if (offset >= f.sizeBytes) {
-          if (crc >>> 0 !== f.crc32 >>> 0) return fail(new Error(`${f.jid}/${f.file}: CRC of the fetched file does not match the manifest`));
-          o.sink.endFile(f, (e) => (e ? fail(e) : nextFile()));
-          return;
-        }
-        const length = Math.min(o.maxChunkBytes, f.sizeBytes - offset);
-        o.source.chunk(m.index, f, offset, length, (e, bytes) => {
-          if (finished) return;
-          if (e || bytes === undefined) return fail(e ?? new Error(`peer ${o.from} sent no chunk`));
-          if (bytes.byteLength === 0 || bytes.byteLength > length) {
-            return fail(new Error(`peer ${o.from} returned ${bytes.byteLength} bytes for ${f.jid}/${f.file} at ${offset} (asked ${length})`));
-          }
-          if (!attempt(() => o.sink.write(f, offset, bytes))) return;
-          crc = zlib.crc32(bytes, crc);
-          offset += bytes.byteLength;
-          stats.chunks++;
-          stats.fetchedBytes += bytes.byteLength;
-          nextChunk();
-        });
-      };
-      nextChunk();
-    };
-
-    nextFile();
-  });
+  private finish(): void {
+    this.o.sink.finish((e) => {
+      if (e) return this.fail(e);
+      if (this.finished) return;
+      this.finished = true;
+      this.done(null, this.manifest, this.stats);
+    });
+  }
 }

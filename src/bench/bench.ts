@@ -79,58 +79,9 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
   say(`qjournal benchmark (${o.quick ? 'quick' : 'full'}): 3 JournalNodes + the writer on this machine, loopback, fsync on`);
   say(`  plain HTTP on purpose (the journal is what is measured)${o.tls ? '; W1 and W2 again with mutual TLS after it' : '; --tls adds W1 and W2 with mutual TLS'}`);
 
-  let w1: LatencyStats | undefined;
-  let w2: ThroughputStats | undefined;
-  let w2Stats: { writes: number; bytes: number } | undefined;
-  let w2Cpu: Record<string, unknown> | undefined;
-  let w6: (LatencyStats & { opsPerSec: number; handlers: number }) | undefined;
-  let rss: number[] = [];
-  let diskPerRecord = 0;
-  if (['W1', 'W2', 'W4', 'W5', 'W6'].some((w) => o.only.has(w))) {
-    const b = await freshCluster(path.join(o.dataDir, 'w12'));
-    try {
-      say(`  warm-up: ${warmSecs} s of streaming and single-record flushes, so V8 has compiled the hot paths (not measured) ...`);
-      await warmUp(b, warmSecs);
-      if (o.only.has('W1')) {
-        say(`  W1: one writer, one ${128}-byte record per flush, ${secs} s ...`);
-        w1 = await w1SyncLatency(b, secs);
-        say(`    ${w1.recordsPerSec} records/s, p50 ${w1.p50Ms} ms, p99 ${w1.p99Ms} ms`);
-      }
-      if (o.only.has('W6')) {
-        say(`  W6: ${W6_HANDLERS} concurrent handlers, each writing one ${128}-byte edit and awaiting its own flush, ${secs} s ...`);
-        w6 = await w6Handlers(b, secs, W6_HANDLERS);
-        say(`    ${w6.opsPerSec} ops/s, flush p50 ${w6.p50Ms} ms, p99 ${w6.p99Ms} ms`);
-      }
-      if (o.only.has('W2') || o.only.has('W4') || o.only.has('W5')) {
-        const leader = await b.cluster.waitForLeader();
-        const before = (await b.cluster.status(leader))!.storage as { writes: number; bytesWritten: number };
-        say(`  W2: one writer streaming ${128}-byte records through the library's batching, ${secs} s ...`);
-        const cpuBefore = clusterCpuMs(b.cluster);
-        const writerCpuBefore = process.cpuUsage();
-        w2 = await streamRecords(b, secs);
-        w2Cpu = cpuPerRecord(cpuBefore, clusterCpuMs(b.cluster), process.cpuUsage(writerCpuBefore), leader, w2.records);
-        say(`    CPU per record: ${JSON.stringify(w2Cpu)} (us, from /proc/<pid>/stat; the writer from process.cpuUsage)`);
-        const after = (await b.cluster.status(leader))!.storage as { writes: number; bytesWritten: number };
-        w2Stats = { writes: after.writes - before.writes, bytes: after.bytesWritten - before.bytesWritten };
-        rss = peakRssMb(b.cluster);
-        say(`    ${w2.recordsPerSec} records/s (${w2.mbPerSec} MB/s), flush p50 ${w2.p50FlushMs} ms, p99 ${w2.p99FlushMs} ms; ${w2Stats.writes} log writes of ${Math.round(w2Stats.bytes / Math.max(1, w2Stats.writes))} bytes on the leader`);
-        const totalRecords = b.out.lastDurableTxId;
-        diskPerRecord = Math.round(b.cluster.nodes.reduce((n, node) => n + dirBytes(node.dataDir), 0) / b.cluster.nodes.length / Math.max(1, totalRecords));
-      }
-      if (o.only.has('W4') && w2) {
-        const rate = Math.round(w2.recordsPerSec / 2);
-        say(`  W4: tail lag at half the W2 peak (${rate} records/s), a reader process tailing, ${secs} s ...`);
-        const w4 = await w4TailLag(b, secs, rate);
-        say(`    acknowledgement -> reader: p50 ${w4.p50Ms} ms, p99 ${w4.p99Ms} ms (${w4.samples} samples)`);
-        say(`  W4 with the reader pinned to a follower (it learns of commits from the leader's next append), ${secs} s ...`);
-        const onFollower = await w4TailLag(b, secs, rate, 'follower');
-        say(`    acknowledgement -> reader: p50 ${onFollower.p50Ms} ms, p99 ${onFollower.p99Ms} ms (${onFollower.samples} samples)`);
-        workloads.W4 = { ...w4, ratePerSec: rate, readerOnFollower: onFollower };
-      }
-    } finally {
-      await b.close();
-    }
-  }
+  const shared = ['W1', 'W2', 'W4', 'W5', 'W6'].some((w) => o.only.has(w));
+  const { w1, w2, w2Stats, w2Cpu, w4, w6, rss, diskPerRecord } = shared ? await runOnOneCluster(o, secs, warmSecs, say) : ({ rss: [], diskPerRecord: 0 } as OneClusterRun);
+  if (w4) workloads.W4 = w4;
 
   const tlsRun = o.tls && (o.only.has('W1') || o.only.has('W2')) ? await runTls(o, secs, warmSecs) : {};
 
@@ -194,6 +145,67 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
   results.workloads = workloads;
   fs.rmSync(o.dataDir, { recursive: true, force: true });
   return results;
+}
+
+/** What W1, W2, W4, W5 and W6 measured on their one shared (warmed-up) cluster. */
+interface OneClusterRun {
+  w1?: LatencyStats;
+  w2?: ThroughputStats;
+  w2Stats?: { writes: number; bytes: number };
+  w2Cpu?: Record<string, unknown>;
+  w4?: Record<string, unknown>;
+  w6?: LatencyStats & { opsPerSec: number; handlers: number };
+  rss: number[];
+  diskPerRecord: number;
+}
+
+/** W1, W6, W2 (with W5's footprint) and W4, in that order, on one cluster after one warm-up. */
+async function runOnOneCluster(o: BenchOptions, secs: number, warmSecs: number, say: (s: string) => void): Promise<OneClusterRun> {
+  const r: OneClusterRun = { rss: [], diskPerRecord: 0 };
+  const b = await freshCluster(path.join(o.dataDir, 'w12'));
+  try {
+    say(`  warm-up: ${warmSecs} s of streaming and single-record flushes, so V8 has compiled the hot paths (not measured) ...`);
+    await warmUp(b, warmSecs);
+    if (o.only.has('W1')) {
+      say(`  W1: one writer, one ${128}-byte record per flush, ${secs} s ...`);
+      r.w1 = await w1SyncLatency(b, secs);
+      say(`    ${r.w1.recordsPerSec} records/s, p50 ${r.w1.p50Ms} ms, p99 ${r.w1.p99Ms} ms`);
+    }
+    if (o.only.has('W6')) {
+      say(`  W6: ${W6_HANDLERS} concurrent handlers, each writing one ${128}-byte edit and awaiting its own flush, ${secs} s ...`);
+      r.w6 = await w6Handlers(b, secs, W6_HANDLERS);
+      say(`    ${r.w6.opsPerSec} ops/s, flush p50 ${r.w6.p50Ms} ms, p99 ${r.w6.p99Ms} ms`);
+    }
+    if (o.only.has('W2') || o.only.has('W4') || o.only.has('W5')) {
+      const leader = await b.cluster.waitForLeader();
+      const before = (await b.cluster.status(leader))!.storage as { writes: number; bytesWritten: number };
+      say(`  W2: one writer streaming ${128}-byte records through the library's batching, ${secs} s ...`);
+      const cpuBefore = clusterCpuMs(b.cluster);
+      const writerCpuBefore = process.cpuUsage();
+      r.w2 = await streamRecords(b, secs);
+      r.w2Cpu = cpuPerRecord(cpuBefore, clusterCpuMs(b.cluster), process.cpuUsage(writerCpuBefore), leader, r.w2.records);
+      say(`    CPU per record: ${JSON.stringify(r.w2Cpu)} (us, from /proc/<pid>/stat; the writer from process.cpuUsage)`);
+      const after = (await b.cluster.status(leader))!.storage as { writes: number; bytesWritten: number };
+      r.w2Stats = { writes: after.writes - before.writes, bytes: after.bytesWritten - before.bytesWritten };
+      r.rss = peakRssMb(b.cluster);
+      say(`    ${r.w2.recordsPerSec} records/s (${r.w2.mbPerSec} MB/s), flush p50 ${r.w2.p50FlushMs} ms, p99 ${r.w2.p99FlushMs} ms; ${r.w2Stats.writes} log writes of ${Math.round(r.w2Stats.bytes / Math.max(1, r.w2Stats.writes))} bytes on the leader`);
+      const totalRecords = b.out.lastDurableTxId;
+      r.diskPerRecord = Math.round(b.cluster.nodes.reduce((n, node) => n + dirBytes(node.dataDir), 0) / b.cluster.nodes.length / Math.max(1, totalRecords));
+    }
+    if (o.only.has('W4') && r.w2) {
+      const rate = Math.round(r.w2.recordsPerSec / 2);
+      say(`  W4: tail lag at half the W2 peak (${rate} records/s), a reader process tailing, ${secs} s ...`);
+      const w4 = await w4TailLag(b, secs, rate);
+      say(`    acknowledgement -> reader: p50 ${w4.p50Ms} ms, p99 ${w4.p99Ms} ms (${w4.samples} samples)`);
+      say(`  W4 with the reader pinned to a follower (it learns of commits from the leader's next append), ${secs} s ...`);
+      const onFollower = await w4TailLag(b, secs, rate, 'follower');
+      say(`    acknowledgement -> reader: p50 ${onFollower.p50Ms} ms, p99 ${onFollower.p99Ms} ms (${onFollower.samples} samples)`);
+      r.w4 = { ...w4, ratePerSec: rate, readerOnFollower: onFollower };
+    }
+  } finally {
+    await b.close();
+  }
+  return r;
 }
 
 /**
