@@ -75,7 +75,8 @@ export class JournalClient {
 
   /** One POST; network failures become retriable errors (TIMEOUT when the request may have been applied). */
   async post(address: string, path: string, body: Uint8Array, timeoutMs = this.requestTimeoutMs, signal?: AbortSignal): Promise<HttpResponse> {
-    if (this.closed) throw makeError('SHUTTING_DOWN', 'the client is closed');
+    // Final: a retry cannot reopen it (a retriable error would spin until the write deadline).
+    if (this.closed) throw makeError('INVALID_ARGUMENT', 'the client is closed');
     try {
       return await this.http.request(address, 'POST', path, body, timeoutMs, signal);
     } catch (e) {

@@ -60,4 +60,19 @@ describe('JournalClient writes', () => {
     }
     expect(bodies.map((b) => b.equals(body))).to.deep.equal([true, true]);
   });
+
+  it('a closed client fails at once with a final error, not retries until the deadline', async () => {
+    const client = new JournalClient({ peers: [address], retry: { initialBackoffMs: 50, maxBackoffMs: 50, deadlineMs: 60_000 } });
+    await client.close();
+    const t0 = Date.now();
+    const err = await client.write('startLogSegment', { jid: 'ns1', startSegment: { epoch: 1, txid: 1, layoutVersion: -64 } }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err?.message).to.match(/the client is closed/);
+    expect((err as { retriable?: boolean }).retriable).to.equal(false);
+    // One attempt and no backoff: far less than even one 50 ms wait on any machine that runs the suite.
+    expect(bodies).to.have.length(0);
+    expect(Date.now() - t0, 'ms until it failed (60 s deadline)').to.be.below(30_000);
+  });
 });
