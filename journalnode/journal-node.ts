@@ -12,6 +12,8 @@ import type { Logger as PinoLogger } from 'pino';
 import { DataDirLock } from '../src/data-dir-lock.js';
 import type { qjournal } from '../src/gen/proto.js';
 import { HttpPools } from '../src/http-pool.js';
+import { fetchNodeStatus } from '../src/node-status.js';
+import { confMembers } from '../src/raft/types.js';
 import { PeerDirectory } from '../src/replica/peer-directory.js';
 import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
@@ -27,6 +29,7 @@ import { JournalStateMachine } from './journal-state-machine.js';
 import type { StateMachineOptions } from './journal-state-machine.js';
 import { NodeMetrics } from './metrics.js';
 import { peerClientTls, serverTlsOptions } from './node-tls.js';
+import { PeerAdmission } from './peer-admission.js';
 import { PeerTransport } from './peer-transport.js';
 import { PeerSnapshotSource } from './snapshot-transfer.js';
 import { buildStatus } from './routes-admin.js';
@@ -139,6 +142,7 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     clusterId,
     storageId,
     directory,
+    admission: peerAdmission(config, clusterId, sm, directory, clients, logger),
     clients,
     holdMs: config.peerHoldMs,
     requestTimeoutMs: config.peerRequestTimeoutMs,
@@ -226,6 +230,24 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
   };
   return { config, app, uiApp, activity, replica, sm, transport, metrics, logger, clusterId, storageId, start, stop, reloadTls };
 }
+/** Who is heard besides the members: a leader they vouch for (asked through the peer client). */
+function peerAdmission(config: JournalNodeConfig, clusterId: string, sm: JournalStateMachine, directory: PeerDirectory, clients: HttpPools, logger: PinoLogger): PeerAdmission {
+  // A node that joined starts from a state that names no configuration, holding the members it learned.
+  const snap = sm.snapshotMeta;
+  const joinedFrom = confMembers(snap.conf).includes(config.id) ? [] : (snap.peers ?? []);
+  return new PeerAdmission({
+    selfId: config.id,
+    clusterId,
+    directory,
+    joinedFrom,
+    fetchStatus: (address, timeoutMs) => fetchNodeStatus(address, timeoutMs, clients),
+    // Well within the sender's request timeout: its batch waits for the verdict.
+    checkTimeoutMs: Math.min(1000, config.peerRequestTimeoutMs / 2),
+    refusedForMs: 1000,
+    logger,
+  });
+}
+
 /** The dashboard's view of the cluster: this node in-process, its peers through the peer client. */
 function clusterView(config: JournalNodeConfig, admin: AdminContext, activity: NodeActivity, clients: HttpPools): ClusterView {
   return new ClusterView({

@@ -14,6 +14,7 @@ import type { HttpPools } from '../src/http-pool.js';
 import type { PeerLinkJson } from '../src/node-status.js';
 import type { Logger } from '../src/logger.js';
 import type { PeerDirectory } from '../src/replica/peer-directory.js';
+import type { PeerAdmission } from './peer-admission.js';
 
 export interface PeerTransportOptions {
   selfId: NodeId;
@@ -23,6 +24,8 @@ export interface PeerTransportOptions {
   storageId: string;
   /** Where each peer is dialed, and who is a member: the current configuration's address book. */
   directory: PeerDirectory;
+  /** Who is heard: the members, and a leader the configuration does not name yet on a member's word. */
+  admission: Pick<PeerAdmission, 'admits'>;
   /** What one batch from a peer (a request or a reply) may hold. */
   batchLimits: BatchLimits;
   clients: Pick<HttpPools, 'request'>;
@@ -65,7 +68,7 @@ class PeerState {
   constructor(readonly id: NodeId) {}
 }
 
-/** A batch from an id that is not a member of the configuration (or, joining, of the members it learned). */
+/** A batch from an id that is not a member of the configuration (or, joining, of the members it learned), nor a leader a member vouched for. */
 export class NotAMemberError extends Error {
   override name = 'NotAMemberError';
   constructor(readonly from: NodeId) {
@@ -247,8 +250,14 @@ export class PeerTransport implements ReplicaTransport {
    * node sends back to that peer within holdMs (piggybacked), or an empty batch.
    */
   handleInbound(b: Batch): Promise<Uint8Array> {
-    // Only members speak for the cluster; nothing (state, metrics labels, delivery) is kept for anyone else.
-    if (!this.o.directory.isMember(b.from)) return Promise.reject(new NotAMemberError(b.from));
+    // Only members (and a leader a member vouched for) speak for the cluster; nothing (state, metrics labels,
+    // delivery) is kept for anyone else.
+    const admitted = this.o.admission.admits(b.from, b.messages);
+    if (admitted === true) return this.deliverInbound(b);
+    return admitted.then((ok) => (ok ? this.deliverInbound(b) : Promise.reject(new NotAMemberError(b.from))));
+  }
+
+  private deliverInbound(b: Batch): Promise<Uint8Array> {
     const p = this.peer(b.from);
     this.noteStorageId(p, b.storageId);
     this.sink.receive(b.messages.filter((m) => m.to === this.o.selfId));

@@ -10,6 +10,8 @@ import { decodeBatch, encodeBatch, messageBytes } from '../../../src/transport/r
 import type { Batch } from '../../../src/transport/raft-codec.js';
 import type { HttpResponse } from '../../../src/http-pool.js';
 import { PeerDirectory } from '../../../src/replica/peer-directory.js';
+import { PeerAdmission } from '../../../journalnode/peer-admission.js';
+import type { NodeStatusJson } from '../../../src/node-status.js';
 import { makeMessage, MessageType } from '../../../src/raft/types.js';
 import type { Message, NodeId } from '../../../src/raft/types.js';
 import { deferred, nextTurn, waitFor, watch } from '../../support/async.js';
@@ -75,19 +77,32 @@ const open: PeerTransport[] = [];
  * A transport for `self` in a cluster of a, b and c, with a fake HTTP client, and a sink that records what
  * it delivers (or hands it to `onReceive`) and which peers it reports unreachable.
  */
-function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onReceive?: (ms: Message[]) => void): Rig {
+function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onReceive?: (ms: Message[]) => void, vouchedBy: Record<NodeId, string> = {}): Rig {
   const pools = new FakePools();
   const directory = new PeerDirectory(MEMBERS);
   const delivered: Message[] = [];
   const unreachable: NodeId[] = [];
   const logs: { level: string; msg: string }[] = [];
   const log = (level: string) => (_obj: object, msg: string) => void logs.push({ level, msg });
+  const noLogs = { info() {}, warn() {}, error() {}, debug() {} };
+  // Members vouch for whom `vouchedBy` names: their /status lists it.
+  const admission = new PeerAdmission({
+    selfId: self,
+    clusterId: CLUSTER,
+    directory,
+    joinedFrom: [],
+    fetchStatus: async (address) => ({ id: address.split(':')[0], clusterId: CLUSTER, appliedIndex: 0, peers: Object.entries(vouchedBy).map(([id, a]) => ({ id, address: a, role: 'voter' })) }) as unknown as NodeStatusJson,
+    checkTimeoutMs: 100,
+    refusedForMs: 1000,
+    logger: noLogs,
+  });
   const t = new PeerTransport({
     selfId: self,
     selfAddress: ADDRESS[self]!,
     clusterId: CLUSTER,
     storageId: `storage-${self}`,
     directory,
+    admission,
     clients: pools,
     holdMs: 1000,
     requestTimeoutMs: 2000,
@@ -301,6 +316,20 @@ describe('PeerTransport', () => {
       expect(refused.outcome).to.have.property('rejected').that.is.instanceOf(NotAMemberError);
       expect(delivered).to.deep.equal([]);
       expect(t.stats().map((s) => s.id)).to.not.include('mallory');
+    });
+
+    it('a leader outside the configuration that a member vouches for is heard, and answered at the address the member gave', async () => {
+      const { t, pools, delivered } = rig({ holdMs: 0 }, 'a', undefined, { d: 'd:7' });
+      const refused = watch(t.handleInbound(batchFrom('d', [appResp('a', 1, 'd')])));
+      await nextTurn();
+      expect(refused.outcome, 'only leader messages are heard from a non-member').to.have.property('rejected').that.is.instanceOf(NotAMemberError);
+      const heard = watch(t.handleInbound(batchFrom('d', [app('a', 5, 'd')])));
+      await waitFor(() => delivered.length > 0, { what: "the vouched leader's append delivered" });
+      expect(delivered.map((m) => [m.type, m.from, m.index])).to.deep.equal([[MessageType.App, 'd', 5]]);
+      await waitFor(() => heard.outcome !== 'pending', { what: 'the held reply' });
+      t.send([appResp('d', 5)]);
+      await nextTurn();
+      expect(pools.requests.map((r) => r.address)).to.deep.equal(['d:7']);
     });
   });
 
