@@ -5,7 +5,7 @@
 
 import { expect } from 'chai';
 import { LocalCluster } from '../../src/local-cluster.js';
-import { QuorumJournalManager } from '../../libqjm/index.js';
+import { AdminClient, QjmError, QuorumJournalManager } from '../../libqjm/index.js';
 import { waitFor } from '../support/async.js';
 import { startWriting } from '../support/cluster-writer.js';
 import { runQjm } from '../support/qjm-process.js';
@@ -36,6 +36,13 @@ describe('reset-peers', function () {
     let r = await runQjm(c, ['reset-peers', '--node', s.address, '--new-peers', newPeers]);
     expect(r.code, 'refused while every node answers').to.equal(4);
     expect(r.err).to.match(/3 of the 3 voters answer .*: the cluster still has a quorum; reset-peers is for a majority lost for good \(--force to reset anyway\)/);
+
+    // The node's own guard, for a caller that skips qjm's checks: a node that leads (or follows) refuses.
+    const admin = new AdminClient([s.address], { tls: c.tls('admin') });
+    const guarded = await admin.resetPeers(s.address, [{ id: survivor, address: s.address }], false).then(() => null, (e: unknown) => e);
+    await admin.close();
+    expect(guarded).to.be.instanceOf(QjmError).with.property('errorName', 'INVALID_CONF_CHANGE');
+    expect((guarded as Error).message).to.match(new RegExp(`${survivor} still leads in term \\d+: reset-peers is for a majority lost for good`));
 
     for (const n of c.nodes.filter((x) => x.id !== survivor)) await c.kill(n.id);
     await w.q.close();
