@@ -210,8 +210,8 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     replica.stop();
     activity.stop();
     transport.close();
-    await uiApp?.close();
-    await app.close();
+    if (uiApp) await closeWithin(uiApp, CLOSE_GRACE_MS);
+    await closeWithin(app, CLOSE_GRACE_MS);
     await clients.close();
     sm.close();
     diskLog.close();
@@ -230,6 +230,7 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
   };
   return { config, app, uiApp, activity, replica, sm, transport, metrics, logger, clusterId, storageId, start, stop, reloadTls };
 }
+
 /** Who is heard besides the members: a leader they vouch for (asked through the peer client). */
 function peerAdmission(config: JournalNodeConfig, clusterId: string, sm: JournalStateMachine, directory: PeerDirectory, clients: HttpPools, logger: PinoLogger): PeerAdmission {
   // A node that joined starts from a state that names no configuration, holding the members it learned.
@@ -246,6 +247,23 @@ function peerAdmission(config: JournalNodeConfig, clusterId: string, sm: Journal
     refusedForMs: 1000,
     logger,
   });
+}
+
+/**
+ * How long stop() lets open connections finish after the writes drained. Idle keep-alive connections close at
+ * once; a connection that never sent a request (a client that gave up while connecting) or an upload that stalls
+ * would otherwise hold the process until its socket timeout.
+ */
+const CLOSE_GRACE_MS = 2000;
+
+/** fastify's close, then every connection still open after `graceMs` cut. */
+async function closeWithin(app: FastifyInstance, graceMs: number): Promise<void> {
+  const cut = setTimeout(() => app.server.closeAllConnections(), graceMs);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(cut);
+  }
 }
 
 /** The dashboard's view of the cluster: this node in-process, its peers through the peer client. */

@@ -51,10 +51,10 @@ export interface FetchStats {
 }
 
 /**
- * Why a peer's manifest cannot be staged, or null. The one place a manifest is judged: it runs before the
- * sink writes anything.
+ * Why the fetch cannot stage this manifest, or null; it runs before the sink writes anything. (The server's
+ * manifests are also checked in full as they are decoded: snapshot-store.ts, manifestProblem.)
  */
-export function manifestProblem(m: ManifestSummary, minIndex: number): string | null {
+export function fetchProblem(m: ManifestSummary, minIndex: number): string | null {
   if (m.index < minIndex) return `snapshot ${m.index} is older than ${minIndex}`;
   return null;
 }
@@ -91,7 +91,7 @@ export function fetchSnapshot<M>(
   o.source.manifest(o.minIndex, (err, manifest) => {
     if (err || manifest === undefined) return done(err ?? new Error(`peer ${o.from} sent no manifest`));
     const m = o.summarize(manifest);
-    const problem = manifestProblem(m, o.minIndex);
+    const problem = fetchProblem(m, o.minIndex);
     if (problem) return done(new Error(`snapshot manifest from ${o.from}: ${problem}`));
     if (!attempt(() => o.sink.begin(m.index))) return;
     let next = 0;

@@ -23,6 +23,7 @@ interface LiveFile {
   buf: Uint8Array;
   sizeBytes: number;
   inProgress: boolean;
+  /** Finalized files only. */
   crc32?: number;
 }
 
@@ -48,7 +49,8 @@ export class SimFiles {
       if (!parsed) throw new Error(`sim files: bad file name ${im.name}`);
       const inProgress = parsed.last === null;
       const buf = inProgress ? Uint8Array.from(im.bytes) : im.bytes;
-      f.files.push({ name: im.name, first: parsed.first, buf, sizeBytes: im.bytes.byteLength, inProgress, crc32: im.crc32 });
+      // Only a finalized file's CRC stays true: an in-progress one grows.
+      f.files.push({ name: im.name, first: parsed.first, buf, sizeBytes: im.bytes.byteLength, inProgress, ...(inProgress ? {} : { crc32: im.crc32 }) });
     }
     return f;
   }

@@ -13,28 +13,39 @@ const Code = qjournal.journal.ErrorCode;
 const ns = { namespaceId: 7, clusterId: 'CID-1', blockPoolId: 'BP-1' };
 const recs = (first: number, n: number) => encodeRecords(first, Array.from({ length: n }, (_, i) => new TextEncoder().encode(`edit-${first + i}`)));
 
+// Set by the hooks of the outer describe: a fresh directory per test.
+let root: string;
+
+function fresh(name = 'ns1'): Journal {
+  const j = new Journal(name, path.join(root, name), 1 << 20);
+  expect(j.format(ns, false).code).to.equal(Code.OK);
+  return j;
+}
+
+/** A journal with one writer (epoch 1) that wrote txids 1..n in a segment left in progress. */
+function writing(n: number): Journal {
+  const j = fresh();
+  expect(j.newEpoch(ns, 'nn1').epoch).to.equal(1);
+  expect(j.startSegment(1, 1, -64).code).to.equal(Code.OK);
+  if (n > 0) expect(j.journal(1, 1, 1, n, recs(1, n)).code).to.equal(Code.OK);
+  return j;
+}
+
 describe('journal', () => {
-  let root: string;
   beforeEach(() => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-journal-'));
   });
   afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  function fresh(name = 'ns1'): Journal {
-    const j = new Journal(name, path.join(root, name), 1 << 20);
-    expect(j.format(ns, false).code).to.equal(Code.OK);
-    return j;
-  }
+  describe('format and newEpoch', formatAndNewEpoch);
+  describe('fencing: every operation with another epoch than the promised one is FENCED', fencing);
+  describe('startLogSegment', startLogSegment);
+  describe('journal', journalOp);
+  describe('finalizeLogSegment', finalizeLogSegment);
+  describe('segments on disk: purge, reads, replicas', segmentsOnDisk);
+});
 
-  /** A journal with one writer (epoch 1) that wrote txids 1..n in a segment left in progress. */
-  function writing(n: number): Journal {
-    const j = fresh();
-    expect(j.newEpoch(ns, 'nn1').epoch).to.equal(1);
-    expect(j.startSegment(1, 1, -64).code).to.equal(Code.OK);
-    if (n > 0) expect(j.journal(1, 1, 1, n, recs(1, n)).code).to.equal(Code.OK);
-    return j;
-  }
-
+function formatAndNewEpoch(): void {
   it('format: refuses a journal holding data unless forced; epochs survive a forced format', () => {
     const j = writing(3);
     expect(j.format(ns, false).code).to.equal(Code.ALREADY_FORMATTED);
@@ -66,107 +77,109 @@ describe('journal', () => {
     expect(j.newEpoch(ns, 'nn1').epoch).to.equal(5);
     expect(j.state().epochRequestId).to.equal('');
   });
+}
 
-  describe('fencing: every operation with another epoch than the promised one is FENCED', () => {
-    const ops: [string, (j: Journal, e: number) => qjournal.journal.ICommandResult][] = [
-      ['startLogSegment', (j, e) => j.startSegment(e, 4, -64)],
-      ['journal', (j, e) => j.journal(e, 1, 4, 1, recs(4, 1))],
-      ['finalizeLogSegment', (j, e) => j.finalizeSegment(e, 1, 3)],
-      ['dropSegment', (j, e) => j.dropSegment(e, 1)],
-      ['purgeLogs', (j, e) => j.purge(e, 2)],
-    ];
-    for (const [name, op] of ops) {
-      it(name, () => {
-        const j = writing(3);
-        j.newEpoch(ns, 'nn2'); // promised epoch 2
-        const before = JSON.stringify(j.state());
-        for (const epoch of [1, 3]) {
-          const r = op(j, epoch);
-          expect(r.code, `epoch ${epoch}`).to.equal(Code.FENCED);
-          expect(r.epoch).to.equal(2);
-        }
-        expect(JSON.stringify(j.state()), 'nothing changed').to.equal(before);
-      });
-    }
-  });
-
-  describe('startLogSegment', () => {
-    it('refuses a txid that is not last + 1', () => {
-      const j = fresh();
-      j.newEpoch(ns, 'nn1');
-      expect(j.startSegment(1, 2, -64).code).to.equal(Code.OUT_OF_SYNC);
-    });
-    it('refuses while a non-empty segment is open', () => {
+function fencing(): void {
+  const ops: [string, (j: Journal, e: number) => qjournal.journal.ICommandResult][] = [
+    ['startLogSegment', (j, e) => j.startSegment(e, 4, -64)],
+    ['journal', (j, e) => j.journal(e, 1, 4, 1, recs(4, 1))],
+    ['finalizeLogSegment', (j, e) => j.finalizeSegment(e, 1, 3)],
+    ['dropSegment', (j, e) => j.dropSegment(e, 1)],
+    ['purgeLogs', (j, e) => j.purge(e, 2)],
+  ];
+  for (const [name, op] of ops) {
+    it(name, () => {
       const j = writing(3);
-      expect(j.startSegment(1, 4, -64).code).to.equal(Code.OUT_OF_SYNC);
+      j.newEpoch(ns, 'nn2'); // promised epoch 2
+      const before = JSON.stringify(j.state());
+      for (const epoch of [1, 3]) {
+        const r = op(j, epoch);
+        expect(r.code, `epoch ${epoch}`).to.equal(Code.FENCED);
+        expect(r.epoch).to.equal(2);
+      }
+      expect(JSON.stringify(j.state()), 'nothing changed').to.equal(before);
     });
-    it('replaces an empty open segment at the same txid (a retry)', () => {
-      const j = writing(0);
-      expect(j.startSegment(1, 1, -65).code).to.equal(Code.OK);
-      expect(j.segments).to.have.length(1);
-      expect(j.segments[0]!.layoutVersion).to.equal(-65);
-      expect(j.startSegment(1, 2, -65).code, 'not at another txid').to.equal(Code.OUT_OF_SYNC);
-    });
-  });
+  }
+}
 
-  describe('journal', () => {
-    it('appends and reads back', () => {
-      const j = writing(5);
-      expect(j.journal(1, 1, 6, 2, recs(6, 2)).lastTxid).to.equal(7);
-      const got = j.readEdits(3, 100, 1 << 20, true);
-      expect([got.firstTxId, got.count]).to.deep.equal([3, 5]);
-    });
-    const table: [string, (j: Journal) => qjournal.journal.ICommandResult][] = [
-      ['a gap', (j) => j.journal(1, 1, 5, 1, recs(5, 1))],
-      ['an overlap with different contents', (j) => j.journal(1, 1, 2, 2, encodeRecords(2, [new Uint8Array([1]), new Uint8Array([2])]))],
-      ['an unknown segment', (j) => j.journal(1, 2, 4, 1, recs(4, 1))],
-    ];
-    for (const [name, op] of table) {
-      it(`OUT_OF_SYNC on ${name}, nothing applied`, () => {
-        const j = writing(3);
-        expect(op(j).code).to.equal(Code.OUT_OF_SYNC);
-        expect(j.lastTxId).to.equal(3);
-      });
-    }
-    it('a retried batch already applied under the same epoch answers success and changes nothing', () => {
+function startLogSegment(): void {
+  it('refuses a txid that is not last + 1', () => {
+    const j = fresh();
+    j.newEpoch(ns, 'nn1');
+    expect(j.startSegment(1, 2, -64).code).to.equal(Code.OUT_OF_SYNC);
+  });
+  it('refuses while a non-empty segment is open', () => {
+    const j = writing(3);
+    expect(j.startSegment(1, 4, -64).code).to.equal(Code.OUT_OF_SYNC);
+  });
+  it('replaces an empty open segment at the same txid (a retry)', () => {
+    const j = writing(0);
+    expect(j.startSegment(1, 1, -65).code).to.equal(Code.OK);
+    expect(j.segments).to.have.length(1);
+    expect(j.segments[0]!.layoutVersion).to.equal(-65);
+    expect(j.startSegment(1, 2, -65).code, 'not at another txid').to.equal(Code.OUT_OF_SYNC);
+  });
+}
+
+function journalOp(): void {
+  it('appends and reads back', () => {
+    const j = writing(5);
+    expect(j.journal(1, 1, 6, 2, recs(6, 2)).lastTxid).to.equal(7);
+    const got = j.readEdits(3, 100, 1 << 20, true);
+    expect([got.firstTxId, got.count]).to.deep.equal([3, 5]);
+  });
+  const table: [string, (j: Journal) => qjournal.journal.ICommandResult][] = [
+    ['a gap', (j) => j.journal(1, 1, 5, 1, recs(5, 1))],
+    ['an overlap with different contents', (j) => j.journal(1, 1, 2, 2, encodeRecords(2, [new Uint8Array([1]), new Uint8Array([2])]))],
+    ['an unknown segment', (j) => j.journal(1, 2, 4, 1, recs(4, 1))],
+  ];
+  for (const [name, op] of table) {
+    it(`OUT_OF_SYNC on ${name}, nothing applied`, () => {
       const j = writing(3);
-      const size = j.segments[0]!.sizeBytes;
-      expect(j.journal(1, 1, 2, 2, recs(2, 2)).code).to.equal(Code.OK);
-      expect(j.journal(1, 1, 1, 3, recs(1, 3)).code).to.equal(Code.OK);
-      expect(j.segments[0]!.sizeBytes).to.equal(size);
+      expect(op(j).code).to.equal(Code.OUT_OF_SYNC);
       expect(j.lastTxId).to.equal(3);
     });
-    it('a retry after the segment was finalized still answers success', () => {
-      const j = writing(3);
-      j.finalizeSegment(1, 1, 3);
-      expect(j.journal(1, 1, 3, 1, recs(3, 1)).code).to.equal(Code.OK);
-      expect(j.journal(1, 1, 4, 1, recs(4, 1)).code, 'but no new txid into a finalized segment').to.equal(Code.OUT_OF_SYNC);
-    });
+  }
+  it('a retried batch already applied under the same epoch answers success and changes nothing', () => {
+    const j = writing(3);
+    const size = j.segments[0]!.sizeBytes;
+    expect(j.journal(1, 1, 2, 2, recs(2, 2)).code).to.equal(Code.OK);
+    expect(j.journal(1, 1, 1, 3, recs(1, 3)).code).to.equal(Code.OK);
+    expect(j.segments[0]!.sizeBytes).to.equal(size);
+    expect(j.lastTxId).to.equal(3);
   });
-
-  describe('finalizeLogSegment', () => {
-    it('closes the segment under Hadoop\'s name; a retry succeeds; other bounds are OUT_OF_SYNC', () => {
-      const j = writing(3);
-      expect(j.finalizeSegment(1, 1, 2).code).to.equal(Code.OUT_OF_SYNC);
-      expect(j.finalizeSegment(1, 1, 3).code).to.equal(Code.OK);
-      expect(fs.readdirSync(j.dir)).to.deep.equal(['edits_0000000000000000001-0000000000000000003']);
-      expect(j.finalizeSegment(1, 1, 3).code).to.equal(Code.OK);
-      expect(j.finalizeSegment(1, 1, 4).code).to.equal(Code.OUT_OF_SYNC);
-    });
-    it('an empty segment is dropped, not finalized', () => {
-      const j = writing(0);
-      expect(j.finalizeSegment(1, 1, 1).code).to.equal(Code.OUT_OF_SYNC);
-      expect(j.dropSegment(1, 1).code).to.equal(Code.OK);
-      expect(j.segments).to.have.length(0);
-      expect(j.dropSegment(1, 1).code, 'a retried drop').to.equal(Code.OK);
-      expect(j.startSegment(1, 1, -64).code, 'the same txid restarts').to.equal(Code.OK);
-    });
-    it('a segment holding txids cannot be dropped', () => {
-      const j = writing(2);
-      expect(j.dropSegment(1, 1).code).to.equal(Code.OUT_OF_SYNC);
-    });
+  it('a retry after the segment was finalized still answers success', () => {
+    const j = writing(3);
+    j.finalizeSegment(1, 1, 3);
+    expect(j.journal(1, 1, 3, 1, recs(3, 1)).code).to.equal(Code.OK);
+    expect(j.journal(1, 1, 4, 1, recs(4, 1)).code, 'but no new txid into a finalized segment').to.equal(Code.OUT_OF_SYNC);
   });
+}
 
+function finalizeLogSegment(): void {
+  it('closes the segment under Hadoop\'s name; a retry succeeds; other bounds are OUT_OF_SYNC', () => {
+    const j = writing(3);
+    expect(j.finalizeSegment(1, 1, 2).code).to.equal(Code.OUT_OF_SYNC);
+    expect(j.finalizeSegment(1, 1, 3).code).to.equal(Code.OK);
+    expect(fs.readdirSync(j.dir)).to.deep.equal(['edits_0000000000000000001-0000000000000000003']);
+    expect(j.finalizeSegment(1, 1, 3).code).to.equal(Code.OK);
+    expect(j.finalizeSegment(1, 1, 4).code).to.equal(Code.OUT_OF_SYNC);
+  });
+  it('an empty segment is dropped, not finalized', () => {
+    const j = writing(0);
+    expect(j.finalizeSegment(1, 1, 1).code).to.equal(Code.OUT_OF_SYNC);
+    expect(j.dropSegment(1, 1).code).to.equal(Code.OK);
+    expect(j.segments).to.have.length(0);
+    expect(j.dropSegment(1, 1).code, 'a retried drop').to.equal(Code.OK);
+    expect(j.startSegment(1, 1, -64).code, 'the same txid restarts').to.equal(Code.OK);
+  });
+  it('a segment holding txids cannot be dropped', () => {
+    const j = writing(2);
+    expect(j.dropSegment(1, 1).code).to.equal(Code.OUT_OF_SYNC);
+  });
+}
+
+function segmentsOnDisk(): void {
   it('purgeLogs deletes finalized segments that end below the bound, never the open one', () => {
     const j = writing(3);
     j.finalizeSegment(1, 1, 3);
@@ -215,4 +228,4 @@ describe('journal', () => {
       expect(fs.readFileSync(path.join(a.dir, name)).equals(fs.readFileSync(path.join(b.dir, name))), name).to.equal(true);
     }
   });
-});
+}

@@ -47,10 +47,35 @@ async function eventually(cond: () => boolean, what: string, deadlineMs = 5000):
   }
 }
 
+// Set by the hooks of the outer describe: a fresh root per test, its live journals and its store.
+let root: string;
+let live: string;
+let store: SnapshotStore;
+
+/** Journal ns1 in the live directory: a finalized segment 1-5 and an in-progress one from 6 holding 6-8. */
+function liveJournal(): { done: SegmentFile; open: SegmentFile } {
+  const jdir = path.join(live, 'ns1');
+  fs.mkdirSync(jdir, { recursive: true });
+  const done = SegmentFile.create(jdir, 1, LAYOUT);
+  done.append(recs(1, 5), 5);
+  done.finalize();
+  const open = SegmentFile.create(jdir, 6, LAYOUT);
+  open.append(recs(6, 3), 3);
+  return { done, open };
+}
+
+/** Captures the live journal at `index` and finishes the snapshot. */
+async function snapshot(index: number, segs: SegmentFile[], keep = 3): Promise<ManifestData> {
+  const m = manifest(index, [journalEntry('ns1', segs)]);
+  const pending = store.capture(
+    m,
+    segs.map((s) => ({ jid: 'ns1', file: s.name, fromPath: s.path, dirty: s.dirty })),
+  );
+  await new Promise<void>((res, rej) => store.finish(pending, keep, (e) => (e ? rej(e) : res())));
+  return m;
+}
+
 describe('snapshot store', () => {
-  let root: string;
-  let live: string;
-  let store: SnapshotStore;
   beforeEach(() => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-snap-'));
     live = path.join(root, 'journals');
@@ -58,29 +83,12 @@ describe('snapshot store', () => {
   });
   afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  /** Journal ns1 in the live directory: a finalized segment 1-5 and an in-progress one from 6 holding 6-8. */
-  function liveJournal(): { done: SegmentFile; open: SegmentFile } {
-    const jdir = path.join(live, 'ns1');
-    fs.mkdirSync(jdir, { recursive: true });
-    const done = SegmentFile.create(jdir, 1, LAYOUT);
-    done.append(recs(1, 5), 5);
-    done.finalize();
-    const open = SegmentFile.create(jdir, 6, LAYOUT);
-    open.append(recs(6, 3), 3);
-    return { done, open };
-  }
+  describe('publishing, pruning and falling back', publishing);
+  describe('serving chunks and materializing', servingAndMaterializing);
+  describe('manifest encoding', manifestEncoding);
+});
 
-  /** Captures the live journal at `index` and finishes the snapshot. */
-  async function snapshot(index: number, segs: SegmentFile[], keep = 3): Promise<ManifestData> {
-    const m = manifest(index, [journalEntry('ns1', segs)]);
-    const pending = store.capture(
-      m,
-      segs.map((s) => ({ jid: 'ns1', file: s.name, fromPath: s.path, dirty: s.dirty })),
-    );
-    await new Promise<void>((res, rej) => store.finish(pending, keep, (e) => (e ? rej(e) : res())));
-    return m;
-  }
-
+function publishing(): void {
   it('capture + finish: a durable snapshot of hard links that newest() returns, no temporary left', async () => {
     const { done, open } = liveJournal();
     expect(store.newest()).to.equal(null);
@@ -115,6 +123,19 @@ describe('snapshot store', () => {
     open.close();
   });
 
+  it('a damaged manifest falls back to the older snapshot', async () => {
+    store.createInitial(manifest(5));
+    store.createInitial(manifest(10));
+    const file = path.join(store.dirOf(10), 'manifest.pb');
+    const b = fs.readFileSync(file);
+    b[b.byteLength - 1]! ^= 0x01;
+    fs.writeFileSync(file, b);
+    expect(store.newest()!.index).to.equal(5);
+    expect(store.list(), 'the damaged one is left for an operator').to.deep.equal([10, 5]);
+  });
+}
+
+function servingAndMaterializing(): void {
   it('readChunk serves a growing in-progress file only up to the manifest size', async () => {
     const { done, open } = liveJournal();
     const m = await snapshot(10, [done, open]);
@@ -164,66 +185,55 @@ describe('snapshot store', () => {
     fs.truncateSync(path.join(store.dirOf(10), 'journals', 'ns1', done.name), 40);
     expect(() => store.materialize(10, live)).to.throw(SnapshotError, `${done.name} has 40 bytes`);
   });
+}
 
-  it('a damaged manifest falls back to the older snapshot', async () => {
-    store.createInitial(manifest(5));
-    store.createInitial(manifest(10));
-    const file = path.join(store.dirOf(10), 'manifest.pb');
-    const b = fs.readFileSync(file);
-    b[b.byteLength - 1]! ^= 0x01;
-    fs.writeFileSync(file, b);
-    expect(store.newest()!.index).to.equal(5);
-    expect(store.list(), 'the damaged one is left for an operator').to.deep.equal([10, 5]);
+function manifestEncoding(): void {
+  const m = manifest(42, [
+    {
+      ...journalEntry('ns1', []),
+      lastTxId: 9,
+      segments: [{ firstTxId: 1, lastTxId: 9, inProgress: false, file: 'edits_0000000000000000001-0000000000000000009', sizeBytes: 1234, crc32: 0xdeadbeef, layoutVersion: LAYOUT }],
+    },
+  ]);
+
+  it('round-trips every field', () => {
+    expect(plain(decodeManifest(encodeManifest(m), 'm'))).to.deep.equal(m);
   });
 
-  describe('manifest encoding', () => {
-    const m = manifest(42, [
-      {
-        ...journalEntry('ns1', []),
-        lastTxId: 9,
-        segments: [{ firstTxId: 1, lastTxId: 9, inProgress: false, file: 'edits_0000000000000000001-0000000000000000009', sizeBytes: 1234, crc32: 0xdeadbeef, layoutVersion: LAYOUT }],
-      },
-    ]);
-
-    it('round-trips every field', () => {
-      expect(plain(decodeManifest(encodeManifest(m), 'm'))).to.deep.equal(m);
+  // A manifest from a peer names paths: every name and number is checked before anything is written.
+  const seg = m.journals[0]!.segments[0]!;
+  const hostile: [string, ManifestData, string][] = [
+    ['a journal id with a path in it', { ...m, journals: [{ ...m.journals[0]!, jid: '../../etc' }] }, 'bad journal id'],
+    ['a journal id of dots', { ...m, journals: [{ ...m.journals[0]!, jid: '..' }] }, 'bad journal id'],
+    ['a file name with a path in it', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, file: '../../x' }] }] }, 'does not match its txids'],
+    ['a file name that is not its txids', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, file: 'edits_0000000000000000002-0000000000000000009' }] }] }, 'does not match its txids'],
+    ['an in-progress segment before another', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, inProgress: true, file: 'edits_inprogress_0000000000000000001' }, { ...seg, firstTxId: 10, lastTxId: 12, file: 'edits_0000000000000000010-0000000000000000012' }] }] }, 'only the last'],
+    ['overlapping segments', { ...m, journals: [{ ...m.journals[0]!, segments: [seg, { ...seg, firstTxId: 5, lastTxId: 12, file: 'edits_0000000000000000005-0000000000000000012' }] }] }, 'overlaps'],
+    ['a size below the header', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, sizeBytes: 3 }] }] }, 'size or CRC'],
+    ['a journal listed twice', { ...m, journals: [m.journals[0]!, m.journals[0]!] }, 'listed twice'],
+    ['a bad node id', { ...m, meta: { ...m.meta, conf: { ...m.meta.conf, voters: ['n1', 'a/b'] } } }, 'bad node id'],
+    ['a bad peer address', { ...m, meta: { ...m.meta, peers: [{ id: 'n1', address: 'http://evil/' }] } }, 'bad address'],
+  ];
+  for (const [what, bad, message] of hostile) {
+    it(`refuses ${what}`, () => {
+      expect(() => decodeManifest(encodeManifest(bad), 'm')).to.throw(SnapshotError, message);
     });
+  }
 
-    // A manifest from a peer names paths: every name and number is checked before anything is written.
-    const seg = m.journals[0]!.segments[0]!;
-    const hostile: [string, ManifestData, string][] = [
-      ['a journal id with a path in it', { ...m, journals: [{ ...m.journals[0]!, jid: '../../etc' }] }, 'bad journal id'],
-      ['a journal id of dots', { ...m, journals: [{ ...m.journals[0]!, jid: '..' }] }, 'bad journal id'],
-      ['a file name with a path in it', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, file: '../../x' }] }] }, 'does not match its txids'],
-      ['a file name that is not its txids', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, file: 'edits_0000000000000000002-0000000000000000009' }] }] }, 'does not match its txids'],
-      ['an in-progress segment before another', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, inProgress: true, file: 'edits_inprogress_0000000000000000001' }, { ...seg, firstTxId: 10, lastTxId: 12, file: 'edits_0000000000000000010-0000000000000000012' }] }] }, 'only the last'],
-      ['overlapping segments', { ...m, journals: [{ ...m.journals[0]!, segments: [seg, { ...seg, firstTxId: 5, lastTxId: 12, file: 'edits_0000000000000000005-0000000000000000012' }] }] }, 'overlaps'],
-      ['a size below the header', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, sizeBytes: 3 }] }] }, 'size or CRC'],
-      ['a journal listed twice', { ...m, journals: [m.journals[0]!, m.journals[0]!] }, 'listed twice'],
-      ['a bad node id', { ...m, meta: { ...m.meta, conf: { ...m.meta.conf, voters: ['n1', 'a/b'] } } }, 'bad node id'],
-      ['a bad peer address', { ...m, meta: { ...m.meta, peers: [{ id: 'n1', address: 'http://evil/' }] } }, 'bad address'],
-    ];
-    for (const [what, bad, message] of hostile) {
-      it(`refuses ${what}`, () => {
-        expect(() => decodeManifest(encodeManifest(bad), 'm')).to.throw(SnapshotError, message);
-      });
-    }
-
-    const damage: [string, (b: Buffer) => Buffer, RegExp][] = [
-      ['bad magic', (b) => Buffer.concat([Buffer.from('XJSM'), b.subarray(4)]), /^where: not a snapshot manifest$/],
-      ['shorter than the framing', (b) => b.subarray(0, 11), /^where: not a snapshot manifest$/],
-      ['a byte more than the length says', (b) => Buffer.concat([b, Buffer.from([0])]), /^where: manifest length \d+ does not match the file$/],
-      ['cut short', (b) => b.subarray(0, b.byteLength - 1), /^where: manifest length \d+ does not match the file$/],
-      ['a flipped body byte', (b) => {
-        const c = Buffer.from(b);
-        c[c.byteLength - 3]! ^= 0x40;
-        return c;
-      }, /^where: manifest CRC mismatch$/],
-    ];
-    for (const [name, mutate, message] of damage) {
-      it(`refuses ${name}`, () => {
-        expect(() => decodeManifest(mutate(encodeManifest(m)), 'where')).to.throw(SnapshotError, message);
-      });
-    }
-  });
-});
+  const damage: [string, (b: Buffer) => Buffer, RegExp][] = [
+    ['bad magic', (b) => Buffer.concat([Buffer.from('XJSM'), b.subarray(4)]), /^where: not a snapshot manifest$/],
+    ['shorter than the framing', (b) => b.subarray(0, 11), /^where: not a snapshot manifest$/],
+    ['a byte more than the length says', (b) => Buffer.concat([b, Buffer.from([0])]), /^where: manifest length \d+ does not match the file$/],
+    ['cut short', (b) => b.subarray(0, b.byteLength - 1), /^where: manifest length \d+ does not match the file$/],
+    ['a flipped body byte', (b) => {
+      const c = Buffer.from(b);
+      c[c.byteLength - 3]! ^= 0x40;
+      return c;
+    }, /^where: manifest CRC mismatch$/],
+  ];
+  for (const [name, mutate, message] of damage) {
+    it(`refuses ${name}`, () => {
+      expect(() => decodeManifest(mutate(encodeManifest(m)), 'where')).to.throw(SnapshotError, message);
+    });
+  }
+}

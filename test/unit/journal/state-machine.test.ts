@@ -43,21 +43,29 @@ function filesOf(dir: string): Record<string, string> {
   return out;
 }
 
+// Commands of one journal: what a snapshot captures (head), and what is applied after it (tail).
+const head: qjournal.journal.ICommand[] = [
+  { jid: 'ns1', format: { nsInfo: ns } },
+  { jid: 'ns1', newEpoch: { nsInfo: ns, writerId: 'nn1' } },
+  { jid: 'ns1', startSegment: { epoch: 1, txid: 1, layoutVersion: -64 } },
+  writes('ns1', 1, 5),
+];
+const tail: qjournal.journal.ICommand[] = [writes('ns1', 6, 3), { jid: 'ns1', finalizeSegment: { epoch: 1, firstTxid: 1, lastTxid: 8 } }, { jid: 'ns1', startSegment: { epoch: 1, txid: 9, layoutVersion: -64 } }, writes('ns1', 9, 2)];
+
+// Set by the hooks of the outer describe: a fresh directory per test.
+let root: string;
+
 describe('journal state machine snapshots', () => {
-  let root: string;
   beforeEach(() => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-sm-'));
   });
   afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  const head: qjournal.journal.ICommand[] = [
-    { jid: 'ns1', format: { nsInfo: ns } },
-    { jid: 'ns1', newEpoch: { nsInfo: ns, writerId: 'nn1' } },
-    { jid: 'ns1', startSegment: { epoch: 1, txid: 1, layoutVersion: -64 } },
-    writes('ns1', 1, 5),
-  ];
-  const tail: qjournal.journal.ICommand[] = [writes('ns1', 6, 3), { jid: 'ns1', finalizeSegment: { epoch: 1, firstTxid: 1, lastTxid: 8 } }, { jid: 'ns1', startSegment: { epoch: 1, txid: 9, layoutVersion: -64 } }, writes('ns1', 9, 2)];
+  describe('restart from its own snapshot', restart);
+  describe('install from the leader', installFromLeader);
+});
 
+function restart(): void {
   it('restart = newest snapshot + replay of the log: the same state and byte-identical files', async () => {
     const dir = path.join(root, 'a');
     const sm = fresh(dir);
@@ -80,6 +88,27 @@ describe('journal state machine snapshots', () => {
     again.close();
   });
 
+  it('a corrupt finalized segment is reported when first read, naming the file', async () => {
+    const dir = path.join(root, 'c');
+    const sm = fresh(dir);
+    let index = 1;
+    sm.apply([...head, ...tail].map((c) => entry(++index, c)));
+    await save(sm, { index, term: 1, conf });
+    sm.close();
+    const jdir = path.join(dir, 'journals', 'ns1');
+    const fin = fs.readdirSync(jdir).find((n) => !n.includes('inprogress'))!;
+    const file = path.join(jdir, fin);
+    // Segment files and the snapshot share inodes: damage in place is damage in both.
+    const b = fs.readFileSync(file);
+    b[b.length - 3]! ^= 0x55;
+    fs.writeFileSync(file, b);
+    const third = JournalStateMachine.open(opts(dir));
+    expect(() => third.journal('ns1')!.readEdits(1, 100, 1 << 20, true)).to.throw(/edits_0+1-0+8 is corrupt at byte \d+/);
+    third.close();
+  });
+}
+
+function installFromLeader(): void {
   it('a follower fetches the leader\'s snapshot in chunks, reusing a finalized segment it already has', async () => {
     const leaderDir = path.join(root, 'leader');
     const leader = fresh(leaderDir);
@@ -123,23 +152,4 @@ describe('journal state machine snapshots', () => {
     leader.close();
     follower.close();
   });
-
-  it('a corrupt finalized segment is reported when first read, naming the file', async () => {
-    const dir = path.join(root, 'c');
-    const sm = fresh(dir);
-    let index = 1;
-    sm.apply([...head, ...tail].map((c) => entry(++index, c)));
-    await save(sm, { index, term: 1, conf });
-    sm.close();
-    const jdir = path.join(dir, 'journals', 'ns1');
-    const fin = fs.readdirSync(jdir).find((n) => !n.includes('inprogress'))!;
-    const file = path.join(jdir, fin);
-    // Segment files and the snapshot share inodes: damage in place is damage in both.
-    const b = fs.readFileSync(file);
-    b[b.length - 3]! ^= 0x55;
-    fs.writeFileSync(file, b);
-    const third = JournalStateMachine.open(opts(dir));
-    expect(() => third.journal('ns1')!.readEdits(1, 100, 1 << 20, true)).to.throw(/edits_0+1-0+8 is corrupt at byte \d+/);
-    third.close();
-  });
-});
+}
