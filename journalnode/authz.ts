@@ -60,6 +60,7 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   '/flags': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/metrics': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/activity': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
+  '/admin/resetPeers': { allowed: ['admin'], envelope: proto(pb.ResetPeersResponse) },
   '/admin/*': { allowed: ['admin'], envelope: proto(pb.AdminResponse) },
 };
 

@@ -7,6 +7,7 @@ import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Server as TlsServer } from 'node:tls';
 import { QjmError } from '../src/errors.js';
+import { formatMembersHeader, MEMBERS_HEADER } from '../src/peers.js';
 import type { Logger } from '../src/logger.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
 import { registerAuthorization } from './authz.js';
@@ -82,6 +83,13 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (req, reply) => {
       if (p.draining() && req.method === 'POST' && !req.url.startsWith('/qjm/get')) return refuseWhileDraining(reply, p.config.id, p.qjm.replica.leaderDetails());
+    });
+    // An authenticated client learns the members' addresses from every answer (libqjm's route table follows
+    // the cluster through membership changes); one without a certificate learns nothing.
+    scope.addHook('onSend', async (req, reply, payload) => {
+      const addresses = req.caller === null ? [] : p.qjm.replica.peers.list().map((m) => m.address).filter((a) => a !== '');
+      if (addresses.length > 0) reply.header(MEMBERS_HEADER, formatMembersHeader(p.qjm.replica.appliedIndex, addresses));
+      return payload;
     });
     scope.addHook('onResponse', async (req, reply) => {
       p.metrics.rpcSeconds.observe({ rpc: req.url.split('?')[0]!.slice(5), code: String(reply.statusCode) }, reply.elapsedTime / 1000);

@@ -12,6 +12,8 @@ import type { Logger as PinoLogger } from 'pino';
 import { DataDirLock } from '../src/data-dir-lock.js';
 import type { qjournal } from '../src/gen/proto.js';
 import { HttpPools } from '../src/http-pool.js';
+import { fetchNodeStatus } from '../src/node-status.js';
+import { confMembers } from '../src/raft/types.js';
 import { PeerDirectory } from '../src/replica/peer-directory.js';
 import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
@@ -27,6 +29,7 @@ import { JournalStateMachine } from './journal-state-machine.js';
 import type { StateMachineOptions } from './journal-state-machine.js';
 import { NodeMetrics } from './metrics.js';
 import { peerClientTls, serverTlsOptions } from './node-tls.js';
+import { PeerAdmission } from './peer-admission.js';
 import { PeerTransport } from './peer-transport.js';
 import { PeerSnapshotSource } from './snapshot-transfer.js';
 import { buildStatus } from './routes-admin.js';
@@ -133,7 +136,7 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
   const metrics = new NodeMetrics(config.id);
   const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
   const { sm, diskLog, activity, clusterId, storageId } = await openStorage(config, logger, metrics, snapshotSource, clients);
-  const transport = peerTransport(config, clusterId, storageId, directory, clients, logger);
+  const transport = peerTransport(config, clusterId, storageId, directory, clients, peerAdmission(config, clusterId, sm, directory, clients, logger), logger);
   const replicaOptions = deriveReplicaOptions(config);
   const replica = newReplica(config, replicaOptions, { log: metrics.meteredLog(diskLog), stateMachine: sm, transport, peers: directory, activity, logger });
   transport.attach(replica);
@@ -198,13 +201,14 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
   return { config, app, uiApp, activity, replica, sm, transport, metrics, logger, clusterId, storageId, start, stop, reloadTls };
 }
 /** The peer streams, bounded by the node's settings. */
-function peerTransport(config: JournalNodeConfig, clusterId: string, storageId: string, directory: PeerDirectory, clients: HttpPools, logger: PinoLogger): PeerTransport {
+function peerTransport(config: JournalNodeConfig, clusterId: string, storageId: string, directory: PeerDirectory, clients: HttpPools, admission: PeerAdmission, logger: PinoLogger): PeerTransport {
   return new PeerTransport({
     selfId: config.id,
     selfAddress: config.advertise,
     clusterId,
     storageId,
     directory,
+    admission,
     clients,
     idleTimeoutMs: config.peerRequestTimeoutMs,
     // Under the receiver's request timeout (the same setting across a cluster), which bounds any one request.
@@ -214,6 +218,24 @@ function peerTransport(config: JournalNodeConfig, clusterId: string, storageId: 
     // entries a full pipeline of appends holds.
     maxBatchBytes: config.maxAppendBodyBytes,
     batchLimits: { maxMessages: MAX_MESSAGES_PER_BATCH, maxEntries: config.maxEntriesPerAppend * config.maxInflightAppends, maxMembers: MAX_MEMBERS },
+    logger,
+  });
+}
+
+/** Who is heard besides the members: a leader they vouch for (asked through the peer client). */
+function peerAdmission(config: JournalNodeConfig, clusterId: string, sm: JournalStateMachine, directory: PeerDirectory, clients: HttpPools, logger: PinoLogger): PeerAdmission {
+  // A node that joined starts from a state that names no configuration, holding the members it learned.
+  const snap = sm.snapshotMeta;
+  const joinedFrom = confMembers(snap.conf).includes(config.id) ? [] : (snap.peers ?? []);
+  return new PeerAdmission({
+    selfId: config.id,
+    clusterId,
+    directory,
+    joinedFrom,
+    fetchStatus: (address, timeoutMs) => fetchNodeStatus(address, timeoutMs, clients),
+    // Well within the stream's idle timeout: the sender's stream is held until the verdict.
+    checkTimeoutMs: Math.min(1000, config.peerRequestTimeoutMs / 2),
+    refusedForMs: 1000,
     logger,
   });
 }

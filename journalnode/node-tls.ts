@@ -17,12 +17,12 @@ export function serverTlsOptions(m: TlsMaterial): ServerOptions {
 }
 
 /** The node as a client of its peers: the id expected at an address is the one the configuration names. */
-export function peerClientTls(m: TlsMaterial, directory: Pick<PeerDirectory, 'list'>): ClientTls {
+export function peerClientTls(m: TlsMaterial, directory: Pick<PeerDirectory, 'idAt'>): ClientTls {
   return {
     ca: m.ca,
     cert: m.cert,
     key: m.key,
-    verifyServer: (address, cert) => checkNodeServer(address, cert, directory.list().find((p) => p.address === address)?.id),
+    verifyServer: (address, cert) => checkNodeServer(address, cert, directory.idAt(address)),
   };
 }
 

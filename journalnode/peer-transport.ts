@@ -27,6 +27,7 @@ import type { HttpError, HttpPools, OutboundStream } from '../src/http-pool.js';
 import type { PeerLinkJson } from '../src/node-status.js';
 import type { Logger } from '../src/logger.js';
 import type { PeerDirectory } from '../src/replica/peer-directory.js';
+import type { PeerAdmission } from './peer-admission.js';
 
 /** The route of peer streams, and the content type their bodies are sent with. */
 export const RAFT_STREAM_PATH = '/raft/stream';
@@ -43,6 +44,8 @@ export interface PeerTransportOptions {
   storageId: string;
   /** Where each peer is dialed, and who is a member: the current configuration's address book. */
   directory: PeerDirectory;
+  /** Who is heard: the members, and a leader the configuration does not name yet on a member's word. */
+  admission: Pick<PeerAdmission, 'admits'>;
   /** What one batch from a peer may hold. */
   batchLimits: BatchLimits;
   clients: Pick<HttpPools, 'openStream'>;
@@ -85,7 +88,7 @@ export interface InboundStream {
   cut(status: number, code: string, message: string): void;
 }
 
-/** A batch from an id that is not a member of the configuration (or, joining, of the members it learned). */
+/** A batch from an id that is not a member of the configuration (or, joining, of the members it learned), nor a leader a member vouched for. */
 export class NotAMemberError extends Error {
   override name = 'NotAMemberError';
   constructor(readonly from: NodeId) {
@@ -301,12 +304,25 @@ export class PeerTransport implements ReplicaTransport {
 
   // ---------------------------------------------------------------- inbound
 
+  /** A member, or a leader a member vouched for: its streams and batches are heard without asking. */
+  heard(peer: NodeId): boolean {
+    return this.o.directory.isMember(peer) || this.o.directory.isVouched(peer);
+  }
+
+  /**
+   * Whether a batch from `from` may be heard: true at once for a member or a vouched-for leader, else the
+   * promise of a member's word (the route holds the stream until it comes; PeerAdmission bounds the asking).
+   */
+  admits(from: NodeId, messages: readonly Message[]): true | Promise<boolean> {
+    return this.o.admission.admits(from, messages);
+  }
+
   /**
    * A stream from `peer` begins: past MAX_INBOUND_STREAMS_PER_PEER the oldest is ended. Returns the
    * function that forgets the stream when it ends. Throws NotAMemberError for a non-member (nothing is kept).
    */
   openInbound(peer: NodeId, s: InboundStream): () => void {
-    if (!this.o.directory.isMember(peer)) throw new NotAMemberError(peer);
+    if (!this.heard(peer)) throw new NotAMemberError(peer);
     if (this.closed) {
       s.cut(503, 'QJM_ERR_SHUTTING_DOWN', `${this.o.selfId} is shutting down`);
       return () => {};
@@ -323,8 +339,9 @@ export class PeerTransport implements ReplicaTransport {
 
   /** An inbound batch from a peer (already checked for cluster id and sender): its messages for this node are delivered. */
   handleInbound(b: Batch): void {
-    // Only members speak for the cluster; nothing (state, metrics labels, delivery) is kept for anyone else.
-    if (!this.o.directory.isMember(b.from)) throw new NotAMemberError(b.from);
+    // Only members (and a leader a member vouched for) speak for the cluster; nothing (state, metrics labels,
+    // delivery) is kept for anyone else.
+    if (!this.heard(b.from)) throw new NotAMemberError(b.from);
     this.noteStorageId(this.peer(b.from), b.storageId);
     const mine = b.messages.filter((m) => m.to === this.o.selfId);
     if (mine.length > 0) this.sink.receive(mine);

@@ -1,13 +1,13 @@
 // What operators look at and do: GET /status (JSON, braft raft_stat's fields), GET /raft_stat (the same as a
 // page), GET /flags (effective settings), GET /metrics (Prometheus), GET /healthz, and the admin RPCs behind
-// qjm's membership, leadership and snapshot commands.
+// qjm's membership, leadership, reset-peers and snapshot commands.
 
 import type { FastifyInstance } from 'fastify';
 import { qjournal } from '../src/gen/proto.js';
 import { QjmError } from '../src/errors.js';
 import { checkHostPort, isNodeId, NODE_ID_RULE } from '../src/ids.js';
 import type { JournalStatusJson, MemberJson, NodeStatusJson } from '../src/node-status.js';
-import type { Replica } from '../src/replica/replica.js';
+import type { Replica, ResetResult } from '../src/replica/replica.js';
 import type { qjournal as Q } from '../src/gen/proto.js';
 import { NONE } from '../src/raft/types.js';
 import type { Peer } from '../src/raft/types.js';
@@ -66,6 +66,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     appliedIndex: s.appliedIndex,
     firstIndex: s.firstIndex,
     lastIndex: s.lastIndex,
+    lastLogTerm: ctx.replica.rawNode.termAt(s.lastIndex) ?? 0,
     diskIndex: s.stableIndex,
     snapshotIndex: s.snapshotIndex,
     snapshotTerm: s.snapshotTerm,
@@ -130,6 +131,17 @@ export function registerReadOnlyRoutes(app: FastifyInstance, ctx: AdminContext):
   });
 }
 
+/** A request's peer list, every id and address checked. */
+function checkedPeers(list: Q.raft.IPeer[]): Peer[] {
+  const peers: Peer[] = list.map((p) => ({ id: p.id ?? '', address: p.address ?? '' }));
+  for (const p of peers) {
+    if (!isNodeId(p.id)) throw invalid(`bad peer id ${JSON.stringify(p.id)}: expected ${NODE_ID_RULE}`);
+    const problem = checkHostPort(p.address);
+    if (problem) throw invalid(`peer ${p.id}: bad address: ${problem}`);
+  }
+  return peers;
+}
+
 export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): void {
   const { replica } = ctx;
   const term = () => replica.term;
@@ -148,15 +160,38 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
     requestName: 'ChangePeersRequest',
     response: pb.AdminResponse,
     handle: async (req) => {
-      const peers: Peer[] = req.peers.map((p) => ({ id: p.id ?? '', address: p.address ?? '' }));
-      for (const p of peers) {
-        if (!isNodeId(p.id)) throw invalid(`bad peer id ${JSON.stringify(p.id)}: expected ${NODE_ID_RULE}`);
-        const problem = checkHostPort(p.address);
-        if (problem) throw invalid(`peer ${p.id}: bad address: ${problem}`);
-      }
+      const peers = checkedPeers(req.peers);
       requireLeader();
       await callback<void>((cb) => replica.changePeers(peers, cb));
       return { body: { message: `voters are now ${peers.map((p) => p.id).join(', ')}` } };
+    },
+  }, term);
+
+  registerProtoRoute(app, '/admin/resetPeers', {
+    request: pb.ResetPeersRequest,
+    requestName: 'ResetPeersRequest',
+    response: pb.ResetPeersResponse,
+    handle: async (req) => {
+      const peers = checkedPeers(req.peers);
+      // The last guard against a reset of a healthy cluster (qjm asks every node first): a node that still
+      // follows a leader (or leads) is part of a quorum that works.
+      if (!req.force && replica.leaderId !== NONE) {
+        throw new QjmError(
+          'INVALID_CONF_CHANGE',
+          `${replica.id} still ${replica.isLeader ? 'leads' : `follows leader ${replica.leaderId}`} in term ${replica.term}: reset-peers is for a majority lost for good (a node cut off from its quorum knows no leader within an election timeout or two: retry then; force to reset anyway)`,
+        );
+      }
+      const r = (await callback<ResetResult>((cb) => replica.resetPeers(peers, cb)))!;
+      const fiat = r.lastIndexBefore > r.committedBefore ? `; entries ${r.committedBefore + 1}-${r.lastIndexBefore} were committed by fiat` : '';
+      return {
+        body: {
+          message: `${replica.id} reset to voters ${peers.map((p) => p.id).join(', ')} (snapshot at index ${r.index})${fiat}`,
+          index: r.index,
+          committedIndexBefore: r.committedBefore,
+          lastIndexBefore: r.lastIndexBefore,
+          lastTermBefore: r.lastTermBefore,
+        },
+      };
     },
   }, term);
 

@@ -82,14 +82,35 @@ function readStream(ctx: RaftRouteContext, caller: Caller | null, body: Incoming
       peer = id;
       forget = transport.openInbound(id, { cut: (status, code, message) => answer(status, { code, message }, true) });
     };
+    const deliver = (b: Batch) => {
+      if (peer === null) open(b.from);
+      else if (b.from !== peer) throw forbidden(`this stream speaks for ${peer}, not ${JSON.stringify(b.from)}`);
+      transport.handleInbound(b);
+    };
+    /** Batches that arrived while a member's word on their sender is awaited (the body is paused meanwhile). */
+    let waiting: Batch[] | null = null;
     const onBatch = (b: Batch) => {
       if (b.clusterId !== ctx.clusterId) throw forbidden(`cluster id ${JSON.stringify(b.clusterId)} is not this cluster's`);
       if (!isNodeId(b.from)) throw invalid('bad sender id');
       const refusal = authorizePeerBatch(caller, b);
       if (refusal) throw forbidden(refusal.message);
-      if (peer === null) open(b.from);
-      else if (b.from !== peer) throw forbidden(`this stream speaks for ${peer}, not ${JSON.stringify(b.from)}`);
-      transport.handleInbound(b);
+      if (waiting) return void waiting.push(b);
+      const admitted = peer === null || b.from !== peer ? transport.admits(b.from, b.messages) : true;
+      if (admitted === true) return deliver(b);
+      // A sender the configuration does not name (a leader this node has not learned of yet): hold the stream
+      // until a member vouches for it, or refuse it.
+      waiting = [b];
+      body.pause();
+      void admitted.then((ok) => {
+        const held = waiting ?? [];
+        waiting = null;
+        if (answered) return;
+        if (!ok) return refuse(forbidden(new NotAMemberError(b.from).message));
+        withRefusals(() => held.forEach(deliver));
+        if (answered) return;
+        if (endedWhileWaiting) ended();
+        else body.resume();
+      });
     };
     const onFrame = (frame: Buffer) => {
       if (answered || frame.byteLength === 0) return; // a keepalive
@@ -113,17 +134,23 @@ function readStream(ctx: RaftRouteContext, caller: Caller | null, body: Incoming
         throw e;
       }
     };
-    // A node certificate names its node before any byte: a stranger or a removed node is refused at once.
-    if (caller?.kind === 'node') withRefusals(() => open(caller.id));
+    // A node certificate names its node before any byte: a member's stream is registered at once; anyone
+    // else's first batch decides (a stranger or a removed node is refused, a leader a member vouches for heard).
+    if (caller?.kind === 'node' && transport.heard(caller.id)) withRefusals(() => open(caller.id));
     if (answered) return;
     body.on('data', (chunk: Buffer) => {
       if (answered) return;
       idle.refresh();
       withRefusals(() => reader.push(chunk, onFrame));
     });
-    body.on('end', () => {
+    const ended = () => {
       if (reader.midFrame) refuse(invalid('the stream ended in the middle of a frame'));
       else answer(200, {}, false);
+    };
+    let endedWhileWaiting = false;
+    body.on('end', () => {
+      if (waiting) endedWhileWaiting = true;
+      else ended();
     });
     // The sender went away: nobody reads an answer.
     body.on('close', () => {

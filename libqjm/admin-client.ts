@@ -1,5 +1,5 @@
-// Operator calls the qjm CLI makes: every node's /status, membership changes, leadership transfer, snapshots,
-// and how recently a journal was written (to tell a live writer from a dead one).
+// Operator calls the qjm CLI makes: every node's /status, membership changes, reset-peers, leadership transfer,
+// snapshots, and how recently a journal was written (to tell a live writer from a dead one).
 
 import { qjournal } from '../src/gen/proto.js';
 import { makeError } from '../src/errors.js';
@@ -36,9 +36,14 @@ export class AdminClient {
   }
 
   /** GET /status from every endpoint, in parallel; unreachable ones carry an error. */
-  async statusAll(timeoutMs = 2000): Promise<NodeStatusReport[]> {
+  statusAll(timeoutMs = 2000): Promise<NodeStatusReport[]> {
+    return this.statusOf(this.peers, timeoutMs);
+  }
+
+  /** GET /status from each of `endpoints`, in parallel; unreachable ones carry an error. */
+  async statusOf(endpoints: readonly string[], timeoutMs = 2000): Promise<NodeStatusReport[]> {
     return Promise.all(
-      this.peers.map(async (endpoint) => {
+      endpoints.map(async (endpoint) => {
         try {
           return { endpoint, status: await fetchNodeStatus(endpoint, timeoutMs, this.client.http), error: null };
         } catch (e) {
@@ -82,6 +87,17 @@ export class AdminClient {
 
   changePeers(peers: { id: string; address: string }[], timeoutMs = 120_000): Promise<string> {
     return this.admin('/admin/changePeers', pb.ChangePeersRequest.encode({ peers }).finish(), timeoutMs);
+  }
+
+  /**
+   * Forces the voters on the one node at `node` (reset-peers: a majority is lost for good). Not retried: the
+   * node either did it or says why not.
+   */
+  async resetPeers(node: string, peers: { id: string; address: string }[], force: boolean, timeoutMs = 60_000): Promise<qjournal.journal.ResetPeersResponse> {
+    const res = await this.client.post(node, '/admin/resetPeers', pb.ResetPeersRequest.encode({ peers, force }).finish(), timeoutMs);
+    const r = pb.ResetPeersResponse.decode(res.body);
+    if (r.error) throw fromRpcError(r.error, node);
+    return r;
   }
 
   transferLeader(to: string, timeoutMs = 15_000): Promise<string> {

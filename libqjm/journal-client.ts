@@ -10,6 +10,7 @@ import { qjournal } from '../src/gen/proto.js';
 import { isErrorName, makeError, QjmError, QuorumUnavailableError } from '../src/errors.js';
 import type { ErrorName, QjmErrorDetails } from '../src/errors.js';
 import { RouteTable } from './route-table.js';
+import { MEMBERS_HEADER, parseMembersHeader } from '../src/peers.js';
 import { DEFAULT_RETRY, withRetry } from './retry-policy.js';
 import type { RetryObserver, RetryOptions } from './retry-policy.js';
 
@@ -70,15 +71,22 @@ export class JournalClient {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
     this.retry = { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
     this.onRetry = opts.onRetry;
-    this.http = new HttpPools({ connectTimeoutMs: this.connectTimeoutMs, ...(opts.tls ? { tls: opts.tls } : {}) });
+    this.http = new HttpPools({ connectTimeoutMs: this.connectTimeoutMs, keepHeaders: [MEMBERS_HEADER], ...(opts.tls ? { tls: opts.tls } : {}) });
   }
 
-  /** One POST; network failures become retriable errors (TIMEOUT when the request may have been applied). */
+  /**
+   * One POST; network failures become retriable errors (TIMEOUT when the request may have been applied). The
+   * members list an answer carries goes to the route table.
+   */
   async post(address: string, path: string, body: Uint8Array, timeoutMs = this.requestTimeoutMs, signal?: AbortSignal): Promise<HttpResponse> {
     // Final: a retry cannot reopen it (a retriable error would spin until the write deadline).
     if (this.closed) throw makeError('INVALID_ARGUMENT', 'the client is closed');
     try {
-      return await this.http.request(address, 'POST', path, body, timeoutMs, signal);
+      const res = await this.http.request(address, 'POST', path, body, timeoutMs, signal);
+      const members = res.headers?.[MEMBERS_HEADER];
+      const named = members === undefined ? null : parseMembersHeader(members);
+      if (named) this.routes.learnMembers(named.addresses, named.appliedIndex);
+      return res;
     } catch (e) {
       const err = e as HttpError;
       if (signal?.aborted) throw makeError('SHUTTING_DOWN', `${path}: aborted by the caller`, { node: address });

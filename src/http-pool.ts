@@ -30,6 +30,8 @@ export interface ClientTls {
 export interface HttpResponse {
   status: number;
   body: Buffer;
+  /** The response headers the pool was asked to keep (keepHeaders), by lower-case name, when present. */
+  headers?: Record<string, string>;
 }
 
 export class HttpError extends Error {
@@ -80,7 +82,7 @@ export class HttpPools {
   /** The node:http agent of each address's streams, with the TLS generation it was built with. */
   private readonly streamAgents = new Map<string, { generation: number; agent: http.Agent }>();
 
-  constructor(private readonly o: { connectTimeoutMs: number; connections?: number; tls?: ClientTls }) {
+  constructor(private readonly o: { connectTimeoutMs: number; connections?: number; tls?: ClientTls; keepHeaders?: readonly string[] }) {
     this.tls = o.tls ?? null;
   }
 
@@ -135,8 +137,10 @@ export class HttpPools {
   request(address: string, method: 'GET' | 'POST', path: string, body: Uint8Array | null, timeoutMs: number, signal?: AbortSignal): Promise<HttpResponse> {
     if (this.closed) return Promise.reject(new HttpError('the HTTP client is closed', false, 'CLOSED'));
     const tls = this.tls !== null;
+    const keep = this.o.keepHeaders;
     return new Promise<HttpResponse>((resolve, reject) => {
       let status = 0;
+      let headers: Record<string, string> | undefined;
       let sent = false;
       let abort: ((err?: Error) => void) | null = null;
       const chunks: Buffer[] = [];
@@ -156,7 +160,8 @@ export class HttpPools {
           }
           return;
         }
-        resolve({ status, body: chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+        const responseBody = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        resolve(headers ? { status, body: responseBody, headers } : { status, body: responseBody });
       };
       if (signal?.aborted) return finish(new HttpError(`${method} ${path}: aborted`, false, 'ABORTED'));
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -168,9 +173,15 @@ export class HttpPools {
           finish(err);
         },
         onUpgrade() {},
-        onHeaders(statusCode) {
+        onHeaders(statusCode, rawHeaders) {
           sent = true;
           status = statusCode;
+          if (keep) {
+            for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+              const name = rawHeaders[i]!.toString('latin1').toLowerCase();
+              if (keep.includes(name)) (headers ??= {})[name] = rawHeaders[i + 1]!.toString('latin1');
+            }
+          }
           return true;
         },
         onData(chunk) {

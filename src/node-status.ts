@@ -63,6 +63,8 @@ export interface NodeStatusJson {
   appliedIndex: number;
   firstIndex: number;
   lastIndex: number;
+  /** The term of the entry at lastIndex: (lastLogTerm, lastIndex) orders logs by how up to date they are. */
+  lastLogTerm: number;
   /** The last index durable on this node's disk. */
   diskIndex: number;
   snapshotIndex: number;

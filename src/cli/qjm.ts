@@ -17,6 +17,7 @@ import { humanBytes, renderTable } from '../text-table.js';
 import { WRITER_ACTIVE_MS } from '../journal-state.js';
 import { CertExistsError } from '../security/certs.js';
 import { CertificateError } from '../security/cert-files.js';
+import { runResetPeers } from './reset-peers.js';
 import { CERT_CREATE_CA, CERT_CREATE_CLIENT, CERT_CREATE_NODE, CERT_LIST, cmdCreateCa, cmdCreateClient, cmdCreateNode, cmdList } from './cert.js';
 
 export { UsageError } from '../command-line.js';
@@ -465,6 +466,37 @@ function cmdReplacePeers(f: FlagValues<typeof CHANGE_PEERS>, io: CliIo): Promise
   return cmdChangePeers(f, () => target, f.json, io);
 }
 
+const RESET_PEERS = {
+  name: 'qjm reset-peers',
+  summary: 'A majority lost for good: force the voters on the survivor with the longest log (what only the lost nodes held is gone).',
+  flags: {
+    ...CONNECT,
+    peers: { ...PEERS, required: false, description: 'other nodes to ask (default: the members the node names)' },
+    node: { type: 'string', required: true, valueName: 'HOST:PORT', description: 'the surviving node to reset' },
+    'new-peers': { ...PEER, valueName: 'ID=HOST:PORT,...', description: 'the voters after the reset: the survivor (alone, usually)' },
+    force: { type: 'boolean', description: 'reset although a majority of the voters answers, or another node holds a longer log' },
+    json: JSON_OUT,
+  },
+} as const satisfies CommandSpec;
+
+async function cmdResetPeers(f: FlagValues<typeof RESET_PEERS>, io: CliIo): Promise<number> {
+  let node: string[];
+  try {
+    node = parseAddresses(f.node);
+  } catch (e) {
+    throw new UsageError(`--node: ${(e as Error).message}`);
+  }
+  if (node.length !== 1) throw new UsageError('--node: one HOST:PORT, the node to reset');
+  const conn = { ...f, peers: f.peers ?? node[0]! };
+  const newPeers = parsePeersFlag('new-peers', f['new-peers']);
+  const admin = adminClient(conn, io);
+  try {
+    return await runResetPeers(admin, { node: node[0]!, newPeers, peers: f.peers ? peersOf(conn) : [], force: f.force, json: f.json, timeoutMs: timeoutMsOf(conn) }, io);
+  } finally {
+    await admin.close();
+  }
+}
+
 const TRANSFER_LEADER = {
   name: 'qjm transfer-leader',
   summary: 'Move leadership to another voter.',
@@ -520,6 +552,7 @@ const COMMANDS: Record<string, Command> = {
   'add-peer': command(ADD_PEER, cmdAddPeer),
   'remove-peer': command(REMOVE_PEER, cmdRemovePeer),
   'change-peers': command(CHANGE_PEERS, cmdReplacePeers),
+  'reset-peers': command(RESET_PEERS, cmdResetPeers),
   'transfer-leader': command(TRANSFER_LEADER, (f, io) => cmdAdmin(f, io, (admin) => admin.transferLeader(f.to ?? '', timeoutMsOf(f)))),
   snapshot: command(SNAPSHOT, (f, io) => cmdAdmin(f, io, (admin) => admin.snapshot(f.node, timeoutMsOf(f)))),
   'cert create-ca': command(CERT_CREATE_CA, (f, io) => cmdCreateCa(f, io.out)),

@@ -12,7 +12,7 @@ import { VoteResult } from './quorum.js';
 import { ReadOnlyQueue } from './read-only.js';
 import type { PendingRead } from './read-only.js';
 import { ProgressTracker } from './tracker.js';
-import { cloneConf, confMembers, EntryType, entryBytes, isJoint, isVoter, makeMessage, MessageType, NONE, StateType } from './types.js';
+import { cloneConf, confMembers, EntryType, entryBytes, isJoint, isLeaderMessage, isVoter, makeMessage, MessageType, NONE, StateType } from './types.js';
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ProposeError, ProposeResult, RaftConfig, ReadState, SnapshotMeta } from './types.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
@@ -97,7 +97,7 @@ export class Raft {
     // A leader this configuration does not name yet (this node lags behind the change that added it), or no
     // longer names (removed, it leads until its leave is confirmed), must still be heard: otherwise a lagging
     // node never learns the change. The term rules apply to it as to anyone.
-    return type === MessageType.App || type === MessageType.Heartbeat || type === MessageType.Snap;
+    return isLeaderMessage(type);
   }
 
   /** A voter of the current configuration, so it may campaign. */
@@ -314,7 +314,7 @@ export class Raft {
         // Never change term on a pre-vote request.
       } else if (m.type === MessageType.PreVoteResp && !m.reject) {
         // A granted pre-vote carries the term we would campaign at; the term moves only when we do.
-      } else if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
+      } else if (isLeaderMessage(m.type)) {
         this.becomeFollower(m.term, m.from);
       } else {
         this.becomeFollower(m.term, NONE);
@@ -506,7 +506,7 @@ export class Raft {
   }
 
   private stepFollower(m: Message): void {
-    if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
+    if (isLeaderMessage(m.type)) {
       if (this.lead !== NONE && this.lead !== m.from) {
         // A term has one leader: a second one is a faulty or forged peer, never Raft. Its input is dropped.
         this.logger.warn({ from: m.from, lead: this.lead, term: this.term, type: MessageType[m.type] }, 'dropping a leader message from a second leader of this term');

@@ -138,6 +138,11 @@ export function isJoint(c: ConfState): boolean {
   return c.votersOutgoing.length > 0;
 }
 
+/** The messages only a leader sends (appends, heartbeats, snapshots): a node hears them from a leader its configuration does not name. */
+export function isLeaderMessage(type: MessageType): boolean {
+  return type === MessageType.App || type === MessageType.Heartbeat || type === MessageType.Snap;
+}
+
 /** Every node the configuration replicates to: voters of both halves and learners, each once. */
 export function confMembers(c: ConfState): NodeId[] {
   return [...new Set([...c.voters, ...c.votersOutgoing, ...c.learners])];

@@ -140,7 +140,7 @@ export class Replica<R> {
     this.lastSnapshotIndex = snap.index;
     this.lastSnapshotAtMs = deps.clock.now();
     this.peers = deps.peers ?? new PeerDirectory();
-    this.peers.reset(snap.peers ?? []);
+    this.peers.reset(snap.peers ?? [], snap.index);
     this.readSalt = Math.floor(deps.random() * 0xffffffff) >>> 0;
   }
 
@@ -530,7 +530,7 @@ export class Replica<R> {
     this.applied = meta.index;
     this.lastSnapshotIndex = meta.index;
     this.appliedBytesSinceSnapshot = 0;
-    this.peers.reset(meta.peers ?? []);
+    this.peers.reset(meta.peers ?? [], meta.index);
     // Proposals the snapshot covers cannot learn their result here.
     this.waits.failProposalsUpTo(meta.index, err('LEADERSHIP_LOST', 'replaced by a snapshot before it applied here', { unknownOutcome: true }));
     this.schedule();
@@ -606,7 +606,7 @@ export class Replica<R> {
   private afterApply(): void {
     // The core applied configuration entries during advance(): prune addresses it no longer needs.
     const conf = this.raw.conf();
-    this.peers.retain(confMembers(conf));
+    this.peers.retain(confMembers(conf), this.applied);
     this.deps.listener?.onConfigurationApplied?.(this.applied, conf.voters, conf.learners);
     this.waits.releaseApplied(this.applied);
     this.advanceChange();
@@ -689,7 +689,7 @@ export class Replica<R> {
         this.logger.warn({ committed, lastIndex: last }, 'reset-peers: committing the whole log, entries past the commit index by fiat');
         this.deps.listener?.onCommitByFiat?.(committed, last);
       },
-      forced: (peers) => this.peers.reset(peers),
+      forced: (peers) => this.peers.reset(peers, this.applied),
       saveSnapshot: (cb) => this.takeSnapshot(cb),
     });
     if (moved) this.schedule();

@@ -14,6 +14,8 @@ export interface ResetResult {
   committedBefore: number;
   /** Its last index before the reset: entries in (committedBefore, lastIndexBefore] were committed by fiat. */
   lastIndexBefore: number;
+  /** The term of that last entry. */
+  lastTermBefore: number;
 }
 
 export interface ResetContext {
@@ -33,6 +35,7 @@ export class PeersReset {
   private phase: 'drain' | 'apply' | 'persist' | 'save' = 'drain';
   private committedBefore = 0;
   private lastIndexBefore = 0;
+  private lastTermBefore = 0;
   private forcedIndex = 0;
   private finished = false;
 
@@ -71,6 +74,7 @@ export class PeersReset {
         if (!c.idle || raw.stableIndex() !== raw.lastIndex()) return false;
         this.committedBefore = raw.committedIndex();
         this.lastIndexBefore = raw.lastIndex();
+        this.lastTermBefore = raw.termAt(this.lastIndexBefore) ?? 0;
         c.committingByFiat(this.committedBefore, this.lastIndexBefore);
         raw.forceCommitLog();
         this.phase = 'apply';
@@ -88,7 +92,7 @@ export class PeersReset {
         this.phase = 'save';
         c.saveSnapshot((e, index) => {
           if (e) return this.finish(e);
-          this.finish(null, { index: index!, committedBefore: this.committedBefore, lastIndexBefore: this.lastIndexBefore });
+          this.finish(null, { index: index!, committedBefore: this.committedBefore, lastIndexBefore: this.lastIndexBefore, lastTermBefore: this.lastTermBefore });
         });
         return true;
       case 'save':

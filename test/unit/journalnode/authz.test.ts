@@ -48,6 +48,7 @@ describe('authorization', () => {
       ['/metrics', [U, 'ok', 'ok', 'ok', 'ok', F, 'ok']],
       ['/admin/changePeers', [U, F, F, F, 'ok', F, 'ok']],
       ['/admin/snapshot', [U, F, F, F, 'ok', F, 'ok']],
+      ['/admin/resetPeers', [U, F, F, F, 'ok', F, 'ok']],
       [undefined, [U, 'ok', 'ok', 'ok', 'ok', 'ok', 'ok']],
     ];
     for (const [route, expected] of table) {

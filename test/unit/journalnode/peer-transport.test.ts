@@ -12,6 +12,8 @@ import { FrameReader } from '../../../src/transport/frames.js';
 import { HttpError } from '../../../src/http-pool.js';
 import type { OutboundStream, StreamHandlers } from '../../../src/http-pool.js';
 import { PeerDirectory } from '../../../src/replica/peer-directory.js';
+import { PeerAdmission } from '../../../journalnode/peer-admission.js';
+import type { NodeStatusJson } from '../../../src/node-status.js';
 import { makeMessage, MessageType } from '../../../src/raft/types.js';
 import type { Message, NodeId } from '../../../src/raft/types.js';
 import { nextTurn, waitFor } from '../../support/async.js';
@@ -89,6 +91,7 @@ function batchFrom(from: NodeId, messages: Message[], over: Partial<Batch> = {})
 interface Rig {
   t: PeerTransport;
   streams: FakeStreams;
+  directory: PeerDirectory;
   delivered: Message[];
   unreachable: NodeId[];
   logs: { level: string; msg: string }[];
@@ -100,8 +103,20 @@ const open: PeerTransport[] = [];
  * A transport for `self` in a cluster of a, b and c, with fake streams, and a sink that records what it
  * delivers (or hands it to `onReceive`) and which peers it reports unreachable.
  */
-function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onReceive?: (ms: Message[]) => void): Rig {
+function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onReceive?: (ms: Message[]) => void, vouchedBy: Record<NodeId, string> = {}): Rig {
   const streams = new FakeStreams();
+  const directory = new PeerDirectory(MEMBERS);
+  // Members vouch for whom `vouchedBy` names: their /status lists it.
+  const admission = new PeerAdmission({
+    selfId: self,
+    clusterId: CLUSTER,
+    directory,
+    joinedFrom: [],
+    fetchStatus: async (address) => ({ id: address.split(':')[0], clusterId: CLUSTER, appliedIndex: 0, peers: Object.entries(vouchedBy).map(([id, a]) => ({ id, address: a, role: 'voter' })) }) as unknown as NodeStatusJson,
+    checkTimeoutMs: 100,
+    refusedForMs: 1000,
+    logger: { info() {}, warn() {}, error() {}, debug() {} },
+  });
   const delivered: Message[] = [];
   const unreachable: NodeId[] = [];
   const logs: { level: string; msg: string }[] = [];
@@ -111,7 +126,8 @@ function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onRec
     selfAddress: ADDRESS[self]!,
     clusterId: CLUSTER,
     storageId: `storage-${self}`,
-    directory: new PeerDirectory(MEMBERS),
+    directory,
+    admission,
     clients: streams,
     idleTimeoutMs: 60_000,
     streamLifetimeMs: 60_000,
@@ -123,7 +139,7 @@ function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onRec
   });
   t.attach({ receive: onReceive ?? ((ms) => void delivered.push(...ms)), reportUnreachable: (id) => void unreachable.push(id) });
   open.push(t);
-  return { t, streams, delivered, unreachable, logs };
+  return { t, streams, directory, delivered, unreachable, logs };
 }
 
 const indexes = (ms: Message[]) => ms.map((m) => m.index);
@@ -296,6 +312,26 @@ describe('PeerTransport', () => {
       expect(() => t.openInbound('mallory', { cut() {} })).to.throw(NotAMemberError);
       expect(delivered).to.deep.equal([]);
       expect(t.stats().map((s) => s.id)).to.not.include('mallory');
+    });
+
+    it('a leader outside the configuration is heard once a member vouches for it, and answered at the address the member gave', async () => {
+      const { t, streams, delivered } = rig({}, 'a', undefined, { d: 'd:7' });
+      expect(await t.admits('d', [appResp('a', 1, 'd')]), 'only leader messages are heard from a non-member').to.equal(false);
+      expect(() => t.handleInbound(batchFrom('d', [app('a', 5, 'd')])), 'nothing before the word').to.throw(NotAMemberError);
+      expect(await t.admits('d', [app('a', 5, 'd')])).to.equal(true);
+      expect(t.heard('d')).to.equal(true);
+      t.openInbound('d', { cut() {} });
+      t.handleInbound(batchFrom('d', [app('a', 5, 'd')]));
+      expect(delivered.map((m) => [m.type, m.from, m.index])).to.deep.equal([[MessageType.App, 'd', 5]]);
+      t.send([appResp('d', 5)]);
+      await nextTurn();
+      expect(streams.opened.map((x) => x.address)).to.deep.equal(['d:7']);
+    });
+
+    it('nobody vouches for a stranger: refused', async () => {
+      const { t } = rig();
+      expect(await t.admits('mallory', [app('a', 5, 'mallory')])).to.equal(false);
+      expect(t.heard('mallory')).to.equal(false);
     });
 
     it(`at most ${MAX_INBOUND_STREAMS_PER_PEER} streams per peer: a newer one ends the oldest; close() ends every stream`, () => {

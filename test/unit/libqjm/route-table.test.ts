@@ -1,8 +1,9 @@
-// libqjm's route table: where writes and reads go, what a redirect, a success and a failure change, and
-// that the Raft term it remembers only grows.
+// libqjm's route table: where writes and reads go, what a redirect, a success and a failure change, that the
+// Raft term it remembers only grows, and how it follows the members: the furthest-applied word wins.
 
 import { expect } from 'chai';
 import { RouteTable } from '../../../libqjm/route-table.js';
+import { formatMembersHeader, parseMembersHeader } from '../../../src/peers.js';
 
 const PEERS = ['a:1', 'b:1', 'c:1'];
 
@@ -71,5 +72,70 @@ describe('RouteTable', () => {
     t.redirect('d:1', 1);
     expect(peers).to.deep.equal([...PEERS, 'x:1']);
     expect(t.all()).to.deep.equal([...PEERS, 'd:1']);
+  });
+
+  describe('following the members', () => {
+    it('the members an answer names replace the seeds: writes and reads rotate over them', () => {
+      const t = new RouteTable(PEERS);
+      t.learnMembers(['d:1', 'e:1', 'f:1'], 10);
+      expect(t.all()).to.deep.equal(['d:1', 'e:1', 'f:1']);
+      expect([t.anyTarget(), t.anyTarget(), t.leaderTarget(), t.anyTarget()].sort()).to.deep.equal(['d:1', 'd:1', 'e:1', 'f:1']);
+    });
+
+    it('the word of the node that applied the furthest wins: an older list changes nothing', () => {
+      const t = new RouteTable(PEERS);
+      t.learnMembers(['b:1', 'c:1', 'd:1'], 20);
+      t.learnMembers(['a:1', 'b:1', 'c:1'], 19);
+      expect(t.all(), 'a lagging (or removed) node names the old members').to.deep.equal(['b:1', 'c:1', 'd:1']);
+      t.learnMembers(['c:1', 'd:1', 'e:1'], 20);
+      expect(t.all(), 'the same index: both are that configuration').to.deep.equal(['c:1', 'd:1', 'e:1']);
+      t.learnMembers(['d:1', 'e:1', 'f:1'], 35);
+      expect(t.all()).to.deep.equal(['d:1', 'e:1', 'f:1']);
+    });
+
+    it('an empty list is no word at all', () => {
+      const t = new RouteTable(PEERS);
+      t.learnMembers([], 50);
+      expect(t.all()).to.deep.equal(PEERS);
+      t.learnMembers(['d:1'], 1);
+      expect(t.all()).to.deep.equal(['d:1']);
+    });
+
+    it('a cached leader the members no longer name is forgotten; one they name is kept', () => {
+      const t = new RouteTable(PEERS);
+      t.confirm('b:1', 3);
+      t.learnMembers(['b:1', 'c:1', 'd:1'], 10);
+      expect(t.knownLeader).to.equal('b:1');
+      t.learnMembers(['c:1', 'd:1', 'e:1'], 11);
+      expect(t.knownLeader).to.equal(null);
+    });
+
+    it('every node replaced, one at a time: the table always names a live member', () => {
+      // n1..n3 replaced by n4..n6; each step the answers name the configuration after it.
+      const t = new RouteTable(['n1:1', 'n2:1', 'n3:1']);
+      const steps = [
+        ['n2:1', 'n3:1', 'n4:1'],
+        ['n3:1', 'n4:1', 'n5:1'],
+        ['n4:1', 'n5:1', 'n6:1'],
+      ];
+      steps.forEach((members, i) => t.learnMembers(members, 100 * (i + 1)));
+      const targets = new Set(Array.from({ length: 6 }, () => t.anyTarget()));
+      expect([...targets].sort()).to.deep.equal(['n4:1', 'n5:1', 'n6:1']);
+    });
+  });
+
+  describe('the qjournal-members header', () => {
+    it('round-trips an applied index and the members\' addresses', () => {
+      const v = formatMembersHeader(1234, ['10.0.0.1:8485', '[::1]:8486', 'jn3.example:8487']);
+      expect(v).to.equal('1234 10.0.0.1:8485,[::1]:8486,jn3.example:8487');
+      expect(parseMembersHeader(v)).to.deep.equal({ appliedIndex: 1234, addresses: ['10.0.0.1:8485', '[::1]:8486', 'jn3.example:8487'] });
+    });
+
+    it('anything malformed names nothing', () => {
+      const many = Array.from({ length: 65 }, (_, i) => `h${i}:1`).join(',');
+      for (const bad of ['', '12', '12 ', 'x a:1', '-1 a:1', '1 a:1 b:1', '1 a', '1 a:0', '1 a:1,,b', `1 ${many}`]) {
+        expect(parseMembersHeader(bad), JSON.stringify(bad)).to.equal(null);
+      }
+    });
   });
 });
