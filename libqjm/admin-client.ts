@@ -63,14 +63,15 @@ export class AdminClient {
   }
 
   /**
-   * An admin RPC to the leader under the client's one retry policy, within `timeoutMs`: NOT_LEADER redirects
-   * are followed at once, other retriable errors back off; past the deadline the last error surfaces.
+   * An admin RPC to the leader (or to `node` alone) under the client's one retry policy, within `timeoutMs`:
+   * NOT_LEADER redirects are followed at once, other retriable errors back off; past the deadline the last
+   * error surfaces.
    */
-  private admin(path: string, body: Uint8Array, timeoutMs: number): Promise<string> {
+  private admin(path: string, body: Uint8Array, timeoutMs: number, node?: string): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     return withRetry(
       async () => {
-        const target = this.client.routes.leaderTarget();
+        const target = node ?? this.client.routes.leaderTarget();
         const res = await this.client.post(target, path, body, Math.max(1000, deadline - Date.now()));
         const ar = pb.AdminResponse.decode(res.body);
         if (!ar.error) return ar.message;
@@ -104,17 +105,17 @@ export class AdminClient {
     return this.admin('/admin/transferLeader', pb.TransferLeaderRequest.encode({ to }).finish(), timeoutMs);
   }
 
-  /** Asks one node (default: the leader) to snapshot now. */
+  /**
+   * Asks one node (default: the leader) to snapshot now. A snapshot the node is already saving (BUSY) is waited
+   * out and the request repeated, so the one taken covers everything applied when this was called.
+   */
   async snapshot(node?: string, timeoutMs = 60_000): Promise<string> {
     if (!node) {
       const m = await this.membership();
       if (!m.leaderAddress) throw makeError('QUORUM_UNAVAILABLE', 'no leader known');
       node = m.leaderAddress;
     }
-    const res = await this.client.post(node, '/admin/snapshot', new Uint8Array(0), timeoutMs);
-    const ar = pb.AdminResponse.decode(res.body);
-    if (ar.error) throw fromRpcError(ar.error, node);
-    return ar.message;
+    return this.admin('/admin/snapshot', new Uint8Array(0), timeoutMs, node);
   }
 
   /** How long ago the leader applied a write to the journal (null: none since it started). */

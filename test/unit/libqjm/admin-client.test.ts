@@ -53,6 +53,12 @@ describe('AdminClient leader calls', () => {
     expect([follower.requests, leader.requests]).to.deep.equal([['/admin/transferLeader'], ['/admin/transferLeader']]);
   });
 
+  it('snapshot: a snapshot the node is already saving (BUSY) is waited out, and the request repeated on that node', async () => {
+    const n = await node((i) => (i < 3 ? { error: { code: pb.ErrorCode.BUSY, message: 'a snapshot is already being saved' } } : { message: 'snapshot at index 42' }));
+    expect(await admin([n.address], { initialBackoffMs: 5, maxBackoffMs: 10 }).snapshot(n.address)).to.equal('snapshot at index 42');
+    expect(n.requests).to.deep.equal(['/admin/snapshot', '/admin/snapshot', '/admin/snapshot']);
+  });
+
   it('a retriable error is retried until the node answers', async () => {
     const n = await node((i) => (i < 3 ? { error: { code: pb.ErrorCode.CONF_CHANGE_IN_PROGRESS, message: 'a change is in progress' } } : { message: 'voters are now n1' }));
     expect(await admin([n.address], { initialBackoffMs: 5, maxBackoffMs: 10 }).changePeers([{ id: 'n1', address: n.address }])).to.equal('voters are now n1');
