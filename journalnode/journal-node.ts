@@ -166,7 +166,7 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     replica.start();
     activity.start();
     ticker = setInterval(() => replica.tick(), replicaOptions.tickMs);
-    // The malloc settings matter to throughput (docs/OPERATIONS.md, "The process"): say which are in force.
+    // The malloc settings matter to throughput (docs/OPERATIONS.md, "The process environment"): say which are in force.
     logger.info({ listen: address, uiListen: uiAddress, clusterId, storageId, term: replica.term, security: tls ? 'mutual-tls' : 'insecure', glibcTunables: process.env.GLIBC_TUNABLES ?? null }, 'journalnode started');
     if (!tls) logger.warn({ listen: address }, 'running WITHOUT TLS (--insecure): anyone who reaches this port can read, write and reconfigure the journal; start with --certs-dir D');
     return address;

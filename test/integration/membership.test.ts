@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import { waitFor } from '../support/async.js';
-import { startWriting } from '../support/cluster-writer.js';
+import { destroyCluster, startWriting } from '../support/cluster-writer.js';
 import { BIN_DIR, runQjm } from '../support/qjm-process.js';
 
 const ns = { namespaceId: 77, clusterId: 'CID-mem', blockPoolId: '' };
@@ -37,11 +37,7 @@ describe('membership changes', function () {
   this.timeout(180_000);
   let c: LocalCluster;
 
-  afterEach(async function () {
-    const failed = this.currentTest?.state === 'failed';
-    await c.destroy(failed);
-    if (failed) console.log(`    cluster logs kept in ${c.root}`);
-  });
+  afterEach(destroyCluster(() => c));
 
   it('add-peer, remove-peer (the leader), transfer-leader: the journal keeps working and every member converges', async () => {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });

@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { waitFor } from '../support/async.js';
-import { startWriting } from '../support/cluster-writer.js';
+import { destroyCluster, startWriting } from '../support/cluster-writer.js';
 import { runQjm } from '../support/qjm-process.js';
 
 const ns = { namespaceId: 99, clusterId: 'CID-replace', blockPoolId: '' };
@@ -51,11 +51,7 @@ describe('replacing every node', function () {
   this.timeout(90_000);
   let c: LocalCluster;
 
-  afterEach(async function () {
-    const failed = this.currentTest?.state === 'failed';
-    await c.destroy(failed);
-    if (failed) console.log(`    cluster logs kept in ${c.root}`);
-  });
+  afterEach(destroyCluster(() => c));
 
   it('n1..n3 replaced by n4..n6 one at a time, the leader included, under a streaming writer: it never fails, and every acknowledged txid reads back', async () => {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });

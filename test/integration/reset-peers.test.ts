@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { AdminClient, QjmError, QuorumJournalManager } from '../../libqjm/index.js';
 import { waitFor } from '../support/async.js';
-import { startWriting } from '../support/cluster-writer.js';
+import { destroyCluster, startWriting } from '../support/cluster-writer.js';
 import { runQjm } from '../support/qjm-process.js';
 
 const ns = { namespaceId: 88, clusterId: 'CID-reset', blockPoolId: '' };
@@ -16,11 +16,7 @@ describe('reset-peers', function () {
   this.timeout(120_000);
   let c: LocalCluster;
 
-  afterEach(async function () {
-    const failed = this.currentTest?.state === 'failed';
-    await c.destroy(failed);
-    if (failed) console.log(`    cluster logs kept in ${c.root}`);
-  });
+  afterEach(destroyCluster(() => c));
 
   it('a majority lost for good: the survivor is reset, every edit it held is recovered, the writer writes on, the cluster grows back to three', async () => {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });

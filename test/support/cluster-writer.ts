@@ -1,5 +1,6 @@
 // The start most real-process tests share: the cluster running with a leader, a writer (with the cluster's
-// writer certificate) that formatted the journal, fenced every earlier writer and opened the next segment.
+// writer certificate) that formatted the journal, fenced every earlier writer and opened the next segment;
+// and the hook that destroys a test's cluster, keeping its logs when the test failed.
 
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import type { EditLogOutputStream, NamespaceInfo, QjmOptions } from '../../libqjm/index.js';
@@ -21,4 +22,15 @@ export async function startWriting(c: LocalCluster, ns: NamespaceInfo, o: Partia
   const { epoch, lastTxId } = await q.recoverUnfinalizedSegments();
   const out = await q.startLogSegment(lastTxId + 1, -64);
   return { q, out, epoch, lastTxId };
+}
+
+/** An afterEach hook: destroys the test's cluster, keeping its logs (and saying where) when the test failed. */
+export function destroyCluster(cluster: () => LocalCluster | undefined): (this: Mocha.Context) => Promise<void> {
+  return async function (this: Mocha.Context) {
+    const c = cluster();
+    if (!c) return;
+    const failed = this.currentTest?.state === 'failed';
+    await c.destroy(failed);
+    if (failed) console.log(`    cluster logs kept in ${c.root}`);
+  };
 }
