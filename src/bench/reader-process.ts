@@ -1,15 +1,16 @@
 // The tailing reader for W4: follows the journal from a txid and notes when each record arrives (wall-clock
 // ms, comparable across processes on one machine). On 'report', answers [txid, ms] for every txid received.
 // As libqjm reads (it moves to the leader, the freshest node), or pinned to one node ('pin': W4's follower
-// variant, long-polling that node only).
+// variant, long-polling that node only). argv: peers, first txid, 'follow' | 'pin', capacity in txids.
 import { qjournal } from '../gen/proto.js';
 import { iterateRecords } from '../edit-records.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import { JournalClient } from '../../libqjm/journal-client.js';
 
-const [peers, from, mode] = process.argv.slice(2);
+const [peers, from, mode, capacity] = process.argv.slice(2);
 const first = Number(from);
-let arrivals = new Float64Array(1 << 20);
+// Sized by the bench for the whole run: growing it (a copy of megabytes) would stall the reader mid-run.
+let arrivals = new Float64Array(Math.max(1 << 20, Number(capacity ?? 0)));
 process.on('message', (m) => {
   if (m === 'report') {
     const out: [number, number][] = [];

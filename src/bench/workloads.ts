@@ -267,11 +267,16 @@ export async function w3WriterFailover(root: string, trials: number, log: (s: st
  * The reader reads as libqjm does (it moves to the leader), or, with readerOn 'follower', long-polls a follower
  * only (which learns of a commit from the leader's next append or heartbeat).
  */
+/** Seconds of W4's load the reader tails before anything is measured. */
+const W4_READER_WARM_UP_S = 2;
+
 export async function w4TailLag(b: Bench, seconds: number, ratePerSec: number, readerOn: 'leader' | 'follower' = 'leader'): Promise<{ p50Ms: number; p99Ms: number; samples: number }> {
   const leader = b.cluster.node(await b.cluster.waitForLeader()).address;
   const others = b.cluster.addresses.filter((a) => a !== leader);
   // Reading as libqjm does, the reader prefers the leader (the freshest node); the other nodes are its fallbacks.
-  const args = readerOn === 'leader' ? [[leader, ...others].join(','), String(b.out.lastDurableTxId + 1)] : [others[0]!, String(b.out.lastDurableTxId + 1), 'pin'];
+  // Room for every txid it will see, so that its own bookkeeping never grows (and stalls it) mid-run.
+  const capacity = String(Math.ceil((W4_READER_WARM_UP_S + seconds + 2) * ratePerSec * 1.5));
+  const args = readerOn === 'leader' ? [[leader, ...others].join(','), String(b.out.lastDurableTxId + 1), 'follow', capacity] : [others[0]!, String(b.out.lastDurableTxId + 1), 'pin', capacity];
   const reader = fork(path.join(HERE, 'reader-process.js'), args, { stdio: 'ignore' });
   const tailing = new Promise<void>((resolve, reject) => {
     reader.once('message', () => resolve());
@@ -281,6 +286,9 @@ export async function w4TailLag(b: Bench, seconds: number, ratePerSec: number, r
   b.out.write(Buffer.alloc(RECORD_BYTES, 0x35));
   await b.out.flush();
   await tailing;
+  // The reader is a fresh process: its first few hundred milliseconds of reading run cold (V8 compiling its
+  // read loop), with lags of tens of ms that a standby tailing for hours never sees again. Warm it first.
+  await streamRecords(b, W4_READER_WARM_UP_S, { ratePerSec });
   const acks: [number, number, number][] = [];
   await streamRecords(b, seconds, { ratePerSec, onAck: (first, last, at) => acks.push([first, last, at]) });
   await new Promise((r) => setTimeout(r, 500));
