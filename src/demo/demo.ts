@@ -16,6 +16,7 @@ import { renderTable } from '../text-table.js';
 import { decodeOp, encodeOp, Namespace } from './namespace.js';
 import type { NamespaceLimits } from './namespace.js';
 import { tryRefusals } from './refusals.js';
+import type { Refusals } from './refusals.js';
 import { Stopped, StopSwitch } from './stop-switch.js';
 import type { TlsOption } from '../../libqjm/index.js';
 import { waitFor } from '../wait-for.js';
@@ -181,151 +182,193 @@ class Master {
 }
 
 export async function runDemo(o: DemoOptions): Promise<number> {
-  const log = o.log ?? ((l: string) => console.log(l));
-  const t0 = performance.now();
-  const at = () => `${((performance.now() - t0) / 1000).toFixed(1).padStart(5)}s`;
-  const say = (s: string) => log(`${at()}  ${s}`);
   const dataDir = path.resolve(o.dataDir ?? 'demo-data');
-  const phase1S = o.phase1S ?? 6;
-  const phase2S = o.phase2S ?? 8;
-  const opsPerSecond = o.opsPerSecond ?? 2000;
-  const rng = new Prng(20261125);
-  const lag = new LagMeter();
-  const lagsMs = lag.samplesMs;
-
-  const stop = new StopSwitch();
   fs.rmSync(dataDir, { recursive: true, force: true });
   fs.mkdirSync(dataDir, { recursive: true });
   const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000, root: dataDir, logLevel: 'info', ui: o.serve === true, ownProcessGroups: true });
-  // The nodes run in process groups of their own (a Ctrl-C reaches the demo alone, which stops them in order):
-  // should the demo itself die of a bug, they must not outlive it.
-  const killLeftovers = () => {
-    for (const n of cluster.nodes) n.proc?.kill('SIGKILL');
-  };
-  process.on('exit', killLeftovers);
-  let nn1: Master | null = null;
-  let nn2: Master | null = null;
+  return new Demo(o, dataDir, cluster).run();
+}
 
-  /** The active master writes until the load's time is up or the demo is stopped, reporting as it goes. */
-  const writeFor = async (m: Master, load: Load, onReport?: (n: number) => Promise<void>) => {
-    const end = load.seconds === undefined ? Infinity : performance.now() + load.seconds * 1000;
-    let nextReport = performance.now() + load.reportEveryS * 1000;
-    let reports = 0;
-    let reported = lagsMs.length;
-    const perBurst = Math.max(1, Math.round((load.opsPerSecond * load.burstEveryMs) / 1000));
-    while (performance.now() < end && !stop.stopped) {
-      const t = performance.now();
-      await m.burst(perBurst, rng);
-      if (performance.now() >= nextReport) {
-        reports++;
-        nextReport += load.reportEveryS * 1000;
-        const standby = m === nn1 ? nn2 : nn1;
-        const behind = m.ns.lastTxId - (standby?.ns.lastTxId ?? 0);
-        const recent = lagsMs.slice(reported);
-        reported = lagsMs.length;
-        if (load.forgetLags) reported = lagsMs.length = 0;
-        say(`${m.id} active: ${m.edits} edits, txid ${m.ns.lastTxId}  |  standby ${standby?.id}: txid ${standby?.ns.lastTxId} (${behind} behind)  |  tail lag p50 ${recent.length ? percentile(recent, 50).toFixed(1) : '-'} ms`);
-        await onReport?.(reports);
-      }
-      const wait = load.burstEveryMs - (performance.now() - t);
-      if (wait > 0) await stop.sleep(wait);
+/** What the failover showed, for the summary. */
+interface Failover {
+  /** The last txid nn1 had acknowledged before it "stopped responding". */
+  beforeTxId: number;
+  /** Tail-lag samples taken before the failover (nn2 tailing); later ones are nn1's. */
+  lagSamplesBefore: number;
+  ms: number;
+  /** What the old active's next write was answered. */
+  fencedWith: string;
+}
+
+/** The story, one phase per method: start, failover, a JournalNode killed under load, the summary, --serve. */
+class Demo {
+  private readonly log: (line: string) => void;
+  private readonly t0 = performance.now();
+  private readonly rng = new Prng(20261125);
+  private readonly lag = new LagMeter();
+  private readonly stop = new StopSwitch();
+  private readonly story: Load;
+  private nn1: Master | null = null;
+  private nn2: Master | null = null;
+
+  constructor(
+    private readonly o: DemoOptions,
+    private readonly dataDir: string,
+    private readonly cluster: LocalCluster,
+  ) {
+    this.log = o.log ?? ((l: string) => console.log(l));
+    this.story = { opsPerSecond: o.opsPerSecond ?? 2000, burstEveryMs: 10, reportEveryS: 1 };
+  }
+
+  private say(s: string): void {
+    this.log(`${`${((performance.now() - this.t0) / 1000).toFixed(1)}s`.padStart(6)}  ${s}`);
+  }
+
+  async run(): Promise<number> {
+    const { cluster, o } = this;
+    // The nodes run in process groups of their own (a Ctrl-C reaches the demo alone, which stops them in
+    // order): should the demo itself die of a bug, they must not outlive it.
+    const killLeftovers = () => {
+      for (const n of cluster.nodes) n.proc?.kill('SIGKILL');
+    };
+    process.on('exit', killLeftovers);
+    try {
+      const refused = await this.open();
+      await this.writeFor(this.nn1!, { ...this.story, seconds: o.phase1S ?? 6 });
+      this.stop.check();
+      const failover = await this.failover();
+      const jnKill = await this.killJournalNodeUnderLoad();
+      const verdict = await this.summarize(refused, failover, jnKill);
+      if (o.serve) await this.serve();
+      return verdict;
+    } catch (e) {
+      if (!(e instanceof Stopped)) throw e;
+      this.say(`--- ${e.signal}: the demo stops before its end ---`);
+      // --serve ends this way by design; without it, an interrupted demo has no verdict.
+      return o.serve ? 0 : 130;
+    } finally {
+      this.stop.dispose();
+      await this.nn1?.close().catch(() => {});
+      await this.nn2?.close().catch(() => {});
+      await cluster.stopAll().catch(() => {});
+      await cluster.destroy(true);
+      process.off('exit', killLeftovers);
+      this.say('all JournalNodes stopped; nothing left running');
     }
-  };
-  const story: Load = { opsPerSecond, burstEveryMs: 10, reportEveryS: 1 };
+  }
 
-  let verdict = 1;
-  try {
-    log('qjournal demo: a quorum journal behind an HA pair of NameNode-style masters\n');
+  /** The cluster up, the journal formatted, nn1 active, nn2 tailing, and the two refused requests. */
+  private async open(): Promise<Refusals> {
+    const { cluster } = this;
+    this.log('qjournal demo: a quorum journal behind an HA pair of NameNode-style masters\n');
     cluster.startAll();
     const jnLeader = await cluster.waitForLeader(30_000);
-    say(`3 JournalNodes up on ${cluster.addresses.join(', ')} (data in ${path.relative(process.cwd(), dataDir) || '.'}); Raft leader ${jnLeader}`);
-    say(`mutual TLS: a CA, node certificates and client certificates (admin, writer, reader) in ${path.relative(process.cwd(), cluster.certsDir!) || '.'}/; the masters use the writer's`);
-    if (o.serve) say(`dashboard: ${dashboardUrls(cluster)}`);
-    stop.check();
-    const peers = cluster.addresses;
-    const writerTls = cluster.tls('writer');
+    this.say(`3 JournalNodes up on ${cluster.addresses.join(', ')} (data in ${path.relative(process.cwd(), this.dataDir) || '.'}); Raft leader ${jnLeader}`);
+    this.say(`mutual TLS: a CA, node certificates and client certificates (admin, writer, reader) in ${path.relative(process.cwd(), cluster.certsDir!) || '.'}/; the masters use the writer's`);
+    if (this.o.serve) this.say(`dashboard: ${dashboardUrls(cluster)}`);
+    this.stop.check();
+    this.nn1 = this.master('nn1');
+    this.nn2 = this.master('nn2');
+    await this.nn1.qjm.format(NS_INFO);
+    this.say(`formatted journal ${JID} (namespace ${NS_INFO.namespaceId})`);
+    const r1 = await this.nn1.becomeActive();
+    this.say(`nn1 is ACTIVE: epoch ${r1.epoch}, writing from txid ${r1.lastTxId + 1}`);
+    this.nn2.startTailing();
+    this.say('nn2 is STANDBY: tailing the journal (long-poll, committed edits only)');
+    this.stop.check();
+    const refused = await tryRefusals(cluster, JID, NS_INFO, (l) => this.say(l));
+    this.stop.check();
+    return refused;
+  }
 
-    nn1 = new Master('nn1', peers, lag, writerTls);
-    nn2 = new Master('nn2', peers, lag, writerTls);
-    await nn1.qjm.format(NS_INFO);
-    say(`formatted journal ${JID} (namespace ${NS_INFO.namespaceId})`);
-    const r1 = await nn1.becomeActive();
-    say(`nn1 is ACTIVE: epoch ${r1.epoch}, writing from txid ${r1.lastTxId + 1}`);
-    nn2.startTailing();
-    say('nn2 is STANDBY: tailing the journal (long-poll, committed edits only)');
-    stop.check();
-    const refused = await tryRefusals(cluster, JID, NS_INFO, say);
-    stop.check();
+  private master(id: string): Master {
+    return new Master(id, this.cluster.addresses, this.lag, this.cluster.tls('writer'));
+  }
 
-    await writeFor(nn1, { ...story, seconds: phase1S });
-    stop.check();
-    const beforeFailover = nn1.ns.lastTxId;
-    const lagsBeforeFailover = lagsMs.length;
-    say(`--- nn1 stops responding (think: a long GC pause; the failover controller declares it dead) ---`);
+  /** nn2 fences nn1 and takes over; nn1's next write is refused; nn1 comes back as the standby. */
+  private async failover(): Promise<Failover> {
+    const nn2 = this.nn2!;
+    let nn1 = this.nn1!;
+    const beforeTxId = nn1.ns.lastTxId;
+    const lagSamplesBefore = this.lag.samplesMs.length;
+    this.say(`--- nn1 stops responding (think: a long GC pause; the failover controller declares it dead) ---`);
     const tFail = performance.now();
     const r2 = await nn2.becomeActive();
-    await nn2.burst(1, rng);
-    const failoverMs = performance.now() - tFail;
-    say(`nn2 is ACTIVE: epoch ${r2.epoch} fenced nn1 (epoch ${nn1.epoch}); recovered the open segment up to txid ${r2.lastTxId}; first durable write after ${failoverMs.toFixed(0)} ms`);
-    if (r2.lastTxId < beforeFailover) throw new Error(`recovery lost acknowledged edits: ${r2.lastTxId} < ${beforeFailover}`);
+    await nn2.burst(1, this.rng);
+    const ms = performance.now() - tFail;
+    this.say(`nn2 is ACTIVE: epoch ${r2.epoch} fenced nn1 (epoch ${nn1.epoch}); recovered the open segment up to txid ${r2.lastTxId}; first durable write after ${ms.toFixed(0)} ms`);
+    if (r2.lastTxId < beforeTxId) throw new Error(`recovery lost acknowledged edits: ${r2.lastTxId} < ${beforeTxId}`);
 
     // The old active wakes up and tries to go on: it must be refused.
-    let fencedMessage = 'not tried';
+    let fencedWith = 'not tried';
     try {
-      await nn1.burst(1, rng);
-      fencedMessage = 'ACCEPTED (this must never happen)';
+      await nn1.burst(1, this.rng);
+      fencedWith = 'ACCEPTED (this must never happen)';
     } catch (e) {
-      fencedMessage = e instanceof QjmError ? `${e.code}` : String(e);
-      say(`nn1 wakes up and writes: refused with ${fencedMessage}; it shuts down, as a fenced NameNode does`);
+      fencedWith = e instanceof QjmError ? `${e.code}` : String(e);
+      this.say(`nn1 wakes up and writes: refused with ${fencedWith}; it shuts down, as a fenced NameNode does`);
     }
     await nn1.close();
-    nn1 = new Master('nn1', peers, lag, writerTls);
+    nn1 = this.nn1 = this.master('nn1');
     // The old active comes back as the standby.
     for await (const e of nn1.qjm.readEdits({ fromTxId: 1, inProgressOk: true })) nn1.ns.apply(decodeOp(e.record), e.txid);
     nn1.startTailing();
-    say(`nn1 restarts as STANDBY: replayed ${nn1.ns.lastTxId} edits, now tailing`);
-    stop.check();
+    this.say(`nn1 restarts as STANDBY: replayed ${nn1.ns.lastTxId} edits, now tailing`);
+    this.stop.check();
+    return { beforeTxId, lagSamplesBefore, ms, fencedWith };
+  }
 
-    // A JournalNode failure under load: kill -9 the Raft leader, then bring it back.
-    let jnKill = { node: '', stallMs: 0 };
-    await writeFor(nn2, { ...story, seconds: phase2S }, async (second) => {
+  /** A JournalNode failure under load: kill -9 the Raft leader, then bring it back. */
+  private async killJournalNodeUnderLoad(): Promise<{ node: string; stallMs: number }> {
+    const { cluster } = this;
+    const nn2 = this.nn2!;
+    const jnKill = { node: '', stallMs: 0 };
+    await this.writeFor(nn2, { ...this.story, seconds: this.o.phase2S ?? 8 }, async (second) => {
       if (second === 2) {
         const leader = await cluster.waitForLeader(10_000);
         const t = performance.now();
         const killed = cluster.kill(leader);
-        say(`--- kill -9 of JournalNode ${leader} (the Raft leader) ---`);
-        await nn2!.burst(1, rng);
-        jnKill = { node: leader, stallMs: performance.now() - t };
+        this.say(`--- kill -9 of JournalNode ${leader} (the Raft leader) ---`);
+        await nn2.burst(1, this.rng);
+        jnKill.node = leader;
+        jnKill.stallMs = performance.now() - t;
         await killed;
-        say(`writes acknowledged again after ${jnKill.stallMs.toFixed(0)} ms (new Raft leader ${await cluster.waitForLeader(10_000, [leader])})`);
+        this.say(`writes acknowledged again after ${jnKill.stallMs.toFixed(0)} ms (new Raft leader ${await cluster.waitForLeader(10_000, [leader])})`);
       }
       if (second === 5) {
         cluster.start(jnKill.node);
-        say(`JournalNode ${jnKill.node} restarted; it catches up from the leader`);
+        this.say(`JournalNode ${jnKill.node} restarted; it catches up from the leader`);
       }
     });
     // Stopped before the killed node came back: it comes back now, so that stopping drains all three.
     if (jnKill.node && !cluster.node(jnKill.node).proc) cluster.start(jnKill.node);
-    stop.check();
+    this.stop.check();
+    return jnKill;
+  }
+
+  /** The segment finalized, the standby caught up and compared, the summary table; 0 when every check held. */
+  private async summarize(refused: Refusals, failover: Failover, jnKill: { node: string; stallMs: number }): Promise<number> {
+    const { cluster, log } = this;
+    const nn1 = this.nn1!;
+    const nn2 = this.nn2!;
+    const lagsMs = this.lag.samplesMs;
     await nn2.qjm.finalizeLogSegment(nn2.out!.segmentTxId, nn2.ns.lastTxId);
     const finalTxId = nn2.ns.lastTxId;
-    const oldActive = nn1;
-    await waitFor(() => oldActive.ns.lastTxId >= finalTxId, { timeoutMs: 10_000, what: 'the old active to replay every edit' }).catch(() => {});
+    await waitFor(() => nn1.ns.lastTxId >= finalTxId, { timeoutMs: 10_000, what: 'the old active to replay every edit' }).catch(() => {});
     await nn1.stopTailing();
     const same = nn1.ns.digest() === nn2.ns.digest() && nn1.ns.lastTxId === finalTxId;
     const manifest = await nn2.qjm.getEditLogManifest(1);
     const status = await Promise.all(cluster.nodes.map((n) => cluster.status(n.id)));
-
     log('');
     log(
       renderTable(
         ['', 'summary'],
         [
-          ['edits journaled', `${finalTxId} (nn1 ${beforeFailover} before the failover, nn2 ${finalTxId - beforeFailover} after)`],
+          ['edits journaled', `${finalTxId} (nn1 ${failover.beforeTxId} before the failover, nn2 ${finalTxId - failover.beforeTxId} after)`],
           ['segments', `${manifest.segments.length} finalized, ${manifest.segments.map((s) => `${s.firstTxId}-${s.lastTxId}`).slice(-3).join(', ')}${manifest.segments.length > 3 ? ', ...' : ''}`],
-          ['NameNode failover', `${failoverMs.toFixed(0)} ms (fence + recover the open segment + catch up + first durable write)`],
-          ['old active after it', `next write refused: ${fencedMessage}`],
-          ['standby tail lag', `journal ack -> applied: nn2 ${lagSummary(lagsMs.slice(0, lagsBeforeFailover))}; nn1 ${lagSummary(lagsMs.slice(lagsBeforeFailover))}`],
+          ['NameNode failover', `${failover.ms.toFixed(0)} ms (fence + recover the open segment + catch up + first durable write)`],
+          ['old active after it', `next write refused: ${failover.fencedWith}`],
+          ['standby tail lag', `journal ack -> applied: nn2 ${lagSummary(lagsMs.slice(0, failover.lagSamplesBefore))}; nn1 ${lagSummary(lagsMs.slice(failover.lagSamplesBefore))}`],
           ['JournalNode leader kill', `writes stalled ${jnKill.stallMs.toFixed(0)} ms (electionTimeoutMs 1000)`],
           ['security', `mutual TLS, roles enforced: no certificate -> ${refused.anonymous}; reader taking over -> ${refused.wrongRole}`],
           ['JournalNodes', status.map((s, i) => `${cluster.nodes[i]!.id} ${s ? `${s.state} term ${s.term} applied ${s.appliedIndex}` : 'down'}`).join('; ')],
@@ -333,36 +376,51 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         ],
       ),
     );
-    log(`\nthe journal stays in ${path.relative(process.cwd(), dataDir) || '.'}/ — read a segment offline with:\n  node bin/qjm.js dump ${path.relative(process.cwd(), path.join(dataDir, 'n1', 'journals', JID, 'edits_' + String(1).padStart(19, '0') + '-' + String(manifest.segments[0]?.lastTxId ?? 1).padStart(19, '0')))} | head`);
-    verdict = same && fencedMessage === 'QJM_ERR_FENCED' && refused.ok ? 0 : 1;
+    log(`\nthe journal stays in ${path.relative(process.cwd(), this.dataDir) || '.'}/ — read a segment offline with:\n  node bin/qjm.js dump ${path.relative(process.cwd(), path.join(this.dataDir, 'n1', 'journals', JID, 'edits_' + String(1).padStart(19, '0') + '-' + String(manifest.segments[0]?.lastTxId ?? 1).padStart(19, '0')))} | head`);
+    return same && failover.fencedWith === 'QJM_ERR_FENCED' && refused.ok ? 0 : 1;
+  }
 
-    if (o.serve) {
-      log('');
-      // nn2 goes on writing in a new segment, nn1 tails it again; the namespace and the journal stay bounded.
-      nn2.nsLimits = SERVE_NAMESPACE_LIMITS;
-      nn2.keepTxns = SERVE_KEEP_TXNS;
-      nn2.out = await nn2.qjm.startLogSegment(finalTxId + 1, -64);
-      nn1.startTailing();
-      say(`serving: nn2 ACTIVE writing ${SERVE_OPS_PER_SECOND} edits/s, nn1 STANDBY tailing; a line every ${SERVE_REPORT_EVERY_S} s`);
-      say(`dashboard: ${dashboardUrls(cluster)}`);
-      say('Ctrl-C (or SIGTERM) stops everything');
-      await writeFor(nn2, { opsPerSecond: SERVE_OPS_PER_SECOND, burstEveryMs: 100, reportEveryS: SERVE_REPORT_EVERY_S, forgetLags: true });
-      say(`--- ${stop.signal}: stopping: the masters close, then each JournalNode drains and exits ---`);
+  /** --serve: nn2 goes on writing in a new segment, nn1 tails it again; the namespace and the journal stay bounded. */
+  private async serve(): Promise<void> {
+    const nn1 = this.nn1!;
+    const nn2 = this.nn2!;
+    this.log('');
+    nn2.nsLimits = SERVE_NAMESPACE_LIMITS;
+    nn2.keepTxns = SERVE_KEEP_TXNS;
+    nn2.out = await nn2.qjm.startLogSegment(nn2.ns.lastTxId + 1, -64);
+    nn1.startTailing();
+    this.say(`serving: nn2 ACTIVE writing ${SERVE_OPS_PER_SECOND} edits/s, nn1 STANDBY tailing; a line every ${SERVE_REPORT_EVERY_S} s`);
+    this.say(`dashboard: ${dashboardUrls(this.cluster)}`);
+    this.say('Ctrl-C (or SIGTERM) stops everything');
+    await this.writeFor(nn2, { opsPerSecond: SERVE_OPS_PER_SECOND, burstEveryMs: 100, reportEveryS: SERVE_REPORT_EVERY_S, forgetLags: true });
+    this.say(`--- ${this.stop.signal}: stopping: the masters close, then each JournalNode drains and exits ---`);
+  }
+
+  /** The active master writes until the load's time is up or the demo is stopped, reporting as it goes. */
+  private async writeFor(m: Master, load: Load, onReport?: (n: number) => Promise<void>): Promise<void> {
+    const lagsMs = this.lag.samplesMs;
+    const end = load.seconds === undefined ? Infinity : performance.now() + load.seconds * 1000;
+    let nextReport = performance.now() + load.reportEveryS * 1000;
+    let reports = 0;
+    let reported = lagsMs.length;
+    const perBurst = Math.max(1, Math.round((load.opsPerSecond * load.burstEveryMs) / 1000));
+    while (performance.now() < end && !this.stop.stopped) {
+      const t = performance.now();
+      await m.burst(perBurst, this.rng);
+      if (performance.now() >= nextReport) {
+        reports++;
+        nextReport += load.reportEveryS * 1000;
+        const standby = m === this.nn1 ? this.nn2 : this.nn1;
+        const behind = m.ns.lastTxId - (standby?.ns.lastTxId ?? 0);
+        const recent = lagsMs.slice(reported);
+        reported = lagsMs.length;
+        if (load.forgetLags) reported = lagsMs.length = 0;
+        this.say(`${m.id} active: ${m.edits} edits, txid ${m.ns.lastTxId}  |  standby ${standby?.id}: txid ${standby?.ns.lastTxId} (${behind} behind)  |  tail lag p50 ${recent.length ? percentile(recent, 50).toFixed(1) : '-'} ms`);
+        await onReport?.(reports);
+      }
+      const wait = load.burstEveryMs - (performance.now() - t);
+      if (wait > 0) await this.stop.sleep(wait);
     }
-    return verdict;
-  } catch (e) {
-    if (!(e instanceof Stopped)) throw e;
-    say(`--- ${e.signal}: the demo stops before its end ---`);
-    // --serve ends this way by design; without it, an interrupted demo has no verdict.
-    return o.serve ? 0 : 130;
-  } finally {
-    stop.dispose();
-    await nn1?.close().catch(() => {});
-    await nn2?.close().catch(() => {});
-    await cluster.stopAll().catch(() => {});
-    await cluster.destroy(true);
-    process.off('exit', killLeftovers);
-    say('all JournalNodes stopped; nothing left running');
   }
 }
 
