@@ -56,105 +56,140 @@ export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext):
 
 /** Reads one peer stream to its end; resolves once it has been answered. */
 function readStream(ctx: RaftRouteContext, caller: Caller | null, body: IncomingMessage, reply: FastifyReply): Promise<FastifyReply> {
-  const { transport, logger } = ctx;
-  return new Promise<FastifyReply>((resolve) => {
-    const reader = new FrameReader(ctx.maxBodyBytes);
-    /** The node this stream speaks for: the certificate's from the start, else the first batch's. */
-    let peer: string | null = null;
-    let forget = () => {};
-    let answered = false;
-    const answer = (status: number, json: object, close: boolean) => {
-      if (answered) return;
-      answered = true;
-      clearTimeout(idle);
-      forget();
-      body.removeAllListeners('data');
-      // A refused stream's connection is dropped: the rest of its body is not worth reading.
-      if (close) reply.header('connection', 'close');
-      resolve(reply.code(status).send(json));
-    };
-    const refuse = (r: StreamRefusal) => {
-      logger.warn({ from: peer, status: r.status, error: r.message }, 'refusing a Raft stream');
-      answer(r.status, { code: r.code, message: r.message }, true);
-    };
-    const idle = setTimeout(() => refuse(new StreamRefusal(408, 'QJM_ERR_TIMEOUT', `the stream sent nothing for ${transport.idleTimeoutMs} ms`)), transport.idleTimeoutMs);
-    const open = (id: string) => {
-      peer = id;
-      forget = transport.openInbound(id, { cut: (status, code, message) => answer(status, { code, message }, true) });
-    };
-    const deliver = (b: Batch) => {
-      if (peer === null) open(b.from);
-      else if (b.from !== peer) throw forbidden(`this stream speaks for ${peer}, not ${JSON.stringify(b.from)}`);
-      transport.handleInbound(b);
-    };
-    /** Batches that arrived while a member's word on their sender is awaited (the body is paused meanwhile). */
-    let waiting: Batch[] | null = null;
-    const onBatch = (b: Batch) => {
-      if (b.clusterId !== ctx.clusterId) throw forbidden(`cluster id ${JSON.stringify(b.clusterId)} is not this cluster's`);
-      if (!isNodeId(b.from)) throw invalid('bad sender id');
-      const refusal = authorizePeerBatch(caller, b);
-      if (refusal) throw forbidden(refusal.message);
-      if (waiting) return void waiting.push(b);
-      const admitted = peer === null || b.from !== peer ? transport.admits(b.from, b.messages) : true;
-      if (admitted === true) return deliver(b);
-      // A sender the configuration does not name (a leader this node has not learned of yet): hold the stream
-      // until a member vouches for it, or refuse it.
-      waiting = [b];
-      body.pause();
-      void admitted.then((ok) => {
-        const held = waiting ?? [];
-        waiting = null;
-        if (answered) return;
-        if (!ok) return refuse(forbidden(new NotAMemberError(b.from).message));
-        withRefusals(() => held.forEach(deliver));
-        if (answered) return;
-        if (endedWhileWaiting) ended();
-        else body.resume();
-      });
-    };
-    const onFrame = (frame: Buffer) => {
-      if (answered || frame.byteLength === 0) return; // a keepalive
-      let b: Batch;
-      try {
-        b = decodeBatch(frame, transport.batchLimits);
-      } catch (e) {
-        if (e instanceof BatchLimitError) throw new StreamRefusal(413, 'QJM_ERR_TOO_LARGE', `MessageBatch refused: ${e.message}`);
-        throw invalid(`malformed MessageBatch: ${(e as Error).message}`);
-      }
-      onBatch(b);
-    };
-    const withRefusals = (f: () => void) => {
-      try {
-        f();
-      } catch (e) {
-        if (e instanceof StreamRefusal) return refuse(e);
-        if (e instanceof FrameTooLargeError) return refuse(new StreamRefusal(413, 'QJM_ERR_TOO_LARGE', `MessageBatch refused: ${e.message}`));
-        // A removed node's certificate is still signed by the CA: membership, not the certificate, decides.
-        if (e instanceof NotAMemberError) return refuse(forbidden(e.message));
-        throw e;
-      }
-    };
+  return new Promise<FastifyReply>((resolve) => new StreamReader(ctx, caller, body, reply, resolve).start());
+}
+
+/** One inbound stream: frames decoded and checked as they arrive, delivered in order, answered once. */
+class StreamReader {
+  private readonly frames: FrameReader;
+  /** The node this stream speaks for: the certificate's from the start, else the first batch's. */
+  private peer: string | null = null;
+  private forget = () => {};
+  private answered = false;
+  /** Batches that arrived while a member's word on their sender is awaited (the body is paused meanwhile). */
+  private waiting: Batch[] | null = null;
+  private endedWhileWaiting = false;
+  private readonly idle: NodeJS.Timeout;
+
+  constructor(
+    private readonly ctx: RaftRouteContext,
+    private readonly caller: Caller | null,
+    private readonly body: IncomingMessage,
+    private readonly reply: FastifyReply,
+    private readonly resolve: (r: FastifyReply) => void,
+  ) {
+    this.frames = new FrameReader(ctx.maxBodyBytes);
+    const idleMs = ctx.transport.idleTimeoutMs;
+    this.idle = setTimeout(() => this.refuse(new StreamRefusal(408, 'QJM_ERR_TIMEOUT', `the stream sent nothing for ${idleMs} ms`)), idleMs);
+  }
+
+  start(): void {
+    const { caller, body } = this;
     // A node certificate names its node before any byte: a member's stream is registered at once; anyone
     // else's first batch decides (a stranger or a removed node is refused, a leader a member vouches for heard).
-    if (caller?.kind === 'node' && transport.heard(caller.id)) withRefusals(() => open(caller.id));
-    if (answered) return;
+    if (caller?.kind === 'node' && this.ctx.transport.heard(caller.id)) this.withRefusals(() => this.open(caller.id));
+    if (this.answered) return;
     body.on('data', (chunk: Buffer) => {
-      if (answered) return;
-      idle.refresh();
-      withRefusals(() => reader.push(chunk, onFrame));
+      if (this.answered) return;
+      this.idle.refresh();
+      this.withRefusals(() => this.frames.push(chunk, (frame) => this.onFrame(frame)));
     });
-    const ended = () => {
-      if (reader.midFrame) refuse(invalid('the stream ended in the middle of a frame'));
-      else answer(200, {}, false);
-    };
-    let endedWhileWaiting = false;
     body.on('end', () => {
-      if (waiting) endedWhileWaiting = true;
-      else ended();
+      if (this.waiting) this.endedWhileWaiting = true;
+      else this.ended();
     });
     // The sender went away: nobody reads an answer.
     body.on('close', () => {
-      if (!answered) answer(200, {}, true);
+      if (!this.answered) this.answer(200, {}, true);
     });
-  });
+  }
+
+  private answer(status: number, json: object, close: boolean): void {
+    if (this.answered) return;
+    this.answered = true;
+    clearTimeout(this.idle);
+    this.forget();
+    this.body.removeAllListeners('data');
+    // A refused stream's connection is dropped: the rest of its body is not worth reading.
+    if (close) this.reply.header('connection', 'close');
+    this.resolve(this.reply.code(status).send(json));
+  }
+
+  private refuse(r: StreamRefusal): void {
+    this.ctx.logger.warn({ from: this.peer, status: r.status, error: r.message }, 'refusing a Raft stream');
+    this.answer(r.status, { code: r.code, message: r.message }, true);
+  }
+
+  private ended(): void {
+    if (this.frames.midFrame) this.refuse(invalid('the stream ended in the middle of a frame'));
+    else this.answer(200, {}, false);
+  }
+
+  private open(id: string): void {
+    this.peer = id;
+    this.forget = this.ctx.transport.openInbound(id, { cut: (status, code, message) => this.answer(status, { code, message }, true) });
+  }
+
+  private deliver(b: Batch): void {
+    if (this.peer === null) this.open(b.from);
+    // Batches held while a vouch was awaited were checked before the stream knew whom it speaks for.
+    else if (b.from !== this.peer) throw forbidden(`this stream speaks for ${this.peer}, not ${JSON.stringify(b.from)}`);
+    this.ctx.transport.handleInbound(b);
+  }
+
+  private onFrame(frame: Buffer): void {
+    if (this.answered || frame.byteLength === 0) return; // a keepalive
+    let b: Batch;
+    try {
+      b = decodeBatch(frame, this.ctx.transport.batchLimits);
+    } catch (e) {
+      if (e instanceof BatchLimitError) throw new StreamRefusal(413, 'QJM_ERR_TOO_LARGE', `MessageBatch refused: ${e.message}`);
+      throw invalid(`malformed MessageBatch: ${(e as Error).message}`);
+    }
+    this.onBatch(b);
+  }
+
+  private onBatch(b: Batch): void {
+    if (b.clusterId !== this.ctx.clusterId) throw forbidden(`cluster id ${JSON.stringify(b.clusterId)} is not this cluster's`);
+    if (!isNodeId(b.from)) throw invalid('bad sender id');
+    const refusal = authorizePeerBatch(this.caller, b);
+    if (refusal) throw forbidden(refusal.message);
+    if (this.peer !== null && b.from !== this.peer) throw forbidden(`this stream speaks for ${this.peer}, not ${JSON.stringify(b.from)}`);
+    if (this.waiting) return void this.waiting.push(b);
+    const admitted = this.peer === null ? this.ctx.transport.admits(b.from, b.messages) : true;
+    if (admitted === true) return this.deliver(b);
+    this.admitLater(b, admitted);
+  }
+
+  /**
+   * A sender the configuration does not name (a leader this node has not learned of yet): the stream is held,
+   * its body paused, until a member vouches for the sender (what arrived meanwhile is delivered in order) or
+   * nobody does (refused). PeerAdmission bounds the asking in number and time.
+   */
+  private admitLater(b: Batch, admitted: Promise<boolean>): void {
+    this.waiting = [b];
+    this.body.pause();
+    void admitted.then((ok) => {
+      const held = this.waiting ?? [];
+      this.waiting = null;
+      if (this.answered) return;
+      if (!ok) return this.refuse(forbidden(new NotAMemberError(b.from).message));
+      this.withRefusals(() => held.forEach((x) => this.deliver(x)));
+      if (this.answered) return;
+      if (this.endedWhileWaiting) this.ended();
+      else this.body.resume();
+    });
+  }
+
+  private withRefusals(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      if (e instanceof StreamRefusal) return this.refuse(e);
+      if (e instanceof FrameTooLargeError) return this.refuse(new StreamRefusal(413, 'QJM_ERR_TOO_LARGE', `MessageBatch refused: ${e.message}`));
+      // A removed node's certificate is still signed by the CA: membership, not the certificate, decides.
+      if (e instanceof NotAMemberError) return this.refuse(forbidden(e.message));
+      throw e;
+    }
+  }
 }
