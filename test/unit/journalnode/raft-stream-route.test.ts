@@ -54,8 +54,9 @@ async function route(transport: ReturnType<typeof standIn>['t']): Promise<Fastif
   return a;
 }
 
+/** The frames as one chunk of the body: the route reads them all in one go, so later ones are held too. */
 function send(a: FastifyInstance, frames: Buffer[]) {
-  return a.inject({ method: 'POST', url: RAFT_STREAM_PATH, headers: { 'content-type': RAFT_STREAM_CONTENT_TYPE }, payload: Readable.from(frames) });
+  return a.inject({ method: 'POST', url: RAFT_STREAM_PATH, headers: { 'content-type': RAFT_STREAM_CONTENT_TYPE }, payload: Readable.from([Buffer.concat(frames)]) });
 }
 
 describe('peer stream route: senders the configuration does not name', () => {
