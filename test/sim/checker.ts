@@ -48,6 +48,13 @@ export class Checker {
   /** Every command entry applied anywhere: index -> what was applied (all nodes must agree). */
   private readonly committed = new Map<number, Committed>();
   private readonly leaders = new Map<number, NodeId>();
+  /**
+   * The term of the leader whose commit first covered each index. Leader completeness binds only the leaders of
+   * later terms: a stale leader of a lower term may still win its election after a higher term committed more
+   * (its voters' answers were in flight), and it can commit nothing (the quorum has moved on).
+   */
+  private readonly firstCommitTerm = new Map<number, number>();
+  private commitMarkedTo = 0;
   /** Writes acknowledged to a client: index -> data. */
   readonly acked = new Map<number, { term: number; data: string }>();
   /** What a survivor had committed when it was reset: each must stay committed as it was. */
@@ -108,6 +115,8 @@ export class Checker {
     const first = log.firstIndex();
     for (const [index, c] of this.committed) {
       if (index < first) continue;
+      // Committed by a leader of this term or a later one (unknown, as for a reset's entries: always checked).
+      if ((this.firstCommitTerm.get(index) ?? 0) >= term) continue;
       if (index > lastIndex) {
         this.violate(`leader completeness: ${node} (term ${term}) lacks committed index ${index} (last ${lastIndex})`);
         break;
@@ -127,6 +136,8 @@ export class Checker {
    */
   onCommit(leader: NodeId, leaderTerm: number, index: number, term: number, confs: readonly ConfState[], durable: (id: NodeId) => DurableState | undefined): void {
     this.counts.commits++;
+    for (let i = this.commitMarkedTo + 1; i <= index; i++) this.firstCommitTerm.set(i, leaderTerm);
+    this.commitMarkedTo = Math.max(this.commitMarkedTo, index);
     // Figure 8: counting replicas commits only an entry of the leader's own term (earlier ones follow it).
     if (term !== leaderTerm) this.violate(`commit rule: ${leader} (term ${leaderTerm}) committed ${index} of term ${term} by counting replicas`);
     if (confs.some((c) => c.votersOutgoing.length > 0)) this.counts.jointCommits++;
@@ -181,6 +192,10 @@ export class Checker {
     }
     for (const e of entries) if (e.data.byteLength > 0 && e.type === EntryType.Normal) this.keptByReset.push({ index: e.index, term: e.term, data: dataKey(e.data), by: survivor, byFiat: e.index > committedBefore });
     for (const t of [...this.leaders.keys()]) if (t > survivorTerm) this.leaders.delete(t);
+    // The survivor's log is the history now: what it commits by fiat has no first-commit term (always checked),
+    // and indexes past its log are committed afresh.
+    for (let i = committedBefore + 1; i <= this.commitMarkedTo; i++) this.firstCommitTerm.delete(i);
+    this.commitMarkedTo = Math.min(this.commitMarkedTo, lastIndex);
     this.maxCommittedIndex = Math.max(0, ...this.committed.keys());
   }
 
