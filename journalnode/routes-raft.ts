@@ -69,6 +69,7 @@ class StreamReader {
   /** Batches that arrived while a member's word on their sender is awaited (the body is paused meanwhile). */
   private waiting: Batch[] | null = null;
   private endedWhileWaiting = false;
+  private closedWhileWaiting = false;
   private readonly idle: NodeJS.Timeout;
 
   constructor(
@@ -98,9 +99,11 @@ class StreamReader {
       if (this.waiting) this.endedWhileWaiting = true;
       else this.ended();
     });
-    // The sender went away: nobody reads an answer.
+    // The sender went away: nobody reads an answer. What it sent before is still delivered (after a vouch
+    // awaited, when one is).
     body.on('close', () => {
-      if (!this.answered) this.answer(200, {}, true);
+      if (this.waiting) this.closedWhileWaiting = true;
+      else if (!this.answered) this.answer(200, {}, true);
     });
   }
 
@@ -177,6 +180,7 @@ class StreamReader {
       this.withRefusals(() => held.forEach((x) => this.deliver(x)));
       if (this.answered) return;
       if (this.endedWhileWaiting) this.ended();
+      else if (this.closedWhileWaiting) this.answer(200, {}, true);
       else this.body.resume();
     });
   }

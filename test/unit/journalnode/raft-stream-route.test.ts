@@ -13,6 +13,7 @@ import type { Batch } from '../../../src/transport/raft-codec.js';
 import { makeMessage, MessageType } from '../../../src/raft/types.js';
 import type { Message, NodeId } from '../../../src/raft/types.js';
 import { batchFrame } from '../../support/peer-stream.js';
+import { waitFor } from '../../support/async.js';
 
 const CLUSTER = 'CID-route';
 const LIMITS = { maxMessages: 100, maxEntries: 100, maxMembers: 10 };
@@ -70,7 +71,7 @@ describe('peer stream route: senders the configuration does not name', () => {
     const a = await route(s.t);
     apps.push(a);
     const answer = send(a, [frame('d', 1), frame('d', 2), frame('d', 3)]);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => s.asked.length > 0, { what: 'the route asks about d' });
     expect(s.asked, 'asked once, for the first batch').to.deep.equal(['d']);
     expect(s.delivered, 'nothing delivered before the word').to.deep.equal([]);
     s.release(true);
@@ -84,7 +85,7 @@ describe('peer stream route: senders the configuration does not name', () => {
     const a = await route(s.t);
     apps.push(a);
     const answer = send(a, [frame('d', 1), frame('d', 2)]);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => s.asked.length > 0, { what: 'the route asks about d' });
     s.release(false);
     const r = await answer;
     expect(r.statusCode).to.equal(403);
@@ -97,7 +98,7 @@ describe('peer stream route: senders the configuration does not name', () => {
     const a = await route(s.t);
     apps.push(a);
     const answer = send(a, [frame('d', 1), frame('b', 2)]);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => s.asked.length > 0, { what: 'the route asks about d' });
     s.release(true);
     const r = await answer;
     expect(r.statusCode).to.equal(403);
