@@ -5,7 +5,10 @@
 // Command { string jid = 1; JournalOp journal = 5 }, JournalOp { epoch = 1, segment_txid = 2,
 // first_txid = 3, count = 4, bytes records = 5 }.
 
+import protobuf from 'protobufjs/minimal.js';
 import { putVarint, varintBytes } from './raft/bytes.js';
+
+const { Reader, util } = protobuf;
 
 const LENGTH_DELIMITED = 2;
 
@@ -76,49 +79,45 @@ export class MalformedWriteRequestError extends Error {
 }
 
 /**
- * Reads a WriteRequest field by field, without decoding the command: its slice of the body is what the leader
- * decodes, validates and proposes. A request naming the command twice is refused (a protobuf decoder keeps
- * the last one, another reader might merge the two; what is checked must be what is proposed).
+ * Reads a WriteRequest field by field (protobufjs's wire reader, as the batch-shape check walks a batch),
+ * without decoding the command: its slice of the body is what the leader decodes, validates and proposes. A
+ * request naming the command twice is refused (a protobuf decoder keeps the last one, another reader might
+ * merge the two; what is checked must be what is proposed), and so are field number 0 and the group wire
+ * types.
  */
 export function readWriteRequest(body: Uint8Array): WriteRequestParts {
-  let pos = 0;
-  const varint = (): number => {
-    let v = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      if (pos >= body.byteLength) throw new MalformedWriteRequestError('a varint runs past the end of the body');
-      const byte = body[pos++]!;
-      v += (byte & 0x7f) * scale;
-      if (byte < 0x80) return v;
-      scale *= 128;
-    }
-    throw new MalformedWriteRequestError('a varint longer than 10 bytes');
-  };
-  const skip = (n: number) => {
-    if (pos + n > body.byteLength) throw new MalformedWriteRequestError('a field runs past the end of the body');
-    pos += n;
-  };
+  const r = Reader.create(body);
   let commandBytes: Uint8Array | null = null;
   let expectedTerm = 0;
-  while (pos < body.byteLength) {
-    const tag = varint();
-    const field = Math.floor(tag / 8);
-    const wireType = tag % 8;
-    if (field === 1 && wireType === LENGTH_DELIMITED) {
-      if (commandBytes) throw new MalformedWriteRequestError('the command is given twice');
-      const len = varint();
-      const start = pos;
-      skip(len);
-      commandBytes = body.subarray(start, pos);
-    } else if (field === 2 && wireType === 0) {
-      expectedTerm = varint();
-    } else if (field === 0) {
-      throw new MalformedWriteRequestError('field number 0');
-    } else if (wireType === 0) varint();
-    else if (wireType === 1) skip(8);
-    else if (wireType === LENGTH_DELIMITED) skip(varint());
-    else if (wireType === 5) skip(4);
-    else throw new MalformedWriteRequestError(`wire type ${wireType}`);
+  // Varints read whole (as 64-bit), never cut to 32 bits: a tag or a length is what it says or refused.
+  const varint = () => util.LongBits.from(r.uint64()).toNumber(true);
+  try {
+    while (r.pos < r.len) {
+      const tag = varint();
+      const field = Math.floor(tag / 8);
+      const wireType = tag % 8;
+      if (field === 0) throw new MalformedWriteRequestError('field number 0');
+      if (field === 1 && wireType === LENGTH_DELIMITED) {
+        if (commandBytes) throw new MalformedWriteRequestError('the command is given twice');
+        const len = varint();
+        const start = r.pos;
+        r.skip(len);
+        commandBytes = body.subarray(start, r.pos);
+      } else if (field === 2 && wireType === 0) {
+        expectedTerm = varint();
+      } else if (SKIPPABLE_WIRE_TYPES.has(wireType)) {
+        r.skipType(wireType);
+      } else {
+        throw new MalformedWriteRequestError(`wire type ${wireType}`);
+      }
+    }
+  } catch (e) {
+    // The reader's own refusals (a varint or a field running past the end, a varint over 10 bytes).
+    if (e instanceof MalformedWriteRequestError) throw e;
+    throw new MalformedWriteRequestError((e as Error).message);
   }
   return { commandBytes, expectedTerm };
 }
+
+/** Varint, 64-bit, length-delimited, 32-bit: every wire type but the deprecated groups. */
+const SKIPPABLE_WIRE_TYPES = new Set([0, 1, LENGTH_DELIMITED, 5]);
