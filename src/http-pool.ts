@@ -68,6 +68,24 @@ export interface StreamHandlers {
 /** How much of a stream's answer is kept: it is a refusal's message, or nothing. */
 const STREAM_ANSWER_BYTES = 64 << 10;
 
+/**
+ * How a connection to `address` is dialed with `tls`: its client certificate, and the server's checked against
+ * the CA, then the host name, then the caller's own rule (verifyServer). The pools and the streams both use it.
+ */
+function tlsDialOptions(tls: ClientTls, address: string) {
+  return {
+    ca: tls.ca,
+    ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+    rejectUnauthorized: true,
+    checkServerIdentity: (host: string, cert: PeerCertificate): Error | undefined => {
+      const wrongHost = checkServerIdentity(host, cert);
+      if (wrongHost) return wrongHost;
+      const problem = tls.verifyServer?.(address, cert) ?? null;
+      return problem ? Object.assign(new Error(problem), { code: 'ERR_TLS_SERVER_REFUSED' }) : undefined;
+    },
+  };
+}
+
 const EMPTY = Buffer.alloc(0);
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
@@ -115,18 +133,7 @@ export class HttpPools {
     return (opts, callback) => {
       if (!built || built.generation !== this.tlsGeneration) {
         const tls = this.tls!;
-        const connect = buildConnector({
-          ca: tls.ca,
-          ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
-          rejectUnauthorized: true,
-          timeout: this.o.connectTimeoutMs,
-          checkServerIdentity: (host, cert) => {
-            const wrongHost = checkServerIdentity(host, cert);
-            if (wrongHost) return wrongHost;
-            const problem = tls.verifyServer?.(address, cert) ?? null;
-            return problem ? Object.assign(new Error(problem), { code: 'ERR_TLS_SERVER_REFUSED' }) : undefined;
-          },
-        });
+        const connect = buildConnector({ ...tlsDialOptions(tls, address), timeout: this.o.connectTimeoutMs });
         built = { generation: this.tlsGeneration, connect };
       }
       built.connect(opts, callback);
@@ -242,20 +249,7 @@ export class HttpPools {
       path,
       agent: this.streamAgent(address),
       headers: { 'content-type': contentType },
-      ...(tls
-        ? {
-            ca: tls.ca,
-            ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
-            rejectUnauthorized: true,
-            minVersion: 'TLSv1.2' as const,
-            checkServerIdentity: (hostname: string, cert: PeerCertificate) => {
-              const wrongHost = checkServerIdentity(hostname, cert);
-              if (wrongHost) return wrongHost;
-              const problem = tls.verifyServer?.(address, cert) ?? null;
-              return problem ? Object.assign(new Error(problem), { code: 'ERR_TLS_SERVER_REFUSED' }) : undefined;
-            },
-          }
-        : {}),
+      ...(tls ? { ...tlsDialOptions(tls, address), minVersion: 'TLSv1.2' as const } : {}),
     };
     const req = (tls ? https : http).request(options, (res) => {
       const chunks: Buffer[] = [];
