@@ -14,7 +14,8 @@
 //
 // Inbound: every stream the route accepts is registered here, at most MAX_INBOUND_STREAMS_PER_PEER per peer
 // (a newer one ends the oldest: a peer that reconnected after a network failure must not wait for the
-// half-open old one to time out), and ended when the node stops. Batches are delivered only from members.
+// half-open old one to time out), and ended when the node stops. Batches are delivered only from members, and
+// from a leader the configuration does not name yet once a member vouched for it (peer-admission.ts).
 
 import { encodeBatchFrame, messageBytes } from '../src/transport/raft-codec.js';
 import type { Batch, BatchLimits } from '../src/transport/raft-codec.js';
@@ -129,10 +130,6 @@ export class PeerTransport implements ReplicaTransport {
   /** The transport and the replica need each other: the replica is built with the transport, then attached. */
   attach(sink: TransportSink): void {
     this.sink = sink;
-  }
-
-  isMember(id: NodeId): boolean {
-    return this.o.directory.isMember(id);
   }
 
   private peer(id: NodeId): PeerState {

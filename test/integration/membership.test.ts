@@ -109,8 +109,7 @@ describe('membership changes', function () {
     await waitFor(() => c.status('n3'), { timeoutMs: 10_000, what: 'the wiped n3, started again, answers /status' });
     r = await qjm(c, ['add-peer', '--peers', peers, '--peer', `n3=${n3.address}`]);
     expect(r.code, r.err).to.equal(0);
-    const leader = await c.waitForLeader();
-    expect(((await c.status(leader))!.peers as { id: string; role: string }[]).map((p) => `${p.id}:${p.role}`).sort()).to.deep.equal(['n1:voter', 'n2:voter', 'n3:voter']);
+    expect(await rolesAtLeader(c)).to.deep.equal(['n1:voter', 'n2:voter', 'n3:voter']);
   });
 
   it('OPERATIONS.md\'s add-node script, as written: start with --join, add-peer at once, no waiting; and add-peer first', async () => {
