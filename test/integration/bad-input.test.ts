@@ -1,7 +1,7 @@
 // Every RPC validates its body (docs/SECURITY.md): malformed protobuf, missing fields, unknown journals, negative,
-// zero or overflowing txids, records and batches over the limits, bodies over the size limit. Each gets a
-// 4xx naming the problem and changes nothing. Then a fuzzer throws random and mutated bodies at every
-// endpoint of a single in-process node.
+// zero or overflowing txids, records and batches over the limits, bodies over the size limit, reset-peers
+// requests that must never force anything. Each gets a 4xx naming the problem and changes nothing. Then a
+// fuzzer throws random and mutated bodies at every endpoint of a single in-process node.
 
 import fs from 'node:fs';
 import { expect } from 'chai';
@@ -114,6 +114,32 @@ describe('bad input is refused and changes nothing', function () {
     const ok = await read({ jid: 'ns1', fromTxid: 1, inProgressOk: true });
     expect(ok.statusCode).to.equal(200);
     expect(pb.GetEditsResponse.decode(ok.rawPayload).count).to.equal(2);
+  });
+
+  it('reset-peers: garbage, bad ids and addresses, an empty or duplicated list, one leaving this node out — refused with force too; nothing changes', async () => {
+    const self = node.config.id;
+    const reset = (body: Buffer) => node.app.inject({ method: 'POST', url: '/admin/resetPeers', headers: PROTO, payload: body });
+    const req = (peers: { id: string; address: string }[]) => Buffer.from(pb.ResetPeersRequest.encode({ peers, force: true }).finish());
+    const here = node.config.advertise;
+    const before = { term: node.replica.term, status: JSON.stringify(node.replica.peers.list()), journals: journalState(node) };
+    const cases: [string, Buffer, number][] = [
+      ['garbage', Buffer.from([0xff, 0xff, 0xff, 0x0f, 0x01]), 400],
+      ['truncated', req([{ id: self, address: here }]).subarray(0, 5), 400],
+      ['a bad id', req([{ id: '../x', address: here }]), 400],
+      ['a bad address', req([{ id: self, address: 'h:99999' }]), 400],
+      ['no voters', req([]), 400],
+      ['a peer twice', req([{ id: self, address: here }, { id: self, address: here }]), 400],
+      ['this node left out', req([{ id: 'n9', address: '127.0.0.1:1' }]), 400],
+    ];
+    for (const [what, body, status] of cases) {
+      const r = await reset(body);
+      expect(r.statusCode, `${what}: ${r.payload.slice(0, 200)}`).to.equal(status);
+      expect(pb.ResetPeersResponse.decode(r.rawPayload).error?.message, what).to.be.a('string').and.not.equal('');
+    }
+    expect({ term: node.replica.term, status: JSON.stringify(node.replica.peers.list()), journals: journalState(node) }).to.deep.equal(before);
+    expect(node.replica.isLeader, 'still the leader of its configuration').to.equal(true);
+    const read = await node.app.inject({ method: 'POST', url: '/qjm/getEdits', headers: PROTO, payload: Buffer.from(pb.GetEditsRequest.encode({ jid: 'ns1', fromTxid: 1, inProgressOk: true }).finish()) });
+    expect(read.statusCode, 'the node still serves reads').to.equal(200);
   });
 
   it('peer RPCs: garbage, another cluster, not a stream, bad snapshot chunk parameters', async () => {
