@@ -16,8 +16,8 @@ import { emptyConf } from '../src/raft/types.js';
 import type { Peer } from '../src/raft/types.js';
 import { MetaStore } from '../src/storage/raft-meta-store.js';
 import type { JournalNodeConfig } from './config.js';
-import { JournalStateMachine } from './journal-state-machine.js';
-import type { StateMachineOptions } from './journal-state-machine.js';
+import { JournalStateMachine } from './state/journal-state-machine.js';
+import type { StateMachineOptions } from './state/journal-state-machine.js';
 
 export class DataDirError extends Error {
   override name = 'DataDirError';

@@ -5,6 +5,9 @@
 import { checkHostPort, isNodeId } from './ids.js';
 import type { Peer } from './raft/types.js';
 
+/** A member as operators and clients name it: its node id and the address others dial. */
+export type { Peer };
+
 function checkAddress(a: string): void {
   const problem = checkHostPort(a);
   if (problem) throw new Error(problem);

@@ -6,9 +6,9 @@
 import type { HttpPools } from '../../src/http-pool.js';
 import { checkNodeStatus } from '../../src/node-status.js';
 import type { MemberJson, NodeStatusJson } from '../../src/node-status.js';
-import type { ActivityJson } from '../activity.js';
-import type { NodeEvent } from '../events.js';
-import type { HistoryJson } from '../history.js';
+import type { ActivityJson } from '../observe/activity.js';
+import type { NodeEvent } from '../observe/events.js';
+import type { HistoryJson } from '../observe/history.js';
 
 export interface MemberView {
   id: string;

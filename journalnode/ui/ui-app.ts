@@ -9,10 +9,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
-import { intParam, MAX_HISTORY_S, registerActivityRoute } from '../activity.js';
-import type { NodeActivity } from '../activity.js';
-import { registerReadOnlyRoutes } from '../routes-admin.js';
-import type { AdminContext } from '../routes-admin.js';
+import { intParam, MAX_HISTORY_S, registerActivityRoute } from '../observe/activity.js';
+import type { NodeActivity } from '../observe/activity.js';
+import { registerReadOnlyRoutes } from '../http/routes-admin.js';
+import type { AdminContext } from '../http/routes-admin.js';
 import type { ClusterView } from './cluster-view.js';
 
 // This file runs from dist/journalnode/ui/: the page's sources are read from the repository, not built.

@@ -8,7 +8,7 @@ import type { AdminClient, NodeStatusReport } from '../../libqjm/index.js';
 import { QjmError } from '../errors.js';
 import type { NodeStatusJson } from '../node-status.js';
 import { formatPeers } from '../peers.js';
-import type { Peer } from '../raft/types.js';
+import type { Peer } from '../peers.js';
 
 type Out = (line: string) => void;
 

@@ -2,7 +2,7 @@
 // address), and so who may speak for the cluster at all. The replica keeps it in step with the configuration
 // (entries applied, snapshots restored); the transport and the snapshot client read it. Built before either,
 // so neither needs the other to exist. A node that joins starts with the members it learned when it joined.
-// Besides the members it holds the leaders this node hears on a member's word (journalnode/peer-admission.ts):
+// Besides the members it holds the leaders this node hears on a member's word (journalnode/peers/peer-admission.ts):
 // a vouch lasts until the members change, so a removed node is never heard on an older word.
 
 import type { NodeId, Peer } from '../raft/types.js';

@@ -1,6 +1,6 @@
 // Who a verified certificate says its holder is. Roles live in the certificate's subject: CN = the node id
 // or the client name, O = qjournal, and one OU per role (node certificates: OU=peer). Pure: the server's
-// authorization (journalnode/authz.ts), the clients' check of a server and the certificate tools share it.
+// authorization (journalnode/http/authz.ts), the clients' check of a server and the certificate tools share it.
 
 import { isNodeId } from '../ids.js';
 

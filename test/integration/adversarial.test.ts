@@ -18,8 +18,8 @@ import { HttpPools } from '../../src/http-pool.js';
 import { batchFrame, rawFrame, rawStream, streamOnce } from '../support/peer-stream.js';
 import { EntryType, makeMessage, MessageType } from '../../src/raft/types.js';
 import { waitFor } from '../support/async.js';
-import { encodeManifest } from '../../journalnode/snapshot-store.js';
-import type { ManifestData } from '../../journalnode/snapshot-store.js';
+import { encodeManifest } from '../../journalnode/state/snapshot-store.js';
+import type { ManifestData } from '../../journalnode/state/snapshot-store.js';
 
 const ns = { namespaceId: 77, clusterId: 'CID-adv', blockPoolId: 'BP-adv' };
 const PROTO = { 'content-type': 'application/x-protobuf' };

@@ -11,7 +11,7 @@ import { encodeRecords } from '../../src/edit-records.js';
 import type { JournalNode } from '../../journalnode/journal-node.js';
 import { encodeBatch } from '../../src/transport/raft-codec.js';
 import { startSingleNode } from '../support/single-node.js';
-import { RAFT_STREAM_CONTENT_TYPE, RAFT_STREAM_PATH } from '../../journalnode/peer-transport.js';
+import { RAFT_STREAM_CONTENT_TYPE, RAFT_STREAM_PATH } from '../../journalnode/peers/peer-transport.js';
 
 const pb = qjournal.journal;
 const ns = { namespaceId: 9, clusterId: 'CID-f', blockPoolId: 'BP-f' };

@@ -4,13 +4,13 @@ import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { JOURNALNODE_MAIN, LocalCluster } from '../../src/local-cluster.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import { waitFor } from '../support/async.js';
+import { REPO_ROOT } from '../support/repo-root.js';
 
-const QJM = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'qjm.js');
+const QJM = path.join(REPO_ROOT, 'bin', 'qjm.js');
 
 /** The rows of the first table in `out`, as trimmed cells (the header row first). */
 function tableRows(out: string): string[][] {

@@ -11,7 +11,7 @@ import { DEFAULT_REPLICA_OPTIONS } from '../../src/replica/replica.js';
 import { decodeConfChange } from '../../src/transport/raft-codec.js';
 import { ConfChangeOp, confMembers, emptyConf, EntryType, MessageType, StateType } from '../../src/raft/types.js';
 import type { ConfState, Message, NodeId, SnapshotMeta } from '../../src/raft/types.js';
-import type { FetchSource } from '../../journalnode/snapshot-fetcher.js';
+import type { FetchSource } from '../../journalnode/state/snapshot-fetch.js';
 import { Checker } from './checker.js';
 import type { DurableState } from './checker.js';
 import { EventQueue } from './event-queue.js';

@@ -1,7 +1,7 @@
 // Simulated durable state and the Replica's environment over it: a disk whose writes become durable only
 // when they complete (a crash loses what is in flight, possibly leaving a torn prefix), a hash-chain state
 // machine that also keeps journal-like files (sim-files.ts), snapshots saved with latency, and snapshot
-// install through the server's own chunked fetch loop (journalnode/snapshot-fetcher.ts) over in-memory
+// install through the server's own chunked fetch loop (journalnode/state/snapshot-fetch.ts) over in-memory
 // sources and sinks.
 
 import { MemoryStorage } from '../../src/raft/memory-storage.js';
@@ -9,8 +9,8 @@ import type { ConfState, Entry, HardState, NodeId, SnapshotMeta } from '../../sr
 import { NONE } from '../../src/raft/types.js';
 import type { ReplicaLog, ReplicaStateMachine, StagedSnapshot } from '../../src/replica/env.js';
 import type { Prng } from '../../src/prng.js';
-import { fetchSnapshot } from '../../journalnode/snapshot-fetcher.js';
-import type { FetchSink, FetchSource, ManifestSummary, SnapshotFileRef } from '../../journalnode/snapshot-fetcher.js';
+import { fetchSnapshot } from '../../journalnode/state/snapshot-fetch.js';
+import type { FetchSink, FetchSource, ManifestSummary, SnapshotFileRef } from '../../journalnode/state/snapshot-fetch.js';
 import { SimFiles } from './sim-files.js';
 import type { FileImage, FileLayout } from './sim-files.js';
 

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import type { HttpPools } from '../../src/http-pool.js';
 import { splitHostPort } from '../../src/ids.js';
-import { RAFT_STREAM_CONTENT_TYPE, RAFT_STREAM_PATH } from '../../journalnode/peer-transport.js';
+import { RAFT_STREAM_CONTENT_TYPE, RAFT_STREAM_PATH } from '../../journalnode/peers/peer-transport.js';
 import { encodeBatchFrame } from '../../src/transport/raft-codec.js';
 import type { Batch } from '../../src/transport/raft-codec.js';
 

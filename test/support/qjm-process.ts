@@ -3,11 +3,11 @@
 
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { LocalCluster } from '../../src/local-cluster.js';
+import { REPO_ROOT } from './repo-root.js';
 
 /** The repository's bin/ (this file runs from dist/test/support/). */
-export const BIN_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin');
+export const BIN_DIR = path.join(REPO_ROOT, 'bin');
 
 export interface QjmRun {
   code: number;

@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { ERROR_NAMES, codeOf, isRetriable, makeError, FencedError, NotLeaderError } from '../../src/errors.js';
 import { qjournal } from '../../src/gen/proto.js';
-import { HTTP_STATUS } from '../../journalnode/rpc-errors.js';
+import { HTTP_STATUS } from '../../journalnode/http/rpc-errors.js';
+import { REPO_ROOT } from '../support/repo-root.js';
 
-const docs = fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'ERRORS.md'), 'utf8');
+const docs = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'ERRORS.md'), 'utf8');
 
 describe('errors', () => {
   it('every code is documented in docs/ERRORS.md, with its HTTP status and retriable flag', () => {

@@ -3,11 +3,11 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { SETTINGS } from '../../src/settings.js';
+import { REPO_ROOT } from '../support/repo-root.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const ROOT = REPO_ROOT;
 
 describe('docs/OPERATIONS.md lists every setting', () => {
   it('the settings table and the schema name the same settings', () => {

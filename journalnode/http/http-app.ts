@@ -1,0 +1,102 @@
+// The JournalNode's HTTP server: one fastify app (HTTPS with client certificates, or plain HTTP when the
+// node runs --insecure) with the authorization hook, the body parsers, the error mapping, the draining hook
+// and the latency metrics of the journal RPCs, and every route group registered on it. Built without
+// listening, so tests inject requests (app.inject).
+
+import Fastify from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Server as TlsServer } from 'node:tls';
+import { QjmError } from '../../src/errors.js';
+import { formatMembersHeader, MEMBERS_HEADER } from '../../src/peers.js';
+import type { Logger } from '../../src/logger.js';
+import type { TlsMaterial } from '../../src/security/cert-files.js';
+import { registerAuthorization } from './authz.js';
+import { registerActivityRoute } from '../observe/activity.js';
+import type { NodeActivity } from '../observe/activity.js';
+import type { JournalNodeConfig } from '../config.js';
+import type { NodeMetrics } from '../observe/metrics.js';
+import { registerAdminRoutes } from './routes-admin.js';
+import type { AdminContext } from './routes-admin.js';
+import { registerQjmRoutes } from './routes-qjm.js';
+import type { QjmContext } from './routes-qjm.js';
+import { registerRaftRoutes, registerRaftStreamBody } from '../peers/stream-route.js';
+import type { RaftRouteContext } from '../peers/stream-route.js';
+import { refuseWhileDraining, sendProtoError, SMALL_BODY_BYTES } from './rpc-errors.js';
+import { registerSnapshotRoutes } from '../peers/snapshot-http.js';
+import { cutUnverifiedClients, serverTlsOptions } from './node-tls.js';
+
+/** Routes whose answers are protobuf messages with `RpcError error = 1`. */
+const PROTO_ROUTES = /^\/(qjm|admin)\//;
+
+export interface HttpAppParts {
+  config: JournalNodeConfig;
+  logger: Logger;
+  metrics: NodeMetrics;
+  raft: RaftRouteContext;
+  qjm: QjmContext;
+  admin: AdminContext;
+  /** The node's certificates: HTTPS with client certificates. Null: plain HTTP, no authorization (--insecure). */
+  tls: TlsMaterial | null;
+  /** This node's events and history: a peer's dashboard gathers them here. */
+  activity: NodeActivity;
+  /** True once the node is shutting down: new writes are refused (reads still served). */
+  draining(): boolean;
+}
+
+export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
+  const c = p.config;
+  const options = {
+    logger: false,
+    // Each route with a larger legal body says so (the journal write, the Raft batch); all others are small.
+    bodyLimit: SMALL_BODY_BYTES,
+    // A long-poll keeps its connection idle for up to maxWaitMs: the idle timeout must outlast it.
+    connectionTimeout: c.maxWaitMs + 30_000,
+    requestTimeout: c.httpRequestTimeoutMs,
+    keepAliveTimeout: c.httpKeepAliveTimeoutMs,
+  };
+  const app = (p.tls ? Fastify({ ...options, https: serverTlsOptions(p.tls) }) : Fastify(options)) as unknown as FastifyInstance;
+  app.server.headersTimeout = c.httpHeadersTimeoutMs;
+  if (p.tls) cutUnverifiedClients(app.server as unknown as TlsServer, p.logger);
+  registerAuthorization(app, p.tls ? 'mutual-tls' : 'insecure');
+  // Protobuf only: every other body type is refused (415) before a handler sees it.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/x-protobuf', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  registerRaftStreamBody(app);
+  const term = () => p.qjm.replica.term;
+  // fastify's own refusals (body too large, wrong content type, no such route) answer in the route's envelope:
+  // protobuf on the RPC routes, so libqjm reads them as typed errors (TOO_LARGE is never retried).
+  const refuse = (reply: FastifyReply, url: string, status: number, message: string) => {
+    const name = status === 413 ? 'TOO_LARGE' : status < 500 ? 'INVALID_ARGUMENT' : 'INTERNAL';
+    if (PROTO_ROUTES.test(url)) return sendProtoError(reply, new QjmError(name, message), term(), status);
+    return reply.code(status).send({ code: `QJM_ERR_${name}`, message });
+  };
+  app.setErrorHandler((err, req, reply) => {
+    const e = err as Error & { statusCode?: number };
+    const status = e.statusCode ?? 500;
+    if (status >= 500) p.logger.error({ error: e.message, url: req.url }, 'request failed');
+    return refuse(reply, req.url, status, e.message);
+  });
+  app.setNotFoundHandler((req, reply) => refuse(reply, req.url, 404, `no route ${req.method} ${req.url.split('?')[0]}`));
+  registerRaftRoutes(app, p.raft);
+  registerSnapshotRoutes(app, { sm: p.qjm.sm, maxSnapshotChunkBytes: p.config.maxSnapshotChunkBytes });
+  // The journal RPCs get the draining check and the latency metrics; peer traffic stays hook-free.
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', async (req, reply) => {
+      if (p.draining() && req.method === 'POST' && !req.url.startsWith('/qjm/get')) return refuseWhileDraining(reply, p.config.id, p.qjm.replica.leaderDetails());
+    });
+    // An authenticated client learns the members' addresses from every answer (libqjm's route table follows
+    // the cluster through membership changes); one without a certificate learns nothing.
+    scope.addHook('onSend', async (req, reply, payload) => {
+      const addresses = req.caller === null ? [] : p.qjm.replica.peers.list().map((m) => m.address).filter((a) => a !== '');
+      if (addresses.length > 0) reply.header(MEMBERS_HEADER, formatMembersHeader(p.qjm.replica.appliedIndex, addresses));
+      return payload;
+    });
+    scope.addHook('onResponse', async (req, reply) => {
+      p.metrics.rpcSeconds.observe({ rpc: req.url.split('?')[0]!.slice(5), code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    });
+    registerQjmRoutes(scope, p.qjm);
+  });
+  registerAdminRoutes(app, p.admin);
+  registerActivityRoute(app, p.activity);
+  return app;
+}

@@ -1,0 +1,135 @@
+// Errors on the wire and the one way a protobuf RPC route is declared: each error name maps to an HTTP
+// status and to the RpcError libqjm decodes, carried in the route's own response message. Bad input is a
+// 4xx and changes nothing; a journal rejection (FENCED, OUT_OF_SYNC, ...) is a 409.
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { qjournal } from '../../src/gen/proto.js';
+import { QjmError } from '../../src/errors.js';
+import type { ErrorName } from '../../src/errors.js';
+
+const pb = qjournal.journal;
+
+export const HTTP_STATUS: Record<ErrorName, number> = {
+  NOT_LEADER: 421,
+  FENCED: 409,
+  OUT_OF_SYNC: 409,
+  NOT_FORMATTED: 404,
+  ALREADY_FORMATTED: 409,
+  NAMESPACE_MISMATCH: 409,
+  TOO_LARGE: 413,
+  INVALID_ARGUMENT: 400,
+  QUORUM_UNAVAILABLE: 503,
+  TIMEOUT: 504,
+  BUSY: 429,
+  LEADERSHIP_LOST: 503,
+  DROPPED: 503,
+  TERM_MISMATCH: 409,
+  SHUTTING_DOWN: 503,
+  CONF_CHANGE_IN_PROGRESS: 409,
+  INVALID_CONF_CHANGE: 400,
+  CORRUPT: 500,
+  UNAVAILABLE: 503,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  WRITER_ACTIVE: 409,
+  INTERNAL: 500,
+  STORAGE_FAILED: 503,
+  PURGED: 410,
+};
+
+export function errorNameOf(code: number): ErrorName {
+  const name = pb.ErrorCode[code] as string | undefined;
+  return name && name !== 'OK' && name in HTTP_STATUS ? (name as ErrorName) : 'INTERNAL';
+}
+
+export function toRpcError(e: QjmError, term: number): qjournal.journal.IRpcError {
+  const d = e.details;
+  return {
+    code: pb.ErrorCode[e.errorName],
+    message: e.message,
+    leaderId: typeof d.leaderId === 'string' ? d.leaderId : '',
+    leaderAddress: typeof d.leaderAddress === 'string' ? d.leaderAddress : '',
+    promisedEpoch: typeof d.promisedEpoch === 'number' ? d.promisedEpoch : 0,
+    unknownOutcome: d.unknownOutcome === true,
+    term,
+    firstAvailableTxid: typeof d.firstAvailableTxId === 'number' ? d.firstAvailableTxId : 0,
+  };
+}
+
+/** A thrown value as a QjmError (anything unexpected is INTERNAL). */
+export function asQjmError(e: unknown): QjmError {
+  if (e instanceof QjmError) return e;
+  return new QjmError('INTERNAL', e instanceof Error ? e.message : String(e));
+}
+
+export function invalid(message: string): QjmError {
+  return new QjmError('INVALID_ARGUMENT', message);
+}
+
+export function sendProto(reply: FastifyReply, status: number, bytes: Uint8Array): FastifyReply {
+  return reply.code(status).type('application/x-protobuf').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+/** The body limit of every route that carries no edits: its largest legal body is a few hundred bytes. */
+export const SMALL_BODY_BYTES = 64 << 10;
+
+type RpcErrorField = { error?: qjournal.journal.IRpcError | null };
+
+export interface ProtoRoute<Req, Res extends RpcErrorField> {
+  /** The request message type (generated), and its name for errors. */
+  request: { decode(bytes: Uint8Array): Req };
+  requestName: string;
+  /** The response message type (generated); its `error` field carries a refusal. */
+  response: { encode(message: Res): { finish(): Uint8Array } };
+  /**
+   * The answer, and its HTTP status (200 unless said). `call.req` carries the caller (authz.ts); `call.left`
+   * aborts when the client goes away before its answer.
+   */
+  handle(request: Req, call: { req: FastifyRequest; left: AbortSignal }): Promise<{ status?: number; body: Res }>;
+}
+
+/**
+ * One protobuf RPC: decode, handle, encode; every refusal (malformed input included) answers in the route's
+ * own response type with its `error` set and the HTTP status of the error's name.
+ */
+export function registerProtoRoute<Req, Res extends RpcErrorField>(
+  app: FastifyInstance,
+  path: string,
+  route: ProtoRoute<Req, Res>,
+  term: () => number,
+  opts: { bodyLimitBytes?: number } = {},
+): void {
+  app.post(path, { bodyLimit: opts.bodyLimitBytes ?? SMALL_BODY_BYTES }, async (req, reply) => {
+    try {
+      let decoded: Req;
+      try {
+        decoded = route.request.decode(req.body as Buffer);
+      } catch (e) {
+        throw invalid(`malformed ${route.requestName}: ${(e as Error).message}`);
+      }
+      // A client that goes away before its answer (a long-poll it abandoned) stops whatever waits for it.
+      const left = new AbortController();
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) left.abort();
+      });
+      const r = await route.handle(decoded, { req, left: left.signal });
+      return sendProto(reply, r.status ?? 200, route.response.encode(r.body).finish());
+    } catch (e) {
+      const err = asQjmError(e);
+      return sendProto(reply, HTTP_STATUS[err.errorName], route.response.encode({ error: toRpcError(err, term()) } as Res).finish());
+    }
+  });
+}
+
+/**
+ * A refusal in the protobuf envelope of any /qjm or /admin route: every response message of those routes has
+ * `RpcError error = 1`, so these bytes decode as whichever one the client expects.
+ */
+export function sendProtoError(reply: FastifyReply, e: QjmError, term: number, status = HTTP_STATUS[e.errorName]): FastifyReply {
+  return sendProto(reply, status, pb.WriteResponse.encode({ error: toRpcError(e, term) }).finish());
+}
+
+/** A write refused because the node is shutting down. */
+export function refuseWhileDraining(reply: FastifyReply, id: string, leader: { leaderId?: string; leaderAddress?: string }): FastifyReply {
+  return sendProtoError(reply, new QjmError('SHUTTING_DOWN', `${id} is shutting down`, leader), 0);
+}

@@ -1,0 +1,123 @@
+// Recent cluster events as this node saw them — elections, leader changes, leadership transfers, membership
+// changes applied, fenced writers, snapshot installs, storage failures — in a bounded ring (the oldest are
+// dropped first). The dashboard merges every node's ring: an event every replica applies (a membership
+// change, a fenced writer) carries the same key on every node, so it shows once.
+
+import { assert } from '../../src/assert.js';
+import { NONE, StateType } from '../../src/raft/types.js';
+import type { NodeId } from '../../src/raft/types.js';
+import type { ReplicaListener } from '../../src/replica/replica.js';
+
+export type EventKind = 'election' | 'leader' | 'transfer' | 'membership' | 'fenced' | 'snapshot-install' | 'storage-failure';
+
+export interface NodeEvent {
+  /** Increasing per node: a reader tells new events from ones it has seen. */
+  seq: number;
+  atMs: number;
+  node: NodeId;
+  kind: EventKind;
+  /** The Raft term the event belongs to; null for events of the state machine. */
+  term: number | null;
+  message: string;
+  /** Identical on every node that records the same cluster event; null for events only this node sees. */
+  key: string | null;
+}
+
+/** What the events also count (Prometheus counters). */
+export interface EventCounters {
+  electionStarted(): void;
+  leaderChanged(): void;
+}
+
+export interface NodeEventsOptions {
+  node: NodeId;
+  capacity: number;
+  /**
+   * Entries up to here were applied before this process started (the commit index it restarts with): their
+   * replay at start-up is history, not news, so it records no event.
+   */
+  replayedThroughIndex: number;
+  counters: EventCounters;
+}
+
+const list = (ids: readonly string[]) => (ids.length ? [...ids].sort().join(', ') : 'none');
+
+export class NodeEvents {
+  private readonly ring: NodeEvent[] = [];
+  private seq = 0;
+  private lead: NodeId = NONE;
+  private role: StateType = StateType.Follower;
+  /** The last term this node campaigned in. */
+  private campaignTerm = 0;
+  private conf: { voters: string; learners: string } | null = null;
+
+  constructor(private readonly o: NodeEventsOptions) {
+    assert(o.capacity > 0, 'event ring: capacity must be positive');
+  }
+
+  private add(kind: EventKind, term: number | null, message: string, key: string | null = null): void {
+    this.ring.push({ seq: ++this.seq, atMs: Date.now(), node: this.o.node, kind, term, message, key });
+    if (this.ring.length > this.o.capacity) this.ring.shift();
+  }
+
+  /** The newest `max` events, oldest first. */
+  recent(max: number): NodeEvent[] {
+    return this.ring.slice(Math.max(0, this.ring.length - max));
+  }
+
+  /** The replica's events, for its listener (merge with other listeners through combineListeners). */
+  listener(): ReplicaListener {
+    return {
+      onRoleChange: (state, lead, term) => this.roleChanged(state, lead, term),
+      onConfigurationApplied: (index, voters, learners) => this.configurationApplied(index, voters, learners),
+      onLeaderTransfer: (to, term) => this.add('transfer', term, `${this.o.node} hands leadership to ${to}`),
+      onFatal: (err) => this.add('storage-failure', null, `${this.o.node} stopped serving: ${err.message}`),
+    };
+  }
+
+  private roleChanged(state: StateType, lead: NodeId, term: number): void {
+    const wasLeader = this.role === StateType.Leader;
+    // A node that wins at once is seen leading without being seen as a candidate: a new term either way.
+    if ((state === StateType.Candidate || state === StateType.Leader) && term > this.campaignTerm) {
+      this.campaignTerm = term;
+      this.o.counters.electionStarted();
+      this.add('election', term, `${this.o.node} started an election`);
+    }
+    this.role = state;
+    if (wasLeader && state !== StateType.Leader) this.add('leader', term, `${this.o.node} stepped down${lead !== NONE ? `; ${lead} leads` : ''}`);
+    if (lead === NONE || lead === this.lead) return;
+    this.lead = lead;
+    this.o.counters.leaderChanged();
+    // Only the new leader records its election: one event per change, however many nodes watch it.
+    if (lead === this.o.node) this.add('leader', term, `${lead} became leader`, `leader:${term}`);
+  }
+
+  private configurationApplied(index: number, voters: readonly string[], learners: readonly string[]): void {
+    const now = { voters: list(voters), learners: list(learners) };
+    const before = this.conf;
+    this.conf = now;
+    if (before === null || (before.voters === now.voters && before.learners === now.learners)) return;
+    if (index <= this.o.replayedThroughIndex) return;
+    this.add('membership', null, `configuration at index ${index}: voters ${now.voters}; learners ${now.learners}`, `membership:${index}`);
+  }
+
+  /** A newEpoch applied at Raft index `index` (the state machine's hook). */
+  newEpoch(jid: string, epoch: number, writerId: string, fenced: { epoch: number; writerId: string } | null, index: number): void {
+    if (fenced === null || index <= this.o.replayedThroughIndex) return;
+    this.add('fenced', null, `journal ${jid}: writer ${writerId || '?'} (epoch ${epoch}) fenced ${fenced.writerId || '?'} (epoch ${fenced.epoch})`, `fenced:${jid}:${epoch}`);
+  }
+
+  snapshotInstalled(index: number): void {
+    this.add('snapshot-install', null, `${this.o.node} installed the leader's snapshot at index ${index}`);
+  }
+}
+
+/** One listener that calls each of `listeners` in turn. */
+export function combineListeners(...listeners: ReplicaListener[]): ReplicaListener {
+  return {
+    onRoleChange: (...a) => listeners.forEach((l) => l.onRoleChange?.(...a)),
+    onConfigurationApplied: (...a) => listeners.forEach((l) => l.onConfigurationApplied?.(...a)),
+    onLeaderTransfer: (...a) => listeners.forEach((l) => l.onLeaderTransfer?.(...a)),
+    onFatal: (...a) => listeners.forEach((l) => l.onFatal?.(...a)),
+  };
+}

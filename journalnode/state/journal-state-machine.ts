@@ -1,0 +1,442 @@
+// The replicated state machine of a JournalNode: every journal (one per jid) under <data>/journals, the
+// commands that change them, snapshots (save, fetch from the leader, install) and the reads and long-poll
+// waits that libqjm's readers use. Implements the Replica's ReplicaStateMachine.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { assert } from '../../src/assert.js';
+import type { Logger } from '../../src/logger.js';
+import { qjournal } from '../../src/gen/proto.js';
+import type { ReplicaStateMachine, StagedSnapshot } from '../../src/replica/env.js';
+import type { Entry, NodeId, SnapshotMeta } from '../../src/raft/types.js';
+import { Journal } from './journal.js';
+import type { SegmentState } from '../../src/journal-state.js';
+import { SegmentFile } from './segment-file.js';
+import { fsyncPath, fsyncPathSync, preadIntoSync, writeAllSync } from '../../src/storage/files.js';
+import { series, SnapshotStore } from './snapshot-store.js';
+import type { ManifestData, StagedImage } from './snapshot-store.js';
+import { decodeCommittedCommand } from './commands.js';
+import { ReadWaiters } from './read-waiters.js';
+import { fetchSnapshot } from './snapshot-fetch.js';
+import type { FetchSink, ManifestSummary, SnapshotFileRef } from './snapshot-fetch.js';
+
+const pb = qjournal.journal;
+type Result = qjournal.journal.ICommandResult;
+
+/** Where a follower fetches a snapshot from: the JournalNode's HTTP client to its peers. */
+export interface SnapshotSource {
+  manifest(peer: NodeId, minIndex: number): Promise<ManifestData>;
+  chunk(peer: NodeId, index: number, jid: string, file: string, offset: number, length: number): Promise<Buffer>;
+}
+
+export interface StateMachineOptions {
+  dataDir: string;
+  /** Bytes of recent batches each journal keeps in memory for tailing readers. */
+  cacheBytesPerJournal: number;
+  /** Long-polls waiting at once; beyond, a reader is refused BUSY (default: no bound, for tests). */
+  maxWaitingReads?: number;
+  maxSnapshotChunkBytes: number;
+  /** Snapshots kept on disk (the previous one may still be being fetched by a follower). */
+  keepSnapshots: number;
+  source: SnapshotSource | null;
+  logger: Logger;
+  /** Observes every journal batch applied (metrics, the dashboard): lastTxId after it, at Raft index `index`. */
+  onJournal?(jid: string, txns: number, bytes: number, lastTxId: number, index: number): void;
+  /** Observes a newEpoch applied at Raft index `index`: `fenced` is the writer it fences (null: there was none). */
+  onNewEpoch?(jid: string, epoch: number, writerId: string, fenced: { epoch: number; writerId: string } | null, index: number): void;
+  /** Observes a snapshot installed from the leader (this node's journals replaced by its image). */
+  onSnapshotInstalled?(index: number): void;
+}
+
+interface Staged extends StagedSnapshot {
+  image: StagedImage;
+}
+
+
+export function toSnapshotMeta(m: ManifestData): SnapshotMeta {
+  const { index, term, conf, peers } = m.meta;
+  return {
+    index,
+    term,
+    conf: { voters: [...conf.voters], votersOutgoing: [...conf.votersOutgoing], learners: [...conf.learners] },
+    peers: peers.map((p) => ({ ...p })),
+  };
+}
+
+export class JournalStateMachine implements ReplicaStateMachine<Result> {
+  readonly snapshots: SnapshotStore;
+  readonly journalsRoot: string;
+  private journals = new Map<string, Journal>();
+  private readonly readers: ReadWaiters;
+  /** Wall-clock time of the last write applied per journal (node-local; not part of the state). */
+  private readonly lastWriteAtMs = new Map<string, number>();
+  /** Metadata of the snapshot the state was last restored from or saved. */
+  private snapshotMetaValue: SnapshotMeta;
+  private appliedCommands = 0;
+  /** Commands this node decoded and validated before proposing them, by their bytes (see knowValidated). */
+  private readonly validated = new WeakMap<Uint8Array, qjournal.journal.Command>();
+
+  private constructor(private readonly opts: StateMachineOptions) {
+    this.snapshots = new SnapshotStore(path.join(opts.dataDir, 'snapshots'));
+    this.journalsRoot = path.join(opts.dataDir, 'journals');
+    this.readers = new ReadWaiters(opts.maxWaitingReads ?? Infinity);
+    this.snapshotMetaValue = { index: 0, term: 0, conf: { voters: [], votersOutgoing: [], learners: [] } };
+  }
+
+  /** A new data directory: the bootstrap snapshot at index 1 carries the initial configuration. */
+  static bootstrap(opts: StateMachineOptions, meta: SnapshotMeta): void {
+    const store = new SnapshotStore(path.join(opts.dataDir, 'snapshots'));
+    assert(store.list().length === 0, 'bootstrap: the data directory already has snapshots');
+    store.createInitial({ meta: { ...meta, peers: [...(meta.peers ?? [])] }, journals: [], createdMs: Date.now() });
+  }
+
+  /** Start-up: the journals become exactly the newest snapshot's; the log then replays what follows. */
+  static open(opts: StateMachineOptions): JournalStateMachine {
+    const sm = new JournalStateMachine(opts);
+    const newest = sm.snapshots.newest();
+    if (!newest) throw new Error(`no snapshot in ${sm.snapshots.root}: the data directory was not formatted by journalnode`);
+    sm.loadFrom(newest.index);
+    return sm;
+  }
+
+  private loadFrom(index: number): void {
+    for (const j of this.journals.values()) j.closeFiles();
+    const m = this.snapshots.materialize(index, this.journalsRoot);
+    const journals = new Map<string, Journal>();
+    for (const js of m.journals) {
+      const dir = path.join(this.journalsRoot, js.jid);
+      const open = (s: SegmentState) =>
+        s.inProgress ? SegmentFile.load(dir, s.file, { inProgress: true, sizeBytes: s.sizeBytes, truncate: true, expectedLastTxId: s.lastTxId }) : SegmentFile.trusted(dir, s.file, s);
+      journals.set(js.jid, Journal.restore(js, dir, this.opts.cacheBytesPerJournal, open));
+    }
+    this.journals = journals;
+    this.snapshotMetaValue = toSnapshotMeta(m);
+    this.opts.logger.info({ index, journals: m.journals.length }, 'journal state loaded from snapshot');
+  }
+
+  get snapshotMeta(): SnapshotMeta {
+    return this.snapshotMetaValue;
+  }
+
+  get commandsApplied(): number {
+    return this.appliedCommands;
+  }
+
+  /**
+   * These bytes were decoded and validated where they entered this node (the leader's write route, with
+   * limits never looser than APPLY_LIMITS): if they commit, the entry's data is this very object, and it is
+   * applied from this decoding instead of being decoded again. Keyed by the object, not its contents, so
+   * only those exact bytes can use it: every other entry, from any peer, is decoded and checked at apply.
+   */
+  knowValidated(bytes: Uint8Array, cmd: qjournal.journal.Command): void {
+    this.validated.set(bytes, cmd);
+  }
+
+  // ---------------------------------------------------------------- applying
+
+  /**
+   * Applies committed commands. An entry that is not a valid command (decoded and checked as the route checks
+   * a request) is a no-op answered with its error, the same on every replica. An I/O error is thrown: the
+   * replica stops and reports it (a full or failing disk), it does not skip the entry.
+   */
+  apply(entries: readonly Entry[]): Result[] {
+    const out: Result[] = [];
+    for (const e of entries) {
+      const known = this.validated.get(e.data);
+      const c = known ? { cmd: known } : decodeCommittedCommand(e.data);
+      if (known) this.validated.delete(e.data);
+      if ('error' in c) {
+        this.opts.logger.warn({ index: e.index, term: e.term, error: c.error.message }, 'a committed entry is not a valid command: applied as a no-op');
+        out.push({ code: pb.ErrorCode[c.error.errorName], message: `entry ${e.index}: ${c.error.message}` });
+      } else {
+        out.push(this.applyCommand(c.cmd, e.index));
+      }
+      this.appliedCommands++;
+    }
+    return out;
+  }
+
+  private journalFor(jid: string, create: boolean): Journal | undefined {
+    let j = this.journals.get(jid);
+    if (!j && create) {
+      j = new Journal(jid, path.join(this.journalsRoot, jid), this.opts.cacheBytesPerJournal);
+      this.journals.set(jid, j);
+    }
+    return j;
+  }
+
+  /** Milliseconds since a write to the journal was last applied here, or null if none since start. */
+  lastWriteAgeMs(jid: string): number | null {
+    const t = this.lastWriteAtMs.get(jid);
+    return t === undefined ? null : Date.now() - t;
+  }
+
+  private applyCommand(cmd: qjournal.journal.Command, index: number): Result {
+    const jid = cmd.jid;
+    if (cmd.journal || cmd.startSegment || cmd.finalizeSegment) this.lastWriteAtMs.set(jid, Date.now());
+    const n = (v: number | null | undefined) => Number(v ?? 0);
+    if (cmd.format) {
+      const r = this.journalFor(jid, true)!.format(cmd.format.nsInfo ?? {}, cmd.format.force === true);
+      this.wake(jid);
+      return r;
+    }
+    const j = this.journalFor(jid, false);
+    if (!j) return { code: pb.ErrorCode.NOT_FORMATTED, message: `journal ${jid} is not formatted` };
+    if (cmd.newEpoch) {
+      const before = { epoch: j.promisedEpoch, writerId: j.writerId };
+      const r = j.newEpoch(cmd.newEpoch.nsInfo ?? {}, cmd.newEpoch.writerId ?? '', cmd.newEpoch.requestId ?? '');
+      // A retried newEpoch answers the same epoch: nobody new was fenced.
+      if (r.code === pb.ErrorCode.OK && j.promisedEpoch > before.epoch) this.opts.onNewEpoch?.(jid, j.promisedEpoch, j.writerId, before.epoch > 0 ? before : null, index);
+      return r;
+    }
+    if (cmd.startSegment) return j.startSegment(n(cmd.startSegment.epoch), n(cmd.startSegment.txid), n(cmd.startSegment.layoutVersion));
+    if (cmd.journal) {
+      const o = cmd.journal;
+      const records = o.records ?? new Uint8Array(0);
+      const before = j.lastTxId;
+      const r = j.journal(n(o.epoch), n(o.segmentTxid), n(o.firstTxid), n(o.count), records);
+      if (r.code === pb.ErrorCode.OK && j.lastTxId > before) {
+        this.opts.onJournal?.(jid, j.lastTxId - before, records.byteLength, j.lastTxId, index);
+        this.wake(jid);
+      }
+      return r;
+    }
+    if (cmd.finalizeSegment) {
+      const o = cmd.finalizeSegment;
+      const r = j.finalizeSegment(n(o.epoch), n(o.firstTxid), n(o.lastTxid));
+      this.wake(jid);
+      return r;
+    }
+    if (cmd.dropSegment) return j.dropSegment(n(cmd.dropSegment.epoch), n(cmd.dropSegment.firstTxid));
+    if (cmd.purge) return j.purge(n(cmd.purge.epoch), n(cmd.purge.minTxidToKeep));
+    return { code: pb.ErrorCode.INVALID_ARGUMENT, message: 'command without an operation' };
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  journal(jid: string): Journal | undefined {
+    return this.journals.get(jid);
+  }
+
+  allJournals(): Journal[] {
+    return [...this.journals.values()];
+  }
+
+  /**
+   * Resolves once the journal holds txid, after timeoutMs, or when signal aborts (the reader left). Rejects
+   * BUSY when maxWaitingReads readers already wait.
+   */
+  waitForTxid(jid: string, txid: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const j = this.journals.get(jid);
+    if ((j && j.lastTxId >= txid) || timeoutMs <= 0) return Promise.resolve();
+    return this.readers.wait(jid, txid, timeoutMs, signal);
+  }
+
+  /** Long-polls waiting on this node now. */
+  get waitingReads(): number {
+    return this.readers.waiting;
+  }
+
+  private wake(jid: string): void {
+    this.readers.wake(jid, this.journals.get(jid)?.lastTxId ?? 0);
+  }
+
+  private wakeAll(): void {
+    this.readers.wakeAll();
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  private buildManifest(meta: SnapshotMeta): { manifest: ManifestData; sources: { jid: string; file: string; fromPath: string; dirty: boolean }[] } {
+    const sources: { jid: string; file: string; fromPath: string; dirty: boolean }[] = [];
+    for (const j of this.journals.values()) {
+      for (const s of j.segments) {
+        sources.push({ jid: j.jid, file: s.name, fromPath: s.path, dirty: s.dirty });
+        s.dirty = false;
+      }
+    }
+    const manifest: ManifestData = {
+      meta: { index: meta.index, term: meta.term, conf: meta.conf, peers: [...(meta.peers ?? [])] },
+      journals: [...this.journals.values()].map((j) => j.state()),
+      createdMs: Date.now(),
+    };
+    return { manifest, sources };
+  }
+
+  saveSnapshot(meta: SnapshotMeta, done: (err: Error | null) => void): void {
+    let pending;
+    try {
+      const { manifest, sources } = this.buildManifest(meta);
+      pending = this.snapshots.capture(manifest, sources);
+    } catch (e) {
+      return done(e as Error);
+    }
+    this.snapshots.finish(pending, this.opts.keepSnapshots, (err) => {
+      if (!err && meta.index > this.snapshotMetaValue.index) this.snapshotMetaValue = meta;
+      done(err);
+    });
+  }
+
+  fetchSnapshot(from: NodeId, meta: SnapshotMeta, done: (err: Error | null, staged?: StagedSnapshot) => void): void {
+    const source = this.opts.source;
+    if (!source) return done(new Error('no snapshot source configured'));
+    const sink = new StagingSink(this.snapshots, this.journalsRoot);
+    fetchSnapshot<ManifestData>(
+      {
+        from,
+        minIndex: meta.index,
+        maxChunkBytes: this.opts.maxSnapshotChunkBytes,
+        summarize: summarizeManifest,
+        sink,
+        source: {
+          manifest: (minIndex, cb) => source.manifest(from, minIndex).then((m) => cb(null, m), (e: Error) => cb(e)),
+          chunk: (index, f, offset, length, cb) => source.chunk(from, index, f.jid, f.file, offset, length).then((b) => cb(null, b), (e: Error) => cb(e)),
+        },
+      },
+      (err, manifest, stats) => {
+        if (err || !manifest) return done(err ?? new Error('snapshot fetch failed'));
+        this.opts.logger.info({ from, index: manifest.meta.index, fetchedBytes: stats?.fetchedBytes, reusedBytes: stats?.reusedBytes }, 'snapshot fetched');
+        const image: StagedImage = { index: manifest.meta.index, dir: sink.dir, manifest };
+        done(null, { meta: toSnapshotMeta(manifest), image } as Staged);
+      },
+    );
+  }
+
+  installSnapshot(staged: StagedSnapshot, done: (err: Error | null) => void): void {
+    const image = (staged as Staged).image;
+    series(
+      [
+        (cb) => this.snapshots.promote(image, cb),
+        (cb) => {
+          try {
+            this.loadFrom(image.index);
+            this.snapshots.prune(this.opts.keepSnapshots);
+            this.wakeAll();
+            this.opts.onSnapshotInstalled?.(image.index);
+            cb(null);
+          } catch (e) {
+            cb(e as Error);
+          }
+        },
+      ],
+      done,
+    );
+  }
+
+  discardSnapshot(staged: StagedSnapshot): void {
+    fs.rm((staged as Staged).image.dir, { recursive: true, force: true }, () => {});
+  }
+
+  close(): void {
+    for (const j of this.journals.values()) j.closeFiles();
+    this.wakeAll();
+  }
+}
+
+function summarizeManifest(m: ManifestData): ManifestSummary {
+  return {
+    index: m.meta.index,
+    files: m.journals.flatMap((j) => j.segments.map((seg) => ({ jid: j.jid, file: seg.file, sizeBytes: seg.sizeBytes, crc32: seg.crc32 }))),
+  };
+}
+
+/** Where a fetched snapshot is staged: a staging directory of the snapshot store, files fsynced one by one. */
+class StagingSink implements FetchSink {
+  dir = '';
+  private readonly fds = new Map<string, number>();
+  private readonly jdirs = new Set<string>();
+
+  constructor(
+    private readonly snapshots: SnapshotStore,
+    private readonly journalsRoot: string,
+  ) {}
+
+  private target(f: SnapshotFileRef): string {
+    const jdir = path.join(this.dir, 'journals', f.jid);
+    if (!this.jdirs.has(jdir)) {
+      fs.mkdirSync(jdir, { recursive: true });
+      this.jdirs.add(jdir);
+    }
+    return path.join(jdir, f.file);
+  }
+
+  private fd(f: SnapshotFileRef): number {
+    const key = `${f.jid}/${f.file}`;
+    let fd = this.fds.get(key);
+    if (fd === undefined) {
+      fd = fs.openSync(this.target(f), 'w');
+      this.fds.set(key, fd);
+    }
+    return fd;
+  }
+
+  begin(index: number): void {
+    this.dir = this.snapshots.newStagingDir(index);
+  }
+
+  reuse(f: SnapshotFileRef): boolean {
+    const local = path.join(this.journalsRoot, f.jid, f.file);
+    if (!prefixMatches(local, f.sizeBytes, f.crc32)) return false;
+    const target = this.target(f);
+    fs.linkSync(local, target);
+    // Segment files are not fsynced as they are written (the Raft log is the durability point): a reused one
+    // becomes part of a durable snapshot only once its bytes are on the disk too.
+    fsyncPathSync(target);
+    return true;
+  }
+
+  write(f: SnapshotFileRef, offsetBytes: number, bytes: Uint8Array): void {
+    writeAllSync(this.fd(f), bytes, offsetBytes);
+  }
+
+  endFile(f: SnapshotFileRef, cb: (err: Error | null) => void): void {
+    let err: Error | null = null;
+    try {
+      const fd = this.fd(f);
+      this.fds.delete(`${f.jid}/${f.file}`);
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (e) {
+      err = e as Error;
+    }
+    cb(err);
+  }
+
+  finish(cb: (err: Error | null) => void): void {
+    series([...this.jdirs].map((d) => (next: (err: Error | null) => void) => fsyncPath(d, next)), cb);
+  }
+
+  abort(): void {
+    for (const fd of this.fds.values()) fs.closeSync(fd);
+    this.fds.clear();
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Whether the file's first `size` bytes have the given CRC32. */
+function prefixMatches(file: string, size: number, crc: number): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    if (fs.fstatSync(fd).size < size) return false;
+    const buf = Buffer.allocUnsafe(Math.min(size, 4 << 20));
+    let c = 0;
+    for (let off = 0; off < size; ) {
+      const n = preadIntoSync(fd, buf, off, Math.min(buf.byteLength, size - off));
+      if (n === 0) return false;
+      c = zlib.crc32(buf.subarray(0, n), c);
+      off += n;
+    }
+    return c >>> 0 === crc;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,325 @@
+// One journal (one namespace's edit log): its epochs, its segments on disk, and the deterministic effect of
+// each command (docs/PROTOCOL.md). Every replica applies the same commands in the same order and reaches the
+// same state and byte-identical segment files. A recent-batch cache serves tailing readers from memory.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { qjournal } from '../../src/gen/proto.js';
+import type { ErrorName } from '../../src/errors.js';
+import { SegmentFile } from './segment-file.js';
+import { journalStateToProto } from '../../src/journal-state.js';
+import type { JournalStateData, SegmentState } from '../../src/journal-state.js';
+
+const pb = qjournal.journal;
+type NsInfo = qjournal.journal.INamespaceInfo;
+type Result = qjournal.journal.ICommandResult;
+
+export interface CachedBatch {
+  firstTxId: number;
+  count: number;
+  frames: Buffer;
+}
+
+function fail(name: ErrorName, message: string, extra: Partial<Result> = {}): Result {
+  return { code: pb.ErrorCode[name], message, ...extra };
+}
+
+function nsEqual(a: NsInfo, b: NsInfo): boolean {
+  return Number(a.namespaceId ?? 0) === Number(b.namespaceId ?? 0) && (a.clusterId ?? '') === (b.clusterId ?? '') && (a.blockPoolId ?? '') === (b.blockPoolId ?? '');
+}
+
+function nsString(n: NsInfo): string {
+  return `namespace ${n.namespaceId ?? 0} cluster ${JSON.stringify(n.clusterId ?? '')} block pool ${JSON.stringify(n.blockPoolId ?? '')}`;
+}
+
+export class Journal {
+  formatted = false;
+  nsInfo: NsInfo = {};
+  // Invariant: epochs never decrease, across format too, so a fenced writer stays fenced.
+  promisedEpoch = 0;
+  lastWriterEpoch = 0;
+  writerId = '';
+  /** The request id of the newEpoch that made promisedEpoch: its retry answers that epoch again. */
+  epochRequestId = '';
+  lastTxId = 0;
+  /** Sorted by firstTxId; only the last may be in progress. */
+  segments: SegmentFile[] = [];
+  private cache: CachedBatch[] = [];
+  private cacheBytes = 0;
+
+  constructor(
+    readonly jid: string,
+    readonly dir: string,
+    private readonly maxCacheBytes: number,
+  ) {}
+
+  get inProgress(): SegmentFile | undefined {
+    const last = this.segments[this.segments.length - 1];
+    return last?.inProgress ? last : undefined;
+  }
+
+  hasSomeData(): boolean {
+    return this.segments.length > 0 || this.lastTxId > 0;
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  format(nsInfo: NsInfo, force: boolean): Result {
+    if (this.formatted && this.hasSomeData() && !force) {
+      return fail('ALREADY_FORMATTED', `journal ${this.jid} is formatted and holds data (last txid ${this.lastTxId}); use force to reformat`);
+    }
+    for (const s of this.segments) s.remove();
+    this.segments = [];
+    this.clearCache();
+    this.formatted = true;
+    this.nsInfo = { ...nsInfo };
+    this.lastTxId = 0;
+    this.lastWriterEpoch = 0;
+    this.writerId = '';
+    this.epochRequestId = '';
+    fs.mkdirSync(this.dir, { recursive: true });
+    return { code: pb.ErrorCode.OK, epoch: this.promisedEpoch };
+  }
+
+  newEpoch(nsInfo: NsInfo, writerId: string, requestId = ''): Result {
+    if (!this.formatted) return fail('NOT_FORMATTED', `journal ${this.jid} is not formatted`);
+    if (!nsEqual(this.nsInfo, nsInfo)) {
+      return fail('NAMESPACE_MISMATCH', `journal ${this.jid} belongs to ${nsString(this.nsInfo)}, not ${nsString(nsInfo)}`);
+    }
+    // A retry of the newEpoch that made the current epoch (the first attempt committed, its answer was lost)
+    // answers that epoch again: the writer must not fence itself.
+    const retried = requestId !== '' && requestId === this.epochRequestId && writerId === this.writerId;
+    if (!retried) {
+      this.promisedEpoch += 1;
+      this.writerId = writerId;
+      this.epochRequestId = requestId;
+    }
+    return { code: pb.ErrorCode.OK, epoch: this.promisedEpoch, state: journalStateToProto(this.state()) };
+  }
+
+  private fenced(epoch: number): Result | null {
+    if (!this.formatted) return fail('NOT_FORMATTED', `journal ${this.jid} is not formatted`);
+    if (epoch !== this.promisedEpoch) {
+      return fail('FENCED', `epoch ${epoch} is fenced: journal ${this.jid} promised epoch ${this.promisedEpoch}`, { epoch: this.promisedEpoch });
+    }
+    return null;
+  }
+
+  startSegment(epoch: number, txid: number, layoutVersion: number): Result {
+    const f = this.fenced(epoch);
+    if (f) return f;
+    const open = this.inProgress;
+    if (open) {
+      if (open.lastTxId >= open.firstTxId) {
+        return fail('OUT_OF_SYNC', `segment ${open.firstTxId} is open and holds txids ${open.firstTxId}..${open.lastTxId}: finalize it first`);
+      }
+      if (open.firstTxId !== txid) {
+        return fail('OUT_OF_SYNC', `an empty segment is open at ${open.firstTxId}, cannot start one at ${txid}`);
+      }
+      // An empty open segment at the same txid is replaced (a retried or restarted start).
+      open.remove();
+      this.segments.pop();
+    } else if (txid !== this.lastTxId + 1) {
+      return fail('OUT_OF_SYNC', `cannot start a segment at txid ${txid}: the journal's last txid is ${this.lastTxId}`);
+    }
+    fs.mkdirSync(this.dir, { recursive: true });
+    this.segments.push(SegmentFile.create(this.dir, txid, layoutVersion));
+    this.lastWriterEpoch = epoch;
+    return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
+  }
+
+  journal(epoch: number, segmentTxId: number, firstTxId: number, count: number, frames: Uint8Array): Result {
+    const f = this.fenced(epoch);
+    if (f) return f;
+    const seg = this.segments.find((s) => s.firstTxId === segmentTxId);
+    if (!seg) return fail('OUT_OF_SYNC', `no segment starts at txid ${segmentTxId}`);
+    const lastTxId = firstTxId + count - 1;
+    if (firstTxId <= this.lastTxId) {
+      // A retry of a batch already applied under this epoch answers success and changes nothing.
+      if (count > 0 && seg.holdsExactly(firstTxId, frames, count)) return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
+      return fail('OUT_OF_SYNC', `txids ${firstTxId}..${lastTxId} overlap the journal (last txid ${this.lastTxId}) with different contents`);
+    }
+    if (!seg.inProgress) return fail('OUT_OF_SYNC', `segment ${segmentTxId} is finalized`);
+    if (firstTxId !== this.lastTxId + 1) return fail('OUT_OF_SYNC', `gap: batch starts at txid ${firstTxId}, the journal's last txid is ${this.lastTxId}`);
+    seg.append(frames, count);
+    this.lastTxId = lastTxId;
+    this.lastWriterEpoch = epoch;
+    // A view, not a copy: the frames are the committed entry's own bytes, which the Raft log keeps anyway.
+    this.remember({ firstTxId, count, frames: Buffer.from(frames.buffer, frames.byteOffset, frames.byteLength) });
+    return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
+  }
+
+  finalizeSegment(epoch: number, firstTxId: number, lastTxId: number): Result {
+    const f = this.fenced(epoch);
+    if (f) return f;
+    const seg = this.segments.find((s) => s.firstTxId === firstTxId);
+    if (!seg) return fail('OUT_OF_SYNC', `no segment starts at txid ${firstTxId}`);
+    if (!seg.inProgress) {
+      if (seg.lastTxId === lastTxId) return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId }; // a retried finalize
+      return fail('OUT_OF_SYNC', `segment ${firstTxId} is already finalized at ${seg.lastTxId}, not ${lastTxId}`);
+    }
+    if (seg.lastTxId !== lastTxId) return fail('OUT_OF_SYNC', `segment ${firstTxId} ends at txid ${seg.lastTxId}, not ${lastTxId}`);
+    if (seg.lastTxId < seg.firstTxId) return fail('OUT_OF_SYNC', `segment ${firstTxId} holds no txid: drop it instead of finalizing it`);
+    seg.finalize();
+    return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
+  }
+
+  dropSegment(epoch: number, firstTxId: number): Result {
+    const f = this.fenced(epoch);
+    if (f) return f;
+    const seg = this.segments.find((s) => s.firstTxId === firstTxId);
+    if (!seg) return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId }; // already dropped: a retry
+    if (!seg.inProgress || seg.lastTxId >= seg.firstTxId) {
+      return fail('OUT_OF_SYNC', `segment ${firstTxId} holds txids (${seg.firstTxId}..${seg.lastTxId}): only an empty in-progress segment can be dropped`);
+    }
+    seg.remove();
+    this.segments = this.segments.filter((s) => s !== seg);
+    return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
+  }
+
+  purge(epoch: number, minTxIdToKeep: number): Result {
+    const f = this.fenced(epoch);
+    if (f) return f;
+    const keep: SegmentFile[] = [];
+    for (const s of this.segments) {
+      if (!s.inProgress && s.lastTxId < minTxIdToKeep) s.remove();
+      else keep.push(s);
+    }
+    this.segments = keep;
+    return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  state(): JournalStateData {
+    return {
+      jid: this.jid,
+      formatted: this.formatted,
+      nsInfo: { ...this.nsInfo },
+      promisedEpoch: this.promisedEpoch,
+      lastWriterEpoch: this.lastWriterEpoch,
+      writerId: this.writerId,
+      lastTxId: this.lastTxId,
+      segments: this.segments.map((s) => s.describe()),
+      epochRequestId: this.epochRequestId,
+    };
+  }
+
+  /** A journal as a snapshot recorded it; `open` turns each recorded segment into its file. */
+  static restore(d: JournalStateData, dir: string, maxCacheBytes: number, open: (s: SegmentState) => SegmentFile): Journal {
+    const { jid, segments, ...fields } = d;
+    const j = Object.assign(new Journal(jid, dir, maxCacheBytes), fields);
+    j.segments = segments.map(open);
+    return j;
+  }
+
+  /** The first txid a read can still get: the first segment's, or the next txid when nothing is held. */
+  firstHeldTxId(): number {
+    return this.segments[0]?.firstTxId ?? this.lastTxId + 1;
+  }
+
+  /** Segments holding txids >= sinceTxId (Hadoop's getEditLogManifest). */
+  manifest(sinceTxId: number, inProgressOk: boolean): SegmentState[] {
+    return this.segments.filter((s) => s.lastTxId >= sinceTxId && s.lastTxId >= s.firstTxId && (inProgressOk || !s.inProgress)).map((s) => s.describe());
+  }
+
+  /** Committed frames from fromTxId on (possibly across segments), within the limits. */
+  readEdits(fromTxId: number, maxTxns: number, maxBytes: number, inProgressOk: boolean): { frames: Buffer; firstTxId: number; count: number } {
+    const none = { frames: Buffer.alloc(0), firstTxId: 0, count: 0 };
+    const cached = this.readCache(fromTxId, maxTxns, maxBytes, inProgressOk);
+    if (cached) return cached;
+    const parts: Buffer[] = [];
+    let first = 0;
+    let count = 0;
+    let bytes = 0;
+    let next = fromTxId;
+    for (const s of this.segments) {
+      if (s.lastTxId < next || (s.inProgress && !inProgressOk)) continue;
+      if (s.firstTxId > next) break; // a gap (purged) — return what is contiguous
+      const r = s.read(next, maxTxns - count, Math.max(1, maxBytes - bytes));
+      if (r.count === 0) break;
+      if (first === 0) first = r.firstTxId;
+      parts.push(r.frames);
+      count += r.count;
+      bytes += r.frames.byteLength;
+      next = r.firstTxId + r.count;
+      if (count >= maxTxns || bytes >= maxBytes) break;
+    }
+    if (count === 0) return none;
+    return { frames: parts.length === 1 ? parts[0]! : Buffer.concat(parts), firstTxId: first, count };
+  }
+
+  private readCache(fromTxId: number, maxTxns: number, maxBytes: number, inProgressOk: boolean): { frames: Buffer; firstTxId: number; count: number } | null {
+    // The cache holds the newest batches, which belong to the in-progress segment (or one just finalized).
+    if (this.cache.length === 0 || fromTxId < this.cache[0]!.firstTxId || fromTxId > this.lastTxId) return null;
+    // Without inProgressOk, nothing of the open segment is served.
+    const open = this.inProgress;
+    const lastServable = !inProgressOk && open ? open.firstTxId - 1 : this.lastTxId;
+    if (fromTxId > lastServable) return null;
+    maxTxns = Math.min(maxTxns, lastServable - fromTxId + 1);
+    let i = this.cache.length - 1;
+    while (i > 0 && this.cache[i]!.firstTxId > fromTxId) i--;
+    const parts: Buffer[] = [];
+    let count = 0;
+    let bytes = 0;
+    for (; i < this.cache.length && count < maxTxns; i++) {
+      const b = this.cache[i]!;
+      let frames = b.frames;
+      let first = b.firstTxId;
+      let n = b.count;
+      if (first < fromTxId) {
+        // Skip the frames before fromTxId inside this batch.
+        let off = 0;
+        for (let t = first; t < fromTxId; t++) off += 16 + frames.readUInt32BE(off + 12);
+        frames = frames.subarray(off);
+        n -= fromTxId - first;
+        first = fromTxId;
+      }
+      if (count + n > maxTxns || (count > 0 && bytes + frames.byteLength > maxBytes)) {
+        // Take only a prefix of this batch.
+        let off = 0;
+        let k = 0;
+        while (k < n && count + k < maxTxns) {
+          const sz = 16 + frames.readUInt32BE(off + 12);
+          if (count + k > 0 && bytes + off + sz > maxBytes) break;
+          off += sz;
+          k++;
+        }
+        if (k > 0) parts.push(frames.subarray(0, off));
+        count += k;
+        break;
+      }
+      parts.push(frames);
+      count += n;
+      bytes += frames.byteLength;
+    }
+    if (count === 0) return null;
+    return { frames: parts.length === 1 ? parts[0]! : Buffer.concat(parts), firstTxId: fromTxId, count };
+  }
+
+  private remember(b: CachedBatch): void {
+    if (this.maxCacheBytes <= 0) return;
+    this.cache.push(b);
+    this.cacheBytes += b.frames.byteLength;
+    while (this.cacheBytes > this.maxCacheBytes && this.cache.length > 1) {
+      this.cacheBytes -= this.cache.shift()!.frames.byteLength;
+    }
+  }
+
+  clearCache(): void {
+    this.cache = [];
+    this.cacheBytes = 0;
+  }
+
+  segmentAt(firstTxId: number): SegmentFile | undefined {
+    return this.segments.find((s) => s.firstTxId === firstTxId);
+  }
+
+  closeFiles(): void {
+    for (const s of this.segments) s.close();
+  }
+
+  static dirFor(root: string, jid: string): string {
+    return path.join(root, jid);
+  }
+}

@@ -1,0 +1,106 @@
+// The read-only dashboard port in-process (app.inject): what it serves, what it refuses, the cluster
+// aggregate with this node's events and history, and a peer that does not answer shown as unreachable.
+
+import fs from 'node:fs';
+import net from 'node:net';
+import { expect } from 'chai';
+import type { FastifyInstance } from 'fastify';
+import { qjournal } from '../../../../src/gen/proto.js';
+import { HttpPools } from '../../../../src/http-pool.js';
+import type { NodeStatusJson } from '../../../../src/node-status.js';
+import type { JournalNode } from '../../../../journalnode/journal-node.js';
+import { ClusterView } from '../../../../journalnode/ui/cluster-view.js';
+import type { ClusterJson } from '../../../../journalnode/ui/cluster-view.js';
+import { startSingleNode } from '../../../support/single-node.js';
+import { waitFor } from '../../../support/async.js';
+
+const pb = qjournal.journal;
+const ns = { namespaceId: 5, clusterId: 'CID-ui', blockPoolId: 'BP-ui' };
+
+describe('dashboard port', () => {
+  let node: JournalNode;
+  let dir: string;
+  let ui: FastifyInstance;
+
+  before(async () => {
+    ({ node, dir } = await startSingleNode({ uiListen: '127.0.0.1:0' }));
+    ui = node.uiApp!;
+    const write = async (command: qjournal.journal.ICommand) => {
+      const r = await node.app.inject({ method: 'POST', url: `/qjm/${Object.keys(command).find((k) => k !== 'jid')}`, headers: { 'content-type': 'application/x-protobuf' }, payload: Buffer.from(pb.WriteRequest.encode({ command }).finish()) });
+      expect(r.statusCode, r.body).to.equal(200);
+    };
+    await write({ jid: 'ns1', format: { nsInfo: ns } });
+    await write({ jid: 'ns1', newEpoch: { nsInfo: ns, writerId: 'nn1' } });
+    await write({ jid: 'ns1', newEpoch: { nsInfo: ns, writerId: 'nn2' } });
+  });
+  after(async () => {
+    await node.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is off unless --ui-listen is given', async () => {
+    const { node: plain, dir: d } = await startSingleNode();
+    expect(plain.uiApp).to.equal(null);
+    await plain.stop();
+    fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  it('serves the page, its script and uPlot from node_modules, with a content security policy', async () => {
+    const page = await ui.inject({ url: '/' });
+    expect([page.statusCode, page.headers['content-type']]).to.deep.equal([200, 'text/html; charset=utf-8']);
+    expect(page.body).to.contain('/ui/dashboard.js').and.to.contain('/ui/uPlot.iife.min.js');
+    expect(page.headers['content-security-policy']).to.contain("default-src 'self'");
+    for (const url of ['/ui/dashboard.js', '/ui/uPlot.iife.min.js', '/ui/uPlot.min.css']) {
+      const r = await ui.inject({ url });
+      expect([r.statusCode, r.body.length > 100], url).to.deep.equal([200, true]);
+    }
+    for (const url of ['/status', '/metrics', '/healthz', '/activity']) expect((await ui.inject({ url })).statusCode, url).to.equal(200);
+  });
+
+  it('refuses every method but GET and HEAD, and serves no journal data, admin call or peer route', async () => {
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH'] as const) {
+      for (const url of ['/', '/status', '/qjm/journal', '/admin/transferLeader', '/raft/stream']) {
+        const r = await ui.inject({ method, url, payload: 'x' });
+        expect(r.statusCode, `${method} ${url}`).to.equal(405);
+        expect(r.json<{ code: string }>().code).to.equal('QJM_ERR_INVALID_ARGUMENT');
+      }
+    }
+    for (const url of ['/qjm/getEdits', '/qjm/segment', '/flags', '/raft_stat', '/raft/snapshot/manifest', '/raft/snapshot/chunk']) {
+      expect((await ui.inject({ url })).statusCode, url).to.equal(404);
+    }
+    expect((await ui.inject({ method: 'HEAD', url: '/status' })).statusCode).to.equal(200);
+  });
+
+  it('/ui/cluster: the members, the leader, the journal, the merged events and the history', async () => {
+    await waitFor(async () => (await ui.inject({ url: '/ui/cluster' })).json<ClusterJson>().members[0]!.history!.t.length > 0, { timeoutMs: 5000, what: 'a first history sample' });
+    const c = (await ui.inject({ url: '/ui/cluster?historyS=600' })).json<ClusterJson>();
+    expect([c.servedBy, c.leader, c.term, c.members.map((m) => [m.id, m.reachable, m.role])]).to.deep.equal(['n1', 'n1', node.replica.term, [['n1', true, 'voter']]]);
+    expect(c.members[0]!.status!.journals.ns1!.promisedEpoch).to.equal(2);
+    expect(c.events.map((e) => `${e.kind}: ${e.message}`)).to.include.members(['leader: n1 became leader', 'fenced: journal ns1: writer nn2 (epoch 2) fenced nn1 (epoch 1)']);
+    expect((await ui.inject({ url: '/ui/cluster?historyS=soon' })).statusCode).to.equal(400);
+    expect((await node.app.inject({ url: '/activity?events=100000' })).statusCode).to.equal(400);
+    expect((await node.app.inject({ url: '/activity?historyS=0&events=1' })).json<{ history: { t: number[] }; events: unknown[] }>()).to.deep.include({ history: { t: [], txns: [], fsyncs: [], fsyncP50Ms: [], fsyncP99Ms: [] } });
+  });
+
+  it('a member that does not answer is shown unreachable, with the reason; the others still show', async () => {
+    const dead = net.createServer();
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+    const deadAddress = `127.0.0.1:${(dead.address() as net.AddressInfo).port}`;
+    await new Promise((r) => dead.close(r));
+    const self = (await node.app.inject({ url: '/status' })).json<NodeStatusJson>();
+    const status: NodeStatusJson = { ...self, peers: [...self.peers, { id: 'n2', address: deadAddress, role: 'voter' }, { id: 'n3', address: node.config.listen.replace(/:0$/, ':1'), role: 'voter' }] };
+    const clients = new HttpPools({ connectTimeoutMs: 500 });
+    const view = new ClusterView({ selfId: 'n1', local: (h) => ({ status, activity: node.activity.json(h, 10) }), clients, peerTimeoutMs: 500, cacheMs: 0, maxEvents: 10 });
+    try {
+      const c = await view.gather(10);
+      expect(c.members.map((m) => [m.id, m.reachable, m.error])).to.deep.equal([
+        ['n1', true, null],
+        ['n2', false, 'ECONNREFUSED'],
+        ['n3', false, 'ECONNREFUSED'],
+      ]);
+      expect(c.leader).to.equal('n1');
+    } finally {
+      await clients.close();
+    }
+  });
+});
