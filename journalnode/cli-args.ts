@@ -15,18 +15,50 @@ const NODE_FLAGS = {
   id: { type: 'string', valueName: 'ID', description: "this node's id" },
   listen: { type: 'string', valueName: 'HOST:PORT', description: 'the address to bind (port 0: any free port)' },
   data: { type: 'string', valueName: 'DIR', description: 'the data directory (locked while the node runs)' },
-  peers: { type: 'string', valueName: 'ID=HOST:PORT,...', description: 'the initial configuration, read only when the data directory is empty' },
-  join: { type: 'string', valueName: 'HOST:PORT,...', description: 'instead of --peers: members of a running cluster to join (then: qjm add-peer)' },
-  advertise: { type: 'string', valueName: 'HOST:PORT', description: 'the address peers dial, when it is not the one in --peers or --listen' },
-  'certs-dir': { type: 'string', valueName: 'DIR', description: 'serve HTTPS only, with client certificates: ca.crt and node.<id>.crt/.key (qjm cert)' },
-  insecure: { type: 'boolean', description: 'serve plain HTTP without any authentication (instead of --certs-dir; never in production)' },
-  'ui-listen': { type: 'string', valueName: 'HOST:PORT', description: 'also serve a read-only plain-HTTP port: the dashboard, /status, /metrics, /healthz (off by default)' },
-  config: { type: 'string', valueName: 'FILE', description: 'a JSON object of settings by name (and the flags above); flags override it' },
+  peers: {
+    type: 'string',
+    valueName: 'ID=HOST:PORT,...',
+    description: 'the initial configuration, read only when the data directory is empty',
+  },
+  join: {
+    type: 'string',
+    valueName: 'HOST:PORT,...',
+    description: 'instead of --peers: members of a running cluster to join (then: qjm add-peer)',
+  },
+  advertise: {
+    type: 'string',
+    valueName: 'HOST:PORT',
+    description: 'the address peers dial, when it is not the one in --peers or --listen',
+  },
+  'certs-dir': {
+    type: 'string',
+    valueName: 'DIR',
+    description: 'serve HTTPS only, with client certificates: ca.crt and node.<id>.crt/.key (qjm cert)',
+  },
+  insecure: {
+    type: 'boolean',
+    description: 'serve plain HTTP without any authentication (instead of --certs-dir; never in production)',
+  },
+  'ui-listen': {
+    type: 'string',
+    valueName: 'HOST:PORT',
+    description: 'also serve a read-only plain-HTTP port: the dashboard, /status, /metrics, /healthz (off by default)',
+  },
+  config: {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'a JSON object of settings by name (and the flags above); flags override it',
+  },
   'log-level': { type: 'string', choices: SETTINGS.logLevel.values, description: 'the same as --logLevel' },
 } as const satisfies Record<string, FlagSpec>;
 
 /** Flag name to setting name, where they differ. */
-const FIELD_OF_FLAG: Partial<Record<keyof typeof NODE_FLAGS, keyof JournalNodeConfig>> = { data: 'dataDir', 'log-level': 'logLevel', 'certs-dir': 'certsDir', 'ui-listen': 'uiListen' };
+const FIELD_OF_FLAG: Partial<Record<keyof typeof NODE_FLAGS, keyof JournalNodeConfig>> = {
+  data: 'dataDir',
+  'log-level': 'logLevel',
+  'certs-dir': 'certsDir',
+  'ui-listen': 'uiListen',
+};
 
 /** What a config file may name besides the settings. */
 const FILE_FIELDS = ['id', 'listen', 'dataDir', 'peers', 'join', 'advertise', 'certsDir', 'insecure', 'uiListen'];
@@ -43,7 +75,9 @@ function settingFlag(s: SettingSchema): FlagSpec {
   }
 }
 
-const SETTING_FLAGS: Record<string, FlagSpec> = Object.fromEntries(Object.entries(SETTINGS).map(([name, s]) => [name, settingFlag(s)]));
+const SETTING_FLAGS: Record<string, FlagSpec> = Object.fromEntries(
+  Object.entries(SETTINGS).map(([name, s]) => [name, settingFlag(s)]),
+);
 
 export const JOURNALNODE_COMMAND = {
   name: 'journalnode',
@@ -55,7 +89,8 @@ export const JOURNALNODE_COMMAND = {
     'journalnode --id n4 --listen 127.0.0.1:8488 --data ./data/n4 --join 127.0.0.1:8485   (then: qjm add-peer)',
   ],
   flags: { ...NODE_FLAGS, ...SETTING_FLAGS },
-  notes: 'Every setting (GET /flags shows the effective ones) is a flag of its own name; docs/OPERATIONS.md says what each does.',
+  notes:
+    'Every setting (GET /flags shows the effective ones) is a flag of its own name; docs/OPERATIONS.md says what each does.',
 } as const satisfies CommandSpec;
 
 export type JournalNodeArgs = { help: true } | { help: false; config: JournalNodeConfig };
@@ -68,7 +103,8 @@ export function parseJournalNodeArgs(argv: readonly string[]): JournalNodeArgs {
   const p = parseCommand(JOURNALNODE_COMMAND, argv, {});
   if (p.help) return p;
   const { insecure, ...flags } = p.flags as unknown as Record<string, string | undefined> & { insecure: boolean };
-  if (flags['log-level'] !== undefined && flags.logLevel !== undefined) throw new UsageError('give --log-level or --logLevel, not both');
+  if (flags['log-level'] !== undefined && flags.logLevel !== undefined)
+    throw new UsageError('give --log-level or --logLevel, not both');
   const cfg: Record<string, unknown> = { ...DEFAULTS, ...(flags.config ? readConfigFile(flags.config) : {}) };
   // Present or absent, as every boolean flag: absent leaves the file's choice.
   if (insecure) cfg.insecure = true;
@@ -87,7 +123,8 @@ export function parseJournalNodeArgs(argv: readonly string[]): JournalNodeArgs {
     if (kind === 'int') {
       // Ranges are the schema's to check (validateConfig); here only that it is a number at all.
       const n = Number(value);
-      if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`invalid --${flag}: expected a number, got ${JSON.stringify(value)}`);
+      if (value.trim() === '' || !Number.isFinite(n))
+        throw new UsageError(`invalid --${flag}: expected a number, got ${JSON.stringify(value)}`);
       cfg[field] = n;
     } else if (kind === 'bool') cfg[field] = value === 'true';
     else cfg[field] = value;
@@ -102,10 +139,12 @@ function readConfigFile(file: string): Record<string, unknown> {
   } catch (e) {
     throw new ConfigError(`cannot read --config ${file}: ${(e as Error).message}`);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`--config ${file}: expected a JSON object`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new ConfigError(`--config ${file}: expected a JSON object`);
   const out = parsed as Record<string, unknown>;
   for (const k of Object.keys(out)) {
-    if (!(k in DEFAULTS) && !FILE_FIELDS.includes(k)) throw new ConfigError(`--config ${file}: unknown setting ${JSON.stringify(k)}`);
+    if (!(k in DEFAULTS) && !FILE_FIELDS.includes(k))
+      throw new ConfigError(`--config ${file}: unknown setting ${JSON.stringify(k)}`);
   }
   try {
     if (typeof out.peers === 'string') out.peers = parsePeers(out.peers);

@@ -31,7 +31,8 @@ export interface NodeIdentity {
 }
 
 /** What a node started with neither --certs-dir nor --insecure answers. */
-export const NO_SECURITY_CHOSEN = 'no certificates: start with --certs-dir D (qjm cert create-ca / create-node), or --insecure to run without TLS';
+export const NO_SECURITY_CHOSEN =
+  'no certificates: start with --certs-dir D (qjm cert create-ca / create-node), or --insecure to run without TLS';
 
 export interface JournalNodeConfig extends NodeIdentity, Settings {}
 
@@ -60,9 +61,13 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
     if (e) bad('join', e);
   }
   if (!Array.isArray(peers) || (peers.length === 0 && join.length === 0)) {
-    bad('peers', 'missing: --peers n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487 for a new cluster, or --join <members> to join one');
+    bad(
+      'peers',
+      'missing: --peers n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487 for a new cluster, or --join <members> to join one',
+    );
   }
-  if (peers.length > 0 && join.length > 0) bad('join', 'give --peers (a new cluster) or --join (an existing one), not both');
+  if (peers.length > 0 && join.length > 0)
+    bad('join', 'give --peers (a new cluster) or --join (an existing one), not both');
   const ids = new Set<string>();
   for (const p of peers) {
     if (!isNodeId(p.id)) bad('peers', `bad peer id ${JSON.stringify(p.id)}`);
@@ -75,27 +80,33 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   const advertise = c.advertise ?? peers.find((p) => p.id === c.id)?.address ?? c.listen!;
   const ae = checkHostPort(advertise);
   if (ae) bad('advertise', ae);
-  if (/^(0\.0\.0\.0|\[::\]):/.test(advertise)) bad('advertise', `${advertise} is a wildcard bind address: peers cannot dial it; give --advertise host:port`);
+  if (/^(0\.0\.0\.0|\[::\]):/.test(advertise))
+    bad('advertise', `${advertise} is a wildcard bind address: peers cannot dial it; give --advertise host:port`);
   const certsDir = c.certsDir ?? '';
   const insecure = c.insecure ?? false;
   if (typeof certsDir !== 'string') bad('certsDir', 'expected a directory');
   if (typeof insecure !== 'boolean') bad('insecure', 'expected true or false');
   if (certsDir === '' && !insecure) throw new ConfigError(NO_SECURITY_CHOSEN);
-  if (certsDir !== '' && insecure) bad('insecure', 'give --certs-dir (mutual TLS) or --insecure (plain HTTP), not both');
+  if (certsDir !== '' && insecure)
+    bad('insecure', 'give --certs-dir (mutual TLS) or --insecure (plain HTTP), not both');
   const uiListen = c.uiListen ?? null;
   if (uiListen !== null) {
     const ue = checkHostPort(uiListen, 'listen');
     if (ue) bad('uiListen', ue);
-    if (uiListen === c.listen && !uiListen.endsWith(':0')) bad('uiListen', `must differ from --listen (${c.listen}): the dashboard port is a second, read-only port`);
+    if (uiListen === c.listen && !uiListen.endsWith(':0'))
+      bad('uiListen', `must differ from --listen (${c.listen}): the dashboard port is a second, read-only port`);
   }
   const out: Record<string, unknown> = { ...c, peers, join, advertise, certsDir, insecure, uiListen };
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
     const problem = checkSetting(name, out[name]);
     if (problem) bad(name, problem);
   }
-  if (c.electionTimeoutMs! / c.electionHeartbeatFactor! < 5) bad('electionHeartbeatFactor', 'the heartbeat interval would be under 5 ms');
-  if (c.httpHeadersTimeoutMs! > c.httpRequestTimeoutMs!) bad('httpHeadersTimeoutMs', `must not exceed httpRequestTimeoutMs (${c.httpRequestTimeoutMs})`);
-  if (c.maxBatchBytes! > c.maxAppendBodyBytes!) bad('maxBatchBytes', `must not exceed maxAppendBodyBytes (${c.maxAppendBodyBytes})`);
+  if (c.electionTimeoutMs! / c.electionHeartbeatFactor! < 5)
+    bad('electionHeartbeatFactor', 'the heartbeat interval would be under 5 ms');
+  if (c.httpHeadersTimeoutMs! > c.httpRequestTimeoutMs!)
+    bad('httpHeadersTimeoutMs', `must not exceed httpRequestTimeoutMs (${c.httpRequestTimeoutMs})`);
+  if (c.maxBatchBytes! > c.maxAppendBodyBytes!)
+    bad('maxBatchBytes', `must not exceed maxAppendBodyBytes (${c.maxAppendBodyBytes})`);
   if (c.maxRecordBytes! > c.maxBatchBytes!) bad('maxRecordBytes', `must not exceed maxBatchBytes (${c.maxBatchBytes})`);
   return out as unknown as JournalNodeConfig;
 }

@@ -32,7 +32,10 @@ export const dataDirPaths = (dataDir: string) => ({
 
 /** A cluster's id: a hash of its initial configuration, the same on every member bootstrapped with it. */
 export function clusterIdFor(peers: Peer[]): string {
-  const canon = [...peers].sort((a, b) => a.id.localeCompare(b.id)).map((p) => `${p.id}=${p.address}`).join(',');
+  const canon = [...peers]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((p) => `${p.id}=${p.address}`)
+    .join(',');
   return crypto.createHash('sha256').update(canon).digest('hex').slice(0, 16);
 }
 
@@ -48,7 +51,12 @@ export interface OpenedDataDir {
  * marks a completed bootstrap. Refuses a directory of another node, or one that holds journal data but no
  * metadata.
  */
-export async function openDataDir(config: JournalNodeConfig, smOpts: StateMachineOptions, logger: Logger, http: StatusClient): Promise<OpenedDataDir> {
+export async function openDataDir(
+  config: JournalNodeConfig,
+  smOpts: StateMachineOptions,
+  logger: Logger,
+  http: StatusClient,
+): Promise<OpenedDataDir> {
   const dirs = dataDirPaths(config.dataDir);
   fs.mkdirSync(dirs.raft, { recursive: true });
   const meta = MetaStore.open(dirs.raft) ?? (await bootstrap(config, smOpts, logger, http));
@@ -59,11 +67,20 @@ export async function openDataDir(config: JournalNodeConfig, smOpts: StateMachin
   return { meta, clusterId: m.clusterId ?? '', storageId: m.storageId ?? '' };
 }
 
-async function bootstrap(config: JournalNodeConfig, smOpts: StateMachineOptions, logger: Logger, http: StatusClient): Promise<MetaStore> {
+async function bootstrap(
+  config: JournalNodeConfig,
+  smOpts: StateMachineOptions,
+  logger: Logger,
+  http: StatusClient,
+): Promise<MetaStore> {
   const dirs = dataDirPaths(config.dataDir);
-  const leftovers = [dirs.snapshots, dirs.journals].filter((d) => fs.existsSync(d) && fs.readdirSync(d).some((n) => !/^snap_0{19}1$/.test(n)));
+  const leftovers = [dirs.snapshots, dirs.journals].filter(
+    (d) => fs.existsSync(d) && fs.readdirSync(d).some((n) => !/^snap_0{19}1$/.test(n)),
+  );
   if (leftovers.length > 0) {
-    throw new DataDirError(`data directory ${config.dataDir} holds journal data (${leftovers.join(', ')}) but no Raft metadata (raft/raft_meta): refusing to bootstrap over it`);
+    throw new DataDirError(
+      `data directory ${config.dataDir} holds journal data (${leftovers.join(', ')}) but no Raft metadata (raft/raft_meta): refusing to bootstrap over it`,
+    );
   }
   fs.rmSync(dirs.snapshots, { recursive: true, force: true });
   const storageId = crypto.randomBytes(8).toString('hex');
@@ -73,13 +90,31 @@ async function bootstrap(config: JournalNodeConfig, smOpts: StateMachineOptions,
     // here are the only ones it listens to (and fetches the snapshot from).
     const { clusterId, members } = await learnCluster(config, http);
     JournalStateMachine.bootstrap(smOpts, { index: 0, term: 0, conf: emptyConf(), peers: members });
-    const meta = MetaStore.create(dirs.raft, { hardState: { term: 0, vote: '', commit: 0 }, storageId, clusterId, nodeId: config.id });
-    logger.info({ dataDir: config.dataDir, join: config.join, clusterId }, 'prepared an empty data directory to join a running cluster: add this node with qjm add-peer');
+    const meta = MetaStore.create(dirs.raft, {
+      hardState: { term: 0, vote: '', commit: 0 },
+      storageId,
+      clusterId,
+      nodeId: config.id,
+    });
+    logger.info(
+      { dataDir: config.dataDir, join: config.join, clusterId },
+      'prepared an empty data directory to join a running cluster: add this node with qjm add-peer',
+    );
     return meta;
   }
   const peers = [...config.peers].sort((a, b) => a.id.localeCompare(b.id));
-  JournalStateMachine.bootstrap(smOpts, { index: 1, term: 1, conf: { voters: peers.map((p) => p.id), votersOutgoing: [], learners: [] }, peers });
-  const meta = MetaStore.create(dirs.raft, { hardState: { term: 1, vote: '', commit: 1 }, storageId, clusterId: clusterIdFor(config.peers), nodeId: config.id });
+  JournalStateMachine.bootstrap(smOpts, {
+    index: 1,
+    term: 1,
+    conf: { voters: peers.map((p) => p.id), votersOutgoing: [], learners: [] },
+    peers,
+  });
+  const meta = MetaStore.create(dirs.raft, {
+    hardState: { term: 1, vote: '', commit: 1 },
+    storageId,
+    clusterId: clusterIdFor(config.peers),
+    nodeId: config.id,
+  });
   logger.info({ dataDir: config.dataDir, peers: config.peers }, 'bootstrapped a new data directory from --peers');
   return meta;
 }
@@ -88,16 +123,23 @@ async function bootstrap(config: JournalNodeConfig, smOpts: StateMachineOptions,
  * Joining: asks a member of the running cluster for its cluster id and members, and refuses if this id is
  * still a voter (an empty disk under a voter's identity could vote twice in a term: remove it first).
  */
-async function learnCluster(config: JournalNodeConfig, http: StatusClient): Promise<{ clusterId: string; members: Peer[] }> {
+async function learnCluster(
+  config: JournalNodeConfig,
+  http: StatusClient,
+): Promise<{ clusterId: string; members: Peer[] }> {
   const errors: string[] = [];
   for (const address of config.join) {
     try {
       const st = await fetchNodeStatus(address, 3000, http);
       const me = st.peers.find((p) => p.id === config.id);
       if (me && me.role !== 'learner') {
-        throw new DataDirError(`node ${config.id} is still a ${me.role} of the cluster at ${address}: remove it first (qjm remove-peer --peer ${config.id}), then join`);
+        throw new DataDirError(
+          `node ${config.id} is still a ${me.role} of the cluster at ${address}: remove it first (qjm remove-peer --peer ${config.id}), then join`,
+        );
       }
-      const members = st.peers.filter((p) => p.id !== config.id && p.address !== '').map((p) => ({ id: p.id, address: p.address }));
+      const members = st.peers
+        .filter((p) => p.id !== config.id && p.address !== '')
+        .map((p) => ({ id: p.id, address: p.address }));
       return { clusterId: st.clusterId, members };
     } catch (e) {
       if (e instanceof DataDirError) throw e;

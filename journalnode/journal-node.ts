@@ -72,7 +72,9 @@ export interface JournalNode {
 
 function version(): string {
   try {
-    const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     return pkg.version;
   } catch {
     return 'unknown';
@@ -80,7 +82,10 @@ function version(): string {
 }
 
 /** Opens (or, on an empty directory, bootstraps) the node's storage and builds the node. */
-export async function buildJournalNode(config: JournalNodeConfig, opts: { logger?: PinoLogger } = {}): Promise<JournalNode> {
+export async function buildJournalNode(
+  config: JournalNodeConfig,
+  opts: { logger?: PinoLogger } = {},
+): Promise<JournalNode> {
   const logger = opts.logger ?? pino({ name: 'journalnode', level: config.logLevel, base: { node: config.id } });
   // Certificates first: a node that cannot serve securely should not even take its data directory's lock.
   const tls = config.certsDir ? loadNodeTls(config.certsDir, config.id) : null;
@@ -102,7 +107,13 @@ interface Storage {
 }
 
 /** The data directory opened (bootstrapped when empty): the journals and the Raft log, observed by activity. */
-async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics, snapshotSource: PeerSnapshotSource, clients: HttpPools): Promise<Storage> {
+async function openStorage(
+  config: JournalNodeConfig,
+  logger: PinoLogger,
+  metrics: NodeMetrics,
+  snapshotSource: PeerSnapshotSource,
+  clients: HttpPools,
+): Promise<Storage> {
   const smOpts: StateMachineOptions = {
     dataDir: config.dataDir,
     cacheBytesPerJournal: config.cacheBytesPerJournal,
@@ -130,20 +141,60 @@ async function openStorage(config: JournalNodeConfig, logger: PinoLogger, metric
   return { sm, diskLog, activity, clusterId, storageId };
 }
 
-async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDirLock, tls: TlsMaterial | null): Promise<JournalNode> {
+async function wire(
+  config: JournalNodeConfig,
+  logger: PinoLogger,
+  lock: DataDirLock,
+  tls: TlsMaterial | null,
+): Promise<JournalNode> {
   const directory = new PeerDirectory();
-  const clients = new HttpPools({ connectTimeoutMs: Math.min(config.peerRequestTimeoutMs, 2000), ...(tls ? { tls: peerClientTls(tls, directory) } : {}) });
+  const clients = new HttpPools({
+    connectTimeoutMs: Math.min(config.peerRequestTimeoutMs, 2000),
+    ...(tls ? { tls: peerClientTls(tls, directory) } : {}),
+  });
   const metrics = new NodeMetrics(config.id);
   const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
-  const { sm, diskLog, activity, clusterId, storageId } = await openStorage(config, logger, metrics, snapshotSource, clients);
-  const transport = peerTransport(config, clusterId, storageId, directory, clients, peerAdmission(config, clusterId, sm, directory, clients, logger), logger);
+  const { sm, diskLog, activity, clusterId, storageId } = await openStorage(
+    config,
+    logger,
+    metrics,
+    snapshotSource,
+    clients,
+  );
+  const transport = peerTransport(
+    config,
+    clusterId,
+    storageId,
+    directory,
+    clients,
+    peerAdmission(config, clusterId, sm, directory, clients, logger),
+    logger,
+  );
   const replicaOptions = deriveReplicaOptions(config);
-  const replica = newReplica(config, replicaOptions, { log: metrics.meteredLog(diskLog), stateMachine: sm, transport, peers: directory, activity, logger });
+  const replica = newReplica(config, replicaOptions, {
+    log: metrics.meteredLog(diskLog),
+    stateMachine: sm,
+    transport,
+    peers: directory,
+    activity,
+    logger,
+  });
   transport.attach(replica);
   metrics.attach({ replica, sm, transport, logBytesAfter: (index) => diskLog.bytesAfter(index) });
 
   let draining = false;
-  const admin = { config, replica, sm, transport, metrics, logStats: () => diskLog.stats() as unknown as Record<string, number>, startedAtMs: Date.now(), version: version(), clusterId, storageId };
+  const admin = {
+    config,
+    replica,
+    sm,
+    transport,
+    metrics,
+    logStats: () => diskLog.stats() as unknown as Record<string, number>,
+    startedAtMs: Date.now(),
+    version: version(),
+    clusterId,
+    storageId,
+  };
   const app = await buildHttpApp({
     config,
     logger,
@@ -155,7 +206,10 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     admin,
     activity,
   });
-  const uiApp = config.uiListen === null ? null : await buildUiApp({ admin, activity, cluster: clusterView(config, admin, activity, clients) });
+  const uiApp =
+    config.uiListen === null
+      ? null
+      : await buildUiApp({ admin, activity, cluster: clusterView(config, admin, activity, clients) });
 
   let ticker: NodeJS.Timeout | null = null;
   let stopped = false;
@@ -167,8 +221,23 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     activity.start();
     ticker = setInterval(() => replica.tick(), replicaOptions.tickMs);
     // The malloc settings matter to throughput (docs/OPERATIONS.md, "The process environment"): say which are in force.
-    logger.info({ listen: address, uiListen: uiAddress, clusterId, storageId, term: replica.term, security: tls ? 'mutual-tls' : 'insecure', glibcTunables: process.env.GLIBC_TUNABLES ?? null }, 'journalnode started');
-    if (!tls) logger.warn({ listen: address }, 'running WITHOUT TLS (--insecure): anyone who reaches this port can read, write and reconfigure the journal; start with --certs-dir D');
+    logger.info(
+      {
+        listen: address,
+        uiListen: uiAddress,
+        clusterId,
+        storageId,
+        term: replica.term,
+        security: tls ? 'mutual-tls' : 'insecure',
+        glibcTunables: process.env.GLIBC_TUNABLES ?? null,
+      },
+      'journalnode started',
+    );
+    if (!tls)
+      logger.warn(
+        { listen: address },
+        'running WITHOUT TLS (--insecure): anyone who reaches this port can read, write and reconfigure the journal; start with --certs-dir D',
+      );
     return address;
   };
   const stop = async () => {
@@ -196,12 +265,38 @@ async function wire(config: JournalNodeConfig, logger: PinoLogger, lock: DataDir
     const next = loadNodeTls(config.certsDir, config.id);
     (app.server as unknown as TlsServer).setSecureContext(serverTlsOptions(next));
     clients.setTls(peerClientTls(next, directory));
-    logger.info({ certsDir: config.certsDir, serial: new X509Certificate(next.cert).serialNumber }, 'reloaded the certificates: new connections use them');
+    logger.info(
+      { certsDir: config.certsDir, serial: new X509Certificate(next.cert).serialNumber },
+      'reloaded the certificates: new connections use them',
+    );
   };
-  return { config, app, uiApp, activity, replica, sm, transport, metrics, logger, clusterId, storageId, start, stop, reloadTls };
+  return {
+    config,
+    app,
+    uiApp,
+    activity,
+    replica,
+    sm,
+    transport,
+    metrics,
+    logger,
+    clusterId,
+    storageId,
+    start,
+    stop,
+    reloadTls,
+  };
 }
 /** The peer streams, bounded by the node's settings. */
-function peerTransport(config: JournalNodeConfig, clusterId: string, storageId: string, directory: PeerDirectory, clients: HttpPools, admission: PeerAdmission, logger: PinoLogger): PeerTransport {
+function peerTransport(
+  config: JournalNodeConfig,
+  clusterId: string,
+  storageId: string,
+  directory: PeerDirectory,
+  clients: HttpPools,
+  admission: PeerAdmission,
+  logger: PinoLogger,
+): PeerTransport {
   return new PeerTransport({
     selfId: config.id,
     selfAddress: config.advertise,
@@ -217,13 +312,24 @@ function peerTransport(config: JournalNodeConfig, clusterId: string, storageId: 
     // One batch carries at most one append's worth of entry bytes (plus what travels with it), and the
     // entries a full pipeline of appends holds.
     maxBatchBytes: config.maxAppendBodyBytes,
-    batchLimits: { maxMessages: MAX_MESSAGES_PER_BATCH, maxEntries: config.maxEntriesPerAppend * config.maxInflightAppends, maxMembers: MAX_MEMBERS },
+    batchLimits: {
+      maxMessages: MAX_MESSAGES_PER_BATCH,
+      maxEntries: config.maxEntriesPerAppend * config.maxInflightAppends,
+      maxMembers: MAX_MEMBERS,
+    },
     logger,
   });
 }
 
 /** Who is heard besides the members: a leader they vouch for (asked through the peer client). */
-function peerAdmission(config: JournalNodeConfig, clusterId: string, sm: JournalStateMachine, directory: PeerDirectory, clients: HttpPools, logger: PinoLogger): PeerAdmission {
+function peerAdmission(
+  config: JournalNodeConfig,
+  clusterId: string,
+  sm: JournalStateMachine,
+  directory: PeerDirectory,
+  clients: HttpPools,
+  logger: PinoLogger,
+): PeerAdmission {
   // A node that joined starts from a state that names no configuration, holding the members it learned.
   const snap = sm.snapshotMeta;
   const joinedFrom = confMembers(snap.conf).includes(config.id) ? [] : (snap.peers ?? []);
@@ -244,7 +350,14 @@ function peerAdmission(config: JournalNodeConfig, clusterId: string, sm: Journal
 function newReplica(
   config: JournalNodeConfig,
   options: ReturnType<typeof deriveReplicaOptions>,
-  parts: { log: ReturnType<NodeMetrics['meteredLog']>; stateMachine: JournalStateMachine; transport: PeerTransport; peers: PeerDirectory; activity: NodeActivity; logger: PinoLogger },
+  parts: {
+    log: ReturnType<NodeMetrics['meteredLog']>;
+    stateMachine: JournalStateMachine;
+    transport: PeerTransport;
+    peers: PeerDirectory;
+    activity: NodeActivity;
+    logger: PinoLogger;
+  },
 ): Replica<Result> {
   const { logger, activity } = parts;
   return new Replica<Result>(config.id, options, {
@@ -258,7 +371,11 @@ function newReplica(
     listener: combineListeners(
       {
         onRoleChange: (state, lead, term) => logger.info({ state, leader: lead || null, term }, 'raft role changed'),
-        onFatal: (err) => logger.fatal({ error: err.message }, 'storage failure: this node stopped serving; restart it after fixing the disk'),
+        onFatal: (err) =>
+          logger.fatal(
+            { error: err.message },
+            'storage failure: this node stopped serving; restart it after fixing the disk',
+          ),
       },
       activity.listener(),
     ),
@@ -283,7 +400,12 @@ async function closeWithin(app: FastifyInstance, graceMs: number): Promise<void>
 }
 
 /** The dashboard's view of the cluster: this node in-process, its peers through the peer client. */
-function clusterView(config: JournalNodeConfig, admin: AdminContext, activity: NodeActivity, clients: HttpPools): ClusterView {
+function clusterView(
+  config: JournalNodeConfig,
+  admin: AdminContext,
+  activity: NodeActivity,
+  clients: HttpPools,
+): ClusterView {
   return new ClusterView({
     selfId: config.id,
     local: (historyS) => ({ status: buildStatus(admin), activity: activity.json(historyS, 100) }),

@@ -11,7 +11,7 @@ import { DataDirLockedError } from '../src/data-dir-lock.js';
 import { CertificateError } from '../src/security/cert-files.js';
 
 async function main(): Promise<void> {
-  let args;
+  let args: ReturnType<typeof parseJournalNodeArgs>;
   try {
     args = parseJournalNodeArgs(process.argv.slice(2));
   } catch (e) {
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     return;
   }
   const { config } = args;
-  let node;
+  let node: Awaited<ReturnType<typeof buildJournalNode>>;
   try {
     node = await buildJournalNode(config);
   } catch (e) {
@@ -67,7 +67,10 @@ async function main(): Promise<void> {
     try {
       node.reloadTls();
     } catch (e) {
-      node.logger.error({ error: (e as Error).message }, 'SIGHUP: the certificates were not reloaded; the ones in use stay');
+      node.logger.error(
+        { error: (e as Error).message },
+        'SIGHUP: the certificates were not reloaded; the ones in use stay',
+      );
     }
   });
   process.on('uncaughtException', (e) => {

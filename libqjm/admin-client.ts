@@ -76,7 +76,8 @@ export class AdminClient {
         const ar = pb.AdminResponse.decode(res.body);
         if (!ar.error) return ar.message;
         const e = fromRpcError(ar.error, target);
-        if (e.errorName === 'NOT_LEADER') this.client.routes.redirect(ar.error.leaderAddress || undefined, Number(ar.error.term ?? 0));
+        if (e.errorName === 'NOT_LEADER')
+          this.client.routes.redirect(ar.error.leaderAddress || undefined, Number(ar.error.term ?? 0));
         throw e;
       },
       { ...this.client.retry, deadlineMs: timeoutMs },
@@ -94,8 +95,18 @@ export class AdminClient {
    * Forces the voters on the one node at `node` (reset-peers: a majority is lost for good). Not retried: the
    * node either did it or says why not.
    */
-  async resetPeers(node: string, peers: { id: string; address: string }[], force: boolean, timeoutMs = 60_000): Promise<qjournal.journal.ResetPeersResponse> {
-    const res = await this.client.post(node, '/admin/resetPeers', pb.ResetPeersRequest.encode({ peers, force }).finish(), timeoutMs);
+  async resetPeers(
+    node: string,
+    peers: { id: string; address: string }[],
+    force: boolean,
+    timeoutMs = 60_000,
+  ): Promise<qjournal.journal.ResetPeersResponse> {
+    const res = await this.client.post(
+      node,
+      '/admin/resetPeers',
+      pb.ResetPeersRequest.encode({ peers, force }).finish(),
+      timeoutMs,
+    );
     const r = pb.ResetPeersResponse.decode(res.body);
     if (r.error) throw fromRpcError(r.error, node);
     return r;
@@ -122,12 +133,22 @@ export class AdminClient {
   async lastWriteAgeMs(jid: string): Promise<{ ageMs: number | null; fromLeader: boolean; node: string }> {
     const body = pb.GetJournalStateRequest.encode({ jid, read: { linearizable: true } }).finish();
     const target = this.client.routes.knownLeader ?? undefined;
-    const { node, response } = await this.client.read('/qjm/getJournalState', body, (b) => pb.GetJournalStateResponse.decode(b), target ? { node: target } : {});
+    const { node, response } = await this.client.read(
+      '/qjm/getJournalState',
+      body,
+      (b) => pb.GetJournalStateResponse.decode(b),
+      target ? { node: target } : {},
+    );
     if (!response.fromLeader) {
       // Ask the leader itself: only it applies writes first.
       const m = await this.membership();
       if (m.leaderAddress && m.leaderAddress !== node) {
-        const again = await this.client.read('/qjm/getJournalState', body, (b) => pb.GetJournalStateResponse.decode(b), { node: m.leaderAddress });
+        const again = await this.client.read(
+          '/qjm/getJournalState',
+          body,
+          (b) => pb.GetJournalStateResponse.decode(b),
+          { node: m.leaderAddress },
+        );
         const a = Number(again.response.lastWriteAgeMs);
         return { ageMs: a === 0 ? null : a, fromLeader: again.response.fromLeader ?? false, node: again.node };
       }

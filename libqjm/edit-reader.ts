@@ -38,7 +38,11 @@ export interface Edit {
 /** How long a following reader stays away from a leader it could not reach. */
 const LEADER_RETRY_MS = 5000;
 
-export async function* readEdits(client: EditSource, jid: string, opts: ReadEditsOptions): AsyncGenerator<Edit, void, undefined> {
+export async function* readEdits(
+  client: EditSource,
+  jid: string,
+  opts: ReadEditsOptions,
+): AsyncGenerator<Edit, void, undefined> {
   let next = opts.fromTxId;
   const follow = opts.follow === true;
   const linearizable = opts.linearizable ?? !follow;
@@ -75,7 +79,8 @@ export async function* readEdits(client: EditSource, jid: string, opts: ReadEdit
       // the journal from it sees each batch one batch late. Move to the leader it names (reads of history,
       // without follow, stay where they are).
       const leader = res.leaderAddress;
-      if (follow && leader && leader !== node && Date.now() - (failedAt.get(leader) ?? -Infinity) > LEADER_RETRY_MS) node = leader;
+      if (follow && leader && leader !== node && Date.now() - (failedAt.get(leader) ?? -Infinity) > LEADER_RETRY_MS)
+        node = leader;
     } catch (e) {
       if (opts.signal?.aborted) return;
       if (!(e instanceof QjmError) || !e.retriable || !node) throw e;
@@ -98,7 +103,8 @@ export async function* readEdits(client: EditSource, jid: string, opts: ReadEdit
     // reader moved to a node missing some) would otherwise leave a silent gap.
     let txid = next;
     for (const r of iterateRecords(res.records)) {
-      if (r.txid !== txid) throw new QjmError('CORRUPT', `edit stream from ${node}: expected txid ${txid}, got ${r.txid}`);
+      if (r.txid !== txid)
+        throw new QjmError('CORRUPT', `edit stream from ${node}: expected txid ${txid}, got ${r.txid}`);
       yield { txid: r.txid, record: r.data };
       txid++;
     }

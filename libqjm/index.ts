@@ -1,6 +1,12 @@
 // libqjm: the writer and reader library of qjournal (import from 'qjournal/libqjm').
 export { QuorumJournalManager } from './quorum-journal-manager.js';
-export type { QjmOptions, NamespaceInfo, SegmentDescriptor, EditLogManifest, JournalStatus } from './quorum-journal-manager.js';
+export type {
+  QjmOptions,
+  NamespaceInfo,
+  SegmentDescriptor,
+  EditLogManifest,
+  JournalStatus,
+} from './quorum-journal-manager.js';
 export { EditLogOutputStream } from './output-stream.js';
 export { AdminClient } from './admin-client.js';
 export type { NodeStatusReport } from './admin-client.js';

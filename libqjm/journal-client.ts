@@ -7,7 +7,7 @@
 import { HttpPools } from '../src/http-pool.js';
 import type { ClientTls, HttpError, HttpResponse } from '../src/http-pool.js';
 import { qjournal } from '../src/gen/proto.js';
-import { isErrorName, makeError, QjmError, QuorumUnavailableError } from '../src/errors.js';
+import { isErrorName, makeError, type QjmError, QuorumUnavailableError } from '../src/errors.js';
 import type { ErrorName, QjmErrorDetails } from '../src/errors.js';
 import { RouteTable } from './route-table.js';
 import { MEMBERS_HEADER, parseMembersHeader } from '../src/peers.js';
@@ -16,7 +16,14 @@ import type { RetryObserver, RetryOptions } from './retry-policy.js';
 
 const pb = qjournal.journal;
 
-export type WriteRpc = 'format' | 'newEpoch' | 'startLogSegment' | 'journal' | 'finalizeLogSegment' | 'dropSegment' | 'purgeLogs';
+export type WriteRpc =
+  | 'format'
+  | 'newEpoch'
+  | 'startLogSegment'
+  | 'journal'
+  | 'finalizeLogSegment'
+  | 'dropSegment'
+  | 'purgeLogs';
 
 export interface ClientOptions {
   peers: readonly string[];
@@ -65,20 +72,31 @@ export class JournalClient {
   private closed = false;
 
   constructor(opts: ClientOptions) {
-    if (!Array.isArray(opts.peers) || opts.peers.length === 0) throw new TypeError('peers: at least one JournalNode address (host:port) is required');
+    if (!Array.isArray(opts.peers) || opts.peers.length === 0)
+      throw new TypeError('peers: at least one JournalNode address (host:port) is required');
     this.routes = new RouteTable(opts.peers);
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
     this.retry = { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
     this.onRetry = opts.onRetry;
-    this.http = new HttpPools({ connectTimeoutMs: this.connectTimeoutMs, keepHeaders: [MEMBERS_HEADER], ...(opts.tls ? { tls: opts.tls } : {}) });
+    this.http = new HttpPools({
+      connectTimeoutMs: this.connectTimeoutMs,
+      keepHeaders: [MEMBERS_HEADER],
+      ...(opts.tls ? { tls: opts.tls } : {}),
+    });
   }
 
   /**
    * One POST; network failures become retriable errors (TIMEOUT when the request may have been applied). The
    * members list an answer carries goes to the route table.
    */
-  async post(address: string, path: string, body: Uint8Array, timeoutMs = this.requestTimeoutMs, signal?: AbortSignal): Promise<HttpResponse> {
+  async post(
+    address: string,
+    path: string,
+    body: Uint8Array,
+    timeoutMs = this.requestTimeoutMs,
+    signal?: AbortSignal,
+  ): Promise<HttpResponse> {
     // Final: a retry cannot reopen it (a retriable error would spin until the write deadline).
     if (this.closed) throw makeError('INVALID_ARGUMENT', 'the client is closed');
     try {
@@ -94,9 +112,15 @@ export class JournalClient {
       // A TLS refusal (wrong CA, wrong host name, not a node) needs its sentence; a network code says enough.
       if (!err.maybeSent) {
         const socketCode = /^E[A-Z]+$/.test(err.code);
-        throw makeError('UNAVAILABLE', socketCode ? `${address}: ${err.code}` : err.message, { node: address, ...(socketCode ? { networkCode: err.code } : {}) });
+        throw makeError('UNAVAILABLE', socketCode ? `${address}: ${err.code}` : err.message, {
+          node: address,
+          ...(socketCode ? { networkCode: err.code } : {}),
+        });
       }
-      throw makeError('TIMEOUT', `${address}: ${path} got no answer (${err.code})`, { node: address, unknownOutcome: true });
+      throw makeError('TIMEOUT', `${address}: ${path} got no answer (${err.code})`, {
+        node: address,
+        unknownOutcome: true,
+      });
     }
   }
 
@@ -113,11 +137,16 @@ export class JournalClient {
       wr = pb.WriteResponse.decode(res.body);
     } catch {
       this.routes.failed(target);
-      throw makeError('UNAVAILABLE', `${target}: HTTP ${res.status} with an unreadable body: ${res.body.toString('utf8', 0, 200)}`, { node: target });
+      throw makeError(
+        'UNAVAILABLE',
+        `${target}: HTTP ${res.status} with an unreadable body: ${res.body.toString('utf8', 0, 200)}`,
+        { node: target },
+      );
     }
     if (wr.error) {
       const e = fromRpcError(wr.error, target);
-      if (e.errorName === 'NOT_LEADER') this.routes.redirect(wr.error.leaderAddress || undefined, Number(wr.error.term ?? 0));
+      if (e.errorName === 'NOT_LEADER')
+        this.routes.redirect(wr.error.leaderAddress || undefined, Number(wr.error.term ?? 0));
       else if (e.retriable) this.routes.failed(target);
       throw e;
     }
@@ -138,7 +167,11 @@ export class JournalClient {
    * have been applied is not retried either (format: a retry could wipe what was written in between); its
    * error surfaces with details.unknownOutcome.
    */
-  write(rpc: WriteRpc, command: qjournal.journal.ICommand, opts: { deadlineMs?: number; retryUnknownOutcome?: boolean } = {}): Promise<WriteResult> {
+  write(
+    rpc: WriteRpc,
+    command: qjournal.journal.ICommand,
+    opts: { deadlineMs?: number; retryUnknownOutcome?: boolean } = {},
+  ): Promise<WriteResult> {
     return this.writeEncoded(rpc, pb.WriteRequest.encode({ command }).finish(), opts);
   }
 
@@ -146,7 +179,11 @@ export class JournalClient {
    * A write whose WriteRequest the caller encoded (the output stream frames its records straight into the
    * request): the same bytes on every attempt, retried as write() retries.
    */
-  writeEncoded(rpc: WriteRpc, body: Uint8Array, opts: { deadlineMs?: number; retryUnknownOutcome?: boolean } = {}): Promise<WriteResult> {
+  writeEncoded(
+    rpc: WriteRpc,
+    body: Uint8Array,
+    opts: { deadlineMs?: number; retryUnknownOutcome?: boolean } = {},
+  ): Promise<WriteResult> {
     const retry = opts.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: opts.deadlineMs };
     let maybeApplied = false;
     return withRetry(
@@ -156,14 +193,20 @@ export class JournalClient {
         if (!e.details.unknownOutcome) return;
         maybeApplied = true;
         if (opts.retryUnknownOutcome === false) {
-          throw makeError(e.errorName, `${rpc}: ${e.message}; not retried: it may or may not have been applied`, { ...e.details, unknownOutcome: true });
+          throw makeError(e.errorName, `${rpc}: ${e.message}; not retried: it may or may not have been applied`, {
+            ...e.details,
+            unknownOutcome: true,
+          });
         }
       },
       (last, elapsedMs) =>
-        new QuorumUnavailableError(`${rpc} was not acknowledged by a quorum within ${elapsedMs} ms (last error: ${last.code}: ${last.message})`, {
-          lastError: last.code,
-          unknownOutcome: maybeApplied || last.details.unknownOutcome === true,
-        }),
+        new QuorumUnavailableError(
+          `${rpc} was not acknowledged by a quorum within ${elapsedMs} ms (last error: ${last.code}: ${last.message})`,
+          {
+            lastError: last.code,
+            unknownOutcome: maybeApplied || last.details.unknownOutcome === true,
+          },
+        ),
       this.onRetry,
     );
   }
@@ -198,7 +241,11 @@ export class JournalClient {
       },
       retry,
       () => {},
-      (last, elapsedMs) => new QuorumUnavailableError(`${path}: no JournalNode answered within ${elapsedMs} ms (last error: ${last.code}: ${last.message})`, { lastError: last.code }),
+      (last, elapsedMs) =>
+        new QuorumUnavailableError(
+          `${path}: no JournalNode answered within ${elapsedMs} ms (last error: ${last.code}: ${last.message})`,
+          { lastError: last.code },
+        ),
       this.onRetry,
     );
   }

@@ -112,17 +112,23 @@ export class EditLogOutputStream {
   write(record: Uint8Array): boolean {
     if (this.failure) throw this.failure;
     if (this.closed) throw new QjmError('INVALID_ARGUMENT', 'the stream is closed');
-    if (record.byteLength > this.o.maxRecordBytes) throw new TooLargeError(`record of ${record.byteLength} bytes is over maxRecordBytes (${this.o.maxRecordBytes})`);
+    if (record.byteLength > this.o.maxRecordBytes)
+      throw new TooLargeError(`record of ${record.byteLength} bytes is over maxRecordBytes (${this.o.maxRecordBytes})`);
     const size = framedSize(record.byteLength);
     if (this.bufferedBytes + size > 2 * this.o.highWaterMarkBytes) {
-      throw new QjmError('BUSY', `${this.bufferedBytes} bytes are waiting to be written: await drain() when write() returns false`);
+      throw new QjmError(
+        'BUSY',
+        `${this.bufferedBytes} bytes are waiting to be written: await drain() when write() returns false`,
+      );
     }
     // A batch never exceeds maxBatchBytes: a full buffer is sealed and queued behind the batch in flight.
     if (this.used > 0 && this.used + size > this.o.maxBatchBytes) this.seal();
     const room = this.buf.byteLength - this.headroom;
     if (this.used + size > room) {
       // Grown while it fills (a buffer starts at 1 MiB); a grown buffer is the one reused from then on.
-      const grown = Buffer.allocUnsafe(this.headroom + Math.min(Math.max(room * 2, this.used + size), Math.max(this.o.maxBatchBytes, size)));
+      const grown = Buffer.allocUnsafe(
+        this.headroom + Math.min(Math.max(room * 2, this.used + size), Math.max(this.o.maxBatchBytes, size)),
+      );
       this.buf.copy(grown, this.headroom, this.headroom, this.headroom + this.used);
       this.buf = grown;
     }
@@ -170,7 +176,14 @@ export class EditLogOutputStream {
     const first = this.firstInBuf;
     const count = this.nextTxId - first;
     const end = this.headroom + this.used;
-    const start = putJournalHeader(this.buf, this.headroom, { jid: this.o.jid, epoch: this.o.epoch, segmentTxId: this.o.segmentTxId, firstTxId: first, count, recordsBytes: this.used });
+    const start = putJournalHeader(this.buf, this.headroom, {
+      jid: this.o.jid,
+      epoch: this.o.epoch,
+      segmentTxId: this.o.segmentTxId,
+      firstTxId: first,
+      count,
+      recordsBytes: this.used,
+    });
     this.sealed.push({ buffer: this.buf, body: this.buf.subarray(start, end), framesBytes: this.used, first, count });
     this.buf = this.spare ?? Buffer.allocUnsafe(this.buf.byteLength);
     this.spare = null;

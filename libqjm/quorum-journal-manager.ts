@@ -87,7 +87,12 @@ function txid(v: unknown, name: string, min = 1): number {
 
 function toNs(n: qjournal.journal.INamespaceInfo | null | undefined): NamespaceInfo | null {
   if (!n) return null;
-  return { namespaceId: Number(n.namespaceId ?? 0), clusterId: n.clusterId ?? '', blockPoolId: n.blockPoolId ?? '', ctime: Number(n.ctime ?? 0) };
+  return {
+    namespaceId: Number(n.namespaceId ?? 0),
+    clusterId: n.clusterId ?? '',
+    blockPoolId: n.blockPoolId ?? '',
+    ctime: Number(n.ctime ?? 0),
+  };
 }
 
 export class QuorumJournalManager {
@@ -101,15 +106,21 @@ export class QuorumJournalManager {
 
   constructor(opts: QjmOptions) {
     if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options object required');
-    if (!isJournalId(opts.journalId)) throw new InvalidArgumentError(`journalId: expected ${JOURNAL_ID_RULE}, got ${JSON.stringify(opts.journalId)}`);
+    if (!isJournalId(opts.journalId))
+      throw new InvalidArgumentError(`journalId: expected ${JOURNAL_ID_RULE}, got ${JSON.stringify(opts.journalId)}`);
     if (!Array.isArray(opts.peers) || opts.peers.length === 0 || opts.peers.some((p) => checkHostPort(p) !== null)) {
-      throw new InvalidArgumentError(`peers: expected a non-empty list of host:port, got ${JSON.stringify(opts.peers)}`);
+      throw new InvalidArgumentError(
+        `peers: expected a non-empty list of host:port, got ${JSON.stringify(opts.peers)}`,
+      );
     }
-    if (opts.writerId !== undefined && (typeof opts.writerId !== 'string' || opts.writerId.length > 256)) throw new InvalidArgumentError('writerId: expected a string of at most 256 characters');
-    if (opts.onRetry !== undefined && typeof opts.onRetry !== 'function') throw new InvalidArgumentError('onRetry: expected a function');
+    if (opts.writerId !== undefined && (typeof opts.writerId !== 'string' || opts.writerId.length > 256))
+      throw new InvalidArgumentError('writerId: expected a string of at most 256 characters');
+    if (opts.onRetry !== undefined && typeof opts.onRetry !== 'function')
+      throw new InvalidArgumentError('onRetry: expected a function');
     const positive = (v: number | undefined, name: string, def: number) => {
       if (v === undefined) return def;
-      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`${name}: expected a positive number, got ${String(v)}`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+        throw new InvalidArgumentError(`${name}: expected a positive number, got ${String(v)}`);
       return v;
     };
     this.journalId = opts.journalId;
@@ -160,13 +171,23 @@ export class QuorumJournalManager {
   }
 
   async getJournalState(opts: { linearizable?: boolean } = {}): Promise<JournalStatus> {
-    const body = pb.GetJournalStateRequest.encode({ jid: this.journalId, read: { linearizable: opts.linearizable !== false } }).finish();
-    const { response } = await this.client.read('/qjm/getJournalState', body, (b) => pb.GetJournalStateResponse.decode(b));
+    const body = pb.GetJournalStateRequest.encode({
+      jid: this.journalId,
+      read: { linearizable: opts.linearizable !== false },
+    }).finish();
+    const { response } = await this.client.read('/qjm/getJournalState', body, (b) =>
+      pb.GetJournalStateResponse.decode(b),
+    );
     const { jid: _jid, nsInfo, segments, ...s } = journalStateFromProto(response.state ?? {});
     return {
       ...s,
       nsInfo: s.formatted ? toNs(nsInfo) : null,
-      segments: segments.map(({ firstTxId, lastTxId, inProgress, sizeBytes }) => ({ firstTxId, lastTxId, inProgress, sizeBytes })),
+      segments: segments.map(({ firstTxId, lastTxId, inProgress, sizeBytes }) => ({
+        firstTxId,
+        lastTxId,
+        inProgress,
+        sizeBytes,
+      })),
     };
   }
 
@@ -193,7 +214,11 @@ export class QuorumJournalManager {
     // One request id for every retry of this newEpoch: a retry whose first attempt committed answers the same
     // epoch instead of fencing this writer with another one.
     const requestId = crypto.randomUUID();
-    const r = await this.client.write('newEpoch', { jid: this.journalId, newEpoch: { nsInfo: ns, writerId: this.writerId, requestId } }, { deadlineMs });
+    const r = await this.client.write(
+      'newEpoch',
+      { jid: this.journalId, newEpoch: { nsInfo: ns, writerId: this.writerId, requestId } },
+      { deadlineMs },
+    );
     const epoch = Number(r.result.epoch);
     this.epochValue = epoch;
     const state = journalStateFromProto(r.result.state ?? {});
@@ -201,16 +226,25 @@ export class QuorumJournalManager {
     if (last?.inProgress) {
       const first = last.firstTxId;
       if (last.lastTxId >= first) {
-        await this.client.write('finalizeLogSegment', { jid: this.journalId, finalizeSegment: { epoch, firstTxid: first, lastTxid: last.lastTxId } }, { deadlineMs });
+        await this.client.write(
+          'finalizeLogSegment',
+          { jid: this.journalId, finalizeSegment: { epoch, firstTxid: first, lastTxid: last.lastTxId } },
+          { deadlineMs },
+        );
       } else {
-        await this.client.write('dropSegment', { jid: this.journalId, dropSegment: { epoch, firstTxid: first } }, { deadlineMs });
+        await this.client.write(
+          'dropSegment',
+          { jid: this.journalId, dropSegment: { epoch, firstTxid: first } },
+          { deadlineMs },
+        );
       }
     }
     return { epoch, lastTxId: state.lastTxId };
   }
 
   private requireEpoch(): number {
-    if (this.epochValue === 0) throw new InvalidArgumentError('no epoch: call recoverUnfinalizedSegments() first (it fences prior writers)');
+    if (this.epochValue === 0)
+      throw new InvalidArgumentError('no epoch: call recoverUnfinalizedSegments() first (it fences prior writers)');
     return this.epochValue;
   }
 
@@ -218,8 +252,12 @@ export class QuorumJournalManager {
   async startLogSegment(firstTxId: number, layoutVersion: number): Promise<EditLogOutputStream> {
     const epoch = this.requireEpoch();
     txid(firstTxId, 'txid');
-    if (!Number.isInteger(layoutVersion)) throw new InvalidArgumentError(`layoutVersion must be an integer, got ${String(layoutVersion)}`);
-    await this.client.write('startLogSegment', { jid: this.journalId, startSegment: { epoch, txid: firstTxId, layoutVersion } });
+    if (!Number.isInteger(layoutVersion))
+      throw new InvalidArgumentError(`layoutVersion must be an integer, got ${String(layoutVersion)}`);
+    await this.client.write('startLogSegment', {
+      jid: this.journalId,
+      startSegment: { epoch, txid: firstTxId, layoutVersion },
+    });
     this.currentStream = new EditLogOutputStream(this.client, {
       jid: this.journalId,
       epoch,
@@ -239,7 +277,10 @@ export class QuorumJournalManager {
     txid(firstTxId, 'firstTxId');
     txid(lastTxId, 'lastTxId');
     if (lastTxId < firstTxId) throw new InvalidArgumentError(`lastTxId ${lastTxId} is before firstTxId ${firstTxId}`);
-    await this.client.write('finalizeLogSegment', { jid: this.journalId, finalizeSegment: { epoch, firstTxid: firstTxId, lastTxid: lastTxId } });
+    await this.client.write('finalizeLogSegment', {
+      jid: this.journalId,
+      finalizeSegment: { epoch, firstTxid: firstTxId, lastTxid: lastTxId },
+    });
   }
 
   /** Deletes finalized segments that end below minTxIdToKeep. */
@@ -251,12 +292,26 @@ export class QuorumJournalManager {
 
   // ---------------------------------------------------------------- reading
 
-  async getEditLogManifest(sinceTxId: number, opts: { inProgressOk?: boolean; linearizable?: boolean } = {}): Promise<EditLogManifest> {
+  async getEditLogManifest(
+    sinceTxId: number,
+    opts: { inProgressOk?: boolean; linearizable?: boolean } = {},
+  ): Promise<EditLogManifest> {
     txid(sinceTxId, 'sinceTxId', 0);
-    const body = pb.GetManifestRequest.encode({ jid: this.journalId, sinceTxid: sinceTxId, inProgressOk: opts.inProgressOk === true, read: { linearizable: opts.linearizable !== false } }).finish();
-    const { response } = await this.client.read('/qjm/getEditLogManifest', body, (b) => pb.GetManifestResponse.decode(b));
+    const body = pb.GetManifestRequest.encode({
+      jid: this.journalId,
+      sinceTxid: sinceTxId,
+      inProgressOk: opts.inProgressOk === true,
+      read: { linearizable: opts.linearizable !== false },
+    }).finish();
+    const { response } = await this.client.read('/qjm/getEditLogManifest', body, (b) =>
+      pb.GetManifestResponse.decode(b),
+    );
     return {
-      segments: (response.segments ?? []).map((g) => ({ firstTxId: Number(g.firstTxid), lastTxId: Number(g.lastTxid), inProgress: g.inProgress ?? false })),
+      segments: (response.segments ?? []).map((g) => ({
+        firstTxId: Number(g.firstTxid),
+        lastTxId: Number(g.lastTxid),
+        inProgress: g.inProgress ?? false,
+      })),
       committedTxId: Number(response.committedTxid ?? 0),
     };
   }

@@ -11,11 +11,18 @@ const bin = (name) => path.join(root, 'node_modules', '.bin', name);
 const genDir = path.join(root, 'src', 'gen');
 const genJs = path.join(genDir, 'proto.js');
 const genDts = path.join(genDir, 'proto.d.ts');
-const protos = fs.readdirSync(path.join(root, 'proto')).filter((f) => f.endsWith('.proto')).sort()
+const protos = fs
+  .readdirSync(path.join(root, 'proto'))
+  .filter((f) => f.endsWith('.proto'))
+  .sort()
   .map((f) => path.join('proto', f));
 
 function mtimeMs(file) {
-  try { return fs.statSync(file).mtimeMs; } catch { return 0; }
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
 }
 
 function generate() {
@@ -24,9 +31,26 @@ function generate() {
   if (mtimeMs(genJs) > newest && mtimeMs(genDts) > newest) return;
   fs.mkdirSync(genDir, { recursive: true });
   // Numbers, not Long: txids and indexes are safe integers, validated at every boundary.
-  execFileSync(bin('pbjs'), ['-t', 'static-module', '-w', './scripts/pbjs-wrapper.js', '--es6',
-    '--force-number', '--no-verify', '--no-convert', '--no-delimited', '--no-service', '--no-typeurl',
-    '-o', genJs, ...protos], { cwd: root, stdio: 'inherit' });
+  execFileSync(
+    bin('pbjs'),
+    [
+      '-t',
+      'static-module',
+      '-w',
+      './scripts/pbjs-wrapper.js',
+      '--es6',
+      '--force-number',
+      '--no-verify',
+      '--no-convert',
+      '--no-delimited',
+      '--no-service',
+      '--no-typeurl',
+      '-o',
+      genJs,
+      ...protos,
+    ],
+    { cwd: root, stdio: 'inherit' },
+  );
   execFileSync(bin('pbts'), ['--no-comments', '-o', genDts, genJs], { cwd: root, stdio: 'inherit' });
   // With --force-number no Long appears; the CommonJS-style import would not type-check under NodeNext.
   const dts = fs.readFileSync(genDts, 'utf8').replace(/^import Long = require\("long"\);\n/m, '');

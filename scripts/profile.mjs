@@ -36,7 +36,8 @@ export function summarize(file, top = 25) {
   const total = [...self.values()].reduce((a, b) => a + b, 0);
   const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
   console.log(`\n== ${path.basename(file)}: ${(total / 1e6).toFixed(2)} s sampled`);
-  for (const [k, v] of rows) console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${(v / 1e3).toFixed(0).padStart(7)} ms  ${k}`);
+  for (const [k, v] of rows)
+    console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${(v / 1e3).toFixed(0).padStart(7)} ms  ${k}`);
 }
 setTimeout(() => {
   for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))) summarize(path.join(dir, f));

@@ -57,26 +57,42 @@ function deframer(onFrame) {
 // ---------------------------------------------------------------- one side (a child process)
 
 async function side(kind, role, certs) {
-  const tls = PLAIN ? null : { ca: fs.readFileSync(path.join(certs, 'ca.crt')), cert: fs.readFileSync(path.join(certs, `node.${role}.crt`)), key: fs.readFileSync(path.join(certs, `node.${role}.key`)) };
+  const tls = PLAIN
+    ? null
+    : {
+        ca: fs.readFileSync(path.join(certs, 'ca.crt')),
+        cert: fs.readFileSync(path.join(certs, `node.${role}.crt`)),
+        key: fs.readFileSync(path.join(certs, `node.${role}.key`)),
+      };
   let onFrame = () => {};
   // The server: frames arriving from the other side.
   let server;
   if (kind !== 'h2') {
     const handler = (req, res) => {
-      req.on('data', deframer((f) => onFrame(f)));
+      req.on(
+        'data',
+        deframer((f) => onFrame(f)),
+      );
       req.on('end', () => res.end());
     };
-    server = tls ? https.createServer({ ...tls, requestCert: true, rejectUnauthorized: true }, handler) : http.createServer(handler);
+    server = tls
+      ? https.createServer({ ...tls, requestCert: true, rejectUnauthorized: true }, handler)
+      : http.createServer(handler);
     server.requestTimeout = 0;
   } else {
     // Flow-control windows large enough for a 2 MB frame in flight twice (the default 64 KiB would make
     // HTTP/2 wait for WINDOW_UPDATEs many times per frame).
     const settings = { initialWindowSize: H2_WINDOW_BYTES };
-    server = tls ? http2.createSecureServer({ ...tls, requestCert: true, rejectUnauthorized: true, settings }) : http2.createServer({ settings });
+    server = tls
+      ? http2.createSecureServer({ ...tls, requestCert: true, rejectUnauthorized: true, settings })
+      : http2.createServer({ settings });
     server.on('session', (s) => s.setLocalWindowSize(H2_WINDOW_BYTES));
     server.on('stream', (stream) => {
       stream.respond({ ':status': 200 });
-      stream.on('data', deframer((f) => onFrame(f)));
+      stream.on(
+        'data',
+        deframer((f) => onFrame(f)),
+      );
     });
   }
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -87,19 +103,54 @@ async function side(kind, role, certs) {
   if (kind === 'h1n') {
     // node's own HTTP/1.1 client: a chunked request body written frame by frame.
     const agent = new (tls ? https : http).Agent({ keepAlive: true, maxSockets: 1 });
-    const req = (tls ? https : http).request({ host: '127.0.0.1', port: peerPort, method: 'POST', path: '/s', agent, ...(tls ? { ...tls, servername: 'localhost' } : {}), headers: { 'content-type': 'application/octet-stream' } });
+    const req = (tls ? https : http).request({
+      host: '127.0.0.1',
+      port: peerPort,
+      method: 'POST',
+      path: '/s',
+      agent,
+      ...(tls ? { ...tls, servername: 'localhost' } : {}),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     req.on('error', (e) => console.error(role, e));
     req.flushHeaders();
     write = (b) => req.write(b);
   } else if (kind === 'h1') {
-    const client = new Client(`${tls ? 'https' : 'http'}://127.0.0.1:${peerPort}`, { connect: tls ? { ...tls, servername: 'localhost' } : undefined, pipelining: 1 });
-    const body = new PassThrough({ highWaterMark: 4 << 20 });
-    client.dispatch({ method: 'POST', path: '/s', body, headersTimeout: 0, bodyTimeout: 0, headers: { 'content-type': 'application/octet-stream' } }, {
-      onConnect() {}, onError(e) { console.error(role, e); }, onHeaders() { return true; }, onData() { return true; }, onComplete() {}, onUpgrade() {},
+    const client = new Client(`${tls ? 'https' : 'http'}://127.0.0.1:${peerPort}`, {
+      connect: tls ? { ...tls, servername: 'localhost' } : undefined,
+      pipelining: 1,
     });
+    const body = new PassThrough({ highWaterMark: 4 << 20 });
+    client.dispatch(
+      {
+        method: 'POST',
+        path: '/s',
+        body,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        headers: { 'content-type': 'application/octet-stream' },
+      },
+      {
+        onConnect() {},
+        onError(e) {
+          console.error(role, e);
+        },
+        onHeaders() {
+          return true;
+        },
+        onData() {
+          return true;
+        },
+        onComplete() {},
+        onUpgrade() {},
+      },
+    );
     write = (b) => body.write(b);
   } else {
-    const session = http2.connect(`${tls ? 'https' : 'http'}://127.0.0.1:${peerPort}`, { ...(tls ? { ...tls, servername: 'localhost' } : {}), settings: { initialWindowSize: H2_WINDOW_BYTES } });
+    const session = http2.connect(`${tls ? 'https' : 'http'}://127.0.0.1:${peerPort}`, {
+      ...(tls ? { ...tls, servername: 'localhost' } : {}),
+      settings: { initialWindowSize: H2_WINDOW_BYTES },
+    });
     session.on('connect', () => session.setLocalWindowSize(H2_WINDOW_BYTES));
     const stream = session.request({ ':method': 'POST', ':path': '/s' }, { endStream: false });
     write = (b) => stream.write(b);
@@ -149,7 +200,14 @@ async function side(kind, role, certs) {
   const wall = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   lat.sort((x, y) => x - y);
-  process.send({ wall, cpuMs: (cpu.user + cpu.system) / 1000, p50Ms: lat[Math.floor(lat.length / 2)], p99Ms: lat[Math.floor(lat.length * 0.99)], count: lat.length, mbPerSec: moved / wall / 1e6 });
+  process.send({
+    wall,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    p50Ms: lat[Math.floor(lat.length / 2)],
+    p99Ms: lat[Math.floor(lat.length * 0.99)],
+    count: lat.length,
+    mbPerSec: moved / wall / 1e6,
+  });
 }
 
 // ---------------------------------------------------------------- the driver
@@ -195,7 +253,13 @@ if (process.argv[2] === '--side') {
       const rtt = await runOne(kind, seconds, certs, 'rtt', 200);
       const tp = await runOne(kind, seconds, certs, 'throughput', 2 << 20);
       const cpuUs = (r, n) => ((r.cpuMs + r.peerCpuMs) * 1000) / n;
-      results.get(kind).push({ p50Ms: rtt.p50Ms, p99Ms: rtt.p99Ms, rttCpuUs: cpuUs(rtt, rtt.count), mbPerSec: tp.mbPerSec, cpuUsPerMb: cpuUs(tp, tp.mbPerSec * tp.wall) });
+      results.get(kind).push({
+        p50Ms: rtt.p50Ms,
+        p99Ms: rtt.p99Ms,
+        rttCpuUs: cpuUs(rtt, rtt.count),
+        mbPerSec: tp.mbPerSec,
+        cpuUsPerMb: cpuUs(tp, tp.mbPerSec * tp.wall),
+      });
     }
   }
   const med = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];

@@ -29,7 +29,11 @@ export interface CommandSpec {
   readonly summary: string;
   readonly flags: Readonly<Record<string, FlagSpec>>;
   /** Positional arguments, all required, in order; the last may be variadic (one or more: HOST...). */
-  readonly positionals?: readonly { readonly name: string; readonly description: string; readonly variadic?: boolean }[];
+  readonly positionals?: readonly {
+    readonly name: string;
+    readonly description: string;
+    readonly variadic?: boolean;
+  }[];
   /** Usage lines to show instead of the generated one (when there are too many flags to list). */
   readonly usage?: readonly string[];
   /** Text after the flags in --help: notes, examples. */
@@ -44,10 +48,14 @@ type ValueOf<F extends FlagSpec> = F['type'] extends 'boolean' ? boolean : F['ty
 
 /** The parsed flags, typed from the spec: booleans always present, required flags never undefined. */
 export type FlagValues<S extends CommandSpec> = {
-  -readonly [K in keyof S['flags']]: S['flags'][K] extends { type: 'boolean' } | { required: true } ? ValueOf<S['flags'][K]> : ValueOf<S['flags'][K]> | undefined;
+  -readonly [K in keyof S['flags']]: S['flags'][K] extends { type: 'boolean' } | { required: true }
+    ? ValueOf<S['flags'][K]>
+    : ValueOf<S['flags'][K]> | undefined;
 };
 
-export type ParsedCommand<S extends CommandSpec> = { help: true } | { help: false; flags: FlagValues<S>; positionals: string[] };
+export type ParsedCommand<S extends CommandSpec> =
+  | { help: true }
+  | { help: false; flags: FlagValues<S>; positionals: string[] };
 
 type Token = NonNullable<ReturnType<typeof parseArgs>['tokens']>[number];
 
@@ -57,9 +65,14 @@ const HELP = { type: 'boolean', short: 'h' } as const;
  * Parses argv (without the command words) against the spec; flags absent from argv come from their env
  * variable when it is set and not empty. Throws UsageError.
  */
-export function parseCommand<S extends CommandSpec>(spec: S, argv: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): ParsedCommand<S> {
+export function parseCommand<S extends CommandSpec>(
+  spec: S,
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ParsedCommand<S> {
   const options: Record<string, { type: 'boolean' | 'string'; short?: string }> = { help: HELP };
-  for (const [name, f] of Object.entries(spec.flags)) options[name] = { type: f.type === 'boolean' ? 'boolean' : 'string' };
+  for (const [name, f] of Object.entries(spec.flags))
+    options[name] = { type: f.type === 'boolean' ? 'boolean' : 'string' };
   const positionalCount = spec.positionals?.length ?? 0;
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -78,7 +91,8 @@ export function parseCommand<S extends CommandSpec>(spec: S, argv: readonly stri
   const pos = parsed.positionals;
   if (pos.length < positionalCount) throw new UsageError(`missing ${spec.positionals![pos.length]!.name}`);
   const variadic = spec.positionals?.[positionalCount - 1]?.variadic === true;
-  if (pos.length > positionalCount && !variadic) throw new UsageError(`unexpected argument ${JSON.stringify(pos[positionalCount])}`);
+  if (pos.length > positionalCount && !variadic)
+    throw new UsageError(`unexpected argument ${JSON.stringify(pos[positionalCount])}`);
 
   const flags: Record<string, string | number | boolean | undefined> = {};
   for (const [name, f] of Object.entries(spec.flags)) {
@@ -94,10 +108,12 @@ export function parseCommand<S extends CommandSpec>(spec: S, argv: readonly stri
       continue;
     }
     const s = String(v);
-    if (f.choices && !f.choices.includes(s)) throw new UsageError(`--${name} must be ${orList(f.choices)}, got ${JSON.stringify(s)}`);
+    if (f.choices && !f.choices.includes(s))
+      throw new UsageError(`--${name} must be ${orList(f.choices)}, got ${JSON.stringify(s)}`);
     if (f.type === 'uint') {
       const n = Number(s);
-      if (!/^\d+$/.test(s) || !Number.isSafeInteger(n)) throw new UsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(s)}`);
+      if (!/^\d+$/.test(s) || !Number.isSafeInteger(n))
+        throw new UsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(s)}`);
       flags[name] = n;
     } else flags[name] = s;
   }
@@ -107,21 +123,30 @@ export function parseCommand<S extends CommandSpec>(spec: S, argv: readonly stri
 /** Says what strict parsing refused, from the lenient tokens of the same argv (parseArgs' own message as fallback). */
 function explain(spec: CommandSpec, argv: readonly string[], fallback: string): string {
   const options: Record<string, { type: 'boolean' | 'string'; short?: string }> = { help: HELP };
-  for (const [name, f] of Object.entries(spec.flags)) options[name] = { type: f.type === 'boolean' ? 'boolean' : 'string' };
+  for (const [name, f] of Object.entries(spec.flags))
+    options[name] = { type: f.type === 'boolean' ? 'boolean' : 'string' };
   const tokens = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true }).tokens;
   let prev: Token | undefined;
   for (const t of tokens) {
     if (t.kind === 'option') {
       const type = options[t.name]?.type;
       if (!type) return `unknown flag ${t.rawName}${suggest(t.name, Object.keys(spec.flags))}`;
-      if (type === 'boolean' && t.value !== undefined) return `${t.rawName} takes no value: give ${t.rawName} alone, or leave it out`;
+      if (type === 'boolean' && t.value !== undefined)
+        return `${t.rawName} takes no value: give ${t.rawName} alone, or leave it out`;
       if (type === 'string' && t.value === undefined) return `${t.rawName} needs a value`;
-      if (type === 'string' && !t.inlineValue && t.value!.startsWith('-')) return `${t.rawName} needs a value (got ${JSON.stringify(t.value)}; write ${t.rawName}=${t.value} if that is the value)`;
+      if (type === 'string' && !t.inlineValue && t.value!.startsWith('-'))
+        return `${t.rawName} needs a value (got ${JSON.stringify(t.value)}; write ${t.rawName}=${t.value} if that is the value)`;
     } else if (t.kind === 'positional') {
-      if (prev?.kind === 'option' && options[prev.name]?.type === 'boolean' && prev.value === undefined && prev.index === t.index - 1) {
+      if (
+        prev?.kind === 'option' &&
+        options[prev.name]?.type === 'boolean' &&
+        prev.value === undefined &&
+        prev.index === t.index - 1
+      ) {
         return `${prev.rawName} takes no value (got ${JSON.stringify(t.value)}): give ${prev.rawName} alone, or leave it out`;
       }
-      if (!spec.positionals?.length) return `unexpected argument ${JSON.stringify(t.value)}: ${spec.name} takes only flags`;
+      if (!spec.positionals?.length)
+        return `unexpected argument ${JSON.stringify(t.value)}: ${spec.name} takes only flags`;
     }
     prev = t;
   }
@@ -143,7 +168,8 @@ function editDistance(a: string, b: string): number {
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     row = next;
   }
   return row[b.length]!;
@@ -174,7 +200,12 @@ export function usageLines(spec: CommandSpec): string[] {
 /** What a refused command line prints (before exiting 2). */
 export function usageError(spec: CommandSpec, message: string): string {
   const lines = usageLines(spec);
-  return [`${spec.name}: ${message}`, `usage: ${lines[0]}`, ...lines.slice(1).map((l) => `       ${l}`), `(${spec.name} --help lists every flag)`].join('\n');
+  return [
+    `${spec.name}: ${message}`,
+    `usage: ${lines[0]}`,
+    ...lines.slice(1).map((l) => `       ${l}`),
+    `(${spec.name} --help lists every flag)`,
+  ].join('\n');
 }
 
 /** --help: usage, summary, every flag with its line of help, then the notes. */
@@ -188,6 +219,16 @@ export function helpText(spec: CommandSpec): string {
   }
   rows.push(['-h, --help', 'print this help']);
   const width = Math.min(28, Math.max(...rows.map(([l]) => l.length)));
-  const body = rows.map(([l, d]) => (l.length > width ? `  ${l}\n  ${''.padEnd(width)}  ${d}` : `  ${l.padEnd(width)}  ${d}`));
-  return [`usage: ${lines[0]}`, ...lines.slice(1).map((l) => `       ${l}`), '', spec.summary, '', ...body, ...(spec.notes ? ['', spec.notes] : [])].join('\n');
+  const body = rows.map(([l, d]) =>
+    l.length > width ? `  ${l}\n  ${''.padEnd(width)}  ${d}` : `  ${l.padEnd(width)}  ${d}`,
+  );
+  return [
+    `usage: ${lines[0]}`,
+    ...lines.slice(1).map((l) => `       ${l}`),
+    '',
+    spec.summary,
+    '',
+    ...body,
+    ...(spec.notes ? ['', spec.notes] : []),
+  ].join('\n');
 }

@@ -35,7 +35,9 @@ export class DataDirLock {
       }
       fs.closeSync(fd);
       if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
-        throw new DataDirLockedError(`data directory ${dataDir} is in use by another journalnode process${holder ? ` (pid ${holder})` : ''}: refusing to start`);
+        throw new DataDirLockedError(
+          `data directory ${dataDir} is in use by another journalnode process${holder ? ` (pid ${holder})` : ''}: refusing to start`,
+        );
       }
       throw e;
     }

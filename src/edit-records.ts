@@ -49,19 +49,29 @@ export interface RecordView {
   next: number;
 }
 
-export type FrameResult = { ok: true; record: RecordView } | { ok: false; reason: string; offset: number; truncated: boolean };
+export type FrameResult =
+  | { ok: true; record: RecordView }
+  | { ok: false; reason: string; offset: number; truncated: boolean };
 
 /** Parses the frame at offset, checking that it fits and that its CRC matches. */
 export function readFrame(buf: Uint8Array, offset: number, maxRecordBytes = Number.MAX_SAFE_INTEGER): FrameResult {
-  if (offset + RECORD_HEADER_BYTES > buf.byteLength) return { ok: false, reason: 'frame header runs past the end', offset, truncated: true };
+  if (offset + RECORD_HEADER_BYTES > buf.byteLength)
+    return { ok: false, reason: 'frame header runs past the end', offset, truncated: true };
   const b = buf as Buffer;
   const crc = b.readUInt32BE(offset);
   const txid = readU64(b, offset + 4);
   const len = b.readUInt32BE(offset + 12);
-  if (len > maxRecordBytes) return { ok: false, reason: `record of ${len} bytes is over the limit of ${maxRecordBytes}`, offset, truncated: false };
+  if (len > maxRecordBytes)
+    return {
+      ok: false,
+      reason: `record of ${len} bytes is over the limit of ${maxRecordBytes}`,
+      offset,
+      truncated: false,
+    };
   const end = offset + RECORD_HEADER_BYTES + len;
   if (end > buf.byteLength) return { ok: false, reason: 'record runs past the end', offset, truncated: true };
-  if (crc32Range(b, offset + 4, end) !== crc) return { ok: false, reason: `CRC mismatch for txid ${txid}`, offset, truncated: false };
+  if (crc32Range(b, offset + 4, end) !== crc)
+    return { ok: false, reason: `CRC mismatch for txid ${txid}`, offset, truncated: false };
   return { ok: true, record: { txid, data: b.subarray(offset + RECORD_HEADER_BYTES, end), offset, next: end } };
 }
 
@@ -88,22 +98,35 @@ export interface BatchLimits {
  * firstTxId.., each record within the limit. Returns why not (TOO_LARGE or INVALID_ARGUMENT), or null.
  * Allocates nothing per record: every committed batch is checked by every replica at apply.
  */
-export function validateBatch(buf: Uint8Array, firstTxId: number, count: number, limits: BatchLimits): { name: 'TOO_LARGE' | 'INVALID_ARGUMENT'; message: string } | null {
+export function validateBatch(
+  buf: Uint8Array,
+  firstTxId: number,
+  count: number,
+  limits: BatchLimits,
+): { name: 'TOO_LARGE' | 'INVALID_ARGUMENT'; message: string } | null {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const at = (i: number, reason: string) => `record ${i} (txid ${firstTxId + i}): ${reason}`;
   let off = 0;
   for (let i = 0; i < count; i++) {
-    if (off + RECORD_HEADER_BYTES > b.byteLength) return { name: 'INVALID_ARGUMENT', message: at(i, 'frame header runs past the end') };
+    if (off + RECORD_HEADER_BYTES > b.byteLength)
+      return { name: 'INVALID_ARGUMENT', message: at(i, 'frame header runs past the end') };
     const len = b.readUInt32BE(off + 12);
-    if (len > limits.maxRecordBytes) return { name: 'TOO_LARGE', message: at(i, `record of ${len} bytes is over the limit of ${limits.maxRecordBytes}`) };
+    if (len > limits.maxRecordBytes)
+      return {
+        name: 'TOO_LARGE',
+        message: at(i, `record of ${len} bytes is over the limit of ${limits.maxRecordBytes}`),
+      };
     const end = off + RECORD_HEADER_BYTES + len;
     if (end > b.byteLength) return { name: 'INVALID_ARGUMENT', message: at(i, 'record runs past the end') };
     const txid = readU64(b, off + 4);
-    if (crc32Range(b, off + 4, end) !== b.readUInt32BE(off)) return { name: 'INVALID_ARGUMENT', message: at(i, `CRC mismatch for txid ${txid}`) };
-    if (txid !== firstTxId + i) return { name: 'INVALID_ARGUMENT', message: `record ${i} has txid ${txid}, expected ${firstTxId + i}` };
+    if (crc32Range(b, off + 4, end) !== b.readUInt32BE(off))
+      return { name: 'INVALID_ARGUMENT', message: at(i, `CRC mismatch for txid ${txid}`) };
+    if (txid !== firstTxId + i)
+      return { name: 'INVALID_ARGUMENT', message: `record ${i} has txid ${txid}, expected ${firstTxId + i}` };
     off = end;
   }
-  if (off !== b.byteLength) return { name: 'INVALID_ARGUMENT', message: `${b.byteLength - off} bytes after the ${count} declared records` };
+  if (off !== b.byteLength)
+    return { name: 'INVALID_ARGUMENT', message: `${b.byteLength - off} bytes after the ${count} declared records` };
   return null;
 }
 

@@ -87,7 +87,14 @@ function tlsDialOptions(tls: ClientTls, address: string) {
 }
 
 const EMPTY = Buffer.alloc(0);
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+const CONNECT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+]);
 
 export class HttpPools {
   private readonly pools = new Map<string, Pool>();
@@ -100,7 +107,14 @@ export class HttpPools {
   /** The node:http agent of each address's streams, with the TLS generation it was built with. */
   private readonly streamAgents = new Map<string, { generation: number; agent: http.Agent }>();
 
-  constructor(private readonly o: { connectTimeoutMs: number; connections?: number; tls?: ClientTls; keepHeaders?: readonly string[] }) {
+  constructor(
+    private readonly o: {
+      connectTimeoutMs: number;
+      connections?: number;
+      tls?: ClientTls;
+      keepHeaders?: readonly string[];
+    },
+  ) {
     this.tls = o.tls ?? null;
   }
 
@@ -141,7 +155,14 @@ export class HttpPools {
   }
 
   /** One request; rejects with HttpError on a network failure, resolves with any HTTP status. */
-  request(address: string, method: 'GET' | 'POST', path: string, body: Uint8Array | null, timeoutMs: number, signal?: AbortSignal): Promise<HttpResponse> {
+  request(
+    address: string,
+    method: 'GET' | 'POST',
+    path: string,
+    body: Uint8Array | null,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<HttpResponse> {
     if (this.closed) return Promise.reject(new HttpError('the HTTP client is closed', false, 'CLOSED'));
     const tls = this.tls !== null;
     const keep = this.o.keepHeaders;
@@ -162,8 +183,13 @@ export class HttpPools {
           if (err instanceof HttpError) reject(err);
           else {
             // A node started with --certs-dir hangs up on plain HTTP before answering: say so.
-            const hint = !tls && status === 0 && code === 'UND_ERR_SOCKET' ? ' (if the node serves HTTPS, started with --certs-dir, connect with TLS)' : '';
-            reject(new HttpError(`${address}: ${code}: ${err.message}${hint}`, sent && !CONNECT_ERRORS.has(code), code));
+            const hint =
+              !tls && status === 0 && code === 'UND_ERR_SOCKET'
+                ? ' (if the node serves HTTPS, started with --certs-dir, connect with TLS)'
+                : '';
+            reject(
+              new HttpError(`${address}: ${code}: ${err.message}${hint}`, sent && !CONNECT_ERRORS.has(code), code),
+            );
           }
           return;
         }
@@ -186,7 +212,10 @@ export class HttpPools {
           if (keep) {
             for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
               const name = rawHeaders[i]!.toString('latin1').toLowerCase();
-              if (keep.includes(name)) (headers ??= {})[name] = rawHeaders[i + 1]!.toString('latin1');
+              if (keep.includes(name)) {
+                headers ??= {};
+                headers[name] = rawHeaders[i + 1]!.toString('latin1');
+              }
             }
           }
           return true;
@@ -231,7 +260,13 @@ export class HttpPools {
    * Opens a stream: a POST whose chunked body the caller writes frame by frame, for as long as it likes
    * (bounded by the server's request timeout). The server answers when the body ends, or early to refuse it.
    */
-  openStream(address: string, path: string, contentType: string, idleTimeoutMs: number, h: StreamHandlers): OutboundStream {
+  openStream(
+    address: string,
+    path: string,
+    contentType: string,
+    idleTimeoutMs: number,
+    h: StreamHandlers,
+  ): OutboundStream {
     if (this.closed) throw new HttpError('the HTTP client is closed', false, 'CLOSED');
     const { host, port } = splitHostPort(address);
     const tls = this.tls;
@@ -265,7 +300,9 @@ export class HttpPools {
       });
       res.on('error', (e) => settle(() => h.onError(new HttpError(`${address}: ${e.message}`, true, 'STREAM_FAILED'))));
     });
-    req.setTimeout(idleTimeoutMs, () => req.destroy(Object.assign(new Error(`nothing moved for ${idleTimeoutMs} ms`), { code: 'STREAM_IDLE' })));
+    req.setTimeout(idleTimeoutMs, () =>
+      req.destroy(Object.assign(new Error(`nothing moved for ${idleTimeoutMs} ms`), { code: 'STREAM_IDLE' })),
+    );
     req.on('error', (e: Error & { code?: string }) => {
       const code = e.code ?? e.name;
       settle(() => h.onError(new HttpError(`${address}: ${code}: ${e.message}`, !CONNECT_ERRORS.has(code), code)));

@@ -2,7 +2,7 @@
 // shape (every field present, txids as numbers) and the one pair of conversions to and from the wire's
 // JournalState message, which the RPCs (getJournalState, newEpoch's result) and snapshot manifests share.
 
-import { qjournal } from './gen/proto.js';
+import type { qjournal } from './gen/proto.js';
 
 /**
  * A writer that wrote within this long is taken to be alive: `qjm finalize` (which would fence it) and a

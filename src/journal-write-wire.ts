@@ -36,12 +36,14 @@ export function journalHeaderRoom(jid: string): number {
  */
 export function putJournalHeader(b: Buffer, end: number, h: JournalHeader): number {
   const jidBytes = Buffer.byteLength(h.jid);
-  const varints = ([
-    [1, h.epoch],
-    [2, h.segmentTxId],
-    [3, h.firstTxId],
-    [4, h.count],
-  ] as const).filter(([, v]) => v !== 0);
+  const varints = (
+    [
+      [1, h.epoch],
+      [2, h.segmentTxId],
+      [3, h.firstTxId],
+      [4, h.count],
+    ] as const
+  ).filter(([, v]) => v !== 0);
   let opBytes = 1 + varintBytes(h.recordsBytes) + h.recordsBytes;
   for (const [, v] of varints) opBytes += 1 + varintBytes(v);
   const commandBytes = 1 + varintBytes(jidBytes) + jidBytes + 1 + varintBytes(opBytes) + opBytes;

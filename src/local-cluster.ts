@@ -31,7 +31,8 @@ export const JOURNALNODE_MAIN = path.join(ROOT, 'dist', 'journalnode', 'main.js'
  * 2 MiB instead of per 4 KiB). A node receives every batch into a new buffer that its caches keep for a
  * while; with glibc's defaults each one is fresh pages (measured: docs/PERFORMANCE.md).
  */
-export const JOURNALNODE_GLIBC_TUNABLES = 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864:glibc.malloc.hugetlb=1';
+export const JOURNALNODE_GLIBC_TUNABLES =
+  'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864:glibc.malloc.hugetlb=1';
 
 export async function freePorts(n: number): Promise<number[]> {
   const servers: net.Server[] = [];
@@ -103,7 +104,10 @@ export class LocalCluster {
     this.extraArgs = o.extraArgs ?? [];
     this.logLevel = o.logLevel ?? 'info';
     this.certsDir = o.insecure ? null : path.join(root, 'certs');
-    this.http = new HttpPools({ connectTimeoutMs: 1000, ...(this.certsDir ? { tls: clientTlsFrom({ certsDir: this.certsDir, user: 'admin' }) } : {}) });
+    this.http = new HttpPools({
+      connectTimeoutMs: 1000,
+      ...(this.certsDir ? { tls: clientTlsFrom({ certsDir: this.certsDir, user: 'admin' }) } : {}),
+    });
   }
 
   static async create(o: ClusterOptions = {}): Promise<LocalCluster> {
@@ -120,7 +124,16 @@ export class LocalCluster {
     const ports = await freePorts(c.ui ? 2 * n : n);
     ids.forEach((id, i) => {
       const uiAddress = c.ui ? `127.0.0.1:${ports[n + i]}` : null;
-      c.nodes.push({ id, joining: false, address: `127.0.0.1:${ports[i]}`, uiAddress, dataDir: path.join(root, id), logFile: path.join(root, `${id}.log`), proc: null, exit: null });
+      c.nodes.push({
+        id,
+        joining: false,
+        address: `127.0.0.1:${ports[i]}`,
+        uiAddress,
+        dataDir: path.join(root, id),
+        logFile: path.join(root, `${id}.log`),
+        proc: null,
+        exit: null,
+      });
     });
     return c;
   }
@@ -136,7 +149,13 @@ export class LocalCluster {
   }
 
   /** One raw request to a node as the admin user (tests look at pages and refusals with it). */
-  request(address: string, method: 'GET' | 'POST', urlPath: string, body: Uint8Array | null = null, timeoutMs = 5000): Promise<HttpResponse> {
+  request(
+    address: string,
+    method: 'GET' | 'POST',
+    urlPath: string,
+    body: Uint8Array | null = null,
+    timeoutMs = 5000,
+  ): Promise<HttpResponse> {
     return this.http.request(address, method, urlPath, body, timeoutMs);
   }
 
@@ -152,7 +171,16 @@ export class LocalCluster {
   async addNode(id: string): Promise<ProcNode> {
     if (this.certsDir) await createNodeCert({ certsDir: this.certsDir, overwrite: true }, id, LOCAL_HOSTS);
     const [port, uiPort] = await freePorts(this.ui ? 2 : 1);
-    const n: ProcNode = { id, joining: true, address: `127.0.0.1:${port}`, uiAddress: this.ui ? `127.0.0.1:${uiPort}` : null, dataDir: path.join(this.root, id), logFile: path.join(this.root, `${id}.log`), proc: null, exit: null };
+    const n: ProcNode = {
+      id,
+      joining: true,
+      address: `127.0.0.1:${port}`,
+      uiAddress: this.ui ? `127.0.0.1:${uiPort}` : null,
+      dataDir: path.join(this.root, id),
+      logFile: path.join(this.root, `${id}.log`),
+      proc: null,
+      exit: null,
+    };
     this.nodes.push(n);
     return n;
   }
@@ -169,14 +197,25 @@ export class LocalCluster {
 
   args(n: ProcNode): string[] {
     return [
-      '--id', n.id,
-      '--listen', n.address,
-      '--data', n.dataDir,
+      '--id',
+      n.id,
+      '--listen',
+      n.address,
+      '--data',
+      n.dataDir,
       ...(n.joining
-        ? ['--join', this.nodes.filter((x) => x !== n && x.proc).map((x) => x.address).join(',')]
+        ? [
+            '--join',
+            this.nodes
+              .filter((x) => x !== n && x.proc)
+              .map((x) => x.address)
+              .join(','),
+          ]
         : ['--peers', this.peersFlag]),
-      '--electionTimeoutMs', String(this.electionTimeoutMs),
-      '--logLevel', this.logLevel,
+      '--electionTimeoutMs',
+      String(this.electionTimeoutMs),
+      '--logLevel',
+      this.logLevel,
       ...(this.certsDir ? ['--certs-dir', this.certsDir] : ['--insecure']),
       ...(n.uiAddress ? ['--ui-listen', n.uiAddress] : []),
       ...this.extraArgs,
@@ -191,7 +230,11 @@ export class LocalCluster {
     // QJ_NODE_ARGS adds Node flags to every JournalNode (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof").
     const nodeArgs = (process.env.QJ_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const env = { ...process.env, GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? JOURNALNODE_GLIBC_TUNABLES };
-    const proc = spawn(process.execPath, ['--enable-source-maps', ...nodeArgs, JOURNALNODE_MAIN, ...this.args(n), ...extra], { stdio: ['ignore', out, out], env, detached: this.ownProcessGroups });
+    const proc = spawn(
+      process.execPath,
+      ['--enable-source-maps', ...nodeArgs, JOURNALNODE_MAIN, ...this.args(n), ...extra],
+      { stdio: ['ignore', out, out], env, detached: this.ownProcessGroups },
+    );
     fs.closeSync(out);
     n.proc = proc;
     n.exit = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
@@ -261,7 +304,9 @@ export class LocalCluster {
     return waitFor(
       async () => {
         const running = this.nodes.filter((n) => n.proc && !exclude.includes(n.id));
-        const sts = (await Promise.all(running.map((n) => this.status(n.id)))).filter((s): s is NodeStatusJson => s !== null);
+        const sts = (await Promise.all(running.map((n) => this.status(n.id)))).filter(
+          (s): s is NodeStatusJson => s !== null,
+        );
         const leaders = sts.filter((s) => s.state === 'leader');
         if (leaders.length !== 1 || sts.length !== running.length) return null;
         const l = leaders[0]!;

@@ -112,7 +112,16 @@ export async function fetchNodeStatus(address: string, timeoutMs: number, http: 
 /** A parsed /status body, checked: the fields readers act on. A proxy's page or another service's JSON must not pass for a node. */
 export function checkNodeStatus(body: unknown): NodeStatusJson {
   const s = body as Partial<NodeStatusJson> | null;
-  if (typeof s !== 'object' || s === null || typeof s.id !== 'string' || typeof s.term !== 'number' || typeof s.clusterId !== 'string' || !Array.isArray(s.peers) || typeof s.journals !== 'object' || s.journals === null) {
+  if (
+    typeof s !== 'object' ||
+    s === null ||
+    typeof s.id !== 'string' ||
+    typeof s.term !== 'number' ||
+    typeof s.clusterId !== 'string' ||
+    !Array.isArray(s.peers) ||
+    typeof s.journals !== 'object' ||
+    s.journals === null
+  ) {
     throw new Error('not a JournalNode /status answer');
   }
   return s as NodeStatusJson;

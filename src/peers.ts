@@ -16,7 +16,10 @@ function checkAddress(a: string): void {
 /** Parses "id=host:port,..." (ids required). */
 export function parsePeers(s: string): Peer[] {
   const peers: Peer[] = [];
-  for (const part of s.split(',').map((x) => x.trim()).filter((x) => x.length > 0)) {
+  for (const part of s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0)) {
     const eq = part.indexOf('=');
     if (eq <= 0) throw new Error(`expected id=host:port, got ${JSON.stringify(part)}`);
     const id = part.slice(0, eq);
@@ -33,7 +36,10 @@ export function parsePeers(s: string): Peer[] {
 /** Parses a client's list: "host:port,..." or "id=host:port,..." (ids ignored). */
 export function parseAddresses(s: string): string[] {
   const out: string[] = [];
-  for (const part of s.split(',').map((x) => x.trim()).filter((x) => x.length > 0)) {
+  for (const part of s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0)) {
     const eq = part.indexOf('=');
     const address = eq > 0 ? part.slice(eq + 1) : part;
     checkAddress(address);

@@ -3,8 +3,8 @@
 
 export function renderTable(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+';
-  const fmt = (cells: string[]) => '|' + widths.map((w, i) => ` ${(cells[i] ?? '').padEnd(w)} `).join('|') + '|';
+  const line = `+${widths.map((w) => '-'.repeat(w + 2)).join('+')}+`;
+  const fmt = (cells: string[]) => `|${widths.map((w, i) => ` ${(cells[i] ?? '').padEnd(w)} `).join('|')}|`;
   return [line, fmt(head), line, ...rows.map(fmt), line].join('\n');
 }
 

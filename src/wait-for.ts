@@ -15,7 +15,10 @@ export interface WaitForOptions {
  * returns that value. Past the deadline it throws an error naming what it waited for. An exception from the
  * condition is not "not yet": it fails the wait at once.
  */
-export async function waitFor<T>(condition: () => T | Promise<T>, o: WaitForOptions): Promise<Exclude<T, false | null | undefined>> {
+export async function waitFor<T>(
+  condition: () => T | Promise<T>,
+  o: WaitForOptions,
+): Promise<Exclude<T, false | null | undefined>> {
   const timeoutMs = o.timeoutMs ?? 10_000;
   const intervalMs = o.intervalMs ?? 10;
   const deadline = Date.now() + timeoutMs;

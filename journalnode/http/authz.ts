@@ -28,7 +28,9 @@ declare module 'fastify' {
 }
 
 /** How a refusal is written: the route's protobuf response with its `error` set, or JSON {code, message}. */
-type Envelope = { kind: 'json' } | { kind: 'proto'; response: { encode(m: { error: qjournal.journal.IRpcError }): { finish(): Uint8Array } } };
+type Envelope =
+  | { kind: 'json' }
+  | { kind: 'proto'; response: { encode(m: { error: qjournal.journal.IRpcError }): { finish(): Uint8Array } } };
 
 export const JSON_ENVELOPE: Envelope = { kind: 'json' };
 const proto = (response: Extract<Envelope, { kind: 'proto' }>['response']): Envelope => ({ kind: 'proto', response });
@@ -54,7 +56,9 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   '/qjm/getEditLogManifest': { allowed: READ, envelope: proto(pb.GetManifestResponse) },
   '/qjm/getEdits': { allowed: READ, envelope: proto(pb.GetEditsResponse) },
   '/qjm/segment': { allowed: READ, envelope: JSON_ENVELOPE },
-  ...Object.fromEntries(Object.keys(WRITE_OPS).map((rpc) => [`/qjm/${rpc}`, { allowed: WRITE, envelope: proto(pb.WriteResponse) }])),
+  ...Object.fromEntries(
+    Object.keys(WRITE_OPS).map((rpc) => [`/qjm/${rpc}`, { allowed: WRITE, envelope: proto(pb.WriteResponse) }]),
+  ),
   '/status': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/raft_stat': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/flags': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
@@ -80,17 +84,25 @@ export function ruleFor(route: string | undefined): RouteRule {
 /** The decision for one caller on one rule: null to let it through, else the refusal. */
 export function decide(caller: Caller | null, allowed: Allowed): QjmError | null {
   if (allowed === 'anyone' || caller?.kind === 'insecure') return null;
-  if (caller === null) return new QjmError('UNAUTHENTICATED', 'a client certificate is required: connect with --certs-dir D --user NAME (libqjm: the tls option)');
+  if (caller === null)
+    return new QjmError(
+      'UNAUTHENTICATED',
+      'a client certificate is required: connect with --certs-dir D --user NAME (libqjm: the tls option)',
+    );
   if (allowed === 'authenticated') return null;
   const have = rolesOf(caller);
   if (have.some((r) => allowed.includes(r))) return null;
-  return new QjmError('FORBIDDEN', `${describePrincipal(caller)} may not call this: it needs the role ${allowed.join(' or ')}`);
+  return new QjmError(
+    'FORBIDDEN',
+    `${describePrincipal(caller)} may not call this: it needs the role ${allowed.join(' or ')}`,
+  );
 }
 
 /** Writes a refusal in the route's envelope. */
 export function refuse(reply: FastifyReply, envelope: Envelope, e: QjmError): FastifyReply {
   const status = HTTP_STATUS[e.errorName];
-  if (envelope.kind === 'proto') return sendProto(reply, status, envelope.response.encode({ error: toRpcError(e, 0) }).finish());
+  if (envelope.kind === 'proto')
+    return sendProto(reply, status, envelope.response.encode({ error: toRpcError(e, 0) }).finish());
   return reply.code(status).send({ code: e.code, message: e.message });
 }
 
@@ -137,9 +149,17 @@ export function registerAuthorization(app: FastifyInstance, mode: 'mutual-tls' |
 export function authorizePeerBatch(caller: Caller | null, batch: Batch): QjmError | null {
   if (caller?.kind === 'insecure') return null;
   if (caller?.kind !== 'node') return new QjmError('FORBIDDEN', 'Raft traffic needs a node certificate');
-  if (batch.from !== caller.id) return new QjmError('FORBIDDEN', `node ${caller.id}'s certificate cannot send a batch from ${JSON.stringify(batch.from)}`);
+  if (batch.from !== caller.id)
+    return new QjmError(
+      'FORBIDDEN',
+      `node ${caller.id}'s certificate cannot send a batch from ${JSON.stringify(batch.from)}`,
+    );
   const forged = batch.messages.find((m) => m.from !== caller.id);
-  if (forged) return new QjmError('FORBIDDEN', `node ${caller.id}'s certificate cannot send a message from ${JSON.stringify(forged.from)}`);
+  if (forged)
+    return new QjmError(
+      'FORBIDDEN',
+      `node ${caller.id}'s certificate cannot send a message from ${JSON.stringify(forged.from)}`,
+    );
   return null;
 }
 

@@ -54,13 +54,19 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
     requestTimeout: c.httpRequestTimeoutMs,
     keepAliveTimeout: c.httpKeepAliveTimeoutMs,
   };
-  const app = (p.tls ? Fastify({ ...options, https: serverTlsOptions(p.tls) }) : Fastify(options)) as unknown as FastifyInstance;
+  const app = (p.tls
+    ? Fastify({ ...options, https: serverTlsOptions(p.tls) })
+    : Fastify(options)) as unknown as FastifyInstance;
   app.server.headersTimeout = c.httpHeadersTimeoutMs;
   if (p.tls) cutUnverifiedClients(app.server as unknown as TlsServer, p.logger);
   registerAuthorization(app, p.tls ? 'mutual-tls' : 'insecure');
   // Protobuf only: every other body type is refused (415) before a handler sees it.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(['application/x-protobuf', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(
+    ['application/x-protobuf', 'application/octet-stream'],
+    { parseAs: 'buffer' },
+    (_req, body, done) => done(null, body),
+  );
   registerRaftStreamBody(app);
   const term = () => p.qjm.replica.term;
   // fastify's own refusals (body too large, wrong content type, no such route) answer in the route's envelope:
@@ -76,23 +82,36 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
     if (status >= 500) p.logger.error({ error: e.message, url: req.url }, 'request failed');
     return refuse(reply, req.url, status, e.message);
   });
-  app.setNotFoundHandler((req, reply) => refuse(reply, req.url, 404, `no route ${req.method} ${req.url.split('?')[0]}`));
+  app.setNotFoundHandler((req, reply) =>
+    refuse(reply, req.url, 404, `no route ${req.method} ${req.url.split('?')[0]}`),
+  );
   registerRaftRoutes(app, p.raft);
   registerSnapshotRoutes(app, { sm: p.qjm.sm, maxSnapshotChunkBytes: p.config.maxSnapshotChunkBytes });
   // The journal RPCs get the draining check and the latency metrics; peer traffic stays hook-free.
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (req, reply) => {
-      if (p.draining() && req.method === 'POST' && !req.url.startsWith('/qjm/get')) return refuseWhileDraining(reply, p.config.id, p.qjm.replica.leaderDetails());
+      if (p.draining() && req.method === 'POST' && !req.url.startsWith('/qjm/get'))
+        return refuseWhileDraining(reply, p.config.id, p.qjm.replica.leaderDetails());
     });
     // An authenticated client learns the members' addresses from every answer (libqjm's route table follows
     // the cluster through membership changes); one without a certificate learns nothing.
     scope.addHook('onSend', async (req, reply, payload) => {
-      const addresses = req.caller === null ? [] : p.qjm.replica.peers.list().map((m) => m.address).filter((a) => a !== '');
-      if (addresses.length > 0) reply.header(MEMBERS_HEADER, formatMembersHeader(p.qjm.replica.appliedIndex, addresses));
+      const addresses =
+        req.caller === null
+          ? []
+          : p.qjm.replica.peers
+              .list()
+              .map((m) => m.address)
+              .filter((a) => a !== '');
+      if (addresses.length > 0)
+        reply.header(MEMBERS_HEADER, formatMembersHeader(p.qjm.replica.appliedIndex, addresses));
       return payload;
     });
     scope.addHook('onResponse', async (req, reply) => {
-      p.metrics.rpcSeconds.observe({ rpc: req.url.split('?')[0]!.slice(5), code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+      p.metrics.rpcSeconds.observe(
+        { rpc: req.url.split('?')[0]!.slice(5), code: String(reply.statusCode) },
+        reply.elapsedTime / 1000,
+      );
     });
     registerQjmRoutes(scope, p.qjm);
   });

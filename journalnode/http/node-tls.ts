@@ -43,7 +43,15 @@ export function cutUnverifiedClients(server: TlsServer, logger: Logger): void {
       suppressed++;
       return;
     }
-    logger.warn({ remote: socket.remoteAddress, subject: cert.subject, error: String(socket.authorizationError), suppressedSinceLast: suppressed }, 'refused a TLS client: its certificate was not issued by this cluster\'s CA (or is not valid now)');
+    logger.warn(
+      {
+        remote: socket.remoteAddress,
+        subject: cert.subject,
+        error: String(socket.authorizationError),
+        suppressedSinceLast: suppressed,
+      },
+      "refused a TLS client: its certificate was not issued by this cluster's CA (or is not valid now)",
+    );
     lastLogMs = now;
     suppressed = 0;
   });

@@ -37,7 +37,14 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
   const s = ctx.replica.status();
   const followers: NodeStatusJson['followers'] = {};
   for (const [id, p] of Object.entries(s.progress)) {
-    followers[id] = { nextIndex: p.next, matchIndex: p.match, state: p.state, inflight: p.inflight, recentActive: p.recentActive, lagEntries: s.lastIndex - p.match };
+    followers[id] = {
+      nextIndex: p.next,
+      matchIndex: p.match,
+      state: p.state,
+      inflight: p.inflight,
+      recentActive: p.recentActive,
+      lagEntries: s.lastIndex - p.match,
+    };
   }
   const addressOf = new Map(s.peers.map((p) => [p.id, p.address]));
   const member = (id: string, role: MemberJson['role']): MemberJson => ({ id, address: addressOf.get(id) ?? '', role });
@@ -57,7 +64,12 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     term: s.term,
     vote: s.vote,
     leader: s.lead === NONE ? null : s.lead,
-    leaderAddress: s.lead === NONE ? null : s.lead === s.id ? (addressOf.get(s.id) ?? ctx.config.advertise) : (addressOf.get(s.lead) ?? null),
+    leaderAddress:
+      s.lead === NONE
+        ? null
+        : s.lead === s.id
+          ? (addressOf.get(s.id) ?? ctx.config.advertise)
+          : (addressOf.get(s.lead) ?? null),
     clusterId: ctx.clusterId,
     storageId: ctx.storageId,
     peers,
@@ -72,7 +84,12 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     snapshotTerm: s.snapshotTerm,
     leadTransferee: s.leadTransferee || null,
     followers,
-    pending: { proposals: s.pendingProposals, reads: s.pendingReads, persistJobs: s.persistQueueJobs, longPolls: ctx.sm.waitingReads },
+    pending: {
+      proposals: s.pendingProposals,
+      reads: s.pendingReads,
+      persistJobs: s.persistQueueJobs,
+      longPolls: ctx.sm.waitingReads,
+    },
     journals,
     storage: ctx.logStats(),
     transport: ctx.transport.stats(),
@@ -98,7 +115,15 @@ export function renderRaftStat(st: NodeStatusJson): string {
   const table = (head: string[], body: unknown[][]) =>
     `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>${body.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</table>`;
   const peers = st.peers.map((p) => [p.id, p.address, p.role]);
-  const followers = Object.entries(st.followers).map(([id, f]) => [id, f.nextIndex, f.matchIndex, f.lagEntries, f.state, f.inflight, f.recentActive]);
+  const followers = Object.entries(st.followers).map(([id, f]) => [
+    id,
+    f.nextIndex,
+    f.matchIndex,
+    f.lagEntries,
+    f.state,
+    f.inflight,
+    f.recentActive,
+  ]);
   const journals = Object.entries(st.journals).map(([jid, j]) => [
     jid,
     j.promisedEpoch,
@@ -123,11 +148,15 @@ const NO_BODY = { decode: (): Record<string, never> => ({}), encode: () => ({ fi
 /** The routes for a person and a scraper, on the main port and on the read-only dashboard port alike. */
 export function registerReadOnlyRoutes(app: FastifyInstance, ctx: AdminContext): void {
   app.get('/status', async () => buildStatus(ctx));
-  app.get('/metrics', async (_req, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.text()));
+  app.get('/metrics', async (_req, reply) =>
+    reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.text()),
+  );
   app.get('/healthz', async (_req, reply) => {
     const s = ctx.replica.status();
     const ok = s.fatal === null;
-    return reply.code(ok ? 200 : 503).send({ ok, id: s.id, state: s.state, term: s.term, leader: s.lead || null, fatal: s.fatal });
+    return reply
+      .code(ok ? 200 : 503)
+      .send({ ok, id: s.id, state: s.state, term: s.term, leader: s.lead || null, fatal: s.fatal });
   });
 }
 
@@ -146,7 +175,9 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
   const { replica } = ctx;
   const term = () => replica.term;
   registerReadOnlyRoutes(app, ctx);
-  app.get('/raft_stat', async (_req, reply) => reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(ctx))));
+  app.get('/raft_stat', async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(ctx))),
+  );
   app.get('/flags', async () => ({ ...ctx.config }));
 
   const callback = <T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void) =>
@@ -155,66 +186,89 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
     if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
   };
 
-  registerProtoRoute(app, '/admin/changePeers', {
-    request: pb.ChangePeersRequest,
-    requestName: 'ChangePeersRequest',
-    response: pb.AdminResponse,
-    handle: async (req) => {
-      const peers = checkedPeers(req.peers);
-      requireLeader();
-      await callback<void>((cb) => replica.changePeers(peers, cb));
-      return { body: { message: `voters are now ${peers.map((p) => p.id).join(', ')}` } };
+  registerProtoRoute(
+    app,
+    '/admin/changePeers',
+    {
+      request: pb.ChangePeersRequest,
+      requestName: 'ChangePeersRequest',
+      response: pb.AdminResponse,
+      handle: async (req) => {
+        const peers = checkedPeers(req.peers);
+        requireLeader();
+        await callback<void>((cb) => replica.changePeers(peers, cb));
+        return { body: { message: `voters are now ${peers.map((p) => p.id).join(', ')}` } };
+      },
     },
-  }, term);
+    term,
+  );
 
-  registerProtoRoute(app, '/admin/resetPeers', {
-    request: pb.ResetPeersRequest,
-    requestName: 'ResetPeersRequest',
-    response: pb.ResetPeersResponse,
-    handle: async (req) => {
-      const peers = checkedPeers(req.peers);
-      // The last guard against a reset of a healthy cluster (qjm asks every node first): a node that still
-      // follows a leader (or leads) is part of a quorum that works.
-      if (!req.force && replica.leaderId !== NONE) {
-        throw new QjmError(
-          'INVALID_CONF_CHANGE',
-          `${replica.id} still ${replica.isLeader ? 'leads' : `follows leader ${replica.leaderId}`} in term ${replica.term}: reset-peers is for a majority lost for good (a node cut off from its quorum knows no leader within an election timeout or two: retry then; force to reset anyway)`,
-        );
-      }
-      const r = (await callback<ResetResult>((cb) => replica.resetPeers(peers, cb)))!;
-      const fiat = r.lastIndexBefore > r.committedBefore ? `; entries ${r.committedBefore + 1}-${r.lastIndexBefore} were committed by fiat` : '';
-      return {
-        body: {
-          message: `${replica.id} reset to voters ${peers.map((p) => p.id).join(', ')} (snapshot at index ${r.index})${fiat}`,
-          index: r.index,
-          committedIndexBefore: r.committedBefore,
-          lastIndexBefore: r.lastIndexBefore,
-          lastTermBefore: r.lastTermBefore,
-        },
-      };
+  registerProtoRoute(
+    app,
+    '/admin/resetPeers',
+    {
+      request: pb.ResetPeersRequest,
+      requestName: 'ResetPeersRequest',
+      response: pb.ResetPeersResponse,
+      handle: async (req) => {
+        const peers = checkedPeers(req.peers);
+        // The last guard against a reset of a healthy cluster (qjm asks every node first): a node that still
+        // follows a leader (or leads) is part of a quorum that works.
+        if (!req.force && replica.leaderId !== NONE) {
+          throw new QjmError(
+            'INVALID_CONF_CHANGE',
+            `${replica.id} still ${replica.isLeader ? 'leads' : `follows leader ${replica.leaderId}`} in term ${replica.term}: reset-peers is for a majority lost for good (a node cut off from its quorum knows no leader within an election timeout or two: retry then; force to reset anyway)`,
+          );
+        }
+        const r = (await callback<ResetResult>((cb) => replica.resetPeers(peers, cb)))!;
+        const fiat =
+          r.lastIndexBefore > r.committedBefore
+            ? `; entries ${r.committedBefore + 1}-${r.lastIndexBefore} were committed by fiat`
+            : '';
+        return {
+          body: {
+            message: `${replica.id} reset to voters ${peers.map((p) => p.id).join(', ')} (snapshot at index ${r.index})${fiat}`,
+            index: r.index,
+            committedIndexBefore: r.committedBefore,
+            lastIndexBefore: r.lastIndexBefore,
+            lastTermBefore: r.lastTermBefore,
+          },
+        };
+      },
     },
-  }, term);
+    term,
+  );
 
-  registerProtoRoute(app, '/admin/transferLeader', {
-    request: pb.TransferLeaderRequest,
-    requestName: 'TransferLeaderRequest',
-    response: pb.AdminResponse,
-    handle: async (req) => {
-      requireLeader();
-      const to = req.to || transferTarget(replica.status(), false);
-      if (!to) throw invalid('no other voter to transfer leadership to');
-      await callback<void>((cb) => replica.transferLeader(to, cb));
-      return { body: { message: `leadership transferred to ${to}` } };
+  registerProtoRoute(
+    app,
+    '/admin/transferLeader',
+    {
+      request: pb.TransferLeaderRequest,
+      requestName: 'TransferLeaderRequest',
+      response: pb.AdminResponse,
+      handle: async (req) => {
+        requireLeader();
+        const to = req.to || transferTarget(replica.status(), false);
+        if (!to) throw invalid('no other voter to transfer leadership to');
+        await callback<void>((cb) => replica.transferLeader(to, cb));
+        return { body: { message: `leadership transferred to ${to}` } };
+      },
     },
-  }, term);
+    term,
+  );
 
-  registerProtoRoute(app, '/admin/snapshot', {
-    request: NO_BODY,
-    requestName: 'an empty body',
-    response: pb.AdminResponse,
-    handle: async () => {
-      const index = (await callback<number>((cb) => replica.takeSnapshot(cb))) ?? 0;
-      return { body: { message: `snapshot at index ${index}`, index } };
+  registerProtoRoute(
+    app,
+    '/admin/snapshot',
+    {
+      request: NO_BODY,
+      requestName: 'an empty body',
+      response: pb.AdminResponse,
+      handle: async () => {
+        const index = (await callback<number>((cb) => replica.takeSnapshot(cb))) ?? 0;
+        return { body: { message: `snapshot at index ${index}`, index } };
+      },
     },
-  }, term);
+    term,
+  );
 }

@@ -45,15 +45,24 @@ function refuseFormatUnderLiveWriter(ctx: QjmContext, cmd: qjournal.journal.ICom
   }
 }
 
-function readEdits(sm: JournalStateMachine, r: qjournal.journal.GetEditsRequest, from: number, config: JournalNodeConfig) {
+function readEdits(
+  sm: JournalStateMachine,
+  r: qjournal.journal.GetEditsRequest,
+  from: number,
+  config: JournalNodeConfig,
+) {
   const maxTxns = r.maxTxns === 0 ? 100_000 : Math.min(r.maxTxns, 1_000_000);
   const maxBytes = r.maxBytes === 0 ? config.maxBatchBytes : Math.min(r.maxBytes, config.maxAppendBodyBytes);
   const j = sm.journal(r.jid);
-  if (!j || !j.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
+  if (!j?.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
   const firstHeld = j.firstHeldTxId();
   if (from < firstHeld) {
     // Answering "no edits" here would leave a reader waiting for txids that will never come.
-    throw new QjmError('PURGED', `txids ${from}..${firstHeld - 1} of journal ${j.jid} were purged: the first txid it still holds is ${firstHeld}`, { firstAvailableTxId: firstHeld });
+    throw new QjmError(
+      'PURGED',
+      `txids ${from}..${firstHeld - 1} of journal ${j.jid} were purged: the first txid it still holds is ${firstHeld}`,
+      { firstAvailableTxId: firstHeld },
+    );
   }
   return j.readEdits(from, maxTxns, maxBytes, r.inProgressOk);
 }
@@ -62,7 +71,11 @@ function readEdits(sm: JournalStateMachine, r: qjournal.journal.GetEditsRequest,
 const writeRequestCodec = {
   decode(body: Uint8Array) {
     const { commandBytes, expectedTerm } = readWriteRequest(body);
-    return { command: commandBytes ? pb.Command.decode(commandBytes) : null, commandBytes: commandBytes ?? new Uint8Array(0), expectedTerm };
+    return {
+      command: commandBytes ? pb.Command.decode(commandBytes) : null,
+      commandBytes: commandBytes ?? new Uint8Array(0),
+      expectedTerm,
+    };
   },
 };
 
@@ -81,27 +94,37 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
       replica.propose(data, expectedTerm, (err, res) => (err ? reject(err) : resolve(res!)));
     });
   for (const [rpc, op] of Object.entries(WRITE_OPS)) {
-    registerProtoRoute(app, `/qjm/${rpc}`, {
-      request: writeRequestCodec,
-      requestName: 'WriteRequest',
-      response: pb.WriteResponse,
-      handle: async (wr, { req }) => {
-        if (!wr.command) throw invalid('command is required');
-        const carried = validateCommand(wr.command, config);
-        if (carried !== op) throw invalid(`this RPC carries a ${op} command, got ${carried}`);
-        if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller);
-        if (op === 'format') refuseFormatUnderLiveWriter(ctx, wr.command);
-        const expectedTerm = wr.expectedTerm;
-        if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
-        if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
-        // Validated here, with this node's limits (never looser than those every replica applies with): when
-        // these very bytes apply on this node, the state machine uses this decoding instead of decoding again.
-        sm.knowValidated(wr.commandBytes, wr.command);
-        const res = await proposeCommand(wr.commandBytes, expectedTerm > 0 ? expectedTerm : undefined);
-        const code = res.value.code ?? 0;
-        return { status: code === 0 ? 200 : HTTP_STATUS[errorNameOf(code)], body: { result: res.value, raftIndex: res.index, raftTerm: res.term } };
+    registerProtoRoute(
+      app,
+      `/qjm/${rpc}`,
+      {
+        request: writeRequestCodec,
+        requestName: 'WriteRequest',
+        response: pb.WriteResponse,
+        handle: async (wr, { req }) => {
+          if (!wr.command) throw invalid('command is required');
+          const carried = validateCommand(wr.command, config);
+          if (carried !== op) throw invalid(`this RPC carries a ${op} command, got ${carried}`);
+          if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller);
+          if (op === 'format') refuseFormatUnderLiveWriter(ctx, wr.command);
+          const expectedTerm = wr.expectedTerm;
+          if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
+          if (!replica.isLeader)
+            throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
+          // Validated here, with this node's limits (never looser than those every replica applies with): when
+          // these very bytes apply on this node, the state machine uses this decoding instead of decoding again.
+          sm.knowValidated(wr.commandBytes, wr.command);
+          const res = await proposeCommand(wr.commandBytes, expectedTerm > 0 ? expectedTerm : undefined);
+          const code = res.value.code ?? 0;
+          return {
+            status: code === 0 ? 200 : HTTP_STATUS[errorNameOf(code)],
+            body: { result: res.value, raftIndex: res.index, raftTerm: res.term },
+          };
+        },
       },
-    }, term, { bodyLimitBytes: op === 'journal' ? config.maxBatchBytes + SMALL_BODY_BYTES : SMALL_BODY_BYTES });
+      term,
+      { bodyLimitBytes: op === 'journal' ? config.maxBatchBytes + SMALL_BODY_BYTES : SMALL_BODY_BYTES },
+    );
   }
 }
 
@@ -115,60 +138,85 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
       replica.readIndex((err) => (err ? reject(err) : resolve()));
     });
 
-  registerProtoRoute(app, '/qjm/getJournalState', {
-    request: pb.GetJournalStateRequest,
-    requestName: 'GetJournalStateRequest',
-    response: pb.GetJournalStateResponse,
-    handle: async (r) => {
-      checkJid(r.jid);
-      await linearize(r.read);
-      const j = sm.journal(r.jid);
-      const age = sm.lastWriteAgeMs(r.jid);
-      return {
-        body: {
-          state: j ? journalStateToProto(j.state()) : { jid: r.jid, formatted: false },
-          appliedIndex: replica.appliedIndex,
-          lastWriteAgeMs: age === null ? 0 : Math.max(1, age),
-          nodeId: replica.id,
-          fromLeader: replica.isLeader,
-        },
-      };
+  registerProtoRoute(
+    app,
+    '/qjm/getJournalState',
+    {
+      request: pb.GetJournalStateRequest,
+      requestName: 'GetJournalStateRequest',
+      response: pb.GetJournalStateResponse,
+      handle: async (r) => {
+        checkJid(r.jid);
+        await linearize(r.read);
+        const j = sm.journal(r.jid);
+        const age = sm.lastWriteAgeMs(r.jid);
+        return {
+          body: {
+            state: j ? journalStateToProto(j.state()) : { jid: r.jid, formatted: false },
+            appliedIndex: replica.appliedIndex,
+            lastWriteAgeMs: age === null ? 0 : Math.max(1, age),
+            nodeId: replica.id,
+            fromLeader: replica.isLeader,
+          },
+        };
+      },
     },
-  }, term);
+    term,
+  );
 
-  registerProtoRoute(app, '/qjm/getEditLogManifest', {
-    request: pb.GetManifestRequest,
-    requestName: 'GetManifestRequest',
-    response: pb.GetManifestResponse,
-    handle: async (r) => {
-      checkJid(r.jid);
-      checkIndex(r.sinceTxid, 'sinceTxid', 0);
-      await linearize(r.read);
-      const j = sm.journal(r.jid);
-      if (!j || !j.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
-      return { body: { segments: j.manifest(r.sinceTxid, r.inProgressOk).map(segmentToProto), committedTxid: j.lastTxId } };
+  registerProtoRoute(
+    app,
+    '/qjm/getEditLogManifest',
+    {
+      request: pb.GetManifestRequest,
+      requestName: 'GetManifestRequest',
+      response: pb.GetManifestResponse,
+      handle: async (r) => {
+        checkJid(r.jid);
+        checkIndex(r.sinceTxid, 'sinceTxid', 0);
+        await linearize(r.read);
+        const j = sm.journal(r.jid);
+        if (!j?.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
+        return {
+          body: { segments: j.manifest(r.sinceTxid, r.inProgressOk).map(segmentToProto), committedTxid: j.lastTxId },
+        };
+      },
     },
-  }, term);
+    term,
+  );
 
-  registerProtoRoute(app, '/qjm/getEdits', {
-    request: pb.GetEditsRequest,
-    requestName: 'GetEditsRequest',
-    response: pb.GetEditsResponse,
-    handle: async (r, { left }) => {
-      checkJid(r.jid);
-      const from = checkIndex(r.fromTxid, 'fromTxid', 1);
-      if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
-      await linearize(r.read);
-      let got = readEdits(sm, r, from, config);
-      if (got.count === 0 && r.waitMs > 0) {
-        await sm.waitForTxid(r.jid, from, r.waitMs, left);
-        got = readEdits(sm, r, from, config);
-      }
-      const committed = sm.journal(r.jid)?.lastTxId ?? 0;
-      const leaderAddress = replica.leaderDetails().leaderAddress ?? '';
-      return { body: { firstTxid: got.firstTxId, count: got.count, records: got.frames, committedTxid: committed, leaderAddress } };
+  registerProtoRoute(
+    app,
+    '/qjm/getEdits',
+    {
+      request: pb.GetEditsRequest,
+      requestName: 'GetEditsRequest',
+      response: pb.GetEditsResponse,
+      handle: async (r, { left }) => {
+        checkJid(r.jid);
+        const from = checkIndex(r.fromTxid, 'fromTxid', 1);
+        if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
+        await linearize(r.read);
+        let got = readEdits(sm, r, from, config);
+        if (got.count === 0 && r.waitMs > 0) {
+          await sm.waitForTxid(r.jid, from, r.waitMs, left);
+          got = readEdits(sm, r, from, config);
+        }
+        const committed = sm.journal(r.jid)?.lastTxId ?? 0;
+        const leaderAddress = replica.leaderDetails().leaderAddress ?? '';
+        return {
+          body: {
+            firstTxid: got.firstTxId,
+            count: got.count,
+            records: got.frames,
+            committedTxid: committed,
+            leaderAddress,
+          },
+        };
+      },
     },
-  }, term);
+    term,
+  );
 }
 
 /**
@@ -182,12 +230,23 @@ function registerSegmentDownload(app: FastifyInstance, ctx: QjmContext): void {
     const jid = q.jid ?? '';
     const first = Number(q.first);
     if (!isJournalId(jid) || !Number.isSafeInteger(first) || first < 1) {
-      return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'expected ?jid=<journal id>&first=<first txid of a segment>' });
+      return reply.code(400).send({
+        code: 'QJM_ERR_INVALID_ARGUMENT',
+        message: 'expected ?jid=<journal id>&first=<first txid of a segment>',
+      });
     }
     const seg = sm.journal(jid)?.segmentAt(first);
-    if (!seg) return reply.code(404).send({ code: 'QJM_ERR_NOT_FORMATTED', message: `journal ${jid} has no segment starting at ${first}` });
+    if (!seg)
+      return reply
+        .code(404)
+        .send({ code: 'QJM_ERR_NOT_FORMATTED', message: `journal ${jid} has no segment starting at ${first}` });
     const size = seg.sizeBytes;
-    reply.header('x-qjm-first-txid', String(seg.firstTxId)).header('x-qjm-last-txid', String(seg.lastTxId)).header('x-qjm-in-progress', String(seg.inProgress));
-    return reply.type('application/octet-stream').send(fs.createReadStream(seg.path, { start: 0, end: Math.max(0, size - 1) }));
+    reply
+      .header('x-qjm-first-txid', String(seg.firstTxId))
+      .header('x-qjm-last-txid', String(seg.lastTxId))
+      .header('x-qjm-in-progress', String(seg.inProgress));
+    return reply
+      .type('application/octet-stream')
+      .send(fs.createReadStream(seg.path, { start: 0, end: Math.max(0, size - 1) }));
   });
 }

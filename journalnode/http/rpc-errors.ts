@@ -67,7 +67,10 @@ export function invalid(message: string): QjmError {
 }
 
 export function sendProto(reply: FastifyReply, status: number, bytes: Uint8Array): FastifyReply {
-  return reply.code(status).type('application/x-protobuf').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  return reply
+    .code(status)
+    .type('application/x-protobuf')
+    .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 }
 
 /** The body limit of every route that carries no edits: its largest legal body is a few hundred bytes. */
@@ -116,7 +119,11 @@ export function registerProtoRoute<Req, Res extends RpcErrorField>(
       return sendProto(reply, r.status ?? 200, route.response.encode(r.body).finish());
     } catch (e) {
       const err = asQjmError(e);
-      return sendProto(reply, HTTP_STATUS[err.errorName], route.response.encode({ error: toRpcError(err, term()) } as Res).finish());
+      return sendProto(
+        reply,
+        HTTP_STATUS[err.errorName],
+        route.response.encode({ error: toRpcError(err, term()) } as Res).finish(),
+      );
     }
   });
 }
@@ -125,11 +132,20 @@ export function registerProtoRoute<Req, Res extends RpcErrorField>(
  * A refusal in the protobuf envelope of any /qjm or /admin route: every response message of those routes has
  * `RpcError error = 1`, so these bytes decode as whichever one the client expects.
  */
-export function sendProtoError(reply: FastifyReply, e: QjmError, term: number, status = HTTP_STATUS[e.errorName]): FastifyReply {
+export function sendProtoError(
+  reply: FastifyReply,
+  e: QjmError,
+  term: number,
+  status = HTTP_STATUS[e.errorName],
+): FastifyReply {
   return sendProto(reply, status, pb.WriteResponse.encode({ error: toRpcError(e, term) }).finish());
 }
 
 /** A write refused because the node is shutting down. */
-export function refuseWhileDraining(reply: FastifyReply, id: string, leader: { leaderId?: string; leaderAddress?: string }): FastifyReply {
+export function refuseWhileDraining(
+  reply: FastifyReply,
+  id: string,
+  leader: { leaderId?: string; leaderAddress?: string },
+): FastifyReply {
   return sendProtoError(reply, new QjmError('SHUTTING_DOWN', `${id} is shutting down`, leader), 0);
 }

@@ -71,7 +71,12 @@ export class NodeActivity {
   }
 
   json(historyS: number, events: number): ActivityJson {
-    return { id: this.id, nowMs: Date.now(), history: this.history.recent(historyS), events: this.events.recent(events) };
+    return {
+      id: this.id,
+      nowMs: Date.now(),
+      history: this.history.recent(historyS),
+      events: this.events.recent(events),
+    };
   }
 }
 

@@ -8,7 +8,14 @@ import { NONE, StateType } from '../../src/raft/types.js';
 import type { NodeId } from '../../src/raft/types.js';
 import type { ReplicaListener } from '../../src/replica/replica.js';
 
-export type EventKind = 'election' | 'leader' | 'transfer' | 'membership' | 'fenced' | 'snapshot-install' | 'storage-failure';
+export type EventKind =
+  | 'election'
+  | 'leader'
+  | 'transfer'
+  | 'membership'
+  | 'fenced'
+  | 'snapshot-install'
+  | 'storage-failure';
 
 export interface NodeEvent {
   /** Increasing per node: a reader tells new events from ones it has seen. */
@@ -84,7 +91,8 @@ export class NodeEvents {
       this.add('election', term, `${this.o.node} started an election`);
     }
     this.role = state;
-    if (wasLeader && state !== StateType.Leader) this.add('leader', term, `${this.o.node} stepped down${lead !== NONE ? `; ${lead} leads` : ''}`);
+    if (wasLeader && state !== StateType.Leader)
+      this.add('leader', term, `${this.o.node} stepped down${lead !== NONE ? `; ${lead} leads` : ''}`);
     if (lead === NONE || lead === this.lead) return;
     this.lead = lead;
     this.o.counters.leaderChanged();
@@ -98,13 +106,29 @@ export class NodeEvents {
     this.conf = now;
     if (before === null || (before.voters === now.voters && before.learners === now.learners)) return;
     if (index <= this.o.replayedThroughIndex) return;
-    this.add('membership', null, `configuration at index ${index}: voters ${now.voters}; learners ${now.learners}`, `membership:${index}`);
+    this.add(
+      'membership',
+      null,
+      `configuration at index ${index}: voters ${now.voters}; learners ${now.learners}`,
+      `membership:${index}`,
+    );
   }
 
   /** A newEpoch applied at Raft index `index` (the state machine's hook). */
-  newEpoch(jid: string, epoch: number, writerId: string, fenced: { epoch: number; writerId: string } | null, index: number): void {
+  newEpoch(
+    jid: string,
+    epoch: number,
+    writerId: string,
+    fenced: { epoch: number; writerId: string } | null,
+    index: number,
+  ): void {
     if (fenced === null || index <= this.o.replayedThroughIndex) return;
-    this.add('fenced', null, `journal ${jid}: writer ${writerId || '?'} (epoch ${epoch}) fenced ${fenced.writerId || '?'} (epoch ${fenced.epoch})`, `fenced:${jid}:${epoch}`);
+    this.add(
+      'fenced',
+      null,
+      `journal ${jid}: writer ${writerId || '?'} (epoch ${epoch}) fenced ${fenced.writerId || '?'} (epoch ${fenced.epoch})`,
+      `fenced:${jid}:${epoch}`,
+    );
   }
 
   snapshotInstalled(index: number): void {
@@ -115,9 +139,17 @@ export class NodeEvents {
 /** One listener that calls each of `listeners` in turn. */
 export function combineListeners(...listeners: ReplicaListener[]): ReplicaListener {
   return {
-    onRoleChange: (...a) => listeners.forEach((l) => l.onRoleChange?.(...a)),
-    onConfigurationApplied: (...a) => listeners.forEach((l) => l.onConfigurationApplied?.(...a)),
-    onLeaderTransfer: (...a) => listeners.forEach((l) => l.onLeaderTransfer?.(...a)),
-    onFatal: (...a) => listeners.forEach((l) => l.onFatal?.(...a)),
+    onRoleChange: (...a) => {
+      for (const l of listeners) l.onRoleChange?.(...a);
+    },
+    onConfigurationApplied: (...a) => {
+      for (const l of listeners) l.onConfigurationApplied?.(...a);
+    },
+    onLeaderTransfer: (...a) => {
+      for (const l of listeners) l.onLeaderTransfer?.(...a);
+    },
+    onFatal: (...a) => {
+      for (const l of listeners) l.onFatal?.(...a);
+    },
   };
 }

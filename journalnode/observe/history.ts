@@ -89,6 +89,12 @@ export class History {
   /** The newest `seconds` samples. */
   recent(seconds: number): HistoryJson {
     const s = this.ring.slice(Math.max(0, this.ring.length - seconds));
-    return { t: s.map((x) => x.t), txns: s.map((x) => x.txns), fsyncs: s.map((x) => x.fsyncs), fsyncP50Ms: s.map((x) => x.p50), fsyncP99Ms: s.map((x) => x.p99) };
+    return {
+      t: s.map((x) => x.t),
+      txns: s.map((x) => x.txns),
+      fsyncs: s.map((x) => x.fsyncs),
+      fsyncP50Ms: s.map((x) => x.p50),
+      fsyncP99Ms: s.map((x) => x.p99),
+    };
   }
 }

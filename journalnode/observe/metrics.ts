@@ -59,11 +59,34 @@ export class NodeMetrics {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
       registers: [r],
     });
-    this.logWriteBytes = new client.Counter({ name: 'qjournal_log_write_bytes_total', help: 'Entry bytes written to the Raft log', registers: [r] });
-    this.logWrites = new client.Counter({ name: 'qjournal_log_writes_total', help: 'Raft log writes (each one fdatasync)', registers: [r] });
-    this.batchesWritten = new client.Counter({ name: 'qjournal_journal_batches_written_total', help: 'journal() batches applied (BatchesWritten)', labelNames: ['jid'], registers: [r] });
-    this.txnsWritten = new client.Counter({ name: 'qjournal_journal_txns_written_total', help: 'Transactions applied (TxnsWritten)', labelNames: ['jid'], registers: [r] });
-    this.bytesWritten = new client.Counter({ name: 'qjournal_journal_bytes_written_total', help: 'Edit bytes applied (BytesWritten)', labelNames: ['jid'], registers: [r] });
+    this.logWriteBytes = new client.Counter({
+      name: 'qjournal_log_write_bytes_total',
+      help: 'Entry bytes written to the Raft log',
+      registers: [r],
+    });
+    this.logWrites = new client.Counter({
+      name: 'qjournal_log_writes_total',
+      help: 'Raft log writes (each one fdatasync)',
+      registers: [r],
+    });
+    this.batchesWritten = new client.Counter({
+      name: 'qjournal_journal_batches_written_total',
+      help: 'journal() batches applied (BatchesWritten)',
+      labelNames: ['jid'],
+      registers: [r],
+    });
+    this.txnsWritten = new client.Counter({
+      name: 'qjournal_journal_txns_written_total',
+      help: 'Transactions applied (TxnsWritten)',
+      labelNames: ['jid'],
+      registers: [r],
+    });
+    this.bytesWritten = new client.Counter({
+      name: 'qjournal_journal_bytes_written_total',
+      help: 'Edit bytes applied (BytesWritten)',
+      labelNames: ['jid'],
+      registers: [r],
+    });
     this.fsyncWindows = FSYNC_WINDOWS_S.map(
       (windowS) =>
         new client.Summary({
@@ -75,8 +98,16 @@ export class NodeMetrics {
           registers: [r],
         }),
     );
-    this.elections = new client.Counter({ name: 'qjournal_raft_elections_total', help: 'Elections this node started (it became a candidate)', registers: [r] });
-    this.leaderChanges = new client.Counter({ name: 'qjournal_raft_leader_changes_total', help: 'Times this node saw a new leader', registers: [r] });
+    this.elections = new client.Counter({
+      name: 'qjournal_raft_elections_total',
+      help: 'Elections this node started (it became a candidate)',
+      registers: [r],
+    });
+    this.leaderChanges = new client.Counter({
+      name: 'qjournal_raft_leader_changes_total',
+      help: 'Times this node saw a new leader',
+      registers: [r],
+    });
     this.rpcSeconds = new client.Histogram({
       name: 'qjournal_rpc_seconds',
       help: 'Journal RPC latency by RPC and HTTP status',
@@ -105,7 +136,9 @@ export class NodeMetrics {
   private raftGauges(): void {
     const st = () => this.sources?.replica.status();
     this.gauge('qjournal_raft_term', 'Current Raft term', () => st()?.term ?? 0);
-    this.gauge('qjournal_raft_is_leader', '1 if this node is the Raft leader', () => (this.sources?.replica.isLeader ? 1 : 0));
+    this.gauge('qjournal_raft_is_leader', '1 if this node is the Raft leader', () =>
+      this.sources?.replica.isLeader ? 1 : 0,
+    );
     this.gauge('qjournal_raft_commit_index', 'Raft commit index', () => st()?.commitIndex ?? 0);
     this.gauge('qjournal_raft_applied_index', 'Raft applied index', () => st()?.appliedIndex ?? 0);
     this.gauge('qjournal_raft_last_index', 'Last index in the Raft log', () => st()?.lastIndex ?? 0);
@@ -116,19 +149,40 @@ export class NodeMetrics {
       return s ? s.commitIndex - s.appliedIndex : 0;
     });
     const perFollower = (name: string, help: string, fn: (s: ReplicaStatus, match: number) => number) =>
-      this.gauge(name, help, () => {
-        const s = st();
-        return s ? Object.entries(s.progress).map(([peer, p]) => [{ peer }, fn(s, p.match)]) : [];
-      }, ['peer']);
-    perFollower('qjournal_raft_follower_lag_entries', 'Leader only: entries a follower is behind the leader', (s, match) => Math.max(0, s.lastIndex - match));
-    perFollower('qjournal_raft_follower_lag_bytes', "Leader only: bytes of the leader's log a follower does not hold", (_s, match) => this.sources?.logBytesAfter(match) ?? 0);
+      this.gauge(
+        name,
+        help,
+        () => {
+          const s = st();
+          return s ? Object.entries(s.progress).map(([peer, p]) => [{ peer }, fn(s, p.match)]) : [];
+        },
+        ['peer'],
+      );
+    perFollower(
+      'qjournal_raft_follower_lag_entries',
+      'Leader only: entries a follower is behind the leader',
+      (s, match) => Math.max(0, s.lastIndex - match),
+    );
+    perFollower(
+      'qjournal_raft_follower_lag_bytes',
+      "Leader only: bytes of the leader's log a follower does not hold",
+      (_s, match) => this.sources?.logBytesAfter(match) ?? 0,
+    );
   }
 
   private journalGauges(): void {
-    const perJournal = (name: string, help: string, fn: (j: ReturnType<JournalStateMachine['allJournals']>[number]) => number) =>
+    const perJournal = (
+      name: string,
+      help: string,
+      fn: (j: ReturnType<JournalStateMachine['allJournals']>[number]) => number,
+    ) =>
       this.gauge(name, help, () => (this.sources?.sm.allJournals() ?? []).map((j) => [{ jid: j.jid }, fn(j)]), ['jid']);
     perJournal('qjournal_journal_promised_epoch', 'Promised writer epoch (LastPromisedEpoch)', (j) => j.promisedEpoch);
-    perJournal('qjournal_journal_last_writer_epoch', 'Epoch of the last writer that wrote (LastWriterEpoch)', (j) => j.lastWriterEpoch);
+    perJournal(
+      'qjournal_journal_last_writer_epoch',
+      'Epoch of the last writer that wrote (LastWriterEpoch)',
+      (j) => j.lastWriterEpoch,
+    );
     perJournal('qjournal_journal_last_txid', 'Last txid applied here (LastWrittenTxId)', (j) => j.lastTxId);
     perJournal('qjournal_journal_segments', 'Segments of the journal', (j) => j.segments.length);
     this.gauge(
@@ -140,20 +194,31 @@ export class NodeMetrics {
         const s = src.replica.status();
         const out: [Labels, number][] = [];
         for (const j of src.sm.allJournals()) {
-          for (const [peer, p] of Object.entries(s.progress)) out.push([{ jid: j.jid, peer }, this.txidMarks.lagTxns(j.jid, p.match, j.lastTxId)]);
+          for (const [peer, p] of Object.entries(s.progress))
+            out.push([{ jid: j.jid, peer }, this.txidMarks.lagTxns(j.jid, p.match, j.lastTxId)]);
         }
         return out;
       },
       ['jid', 'peer'],
     );
-    this.gauge('qjournal_reads_waiting', 'Readers waiting in a long poll for new edits', () => this.sources?.sm.waitingReads ?? 0);
+    this.gauge(
+      'qjournal_reads_waiting',
+      'Readers waiting in a long poll for new edits',
+      () => this.sources?.sm.waitingReads ?? 0,
+    );
   }
 
   private peerGauges(): void {
     const perPeer = (name: string, help: string, fn: (p: ReturnType<PeerTransport['stats']>[number]) => number) =>
-      this.gauge(name, help, () => (this.sources?.transport.stats() ?? []).map((p) => [{ peer: p.id }, fn(p)]), ['peer']);
+      this.gauge(name, help, () => (this.sources?.transport.stats() ?? []).map((p) => [{ peer: p.id }, fn(p)]), [
+        'peer',
+      ]);
     perPeer('qjournal_peer_queue_bytes', 'Bytes queued for a peer', (p) => p.queuedBytes);
-    perPeer('qjournal_peer_dropped_messages', 'Messages dropped because a peer was not keeping up', (p) => p.droppedMessages);
+    perPeer(
+      'qjournal_peer_dropped_messages',
+      'Messages dropped because a peer was not keeping up',
+      (p) => p.droppedMessages,
+    );
   }
 
   /** One journal() batch applied here, at Raft index `index`, taking the journal to lastTxId. */

@@ -23,9 +23,13 @@ export class TxidMarks {
   /** A batch of `jid` applied at Raft index `index`, taking the journal from txidBefore to txidAfter. */
   applied(jid: string, index: number, txidBefore: number, txidAfter: number): void {
     let m = this.journals.get(jid);
-    if (!m) this.journals.set(jid, (m = { index: [], txidBefore: [], txidAfter: [] }));
+    if (!m) {
+      m = { index: [], txidBefore: [], txidAfter: [] };
+      this.journals.set(jid, m);
+    }
     // Marks only move forward; a node that restored an older state (a snapshot install) starts over.
-    if (m.index.length > 0 && index <= m.index[m.index.length - 1]!) m.index.length = m.txidBefore.length = m.txidAfter.length = 0;
+    if (m.index.length > 0 && index <= m.index[m.index.length - 1]!)
+      m.index.length = m.txidBefore.length = m.txidAfter.length = 0;
     m.index.push(index);
     m.txidBefore.push(txidBefore);
     m.txidAfter.push(txidAfter);

@@ -78,7 +78,10 @@ export class PeerAdmission {
       }
       this.refusedUntilMs.delete(from);
       this.o.directory.vouch(from, vouch.address);
-      this.o.logger.info({ from, address: vouch.address, voucher: vouch.voucher }, 'hearing a leader this node\'s configuration does not name yet, on a member\'s word');
+      this.o.logger.info(
+        { from, address: vouch.address, voucher: vouch.voucher },
+        "hearing a leader this node's configuration does not name yet, on a member's word",
+      );
       return true;
     });
     this.pending.set(from, verdict);
@@ -115,7 +118,10 @@ export class PeerAdmission {
         this.o.fetchStatus(v.address, this.o.checkTimeoutMs).then((st) => {
           // Read at the answer: a member that has not applied as far as this node may still name a node
           // this node saw removed.
-          const named = st.id === v.id && st.clusterId === this.o.clusterId && st.appliedIndex >= this.o.directory.appliedIndex ? st.peers.find((p) => p.id === from && p.address !== '') : undefined;
+          const named =
+            st.id === v.id && st.clusterId === this.o.clusterId && st.appliedIndex >= this.o.directory.appliedIndex
+              ? st.peers.find((p) => p.id === from && p.address !== '')
+              : undefined;
           if (named) resolve({ address: named.address, voucher: v.id });
           settle();
         }, settle);

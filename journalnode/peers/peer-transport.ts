@@ -194,7 +194,13 @@ export class PeerTransport implements ReplicaTransport {
     const stream = this.streamTo(p, address);
     if (!stream) return;
     while (p.queue.length > 0) {
-      const frame = encodeBatchFrame({ from: this.o.selfId, clusterId: this.o.clusterId, storageId: this.o.storageId, fromAddress: this.o.selfAddress, messages: this.takeBatch(p) });
+      const frame = encodeBatchFrame({
+        from: this.o.selfId,
+        clusterId: this.o.clusterId,
+        storageId: this.o.storageId,
+        fromAddress: this.o.selfAddress,
+        messages: this.takeBatch(p),
+      });
       p.sentBatches++;
       p.lastWriteAtMs = Date.now();
       if (!stream.write(frame.chunks)) {
@@ -327,7 +333,13 @@ export class PeerTransport implements ReplicaTransport {
     const p = this.peer(peer);
     p.inbound.push(s);
     while (p.inbound.length > MAX_INBOUND_STREAMS_PER_PEER) {
-      p.inbound.shift()!.cut(409, 'QJM_ERR_BUSY', `peer ${peer} opened a newer stream: this one is ended (at most ${MAX_INBOUND_STREAMS_PER_PEER} per peer)`);
+      p.inbound
+        .shift()!
+        .cut(
+          409,
+          'QJM_ERR_BUSY',
+          `peer ${peer} opened a newer stream: this one is ended (at most ${MAX_INBOUND_STREAMS_PER_PEER} per peer)`,
+        );
     }
     return () => {
       p.inbound = p.inbound.filter((x) => x !== s);

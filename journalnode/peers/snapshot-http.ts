@@ -16,13 +16,20 @@ import { parseSegmentName } from '../../src/edit-records.js';
 const MANIFEST_PATH = '/raft/snapshot/manifest';
 const CHUNK_PATH = '/raft/snapshot/chunk';
 
-export function registerSnapshotRoutes(app: FastifyInstance, ctx: { sm: JournalStateMachine; maxSnapshotChunkBytes: number }): void {
+export function registerSnapshotRoutes(
+  app: FastifyInstance,
+  ctx: { sm: JournalStateMachine; maxSnapshotChunkBytes: number },
+): void {
   app.get(MANIFEST_PATH, async (req, reply) => {
     const minIndex = Number((req.query as Record<string, string>).min_index ?? 0);
-    if (!Number.isSafeInteger(minIndex) || minIndex < 0) return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'bad min_index' });
+    if (!Number.isSafeInteger(minIndex) || minIndex < 0)
+      return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'bad min_index' });
     const newest = ctx.sm.snapshots.newest();
     if (!newest || newest.index < minIndex) {
-      return reply.code(404).send({ code: 'QJM_ERR_UNAVAILABLE', message: `no snapshot at index >= ${minIndex} (newest: ${newest?.index ?? 'none'})` });
+      return reply.code(404).send({
+        code: 'QJM_ERR_UNAVAILABLE',
+        message: `no snapshot at index >= ${minIndex} (newest: ${newest?.index ?? 'none'})`,
+      });
     }
     return reply.type('application/x-protobuf').send(encodeManifest(newest.manifest));
   });
@@ -40,7 +47,10 @@ export function registerSnapshotRoutes(app: FastifyInstance, ctx: { sm: JournalS
       parseSegmentName(file) === null ||
       length > ctx.maxSnapshotChunkBytes
     ) {
-      return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: `bad chunk request (length at most ${ctx.maxSnapshotChunkBytes})` });
+      return reply.code(400).send({
+        code: 'QJM_ERR_INVALID_ARGUMENT',
+        message: `bad chunk request (length at most ${ctx.maxSnapshotChunkBytes})`,
+      });
     }
     try {
       return reply.type('application/octet-stream').send(ctx.sm.snapshots.readChunk(index, jid, file, offset, length));
@@ -68,14 +78,29 @@ export class PeerSnapshotSource implements SnapshotSource {
   }
 
   async manifest(peer: NodeId, minIndex: number): Promise<ManifestData> {
-    const res = await this.o.clients.request(this.address(peer), 'GET', `${MANIFEST_PATH}?min_index=${minIndex}`, null, this.o.requestTimeoutMs);
-    if (res.status !== 200) throw new Error(`peer ${peer} has no snapshot >= ${minIndex}: ${res.status} ${res.body.toString('utf8', 0, 200)}`);
+    const res = await this.o.clients.request(
+      this.address(peer),
+      'GET',
+      `${MANIFEST_PATH}?min_index=${minIndex}`,
+      null,
+      this.o.requestTimeoutMs,
+    );
+    if (res.status !== 200)
+      throw new Error(
+        `peer ${peer} has no snapshot >= ${minIndex}: ${res.status} ${res.body.toString('utf8', 0, 200)}`,
+      );
     return decodeManifest(res.body, `snapshot manifest from ${peer}`);
   }
 
   async chunk(peer: NodeId, index: number, jid: string, file: string, offset: number, length: number): Promise<Buffer> {
     const q = new URLSearchParams({ index: String(index), jid, file, offset: String(offset), length: String(length) });
-    const res = await this.o.clients.request(this.address(peer), 'GET', `${CHUNK_PATH}?${q.toString()}`, null, this.o.requestTimeoutMs * 4);
+    const res = await this.o.clients.request(
+      this.address(peer),
+      'GET',
+      `${CHUNK_PATH}?${q.toString()}`,
+      null,
+      this.o.requestTimeoutMs * 4,
+    );
     if (res.status !== 200) throw new Error(`peer ${peer}: chunk ${jid}/${file}@${offset}: ${res.status}`);
     return res.body;
   }

@@ -48,14 +48,21 @@ export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext):
   app.post(RAFT_STREAM_PATH, async (req, reply) => {
     // Any other content type was parsed (and bounded) as a plain body: not a stream.
     if (req.headers['content-type'] !== RAFT_STREAM_CONTENT_TYPE) {
-      return reply.code(415).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: `a peer stream is sent as ${RAFT_STREAM_CONTENT_TYPE}` });
+      return reply
+        .code(415)
+        .send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: `a peer stream is sent as ${RAFT_STREAM_CONTENT_TYPE}` });
     }
     return readStream(ctx, req.caller, req.body as IncomingMessage, reply);
   });
 }
 
 /** Reads one peer stream to its end; resolves once it has been answered. */
-function readStream(ctx: RaftRouteContext, caller: Caller | null, body: IncomingMessage, reply: FastifyReply): Promise<FastifyReply> {
+function readStream(
+  ctx: RaftRouteContext,
+  caller: Caller | null,
+  body: IncomingMessage,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
   return new Promise<FastifyReply>((resolve) => new StreamReader(ctx, caller, body, reply, resolve).start());
 }
 
@@ -81,7 +88,10 @@ class StreamReader {
   ) {
     this.frames = new FrameReader(ctx.maxBodyBytes);
     const idleMs = ctx.transport.idleTimeoutMs;
-    this.idle = setTimeout(() => this.refuse(new StreamRefusal(408, 'QJM_ERR_TIMEOUT', `the stream sent nothing for ${idleMs} ms`)), idleMs);
+    this.idle = setTimeout(
+      () => this.refuse(new StreamRefusal(408, 'QJM_ERR_TIMEOUT', `the stream sent nothing for ${idleMs} ms`)),
+      idleMs,
+    );
   }
 
   start(): void {
@@ -130,13 +140,16 @@ class StreamReader {
 
   private open(id: string): void {
     this.peer = id;
-    this.forget = this.ctx.transport.openInbound(id, { cut: (status, code, message) => this.answer(status, { code, message }, true) });
+    this.forget = this.ctx.transport.openInbound(id, {
+      cut: (status, code, message) => this.answer(status, { code, message }, true),
+    });
   }
 
   private deliver(b: Batch): void {
     if (this.peer === null) this.open(b.from);
     // Batches held while a vouch was awaited were checked before the stream knew whom it speaks for.
-    else if (b.from !== this.peer) throw forbidden(`this stream speaks for ${this.peer}, not ${JSON.stringify(b.from)}`);
+    else if (b.from !== this.peer)
+      throw forbidden(`this stream speaks for ${this.peer}, not ${JSON.stringify(b.from)}`);
     this.ctx.transport.handleInbound(b);
   }
 
@@ -146,18 +159,21 @@ class StreamReader {
     try {
       b = decodeBatch(frame, this.ctx.transport.batchLimits);
     } catch (e) {
-      if (e instanceof BatchLimitError) throw new StreamRefusal(413, 'QJM_ERR_TOO_LARGE', `MessageBatch refused: ${e.message}`);
+      if (e instanceof BatchLimitError)
+        throw new StreamRefusal(413, 'QJM_ERR_TOO_LARGE', `MessageBatch refused: ${e.message}`);
       throw invalid(`malformed MessageBatch: ${(e as Error).message}`);
     }
     this.onBatch(b);
   }
 
   private onBatch(b: Batch): void {
-    if (b.clusterId !== this.ctx.clusterId) throw forbidden(`cluster id ${JSON.stringify(b.clusterId)} is not this cluster's`);
+    if (b.clusterId !== this.ctx.clusterId)
+      throw forbidden(`cluster id ${JSON.stringify(b.clusterId)} is not this cluster's`);
     if (!isNodeId(b.from)) throw invalid('bad sender id');
     const refusal = authorizePeerBatch(this.caller, b);
     if (refusal) throw forbidden(refusal.message);
-    if (this.peer !== null && b.from !== this.peer) throw forbidden(`this stream speaks for ${this.peer}, not ${JSON.stringify(b.from)}`);
+    if (this.peer !== null && b.from !== this.peer)
+      throw forbidden(`this stream speaks for ${this.peer}, not ${JSON.stringify(b.from)}`);
     if (this.waiting) return void this.waiting.push(b);
     const admitted = this.peer === null ? this.ctx.transport.admits(b.from, b.messages) : true;
     if (admitted === true) return this.deliver(b);
@@ -177,7 +193,9 @@ class StreamReader {
       this.waiting = null;
       if (this.answered) return;
       if (!ok) return this.refuse(forbidden(new NotAMemberError(b.from).message));
-      this.withRefusals(() => held.forEach((x) => this.deliver(x)));
+      this.withRefusals(() => {
+        for (const x of held) this.deliver(x);
+      });
       if (this.answered) return;
       if (this.endedWhileWaiting) this.ended();
       else if (this.closedWhileWaiting) this.answer(200, {}, true);
@@ -190,7 +208,8 @@ class StreamReader {
       f();
     } catch (e) {
       if (e instanceof StreamRefusal) return this.refuse(e);
-      if (e instanceof FrameTooLargeError) return this.refuse(new StreamRefusal(413, 'QJM_ERR_TOO_LARGE', `MessageBatch refused: ${e.message}`));
+      if (e instanceof FrameTooLargeError)
+        return this.refuse(new StreamRefusal(413, 'QJM_ERR_TOO_LARGE', `MessageBatch refused: ${e.message}`));
       // A removed node's certificate is still signed by the CA: membership, not the certificate, decides.
       if (e instanceof NotAMemberError) return this.refuse(forbidden(e.message));
       throw e;

@@ -25,7 +25,10 @@ export interface CommandLimits {
  * limits are checked where the command enters (the route on the leader); apply-time checks must not depend on
  * one node's settings, or replicas would disagree.
  */
-export const APPLY_LIMITS: CommandLimits = { maxRecordBytes: SETTINGS.maxRecordBytes.max, maxBatchBytes: SETTINGS.maxBatchBytes.max };
+export const APPLY_LIMITS: CommandLimits = {
+  maxRecordBytes: SETTINGS.maxRecordBytes.max,
+  maxBatchBytes: SETTINGS.maxBatchBytes.max,
+};
 
 /** Strings in a command (writer ids, namespace strings) are at most this long. */
 const MAX_STRING_CHARS = 256;
@@ -68,7 +71,11 @@ function checkJournalOp(j: qjournal.journal.IJournalOp, limits: CommandLimits): 
   if (count < 1) throw invalid('count must be at least 1');
   checkIndex(first + count - 1, 'last txid (firstTxid + count - 1)', 1);
   if (first < segmentTxid) throw invalid(`firstTxid ${first} is before the segment's first txid ${segmentTxid}`);
-  if (records.byteLength > limits.maxBatchBytes) throw new QjmError('TOO_LARGE', `batch of ${records.byteLength} bytes is over maxBatchBytes (${limits.maxBatchBytes})`);
+  if (records.byteLength > limits.maxBatchBytes)
+    throw new QjmError(
+      'TOO_LARGE',
+      `batch of ${records.byteLength} bytes is over maxBatchBytes (${limits.maxBatchBytes})`,
+    );
   const problem = validateBatch(records, first, count, { maxRecordBytes: limits.maxRecordBytes });
   if (problem) throw new QjmError(problem.name, problem.message);
 }
@@ -77,11 +84,24 @@ function checkJournalOp(j: qjournal.journal.IJournalOp, limits: CommandLimits): 
 const INDEX_FIELDS: Record<OpField, [field: string, min: number][]> = {
   format: [],
   newEpoch: [],
-  startSegment: [['epoch', 1], ['txid', 1]],
+  startSegment: [
+    ['epoch', 1],
+    ['txid', 1],
+  ],
   journal: [], // checkJournalOp
-  finalizeSegment: [['epoch', 1], ['firstTxid', 1], ['lastTxid', 1]],
-  dropSegment: [['epoch', 1], ['firstTxid', 1]],
-  purge: [['epoch', 1], ['minTxidToKeep', 0]],
+  finalizeSegment: [
+    ['epoch', 1],
+    ['firstTxid', 1],
+    ['lastTxid', 1],
+  ],
+  dropSegment: [
+    ['epoch', 1],
+    ['firstTxid', 1],
+  ],
+  purge: [
+    ['epoch', 1],
+    ['minTxidToKeep', 0],
+  ],
 };
 
 /**
@@ -91,10 +111,12 @@ const INDEX_FIELDS: Record<OpField, [field: string, min: number][]> = {
 export function validateCommand(cmd: qjournal.journal.ICommand, limits: CommandLimits): OpField {
   checkJid(cmd.jid ?? '');
   const present = OP_FIELDS.filter((f) => cmd[f] != null);
-  if (present.length !== 1) throw invalid(`a command carries exactly one operation, got ${present.join(', ') || 'none'}`);
+  if (present.length !== 1)
+    throw invalid(`a command carries exactly one operation, got ${present.join(', ') || 'none'}`);
   const op = present[0]!;
   const fields = INDEX_FIELDS[op];
-  for (const [field, min] of fields) checkIndex(n((cmd[op] as Record<string, number | null | undefined>)[field]), field, min);
+  for (const [field, min] of fields)
+    checkIndex(n((cmd[op] as Record<string, number | null | undefined>)[field]), field, min);
   switch (op) {
     case 'format':
       checkNs(cmd.format!.nsInfo);
@@ -109,7 +131,8 @@ export function validateCommand(cmd: qjournal.journal.ICommand, limits: CommandL
       break;
     case 'finalizeSegment': {
       const f = cmd.finalizeSegment!;
-      if (n(f.lastTxid) < n(f.firstTxid)) throw invalid(`lastTxid ${n(f.lastTxid)} is before firstTxid ${n(f.firstTxid)}`);
+      if (n(f.lastTxid) < n(f.firstTxid))
+        throw invalid(`lastTxid ${n(f.lastTxid)} is before firstTxid ${n(f.firstTxid)}`);
       break;
     }
     default:

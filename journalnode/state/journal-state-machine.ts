@@ -44,7 +44,13 @@ export interface StateMachineOptions {
   /** Observes every journal batch applied (metrics, the dashboard): lastTxId after it, at Raft index `index`. */
   onJournal?(jid: string, txns: number, bytes: number, lastTxId: number, index: number): void;
   /** Observes a newEpoch applied at Raft index `index`: `fenced` is the writer it fences (null: there was none). */
-  onNewEpoch?(jid: string, epoch: number, writerId: string, fenced: { epoch: number; writerId: string } | null, index: number): void;
+  onNewEpoch?(
+    jid: string,
+    epoch: number,
+    writerId: string,
+    fenced: { epoch: number; writerId: string } | null,
+    index: number,
+  ): void;
   /** Observes a snapshot installed from the leader (this node's journals replaced by its image). */
   onSnapshotInstalled?(index: number): void;
 }
@@ -52,7 +58,6 @@ export interface StateMachineOptions {
 interface Staged extends StagedSnapshot {
   image: StagedImage;
 }
-
 
 export function toSnapshotMeta(m: ManifestData): SnapshotMeta {
   const { index, term, conf, peers } = m.meta;
@@ -95,7 +100,8 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   static open(opts: StateMachineOptions): JournalStateMachine {
     const sm = new JournalStateMachine(opts);
     const newest = sm.snapshots.newest();
-    if (!newest) throw new Error(`no snapshot in ${sm.snapshots.root}: the data directory was not formatted by journalnode`);
+    if (!newest)
+      throw new Error(`no snapshot in ${sm.snapshots.root}: the data directory was not formatted by journalnode`);
     sm.loadFrom(newest.index);
     return sm;
   }
@@ -107,7 +113,14 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     for (const js of m.journals) {
       const dir = path.join(this.journalsRoot, js.jid);
       const open = (s: SegmentState) =>
-        s.inProgress ? SegmentFile.load(dir, s.file, { inProgress: true, sizeBytes: s.sizeBytes, truncate: true, expectedLastTxId: s.lastTxId }) : SegmentFile.trusted(dir, s.file, s);
+        s.inProgress
+          ? SegmentFile.load(dir, s.file, {
+              inProgress: true,
+              sizeBytes: s.sizeBytes,
+              truncate: true,
+              expectedLastTxId: s.lastTxId,
+            })
+          : SegmentFile.trusted(dir, s.file, s);
       journals.set(js.jid, Journal.restore(js, dir, this.opts.cacheBytesPerJournal, open));
     }
     this.journals = journals;
@@ -147,7 +160,10 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       const c = known ? { cmd: known } : decodeCommittedCommand(e.data);
       if (known) this.validated.delete(e.data);
       if ('error' in c) {
-        this.opts.logger.warn({ index: e.index, term: e.term, error: c.error.message }, 'a committed entry is not a valid command: applied as a no-op');
+        this.opts.logger.warn(
+          { index: e.index, term: e.term, error: c.error.message },
+          'a committed entry is not a valid command: applied as a no-op',
+        );
         out.push({ code: pb.ErrorCode[c.error.errorName], message: `entry ${e.index}: ${c.error.message}` });
       } else {
         out.push(this.applyCommand(c.cmd, e.index));
@@ -187,10 +203,12 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       const before = { epoch: j.promisedEpoch, writerId: j.writerId };
       const r = j.newEpoch(cmd.newEpoch.nsInfo ?? {}, cmd.newEpoch.writerId ?? '', cmd.newEpoch.requestId ?? '');
       // A retried newEpoch answers the same epoch: nobody new was fenced.
-      if (r.code === pb.ErrorCode.OK && j.promisedEpoch > before.epoch) this.opts.onNewEpoch?.(jid, j.promisedEpoch, j.writerId, before.epoch > 0 ? before : null, index);
+      if (r.code === pb.ErrorCode.OK && j.promisedEpoch > before.epoch)
+        this.opts.onNewEpoch?.(jid, j.promisedEpoch, j.writerId, before.epoch > 0 ? before : null, index);
       return r;
     }
-    if (cmd.startSegment) return j.startSegment(n(cmd.startSegment.epoch), n(cmd.startSegment.txid), n(cmd.startSegment.layoutVersion));
+    if (cmd.startSegment)
+      return j.startSegment(n(cmd.startSegment.epoch), n(cmd.startSegment.txid), n(cmd.startSegment.layoutVersion));
     if (cmd.journal) {
       const o = cmd.journal;
       const records = o.records ?? new Uint8Array(0);
@@ -248,7 +266,10 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
 
   // ---------------------------------------------------------------- snapshots
 
-  private buildManifest(meta: SnapshotMeta): { manifest: ManifestData; sources: { jid: string; file: string; fromPath: string; dirty: boolean }[] } {
+  private buildManifest(meta: SnapshotMeta): {
+    manifest: ManifestData;
+    sources: { jid: string; file: string; fromPath: string; dirty: boolean }[];
+  } {
     const sources: { jid: string; file: string; fromPath: string; dirty: boolean }[] = [];
     for (const j of this.journals.values()) {
       for (const s of j.segments) {
@@ -265,7 +286,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   }
 
   saveSnapshot(meta: SnapshotMeta, done: (err: Error | null) => void): void {
-    let pending;
+    let pending: ReturnType<SnapshotStore['capture']>;
     try {
       const { manifest, sources } = this.buildManifest(meta);
       pending = this.snapshots.capture(manifest, sources);
@@ -290,13 +311,24 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
         summarize: summarizeManifest,
         sink,
         source: {
-          manifest: (minIndex, cb) => source.manifest(from, minIndex).then((m) => cb(null, m), (e: Error) => cb(e)),
-          chunk: (index, f, offset, length, cb) => source.chunk(from, index, f.jid, f.file, offset, length).then((b) => cb(null, b), (e: Error) => cb(e)),
+          manifest: (minIndex, cb) =>
+            source.manifest(from, minIndex).then(
+              (m) => cb(null, m),
+              (e: Error) => cb(e),
+            ),
+          chunk: (index, f, offset, length, cb) =>
+            source.chunk(from, index, f.jid, f.file, offset, length).then(
+              (b) => cb(null, b),
+              (e: Error) => cb(e),
+            ),
         },
       },
       (err, manifest, stats) => {
         if (err || !manifest) return done(err ?? new Error('snapshot fetch failed'));
-        this.opts.logger.info({ from, index: manifest.meta.index, fetchedBytes: stats?.fetchedBytes, reusedBytes: stats?.reusedBytes }, 'snapshot fetched');
+        this.opts.logger.info(
+          { from, index: manifest.meta.index, fetchedBytes: stats?.fetchedBytes, reusedBytes: stats?.reusedBytes },
+          'snapshot fetched',
+        );
         const image: StagedImage = { index: manifest.meta.index, dir: sink.dir, manifest };
         done(null, { meta: toSnapshotMeta(manifest), image } as Staged);
       },
@@ -337,7 +369,9 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
 function summarizeManifest(m: ManifestData): ManifestSummary {
   return {
     index: m.meta.index,
-    files: m.journals.flatMap((j) => j.segments.map((seg) => ({ jid: j.jid, file: seg.file, sizeBytes: seg.sizeBytes, crc32: seg.crc32 }))),
+    files: m.journals.flatMap((j) =>
+      j.segments.map((seg) => ({ jid: j.jid, file: seg.file, sizeBytes: seg.sizeBytes, crc32: seg.crc32 })),
+    ),
   };
 }
 
@@ -407,7 +441,10 @@ class StagingSink implements FetchSink {
   }
 
   finish(cb: (err: Error | null) => void): void {
-    series([...this.jdirs].map((d) => (next: (err: Error | null) => void) => fsyncPath(d, next)), cb);
+    series(
+      [...this.jdirs].map((d) => (next: (err: Error | null) => void) => fsyncPath(d, next)),
+      cb,
+    );
   }
 
   abort(): void {

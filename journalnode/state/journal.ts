@@ -25,7 +25,11 @@ function fail(name: ErrorName, message: string, extra: Partial<Result> = {}): Re
 }
 
 function nsEqual(a: NsInfo, b: NsInfo): boolean {
-  return Number(a.namespaceId ?? 0) === Number(b.namespaceId ?? 0) && (a.clusterId ?? '') === (b.clusterId ?? '') && (a.blockPoolId ?? '') === (b.blockPoolId ?? '');
+  return (
+    Number(a.namespaceId ?? 0) === Number(b.namespaceId ?? 0) &&
+    (a.clusterId ?? '') === (b.clusterId ?? '') &&
+    (a.blockPoolId ?? '') === (b.blockPoolId ?? '')
+  );
 }
 
 function nsString(n: NsInfo): string {
@@ -66,7 +70,10 @@ export class Journal {
 
   format(nsInfo: NsInfo, force: boolean): Result {
     if (this.formatted && this.hasSomeData() && !force) {
-      return fail('ALREADY_FORMATTED', `journal ${this.jid} is formatted and holds data (last txid ${this.lastTxId}); use force to reformat`);
+      return fail(
+        'ALREADY_FORMATTED',
+        `journal ${this.jid} is formatted and holds data (last txid ${this.lastTxId}); use force to reformat`,
+      );
     }
     for (const s of this.segments) s.remove();
     this.segments = [];
@@ -84,7 +91,10 @@ export class Journal {
   newEpoch(nsInfo: NsInfo, writerId: string, requestId = ''): Result {
     if (!this.formatted) return fail('NOT_FORMATTED', `journal ${this.jid} is not formatted`);
     if (!nsEqual(this.nsInfo, nsInfo)) {
-      return fail('NAMESPACE_MISMATCH', `journal ${this.jid} belongs to ${nsString(this.nsInfo)}, not ${nsString(nsInfo)}`);
+      return fail(
+        'NAMESPACE_MISMATCH',
+        `journal ${this.jid} belongs to ${nsString(this.nsInfo)}, not ${nsString(nsInfo)}`,
+      );
     }
     // A retry of the newEpoch that made the current epoch (the first attempt committed, its answer was lost)
     // answers that epoch again: the writer must not fence itself.
@@ -100,7 +110,9 @@ export class Journal {
   private fenced(epoch: number): Result | null {
     if (!this.formatted) return fail('NOT_FORMATTED', `journal ${this.jid} is not formatted`);
     if (epoch !== this.promisedEpoch) {
-      return fail('FENCED', `epoch ${epoch} is fenced: journal ${this.jid} promised epoch ${this.promisedEpoch}`, { epoch: this.promisedEpoch });
+      return fail('FENCED', `epoch ${epoch} is fenced: journal ${this.jid} promised epoch ${this.promisedEpoch}`, {
+        epoch: this.promisedEpoch,
+      });
     }
     return null;
   }
@@ -111,7 +123,10 @@ export class Journal {
     const open = this.inProgress;
     if (open) {
       if (open.lastTxId >= open.firstTxId) {
-        return fail('OUT_OF_SYNC', `segment ${open.firstTxId} is open and holds txids ${open.firstTxId}..${open.lastTxId}: finalize it first`);
+        return fail(
+          'OUT_OF_SYNC',
+          `segment ${open.firstTxId} is open and holds txids ${open.firstTxId}..${open.lastTxId}: finalize it first`,
+        );
       }
       if (open.firstTxId !== txid) {
         return fail('OUT_OF_SYNC', `an empty segment is open at ${open.firstTxId}, cannot start one at ${txid}`);
@@ -136,11 +151,16 @@ export class Journal {
     const lastTxId = firstTxId + count - 1;
     if (firstTxId <= this.lastTxId) {
       // A retry of a batch already applied under this epoch answers success and changes nothing.
-      if (count > 0 && seg.holdsExactly(firstTxId, frames, count)) return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
-      return fail('OUT_OF_SYNC', `txids ${firstTxId}..${lastTxId} overlap the journal (last txid ${this.lastTxId}) with different contents`);
+      if (count > 0 && seg.holdsExactly(firstTxId, frames, count))
+        return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
+      return fail(
+        'OUT_OF_SYNC',
+        `txids ${firstTxId}..${lastTxId} overlap the journal (last txid ${this.lastTxId}) with different contents`,
+      );
     }
     if (!seg.inProgress) return fail('OUT_OF_SYNC', `segment ${segmentTxId} is finalized`);
-    if (firstTxId !== this.lastTxId + 1) return fail('OUT_OF_SYNC', `gap: batch starts at txid ${firstTxId}, the journal's last txid is ${this.lastTxId}`);
+    if (firstTxId !== this.lastTxId + 1)
+      return fail('OUT_OF_SYNC', `gap: batch starts at txid ${firstTxId}, the journal's last txid is ${this.lastTxId}`);
     seg.append(frames, count);
     this.lastTxId = lastTxId;
     this.lastWriterEpoch = epoch;
@@ -158,8 +178,10 @@ export class Journal {
       if (seg.lastTxId === lastTxId) return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId }; // a retried finalize
       return fail('OUT_OF_SYNC', `segment ${firstTxId} is already finalized at ${seg.lastTxId}, not ${lastTxId}`);
     }
-    if (seg.lastTxId !== lastTxId) return fail('OUT_OF_SYNC', `segment ${firstTxId} ends at txid ${seg.lastTxId}, not ${lastTxId}`);
-    if (seg.lastTxId < seg.firstTxId) return fail('OUT_OF_SYNC', `segment ${firstTxId} holds no txid: drop it instead of finalizing it`);
+    if (seg.lastTxId !== lastTxId)
+      return fail('OUT_OF_SYNC', `segment ${firstTxId} ends at txid ${seg.lastTxId}, not ${lastTxId}`);
+    if (seg.lastTxId < seg.firstTxId)
+      return fail('OUT_OF_SYNC', `segment ${firstTxId} holds no txid: drop it instead of finalizing it`);
     seg.finalize();
     return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
   }
@@ -170,7 +192,10 @@ export class Journal {
     const seg = this.segments.find((s) => s.firstTxId === firstTxId);
     if (!seg) return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId }; // already dropped: a retry
     if (!seg.inProgress || seg.lastTxId >= seg.firstTxId) {
-      return fail('OUT_OF_SYNC', `segment ${firstTxId} holds txids (${seg.firstTxId}..${seg.lastTxId}): only an empty in-progress segment can be dropped`);
+      return fail(
+        'OUT_OF_SYNC',
+        `segment ${firstTxId} holds txids (${seg.firstTxId}..${seg.lastTxId}): only an empty in-progress segment can be dropped`,
+      );
     }
     seg.remove();
     this.segments = this.segments.filter((s) => s !== seg);
@@ -206,7 +231,12 @@ export class Journal {
   }
 
   /** A journal as a snapshot recorded it; `open` turns each recorded segment into its file. */
-  static restore(d: JournalStateData, dir: string, maxCacheBytes: number, open: (s: SegmentState) => SegmentFile): Journal {
+  static restore(
+    d: JournalStateData,
+    dir: string,
+    maxCacheBytes: number,
+    open: (s: SegmentState) => SegmentFile,
+  ): Journal {
     const { jid, segments, ...fields } = d;
     const j = Object.assign(new Journal(jid, dir, maxCacheBytes), fields);
     j.segments = segments.map(open);
@@ -220,11 +250,18 @@ export class Journal {
 
   /** Segments holding txids >= sinceTxId (Hadoop's getEditLogManifest). */
   manifest(sinceTxId: number, inProgressOk: boolean): SegmentState[] {
-    return this.segments.filter((s) => s.lastTxId >= sinceTxId && s.lastTxId >= s.firstTxId && (inProgressOk || !s.inProgress)).map((s) => s.describe());
+    return this.segments
+      .filter((s) => s.lastTxId >= sinceTxId && s.lastTxId >= s.firstTxId && (inProgressOk || !s.inProgress))
+      .map((s) => s.describe());
   }
 
   /** Committed frames from fromTxId on (possibly across segments), within the limits. */
-  readEdits(fromTxId: number, maxTxns: number, maxBytes: number, inProgressOk: boolean): { frames: Buffer; firstTxId: number; count: number } {
+  readEdits(
+    fromTxId: number,
+    maxTxns: number,
+    maxBytes: number,
+    inProgressOk: boolean,
+  ): { frames: Buffer; firstTxId: number; count: number } {
     const none = { frames: Buffer.alloc(0), firstTxId: 0, count: 0 };
     const cached = this.readCache(fromTxId, maxTxns, maxBytes, inProgressOk);
     if (cached) return cached;
@@ -249,7 +286,12 @@ export class Journal {
     return { frames: parts.length === 1 ? parts[0]! : Buffer.concat(parts), firstTxId: first, count };
   }
 
-  private readCache(fromTxId: number, maxTxns: number, maxBytes: number, inProgressOk: boolean): { frames: Buffer; firstTxId: number; count: number } | null {
+  private readCache(
+    fromTxId: number,
+    maxTxns: number,
+    maxBytes: number,
+    inProgressOk: boolean,
+  ): { frames: Buffer; firstTxId: number; count: number } | null {
     // The cache holds the newest batches, which belong to the in-progress segment (or one just finalized).
     if (this.cache.length === 0 || fromTxId < this.cache[0]!.firstTxId || fromTxId > this.lastTxId) return null;
     // Without inProgressOk, nothing of the open segment is served.

@@ -28,7 +28,12 @@ export class ReadWaiters {
   wait(jid: string, txid: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.resolve();
     if (this.count >= this.maxWaiters) {
-      return Promise.reject(new QjmError('BUSY', `${this.count} readers are already waiting on this node (maxWaitingReads); retry, or read from another node`));
+      return Promise.reject(
+        new QjmError(
+          'BUSY',
+          `${this.count} readers are already waiting on this node (maxWaitingReads); retry, or read from another node`,
+        ),
+      );
     }
     return new Promise<void>((resolve) => {
       let set = this.byJournal.get(jid);

@@ -57,7 +57,15 @@ export class SegmentFile {
 
   private constructor(
     readonly dir: string,
-    init: { firstTxId: number; lastTxId: number; inProgress: boolean; layoutVersion: number; sizeBytes: number; crc32: number; dirty: boolean },
+    init: {
+      firstTxId: number;
+      lastTxId: number;
+      inProgress: boolean;
+      layoutVersion: number;
+      sizeBytes: number;
+      crc32: number;
+      dirty: boolean;
+    },
   ) {
     this.firstTxId = init.firstTxId;
     this.lastTxId = init.lastTxId;
@@ -115,13 +123,18 @@ export class SegmentFile {
    * Loads and checks a segment file: header, every frame's CRC, consecutive txids. `sizeBytes` limits the
    * scan to a prefix (a snapshot's); the file is truncated to it when `truncate` is set.
    */
-  static load(dir: string, name: string, opts: { inProgress: boolean; sizeBytes?: number; truncate?: boolean; expectedLastTxId?: number }): SegmentFile {
+  static load(
+    dir: string,
+    name: string,
+    opts: { inProgress: boolean; sizeBytes?: number; truncate?: boolean; expectedLastTxId?: number },
+  ): SegmentFile {
     const file = path.join(dir, name);
     const fd = fs.openSync(file, opts.inProgress ? 'r+' : 'r');
     try {
       let size = fs.fstatSync(fd).size;
       if (opts.sizeBytes !== undefined) {
-        if (size < opts.sizeBytes) throw new SegmentCorruptError(file, size, `file has ${size} bytes, expected at least ${opts.sizeBytes}`);
+        if (size < opts.sizeBytes)
+          throw new SegmentCorruptError(file, size, `file has ${size} bytes, expected at least ${opts.sizeBytes}`);
         if (opts.truncate && size > opts.sizeBytes) fs.ftruncateSync(fd, opts.sizeBytes);
         size = opts.sizeBytes;
       }
@@ -139,7 +152,11 @@ export class SegmentFile {
       });
       seg.scan(fd, file, size);
       if (opts.expectedLastTxId !== undefined && seg.lastTxId !== opts.expectedLastTxId) {
-        throw new SegmentCorruptError(file, size, `holds txids up to ${seg.lastTxId}, expected ${opts.expectedLastTxId}`);
+        throw new SegmentCorruptError(
+          file,
+          size,
+          `holds txids up to ${seg.lastTxId}, expected ${opts.expectedLastTxId}`,
+        );
       }
       if (opts.inProgress) {
         seg.fd = fd;
@@ -161,11 +178,21 @@ export class SegmentFile {
    * A finalized segment taken on the word of a snapshot manifest (txid range, size, CRC): only its size is
    * checked now; its frames are checked, and its index built, when it is first read.
    */
-  static trusted(dir: string, name: string, info: { firstTxId: number; lastTxId: number; layoutVersion: number; sizeBytes: number; crc32: number }): SegmentFile {
+  static trusted(
+    dir: string,
+    name: string,
+    info: { firstTxId: number; lastTxId: number; layoutVersion: number; sizeBytes: number; crc32: number },
+  ): SegmentFile {
     const seg = new SegmentFile(dir, { ...info, inProgress: false, dirty: false });
-    if (seg.name !== name) throw new SegmentCorruptError(path.join(dir, name), 0, `file name does not match the manifest's txids ${info.firstTxId}-${info.lastTxId}`);
+    if (seg.name !== name)
+      throw new SegmentCorruptError(
+        path.join(dir, name),
+        0,
+        `file name does not match the manifest's txids ${info.firstTxId}-${info.lastTxId}`,
+      );
     const size = fs.statSync(seg.path).size;
-    if (size !== info.sizeBytes) throw new SegmentCorruptError(seg.path, size, `file has ${size} bytes, the snapshot says ${info.sizeBytes}`);
+    if (size !== info.sizeBytes)
+      throw new SegmentCorruptError(seg.path, size, `file has ${size} bytes, the snapshot says ${info.sizeBytes}`);
     seg.scanned = false;
     return seg;
   }
@@ -183,8 +210,14 @@ export class SegmentFile {
       if (typeof h === 'string') throw new SegmentCorruptError(file, 0, h);
       this.crc32 = zlib.crc32(head);
       this.scan(fd, file, this.sizeBytes);
-      if (this.lastTxId !== expect.last) throw new SegmentCorruptError(file, this.sizeBytes, `holds txids up to ${this.lastTxId}, expected ${expect.last}`);
-      if (this.crc32 !== expect.crc) throw new SegmentCorruptError(file, 0, 'file CRC differs from the snapshot manifest');
+      if (this.lastTxId !== expect.last)
+        throw new SegmentCorruptError(
+          file,
+          this.sizeBytes,
+          `holds txids up to ${this.lastTxId}, expected ${expect.last}`,
+        );
+      if (this.crc32 !== expect.crc)
+        throw new SegmentCorruptError(file, 0, 'file CRC differs from the snapshot manifest');
       this.scanned = true;
     } catch (e) {
       // Keep the recorded range: the error repeats at the next read instead of a wrong answer being served.
@@ -210,7 +243,8 @@ export class SegmentFile {
           if (f.truncated && pos + n < size) break; // the frame continues in the next chunk
           throw new SegmentCorruptError(file, pos + off, f.reason);
         }
-        if (f.record.txid !== this.lastTxId + 1) throw new SegmentCorruptError(file, pos + off, `txid ${f.record.txid} after ${this.lastTxId}`);
+        if (f.record.txid !== this.lastTxId + 1)
+          throw new SegmentCorruptError(file, pos + off, `txid ${f.record.txid} after ${this.lastTxId}`);
         this.noteFrame(f.record.txid, pos + off);
         this.lastTxId = f.record.txid;
         off = f.record.next;
@@ -293,7 +327,8 @@ export class SegmentFile {
 
   read(fromTxId: number, maxTxns: number, maxBytes: number): { frames: Buffer; firstTxId: number; count: number } {
     this.ensureScanned();
-    if (fromTxId > this.lastTxId || fromTxId < this.firstTxId || maxTxns <= 0) return { frames: Buffer.alloc(0), firstTxId: 0, count: 0 };
+    if (fromTxId > this.lastTxId || fromTxId < this.firstTxId || maxTxns <= 0)
+      return { frames: Buffer.alloc(0), firstTxId: 0, count: 0 };
     const i = this.indexPointAtOrBefore(fromTxId);
     let pos = i >= 0 ? this.indexOffsets[i]! : SEGMENT_HEADER_BYTES;
     const fd = this.fd ?? fs.openSync(this.path, 'r');

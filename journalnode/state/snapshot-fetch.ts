@@ -27,7 +27,13 @@ export interface FetchSource<M> {
   /** The peer's newest snapshot at index >= minIndex. */
   manifest(minIndex: number, cb: (err: Error | null, manifest?: M) => void): void;
   /** Up to lengthBytes bytes of the file in snapshot `index`, from offsetBytes. */
-  chunk(index: number, f: SnapshotFileRef, offsetBytes: number, lengthBytes: number, cb: (err: Error | null, bytes?: Uint8Array) => void): void;
+  chunk(
+    index: number,
+    f: SnapshotFileRef,
+    offsetBytes: number,
+    lengthBytes: number,
+    cb: (err: Error | null, bytes?: Uint8Array) => void,
+  ): void;
 }
 
 export interface FetchSink {
@@ -69,7 +75,10 @@ export interface FetchOptions<M> {
 }
 
 /** Fetches the peer's snapshot into the sink; `done` is called once, with the manifest on success. */
-export function fetchSnapshot<M>(o: FetchOptions<M>, done: (err: Error | null, manifest?: M, stats?: FetchStats) => void): void {
+export function fetchSnapshot<M>(
+  o: FetchOptions<M>,
+  done: (err: Error | null, manifest?: M, stats?: FetchStats) => void,
+): void {
   new SnapshotFetch(o, done).start();
 }
 
@@ -135,7 +144,8 @@ class SnapshotFetch<M> {
     const { o } = this;
     if (this.finished) return;
     if (offset >= f.sizeBytes) {
-      if (crc >>> 0 !== f.crc32 >>> 0) return this.fail(new Error(`${f.jid}/${f.file}: CRC of the fetched file does not match the manifest`));
+      if (crc >>> 0 !== f.crc32 >>> 0)
+        return this.fail(new Error(`${f.jid}/${f.file}: CRC of the fetched file does not match the manifest`));
       o.sink.endFile(f, (e) => (e ? this.fail(e) : this.nextFile()));
       return;
     }
@@ -144,7 +154,11 @@ class SnapshotFetch<M> {
       if (this.finished) return;
       if (e || bytes === undefined) return this.fail(e ?? new Error(`peer ${o.from} sent no chunk`));
       if (bytes.byteLength === 0 || bytes.byteLength > length) {
-        return this.fail(new Error(`peer ${o.from} returned ${bytes.byteLength} bytes for ${f.jid}/${f.file} at ${offset} (asked ${length})`));
+        return this.fail(
+          new Error(
+            `peer ${o.from} returned ${bytes.byteLength} bytes for ${f.jid}/${f.file} at ${offset} (asked ${length})`,
+          ),
+        );
       }
       if (!this.attempt(() => o.sink.write(f, offset, bytes))) return;
       this.stats.chunks++;

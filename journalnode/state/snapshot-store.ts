@@ -23,7 +23,12 @@ export type Manifest = qjournal.journal.ISnapshotManifest;
 
 /** A manifest as the code uses it: every field present, txids as numbers. */
 export interface ManifestData {
-  meta: { index: number; term: number; conf: { voters: string[]; votersOutgoing: string[]; learners: string[] }; peers: { id: string; address: string }[] };
+  meta: {
+    index: number;
+    term: number;
+    conf: { voters: string[]; votersOutgoing: string[]; learners: string[] };
+    peers: { id: string; address: string }[];
+  };
   journals: JournalStateData[];
   createdMs: number;
 }
@@ -35,7 +40,11 @@ export function toManifestData(m: Manifest): ManifestData {
     meta: {
       index: Number(meta.index ?? 0),
       term: Number(meta.term ?? 0),
-      conf: { voters: [...(conf.voters ?? [])], votersOutgoing: [...(conf.votersOutgoing ?? [])], learners: [...(conf.learners ?? [])] },
+      conf: {
+        voters: [...(conf.voters ?? [])],
+        votersOutgoing: [...(conf.votersOutgoing ?? [])],
+        learners: [...(conf.learners ?? [])],
+      },
       peers: (meta.peers ?? []).map((p) => ({ id: p.id ?? '', address: p.address ?? '' })),
     },
     journals: (m.journals ?? []).map(journalStateFromProto),
@@ -61,7 +70,8 @@ export function encodeManifest(d: ManifestData): Buffer {
 }
 
 export function decodeManifest(buf: Buffer, where: string): ManifestData {
-  if (buf.byteLength < 12 || !buf.subarray(0, 4).equals(MAGIC)) throw new SnapshotError(`${where}: not a snapshot manifest`);
+  if (buf.byteLength < 12 || !buf.subarray(0, 4).equals(MAGIC))
+    throw new SnapshotError(`${where}: not a snapshot manifest`);
   const len = buf.readUInt32BE(4);
   if (12 + len !== buf.byteLength) throw new SnapshotError(`${where}: manifest length ${len} does not match the file`);
   const body = buf.subarray(12);
@@ -84,7 +94,12 @@ const MAX_MANIFEST_SEGMENTS = 1_000_000;
 export function manifestProblem(m: ManifestData): string | null {
   const safe = (n: number, min = 0) => Number.isSafeInteger(n) && n >= min;
   if (!safe(m.meta.index) || !safe(m.meta.term)) return 'index or term out of range';
-  const ids = [...m.meta.conf.voters, ...m.meta.conf.votersOutgoing, ...m.meta.conf.learners, ...m.meta.peers.map((p) => p.id)];
+  const ids = [
+    ...m.meta.conf.voters,
+    ...m.meta.conf.votersOutgoing,
+    ...m.meta.conf.learners,
+    ...m.meta.peers.map((p) => p.id),
+  ];
   const badId = ids.find((id) => !isNodeId(id));
   if (badId !== undefined) return `bad node id ${JSON.stringify(badId)}`;
   const badAddress = m.meta.peers.find((p) => checkHostPort(p.address) !== null);
@@ -95,18 +110,24 @@ export function manifestProblem(m: ManifestData): string | null {
     if (!isJournalId(j.jid)) return `bad journal id ${JSON.stringify(j.jid)}`;
     if (jids.has(j.jid)) return `journal ${j.jid} listed twice`;
     jids.add(j.jid);
-    if (![j.promisedEpoch, j.lastWriterEpoch, j.lastTxId].every((n) => safe(n))) return `journal ${j.jid}: an epoch or txid out of range`;
-    if (j.segments.length > MAX_MANIFEST_SEGMENTS) return `journal ${j.jid}: more than ${MAX_MANIFEST_SEGMENTS} segments`;
+    if (![j.promisedEpoch, j.lastWriterEpoch, j.lastTxId].every((n) => safe(n)))
+      return `journal ${j.jid}: an epoch or txid out of range`;
+    if (j.segments.length > MAX_MANIFEST_SEGMENTS)
+      return `journal ${j.jid}: more than ${MAX_MANIFEST_SEGMENTS} segments`;
     let prevLast = -1;
     for (let i = 0; i < j.segments.length; i++) {
       const g = j.segments[i]!;
       const where = `journal ${j.jid} segment ${JSON.stringify(g.file)}`;
-      if (!safe(g.firstTxId, 1) || !safe(g.lastTxId) || g.lastTxId < g.firstTxId - 1) return `${where}: txids out of range`;
-      const expected = g.inProgress ? EDITS_NAMING.inProgress(g.firstTxId) : EDITS_NAMING.closed(g.firstTxId, g.lastTxId);
+      if (!safe(g.firstTxId, 1) || !safe(g.lastTxId) || g.lastTxId < g.firstTxId - 1)
+        return `${where}: txids out of range`;
+      const expected = g.inProgress
+        ? EDITS_NAMING.inProgress(g.firstTxId)
+        : EDITS_NAMING.closed(g.firstTxId, g.lastTxId);
       if (g.file !== expected) return `${where}: the name does not match its txids (expected ${expected})`;
       if (g.inProgress && i !== j.segments.length - 1) return `${where}: only the last segment may be in progress`;
       if (g.firstTxId <= prevLast) return `${where}: overlaps the segment before it`;
-      if (!safe(g.sizeBytes, SEGMENT_HEADER_BYTES) || !Number.isInteger(g.crc32) || g.crc32 < 0 || g.crc32 > 0xffffffff) return `${where}: size or CRC out of range`;
+      if (!safe(g.sizeBytes, SEGMENT_HEADER_BYTES) || !Number.isInteger(g.crc32) || g.crc32 < 0 || g.crc32 > 0xffffffff)
+        return `${where}: size or CRC out of range`;
       prevLast = g.lastTxId;
     }
   }
@@ -149,7 +170,8 @@ export class SnapshotStore {
     fs.mkdirSync(root, { recursive: true });
     // Leftovers of an interrupted capture or fetch are never part of a snapshot.
     for (const name of fs.readdirSync(root)) {
-      if (name.startsWith('tmp_') || name.startsWith('staging_')) fs.rmSync(path.join(root, name), { recursive: true, force: true });
+      if (name.startsWith('tmp_') || name.startsWith('staging_'))
+        fs.rmSync(path.join(root, name), { recursive: true, force: true });
     }
   }
 
@@ -177,10 +199,7 @@ export class SnapshotStore {
       const dir = this.dirOf(index);
       try {
         return { index, dir, manifest: this.readManifest(dir) };
-      } catch {
-        // A damaged manifest: fall back to an older snapshot; the damaged one is left for an operator.
-        continue;
-      }
+      } catch {}
     }
     return null;
   }
@@ -197,7 +216,10 @@ export class SnapshotStore {
   }
 
   /** Step 1, synchronous: hard-link the files into a temporary directory. */
-  capture(manifest: ManifestData, sources: { jid: string; file: string; fromPath: string; dirty: boolean }[]): PendingSnapshot {
+  capture(
+    manifest: ManifestData,
+    sources: { jid: string; file: string; fromPath: string; dirty: boolean }[],
+  ): PendingSnapshot {
     const index = manifest.meta.index;
     const tmpDir = path.join(this.root, `tmp_${String(index).padStart(20, '0')}_${process.pid}_${Date.now()}`);
     fs.mkdirSync(path.join(tmpDir, 'journals'), { recursive: true });
@@ -345,7 +367,10 @@ export class SnapshotStore {
           fs.linkSync(src, dst);
         }
         const size = fs.statSync(dst).size;
-        if (size < s.sizeBytes) throw new SnapshotError(`snapshot ${index}: ${j.jid}/${s.file} has ${size} bytes, the manifest says ${s.sizeBytes}`);
+        if (size < s.sizeBytes)
+          throw new SnapshotError(
+            `snapshot ${index}: ${j.jid}/${s.file} has ${size} bytes, the manifest says ${s.sizeBytes}`,
+          );
         if (s.inProgress && size !== s.sizeBytes) fs.truncateSync(dst, s.sizeBytes);
       }
       fsyncPathSync(jdir);

@@ -57,7 +57,15 @@ function checkActivity(body: unknown, id: string): ActivityJson {
   const a = body as Partial<ActivityJson> | null;
   const h = a?.history as Partial<HistoryJson> | undefined;
   const columns = h && [h.t, h.txns, h.fsyncs, h.fsyncP50Ms, h.fsyncP99Ms];
-  if (typeof a !== 'object' || a === null || a.id !== id || typeof a.nowMs !== 'number' || !Array.isArray(a.events) || !columns || !columns.every((c) => Array.isArray(c) && c.length === h.t!.length)) {
+  if (
+    typeof a !== 'object' ||
+    a === null ||
+    a.id !== id ||
+    typeof a.nowMs !== 'number' ||
+    !Array.isArray(a.events) ||
+    !columns ||
+    !columns.every((c) => Array.isArray(c) && c.length === h.t!.length)
+  ) {
     throw new Error('not a JournalNode /activity answer');
   }
   return a as ActivityJson;
@@ -91,14 +99,20 @@ export class ClusterView {
     return JSON.parse(r.body.toString('utf8')) as unknown;
   }
 
-  private async member(m: MemberJson | { id: string; address: string; role: MemberView['role'] }, historyS: number): Promise<{ view: MemberView; events: NodeEvent[] }> {
+  private async member(
+    m: MemberJson | { id: string; address: string; role: MemberView['role'] },
+    historyS: number,
+  ): Promise<{ view: MemberView; events: NodeEvent[] }> {
     const down = (error: string): { view: MemberView; events: NodeEvent[] } => ({
       view: { ...m, reachable: false, error, status: null, history: null, clockOffsetMs: null },
       events: [],
     });
     if (m.id === this.o.selfId) {
       const { status, activity } = this.o.local(historyS);
-      return { view: { ...m, reachable: true, error: null, status, history: activity.history, clockOffsetMs: 0 }, events: activity.events };
+      return {
+        view: { ...m, reachable: true, error: null, status, history: activity.history, clockOffsetMs: 0 },
+        events: activity.events,
+      };
     }
     if (!m.address) return down('no address known');
     const sentAt = Date.now();
@@ -109,10 +123,15 @@ export class ClusterView {
       ]);
       if (status.id !== m.id) return down(`${m.address} answers as ${status.id}`);
       const clockOffsetMs = Math.round(activity.nowMs - (sentAt + Date.now()) / 2);
-      return { view: { ...m, reachable: true, error: null, status, history: activity.history, clockOffsetMs }, events: activity.events };
+      return {
+        view: { ...m, reachable: true, error: null, status, history: activity.history, clockOffsetMs },
+        events: activity.events,
+      };
     } catch (e) {
       const err = e as Error & { code?: string };
-      return down(err.name === 'TimeoutError' ? `timed out after ${this.o.peerTimeoutMs} ms` : (err.code ?? err.message));
+      return down(
+        err.name === 'TimeoutError' ? `timed out after ${this.o.peerTimeoutMs} ms` : (err.code ?? err.message),
+      );
     }
   }
 
@@ -132,7 +151,18 @@ export class ClusterView {
       }
       if (s.term === term && s.state === 'leader') leader = s.id;
     }
-    return { servedBy: self.id, nowMs: Date.now(), clusterId: self.clusterId, leader, term, members: answers.map((a) => a.view), events: mergeEvents(answers.map((a) => a.events), this.o.maxEvents) };
+    return {
+      servedBy: self.id,
+      nowMs: Date.now(),
+      clusterId: self.clusterId,
+      leader,
+      term,
+      members: answers.map((a) => a.view),
+      events: mergeEvents(
+        answers.map((a) => a.events),
+        this.o.maxEvents,
+      ),
+    };
   }
 }
 

@@ -16,7 +16,15 @@ import type { AdminContext } from '../http/routes-admin.js';
 import type { ClusterView } from './cluster-view.js';
 
 // This file runs from dist/journalnode/ui/: the page's sources are read from the repository, not built.
-const STATIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'journalnode', 'ui', 'static');
+const STATIC_DIR = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  '..',
+  'journalnode',
+  'ui',
+  'static',
+);
 
 export interface UiAppParts {
   admin: AdminContext;
@@ -59,18 +67,26 @@ export async function buildUiApp(p: UiAppParts): Promise<FastifyInstance> {
     return reply
       .code(405)
       .header('allow', 'GET, HEAD')
-      .send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: `${req.method} refused: the dashboard port (--ui-listen) is read-only; writes and admin calls go to the main port` });
+      .send({
+        code: 'QJM_ERR_INVALID_ARGUMENT',
+        message: `${req.method} refused: the dashboard port (--ui-listen) is read-only; writes and admin calls go to the main port`,
+      });
   });
   app.addHook('onSend', async (_req, reply) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('x-frame-options', 'DENY');
     reply.header('cache-control', 'no-store');
     // uPlot sizes its elements with inline styles; every script comes from this port.
-    reply.header('content-security-policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'");
+    reply.header(
+      'content-security-policy',
+      "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+    );
   });
   app.setErrorHandler((err, _req, reply) => {
     const status = (err as { statusCode?: number }).statusCode ?? 500;
-    return reply.code(status).send({ code: status < 500 ? 'QJM_ERR_INVALID_ARGUMENT' : 'QJM_ERR_INTERNAL', message: (err as Error).message });
+    return reply
+      .code(status)
+      .send({ code: status < 500 ? 'QJM_ERR_INVALID_ARGUMENT' : 'QJM_ERR_INTERNAL', message: (err as Error).message });
   });
 
   for (const [url, asset] of loadAssets()) app.get(url, async (_req, reply) => reply.type(asset.type).send(asset.body));
@@ -78,7 +94,8 @@ export async function buildUiApp(p: UiAppParts): Promise<FastifyInstance> {
   registerActivityRoute(app, p.activity);
   app.get('/ui/cluster', async (req, reply) => {
     const historyS = intParam(req.query, 'historyS', MAX_HISTORY_S, MAX_HISTORY_S);
-    if (typeof historyS === 'string') return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: historyS });
+    if (typeof historyS === 'string')
+      return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: historyS });
     return p.cluster.gather(historyS);
   });
   return app;

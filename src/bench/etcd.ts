@@ -34,7 +34,13 @@ async function leaderEndpoint(endpoints: string[]): Promise<string | null> {
  * undici like libqjm): `put` sends one 128-byte key per request; `txn` sends `batch` puts per transaction.
  * A warm-up runs first and is not measured.
  */
-async function load(url: string, mode: 'put' | 'txn', concurrency: number, seconds: number, batch = 128): Promise<LatencyStats> {
+async function load(
+  url: string,
+  mode: 'put' | 'txn',
+  concurrency: number,
+  seconds: number,
+  batch = 128,
+): Promise<LatencyStats> {
   const pool = new Pool(url, { connections: concurrency, pipelining: 1 });
   const value = Buffer.alloc(128, 'x').toString('base64');
   const b64 = (k: string) => Buffer.from(k).toString('base64');
@@ -50,7 +56,12 @@ async function load(url: string, mode: 'put' | 'txn', concurrency: number, secon
         body = JSON.stringify({ success });
       }
       const t0 = performance.now();
-      const r = await pool.request({ path: mode === 'put' ? '/v3/kv/put' : '/v3/kv/txn', method: 'POST', body, headers: { 'content-type': 'application/json' } });
+      const r = await pool.request({
+        path: mode === 'put' ? '/v3/kv/put' : '/v3/kv/txn',
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json' },
+      });
       const text = await r.body.text();
       if (r.statusCode !== 200) throw new Error(`etcd answered HTTP ${r.statusCode}: ${text}`);
       if (measure) {
@@ -80,9 +91,16 @@ function ensureEtcd(say: (s: string) => void): string {
   let bin = which();
   if (bin) return bin;
   say('    etcd is not installed: installing etcd-server from the Debian packages (apt-get) ...');
-  const r = spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server'], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(
+    'sh',
+    ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server'],
+    { encoding: 'utf8', timeout: 600_000 },
+  );
   bin = which();
-  if (!bin) throw new Error(`could not install etcd (apt-get exited ${r.status}): ${(r.stderr || r.stdout).trim().slice(-500)}; install etcd-server, or run without --vs etcd`);
+  if (!bin)
+    throw new Error(
+      `could not install etcd (apt-get exited ${r.status}): ${(r.stderr || r.stdout).trim().slice(-500)}; install etcd-server, or run without --vs etcd`,
+    );
   return bin;
 }
 
@@ -104,22 +122,49 @@ async function startEtcd(dir: string, say: (s: string) => void): Promise<EtcdClu
   const initial = [0, 1, 2].map((i) => `e${i + 1}=${peerUrl(i)}`).join(',');
   const procs: ChildProcess[] = [0, 1, 2].map((i) => {
     const log = fs.openSync(path.join(dir, `e${i + 1}.log`), 'w');
-    const args = ['--name', `e${i + 1}`, '--data-dir', path.join(dir, `e${i + 1}`), '--listen-peer-urls', peerUrl(i), '--initial-advertise-peer-urls', peerUrl(i), '--listen-client-urls', clientUrl(i), '--advertise-client-urls', clientUrl(i), '--initial-cluster', initial, '--initial-cluster-state', 'new', '--log-level', 'error'];
+    const args = [
+      '--name',
+      `e${i + 1}`,
+      '--data-dir',
+      path.join(dir, `e${i + 1}`),
+      '--listen-peer-urls',
+      peerUrl(i),
+      '--initial-advertise-peer-urls',
+      peerUrl(i),
+      '--listen-client-urls',
+      clientUrl(i),
+      '--advertise-client-urls',
+      clientUrl(i),
+      '--initial-cluster',
+      initial,
+      '--initial-cluster-state',
+      'new',
+      '--log-level',
+      'error',
+    ];
     const p = spawn(bin, args, { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     return p;
   });
   const stop = async () => {
     await Promise.all(
-      procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => {
-        p.once('exit', () => resolve());
-        p.kill('SIGTERM');
-      }))),
+      procs.map((p) =>
+        p.exitCode !== null || p.signalCode !== null
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              p.once('exit', () => resolve());
+              p.kill('SIGTERM');
+            }),
+      ),
     );
   };
   const endpoints = [0, 1, 2].map(clientUrl);
   try {
-    await waitFor(() => leaderEndpoint(endpoints).catch(() => null), { timeoutMs: 20_000, intervalMs: 100, what: `an etcd leader (see ${dir}/e*.log)` });
+    await waitFor(() => leaderEndpoint(endpoints).catch(() => null), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      what: `an etcd leader (see ${dir}/e*.log)`,
+    });
   } catch (e) {
     await stop();
     throw e;
@@ -127,7 +172,12 @@ async function startEtcd(dir: string, say: (s: string) => void): Promise<EtcdClu
   return { endpoints, version, stop };
 }
 
-export async function runEtcd(dir: string, seconds: number, say: (s: string) => void, concurrentClients = 0): Promise<EtcdRun> {
+export async function runEtcd(
+  dir: string,
+  seconds: number,
+  say: (s: string) => void,
+  concurrentClients = 0,
+): Promise<EtcdRun> {
   const etcd = await startEtcd(dir, say);
   try {
     const leader = (await leaderEndpoint(etcd.endpoints)) ?? etcd.endpoints[0]!;
@@ -140,7 +190,9 @@ export async function runEtcd(dir: string, seconds: number, say: (s: string) => 
     if (concurrentClients > 0) {
       const s = await load(leader, 'put', concurrentClients, seconds);
       c = { ...s, concurrency: concurrentClients };
-      say(`    put, ${concurrentClients} concurrent clients: ${s.recordsPerSec} puts/s, p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms`);
+      say(
+        `    put, ${concurrentClients} concurrent clients: ${s.recordsPerSec} puts/s, p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms`,
+      );
     }
     return { version: etcd.version, put: p, txn: { ...t, batch: 128, concurrency: 4 }, concurrentPut: c };
   } finally {

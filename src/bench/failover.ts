@@ -21,13 +21,25 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-export async function measureLeaderFailover(opts: { trials: number; electionTimeoutMs: number; log?: (s: string) => void }): Promise<FailoverResult> {
+export async function measureLeaderFailover(opts: {
+  trials: number;
+  electionTimeoutMs: number;
+  log?: (s: string) => void;
+}): Promise<FailoverResult> {
   const c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: opts.electionTimeoutMs, logLevel: 'warn' });
   const trialsMs: number[] = [];
   try {
     c.startAll();
     await c.waitForLeader(30_000);
-    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'bench', nsInfo: ns, requestTimeoutMs: 1000, writeTimeoutMs: 60_000, tls: c.tls('writer') });
+    const q = new QuorumJournalManager({
+      journalId: 'ns1',
+      peers: c.addresses,
+      writerId: 'bench',
+      nsInfo: ns,
+      requestTimeoutMs: 1000,
+      writeTimeoutMs: 60_000,
+      tls: c.tls('writer'),
+    });
     await q.format(ns);
     await q.recoverUnfinalizedSegments();
     const out = await q.startLogSegment(1, -64);
@@ -49,7 +61,11 @@ export async function measureLeaderFailover(opts: { trials: number; electionTime
       await new Promise((r) => setTimeout(r, 300));
       killedAt = performance.now();
       const killed = c.kill(leader);
-      await waitFor(() => firstAckAfterKill > 0, { timeoutMs: 60_000, intervalMs: 5, what: 'the first acknowledged write after the kill' });
+      await waitFor(() => firstAckAfterKill > 0, {
+        timeoutMs: 60_000,
+        intervalMs: 5,
+        what: 'the first acknowledged write after the kill',
+      });
       stop = true;
       await writer;
       await killed;
@@ -63,7 +79,12 @@ export async function measureLeaderFailover(opts: { trials: number; electionTime
   } finally {
     await c.destroy();
   }
-  return { electionTimeoutMs: opts.electionTimeoutMs, trialsMs, medianMs: median(trialsMs), maxMs: Math.max(...trialsMs) };
+  return {
+    electionTimeoutMs: opts.electionTimeoutMs,
+    trialsMs,
+    medianMs: median(trialsMs),
+    maxMs: Math.max(...trialsMs),
+  };
 }
 
 // `node dist/src/bench/failover.js [trials] [electionTimeoutMs]`
@@ -71,5 +92,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const trials = Number(process.argv[2] ?? 10);
   const et = Number(process.argv[3] ?? 1000);
   const r = await measureLeaderFailover({ trials, electionTimeoutMs: et, log: (s) => console.log(s) });
-  console.log(`kill -9 of the leader -> first acknowledged write: median ${r.medianMs.toFixed(0)} ms, max ${r.maxMs.toFixed(0)} ms over ${trials} trials (electionTimeoutMs ${et})`);
+  console.log(
+    `kill -9 of the leader -> first acknowledged write: median ${r.medianMs.toFixed(0)} ms, max ${r.maxMs.toFixed(0)} ms over ${trials} trials (electionTimeoutMs ${et})`,
+  );
 }

@@ -36,8 +36,18 @@ if (mode === 'pin') {
   const client = new JournalClient({ peers: [node] });
   const pb = qjournal.journal;
   for (let next = first; ; ) {
-    const body = pb.GetEditsRequest.encode({ jid: 'bench', fromTxid: next, maxTxns: 50_000, maxBytes: 4 << 20, waitMs: 2000, inProgressOk: true }).finish();
-    const { response } = await client.read('/qjm/getEdits', body, (b) => pb.GetEditsResponse.decode(b), { node, timeoutMs: 7000 });
+    const body = pb.GetEditsRequest.encode({
+      jid: 'bench',
+      fromTxid: next,
+      maxTxns: 50_000,
+      maxBytes: 4 << 20,
+      waitMs: 2000,
+      inProgressOk: true,
+    }).finish();
+    const { response } = await client.read('/qjm/getEdits', body, (b) => pb.GetEditsResponse.decode(b), {
+      node,
+      timeoutMs: 7000,
+    });
     for (const r of iterateRecords(response.records)) {
       arrived(r.txid);
       next = r.txid + 1;
@@ -45,5 +55,6 @@ if (mode === 'pin') {
   }
 } else {
   const q = new QuorumJournalManager({ journalId: 'bench', peers: peers!.split(','), writerId: 'tail-reader' });
-  for await (const e of q.readEdits({ fromTxId: first, inProgressOk: true, follow: true, waitMs: 2000 })) arrived(e.txid);
+  for await (const e of q.readEdits({ fromTxId: first, inProgressOk: true, follow: true, waitMs: 2000 }))
+    arrived(e.txid);
 }

@@ -28,7 +28,10 @@ export function percentile(sorted: number[], q: number): number {
 }
 
 export function median(xs: number[]): number {
-  return percentile([...xs].sort((a, b) => a - b), 0.5);
+  return percentile(
+    [...xs].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 const round = (n: number, d = 3) => Number(n.toFixed(d));
@@ -55,10 +58,25 @@ export interface FreshClusterOptions {
 export async function freshCluster(root: string, o: FreshClusterOptions = {}): Promise<Bench> {
   fs.rmSync(root, { recursive: true, force: true });
   fs.mkdirSync(root, { recursive: true });
-  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: o.electionTimeoutMs ?? 1000, root, logLevel: 'warn', extraArgs: o.extraArgs ?? [], insecure: !o.tls });
+  const cluster = await LocalCluster.create({
+    nodes: 3,
+    electionTimeoutMs: o.electionTimeoutMs ?? 1000,
+    root,
+    logLevel: 'warn',
+    extraArgs: o.extraArgs ?? [],
+    insecure: !o.tls,
+  });
   cluster.startAll();
   await cluster.waitForLeader(30_000);
-  const writer = new QuorumJournalManager({ journalId: 'bench', peers: cluster.addresses, writerId: 'bench-writer', nsInfo: NS, writeTimeoutMs: 60_000, tls: cluster.tls('writer'), ...o.writerOpts });
+  const writer = new QuorumJournalManager({
+    journalId: 'bench',
+    peers: cluster.addresses,
+    writerId: 'bench-writer',
+    nsInfo: NS,
+    writeTimeoutMs: 60_000,
+    tls: cluster.tls('writer'),
+    ...o.writerOpts,
+  });
   await writer.format(NS);
   const { lastTxId } = await writer.recoverUnfinalizedSegments();
   const out = await writer.startLogSegment(lastTxId + 1, -64);
@@ -116,7 +134,12 @@ async function writeAndFlush(b: Bench, seconds: number, handlers: number, fill: 
   );
   const wall = (performance.now() - t0) / 1000;
   lat.sort((a, c) => a - c);
-  return { recordsPerSec: Math.round(lat.length / wall), p50Ms: round(percentile(lat, 0.5)), p99Ms: round(percentile(lat, 0.99)), maxMs: round(lat[lat.length - 1]!) };
+  return {
+    recordsPerSec: Math.round(lat.length / wall),
+    p50Ms: round(percentile(lat, 0.5)),
+    p99Ms: round(percentile(lat, 0.99)),
+    maxMs: round(lat[lat.length - 1]!),
+  };
 }
 
 export interface ThroughputStats {
@@ -135,7 +158,11 @@ export interface ThroughputStats {
 export async function streamRecords(
   b: Bench,
   seconds: number,
-  opts: { flushEvery?: number; ratePerSec?: number; onAck?: (firstTxId: number, lastTxId: number, atMs: number) => void } = {},
+  opts: {
+    flushEvery?: number;
+    ratePerSec?: number;
+    onAck?: (firstTxId: number, lastTxId: number, atMs: number) => void;
+  } = {},
 ): Promise<ThroughputStats> {
   const rec = Buffer.alloc(RECORD_BYTES, 0x32);
   const flushEvery = opts.flushEvery ?? 2000;
@@ -190,7 +217,12 @@ export async function streamRecords(
 }
 
 /** W3(a): kill -9 of the leader under streaming load; ms until a flush issued after the kill is acknowledged. */
-export async function w3LeaderKill(root: string, trials: number, electionTimeoutMs: number, log: (s: string) => void): Promise<number[]> {
+export async function w3LeaderKill(
+  root: string,
+  trials: number,
+  electionTimeoutMs: number,
+  log: (s: string) => void,
+): Promise<number[]> {
   const b = await freshCluster(root, { electionTimeoutMs });
   const out: number[] = [];
   try {
@@ -211,7 +243,11 @@ export async function w3LeaderKill(root: string, trials: number, electionTimeout
       await new Promise((r) => setTimeout(r, 500));
       killedAt = performance.now();
       await b.cluster.kill(leader);
-      await waitFor(() => recoveredAt > 0, { timeoutMs: 60_000, intervalMs: 2, what: 'the first write acknowledged after the kill' });
+      await waitFor(() => recoveredAt > 0, {
+        timeoutMs: 60_000,
+        intervalMs: 2,
+        what: 'the first write acknowledged after the kill',
+      });
       stop = true;
       await load;
       out.push(round(recoveredAt - killedAt, 1));
@@ -236,7 +272,9 @@ export async function w3WriterFailover(root: string, trials: number, log: (s: st
     await b.writer.finalizeLogSegment(b.out.segmentTxId, b.out.lastDurableTxId || b.out.segmentTxId).catch(() => {});
     for (let t = 0; t < trials; t++) {
       // The active writer: a child process that recovers the journal and streams until killed.
-      const child = fork(path.join(HERE, 'writer-process.js'), [b.cluster.addresses.join(','), `active-${t}`], { stdio: 'ignore' });
+      const child = fork(path.join(HERE, 'writer-process.js'), [b.cluster.addresses.join(','), `active-${t}`], {
+        stdio: 'ignore',
+      });
       await new Promise<void>((resolve, reject) => {
         child.once('message', () => resolve());
         child.once('exit', (code) => reject(new Error(`writer process exited early (${code})`)));
@@ -244,7 +282,12 @@ export async function w3WriterFailover(root: string, trials: number, log: (s: st
       await new Promise((r) => setTimeout(r, 300));
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
-      const standby = new QuorumJournalManager({ journalId: 'bench', peers: b.cluster.addresses, writerId: `standby-${t}`, nsInfo: NS });
+      const standby = new QuorumJournalManager({
+        journalId: 'bench',
+        peers: b.cluster.addresses,
+        writerId: `standby-${t}`,
+        nsInfo: NS,
+      });
       const t0 = performance.now();
       const { lastTxId } = await standby.recoverUnfinalizedSegments();
       const s = await standby.startLogSegment(lastTxId + 1, -64);
@@ -270,13 +313,21 @@ export async function w3WriterFailover(root: string, trials: number, log: (s: st
 /** Seconds of W4's load the reader tails before anything is measured. */
 const W4_READER_WARM_UP_S = 2;
 
-export async function w4TailLag(b: Bench, seconds: number, ratePerSec: number, readerOn: 'leader' | 'follower' = 'leader'): Promise<{ p50Ms: number; p99Ms: number; samples: number }> {
+export async function w4TailLag(
+  b: Bench,
+  seconds: number,
+  ratePerSec: number,
+  readerOn: 'leader' | 'follower' = 'leader',
+): Promise<{ p50Ms: number; p99Ms: number; samples: number }> {
   const leader = b.cluster.node(await b.cluster.waitForLeader()).address;
   const others = b.cluster.addresses.filter((a) => a !== leader);
   // Reading as libqjm does, the reader prefers the leader (the freshest node); the other nodes are its fallbacks.
   // Room for every txid it will see, so that its own bookkeeping never grows (and stalls it) mid-run.
   const capacity = String(Math.ceil((W4_READER_WARM_UP_S + seconds + 2) * ratePerSec * 1.5));
-  const args = readerOn === 'leader' ? [[leader, ...others].join(','), String(b.out.lastDurableTxId + 1), 'follow', capacity] : [others[0]!, String(b.out.lastDurableTxId + 1), 'pin', capacity];
+  const args =
+    readerOn === 'leader'
+      ? [[leader, ...others].join(','), String(b.out.lastDurableTxId + 1), 'follow', capacity]
+      : [others[0]!, String(b.out.lastDurableTxId + 1), 'pin', capacity];
   const reader = fork(path.join(HERE, 'reader-process.js'), args, { stdio: 'ignore' });
   const tailing = new Promise<void>((resolve, reject) => {
     reader.once('message', () => resolve());
@@ -316,7 +367,11 @@ export async function w4TailLag(b: Bench, seconds: number, ratePerSec: number, r
  * flush() (Hadoop's logSync); the library group-commits what they wrote meanwhile into shared round trips.
  * Operations per second, and the percentiles of one handler's flush.
  */
-export async function w6Handlers(b: Bench, seconds: number, handlers: number): Promise<LatencyStats & { opsPerSec: number; handlers: number }> {
+export async function w6Handlers(
+  b: Bench,
+  seconds: number,
+  handlers: number,
+): Promise<LatencyStats & { opsPerSec: number; handlers: number }> {
   const stats = await writeAndFlush(b, seconds, handlers, 0x36);
   return { ...stats, opsPerSec: stats.recordsPerSec, handlers };
 }
@@ -364,7 +419,10 @@ export function dirBytes(dir: string): number {
 }
 
 /** The disk's limit: fdatasync latency of a 4 KiB append, and synced sequential bandwidth at a write size. */
-export function diskLimit(dir: string, writeBytes: number): { fsyncP50Ms: number; syncedMBps: number; writeBytes: number } {
+export function diskLimit(
+  dir: string,
+  writeBytes: number,
+): { fsyncP50Ms: number; syncedMBps: number; writeBytes: number } {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'disk-probe.bin');
   const fd = fs.openSync(file, 'w');
@@ -386,7 +444,11 @@ export function diskLimit(dir: string, writeBytes: number): { fsyncP50Ms: number
       fs.fdatasyncSync(fd);
       bytes += big.byteLength;
     }
-    return { fsyncP50Ms: round(percentile(lat, 0.5)), syncedMBps: round(bytes / ((performance.now() - t0) / 1000) / 1e6, 1), writeBytes: big.byteLength };
+    return {
+      fsyncP50Ms: round(percentile(lat, 0.5)),
+      syncedMBps: round(bytes / ((performance.now() - t0) / 1000) / 1e6, 1),
+      writeBytes: big.byteLength,
+    };
   } finally {
     fs.closeSync(fd);
     fs.rmSync(file, { force: true });

@@ -3,7 +3,12 @@
 import { QuorumJournalManager } from '../../libqjm/index.js';
 
 const [peers, writerId] = process.argv.slice(2);
-const q = new QuorumJournalManager({ journalId: 'bench', peers: peers!.split(','), writerId: writerId!, nsInfo: { namespaceId: 1, clusterId: 'CID-bench', blockPoolId: 'BP-bench' } });
+const q = new QuorumJournalManager({
+  journalId: 'bench',
+  peers: peers!.split(','),
+  writerId: writerId!,
+  nsInfo: { namespaceId: 1, clusterId: 'CID-bench', blockPoolId: 'BP-bench' },
+});
 const { lastTxId } = await q.recoverUnfinalizedSegments();
 const out = await q.startLogSegment(lastTxId + 1, -64);
 const rec = Buffer.alloc(128, 0x35);

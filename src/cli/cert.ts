@@ -14,10 +14,20 @@ import { renderTable } from '../text-table.js';
 
 type Out = (line: string) => void;
 
-const CERTS_DIR = { type: 'string', required: true, valueName: 'DIR', description: 'the certificates directory' } as const;
-const CA_KEY = { type: 'string', valueName: 'FILE', description: "the CA's key (default DIR/ca.key): keep it offline between uses" } as const;
+const CERTS_DIR = {
+  type: 'string',
+  required: true,
+  valueName: 'DIR',
+  description: 'the certificates directory',
+} as const;
+const CA_KEY = {
+  type: 'string',
+  valueName: 'FILE',
+  description: "the CA's key (default DIR/ca.key): keep it offline between uses",
+} as const;
 const OVERWRITE = { type: 'boolean', description: 'replace files that exist (default: refuse)' } as const;
-const days = (def: number) => ({ type: 'uint', valueName: 'N', description: `validity in days (default ${def})` }) as const;
+const days = (def: number) =>
+  ({ type: 'uint', valueName: 'N', description: `validity in days (default ${def})` }) as const;
 
 export const CERT_CREATE_CA = {
   name: 'qjm cert create-ca',
@@ -41,7 +51,13 @@ export const CERT_CREATE_CLIENT = {
   positionals: [{ name: 'NAME', description: 'the client name (qjm --user NAME, libqjm tls.user)' }],
   flags: {
     'certs-dir': CERTS_DIR,
-    role: { type: 'string', required: true, valueName: CLIENT_ROLES.join('|'), description: 'writer: journal writes and reads; reader: reads and status; admin: everything (several: writer,reader)' },
+    role: {
+      type: 'string',
+      required: true,
+      valueName: CLIENT_ROLES.join('|'),
+      description:
+        'writer: journal writes and reads; reader: reads and status; admin: everything (several: writer,reader)',
+    },
     'ca-key': CA_KEY,
     days: days(CERT_DAYS_DEFAULT),
     overwrite: OVERWRITE,
@@ -54,7 +70,12 @@ export const CERT_LIST = {
   flags: { 'certs-dir': CERTS_DIR, json: { type: 'boolean', description: 'print JSON, for scripts' } },
 } as const satisfies CommandSpec;
 
-function certOptions(f: { 'certs-dir': string; 'ca-key'?: string | undefined; days?: number | undefined; overwrite: boolean }): CertOptions {
+function certOptions(f: {
+  'certs-dir': string;
+  'ca-key'?: string | undefined;
+  days?: number | undefined;
+  overwrite: boolean;
+}): CertOptions {
   return {
     certsDir: f['certs-dir'],
     overwrite: f.overwrite,
@@ -72,14 +93,25 @@ export async function cmdCreateCa(f: FlagValues<typeof CERT_CREATE_CA>, out: Out
   return wrote(out, await createCa(certOptions(f)));
 }
 
-export async function cmdCreateNode(f: FlagValues<typeof CERT_CREATE_NODE>, out: Out, [id, ...hosts]: string[]): Promise<number> {
+export async function cmdCreateNode(
+  f: FlagValues<typeof CERT_CREATE_NODE>,
+  out: Out,
+  [id, ...hosts]: string[],
+): Promise<number> {
   return wrote(out, await createNodeCert(certOptions(f), id!, hosts));
 }
 
-export async function cmdCreateClient(f: FlagValues<typeof CERT_CREATE_CLIENT>, out: Out, [name]: string[]): Promise<number> {
+export async function cmdCreateClient(
+  f: FlagValues<typeof CERT_CREATE_CLIENT>,
+  out: Out,
+  [name]: string[],
+): Promise<number> {
   const roles = f.role.split(',').map((r) => r.trim());
   const unknown = roles.filter((r) => !isClientRole(r));
-  if (unknown.length > 0 || roles.length === 0) throw new UsageError(`--role must be ${CLIENT_ROLES.join(', ')} (or several, comma-separated), got ${JSON.stringify(f.role)}`);
+  if (unknown.length > 0 || roles.length === 0)
+    throw new UsageError(
+      `--role must be ${CLIENT_ROLES.join(', ')} (or several, comma-separated), got ${JSON.stringify(f.role)}`,
+    );
   return wrote(out, await createClientCert(certOptions(f), name!, roles as ClientRole[]));
 }
 
@@ -93,7 +125,14 @@ export function cmdList(f: FlagValues<typeof CERT_LIST>, out: Out): number {
   out(
     renderTable(
       ['FILE', 'SUBJECT', 'ROLES', 'SANS', 'EXPIRES', 'ISSUED BY ca.crt'],
-      certs.map((c) => [path.basename(c.file), c.subject, c.isCa ? 'CA' : c.roles.join(',') || '-', c.sans.join(' ') || '-', c.notAfter.slice(0, 10), issued(c.signedByCa)]),
+      certs.map((c) => [
+        path.basename(c.file),
+        c.subject,
+        c.isCa ? 'CA' : c.roles.join(',') || '-',
+        c.sans.join(' ') || '-',
+        c.notAfter.slice(0, 10),
+        issued(c.signedByCa),
+      ]),
     ),
   );
   return 0;

@@ -18,7 +18,16 @@ import { WRITER_ACTIVE_MS } from '../journal-state.js';
 import { CertExistsError } from '../security/certs.js';
 import { CertificateError } from '../security/cert-files.js';
 import { runResetPeers } from './reset-peers.js';
-import { CERT_CREATE_CA, CERT_CREATE_CLIENT, CERT_CREATE_NODE, CERT_LIST, cmdCreateCa, cmdCreateClient, cmdCreateNode, cmdList } from './cert.js';
+import {
+  CERT_CREATE_CA,
+  CERT_CREATE_CLIENT,
+  CERT_CREATE_NODE,
+  CERT_LIST,
+  cmdCreateCa,
+  cmdCreateClient,
+  cmdCreateNode,
+  cmdList,
+} from './cert.js';
 
 export { UsageError } from '../command-line.js';
 
@@ -39,8 +48,18 @@ const PEERS = {
 } as const;
 /** How qjm reaches the nodes: mutual TLS as a client certificate's user, or plain HTTP when asked for. */
 const SECURITY = {
-  'certs-dir': { type: 'string', env: 'QJM_CERTS_DIR', valueName: 'DIR', description: 'mutual TLS: the certificates directory (ca.crt, client.<user>.crt/.key)' },
-  user: { type: 'string', env: 'QJM_USER', valueName: 'NAME', description: 'the client certificate to act as: DIR/client.<NAME>.crt' },
+  'certs-dir': {
+    type: 'string',
+    env: 'QJM_CERTS_DIR',
+    valueName: 'DIR',
+    description: 'mutual TLS: the certificates directory (ca.crt, client.<user>.crt/.key)',
+  },
+  user: {
+    type: 'string',
+    env: 'QJM_USER',
+    valueName: 'NAME',
+    description: 'the client certificate to act as: DIR/client.<NAME>.crt',
+  },
   insecure: { type: 'boolean', description: 'plain HTTP, for nodes started with --insecure (ignores QJM_CERTS_DIR)' },
 } as const;
 /** Whole seconds, as an operator types them; without it each call keeps its own default (OPERATIONS.md lists them). */
@@ -52,20 +71,33 @@ const TIMEOUT = {
 const CONNECT = { peers: PEERS, ...SECURITY, timeout: TIMEOUT } as const;
 const JID = { type: 'string', required: true, valueName: 'ID', description: 'the journal id' } as const;
 const JSON_OUT = { type: 'boolean', description: 'print JSON, for scripts' } as const;
-const RECORD_FORMAT = { type: 'string', choices: ['text', 'hex', 'len'], description: 'how to print each record (default text)' } as const;
+const RECORD_FORMAT = {
+  type: 'string',
+  choices: ['text', 'hex', 'len'],
+  description: 'how to print each record (default text)',
+} as const;
 
 export const NO_CLIENT_CERTIFICATE =
   'no client certificate: give --certs-dir D --user NAME (or set QJM_CERTS_DIR and QJM_USER), or --insecure for nodes started with --insecure';
 
 /** The connection flags every command that talks to the nodes takes (CONNECT). */
-type Connection = { peers: string; 'certs-dir'?: string | undefined; user?: string | undefined; insecure: boolean; timeout?: number | undefined };
+type Connection = {
+  peers: string;
+  'certs-dir'?: string | undefined;
+  user?: string | undefined;
+  insecure: boolean;
+  timeout?: number | undefined;
+};
 
 /** The nodes and how to reach them; refuses (usage, exit 2) when neither TLS nor --insecure was chosen. */
 function connection(f: Connection): { peers: string[]; tls?: TlsOption } {
   const peers = peersOf(f);
   if (f.insecure) return { peers };
   if (!f['certs-dir']) throw new UsageError(NO_CLIENT_CERTIFICATE);
-  if (!f.user) throw new UsageError('--user NAME is required with --certs-dir (or set QJM_USER): the client certificate to act as');
+  if (!f.user)
+    throw new UsageError(
+      '--user NAME is required with --certs-dir (or set QJM_USER): the client certificate to act as',
+    );
   return { peers, tls: { certsDir: f['certs-dir'], user: f.user } };
 }
 
@@ -87,7 +119,10 @@ export function retryReporter(err: Out, nowMs: () => number = Date.now): RetryOb
     if (now - lastMs < 1000) return;
     lastMs = now;
     const node = e.details.node;
-    const why = e.details.networkCode && typeof node === 'string' ? `${node} unreachable (${e.details.networkCode})` : `${e.message} (${e.code})`;
+    const why =
+      e.details.networkCode && typeof node === 'string'
+        ? `${node} unreachable (${e.details.networkCode})`
+        : `${e.message} (${e.code})`;
     err(`qjm: ${why}; retrying for ${Math.max(0, Math.ceil(remainingMs / 1000))} s more`);
   };
 }
@@ -98,7 +133,9 @@ function qjmOptions(f: Connection, io: CliIo): Omit<QjmOptions, 'journalId'> {
   return {
     ...connection(f),
     onRetry: retryReporter(io.err),
-    ...(timeoutMs !== undefined ? { requestTimeoutMs: Math.min(5000, timeoutMs), writeTimeoutMs: timeoutMs, recoveryTimeoutMs: timeoutMs } : {}),
+    ...(timeoutMs !== undefined
+      ? { requestTimeoutMs: Math.min(5000, timeoutMs), writeTimeoutMs: timeoutMs, recoveryTimeoutMs: timeoutMs }
+      : {}),
   };
 }
 
@@ -108,7 +145,9 @@ function adminClient(f: Connection, io: CliIo): AdminClient {
   return new AdminClient(peers, {
     ...(tls ? { tls } : {}),
     onRetry: retryReporter(io.err),
-    ...(timeoutMs !== undefined ? { requestTimeoutMs: Math.min(3000, timeoutMs), retry: { deadlineMs: timeoutMs } } : {}),
+    ...(timeoutMs !== undefined
+      ? { requestTimeoutMs: Math.min(3000, timeoutMs), retry: { deadlineMs: timeoutMs } }
+      : {}),
   });
 }
 
@@ -170,14 +209,33 @@ async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promise<numbe
     } else {
       // LAG: entries a follower's log is behind the leader's. Only the leader knows it (the one in the highest
       // term, if two claim it); '?' when no leader answered.
-      const leader = reports.map((r) => r.status).filter((s) => s?.state === 'leader').sort((a, b) => b!.term - a!.term)[0] ?? null;
-      const lagOf = (id: string) => (!leader ? '?' : id === leader.id ? '-' : String(leader.followers[id]?.lagEntries ?? '?'));
+      const leader =
+        reports
+          .map((r) => r.status)
+          .filter((s) => s?.state === 'leader')
+          .sort((a, b) => b!.term - a!.term)[0] ?? null;
+      const lagOf = (id: string) =>
+        !leader ? '?' : id === leader.id ? '-' : String(leader.followers[id]?.lagEntries ?? '?');
       const rows = reports.map(({ endpoint, status: s, error }) => {
         if (!s) return [endpoint, '', '', '', '', '', '', '', '', '', error ?? ''];
-        const cells = [s.id, s.state, s.term, s.leader === s.id, s.commitIndex, s.appliedIndex, s.lastIndex, s.snapshotIndex];
+        const cells = [
+          s.id,
+          s.state,
+          s.term,
+          s.leader === s.id,
+          s.commitIndex,
+          s.appliedIndex,
+          s.lastIndex,
+          s.snapshotIndex,
+        ];
         return [endpoint, ...cells.map(String), lagOf(s.id), s.fatal ?? ''];
       });
-      io.out(renderTable(['ENDPOINT', 'ID', 'STATE', 'TERM', 'IS LEADER', 'COMMIT', 'APPLIED', 'LAST', 'SNAPSHOT', 'LAG', 'ERRORS'], rows));
+      io.out(
+        renderTable(
+          ['ENDPOINT', 'ID', 'STATE', 'TERM', 'IS LEADER', 'COMMIT', 'APPLIED', 'LAST', 'SNAPSHOT', 'LAG', 'ERRORS'],
+          rows,
+        ),
+      );
       const journals = (leader ?? reports.find((r) => r.status)?.status)?.journals;
       if (journals) {
         const jrows = Object.entries(journals)
@@ -189,9 +247,19 @@ async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promise<numbe
             j.writerId || '-',
             String(j.lastTxId),
             String(j.segments.length),
-            j.segments.filter((g) => g.inProgress).map((g) => `${g.firstTxId}-${g.lastTxId}`).join(',') || '-',
+            j.segments
+              .filter((g) => g.inProgress)
+              .map((g) => `${g.firstTxId}-${g.lastTxId}`)
+              .join(',') || '-',
           ]);
-        if (jrows.length) io.out('\n' + renderTable(['JOURNAL', 'EPOCH', 'WRITER EPOCH', 'WRITER', 'LAST TXID', 'SEGMENTS', 'IN PROGRESS'], jrows));
+        if (jrows.length)
+          io.out(
+            '\n' +
+              renderTable(
+                ['JOURNAL', 'EPOCH', 'WRITER EPOCH', 'WRITER', 'LAST TXID', 'SEGMENTS', 'IN PROGRESS'],
+                jrows,
+              ),
+          );
       }
     }
     return reports.some((r) => r.error) ? 1 : 0;
@@ -209,8 +277,14 @@ const FORMAT = {
     'namespace-id': { type: 'uint', required: true, description: 'the namespace id of the master' },
     'cluster-id': { type: 'string', required: true, valueName: 'C', description: 'the cluster id of the master' },
     'block-pool-id': { type: 'string', valueName: 'B', description: 'the block pool id (default empty)' },
-    force: { type: 'boolean', description: 'wipe a journal that holds data (epochs stay, so fenced writers stay fenced)' },
-    'allow-active-writer': { type: 'boolean', description: 'with --force: wipe it even though its writer wrote in the last few seconds' },
+    force: {
+      type: 'boolean',
+      description: 'wipe a journal that holds data (epochs stay, so fenced writers stay fenced)',
+    },
+    'allow-active-writer': {
+      type: 'boolean',
+      description: 'with --force: wipe it even though its writer wrote in the last few seconds',
+    },
     json: JSON_OUT,
   },
 } as const satisfies CommandSpec;
@@ -218,9 +292,17 @@ const FORMAT = {
 async function cmdFormat(f: FlagValues<typeof FORMAT>, io: CliIo): Promise<number> {
   const q = new QuorumJournalManager({ journalId: f.jid, ...qjmOptions(f, io), writerId: 'qjm' });
   try {
-    const nsInfo = { namespaceId: f['namespace-id'], clusterId: f['cluster-id'], blockPoolId: f['block-pool-id'] ?? '' };
+    const nsInfo = {
+      namespaceId: f['namespace-id'],
+      clusterId: f['cluster-id'],
+      blockPoolId: f['block-pool-id'] ?? '',
+    };
     await q.format(nsInfo, { force: f.force, allowActiveWriter: f['allow-active-writer'] });
-    io.out(f.json ? JSON.stringify({ ok: true, jid: q.journalId, nsInfo }) : `formatted journal ${q.journalId} (namespace ${nsInfo.namespaceId}, cluster ${nsInfo.clusterId})`);
+    io.out(
+      f.json
+        ? JSON.stringify({ ok: true, jid: q.journalId, nsInfo })
+        : `formatted journal ${q.journalId} (namespace ${nsInfo.namespaceId}, cluster ${nsInfo.clusterId})`,
+    );
     return 0;
   } finally {
     await q.close();
@@ -230,7 +312,12 @@ async function cmdFormat(f: FlagValues<typeof FORMAT>, io: CliIo): Promise<numbe
 const SEGMENTS = {
   name: 'qjm segments',
   summary: "A journal's segments, in progress or finalized.",
-  flags: { ...CONNECT, jid: JID, since: { type: 'uint', valueName: 'TXID', description: 'only segments that end at or after TXID' }, json: JSON_OUT },
+  flags: {
+    ...CONNECT,
+    jid: JID,
+    since: { type: 'uint', valueName: 'TXID', description: 'only segments that end at or after TXID' },
+    json: JSON_OUT,
+  },
 } as const satisfies CommandSpec;
 
 async function cmdSegments(f: FlagValues<typeof SEGMENTS>, io: CliIo): Promise<number> {
@@ -242,10 +329,29 @@ async function cmdSegments(f: FlagValues<typeof SEGMENTS>, io: CliIo): Promise<n
     const segs = st.segments.filter((s) => s.lastTxId >= since);
     const totalBytes = segs.reduce((n, s) => n + s.sizeBytes, 0);
     if (f.json) {
-      io.out(JSON.stringify({ jid: q.journalId, lastTxId: st.lastTxId, promisedEpoch: st.promisedEpoch, totalBytes, segments: segs }, null, 2));
+      io.out(
+        JSON.stringify(
+          { jid: q.journalId, lastTxId: st.lastTxId, promisedEpoch: st.promisedEpoch, totalBytes, segments: segs },
+          null,
+          2,
+        ),
+      );
     } else {
-      io.out(renderTable(['FIRST TXID', 'LAST TXID', 'TXNS', 'STATE', 'SIZE'], segs.map((s) => [String(s.firstTxId), String(s.lastTxId), String(s.lastTxId - s.firstTxId + 1), s.inProgress ? 'in progress' : 'finalized', humanBytes(s.sizeBytes)])));
-      io.out(`journal ${q.journalId}: last txid ${st.lastTxId}, promised epoch ${st.promisedEpoch}, writer ${st.writerId || '-'}; ${segs.length} segment(s), ${humanBytes(totalBytes)} (exact sizes: --json)`);
+      io.out(
+        renderTable(
+          ['FIRST TXID', 'LAST TXID', 'TXNS', 'STATE', 'SIZE'],
+          segs.map((s) => [
+            String(s.firstTxId),
+            String(s.lastTxId),
+            String(s.lastTxId - s.firstTxId + 1),
+            s.inProgress ? 'in progress' : 'finalized',
+            humanBytes(s.sizeBytes),
+          ]),
+        ),
+      );
+      io.out(
+        `journal ${q.journalId}: last txid ${st.lastTxId}, promised epoch ${st.promisedEpoch}, writer ${st.writerId || '-'}; ${segs.length} segment(s), ${humanBytes(totalBytes)} (exact sizes: --json)`,
+      );
     }
     return 0;
   } finally {
@@ -256,7 +362,12 @@ async function cmdSegments(f: FlagValues<typeof SEGMENTS>, io: CliIo): Promise<n
 const FINALIZE = {
   name: 'qjm finalize',
   summary: 'Fence the writer and finalize its open segment (refused while it is writing, unless --force).',
-  flags: { ...CONNECT, jid: JID, force: { type: 'boolean', description: 'fence a writer that is still writing' }, json: JSON_OUT },
+  flags: {
+    ...CONNECT,
+    jid: JID,
+    force: { type: 'boolean', description: 'fence a writer that is still writing' },
+    json: JSON_OUT,
+  },
 } as const satisfies CommandSpec;
 
 async function cmdFinalize(f: FlagValues<typeof FINALIZE>, io: CliIo): Promise<number> {
@@ -268,7 +379,11 @@ async function cmdFinalize(f: FlagValues<typeof FINALIZE>, io: CliIo): Promise<n
     if (!before.formatted) throw new QjmError('NOT_FORMATTED', `journal ${jid} is not formatted`);
     const open = before.segments.find((s) => s.inProgress);
     if (!open) {
-      io.out(f.json ? JSON.stringify({ ok: true, finalized: null }) : `journal ${jid} has no segment in progress; nothing to do`);
+      io.out(
+        f.json
+          ? JSON.stringify({ ok: true, finalized: null })
+          : `journal ${jid} has no segment in progress; nothing to do`,
+      );
       return 0;
     }
     const activity = await admin.lastWriteAgeMs(jid);
@@ -279,8 +394,15 @@ async function cmdFinalize(f: FlagValues<typeof FINALIZE>, io: CliIo): Promise<n
       );
     }
     const r = await q.recoverUnfinalizedSegments();
-    const what = open.lastTxId >= open.firstTxId ? `finalized segment ${open.firstTxId}-${r.lastTxId}` : `dropped empty segment ${open.firstTxId}`;
-    io.out(f.json ? JSON.stringify({ ok: true, epoch: r.epoch, lastTxId: r.lastTxId, action: what }) : `fenced prior writers with epoch ${r.epoch}; ${what}`);
+    const what =
+      open.lastTxId >= open.firstTxId
+        ? `finalized segment ${open.firstTxId}-${r.lastTxId}`
+        : `dropped empty segment ${open.firstTxId}`;
+    io.out(
+      f.json
+        ? JSON.stringify({ ok: true, epoch: r.epoch, lastTxId: r.lastTxId, action: what })
+        : `fenced prior writers with epoch ${r.epoch}; ${what}`,
+    );
     return 0;
   } finally {
     await q.close();
@@ -290,8 +412,13 @@ async function cmdFinalize(f: FlagValues<typeof FINALIZE>, io: CliIo): Promise<n
 
 const PURGE = {
   name: 'qjm purge',
-  summary: 'Delete the finalized segments that end below a txid (under the current writer\'s epoch).',
-  flags: { ...CONNECT, jid: JID, 'min-txid': { type: 'uint', required: true, valueName: 'TXID', description: 'the first txid to keep' }, json: JSON_OUT },
+  summary: "Delete the finalized segments that end below a txid (under the current writer's epoch).",
+  flags: {
+    ...CONNECT,
+    jid: JID,
+    'min-txid': { type: 'uint', required: true, valueName: 'TXID', description: 'the first txid to keep' },
+    json: JSON_OUT,
+  },
 } as const satisfies CommandSpec;
 
 async function cmdPurge(f: FlagValues<typeof PURGE>, io: CliIo): Promise<number> {
@@ -311,7 +438,11 @@ async function cmdPurge(f: FlagValues<typeof PURGE>, io: CliIo): Promise<number>
         if (e instanceof QjmError && e.errorName === 'FENCED' && attempt < 3) continue; // a writer took over meanwhile
         throw e;
       }
-      io.out(f.json ? JSON.stringify({ ok: true, purged: doomed }) : `purged ${doomed.length} segment(s) ending below txid ${minTxId}`);
+      io.out(
+        f.json
+          ? JSON.stringify({ ok: true, purged: doomed })
+          : `purged ${doomed.length} segment(s) ending below txid ${minTxId}`,
+      );
       return 0;
     }
   } finally {
@@ -326,7 +457,11 @@ const TAIL = {
   flags: {
     ...CONNECT,
     jid: JID,
-    from: { type: 'uint', valueName: 'TXID', description: 'the first txid to print (default: the oldest, or the next with --follow)' },
+    from: {
+      type: 'uint',
+      valueName: 'TXID',
+      description: 'the first txid to print (default: the oldest, or the next with --follow)',
+    },
     follow: { type: 'boolean', description: 'keep printing edits as they are committed (until Ctrl-C)' },
     format: RECORD_FORMAT,
     json: JSON_OUT,
@@ -344,10 +479,23 @@ async function cmdTail(f: FlagValues<typeof TAIL>, io: CliIo): Promise<number> {
     if (from === 0) {
       const st = await q.getJournalState();
       if (!st.formatted) throw new QjmError('NOT_FORMATTED', `journal ${q.journalId} is not formatted`);
-      from = f.follow ? st.lastTxId + 1 : st.segments[0]?.firstTxId ?? 1;
+      from = f.follow ? st.lastTxId + 1 : (st.segments[0]?.firstTxId ?? 1);
     }
-    for await (const e of q.readEdits({ fromTxId: Math.max(1, from), inProgressOk: true, follow: f.follow, signal: ac.signal, waitMs: 1000 })) {
-      if (f.json) io.out(JSON.stringify({ txid: e.txid, length: e.record.byteLength, record: Buffer.from(e.record).toString('base64') }));
+    for await (const e of q.readEdits({
+      fromTxId: Math.max(1, from),
+      inProgressOk: true,
+      follow: f.follow,
+      signal: ac.signal,
+      waitMs: 1000,
+    })) {
+      if (f.json)
+        io.out(
+          JSON.stringify({
+            txid: e.txid,
+            length: e.record.byteLength,
+            record: Buffer.from(e.record).toString('base64'),
+          }),
+        );
       else io.out(`${e.txid}\t${e.record.byteLength}\t${renderRecord(e.record, format)}`);
       if (ac.signal.aborted) break;
     }
@@ -373,7 +521,8 @@ export function dumpSegment(file: string, format: string, io: CliIo, json: boole
     io.err(`qjm dump: ${file}: ${h}`);
     return 5;
   }
-  if (!json) io.out(`# ${file}: segment format v${h.version}, layout version ${h.layoutVersion}, first txid ${h.firstTxId}`);
+  if (!json)
+    io.out(`# ${file}: segment format v${h.version}, layout version ${h.layoutVersion}, first txid ${h.firstTxId}`);
   let off = SEGMENT_HEADER_BYTES;
   let count = 0;
   let expect = h.firstTxId;
@@ -387,8 +536,21 @@ export function dumpSegment(file: string, format: string, io: CliIo, json: boole
     }
     const r = fr.record;
     const seq = r.txid === expect ? 'ok' : `EXPECTED ${expect}`;
-    if (json) io.out(JSON.stringify({ txid: r.txid, length: r.data.byteLength, crc: 'ok', sequence: seq, offset: off, record: Buffer.from(r.data).toString('base64') }));
-    else io.out(`${r.txid}\t${r.data.byteLength}\tcrc ok\t${seq === 'ok' ? '' : `${seq}\t`}${renderRecord(r.data, format)}`);
+    if (json)
+      io.out(
+        JSON.stringify({
+          txid: r.txid,
+          length: r.data.byteLength,
+          crc: 'ok',
+          sequence: seq,
+          offset: off,
+          record: Buffer.from(r.data).toString('base64'),
+        }),
+      );
+    else
+      io.out(
+        `${r.txid}\t${r.data.byteLength}\tcrc ok\t${seq === 'ok' ? '' : `${seq}\t`}${renderRecord(r.data, format)}`,
+      );
     if (r.txid !== expect) {
       io.err(`qjm dump: ${file}: txid ${r.txid} at byte offset ${off}, expected ${expect}`);
       return 5;
@@ -419,16 +581,26 @@ const REMOVE_PEER = {
 const CHANGE_PEERS = {
   name: 'qjm change-peers',
   summary: 'Replace the whole set of voters in one joint change (new nodes catch up first).',
-  flags: { ...CONNECT, 'new-peers': { ...PEER, valueName: 'ID=HOST:PORT,...', description: 'the voters after the change' }, json: JSON_OUT },
+  flags: {
+    ...CONNECT,
+    'new-peers': { ...PEER, valueName: 'ID=HOST:PORT,...', description: 'the voters after the change' },
+    json: JSON_OUT,
+  },
 } as const satisfies CommandSpec;
 
-async function cmdChangePeers(f: Connection, target: (voters: { id: string; address: string }[]) => { id: string; address: string }[], json: boolean, io: CliIo): Promise<number> {
+async function cmdChangePeers(
+  f: Connection,
+  target: (voters: { id: string; address: string }[]) => { id: string; address: string }[],
+  json: boolean,
+  io: CliIo,
+): Promise<number> {
   const admin = adminClient(f, io);
   try {
     const m = await admin.membership();
     const voters = m.peers.filter((p) => p.role === 'voter').map((p) => ({ id: p.id, address: p.address }));
     const next = target(voters);
-    if (!json) io.err(`changing voters from ${formatPeers(voters)} to ${formatPeers(next)} (new peers catch up first)...`);
+    if (!json)
+      io.err(`changing voters from ${formatPeers(voters)} to ${formatPeers(next)} (new peers catch up first)...`);
     const msg = await admin.changePeers(next, timeoutMsOf(f));
     io.out(json ? JSON.stringify({ ok: true, voters: next }) : msg);
     return 0;
@@ -447,18 +619,29 @@ function parsePeersFlag(flag: string, value: string): { id: string; address: str
 
 function cmdAddPeer(f: FlagValues<typeof ADD_PEER>, io: CliIo): Promise<number> {
   const [p] = parsePeersFlag('peer', f.peer);
-  return cmdChangePeers(f, (voters) => {
-    if (voters.some((v) => v.id === p!.id)) throw new UsageError(`${p!.id} is already a voter`);
-    return [...voters, p!];
-  }, f.json, io);
+  return cmdChangePeers(
+    f,
+    (voters) => {
+      if (voters.some((v) => v.id === p!.id)) throw new UsageError(`${p!.id} is already a voter`);
+      return [...voters, p!];
+    },
+    f.json,
+    io,
+  );
 }
 
 function cmdRemovePeer(f: FlagValues<typeof REMOVE_PEER>, io: CliIo): Promise<number> {
   const id = f.peer.split('=')[0]!;
-  return cmdChangePeers(f, (voters) => {
-    if (!voters.some((v) => v.id === id)) throw new UsageError(`${id} is not a voter (voters: ${voters.map((v) => v.id).join(', ')})`);
-    return voters.filter((v) => v.id !== id);
-  }, f.json, io);
+  return cmdChangePeers(
+    f,
+    (voters) => {
+      if (!voters.some((v) => v.id === id))
+        throw new UsageError(`${id} is not a voter (voters: ${voters.map((v) => v.id).join(', ')})`);
+      return voters.filter((v) => v.id !== id);
+    },
+    f.json,
+    io,
+  );
 }
 
 function cmdReplacePeers(f: FlagValues<typeof CHANGE_PEERS>, io: CliIo): Promise<number> {
@@ -468,13 +651,21 @@ function cmdReplacePeers(f: FlagValues<typeof CHANGE_PEERS>, io: CliIo): Promise
 
 const RESET_PEERS = {
   name: 'qjm reset-peers',
-  summary: 'A majority lost for good: force the voters on the survivor with the longest log (what only the lost nodes held is gone).',
+  summary:
+    'A majority lost for good: force the voters on the survivor with the longest log (what only the lost nodes held is gone).',
   flags: {
     ...CONNECT,
     peers: { ...PEERS, required: false, description: 'other nodes to ask (default: the members the node names)' },
     node: { type: 'string', required: true, valueName: 'HOST:PORT', description: 'the surviving node to reset' },
-    'new-peers': { ...PEER, valueName: 'ID=HOST:PORT,...', description: 'the voters after the reset: the survivor (alone, usually)' },
-    force: { type: 'boolean', description: 'reset although a majority of the voters answers, or another node holds a longer log' },
+    'new-peers': {
+      ...PEER,
+      valueName: 'ID=HOST:PORT,...',
+      description: 'the voters after the reset: the survivor (alone, usually)',
+    },
+    force: {
+      type: 'boolean',
+      description: 'reset although a majority of the voters answers, or another node holds a longer log',
+    },
     json: JSON_OUT,
   },
 } as const satisfies CommandSpec;
@@ -491,7 +682,18 @@ async function cmdResetPeers(f: FlagValues<typeof RESET_PEERS>, io: CliIo): Prom
   const newPeers = parsePeersFlag('new-peers', f['new-peers']);
   const admin = adminClient(conn, io);
   try {
-    return await runResetPeers(admin, { node: node[0]!, newPeers, peers: f.peers ? peersOf(conn) : [], force: f.force, json: f.json, timeoutMs: timeoutMsOf(conn) }, io);
+    return await runResetPeers(
+      admin,
+      {
+        node: node[0]!,
+        newPeers,
+        peers: f.peers ? peersOf(conn) : [],
+        force: f.force,
+        json: f.json,
+        timeoutMs: timeoutMsOf(conn),
+      },
+      io,
+    );
   } finally {
     await admin.close();
   }
@@ -500,11 +702,19 @@ async function cmdResetPeers(f: FlagValues<typeof RESET_PEERS>, io: CliIo): Prom
 const TRANSFER_LEADER = {
   name: 'qjm transfer-leader',
   summary: 'Move leadership to another voter.',
-  flags: { ...CONNECT, to: { type: 'string', valueName: 'ID', description: 'the new leader (default: the most caught-up voter)' }, json: JSON_OUT },
+  flags: {
+    ...CONNECT,
+    to: { type: 'string', valueName: 'ID', description: 'the new leader (default: the most caught-up voter)' },
+    json: JSON_OUT,
+  },
 } as const satisfies CommandSpec;
 
 /** One admin call whose answer is a message for the operator. */
-async function cmdAdmin(f: Connection & { json: boolean }, io: CliIo, call: (admin: AdminClient) => Promise<string>): Promise<number> {
+async function cmdAdmin(
+  f: Connection & { json: boolean },
+  io: CliIo,
+  call: (admin: AdminClient) => Promise<string>,
+): Promise<number> {
   const admin = adminClient(f, io);
   try {
     const msg = await call(admin);
@@ -518,7 +728,11 @@ async function cmdAdmin(f: Connection & { json: boolean }, io: CliIo, call: (adm
 const SNAPSHOT = {
   name: 'qjm snapshot',
   summary: 'Take a snapshot now (snapshots otherwise happen by log size and time).',
-  flags: { ...CONNECT, node: { type: 'string', valueName: 'HOST:PORT', description: 'the node that snapshots (default: the leader)' }, json: JSON_OUT },
+  flags: {
+    ...CONNECT,
+    node: { type: 'string', valueName: 'HOST:PORT', description: 'the node that snapshots (default: the leader)' },
+    json: JSON_OUT,
+  },
 } as const satisfies CommandSpec;
 
 interface Command {
@@ -527,7 +741,10 @@ interface Command {
   exec(argv: string[], io: CliIo): Promise<number>;
 }
 
-function command<S extends CommandSpec>(spec: S, run: (f: FlagValues<S>, io: CliIo, positionals: string[]) => Promise<number> | number): Command {
+function command<S extends CommandSpec>(
+  spec: S,
+  run: (f: FlagValues<S>, io: CliIo, positionals: string[]) => Promise<number> | number,
+): Command {
   return {
     spec,
     async exec(argv, io) {
@@ -553,7 +770,9 @@ const COMMANDS: Record<string, Command> = {
   'remove-peer': command(REMOVE_PEER, cmdRemovePeer),
   'change-peers': command(CHANGE_PEERS, cmdReplacePeers),
   'reset-peers': command(RESET_PEERS, cmdResetPeers),
-  'transfer-leader': command(TRANSFER_LEADER, (f, io) => cmdAdmin(f, io, (admin) => admin.transferLeader(f.to ?? '', timeoutMsOf(f)))),
+  'transfer-leader': command(TRANSFER_LEADER, (f, io) =>
+    cmdAdmin(f, io, (admin) => admin.transferLeader(f.to ?? '', timeoutMsOf(f))),
+  ),
   snapshot: command(SNAPSHOT, (f, io) => cmdAdmin(f, io, (admin) => admin.snapshot(f.node, timeoutMsOf(f)))),
   'cert create-ca': command(CERT_CREATE_CA, (f, io) => cmdCreateCa(f, io.out)),
   'cert create-node': command(CERT_CREATE_NODE, (f, io, pos) => cmdCreateNode(f, io.out, pos)),
@@ -583,7 +802,8 @@ function overview(): string {
 
 export async function runQjm(argv: string[], io: CliIo): Promise<number> {
   // `qjm cert <verb>` is one command of two words.
-  const [name, ...rest] = argv[0] === 'cert' && argv[1] && !argv[1].startsWith('-') ? [`cert ${argv[1]}`, ...argv.slice(2)] : argv;
+  const [name, ...rest] =
+    argv[0] === 'cert' && argv[1] && !argv[1].startsWith('-') ? [`cert ${argv[1]}`, ...argv.slice(2)] : argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     // `qjm help purge` is `qjm purge --help`.
     const topic = name === 'help' && rest[0] ? (COMMANDS[rest.join(' ')] ?? COMMANDS[rest[0]]) : undefined;

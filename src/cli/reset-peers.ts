@@ -38,10 +38,13 @@ const logOf = (s: NodeStatusJson) => `last index ${s.lastIndex} in term ${s.last
  */
 export function planReset(reports: readonly NodeStatusReport[], node: string): ResetPlan {
   const own = reports.find((r) => r.endpoint === node);
-  if (!own?.status) throw new QjmError('UNAVAILABLE', `the node to reset, ${node}, does not answer (${own?.error ?? 'not asked'})`);
+  if (!own?.status)
+    throw new QjmError('UNAVAILABLE', `the node to reset, ${node}, does not answer (${own?.error ?? 'not asked'})`);
   const survivor = own.status;
   // Another cluster's node (a stray address) says nothing about this one.
-  const ours = reports.map((r) => r.status).filter((s): s is NodeStatusJson => s !== null && s.clusterId === survivor.clusterId);
+  const ours = reports
+    .map((r) => r.status)
+    .filter((s): s is NodeStatusJson => s !== null && s.clusterId === survivor.clusterId);
   const longest = ours.reduce((best, s) => (longer(s, best) ? s : best), survivor);
   const freshest = ours.reduce((best, s) => (s.appliedIndex > best.appliedIndex ? s : best), survivor);
   const voters = freshest.peers.filter((p) => p.role !== 'learner').map((p) => ({ id: p.id, address: p.address }));
@@ -52,26 +55,42 @@ export function planReset(reports: readonly NodeStatusReport[], node: string): R
     .map((v) => ({ ...v, error: reports.find((r) => r.endpoint === v.address)?.error ?? 'not asked' }));
   const refusals: string[] = [];
   if (answering.length > voters.length / 2) {
-    refusals.push(`${answering.length} of the ${voters.length} voters answer (${answering.join(', ')}): the cluster still has a quorum; reset-peers is for a majority lost for good`);
+    refusals.push(
+      `${answering.length} of the ${voters.length} voters answer (${answering.join(', ')}): the cluster still has a quorum; reset-peers is for a majority lost for good`,
+    );
   }
   if (longest !== survivor) {
-    refusals.push(`${longest.id} holds a longer log (${logOf(longest)}) than ${survivor.id} (${logOf(survivor)}): reset ${longest.id} instead, or what only it holds is lost`);
+    refusals.push(
+      `${longest.id} holds a longer log (${logOf(longest)}) than ${survivor.id} (${logOf(survivor)}): reset ${longest.id} instead, or what only it holds is lost`,
+    );
   }
   return { survivor, longest, voters, answering, silent, refusals };
 }
 
 /** What may have been lost, in the operator's terms: after the reset, from the survivor's /status then. */
-export function describeLoss(plan: ResetPlan, lastIndexBefore: number, lastTermBefore: number, after: NodeStatusJson | null): string[] {
-  const lines = [`the survivor's last index is ${lastIndexBefore} in term ${lastTermBefore}; everything up to it is now committed.`];
+export function describeLoss(
+  plan: ResetPlan,
+  lastIndexBefore: number,
+  lastTermBefore: number,
+  after: NodeStatusJson | null,
+): string[] {
+  const lines = [
+    `the survivor's last index is ${lastIndexBefore} in term ${lastTermBefore}; everything up to it is now committed.`,
+  ];
   if (plan.silent.length > 0) {
     lines.push(
       `lost: ${plan.silent.map((s) => `${s.id} (${s.address}: ${s.error})`).join(', ')}. The leader among them may have committed entries beyond index ${lastIndexBefore}, up to its own last index, which is unknown.`,
     );
   }
   const journals = Object.entries(after?.journals ?? plan.survivor.journals);
-  for (const [jid, j] of journals) lines.push(`journal ${jid}: the survivor holds txids up to ${j.lastTxId}; edits a writer was told are durable after txid ${j.lastTxId} may be lost.`);
+  for (const [jid, j] of journals)
+    lines.push(
+      `journal ${jid}: the survivor holds txids up to ${j.lastTxId}; edits a writer was told are durable after txid ${j.lastTxId} may be lost.`,
+    );
   if (journals.length === 0) lines.push('no journal was formatted: no edit can have been lost.');
-  lines.push('nodes left out of the new configuration must not come back with their data: wipe them, start them with --join, then qjm add-peer.');
+  lines.push(
+    'nodes left out of the new configuration must not come back with their data: wipe them, start them with --join, then qjm add-peer.',
+  );
   return lines;
 }
 
@@ -86,20 +105,31 @@ export interface ResetPeersArgs {
 }
 
 /** Runs the command over an admin client; the exit code. */
-export async function runResetPeers(admin: AdminClient, a: ResetPeersArgs, io: { out: Out; err: Out }): Promise<number> {
+export async function runResetPeers(
+  admin: AdminClient,
+  a: ResetPeersArgs,
+  io: { out: Out; err: Out },
+): Promise<number> {
   const first = await admin.statusOf([a.node]);
   const named = first[0]?.status?.peers.map((p) => p.address).filter((x) => x !== '') ?? [];
   const others = [...new Set([...a.peers, ...named])].filter((x) => x !== a.node);
   const reports = [...first, ...(await admin.statusOf(others))];
   const plan = planReset(reports, a.node);
   if (!a.newPeers.some((p) => p.id === plan.survivor.id)) {
-    throw new QjmError('INVALID_ARGUMENT', `--new-peers must include the node reset, ${plan.survivor.id} (${a.node}): ${formatPeers(a.newPeers)} does not`);
+    throw new QjmError(
+      'INVALID_ARGUMENT',
+      `--new-peers must include the node reset, ${plan.survivor.id} (${a.node}): ${formatPeers(a.newPeers)} does not`,
+    );
   }
   if (!a.json) {
-    for (const r of reports) io.err(`${r.endpoint}: ${r.status ? `${r.status.id}, ${r.status.state}, ${logOf(r.status)}` : `no answer (${r.error})`}`);
+    for (const r of reports)
+      io.err(
+        `${r.endpoint}: ${r.status ? `${r.status.id}, ${r.status.state}, ${logOf(r.status)}` : `no answer (${r.error})`}`,
+      );
     io.err(`the longest log among the nodes that answer: ${plan.longest.id} (${logOf(plan.longest)})`);
   }
-  if (plan.refusals.length > 0 && !a.force) throw new QjmError('INVALID_CONF_CHANGE', `refused: ${plan.refusals.join('; ')} (--force to reset anyway)`);
+  if (plan.refusals.length > 0 && !a.force)
+    throw new QjmError('INVALID_CONF_CHANGE', `refused: ${plan.refusals.join('; ')} (--force to reset anyway)`);
   const r = await admin.resetPeers(a.node, a.newPeers, a.force, a.timeoutMs);
   const after = (await admin.statusOf([a.node]))[0]?.status ?? null;
   const loss = describeLoss(plan, Number(r.lastIndexBefore), Number(r.lastTermBefore), after);
@@ -114,7 +144,9 @@ export async function runResetPeers(admin: AdminClient, a: ResetPeersArgs, io: {
         lastIndexBefore: Number(r.lastIndexBefore),
         lastTermBefore: Number(r.lastTermBefore),
         lost: plan.silent,
-        journals: Object.fromEntries(Object.entries(after?.journals ?? {}).map(([jid, j]) => [jid, { lastTxId: j.lastTxId }])),
+        journals: Object.fromEntries(
+          Object.entries(after?.journals ?? {}).map(([jid, j]) => [jid, { lastTxId: j.lastTxId }]),
+        ),
       }),
     );
   } else {

@@ -9,7 +9,8 @@ export const DEMO_COMMAND = {
   flags: {
     serve: {
       type: 'boolean',
-      description: 'then keep the cluster, its dashboard, the masters and a steady load running until Ctrl-C or SIGTERM',
+      description:
+        'then keep the cluster, its dashboard, the masters and a steady load running until Ctrl-C or SIGTERM',
     },
   },
 } as const satisfies CommandSpec;

@@ -112,7 +112,14 @@ class Master {
     private readonly lag: LagMeter,
     tls: TlsOption | undefined,
   ) {
-    this.qjm = new QuorumJournalManager({ journalId: JID, peers, writerId: id, nsInfo: NS_INFO, writeTimeoutMs: 20_000, tls });
+    this.qjm = new QuorumJournalManager({
+      journalId: JID,
+      peers,
+      writerId: id,
+      nsInfo: NS_INFO,
+      writeTimeoutMs: 20_000,
+      tls,
+    });
   }
 
   /** Standby: apply every committed edit as it arrives. */
@@ -121,7 +128,13 @@ class Master {
     const signal = this.tailAbort.signal;
     this.tailDone = (async () => {
       try {
-        for await (const e of this.qjm.readEdits({ fromTxId: this.ns.lastTxId + 1, inProgressOk: true, follow: true, signal, waitMs: 500 })) {
+        for await (const e of this.qjm.readEdits({
+          fromTxId: this.ns.lastTxId + 1,
+          inProgressOk: true,
+          follow: true,
+          signal,
+          waitMs: 500,
+        })) {
           this.ns.apply(decodeOp(e.record), e.txid);
           this.lag.applied(e.txid, performance.now());
           if (signal.aborted) break;
@@ -170,7 +183,8 @@ class Master {
     if (durable - out.segmentTxId + 1 >= ROLL_EVERY_EDITS) {
       await this.qjm.finalizeLogSegment(out.segmentTxId, durable);
       this.out = await this.qjm.startLogSegment(durable + 1, -64);
-      if (this.keepTxns !== null && durable > this.keepTxns) await this.qjm.purgeLogsOlderThan(durable + 1 - this.keepTxns);
+      if (this.keepTxns !== null && durable > this.keepTxns)
+        await this.qjm.purgeLogsOlderThan(durable + 1 - this.keepTxns);
     }
     return durable;
   }
@@ -185,7 +199,14 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const dataDir = path.resolve(o.dataDir ?? 'demo-data');
   fs.rmSync(dataDir, { recursive: true, force: true });
   fs.mkdirSync(dataDir, { recursive: true });
-  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000, root: dataDir, logLevel: 'info', ui: o.serve === true, ownProcessGroups: true });
+  const cluster = await LocalCluster.create({
+    nodes: 3,
+    electionTimeoutMs: 1000,
+    root: dataDir,
+    logLevel: 'info',
+    ui: o.serve === true,
+    ownProcessGroups: true,
+  });
   return new Demo(o, dataDir, cluster).run();
 }
 
@@ -263,8 +284,12 @@ class Demo {
     this.log('qjournal demo: a quorum journal behind an HA pair of NameNode-style masters\n');
     cluster.startAll();
     const jnLeader = await cluster.waitForLeader(30_000);
-    this.say(`3 JournalNodes up on ${cluster.addresses.join(', ')} (data in ${path.relative(process.cwd(), this.dataDir) || '.'}); Raft leader ${jnLeader}`);
-    this.say(`mutual TLS: a CA, node certificates and client certificates (admin, writer, reader) in ${path.relative(process.cwd(), cluster.certsDir!) || '.'}/; the masters use the writer's`);
+    this.say(
+      `3 JournalNodes up on ${cluster.addresses.join(', ')} (data in ${path.relative(process.cwd(), this.dataDir) || '.'}); Raft leader ${jnLeader}`,
+    );
+    this.say(
+      `mutual TLS: a CA, node certificates and client certificates (admin, writer, reader) in ${path.relative(process.cwd(), cluster.certsDir!) || '.'}/; the masters use the writer's`,
+    );
     if (this.o.serve) this.say(`dashboard: ${dashboardUrls(cluster)}`);
     this.stop.check();
     this.nn1 = this.master('nn1');
@@ -296,7 +321,9 @@ class Demo {
     const r2 = await nn2.becomeActive();
     await nn2.burst(1, this.rng);
     const ms = performance.now() - tFail;
-    this.say(`nn2 is ACTIVE: epoch ${r2.epoch} fenced nn1 (epoch ${nn1.epoch}); recovered the open segment up to txid ${r2.lastTxId}; first durable write after ${ms.toFixed(0)} ms`);
+    this.say(
+      `nn2 is ACTIVE: epoch ${r2.epoch} fenced nn1 (epoch ${nn1.epoch}); recovered the open segment up to txid ${r2.lastTxId}; first durable write after ${ms.toFixed(0)} ms`,
+    );
     if (r2.lastTxId < beforeTxId) throw new Error(`recovery lost acknowledged edits: ${r2.lastTxId} < ${beforeTxId}`);
 
     // The old active wakes up and tries to go on: it must be refused.
@@ -311,7 +338,8 @@ class Demo {
     await nn1.close();
     nn1 = this.nn1 = this.master('nn1');
     // The old active comes back as the standby.
-    for await (const e of nn1.qjm.readEdits({ fromTxId: 1, inProgressOk: true })) nn1.ns.apply(decodeOp(e.record), e.txid);
+    for await (const e of nn1.qjm.readEdits({ fromTxId: 1, inProgressOk: true }))
+      nn1.ns.apply(decodeOp(e.record), e.txid);
     nn1.startTailing();
     this.say(`nn1 restarts as STANDBY: replayed ${nn1.ns.lastTxId} edits, now tailing`);
     this.stop.check();
@@ -333,7 +361,9 @@ class Demo {
         jnKill.node = leader;
         jnKill.stallMs = performance.now() - t;
         await killed;
-        this.say(`writes acknowledged again after ${jnKill.stallMs.toFixed(0)} ms (new Raft leader ${await cluster.waitForLeader(10_000, [leader])})`);
+        this.say(
+          `writes acknowledged again after ${jnKill.stallMs.toFixed(0)} ms (new Raft leader ${await cluster.waitForLeader(10_000, [leader])})`,
+        );
       }
       if (second === 5) {
         cluster.start(jnKill.node);
@@ -347,14 +377,21 @@ class Demo {
   }
 
   /** The segment finalized, the standby caught up and compared, the summary table; 0 when every check held. */
-  private async summarize(refused: Refusals, failover: Failover, jnKill: { node: string; stallMs: number }): Promise<number> {
+  private async summarize(
+    refused: Refusals,
+    failover: Failover,
+    jnKill: { node: string; stallMs: number },
+  ): Promise<number> {
     const { cluster, log } = this;
     const nn1 = this.nn1!;
     const nn2 = this.nn2!;
     const lagsMs = this.lag.samplesMs;
     await nn2.qjm.finalizeLogSegment(nn2.out!.segmentTxId, nn2.ns.lastTxId);
     const finalTxId = nn2.ns.lastTxId;
-    await waitFor(() => nn1.ns.lastTxId >= finalTxId, { timeoutMs: 10_000, what: 'the old active to replay every edit' }).catch(() => {});
+    await waitFor(() => nn1.ns.lastTxId >= finalTxId, {
+      timeoutMs: 10_000,
+      what: 'the old active to replay every edit',
+    }).catch(() => {});
     await nn1.stopTailing();
     const same = nn1.ns.digest() === nn2.ns.digest() && nn1.ns.lastTxId === finalTxId;
     const manifest = await nn2.qjm.getEditLogManifest(1);
@@ -364,19 +401,52 @@ class Demo {
       renderTable(
         ['', 'summary'],
         [
-          ['edits journaled', `${finalTxId} (nn1 ${failover.beforeTxId} before the failover, nn2 ${finalTxId - failover.beforeTxId} after)`],
-          ['segments', `${manifest.segments.length} finalized, ${manifest.segments.map((s) => `${s.firstTxId}-${s.lastTxId}`).slice(-3).join(', ')}${manifest.segments.length > 3 ? ', ...' : ''}`],
-          ['NameNode failover', `${failover.ms.toFixed(0)} ms (fence + recover the open segment + catch up + first durable write)`],
+          [
+            'edits journaled',
+            `${finalTxId} (nn1 ${failover.beforeTxId} before the failover, nn2 ${finalTxId - failover.beforeTxId} after)`,
+          ],
+          [
+            'segments',
+            `${manifest.segments.length} finalized, ${manifest.segments
+              .map((s) => `${s.firstTxId}-${s.lastTxId}`)
+              .slice(-3)
+              .join(', ')}${manifest.segments.length > 3 ? ', ...' : ''}`,
+          ],
+          [
+            'NameNode failover',
+            `${failover.ms.toFixed(0)} ms (fence + recover the open segment + catch up + first durable write)`,
+          ],
           ['old active after it', `next write refused: ${failover.fencedWith}`],
-          ['standby tail lag', `journal ack -> applied: nn2 ${lagSummary(lagsMs.slice(0, failover.lagSamplesBefore))}; nn1 ${lagSummary(lagsMs.slice(failover.lagSamplesBefore))}`],
+          [
+            'standby tail lag',
+            `journal ack -> applied: nn2 ${lagSummary(lagsMs.slice(0, failover.lagSamplesBefore))}; nn1 ${lagSummary(lagsMs.slice(failover.lagSamplesBefore))}`,
+          ],
           ['JournalNode leader kill', `writes stalled ${jnKill.stallMs.toFixed(0)} ms (electionTimeoutMs 1000)`],
-          ['security', `mutual TLS, roles enforced: no certificate -> ${refused.anonymous}; reader taking over -> ${refused.wrongRole}`],
-          ['JournalNodes', status.map((s, i) => `${cluster.nodes[i]!.id} ${s ? `${s.state} term ${s.term} applied ${s.appliedIndex}` : 'down'}`).join('; ')],
-          ['namespaces', same ? `IDENTICAL on active and standby (digest ${nn2.ns.digest()}, ${nn2.ns.dirs.size} dirs, ${nn2.ns.files.size} files)` : `DIFFER: active ${nn2.ns.digest()} at ${finalTxId}, standby ${nn1.ns.digest()} at ${nn1.ns.lastTxId}`],
+          [
+            'security',
+            `mutual TLS, roles enforced: no certificate -> ${refused.anonymous}; reader taking over -> ${refused.wrongRole}`,
+          ],
+          [
+            'JournalNodes',
+            status
+              .map(
+                (s, i) =>
+                  `${cluster.nodes[i]!.id} ${s ? `${s.state} term ${s.term} applied ${s.appliedIndex}` : 'down'}`,
+              )
+              .join('; '),
+          ],
+          [
+            'namespaces',
+            same
+              ? `IDENTICAL on active and standby (digest ${nn2.ns.digest()}, ${nn2.ns.dirs.size} dirs, ${nn2.ns.files.size} files)`
+              : `DIFFER: active ${nn2.ns.digest()} at ${finalTxId}, standby ${nn1.ns.digest()} at ${nn1.ns.lastTxId}`,
+          ],
         ],
       ),
     );
-    log(`\nthe journal stays in ${path.relative(process.cwd(), this.dataDir) || '.'}/ — read a segment offline with:\n  node bin/qjm.js dump ${path.relative(process.cwd(), path.join(this.dataDir, 'n1', 'journals', JID, 'edits_' + String(1).padStart(19, '0') + '-' + String(manifest.segments[0]?.lastTxId ?? 1).padStart(19, '0')))} | head`);
+    log(
+      `\nthe journal stays in ${path.relative(process.cwd(), this.dataDir) || '.'}/ — read a segment offline with:\n  node bin/qjm.js dump ${path.relative(process.cwd(), path.join(this.dataDir, 'n1', 'journals', JID, `edits_${String(1).padStart(19, '0')}-${String(manifest.segments[0]?.lastTxId ?? 1).padStart(19, '0')}`))} | head`,
+    );
     return same && failover.fencedWith === 'QJM_ERR_FENCED' && refused.ok ? 0 : 1;
   }
 
@@ -389,10 +459,17 @@ class Demo {
     nn2.keepTxns = SERVE_KEEP_TXNS;
     nn2.out = await nn2.qjm.startLogSegment(nn2.ns.lastTxId + 1, -64);
     nn1.startTailing();
-    this.say(`serving: nn2 ACTIVE writing ${SERVE_OPS_PER_SECOND} edits/s, nn1 STANDBY tailing; a line every ${SERVE_REPORT_EVERY_S} s`);
+    this.say(
+      `serving: nn2 ACTIVE writing ${SERVE_OPS_PER_SECOND} edits/s, nn1 STANDBY tailing; a line every ${SERVE_REPORT_EVERY_S} s`,
+    );
     this.say(`dashboard: ${dashboardUrls(this.cluster)}`);
     this.say('Ctrl-C (or SIGTERM) stops everything');
-    await this.writeFor(nn2, { opsPerSecond: SERVE_OPS_PER_SECOND, burstEveryMs: 100, reportEveryS: SERVE_REPORT_EVERY_S, forgetLags: true });
+    await this.writeFor(nn2, {
+      opsPerSecond: SERVE_OPS_PER_SECOND,
+      burstEveryMs: 100,
+      reportEveryS: SERVE_REPORT_EVERY_S,
+      forgetLags: true,
+    });
     this.say(`--- ${this.stop.signal}: stopping: the masters close, then each JournalNode drains and exits ---`);
   }
 
@@ -415,7 +492,9 @@ class Demo {
         const recent = lagsMs.slice(reported);
         reported = lagsMs.length;
         if (load.forgetLags) reported = lagsMs.length = 0;
-        this.say(`${m.id} active: ${m.edits} edits, txid ${m.ns.lastTxId}  |  standby ${standby?.id}: txid ${standby?.ns.lastTxId} (${behind} behind)  |  tail lag p50 ${recent.length ? percentile(recent, 50).toFixed(1) : '-'} ms`);
+        this.say(
+          `${m.id} active: ${m.edits} edits, txid ${m.ns.lastTxId}  |  standby ${standby?.id}: txid ${standby?.ns.lastTxId} (${behind} behind)  |  tail lag p50 ${recent.length ? percentile(recent, 50).toFixed(1) : '-'} ms`,
+        );
         await onReport?.(reports);
       }
       const wait = load.burstEveryMs - (performance.now() - t);

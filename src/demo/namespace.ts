@@ -85,10 +85,17 @@ export class Namespace {
     const files = [...this.files.keys()];
     const full = files.length >= limits.maxFiles;
     const r = rand();
-    if (r < 0.1 && dirs.length < limits.maxDirs) return { op: 'mkdir', path: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/d${seq}` };
-    if ((r < 0.75 && !full) || files.length === 0) return { op: 'create', path: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/f${seq}`, size: Math.floor(rand() * (1 << 20)) };
+    if (r < 0.1 && dirs.length < limits.maxDirs)
+      return { op: 'mkdir', path: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/d${seq}` };
+    if ((r < 0.75 && !full) || files.length === 0)
+      return {
+        op: 'create',
+        path: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/f${seq}`,
+        size: Math.floor(rand() * (1 << 20)),
+      };
     const f = files[Math.floor(rand() * files.length)]!;
-    if (r < 0.9 && !full) return { op: 'rename', src: f, dst: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/r${seq}` };
+    if (r < 0.9 && !full)
+      return { op: 'rename', src: f, dst: `${dirs[Math.floor(rand() * dirs.length)]!.replace(/\/$/, '')}/r${seq}` };
     return { op: 'delete', path: f };
   }
 }

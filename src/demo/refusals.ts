@@ -18,7 +18,10 @@ export interface Refusals {
 
 /** GET /status with no client certificate (the CA is trusted, so the TLS part succeeds). */
 async function anonymousStatus(cluster: LocalCluster, address: string): Promise<string> {
-  const http = new HttpPools({ connectTimeoutMs: 2000, tls: { ca: fs.readFileSync(path.join(cluster.certsDir!, 'ca.crt')) } });
+  const http = new HttpPools({
+    connectTimeoutMs: 2000,
+    tls: { ca: fs.readFileSync(path.join(cluster.certsDir!, 'ca.crt')) },
+  });
   try {
     const res = await http.request(address, 'GET', '/status', null, 5000);
     const code = (JSON.parse(res.body.toString()) as { code?: string }).code ?? 'no error code';
@@ -29,8 +32,19 @@ async function anonymousStatus(cluster: LocalCluster, address: string): Promise<
 }
 
 /** recoverUnfinalizedSegments (a new epoch: it would fence the active master) with the reader certificate. */
-async function readerTakeover(cluster: LocalCluster, jid: string, ns: { namespaceId: number; clusterId: string; blockPoolId: string }): Promise<string> {
-  const q = new QuorumJournalManager({ journalId: jid, peers: cluster.addresses, writerId: 'intruder', nsInfo: ns, tls: cluster.tls('reader'), retry: { deadlineMs: 2000 } });
+async function readerTakeover(
+  cluster: LocalCluster,
+  jid: string,
+  ns: { namespaceId: number; clusterId: string; blockPoolId: string },
+): Promise<string> {
+  const q = new QuorumJournalManager({
+    journalId: jid,
+    peers: cluster.addresses,
+    writerId: 'intruder',
+    nsInfo: ns,
+    tls: cluster.tls('reader'),
+    retry: { deadlineMs: 2000 },
+  });
   try {
     await q.recoverUnfinalizedSegments();
     return 'ACCEPTED (this must never happen)';
@@ -41,11 +55,20 @@ async function readerTakeover(cluster: LocalCluster, jid: string, ns: { namespac
   }
 }
 
-export async function tryRefusals(cluster: LocalCluster, jid: string, ns: { namespaceId: number; clusterId: string; blockPoolId: string }, say: (s: string) => void): Promise<Refusals> {
+export async function tryRefusals(
+  cluster: LocalCluster,
+  jid: string,
+  ns: { namespaceId: number; clusterId: string; blockPoolId: string },
+  say: (s: string) => void,
+): Promise<Refusals> {
   const address = cluster.addresses[0]!;
   const anonymous = await anonymousStatus(cluster, address);
   say(`a client with no certificate asks ${address} for /status: ${anonymous}`);
   const wrongRole = await readerTakeover(cluster, jid, ns);
   say(`a client holding only the reader role tries to take over journal ${jid} (newEpoch): refused with ${wrongRole}`);
-  return { anonymous, wrongRole, ok: anonymous === 'HTTP 401 QJM_ERR_UNAUTHENTICATED' && wrongRole === 'QJM_ERR_FORBIDDEN' };
+  return {
+    anonymous,
+    wrongRole,
+    ok: anonymous === 'HTTP 401 QJM_ERR_UNAUTHENTICATED' && wrongRole === 'QJM_ERR_FORBIDDEN',
+  };
 }

@@ -15,7 +15,12 @@ const EMPTY: BatchFill = { count: 0, bytes: 0 };
  * How many of the next `n` items (item k of sizeOf(k) bytes) join a batch that already holds `sofar`
  * without passing maxBytes, and the bytes they add.
  */
-export function takeWithinBytes(n: number, sizeOf: (k: number) => number, maxBytes: number, sofar: BatchFill = EMPTY): BatchFill {
+export function takeWithinBytes(
+  n: number,
+  sizeOf: (k: number) => number,
+  maxBytes: number,
+  sofar: BatchFill = EMPTY,
+): BatchFill {
   let count = 0;
   let bytes = 0;
   while (count < n) {

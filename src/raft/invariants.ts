@@ -42,7 +42,8 @@ export function checkInvariants(prev: CapturedState | null, r: Raft): string[] {
   if (!(log.applied <= committed)) v.push(`applied ${log.applied} > committed ${committed}`);
   if (!(committed <= lastIndex)) v.push(`committed ${committed} > lastIndex ${lastIndex}`);
   if (!(log.stableIndex() <= lastIndex)) v.push(`stable ${log.stableIndex()} > lastIndex ${lastIndex}`);
-  if (!(log.firstIndex() - 1 <= Math.max(log.applied, log.stableIndex()))) v.push(`log compacted past applied and durable state`);
+  if (!(log.firstIndex() - 1 <= Math.max(log.applied, log.stableIndex())))
+    v.push(`log compacted past applied and durable state`);
   const lastTerm = log.term(lastIndex);
   if (lastTerm === undefined) v.push(`term of last index ${lastIndex} unknown`);
   else if (lastTerm > r.term) v.push(`last entry term ${lastTerm} > current term ${r.term}`);
@@ -77,8 +78,10 @@ export function checkInvariants(prev: CapturedState | null, r: Raft): string[] {
   // --- delta
   if (r.term < prev.term) v.push(`term went back ${prev.term} -> ${r.term}`);
   if (r.term === prev.term) {
-    if (prev.vote !== NONE && r.vote !== prev.vote) v.push(`vote changed within term ${r.term}: ${prev.vote} -> ${r.vote}`);
-    if (prev.lead !== NONE && r.lead !== NONE && r.lead !== prev.lead) v.push(`two leaders seen in term ${r.term}: ${prev.lead}, ${r.lead}`);
+    if (prev.vote !== NONE && r.vote !== prev.vote)
+      v.push(`vote changed within term ${r.term}: ${prev.vote} -> ${r.vote}`);
+    if (prev.lead !== NONE && r.lead !== NONE && r.lead !== prev.lead)
+      v.push(`two leaders seen in term ${r.term}: ${prev.lead}, ${r.lead}`);
     if (prev.state === StateType.Leader && r.state === StateType.Leader && lastIndex < prev.lastIndex) {
       v.push(`leader log shrank ${prev.lastIndex} -> ${lastIndex}`);
     }
@@ -90,7 +93,8 @@ export function checkInvariants(prev: CapturedState | null, r: Raft): string[] {
   if (log.applied < prev.applied) v.push(`applied went back ${prev.applied} -> ${log.applied}`);
   if (prev.termAtCommit !== undefined && prev.committed >= log.firstIndex() - 1) {
     const t = log.term(prev.committed);
-    if (t !== undefined && t !== prev.termAtCommit) v.push(`committed entry ${prev.committed} changed term ${prev.termAtCommit} -> ${t}`);
+    if (t !== undefined && t !== prev.termAtCommit)
+      v.push(`committed entry ${prev.committed} changed term ${prev.termAtCommit} -> ${t}`);
   }
   return v;
 }

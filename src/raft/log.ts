@@ -175,7 +175,10 @@ export class RaftLog {
 
   append(ents: Entry[]): number {
     if (ents.length === 0) return this.lastIndex();
-    assert(ents[0]!.index > this.committed, () => `log: append at ${ents[0]!.index} overwrites committed ${this.committed}`);
+    assert(
+      ents[0]!.index > this.committed,
+      () => `log: append at ${ents[0]!.index} overwrites committed ${this.committed}`,
+    );
     this.unstable.truncateAndAppend(ents);
     return this.lastIndex();
   }
@@ -196,7 +199,10 @@ export class RaftLog {
     }
     const start = Math.max(lo, off);
     const ents = this.unstable.entries;
-    const fit = takeWithinBytes(hi - start, (k) => entryBytes(ents[start - off + k]!), maxBytes, { count: out.length, bytes });
+    const fit = takeWithinBytes(hi - start, (k) => entryBytes(ents[start - off + k]!), maxBytes, {
+      count: out.length,
+      bytes,
+    });
     for (let k = 0; k < fit.count; k++) out.push(ents[start - off + k]!);
     return out;
   }
@@ -229,7 +235,10 @@ export class RaftLog {
   }
 
   appliedTo(index: number): void {
-    assert(index >= this.applied && index <= this.committed, () => `log: applied ${index} outside [${this.applied}, ${this.committed}]`);
+    assert(
+      index >= this.applied && index <= this.committed,
+      () => `log: applied ${index} outside [${this.applied}, ${this.committed}]`,
+    );
     this.applied = index;
   }
 

@@ -37,7 +37,10 @@ export class MemoryStorage implements LogStorage {
   }
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
-    assert(lo >= this.firstIndex() && hi <= this.lastIndex() + 1 && lo <= hi, () => `memory log: entries(${lo}, ${hi}) outside [${this.firstIndex()}, ${this.lastIndex() + 1}]`);
+    assert(
+      lo >= this.firstIndex() && hi <= this.lastIndex() + 1 && lo <= hi,
+      () => `memory log: entries(${lo}, ${hi}) outside [${this.firstIndex()}, ${this.lastIndex() + 1}]`,
+    );
     const base = lo - this.compactedIndex - 1;
     const fit = takeWithinBytes(hi - lo, (k) => entryBytes(this.ents[base + k]!), maxBytes);
     return this.ents.slice(base, base + fit.count);
@@ -47,7 +50,10 @@ export class MemoryStorage implements LogStorage {
   append(ents: readonly Entry[]): void {
     if (ents.length === 0) return;
     const first = ents[0]!.index;
-    assert(first > this.snap.index && first <= this.lastIndex() + 1, () => `memory log: append at ${first} outside (${this.snap.index}, ${this.lastIndex() + 1}]`);
+    assert(
+      first > this.snap.index && first <= this.lastIndex() + 1,
+      () => `memory log: append at ${first} outside (${this.snap.index}, ${this.lastIndex() + 1}]`,
+    );
     this.ents.length = first - this.compactedIndex - 1;
     for (const e of ents) this.ents.push(e);
   }

@@ -90,7 +90,8 @@ export class Progress {
 
   becomeProbe(): void {
     // After a snapshot the follower holds at least the snapshot: resume probing right after it.
-    this.next = this.state === ProgressState.Snapshot ? Math.max(this.match + 1, this.pendingSnapshot + 1) : this.match + 1;
+    this.next =
+      this.state === ProgressState.Snapshot ? Math.max(this.match + 1, this.pendingSnapshot + 1) : this.match + 1;
     this.state = ProgressState.Probe;
     this.pendingSnapshot = 0;
     this.snapshotElapsedTicks = 0;

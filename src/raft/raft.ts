@@ -7,18 +7,41 @@ import { applyConfChange, validateConfChange } from './confchange.js';
 import { bytesEqual } from './bytes.js';
 import { RaftLog } from './log.js';
 import type { LogStorage } from './log.js';
-import { Progress, ProgressState } from './progress.js';
+import { type Progress, ProgressState } from './progress.js';
 import { VoteResult } from './quorum.js';
 import { ReadOnlyQueue } from './read-only.js';
 import type { PendingRead } from './read-only.js';
 import { ProgressTracker } from './tracker.js';
-import { cloneConf, confMembers, EntryType, entryBytes, isJoint, isLeaderMessage, isVoter, makeMessage, MessageType, NONE, StateType } from './types.js';
-import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ProposeError, ProposeResult, RaftConfig, ReadState, SnapshotMeta } from './types.js';
+import {
+  cloneConf,
+  confMembers,
+  EntryType,
+  entryBytes,
+  isJoint,
+  isLeaderMessage,
+  isVoter,
+  makeMessage,
+  MessageType,
+  NONE,
+  StateType,
+} from './types.js';
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  ProposeError,
+  ProposeResult,
+  RaftConfig,
+  ReadState,
+  SnapshotMeta,
+} from './types.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 
 export type { ProposeError, ProposeResult, RaftConfig, ReadState } from './types.js';
-
 
 /** Vote-request context marking a campaign started by a leadership transfer: it overrides stickiness. */
 export const CAMPAIGN_TRANSFER = new TextEncoder().encode('transfer');
@@ -65,7 +88,10 @@ export class Raft {
 
   constructor(cfg: RaftConfig, storage: LogStorage, hardState: HardState) {
     assert(cfg.id !== NONE, 'raft: id must not be empty');
-    assert(cfg.heartbeatTicks > 0 && cfg.electionTicks > cfg.heartbeatTicks, 'raft: need electionTicks > heartbeatTicks > 0');
+    assert(
+      cfg.heartbeatTicks > 0 && cfg.electionTicks > cfg.heartbeatTicks,
+      'raft: need electionTicks > heartbeatTicks > 0',
+    );
     assert(cfg.maxEntriesPerAppend > 0 && cfg.maxAppendBodyBytes > 0, 'raft: append bounds must be positive');
     this.cfg = cfg;
     this.id = cfg.id;
@@ -132,7 +158,8 @@ export class Raft {
     this.lead = NONE;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
-    this.randomizedElectionTimeout = this.cfg.electionTicks + Math.floor(this.cfg.random() * (this.cfg.electionJitterTicks ?? this.cfg.electionTicks));
+    this.randomizedElectionTimeout =
+      this.cfg.electionTicks + Math.floor(this.cfg.random() * (this.cfg.electionJitterTicks ?? this.cfg.electionTicks));
     this.leadTransferee = NONE;
     this.tracker.resetVotes();
     this.pendingConfIndex = 0;
@@ -271,7 +298,9 @@ export class Raft {
     for (const id of this.voters()) {
       if (id === this.id) continue;
       const context = kind === 'transfer' ? CAMPAIGN_TRANSFER : new Uint8Array(0);
-      this.send(makeMessage({ type: voteType, to: id, from: this.id, term, index: lastIndex, logTerm: lastTerm, context }));
+      this.send(
+        makeMessage({ type: voteType, to: id, from: this.id, term, index: lastIndex, logTerm: lastTerm, context }),
+      );
     }
     this.logger.info({ term, kind }, kind === 'pre-vote' ? 'started pre-vote' : 'started election');
   }
@@ -320,13 +349,21 @@ export class Raft {
         this.becomeFollower(m.term, NONE);
       }
     } else if (m.term < this.term) {
-      if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === MessageType.Heartbeat || m.type === MessageType.App)) {
+      if (
+        (this.cfg.checkQuorum || this.cfg.preVote) &&
+        (m.type === MessageType.Heartbeat || m.type === MessageType.App)
+      ) {
         // A stale leader (e.g. after a pause or partition) learns our term from this and steps down.
         this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id }));
       } else if (m.type === MessageType.PreVote) {
-        this.send(makeMessage({ type: MessageType.PreVoteResp, to: m.from, from: this.id, term: this.term, reject: true }));
+        this.send(
+          makeMessage({ type: MessageType.PreVoteResp, to: m.from, from: this.id, term: this.term, reject: true }),
+        );
       } else {
-        this.logger.debug({ type: MessageType[m.type], from: m.from, term: m.term }, 'ignoring message from a lower term');
+        this.logger.debug(
+          { type: MessageType[m.type], from: m.from, term: m.term },
+          'ignoring message from a lower term',
+        );
       }
       return;
     }
@@ -375,9 +412,16 @@ export class Raft {
 
   private stepLeader(m: Message): void {
     const pr = this.progress.get(m.from);
-    if ((m.type === MessageType.AppResp || m.type === MessageType.SnapStatus) && !m.reject && m.index > this.log.lastIndex()) {
+    if (
+      (m.type === MessageType.AppResp || m.type === MessageType.SnapStatus) &&
+      !m.reject &&
+      m.index > this.log.lastIndex()
+    ) {
       // Nobody can acknowledge entries this leader does not have: a faulty or forged peer.
-      this.logger.warn({ from: m.from, index: m.index, lastIndex: this.log.lastIndex() }, 'dropping an acknowledgement past the end of the log');
+      this.logger.warn(
+        { from: m.from, index: m.index, lastIndex: this.log.lastIndex() },
+        'dropping an acknowledgement past the end of the log',
+      );
       return;
     }
     switch (m.type) {
@@ -397,7 +441,8 @@ export class Raft {
         } else if (pr.match < this.log.lastIndex() || pr.state === ProgressState.Probe) {
           this.maybeSendAppend(m.from, true);
         }
-        if (m.context.byteLength > 0) for (const r of this.reads.ack(m.from, m.context, this.conf)) this.answerRead(r, true);
+        if (m.context.byteLength > 0)
+          for (const r of this.reads.ack(m.from, m.context, this.conf)) this.answerRead(r, true);
         return;
       case MessageType.SnapStatus:
         if (!pr || pr.state !== ProgressState.Snapshot) return;
@@ -430,7 +475,10 @@ export class Raft {
       if (pr.state === ProgressState.Probe && m.index === pr.next - 1 && m.rejectHint < pr.match) {
         // A follower's hint never falls below what it acknowledged unless its disk lost durable entries (a
         // fault outside the model). Re-replicate from where it really is rather than probing forever.
-        this.logger.warn({ from: m.from, match: pr.match, hint: m.rejectHint }, 'follower lost entries it had acknowledged: re-replicating');
+        this.logger.warn(
+          { from: m.from, match: pr.match, hint: m.rejectHint },
+          'follower lost entries it had acknowledged: re-replicating',
+        );
         pr.match = 0;
       }
       if (pr.maybeDecrTo(m.index, nextProbe)) {
@@ -509,7 +557,10 @@ export class Raft {
     if (isLeaderMessage(m.type)) {
       if (this.lead !== NONE && this.lead !== m.from) {
         // A term has one leader: a second one is a faulty or forged peer, never Raft. Its input is dropped.
-        this.logger.warn({ from: m.from, lead: this.lead, term: this.term, type: MessageType[m.type] }, 'dropping a leader message from a second leader of this term');
+        this.logger.warn(
+          { from: m.from, lead: this.lead, term: this.term, type: MessageType[m.type] },
+          'dropping a leader message from a second leader of this term',
+        );
         return;
       }
       // The leader of this term is alive.
@@ -556,7 +607,17 @@ export class Raft {
     const hintIndex = Math.min(m.index, this.log.lastIndex());
     const hint = this.log.findConflictByTerm(hintIndex, m.logTerm);
     this.logger.debug({ from: m.from, index: m.index, logTerm: m.logTerm, hintIndex: hint.index }, 'rejecting append');
-    this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: m.index, reject: true, rejectHint: hint.index, logTerm: hint.term }));
+    this.send(
+      makeMessage({
+        type: MessageType.AppResp,
+        to: m.from,
+        from: this.id,
+        index: m.index,
+        reject: true,
+        rejectHint: hint.index,
+        logTerm: hint.term,
+      }),
+    );
   }
 
   private handleSnapshot(m: Message): void {
@@ -646,19 +707,30 @@ export class Raft {
    */
   forceConfiguration(conf: ConfState): void {
     assert(this.log.applied === this.log.lastIndex(), 'raft: forcing a configuration before the log is applied');
-    assert(conf.votersOutgoing.length === 0 && conf.voters.length > 0, 'raft: a forced configuration is a simple one with voters');
+    assert(
+      conf.votersOutgoing.length === 0 && conf.voters.length > 0,
+      'raft: a forced configuration is a simple one with voters',
+    );
     this.conf = cloneConf(conf);
     this.becomeFollower(this.term + 1, NONE);
     const index = this.log.lastIndex() + 1;
     this.log.append([{ term: this.term, index, type: EntryType.Normal, data: new Uint8Array(0) }]);
     this.log.commitTo(index);
-    this.logger.warn({ term: this.term, index, voters: conf.voters, learners: conf.learners }, 'configuration forced by reset-peers');
+    this.logger.warn(
+      { term: this.term, index, voters: conf.voters, learners: conf.learners },
+      'configuration forced by reset-peers',
+    );
   }
 
   // ---------------------------------------------------------------- replication (leader)
 
   private send(m: Message): void {
-    if (m.term === 0 && m.type !== MessageType.PreVoteResp && m.type !== MessageType.VoteResp && m.type !== MessageType.PreVote) {
+    if (
+      m.term === 0 &&
+      m.type !== MessageType.PreVoteResp &&
+      m.type !== MessageType.VoteResp &&
+      m.type !== MessageType.PreVote
+    ) {
       m.term = this.term;
     }
     assert(m.to !== this.id, 'raft: sending to self');
@@ -686,7 +758,17 @@ export class Raft {
       ents = this.log.entries(pr.next, hi, this.cfg.maxAppendBodyBytes);
     }
     if (ents.length === 0 && !sendIfEmpty) return false;
-    this.send(makeMessage({ type: MessageType.App, to, from: this.id, index: prevIndex, logTerm: prevTerm, entries: ents, commit: this.log.committed }));
+    this.send(
+      makeMessage({
+        type: MessageType.App,
+        to,
+        from: this.id,
+        index: prevIndex,
+        logTerm: prevTerm,
+        entries: ents,
+        commit: this.log.committed,
+      }),
+    );
     if (ents.length > 0) {
       let bytes = 0;
       for (const e of ents) bytes += entryBytes(e);
@@ -706,7 +788,16 @@ export class Raft {
       this.maybeSendAppend(to, true);
       return;
     }
-    this.send(makeMessage({ type: MessageType.App, to, from: this.id, index: prevIndex, logTerm: prevTerm, commit: this.log.committed }));
+    this.send(
+      makeMessage({
+        type: MessageType.App,
+        to,
+        from: this.id,
+        index: prevIndex,
+        logTerm: prevTerm,
+        commit: this.log.committed,
+      }),
+    );
   }
 
   private sendSnapshot(to: NodeId, pr: Progress): boolean {
@@ -729,7 +820,14 @@ export class Raft {
   }
 
   private sendSnap(to: NodeId, meta: SnapshotMeta): void {
-    this.send(makeMessage({ type: MessageType.Snap, to, from: this.id, snapshot: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) } }));
+    this.send(
+      makeMessage({
+        type: MessageType.Snap,
+        to,
+        from: this.id,
+        snapshot: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) },
+      }),
+    );
   }
 
   /** Sends pending appends to every follower (new entries, or a commit index they have not seen). */
@@ -750,7 +848,15 @@ export class Raft {
       if (id === this.id) continue;
       // Never tell a follower to commit past what it is known to hold.
       const commit = Math.min(this.progress.get(id)!.match, this.log.committed);
-      this.send(makeMessage({ type: MessageType.Heartbeat, to: id, from: this.id, commit, context: context ?? new Uint8Array(0) }));
+      this.send(
+        makeMessage({
+          type: MessageType.Heartbeat,
+          to: id,
+          from: this.id,
+          commit,
+          context: context ?? new Uint8Array(0),
+        }),
+      );
     }
   }
 
@@ -794,7 +900,7 @@ export class Raft {
     this.log.unstable.stableTo(index, term);
     if (this.state !== StateType.Leader) return;
     const self = this.progress.get(this.id);
-    if (self && self.maybeUpdate(this.log.stableIndex())) this.maybeCommit();
+    if (self?.maybeUpdate(this.log.stableIndex())) this.maybeCommit();
   }
 
   // ---------------------------------------------------------------- proposals
@@ -826,7 +932,8 @@ export class Raft {
     if (expectedTerm !== undefined && expectedTerm !== this.term) {
       return this.refuse('term-mismatch', `expected term ${expectedTerm}, leader is at ${this.term}`);
     }
-    if (this.leadTransferee !== NONE) return this.refuse('transferring', `transferring leadership to ${this.leadTransferee}`);
+    if (this.leadTransferee !== NONE)
+      return this.refuse('transferring', `transferring leadership to ${this.leadTransferee}`);
     return null;
   }
 
@@ -856,16 +963,25 @@ export class Raft {
     try {
       cc = this.cfg.confChangeCodec.decode(e.data);
     } catch (err) {
-      this.logger.warn({ index: e.index, error: (err as Error).message }, 'committed configuration entry does not decode: ignored');
+      this.logger.warn(
+        { index: e.index, error: (err as Error).message },
+        'committed configuration entry does not decode: ignored',
+      );
       return;
     }
     const problem = validateConfChange(this.conf, cc);
     if (problem !== null) {
-      this.logger.warn({ index: e.index, problem }, 'committed configuration entry does not apply to the configuration: ignored');
+      this.logger.warn(
+        { index: e.index, problem },
+        'committed configuration entry does not apply to the configuration: ignored',
+      );
       return;
     }
     const next = applyConfChange(this.conf, cc);
-    this.logger.info({ index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners }, 'configuration applied');
+    this.logger.info(
+      { index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners },
+      'configuration applied',
+    );
     this.conf = next;
     this.tracker.sync(confMembers(next), this.log.lastIndex() + 1);
     this.leaveToConfirm = cc.leaveJoint;
@@ -892,7 +1008,8 @@ export class Raft {
    * otherwise a restart could fall back to the joint configuration, which needs the removed voters.
    */
   private maybeAutoConfChange(): void {
-    if (this.state !== StateType.Leader || this.pendingConfIndex > this.log.applied || this.leadTransferee !== NONE) return;
+    if (this.state !== StateType.Leader || this.pendingConfIndex > this.log.applied || this.leadTransferee !== NONE)
+      return;
     let cc: ConfChange;
     if (isJoint(this.conf)) cc = { changes: [], leaveJoint: true };
     else if (this.leaveToConfirm) cc = { changes: [], leaveJoint: false };
@@ -900,7 +1017,10 @@ export class Raft {
     const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode(cc) };
     if (this.appendEntries([e])) {
       this.pendingConfIndex = e.index;
-      this.logger.info({ index: e.index }, cc.leaveJoint ? 'leaving joint configuration' : 'confirming the new configuration');
+      this.logger.info(
+        { index: e.index },
+        cc.leaveJoint ? 'leaving joint configuration' : 'confirming the new configuration',
+      );
     }
   }
 
@@ -931,7 +1051,16 @@ export class Raft {
     if (r.from === this.id) {
       this.readStates.push({ context: r.context, index: r.index, ok });
     } else {
-      this.send(makeMessage({ type: MessageType.ReadIndexResp, to: r.from, from: this.id, index: r.index, context: r.context, reject: !ok }));
+      this.send(
+        makeMessage({
+          type: MessageType.ReadIndexResp,
+          to: r.from,
+          from: this.id,
+          index: r.index,
+          context: r.context,
+          reject: !ok,
+        }),
+      );
     }
   }
 

@@ -8,7 +8,7 @@ import type { ProposeResult, RaftConfig, ReadState } from './raft.js';
 import type { LogStorage } from './log.js';
 import { confMembers, isVoter, MessageType, NONE, StateType } from './types.js';
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, SnapshotMeta } from './types.js';
-import { ProgressState } from './progress.js';
+import type { ProgressState } from './progress.js';
 
 export interface SoftState {
   lead: NodeId;
@@ -84,10 +84,19 @@ export function validateMessage(m: Message, self: NodeId): string | null {
   if (m.to !== self) return `addressed to ${m.to}`;
   if (m.from === NONE || m.from === self) return `bad sender ${JSON.stringify(m.from)}`;
   if (!(m.type in MessageType) || m.type === MessageType.None) return `unknown type ${m.type}`;
-  if (!isSafeIndex(m.term) || !isSafeIndex(m.logTerm) || !isSafeIndex(m.index) || !isSafeIndex(m.commit) || !isSafeIndex(m.rejectHint)) {
+  if (
+    !isSafeIndex(m.term) ||
+    !isSafeIndex(m.logTerm) ||
+    !isSafeIndex(m.index) ||
+    !isSafeIndex(m.commit) ||
+    !isSafeIndex(m.rejectHint)
+  ) {
     return 'an index or term is not a safe non-negative integer';
   }
-  if ((m.type === MessageType.App || m.type === MessageType.Vote || m.type === MessageType.PreVote) && m.logTerm > m.term) {
+  if (
+    (m.type === MessageType.App || m.type === MessageType.Vote || m.type === MessageType.PreVote) &&
+    m.logTerm > m.term
+  ) {
     return `log term ${m.logTerm} above the message term ${m.term}`;
   }
   if (m.entries.length > 0) {
@@ -96,13 +105,15 @@ export function validateMessage(m: Message, self: NodeId): string | null {
     for (let i = 0; i < m.entries.length; i++) {
       const e = m.entries[i]!;
       if (e.index !== m.index + 1 + i) return `entry ${i} has index ${e.index}, expected ${m.index + 1 + i}`;
-      if (!isSafeIndex(e.term) || e.term < prevTerm || e.term > m.term) return `entry ${e.index} has term ${e.term} out of order`;
+      if (!isSafeIndex(e.term) || e.term < prevTerm || e.term > m.term)
+        return `entry ${e.index} has term ${e.term} out of order`;
       prevTerm = e.term;
     }
   }
   if (m.type === MessageType.Snap) {
     const s = m.snapshot;
-    if (!s || !isSafeIndex(s.index) || !isSafeIndex(s.term) || s.index === 0 || s.term > m.term) return 'bad snapshot metadata';
+    if (!s || !isSafeIndex(s.index) || !isSafeIndex(s.term) || s.index === 0 || s.term > m.term)
+      return 'bad snapshot metadata';
     if (!s.conf || s.conf.voters.length === 0) return 'snapshot without a configuration';
   }
   return null;
@@ -129,7 +140,8 @@ export class RawNode {
     const before = captureState(this.raft);
     const out = fn();
     const violations = checkInvariants(before, this.raft);
-    if (violations.length > 0) throw new AssertionError(`raft invariants violated on ${this.raft.id}: ${violations.join('; ')}`);
+    if (violations.length > 0)
+      throw new AssertionError(`raft invariants violated on ${this.raft.id}: ${violations.join('; ')}`);
     return out;
   }
 
@@ -156,7 +168,10 @@ export class RawNode {
     if (m.term > this.raft.term + MAX_TERM_JUMP) {
       // No election history moves a term this far at once: a forged or corrupt term would otherwise end the
       // cluster's ability to elect (terms cannot pass 2^53-1).
-      this.raft.logger.warn({ type: MessageType[m.type], from: m.from, term: m.term, ourTerm: this.raft.term }, 'dropping a message whose term jumps too far ahead');
+      this.raft.logger.warn(
+        { type: MessageType[m.type], from: m.from, term: m.term, ourTerm: this.raft.term },
+        'dropping a message whose term jumps too far ahead',
+      );
       return false;
     }
     this.input(() => this.raft.step(m));
@@ -181,7 +196,8 @@ export class RawNode {
 
   /** Starts an election now (tests, and an operator's explicit request). */
   campaign(): void {
-    if (this.raft.state !== StateType.Leader) this.input(() => this.raft.campaign(this.raft.cfg.preVote ? 'pre-vote' : 'election'));
+    if (this.raft.state !== StateType.Leader)
+      this.input(() => this.raft.campaign(this.raft.cfg.preVote ? 'pre-vote' : 'election'));
   }
 
   reportUnreachable(id: NodeId): void {
@@ -273,7 +289,8 @@ export class RawNode {
 
   hasReady(): boolean {
     const r = this.raft;
-    if (r.hasPendingBroadcast() || r.msgs.length > 0 || r.msgsAfterPersist.length > 0 || r.readStates.length > 0) return true;
+    if (r.hasPendingBroadcast() || r.msgs.length > 0 || r.msgsAfterPersist.length > 0 || r.readStates.length > 0)
+      return true;
     if (r.snapshotToFetch !== null) return true;
     if (r.log.unstable.nextEntries().length > 0) return true;
     if (r.log.hasNextCommittedEntries()) return true;

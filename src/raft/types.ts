@@ -157,8 +157,6 @@ export function entryBytes(e: Entry): number {
   return e.data.byteLength + 24;
 }
 
-
-
 /**
  * The core's configuration. Fields named in src/settings.ts mean what the schema says there (same names at
  * every layer); the rest are derived by the driver (ticks, byte bounds) or injected (randomness, logging).

@@ -75,7 +75,8 @@ export class ClientWaits<R> {
 
   /** An entry that is not a command (a no-op, a configuration change) applied where a proposal waited. */
   replaced(e: Entry): void {
-    for (const p of this.take(e.index)) p.cb(qjmError('DROPPED', `entry ${e.index} was replaced by a later leader: not applied`));
+    for (const p of this.take(e.index))
+      p.cb(qjmError('DROPPED', `entry ${e.index} was replaced by a later leader: not applied`));
   }
 
   /** Fails proposals at or below `index` (a snapshot replaced them before they applied here). */
@@ -123,7 +124,13 @@ export class ClientWaits<R> {
     for (const [index, list] of this.proposals) {
       const keep = list.filter((p) => p.deadlineMs > nowMs);
       if (keep.length === list.length) continue;
-      for (const p of list) if (p.deadlineMs <= nowMs) p.cb(qjmError('TIMEOUT', `entry ${index} not applied within ${this.o.proposalTimeoutMs} ms`, { unknownOutcome: true }));
+      for (const p of list)
+        if (p.deadlineMs <= nowMs)
+          p.cb(
+            qjmError('TIMEOUT', `entry ${index} not applied within ${this.o.proposalTimeoutMs} ms`, {
+              unknownOutcome: true,
+            }),
+          );
       this.proposalCountValue -= list.length - keep.length;
       if (keep.length > 0) this.proposals.set(index, keep);
       else this.proposals.delete(index);

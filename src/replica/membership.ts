@@ -58,7 +58,8 @@ export class MembershipChange {
   /** Moves the change forward as far as the configuration allows (called by the leader after each apply and tick). */
   advance(c: ChangeContext): void {
     if (this.finished) return;
-    if (c.nowMs > this.deadlineMs) return this.finish(qjmError('TIMEOUT', `membership change did not finish within ${this.timeoutMs} ms`));
+    if (c.nowMs > this.deadlineMs)
+      return this.finish(qjmError('TIMEOUT', `membership change did not finish within ${this.timeoutMs} ms`));
     if (c.raw.confChangePending()) return; // the previous step is not applied yet
     const conf = c.raw.conf();
     if (isJoint(conf)) return; // the core leaves the joint configuration by itself
@@ -69,7 +70,10 @@ export class MembershipChange {
     const newcomers = this.target.filter((p) => !voters.has(p.id));
     const notLearners = newcomers.filter((p) => !conf.learners.includes(p.id));
     if (notLearners.length > 0) {
-      this.propose(c, { changes: notLearners.map((peer) => ({ op: ConfChangeOp.AddLearner, peer })), leaveJoint: false });
+      this.propose(c, {
+        changes: notLearners.map((peer) => ({ op: ConfChangeOp.AddLearner, peer })),
+        leaveJoint: false,
+      });
       return;
     }
     const last = c.raw.lastIndex();
@@ -79,7 +83,9 @@ export class MembershipChange {
     this.propose(c, {
       changes: [
         ...newcomers.map((peer) => ({ op: ConfChangeOp.AddVoter, peer })),
-        ...conf.voters.filter((id) => !target.has(id)).map((id) => ({ op: ConfChangeOp.Remove, peer: { id, address: c.addressOf(id) ?? '' } })),
+        ...conf.voters
+          .filter((id) => !target.has(id))
+          .map((id) => ({ op: ConfChangeOp.Remove, peer: { id, address: c.addressOf(id) ?? '' } })),
       ],
       leaveJoint: false,
     });

@@ -7,7 +7,7 @@
 
 import { assert, AssertionError } from '../assert.js';
 import { bytesToHex } from '../raft/bytes.js';
-import { QjmError } from '../errors.js';
+import type { QjmError } from '../errors.js';
 import { confChangeCodec, decodeConfChange } from '../transport/raft-codec.js';
 import { RawNode } from '../raft/raw-node.js';
 import type { RaftStatus, Ready } from '../raft/raw-node.js';
@@ -130,7 +130,14 @@ export class Replica<R> {
     this.deps = deps;
     this.logger = deps.logger ?? silentLogger;
     this.waits = new ClientWaits<R>(opts);
-    const cfg: RaftConfig = { ...opts, id, snapshotTimeoutTicks: opts.electionTicks * 30, confChangeCodec, random: deps.random, logger: this.logger };
+    const cfg: RaftConfig = {
+      ...opts,
+      id,
+      snapshotTimeoutTicks: opts.electionTicks * 30,
+      confChangeCodec,
+      random: deps.random,
+      logger: this.logger,
+    };
     const hs = deps.log.initialHardState();
     this.raw = new RawNode(cfg, deps.log, hs, { checkInvariants: deps.checkInvariants === true });
     this.lastDurableHard = { ...hs };
@@ -200,7 +207,14 @@ export class Replica<R> {
     if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.transfer) return cb(err('BUSY', `a transfer to ${this.transfer.to} is in progress`));
     const res = this.raw.transferLeader(to);
-    if (!res.ok) return cb(err(this.role === StateType.Leader ? 'INVALID_ARGUMENT' : 'NOT_LEADER', res.detail ?? 'transfer refused', this.leaderDetails()));
+    if (!res.ok)
+      return cb(
+        err(
+          this.role === StateType.Leader ? 'INVALID_ARGUMENT' : 'NOT_LEADER',
+          res.detail ?? 'transfer refused',
+          this.leaderDetails(),
+        ),
+      );
     if (to === this.id) return cb(null);
     this.transfer = new LeaderTransfer(to, this.deps.clock.now() + this.opts.electionTicks * this.opts.tickMs * 2, cb);
     this.deps.listener?.onLeaderTransfer?.(to, this.raw.term);
@@ -375,7 +389,11 @@ export class Replica<R> {
   private handleReady(rd: Ready): void {
     if (rd.softState) this.onSoftState(rd.softState.state, rd.softState.lead);
     if (rd.snapshotToFetch) this.startFetch(rd.snapshotToFetch.from, rd.snapshotToFetch.meta);
-    const hs = rd.hardState && (rd.hardState.term !== this.lastDurableHard.term || rd.hardState.vote !== this.lastDurableHard.vote) ? rd.hardState : null;
+    const hs =
+      rd.hardState &&
+      (rd.hardState.term !== this.lastDurableHard.term || rd.hardState.vote !== this.lastDurableHard.vote)
+        ? rd.hardState
+        : null;
     if (hs || rd.entries.length > 0 || rd.persistedMessages.length > 0) {
       let afterPersist = rd.persistedMessages;
       const early = this.deps.unsafeSendBeforePersist;
@@ -400,7 +418,12 @@ export class Replica<R> {
     if (wasLeader && state !== StateType.Leader) {
       // Our proposals may still commit under the next leader: the outcome is unknown, the client retries
       // idempotently. Failing now (rather than at the timeout) is what makes failover fast.
-      this.waits.failProposals(err('LEADERSHIP_LOST', 'leadership lost before the write was acknowledged', { unknownOutcome: true, ...this.leaderDetails() }));
+      this.waits.failProposals(
+        err('LEADERSHIP_LOST', 'leadership lost before the write was acknowledged', {
+          unknownOutcome: true,
+          ...this.leaderDetails(),
+        }),
+      );
       const c = this.change;
       this.change = null;
       c?.fail(err('LEADERSHIP_LOST', 'leadership lost during the membership change', { unknownOutcome: true }));
@@ -461,10 +484,18 @@ export class Replica<R> {
       const job = this.queue[0] as WriteJob;
       let jobBytes = 0;
       for (const e of job.entries) jobBytes += e.data.byteLength;
-      if (entries.length > 0 && (bytes + jobBytes > this.opts.maxAppendBufferBytes || entries.length + job.entries.length > this.opts.leaderBatch)) break;
+      if (
+        entries.length > 0 &&
+        (bytes + jobBytes > this.opts.maxAppendBufferBytes ||
+          entries.length + job.entries.length > this.opts.leaderBatch)
+      )
+        break;
       const first = job.entries[0]?.index;
       // A later Ready replaced a suffix: keep what precedes it.
-      const kept = first !== undefined && entries.length > 0 && first <= entries[entries.length - 1]!.index ? entries.filter((e) => e.index < first) : entries;
+      const kept =
+        first !== undefined && entries.length > 0 && first <= entries[entries.length - 1]!.index
+          ? entries.filter((e) => e.index < first)
+          : entries;
       // A configuration entry starts a write of its own, which then carries the commit hint (kickPersist).
       const cut = job.entries.findIndex((e, i) => e.type === EntryType.ConfChange && kept.length + i > 0);
       if (cut === 0) break;
@@ -532,7 +563,10 @@ export class Replica<R> {
     this.appliedBytesSinceSnapshot = 0;
     this.peers.reset(meta.peers ?? [], meta.index);
     // Proposals the snapshot covers cannot learn their result here.
-    this.waits.failProposalsUpTo(meta.index, err('LEADERSHIP_LOST', 'replaced by a snapshot before it applied here', { unknownOutcome: true }));
+    this.waits.failProposalsUpTo(
+      meta.index,
+      err('LEADERSHIP_LOST', 'replaced by a snapshot before it applied here', { unknownOutcome: true }),
+    );
     this.schedule();
     // Durable order: the image first, then the log drops its old entries.
     this.deps.stateMachine.installSnapshot(staged, (e) => {
@@ -591,7 +625,7 @@ export class Replica<R> {
 
   /** A configuration entry names the addresses of the peers it adds. */
   private learnAddresses(e: Entry): void {
-    let cc;
+    let cc: ReturnType<typeof decodeConfChange>;
     try {
       cc = decodeConfChange(e.data);
     } catch {
@@ -616,7 +650,14 @@ export class Replica<R> {
   private onReadState(ctx: Uint8Array, index: number, ok: boolean): void {
     const r = this.waits.takeRead(bytesToHex(ctx), this.deps.clock.now());
     if (!r) return;
-    if (!ok) return r.cb(err('NOT_LEADER', 'read index refused: no leader, or it has not committed in its term yet', this.leaderDetails()));
+    if (!ok)
+      return r.cb(
+        err(
+          'NOT_LEADER',
+          'read index refused: no leader, or it has not committed in its term yet',
+          this.leaderDetails(),
+        ),
+      );
     this.waitApplied(index, r.remainingMs, r.cb);
   }
 
@@ -683,10 +724,18 @@ export class Replica<R> {
     if (!r || this.stopped) return;
     const moved = r.advance({
       raw: this.raw,
-      idle: this.queue.length === 0 && !this.persisting && !this.fetching && !this.snapshotting && this.installingFrom === null,
+      idle:
+        this.queue.length === 0 &&
+        !this.persisting &&
+        !this.fetching &&
+        !this.snapshotting &&
+        this.installingFrom === null,
       appliedIndex: this.appliedIndex,
       committingByFiat: (committed, last) => {
-        this.logger.warn({ committed, lastIndex: last }, 'reset-peers: committing the whole log, entries past the commit index by fiat');
+        this.logger.warn(
+          { committed, lastIndex: last },
+          'reset-peers: committing the whole log, entries past the commit index by fiat',
+        );
         this.deps.listener?.onCommitByFiat?.(committed, last);
       },
       forced: (peers) => this.peers.reset(peers, this.applied),
@@ -729,7 +778,9 @@ export class Replica<R> {
   }
 
   private stoppedError(): QjmError {
-    return this.fatal ? err('STORAGE_FAILED', `this node's storage failed and it stopped serving: ${this.fatal.message}`) : err('SHUTTING_DOWN', 'the node is shutting down');
+    return this.fatal
+      ? err('STORAGE_FAILED', `this node's storage failed and it stopped serving: ${this.fatal.message}`)
+      : err('SHUTTING_DOWN', 'the node is shutting down');
   }
 
   leaderDetails(): { leaderId?: string; leaderAddress?: string } {

@@ -92,7 +92,12 @@ export class PeersReset {
         this.phase = 'save';
         c.saveSnapshot((e, index) => {
           if (e) return this.finish(e);
-          this.finish(null, { index: index!, committedBefore: this.committedBefore, lastIndexBefore: this.lastIndexBefore, lastTermBefore: this.lastTermBefore });
+          this.finish(null, {
+            index: index!,
+            committedBefore: this.committedBefore,
+            lastIndexBefore: this.lastIndexBefore,
+            lastTermBefore: this.lastTermBefore,
+          });
         });
         return true;
       case 'save':
@@ -105,6 +110,7 @@ export class PeersReset {
 export function resetProblem(self: NodeId, peers: readonly Peer[]): string | null {
   if (peers.length === 0) return 'the new configuration has no voters';
   if (new Set(peers.map((p) => p.id)).size !== peers.length) return 'a peer is named twice';
-  if (!peers.some((p) => p.id === self)) return `the new configuration must include this node (${self}): reset the node that is to survive`;
+  if (!peers.some((p) => p.id === self))
+    return `the new configuration must include this node (${self}): reset the node that is to survive`;
   return null;
 }

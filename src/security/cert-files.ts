@@ -56,7 +56,9 @@ function readFile(file: string, what: string): Buffer {
     return fs.readFileSync(file);
   } catch (e) {
     const code = (e as { code?: string }).code;
-    throw new CertificateError(`cannot read ${what} ${file}: ${code ?? (e as Error).message}${code === 'ENOENT' ? ' (create it with qjm cert)' : ''}`);
+    throw new CertificateError(
+      `cannot read ${what} ${file}: ${code ?? (e as Error).message}${code === 'ENOENT' ? ' (create it with qjm cert)' : ''}`,
+    );
   }
 }
 
@@ -97,7 +99,10 @@ export function describeCert(pem: Buffer, file: string, ca: X509Certificate | nu
 export function listCertsDir(certsDir: string): CertInfo[] {
   let names: string[];
   try {
-    names = fs.readdirSync(certsDir).filter((n) => n.endsWith('.crt')).sort();
+    names = fs
+      .readdirSync(certsDir)
+      .filter((n) => n.endsWith('.crt'))
+      .sort();
   } catch (e) {
     throw new CertificateError(`cannot read the certificates directory ${certsDir}: ${(e as Error).message}`);
   }
@@ -111,7 +116,12 @@ export function listCertsDir(certsDir: string): CertInfo[] {
  * Loads and checks one identity's material: the CA, the certificate (issued by that CA, in force, naming the
  * expected principal) and its key (matching the certificate). Throws CertificateError naming what is wrong.
  */
-function loadIdentity(certsDir: string, kind: CertKind, name: string, expect: (p: Principal | null) => boolean): TlsMaterial {
+function loadIdentity(
+  certsDir: string,
+  kind: CertKind,
+  name: string,
+  expect: (p: Principal | null) => boolean,
+): TlsMaterial {
   const caFile = path.join(certsDir, CA_CERT_FILE);
   const files = certFiles(certsDir, kind, name);
   const ca = readFile(caFile, 'the CA certificate');
@@ -120,10 +130,17 @@ function loadIdentity(certsDir: string, kind: CertKind, name: string, expect: (p
   const caX = parseCert(ca, caFile);
   const x = parseCert(cert, files.cert);
   if (!caX.ca) throw new CertificateError(`${caFile} is not a CA certificate`);
-  if (!issuedBy(x, caX)) throw new CertificateError(`${files.cert} was not issued by ${caFile}: re-create it with qjm cert create-${kind} against this CA`);
+  if (!issuedBy(x, caX))
+    throw new CertificateError(
+      `${files.cert} was not issued by ${caFile}: re-create it with qjm cert create-${kind} against this CA`,
+    );
   const now = Date.now();
-  if (Date.parse(x.validTo) < now) throw new CertificateError(`${files.cert} expired on ${x.validTo}: re-create it (qjm cert create-${kind} ... --overwrite)`);
-  if (Date.parse(x.validFrom) > now) throw new CertificateError(`${files.cert} is not valid before ${x.validFrom} (is this machine's clock right?)`);
+  if (Date.parse(x.validTo) < now)
+    throw new CertificateError(
+      `${files.cert} expired on ${x.validTo}: re-create it (qjm cert create-${kind} ... --overwrite)`,
+    );
+  if (Date.parse(x.validFrom) > now)
+    throw new CertificateError(`${files.cert} is not valid before ${x.validFrom} (is this machine's clock right?)`);
   let matches = false;
   try {
     matches = x.checkPrivateKey(createPrivateKey(key));
@@ -132,7 +149,10 @@ function loadIdentity(certsDir: string, kind: CertKind, name: string, expect: (p
   }
   if (!matches) throw new CertificateError(`${files.key} is not the key of ${files.cert}`);
   const p = principalOfSubject(subjectFields(x));
-  if (!expect(p)) throw new CertificateError(`${files.cert} is for ${p ? describePrincipal(p) : `"${x.subject.split('\n').join(', ')}"`}, not ${kind} ${name}`);
+  if (!expect(p))
+    throw new CertificateError(
+      `${files.cert} is for ${p ? describePrincipal(p) : `"${x.subject.split('\n').join(', ')}"`}, not ${kind} ${name}`,
+    );
   return { ca, cert, key };
 }
 

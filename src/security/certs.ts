@@ -58,7 +58,9 @@ function toArrayBuffer(b: Buffer): ArrayBuffer {
 }
 
 async function importSigningKey(k: KeyObject): Promise<webcrypto.CryptoKey> {
-  return webcrypto.subtle.importKey('pkcs8', toArrayBuffer(k.export({ type: 'pkcs8', format: 'der' })), EC, false, ['sign']);
+  return webcrypto.subtle.importKey('pkcs8', toArrayBuffer(k.export({ type: 'pkcs8', format: 'der' })), EC, false, [
+    'sign',
+  ]);
 }
 
 /** 128 random bits, positive (RFC 5280 serials are positive and at most 20 bytes). */
@@ -70,7 +72,8 @@ function serialNumber(): string {
 
 function validity(days: number | undefined, def: number): { notBefore: Date; notAfter: Date } {
   const d = days ?? def;
-  if (!Number.isInteger(d) || d < 1 || d > 36_500) throw new CertificateError(`days must be an integer in 1..36500, got ${String(days)}`);
+  if (!Number.isInteger(d) || d < 1 || d > 36_500)
+    throw new CertificateError(`days must be an integer in 1..36500, got ${String(days)}`);
   // A minute of slack for clocks slightly behind this one.
   const notBefore = new Date(Date.now() - 60_000);
   return { notBefore, notAfter: new Date(notBefore.getTime() + d * DAY_MS) };
@@ -84,7 +87,10 @@ function subject(cn: string, ous: readonly string[]): x509.JsonName {
 function refuseExisting(files: string[], overwrite: boolean | undefined): void {
   if (overwrite) return;
   const existing = files.filter((f) => fs.existsSync(f));
-  if (existing.length > 0) throw new CertExistsError(`${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}: refusing to overwrite (give --overwrite to replace)`);
+  if (existing.length > 0)
+    throw new CertExistsError(
+      `${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}: refusing to overwrite (give --overwrite to replace)`,
+    );
 }
 
 function writeFile(file: string, data: string, mode: number): void {
@@ -106,7 +112,9 @@ export async function createCa(o: CertOptions): Promise<string[]> {
     serialNumber: serialNumber(),
     name: [{ CN: ['qjournal CA'] }, { O: [CERT_ORGANIZATION] }],
     ...validity(o.days, CA_DAYS_DEFAULT),
-    keys: { privateKey: key.signing, publicKey } as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]["keys"],
+    keys: { privateKey: key.signing, publicKey } as unknown as Parameters<
+      typeof x509.X509CertificateGenerator.createSelfSigned
+    >[0]['keys'],
     signingAlgorithm: SIGNING,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
@@ -115,7 +123,7 @@ export async function createCa(o: CertOptions): Promise<string[]> {
     ],
   });
   writeFile(keyFile, key.pem, 0o600);
-  writeFile(certFile, cert.toString('pem') + '\n', 0o644);
+  writeFile(certFile, `${cert.toString('pem')}\n`, 0o644);
   return [certFile, keyFile];
 }
 
@@ -131,7 +139,9 @@ async function loadIssuer(o: CertOptions): Promise<Issuer> {
     try {
       return fs.readFileSync(f);
     } catch (e) {
-      throw new CertificateError(`cannot read ${f}: ${(e as { code?: string }).code ?? (e as Error).message} (create the CA first: qjm cert create-ca --certs-dir ${o.certsDir}${o.caKeyPath ? ` --ca-key ${o.caKeyPath}` : ''})`);
+      throw new CertificateError(
+        `cannot read ${f}: ${(e as { code?: string }).code ?? (e as Error).message} (create the CA first: qjm cert create-ca --certs-dir ${o.certsDir}${o.caKeyPath ? ` --ca-key ${o.caKeyPath}` : ''})`,
+      );
     }
   };
   const certPem = read(certFile);
@@ -145,7 +155,13 @@ async function loadIssuer(o: CertOptions): Promise<Issuer> {
   return { cert: new x509.X509Certificate(certPem), key: await importSigningKey(keyObject) };
 }
 
-async function issue(o: CertOptions, files: { cert: string; key: string }, cn: string, ous: string[], extensions: x509.Extension[]): Promise<string[]> {
+async function issue(
+  o: CertOptions,
+  files: { cert: string; key: string },
+  cn: string,
+  ous: string[],
+  extensions: x509.Extension[],
+): Promise<string[]> {
   refuseExisting([files.cert, files.key], o.overwrite);
   const ca = await loadIssuer(o);
   const key = await newKey();
@@ -166,7 +182,7 @@ async function issue(o: CertOptions, files: { cert: string; key: string }, cn: s
     ],
   });
   writeFile(files.key, key.pem, 0o600);
-  writeFile(files.cert, cert.toString('pem') + '\n', 0o644);
+  writeFile(files.cert, `${cert.toString('pem')}\n`, 0o644);
   return [files.cert, files.key];
 }
 
@@ -175,22 +191,37 @@ const HOST_RE = /^(?=.{1,253}$)[A-Za-z0-9*]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z
 /** A node's certificate: role peer bound to its id, its hosts as SANs, for serving and for dialing peers. */
 export async function createNodeCert(o: CertOptions, id: string, hosts: readonly string[]): Promise<string[]> {
   if (!isNodeId(id)) throw new CertificateError(`bad node id ${JSON.stringify(id)}: expected ${NODE_ID_RULE}`);
-  if (hosts.length === 0) throw new CertificateError('give at least one host (name or IP address) the node is dialed at');
+  if (hosts.length === 0)
+    throw new CertificateError('give at least one host (name or IP address) the node is dialed at');
   const names = hosts.map((h) => {
     const bare = h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
     if (net.isIP(bare)) return { type: 'ip' as const, value: bare };
-    if (!HOST_RE.test(h)) throw new CertificateError(`bad host ${JSON.stringify(h)}: expected a DNS name or an IP address (no port)`);
+    if (!HOST_RE.test(h))
+      throw new CertificateError(`bad host ${JSON.stringify(h)}: expected a DNS name or an IP address (no port)`);
     return { type: 'dns' as const, value: h };
   });
-  return issue(o, certFiles(o.certsDir, 'node', id), id, [PEER_ROLE], [
-    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-    new x509.SubjectAlternativeNameExtension(names),
-  ]);
+  return issue(
+    o,
+    certFiles(o.certsDir, 'node', id),
+    id,
+    [PEER_ROLE],
+    [
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      new x509.SubjectAlternativeNameExtension(names),
+    ],
+  );
 }
 
 /** A client's certificate: its name and its roles (one OU each), for dialing nodes only. */
 export async function createClientCert(o: CertOptions, name: string, roles: readonly ClientRole[]): Promise<string[]> {
   if (!isNodeId(name)) throw new CertificateError(`bad client name ${JSON.stringify(name)}: expected ${NODE_ID_RULE}`);
-  if (roles.length === 0 || roles.some((r) => !isClientRole(r))) throw new CertificateError(`roles must be among writer, reader, admin, got ${JSON.stringify(roles)}`);
-  return issue(o, certFiles(o.certsDir, 'client', name), name, [...new Set(roles)], [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])]);
+  if (roles.length === 0 || roles.some((r) => !isClientRole(r)))
+    throw new CertificateError(`roles must be among writer, reader, admin, got ${JSON.stringify(roles)}`);
+  return issue(
+    o,
+    certFiles(o.certsDir, 'client', name),
+    name,
+    [...new Set(roles)],
+    [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
+  );
 }

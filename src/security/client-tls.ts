@@ -10,7 +10,9 @@ import { describePrincipal, principalOfSubject } from './roles.js';
 import type { SubjectFields } from './roles.js';
 
 /** libqjm's `tls` option: a certificates directory and the client name in it, or the PEM material itself. */
-export type TlsOption = { certsDir: string; user: string } | { ca: string | Buffer; cert: string | Buffer; key: string | Buffer };
+export type TlsOption =
+  | { certsDir: string; user: string }
+  | { ca: string | Buffer; cert: string | Buffer; key: string | Buffer };
 
 const isPem = (v: unknown): v is string | Buffer => (typeof v === 'string' || Buffer.isBuffer(v)) && v.length > 0;
 
@@ -20,20 +22,28 @@ const isPem = (v: unknown): v is string | Buffer => (typeof v === 'string' || Bu
  */
 export function checkNodeServer(address: string, cert: PeerCertificate, expectedId?: string): string | null {
   const p = principalOfSubject(cert.subject as SubjectFields);
-  if (p?.kind !== 'node') return `${address} presented ${p ? describePrincipal(p) : 'a certificate with no qjournal role'}'s certificate, not a JournalNode's`;
+  if (p?.kind !== 'node')
+    return `${address} presented ${p ? describePrincipal(p) : 'a certificate with no qjournal role'}'s certificate, not a JournalNode's`;
   if (expectedId !== undefined && p.id !== expectedId) return `${address} is node ${p.id}, expected ${expectedId}`;
   return null;
 }
 
 /** Resolves libqjm's option into the HTTP pool's TLS settings; throws CertificateError naming the problem. */
 export function clientTlsFrom(o: TlsOption): ClientTls {
-  if (typeof o !== 'object' || o === null) throw new CertificateError('tls: expected { certsDir, user } or { ca, cert, key }');
+  if (typeof o !== 'object' || o === null)
+    throw new CertificateError('tls: expected { certsDir, user } or { ca, cert, key }');
   if ('certsDir' in o) {
-    if (typeof o.certsDir !== 'string' || o.certsDir.length === 0 || typeof o.user !== 'string' || o.user.length === 0) {
+    if (
+      typeof o.certsDir !== 'string' ||
+      o.certsDir.length === 0 ||
+      typeof o.user !== 'string' ||
+      o.user.length === 0
+    ) {
       throw new CertificateError('tls: expected { certsDir: <directory>, user: <client name> }');
     }
     return { ...loadClientTls(o.certsDir, o.user), verifyServer: (address, cert) => checkNodeServer(address, cert) };
   }
-  if (!isPem(o.ca) || !isPem(o.cert) || !isPem(o.key)) throw new CertificateError('tls: expected PEM strings or Buffers ca, cert and key');
+  if (!isPem(o.ca) || !isPem(o.cert) || !isPem(o.key))
+    throw new CertificateError('tls: expected PEM strings or Buffers ca, cert and key');
   return { ca: o.ca, cert: o.cert, key: o.key, verifyServer: (address, cert) => checkNodeServer(address, cert) };
 }

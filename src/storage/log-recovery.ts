@@ -43,7 +43,9 @@ export class CorruptLogError extends Error {
     readonly offset: number,
     readonly reason: string,
   ) {
-    super(`Raft log corrupt at ${file} offset ${offset}: ${reason}. The node cannot serve from this log; move the data directory aside and re-add the node from its peers (docs/OPERATIONS.md, "Repairing a node")`);
+    super(
+      `Raft log corrupt at ${file} offset ${offset}: ${reason}. The node cannot serve from this log; move the data directory aside and re-add the node from its peers (docs/OPERATIONS.md, "Repairing a node")`,
+    );
   }
 }
 
@@ -85,8 +87,18 @@ function loadSegments(dir: string, o: RecoveryOptions): RecoveredLog {
     if (!seg) continue;
     const prev = segments[segments.length - 1];
     if (prev) {
-      if (seg.first !== prev.last + 1) throw new CorruptLogError(seg.file, 0, `segment starts at index ${seg.first} but the previous one ends at ${prev.last}`);
-      if (seg.prevTerm !== lastTermOf(prev)) throw new CorruptLogError(seg.file, 16, `header says the previous entry has term ${seg.prevTerm}, it has ${lastTermOf(prev)}`);
+      if (seg.first !== prev.last + 1)
+        throw new CorruptLogError(
+          seg.file,
+          0,
+          `segment starts at index ${seg.first} but the previous one ends at ${prev.last}`,
+        );
+      if (seg.prevTerm !== lastTermOf(prev))
+        throw new CorruptLogError(
+          seg.file,
+          16,
+          `header says the previous entry has term ${seg.prevTerm}, it has ${lastTermOf(prev)}`,
+        );
     }
     segments.push(seg);
   }
@@ -95,7 +107,14 @@ function loadSegments(dir: string, o: RecoveryOptions): RecoveredLog {
 }
 
 /** Reads and checks one segment; returns null for an empty leftover (a torn segment creation). */
-function loadSegment(dir: string, file: string, first: number, nameLast: number | null, isLast: boolean, o: RecoveryOptions): Segment | null {
+function loadSegment(
+  dir: string,
+  file: string,
+  first: number,
+  nameLast: number | null,
+  isLast: boolean,
+  o: RecoveryOptions,
+): Segment | null {
   const buf = fs.readFileSync(file);
   // Only the segment being appended to when the node stopped can end in a torn write.
   const appendable = isLast && nameLast === null;
@@ -109,7 +128,18 @@ function loadSegment(dir: string, file: string, first: number, nameLast: number 
   }
   const bad = segmentHeaderProblem(buf, first);
   if (bad) throw new CorruptLogError(file, bad.offset, bad.reason);
-  const seg: Segment = { first, last: first - 1, prevTerm: headerPrevTerm(buf), closed: nameLast !== null, file, sizeBytes: SEGMENT_HEADER_BYTES, zeroedTo: 0, offsets: [], terms: [], fd: null };
+  const seg: Segment = {
+    first,
+    last: first - 1,
+    prevTerm: headerPrevTerm(buf),
+    closed: nameLast !== null,
+    file,
+    sizeBytes: SEGMENT_HEADER_BYTES,
+    zeroedTo: 0,
+    offsets: [],
+    terms: [],
+    fd: null,
+  };
   let off = SEGMENT_HEADER_BYTES;
   let prevTerm = seg.prevTerm;
   while (off < buf.byteLength) {
@@ -129,7 +159,8 @@ function loadSegment(dir: string, file: string, first: number, nameLast: number 
   }
   seg.sizeBytes = off;
   seg.zeroedTo = Math.max(seg.zeroedTo, off);
-  if (nameLast !== null && seg.last !== nameLast) throw new CorruptLogError(file, off, `closed segment holds entries up to ${seg.last}, its name says ${nameLast}`);
+  if (nameLast !== null && seg.last !== nameLast)
+    throw new CorruptLogError(file, off, `closed segment holds entries up to ${seg.last}, its name says ${nameLast}`);
   return seg;
 }
 
@@ -143,7 +174,10 @@ function endOfDamagedTail(file: string, buf: Buffer, off: number, problem: strin
   if (end === off) return buf.byteLength;
   if (end - off > o.tornWriteBytes || !looksTorn(buf, off, o.tornWriteBytes)) return null;
   // Some sectors of the last write reached the disk, not all: cut it (it was never acknowledged).
-  o.logger.warn({ file, offset: off, cutBytes: buf.byteLength - off, reason: problem }, 'cutting a torn write off the Raft log');
+  o.logger.warn(
+    { file, offset: off, cutBytes: buf.byteLength - off, reason: problem },
+    'cutting a torn write off the Raft log',
+  );
   const fd = fs.openSync(file, 'r+');
   try {
     fs.ftruncateSync(fd, off);
@@ -158,7 +192,8 @@ function endOfDamagedTail(file: string, buf: Buffer, off: number, problem: strin
 function endOfData(buf: Buffer, from: number): number {
   let end = buf.byteLength;
   // Whole zero chunks from the back first (a preallocated tail is megabytes of zeros), then bytes.
-  while (end - from >= ZERO_CHUNK_BYTES && buf.subarray(end - ZERO_CHUNK_BYTES, end).equals(ZERO_CHUNK)) end -= ZERO_CHUNK_BYTES;
+  while (end - from >= ZERO_CHUNK_BYTES && buf.subarray(end - ZERO_CHUNK_BYTES, end).equals(ZERO_CHUNK))
+    end -= ZERO_CHUNK_BYTES;
   while (end > from && buf[end - 1] === 0) end--;
   return end;
 }
@@ -198,12 +233,19 @@ function reconcileWithSnapshot(dir: string, log: RecoveredLog, o: RecoveryOption
   const tail = log.segments[log.segments.length - 1];
   if (!tail) return fromSnapshot;
   if (s.index < log.compactedIndex) {
-    throw new CorruptLogError(log.segments[0]!.file, 0, `the log starts after index ${log.compactedIndex} but the newest usable snapshot is at ${s.index}: entries in between are missing`);
+    throw new CorruptLogError(
+      log.segments[0]!.file,
+      0,
+      `the log starts after index ${log.compactedIndex} but the newest usable snapshot is at ${s.index}: entries in between are missing`,
+    );
   }
   const last = Math.max(log.compactedIndex, tail.last);
   if (s.index <= last && termAt(log, s.index) === s.term) return log; // the log holds the snapshot's entry
   // The log does not hold the snapshot's (index, term): it was being replaced by an installed snapshot.
-  o.logger.warn({ snapshotIndex: s.index, snapshotTerm: s.term, logLast: last }, 'the Raft log does not hold the snapshot; discarding it');
+  o.logger.warn(
+    { snapshotIndex: s.index, snapshotTerm: s.term, logLast: last },
+    'the Raft log does not hold the snapshot; discarding it',
+  );
   removeSegmentsNewestFirst(dir, log.segments);
   return fromSnapshot;
 }

@@ -37,8 +37,6 @@ export interface Segment {
   fd: number | null;
 }
 
-
-
 const LOG_NAMING = segmentNaming('log', 20);
 export const logInProgressName = LOG_NAMING.inProgress;
 export const logClosedName = LOG_NAMING.closed;
@@ -57,9 +55,11 @@ export function encodeSegmentHeader(first: number, prevTerm: number): Buffer {
 /** Why the segment header in buf is not the one for a segment starting at `first`, or null if it is. */
 export function segmentHeaderProblem(buf: Buffer, first: number): { offset: number; reason: string } | null {
   if (!buf.subarray(0, 8).equals(SEGMENT_MAGIC)) return { offset: 0, reason: 'not a Raft log segment (bad magic)' };
-  if (zlib.crc32(buf.subarray(0, 28)) !== buf.readUInt32BE(28)) return { offset: 28, reason: 'segment header CRC mismatch' };
+  if (zlib.crc32(buf.subarray(0, 28)) !== buf.readUInt32BE(28))
+    return { offset: 28, reason: 'segment header CRC mismatch' };
   const hFirst = readU64(buf, 8);
-  if (hFirst !== first) return { offset: 8, reason: `header first index ${hFirst} does not match the file name (${first})` };
+  if (hFirst !== first)
+    return { offset: 8, reason: `header first index ${hFirst} does not match the file name (${first})` };
   return null;
 }
 
@@ -124,7 +124,8 @@ export function frameProblem(buf: Buffer, off: number, expectIndex: number, prev
   if (off + FRAME_HEADER_BYTES > buf.byteLength) return 'frame header runs past the end of the file';
   const len = frameDataBytes(buf, off);
   if (off + FRAME_HEADER_BYTES + len > buf.byteLength) return `frame of ${len} bytes runs past the end of the file`;
-  if (zlib.crc32(buf.subarray(off + 8, off + FRAME_HEADER_BYTES + len)) !== buf.readUInt32BE(off + 4)) return 'entry CRC mismatch';
+  if (zlib.crc32(buf.subarray(off + 8, off + FRAME_HEADER_BYTES + len)) !== buf.readUInt32BE(off + 4))
+    return 'entry CRC mismatch';
   const index = readU64(buf, off + 16);
   if (index !== expectIndex) return `entry index ${index}, expected ${expectIndex}`;
   const term = frameTerm(buf, off);

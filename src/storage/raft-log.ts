@@ -116,7 +116,11 @@ export class DiskLog implements ReplicaLog {
   /** Recovers the log in `dir` (see log-recovery.ts) and opens it; throws CorruptLogError if it cannot. */
   static open(dir: string, o: DiskLogOptions): DiskLog {
     fs.mkdirSync(dir, { recursive: true });
-    const recovered = recoverLog(dir, { snapshot: o.snapshot, tornWriteBytes: o.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT, logger: o.logger ?? silentLogger });
+    const recovered = recoverLog(dir, {
+      snapshot: o.snapshot,
+      tornWriteBytes: o.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT,
+      logger: o.logger ?? silentLogger,
+    });
     return new DiskLog(dir, o, recovered);
   }
 
@@ -150,7 +154,10 @@ export class DiskLog implements ReplicaLog {
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
     assert(!this.pendingReset, 'disk log: entries read during a reset');
-    assert(lo >= this.firstIndex() && hi <= this.lastIndex() + 1 && lo <= hi, () => `disk log: entries(${lo}, ${hi}) outside [${this.firstIndex()}, ${this.lastIndex() + 1}]`);
+    assert(
+      lo >= this.firstIndex() && hi <= this.lastIndex() + 1 && lo <= hi,
+      () => `disk log: entries(${lo}, ${hi}) outside [${this.firstIndex()}, ${this.lastIndex() + 1}]`,
+    );
     const out: Entry[] = [];
     let bytes = 0;
     for (let i = lo; i < hi; ) {
@@ -269,7 +276,12 @@ export class DiskLog implements ReplicaLog {
     const f = this.fill;
     if (!f) return false;
     const tail = this.segments[this.segments.length - 1];
-    if (tail !== f.seg || entries[0]!.index <= this.lastIndex() || tail.sizeBytes >= this.o.maxSegmentBytes || tail.sizeBytes + totalBytes > f.pos) {
+    if (
+      tail !== f.seg ||
+      entries[0]!.index <= this.lastIndex() ||
+      tail.sizeBytes >= this.o.maxSegmentBytes ||
+      tail.sizeBytes + totalBytes > f.pos
+    ) {
       f.waiters.push(retry);
       return true;
     }
@@ -314,7 +326,8 @@ export class DiskLog implements ReplicaLog {
     this.fill = job;
     const finish = (err: Error | null) => {
       fs.close(fd, () => {});
-      if (err && !job.cancelled) this.logger.warn({ file: seg.file, error: err.message }, 'could not preallocate log space');
+      if (err && !job.cancelled)
+        this.logger.warn({ file: seg.file, error: err.message }, 'could not preallocate log space');
       if (this.fill === job) this.fill = null;
       for (const w of job.waiters) w();
     };
@@ -376,7 +389,18 @@ export class DiskLog implements ReplicaLog {
     writeAllSync(fd, header, 0);
     fs.fdatasyncSync(fd);
     fsyncPathSync(this.dir);
-    seg = { first, last: first - 1, prevTerm, closed: false, file, sizeBytes: SEGMENT_HEADER_BYTES, zeroedTo: SEGMENT_HEADER_BYTES, offsets: [], terms: [], fd };
+    seg = {
+      first,
+      last: first - 1,
+      prevTerm,
+      closed: false,
+      file,
+      sizeBytes: SEGMENT_HEADER_BYTES,
+      zeroedTo: SEGMENT_HEADER_BYTES,
+      offsets: [],
+      terms: [],
+      fd,
+    };
     this.segments.push(seg);
     return seg;
   }
@@ -497,7 +521,10 @@ export class DiskLog implements ReplicaLog {
             }
           }
         } catch (err) {
-          this.logger.warn({ file, error: (err as Error).message }, 'could not delete a compacted log segment; the next ones stay too');
+          this.logger.warn(
+            { file, error: (err as Error).message },
+            'could not delete a compacted log segment; the next ones stay too',
+          );
           return;
         }
       }

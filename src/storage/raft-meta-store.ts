@@ -25,7 +25,14 @@ export class MetaFileError extends Error {
 }
 
 function encode(m: RaftMetaRecord): Buffer {
-  const body = Buffer.from(qjournal.raft.RaftMeta.encode({ hardState: m.hardState, storageId: m.storageId, clusterId: m.clusterId, nodeId: m.nodeId }).finish());
+  const body = Buffer.from(
+    qjournal.raft.RaftMeta.encode({
+      hardState: m.hardState,
+      storageId: m.storageId,
+      clusterId: m.clusterId,
+      nodeId: m.nodeId,
+    }).finish(),
+  );
   const head = Buffer.alloc(12);
   MAGIC.copy(head, 0);
   head.writeUInt32BE(body.byteLength, 4);
@@ -34,11 +41,16 @@ function encode(m: RaftMetaRecord): Buffer {
 }
 
 function decode(buf: Buffer, file: string): RaftMetaRecord {
-  if (buf.byteLength < 12 || !buf.subarray(0, 4).equals(MAGIC)) throw new MetaFileError(`${file}: not a Raft metadata file`);
+  if (buf.byteLength < 12 || !buf.subarray(0, 4).equals(MAGIC))
+    throw new MetaFileError(`${file}: not a Raft metadata file`);
   const len = buf.readUInt32BE(4);
-  if (12 + len !== buf.byteLength) throw new MetaFileError(`${file}: length ${len} does not match the file (${buf.byteLength - 12} bytes)`);
+  if (12 + len !== buf.byteLength)
+    throw new MetaFileError(`${file}: length ${len} does not match the file (${buf.byteLength - 12} bytes)`);
   const body = buf.subarray(12);
-  if (zlib.crc32(body) !== buf.readUInt32BE(8)) throw new MetaFileError(`${file}: CRC mismatch: the Raft metadata (term and vote) is damaged; repair this node from its peers`);
+  if (zlib.crc32(body) !== buf.readUInt32BE(8))
+    throw new MetaFileError(
+      `${file}: CRC mismatch: the Raft metadata (term and vote) is damaged; repair this node from its peers`,
+    );
   const m = qjournal.raft.RaftMeta.decode(body);
   const hs = m.hardState;
   return {
@@ -110,7 +122,8 @@ export class MetaStore {
       if (err) return done(err);
       fs.write(fd, bytes, 0, bytes.byteLength, 0, (e1, written) => {
         // A short write (a full disk) must never be renamed over the good file.
-        if (!e1 && written !== bytes.byteLength) e1 = new Error(`short write of ${tmp}: ${written} of ${bytes.byteLength} bytes (is the disk full?)`);
+        if (!e1 && written !== bytes.byteLength)
+          e1 = new Error(`short write of ${tmp}: ${written} of ${bytes.byteLength} bytes (is the disk full?)`);
         if (e1) return fs.close(fd, () => done(e1));
         fs.fsync(fd, (e2) => {
           fs.close(fd, (e3) => {

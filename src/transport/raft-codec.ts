@@ -110,7 +110,13 @@ function entryBodyBytes(e: Entry): number {
  * concatenation is the frame. Decodes with decodeBatch (after the length prefix) as encodeBatch's bytes do.
  */
 export function encodeBatchFrame(b: Batch): { chunks: Uint8Array[]; bytes: number } {
-  const head = pb.MessageBatch.encode({ from: b.from, clusterId: b.clusterId, storageId: b.storageId, fromAddress: b.fromAddress, messages: [] }).finish();
+  const head = pb.MessageBatch.encode({
+    from: b.from,
+    clusterId: b.clusterId,
+    storageId: b.storageId,
+    fromAddress: b.fromAddress,
+    messages: [],
+  }).finish();
   // Each message: its fields but the entries (encoded by protobufjs, small), then its entries, field 7 each.
   const bodies: Uint8Array[] = [];
   const lengths: number[] = [];
@@ -186,7 +192,8 @@ export function checkBatchShape(buf: Uint8Array, limits: BatchLimits): void {
   const snapshotMeta = () => {
     let members = 0;
     const member = () => {
-      if (++members > limits.maxMembers) throw new BatchLimitError(`more than ${limits.maxMembers} members in a snapshot's metadata`);
+      if (++members > limits.maxMembers)
+        throw new BatchLimitError(`more than ${limits.maxMembers} members in a snapshot's metadata`);
       return false;
     };
     nested((field, wt) => {
@@ -198,9 +205,11 @@ export function checkBatchShape(buf: Uint8Array, limits: BatchLimits): void {
   };
   fields(r.len, (field, wt) => {
     if (field !== 4 || wt !== 2) return false; // MessageBatch.messages
-    if (++messages > limits.maxMessages) throw new BatchLimitError(`more than ${limits.maxMessages} messages in one batch`);
+    if (++messages > limits.maxMessages)
+      throw new BatchLimitError(`more than ${limits.maxMessages} messages in one batch`);
     nested((mf, mwt) => {
-      if (mf === 7 && mwt === 2 && ++entries > limits.maxEntries) throw new BatchLimitError(`more than ${limits.maxEntries} entries in one batch`);
+      if (mf === 7 && mwt === 2 && ++entries > limits.maxEntries)
+        throw new BatchLimitError(`more than ${limits.maxEntries} entries in one batch`);
       if (mf !== 12 || mwt !== 2) return false; // Message.entries are skipped, Message.snapshot is looked into
       snapshotMeta();
       return true;
@@ -213,7 +222,13 @@ export function checkBatchShape(buf: Uint8Array, limits: BatchLimits): void {
 export function decodeBatch(buf: Uint8Array, limits: BatchLimits): Batch {
   checkBatchShape(buf, limits);
   const m = pb.MessageBatch.decode(buf);
-  return { from: m.from, clusterId: m.clusterId, storageId: m.storageId, fromAddress: m.fromAddress, messages: m.messages as unknown as Message[] };
+  return {
+    from: m.from,
+    clusterId: m.clusterId,
+    storageId: m.storageId,
+    fromAddress: m.fromAddress,
+    messages: m.messages as unknown as Message[],
+  };
 }
 
 /** A rough size of a message on the wire, for queue bounds. */
@@ -226,7 +241,10 @@ export function messageBytes(m: Message): number {
 /** The data of a configuration-change log entry (a ConfChange message of proto/raft.proto). */
 export function encodeConfChange(cc: ConfChange): Uint8Array {
   return pb.ConfChange.encode({
-    changes: cc.changes.map((c) => ({ op: c.op as number as qjournal.raft.ConfChange.Op, peer: { id: c.peer.id, address: c.peer.address } })),
+    changes: cc.changes.map((c) => ({
+      op: c.op as number as qjournal.raft.ConfChange.Op,
+      peer: { id: c.peer.id, address: c.peer.address },
+    })),
     leaveJoint: cc.leaveJoint,
   }).finish();
 }
@@ -235,7 +253,10 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
 export function decodeConfChange(data: Uint8Array): ConfChange {
   const m = pb.ConfChange.decode(data);
   return {
-    changes: m.changes.map((c) => ({ op: c.op as number as ConfChangeOp, peer: { id: c.peer?.id ?? '', address: c.peer?.address ?? '' } })),
+    changes: m.changes.map((c) => ({
+      op: c.op as number as ConfChangeOp,
+      peer: { id: c.peer?.id ?? '', address: c.peer?.address ?? '' },
+    })),
     leaveJoint: m.leaveJoint,
   };
 }

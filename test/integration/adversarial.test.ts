@@ -24,8 +24,19 @@ import type { ManifestData } from '../../journalnode/state/snapshot-store.js';
 const ns = { namespaceId: 77, clusterId: 'CID-adv', blockPoolId: 'BP-adv' };
 const PROTO = { 'content-type': 'application/x-protobuf' };
 
-async function post(address: string, path: string, body: Uint8Array, timeoutMs = 20_000): Promise<{ status: number; body: Buffer }> {
-  const r = await request(`http://${address}${path}`, { method: 'POST', headers: PROTO, body: Buffer.from(body), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+async function post(
+  address: string,
+  path: string,
+  body: Uint8Array,
+  timeoutMs = 20_000,
+): Promise<{ status: number; body: Buffer }> {
+  const r = await request(`http://${address}${path}`, {
+    method: 'POST',
+    headers: PROTO,
+    body: Buffer.from(body),
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
   return { status: r.statusCode, body: Buffer.from(await r.body.arrayBuffer()) };
 }
 
@@ -37,12 +48,21 @@ function peakRssMb(pid: number): number {
 
 async function statuses(c: LocalCluster): Promise<NodeStatusJson[]> {
   const all = await Promise.all(c.nodes.map((n) => c.status(n.id)));
-  expect(all.every((s) => s !== null), 'every node answers /status').to.equal(true);
+  expect(
+    all.every((s) => s !== null),
+    'every node answers /status',
+  ).to.equal(true);
   return all as NodeStatusJson[];
 }
 
 async function writeSome(c: LocalCluster, writerId: string, n: number): Promise<number> {
-  const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId, nsInfo: ns, writeTimeoutMs: 15_000 });
+  const q = new QuorumJournalManager({
+    journalId: 'ns1',
+    peers: c.addresses,
+    writerId,
+    nsInfo: ns,
+    writeTimeoutMs: 15_000,
+  });
   try {
     const { lastTxId } = await q.recoverUnfinalizedSegments();
     const out = await q.startLogSegment(lastTxId + 1, -64);
@@ -64,7 +84,12 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
 
   before(async () => {
     // A short idle timeout on peer streams, so the stalled-stream test need not wait the default 5 s.
-    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 500, insecure: true, extraArgs: ['--peerRequestTimeoutMs', String(STREAM_IDLE_MS)] });
+    c = await LocalCluster.create({
+      nodes: 3,
+      electionTimeoutMs: 500,
+      insecure: true,
+      extraArgs: ['--peerRequestTimeoutMs', String(STREAM_IDLE_MS)],
+    });
     c.startAll();
     await c.waitForLeader();
     const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'setup', nsInfo: ns });
@@ -90,7 +115,20 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
         clusterId: leader.clusterId,
         storageId: 'x',
         fromAddress: '10.0.0.66:1',
-        messages: [makeMessage({ type: MessageType.App, to: target.id, from: 'mallory', term: leader.term + 5, index: 0, logTerm: 0, commit: 1, entries: [{ term: leader.term + 5, index: 1, type: EntryType.Normal, data: Uint8Array.from([0xff, 0xff, 0xff]) }] })],
+        messages: [
+          makeMessage({
+            type: MessageType.App,
+            to: target.id,
+            from: 'mallory',
+            term: leader.term + 5,
+            index: 0,
+            logTerm: 0,
+            commit: 1,
+            entries: [
+              { term: leader.term + 5, index: 1, type: EntryType.Normal, data: Uint8Array.from([0xff, 0xff, 0xff]) },
+            ],
+          }),
+        ],
       });
       const r = await streamOnce(peer, target.address, [body]);
       expect(r.status, `${target.id} refuses`).to.equal(403);
@@ -98,11 +136,14 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     const after = await statuses(c);
     for (let i = 0; i < after.length; i++) {
       expect(after[i]!.term, `${after[i]!.id}'s term`).to.equal(before[i]!.term);
-      expect(after[i]!.transport.map((p) => p.id), 'no state kept for mallory').to.not.include('mallory');
+      expect(
+        after[i]!.transport.map((p) => p.id),
+        'no state kept for mallory',
+      ).to.not.include('mallory');
     }
   });
 
-  it('a committed garbage entry sent in a member\'s name is a no-op on every node; all stay up and agree', async () => {
+  it("a committed garbage entry sent in a member's name is a no-op on every node; all stay up and agree", async () => {
     const before = await statuses(c);
     const leader = before.find((s) => s.state === 'leader')!;
     // Quiescent cluster: every node's last entry is the leader's, in the current term. The forgery claims to be
@@ -115,16 +156,33 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
         clusterId: leader.clusterId,
         storageId: leader.storageId,
         fromAddress: '',
-        messages: [makeMessage({ type: MessageType.App, to: f.id, from: leader.id, term: T + 1, index: L, logTerm: T, commit: L + 1, entries: [{ term: T + 1, index: L + 1, type: EntryType.Normal, data: Uint8Array.from([0xff, 0xff, 0xff]) }] })],
+        messages: [
+          makeMessage({
+            type: MessageType.App,
+            to: f.id,
+            from: leader.id,
+            term: T + 1,
+            index: L,
+            logTerm: T,
+            commit: L + 1,
+            entries: [{ term: T + 1, index: L + 1, type: EntryType.Normal, data: Uint8Array.from([0xff, 0xff, 0xff]) }],
+          }),
+        ],
       });
       expect((await streamOnce(peer, c.node(f.id).address, [body])).status).to.equal(200);
     }
     // The followers commit it; an election follows (the forged term outranks the leader's), and the new leader
     // replicates it to the old one. Every node applies the same no-op.
-    await waitFor(async () => (await statuses(c)).every((s) => s.appliedIndex >= L + 1), { timeoutMs: 20_000, what: `every node applies index ${L + 1}` });
+    await waitFor(async () => (await statuses(c)).every((s) => s.appliedIndex >= L + 1), {
+      timeoutMs: 20_000,
+      what: `every node applies index ${L + 1}`,
+    });
     for (const n of c.nodes) {
       expect(n.proc, `${n.id} is still running`).to.not.equal(null);
-      await waitFor(() => /not a valid command: applied as a no-op/.test(c.readLog(n.id)), { timeoutMs: 5000, what: `${n.id} logs the no-op` });
+      await waitFor(() => /not a valid command: applied as a no-op/.test(c.readLog(n.id)), {
+        timeoutMs: 5000,
+        what: `${n.id} logs the no-op`,
+      });
     }
     const last = await writeSome(c, 'w1', 20);
     const leaderNow = await c.waitForLeader();
@@ -138,16 +196,33 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
   it('three parallel worst-case bodies on each route: refused, the node keeps answering, memory stays bounded', async () => {
     const leader = (await statuses(c)).find((s) => s.state === 'leader')!;
     const node = c.node(leader.id);
-    const flags = (await (await request(`http://${node.address}/flags`)).body.json()) as { maxAppendBodyBytes: number; maxBatchBytes: number };
+    const flags = (await (await request(`http://${node.address}/flags`)).body.json()) as {
+      maxAppendBodyBytes: number;
+      maxBatchBytes: number;
+    };
     const rssBefore = peakRssMb(node.proc!.pid!);
     // Just under each route's body limit: millions of empty repeated elements (the decoder's worst case), or
     // bytes that are no message at all.
     const tinyElements = (bytes: number, tag: number) => Buffer.alloc(bytes, Buffer.from([tag, 0x00]));
     const raftBody = tinyElements(flags.maxAppendBodyBytes, 0x22); // MessageBatch.messages, empty
-    const entriesBody = Buffer.concat([Buffer.from([0x22]), varint(flags.maxAppendBodyBytes - 16), tinyElements(flags.maxAppendBodyBytes - 16, 0x3a)]); // one Message, all entries
-    const journalBody = Buffer.from(qjournal.journal.WriteRequest.encode({ command: { jid: 'ns1', journal: { epoch: 1, segmentTxid: 1, firstTxid: 1, count: 1, records: Buffer.alloc(flags.maxBatchBytes, 0) } } }).finish());
+    const entriesBody = Buffer.concat([
+      Buffer.from([0x22]),
+      varint(flags.maxAppendBodyBytes - 16),
+      tinyElements(flags.maxAppendBodyBytes - 16, 0x3a),
+    ]); // one Message, all entries
+    const journalBody = Buffer.from(
+      qjournal.journal.WriteRequest.encode({
+        command: {
+          jid: 'ns1',
+          journal: { epoch: 1, segmentTxid: 1, firstTxid: 1, count: 1, records: Buffer.alloc(flags.maxBatchBytes, 0) },
+        },
+      }).finish(),
+    );
     const smallGarbage = Buffer.alloc(60 << 10, 0xff);
-    for (const [what, body] of [['millions of empty messages', raftBody], ['millions of empty entries', entriesBody]] as const) {
+    for (const [what, body] of [
+      ['millions of empty messages', raftBody],
+      ['millions of empty entries', entriesBody],
+    ] as const) {
       const results = await Promise.all([0, 1, 2].map(() => streamOnce(peer, node.address, [rawFrame(body)])));
       for (const r of results) expect([413, 400], `a frame of ${what} answered ${r.status}`).to.include(r.status);
     }
@@ -163,31 +238,50 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
       expect((await c.status(leader.id)) !== null, `${leader.id} answers /status after ${path}`).to.equal(true);
     }
     const rssAfter = peakRssMb(node.proc!.pid!);
-    console.log(`    peak RSS of ${leader.id}: ${rssBefore.toFixed(0)} MB before, ${rssAfter.toFixed(0)} MB after the worst-case bodies`);
+    console.log(
+      `    peak RSS of ${leader.id}: ${rssBefore.toFixed(0)} MB before, ${rssAfter.toFixed(0)} MB after the worst-case bodies`,
+    );
     expect(rssAfter, 'peak RSS (MB) stays under the documented bound').to.be.below(RSS_BOUND_MB);
   });
 
   it('20,000 abandoned long-polls and 500 stalled uploads leave the node answering', async () => {
     const node = c.node((await statuses(c)).find((s) => s.state === 'follower')!.id);
     const last = (await c.status(node.id))!.journals.ns1!.lastTxId;
-    const longPoll = Buffer.from(qjournal.journal.GetEditsRequest.encode({ jid: 'ns1', fromTxid: last + 1_000_000, waitMs: 60_000, inProgressOk: true }).finish());
+    const longPoll = Buffer.from(
+      qjournal.journal.GetEditsRequest.encode({
+        jid: 'ns1',
+        fromTxid: last + 1_000_000,
+        waitMs: 60_000,
+        inProgressOk: true,
+      }).finish(),
+    );
     for (let round = 0; round < 100; round++) {
       await Promise.all(
         Array.from({ length: 200 }, async () => {
           const ac = new AbortController();
-          const pending = request(`http://${node.address}/qjm/getEdits`, { method: 'POST', headers: PROTO, body: longPoll, signal: ac.signal }).catch(() => null);
+          const pending = request(`http://${node.address}/qjm/getEdits`, {
+            method: 'POST',
+            headers: PROTO,
+            body: longPoll,
+            signal: ac.signal,
+          }).catch(() => null);
           setTimeout(() => ac.abort(), 20);
           await pending;
         }),
       );
     }
-    await waitFor(async () => (await c.status(node.id))?.pending.longPolls === 0, { timeoutMs: 10_000, what: 'every abandoned long-poll dropped' });
+    await waitFor(async () => (await c.status(node.id))?.pending.longPolls === 0, {
+      timeoutMs: 10_000,
+      what: 'every abandoned long-poll dropped',
+    });
     const stalled: net.Socket[] = [];
     const [host, port] = node.address.split(':');
     for (let i = 0; i < 500; i++) {
       const s = net.connect(Number(port), host);
       s.on('error', () => {});
-      s.write(`POST /qjm/journal HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000000\r\n\r\nabc`);
+      s.write(
+        `POST /qjm/journal HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000000\r\n\r\nabc`,
+      );
       stalled.push(s);
     }
     const t0 = Date.now();
@@ -201,7 +295,13 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     const all = await statuses(c);
     const s = all.find((x) => x.state === 'follower')!;
     const member = all.find((x) => x.id !== s.id)!.id;
-    const heartbeat = batchFrame({ from: member, clusterId: s.clusterId, storageId: 'x', fromAddress: '', messages: [makeMessage({ type: MessageType.HeartbeatResp, to: s.id, from: member, term: 0 })] });
+    const heartbeat = batchFrame({
+      from: member,
+      clusterId: s.clusterId,
+      storageId: 'x',
+      fromAddress: '',
+      messages: [makeMessage({ type: MessageType.HeartbeatResp, to: s.id, from: member, term: 0 })],
+    });
     return { id: s.id, address: c.node(s.id).address, pid: c.node(s.id).proc!.pid!, heartbeat };
   }
   const lengthPrefix = (n: number) => {
@@ -212,7 +312,11 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
 
   it('a peer stream that ends in the middle of a frame is refused: 400', async () => {
     const t = await streamTarget();
-    const r = await rawStream(t.address, Buffer.concat([t.heartbeat, t.heartbeat.subarray(0, t.heartbeat.byteLength - 3)]), true).answer;
+    const r = await rawStream(
+      t.address,
+      Buffer.concat([t.heartbeat, t.heartbeat.subarray(0, t.heartbeat.byteLength - 3)]),
+      true,
+    ).answer;
     expect(r.head).to.match(/^HTTP\/1.1 400/);
     expect(r.head).to.include('the stream ended in the middle of a frame');
   });
@@ -248,7 +352,7 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     expect((await c.status(t.id)) !== null, `${t.id} keeps answering`).to.equal(true);
   });
 
-  it('a forged snapshot naming ../ files (served at a member\'s address) writes nothing outside the data directory', async () => {
+  it("a forged snapshot naming ../ files (served at a member's address) writes nothing outside the data directory", async () => {
     const before = await statuses(c);
     const leader = before.find((s) => s.state === 'leader')!;
     // The impostor takes over a member's address (that member stopped), so the follower that is told to
@@ -256,15 +360,36 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     const member = c.nodes.find((n) => n.id !== leader.id)!;
     const victim = c.nodes.find((n) => n.id !== leader.id && n.id !== member.id)!;
     await c.stop(member.id);
-    const escape = path.join(c.root, `escape-${process.pid}`);
+    const outside = path.join(c.root, `outside-${process.pid}`);
     const segment = { firstTxId: 1, lastTxId: 1, inProgress: false, sizeBytes: 64, crc32: 0, layoutVersion: -64 };
     const forged = (jid: string, file: string): ManifestData => ({
-      meta: { index: leader.lastIndex + 1000, term: leader.term, conf: { voters: before.map((s) => s.id), votersOutgoing: [], learners: [] }, peers: before.map((s) => ({ id: s.id, address: c.node(s.id).address })) },
-      journals: [{ jid, formatted: true, nsInfo: ns, promisedEpoch: 1, lastWriterEpoch: 1, writerId: 'x', lastTxId: 1, epochRequestId: '', segments: [{ ...segment, file }] }],
+      meta: {
+        index: leader.lastIndex + 1000,
+        term: leader.term,
+        conf: { voters: before.map((s) => s.id), votersOutgoing: [], learners: [] },
+        peers: before.map((s) => ({ id: s.id, address: c.node(s.id).address })),
+      },
+      journals: [
+        {
+          jid,
+          formatted: true,
+          nsInfo: ns,
+          promisedEpoch: 1,
+          lastWriterEpoch: 1,
+          writerId: 'x',
+          lastTxId: 1,
+          epochRequestId: '',
+          segments: [{ ...segment, file }],
+        },
+      ],
       createdMs: 0,
     });
-    const rel = path.relative(path.join(victim.dataDir, 'snapshots', 'staging', 'journals', 'ns1'), escape);
-    const manifests = [forged('../../..', 'edits_0000000000000000001-0000000000000000001'), forged('ns1', rel), forged('ns1', '../../../../escape')];
+    const rel = path.relative(path.join(victim.dataDir, 'snapshots', 'staging', 'journals', 'ns1'), outside);
+    const manifests = [
+      forged('../../..', 'edits_0000000000000000001-0000000000000000001'),
+      forged('ns1', rel),
+      forged('ns1', '../../../../outside'),
+    ];
     let served = 0;
     const [host, port] = member.address.split(':');
     const impostor = http.createServer((req, res) => {
@@ -281,13 +406,42 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     try {
       for (let k = 0; k < manifests.length; k++) {
         const term = (await c.status(victim.id))!.term + 1;
-        const snap = makeMessage({ type: MessageType.Snap, to: victim.id, from: member.id, term, snapshot: { index: leader.lastIndex + 1000, term, conf: { voters: before.map((s) => s.id), votersOutgoing: [], learners: [] } } });
-        await streamOnce(peer, victim.address, [batchFrame({ from: member.id, clusterId: leader.clusterId, storageId: 'x', fromAddress: '', messages: [snap] })]);
-        await waitFor(() => served > k, { timeoutMs: 10_000, what: `${victim.id} asks the impostor for manifest ${k + 1}` });
+        const snap = makeMessage({
+          type: MessageType.Snap,
+          to: victim.id,
+          from: member.id,
+          term,
+          snapshot: {
+            index: leader.lastIndex + 1000,
+            term,
+            conf: { voters: before.map((s) => s.id), votersOutgoing: [], learners: [] },
+          },
+        });
+        await streamOnce(peer, victim.address, [
+          batchFrame({
+            from: member.id,
+            clusterId: leader.clusterId,
+            storageId: 'x',
+            fromAddress: '',
+            messages: [snap],
+          }),
+        ]);
+        await waitFor(() => served > k, {
+          timeoutMs: 10_000,
+          what: `${victim.id} asks the impostor for manifest ${k + 1}`,
+        });
       }
-      await waitFor(() => (c.readLog(victim.id).match(/snapshot fetch failed/g) ?? []).length >= manifests.length, { timeoutMs: 10_000, what: 'every forged manifest refused' });
-      expect(fs.existsSync(escape), 'nothing written outside').to.equal(false);
-      expect(fs.readdirSync(c.root).filter((n) => n.startsWith('escape') || n === 'edits_0000000000000000001-0000000000000000001'), 'nothing in the cluster root').to.deep.equal([]);
+      await waitFor(() => (c.readLog(victim.id).match(/snapshot fetch failed/g) ?? []).length >= manifests.length, {
+        timeoutMs: 10_000,
+        what: 'every forged manifest refused',
+      });
+      expect(fs.existsSync(outside), 'nothing written outside').to.equal(false);
+      expect(
+        fs
+          .readdirSync(c.root)
+          .filter((n) => n.startsWith('outside') || n === 'edits_0000000000000000001-0000000000000000001'),
+        'nothing in the cluster root',
+      ).to.deep.equal([]);
       expect(c.readLog(victim.id)).to.match(/bad journal id|does not match its txids/);
       expect(victim.proc, `${victim.id} still runs`).to.not.equal(null);
     } finally {
@@ -320,7 +474,13 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
       execFileSync('cp', ['-a', `${moved}/.`, victim.dataDir]);
       c.start(victim.id);
       await waitFor(() => c.status(victim.id), { timeoutMs: 20_000, what: `${victim.id} answers again` });
-      const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'filler', nsInfo: ns, writeTimeoutMs: 20_000 });
+      const q = new QuorumJournalManager({
+        journalId: 'ns1',
+        peers: c.addresses,
+        writerId: 'filler',
+        nsInfo: ns,
+        writeTimeoutMs: 20_000,
+      });
       const { lastTxId } = await q.recoverUnfinalizedSegments();
       const out = await q.startLogSegment(lastTxId + 1, -64);
       const rec = Buffer.alloc(4000, 7);
@@ -338,12 +498,19 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
       await new Promise((r) => setTimeout(r, 500));
       expect(victim.proc, 'the node with the full disk is still running').to.not.equal(null);
       const others = (await statuses(c)).filter((s) => s.id !== victim.id);
-      await waitFor(async () => (await Promise.all(others.map((s) => c.status(s.id)))).every((s) => s?.journals.ns1?.lastTxId === last), { timeoutMs: 10_000, what: 'the other two hold every write' });
+      await waitFor(
+        async () =>
+          (await Promise.all(others.map((s) => c.status(s.id)))).every((s) => s?.journals.ns1?.lastTxId === last),
+        { timeoutMs: 10_000, what: 'the other two hold every write' },
+      );
       await q.close();
       // A restart on the still-full disk does not loop: the node comes up and reports the failure again.
       await c.kill(victim.id);
       c.start(victim.id);
-      await waitFor(async () => (await request(`http://${victim.address}/healthz`).catch(() => null))?.statusCode === 503, { timeoutMs: 20_000, what: 'the restarted node reports its full disk' });
+      await waitFor(
+        async () => (await request(`http://${victim.address}/healthz`).catch(() => null))?.statusCode === 503,
+        { timeoutMs: 20_000, what: 'the restarted node reports its full disk' },
+      );
       expect(victim.proc, 'still running after the restart').to.not.equal(null);
     } finally {
       await c.kill(victim.id);

@@ -40,12 +40,32 @@ describe('bad input is refused and changes nothing', function () {
   let node: JournalNode;
 
   before(async () => {
-    ({ node, dir } = await startSingleNode({ maxRecordBytes: 1024, maxBatchBytes: 64 * 1024, maxAppendBodyBytes: 256 * 1024 }));
+    ({ node, dir } = await startSingleNode({
+      maxRecordBytes: 1024,
+      maxBatchBytes: 64 * 1024,
+      maxAppendBodyBytes: 256 * 1024,
+    }));
     expect((await write(node, 'format', { jid: 'ns1', format: { nsInfo: ns } })).statusCode).to.equal(200);
     const ne = await write(node, 'newEpoch', { jid: 'ns1', newEpoch: { nsInfo: ns, writerId: 'nn1' } });
     expect(ne.statusCode).to.equal(200);
-    expect((await write(node, 'startLogSegment', { jid: 'ns1', startSegment: { epoch: 1, txid: 1, layoutVersion: -64 } })).statusCode).to.equal(200);
-    expect((await write(node, 'journal', { jid: 'ns1', journal: { epoch: 1, segmentTxid: 1, firstTxid: 1, count: 2, records: encodeRecords(1, [Buffer.from('a'), Buffer.from('b')]) } })).statusCode).to.equal(200);
+    expect(
+      (await write(node, 'startLogSegment', { jid: 'ns1', startSegment: { epoch: 1, txid: 1, layoutVersion: -64 } }))
+        .statusCode,
+    ).to.equal(200);
+    expect(
+      (
+        await write(node, 'journal', {
+          jid: 'ns1',
+          journal: {
+            epoch: 1,
+            segmentTxid: 1,
+            firstTxid: 1,
+            count: 2,
+            records: encodeRecords(1, [Buffer.from('a'), Buffer.from('b')]),
+          },
+        })
+      ).statusCode,
+    ).to.equal(200);
   });
   after(async () => {
     await node.stop();
@@ -64,9 +84,25 @@ describe('bad input is refused and changes nothing', function () {
   const cases: [string, string, qjournal.journal.ICommand | null, number, string, Buffer?][] = [
     ['garbage bytes', 'journal', null, 400, 'INVALID_ARGUMENT', Buffer.from([0xff, 0xff, 0xff, 0x0f, 0x01])],
     // What is validated must be what is proposed: a second command (which a decoder might merge) is refused.
-    ['the command given twice', 'journal', null, 400, 'INVALID_ARGUMENT', Buffer.concat([pb.WriteRequest.encode({ command: j({}) }).finish(), pb.WriteRequest.encode({ command: j({ count: 2 }) }).finish()])],
+    [
+      'the command given twice',
+      'journal',
+      null,
+      400,
+      'INVALID_ARGUMENT',
+      Buffer.concat([
+        pb.WriteRequest.encode({ command: j({}) }).finish(),
+        pb.WriteRequest.encode({ command: j({ count: 2 }) }).finish(),
+      ]),
+    ],
     ['no command', 'journal', null, 400, 'INVALID_ARGUMENT'],
-    ['a format command sent to /qjm/journal', 'journal', { jid: 'ns1', format: { nsInfo: ns } }, 400, 'INVALID_ARGUMENT'],
+    [
+      'a format command sent to /qjm/journal',
+      'journal',
+      { jid: 'ns1', format: { nsInfo: ns } },
+      400,
+      'INVALID_ARGUMENT',
+    ],
     ['a journal id with a path in it', 'journal', { ...j({}), jid: '../etc' }, 400, 'INVALID_ARGUMENT'],
     ['an empty journal id', 'journal', { ...j({}), jid: '' }, 400, 'INVALID_ARGUMENT'],
     ['txid zero', 'journal', j({ firstTxid: 0 }), 400, 'INVALID_ARGUMENT'],
@@ -75,12 +111,48 @@ describe('bad input is refused and changes nothing', function () {
     ['count zero', 'journal', j({ count: 0 }), 400, 'INVALID_ARGUMENT'],
     ['a count that disagrees with the records', 'journal', j({ count: 2 }), 400, 'INVALID_ARGUMENT'],
     ['a record with a bad CRC', 'journal', j({ records: flipped() }), 400, 'INVALID_ARGUMENT'],
-    ['records whose txids are not firstTxid..', 'journal', j({ records: encodeRecords(9, [Buffer.from('c')]) }), 400, 'INVALID_ARGUMENT'],
-    ['a record over maxRecordBytes', 'journal', j({ records: encodeRecords(3, [Buffer.alloc(2000)]) }), 413, 'TOO_LARGE'],
-    ['a batch over maxBatchBytes', 'journal', j({ count: 100, records: encodeRecords(3, Array.from({ length: 100 }, () => Buffer.alloc(1000))) }), 413, 'TOO_LARGE'],
-    ['finalize with last < first', 'finalizeLogSegment', { jid: 'ns1', finalizeSegment: { epoch: 1, firstTxid: 5, lastTxid: 4 } }, 400, 'INVALID_ARGUMENT'],
+    [
+      'records whose txids are not firstTxid..',
+      'journal',
+      j({ records: encodeRecords(9, [Buffer.from('c')]) }),
+      400,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'a record over maxRecordBytes',
+      'journal',
+      j({ records: encodeRecords(3, [Buffer.alloc(2000)]) }),
+      413,
+      'TOO_LARGE',
+    ],
+    [
+      'a batch over maxBatchBytes',
+      'journal',
+      j({
+        count: 100,
+        records: encodeRecords(
+          3,
+          Array.from({ length: 100 }, () => Buffer.alloc(1000)),
+        ),
+      }),
+      413,
+      'TOO_LARGE',
+    ],
+    [
+      'finalize with last < first',
+      'finalizeLogSegment',
+      { jid: 'ns1', finalizeSegment: { epoch: 1, firstTxid: 5, lastTxid: 4 } },
+      400,
+      'INVALID_ARGUMENT',
+    ],
     ['newEpoch without nsInfo', 'newEpoch', { jid: 'ns1', newEpoch: { writerId: 'x' } }, 400, 'INVALID_ARGUMENT'],
-    ['a journal that was never formatted', 'startLogSegment', { jid: 'nosuch', startSegment: { epoch: 1, txid: 1 } }, 404, 'NOT_FORMATTED'],
+    [
+      'a journal that was never formatted',
+      'startLogSegment',
+      { jid: 'nosuch', startSegment: { epoch: 1, txid: 1 } },
+      404,
+      'NOT_FORMATTED',
+    ],
     ['an old epoch', 'journal', j({ epoch: 7 }), 409, 'FENCED'],
     ['a gap', 'journal', j({ firstTxid: 5, records: encodeRecords(5, [Buffer.from('c')]) }), 409, 'OUT_OF_SYNC'],
   ];
@@ -97,17 +169,33 @@ describe('bad input is refused and changes nothing', function () {
   }
 
   it('a body over the size limit is refused with 413 before it is read', async () => {
-    const r = await node.app.inject({ method: 'POST', url: '/qjm/journal', headers: PROTO, payload: Buffer.alloc(2 * 256 * 1024 + (1 << 20) + 10) });
+    const r = await node.app.inject({
+      method: 'POST',
+      url: '/qjm/journal',
+      headers: PROTO,
+      payload: Buffer.alloc(2 * 256 * 1024 + (1 << 20) + 10),
+    });
     expect(r.statusCode).to.equal(413);
   });
 
   it('the wrong content type is refused (415)', async () => {
-    const r = await node.app.inject({ method: 'POST', url: '/qjm/journal', headers: { 'content-type': 'application/json' }, payload: '{}' });
+    const r = await node.app.inject({
+      method: 'POST',
+      url: '/qjm/journal',
+      headers: { 'content-type': 'application/json' },
+      payload: '{}',
+    });
     expect(r.statusCode).to.equal(415);
   });
 
   it('reads: fromTxid 0, a wait over maxWaitMs, an unknown journal', async () => {
-    const read = (req: qjournal.journal.IGetEditsRequest) => node.app.inject({ method: 'POST', url: '/qjm/getEdits', headers: PROTO, payload: Buffer.from(pb.GetEditsRequest.encode(req).finish()) });
+    const read = (req: qjournal.journal.IGetEditsRequest) =>
+      node.app.inject({
+        method: 'POST',
+        url: '/qjm/getEdits',
+        headers: PROTO,
+        payload: Buffer.from(pb.GetEditsRequest.encode(req).finish()),
+      });
     expect((await read({ jid: 'ns1', fromTxid: 0 })).statusCode).to.equal(400);
     expect((await read({ jid: 'ns1', fromTxid: 1, waitMs: 10_000_000 })).statusCode).to.equal(400);
     expect((await read({ jid: 'nosuch', fromTxid: 1 })).statusCode).to.equal(404);
@@ -118,17 +206,30 @@ describe('bad input is refused and changes nothing', function () {
 
   it('reset-peers: garbage, bad ids and addresses, an empty or duplicated list, one leaving this node out — refused with force too; nothing changes', async () => {
     const self = node.config.id;
-    const reset = (body: Buffer) => node.app.inject({ method: 'POST', url: '/admin/resetPeers', headers: PROTO, payload: body });
-    const req = (peers: { id: string; address: string }[]) => Buffer.from(pb.ResetPeersRequest.encode({ peers, force: true }).finish());
+    const reset = (body: Buffer) =>
+      node.app.inject({ method: 'POST', url: '/admin/resetPeers', headers: PROTO, payload: body });
+    const req = (peers: { id: string; address: string }[]) =>
+      Buffer.from(pb.ResetPeersRequest.encode({ peers, force: true }).finish());
     const here = node.config.advertise;
-    const before = { term: node.replica.term, status: JSON.stringify(node.replica.peers.list()), journals: journalState(node) };
+    const before = {
+      term: node.replica.term,
+      status: JSON.stringify(node.replica.peers.list()),
+      journals: journalState(node),
+    };
     const cases: [string, Buffer, number][] = [
       ['garbage', Buffer.from([0xff, 0xff, 0xff, 0x0f, 0x01]), 400],
       ['truncated', req([{ id: self, address: here }]).subarray(0, 5), 400],
       ['a bad id', req([{ id: '../x', address: here }]), 400],
       ['a bad address', req([{ id: self, address: 'h:99999' }]), 400],
       ['no voters', req([]), 400],
-      ['a peer twice', req([{ id: self, address: here }, { id: self, address: here }]), 400],
+      [
+        'a peer twice',
+        req([
+          { id: self, address: here },
+          { id: self, address: here },
+        ]),
+        400,
+      ],
       ['this node left out', req([{ id: 'n9', address: '127.0.0.1:1' }]), 400],
     ];
     for (const [what, body, status] of cases) {
@@ -136,34 +237,66 @@ describe('bad input is refused and changes nothing', function () {
       expect(r.statusCode, `${what}: ${r.payload.slice(0, 200)}`).to.equal(status);
       expect(pb.ResetPeersResponse.decode(r.rawPayload).error?.message, what).to.be.a('string').and.not.equal('');
     }
-    expect({ term: node.replica.term, status: JSON.stringify(node.replica.peers.list()), journals: journalState(node) }).to.deep.equal(before);
+    expect({
+      term: node.replica.term,
+      status: JSON.stringify(node.replica.peers.list()),
+      journals: journalState(node),
+    }).to.deep.equal(before);
     expect(node.replica.isLeader, 'still the leader of its configuration').to.equal(true);
-    const read = await node.app.inject({ method: 'POST', url: '/qjm/getEdits', headers: PROTO, payload: Buffer.from(pb.GetEditsRequest.encode({ jid: 'ns1', fromTxid: 1, inProgressOk: true }).finish()) });
+    const read = await node.app.inject({
+      method: 'POST',
+      url: '/qjm/getEdits',
+      headers: PROTO,
+      payload: Buffer.from(pb.GetEditsRequest.encode({ jid: 'ns1', fromTxid: 1, inProgressOk: true }).finish()),
+    });
     expect(read.statusCode, 'the node still serves reads').to.equal(200);
   });
 
   it('peer RPCs: garbage, another cluster, not a stream, bad snapshot chunk parameters', async () => {
-    const stream = (payload: Buffer) => node.app.inject({ method: 'POST', url: RAFT_STREAM_PATH, headers: STREAM, payload });
+    const stream = (payload: Buffer) =>
+      node.app.inject({ method: 'POST', url: RAFT_STREAM_PATH, headers: STREAM, payload });
     expect((await stream(frame(Buffer.from([0x0a, 0xff])))).statusCode).to.equal(400);
     const other = encodeBatch({ from: 'n9', clusterId: 'not-this-one', storageId: 'x', fromAddress: '', messages: [] });
     expect((await stream(frame(Buffer.from(other)))).statusCode).to.equal(403);
-    expect((await node.app.inject({ method: 'POST', url: RAFT_STREAM_PATH, headers: PROTO, payload: Buffer.from(other) })).statusCode).to.equal(415);
-    expect((await node.app.inject({ method: 'GET', url: '/raft/snapshot/chunk?index=1&jid=..&file=x&offset=0&length=1' })).statusCode).to.equal(400);
+    expect(
+      (await node.app.inject({ method: 'POST', url: RAFT_STREAM_PATH, headers: PROTO, payload: Buffer.from(other) }))
+        .statusCode,
+    ).to.equal(415);
+    expect(
+      (await node.app.inject({ method: 'GET', url: '/raft/snapshot/chunk?index=1&jid=..&file=x&offset=0&length=1' }))
+        .statusCode,
+    ).to.equal(400);
   });
 
   it('fuzz: random and mutated bodies at every endpoint never crash the node and change nothing unless valid', async () => {
     const valid: Record<string, Buffer> = {
       journal: Buffer.from(pb.WriteRequest.encode({ command: j({}) }).finish()),
-      startLogSegment: Buffer.from(pb.WriteRequest.encode({ command: { jid: 'ns1', startSegment: { epoch: 1, txid: 3, layoutVersion: -64 } } }).finish()),
-      finalizeLogSegment: Buffer.from(pb.WriteRequest.encode({ command: { jid: 'ns1', finalizeSegment: { epoch: 1, firstTxid: 1, lastTxid: 2 } } }).finish()),
-      purgeLogs: Buffer.from(pb.WriteRequest.encode({ command: { jid: 'ns1', purge: { epoch: 1, minTxidToKeep: 1 } } }).finish()),
+      startLogSegment: Buffer.from(
+        pb.WriteRequest.encode({
+          command: { jid: 'ns1', startSegment: { epoch: 1, txid: 3, layoutVersion: -64 } },
+        }).finish(),
+      ),
+      finalizeLogSegment: Buffer.from(
+        pb.WriteRequest.encode({
+          command: { jid: 'ns1', finalizeSegment: { epoch: 1, firstTxid: 1, lastTxid: 2 } },
+        }).finish(),
+      ),
+      purgeLogs: Buffer.from(
+        pb.WriteRequest.encode({ command: { jid: 'ns1', purge: { epoch: 1, minTxidToKeep: 1 } } }).finish(),
+      ),
       getEdits: Buffer.from(pb.GetEditsRequest.encode({ jid: 'ns1', fromTxid: 1 }).finish()),
       getJournalState: Buffer.from(pb.GetJournalStateRequest.encode({ jid: 'ns1' }).finish()),
       getEditLogManifest: Buffer.from(pb.GetManifestRequest.encode({ jid: 'ns1' }).finish()),
     };
     // (Admin RPCs are left out: a random body that decodes as a valid membership change would wait a minute
     // for peers that do not exist.)
-    const endpoints = [...Object.keys(valid).map((k) => `/qjm/${k}`), '/qjm/format', '/qjm/newEpoch', '/qjm/dropSegment', RAFT_STREAM_PATH];
+    const endpoints = [
+      ...Object.keys(valid).map((k) => `/qjm/${k}`),
+      '/qjm/format',
+      '/qjm/newEpoch',
+      '/qjm/dropSegment',
+      RAFT_STREAM_PATH,
+    ];
     const mutate = (b: Buffer, edits: [number, number][]) => {
       const out = Buffer.from(b);
       for (const [pos, val] of edits) if (out.length > 0) out[pos % out.length] = val;
@@ -171,7 +304,12 @@ describe('bad input is refused and changes nothing', function () {
     };
     const body = fc.oneof(
       fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u)),
-      fc.tuple(fc.constantFrom(...Object.values(valid)), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 })).map(([b, e]) => mutate(b, e)),
+      fc
+        .tuple(
+          fc.constantFrom(...Object.values(valid)),
+          fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
+        )
+        .map(([b, e]) => mutate(b, e)),
       fc.tuple(fc.constantFrom(...Object.values(valid)), fc.nat()).map(([b, n]) => b.subarray(0, n % (b.length + 1))),
     );
     let accepted = 0;
@@ -180,9 +318,15 @@ describe('bad input is refused and changes nothing', function () {
         const before = journalState(node);
         // A peer stream gets the body as one frame (or, for a third of the bodies, as raw bytes).
         const asStream = url === RAFT_STREAM_PATH;
-        const r = await node.app.inject({ method: 'POST', url, headers: asStream ? STREAM : PROTO, payload: asStream && payload.length % 3 !== 0 ? frame(payload) : payload });
+        const r = await node.app.inject({
+          method: 'POST',
+          url,
+          headers: asStream ? STREAM : PROTO,
+          payload: asStream && payload.length % 3 !== 0 ? frame(payload) : payload,
+        });
         expect(r.statusCode, `${url} answered ${r.statusCode}: ${r.payload.slice(0, 200)}`).to.be.below(500);
-        if (r.statusCode >= 400) expect(journalState(node), `${url} ${r.statusCode} changed the journal`).to.equal(before);
+        if (r.statusCode >= 400)
+          expect(journalState(node), `${url} ${r.statusCode} changed the journal`).to.equal(before);
         else if (r.statusCode === 200) accepted++;
       }),
       { numRuns: 400, seed: 20261125 },

@@ -17,7 +17,16 @@ import { waitFor } from '../support/async.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // What works in a container without a GPU, a sandbox or the network (the Chromium of Debian's packages).
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const ns = { namespaceId: 77, clusterId: 'CID-ui', blockPoolId: 'BP-ui' };
 const JID = 'ns1';
 
@@ -27,7 +36,10 @@ interface PageElement {
   getAttribute(name: string): string | null;
   querySelector(selector: string): PageElement | null;
 }
-declare const document: { querySelector(selector: string): PageElement | null; querySelectorAll(selector: string): Iterable<PageElement> };
+declare const document: {
+  querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): Iterable<PageElement>;
+};
 
 describe('dashboard in a real browser', function () {
   this.timeout(120_000);
@@ -39,13 +51,20 @@ describe('dashboard in a real browser', function () {
 
   before(async () => {
     if (!fs.existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: the dashboard test needs Debian's Chromium. Install it with: apt-get update && apt-get install -y chromium (.ci/run does), or set CHROMIUM_PATH`);
+      throw new Error(
+        `${CHROMIUM} is missing: the dashboard test needs Debian's Chromium. Install it with: apt-get update && apt-get install -y chromium (.ci/run does), or set CHROMIUM_PATH`,
+      );
     }
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400, ui: true });
     c.startAll();
     await c.waitForLeader();
     userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-chromium-'));
-    browser = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1400, height: 1000 } });
+    browser = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_FLAGS,
+      viewport: { width: 1400, height: 1000 },
+    });
     page = await browser.newPage();
   });
 
@@ -59,17 +78,32 @@ describe('dashboard in a real browser', function () {
   });
 
   function writer(id: string): QuorumJournalManager {
-    const q = new QuorumJournalManager({ journalId: JID, peers: c.addresses, writerId: id, nsInfo: ns, requestTimeoutMs: 2000, writeTimeoutMs: 20_000, tls: c.tls('writer') });
+    const q = new QuorumJournalManager({
+      journalId: JID,
+      peers: c.addresses,
+      writerId: id,
+      nsInfo: ns,
+      requestTimeoutMs: 2000,
+      writeTimeoutMs: 20_000,
+      tls: c.tls('writer'),
+    });
     writers.push(q);
     return q;
   }
 
   async function statuses(): Promise<NodeStatusJson[]> {
-    return (await Promise.all(c.nodes.filter((n) => n.proc).map((n) => c.status(n.id)))).filter((s): s is NodeStatusJson => s !== null);
+    return (await Promise.all(c.nodes.filter((n) => n.proc).map((n) => c.status(n.id)))).filter(
+      (s): s is NodeStatusJson => s !== null,
+    );
   }
 
   /** What the page shows, read from its cells. */
-  async function shown(): Promise<{ leader: string; terms: Record<string, string>; health: Record<string, string>; lastTxId: string | null }> {
+  async function shown(): Promise<{
+    leader: string;
+    terms: Record<string, string>;
+    health: Record<string, string>;
+    lastTxId: string | null;
+  }> {
     return page.evaluate((jid) => {
       const text = (sel: string) => document.querySelector(sel)?.textContent ?? null;
       const terms: Record<string, string> = {};
@@ -79,7 +113,12 @@ describe('dashboard in a real browser', function () {
         terms[id] = tr.querySelector('[data-field=term]')!.textContent!;
         health[id] = tr.querySelector('[data-field=health]')!.textContent!;
       }
-      return { leader: text('#leader') ?? '', terms, health, lastTxId: text(`#journals tr[data-jid="${jid}"] [data-field=lastTxId]`) };
+      return {
+        leader: text('#leader') ?? '',
+        terms,
+        health,
+        lastTxId: text(`#journals tr[data-jid="${jid}"] [data-field=lastTxId]`),
+      };
     }, JID);
   }
 
@@ -107,7 +146,9 @@ describe('dashboard in a real browser', function () {
     await waitFor(
       async () => {
         const s = await shown();
-        return s.leader === leader && s.lastTxId === String(written) && sts.every((st) => s.terms[st.id] === String(st.term));
+        return (
+          s.leader === leader && s.lastTxId === String(written) && sts.every((st) => s.terms[st.id] === String(st.term))
+        );
       },
       { timeoutMs: 10_000, what: `the page shows leader ${leader}, the terms of /status and last txid ${written}` },
     );
@@ -115,7 +156,9 @@ describe('dashboard in a real browser', function () {
     expect(sts.map((st) => st.journals[JID]!.lastTxId)).to.deep.equal([written, written, written]);
     expect(Object.keys(s.terms).sort()).to.deep.equal(['n1', 'n2', 'n3']);
     expect(await page.locator('#events tr[data-kind=fenced]').count()).to.equal(1);
-    expect(await page.textContent('#events tr[data-kind=fenced] [data-field=message]')).to.contain('writer nn2 (epoch 2) fenced nn1 (epoch 1)');
+    expect(await page.textContent('#events tr[data-kind=fenced] [data-field=message]')).to.contain(
+      'writer nn2 (epoch 2) fenced nn1 (epoch 1)',
+    );
 
     // Steady writes through the failover, for the charts.
     let writing = true;
@@ -128,12 +171,18 @@ describe('dashboard in a real browser', function () {
       }
     })();
     load.catch(() => {}); // awaited below; a failure before then must not surface as an unhandled rejection
-    await waitFor(async () => Number((await shown()).lastTxId) > written, { timeoutMs: 10_000, what: 'the page follows new writes' });
+    await waitFor(async () => Number((await shown()).lastTxId) > written, {
+      timeoutMs: 10_000,
+      what: 'the page follows new writes',
+    });
 
     const killedAt = Date.now();
     await c.kill(leader);
     const newLeader = await c.waitForLeader(15_000, [leader]);
-    await waitFor(async () => (await shown()).leader === newLeader, { timeoutMs: 5_000, what: `the page shows the new leader ${newLeader}` });
+    await waitFor(async () => (await shown()).leader === newLeader, {
+      timeoutMs: 5_000,
+      what: `the page shows the new leader ${newLeader}`,
+    });
     const shownAfterMs = Date.now() - killedAt;
     const after = await shown();
     expect(after.health[leader]).to.match(/^unreachable/);
@@ -145,7 +194,10 @@ describe('dashboard in a real browser', function () {
     expect(await page.textContent('#banner')).to.contain(`${leader} (`);
 
     // A few seconds of load on the new leader, so the charts have something to show; then the screenshot.
-    await waitFor(async () => Number((await shown()).lastTxId) > next - 100 && Date.now() - killedAt > 6000, { timeoutMs: 20_000, what: 'writes continue under the new leader' });
+    await waitFor(async () => Number((await shown()).lastTxId) > next - 100 && Date.now() - killedAt > 6000, {
+      timeoutMs: 20_000,
+      what: 'writes continue under the new leader',
+    });
     const shot = process.env.DASHBOARD_SCREENSHOT ?? path.join(os.tmpdir(), 'qjournal-dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
     writing = false;

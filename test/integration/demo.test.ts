@@ -16,7 +16,7 @@ import { waitFor } from '../support/async.js';
 const DEMO_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'demo', 'main.js');
 
 /** Command lines of running processes that mention `needle` (pgrep exits 1 when none does). */
-export function processesMatching(needle: string): string {
+function processesMatching(needle: string): string {
   try {
     return execFileSync('pgrep', ['-af', '--', needle], { encoding: 'utf8' });
   } catch (e) {
@@ -45,14 +45,24 @@ describe('the demo (npm start)', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-demo-'));
     const lines: string[] = [];
     try {
-      const code = await runDemo({ dataDir: dir, phase1S: 2, phase2S: 6, opsPerSecond: 500, log: (l) => lines.push(l) });
+      const code = await runDemo({
+        dataDir: dir,
+        phase1S: 2,
+        phase2S: 6,
+        opsPerSecond: 500,
+        log: (l) => lines.push(l),
+      });
       const out = lines.join('\n');
       expect(code, out).to.equal(0);
       expect(out).to.match(/refused with QJM_ERR_FENCED/);
       expect(out).to.match(/a client with no certificate asks .* for \/status: HTTP 401 QJM_ERR_UNAUTHENTICATED/);
       expect(out).to.match(/reader role tries to take over .*: refused with QJM_ERR_FORBIDDEN/);
       expect(out).to.match(/security\s+\| mutual TLS, roles enforced/);
-      expect(fs.readdirSync(path.join(dir, 'certs')).sort(), 'the demo\'s certificates').to.include.members(['ca.crt', 'node.n1.crt', 'client.writer.crt']);
+      expect(fs.readdirSync(path.join(dir, 'certs')).sort(), "the demo's certificates").to.include.members([
+        'ca.crt',
+        'node.n1.crt',
+        'client.writer.crt',
+      ]);
       expect(out).to.match(/namespaces\s+\| IDENTICAL/);
       expect(out).to.match(/writes acknowledged again after \d+ ms/);
       expect(out).to.match(/nothing left running/);
@@ -65,7 +75,10 @@ describe('the demo (npm start)', function () {
   it('--serve: prints the dashboard URL and keeps running; SIGINT stops every JournalNode and exits 0', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-serve-'));
     // The demo keeps its data in ./demo-data: run it from a directory of its own.
-    const demo = spawn(process.execPath, ['--enable-source-maps', DEMO_MAIN, '--serve'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const demo = spawn(process.execPath, ['--enable-source-maps', DEMO_MAIN, '--serve'], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     demo.stdout.on('data', (b: Buffer) => (out += b.toString()));
     demo.stderr.on('data', (b: Buffer) => (out += b.toString()));
@@ -73,28 +86,46 @@ describe('the demo (npm start)', function () {
     let exited = false;
     void exit.then(() => (exited = true));
     try {
-      const url = await waitFor(() => /dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1], { timeoutMs: 60_000, what: `the dashboard's URL in the demo's output:\n${out}` });
-      const view = await waitFor(async () => {
-        const v = await clusterView(url);
-        return v?.leader ? v : null;
-      }, { timeoutMs: 20_000, what: `${url}ui/cluster to name a leader` });
+      const url = await waitFor(() => /dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1], {
+        timeoutMs: 60_000,
+        what: `the dashboard's URL in the demo's output:\n${out}`,
+      });
+      const view = await waitFor(
+        async () => {
+          const v = await clusterView(url);
+          return v?.leader ? v : null;
+        },
+        { timeoutMs: 20_000, what: `${url}ui/cluster to name a leader` },
+      );
       expect(view.members.map((m) => m.id).sort()).to.deep.equal(['n1', 'n2', 'n3']);
-      expect(view.members.every((m) => m.reachable && m.status?.leader === view.leader), JSON.stringify(view.members.map((m) => [m.id, m.error]))).to.equal(true);
+      expect(
+        view.members.every((m) => m.reachable && m.status?.leader === view.leader),
+        JSON.stringify(view.members.map((m) => [m.id, m.error])),
+      ).to.equal(true);
       expect(processesMatching(dir), 'the JournalNodes run (so the check below can fail)').to.match(/journalnode/);
 
       demo.kill('SIGINT');
       const code = await Promise.race([exit, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 45_000))]);
       expect(code, out).to.equal(0);
-      expect(out).to.match(/--- SIGINT: .*stop/).and.match(/all JournalNodes stopped; nothing left running\n$/);
+      expect(out)
+        .to.match(/--- SIGINT: .*stop/)
+        .and.match(/all JournalNodes stopped; nothing left running\n$/);
       expect(processesMatching(dir), 'no JournalNode of the demo still runs').to.equal('');
       for (const id of ['n1', 'n2', 'n3']) {
-        const last = fs.readFileSync(path.join(dir, 'demo-data', `${id}.log`), 'utf8').trimEnd().split('\n').pop()!;
-        expect((JSON.parse(last) as { msg: string }).msg, `${id} drained and stopped, not killed`).to.equal('journalnode stopped');
+        const last = fs
+          .readFileSync(path.join(dir, 'demo-data', `${id}.log`), 'utf8')
+          .trimEnd()
+          .split('\n')
+          .pop()!;
+        expect((JSON.parse(last) as { msg: string }).msg, `${id} drained and stopped, not killed`).to.equal(
+          'journalnode stopped',
+        );
       }
     } finally {
       if (!exited) demo.kill('SIGKILL');
       // Whatever a failed run left behind, by process id.
-      for (const line of processesMatching(dir).split('\n').filter(Boolean)) process.kill(Number(line.split(' ')[0]), 'SIGKILL');
+      for (const line of processesMatching(dir).split('\n').filter(Boolean))
+        process.kill(Number(line.split(' ')[0]), 'SIGKILL');
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

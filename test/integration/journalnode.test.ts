@@ -17,7 +17,14 @@ const rec = (i: number) => new TextEncoder().encode(`edit-${i}`);
 const WRITER = { writeTimeoutMs: 15_000, requestTimeoutMs: 2000 };
 
 async function writer(c: LocalCluster, id = 'nn1'): Promise<QuorumJournalManager> {
-  return new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: id, nsInfo: ns, ...WRITER, tls: c.tls('writer') });
+  return new QuorumJournalManager({
+    journalId: 'ns1',
+    peers: c.addresses,
+    writerId: id,
+    nsInfo: ns,
+    ...WRITER,
+    tls: c.tls('writer'),
+  });
 }
 
 function sameFiles(c: LocalCluster, ids: string[]): void {
@@ -119,7 +126,11 @@ describe('JournalNode processes', function () {
     const victim = c.nodes.find((n) => n.id !== leader)!;
     await c.kill(victim.id);
     const logDir = path.join(victim.dataDir, 'raft', 'log');
-    const seg = fs.readdirSync(logDir).filter((f) => f.startsWith('log_')).sort().pop()!;
+    const seg = fs
+      .readdirSync(logDir)
+      .filter((f) => f.startsWith('log_'))
+      .sort()
+      .pop()!;
     const file = path.join(logDir, seg);
     // The file ends in preallocated zeros; cut into the last entry itself.
     fs.truncateSync(file, dataEnd(fs.readFileSync(file)) - 7);
@@ -145,7 +156,10 @@ describe('JournalNode processes', function () {
     const victim = c.nodes[2]!;
     await c.kill(victim.id);
     const logDir = path.join(victim.dataDir, 'raft', 'log');
-    const seg = fs.readdirSync(logDir).filter((f) => f.startsWith('log_')).sort()[0]!;
+    const seg = fs
+      .readdirSync(logDir)
+      .filter((f) => f.startsWith('log_'))
+      .sort()[0]!;
     const file = path.join(logDir, seg);
     const buf = fs.readFileSync(file);
     const at = Math.floor(dataEnd(buf) / 2);
@@ -163,11 +177,18 @@ describe('JournalNode processes', function () {
   it('a second process on the same data directory is refused', async () => {
     c.start('n1');
     // It takes the lock before it listens: once it answers, the directory is held.
-    await waitFor(() => c.status('n1'), { timeoutMs: 15_000, what: 'n1 answers /status (it holds the data directory lock)' });
+    await waitFor(() => c.status('n1'), {
+      timeoutMs: 15_000,
+      what: 'n1 answers /status (it holds the data directory lock)',
+    });
     const n = c.node('n1');
     const { spawnSync } = await import('node:child_process');
     const { JOURNALNODE_MAIN } = await import('../../src/local-cluster.js');
-    const r = spawnSync(process.execPath, [JOURNALNODE_MAIN, ...c.args(n).map((a) => (a === n.address ? '127.0.0.1:1' : a))], { encoding: 'utf8', timeout: 15_000 });
+    const r = spawnSync(
+      process.execPath,
+      [JOURNALNODE_MAIN, ...c.args(n).map((a) => (a === n.address ? '127.0.0.1:1' : a))],
+      { encoding: 'utf8', timeout: 15_000 },
+    );
     expect(r.status).to.equal(3);
     expect(r.stderr).to.match(/in use by another journalnode process/);
   });
@@ -190,7 +211,10 @@ describe('JournalNode processes', function () {
     c.signal(old, 'SIGCONT');
     // A write sent straight to the old leader as it wakes must not be acknowledged in its old term.
     const body = qjournal.journal.WriteRequest.encode({
-      command: { jid: 'ns1', journal: { epoch: 1, segmentTxid: 1, firstTxid: 101, count: 1, records: encodeRecords(101, [rec(101)]) } },
+      command: {
+        jid: 'ns1',
+        journal: { epoch: 1, segmentTxid: 1, firstTxid: 101, count: 1, records: encodeRecords(101, [rec(101)]) },
+      },
       expectedTerm: oldTerm,
     }).finish();
     const res = await c.request(c.node(old).address, 'POST', '/qjm/journal', body);

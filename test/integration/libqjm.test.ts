@@ -3,7 +3,7 @@
 
 import { expect } from 'chai';
 import { LocalCluster } from '../../src/local-cluster.js';
-import { FencedError, QjmError, QuorumJournalManager } from '../../libqjm/index.js';
+import { FencedError, type QjmError, QuorumJournalManager } from '../../libqjm/index.js';
 import type { EditLogOutputStream } from '../../libqjm/index.js';
 import { Prng } from '../../src/prng.js';
 import { waitFor } from '../support/async.js';
@@ -17,8 +17,22 @@ describe('libqjm on a real cluster', function () {
   let jidSeq = 0;
   const open: QuorumJournalManager[] = [];
 
-  function qjm(jid: string, writerId = 'nn1', peers?: string[], extra: Record<string, unknown> = {}): QuorumJournalManager {
-    const q = new QuorumJournalManager({ journalId: jid, peers: peers ?? c.addresses, writerId, nsInfo: ns, requestTimeoutMs: 2000, writeTimeoutMs: 15_000, tls: c.tls('writer'), ...extra });
+  function qjm(
+    jid: string,
+    writerId = 'nn1',
+    peers?: string[],
+    extra: Record<string, unknown> = {},
+  ): QuorumJournalManager {
+    const q = new QuorumJournalManager({
+      journalId: jid,
+      peers: peers ?? c.addresses,
+      writerId,
+      nsInfo: ns,
+      requestTimeoutMs: 2000,
+      writeTimeoutMs: 15_000,
+      tls: c.tls('writer'),
+      ...extra,
+    });
     open.push(q);
     return q;
   }
@@ -48,9 +62,14 @@ describe('libqjm on a real cluster', function () {
     return n;
   }
 
-  async function readAll(q: QuorumJournalManager, fromTxId = 1, inProgressOk = true): Promise<{ txid: number; s: string }[]> {
+  async function readAll(
+    q: QuorumJournalManager,
+    fromTxId = 1,
+    inProgressOk = true,
+  ): Promise<{ txid: number; s: string }[]> {
     const out: { txid: number; s: string }[] = [];
-    for await (const e of q.readEdits({ fromTxId, inProgressOk })) out.push({ txid: e.txid, s: Buffer.from(e.record).toString() });
+    for await (const e of q.readEdits({ fromTxId, inProgressOk }))
+      out.push({ txid: e.txid, s: Buffer.from(e.record).toString() });
     return out;
   }
 
@@ -139,13 +158,22 @@ describe('libqjm on a real cluster', function () {
     const ac = new AbortController();
     const answeredBefore = await getEditsAnsweredByAll();
     const tail = (async () => {
-      for await (const e of reader.readEdits({ fromTxId: 9, inProgressOk: true, follow: true, signal: ac.signal, waitMs: 500 })) {
+      for await (const e of reader.readEdits({
+        fromTxId: 9,
+        inProgressOk: true,
+        follow: true,
+        signal: ac.signal,
+        waitMs: 500,
+      })) {
         seen.push(e.txid);
         if (e.txid === 12) ac.abort();
       }
     })();
     // Write only once the reader follows: one long-poll came back empty, so the next one is waiting.
-    await waitFor(async () => (await getEditsAnsweredByAll()) > answeredBefore, { timeoutMs: 10_000, what: 'the reader finishes its first long-poll' });
+    await waitFor(async () => (await getEditsAnsweredByAll()) > answeredBefore, {
+      timeoutMs: 10_000,
+      what: 'the reader finishes its first long-poll',
+    });
     await writeTxns(out, 9, 4);
     await tail;
     expect(seen).to.deep.equal([9, 10, 11, 12]);
@@ -158,13 +186,22 @@ describe('libqjm on a real cluster', function () {
     await writeTxns(out, 1, 3);
     const leader = c.node(await c.waitForLeader());
     const follower = c.nodes.find((n) => n.id !== leader.id)!;
-    const before = { leader: await getEditsAnswered(leader.address), follower: await getEditsAnswered(follower.address) };
+    const before = {
+      leader: await getEditsAnswered(leader.address),
+      follower: await getEditsAnswered(follower.address),
+    };
     // The follower first in its list, and no leader known yet: its first read goes to the follower.
     const reader = qjm(jid, 'standby', [follower.address, ...c.addresses.filter((a) => a !== follower.address)]);
     const seen: number[] = [];
     const ac = new AbortController();
     const tail = (async () => {
-      for await (const e of reader.readEdits({ fromTxId: 1, inProgressOk: true, follow: true, signal: ac.signal, waitMs: 500 })) {
+      for await (const e of reader.readEdits({
+        fromTxId: 1,
+        inProgressOk: true,
+        follow: true,
+        signal: ac.signal,
+        waitMs: 500,
+      })) {
         seen.push(e.txid);
         if (e.txid === 9) ac.abort();
       }
@@ -176,7 +213,10 @@ describe('libqjm on a real cluster', function () {
     }
     await tail;
     expect(seen).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    const after = { leader: await getEditsAnswered(leader.address), follower: await getEditsAnswered(follower.address) };
+    const after = {
+      leader: await getEditsAnswered(leader.address),
+      follower: await getEditsAnswered(follower.address),
+    };
     expect(after.follower - before.follower, 'reads served by the follower').to.equal(1);
     expect(after.leader - before.leader, 'reads served by the leader').to.be.at.least(2);
   });
@@ -234,7 +274,9 @@ describe('libqjm on a real cluster', function () {
     const next = qjm(jid, 'nn2');
     const r = await next.recoverUnfinalizedSegments();
     expect(r.lastTxId).to.equal(5);
-    expect((await next.getEditLogManifest(1, { inProgressOk: true })).segments.map((s) => s.firstTxId)).to.deep.equal([1]);
+    expect((await next.getEditLogManifest(1, { inProgressOk: true })).segments.map((s) => s.firstTxId)).to.deep.equal([
+      1,
+    ]);
     out = await next.startLogSegment(6, -64);
     expect(await writeTxns(out, 6, 2)).to.equal(7);
   });
@@ -285,7 +327,11 @@ describe('libqjm on a real cluster', function () {
     expect((await q.getEditLogManifest(1)).segments.map((s) => s.firstTxId)).to.deep.equal([11, 21]);
     const st = (await c.status((await c.status('n1'))!.leader!))!;
     await c.waitForApplied(st.commitIndex);
-    for (const n of c.nodes) expect([...c.segmentFiles(n.id, jid).keys()], n.id).to.deep.equal(['edits_0000000000000000011-0000000000000000020', 'edits_0000000000000000021-0000000000000000030']);
+    for (const n of c.nodes)
+      expect([...c.segmentFiles(n.id, jid).keys()], n.id).to.deep.equal([
+        'edits_0000000000000000011-0000000000000000020',
+        'edits_0000000000000000021-0000000000000000030',
+      ]);
   });
 
   it('ReadNotOnSegmentBoundary: reading from a txid inside a segment starts exactly there', async () => {
@@ -299,10 +345,12 @@ describe('libqjm on a real cluster', function () {
     const got = await readAll(q, 7);
     expect(got.map((e) => e.txid)).to.deep.equal(Array.from({ length: 14 }, (_, i) => i + 7));
     expect(got[0]!.s).to.equal('e-7');
-    expect((await q.getEditLogManifest(12, { inProgressOk: true })).segments.map((s) => s.firstTxId)).to.deep.equal([11]);
+    expect((await q.getEditLogManifest(12, { inProgressOk: true })).segments.map((s) => s.firstTxId)).to.deep.equal([
+      11,
+    ]);
   });
 
-  it('NewWriterTakesOver: the old writer\'s next flush fails FENCED; the new one continues at last+1; one contiguous history', async () => {
+  it("NewWriterTakesOver: the old writer's next flush fails FENCED; the new one continues at last+1; one contiguous history", async () => {
     const { jid, q } = await fresh();
     await q.recoverUnfinalizedSegments();
     const old = await q.startLogSegment(1, -64);
@@ -334,7 +382,10 @@ describe('libqjm on a real cluster', function () {
     await c.kill(leader); // some newEpoch proposals die with it (outcome unknown) and are retried
     const results = await Promise.allSettled(racing);
     const epochs = results.map((r) => (r.status === 'fulfilled' ? r.value.epoch : -1));
-    expect(epochs.filter((e) => e < 0), 'with a majority up, every recovery succeeds').to.deep.equal([]);
+    expect(
+      epochs.filter((e) => e < 0),
+      'with a majority up, every recovery succeeds',
+    ).to.deep.equal([]);
     expect(new Set(epochs).size, `epochs ${epochs.join(',')}`).to.equal(epochs.length);
   });
 
@@ -403,14 +454,21 @@ describe('libqjm on a real cluster', function () {
       const r = await final.recoverUnfinalizedSegments();
       expect(r.lastTxId).to.be.at.least(lastAcked);
       const all = await readAll(final, 1, false);
-      expect(all.map((e) => e.txid), 'one contiguous history, no txid twice').to.deep.equal(Array.from({ length: r.lastTxId }, (_, i) => i + 1));
+      expect(
+        all.map((e) => e.txid),
+        'one contiguous history, no txid twice',
+      ).to.deep.equal(Array.from({ length: r.lastTxId }, (_, i) => i + 1));
       for (const e of all) {
-        expect(possible.get(e.txid)?.has(e.s), `txid ${e.txid} holds ${e.s}, which no writer sent for it`).to.equal(true);
+        expect(possible.get(e.txid)?.has(e.s), `txid ${e.txid} holds ${e.s}, which no writer sent for it`).to.equal(
+          true,
+        );
         const a = acked.get(e.txid);
         if (a !== undefined) expect(e.s, `acknowledged txid ${e.txid}`).to.equal(a);
       }
     } catch (e) {
-      console.log(`    failover loop failed; replay with QJM_FAILOVER_SEED=${SEED} QJM_FAILOVER_ITERATIONS=${ITERATIONS}`);
+      console.log(
+        `    failover loop failed; replay with QJM_FAILOVER_SEED=${SEED} QJM_FAILOVER_ITERATIONS=${ITERATIONS}`,
+      );
       throw e;
     }
   });

@@ -43,7 +43,13 @@ describe('membership changes', function () {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });
     c.startAll();
     await c.waitForLeader();
-    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns, tls: c.tls('writer') });
+    const q = new QuorumJournalManager({
+      journalId: 'ns1',
+      peers: c.addresses,
+      writerId: 'nn1',
+      nsInfo: ns,
+      tls: c.tls('writer'),
+    });
     await q.format(ns);
     await q.recoverUnfinalizedSegments();
     let out = await q.startLogSegment(1, -64);
@@ -58,13 +64,21 @@ describe('membership changes', function () {
     c.start('n4');
     const joined = await waitFor(() => c.status('n4'), { timeoutMs: 10_000, what: 'the joining n4 answers /status' });
     expect(joined.state, 'the joining node waits as a follower').to.equal('follower');
-    const peers = c.nodes.filter((n) => n.id !== 'n4').map((n) => n.address).join(',');
+    const peers = c.nodes
+      .filter((n) => n.id !== 'n4')
+      .map((n) => n.address)
+      .join(',');
     let r = await qjm(c, ['add-peer', '--peers', peers, '--peer', `n4=${n4.address}`]);
     expect(r.code, r.err).to.equal(0);
     expect(r.out).to.match(/voters are now .*n4/);
     const leader = await c.waitForLeader();
     const st = (await c.status(leader))!;
-    expect((st.peers as { id: string; role: string }[]).filter((p) => p.role === 'voter').map((p) => p.id).sort()).to.deep.equal(['n1', 'n2', 'n3', 'n4']);
+    expect(
+      (st.peers as { id: string; role: string }[])
+        .filter((p) => p.role === 'voter')
+        .map((p) => p.id)
+        .sort(),
+    ).to.deep.equal(['n1', 'n2', 'n3', 'n4']);
     await c.waitForApplied(st.commitIndex, 30_000);
     const ref = c.segmentFiles(leader, 'ns1');
     const got = c.segmentFiles('n4', 'ns1');
@@ -101,7 +115,10 @@ describe('membership changes', function () {
     c.start('n3');
     expect(await n3.exit).to.equal(3);
     expect(c.readLog('n3')).to.match(/still a voter of the cluster.*remove it first/);
-    const peers = c.nodes.filter((n) => n.id !== 'n3').map((n) => n.address).join(',');
+    const peers = c.nodes
+      .filter((n) => n.id !== 'n3')
+      .map((n) => n.address)
+      .join(',');
     let r = await qjm(c, ['remove-peer', '--peers', peers, '--peer', 'n3']);
     expect(r.code, r.err).to.equal(0);
     rmSync(n3.dataDir, { recursive: true, force: true });
@@ -112,7 +129,7 @@ describe('membership changes', function () {
     expect(await rolesAtLeader(c)).to.deep.equal(['n1:voter', 'n2:voter', 'n3:voter']);
   });
 
-  it('OPERATIONS.md\'s add-node script, as written: start with --join, add-peer at once, no waiting; and add-peer first', async () => {
+  it("OPERATIONS.md's add-node script, as written: start with --join, add-peer at once, no waiting; and add-peer first", async () => {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });
     c.startAll();
     const w = await startWriting(c, ns);
@@ -122,27 +139,54 @@ describe('membership changes', function () {
 
     // `journalnode` and `qjm` on PATH as an installed package puts them; each journalnode leaves its pid.
     const binDir = fs.mkdtempSync(path.join(c.root, 'bin-'));
-    fs.writeFileSync(path.join(binDir, 'journalnode'), `#!/bin/sh\necho $$ > "$DATA.pid"\nexec "${process.execPath}" "${path.join(BIN_DIR, 'journalnode.js')}" "$@"\n`, { mode: 0o755 });
-    fs.writeFileSync(path.join(binDir, 'qjm'), `#!/bin/sh\nexec "${process.execPath}" "${path.join(BIN_DIR, 'qjm.js')}" "$@"\n`, { mode: 0o755 });
+    fs.writeFileSync(
+      path.join(binDir, 'journalnode'),
+      `#!/bin/sh\necho $$ > "$DATA.pid"\nexec "${process.execPath}" "${path.join(BIN_DIR, 'journalnode.js')}" "$@"\n`,
+      { mode: 0o755 },
+    );
+    fs.writeFileSync(
+      path.join(binDir, 'qjm'),
+      `#!/bin/sh\nexec "${process.execPath}" "${path.join(BIN_DIR, 'qjm.js')}" "$@"\n`,
+      { mode: 0o755 },
+    );
     const script = path.join(binDir, 'add-node.sh');
     fs.writeFileSync(script, addNodeScript(), { mode: 0o755 });
     const n4 = await c.addNode('n4');
-    const env = { ...process.env, PATH: `${binDir}:${process.env.PATH}`, ID: 'n4', ADDR: n4.address, DATA: n4.dataDir, MEMBERS: members, CERTS: c.certsDir! };
+    const env = {
+      ...process.env,
+      PATH: `${binDir}:${process.env.PATH}`,
+      ID: 'n4',
+      ADDR: n4.address,
+      DATA: n4.dataDir,
+      MEMBERS: members,
+      CERTS: c.certsDir!,
+    };
     try {
       const r = await new Promise<{ code: number; out: string; err: string }>((resolve) =>
-        execFile(script, [], { env, timeout: 120_000 }, (error, out, err) => resolve({ code: error ? Number(error.code ?? 1) : 0, out, err })),
+        execFile(script, [], { env, timeout: 120_000 }, (error, out, err) =>
+          resolve({ code: error ? Number(error.code ?? 1) : 0, out, err }),
+        ),
       );
-      expect(r.code, `${r.err}\n${fs.existsSync(`${n4.dataDir}.log`) ? fs.readFileSync(`${n4.dataDir}.log`, 'utf8') : ''}`).to.equal(0);
+      expect(
+        r.code,
+        `${r.err}\n${fs.existsSync(`${n4.dataDir}.log`) ? fs.readFileSync(`${n4.dataDir}.log`, 'utf8') : ''}`,
+      ).to.equal(0);
       expect(r.out).to.match(/voters are now n1, n2, n3, n4/);
       expect(await rolesAtLeader(c)).to.deep.equal(['n1:voter', 'n2:voter', 'n3:voter', 'n4:voter']);
       const leader = (await c.status(await c.waitForLeader()))!;
-      await waitFor(async () => ((await c.status('n4'))?.appliedIndex ?? 0) >= leader.commitIndex, { timeoutMs: 15_000, what: 'n4 applies what the leader committed' });
+      await waitFor(async () => ((await c.status('n4'))?.appliedIndex ?? 0) >= leader.commitIndex, {
+        timeoutMs: 15_000,
+        what: 'n4 applies what the leader committed',
+      });
 
       // The other order, made certain: add-peer reaches the leader first, and the node, asking to join, finds
       // itself a learner already: it joins.
       const n5 = await c.addNode('n5');
       const adding = qjm(c, ['add-peer', '--peers', members, '--peer', `n5=${n5.address}`]);
-      await waitFor(async () => (await rolesAtLeader(c)).includes('n5:learner'), { timeoutMs: 30_000, what: 'the leader lists n5 as a learner' });
+      await waitFor(async () => (await rolesAtLeader(c)).includes('n5:learner'), {
+        timeoutMs: 30_000,
+        what: 'the leader lists n5 as a learner',
+      });
       c.start('n5');
       const added = await adding;
       expect(added.code, added.err).to.equal(0);
@@ -157,7 +201,7 @@ describe('membership changes', function () {
     }
   });
 
-  it('a member that missed the change that added the leader hears that leader on another member\'s word, and catches up', async () => {
+  it("a member that missed the change that added the leader hears that leader on another member's word, and catches up", async () => {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });
     c.startAll();
     const w = await startWriting(c, ns);
@@ -168,8 +212,18 @@ describe('membership changes', function () {
     await c.kill('n3');
     await c.addNode('n4');
     c.start('n4');
-    const live = () => c.nodes.filter((n) => n.proc).map((n) => n.address).join(',');
-    let r = await qjm(c, ['change-peers', '--peers', live(), '--new-peers', ['n2', 'n3', 'n4'].map((id) => `${id}=${c.node(id).address}`).join(',')]);
+    const live = () =>
+      c.nodes
+        .filter((n) => n.proc)
+        .map((n) => n.address)
+        .join(',');
+    let r = await qjm(c, [
+      'change-peers',
+      '--peers',
+      live(),
+      '--new-peers',
+      ['n2', 'n3', 'n4'].map((id) => `${id}=${c.node(id).address}`).join(','),
+    ]);
     expect(r.code, r.err).to.equal(0);
     r = await qjm(c, ['transfer-leader', '--peers', live(), '--to', 'n4']);
     expect(r.code, r.err).to.equal(0);
@@ -177,8 +231,13 @@ describe('membership changes', function () {
     c.start('n3');
     // With n2 gone too, the voters n2, n3, n4 commit only if n3 follows n4.
     const leader = (await c.status('n4'))!;
-    await waitFor(async () => ((await c.status('n3'))?.appliedIndex ?? 0) >= leader.commitIndex, { timeoutMs: 20_000, what: 'n3 catches up from n4' });
-    expect(c.readLog('n3')).to.match(/hearing a leader this node's configuration does not name yet, on a member's word/);
+    await waitFor(async () => ((await c.status('n3'))?.appliedIndex ?? 0) >= leader.commitIndex, {
+      timeoutMs: 20_000,
+      what: 'n3 catches up from n4',
+    });
+    expect(c.readLog('n3')).to.match(
+      /hearing a leader this node's configuration does not name yet, on a member's word/,
+    );
     await c.kill('n2');
     for (let i = 21; i <= 30; i++) w.out.write(Buffer.from(`e${i}`));
     expect(await w.out.flush(), 'n3 and n4 are a quorum').to.equal(w.lastTxId + 30);

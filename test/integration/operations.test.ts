@@ -33,11 +33,25 @@ describe('operating JournalNodes', function () {
     await out.flush();
     const addr = c.node(leader).address;
 
+    // biome-ignore lint/suspicious/noExplicitAny: the test reads /status as an operator's script would
     const st = JSON.parse((await get(c, addr, '/status')).body) as Record<string, any>;
     expect(st).to.include({ id: leader, state: 'leader', leader, security: 'mutual-tls' });
-    for (const k of ['term', 'commitIndex', 'appliedIndex', 'lastIndex', 'diskIndex', 'snapshotIndex', 'snapshotTerm']) expect(st[k], k).to.be.a('number');
-    expect(Object.keys(st.followers).sort()).to.deep.equal(c.nodes.map((n) => n.id).filter((id) => id !== leader).sort());
-    expect(st.followers[Object.keys(st.followers)[0]!]).to.have.keys(['nextIndex', 'matchIndex', 'state', 'inflight', 'recentActive', 'lagEntries']);
+    for (const k of ['term', 'commitIndex', 'appliedIndex', 'lastIndex', 'diskIndex', 'snapshotIndex', 'snapshotTerm'])
+      expect(st[k], k).to.be.a('number');
+    expect(Object.keys(st.followers).sort()).to.deep.equal(
+      c.nodes
+        .map((n) => n.id)
+        .filter((id) => id !== leader)
+        .sort(),
+    );
+    expect(st.followers[Object.keys(st.followers)[0]!]).to.have.keys([
+      'nextIndex',
+      'matchIndex',
+      'state',
+      'inflight',
+      'recentActive',
+      'lagEntries',
+    ]);
     expect(st.journals.ns1).to.include({ promisedEpoch: 1, lastWriterEpoch: 1, lastTxId: 10 });
     expect(st.peers.map((p: { id: string }) => p.id).sort()).to.deep.equal(['n1', 'n2', 'n3']);
 
@@ -46,13 +60,35 @@ describe('operating JournalNodes', function () {
     expect(page.body).to.include('next_index').and.include('ns1');
 
     const flags = JSON.parse((await get(c, addr, '/flags')).body) as Record<string, unknown>;
-    for (const k of ['electionTimeoutMs', 'snapshotIntervalS', 'snapshotLogBytes', 'catchupMargin', 'sync', 'maxAppendBufferBytes', 'leaderBatch', 'maxEntriesPerAppend', 'maxAppendBodyBytes', 'maxLogSegmentBytes', 'maxSnapshotChunkBytes', 'applyBatch', 'electionHeartbeatFactor']) {
+    for (const k of [
+      'electionTimeoutMs',
+      'snapshotIntervalS',
+      'snapshotLogBytes',
+      'catchupMargin',
+      'sync',
+      'maxAppendBufferBytes',
+      'leaderBatch',
+      'maxEntriesPerAppend',
+      'maxAppendBodyBytes',
+      'maxLogSegmentBytes',
+      'maxSnapshotChunkBytes',
+      'applyBatch',
+      'electionHeartbeatFactor',
+    ]) {
       expect(flags, k).to.have.property(k);
     }
     expect(flags.electionTimeoutMs).to.equal(400);
 
     const metrics = (await get(c, addr, '/metrics')).body;
-    for (const name of ['qjournal_raft_term', 'qjournal_raft_commit_index', 'qjournal_raft_follower_lag_entries', 'qjournal_log_write_seconds_bucket', 'qjournal_journal_txns_written_total', 'qjournal_journal_promised_epoch', 'qjournal_journal_last_txid']) {
+    for (const name of [
+      'qjournal_raft_term',
+      'qjournal_raft_commit_index',
+      'qjournal_raft_follower_lag_entries',
+      'qjournal_log_write_seconds_bucket',
+      'qjournal_journal_txns_written_total',
+      'qjournal_journal_promised_epoch',
+      'qjournal_journal_last_txid',
+    ]) {
       expect(metrics, name).to.include(name);
     }
     expect(metrics).to.match(/qjournal_journal_txns_written_total\{[^}]*jid="ns1"[^}]*\} 10/);
@@ -83,10 +119,20 @@ describe('operating JournalNodes', function () {
   });
 
   it('a follower back after the leader compacted past it is caught up by snapshot install, files byte-identical', async () => {
-    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 500, extraArgs: ['--snapshotLogBytes', '16384', '--keepEntriesAfterSnapshot', '5', '--maxSnapshotChunkBytes', '4096'] });
+    c = await LocalCluster.create({
+      nodes: 3,
+      electionTimeoutMs: 500,
+      extraArgs: ['--snapshotLogBytes', '16384', '--keepEntriesAfterSnapshot', '5', '--maxSnapshotChunkBytes', '4096'],
+    });
     c.startAll();
     const leader = await c.waitForLeader();
-    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns, tls: c.tls('writer') });
+    const q = new QuorumJournalManager({
+      journalId: 'ns1',
+      peers: c.addresses,
+      writerId: 'nn1',
+      nsInfo: ns,
+      tls: c.tls('writer'),
+    });
     await q.format(ns);
     await q.recoverUnfinalizedSegments();
     let out = await q.startLogSegment(1, -64);
@@ -110,7 +156,10 @@ describe('operating JournalNodes', function () {
     await admin.snapshot();
     const lst = (await c.status(leader))!;
     expect(lst.snapshotIndex, 'the leader took snapshots past what the follower holds').to.be.greaterThan(victimLast);
-    expect((lst as unknown as { firstIndex: number }).firstIndex, 'and compacted its log past it: appends alone cannot catch it up').to.be.greaterThan(victimLast + 1);
+    expect(
+      (lst as unknown as { firstIndex: number }).firstIndex,
+      'and compacted its log past it: appends alone cannot catch it up',
+    ).to.be.greaterThan(victimLast + 1);
     c.start(victim);
     await c.waitForApplied(lst.commitIndex, 30_000);
     expect(c.readLog(victim)).to.match(/snapshot fetched/);

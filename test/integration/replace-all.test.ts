@@ -29,7 +29,8 @@ interface Change {
 /** The longest time between two acknowledgements that overlaps [fromMs, toMs]. */
 function longestGapMs(ackMs: readonly number[], fromMs: number, toMs: number): number {
   let gap = 0;
-  for (let i = 1; i < ackMs.length; i++) if (ackMs[i]! >= fromMs && ackMs[i - 1]! <= toMs) gap = Math.max(gap, ackMs[i]! - ackMs[i - 1]!);
+  for (let i = 1; i < ackMs.length; i++)
+    if (ackMs[i]! >= fromMs && ackMs[i - 1]! <= toMs) gap = Math.max(gap, ackMs[i]! - ackMs[i - 1]!);
   return gap;
 }
 
@@ -70,7 +71,9 @@ describe('replacing every node', function () {
         acked = await w.out.flush();
         ackMs.push(performance.now());
       }
-    })().catch((e: unknown) => void (writerError = e ?? new Error('writer failed')));
+    })().catch((e: unknown) => {
+      writerError = e ?? new Error('writer failed');
+    });
     /** Waits until the writer wrote a few more batches; fails at once with the writer's error if it has one. */
     const writing = (what: string) => {
       const from = acked;
@@ -86,12 +89,22 @@ describe('replacing every node', function () {
     // A reader (a standby tailing the journal) that knows n1..n3 only, like the writer, and reads after each
     // change: reads go to any node, never to a leader that redirects, so it finds the new nodes only through
     // the members its answers name.
-    const tailer = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'standby', nsInfo: ns, ...(c.certsDir === null ? {} : { tls: c.tls('reader') }) });
+    const tailer = new QuorumJournalManager({
+      journalId: 'ns1',
+      peers: c.addresses,
+      writerId: 'standby',
+      nsInfo: ns,
+      ...(c.certsDir === null ? {} : { tls: c.tls('reader') }),
+    });
     let tailed = w.lastTxId;
 
     const changes: Change[] = [];
     let voters = ['n1', 'n2', 'n3'];
-    const live = () => c.nodes.filter((x) => x.proc).map((x) => x.address).join(',');
+    const live = () =>
+      c.nodes
+        .filter((x) => x.proc)
+        .map((x) => x.address)
+        .join(',');
     const transfer = async (to: string) => {
       const r = await runQjm(c, ['transfer-leader', '--peers', live(), '--to', to]);
       expect(r.code, `transfer to ${to}: ${r.err}`).to.equal(0);
@@ -103,7 +116,13 @@ describe('replacing every node', function () {
       await c.addNode(replacement);
       c.start(replacement);
       const next = [...voters.filter((v) => v !== old), replacement];
-      const r = await runQjm(c, ['change-peers', '--peers', live(), '--new-peers', next.map((id) => `${id}=${c.node(id).address}`).join(',')]);
+      const r = await runQjm(c, [
+        'change-peers',
+        '--peers',
+        live(),
+        '--new-peers',
+        next.map((id) => `${id}=${c.node(id).address}`).join(','),
+      ]);
       expect(r.code, `${old} -> ${replacement}: ${r.err}`).to.equal(0);
       expect(await c.stop(old), `${old} stops cleanly`).to.equal(0);
       changes.push({ old, replacement, how, startMs, endMs: performance.now() });
@@ -136,10 +155,17 @@ describe('replacing every node', function () {
     await w.q.close();
 
     const stallsMs = changes.map((ch) => longestGapMs(ackMs, ch.startMs, ch.endMs + 1000));
-    const gapsMs = ackMs.slice(1).map((t, i) => t - ackMs[i]!).sort((a, b) => a - b);
-    console.log(`    ${acked - w.lastTxId} txids in ${ackMs.length} acknowledgements (median gap ${Math.round(gapsMs[gapsMs.length >> 1]!)} ms); retries seen: ${retried.length ? [...new Set(retried)].join(', ') : 'none'}`);
-    changes.forEach((ch, i) =>
-      console.log(`    ${ch.old} -> ${ch.replacement} (${ch.how}): change took ${Math.round(ch.endMs - ch.startMs)} ms, longest stall ${Math.round(stallsMs[i]!)} ms`),
+    const gapsMs = ackMs
+      .slice(1)
+      .map((t, i) => t - ackMs[i]!)
+      .sort((a, b) => a - b);
+    console.log(
+      `    ${acked - w.lastTxId} txids in ${ackMs.length} acknowledgements (median gap ${Math.round(gapsMs[gapsMs.length >> 1]!)} ms); retries seen: ${retried.length ? [...new Set(retried)].join(', ') : 'none'}`,
     );
+    for (const [i, ch] of changes.entries()) {
+      console.log(
+        `    ${ch.old} -> ${ch.replacement} (${ch.how}): change took ${Math.round(ch.endMs - ch.startMs)} ms, longest stall ${Math.round(stallsMs[i]!)} ms`,
+      );
+    }
   });
 });

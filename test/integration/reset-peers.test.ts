@@ -31,30 +31,52 @@ describe('reset-peers', function () {
 
     let r = await runQjm(c, ['reset-peers', '--node', s.address, '--new-peers', newPeers]);
     expect(r.code, 'refused while every node answers').to.equal(4);
-    expect(r.err).to.match(/3 of the 3 voters answer .*: the cluster still has a quorum; reset-peers is for a majority lost for good \(--force to reset anyway\)/);
+    expect(r.err).to.match(
+      /3 of the 3 voters answer .*: the cluster still has a quorum; reset-peers is for a majority lost for good \(--force to reset anyway\)/,
+    );
 
     // The node's own guard, for a caller that skips qjm's checks: a node that leads (or follows) refuses.
     const admin = new AdminClient([s.address], { tls: c.tls('admin') });
-    const guarded = await admin.resetPeers(s.address, [{ id: survivor, address: s.address }], false).then(() => null, (e: unknown) => e);
+    const guarded = await admin.resetPeers(s.address, [{ id: survivor, address: s.address }], false).then(
+      () => null,
+      (e: unknown) => e,
+    );
     await admin.close();
     expect(guarded).to.be.instanceOf(QjmError).with.property('errorName', 'INVALID_CONF_CHANGE');
-    expect((guarded as Error).message).to.match(new RegExp(`${survivor} still leads in term \\d+: reset-peers is for a majority lost for good`));
+    expect((guarded as Error).message).to.match(
+      new RegExp(`${survivor} still leads in term \\d+: reset-peers is for a majority lost for good`),
+    );
 
     for (const n of c.nodes.filter((x) => x.id !== survivor)) await c.kill(n.id);
     await w.q.close();
     // Without a quorum the survivor stops leading (check-quorum) and knows no leader: the node's own guard.
-    await waitFor(async () => (await c.status(survivor))?.leader === null, { timeoutMs: 10_000, what: 'the survivor knows no leader any more' });
+    await waitFor(async () => (await c.status(survivor))?.leader === null, {
+      timeoutMs: 10_000,
+      what: 'the survivor knows no leader any more',
+    });
     r = await runQjm(c, ['reset-peers', '--node', s.address, '--new-peers', newPeers]);
     expect(r.code, r.err).to.equal(0);
     expect(r.err).to.match(new RegExp(`the longest log among the nodes that answer: ${survivor} `));
     expect(r.out).to.match(new RegExp(`${survivor} reset to voters ${survivor} \\(snapshot at index \\d+\\)`));
     expect(r.out).to.match(/the survivor's last index is \d+ in term \d+; everything up to it is now committed/);
-    expect(r.out).to.match(/lost: .*ECONNREFUSED.*The leader among them may have committed entries beyond index \d+, up to its own last index, which is unknown/);
-    const held = Number(/journal ns1: the survivor holds txids up to (\d+); edits a writer was told are durable after txid \1 may be lost/.exec(r.out)?.[1]);
+    expect(r.out).to.match(
+      /lost: .*ECONNREFUSED.*The leader among them may have committed entries beyond index \d+, up to its own last index, which is unknown/,
+    );
+    const held = Number(
+      /journal ns1: the survivor holds txids up to (\d+); edits a writer was told are durable after txid \1 may be lost/.exec(
+        r.out,
+      )?.[1],
+    );
     expect(held, 'the survivor led: it holds every acknowledged edit').to.be.at.least(acked);
 
     // A new writer, knowing only the survivor: it recovers what the survivor held, then writes on.
-    const q2 = new QuorumJournalManager({ journalId: 'ns1', peers: [s.address], writerId: 'nn2', nsInfo: ns, tls: c.tls('writer') });
+    const q2 = new QuorumJournalManager({
+      journalId: 'ns1',
+      peers: [s.address],
+      writerId: 'nn2',
+      nsInfo: ns,
+      tls: c.tls('writer'),
+    });
     const rec = await q2.recoverUnfinalizedSegments();
     expect(rec.lastTxId).to.equal(held);
     const txids: number[] = [];
@@ -75,7 +97,11 @@ describe('reset-peers', function () {
       expect(r.code, r.err).to.equal(0);
     }
     const leader = (await c.status(await c.waitForLeader()))!;
-    expect(leader.peers.map((p) => `${p.id}:${p.role}`).sort()).to.deep.equal([`${survivor}:voter`, 'n4:voter', 'n5:voter']);
+    expect(leader.peers.map((p) => `${p.id}:${p.role}`).sort()).to.deep.equal([
+      `${survivor}:voter`,
+      'n4:voter',
+      'n5:voter',
+    ]);
     for (let i = 51; i <= 60; i++) out.write(Buffer.from(`e${held + i}`));
     expect(await out.flush()).to.equal(held + 60);
     const now = (await c.status(await c.waitForLeader()))!;

@@ -21,7 +21,11 @@ const pb = qjournal.journal;
 const ns = { namespaceId: 10, clusterId: 'CID-sec', blockPoolId: 'BP-sec' };
 
 /** Every route a node serves (GET or POST) with a body that would pass its decoder. */
-const ROUTES: [method: 'GET' | 'POST', path: string, envelope: 'json' | { decode(b: Uint8Array): { error?: qjournal.journal.IRpcError | null } }][] = [
+const ROUTES: [
+  method: 'GET' | 'POST',
+  path: string,
+  envelope: 'json' | { decode(b: Uint8Array): { error?: qjournal.journal.IRpcError | null } },
+][] = [
   ['POST', '/raft/stream', 'json'],
   ['GET', '/raft/snapshot/manifest?min_index=0', 'json'],
   ['GET', '/raft/snapshot/chunk?index=1&jid=ns1&file=edits_inprogress_0000000000000000001&offset=0&length=1', 'json'],
@@ -29,7 +33,9 @@ const ROUTES: [method: 'GET' | 'POST', path: string, envelope: 'json' | { decode
   ['POST', '/qjm/getEditLogManifest', pb.GetManifestResponse],
   ['POST', '/qjm/getEdits', pb.GetEditsResponse],
   ['GET', '/qjm/segment?jid=ns1&first=1', 'json'],
-  ...['format', 'newEpoch', 'startLogSegment', 'journal', 'finalizeLogSegment', 'dropSegment', 'purgeLogs'].map((rpc) => ['POST', `/qjm/${rpc}`, pb.WriteResponse] as ['POST', string, typeof pb.WriteResponse]),
+  ...['format', 'newEpoch', 'startLogSegment', 'journal', 'finalizeLogSegment', 'dropSegment', 'purgeLogs'].map(
+    (rpc) => ['POST', `/qjm/${rpc}`, pb.WriteResponse] as ['POST', string, typeof pb.WriteResponse],
+  ),
   ['GET', '/status', 'json'],
   ['GET', '/raft_stat', 'json'],
   ['GET', '/flags', 'json'],
@@ -80,7 +86,13 @@ describe('security: mutual TLS and roles', function () {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });
     c.startAll();
     leaderAddress = c.node(await c.waitForLeader()).address;
-    const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns, tls: c.tls('writer') });
+    const q = new QuorumJournalManager({
+      journalId: 'ns1',
+      peers: c.addresses,
+      writerId: 'nn1',
+      nsInfo: ns,
+      tls: c.tls('writer'),
+    });
     open.push(q);
     await q.format(ns);
     const { lastTxId } = await q.recoverUnfinalizedSegments();
@@ -100,7 +112,13 @@ describe('security: mutual TLS and roles', function () {
     const before = await terms();
     const anonymous = client({ ca: fs.readFileSync(path.join(c.certsDir!, 'ca.crt')) });
     for (const [method, route, envelope] of ROUTES) {
-      const res = await anonymous.request(leaderAddress, method, route, method === 'POST' ? new Uint8Array(0) : null, 5000);
+      const res = await anonymous.request(
+        leaderAddress,
+        method,
+        route,
+        method === 'POST' ? new Uint8Array(0) : null,
+        5000,
+      );
       expect(res.status, `${method} ${route}`).to.equal(401);
       expect(errorCodeOf(res.body, envelope), `${method} ${route}`).to.equal('QJM_ERR_UNAUTHENTICATED');
     }
@@ -124,10 +142,18 @@ describe('security: mutual TLS and roles', function () {
     }
     expect(refused!.name).to.equal('HttpError');
     const leaderId = c.nodes.find((n) => n.address === leaderAddress)!.id;
-    await waitFor(() => /refused a TLS client/.test(c.readLog(leaderId)), { timeoutMs: 5000, what: 'the node logs the refused handshake' });
+    await waitFor(() => /refused a TLS client/.test(c.readLog(leaderId)), {
+      timeoutMs: 5000,
+      what: 'the node logs the refused handshake',
+    });
     // The other way round: a client that trusts only the other CA refuses our node.
     const ours = loadClientTls(c.certsDir!, 'writer');
-    const misled = new QuorumJournalManager({ journalId: 'ns1', peers: [leaderAddress], tls: { ca: m.ca, cert: ours.cert, key: ours.key }, retry: { deadlineMs: 1000 } });
+    const misled = new QuorumJournalManager({
+      journalId: 'ns1',
+      peers: [leaderAddress],
+      tls: { ca: m.ca, cert: ours.cert, key: ours.key },
+      retry: { deadlineMs: 1000 },
+    });
     open.push(misled);
     const e = await expectQjmError(misled.getJournalState(), 'QJM_ERR_QUORUM_UNAVAILABLE');
     expect(e.message).to.match(/certificate/i);
@@ -138,7 +164,12 @@ describe('security: mutual TLS and roles', function () {
     open.push(admin);
     const e = await expectQjmError(admin.snapshot(leaderAddress), 'QJM_ERR_FORBIDDEN');
     expect(e.message).to.match(/client writer \(writer\) may not call this: it needs the role admin/);
-    const w = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, tls: c.tls('writer'), retry: { deadlineMs: 2000 } });
+    const w = new QuorumJournalManager({
+      journalId: 'ns1',
+      peers: c.addresses,
+      tls: c.tls('writer'),
+      retry: { deadlineMs: 2000 },
+    });
     open.push(w);
     await expectQjmError(w.format(ns, { force: true }), 'QJM_ERR_FORBIDDEN');
     expect((await w.getJournalState()).lastTxId, 'the journal is untouched').to.equal(1);
@@ -149,13 +180,22 @@ describe('security: mutual TLS and roles', function () {
   });
 
   it('a reader may read but not write: 403 FORBIDDEN', async () => {
-    const r = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'intruder', tls: c.tls('reader'), retry: { deadlineMs: 2000 } });
+    const r = new QuorumJournalManager({
+      journalId: 'ns1',
+      peers: c.addresses,
+      writerId: 'intruder',
+      tls: c.tls('reader'),
+      retry: { deadlineMs: 2000 },
+    });
     open.push(r);
     const st = await r.getJournalState();
     expect(st.lastTxId).to.equal(1);
     await expectQjmError(r.recoverUnfinalizedSegments(), 'QJM_ERR_FORBIDDEN');
     const after = await r.getJournalState();
-    expect([after.promisedEpoch, after.writerId], 'no new epoch: the writer is not fenced').to.deep.equal([st.promisedEpoch, st.writerId]);
+    expect([after.promisedEpoch, after.writerId], 'no new epoch: the writer is not fenced').to.deep.equal([
+      st.promisedEpoch,
+      st.writerId,
+    ]);
   });
 
   it("node n3's certificate sending a batch as n1 (or messages from n1) is refused 403, and nothing changes", async () => {
@@ -164,16 +204,30 @@ describe('security: mutual TLS and roles', function () {
     const st = (await c.status(target.id))!;
     const before = await terms();
     const n3 = client({ ...loadNodeTls(c.certsDir!, 'n3') });
-    const forged = makeMessage({ type: MessageType.Heartbeat, from: 'n1', to: target.id, term: 2 ** 53 - 1, commit: st.commitIndex });
+    const forged = makeMessage({
+      type: MessageType.Heartbeat,
+      from: 'n1',
+      to: target.id,
+      term: 2 ** 53 - 1,
+      commit: st.commitIndex,
+    });
     for (const from of ['n1', 'n3']) {
-      const frame = batchFrame({ from, clusterId: st.clusterId, storageId: 'forged', fromAddress: c.node('n1').address, messages: [forged] });
+      const frame = batchFrame({
+        from,
+        clusterId: st.clusterId,
+        storageId: 'forged',
+        fromAddress: c.node('n1').address,
+        messages: [forged],
+      });
       const res = await streamOnce(n3, target.address, [frame]);
       expect(res.status, `batch from ${from}`).to.equal(403);
       expect(JSON.parse(res.body)).to.include({ code: 'QJM_ERR_FORBIDDEN' });
     }
     // A client certificate (no peer role) may not open a peer stream at all.
     const writer = client({ ...loadClientTls(c.certsDir!, 'writer') });
-    const res = await streamOnce(writer, target.address, [batchFrame({ from: 'n3', clusterId: st.clusterId, storageId: 'x', fromAddress: '', messages: [] })]);
+    const res = await streamOnce(writer, target.address, [
+      batchFrame({ from: 'n3', clusterId: st.clusterId, storageId: 'x', fromAddress: '', messages: [] }),
+    ]);
     expect([res.status, JSON.parse(res.body).code]).to.deep.equal([403, 'QJM_ERR_FORBIDDEN']);
     expect(await terms(), 'no term moved').to.deep.equal(before);
     expect(await c.waitForLeader(), 'the leader stays').to.equal(leader);
@@ -182,7 +236,16 @@ describe('security: mutual TLS and roles', function () {
   it('SIGHUP: a node picks up a re-issued certificate for new connections, and keeps working', async () => {
     const serialOf = async () => {
       let serial = '';
-      const probe = new HttpPools({ connectTimeoutMs: 2000, tls: { ...loadClientTls(c.certsDir!, 'reader'), verifyServer: (_a, cert) => ((serial = cert.serialNumber), null) } });
+      const probe = new HttpPools({
+        connectTimeoutMs: 2000,
+        tls: {
+          ...loadClientTls(c.certsDir!, 'reader'),
+          verifyServer: (_a, cert) => {
+            serial = cert.serialNumber;
+            return null;
+          },
+        },
+      });
       try {
         await probe.request(c.node('n1').address, 'GET', '/healthz', null, 5000);
       } finally {
@@ -192,11 +255,16 @@ describe('security: mutual TLS and roles', function () {
     };
     const old = await serialOf();
     await createNodeCert({ certsDir: c.certsDir!, overwrite: true }, 'n1', ['127.0.0.1', 'localhost']);
-    const fresh = new (await import('node:crypto')).X509Certificate(fs.readFileSync(path.join(c.certsDir!, 'node.n1.crt'))).serialNumber;
+    const fresh = new (await import('node:crypto')).X509Certificate(
+      fs.readFileSync(path.join(c.certsDir!, 'node.n1.crt')),
+    ).serialNumber;
     expect(fresh).to.not.equal(old);
     expect(await serialOf(), 'before SIGHUP the old certificate is served').to.equal(old);
     c.signal('n1', 'SIGHUP');
-    await waitFor(async () => (await serialOf()) === fresh, { timeoutMs: 10_000, what: 'a new connection to n1 sees the new serial' });
+    await waitFor(async () => (await serialOf()) === fresh, {
+      timeoutMs: 10_000,
+      what: 'a new connection to n1 sees the new serial',
+    });
     expect(c.readLog('n1')).to.match(/reloaded the certificates/);
     // Still a member in good standing: it answers, and the cluster still writes through every node.
     const w = new QuorumJournalManager({ journalId: 'ns1', peers: [c.node('n1').address], tls: c.tls('reader') });
@@ -209,25 +277,45 @@ describe('security: mutual TLS and roles', function () {
     open.push(admin);
     const keep = c.nodes.filter((n) => n.id !== 'n3').map((n) => ({ id: n.id, address: n.address }));
     await admin.changePeers(keep);
-    await waitFor(async () => (await c.status('n1'))!.peers.every((p) => p.id !== 'n3'), { timeoutMs: 20_000, what: 'n1 applies the removal of n3' });
+    await waitFor(async () => (await c.status('n1'))!.peers.every((p) => p.id !== 'n3'), {
+      timeoutMs: 20_000,
+      what: 'n1 applies the removal of n3',
+    });
     const before = (await c.status('n1'))!.term;
     const st = (await c.status('n1'))!;
     const n3 = client({ ...loadNodeTls(c.certsDir!, 'n3') });
     // n3 speaks as itself (its certificate's node): a vote request in a much higher term, as a removed node
     // that never heard of its removal would send.
-    const vote = makeMessage({ type: MessageType.Vote, from: 'n3', to: 'n1', term: before + 10, index: st.lastIndex + 100, logTerm: before + 9 });
-    const res = await streamOnce(n3, c.node('n1').address, [batchFrame({ from: 'n3', clusterId: st.clusterId, storageId: 'x', fromAddress: '', messages: [vote] })]);
+    const vote = makeMessage({
+      type: MessageType.Vote,
+      from: 'n3',
+      to: 'n1',
+      term: before + 10,
+      index: st.lastIndex + 100,
+      logTerm: before + 9,
+    });
+    const res = await streamOnce(n3, c.node('n1').address, [
+      batchFrame({ from: 'n3', clusterId: st.clusterId, storageId: 'x', fromAddress: '', messages: [vote] }),
+    ]);
     expect(res.status).to.equal(403);
     expect(JSON.parse(res.body)).to.include({ code: 'QJM_ERR_FORBIDDEN' });
-    expect(JSON.parse(res.body).message, 'refused when the stream opens, before a frame is read').to.match(/"n3" is not a member/);
+    expect(JSON.parse(res.body).message, 'refused when the stream opens, before a frame is read').to.match(
+      /"n3" is not a member/,
+    );
     expect((await c.status('n1'))!.term, "n1's term").to.equal(before);
   });
 
   it('a node started with neither --certs-dir nor --insecure exits 2 saying how to fix it', () => {
     const dir = path.join(c.root, 'never-created');
-    const r = spawnSync(process.execPath, [JOURNALNODE_MAIN, '--id', 'n9', '--listen', '127.0.0.1:0', '--data', dir, '--peers', 'n9=127.0.0.1:1'], { encoding: 'utf8', timeout: 15_000 });
+    const r = spawnSync(
+      process.execPath,
+      [JOURNALNODE_MAIN, '--id', 'n9', '--listen', '127.0.0.1:0', '--data', dir, '--peers', 'n9=127.0.0.1:1'],
+      { encoding: 'utf8', timeout: 15_000 },
+    );
     expect(r.status).to.equal(2);
-    expect(r.stderr).to.include('start with --certs-dir D (qjm cert create-ca / create-node), or --insecure to run without TLS');
+    expect(r.stderr).to.include(
+      'start with --certs-dir D (qjm cert create-ca / create-node), or --insecure to run without TLS',
+    );
     expect(fs.existsSync(dir), 'the data directory is not touched').to.equal(false);
   });
 });

@@ -79,14 +79,18 @@ export class Checker {
       if (e.index > this.maxCommittedIndex) this.maxCommittedIndex = e.index;
     } else {
       if (prev.term !== e.term || prev.data !== data) {
-        this.violate(`state machine safety: ${node} applied (${e.index}, t${e.term}, ${JSON.stringify(data)}) but ${prev.by} applied (t${prev.term}, ${JSON.stringify(prev.data)})`);
+        this.violate(
+          `state machine safety: ${node} applied (${e.index}, t${e.term}, ${JSON.stringify(data)}) but ${prev.by} applied (t${prev.term}, ${JSON.stringify(prev.data)})`,
+        );
       } else if (prev.hash !== hashAfter) {
         this.violate(`state divergence: ${node}'s state after ${e.index} differs from ${prev.by}'s`);
       }
     }
     const ack = this.acked.get(e.index);
     if (ack && (ack.term !== e.term || ack.data !== data)) {
-      this.violate(`acknowledged write lost: index ${e.index} was acked as ${JSON.stringify(ack.data)} but ${node} applied ${JSON.stringify(data)}`);
+      this.violate(
+        `acknowledged write lost: index ${e.index} was acked as ${JSON.stringify(ack.data)} but ${node} applied ${JSON.stringify(data)}`,
+      );
     }
   }
 
@@ -96,9 +100,19 @@ export class Checker {
    * in `term` (or a later term: they can no longer vote in it) form a quorum of `conf`. The leader's own vote
    * counts even before it is durable: a single voter wins at once, and commits nothing until it is.
    */
-  onLeader(node: NodeId, term: number, conf: ConfState, log: MemoryStorage, lastIndex: number, termAt: (i: number) => number | undefined, durable: (id: NodeId) => DurableState | undefined, checkVotes: boolean): void {
+  onLeader(
+    node: NodeId,
+    term: number,
+    conf: ConfState,
+    log: MemoryStorage,
+    lastIndex: number,
+    termAt: (i: number) => number | undefined,
+    durable: (id: NodeId) => DurableState | undefined,
+    checkVotes: boolean,
+  ): void {
     const prev = this.leaders.get(term);
-    if (prev !== undefined && prev !== node) this.violate(`election safety: ${prev} and ${node} both leaders in term ${term}`);
+    if (prev !== undefined && prev !== node)
+      this.violate(`election safety: ${prev} and ${node} both leaders in term ${term}`);
     this.leaders.set(term, node);
     if (checkVotes) {
       this.counts.elections++;
@@ -109,7 +123,9 @@ export class Checker {
       };
       if (!isJointQuorum(conf, voted)) {
         const votes = [...new Set([...conf.voters, ...conf.votersOutgoing])].filter(voted);
-        this.violate(`vote quorum: ${node} leads term ${term} but only {${votes.join(',')}} hold a durable vote for it; configuration ${confText(conf)}`);
+        this.violate(
+          `vote quorum: ${node} leads term ${term} but only {${votes.join(',')}} hold a durable vote for it; configuration ${confText(conf)}`,
+        );
       }
     }
     const first = log.firstIndex();
@@ -123,7 +139,9 @@ export class Checker {
       }
       const t = termAt(index);
       if (t !== c.term) {
-        this.violate(`leader completeness: ${node} (term ${term}) has t${t} at committed index ${index}, committed t${c.term}`);
+        this.violate(
+          `leader completeness: ${node} (term ${term}) has t${t} at committed index ${index}, committed t${c.term}`,
+        );
         break;
       }
     }
@@ -134,38 +152,54 @@ export class Checker {
    * voters whose disks hold it form a quorum of the configuration in force (either of `confs`: the one before
    * the step that committed, or after).
    */
-  onCommit(leader: NodeId, leaderTerm: number, index: number, term: number, confs: readonly ConfState[], durable: (id: NodeId) => DurableState | undefined): void {
+  onCommit(
+    leader: NodeId,
+    leaderTerm: number,
+    index: number,
+    term: number,
+    confs: readonly ConfState[],
+    durable: (id: NodeId) => DurableState | undefined,
+  ): void {
     this.counts.commits++;
     for (let i = this.commitMarkedTo + 1; i <= index; i++) this.firstCommitTerm.set(i, leaderTerm);
     this.commitMarkedTo = Math.max(this.commitMarkedTo, index);
     // Figure 8: counting replicas commits only an entry of the leader's own term (earlier ones follow it).
-    if (term !== leaderTerm) this.violate(`commit rule: ${leader} (term ${leaderTerm}) committed ${index} of term ${term} by counting replicas`);
+    if (term !== leaderTerm)
+      this.violate(
+        `commit rule: ${leader} (term ${leaderTerm}) committed ${index} of term ${term} by counting replicas`,
+      );
     if (confs.some((c) => c.votersOutgoing.length > 0)) this.counts.jointCommits++;
     const holds = (id: NodeId) => durable(id)?.holds(index, term) === true;
     if (confs.some((c) => isJointQuorum(c, holds))) return;
     const c = confs[confs.length - 1]!;
     const holders = [...new Set([...c.voters, ...c.votersOutgoing, ...c.learners])].filter(holds);
-    this.violate(`commit quorum: ${leader} committed ${index} (t${term}) held durably by {${holders.join(',')}} only; configuration ${confText(c)}`);
+    this.violate(
+      `commit quorum: ${leader} committed ${index} (t${term}) held durably by {${holders.join(',')}} only; configuration ${confText(c)}`,
+    );
   }
 
   /** A learner or a non-member campaigned or led: only voters may. */
   onCampaign(node: NodeId, state: string, conf: ConfState): void {
-    if (!conf.voters.includes(node) && !conf.votersOutgoing.includes(node)) this.violate(`${node} is ${state} but not a voter of its configuration ${confText(conf)}`);
+    if (!conf.voters.includes(node) && !conf.votersOutgoing.includes(node))
+      this.violate(`${node} is ${state} but not a voter of its configuration ${confText(conf)}`);
   }
 
   /** A leader proposed promoting learner `id` to voter: the learner must have acknowledged something first. */
   onPromotion(leader: NodeId, id: NodeId, index: number, acknowledged: boolean): void {
     this.counts.promotions++;
-    if (!acknowledged) this.violate(`catch-up: ${leader} promotes learner ${id} (entry ${index}) that never acknowledged anything`);
+    if (!acknowledged)
+      this.violate(`catch-up: ${leader} promotes learner ${id} (entry ${index}) that never acknowledged anything`);
   }
 
   onAck(index: number, term: number, data: Uint8Array): void {
     const d = dataKey(data);
     const prev = this.acked.get(index);
-    if (prev && (prev.term !== term || prev.data !== d)) this.violate(`two different writes acknowledged at index ${index}`);
+    if (prev && (prev.term !== term || prev.data !== d))
+      this.violate(`two different writes acknowledged at index ${index}`);
     this.acked.set(index, { term, data: d });
     const c = this.committed.get(index);
-    if (c && (c.term !== term || c.data !== d)) this.violate(`acknowledged write at ${index} differs from the committed entry`);
+    if (c && (c.term !== term || c.data !== d))
+      this.violate(`acknowledged write at ${index} differs from the committed entry`);
   }
 
   /**
@@ -175,14 +209,24 @@ export class Checker {
    * log must stay committed as it was, to the end of the run: up to committedBefore a quorum had committed
    * it, past that the reset commits it. Leaders of later terms belong to the abandoned history.
    */
-  onReset(survivor: NodeId, survivorTerm: number, committedBefore: number, firstIndex: number, entries: readonly Entry[]): void {
+  onReset(
+    survivor: NodeId,
+    survivorTerm: number,
+    committedBefore: number,
+    firstIndex: number,
+    entries: readonly Entry[],
+  ): void {
     this.counts.resets++;
     const logged = new Map(entries.map((e) => [e.index, e]));
     const lastIndex = firstIndex + entries.length - 1;
-    const survives = (index: number, term: number) => index < firstIndex || (index <= lastIndex && logged.get(index)!.term === term);
+    const survives = (index: number, term: number) =>
+      index < firstIndex || (index <= lastIndex && logged.get(index)!.term === term);
     for (const [index, c] of [...this.committed]) {
       if (survives(index, c.term)) continue;
-      if (index <= committedBefore) this.violate(`reset: ${survivor} had committed ${index} but its log holds t${logged.get(index)?.term} there, not the committed t${c.term}`);
+      if (index <= committedBefore)
+        this.violate(
+          `reset: ${survivor} had committed ${index} but its log holds t${logged.get(index)?.term} there, not the committed t${c.term}`,
+        );
       this.committed.delete(index);
     }
     for (const [index, a] of [...this.acked]) {
@@ -190,7 +234,15 @@ export class Checker {
       this.acked.delete(index);
       this.lostAckedByReset++;
     }
-    for (const e of entries) if (e.data.byteLength > 0 && e.type === EntryType.Normal) this.keptByReset.push({ index: e.index, term: e.term, data: dataKey(e.data), by: survivor, byFiat: e.index > committedBefore });
+    for (const e of entries)
+      if (e.data.byteLength > 0 && e.type === EntryType.Normal)
+        this.keptByReset.push({
+          index: e.index,
+          term: e.term,
+          data: dataKey(e.data),
+          by: survivor,
+          byFiat: e.index > committedBefore,
+        });
     for (const t of [...this.leaders.keys()]) if (t > survivorTerm) this.leaders.delete(t);
     // The survivor's log is the history now: what it commits by fiat has no first-commit term (always checked),
     // and indexes past its log are committed afresh.
@@ -217,7 +269,9 @@ export class Checker {
             else continue;
           }
           if (ta !== tb) {
-            this.violate(`log matching: ${la.id} and ${lb.id} agree at a later index but differ at ${i} (t${ta} vs t${tb})`);
+            this.violate(
+              `log matching: ${la.id} and ${lb.id} agree at a later index but differ at ${i} (t${ta} vs t${tb})`,
+            );
             break;
           }
           const ea = la.log.entries(i, i + 1, Infinity)[0]!;
@@ -246,7 +300,8 @@ export class Checker {
       const c = this.committed.get(k.index);
       const what = k.byFiat ? 'held (and the reset committed)' : 'had committed';
       if (!c) this.violate(`reset: ${k.by} ${what} (${k.index}, t${k.term}) but it was never applied`);
-      else if (c.term !== k.term || c.data !== k.data) this.violate(`reset: ${k.by} ${what} (${k.index}, t${k.term}) but t${c.term} was applied there`);
+      else if (c.term !== k.term || c.data !== k.data)
+        this.violate(`reset: ${k.by} ${what} (${k.index}, t${k.term}) but t${c.term} was applied there`);
     }
   }
 }

@@ -79,7 +79,13 @@ export interface SimResult {
 export const TICK_MS = 10;
 
 /** Traced even without --trace-messages: what a reader needs to follow elections. */
-const ELECTION_MESSAGES = new Set([MessageType.PreVote, MessageType.PreVoteResp, MessageType.Vote, MessageType.VoteResp, MessageType.TimeoutNow]);
+const ELECTION_MESSAGES = new Set([
+  MessageType.PreVote,
+  MessageType.PreVoteResp,
+  MessageType.Vote,
+  MessageType.VoteResp,
+  MessageType.TimeoutNow,
+]);
 
 export class SimNode {
   incarnation = 0;
@@ -169,7 +175,12 @@ export class SimCluster {
     this.layout = { segmentTxns: this.rng.int(4, 40), keepSegments: this.rng.int(1, 5) };
     this.snapshotNet.maxChunkBytes = this.rng.pick([16, 64, 256, 4096]);
     const conf = { voters: [...ids], votersOutgoing: [], learners: [] };
-    const bootstrap: SnapshotMeta = { index: 1, term: 1, conf, peers: ids.map((id) => ({ id, address: `sim://${id}` })) };
+    const bootstrap: SnapshotMeta = {
+      index: 1,
+      term: 1,
+      conf,
+      peers: ids.map((id) => ({ id, address: `sim://${id}` })),
+    };
     for (const id of ids) this.nodes.set(id, new SimNode(id, new SimDisk(conf, bootstrap)));
     this.operator = new SimOperator(this, new Prng(opts.seed * 7 + 13));
   }
@@ -212,7 +223,12 @@ export class SimCluster {
     const nodeRng = new Prng(this.opts.seed * 1000003 + node.incarnation * 101 + Number(node.id.slice(1)));
     const log = new SimLog(node.disk, host, this.opts.bug === 'forget-vote');
     const sm = new SimStateMachine(node.id, node.disk, host, this.checker, this.layout, this.snapshotNet);
-    const early = this.opts.bug === 'ack-before-persist' ? [MessageType.AppResp] : this.opts.bug === 'vote-before-persist' ? [MessageType.VoteResp] : undefined;
+    const early =
+      this.opts.bug === 'ack-before-persist'
+        ? [MessageType.AppResp]
+        : this.opts.bug === 'vote-before-persist'
+          ? [MessageType.VoteResp]
+          : undefined;
     const replica = new Replica<number>(node.id, this.replicaOpts, {
       log,
       stateMachine: sm,
@@ -300,7 +316,11 @@ export class SimCluster {
 
   /** What the checkers learn from a message leaving: acknowledgements, and promotions being proposed. */
   private observeSend(from: SimNode, m: Message): void {
-    if (from.ackedAt === null && ((m.type === MessageType.AppResp && !m.reject && m.index > 0) || (m.type === MessageType.SnapStatus && !m.reject))) from.ackedAt = this.q.now;
+    if (
+      from.ackedAt === null &&
+      ((m.type === MessageType.AppResp && !m.reject && m.index > 0) || (m.type === MessageType.SnapStatus && !m.reject))
+    )
+      from.ackedAt = this.q.now;
     if (m.type !== MessageType.App) return;
     for (const e of m.entries) {
       if (e.type !== EntryType.ConfChange) continue;
@@ -318,7 +338,10 @@ export class SimCluster {
 
   /** Crashes that land right after a node sent an acknowledgement, a vote or entries: what it sent must be durable. */
   private maybeCrashAfterSend(from: SimNode, m: Message): void {
-    const eligible = (m.type === MessageType.AppResp && !m.reject) || (m.type === MessageType.VoteResp && !m.reject) || (m.type === MessageType.App && m.entries.length > 0);
+    const eligible =
+      (m.type === MessageType.AppResp && !m.reject) ||
+      (m.type === MessageType.VoteResp && !m.reject) ||
+      (m.type === MessageType.App && m.entries.length > 0);
     if (eligible) this.maybeCrashAfter(from, `sending ${MessageType[m.type]} to ${m.to}`);
   }
 
@@ -326,7 +349,13 @@ export class SimCluster {
   private maybeCrashAfter(node: SimNode, what: string): void {
     const mix = this.opts.mix;
     // At most one such crash per election timeout, so the cluster also makes progress to lose.
-    if (mix.crashAfterSend === 0 || !this.inFaultPhase || this.q.now - this.lastSendCrashAt < 10 * TICK_MS || !this.rng.chance(mix.crashAfterSend)) return;
+    if (
+      mix.crashAfterSend === 0 ||
+      !this.inFaultPhase ||
+      this.q.now - this.lastSendCrashAt < 10 * TICK_MS ||
+      !this.rng.chance(mix.crashAfterSend)
+    )
+      return;
     this.lastSendCrashAt = this.q.now;
     const all = this.rng.chance(mix.powerLoss);
     this.q.schedule(0, () => {
@@ -337,14 +366,18 @@ export class SimCluster {
 
   private transmit(m: Message): void {
     if (this.isBlocked(m.from, m.to) || (this.net.loss > 0 && this.rng.chance(this.net.loss))) {
-      if (this.opts.traceMessages || (this.opts.trace && ELECTION_MESSAGES.has(m.type))) this.trace(`drop ${MessageType[m.type]} ${m.from}->${m.to}`);
+      if (this.opts.traceMessages || (this.opts.trace && ELECTION_MESSAGES.has(m.type)))
+        this.trace(`drop ${MessageType[m.type]} ${m.from}->${m.to}`);
       return;
     }
     const copy: Message = { ...m, entries: [...m.entries] };
     this.q.schedule(this.netDelay(), () => {
       const to = this.nodes.get(copy.to);
       if (!to?.alive || !to.replica || this.isBlocked(copy.from, copy.to)) return;
-      if (this.opts.traceMessages || (this.opts.trace && ELECTION_MESSAGES.has(copy.type))) this.trace(`${MessageType[copy.type]} ${copy.from}->${copy.to} t${copy.term} i${copy.index} n${copy.entries.length} c${copy.commit}${copy.reject ? ' reject' : ''}`);
+      if (this.opts.traceMessages || (this.opts.trace && ELECTION_MESSAGES.has(copy.type)))
+        this.trace(
+          `${MessageType[copy.type]} ${copy.from}->${copy.to} t${copy.term} i${copy.index} n${copy.entries.length} c${copy.commit}${copy.reject ? ' reject' : ''}`,
+        );
       to.replica.receive([copy]);
     });
   }
@@ -352,7 +385,8 @@ export class SimCluster {
   private netDelay(): number {
     const [lo, hi] = this.net.delayMs;
     let delay = lo + this.rng.next() * (hi - lo);
-    if (this.net.spikeChance > 0 && this.rng.chance(this.net.spikeChance)) delay += this.net.spikeMs[0] + this.rng.next() * (this.net.spikeMs[1] - this.net.spikeMs[0]);
+    if (this.net.spikeChance > 0 && this.rng.chance(this.net.spikeChance))
+      delay += this.net.spikeMs[0] + this.rng.next() * (this.net.spikeMs[1] - this.net.spikeMs[0]);
     return delay;
   }
 
@@ -379,8 +413,10 @@ export class SimCluster {
     const rpc = <T>(serve: () => T, cb: (err: Error | null, v?: T) => void, lossy: boolean) => {
       host.schedule(2 * this.netDelay() + 0.5, () => {
         const src = this.nodes.get(from);
-        if (!src?.alive || this.isBlocked(from, to) || this.isBlocked(to, from)) return cb(new Error(`${from} unreachable`));
-        if (lossy && this.inFaultPhase && this.opts.mix.chunkLoss > 0 && this.rng.chance(this.opts.mix.chunkLoss)) return cb(new Error(`chunk from ${from} lost`));
+        if (!src?.alive || this.isBlocked(from, to) || this.isBlocked(to, from))
+          return cb(new Error(`${from} unreachable`));
+        if (lossy && this.inFaultPhase && this.opts.mix.chunkLoss > 0 && this.rng.chance(this.opts.mix.chunkLoss))
+          return cb(new Error(`chunk from ${from} lost`));
         let v: T;
         try {
           v = serve();
@@ -395,7 +431,8 @@ export class SimCluster {
         rpc(
           () => {
             const s = this.nodes.get(from)!.disk.snapshot;
-            if (s.meta.index < minIndex) throw new Error(`${from} has no snapshot at ${minIndex} (newest ${s.meta.index})`);
+            if (s.meta.index < minIndex)
+              throw new Error(`${from} has no snapshot at ${minIndex} (newest ${s.meta.index})`);
             return manifestOf(s);
           },
           cb,
@@ -408,7 +445,13 @@ export class SimCluster {
             const file = s?.image.files.find((x) => x.name === f.file);
             if (!file) throw new Error(`${from}: snapshot ${index} has no file ${f.file} (any more)`);
             const bytes = file.bytes.slice(offset, offset + length);
-            if (this.inFaultPhase && bytes.byteLength > 0 && this.opts.mix.chunkCorrupt > 0 && this.rng.chance(this.opts.mix.chunkCorrupt)) bytes[this.rng.int(0, bytes.byteLength)]! ^= 0x20;
+            if (
+              this.inFaultPhase &&
+              bytes.byteLength > 0 &&
+              this.opts.mix.chunkCorrupt > 0 &&
+              this.rng.chance(this.opts.mix.chunkCorrupt)
+            )
+              bytes[this.rng.int(0, bytes.byteLength)]! ^= 0x20;
             return bytes;
           },
           cb,
@@ -454,7 +497,8 @@ export class SimCluster {
         else {
           const id = seq++;
           const data = new TextEncoder().encode(`c${cid}:${id}`);
-          const useTerm = this.opts.mix.expectedTerm && believedTerm !== undefined && this.rng.chance(0.3) ? believedTerm : undefined;
+          const useTerm =
+            this.opts.mix.expectedTerm && believedTerm !== undefined && this.rng.chance(0.3) ? believedTerm : undefined;
           pending.set(id, { deadline: now + 2000 });
           node.replica.propose(data, useTerm, (err, res) => {
             pending.delete(id);
@@ -465,8 +509,10 @@ export class SimCluster {
               this.maybeCrashAfter(node, `acknowledged write ${res.index}`);
               return;
             }
-            if (err?.errorName === 'NOT_LEADER' && err.details.leaderId && this.nodes.get(err.details.leaderId)?.exists) target = err.details.leaderId;
-            else if (err?.errorName === 'NOT_LEADER' || err?.errorName === 'TERM_MISMATCH') target = this.rng.pick(this.ids);
+            if (err?.errorName === 'NOT_LEADER' && err.details.leaderId && this.nodes.get(err.details.leaderId)?.exists)
+              target = err.details.leaderId;
+            else if (err?.errorName === 'NOT_LEADER' || err?.errorName === 'TERM_MISMATCH')
+              target = this.rng.pick(this.ids);
             if (err?.errorName === 'TERM_MISMATCH') believedTerm = undefined;
           });
           if (this.rng.chance(0.1)) this.linearizableRead(node);
@@ -485,8 +531,10 @@ export class SimCluster {
     replica.readIndex((err, index) => {
       if (err || index === undefined) return;
       this.stats.reads++;
-      if (index < mustSee) this.checker.violate(`linearizability: read on ${node.id} at index ${index} misses write acked at ${mustSee}`);
-      if (replica.appliedIndex < index) this.checker.violate(`read served on ${node.id} before index ${index} was applied`);
+      if (index < mustSee)
+        this.checker.violate(`linearizability: read on ${node.id} at index ${index} misses write acked at ${mustSee}`);
+      if (replica.appliedIndex < index)
+        this.checker.violate(`read served on ${node.id} before index ${index} was applied`);
     });
   }
 
@@ -533,7 +581,8 @@ export class SimCluster {
   leader(): NodeId | undefined {
     let best: { id: NodeId; term: number } | undefined;
     for (const n of this.nodes.values()) {
-      if (n.alive && n.replica?.isLeader && (!best || n.replica.term > best.term)) best = { id: n.id, term: n.replica.term };
+      if (n.alive && n.replica?.isLeader && (!best || n.replica.term > best.term))
+        best = { id: n.id, term: n.replica.term };
     }
     return best?.id;
   }
@@ -543,12 +592,15 @@ export class SimCluster {
     const lead = this.leader();
     if (lead) return this.node(lead).replica!.rawNode.conf();
     let best: SimNode | undefined;
-    for (const n of this.nodes.values()) if (n.alive && n.replica && (!best || n.replica.term > best.replica!.term)) best = n;
+    for (const n of this.nodes.values())
+      if (n.alive && n.replica && (!best || n.replica.term > best.replica!.term)) best = n;
     return best?.replica?.rawNode.conf();
   }
 
   private checkLogs(): void {
-    this.checker.checkLogMatching([...this.nodes.values()].filter((n) => n.exists).map((n) => ({ id: n.id, log: n.disk.log })));
+    this.checker.checkLogMatching(
+      [...this.nodes.values()].filter((n) => n.exists).map((n) => ({ id: n.id, log: n.disk.log })),
+    );
   }
 
   // ---------------------------------------------------------------- the checks read off each step
@@ -580,9 +632,24 @@ export class SimCluster {
         this.checker.onCampaign(n.id, r.state, r.conf);
         if (r.state === StateType.Leader) {
           this.stats.elections++;
-          this.checker.onLeader(n.id, r.term, r.conf, n.disk.log, raw.lastIndex(), (i) => raw.termAt(i), this.durable, direct);
+          this.checker.onLeader(
+            n.id,
+            r.term,
+            r.conf,
+            n.disk.log,
+            raw.lastIndex(),
+            (i) => raw.termAt(i),
+            this.durable,
+            direct,
+          );
         }
-        this.watches.set(n.id, { incarnation: n.incarnation, term: r.term, state: r.state, commit: raw.committedIndex(), conf: r.conf });
+        this.watches.set(n.id, {
+          incarnation: n.incarnation,
+          term: r.term,
+          state: r.state,
+          commit: raw.committedIndex(),
+          conf: r.conf,
+        });
         continue;
       }
       if (r.state !== StateType.Leader) continue;
@@ -600,7 +667,13 @@ export class SimCluster {
     const log = node.disk.log;
     const first = log.firstIndex();
     this.trace(`RESET ${node.id}: commits (${committed}, ${last}] by fiat`);
-    this.checker.onReset(node.id, node.replica!.term, committed, first, first <= last ? log.entries(first, last + 1, Infinity) : []);
+    this.checker.onReset(
+      node.id,
+      node.replica!.term,
+      committed,
+      first,
+      first <= last ? log.entries(first, last + 1, Infinity) : [],
+    );
   }
 
   // ---------------------------------------------------------------- running
@@ -649,12 +722,21 @@ export class SimCluster {
     const mix = o.mix;
     this.bootAll();
     this.startClients(2);
-    this.net = { loss: mix.loss, duplicate: mix.duplicate, delayMs: mix.delayMs, spikeChance: mix.spikeChance, spikeMs: mix.spikeMs };
+    this.net = {
+      loss: mix.loss,
+      duplicate: mix.duplicate,
+      delayMs: mix.delayMs,
+      spikeChance: mix.spikeChance,
+      spikeMs: mix.spikeMs,
+    };
     const faultsOn = mix.partitions || mix.asymmetric || mix.partial || mix.crashes;
     const scheduleFault = () => {
       if (!this.inFaultPhase) return;
       if (faultsOn) this.faultStep();
-      this.q.schedule(mix.faultEveryMs[0] + this.rng.next() * (mix.faultEveryMs[1] - mix.faultEveryMs[0]), scheduleFault);
+      this.q.schedule(
+        mix.faultEveryMs[0] + this.rng.next() * (mix.faultEveryMs[1] - mix.faultEveryMs[0]),
+        scheduleFault,
+      );
     };
     this.q.schedule(this.rng.int(100, 400), scheduleFault);
     this.operator.start();
@@ -704,7 +786,9 @@ export class SimCluster {
     const done = this.probe?.done ?? null;
     this.probe = null;
     if (this.checker.violations.length === 0 && done === null) {
-      this.checker.violate(`liveness: no leader committed a new proposal within ${windowMs} ms (leader now: ${this.leader() ?? 'none'})`);
+      this.checker.violate(
+        `liveness: no leader committed a new proposal within ${windowMs} ms (leader now: ${this.leader() ?? 'none'})`,
+      );
     }
     return done;
   }
@@ -713,7 +797,7 @@ export class SimCluster {
   private members(): SimNode[] {
     const conf = this.currentConf();
     const ids = conf ? confMembers(conf) : this.ids;
-    return ids.map((id) => this.nodes.get(id)).filter((n): n is SimNode => n !== undefined && n.exists);
+    return ids.map((id) => this.nodes.get(id)).filter((n): n is SimNode => n?.exists === true);
   }
 
   /**
@@ -724,7 +808,8 @@ export class SimCluster {
     this.stopClients();
     const deadline = this.q.now + maxMs;
     this.runUntil(Math.min(deadline, this.q.now + 300));
-    while (this.q.now < deadline && this.checker.violations.length === 0 && !this.converged()) this.runUntil(Math.min(deadline, this.q.now + 50));
+    while (this.q.now < deadline && this.checker.violations.length === 0 && !this.converged())
+      this.runUntil(Math.min(deadline, this.q.now + 50));
     this.settledAfterMs = maxMs - (deadline - this.q.now);
     this.finalChecks();
   }
@@ -732,14 +817,19 @@ export class SimCluster {
   private converged(): boolean {
     const ms = this.members();
     const first = ms[0]?.replica;
-    return first !== undefined && first !== null && ms.every((n) => n.replica !== null && n.replica.appliedIndex === first.appliedIndex);
+    return (
+      first !== undefined &&
+      first !== null &&
+      ms.every((n) => n.replica !== null && n.replica.appliedIndex === first.appliedIndex)
+    );
   }
 
   /** Convergence, log matching and acknowledged-write durability: run after a quiet period. */
   finalChecks(): void {
     if (this.checker.violations.length === 0) this.checkConvergence();
     this.checkLogs();
-    if (this.checker.violations.length === 0) this.checker.checkAcked((i) => this.members().every((n) => (n.replica?.appliedIndex ?? 0) >= i));
+    if (this.checker.violations.length === 0)
+      this.checker.checkAcked((i) => this.members().every((n) => (n.replica?.appliedIndex ?? 0) >= i));
   }
 
   /** After healing, proposes until one is acknowledged: the time that takes is the liveness figure. */
@@ -766,15 +856,24 @@ export class SimCluster {
   }
 
   checkConvergence(): void {
-    const applied = this.members().map((n) => ({ id: n.id, applied: n.replica?.appliedIndex ?? -1, hash: n.sm?.state.hash ?? -1, files: n.sm?.files.digest() ?? -1 }));
+    const applied = this.members().map((n) => ({
+      id: n.id,
+      applied: n.replica?.appliedIndex ?? -1,
+      hash: n.sm?.state.hash ?? -1,
+      files: n.sm?.files.digest() ?? -1,
+    }));
     const max = Math.max(...applied.map((a) => a.applied));
     const behind = applied.filter((a) => a.applied !== max);
     if (behind.length > 0) {
-      this.checker.violate(`convergence: after ${Math.round(this.settledAfterMs)} ms of quiet, applied indexes differ: ${applied.map((a) => `${a.id}=${a.applied}`).join(' ')}`);
+      this.checker.violate(
+        `convergence: after ${Math.round(this.settledAfterMs)} ms of quiet, applied indexes differ: ${applied.map((a) => `${a.id}=${a.applied}`).join(' ')}`,
+      );
       return;
     }
-    if (new Set(applied.map((a) => a.hash)).size > 1) this.checker.violate(`convergence: same applied index ${max} but different states`);
-    else if (new Set(applied.map((a) => a.files)).size > 1) this.checker.violate(`convergence: same applied index ${max} and state, but different files`);
+    if (new Set(applied.map((a) => a.hash)).size > 1)
+      this.checker.violate(`convergence: same applied index ${max} but different states`);
+    else if (new Set(applied.map((a) => a.files)).size > 1)
+      this.checker.violate(`convergence: same applied index ${max} and state, but different files`);
   }
 }
 
@@ -782,6 +881,9 @@ export function runSim(opts: SimOptions): SimResult {
   return new SimCluster(opts).run();
 }
 
-export function replayCommand(r: { seed: number; mix: string; nodes: number }, o: { bug?: OutsideModelBug | undefined; checks?: string | undefined } = {}): string {
+export function replayCommand(
+  r: { seed: number; mix: string; nodes: number },
+  o: { bug?: OutsideModelBug | undefined; checks?: string | undefined } = {},
+): string {
   return `npm run sim -- --seed ${r.seed} --mix ${r.mix} --nodes ${r.nodes}${o.bug ? ` --bug ${o.bug}` : ''}${o.checks && o.checks !== 'all' ? ` --checks ${o.checks}` : ''} --trace`;
 }

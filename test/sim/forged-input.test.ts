@@ -34,7 +34,9 @@ const forged: fc.Arbitrary<Forged> = fc
     atMs: fc.integer({ min: 200, max: 2500 }),
     to: fc.constantFrom(...IDS),
     fromOffset: fc.integer({ min: 1, max: 2 }),
-    type: fc.constantFrom(...Object.values(MessageType).filter((v): v is MessageType => typeof v === 'number' && v !== MessageType.None)),
+    type: fc.constantFrom(
+      ...Object.values(MessageType).filter((v): v is MessageType => typeof v === 'number' && v !== MessageType.None),
+    ),
     termDelta: fc.integer({ min: -2, max: 3 }),
     index: fc.integer({ min: 0, max: 400 }),
     logTermDelta: fc.integer({ min: -3, max: 0 }),
@@ -50,7 +52,10 @@ const forged: fc.Arbitrary<Forged> = fc
       }),
       { maxLength: 4 },
     ),
-    snapshot: fc.option(fc.record({ index: fc.integer({ min: 1, max: 450 }), termDelta: fc.integer({ min: -2, max: 0 }) }), { nil: null }),
+    snapshot: fc.option(
+      fc.record({ index: fc.integer({ min: 1, max: 450 }), termDelta: fc.integer({ min: -2, max: 0 }) }),
+      { nil: null },
+    ),
     context: fc.uint8Array({ maxLength: 12 }),
   })
   .map((r) => {
@@ -69,7 +74,15 @@ function materialize(f: Forged, receiverTerm: number): Message {
     // A configuration entry: either garbage bytes or a well-formed change that may not fit the configuration.
     const data =
       e.type === EntryType.ConfChange && !e.garbageConf
-        ? encodeConfChange({ changes: [{ op: e.data.byteLength % 3 === 0 ? ConfChangeOp.Remove : ConfChangeOp.AddVoter, peer: { id: IDS[e.data.byteLength % 3]!, address: 'sim://x' } }], leaveJoint: e.data.byteLength % 5 === 0 })
+        ? encodeConfChange({
+            changes: [
+              {
+                op: e.data.byteLength % 3 === 0 ? ConfChangeOp.Remove : ConfChangeOp.AddVoter,
+                peer: { id: IDS[e.data.byteLength % 3]!, address: 'sim://x' },
+              },
+            ],
+            leaveJoint: e.data.byteLength % 5 === 0,
+          })
         : e.data;
     return { term: t, index: f.index + 1 + i, type: e.type, data };
   });
@@ -87,33 +100,48 @@ function materialize(f: Forged, receiverTerm: number): Message {
     entries: f.type === MessageType.App ? entries : [],
     snapshot:
       f.type === MessageType.Snap && f.snapshot
-        ? { index: f.snapshot.index, term: Math.max(1, Math.min(term, term + f.snapshot.termDelta)), conf: { voters: [...IDS], votersOutgoing: [], learners: [] } }
+        ? {
+            index: f.snapshot.index,
+            term: Math.max(1, Math.min(term, term + f.snapshot.termDelta)),
+            conf: { voters: [...IDS], votersOutgoing: [], learners: [] },
+          }
         : null,
   });
 }
 
-describe('forged Raft input in a member\'s name (property)', function () {
+describe("forged Raft input in a member's name (property)", function () {
   this.timeout(300_000);
 
   it('arbitrary well-typed messages from members: no node throws, every node keeps its invariants', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 1_000_000 }), fc.array(forged, { minLength: 1, maxLength: 40 }), (seed, msgs) => {
-        const c = new SimCluster({ seed, nodes: 3, mix: MIXES.calm!, faultMs: 3000, livenessMs: 3000, settleMs: 1000 });
-        c.bootAll();
-        c.startClients(2);
-        for (const f of msgs) {
-          c.q.schedule(f.atMs, () => {
-            const node = c.nodes.get(f.to);
-            const replica = node?.replica;
-            if (!replica) return;
-            replica.receive([materialize(f, replica.term)]);
+      fc.property(
+        fc.integer({ min: 1, max: 1_000_000 }),
+        fc.array(forged, { minLength: 1, maxLength: 40 }),
+        (seed, msgs) => {
+          const c = new SimCluster({
+            seed,
+            nodes: 3,
+            mix: MIXES.calm!,
+            faultMs: 3000,
+            livenessMs: 3000,
+            settleMs: 1000,
           });
-        }
-        // Runs the cluster through the forged input and after it; any exception (an invariant violation
-        // included: the replicas check them after every step) fails the property.
-        c.runUntil(4000);
-        for (const id of IDS) expect(c.nodes.get(id)!.replica, `${id} still runs`).to.not.equal(null);
-      }),
+          c.bootAll();
+          c.startClients(2);
+          for (const f of msgs) {
+            c.q.schedule(f.atMs, () => {
+              const node = c.nodes.get(f.to);
+              const replica = node?.replica;
+              if (!replica) return;
+              replica.receive([materialize(f, replica.term)]);
+            });
+          }
+          // Runs the cluster through the forged input and after it; any exception (an invariant violation
+          // included: the replicas check them after every step) fails the property.
+          c.runUntil(4000);
+          for (const id of IDS) expect(c.nodes.get(id)!.replica, `${id} still runs`).to.not.equal(null);
+        },
+      ),
       { numRuns: Number(process.env.FORGED_RUNS ?? 60), seed: Number(process.env.FORGED_SEED ?? 20261130) },
     );
   });

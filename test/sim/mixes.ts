@@ -43,7 +43,13 @@ export interface FaultMix {
 }
 
 /** The network outside the fault phase. */
-export const CALM_NET = { loss: 0, duplicate: 0, delayMs: [0.2, 2] as [number, number], spikeChance: 0, spikeMs: [0, 0] as [number, number] };
+export const CALM_NET = {
+  loss: 0,
+  duplicate: 0,
+  delayMs: [0.2, 2] as [number, number],
+  spikeChance: 0,
+  spikeMs: [0, 0] as [number, number],
+};
 
 const base: FaultMix = {
   name: '',
@@ -69,7 +75,16 @@ const base: FaultMix = {
 
 export const MIXES: Record<string, FaultMix> = {
   calm: { ...base, name: 'calm' },
-  lossy: { ...base, name: 'lossy', loss: 0.15, duplicate: 0.05, delayMs: [0.2, 5], spikeChance: 0.05, spikeMs: [20, 120], chunkLoss: 0.05 },
+  lossy: {
+    ...base,
+    name: 'lossy',
+    loss: 0.15,
+    duplicate: 0.05,
+    delayMs: [0.2, 5],
+    spikeChance: 0.05,
+    spikeMs: [20, 120],
+    chunkLoss: 0.05,
+  },
   partition: { ...base, name: 'partition', partitions: true, loss: 0.02 },
   asymmetric: { ...base, name: 'asymmetric', asymmetric: true },
   partial: { ...base, name: 'partial', partial: true },
@@ -77,11 +92,38 @@ export const MIXES: Record<string, FaultMix> = {
   slowdisk: { ...base, name: 'slowdisk', slowDisk: true, delayMs: [0.2, 3] },
   // Crash-restart cycles faster than an election round, with partitions forcing elections, and crashes
   // right after a node acknowledges or votes: what it sent must already be durable.
-  crashfast: { ...base, name: 'crashfast', crashes: true, partitions: true, delayMs: [0.5, 6], restartMs: [1, 15], faultEveryMs: [15, 80], crashAfterSend: 0.01, powerLoss: 0.3 },
+  crashfast: {
+    ...base,
+    name: 'crashfast',
+    crashes: true,
+    partitions: true,
+    delayMs: [0.5, 6],
+    restartMs: [1, 15],
+    faultEveryMs: [15, 80],
+    crashAfterSend: 0.01,
+    powerLoss: 0.3,
+  },
   // Membership changes and transfers under crashes and partitions.
-  membership: { ...base, name: 'membership', membership: true, transfers: true, crashes: true, partitions: true, loss: 0.02, crashMidInstall: 0.01 },
+  membership: {
+    ...base,
+    name: 'membership',
+    membership: true,
+    transfers: true,
+    crashes: true,
+    partitions: true,
+    loss: 0.02,
+    crashMidInstall: 0.01,
+  },
   // A majority lost for good, the survivor reset, fresh nodes added back; crashes keep going.
-  reset: { ...base, name: 'reset', resetPeers: true, membership: true, crashes: true, restartMs: [5, 200], chunkLoss: 0.02 },
+  reset: {
+    ...base,
+    name: 'reset',
+    resetPeers: true,
+    membership: true,
+    crashes: true,
+    restartMs: [5, 200],
+    chunkLoss: 0.02,
+  },
   chaos: {
     ...base,
     name: 'chaos',
@@ -157,9 +199,22 @@ export function describeMix(m: FaultMix): string {
   if (m.loss > 0) on.push(`loss=${m.loss.toFixed(3)}`);
   if (m.duplicate > 0) on.push(`dup=${m.duplicate.toFixed(3)}`);
   if (m.spikeChance > 0) on.push(`spikes=${m.spikeChance.toFixed(3)}`);
-  for (const k of ['partitions', 'asymmetric', 'partial', 'crashes', 'slowDisk', 'membership', 'transfers', 'resetPeers'] as const) if (m[k]) on.push(k);
+  for (const k of [
+    'partitions',
+    'asymmetric',
+    'partial',
+    'crashes',
+    'slowDisk',
+    'membership',
+    'transfers',
+    'resetPeers',
+  ] as const)
+    if (m[k]) on.push(k);
   if (m.crashes) on.push(`restart=${m.restartMs[0]}-${Math.round(m.restartMs[1])}ms`);
-  if (m.crashAfterSend > 0) on.push(`crashAfterSend=${m.crashAfterSend.toFixed(4)}${m.powerLoss > 0 ? ` powerLoss=${m.powerLoss.toFixed(2)}` : ''}`);
+  if (m.crashAfterSend > 0)
+    on.push(
+      `crashAfterSend=${m.crashAfterSend.toFixed(4)}${m.powerLoss > 0 ? ` powerLoss=${m.powerLoss.toFixed(2)}` : ''}`,
+    );
   if (m.chunkLoss > 0) on.push(`chunkLoss=${m.chunkLoss.toFixed(3)}`);
   if (m.chunkCorrupt > 0) on.push(`chunkCorrupt=${m.chunkCorrupt.toFixed(3)}`);
   if (m.crashMidInstall > 0) on.push(`crashMidInstall=${m.crashMidInstall.toFixed(3)}`);

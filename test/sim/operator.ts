@@ -52,7 +52,7 @@ export class SimOperator {
   }
 
   private stillRunning(f: InFlight | null): InFlight | null {
-    return f && f.node.alive && f.node.incarnation === f.incarnation ? f : null;
+    return f?.node.alive && f.node.incarnation === f.incarnation ? f : null;
   }
 
   private step(): void {
@@ -117,7 +117,11 @@ export class SimOperator {
         return this.changePeers(lead, conf, [...voters, this.joiner().id]);
       case 'remove': {
         const [v] = victims(1);
-        return this.changePeers(lead, conf, voters.filter((x) => x !== v));
+        return this.changePeers(
+          lead,
+          conf,
+          voters.filter((x) => x !== v),
+        );
       }
       case 'replace': {
         const [v] = victims(1);
@@ -125,7 +129,11 @@ export class SimOperator {
       }
       case 'replace-two': {
         const vs = victims(2);
-        return this.changePeers(lead, conf, [...voters.filter((x) => !vs.includes(x)), this.joiner().id, this.joiner().id]);
+        return this.changePeers(lead, conf, [
+          ...voters.filter((x) => !vs.includes(x)),
+          this.joiner().id,
+          this.joiner().id,
+        ]);
       }
       case 'learner': {
         const n = this.joiner();
@@ -141,7 +149,9 @@ export class SimOperator {
 
   /** One raw configuration change, proposed as is. */
   private single(lead: SimNode, op: ConfChangeOp, id: NodeId): void {
-    this.c.trace(`OPERATOR ${op === ConfChangeOp.AddLearner ? 'add learner' : 'remove'} ${id} (single step on ${lead.id})`);
+    this.c.trace(
+      `OPERATOR ${op === ConfChangeOp.AddLearner ? 'add learner' : 'remove'} ${id} (single step on ${lead.id})`,
+    );
     lead.replica!.proposeConfChange({ changes: [{ op, peer: peer(id) }], leaveJoint: false }, (err) => {
       if (err) this.c.trace(`OPERATOR single step on ${id}: ${err.errorName} ${err.message}`);
     });
@@ -240,7 +250,9 @@ export class SimOperator {
       if (err) return this.c.trace(`OPERATOR reset-peers failed: ${err.errorName} ${err.message}`);
       r.done = true;
       this.c.stats.resets++;
-      this.c.trace(`OPERATOR reset-peers done: snapshot ${res!.index}, committed by fiat (${res!.committedBefore}, ${res!.lastIndexBefore}]`);
+      this.c.trace(
+        `OPERATOR reset-peers done: snapshot ${res!.index}, committed by fiat (${res!.committedBefore}, ${res!.lastIndexBefore}]`,
+      );
     });
   }
 
@@ -257,7 +269,8 @@ export class SimOperator {
     }
     const fresh: NodeId[] = [];
     // Reuse joiners a failed attempt left behind (still learners), else start new ones.
-    for (const id of conf.learners) if (fresh.length + conf.voters.length < this.c.initialSize && this.c.node(id).exists) fresh.push(id);
+    for (const id of conf.learners)
+      if (fresh.length + conf.voters.length < this.c.initialSize && this.c.node(id).exists) fresh.push(id);
     while (conf.voters.length + fresh.length < this.c.initialSize) fresh.push(this.joiner().id);
     this.changePeers(lead, conf, [...conf.voters, ...fresh]);
   }

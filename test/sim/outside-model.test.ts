@@ -6,9 +6,24 @@ import { expect } from 'chai';
 import { mixFor, runSim } from './cluster.js';
 import type { OutsideModelBug, SimOptions } from './cluster.js';
 
-function firstViolation(bug: OutsideModelBug, mix: string, nodes: number, maxSeeds: number, checks: SimOptions['checks'] = 'all'): { seed: number; violation: string } | null {
+function firstViolation(
+  bug: OutsideModelBug,
+  mix: string,
+  nodes: number,
+  maxSeeds: number,
+  checks: SimOptions['checks'] = 'all',
+): { seed: number; violation: string } | null {
   for (let seed = 1; seed <= maxSeeds; seed++) {
-    const r = runSim({ seed, nodes, mix: mixFor(mix, seed), faultMs: 3000, livenessMs: 3000, settleMs: 4000, bug, checks });
+    const r = runSim({
+      seed,
+      nodes,
+      mix: mixFor(mix, seed),
+      faultMs: 3000,
+      livenessMs: 3000,
+      settleMs: 4000,
+      bug,
+      checks,
+    });
     if (r.violations.length > 0) return { seed, violation: r.violations[0]! };
   }
   return null;

@@ -13,7 +13,9 @@ function arg(name: string): string | undefined {
 
 function usage(msg: string): never {
   console.error(`sim: ${msg}`);
-  console.error('usage: npm run sim -- [--seeds N] [--seed S] [--start S] [--nodes 3|5|both] [--mix NAME|all] [--fault-ms MS] [--bug B] [--checks all|outcomes] [--trace] [--trace-messages]');
+  console.error(
+    'usage: npm run sim -- [--seeds N] [--seed S] [--start S] [--nodes 3|5|both] [--mix NAME|all] [--fault-ms MS] [--bug B] [--checks all|outcomes] [--trace] [--trace-messages]',
+  );
   console.error(`mixes: ${Object.keys(MIXES).join(', ')}`);
   process.exit(2);
 }
@@ -34,10 +36,14 @@ if (!Number.isInteger(seeds) || seeds < 1) usage('--seeds must be a positive int
 if (!Number.isInteger(start)) usage('--seed/--start must be an integer');
 const nodeCounts = nodesArg === 'both' ? [3, 5] : [Number(nodesArg)];
 if (nodeCounts.some((n) => ![3, 5].includes(n))) usage('--nodes must be 3, 5 or both');
-const mixes: string[] = mixArg === 'all' ? Object.keys(MIXES) : mixArg.split(',').map((m) => (MIXES[m] ? m : usage(`unknown mix ${m}`)));
+const mixes: string[] =
+  mixArg === 'all' ? Object.keys(MIXES) : mixArg.split(',').map((m) => (MIXES[m] ? m : usage(`unknown mix ${m}`)));
 
 const t0 = Date.now();
-const byMix = new Map<string, { runs: number; failed: number; acked: number; liveness: number[]; firstFailed: number | null }>();
+const byMix = new Map<
+  string,
+  { runs: number; failed: number; acked: number; liveness: number[]; firstFailed: number | null }
+>();
 const failures: SimResult[] = [];
 let done = 0;
 const total = seeds;
@@ -73,7 +79,9 @@ for (let k = 0; k < seeds; k++) {
   byMix.set(mix.name, m);
   done++;
   if (!single && (done % 100 === 0 || done === total)) {
-    process.stdout.write(`sim: ${done}/${total} seeds, ${failures.length} failed, ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
+    process.stdout.write(
+      `sim: ${done}/${total} seeds, ${failures.length} failed, ${((Date.now() - t0) / 1000).toFixed(1)}s\n`,
+    );
   }
   if (single) console.log(JSON.stringify(r.stats));
 }
@@ -82,7 +90,11 @@ for (const [name, m] of byMix) {
   const l = [...m.liveness].sort((a, b) => a - b);
   const med = l.length ? l[Math.floor(l.length / 2)] : '-';
   const max = l.length ? l[l.length - 1] : '-';
-  console.log(`${name.padEnd(10)} ${String(m.runs).padStart(5)} ${String(m.failed).padStart(7)} ${String(m.firstFailed ?? '-').padStart(6)} ${String(Math.round(m.acked / m.runs)).padStart(10)}  ${med}/${max}`);
+  console.log(
+    `${name.padEnd(10)} ${String(m.runs).padStart(5)} ${String(m.failed).padStart(7)} ${String(m.firstFailed ?? '-').padStart(6)} ${String(Math.round(m.acked / m.runs)).padStart(10)}  ${med}/${max}`,
+  );
 }
-console.log(`${seeds} seeds (${start}..${start + seeds - 1}), nodes ${nodeCounts.join('+')}, ${((Date.now() - t0) / 1000).toFixed(1)}s: ${failures.length === 0 ? 'all passed' : `${failures.length} FAILED`}`);
+console.log(
+  `${seeds} seeds (${start}..${start + seeds - 1}), nodes ${nodeCounts.join('+')}, ${((Date.now() - t0) / 1000).toFixed(1)}s: ${failures.length === 0 ? 'all passed' : `${failures.length} FAILED`}`,
+);
 process.exit(failures.length === 0 ? 0 : 1);

@@ -16,7 +16,13 @@ function noViolations(c: SimCluster): void {
 }
 
 /** A cluster booted, with `clients` clients writing, run to untilMs. */
-function running(seed: number, clients: number, untilMs: number, nodes = 3, over: Partial<SimOptions> = {}): SimCluster {
+function running(
+  seed: number,
+  clients: number,
+  untilMs: number,
+  nodes = 3,
+  over: Partial<SimOptions> = {},
+): SimCluster {
   const c = cluster(seed, nodes, over);
   c.bootAll();
   c.startClients(clients);
@@ -77,7 +83,7 @@ describe('simulated scenarios', () => {
     settled(c);
   });
 
-  it('SlowLeaderDiskDoesNotStopHeartbeats: the leader\'s own fsync takes 200 ms; it keeps leading and committing', () => {
+  it("SlowLeaderDiskDoesNotStopHeartbeats: the leader's own fsync takes 200 ms; it keeps leading and committing", () => {
     const c = running(12, 2, 500);
     const lead = c.leader()!;
     c.node(lead).disk.latencyMs = [150, 250];
@@ -241,7 +247,11 @@ describe('simulated scenarios', () => {
   });
 
   it('ChunkedInstallSurvivesCrashes: a follower that crashes in the middle of every snapshot install gets one once the crashes stop', () => {
-    const c = running(36, 2, 200, 3, { mix: { ...MIXES.calm!, crashMidInstall: 1, restartMs: [5, 20] }, faultMs: 2000, replica: { snapshotEntries: 20, keepEntriesAfterSnapshot: 0 } });
+    const c = running(36, 2, 200, 3, {
+      mix: { ...MIXES.calm!, crashMidInstall: 1, restartMs: [5, 20] },
+      faultMs: 2000,
+      replica: { snapshotEntries: 20, keepEntriesAfterSnapshot: 0 },
+    });
     const follower = c.node(['n1', 'n2', 'n3'].find((x) => x !== c.leader())!);
     c.crash(follower);
     c.runUntil(1200);

@@ -10,7 +10,12 @@ import { NONE } from '../../src/raft/types.js';
 import type { ReplicaLog, ReplicaStateMachine, StagedSnapshot } from '../../src/replica/env.js';
 import type { Prng } from '../../src/prng.js';
 import { fetchSnapshot } from '../../journalnode/state/snapshot-fetch.js';
-import type { FetchSink, FetchSource, ManifestSummary, SnapshotFileRef } from '../../journalnode/state/snapshot-fetch.js';
+import type {
+  FetchSink,
+  FetchSource,
+  ManifestSummary,
+  SnapshotFileRef,
+} from '../../journalnode/state/snapshot-fetch.js';
 import { SimFiles } from './sim-files.js';
 import type { FileImage, FileLayout } from './sim-files.js';
 
@@ -309,7 +314,14 @@ export class SimStateMachine implements ReplicaStateMachine<number> {
   fetchSnapshot(from: NodeId, meta: SnapshotMeta, done: (err: Error | null, staged?: StagedSnapshot) => void): void {
     const sink = new MemorySink(this.id, this.files, this.disk, this.host, this.net);
     fetchSnapshot<SimManifest>(
-      { from, minIndex: meta.index, maxChunkBytes: this.net.maxChunkBytes, source: this.net.source(this.id, from, this.host), sink, summarize },
+      {
+        from,
+        minIndex: meta.index,
+        maxChunkBytes: this.net.maxChunkBytes,
+        source: this.net.source(this.id, from, this.host),
+        sink,
+        summarize,
+      },
       (err, m) => {
         if (!this.host.alive()) return;
         if (err || !m) return done(err ?? new Error('fetch failed'));
@@ -323,7 +335,10 @@ export class SimStateMachine implements ReplicaStateMachine<number> {
   installSnapshot(staged: StagedSnapshot, done: (err: Error | null) => void): void {
     const s = staged as SimStaged;
     const problem = SimFiles.problem(s.image.files, s.image.commands);
-    if (problem) this.observer.violate(`snapshot install on ${this.id}: the files of snapshot ${s.meta.index} do not fit its state: ${problem}`);
+    if (problem)
+      this.observer.violate(
+        `snapshot install on ${this.id}: the files of snapshot ${s.meta.index} do not fit its state: ${problem}`,
+      );
     this.state = { hash: s.image.hash, commands: s.image.commands };
     this.files = SimFiles.restore(this.layout, s.image.files, s.image.commands);
     this.host.schedule(diskDelay(this.disk, this.host), () => {

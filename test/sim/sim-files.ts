@@ -50,7 +50,14 @@ export class SimFiles {
       const inProgress = parsed.last === null;
       const buf = inProgress ? Uint8Array.from(im.bytes) : im.bytes;
       // Only a finalized file's CRC stays true: an in-progress one grows.
-      f.files.push({ name: im.name, first: parsed.first, buf, sizeBytes: im.bytes.byteLength, inProgress, ...(inProgress ? {} : { crc32: im.crc32 }) });
+      f.files.push({
+        name: im.name,
+        first: parsed.first,
+        buf,
+        sizeBytes: im.bytes.byteLength,
+        inProgress,
+        ...(inProgress ? {} : { crc32: im.crc32 }),
+      });
     }
     return f;
   }
@@ -58,7 +65,7 @@ export class SimFiles {
   append(txid: number, data: Uint8Array): void {
     this.lastTxid = txid;
     let cur = this.files[this.files.length - 1];
-    if (!cur || !cur.inProgress) {
+    if (!cur?.inProgress) {
       cur = { name: naming.inProgress(txid), first: txid, buf: new Uint8Array(64), sizeBytes: 0, inProgress: true };
       this.files.push(cur);
     }
@@ -74,7 +81,14 @@ export class SimFiles {
     cur.sizeBytes = need;
     if (txid - cur.first + 1 < this.layout.segmentTxns) return;
     const bytes = cur.buf.slice(0, cur.sizeBytes);
-    this.files[this.files.length - 1] = { name: naming.closed(cur.first, txid), first: cur.first, buf: bytes, sizeBytes: bytes.byteLength, inProgress: false, crc32: zlib.crc32(bytes) };
+    this.files[this.files.length - 1] = {
+      name: naming.closed(cur.first, txid),
+      first: cur.first,
+      buf: bytes,
+      sizeBytes: bytes.byteLength,
+      inProgress: false,
+      crc32: zlib.crc32(bytes),
+    };
     const finalized = this.files.length;
     if (finalized > this.layout.keepSegments) this.files.splice(0, finalized - this.layout.keepSegments);
   }
@@ -105,7 +119,8 @@ export class SimFiles {
       if (p.last === null && i !== images.length - 1) return `in-progress file ${images[i]!.name} is not the last`;
       expectFirst = (p.last ?? lastTxid) + 1;
     }
-    if (expectFirst !== null && expectFirst !== lastTxid + 1) return `files end at txid ${expectFirst - 1}, the state at ${lastTxid}`;
+    if (expectFirst !== null && expectFirst !== lastTxid + 1)
+      return `files end at txid ${expectFirst - 1}, the state at ${lastTxid}`;
     return null;
   }
 

@@ -22,7 +22,10 @@ describe(`seeded cluster simulation (${total} seeds)`, function () {
         const nodes = Math.floor(seed / names.length) % 2 === 0 ? 3 : 5;
         const r = runSim({ seed, nodes, mix: mixFor(name, seed), faultMs: 3000, livenessMs: 3000, settleMs: 4000 });
         acked += r.stats.acked;
-        if (r.violations.length > 0) failures.push(`SIM_SEED=${seed} nodes=${nodes} (${r.mixDescription}): ${r.violations[0]}\n    replay: ${replayCommand(r)}`);
+        if (r.violations.length > 0)
+          failures.push(
+            `SIM_SEED=${seed} nodes=${nodes} (${r.mixDescription}): ${r.violations[0]}\n    replay: ${replayCommand(r)}`,
+          );
       }
       expect(failures, failures.join('\n')).to.deep.equal([]);
       expect(acked, 'clients made progress').to.be.greaterThan(seedsFor(name) * 100);
@@ -37,7 +40,14 @@ describe(`seeded cluster simulation (${total} seeds)`, function () {
   ];
   for (const r of REGRESSIONS) {
     it(`regression SIM_SEED=${r.seed} (${r.mix}, ${r.nodes} nodes): ${r.what}`, () => {
-      const res = runSim({ seed: r.seed, nodes: r.nodes, mix: mixFor(r.mix, r.seed), faultMs: 3000, livenessMs: 3000, settleMs: 4000 });
+      const res = runSim({
+        seed: r.seed,
+        nodes: r.nodes,
+        mix: mixFor(r.mix, r.seed),
+        faultMs: 3000,
+        livenessMs: 3000,
+        settleMs: 4000,
+      });
       expect(res.violations, replayCommand(res)).to.deep.equal([]);
     });
   }

@@ -14,10 +14,21 @@ export interface OpenedWriter {
   lastTxId: number;
 }
 
-export async function startWriting(c: LocalCluster, ns: NamespaceInfo, o: Partial<QjmOptions> & { format?: boolean } = {}): Promise<OpenedWriter> {
+export async function startWriting(
+  c: LocalCluster,
+  ns: NamespaceInfo,
+  o: Partial<QjmOptions> & { format?: boolean } = {},
+): Promise<OpenedWriter> {
   const { format = true, ...opts } = o;
   await c.waitForLeader();
-  const q = new QuorumJournalManager({ journalId: 'ns1', peers: c.addresses, writerId: 'nn1', nsInfo: ns, ...(c.certsDir === null ? {} : { tls: c.tls('writer') }), ...opts });
+  const q = new QuorumJournalManager({
+    journalId: 'ns1',
+    peers: c.addresses,
+    writerId: 'nn1',
+    nsInfo: ns,
+    ...(c.certsDir === null ? {} : { tls: c.tls('writer') }),
+    ...opts,
+  });
   if (format) await q.format(ns);
   const { epoch, lastTxId } = await q.recoverUnfinalizedSegments();
   const out = await q.startLogSegment(lastTxId + 1, -64);

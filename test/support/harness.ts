@@ -8,7 +8,7 @@ import type { Ready } from '../../src/raft/raw-node.js';
 import { MemoryStorage } from '../../src/raft/memory-storage.js';
 import type { RaftConfig, ReadState } from '../../src/raft/raft.js';
 import { captureState, checkInvariants } from '../../src/raft/invariants.js';
-import { MessageType, NONE, StateType } from '../../src/raft/types.js';
+import { type MessageType, NONE, StateType } from '../../src/raft/types.js';
 import type { ConfState, Entry, HardState, Message, NodeId } from '../../src/raft/types.js';
 import { Prng } from '../../src/prng.js';
 import { confChangeCodec } from '../../src/transport/raft-codec.js';
@@ -107,7 +107,11 @@ export class Harness {
       if (n.holdPersist) {
         if (last || rd.persistedMessages.length > 0) {
           const prevHeld = n.held[n.held.length - 1];
-          n.held.push({ index: last?.index ?? prevHeld?.index ?? -1, term: last?.term ?? prevHeld?.term ?? -1, msgs: rd.persistedMessages });
+          n.held.push({
+            index: last?.index ?? prevHeld?.index ?? -1,
+            term: last?.term ?? prevHeld?.term ?? -1,
+            msgs: rd.persistedMessages,
+          });
         }
       } else {
         if (last) n.raw.persisted(last.index, last.term);
@@ -178,7 +182,7 @@ export class Harness {
   /** Advances time: every node ticks once and all messages settle, `ticks` times or until `until` holds. */
   run(ticks: number, until?: () => boolean): number {
     for (let i = 0; i < ticks; i++) {
-      if (until && until()) return i;
+      if (until?.()) return i;
       this.tickAll();
       this.deliverAll();
     }
@@ -246,7 +250,11 @@ export class Harness {
     const r = n.raw.raft;
     const index = r.log.applied;
     const term = r.log.term(index)!;
-    n.storage.setSnapshot({ index, term, conf: { voters: [...r.conf.voters], votersOutgoing: [...r.conf.votersOutgoing], learners: [...r.conf.learners] } });
+    n.storage.setSnapshot({
+      index,
+      term,
+      conf: { voters: [...r.conf.voters], votersOutgoing: [...r.conf.votersOutgoing], learners: [...r.conf.learners] },
+    });
     n.storage.compact(Math.max(n.storage.firstIndex() - 1, index - keepEntries));
   }
 

@@ -21,7 +21,12 @@ export function batchFrame(b: Batch): Buffer {
 }
 
 /** Opens a stream to `address`, writes `frames`, ends it; resolves with the node's answer. */
-export function streamOnce(client: Pick<HttpPools, 'openStream'>, address: string, frames: Buffer[], idleTimeoutMs = 10_000): Promise<{ status: number; body: string }> {
+export function streamOnce(
+  client: Pick<HttpPools, 'openStream'>,
+  address: string,
+  frames: Buffer[],
+  idleTimeoutMs = 10_000,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const s = client.openStream(address, RAFT_STREAM_PATH, RAFT_STREAM_CONTENT_TYPE, idleTimeoutMs, {
       onResponse: (status, body) => resolve({ status, body: body.toString() }),
@@ -37,11 +42,17 @@ export function streamOnce(client: Pick<HttpPools, 'openStream'>, address: strin
  * A stream written by hand on a plain socket (HTTP/1.1, chunked): `bytes` as the body, then either the final
  * chunk (end: true) or nothing more. Resolves with what the node answered and when the socket closed.
  */
-export function rawStream(address: string, bytes: Buffer, end: boolean): { answer: Promise<{ head: string; closedAtMs: number }>; socket: net.Socket } {
+export function rawStream(
+  address: string,
+  bytes: Buffer,
+  end: boolean,
+): { answer: Promise<{ head: string; closedAtMs: number }>; socket: net.Socket } {
   const { host, port } = splitHostPort(address);
   const socket = net.connect(port, host);
   socket.on('error', () => {});
-  socket.write(`POST ${RAFT_STREAM_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: ${RAFT_STREAM_CONTENT_TYPE}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+  socket.write(
+    `POST ${RAFT_STREAM_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: ${RAFT_STREAM_CONTENT_TYPE}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+  );
   if (bytes.byteLength > 0) {
     socket.write(`${bytes.byteLength.toString(16)}\r\n`);
     socket.write(bytes);

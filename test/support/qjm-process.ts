@@ -18,8 +18,13 @@ export interface QjmRun {
 /** bin/qjm with `args`, as `user` of the cluster (its certificate), within timeoutMs. */
 export function runQjm(c: LocalCluster, args: string[], user = 'admin', timeoutMs = 120_000): Promise<QjmRun> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(BIN_DIR, 'qjm.js'), ...args], { timeout: timeoutMs, env: { ...process.env, ...c.qjmEnv(user) } }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, out: stdout, err: stderr });
-    });
+    execFile(
+      process.execPath,
+      [path.join(BIN_DIR, 'qjm.js'), ...args],
+      { timeout: timeoutMs, env: { ...process.env, ...c.qjmEnv(user) } },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, out: stdout, err: stderr });
+      },
+    );
   });
 }

@@ -12,7 +12,9 @@ import type { JournalNode } from '../../journalnode/journal-node.js';
 import { waitFor } from './async.js';
 
 /** Starts the node; `dir` is its data directory (the caller removes it after node.stop()). */
-export async function startSingleNode(over: Partial<JournalNodeConfig> = {}): Promise<{ node: JournalNode; dir: string }> {
+export async function startSingleNode(
+  over: Partial<JournalNodeConfig> = {},
+): Promise<{ node: JournalNode; dir: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-node-'));
   const config = validateConfig({
     ...DEFAULTS,

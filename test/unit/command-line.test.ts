@@ -19,7 +19,12 @@ const SPEC = {
   },
 } as const satisfies CommandSpec;
 
-const WITH_FILE = { name: 'tool dump', summary: 'Reads a file.', positionals: [{ name: 'FILE', description: 'the file' }], flags: {} } as const satisfies CommandSpec;
+const WITH_FILE = {
+  name: 'tool dump',
+  summary: 'Reads a file.',
+  positionals: [{ name: 'FILE', description: 'the file' }],
+  flags: {},
+} as const satisfies CommandSpec;
 
 function refusal(spec: CommandSpec, argv: string[], env: Record<string, string> = {}): string {
   return thrownMessage(() => parseCommand(spec, argv, env), UsageError, argv.join(' '));
@@ -28,9 +33,17 @@ function refusal(spec: CommandSpec, argv: string[], env: Record<string, string> 
 describe('command line: one strict parser', () => {
   it('parses typed flags: strings, non-negative integers, booleans, choices', () => {
     const p = parseCommand(SPEC, ['--peers', 'a:1', '--min-txid=5', '--force', '--format', 'hex'], {});
-    expect(p).to.deep.equal({ help: false, flags: { peers: 'a:1', 'min-txid': 5, format: 'hex', force: true }, positionals: [] });
+    expect(p).to.deep.equal({
+      help: false,
+      flags: { peers: 'a:1', 'min-txid': 5, format: 'hex', force: true },
+      positionals: [],
+    });
     const q = parseCommand(SPEC, ['--min-txid', '0'], { TEST_PEERS: 'b:2' });
-    expect(q).to.deep.equal({ help: false, flags: { peers: 'b:2', 'min-txid': 0, format: undefined, force: false }, positionals: [] });
+    expect(q).to.deep.equal({
+      help: false,
+      flags: { peers: 'b:2', 'min-txid': 0, format: undefined, force: false },
+      positionals: [],
+    });
   });
 
   const refused: [argv: string[], message: RegExp][] = [
@@ -54,8 +67,20 @@ describe('command line: one strict parser', () => {
   }
 
   it('a variadic last positional takes one or more', () => {
-    const spec = { name: 'tool node', summary: '', flags: {}, positionals: [{ name: 'ID', description: '' }, { name: 'HOST...', description: '', variadic: true }] } as const satisfies CommandSpec;
-    expect(parseCommand(spec, ['n1', 'a', 'b'], {})).to.deep.equal({ help: false, flags: {}, positionals: ['n1', 'a', 'b'] });
+    const spec = {
+      name: 'tool node',
+      summary: '',
+      flags: {},
+      positionals: [
+        { name: 'ID', description: '' },
+        { name: 'HOST...', description: '', variadic: true },
+      ],
+    } as const satisfies CommandSpec;
+    expect(parseCommand(spec, ['n1', 'a', 'b'], {})).to.deep.equal({
+      help: false,
+      flags: {},
+      positionals: ['n1', 'a', 'b'],
+    });
     expect(refusal(spec, ['n1'])).to.equal('missing HOST...');
   });
 
@@ -69,7 +94,8 @@ describe('command line: one strict parser', () => {
     expect(parseCommand(SPEC, ['--help'], {})).to.deep.equal({ help: true });
     expect(parseCommand(SPEC, ['-h'], {})).to.deep.equal({ help: true });
     const h = helpText(SPEC);
-    for (const flag of ['--peers', '--min-txid TXID', '--format text|hex', '--force', '--help']) expect(h).to.include(flag);
+    for (const flag of ['--peers', '--min-txid TXID', '--format text|hex', '--force', '--help'])
+      expect(h).to.include(flag);
     expect(usageLines(SPEC)).to.deep.equal(['tool cmd --peers VALUE --min-txid TXID [--format text|hex] [--force]']);
   });
 });
@@ -88,10 +114,14 @@ describe('qjm: flags per command', () => {
   it('an unknown flag is refused with the usage line, exit 2, before any node is contacted', async () => {
     const r = await qjm(['purge', ...peers, '--jid', 'ns1', '--min-txid', '5', '--dry-run', 'yes']);
     expect(r.code).to.equal(2);
-    expect(r.err).to.match(/^qjm purge: unknown flag --dry-run\nusage: qjm purge --peers HOST:PORT,\.\.\. --jid ID --min-txid TXID \[--certs-dir DIR\] \[--user NAME\] \[--insecure\] \[--timeout SECONDS\] \[--json\]/);
+    expect(r.err).to.match(
+      /^qjm purge: unknown flag --dry-run\nusage: qjm purge --peers HOST:PORT,\.\.\. --jid ID --min-txid TXID \[--certs-dir DIR\] \[--user NAME\] \[--insecure\] \[--timeout SECONDS\] \[--json\]/,
+    );
     const f = await qjm(['finalize', ...peers, '--jid', 'ns1', '--forse', 'yes']);
     expect(f.code).to.equal(2);
-    expect(f.err).to.match(/unknown flag --forse \(did you mean --force\?\)/).and.match(/usage: qjm finalize/);
+    expect(f.err)
+      .to.match(/unknown flag --forse \(did you mean --force\?\)/)
+      .and.match(/usage: qjm finalize/);
   });
 
   it('a boolean flag with a value is refused', async () => {
@@ -105,24 +135,32 @@ describe('qjm: flags per command', () => {
   it('a flag of another command is refused', async () => {
     const r = await qjm(['segments', ...peers, '--jid', 'ns1', '--force']);
     expect(r.code).to.equal(2);
-    expect(r.err).to.match(/unknown flag --force/).and.match(/usage: qjm segments/);
+    expect(r.err)
+      .to.match(/unknown flag --force/)
+      .and.match(/usage: qjm segments/);
   });
 
-  it('qjm <command> --help prints that command\'s flags; qjm --help the commands', async () => {
+  it("qjm <command> --help prints that command's flags; qjm --help the commands", async () => {
     const r = await qjm(['purge', '--help']);
     expect(r.code).to.equal(0);
-    expect(r.out).to.match(/^usage: qjm purge /).and.match(/--min-txid TXID +the first txid to keep \(required\)/);
+    expect(r.out)
+      .to.match(/^usage: qjm purge /)
+      .and.match(/--min-txid TXID +the first txid to keep \(required\)/);
     expect(r.out).to.not.match(/--force/);
     expect((await qjm(['help', 'tail'])).out).to.match(/--follow/);
     const o = await qjm(['--help']);
     expect(o.code).to.equal(0);
-    expect(o.out).to.match(/qjm <command> --help/).and.match(/^ {2}purge +Delete/m);
+    expect(o.out)
+      .to.match(/qjm <command> --help/)
+      .and.match(/^ {2}purge +Delete/m);
   });
 
   it('an unknown command exits 2 with the overview', async () => {
     const r = await qjm(['frobnicate']);
     expect(r.code).to.equal(2);
-    expect(r.err).to.match(/unknown command "frobnicate"/).and.match(/^ {2}status /m);
+    expect(r.err)
+      .to.match(/unknown command "frobnicate"/)
+      .and.match(/^ {2}status /m);
   });
 
   it('without a client certificate or --insecure a command is refused with the fix, exit 2, before any node is contacted', async () => {
@@ -133,11 +171,25 @@ describe('qjm: flags per command', () => {
       const r = await qjm(['segments', ...peers, '--jid', 'ns1']);
       expect(r.code).to.equal(2);
       expect(r.err).to.match(/give --certs-dir D --user NAME \(or set QJM_CERTS_DIR and QJM_USER\), or --insecure/);
-      expect((await qjm(['segments', ...peers, '--jid', 'ns1', '--certs-dir', '/nonexistent'])).err).to.match(/--user NAME is required with --certs-dir/);
-      const missing = await qjm(['segments', ...peers, '--jid', 'ns1', '--certs-dir', '/nonexistent', '--user', 'alice']);
-      expect(missing.code, 'an unreadable certificate is the caller\'s to fix').to.equal(2);
+      expect((await qjm(['segments', ...peers, '--jid', 'ns1', '--certs-dir', '/nonexistent'])).err).to.match(
+        /--user NAME is required with --certs-dir/,
+      );
+      const missing = await qjm([
+        'segments',
+        ...peers,
+        '--jid',
+        'ns1',
+        '--certs-dir',
+        '/nonexistent',
+        '--user',
+        'alice',
+      ]);
+      expect(missing.code, "an unreadable certificate is the caller's to fix").to.equal(2);
       expect(missing.err).to.match(/cannot read the CA certificate \/nonexistent\/ca\.crt/);
-      expect((await qjm(['status', ...peers, '--insecure'])).code, '--insecure gets as far as the (unreachable) node').to.equal(1);
+      expect(
+        (await qjm(['status', ...peers, '--insecure'])).code,
+        '--insecure gets as far as the (unreachable) node',
+      ).to.equal(1);
     } finally {
       if (saved.dir !== undefined) process.env.QJM_CERTS_DIR = saved.dir;
       if (saved.user !== undefined) process.env.QJM_USER = saved.user;
@@ -145,26 +197,43 @@ describe('qjm: flags per command', () => {
   });
 
   it('qjm cert create-node takes an ID and one or more HOSTs', async () => {
-    expect((await qjm(['cert', 'create-node', '--certs-dir', '/nonexistent', 'n1'])).err).to.match(/missing HOST\.\.\./);
+    expect((await qjm(['cert', 'create-node', '--certs-dir', '/nonexistent', 'n1'])).err).to.match(
+      /missing HOST\.\.\./,
+    );
     const r = await qjm(['cert', 'create-node', '--certs-dir', '/nonexistent', 'n1', '127.0.0.1', 'localhost']);
     expect(r.code, 'past the arguments: no CA there').to.equal(1);
     expect(r.err).to.match(/create the CA first: qjm cert create-ca/);
   });
 
   it('--timeout takes whole seconds, at least 1, on every command that talks to the cluster', async () => {
-    for (const cmd of ['status', 'segments --jid ns1', 'tail --jid ns1', 'change-peers --new-peers n1=127.0.0.1:1', 'snapshot', 'transfer-leader']) {
+    for (const cmd of [
+      'status',
+      'segments --jid ns1',
+      'tail --jid ns1',
+      'change-peers --new-peers n1=127.0.0.1:1',
+      'snapshot',
+      'transfer-leader',
+    ]) {
       const argv = [...cmd.split(' '), ...peers, '--insecure'];
       expect((await qjm([...argv, '--timeout', '0'])).err, cmd).to.match(/--timeout must be at least 1 \(seconds\)/);
       expect((await qjm([...argv, '--timeout', '1.5'])).err, cmd).to.match(/--timeout must be a non-negative integer/);
     }
-    expect((await qjm(['segments', '--help'])).out).to.match(/--timeout SECONDS +give up on a call to the cluster after SECONDS/);
+    expect((await qjm(['segments', '--help'])).out).to.match(
+      /--timeout SECONDS +give up on a call to the cluster after SECONDS/,
+    );
   });
 
   it('the retry report: one line a second at most, naming the node and the socket error, and the time left', () => {
     const lines: string[] = [];
     let now = 0;
-    const report = retryReporter((l) => lines.push(l), () => now);
-    const refused = makeError('UNAVAILABLE', '127.0.0.1:1: ECONNREFUSED', { node: '127.0.0.1:1', networkCode: 'ECONNREFUSED' });
+    const report = retryReporter(
+      (l) => lines.push(l),
+      () => now,
+    );
+    const refused = makeError('UNAVAILABLE', '127.0.0.1:1: ECONNREFUSED', {
+      node: '127.0.0.1:1',
+      networkCode: 'ECONNREFUSED',
+    });
     report(refused, 19_990);
     now = 400;
     report(refused, 19_590);

@@ -11,7 +11,9 @@ describe('crc32Range', () => {
     for (let i = 0; i < buf.length; i++) buf[i] = (i * 131 + 7) & 0xff;
     for (let start = 0; start <= 8; start++) {
       for (let len = 0; len <= 1100; len++) {
-        expect(crc32Range(buf, start, start + len), `[${start}, ${start + len})`).to.equal(zlib.crc32(buf.subarray(start, start + len)));
+        expect(crc32Range(buf, start, start + len), `[${start}, ${start + len})`).to.equal(
+          zlib.crc32(buf.subarray(start, start + len)),
+        );
       }
     }
   });

@@ -12,7 +12,10 @@ describe('demo namespace', () => {
     const rng = new Prng(7);
     let maxFiles = 0;
     for (let txid = 1; txid <= 5000; txid++) {
-      ns.apply(ns.randomOp(() => rng.next(), txid, { maxFiles: 50, maxDirs: 10 }), txid);
+      ns.apply(
+        ns.randomOp(() => rng.next(), txid, { maxFiles: 50, maxDirs: 10 }),
+        txid,
+      );
       maxFiles = Math.max(maxFiles, ns.files.size);
     }
     expect(maxFiles).to.equal(50);
@@ -22,7 +25,11 @@ describe('demo namespace', () => {
   it('without limits it grows (so the test above can fail)', () => {
     const ns = new Namespace();
     const rng = new Prng(7);
-    for (let txid = 1; txid <= 5000; txid++) ns.apply(ns.randomOp(() => rng.next(), txid), txid);
+    for (let txid = 1; txid <= 5000; txid++)
+      ns.apply(
+        ns.randomOp(() => rng.next(), txid),
+        txid,
+      );
     expect(ns.files.size).to.be.greaterThan(50);
     expect(ns.dirs.size).to.be.greaterThan(10);
   });

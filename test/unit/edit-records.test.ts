@@ -27,12 +27,29 @@ describe('edit records', () => {
     const good = encodeRecords(10, [rec('x'), rec('yy')]);
     const table: [string, () => Uint8Array, number, number, RegExp | null, string?][] = [
       ['a good batch', () => good, 10, 2, null],
-      ['a flipped data byte (CRC)', () => { const b = Buffer.from(good); b[b.length - 1]! ^= 1; return b; }, 10, 2, /CRC mismatch/],
+      [
+        'a flipped data byte (CRC)',
+        () => {
+          const b = Buffer.from(good);
+          b[b.length - 1]! ^= 1;
+          return b;
+        },
+        10,
+        2,
+        /CRC mismatch/,
+      ],
       ['a wrong first txid', () => good, 11, 2, /expected 11/],
       ['fewer records than declared', () => good, 10, 3, /runs past the end/],
       ['more bytes than declared records', () => good, 10, 1, /bytes after/],
       ['a truncated frame', () => good.subarray(0, good.length - 1), 10, 2, /past the end/],
-      ['a record over the size limit', () => encodeRecords(10, [new Uint8Array(2000)]), 10, 1, /over the limit/, 'TOO_LARGE'],
+      [
+        'a record over the size limit',
+        () => encodeRecords(10, [new Uint8Array(2000)]),
+        10,
+        1,
+        /over the limit/,
+        'TOO_LARGE',
+      ],
     ];
     for (const [name, mk, first, count, want, code] of table) {
       it(name, () => {

@@ -32,12 +32,14 @@ describe('ids: one rule per name', () => {
 
   it('node ids: 1-64 characters of [A-Za-z0-9._-]', () => {
     for (const ok of ['n1', 'jn-1.example_a', 'x'.repeat(64)]) expect(isNodeId(ok), ok).to.equal(true);
-    for (const bad of ['', 'x'.repeat(65), 'n 1', 'n/1', 'n=1', 7, null]) expect(isNodeId(bad), String(bad)).to.equal(false);
+    for (const bad of ['', 'x'.repeat(65), 'n 1', 'n/1', 'n=1', 7, null])
+      expect(isNodeId(bad), String(bad)).to.equal(false);
   });
 
   it('journal ids: 1-128 characters of [A-Za-z0-9._-], never "." or ".."', () => {
     for (const ok of ['ns1', '...', '.a', 'x'.repeat(128)]) expect(isJournalId(ok), ok).to.equal(true);
-    for (const bad of ['', '.', '..', 'x'.repeat(129), 'a/b', '../a', undefined]) expect(isJournalId(bad), String(bad)).to.equal(false);
+    for (const bad of ['', '.', '..', 'x'.repeat(129), 'a/b', '../a', undefined])
+      expect(isJournalId(bad), String(bad)).to.equal(false);
   });
 
   it('splitHostPort drops the brackets of an IPv6 host', () => {

@@ -5,7 +5,12 @@
 import { expect } from 'chai';
 import { qjournal } from '../../src/gen/proto.js';
 import { encodeRecords } from '../../src/edit-records.js';
-import { journalHeaderRoom, MalformedWriteRequestError, putJournalHeader, readWriteRequest } from '../../src/journal-write-wire.js';
+import {
+  journalHeaderRoom,
+  MalformedWriteRequestError,
+  putJournalHeader,
+  readWriteRequest,
+} from '../../src/journal-write-wire.js';
 
 const pb = qjournal.journal;
 
@@ -13,7 +18,13 @@ describe('journal write request on the wire', () => {
   describe('putJournalHeader', () => {
     const cases = [
       { jid: 'ns1', epoch: 1, segmentTxId: 1, firstTxId: 1, count: 1 },
-      { jid: 'x'.repeat(128), epoch: 2 ** 53 - 1, segmentTxId: 2 ** 53 - 1, firstTxId: 2 ** 53 - 1, count: 2 ** 32 - 1 },
+      {
+        jid: 'x'.repeat(128),
+        epoch: 2 ** 53 - 1,
+        segmentTxId: 2 ** 53 - 1,
+        firstTxId: 2 ** 53 - 1,
+        count: 2 ** 32 - 1,
+      },
       { jid: 'a.b-c_d', epoch: 300, segmentTxId: 129, firstTxId: 16_384, count: 127 },
     ];
     for (const c of cases) {
@@ -26,7 +37,13 @@ describe('journal write request on the wire', () => {
         expect(start, 'the header fits its room').to.be.at.least(0);
         const r = pb.WriteRequest.decode(buf.subarray(start));
         const op = r.command!.journal!;
-        expect([r.command!.jid, Number(op.epoch), Number(op.segmentTxid), Number(op.firstTxid), op.count]).to.deep.equal([c.jid, c.epoch, c.segmentTxId, c.firstTxId, c.count]);
+        expect([
+          r.command!.jid,
+          Number(op.epoch),
+          Number(op.segmentTxid),
+          Number(op.firstTxid),
+          op.count,
+        ]).to.deep.equal([c.jid, c.epoch, c.segmentTxId, c.firstTxId, c.count]);
         expect(Buffer.from(op.records!).equals(records)).to.equal(true);
         expect(Number(r.expectedTerm)).to.equal(0);
       });
@@ -46,7 +63,29 @@ describe('journal write request on the wire', () => {
     });
 
     it('skips fields it does not know, of every wire type; no command is null', () => {
-      const unknown = Buffer.from([(9 << 3) | 0, 0x96, 0x01, (10 << 3) | 1, 1, 2, 3, 4, 5, 6, 7, 8, (11 << 3) | 2, 2, 0xaa, 0xbb, (12 << 3) | 5, 1, 2, 3, 4]);
+      const unknown = Buffer.from([
+        (9 << 3) | 0,
+        0x96,
+        0x01,
+        (10 << 3) | 1,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        (11 << 3) | 2,
+        2,
+        0xaa,
+        0xbb,
+        (12 << 3) | 5,
+        1,
+        2,
+        3,
+        4,
+      ]);
       const withCommand = Buffer.concat([unknown, pb.WriteRequest.encode({ command }).finish()]);
       expect(Buffer.from(readWriteRequest(withCommand).commandBytes!).equals(commandBytes)).to.equal(true);
       expect(readWriteRequest(unknown)).to.deep.equal({ commandBytes: null, expectedTerm: 0 });

@@ -28,7 +28,9 @@ function importsOf(file: string): string[] {
   const out: string[] = [];
   for (const m of text.matchAll(/^(?:import|export)\s[^'";]*?from\s+'([^']+)'/gm)) {
     const spec = m[1]!;
-    out.push(spec.startsWith('.') ? path.relative(ROOT, path.resolve(path.dirname(file), spec)).replace(/\.js$/, '.ts') : spec);
+    out.push(
+      spec.startsWith('.') ? path.relative(ROOT, path.resolve(path.dirname(file), spec)).replace(/\.js$/, '.ts') : spec,
+    );
   }
   return out;
 }
@@ -48,36 +50,121 @@ const SHARED_SRC_FILES = fs
 const SECURITY_READERS = ['src/security/roles.ts', 'src/security/cert-files.ts', 'src/security/client-tls.ts'];
 
 /** What any part of the server may use: Node, its packages, the layers under it and the shared files of src/. */
-const NODE_BASE = ['node:', 'fastify', 'pino', 'prom-client', 'undici', 'src/raft/', 'src/replica/', 'src/storage/', 'src/transport/', 'src/gen/', ...SECURITY_READERS, ...SHARED_SRC_FILES];
+const NODE_BASE = [
+  'node:',
+  'fastify',
+  'pino',
+  'prom-client',
+  'undici',
+  'src/raft/',
+  'src/replica/',
+  'src/storage/',
+  'src/transport/',
+  'src/gen/',
+  ...SECURITY_READERS,
+  ...SHARED_SRC_FILES,
+];
 
 /** What the CLI, the demo and the bench may use: libqjm, the local cluster launcher and the shared files of src/. */
 const TOOL_BASE = ['node:', 'undici', 'libqjm/', 'src/gen/', ...SECURITY_READERS, ...SHARED_SRC_FILES];
 
 const RULES: Rule[] = [
   { folder: 'src/raft', allow: ['src/raft/', 'src/assert.ts', 'src/logger.ts', 'src/settings.ts'] },
-  { folder: 'src/replica', allow: ['src/replica/', 'src/raft/', 'src/transport/raft-codec.ts', 'src/errors.ts', 'src/settings.ts', 'src/logger.ts', 'src/assert.ts'] },
-  { folder: 'src/storage', allow: ['node:', 'src/storage/', 'src/raft/', 'src/replica/env.ts', 'src/gen/', 'src/logger.ts', 'src/assert.ts', 'src/segment-name.ts'] },
-  { folder: 'src/transport', allow: ['src/transport/', 'src/raft/types.ts', 'src/raft/bytes.ts', 'src/gen/', 'protobufjs'] },
-  { folder: 'src/security', allow: ['node:', 'src/security/', 'src/ids.ts', 'src/http-pool.ts', '@peculiar/x509', 'reflect-metadata'] },
+  {
+    folder: 'src/replica',
+    allow: [
+      'src/replica/',
+      'src/raft/',
+      'src/transport/raft-codec.ts',
+      'src/errors.ts',
+      'src/settings.ts',
+      'src/logger.ts',
+      'src/assert.ts',
+    ],
+  },
+  {
+    folder: 'src/storage',
+    allow: [
+      'node:',
+      'src/storage/',
+      'src/raft/',
+      'src/replica/env.ts',
+      'src/gen/',
+      'src/logger.ts',
+      'src/assert.ts',
+      'src/segment-name.ts',
+    ],
+  },
+  {
+    folder: 'src/transport',
+    allow: ['src/transport/', 'src/raft/types.ts', 'src/raft/bytes.ts', 'src/gen/', 'protobufjs'],
+  },
+  {
+    folder: 'src/security',
+    allow: ['node:', 'src/security/', 'src/ids.ts', 'src/http-pool.ts', '@peculiar/x509', 'reflect-metadata'],
+  },
   {
     folder: 'libqjm',
-    allow: ['node:', 'undici', 'libqjm/', 'src/gen/', ...SECURITY_READERS, ...SHARED_SRC_FILES.filter((f) => f !== 'src/local-cluster.ts')],
+    allow: [
+      'node:',
+      'undici',
+      'libqjm/',
+      'src/gen/',
+      ...SECURITY_READERS,
+      ...SHARED_SRC_FILES.filter((f) => f !== 'src/local-cluster.ts'),
+    ],
   },
   {
     folder: 'journalnode',
-    allow: ['node:', 'fastify', 'pino', 'prom-client', 'undici', 'journalnode/', 'src/raft/', 'src/replica/', 'src/storage/', 'src/transport/', 'src/gen/', ...SECURITY_READERS, ...SHARED_SRC_FILES],
+    allow: [
+      'node:',
+      'fastify',
+      'pino',
+      'prom-client',
+      'undici',
+      'journalnode/',
+      'src/raft/',
+      'src/replica/',
+      'src/storage/',
+      'src/transport/',
+      'src/gen/',
+      ...SECURITY_READERS,
+      ...SHARED_SRC_FILES,
+    ],
   },
   // Inside the server, each concern leans only on the ones below it: replicated state on nothing of the
   // server's; peer links on the state they carry and the one authorization table; observation on what it
   // observes; the HTTP face on all three; the dashboard on what observation and /status gather.
   { folder: 'journalnode/state', allow: [...NODE_BASE, 'journalnode/state/'] },
-  { folder: 'journalnode/peers', allow: [...NODE_BASE, 'journalnode/peers/', 'journalnode/state/', 'journalnode/http/authz.ts', 'journalnode/http/rpc-errors.ts'] },
-  { folder: 'journalnode/observe', allow: [...NODE_BASE, 'journalnode/observe/', 'journalnode/state/', 'journalnode/peers/'] },
+  {
+    folder: 'journalnode/peers',
+    allow: [
+      ...NODE_BASE,
+      'journalnode/peers/',
+      'journalnode/state/',
+      'journalnode/http/authz.ts',
+      'journalnode/http/rpc-errors.ts',
+    ],
+  },
+  {
+    folder: 'journalnode/observe',
+    allow: [...NODE_BASE, 'journalnode/observe/', 'journalnode/state/', 'journalnode/peers/'],
+  },
   {
     folder: 'journalnode/http',
-    allow: [...NODE_BASE, 'journalnode/http/', 'journalnode/state/', 'journalnode/peers/', 'journalnode/observe/', 'journalnode/config.ts'],
+    allow: [
+      ...NODE_BASE,
+      'journalnode/http/',
+      'journalnode/state/',
+      'journalnode/peers/',
+      'journalnode/observe/',
+      'journalnode/config.ts',
+    ],
   },
-  { folder: 'journalnode/ui', allow: [...NODE_BASE, 'journalnode/ui/', 'journalnode/observe/', 'journalnode/http/routes-admin.ts'] },
+  {
+    folder: 'journalnode/ui',
+    allow: [...NODE_BASE, 'journalnode/ui/', 'journalnode/observe/', 'journalnode/http/routes-admin.ts'],
+  },
   // The operators' programs stand on libqjm like any client: never on the server, the core or its driver.
   { folder: 'src/cli', allow: [...TOOL_BASE, 'src/cli/', 'src/demo/', 'src/bench/', 'src/security/'] },
   { folder: 'src/demo', allow: [...TOOL_BASE, 'src/demo/'] },
@@ -101,7 +188,9 @@ describe('layering (docs/ARCHITECTURE.md, "The map")', () => {
   it('no shipped code imports test/', () => {
     const bad: string[] = [];
     for (const dir of ['src', 'journalnode', 'libqjm']) {
-      for (const file of sources(dir)) for (const imp of importsOf(file)) if (imp.startsWith('test/')) bad.push(`${path.relative(ROOT, file)} imports ${imp}`);
+      for (const file of sources(dir))
+        for (const imp of importsOf(file))
+          if (imp.startsWith('test/')) bad.push(`${path.relative(ROOT, file)} imports ${imp}`);
     }
     expect(bad).to.deep.equal([]);
   });

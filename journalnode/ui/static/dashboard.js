@@ -2,7 +2,6 @@
 // seconds after), keeps each node's per-second history and the events seen so far (a node that goes down
 // keeps what it reported), and renders nodes, journals, charts and events.
 // Everything a peer sent is put in the page as text (textContent), never as markup.
-'use strict';
 
 const POLL_MS = 1000;
 const WINDOW_S = 600;
@@ -40,7 +39,10 @@ function mergeHistory(members) {
   for (const m of members) {
     if (!m.history) continue;
     let h = history.get(m.id);
-    if (!h) history.set(m.id, (h = new Map()));
+    if (!h) {
+      h = new Map();
+      history.set(m.id, h);
+    }
     const c = m.history;
     for (let i = 0; i < c.t.length; i++) h.set(c.t[i], { txns: c.txns[i], p50: c.fsyncP50Ms[i], p99: c.fsyncP99Ms[i] });
     const oldest = Math.max(...c.t, 0) - WINDOW_S;
@@ -59,8 +61,8 @@ function renderHeader(c) {
 }
 
 function health(m) {
-  if (!m.reachable) return ['unreachable: ' + m.error, 'bad'];
-  if (m.status.fatal) return ['stopped: ' + m.status.fatal, 'bad'];
+  if (!m.reachable) return [`unreachable: ${m.error}`, 'bad'];
+  if (m.status.fatal) return [`stopped: ${m.status.fatal}`, 'bad'];
   return ['ok', 'ok'];
 }
 
@@ -77,7 +79,7 @@ function renderNodes(c) {
     cell(tr, 'address', m.address, 'muted');
     cell(tr, 'member', m.role);
     const st = cell(tr, 'state', null);
-    if (s) st.appendChild(el('span', s.state, { class: 'pill ' + s.state }));
+    if (s) st.appendChild(el('span', s.state, { class: `pill ${s.state}` }));
     else st.textContent = '—';
     cell(tr, 'term', s ? s.term : '—', 'num');
     cell(tr, 'leader', s ? s.leader || 'none' : '—');
@@ -87,7 +89,12 @@ function renderNodes(c) {
     cell(tr, 'snapshotIndex', s ? s.snapshotIndex : '—', 'num');
     const f = followers[m.id];
     cell(tr, 'matchIndex', f ? f.matchIndex : s && s.state === 'leader' ? s.lastIndex : '—', 'num');
-    cell(tr, 'lagEntries', f ? f.lagEntries : s && s.state === 'leader' ? 0 : '—', 'num' + (f && f.lagEntries > 1000 ? ' warn' : ''));
+    cell(
+      tr,
+      'lagEntries',
+      f ? f.lagEntries : s && s.state === 'leader' ? 0 : '—',
+      `num${f && f.lagEntries > 1000 ? ' warn' : ''}`,
+    );
     const [text, cls] = health(m);
     cell(tr, 'health', text, cls);
     tbody.appendChild(tr);
@@ -112,12 +119,20 @@ function renderJournals(c) {
     cell(tr, 'lastWriterEpoch', j.lastWriterEpoch, 'num');
     cell(tr, 'writerId', j.writerId || '—');
     const open = j.segments.find((g) => g.inProgress);
-    cell(tr, 'inProgress', open ? `${open.firstTxId}–${open.lastTxId >= open.firstTxId ? open.lastTxId : '(empty)'}` : 'none');
+    cell(
+      tr,
+      'inProgress',
+      open ? `${open.firstTxId}–${open.lastTxId >= open.firstTxId ? open.lastTxId : '(empty)'}` : 'none',
+    );
     cell(tr, 'lastTxId', j.lastTxId, 'num');
     const done = j.segments.filter((g) => !g.inProgress);
-    cell(tr, 'finalized', done.length ? `${done.length}: txids ${done[0].firstTxId}–${done[done.length - 1].lastTxId}` : 'none');
+    cell(
+      tr,
+      'finalized',
+      done.length ? `${done.length}: txids ${done[0].firstTxId}–${done[done.length - 1].lastTxId}` : 'none',
+    );
     const per = c.members.map((m) => {
-      const mj = m.status && m.status.journals[jid];
+      const mj = m.status?.journals[jid];
       if (!mj) return `${m.id} —`;
       const behind = j.lastTxId - mj.lastTxId;
       return `${m.id} ${mj.lastTxId}${behind > 0 ? ` (−${behind})` : ''}`;
@@ -154,7 +169,12 @@ function renderEvents(c) {
     const tr = el('tr', null, { 'data-kind': e.kind });
     cell(tr, 'time', fmtTime(e.atMs), 'muted');
     cell(tr, 'nodes', e.nodes.length === c.members.length && e.nodes.length > 1 ? 'all' : e.nodes.join(', '));
-    cell(tr, 'kind', e.kind, e.kind === 'storage-failure' ? 'bad' : e.kind === 'fenced' || e.kind === 'election' ? 'warn' : '');
+    cell(
+      tr,
+      'kind',
+      e.kind,
+      e.kind === 'storage-failure' ? 'bad' : e.kind === 'fenced' || e.kind === 'election' ? 'warn' : '',
+    );
     cell(tr, 'term', e.term === null ? '' : e.term, 'num');
     cell(tr, 'message', e.message, 'msg');
     tbody.appendChild(tr);
@@ -203,7 +223,18 @@ function drawChart(key, target, ids, fields, unit) {
       });
     }
   });
-  const plot = new uPlot({ width, height: 200, series, scales: { x: { time: true } }, axes: [{}, { size: 56 }], cursor: { drag: { x: false, y: false } } }, data, $(target));
+  const plot = new uPlot(
+    {
+      width,
+      height: 200,
+      series,
+      scales: { x: { time: true } },
+      axes: [{}, { size: 56 }],
+      cursor: { drag: { x: false, y: false } },
+    },
+    data,
+    $(target),
+  );
   charts[key] = { plot, signature };
 }
 
@@ -232,7 +263,13 @@ async function poll() {
     renderEvents(c);
     renderCharts(c);
     const down = c.members.filter((m) => !m.reachable).map((m) => `${m.id} (${m.error})`);
-    showBanner(down.length ? `unreachable: ${down.join(', ')}` : c.leader ? '' : 'no leader: an election is under way, or a majority is down');
+    showBanner(
+      down.length
+        ? `unreachable: ${down.join(', ')}`
+        : c.leader
+          ? ''
+          : 'no leader: an election is under way, or a majority is down',
+    );
   } catch (e) {
     showBanner(`cannot reach this node's dashboard port: ${e.message}; the figures below are stale`);
   } finally {

@@ -11,7 +11,16 @@ import { ConfigError, DEFAULTS } from '../../../journalnode/config.js';
 import type { JournalNodeConfig } from '../../../journalnode/config.js';
 import { thrownMessage } from '../../support/expect-throw.js';
 
-const NODE = ['--id', 'n1', '--listen', '127.0.0.1:8485', '--data', '/tmp/qj-n1', '--peers', 'n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487'];
+const NODE = [
+  '--id',
+  'n1',
+  '--listen',
+  '127.0.0.1:8485',
+  '--data',
+  '/tmp/qj-n1',
+  '--peers',
+  'n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487',
+];
 const BASE = [...NODE.slice(0, 6), '--insecure', ...NODE.slice(6)];
 
 function config(argv: string[]): JournalNodeConfig {
@@ -27,19 +36,37 @@ function refused(argv: string[], type: typeof UsageError | typeof ConfigError): 
 describe('journalnode command line', () => {
   it('the node flags and the defaults', () => {
     const c = config(BASE);
-    expect(c).to.include({ id: 'n1', listen: '127.0.0.1:8485', dataDir: '/tmp/qj-n1', advertise: '127.0.0.1:8485', electionTimeoutMs: DEFAULTS.electionTimeoutMs });
+    expect(c).to.include({
+      id: 'n1',
+      listen: '127.0.0.1:8485',
+      dataDir: '/tmp/qj-n1',
+      advertise: '127.0.0.1:8485',
+      electionTimeoutMs: DEFAULTS.electionTimeoutMs,
+    });
     expect(c.peers.map((p) => p.id)).to.deep.equal(['n1', 'n2', 'n3']);
   });
 
   it('every setting is a flag of its own name, typed by its default', () => {
-    const c = config([...BASE, '--electionTimeoutMs', '500', '--sync', 'false', '--logLevel', 'warn', '--snapshotLogBytes=65536']);
+    const c = config([
+      ...BASE,
+      '--electionTimeoutMs',
+      '500',
+      '--sync',
+      'false',
+      '--logLevel',
+      'warn',
+      '--snapshotLogBytes=65536',
+    ]);
     expect(c).to.include({ electionTimeoutMs: 500, sync: false, logLevel: 'warn', snapshotLogBytes: 65536 });
     expect(config([...BASE, '--log-level', 'debug']).logLevel).to.equal('debug');
-    for (const name of Object.keys(DEFAULTS)) expect(() => parseJournalNodeArgs([...BASE, `--${name}`]), name).to.throw(UsageError, /needs a value/);
+    for (const name of Object.keys(DEFAULTS))
+      expect(() => parseJournalNodeArgs([...BASE, `--${name}`]), name).to.throw(UsageError, /needs a value/);
   });
 
   it('refuses unknown flags, positionals, repeats and badly typed values', () => {
-    expect(refused([...BASE, '--electionTimeout', '500'], UsageError)).to.equal('unknown flag --electionTimeout (did you mean --electionTimeoutMs?)');
+    expect(refused([...BASE, '--electionTimeout', '500'], UsageError)).to.equal(
+      'unknown flag --electionTimeout (did you mean --electionTimeoutMs?)',
+    );
     expect(refused([...BASE, '--dataDir', '/x'], UsageError)).to.match(/^unknown flag --dataDir/);
     expect(refused([...BASE, 'extra'], UsageError)).to.match(/unexpected argument "extra"/);
     expect(refused([...BASE, '--id', 'n2'], UsageError)).to.equal('--id is given twice');
@@ -51,10 +78,14 @@ describe('journalnode command line', () => {
   });
 
   it('security is chosen, never defaulted: --certs-dir or --insecure, not neither, not both', () => {
-    expect(refused(NODE, ConfigError)).to.equal('no certificates: start with --certs-dir D (qjm cert create-ca / create-node), or --insecure to run without TLS');
+    expect(refused(NODE, ConfigError)).to.equal(
+      'no certificates: start with --certs-dir D (qjm cert create-ca / create-node), or --insecure to run without TLS',
+    );
     expect(config([...NODE, '--certs-dir', '/etc/qj'])).to.include({ certsDir: '/etc/qj', insecure: false });
     expect(config(BASE)).to.include({ certsDir: '', insecure: true });
-    expect(refused([...BASE, '--certs-dir', '/etc/qj'], ConfigError)).to.match(/--certs-dir .* or --insecure .*, not both/);
+    expect(refused([...BASE, '--certs-dir', '/etc/qj'], ConfigError)).to.match(
+      /--certs-dir .* or --insecure .*, not both/,
+    );
     expect(refused([...BASE, '--insecure'], UsageError)).to.equal('--insecure is given twice');
   });
 
@@ -62,7 +93,18 @@ describe('journalnode command line', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-cli-args-'));
     try {
       const file = path.join(dir, 'qjournal.json');
-      fs.writeFileSync(file, JSON.stringify({ id: 'n2', listen: '127.0.0.1:8486', dataDir: '/tmp/qj-n2', peers: 'n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487', electionTimeoutMs: 700, keepSnapshots: 3, insecure: true }));
+      fs.writeFileSync(
+        file,
+        JSON.stringify({
+          id: 'n2',
+          listen: '127.0.0.1:8486',
+          dataDir: '/tmp/qj-n2',
+          peers: 'n1=127.0.0.1:8485,n2=127.0.0.1:8486,n3=127.0.0.1:8487',
+          electionTimeoutMs: 700,
+          keepSnapshots: 3,
+          insecure: true,
+        }),
+      );
       const c = config(['--config', file, '--electionTimeoutMs', '900']);
       expect(c).to.include({ id: 'n2', dataDir: '/tmp/qj-n2', electionTimeoutMs: 900, keepSnapshots: 3 });
       fs.writeFileSync(file, JSON.stringify({ electionTimeout: 700 }));
@@ -76,7 +118,9 @@ describe('journalnode command line', () => {
     expect(config(BASE).uiListen).to.equal(null);
     expect(config([...BASE, '--ui-listen', '127.0.0.1:9485']).uiListen).to.equal('127.0.0.1:9485');
     expect(refused([...BASE, '--ui-listen', 'localhost'], ConfigError)).to.match(/^invalid uiListen: /);
-    expect(refused([...BASE, '--ui-listen', '127.0.0.1:8485'], ConfigError)).to.match(/uiListen: must differ from --listen/);
+    expect(refused([...BASE, '--ui-listen', '127.0.0.1:8485'], ConfigError)).to.match(
+      /uiListen: must differ from --listen/,
+    );
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-cli-args-'));
     try {
       const file = path.join(dir, 'qjournal.json');

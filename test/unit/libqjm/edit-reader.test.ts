@@ -28,8 +28,15 @@ interface ReadCall {
 /** An answer: edits (and the node that served them), or the error the client would throw. */
 type Answer = { node?: string; response: qjournal.journal.IGetEditsResponse } | QjmError;
 
-function edits(first: number, count: number, extra: Partial<qjournal.journal.IGetEditsResponse> = {}): { response: qjournal.journal.IGetEditsResponse } {
-  const records = encodeRecords(first, Array.from({ length: count }, (_, i) => data(first + i)));
+function edits(
+  first: number,
+  count: number,
+  extra: Partial<qjournal.journal.IGetEditsResponse> = {},
+): { response: qjournal.journal.IGetEditsResponse } {
+  const records = encodeRecords(
+    first,
+    Array.from({ length: count }, (_, i) => data(first + i)),
+  );
   return { response: { firstTxid: count > 0 ? first : 0, count, records, ...extra } };
 }
 
@@ -47,7 +54,15 @@ class ScriptedSource implements EditSource {
     decode: (b: Buffer) => T,
     opts: { node?: string; timeoutMs?: number; deadlineMs?: number; signal?: AbortSignal } = {},
   ): Promise<{ node: string; response: T }> {
-    const call: ReadCall = { path, node: opts.node, req: pb.GetEditsRequest.decode(body), timeoutMs: opts.timeoutMs, deadlineMs: opts.deadlineMs, signal: opts.signal, atMs: Date.now() };
+    const call: ReadCall = {
+      path,
+      node: opts.node,
+      req: pb.GetEditsRequest.decode(body),
+      timeoutMs: opts.timeoutMs,
+      deadlineMs: opts.deadlineMs,
+      signal: opts.signal,
+      atMs: Date.now(),
+    };
     this.calls.push(call);
     const a = await this.script(call, this.calls.length - 1);
     if (a instanceof QjmError) throw a;
@@ -57,7 +72,12 @@ class ScriptedSource implements EditSource {
 }
 
 /** The txids read (into `seen`, which keeps them when the read fails), until `until` says stop. */
-async function collect(src: EditSource, opts: ReadEditsOptions, until?: (txid: number) => boolean, seen: number[] = []): Promise<number[]> {
+async function collect(
+  src: EditSource,
+  opts: ReadEditsOptions,
+  until?: (txid: number) => boolean,
+  seen: number[] = [],
+): Promise<number[]> {
   for await (const e of readEdits(src, 'ns1', opts)) {
     expect(Buffer.from(e.record).toString(), `record of txid ${e.txid}`).to.equal(`edit-${e.txid}`);
     seen.push(e.txid);
@@ -83,7 +103,12 @@ describe('readEdits', () => {
       expect(await collect(src, { fromTxId: 1 })).to.deep.equal([1, 2, 3, 4, 5]);
       expect(src.calls.map((c) => Number(c.req.fromTxid))).to.deep.equal([1, 4, 6]);
       const c = src.calls[0]!;
-      expect([c.path, c.req.jid, c.req.waitMs, c.req.read?.linearizable]).to.deep.equal(['/qjm/getEdits', 'ns1', 0, true]);
+      expect([c.path, c.req.jid, c.req.waitMs, c.req.read?.linearizable]).to.deep.equal([
+        '/qjm/getEdits',
+        'ns1',
+        0,
+        true,
+      ]);
     });
 
     it('stays on the node that answered even when it names another leader', async () => {
@@ -118,13 +143,22 @@ describe('readEdits', () => {
 
   describe('follow', () => {
     it('long-polls, keeps asking after an empty answer, and moves to the leader the answer names', async () => {
-      const answers = [{ node: 'b:1', ...edits(1, 2, { leaderAddress: 'c:1' }) }, edits(0, 0, { leaderAddress: 'c:1' }), edits(3, 2, { leaderAddress: 'c:1' })];
+      const answers = [
+        { node: 'b:1', ...edits(1, 2, { leaderAddress: 'c:1' }) },
+        edits(0, 0, { leaderAddress: 'c:1' }),
+        edits(3, 2, { leaderAddress: 'c:1' }),
+      ];
       const src = new ScriptedSource((_c, i) => answers[i]!);
-      expect(await collect(src, { fromTxId: 1, follow: true, waitMs: 300 }, (t) => t === 4)).to.deep.equal([1, 2, 3, 4]);
+      expect(await collect(src, { fromTxId: 1, follow: true, waitMs: 300 }, (t) => t === 4)).to.deep.equal([
+        1, 2, 3, 4,
+      ]);
       expect(src.calls.map((c) => c.node)).to.deep.equal([undefined, 'c:1', 'c:1']);
       expect(src.calls.map((c) => Number(c.req.fromTxid))).to.deep.equal([1, 3, 3]);
       for (const c of src.calls) {
-        expect([c.req.waitMs, c.req.read?.linearizable, c.timeoutMs], 'a long-poll, not linearized, with time for the wait').to.deep.equal([300, false, 5300]);
+        expect(
+          [c.req.waitMs, c.req.read?.linearizable, c.timeoutMs],
+          'a long-poll, not linearized, with time for the wait',
+        ).to.deep.equal([300, false, 5300]);
       }
     });
 
@@ -148,8 +182,14 @@ describe('readEdits', () => {
       src.routes.confirm('a:1', 1);
       expect(await collect(src, { fromTxId: 1 })).to.deep.equal([1, 2]);
       const [first, second, third] = src.calls;
-      expect([first!.node, first!.deadlineMs], 'pinned to the known leader, no retries there').to.deep.equal(['a:1', 0]);
-      expect([second!.node, second!.deadlineMs], 'the client picks, within its deadline').to.deep.equal([undefined, 5000]);
+      expect([first!.node, first!.deadlineMs], 'pinned to the known leader, no retries there').to.deep.equal([
+        'a:1',
+        0,
+      ]);
+      expect([second!.node, second!.deadlineMs], 'the client picks, within its deadline').to.deep.equal([
+        undefined,
+        5000,
+      ]);
       expect(second!.atMs - first!.atMs, 'backed off (40 ms, jittered down to half)').to.be.at.least(19);
       expect(third!.node).to.equal('b:1');
     });

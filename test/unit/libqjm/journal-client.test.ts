@@ -20,8 +20,13 @@ describe('JournalClient writes', () => {
       req.on('end', () => {
         bodies.push(Buffer.concat(parts));
         // The first attempt of each write is answered UNAVAILABLE (retriable), the next succeeds.
-        const answer = bodies.length % 2 === 1 ? { error: { code: pb.ErrorCode.UNAVAILABLE, message: 'try again' } } : { result: { code: pb.ErrorCode.OK }, raftIndex: 7, raftTerm: 2 };
-        res.writeHead(bodies.length % 2 === 1 ? 503 : 200, { 'content-type': 'application/x-protobuf' }).end(Buffer.from(pb.WriteResponse.encode(answer).finish()));
+        const answer =
+          bodies.length % 2 === 1
+            ? { error: { code: pb.ErrorCode.UNAVAILABLE, message: 'try again' } }
+            : { result: { code: pb.ErrorCode.OK }, raftIndex: 7, raftTerm: 2 };
+        res
+          .writeHead(bodies.length % 2 === 1 ? 503 : 200, { 'content-type': 'application/x-protobuf' })
+          .end(Buffer.from(pb.WriteResponse.encode(answer).finish()));
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -39,20 +44,25 @@ describe('JournalClient writes', () => {
       return encode.call(pb.WriteRequest, m);
     }) as typeof encode;
     try {
-      const r = await client.write('startLogSegment', { jid: 'ns1', startSegment: { epoch: 1, txid: 1, layoutVersion: -64 } });
+      const r = await client.write('startLogSegment', {
+        jid: 'ns1',
+        startSegment: { epoch: 1, txid: 1, layoutVersion: -64 },
+      });
       expect([r.index, r.term]).to.deep.equal([7, 2]);
     } finally {
       pb.WriteRequest.encode = encode;
       await client.close();
     }
     expect(bodies).to.have.length(2);
-    expect(bodies[1]!.equals(bodies[0]!), 'the retry sends the first attempt\'s bytes').to.equal(true);
+    expect(bodies[1]!.equals(bodies[0]!), "the retry sends the first attempt's bytes").to.equal(true);
     expect(encodings, 'encodings of the request').to.equal(1);
   });
 
-  it('writeEncoded(): the caller\'s bytes, as they are, on every attempt', async () => {
+  it("writeEncoded(): the caller's bytes, as they are, on every attempt", async () => {
     const client = new JournalClient({ peers: [address], retry: { initialBackoffMs: 1, maxBackoffMs: 2 } });
-    const body = Buffer.from(pb.WriteRequest.encode({ command: { jid: 'ns1', purge: { epoch: 1, minTxidToKeep: 5 } } }).finish());
+    const body = Buffer.from(
+      pb.WriteRequest.encode({ command: { jid: 'ns1', purge: { epoch: 1, minTxidToKeep: 5 } } }).finish(),
+    );
     try {
       await client.writeEncoded('purgeLogs', body);
     } finally {
@@ -62,13 +72,18 @@ describe('JournalClient writes', () => {
   });
 
   it('a closed client fails at once with a final error, not retries until the deadline', async () => {
-    const client = new JournalClient({ peers: [address], retry: { initialBackoffMs: 50, maxBackoffMs: 50, deadlineMs: 60_000 } });
+    const client = new JournalClient({
+      peers: [address],
+      retry: { initialBackoffMs: 50, maxBackoffMs: 50, deadlineMs: 60_000 },
+    });
     await client.close();
     const t0 = Date.now();
-    const err = await client.write('startLogSegment', { jid: 'ns1', startSegment: { epoch: 1, txid: 1, layoutVersion: -64 } }).then(
-      () => null,
-      (e: Error) => e,
-    );
+    const err = await client
+      .write('startLogSegment', { jid: 'ns1', startSegment: { epoch: 1, txid: 1, layoutVersion: -64 } })
+      .then(
+        () => null,
+        (e: Error) => e,
+      );
     expect(err?.message).to.match(/the client is closed/);
     expect((err as { retriable?: boolean }).retriable).to.equal(false);
     // One attempt and no backoff: far less than even one 50 ms wait on any machine that runs the suite.

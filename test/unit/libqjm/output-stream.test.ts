@@ -84,7 +84,12 @@ describe('EditLogOutputStream', () => {
       const r = w.calls[0]!.request;
       expect([r.command!.jid, Number(r.expectedTerm)]).to.deep.equal(['a-journal.x', 0]);
       const op = r.command!.journal!;
-      expect([Number(op.epoch), Number(op.segmentTxid), Number(op.firstTxid), op.count]).to.deep.equal([2 ** 40, 300, 300 + 2 ** 33, 2]);
+      expect([Number(op.epoch), Number(op.segmentTxid), Number(op.firstTxid), op.count]).to.deep.equal([
+        2 ** 40,
+        300,
+        300 + 2 ** 33,
+        2,
+      ]);
       expect([...iterateRecords(op.records!)].map((x) => [x.txid, x.data[0]])).to.deep.equal([
         [300 + 2 ** 33, 1],
         [301 + 2 ** 33, 2],
@@ -105,7 +110,9 @@ describe('EditLogOutputStream', () => {
       void out.flush();
       await endOfTurn();
       const [first, second, third] = w.calls.map((c) => c.body);
-      expect(second!.buffer, 'the second batch filled while the first was in flight: another buffer').to.not.equal(first!.buffer);
+      expect(second!.buffer, 'the second batch filled while the first was in flight: another buffer').to.not.equal(
+        first!.buffer,
+      );
       expect(third!.buffer, 'the third fills the buffer the first one acknowledged').to.equal(first!.buffer);
       expect(w.txids(2)).to.deep.equal([3]);
     });
@@ -187,9 +194,15 @@ describe('EditLogOutputStream', () => {
         }
       });
       await nextTurn();
-      expect(w.calls.map((c) => c.op.count), 'the first round: one request for all eight, not the first alone').to.deep.equal([8]);
+      expect(
+        w.calls.map((c) => c.op.count),
+        'the first round: one request for all eight, not the first alone',
+      ).to.deep.equal([8]);
       await w.ack(0);
-      expect(w.calls.map((c) => c.op.count), 'woken by the acknowledgement, all eight again in one').to.deep.equal([8, 8]);
+      expect(
+        w.calls.map((c) => c.op.count),
+        'woken by the acknowledgement, all eight again in one',
+      ).to.deep.equal([8, 8]);
       await w.ack(1);
       await Promise.all(handlers);
       expect(w.calls).to.have.length(2);

@@ -4,7 +4,14 @@
 import { expect } from 'chai';
 import { backoffMs, withRetry } from '../../../libqjm/retry-policy.js';
 import type { RetryOptions } from '../../../libqjm/retry-policy.js';
-import { ERROR_NAMES, FencedError, isRetriable, makeError, NotLeaderError, QjmError } from '../../../src/errors.js';
+import {
+  ERROR_NAMES,
+  FencedError,
+  isRetriable,
+  makeError,
+  NotLeaderError,
+  type QjmError,
+} from '../../../src/errors.js';
 
 /** Fails with the given errors in turn, then answers 'ok'. Records the attempt numbers it was called with. */
 function failing(errors: Error[]): { fn: (attempt: number) => Promise<string>; attempts: number[] } {
@@ -57,7 +64,9 @@ describe('retry policy', () => {
         });
         expect(got[0]).to.equal(base / 2);
         expect(got[1]).to.equal((base * 3) / 4);
-        expect(got[2]).to.be.lessThan(base).and.greaterThan(base * 0.99);
+        expect(got[2])
+          .to.be.lessThan(base)
+          .and.greaterThan(base * 0.99);
       });
     }
   });
@@ -109,10 +118,15 @@ describe('retry policy', () => {
       };
       const gaveUp: { last: string; elapsedMs: number }[] = [];
       const r = await outcome(
-        withRetry(fn, o, () => {}, (last, elapsedMs) => {
-          gaveUp.push({ last: last.message, elapsedMs });
-          return makeError('QUORUM_UNAVAILABLE', 'gave up');
-        }),
+        withRetry(
+          fn,
+          o,
+          () => {},
+          (last, elapsedMs) => {
+            gaveUp.push({ last: last.message, elapsedMs });
+            return makeError('QUORUM_UNAVAILABLE', 'gave up');
+          },
+        ),
       );
       expect((r.error as QjmError).message).to.equal('gave up');
       expect(gaveUp).to.have.length(1);
@@ -125,9 +139,19 @@ describe('retry policy', () => {
 
     it('onBackoff hears each wait with the error and the time left, but not a redirect followed at once', async () => {
       const o: RetryOptions = { initialBackoffMs: 1, maxBackoffMs: 2, deadlineMs: 5000 };
-      const f = failing([new NotLeaderError('not me', { leaderAddress: 'b:1' }), makeError('UNAVAILABLE', 'a:1: ECONNREFUSED'), makeError('BUSY', 'busy')]);
+      const f = failing([
+        new NotLeaderError('not me', { leaderAddress: 'b:1' }),
+        makeError('UNAVAILABLE', 'a:1: ECONNREFUSED'),
+        makeError('BUSY', 'busy'),
+      ]);
       const heard: { error: string; remainingMs: number }[] = [];
-      const r = await withRetry(f.fn, o, () => {}, noGiveUp, (e, remainingMs) => heard.push({ error: e.errorName, remainingMs }));
+      const r = await withRetry(
+        f.fn,
+        o,
+        () => {},
+        noGiveUp,
+        (e, remainingMs) => heard.push({ error: e.errorName, remainingMs }),
+      );
       expect(r).to.equal('ok');
       expect(heard.map((h) => h.error)).to.deep.equal(['UNAVAILABLE', 'BUSY']);
       for (const h of heard) expect(h.remainingMs).to.be.within(4000, 5000);

@@ -15,7 +15,13 @@ describe('RouteTable', () => {
   it('without a known leader, writes and reads rotate over the peers in turn', () => {
     const t = new RouteTable(PEERS);
     expect(t.knownLeader).to.equal(null);
-    expect([t.leaderTarget(), t.leaderTarget(), t.anyTarget(), t.anyTarget(), t.leaderTarget()]).to.deep.equal(['a:1', 'b:1', 'c:1', 'a:1', 'b:1']);
+    expect([t.leaderTarget(), t.leaderTarget(), t.anyTarget(), t.anyTarget(), t.leaderTarget()]).to.deep.equal([
+      'a:1',
+      'b:1',
+      'c:1',
+      'a:1',
+      'b:1',
+    ]);
   });
 
   it('a confirmed leader is cached: every write goes to it while reads keep rotating', () => {
@@ -58,7 +64,13 @@ describe('RouteTable', () => {
   it('the term only grows, whoever reports it', () => {
     const t = new RouteTable(PEERS);
     const seen: number[] = [];
-    for (const step of [() => t.observeTerm(5), () => t.redirect('a:1', 3), () => t.confirm('a:1', 4), () => t.observeTerm(7), () => t.redirect(undefined, 0)]) {
+    for (const step of [
+      () => t.observeTerm(5),
+      () => t.redirect('a:1', 3),
+      () => t.confirm('a:1', 4),
+      () => t.observeTerm(7),
+      () => t.redirect(undefined, 0),
+    ]) {
       step();
       seen.push(t.term);
     }
@@ -79,7 +91,12 @@ describe('RouteTable', () => {
       const t = new RouteTable(PEERS);
       t.learnMembers(['d:1', 'e:1', 'f:1'], 10);
       expect(t.all()).to.deep.equal(['d:1', 'e:1', 'f:1']);
-      expect([t.anyTarget(), t.anyTarget(), t.leaderTarget(), t.anyTarget()].sort()).to.deep.equal(['d:1', 'd:1', 'e:1', 'f:1']);
+      expect([t.anyTarget(), t.anyTarget(), t.leaderTarget(), t.anyTarget()].sort()).to.deep.equal([
+        'd:1',
+        'd:1',
+        'e:1',
+        'f:1',
+      ]);
     });
 
     it('the word of the node that applied the furthest wins: an older list changes nothing', () => {
@@ -118,17 +135,20 @@ describe('RouteTable', () => {
         ['n3:1', 'n4:1', 'n5:1'],
         ['n4:1', 'n5:1', 'n6:1'],
       ];
-      steps.forEach((members, i) => t.learnMembers(members, 100 * (i + 1)));
+      for (const [i, members] of steps.entries()) t.learnMembers(members, 100 * (i + 1));
       const targets = new Set(Array.from({ length: 6 }, () => t.anyTarget()));
       expect([...targets].sort()).to.deep.equal(['n4:1', 'n5:1', 'n6:1']);
     });
   });
 
   describe('the qjournal-members header', () => {
-    it('round-trips an applied index and the members\' addresses', () => {
+    it("round-trips an applied index and the members' addresses", () => {
       const v = formatMembersHeader(1234, ['10.0.0.1:8485', '[::1]:8486', 'jn3.example:8487']);
       expect(v).to.equal('1234 10.0.0.1:8485,[::1]:8486,jn3.example:8487');
-      expect(parseMembersHeader(v)).to.deep.equal({ appliedIndex: 1234, addresses: ['10.0.0.1:8485', '[::1]:8486', 'jn3.example:8487'] });
+      expect(parseMembersHeader(v)).to.deep.equal({
+        appliedIndex: 1234,
+        addresses: ['10.0.0.1:8485', '[::1]:8486', 'jn3.example:8487'],
+      });
     });
 
     it('anything malformed names nothing', () => {

@@ -10,14 +10,22 @@ const base: ConfState = { voters: ['n1', 'n2', 'n3'], votersOutgoing: [], learne
 
 describe('configuration changes', () => {
   it('round-trips through the wire encoding', () => {
-    const cc: ConfChange = { changes: [change(ConfChangeOp.AddVoter, 'n4'), change(ConfChangeOp.Remove, 'n1')], leaveJoint: false };
+    const cc: ConfChange = {
+      changes: [change(ConfChangeOp.AddVoter, 'n4'), change(ConfChangeOp.Remove, 'n1')],
+      leaveJoint: false,
+    };
     expect(decodeConfChange(encodeConfChange(cc))).to.deep.equal(cc);
   });
 
   it('a voter change enters a joint configuration; leave-joint leaves it', () => {
-    const joint = applyConfChange(base, { changes: [change(ConfChangeOp.AddVoter, 'n4'), change(ConfChangeOp.Remove, 'n1')], leaveJoint: false });
+    const joint = applyConfChange(base, {
+      changes: [change(ConfChangeOp.AddVoter, 'n4'), change(ConfChangeOp.Remove, 'n1')],
+      leaveJoint: false,
+    });
     expect(joint).to.deep.equal({ voters: ['n2', 'n3', 'n4'], votersOutgoing: ['n1', 'n2', 'n3'], learners: [] });
-    expect(validateConfChange(joint, { changes: [change(ConfChangeOp.AddVoter, 'n5')], leaveJoint: false })).to.match(/joint/);
+    expect(validateConfChange(joint, { changes: [change(ConfChangeOp.AddVoter, 'n5')], leaveJoint: false })).to.match(
+      /joint/,
+    );
     const left = applyConfChange(joint, { changes: [], leaveJoint: true });
     expect(left).to.deep.equal({ voters: ['n2', 'n3', 'n4'], votersOutgoing: [], learners: [] });
   });
@@ -26,7 +34,10 @@ describe('configuration changes', () => {
     const withLearner = applyConfChange(base, { changes: [change(ConfChangeOp.AddLearner, 'n4')], leaveJoint: false });
     expect(withLearner.votersOutgoing).to.deep.equal([]);
     expect(withLearner.learners).to.deep.equal(['n4']);
-    const promoted = applyConfChange(withLearner, { changes: [change(ConfChangeOp.AddVoter, 'n4')], leaveJoint: false });
+    const promoted = applyConfChange(withLearner, {
+      changes: [change(ConfChangeOp.AddVoter, 'n4')],
+      leaveJoint: false,
+    });
     expect(promoted.learners).to.deep.equal([]);
     expect(promoted.voters).to.deep.equal(['n1', 'n2', 'n3', 'n4']);
     expect(promoted.votersOutgoing).to.deep.equal(['n1', 'n2', 'n3']);
@@ -34,11 +45,23 @@ describe('configuration changes', () => {
 
   describe('validation', () => {
     const table: [string, ConfChange, RegExp | null][] = [
-      ['add an existing voter', { changes: [change(ConfChangeOp.AddVoter, 'n1')], leaveJoint: false }, /already a voter/],
+      [
+        'add an existing voter',
+        { changes: [change(ConfChangeOp.AddVoter, 'n1')], leaveJoint: false },
+        /already a voter/,
+      ],
       ['remove a stranger', { changes: [change(ConfChangeOp.Remove, 'n9')], leaveJoint: false }, /not a member/],
       ['demote a voter', { changes: [change(ConfChangeOp.AddLearner, 'n2')], leaveJoint: false }, /remove it/],
-      ['name a peer twice', { changes: [change(ConfChangeOp.AddVoter, 'n4'), change(ConfChangeOp.Remove, 'n4')], leaveJoint: false }, /twice/],
-      ['remove every voter', { changes: ['n1', 'n2', 'n3'].map((id) => change(ConfChangeOp.Remove, id)), leaveJoint: false }, /no voters/],
+      [
+        'name a peer twice',
+        { changes: [change(ConfChangeOp.AddVoter, 'n4'), change(ConfChangeOp.Remove, 'n4')], leaveJoint: false },
+        /twice/,
+      ],
+      [
+        'remove every voter',
+        { changes: ['n1', 'n2', 'n3'].map((id) => change(ConfChangeOp.Remove, id)), leaveJoint: false },
+        /no voters/,
+      ],
       ['leave when not joint', { changes: [], leaveJoint: true }, /not in a joint/],
       ['empty change (the confirmation of a leave)', { changes: [], leaveJoint: false }, null],
       ['add a voter', { changes: [change(ConfChangeOp.AddVoter, 'n4')], leaveJoint: false }, null],

@@ -66,7 +66,8 @@ function findConflictTable(): void {
     [ents(3, [4, 4, 4]), 3],
   ];
   for (const [es, want] of table) {
-    it(`${JSON.stringify(es.map((e) => [e.index, e.term]))} -> ${want}`, () => expect(l.findConflict(es)).to.equal(want));
+    it(`${JSON.stringify(es.map((e) => [e.index, e.term]))} -> ${want}`, () =>
+      expect(l.findConflict(es)).to.equal(want));
   }
 }
 
@@ -88,7 +89,14 @@ function findConflictByTermTable(): void {
 }
 
 function maybeAppendTable(): void {
-  const table: { prev: [number, number]; commit: number; es: Entry[]; want: number | undefined; wantCommit: number; wantLast: number }[] = [
+  const table: {
+    prev: [number, number];
+    commit: number;
+    es: Entry[];
+    want: number | undefined;
+    wantCommit: number;
+    wantLast: number;
+  }[] = [
     { prev: [3, 2], commit: 3, es: [], want: undefined, wantCommit: 0, wantLast: 3 }, // term mismatch
     { prev: [4, 3], commit: 3, es: [], want: undefined, wantCommit: 0, wantLast: 3 }, // past the end
     { prev: [3, 3], commit: 3, es: [], want: 3, wantCommit: 3, wantLast: 3 },

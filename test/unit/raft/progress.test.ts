@@ -39,7 +39,15 @@ describe('progress', () => {
   });
 
   describe('maybeDecrTo', () => {
-    const table: { state: ProgressState; match: number; next: number; rejected: number; hint: number; ok: boolean; wantNext: number }[] = [
+    const table: {
+      state: ProgressState;
+      match: number;
+      next: number;
+      rejected: number;
+      hint: number;
+      ok: boolean;
+      wantNext: number;
+    }[] = [
       // replicate: stale rejections (<= match) are ignored; otherwise fall back to match+1
       { state: ProgressState.Replicate, match: 5, next: 10, rejected: 5, hint: 5, ok: false, wantNext: 10 },
       { state: ProgressState.Replicate, match: 5, next: 10, rejected: 7, hint: 5, ok: true, wantNext: 6 },

@@ -1,8 +1,19 @@
 import { expect } from 'chai';
-import { committedIndex, isQuorum, majorityCommitted, majorityVoteResult, voteResult, VoteResult } from '../../../src/raft/quorum.js';
+import {
+  committedIndex,
+  isQuorum,
+  majorityCommitted,
+  majorityVoteResult,
+  voteResult,
+  VoteResult,
+} from '../../../src/raft/quorum.js';
 import type { ConfState } from '../../../src/raft/types.js';
 
-const conf = (voters: string[], outgoing: string[] = []): ConfState => ({ voters, votersOutgoing: outgoing, learners: [] });
+const conf = (voters: string[], outgoing: string[] = []): ConfState => ({
+  voters,
+  votersOutgoing: outgoing,
+  learners: [],
+});
 
 describe('quorum', () => {
   describe('majorityCommitted', () => {
@@ -56,7 +67,9 @@ describe('quorum', () => {
       const c = conf(['a', 'b', 'c'], ['c', 'd', 'e']);
       expect(voteResult(c, new Map(Object.entries({ a: true, b: true, c: true })))).to.equal(VoteResult.Pending);
       expect(voteResult(c, new Map(Object.entries({ a: true, b: true, c: true, d: true })))).to.equal(VoteResult.Won);
-      expect(voteResult(c, new Map(Object.entries({ a: true, b: true, d: false, e: false })))).to.equal(VoteResult.Lost);
+      expect(voteResult(c, new Map(Object.entries({ a: true, b: true, d: false, e: false })))).to.equal(
+        VoteResult.Lost,
+      );
     });
     it('isQuorum over a joint configuration', () => {
       const c = conf(['a', 'b', 'c'], ['c', 'd', 'e']);

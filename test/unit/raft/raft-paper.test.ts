@@ -7,7 +7,12 @@ import { EntryType, makeMessage, MessageType, StateType } from '../../../src/raf
 import type { Entry } from '../../../src/raft/types.js';
 import { Prng } from '../../../src/prng.js';
 
-const ent = (index: number, term: number, data = ''): Entry => ({ index, term, type: EntryType.Normal, data: new TextEncoder().encode(data) });
+const ent = (index: number, term: number, data = ''): Entry => ({
+  index,
+  term,
+  type: EntryType.Normal,
+  data: new TextEncoder().encode(data),
+});
 
 describe('raft paper', () => {
   describe('§5.1 terms', () => {
@@ -33,7 +38,17 @@ describe('raft paper', () => {
       h.elect('n1');
       h.elect('n2');
       const before = h.raft('n2').log.lastIndex();
-      h.deliver(makeMessage({ type: MessageType.App, from: 'n1', to: 'n2', term: 1, index: before, logTerm: 2, entries: [ent(before + 1, 1)] }));
+      h.deliver(
+        makeMessage({
+          type: MessageType.App,
+          from: 'n1',
+          to: 'n2',
+          term: 1,
+          index: before,
+          logTerm: 2,
+          entries: [ent(before + 1, 1)],
+        }),
+      );
       expect(h.raft('n2').log.lastIndex()).to.equal(before);
       expect(h.raft('n2').state).to.equal(StateType.Leader);
     });
@@ -171,7 +186,17 @@ describe('raft paper', () => {
       for (const [index, logTerm, rejected] of table) {
         const h = new Harness(['n1', 'n2', 'n3']);
         h.elect('n1');
-        h.deliver(makeMessage({ type: MessageType.App, from: 'n1', to: 'n2', term: 3, index, logTerm, entries: [ent(index + 1, 3, 'y')] }));
+        h.deliver(
+          makeMessage({
+            type: MessageType.App,
+            from: 'n1',
+            to: 'n2',
+            term: 3,
+            index,
+            logTerm,
+            entries: [ent(index + 1, 3, 'y')],
+          }),
+        );
         const resp = h.dropQueued().find((m) => m.type === MessageType.AppResp)!;
         expect(resp.reject, `prev (${index}, ${logTerm})`).to.equal(rejected);
       }
@@ -182,9 +207,29 @@ describe('raft paper', () => {
       h.elect('n1');
       const r2 = h.raft('n2');
       // n2 holds [1:t1] committed; give it two uncommitted entries of term 1, then a leader at term 2 overrides.
-      h.deliver(makeMessage({ type: MessageType.App, from: 'n1', to: 'n2', term: 1, index: 1, logTerm: 1, entries: [ent(2, 1, 'a'), ent(3, 1, 'b')] }));
+      h.deliver(
+        makeMessage({
+          type: MessageType.App,
+          from: 'n1',
+          to: 'n2',
+          term: 1,
+          index: 1,
+          logTerm: 1,
+          entries: [ent(2, 1, 'a'), ent(3, 1, 'b')],
+        }),
+      );
       h.dropQueued();
-      h.deliver(makeMessage({ type: MessageType.App, from: 'n3', to: 'n2', term: 2, index: 1, logTerm: 1, entries: [ent(2, 2, 'c')] }));
+      h.deliver(
+        makeMessage({
+          type: MessageType.App,
+          from: 'n3',
+          to: 'n2',
+          term: 2,
+          index: 1,
+          logTerm: 1,
+          entries: [ent(2, 2, 'c')],
+        }),
+      );
       expect(r2.log.lastIndex()).to.equal(2);
       expect(r2.log.term(2)).to.equal(2);
     });
@@ -211,7 +256,9 @@ describe('raft paper', () => {
         r.log.unstable.offset = 3;
         r.log.unstable.offsetInProgress = 3;
         r.term = 2;
-        h.deliver(makeMessage({ type: MessageType.Vote, from: 'n2', to: 'n1', term: 3, index: lastIndex, logTerm: lastTerm }));
+        h.deliver(
+          makeMessage({ type: MessageType.Vote, from: 'n2', to: 'n1', term: 3, index: lastIndex, logTerm: lastTerm }),
+        );
         const resp = h.dropQueued().find((m) => m.type === MessageType.VoteResp)!;
         expect(resp.reject).to.equal(!granted);
       });

@@ -158,15 +158,25 @@ describe('raft scenarios', () => {
     const lead = h.leaders().find((id) => id !== 'n1')!;
     for (let i = 0; i < 10; i++) h.propose(lead, `new${i}`);
     h.deliverAll();
-    const rejectsBefore = h.delivered.filter((m) => m.type === MessageType.AppResp && m.reject && m.from === 'n1').length;
+    const rejectsBefore = h.delivered.filter(
+      (m) => m.type === MessageType.AppResp && m.reject && m.from === 'n1',
+    ).length;
     const appsBefore = h.countDelivered(MessageType.App, 'n1');
     h.heal();
-    h.run(20, () => h.raft('n1').log.lastIndex() === h.raft(lead).log.lastIndex() && h.raft('n1').log.committed === h.raft(lead).log.committed);
-    const rejects = h.delivered.filter((m) => m.type === MessageType.AppResp && m.reject && m.from === 'n1').length - rejectsBefore;
+    h.run(
+      20,
+      () =>
+        h.raft('n1').log.lastIndex() === h.raft(lead).log.lastIndex() &&
+        h.raft('n1').log.committed === h.raft(lead).log.committed,
+    );
+    const rejects =
+      h.delivered.filter((m) => m.type === MessageType.AppResp && m.reject && m.from === 'n1').length - rejectsBefore;
     const apps = h.countDelivered(MessageType.App, 'n1') - appsBefore;
     expect(rejects, 'rejections before the logs matched').to.be.at.most(2);
     expect(apps, 'appends sent to repair the follower').to.be.at.most(4);
-    expect(h.appliedData('n1')).to.deep.equal([...Array(5)].map((_, i) => `c${i}`).concat([...Array(10)].map((_, i) => `new${i}`)));
+    expect(h.appliedData('n1')).to.deep.equal(
+      [...Array(5)].map((_, i) => `c${i}`).concat([...Array(10)].map((_, i) => `new${i}`)),
+    );
   });
 
   it('FollowerThatLostDurableEntriesIsRepaired: a restarted follower missing acknowledged entries is re-replicated', () => {
@@ -188,7 +198,7 @@ describe('raft scenarios', () => {
     expect(h.appliedData('n2').slice(-3)).to.deep.equal(['e3', 'e4', 'e5']);
   });
 
-  it('FollowerHandlesOutOfOrderAppends: reordered and duplicated appends converge to the leader\'s log', () => {
+  it("FollowerHandlesOutOfOrderAppends: reordered and duplicated appends converge to the leader's log", () => {
     const h = new Harness(ids3);
     h.elect('n1');
     h.cut.add('n1->n3');
@@ -232,8 +242,18 @@ describe('raft scenarios', () => {
     h.readIndex('n2', 'r2');
     h.readIndex('n3', 'r3');
     h.deliverAll();
-    expect(h.node('n2').reads.slice(1).map((r) => [r.ok, r.index])).to.deep.equal([[true, committed]]);
-    expect(h.node('n3').reads.slice(1).map((r) => [r.ok, r.index])).to.deep.equal([[true, committed]]);
+    expect(
+      h
+        .node('n2')
+        .reads.slice(1)
+        .map((r) => [r.ok, r.index]),
+    ).to.deep.equal([[true, committed]]);
+    expect(
+      h
+        .node('n3')
+        .reads.slice(1)
+        .map((r) => [r.ok, r.index]),
+    ).to.deep.equal([[true, committed]]);
   });
 
   it('ExpectedTermMismatchRejected: a proposal carrying an old term is refused and nothing is appended', () => {
@@ -272,14 +292,23 @@ describe('raft scenarios', () => {
     // A new node starts empty: it learns the configuration from a snapshot of the leader.
     h.snapshotAndCompact('n1');
     h.add('n4', new MemoryStorage({ voters: [], votersOutgoing: [], learners: [] }), { term: 0, vote: '', commit: 0 });
-    let res = h.raft('n1').proposeConfChange({ changes: [{ op: ConfChangeOp.AddLearner, peer: { id: 'n4', address: 'x' } }], leaveJoint: false });
+    let res = h.raft('n1').proposeConfChange({
+      changes: [{ op: ConfChangeOp.AddLearner, peer: { id: 'n4', address: 'x' } }],
+      leaveJoint: false,
+    });
     expect(res.ok).to.equal(true);
     h.processReady(h.node('n1'));
     h.deliverAll();
     h.run(5);
     expect(h.raft('n1').conf.learners).to.deep.equal(['n4']);
     expect(h.raft('n4').log.lastIndex(), 'the learner caught up').to.equal(h.raft('n1').log.lastIndex());
-    res = h.raft('n1').proposeConfChange({ changes: [{ op: ConfChangeOp.AddVoter, peer: { id: 'n4', address: 'x' } }, { op: ConfChangeOp.Remove, peer: { id: 'n1', address: 'y' } }], leaveJoint: false });
+    res = h.raft('n1').proposeConfChange({
+      changes: [
+        { op: ConfChangeOp.AddVoter, peer: { id: 'n4', address: 'x' } },
+        { op: ConfChangeOp.Remove, peer: { id: 'n1', address: 'y' } },
+      ],
+      leaveJoint: false,
+    });
     expect(res.ok).to.equal(true);
     h.processReady(h.node('n1'));
     h.deliverAll();
@@ -293,7 +322,10 @@ describe('raft scenarios', () => {
     for (const id of ['n2', 'n3', 'n4']) expect(h.raft(id).conf, id).to.deep.equal(cNew);
     // The leave was confirmed by an empty configuration entry before n1 stepped down: whoever holds it
     // knows the leave committed.
-    const confEntries = h.node('n2').applied.filter((e) => e.type === EntryType.ConfChange).map((e) => confChangeCodec.decode(e.data));
+    const confEntries = h
+      .node('n2')
+      .applied.filter((e) => e.type === EntryType.ConfChange)
+      .map((e) => confChangeCodec.decode(e.data));
     expect(confEntries.slice(-2)).to.deep.equal([
       { changes: [], leaveJoint: true },
       { changes: [], leaveJoint: false },
@@ -334,7 +366,10 @@ describe('raft scenarios', () => {
     h.elect('n1');
     // n2's disk is slow: it receives entries and learns they are committed, but applies only durable ones.
     h.node('n2').holdPersist = true;
-    const res = h.raft('n1').proposeConfChange({ changes: [{ op: ConfChangeOp.AddLearner, peer: { id: 'n4', address: 'x' } }], leaveJoint: false });
+    const res = h.raft('n1').proposeConfChange({
+      changes: [{ op: ConfChangeOp.AddLearner, peer: { id: 'n4', address: 'x' } }],
+      leaveJoint: false,
+    });
     expect(res.ok).to.equal(true);
     const confIndex = res.ok ? res.index : 0;
     h.processReady(h.node('n1'));

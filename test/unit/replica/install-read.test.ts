@@ -10,7 +10,7 @@ import { makeMessage, MessageType } from '../../../src/raft/types.js';
 import type { SnapshotMeta } from '../../../src/raft/types.js';
 
 describe('replica snapshot install and applied-index waits', () => {
-  it('a wait for the snapshot\'s index is answered only once the image is installed', () => {
+  it("a wait for the snapshot's index is answered only once the image is installed", () => {
     const conf = { voters: ['n1', 'n2'], votersOutgoing: [], learners: [] };
     const storage = new MemoryStorage(conf);
     storage.applySnapshot({ index: 1, term: 1, conf });
@@ -46,17 +46,23 @@ describe('replica snapshot install and applied-index waits', () => {
     const run = () => {
       for (let i = 0; i < 1000 && tasks.length > 0; i++) tasks.shift()!();
     };
-    const replica = new Replica<number>('n2', { ...DEFAULT_REPLICA_OPTIONS, tickMs: 10 }, {
-      log,
-      stateMachine: sm,
-      transport: { send: () => {} },
-      clock: { now: () => 0, defer: (fn) => tasks.push(fn) },
-      random: () => 0.5,
-      checkInvariants: true,
-    });
+    const replica = new Replica<number>(
+      'n2',
+      { ...DEFAULT_REPLICA_OPTIONS, tickMs: 10 },
+      {
+        log,
+        stateMachine: sm,
+        transport: { send: () => {} },
+        clock: { now: () => 0, defer: (fn) => tasks.push(fn) },
+        random: () => 0.5,
+        checkInvariants: true,
+      },
+    );
     replica.start();
     run();
-    replica.receive([makeMessage({ type: MessageType.Snap, to: 'n2', from: 'n1', term: 2, snapshot: { index: 10, term: 2, conf } })]);
+    replica.receive([
+      makeMessage({ type: MessageType.Snap, to: 'n2', from: 'n1', term: 2, snapshot: { index: 10, term: 2, conf } }),
+    ]);
     run();
     expect(finishInstall, 'the install is under way').to.not.equal(null);
     let served: number | null = null;

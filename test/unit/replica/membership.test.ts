@@ -25,7 +25,8 @@ describe('membership change', () => {
       [900, 2000, 1000, false],
       [1000, 2000, 1000, true],
     ];
-    for (const [match, last, margin, want] of table) expect(caughtUp(match, last, margin), `match ${match} last ${last} margin ${margin}`).to.equal(want);
+    for (const [match, last, margin, want] of table)
+      expect(caughtUp(match, last, margin), `match ${match} last ${last} margin ${margin}`).to.equal(want);
   });
 
   it('a learner that never acknowledged is not promoted, however short the log; it is once it replicates', () => {

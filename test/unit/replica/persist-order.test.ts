@@ -15,7 +15,12 @@ interface Write {
   entries: Entry[];
 }
 
-function recordingLog(storage: MemoryStorage, hard: HardState, writes: Write[], later: (fn: () => void) => void): ReplicaLog {
+function recordingLog(
+  storage: MemoryStorage,
+  hard: HardState,
+  writes: Write[],
+  later: (fn: () => void) => void,
+): ReplicaLog {
   return {
     initialHardState: () => ({ ...hard }),
     snapshotMeta: () => storage.snapshotMeta(),
@@ -57,14 +62,18 @@ describe('replica persistence order', () => {
       for (let i = 0; i < 10_000 && tasks.length > 0; i++) tasks.shift()!();
     };
     let now = 0;
-    const replica = new Replica<number>('n1', { ...DEFAULT_REPLICA_OPTIONS, tickMs: 10 }, {
-      log: recordingLog(storage, { term: 1, vote: '', commit: 1 }, writes, later),
-      stateMachine: nullStateMachine,
-      transport: { send: () => {} },
-      clock: { now: () => now, defer: later },
-      random: () => 0.5,
-      checkInvariants: true,
-    });
+    const replica = new Replica<number>(
+      'n1',
+      { ...DEFAULT_REPLICA_OPTIONS, tickMs: 10 },
+      {
+        log: recordingLog(storage, { term: 1, vote: '', commit: 1 }, writes, later),
+        stateMachine: nullStateMachine,
+        transport: { send: () => {} },
+        clock: { now: () => now, defer: later },
+        random: () => 0.5,
+        checkInvariants: true,
+      },
+    );
     replica.start();
     for (let t = 0; t < 40 && !replica.isLeader; t++) {
       now += 10;
@@ -72,7 +81,11 @@ describe('replica persistence order', () => {
       run();
     }
     expect(replica.isLeader).to.equal(true);
-    const add = (id: string, cb: () => void) => replica.proposeConfChange({ changes: [{ op: ConfChangeOp.AddLearner, peer: { id, address: `sim://${id}` } }], leaveJoint: false }, (e) => (e ? expect.fail(e.message) : cb()));
+    const add = (id: string, cb: () => void) =>
+      replica.proposeConfChange(
+        { changes: [{ op: ConfChangeOp.AddLearner, peer: { id, address: `sim://${id}` } }], leaveJoint: false },
+        (e) => (e ? expect.fail(e.message) : cb()),
+      );
     const cmd = () => replica.propose(new TextEncoder().encode('x'), undefined, () => {});
     // Commands and configuration changes proposed in the same turn are handed to the disk together.
     cmd();
@@ -89,7 +102,8 @@ describe('replica persistence order', () => {
         if (e.type !== EntryType.ConfChange) return;
         expect(i, `configuration entry ${e.index} opens its write`).to.equal(0);
         expect(w.hard, `the write of ${e.index} carries a hard state`).to.not.equal(null);
-        for (const earlier of confIndexes) expect(w.hard!.commit, `its commit hint covers configuration entry ${earlier}`).to.be.at.least(earlier);
+        for (const earlier of confIndexes)
+          expect(w.hard!.commit, `its commit hint covers configuration entry ${earlier}`).to.be.at.least(earlier);
         confIndexes.push(e.index);
       });
     }

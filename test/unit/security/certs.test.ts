@@ -7,7 +7,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { CertificateError, certFiles, listCertsDir, loadClientTls, loadNodeTls } from '../../../src/security/cert-files.js';
+import {
+  CertificateError,
+  certFiles,
+  listCertsDir,
+  loadClientTls,
+  loadNodeTls,
+} from '../../../src/security/cert-files.js';
 import { CertExistsError, createCa, createClientCert, createNodeCert } from '../../../src/security/certs.js';
 import { principalOfSubject } from '../../../src/security/roles.js';
 
@@ -35,7 +41,8 @@ describe('certificates', function () {
     await createCa({ certsDir: dir });
     await createNodeCert({ certsDir: dir }, 'n1', ['127.0.0.1', 'jn1.example.com', '[::1]']);
     await createClientCert({ certsDir: dir }, 'nn1', ['writer', 'reader']);
-    for (const key of ['ca.key', 'node.n1.key', 'client.nn1.key']) expect(mode(path.join(dir, key)), key).to.equal(0o600);
+    for (const key of ['ca.key', 'node.n1.key', 'client.nn1.key'])
+      expect(mode(path.join(dir, key)), key).to.equal(0o600);
     const list = listCertsDir(dir);
     expect(list.map((c) => path.basename(c.file))).to.deep.equal(['ca.crt', 'client.nn1.crt', 'node.n1.crt']);
     const [ca, client, node] = list;
@@ -44,7 +51,8 @@ describe('certificates', function () {
     expect(client!.principal).to.deep.equal({ kind: 'client', name: 'nn1', roles: ['writer', 'reader'] });
     expect(node!.principal).to.deep.equal({ kind: 'node', id: 'n1' });
     expect(node!.sans).to.deep.equal(['IP:127.0.0.1', 'DNS:jn1.example.com', 'IP:0:0:0:0:0:0:0:1']);
-    const years = (c: { notBefore: string; notAfter: string }) => (Date.parse(c.notAfter) - Date.parse(c.notBefore)) / (365 * 86_400_000);
+    const years = (c: { notBefore: string; notAfter: string }) =>
+      (Date.parse(c.notAfter) - Date.parse(c.notBefore)) / (365 * 86_400_000);
     expect(years(ca!)).to.be.within(9.9, 10.1);
     expect(years(node!)).to.be.within(1.9, 2.1);
     const x = new X509Certificate(fs.readFileSync(certFiles(dir, 'node', 'n1').cert));
@@ -62,7 +70,9 @@ describe('certificates', function () {
     let refused: unknown = null;
     await createClientCert({ certsDir: dir, caKeyPath }, 'ops', ['admin']).catch((e: unknown) => (refused = e));
     expect(refused).to.be.instanceOf(CertExistsError);
-    expect((refused as Error).message).to.match(/client\.ops\.crt, .*client\.ops\.key already exist: refusing to overwrite \(give --overwrite/);
+    expect((refused as Error).message).to.match(
+      /client\.ops\.crt, .*client\.ops\.key already exist: refusing to overwrite \(give --overwrite/,
+    );
     const before = listCertsDir(dir)[1]!;
     expect(Date.parse(before.notAfter) - Date.parse(before.notBefore)).to.equal(30 * 86_400_000);
     await createClientCert({ certsDir: dir, caKeyPath, overwrite: true }, 'ops', ['admin']);
@@ -92,20 +102,35 @@ describe('certificates', function () {
     // Another CA.
     await createCa({ certsDir: dir, overwrite: true });
     expect(refusal(() => loadClientTls(dir, 'alice'))).to.match(/client\.alice\.crt was not issued by .*ca\.crt/);
-    expect(refusal(() => loadClientTls(dir, 'bob'))).to.match(/cannot read the client certificate .*client\.bob\.crt: ENOENT/);
+    expect(refusal(() => loadClientTls(dir, 'bob'))).to.match(
+      /cannot read the client certificate .*client\.bob\.crt: ENOENT/,
+    );
   });
 
   it('roles are read from the subject: OU=peer makes a node, unknown roles are ignored, no role is nobody', () => {
     const table: [Parameters<typeof principalOfSubject>[0], ReturnType<typeof principalOfSubject>][] = [
-      [{ CN: 'n1', O: 'qjournal', OU: 'peer' }, { kind: 'node', id: 'n1' }],
-      [{ CN: 'a', OU: ['reader', 'janitor'] }, { kind: 'client', name: 'a', roles: ['reader'] }],
-      [{ CN: 'a', OU: ['admin', 'writer'] }, { kind: 'client', name: 'a', roles: ['writer', 'admin'] }],
-      [{ CN: 'a', OU: ['writer', 'peer'] }, { kind: 'node', id: 'a' }],
+      [
+        { CN: 'n1', O: 'qjournal', OU: 'peer' },
+        { kind: 'node', id: 'n1' },
+      ],
+      [
+        { CN: 'a', OU: ['reader', 'janitor'] },
+        { kind: 'client', name: 'a', roles: ['reader'] },
+      ],
+      [
+        { CN: 'a', OU: ['admin', 'writer'] },
+        { kind: 'client', name: 'a', roles: ['writer', 'admin'] },
+      ],
+      [
+        { CN: 'a', OU: ['writer', 'peer'] },
+        { kind: 'node', id: 'a' },
+      ],
       [{ CN: 'a' }, null],
       [{ CN: ['a', 'b'], OU: 'admin' }, null],
       [{ CN: 'a b', OU: 'admin' }, null],
       [{ OU: 'admin' }, null],
     ];
-    for (const [subject, principal] of table) expect(principalOfSubject(subject), JSON.stringify(subject)).to.deep.equal(principal);
+    for (const [subject, principal] of table)
+      expect(principalOfSubject(subject), JSON.stringify(subject)).to.deep.equal(principal);
   });
 });

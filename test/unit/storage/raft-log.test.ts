@@ -16,10 +16,19 @@ import type { Entry, SnapshotMeta } from '../../../src/raft/types.js';
 
 const conf = { voters: ['n1'], votersOutgoing: [], learners: [] };
 const snap0: SnapshotMeta = { index: 0, term: 0, conf };
-const ent = (index: number, term: number, data = `d${index}`): Entry => ({ index, term, type: EntryType.Normal, data: Buffer.from(data) });
+const ent = (index: number, term: number, data = `d${index}`): Entry => ({
+  index,
+  term,
+  type: EntryType.Normal,
+  data: Buffer.from(data),
+});
 const run = (from: number, terms: number[]) => terms.map((t, i) => ent(from + i, t));
 
-function write(log: DiskLog, entries: Entry[], hs: { term: number; vote: string; commit: number } | null = null): Promise<void> {
+function write(
+  log: DiskLog,
+  entries: Entry[],
+  hs: { term: number; vote: string; commit: number } | null = null,
+): Promise<void> {
   return new Promise((resolve, reject) => log.write(hs, entries, (e) => (e ? reject(e) : resolve())));
 }
 
@@ -27,18 +36,32 @@ describe('disk Raft log', () => {
   let dir: string;
   let meta: MetaStore;
   const open = (o: Partial<Parameters<typeof DiskLog.open>[1]> = {}) =>
-    DiskLog.open(path.join(dir, 'log'), { maxSegmentBytes: 1 << 20, maxCacheBytes: 1 << 20, sync: true, snapshot: snap0, meta, ...o });
+    DiskLog.open(path.join(dir, 'log'), {
+      maxSegmentBytes: 1 << 20,
+      maxCacheBytes: 1 << 20,
+      sync: true,
+      snapshot: snap0,
+      meta,
+      ...o,
+    });
   const segFiles = () => fs.readdirSync(path.join(dir, 'log')).sort();
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-log-'));
-    meta = MetaStore.create(path.join(dir, 'raft'), { hardState: { term: 0, vote: '', commit: 0 }, storageId: 's', clusterId: 'c', nodeId: 'n1' });
+    meta = MetaStore.create(path.join(dir, 'raft'), {
+      hardState: { term: 0, vote: '', commit: 0 },
+      storageId: 's',
+      clusterId: 'c',
+      nodeId: 'n1',
+    });
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   describe('metadata', () => {
     it('round-trips and survives a leftover temporary file', async () => {
-      await new Promise<void>((res, rej) => meta.save({ ...meta.meta, hardState: { term: 5, vote: 'n2', commit: 3 } }, (e) => (e ? rej(e) : res())));
+      await new Promise<void>((res, rej) =>
+        meta.save({ ...meta.meta, hardState: { term: 5, vote: 'n2', commit: 3 } }, (e) => (e ? rej(e) : res())),
+      );
       fs.writeFileSync(path.join(dir, 'raft', 'raft_meta.tmp'), 'half-written garbage');
       const again = MetaStore.open(path.join(dir, 'raft'))!;
       expect(again.meta.hardState).to.deep.equal({ term: 5, vote: 'n2', commit: 3 });
@@ -69,7 +92,11 @@ describe('disk Raft log', () => {
   it("bytesAfter: a follower's byte lag, across segment boundaries and a truncation; every fdatasync observed", async () => {
     const fsyncsMs: number[] = [];
     const log = open({ maxSegmentBytes: 100, onFsync: (ms) => fsyncsMs.push(ms) });
-    for (let i = 1; i <= 12; i += 2) await write(log, run(i, [1, 1]).map((e) => ({ ...e, data: Buffer.from('x'.repeat(10)) })));
+    for (let i = 1; i <= 12; i += 2)
+      await write(
+        log,
+        run(i, [1, 1]).map((e) => ({ ...e, data: Buffer.from('x'.repeat(10)) })),
+      );
     expect(segFiles().length).to.be.greaterThan(2);
     expect(fsyncsMs.length).to.equal(6);
     expect(fsyncsMs.every((ms) => ms >= 0)).to.equal(true);
@@ -78,7 +105,10 @@ describe('disk Raft log', () => {
     expect(frame).to.be.greaterThan(10);
     for (let i = 0; i <= 12; i++) expect(log.bytesAfter(i), `after ${i}`).to.equal((12 - i) * frame);
     expect(log.bytesAfter(20)).to.equal(0);
-    await write(log, run(4, [2]).map((e) => ({ ...e, data: Buffer.from('x'.repeat(10)) })));
+    await write(
+      log,
+      run(4, [2]).map((e) => ({ ...e, data: Buffer.from('x'.repeat(10)) })),
+    );
     expect([log.bytesAfter(0), log.bytesAfter(3)]).to.deep.equal([4 * frame, frame]);
     log.close();
   });
@@ -182,7 +212,11 @@ describe('disk Raft log', () => {
       expect(again.lastIndex()).to.equal(2);
       await write(again, [ent(3, 2, 'new')]);
       again.close();
-      expect(open().entries(1, 4, 1000).map((e) => Buffer.from(e.data).toString())).to.deep.equal(['d1', 'd2', 'new']);
+      expect(
+        open()
+          .entries(1, 4, 1000)
+          .map((e) => Buffer.from(e.data).toString()),
+      ).to.deep.equal(['d1', 'd2', 'new']);
     });
 
     it('preallocated space: appends go into it, a restart keeps it silently, and closed segments are trimmed', async () => {
@@ -249,7 +283,12 @@ describe('disk Raft log', () => {
       fc.asyncProperty(
         fc.array(
           fc.oneof(
-            fc.record({ kind: fc.constant('append' as const), back: fc.nat({ max: 4 }), n: fc.integer({ min: 1, max: 5 }), bump: fc.boolean() }),
+            fc.record({
+              kind: fc.constant('append' as const),
+              back: fc.nat({ max: 4 }),
+              n: fc.integer({ min: 1, max: 5 }),
+              bump: fc.boolean(),
+            }),
             fc.record({ kind: fc.constant('compact' as const), keep: fc.nat({ max: 6 }) }),
             fc.record({ kind: fc.constant('restart' as const) }),
           ),
@@ -287,8 +326,12 @@ describe('disk Raft log', () => {
             expect(log.firstIndex()).to.be.at.most(model.firstIndex());
             for (let i = lo - 1; i <= model.lastIndex(); i++) expect(log.term(i), `term(${i})`).to.equal(model.term(i));
             if (lo <= model.lastIndex()) {
-              const a = log.entries(lo, model.lastIndex() + 1, Infinity).map((e) => [e.index, e.term, Buffer.from(e.data).toString()]);
-              const b = model.entries(lo, model.lastIndex() + 1, Infinity).map((e) => [e.index, e.term, Buffer.from(e.data).toString()]);
+              const a = log
+                .entries(lo, model.lastIndex() + 1, Infinity)
+                .map((e) => [e.index, e.term, Buffer.from(e.data).toString()]);
+              const b = model
+                .entries(lo, model.lastIndex() + 1, Infinity)
+                .map((e) => [e.index, e.term, Buffer.from(e.data).toString()]);
               expect(a).to.deep.equal(b);
             }
           }

@@ -24,7 +24,12 @@ function read(bytes: Buffer, cuts: number[], max = 1 << 20): { frames: string[];
 }
 
 describe('FrameReader', () => {
-  const stream = Buffer.concat([frame(Buffer.from('one')), Buffer.from(KEEPALIVE_FRAME), frame(Buffer.from('second frame')), Buffer.from(KEEPALIVE_FRAME)]);
+  const stream = Buffer.concat([
+    frame(Buffer.from('one')),
+    Buffer.from(KEEPALIVE_FRAME),
+    frame(Buffer.from('second frame')),
+    Buffer.from(KEEPALIVE_FRAME),
+  ]);
 
   it('frames in one chunk, keepalives as empty frames', () => {
     const { frames, reader } = read(stream, []);
@@ -33,14 +38,18 @@ describe('FrameReader', () => {
   });
 
   it('the same frames however the chunks are cut (every single cut, and every byte alone)', () => {
-    for (let cut = 1; cut < stream.byteLength; cut++) expect(read(stream, [cut]).frames, `cut at ${cut}`).to.deep.equal(['one', '', 'second frame', '']);
+    for (let cut = 1; cut < stream.byteLength; cut++)
+      expect(read(stream, [cut]).frames, `cut at ${cut}`).to.deep.equal(['one', '', 'second frame', '']);
     const everyByte = Array.from({ length: stream.byteLength - 1 }, (_, i) => i + 1);
     expect(read(stream, everyByte).frames).to.deep.equal(['one', '', 'second frame', '']);
   });
 
   it('a truncated stream: what arrived of the last frame is held back, and midFrame says so', () => {
     for (const end of [2, FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + 2]) {
-      const { frames, reader } = read(Buffer.concat([frame(Buffer.from('one')), frame(Buffer.from('cut off')).subarray(0, end)]), []);
+      const { frames, reader } = read(
+        Buffer.concat([frame(Buffer.from('one')), frame(Buffer.from('cut off')).subarray(0, end)]),
+        [],
+      );
       expect(frames, `ends after ${end} bytes of the second frame`).to.deep.equal(['one']);
       expect(reader.midFrame).to.equal(true);
     }
@@ -50,8 +59,14 @@ describe('FrameReader', () => {
     const header = Buffer.alloc(FRAME_HEADER_BYTES);
     header.writeUInt32BE(1001);
     const reader = new FrameReader(1000);
-    expect(() => reader.push(Buffer.concat([header, Buffer.alloc(10)]), () => expect.fail('no frame'))).to.throw(FrameTooLargeError, /1001 bytes is over the limit of 1000/);
-    expect(() => new FrameReader(1000).push(frame(Buffer.alloc(1000)), () => {}), 'exactly the bound is fine').to.not.throw();
+    expect(() => reader.push(Buffer.concat([header, Buffer.alloc(10)]), () => expect.fail('no frame'))).to.throw(
+      FrameTooLargeError,
+      /1001 bytes is over the limit of 1000/,
+    );
+    expect(
+      () => new FrameReader(1000).push(frame(Buffer.alloc(1000)), () => {}),
+      'exactly the bound is fine',
+    ).to.not.throw();
   });
 
   it('a frame claiming 4 GiB allocates nothing: refused at its header', () => {

@@ -44,7 +44,12 @@ function plain(b: Batch): unknown {
       rejectHint: Number(m.rejectHint),
       context: bytes(m.context),
       snapshot: m.snapshot ? JSON.parse(JSON.stringify(m.snapshot)) : null,
-      entries: m.entries.map((e) => ({ term: Number(e.term), index: Number(e.index), type: e.type, data: bytes(e.data) })),
+      entries: m.entries.map((e) => ({
+        term: Number(e.term),
+        index: Number(e.index),
+        type: e.type,
+        data: bytes(e.data),
+      })),
     })),
   };
 }
@@ -72,8 +77,26 @@ describe('encodeBatchFrame', () => {
           { term: 0, index: 0, type: EntryType.ConfChange, data: Buffer.from([1, 2, 3]) },
         ],
       }),
-      makeMessage({ type: MessageType.AppResp, to: 'n2', from: 'n1', reject: true, rejectHint: 12, context: Buffer.from('ctx') }),
-      makeMessage({ type: MessageType.Snap, to: 'n3', from: 'n1', term: 5, snapshot: { index: 100, term: 5, conf: { voters: ['n1', 'n2'], votersOutgoing: ['n3'], learners: ['n4'] }, peers: [{ id: 'n1', address: 'a:1' }] } }),
+      makeMessage({
+        type: MessageType.AppResp,
+        to: 'n2',
+        from: 'n1',
+        reject: true,
+        rejectHint: 12,
+        context: Buffer.from('ctx'),
+      }),
+      makeMessage({
+        type: MessageType.Snap,
+        to: 'n3',
+        from: 'n1',
+        term: 5,
+        snapshot: {
+          index: 100,
+          term: 5,
+          conf: { voters: ['n1', 'n2'], votersOutgoing: ['n3'], learners: ['n4'] },
+          peers: [{ id: 'n1', address: 'a:1' }],
+        },
+      }),
     ],
   };
 
@@ -84,12 +107,18 @@ describe('encodeBatchFrame', () => {
 
   it('large entry data is a chunk of its own, the very bytes of the entry (not a copy)', () => {
     const f = encodeBatchFrame(batch);
-    expect(f.chunks.some((c) => c === big), 'the entry data itself is among the chunks').to.equal(true);
+    expect(
+      f.chunks.some((c) => c === big),
+      'the entry data itself is among the chunks',
+    ).to.equal(true);
     expect(f.chunks.length).to.be.below(5);
   });
 
   it('an empty batch and a batch of heartbeats round-trip', () => {
-    for (const messages of [[], [makeMessage({ type: MessageType.Heartbeat, to: 'b', from: 'a', term: 3, commit: 9 })]]) {
+    for (const messages of [
+      [],
+      [makeMessage({ type: MessageType.Heartbeat, to: 'b', from: 'a', term: 3, commit: 9 })],
+    ]) {
       const b: Batch = { from: 'a', clusterId: 'c', storageId: '', fromAddress: '', messages };
       expect(plain(decodeFrame(encodeBatchFrame(b)))).to.deep.equal(plain(decodeBatch(encodeBatch(b), LIMITS)));
     }
@@ -97,8 +126,15 @@ describe('encodeBatchFrame', () => {
 
   it('property: any batch of appends round-trips through its frame', () => {
     const u53 = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
-    const entry = fc.record({ term: u53, index: u53, type: fc.constantFrom(EntryType.Normal, EntryType.ConfChange), data: fc.uint8Array({ maxLength: 6000 }) });
-    const message = fc.record({ term: u53, index: u53, logTerm: u53, commit: u53, entries: fc.array(entry, { maxLength: 4 }) }).map((f) => makeMessage({ type: MessageType.App, to: 'b', from: 'a', ...f }) as Message);
+    const entry = fc.record({
+      term: u53,
+      index: u53,
+      type: fc.constantFrom(EntryType.Normal, EntryType.ConfChange),
+      data: fc.uint8Array({ maxLength: 6000 }),
+    });
+    const message = fc
+      .record({ term: u53, index: u53, logTerm: u53, commit: u53, entries: fc.array(entry, { maxLength: 4 }) })
+      .map((f) => makeMessage({ type: MessageType.App, to: 'b', from: 'a', ...f }) as Message);
     fc.assert(
       fc.property(fc.array(message, { maxLength: 4 }), (messages) => {
         const b: Batch = { from: 'a', clusterId: 'c', storageId: 's', fromAddress: 'a:1', messages };

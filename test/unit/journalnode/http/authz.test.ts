@@ -7,7 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { authorizePeerBatch, decide, INSECURE_CALLER, ROUTE_RULES, ruleFor } from '../../../../journalnode/http/authz.js';
+import {
+  authorizePeerBatch,
+  decide,
+  INSECURE_CALLER,
+  ROUTE_RULES,
+  ruleFor,
+} from '../../../../journalnode/http/authz.js';
 import type { Caller } from '../../../../journalnode/http/authz.js';
 import { DEFAULTS, validateConfig } from '../../../../journalnode/config.js';
 import { buildJournalNode } from '../../../../journalnode/journal-node.js';
@@ -52,20 +58,37 @@ describe('authorization', () => {
       [undefined, [U, 'ok', 'ok', 'ok', 'ok', 'ok', 'ok']],
     ];
     for (const [route, expected] of table) {
-      expect(callers.map(([, c]) => outcome(c, route as string)), `${route ?? '(no route: 404)'} for ${callers.map(([n]) => n).join(', ')}`).to.deep.equal(expected);
+      expect(
+        callers.map(([, c]) => outcome(c, route as string)),
+        `${route ?? '(no route: 404)'} for ${callers.map(([n]) => n).join(', ')}`,
+      ).to.deep.equal(expected);
     }
   });
 
   it('a refusal names the rule and how to comply', () => {
-    expect(decide(null, ['reader'])!.message).to.match(/a client certificate is required: connect with --certs-dir D --user NAME/);
-    expect(decide(client('reader'), ['writer', 'admin'])!.message).to.equal('client c (reader) may not call this: it needs the role writer or admin');
+    expect(decide(null, ['reader'])!.message).to.match(
+      /a client certificate is required: connect with --certs-dir D --user NAME/,
+    );
+    expect(decide(client('reader'), ['writer', 'admin'])!.message).to.equal(
+      'client c (reader) may not call this: it needs the role writer or admin',
+    );
   });
 
   it('a Raft batch speaks only for its certificate: the batch and every message', () => {
-    const batch = (from: string, messageFrom = from) => ({ from, clusterId: 'c', storageId: 's', fromAddress: '', messages: [makeMessage({ type: MessageType.Heartbeat, from: messageFrom, to: 'n2', term: 5 })] });
+    const batch = (from: string, messageFrom = from) => ({
+      from,
+      clusterId: 'c',
+      storageId: 's',
+      fromAddress: '',
+      messages: [makeMessage({ type: MessageType.Heartbeat, from: messageFrom, to: 'n2', term: 5 })],
+    });
     expect(authorizePeerBatch(node('n3'), batch('n3'))).to.equal(null);
-    expect(authorizePeerBatch(node('n3'), batch('n1'))?.message).to.equal('node n3\'s certificate cannot send a batch from "n1"');
-    expect(authorizePeerBatch(node('n3'), batch('n3', 'n1'))?.message).to.equal('node n3\'s certificate cannot send a message from "n1"');
+    expect(authorizePeerBatch(node('n3'), batch('n1'))?.message).to.equal(
+      'node n3\'s certificate cannot send a batch from "n1"',
+    );
+    expect(authorizePeerBatch(node('n3'), batch('n3', 'n1'))?.message).to.equal(
+      'node n3\'s certificate cannot send a message from "n1"',
+    );
     expect(authorizePeerBatch(client('admin'), batch('n1'))?.code).to.equal('QJM_ERR_FORBIDDEN');
     expect(authorizePeerBatch(null, batch('n1'))?.code).to.equal('QJM_ERR_FORBIDDEN');
     expect(authorizePeerBatch(INSECURE_CALLER, batch('n1'))).to.equal(null);
@@ -77,19 +100,42 @@ describe('authorization', () => {
     const certsDir = path.join(dir, 'certs');
     await createCa({ certsDir });
     await createNodeCert({ certsDir }, 'n1', ['127.0.0.1']);
-    const config = validateConfig({ ...DEFAULTS, id: 'n1', listen: '127.0.0.1:0', dataDir: path.join(dir, 'n1'), peers: [{ id: 'n1', address: '127.0.0.1:1' }], certsDir, logLevel: 'silent' });
+    const config = validateConfig({
+      ...DEFAULTS,
+      id: 'n1',
+      listen: '127.0.0.1:0',
+      dataDir: path.join(dir, 'n1'),
+      peers: [{ id: 'n1', address: '127.0.0.1:1' }],
+      certsDir,
+      logLevel: 'silent',
+    });
     const jn = await buildJournalNode(config, { logger: pino({ level: 'silent' }) });
     try {
       await jn.app.ready();
-      const routes = [...jn.app.printRoutes({ commonPrefix: false }).matchAll(/(\/\S*) \(([A-Z, ]+)\)/g)].flatMap((m) => m[2]!.split(', ').filter((x) => x !== 'HEAD').map((method) => [method, m[1]!] as const));
+      const routes = [...jn.app.printRoutes({ commonPrefix: false }).matchAll(/(\/\S*) \(([A-Z, ]+)\)/g)].flatMap((m) =>
+        m[2]!
+          .split(', ')
+          .filter((x) => x !== 'HEAD')
+          .map((method) => [method, m[1]!] as const),
+      );
       expect(routes.length).to.be.greaterThan(15);
       const unknown = ruleFor(undefined);
       for (const [method, url] of routes) {
         expect(ruleFor(url), `${url} is in the table`).to.not.equal(unknown);
-        const res = await jn.app.inject({ method: method as 'GET' | 'POST', url, headers: { 'content-type': 'application/x-protobuf' }, payload: method === 'POST' ? Buffer.alloc(0) : undefined });
+        const res = await jn.app.inject({
+          method: method as 'GET' | 'POST',
+          url,
+          headers: { 'content-type': 'application/x-protobuf' },
+          payload: method === 'POST' ? Buffer.alloc(0) : undefined,
+        });
         expect(res.statusCode, `${method} ${url}`).to.equal(url === '/healthz' ? 200 : 401);
       }
-      expect(Object.keys(ROUTE_RULES).every((pattern) => routes.some(([, url]) => url === pattern || (pattern.endsWith('/*') && url.startsWith(pattern.slice(0, -1))))), 'no rule for a route that does not exist').to.equal(true);
+      expect(
+        Object.keys(ROUTE_RULES).every((pattern) =>
+          routes.some(([, url]) => url === pattern || (pattern.endsWith('/*') && url.startsWith(pattern.slice(0, -1)))),
+        ),
+        'no rule for a route that does not exist',
+      ).to.equal(true);
     } finally {
       await jn.stop();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -15,7 +15,12 @@ function node(id = 'n1', o: { capacity?: number; replayedThroughIndex?: number }
     replayedThroughIndex: o.replayedThroughIndex ?? 0,
     counters: { electionStarted: () => counts.elections++, leaderChanged: () => counts.leaderChanges++ },
   });
-  return { ev, l: ev.listener(), counts, seen: () => ev.recent(100).map((e) => `${e.kind}@${e.term ?? '-'}: ${e.message}`) };
+  return {
+    ev,
+    l: ev.listener(),
+    counts,
+    seen: () => ev.recent(100).map((e) => `${e.kind}@${e.term ?? '-'}: ${e.message}`),
+  };
 }
 
 describe('node events', () => {
@@ -80,7 +85,15 @@ describe('node events', () => {
   });
 
   it('merge: one row per keyed event with every node that saw it, in time order, newest kept', () => {
-    const e = (node: string, seq: number, atMs: number, key: string | null): NodeEvent => ({ seq, atMs, node, kind: 'membership', term: null, message: `${node}#${seq}`, key });
+    const e = (node: string, seq: number, atMs: number, key: string | null): NodeEvent => ({
+      seq,
+      atMs,
+      node,
+      kind: 'membership',
+      term: null,
+      message: `${node}#${seq}`,
+      key,
+    });
     const merged = mergeEvents(
       [
         [e('n1', 1, 100, 'membership:7'), e('n1', 2, 300, null)],
@@ -94,6 +107,8 @@ describe('node events', () => {
       ['n2#2', 'n2', 200],
       ['n1#2', 'n1', 300],
     ]);
-    expect(mergeEvents([[e('n1', 1, 1, null), e('n1', 2, 2, null), e('n1', 3, 3, null)]], 2).map((m) => m.seq)).to.deep.equal([2, 3]);
+    expect(
+      mergeEvents([[e('n1', 1, 1, null), e('n1', 2, 2, null), e('n1', 3, 3, null)]], 2).map((m) => m.seq),
+    ).to.deep.equal([2, 3]);
   });
 });

@@ -32,7 +32,7 @@ function unexported(exprs: string[], types: Map<string, string>): string[] {
 
 /** Every query string in the dashboard: panel targets and template variables. */
 function queries(v: unknown, out: string[] = []): string[] {
-  if (Array.isArray(v)) v.forEach((x) => queries(x, out));
+  if (Array.isArray(v)) for (const x of v) queries(x, out);
   else if (typeof v === 'object' && v !== null) {
     for (const [k, x] of Object.entries(v)) {
       if ((k === 'expr' || k === 'query' || k === 'definition') && typeof x === 'string') out.push(x);
@@ -57,12 +57,22 @@ describe('Grafana dashboard and metrics docs', () => {
   });
 
   it('the checker flags a name no node exports', () => {
-    expect(unexported(['rate(qjournal_raft_elections_total[5m])', 'histogram_quantile(0.9, qjournal_rpc_seconds_bucket)'], types)).to.deep.equal([]);
-    expect(unexported(['rate(qjournal_no_such_thing_total[5m])', 'qjournal_raft_term_count'], types)).to.deep.equal(['qjournal_no_such_thing_total', 'qjournal_raft_term_count']);
+    expect(
+      unexported(
+        ['rate(qjournal_raft_elections_total[5m])', 'histogram_quantile(0.9, qjournal_rpc_seconds_bucket)'],
+        types,
+      ),
+    ).to.deep.equal([]);
+    expect(unexported(['rate(qjournal_no_such_thing_total[5m])', 'qjournal_raft_term_count'], types)).to.deep.equal([
+      'qjournal_no_such_thing_total',
+      'qjournal_raft_term_count',
+    ]);
   });
 
   it('every metric docs/grafana-dashboard.json queries is exported by /metrics', () => {
-    const dash = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs', 'grafana-dashboard.json'), 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
+    const dash = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs', 'grafana-dashboard.json'), 'utf8')) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+    };
     expect(dash.panels.length).to.be.greaterThan(10);
     for (const p of dash.panels) expect(p.targets.length, p.title).to.be.greaterThan(0);
     const exprs = queries(dash);

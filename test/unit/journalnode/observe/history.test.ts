@@ -26,7 +26,13 @@ describe('per-second history', () => {
     for (const ms of [1, 2, 3, 4, 100]) h.fsynced(ms);
     h.sample(1_000_000);
     h.sample(1_001_000);
-    expect(h.recent(10)).to.deep.equal({ t: [1000, 1001], txns: [15, 0], fsyncs: [5, 0], fsyncP50Ms: [3, null], fsyncP99Ms: [100, null] });
+    expect(h.recent(10)).to.deep.equal({
+      t: [1000, 1001],
+      txns: [15, 0],
+      fsyncs: [5, 0],
+      fsyncP50Ms: [3, null],
+      fsyncP99Ms: [100, null],
+    });
     expect(h.recent(1).t).to.deep.equal([1001]);
   });
 

@@ -39,9 +39,16 @@ interface Rig {
 }
 
 /** Node a in a, b, c (applied at 10), whose peers answer /status from `answers` (absent: unreachable). */
-function rig(answers: Record<string, NodeStatusJson | Promise<NodeStatusJson>>, over: Partial<PeerAdmissionOptions> = {}, members = MEMBERS): Rig {
+function rig(
+  answers: Record<string, NodeStatusJson | Promise<NodeStatusJson>>,
+  over: Partial<PeerAdmissionOptions> = {},
+  members = MEMBERS,
+): Rig {
   const directory = new PeerDirectory(members);
-  directory.retain(members.map((p) => p.id), 10);
+  directory.retain(
+    members.map((p) => p.id),
+    10,
+  );
   const asked: string[] = [];
   const clock = { ms: 1000 };
   const admission = new PeerAdmission({
@@ -96,7 +103,10 @@ describe('PeerAdmission', () => {
   });
 
   it('a stranger is named by no member: refused, and not asked about again for refusedForMs', async () => {
-    const { admission, asked, clock } = rig({ 'b:1': status('b', 10, ['a', 'b', 'c']), 'c:1': status('c', 11, ['a', 'b', 'c']) });
+    const { admission, asked, clock } = rig({
+      'b:1': status('b', 10, ['a', 'b', 'c']),
+      'c:1': status('c', 11, ['a', 'b', 'c']),
+    });
     expect(await admission.admits('mallory', [app('mallory')])).to.equal(false);
     expect(asked).to.have.length(2);
     clock.ms += 999;
@@ -113,7 +123,16 @@ describe('PeerAdmission', () => {
   });
 
   it('neither the sender nor this node is asked', async () => {
-    const { admission, asked } = rig({}, { selfId: 'j', joinedFrom: [{ id: 'd', address: 'd:1' }, { id: 'j', address: 'j:1' }] });
+    const { admission, asked } = rig(
+      {},
+      {
+        selfId: 'j',
+        joinedFrom: [
+          { id: 'd', address: 'd:1' },
+          { id: 'j', address: 'j:1' },
+        ],
+      },
+    );
     expect(await admission.admits('d', [app('d')])).to.equal(false);
     expect(asked.sort()).to.deep.equal(['a:1', 'b:1', 'c:1']);
   });
@@ -132,7 +151,10 @@ describe('PeerAdmission', () => {
 
   it('joining (not a member of its own configuration): the members it joined from are asked too, and only then', async () => {
     // The snapshot it installed names a, b, c without it; b and c are gone; e (whom it joined from) knows d.
-    const joined = rig({ 'e:1': status('e', 12, ['d', 'e']) }, { selfId: 'j', joinedFrom: [{ id: 'e', address: 'e:1' }] });
+    const joined = rig(
+      { 'e:1': status('e', 12, ['d', 'e']) },
+      { selfId: 'j', joinedFrom: [{ id: 'e', address: 'e:1' }] },
+    );
     expect(await joined.admission.admits('d', [app('d')])).to.equal(true);
     expect(joined.asked.sort()).to.deep.equal(['a:1', 'b:1', 'c:1', 'e:1']);
     const member = rig({ 'e:1': status('e', 12, ['d', 'e']) }, { joinedFrom: [{ id: 'e', address: 'e:1' }] });

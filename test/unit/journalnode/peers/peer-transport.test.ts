@@ -4,7 +4,13 @@
 // inbound delivery from members only, the bound on inbound streams per peer, storage id changes.
 
 import { expect } from 'chai';
-import { MAX_INBOUND_STREAMS_PER_PEER, NotAMemberError, PeerTransport, RAFT_STREAM_CONTENT_TYPE, RAFT_STREAM_PATH } from '../../../../journalnode/peers/peer-transport.js';
+import {
+  MAX_INBOUND_STREAMS_PER_PEER,
+  NotAMemberError,
+  PeerTransport,
+  RAFT_STREAM_CONTENT_TYPE,
+  RAFT_STREAM_PATH,
+} from '../../../../journalnode/peers/peer-transport.js';
 import type { PeerTransportOptions } from '../../../../journalnode/peers/peer-transport.js';
 import { decodeBatch, messageBytes } from '../../../../src/transport/raft-codec.js';
 import type { Batch } from '../../../../src/transport/raft-codec.js';
@@ -24,8 +30,10 @@ const CLUSTER = 'CID-t';
 const ADDRESS: Record<NodeId, string> = { a: 'a:1', b: 'b:1', c: 'c:1' };
 const MEMBERS = Object.entries(ADDRESS).map(([id, address]) => ({ id, address }));
 
-const app = (to: NodeId, index: number, from: NodeId = 'a') => makeMessage({ type: MessageType.App, to, from, term: 1, index });
-const appResp = (to: NodeId, index: number, from: NodeId = 'a') => makeMessage({ type: MessageType.AppResp, to, from, term: 1, index });
+const app = (to: NodeId, index: number, from: NodeId = 'a') =>
+  makeMessage({ type: MessageType.App, to, from, term: 1, index });
+const appResp = (to: NodeId, index: number, from: NodeId = 'a') =>
+  makeMessage({ type: MessageType.AppResp, to, from, term: 1, index });
 const heartbeat = (to: NodeId, from: NodeId = 'a') => makeMessage({ type: MessageType.Heartbeat, to, from, term: 1 });
 
 /** One stream the transport opened: what it wrote (as frames), and the handlers the test calls. */
@@ -47,7 +55,8 @@ class FakeStream implements OutboundStream {
   ) {}
 
   write(chunks: readonly Uint8Array[]): boolean {
-    for (const c of chunks) this.reader.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength), (f) => this.frames.push(Buffer.from(f)));
+    for (const c of chunks)
+      this.reader.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength), (f) => this.frames.push(Buffer.from(f)));
     return this.accepts;
   }
 
@@ -73,7 +82,13 @@ class FakeStream implements OutboundStream {
 class FakeStreams {
   readonly opened: FakeStream[] = [];
 
-  openStream(address: string, path: string, contentType: string, idleTimeoutMs: number, h: StreamHandlers): OutboundStream {
+  openStream(
+    address: string,
+    path: string,
+    contentType: string,
+    idleTimeoutMs: number,
+    h: StreamHandlers,
+  ): OutboundStream {
     const s = new FakeStream(address, path, contentType, idleTimeoutMs, h, Date.now());
     this.opened.push(s);
     return s;
@@ -85,7 +100,14 @@ class FakeStreams {
 }
 
 function batchFrom(from: NodeId, messages: Message[], over: Partial<Batch> = {}): Batch {
-  return { from, clusterId: CLUSTER, storageId: `storage-${from}`, fromAddress: ADDRESS[from] ?? '', messages, ...over };
+  return {
+    from,
+    clusterId: CLUSTER,
+    storageId: `storage-${from}`,
+    fromAddress: ADDRESS[from] ?? '',
+    messages,
+    ...over,
+  };
 }
 
 interface Rig {
@@ -103,7 +125,12 @@ const open: PeerTransport[] = [];
  * A transport for `self` in a cluster of a, b and c, with fake streams, and a sink that records what it
  * delivers (or hands it to `onReceive`) and which peers it reports unreachable.
  */
-function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onReceive?: (ms: Message[]) => void, vouchedBy: Record<NodeId, string> = {}): Rig {
+function rig(
+  over: Partial<PeerTransportOptions> = {},
+  self: NodeId = 'a',
+  onReceive?: (ms: Message[]) => void,
+  vouchedBy: Record<NodeId, string> = {},
+): Rig {
   const streams = new FakeStreams();
   const directory = new PeerDirectory(MEMBERS);
   // Members vouch for whom `vouchedBy` names: their /status lists it.
@@ -112,7 +139,13 @@ function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onRec
     clusterId: CLUSTER,
     directory,
     joinedFrom: [],
-    fetchStatus: async (address) => ({ id: address.split(':')[0], clusterId: CLUSTER, appliedIndex: 0, peers: Object.entries(vouchedBy).map(([id, a]) => ({ id, address: a, role: 'voter' })) }) as unknown as NodeStatusJson,
+    fetchStatus: async (address) =>
+      ({
+        id: address.split(':')[0],
+        clusterId: CLUSTER,
+        appliedIndex: 0,
+        peers: Object.entries(vouchedBy).map(([id, a]) => ({ id, address: a, role: 'voter' })),
+      }) as unknown as NodeStatusJson,
     checkTimeoutMs: 100,
     refusedForMs: 1000,
     logger: { info() {}, warn() {}, error() {}, debug() {} },
@@ -137,7 +170,10 @@ function rig(over: Partial<PeerTransportOptions> = {}, self: NodeId = 'a', onRec
     logger: { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') },
     ...over,
   });
-  t.attach({ receive: onReceive ?? ((ms) => void delivered.push(...ms)), reportUnreachable: (id) => void unreachable.push(id) });
+  t.attach({
+    receive: onReceive ?? ((ms) => void delivered.push(...ms)),
+    reportUnreachable: (id) => void unreachable.push(id),
+  });
   open.push(t);
   return { t, streams, directory, delivered, unreachable, logs };
 }
@@ -177,7 +213,13 @@ describe('PeerTransport', () => {
       }
       expect(streams.opened).to.have.length(1);
       expect(streams.opened[0]!.batches.map((b) => indexes(b.messages))).to.deep.equal([[1], [2], [3]]);
-      expect(t.stats()[0]).to.include({ id: 'b', streamOpen: true, streamsOpened: 1, sentBatches: 3, queuedMessages: 0 });
+      expect(t.stats()[0]).to.include({
+        id: 'b',
+        streamOpen: true,
+        streamsOpened: 1,
+        sentBatches: 3,
+        queuedMessages: 0,
+      });
     });
 
     it('when the connection pushes back, what queues meanwhile waits, and goes as one frame once it drains', async () => {
@@ -191,7 +233,10 @@ describe('PeerTransport', () => {
       t.send([app('b', 3)]);
       t.send([app('b', 4)]);
       await nextTurn();
-      expect(s.batches.map((b) => indexes(b.messages)), 'frame 2 was taken, then the stream pushed back').to.deep.equal([[1], [2]]);
+      expect(
+        s.batches.map((b) => indexes(b.messages)),
+        'frame 2 was taken, then the stream pushed back',
+      ).to.deep.equal([[1], [2]]);
       expect(t.stats()[0]).to.include({ queuedMessages: 2 });
       s.accepts = true;
       s.h.onDrain();
@@ -233,7 +278,9 @@ describe('PeerTransport', () => {
       const { t, streams } = rig({ streamLifetimeMs: 30 });
       t.send([app('b', 1)]);
       await nextTurn();
-      await waitFor(() => Date.now() - streams.opened[0]!.atMs > 30, { what: 'the first stream outlives its lifetime' });
+      await waitFor(() => Date.now() - streams.opened[0]!.atMs > 30, {
+        what: 'the first stream outlives its lifetime',
+      });
       t.send([app('b', 2)]);
       await nextTurn();
       expect(streams.opened).to.have.length(2);
@@ -265,7 +312,10 @@ describe('PeerTransport', () => {
       await nextTurn();
       expect(streams.opened, 'no new stream before the backoff').to.have.length(1);
       await waitFor(() => streams.opened.length === 2, { what: 'the stream after the first failure' });
-      expect(streams.opened[1]!.batches.map((b) => indexes(b.messages)), 'the lost frame is not resent: Raft retransmits').to.deep.equal([[2]]);
+      expect(
+        streams.opened[1]!.batches.map((b) => indexes(b.messages)),
+        'the lost frame is not resent: Raft retransmits',
+      ).to.deep.equal([[2]]);
       streams.opened[1]!.h.onError(new HttpError('b:1: ECONNRESET', true, 'ECONNRESET'));
       t.send([app('b', 3)]);
       await waitFor(() => streams.opened.length === 3, { what: 'the stream after the second failure' });
@@ -280,7 +330,10 @@ describe('PeerTransport', () => {
       const { t, streams, unreachable, logs } = rig();
       t.send([app('b', 1)]);
       await nextTurn();
-      streams.opened[0]!.h.onResponse(403, Buffer.from('{"code":"QJM_ERR_FORBIDDEN","message":"\\"a\\" is not a member"}'));
+      streams.opened[0]!.h.onResponse(
+        403,
+        Buffer.from('{"code":"QJM_ERR_FORBIDDEN","message":"\\"a\\" is not a member"}'),
+      );
       expect(unreachable).to.deep.equal(['b']);
       expect(logs[0]!.msg).to.match(/^peer b \(b:1\) refused the stream: 403 \{"code":"QJM_ERR_FORBIDDEN"/);
       expect(t.stats()[0]).to.include({ streamOpen: false });
@@ -308,7 +361,9 @@ describe('PeerTransport', () => {
 
     it('a batch from an id outside the configuration is refused: nothing delivered, no state kept for it', () => {
       const { t, delivered } = rig();
-      expect(() => t.handleInbound(batchFrom('mallory', [appResp('a', 1, 'mallory')], { fromAddress: 'm:9' }))).to.throw(NotAMemberError);
+      expect(() =>
+        t.handleInbound(batchFrom('mallory', [appResp('a', 1, 'mallory')], { fromAddress: 'm:9' })),
+      ).to.throw(NotAMemberError);
       expect(() => t.openInbound('mallory', { cut() {} })).to.throw(NotAMemberError);
       expect(delivered).to.deep.equal([]);
       expect(t.stats().map((s) => s.id)).to.not.include('mallory');
@@ -316,8 +371,12 @@ describe('PeerTransport', () => {
 
     it('a leader outside the configuration is heard once a member vouches for it, and answered at the address the member gave', async () => {
       const { t, streams, delivered } = rig({}, 'a', undefined, { d: 'd:7' });
-      expect(await t.admits('d', [appResp('a', 1, 'd')]), 'only leader messages are heard from a non-member').to.equal(false);
-      expect(() => t.handleInbound(batchFrom('d', [app('a', 5, 'd')])), 'nothing before the word').to.throw(NotAMemberError);
+      expect(await t.admits('d', [appResp('a', 1, 'd')]), 'only leader messages are heard from a non-member').to.equal(
+        false,
+      );
+      expect(() => t.handleInbound(batchFrom('d', [app('a', 5, 'd')])), 'nothing before the word').to.throw(
+        NotAMemberError,
+      );
       expect(await t.admits('d', [app('a', 5, 'd')])).to.equal(true);
       expect(t.heard('d')).to.equal(true);
       t.openInbound('d', { cut() {} });
@@ -337,7 +396,9 @@ describe('PeerTransport', () => {
     it(`at most ${MAX_INBOUND_STREAMS_PER_PEER} streams per peer: a newer one ends the oldest; close() ends every stream`, () => {
       const { t } = rig();
       const cuts: string[] = [];
-      const stream = (name: string) => ({ cut: (status: number, code: string) => void cuts.push(`${name} ${status} ${code}`) });
+      const stream = (name: string) => ({
+        cut: (status: number, code: string) => void cuts.push(`${name} ${status} ${code}`),
+      });
       const forgetFirst = t.openInbound('b', stream('b1'));
       t.openInbound('b', stream('b2'));
       t.openInbound('c', stream('c1'));
@@ -347,7 +408,11 @@ describe('PeerTransport', () => {
       forgetFirst();
       expect(t.stats().find((s) => s.id === 'b')!.inboundStreams).to.equal(2);
       t.close();
-      expect(cuts.slice(1).sort()).to.deep.equal(['b2 503 QJM_ERR_SHUTTING_DOWN', 'b3 503 QJM_ERR_SHUTTING_DOWN', 'c1 503 QJM_ERR_SHUTTING_DOWN']);
+      expect(cuts.slice(1).sort()).to.deep.equal([
+        'b2 503 QJM_ERR_SHUTTING_DOWN',
+        'b3 503 QJM_ERR_SHUTTING_DOWN',
+        'c1 503 QJM_ERR_SHUTTING_DOWN',
+      ]);
     });
 
     it('a peer whose storage id changes is recorded and logged as an error, once per change', () => {
@@ -357,7 +422,9 @@ describe('PeerTransport', () => {
       expect(t.storageIdChanges).to.deep.equal([]);
       t.handleInbound(batchFrom('b', [appResp('a', 3, 'b')], { storageId: 's2' }));
       t.handleInbound(batchFrom('b', [appResp('a', 4, 'b')], { storageId: 's2' }));
-      expect(t.storageIdChanges.map(({ id, from, to }) => ({ id, from, to }))).to.deep.equal([{ id: 'b', from: 's1', to: 's2' }]);
+      expect(t.storageIdChanges.map(({ id, from, to }) => ({ id, from, to }))).to.deep.equal([
+        { id: 'b', from: 's1', to: 's2' },
+      ]);
       expect(logs.filter((l) => l.level === 'error')).to.have.length(1);
       expect(t.stats().find((s) => s.id === 'b')!.storageId).to.equal('s2');
     });
@@ -370,7 +437,8 @@ describe('PeerTransport', () => {
         const reader = new FrameReader(1 << 30);
         return {
           write(chunks) {
-            for (const c of chunks) reader.push(Buffer.from(c), (f) => f.byteLength > 0 && to().handleInbound(decodeBatch(f, LIMITS)));
+            for (const c of chunks)
+              reader.push(Buffer.from(c), (f) => f.byteLength > 0 && to().handleInbound(decodeBatch(f, LIMITS)));
             return true;
           },
           end() {},

@@ -18,7 +18,8 @@ import { waitFor } from '../../../support/async.js';
 const CLUSTER = 'CID-route';
 const LIMITS = { maxMessages: 100, maxEntries: 100, maxMembers: 10 };
 const app = (from: NodeId, index: number) => makeMessage({ type: MessageType.App, to: 'a', from, term: 3, index });
-const frame = (from: NodeId, index: number) => batchFrame({ from, clusterId: CLUSTER, storageId: `s-${from}`, fromAddress: '', messages: [app(from, index)] });
+const frame = (from: NodeId, index: number) =>
+  batchFrame({ from, clusterId: CLUSTER, storageId: `s-${from}`, fromAddress: '', messages: [app(from, index)] });
 
 /** The transport as the route sees it: members heard at once, anyone else on a verdict the test releases. */
 function standIn(members: NodeId[]) {
@@ -48,16 +49,28 @@ function standIn(members: NodeId[]) {
 async function route(transport: ReturnType<typeof standIn>['t']): Promise<FastifyInstance> {
   const a = Fastify();
   a.decorateRequest('caller', null);
-  a.addHook('onRequest', async (req) => void (req.caller = { kind: 'insecure' }));
+  a.addHook('onRequest', async (req) => {
+    req.caller = { kind: 'insecure' };
+  });
   registerRaftStreamBody(a);
-  registerRaftRoutes(a, { maxBodyBytes: 1 << 20, clusterId: CLUSTER, transport: transport as unknown as PeerTransport, logger: { info() {}, warn() {}, error() {}, debug() {} } });
+  registerRaftRoutes(a, {
+    maxBodyBytes: 1 << 20,
+    clusterId: CLUSTER,
+    transport: transport as unknown as PeerTransport,
+    logger: { info() {}, warn() {}, error() {}, debug() {} },
+  });
   await a.ready();
   return a;
 }
 
 /** The frames as one chunk of the body: the route reads them all in one go, so later ones are held too. */
 function send(a: FastifyInstance, frames: Buffer[]) {
-  return a.inject({ method: 'POST', url: RAFT_STREAM_PATH, headers: { 'content-type': RAFT_STREAM_CONTENT_TYPE }, payload: Readable.from([Buffer.concat(frames)]) });
+  return a.inject({
+    method: 'POST',
+    url: RAFT_STREAM_PATH,
+    headers: { 'content-type': RAFT_STREAM_CONTENT_TYPE },
+    payload: Readable.from([Buffer.concat(frames)]),
+  });
 }
 
 describe('peer stream route: senders the configuration does not name', () => {

@@ -22,7 +22,19 @@ function entry(index: number, cmd: qjournal.journal.ICommand): Entry {
 }
 
 function writes(jid: string, firstTxId: number, n: number): qjournal.journal.ICommand {
-  return { jid, journal: { epoch: 1, segmentTxid: 1, firstTxid: firstTxId, count: n, records: encodeRecords(firstTxId, Array.from({ length: n }, (_, i) => Buffer.from(`e${firstTxId + i}`))) } };
+  return {
+    jid,
+    journal: {
+      epoch: 1,
+      segmentTxid: 1,
+      firstTxid: firstTxId,
+      count: n,
+      records: encodeRecords(
+        firstTxId,
+        Array.from({ length: n }, (_, i) => Buffer.from(`e${firstTxId + i}`)),
+      ),
+    },
+  };
 }
 
 function opts(dataDir: string, source: SnapshotSource | null = null): StateMachineOptions {
@@ -34,7 +46,8 @@ function fresh(dir: string, source: SnapshotSource | null = null): JournalStateM
   return JournalStateMachine.open(opts(dir, source));
 }
 
-const save = (sm: JournalStateMachine, meta: SnapshotMeta) => new Promise<void>((resolve, reject) => sm.saveSnapshot(meta, (e) => (e ? reject(e) : resolve())));
+const save = (sm: JournalStateMachine, meta: SnapshotMeta) =>
+  new Promise<void>((resolve, reject) => sm.saveSnapshot(meta, (e) => (e ? reject(e) : resolve())));
 
 function filesOf(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -50,7 +63,12 @@ const head: qjournal.journal.ICommand[] = [
   { jid: 'ns1', startSegment: { epoch: 1, txid: 1, layoutVersion: -64 } },
   writes('ns1', 1, 5),
 ];
-const tail: qjournal.journal.ICommand[] = [writes('ns1', 6, 3), { jid: 'ns1', finalizeSegment: { epoch: 1, firstTxid: 1, lastTxid: 8 } }, { jid: 'ns1', startSegment: { epoch: 1, txid: 9, layoutVersion: -64 } }, writes('ns1', 9, 2)];
+const tail: qjournal.journal.ICommand[] = [
+  writes('ns1', 6, 3),
+  { jid: 'ns1', finalizeSegment: { epoch: 1, firstTxid: 1, lastTxid: 8 } },
+  { jid: 'ns1', startSegment: { epoch: 1, txid: 9, layoutVersion: -64 } },
+  writes('ns1', 9, 2),
+];
 
 // Set by the hooks of the outer describe: a fresh directory per test.
 let root: string;
@@ -103,13 +121,15 @@ function restart(): void {
     b[b.length - 3]! ^= 0x55;
     fs.writeFileSync(file, b);
     const third = JournalStateMachine.open(opts(dir));
-    expect(() => third.journal('ns1')!.readEdits(1, 100, 1 << 20, true)).to.throw(/edits_0+1-0+8 is corrupt at byte \d+/);
+    expect(() => third.journal('ns1')!.readEdits(1, 100, 1 << 20, true)).to.throw(
+      /edits_0+1-0+8 is corrupt at byte \d+/,
+    );
     third.close();
   });
 }
 
 function installFromLeader(): void {
-  it('a follower fetches the leader\'s snapshot in chunks, reusing a finalized segment it already has', async () => {
+  it("a follower fetches the leader's snapshot in chunks, reusing a finalized segment it already has", async () => {
     const leaderDir = path.join(root, 'leader');
     const leader = fresh(leaderDir);
     let index = 1;
@@ -144,7 +164,9 @@ function installFromLeader(): void {
     );
     expect(staged.meta.index).to.equal(index);
     const inProgressBytes = leader.journal('ns1')!.inProgress!.sizeBytes;
-    expect(chunks, 'only the in-progress segment was transferred, in 64-byte chunks').to.equal(Math.ceil(inProgressBytes / 64));
+    expect(chunks, 'only the in-progress segment was transferred, in 64-byte chunks').to.equal(
+      Math.ceil(inProgressBytes / 64),
+    );
     await new Promise<void>((resolve, reject) => follower.installSnapshot(staged, (e) => (e ? reject(e) : resolve())));
     expect(follower.snapshotMeta.index).to.equal(index);
     expect(JSON.stringify(follower.journal('ns1')!.state())).to.equal(JSON.stringify(leader.journal('ns1')!.state()));
@@ -166,13 +188,21 @@ describe('journal state machine: commands validated before they were proposed', 
     const format = entry(2, { jid: 'ns1', format: { nsInfo: ns } });
     // What the route says these bytes are (a journal it names differently) wins for this object: proof that
     // they are not decoded again.
-    sm.knowValidated(format.data, pb.Command.decode(pb.Command.encode({ jid: 'other', format: { nsInfo: ns } }).finish()));
+    sm.knowValidated(
+      format.data,
+      pb.Command.decode(pb.Command.encode({ jid: 'other', format: { nsInfo: ns } }).finish()),
+    );
     expect(sm.apply([format]).map((r) => r.code)).to.deep.equal([pb.ErrorCode.OK]);
     expect(sm.allJournals().map((j) => j.jid)).to.deep.equal(['other']);
     // The same bytes in a copy (as a follower receives them) are decoded: journal ns1.
     const copy = { ...format, index: 3, data: Uint8Array.from(format.data) };
     expect(sm.apply([copy]).map((r) => r.code)).to.deep.equal([pb.ErrorCode.OK]);
-    expect(sm.allJournals().map((j) => j.jid).sort()).to.deep.equal(['ns1', 'other']);
+    expect(
+      sm
+        .allJournals()
+        .map((j) => j.jid)
+        .sort(),
+    ).to.deep.equal(['ns1', 'other']);
     // Garbage in a copy is still refused at apply, as every replica refuses it.
     const garbage = { ...format, index: 4, data: Uint8Array.from([0xff, 0xff, 0xff]) };
     expect(sm.apply([garbage]).map((r) => r.code)).to.deep.equal([pb.ErrorCode.INVALID_ARGUMENT]);

@@ -11,7 +11,11 @@ import { Journal } from '../../../../journalnode/state/journal.js';
 
 const Code = qjournal.journal.ErrorCode;
 const ns = { namespaceId: 7, clusterId: 'CID-1', blockPoolId: 'BP-1' };
-const recs = (first: number, n: number) => encodeRecords(first, Array.from({ length: n }, (_, i) => new TextEncoder().encode(`edit-${first + i}`)));
+const recs = (first: number, n: number) =>
+  encodeRecords(
+    first,
+    Array.from({ length: n }, (_, i) => new TextEncoder().encode(`edit-${first + i}`)),
+  );
 
 // Set by the hooks of the outer describe: a fresh directory per test.
 let root: string;
@@ -72,7 +76,10 @@ function formatAndNewEpoch(): void {
     expect(j.newEpoch(ns, 'nn1', 'req-a').epoch).to.equal(1);
     expect(j.newEpoch(ns, 'nn1', 'req-a').epoch, 'the retry of the same request').to.equal(1);
     expect(j.newEpoch(ns, 'nn2', 'req-b').epoch, 'another writer').to.equal(2);
-    expect(j.newEpoch(ns, 'nn1', 'req-a').epoch, 'a late retry after another writer took over fences that writer').to.equal(3);
+    expect(
+      j.newEpoch(ns, 'nn1', 'req-a').epoch,
+      'a late retry after another writer took over fences that writer',
+    ).to.equal(3);
     expect(j.newEpoch(ns, 'nn1').epoch, 'no request id: every call is a new epoch').to.equal(4);
     expect(j.newEpoch(ns, 'nn1').epoch).to.equal(5);
     expect(j.state().epochRequestId).to.equal('');
@@ -130,7 +137,10 @@ function journalOp(): void {
   });
   const table: [string, (j: Journal) => qjournal.journal.ICommandResult][] = [
     ['a gap', (j) => j.journal(1, 1, 5, 1, recs(5, 1))],
-    ['an overlap with different contents', (j) => j.journal(1, 1, 2, 2, encodeRecords(2, [new Uint8Array([1]), new Uint8Array([2])]))],
+    [
+      'an overlap with different contents',
+      (j) => j.journal(1, 1, 2, 2, encodeRecords(2, [new Uint8Array([1]), new Uint8Array([2])])),
+    ],
     ['an unknown segment', (j) => j.journal(1, 2, 4, 1, recs(4, 1))],
   ];
   for (const [name, op] of table) {
@@ -152,12 +162,14 @@ function journalOp(): void {
     const j = writing(3);
     j.finalizeSegment(1, 1, 3);
     expect(j.journal(1, 1, 3, 1, recs(3, 1)).code).to.equal(Code.OK);
-    expect(j.journal(1, 1, 4, 1, recs(4, 1)).code, 'but no new txid into a finalized segment').to.equal(Code.OUT_OF_SYNC);
+    expect(j.journal(1, 1, 4, 1, recs(4, 1)).code, 'but no new txid into a finalized segment').to.equal(
+      Code.OUT_OF_SYNC,
+    );
   });
 }
 
 function finalizeLogSegment(): void {
-  it('closes the segment under Hadoop\'s name; a retry succeeds; other bounds are OUT_OF_SYNC', () => {
+  it("closes the segment under Hadoop's name; a retry succeeds; other bounds are OUT_OF_SYNC", () => {
     const j = writing(3);
     expect(j.finalizeSegment(1, 1, 2).code).to.equal(Code.OUT_OF_SYNC);
     expect(j.finalizeSegment(1, 1, 3).code).to.equal(Code.OK);
@@ -225,7 +237,9 @@ function segmentsOnDisk(): void {
     const a = run('a');
     const b = run('b');
     for (const name of fs.readdirSync(a.dir)) {
-      expect(fs.readFileSync(path.join(a.dir, name)).equals(fs.readFileSync(path.join(b.dir, name))), name).to.equal(true);
+      expect(fs.readFileSync(path.join(a.dir, name)).equals(fs.readFileSync(path.join(b.dir, name))), name).to.equal(
+        true,
+      );
     }
   });
 }

@@ -7,13 +7,22 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { expect } from 'chai';
-import { encodeRecords, finalizedName, inProgressName, iterateRecords, SEGMENT_HEADER_BYTES } from '../../../../src/edit-records.js';
+import {
+  encodeRecords,
+  finalizedName,
+  inProgressName,
+  iterateRecords,
+  SEGMENT_HEADER_BYTES,
+} from '../../../../src/edit-records.js';
 import { SegmentCorruptError, SegmentFile } from '../../../../journalnode/state/segment-file.js';
 
 const LAYOUT = -64;
 /** Records of `bytes` each (a recognizable payload per txid), framed as consecutive txids from `first`. */
 const recs = (first: number, n: number, bytes = 40) =>
-  encodeRecords(first, Array.from({ length: n }, (_, i) => Buffer.from(`edit-${first + i}:`.padEnd(bytes, '.'))));
+  encodeRecords(
+    first,
+    Array.from({ length: n }, (_, i) => Buffer.from(`edit-${first + i}:`.padEnd(bytes, '.'))),
+  );
 const txidsOf = (frames: Buffer) => [...iterateRecords(frames)].map((r) => r.txid);
 
 // Set by the hooks of the outer describe: a fresh directory per test.
@@ -45,7 +54,12 @@ function createAppendFinalize(): void {
   it('create: an empty in-progress file holding only the header, named after its first txid', () => {
     const seg = SegmentFile.create(dir, 101, LAYOUT);
     expect(seg.name).to.equal(inProgressName(101));
-    expect([seg.firstTxId, seg.lastTxId, seg.txCount, seg.sizeBytes]).to.deep.equal([101, 100, 0, SEGMENT_HEADER_BYTES]);
+    expect([seg.firstTxId, seg.lastTxId, seg.txCount, seg.sizeBytes]).to.deep.equal([
+      101,
+      100,
+      0,
+      SEGMENT_HEADER_BYTES,
+    ]);
     const bytes = fs.readFileSync(path.join(dir, inProgressName(101)));
     expect(bytes.byteLength).to.equal(SEGMENT_HEADER_BYTES);
     expect(seg.crc32).to.equal(zlib.crc32(bytes));
@@ -119,7 +133,13 @@ function rangeReads(): void {
     seg.finalize();
     const loaded = SegmentFile.load(dir, finalizedName(1, N), { inProgress: false });
     checkReads(loaded, 'loaded');
-    const trusted = SegmentFile.trusted(dir, finalizedName(1, N), { firstTxId: 1, lastTxId: N, layoutVersion: LAYOUT, sizeBytes: seg.sizeBytes, crc32: seg.crc32 });
+    const trusted = SegmentFile.trusted(dir, finalizedName(1, N), {
+      firstTxId: 1,
+      lastTxId: N,
+      layoutVersion: LAYOUT,
+      sizeBytes: seg.sizeBytes,
+      crc32: seg.crc32,
+    });
     checkReads(trusted, 'trusted');
   });
 
@@ -143,7 +163,12 @@ function loading(): void {
     seg.append(recs(11, 5), 5);
     seg.close();
     fs.appendFileSync(path.join(dir, inProgressName(1)), Buffer.from('half a frame'));
-    const loaded = SegmentFile.load(dir, inProgressName(1), { inProgress: true, sizeBytes: size, truncate: true, expectedLastTxId: 10 });
+    const loaded = SegmentFile.load(dir, inProgressName(1), {
+      inProgress: true,
+      sizeBytes: size,
+      truncate: true,
+      expectedLastTxId: 10,
+    });
     expect(fs.statSync(path.join(dir, inProgressName(1))).size).to.equal(size);
     expect([loaded.lastTxId, loaded.sizeBytes]).to.deep.equal([10, size]);
     expect(loaded.crc32).to.equal(zlib.crc32(fs.readFileSync(path.join(dir, inProgressName(1)))));
@@ -157,13 +182,22 @@ function loading(): void {
     const seg = written(10);
     const size = seg.sizeBytes;
     seg.close();
-    expect(() => SegmentFile.load(dir, inProgressName(1), { inProgress: true, sizeBytes: size + 1 })).to.throw(SegmentCorruptError, `expected at least ${size + 1}`);
-    expect(() => SegmentFile.load(dir, inProgressName(1), { inProgress: true, expectedLastTxId: 11 })).to.throw(SegmentCorruptError, 'holds txids up to 10, expected 11');
+    expect(() => SegmentFile.load(dir, inProgressName(1), { inProgress: true, sizeBytes: size + 1 })).to.throw(
+      SegmentCorruptError,
+      `expected at least ${size + 1}`,
+    );
+    expect(() => SegmentFile.load(dir, inProgressName(1), { inProgress: true, expectedLastTxId: 11 })).to.throw(
+      SegmentCorruptError,
+      'holds txids up to 10, expected 11',
+    );
   });
 
   it('refuses a file shorter than its header', () => {
     fs.writeFileSync(path.join(dir, inProgressName(1)), Buffer.alloc(10));
-    expect(() => SegmentFile.load(dir, inProgressName(1), { inProgress: true })).to.throw(SegmentCorruptError, 'file shorter than the segment header');
+    expect(() => SegmentFile.load(dir, inProgressName(1), { inProgress: true })).to.throw(
+      SegmentCorruptError,
+      'file shorter than the segment header',
+    );
   });
 }
 
@@ -183,12 +217,21 @@ function corruptFrame(): void {
 
   it('load refuses it, naming the file and the offset of the frame', () => {
     const { frameOffset } = damaged();
-    expect(() => SegmentFile.load(dir, finalizedName(1, 20), { inProgress: false })).to.throw(SegmentCorruptError, `${finalizedName(1, 20)} is corrupt at byte ${frameOffset}: CRC mismatch for txid 12`);
+    expect(() => SegmentFile.load(dir, finalizedName(1, 20), { inProgress: false })).to.throw(
+      SegmentCorruptError,
+      `${finalizedName(1, 20)} is corrupt at byte ${frameOffset}: CRC mismatch for txid 12`,
+    );
   });
 
   it('taken on trust, the first read finds it, and every later read again (never a wrong answer)', () => {
     const { seg, frameOffset } = damaged();
-    const trusted = SegmentFile.trusted(dir, finalizedName(1, 20), { firstTxId: 1, lastTxId: 20, layoutVersion: LAYOUT, sizeBytes: seg.sizeBytes, crc32: seg.crc32 });
+    const trusted = SegmentFile.trusted(dir, finalizedName(1, 20), {
+      firstTxId: 1,
+      lastTxId: 20,
+      layoutVersion: LAYOUT,
+      sizeBytes: seg.sizeBytes,
+      crc32: seg.crc32,
+    });
     expect(() => trusted.read(1, 5, 1 << 20)).to.throw(SegmentCorruptError, `byte ${frameOffset}`);
     expect(() => trusted.read(1, 5, 1 << 20)).to.throw(SegmentCorruptError, `byte ${frameOffset}`);
     expect(trusted.lastTxId, 'the recorded range is kept').to.equal(20);
@@ -197,7 +240,16 @@ function corruptFrame(): void {
   it('taken on trust with a CRC the file does not have (bytes changed, frames still valid): refused at first read', () => {
     const seg = written(20);
     seg.finalize();
-    const trusted = SegmentFile.trusted(dir, finalizedName(1, 20), { firstTxId: 1, lastTxId: 20, layoutVersion: LAYOUT, sizeBytes: seg.sizeBytes, crc32: (seg.crc32 + 1) >>> 0 });
-    expect(() => trusted.read(1, 5, 1 << 20)).to.throw(SegmentCorruptError, 'file CRC differs from the snapshot manifest');
+    const trusted = SegmentFile.trusted(dir, finalizedName(1, 20), {
+      firstTxId: 1,
+      lastTxId: 20,
+      layoutVersion: LAYOUT,
+      sizeBytes: seg.sizeBytes,
+      crc32: (seg.crc32 + 1) >>> 0,
+    });
+    expect(() => trusted.read(1, 5, 1 << 20)).to.throw(
+      SegmentCorruptError,
+      'file CRC differs from the snapshot manifest',
+    );
   });
 }

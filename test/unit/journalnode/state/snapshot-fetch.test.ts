@@ -4,10 +4,20 @@
 import zlib from 'node:zlib';
 import { expect } from 'chai';
 import { fetchSnapshot } from '../../../../journalnode/state/snapshot-fetch.js';
-import type { FetchSink, FetchSource, ManifestSummary, SnapshotFileRef } from '../../../../journalnode/state/snapshot-fetch.js';
+import type {
+  FetchSink,
+  FetchSource,
+  ManifestSummary,
+  SnapshotFileRef,
+} from '../../../../journalnode/state/snapshot-fetch.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
-const ref = (file: string, data: Uint8Array): SnapshotFileRef => ({ jid: 'ns1', file, sizeBytes: data.byteLength, crc32: zlib.crc32(data) });
+const ref = (file: string, data: Uint8Array): SnapshotFileRef => ({
+  jid: 'ns1',
+  file,
+  sizeBytes: data.byteLength,
+  crc32: zlib.crc32(data),
+});
 
 function memorySink(local: Map<string, Uint8Array>) {
   const staged = new Map<string, Uint8Array>();
@@ -41,7 +51,13 @@ function memorySink(local: Map<string, Uint8Array>) {
   return { sink, staged, log };
 }
 
-function run(files: Record<string, Uint8Array>, opts: { local?: Map<string, Uint8Array>; tamper?: (file: string, off: number, b: Uint8Array) => Uint8Array | Error } = {}) {
+function run(
+  files: Record<string, Uint8Array>,
+  opts: {
+    local?: Map<string, Uint8Array>;
+    tamper?: (file: string, off: number, b: Uint8Array) => Uint8Array | Error;
+  } = {},
+) {
   const m: ManifestSummary = { index: 7, files: Object.entries(files).map(([n, d]) => ref(n, d)) };
   let chunks = 0;
   const source: FetchSource<ManifestSummary> = {
@@ -75,8 +91,15 @@ describe('snapshot fetch loop', () => {
   });
 
   for (const [name, tamper] of [
-    ['a corrupted chunk (CRC mismatch)', (f: string, off: number, x: Uint8Array) => (f === 'b' && off === 4 ? Uint8Array.from(x, (v, i) => (i === 0 ? v ^ 1 : v)) : x)],
-    ['a chunk longer than asked', (f: string, off: number, x: Uint8Array) => (f === 'b' && off === 8 ? new Uint8Array(9) : x)],
+    [
+      'a corrupted chunk (CRC mismatch)',
+      (f: string, off: number, x: Uint8Array) =>
+        f === 'b' && off === 4 ? Uint8Array.from(x, (v, i) => (i === 0 ? v ^ 1 : v)) : x,
+    ],
+    [
+      'a chunk longer than asked',
+      (f: string, off: number, x: Uint8Array) => (f === 'b' && off === 8 ? new Uint8Array(9) : x),
+    ],
     ['a lost chunk', (f: string, off: number, x: Uint8Array) => (f === 'b' && off === 8 ? new Error('timeout') : x)],
   ] as const) {
     it(`${name}: the staging is aborted and the error reported once`, () => {
@@ -91,7 +114,17 @@ describe('snapshot fetch loop', () => {
   it('a manifest older than asked is refused before anything is staged', () => {
     let err: Error | null = null;
     const s = memorySink(new Map());
-    fetchSnapshot({ from: 'n1', minIndex: 9, maxChunkBytes: 4, summarize: (x: ManifestSummary) => x, sink: s.sink, source: { manifest: (_m, cb) => cb(null, { index: 7, files: [] }), chunk: () => {} } }, (e) => (err = e));
+    fetchSnapshot(
+      {
+        from: 'n1',
+        minIndex: 9,
+        maxChunkBytes: 4,
+        summarize: (x: ManifestSummary) => x,
+        sink: s.sink,
+        source: { manifest: (_m, cb) => cb(null, { index: 7, files: [] }), chunk: () => {} },
+      },
+      (e) => (err = e),
+    );
     expect(err).to.match(/older than 9/);
     expect(s.log).to.deep.equal([]);
   });

@@ -9,19 +9,32 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { encodeRecords } from '../../../../src/edit-records.js';
 import { SegmentFile } from '../../../../journalnode/state/segment-file.js';
-import { decodeManifest, encodeManifest, SnapshotError, SnapshotStore } from '../../../../journalnode/state/snapshot-store.js';
+import {
+  decodeManifest,
+  encodeManifest,
+  SnapshotError,
+  SnapshotStore,
+} from '../../../../journalnode/state/snapshot-store.js';
 import type { ManifestData } from '../../../../journalnode/state/snapshot-store.js';
 import type { JournalStateData } from '../../../../src/journal-state.js';
 
 const LAYOUT = -64;
 const conf = { voters: ['n1', 'n2', 'n3'], votersOutgoing: [], learners: [] };
-const recs = (first: number, n: number) => encodeRecords(first, Array.from({ length: n }, (_, i) => Buffer.from(`edit-${first + i}`)));
+const recs = (first: number, n: number) =>
+  encodeRecords(
+    first,
+    Array.from({ length: n }, (_, i) => Buffer.from(`edit-${first + i}`)),
+  );
 
 /** A manifest as plain data (decoding gives protobuf message objects for nested messages such as nsInfo). */
 const plain = (d: ManifestData) => JSON.parse(JSON.stringify(d)) as ManifestData;
 
 function manifest(index: number, journals: JournalStateData[] = []): ManifestData {
-  return { meta: { index, term: 2, conf, peers: [{ id: 'n1', address: '127.0.0.1:1' }] }, journals, createdMs: 1_700_000_000_000 };
+  return {
+    meta: { index, term: 2, conf, peers: [{ id: 'n1', address: '127.0.0.1:1' }] },
+    journals,
+    createdMs: 1_700_000_000_000,
+  };
 }
 
 function journalEntry(jid: string, segs: SegmentFile[]): JournalStateData {
@@ -146,7 +159,10 @@ function servingAndMaterializing(): void {
     expect(store.readChunk(10, 'ns1', open.name, 0, 1 << 20)).to.deep.equal(before);
     expect(store.readChunk(10, 'ns1', open.name, size - 10, 100)).to.deep.equal(before.subarray(size - 10));
     expect(store.readChunk(10, 'ns1', open.name, size, 100).byteLength).to.equal(0);
-    expect(() => store.readChunk(10, 'ns1', 'edits_0000000000000000099-0000000000000000100', 0, 10)).to.throw(SnapshotError, 'has no file');
+    expect(() => store.readChunk(10, 'ns1', 'edits_0000000000000000099-0000000000000000100', 0, 10)).to.throw(
+      SnapshotError,
+      'has no file',
+    );
     expect(() => store.readChunk(11, 'ns1', open.name, 0, 10)).to.throw(SnapshotError, 'no snapshot at index 11');
     open.close();
   });
@@ -170,7 +186,9 @@ function servingAndMaterializing(): void {
     expect(fs.readdirSync(live)).to.deep.equal(['ns1']);
     expect(fs.readdirSync(path.join(live, 'ns1')).sort()).to.deep.equal([done.name, open.name].sort());
     for (const s of [done, open]) {
-      expect(fs.statSync(s.path).ino, `${s.name} links to the snapshot's file`).to.equal(fs.statSync(path.join(store.dirOf(10), 'journals', 'ns1', s.name)).ino);
+      expect(fs.statSync(s.path).ino, `${s.name} links to the snapshot's file`).to.equal(
+        fs.statSync(path.join(store.dirOf(10), 'journals', 'ns1', s.name)).ino,
+      );
     }
     expect(fs.statSync(open.path).size, 'the in-progress file is cut to the snapshot prefix').to.equal(size);
     const reloaded = SegmentFile.load(path.join(live, 'ns1'), open.name, { inProgress: true });
@@ -192,7 +210,17 @@ function manifestEncoding(): void {
     {
       ...journalEntry('ns1', []),
       lastTxId: 9,
-      segments: [{ firstTxId: 1, lastTxId: 9, inProgress: false, file: 'edits_0000000000000000001-0000000000000000009', sizeBytes: 1234, crc32: 0xdeadbeef, layoutVersion: LAYOUT }],
+      segments: [
+        {
+          firstTxId: 1,
+          lastTxId: 9,
+          inProgress: false,
+          file: 'edits_0000000000000000001-0000000000000000009',
+          sizeBytes: 1234,
+          crc32: 0xdeadbeef,
+          layoutVersion: LAYOUT,
+        },
+      ],
     },
   ]);
 
@@ -205,14 +233,65 @@ function manifestEncoding(): void {
   const hostile: [string, ManifestData, string][] = [
     ['a journal id with a path in it', { ...m, journals: [{ ...m.journals[0]!, jid: '../../etc' }] }, 'bad journal id'],
     ['a journal id of dots', { ...m, journals: [{ ...m.journals[0]!, jid: '..' }] }, 'bad journal id'],
-    ['a file name with a path in it', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, file: '../../x' }] }] }, 'does not match its txids'],
-    ['a file name that is not its txids', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, file: 'edits_0000000000000000002-0000000000000000009' }] }] }, 'does not match its txids'],
-    ['an in-progress segment before another', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, inProgress: true, file: 'edits_inprogress_0000000000000000001' }, { ...seg, firstTxId: 10, lastTxId: 12, file: 'edits_0000000000000000010-0000000000000000012' }] }] }, 'only the last'],
-    ['overlapping segments', { ...m, journals: [{ ...m.journals[0]!, segments: [seg, { ...seg, firstTxId: 5, lastTxId: 12, file: 'edits_0000000000000000005-0000000000000000012' }] }] }, 'overlaps'],
-    ['a size below the header', { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, sizeBytes: 3 }] }] }, 'size or CRC'],
+    [
+      'a file name with a path in it',
+      { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, file: '../../x' }] }] },
+      'does not match its txids',
+    ],
+    [
+      'a file name that is not its txids',
+      {
+        ...m,
+        journals: [
+          { ...m.journals[0]!, segments: [{ ...seg, file: 'edits_0000000000000000002-0000000000000000009' }] },
+        ],
+      },
+      'does not match its txids',
+    ],
+    [
+      'an in-progress segment before another',
+      {
+        ...m,
+        journals: [
+          {
+            ...m.journals[0]!,
+            segments: [
+              { ...seg, inProgress: true, file: 'edits_inprogress_0000000000000000001' },
+              { ...seg, firstTxId: 10, lastTxId: 12, file: 'edits_0000000000000000010-0000000000000000012' },
+            ],
+          },
+        ],
+      },
+      'only the last',
+    ],
+    [
+      'overlapping segments',
+      {
+        ...m,
+        journals: [
+          {
+            ...m.journals[0]!,
+            segments: [
+              seg,
+              { ...seg, firstTxId: 5, lastTxId: 12, file: 'edits_0000000000000000005-0000000000000000012' },
+            ],
+          },
+        ],
+      },
+      'overlaps',
+    ],
+    [
+      'a size below the header',
+      { ...m, journals: [{ ...m.journals[0]!, segments: [{ ...seg, sizeBytes: 3 }] }] },
+      'size or CRC',
+    ],
     ['a journal listed twice', { ...m, journals: [m.journals[0]!, m.journals[0]!] }, 'listed twice'],
     ['a bad node id', { ...m, meta: { ...m.meta, conf: { ...m.meta.conf, voters: ['n1', 'a/b'] } } }, 'bad node id'],
-    ['a bad peer address', { ...m, meta: { ...m.meta, peers: [{ id: 'n1', address: 'http://evil/' }] } }, 'bad address'],
+    [
+      'a bad peer address',
+      { ...m, meta: { ...m.meta, peers: [{ id: 'n1', address: 'http://evil/' }] } },
+      'bad address',
+    ],
   ];
   for (const [what, bad, message] of hostile) {
     it(`refuses ${what}`, () => {
@@ -223,13 +302,21 @@ function manifestEncoding(): void {
   const damage: [string, (b: Buffer) => Buffer, RegExp][] = [
     ['bad magic', (b) => Buffer.concat([Buffer.from('XJSM'), b.subarray(4)]), /^where: not a snapshot manifest$/],
     ['shorter than the framing', (b) => b.subarray(0, 11), /^where: not a snapshot manifest$/],
-    ['a byte more than the length says', (b) => Buffer.concat([b, Buffer.from([0])]), /^where: manifest length \d+ does not match the file$/],
+    [
+      'a byte more than the length says',
+      (b) => Buffer.concat([b, Buffer.from([0])]),
+      /^where: manifest length \d+ does not match the file$/,
+    ],
     ['cut short', (b) => b.subarray(0, b.byteLength - 1), /^where: manifest length \d+ does not match the file$/],
-    ['a flipped body byte', (b) => {
-      const c = Buffer.from(b);
-      c[c.byteLength - 3]! ^= 0x40;
-      return c;
-    }, /^where: manifest CRC mismatch$/],
+    [
+      'a flipped body byte',
+      (b) => {
+        const c = Buffer.from(b);
+        c[c.byteLength - 3]! ^= 0x40;
+        return c;
+      },
+      /^where: manifest CRC mismatch$/,
+    ],
   ];
   for (const [name, mutate, message] of damage) {
     it(`refuses ${name}`, () => {

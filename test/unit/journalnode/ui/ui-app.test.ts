@@ -26,7 +26,12 @@ describe('dashboard port', () => {
     ({ node, dir } = await startSingleNode({ uiListen: '127.0.0.1:0' }));
     ui = node.uiApp!;
     const write = async (command: qjournal.journal.ICommand) => {
-      const r = await node.app.inject({ method: 'POST', url: `/qjm/${Object.keys(command).find((k) => k !== 'jid')}`, headers: { 'content-type': 'application/x-protobuf' }, payload: Buffer.from(pb.WriteRequest.encode({ command }).finish()) });
+      const r = await node.app.inject({
+        method: 'POST',
+        url: `/qjm/${Object.keys(command).find((k) => k !== 'jid')}`,
+        headers: { 'content-type': 'application/x-protobuf' },
+        payload: Buffer.from(pb.WriteRequest.encode({ command }).finish()),
+      });
       expect(r.statusCode, r.body).to.equal(200);
     };
     await write({ jid: 'ns1', format: { nsInfo: ns } });
@@ -54,7 +59,8 @@ describe('dashboard port', () => {
       const r = await ui.inject({ url });
       expect([r.statusCode, r.body.length > 100], url).to.deep.equal([200, true]);
     }
-    for (const url of ['/status', '/metrics', '/healthz', '/activity']) expect((await ui.inject({ url })).statusCode, url).to.equal(200);
+    for (const url of ['/status', '/metrics', '/healthz', '/activity'])
+      expect((await ui.inject({ url })).statusCode, url).to.equal(200);
   });
 
   it('refuses every method but GET and HEAD, and serves no journal data, admin call or peer route', async () => {
@@ -65,21 +71,44 @@ describe('dashboard port', () => {
         expect(r.json<{ code: string }>().code).to.equal('QJM_ERR_INVALID_ARGUMENT');
       }
     }
-    for (const url of ['/qjm/getEdits', '/qjm/segment', '/flags', '/raft_stat', '/raft/snapshot/manifest', '/raft/snapshot/chunk']) {
+    for (const url of [
+      '/qjm/getEdits',
+      '/qjm/segment',
+      '/flags',
+      '/raft_stat',
+      '/raft/snapshot/manifest',
+      '/raft/snapshot/chunk',
+    ]) {
       expect((await ui.inject({ url })).statusCode, url).to.equal(404);
     }
     expect((await ui.inject({ method: 'HEAD', url: '/status' })).statusCode).to.equal(200);
   });
 
   it('/ui/cluster: the members, the leader, the journal, the merged events and the history', async () => {
-    await waitFor(async () => (await ui.inject({ url: '/ui/cluster' })).json<ClusterJson>().members[0]!.history!.t.length > 0, { timeoutMs: 5000, what: 'a first history sample' });
+    await waitFor(
+      async () => (await ui.inject({ url: '/ui/cluster' })).json<ClusterJson>().members[0]!.history!.t.length > 0,
+      { timeoutMs: 5000, what: 'a first history sample' },
+    );
     const c = (await ui.inject({ url: '/ui/cluster?historyS=600' })).json<ClusterJson>();
-    expect([c.servedBy, c.leader, c.term, c.members.map((m) => [m.id, m.reachable, m.role])]).to.deep.equal(['n1', 'n1', node.replica.term, [['n1', true, 'voter']]]);
+    expect([c.servedBy, c.leader, c.term, c.members.map((m) => [m.id, m.reachable, m.role])]).to.deep.equal([
+      'n1',
+      'n1',
+      node.replica.term,
+      [['n1', true, 'voter']],
+    ]);
     expect(c.members[0]!.status!.journals.ns1!.promisedEpoch).to.equal(2);
-    expect(c.events.map((e) => `${e.kind}: ${e.message}`)).to.include.members(['leader: n1 became leader', 'fenced: journal ns1: writer nn2 (epoch 2) fenced nn1 (epoch 1)']);
+    expect(c.events.map((e) => `${e.kind}: ${e.message}`)).to.include.members([
+      'leader: n1 became leader',
+      'fenced: journal ns1: writer nn2 (epoch 2) fenced nn1 (epoch 1)',
+    ]);
     expect((await ui.inject({ url: '/ui/cluster?historyS=soon' })).statusCode).to.equal(400);
     expect((await node.app.inject({ url: '/activity?events=100000' })).statusCode).to.equal(400);
-    expect((await node.app.inject({ url: '/activity?historyS=0&events=1' })).json<{ history: { t: number[] }; events: unknown[] }>()).to.deep.include({ history: { t: [], txns: [], fsyncs: [], fsyncP50Ms: [], fsyncP99Ms: [] } });
+    expect(
+      (await node.app.inject({ url: '/activity?historyS=0&events=1' })).json<{
+        history: { t: number[] };
+        events: unknown[];
+      }>(),
+    ).to.deep.include({ history: { t: [], txns: [], fsyncs: [], fsyncP50Ms: [], fsyncP99Ms: [] } });
   });
 
   it('a member that does not answer is shown unreachable, with the reason; the others still show', async () => {
@@ -88,9 +117,23 @@ describe('dashboard port', () => {
     const deadAddress = `127.0.0.1:${(dead.address() as net.AddressInfo).port}`;
     await new Promise((r) => dead.close(r));
     const self = (await node.app.inject({ url: '/status' })).json<NodeStatusJson>();
-    const status: NodeStatusJson = { ...self, peers: [...self.peers, { id: 'n2', address: deadAddress, role: 'voter' }, { id: 'n3', address: node.config.listen.replace(/:0$/, ':1'), role: 'voter' }] };
+    const status: NodeStatusJson = {
+      ...self,
+      peers: [
+        ...self.peers,
+        { id: 'n2', address: deadAddress, role: 'voter' },
+        { id: 'n3', address: node.config.listen.replace(/:0$/, ':1'), role: 'voter' },
+      ],
+    };
     const clients = new HttpPools({ connectTimeoutMs: 500 });
-    const view = new ClusterView({ selfId: 'n1', local: (h) => ({ status, activity: node.activity.json(h, 10) }), clients, peerTimeoutMs: 500, cacheMs: 0, maxEvents: 10 });
+    const view = new ClusterView({
+      selfId: 'n1',
+      local: (h) => ({ status, activity: node.activity.json(h, 10) }),
+      clients,
+      peerTimeoutMs: 500,
+      cacheMs: 0,
+      maxEvents: 10,
+    });
     try {
       const c = await view.gather(10);
       expect(c.members.map((m) => [m.id, m.reachable, m.error])).to.deep.equal([
