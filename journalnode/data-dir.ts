@@ -53,13 +53,13 @@ export interface OpenedDataDir {
  */
 export async function openDataDir(
   config: JournalNodeConfig,
-  smOpts: StateMachineOptions,
+  stateMachineOptions: StateMachineOptions,
   logger: Logger,
   http: StatusClient,
 ): Promise<OpenedDataDir> {
   const dirs = dataDirPaths(config.dataDir);
   fs.mkdirSync(dirs.raft, { recursive: true });
-  const meta = MetaStore.open(dirs.raft) ?? (await bootstrap(config, smOpts, logger, http));
+  const meta = MetaStore.open(dirs.raft) ?? (await bootstrap(config, stateMachineOptions, logger, http));
   const m = meta.meta;
   if (m.nodeId && m.nodeId !== config.id) {
     throw new DataDirError(`data directory ${config.dataDir} belongs to node ${m.nodeId}, not ${config.id}`);
@@ -69,7 +69,7 @@ export async function openDataDir(
 
 async function bootstrap(
   config: JournalNodeConfig,
-  smOpts: StateMachineOptions,
+  stateMachineOptions: StateMachineOptions,
   logger: Logger,
   http: StatusClient,
 ): Promise<MetaStore> {
@@ -89,7 +89,7 @@ async function bootstrap(
     // the journals and the membership once an operator adds this node. Until then the members it learned
     // here are the only ones it listens to (and fetches the snapshot from).
     const { clusterId, members } = await learnCluster(config, http);
-    JournalStateMachine.bootstrap(smOpts, { index: 0, term: 0, conf: emptyConf(), peers: members });
+    JournalStateMachine.bootstrap(stateMachineOptions, { index: 0, term: 0, conf: emptyConf(), peers: members });
     const meta = MetaStore.create(dirs.raft, {
       hardState: { term: 0, vote: '', commit: 0 },
       storageId,
@@ -103,7 +103,7 @@ async function bootstrap(
     return meta;
   }
   const peers = [...config.peers].sort((a, b) => a.id.localeCompare(b.id));
-  JournalStateMachine.bootstrap(smOpts, {
+  JournalStateMachine.bootstrap(stateMachineOptions, {
     index: 1,
     term: 1,
     conf: { voters: peers.map((p) => p.id), votersOutgoing: [], learners: [] },

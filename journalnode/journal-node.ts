@@ -53,7 +53,7 @@ export interface JournalNode {
   readonly uiApp: FastifyInstance | null;
   readonly activity: NodeActivity;
   readonly replica: Replica<Result>;
-  readonly sm: JournalStateMachine;
+  readonly stateMachine: JournalStateMachine;
   readonly transport: PeerTransport;
   readonly metrics: NodeMetrics;
   readonly logger: PinoLogger;
@@ -99,7 +99,7 @@ export async function buildJournalNode(
 }
 
 interface Storage {
-  sm: JournalStateMachine;
+  stateMachine: JournalStateMachine;
   diskLog: DiskLog;
   activity: NodeActivity;
   clusterId: string;
@@ -114,7 +114,7 @@ async function openStorage(
   snapshotSource: PeerSnapshotSource,
   clients: HttpPools,
 ): Promise<Storage> {
-  const smOpts: StateMachineOptions = {
+  const stateMachineOptions: StateMachineOptions = {
     dataDir: config.dataDir,
     cacheBytesPerJournal: config.cacheBytesPerJournal,
     maxWaitingReads: config.maxWaitingReads,
@@ -123,9 +123,9 @@ async function openStorage(
     source: snapshotSource,
     logger,
   };
-  const { meta, clusterId, storageId } = await openDataDir(config, smOpts, logger, clients);
+  const { meta, clusterId, storageId } = await openDataDir(config, stateMachineOptions, logger, clients);
   const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
-  const sm = JournalStateMachine.open({ ...smOpts, ...activity.stateMachineHooks() });
+  const stateMachine = JournalStateMachine.open({ ...stateMachineOptions, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
     maxSegmentBytes: config.maxLogSegmentBytes,
     preallocateBytes: config.logPreallocateBytes,
@@ -133,12 +133,12 @@ async function openStorage(
     tornWriteBytes: config.maxAppendBufferBytes + config.maxAppendBodyBytes + (1 << 20),
     maxCacheBytes: config.maxLogCacheBytes,
     sync: config.sync,
-    snapshot: sm.snapshotMeta,
+    snapshot: stateMachine.snapshotMeta,
     meta,
     logger,
     onFsync: (ms) => activity.fsynced(ms),
   });
-  return { sm, diskLog, activity, clusterId, storageId };
+  return { stateMachine, diskLog, activity, clusterId, storageId };
 }
 
 async function wire(
@@ -154,7 +154,7 @@ async function wire(
   });
   const metrics = new NodeMetrics(config.id);
   const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
-  const { sm, diskLog, activity, clusterId, storageId } = await openStorage(
+  const { stateMachine, diskLog, activity, clusterId, storageId } = await openStorage(
     config,
     logger,
     metrics,
@@ -167,26 +167,26 @@ async function wire(
     storageId,
     directory,
     clients,
-    peerAdmission(config, clusterId, sm, directory, clients, logger),
+    peerAdmission(config, clusterId, stateMachine, directory, clients, logger),
     logger,
   );
   const replicaOptions = deriveReplicaOptions(config);
   const replica = newReplica(config, replicaOptions, {
     log: metrics.meteredLog(diskLog),
-    stateMachine: sm,
+    stateMachine: stateMachine,
     transport,
     peers: directory,
     activity,
     logger,
   });
   transport.attach(replica);
-  metrics.attach({ replica, sm, transport, logBytesAfter: (index) => diskLog.bytesAfter(index) });
+  metrics.attach({ replica, stateMachine, transport, logBytesAfter: (index) => diskLog.bytesAfter(index) });
 
   let draining = false;
   const admin = {
     config,
     replica,
-    sm,
+    stateMachine,
     transport,
     metrics,
     logStats: () => diskLog.stats() as unknown as Record<string, number>,
@@ -202,7 +202,7 @@ async function wire(
     draining: () => draining,
     tls,
     raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
-    qjm: { config, replica, sm },
+    qjm: { config, replica, stateMachine },
     admin,
     activity,
   });
@@ -252,7 +252,7 @@ async function wire(
     if (uiApp) await closeWithin(uiApp, CLOSE_GRACE_MS);
     await closeWithin(app, CLOSE_GRACE_MS);
     await clients.close();
-    sm.close();
+    stateMachine.close();
     diskLog.close();
     lock.release();
     logger.info({}, 'journalnode stopped');
@@ -276,7 +276,7 @@ async function wire(
     uiApp,
     activity,
     replica,
-    sm,
+    stateMachine,
     transport,
     metrics,
     logger,
@@ -325,13 +325,13 @@ function peerTransport(
 function peerAdmission(
   config: JournalNodeConfig,
   clusterId: string,
-  sm: JournalStateMachine,
+  stateMachine: JournalStateMachine,
   directory: PeerDirectory,
   clients: HttpPools,
   logger: PinoLogger,
 ): PeerAdmission {
   // A node that joined starts from a state that names no configuration, holding the members it learned.
-  const snap = sm.snapshotMeta;
+  const snap = stateMachine.snapshotMeta;
   const joinedFrom = confMembers(snap.conf).includes(config.id) ? [] : (snap.peers ?? []);
   return new PeerAdmission({
     selfId: config.id,

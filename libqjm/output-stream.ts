@@ -73,18 +73,18 @@ export class EditLogOutputStream {
 
   constructor(
     private readonly client: JournalWriter,
-    private readonly o: OutputStreamOptions,
+    private readonly options: OutputStreamOptions,
   ) {
-    this.headroom = journalHeaderRoom(o.jid);
-    this.buf = Buffer.allocUnsafe(this.headroom + Math.min(o.maxBatchBytes, 1 << 20));
-    this.firstInBuf = o.nextTxId;
-    this.nextTxId = o.nextTxId;
-    this.durableTxId = o.nextTxId - 1;
+    this.headroom = journalHeaderRoom(options.jid);
+    this.buf = Buffer.allocUnsafe(this.headroom + Math.min(options.maxBatchBytes, 1 << 20));
+    this.firstInBuf = options.nextTxId;
+    this.nextTxId = options.nextTxId;
+    this.durableTxId = options.nextTxId - 1;
   }
 
   /** The segment this stream writes (its first txid). */
   get segmentTxId(): number {
-    return this.o.segmentTxId;
+    return this.options.segmentTxId;
   }
 
   /** The highest txid known durable on a quorum. */
@@ -98,7 +98,7 @@ export class EditLogOutputStream {
   }
 
   get epoch(): number {
-    return this.o.epoch;
+    return this.options.epoch;
   }
 
   get failed(): Error | null {
@@ -112,22 +112,24 @@ export class EditLogOutputStream {
   write(record: Uint8Array): boolean {
     if (this.failure) throw this.failure;
     if (this.closed) throw new QjmError('INVALID_ARGUMENT', 'the stream is closed');
-    if (record.byteLength > this.o.maxRecordBytes)
-      throw new TooLargeError(`record of ${record.byteLength} bytes is over maxRecordBytes (${this.o.maxRecordBytes})`);
+    if (record.byteLength > this.options.maxRecordBytes)
+      throw new TooLargeError(
+        `record of ${record.byteLength} bytes is over maxRecordBytes (${this.options.maxRecordBytes})`,
+      );
     const size = framedSize(record.byteLength);
-    if (this.bufferedBytes + size > 2 * this.o.highWaterMarkBytes) {
+    if (this.bufferedBytes + size > 2 * this.options.highWaterMarkBytes) {
       throw new QjmError(
         'BUSY',
         `${this.bufferedBytes} bytes are waiting to be written: await drain() when write() returns false`,
       );
     }
     // A batch never exceeds maxBatchBytes: a full buffer is sealed and queued behind the batch in flight.
-    if (this.used > 0 && this.used + size > this.o.maxBatchBytes) this.seal();
+    if (this.used > 0 && this.used + size > this.options.maxBatchBytes) this.seal();
     const room = this.buf.byteLength - this.headroom;
     if (this.used + size > room) {
       // Grown while it fills (a buffer starts at 1 MiB); a grown buffer is the one reused from then on.
       const grown = Buffer.allocUnsafe(
-        this.headroom + Math.min(Math.max(room * 2, this.used + size), Math.max(this.o.maxBatchBytes, size)),
+        this.headroom + Math.min(Math.max(room * 2, this.used + size), Math.max(this.options.maxBatchBytes, size)),
       );
       this.buf.copy(grown, this.headroom, this.headroom, this.headroom + this.used);
       this.buf = grown;
@@ -136,15 +138,15 @@ export class EditLogOutputStream {
     this.used += size;
     this.nextTxId++;
     this.bufferedBytes += size;
-    if (this.used >= this.o.autoFlushBytes && !this.inFlight) this.seal();
+    if (this.used >= this.options.autoFlushBytes && !this.inFlight) this.seal();
     this.pump();
-    return this.bufferedBytes < this.o.highWaterMarkBytes;
+    return this.bufferedBytes < this.options.highWaterMarkBytes;
   }
 
   /** Resolves once the buffered bytes drop below the high-water mark. */
   drain(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.bufferedBytes < this.o.highWaterMarkBytes) return Promise.resolve();
+    if (this.bufferedBytes < this.options.highWaterMarkBytes) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -177,9 +179,9 @@ export class EditLogOutputStream {
     const count = this.nextTxId - first;
     const end = this.headroom + this.used;
     const start = putJournalHeader(this.buf, this.headroom, {
-      jid: this.o.jid,
-      epoch: this.o.epoch,
-      segmentTxId: this.o.segmentTxId,
+      jid: this.options.jid,
+      epoch: this.options.epoch,
+      segmentTxId: this.options.segmentTxId,
       firstTxId: first,
       count,
       recordsBytes: this.used,
@@ -201,7 +203,7 @@ export class EditLogOutputStream {
 
   private async send(b: Batch): Promise<void> {
     try {
-      await this.client.writeEncoded('journal', b.body, { deadlineMs: this.o.writeTimeoutMs });
+      await this.client.writeEncoded('journal', b.body, { deadlineMs: this.options.writeTimeoutMs });
     } catch (e) {
       this.inFlight = false;
       this.fail(e as Error);
@@ -215,13 +217,13 @@ export class EditLogOutputStream {
     const done = this.waiters.filter((w) => w.upTo <= this.durableTxId);
     this.waiters = this.waiters.filter((w) => w.upTo > this.durableTxId);
     for (const w of done) w.resolve(this.durableTxId);
-    if (this.bufferedBytes < this.o.highWaterMarkBytes && this.drainWaiters.length > 0) {
+    if (this.bufferedBytes < this.options.highWaterMarkBytes && this.drainWaiters.length > 0) {
       const ds = this.drainWaiters;
       this.drainWaiters = [];
       for (const d of ds) d();
     }
     // What filled while that batch was in flight goes next, if anyone waits for it or it is large enough.
-    if (this.sealed.length === 0 && (this.waiters.length > 0 || this.used >= this.o.autoFlushBytes)) this.seal();
+    if (this.sealed.length === 0 && (this.waiters.length > 0 || this.used >= this.options.autoFlushBytes)) this.seal();
     this.pump();
   }
 

@@ -99,7 +99,7 @@ export class QuorumJournalManager {
   readonly journalId: string;
   readonly writerId: string;
   private readonly client: JournalClient;
-  private readonly o: Required<Omit<QjmOptions, 'nsInfo' | 'retry' | 'writerId' | 'tls' | 'onRetry'>>;
+  private readonly options: Required<Omit<QjmOptions, 'nsInfo' | 'retry' | 'writerId' | 'tls' | 'onRetry'>>;
   private nsInfo: NamespaceInfo | undefined;
   private epochValue = 0;
   private currentStream: EditLogOutputStream | null = null;
@@ -126,7 +126,7 @@ export class QuorumJournalManager {
     this.journalId = opts.journalId;
     this.writerId = opts.writerId ?? `writer-${process.pid}`;
     this.nsInfo = opts.nsInfo;
-    this.o = {
+    this.options = {
       journalId: opts.journalId,
       peers: [...opts.peers],
       requestTimeoutMs: positive(opts.requestTimeoutMs, 'requestTimeoutMs', 5000),
@@ -139,8 +139,8 @@ export class QuorumJournalManager {
     };
     this.client = new JournalClient({
       peers: opts.peers,
-      requestTimeoutMs: this.o.requestTimeoutMs,
-      retry: { deadlineMs: this.o.writeTimeoutMs, ...(opts.retry ?? {}) },
+      requestTimeoutMs: this.options.requestTimeoutMs,
+      retry: { deadlineMs: this.options.writeTimeoutMs, ...(opts.retry ?? {}) },
       ...(opts.tls !== undefined ? { tls: resolveTls(opts.tls) } : {}),
       ...(opts.onRetry !== undefined ? { onRetry: opts.onRetry } : {}),
     });
@@ -204,7 +204,7 @@ export class QuorumJournalManager {
    * dead writer left at its last txid, or drops it when it holds none. Returns the epoch and the last txid.
    */
   async recoverUnfinalizedSegments(): Promise<{ epoch: number; lastTxId: number }> {
-    const deadlineMs = this.o.recoveryTimeoutMs;
+    const deadlineMs = this.options.recoveryTimeoutMs;
     let ns = this.nsInfo;
     if (!ns) {
       const st = await this.getJournalState();
@@ -263,11 +263,11 @@ export class QuorumJournalManager {
       epoch,
       segmentTxId: firstTxId,
       nextTxId: firstTxId,
-      maxRecordBytes: this.o.maxRecordBytes,
-      maxBatchBytes: this.o.maxBatchBytes,
-      highWaterMarkBytes: this.o.highWaterMarkBytes,
-      autoFlushBytes: this.o.autoFlushBytes,
-      writeTimeoutMs: this.o.writeTimeoutMs,
+      maxRecordBytes: this.options.maxRecordBytes,
+      maxBatchBytes: this.options.maxBatchBytes,
+      highWaterMarkBytes: this.options.highWaterMarkBytes,
+      autoFlushBytes: this.options.autoFlushBytes,
+      writeTimeoutMs: this.options.writeTimeoutMs,
     });
     return this.currentStream;
   }

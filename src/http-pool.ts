@@ -108,14 +108,14 @@ export class HttpPools {
   private readonly streamAgents = new Map<string, { generation: number; agent: http.Agent }>();
 
   constructor(
-    private readonly o: {
+    private readonly options: {
       connectTimeoutMs: number;
       connections?: number;
       tls?: ClientTls;
       keepHeaders?: readonly string[];
     },
   ) {
-    this.tls = o.tls ?? null;
+    this.tls = options.tls ?? null;
   }
 
   /** New TLS material for connections opened from now on (a pool speaks TLS from its creation or never). */
@@ -129,9 +129,9 @@ export class HttpPools {
     let p = this.pools.get(address);
     if (!p) {
       p = new Pool(`${this.tls ? 'https' : 'http'}://${address}`, {
-        connections: this.o.connections ?? 4,
+        connections: this.options.connections ?? 4,
         pipelining: 1,
-        connectTimeout: this.o.connectTimeoutMs,
+        connectTimeout: this.options.connectTimeoutMs,
         keepAliveTimeout: 30_000,
         keepAliveMaxTimeout: 600_000,
         ...(this.tls ? { connect: this.tlsConnector(address) } : {}),
@@ -147,7 +147,7 @@ export class HttpPools {
     return (opts, callback) => {
       if (!built || built.generation !== this.tlsGeneration) {
         const tls = this.tls!;
-        const connect = buildConnector({ ...tlsDialOptions(tls, address), timeout: this.o.connectTimeoutMs });
+        const connect = buildConnector({ ...tlsDialOptions(tls, address), timeout: this.options.connectTimeoutMs });
         built = { generation: this.tlsGeneration, connect };
       }
       built.connect(opts, callback);
@@ -165,7 +165,7 @@ export class HttpPools {
   ): Promise<HttpResponse> {
     if (this.closed) return Promise.reject(new HttpError('the HTTP client is closed', false, 'CLOSED'));
     const tls = this.tls !== null;
-    const keep = this.o.keepHeaders;
+    const keep = this.options.keepHeaders;
     return new Promise<HttpResponse>((resolve, reject) => {
       let status = 0;
       let headers: Record<string, string> | undefined;

@@ -86,7 +86,10 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
     refuse(reply, req.url, 404, `no route ${req.method} ${req.url.split('?')[0]}`),
   );
   registerRaftRoutes(app, p.raft);
-  registerSnapshotRoutes(app, { sm: p.qjm.sm, maxSnapshotChunkBytes: p.config.maxSnapshotChunkBytes });
+  registerSnapshotRoutes(app, {
+    stateMachine: p.qjm.stateMachine,
+    maxSnapshotChunkBytes: p.config.maxSnapshotChunkBytes,
+  });
   // The journal RPCs get the draining check and the latency metrics; peer traffic stays hook-free.
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (req, reply) => {

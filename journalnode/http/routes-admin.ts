@@ -23,7 +23,7 @@ const pb = qjournal.journal;
 export interface AdminContext {
   config: JournalNodeConfig;
   replica: Replica<Q.journal.ICommandResult>;
-  sm: JournalStateMachine;
+  stateMachine: JournalStateMachine;
   transport: PeerTransport;
   metrics: NodeMetrics;
   logStats: () => Record<string, number>;
@@ -54,7 +54,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     ...s.conf.learners.map((id) => member(id, 'learner')),
   ];
   const journals: Record<string, JournalStatusJson> = {};
-  for (const j of ctx.sm.allJournals()) {
+  for (const j of ctx.stateMachine.allJournals()) {
     const { jid, nsInfo, ...state } = j.state();
     journals[jid] = { ...state, namespaceId: Number(nsInfo.namespaceId ?? 0), clusterId: nsInfo.clusterId ?? '' };
   }
@@ -88,7 +88,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
       proposals: s.pendingProposals,
       reads: s.pendingReads,
       persistJobs: s.persistQueueJobs,
-      longPolls: ctx.sm.waitingReads,
+      longPolls: ctx.stateMachine.waitingReads,
     },
     journals,
     storage: ctx.logStats(),

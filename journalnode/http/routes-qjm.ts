@@ -24,7 +24,7 @@ type Result = qjournal.journal.ICommandResult;
 export interface QjmContext {
   config: JournalNodeConfig;
   replica: Replica<Result>;
-  sm: JournalStateMachine;
+  stateMachine: JournalStateMachine;
 }
 
 /**
@@ -35,8 +35,8 @@ export interface QjmContext {
 function refuseFormatUnderLiveWriter(ctx: QjmContext, cmd: qjournal.journal.ICommand): void {
   const f = cmd.format!;
   if (!f.force || f.allowActiveWriter) return;
-  const j = ctx.sm.journal(cmd.jid ?? '');
-  const age = ctx.sm.lastWriteAgeMs(cmd.jid ?? '');
+  const j = ctx.stateMachine.journal(cmd.jid ?? '');
+  const age = ctx.stateMachine.lastWriteAgeMs(cmd.jid ?? '');
   if (j?.formatted && age !== null && age < WRITER_ACTIVE_MS) {
     throw new QjmError(
       'WRITER_ACTIVE',
@@ -46,14 +46,14 @@ function refuseFormatUnderLiveWriter(ctx: QjmContext, cmd: qjournal.journal.ICom
 }
 
 function readEdits(
-  sm: JournalStateMachine,
+  stateMachine: JournalStateMachine,
   r: qjournal.journal.GetEditsRequest,
   from: number,
   config: JournalNodeConfig,
 ) {
   const maxTxns = r.maxTxns === 0 ? 100_000 : Math.min(r.maxTxns, 1_000_000);
   const maxBytes = r.maxBytes === 0 ? config.maxBatchBytes : Math.min(r.maxBytes, config.maxAppendBodyBytes);
-  const j = sm.journal(r.jid);
+  const j = stateMachine.journal(r.jid);
   if (!j?.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
   const firstHeld = j.firstHeldTxId();
   if (from < firstHeld) {
@@ -87,7 +87,7 @@ export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
 
 /** The writes: validated, proposed through Raft on the leader, answered with the result of their apply. */
 function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
-  const { replica, config, sm } = ctx;
+  const { replica, config, stateMachine } = ctx;
   const term = () => replica.term;
   const proposeCommand = (data: Uint8Array, expectedTerm: number | undefined) =>
     new Promise<{ index: number; term: number; value: Result }>((resolve, reject) => {
@@ -113,7 +113,7 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
             throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
           // Validated here, with this node's limits (never looser than those every replica applies with): when
           // these very bytes apply on this node, the state machine uses this decoding instead of decoding again.
-          sm.knowValidated(wr.commandBytes, wr.command);
+          stateMachine.knowValidated(wr.commandBytes, wr.command);
           const res = await proposeCommand(wr.commandBytes, expectedTerm > 0 ? expectedTerm : undefined);
           const code = res.value.code ?? 0;
           return {
@@ -130,7 +130,7 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
 
 /** The reads, from this node's applied state (after a ReadIndex round when the reader asks for it). */
 function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
-  const { replica, sm, config } = ctx;
+  const { replica, stateMachine, config } = ctx;
   const term = () => replica.term;
   const linearize = (read: qjournal.journal.IReadOptions | null | undefined) =>
     new Promise<void>((resolve, reject) => {
@@ -148,8 +148,8 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
       handle: async (r) => {
         checkJid(r.jid);
         await linearize(r.read);
-        const j = sm.journal(r.jid);
-        const age = sm.lastWriteAgeMs(r.jid);
+        const j = stateMachine.journal(r.jid);
+        const age = stateMachine.lastWriteAgeMs(r.jid);
         return {
           body: {
             state: j ? journalStateToProto(j.state()) : { jid: r.jid, formatted: false },
@@ -175,7 +175,7 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
         checkJid(r.jid);
         checkIndex(r.sinceTxid, 'sinceTxid', 0);
         await linearize(r.read);
-        const j = sm.journal(r.jid);
+        const j = stateMachine.journal(r.jid);
         if (!j?.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
         return {
           body: { segments: j.manifest(r.sinceTxid, r.inProgressOk).map(segmentToProto), committedTxid: j.lastTxId },
@@ -197,12 +197,12 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
         const from = checkIndex(r.fromTxid, 'fromTxid', 1);
         if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
         await linearize(r.read);
-        let got = readEdits(sm, r, from, config);
+        let got = readEdits(stateMachine, r, from, config);
         if (got.count === 0 && r.waitMs > 0) {
-          await sm.waitForTxid(r.jid, from, r.waitMs, left);
-          got = readEdits(sm, r, from, config);
+          await stateMachine.waitForTxid(r.jid, from, r.waitMs, left);
+          got = readEdits(stateMachine, r, from, config);
         }
-        const committed = sm.journal(r.jid)?.lastTxId ?? 0;
+        const committed = stateMachine.journal(r.jid)?.lastTxId ?? 0;
         const leaderAddress = replica.leaderDetails().leaderAddress ?? '';
         return {
           body: {
@@ -224,7 +224,7 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
  * of the in-progress one.
  */
 function registerSegmentDownload(app: FastifyInstance, ctx: QjmContext): void {
-  const { sm } = ctx;
+  const { stateMachine } = ctx;
   app.get('/qjm/segment', async (req, reply) => {
     const q = req.query as Record<string, string | undefined>;
     const jid = q.jid ?? '';
@@ -235,7 +235,7 @@ function registerSegmentDownload(app: FastifyInstance, ctx: QjmContext): void {
         message: 'expected ?jid=<journal id>&first=<first txid of a segment>',
       });
     }
-    const seg = sm.journal(jid)?.segmentAt(first);
+    const seg = stateMachine.journal(jid)?.segmentAt(first);
     if (!seg)
       return reply
         .code(404)

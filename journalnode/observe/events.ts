@@ -58,13 +58,13 @@ export class NodeEvents {
   private campaignTerm = 0;
   private conf: { voters: string; learners: string } | null = null;
 
-  constructor(private readonly o: NodeEventsOptions) {
-    assert(o.capacity > 0, 'event ring: capacity must be positive');
+  constructor(private readonly options: NodeEventsOptions) {
+    assert(options.capacity > 0, 'event ring: capacity must be positive');
   }
 
   private add(kind: EventKind, term: number | null, message: string, key: string | null = null): void {
-    this.ring.push({ seq: ++this.seq, atMs: Date.now(), node: this.o.node, kind, term, message, key });
-    if (this.ring.length > this.o.capacity) this.ring.shift();
+    this.ring.push({ seq: ++this.seq, atMs: Date.now(), node: this.options.node, kind, term, message, key });
+    if (this.ring.length > this.options.capacity) this.ring.shift();
   }
 
   /** The newest `max` events, oldest first. */
@@ -77,8 +77,8 @@ export class NodeEvents {
     return {
       onRoleChange: (state, lead, term) => this.roleChanged(state, lead, term),
       onConfigurationApplied: (index, voters, learners) => this.configurationApplied(index, voters, learners),
-      onLeaderTransfer: (to, term) => this.add('transfer', term, `${this.o.node} hands leadership to ${to}`),
-      onFatal: (err) => this.add('storage-failure', null, `${this.o.node} stopped serving: ${err.message}`),
+      onLeaderTransfer: (to, term) => this.add('transfer', term, `${this.options.node} hands leadership to ${to}`),
+      onFatal: (err) => this.add('storage-failure', null, `${this.options.node} stopped serving: ${err.message}`),
     };
   }
 
@@ -87,17 +87,17 @@ export class NodeEvents {
     // A node that wins at once is seen leading without being seen as a candidate: a new term either way.
     if ((state === StateType.Candidate || state === StateType.Leader) && term > this.campaignTerm) {
       this.campaignTerm = term;
-      this.o.counters.electionStarted();
-      this.add('election', term, `${this.o.node} started an election`);
+      this.options.counters.electionStarted();
+      this.add('election', term, `${this.options.node} started an election`);
     }
     this.role = state;
     if (wasLeader && state !== StateType.Leader)
-      this.add('leader', term, `${this.o.node} stepped down${lead !== NONE ? `; ${lead} leads` : ''}`);
+      this.add('leader', term, `${this.options.node} stepped down${lead !== NONE ? `; ${lead} leads` : ''}`);
     if (lead === NONE || lead === this.lead) return;
     this.lead = lead;
-    this.o.counters.leaderChanged();
+    this.options.counters.leaderChanged();
     // Only the new leader records its election: one event per change, however many nodes watch it.
-    if (lead === this.o.node) this.add('leader', term, `${lead} became leader`, `leader:${term}`);
+    if (lead === this.options.node) this.add('leader', term, `${lead} became leader`, `leader:${term}`);
   }
 
   private configurationApplied(index: number, voters: readonly string[], learners: readonly string[]): void {
@@ -105,7 +105,7 @@ export class NodeEvents {
     const before = this.conf;
     this.conf = now;
     if (before === null || (before.voters === now.voters && before.learners === now.learners)) return;
-    if (index <= this.o.replayedThroughIndex) return;
+    if (index <= this.options.replayedThroughIndex) return;
     this.add(
       'membership',
       null,
@@ -122,7 +122,7 @@ export class NodeEvents {
     fenced: { epoch: number; writerId: string } | null,
     index: number,
   ): void {
-    if (fenced === null || index <= this.o.replayedThroughIndex) return;
+    if (fenced === null || index <= this.options.replayedThroughIndex) return;
     this.add(
       'fenced',
       null,
@@ -132,7 +132,7 @@ export class NodeEvents {
   }
 
   snapshotInstalled(index: number): void {
-    this.add('snapshot-install', null, `${this.o.node} installed the leader's snapshot at index ${index}`);
+    this.add('snapshot-install', null, `${this.options.node} installed the leader's snapshot at index ${index}`);
   }
 }
 

@@ -16,7 +16,7 @@ import { TxidMarks } from './txid-marks.js';
 /** What the gauges read, attached once the parts exist (the log and state machine feed counters before). */
 export interface MetricSources {
   replica: { status(): ReplicaStatus; readonly isLeader: boolean };
-  sm: JournalStateMachine;
+  stateMachine: JournalStateMachine;
   transport: PeerTransport;
   /** Bytes of this node's Raft log after an index (the leader's byte lag of a follower). */
   logBytesAfter(index: number): number;
@@ -176,7 +176,12 @@ export class NodeMetrics {
       help: string,
       fn: (j: ReturnType<JournalStateMachine['allJournals']>[number]) => number,
     ) =>
-      this.gauge(name, help, () => (this.sources?.sm.allJournals() ?? []).map((j) => [{ jid: j.jid }, fn(j)]), ['jid']);
+      this.gauge(
+        name,
+        help,
+        () => (this.sources?.stateMachine.allJournals() ?? []).map((j) => [{ jid: j.jid }, fn(j)]),
+        ['jid'],
+      );
     perJournal('qjournal_journal_promised_epoch', 'Promised writer epoch (LastPromisedEpoch)', (j) => j.promisedEpoch);
     perJournal(
       'qjournal_journal_last_writer_epoch',
@@ -193,7 +198,7 @@ export class NodeMetrics {
         if (!src) return [];
         const s = src.replica.status();
         const out: [Labels, number][] = [];
-        for (const j of src.sm.allJournals()) {
+        for (const j of src.stateMachine.allJournals()) {
           for (const [peer, p] of Object.entries(s.progress))
             out.push([{ jid: j.jid, peer }, this.txidMarks.lagTxns(j.jid, p.match, j.lastTxId)]);
         }
@@ -204,7 +209,7 @@ export class NodeMetrics {
     this.gauge(
       'qjournal_reads_waiting',
       'Readers waiting in a long poll for new edits',
-      () => this.sources?.sm.waitingReads ?? 0,
+      () => this.sources?.stateMachine.waitingReads ?? 0,
     );
   }
 

@@ -47,8 +47,8 @@ export class PeerAdmission {
   private readonly refusedUntilMs = new Map<NodeId, number>();
   private readonly nowMs: () => number;
 
-  constructor(private readonly o: PeerAdmissionOptions) {
-    this.nowMs = o.nowMs ?? Date.now;
+  constructor(private readonly options: PeerAdmissionOptions) {
+    this.nowMs = options.nowMs ?? Date.now;
   }
 
   /**
@@ -56,7 +56,7 @@ export class PeerAdmission {
    * promise of the verdict (false at once for what no vouch could admit).
    */
   admits(from: NodeId, messages: readonly Message[]): true | Promise<boolean> {
-    const d = this.o.directory;
+    const d = this.options.directory;
     if (d.isMember(from)) return true;
     if (messages.length === 0 || !messages.every((m) => isLeaderMessage(m.type))) return REFUSED;
     if (d.isVouched(from)) return true;
@@ -73,12 +73,15 @@ export class PeerAdmission {
       this.pending.delete(from);
       if (!vouch) {
         this.refuse(from);
-        this.o.logger.debug({ from }, 'refusing Raft traffic: no member this node trusts names the sender as a member');
+        this.options.logger.debug(
+          { from },
+          'refusing Raft traffic: no member this node trusts names the sender as a member',
+        );
         return false;
       }
       this.refusedUntilMs.delete(from);
-      this.o.directory.vouch(from, vouch.address);
-      this.o.logger.info(
+      this.options.directory.vouch(from, vouch.address);
+      this.options.logger.info(
         { from, address: vouch.address, voucher: vouch.voucher },
         "hearing a leader this node's configuration does not name yet, on a member's word",
       );
@@ -91,16 +94,17 @@ export class PeerAdmission {
   private refuse(from: NodeId): void {
     this.refusedUntilMs.delete(from);
     if (this.refusedUntilMs.size >= MAX_REFUSED) this.refusedUntilMs.delete(this.refusedUntilMs.keys().next().value!);
-    this.refusedUntilMs.set(from, this.nowMs() + this.o.refusedForMs);
+    this.refusedUntilMs.set(from, this.nowMs() + this.options.refusedForMs);
   }
 
   /** The nodes whose word counts: the members, and while this node is not one of them, whom it joined from. */
   private vouchers(from: NodeId): Peer[] {
-    const d = this.o.directory;
+    const d = this.options.directory;
     const byId = new Map<NodeId, Peer>();
     for (const p of d.list()) byId.set(p.id, p);
-    if (!d.isMember(this.o.selfId)) for (const p of this.o.joinedFrom) if (!byId.has(p.id)) byId.set(p.id, p);
-    byId.delete(this.o.selfId);
+    if (!d.isMember(this.options.selfId))
+      for (const p of this.options.joinedFrom) if (!byId.has(p.id)) byId.set(p.id, p);
+    byId.delete(this.options.selfId);
     byId.delete(from);
     return [...byId.values()].filter((p) => p.address !== '');
   }
@@ -115,11 +119,13 @@ export class PeerAdmission {
         if (--left === 0) resolve(null);
       };
       for (const v of vouchers) {
-        this.o.fetchStatus(v.address, this.o.checkTimeoutMs).then((st) => {
+        this.options.fetchStatus(v.address, this.options.checkTimeoutMs).then((st) => {
           // Read at the answer: a member that has not applied as far as this node may still name a node
           // this node saw removed.
           const named =
-            st.id === v.id && st.clusterId === this.o.clusterId && st.appliedIndex >= this.o.directory.appliedIndex
+            st.id === v.id &&
+            st.clusterId === this.options.clusterId &&
+            st.appliedIndex >= this.options.directory.appliedIndex
               ? st.peers.find((p) => p.id === from && p.address !== '')
               : undefined;
           if (named) resolve({ address: named.address, voucher: v.id });

@@ -114,17 +114,17 @@ export class PeerTransport implements ReplicaTransport {
   /** Peers whose storage id changed while this node ran (their disk was wiped and they rejoined). */
   readonly storageIdChanges: { id: NodeId; from: string; to: string; atMs: number }[] = [];
 
-  constructor(private readonly o: PeerTransportOptions) {
-    this.keepaliveTimer = setInterval(() => this.keepAlive(), Math.max(1, Math.floor(o.idleTimeoutMs / 3)));
+  constructor(private readonly options: PeerTransportOptions) {
+    this.keepaliveTimer = setInterval(() => this.keepAlive(), Math.max(1, Math.floor(options.idleTimeoutMs / 3)));
     this.keepaliveTimer.unref();
   }
 
   get batchLimits(): BatchLimits {
-    return this.o.batchLimits;
+    return this.options.batchLimits;
   }
 
   get idleTimeoutMs(): number {
-    return this.o.idleTimeoutMs;
+    return this.options.idleTimeoutMs;
   }
 
   /** The transport and the replica need each other: the replica is built with the transport, then attached. */
@@ -149,7 +149,7 @@ export class PeerTransport implements ReplicaTransport {
     for (const m of messages) {
       const p = this.peer(m.to);
       const size = messageBytes(m);
-      if (p.queueBytes + size > this.o.maxQueueBytes) {
+      if (p.queueBytes + size > this.options.maxQueueBytes) {
         // The peer is not keeping up (or is down): drop, and let Raft slow down to probing.
         p.droppedMessages++;
         if (m.type === MessageType.App) this.sink.reportUnreachable(m.to);
@@ -174,7 +174,7 @@ export class PeerTransport implements ReplicaTransport {
   }
 
   private takeBatch(p: PeerState): Message[] {
-    const fit = takeWithinBytes(p.queue.length, (k) => messageBytes(p.queue[k]!), this.o.maxBatchBytes);
+    const fit = takeWithinBytes(p.queue.length, (k) => messageBytes(p.queue[k]!), this.options.maxBatchBytes);
     const out = p.queue.splice(0, fit.count);
     p.queueBytes -= fit.bytes;
     if (p.queue.length === 0) p.queueBytes = 0;
@@ -183,7 +183,7 @@ export class PeerTransport implements ReplicaTransport {
 
   private flushPeer(p: PeerState): void {
     if (this.closed || p.queue.length === 0 || p.retryTimer || p.blocked) return;
-    const address = this.o.directory.addressOf(p.id);
+    const address = this.options.directory.addressOf(p.id);
     if (!address) {
       this.logRateLimited(p, `no address known for peer ${p.id}: dropping ${p.queue.length} messages`);
       p.droppedMessages += p.queue.length;
@@ -195,10 +195,10 @@ export class PeerTransport implements ReplicaTransport {
     if (!stream) return;
     while (p.queue.length > 0) {
       const frame = encodeBatchFrame({
-        from: this.o.selfId,
-        clusterId: this.o.clusterId,
-        storageId: this.o.storageId,
-        fromAddress: this.o.selfAddress,
+        from: this.options.selfId,
+        clusterId: this.options.clusterId,
+        storageId: this.options.storageId,
+        fromAddress: this.options.selfAddress,
         messages: this.takeBatch(p),
       });
       p.sentBatches++;
@@ -213,31 +213,38 @@ export class PeerTransport implements ReplicaTransport {
   /** The open stream to the peer, after rotating one that lived its time or points at an old address. */
   private streamTo(p: PeerState, address: string): OutboundStream | null {
     const now = Date.now();
-    if (p.stream && p.streamAddress === address && now - p.streamOpenedAtMs < this.o.streamLifetimeMs) return p.stream;
+    if (p.stream && p.streamAddress === address && now - p.streamOpenedAtMs < this.options.streamLifetimeMs)
+      return p.stream;
     this.endStream(p);
     let stream: OutboundStream;
     try {
-      stream = this.o.clients.openStream(address, RAFT_STREAM_PATH, RAFT_STREAM_CONTENT_TYPE, this.o.idleTimeoutMs, {
-        onResponse: (status, body) => {
-          if (p.stream !== stream) return; // a stream this node ended: its answer closes it
-          p.stream = null;
-          p.blocked = false;
-          // 200 before we ended it: the peer stopped (it ends every stream when it shuts down).
-          if (status === 200) return this.flushPeer(p);
-          this.failed(p, `peer ${p.id} (${address}) refused the stream: ${status} ${body.toString('utf8', 0, 300)}`);
+      stream = this.options.clients.openStream(
+        address,
+        RAFT_STREAM_PATH,
+        RAFT_STREAM_CONTENT_TYPE,
+        this.options.idleTimeoutMs,
+        {
+          onResponse: (status, body) => {
+            if (p.stream !== stream) return; // a stream this node ended: its answer closes it
+            p.stream = null;
+            p.blocked = false;
+            // 200 before we ended it: the peer stopped (it ends every stream when it shuts down).
+            if (status === 200) return this.flushPeer(p);
+            this.failed(p, `peer ${p.id} (${address}) refused the stream: ${status} ${body.toString('utf8', 0, 300)}`);
+          },
+          onError: (err: HttpError) => {
+            if (p.stream !== stream) return;
+            p.stream = null;
+            p.blocked = false;
+            this.failed(p, `peer ${p.id} (${address}) unreachable: ${err.message}`);
+          },
+          onDrain: () => {
+            if (p.stream !== stream) return;
+            p.blocked = false;
+            this.flushPeer(p);
+          },
         },
-        onError: (err: HttpError) => {
-          if (p.stream !== stream) return;
-          p.stream = null;
-          p.blocked = false;
-          this.failed(p, `peer ${p.id} (${address}) unreachable: ${err.message}`);
-        },
-        onDrain: () => {
-          if (p.stream !== stream) return;
-          p.blocked = false;
-          this.flushPeer(p);
-        },
-      });
+      );
     } catch (e) {
       this.failed(p, `peer ${p.id} (${address}): ${(e as Error).message}`);
       return null;
@@ -263,10 +270,10 @@ export class PeerTransport implements ReplicaTransport {
     const now = Date.now();
     for (const p of this.peers.values()) {
       if (!p.stream || p.blocked) continue;
-      if (now - p.streamOpenedAtMs >= this.o.streamLifetimeMs) {
+      if (now - p.streamOpenedAtMs >= this.options.streamLifetimeMs) {
         this.endStream(p);
         this.flushPeer(p);
-      } else if (now - p.lastWriteAtMs >= this.o.idleTimeoutMs / 3) {
+      } else if (now - p.lastWriteAtMs >= this.options.idleTimeoutMs / 3) {
         p.lastWriteAtMs = now;
         if (!p.stream.write([KEEPALIVE_FRAME])) p.blocked = true;
       }
@@ -290,14 +297,14 @@ export class PeerTransport implements ReplicaTransport {
     const now = Date.now();
     if (now - p.lastErrorLogMs < 5000) return;
     p.lastErrorLogMs = now;
-    this.o.logger.warn({ peer: p.id, failures: p.failures }, msg);
+    this.options.logger.warn({ peer: p.id, failures: p.failures }, msg);
   }
 
   private noteStorageId(p: PeerState, storageId: string): void {
     if (!storageId) return;
     if (p.storageId && p.storageId !== storageId) {
       this.storageIdChanges.push({ id: p.id, from: p.storageId, to: storageId, atMs: Date.now() });
-      this.o.logger.error(
+      this.options.logger.error(
         { peer: p.id, oldStorageId: p.storageId, newStorageId: storageId },
         'peer storage id changed: its data directory was wiped or replaced; it must be removed and re-added (qjm remove-peer / add-peer) to rejoin safely',
       );
@@ -309,7 +316,7 @@ export class PeerTransport implements ReplicaTransport {
 
   /** A member, or a leader a member vouched for: its streams and batches are heard without asking. */
   heard(peer: NodeId): boolean {
-    return this.o.directory.isMember(peer) || this.o.directory.isVouched(peer);
+    return this.options.directory.isMember(peer) || this.options.directory.isVouched(peer);
   }
 
   /**
@@ -317,7 +324,7 @@ export class PeerTransport implements ReplicaTransport {
    * promise of a member's word (the route holds the stream until it comes; PeerAdmission bounds the asking).
    */
   admits(from: NodeId, messages: readonly Message[]): true | Promise<boolean> {
-    return this.o.admission.admits(from, messages);
+    return this.options.admission.admits(from, messages);
   }
 
   /**
@@ -327,7 +334,7 @@ export class PeerTransport implements ReplicaTransport {
   openInbound(peer: NodeId, s: InboundStream): () => void {
     if (!this.heard(peer)) throw new NotAMemberError(peer);
     if (this.closed) {
-      s.cut(503, 'QJM_ERR_SHUTTING_DOWN', `${this.o.selfId} is shutting down`);
+      s.cut(503, 'QJM_ERR_SHUTTING_DOWN', `${this.options.selfId} is shutting down`);
       return () => {};
     }
     const p = this.peer(peer);
@@ -352,7 +359,7 @@ export class PeerTransport implements ReplicaTransport {
     // delivery) is kept for anyone else.
     if (!this.heard(b.from)) throw new NotAMemberError(b.from);
     this.noteStorageId(this.peer(b.from), b.storageId);
-    const mine = b.messages.filter((m) => m.to === this.o.selfId);
+    const mine = b.messages.filter((m) => m.to === this.options.selfId);
     if (mine.length > 0) this.sink.receive(mine);
   }
 
@@ -377,7 +384,8 @@ export class PeerTransport implements ReplicaTransport {
     for (const p of this.peers.values()) {
       if (p.retryTimer) clearTimeout(p.retryTimer);
       this.endStream(p);
-      for (const s of p.inbound.splice(0)) s.cut(503, 'QJM_ERR_SHUTTING_DOWN', `${this.o.selfId} is shutting down`);
+      for (const s of p.inbound.splice(0))
+        s.cut(503, 'QJM_ERR_SHUTTING_DOWN', `${this.options.selfId} is shutting down`);
       p.queue = [];
     }
   }

@@ -18,13 +18,13 @@ const CHUNK_PATH = '/raft/snapshot/chunk';
 
 export function registerSnapshotRoutes(
   app: FastifyInstance,
-  ctx: { sm: JournalStateMachine; maxSnapshotChunkBytes: number },
+  ctx: { stateMachine: JournalStateMachine; maxSnapshotChunkBytes: number },
 ): void {
   app.get(MANIFEST_PATH, async (req, reply) => {
     const minIndex = Number((req.query as Record<string, string>).min_index ?? 0);
     if (!Number.isSafeInteger(minIndex) || minIndex < 0)
       return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'bad min_index' });
-    const newest = ctx.sm.snapshots.newest();
+    const newest = ctx.stateMachine.snapshots.newest();
     if (!newest || newest.index < minIndex) {
       return reply.code(404).send({
         code: 'QJM_ERR_UNAVAILABLE',
@@ -53,7 +53,9 @@ export function registerSnapshotRoutes(
       });
     }
     try {
-      return reply.type('application/octet-stream').send(ctx.sm.snapshots.readChunk(index, jid, file, offset, length));
+      return reply
+        .type('application/octet-stream')
+        .send(ctx.stateMachine.snapshots.readChunk(index, jid, file, offset, length));
     } catch (e) {
       return reply.code(404).send({ code: 'QJM_ERR_UNAVAILABLE', message: (e as Error).message });
     }
@@ -63,7 +65,7 @@ export function registerSnapshotRoutes(
 /** The follower's half: pulls a peer's snapshot over the node's HTTP pool. */
 export class PeerSnapshotSource implements SnapshotSource {
   constructor(
-    private readonly o: {
+    private readonly options: {
       clients: HttpPools;
       /** Where each peer is dialed. */
       directory: PeerDirectory;
@@ -72,18 +74,18 @@ export class PeerSnapshotSource implements SnapshotSource {
   ) {}
 
   private address(peer: NodeId): string {
-    const address = this.o.directory.addressOf(peer);
+    const address = this.options.directory.addressOf(peer);
     if (!address) throw new Error(`no address for peer ${peer}`);
     return address;
   }
 
   async manifest(peer: NodeId, minIndex: number): Promise<ManifestData> {
-    const res = await this.o.clients.request(
+    const res = await this.options.clients.request(
       this.address(peer),
       'GET',
       `${MANIFEST_PATH}?min_index=${minIndex}`,
       null,
-      this.o.requestTimeoutMs,
+      this.options.requestTimeoutMs,
     );
     if (res.status !== 200)
       throw new Error(
@@ -94,12 +96,12 @@ export class PeerSnapshotSource implements SnapshotSource {
 
   async chunk(peer: NodeId, index: number, jid: string, file: string, offset: number, length: number): Promise<Buffer> {
     const q = new URLSearchParams({ index: String(index), jid, file, offset: String(offset), length: String(length) });
-    const res = await this.o.clients.request(
+    const res = await this.options.clients.request(
       this.address(peer),
       'GET',
       `${CHUNK_PATH}?${q.toString()}`,
       null,
-      this.o.requestTimeoutMs * 4,
+      this.options.requestTimeoutMs * 4,
     );
     if (res.status !== 200) throw new Error(`peer ${peer}: chunk ${jid}/${file}@${offset}: ${res.status}`);
     return res.body;

@@ -98,12 +98,14 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
 
   /** Start-up: the journals become exactly the newest snapshot's; the log then replays what follows. */
   static open(opts: StateMachineOptions): JournalStateMachine {
-    const sm = new JournalStateMachine(opts);
-    const newest = sm.snapshots.newest();
+    const stateMachine = new JournalStateMachine(opts);
+    const newest = stateMachine.snapshots.newest();
     if (!newest)
-      throw new Error(`no snapshot in ${sm.snapshots.root}: the data directory was not formatted by journalnode`);
-    sm.loadFrom(newest.index);
-    return sm;
+      throw new Error(
+        `no snapshot in ${stateMachine.snapshots.root}: the data directory was not formatted by journalnode`,
+      );
+    stateMachine.loadFrom(newest.index);
+    return stateMachine;
   }
 
   private loadFrom(index: number): void {

@@ -91,27 +91,27 @@ class SnapshotFetch<M> {
   private next = 0;
 
   constructor(
-    private readonly o: FetchOptions<M>,
+    private readonly options: FetchOptions<M>,
     private readonly done: (err: Error | null, manifest?: M, stats?: FetchStats) => void,
   ) {}
 
   start(): void {
-    const { o } = this;
-    o.source.manifest(o.minIndex, (err, manifest) => {
-      if (err || manifest === undefined) return this.done(err ?? new Error(`peer ${o.from} sent no manifest`));
-      const m = o.summarize(manifest);
-      const problem = fetchProblem(m, o.minIndex);
-      if (problem) return this.done(new Error(`snapshot manifest from ${o.from}: ${problem}`));
+    const { options } = this;
+    options.source.manifest(options.minIndex, (err, manifest) => {
+      if (err || manifest === undefined) return this.done(err ?? new Error(`peer ${options.from} sent no manifest`));
+      const m = options.summarize(manifest);
+      const problem = fetchProblem(m, options.minIndex);
+      if (problem) return this.done(new Error(`snapshot manifest from ${options.from}: ${problem}`));
       this.manifest = manifest;
       this.m = m;
-      if (this.attempt(() => o.sink.begin(m.index))) this.nextFile();
+      if (this.attempt(() => options.sink.begin(m.index))) this.nextFile();
     });
   }
 
   private fail(e: Error): void {
     if (this.finished) return;
     this.finished = true;
-    this.o.sink.abort();
+    this.options.sink.abort();
     this.done(e);
   }
 
@@ -133,7 +133,7 @@ class SnapshotFetch<M> {
       if (this.next >= this.m.files.length) return this.finish();
       const f = this.m.files[this.next++]!;
       let reused = false;
-      if (!this.attempt(() => (reused = this.o.sink.reuse(f)))) return;
+      if (!this.attempt(() => (reused = this.options.sink.reuse(f)))) return;
       if (!reused) return this.fetchFile(f, 0, 0);
       this.stats.reusedBytes += f.sizeBytes;
     }
@@ -141,26 +141,26 @@ class SnapshotFetch<M> {
 
   /** The chunks of f from `offset`, one at a time, with the running CRC of what came before. */
   private fetchFile(f: SnapshotFileRef, offset: number, crc: number): void {
-    const { o } = this;
+    const { options } = this;
     if (this.finished) return;
     if (offset >= f.sizeBytes) {
       if (crc >>> 0 !== f.crc32 >>> 0)
         return this.fail(new Error(`${f.jid}/${f.file}: CRC of the fetched file does not match the manifest`));
-      o.sink.endFile(f, (e) => (e ? this.fail(e) : this.nextFile()));
+      options.sink.endFile(f, (e) => (e ? this.fail(e) : this.nextFile()));
       return;
     }
-    const length = Math.min(o.maxChunkBytes, f.sizeBytes - offset);
-    o.source.chunk(this.m.index, f, offset, length, (e, bytes) => {
+    const length = Math.min(options.maxChunkBytes, f.sizeBytes - offset);
+    options.source.chunk(this.m.index, f, offset, length, (e, bytes) => {
       if (this.finished) return;
-      if (e || bytes === undefined) return this.fail(e ?? new Error(`peer ${o.from} sent no chunk`));
+      if (e || bytes === undefined) return this.fail(e ?? new Error(`peer ${options.from} sent no chunk`));
       if (bytes.byteLength === 0 || bytes.byteLength > length) {
         return this.fail(
           new Error(
-            `peer ${o.from} returned ${bytes.byteLength} bytes for ${f.jid}/${f.file} at ${offset} (asked ${length})`,
+            `peer ${options.from} returned ${bytes.byteLength} bytes for ${f.jid}/${f.file} at ${offset} (asked ${length})`,
           ),
         );
       }
-      if (!this.attempt(() => o.sink.write(f, offset, bytes))) return;
+      if (!this.attempt(() => options.sink.write(f, offset, bytes))) return;
       this.stats.chunks++;
       this.stats.fetchedBytes += bytes.byteLength;
       this.fetchFile(f, offset + bytes.byteLength, zlib.crc32(bytes, crc));
@@ -168,7 +168,7 @@ class SnapshotFetch<M> {
   }
 
   private finish(): void {
-    this.o.sink.finish((e) => {
+    this.options.sink.finish((e) => {
       if (e) return this.fail(e);
       if (this.finished) return;
       this.finished = true;

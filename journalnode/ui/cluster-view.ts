@@ -75,13 +75,13 @@ export class ClusterView {
   /** Per history length: the gathering in flight, or the last one and when it finished. */
   private readonly gatherings = new Map<number, { done: boolean; atMs: number; result: Promise<ClusterJson> }>();
 
-  constructor(private readonly o: ClusterViewOptions) {}
+  constructor(private readonly options: ClusterViewOptions) {}
 
   /** The aggregate with the newest historyS seconds of each node's history (rounded up to a choice). */
   gather(historyS: number): Promise<ClusterJson> {
     const h = HISTORY_CHOICES_S.find((c) => c >= historyS) ?? HISTORY_CHOICES_S[HISTORY_CHOICES_S.length - 1];
     const last = this.gatherings.get(h);
-    if (last && (!last.done || Date.now() - last.atMs < this.o.cacheMs)) return last.result;
+    if (last && (!last.done || Date.now() - last.atMs < this.options.cacheMs)) return last.result;
     const g = { done: false, atMs: 0, result: this.collect(h) };
     const settle = () => {
       g.done = true;
@@ -93,8 +93,8 @@ export class ClusterView {
   }
 
   private async getJson(address: string, path: string): Promise<unknown> {
-    const t = this.o.peerTimeoutMs;
-    const r = await this.o.clients.request(address, 'GET', path, null, t, AbortSignal.timeout(t));
+    const t = this.options.peerTimeoutMs;
+    const r = await this.options.clients.request(address, 'GET', path, null, t, AbortSignal.timeout(t));
     if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
     return JSON.parse(r.body.toString('utf8')) as unknown;
   }
@@ -107,8 +107,8 @@ export class ClusterView {
       view: { ...m, reachable: false, error, status: null, history: null, clockOffsetMs: null },
       events: [],
     });
-    if (m.id === this.o.selfId) {
-      const { status, activity } = this.o.local(historyS);
+    if (m.id === this.options.selfId) {
+      const { status, activity } = this.options.local(historyS);
       return {
         view: { ...m, reachable: true, error: null, status, history: activity.history, clockOffsetMs: 0 },
         events: activity.events,
@@ -130,13 +130,13 @@ export class ClusterView {
     } catch (e) {
       const err = e as Error & { code?: string };
       return down(
-        err.name === 'TimeoutError' ? `timed out after ${this.o.peerTimeoutMs} ms` : (err.code ?? err.message),
+        err.name === 'TimeoutError' ? `timed out after ${this.options.peerTimeoutMs} ms` : (err.code ?? err.message),
       );
     }
   }
 
   private async collect(historyS: number): Promise<ClusterJson> {
-    const self = this.o.local(0).status;
+    const self = this.options.local(0).status;
     const members: (MemberJson | { id: string; address: string; role: MemberView['role'] })[] = [...self.peers];
     if (!members.some((m) => m.id === self.id)) members.push({ id: self.id, address: '', role: 'not a member' });
     const answers = await Promise.all(members.map((m) => this.member(m, historyS)));
@@ -160,7 +160,7 @@ export class ClusterView {
       members: answers.map((a) => a.view),
       events: mergeEvents(
         answers.map((a) => a.events),
-        this.o.maxEvents,
+        this.options.maxEvents,
       ),
     };
   }

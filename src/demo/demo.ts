@@ -233,12 +233,12 @@ class Demo {
   private nn2: Master | null = null;
 
   constructor(
-    private readonly o: DemoOptions,
+    private readonly options: DemoOptions,
     private readonly dataDir: string,
     private readonly cluster: LocalCluster,
   ) {
-    this.log = o.log ?? ((l: string) => console.log(l));
-    this.story = { opsPerSecond: o.opsPerSecond ?? 2000, burstEveryMs: 10, reportEveryS: 1 };
+    this.log = options.log ?? ((l: string) => console.log(l));
+    this.story = { opsPerSecond: options.opsPerSecond ?? 2000, burstEveryMs: 10, reportEveryS: 1 };
   }
 
   private say(s: string): void {
@@ -246,7 +246,7 @@ class Demo {
   }
 
   async run(): Promise<number> {
-    const { cluster, o } = this;
+    const { cluster, options } = this;
     // The nodes run in process groups of their own (a Ctrl-C reaches the demo alone, which stops them in
     // order): should the demo itself die of a bug, they must not outlive it.
     const killLeftovers = () => {
@@ -255,18 +255,18 @@ class Demo {
     process.on('exit', killLeftovers);
     try {
       const refused = await this.open();
-      await this.writeFor(this.nn1!, { ...this.story, seconds: o.phase1S ?? 6 });
+      await this.writeFor(this.nn1!, { ...this.story, seconds: options.phase1S ?? 6 });
       this.stop.check();
       const failover = await this.failover();
       const jnKill = await this.killJournalNodeUnderLoad();
       const verdict = await this.summarize(refused, failover, jnKill);
-      if (o.serve) await this.serve();
+      if (options.serve) await this.serve();
       return verdict;
     } catch (e) {
       if (!(e instanceof Stopped)) throw e;
       this.say(`--- ${e.signal}: the demo stops before its end ---`);
       // --serve ends this way by design; without it, an interrupted demo has no verdict.
-      return o.serve ? 0 : 130;
+      return options.serve ? 0 : 130;
     } finally {
       this.stop.dispose();
       await this.nn1?.close().catch(() => {});
@@ -290,7 +290,7 @@ class Demo {
     this.say(
       `mutual TLS: a CA, node certificates and client certificates (admin, writer, reader) in ${path.relative(process.cwd(), cluster.certsDir!) || '.'}/; the masters use the writer's`,
     );
-    if (this.o.serve) this.say(`dashboard: ${dashboardUrls(cluster)}`);
+    if (this.options.serve) this.say(`dashboard: ${dashboardUrls(cluster)}`);
     this.stop.check();
     this.nn1 = this.master('nn1');
     this.nn2 = this.master('nn2');
@@ -351,7 +351,7 @@ class Demo {
     const { cluster } = this;
     const nn2 = this.nn2!;
     const jnKill = { node: '', stallMs: 0 };
-    await this.writeFor(nn2, { ...this.story, seconds: this.o.phase2S ?? 8 }, async (second) => {
+    await this.writeFor(nn2, { ...this.story, seconds: this.options.phase2S ?? 8 }, async (second) => {
       if (second === 2) {
         const leader = await cluster.waitForLeader(10_000);
         const t = performance.now();

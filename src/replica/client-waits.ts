@@ -37,7 +37,7 @@ export class ClientWaits<R> {
   /** Sorted by index, so applying releases a prefix. */
   private waiters: AppliedWaiter[] = [];
 
-  constructor(private readonly o: { proposalTimeoutMs: number; readTimeoutMs: number }) {}
+  constructor(private readonly options: { proposalTimeoutMs: number; readTimeoutMs: number }) {}
 
   get proposalCount(): number {
     return this.proposalCountValue;
@@ -50,7 +50,7 @@ export class ClientWaits<R> {
   // ---------------------------------------------------------------- proposals
 
   trackProposal(index: number, term: number, nowMs: number, cb: Callback<ProposalResult<R>>): void {
-    const p: PendingProposal<R> = { term, deadlineMs: nowMs + this.o.proposalTimeoutMs, cb };
+    const p: PendingProposal<R> = { term, deadlineMs: nowMs + this.options.proposalTimeoutMs, cb };
     const list = this.proposals.get(index);
     if (list) list.push(p);
     else this.proposals.set(index, [p]);
@@ -91,7 +91,7 @@ export class ClientWaits<R> {
   // ---------------------------------------------------------------- reads
 
   addRead(key: string, nowMs: number, cb: Callback<number>): void {
-    this.reads.set(key, { deadlineMs: nowMs + this.o.readTimeoutMs, cb });
+    this.reads.set(key, { deadlineMs: nowMs + this.options.readTimeoutMs, cb });
   }
 
   /** The read with this key, removed; with its remaining time. */
@@ -127,7 +127,7 @@ export class ClientWaits<R> {
       for (const p of list)
         if (p.deadlineMs <= nowMs)
           p.cb(
-            qjmError('TIMEOUT', `entry ${index} not applied within ${this.o.proposalTimeoutMs} ms`, {
+            qjmError('TIMEOUT', `entry ${index} not applied within ${this.options.proposalTimeoutMs} ms`, {
               unknownOutcome: true,
             }),
           );

@@ -102,12 +102,12 @@ export class DiskLog implements ReplicaLog {
 
   private constructor(
     readonly dir: string,
-    private readonly o: DiskLogOptions,
+    private readonly options: DiskLogOptions,
     recovered: RecoveredLog,
   ) {
-    this.logger = o.logger ?? silentLogger;
-    this.snap = { ...o.snapshot, conf: cloneConf(o.snapshot.conf) };
-    this.hard = { ...o.meta.meta.hardState };
+    this.logger = options.logger ?? silentLogger;
+    this.snap = { ...options.snapshot, conf: cloneConf(options.snapshot.conf) };
+    this.hard = { ...options.meta.meta.hardState };
     this.segments = recovered.segments;
     this.compactedIndex = recovered.compactedIndex;
     this.compactedTerm = recovered.compactedTerm;
@@ -222,8 +222,8 @@ export class DiskLog implements ReplicaLog {
       done(err);
     };
     if (!hardState) return this.appendEntries(entries, finish);
-    const m = this.o.meta.meta;
-    this.o.meta.save({ ...m, hardState: { ...hardState } }, (err) => {
+    const m = this.options.meta.meta;
+    this.options.meta.save({ ...m, hardState: { ...hardState } }, (err) => {
       if (err) return finish(err);
       this.appendEntries(entries, finish);
     });
@@ -255,13 +255,13 @@ export class DiskLog implements ReplicaLog {
       this.appended(seg, entries, frames.offsets, total);
       done(null);
     };
-    if (!this.o.sync) return after();
+    if (!this.options.sync) return after();
     const t0 = performance.now();
     fs.fdatasync(fd, (e) => {
       const ms = performance.now() - t0;
       this.counters.fsyncs++;
       this.counters.fsyncMsTotal += ms;
-      this.o.onFsync?.(ms);
+      this.options.onFsync?.(ms);
       if (e) return done(e);
       after();
     });
@@ -279,7 +279,7 @@ export class DiskLog implements ReplicaLog {
     if (
       tail !== f.seg ||
       entries[0]!.index <= this.lastIndex() ||
-      tail.sizeBytes >= this.o.maxSegmentBytes ||
+      tail.sizeBytes >= this.options.maxSegmentBytes ||
       tail.sizeBytes + totalBytes > f.pos
     ) {
       f.waiters.push(retry);
@@ -309,11 +309,11 @@ export class DiskLog implements ReplicaLog {
    * descriptor (so a reset that unlinks the file cannot redirect it), never past the segment size limit.
    */
   private maybePreallocate(seg: Segment): void {
-    const ahead = this.o.preallocateBytes ?? 0;
-    if (ahead <= 0 || !this.o.sync || this.fill || seg.closed || this.closedLog) return;
+    const ahead = this.options.preallocateBytes ?? 0;
+    if (ahead <= 0 || !this.options.sync || this.fill || seg.closed || this.closedLog) return;
     const from = Math.max(seg.zeroedTo, seg.sizeBytes);
     if (from - seg.sizeBytes >= ahead / 2) return;
-    const to = Math.min(seg.sizeBytes + ahead, this.o.maxSegmentBytes);
+    const to = Math.min(seg.sizeBytes + ahead, this.options.maxSegmentBytes);
     if (to <= from) return;
     let fd: number;
     try {
@@ -358,7 +358,7 @@ export class DiskLog implements ReplicaLog {
   /** The in-progress segment, rolled over when full (sync: rare, and before the write that needs it). */
   private writableSegment(): Segment {
     let seg = this.segments[this.segments.length - 1];
-    if (seg && !seg.closed && seg.sizeBytes < this.o.maxSegmentBytes) {
+    if (seg && !seg.closed && seg.sizeBytes < this.options.maxSegmentBytes) {
       if (seg.fd === null) seg.fd = fs.openSync(seg.file, 'r+');
       return seg;
     }
@@ -445,7 +445,7 @@ export class DiskLog implements ReplicaLog {
   // ---------------------------------------------------------------- cache
 
   private remember(entries: Entry[]): void {
-    if (this.o.maxCacheBytes <= 0) return;
+    if (this.options.maxCacheBytes <= 0) return;
     if (this.cache.length === 0 || entries[0]!.index !== this.cacheFirst + this.cache.length) {
       this.clearCache();
       this.cacheFirst = entries[0]!.index;
@@ -455,7 +455,7 @@ export class DiskLog implements ReplicaLog {
       this.cacheBytes += entryBytes(e);
     }
     let drop = 0;
-    while (this.cacheBytes > this.o.maxCacheBytes && drop < this.cache.length - 1) {
+    while (this.cacheBytes > this.options.maxCacheBytes && drop < this.cache.length - 1) {
       this.cacheBytes -= entryBytes(this.cache[drop]!);
       drop++;
     }
@@ -512,7 +512,7 @@ export class DiskLog implements ReplicaLog {
       for (const file of files) {
         try {
           await fs.promises.rm(file, { force: true });
-          if (this.o.sync) {
+          if (this.options.sync) {
             const h = await fs.promises.open(this.dir, 'r');
             try {
               await h.sync();

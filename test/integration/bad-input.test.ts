@@ -31,7 +31,7 @@ function write(node: JournalNode, rpc: string, command: qjournal.journal.IComman
 }
 
 function journalState(node: JournalNode): string {
-  return JSON.stringify(node.sm.allJournals().map((j) => j.state()));
+  return JSON.stringify(node.stateMachine.allJournals().map((j) => j.state()));
 }
 
 describe('bad input is refused and changes nothing', function () {

@@ -94,7 +94,7 @@ export class SimNode {
   destroyed = false;
   replica: Replica<number> | null = null;
   log: SimLog | null = null;
-  sm: SimStateMachine | null = null;
+  stateMachine: SimStateMachine | null = null;
   slowDisk = false;
   /** When it first acknowledged an append or a snapshot (a learner may be promoted only after). */
   ackedAt: number | null = null;
@@ -222,7 +222,7 @@ export class SimCluster {
     const host = this.hostFor(node);
     const nodeRng = new Prng(this.opts.seed * 1000003 + node.incarnation * 101 + Number(node.id.slice(1)));
     const log = new SimLog(node.disk, host, this.opts.bug === 'forget-vote');
-    const sm = new SimStateMachine(node.id, node.disk, host, this.checker, this.layout, this.snapshotNet);
+    const stateMachine = new SimStateMachine(node.id, node.disk, host, this.checker, this.layout, this.snapshotNet);
     const early =
       this.opts.bug === 'ack-before-persist'
         ? [MessageType.AppResp]
@@ -231,7 +231,7 @@ export class SimCluster {
           : undefined;
     const replica = new Replica<number>(node.id, this.replicaOpts, {
       log,
-      stateMachine: sm,
+      stateMachine: stateMachine,
       transport: { send: (msgs) => this.send(msgs) },
       clock: { now: () => this.q.now, defer: (fn) => host.schedule(0, fn) },
       random: () => nodeRng.next(),
@@ -245,7 +245,7 @@ export class SimCluster {
     });
     node.replica = replica;
     node.log = log;
-    node.sm = sm;
+    node.stateMachine = stateMachine;
     if (node.slowDisk) node.disk.latencyMs = [20, 150];
     replica.start();
     const phase = this.rng.next() * TICK_MS;
@@ -859,8 +859,8 @@ export class SimCluster {
     const applied = this.members().map((n) => ({
       id: n.id,
       applied: n.replica?.appliedIndex ?? -1,
-      hash: n.sm?.state.hash ?? -1,
-      files: n.sm?.files.digest() ?? -1,
+      hash: n.stateMachine?.state.hash ?? -1,
+      files: n.stateMachine?.files.digest() ?? -1,
     }));
     const max = Math.max(...applied.map((a) => a.applied));
     const behind = applied.filter((a) => a.applied !== max);

@@ -35,7 +35,7 @@ describe('replica snapshot install and applied-index waits', () => {
       },
     };
     let finishInstall: (() => void) | null = null;
-    const sm: ReplicaStateMachine<number> = {
+    const stateMachine: ReplicaStateMachine<number> = {
       apply: (es) => es.map(() => 0),
       saveSnapshot: (_m, done) => done(null),
       fetchSnapshot: (_from, meta, done) => done(null, { meta } as StagedSnapshot),
@@ -51,7 +51,7 @@ describe('replica snapshot install and applied-index waits', () => {
       { ...DEFAULT_REPLICA_OPTIONS, tickMs: 10 },
       {
         log,
-        stateMachine: sm,
+        stateMachine: stateMachine,
         transport: { send: () => {} },
         clock: { now: () => 0, defer: (fn) => tasks.push(fn) },
         random: () => 0.5,

@@ -46,8 +46,8 @@ function fresh(dir: string, source: SnapshotSource | null = null): JournalStateM
   return JournalStateMachine.open(opts(dir, source));
 }
 
-const save = (sm: JournalStateMachine, meta: SnapshotMeta) =>
-  new Promise<void>((resolve, reject) => sm.saveSnapshot(meta, (e) => (e ? reject(e) : resolve())));
+const save = (stateMachine: JournalStateMachine, meta: SnapshotMeta) =>
+  new Promise<void>((resolve, reject) => stateMachine.saveSnapshot(meta, (e) => (e ? reject(e) : resolve())));
 
 function filesOf(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -75,7 +75,7 @@ let root: string;
 
 describe('journal state machine snapshots', () => {
   beforeEach(() => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-sm-'));
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-stateMachine-'));
   });
   afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -86,15 +86,15 @@ describe('journal state machine snapshots', () => {
 function restart(): void {
   it('restart = newest snapshot + replay of the log: the same state and byte-identical files', async () => {
     const dir = path.join(root, 'a');
-    const sm = fresh(dir);
+    const stateMachine = fresh(dir);
     let index = 1;
-    sm.apply(head.map((c) => entry(++index, c)));
-    await save(sm, { index, term: 1, conf });
+    stateMachine.apply(head.map((c) => entry(++index, c)));
+    await save(stateMachine, { index, term: 1, conf });
     const snapIndex = index;
-    sm.apply(tail.map((c) => entry(++index, c)));
+    stateMachine.apply(tail.map((c) => entry(++index, c)));
     const want = filesOf(path.join(dir, 'journals', 'ns1'));
-    const wantState = JSON.stringify(sm.journal('ns1')!.state());
-    sm.close();
+    const wantState = JSON.stringify(stateMachine.journal('ns1')!.state());
+    stateMachine.close();
 
     const again = JournalStateMachine.open(opts(dir));
     expect(again.snapshotMeta.index).to.equal(snapIndex);
@@ -108,11 +108,11 @@ function restart(): void {
 
   it('a corrupt finalized segment is reported when first read, naming the file', async () => {
     const dir = path.join(root, 'c');
-    const sm = fresh(dir);
+    const stateMachine = fresh(dir);
     let index = 1;
-    sm.apply([...head, ...tail].map((c) => entry(++index, c)));
-    await save(sm, { index, term: 1, conf });
-    sm.close();
+    stateMachine.apply([...head, ...tail].map((c) => entry(++index, c)));
+    await save(stateMachine, { index, term: 1, conf });
+    stateMachine.close();
     const jdir = path.join(dir, 'journals', 'ns1');
     const fin = fs.readdirSync(jdir).find((n) => !n.includes('inprogress'))!;
     const file = path.join(jdir, fin);
@@ -134,8 +134,8 @@ function installFromLeader(): void {
     const leader = fresh(leaderDir);
     let index = 1;
     sm_apply(leader, [...head, ...tail]);
-    function sm_apply(sm: JournalStateMachine, cmds: qjournal.journal.ICommand[]) {
-      sm.apply(cmds.map((c) => entry(++index, c)));
+    function sm_apply(stateMachine: JournalStateMachine, cmds: qjournal.journal.ICommand[]) {
+      stateMachine.apply(cmds.map((c) => entry(++index, c)));
     }
     await save(leader, { index, term: 1, conf, peers: [{ id: 'n1', address: 'x:1' }] });
     const leaderFiles = filesOf(path.join(leaderDir, 'journals', 'ns1'));
@@ -179,32 +179,32 @@ function installFromLeader(): void {
 describe('journal state machine: commands validated before they were proposed', () => {
   let root: string;
   beforeEach(() => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-sm-'));
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-stateMachine-'));
   });
   afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
   it('the very bytes a route validated apply from its decoding; equal bytes in another object are decoded and checked', () => {
-    const sm = fresh(path.join(root, 'a'));
+    const stateMachine = fresh(path.join(root, 'a'));
     const format = entry(2, { jid: 'ns1', format: { nsInfo: ns } });
     // What the route says these bytes are (a journal it names differently) wins for this object: proof that
     // they are not decoded again.
-    sm.knowValidated(
+    stateMachine.knowValidated(
       format.data,
       pb.Command.decode(pb.Command.encode({ jid: 'other', format: { nsInfo: ns } }).finish()),
     );
-    expect(sm.apply([format]).map((r) => r.code)).to.deep.equal([pb.ErrorCode.OK]);
-    expect(sm.allJournals().map((j) => j.jid)).to.deep.equal(['other']);
+    expect(stateMachine.apply([format]).map((r) => r.code)).to.deep.equal([pb.ErrorCode.OK]);
+    expect(stateMachine.allJournals().map((j) => j.jid)).to.deep.equal(['other']);
     // The same bytes in a copy (as a follower receives them) are decoded: journal ns1.
     const copy = { ...format, index: 3, data: Uint8Array.from(format.data) };
-    expect(sm.apply([copy]).map((r) => r.code)).to.deep.equal([pb.ErrorCode.OK]);
+    expect(stateMachine.apply([copy]).map((r) => r.code)).to.deep.equal([pb.ErrorCode.OK]);
     expect(
-      sm
+      stateMachine
         .allJournals()
         .map((j) => j.jid)
         .sort(),
     ).to.deep.equal(['ns1', 'other']);
     // Garbage in a copy is still refused at apply, as every replica refuses it.
     const garbage = { ...format, index: 4, data: Uint8Array.from([0xff, 0xff, 0xff]) };
-    expect(sm.apply([garbage]).map((r) => r.code)).to.deep.equal([pb.ErrorCode.INVALID_ARGUMENT]);
+    expect(stateMachine.apply([garbage]).map((r) => r.code)).to.deep.equal([pb.ErrorCode.INVALID_ARGUMENT]);
   });
 });
