@@ -88,7 +88,18 @@ export class Unstable {
   }
 }
 
-export class RaftLog {
+/** The log as the core shows it outside: indexes and terms to read, nothing to change them with. */
+export interface RaftLogView {
+  readonly committed: number;
+  readonly applied: number;
+  readonly unstable: { readonly entries: readonly Entry[]; readonly offset: number };
+  firstIndex(): number;
+  lastIndex(): number;
+  stableIndex(): number;
+  term(index: number): number | undefined;
+}
+
+export class RaftLog implements RaftLogView {
   readonly unstable: Unstable;
   // Invariant: applied <= committed <= lastIndex().
   committed: number;

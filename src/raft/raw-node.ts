@@ -252,7 +252,7 @@ export class RawNode {
 
   /** A configuration change was proposed and is not applied yet: the next one must wait. */
   confChangePending(): boolean {
-    return this.raft.pendingConfIndex > this.raft.log.applied;
+    return this.raft.confChangePending();
   }
 
   lastIndex(): number {
@@ -289,11 +289,7 @@ export class RawNode {
 
   hasReady(): boolean {
     const r = this.raft;
-    if (r.hasPendingBroadcast() || r.msgs.length > 0 || r.msgsAfterPersist.length > 0 || r.readStates.length > 0)
-      return true;
-    if (r.snapshotToFetch !== null) return true;
-    if (r.log.unstable.nextEntries().length > 0) return true;
-    if (r.log.hasNextCommittedEntries()) return true;
+    if (r.hasOutput()) return true;
     if (r.lead !== this.prevSoft.lead || r.state !== this.prevSoft.state) return true;
     return !this.hardStateEqual(r.hardState(), this.prevHard);
   }
@@ -301,23 +297,19 @@ export class RawNode {
   ready(): Ready {
     assert(this.outstanding === null, 'rawnode: ready() called before advance() of the previous Ready');
     const r = this.raft;
-    r.flushBroadcast();
+    const out = r.takeOutput();
     const hs = r.hardState();
     const soft: SoftState = { lead: r.lead, state: r.state };
     const rd: Ready = {
       softState: soft.lead !== this.prevSoft.lead || soft.state !== this.prevSoft.state ? soft : null,
       hardState: this.hardStateEqual(hs, this.prevHard) ? null : hs,
-      entries: r.log.unstable.nextEntries(),
-      messages: r.msgs,
-      persistedMessages: r.msgsAfterPersist,
-      committedEntries: r.log.nextCommittedEntries(r.cfg.maxApplyBytes, r.cfg.applyBatch),
-      readStates: r.readStates,
-      snapshotToFetch: r.takeSnapshotToFetch(),
+      entries: out.entries,
+      messages: out.messages,
+      persistedMessages: out.persistedMessages,
+      committedEntries: out.committedEntries,
+      readStates: out.readStates,
+      snapshotToFetch: out.snapshotToFetch,
     };
-    r.msgs = [];
-    r.msgsAfterPersist = [];
-    r.readStates = [];
-    r.log.unstable.acceptInProgress();
     if (rd.hardState) this.prevHard = rd.hardState;
     if (rd.softState) this.prevSoft = rd.softState;
     this.outstanding = rd;

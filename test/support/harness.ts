@@ -9,7 +9,7 @@ import { MemoryStorage } from '../../src/raft/memory-storage.js';
 import type { RaftConfig, ReadState } from '../../src/raft/raft.js';
 import { captureState, checkInvariants } from '../../src/raft/invariants.js';
 import { type MessageType, NONE, StateType } from '../../src/raft/types.js';
-import type { ConfState, Entry, HardState, Message, NodeId } from '../../src/raft/types.js';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId } from '../../src/raft/types.js';
 import { Prng } from '../../src/prng.js';
 import { confChangeCodec } from '../../src/transport/raft-codec.js';
 
@@ -70,6 +70,14 @@ export class Harness {
     const n: HarnessNode = { id, raw, storage, hard, applied: [], reads: [], holdPersist: false, held: [] };
     this.nodes.set(id, n);
     return n;
+  }
+
+  /**
+   * Restarts `id` from what its storage holds and the hard state given (as a node that crashed and came back
+   * with that term and vote on disk): how a test sets up a term, a vote or a log before a step.
+   */
+  restart(id: NodeId, hard: HardState, overrides: Partial<RaftConfig> = {}): HarnessNode {
+    return this.add(id, this.node(id).storage, hard, overrides);
   }
 
   node(id: NodeId): HarnessNode {
@@ -165,6 +173,19 @@ export class Harness {
       res = n.raw.propose(new TextEncoder().encode(data), expectedTerm);
     });
     return res!;
+  }
+
+  proposeConfChange(id: NodeId, cc: ConfChange) {
+    let res: ReturnType<RawNode['proposeConfChange']> | undefined;
+    this.act(id, (n) => {
+      res = n.raw.proposeConfChange(cc);
+    });
+    return res!;
+  }
+
+  /** Test hook: `id` steps down without a new term, as check-quorum would make it. */
+  stepDown(id: NodeId): void {
+    this.act(id, (n) => n.raw.raft.stepDownForTest());
   }
 
   readIndex(id: NodeId, ctx: string): void {
