@@ -4,6 +4,7 @@
 
 import type { ErrorName } from '../errors.js';
 import { QjmError } from '../errors.js';
+import { bytesToHex } from '../raft/bytes.js';
 import type { Entry } from '../raft/types.js';
 
 export type Callback<T> = (err: QjmError | null, value?: T) => void;
@@ -34,10 +35,15 @@ export class ClientWaits<R> {
   private readonly proposals = new Map<number, PendingProposal<R>[]>();
   private proposalCountValue = 0;
   private readonly reads = new Map<string, { deadlineMs: number; cb: Callback<number> }>();
+  /** A read's context: this replica's salt (so a restarted node's contexts differ) and a sequence number. */
+  private readSeq = 0;
   /** Sorted by index, so applying releases a prefix. */
   private waiters: AppliedWaiter[] = [];
 
-  constructor(private readonly options: { proposalTimeoutMs: number; readTimeoutMs: number }) {}
+  constructor(
+    private readonly options: { proposalTimeoutMs: number; readTimeoutMs: number },
+    private readonly readSalt: number,
+  ) {}
 
   get proposalCount(): number {
     return this.proposalCountValue;
@@ -90,12 +96,19 @@ export class ClientWaits<R> {
 
   // ---------------------------------------------------------------- reads
 
-  addRead(key: string, nowMs: number, cb: Callback<number>): void {
-    this.reads.set(key, { deadlineMs: nowMs + this.options.readTimeoutMs, cb });
+  /** Registers a ReadIndex read; returns the context the core carries it under. */
+  addRead(nowMs: number, cb: Callback<number>): Uint8Array {
+    const context = new Uint8Array(12);
+    const view = new DataView(context.buffer);
+    view.setUint32(0, this.readSalt);
+    view.setFloat64(4, ++this.readSeq);
+    this.reads.set(bytesToHex(context), { deadlineMs: nowMs + this.options.readTimeoutMs, cb });
+    return context;
   }
 
-  /** The read with this key, removed; with its remaining time. */
-  takeRead(key: string, nowMs: number): { cb: Callback<number>; remainingMs: number } | undefined {
+  /** The read with this context, removed; with its remaining time. */
+  takeRead(context: Uint8Array, nowMs: number): { cb: Callback<number>; remainingMs: number } | undefined {
+    const key = bytesToHex(context);
     const r = this.reads.get(key);
     if (!r) return undefined;
     this.reads.delete(key);

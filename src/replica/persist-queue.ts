@@ -1,0 +1,188 @@
+// The replica's ordered writes to its durable log, with group commit: every Ready's hard state and entries
+// become a job, and the jobs queued while one write is in flight leave as one write and one fsync. Messages
+// that depend on durability (votes, append acks) leave only once their write, and every earlier one, is done.
+// A snapshot install is a job too, so nothing queued after it reaches the disk before it.
+
+import { EntryType, MessageType } from '../raft/types.js';
+import type { Entry, HardState, Message } from '../raft/types.js';
+import type { ReplicaLog, StagedSnapshot } from './env.js';
+
+interface WriteJob {
+  kind: 'write';
+  hardState: HardState | null;
+  entries: Entry[];
+  messages: Message[];
+}
+
+interface InstallJob {
+  kind: 'install';
+  staged: StagedSnapshot;
+}
+
+type PersistJob = WriteJob | InstallJob;
+
+/** What the queue needs from the replica that owns it. */
+export interface PersistHost {
+  readonly log: ReplicaLog;
+  send(messages: Message[]): void;
+  /** The commit index a write may record as its hint: committed and already durable on this node. */
+  commitHint(): number;
+  /** A write is durable: `last` is its last entry, if it had entries. */
+  written(last: Entry | undefined): void;
+  /** Runs an install job; `done` once it no longer holds the queue (installed, stale, or failed). */
+  install(staged: StagedSnapshot, done: () => void): void;
+  /** The log failed: the replica stops. */
+  failed(e: Error): void;
+  stopped(): boolean;
+}
+
+export interface PersistQueueOptions {
+  /** Bytes of entries one group-committed write may carry (more when a single job is larger). */
+  maxAppendBufferBytes: number;
+  /** Entries one group-committed write may carry (more when a single job is larger). */
+  leaderBatch: number;
+}
+
+export class PersistQueue {
+  private readonly jobs: PersistJob[] = [];
+  /** A write or an install holds the queue; nothing else starts until it is done. */
+  private busy = false;
+  /** The term and vote of the newest write queued (commit-only changes are not written for themselves). */
+  private lastQueuedHard: HardState;
+  /** The hard state of the last write issued to the log (its commit is the hint on disk). */
+  private writtenHard: HardState;
+
+  constructor(
+    private readonly host: PersistHost,
+    private readonly options: PersistQueueOptions,
+    initial: HardState,
+  ) {
+    this.lastQueuedHard = { ...initial };
+    this.writtenHard = { ...initial };
+  }
+
+  /** Jobs queued or in flight (for status). */
+  get length(): number {
+    return this.jobs.length + (this.busy ? 1 : 0);
+  }
+
+  /** Nothing queued for or in flight to the disk. */
+  get idle(): boolean {
+    return this.jobs.length === 0 && !this.busy;
+  }
+
+  /**
+   * A Ready's writes: its hard state (only when term or vote moved: a commit index alone is not worth a
+   * write), its entries, and the messages that may leave once they are durable. Nothing to do, no job.
+   */
+  enqueueWrite(hardState: HardState | null, entries: Entry[], messages: Message[]): void {
+    const last = this.lastQueuedHard;
+    const hs = hardState && (hardState.term !== last.term || hardState.vote !== last.vote) ? hardState : null;
+    if (hs === null && entries.length === 0 && messages.length === 0) return;
+    this.jobs.push({ kind: 'write', hardState: hs, entries, messages });
+    if (hs) this.lastQueuedHard = { ...hs };
+  }
+
+  /** A fetched snapshot, installed in its turn: after every write queued before it, before any after. */
+  enqueueInstall(staged: StagedSnapshot): void {
+    this.jobs.push({ kind: 'install', staged });
+  }
+
+  /**
+   * An install replaced the log: writes queued behind it were cut from the old log, so their entries and the
+   * acknowledgements that depended on them go (their hard state still matters).
+   */
+  dropQueuedEntries(): void {
+    for (const job of this.jobs) {
+      if (job.kind !== 'write') continue;
+      job.entries = [];
+      job.messages = job.messages.filter((m) => m.type !== MessageType.AppResp);
+    }
+  }
+
+  /** Starts the next job if none is in flight. */
+  kick(): void {
+    if (this.busy || this.host.stopped() || this.jobs.length === 0) return;
+    const head = this.jobs[0]!;
+    if (head.kind === 'install') {
+      this.jobs.shift();
+      this.busy = true;
+      this.host.install(head.staged, () => {
+        this.busy = false;
+        this.kick();
+      });
+      return;
+    }
+    const { hardState, entries, messages } = this.takeWriteBatch();
+    if (hardState === null && entries.length === 0) {
+      // Nothing new to make durable: every earlier write is already done, so the messages may go now.
+      if (messages.length > 0) this.host.send(messages);
+      this.kick();
+      return;
+    }
+    this.busy = true;
+    this.host.log.write(hardState, entries, (e) => {
+      this.busy = false;
+      if (this.host.stopped()) return;
+      if (e) return this.host.failed(e);
+      this.host.written(entries[entries.length - 1]);
+      if (messages.length > 0) this.host.send(messages);
+      this.kick();
+    });
+  }
+
+  /** Group commit: every queued write (up to the batch bounds) merged into one write and one fsync. */
+  private takeWriteBatch(): { hardState: HardState | null; entries: Entry[]; messages: Message[] } {
+    let hardState: HardState | null = null;
+    let entries: Entry[] = [];
+    const messages: Message[] = [];
+    let bytes = 0;
+    while (this.jobs.length > 0 && this.jobs[0]!.kind === 'write') {
+      const job = this.jobs[0] as WriteJob;
+      let jobBytes = 0;
+      for (const e of job.entries) jobBytes += e.data.byteLength;
+      if (
+        entries.length > 0 &&
+        (bytes + jobBytes > this.options.maxAppendBufferBytes ||
+          entries.length + job.entries.length > this.options.leaderBatch)
+      )
+        break;
+      const first = job.entries[0]?.index;
+      // A later Ready replaced a suffix: keep what precedes it.
+      const kept =
+        first !== undefined && entries.length > 0 && first <= entries[entries.length - 1]!.index
+          ? entries.filter((e) => e.index < first)
+          : entries;
+      // A configuration entry starts a write of its own, which then carries the commit hint (below).
+      const cut = job.entries.findIndex((e, i) => e.type === EntryType.ConfChange && kept.length + i > 0);
+      if (cut === 0) break;
+      entries = kept;
+      if (job.hardState) hardState = job.hardState;
+      if (cut > 0) {
+        // The rest of the job, with the messages that wait for all of it, is the next write.
+        for (const e of job.entries.slice(0, cut)) entries.push(e);
+        job.entries = job.entries.slice(cut);
+        job.hardState = null;
+        break;
+      }
+      this.jobs.shift();
+      for (const e of job.entries) entries.push(e);
+      for (const m of job.messages) messages.push(m);
+      bytes += jobBytes;
+    }
+    return { hardState: this.withCommitHint(hardState, entries), entries, messages };
+  }
+
+  /**
+   * The commit hint says entries up to it are committed: only ever as far as the log is durable and the
+   * core's (a torn write must not leave a stale entry under it). A write that starts with a configuration
+   * entry always carries it, so a restart knows the configuration entries before it are committed and
+   * applies them before it may campaign (etcd #7625's apply-time invariants).
+   */
+  private withCommitHint(hardState: HardState | null, entries: Entry[]): HardState | null {
+    if (hardState === null && entries[0]?.type !== EntryType.ConfChange) return null;
+    const commit = Math.max(this.writtenHard.commit, this.host.commitHint());
+    this.writtenHard = { ...(hardState ?? this.writtenHard), commit };
+    return this.writtenHard;
+  }
+}
