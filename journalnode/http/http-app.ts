@@ -21,7 +21,7 @@ import { registerQjmRoutes } from './routes-qjm.js';
 import type { QjmContext } from './routes-qjm.js';
 import { registerRaftRoutes, registerRaftStreamBody } from '../peers/stream-route.js';
 import type { RaftRouteContext } from '../peers/stream-route.js';
-import { refuseWhileDraining, sendProtoError, SMALL_BODY_BYTES } from './rpc-errors.js';
+import { refuseWhileDraining, sendJsonError, sendProtoError, SMALL_BODY_BYTES } from './rpc-errors.js';
 import { registerSnapshotRoutes } from '../peers/snapshot-http.js';
 import { cutUnverifiedClients, serverTlsOptions } from './node-tls.js';
 
@@ -72,9 +72,9 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   // fastify's own refusals (body too large, wrong content type, no such route) answer in the route's envelope:
   // protobuf on the RPC routes, so libqjm reads them as typed errors (TOO_LARGE is never retried).
   const refuse = (reply: FastifyReply, url: string, status: number, message: string) => {
-    const name = status === 413 ? 'TOO_LARGE' : status < 500 ? 'INVALID_ARGUMENT' : 'INTERNAL';
-    if (PROTO_ROUTES.test(url)) return sendProtoError(reply, new QjmError(name, message), term(), status);
-    return reply.code(status).send({ code: `QJM_ERR_${name}`, message });
+    const e = new QjmError(status === 413 ? 'TOO_LARGE' : status < 500 ? 'INVALID_ARGUMENT' : 'INTERNAL', message);
+    if (PROTO_ROUTES.test(url)) return sendProtoError(reply, e, term(), status);
+    return sendJsonError(reply, e, status);
   };
   app.setErrorHandler((err, req, reply) => {
     const e = err as Error & { statusCode?: number };

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { qjournal } from '../../src/gen/proto.js';
-import { QjmError } from '../../src/errors.js';
+import { httpStatusOf, QjmError } from '../../src/errors.js';
 import { isJournalId } from '../../src/ids.js';
 import { readWriteRequest } from '../../src/journal-write-wire.js';
 import { journalStateToProto, segmentToProto, WRITER_ACTIVE_MS } from '../../src/journal-state.js';
@@ -14,7 +14,7 @@ import type { Replica } from '../../src/replica/replica.js';
 import type { JournalNodeConfig } from '../config.js';
 import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import { checkIndex, checkJid, invalid, validateCommand } from '../state/commands.js';
-import { errorNameOf, HTTP_STATUS, registerProtoRoute, SMALL_BODY_BYTES } from './rpc-errors.js';
+import { errorNameOf, registerProtoRoute, sendJsonError, SMALL_BODY_BYTES } from './rpc-errors.js';
 import { WRITE_OPS } from '../state/write-rpcs.js';
 import { requireAdminToForce } from './authz.js';
 
@@ -117,7 +117,7 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
           const res = await proposeCommand(wr.commandBytes, expectedTerm > 0 ? expectedTerm : undefined);
           const code = res.value.code ?? 0;
           return {
-            status: code === 0 ? 200 : HTTP_STATUS[errorNameOf(code)],
+            status: code === 0 ? 200 : httpStatusOf(errorNameOf(code)),
             body: { result: res.value, raftIndex: res.index, raftTerm: res.term },
           };
         },
@@ -230,16 +230,13 @@ function registerSegmentDownload(app: FastifyInstance, ctx: QjmContext): void {
     const jid = q.jid ?? '';
     const first = Number(q.first);
     if (!isJournalId(jid) || !Number.isSafeInteger(first) || first < 1) {
-      return reply.code(400).send({
-        code: 'QJM_ERR_INVALID_ARGUMENT',
-        message: 'expected ?jid=<journal id>&first=<first txid of a segment>',
-      });
+      const message = 'expected ?jid=<journal id>&first=<first txid of a segment>';
+      return sendJsonError(reply, new QjmError('INVALID_ARGUMENT', message));
     }
     const seg = stateMachine.journal(jid)?.segmentAt(first);
-    if (!seg)
-      return reply
-        .code(404)
-        .send({ code: 'QJM_ERR_NOT_FORMATTED', message: `journal ${jid} has no segment starting at ${first}` });
+    if (!seg) {
+      return sendJsonError(reply, new QjmError('NOT_FORMATTED', `journal ${jid} has no segment starting at ${first}`));
+    }
     const size = seg.sizeBytes;
     reply
       .header('x-qjm-first-txid', String(seg.firstTxId))

@@ -8,15 +8,17 @@
 // to say, ended and reopened after streamLifetimeMs (under the receiver's request timeout; the successor
 // takes the same connection, so frames stay in order), and reopened after a failure with backoff; a failure
 // is reported to Raft as an unreachable peer. Frames written to a stream that fails are lost: Raft
-// retransmits. There is no flush() to send before the turn ends: a frame is written to its socket at once,
-// and on loopback that write runs the receiver's wake-up on this CPU; a leader that sends first starts its
-// own log write (the slowest step of a small write, traced) ~0.5 ms later, so its appends leave just after.
+// retransmits. Nothing leaves before the turn ends (ReplicaTransport has no flush, on purpose): a frame is
+// written to its socket at once, and on loopback that write runs the receiver's wake-up on this CPU; a leader
+// that sent first would start its own log write (the slowest step of a small write, traced) ~0.5 ms later,
+// so its appends leave just after it.
 //
 // Inbound: every stream the route accepts is registered here, at most MAX_INBOUND_STREAMS_PER_PEER per peer
 // (a newer one ends the oldest: a peer that reconnected after a network failure must not wait for the
 // half-open old one to time out), and ended when the node stops. Batches are delivered only from members, and
 // from a leader the configuration does not name yet once a member vouched for it (peer-admission.ts).
 
+import { QjmError } from '../../src/errors.js';
 import { encodeBatchFrame, messageBytes } from '../../src/transport/raft-codec.js';
 import type { Batch, BatchLimits } from '../../src/transport/raft-codec.js';
 import { KEEPALIVE_FRAME } from '../../src/transport/frames.js';
@@ -85,8 +87,8 @@ class PeerState {
 
 /** A stream a peer opened to this node, as the route that reads it exposes it. */
 export interface InboundStream {
-  /** Ends the stream: answers `status` with {code, message} and drops the connection. */
-  cut(status: number, code: string, message: string): void;
+  /** Ends the stream: answers with the error (its status and {code, message}) and drops the connection. */
+  cut(e: QjmError): void;
 }
 
 /** A batch from an id that is not a member of the configuration (or, joining, of the members it learned), nor a leader a member vouched for. */
@@ -334,19 +336,14 @@ export class PeerTransport implements ReplicaTransport {
   openInbound(peer: NodeId, s: InboundStream): () => void {
     if (!this.heard(peer)) throw new NotAMemberError(peer);
     if (this.closed) {
-      s.cut(503, 'QJM_ERR_SHUTTING_DOWN', `${this.options.selfId} is shutting down`);
+      s.cut(new QjmError('SHUTTING_DOWN', `${this.options.selfId} is shutting down`));
       return () => {};
     }
     const p = this.peer(peer);
     p.inbound.push(s);
     while (p.inbound.length > MAX_INBOUND_STREAMS_PER_PEER) {
-      p.inbound
-        .shift()!
-        .cut(
-          409,
-          'QJM_ERR_BUSY',
-          `peer ${peer} opened a newer stream: this one is ended (at most ${MAX_INBOUND_STREAMS_PER_PEER} per peer)`,
-        );
+      const message = `peer ${peer} opened a newer stream: this one is ended (at most ${MAX_INBOUND_STREAMS_PER_PEER} per peer)`;
+      p.inbound.shift()!.cut(new QjmError('BUSY', message));
     }
     return () => {
       p.inbound = p.inbound.filter((x) => x !== s);
@@ -384,8 +381,8 @@ export class PeerTransport implements ReplicaTransport {
     for (const p of this.peers.values()) {
       if (p.retryTimer) clearTimeout(p.retryTimer);
       this.endStream(p);
-      for (const s of p.inbound.splice(0))
-        s.cut(503, 'QJM_ERR_SHUTTING_DOWN', `${this.options.selfId} is shutting down`);
+      const e = new QjmError('SHUTTING_DOWN', `${this.options.selfId} is shutting down`);
+      for (const s of p.inbound.splice(0)) s.cut(e);
       p.queue = [];
     }
   }

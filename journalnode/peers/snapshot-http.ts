@@ -4,6 +4,8 @@
 // peer directory holds for the sender.
 
 import type { FastifyInstance } from 'fastify';
+import { QjmError } from '../../src/errors.js';
+import { sendJsonError } from '../http/rpc-errors.js';
 import type { HttpPools } from '../../src/http-pool.js';
 import { isJournalId } from '../../src/ids.js';
 import type { NodeId } from '../../src/raft/types.js';
@@ -14,6 +16,7 @@ import type { ManifestData } from '../state/snapshot-store.js';
 import { parseSegmentName } from '../../src/edit-records.js';
 
 const MANIFEST_PATH = '/raft/snapshot/manifest';
+
 const CHUNK_PATH = '/raft/snapshot/chunk';
 
 export function registerSnapshotRoutes(
@@ -23,13 +26,11 @@ export function registerSnapshotRoutes(
   app.get(MANIFEST_PATH, async (req, reply) => {
     const minIndex = Number((req.query as Record<string, string>).min_index ?? 0);
     if (!Number.isSafeInteger(minIndex) || minIndex < 0)
-      return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'bad min_index' });
+      return sendJsonError(reply, new QjmError('INVALID_ARGUMENT', 'bad min_index'));
     const newest = ctx.stateMachine.snapshots.newest();
     if (!newest || newest.index < minIndex) {
-      return reply.code(404).send({
-        code: 'QJM_ERR_UNAVAILABLE',
-        message: `no snapshot at index >= ${minIndex} (newest: ${newest?.index ?? 'none'})`,
-      });
+      const message = `no snapshot at index >= ${minIndex} (newest: ${newest?.index ?? 'none'})`;
+      return sendJsonError(reply, new QjmError('UNAVAILABLE', message));
     }
     return reply.type('application/x-protobuf').send(encodeManifest(newest.manifest));
   });
@@ -47,17 +48,15 @@ export function registerSnapshotRoutes(
       parseSegmentName(file) === null ||
       length > ctx.maxSnapshotChunkBytes
     ) {
-      return reply.code(400).send({
-        code: 'QJM_ERR_INVALID_ARGUMENT',
-        message: `bad chunk request (length at most ${ctx.maxSnapshotChunkBytes})`,
-      });
+      const message = `bad chunk request (length at most ${ctx.maxSnapshotChunkBytes})`;
+      return sendJsonError(reply, new QjmError('INVALID_ARGUMENT', message));
     }
     try {
       return reply
         .type('application/octet-stream')
         .send(ctx.stateMachine.snapshots.readChunk(index, jid, file, offset, length));
     } catch (e) {
-      return reply.code(404).send({ code: 'QJM_ERR_UNAVAILABLE', message: (e as Error).message });
+      return sendJsonError(reply, new QjmError('UNAVAILABLE', (e as Error).message));
     }
   });
 }

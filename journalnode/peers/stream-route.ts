@@ -6,6 +6,7 @@
 // routes are in snapshot-http.ts, beside the client that calls them.)
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { QjmError } from '../../src/errors.js';
 import type { IncomingMessage } from 'node:http';
 import { BatchLimitError, decodeBatch } from '../../src/transport/raft-codec.js';
 import type { Batch } from '../../src/transport/raft-codec.js';
@@ -15,6 +16,7 @@ import { isNodeId } from '../../src/ids.js';
 import { NotAMemberError, RAFT_STREAM_CONTENT_TYPE, RAFT_STREAM_PATH } from './peer-transport.js';
 import type { PeerTransport } from './peer-transport.js';
 import { authorizePeerBatch } from '../http/authz.js';
+import { sendJsonError } from '../http/rpc-errors.js';
 import type { Caller } from '../http/authz.js';
 
 export interface RaftRouteContext {
@@ -25,19 +27,10 @@ export interface RaftRouteContext {
   logger: Logger;
 }
 
-/** Why a stream was refused: an HTTP status and the error code and message of the JSON answer. */
-class StreamRefusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const forbidden = (message: string) => new StreamRefusal(403, 'QJM_ERR_FORBIDDEN', message);
-const invalid = (message: string) => new StreamRefusal(400, 'QJM_ERR_INVALID_ARGUMENT', message);
+// Why a stream was refused: a QjmError, answered in JSON with the status of its name (the one table).
+const forbidden = (message: string) => new QjmError('FORBIDDEN', message);
+const invalid = (message: string) => new QjmError('INVALID_ARGUMENT', message);
+const tooLarge = (message: string) => new QjmError('TOO_LARGE', `MessageBatch refused: ${message}`);
 
 /** The body of a stream request is handed to the route as it arrives, never buffered by fastify. */
 export function registerRaftStreamBody(app: FastifyInstance): void {
@@ -47,11 +40,9 @@ export function registerRaftStreamBody(app: FastifyInstance): void {
 export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext): void {
   app.post(RAFT_STREAM_PATH, async (req, reply) => {
     // Any other content type was parsed (and bounded) as a plain body: not a stream.
-    if (req.headers['content-type'] !== RAFT_STREAM_CONTENT_TYPE) {
-      return reply
-        .code(415)
-        .send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: `a peer stream is sent as ${RAFT_STREAM_CONTENT_TYPE}` });
-    }
+    // HTTP's status for a content type a route does not take, as fastify answers it on every other route.
+    if (req.headers['content-type'] !== RAFT_STREAM_CONTENT_TYPE)
+      return sendJsonError(reply, invalid(`a peer stream is sent as ${RAFT_STREAM_CONTENT_TYPE}`), 415);
     return readStream(ctx, req.caller, req.body as IncomingMessage, reply);
   });
 }
@@ -89,7 +80,7 @@ class StreamReader {
     this.frames = new FrameReader(ctx.maxBodyBytes);
     const idleMs = ctx.transport.idleTimeoutMs;
     this.idle = setTimeout(
-      () => this.refuse(new StreamRefusal(408, 'QJM_ERR_TIMEOUT', `the stream sent nothing for ${idleMs} ms`)),
+      () => this.refuse(new QjmError('TIMEOUT', `the stream sent nothing for ${idleMs} ms`)),
       idleMs,
     );
   }
@@ -117,6 +108,7 @@ class StreamReader {
     });
   }
 
+  /** Answers once: 200 with an empty body when the stream ended, or a refusal. */
   private answer(status: number, json: object, close: boolean): void {
     if (this.answered) return;
     this.answered = true;
@@ -128,9 +120,9 @@ class StreamReader {
     this.resolve(this.reply.code(status).send(json));
   }
 
-  private refuse(r: StreamRefusal): void {
-    this.ctx.logger.warn({ from: this.peer, status: r.status, error: r.message }, 'refusing a Raft stream');
-    this.answer(r.status, { code: r.code, message: r.message }, true);
+  private refuse(e: QjmError): void {
+    this.ctx.logger.warn({ from: this.peer, status: e.httpStatus, error: e.message }, 'refusing a Raft stream');
+    this.answer(e.httpStatus, e.jsonBody(), true);
   }
 
   private ended(): void {
@@ -141,7 +133,7 @@ class StreamReader {
   private open(id: string): void {
     this.peer = id;
     this.forget = this.ctx.transport.openInbound(id, {
-      cut: (status, code, message) => this.answer(status, { code, message }, true),
+      cut: (e) => this.answer(e.httpStatus, e.jsonBody(), true),
     });
   }
 
@@ -159,8 +151,7 @@ class StreamReader {
     try {
       b = decodeBatch(frame, this.ctx.transport.batchLimits);
     } catch (e) {
-      if (e instanceof BatchLimitError)
-        throw new StreamRefusal(413, 'QJM_ERR_TOO_LARGE', `MessageBatch refused: ${e.message}`);
+      if (e instanceof BatchLimitError) throw tooLarge(e.message);
       throw invalid(`malformed MessageBatch: ${(e as Error).message}`);
     }
     this.onBatch(b);
@@ -207,9 +198,8 @@ class StreamReader {
     try {
       f();
     } catch (e) {
-      if (e instanceof StreamRefusal) return this.refuse(e);
-      if (e instanceof FrameTooLargeError)
-        return this.refuse(new StreamRefusal(413, 'QJM_ERR_TOO_LARGE', `MessageBatch refused: ${e.message}`));
+      if (e instanceof QjmError) return this.refuse(e);
+      if (e instanceof FrameTooLargeError) return this.refuse(tooLarge(e.message));
       // A removed node's certificate is still signed by the CA: membership, not the certificate, decides.
       if (e instanceof NotAMemberError) return this.refuse(forbidden(e.message));
       throw e;

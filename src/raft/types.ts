@@ -152,9 +152,15 @@ export function isVoter(c: ConfState, id: NodeId): boolean {
   return c.voters.includes(id) || c.votersOutgoing.includes(id);
 }
 
+/**
+ * What an entry counts for beyond its data in every byte bound (batches, queues, the uncommitted limit): a
+ * rough size of its term, index and type, so that empty entries still count.
+ */
+export const ENTRY_OVERHEAD_BYTES = 24;
+
+/** An entry's size in every byte bound: its data and ENTRY_OVERHEAD_BYTES. */
 export function entryBytes(e: Entry): number {
-  // Data plus a rough fixed overhead for term, index and type, so empty entries still count.
-  return e.data.byteLength + 24;
+  return e.data.byteLength + ENTRY_OVERHEAD_BYTES;
 }
 
 /**

@@ -411,7 +411,6 @@ export class Replica<R> {
       this.handleReady(rd);
       if (this.stopped) return;
     }
-    this.deps.transport.flush?.();
     this.persist.kick();
     this.advanceReset();
   }

@@ -16,7 +16,7 @@ import { takeWithinBytes } from '../raft/byte-limit.js';
 import type { BatchFill } from '../raft/byte-limit.js';
 import type { ReplicaLog } from '../replica/env.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
-import { cloneConf, entryBytes } from '../raft/types.js';
+import { cloneConf, ENTRY_OVERHEAD_BYTES, entryBytes } from '../raft/types.js';
 import { fsyncPathSync, preadSync, writeAllSync, writevAllSync } from './files.js';
 import { recoverLog } from './log-recovery.js';
 export { CorruptLogError } from './log-recovery.js';
@@ -194,8 +194,9 @@ export class DiskLog implements ReplicaLog {
   /** Reads entries [lo, hi) of one segment that fit in maxBytes after `sofar`, with one read call. */
   private readRun(seg: Segment, lo: number, hi: number, maxBytes: number, sofar: BatchFill): Entry[] {
     const offsetOf = (idx: number) => (idx <= seg.last ? seg.offsets[idx - seg.first]! : seg.sizeBytes);
-    // An entry's size as entryBytes() counts it, from the index alone: its frame less the frame header, plus 24.
-    const sizeOf = (k: number) => offsetOf(lo + k + 1) - offsetOf(lo + k) - FRAME_HEADER_BYTES + 24;
+    // An entry's size as entryBytes() counts it, from the index alone: its frame less the frame header (that
+    // is, its data), plus the fixed overhead.
+    const sizeOf = (k: number) => offsetOf(lo + k + 1) - offsetOf(lo + k) - FRAME_HEADER_BYTES + ENTRY_OVERHEAD_BYTES;
     const n = takeWithinBytes(hi - lo, sizeOf, maxBytes, sofar).count;
     if (n === 0) return [];
     const start = offsetOf(lo);

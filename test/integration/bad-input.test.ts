@@ -266,6 +266,14 @@ describe('bad input is refused and changes nothing', function () {
       (await node.app.inject({ method: 'GET', url: '/raft/snapshot/chunk?index=1&jid=..&file=x&offset=0&length=1' }))
         .statusCode,
     ).to.equal(400);
+    // A snapshot the node does not have is UNAVAILABLE, answered with that code's status (ERRORS.md).
+    for (const url of [
+      '/raft/snapshot/manifest?min_index=999999',
+      '/raft/snapshot/chunk?index=999999&jid=ns1&file=edits_inprogress_0000000000000000001&offset=0&length=1',
+    ]) {
+      const r = await node.app.inject({ method: 'GET', url });
+      expect([r.statusCode, r.json().code], `${url}: ${r.body}`).to.deep.equal([503, 'QJM_ERR_UNAVAILABLE']);
+    }
   });
 
   it('fuzz: random and mutated bodies at every endpoint never crash the node and change nothing unless valid', async () => {

@@ -16,6 +16,7 @@ import { decodeBatch, messageBytes } from '../../../../src/transport/raft-codec.
 import type { Batch } from '../../../../src/transport/raft-codec.js';
 import { FrameReader } from '../../../../src/transport/frames.js';
 import { HttpError } from '../../../../src/http-pool.js';
+import type { QjmError } from '../../../../src/errors.js';
 import type { OutboundStream, StreamHandlers } from '../../../../src/http-pool.js';
 import { PeerDirectory } from '../../../../src/replica/peer-directory.js';
 import { PeerAdmission } from '../../../../journalnode/peers/peer-admission.js';
@@ -397,14 +398,14 @@ describe('PeerTransport', () => {
       const { t } = rig();
       const cuts: string[] = [];
       const stream = (name: string) => ({
-        cut: (status: number, code: string) => void cuts.push(`${name} ${status} ${code}`),
+        cut: (e: QjmError) => void cuts.push(`${name} ${e.httpStatus} ${e.code}`),
       });
       const forgetFirst = t.openInbound('b', stream('b1'));
       t.openInbound('b', stream('b2'));
       t.openInbound('c', stream('c1'));
       expect(cuts).to.deep.equal([]);
       t.openInbound('b', stream('b3'));
-      expect(cuts).to.deep.equal(['b1 409 QJM_ERR_BUSY']);
+      expect(cuts).to.deep.equal(['b1 429 QJM_ERR_BUSY']);
       forgetFirst();
       expect(t.stats().find((s) => s.id === 'b')!.inboundStreams).to.equal(2);
       t.close();
