@@ -155,7 +155,7 @@ export const SETTINGS = {
     10_000,
     1,
     1_000_000,
-    'Long-polls waiting at once on a node; beyond, a reader is answered BUSY (retriable)',
+    'Long-polls waiting at once on a node, and apart linearizable reads awaiting confirmation; beyond, BUSY (retriable)',
   ),
   // ---- Transport
   peerRequestTimeoutMs: int(5000, 100, 600_000, 'One request to a peer; a peer stream silent this long is cut'),

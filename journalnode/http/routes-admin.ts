@@ -93,7 +93,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     journals,
     storage: ctx.logStats(),
     transport: ctx.transport.stats(),
-    peerStorageIdChanges: ctx.transport.storageIdChanges,
+    peerStorageIdChanges: [...ctx.transport.storageIdChanges],
     fatal: s.fatal,
     uptimeS: Math.round((Date.now() - ctx.startedAtMs) / 1000),
     version: ctx.version,

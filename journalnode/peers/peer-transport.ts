@@ -39,6 +39,16 @@ export const RAFT_STREAM_CONTENT_TYPE = 'application/x-qjournal-raft-stream';
 /** Streams one peer may hold open to this node at once. */
 export const MAX_INBOUND_STREAMS_PER_PEER = 2;
 
+/** Storage id changes remembered for /status, the newest; older ones are in the log only. */
+export const MAX_STORAGE_ID_CHANGES = 32;
+
+export interface StorageIdChange {
+  id: NodeId;
+  from: string;
+  to: string;
+  atMs: number;
+}
+
 export interface PeerTransportOptions {
   selfId: NodeId;
   /** Where peers dial this node. */
@@ -113,12 +123,17 @@ export class PeerTransport implements ReplicaTransport {
   private closed = false;
   private sink: TransportSink = NO_SINK;
   private readonly keepaliveTimer: NodeJS.Timeout;
-  /** Peers whose storage id changed while this node ran (their disk was wiped and they rejoined). */
-  readonly storageIdChanges: { id: NodeId; from: string; to: string; atMs: number }[] = [];
+  /** Peers whose storage id changed while this node ran (their disk was wiped and they rejoined), oldest first. */
+  private readonly storageIdChangesSeen: StorageIdChange[] = [];
 
   constructor(private readonly options: PeerTransportOptions) {
     this.keepaliveTimer = setInterval(() => this.keepAlive(), Math.max(1, Math.floor(options.idleTimeoutMs / 3)));
     this.keepaliveTimer.unref();
+  }
+
+  /** The newest MAX_STORAGE_ID_CHANGES storage id changes, oldest first. */
+  get storageIdChanges(): readonly StorageIdChange[] {
+    return this.storageIdChangesSeen;
   }
 
   get batchLimits(): BatchLimits {
@@ -305,7 +320,10 @@ export class PeerTransport implements ReplicaTransport {
   private noteStorageId(p: PeerState, storageId: string): void {
     if (!storageId) return;
     if (p.storageId && p.storageId !== storageId) {
-      this.storageIdChanges.push({ id: p.id, from: p.storageId, to: storageId, atMs: Date.now() });
+      const seen = this.storageIdChangesSeen;
+      seen.push({ id: p.id, from: p.storageId, to: storageId, atMs: Date.now() });
+      // A ring: a peer flapping between disks (or a forged id each batch) must not grow it.
+      if (seen.length > MAX_STORAGE_ID_CHANGES) seen.shift();
       this.options.logger.error(
         { peer: p.id, oldStorageId: p.storageId, newStorageId: storageId },
         'peer storage id changed: its data directory was wiped or replaced; it must be removed and re-added (qjm remove-peer / add-peer) to rejoin safely',

@@ -89,7 +89,7 @@ export class Raft {
   /** Followers need appends (new entries or a newer commit index); sent once per Ready, batching proposals. */
   private bcastPending = false;
 
-  private readonly reads = new ReadOnlyQueue();
+  private readonly reads: ReadOnlyQueue;
   private readStates: ReadState[] = [];
 
   /** The snapshot this follower was told to install, until RawNode hands it to the driver. */
@@ -111,6 +111,7 @@ export class Raft {
     this.cfg = cfg;
     this.id = cfg.id;
     this.tracker = new ProgressTracker(cfg);
+    this.reads = new ReadOnlyQueue(cfg.maxPendingReads);
     this.logger = cfg.logger ?? silentLogger;
     this.raftLog = new RaftLog(storage);
     this.configuration = cloneConf(storage.snapshotMeta().conf);
@@ -1144,7 +1145,14 @@ export class Raft {
       return this.answerRead({ index: 0, context, from }, false);
     const req = { index: this.raftLog.committed, context, from };
     if (this.voters().length === 1 && this.voters()[0] === this.id) return this.answerRead(req, true);
-    if (this.reads.add(req, this.id)) this.bcastHeartbeat(context);
+    const added = this.reads.add(req, this.id);
+    if (added === 'queued') this.bcastHeartbeat(context);
+    else if (added === 'full') {
+      // The bound of what a leader holds for confirmation (its own reads and its followers'): refused, as a
+      // read this leader cannot confirm now; the reader retries.
+      this.logger.debug({ from, pending: this.cfg.maxPendingReads }, 'read index refused: too many reads pending');
+      this.answerRead(req, false);
+    }
   }
 
   private answerRead(r: PendingRead, ok: boolean): void {

@@ -178,6 +178,8 @@ export interface RaftConfig extends RaftSettings {
   maxInflightBytes: number;
   /** Bytes of committed entries one Ready hands out. */
   maxApplyBytes: number;
+  /** ReadIndex requests a leader holds for confirmation at once (its own and its followers'); beyond, refused. */
+  maxPendingReads: number;
   /** A follower silent in Snapshot state for this many ticks is probed again. */
   snapshotTimeoutTicks: number;
   preVote: boolean;

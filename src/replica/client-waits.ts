@@ -1,6 +1,8 @@
 // What clients of a replica wait on, each with a deadline: proposals (resolved with the state machine's
 // result when their entry applies at the same index and term), ReadIndex reads (by request context), and
 // waits for an applied index. The replica feeds it applies, read states and ticks; it owns no Raft state.
+// Bounded: proposals by the core's uncommitted bytes (a refused proposal is never tracked); reads and the
+// applied-index waits they become, together, by maxPendingReads (addRead refuses beyond).
 
 import type { ErrorName } from '../errors.js';
 import { QjmError } from '../errors.js';
@@ -41,7 +43,7 @@ export class ClientWaits<R> {
   private waiters: AppliedWaiter[] = [];
 
   constructor(
-    private readonly options: { proposalTimeoutMs: number; readTimeoutMs: number },
+    private readonly options: { proposalTimeoutMs: number; readTimeoutMs: number; maxPendingReads: number },
     private readonly readSalt: number,
   ) {}
 
@@ -49,6 +51,7 @@ export class ClientWaits<R> {
     return this.proposalCountValue;
   }
 
+  /** Reads waiting for the leader's confirmation. */
   get readCount(): number {
     return this.reads.size;
   }
@@ -96,8 +99,10 @@ export class ClientWaits<R> {
 
   // ---------------------------------------------------------------- reads
 
-  /** Registers a ReadIndex read; returns the context the core carries it under. */
-  addRead(nowMs: number, cb: Callback<number>): Uint8Array {
+  /** Registers a ReadIndex read; returns the context the core carries it under, or null at the bound. */
+  addRead(nowMs: number, cb: Callback<number>): Uint8Array | null {
+    // Confirmed reads become applied-index waits: the bound counts both.
+    if (this.reads.size + this.waiters.length >= this.options.maxPendingReads) return null;
     const context = new Uint8Array(12);
     const view = new DataView(context.buffer);
     view.setUint32(0, this.readSalt);

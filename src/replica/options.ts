@@ -17,6 +17,13 @@ export interface ReplicaOptions extends ReplicaSettings {
   maxInflightBytes: number;
   /** Bytes of committed entries applied in one batch. */
   maxApplyBytes: number;
+  /**
+   * Reads waiting at once for the leader's confirmation or for their index to apply (client waits), and
+   * ReadIndex requests the leader's core holds; beyond, a read is refused (BUSY at the replica).
+   */
+  maxPendingReads: number;
+  /** Write jobs queued for the disk; beyond, a leader refuses proposals (BUSY) and peer input is dropped. */
+  maxPersistJobs: number;
   /** Take a snapshot after this many applied entries; 0 = never by count. */
   snapshotEntries: number;
   changePeersTimeoutMs: number;
@@ -34,6 +41,8 @@ export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = {
   maxInflightBytes: 64 << 20,
   maxUncommittedBytes: 256 << 20,
   maxApplyBytes: 32 << 20,
+  maxPendingReads: 10_000,
+  maxPersistJobs: 4096,
   applyBatch: 1024,
   maxAppendBufferBytes: 16 << 20,
   leaderBatch: 4096,
@@ -61,6 +70,12 @@ export function deriveReplicaOptions(s: Settings): ReplicaOptions {
     heartbeatTicks: 1,
     maxInflightBytes: s.maxAppendBodyBytes * s.maxInflightAppends,
     maxApplyBytes: s.maxAppendBodyBytes,
+    // A node bounds the readers waiting on it (maxWaitingReads): long-polls, and apart from them the reads
+    // waiting for the leader's confirmation.
+    maxPendingReads: s.maxWaitingReads,
+    // Each turn queues at most one job per Ready and one write drains them all (group commit): thousands
+    // queued means the disk has stalled, and taking more would only grow memory.
+    maxPersistJobs: 4096,
     snapshotEntries: 0,
     changePeersTimeoutMs: Math.max(60_000, s.electionTimeoutMs * 60),
     preVote: true,

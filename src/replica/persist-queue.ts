@@ -2,6 +2,8 @@
 // become a job, and the jobs queued while one write is in flight leave as one write and one fsync. Messages
 // that depend on durability (votes, append acks) leave only once their write, and every earlier one, is done.
 // A snapshot install is a job too, so nothing queued after it reaches the disk before it.
+// Bounded: past maxPersistJobs queued the queue is `full`, and the replica takes no more input that would
+// add to it (a leader's proposals are refused BUSY, peer messages are dropped: Raft resends them).
 
 import { EntryType, MessageType } from '../raft/types.js';
 import type { Entry, HardState, Message } from '../raft/types.js';
@@ -41,6 +43,8 @@ export interface PersistQueueOptions {
   maxAppendBufferBytes: number;
   /** Entries one group-committed write may carry (more when a single job is larger). */
   leaderBatch: number;
+  /** Jobs queued at which the queue is full (a turn's Readies may still add a few past it). */
+  maxPersistJobs: number;
 }
 
 export class PersistQueue {
@@ -64,6 +68,11 @@ export class PersistQueue {
   /** Jobs queued or in flight (for status). */
   get length(): number {
     return this.jobs.length + (this.busy ? 1 : 0);
+  }
+
+  /** The disk is this far behind: the replica takes no input that would queue more. */
+  get full(): boolean {
+    return this.jobs.length >= this.options.maxPersistJobs;
   }
 
   /** Nothing queued for or in flight to the disk. */

@@ -207,6 +207,11 @@ export class Replica<R> {
 
   receive(messages: readonly Message[]): void {
     if (this.phase.name !== 'running') return;
+    if (this.persist.full) {
+      // The disk stalled: what these messages would make this node write has nowhere to go. Raft resends.
+      this.logger.debug({ jobs: this.persist.length, dropped: messages.length }, 'persist queue full: input dropped');
+      return;
+    }
     for (const m of messages) this.raw.step(m);
     this.schedule();
   }
@@ -215,6 +220,9 @@ export class Replica<R> {
   propose(data: Uint8Array, expectedTerm: number | undefined, cb: Callback<ProposalResult<R>>): void {
     if (this.stopped) return cb(this.stoppedError());
     if (data.byteLength === 0) return cb(err('INVALID_ARGUMENT', 'empty command'));
+    if (this.isLeader && this.persist.full) {
+      return cb(err('BUSY', `this leader's disk is behind: ${this.persist.length} writes are queued`));
+    }
     const res = this.raw.propose(data, expectedTerm);
     if (!res.ok) return cb(this.proposeError(res));
     this.waits.trackProposal(res.index, res.term, this.deps.clock.now(), cb);
@@ -224,7 +232,12 @@ export class Replica<R> {
   /** Linearizable barrier: cb(index) once a read at this point may be served from the local state. */
   readIndex(cb: Callback<number>): void {
     if (this.stopped) return cb(this.stoppedError());
-    this.raw.readIndex(this.waits.addRead(this.deps.clock.now(), cb));
+    const context = this.waits.addRead(this.deps.clock.now(), cb);
+    if (context === null) {
+      const max = this.opts.maxPendingReads;
+      return cb(err('BUSY', `${max} reads are already waiting on this node (maxWaitingReads): retry later`));
+    }
+    this.raw.readIndex(context);
     this.schedule();
   }
 

@@ -37,6 +37,7 @@ export function testConfig(id: NodeId, overrides: Partial<RaftConfig> = {}, seed
     maxInflightBytes: 0,
     maxUncommittedBytes: 1 << 30,
     maxApplyBytes: 1 << 30,
+    maxPendingReads: 1000,
     applyBatch: 1 << 30,
     snapshotTimeoutTicks: 50,
     preVote: true,

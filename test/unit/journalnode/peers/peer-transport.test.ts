@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import {
   MAX_INBOUND_STREAMS_PER_PEER,
+  MAX_STORAGE_ID_CHANGES,
   NotAMemberError,
   PeerTransport,
   RAFT_STREAM_CONTENT_TYPE,
@@ -428,6 +429,17 @@ describe('PeerTransport', () => {
       ]);
       expect(logs.filter((l) => l.level === 'error')).to.have.length(1);
       expect(t.stats().find((s) => s.id === 'b')!.storageId).to.equal('s2');
+    });
+
+    it(`storage id changes are a ring of the newest ${MAX_STORAGE_ID_CHANGES}: a peer changing its id each batch cannot grow it`, () => {
+      const { t } = rig();
+      const changes = MAX_STORAGE_ID_CHANGES * 3;
+      for (let i = 0; i <= changes; i++)
+        t.handleInbound(batchFrom('b', [appResp('a', i + 1, 'b')], { storageId: `s${i}` }));
+      expect(t.storageIdChanges).to.have.length(MAX_STORAGE_ID_CHANGES);
+      expect(t.storageIdChanges.map((c) => c.to)).to.deep.equal(
+        Array.from({ length: MAX_STORAGE_ID_CHANGES }, (_, k) => `s${changes - MAX_STORAGE_ID_CHANGES + 1 + k}`),
+      );
     });
   });
 
