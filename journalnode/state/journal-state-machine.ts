@@ -53,6 +53,11 @@ export interface StateMachineOptions {
   ): void;
   /** Observes a snapshot installed from the leader (this node's journals replaced by its image). */
   onSnapshotInstalled?(index: number): void;
+  /**
+   * After each command, check every segment of the journal against its invariants (tests); without it a node
+   * checks the O(1) ones (epochs, the last two segments).
+   */
+  checkInvariants?: boolean;
 }
 
 interface Staged extends StagedSnapshot {
@@ -190,7 +195,14 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     return t === undefined ? null : Date.now() - t;
   }
 
+  /** Applies one valid command; the journal it touched must keep its invariants (an assertion: a bug if not). */
   private applyCommand(cmd: qjournal.journal.Command, index: number): Result {
+    const result = this.runCommand(cmd, index);
+    this.journals.get(cmd.jid)?.checkInvariants(this.opts.checkInvariants === true);
+    return result;
+  }
+
+  private runCommand(cmd: qjournal.journal.Command, index: number): Result {
     const jid = cmd.jid;
     if (cmd.journal || cmd.startSegment || cmd.finalizeSegment) this.lastWriteAtMs.set(jid, Date.now());
     const n = (v: number | null | undefined) => Number(v ?? 0);

@@ -13,6 +13,7 @@ import { checkHostPort, isJournalId, isNodeId } from '../../src/ids.js';
 import { journalStateFromProto, journalStateToProto } from '../../src/journal-state.js';
 import type { JournalStateData } from '../../src/journal-state.js';
 import { fsyncPath, fsyncPathSync, preadSync } from '../../src/storage/files.js';
+import { journalStateProblem } from './journal.js';
 
 const pb = qjournal.journal;
 const MANIFEST = 'manifest.pb';
@@ -114,7 +115,6 @@ export function manifestProblem(m: ManifestData): string | null {
       return `journal ${j.jid}: an epoch or txid out of range`;
     if (j.segments.length > MAX_MANIFEST_SEGMENTS)
       return `journal ${j.jid}: more than ${MAX_MANIFEST_SEGMENTS} segments`;
-    let prevLast = -1;
     for (let i = 0; i < j.segments.length; i++) {
       const g = j.segments[i]!;
       const where = `journal ${j.jid} segment ${JSON.stringify(g.file)}`;
@@ -124,12 +124,13 @@ export function manifestProblem(m: ManifestData): string | null {
         ? EDITS_NAMING.inProgress(g.firstTxId)
         : EDITS_NAMING.closed(g.firstTxId, g.lastTxId);
       if (g.file !== expected) return `${where}: the name does not match its txids (expected ${expected})`;
-      if (g.inProgress && i !== j.segments.length - 1) return `${where}: only the last segment may be in progress`;
-      if (g.firstTxId <= prevLast) return `${where}: overlaps the segment before it`;
       if (!safe(g.sizeBytes, SEGMENT_HEADER_BYTES) || !Number.isInteger(g.crc32) || g.crc32 < 0 || g.crc32 > 0xffffffff)
         return `${where}: size or CRC out of range`;
-      prevLast = g.lastTxId;
     }
+    // The journal's own invariants (order, contiguity, the one open segment, epochs): a state that breaks
+    // them is refused here, so that once installed they can be asserted.
+    const problem = journalStateProblem(j);
+    if (problem !== null) return `journal ${j.jid}: ${problem}`;
   }
   return null;
 }

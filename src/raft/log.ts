@@ -64,10 +64,14 @@ export class Unstable {
     this.entries = this.entries.slice(index + 1 - this.offset);
     this.offset = index + 1;
     this.offsetInProgress = Math.max(this.offsetInProgress, this.offset);
+    this.checkOffsets();
   }
 
   truncateAndAppend(ents: Entry[]): void {
     const first = ents[0]!.index;
+    // Entries arrive in order (from the leader's proposal or an append checked at the boundary).
+    for (let i = 1; i < ents.length; i++)
+      assert(ents[i]!.index === first + i, () => `unstable: appending ${ents[i]!.index} at ${first + i}`);
     if (first === this.offset + this.entries.length) {
       for (const e of ents) this.entries.push(e);
     } else if (first <= this.offset) {
@@ -76,9 +80,20 @@ export class Unstable {
       this.offset = first;
       this.offsetInProgress = first;
     } else {
+      assert(first < this.offset + this.entries.length, () => `unstable: a gap before ${first}`);
       this.entries = this.entries.slice(0, first - this.offset).concat(ents);
       this.offsetInProgress = Math.min(this.offsetInProgress, first);
     }
+    this.checkOffsets();
+  }
+
+  /** The invariant offset <= offsetInProgress <= offset + entries.length. */
+  private checkOffsets(): void {
+    assert(
+      this.offset <= this.offsetInProgress && this.offsetInProgress <= this.offset + this.entries.length,
+      () =>
+        `unstable: in progress at ${this.offsetInProgress} outside [${this.offset}, ${this.offset + this.entries.length}]`,
+    );
   }
 
   restore(snapshotIndex: number): void {

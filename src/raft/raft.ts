@@ -248,6 +248,7 @@ export class Raft {
   // ---------------------------------------------------------------- role transitions
 
   private reset(term: number): void {
+    assert(term >= this.currentTerm, () => `raft: term ${this.currentTerm} going back to ${term}`);
     if (this.currentTerm !== term) {
       this.currentTerm = term;
       this.votedFor = NONE;

@@ -5,7 +5,8 @@
 // Bounded: past maxPersistJobs queued the queue is `full`, and the replica takes no more input that would
 // add to it (a leader's proposals are refused BUSY, peer messages are dropped: Raft resends them).
 
-import { EntryType, MessageType } from '../raft/types.js';
+import { assert } from '../assert.js';
+import { EntryType, MessageType, NONE } from '../raft/types.js';
 import type { Entry, HardState, Message } from '../raft/types.js';
 import type { ReplicaLog, StagedSnapshot } from './env.js';
 
@@ -129,6 +130,7 @@ export class PersistQueue {
       this.kick();
       return;
     }
+    this.checkWriteOrder(entries);
     this.busy = true;
     this.host.log.write(hardState, entries, (e) => {
       this.busy = false;
@@ -182,6 +184,16 @@ export class PersistQueue {
     return { hardState: this.withCommitHint(hardState, entries), entries, messages };
   }
 
+  /** A write's entries are in order and continue or replace the durable log: they never leave a gap after it. */
+  private checkWriteOrder(entries: Entry[]): void {
+    const first = entries[0]?.index;
+    if (first === undefined) return;
+    const durableLast = this.host.log.lastIndex();
+    assert(first <= durableLast + 1, () => `persist: a write at ${first} leaves a gap after ${durableLast}`);
+    for (let i = 1; i < entries.length; i++)
+      assert(entries[i]!.index === first + i, () => `persist: entry ${entries[i]!.index} written at ${first + i}`);
+  }
+
   /**
    * The commit hint says entries up to it are committed: only ever as far as the log is durable and the
    * core's (a torn write must not leave a stale entry under it). A write that starts with a configuration
@@ -190,8 +202,15 @@ export class PersistQueue {
    */
   private withCommitHint(hardState: HardState | null, entries: Entry[]): HardState | null {
     if (hardState === null && entries[0]?.type !== EntryType.ConfChange) return null;
-    const commit = Math.max(this.writtenHard.commit, this.host.commitHint());
-    this.writtenHard = { ...(hardState ?? this.writtenHard), commit };
-    return this.writtenHard;
+    const prev = this.writtenHard;
+    const next = { ...(hardState ?? prev), commit: Math.max(prev.commit, this.host.commitHint()) };
+    // What Raft's safety rests on, as it reaches the disk: the term never goes back, a vote is never changed
+    // within a term.
+    assert(
+      next.term > prev.term || (next.term === prev.term && (prev.vote === NONE || next.vote === prev.vote)),
+      () => `persist: hard state (${prev.term}, ${prev.vote}) followed by (${next.term}, ${next.vote})`,
+    );
+    this.writtenHard = next;
+    return next;
   }
 }

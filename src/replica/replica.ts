@@ -467,6 +467,8 @@ export class Replica<R> {
 
   /** The core moved to a snapshot being installed; returns the applied index the state machine still reflects. */
   private restored(meta: SnapshotMeta): number {
+    // The core takes a snapshot only past its commit index, which is at or past what was applied.
+    assert(meta.index > this.applied, () => `replica: installing snapshot ${meta.index} at applied ${this.applied}`);
     const before = this.applied;
     this.applied = meta.index;
     // Proposals the snapshot covers cannot learn their result here.

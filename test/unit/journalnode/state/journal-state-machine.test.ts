@@ -38,7 +38,15 @@ function writes(jid: string, firstTxId: number, n: number): qjournal.journal.ICo
 }
 
 function opts(dataDir: string, source: SnapshotSource | null = null): StateMachineOptions {
-  return { dataDir, cacheBytesPerJournal: 1 << 20, maxSnapshotChunkBytes: 64, keepSnapshots: 2, source, logger: quiet };
+  return {
+    dataDir,
+    cacheBytesPerJournal: 1 << 20,
+    maxSnapshotChunkBytes: 64,
+    keepSnapshots: 2,
+    source,
+    logger: quiet,
+    checkInvariants: true,
+  };
 }
 
 function fresh(dir: string, source: SnapshotSource | null = null): JournalStateMachine {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { qjournal } from '../../../../src/gen/proto.js';
 import { encodeRecords } from '../../../../src/edit-records.js';
-import { Journal } from '../../../../journalnode/state/journal.js';
+import { Journal, journalStateProblem } from '../../../../journalnode/state/journal.js';
 
 const Code = qjournal.journal.ErrorCode;
 const ns = { namespaceId: 7, clusterId: 'CID-1', blockPoolId: 'BP-1' };
@@ -17,11 +17,28 @@ const recs = (first: number, n: number) =>
     Array.from({ length: n }, (_, i) => new TextEncoder().encode(`edit-${first + i}`)),
   );
 
+const COMMANDS = new Set(['format', 'newEpoch', 'startSegment', 'journal', 'finalizeSegment', 'dropSegment', 'purge']);
+
+/** The journal, with every command followed by the check of all its invariants (a violation throws). */
+function checked(j: Journal): Journal {
+  return new Proxy(j, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== 'function' || !COMMANDS.has(String(name))) return value;
+      return (...args: unknown[]) => {
+        const result = value.apply(target, args);
+        target.checkInvariants(true);
+        return result;
+      };
+    },
+  });
+}
+
 // Set by the hooks of the outer describe: a fresh directory per test.
 let root: string;
 
 function fresh(name = 'ns1'): Journal {
-  const j = new Journal(name, path.join(root, name), 1 << 20);
+  const j = checked(new Journal(name, path.join(root, name), 1 << 20));
   expect(j.format(ns, false).code).to.equal(Code.OK);
   return j;
 }
@@ -47,7 +64,30 @@ describe('journal', () => {
   describe('journal', journalOp);
   describe('finalizeLogSegment', finalizeLogSegment);
   describe('segments on disk: purge, reads, replicas', segmentsOnDisk);
+  describe('invariants', invariants);
 });
+
+function invariants(): void {
+  const seg = (firstTxId: number, lastTxId: number, inProgress = false) => ({ firstTxId, lastTxId, inProgress });
+  const ok = { promisedEpoch: 3, lastWriterEpoch: 2, lastTxId: 9, segments: [seg(1, 4), seg(5, 9), seg(10, 9, true)] };
+  const table: [string, Parameters<typeof journalStateProblem>[0], RegExp][] = [
+    ['a writer epoch beyond the promised one', { ...ok, lastWriterEpoch: 4 }, /beyond the promised epoch/],
+    ['a gap between segments', { ...ok, segments: [seg(1, 3), seg(5, 9)] }, /does not follow/],
+    ['overlapping segments', { ...ok, segments: [seg(1, 5), seg(5, 9)] }, /does not follow/],
+    ['an open segment before the last', { ...ok, segments: [seg(1, 4, true), seg(5, 9)] }, /not the last/],
+    ['a finalized segment without a txid', { ...ok, segments: [seg(1, 9), seg(10, 9)] }, /without a txid/],
+    ['a last segment short of lastTxId', { ...ok, lastTxId: 12 }, /ends at 9, the journal at 12/],
+    ['a segment ending before it starts', { ...ok, segments: [seg(1, 9), seg(11, 9, true)] }, /ends before it starts/],
+  ];
+  it('a sound journal passes', () => {
+    expect(journalStateProblem(ok)).to.equal(null);
+  });
+  for (const [what, state, problem] of table) {
+    it(`each broken invariant is caught: ${what}`, () => {
+      expect(journalStateProblem(state)).to.match(problem);
+    });
+  }
+}
 
 function formatAndNewEpoch(): void {
   it('format: refuses a journal holding data unless forced; epochs survive a forced format', () => {
@@ -60,7 +100,7 @@ function formatAndNewEpoch(): void {
   });
 
   it('newEpoch: NOT_FORMATTED, NAMESPACE_MISMATCH, then +1 each time', () => {
-    const j = new Journal('x', path.join(root, 'x'), 0);
+    const j = checked(new Journal('x', path.join(root, 'x'), 0));
     expect(j.newEpoch(ns, 'nn1').code).to.equal(Code.NOT_FORMATTED);
     j.format(ns, false);
     expect(j.newEpoch({ ...ns, clusterId: 'other' }, 'nn1').code).to.equal(Code.NAMESPACE_MISMATCH);
@@ -71,7 +111,7 @@ function formatAndNewEpoch(): void {
   });
 
   it('newEpoch retried with the same request id answers the same epoch; any other newEpoch moves on', () => {
-    const j = new Journal('x', path.join(root, 'x'), 0);
+    const j = checked(new Journal('x', path.join(root, 'x'), 0));
     j.format(ns, false);
     expect(j.newEpoch(ns, 'nn1', 'req-a').epoch).to.equal(1);
     expect(j.newEpoch(ns, 'nn1', 'req-a').epoch, 'the retry of the same request').to.equal(1);
@@ -224,7 +264,7 @@ function segmentsOnDisk(): void {
 
   it('replicas applying the same commands hold byte-identical files', () => {
     const run = (name: string) => {
-      const j = new Journal(name, path.join(root, name), 1 << 20);
+      const j = checked(new Journal(name, path.join(root, name), 1 << 20));
       j.format(ns, false);
       j.newEpoch(ns, 'nn1');
       j.startSegment(1, 1, -64);
