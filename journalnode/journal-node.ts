@@ -84,9 +84,9 @@ function version(): string {
 /** Opens (or, on an empty directory, bootstraps) the node's storage and builds the node. */
 export async function buildJournalNode(
   config: JournalNodeConfig,
-  opts: { logger?: PinoLogger } = {},
+  options: { logger?: PinoLogger } = {},
 ): Promise<JournalNode> {
-  const logger = opts.logger ?? pino({ name: 'journalnode', level: config.logLevel, base: { node: config.id } });
+  const logger = options.logger ?? pino({ name: 'journalnode', level: config.logLevel, base: { node: config.id } });
   // Certificates first: a node that cannot serve securely should not even take its data directory's lock.
   const tls = config.certsDir ? loadNodeTls(config.certsDir, config.id) : null;
   const lock = DataDirLock.acquire(config.dataDir);

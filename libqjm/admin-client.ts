@@ -24,14 +24,19 @@ export class AdminClient {
 
   constructor(
     readonly peers: string[],
-    opts: { requestTimeoutMs?: number; retry?: Partial<RetryOptions>; tls?: TlsOption; onRetry?: RetryObserver } = {},
+    options: {
+      requestTimeoutMs?: number;
+      retry?: Partial<RetryOptions>;
+      tls?: TlsOption;
+      onRetry?: RetryObserver;
+    } = {},
   ) {
     this.client = new JournalClient({
       peers,
-      requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
-      retry: { deadlineMs: 10_000, ...(opts.retry ?? {}) },
-      ...(opts.tls !== undefined ? { tls: resolveTls(opts.tls) } : {}),
-      ...(opts.onRetry ? { onRetry: opts.onRetry } : {}),
+      requestTimeoutMs: options.requestTimeoutMs ?? 3000,
+      retry: { deadlineMs: 10_000, ...(options.retry ?? {}) },
+      ...(options.tls !== undefined ? { tls: resolveTls(options.tls) } : {}),
+      ...(options.onRetry ? { onRetry: options.onRetry } : {}),
     });
   }
 

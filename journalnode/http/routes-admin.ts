@@ -33,8 +33,8 @@ export interface AdminContext {
   storageId: string;
 }
 
-export function buildStatus(ctx: AdminContext): NodeStatusJson {
-  const s = ctx.replica.status();
+export function buildStatus(context: AdminContext): NodeStatusJson {
+  const s = context.replica.status();
   const followers: NodeStatusJson['followers'] = {};
   for (const [id, p] of Object.entries(s.progress)) {
     followers[id] = {
@@ -54,7 +54,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     ...s.conf.learners.map((id) => member(id, 'learner')),
   ];
   const journals: Record<string, JournalStatusJson> = {};
-  for (const j of ctx.stateMachine.allJournals()) {
+  for (const j of context.stateMachine.allJournals()) {
     const { jid, nsInfo, ...state } = j.state();
     journals[jid] = { ...state, namespaceId: Number(nsInfo.namespaceId ?? 0), clusterId: nsInfo.clusterId ?? '' };
   }
@@ -68,17 +68,17 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
       s.lead === NONE
         ? null
         : s.lead === s.id
-          ? (addressOf.get(s.id) ?? ctx.config.advertise)
+          ? (addressOf.get(s.id) ?? context.config.advertise)
           : (addressOf.get(s.lead) ?? null),
-    clusterId: ctx.clusterId,
-    storageId: ctx.storageId,
+    clusterId: context.clusterId,
+    storageId: context.storageId,
     peers,
     joint: s.conf.votersOutgoing.length > 0,
     commitIndex: s.commitIndex,
     appliedIndex: s.appliedIndex,
     firstIndex: s.firstIndex,
     lastIndex: s.lastIndex,
-    lastLogTerm: ctx.replica.rawNode.termAt(s.lastIndex) ?? 0,
+    lastLogTerm: context.replica.rawNode.termAt(s.lastIndex) ?? 0,
     diskIndex: s.stableIndex,
     snapshotIndex: s.snapshotIndex,
     snapshotTerm: s.snapshotTerm,
@@ -88,16 +88,16 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
       proposals: s.pendingProposals,
       reads: s.pendingReads,
       persistJobs: s.persistQueueJobs,
-      longPolls: ctx.stateMachine.waitingReads,
+      longPolls: context.stateMachine.waitingReads,
     },
     journals,
-    storage: ctx.logStats(),
-    transport: ctx.transport.stats(),
-    peerStorageIdChanges: [...ctx.transport.storageIdChanges],
+    storage: context.logStats(),
+    transport: context.transport.stats(),
+    peerStorageIdChanges: [...context.transport.storageIdChanges],
     fatal: s.fatal,
-    uptimeS: Math.round((Date.now() - ctx.startedAtMs) / 1000),
-    version: ctx.version,
-    security: ctx.config.certsDir ? 'mutual-tls' : 'insecure',
+    uptimeS: Math.round((Date.now() - context.startedAtMs) / 1000),
+    version: context.version,
+    security: context.config.certsDir ? 'mutual-tls' : 'insecure',
   };
 }
 
@@ -146,13 +146,13 @@ export function renderRaftStat(st: NodeStatusJson): string {
 const NO_BODY = { decode: (): Record<string, never> => ({}), encode: () => ({ finish: () => new Uint8Array(0) }) };
 
 /** The routes for a person and a scraper, on the main port and on the read-only dashboard port alike. */
-export function registerReadOnlyRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  app.get('/status', async () => buildStatus(ctx));
+export function registerReadOnlyRoutes(app: FastifyInstance, context: AdminContext): void {
+  app.get('/status', async () => buildStatus(context));
   app.get('/metrics', async (_req, reply) =>
-    reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.text()),
+    reply.type(context.metrics.registry.contentType).send(await context.metrics.text()),
   );
   app.get('/healthz', async (_req, reply) => {
-    const s = ctx.replica.status();
+    const s = context.replica.status();
     const ok = s.fatal === null;
     return reply
       .code(ok ? 200 : 503)
@@ -171,14 +171,14 @@ function checkedPeers(list: Q.raft.IPeer[]): Peer[] {
   return peers;
 }
 
-export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  const { replica } = ctx;
+export function registerAdminRoutes(app: FastifyInstance, context: AdminContext): void {
+  const { replica } = context;
   const term = () => replica.term;
-  registerReadOnlyRoutes(app, ctx);
+  registerReadOnlyRoutes(app, context);
   app.get('/raft_stat', async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(ctx))),
+    reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(context))),
   );
-  app.get('/flags', async () => ({ ...ctx.config }));
+  app.get('/flags', async () => ({ ...context.config }));
 
   const callback = <T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void) =>
     new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));

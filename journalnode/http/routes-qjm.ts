@@ -79,10 +79,10 @@ const writeRequestCodec = {
   },
 };
 
-export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
-  registerWriteRoutes(app, ctx);
-  registerReadRoutes(app, ctx);
-  registerSegmentDownload(app, ctx);
+export function registerQjmRoutes(app: FastifyInstance, context: QjmContext): void {
+  registerWriteRoutes(app, context);
+  registerReadRoutes(app, context);
+  registerSegmentDownload(app, context);
 }
 
 /** The writes: validated, proposed through Raft on the leader, answered with the result of their apply. */
@@ -123,7 +123,7 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
         },
       },
       term,
-      { bodyLimitBytes: op === 'journal' ? config.maxBatchBytes + SMALL_BODY_BYTES : SMALL_BODY_BYTES },
+      { bodyLimitBytes: op === 'appendRecords' ? config.maxBatchBytes + SMALL_BODY_BYTES : SMALL_BODY_BYTES },
     );
   }
 }

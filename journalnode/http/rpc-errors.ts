@@ -72,9 +72,9 @@ export function registerProtoRoute<Req, Res extends RpcErrorField>(
   path: string,
   route: ProtoRoute<Req, Res>,
   term: () => number,
-  opts: { bodyLimitBytes?: number } = {},
+  options: { bodyLimitBytes?: number } = {},
 ): void {
-  app.post(path, { bodyLimit: opts.bodyLimitBytes ?? SMALL_BODY_BYTES }, async (req, reply) => {
+  app.post(path, { bodyLimit: options.bodyLimitBytes ?? SMALL_BODY_BYTES }, async (req, reply) => {
     try {
       let decoded: Req;
       try {

@@ -40,10 +40,10 @@ export class NodeActivity {
   }
 
   /** The state machine's observers. */
-  stateMachineHooks(): Pick<StateMachineOptions, 'onJournal' | 'onNewEpoch' | 'onSnapshotInstalled'> {
+  stateMachineHooks(): Pick<StateMachineOptions, 'onRecordsAppended' | 'onNewEpoch' | 'onSnapshotInstalled'> {
     return {
-      onJournal: (jid, txns, bytes, lastTxId, index) => {
-        this.metrics.journalApplied(jid, txns, bytes, lastTxId, index);
+      onRecordsAppended: (jid, txns, bytes, lastTxId, index) => {
+        this.metrics.recordsAppended(jid, txns, bytes, lastTxId, index);
         this.history.txnsApplied(txns);
       },
       onNewEpoch: (jid, epoch, writerId, fenced, index) => this.events.newEpoch(jid, epoch, writerId, fenced, index),

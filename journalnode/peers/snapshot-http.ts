@@ -21,13 +21,13 @@ const CHUNK_PATH = '/raft/snapshot/chunk';
 
 export function registerSnapshotRoutes(
   app: FastifyInstance,
-  ctx: { stateMachine: JournalStateMachine; maxSnapshotChunkBytes: number },
+  context: { stateMachine: JournalStateMachine; maxSnapshotChunkBytes: number },
 ): void {
   app.get(MANIFEST_PATH, async (req, reply) => {
     const minIndex = Number((req.query as Record<string, string>).min_index ?? 0);
     if (!Number.isSafeInteger(minIndex) || minIndex < 0)
       return sendJsonError(reply, new QjmError('INVALID_ARGUMENT', 'bad min_index'));
-    const newest = ctx.stateMachine.snapshots.newest();
+    const newest = context.stateMachine.snapshots.newest();
     if (!newest || newest.index < minIndex) {
       const message = `no snapshot at index >= ${minIndex} (newest: ${newest?.index ?? 'none'})`;
       return sendJsonError(reply, new QjmError('UNAVAILABLE', message));
@@ -46,15 +46,15 @@ export function registerSnapshotRoutes(
       ![index, offset, length].every((n) => Number.isSafeInteger(n) && n >= 0) ||
       !isJournalId(jid) ||
       parseSegmentName(file) === null ||
-      length > ctx.maxSnapshotChunkBytes
+      length > context.maxSnapshotChunkBytes
     ) {
-      const message = `bad chunk request (length at most ${ctx.maxSnapshotChunkBytes})`;
+      const message = `bad chunk request (length at most ${context.maxSnapshotChunkBytes})`;
       return sendJsonError(reply, new QjmError('INVALID_ARGUMENT', message));
     }
     try {
       return reply
         .type('application/octet-stream')
-        .send(ctx.stateMachine.snapshots.readChunk(index, jid, file, offset, length));
+        .send(context.stateMachine.snapshots.readChunk(index, jid, file, offset, length));
     } catch (e) {
       return sendJsonError(reply, new QjmError('UNAVAILABLE', (e as Error).message));
     }

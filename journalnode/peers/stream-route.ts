@@ -37,13 +37,13 @@ export function registerRaftStreamBody(app: FastifyInstance): void {
   app.addContentTypeParser(RAFT_STREAM_CONTENT_TYPE, (_req, payload, done) => done(null, payload));
 }
 
-export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext): void {
+export function registerRaftRoutes(app: FastifyInstance, context: RaftRouteContext): void {
   app.post(RAFT_STREAM_PATH, async (req, reply) => {
     // Any other content type was parsed (and bounded) as a plain body: not a stream.
     // HTTP's status for a content type a route does not take, as fastify answers it on every other route.
     if (req.headers['content-type'] !== RAFT_STREAM_CONTENT_TYPE)
       return sendJsonError(reply, invalid(`a peer stream is sent as ${RAFT_STREAM_CONTENT_TYPE}`), 415);
-    return readStream(ctx, req.caller, req.body as IncomingMessage, reply);
+    return readStream(context, req.caller, req.body as IncomingMessage, reply);
   });
 }
 

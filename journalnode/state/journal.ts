@@ -193,7 +193,8 @@ export class Journal {
     return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
   }
 
-  journal(epoch: number, segmentTxId: number, firstTxId: number, count: number, frames: Uint8Array): Result {
+  /** Appends `count` framed records as txids firstTxId.. to the open segment (the `journal` RPC's command). */
+  appendRecords(epoch: number, segmentTxId: number, firstTxId: number, count: number, frames: Uint8Array): Result {
     const f = this.fenced(epoch);
     if (f) return f;
     const seg = this.segments.find((s) => s.firstTxId === segmentTxId);

@@ -1,4 +1,4 @@
-// Snapshots of the journal state machine on disk: <data>/snapshots/snap_<index>/ holds manifest.pb and hard
+// Snapshots of the journals' state machine on disk: <data>/snapshots/snap_<index>/ holds manifest.pb and hard
 // links to every segment file of the snapshot (finalized segments are immutable; in-progress files only
 // grow, so the snapshot owns a prefix of them). Capture is synchronous and cheap (links); making it durable
 // (fsync files and directories, write the manifest, rename into place) is asynchronous. Also: serving

@@ -102,44 +102,45 @@ function machine(): Record<string, unknown> {
   };
 }
 
-export async function runBench(o: BenchOptions): Promise<Record<string, unknown>> {
-  const secs = o.quick ? 3 : 15;
-  const trials = o.quick ? 3 : 10;
-  const warmSecs = o.quick ? 8 : 15;
-  const say = (s: string) => o.log(s);
+export async function runBench(options: BenchOptions): Promise<Record<string, unknown>> {
+  const secs = options.quick ? 3 : 15;
+  const trials = options.quick ? 3 : 10;
+  const warmSecs = options.quick ? 8 : 15;
+  const say = (s: string) => options.log(s);
   const results: Record<string, unknown> = {
     machine: machine(),
-    mode: o.quick ? 'quick' : 'full',
+    mode: options.quick ? 'quick' : 'full',
     seconds: secs,
     warmUpSeconds: warmSecs,
     recordBytes: 128,
   };
   const workloads: Record<string, unknown> = {};
   say(
-    `qjournal benchmark (${o.quick ? 'quick' : 'full'}): 3 JournalNodes + the writer on this machine, loopback, fsync on`,
+    `qjournal benchmark (${options.quick ? 'quick' : 'full'}): 3 JournalNodes + the writer on this machine, loopback, fsync on`,
   );
   say(
-    `  plain HTTP on purpose (the journal is what is measured)${o.tls ? '; W1 and W2 again with mutual TLS after it' : '; --tls adds W1 and W2 with mutual TLS'}`,
+    `  plain HTTP on purpose (the journal is what is measured)${options.tls ? '; W1 and W2 again with mutual TLS after it' : '; --tls adds W1 and W2 with mutual TLS'}`,
   );
 
-  const shared = ['W1', 'W2', 'W4', 'W5', 'W6'].some((w) => o.only.has(w));
+  const shared = ['W1', 'W2', 'W4', 'W5', 'W6'].some((w) => options.only.has(w));
   const { w1, w2, w2Stats, w2Cpu, w4, w6, rss, diskPerRecord } = shared
-    ? await runOnOneCluster(o, secs, warmSecs, say)
+    ? await runOnOneCluster(options, secs, warmSecs, say)
     : ({ rss: [], diskPerRecord: 0 } as OneClusterRun);
   if (w4) workloads.W4 = w4;
 
-  const tlsRun = o.tls && (o.only.has('W1') || o.only.has('W2')) ? await runTls(o, secs, warmSecs) : {};
+  const tlsRun =
+    options.tls && (options.only.has('W1') || options.only.has('W2')) ? await runTls(options, secs, warmSecs) : {};
 
   const batchBytes = w2Stats && w2Stats.writes > 0 ? Math.round(w2Stats.bytes / w2Stats.writes) : 1 << 20;
   say(`  disk: fdatasync of 4 KiB appends, and synced bandwidth at ${batchBytes} bytes per write ...`);
-  const limit = diskLimit(path.join(o.dataDir, 'disk'), batchBytes);
+  const limit = diskLimit(path.join(options.dataDir, 'disk'), batchBytes);
   results.limit = limit;
   say(`    fdatasync p50 ${limit.fsyncP50Ms} ms; ${limit.syncedMBps} MB/s synced`);
 
   let etcd: EtcdRun | null = null;
-  if (o.vsEtcd && (o.only.has('W1') || o.only.has('W2') || o.only.has('W6'))) {
+  if (options.vsEtcd && (options.only.has('W1') || options.only.has('W2') || options.only.has('W6'))) {
     say(`  etcd: a 3-member cluster on loopback, fsync on, same workloads ...`);
-    etcd = await runEtcd(path.join(o.dataDir, 'etcd'), secs, say, o.only.has('W6') ? W6_HANDLERS : 0);
+    etcd = await runEtcd(path.join(options.dataDir, 'etcd'), secs, say, options.only.has('W6') ? W6_HANDLERS : 0);
   }
 
   if (w1) {
@@ -190,21 +191,21 @@ export async function runBench(o: BenchOptions): Promise<Record<string, unknown>
     };
   }
 
-  if (o.only.has('W3')) {
+  if (options.only.has('W3')) {
     say(`  W3a: kill -9 of the leader JournalNode under load, ${trials} trials (electionTimeoutMs 1000) ...`);
-    const a = await w3LeaderKill(path.join(o.dataDir, 'w3a'), trials, 1000, say);
+    const a = await w3LeaderKill(path.join(options.dataDir, 'w3a'), trials, 1000, say);
     say(`  W3b: the active writer killed; the standby recovers and writes, ${trials} trials ...`);
-    const bb = await w3WriterFailover(path.join(o.dataDir, 'w3b'), trials, say);
+    const bb = await w3WriterFailover(path.join(options.dataDir, 'w3b'), trials, say);
     workloads.W3 = {
       electionTimeoutMs: 1000,
       leaderKillMs: { median: median(a), max: Math.max(...a), trials: a },
       writerFailoverMs: { median: median(bb), max: Math.max(...bb), trials: bb },
     };
   }
-  if (o.only.has('W5') && w2)
+  if (options.only.has('W5') && w2)
     workloads.W5 = { rssMbMax: Math.max(...rss), rssMbPerNode: rss, diskBytesPerRecord: diskPerRecord };
   results.workloads = workloads;
-  fs.rmSync(o.dataDir, { recursive: true, force: true });
+  fs.rmSync(options.dataDir, { recursive: true, force: true });
   return results;
 }
 

@@ -21,12 +21,12 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-export async function measureLeaderFailover(opts: {
+export async function measureLeaderFailover(options: {
   trials: number;
   electionTimeoutMs: number;
   log?: (s: string) => void;
 }): Promise<FailoverResult> {
-  const c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: opts.electionTimeoutMs, logLevel: 'warn' });
+  const c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: options.electionTimeoutMs, logLevel: 'warn' });
   const trialsMs: number[] = [];
   try {
     c.startAll();
@@ -44,7 +44,7 @@ export async function measureLeaderFailover(opts: {
     await q.recoverUnfinalizedSegments();
     const out = await q.startLogSegment(1, -64);
     const rec = Buffer.alloc(128, 7);
-    for (let t = 0; t < opts.trials; t++) {
+    for (let t = 0; t < options.trials; t++) {
       const leader = await c.waitForLeader(30_000);
       // Steady load: one record per flush, back to back.
       let stop = false;
@@ -71,7 +71,7 @@ export async function measureLeaderFailover(opts: {
       await killed;
       const ms = firstAckAfterKill - killedAt;
       trialsMs.push(ms);
-      opts.log?.(`  trial ${t + 1}: leader ${leader} killed, writes acknowledged again after ${ms.toFixed(0)} ms`);
+      options.log?.(`  trial ${t + 1}: leader ${leader} killed, writes acknowledged again after ${ms.toFixed(0)} ms`);
       c.start(leader);
       await c.waitForLeader(30_000);
     }
@@ -80,7 +80,7 @@ export async function measureLeaderFailover(opts: {
     await c.destroy();
   }
   return {
-    electionTimeoutMs: opts.electionTimeoutMs,
+    electionTimeoutMs: options.electionTimeoutMs,
     trialsMs,
     medianMs: median(trialsMs),
     maxMs: Math.max(...trialsMs),

@@ -195,8 +195,8 @@ class Master {
   }
 }
 
-export async function runDemo(o: DemoOptions): Promise<number> {
-  const dataDir = path.resolve(o.dataDir ?? 'demo-data');
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const dataDir = path.resolve(options.dataDir ?? 'demo-data');
   fs.rmSync(dataDir, { recursive: true, force: true });
   fs.mkdirSync(dataDir, { recursive: true });
   const cluster = await LocalCluster.create({
@@ -204,10 +204,10 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     electionTimeoutMs: 1000,
     root: dataDir,
     logLevel: 'info',
-    ui: o.serve === true,
+    ui: options.serve === true,
     ownProcessGroups: true,
   });
-  return new Demo(o, dataDir, cluster).run();
+  return new Demo(options, dataDir, cluster).run();
 }
 
 /** What the failover showed, for the summary. */

@@ -60,7 +60,7 @@ const AFTER_PERSIST = new Set([MessageType.AppResp, MessageType.Vote, MessageTyp
 
 export class Raft {
   readonly id: NodeId;
-  readonly cfg: Readonly<RaftConfig>;
+  readonly config: Readonly<RaftConfig>;
   readonly logger: Logger;
 
   // Invariant: currentTerm never decreases; votedFor changes only with the term (or from NONE).
@@ -101,18 +101,18 @@ export class Raft {
   private messages: Message[] = [];
   private messagesAfterPersist: Message[] = [];
 
-  constructor(cfg: RaftConfig, storage: LogStorage, hardState: HardState) {
-    assert(cfg.id !== NONE, 'raft: id must not be empty');
+  constructor(config: RaftConfig, storage: LogStorage, hardState: HardState) {
+    assert(config.id !== NONE, 'raft: id must not be empty');
     assert(
-      cfg.heartbeatTicks > 0 && cfg.electionTicks > cfg.heartbeatTicks,
+      config.heartbeatTicks > 0 && config.electionTicks > config.heartbeatTicks,
       'raft: need electionTicks > heartbeatTicks > 0',
     );
-    assert(cfg.maxEntriesPerAppend > 0 && cfg.maxAppendBodyBytes > 0, 'raft: append bounds must be positive');
-    this.cfg = cfg;
-    this.id = cfg.id;
-    this.tracker = new ProgressTracker(cfg);
-    this.reads = new ReadOnlyQueue(cfg.maxPendingReads);
-    this.logger = cfg.logger ?? silentLogger;
+    assert(config.maxEntriesPerAppend > 0 && config.maxAppendBodyBytes > 0, 'raft: append bounds must be positive');
+    this.config = config;
+    this.id = config.id;
+    this.tracker = new ProgressTracker(config);
+    this.reads = new ReadOnlyQueue(config.maxPendingReads);
+    this.logger = config.logger ?? silentLogger;
     this.raftLog = new RaftLog(storage);
     this.configuration = cloneConf(storage.snapshotMeta().conf);
     if (hardState.term > 0 || hardState.vote !== NONE) {
@@ -222,7 +222,7 @@ export class Raft {
       entries: this.raftLog.unstable.nextEntries(),
       messages: this.messages,
       persistedMessages: this.messagesAfterPersist,
-      committedEntries: this.raftLog.nextCommittedEntries(this.cfg.maxApplyBytes, this.cfg.applyBatch),
+      committedEntries: this.raftLog.nextCommittedEntries(this.config.maxApplyBytes, this.config.applyBatch),
       readStates: this.readStates,
       snapshotToFetch: this.snapshotToFetch,
     };
@@ -257,7 +257,8 @@ export class Raft {
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout =
-      this.cfg.electionTicks + Math.floor(this.cfg.random() * (this.cfg.electionJitterTicks ?? this.cfg.electionTicks));
+      this.config.electionTicks +
+      Math.floor(this.config.random() * (this.config.electionJitterTicks ?? this.config.electionTicks));
     this.transferee = NONE;
     this.tracker.resetVotes();
     this.pendingConfIndex = 0;
@@ -319,16 +320,16 @@ export class Raft {
     this.electionElapsed++;
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
-      this.campaign(this.cfg.preVote ? 'pre-vote' : 'election');
+      this.campaign(this.config.preVote ? 'pre-vote' : 'election');
     }
   }
 
   private tickHeartbeat(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
-    if (this.electionElapsed >= this.cfg.electionTicks) {
+    if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
-      if (this.cfg.checkQuorum && !this.tracker.quorumActive(this.configuration, this.id)) {
+      if (this.config.checkQuorum && !this.tracker.quorumActive(this.configuration, this.id)) {
         this.logger.warn({ term: this.currentTerm }, 'stepping down: no quorum heard from within an election timeout');
         this.becomeFollower(this.currentTerm, NONE);
         return;
@@ -340,16 +341,16 @@ export class Raft {
     }
     for (const [id, pr] of this.tracker.progress) {
       if (id === this.id || pr.state !== ProgressState.Snapshot) continue;
-      if (++pr.snapshotElapsedTicks >= this.cfg.snapshotTimeoutTicks) {
+      if (++pr.snapshotElapsedTicks >= this.config.snapshotTimeoutTicks) {
         this.logger.info({ to: id }, 'snapshot install unanswered: probing again');
         pr.becomeProbe();
-      } else if (pr.snapshotElapsedTicks % this.cfg.electionTicks === 0) {
+      } else if (pr.snapshotElapsedTicks % this.config.electionTicks === 0) {
         // The follower may have restarted and lost its fetch. Asking again costs nothing: a follower still
         // fetching ignores the request, one that restarted starts over at once rather than at the timeout.
         this.resendSnapshot(id, pr);
       }
     }
-    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
+    if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat(this.reads.lastContext());
     }
@@ -407,7 +408,7 @@ export class Raft {
   private hasUnappliedConfChanges(): boolean {
     const hi = this.raftLog.committed + 1;
     for (let lo = this.raftLog.applied + 1; lo < hi; ) {
-      const page = this.raftLog.entries(lo, hi, this.cfg.maxApplyBytes);
+      const page = this.raftLog.entries(lo, hi, this.config.maxApplyBytes);
       if (page.some((e) => e.type === EntryType.ConfChange)) return true;
       lo += page.length;
     }
@@ -430,8 +431,8 @@ export class Raft {
         // electionTicks can find this node one tick short and be ignored, which costs the cluster a whole
         // extra election timeout after a leader dies. So a follower gives up the lease one tick early. This
         // is liveness only: reads are served by ReadIndex, never by lease.
-        const lease = this.role === StateType.Leader ? this.cfg.electionTicks : this.cfg.electionTicks - 1;
-        const inLease = this.cfg.checkQuorum && this.leaderId !== NONE && this.electionElapsed < lease;
+        const lease = this.role === StateType.Leader ? this.config.electionTicks : this.config.electionTicks - 1;
+        const inLease = this.config.checkQuorum && this.leaderId !== NONE && this.electionElapsed < lease;
         if (!force && inLease) {
           this.logger.debug({ from: m.from, term: m.term, lead: this.leaderId }, 'ignoring vote request: leader lease');
           return;
@@ -448,7 +449,7 @@ export class Raft {
       }
     } else if (m.term < this.currentTerm) {
       if (
-        (this.cfg.checkQuorum || this.cfg.preVote) &&
+        (this.config.checkQuorum || this.config.preVote) &&
         (m.type === MessageType.Heartbeat || m.type === MessageType.App)
       ) {
         // A stale leader (e.g. after a pause or partition) learns our term from this and steps down.
@@ -854,8 +855,8 @@ export class Raft {
     const lastIndex = this.raftLog.lastIndex();
     let ents: Entry[] = [];
     if (pr.next <= lastIndex) {
-      const hi = Math.min(lastIndex + 1, pr.next + this.cfg.maxEntriesPerAppend);
-      ents = this.raftLog.entries(pr.next, hi, this.cfg.maxAppendBodyBytes);
+      const hi = Math.min(lastIndex + 1, pr.next + this.config.maxEntriesPerAppend);
+      ents = this.raftLog.entries(pr.next, hi, this.config.maxAppendBodyBytes);
     }
     if (ents.length === 0 && !sendIfEmpty) return false;
     this.send(
@@ -980,7 +981,7 @@ export class Raft {
   private appendEntries(ents: Entry[]): boolean {
     let bytes = 0;
     for (const e of ents) bytes += entryBytes(e);
-    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.cfg.maxUncommittedBytes) return false;
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.config.maxUncommittedBytes) return false;
     let li = this.raftLog.lastIndex();
     for (const e of ents) {
       e.term = this.currentTerm;
@@ -1022,7 +1023,7 @@ export class Raft {
     const problem =
       cc.changes.length === 0 && !cc.leaveJoint ? 'no changes' : validateConfChange(this.configuration, cc);
     if (problem) return this.refuse('invalid-conf-change', problem);
-    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode(cc) };
+    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.config.confChangeCodec.encode(cc) };
     if (!this.appendEntries([e])) return this.refuse('busy', 'too many uncommitted bytes');
     this.pendingConfIndex = e.index;
     return { ok: true, index: e.index, term: e.term };
@@ -1061,7 +1062,7 @@ export class Raft {
     // applies it to the same configuration, so every replica skips it alike.
     let cc: ConfChange;
     try {
-      cc = this.cfg.confChangeCodec.decode(e.data);
+      cc = this.config.confChangeCodec.decode(e.data);
     } catch (err) {
       this.logger.warn(
         { index: e.index, error: (err as Error).message },
@@ -1115,7 +1116,7 @@ export class Raft {
     if (isJoint(this.configuration)) cc = { changes: [], leaveJoint: true };
     else if (this.leaveToConfirm) cc = { changes: [], leaveJoint: false };
     else return;
-    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode(cc) };
+    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.config.confChangeCodec.encode(cc) };
     if (this.appendEntries([e])) {
       this.pendingConfIndex = e.index;
       this.logger.info(
@@ -1151,7 +1152,7 @@ export class Raft {
     else if (added === 'full') {
       // The bound of what a leader holds for confirmation (its own reads and its followers'): refused, as a
       // read this leader cannot confirm now; the reader retries.
-      this.logger.debug({ from, pending: this.cfg.maxPendingReads }, 'read index refused: too many reads pending');
+      this.logger.debug({ from, pending: this.config.maxPendingReads }, 'read index refused: too many reads pending');
       this.answerRead(req, false);
     }
   }

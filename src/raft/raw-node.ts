@@ -127,11 +127,16 @@ export class RawNode {
   private readonly checking: boolean;
 
   /** With checkInvariants, every input is checked against the core's invariants (tests and simulation). */
-  constructor(cfg: RaftConfig, storage: LogStorage, hardState: HardState, opts: { checkInvariants?: boolean } = {}) {
-    this.raft = new Raft(cfg, storage, hardState);
+  constructor(
+    config: RaftConfig,
+    storage: LogStorage,
+    hardState: HardState,
+    options: { checkInvariants?: boolean } = {},
+  ) {
+    this.raft = new Raft(config, storage, hardState);
     this.prevHard = this.raft.hardState();
     this.prevSoft = { lead: this.raft.lead, state: this.raft.state };
-    this.checking = opts.checkInvariants === true;
+    this.checking = options.checkInvariants === true;
   }
 
   /** Runs one input of the core; when checking, a violated invariant throws (a programmer error). */
@@ -197,7 +202,7 @@ export class RawNode {
   /** Starts an election now (tests, and an operator's explicit request). */
   campaign(): void {
     if (this.raft.state !== StateType.Leader)
-      this.input(() => this.raft.campaign(this.raft.cfg.preVote ? 'pre-vote' : 'election'));
+      this.input(() => this.raft.campaign(this.raft.config.preVote ? 'pre-vote' : 'election'));
   }
 
   reportUnreachable(id: NodeId): void {

@@ -111,15 +111,15 @@ export class Replica<R> {
   private change: MembershipChange | null = null;
   private transfer: LeaderTransfer | null = null;
 
-  constructor(id: NodeId, opts: ReplicaOptions, deps: ReplicaDeps<R>) {
+  constructor(id: NodeId, options: ReplicaOptions, deps: ReplicaDeps<R>) {
     this.id = id;
-    this.opts = opts;
+    this.opts = options;
     this.deps = deps;
     this.logger = deps.logger ?? silentLogger;
     const cfg: RaftConfig = {
-      ...opts,
+      ...options,
       id,
-      snapshotTimeoutTicks: opts.electionTicks * 30,
+      snapshotTimeoutTicks: options.electionTicks * 30,
       confChangeCodec,
       random: deps.random,
       logger: this.logger,
@@ -127,7 +127,7 @@ export class Replica<R> {
     const hs = deps.log.initialHardState();
     this.raw = new RawNode(cfg, deps.log, hs, { checkInvariants: deps.checkInvariants === true });
     // Drawn after the core's first election timeout: the order of draws is part of what a seed replays.
-    this.waits = new ClientWaits<R>(opts, Math.floor(deps.random() * 0xffffffff) >>> 0);
+    this.waits = new ClientWaits<R>(options, Math.floor(deps.random() * 0xffffffff) >>> 0);
     const snap = deps.log.snapshotMeta();
     this.applied = snap.index;
     this.peers = deps.peers ?? new PeerDirectory();
@@ -148,7 +148,7 @@ export class Replica<R> {
         failed,
         stopped,
       },
-      opts,
+      options,
       hs,
     );
     this.snapshots = new Snapshots<R>(
@@ -169,7 +169,7 @@ export class Replica<R> {
         failed,
         stopped,
       },
-      opts,
+      options,
     );
   }
 

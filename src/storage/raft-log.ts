@@ -114,14 +114,14 @@ export class DiskLog implements ReplicaLog {
   }
 
   /** Recovers the log in `dir` (see log-recovery.ts) and opens it; throws CorruptLogError if it cannot. */
-  static open(dir: string, o: DiskLogOptions): DiskLog {
+  static open(dir: string, options: DiskLogOptions): DiskLog {
     fs.mkdirSync(dir, { recursive: true });
     const recovered = recoverLog(dir, {
-      snapshot: o.snapshot,
-      tornWriteBytes: o.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT,
-      logger: o.logger ?? silentLogger,
+      snapshot: options.snapshot,
+      tornWriteBytes: options.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT,
+      logger: options.logger ?? silentLogger,
     });
-    return new DiskLog(dir, o, recovered);
+    return new DiskLog(dir, options, recovered);
   }
 
   // ---------------------------------------------------------------- reads (synchronous, for the core)

@@ -214,7 +214,13 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
       qjournal.journal.WriteRequest.encode({
         command: {
           jid: 'ns1',
-          journal: { epoch: 1, segmentTxid: 1, firstTxid: 1, count: 1, records: Buffer.alloc(flags.maxBatchBytes, 0) },
+          appendRecords: {
+            epoch: 1,
+            segmentTxid: 1,
+            firstTxid: 1,
+            count: 1,
+            records: Buffer.alloc(flags.maxBatchBytes, 0),
+          },
         },
       }).finish(),
     );

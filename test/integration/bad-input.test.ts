@@ -56,7 +56,7 @@ describe('bad input is refused and changes nothing', function () {
       (
         await write(node, 'journal', {
           jid: 'ns1',
-          journal: {
+          appendRecords: {
             epoch: 1,
             segmentTxid: 1,
             firstTxid: 1,
@@ -72,9 +72,16 @@ describe('bad input is refused and changes nothing', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const j = (o: Partial<qjournal.journal.IJournalOp>): qjournal.journal.ICommand => ({
+  const j = (o: Partial<qjournal.journal.IAppendRecordsOp>): qjournal.journal.ICommand => ({
     jid: 'ns1',
-    journal: { epoch: 1, segmentTxid: 1, firstTxid: 3, count: 1, records: encodeRecords(3, [Buffer.from('c')]), ...o },
+    appendRecords: {
+      epoch: 1,
+      segmentTxid: 1,
+      firstTxid: 3,
+      count: 1,
+      records: encodeRecords(3, [Buffer.from('c')]),
+      ...o,
+    },
   });
   const flipped = () => {
     const b = encodeRecords(3, [Buffer.from('c')]);

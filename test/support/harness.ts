@@ -160,7 +160,7 @@ export class Harness {
 
   /** One heartbeat round from `id` (followers learn the commit index from it). */
   heartbeat(id: NodeId): void {
-    this.tick(id, this.raft(id).cfg.heartbeatTicks);
+    this.tick(id, this.raft(id).config.heartbeatTicks);
     this.deliverAll();
   }
 

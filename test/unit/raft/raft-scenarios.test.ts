@@ -90,7 +90,7 @@ describe('raft scenarios', () => {
       h.tick('n1');
       h.deliverAll();
       ticks++;
-      expect(ticks).to.be.at.most(2 * h.raft('n1').cfg.electionTicks);
+      expect(ticks).to.be.at.most(2 * h.raft('n1').config.electionTicks);
     }
     expect(h.raft('n1').state).to.equal(StateType.Follower);
     expect(h.raft('n1').log.committed).to.equal(committed);
@@ -377,12 +377,12 @@ describe('raft scenarios', () => {
     expect(h.raft('n2').log.applied, 'but has not applied it').to.be.below(confIndex);
     h.isolate('n2');
     const term = h.raft('n2').term;
-    h.tick('n2', 5 * h.raft('n2').cfg.electionTicks);
+    h.tick('n2', 5 * h.raft('n2').config.electionTicks);
     expect(h.raft('n2').state, 'no campaign').to.equal(StateType.Follower);
     expect(h.raft('n2').term).to.equal(term);
     h.flushPersist('n2');
     expect(h.raft('n2').log.applied).to.be.at.least(confIndex);
-    h.tick('n2', 3 * h.raft('n2').cfg.electionTicks);
+    h.tick('n2', 3 * h.raft('n2').config.electionTicks);
     expect(h.raft('n2').state, 'once applied it campaigns').to.not.equal(StateType.Follower);
   });
 

@@ -24,7 +24,7 @@ function entry(index: number, cmd: qjournal.journal.ICommand): Entry {
 function writes(jid: string, firstTxId: number, n: number): qjournal.journal.ICommand {
   return {
     jid,
-    journal: {
+    appendRecords: {
       epoch: 1,
       segmentTxid: 1,
       firstTxid: firstTxId,

@@ -17,7 +17,15 @@ const recs = (first: number, n: number) =>
     Array.from({ length: n }, (_, i) => new TextEncoder().encode(`edit-${first + i}`)),
   );
 
-const COMMANDS = new Set(['format', 'newEpoch', 'startSegment', 'journal', 'finalizeSegment', 'dropSegment', 'purge']);
+const COMMANDS = new Set([
+  'format',
+  'newEpoch',
+  'startSegment',
+  'appendRecords',
+  'finalizeSegment',
+  'dropSegment',
+  'purge',
+]);
 
 /** The journal, with every command followed by the check of all its invariants (a violation throws). */
 function checked(j: Journal): Journal {
@@ -48,7 +56,7 @@ function writing(n: number): Journal {
   const j = fresh();
   expect(j.newEpoch(ns, 'nn1').epoch).to.equal(1);
   expect(j.startSegment(1, 1, -64).code).to.equal(Code.OK);
-  if (n > 0) expect(j.journal(1, 1, 1, n, recs(1, n)).code).to.equal(Code.OK);
+  if (n > 0) expect(j.appendRecords(1, 1, 1, n, recs(1, n)).code).to.equal(Code.OK);
   return j;
 }
 
@@ -61,7 +69,7 @@ describe('journal', () => {
   describe('format and newEpoch', formatAndNewEpoch);
   describe('fencing: every operation with another epoch than the promised one is FENCED', fencing);
   describe('startLogSegment', startLogSegment);
-  describe('journal', journalOp);
+  describe('appendRecords (the journal RPC)', appendRecords);
   describe('finalizeLogSegment', finalizeLogSegment);
   describe('segments on disk: purge, reads, replicas', segmentsOnDisk);
   describe('invariants', invariants);
@@ -129,7 +137,7 @@ function formatAndNewEpoch(): void {
 function fencing(): void {
   const ops: [string, (j: Journal, e: number) => qjournal.journal.ICommandResult][] = [
     ['startLogSegment', (j, e) => j.startSegment(e, 4, -64)],
-    ['journal', (j, e) => j.journal(e, 1, 4, 1, recs(4, 1))],
+    ['appendRecords', (j, e) => j.appendRecords(e, 1, 4, 1, recs(4, 1))],
     ['finalizeLogSegment', (j, e) => j.finalizeSegment(e, 1, 3)],
     ['dropSegment', (j, e) => j.dropSegment(e, 1)],
     ['purgeLogs', (j, e) => j.purge(e, 2)],
@@ -168,20 +176,20 @@ function startLogSegment(): void {
   });
 }
 
-function journalOp(): void {
+function appendRecords(): void {
   it('appends and reads back', () => {
     const j = writing(5);
-    expect(j.journal(1, 1, 6, 2, recs(6, 2)).lastTxid).to.equal(7);
+    expect(j.appendRecords(1, 1, 6, 2, recs(6, 2)).lastTxid).to.equal(7);
     const got = j.readEdits(3, 100, 1 << 20, true);
     expect([got.firstTxId, got.count]).to.deep.equal([3, 5]);
   });
   const table: [string, (j: Journal) => qjournal.journal.ICommandResult][] = [
-    ['a gap', (j) => j.journal(1, 1, 5, 1, recs(5, 1))],
+    ['a gap', (j) => j.appendRecords(1, 1, 5, 1, recs(5, 1))],
     [
       'an overlap with different contents',
-      (j) => j.journal(1, 1, 2, 2, encodeRecords(2, [new Uint8Array([1]), new Uint8Array([2])])),
+      (j) => j.appendRecords(1, 1, 2, 2, encodeRecords(2, [new Uint8Array([1]), new Uint8Array([2])])),
     ],
-    ['an unknown segment', (j) => j.journal(1, 2, 4, 1, recs(4, 1))],
+    ['an unknown segment', (j) => j.appendRecords(1, 2, 4, 1, recs(4, 1))],
   ];
   for (const [name, op] of table) {
     it(`OUT_OF_SYNC on ${name}, nothing applied`, () => {
@@ -193,16 +201,16 @@ function journalOp(): void {
   it('a retried batch already applied under the same epoch answers success and changes nothing', () => {
     const j = writing(3);
     const size = j.segments[0]!.sizeBytes;
-    expect(j.journal(1, 1, 2, 2, recs(2, 2)).code).to.equal(Code.OK);
-    expect(j.journal(1, 1, 1, 3, recs(1, 3)).code).to.equal(Code.OK);
+    expect(j.appendRecords(1, 1, 2, 2, recs(2, 2)).code).to.equal(Code.OK);
+    expect(j.appendRecords(1, 1, 1, 3, recs(1, 3)).code).to.equal(Code.OK);
     expect(j.segments[0]!.sizeBytes).to.equal(size);
     expect(j.lastTxId).to.equal(3);
   });
   it('a retry after the segment was finalized still answers success', () => {
     const j = writing(3);
     j.finalizeSegment(1, 1, 3);
-    expect(j.journal(1, 1, 3, 1, recs(3, 1)).code).to.equal(Code.OK);
-    expect(j.journal(1, 1, 4, 1, recs(4, 1)).code, 'but no new txid into a finalized segment').to.equal(
+    expect(j.appendRecords(1, 1, 3, 1, recs(3, 1)).code).to.equal(Code.OK);
+    expect(j.appendRecords(1, 1, 4, 1, recs(4, 1)).code, 'but no new txid into a finalized segment').to.equal(
       Code.OUT_OF_SYNC,
     );
   });
@@ -236,10 +244,10 @@ function segmentsOnDisk(): void {
     const j = writing(3);
     j.finalizeSegment(1, 1, 3);
     j.startSegment(1, 4, -64);
-    j.journal(1, 4, 4, 3, recs(4, 3));
+    j.appendRecords(1, 4, 4, 3, recs(4, 3));
     j.finalizeSegment(1, 4, 6);
     j.startSegment(1, 7, -64);
-    j.journal(1, 7, 7, 1, recs(7, 1));
+    j.appendRecords(1, 7, 7, 1, recs(7, 1));
     expect(j.purge(1, 5).code).to.equal(Code.OK);
     expect(j.segments.map((s) => s.firstTxId)).to.deep.equal([4, 7]);
     expect(j.purge(1, 100).code).to.equal(Code.OK);
@@ -250,7 +258,7 @@ function segmentsOnDisk(): void {
     const j = writing(4);
     j.finalizeSegment(1, 1, 4);
     j.startSegment(1, 5, -64);
-    j.journal(1, 5, 5, 4, recs(5, 4));
+    j.appendRecords(1, 5, 5, 4, recs(5, 4));
     const all = j.readEdits(2, 100, 1 << 20, true);
     expect([all.firstTxId, all.count]).to.deep.equal([2, 7]);
     const finalizedOnly = j.readEdits(2, 100, 1 << 20, false);
@@ -268,10 +276,10 @@ function segmentsOnDisk(): void {
       j.format(ns, false);
       j.newEpoch(ns, 'nn1');
       j.startSegment(1, 1, -64);
-      j.journal(1, 1, 1, 10, recs(1, 10));
+      j.appendRecords(1, 1, 1, 10, recs(1, 10));
       j.finalizeSegment(1, 1, 10);
       j.startSegment(1, 11, -64);
-      j.journal(1, 11, 11, 5, recs(11, 5));
+      j.appendRecords(1, 11, 11, 5, recs(11, 5));
       return j;
     };
     const a = run('a');
