@@ -30,8 +30,10 @@ export interface PersistHost {
   send(messages: Message[]): void;
   /** The commit index a write may record as its hint: committed and already durable on this node. */
   commitHint(): number;
-  /** A write is durable: `last` is its last entry, if it had entries. */
-  written(last: Entry | undefined): void;
+  /** Entries up to `last` are durable. */
+  persisted(last: Entry): void;
+  /** A Ready turn is due (what was waiting on the write may move on). */
+  schedule(): void;
   /** Runs an install job; `done` once it no longer holds the queue (installed, stale, or failed). */
   install(staged: StagedSnapshot, done: () => void): void;
   /** The log failed: the replica stops. */
@@ -136,8 +138,10 @@ export class PersistQueue {
       this.busy = false;
       if (this.host.stopped()) return;
       if (e) return this.host.failed(e);
-      this.host.written(entries[entries.length - 1]);
+      const last = entries[entries.length - 1];
+      if (last) this.host.persisted(last);
       if (messages.length > 0) this.host.send(messages);
+      this.host.schedule();
       this.kick();
     });
   }

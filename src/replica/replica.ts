@@ -140,10 +140,8 @@ export class Replica<R> {
         log: deps.log,
         send: (messages) => deps.transport.send(messages),
         commitHint: () => Math.min(this.raw.committedIndex(), this.raw.stableIndex()),
-        written: (last) => {
-          if (last) this.raw.persisted(last.index, last.term);
-          this.schedule();
-        },
+        persisted: (last) => this.raw.persisted(last.index, last.term),
+        schedule,
         install: (staged, done) => this.snapshots.install(staged, done),
         failed,
         stopped,
