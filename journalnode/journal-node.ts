@@ -182,8 +182,51 @@ async function wire(
   transport.attach(replica);
   metrics.attach({ replica, stateMachine, transport, logBytesAfter: (index) => diskLog.bytesAfter(index) });
 
-  let draining = false;
-  const admin = {
+  const drain = { on: false };
+  const parts = { replica, stateMachine, transport, metrics, diskLog, activity, clients, clusterId, storageId };
+  const { app, uiApp } = await buildApps(config, logger, tls, drain, parts);
+  const lifecycle = new Lifecycle(
+    { config, logger, tls, lock, drain, tickMs: replicaOptions.tickMs },
+    { app, uiApp, replica, activity, transport, stateMachine, diskLog, clients, directory, clusterId, storageId },
+  );
+  return {
+    config,
+    app,
+    uiApp,
+    activity,
+    replica,
+    stateMachine,
+    transport,
+    metrics,
+    logger,
+    clusterId,
+    storageId,
+    start: () => lifecycle.start(),
+    stop: () => lifecycle.stop(),
+    reloadTls: () => lifecycle.reloadTls(),
+  };
+}
+
+/** The HTTP face and, with --ui-listen, the read-only dashboard's, over the node's parts. */
+async function buildApps(
+  config: JournalNodeConfig,
+  logger: PinoLogger,
+  tls: TlsMaterial | null,
+  drain: { on: boolean },
+  parts: {
+    replica: Replica<Result>;
+    stateMachine: JournalStateMachine;
+    transport: PeerTransport;
+    metrics: NodeMetrics;
+    diskLog: DiskLog;
+    activity: NodeActivity;
+    clients: HttpPools;
+    clusterId: string;
+    storageId: string;
+  },
+): Promise<{ app: FastifyInstance; uiApp: FastifyInstance | null }> {
+  const { replica, stateMachine, transport, metrics, diskLog, activity, clusterId, storageId } = parts;
+  const admin: AdminContext = {
     config,
     replica,
     stateMachine,
@@ -199,7 +242,7 @@ async function wire(
     config,
     logger,
     metrics,
-    draining: () => draining,
+    draining: () => drain.on,
     tls,
     raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
     qjm: { config, replica, stateMachine },
@@ -209,17 +252,49 @@ async function wire(
   const uiApp =
     config.uiListen === null
       ? null
-      : await buildUiApp({ admin, activity, cluster: clusterView(config, admin, activity, clients) });
+      : await buildUiApp({ admin, activity, cluster: clusterView(config, admin, activity, parts.clients) });
+  return { app, uiApp };
+}
 
-  let ticker: NodeJS.Timeout | null = null;
-  let stopped = false;
-  const start = async () => {
+/** start(), stop() and reloadTls() of a built node, over the parts wire() made. */
+class Lifecycle {
+  private ticker: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly node: {
+      config: JournalNodeConfig;
+      logger: PinoLogger;
+      tls: TlsMaterial | null;
+      lock: DataDirLock;
+      /** Set once stop() begins: the HTTP face refuses new writes. */
+      drain: { on: boolean };
+      tickMs: number;
+    },
+    private readonly parts: {
+      app: FastifyInstance;
+      uiApp: FastifyInstance | null;
+      replica: Replica<Result>;
+      activity: NodeActivity;
+      transport: PeerTransport;
+      stateMachine: JournalStateMachine;
+      diskLog: DiskLog;
+      clients: HttpPools;
+      directory: PeerDirectory;
+      clusterId: string;
+      storageId: string;
+    },
+  ) {}
+
+  async start(): Promise<string> {
+    const { config, logger, tls } = this.node;
+    const { app, uiApp, replica, activity, clusterId, storageId } = this.parts;
     const { host, port } = splitHostPort(config.listen);
     const address = await app.listen({ host, port });
     const uiAddress = uiApp && config.uiListen ? await uiApp.listen(splitHostPort(config.uiListen)) : null;
     replica.start();
     activity.start();
-    ticker = setInterval(() => replica.tick(), replicaOptions.tickMs);
+    this.ticker = setInterval(() => replica.tick(), this.node.tickMs);
     // The malloc settings matter to throughput (docs/OPERATIONS.md, "The process environment"): say which are in force.
     logger.info(
       {
@@ -239,13 +314,15 @@ async function wire(
         'running WITHOUT TLS (--insecure): anyone who reaches this port can read, write and reconfigure the journal; start with --certs-dir D',
       );
     return address;
-  };
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    draining = true;
-    await new Promise<void>((resolve) => replica.drain(Math.min(config.proposalTimeoutMs, 5000), resolve));
-    if (ticker) clearInterval(ticker);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.node.drain.on = true;
+    const { app, uiApp, replica, activity, transport, clients, stateMachine, diskLog } = this.parts;
+    await new Promise<void>((resolve) => replica.drain(Math.min(this.node.config.proposalTimeoutMs, 5000), resolve));
+    if (this.ticker) clearInterval(this.ticker);
     replica.stop();
     activity.stop();
     transport.close();
@@ -254,39 +331,26 @@ async function wire(
     await clients.close();
     stateMachine.close();
     diskLog.close();
-    lock.release();
-    logger.info({}, 'journalnode stopped');
-  };
-  const reloadTls = () => {
+    this.node.lock.release();
+    this.node.logger.info({}, 'journalnode stopped');
+  }
+
+  reloadTls(): void {
+    const { config, logger, tls } = this.node;
     if (!tls) {
       logger.info({}, 'SIGHUP: no certificates to reload (--insecure)');
       return;
     }
     const next = loadNodeTls(config.certsDir, config.id);
-    (app.server as unknown as TlsServer).setSecureContext(serverTlsOptions(next));
-    clients.setTls(peerClientTls(next, directory));
+    (this.parts.app.server as unknown as TlsServer).setSecureContext(serverTlsOptions(next));
+    this.parts.clients.setTls(peerClientTls(next, this.parts.directory));
     logger.info(
       { certsDir: config.certsDir, serial: new X509Certificate(next.cert).serialNumber },
       'reloaded the certificates: new connections use them',
     );
-  };
-  return {
-    config,
-    app,
-    uiApp,
-    activity,
-    replica,
-    stateMachine,
-    transport,
-    metrics,
-    logger,
-    clusterId,
-    storageId,
-    start,
-    stop,
-    reloadTls,
-  };
+  }
 }
+
 /** The peer streams, bounded by the node's settings. */
 function peerTransport(
   config: JournalNodeConfig,

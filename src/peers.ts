@@ -13,13 +13,18 @@ function checkAddress(a: string): void {
   if (problem) throw new Error(problem);
 }
 
+/** The items of a comma-separated list, trimmed, empty ones left out. */
+function listItems(list: string): string[] {
+  return list
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
+}
+
 /** Parses "id=host:port,..." (ids required). */
 export function parsePeers(s: string): Peer[] {
   const peers: Peer[] = [];
-  for (const part of s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0)) {
+  for (const part of listItems(s)) {
     const eq = part.indexOf('=');
     if (eq <= 0) throw new Error(`expected id=host:port, got ${JSON.stringify(part)}`);
     const id = part.slice(0, eq);
@@ -36,10 +41,7 @@ export function parsePeers(s: string): Peer[] {
 /** Parses a client's list: "host:port,..." or "id=host:port,..." (ids ignored). */
 export function parseAddresses(s: string): string[] {
   const out: string[] = [];
-  for (const part of s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0)) {
+  for (const part of listItems(s)) {
     const eq = part.indexOf('=');
     const address = eq > 0 ? part.slice(eq + 1) : part;
     checkAddress(address);

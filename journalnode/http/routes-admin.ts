@@ -16,6 +16,7 @@ import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import type { NodeMetrics } from '../observe/metrics.js';
 import type { PeerTransport } from '../peers/peer-transport.js';
 import { invalid, registerProtoRoute } from './rpc-errors.js';
+import type { ProtoRoute } from './rpc-errors.js';
 import { transferTarget } from '../../src/replica/leader-transfer.js';
 
 const pb = qjournal.journal;
@@ -171,6 +172,90 @@ function checkedPeers(list: Q.raft.IPeer[]): Peer[] {
   return peers;
 }
 
+type NodeReplica = AdminContext['replica'];
+type AdminRoute<Req> = ProtoRoute<Req, Q.journal.IAdminResponse | Q.journal.IResetPeersResponse>;
+
+/** A replica call that answers through a callback, as a promise. */
+function callback<T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void): Promise<T | undefined> {
+  return new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+}
+
+function requireLeader(replica: NodeReplica): void {
+  if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
+}
+
+/** A route whose request names voters: they are checked as peers before `handle` sees them. */
+function votersRoute<Req extends { peers: Q.raft.IPeer[] }>(
+  request: { decode(bytes: Uint8Array): Req },
+  requestName: string,
+  response: AdminRoute<Req>['response'],
+  handle: (voters: Peer[], req: Req) => ReturnType<AdminRoute<Req>['handle']>,
+): AdminRoute<Req> {
+  return { request, requestName, response, handle: async (req) => handle(checkedPeers(req.peers), req) };
+}
+
+function changePeersRoute(replica: NodeReplica): AdminRoute<Q.journal.ChangePeersRequest> {
+  return votersRoute(pb.ChangePeersRequest, 'ChangePeersRequest', pb.AdminResponse, async (voters) => {
+    requireLeader(replica);
+    await callback<void>((cb) => replica.changePeers(voters, cb));
+    return { body: { message: `voters are now ${voters.map((p) => p.id).join(', ')}` } };
+  });
+}
+
+function resetPeersRoute(replica: NodeReplica): AdminRoute<Q.journal.ResetPeersRequest> {
+  return votersRoute(pb.ResetPeersRequest, 'ResetPeersRequest', pb.ResetPeersResponse, async (voters, req) => {
+    // The last guard against a reset of a healthy cluster (qjm asks every node first): a node that still
+    // follows a leader (or leads) is part of a quorum that works.
+    if (!req.force && replica.leaderId !== NONE) {
+      throw new QjmError(
+        'INVALID_CONF_CHANGE',
+        `${replica.id} still ${replica.isLeader ? 'leads' : `follows leader ${replica.leaderId}`} in term ${replica.term}: reset-peers is for a majority lost for good (a node cut off from its quorum knows no leader within an election timeout or two: retry then; force to reset anyway)`,
+      );
+    }
+    const r = (await callback<ResetResult>((cb) => replica.resetPeers(voters, cb)))!;
+    const fiat =
+      r.lastIndexBefore > r.committedBefore
+        ? `; entries ${r.committedBefore + 1}-${r.lastIndexBefore} were committed by fiat`
+        : '';
+    return {
+      body: {
+        message: `${replica.id} reset to voters ${voters.map((p) => p.id).join(', ')} (snapshot at index ${r.index})${fiat}`,
+        index: r.index,
+        committedIndexBefore: r.committedBefore,
+        lastIndexBefore: r.lastIndexBefore,
+        lastTermBefore: r.lastTermBefore,
+      },
+    };
+  });
+}
+
+function transferLeaderRoute(replica: NodeReplica): AdminRoute<Q.journal.TransferLeaderRequest> {
+  return {
+    request: pb.TransferLeaderRequest,
+    requestName: 'TransferLeaderRequest',
+    response: pb.AdminResponse,
+    handle: async (req) => {
+      requireLeader(replica);
+      const to = req.to || transferTarget(replica.status(), false);
+      if (!to) throw invalid('no other voter to transfer leadership to');
+      await callback<void>((cb) => replica.transferLeader(to, cb));
+      return { body: { message: `leadership transferred to ${to}` } };
+    },
+  };
+}
+
+function snapshotRoute(replica: NodeReplica): AdminRoute<Record<string, never>> {
+  return {
+    request: NO_BODY,
+    requestName: 'an empty body',
+    response: pb.AdminResponse,
+    handle: async () => {
+      const index = (await callback<number>((cb) => replica.takeSnapshot(cb))) ?? 0;
+      return { body: { message: `snapshot at index ${index}`, index } };
+    },
+  };
+}
+
 export function registerAdminRoutes(app: FastifyInstance, context: AdminContext): void {
   const { replica } = context;
   const term = () => replica.term;
@@ -179,96 +264,8 @@ export function registerAdminRoutes(app: FastifyInstance, context: AdminContext)
     reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(context))),
   );
   app.get('/flags', async () => ({ ...context.config }));
-
-  const callback = <T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void) =>
-    new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
-  const requireLeader = () => {
-    if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
-  };
-
-  registerProtoRoute(
-    app,
-    '/admin/changePeers',
-    {
-      request: pb.ChangePeersRequest,
-      requestName: 'ChangePeersRequest',
-      response: pb.AdminResponse,
-      handle: async (req) => {
-        const peers = checkedPeers(req.peers);
-        requireLeader();
-        await callback<void>((cb) => replica.changePeers(peers, cb));
-        return { body: { message: `voters are now ${peers.map((p) => p.id).join(', ')}` } };
-      },
-    },
-    term,
-  );
-
-  registerProtoRoute(
-    app,
-    '/admin/resetPeers',
-    {
-      request: pb.ResetPeersRequest,
-      requestName: 'ResetPeersRequest',
-      response: pb.ResetPeersResponse,
-      handle: async (req) => {
-        const peers = checkedPeers(req.peers);
-        // The last guard against a reset of a healthy cluster (qjm asks every node first): a node that still
-        // follows a leader (or leads) is part of a quorum that works.
-        if (!req.force && replica.leaderId !== NONE) {
-          throw new QjmError(
-            'INVALID_CONF_CHANGE',
-            `${replica.id} still ${replica.isLeader ? 'leads' : `follows leader ${replica.leaderId}`} in term ${replica.term}: reset-peers is for a majority lost for good (a node cut off from its quorum knows no leader within an election timeout or two: retry then; force to reset anyway)`,
-          );
-        }
-        const r = (await callback<ResetResult>((cb) => replica.resetPeers(peers, cb)))!;
-        const fiat =
-          r.lastIndexBefore > r.committedBefore
-            ? `; entries ${r.committedBefore + 1}-${r.lastIndexBefore} were committed by fiat`
-            : '';
-        return {
-          body: {
-            message: `${replica.id} reset to voters ${peers.map((p) => p.id).join(', ')} (snapshot at index ${r.index})${fiat}`,
-            index: r.index,
-            committedIndexBefore: r.committedBefore,
-            lastIndexBefore: r.lastIndexBefore,
-            lastTermBefore: r.lastTermBefore,
-          },
-        };
-      },
-    },
-    term,
-  );
-
-  registerProtoRoute(
-    app,
-    '/admin/transferLeader',
-    {
-      request: pb.TransferLeaderRequest,
-      requestName: 'TransferLeaderRequest',
-      response: pb.AdminResponse,
-      handle: async (req) => {
-        requireLeader();
-        const to = req.to || transferTarget(replica.status(), false);
-        if (!to) throw invalid('no other voter to transfer leadership to');
-        await callback<void>((cb) => replica.transferLeader(to, cb));
-        return { body: { message: `leadership transferred to ${to}` } };
-      },
-    },
-    term,
-  );
-
-  registerProtoRoute(
-    app,
-    '/admin/snapshot',
-    {
-      request: NO_BODY,
-      requestName: 'an empty body',
-      response: pb.AdminResponse,
-      handle: async () => {
-        const index = (await callback<number>((cb) => replica.takeSnapshot(cb))) ?? 0;
-        return { body: { message: `snapshot at index ${index}`, index } };
-      },
-    },
-    term,
-  );
+  registerProtoRoute(app, '/admin/changePeers', changePeersRoute(replica), term);
+  registerProtoRoute(app, '/admin/resetPeers', resetPeersRoute(replica), term);
+  registerProtoRoute(app, '/admin/transferLeader', transferLeaderRoute(replica), term);
+  registerProtoRoute(app, '/admin/snapshot', snapshotRoute(replica), term);
 }

@@ -15,6 +15,7 @@ import type { JournalNodeConfig } from '../config.js';
 import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import { checkIndex, checkJid, invalid, validateCommand } from '../state/commands.js';
 import { errorNameOf, registerProtoRoute, sendJsonError, SMALL_BODY_BYTES } from './rpc-errors.js';
+import type { ProtoRoute, RpcErrorField } from './rpc-errors.js';
 import { WRITE_OPS } from '../state/write-rpcs.js';
 import { requireAdminToForce } from './authz.js';
 
@@ -128,95 +129,102 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
   }
 }
 
+type Linearize = (read: qjournal.journal.IReadOptions | null | undefined) => Promise<void>;
+
+/**
+ * A read: the journal id and the request's own fields checked (`check`, whose result `serve` gets), a ReadIndex
+ * round first when the reader asks for a linearizable read, then the answer from this node's applied state.
+ */
+function readRoute<
+  Req extends { jid: string; read?: qjournal.journal.IReadOptions | null },
+  Checked,
+  Res extends RpcErrorField,
+>(
+  linearize: Linearize,
+  message: Pick<ProtoRoute<Req, Res>, 'request' | 'requestName' | 'response'>,
+  check: (r: Req) => Checked,
+  serve: (r: Req, checked: Checked, left: AbortSignal) => Res | Promise<Res>,
+): ProtoRoute<Req, Res> {
+  return {
+    ...message,
+    handle: async (r, { left }) => {
+      checkJid(r.jid);
+      const checked = check(r);
+      await linearize(r.read);
+      return { body: await serve(r, checked, left) };
+    },
+  };
+}
+
+function journalStateRoute({ replica, stateMachine }: QjmContext, linearize: Linearize) {
+  const message = {
+    request: pb.GetJournalStateRequest,
+    requestName: 'GetJournalStateRequest',
+    response: pb.GetJournalStateResponse,
+  };
+  return readRoute(
+    linearize,
+    message,
+    () => null,
+    (r): qjournal.journal.IGetJournalStateResponse => {
+      const j = stateMachine.journal(r.jid);
+      const age = stateMachine.lastWriteAgeMs(r.jid);
+      return {
+        state: j ? journalStateToProto(j.state()) : { jid: r.jid, formatted: false },
+        appliedIndex: replica.appliedIndex,
+        lastWriteAgeMs: age === null ? 0 : Math.max(1, age),
+        nodeId: replica.id,
+        fromLeader: replica.isLeader,
+      };
+    },
+  );
+}
+
+function manifestRoute({ stateMachine }: QjmContext, linearize: Linearize) {
+  const message = {
+    request: pb.GetManifestRequest,
+    requestName: 'GetManifestRequest',
+    response: pb.GetManifestResponse,
+  };
+  const check = (r: qjournal.journal.GetManifestRequest) => checkIndex(r.sinceTxid, 'sinceTxid', 0);
+  return readRoute(linearize, message, check, (r): qjournal.journal.IGetManifestResponse => {
+    const j = stateMachine.journal(r.jid);
+    if (!j?.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
+    return { segments: j.manifest(r.sinceTxid, r.inProgressOk).map(segmentToProto), committedTxid: j.lastTxId };
+  });
+}
+
+function editsRoute({ replica, stateMachine, config }: QjmContext, linearize: Linearize) {
+  const message = { request: pb.GetEditsRequest, requestName: 'GetEditsRequest', response: pb.GetEditsResponse };
+  const check = (r: qjournal.journal.GetEditsRequest) => {
+    const from = checkIndex(r.fromTxid, 'fromTxid', 1);
+    if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
+    return from;
+  };
+  return readRoute(linearize, message, check, async (r, from, left): Promise<qjournal.journal.IGetEditsResponse> => {
+    let got = readEdits(stateMachine, r, from, config);
+    if (got.count === 0 && r.waitMs > 0) {
+      await stateMachine.waitForTxid(r.jid, from, r.waitMs, left);
+      got = readEdits(stateMachine, r, from, config);
+    }
+    const committedTxid = stateMachine.journal(r.jid)?.lastTxId ?? 0;
+    const leaderAddress = replica.leaderDetails().leaderAddress ?? '';
+    return { firstTxid: got.firstTxId, count: got.count, records: got.frames, committedTxid, leaderAddress };
+  });
+}
+
 /** The reads, from this node's applied state (after a ReadIndex round when the reader asks for it). */
-function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
-  const { replica, stateMachine, config } = ctx;
+function registerReadRoutes(app: FastifyInstance, context: QjmContext): void {
+  const { replica } = context;
   const term = () => replica.term;
-  const linearize = (read: qjournal.journal.IReadOptions | null | undefined) =>
+  const linearize: Linearize = (read) =>
     new Promise<void>((resolve, reject) => {
       if (!read?.linearizable) return resolve();
       replica.readIndex((err) => (err ? reject(err) : resolve()));
     });
-
-  registerProtoRoute(
-    app,
-    '/qjm/getJournalState',
-    {
-      request: pb.GetJournalStateRequest,
-      requestName: 'GetJournalStateRequest',
-      response: pb.GetJournalStateResponse,
-      handle: async (r) => {
-        checkJid(r.jid);
-        await linearize(r.read);
-        const j = stateMachine.journal(r.jid);
-        const age = stateMachine.lastWriteAgeMs(r.jid);
-        return {
-          body: {
-            state: j ? journalStateToProto(j.state()) : { jid: r.jid, formatted: false },
-            appliedIndex: replica.appliedIndex,
-            lastWriteAgeMs: age === null ? 0 : Math.max(1, age),
-            nodeId: replica.id,
-            fromLeader: replica.isLeader,
-          },
-        };
-      },
-    },
-    term,
-  );
-
-  registerProtoRoute(
-    app,
-    '/qjm/getEditLogManifest',
-    {
-      request: pb.GetManifestRequest,
-      requestName: 'GetManifestRequest',
-      response: pb.GetManifestResponse,
-      handle: async (r) => {
-        checkJid(r.jid);
-        checkIndex(r.sinceTxid, 'sinceTxid', 0);
-        await linearize(r.read);
-        const j = stateMachine.journal(r.jid);
-        if (!j?.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
-        return {
-          body: { segments: j.manifest(r.sinceTxid, r.inProgressOk).map(segmentToProto), committedTxid: j.lastTxId },
-        };
-      },
-    },
-    term,
-  );
-
-  registerProtoRoute(
-    app,
-    '/qjm/getEdits',
-    {
-      request: pb.GetEditsRequest,
-      requestName: 'GetEditsRequest',
-      response: pb.GetEditsResponse,
-      handle: async (r, { left }) => {
-        checkJid(r.jid);
-        const from = checkIndex(r.fromTxid, 'fromTxid', 1);
-        if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
-        await linearize(r.read);
-        let got = readEdits(stateMachine, r, from, config);
-        if (got.count === 0 && r.waitMs > 0) {
-          await stateMachine.waitForTxid(r.jid, from, r.waitMs, left);
-          got = readEdits(stateMachine, r, from, config);
-        }
-        const committed = stateMachine.journal(r.jid)?.lastTxId ?? 0;
-        const leaderAddress = replica.leaderDetails().leaderAddress ?? '';
-        return {
-          body: {
-            firstTxid: got.firstTxId,
-            count: got.count,
-            records: got.frames,
-            committedTxid: committed,
-            leaderAddress,
-          },
-        };
-      },
-    },
-    term,
-  );
+  registerProtoRoute(app, '/qjm/getJournalState', journalStateRoute(context, linearize), term);
+  registerProtoRoute(app, '/qjm/getEditLogManifest', manifestRoute(context, linearize), term);
+  registerProtoRoute(app, '/qjm/getEdits', editsRoute(context, linearize), term);
 }
 
 /**

@@ -48,7 +48,8 @@ export function sendProto(reply: FastifyReply, status: number, bytes: Uint8Array
 /** The body limit of every route that carries no edits: its largest legal body is a few hundred bytes. */
 export const SMALL_BODY_BYTES = 64 << 10;
 
-type RpcErrorField = { error?: qjournal.journal.IRpcError | null };
+/** What every response message of an RPC carries: the refusal, when there is one. */
+export type RpcErrorField = { error?: qjournal.journal.IRpcError | null };
 
 export interface ProtoRoute<Req, Res extends RpcErrorField> {
   /** The request message type (generated), and its name for errors. */

@@ -4,7 +4,7 @@
 import { assert } from '../assert.js';
 import { takeWithinBytes } from './byte-limit.js';
 import type { Entry, SnapshotMeta } from './types.js';
-import { entryBytes } from './types.js';
+import { EntryType, entryBytes } from './types.js';
 
 /**
  * Read-only, synchronous view of the durable log, implemented by the JournalNode's disk log and by the
@@ -231,6 +231,17 @@ export class RaftLog implements RaftLogView {
     });
     for (let k = 0; k < fit.count; k++) out.push(ents[start - off + k]!);
     return out;
+  }
+
+  /** A configuration entry is committed and not yet applied (read in pages of at most maxBytes). */
+  hasUnappliedConfChange(maxBytes: number): boolean {
+    const hi = this.committed + 1;
+    for (let lo = this.applied + 1; lo < hi; ) {
+      const page = this.entries(lo, hi, maxBytes);
+      if (page.some((e) => e.type === EntryType.ConfChange)) return true;
+      lo += page.length;
+    }
+    return false;
   }
 
   /** Committed entries not yet handed out, limited to what is durable here. */

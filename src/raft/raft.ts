@@ -3,20 +3,20 @@
 // Pure: input is step/tick/propose; output is queued messages and log state read by RawNode.ready().
 
 import { assert, unreachable } from '../assert.js';
-import { applyConfChange, validateConfChange } from './confchange.js';
+import { autoConfChange, committedConfChange, validateConfChange } from './confchange.js';
 import { bytesEqual } from './bytes.js';
 import { RaftLog } from './log.js';
 import type { LogStorage, RaftLogView } from './log.js';
-import { type Progress, ProgressState } from './progress.js';
+import type { Progress } from './progress.js';
 import { VoteResult } from './quorum.js';
-import { ReadOnlyQueue } from './read-only.js';
-import type { PendingRead } from './read-only.js';
+import { ReadIndex } from './read-only.js';
+import { Replication } from './replication.js';
 import { ProgressTracker } from './tracker.js';
 import {
+  admitsFrom,
   cloneConf,
   confMembers,
   EntryType,
-  entryBytes,
   isJoint,
   isLeaderMessage,
   isVoter,
@@ -35,23 +35,18 @@ import type {
   ProposeError,
   ProposeResult,
   RaftConfig,
-  ReadState,
+  RaftOutput,
   SnapshotMeta,
 } from './types.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 
-export type { ProposeError, ProposeResult, RaftConfig, ReadState } from './types.js';
+export type { ProposeError, ProposeResult, RaftConfig, RaftOutput, ReadState } from './types.js';
 
-/** What the core hands its driver through RawNode's Ready, besides soft and hard state (see Ready). */
-export interface RaftOutput {
-  entries: Entry[];
-  messages: Message[];
-  persistedMessages: Message[];
-  committedEntries: Entry[];
-  readStates: ReadState[];
-  snapshotToFetch: { meta: SnapshotMeta; from: NodeId } | null;
-}
+type InboundSnapshot =
+  | { phase: 'none' }
+  | { phase: 'asked'; request: { meta: SnapshotMeta; from: NodeId } }
+  | { phase: 'fetching' };
 
 /** Vote-request context marking a campaign started by a leadership transfer: it overrides stickiness. */
 export const CAMPAIGN_TRANSFER = new TextEncoder().encode('transfer');
@@ -84,18 +79,14 @@ export class Raft {
   private pendingConfIndex = 0;
   /** The last configuration entry applied left a joint configuration: a leader confirms it (maybeAutoConfChange). */
   private leaveToConfirm = false;
-  /** Bytes of entries appended by this leader and not yet committed. */
-  private uncommittedBytes = 0;
-  /** Followers need appends (new entries or a newer commit index); sent once per Ready, batching proposals. */
-  private bcastPending = false;
+  private readonly replication: Replication;
+  private readonly reads: ReadIndex;
 
-  private readonly reads: ReadOnlyQueue;
-  private readStates: ReadState[] = [];
-
-  /** The snapshot this follower was told to install, until RawNode hands it to the driver. */
-  private snapshotToFetch: { meta: SnapshotMeta; from: NodeId } | null = null;
-  /** The driver is fetching a snapshot (handed out, not yet reported fetched or failed). */
-  private snapshotFetchPending = false;
+  /**
+   * A snapshot the leader told this follower to install: asked (until RawNode hands it to the driver), then
+   * fetching (until the driver reports it fetched or failed).
+   */
+  private inboundSnapshot: InboundSnapshot = { phase: 'none' };
 
   /** Messages that may leave at once, and those that wait until this node's writes are durable. */
   private messages: Message[] = [];
@@ -111,10 +102,21 @@ export class Raft {
     this.config = config;
     this.id = config.id;
     this.tracker = new ProgressTracker(config);
-    this.reads = new ReadOnlyQueue(config.maxPendingReads);
+    this.reads = new ReadIndex({ id: this.id, send: (m) => this.send(m) }, config.maxPendingReads);
     this.logger = config.logger ?? silentLogger;
     this.raftLog = new RaftLog(storage);
     this.configuration = cloneConf(storage.snapshotMeta().conf);
+    this.replication = new Replication({
+      id: this.id,
+      config,
+      logger: this.logger,
+      log: this.raftLog,
+      tracker: this.tracker,
+      term: () => this.currentTerm,
+      conf: () => this.configuration,
+      members: () => this.members(),
+      send: (m) => this.send(m),
+    });
     if (hardState.term > 0 || hardState.vote !== NONE) {
       this.currentTerm = hardState.term;
       this.votedFor = hardState.vote;
@@ -171,16 +173,9 @@ export class Raft {
     return this.pendingConfIndex > this.raftLog.applied;
   }
 
-  /** Whether a message of this type from `from` is admitted: only members speak for the cluster, with two exceptions. */
+  /** Whether a message of this type from `from` is admitted (see admitsFrom). */
   admits(from: NodeId, type: MessageType): boolean {
-    const members = confMembers(this.configuration);
-    // A node whose configuration is still empty (it joined and waits for the leader's snapshot) cannot tell
-    // members from others yet: its transport admits only the members it learned when it joined.
-    if (members.length === 0 || members.includes(from)) return true;
-    // A leader this configuration does not name yet (this node lags behind the change that added it), or no
-    // longer names (removed, it leads until its leave is confirmed), must still be heard: otherwise a lagging
-    // node never learns the change. The term rules apply to it as to anyone.
-    return isLeaderMessage(type);
+    return admitsFrom(this.configuration, from, type);
   }
 
   /** A voter of the current configuration, so it may campaign. */
@@ -201,11 +196,11 @@ export class Raft {
   /** Whether there is anything for a Ready besides soft and hard state (RawNode compares those itself). */
   hasOutput(): boolean {
     return (
-      this.bcastPending ||
+      this.replication.broadcastDue ||
       this.messages.length > 0 ||
       this.messagesAfterPersist.length > 0 ||
-      this.readStates.length > 0 ||
-      this.snapshotToFetch !== null ||
+      this.reads.hasStates ||
+      this.inboundSnapshot.phase === 'asked' ||
       this.raftLog.unstable.nextEntries().length > 0 ||
       this.raftLog.hasNextCommittedEntries()
     );
@@ -217,23 +212,19 @@ export class Raft {
    * being written, and the snapshot to fetch is marked as fetching.
    */
   takeOutput(): RaftOutput {
-    this.flushBroadcast();
+    this.replication.flushBroadcast(this.role === StateType.Leader);
     const out: RaftOutput = {
       entries: this.raftLog.unstable.nextEntries(),
       messages: this.messages,
       persistedMessages: this.messagesAfterPersist,
       committedEntries: this.raftLog.nextCommittedEntries(this.config.maxApplyBytes, this.config.applyBatch),
-      readStates: this.readStates,
-      snapshotToFetch: this.snapshotToFetch,
+      readStates: this.reads.takeStates(),
+      snapshotToFetch: this.inboundSnapshot.phase === 'asked' ? this.inboundSnapshot.request : null,
     };
     this.messages = [];
     this.messagesAfterPersist = [];
-    this.readStates = [];
     this.raftLog.unstable.acceptInProgress();
-    if (this.snapshotToFetch !== null) {
-      this.snapshotToFetch = null;
-      this.snapshotFetchPending = true;
-    }
+    if (out.snapshotToFetch !== null) this.inboundSnapshot = { phase: 'fetching' };
     return out;
   }
 
@@ -262,9 +253,8 @@ export class Raft {
     this.transferee = NONE;
     this.tracker.resetVotes();
     this.pendingConfIndex = 0;
-    this.uncommittedBytes = 0;
-    this.bcastPending = false;
-    this.failPendingReads();
+    this.replication.reset();
+    this.reads.failAll();
     this.resetProgress();
   }
 
@@ -304,7 +294,7 @@ export class Raft {
     // Configuration changes wait until everything before this term is applied.
     this.pendingConfIndex = this.raftLog.lastIndex();
     // The no-op of this term: committing it commits every earlier entry (Figure 8) and enables ReadIndex.
-    const ok = this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
+    const ok = this.replication.append([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
     assert(ok, 'raft: empty entry refused');
     this.logger.info({ term: this.currentTerm, lastIndex: this.raftLog.lastIndex() }, 'became leader');
   }
@@ -339,20 +329,10 @@ export class Raft {
         this.transferee = NONE;
       }
     }
-    for (const [id, pr] of this.tracker.progress) {
-      if (id === this.id || pr.state !== ProgressState.Snapshot) continue;
-      if (++pr.snapshotElapsedTicks >= this.config.snapshotTimeoutTicks) {
-        this.logger.info({ to: id }, 'snapshot install unanswered: probing again');
-        pr.becomeProbe();
-      } else if (pr.snapshotElapsedTicks % this.config.electionTicks === 0) {
-        // The follower may have restarted and lost its fetch. Asking again costs nothing: a follower still
-        // fetching ignores the request, one that restarted starts over at once rather than at the timeout.
-        this.resendSnapshot(id, pr);
-      }
-    }
+    this.replication.tickSnapshots();
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat(this.reads.lastContext());
+      this.replication.heartbeat(this.reads.lastContext());
     }
   }
 
@@ -363,12 +343,12 @@ export class Raft {
       this.logger.debug({}, 'not campaigning: not a voter');
       return;
     }
-    if (this.snapshotFetchPending) {
+    if (this.inboundSnapshot.phase === 'fetching') {
       // A node mid-way through installing a snapshot has a log that is about to be replaced.
       this.logger.debug({}, 'not campaigning: installing a snapshot');
       return;
     }
-    if (this.hasUnappliedConfChanges()) {
+    if (this.raftLog.hasUnappliedConfChange(this.config.maxApplyBytes)) {
       // Configurations take effect when applied. A node that knows a configuration entry is committed but
       // still counts votes in the one before could be elected by the old voters alone, after the new ones
       // committed entries it lacks (a removed node restarting, say). Apply first (etcd's rule).
@@ -402,17 +382,6 @@ export class Raft {
       );
     }
     this.logger.info({ term, kind }, kind === 'pre-vote' ? 'started pre-vote' : 'started election');
-  }
-
-  /** A configuration entry is committed and not yet applied. */
-  private hasUnappliedConfChanges(): boolean {
-    const hi = this.raftLog.committed + 1;
-    for (let lo = this.raftLog.applied + 1; lo < hi; ) {
-      const page = this.raftLog.entries(lo, hi, this.config.maxApplyBytes);
-      if (page.some((e) => e.type === EntryType.ConfChange)) return true;
-      lo += page.length;
-    }
-    return false;
   }
 
   private poll(id: NodeId, granted: boolean): VoteResult {
@@ -455,15 +424,8 @@ export class Raft {
         // A stale leader (e.g. after a pause or partition) learns our term from this and steps down.
         this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id }));
       } else if (m.type === MessageType.PreVote) {
-        this.send(
-          makeMessage({
-            type: MessageType.PreVoteResp,
-            to: m.from,
-            from: this.id,
-            term: this.currentTerm,
-            reject: true,
-          }),
-        );
+        const refusal = { term: this.currentTerm, reject: true };
+        this.send(makeMessage({ type: MessageType.PreVoteResp, to: m.from, from: this.id, ...refusal }));
       } else {
         this.logger.debug(
           { type: MessageType[m.type], from: m.from, term: m.term },
@@ -532,96 +494,25 @@ export class Raft {
     switch (m.type) {
       case MessageType.AppResp:
         if (!pr) return;
-        pr.recentActive = true;
-        this.handleAppendResponse(m, pr);
+        if (this.replication.onAppendResponse(m, pr) && m.from === this.transferee) {
+          if (pr.match !== this.raftLog.lastIndex()) return;
+          this.logger.info({ to: m.from }, 'transferee caught up: sending TimeoutNow');
+          this.send(makeMessage({ type: MessageType.TimeoutNow, to: m.from, from: this.id }));
+        }
         return;
       case MessageType.HeartbeatResp:
         if (!pr) return;
-        pr.recentActive = true;
-        pr.probeSent = false;
-        if (pr.state === ProgressState.Replicate && pr.inflights.full()) {
-          // Every append in the window may have been lost: an empty append at the window's end makes the
-          // follower report where it really is (accept frees the window, reject falls back to probing).
-          this.sendEmptyAppend(m.from, pr);
-        } else if (pr.match < this.raftLog.lastIndex() || pr.state === ProgressState.Probe) {
-          this.maybeSendAppend(m.from, true);
-        }
-        if (m.context.byteLength > 0)
-          for (const r of this.reads.ack(m.from, m.context, this.configuration)) this.answerRead(r, true);
+        this.replication.onHeartbeatResponse(m.from, pr);
+        if (m.context.byteLength > 0) this.reads.ack(m.from, m.context, this.configuration);
         return;
       case MessageType.SnapStatus:
-        if (!pr || pr.state !== ProgressState.Snapshot) return;
-        pr.recentActive = true;
-        if (m.reject) {
-          this.logger.info({ from: m.from }, 'follower failed to install snapshot: will retry');
-          pr.pendingSnapshot = 0;
-          pr.becomeProbe();
-        } else {
-          pr.maybeUpdate(m.index);
-          pr.becomeProbe();
-          this.maybeSendAppend(m.from, true);
-        }
+        if (pr) this.replication.onSnapshotStatus(m, pr);
         return;
       case MessageType.ReadIndex:
-        if (!pr) return;
-        this.handleReadIndex(m.context, m.from);
+        if (pr) this.handleReadIndex(m.context, m.from);
         return;
       default:
         this.logger.debug({ type: MessageType[m.type], from: m.from }, 'leader ignoring message');
-    }
-  }
-
-  private handleAppendResponse(m: Message, pr: Progress): void {
-    if (m.reject) {
-      // The follower's hint: it may match at most at rejectHint, whose term it has as logTerm. Our own
-      // last entry at or below that hint with a term <= logTerm is where probing resumes.
-      let nextProbe = m.rejectHint;
-      if (m.logTerm > 0) nextProbe = this.raftLog.findConflictByTerm(m.rejectHint, m.logTerm).index;
-      if (pr.state === ProgressState.Probe && m.index === pr.next - 1 && m.rejectHint < pr.match) {
-        // A follower's hint never falls below what it acknowledged unless its disk lost durable entries (a
-        // fault outside the model). Re-replicate from where it really is rather than probing forever.
-        this.logger.warn(
-          { from: m.from, match: pr.match, hint: m.rejectHint },
-          'follower lost entries it had acknowledged: re-replicating',
-        );
-        pr.match = 0;
-      }
-      if (pr.maybeDecrTo(m.index, nextProbe)) {
-        this.logger.debug({ from: m.from, rejected: m.index, next: pr.next }, 'append rejected: backing up');
-        if (pr.state === ProgressState.Replicate) pr.becomeProbe();
-        this.maybeSendAppend(m.from, true);
-      }
-      return;
-    }
-    const wasPaused = pr.isPaused();
-    if (!pr.maybeUpdate(m.index)) {
-      if (wasPaused && !pr.isPaused()) this.maybeSendAppend(m.from, false);
-      return;
-    }
-    switch (pr.state) {
-      case ProgressState.Probe:
-        pr.becomeReplicate();
-        break;
-      case ProgressState.Snapshot:
-        if (pr.match >= pr.pendingSnapshot) {
-          pr.becomeProbe();
-          pr.becomeReplicate();
-        }
-        break;
-      case ProgressState.Replicate:
-        pr.inflights.freeLE(m.index);
-        break;
-    }
-    // A new commit index is not broadcast on its own: it rides on the next append or heartbeat (within
-    // a tick). An exchange per follower per commit would double the messages of every write.
-    this.maybeCommit();
-    // Keep the pipeline full for this follower.
-    while (this.maybeSendAppend(m.from, false)) {
-      /* send until paused or caught up */
-    }
-    if (m.from === this.transferee && pr.match === this.raftLog.lastIndex()) {
-      this.logger.info({ to: m.from }, 'transferee caught up: sending TimeoutNow');
-      this.send(makeMessage({ type: MessageType.TimeoutNow, to: m.from, from: this.id }));
     }
   }
 
@@ -690,7 +581,7 @@ export class Raft {
         return;
       case MessageType.ReadIndexResp:
         if (m.from !== this.leaderId) return;
-        this.readStates.push({ context: m.context, index: m.index, ok: !m.reject });
+        this.reads.answered(m.context, m.index, !m.reject);
         return;
       default:
         this.logger.debug({ type: MessageType[m.type], from: m.from }, 'follower ignoring message');
@@ -700,7 +591,7 @@ export class Raft {
   private handleAppendEntries(m: Message): void {
     if (m.index < this.raftLog.committed) {
       // Entries up to our commit index match the leader's by Log Matching: report where we are.
-      this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: this.raftLog.committed }));
+      this.reportCommitted(m.from);
       return;
     }
     const lastNew = this.raftLog.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
@@ -712,37 +603,29 @@ export class Raft {
     const hintIndex = Math.min(m.index, this.raftLog.lastIndex());
     const hint = this.raftLog.findConflictByTerm(hintIndex, m.logTerm);
     this.logger.debug({ from: m.from, index: m.index, logTerm: m.logTerm, hintIndex: hint.index }, 'rejecting append');
-    this.send(
-      makeMessage({
-        type: MessageType.AppResp,
-        to: m.from,
-        from: this.id,
-        index: m.index,
-        reject: true,
-        rejectHint: hint.index,
-        logTerm: hint.term,
-      }),
-    );
+    const rejection = { index: m.index, reject: true, rejectHint: hint.index, logTerm: hint.term };
+    this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, ...rejection }));
   }
 
   private handleSnapshot(m: Message): void {
     const meta = m.snapshot;
     if (!meta) return;
     if (meta.index <= this.raftLog.committed) {
-      this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: this.raftLog.committed }));
+      this.reportCommitted(m.from);
       return;
     }
     if (this.raftLog.matchTerm(meta.index, meta.term)) {
       // We already hold the snapshot's last entry: just learn that it is committed.
       this.raftLog.commitTo(meta.index);
-      this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: this.raftLog.committed }));
+      this.reportCommitted(m.from);
       return;
     }
-    if (this.snapshotFetchPending || (this.snapshotToFetch && this.snapshotToFetch.meta.index >= meta.index)) {
+    const pending = this.inboundSnapshot;
+    if (pending.phase === 'fetching' || (pending.phase === 'asked' && pending.request.meta.index >= meta.index)) {
       return; // already fetching one at least as new
     }
     this.logger.info({ from: m.from, index: meta.index, term: meta.term }, 'asked to install a snapshot');
-    this.snapshotToFetch = { meta, from: m.from };
+    this.inboundSnapshot = { phase: 'asked', request: { meta, from: m.from } };
   }
 
   // ---------------------------------------------------------------- snapshot install (driver callbacks)
@@ -752,7 +635,7 @@ export class Raft {
    * the driver then resets its storage to it before any further call. Returns false if it became stale.
    */
   snapshotFetched(meta: SnapshotMeta, ok: boolean): boolean {
-    this.snapshotFetchPending = false;
+    this.inboundSnapshot = { phase: 'none' };
     // Reported to the leader of this term, if this node knows one.
     const lead = this.leaderId;
     if (!ok) {
@@ -760,14 +643,10 @@ export class Raft {
         this.send(makeMessage({ type: MessageType.SnapStatus, to: lead, from: this.id, reject: true }));
       return false;
     }
-    if (meta.index <= this.raftLog.committed) {
-      this.logger.info(
-        { index: meta.index, committed: this.raftLog.committed },
-        'fetched snapshot is stale: discarding',
-      );
-      if (lead !== NONE) {
-        this.send(makeMessage({ type: MessageType.AppResp, to: lead, from: this.id, index: this.raftLog.committed }));
-      }
+    const committed = this.raftLog.committed;
+    if (meta.index <= committed) {
+      this.logger.info({ index: meta.index, committed }, 'fetched snapshot is stale: discarding');
+      if (lead !== NONE) this.reportCommitted(lead);
       return false;
     }
     return true;
@@ -793,7 +672,7 @@ export class Raft {
    */
   forceCommitLog(): void {
     assert(this.raftLog.stableIndex() === this.raftLog.lastIndex(), 'raft: force-commit with entries not yet durable');
-    assert(!this.snapshotFetchPending && this.snapshotToFetch === null, 'raft: force-commit during a snapshot install');
+    assert(this.inboundSnapshot.phase === 'none', 'raft: force-commit during a snapshot install');
     if (this.role !== StateType.Follower || this.leaderId !== NONE) this.becomeFollower(this.currentTerm, NONE);
     this.raftLog.commitTo(this.raftLog.lastIndex());
   }
@@ -823,7 +702,12 @@ export class Raft {
     );
   }
 
-  // ---------------------------------------------------------------- replication (leader)
+  // ---------------------------------------------------------------- output messages
+
+  /** Tells `to` this node's log matches up to its commit index (an append answered from what is committed). */
+  private reportCommitted(to: NodeId): void {
+    this.send(makeMessage({ type: MessageType.AppResp, to, from: this.id, index: this.raftLog.committed }));
+  }
 
   private send(m: Message): void {
     if (
@@ -839,161 +723,6 @@ export class Raft {
     else this.messages.push(m);
   }
 
-  /**
-   * Sends the next append to `to` if its flow control allows. Without `sendIfEmpty`, only an append that
-   * carries entries goes out: a follower learns a new commit index with the next entries or heartbeat.
-   * Returns true if a message was sent.
-   */
-  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
-    const pr = this.tracker.progress.get(to);
-    if (!pr || to === this.id || pr.isPaused()) return false;
-    const prevIndex = pr.next - 1;
-    const prevTerm = this.raftLog.term(prevIndex);
-    if (prevTerm === undefined || pr.next < this.raftLog.firstIndex()) {
-      return this.sendSnapshot(to, pr);
-    }
-    const lastIndex = this.raftLog.lastIndex();
-    let ents: Entry[] = [];
-    if (pr.next <= lastIndex) {
-      const hi = Math.min(lastIndex + 1, pr.next + this.config.maxEntriesPerAppend);
-      ents = this.raftLog.entries(pr.next, hi, this.config.maxAppendBodyBytes);
-    }
-    if (ents.length === 0 && !sendIfEmpty) return false;
-    this.send(
-      makeMessage({
-        type: MessageType.App,
-        to,
-        from: this.id,
-        index: prevIndex,
-        logTerm: prevTerm,
-        entries: ents,
-        commit: this.raftLog.committed,
-      }),
-    );
-    if (ents.length > 0) {
-      let bytes = 0;
-      for (const e of ents) bytes += entryBytes(e);
-      pr.sentEntries(ents[ents.length - 1]!.index, bytes);
-    } else if (pr.state === ProgressState.Probe) {
-      pr.probeSent = true;
-    }
-    return true;
-  }
-
-  private sendEmptyAppend(to: NodeId, pr: Progress): void {
-    const prevIndex = pr.next - 1;
-    const prevTerm = this.raftLog.term(prevIndex);
-    if (prevTerm === undefined || prevIndex < this.raftLog.firstIndex() - 1) {
-      // The window's end is compacted away: rediscover the follower (which leads to a snapshot).
-      pr.becomeProbe();
-      this.maybeSendAppend(to, true);
-      return;
-    }
-    this.send(
-      makeMessage({
-        type: MessageType.App,
-        to,
-        from: this.id,
-        index: prevIndex,
-        logTerm: prevTerm,
-        commit: this.raftLog.committed,
-      }),
-    );
-  }
-
-  private sendSnapshot(to: NodeId, pr: Progress): boolean {
-    const meta = this.raftLog.storage.snapshotMeta();
-    if (meta.index === 0) {
-      this.logger.warn({ to }, 'follower needs compacted entries but no snapshot exists');
-      return false;
-    }
-    pr.becomeSnapshot(meta.index);
-    this.logger.info({ to, index: meta.index, term: meta.term }, 'sending snapshot');
-    this.sendSnap(to, meta);
-    return true;
-  }
-
-  private resendSnapshot(to: NodeId, pr: Progress): void {
-    const meta = this.raftLog.storage.snapshotMeta();
-    if (meta.index < pr.pendingSnapshot) return;
-    pr.pendingSnapshot = meta.index;
-    this.sendSnap(to, meta);
-  }
-
-  private sendSnap(to: NodeId, meta: SnapshotMeta): void {
-    this.send(
-      makeMessage({
-        type: MessageType.Snap,
-        to,
-        from: this.id,
-        snapshot: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) },
-      }),
-    );
-  }
-
-  /** Sends pending appends to every follower (new entries, or a commit index they have not seen). */
-  private flushBroadcast(): void {
-    if (!this.bcastPending) return;
-    this.bcastPending = false;
-    if (this.role !== StateType.Leader) return;
-    for (const id of this.members()) {
-      if (id === this.id) continue;
-      while (this.maybeSendAppend(id, false)) {
-        /* fill the window */
-      }
-    }
-  }
-
-  private bcastHeartbeat(context: Uint8Array | undefined): void {
-    for (const id of this.members()) {
-      if (id === this.id) continue;
-      // Never tell a follower to commit past what it is known to hold.
-      const commit = Math.min(this.tracker.progress.get(id)!.match, this.raftLog.committed);
-      this.send(
-        makeMessage({
-          type: MessageType.Heartbeat,
-          to: id,
-          from: this.id,
-          commit,
-          context: context ?? new Uint8Array(0),
-        }),
-      );
-    }
-  }
-
-  private maybeCommit(): boolean {
-    const ci = this.tracker.committed(this.configuration);
-    const before = this.raftLog.committed;
-    if (!this.raftLog.maybeCommit(ci, this.currentTerm)) return false;
-    this.reduceUncommitted(before, this.raftLog.committed);
-    return true;
-  }
-
-  private reduceUncommitted(from: number, to: number): void {
-    if (this.uncommittedBytes === 0) return;
-    let freed = 0;
-    const lo = Math.max(from + 1, this.raftLog.firstIndex());
-    if (lo <= to) for (const e of this.raftLog.entries(lo, to + 1, Number.MAX_SAFE_INTEGER)) freed += entryBytes(e);
-    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - freed);
-  }
-
-  /** Appends entries at the end of the leader's log in the current term. False if over the uncommitted bound. */
-  private appendEntries(ents: Entry[]): boolean {
-    let bytes = 0;
-    for (const e of ents) bytes += entryBytes(e);
-    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.config.maxUncommittedBytes) return false;
-    let li = this.raftLog.lastIndex();
-    for (const e of ents) {
-      e.term = this.currentTerm;
-      e.index = ++li;
-    }
-    this.raftLog.append(ents);
-    this.uncommittedBytes += bytes;
-    this.bcastPending = true;
-    // A single-voter configuration commits once its own write is durable (see persisted()).
-    return true;
-  }
-
   // ---------------------------------------------------------------- durability (driver callback)
 
   /** Entries up to `index` (of `term`) are durable on this node's disk. */
@@ -1001,7 +730,7 @@ export class Raft {
     this.raftLog.unstable.stableTo(index, term);
     if (this.role !== StateType.Leader) return;
     const self = this.tracker.progress.get(this.id);
-    if (self?.maybeUpdate(this.raftLog.stableIndex())) this.maybeCommit();
+    if (self?.maybeUpdate(this.raftLog.stableIndex())) this.replication.maybeCommit();
   }
 
   // ---------------------------------------------------------------- proposals
@@ -1010,7 +739,7 @@ export class Raft {
     const refused = this.checkProposal(expectedTerm);
     if (refused) return refused;
     const e: Entry = { term: 0, index: 0, type: EntryType.Normal, data };
-    if (!this.appendEntries([e])) return this.refuse('busy', 'too many uncommitted bytes');
+    if (!this.replication.append([e])) return this.refuse('busy', 'too many uncommitted bytes');
     return { ok: true, index: e.index, term: e.term };
   }
 
@@ -1024,7 +753,7 @@ export class Raft {
       cc.changes.length === 0 && !cc.leaveJoint ? 'no changes' : validateConfChange(this.configuration, cc);
     if (problem) return this.refuse('invalid-conf-change', problem);
     const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.config.confChangeCodec.encode(cc) };
-    if (!this.appendEntries([e])) return this.refuse('busy', 'too many uncommitted bytes');
+    if (!this.replication.append([e])) return this.refuse('busy', 'too many uncommitted bytes');
     this.pendingConfIndex = e.index;
     return { ok: true, index: e.index, term: e.term };
   }
@@ -1057,28 +786,12 @@ export class Raft {
   }
 
   private applyConfEntry(e: Entry): void {
-    // A committed configuration entry that does not decode, or does not fit the configuration it applies to
-    // (only a buggy or forged proposer writes one: proposals are validated), changes nothing. Every replica
-    // applies it to the same configuration, so every replica skips it alike.
-    let cc: ConfChange;
-    try {
-      cc = this.config.confChangeCodec.decode(e.data);
-    } catch (err) {
-      this.logger.warn(
-        { index: e.index, error: (err as Error).message },
-        'committed configuration entry does not decode: ignored',
-      );
+    const change = committedConfChange(this.configuration, e.data, this.config.confChangeCodec);
+    if ('ignored' in change) {
+      this.logger.warn({ index: e.index, why: change.ignored }, 'committed configuration entry ignored');
       return;
     }
-    const problem = validateConfChange(this.configuration, cc);
-    if (problem !== null) {
-      this.logger.warn(
-        { index: e.index, problem },
-        'committed configuration entry does not apply to the configuration: ignored',
-      );
-      return;
-    }
-    const next = applyConfChange(this.configuration, cc);
+    const { cc, next } = change;
     this.logger.info(
       { index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners },
       'configuration applied',
@@ -1091,15 +804,15 @@ export class Raft {
       // A leader removed by a committed configuration tells the others it is committed (so they apply it now,
       // not after the next election), then steps down. It leads C_new until then, counting only C_new's votes.
       this.logger.info({ term: this.currentTerm }, 'removed from the configuration: stepping down');
-      this.bcastHeartbeat(undefined);
+      this.replication.heartbeat(undefined);
       this.becomeFollower(this.currentTerm, NONE);
       return;
     }
     if (this.transferee !== NONE && !isVoter(next, this.transferee)) this.transferee = NONE;
     // The quorum changed: entries may now be committed. Either way the members (new ones among them) need
     // appends, so the broadcast is due whatever maybeCommit says.
-    this.maybeCommit();
-    this.bcastPending = true;
+    this.replication.maybeCommit();
+    this.replication.markBroadcast();
   }
 
   /**
@@ -1112,17 +825,12 @@ export class Raft {
   private maybeAutoConfChange(): void {
     if (this.role !== StateType.Leader || this.pendingConfIndex > this.raftLog.applied || this.transferee !== NONE)
       return;
-    let cc: ConfChange;
-    if (isJoint(this.configuration)) cc = { changes: [], leaveJoint: true };
-    else if (this.leaveToConfirm) cc = { changes: [], leaveJoint: false };
-    else return;
+    const cc = autoConfChange(this.configuration, this.leaveToConfirm);
+    if (cc === null) return;
     const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.config.confChangeCodec.encode(cc) };
-    if (this.appendEntries([e])) {
+    if (this.replication.append([e])) {
       this.pendingConfIndex = e.index;
-      this.logger.info(
-        { index: e.index },
-        cc.leaveJoint ? 'leaving joint configuration' : 'confirming the new configuration',
-      );
+      this.logger.info({ index: e.index }, cc.leaveJoint ? 'leaving joint configuration' : 'confirming the leave');
     }
   }
 
@@ -1134,7 +842,7 @@ export class Raft {
       return;
     }
     if (this.leaderId === NONE) {
-      this.readStates.push({ context, index: 0, ok: false });
+      this.reads.answered(context, 0, false);
       return;
     }
     this.send(makeMessage({ type: MessageType.ReadIndex, to: this.leaderId, from: this.id, context }));
@@ -1144,40 +852,10 @@ export class Raft {
     // A new leader does not know the commit index of its predecessor until it commits in its own term
     // (etcd issue 7331): refuse until then.
     if (this.raftLog.term(this.raftLog.committed) !== this.currentTerm)
-      return this.answerRead({ index: 0, context, from }, false);
+      return this.reads.answer({ index: 0, context, from }, false);
     const req = { index: this.raftLog.committed, context, from };
-    if (this.voters().length === 1 && this.voters()[0] === this.id) return this.answerRead(req, true);
-    const added = this.reads.add(req, this.id);
-    if (added === 'queued') this.bcastHeartbeat(context);
-    else if (added === 'full') {
-      // The bound of what a leader holds for confirmation (its own reads and its followers'): refused, as a
-      // read this leader cannot confirm now; the reader retries.
-      this.logger.debug({ from, pending: this.config.maxPendingReads }, 'read index refused: too many reads pending');
-      this.answerRead(req, false);
-    }
-  }
-
-  private answerRead(r: PendingRead, ok: boolean): void {
-    if (r.from === this.id) {
-      this.readStates.push({ context: r.context, index: r.index, ok });
-    } else {
-      this.send(
-        makeMessage({
-          type: MessageType.ReadIndexResp,
-          to: r.from,
-          from: this.id,
-          index: r.index,
-          context: r.context,
-          reject: !ok,
-        }),
-      );
-    }
-  }
-
-  private failPendingReads(): void {
-    for (const r of this.reads.drain()) {
-      if (r.from === this.id) this.readStates.push({ context: r.context, index: 0, ok: false });
-    }
+    if (this.voters().length === 1 && this.voters()[0] === this.id) return this.reads.answer(req, true);
+    if (this.reads.request(req) === 'queued') this.replication.heartbeat(context);
   }
 
   // ---------------------------------------------------------------- leadership transfer
@@ -1195,15 +873,13 @@ export class Raft {
     if (pr.match === this.raftLog.lastIndex()) {
       this.send(makeMessage({ type: MessageType.TimeoutNow, to, from: this.id }));
     } else {
-      this.maybeSendAppend(to, true);
+      this.replication.maybeSendAppend(to, true);
     }
     return { ok: true };
   }
 
   /** A transport failure to `id`: a pipelining follower goes back to probing. */
   reportUnreachable(id: NodeId): void {
-    const pr = this.tracker.progress.get(id);
-    if (this.role !== StateType.Leader || !pr) return;
-    if (pr.state === ProgressState.Replicate) pr.becomeProbe();
+    if (this.role === StateType.Leader) this.replication.unreachable(id);
   }
 }

@@ -4,10 +4,10 @@
 import { assert, AssertionError } from '../assert.js';
 import { captureState, checkInvariants } from './invariants.js';
 import { Raft } from './raft.js';
-import type { ProposeResult, RaftConfig, ReadState } from './raft.js';
+import type { ProposeResult, RaftConfig, RaftOutput } from './raft.js';
 import type { LogStorage } from './log.js';
 import { confMembers, isVoter, MessageType, NONE, StateType } from './types.js';
-import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, SnapshotMeta } from './types.js';
+import type { ConfChange, ConfState, HardState, Message, NodeId, SnapshotMeta } from './types.js';
 import type { ProgressState } from './progress.js';
 
 export interface SoftState {
@@ -15,22 +15,11 @@ export interface SoftState {
   state: StateType;
 }
 
-export interface Ready {
+export interface Ready extends RaftOutput {
   /** Changed since the last Ready (soft state is never persisted). */
   softState: SoftState | null;
   /** Changed since the last Ready; term and vote must be durable before persistedMessages go out. */
   hardState: HardState | null;
-  /** Entries to append; the first may be at or below the durable last index, which then truncates the log. */
-  entries: Entry[];
-  /** Messages that may be sent at once (a leader's appends go out while its own write is in flight). */
-  messages: Message[];
-  /** Messages to send only after this Ready's hardState and entries (and every earlier write) are durable. */
-  persistedMessages: Message[];
-  /** Entries to apply, in order; all durable here and committed. */
-  committedEntries: Entry[];
-  readStates: ReadState[];
-  /** The leader asked this follower to install a snapshot: fetch it from `from`, then call snapshotFetched. */
-  snapshotToFetch: { meta: SnapshotMeta; from: NodeId } | null;
 }
 
 export interface FollowerStatus {
@@ -308,12 +297,7 @@ export class RawNode {
     const rd: Ready = {
       softState: soft.lead !== this.prevSoft.lead || soft.state !== this.prevSoft.state ? soft : null,
       hardState: this.hardStateEqual(hs, this.prevHard) ? null : hs,
-      entries: out.entries,
-      messages: out.messages,
-      persistedMessages: out.persistedMessages,
-      committedEntries: out.committedEntries,
-      readStates: out.readStates,
-      snapshotToFetch: out.snapshotToFetch,
+      ...out,
     };
     if (rd.hardState) this.prevHard = rd.hardState;
     if (rd.softState) this.prevSoft = rd.softState;

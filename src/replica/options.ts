@@ -4,31 +4,29 @@
 
 import { pickSettings, REPLICA_SETTING_NAMES } from '../settings.js';
 import type { ReplicaSettings, Settings } from '../settings.js';
+import type { RaftConfig } from '../raft/types.js';
 
-export interface ReplicaOptions extends ReplicaSettings {
+/** The core's options the driver passes through as they are (their meaning is RaftConfig's). */
+type CoreOptions = Pick<
+  RaftConfig,
+  | 'electionTicks'
+  | 'electionJitterTicks'
+  | 'heartbeatTicks'
+  | 'maxInflightBytes'
+  | 'maxApplyBytes'
+  | 'maxPendingReads'
+  | 'preVote'
+  | 'checkQuorum'
+>;
+
+export interface ReplicaOptions extends ReplicaSettings, CoreOptions {
   /** One Raft tick. */
   tickMs: number;
-  /** Election timeout, in ticks. */
-  electionTicks: number;
-  /** Randomization width of election timeouts, in ticks (default: electionTicks, the paper's [T, 2T)). */
-  electionJitterTicks?: number;
-  heartbeatTicks: number;
-  /** Bytes in flight to one follower in Replicate state. */
-  maxInflightBytes: number;
-  /** Bytes of committed entries applied in one batch. */
-  maxApplyBytes: number;
-  /**
-   * Reads waiting at once for the leader's confirmation or for their index to apply (client waits), and
-   * ReadIndex requests the leader's core holds; beyond, a read is refused (BUSY at the replica).
-   */
-  maxPendingReads: number;
   /** Write jobs queued for the disk; beyond, a leader refuses proposals (BUSY) and peer input is dropped. */
   maxPersistJobs: number;
   /** Take a snapshot after this many applied entries; 0 = never by count. */
   snapshotEntries: number;
   changePeersTimeoutMs: number;
-  preVote: boolean;
-  checkQuorum: boolean;
 }
 
 export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = {
