@@ -106,24 +106,33 @@ export function refuse(reply: FastifyReply, envelope: Envelope, e: QjmError): Fa
   return reply.code(status).send({ code: e.code, message: e.message });
 }
 
-/** A connection's principal, worked out once per connection: null when it presented no certificate. */
+/**
+ * Each connection's principal, settled once when its handshake completes (settlePrincipal, called by
+ * node-tls.ts) and never read again from the socket: a later handshake on the same connection (a
+ * renegotiation, which node-tls.ts also refuses) cannot change who the caller is. Null: no certificate.
+ */
 const principals = new WeakMap<object, Principal | null>();
 
-function principalOf(socket: TLSSocket): Principal | null {
-  let p = principals.get(socket);
-  if (p === undefined) {
-    p = null;
-    // Sockets whose certificate failed verification were cut at the handshake (node-tls.ts). `authorized`
-    // alone is not enough: a resumed TLS session of a client that never sent a certificate reads as
-    // authorized, with no certificate at all.
-    const subject = socket.authorized ? (socket.getPeerCertificate()?.subject as SubjectFields | undefined) : undefined;
-    if (subject && Object.keys(subject).length > 0) {
-      // A certificate of this CA that names no role may call only what needs just a certificate (a 404).
-      p = principalOfSubject(subject) ?? { kind: 'client', name: String(subject.CN ?? '?'), roles: [] };
-    }
-    principals.set(socket, p);
+/** The principal of the connection's verified chain, worked out at its handshake and kept for its life. */
+export function settlePrincipal(socket: TLSSocket): Principal | null {
+  const settled = principals.get(socket);
+  if (settled !== undefined) return settled;
+  let p: Principal | null = null;
+  // Sockets whose certificate failed verification are cut at the handshake (node-tls.ts). `authorized`
+  // alone is not enough: a resumed TLS session of a client that never sent a certificate reads as
+  // authorized, with no certificate at all.
+  const subject = socket.authorized ? (socket.getPeerCertificate()?.subject as SubjectFields | undefined) : undefined;
+  if (subject && Object.keys(subject).length > 0) {
+    // A certificate of this CA that names no role may call only what needs just a certificate (a 404).
+    p = principalOfSubject(subject) ?? { kind: 'client', name: String(subject.CN ?? '?'), roles: [] };
   }
+  principals.set(socket, p);
   return p;
+}
+
+/** The principal settled at the connection's handshake; null (refused) when none was. */
+export function settledPrincipal(socket: object): Principal | null {
+  return principals.get(socket) ?? null;
 }
 
 /** Installs the one hook: every request gets its caller, then the route's rule decides. */
@@ -134,7 +143,7 @@ export function registerAuthorization(app: FastifyInstance, mode: 'mutual-tls' |
       req.caller = INSECURE_CALLER;
       return;
     }
-    req.caller = principalOf(req.raw.socket as TLSSocket);
+    req.caller = settledPrincipal(req.raw.socket);
     const rule = ruleFor(req.routeOptions.url);
     const refusal = decide(req.caller, rule.allowed);
     if (refusal) return refuse(reply, rule.envelope, refusal);

@@ -23,7 +23,7 @@ import { registerRaftRoutes, registerRaftStreamBody } from '../peers/stream-rout
 import type { RaftRouteContext } from '../peers/stream-route.js';
 import { refuseWhileDraining, sendProtoError, SMALL_BODY_BYTES } from './rpc-errors.js';
 import { registerSnapshotRoutes } from '../peers/snapshot-http.js';
-import { cutUnverifiedClients, serverTlsOptions } from './node-tls.js';
+import { guardTlsConnections, serverTlsOptions } from './node-tls.js';
 
 /** Routes whose answers are protobuf messages with `RpcError error = 1`. */
 const PROTO_ROUTES = /^\/(qjm|admin)\//;
@@ -58,7 +58,7 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
     ? Fastify({ ...options, https: serverTlsOptions(p.tls) })
     : Fastify(options)) as unknown as FastifyInstance;
   app.server.headersTimeout = c.httpHeadersTimeoutMs;
-  if (p.tls) cutUnverifiedClients(app.server as unknown as TlsServer, p.logger);
+  if (p.tls) guardTlsConnections(app.server as unknown as TlsServer, p.logger);
   registerAuthorization(app, p.tls ? 'mutual-tls' : 'insecure');
   // Protobuf only: every other body type is refused (415) before a handler sees it.
   app.removeAllContentTypeParsers();

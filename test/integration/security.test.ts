@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { expect } from 'chai';
 import { AdminClient, QjmError, QuorumJournalManager } from '../../libqjm/index.js';
 import { qjournal } from '../../src/gen/proto.js';
@@ -16,6 +17,8 @@ import { loadClientTls, loadNodeTls } from '../../src/security/cert-files.js';
 import { createCa, createClientCert, createNodeCert } from '../../src/security/certs.js';
 import { batchFrame, streamOnce } from '../support/peer-stream.js';
 import { waitFor } from '../support/async.js';
+import { renegotiateThenRequest } from '../support/tls-renegotiate.js';
+import { splitHostPort } from '../../src/ids.js';
 
 const pb = qjournal.journal;
 const ns = { namespaceId: 10, clusterId: 'CID-sec', blockPoolId: 'BP-sec' };
@@ -125,6 +128,66 @@ describe('security: mutual TLS and roles', function () {
     const h = await anonymous.request(leaderAddress, 'GET', '/healthz', null, 5000);
     expect(h.status).to.equal(200);
     expect(await terms()).to.deep.equal(before);
+  });
+
+  it('a TLS 1.2 client is refused at the handshake (TLS 1.3 only), and the node logs its address', async () => {
+    const m = loadClientTls(c.certsDir!, 'reader');
+    const { host, port } = splitHostPort(leaderAddress);
+    const outcome = await new Promise<string>((resolve) => {
+      const s = tls.connect({
+        host,
+        port,
+        ca: m.ca,
+        cert: m.cert,
+        key: m.key,
+        servername: 'localhost',
+        maxVersion: 'TLSv1.2',
+      });
+      s.once('secureConnect', () => {
+        resolve(`completed a ${s.getProtocol()} handshake`);
+        s.destroy();
+      });
+      s.once('error', (e: Error & { code?: string }) => resolve(`refused: ${e.code ?? e.message}`));
+    });
+    expect(outcome).to.match(/^refused/);
+    const leaderId = c.nodes.find((n) => n.address === leaderAddress)!.id;
+    await waitFor(
+      () =>
+        /TLS 1.2 or older.*"remote":"127\.0\.0\.1"|"remote":"127\.0\.0\.1".*TLS 1.2 or older/.test(c.readLog(leaderId)),
+      {
+        timeoutMs: 5000,
+        what: 'the node logs the refused protocol with the remote address',
+      },
+    );
+  });
+
+  it('renegotiation cannot change the caller: a reader that renegotiates with a self-made admin or node certificate gets nothing', async () => {
+    const evil = path.join(c.root, 'renegotiation-certs');
+    await createCa({ certsDir: evil });
+    await createClientCert({ certsDir: evil }, 'admin', ['admin']);
+    await createNodeCert({ certsDir: evil }, 'n1', ['127.0.0.1']);
+    const reader = {
+      cert: path.join(c.certsDir!, 'client.reader.crt'),
+      key: path.join(c.certsDir!, 'client.reader.key'),
+    };
+    const before = await terms();
+    const snapshotsBefore = (await c.status(c.nodes.find((n) => n.address === leaderAddress)!.id))!.snapshotIndex;
+    for (const [who, route] of [
+      ['client.admin', '/admin/snapshot'],
+      ['node.n1', '/admin/snapshot'],
+    ] as const) {
+      const r = await renegotiateThenRequest(
+        splitHostPort(leaderAddress),
+        reader,
+        { cert: path.join(evil, `${who}.crt`), key: path.join(evil, `${who}.key`) },
+        'POST',
+        route,
+      );
+      expect(r.outcome, `${who} -> ${route}: ${r.detail}`).to.equal('handshake-refused');
+    }
+    expect(await terms(), 'no term moved').to.deep.equal(before);
+    const leaderId = c.nodes.find((n) => n.address === leaderAddress)!.id;
+    expect((await c.status(leaderId))!.snapshotIndex, 'no snapshot was taken').to.equal(snapshotsBefore);
   });
 
   it('a client certificate of another CA is refused at the handshake', async () => {
