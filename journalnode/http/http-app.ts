@@ -89,6 +89,8 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   registerSnapshotRoutes(app, {
     stateMachine: p.qjm.stateMachine,
     maxSnapshotChunkBytes: p.config.maxSnapshotChunkBytes,
+    directory: p.qjm.replica.peers,
+    logger: p.logger,
   });
   // The journal RPCs get the draining check and the latency metrics; peer traffic stays hook-free.
   await app.register(async (scope) => {

@@ -8,6 +8,7 @@
 import type { ServerOptions } from 'node:https';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { ClientTls } from '../../src/http-pool.js';
+import { rateLimitedWarning } from '../../src/logger.js';
 import type { Logger } from '../../src/logger.js';
 import type { PeerDirectory } from '../../src/replica/peer-directory.js';
 import type { TlsMaterial } from '../../src/security/cert-files.js';
@@ -43,22 +44,6 @@ export function peerClientTls(m: TlsMaterial, directory: Pick<PeerDirectory, 'id
 /** How often each kind of refused connection is logged at most: a scanner must not flood the log. */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
-/** One warning, logged at most once per interval with the count of those suppressed since. */
-function rateLimitedWarning(logger: Logger, message: string): (fields: Record<string, unknown>) => void {
-  let lastLogMs = 0;
-  let suppressed = 0;
-  return (fields) => {
-    const now = Date.now();
-    if (now - lastLogMs < REFUSAL_LOG_INTERVAL_MS) {
-      suppressed++;
-      return;
-    }
-    logger.warn({ ...fields, suppressedSinceLast: suppressed }, message);
-    lastLogMs = now;
-    suppressed = 0;
-  };
-}
-
 /** OpenSSL's codes for a client that offered no protocol version this server speaks (TLS 1.2 or older). */
 const OLD_PROTOCOL = new Set(['ERR_SSL_UNSUPPORTED_PROTOCOL', 'ERR_SSL_WRONG_VERSION_NUMBER']);
 
@@ -70,15 +55,12 @@ const OLD_PROTOCOL = new Set(['ERR_SSL_UNSUPPORTED_PROTOCOL', 'ERR_SSL_WRONG_VER
  * older protocol are logged as warnings with the remote address.
  */
 export function guardTlsConnections(server: TlsServer, logger: Logger): void {
-  const unverified = rateLimitedWarning(
-    logger,
+  const warning = (message: string) => rateLimitedWarning(logger, message, REFUSAL_LOG_INTERVAL_MS);
+  const unverified = warning(
     "refused a TLS client: its certificate was not issued by this cluster's CA (or is not valid now)",
   );
-  const oldProtocol = rateLimitedWarning(
-    logger,
-    'refused a TLS client: it offered TLS 1.2 or older (JournalNodes speak TLS 1.3 only)',
-  );
-  const renegotiation = rateLimitedWarning(logger, 'cut a TLS connection that tried to renegotiate');
+  const oldProtocol = warning('refused a TLS client: it offered TLS 1.2 or older (JournalNodes speak TLS 1.3 only)');
+  const renegotiation = warning('cut a TLS connection that tried to renegotiate');
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
     if (err.code && OLD_PROTOCOL.has(err.code)) oldProtocol({ remote: socket.remoteAddress, error: err.code });
     socket.destroy();

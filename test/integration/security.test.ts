@@ -19,6 +19,7 @@ import { batchFrame, streamOnce } from '../support/peer-stream.js';
 import { waitFor } from '../support/async.js';
 import { renegotiateThenRequest } from '../support/tls-renegotiate.js';
 import { splitHostPort } from '../../src/ids.js';
+import { decodeManifest } from '../../journalnode/state/snapshot-store.js';
 
 const pb = qjournal.journal;
 const ns = { namespaceId: 10, clusterId: 'CID-sec', blockPoolId: 'BP-sec' };
@@ -83,6 +84,31 @@ describe('security: mutual TLS and roles', function () {
 
   async function terms(): Promise<number[]> {
     return Promise.all(c.nodes.map(async (n) => (await c.status(n.id))!.term));
+  }
+
+  /** The snapshot manifest and its first chunk as `as` asks them of the leader: each answer's status and code. */
+  async function snapshotReads(as: HttpPools): Promise<{ manifest: string; chunk: string }> {
+    const member = client({ ...loadNodeTls(c.certsDir!, 'n1') });
+    const m = await member.request(leaderAddress, 'GET', '/raft/snapshot/manifest?min_index=0', null, 5000);
+    expect(m.status, "a member's manifest request").to.equal(200);
+    const manifest = decodeManifest(m.body, 'the manifest');
+    const j = manifest.journals.find((x) => x.segments.some((sg) => sg.sizeBytes > 0))!;
+    const seg = j.segments.find((sg) => sg.sizeBytes > 0)!;
+    const q = new URLSearchParams({
+      index: String(manifest.meta.index),
+      jid: j.jid,
+      file: seg.file,
+      offset: '0',
+      length: String(seg.sizeBytes),
+    });
+    const answer = (r: { status: number; body: Buffer }) =>
+      r.status === 200 ? `200 (${r.body.byteLength} bytes)` : `${r.status} ${JSON.parse(r.body.toString()).code}`;
+    const chunk = await member.request(leaderAddress, 'GET', `/raft/snapshot/chunk?${q}`, null, 5000);
+    expect(answer(chunk), "a member's chunk request").to.equal(`200 (${seg.sizeBytes} bytes)`);
+    return {
+      manifest: answer(await as.request(leaderAddress, 'GET', '/raft/snapshot/manifest?min_index=0', null, 5000)),
+      chunk: answer(await as.request(leaderAddress, 'GET', `/raft/snapshot/chunk?${q}`, null, 5000)),
+    };
   }
 
   before(async () => {
@@ -296,6 +322,26 @@ describe('security: mutual TLS and roles', function () {
     expect(await c.waitForLeader(), 'the leader stays').to.equal(leader);
   });
 
+  it('a node certificate of a node the cluster never added may not read the snapshot: 403, logged as a warning', async () => {
+    const admin = new AdminClient(c.addresses, { tls: c.tls('admin') });
+    open.push(admin);
+    await admin.snapshot(leaderAddress);
+    await createNodeCert({ certsDir: c.certsDir! }, 'n9', ['127.0.0.1']);
+    const stranger = client({ ...loadNodeTls(c.certsDir!, 'n9') });
+    expect(await snapshotReads(stranger)).to.deep.equal({
+      manifest: '403 QJM_ERR_FORBIDDEN',
+      chunk: '403 QJM_ERR_FORBIDDEN',
+    });
+    const leaderId = c.nodes.find((n) => n.address === leaderAddress)!.id;
+    await waitFor(
+      () => /"level":40[^\n]*refused a snapshot read[^\n]*n9|n9[^\n]*refused a snapshot read/.test(c.readLog(leaderId)),
+      {
+        timeoutMs: 5000,
+        what: 'a warning naming n9',
+      },
+    );
+  });
+
   it('SIGHUP: a node picks up a re-issued certificate for new connections, and keeps working', async () => {
     const serialOf = async () => {
       let serial = '';
@@ -366,6 +412,12 @@ describe('security: mutual TLS and roles', function () {
       /"n3" is not a member/,
     );
     expect((await c.status('n1'))!.term, "n1's term").to.equal(before);
+    // Nor may it read the snapshot any more (it could while a member).
+    leaderAddress = c.node(await c.waitForLeader()).address;
+    expect(await snapshotReads(n3)).to.deep.equal({
+      manifest: '403 QJM_ERR_FORBIDDEN',
+      chunk: '403 QJM_ERR_FORBIDDEN',
+    });
   });
 
   it('a node started with neither --certs-dir nor --insecure exits 2 saying how to fix it', () => {
