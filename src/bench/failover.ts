@@ -26,7 +26,12 @@ export async function measureLeaderFailover(opts: {
   electionTimeoutMs: number;
   log?: (s: string) => void;
 }): Promise<FailoverResult> {
-  const c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: opts.electionTimeoutMs, logLevel: 'warn' });
+  const c = await LocalCluster.create({
+    nodes: 3,
+    electionTimeoutMs: opts.electionTimeoutMs,
+    logLevel: 'warn',
+    journals: ['ns1'],
+  });
   const trialsMs: number[] = [];
   try {
     c.startAll();

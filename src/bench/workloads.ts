@@ -65,6 +65,7 @@ export async function freshCluster(root: string, o: FreshClusterOptions = {}): P
     logLevel: 'warn',
     extraArgs: o.extraArgs ?? [],
     insecure: !o.tls,
+    journals: ['bench'],
   });
   cluster.startAll();
   await cluster.waitForLeader(30_000);

@@ -33,7 +33,7 @@ describe('HTTP client TLS', function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qjournal-http-tls-'));
     await createCa({ certsDir: dir });
     await createNodeCert({ certsDir: dir }, 'n1', ['127.0.0.1']);
-    await createClientCert({ certsDir: dir }, 'writer', ['writer']);
+    await createClientCert({ certsDir: dir }, 'writer', ['writer'], ['ns1']);
     pools = new HttpPools({ connectTimeoutMs: 2000, tls: loadClientTls(dir, 'writer') });
   });
   after(async () => {

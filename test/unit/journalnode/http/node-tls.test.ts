@@ -30,7 +30,7 @@ describe('node TLS guard', function () {
     const evil = path.join(dir, 'evil');
     await createCa({ certsDir: ours });
     await createNodeCert({ certsDir: ours }, 'n1', ['127.0.0.1']);
-    await createClientCert({ certsDir: ours }, 'reader', ['reader']);
+    await createClientCert({ certsDir: ours }, 'reader', ['reader'], ['ns1']);
     await createCa({ certsDir: evil });
     await createClientCert({ certsDir: evil }, 'admin', ['admin']);
     const logger = pino(
@@ -70,12 +70,17 @@ describe('node TLS guard', function () {
 
   it("a connection's principal is the one settled at its handshake; the socket is not asked again", () => {
     let subject = { CN: 'reader', O: 'qjournal', OU: 'reader' };
-    const socket = { authorized: true, getPeerCertificate: () => ({ subject }) } as unknown as TLSSocket;
+    let subjectaltname = 'URI:qjournal://journal/ns1';
+    const socket = {
+      authorized: true,
+      getPeerCertificate: () => ({ subject, subjectaltname }),
+    } as unknown as TLSSocket;
     expect(settledPrincipal(socket), 'nothing before the handshake').to.equal(null);
     const first = settlePrincipal(socket);
-    expect(first).to.deep.equal({ kind: 'client', name: 'reader', roles: ['reader'] });
+    expect(first).to.deep.equal({ kind: 'client', name: 'reader', roles: ['reader'], journals: ['ns1'] });
     // What a renegotiation would make the socket report.
     subject = { CN: 'admin', O: 'qjournal', OU: 'admin' };
+    subjectaltname = 'URI:qjournal://journal/ns2';
     expect(settlePrincipal(socket)).to.deep.equal(first);
     expect(settledPrincipal(socket)).to.deep.equal(first);
   });
