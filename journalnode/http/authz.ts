@@ -68,7 +68,8 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   ),
   '/status': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/raft_stat': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
-  '/flags': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
+  // The effective settings include file-system paths (the certificates, the data directory): not for every reader.
+  '/flags': { allowed: ['admin'], envelope: JSON_ENVELOPE },
   '/metrics': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/activity': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/admin/resetPeers': { allowed: ['admin'], envelope: proto(pb.ResetPeersResponse) },

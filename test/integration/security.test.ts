@@ -268,6 +268,20 @@ describe('security: mutual TLS and roles', function () {
     expect(await a.snapshot(leaderAddress)).to.match(/snapshot at index/);
   });
 
+  it('/flags (file-system paths among the settings) answers the admin only: 403 to a reader, a writer and a node', async () => {
+    for (const tls of [
+      loadClientTls(c.certsDir!, 'reader'),
+      loadClientTls(c.certsDir!, 'writer'),
+      loadNodeTls(c.certsDir!, 'n2'),
+    ]) {
+      const res = await client(tls).request(leaderAddress, 'GET', '/flags', null, 5000);
+      expect([res.status, JSON.parse(res.body.toString()).code]).to.deep.equal([403, 'QJM_ERR_FORBIDDEN']);
+      expect(res.body.toString()).to.not.include(c.certsDir!);
+    }
+    const flags = await c.request(leaderAddress, 'GET', '/flags');
+    expect([flags.status, JSON.parse(flags.body.toString()).certsDir]).to.deep.equal([200, c.certsDir]);
+  });
+
   it('a reader may read but not write: 403 FORBIDDEN', async () => {
     const r = new QuorumJournalManager({
       journalId: 'ns1',

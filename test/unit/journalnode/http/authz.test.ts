@@ -64,6 +64,8 @@ describe('authorization', () => {
       ['/qjm/format', [U, F, F, 'ok', 'ok', F, 'ok']],
       ['/status', [U, 'ok', 'ok', 'ok', 'ok', F, 'ok']],
       ['/metrics', [U, 'ok', 'ok', 'ok', 'ok', F, 'ok']],
+      // The effective settings name file-system paths (the certificates, the data directory): admin only.
+      ['/flags', [U, F, F, F, 'ok', F, 'ok']],
       ['/admin/changePeers', [U, F, F, F, 'ok', F, 'ok']],
       ['/admin/snapshot', [U, F, F, F, 'ok', F, 'ok']],
       ['/admin/resetPeers', [U, F, F, F, 'ok', F, 'ok']],
