@@ -126,6 +126,20 @@ export class HttpPools {
     this.tls = options.tls ?? null;
   }
 
+  /** Whether this client speaks TLS (and so checks every server it reaches). */
+  get secure(): boolean {
+    return this.tls !== null;
+  }
+
+  /** Closes every connection to `address` (its server is no longer the one expected there); new ones redial. */
+  forget(address: string): void {
+    const p = this.pools.get(address);
+    this.pools.delete(address);
+    if (p) void p.destroy().catch(() => {});
+    this.streamAgents.get(address)?.agent.destroy();
+    this.streamAgents.delete(address);
+  }
+
   /** New TLS material for connections opened from now on (a pool speaks TLS from its creation or never). */
   setTls(tls: ClientTls): void {
     if (!this.tls) throw new Error('this HTTP client was built without TLS');

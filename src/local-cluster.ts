@@ -16,7 +16,7 @@ import type { HttpResponse } from './http-pool.js';
 import { waitFor } from './wait-for.js';
 import { fetchNodeStatus } from './node-status.js';
 import type { NodeStatusJson } from './node-status.js';
-import { clientTlsFrom } from './security/client-tls.js';
+import { checkNodeServer, clientTlsFrom } from './security/client-tls.js';
 import type { TlsOption } from './security/client-tls.js';
 import { createCa, createClientCert, createNodeCert } from './security/certs.js';
 import type { ClientRole } from './security/roles.js';
@@ -108,9 +108,19 @@ export class LocalCluster {
     this.extraArgs = o.extraArgs ?? [];
     this.logLevel = o.logLevel ?? 'info';
     this.certsDir = o.insecure ? null : path.join(root, 'certs');
+    // It knows which node it started at each address: the certificate there must be that node's.
+    const tls = this.certsDir ? clientTlsFrom({ certsDir: this.certsDir, user: 'admin' }) : null;
     this.http = new HttpPools({
       connectTimeoutMs: 1000,
-      ...(this.certsDir ? { tls: clientTlsFrom({ certsDir: this.certsDir, user: 'admin' }) } : {}),
+      ...(tls
+        ? {
+            tls: {
+              ...tls,
+              verifyServer: (address, cert) =>
+                checkNodeServer(address, cert, this.nodes.find((n) => n.address === address)?.id),
+            },
+          }
+        : {}),
     });
   }
 

@@ -98,18 +98,12 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
       if (p.draining() && req.method === 'POST' && !req.url.startsWith('/qjm/get'))
         return refuseWhileDraining(reply, p.config.id, p.qjm.replica.leaderDetails());
     });
-    // An authenticated client learns the members' addresses from every answer (libqjm's route table follows
-    // the cluster through membership changes); one without a certificate learns nothing.
+    // An authenticated client learns the members (ids and addresses) from every answer: libqjm's route table
+    // follows the cluster through membership changes, and its check of a server learns which node is where.
+    // One without a certificate learns nothing.
     scope.addHook('onSend', async (req, reply, payload) => {
-      const addresses =
-        req.caller === null
-          ? []
-          : p.qjm.replica.peers
-              .list()
-              .map((m) => m.address)
-              .filter((a) => a !== '');
-      if (addresses.length > 0)
-        reply.header(MEMBERS_HEADER, formatMembersHeader(p.qjm.replica.appliedIndex, addresses));
+      const members = req.caller === null ? [] : p.qjm.replica.peers.list().filter((m) => m.address !== '');
+      if (members.length > 0) reply.header(MEMBERS_HEADER, formatMembersHeader(p.qjm.replica.appliedIndex, members));
       return payload;
     });
     scope.addHook('onResponse', async (req, reply) => {
