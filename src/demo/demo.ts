@@ -387,7 +387,9 @@ class Demo {
     const nn1 = this.nn1!;
     const nn2 = this.nn2!;
     const lagsMs = this.lag.samplesMs;
-    await nn2.qjm.finalizeLogSegment(nn2.out!.segmentTxId, nn2.ns.lastTxId);
+    // The last burst may have rolled the segment: a new one that holds no txid yet stays in progress (empty).
+    if (nn2.ns.lastTxId >= nn2.out!.segmentTxId)
+      await nn2.qjm.finalizeLogSegment(nn2.out!.segmentTxId, nn2.ns.lastTxId);
     const finalTxId = nn2.ns.lastTxId;
     await waitFor(() => nn1.ns.lastTxId >= finalTxId, {
       timeoutMs: 10_000,
