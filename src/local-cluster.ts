@@ -214,6 +214,11 @@ export class LocalCluster {
     return this.nodes.map((n) => n.address);
   }
 
+  /** The nodes as a client should be given them, with their ids (id=host:port): each must be the one named. */
+  get clientPeers(): string[] {
+    return this.nodes.map((n) => `${n.id}=${n.address}`);
+  }
+
   node(id: string): ProcNode {
     const n = this.nodes.find((x) => x.id === id);
     if (!n) throw new Error(`no node ${id}`);

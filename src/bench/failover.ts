@@ -38,7 +38,7 @@ export async function measureLeaderFailover(opts: {
     await c.waitForLeader(30_000);
     const q = new QuorumJournalManager({
       journalId: 'ns1',
-      peers: c.addresses,
+      peers: c.clientPeers,
       writerId: 'bench',
       nsInfo: ns,
       requestTimeoutMs: 1000,

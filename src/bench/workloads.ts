@@ -71,7 +71,7 @@ export async function freshCluster(root: string, o: FreshClusterOptions = {}): P
   await cluster.waitForLeader(30_000);
   const writer = new QuorumJournalManager({
     journalId: 'bench',
-    peers: cluster.addresses,
+    peers: cluster.clientPeers,
     writerId: 'bench-writer',
     nsInfo: NS,
     writeTimeoutMs: 60_000,

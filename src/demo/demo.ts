@@ -308,7 +308,7 @@ class Demo {
   }
 
   private master(id: string): Master {
-    return new Master(id, this.cluster.addresses, this.lag, this.cluster.tls('writer'));
+    return new Master(id, this.cluster.clientPeers, this.lag, this.cluster.tls('writer'));
   }
 
   /** nn2 fences nn1 and takes over; nn1's next write is refused; nn1 comes back as the standby. */

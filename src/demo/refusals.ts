@@ -43,7 +43,7 @@ async function takeover(
 ): Promise<string> {
   const q = new QuorumJournalManager({
     journalId: jid,
-    peers: cluster.addresses,
+    peers: cluster.clientPeers,
     writerId: 'intruder',
     nsInfo: ns,
     ...(tls ? { tls } : {}),
