@@ -2,7 +2,7 @@
 // src/settings.ts; validation of every field with an error that names it. The command line and the
 // optional JSON config file are read by cli-args.ts.
 
-import { checkHostPort, isNodeId, NODE_ID_RULE } from '../src/ids.js';
+import { checkHost, checkHostPort, isNodeId, NODE_ID_RULE } from '../src/ids.js';
 import type { Peer } from '../src/raft/types.js';
 import { checkSetting, DEFAULT_SETTINGS, SETTINGS } from '../src/settings.js';
 import type { SettingName, Settings } from '../src/settings.js';
@@ -28,6 +28,11 @@ export interface NodeIdentity {
   insecure: boolean;
   /** The read-only plain-HTTP port (dashboard, /status, /metrics, /healthz), host:port; null: none. */
   uiListen: string | null;
+  /**
+   * Host names (or addresses) the dashboard port answers besides its listen address and, on loopback or a
+   * wildcard, localhost: a DNS name it is reached by, a proxy's. Every other Host header is refused.
+   */
+  uiAllowedHosts: string[];
 }
 
 /** What a node started with neither --certs-dir nor --insecure answers. */
@@ -96,7 +101,15 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
     if (uiListen === c.listen && !uiListen.endsWith(':0'))
       bad('uiListen', `must differ from --listen (${c.listen}): the dashboard port is a second, read-only port`);
   }
-  const out: Record<string, unknown> = { ...c, peers, join, advertise, certsDir, insecure, uiListen };
+  const uiAllowedHosts = c.uiAllowedHosts ?? [];
+  if (!Array.isArray(uiAllowedHosts) || uiAllowedHosts.length > 64)
+    bad('uiAllowedHosts', 'expected a list of at most 64 host names');
+  for (const h of uiAllowedHosts) {
+    const problem = checkHost(h);
+    if (problem) bad('uiAllowedHosts', problem);
+  }
+  if (uiAllowedHosts.length > 0 && uiListen === null) bad('uiAllowedHosts', 'only with --ui-listen');
+  const out: Record<string, unknown> = { ...c, peers, join, advertise, certsDir, insecure, uiListen, uiAllowedHosts };
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
     const problem = checkSetting(name, out[name]);
     if (problem) bad(name, problem);

@@ -36,6 +36,7 @@ import { buildStatus } from './http/routes-admin.js';
 import type { AdminContext } from './http/routes-admin.js';
 import { ClusterView } from './ui/cluster-view.js';
 import { buildUiApp } from './ui/ui-app.js';
+import { hostChecker } from './ui/host-check.js';
 
 export { clusterIdFor, DataDirError } from './data-dir.js';
 
@@ -209,7 +210,12 @@ async function wire(
   const uiApp =
     config.uiListen === null
       ? null
-      : await buildUiApp({ admin, activity, cluster: clusterView(config, admin, activity, clients) });
+      : await buildUiApp({
+          admin,
+          activity,
+          cluster: clusterView(config, admin, activity, clients),
+          hostAllowed: hostChecker(config.uiListen, config.uiAllowedHosts),
+        });
 
   let ticker: NodeJS.Timeout | null = null;
   let stopped = false;

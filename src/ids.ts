@@ -17,6 +17,19 @@ export function isJournalId(s: unknown): s is string {
   return typeof s === 'string' && JOURNAL_ID_RE.test(s);
 }
 
+const DNS_NAME_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+const IPV4_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/** Checks a host without a port: a DNS name, an IPv4 address, or an IPv6 address (bare). Returns the problem. */
+export function checkHost(s: unknown): string | null {
+  if (
+    typeof s === 'string' &&
+    (DNS_NAME_RE.test(s) || IPV4_RE.test(s) || (s.includes(':') && /^[0-9a-fA-F:.]+$/.test(s)))
+  )
+    return null;
+  return `expected a host name or an IP address without a port, got ${JSON.stringify(s)}`;
+}
+
 // A host name or IPv4 address, or a bracketed IPv6 address; then the port.
 const HOST_PORT_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
 

@@ -23,7 +23,7 @@ import { registerRaftRoutes, registerRaftStreamBody } from '../peers/stream-rout
 import type { RaftRouteContext } from '../peers/stream-route.js';
 import { refuseWhileDraining, sendProtoError, SMALL_BODY_BYTES } from './rpc-errors.js';
 import { registerSnapshotRoutes } from '../peers/snapshot-http.js';
-import { cutUnverifiedClients, serverTlsOptions } from './node-tls.js';
+import { guardTlsConnections, serverTlsOptions } from './node-tls.js';
 
 /** Routes whose answers are protobuf messages with `RpcError error = 1`. */
 const PROTO_ROUTES = /^\/(qjm|admin)\//;
@@ -58,7 +58,7 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
     ? Fastify({ ...options, https: serverTlsOptions(p.tls) })
     : Fastify(options)) as unknown as FastifyInstance;
   app.server.headersTimeout = c.httpHeadersTimeoutMs;
-  if (p.tls) cutUnverifiedClients(app.server as unknown as TlsServer, p.logger);
+  if (p.tls) guardTlsConnections(app.server as unknown as TlsServer, p.logger);
   registerAuthorization(app, p.tls ? 'mutual-tls' : 'insecure');
   // Protobuf only: every other body type is refused (415) before a handler sees it.
   app.removeAllContentTypeParsers();
@@ -89,6 +89,8 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   registerSnapshotRoutes(app, {
     stateMachine: p.qjm.stateMachine,
     maxSnapshotChunkBytes: p.config.maxSnapshotChunkBytes,
+    directory: p.qjm.replica.peers,
+    logger: p.logger,
   });
   // The journal RPCs get the draining check and the latency metrics; peer traffic stays hook-free.
   await app.register(async (scope) => {
@@ -96,18 +98,12 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
       if (p.draining() && req.method === 'POST' && !req.url.startsWith('/qjm/get'))
         return refuseWhileDraining(reply, p.config.id, p.qjm.replica.leaderDetails());
     });
-    // An authenticated client learns the members' addresses from every answer (libqjm's route table follows
-    // the cluster through membership changes); one without a certificate learns nothing.
+    // An authenticated client learns the members (ids and addresses) from every answer: libqjm's route table
+    // follows the cluster through membership changes, and its check of a server learns which node is where.
+    // One without a certificate learns nothing.
     scope.addHook('onSend', async (req, reply, payload) => {
-      const addresses =
-        req.caller === null
-          ? []
-          : p.qjm.replica.peers
-              .list()
-              .map((m) => m.address)
-              .filter((a) => a !== '');
-      if (addresses.length > 0)
-        reply.header(MEMBERS_HEADER, formatMembersHeader(p.qjm.replica.appliedIndex, addresses));
+      const members = req.caller === null ? [] : p.qjm.replica.peers.list().filter((m) => m.address !== '');
+      if (members.length > 0) reply.header(MEMBERS_HEADER, formatMembersHeader(p.qjm.replica.appliedIndex, members));
       return payload;
     });
     scope.addHook('onResponse', async (req, reply) => {

@@ -16,7 +16,14 @@ import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import { checkIndex, checkJid, invalid, validateCommand } from '../state/commands.js';
 import { errorNameOf, HTTP_STATUS, registerProtoRoute, SMALL_BODY_BYTES } from './rpc-errors.js';
 import { WRITE_OPS } from '../state/write-rpcs.js';
-import { requireAdminToForce } from './authz.js';
+import { authorizeJournal, JSON_ENVELOPE, refuse, requireAdminToForce } from './authz.js';
+import type { Caller } from './authz.js';
+
+/** Throws the refusal when the caller's certificate does not name the journal (authz.ts): nothing else is done. */
+function requireJournal(caller: Caller | null, jid: string | null | undefined): void {
+  const refusal = authorizeJournal(caller, jid ?? '');
+  if (refusal) throw refusal;
+}
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
@@ -103,6 +110,7 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
         response: pb.WriteResponse,
         handle: async (wr, { req }) => {
           if (!wr.command) throw invalid('command is required');
+          requireJournal(req.caller, wr.command.jid);
           const carried = validateCommand(wr.command, config);
           if (carried !== op) throw invalid(`this RPC carries a ${op} command, got ${carried}`);
           if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller);
@@ -145,7 +153,8 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
       request: pb.GetJournalStateRequest,
       requestName: 'GetJournalStateRequest',
       response: pb.GetJournalStateResponse,
-      handle: async (r) => {
+      handle: async (r, { req }) => {
+        requireJournal(req.caller, r.jid);
         checkJid(r.jid);
         await linearize(r.read);
         const j = stateMachine.journal(r.jid);
@@ -171,7 +180,8 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
       request: pb.GetManifestRequest,
       requestName: 'GetManifestRequest',
       response: pb.GetManifestResponse,
-      handle: async (r) => {
+      handle: async (r, { req }) => {
+        requireJournal(req.caller, r.jid);
         checkJid(r.jid);
         checkIndex(r.sinceTxid, 'sinceTxid', 0);
         await linearize(r.read);
@@ -192,7 +202,8 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
       request: pb.GetEditsRequest,
       requestName: 'GetEditsRequest',
       response: pb.GetEditsResponse,
-      handle: async (r, { left }) => {
+      handle: async (r, { req, left }) => {
+        requireJournal(req.caller, r.jid);
         checkJid(r.jid);
         const from = checkIndex(r.fromTxid, 'fromTxid', 1);
         if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
@@ -226,9 +237,11 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
 function registerSegmentDownload(app: FastifyInstance, ctx: QjmContext): void {
   const { stateMachine } = ctx;
   app.get('/qjm/segment', async (req, reply) => {
-    const q = req.query as Record<string, string | undefined>;
-    const jid = q.jid ?? '';
-    const first = Number(q.first);
+    const q = req.query as Record<string, unknown>;
+    const jid = typeof q.jid === 'string' ? q.jid : '';
+    const refusal = authorizeJournal(req.caller, jid);
+    if (refusal) return refuse(reply, JSON_ENVELOPE, refusal);
+    const first = typeof q.first === 'string' ? Number(q.first) : Number.NaN;
     if (!isJournalId(jid) || !Number.isSafeInteger(first) || first < 1) {
       return reply.code(400).send({
         code: 'QJM_ERR_INVALID_ARGUMENT',

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { QjmError } from '../../src/errors.js';
 import { qjournal } from '../../src/gen/proto.js';
 import { EDITS_NAMING, SEGMENT_HEADER_BYTES } from '../../src/edit-records.js';
 import { checkHostPort, isJournalId, isNodeId } from '../../src/ids.js';
@@ -278,15 +279,32 @@ export class SnapshotStore {
     }
   }
 
-  /** Bytes of a snapshot file, within the prefix the manifest gives it. */
+  /**
+   * Bytes of a snapshot file, within the prefix the manifest gives it. A request no follower of this snapshot
+   * makes (a file it does not hold, an offset past its prefix) is INVALID_ARGUMENT; a snapshot this node no
+   * longer holds (a newer one replaced it while the follower fetched) is PURGED: fetch the manifest again.
+   */
   readChunk(index: number, jid: string, file: string, offset: number, length: number): Buffer {
+    const gone = () =>
+      new QjmError('PURGED', `snapshot ${index} is not held here (a newer one replaced it?): fetch the manifest again`);
     const m = this.manifestOf(index);
-    if (!m) throw new SnapshotError(`no snapshot at index ${index}`);
+    if (!m) throw gone();
     const j = m.journals.find((x) => x.jid === jid);
     const seg = j?.segments.find((s) => s.file === file);
-    if (!seg) throw new SnapshotError(`snapshot ${index} has no file ${jid}/${file}`);
+    if (!seg) throw new QjmError('INVALID_ARGUMENT', `snapshot ${index} has no file ${jid}/${file}`);
     const size = seg.sizeBytes;
-    const fd = fs.openSync(path.join(this.dirOf(index), 'journals', jid, file), 'r');
+    if (offset > size)
+      throw new QjmError(
+        'INVALID_ARGUMENT',
+        `offset ${offset} is past ${jid}/${file}'s ${size} bytes in snapshot ${index}`,
+      );
+    let fd: number;
+    try {
+      fd = fs.openSync(path.join(this.dirOf(index), 'journals', jid, file), 'r');
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') throw gone(); // pruned since the manifest was read
+      throw e;
+    }
     try {
       return preadSync(fd, offset, Math.min(length, size - offset));
     } finally {

@@ -1,7 +1,8 @@
 // The read-only dashboard port (--ui-listen): a second fastify app, plain HTTP, for a person and a scraper.
 // It serves the dashboard (a static page, one script, uPlot from node_modules), the cluster aggregate the
 // page polls, and this node's /status, /activity, /metrics and /healthz. Never journal data, never an admin
-// action: every method but GET and HEAD is refused before routing, and no body is read.
+// action: every method but GET and HEAD is refused before routing, and no body is read; before even that, a
+// Host header it was not given (host-check.ts: DNS rebinding) is refused.
 
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -30,6 +31,8 @@ export interface UiAppParts {
   admin: AdminContext;
   activity: NodeActivity;
   cluster: ClusterView;
+  /** Whether a Host header names this port (host-check.ts): any other is refused before anything else. */
+  hostAllowed(hostHeader: string | undefined): boolean;
 }
 
 interface Asset {
@@ -63,6 +66,11 @@ export async function buildUiApp(p: UiAppParts): Promise<FastifyInstance> {
   });
   app.removeAllContentTypeParsers();
   app.addHook('onRequest', async (req, reply) => {
+    if (!p.hostAllowed(req.headers.host))
+      return reply.code(403).send({
+        code: 'QJM_ERR_FORBIDDEN',
+        message: `Host ${JSON.stringify(String(req.headers.host ?? '').slice(0, 100))} is not a name this dashboard port answers (its listen address, localhost, --ui-allowed-hosts): a page of another site?`,
+      });
     if (req.method === 'GET' || req.method === 'HEAD') return;
     return reply
       .code(405)

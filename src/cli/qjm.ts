@@ -12,7 +12,7 @@ import { helpText, parseCommand, usageError, UsageError } from '../command-line.
 import type { CommandSpec, FlagValues } from '../command-line.js';
 import { QjmError } from '../errors.js';
 import { decodeSegmentHeader, readFrame, SEGMENT_HEADER_BYTES } from '../edit-records.js';
-import { formatPeers, parseAddresses, parsePeers } from '../peers.js';
+import { formatPeers, parseAddresses, parseClientPeers, parsePeers } from '../peers.js';
 import { humanBytes, renderTable } from '../text-table.js';
 import { WRITER_ACTIVE_MS } from '../journal-state.js';
 import { CertExistsError } from '../security/certs.js';
@@ -151,9 +151,10 @@ function adminClient(f: Connection, io: CliIo): AdminClient {
   });
 }
 
+/** The nodes --peers gives: host:port, or id=host:port (then the node there must be that one). */
 function peersOf(f: { peers: string }): string[] {
   try {
-    return parseAddresses(f.peers);
+    return parseClientPeers(f.peers).map((p) => (p.id === undefined ? p.address : `${p.id}=${p.address}`));
   } catch (e) {
     throw new UsageError(`--peers: ${(e as Error).message}, e.g. --peers 127.0.0.1:8485,127.0.0.1:8486,127.0.0.1:8487`);
   }
@@ -678,8 +679,11 @@ async function cmdResetPeers(f: FlagValues<typeof RESET_PEERS>, io: CliIo): Prom
     throw new UsageError(`--node: ${(e as Error).message}`);
   }
   if (node.length !== 1) throw new UsageError('--node: one HOST:PORT, the node to reset');
-  const conn = { ...f, peers: f.peers ?? node[0]! };
   const newPeers = parsePeersFlag('new-peers', f['new-peers']);
+  // The node reset is the one --new-peers names at its address: it must present that node's certificate.
+  const named = newPeers.find((p) => p.address === node[0]);
+  const target = named ? `${named.id}=${node[0]}` : node[0]!;
+  const conn = { ...f, peers: f.peers ? `${f.peers},${target}` : target };
   const admin = adminClient(conn, io);
   try {
     return await runResetPeers(
@@ -687,7 +691,7 @@ async function cmdResetPeers(f: FlagValues<typeof RESET_PEERS>, io: CliIo): Prom
       {
         node: node[0]!,
         newPeers,
-        peers: f.peers ? peersOf(conn) : [],
+        peers: f.peers ? admin.peers.filter((a) => a !== node[0]) : [],
         force: f.force,
         json: f.json,
         timeoutMs: timeoutMsOf(conn),

@@ -1,6 +1,6 @@
 // The main job (`npm start`, `qjm demo`): three JournalNodes on loopback with mutual TLS (a CA and
 // certificates under demo-data/certs/), a NameNode-style active master journaling every namespace change,
-// a standby tailing the journal, an anonymous and a wrong-role client refused, a failover in which the
+// a standby tailing the journal, an anonymous, a wrong-role and a wrong-journal client refused, a failover in which the
 // standby fences the old active and takes over, the old active's next write refused with FENCED, a
 // JournalNode leader killed under load, and a summary. With --serve it then keeps running (dashboard,
 // active, standby, a steady modest load) until Ctrl-C or SIGTERM. Everything it starts, it stops, in order.
@@ -206,6 +206,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     logLevel: 'info',
     ui: o.serve === true,
     ownProcessGroups: true,
+    journals: [JID],
   });
   return new Demo(o, dataDir, cluster).run();
 }
@@ -278,7 +279,7 @@ class Demo {
     }
   }
 
-  /** The cluster up, the journal formatted, nn1 active, nn2 tailing, and the two refused requests. */
+  /** The cluster up, the journal formatted, nn1 active, nn2 tailing, and the three refused requests. */
   private async open(): Promise<Refusals> {
     const { cluster } = this;
     this.log('qjournal demo: a quorum journal behind an HA pair of NameNode-style masters\n');
@@ -288,7 +289,7 @@ class Demo {
       `3 JournalNodes up on ${cluster.addresses.join(', ')} (data in ${path.relative(process.cwd(), this.dataDir) || '.'}); Raft leader ${jnLeader}`,
     );
     this.say(
-      `mutual TLS: a CA, node certificates and client certificates (admin, writer, reader) in ${path.relative(process.cwd(), cluster.certsDir!) || '.'}/; the masters use the writer's`,
+      `mutual TLS: a CA, node certificates and client certificates (admin; writer and reader for journal ${JID} only) in ${path.relative(process.cwd(), cluster.certsDir!) || '.'}/; the masters use the writer's`,
     );
     if (this.options.serve) this.say(`dashboard: ${dashboardUrls(cluster)}`);
     this.stop.check();
@@ -307,7 +308,7 @@ class Demo {
   }
 
   private master(id: string): Master {
-    return new Master(id, this.cluster.addresses, this.lag, this.cluster.tls('writer'));
+    return new Master(id, this.cluster.clientPeers, this.lag, this.cluster.tls('writer'));
   }
 
   /** nn2 fences nn1 and takes over; nn1's next write is refused; nn1 comes back as the standby. */
@@ -386,7 +387,9 @@ class Demo {
     const nn1 = this.nn1!;
     const nn2 = this.nn2!;
     const lagsMs = this.lag.samplesMs;
-    await nn2.qjm.finalizeLogSegment(nn2.out!.segmentTxId, nn2.ns.lastTxId);
+    // The last burst may have rolled the segment: a new one that holds no txid yet stays in progress (empty).
+    if (nn2.ns.lastTxId >= nn2.out!.segmentTxId)
+      await nn2.qjm.finalizeLogSegment(nn2.out!.segmentTxId, nn2.ns.lastTxId);
     const finalTxId = nn2.ns.lastTxId;
     await waitFor(() => nn1.ns.lastTxId >= finalTxId, {
       timeoutMs: 10_000,
@@ -424,7 +427,7 @@ class Demo {
           ['JournalNode leader kill', `writes stalled ${jnKill.stallMs.toFixed(0)} ms (electionTimeoutMs 1000)`],
           [
             'security',
-            `mutual TLS, roles enforced: no certificate -> ${refused.anonymous}; reader taking over -> ${refused.wrongRole}`,
+            `mutual TLS, roles and journals enforced: no certificate -> ${refused.anonymous}; reader taking over -> ${refused.wrongRole}; another journal's writer taking over -> ${refused.wrongJournal}`,
           ],
           [
             'JournalNodes',

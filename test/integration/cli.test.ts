@@ -50,7 +50,7 @@ describe('qjm CLI', function () {
   const qjmAsAdmin = (args: string[], env: Record<string, string> = {}) => qjm(args, { ...c.qjmEnv('admin'), ...env });
 
   before(async () => {
-    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 300 });
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 300, journals: ['cli1'] });
     c.startAll();
     await c.waitForLeader();
     peers = c.addresses.join(',');

@@ -1,5 +1,5 @@
 // The main job stays working: a short run of the demo must end with identical namespaces, the fenced old
-// active refused, an anonymous and a wrong-role client refused, and nothing left running; `--serve` keeps it
+// active refused, an anonymous, a wrong-role and a wrong-journal client refused, and nothing left running; `--serve` keeps it
 // running with its dashboard until SIGINT, which stops every node and exits 0.
 
 import fs from 'node:fs';
@@ -57,7 +57,10 @@ describe('the demo (npm start)', function () {
       expect(out).to.match(/refused with QJM_ERR_FENCED/);
       expect(out).to.match(/a client with no certificate asks .* for \/status: HTTP 401 QJM_ERR_UNAUTHENTICATED/);
       expect(out).to.match(/reader role tries to take over .*: refused with QJM_ERR_FORBIDDEN/);
-      expect(out).to.match(/security\s+\| mutual TLS, roles enforced/);
+      expect(out).to.match(
+        /a writer whose certificate names only journal ns1-other tries to take over ns1: refused with QJM_ERR_FORBIDDEN/,
+      );
+      expect(out).to.match(/security\s+\| mutual TLS, roles and journals enforced/);
       expect(fs.readdirSync(path.join(dir, 'certs')).sort(), "the demo's certificates").to.include.members([
         'ca.crt',
         'node.n1.crt',

@@ -74,7 +74,12 @@ describe('libqjm on a real cluster', function () {
   }
 
   before(async () => {
-    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 300 });
+    // Each test writes a journal of its own (j1, j2, ..., the failover loop's): the writer's certificate names them all.
+    c = await LocalCluster.create({
+      nodes: 3,
+      electionTimeoutMs: 300,
+      journals: [...Array.from({ length: 40 }, (_, i) => `j${i + 1}`), `loop${SEED}`],
+    });
     c.startAll();
     await c.waitForLeader();
   });

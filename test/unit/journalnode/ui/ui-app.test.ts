@@ -63,6 +63,36 @@ describe('dashboard port', () => {
       expect((await ui.inject({ url })).statusCode, url).to.equal(200);
   });
 
+  it('answers only the Host names it was given: a page of another site (DNS rebinding) is refused 403', async () => {
+    for (const url of ['/', '/status', '/metrics', '/healthz', '/activity', '/ui/cluster', '/ui/dashboard.js']) {
+      for (const host of ['rebind.attacker.example:9485', '127.0.0.1.attacker.example', 'localhost@attacker.example']) {
+        const r = await ui.inject({ url, headers: { host } });
+        expect([r.statusCode, r.json<{ code: string }>().code], `${host} ${url}`).to.deep.equal([
+          403,
+          'QJM_ERR_FORBIDDEN',
+        ]);
+      }
+      expect((await ui.inject({ url, headers: { host: '127.0.0.1:9485' } })).statusCode, url).to.equal(200);
+    }
+    // Refused before anything else: a write with a foreign Host gets the Host refusal, not the method's.
+    expect(
+      (await ui.inject({ method: 'POST', url: '/status', headers: { host: 'attacker.example' } })).statusCode,
+    ).to.equal(403);
+    // On the wire, as a browser tricked by DNS rebinding would send it.
+    const address = ui.server.address() as net.AddressInfo;
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(address.port, '127.0.0.1', () =>
+        s.write(`GET /status HTTP/1.1\r\nHost: rebind.attacker.example:${address.port}\r\nConnection: close\r\n\r\n`),
+      );
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString()));
+      s.on('end', () => resolve(got));
+      s.on('error', reject);
+    });
+    expect(answer.split('\r\n')[0]).to.equal('HTTP/1.1 403 Forbidden');
+    expect(answer).to.not.include('"clusterId"');
+  });
+
   it('refuses every method but GET and HEAD, and serves no journal data, admin call or peer route', async () => {
     for (const method of ['POST', 'PUT', 'DELETE', 'PATCH'] as const) {
       for (const url of ['/', '/status', '/qjm/journal', '/admin/transferLeader', '/raft/stream']) {
