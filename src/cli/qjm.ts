@@ -781,7 +781,7 @@ const COMMANDS: Record<string, Command> = {
   bench: command(BENCH_COMMAND, (f) => runBenchCommand(f)),
   demo: command(DEMO_COMMAND, async (f) => {
     const { runDemo } = await import('../demo/demo.js');
-    return runDemo({ serve: f.serve });
+    return runDemo({ serve: f.serve, dataDir: f['data-dir'] });
   }),
 };
 
