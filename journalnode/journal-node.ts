@@ -33,6 +33,7 @@ import { PeerAdmission } from './peers/peer-admission.js';
 import { PeerTransport } from './peers/peer-transport.js';
 import { PeerSnapshotSource } from './peers/snapshot-http.js';
 import { buildStatus } from './http/routes-admin.js';
+import { RecentReads } from './http/retention.js';
 import type { AdminContext } from './http/routes-admin.js';
 import { ClusterView } from './ui/cluster-view.js';
 import { buildUiApp } from './ui/ui-app.js';
@@ -202,7 +203,7 @@ async function wire(
     draining: () => draining,
     tls,
     raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
-    qjm: { config, replica, stateMachine },
+    qjm: { config, replica, stateMachine, reads: new RecentReads() },
     admin,
     activity,
   });

@@ -151,6 +151,18 @@ export const SETTINGS = {
   ),
   readTimeoutMs: int(10_000, 100, 3_600_000, 'A linearizable read not confirmed within this long answers TIMEOUT'),
   maxWaitMs: int(60_000, 0, 3_600_000, 'Longest long-poll a reader may ask for'),
+  minTxnsRetained: int(
+    1_000_000,
+    0,
+    Number.MAX_SAFE_INTEGER,
+    'A purge (unless forced) keeps the last this many txids of a journal, and always its newest finalized segment',
+  ),
+  readRetentionWindowMs: int(
+    600_000,
+    0,
+    86_400_000,
+    'A purge (unless forced) keeps what a reader of this node read within this long',
+  ),
   maxWaitingReads: int(
     10_000,
     1,

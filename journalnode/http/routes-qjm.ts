@@ -16,7 +16,11 @@ import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import { checkIndex, checkJid, invalid, validateCommand } from '../state/commands.js';
 import { errorNameOf, HTTP_STATUS, registerProtoRoute, SMALL_BODY_BYTES } from './rpc-errors.js';
 import { WRITE_OPS } from '../state/write-rpcs.js';
-import { requireAdminToForce } from './authz.js';
+import { callerName, requireAdminToForce } from './authz.js';
+import type { Caller } from './authz.js';
+import { retentionFloor } from './retention.js';
+import type { RecentReads } from './retention.js';
+import type { RetentionFloor } from './retention.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
@@ -25,6 +29,32 @@ export interface QjmContext {
   config: JournalNodeConfig;
   replica: Replica<Result>;
   stateMachine: JournalStateMachine;
+  /** Where readers read recently: part of the retention floor a purge respects. */
+  reads: RecentReads;
+}
+
+function floorOf(ctx: QjmContext, jid: string): RetentionFloor {
+  const j = ctx.stateMachine.journal(jid);
+  if (!j?.formatted) return { fromTxId: 0, reason: 'the journal is not formatted' };
+  return retentionFloor(j.state(), {
+    minTxnsRetained: ctx.config.minTxnsRetained,
+    readWindowMs: ctx.config.readRetentionWindowMs,
+    reads: ctx.reads,
+  });
+}
+
+const retentionToProto = (f: RetentionFloor) => ({ fromTxid: f.fromTxId, reason: f.reason });
+
+/**
+ * A purge keeps what the retention floor names unless forced (admin only). The floor is this leader's
+ * knowledge (its readers, its settings), so it is written into the command here, over whatever the client
+ * sent, and every replica applies that one value.
+ */
+function setRetentionFloor(ctx: QjmContext, wr: WriteRequestView, caller: Caller | null): void {
+  const p = wr.command.purge!;
+  if (p.force) requireAdminToForce(caller, 'purge');
+  p.retainFromTxid = p.force ? 0 : Math.max(1, floorOf(ctx, wr.command.jid ?? '').fromTxId || Number.MAX_SAFE_INTEGER);
+  wr.commandBytes = pb.Command.encode(wr.command).finish();
 }
 
 /**
@@ -68,6 +98,8 @@ function readEdits(
 }
 
 /** A WriteRequest as the write routes read it: the command decoded from the very bytes the leader proposes. */
+type WriteRequestView = ReturnType<typeof writeRequestCodec.decode> & { command: qjournal.journal.Command };
+
 const writeRequestCodec = {
   decode(body: Uint8Array) {
     const { commandBytes, expectedTerm } = readWriteRequest(body);
@@ -105,7 +137,8 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
           if (!wr.command) throw invalid('command is required');
           const carried = validateCommand(wr.command, config);
           if (carried !== op) throw invalid(`this RPC carries a ${op} command, got ${carried}`);
-          if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller);
+          if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller, 'format');
+          if (op === 'purge') setRetentionFloor(ctx, wr as WriteRequestView, req.caller);
           if (op === 'format') refuseFormatUnderLiveWriter(ctx, wr.command);
           const expectedTerm = wr.expectedTerm;
           if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
@@ -157,6 +190,7 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
             lastWriteAgeMs: age === null ? 0 : Math.max(1, age),
             nodeId: replica.id,
             fromLeader: replica.isLeader,
+            retention: retentionToProto(floorOf(ctx, r.jid)),
           },
         };
       },
@@ -192,9 +226,10 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
       request: pb.GetEditsRequest,
       requestName: 'GetEditsRequest',
       response: pb.GetEditsResponse,
-      handle: async (r, { left }) => {
+      handle: async (r, { left, req }) => {
         checkJid(r.jid);
         const from = checkIndex(r.fromTxid, 'fromTxid', 1);
+        ctx.reads.note(r.jid, `${callerName(req.caller)}@${req.ip}`, from);
         if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
         await linearize(r.read);
         let got = readEdits(stateMachine, r, from, config);
