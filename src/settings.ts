@@ -41,6 +41,9 @@ const int = (d: number, min: number, max: number, doc: string, braft?: string): 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 export const SETTINGS = {
   // ---- Raft
   electionTimeoutMs: int(
@@ -182,6 +185,12 @@ export const SETTINGS = {
   httpHeadersTimeoutMs: int(10_000, 1000, 3_600_000, "A client must send a request's headers within this long"),
   httpKeepAliveTimeoutMs: int(65_000, 1000, 3_600_000, 'An idle keep-alive connection is closed after this long'),
   logLevel: { kind: 'enum', default: 'info', values: LOG_LEVELS, doc: 'pino log level' } as EnumSetting<LogLevel>,
+  logFormat: {
+    kind: 'enum',
+    default: 'auto',
+    values: LOG_FORMATS,
+    doc: 'json: one JSON object a line (pino); pretty: for a person; auto: pretty when stdout is a terminal, else json',
+  } as EnumSetting<LogFormat>,
 } satisfies Record<string, Setting>;
 
 type ValueOf<S> = S extends IntSetting
