@@ -75,6 +75,22 @@ function refuseFormatUnderLiveWriter(ctx: QjmContext, cmd: qjournal.journal.ICom
   }
 }
 
+/**
+ * A new journal whose id differs from an existing one only by case (NS1 beside ns1) is refused: an operator
+ * reads them as one, and on a case-insensitive file system their directories would be one. A guard of the
+ * leader's, before proposing (journals made before it stay as they are).
+ */
+function refuseCaseTwin(ctx: QjmContext, jid: string): void {
+  if (ctx.stateMachine.journal(jid)) return;
+  const twin = ctx.stateMachine.allJournals().find((j) => j.jid.toLowerCase() === jid.toLowerCase());
+  if (twin) {
+    throw new QjmError(
+      'INVALID_ARGUMENT',
+      `journal ${jid} differs from the existing journal ${twin.jid} only by case: use ${twin.jid}, or a name that differs by more than case`,
+    );
+  }
+}
+
 function readEdits(
   stateMachine: JournalStateMachine,
   r: qjournal.journal.GetEditsRequest,
@@ -140,6 +156,7 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
           if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller, 'format');
           if (op === 'purge') setRetentionFloor(ctx, wr as WriteRequestView, req.caller);
           if (op === 'format') refuseFormatUnderLiveWriter(ctx, wr.command);
+          if (op === 'format') refuseCaseTwin(ctx, wr.command.jid ?? '');
           const expectedTerm = wr.expectedTerm;
           if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
           if (!replica.isLeader)
