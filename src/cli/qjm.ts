@@ -19,6 +19,9 @@ import { CertExistsError } from '../security/certs.js';
 import { CertificateError } from '../security/cert-files.js';
 import { runResetPeers } from './reset-peers.js';
 import { confirmDestruction, NotConfirmedError } from './confirm.js';
+import { assessImpact } from './check-impact.js';
+import type { NodeStatusJson } from '../node-status.js';
+import { SETTINGS } from '../settings.js';
 import type { Ask } from './confirm.js';
 import {
   CERT_CREATE_CA,
@@ -655,11 +658,68 @@ const ADD_PEER = {
   flags: { ...CONNECT, peer: { ...PEER, valueName: 'ID=HOST:PORT', description: 'the new node' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
+const MAX_LAG = {
+  type: 'uint',
+  valueName: 'N',
+  description: `a voter more entries than this behind the leader is not caught up (default ${SETTINGS.catchupMargin.default}, catchupMargin's)`,
+} as const;
+
 const REMOVE_PEER = {
   name: 'qjm remove-peer',
-  summary: 'Remove a voter (the leader too: it steps down once the change commits).',
-  flags: { ...CONNECT, peer: { ...PEER, valueName: 'ID', description: 'the node to remove' }, json: JSON_OUT },
+  summary:
+    'Remove a voter (the leader too: it steps down once the change commits); refused when the rest would not be a quorum of caught-up voters.',
+  flags: {
+    ...CONNECT,
+    peer: { ...PEER, valueName: 'ID', description: 'the node to remove' },
+    force: { type: 'boolean', description: 'remove it although the rest would not be a quorum of caught-up voters' },
+    'max-lag': MAX_LAG,
+    json: JSON_OUT,
+  },
 } as const satisfies CommandSpec;
+
+const CHECK_IMPACT = {
+  name: 'qjm check-impact',
+  summary: 'Would the cluster keep a quorum of caught-up voters without this node (stopped, or removed)?',
+  flags: {
+    ...CONNECT,
+    node: { type: 'string', required: true, valueName: 'ID', description: 'the node to stop or remove' },
+    remove: { type: 'boolean', description: 'judge removing it from the configuration (default: stopping it)' },
+    'max-lag': MAX_LAG,
+    json: JSON_OUT,
+  },
+} as const satisfies CommandSpec;
+
+/** The leader's own status (its view of every follower), asked of every node the client can reach. */
+async function leaderStatus(admin: AdminClient): Promise<NodeStatusJson> {
+  const m = await admin.membership();
+  const reports = await admin.statusOf(m.leaderAddress ? [m.leaderAddress] : []);
+  const s = reports[0]?.status;
+  if (s?.state !== 'leader') {
+    throw new QjmError(
+      'QUORUM_UNAVAILABLE',
+      `the leader ${m.leader} does not answer as leader (${reports[0]?.error ?? 'no address'})`,
+    );
+  }
+  return s;
+}
+
+async function cmdCheckImpact(f: FlagValues<typeof CHECK_IMPACT>, io: CliIo): Promise<number> {
+  const admin = adminClient(f, io);
+  try {
+    const action = f.remove ? 'remove' : 'stop';
+    const impact = assessImpact(
+      await leaderStatus(admin),
+      f.node,
+      action,
+      f['max-lag'] ?? SETTINGS.catchupMargin.default,
+    );
+    if (f.json) io.out(JSON.stringify({ node: f.node, action, ...impact }));
+    else for (const l of impact.lines) io.out(l);
+    return impact.safe ? 0 : 1;
+  } finally {
+    await admin.close();
+  }
+}
 
 const CHANGE_PEERS = {
   name: 'qjm change-peers',
@@ -713,8 +773,28 @@ function cmdAddPeer(f: FlagValues<typeof ADD_PEER>, io: CliIo): Promise<number> 
   );
 }
 
-function cmdRemovePeer(f: FlagValues<typeof REMOVE_PEER>, io: CliIo): Promise<number> {
+async function cmdRemovePeer(f: FlagValues<typeof REMOVE_PEER>, io: CliIo): Promise<number> {
   const id = f.peer.split('=')[0]!;
+  if (!f.force) {
+    const admin = adminClient(f, io);
+    try {
+      const impact = assessImpact(
+        await leaderStatus(admin),
+        id,
+        'remove',
+        f['max-lag'] ?? SETTINGS.catchupMargin.default,
+      );
+      if (!impact.safe) {
+        for (const l of impact.lines) io.err(l);
+        throw new QjmError(
+          'INVALID_CONF_CHANGE',
+          `refused: removing ${id} leaves no quorum of caught-up voters (qjm check-impact --node ${id} --remove); --force removes it anyway`,
+        );
+      }
+    } finally {
+      await admin.close();
+    }
+  }
   return cmdChangePeers(
     f,
     (voters) => {
@@ -845,6 +925,7 @@ function command<S extends CommandSpec>(
 
 const COMMANDS: Record<string, Command> = {
   status: command(STATUS, cmdStatus),
+  'check-impact': command(CHECK_IMPACT, cmdCheckImpact),
   format: command(FORMAT, cmdFormat),
   segments: command(SEGMENTS, cmdSegments),
   finalize: command(FINALIZE, cmdFinalize),

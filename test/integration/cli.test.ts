@@ -333,6 +333,41 @@ describe('qjm CLI', function () {
     expect((await c.status(follower.id))!.snapshotIndex).to.equal(onFollower);
   });
 
+  it('check-impact says whether a node may be stopped or removed; remove-peer refuses what would leave no quorum', async () => {
+    const leader = await c.waitForLeader();
+    const [a, b] = c.nodes.filter((n) => n.id !== leader);
+    let r = await qjmAsAdmin(['check-impact', '--peers', peers, '--node', a!.id]);
+    expect(r.code, r.out + r.err).to.equal(0);
+    expect(r.out).to.match(new RegExp(`SAFE: without ${a!.id}, 2 caught-up voter\\(s\\) of 3 remain`));
+    // With b down, stopping or removing a would leave the leader alone.
+    await c.stop(b!.id);
+    try {
+      await waitFor(async () => (await qjmAsAdmin(['check-impact', '--peers', peers, '--node', a!.id])).code === 1, {
+        timeoutMs: 15_000,
+        what: `the leader to stop counting ${b!.id} as caught up`,
+      });
+      r = await qjmAsAdmin(['check-impact', '--peers', peers, '--node', a!.id, '--json']);
+      const j = JSON.parse(r.out) as { safe: boolean; lines: string[] };
+      expect(j.safe).to.equal(false);
+      expect(j.lines.join('\n')).to.match(new RegExp(`${b!.id}: not heard from`));
+      r = await qjmAsAdmin(['remove-peer', '--peers', peers, '--peer', a!.id]);
+      expect(r.code, r.out).to.equal(4);
+      expect(r.err)
+        .to.match(/refused: removing .* leaves no quorum of caught-up voters/)
+        .and.match(/--force/);
+      const st = (await c.status(leader))!;
+      expect(st.peers.map((p) => p.id).sort(), 'the configuration is unchanged').to.deep.equal(
+        c.nodes.map((n) => n.id).sort(),
+      );
+    } finally {
+      c.start(b!.id);
+      await waitFor(async () => (await qjmAsAdmin(['check-impact', '--peers', peers, '--node', a!.id])).code === 0, {
+        timeoutMs: 30_000,
+        what: `${b!.id} caught up again`,
+      });
+    }
+  });
+
   // Last: it changes the cluster the tests above share.
   it('change-peers swaps one voter for a new node in one joint change; the journal is intact on it', async () => {
     const leader = await c.waitForLeader();
