@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import pinoPretty from 'pino-pretty';
 import type { Logger as PinoLogger } from 'pino';
 import { DataDirLock } from '../src/data-dir-lock.js';
 import type { qjournal } from '../src/gen/proto.js';
@@ -33,6 +34,7 @@ import { PeerAdmission } from './peers/peer-admission.js';
 import { PeerTransport } from './peers/peer-transport.js';
 import { PeerSnapshotSource } from './peers/snapshot-http.js';
 import { buildStatus } from './http/routes-admin.js';
+import { RecentReads } from './http/retention.js';
 import type { AdminContext } from './http/routes-admin.js';
 import { ClusterView } from './ui/cluster-view.js';
 import { buildUiApp } from './ui/ui-app.js';
@@ -82,12 +84,23 @@ function version(): string {
   }
 }
 
+/**
+ * The node's pino logger: JSON lines for collectors and files; for a person at a terminal (`logFormat`
+ * auto, stdout a TTY, or pretty) the same records through pino-pretty, synchronously, so nothing is lost
+ * when the process exits.
+ */
+function nodeLogger(config: JournalNodeConfig): PinoLogger {
+  const opts = { name: 'journalnode', level: config.logLevel, base: { node: config.id } };
+  const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stdout.isTTY === true);
+  return pretty ? pino(opts, pinoPretty({ sync: true, colorize: process.stdout.isTTY === true })) : pino(opts);
+}
+
 /** Opens (or, on an empty directory, bootstraps) the node's storage and builds the node. */
 export async function buildJournalNode(
   config: JournalNodeConfig,
   opts: { logger?: PinoLogger } = {},
 ): Promise<JournalNode> {
-  const logger = opts.logger ?? pino({ name: 'journalnode', level: config.logLevel, base: { node: config.id } });
+  const logger = opts.logger ?? nodeLogger(config);
   // Certificates first: a node that cannot serve securely should not even take its data directory's lock.
   const tls = config.certsDir ? loadNodeTls(config.certsDir, config.id) : null;
   const lock = DataDirLock.acquire(config.dataDir);
@@ -203,7 +216,7 @@ async function wire(
     draining: () => draining,
     tls,
     raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
-    qjm: { config, replica, stateMachine },
+    qjm: { config, replica, stateMachine, reads: new RecentReads() },
     admin,
     activity,
   });

@@ -177,8 +177,17 @@ export class AdminClient {
    * Purges under the current writer's epoch: no fencing (it touches only finalized segments); FENCED if a
    * new writer took over meanwhile.
    */
-  async purgeAtEpoch(jid: string, epoch: number, minTxIdToKeep: number): Promise<void> {
-    await this.client.write('purgeLogs', { jid, purge: { epoch, minTxidToKeep: minTxIdToKeep } });
+  async purgeAtEpoch(
+    jid: string,
+    epoch: number,
+    minTxIdToKeep: number,
+    force = false,
+  ): Promise<{ purgedBelowTxId: number }> {
+    const { result } = await this.client.write('purgeLogs', {
+      jid,
+      purge: { epoch, minTxidToKeep: minTxIdToKeep, force },
+    });
+    return { purgedBelowTxId: Number(result.purgedBelowTxid ?? 0) };
   }
 
   async close(): Promise<void> {

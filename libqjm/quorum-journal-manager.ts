@@ -80,6 +80,11 @@ export interface JournalStatus {
   writerId: string;
   lastTxId: number;
   segments: (SegmentDescriptor & { sizeBytes: number })[];
+  /**
+   * What a purge would keep now, as the answering node sees it: every segment ending at or after fromTxId
+   * (0: nothing holds the journal back), and why.
+   */
+  retention: { fromTxId: number; reason: string };
 }
 
 function txid(v: unknown, name: string, min = 1): number {
@@ -189,6 +194,7 @@ export class QuorumJournalManager {
     const { jid: _jid, nsInfo, segments, ...s } = journalStateFromProto(response.state ?? {});
     return {
       ...s,
+      retention: { fromTxId: Number(response.retention?.fromTxid ?? 0), reason: response.retention?.reason ?? '' },
       nsInfo: s.formatted ? toNs(nsInfo) : null,
       segments: segments.map(({ firstTxId, lastTxId, inProgress, sizeBytes }) => ({
         firstTxId,

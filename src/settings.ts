@@ -41,6 +41,9 @@ const int = (d: number, min: number, max: number, doc: string, braft?: string): 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 export const SETTINGS = {
   // ---- Raft
   electionTimeoutMs: int(
@@ -151,6 +154,18 @@ export const SETTINGS = {
   ),
   readTimeoutMs: int(10_000, 100, 3_600_000, 'A linearizable read not confirmed within this long answers TIMEOUT'),
   maxWaitMs: int(60_000, 0, 3_600_000, 'Longest long-poll a reader may ask for'),
+  minTxnsRetained: int(
+    1_000_000,
+    0,
+    Number.MAX_SAFE_INTEGER,
+    'A purge (unless forced) keeps the last this many txids of a journal, and always its newest finalized segment',
+  ),
+  readRetentionWindowMs: int(
+    600_000,
+    0,
+    86_400_000,
+    'A purge (unless forced) keeps what a reader of this node read within this long',
+  ),
   maxWaitingReads: int(
     10_000,
     1,
@@ -170,6 +185,12 @@ export const SETTINGS = {
   httpHeadersTimeoutMs: int(10_000, 1000, 3_600_000, "A client must send a request's headers within this long"),
   httpKeepAliveTimeoutMs: int(65_000, 1000, 3_600_000, 'An idle keep-alive connection is closed after this long'),
   logLevel: { kind: 'enum', default: 'info', values: LOG_LEVELS, doc: 'pino log level' } as EnumSetting<LogLevel>,
+  logFormat: {
+    kind: 'enum',
+    default: 'auto',
+    values: LOG_FORMATS,
+    doc: 'json: one JSON object a line (pino); pretty: for a person; auto: pretty when stdout is a terminal, else json',
+  } as EnumSetting<LogFormat>,
 } satisfies Record<string, Setting>;
 
 type ValueOf<S> = S extends IntSetting

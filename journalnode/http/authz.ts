@@ -203,8 +203,17 @@ export function authorizeJournal(caller: Caller | null, jid: string): QjmError |
   return new QjmError('FORBIDDEN', `${refused}: its certificate names journals ${describeJournals(caller)}`);
 }
 
-/** `format` with `force` wipes a journal: admin only. Throws the refusal (the route answers it). */
-export function requireAdminToForce(caller: Caller | null): void {
+/**
+ * A forced format (it wipes a journal) and a forced purge (past the retention floor): admin only. Throws the
+ * refusal (the route answers it).
+ */
+export function requireAdminToForce(caller: Caller | null, what: string): void {
   const refusal = decide(caller, ['admin']);
-  if (refusal) throw new QjmError(refusal.errorName, `format with force: ${refusal.message}`);
+  if (refusal) throw new QjmError(refusal.errorName, `${what} with force: ${refusal.message}`);
+}
+
+/** Who a caller is, in a log line or a message: a certificate's name, or "anonymous". */
+export function callerName(caller: Caller | null): string {
+  if (!caller || caller.kind === 'insecure') return 'anonymous';
+  return caller.kind === 'node' ? `node ${caller.id}` : caller.name;
 }

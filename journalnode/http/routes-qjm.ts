@@ -16,8 +16,11 @@ import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import { checkIndex, checkJid, invalid, validateCommand } from '../state/commands.js';
 import { errorNameOf, HTTP_STATUS, registerProtoRoute, SMALL_BODY_BYTES } from './rpc-errors.js';
 import { WRITE_OPS } from '../state/write-rpcs.js';
-import { authorizeJournal, JSON_ENVELOPE, refuse, requireAdminToForce } from './authz.js';
+import { authorizeJournal, callerName, JSON_ENVELOPE, refuse, requireAdminToForce } from './authz.js';
 import type { Caller } from './authz.js';
+import { retentionFloor } from './retention.js';
+import type { RecentReads } from './retention.js';
+import type { RetentionFloor } from './retention.js';
 
 /** Throws the refusal when the caller's certificate does not name the journal (authz.ts): nothing else is done. */
 function requireJournal(caller: Caller | null, jid: string | null | undefined): void {
@@ -32,6 +35,32 @@ export interface QjmContext {
   config: JournalNodeConfig;
   replica: Replica<Result>;
   stateMachine: JournalStateMachine;
+  /** Where readers read recently: part of the retention floor a purge respects. */
+  reads: RecentReads;
+}
+
+function floorOf(ctx: QjmContext, jid: string): RetentionFloor {
+  const j = ctx.stateMachine.journal(jid);
+  if (!j?.formatted) return { fromTxId: 0, reason: 'the journal is not formatted' };
+  return retentionFloor(j.state(), {
+    minTxnsRetained: ctx.config.minTxnsRetained,
+    readWindowMs: ctx.config.readRetentionWindowMs,
+    reads: ctx.reads,
+  });
+}
+
+const retentionToProto = (f: RetentionFloor) => ({ fromTxid: f.fromTxId, reason: f.reason });
+
+/**
+ * A purge keeps what the retention floor names unless forced (admin only). The floor is this leader's
+ * knowledge (its readers, its settings), so it is written into the command here, over whatever the client
+ * sent, and every replica applies that one value.
+ */
+function setRetentionFloor(ctx: QjmContext, wr: WriteRequestView, caller: Caller | null): void {
+  const p = wr.command.purge!;
+  if (p.force) requireAdminToForce(caller, 'purge');
+  p.retainFromTxid = p.force ? 0 : Math.max(1, floorOf(ctx, wr.command.jid ?? '').fromTxId || Number.MAX_SAFE_INTEGER);
+  wr.commandBytes = pb.Command.encode(wr.command).finish();
 }
 
 /**
@@ -48,6 +77,22 @@ function refuseFormatUnderLiveWriter(ctx: QjmContext, cmd: qjournal.journal.ICom
     throw new QjmError(
       'WRITER_ACTIVE',
       `journal ${j.jid}: writer ${j.writerId || '?'} (epoch ${j.promisedEpoch}) wrote ${age} ms ago; a forced format would destroy what it writes. Stop it first, or set allowActiveWriter`,
+    );
+  }
+}
+
+/**
+ * A new journal whose id differs from an existing one only by case (NS1 beside ns1) is refused: an operator
+ * reads them as one, and on a case-insensitive file system their directories would be one. A guard of the
+ * leader's, before proposing (journals made before it stay as they are).
+ */
+function refuseCaseTwin(ctx: QjmContext, jid: string): void {
+  if (ctx.stateMachine.journal(jid)) return;
+  const twin = ctx.stateMachine.allJournals().find((j) => j.jid.toLowerCase() === jid.toLowerCase());
+  if (twin) {
+    throw new QjmError(
+      'INVALID_ARGUMENT',
+      `journal ${jid} differs from the existing journal ${twin.jid} only by case: use ${twin.jid}, or a name that differs by more than case`,
     );
   }
 }
@@ -75,6 +120,8 @@ function readEdits(
 }
 
 /** A WriteRequest as the write routes read it: the command decoded from the very bytes the leader proposes. */
+type WriteRequestView = ReturnType<typeof writeRequestCodec.decode> & { command: qjournal.journal.Command };
+
 const writeRequestCodec = {
   decode(body: Uint8Array) {
     const { commandBytes, expectedTerm } = readWriteRequest(body);
@@ -113,8 +160,10 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
           requireJournal(req.caller, wr.command.jid);
           const carried = validateCommand(wr.command, config);
           if (carried !== op) throw invalid(`this RPC carries a ${op} command, got ${carried}`);
-          if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller);
+          if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller, 'format');
+          if (op === 'purge') setRetentionFloor(ctx, wr as WriteRequestView, req.caller);
           if (op === 'format') refuseFormatUnderLiveWriter(ctx, wr.command);
+          if (op === 'format') refuseCaseTwin(ctx, wr.command.jid ?? '');
           const expectedTerm = wr.expectedTerm;
           if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
           if (!replica.isLeader)
@@ -166,6 +215,7 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
             lastWriteAgeMs: age === null ? 0 : Math.max(1, age),
             nodeId: replica.id,
             fromLeader: replica.isLeader,
+            retention: retentionToProto(floorOf(ctx, r.jid)),
           },
         };
       },
@@ -206,6 +256,7 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
         requireJournal(req.caller, r.jid);
         checkJid(r.jid);
         const from = checkIndex(r.fromTxid, 'fromTxid', 1);
+        ctx.reads.note(r.jid, `${callerName(req.caller)}@${req.ip}`, from);
         if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
         await linearize(r.read);
         let got = readEdits(stateMachine, r, from, config);

@@ -101,6 +101,7 @@ const INDEX_FIELDS: Record<OpField, [field: string, min: number][]> = {
   purge: [
     ['epoch', 1],
     ['minTxidToKeep', 0],
+    ['retainFromTxid', 0],
   ],
 };
 

@@ -229,7 +229,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       return r;
     }
     if (cmd.dropSegment) return j.dropSegment(n(cmd.dropSegment.epoch), n(cmd.dropSegment.firstTxid));
-    if (cmd.purge) return j.purge(n(cmd.purge.epoch), n(cmd.purge.minTxidToKeep));
+    if (cmd.purge) return j.purge(n(cmd.purge.epoch), n(cmd.purge.minTxidToKeep), n(cmd.purge.retainFromTxid));
     return { code: pb.ErrorCode.INVALID_ARGUMENT, message: 'command without an operation' };
   }
 

@@ -72,7 +72,7 @@ export class Journal {
     if (this.formatted && this.hasSomeData() && !force) {
       return fail(
         'ALREADY_FORMATTED',
-        `journal ${this.jid} is formatted and holds data (last txid ${this.lastTxId}); use force to reformat`,
+        `journal ${this.jid} is formatted and holds data (last txid ${this.lastTxId}): qjm format --force wipes it (epochs stay; it asks first)`,
       );
     }
     for (const s of this.segments) s.remove();
@@ -202,16 +202,21 @@ export class Journal {
     return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
   }
 
-  purge(epoch: number, minTxIdToKeep: number): Result {
+  /**
+   * Deletes the finalized segments that end below minTxIdToKeep, but none that ends at or after
+   * retainFromTxId (the retention floor the leader put in the command; 0: none).
+   */
+  purge(epoch: number, minTxIdToKeep: number, retainFromTxId = 0): Result {
     const f = this.fenced(epoch);
     if (f) return f;
+    const below = retainFromTxId > 0 ? Math.min(minTxIdToKeep, retainFromTxId) : minTxIdToKeep;
     const keep: SegmentFile[] = [];
     for (const s of this.segments) {
-      if (!s.inProgress && s.lastTxId < minTxIdToKeep) s.remove();
+      if (!s.inProgress && s.lastTxId < below) s.remove();
       else keep.push(s);
     }
     this.segments = keep;
-    return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
+    return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId, purgedBelowTxid: below };
   }
 
   // ---------------------------------------------------------------- reads

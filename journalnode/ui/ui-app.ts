@@ -47,6 +47,7 @@ function loadAssets(): Map<string, Asset> {
   const files: [string, string, string][] = [
     ['/', path.join(STATIC_DIR, 'index.html'), 'text/html; charset=utf-8'],
     ['/ui/dashboard.js', path.join(STATIC_DIR, 'dashboard.js'), js],
+    ['/ui/chart-scale.js', path.join(STATIC_DIR, 'chart-scale.js'), js],
     ['/ui/uPlot.iife.min.js', path.join(uplot, 'uPlot.iife.min.js'), js],
     ['/ui/uPlot.min.css', path.join(uplot, 'uPlot.min.css'), 'text/css; charset=utf-8'],
   ];

@@ -5,7 +5,7 @@
 
 import fs from 'node:fs';
 import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
-import type { QjmOptions, RetryObserver, TlsOption } from '../../libqjm/index.js';
+import type { QjmOptions, RetryObserver, SegmentDescriptor, TlsOption } from '../../libqjm/index.js';
 import { BENCH_COMMAND, runBenchCommand } from '../bench/bench.js';
 import { DEMO_COMMAND } from '../demo/demo-command.js';
 import { helpText, parseCommand, usageError, UsageError } from '../command-line.js';
@@ -18,6 +18,11 @@ import { WRITER_ACTIVE_MS } from '../journal-state.js';
 import { CertExistsError } from '../security/certs.js';
 import { CertificateError } from '../security/cert-files.js';
 import { runResetPeers } from './reset-peers.js';
+import { confirmDestruction, NotConfirmedError } from './confirm.js';
+import { assessImpact } from './check-impact.js';
+import type { NodeStatusJson } from '../node-status.js';
+import { SETTINGS } from '../settings.js';
+import type { Ask } from './confirm.js';
 import {
   CERT_CREATE_CA,
   CERT_CREATE_CLIENT,
@@ -36,9 +41,15 @@ type Out = (line: string) => void;
 export interface CliIo {
   out: Out;
   err: Out;
+  /** Asks the operator at a terminal (destructive commands confirm there); absent without one. */
+  ask?: Ask;
 }
 
 // Flags several commands share, declared once.
+const YES = {
+  type: 'boolean',
+  description: 'confirm a destructive step without being asked (for scripts: there is no terminal to ask at)',
+} as const;
 const PEERS = {
   type: 'string',
   required: true,
@@ -162,6 +173,7 @@ function peersOf(f: { peers: string }): string[] {
 
 function exitCodeFor(e: unknown): number {
   if (e instanceof UsageError) return 2;
+  if (e instanceof NotConfirmedError) return 4;
   if (e instanceof CertExistsError) return 4;
   if (e instanceof CertificateError) return 1;
   if (e instanceof QjmError) {
@@ -280,8 +292,10 @@ const FORMAT = {
     'block-pool-id': { type: 'string', valueName: 'B', description: 'the block pool id (default empty)' },
     force: {
       type: 'boolean',
-      description: 'wipe a journal that holds data (epochs stay, so fenced writers stay fenced)',
+      description:
+        'wipe a journal that holds data (epochs stay, so fenced writers stay fenced); asks first, at a terminal',
     },
+    yes: YES,
     'allow-active-writer': {
       type: 'boolean',
       description: 'with --force: wipe it even though its writer wrote in the last few seconds',
@@ -298,6 +312,13 @@ async function cmdFormat(f: FlagValues<typeof FORMAT>, io: CliIo): Promise<numbe
       clusterId: f['cluster-id'],
       blockPoolId: f['block-pool-id'] ?? '',
     };
+    if (f.force) {
+      const st = await q.getJournalState();
+      if (st.formatted && (st.lastTxId > 0 || st.segments.length > 0)) {
+        const what = `qjm format --force wipes journal ${q.journalId}: ${st.lastTxId} edits in ${st.segments.length} segment(s), written by ${st.writerId || '?'} (epoch ${st.promisedEpoch})`;
+        await confirmDestruction(io.ask, { what, token: q.journalId, yes: f.yes });
+      }
+    }
     await q.format(nsInfo, { force: f.force, allowActiveWriter: f['allow-active-writer'] });
     io.out(
       f.json
@@ -413,14 +434,27 @@ async function cmdFinalize(f: FlagValues<typeof FINALIZE>, io: CliIo): Promise<n
 
 const PURGE = {
   name: 'qjm purge',
-  summary: "Delete the finalized segments that end below a txid (under the current writer's epoch).",
+  summary:
+    "Delete the finalized segments that end below a txid (under the current writer's epoch), within the retention floor.",
   flags: {
     ...CONNECT,
     jid: JID,
     'min-txid': { type: 'uint', required: true, valueName: 'TXID', description: 'the first txid to keep' },
+    'dry-run': { type: 'boolean', description: 'say what would be deleted and what the floor keeps; delete nothing' },
+    force: {
+      type: 'boolean',
+      description:
+        'go past the retention floor (the newest finalized segment, minTxnsRetained, recent readers); admin; asks first',
+    },
+    yes: YES,
     json: JSON_OUT,
   },
 } as const satisfies CommandSpec;
+
+const rangeOf = (segs: readonly SegmentDescriptor[]) =>
+  segs.length === 0
+    ? 'none'
+    : `${segs.length} segment(s), txids ${segs[0]!.firstTxId}-${segs[segs.length - 1]!.lastTxId}`;
 
 async function cmdPurge(f: FlagValues<typeof PURGE>, io: CliIo): Promise<number> {
   const jid = f.jid;
@@ -432,17 +466,31 @@ async function cmdPurge(f: FlagValues<typeof PURGE>, io: CliIo): Promise<number>
     for (let attempt = 0; ; attempt++) {
       const st = await q.getJournalState();
       if (!st.formatted) throw new QjmError('NOT_FORMATTED', `journal ${jid} is not formatted`);
-      const doomed = st.segments.filter((s) => !s.inProgress && s.lastTxId < minTxId);
+      const finalized = st.segments.filter((s) => !s.inProgress);
+      const asked = finalized.filter((s) => s.lastTxId < minTxId);
+      const floor = st.retention.fromTxId > 0 ? st.retention.fromTxId : Number.MAX_SAFE_INTEGER;
+      const allowed = asked.filter((s) => s.lastTxId < floor);
+      const pastFloor = asked.filter((s) => s.lastTxId >= floor);
+      const doomed = f.force ? asked : allowed;
+      if (f['dry-run'] || (pastFloor.length > 0 && !f.force) || doomed.length === 0) {
+        return purgePlanOnly(f, io, { jid, minTxId, floor: st.retention, doomed, pastFloor });
+      }
+      if (f.force && pastFloor.length > 0) {
+        const what = `qjm purge --force deletes ${rangeOf(pastFloor)} of journal ${jid} that the retention floor keeps (${st.retention.reason}); a standby behind them must then be rebuilt`;
+        await confirmDestruction(io.ask, { what, token: jid, yes: f.yes });
+      }
+      let purged: { purgedBelowTxId: number };
       try {
-        await admin.purgeAtEpoch(jid, st.promisedEpoch, minTxId);
+        purged = await admin.purgeAtEpoch(jid, st.promisedEpoch, minTxId, f.force);
       } catch (e) {
         if (e instanceof QjmError && e.errorName === 'FENCED' && attempt < 3) continue; // a writer took over meanwhile
         throw e;
       }
+      const gone = doomed.filter((s) => s.lastTxId < purged.purgedBelowTxId);
       io.out(
         f.json
-          ? JSON.stringify({ ok: true, purged: doomed })
-          : `purged ${doomed.length} segment(s) ending below txid ${minTxId}`,
+          ? JSON.stringify({ ok: true, purged: gone, purgedBelowTxId: purged.purgedBelowTxId })
+          : `purged ${rangeOf(gone)} of journal ${jid} (every finalized segment ending below txid ${purged.purgedBelowTxId})`,
       );
       return 0;
     }
@@ -450,6 +498,44 @@ async function cmdPurge(f: FlagValues<typeof PURGE>, io: CliIo): Promise<number>
     await q.close();
     await admin.close();
   }
+}
+
+/** --dry-run, nothing to purge, or a request past the floor without --force: says what would go, deletes nothing. */
+function purgePlanOnly(
+  f: FlagValues<typeof PURGE>,
+  io: CliIo,
+  p: {
+    jid: string;
+    minTxId: number;
+    floor: { fromTxId: number; reason: string };
+    doomed: SegmentDescriptor[];
+    pastFloor: SegmentDescriptor[];
+  },
+): number {
+  const refused = !f['dry-run'] && !f.force && p.pastFloor.length > 0;
+  if (f.json) {
+    io.out(
+      JSON.stringify({
+        ok: !refused,
+        dryRun: f['dry-run'],
+        wouldPurge: p.doomed,
+        keptByFloor: p.pastFloor,
+        retention: p.floor,
+      }),
+    );
+  } else {
+    io.out(`${f['dry-run'] ? 'would purge' : 'to purge'}: ${rangeOf(p.doomed)} of journal ${p.jid}`);
+    if (p.pastFloor.length > 0) {
+      io.out(`kept by the retention floor (txid ${p.floor.fromTxId}: ${p.floor.reason}): ${rangeOf(p.pastFloor)}`);
+    }
+  }
+  if (!refused) return 0;
+  const within =
+    p.doomed.length > 0 ? `qjm purge --jid ${p.jid} --min-txid ${p.floor.fromTxId} purges what the floor allows; ` : '';
+  io.err(
+    `qjm purge: refused: --min-txid ${p.minTxId} reaches past the retention floor (${p.floor.reason}); nothing was deleted. ${within}--force goes past it (admin, asks first)`,
+  );
+  return 4;
 }
 
 const TAIL = {
@@ -573,11 +659,68 @@ const ADD_PEER = {
   flags: { ...CONNECT, peer: { ...PEER, valueName: 'ID=HOST:PORT', description: 'the new node' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
+const MAX_LAG = {
+  type: 'uint',
+  valueName: 'N',
+  description: `a voter more entries than this behind the leader is not caught up (default ${SETTINGS.catchupMargin.default}, catchupMargin's)`,
+} as const;
+
 const REMOVE_PEER = {
   name: 'qjm remove-peer',
-  summary: 'Remove a voter (the leader too: it steps down once the change commits).',
-  flags: { ...CONNECT, peer: { ...PEER, valueName: 'ID', description: 'the node to remove' }, json: JSON_OUT },
+  summary:
+    'Remove a voter (the leader too: it steps down once the change commits); refused when the rest would not be a quorum of caught-up voters.',
+  flags: {
+    ...CONNECT,
+    peer: { ...PEER, valueName: 'ID', description: 'the node to remove' },
+    force: { type: 'boolean', description: 'remove it although the rest would not be a quorum of caught-up voters' },
+    'max-lag': MAX_LAG,
+    json: JSON_OUT,
+  },
 } as const satisfies CommandSpec;
+
+const CHECK_IMPACT = {
+  name: 'qjm check-impact',
+  summary: 'Would the cluster keep a quorum of caught-up voters without this node (stopped, or removed)?',
+  flags: {
+    ...CONNECT,
+    node: { type: 'string', required: true, valueName: 'ID', description: 'the node to stop or remove' },
+    remove: { type: 'boolean', description: 'judge removing it from the configuration (default: stopping it)' },
+    'max-lag': MAX_LAG,
+    json: JSON_OUT,
+  },
+} as const satisfies CommandSpec;
+
+/** The leader's own status (its view of every follower), asked of every node the client can reach. */
+async function leaderStatus(admin: AdminClient): Promise<NodeStatusJson> {
+  const m = await admin.membership();
+  const reports = await admin.statusOf(m.leaderAddress ? [m.leaderAddress] : []);
+  const s = reports[0]?.status;
+  if (s?.state !== 'leader') {
+    throw new QjmError(
+      'QUORUM_UNAVAILABLE',
+      `the leader ${m.leader} does not answer as leader (${reports[0]?.error ?? 'no address'})`,
+    );
+  }
+  return s;
+}
+
+async function cmdCheckImpact(f: FlagValues<typeof CHECK_IMPACT>, io: CliIo): Promise<number> {
+  const admin = adminClient(f, io);
+  try {
+    const action = f.remove ? 'remove' : 'stop';
+    const impact = assessImpact(
+      await leaderStatus(admin),
+      f.node,
+      action,
+      f['max-lag'] ?? SETTINGS.catchupMargin.default,
+    );
+    if (f.json) io.out(JSON.stringify({ node: f.node, action, ...impact }));
+    else for (const l of impact.lines) io.out(l);
+    return impact.safe ? 0 : 1;
+  } finally {
+    await admin.close();
+  }
+}
 
 const CHANGE_PEERS = {
   name: 'qjm change-peers',
@@ -631,8 +774,28 @@ function cmdAddPeer(f: FlagValues<typeof ADD_PEER>, io: CliIo): Promise<number> 
   );
 }
 
-function cmdRemovePeer(f: FlagValues<typeof REMOVE_PEER>, io: CliIo): Promise<number> {
+async function cmdRemovePeer(f: FlagValues<typeof REMOVE_PEER>, io: CliIo): Promise<number> {
   const id = f.peer.split('=')[0]!;
+  if (!f.force) {
+    const admin = adminClient(f, io);
+    try {
+      const impact = assessImpact(
+        await leaderStatus(admin),
+        id,
+        'remove',
+        f['max-lag'] ?? SETTINGS.catchupMargin.default,
+      );
+      if (!impact.safe) {
+        for (const l of impact.lines) io.err(l);
+        throw new QjmError(
+          'INVALID_CONF_CHANGE',
+          `refused: removing ${id} leaves no quorum of caught-up voters (qjm check-impact --node ${id} --remove); --force removes it anyway`,
+        );
+      }
+    } finally {
+      await admin.close();
+    }
+  }
   return cmdChangePeers(
     f,
     (voters) => {
@@ -667,6 +830,7 @@ const RESET_PEERS = {
       type: 'boolean',
       description: 'reset although a majority of the voters answers, or another node holds a longer log',
     },
+    yes: YES,
     json: JSON_OUT,
   },
 } as const satisfies CommandSpec;
@@ -695,6 +859,7 @@ async function cmdResetPeers(f: FlagValues<typeof RESET_PEERS>, io: CliIo): Prom
         force: f.force,
         json: f.json,
         timeoutMs: timeoutMsOf(conn),
+        confirm: (what, token) => confirmDestruction(io.ask, { what, token, yes: f.yes }),
       },
       io,
     );
@@ -764,6 +929,7 @@ function command<S extends CommandSpec>(
 
 const COMMANDS: Record<string, Command> = {
   status: command(STATUS, cmdStatus),
+  'check-impact': command(CHECK_IMPACT, cmdCheckImpact),
   format: command(FORMAT, cmdFormat),
   segments: command(SEGMENTS, cmdSegments),
   finalize: command(FINALIZE, cmdFinalize),
@@ -785,7 +951,7 @@ const COMMANDS: Record<string, Command> = {
   bench: command(BENCH_COMMAND, (f) => runBenchCommand(f)),
   demo: command(DEMO_COMMAND, async (f) => {
     const { runDemo } = await import('../demo/demo.js');
-    return runDemo({ serve: f.serve });
+    return runDemo({ serve: f.serve, dataDir: f['data-dir'] });
   }),
 };
 

@@ -102,6 +102,8 @@ export interface ResetPeersArgs {
   force: boolean;
   json: boolean;
   timeoutMs: number | undefined;
+  /** Asks the operator to confirm, once the plan is known and before anything is forced (throws to stop). */
+  confirm?: (what: string, token: string) => Promise<void>;
 }
 
 /** Runs the command over an admin client; the exit code. */
@@ -130,6 +132,11 @@ export async function runResetPeers(
   }
   if (plan.refusals.length > 0 && !a.force)
     throw new QjmError('INVALID_CONF_CHANGE', `refused: ${plan.refusals.join('; ')} (--force to reset anyway)`);
+  await a.confirm?.(
+    `qjm reset-peers forces ${formatPeers(a.newPeers)} as the only voters on ${plan.survivor.id} (${logOf(plan.survivor)}); ` +
+      `whatever only ${plan.silent.map((s) => s.id).join(', ') || 'the lost nodes'} held is lost for good`,
+    plan.survivor.id,
+  );
   const r = await admin.resetPeers(a.node, a.newPeers, a.force, a.timeoutMs);
   const after = (await admin.statusOf([a.node]))[0]?.status ?? null;
   const loss = describeLoss(plan, Number(r.lastIndexBefore), Number(r.lastTermBefore), after);

@@ -195,10 +195,37 @@ class Master {
   }
 }
 
+/** Marks a directory as the demo's own: the demo wipes it at start, and wipes nothing else. */
+const DEMO_MARKER = '.qjournal-demo';
+
+/** Null when the demo may wipe and use dir; otherwise why not. */
+export function demoDirRefusal(dir: string): string | null {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    return `--data-dir ${dir}: ${(e as Error).message}`;
+  }
+  if (names.length === 0 || names.includes(DEMO_MARKER)) return null;
+  // A demo-data directory written before the marker existed: the demo's own layout.
+  if (names.includes('certs') && names.includes('n1')) return null;
+  return `--data-dir ${dir} holds files the demo did not write, and the demo wipes its directory at start: give an empty or new directory`;
+}
+
 export async function runDemo(o: DemoOptions): Promise<number> {
   const dataDir = path.resolve(o.dataDir ?? 'demo-data');
+  const refusal = demoDirRefusal(dataDir);
+  if (refusal) {
+    console.error(`qjm demo: ${refusal}`);
+    return 2;
+  }
   fs.rmSync(dataDir, { recursive: true, force: true });
   fs.mkdirSync(dataDir, { recursive: true });
+  fs.writeFileSync(
+    path.join(dataDir, DEMO_MARKER),
+    'written by the qjournal demo, which wipes this directory at start\n',
+  );
   const cluster = await LocalCluster.create({
     nodes: 3,
     electionTimeoutMs: 1000,
@@ -269,13 +296,16 @@ class Demo {
       // --serve ends this way by design; without it, an interrupted demo has no verdict.
       return options.serve ? 0 : 130;
     } finally {
-      this.stop.dispose();
       await this.nn1?.close().catch(() => {});
       await this.nn2?.close().catch(() => {});
       await cluster.stopAll().catch(() => {});
       await cluster.destroy(true);
       process.off('exit', killLeftovers);
       this.say('all JournalNodes stopped; nothing left running');
+      // Only now: a signal that arrives while the nodes stop (npm forwards the terminal's Ctrl-C a moment
+      // after the terminal sent it) must find the switch's handler, not node's default, which would kill the
+      // demo on the spot and leave the JournalNodes running.
+      this.stop.dispose();
     }
   }
 
@@ -387,8 +417,9 @@ class Demo {
     const nn1 = this.nn1!;
     const nn2 = this.nn2!;
     const lagsMs = this.lag.samplesMs;
-    // The last burst may have rolled the segment: a new one that holds no txid yet stays in progress (empty).
-    if (nn2.ns.lastTxId >= nn2.out!.segmentTxId)
+    // The open segment may hold nothing yet (the active had just rolled to a new one): then there is nothing to
+    // finalize, and the segment before it is finalized already.
+    if (nn2.out!.segmentTxId <= nn2.ns.lastTxId)
       await nn2.qjm.finalizeLogSegment(nn2.out!.segmentTxId, nn2.ns.lastTxId);
     const finalTxId = nn2.ns.lastTxId;
     await waitFor(() => nn1.ns.lastTxId >= finalTxId, {
