@@ -157,6 +157,12 @@ export const SETTINGS = {
     1_000_000,
     'Long-polls waiting at once on a node; beyond, a reader is answered BUSY (retriable)',
   ),
+  maxJournals: int(
+    100,
+    1,
+    10_000,
+    'Journals a cluster holds; a format that would create one more is refused with TOO_MANY_JOURNALS',
+  ),
   // ---- Transport
   peerRequestTimeoutMs: int(5000, 100, 600_000, 'One request to a peer; a peer stream silent this long is cut'),
   maxPeerQueueBytes: int(64 << 20, 1 << 16, 2 ** 31, 'Bytes queued for one peer before messages are dropped'),

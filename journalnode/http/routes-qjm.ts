@@ -45,6 +45,24 @@ function refuseFormatUnderLiveWriter(ctx: QjmContext, cmd: qjournal.journal.ICom
   }
 }
 
+/**
+ * A format as the leader proposes it: refused while a live writer would lose what it writes, or when it would
+ * create one journal more than maxJournals; otherwise re-encoded carrying this leader's maxJournals, so that
+ * formats racing past this check are refused at apply, alike on every replica (commands.ts).
+ */
+function formatAsProposed(ctx: QjmContext, cmd: qjournal.journal.Command): Uint8Array {
+  refuseFormatUnderLiveWriter(ctx, cmd);
+  const { stateMachine, config } = ctx;
+  const jid = cmd.jid ?? '';
+  if (!stateMachine.journal(jid) && stateMachine.journalCount >= config.maxJournals)
+    throw new QjmError(
+      'TOO_MANY_JOURNALS',
+      `journal ${jid} would be journal ${stateMachine.journalCount + 1} of this cluster; maxJournals is ${config.maxJournals} (raise it on every node to create more)`,
+    );
+  cmd.format!.maxJournals = config.maxJournals;
+  return pb.Command.encode(cmd).finish();
+}
+
 function readEdits(
   stateMachine: JournalStateMachine,
   r: qjournal.journal.GetEditsRequest,
@@ -106,15 +124,15 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
           const carried = validateCommand(wr.command, config);
           if (carried !== op) throw invalid(`this RPC carries a ${op} command, got ${carried}`);
           if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller);
-          if (op === 'format') refuseFormatUnderLiveWriter(ctx, wr.command);
           const expectedTerm = wr.expectedTerm;
           if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
           if (!replica.isLeader)
             throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
+          const bytes = op === 'format' ? formatAsProposed(ctx, wr.command) : wr.commandBytes;
           // Validated here, with this node's limits (never looser than those every replica applies with): when
           // these very bytes apply on this node, the state machine uses this decoding instead of decoding again.
-          stateMachine.knowValidated(wr.commandBytes, wr.command);
-          const res = await proposeCommand(wr.commandBytes, expectedTerm > 0 ? expectedTerm : undefined);
+          stateMachine.knowValidated(bytes, wr.command);
+          const res = await proposeCommand(bytes, expectedTerm > 0 ? expectedTerm : undefined);
           const code = res.value.code ?? 0;
           return {
             status: code === 0 ? 200 : HTTP_STATUS[errorNameOf(code)],

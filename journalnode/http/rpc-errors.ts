@@ -35,6 +35,7 @@ export const HTTP_STATUS: Record<ErrorName, number> = {
   INTERNAL: 500,
   STORAGE_FAILED: 503,
   PURGED: 410,
+  TOO_MANY_JOURNALS: 409,
 };
 
 export function errorNameOf(code: number): ErrorName {

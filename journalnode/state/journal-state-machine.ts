@@ -16,7 +16,7 @@ import { SegmentFile } from './segment-file.js';
 import { fsyncPath, fsyncPathSync, preadIntoSync, writeAllSync } from '../../src/storage/files.js';
 import { series, SnapshotStore } from './snapshot-store.js';
 import type { ManifestData, StagedImage } from './snapshot-store.js';
-import { decodeCommittedCommand } from './commands.js';
+import { decodeCommittedCommand, journalLimitOf } from './commands.js';
 import { ReadWaiters } from './read-waiters.js';
 import { fetchSnapshot } from './snapshot-fetch.js';
 import type { FetchSink, ManifestSummary, SnapshotFileRef } from './snapshot-fetch.js';
@@ -195,6 +195,12 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     if (cmd.journal || cmd.startSegment || cmd.finalizeSegment) this.lastWriteAtMs.set(jid, Date.now());
     const n = (v: number | null | undefined) => Number(v ?? 0);
     if (cmd.format) {
+      const limit = journalLimitOf(cmd.format);
+      if (!this.journals.has(jid) && this.journals.size >= limit)
+        return {
+          code: pb.ErrorCode.TOO_MANY_JOURNALS,
+          message: `journal ${jid} would be journal ${this.journals.size + 1} of this cluster; maxJournals is ${limit}`,
+        };
       const r = this.journalFor(jid, true)!.format(cmd.format.nsInfo ?? {}, cmd.format.force === true);
       this.wake(jid);
       return r;
@@ -241,6 +247,11 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
 
   allJournals(): Journal[] {
     return [...this.journals.values()];
+  }
+
+  /** Journals this node holds (formatted ones; a journal is created only by format). */
+  get journalCount(): number {
+    return this.journals.size;
   }
 
   /**

@@ -174,6 +174,7 @@ function exitCodeFor(e: unknown): number {
       case 'NAMESPACE_MISMATCH':
       case 'INVALID_CONF_CHANGE':
       case 'CONF_CHANGE_IN_PROGRESS':
+      case 'TOO_MANY_JOURNALS':
         return 4;
       case 'CORRUPT':
         return 5;

@@ -10,6 +10,7 @@ import { encodeRecords } from '../../../../src/edit-records.js';
 import { EntryType } from '../../../../src/raft/types.js';
 import type { Entry, SnapshotMeta } from '../../../../src/raft/types.js';
 import { JournalStateMachine } from '../../../../journalnode/state/journal-state-machine.js';
+import { APPLY_MAX_JOURNALS, journalLimitOf } from '../../../../journalnode/state/commands.js';
 import type { SnapshotSource, StateMachineOptions } from '../../../../journalnode/state/journal-state-machine.js';
 
 const pb = qjournal.journal;
@@ -206,5 +207,31 @@ describe('journal state machine: commands validated before they were proposed', 
     // Garbage in a copy is still refused at apply, as every replica refuses it.
     const garbage = { ...format, index: 4, data: Uint8Array.from([0xff, 0xff, 0xff]) };
     expect(stateMachine.apply([garbage]).map((r) => r.code)).to.deep.equal([pb.ErrorCode.INVALID_ARGUMENT]);
+  });
+});
+
+describe('journal state machine: the journal limit at apply', () => {
+  let root: string;
+  beforeEach(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-stateMachine-'));
+  });
+  afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it('a format carrying maxJournals creates no journal beyond it; without one, APPLY_MAX_JOURNALS bounds it', () => {
+    const stateMachine = fresh(path.join(root, 'a'));
+    const fmt = (index: number, jid: string, maxJournals?: number) =>
+      entry(index, { jid, format: { nsInfo: ns, ...(maxJournals === undefined ? {} : { maxJournals }) } });
+    const codes = (es: Entry[]) => stateMachine.apply(es).map((r) => pb.ErrorCode[r.code ?? 0]);
+    expect(codes([fmt(2, 'j1', 2), fmt(3, 'j2', 2), fmt(4, 'j3', 2), fmt(5, 'j1', 2)])).to.deep.equal([
+      'OK',
+      'OK',
+      'TOO_MANY_JOURNALS',
+      'OK',
+    ]);
+    // A larger limit carried by a later leader lets it grow; the fixed maximum caps whatever is carried.
+    expect(codes([fmt(6, 'j3', 3)])).to.deep.equal(['OK']);
+    expect(journalLimitOf({ maxJournals: 4_000_000_000 })).to.equal(APPLY_MAX_JOURNALS);
+    expect(journalLimitOf({})).to.equal(APPLY_MAX_JOURNALS);
+    expect(stateMachine.journalCount).to.equal(3);
   });
 });
