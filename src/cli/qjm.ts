@@ -3,7 +3,6 @@
 // 0 ok, 1 unreachable / quorum unavailable / other failure, 2 usage, 3 not formatted, 4 refused (fenced,
 // already formatted, writer active, out of sync), 5 corrupt data (dump).
 
-import fs from 'node:fs';
 import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
 import type { QjmOptions, RetryObserver, TlsOption } from '../../libqjm/index.js';
 import { BENCH_COMMAND, runBenchCommand } from '../bench/bench.js';
@@ -11,13 +10,13 @@ import { DEMO_COMMAND } from '../demo/demo-command.js';
 import { helpText, parseCommand, usageError, UsageError } from '../command-line.js';
 import type { CommandSpec, FlagValues } from '../command-line.js';
 import { QjmError } from '../errors.js';
-import { decodeSegmentHeader, readFrame, SEGMENT_HEADER_BYTES } from '../edit-records.js';
 import { formatPeers, parseAddresses, parsePeers } from '../peers.js';
 import { humanBytes, renderTable } from '../text-table.js';
 import { WRITER_ACTIVE_MS } from '../journal-state.js';
 import { CertExistsError } from '../security/certs.js';
 import { CertificateError } from '../security/cert-files.js';
 import { runResetPeers } from './reset-peers.js';
+import { DUMP, dumpSegment, renderRecord } from './dump.js';
 import {
   CERT_CREATE_CA,
   CERT_CREATE_CLIENT,
@@ -71,11 +70,7 @@ const TIMEOUT = {
 const CONNECT = { peers: PEERS, ...SECURITY, timeout: TIMEOUT } as const;
 const JID = { type: 'string', required: true, valueName: 'ID', description: 'the journal id' } as const;
 const JSON_OUT = { type: 'boolean', description: 'print JSON, for scripts' } as const;
-const RECORD_FORMAT = {
-  type: 'string',
-  choices: ['text', 'hex', 'len'],
-  description: 'how to print each record (default text)',
-} as const;
+const RECORD_FORMAT = DUMP.flags.format;
 
 export const NO_CLIENT_CERTIFICATE =
   'no client certificate: give --certs-dir D --user NAME (or set QJM_CERTS_DIR and QJM_USER), or --insecure for nodes started with --insecure';
@@ -185,14 +180,6 @@ function exitCodeFor(e: unknown): number {
     }
   }
   return 1;
-}
-
-function renderRecord(data: Uint8Array, format: string): string {
-  if (format === 'hex') return Buffer.from(data).toString('hex');
-  if (format === 'len') return '';
-  const s = Buffer.from(data).toString('utf8');
-  // Non-printable bytes would garble a terminal: show them as \xNN.
-  return JSON.stringify(s).slice(1, -1);
 }
 
 const STATUS = {
@@ -505,64 +492,6 @@ async function cmdTail(f: FlagValues<typeof TAIL>, io: CliIo): Promise<number> {
     process.off('SIGINT', stop);
     await q.close();
   }
-}
-
-const DUMP = {
-  name: 'qjm dump',
-  summary: 'Read a segment file offline (like hdfs oev): header, then every record with its CRC checked.',
-  positionals: [{ name: 'FILE', description: 'the segment file (edits_... in a journal directory)' }],
-  flags: { format: RECORD_FORMAT, json: JSON_OUT },
-} as const satisfies CommandSpec;
-
-/** Offline reader of one segment file: header, then each frame with its CRC checked. */
-export function dumpSegment(file: string, format: string, io: CliIo, json: boolean): number {
-  const buf = fs.readFileSync(file);
-  const h = decodeSegmentHeader(buf);
-  if (typeof h === 'string') {
-    io.err(`qjm dump: ${file}: ${h}`);
-    return 5;
-  }
-  if (!json)
-    io.out(`# ${file}: segment format v${h.version}, layout version ${h.layoutVersion}, first txid ${h.firstTxId}`);
-  let off = SEGMENT_HEADER_BYTES;
-  let count = 0;
-  let expect = h.firstTxId;
-  let bytes = 0;
-  while (off < buf.length) {
-    const fr = readFrame(buf, off);
-    if (!fr.ok) {
-      io.err(`qjm dump: ${file}: ${fr.truncated ? 'torn frame' : 'corrupt frame'} at byte offset ${off}: ${fr.reason}`);
-      if (!json) io.out(`# ${count} records read before the damage`);
-      return 5;
-    }
-    const r = fr.record;
-    const seq = r.txid === expect ? 'ok' : `EXPECTED ${expect}`;
-    if (json)
-      io.out(
-        JSON.stringify({
-          txid: r.txid,
-          length: r.data.byteLength,
-          crc: 'ok',
-          sequence: seq,
-          offset: off,
-          record: Buffer.from(r.data).toString('base64'),
-        }),
-      );
-    else
-      io.out(
-        `${r.txid}\t${r.data.byteLength}\tcrc ok\t${seq === 'ok' ? '' : `${seq}\t`}${renderRecord(r.data, format)}`,
-      );
-    if (r.txid !== expect) {
-      io.err(`qjm dump: ${file}: txid ${r.txid} at byte offset ${off}, expected ${expect}`);
-      return 5;
-    }
-    expect++;
-    count++;
-    bytes += r.data.byteLength;
-    off = r.next;
-  }
-  if (!json) io.out(`# ${count} records, txids ${h.firstTxId}..${expect - 1}, ${bytes} bytes of edits, every CRC ok`);
-  return 0;
 }
 
 const PEER = { type: 'string', required: true } as const;
