@@ -8,6 +8,7 @@ import type { CommandSpec } from '../command-line.js';
 import { decodeSegmentHeader, readFrame, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../edit-records.js';
 import type { RecordView } from '../edit-records.js';
 import { SETTINGS } from '../settings.js';
+import { escapeControls } from '../terminal-text.js';
 
 type Out = (line: string) => void;
 
@@ -140,16 +141,16 @@ export interface DumpOutput {
 export function renderRecord(data: Uint8Array, format: string): string {
   if (format === 'hex') return Buffer.from(data).toString('hex');
   if (format === 'len') return '';
-  const s = Buffer.from(data).toString('utf8');
-  // Non-printable bytes would garble a terminal: show them as \xNN.
-  return JSON.stringify(s).slice(1, -1);
+  // As a JSON string's contents (quotes and backslashes escaped, C0 controls as \uXXXX), then DEL, C1 and the
+  // bidirectional controls, which JSON leaves raw: no byte of a record reaches the terminal as a control.
+  return escapeControls(JSON.stringify(Buffer.from(data).toString('utf8')).slice(1, -1));
 }
 
 /** Offline reader of one segment file: header, then each frame with its CRC checked. Returns the exit code. */
 export function dumpSegment(file: string, format: string, io: DumpOutput, json: boolean): number {
   const opened = openRegularFile(file);
   if ('problem' in opened) {
-    io.err(`qjm dump: ${file}: ${opened.problem}`);
+    io.err(`qjm dump: ${escapeControls(file)}: ${opened.problem}`);
     return 2;
   }
   const w = new Window(opened.fd, opened.sizeBytes);
@@ -162,7 +163,9 @@ export function dumpSegment(file: string, format: string, io: DumpOutput, json: 
     }
     w.consume(SEGMENT_HEADER_BYTES);
     if (!json)
-      io.out(`# ${file}: segment format v${h.version}, layout version ${h.layoutVersion}, first txid ${h.firstTxId}`);
+      io.out(
+        `# ${escapeControls(file)}: segment format v${h.version}, layout version ${h.layoutVersion}, first txid ${h.firstTxId}`,
+      );
     return dumpFrames(w, h.firstTxId, { file, format, json }, io);
   } finally {
     fs.closeSync(opened.fd);

@@ -12,6 +12,7 @@ import type { CommandSpec, FlagValues } from '../command-line.js';
 import { QjmError } from '../errors.js';
 import { formatPeers, parseAddresses, parsePeers } from '../peers.js';
 import { humanBytes, renderTable } from '../text-table.js';
+import { escapeControls, terminalSafe } from '../terminal-text.js';
 import { WRITER_ACTIVE_MS } from '../journal-state.js';
 import { CertExistsError } from '../security/certs.js';
 import { CertificateError } from '../security/cert-files.js';
@@ -116,8 +117,8 @@ export function retryReporter(err: Out, nowMs: () => number = Date.now): RetryOb
     const node = e.details.node;
     const why =
       e.details.networkCode && typeof node === 'string'
-        ? `${node} unreachable (${e.details.networkCode})`
-        : `${e.message} (${e.code})`;
+        ? `${escapeControls(node)} unreachable (${e.details.networkCode})`
+        : `${escapeControls(e.message)} (${e.code})`;
     err(`qjm: ${why}; retrying for ${Math.max(0, Math.ceil(remainingMs / 1000))} s more`);
   };
 }
@@ -289,7 +290,7 @@ async function cmdFormat(f: FlagValues<typeof FORMAT>, io: CliIo): Promise<numbe
     io.out(
       f.json
         ? JSON.stringify({ ok: true, jid: q.journalId, nsInfo })
-        : `formatted journal ${q.journalId} (namespace ${nsInfo.namespaceId}, cluster ${nsInfo.clusterId})`,
+        : `formatted journal ${q.journalId} (namespace ${nsInfo.namespaceId}, cluster ${escapeControls(nsInfo.clusterId)})`,
     );
     return 0;
   } finally {
@@ -338,7 +339,7 @@ async function cmdSegments(f: FlagValues<typeof SEGMENTS>, io: CliIo): Promise<n
         ),
       );
       io.out(
-        `journal ${q.journalId}: last txid ${st.lastTxId}, promised epoch ${st.promisedEpoch}, writer ${st.writerId || '-'}; ${segs.length} segment(s), ${humanBytes(totalBytes)} (exact sizes: --json)`,
+        `journal ${q.journalId}: last txid ${st.lastTxId}, promised epoch ${st.promisedEpoch}, writer ${escapeControls(st.writerId) || '-'}; ${segs.length} segment(s), ${humanBytes(totalBytes)} (exact sizes: --json)`,
       );
     }
     return 0;
@@ -530,9 +531,11 @@ async function cmdChangePeers(
     const voters = m.peers.filter((p) => p.role === 'voter').map((p) => ({ id: p.id, address: p.address }));
     const next = target(voters);
     if (!json)
-      io.err(`changing voters from ${formatPeers(voters)} to ${formatPeers(next)} (new peers catch up first)...`);
+      io.err(
+        `changing voters from ${escapeControls(formatPeers(voters))} to ${escapeControls(formatPeers(next))} (new peers catch up first)...`,
+      );
     const msg = await admin.changePeers(next, timeoutMsOf(f));
-    io.out(json ? JSON.stringify({ ok: true, voters: next }) : msg);
+    io.out(json ? JSON.stringify({ ok: true, voters: next }) : escapeControls(msg));
     return 0;
   } finally {
     await admin.close();
@@ -648,7 +651,7 @@ async function cmdAdmin(
   const admin = adminClient(f, io);
   try {
     const msg = await call(admin);
-    io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : msg);
+    io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : escapeControls(msg));
     return 0;
   } finally {
     await admin.close();
@@ -730,7 +733,13 @@ function overview(): string {
   ].join('\n');
 }
 
-export async function runQjm(argv: string[], io: CliIo): Promise<number> {
+/**
+ * Runs one qjm command. Everything it prints passes through terminalSafe (no control character of any data
+ * reaches the terminal raw); values that could carry a line break of their own are escaped where they are
+ * put into a line (escapeControls), so journal data can neither forge a line nor move the cursor.
+ */
+export async function runQjm(argv: string[], terminal: CliIo): Promise<number> {
+  const io: CliIo = { out: (l) => terminal.out(terminalSafe(l)), err: (l) => terminal.err(terminalSafe(l)) };
   // `qjm cert <verb>` is one command of two words.
   const [name, ...rest] =
     argv[0] === 'cert' && argv[1] && !argv[1].startsWith('-') ? [`cert ${argv[1]}`, ...argv.slice(2)] : argv;
@@ -751,8 +760,8 @@ export async function runQjm(argv: string[], io: CliIo): Promise<number> {
   } catch (e) {
     const code = exitCodeFor(e);
     if (e instanceof UsageError) io.err(usageError(cmd.spec, e.message));
-    else if (e instanceof QjmError) io.err(`qjm ${name}: ${e.code}: ${e.message}`);
-    else io.err(`qjm ${name}: ${(e as Error).message}`);
+    else if (e instanceof QjmError) io.err(`qjm ${name}: ${e.code}: ${escapeControls(e.message)}`);
+    else io.err(`qjm ${name}: ${escapeControls((e as Error).message)}`);
     return code;
   }
 }
