@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { HttpPools } from './http-pool.js';
 import type { HttpResponse } from './http-pool.js';
 import { waitFor } from './wait-for.js';
+import { PRIVATE_FILE_MODE } from './file-modes.js';
 import { fetchNodeStatus } from './node-status.js';
 import type { NodeStatusJson } from './node-status.js';
 import { clientTlsFrom } from './security/client-tls.js';
@@ -226,7 +227,8 @@ export class LocalCluster {
   start(id: string, extra: string[] = []): ProcNode {
     const n = this.node(id);
     if (n.proc) throw new Error(`${id} is already running`);
-    const out = fs.openSync(n.logFile, 'a');
+    // A node's log names its journals, peers and errors: private, like its data (0600).
+    const out = fs.openSync(n.logFile, 'a', PRIVATE_FILE_MODE);
     // QJ_NODE_ARGS adds Node flags to every JournalNode (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof").
     const nodeArgs = (process.env.QJ_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const env = { ...process.env, GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? JOURNALNODE_GLIBC_TUNABLES };

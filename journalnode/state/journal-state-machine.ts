@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../src/file-modes.js';
 import { assert } from '../../src/assert.js';
 import type { Logger } from '../../src/logger.js';
 import { qjournal } from '../../src/gen/proto.js';
@@ -402,7 +403,7 @@ class StagingSink implements FetchSink {
   private target(f: SnapshotFileRef): string {
     const jdir = path.join(this.dir, 'journals', f.jid);
     if (!this.jdirs.has(jdir)) {
-      fs.mkdirSync(jdir, { recursive: true });
+      fs.mkdirSync(jdir, { recursive: true, mode: PRIVATE_DIR_MODE });
       this.jdirs.add(jdir);
     }
     return path.join(jdir, f.file);
@@ -412,7 +413,7 @@ class StagingSink implements FetchSink {
     const key = `${f.jid}/${f.file}`;
     let fd = this.fds.get(key);
     if (fd === undefined) {
-      fd = fs.openSync(this.target(f), 'w');
+      fd = fs.openSync(this.target(f), 'w', PRIVATE_FILE_MODE);
       this.fds.set(key, fd);
     }
     return fd;

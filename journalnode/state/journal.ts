@@ -7,6 +7,7 @@ import path from 'node:path';
 import { qjournal } from '../../src/gen/proto.js';
 import type { ErrorName } from '../../src/errors.js';
 import { SegmentFile } from './segment-file.js';
+import { PRIVATE_DIR_MODE } from '../../src/file-modes.js';
 import { journalStateToProto } from '../../src/journal-state.js';
 import type { JournalStateData, SegmentState } from '../../src/journal-state.js';
 
@@ -84,7 +85,7 @@ export class Journal {
     this.lastWriterEpoch = 0;
     this.writerId = '';
     this.epochRequestId = '';
-    fs.mkdirSync(this.dir, { recursive: true });
+    fs.mkdirSync(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     return { code: pb.ErrorCode.OK, epoch: this.promisedEpoch };
   }
 
@@ -137,7 +138,7 @@ export class Journal {
     } else if (txid !== this.lastTxId + 1) {
       return fail('OUT_OF_SYNC', `cannot start a segment at txid ${txid}: the journal's last txid is ${this.lastTxId}`);
     }
-    fs.mkdirSync(this.dir, { recursive: true });
+    fs.mkdirSync(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     this.segments.push(SegmentFile.create(this.dir, txid, layoutVersion));
     this.lastWriterEpoch = epoch;
     return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };

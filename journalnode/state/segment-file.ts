@@ -10,6 +10,7 @@ import { assert } from '../../src/assert.js';
 import type { SegmentState } from '../../src/journal-state.js';
 import { readU64 } from '../../src/raft/bytes.js';
 import { preadIntoSync, preadSync, writeAllSync } from '../../src/storage/files.js';
+import { PRIVATE_FILE_MODE } from '../../src/file-modes.js';
 import {
   RECORD_HEADER_BYTES,
   decodeSegmentHeader,
@@ -113,7 +114,7 @@ export class SegmentFile {
       crc32: zlib.crc32(header),
       dirty: true,
     });
-    const fd = fs.openSync(seg.path, 'w+');
+    const fd = fs.openSync(seg.path, 'w+', PRIVATE_FILE_MODE);
     writeAllSync(fd, header, 0);
     seg.fd = fd;
     return seg;

@@ -20,6 +20,7 @@ import type { Refusals } from './refusals.js';
 import { Stopped, StopSwitch } from './stop-switch.js';
 import type { TlsOption } from '../../libqjm/index.js';
 import { waitFor } from '../wait-for.js';
+import { PRIVATE_DIR_MODE } from '../file-modes.js';
 
 const JID = 'ns1';
 const NS_INFO = { namespaceId: 20261125, clusterId: 'CID-demo', blockPoolId: 'BP-demo' };
@@ -198,7 +199,7 @@ class Master {
 export async function runDemo(o: DemoOptions): Promise<number> {
   const dataDir = path.resolve(o.dataDir ?? 'demo-data');
   fs.rmSync(dataDir, { recursive: true, force: true });
-  fs.mkdirSync(dataDir, { recursive: true });
+  fs.mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const cluster = await LocalCluster.create({
     nodes: 3,
     electionTimeoutMs: 1000,
