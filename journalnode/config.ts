@@ -108,5 +108,18 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   if (c.maxBatchBytes! > c.maxAppendBodyBytes!)
     bad('maxBatchBytes', `must not exceed maxAppendBodyBytes (${c.maxAppendBodyBytes})`);
   if (c.maxRecordBytes! > c.maxBatchBytes!) bad('maxRecordBytes', `must not exceed maxBatchBytes (${c.maxBatchBytes})`);
+  // The largest answer that cannot be made smaller (one record, one snapshot chunk) must fit a connection's
+  // budget, and a connection's budget the node's, or some reads would be refused for ever.
+  const oneAnswerBytes = Math.max(c.maxRecordBytes!, c.maxSnapshotChunkBytes!) + (64 << 10);
+  if (c.maxResponseBytesPerConnection! < oneAnswerBytes)
+    bad(
+      'maxResponseBytesPerConnection',
+      `must be at least the largest record or snapshot chunk plus 64 KiB (${oneAnswerBytes})`,
+    );
+  if (c.maxResponseBytesInFlight! < c.maxResponseBytesPerConnection!)
+    bad(
+      'maxResponseBytesInFlight',
+      `must be at least maxResponseBytesPerConnection (${c.maxResponseBytesPerConnection})`,
+    );
   return out as unknown as JournalNodeConfig;
 }

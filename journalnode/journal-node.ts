@@ -25,6 +25,7 @@ import { NodeActivity } from './observe/activity.js';
 import { dataDirPaths, openDataDir } from './data-dir.js';
 import { combineListeners } from './observe/events.js';
 import { buildHttpApp } from './http/http-app.js';
+import { jsonBusy, registerResponseBudget, ResponseBudget } from './http/response-budget.js';
 import { JournalStateMachine } from './state/journal-state-machine.js';
 import type { StateMachineOptions } from './state/journal-state-machine.js';
 import { NodeMetrics } from './observe/metrics.js';
@@ -57,6 +58,8 @@ export interface JournalNode {
   readonly transport: PeerTransport;
   readonly metrics: NodeMetrics;
   readonly logger: PinoLogger;
+  /** The answer bytes the node holds for its clients (response-budget.ts). */
+  readonly budget: ResponseBudget;
   readonly clusterId: string;
   readonly storageId: string;
   /** Listens on config.listen (and config.uiListen) and starts the Raft clock. Returns the main bound address. */
@@ -180,7 +183,20 @@ async function wire(
     logger,
   });
   transport.attach(replica);
-  metrics.attach({ replica, stateMachine, transport, logBytesAfter: (index) => diskLog.bytesAfter(index) });
+  const budget = new ResponseBudget({
+    maxBytesInFlight: config.maxResponseBytesInFlight,
+    maxBytesPerConnection: config.maxResponseBytesPerConnection,
+    stallTimeoutMs: config.responseStallTimeoutMs,
+    logger,
+    onRefused: (why) => metrics.refused(why === 'budget' ? 'response_budget' : 'response_stalled'),
+  });
+  metrics.attach({
+    replica,
+    stateMachine,
+    transport,
+    logBytesAfter: (index) => diskLog.bytesAfter(index),
+    responseBytes: () => budget.bytesInFlight,
+  });
 
   let draining = false;
   const admin = {
@@ -202,14 +218,20 @@ async function wire(
     draining: () => draining,
     tls,
     raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
-    qjm: { config, replica, stateMachine },
+    qjm: { config, replica, stateMachine, budget },
     admin,
     activity,
+    budget,
   });
   const uiApp =
     config.uiListen === null
       ? null
-      : await buildUiApp({ admin, activity, cluster: clusterView(config, admin, activity, clients) });
+      : await buildUiApp({
+          admin,
+          activity,
+          cluster: clusterView(config, admin, activity, clients),
+          underBudget: (ui) => registerResponseBudget(ui, budget, jsonBusy),
+        });
 
   let ticker: NodeJS.Timeout | null = null;
   let stopped = false;
@@ -252,6 +274,7 @@ async function wire(
     if (uiApp) await closeWithin(uiApp, CLOSE_GRACE_MS);
     await closeWithin(app, CLOSE_GRACE_MS);
     await clients.close();
+    budget.close();
     stateMachine.close();
     diskLog.close();
     lock.release();
@@ -280,6 +303,7 @@ async function wire(
     transport,
     metrics,
     logger,
+    budget,
     clusterId,
     storageId,
     start,

@@ -175,6 +175,24 @@ export const SETTINGS = {
   ),
   httpHeadersTimeoutMs: int(10_000, 1000, 3_600_000, "A client must send a request's headers within this long"),
   httpKeepAliveTimeoutMs: int(65_000, 1000, 3_600_000, 'An idle keep-alive connection is closed after this long'),
+  maxResponseBytesInFlight: int(
+    64 << 20,
+    1 << 20,
+    2 ** 40,
+    'Answer bytes a node holds for its clients at once (a streamed answer counts its window); beyond, BUSY',
+  ),
+  maxResponseBytesPerConnection: int(
+    16 << 20,
+    1 << 20,
+    2 ** 40,
+    'Answer bytes one connection may hold at once (within maxResponseBytesInFlight); beyond, BUSY',
+  ),
+  responseStallTimeoutMs: int(
+    15_000,
+    1000,
+    3_600_000,
+    'An answer whose client takes none of its bytes for this long is cut and its budget released',
+  ),
   logLevel: { kind: 'enum', default: 'info', values: LOG_LEVELS, doc: 'pino log level' } as EnumSetting<LogLevel>,
 } satisfies Record<string, Setting>;
 

@@ -4,7 +4,7 @@
 // after a ReadIndex round when the reader asks for linearizable freshness.
 
 import fs from 'node:fs';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { qjournal } from '../../src/gen/proto.js';
 import { QjmError } from '../../src/errors.js';
 import { isJournalId } from '../../src/ids.js';
@@ -17,6 +17,10 @@ import { checkIndex, checkJid, invalid, validateCommand } from '../state/command
 import { errorNameOf, HTTP_STATUS, registerProtoRoute, SMALL_BODY_BYTES } from './rpc-errors.js';
 import { WRITE_OPS } from '../state/write-rpcs.js';
 import { requireAdminToForce } from './authz.js';
+import type { EditsPlan } from '../state/journal.js';
+import { answerHolds, editsAnswer, INLINE_ANSWER_BYTES } from './edits-answer.js';
+import { STREAM_WINDOW_BYTES } from './response-budget.js';
+import type { ResponseBudget } from './response-budget.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
@@ -25,6 +29,8 @@ export interface QjmContext {
   config: JournalNodeConfig;
   replica: Replica<Result>;
   stateMachine: JournalStateMachine;
+  /** The answer bytes the node holds for its clients (large reads reserve before they are built). */
+  budget: ResponseBudget;
 }
 
 /**
@@ -63,14 +69,20 @@ function formatAsProposed(ctx: QjmContext, cmd: qjournal.journal.Command): Uint8
   return pb.Command.encode(cmd).finish();
 }
 
-function readEdits(
+/**
+ * Where the frames a read asks for lie, within what the answer may hold (`roomBytes`: the reader's budget,
+ * response-budget.ts): a plan, nothing read yet.
+ */
+function planRead(
   stateMachine: JournalStateMachine,
   r: qjournal.journal.GetEditsRequest,
   from: number,
   config: JournalNodeConfig,
-) {
+  roomBytes: number,
+): EditsPlan {
   const maxTxns = r.maxTxns === 0 ? 100_000 : Math.min(r.maxTxns, 1_000_000);
-  const maxBytes = r.maxBytes === 0 ? config.maxBatchBytes : Math.min(r.maxBytes, config.maxAppendBodyBytes);
+  const asked = r.maxBytes === 0 ? config.maxBatchBytes : Math.min(r.maxBytes, config.maxAppendBodyBytes);
+  const maxBytes = Math.min(asked, roomBytes);
   const j = stateMachine.journal(r.jid);
   if (!j?.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
   const firstHeld = j.firstHeldTxId();
@@ -82,7 +94,30 @@ function readEdits(
       { firstAvailableTxId: firstHeld },
     );
   }
-  return j.readEdits(from, maxTxns, maxBytes, r.inProgressOk);
+  return j.planEdits(from, maxTxns, maxBytes, r.inProgressOk);
+}
+
+/** A read refused for the answer budget: retriable, and the reader may read elsewhere. */
+function readBusy(budget: ResponseBudget): QjmError {
+  const o = budget.options;
+  return new QjmError(
+    'BUSY',
+    `this node holds ${budget.bytesInFlight} bytes of answers for its clients (at most ${o.maxBytesInFlight}, ${o.maxBytesPerConnection} per connection): retry later`,
+  );
+}
+
+/** The smallest read worth answering: below it the reader is told BUSY rather than fed a few bytes at a time. */
+const MIN_READ_BYTES = 64 << 10;
+/** Room kept for what an answer holds besides its frames: its head and the fields before them. */
+const ANSWER_MARGIN_BYTES = 4 << 10;
+
+/**
+ * The frame bytes a read may answer with now: what its connection and the node may still hold, less the
+ * margin; where that is less than a streamed answer's window, no more than an answer built whole.
+ */
+function answerRoom(budget: ResponseBudget, reply: FastifyReply): number {
+  const room = budget.room(reply.raw.socket ?? reply.raw) - ANSWER_MARGIN_BYTES;
+  return room >= STREAM_WINDOW_BYTES ? room : Math.min(room, INLINE_ANSWER_BYTES);
 }
 
 /** A WriteRequest as the write routes read it: the command decoded from the very bytes the leader proposes. */
@@ -148,7 +183,7 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
 
 /** The reads, from this node's applied state (after a ReadIndex round when the reader asks for it). */
 function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
-  const { replica, stateMachine, config } = ctx;
+  const { replica, stateMachine, config, budget } = ctx;
   const term = () => replica.term;
   const linearize = (read: qjournal.journal.IReadOptions | null | undefined) =>
     new Promise<void>((resolve, reject) => {
@@ -210,27 +245,30 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
       request: pb.GetEditsRequest,
       requestName: 'GetEditsRequest',
       response: pb.GetEditsResponse,
-      handle: async (r, { left }) => {
+      handle: async (r, { reply, left }) => {
         checkJid(r.jid);
         const from = checkIndex(r.fromTxid, 'fromTxid', 1);
         if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
         await linearize(r.read);
-        let got = readEdits(stateMachine, r, from, config);
-        if (got.count === 0 && r.waitMs > 0) {
+        // The answer is sized to what this connection and the node may still hold (response-budget.ts).
+        if (answerRoom(budget, reply) < MIN_READ_BYTES) throw readBusy(budget);
+        let plan = planRead(stateMachine, r, from, config, answerRoom(budget, reply));
+        if (plan.count === 0 && r.waitMs > 0) {
           await stateMachine.waitForTxid(r.jid, from, r.waitMs, left);
-          got = readEdits(stateMachine, r, from, config);
+          plan = planRead(stateMachine, r, from, config, Math.max(MIN_READ_BYTES, answerRoom(budget, reply)));
         }
-        const committed = stateMachine.journal(r.jid)?.lastTxId ?? 0;
-        const leaderAddress = replica.leaderDetails().leaderAddress ?? '';
-        return {
-          body: {
-            firstTxid: got.firstTxId,
-            count: got.count,
-            records: got.frames,
-            committedTxid: committed,
-            leaderAddress,
-          },
-        };
+        const answer = editsAnswer(plan, {
+          committedTxid: stateMachine.journal(r.jid)?.lastTxId ?? 0,
+          leaderAddress: replica.leaderDetails().leaderAddress ?? '',
+        });
+        // What the answer keeps alive while it is sent: its bytes, or its stream's window and the cached
+        // pieces it streams from.
+        const holds = 'bytes' in answer ? answer.bytes.byteLength : answerHolds(plan);
+        if (!budget.reserve(reply, holds)) {
+          if ('stream' in answer) answer.stream.destroy();
+          throw readBusy(budget);
+        }
+        return 'bytes' in answer ? { encoded: answer.bytes } : answer;
       },
     },
     term,

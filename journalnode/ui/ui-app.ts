@@ -30,6 +30,11 @@ export interface UiAppParts {
   admin: AdminContext;
   activity: NodeActivity;
   cluster: ClusterView;
+  /**
+   * Puts the app's answers under the node's budget (registered before any route): this port's answers count
+   * in it like the main port's (journalnode/http/response-budget.ts).
+   */
+  underBudget(app: FastifyInstance): void;
 }
 
 interface Asset {
@@ -62,6 +67,7 @@ export async function buildUiApp(p: UiAppParts): Promise<FastifyInstance> {
     return503OnClosing: true,
   });
   app.removeAllContentTypeParsers();
+  p.underBudget(app);
   app.addHook('onRequest', async (req, reply) => {
     if (req.method === 'GET' || req.method === 'HEAD') return;
     return reply
