@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { qjournal } from '../../src/gen/proto.js';
 import { QjmError } from '../../src/errors.js';
 import type { ErrorName } from '../../src/errors.js';
+import { isResourceShortage } from '../../src/replica/env.js';
 
 const pb = qjournal.journal;
 
@@ -58,10 +59,15 @@ export function toRpcError(e: QjmError, term: number): qjournal.journal.IRpcErro
   };
 }
 
-/** A thrown value as a QjmError (anything unexpected is INTERNAL). */
+/**
+ * A thrown value as a QjmError: out of file descriptors (a read that could not open its file during a
+ * connection flood) is BUSY, retriable and no failure of the node; anything else unexpected is INTERNAL.
+ */
 export function asQjmError(e: unknown): QjmError {
   if (e instanceof QjmError) return e;
-  return new QjmError('INTERNAL', e instanceof Error ? e.message : String(e));
+  const message = e instanceof Error ? e.message : String(e);
+  if (isResourceShortage(e)) return new QjmError('BUSY', `this node is short of file descriptors: ${message}`);
+  return new QjmError('INTERNAL', message);
 }
 
 export function invalid(message: string): QjmError {

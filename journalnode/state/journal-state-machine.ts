@@ -9,6 +9,7 @@ import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../src/file-modes.js';
 import { assert } from '../../src/assert.js';
 import type { Logger } from '../../src/logger.js';
 import { qjournal } from '../../src/gen/proto.js';
+import { ApplyInterrupted, isResourceShortage } from '../../src/replica/env.js';
 import type { ReplicaStateMachine, StagedSnapshot } from '../../src/replica/env.js';
 import type { Entry, NodeId, SnapshotMeta } from '../../src/raft/types.js';
 import { Journal } from './journal.js';
@@ -159,21 +160,34 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   apply(entries: readonly Entry[]): Result[] {
     const out: Result[] = [];
     for (const e of entries) {
-      const known = this.validated.get(e.data);
-      const c = known ? { cmd: known } : decodeCommittedCommand(e.data);
-      if (known) this.validated.delete(e.data);
-      if ('error' in c) {
-        this.opts.logger.warn(
-          { index: e.index, term: e.term, error: c.error.message },
-          'a committed entry is not a valid command: applied as a no-op',
-        );
-        out.push({ code: pb.ErrorCode[c.error.errorName], message: `entry ${e.index}: ${c.error.message}` });
-      } else {
-        out.push(this.applyCommand(c.cmd, e.index));
+      try {
+        out.push(this.applyEntry(e));
+      } catch (err) {
+        // Out of file descriptors (a connection flood), not a failing disk: the entry opened nothing it kept
+        // (each command opens its files before it changes anything, journal.ts); the replica applies it and
+        // those after it again later. Any other error stops the replica.
+        if (isResourceShortage(err)) throw new ApplyInterrupted(out, err as Error);
+        throw err;
       }
       this.appliedCommands++;
     }
     return out;
+  }
+
+  private applyEntry(e: Entry): Result {
+    const known = this.validated.get(e.data);
+    const c = known ? { cmd: known } : decodeCommittedCommand(e.data);
+    if ('error' in c) {
+      this.opts.logger.warn(
+        { index: e.index, term: e.term, error: c.error.message },
+        'a committed entry is not a valid command: applied as a no-op',
+      );
+      return { code: pb.ErrorCode[c.error.errorName], message: `entry ${e.index}: ${c.error.message}` };
+    }
+    const r = this.applyCommand(c.cmd, e.index);
+    // Kept until the entry applied: one interrupted by a shortage is applied again from the same decoding.
+    if (known) this.validated.delete(e.data);
+    return r;
   }
 
   private journalFor(jid: string, create: boolean): Journal | undefined {
@@ -283,11 +297,15 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   private buildManifest(meta: SnapshotMeta): {
     manifest: ManifestData;
     sources: { jid: string; file: string; fromPath: string; dirty: boolean }[];
+    /** Segments this snapshot will make durable: dirty again if it fails. */
+    cleaned: SegmentFile[];
   } {
     const sources: { jid: string; file: string; fromPath: string; dirty: boolean }[] = [];
+    const cleaned: SegmentFile[] = [];
     for (const j of this.journals.values()) {
       for (const s of j.segments) {
         sources.push({ jid: j.jid, file: s.name, fromPath: s.path, dirty: s.dirty });
+        if (s.dirty) cleaned.push(s);
         s.dirty = false;
       }
     }
@@ -296,20 +314,26 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       journals: [...this.journals.values()].map((j) => j.state()),
       createdMs: Date.now(),
     };
-    return { manifest, sources };
+    return { manifest, sources, cleaned };
   }
 
   saveSnapshot(meta: SnapshotMeta, done: (err: Error | null) => void): void {
+    const { manifest, sources, cleaned } = this.buildManifest(meta);
+    // A snapshot that fails (a shortage of descriptors, retried later) made none of its files durable.
+    const failed = (e: Error) => {
+      for (const s of cleaned) s.dirty = true;
+      done(e);
+    };
     let pending: ReturnType<SnapshotStore['capture']>;
     try {
-      const { manifest, sources } = this.buildManifest(meta);
       pending = this.snapshots.capture(manifest, sources);
     } catch (e) {
-      return done(e as Error);
+      return failed(e as Error);
     }
     this.snapshots.finish(pending, this.opts.keepSnapshots, (err) => {
-      if (!err && meta.index > this.snapshotMetaValue.index) this.snapshotMetaValue = meta;
-      done(err);
+      if (err) return failed(err);
+      if (meta.index > this.snapshotMetaValue.index) this.snapshotMetaValue = meta;
+      done(null);
     });
   }
 

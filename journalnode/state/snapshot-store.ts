@@ -223,14 +223,20 @@ export class SnapshotStore {
   ): PendingSnapshot {
     const index = manifest.meta.index;
     const tmpDir = path.join(this.root, `tmp_${String(index).padStart(20, '0')}_${process.pid}_${Date.now()}`);
-    fs.mkdirSync(path.join(tmpDir, 'journals'), { recursive: true, mode: PRIVATE_DIR_MODE });
     const files: CapturedFile[] = [];
-    for (const s of sources) {
-      const jdir = path.join(tmpDir, 'journals', s.jid);
-      fs.mkdirSync(jdir, { recursive: true, mode: PRIVATE_DIR_MODE });
-      const link = path.join(jdir, s.file);
-      fs.linkSync(s.fromPath, link);
-      files.push({ link, dirty: s.dirty });
+    try {
+      fs.mkdirSync(path.join(tmpDir, 'journals'), { recursive: true, mode: PRIVATE_DIR_MODE });
+      for (const s of sources) {
+        const jdir = path.join(tmpDir, 'journals', s.jid);
+        fs.mkdirSync(jdir, { recursive: true, mode: PRIVATE_DIR_MODE });
+        const link = path.join(jdir, s.file);
+        fs.linkSync(s.fromPath, link);
+        files.push({ link, dirty: s.dirty });
+      }
+    } catch (e) {
+      // A capture that fails (it may be retried) leaves nothing behind.
+      fs.rmSync(tmpDir, { recursive: true, force: true });
+      throw e;
     }
     return { index, tmpDir, manifest, files };
   }

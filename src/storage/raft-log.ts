@@ -386,10 +386,15 @@ export class DiskLog implements ReplicaLog {
     const prevTerm = this.term(first - 1) ?? 0;
     const file = path.join(this.dir, logInProgressName(first));
     const fd = fs.openSync(file, 'w+', PRIVATE_FILE_MODE);
-    const header = encodeSegmentHeader(first, prevTerm);
-    writeAllSync(fd, header, 0);
-    fs.fdatasyncSync(fd);
-    fsyncPathSync(this.dir);
+    try {
+      writeAllSync(fd, encodeSegmentHeader(first, prevTerm), 0);
+      fs.fdatasyncSync(fd);
+      fsyncPathSync(this.dir);
+    } catch (e) {
+      // The write that needed this segment fails (a shortage of descriptors is retried): keep no descriptor.
+      fs.closeSync(fd);
+      throw e;
+    }
     seg = {
       first,
       last: first - 1,
