@@ -6,6 +6,7 @@ import { checkHostPort, isNodeId, NODE_ID_RULE } from '../src/ids.js';
 import type { Peer } from '../src/raft/types.js';
 import { checkSetting, DEFAULT_SETTINGS, SETTINGS } from '../src/settings.js';
 import type { SettingName, Settings } from '../src/settings.js';
+import { STREAM_WINDOW_BYTES } from './http/response-budget.js';
 
 /** Who this node is and where it listens; everything tunable is a setting of src/settings.ts. */
 export interface NodeIdentity {
@@ -115,6 +116,14 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
     bad(
       'maxResponseBytesPerConnection',
       `must be at least the largest record or snapshot chunk plus 64 KiB (${oneAnswerBytes})`,
+    );
+  // The reserve must hold what storage and streamed answers may keep open at once: an open segment per journal,
+  // a file per streamed answer the budget admits, and room for the log, snapshots, peers and the process.
+  const reserveNeeded = c.maxJournals! + Math.ceil(c.maxResponseBytesInFlight! / STREAM_WINDOW_BYTES) + 128;
+  if (c.reservedFileDescriptors! < reserveNeeded)
+    bad(
+      'reservedFileDescriptors',
+      `must be at least maxJournals + maxResponseBytesInFlight / 512 KiB + 128 (${reserveNeeded}): storage and streamed answers keep that many files open at most`,
     );
   if (c.maxResponseBytesInFlight! < c.maxResponseBytesPerConnection!)
     bad(

@@ -19,7 +19,10 @@ import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
 import { loadNodeTls } from '../src/security/cert-files.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
+import { ConfigError } from './config.js';
 import type { JournalNodeConfig } from './config.js';
+import { ConnectionGuard, effectiveLimits, openFileLimit } from './http/connection-guard.js';
+import type { ConnectionLimits } from './http/connection-guard.js';
 import { splitHostPort } from '../src/ids.js';
 import { NodeActivity } from './observe/activity.js';
 import { dataDirPaths, openDataDir } from './data-dir.js';
@@ -90,11 +93,19 @@ export async function buildJournalNode(
   opts: { logger?: PinoLogger } = {},
 ): Promise<JournalNode> {
   const logger = opts.logger ?? pino({ name: 'journalnode', level: config.logLevel, base: { node: config.id } });
-  // Certificates first: a node that cannot serve securely should not even take its data directory's lock.
+  // Certificates and the descriptor budget first: a node that cannot serve securely, or whose open-file limit
+  // leaves no room for connections, should not even take its data directory's lock.
   const tls = config.certsDir ? loadNodeTls(config.certsDir, config.id) : null;
+  const fileLimit = openFileLimit();
+  let limits: ConnectionLimits;
+  try {
+    limits = effectiveLimits(config, fileLimit);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
   const lock = DataDirLock.acquire(config.dataDir);
   try {
-    return await wire(config, logger, lock, tls);
+    return await wire(config, logger, lock, tls, { limits, fileLimit });
   } catch (e) {
     lock.release();
     throw e;
@@ -149,6 +160,7 @@ async function wire(
   logger: PinoLogger,
   lock: DataDirLock,
   tls: TlsMaterial | null,
+  files: { limits: ConnectionLimits; fileLimit: number | null },
 ): Promise<JournalNode> {
   const directory = new PeerDirectory();
   const clients = new HttpPools({
@@ -233,6 +245,11 @@ async function wire(
           underBudget: (ui) => registerResponseBudget(ui, budget, jsonBusy),
         });
 
+  // Both ports draw on one pool of descriptors: one guard bounds their connections together.
+  const guard = new ConnectionGuard(files.limits, logger, (why) => metrics.refused(why));
+  guard.guard(app.server, tls !== null);
+  if (uiApp) guard.guard(uiApp.server, false);
+
   let ticker: NodeJS.Timeout | null = null;
   let stopped = false;
   const start = async () => {
@@ -252,6 +269,8 @@ async function wire(
         term: replica.term,
         security: tls ? 'mutual-tls' : 'insecure',
         glibcTunables: process.env.GLIBC_TUNABLES ?? null,
+        openFileLimit: files.fileLimit,
+        connections: files.limits,
       },
       'journalnode started',
     );

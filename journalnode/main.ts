@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   try {
     node = await buildJournalNode(config);
   } catch (e) {
-    if (e instanceof CertificateError) {
+    if (e instanceof CertificateError || e instanceof ConfigError) {
       console.error(`journalnode: ${e.message}`);
       process.exit(2);
     }

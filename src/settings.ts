@@ -175,6 +175,31 @@ export const SETTINGS = {
   ),
   httpHeadersTimeoutMs: int(10_000, 1000, 3_600_000, "A client must send a request's headers within this long"),
   httpKeepAliveTimeoutMs: int(65_000, 1000, 3_600_000, 'An idle keep-alive connection is closed after this long'),
+  maxConnections: int(
+    10_000,
+    64,
+    1_000_000,
+    "Connections open at once on the node's ports; at most the open-file limit less reservedFileDescriptors",
+  ),
+  maxConnectionsPerAddress: int(
+    1000,
+    1,
+    1_000_000,
+    'Connections open at once from one remote address (an IPv6 /64); at most half of maxConnections',
+  ),
+  reservedFileDescriptors: int(
+    512,
+    64,
+    1_000_000,
+    'File descriptors kept from connections for storage, streamed answers, peers and the process itself',
+  ),
+  tlsHandshakeTimeoutMs: int(5000, 100, 600_000, 'A connection must finish its TLS handshake within this long'),
+  firstRequestTimeoutMs: int(
+    5000,
+    100,
+    600_000,
+    'A connection must send its first request within this long (after its TLS handshake)',
+  ),
   maxResponseBytesInFlight: int(
     64 << 20,
     1 << 20,

@@ -59,10 +59,15 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
     requestTimeout: c.httpRequestTimeoutMs,
     keepAliveTimeout: c.httpKeepAliveTimeoutMs,
   };
+  // A client that connects and never finishes its handshake is closed (connection-guard.ts bounds the rest).
   const app = (p.tls
-    ? Fastify({ ...options, https: serverTlsOptions(p.tls) })
+    ? Fastify({ ...options, https: { ...serverTlsOptions(p.tls), handshakeTimeout: c.tlsHandshakeTimeoutMs } })
     : Fastify(options)) as unknown as FastifyInstance;
   app.server.headersTimeout = c.httpHeadersTimeoutMs;
+  if (p.tls)
+    app.server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') p.metrics.refused('tls_handshake_timeout');
+    });
   if (p.tls) cutUnverifiedClients(app.server as unknown as TlsServer, p.logger);
   // Before any route: every answer, refusals included, is held within the budget.
   registerResponseBudget(app, p.budget, (url, message) =>
