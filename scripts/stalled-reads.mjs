@@ -7,13 +7,16 @@
 // --max-rss-mb stops opening connections once the leader is that large (a node without bounds would take
 // the machine's memory).
 
-import fs from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { QuorumJournalManager } from '../dist/libqjm/index.js';
 import { qjournal } from '../dist/src/gen/proto.js';
 import { LocalCluster } from '../dist/src/local-cluster.js';
-import { memoryMb, openStalledReads } from '../dist/test/support/stalled-readers.js';
+import {
+  memoryMb,
+  openStalledReads,
+  probeHealth,
+  readerMaterial,
+  writeLargeJournal,
+} from '../dist/test/support/stalled-readers.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -25,56 +28,16 @@ const { values: a } = parseArgs({
   },
 });
 const count = Number(a.count);
-const ns = { namespaceId: 1, clusterId: 'CID-stalled', blockPoolId: 'BP' };
 
 const c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000 });
 c.startAll();
 try {
   const leader = c.node(await c.waitForLeader());
-  const q = new QuorumJournalManager({
-    journalId: 'ns1',
-    peers: c.addresses,
-    writerId: 'w',
-    nsInfo: ns,
-    tls: c.tls('writer'),
-  });
-  await q.format(ns);
-  const { lastTxId } = await q.recoverUnfinalizedSegments();
-  const out = await q.startLogSegment(lastTxId + 1, -64);
-  const record = Buffer.alloc(64 << 10, 7);
-  let last = 0;
-  for (let i = 0; i < Number(a.mib); i++) {
-    for (let k = 0; k < 16; k++) out.write(record);
-    last = await out.flush();
-  }
-  await q.finalizeLogSegment(lastTxId + 1, last);
-  await q.close();
+  await writeLargeJournal(c, Number(a.mib));
   const before = memoryMb(leader.proc.pid);
   const { term } = await c.status(leader.id);
-
-  let worstMs = 0;
-  let failures = 0;
-  let probing = true;
-  const probe = (async () => {
-    while (probing) {
-      const t0 = performance.now();
-      const ok = await c.request(leader.address, 'GET', '/healthz', null, 5000).then(
-        (r) => r.status === 200,
-        () => false,
-      );
-      const ms = performance.now() - t0;
-      worstMs = Math.max(worstMs, ms);
-      if (!ok) failures++;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
-
-  const certs = c.certsDir;
-  const material = {
-    ca: fs.readFileSync(path.join(certs, 'ca.crt'), 'utf8'),
-    cert: fs.readFileSync(path.join(certs, 'client.reader.crt'), 'utf8'),
-    key: fs.readFileSync(path.join(certs, 'client.reader.key'), 'utf8'),
-  };
+  const health = probeHealth(c, leader.address);
+  const material = readerMaterial(c);
   const body = qjournal.journal.GetEditsRequest.encode({
     jid: 'ns1',
     fromTxid: 1,
@@ -93,8 +56,7 @@ try {
   await new Promise((r) => setTimeout(r, Number(a['hold-s']) * 1000));
   const during = memoryMb(leader.proc.pid);
   const st = await c.status(leader.id, 5000);
-  probing = false;
-  await probe;
+  const h = await health.stop();
   for (const s of sockets) s.destroy();
   console.log(
     JSON.stringify(
@@ -107,8 +69,8 @@ try {
         leaderRssBeforeMb: Math.round(before.rssMb),
         leaderPeakRssMb: Math.round(during.peakMb),
         leaderRssDuringMb: Math.round(during.rssMb),
-        healthzWorstMs: Math.round(worstMs),
-        healthzFailures: failures,
+        healthzWorstMs: Math.round(h.worstMs),
+        healthzFailures: h.failures,
         leaderMoved: st?.state !== 'leader' || st.term !== term,
       },
       null,

@@ -14,38 +14,19 @@ import { expect } from 'chai';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import { qjournal } from '../../src/gen/proto.js';
 import { LocalCluster } from '../../src/local-cluster.js';
-import { memoryMb, openStalledReads } from '../support/stalled-readers.js';
+import { startWriting } from '../support/cluster-writer.js';
+import {
+  memoryMb,
+  openStalledReads,
+  probeHealth,
+  readerMaterial,
+  writeLargeJournal,
+} from '../support/stalled-readers.js';
 
 const ns = { namespaceId: 1, clusterId: 'CID-exhaust', blockPoolId: 'BP' };
 const MiB = 1 << 20;
 /** The leader's peak RSS under 500 stalled 16 MiB reads (measured 351 MB: docs/OPERATIONS.md, "Bounds"). */
 const STALLED_READS_RSS_BOUND_MB = 500;
-
-/** /healthz probed every 100 ms until stopped: the slowest answer and the failures. */
-function probeHealth(c: LocalCluster, address: string): { stop(): Promise<{ worstMs: number; failures: number }> } {
-  let running = true;
-  let worstMs = 0;
-  let failures = 0;
-  const loop = (async () => {
-    while (running) {
-      const t0 = performance.now();
-      const ok = await c.request(address, 'GET', '/healthz', null, 5000).then(
-        (r) => r.status === 200,
-        () => false,
-      );
-      worstMs = Math.max(worstMs, performance.now() - t0);
-      if (!ok) failures++;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return { worstMs, failures };
-    },
-  };
-}
 
 /** The flooder's program (a process of its own: its work must not slow the probes). */
 const FLOODER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'support', 'connection-flood.js');
@@ -54,11 +35,11 @@ const FLOODED_MAX_OPEN_FILES = 1024;
 /**
  * How slow /healthz may be during the flood here. Measured on a quiet machine it answers within 100 ms
  * throughout (docs/OPERATIONS.md, "Bounds"); this test runs beside other builds and tests on two cores, where
- * the scheduler alone delays a process by hundreds of milliseconds, so it bounds what no load explains: a
- * failed probe, or a node that stops answering for a second.
+ * the scheduler alone delays a process by hundreds of milliseconds (load averages of 14 were seen), so it bounds
+ * what no load explains: a failed probe, or a node that stops answering for seconds.
  */
 const HEALTHZ_P99_BOUND_MS = 500;
-const HEALTHZ_MAX_BOUND_MS = 1000;
+const HEALTHZ_MAX_BOUND_MS = 2000;
 
 interface FloodSummary {
   attempts: number;
@@ -102,43 +83,24 @@ describe('exhaustion from the network (real processes, mutual TLS)', function ()
   });
 
   it('500 readers that never read 16 MiB answers: the leader stays within its budget, healthy and leading; a reader that reads gets every edit', async () => {
-    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000 });
+    // An election timeout of 3 s (both tests): 500 TLS handshakes, or a flood, on a machine shared with other
+    // builds can delay a heartbeat past 1 s by scheduling alone; what moved leadership before was the node itself
+    // (gigabytes of answers, seconds of garbage collection).
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 3000 });
     c.startAll();
     const leader = c.node(await c.waitForLeader());
-    const q = new QuorumJournalManager({
-      journalId: 'ns1',
-      peers: c.addresses,
-      writerId: 'w',
-      nsInfo: ns,
-      tls: c.tls('writer'),
-    });
-    await q.format(ns);
-    const { lastTxId } = await q.recoverUnfinalizedSegments();
-    const out = await q.startLogSegment(lastTxId + 1, -64);
     // 24 MiB: txid 1 is older than the recent-batch cache (16 MiB), so the answers stream from the files.
-    let last = 0;
-    for (let i = 0; i < 24; i++) {
-      for (let k = 0; k < 16; k++) out.write(Buffer.alloc(64 << 10, (i + k) % 251));
-      last = await out.flush();
-    }
-    await q.finalizeLogSegment(lastTxId + 1, last);
-    await q.close();
+    const last = await writeLargeJournal(c, 24);
     const term = (await c.status(leader.id))!.term;
     const before = memoryMb(leader.proc!.pid!);
 
     const health = probeHealth(c, leader.address);
-    const certs = c.certsDir!;
-    const material = {
-      ca: fs.readFileSync(path.join(certs, 'ca.crt'), 'utf8'),
-      cert: fs.readFileSync(path.join(certs, 'client.reader.crt'), 'utf8'),
-      key: fs.readFileSync(path.join(certs, 'client.reader.key'), 'utf8'),
-    };
     const body = qjournal.journal.GetEditsRequest.encode({ jid: 'ns1', fromTxid: 1, maxBytes: 16 * MiB }).finish();
     let stalled: net.Socket[] = [];
     try {
       stalled = await openStalledReads({
         address: leader.address,
-        tls: material,
+        tls: readerMaterial(c),
         path: '/qjm/getEdits',
         body,
         count: 500,
@@ -169,7 +131,7 @@ describe('exhaustion from the network (real processes, mutual TLS)', function ()
   });
 
   it('50,000 connections from one address that never begin TLS: descriptors stay bounded, every /healthz from another address answers, writes, new segments and a snapshot go on, healthy the moment it ends', async () => {
-    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000, maxOpenFiles: FLOODED_MAX_OPEN_FILES });
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 3000, maxOpenFiles: FLOODED_MAX_OPEN_FILES });
     c.startAll();
     const leader = c.node(await c.waitForLeader());
     const term = (await c.status(leader.id))!.term;
@@ -203,24 +165,17 @@ describe('exhaustion from the network (real processes, mutual TLS)', function ()
     })();
     // A writer at 127.0.0.1 writes throughout and starts a new segment every 20 batches: the node opens files
     // during the flood, which it could not once connections had taken its descriptors.
-    const q = new QuorumJournalManager({
-      journalId: 'ns1',
-      peers: c.addresses,
-      writerId: 'w',
-      nsInfo: ns,
-      tls: c.tls('writer'),
-    });
-    await q.format(ns);
-    await q.recoverUnfinalizedSegments();
+    const writer = await startWriting(c, ns, { writerId: 'w' });
+    const q = writer.q;
     let writing = true;
     let batches = 0;
     let segments = 0;
     let most = 0;
     const writes = (async () => {
-      let last = 0;
+      let out = writer.out;
+      let first = writer.lastTxId + 1;
+      let last = writer.lastTxId;
       while (writing) {
-        const first = last + 1;
-        const out = await q.startLogSegment(first, -64);
         segments++;
         for (let b = 0; b < 20 && writing; b++) {
           for (let k = 0; k < 10; k++) out.write(Buffer.from(`edit ${batches}.${k}`));
@@ -230,6 +185,8 @@ describe('exhaustion from the network (real processes, mutual TLS)', function ()
           await new Promise((r) => setTimeout(r, 50));
         }
         await q.finalizeLogSegment(first, last);
+        first = last + 1;
+        if (writing) out = await q.startLogSegment(first, -64);
       }
     })();
     try {

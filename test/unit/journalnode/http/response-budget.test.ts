@@ -63,6 +63,11 @@ function getEdits(fromTxid: number, maxBytes: number): Buffer {
   );
 }
 
+/** `count` readers asking for 16 MiB from txid 1 that never read a byte of their answers. */
+function stallReaders(address: string, count: number): Promise<net.Socket[]> {
+  return openStalledReads({ address, tls: null, path: '/qjm/getEdits', body: getEdits(1, 16 * MiB), count });
+}
+
 async function read(address: string, fromTxid: number, maxBytes: number) {
   const r = await request(`http://${address}/qjm/getEdits`, {
     method: 'POST',
@@ -98,13 +103,7 @@ describe('the answer budget', function () {
       24,
     );
     ({ node, dir } = n);
-    stalled = await openStalledReads({
-      address: n.address,
-      tls: null,
-      path: '/qjm/getEdits',
-      body: getEdits(1, 16 * MiB),
-      count: 10,
-    });
+    stalled = await stallReaders(n.address, 10);
     await waitFor(() => node!.budget.bytesInFlight > 16 * MiB, { timeoutMs: 5000, what: 'answers in flight' });
     expect(node.budget.bytesInFlight, 'within the node budget').to.be.at.most(32 * MiB);
     expect(node.budget.answersInFlight, 'two answers of 16 MiB fill it').to.equal(2);
@@ -130,13 +129,7 @@ describe('the answer budget', function () {
       24,
     );
     ({ node, dir } = n);
-    stalled = await openStalledReads({
-      address: n.address,
-      tls: null,
-      path: '/qjm/getEdits',
-      body: getEdits(1, 16 * MiB),
-      count: 40,
-    });
+    stalled = await stallReaders(n.address, 40);
     await waitFor(() => node!.budget.bytesInFlight > budgetBytes - STREAM_WINDOW_BYTES - 64 * 1024, {
       timeoutMs: 10_000,
       what: 'the budget filled with streamed answers',
