@@ -109,6 +109,12 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   if (c.maxBatchBytes! > c.maxAppendBodyBytes!)
     bad('maxBatchBytes', `must not exceed maxAppendBodyBytes (${c.maxAppendBodyBytes})`);
   if (c.maxRecordBytes! > c.maxBatchBytes!) bad('maxRecordBytes', `must not exceed maxBatchBytes (${c.maxBatchBytes})`);
+  checkResourceBounds(c, bad);
+  return out as unknown as JournalNodeConfig;
+}
+
+/** The answer budget and the descriptor reserve, checked against what they must hold. */
+function checkResourceBounds(c: Partial<JournalNodeConfig>, bad: (field: string, why: string) => never): void {
   // The largest answer that cannot be made smaller (one record, one snapshot chunk) must fit a connection's
   // budget, and a connection's budget the node's, or some reads would be refused for ever.
   const oneAnswerBytes = Math.max(c.maxRecordBytes!, c.maxSnapshotChunkBytes!) + (64 << 10);
@@ -130,5 +136,4 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
       'maxResponseBytesInFlight',
       `must be at least maxResponseBytesPerConnection (${c.maxResponseBytesPerConnection})`,
     );
-  return out as unknown as JournalNodeConfig;
 }

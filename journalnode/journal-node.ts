@@ -195,13 +195,7 @@ async function wire(
     logger,
   });
   transport.attach(replica);
-  const budget = new ResponseBudget({
-    maxBytesInFlight: config.maxResponseBytesInFlight,
-    maxBytesPerConnection: config.maxResponseBytesPerConnection,
-    stallTimeoutMs: config.responseStallTimeoutMs,
-    logger,
-    onRefused: (why) => metrics.refused(why === 'budget' ? 'response_budget' : 'response_stalled'),
-  });
+  const budget = answerBudget(config, logger, metrics);
   metrics.attach({
     replica,
     stateMachine,
@@ -246,9 +240,10 @@ async function wire(
         });
 
   // Both ports draw on one pool of descriptors: one guard bounds their connections together.
-  const guard = new ConnectionGuard(files.limits, logger, (why) => metrics.refused(why));
-  guard.guard(app.server, tls !== null);
-  if (uiApp) guard.guard(uiApp.server, false);
+  new ConnectionGuard(files.limits, logger, (why) => metrics.refused(why)).guardAll([
+    { server: app.server, tls: tls !== null },
+    ...(uiApp ? [{ server: uiApp.server, tls: false }] : []),
+  ]);
 
   let ticker: NodeJS.Timeout | null = null;
   let stopped = false;
@@ -330,6 +325,17 @@ async function wire(
     reloadTls,
   };
 }
+/** The answer bytes the node holds for its clients (both ports), refusals and cuts counted. */
+function answerBudget(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics): ResponseBudget {
+  return new ResponseBudget({
+    maxBytesInFlight: config.maxResponseBytesInFlight,
+    maxBytesPerConnection: config.maxResponseBytesPerConnection,
+    stallTimeoutMs: config.responseStallTimeoutMs,
+    logger,
+    onRefused: (why) => metrics.refused(why === 'budget' ? 'response_budget' : 'response_stalled'),
+  });
+}
+
 /** The peer streams, bounded by the node's settings. */
 function peerTransport(
   config: JournalNodeConfig,

@@ -115,6 +115,11 @@ export class ConnectionGuard {
     return this.perAddress.get(key) ?? 0;
   }
 
+  /** Watches every server of the node (all draw on one pool of descriptors). */
+  guardAll(servers: { server: Server; tls: boolean }[]): void {
+    for (const s of servers) this.guard(s.server, s.tls);
+  }
+
   /**
    * Watches a server before it listens. Its own 'connection' listeners (the TLS layer's, HTTP's) run only for
    * a connection the bounds admit: a refused one is closed before any of them, so it costs no TLS work.

@@ -64,24 +64,8 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
     ? Fastify({ ...options, https: { ...serverTlsOptions(p.tls), handshakeTimeout: c.tlsHandshakeTimeoutMs } })
     : Fastify(options)) as unknown as FastifyInstance;
   app.server.headersTimeout = c.httpHeadersTimeoutMs;
-  if (p.tls)
-    app.server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') p.metrics.refused('tls_handshake_timeout');
-    });
   if (p.tls) cutUnverifiedClients(app.server as unknown as TlsServer, p.logger);
-  // Before any route: every answer, refusals included, is held within the budget.
-  registerResponseBudget(app, p.budget, (url, message) =>
-    PROTO_ROUTES.test(url)
-      ? {
-          contentType: 'application/x-protobuf',
-          body: Buffer.from(
-            qjournal.journal.WriteResponse.encode({
-              error: toRpcError(new QjmError('BUSY', message), p.qjm.replica.term),
-            }).finish(),
-          ),
-        }
-      : jsonBusy(url, message),
-  );
+  underBounds(app, p);
   registerAuthorization(app, p.tls ? 'mutual-tls' : 'insecure');
   // Protobuf only: every other body type is refused (415) before a handler sees it.
   app.removeAllContentTypeParsers();
@@ -144,4 +128,27 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   registerAdminRoutes(app, p.admin);
   registerActivityRoute(app, p.activity);
   return app;
+}
+
+/**
+ * Before any route: every answer, refusals included, is held within the budget (in the route's envelope when
+ * refused); handshakes that time out are counted.
+ */
+function underBounds(app: FastifyInstance, p: HttpAppParts): void {
+  if (p.tls)
+    app.server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') p.metrics.refused('tls_handshake_timeout');
+    });
+  registerResponseBudget(app, p.budget, (url, message) =>
+    PROTO_ROUTES.test(url)
+      ? {
+          contentType: 'application/x-protobuf',
+          body: Buffer.from(
+            qjournal.journal.WriteResponse.encode({
+              error: toRpcError(new QjmError('BUSY', message), p.qjm.replica.term),
+            }).finish(),
+          ),
+        }
+      : jsonBusy(url, message),
+  );
 }

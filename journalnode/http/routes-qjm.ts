@@ -15,6 +15,7 @@ import type { JournalNodeConfig } from '../config.js';
 import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import { checkIndex, checkJid, invalid, validateCommand } from '../state/commands.js';
 import { errorNameOf, HTTP_STATUS, registerProtoRoute, SMALL_BODY_BYTES } from './rpc-errors.js';
+import type { ProtoAnswer } from './rpc-errors.js';
 import { WRITE_OPS } from '../state/write-rpcs.js';
 import { requireAdminToForce } from './authz.js';
 import type { EditsPlan } from '../state/journal.js';
@@ -183,7 +184,7 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
 
 /** The reads, from this node's applied state (after a ReadIndex round when the reader asks for it). */
 function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
-  const { replica, stateMachine, config, budget } = ctx;
+  const { replica, stateMachine, config } = ctx;
   const term = () => replica.term;
   const linearize = (read: qjournal.journal.IReadOptions | null | undefined) =>
     new Promise<void>((resolve, reject) => {
@@ -250,29 +251,44 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
         const from = checkIndex(r.fromTxid, 'fromTxid', 1);
         if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
         await linearize(r.read);
-        // The answer is sized to what this connection and the node may still hold (response-budget.ts).
-        if (answerRoom(budget, reply) < MIN_READ_BYTES) throw readBusy(budget);
-        let plan = planRead(stateMachine, r, from, config, answerRoom(budget, reply));
-        if (plan.count === 0 && r.waitMs > 0) {
-          await stateMachine.waitForTxid(r.jid, from, r.waitMs, left);
-          plan = planRead(stateMachine, r, from, config, Math.max(MIN_READ_BYTES, answerRoom(budget, reply)));
-        }
-        const answer = editsAnswer(plan, {
-          committedTxid: stateMachine.journal(r.jid)?.lastTxId ?? 0,
-          leaderAddress: replica.leaderDetails().leaderAddress ?? '',
-        });
-        // What the answer keeps alive while it is sent: its bytes, or its stream's window and the cached
-        // pieces it streams from.
-        const holds = 'bytes' in answer ? answer.bytes.byteLength : answerHolds(plan);
-        if (!budget.reserve(reply, holds)) {
-          if ('stream' in answer) answer.stream.destroy();
-          throw readBusy(budget);
-        }
-        return 'bytes' in answer ? { encoded: answer.bytes } : answer;
+        return answerEdits(ctx, r, from, reply, left);
       },
     },
     term,
   );
+}
+
+/**
+ * A getEdits answer (after the wait a long-poll asked for, when nothing is there yet), sized to what this
+ * connection and the node may still hold (response-budget.ts) and reserved in that budget: BUSY when nothing
+ * fits. Large answers are streamed (edits-answer.ts).
+ */
+async function answerEdits(
+  ctx: QjmContext,
+  r: qjournal.journal.GetEditsRequest,
+  from: number,
+  reply: FastifyReply,
+  left: AbortSignal,
+): Promise<ProtoAnswer<qjournal.journal.IGetEditsResponse>> {
+  const { stateMachine, config, budget, replica } = ctx;
+  if (answerRoom(budget, reply) < MIN_READ_BYTES) throw readBusy(budget);
+  let plan = planRead(stateMachine, r, from, config, answerRoom(budget, reply));
+  if (plan.count === 0 && r.waitMs > 0) {
+    await stateMachine.waitForTxid(r.jid, from, r.waitMs, left);
+    plan = planRead(stateMachine, r, from, config, Math.max(MIN_READ_BYTES, answerRoom(budget, reply)));
+  }
+  const answer = editsAnswer(plan, {
+    committedTxid: stateMachine.journal(r.jid)?.lastTxId ?? 0,
+    leaderAddress: replica.leaderDetails().leaderAddress ?? '',
+  });
+  // What the answer keeps alive while it is sent: its bytes, or its stream's window and the cached pieces it
+  // streams from.
+  const holds = 'bytes' in answer ? answer.bytes.byteLength : answerHolds(plan);
+  if (!budget.reserve(reply, holds)) {
+    if ('stream' in answer) answer.stream.destroy();
+    throw readBusy(budget);
+  }
+  return 'bytes' in answer ? { encoded: answer.bytes } : answer;
 }
 
 /**

@@ -120,23 +120,28 @@ export class NodeMetrics {
       help: 'Times this node saw a new leader',
       registers: [r],
     });
-    this.refusals = new client.Counter({
-      name: 'qjournal_http_refused_total',
-      help: 'Connections and answers refused or cut to keep the node within its bounds, by reason',
-      labelNames: ['reason'],
-      registers: [r],
-    });
-    this.gauge(
-      'qjournal_http_response_bytes',
-      'Answer bytes the node holds for its clients (within maxResponseBytesInFlight)',
-      () => this.sources?.responseBytes() ?? 0,
-    );
+    this.refusals = this.httpMetrics();
     this.rpcSeconds = new client.Histogram({
       name: 'qjournal_rpc_seconds',
       help: 'Journal RPC latency by RPC and HTTP status',
       labelNames: ['rpc', 'code'],
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers: [r],
+    });
+  }
+
+  /** What the node holds for its clients, and what it refused or cut to stay within its bounds. */
+  private httpMetrics(): client.Counter<'reason'> {
+    this.gauge(
+      'qjournal_http_response_bytes',
+      'Answer bytes the node holds for its clients (within maxResponseBytesInFlight)',
+      () => this.sources?.responseBytes() ?? 0,
+    );
+    return new client.Counter({
+      name: 'qjournal_http_refused_total',
+      help: 'Connections and answers refused or cut to keep the node within its bounds, by reason',
+      labelNames: ['reason'],
+      registers: [this.registry],
     });
   }
 
