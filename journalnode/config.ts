@@ -6,6 +6,7 @@ import { checkHost, checkHostPort, isNodeId, NODE_ID_RULE } from '../src/ids.js'
 import type { Peer } from '../src/raft/types.js';
 import { checkSetting, DEFAULT_SETTINGS, SETTINGS } from '../src/settings.js';
 import type { SettingName, Settings } from '../src/settings.js';
+import { STREAM_WINDOW_BYTES } from './http/response-budget.js';
 
 /** Who this node is and where it listens; everything tunable is a setting of src/settings.ts. */
 export interface NodeIdentity {
@@ -121,5 +122,31 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   if (c.maxBatchBytes! > c.maxAppendBodyBytes!)
     bad('maxBatchBytes', `must not exceed maxAppendBodyBytes (${c.maxAppendBodyBytes})`);
   if (c.maxRecordBytes! > c.maxBatchBytes!) bad('maxRecordBytes', `must not exceed maxBatchBytes (${c.maxBatchBytes})`);
+  checkResourceBounds(c, bad);
   return out as unknown as JournalNodeConfig;
+}
+
+/** The answer budget and the descriptor reserve, checked against what they must hold. */
+function checkResourceBounds(c: Partial<JournalNodeConfig>, bad: (field: string, why: string) => never): void {
+  // The largest answer that cannot be made smaller (one record, one snapshot chunk) must fit a connection's
+  // budget, and a connection's budget the node's, or some reads would be refused for ever.
+  const oneAnswerBytes = Math.max(c.maxRecordBytes!, c.maxSnapshotChunkBytes!) + (64 << 10);
+  if (c.maxResponseBytesPerConnection! < oneAnswerBytes)
+    bad(
+      'maxResponseBytesPerConnection',
+      `must be at least the largest record or snapshot chunk plus 64 KiB (${oneAnswerBytes})`,
+    );
+  // The reserve must hold what storage and streamed answers may keep open at once: an open segment per journal,
+  // a file per streamed answer the budget admits, and room for the log, snapshots, peers and the process.
+  const reserveNeeded = c.maxJournals! + Math.ceil(c.maxResponseBytesInFlight! / STREAM_WINDOW_BYTES) + 128;
+  if (c.reservedFileDescriptors! < reserveNeeded)
+    bad(
+      'reservedFileDescriptors',
+      `must be at least maxJournals + maxResponseBytesInFlight / 512 KiB + 128 (${reserveNeeded}): storage and streamed answers keep that many files open at most`,
+    );
+  if (c.maxResponseBytesInFlight! < c.maxResponseBytesPerConnection!)
+    bad(
+      'maxResponseBytesInFlight',
+      `must be at least maxResponseBytesPerConnection (${c.maxResponseBytesPerConnection})`,
+    );
 }

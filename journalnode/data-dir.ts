@@ -10,6 +10,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../src/logger.js';
+import { PRIVATE_DIR_MODE } from '../src/file-modes.js';
 import { fetchNodeStatus } from '../src/node-status.js';
 import type { StatusClient } from '../src/node-status.js';
 import { emptyConf } from '../src/raft/types.js';
@@ -58,13 +59,38 @@ export async function openDataDir(
   http: StatusClient,
 ): Promise<OpenedDataDir> {
   const dirs = dataDirPaths(config.dataDir);
-  fs.mkdirSync(dirs.raft, { recursive: true });
+  tightenModes(config.dataDir, logger);
+  fs.mkdirSync(dirs.raft, { recursive: true, mode: PRIVATE_DIR_MODE });
   const meta = MetaStore.open(dirs.raft) ?? (await bootstrap(config, stateMachineOptions, logger, http));
   const m = meta.meta;
   if (m.nodeId && m.nodeId !== config.id) {
     throw new DataDirError(`data directory ${config.dataDir} belongs to node ${m.nodeId}, not ${config.id}`);
   }
   return { meta, clusterId: m.clusterId ?? '', storageId: m.storageId ?? '' };
+}
+
+/**
+ * Takes group and other permissions off everything in the data directory (the directory included): a node
+ * creates its files private (src/file-modes.ts), but a directory made by hand or by an older version may be
+ * world-readable. Symbolic links are left alone (never followed). Logs what it changed, once.
+ */
+export function tightenModes(dataDir: string, logger: Logger): void {
+  const changed: string[] = [];
+  const visit = (p: string) => {
+    const st = fs.lstatSync(p);
+    if (st.isSymbolicLink()) return;
+    if ((st.mode & 0o077) !== 0) {
+      fs.chmodSync(p, st.mode & 0o700);
+      changed.push(p);
+    }
+    if (st.isDirectory()) for (const name of fs.readdirSync(p)) visit(path.join(p, name));
+  };
+  visit(dataDir);
+  if (changed.length > 0)
+    logger.warn(
+      { dataDir, count: changed.length, first: changed.slice(0, 5) },
+      'the data directory was readable by others: group and other permissions removed (files 0600, directories 0700)',
+    );
 }
 
 async function bootstrap(

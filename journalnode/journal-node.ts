@@ -20,12 +20,16 @@ import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
 import { loadNodeTls } from '../src/security/cert-files.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
+import { ConfigError } from './config.js';
 import type { JournalNodeConfig } from './config.js';
+import { ConnectionGuard, effectiveLimits, openFileLimit } from './http/connection-guard.js';
+import type { ConnectionLimits } from './http/connection-guard.js';
 import { splitHostPort } from '../src/ids.js';
 import { NodeActivity } from './observe/activity.js';
 import { dataDirPaths, openDataDir } from './data-dir.js';
 import { combineListeners } from './observe/events.js';
 import { buildHttpApp } from './http/http-app.js';
+import { jsonBusy, registerResponseBudget, ResponseBudget } from './http/response-budget.js';
 import { JournalStateMachine } from './state/journal-state-machine.js';
 import type { StateMachineOptions } from './state/journal-state-machine.js';
 import { NodeMetrics } from './observe/metrics.js';
@@ -60,6 +64,8 @@ export interface JournalNode {
   readonly transport: PeerTransport;
   readonly metrics: NodeMetrics;
   readonly logger: PinoLogger;
+  /** The answer bytes the node holds for its clients (response-budget.ts). */
+  readonly budget: ResponseBudget;
   readonly clusterId: string;
   readonly storageId: string;
   /** Listens on config.listen (and config.uiListen) and starts the Raft clock. Returns the main bound address. */
@@ -101,11 +107,19 @@ export async function buildJournalNode(
   opts: { logger?: PinoLogger } = {},
 ): Promise<JournalNode> {
   const logger = opts.logger ?? nodeLogger(config);
-  // Certificates first: a node that cannot serve securely should not even take its data directory's lock.
+  // Certificates and the descriptor budget first: a node that cannot serve securely, or whose open-file limit
+  // leaves no room for connections, should not even take its data directory's lock.
   const tls = config.certsDir ? loadNodeTls(config.certsDir, config.id) : null;
+  const fileLimit = openFileLimit();
+  let limits: ConnectionLimits;
+  try {
+    limits = effectiveLimits(config, fileLimit);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
   const lock = DataDirLock.acquire(config.dataDir);
   try {
-    return await wire(config, logger, lock, tls);
+    return await wire(config, logger, lock, tls, { limits, fileLimit });
   } catch (e) {
     lock.release();
     throw e;
@@ -160,6 +174,7 @@ async function wire(
   logger: PinoLogger,
   lock: DataDirLock,
   tls: TlsMaterial | null,
+  files: { limits: ConnectionLimits; fileLimit: number | null },
 ): Promise<JournalNode> {
   const directory = new PeerDirectory();
   const clients = new HttpPools({
@@ -194,7 +209,14 @@ async function wire(
     logger,
   });
   transport.attach(replica);
-  metrics.attach({ replica, stateMachine, transport, logBytesAfter: (index) => diskLog.bytesAfter(index) });
+  const budget = answerBudget(config, logger, metrics);
+  metrics.attach({
+    replica,
+    stateMachine,
+    transport,
+    logBytesAfter: (index) => diskLog.bytesAfter(index),
+    responseBytes: () => budget.bytesInFlight,
+  });
 
   let draining = false;
   const admin = {
@@ -216,9 +238,10 @@ async function wire(
     draining: () => draining,
     tls,
     raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
-    qjm: { config, replica, stateMachine, reads: new RecentReads() },
+    qjm: { config, replica, stateMachine, reads: new RecentReads(), budget },
     admin,
     activity,
+    budget,
   });
   const uiApp =
     config.uiListen === null
@@ -228,7 +251,14 @@ async function wire(
           activity,
           cluster: clusterView(config, admin, activity, clients),
           hostAllowed: hostChecker(config.uiListen, config.uiAllowedHosts),
+          underBudget: (ui) => registerResponseBudget(ui, budget, jsonBusy),
         });
+
+  // Both ports draw on one pool of descriptors: one guard bounds their connections together.
+  new ConnectionGuard(files.limits, logger, (why) => metrics.refused(why)).guardAll([
+    { server: app.server, tls: tls !== null },
+    ...(uiApp ? [{ server: uiApp.server, tls: false }] : []),
+  ]);
 
   let ticker: NodeJS.Timeout | null = null;
   let stopped = false;
@@ -249,6 +279,8 @@ async function wire(
         term: replica.term,
         security: tls ? 'mutual-tls' : 'insecure',
         glibcTunables: process.env.GLIBC_TUNABLES ?? null,
+        openFileLimit: files.fileLimit,
+        connections: files.limits,
       },
       'journalnode started',
     );
@@ -271,6 +303,7 @@ async function wire(
     if (uiApp) await closeWithin(uiApp, CLOSE_GRACE_MS);
     await closeWithin(app, CLOSE_GRACE_MS);
     await clients.close();
+    budget.close();
     stateMachine.close();
     diskLog.close();
     lock.release();
@@ -299,6 +332,7 @@ async function wire(
     transport,
     metrics,
     logger,
+    budget,
     clusterId,
     storageId,
     start,
@@ -306,6 +340,17 @@ async function wire(
     reloadTls,
   };
 }
+/** The answer bytes the node holds for its clients (both ports), refusals and cuts counted. */
+function answerBudget(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics): ResponseBudget {
+  return new ResponseBudget({
+    maxBytesInFlight: config.maxResponseBytesInFlight,
+    maxBytesPerConnection: config.maxResponseBytesPerConnection,
+    stallTimeoutMs: config.responseStallTimeoutMs,
+    logger,
+    onRefused: (why) => metrics.refused(why === 'budget' ? 'response_budget' : 'response_stalled'),
+  });
+}
+
 /** The peer streams, bounded by the node's settings. */
 function peerTransport(
   config: JournalNodeConfig,

@@ -28,6 +28,7 @@ export const ERROR_NAMES = [
   'INTERNAL',
   'STORAGE_FAILED',
   'PURGED',
+  'TOO_MANY_JOURNALS',
 ] as const;
 
 export type ErrorName = (typeof ERROR_NAMES)[number];
@@ -61,6 +62,7 @@ const RETRIABLE: Record<ErrorName, boolean> = {
   // The node's disk failed; another node (a new leader) can take the write.
   STORAGE_FAILED: true,
   PURGED: false,
+  TOO_MANY_JOURNALS: false,
 };
 
 export function isRetriable(name: ErrorName): boolean {

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { HttpPools } from './http-pool.js';
 import type { HttpResponse } from './http-pool.js';
 import { waitFor } from './wait-for.js';
+import { PRIVATE_FILE_MODE } from './file-modes.js';
 import { fetchNodeStatus } from './node-status.js';
 import type { NodeStatusJson } from './node-status.js';
 import { checkNodeServer, clientTlsFrom } from './security/client-tls.js';
@@ -74,6 +75,11 @@ export interface ClusterOptions {
   /** The journals the writer and reader certificates may use (default: ns1); admin spans every journal. */
   journals?: readonly string[];
   /**
+   * Each node's open-file limit (soft and hard), set by the shell that starts it (`ulimit -n`): a connection
+   * flood then reaches the limit quickly. Unset: the launcher's own limit.
+   */
+  maxOpenFiles?: number;
+  /**
    * Start each node in a process group of its own, so a terminal's Ctrl-C reaches only the launcher, which
    * then stops the nodes in order (the demo). Without it Ctrl-C reaches the nodes too (a test run's).
    */
@@ -99,11 +105,13 @@ export class LocalCluster {
   private readonly http: HttpPools;
   private readonly ui: boolean;
   private readonly ownProcessGroups: boolean;
+  private readonly maxOpenFiles: number | null;
 
   private constructor(root: string, o: ClusterOptions) {
     this.root = root;
     this.ui = o.ui ?? false;
     this.ownProcessGroups = o.ownProcessGroups ?? false;
+    this.maxOpenFiles = o.maxOpenFiles ?? null;
     this.electionTimeoutMs = o.electionTimeoutMs ?? 500;
     this.extraArgs = o.extraArgs ?? [];
     this.logLevel = o.logLevel ?? 'info';
@@ -256,15 +264,18 @@ export class LocalCluster {
   start(id: string, extra: string[] = []): ProcNode {
     const n = this.node(id);
     if (n.proc) throw new Error(`${id} is already running`);
-    const out = fs.openSync(n.logFile, 'a');
+    // A node's log names its journals, peers and errors: private, like its data (0600).
+    const out = fs.openSync(n.logFile, 'a', PRIVATE_FILE_MODE);
     // QJ_NODE_ARGS adds Node flags to every JournalNode (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof").
     const nodeArgs = (process.env.QJ_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const env = { ...process.env, GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? JOURNALNODE_GLIBC_TUNABLES };
-    const proc = spawn(
-      process.execPath,
-      ['--enable-source-maps', ...nodeArgs, JOURNALNODE_MAIN, ...this.args(n), ...extra],
-      { stdio: ['ignore', out, out], env, detached: this.ownProcessGroups },
-    );
+    const argv = ['--enable-source-maps', ...nodeArgs, JOURNALNODE_MAIN, ...this.args(n), ...extra];
+    // With a lower open-file limit, a shell sets it and then becomes the node (exec: the same pid).
+    const [cmd, args] =
+      this.maxOpenFiles === null
+        ? [process.execPath, argv]
+        : ['/bin/sh', ['-c', `ulimit -n ${this.maxOpenFiles} && exec "$0" "$@"`, process.execPath, ...argv]];
+    const proc = spawn(cmd, args, { stdio: ['ignore', out, out], env, detached: this.ownProcessGroups });
     fs.closeSync(out);
     n.proc = proc;
     n.exit = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));

@@ -21,7 +21,10 @@ import { registerQjmRoutes } from './routes-qjm.js';
 import type { QjmContext } from './routes-qjm.js';
 import { registerRaftRoutes, registerRaftStreamBody } from '../peers/stream-route.js';
 import type { RaftRouteContext } from '../peers/stream-route.js';
-import { refuseWhileDraining, sendProtoError, SMALL_BODY_BYTES } from './rpc-errors.js';
+import { refuseWhileDraining, sendProtoError, SMALL_BODY_BYTES, toRpcError } from './rpc-errors.js';
+import { jsonBusy, registerResponseBudget } from './response-budget.js';
+import type { ResponseBudget } from './response-budget.js';
+import { qjournal } from '../../src/gen/proto.js';
 import { registerSnapshotRoutes } from '../peers/snapshot-http.js';
 import { guardTlsConnections, serverTlsOptions } from './node-tls.js';
 
@@ -41,6 +44,8 @@ export interface HttpAppParts {
   activity: NodeActivity;
   /** True once the node is shutting down: new writes are refused (reads still served). */
   draining(): boolean;
+  /** The answer bytes the node holds for its clients, shared with the dashboard port. */
+  budget: ResponseBudget;
 }
 
 export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
@@ -54,11 +59,13 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
     requestTimeout: c.httpRequestTimeoutMs,
     keepAliveTimeout: c.httpKeepAliveTimeoutMs,
   };
+  // A client that connects and never finishes its handshake is closed (connection-guard.ts bounds the rest).
   const app = (p.tls
-    ? Fastify({ ...options, https: serverTlsOptions(p.tls) })
+    ? Fastify({ ...options, https: { ...serverTlsOptions(p.tls), handshakeTimeout: c.tlsHandshakeTimeoutMs } })
     : Fastify(options)) as unknown as FastifyInstance;
   app.server.headersTimeout = c.httpHeadersTimeoutMs;
   if (p.tls) guardTlsConnections(app.server as unknown as TlsServer, p.logger);
+  underBounds(app, p);
   registerAuthorization(app, p.tls ? 'mutual-tls' : 'insecure');
   // Protobuf only: every other body type is refused (415) before a handler sees it.
   app.removeAllContentTypeParsers();
@@ -117,4 +124,27 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   registerAdminRoutes(app, p.admin);
   registerActivityRoute(app, p.activity);
   return app;
+}
+
+/**
+ * Before any route: every answer, refusals included, is held within the budget (in the route's envelope when
+ * refused); handshakes that time out are counted.
+ */
+function underBounds(app: FastifyInstance, p: HttpAppParts): void {
+  if (p.tls)
+    app.server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') p.metrics.refused('tls_handshake_timeout');
+    });
+  registerResponseBudget(app, p.budget, (url, message) =>
+    PROTO_ROUTES.test(url)
+      ? {
+          contentType: 'application/x-protobuf',
+          body: Buffer.from(
+            qjournal.journal.WriteResponse.encode({
+              error: toRpcError(new QjmError('BUSY', message), p.qjm.replica.term),
+            }).finish(),
+          ),
+        }
+      : jsonBusy(url, message),
+  );
 }

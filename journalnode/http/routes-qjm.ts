@@ -4,7 +4,7 @@
 // after a ReadIndex round when the reader asks for linearizable freshness.
 
 import fs from 'node:fs';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { qjournal } from '../../src/gen/proto.js';
 import { QjmError } from '../../src/errors.js';
 import { isJournalId } from '../../src/ids.js';
@@ -15,12 +15,17 @@ import type { JournalNodeConfig } from '../config.js';
 import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import { checkIndex, checkJid, invalid, validateCommand } from '../state/commands.js';
 import { errorNameOf, HTTP_STATUS, registerProtoRoute, SMALL_BODY_BYTES } from './rpc-errors.js';
+import type { ProtoAnswer } from './rpc-errors.js';
 import { WRITE_OPS } from '../state/write-rpcs.js';
 import { authorizeJournal, callerName, JSON_ENVELOPE, refuse, requireAdminToForce } from './authz.js';
 import type { Caller } from './authz.js';
 import { retentionFloor } from './retention.js';
 import type { RecentReads } from './retention.js';
 import type { RetentionFloor } from './retention.js';
+import type { EditsPlan } from '../state/journal.js';
+import { answerHolds, editsAnswer, INLINE_ANSWER_BYTES } from './edits-answer.js';
+import { STREAM_WINDOW_BYTES } from './response-budget.js';
+import type { ResponseBudget } from './response-budget.js';
 
 /** Throws the refusal when the caller's certificate does not name the journal (authz.ts): nothing else is done. */
 function requireJournal(caller: Caller | null, jid: string | null | undefined): void {
@@ -37,6 +42,8 @@ export interface QjmContext {
   stateMachine: JournalStateMachine;
   /** Where readers read recently: part of the retention floor a purge respects. */
   reads: RecentReads;
+  /** The answer bytes the node holds for its clients (large reads reserve before they are built). */
+  budget: ResponseBudget;
 }
 
 function floorOf(ctx: QjmContext, jid: string): RetentionFloor {
@@ -97,14 +104,38 @@ function refuseCaseTwin(ctx: QjmContext, jid: string): void {
   }
 }
 
-function readEdits(
+/**
+ * A format as the leader proposes it: refused while a live writer would lose what it writes, or when it would
+ * create one journal more than maxJournals; otherwise re-encoded carrying this leader's maxJournals, so that
+ * formats racing past this check are refused at apply, alike on every replica (commands.ts).
+ */
+function formatAsProposed(ctx: QjmContext, cmd: qjournal.journal.Command): Uint8Array {
+  refuseFormatUnderLiveWriter(ctx, cmd);
+  const { stateMachine, config } = ctx;
+  const jid = cmd.jid ?? '';
+  if (!stateMachine.journal(jid) && stateMachine.journalCount >= config.maxJournals)
+    throw new QjmError(
+      'TOO_MANY_JOURNALS',
+      `journal ${jid} would be journal ${stateMachine.journalCount + 1} of this cluster; maxJournals is ${config.maxJournals} (raise it on every node to create more)`,
+    );
+  cmd.format!.maxJournals = config.maxJournals;
+  return pb.Command.encode(cmd).finish();
+}
+
+/**
+ * Where the frames a read asks for lie, within what the answer may hold (`roomBytes`: the reader's budget,
+ * response-budget.ts): a plan, nothing read yet.
+ */
+function planRead(
   stateMachine: JournalStateMachine,
   r: qjournal.journal.GetEditsRequest,
   from: number,
   config: JournalNodeConfig,
-) {
+  roomBytes: number,
+): EditsPlan {
   const maxTxns = r.maxTxns === 0 ? 100_000 : Math.min(r.maxTxns, 1_000_000);
-  const maxBytes = r.maxBytes === 0 ? config.maxBatchBytes : Math.min(r.maxBytes, config.maxAppendBodyBytes);
+  const asked = r.maxBytes === 0 ? config.maxBatchBytes : Math.min(r.maxBytes, config.maxAppendBodyBytes);
+  const maxBytes = Math.min(asked, roomBytes);
   const j = stateMachine.journal(r.jid);
   if (!j?.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
   const firstHeld = j.firstHeldTxId();
@@ -116,7 +147,30 @@ function readEdits(
       { firstAvailableTxId: firstHeld },
     );
   }
-  return j.readEdits(from, maxTxns, maxBytes, r.inProgressOk);
+  return j.planEdits(from, maxTxns, maxBytes, r.inProgressOk);
+}
+
+/** A read refused for the answer budget: retriable, and the reader may read elsewhere. */
+function readBusy(budget: ResponseBudget): QjmError {
+  const o = budget.options;
+  return new QjmError(
+    'BUSY',
+    `this node holds ${budget.bytesInFlight} bytes of answers for its clients (at most ${o.maxBytesInFlight}, ${o.maxBytesPerConnection} per connection): retry later`,
+  );
+}
+
+/** The smallest read worth answering: below it the reader is told BUSY rather than fed a few bytes at a time. */
+const MIN_READ_BYTES = 64 << 10;
+/** Room kept for what an answer holds besides its frames: its head and the fields before them. */
+const ANSWER_MARGIN_BYTES = 4 << 10;
+
+/**
+ * The frame bytes a read may answer with now: what its connection and the node may still hold, less the
+ * margin; where that is less than a streamed answer's window, no more than an answer built whole.
+ */
+function answerRoom(budget: ResponseBudget, reply: FastifyReply): number {
+  const room = budget.room(reply.raw.socket ?? reply.raw) - ANSWER_MARGIN_BYTES;
+  return room >= STREAM_WINDOW_BYTES ? room : Math.min(room, INLINE_ANSWER_BYTES);
 }
 
 /** A WriteRequest as the write routes read it: the command decoded from the very bytes the leader proposes. */
@@ -162,16 +216,16 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
           if (carried !== op) throw invalid(`this RPC carries a ${op} command, got ${carried}`);
           if (op === 'format' && wr.command.format?.force) requireAdminToForce(req.caller, 'format');
           if (op === 'purge') setRetentionFloor(ctx, wr as WriteRequestView, req.caller);
-          if (op === 'format') refuseFormatUnderLiveWriter(ctx, wr.command);
           if (op === 'format') refuseCaseTwin(ctx, wr.command.jid ?? '');
           const expectedTerm = wr.expectedTerm;
           if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
           if (!replica.isLeader)
             throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
+          const bytes = op === 'format' ? formatAsProposed(ctx, wr.command) : wr.commandBytes;
           // Validated here, with this node's limits (never looser than those every replica applies with): when
           // these very bytes apply on this node, the state machine uses this decoding instead of decoding again.
-          stateMachine.knowValidated(wr.commandBytes, wr.command);
-          const res = await proposeCommand(wr.commandBytes, expectedTerm > 0 ? expectedTerm : undefined);
+          stateMachine.knowValidated(bytes, wr.command);
+          const res = await proposeCommand(bytes, expectedTerm > 0 ? expectedTerm : undefined);
           const code = res.value.code ?? 0;
           return {
             status: code === 0 ? 200 : HTTP_STATUS[errorNameOf(code)],
@@ -252,33 +306,51 @@ function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
       request: pb.GetEditsRequest,
       requestName: 'GetEditsRequest',
       response: pb.GetEditsResponse,
-      handle: async (r, { req, left }) => {
+      handle: async (r, { req, reply, left }) => {
         requireJournal(req.caller, r.jid);
         checkJid(r.jid);
         const from = checkIndex(r.fromTxid, 'fromTxid', 1);
         ctx.reads.note(r.jid, `${callerName(req.caller)}@${req.ip}`, from);
         if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
         await linearize(r.read);
-        let got = readEdits(stateMachine, r, from, config);
-        if (got.count === 0 && r.waitMs > 0) {
-          await stateMachine.waitForTxid(r.jid, from, r.waitMs, left);
-          got = readEdits(stateMachine, r, from, config);
-        }
-        const committed = stateMachine.journal(r.jid)?.lastTxId ?? 0;
-        const leaderAddress = replica.leaderDetails().leaderAddress ?? '';
-        return {
-          body: {
-            firstTxid: got.firstTxId,
-            count: got.count,
-            records: got.frames,
-            committedTxid: committed,
-            leaderAddress,
-          },
-        };
+        return answerEdits(ctx, r, from, reply, left);
       },
     },
     term,
   );
+}
+
+/**
+ * A getEdits answer (after the wait a long-poll asked for, when nothing is there yet), sized to what this
+ * connection and the node may still hold (response-budget.ts) and reserved in that budget: BUSY when nothing
+ * fits. Large answers are streamed (edits-answer.ts).
+ */
+async function answerEdits(
+  ctx: QjmContext,
+  r: qjournal.journal.GetEditsRequest,
+  from: number,
+  reply: FastifyReply,
+  left: AbortSignal,
+): Promise<ProtoAnswer<qjournal.journal.IGetEditsResponse>> {
+  const { stateMachine, config, budget, replica } = ctx;
+  if (answerRoom(budget, reply) < MIN_READ_BYTES) throw readBusy(budget);
+  let plan = planRead(stateMachine, r, from, config, answerRoom(budget, reply));
+  if (plan.count === 0 && r.waitMs > 0) {
+    await stateMachine.waitForTxid(r.jid, from, r.waitMs, left);
+    plan = planRead(stateMachine, r, from, config, Math.max(MIN_READ_BYTES, answerRoom(budget, reply)));
+  }
+  const answer = editsAnswer(plan, {
+    committedTxid: stateMachine.journal(r.jid)?.lastTxId ?? 0,
+    leaderAddress: replica.leaderDetails().leaderAddress ?? '',
+  });
+  // What the answer keeps alive while it is sent: its bytes, or its stream's window and the cached pieces it
+  // streams from.
+  const holds = 'bytes' in answer ? answer.bytes.byteLength : answerHolds(plan);
+  if (!budget.reserve(reply, holds)) {
+    if ('stream' in answer) answer.stream.destroy();
+    throw readBusy(budget);
+  }
+  return 'bytes' in answer ? { encoded: answer.bytes } : answer;
 }
 
 /**

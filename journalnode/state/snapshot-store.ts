@@ -14,6 +14,7 @@ import { checkHostPort, isJournalId, isNodeId } from '../../src/ids.js';
 import { journalStateFromProto, journalStateToProto } from '../../src/journal-state.js';
 import type { JournalStateData } from '../../src/journal-state.js';
 import { fsyncPath, fsyncPathSync, preadSync } from '../../src/storage/files.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../src/file-modes.js';
 
 const pb = qjournal.journal;
 const MANIFEST = 'manifest.pb';
@@ -168,7 +169,7 @@ export interface StagedImage {
 
 export class SnapshotStore {
   constructor(readonly root: string) {
-    fs.mkdirSync(root, { recursive: true });
+    fs.mkdirSync(root, { recursive: true, mode: PRIVATE_DIR_MODE });
     // Leftovers of an interrupted capture or fetch are never part of a snapshot.
     for (const name of fs.readdirSync(root)) {
       if (name.startsWith('tmp_') || name.startsWith('staging_'))
@@ -223,14 +224,20 @@ export class SnapshotStore {
   ): PendingSnapshot {
     const index = manifest.meta.index;
     const tmpDir = path.join(this.root, `tmp_${String(index).padStart(20, '0')}_${process.pid}_${Date.now()}`);
-    fs.mkdirSync(path.join(tmpDir, 'journals'), { recursive: true });
     const files: CapturedFile[] = [];
-    for (const s of sources) {
-      const jdir = path.join(tmpDir, 'journals', s.jid);
-      fs.mkdirSync(jdir, { recursive: true });
-      const link = path.join(jdir, s.file);
-      fs.linkSync(s.fromPath, link);
-      files.push({ link, dirty: s.dirty });
+    try {
+      fs.mkdirSync(path.join(tmpDir, 'journals'), { recursive: true, mode: PRIVATE_DIR_MODE });
+      for (const s of sources) {
+        const jdir = path.join(tmpDir, 'journals', s.jid);
+        fs.mkdirSync(jdir, { recursive: true, mode: PRIVATE_DIR_MODE });
+        const link = path.join(jdir, s.file);
+        fs.linkSync(s.fromPath, link);
+        files.push({ link, dirty: s.dirty });
+      }
+    } catch (e) {
+      // A capture that fails (it may be retried) leaves nothing behind.
+      fs.rmSync(tmpDir, { recursive: true, force: true });
+      throw e;
     }
     return { index, tmpDir, manifest, files };
   }
@@ -245,7 +252,7 @@ export class SnapshotStore {
     steps.push((cb) => fsyncPath(jroot, cb));
     steps.push((cb) => {
       const tmp = path.join(p.tmpDir, `${MANIFEST}.tmp`);
-      fs.writeFile(tmp, encodeManifest(p.manifest), (err) => {
+      fs.writeFile(tmp, encodeManifest(p.manifest), { mode: PRIVATE_FILE_MODE }, (err) => {
         if (err) return cb(err);
         fsyncPath(tmp, (e) => {
           if (e) return cb(e);
@@ -318,8 +325,8 @@ export class SnapshotStore {
     const dir = this.dirOf(index);
     const tmp = path.join(this.root, `tmp_initial_${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(path.join(tmp, 'journals'), { recursive: true });
-    fs.writeFileSync(path.join(tmp, MANIFEST), encodeManifest(manifest));
+    fs.mkdirSync(path.join(tmp, 'journals'), { recursive: true, mode: PRIVATE_DIR_MODE });
+    fs.writeFileSync(path.join(tmp, MANIFEST), encodeManifest(manifest), { mode: PRIVATE_FILE_MODE });
     fsyncPathSync(path.join(tmp, MANIFEST));
     fsyncPathSync(tmp);
     fs.renameSync(tmp, dir);
@@ -328,7 +335,7 @@ export class SnapshotStore {
 
   newStagingDir(index: number): string {
     const dir = path.join(this.root, `staging_${String(index).padStart(20, '0')}_${process.pid}_${Date.now()}`);
-    fs.mkdirSync(path.join(dir, 'journals'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'journals'), { recursive: true, mode: PRIVATE_DIR_MODE });
     return dir;
   }
 
@@ -341,7 +348,13 @@ export class SnapshotStore {
     }
     series(
       [
-        (cb) => fs.writeFile(path.join(staged.dir, MANIFEST), encodeManifest(staged.manifest), (e) => cb(e)),
+        (cb) =>
+          fs.writeFile(
+            path.join(staged.dir, MANIFEST),
+            encodeManifest(staged.manifest),
+            { mode: PRIVATE_FILE_MODE },
+            (e) => cb(e),
+          ),
         (cb) => fsyncPath(path.join(staged.dir, MANIFEST), cb),
         (cb) => fsyncPath(staged.dir, cb),
         (cb) => fs.rename(staged.dir, finalDir, (e) => cb(e)),
@@ -359,14 +372,14 @@ export class SnapshotStore {
   materialize(index: number, journalsRoot: string): ManifestData {
     const dir = this.dirOf(index);
     const m = this.readManifest(dir);
-    fs.mkdirSync(journalsRoot, { recursive: true });
+    fs.mkdirSync(journalsRoot, { recursive: true, mode: PRIVATE_DIR_MODE });
     const wanted = new Set(m.journals.map((j) => j.jid));
     for (const jid of fs.readdirSync(journalsRoot)) {
       if (!wanted.has(jid)) fs.rmSync(path.join(journalsRoot, jid), { recursive: true, force: true });
     }
     for (const j of m.journals) {
       const jdir = path.join(journalsRoot, j.jid);
-      fs.mkdirSync(jdir, { recursive: true });
+      fs.mkdirSync(jdir, { recursive: true, mode: PRIVATE_DIR_MODE });
       const files = new Map(j.segments.map((s) => [s.file, s]));
       for (const name of fs.readdirSync(jdir)) if (!files.has(name)) fs.rmSync(path.join(jdir, name), { force: true });
       for (const s of j.segments) {

@@ -33,6 +33,11 @@ export interface UiAppParts {
   cluster: ClusterView;
   /** Whether a Host header names this port (host-check.ts): any other is refused before anything else. */
   hostAllowed(hostHeader: string | undefined): boolean;
+  /**
+   * Puts the app's answers under the node's budget (registered before any route): this port's answers count
+   * in it like the main port's (journalnode/http/response-budget.ts).
+   */
+  underBudget(app: FastifyInstance): void;
 }
 
 interface Asset {
@@ -66,6 +71,7 @@ export async function buildUiApp(p: UiAppParts): Promise<FastifyInstance> {
     return503OnClosing: true,
   });
   app.removeAllContentTypeParsers();
+  p.underBudget(app);
   app.addHook('onRequest', async (req, reply) => {
     if (!p.hostAllowed(req.headers.host))
       return reply.code(403).send({

@@ -3,7 +3,6 @@
 // 0 ok, 1 unreachable / quorum unavailable / other failure, 2 usage, 3 not formatted, 4 refused (fenced,
 // already formatted, writer active, out of sync), 5 corrupt data (dump).
 
-import fs from 'node:fs';
 import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
 import type { QjmOptions, RetryObserver, SegmentDescriptor, TlsOption } from '../../libqjm/index.js';
 import { BENCH_COMMAND, runBenchCommand } from '../bench/bench.js';
@@ -11,9 +10,9 @@ import { DEMO_COMMAND } from '../demo/demo-command.js';
 import { helpText, parseCommand, usageError, UsageError } from '../command-line.js';
 import type { CommandSpec, FlagValues } from '../command-line.js';
 import { QjmError } from '../errors.js';
-import { decodeSegmentHeader, readFrame, SEGMENT_HEADER_BYTES } from '../edit-records.js';
 import { formatPeers, parseAddresses, parseClientPeers, parsePeers } from '../peers.js';
 import { humanBytes, renderTable } from '../text-table.js';
+import { escapeControls, terminalSafe } from '../terminal-text.js';
 import { WRITER_ACTIVE_MS } from '../journal-state.js';
 import { CertExistsError } from '../security/certs.js';
 import { CertificateError } from '../security/cert-files.js';
@@ -23,6 +22,7 @@ import { assessImpact } from './check-impact.js';
 import type { NodeStatusJson } from '../node-status.js';
 import { SETTINGS } from '../settings.js';
 import type { Ask } from './confirm.js';
+import { DUMP, dumpSegment, renderRecord } from './dump.js';
 import {
   CERT_CREATE_CA,
   CERT_CREATE_CLIENT,
@@ -82,11 +82,7 @@ const TIMEOUT = {
 const CONNECT = { peers: PEERS, ...SECURITY, timeout: TIMEOUT } as const;
 const JID = { type: 'string', required: true, valueName: 'ID', description: 'the journal id' } as const;
 const JSON_OUT = { type: 'boolean', description: 'print JSON, for scripts' } as const;
-const RECORD_FORMAT = {
-  type: 'string',
-  choices: ['text', 'hex', 'len'],
-  description: 'how to print each record (default text)',
-} as const;
+const RECORD_FORMAT = DUMP.flags.format;
 
 export const NO_CLIENT_CERTIFICATE =
   'no client certificate: give --certs-dir D --user NAME (or set QJM_CERTS_DIR and QJM_USER), or --insecure for nodes started with --insecure';
@@ -132,8 +128,8 @@ export function retryReporter(err: Out, nowMs: () => number = Date.now): RetryOb
     const node = e.details.node;
     const why =
       e.details.networkCode && typeof node === 'string'
-        ? `${node} unreachable (${e.details.networkCode})`
-        : `${e.message} (${e.code})`;
+        ? `${escapeControls(node)} unreachable (${e.details.networkCode})`
+        : `${escapeControls(e.message)} (${e.code})`;
     err(`qjm: ${why}; retrying for ${Math.max(0, Math.ceil(remainingMs / 1000))} s more`);
   };
 }
@@ -187,6 +183,7 @@ function exitCodeFor(e: unknown): number {
       case 'NAMESPACE_MISMATCH':
       case 'INVALID_CONF_CHANGE':
       case 'CONF_CHANGE_IN_PROGRESS':
+      case 'TOO_MANY_JOURNALS':
         return 4;
       case 'CORRUPT':
         return 5;
@@ -197,14 +194,6 @@ function exitCodeFor(e: unknown): number {
     }
   }
   return 1;
-}
-
-function renderRecord(data: Uint8Array, format: string): string {
-  if (format === 'hex') return Buffer.from(data).toString('hex');
-  if (format === 'len') return '';
-  const s = Buffer.from(data).toString('utf8');
-  // Non-printable bytes would garble a terminal: show them as \xNN.
-  return JSON.stringify(s).slice(1, -1);
 }
 
 const STATUS = {
@@ -323,7 +312,7 @@ async function cmdFormat(f: FlagValues<typeof FORMAT>, io: CliIo): Promise<numbe
     io.out(
       f.json
         ? JSON.stringify({ ok: true, jid: q.journalId, nsInfo })
-        : `formatted journal ${q.journalId} (namespace ${nsInfo.namespaceId}, cluster ${nsInfo.clusterId})`,
+        : `formatted journal ${q.journalId} (namespace ${nsInfo.namespaceId}, cluster ${escapeControls(nsInfo.clusterId)})`,
     );
     return 0;
   } finally {
@@ -372,7 +361,7 @@ async function cmdSegments(f: FlagValues<typeof SEGMENTS>, io: CliIo): Promise<n
         ),
       );
       io.out(
-        `journal ${q.journalId}: last txid ${st.lastTxId}, promised epoch ${st.promisedEpoch}, writer ${st.writerId || '-'}; ${segs.length} segment(s), ${humanBytes(totalBytes)} (exact sizes: --json)`,
+        `journal ${q.journalId}: last txid ${st.lastTxId}, promised epoch ${st.promisedEpoch}, writer ${escapeControls(st.writerId) || '-'}; ${segs.length} segment(s), ${humanBytes(totalBytes)} (exact sizes: --json)`,
       );
     }
     return 0;
@@ -593,64 +582,6 @@ async function cmdTail(f: FlagValues<typeof TAIL>, io: CliIo): Promise<number> {
   }
 }
 
-const DUMP = {
-  name: 'qjm dump',
-  summary: 'Read a segment file offline (like hdfs oev): header, then every record with its CRC checked.',
-  positionals: [{ name: 'FILE', description: 'the segment file (edits_... in a journal directory)' }],
-  flags: { format: RECORD_FORMAT, json: JSON_OUT },
-} as const satisfies CommandSpec;
-
-/** Offline reader of one segment file: header, then each frame with its CRC checked. */
-export function dumpSegment(file: string, format: string, io: CliIo, json: boolean): number {
-  const buf = fs.readFileSync(file);
-  const h = decodeSegmentHeader(buf);
-  if (typeof h === 'string') {
-    io.err(`qjm dump: ${file}: ${h}`);
-    return 5;
-  }
-  if (!json)
-    io.out(`# ${file}: segment format v${h.version}, layout version ${h.layoutVersion}, first txid ${h.firstTxId}`);
-  let off = SEGMENT_HEADER_BYTES;
-  let count = 0;
-  let expect = h.firstTxId;
-  let bytes = 0;
-  while (off < buf.length) {
-    const fr = readFrame(buf, off);
-    if (!fr.ok) {
-      io.err(`qjm dump: ${file}: ${fr.truncated ? 'torn frame' : 'corrupt frame'} at byte offset ${off}: ${fr.reason}`);
-      if (!json) io.out(`# ${count} records read before the damage`);
-      return 5;
-    }
-    const r = fr.record;
-    const seq = r.txid === expect ? 'ok' : `EXPECTED ${expect}`;
-    if (json)
-      io.out(
-        JSON.stringify({
-          txid: r.txid,
-          length: r.data.byteLength,
-          crc: 'ok',
-          sequence: seq,
-          offset: off,
-          record: Buffer.from(r.data).toString('base64'),
-        }),
-      );
-    else
-      io.out(
-        `${r.txid}\t${r.data.byteLength}\tcrc ok\t${seq === 'ok' ? '' : `${seq}\t`}${renderRecord(r.data, format)}`,
-      );
-    if (r.txid !== expect) {
-      io.err(`qjm dump: ${file}: txid ${r.txid} at byte offset ${off}, expected ${expect}`);
-      return 5;
-    }
-    expect++;
-    count++;
-    bytes += r.data.byteLength;
-    off = r.next;
-  }
-  if (!json) io.out(`# ${count} records, txids ${h.firstTxId}..${expect - 1}, ${bytes} bytes of edits, every CRC ok`);
-  return 0;
-}
-
 const PEER = { type: 'string', required: true } as const;
 
 const ADD_PEER = {
@@ -744,9 +675,11 @@ async function cmdChangePeers(
     const voters = m.peers.filter((p) => p.role === 'voter').map((p) => ({ id: p.id, address: p.address }));
     const next = target(voters);
     if (!json)
-      io.err(`changing voters from ${formatPeers(voters)} to ${formatPeers(next)} (new peers catch up first)...`);
+      io.err(
+        `changing voters from ${escapeControls(formatPeers(voters))} to ${escapeControls(formatPeers(next))} (new peers catch up first)...`,
+      );
     const msg = await admin.changePeers(next, timeoutMsOf(f));
-    io.out(json ? JSON.stringify({ ok: true, voters: next }) : msg);
+    io.out(json ? JSON.stringify({ ok: true, voters: next }) : escapeControls(msg));
     return 0;
   } finally {
     await admin.close();
@@ -887,7 +820,7 @@ async function cmdAdmin(
   const admin = adminClient(f, io);
   try {
     const msg = await call(admin);
-    io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : msg);
+    io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : escapeControls(msg));
     return 0;
   } finally {
     await admin.close();
@@ -970,7 +903,13 @@ function overview(): string {
   ].join('\n');
 }
 
-export async function runQjm(argv: string[], io: CliIo): Promise<number> {
+/**
+ * Runs one qjm command. Everything it prints passes through terminalSafe (no control character of any data
+ * reaches the terminal raw); values that could carry a line break of their own are escaped where they are
+ * put into a line (escapeControls), so journal data can neither forge a line nor move the cursor.
+ */
+export async function runQjm(argv: string[], terminal: CliIo): Promise<number> {
+  const io: CliIo = { out: (l) => terminal.out(terminalSafe(l)), err: (l) => terminal.err(terminalSafe(l)) };
   // `qjm cert <verb>` is one command of two words.
   const [name, ...rest] =
     argv[0] === 'cert' && argv[1] && !argv[1].startsWith('-') ? [`cert ${argv[1]}`, ...argv.slice(2)] : argv;
@@ -991,8 +930,8 @@ export async function runQjm(argv: string[], io: CliIo): Promise<number> {
   } catch (e) {
     const code = exitCodeFor(e);
     if (e instanceof UsageError) io.err(usageError(cmd.spec, e.message));
-    else if (e instanceof QjmError) io.err(`qjm ${name}: ${e.code}: ${e.message}`);
-    else io.err(`qjm ${name}: ${(e as Error).message}`);
+    else if (e instanceof QjmError) io.err(`qjm ${name}: ${e.code}: ${escapeControls(e.message)}`);
+    else io.err(`qjm ${name}: ${escapeControls((e as Error).message)}`);
     return code;
   }
 }

@@ -9,6 +9,7 @@ import { QjmError } from '../errors.js';
 import type { NodeStatusJson } from '../node-status.js';
 import { formatPeers } from '../peers.js';
 import type { Peer } from '../peers.js';
+import { escapeControls } from '../terminal-text.js';
 
 type Out = (line: string) => void;
 
@@ -126,9 +127,11 @@ export async function runResetPeers(
   if (!a.json) {
     for (const r of reports)
       io.err(
-        `${r.endpoint}: ${r.status ? `${r.status.id}, ${r.status.state}, ${logOf(r.status)}` : `no answer (${r.error})`}`,
+        escapeControls(
+          `${r.endpoint}: ${r.status ? `${r.status.id}, ${r.status.state}, ${logOf(r.status)}` : `no answer (${r.error})`}`,
+        ),
       );
-    io.err(`the longest log among the nodes that answer: ${plan.longest.id} (${logOf(plan.longest)})`);
+    io.err(escapeControls(`the longest log among the nodes that answer: ${plan.longest.id} (${logOf(plan.longest)})`));
   }
   if (plan.refusals.length > 0 && !a.force)
     throw new QjmError('INVALID_CONF_CHANGE', `refused: ${plan.refusals.join('; ')} (--force to reset anyway)`);
@@ -157,8 +160,9 @@ export async function runResetPeers(
       }),
     );
   } else {
-    io.out(r.message);
-    for (const line of loss) io.out(line);
+    // One line each, whatever the nodes answered: what they say is data, escaped (src/terminal-text.ts).
+    io.out(escapeControls(r.message));
+    for (const line of loss) io.out(escapeControls(line));
   }
   return 0;
 }

@@ -20,6 +20,7 @@ import type { Refusals } from './refusals.js';
 import { Stopped, StopSwitch } from './stop-switch.js';
 import type { TlsOption } from '../../libqjm/index.js';
 import { waitFor } from '../wait-for.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../file-modes.js';
 
 const JID = 'ns1';
 const NS_INFO = { namespaceId: 20261125, clusterId: 'CID-demo', blockPoolId: 'BP-demo' };
@@ -221,10 +222,11 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     return 2;
   }
   fs.rmSync(dataDir, { recursive: true, force: true });
-  fs.mkdirSync(dataDir, { recursive: true });
+  fs.mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   fs.writeFileSync(
     path.join(dataDir, DEMO_MARKER),
     'written by the qjournal demo, which wipes this directory at start\n',
+    { mode: PRIVATE_FILE_MODE },
   );
   const cluster = await LocalCluster.create({
     nodes: 3,

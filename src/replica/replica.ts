@@ -17,6 +17,8 @@ import type { Logger } from '../logger.js';
 import { ConfChangeOp, confMembers, EntryType, MessageType, NONE, StateType } from '../raft/types.js';
 import type { ConfChange, Entry, HardState, Message, NodeId, Peer, SnapshotMeta } from '../raft/types.js';
 import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, ReplicaTransport, StagedSnapshot } from './env.js';
+import { ApplyInterrupted, isResourceShortage } from './env.js';
+import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
 import { ClientWaits, qjmError as err } from './client-waits.js';
 import type { Callback, ProposalResult } from './client-waits.js';
 import { LeaderTransfer, transferTarget } from './leader-transfer.js';
@@ -121,6 +123,10 @@ export class Replica<R> {
   private scheduled = false;
   private stopped = false;
   private fatal: Error | null = null;
+  // Storage that ran short of file descriptors: the interrupted step of each concern, retried from tick().
+  private readonly persistRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
+  private readonly applyRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
+  private readonly snapshotRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
   private role: StateType = StateType.Follower;
   private lead: NodeId = NONE;
 
@@ -159,6 +165,11 @@ export class Replica<R> {
   }
 
   tick(): void {
+    if (this.stopped) return;
+    const now = this.deps.clock.now();
+    this.persistRetry.runIfDue(now);
+    this.applyRetry.runIfDue(now);
+    this.snapshotRetry.runIfDue(now);
     if (this.stopped) return;
     if (!this.reset) this.raw.tick();
     this.expireDeadlines();
@@ -405,10 +416,11 @@ export class Replica<R> {
       if (hs) this.lastDurableHard = { ...hs };
     }
     if (rd.messages.length > 0) this.deps.transport.send(rd.messages);
-    if (rd.committedEntries.length > 0 && !this.applyEntries(rd.committedEntries)) return;
+    const applied = rd.committedEntries.length > 0 ? this.applyEntries(rd.committedEntries) : 0;
+    if (this.stopped) return;
     for (const rs of rd.readStates) this.onReadState(rs.context, rs.index, rs.ok);
-    this.raw.advance(rd);
-    if (rd.committedEntries.length > 0) this.afterApply();
+    this.raw.advance(rd, applied);
+    if (applied > 0) this.afterApply();
   }
 
   private onSoftState(state: StateType, lead: NodeId): void {
@@ -462,16 +474,39 @@ export class Replica<R> {
       return;
     }
     this.persisting = true;
+    this.writeLog(hardState, entries, messages);
+  }
+
+  /** One log write; the messages that waited for it leave once it is durable. */
+  private writeLog(hardState: HardState | null, entries: Entry[], messages: Message[]): void {
     this.deps.log.write(hardState, entries, (e) => {
+      if (this.stopped) {
+        this.persisting = false;
+        return;
+      }
+      if (e && isResourceShortage(e))
+        return this.shortOf(e, this.persistRetry, 'a log write', () => this.writeLog(hardState, entries, messages));
       this.persisting = false;
-      if (this.stopped) return;
       if (e) return this.die(e);
+      this.persistRetry.succeeded();
       const last = entries[entries.length - 1];
       if (last) this.raw.persisted(last.index, last.term);
       if (messages.length > 0) this.deps.transport.send(messages);
       this.schedule();
       this.kickPersist();
     });
+  }
+
+  /**
+   * Storage ran short of file descriptors (a connection flood, not a failing disk): `step` is tried again
+   * after a backoff. Meanwhile its concern waits (the persist queue stays busy, applying stays held).
+   */
+  private shortOf(e: Error, retry: ShortageRetry, what: string, step: () => void): void {
+    const waitMs = retry.later(this.deps.clock.now(), step);
+    this.logger.warn(
+      { error: e.message, retryInMs: waitMs },
+      `storage is short of file descriptors: ${what} is retried (not a disk failure)`,
+    );
   }
 
   /** Group commit: every queued write (up to the batch bounds) merged into one write and one fsync. */
@@ -568,59 +603,90 @@ export class Replica<R> {
       err('LEADERSHIP_LOST', 'replaced by a snapshot before it applied here', { unknownOutcome: true }),
     );
     this.schedule();
-    // Durable order: the image first, then the log drops its old entries.
+    this.installImage(staged);
+  }
+
+  /** Durable order: the image first, then the log drops its old entries (each retried after a shortage). */
+  private installImage(staged: StagedSnapshot): void {
     this.deps.stateMachine.installSnapshot(staged, (e) => {
       if (this.stopped) return;
+      if (e && isResourceShortage(e))
+        return this.shortOf(e, this.persistRetry, 'a snapshot install', () => this.installImage(staged));
       if (e) return this.die(e);
       this.installingFrom = null;
-      this.deps.log.commitReset(meta, (e2) => {
-        this.persisting = false;
-        if (this.stopped) return;
-        if (e2) return this.die(e2);
-        this.waits.releaseApplied(this.applied);
-        this.schedule();
-        this.kickPersist();
-      });
+      this.dropOldLog(staged.meta);
+    });
+  }
+
+  private dropOldLog(meta: SnapshotMeta): void {
+    this.deps.log.commitReset(meta, (e) => {
+      if (!this.stopped && e && isResourceShortage(e))
+        return this.shortOf(e, this.persistRetry, 'dropping the log a snapshot replaced', () => this.dropOldLog(meta));
+      this.persisting = false;
+      if (this.stopped) return;
+      if (e) return this.die(e);
+      this.persistRetry.succeeded();
+      this.waits.releaseApplied(this.applied);
+      this.schedule();
+      this.kickPersist();
     });
   }
 
   // ---------------------------------------------------------------- applying
 
   /**
-   * Applies committed entries; false when the state machine failed (its disk: full, an I/O error), which
-   * stops the replica in the fatal state it reports. A restart replays the entry from the log.
+   * Applies committed entries, in order; returns how many were applied: all of them, or the first ones when
+   * the state machine ran short of file descriptors (applying is then held and resumed after a backoff), or
+   * when it failed (its disk: full, an I/O error), which stops the replica in the fatal state it reports.
    */
-  private applyEntries(ents: Entry[]): boolean {
+  private applyEntries(ents: Entry[]): number {
+    const first = this.applied + 1;
+    let next = first;
     let batch: Entry[] = [];
-    const flush = () => {
-      if (batch.length === 0) return;
+    const flush = (): boolean => {
+      if (batch.length === 0) return true;
+      const b = batch;
+      batch = [];
       let results: R[];
+      let interrupted: Error | null = null;
       try {
-        results = this.deps.stateMachine.apply(batch);
+        results = this.deps.stateMachine.apply(b);
       } catch (e) {
         if (e instanceof AssertionError) throw e;
-        this.die(e as Error);
-        return;
+        if (!(e instanceof ApplyInterrupted)) {
+          this.die(e as Error);
+          return false;
+        }
+        results = e.results as R[];
+        interrupted = e.cause;
       }
-      assert(results.length === batch.length, 'state machine returned a result per entry');
-      for (let i = 0; i < batch.length; i++) this.waits.applied(batch[i]!, results[i]!);
-      batch = [];
+      assert(results.length <= b.length, 'state machine returned a result per entry');
+      for (let i = 0; i < results.length; i++) {
+        this.waits.applied(b[i]!, results[i]!);
+        this.appliedBytesSinceSnapshot += b[i]!.data.byteLength;
+        this.applied = b[i]!.index;
+      }
+      if (interrupted === null) return true;
+      this.raw.holdApply(true);
+      this.shortOf(interrupted, this.applyRetry, 'applying committed entries', () => {
+        this.raw.holdApply(false);
+        this.schedule();
+      });
+      return false;
     };
     for (const e of ents) {
-      assert(e.index === this.applied + 1, () => `applying ${e.index} after ${this.applied}`);
+      assert(e.index === next++, () => `applying ${e.index} after ${next - 2}`);
       if (e.type === EntryType.Normal && e.data.byteLength > 0) {
         batch.push(e);
-        this.appliedBytesSinceSnapshot += e.data.byteLength;
-      } else {
-        flush();
-        if (e.type === EntryType.ConfChange) this.learnAddresses(e);
-        this.waits.replaced(e);
+        continue;
       }
-      if (this.stopped) return false;
+      if (!flush()) return this.applied + 1 - first;
+      if (e.type === EntryType.ConfChange) this.learnAddresses(e);
+      this.waits.replaced(e);
       this.applied = e.index;
     }
-    flush();
-    return !this.stopped;
+    if (flush()) this.applyRetry.succeeded();
+    return this.applied + 1 - first;
   }
 
   /** A configuration entry names the addresses of the peers it adds. */
@@ -664,7 +730,7 @@ export class Replica<R> {
   // ---------------------------------------------------------------- snapshots
 
   private maybeSnapshot(): void {
-    if (this.snapshotting || this.reset || this.applied <= this.lastSnapshotIndex) return;
+    if (this.snapshotting || this.snapshotRetry.waiting || this.reset || this.applied <= this.lastSnapshotIndex) return;
     const o = this.opts;
     const now = this.deps.clock.now();
     const due =
@@ -686,13 +752,21 @@ export class Replica<R> {
     this.snapshotting = true;
     this.appliedBytesSinceSnapshot = 0;
     this.lastSnapshotAtMs = this.deps.clock.now();
+    const bytesBefore = this.appliedBytesSinceSnapshot;
     this.deps.stateMachine.saveSnapshot(meta, (e) => {
       this.snapshotting = false;
       if (this.stopped) return;
+      if (e && isResourceShortage(e)) {
+        // Not a disk failure: the next snapshot is tried after a backoff, counting what this one would have.
+        this.appliedBytesSinceSnapshot += bytesBefore;
+        this.shortOf(e, this.snapshotRetry, 'a snapshot', () => this.maybeSnapshot());
+        return cb?.(err('BUSY', `snapshot not taken, retried later: ${e.message}`));
+      }
       if (e) {
         this.die(e);
         return cb?.(err('INTERNAL', `snapshot failed: ${e.message}`));
       }
+      this.snapshotRetry.succeeded();
       if (meta.index > this.deps.log.snapshotMeta().index) {
         this.lastSnapshotIndex = meta.index;
         this.deps.log.snapshotSaved(meta, Math.max(0, meta.index - this.opts.keepEntriesAfterSnapshot));

@@ -9,6 +9,7 @@ import zlib from 'node:zlib';
 import { qjournal } from '../gen/proto.js';
 import type { HardState } from '../raft/types.js';
 import { fsyncPath, writeAllSync } from './files.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../file-modes.js';
 
 const MAGIC = Buffer.from('QJRM', 'latin1');
 const FILE = 'raft_meta';
@@ -85,7 +86,7 @@ export class MetaStore {
 
   /** First format of a directory (synchronous, durable). */
   static create(dir: string, meta: RaftMetaRecord): MetaStore {
-    fs.mkdirSync(dir, { recursive: true });
+    fs.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const s = new MetaStore(dir, meta);
     s.saveSync(meta);
     return s;
@@ -97,7 +98,7 @@ export class MetaStore {
 
   saveSync(meta: RaftMetaRecord): void {
     const tmp = `${this.file}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
+    const fd = fs.openSync(tmp, 'w', PRIVATE_FILE_MODE);
     try {
       writeAllSync(fd, encode(meta), 0);
       fs.fsyncSync(fd);
@@ -118,7 +119,7 @@ export class MetaStore {
   save(meta: RaftMetaRecord, done: (err: Error | null) => void): void {
     const tmp = `${this.file}.tmp`;
     const bytes = encode(meta);
-    fs.open(tmp, 'w', (err, fd) => {
+    fs.open(tmp, 'w', PRIVATE_FILE_MODE, (err, fd) => {
       if (err) return done(err);
       fs.write(fd, bytes, 0, bytes.byteLength, 0, (e1, written) => {
         // A short write (a full disk) must never be renamed over the good file.

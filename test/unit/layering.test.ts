@@ -99,6 +99,7 @@ const RULES: Rule[] = [
       'src/logger.ts',
       'src/assert.ts',
       'src/segment-name.ts',
+      'src/file-modes.ts',
     ],
   },
   {
