@@ -35,6 +35,9 @@ export const HTTP_STATUS: Record<ErrorName, number> = {
   INTERNAL: 500,
   STORAGE_FAILED: 503,
   PURGED: 410,
+  STOOD_DOWN: 409,
+  UNINITIALIZED: 503,
+  STORAGE_MISMATCH: 409,
 };
 
 export function errorNameOf(code: number): ErrorName {
