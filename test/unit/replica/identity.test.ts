@@ -4,7 +4,8 @@
 // story without the rule, where the harm happens).
 
 import { expect } from 'chai';
-import { MessageType } from '../../../src/raft/types.js';
+import { makeMessage, MessageType } from '../../../src/raft/types.js';
+import type { Message } from '../../../src/raft/types.js';
 import type { IdentityNotice } from '../../../src/replica/identity.js';
 import { ReplicaNet } from '../../support/replica-net.js';
 
@@ -120,6 +121,36 @@ describe('identity rules', () => {
       expect(net.propose(net.leaders()[0]!, 3)).to.deep.equal([]);
       net.tick(20);
       expect(net.node(leader).disk.storage.lastIndex(), 'it acknowledged nothing new').to.equal(before);
+    });
+  });
+
+  describe('a floor notice (MSG_FLOOR), as a follower hears it', () => {
+    it('only from its current leader in its current term, naming a real entry: anything else changes nothing', () => {
+      const net = cluster(3);
+      const leader = net.leaders()[0]!;
+      const [f, other] = ['n1', 'n2', 'n3'].filter((id) => id !== leader) as [string, string];
+      const r = net.node(f).replica!;
+      const term = r.term;
+      const floor = (from: string, over: Partial<Message>) =>
+        makeMessage({ type: MessageType.Floor, from, to: f, term, index: 1000, logTerm: term, ...over });
+      const table: [string, Message][] = [
+        ['from a member that is not its leader', floor(other, {})],
+        ['from its leader, in another term', floor(leader, { term: term + 1 })],
+        ['from its leader, for index 0', floor(leader, { index: 0 })],
+        ['from its leader, of term 0', floor(leader, { logTerm: 0 })],
+        [
+          'from its leader, for an entry it holds',
+          floor(leader, { index: 2, logTerm: net.node(f).disk.storage.term(2)! }),
+        ],
+      ];
+      for (const [what, m] of table) {
+        r.receive([m], { from: m.from, storageId: net.node(m.from).disk.storageId, generation: 0 });
+        net.run();
+        expect(r.status().identity.floor, what).to.equal(null);
+      }
+      r.receive([floor(leader, {})], { from: leader, storageId: net.node(leader).disk.storageId, generation: 0 });
+      net.run();
+      expect(r.status().identity.floor, 'from its leader, past its log').to.deep.equal({ index: 1000, term });
     });
   });
 
