@@ -164,12 +164,22 @@ export class IdentityGate {
         member ? null : { ...this.notice('reset-away'), members: confMembers(c.raw.conf()) },
       );
     }
-    if (env.generation > this.generationValue)
-      return this.refuse(
-        env.from,
-        `generation ${env.generation} is newer than this node's ${this.generationValue}: a reset-peers this node did not take part in`,
-        null,
-      );
+    if (env.generation > this.generationValue) {
+      // A node still joining (no configuration yet, nothing of its own) takes the generation of the members it
+      // joined: it was added after a reset it learned nothing of, and the leader's snapshot brings it anyway.
+      if (confMembers(c.raw.conf()).length === 0 && c.directory.isMember(env.from)) {
+        this.hooks.logger.info(
+          { from: env.from, generation: env.generation },
+          'joining a cluster of a newer generation',
+        );
+        this.generationValue = env.generation;
+      } else
+        return this.refuse(
+          env.from,
+          `generation ${env.generation} is newer than this node's ${this.generationValue}: a reset-peers this node did not take part in`,
+          null,
+        );
+    }
     const bound = c.directory.storageOf(env.from);
     if (this.options.storageId !== '' && bound !== '' && env.storageId !== bound)
       return this.refuse(
@@ -388,9 +398,9 @@ export class IdentityGate {
     }
   }
 
-  /** A snapshot was installed: its generation is the cluster's; a floor it covers is met. */
+  /** A snapshot was installed: its generation is the cluster's (its leader's); a floor it covers is met. */
   installed(meta: SnapshotMeta): void {
-    this.generationValue = Math.max(this.generationValue, meta.generation ?? 0);
+    this.generationValue = meta.generation ?? 0;
     const floor = this.record.floor;
     if (floor && meta.index >= floor.index) this.clearFloor(`installed the leader's snapshot at ${meta.index}`);
   }

@@ -31,14 +31,6 @@ export interface NetNode {
   incarnation: number;
 }
 
-const nullStateMachine: ReplicaStateMachine<number> = {
-  apply: (es) => es.map((e) => e.index),
-  saveSnapshot: (_m, done) => done(null),
-  fetchSnapshot: (_f, _m, done) => done(new Error('no snapshots in this network')),
-  installSnapshot: (_s, done) => done(null),
-  discardSnapshot: () => {},
-};
-
 function cloneStorage(s: MemoryStorage): MemoryStorage {
   const c = new MemoryStorage(s.snapshotMeta().conf);
   c.applySnapshot(s.snapshotMeta());
@@ -120,9 +112,23 @@ export class ReplicaNet {
           d.storage.append(entries);
           done(null);
         }),
-      snapshotSaved: () => {},
-      beginReset: () => {},
+      // Snapshots are metadata only (the state machine keeps nothing): a saved one compacts nothing away.
+      snapshotSaved: (meta) => d.storage.setSnapshot(meta),
+      beginReset: (meta) => d.storage.applySnapshot(meta),
       commitReset: (_m, done) => done(null),
+    };
+    const stateMachine: ReplicaStateMachine<number> = {
+      apply: (es) => es.map((e) => e.index),
+      saveSnapshot: (_m, done) => this.defer(n, () => done(null)),
+      // The image is the source's newest snapshot metadata, fetched if the source runs.
+      fetchSnapshot: (from, _m, done) =>
+        this.defer(n, () => {
+          const src = this.nodes.get(from);
+          if (!src?.replica || this.cut.has(`${from}>${id}`)) return done(new Error(`${from} unreachable`));
+          done(null, { meta: src.disk.storage.snapshotMeta() });
+        }),
+      installSnapshot: (_s, done) => this.defer(n, () => done(null)),
+      discardSnapshot: () => {},
     };
     const rng = new Prng(this.seed * 1009 + n.incarnation * 31 + id.charCodeAt(id.length - 1));
     n.replica = new Replica<number>(
@@ -130,7 +136,7 @@ export class ReplicaNet {
       { ...DEFAULT_REPLICA_OPTIONS, tickMs: TICK_MS, snapshotLogBytes: 2 ** 40, snapshotIntervalS: 0 },
       {
         log,
-        stateMachine: nullStateMachine,
+        stateMachine,
         transport: { send: (ms) => this.send(n, ms) },
         clock: { now: () => this.now, defer: (fn) => this.defer(n, fn) },
         random: () => rng.next(),
@@ -161,6 +167,24 @@ export class ReplicaNet {
   restart(id: NodeId): void {
     this.crash(id);
     this.start(id);
+  }
+
+  /**
+   * A new node that joins (as --join prepares it): an empty state in no configuration, knowing `members` (and
+   * the generation it learned from them).
+   */
+  addJoiner(id: NodeId, members: NodeId[], generation = 0): NetNode {
+    const d = this.newDisk(id);
+    d.storage.applySnapshot({
+      index: 0,
+      term: 0,
+      conf: emptyConf(),
+      peers: members.map((m) => ({ id: m, address: `net://${m}` })),
+      generation,
+    });
+    const n: NetNode = { id, disk: d, replica: null, incarnation: 0 };
+    this.nodes.set(id, n);
+    return n;
   }
 
   /** The disk as it is now, to restore later (a backup: same storage id, older state). */

@@ -211,6 +211,39 @@ describe('identity rules', () => {
       });
     }
 
+    it('after a reset, a node that joins knowing the older generation takes the newer one from the leader, catches up by snapshot and becomes a voter bound to its storage', () => {
+      const net = cluster(3);
+      const survivor = net.leaders()[0]!;
+      for (const id of ['n1', 'n2', 'n3'].filter((x) => x !== survivor)) net.crash(id);
+      net.tick(30);
+      let done = false;
+      net.node(survivor).replica!.resetPeers([{ id: survivor, address: `net://${survivor}` }], () => (done = true));
+      expect(net.tickUntil(() => done && net.leaders().length === 1, 500)).to.equal(true);
+      expect(net.propose(survivor, 3)).to.deep.equal([]);
+      net.addJoiner('n4', [survivor], 0);
+      net.start('n4');
+      let changed: unknown = 'pending';
+      net.node(survivor).replica!.changePeers(
+        [
+          { id: survivor, address: `net://${survivor}` },
+          { id: 'n4', address: 'net://n4' },
+        ],
+        (e) => (changed = e),
+      );
+      expect(
+        net.tickUntil(() => changed !== 'pending', 2000),
+        'the change finishes',
+      ).to.equal(true);
+      expect(changed).to.equal(null);
+      const n4 = net.node('n4').replica!.status();
+      expect([n4.identity.generation, n4.identity.state]).to.deep.equal([1, 'member']);
+      const leader = net.node(survivor).replica!.status();
+      expect(leader.peers.find((p) => p.id === 'n4')?.storageId, 'bound to the storage it caught up on').to.equal(
+        net.node('n4').disk.storageId,
+      );
+      expect(net.propose(survivor, 3), 'n4 counts in the quorum of two').to.deep.equal([]);
+    });
+
     for (const told of [true, false]) {
       it(`a disk restored from an older copy: ${told ? 'the leader tells it its floor; it votes no stale node in, and votes again once it holds the log' : 'CONTROL, the leader dies before it answers: undetectable, the stale node can win'}`, () => {
         const net = cluster(2);
