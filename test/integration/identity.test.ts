@@ -110,7 +110,10 @@ describe('a node that comes back different', function () {
     const health = await c.request(f.address, 'GET', '/healthz');
     expect(health.status).to.equal(503);
     expect(JSON.parse(health.body.toString()).identity).to.include({ state: 'storage-mismatch' });
-    expect(c.readLog(follower)).to.match(/this data directory is not the storage the cluster knows for/);
+    await waitFor(() => /this data directory is not the storage the cluster knows for/.test(c.readLog(follower)), {
+      timeoutMs: 5000,
+      what: `${follower}'s log says its storage is not the one the cluster knows (pino writes asynchronously)`,
+    });
 
     // The old leader returns: every acknowledged edit is served.
     c.start(leader);
@@ -191,7 +194,10 @@ describe('a node that comes back different', function () {
       expect(st.identity!.repair).to.match(/wipe its data directory, start it with --join/);
       const health = await c.request(c.node(id).address, 'GET', '/healthz');
       expect(health.status).to.equal(503);
-      expect(c.readLog(id)).to.match(/STOOD DOWN for good/);
+      await waitFor(() => /STOOD DOWN for good/.test(c.readLog(id)), {
+        timeoutMs: 5000,
+        what: `${id}'s log says it stood down (pino writes asynchronously)`,
+      });
     }
 
     // A writer that knows only their addresses is refused with a typed error, at once.

@@ -313,7 +313,11 @@ describe('security: mutual TLS and roles', function () {
       timeoutMs: 10_000,
       what: 'a new connection to n1 sees the new serial',
     });
-    expect(c.readLog('n1')).to.match(/reloaded the certificates/);
+    // pino writes to stdout asynchronously: the line may land a moment after the new certificate is served.
+    await waitFor(() => /reloaded the certificates/.test(c.readLog('n1')), {
+      timeoutMs: 5000,
+      what: "n1's log says it reloaded the certificates",
+    });
     // Still a member in good standing: it answers, and the cluster still writes through every node.
     const w = new QuorumJournalManager({ journalId: 'ns1', peers: [c.node('n1').address], tls: c.tls('reader') });
     open.push(w);
