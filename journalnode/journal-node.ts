@@ -17,6 +17,7 @@ import { fetchNodeStatus } from '../src/node-status.js';
 import { confMembers } from '../src/raft/types.js';
 import { PeerDirectory } from '../src/replica/peer-directory.js';
 import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
+import type { ReplicaDeps } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
 import { loadNodeTls } from '../src/security/cert-files.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
@@ -28,7 +29,7 @@ import { splitHostPort } from '../src/ids.js';
 import { NodeActivity } from './observe/activity.js';
 import { dataDirPaths, openDataDir } from './data-dir.js';
 import { combineListeners } from './observe/events.js';
-import { buildHttpApp } from './http/http-app.js';
+import { buildHttpApp, closeWithin } from './http/http-app.js';
 import { jsonBusy, registerResponseBudget, ResponseBudget } from './http/response-budget.js';
 import { JournalStateMachine } from './state/journal-state-machine.js';
 import type { StateMachineOptions } from './state/journal-state-machine.js';
@@ -43,6 +44,10 @@ import type { AdminContext } from './http/routes-admin.js';
 import { ClusterView } from './ui/cluster-view.js';
 import { buildUiApp } from './ui/ui-app.js';
 import { hostChecker } from './ui/host-check.js';
+import { formCluster } from './formation.js';
+import type { IdentityRecord } from '../src/replica/env.js';
+import type { FileIdentityStore } from '../src/storage/identity-store.js';
+import type { Peer } from '../src/raft/types.js';
 
 export { clusterIdFor, DataDirError } from './data-dir.js';
 
@@ -132,15 +137,22 @@ interface Storage {
   activity: NodeActivity;
   clusterId: string;
   storageId: string;
+  identity: FileIdentityStore;
+  record: IdentityRecord;
+  initialPeers: Peer[];
 }
 
-/** The data directory opened (bootstrapped when empty): the journals and the Raft log, observed by activity. */
+/**
+ * The data directory opened (on a first start with --peers, once the cluster formed): the journals and the
+ * Raft log, observed by activity.
+ */
 async function openStorage(
   config: JournalNodeConfig,
   logger: PinoLogger,
   metrics: NodeMetrics,
   snapshotSource: PeerSnapshotSource,
   clients: HttpPools,
+  tls: TlsMaterial | null,
 ): Promise<Storage> {
   const stateMachineOptions: StateMachineOptions = {
     dataDir: config.dataDir,
@@ -151,7 +163,14 @@ async function openStorage(
     source: snapshotSource,
     logger,
   };
-  const { meta, clusterId, storageId } = await openDataDir(config, stateMachineOptions, logger, clients);
+  const form = (storageId: string) => formCluster({ config, storageId, tls, logger, version: version() });
+  const { meta, clusterId, storageId, identity, record } = await openDataDir(
+    config,
+    stateMachineOptions,
+    logger,
+    clients,
+    form,
+  );
   const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
   const stateMachine = JournalStateMachine.open({ ...stateMachineOptions, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
@@ -166,7 +185,16 @@ async function openStorage(
     logger,
     onFsync: (ms) => activity.fsynced(ms),
   });
-  return { stateMachine, diskLog, activity, clusterId, storageId };
+  return {
+    stateMachine,
+    diskLog,
+    activity,
+    clusterId,
+    storageId,
+    identity,
+    record,
+    initialPeers: meta.meta.initialPeers ?? [],
+  };
 }
 
 async function wire(
@@ -183,13 +211,8 @@ async function wire(
   });
   const metrics = new NodeMetrics(config.id);
   const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
-  const { stateMachine, diskLog, activity, clusterId, storageId } = await openStorage(
-    config,
-    logger,
-    metrics,
-    snapshotSource,
-    clients,
-  );
+  const storage = await openStorage(config, logger, metrics, snapshotSource, clients, tls);
+  const { stateMachine, diskLog, activity, clusterId, storageId } = storage;
   const transport = peerTransport(
     config,
     clusterId,
@@ -207,6 +230,14 @@ async function wire(
     peers: directory,
     activity,
     logger,
+    identity: {
+      storageId,
+      clusterId,
+      selfAddress: config.advertise,
+      record: storage.record,
+      store: storage.identity,
+      nowMs: Date.now,
+    },
   });
   transport.attach(replica);
   const budget = answerBudget(config, logger, metrics);
@@ -230,6 +261,7 @@ async function wire(
     version: version(),
     clusterId,
     storageId,
+    initialPeers: storage.initialPeers,
   };
   const app = await buildHttpApp({
     config,
@@ -300,8 +332,8 @@ async function wire(
     replica.stop();
     activity.stop();
     transport.close();
-    if (uiApp) await closeWithin(uiApp, CLOSE_GRACE_MS);
-    await closeWithin(app, CLOSE_GRACE_MS);
+    if (uiApp) await closeWithin(uiApp);
+    await closeWithin(app);
     await clients.close();
     budget.close();
     stateMachine.close();
@@ -421,10 +453,12 @@ function newReplica(
     peers: PeerDirectory;
     activity: NodeActivity;
     logger: PinoLogger;
+    identity: NonNullable<ReplicaDeps<Result>['identity']>;
   },
 ): Replica<Result> {
   const { logger, activity } = parts;
   return new Replica<Result>(config.id, options, {
+    identity: parts.identity,
     log: parts.log,
     stateMachine: parts.stateMachine,
     transport: parts.transport,
@@ -444,23 +478,6 @@ function newReplica(
       activity.listener(),
     ),
   });
-}
-
-/**
- * How long stop() lets open connections finish after the writes drained. Idle keep-alive connections close at
- * once; a connection that never sent a request (a client that gave up while connecting) or an upload that stalls
- * would otherwise hold the process until its socket timeout.
- */
-const CLOSE_GRACE_MS = 2000;
-
-/** fastify's close, then every connection still open after `graceMs` cut. */
-async function closeWithin(app: FastifyInstance, graceMs: number): Promise<void> {
-  const cut = setTimeout(() => app.server.closeAllConnections(), graceMs);
-  try {
-    await app.close();
-  } finally {
-    clearTimeout(cut);
-  }
 }
 
 /** The dashboard's view of the cluster: this node in-process, its peers through the peer client. */

@@ -103,7 +103,7 @@ export class AdminClient {
     );
   }
 
-  changePeers(peers: { id: string; address: string }[], timeoutMs = 120_000): Promise<string> {
+  changePeers(peers: { id: string; address: string; storageId?: string }[], timeoutMs = 120_000): Promise<string> {
     return this.admin('/admin/changePeers', pb.ChangePeersRequest.encode({ peers }).finish(), timeoutMs);
   }
 

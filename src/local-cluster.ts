@@ -340,8 +340,11 @@ export class LocalCluster {
     return fetchNodeStatus(this.node(id).address, timeoutMs, this.http).catch(() => null);
   }
 
-  /** Waits until the running nodes agree on one leader; returns its id. */
-  async waitForLeader(timeoutMs = 15_000, exclude: string[] = []): Promise<string> {
+  /**
+   * Waits until the running nodes agree on one leader; returns its id. The default bound covers a first start
+   * on a loaded machine: nodes form the cluster (every one of them up and answering) before they elect.
+   */
+  async waitForLeader(timeoutMs = 30_000, exclude: string[] = []): Promise<string> {
     return waitFor(
       async () => {
         const running = this.nodes.filter((n) => n.proc && !exclude.includes(n.id));

@@ -181,6 +181,12 @@ export const SETTINGS = {
   // ---- Transport
   peerRequestTimeoutMs: int(5000, 100, 600_000, 'One request to a peer; a peer stream silent this long is cut'),
   maxPeerQueueBytes: int(64 << 20, 1 << 16, 2 ** 31, 'Bytes queued for one peer before messages are dropped'),
+  formationPollMs: int(
+    500,
+    50,
+    60_000,
+    'While a new cluster forms: how often a node asks the nodes named in --peers whether they are all there',
+  ),
   // ---- HTTP server
   httpRequestTimeoutMs: int(
     30_000,

@@ -148,3 +148,20 @@ function underBounds(app: FastifyInstance, p: HttpAppParts): void {
       : jsonBusy(url, message),
   );
 }
+
+/**
+ * How long stop() lets open connections finish after the writes drained. Idle keep-alive connections close at
+ * once; a connection that never sent a request (a client that gave up while connecting) or an upload that stalls
+ * would otherwise hold the process until its socket timeout.
+ */
+export const CLOSE_GRACE_MS = 2000;
+
+/** fastify's close, then every connection still open after `graceMs` cut. */
+export async function closeWithin(app: FastifyInstance, graceMs = CLOSE_GRACE_MS): Promise<void> {
+  const cut = setTimeout(() => app.server.closeAllConnections(), graceMs);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(cut);
+  }
+}

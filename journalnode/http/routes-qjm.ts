@@ -219,6 +219,8 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
           if (op === 'format') refuseCaseTwin(ctx, wr.command.jid ?? '');
           const expectedTerm = wr.expectedTerm;
           if (!Number.isSafeInteger(expectedTerm)) throw invalid('expectedTerm out of range');
+          const refused = replica.identityRefusal();
+          if (refused) throw refused;
           if (!replica.isLeader)
             throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
           const bytes = op === 'format' ? formatAsProposed(ctx, wr.command) : wr.commandBytes;
@@ -243,8 +245,12 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
 function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
   const { replica, stateMachine, config } = ctx;
   const term = () => replica.term;
+  // A node that stood down (or whose storage waits to be re-added) serves no read at all: what it applied may
+  // run past the point where its old cluster was reset, into edits the reset cluster never held.
   const linearize = (read: qjournal.journal.IReadOptions | null | undefined) =>
     new Promise<void>((resolve, reject) => {
+      const refused = replica.identityRefusal();
+      if (refused) return reject(refused);
       if (!read?.linearizable) return resolve();
       replica.readIndex((err) => (err ? reject(err) : resolve()));
     });
@@ -358,8 +364,11 @@ async function answerEdits(
  * of the in-progress one.
  */
 function registerSegmentDownload(app: FastifyInstance, ctx: QjmContext): void {
-  const { stateMachine } = ctx;
+  const { stateMachine, replica } = ctx;
   app.get('/qjm/segment', async (req, reply) => {
+    const refused = replica.identityRefusal();
+    if (refused)
+      return reply.code(HTTP_STATUS[refused.errorName]).send({ code: refused.code, message: refused.message });
     const q = req.query as Record<string, unknown>;
     const jid = typeof q.jid === 'string' ? q.jid : '';
     const refusal = authorizeJournal(req.caller, jid);

@@ -38,6 +38,9 @@ export const HTTP_STATUS: Record<ErrorName, number> = {
   STORAGE_FAILED: 503,
   PURGED: 410,
   TOO_MANY_JOURNALS: 409,
+  STOOD_DOWN: 409,
+  UNINITIALIZED: 503,
+  STORAGE_MISMATCH: 409,
 };
 
 export function errorNameOf(code: number): ErrorName {

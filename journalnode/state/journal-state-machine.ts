@@ -62,12 +62,24 @@ interface Staged extends StagedSnapshot {
 }
 
 export function toSnapshotMeta(m: ManifestData): SnapshotMeta {
-  const { index, term, conf, peers } = m.meta;
+  const { index, term, conf, peers, generation } = m.meta;
   return {
     index,
     term,
     conf: { voters: [...conf.voters], votersOutgoing: [...conf.votersOutgoing], learners: [...conf.learners] },
-    peers: peers.map((p) => ({ ...p })),
+    peers: peers.map((p) => (p.storageId ? { ...p } : { id: p.id, address: p.address })),
+    generation,
+  };
+}
+
+/** A snapshot's metadata as its manifest holds it (every binding and the generation spelled out). */
+function manifestMeta(meta: SnapshotMeta): ManifestData['meta'] {
+  return {
+    index: meta.index,
+    term: meta.term,
+    conf: meta.conf,
+    peers: (meta.peers ?? []).map((p) => ({ id: p.id, address: p.address, storageId: p.storageId ?? '' })),
+    generation: meta.generation ?? 0,
   };
 }
 
@@ -95,7 +107,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   static bootstrap(opts: StateMachineOptions, meta: SnapshotMeta): void {
     const store = new SnapshotStore(path.join(opts.dataDir, 'snapshots'));
     assert(store.list().length === 0, 'bootstrap: the data directory already has snapshots');
-    store.createInitial({ meta: { ...meta, peers: [...(meta.peers ?? [])] }, journals: [], createdMs: Date.now() });
+    store.createInitial({ meta: manifestMeta(meta), journals: [], createdMs: Date.now() });
   }
 
   /** Start-up: the journals become exactly the newest snapshot's; the log then replays what follows. */
@@ -310,7 +322,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       }
     }
     const manifest: ManifestData = {
-      meta: { index: meta.index, term: meta.term, conf: meta.conf, peers: [...(meta.peers ?? [])] },
+      meta: manifestMeta(meta),
       journals: [...this.journals.values()].map((j) => j.state()),
       createdMs: Date.now(),
     };

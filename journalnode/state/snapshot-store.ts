@@ -10,7 +10,7 @@ import zlib from 'node:zlib';
 import { QjmError } from '../../src/errors.js';
 import { qjournal } from '../../src/gen/proto.js';
 import { EDITS_NAMING, SEGMENT_HEADER_BYTES } from '../../src/edit-records.js';
-import { checkHostPort, isJournalId, isNodeId } from '../../src/ids.js';
+import { checkHostPort, isJournalId, isNodeId, isStorageBinding } from '../../src/ids.js';
 import { journalStateFromProto, journalStateToProto } from '../../src/journal-state.js';
 import type { JournalStateData } from '../../src/journal-state.js';
 import { fsyncPath, fsyncPathSync, preadSync } from '../../src/storage/files.js';
@@ -29,7 +29,10 @@ export interface ManifestData {
     index: number;
     term: number;
     conf: { voters: string[]; votersOutgoing: string[]; learners: string[] };
-    peers: { id: string; address: string }[];
+    /** With each member's storage binding (absent or '' when unbound). */
+    peers: { id: string; address: string; storageId?: string }[];
+    /** The reset generation (absent: 0). */
+    generation?: number;
   };
   journals: JournalStateData[];
   createdMs: number;
@@ -47,7 +50,13 @@ export function toManifestData(m: Manifest): ManifestData {
         votersOutgoing: [...(conf.votersOutgoing ?? [])],
         learners: [...(conf.learners ?? [])],
       },
-      peers: (meta.peers ?? []).map((p) => ({ id: p.id ?? '', address: p.address ?? '' })),
+      // Bindings and a generation only where there are some: a manifest without them reads back as it was.
+      peers: (meta.peers ?? []).map((p) => ({
+        id: p.id ?? '',
+        address: p.address ?? '',
+        ...(p.storageId ? { storageId: p.storageId } : {}),
+      })),
+      ...(Number(meta.generation ?? 0) > 0 ? { generation: Number(meta.generation) } : {}),
     },
     journals: (m.journals ?? []).map(journalStateFromProto),
     createdMs: Number(m.createdMs ?? 0),
@@ -95,7 +104,8 @@ const MAX_MANIFEST_SEGMENTS = 1_000_000;
  */
 export function manifestProblem(m: ManifestData): string | null {
   const safe = (n: number, min = 0) => Number.isSafeInteger(n) && n >= min;
-  if (!safe(m.meta.index) || !safe(m.meta.term)) return 'index or term out of range';
+  if (!safe(m.meta.index) || !safe(m.meta.term) || !safe(m.meta.generation ?? 0))
+    return 'index, term or generation out of range';
   const ids = [
     ...m.meta.conf.voters,
     ...m.meta.conf.votersOutgoing,
@@ -106,6 +116,8 @@ export function manifestProblem(m: ManifestData): string | null {
   if (badId !== undefined) return `bad node id ${JSON.stringify(badId)}`;
   const badAddress = m.meta.peers.find((p) => checkHostPort(p.address) !== null);
   if (badAddress) return `peer ${badAddress.id}: bad address ${JSON.stringify(badAddress.address)}`;
+  const badStorage = m.meta.peers.find((p) => !isStorageBinding(p.storageId ?? ''));
+  if (badStorage) return `peer ${badStorage.id}: bad storage id ${JSON.stringify(badStorage.storageId)}`;
   if (m.journals.length > MAX_MANIFEST_JOURNALS) return `more than ${MAX_MANIFEST_JOURNALS} journals`;
   const jids = new Set<string>();
   for (const j of m.journals) {

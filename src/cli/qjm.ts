@@ -23,6 +23,9 @@ import type { NodeStatusJson } from '../node-status.js';
 import { SETTINGS } from '../settings.js';
 import type { Ask } from './confirm.js';
 import { DUMP, dumpSegment, renderRecord } from './dump.js';
+import { clusterProblems, discoverNodes, referenceLeader } from './cluster-check.js';
+import { newcomerStorage, runReplaceNode } from './replace-node.js';
+import type { Peer } from '../peers.js';
 import {
   CERT_CREATE_CA,
   CERT_CREATE_CLIENT,
@@ -198,28 +201,32 @@ function exitCodeFor(e: unknown): number {
 
 const STATUS = {
   name: 'qjm status',
-  summary: 'Every node: role, term, indexes, errors; then the journals as the leader sees them.',
+  summary:
+    'Every node (those given, and the members they name): role, term, indexes, errors; the problems seen; the journals as the leader sees them.',
   flags: { ...CONNECT, jid: { ...JID, required: false, description: 'show only this journal' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
+
+/** The node's standing when it is not a plain member (stood down, storage mismatch, ...), for the table. */
+function standing(s: NodeStatusJson): string {
+  const id = s.identity?.state;
+  return id && id !== 'member' ? id : '';
+}
 
 async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promise<number> {
   const admin = adminClient(f, io);
   try {
-    const reports = await admin.statusAll(timeoutMsOf(f));
+    const reports = await discoverNodes(admin, admin.peers, timeoutMsOf(f));
+    const problems = clusterProblems(reports);
     if (f.json) {
-      io.out(JSON.stringify(reports, null, 2));
+      io.out(JSON.stringify({ nodes: reports, problems }, null, 2));
     } else {
-      // LAG: entries a follower's log is behind the leader's. Only the leader knows it (the one in the highest
-      // term, if two claim it); '?' when no leader answered.
-      const leader =
-        reports
-          .map((r) => r.status)
-          .filter((s) => s?.state === 'leader')
-          .sort((a, b) => b!.term - a!.term)[0] ?? null;
+      // LAG: entries a follower's log is behind the leader's. Only the leader knows it (of the newest
+      // generation, then the highest term, if two claim it); '?' when no leader answered.
+      const leader = referenceLeader(reports.flatMap((r) => (r.status ? [r.status] : [])));
       const lagOf = (id: string) =>
         !leader ? '?' : id === leader.id ? '-' : String(leader.followers[id]?.lagEntries ?? '?');
       const rows = reports.map(({ endpoint, status: s, error }) => {
-        if (!s) return [endpoint, '', '', '', '', '', '', '', '', '', error ?? ''];
+        if (!s) return [endpoint, '', '', '', '', '', '', '', '', '', '', error ?? ''];
         const cells = [
           s.id,
           s.state,
@@ -230,14 +237,28 @@ async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promise<numbe
           s.lastIndex,
           s.snapshotIndex,
         ];
-        return [endpoint, ...cells.map(String), lagOf(s.id), s.fatal ?? ''];
+        return [endpoint, ...cells.map(String), lagOf(s.id), standing(s), s.fatal ?? ''];
       });
       io.out(
         renderTable(
-          ['ENDPOINT', 'ID', 'STATE', 'TERM', 'IS LEADER', 'COMMIT', 'APPLIED', 'LAST', 'SNAPSHOT', 'LAG', 'ERRORS'],
+          [
+            'ENDPOINT',
+            'ID',
+            'STATE',
+            'TERM',
+            'IS LEADER',
+            'COMMIT',
+            'APPLIED',
+            'LAST',
+            'SNAPSHOT',
+            'LAG',
+            'STANDING',
+            'ERRORS',
+          ],
           rows,
         ),
       );
+      if (problems.length > 0) io.out(`\nproblems:\n${problems.map((p) => `- ${p}`).join('\n')}`);
       const journals = (leader ?? reports.find((r) => r.status)?.status)?.journals;
       if (journals) {
         const jrows = Object.entries(journals)
@@ -264,7 +285,7 @@ async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promise<numbe
           );
       }
     }
-    return reports.some((r) => r.error) ? 1 : 0;
+    return problems.length > 0 || reports.some((r) => r.error) ? 1 : 0;
   } finally {
     await admin.close();
   }
@@ -586,7 +607,8 @@ const PEER = { type: 'string', required: true } as const;
 
 const ADD_PEER = {
   name: 'qjm add-peer',
-  summary: 'Add a node (started with --join) as a voter: it joins as a learner and catches up first.',
+  summary:
+    'Add a node (started with --join) as a voter, bound to its storage: it joins as a learner and catches up first.',
   flags: { ...CONNECT, peer: { ...PEER, valueName: 'ID=HOST:PORT', description: 'the new node' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
 
@@ -595,6 +617,17 @@ const MAX_LAG = {
   valueName: 'N',
   description: `a voter more entries than this behind the leader is not caught up (default ${SETTINGS.catchupMargin.default}, catchupMargin's)`,
 } as const;
+
+const REPLACE_NODE = {
+  name: 'qjm replace-node',
+  summary:
+    'Re-add a node whose data directory was replaced (its storage is not the one the cluster binds it to): it catches up on its new storage, then votes.',
+  flags: {
+    ...CONNECT,
+    peer: { ...PEER, valueName: 'ID=HOST:PORT', description: 'the node, running on its new data directory' },
+    json: JSON_OUT,
+  },
+} as const satisfies CommandSpec;
 
 const REMOVE_PEER = {
   name: 'qjm remove-peer',
@@ -665,7 +698,7 @@ const CHANGE_PEERS = {
 
 async function cmdChangePeers(
   f: Connection,
-  target: (voters: { id: string; address: string }[]) => { id: string; address: string }[],
+  target: (voters: Peer[], admin: AdminClient) => Peer[] | Promise<Peer[]>,
   json: boolean,
   io: CliIo,
 ): Promise<number> {
@@ -673,7 +706,7 @@ async function cmdChangePeers(
   try {
     const m = await admin.membership();
     const voters = m.peers.filter((p) => p.role === 'voter').map((p) => ({ id: p.id, address: p.address }));
-    const next = target(voters);
+    const next = await target(voters, admin);
     if (!json)
       io.err(
         `changing voters from ${escapeControls(formatPeers(voters))} to ${escapeControls(formatPeers(next))} (new peers catch up first)...`,
@@ -698,13 +731,24 @@ function cmdAddPeer(f: FlagValues<typeof ADD_PEER>, io: CliIo): Promise<number> 
   const [p] = parsePeersFlag('peer', f.peer);
   return cmdChangePeers(
     f,
-    (voters) => {
+    async (voters, admin) => {
       if (voters.some((v) => v.id === p!.id)) throw new UsageError(`${p!.id} is already a voter`);
-      return [...voters, p!];
+      const storageId = await newcomerStorage(admin, p!, io);
+      return [...voters, storageId ? { ...p!, storageId } : p!];
     },
     f.json,
     io,
   );
+}
+
+async function cmdReplaceNode(f: FlagValues<typeof REPLACE_NODE>, io: CliIo): Promise<number> {
+  const [peer] = parsePeersFlag('peer', f.peer);
+  const admin = adminClient(f, io);
+  try {
+    return await runReplaceNode(admin, { peer: peer!, timeoutMs: timeoutMsOf(f), json: f.json }, io);
+  } finally {
+    await admin.close();
+  }
 }
 
 async function cmdRemovePeer(f: FlagValues<typeof REMOVE_PEER>, io: CliIo): Promise<number> {
@@ -871,6 +915,7 @@ const COMMANDS: Record<string, Command> = {
   dump: command(DUMP, (f, io, [file]) => dumpSegment(file!, f.format ?? 'text', io, f.json)),
   'add-peer': command(ADD_PEER, cmdAddPeer),
   'remove-peer': command(REMOVE_PEER, cmdRemovePeer),
+  'replace-node': command(REPLACE_NODE, cmdReplaceNode),
   'change-peers': command(CHANGE_PEERS, cmdReplacePeers),
   'reset-peers': command(RESET_PEERS, cmdResetPeers),
   'transfer-leader': command(TRANSFER_LEADER, (f, io) =>

@@ -89,10 +89,23 @@ export function describeLoss(
       `journal ${jid}: the survivor holds txids up to ${j.lastTxId}; edits a writer was told are durable after txid ${j.lastTxId} may be lost.`,
     );
   if (journals.length === 0) lines.push('no journal was formatted: no edit can have been lost.');
-  lines.push(
-    'nodes left out of the new configuration must not come back with their data: wipe them, start them with --join, then qjm add-peer.',
-  );
+  lines.push(...keepOut(plan));
   return lines;
+}
+
+/**
+ * How to keep the lost nodes out: what they do if they come back with their data, and the one case no node can
+ * catch (they reach each other but never the survivor).
+ */
+export function keepOut(plan: ResetPlan): string[] {
+  const lost = plan.voters.filter((v) => v.id !== plan.survivor.id).map((v) => v.id);
+  if (lost.length === 0) return [];
+  const names = lost.join(', ');
+  const at = plan.voters.find((v) => v.id === plan.survivor.id)?.address || '<the survivor>';
+  return [
+    `keep the lost nodes out: ${names} must not run again with their data. The reset started a new generation of the cluster: a lost node that comes back and reaches ${plan.survivor.id} (or is reached by it) stands down for good and says so (qjm status, /healthz), but lost nodes that come back cut off from ${plan.survivor.id} can still elect each other and take writes from a writer that knows only them.`,
+    `so: disable their services now (so that no restart brings them back), and before one runs again wipe its data directory, start it with --join ${at} and add it with qjm add-peer.`,
+  ];
 }
 
 export interface ResetPeersArgs {

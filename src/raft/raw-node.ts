@@ -196,6 +196,12 @@ export class RawNode {
     return this.input(() => this.raft.transferLeader(to));
   }
 
+  /** Stops leading or campaigning, keeping the term (the driver's identity rules: a node that stands down). */
+  stepDown(): void {
+    if (this.raft.state !== StateType.Follower || this.raft.lead !== NONE)
+      this.input(() => this.raft.becomeFollower(this.raft.term, NONE));
+  }
+
   /** Starts an election now (tests, and an operator's explicit request). */
   campaign(): void {
     if (this.raft.state !== StateType.Leader)

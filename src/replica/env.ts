@@ -101,3 +101,37 @@ export interface ReplicaClock {
   /** Runs fn after the current input is handled, so inputs arriving together are processed as one batch. */
   defer(fn: () => void): void;
 }
+
+// ---------------------------------------------------------------- identity (identity.ts)
+
+export interface StandDown {
+  /** Why: 'reset-away', a reset-peers whose generation leaves this node out (the only reason there is). */
+  reason: 'reset-away';
+  /** The generation that left this node out. */
+  generation: number;
+  /** The node whose word it was. */
+  by: NodeId;
+  atMs: number;
+  detail: string;
+}
+
+/** An entry of the leader's log: (index, term). */
+export interface Floor {
+  index: number;
+  term: number;
+}
+
+/** What a node records about its own standing (NodeIdentity in proto/raft.proto). */
+export interface IdentityRecord {
+  standDown: StandDown | null;
+  floor: Floor | null;
+  /** Formation found the cluster binding this node's id to this other storage: it waits to be re-added. */
+  boundElsewhere: string;
+}
+
+export const EMPTY_IDENTITY: IdentityRecord = { standDown: null, floor: null, boundElsewhere: '' };
+
+export interface IdentityStore {
+  /** Replaces the record durably; done once it is on stable storage. */
+  save(record: IdentityRecord, done: (err: Error | null) => void): void;
+}

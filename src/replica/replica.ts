@@ -27,10 +27,13 @@ import type { ReplicaOptions } from './options.js';
 import { PeerDirectory } from './peer-directory.js';
 import { PeersReset, resetProblem } from './reset-peers.js';
 import type { ResetResult } from './reset-peers.js';
+import { IdentityGate } from './identity.js';
+import type * as Id from './identity.js';
 
 export type { Callback, ProposalResult } from './client-waits.js';
 export type { ReplicaOptions } from './options.js';
 export type { ResetResult } from './reset-peers.js';
+export type { BatchEnvelope, IdentityNotice, IdentityStatus, IdentityVerdict } from './identity.js';
 export { DEFAULT_REPLICA_OPTIONS, deriveReplicaOptions } from './options.js';
 
 export interface ReplicaListener {
@@ -61,6 +64,8 @@ export interface ReplicaDeps<R> {
   unsafeSendBeforePersist?: readonly MessageType[];
   /** Run the core's invariant checks around every step (tests and simulation); a violation throws. */
   checkInvariants?: boolean;
+  /** This node's storage id, cluster id and recorded standing (identity.ts); without it nothing is checked. */
+  identity?: Id.IdentityOptions;
 }
 
 export interface ReplicaStatus extends RaftStatus {
@@ -71,6 +76,7 @@ export interface ReplicaStatus extends RaftStatus {
   pendingReads: number;
   peers: Peer[];
   fatal: string | null;
+  identity: Id.IdentityStatus;
 }
 
 interface WriteJob {
@@ -95,6 +101,7 @@ export class Replica<R> {
   private readonly deps: ReplicaDeps<R>;
   private readonly logger: Logger;
   private readonly waits: ClientWaits<R>;
+  private readonly identity: IdentityGate;
 
   private readonly queue: PersistJob[] = [];
   private persisting = false;
@@ -155,6 +162,14 @@ export class Replica<R> {
     this.peers = deps.peers ?? new PeerDirectory();
     this.peers.reset(snap.peers ?? [], snap.index);
     this.readSalt = Math.floor(deps.random() * 0xffffffff) >>> 0;
+    this.identity = new IdentityGate(id, deps.identity ?? { storageId: '', clusterId: '' }, snap.generation ?? 0, {
+      logger: this.logger,
+      nowMs: deps.identity?.nowMs ?? (() => deps.clock.now()),
+      onStandDown: () => this.stoodDown(),
+      onFatal: (e) => this.die(e),
+      context: () => ({ raw: this.raw, directory: this.peers, role: this.role }),
+    });
+    this.identity.configurationChanged();
   }
 
   // ---------------------------------------------------------------- inputs
@@ -171,21 +186,48 @@ export class Replica<R> {
     this.applyRetry.runIfDue(now);
     this.snapshotRetry.runIfDue(now);
     if (this.stopped) return;
-    if (!this.reset) this.raw.tick();
+    // A follower that may not campaign (stood down, below its floor) counts no election time.
+    if (!this.reset && (this.role === StateType.Leader || this.identity.mayCampaign())) this.raw.tick();
+    const out: Message[] = [];
+    this.identity.tick(out);
+    if (out.length > 0) this.deps.transport.send(out);
     this.expireDeadlines();
     this.advanceChange();
     this.schedule();
   }
 
-  receive(messages: readonly Message[]): void {
+  /**
+   * Peer messages, with the envelope of the batch they came in when the transport has one: a batch the identity
+   * rules refuse (another storage under a member's id, another generation) never reaches the core.
+   */
+  receive(messages: readonly Message[], envelope?: Id.BatchEnvelope): void {
     if (this.stopped || this.reset) return;
-    for (const m of messages) this.raw.step(m);
+    if (envelope && !this.identity.admit(envelope).ok) return;
+    const out: Message[] = [];
+    for (const m of this.identity.inbound(messages, out)) this.raw.step(m);
+    if (out.length > 0) this.deps.transport.send(out);
     this.schedule();
+  }
+
+  /** Whether a batch with this envelope would be heard; a refusal carries what to tell its sender. */
+  admitBatch(envelope: Id.BatchEnvelope): Id.IdentityVerdict {
+    return this.identity.admit(envelope);
+  }
+
+  /** A peer refused this node's batch and said why (the answer to this node's own traffic). */
+  hearNotice(from: NodeId, notice: Id.IdentityNotice): void {
+    if (!this.stopped) this.identity.hearNotice(from, notice);
+  }
+
+  /** The reset generation this node belongs to (carried in every batch it sends). */
+  get generation(): number {
+    return this.identity.generation;
   }
 
   /** Proposes a command. cb gets the state machine's result once the entry is committed and applied here. */
   propose(data: Uint8Array, expectedTerm: number | undefined, cb: Callback<ProposalResult<R>>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (data.byteLength === 0) return cb(err('INVALID_ARGUMENT', 'empty command'));
     const res = this.raw.propose(data, expectedTerm);
     if (!res.ok) return cb(this.proposeError(res));
@@ -195,7 +237,8 @@ export class Replica<R> {
 
   /** Linearizable barrier: cb(index) once a read at this point may be served from the local state. */
   readIndex(cb: Callback<number>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     const ctx = new Uint8Array(12);
     const dv = new DataView(ctx.buffer);
     dv.setUint32(0, this.readSalt);
@@ -214,7 +257,8 @@ export class Replica<R> {
   }
 
   transferLeader(to: NodeId, cb: Callback<void>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.transfer) return cb(err('BUSY', `a transfer to ${this.transfer.to} is in progress`));
     const res = this.raw.transferLeader(to);
@@ -237,7 +281,8 @@ export class Replica<R> {
    * up to within catchupMargin entries, then one joint-consensus change swaps the voters.
    */
   changePeers(target: Peer[], cb: Callback<void>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.role !== StateType.Leader) return cb(err('NOT_LEADER', 'not the leader', this.leaderDetails()));
     if (this.change) return cb(err('CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress'));
@@ -255,7 +300,8 @@ export class Replica<R> {
    * one); cb once the leader appended it, not once it applies. changePeers is the whole, guarded procedure.
    */
   proposeConfChange(cc: ConfChange, cb: Callback<{ index: number; term: number }>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.change) return cb(err('CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress'));
     const res = this.raw.proposeConfChange(cc);
@@ -272,7 +318,8 @@ export class Replica<R> {
    * then campaigns at once.
    */
   resetPeers(peers: Peer[], cb: Callback<ResetResult>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (this.reset) return cb(err('BUSY', 'reset-peers is already in progress'));
     const problem = resetProblem(this.id, peers);
     if (problem) return cb(err('INVALID_CONF_CHANGE', problem));
@@ -333,7 +380,26 @@ export class Replica<R> {
       pendingReads: this.waits.readCount,
       peers: this.peers.list(),
       fatal: this.fatal ? this.fatal.message : null,
+      identity: this.identity.status(),
     };
+  }
+
+  /** Why this node takes no client operation (it stood down, or its storage waits to be re-added), or null. */
+  identityRefusal(): QjmError | null {
+    return this.identity.refusal();
+  }
+
+  /** Why this node takes no client operation now (stopped, failed, or an identity refusal), or null. */
+  private refusal(): QjmError | null {
+    return this.stopped ? this.stoppedError() : this.identityRefusal();
+  }
+
+  /** The identity rules made this node stand down: it stops leading and fails everything that waits. */
+  private stoodDown(): void {
+    this.raw.stepDown();
+    const e = this.identity.refusal();
+    if (e) this.failAll(e);
+    this.schedule();
   }
 
   /** The core's handle, for status pages and the simulator's checkers; never step it from outside. */
@@ -597,6 +663,8 @@ export class Replica<R> {
     this.lastSnapshotIndex = meta.index;
     this.appliedBytesSinceSnapshot = 0;
     this.peers.reset(meta.peers ?? [], meta.index);
+    this.identity.installed(meta);
+    this.identity.configurationChanged();
     // Proposals the snapshot covers cannot learn their result here.
     this.waits.failProposalsUpTo(
       meta.index,
@@ -698,8 +766,10 @@ export class Replica<R> {
       return; // not a configuration change: the core ignores it too
     }
     for (const c of cc.changes) {
-      if (c.op === ConfChangeOp.Remove) continue; // kept until the configuration no longer names it
-      if (c.peer.address) this.peers.set(c.peer.id, c.peer.address);
+      // Kept until the configuration no longer names it: a voter being removed still votes in the old half.
+      if (c.op === ConfChangeOp.Remove) continue;
+      // The entry binds the peer to the storage it names ('' unbinds: a learner is bound when promoted).
+      if (c.peer.address) this.peers.set(c.peer.id, c.peer.address, c.peer.storageId ?? '');
     }
   }
 
@@ -707,6 +777,7 @@ export class Replica<R> {
     // The core applied configuration entries during advance(): prune addresses it no longer needs.
     const conf = this.raw.conf();
     this.peers.retain(confMembers(conf), this.applied);
+    this.identity.configurationChanged();
     this.deps.listener?.onConfigurationApplied?.(this.applied, conf.voters, conf.learners);
     this.waits.releaseApplied(this.applied);
     this.advanceChange();
@@ -748,7 +819,13 @@ export class Replica<R> {
     const index = this.applied;
     const term = this.raw.termAt(index);
     assert(term !== undefined, 'term of the applied index is known');
-    const meta: SnapshotMeta = { index, term, conf: this.raw.conf(), peers: this.peers.list() };
+    const meta: SnapshotMeta = {
+      index,
+      term,
+      conf: this.raw.conf(),
+      peers: this.peers.list(),
+      generation: this.identity.generation,
+    };
     this.snapshotting = true;
     this.appliedBytesSinceSnapshot = 0;
     this.lastSnapshotAtMs = this.deps.clock.now();
@@ -787,6 +864,7 @@ export class Replica<R> {
       nowMs: this.deps.clock.now(),
       catchupMargin: this.opts.catchupMargin,
       addressOf: (id) => this.peers.addressOf(id),
+      bindingOf: (id) => this.identity.bindingFor(id),
       refused: (res) => this.proposeError(res),
     });
     if (c.done) this.change = null;
@@ -812,7 +890,7 @@ export class Replica<R> {
         );
         this.deps.listener?.onCommitByFiat?.(committed, last);
       },
-      forced: (peers) => this.peers.reset(peers, this.applied),
+      forced: (peers) => this.peers.reset(this.identity.forced(peers), this.applied),
       saveSnapshot: (cb) => this.takeSnapshot(cb),
     });
     if (moved) this.schedule();

@@ -1,5 +1,6 @@
 // The durable Raft metadata of a node (<data>/raft/raft_meta): term, vote and the commit hint, plus the
-// storage id, cluster id and node id fixed at format. Written crash-atomically: a temporary file, fsync,
+// storage id, cluster id and node id fixed at format (and, while a new cluster forms, that it forms and the
+// configuration it formed with). Written crash-atomically: a temporary file, fsync,
 // rename over the old one, fsync of the directory. A damaged file is an error, never a silent reset: that
 // would forget a vote.
 
@@ -7,8 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { qjournal } from '../gen/proto.js';
-import type { HardState } from '../raft/types.js';
-import { fsyncPath, writeAllSync } from './files.js';
+import type { HardState, Peer } from '../raft/types.js';
+import { frameRecord, fsyncPath, replaceFileSync } from './files.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../file-modes.js';
 
 const MAGIC = Buffer.from('QJRM', 'latin1');
@@ -19,6 +20,10 @@ export interface RaftMetaRecord {
   storageId: string;
   clusterId: string;
   nodeId: string;
+  /** Started with --peers on an empty directory: the cluster is not formed yet (no bootstrap snapshot). */
+  forming?: boolean;
+  /** The configuration the cluster was formed with, with each member's storage id (empty: joined, or older). */
+  initialPeers?: Peer[];
 }
 
 export class MetaFileError extends Error {
@@ -32,13 +37,11 @@ function encode(m: RaftMetaRecord): Buffer {
       storageId: m.storageId,
       clusterId: m.clusterId,
       nodeId: m.nodeId,
+      forming: m.forming ?? false,
+      initialPeers: m.initialPeers ?? [],
     }).finish(),
   );
-  const head = Buffer.alloc(12);
-  MAGIC.copy(head, 0);
-  head.writeUInt32BE(body.byteLength, 4);
-  head.writeUInt32BE(zlib.crc32(body), 8);
-  return Buffer.concat([head, body]);
+  return frameRecord(MAGIC, body);
 }
 
 function decode(buf: Buffer, file: string): RaftMetaRecord {
@@ -59,6 +62,12 @@ function decode(buf: Buffer, file: string): RaftMetaRecord {
     storageId: m.storageId,
     clusterId: m.clusterId,
     nodeId: m.nodeId,
+    forming: m.forming,
+    initialPeers: m.initialPeers.map((p) => ({
+      id: p.id ?? '',
+      address: p.address ?? '',
+      storageId: p.storageId ?? '',
+    })),
   };
 }
 
@@ -97,21 +106,7 @@ export class MetaStore {
   }
 
   saveSync(meta: RaftMetaRecord): void {
-    const tmp = `${this.file}.tmp`;
-    const fd = fs.openSync(tmp, 'w', PRIVATE_FILE_MODE);
-    try {
-      writeAllSync(fd, encode(meta), 0);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.file);
-    const dfd = fs.openSync(this.dir, 'r');
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
-    }
+    replaceFileSync(this.file, encode(meta));
     this.current = meta;
   }
 

@@ -246,6 +246,14 @@ describe('bad input is refused and changes nothing', function () {
         400,
       ],
       ['this node left out', req([{ id: 'n9', address: '127.0.0.1:1' }]), 400],
+      [
+        'another node beside this one (the others join it afresh)',
+        req([
+          { id: self, address: here },
+          { id: 'n9', address: '127.0.0.1:1' },
+        ]),
+        400,
+      ],
     ];
     for (const [what, body, status] of cases) {
       const r = await reset(body);
@@ -265,6 +273,25 @@ describe('bad input is refused and changes nothing', function () {
       payload: Buffer.from(pb.GetEditsRequest.encode({ jid: 'ns1', fromTxid: 1, inProgressOk: true }).finish()),
     });
     expect(read.statusCode, 'the node still serves reads').to.equal(200);
+  });
+
+  it('membership with a forged storage binding: not a storage id, too long, not hex — refused 400; nothing changes', async () => {
+    const change = (peers: { id: string; address: string; storageId?: string }[]) =>
+      node.app.inject({
+        method: 'POST',
+        url: '/admin/changePeers',
+        headers: PROTO,
+        payload: Buffer.from(pb.ChangePeersRequest.encode({ peers }).finish()),
+      });
+    const self = { id: node.config.id, address: node.config.advertise };
+    const before = JSON.stringify(node.replica.peers.list());
+    for (const storageId of ['../etc', 'a'.repeat(65), 'XYZ', 'ab cd']) {
+      const r = await change([self, { id: 'n2', address: '127.0.0.1:2', storageId }]);
+      expect(r.statusCode, storageId).to.equal(400);
+      expect(pb.AdminResponse.decode(r.rawPayload).error?.message).to.match(/bad storage id/);
+    }
+    expect(JSON.stringify(node.replica.peers.list())).to.equal(before);
+    expect(node.replica.status().identity.state).to.equal('member');
   });
 
   it('peer RPCs: garbage, another cluster, not a stream, bad snapshot chunk parameters', async () => {

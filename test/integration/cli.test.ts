@@ -83,10 +83,16 @@ describe('qjm CLI', function () {
       else expect(row[col('LAG')], `${row[col('ID')]}: entries behind the leader`).to.match(/^\d+$/);
     }
     const j = JSON.parse((await qjmAsAdmin(['status', '--peers', peers, '--json'])).out) as {
-      endpoint: string;
-      status: { state: string };
-    }[];
-    expect(j.map((x) => x.endpoint).sort()).to.deep.equal([...c.addresses].sort());
+      nodes: { endpoint: string; status: { state: string } }[];
+      problems: string[];
+    };
+    expect(j.nodes.map((x) => x.endpoint).sort()).to.deep.equal([...c.addresses].sort());
+    expect(j.problems).to.deep.equal([]);
+    // Given one address, it finds the others through the members that node names.
+    const one = await qjmAsAdmin(['status', '--peers', c.addresses[0]!, '--json']);
+    expect(one.code, one.err).to.equal(0);
+    const found = (JSON.parse(one.out) as { nodes: { endpoint: string }[] }).nodes.map((x) => x.endpoint);
+    expect(found.sort()).to.deep.equal([...c.addresses].sort());
   });
 
   it('format, segments, finalize (refused while the writer is active, then --force), purge, tail', async () => {

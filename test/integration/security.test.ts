@@ -356,6 +356,54 @@ describe('security: mutual TLS and roles', function () {
     );
   });
 
+  it("a member's certificate with a forged storage id or a forged generation: refused 409 saying why; nothing changes, nobody stands down", async () => {
+    const leader = await c.waitForLeader();
+    const target = c.nodes.find((n) => n.id !== 'n3') ?? c.node('n1');
+    const st = (await c.status(target.id))!;
+    const n3 = (await c.status('n3'))!;
+    const before = await terms();
+    const tls = client({ ...loadNodeTls(c.certsDir!, 'n3') });
+    // A vote request far ahead: what would move every term if it were heard.
+    const vote = makeMessage({
+      type: MessageType.PreVote,
+      from: 'n3',
+      to: target.id,
+      term: st.term + 1000,
+      index: 1 << 30,
+      logTerm: st.term + 999,
+    });
+    const cases: [string, { storageId: string; generation: number }, string, string | null][] = [
+      [
+        'another storage under n3',
+        { storageId: 'f00d', generation: 0 },
+        'QJM_ERR_STORAGE_MISMATCH',
+        'storage-mismatch',
+      ],
+      ['no storage at all', { storageId: '', generation: 0 }, 'QJM_ERR_STORAGE_MISMATCH', 'storage-mismatch'],
+      ['a forged newer generation', { storageId: n3.storageId, generation: 99 }, 'QJM_ERR_FORBIDDEN', null],
+    ];
+    for (const [what, env, code, kind] of cases) {
+      const frame = batchFrame({
+        from: 'n3',
+        clusterId: st.clusterId,
+        fromAddress: c.node('n3').address,
+        messages: [vote],
+        ...env,
+      });
+      const res = await streamOnce(tls, target.address, [frame]);
+      expect(res.status, what).to.equal(409);
+      const body = JSON.parse(res.body) as { code: string; identity?: { kind: string; expectedStorageId: string } };
+      expect(body.code, what).to.equal(code);
+      expect(body.identity?.kind ?? null, what).to.equal(kind);
+      if (kind) expect(body.identity!.expectedStorageId, what).to.equal(n3.storageId);
+    }
+    expect(await terms(), 'no term moved').to.deep.equal(before);
+    expect(await c.waitForLeader(), 'the leader stays').to.equal(leader);
+    for (const n of c.nodes)
+      expect((await c.status(n.id))!.identity?.state, `${n.id} stays a member`).to.equal('member');
+    expect((await c.status(target.id))!.identity!.refused.map((r) => r.id)).to.include('n3');
+  });
+
   it('SIGHUP: a node picks up a re-issued certificate for new connections, and keeps working', async () => {
     const serialOf = async () => {
       let serial = '';
@@ -388,7 +436,11 @@ describe('security: mutual TLS and roles', function () {
       timeoutMs: 10_000,
       what: 'a new connection to n1 sees the new serial',
     });
-    expect(c.readLog('n1')).to.match(/reloaded the certificates/);
+    // pino writes to stdout asynchronously: the line may land a moment after the new certificate is served.
+    await waitFor(() => /reloaded the certificates/.test(c.readLog('n1')), {
+      timeoutMs: 5000,
+      what: "n1's log says it reloaded the certificates",
+    });
     // Still a member in good standing: it answers, and the cluster still writes through every node.
     const w = new QuorumJournalManager({ journalId: 'ns1', peers: [c.node('n1').address], tls: c.tls('reader') });
     open.push(w);

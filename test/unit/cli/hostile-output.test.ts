@@ -88,9 +88,11 @@ describe('qjm output of hostile journal data', function () {
   it('--json: no raw control character, and the values parse back exactly', async () => {
     const status = await qjm(['status', '--json', '--peers', peers, '--insecure']);
     expect(hasRawControl(status.out)).to.equal(false);
-    const reports = JSON.parse(status.out) as {
-      status: { journals: Record<string, { writerId: string; clusterId: string }> };
-    }[];
+    const reports = (
+      JSON.parse(status.out) as {
+        nodes: { status: { journals: Record<string, { writerId: string; clusterId: string }> } }[];
+      }
+    ).nodes;
     expect(reports[0]!.status.journals.evil!.writerId).to.equal(WRITER);
     expect(reports[0]!.status.journals.evil!.clusterId).to.equal(CLUSTER);
     const segs = await qjm(['segments', '--jid', 'evil', '--json', '--peers', peers, '--insecure']);

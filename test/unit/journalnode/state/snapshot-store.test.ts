@@ -307,6 +307,12 @@ function manifestEncoding(): void {
       { ...m, meta: { ...m.meta, peers: [{ id: 'n1', address: 'http://evil/' }] } },
       'bad address',
     ],
+    [
+      'a storage binding that is no storage id',
+      { ...m, meta: { ...m.meta, peers: [{ id: 'n1', address: '127.0.0.1:1', storageId: '../x' }] } },
+      'bad storage id',
+    ],
+    ['a generation out of range', { ...m, meta: { ...m.meta, generation: 2 ** 60 } }, 'out of range'],
   ];
   for (const [what, bad, message] of hostile) {
     it(`refuses ${what}`, () => {
