@@ -168,7 +168,14 @@ describe('a node that comes back different', function () {
       timeoutMs: 10_000,
       what: 'the survivor knows no leader any more',
     });
-    const reset = await runQjm(c, ['reset-peers', '--node', s.address, '--new-peers', `${survivor}=${s.address}`]);
+    const reset = await runQjm(c, [
+      'reset-peers',
+      '--node',
+      s.address,
+      '--new-peers',
+      `${survivor}=${s.address}`,
+      '--yes',
+    ]);
     expect(reset.code, reset.err).to.equal(0);
     expect(reset.out).to.match(/keep the lost nodes out: .* must not run again with their data/);
     expect(reset.out).to.match(/can still elect each other/);

@@ -39,24 +39,30 @@ async function nodeOutput(opts: { tty: boolean; extra?: string[] }, until: RegEx
     await waitFor(() => until.test(out), { timeoutMs: 20_000, what: `the node to log ${until}:\n${out}` });
     return out;
   } finally {
-    // Under `script` the node is a grandchild: signal it by its data directory.
-    try {
-      execFileSync('pkill', ['-TERM', '-f', path.join(dir, 'n1')]);
-    } catch {
-      // exit 1: no such process left
+    // Under `script` the node is a grandchild: signal it (not `script`, whose hang-up would race the stop)
+    // by its data directory, then let `script` end on its own.
+    const nodePids = (): number[] => {
+      try {
+        return execFileSync('pgrep', ['-f', path.join(dir, 'n1')], { encoding: 'utf8' })
+          .split('\n')
+          .map(Number)
+          .filter((pid) => pid > 0 && pid !== child.pid);
+      } catch {
+        return []; // exit 1: no such process left
+      }
+    };
+    for (const pid of nodePids()) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone meanwhile
+      }
     }
+    await waitFor(() => nodePids().length === 0, {
+      timeoutMs: 30_000,
+      what: `the node to stop after SIGTERM; its output:\n${out}`,
+    });
     child.kill('SIGTERM');
-    await waitFor(
-      () => {
-        try {
-          execFileSync('pgrep', ['-f', path.join(dir, 'n1')]);
-          return false;
-        } catch {
-          return true;
-        }
-      },
-      { timeoutMs: 10_000, what: 'the node to stop' },
-    );
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
