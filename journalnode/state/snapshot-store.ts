@@ -7,13 +7,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { QjmError } from '../../src/errors.js';
 import { qjournal } from '../../src/gen/proto.js';
 import { EDITS_NAMING, SEGMENT_HEADER_BYTES } from '../../src/edit-records.js';
-import { checkHostPort, isJournalId, isNodeId } from '../../src/ids.js';
+import { checkHostPort, isJournalId, isNodeId, isStorageBinding } from '../../src/ids.js';
 import { journalStateFromProto, journalStateToProto } from '../../src/journal-state.js';
 import type { JournalStateData } from '../../src/journal-state.js';
 import { fsyncPath, fsyncPathSync, preadSync } from '../../src/storage/files.js';
 import { journalStateProblem } from './journal.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../src/file-modes.js';
 
 const pb = qjournal.journal;
 const MANIFEST = 'manifest.pb';
@@ -28,7 +30,10 @@ export interface ManifestData {
     index: number;
     term: number;
     conf: { voters: string[]; votersOutgoing: string[]; learners: string[] };
-    peers: { id: string; address: string }[];
+    /** With each member's storage binding (absent or '' when unbound). */
+    peers: { id: string; address: string; storageId?: string }[];
+    /** The reset generation (absent: 0). */
+    generation?: number;
   };
   journals: JournalStateData[];
   createdMs: number;
@@ -46,7 +51,13 @@ export function toManifestData(m: Manifest): ManifestData {
         votersOutgoing: [...(conf.votersOutgoing ?? [])],
         learners: [...(conf.learners ?? [])],
       },
-      peers: (meta.peers ?? []).map((p) => ({ id: p.id ?? '', address: p.address ?? '' })),
+      // Bindings and a generation only where there are some: a manifest without them reads back as it was.
+      peers: (meta.peers ?? []).map((p) => ({
+        id: p.id ?? '',
+        address: p.address ?? '',
+        ...(p.storageId ? { storageId: p.storageId } : {}),
+      })),
+      ...(Number(meta.generation ?? 0) > 0 ? { generation: Number(meta.generation) } : {}),
     },
     journals: (m.journals ?? []).map(journalStateFromProto),
     createdMs: Number(m.createdMs ?? 0),
@@ -94,7 +105,8 @@ const MAX_MANIFEST_SEGMENTS = 1_000_000;
  */
 export function manifestProblem(m: ManifestData): string | null {
   const safe = (n: number, min = 0) => Number.isSafeInteger(n) && n >= min;
-  if (!safe(m.meta.index) || !safe(m.meta.term)) return 'index or term out of range';
+  if (!safe(m.meta.index) || !safe(m.meta.term) || !safe(m.meta.generation ?? 0))
+    return 'index, term or generation out of range';
   const ids = [
     ...m.meta.conf.voters,
     ...m.meta.conf.votersOutgoing,
@@ -105,6 +117,8 @@ export function manifestProblem(m: ManifestData): string | null {
   if (badId !== undefined) return `bad node id ${JSON.stringify(badId)}`;
   const badAddress = m.meta.peers.find((p) => checkHostPort(p.address) !== null);
   if (badAddress) return `peer ${badAddress.id}: bad address ${JSON.stringify(badAddress.address)}`;
+  const badStorage = m.meta.peers.find((p) => !isStorageBinding(p.storageId ?? ''));
+  if (badStorage) return `peer ${badStorage.id}: bad storage id ${JSON.stringify(badStorage.storageId)}`;
   if (m.journals.length > MAX_MANIFEST_JOURNALS) return `more than ${MAX_MANIFEST_JOURNALS} journals`;
   const jids = new Set<string>();
   for (const j of m.journals) {
@@ -168,7 +182,7 @@ export interface StagedImage {
 
 export class SnapshotStore {
   constructor(readonly root: string) {
-    fs.mkdirSync(root, { recursive: true });
+    fs.mkdirSync(root, { recursive: true, mode: PRIVATE_DIR_MODE });
     // Leftovers of an interrupted capture or fetch are never part of a snapshot.
     for (const name of fs.readdirSync(root)) {
       if (name.startsWith('tmp_') || name.startsWith('staging_'))
@@ -223,14 +237,20 @@ export class SnapshotStore {
   ): PendingSnapshot {
     const index = manifest.meta.index;
     const tmpDir = path.join(this.root, `tmp_${String(index).padStart(20, '0')}_${process.pid}_${Date.now()}`);
-    fs.mkdirSync(path.join(tmpDir, 'journals'), { recursive: true });
     const files: CapturedFile[] = [];
-    for (const s of sources) {
-      const jdir = path.join(tmpDir, 'journals', s.jid);
-      fs.mkdirSync(jdir, { recursive: true });
-      const link = path.join(jdir, s.file);
-      fs.linkSync(s.fromPath, link);
-      files.push({ link, dirty: s.dirty });
+    try {
+      fs.mkdirSync(path.join(tmpDir, 'journals'), { recursive: true, mode: PRIVATE_DIR_MODE });
+      for (const s of sources) {
+        const jdir = path.join(tmpDir, 'journals', s.jid);
+        fs.mkdirSync(jdir, { recursive: true, mode: PRIVATE_DIR_MODE });
+        const link = path.join(jdir, s.file);
+        fs.linkSync(s.fromPath, link);
+        files.push({ link, dirty: s.dirty });
+      }
+    } catch (e) {
+      // A capture that fails (it may be retried) leaves nothing behind.
+      fs.rmSync(tmpDir, { recursive: true, force: true });
+      throw e;
     }
     return { index, tmpDir, manifest, files };
   }
@@ -245,7 +265,7 @@ export class SnapshotStore {
     steps.push((cb) => fsyncPath(jroot, cb));
     steps.push((cb) => {
       const tmp = path.join(p.tmpDir, `${MANIFEST}.tmp`);
-      fs.writeFile(tmp, encodeManifest(p.manifest), (err) => {
+      fs.writeFile(tmp, encodeManifest(p.manifest), { mode: PRIVATE_FILE_MODE }, (err) => {
         if (err) return cb(err);
         fsyncPath(tmp, (e) => {
           if (e) return cb(e);
@@ -279,15 +299,32 @@ export class SnapshotStore {
     }
   }
 
-  /** Bytes of a snapshot file, within the prefix the manifest gives it. */
+  /**
+   * Bytes of a snapshot file, within the prefix the manifest gives it. A request no follower of this snapshot
+   * makes (a file it does not hold, an offset past its prefix) is INVALID_ARGUMENT; a snapshot this node no
+   * longer holds (a newer one replaced it while the follower fetched) is PURGED: fetch the manifest again.
+   */
   readChunk(index: number, jid: string, file: string, offset: number, length: number): Buffer {
+    const gone = () =>
+      new QjmError('PURGED', `snapshot ${index} is not held here (a newer one replaced it?): fetch the manifest again`);
     const m = this.manifestOf(index);
-    if (!m) throw new SnapshotError(`no snapshot at index ${index}`);
+    if (!m) throw gone();
     const j = m.journals.find((x) => x.jid === jid);
     const seg = j?.segments.find((s) => s.file === file);
-    if (!seg) throw new SnapshotError(`snapshot ${index} has no file ${jid}/${file}`);
+    if (!seg) throw new QjmError('INVALID_ARGUMENT', `snapshot ${index} has no file ${jid}/${file}`);
     const size = seg.sizeBytes;
-    const fd = fs.openSync(path.join(this.dirOf(index), 'journals', jid, file), 'r');
+    if (offset > size)
+      throw new QjmError(
+        'INVALID_ARGUMENT',
+        `offset ${offset} is past ${jid}/${file}'s ${size} bytes in snapshot ${index}`,
+      );
+    let fd: number;
+    try {
+      fd = fs.openSync(path.join(this.dirOf(index), 'journals', jid, file), 'r');
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') throw gone(); // pruned since the manifest was read
+      throw e;
+    }
     try {
       return preadSync(fd, offset, Math.min(length, size - offset));
     } finally {
@@ -301,8 +338,8 @@ export class SnapshotStore {
     const dir = this.dirOf(index);
     const tmp = path.join(this.root, `tmp_initial_${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(path.join(tmp, 'journals'), { recursive: true });
-    fs.writeFileSync(path.join(tmp, MANIFEST), encodeManifest(manifest));
+    fs.mkdirSync(path.join(tmp, 'journals'), { recursive: true, mode: PRIVATE_DIR_MODE });
+    fs.writeFileSync(path.join(tmp, MANIFEST), encodeManifest(manifest), { mode: PRIVATE_FILE_MODE });
     fsyncPathSync(path.join(tmp, MANIFEST));
     fsyncPathSync(tmp);
     fs.renameSync(tmp, dir);
@@ -311,7 +348,7 @@ export class SnapshotStore {
 
   newStagingDir(index: number): string {
     const dir = path.join(this.root, `staging_${String(index).padStart(20, '0')}_${process.pid}_${Date.now()}`);
-    fs.mkdirSync(path.join(dir, 'journals'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'journals'), { recursive: true, mode: PRIVATE_DIR_MODE });
     return dir;
   }
 
@@ -324,7 +361,13 @@ export class SnapshotStore {
     }
     series(
       [
-        (cb) => fs.writeFile(path.join(staged.dir, MANIFEST), encodeManifest(staged.manifest), (e) => cb(e)),
+        (cb) =>
+          fs.writeFile(
+            path.join(staged.dir, MANIFEST),
+            encodeManifest(staged.manifest),
+            { mode: PRIVATE_FILE_MODE },
+            (e) => cb(e),
+          ),
         (cb) => fsyncPath(path.join(staged.dir, MANIFEST), cb),
         (cb) => fsyncPath(staged.dir, cb),
         (cb) => fs.rename(staged.dir, finalDir, (e) => cb(e)),
@@ -342,14 +385,14 @@ export class SnapshotStore {
   materialize(index: number, journalsRoot: string): ManifestData {
     const dir = this.dirOf(index);
     const m = this.readManifest(dir);
-    fs.mkdirSync(journalsRoot, { recursive: true });
+    fs.mkdirSync(journalsRoot, { recursive: true, mode: PRIVATE_DIR_MODE });
     const wanted = new Set(m.journals.map((j) => j.jid));
     for (const jid of fs.readdirSync(journalsRoot)) {
       if (!wanted.has(jid)) fs.rmSync(path.join(journalsRoot, jid), { recursive: true, force: true });
     }
     for (const j of m.journals) {
       const jdir = path.join(journalsRoot, j.jid);
-      fs.mkdirSync(jdir, { recursive: true });
+      fs.mkdirSync(jdir, { recursive: true, mode: PRIVATE_DIR_MODE });
       const files = new Map(j.segments.map((s) => [s.file, s]));
       for (const name of fs.readdirSync(jdir)) if (!files.has(name)) fs.rmSync(path.join(jdir, name), { force: true });
       for (const s of j.segments) {

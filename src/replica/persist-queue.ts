@@ -4,11 +4,15 @@
 // A snapshot install is a job too, so nothing queued after it reaches the disk before it.
 // Bounded: past maxPersistJobs queued the queue is `full`, and the replica takes no more input that would
 // add to it (a leader's proposals are refused BUSY, peer messages are dropped: Raft resends them).
+// A write (or an install's step) that ran short of file descriptors is issued again after a backoff, the queue
+// held meanwhile as on a slow disk (shortage-retry.ts).
 
 import { assert } from '../assert.js';
 import { EntryType, MessageType, NONE } from '../raft/types.js';
 import type { Entry, HardState, Message } from '../raft/types.js';
 import type { ReplicaLog, StagedSnapshot } from './env.js';
+import { isResourceShortage } from './env.js';
+import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
 
 interface WriteJob {
   kind: 'write';
@@ -34,8 +38,13 @@ export interface PersistHost {
   persisted(last: Entry): void;
   /** A Ready turn is due (what was waiting on the write may move on). */
   schedule(): void;
-  /** Runs an install job; `done` once it no longer holds the queue (installed, stale, or failed). */
+  /**
+   * Runs an install job; `done` once it no longer holds the queue (installed, stale, or failed). Its steps
+   * retry after a shortage on the queue's `retry`.
+   */
   install(staged: StagedSnapshot, done: () => void): void;
+  /** Storage ran short of file descriptors: `step` runs again after `retry`'s backoff (logged as `what`). */
+  shortOf(e: Error, retry: ShortageRetry, what: string, step: () => void): void;
   /** The log failed: the replica stops. */
   failed(e: Error): void;
   stopped(): boolean;
@@ -58,6 +67,8 @@ export class PersistQueue {
   private lastQueuedHard: HardState;
   /** The hard state of the last write issued to the log (its commit is the hint on disk). */
   private writtenHard: HardState;
+  /** The job in flight ran short of file descriptors: its step again after a backoff (one at a time). */
+  readonly retry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
 
   constructor(
     private readonly host: PersistHost,
@@ -112,6 +123,11 @@ export class PersistQueue {
     }
   }
 
+  /** Issues again the step a shortage interrupted, once its backoff is over. */
+  retryIfDue(nowMs: number): void {
+    this.retry.runIfDue(nowMs);
+  }
+
   /** Starts the next job if none is in flight. */
   kick(): void {
     if (this.busy || this.host.stopped() || this.jobs.length === 0) return;
@@ -134,10 +150,21 @@ export class PersistQueue {
     }
     this.checkWriteOrder(entries);
     this.busy = true;
+    this.write(hardState, entries, messages);
+  }
+
+  /** One log write; the messages that waited for it leave once it is durable. */
+  private write(hardState: HardState | null, entries: Entry[], messages: Message[]): void {
     this.host.log.write(hardState, entries, (e) => {
+      if (this.host.stopped()) {
+        this.busy = false;
+        return;
+      }
+      if (e && isResourceShortage(e))
+        return this.host.shortOf(e, this.retry, 'a log write', () => this.write(hardState, entries, messages));
       this.busy = false;
-      if (this.host.stopped()) return;
       if (e) return this.host.failed(e);
+      this.retry.succeeded();
       const last = entries[entries.length - 1];
       if (last) this.host.persisted(last);
       if (messages.length > 0) this.host.send(messages);

@@ -1,7 +1,11 @@
 // Small file-system primitives shared by the Raft log, the Raft metadata, segment files and snapshots:
-// fsync by path, positional reads that finish (or reach the end of the file), vectored writes that finish.
+// fsync by path, positional reads that finish (or reach the end of the file), vectored writes that finish, a
+// file replaced crash-atomically, the framing of a small checksummed record file.
 
 import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { PRIVATE_FILE_MODE } from '../file-modes.js';
 
 /** fsyncs a file or directory by path (a directory: so entries created, renamed or removed in it last). */
 export function fsyncPath(p: string, done: (err: Error | null) => void): void {
@@ -72,4 +76,40 @@ export function writevAllSync(fd: number, iov: Uint8Array[], position: number): 
 /** Writes all of buf at `position` (a short write continues; an error, ENOSPC included, throws). */
 export function writeAllSync(fd: number, buf: Uint8Array, position: number): void {
   writevAllSync(fd, [buf], position);
+}
+
+/**
+ * Replaces `file` with `bytes` crash-atomically: a temporary file beside it, fsynced, renamed over it, and
+ * the directory fsynced (so the rename lasts). A crash leaves the old file or the new one, and at worst the
+ * temporary, which the reader removes.
+ */
+export function replaceFileSync(file: string, bytes: Uint8Array): void {
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w', PRIVATE_FILE_MODE);
+  try {
+    writeAllSync(fd, bytes, 0);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  fsyncPathSync(path.dirname(file));
+}
+
+/** A small record file's framing: 4 bytes of magic, u32 BE body length, u32 BE CRC-32 of the body, the body. */
+export function frameRecord(magic: Buffer, body: Uint8Array): Buffer {
+  const head = Buffer.alloc(12);
+  magic.copy(head, 0, 0, 4);
+  head.writeUInt32BE(body.byteLength, 4);
+  head.writeUInt32BE(zlib.crc32(body), 8);
+  return Buffer.concat([head, body]);
+}
+
+/** The body of a framed record, or why it is not one ('magic', 'length', 'crc'). */
+export function unframeRecord(buf: Buffer, magic: Buffer): Buffer | 'magic' | 'length' | 'crc' {
+  if (buf.byteLength < 12 || !buf.subarray(0, 4).equals(magic)) return 'magic';
+  const body = buf.subarray(12);
+  if (buf.readUInt32BE(4) !== body.byteLength) return 'length';
+  if (zlib.crc32(body) !== buf.readUInt32BE(8)) return 'crc';
+  return body;
 }

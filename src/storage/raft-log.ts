@@ -18,6 +18,7 @@ import type { ReplicaLog } from '../replica/env.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { cloneConf, ENTRY_OVERHEAD_BYTES, entryBytes } from '../raft/types.js';
 import { fsyncPathSync, preadSync, writeAllSync, writevAllSync } from './files.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../file-modes.js';
 import { recoverLog } from './log-recovery.js';
 export { CorruptLogError } from './log-recovery.js';
 import type { RecoveredLog } from './log-recovery.js';
@@ -115,7 +116,7 @@ export class DiskLog implements ReplicaLog {
 
   /** Recovers the log in `dir` (see log-recovery.ts) and opens it; throws CorruptLogError if it cannot. */
   static open(dir: string, options: DiskLogOptions): DiskLog {
-    fs.mkdirSync(dir, { recursive: true });
+    fs.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const recovered = recoverLog(dir, {
       snapshot: options.snapshot,
       tornWriteBytes: options.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT,
@@ -385,11 +386,16 @@ export class DiskLog implements ReplicaLog {
     const first = this.lastIndex() + 1;
     const prevTerm = this.term(first - 1) ?? 0;
     const file = path.join(this.dir, logInProgressName(first));
-    const fd = fs.openSync(file, 'w+');
-    const header = encodeSegmentHeader(first, prevTerm);
-    writeAllSync(fd, header, 0);
-    fs.fdatasyncSync(fd);
-    fsyncPathSync(this.dir);
+    const fd = fs.openSync(file, 'w+', PRIVATE_FILE_MODE);
+    try {
+      writeAllSync(fd, encodeSegmentHeader(first, prevTerm), 0);
+      fs.fdatasyncSync(fd);
+      fsyncPathSync(this.dir);
+    } catch (e) {
+      // The write that needed this segment fails (a shortage of descriptors is retried): keep no descriptor.
+      fs.closeSync(fd);
+      throw e;
+    }
     seg = {
       first,
       last: first - 1,

@@ -1,5 +1,6 @@
 // The durable Raft metadata of a node (<data>/raft/raft_meta): term, vote and the commit hint, plus the
-// storage id, cluster id and node id fixed at format. Written crash-atomically: a temporary file, fsync,
+// storage id, cluster id and node id fixed at format (and, while a new cluster forms, that it forms and the
+// configuration it formed with). Written crash-atomically: a temporary file, fsync,
 // rename over the old one, fsync of the directory. A damaged file is an error, never a silent reset: that
 // would forget a vote.
 
@@ -7,8 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { qjournal } from '../gen/proto.js';
-import type { HardState } from '../raft/types.js';
-import { fsyncPath, writeAllSync } from './files.js';
+import type { HardState, Peer } from '../raft/types.js';
+import { frameRecord, fsyncPath, replaceFileSync } from './files.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../file-modes.js';
 
 const MAGIC = Buffer.from('QJRM', 'latin1');
 const FILE = 'raft_meta';
@@ -18,6 +20,10 @@ export interface RaftMetaRecord {
   storageId: string;
   clusterId: string;
   nodeId: string;
+  /** Started with --peers on an empty directory: the cluster is not formed yet (no bootstrap snapshot). */
+  forming?: boolean;
+  /** The configuration the cluster was formed with, with each member's storage id (empty: joined, or older). */
+  initialPeers?: Peer[];
 }
 
 export class MetaFileError extends Error {
@@ -31,13 +37,11 @@ function encode(m: RaftMetaRecord): Buffer {
       storageId: m.storageId,
       clusterId: m.clusterId,
       nodeId: m.nodeId,
+      forming: m.forming ?? false,
+      initialPeers: m.initialPeers ?? [],
     }).finish(),
   );
-  const head = Buffer.alloc(12);
-  MAGIC.copy(head, 0);
-  head.writeUInt32BE(body.byteLength, 4);
-  head.writeUInt32BE(zlib.crc32(body), 8);
-  return Buffer.concat([head, body]);
+  return frameRecord(MAGIC, body);
 }
 
 function decode(buf: Buffer, file: string): RaftMetaRecord {
@@ -58,6 +62,12 @@ function decode(buf: Buffer, file: string): RaftMetaRecord {
     storageId: m.storageId,
     clusterId: m.clusterId,
     nodeId: m.nodeId,
+    forming: m.forming,
+    initialPeers: m.initialPeers.map((p) => ({
+      id: p.id ?? '',
+      address: p.address ?? '',
+      storageId: p.storageId ?? '',
+    })),
   };
 }
 
@@ -85,7 +95,7 @@ export class MetaStore {
 
   /** First format of a directory (synchronous, durable). */
   static create(dir: string, meta: RaftMetaRecord): MetaStore {
-    fs.mkdirSync(dir, { recursive: true });
+    fs.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const s = new MetaStore(dir, meta);
     s.saveSync(meta);
     return s;
@@ -96,21 +106,7 @@ export class MetaStore {
   }
 
   saveSync(meta: RaftMetaRecord): void {
-    const tmp = `${this.file}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      writeAllSync(fd, encode(meta), 0);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.file);
-    const dfd = fs.openSync(this.dir, 'r');
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
-    }
+    replaceFileSync(this.file, encode(meta));
     this.current = meta;
   }
 
@@ -118,7 +114,7 @@ export class MetaStore {
   save(meta: RaftMetaRecord, done: (err: Error | null) => void): void {
     const tmp = `${this.file}.tmp`;
     const bytes = encode(meta);
-    fs.open(tmp, 'w', (err, fd) => {
+    fs.open(tmp, 'w', PRIVATE_FILE_MODE, (err, fd) => {
       if (err) return done(err);
       fs.write(fd, bytes, 0, bytes.byteLength, 0, (e1, written) => {
         // A short write (a full disk) must never be renamed over the good file.
