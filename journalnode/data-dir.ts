@@ -59,7 +59,9 @@ export async function openDataDir(
 ): Promise<OpenedDataDir> {
   const dirs = dataDirPaths(config.dataDir);
   fs.mkdirSync(dirs.raft, { recursive: true });
-  const meta = MetaStore.open(dirs.raft) ?? (await bootstrap(config, stateMachineOptions, logger, http));
+  const meta =
+    MetaStore.open(stateMachineOptions.fileSystem, dirs.raft) ??
+    (await bootstrap(config, stateMachineOptions, logger, http));
   const m = meta.meta;
   if (m.nodeId && m.nodeId !== config.id) {
     throw new DataDirError(`data directory ${config.dataDir} belongs to node ${m.nodeId}, not ${config.id}`);
@@ -90,7 +92,7 @@ async function bootstrap(
     // here are the only ones it listens to (and fetches the snapshot from).
     const { clusterId, members } = await learnCluster(config, http);
     JournalStateMachine.bootstrap(stateMachineOptions, { index: 0, term: 0, conf: emptyConf(), peers: members });
-    const meta = MetaStore.create(dirs.raft, {
+    const meta = MetaStore.create(stateMachineOptions.fileSystem, dirs.raft, {
       hardState: { term: 0, vote: '', commit: 0 },
       storageId,
       clusterId,
@@ -109,7 +111,7 @@ async function bootstrap(
     conf: { voters: peers.map((p) => p.id), votersOutgoing: [], learners: [] },
     peers,
   });
-  const meta = MetaStore.create(dirs.raft, {
+  const meta = MetaStore.create(stateMachineOptions.fileSystem, dirs.raft, {
     hardState: { term: 1, vote: '', commit: 1 },
     storageId,
     clusterId: clusterIdFor(config.peers),

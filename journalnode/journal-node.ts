@@ -17,6 +17,7 @@ import { confMembers } from '../src/raft/types.js';
 import { PeerDirectory } from '../src/replica/peer-directory.js';
 import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
+import { nodeFileSystem } from '../src/storage/node-file-system.js';
 import { loadNodeTls } from '../src/security/cert-files.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
 import type { JournalNodeConfig } from './config.js';
@@ -120,13 +121,15 @@ async function openStorage(
     maxWaitingReads: config.maxWaitingReads,
     maxSnapshotChunkBytes: config.maxSnapshotChunkBytes,
     keepSnapshots: config.keepSnapshots,
-    source: snapshotSource,
+    source: snapshotSource.forPeer,
+    fileSystem: nodeFileSystem,
     logger,
   };
   const { meta, clusterId, storageId } = await openDataDir(config, stateMachineOptions, logger, clients);
   const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
   const stateMachine = JournalStateMachine.open({ ...stateMachineOptions, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
+    fileSystem: nodeFileSystem,
     maxSegmentBytes: config.maxLogSegmentBytes,
     preallocateBytes: config.logPreallocateBytes,
     // One log write carries at most a write batch plus the entry that overflows it.

@@ -1,39 +1,23 @@
-// Small file-system primitives shared by the Raft log, the Raft metadata, segment files and snapshots:
-// fsync by path, positional reads that finish (or reach the end of the file), vectored writes that finish.
+// Small file primitives shared by the Raft log, the Raft metadata, segment files and snapshots, over the
+// storage's FileSystem: positional reads that finish (or reach the end of the file), vectored writes that
+// finish, whole files written in one go.
 
-import fs from 'node:fs';
+import type { FileHandle, FileSystem } from './file-system.js';
 
-/** fsyncs a file or directory by path (a directory: so entries created, renamed or removed in it last). */
-export function fsyncPath(p: string, done: (err: Error | null) => void): void {
-  fs.open(p, 'r', (err, fd) => {
-    if (err) return done(err);
-    fs.fsync(fd, (e) => fs.close(fd, () => done(e)));
-  });
-}
-
-export function fsyncPathSync(p: string): void {
-  const fd = fs.openSync(p, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** Reads up to n bytes at offset from fd; fewer only where the file ends first. */
-export function preadSync(fd: number, offset: number, n: number): Buffer {
+/** Reads up to n bytes at offset; fewer only where the file ends first. */
+export function preadSync(file: FileHandle, offset: number, n: number): Buffer {
   const buf = Buffer.allocUnsafe(Math.max(0, n));
-  return buf.subarray(0, preadIntoSync(fd, buf, offset, buf.byteLength));
+  return buf.subarray(0, preadIntoSync(file, buf, offset, buf.byteLength));
 }
 
 /**
- * Fills buf[0, n) from offset of fd, for loops that reuse one buffer; returns the bytes read (fewer than n
- * only where the file ends first).
+ * Fills buf[0, n) from offset, for loops that reuse one buffer; returns the bytes read (fewer than n only
+ * where the file ends first).
  */
-export function preadIntoSync(fd: number, buf: Uint8Array, offset: number, n: number): number {
+export function preadIntoSync(file: FileHandle, buf: Uint8Array, offset: number, n: number): number {
   let got = 0;
   while (got < n) {
-    const r = fs.readSync(fd, buf, got, n - got, offset + got);
+    const r = file.read(buf, got, n - got, offset + got);
     if (r === 0) break;
     got += r;
   }
@@ -41,7 +25,7 @@ export function preadIntoSync(fd: number, buf: Uint8Array, offset: number, n: nu
 }
 
 /** Writes every buffer of iov at `position`, in order, whatever the partial writes and IOV_MAX. */
-export function writevAllSync(fd: number, iov: Uint8Array[], position: number): void {
+export function writevAllSync(file: FileHandle, iov: Uint8Array[], position: number): void {
   const IOV_BATCH = 512;
   let i = 0;
   let pos = position;
@@ -49,7 +33,7 @@ export function writevAllSync(fd: number, iov: Uint8Array[], position: number): 
     const group = iov.slice(i, i + IOV_BATCH);
     let want = 0;
     for (const b of group) want += b.byteLength;
-    const n = fs.writevSync(fd, group, pos);
+    const n = file.writev(group, pos);
     pos += n;
     if (n === want) {
       i += group.length;
@@ -61,7 +45,7 @@ export function writevAllSync(fd: number, iov: Uint8Array[], position: number): 
     while (skip >= group[g]!.byteLength) skip -= group[g++]!.byteLength;
     const rest = Buffer.concat([group[g]!.subarray(skip), ...group.slice(g + 1)]);
     for (let done = 0; done < rest.byteLength; ) {
-      const m = fs.writeSync(fd, rest, done, rest.byteLength - done, pos);
+      const m = file.write(rest, done, rest.byteLength - done, pos);
       done += m;
       pos += m;
     }
@@ -70,6 +54,26 @@ export function writevAllSync(fd: number, iov: Uint8Array[], position: number): 
 }
 
 /** Writes all of buf at `position` (a short write continues; an error, ENOSPC included, throws). */
-export function writeAllSync(fd: number, buf: Uint8Array, position: number): void {
-  writevAllSync(fd, [buf], position);
+export function writeAllSync(file: FileHandle, buf: Uint8Array, position: number): void {
+  writevAllSync(file, [buf], position);
+}
+
+/** Creates (or empties) `path` and writes `bytes` into it; not synced. */
+export function writeFileSync(fileSystem: FileSystem, path: string, bytes: Uint8Array): void {
+  const file = fileSystem.open(path, 'w+');
+  try {
+    writeAllSync(file, bytes, 0);
+  } finally {
+    file.close();
+  }
+}
+
+/** Truncates the file at `path` to sizeBytes; not synced. */
+export function truncatePathSync(fileSystem: FileSystem, path: string, sizeBytes: number): void {
+  const file = fileSystem.open(path, 'r+');
+  try {
+    file.truncate(sizeBytes);
+  } finally {
+    file.close();
+  }
 }

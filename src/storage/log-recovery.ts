@@ -11,10 +11,9 @@
 // the node. The cut is safe because a torn write was never acknowledged: acks leave only after the
 // fdatasync of everything they cover.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import type { SnapshotMeta } from '../raft/types.js';
-import { fsyncPathSync } from './files.js';
+import type { FileSystem } from './file-system.js';
 import {
   FRAME_HEADER_BYTES,
   SEGMENT_HEADER_BYTES,
@@ -26,9 +25,9 @@ import {
   headerPrevTerm,
   lastTermOf,
   parseLogFileName,
-  removeSegmentsNewestFirst,
   segmentFor,
   segmentHeaderProblem,
+  unlinkSegmentsNewestFirst,
 } from './log-segment.js';
 import type { Segment } from './log-segment.js';
 import type { Logger } from '../logger.js';
@@ -50,6 +49,7 @@ export class CorruptLogError extends Error {
 }
 
 export interface RecoveryOptions {
+  fileSystem: FileSystem;
   /** The snapshot the state machine restarted from. */
   snapshot: SnapshotMeta;
   /** The largest single write the log is given: how far from the end damage can be a torn write. */
@@ -71,8 +71,8 @@ export function recoverLog(dir: string, o: RecoveryOptions): RecoveredLog {
 }
 
 function loadSegments(dir: string, o: RecoveryOptions): RecoveredLog {
-  const parsed = fs
-    .readdirSync(dir)
+  const parsed = o.fileSystem
+    .readdir(dir)
     .filter((n) => n.startsWith('log_'))
     .map((name) => {
       const p = parseLogFileName(name);
@@ -115,15 +115,15 @@ function loadSegment(
   isLast: boolean,
   o: RecoveryOptions,
 ): Segment | null {
-  const buf = fs.readFileSync(file);
+  const buf = o.fileSystem.readFile(file);
   // Only the segment being appended to when the node stopped can end in a torn write.
   const appendable = isLast && nameLast === null;
   if (buf.byteLength < SEGMENT_HEADER_BYTES) {
     if (!appendable) throw new CorruptLogError(file, 0, 'file shorter than the segment header');
     // Creation of a new segment was torn before its header was durable: it held nothing.
     o.logger.warn({ file, bytes: buf.byteLength }, 'removing a torn, empty log segment');
-    fs.rmSync(file);
-    fsyncPathSync(dir);
+    o.fileSystem.unlink(file);
+    o.fileSystem.fsyncPathSync(dir);
     return null;
   }
   const bad = segmentHeaderProblem(buf, first);
@@ -178,12 +178,12 @@ function endOfDamagedTail(file: string, buf: Buffer, off: number, problem: strin
     { file, offset: off, cutBytes: buf.byteLength - off, reason: problem },
     'cutting a torn write off the Raft log',
   );
-  const fd = fs.openSync(file, 'r+');
+  const handle = o.fileSystem.open(file, 'r+');
   try {
-    fs.ftruncateSync(fd, off);
-    fs.fdatasyncSync(fd);
+    handle.truncate(off);
+    handle.datasyncSync();
   } finally {
-    fs.closeSync(fd);
+    handle.close();
   }
   return off;
 }
@@ -246,7 +246,8 @@ function reconcileWithSnapshot(dir: string, log: RecoveredLog, o: RecoveryOption
     { snapshotIndex: s.index, snapshotTerm: s.term, logLast: last },
     'the Raft log does not hold the snapshot; discarding it',
   );
-  removeSegmentsNewestFirst(dir, log.segments);
+  unlinkSegmentsNewestFirst(o.fileSystem, log.segments);
+  o.fileSystem.fsyncPathSync(dir);
   return fromSnapshot;
 }
 

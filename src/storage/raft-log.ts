@@ -9,7 +9,6 @@
 // the file-system journal commit that growing a file costs (measured: docs/PERFORMANCE.md). Closed segments
 // are trimmed to their last entry.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { assert } from '../assert.js';
 import { takeWithinBytes } from '../raft/byte-limit.js';
@@ -17,7 +16,8 @@ import type { BatchFill } from '../raft/byte-limit.js';
 import type { ReplicaLog } from '../replica/env.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { cloneConf, entryBytes } from '../raft/types.js';
-import { fsyncPathSync, preadSync, writeAllSync, writevAllSync } from './files.js';
+import type { FileHandle, FileSystem } from './file-system.js';
+import { preadSync, writeAllSync, writevAllSync } from './files.js';
 import { recoverLog } from './log-recovery.js';
 export { CorruptLogError } from './log-recovery.js';
 import type { RecoveredLog } from './log-recovery.js';
@@ -32,8 +32,8 @@ import {
   encodeSegmentHeader,
   framedBytes,
   logInProgressName,
-  removeSegmentsNewestFirst,
   segmentFor,
+  unlinkSegmentsNewestFirst,
 } from './log-segment.js';
 import type { Segment } from './log-segment.js';
 import { silentLogger } from '../logger.js';
@@ -44,6 +44,7 @@ import type { MetaStore } from './raft-meta-store.js';
 const TORN_WRITE_BYTES_DEFAULT = 64 << 20;
 
 export interface DiskLogOptions {
+  fileSystem: FileSystem;
   maxSegmentBytes: number;
   maxCacheBytes: number;
   /** fdatasync every write (raft_sync); off only for experiments. */
@@ -87,7 +88,10 @@ export class DiskLog implements ReplicaLog {
   private compactedTerm: number;
   private snap: SnapshotMeta;
   private pendingReset: SnapshotMeta | null = null;
-  private deletions: Promise<void> = Promise.resolve();
+  /** Compacted segment files waiting to be deleted, oldest first, and whether a deletion is running. */
+  private readonly deletions: string[] = [];
+  private deleting = false;
+  private deletionWaiters: (() => void)[] = [];
   /** The background zero-fill of the in-progress segment, if one runs. */
   private fill: { seg: Segment; pos: number; cancelled: boolean; waiters: (() => void)[] } | null = null;
   // The cache holds entries [cacheFirst, cacheFirst + cache.length), the newest ones.
@@ -99,6 +103,7 @@ export class DiskLog implements ReplicaLog {
   private closedLog = false;
   private readonly counters = { writes: 0, fsyncs: 0, fsyncMsTotal: 0, bytesWritten: 0 };
   private readonly logger: Logger;
+  private readonly fileSystem: FileSystem;
 
   private constructor(
     readonly dir: string,
@@ -106,6 +111,7 @@ export class DiskLog implements ReplicaLog {
     recovered: RecoveredLog,
   ) {
     this.logger = options.logger ?? silentLogger;
+    this.fileSystem = options.fileSystem;
     this.snap = { ...options.snapshot, conf: cloneConf(options.snapshot.conf) };
     this.hard = { ...options.meta.meta.hardState };
     this.segments = recovered.segments;
@@ -115,8 +121,9 @@ export class DiskLog implements ReplicaLog {
 
   /** Recovers the log in `dir` (see log-recovery.ts) and opens it; throws CorruptLogError if it cannot. */
   static open(dir: string, o: DiskLogOptions): DiskLog {
-    fs.mkdirSync(dir, { recursive: true });
+    o.fileSystem.mkdirp(dir);
     const recovered = recoverLog(dir, {
+      fileSystem: o.fileSystem,
       snapshot: o.snapshot,
       tornWriteBytes: o.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT,
       logger: o.logger ?? silentLogger,
@@ -200,12 +207,12 @@ export class DiskLog implements ReplicaLog {
     if (n === 0) return [];
     const start = offsetOf(lo);
     const end = offsetOf(lo + n);
-    const fd = seg.fd ?? fs.openSync(seg.file, 'r');
+    const file = seg.fd ?? this.fileSystem.open(seg.file, 'r');
     let buf: Buffer;
     try {
-      buf = preadSync(fd, start, end - start);
+      buf = preadSync(file, start, end - start);
     } finally {
-      if (fd !== seg.fd) fs.closeSync(fd);
+      if (file !== seg.fd) file.close();
     }
     assert(buf.byteLength === end - start, () => `disk log: short read of ${seg.file}`);
     return decodeFrames(buf, n);
@@ -243,11 +250,11 @@ export class DiskLog implements ReplicaLog {
       return done(e as Error);
     }
     const frames = encodeFrames(entries, seg.sizeBytes);
-    const fd = seg.fd!;
+    const file = seg.fd!;
     // Copying into the page cache is quick, so it happens right here; only the fdatasync, which waits for
     // the device, goes to the thread pool: one hop per group commit instead of two.
     try {
-      writevAllSync(fd, frames.iov, seg.sizeBytes);
+      writevAllSync(file, frames.iov, seg.sizeBytes);
     } catch (e) {
       return done(e as Error);
     }
@@ -257,7 +264,7 @@ export class DiskLog implements ReplicaLog {
     };
     if (!this.options.sync) return after();
     const t0 = performance.now();
-    fs.fdatasync(fd, (e) => {
+    file.datasync((e) => {
       const ms = performance.now() - t0;
       this.counters.fsyncs++;
       this.counters.fsyncMsTotal += ms;
@@ -315,9 +322,9 @@ export class DiskLog implements ReplicaLog {
     if (from - seg.sizeBytes >= ahead / 2) return;
     const to = Math.min(seg.sizeBytes + ahead, this.options.maxSegmentBytes);
     if (to <= from) return;
-    let fd: number;
+    let file: FileHandle;
     try {
-      fd = fs.openSync(seg.file, 'r+');
+      file = this.fileSystem.open(seg.file, 'r+');
     } catch (e) {
       this.logger.warn({ file: seg.file, error: (e as Error).message }, 'could not preallocate log space');
       return;
@@ -325,7 +332,7 @@ export class DiskLog implements ReplicaLog {
     const job = { seg, pos: from, cancelled: false, waiters: [] as (() => void)[] };
     this.fill = job;
     const finish = (err: Error | null) => {
-      fs.close(fd, () => {});
+      file.close();
       if (err && !job.cancelled)
         this.logger.warn({ file: seg.file, error: err.message }, 'could not preallocate log space');
       if (this.fill === job) this.fill = null;
@@ -334,9 +341,9 @@ export class DiskLog implements ReplicaLog {
     const step = () => {
       if (job.cancelled || job.pos >= to) return finish(null);
       const n = Math.min(ZERO_CHUNK_BYTES, to - job.pos);
-      fs.write(fd, ZERO_CHUNK, 0, n, job.pos, (e) => {
+      file.writeAsync(ZERO_CHUNK, 0, n, job.pos, (e) => {
         if (e) return finish(e);
-        fs.fdatasync(fd, (e2) => {
+        file.datasync((e2) => {
           if (e2) return finish(e2);
           job.pos += n;
           if (!job.cancelled) seg.zeroedTo = Math.max(seg.zeroedTo, job.pos);
@@ -359,36 +366,34 @@ export class DiskLog implements ReplicaLog {
   private writableSegment(): Segment {
     let seg = this.segments[this.segments.length - 1];
     if (seg && !seg.closed && seg.sizeBytes < this.options.maxSegmentBytes) {
-      if (seg.fd === null) seg.fd = fs.openSync(seg.file, 'r+');
+      if (seg.fd === null) seg.fd = this.fileSystem.open(seg.file, 'r+');
       return seg;
     }
     if (seg && !seg.closed) {
       // Close the full segment: its data is already durable (every write is fdatasynced); the zero-filled
       // space after it goes first, so closed segments end at their last entry.
       if (seg.zeroedTo > seg.sizeBytes) {
-        const fd = seg.fd ?? fs.openSync(seg.file, 'r+');
-        fs.ftruncateSync(fd, seg.sizeBytes);
-        fs.fdatasyncSync(fd);
-        if (fd !== seg.fd) fs.closeSync(fd);
+        const file = seg.fd ?? this.fileSystem.open(seg.file, 'r+');
+        file.truncate(seg.sizeBytes);
+        file.datasyncSync();
+        if (file !== seg.fd) file.close();
         seg.zeroedTo = seg.sizeBytes;
       }
-      if (seg.fd !== null) {
-        fs.closeSync(seg.fd);
-        seg.fd = null;
-      }
+      seg.fd?.close();
+      seg.fd = null;
       const closed = path.join(this.dir, logClosedName(seg.first, seg.last));
-      fs.renameSync(seg.file, closed);
+      this.fileSystem.rename(seg.file, closed);
       seg.file = closed;
       seg.closed = true;
     }
     const first = this.lastIndex() + 1;
     const prevTerm = this.term(first - 1) ?? 0;
     const file = path.join(this.dir, logInProgressName(first));
-    const fd = fs.openSync(file, 'w+');
+    const fd = this.fileSystem.open(file, 'w+');
     const header = encodeSegmentHeader(first, prevTerm);
     writeAllSync(fd, header, 0);
-    fs.fdatasyncSync(fd);
-    fsyncPathSync(this.dir);
+    fd.datasyncSync();
+    this.fileSystem.fsyncPathSync(this.dir);
     seg = {
       first,
       last: first - 1,
@@ -413,8 +418,8 @@ export class DiskLog implements ReplicaLog {
     assert(index > this.compactedIndex, () => `disk log: truncating compacted entry ${index}`);
     while (this.segments.length > 0 && this.segments[this.segments.length - 1]!.first >= index) {
       const s = this.segments.pop()!;
-      if (s.fd !== null) fs.closeSync(s.fd);
-      fs.rmSync(s.file, { force: true });
+      s.fd?.close();
+      this.fileSystem.unlink(s.file);
     }
     const seg = this.segments[this.segments.length - 1];
     if (seg && seg.last >= index) {
@@ -423,21 +428,21 @@ export class DiskLog implements ReplicaLog {
       if (seg.closed) {
         // The cut falls inside a closed segment: it becomes the in-progress one again.
         const reopened = path.join(this.dir, logInProgressName(seg.first));
-        fs.renameSync(seg.file, reopened);
+        this.fileSystem.rename(seg.file, reopened);
         seg.file = reopened;
         seg.closed = false;
       }
-      const fd = seg.fd ?? fs.openSync(seg.file, 'r+');
-      fs.ftruncateSync(fd, size);
-      fs.fdatasyncSync(fd);
-      seg.fd = fd;
+      const file = seg.fd ?? this.fileSystem.open(seg.file, 'r+');
+      file.truncate(size);
+      file.datasyncSync();
+      seg.fd = file;
       seg.offsets.length = keep;
       seg.terms.length = keep;
       seg.last = index - 1;
       seg.sizeBytes = size;
       seg.zeroedTo = size;
     }
-    fsyncPathSync(this.dir);
+    this.fileSystem.fsyncPathSync(this.dir);
     this.uncache(index);
     this.logger.info({ from: index }, 'truncated a conflicting suffix of the Raft log');
   }
@@ -491,7 +496,7 @@ export class DiskLog implements ReplicaLog {
     const doomed: Segment[] = [];
     while (this.segments.length > 1 && this.segments[0]!.last <= compactTo) doomed.push(this.segments.shift()!);
     for (const s of doomed) {
-      if (s.fd !== null) fs.closeSync(s.fd);
+      s.fd?.close();
       s.fd = null;
     }
     if (doomed.length > 0) this.deleteOldestFirst(doomed.map((d) => d.file));
@@ -508,35 +513,51 @@ export class DiskLog implements ReplicaLog {
    * before the next: a crash part-way leaves a shorter but contiguous log, never a gap (a gap refuses to start).
    */
   private deleteOldestFirst(files: string[]): void {
-    this.deletions = this.deletions.then(async () => {
-      for (const file of files) {
-        try {
-          await fs.promises.rm(file, { force: true });
-          if (this.options.sync) {
-            const h = await fs.promises.open(this.dir, 'r');
-            try {
-              await h.sync();
-            } finally {
-              await h.close();
-            }
-          }
-        } catch (err) {
-          this.logger.warn(
-            { file, error: (err as Error).message },
-            'could not delete a compacted log segment; the next ones stay too',
-          );
-          return;
-        }
-      }
+    this.deletions.push(...files);
+    this.deleteNext();
+  }
+
+  private deleteNext(): void {
+    if (this.deleting) return;
+    const file = this.deletions.shift();
+    if (file === undefined) {
+      const waiters = this.deletionWaiters;
+      this.deletionWaiters = [];
+      for (const w of waiters) w();
+      return;
+    }
+    const failed = (err: Error) => {
+      // The next ones stay too: deleting them would leave a gap.
+      this.logger.warn(
+        { file, error: err.message },
+        'could not delete a compacted log segment; the next ones stay too',
+      );
+      this.deletions.length = 0;
+      this.deleting = false;
+      this.deleteNext();
+    };
+    try {
+      this.fileSystem.unlink(file);
+    } catch (e) {
+      return failed(e as Error);
+    }
+    if (!this.options.sync) return this.deleteNext();
+    this.deleting = true;
+    this.fileSystem.fsyncPath(this.dir, (err) => {
+      if (err) return failed(err);
+      this.deleting = false;
+      this.deleteNext();
     });
   }
 
   /** Calls back once background work (segment deletions, zero-fill) is done: tests, clean shutdown. */
   flush(done: () => void): void {
-    void this.deletions.then(() => {
+    const afterDeletions = () => {
       if (this.fill) this.fill.waiters.push(done);
       else done();
-    });
+    };
+    if (!this.deleting && this.deletions.length === 0) return afterDeletions();
+    this.deletionWaiters.push(afterDeletions);
   }
 
   beginReset(meta: SnapshotMeta): void {
@@ -545,26 +566,22 @@ export class DiskLog implements ReplicaLog {
   }
 
   commitReset(meta: SnapshotMeta, done: (err: Error | null) => void): void {
-    setImmediate(() => {
-      try {
-        this.dropAllSegments();
-        this.snap = { ...meta, conf: cloneConf(meta.conf) };
-        this.compactedIndex = meta.index;
-        this.compactedTerm = meta.term;
-        this.pendingReset = null;
-        done(null);
-      } catch (e) {
-        done(e as Error);
-      }
-    });
-  }
-
-  /** Drops every segment, newest first (see removeSegmentsNewestFirst): an installed snapshot replaces the log. */
-  private dropAllSegments(): void {
-    this.cancelFill();
-    removeSegmentsNewestFirst(this.dir, this.segments);
+    try {
+      this.cancelFill();
+      unlinkSegmentsNewestFirst(this.fileSystem, this.segments);
+    } catch (e) {
+      return done(e as Error);
+    }
     this.segments = [];
     this.clearCache();
+    this.fileSystem.fsyncPath(this.dir, (err) => {
+      if (err) return done(err);
+      this.snap = { ...meta, conf: cloneConf(meta.conf) };
+      this.compactedIndex = meta.index;
+      this.compactedTerm = meta.term;
+      this.pendingReset = null;
+      done(null);
+    });
   }
 
   // ---------------------------------------------------------------- status
@@ -602,10 +619,8 @@ export class DiskLog implements ReplicaLog {
     this.closedLog = true;
     this.cancelFill();
     for (const s of this.segments) {
-      if (s.fd !== null) {
-        fs.closeSync(s.fd);
-        s.fd = null;
-      }
+      s.fd?.close();
+      s.fd = null;
     }
   }
 }

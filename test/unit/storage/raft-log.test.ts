@@ -13,6 +13,7 @@ import { MetaStore, MetaFileError } from '../../../src/storage/raft-meta-store.j
 import { MemoryStorage } from '../../../src/raft/memory-storage.js';
 import { EntryType } from '../../../src/raft/types.js';
 import type { Entry, SnapshotMeta } from '../../../src/raft/types.js';
+import { nodeFileSystem } from '../../../src/storage/node-file-system.js';
 
 const conf = { voters: ['n1'], votersOutgoing: [], learners: [] };
 const snap0: SnapshotMeta = { index: 0, term: 0, conf };
@@ -37,6 +38,7 @@ describe('disk Raft log', () => {
   let meta: MetaStore;
   const open = (o: Partial<Parameters<typeof DiskLog.open>[1]> = {}) =>
     DiskLog.open(path.join(dir, 'log'), {
+      fileSystem: nodeFileSystem,
       maxSegmentBytes: 1 << 20,
       maxCacheBytes: 1 << 20,
       sync: true,
@@ -48,7 +50,7 @@ describe('disk Raft log', () => {
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-log-'));
-    meta = MetaStore.create(path.join(dir, 'raft'), {
+    meta = MetaStore.create(nodeFileSystem, path.join(dir, 'raft'), {
       hardState: { term: 0, vote: '', commit: 0 },
       storageId: 's',
       clusterId: 'c',
@@ -63,7 +65,7 @@ describe('disk Raft log', () => {
         meta.save({ ...meta.meta, hardState: { term: 5, vote: 'n2', commit: 3 } }, (e) => (e ? rej(e) : res())),
       );
       fs.writeFileSync(path.join(dir, 'raft', 'raft_meta.tmp'), 'half-written garbage');
-      const again = MetaStore.open(path.join(dir, 'raft'))!;
+      const again = MetaStore.open(nodeFileSystem, path.join(dir, 'raft'))!;
       expect(again.meta.hardState).to.deep.equal({ term: 5, vote: 'n2', commit: 3 });
       expect(again.meta.storageId).to.equal('s');
       expect(fs.existsSync(path.join(dir, 'raft', 'raft_meta.tmp'))).to.equal(false);
@@ -73,7 +75,7 @@ describe('disk Raft log', () => {
       const b = fs.readFileSync(f);
       b[b.length - 1]! ^= 1;
       fs.writeFileSync(f, b);
-      expect(() => MetaStore.open(path.join(dir, 'raft'))).to.throw(MetaFileError, /CRC mismatch/);
+      expect(() => MetaStore.open(nodeFileSystem, path.join(dir, 'raft'))).to.throw(MetaFileError, /CRC mismatch/);
     });
   });
 
