@@ -108,7 +108,7 @@ describe('simulated scenarios', () => {
       times.push(t! - t0);
       noViolations(c);
     }
-    // Detection takes one randomized election timeout [100, 200) ms, then a pre-vote and a vote round.
+    // Detection takes one randomized election timeout [100, 150) ms, then a pre-vote and a vote round.
     expect(Math.max(...times)).to.be.below(4 * 10 * TICK_MS);
   });
 
