@@ -12,7 +12,7 @@ import { checkHostPort, isJournalId, isNodeId } from '../../src/ids.js';
 import { journalStateFromProto, journalStateToProto } from '../../src/journal-state.js';
 import type { JournalStateData } from '../../src/journal-state.js';
 import type { FileSystem } from '../../src/storage/file-system.js';
-import { preadSync, truncatePathSync, writeFileSync } from '../../src/storage/files.js';
+import { mkdirDurableSync, preadSync, truncatePathSync, writeFileSync } from '../../src/storage/files.js';
 
 const pb = qjournal.journal;
 const MANIFEST = 'manifest.pb';
@@ -180,7 +180,7 @@ export class SnapshotStore {
     readonly fileSystem: FileSystem,
     readonly root: string,
   ) {
-    fileSystem.mkdirp(root);
+    mkdirDurableSync(fileSystem, root);
     // Leftovers of an interrupted capture or fetch are never part of a snapshot.
     for (const name of fileSystem.readdir(root)) {
       if (name.startsWith('tmp_') || name.startsWith('staging_')) fileSystem.removeTree(path.join(root, name));

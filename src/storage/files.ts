@@ -2,6 +2,7 @@
 // storage's FileSystem: positional reads that finish (or reach the end of the file), vectored writes that
 // finish, whole files written in one go.
 
+import path from 'node:path';
 import type { FileHandle, FileSystem } from './file-system.js';
 
 /** Reads up to n bytes at offset; fewer only where the file ends first. */
@@ -76,4 +77,14 @@ export function truncatePathSync(fileSystem: FileSystem, path: string, sizeBytes
   } finally {
     file.close();
   }
+}
+
+/**
+ * Creates `dir` if it is missing and makes its name durable (its parent directory synced, also when the
+ * directory existed: it may have been created but not synced yet): a directory created at a first start must
+ * survive a crash before anything written in it counts. Its parent must exist durably.
+ */
+export function mkdirDurableSync(fileSystem: FileSystem, dir: string): void {
+  fileSystem.mkdirp(dir);
+  fileSystem.fsyncPathSync(path.dirname(dir));
 }

@@ -17,7 +17,7 @@ import type { ReplicaLog } from '../replica/env.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { cloneConf, entryBytes } from '../raft/types.js';
 import type { FileHandle, FileSystem } from './file-system.js';
-import { preadSync, writeAllSync, writevAllSync } from './files.js';
+import { mkdirDurableSync, preadSync, writeAllSync, writevAllSync } from './files.js';
 import { recoverLog } from './log-recovery.js';
 export { CorruptLogError } from './log-recovery.js';
 import type { RecoveredLog } from './log-recovery.js';
@@ -121,7 +121,7 @@ export class DiskLog implements ReplicaLog {
 
   /** Recovers the log in `dir` (see log-recovery.ts) and opens it; throws CorruptLogError if it cannot. */
   static open(dir: string, o: DiskLogOptions): DiskLog {
-    o.fileSystem.mkdirp(dir);
+    mkdirDurableSync(o.fileSystem, dir);
     const recovered = recoverLog(dir, {
       fileSystem: o.fileSystem,
       snapshot: o.snapshot,

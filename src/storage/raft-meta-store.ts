@@ -8,7 +8,7 @@ import zlib from 'node:zlib';
 import { qjournal } from '../gen/proto.js';
 import type { HardState } from '../raft/types.js';
 import type { FileHandle, FileSystem } from './file-system.js';
-import { writeAllSync } from './files.js';
+import { mkdirDurableSync, writeAllSync } from './files.js';
 
 const MAGIC = Buffer.from('QJRM', 'latin1');
 const FILE = 'raft_meta';
@@ -86,7 +86,7 @@ export class MetaStore {
 
   /** First format of a directory (synchronous, durable). */
   static create(fileSystem: FileSystem, dir: string, meta: RaftMetaRecord): MetaStore {
-    fileSystem.mkdirp(dir);
+    mkdirDurableSync(fileSystem, dir);
     const s = new MetaStore(fileSystem, dir, meta);
     s.saveSync(meta);
     return s;
