@@ -442,8 +442,10 @@ class StagingSink implements FetchSink {
   }
 
   finish(cb: (err: Error | null) => void): void {
+    // Each journal's directory (its files' names), then the directory naming the journals' directories.
+    const dirs = [...this.jdirs, path.join(this.dir, 'journals')];
     series(
-      [...this.jdirs].map((d) => (next: (err: Error | null) => void) => this.fileSystem.fsyncPath(d, next)),
+      dirs.map((d) => (next: (err: Error | null) => void) => this.fileSystem.fsyncPath(d, next)),
       cb,
     );
   }

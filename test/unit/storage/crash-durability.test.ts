@@ -3,14 +3,20 @@
 // seeded simulation found; each fails without its fix.
 
 import { expect } from 'chai';
+import { qjournal } from '../../../src/gen/proto.js';
+import { encodeRecords } from '../../../src/edit-records.js';
 import { Prng } from '../../../src/prng.js';
 import { EntryType } from '../../../src/raft/types.js';
 import type { Entry, SnapshotMeta } from '../../../src/raft/types.js';
 import { DiskLog } from '../../../src/storage/raft-log.js';
 import { MetaStore } from '../../../src/storage/raft-meta-store.js';
+import { JournalStateMachine } from '../../../journalnode/state/journal-state-machine.js';
+import type { SnapshotSource, StateMachineOptions } from '../../../journalnode/state/journal-state-machine.js';
 import type { SimFileSystem } from '../../sim/sim-file-system.js';
 import { attachImmediate, immediateDisk } from '../../support/immediate-disk.js';
 
+const pb = qjournal.journal;
+const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 const conf = { voters: ['n1'], votersOutgoing: [], learners: [] };
 const LOSE_ALL = { keep: 0, tear: 0, loseNames: true };
 
@@ -50,5 +56,57 @@ describe('storage on a disk that crashes: what was reported durable survives', (
     expect(DiskLog.open('/data/raft/log', { ...opts, meta: MetaStore.open(fs, '/data/raft')! }).lastIndex()).to.equal(
       1,
     );
+  });
+
+  it('an installed snapshot survives a crash right after the install (the staged journals are named durably)', async () => {
+    const options = (fileSystem: SimFileSystem, source: SnapshotSource | null): StateMachineOptions => ({
+      fileSystem,
+      dataDir: '/data',
+      cacheBytesPerJournal: 0,
+      maxSnapshotChunkBytes: 1024,
+      keepSnapshots: 2,
+      source,
+      logger: quiet,
+    });
+    const boot = { index: 1, term: 1, conf, peers: [{ id: 'n1', address: 'x:1' }] };
+    const leaderDisk = immediateDisk('a');
+    JournalStateMachine.bootstrap(options(leaderDisk, null), boot);
+    const leader = JournalStateMachine.open(options(leaderDisk, null));
+    const cmds: qjournal.journal.ICommand[] = [
+      { jid: 'ns1', format: { nsInfo: { namespaceId: 1 } } },
+      { jid: 'ns1', newEpoch: { nsInfo: { namespaceId: 1 }, writerId: 'w' } },
+      { jid: 'ns1', startSegment: { epoch: 1, txid: 1 } },
+      {
+        jid: 'ns1',
+        journal: {
+          epoch: 1,
+          segmentTxid: 1,
+          firstTxid: 1,
+          count: 2,
+          records: encodeRecords(1, [Buffer.from('a'), Buffer.from('b')]),
+        },
+      },
+    ];
+    leader.apply(
+      cmds.map((c, i) => ({ index: i + 2, term: 1, type: EntryType.Normal, data: pb.Command.encode(c).finish() })),
+    );
+    const index = cmds.length + 1;
+    await done((cb) => leader.saveSnapshot({ index, term: 1, conf }, cb));
+    const source: SnapshotSource = () => ({
+      manifest: (_min, cb) => setImmediate(() => cb(null, leader.snapshots.newest()!.manifest)),
+      chunk: (i, f, offset, length, cb) =>
+        setImmediate(() => cb(null, leader.snapshots.readChunk(i, f.jid, f.file, offset, length))),
+    });
+    const followerDisk = immediateDisk('b');
+    JournalStateMachine.bootstrap(options(followerDisk, null), boot);
+    const follower = JournalStateMachine.open(options(followerDisk, source));
+    const staged = await new Promise<Parameters<JournalStateMachine['installSnapshot']>[0]>((resolve, reject) =>
+      follower.fetchSnapshot('n1', { index, term: 1, conf }, (e, s) => (e ? reject(e) : resolve(s!))),
+    );
+    await done((cb) => follower.installSnapshot(staged, cb));
+    crash(followerDisk);
+    const again = JournalStateMachine.open(options(followerDisk, null));
+    expect(again.snapshotMeta.index).to.equal(index);
+    expect(again.journal('ns1')!.readEdits(1, 10, 1 << 20, true).count).to.equal(2);
   });
 });
