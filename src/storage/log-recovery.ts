@@ -200,9 +200,12 @@ function endOfData(buf: Buffer, from: number): number {
 
 /**
  * Whether the damaged frame at `off` looks like a write that did not wholly reach the disk rather than
- * bytes that changed after they did: the frame runs past the end of the file, or a sector it covers reads
- * as zeros (a sector that was never written; preallocated space and holes read as zeros). A flipped bit
- * leaves every sector present and non-zero, so it is refused as corruption.
+ * bytes that changed after they did: the frame runs past the end of the file, or a sector it covers ends in
+ * zeros that reach back into the frame. A sector write cut short leaves the start of its new bytes and then
+ * what was there before, which past the end of the log is zeros (preallocated space and holes read as
+ * zeros); a sector that was never written at all is the whole of it zeros. A flipped bit leaves every sector
+ * ending in what was written, so it is refused as corruption — unless the frame's own bytes end a sector
+ * with zeros, which a torn write cannot be told from (docs/OPERATIONS.md).
  */
 function looksTorn(buf: Buffer, off: number, maxWrite: number): boolean {
   if (off + FRAME_HEADER_BYTES > buf.byteLength) return true;
@@ -210,20 +213,13 @@ function looksTorn(buf: Buffer, off: number, maxWrite: number): boolean {
   if (len > maxWrite) return false;
   const frameEnd = off + FRAME_HEADER_BYTES + len;
   if (frameEnd > buf.byteLength) return true;
-  const first = off - (off % SECTOR_BYTES);
-  // The write began mid-sector: the sector's new contents missing leaves zeros from `off` (at least the
-  // length and CRC fields, which a real frame never has all zero).
-  const firstEnd = Math.min(first + SECTOR_BYTES, frameEnd);
-  if (isZero(buf, off, firstEnd) && firstEnd - off >= 8) return true;
-  for (let s = first + SECTOR_BYTES; s < frameEnd; s += SECTOR_BYTES) {
-    if (isZero(buf, s, Math.min(s + SECTOR_BYTES, buf.byteLength))) return true;
+  for (let s = off - (off % SECTOR_BYTES); s < frameEnd; s += SECTOR_BYTES) {
+    const end = Math.min(s + SECTOR_BYTES, buf.byteLength);
+    let zerosFrom = end;
+    while (zerosFrom > s && buf[zerosFrom - 1] === 0) zerosFrom--;
+    if (zerosFrom < end && zerosFrom < frameEnd) return true;
   }
   return false;
-}
-
-function isZero(buf: Buffer, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (buf[i] !== 0) return false;
-  return true;
 }
 
 /** Makes the log agree with the snapshot the state machine restarted from. */

@@ -221,6 +221,22 @@ describe('disk Raft log', () => {
       ).to.deep.equal(['d1', 'd2', 'new']);
     });
 
+    it('a sector torn within itself (the start of its new bytes reached the disk, zeros after) is cut where it breaks', async () => {
+      const log = open({ preallocateBytes: 4096 });
+      await write(log, [ent(1, 1)]);
+      await write(log, [ent(2, 1, 'y'.repeat(700)), ent(3, 1)]);
+      await new Promise<void>((r) => log.flush(r));
+      log.close();
+      const f = path.join(dir, 'log', segFiles()[0]!);
+      const b = fs.readFileSync(f);
+      // Entry 2 spans sectors 0 and 1; sector 0's write stopped 40 bytes short, sector 1's reached the disk.
+      b.fill(0, 512 - 40, 512);
+      fs.writeFileSync(f, b);
+      const again = open({ tornWriteBytes: 2000 });
+      expect(again.lastIndex()).to.equal(1);
+      again.close();
+    });
+
     it('preallocated space: appends go into it, a restart keeps it silently, and closed segments are trimmed', async () => {
       const warnings: string[] = [];
       const logger = { info() {}, debug() {}, error() {}, warn: (_o: object, m: string) => warnings.push(m) };
