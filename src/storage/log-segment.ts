@@ -90,7 +90,10 @@ export function encodeFrames(entries: readonly Entry[], at: number): { iov: Uint
     writeU64(h, 8, e.term);
     writeU64(h, 16, e.index);
     h[24] = e.type;
-    h.writeUInt32BE(zlib.crc32(e.data, zlib.crc32(h.subarray(8))), 4);
+    // zlib.crc32 of a zero-length view whose ArrayBuffer is empty answers 0, not the running value (Node
+    // 20): an empty entry (a leader's no-op) adds nothing to the CRC, so it is not passed.
+    const fields = zlib.crc32(h.subarray(8));
+    h.writeUInt32BE(e.data.byteLength > 0 ? zlib.crc32(e.data, fields) : fields, 4);
     iov.push(h);
     if (e.data.byteLength > 0) iov.push(e.data);
     off += FRAME_HEADER_BYTES + e.data.byteLength;
