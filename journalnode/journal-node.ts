@@ -18,6 +18,7 @@ import { PeerDirectory } from '../src/replica/peer-directory.js';
 import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
 import { nodeFileSystem } from '../src/storage/node-file-system.js';
+import { diskLogSettings, stateMachineSettings } from './storage-options.js';
 import { loadNodeTls } from '../src/security/cert-files.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
 import type { JournalNodeConfig } from './config.js';
@@ -117,10 +118,7 @@ async function openStorage(
 ): Promise<Storage> {
   const stateMachineOptions: StateMachineOptions = {
     dataDir: config.dataDir,
-    cacheBytesPerJournal: config.cacheBytesPerJournal,
-    maxWaitingReads: config.maxWaitingReads,
-    maxSnapshotChunkBytes: config.maxSnapshotChunkBytes,
-    keepSnapshots: config.keepSnapshots,
+    ...stateMachineSettings(config),
     source: snapshotSource.forPeer,
     fileSystem: nodeFileSystem,
     logger,
@@ -130,12 +128,7 @@ async function openStorage(
   const stateMachine = JournalStateMachine.open({ ...stateMachineOptions, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
     fileSystem: nodeFileSystem,
-    maxSegmentBytes: config.maxLogSegmentBytes,
-    preallocateBytes: config.logPreallocateBytes,
-    // One log write carries at most a write batch plus the entry that overflows it.
-    tornWriteBytes: config.maxAppendBufferBytes + config.maxAppendBodyBytes + (1 << 20),
-    maxCacheBytes: config.maxLogCacheBytes,
-    sync: config.sync,
+    ...diskLogSettings(config),
     snapshot: stateMachine.snapshotMeta,
     meta,
     logger,

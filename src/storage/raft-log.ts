@@ -56,10 +56,10 @@ export interface DiskLogOptions {
   /** Zero-filled space kept ahead of the in-progress segment's end (0: none; only with sync). */
   preallocateBytes?: number;
   /**
-   * The largest single write this log is given (the replica's write batch plus one entry). At start-up, a
-   * damaged frame in the in-progress segment with no data further than this past it, and with a sector
-   * that reads as zeros or that runs past the end of the file, is the last write torn by a crash, and is
-   * cut; anything else is corruption.
+   * The largest single write this log makes (a larger batch is written in parts, each durable before the
+   * next; only one entry larger than it is written alone). At start-up, a damaged frame in the in-progress
+   * segment with no data further than this past it, and with a sector that ends in zeros or that runs past
+   * the end of the file, is the last write torn by a crash, and is cut; anything else is corruption.
    */
   tornWriteBytes?: number;
   /** Observes the duration of every fdatasync of an append (metrics: latency percentiles). */
@@ -239,6 +239,19 @@ export class DiskLog implements ReplicaLog {
   private appendEntries(entries: Entry[], done: (err: Error | null) => void): void {
     if (entries.length === 0) return done(null);
     const total = framedBytes(entries);
+    const limit = this.options.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT;
+    if (total > limit && entries.length > 1) {
+      // No write larger than tornWriteBytes (unless one entry is): the torn-write rule at start-up relies on
+      // it. Each part is durable before the next is written.
+      let n = 1;
+      for (let bytes = framedBytes(entries.slice(0, 1)); n < entries.length; n++) {
+        bytes += FRAME_HEADER_BYTES + entries[n]!.data.byteLength;
+        if (bytes > limit) break;
+      }
+      return this.appendEntries(entries.slice(0, n), (err) =>
+        err ? done(err) : this.appendEntries(entries.slice(n), done),
+      );
+    }
     if (this.waitsForFill(entries, total, () => this.appendEntries(entries, done))) return;
     let seg: Segment;
     try {

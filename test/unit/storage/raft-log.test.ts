@@ -127,6 +127,21 @@ describe('disk Raft log', () => {
     again.close();
   });
 
+  it('a batch larger than tornWriteBytes is written in parts, none larger (the torn-write rule relies on it)', async () => {
+    const sizes: number[] = [];
+    const log = open({ tornWriteBytes: 300, onFsync: () => sizes.push(log.stats().bytesWritten) });
+    await write(
+      log,
+      run(1, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]).map((e) => ({ ...e, data: Buffer.alloc(90, 1) })),
+    );
+    sizes.push(log.stats().bytesWritten); // each observation precedes its part's count: the differences are the parts
+    const parts = sizes.slice(1).map((s, i) => s - sizes[i]!);
+    expect(parts.length, 'several writes, each synced').to.be.greaterThan(1);
+    for (const p of parts) expect(p).to.be.at.most(300);
+    expect(log.lastIndex()).to.equal(10);
+    log.close();
+  });
+
   it('truncates a conflicting suffix, also across a segment boundary, then restarts', async () => {
     const log = open({ maxSegmentBytes: 100 });
     for (let i = 1; i <= 12; i += 2) await write(log, run(i, [1, 1]));
