@@ -599,6 +599,16 @@ export class DiskLog implements ReplicaLog {
 
   // ---------------------------------------------------------------- status
 
+  /** Where the entry at `index` lies on disk, or undefined (compacted, not written): the simulator checks it there. */
+  locate(index: number): { file: string; offsetBytes: number; frameBytes: number } | undefined {
+    if (this.pendingReset || index <= this.compactedIndex || index > this.lastIndex()) return undefined;
+    const seg = segmentFor(this.segments, index);
+    if (!seg) return undefined;
+    const at = seg.offsets[index - seg.first]!;
+    const end = index < seg.last ? seg.offsets[index - seg.first + 1]! : seg.sizeBytes;
+    return { file: seg.file, offsetBytes: at, frameBytes: end - at };
+  }
+
   /** Bytes of the frames after `index` in this log: what a follower whose match is `index` lacks, as stored here. */
   bytesAfter(index: number): number {
     if (this.pendingReset) return 0;
