@@ -18,7 +18,7 @@ import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { cloneConf, entryBytes } from '../raft/types.js';
 import type { FileHandle, FileSystem } from './file-system.js';
 import { mkdirDurableSync, preadSync, writeAllSync, writevAllSync } from './files.js';
-import { recoverLog } from './log-recovery.js';
+import { CorruptLogError, recoverLog } from './log-recovery.js';
 export { CorruptLogError } from './log-recovery.js';
 import type { RecoveredLog } from './log-recovery.js';
 import {
@@ -31,6 +31,8 @@ import {
   encodeFrames,
   encodeSegmentHeader,
   framedBytes,
+  frameProblem,
+  frameTerm,
   logInProgressName,
   segmentFor,
   unlinkSegmentsNewestFirst,
@@ -215,6 +217,14 @@ export class DiskLog implements ReplicaLog {
       if (file !== seg.fd) file.close();
     }
     assert(buf.byteLength === end - start, () => `disk log: short read of ${seg.file}`);
+    // Checked again as it is read back: bytes that rotted on the disk since start-up are never sent or applied.
+    for (let k = 0, off = 0; k < n; k++) {
+      const problem =
+        frameProblem(buf, off, lo + k, 0) ??
+        (frameTerm(buf, off) === seg.terms[lo + k - seg.first] ? null : 'entry term differs from the index');
+      if (problem) throw new CorruptLogError(seg.file, start + off, problem);
+      off = offsetOf(lo + k + 1) - start;
+    }
     return decodeFrames(buf, n);
   }
 

@@ -115,6 +115,18 @@ describe('disk Raft log', () => {
     log.close();
   });
 
+  it('a byte that rots after start-up is refused when the entry is read back (never sent to a follower)', async () => {
+    const log = open({ maxCacheBytes: 0 });
+    await write(log, run(1, [1, 1, 1]));
+    const f = path.join(dir, 'log', segFiles()[0]!);
+    const b = fs.readFileSync(f);
+    b[32 + 27 + 26]! ^= 0x04; // inside entry 2's data
+    fs.writeFileSync(f, b);
+    expect(Buffer.from(log.entries(1, 2, 1000)[0]!.data).toString()).to.equal('d1');
+    expect(() => log.entries(1, 4, 1000)).to.throw(CorruptLogError, /offset 59: entry CRC mismatch/);
+    log.close();
+  });
+
   it('an empty entry whose data is a view of an empty ArrayBuffer is framed with its CRC (a restart reads it back)', async () => {
     const log = open();
     // zlib.crc32 answers 0 for such a view whatever the running CRC: the frame must not carry that 0.
