@@ -318,6 +318,11 @@ export class JournalWriter {
       return;
     }
     this.phase = 'idle';
+    if (code === pb.ErrorCode.NOT_FORMATTED && this.world.resets() > 0) {
+      // A reset of the peers forgot the journal's format (only the lost majority held it): format it again.
+      this.world.trace(`WRITER ${this.id}: ${this.jid} lost its format in a reset; formatting it again`);
+      return this.format(() => {});
+    }
     if (this.world.resets() > this.resetsSeen) {
       // A reset of the peers forgot part of this writer's history: it stops, as a master whose journal failed.
       this.world.trace(`WRITER ${this.id} stops: ${req.what} answered ${pb.ErrorCode[code]} after a reset`);
