@@ -684,7 +684,9 @@ export class SimFileSystem implements FileSystem {
     const picked = pick(this.durableFiles());
     if (picked === null) return null;
     const chosen = typeof picked === 'string' ? picked : picked.path;
-    const file = this.fileAt(chosen);
+    // A durable name: the file may be renamed or removed in the running view (rot hits the file, not a name).
+    const file = this.durableLookup(chosen);
+    if (file?.kind !== 'file') return null;
     const limit = Math.min(file.durableSize, typeof picked === 'string' ? Infinity : (picked.belowBytes ?? Infinity));
     const sectors = Math.floor(limit / SECTOR_BYTES);
     const clean: number[] = [];
