@@ -118,9 +118,10 @@ function loadSegment(
   const buf = o.fileSystem.readFile(file);
   // Only the segment being appended to when the node stopped can end in a torn write.
   const appendable = isLast && nameLast === null;
-  if (buf.byteLength < SEGMENT_HEADER_BYTES) {
+  // Creation of a new segment was torn before its header was durable (its size may have been): it held
+  // nothing, since nothing is appended before the header's fdatasync succeeds.
+  if (buf.byteLength < SEGMENT_HEADER_BYTES || (appendable && endOfData(buf, 0) === 0)) {
     if (!appendable) throw new CorruptLogError(file, 0, 'file shorter than the segment header');
-    // Creation of a new segment was torn before its header was durable: it held nothing.
     o.logger.warn({ file, bytes: buf.byteLength }, 'removing a torn, empty log segment');
     o.fileSystem.unlink(file);
     o.fileSystem.fsyncPathSync(dir);

@@ -202,6 +202,18 @@ describe('disk Raft log', () => {
       log.close();
     });
 
+    it('a last in-progress segment of zeros only (its header never reached the disk, its size did) is a torn creation: removed', async () => {
+      const log = open();
+      await write(log, run(1, [1, 1]));
+      log.close();
+      fs.writeFileSync(path.join(dir, 'log', 'log_inprogress_00000000000000000003'), Buffer.alloc(600));
+      const again = open();
+      expect(again.lastIndex()).to.equal(2);
+      await write(again, [ent(3, 1)]);
+      again.close();
+      expect(open().lastIndex()).to.equal(3);
+    });
+
     it('zeros after the last frame (a preallocated or torn region) are a torn tail', async () => {
       const f = await threeEntries();
       fs.appendFileSync(f, Buffer.alloc(100));
