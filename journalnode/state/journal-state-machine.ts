@@ -7,6 +7,7 @@ import zlib from 'node:zlib';
 import { assert } from '../../src/assert.js';
 import type { Logger } from '../../src/logger.js';
 import { qjournal } from '../../src/gen/proto.js';
+import { storageFailure } from '../../src/replica/env.js';
 import type { ReplicaStateMachine, StagedSnapshot } from '../../src/replica/env.js';
 import type { Entry, NodeId, SnapshotMeta } from '../../src/raft/types.js';
 import { Journal } from './journal.js';
@@ -417,7 +418,7 @@ class StagingSink implements FetchSink {
     this.fileSystem.link(local, target);
     // Segment files are not fsynced as they are written (the Raft log is the durability point): a reused one
     // becomes part of a durable snapshot only once its bytes are on the disk too.
-    this.fileSystem.fsyncPathSync(target);
+    syncOrStop(() => this.fileSystem.fsyncPathSync(target));
     return true;
   }
 
@@ -431,7 +432,7 @@ class StagingSink implements FetchSink {
       const file = this.file(f);
       this.files.delete(`${f.jid}/${f.file}`);
       try {
-        file.syncSync();
+        syncOrStop(() => file.syncSync());
       } finally {
         file.close();
       }
@@ -446,7 +447,7 @@ class StagingSink implements FetchSink {
     const dirs = [...this.jdirs, path.join(this.dir, 'journals')];
     series(
       dirs.map((d) => (next: (err: Error | null) => void) => this.fileSystem.fsyncPath(d, next)),
-      cb,
+      (err) => cb(err ? storageFailure(err) : null),
     );
   }
 
@@ -454,6 +455,18 @@ class StagingSink implements FetchSink {
     for (const file of this.files.values()) file.close();
     this.files.clear();
     if (this.dir) this.fileSystem.removeTree(this.dir);
+  }
+}
+
+/**
+ * Runs a sync of the staging area: its failure is the node's storage failing, not a fetch to try again (what it
+ * covered may be lost whatever a later sync says), so the replica stops on it.
+ */
+function syncOrStop(sync: () => void): void {
+  try {
+    sync();
+  } catch (e) {
+    throw storageFailure(e as Error);
   }
 }
 

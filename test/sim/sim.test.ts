@@ -77,6 +77,16 @@ describe(`seeded cluster simulation (${total} seeds, ${WORKERS} threads)`, funct
     // A sync of a new segment's header failed (EIO): after the machine reset the file kept its size but not its
     // header, and recovery refused the all-zero segment as corruption. It is a torn creation: removed.
     { seed: 398, mix: 'disk', nodes: 3, faultMs: 3000, what: 'a segment whose header never reached the disk' },
+    // A sync of a reused journal file failed while a snapshot was staged (EIO marks the sectors clean without
+    // writing them); the fetch was retried, the next sync of the same file "succeeded", the install was trusted,
+    // and after a machine reset a finalized segment read back zeros. A failed staging sync now stops the node.
+    {
+      seed: 3653,
+      mix: 'swarm',
+      nodes: 3,
+      faultMs: 3000,
+      what: 'a failed sync while staging a snapshot stops the node',
+    },
     // After a reset of the peers forgot a journal's format, the standby's newEpoch answered NOT_FORMATTED.
     {
       seed: 33,

@@ -8,6 +8,7 @@ import { encodeRecords } from '../../../src/edit-records.js';
 import { Prng } from '../../../src/prng.js';
 import { EntryType } from '../../../src/raft/types.js';
 import type { Entry, SnapshotMeta } from '../../../src/raft/types.js';
+import { isStorageFailure } from '../../../src/replica/env.js';
 import { DiskLog } from '../../../src/storage/raft-log.js';
 import { MetaStore } from '../../../src/storage/raft-meta-store.js';
 import { JournalStateMachine } from '../../../journalnode/state/journal-state-machine.js';
@@ -58,7 +59,8 @@ describe('storage on a disk that crashes: what was reported durable survives', (
     );
   });
 
-  it('an installed snapshot survives a crash right after the install (the staged journals are named durably)', async () => {
+  /** A leader's state machine with one journal and a snapshot, and a follower about to fetch it. */
+  async function leaderAndFollower() {
     const options = (fileSystem: SimFileSystem, source: SnapshotSource | null): StateMachineOptions => ({
       fileSystem,
       dataDir: '/data',
@@ -100,13 +102,37 @@ describe('storage on a disk that crashes: what was reported durable survives', (
     const followerDisk = immediateDisk('b');
     JournalStateMachine.bootstrap(options(followerDisk, null), boot);
     const follower = JournalStateMachine.open(options(followerDisk, source));
-    const staged = await new Promise<Parameters<JournalStateMachine['installSnapshot']>[0]>((resolve, reject) =>
-      follower.fetchSnapshot('n1', { index, term: 1, conf }, (e, s) => (e ? reject(e) : resolve(s!))),
-    );
+    const fetch = () =>
+      new Promise<Parameters<JournalStateMachine['installSnapshot']>[0]>((resolve, reject) =>
+        follower.fetchSnapshot('n1', { index, term: 1, conf }, (e, s) => (e ? reject(e) : resolve(s!))),
+      );
+    return {
+      index,
+      follower,
+      followerDisk,
+      fetch,
+      reopen: () => JournalStateMachine.open(options(followerDisk, null)),
+    };
+  }
+
+  it('an installed snapshot survives a crash right after the install (the staged journals are named durably)', async () => {
+    const { index, follower, followerDisk, fetch, reopen } = await leaderAndFollower();
+    const staged = await fetch();
     await done((cb) => follower.installSnapshot(staged, cb));
     crash(followerDisk);
-    const again = JournalStateMachine.open(options(followerDisk, null));
+    const again = reopen();
     expect(again.snapshotMeta.index).to.equal(index);
     expect(again.journal('ns1')!.readEdits(1, 10, 1 << 20, true).count).to.equal(2);
+  });
+
+  it("a sync that fails while a snapshot is staged is the node's storage failing, not a fetch to try again", async () => {
+    const { followerDisk, fetch } = await leaderAndFollower();
+    followerDisk.faults.syncEio = 1;
+    const err = await fetch().then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err?.message).to.match(/EIO/);
+    expect(isStorageFailure(err), 'marked: the replica stops on it').to.equal(true);
   });
 });
