@@ -351,11 +351,8 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   }
 
   discardSnapshot(staged: StagedSnapshot): void {
-    try {
-      this.opts.fileSystem.removeTree((staged as Staged).image.dir);
-    } catch {
-      // A staging directory left behind is removed at the next start.
-    }
+    // A staging directory left behind is removed at the next start.
+    this.opts.fileSystem.removeTreeAsync((staged as Staged).image.dir, () => {});
   }
 
   close(): void {

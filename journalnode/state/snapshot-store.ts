@@ -262,20 +262,14 @@ export class SnapshotStore {
     steps.push((cb) => fileSystem.fsyncPath(p.tmpDir, cb));
     steps.push((cb) => {
       // The same index captured twice (e.g. after a restart): the existing one stays.
-      if (fileSystem.stat(finalDir)) return attempt(() => fileSystem.removeTree(p.tmpDir), cb);
+      if (fileSystem.stat(finalDir)) return fileSystem.removeTreeAsync(p.tmpDir, () => cb(null));
       attempt(
         () => fileSystem.rename(p.tmpDir, finalDir),
         (err) => (err ? cb(err) : fileSystem.fsyncPath(this.root, cb)),
       );
     });
     series(steps, (err) => {
-      if (err) {
-        attempt(
-          () => fileSystem.removeTree(p.tmpDir),
-          () => done(err),
-        );
-        return;
-      }
+      if (err) return fileSystem.removeTreeAsync(p.tmpDir, () => done(err));
       this.prune(keep);
       done(null);
     });
@@ -283,11 +277,9 @@ export class SnapshotStore {
 
   /** Keeps the newest `keep` snapshots (an older one may still be being fetched by a follower). */
   prune(keep: number): void {
+    // In the background (freeing a purged segment's blocks takes time); one left behind goes at the next prune.
     for (const index of this.list().slice(Math.max(1, keep)))
-      attempt(
-        () => this.fileSystem.removeTree(this.dirOf(index)),
-        () => {}, // a snapshot left behind is removed by the next prune
-      );
+      this.fileSystem.removeTreeAsync(this.dirOf(index), () => {});
   }
 
   /** Bytes of a snapshot file, within the prefix the manifest gives it. */
@@ -332,11 +324,7 @@ export class SnapshotStore {
     const fileSystem = this.fileSystem;
     const finalDir = this.dirOf(staged.index);
     // Installed before (a retried install): the staged copy is not needed.
-    if (fileSystem.stat(finalDir))
-      return attempt(
-        () => fileSystem.removeTree(staged.dir),
-        () => done(null),
-      );
+    if (fileSystem.stat(finalDir)) return fileSystem.removeTreeAsync(staged.dir, () => done(null));
     const manifest = path.join(staged.dir, MANIFEST);
     series(
       [

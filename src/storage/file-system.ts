@@ -66,6 +66,11 @@ export interface FileSystem {
   unlink(path: string): void;
   /** Removes a directory and everything under it (or a file); nothing when there is none. */
   removeTree(path: string): void;
+  /**
+   * removeTree off the caller's thread (freeing a large file's blocks takes time), for background clean-ups;
+   * `done` may come before it returns (the simulator's does): callers depend on neither.
+   */
+  removeTreeAsync(path: string, done: (err: Error | null) => void): void;
   /** fsync of a file or a directory by path (a directory: so names created, renamed or removed in it last). */
   fsyncPath(path: string, done: (err: Error | null) => void): void;
   fsyncPathSync(path: string): void;

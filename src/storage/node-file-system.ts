@@ -84,6 +84,9 @@ export const nodeFileSystem: FileSystem = {
   removeTree(path: string): void {
     fs.rmSync(path, { recursive: true, force: true });
   },
+  removeTreeAsync(path: string, done: (err: Error | null) => void): void {
+    fs.rm(path, { recursive: true, force: true }, done);
+  },
   fsyncPath(path: string, done: (err: Error | null) => void): void {
     fs.open(path, 'r', (err, fd) => {
       if (err) return done(err);

@@ -559,17 +559,19 @@ export class DiskLog implements ReplicaLog {
       this.deleting = false;
       this.deleteNext();
     };
-    try {
-      this.fileSystem.unlink(file);
-    } catch (e) {
-      return failed(e as Error);
-    }
-    if (!this.options.sync) return this.deleteNext();
+    // Off the event loop: freeing a segment's blocks takes time.
     this.deleting = true;
-    this.fileSystem.fsyncPath(this.dir, (err) => {
-      if (err) return failed(err);
-      this.deleting = false;
-      this.deleteNext();
+    this.fileSystem.removeTreeAsync(file, (e) => {
+      if (e) return failed(e);
+      if (!this.options.sync) {
+        this.deleting = false;
+        return this.deleteNext();
+      }
+      this.fileSystem.fsyncPath(this.dir, (err) => {
+        if (err) return failed(err);
+        this.deleting = false;
+        this.deleteNext();
+      });
     });
   }
 

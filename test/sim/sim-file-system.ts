@@ -621,6 +621,20 @@ export class SimFileSystem implements FileSystem {
     dir.set(name, null, this.nextSeq());
   }
 
+  /**
+   * As removeTree, and reported done at once: what the model is about is the name's removal (durable once the
+   * directory is synced); when the blocks are freed is not modelled.
+   */
+  removeTreeAsync(p: string, done: (err: Error | null) => void): void {
+    let err: Error | null = null;
+    try {
+      this.removeTree(p);
+    } catch (e) {
+      err = e as Error;
+    }
+    done(err);
+  }
+
   fsyncPath(p: string, done: (err: Error | null) => void): void {
     const node = this.lookup(p);
     if (!node) return this.later(() => done(new SimFsError('ENOENT', `fsync: no such file ${p}`)));

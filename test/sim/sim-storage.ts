@@ -151,6 +151,7 @@ function durableReader(fs: SimFileSystem): FileSystem {
     readdir: (p: string) => fs.durableNames(p),
     unlink: () => {}, // MetaStore.open drops a leftover temporary file: nothing to do in a view
     removeTree: () => {},
+    removeTreeAsync: refuse('removeTreeAsync'),
     open: refuse('open') as () => FileHandle,
     mkdirp: refuse('mkdirp'),
     rename: refuse('rename'),
