@@ -102,7 +102,8 @@ class SimFile {
         d = { writeSeq: seq, durable, durableSeq: seq - 1, lost: false, pinned: -1, saved: null };
         this.dirty.set(s, d);
       } else if (d.pinned === d.writeSeq) {
-        (d.saved ??= new Map()).set(d.writeSeq, this.sectorNow(s));
+        d.saved ??= new Map();
+        d.saved.set(d.writeSeq, this.sectorNow(s));
       }
       d.writeSeq = seq;
       d.lost = false;
