@@ -159,7 +159,7 @@ export class Raft {
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout =
-      this.cfg.electionTicks + Math.floor(this.cfg.random() * (this.cfg.electionJitterTicks ?? this.cfg.electionTicks));
+      this.cfg.electionTicks + Math.floor(this.cfg.random() * this.cfg.electionJitterTicks);
     this.leadTransferee = NONE;
     this.tracker.resetVotes();
     this.pendingConfIndex = 0;

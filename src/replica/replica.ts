@@ -16,6 +16,7 @@ import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 import { ConfChangeOp, confMembers, EntryType, MessageType, NONE, StateType } from '../raft/types.js';
 import type { ConfChange, Entry, HardState, Message, NodeId, Peer, SnapshotMeta } from '../raft/types.js';
+import { isStorageFailure } from './env.js';
 import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, ReplicaTransport, StagedSnapshot } from './env.js';
 import { ApplyInterrupted, isResourceShortage } from './env.js';
 import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
@@ -627,6 +628,7 @@ export class Replica<R> {
         if (staged) this.deps.stateMachine.discardSnapshot(staged);
         return;
       }
+      if (e && isStorageFailure(e)) return this.die(e);
       if (e || !staged) {
         this.logger.warn({ from, index: meta.index, error: e?.message }, 'snapshot fetch failed');
         this.raw.snapshotFetched(meta, false);
