@@ -78,11 +78,13 @@ export async function openDataDir(
   const dirs = dataDirPaths(config.dataDir);
   tightenModes(config.dataDir, logger);
   fs.mkdirSync(dirs.raft, { recursive: true, mode: PRIVATE_DIR_MODE });
-  const meta = MetaStore.open(dirs.raft) ?? (await prepare(config, stateMachineOptions, logger, http));
+  const meta =
+    MetaStore.open(stateMachineOptions.fileSystem, dirs.raft) ??
+    (await prepare(config, stateMachineOptions, logger, http));
   if (meta.meta.nodeId && meta.meta.nodeId !== config.id) {
     throw new DataDirError(`data directory ${config.dataDir} belongs to node ${meta.meta.nodeId}, not ${config.id}`);
   }
-  const identity = new FileIdentityStore(dirs.raft);
+  const identity = new FileIdentityStore(stateMachineOptions.fileSystem, dirs.raft);
   if (meta.meta.forming) {
     const outcome = await form(meta.meta.storageId);
     finishFormation(config, stateMachineOptions, meta, identity, outcome, logger);
@@ -203,7 +205,7 @@ async function prepare(
       peers: members,
       generation,
     });
-    const meta = MetaStore.create(dirs.raft, {
+    const meta = MetaStore.create(stateMachineOptions.fileSystem, dirs.raft, {
       hardState: { term: 0, vote: '', commit: 0 },
       storageId,
       clusterId,
@@ -215,7 +217,7 @@ async function prepare(
     );
     return meta;
   }
-  const meta = MetaStore.create(dirs.raft, {
+  const meta = MetaStore.create(stateMachineOptions.fileSystem, dirs.raft, {
     hardState: { term: 0, vote: '', commit: 0 },
     storageId,
     clusterId: '',

@@ -19,6 +19,8 @@ import { PeerDirectory } from '../src/replica/peer-directory.js';
 import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
 import type { ReplicaDeps } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
+import { nodeFileSystem } from '../src/storage/node-file-system.js';
+import { diskLogSettings, stateMachineSettings } from './storage-options.js';
 import { loadNodeTls } from '../src/security/cert-files.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
 import { ConfigError } from './config.js';
@@ -154,11 +156,9 @@ async function openStorage(
 ): Promise<Storage> {
   const stateMachineOptions: StateMachineOptions = {
     dataDir: config.dataDir,
-    cacheBytesPerJournal: config.cacheBytesPerJournal,
-    maxWaitingReads: config.maxWaitingReads,
-    maxSnapshotChunkBytes: config.maxSnapshotChunkBytes,
-    keepSnapshots: config.keepSnapshots,
-    source: snapshotSource,
+    ...stateMachineSettings(config),
+    source: snapshotSource.forPeer,
+    fileSystem: nodeFileSystem,
     logger,
   };
   const form = (storageId: string) => formCluster({ config, storageId, tls, logger, version: version() });
@@ -172,12 +172,8 @@ async function openStorage(
   const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
   const stateMachine = JournalStateMachine.open({ ...stateMachineOptions, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
-    maxSegmentBytes: config.maxLogSegmentBytes,
-    preallocateBytes: config.logPreallocateBytes,
-    // One log write carries at most a write batch plus the entry that overflows it.
-    tornWriteBytes: config.maxAppendBufferBytes + config.maxAppendBodyBytes + (1 << 20),
-    maxCacheBytes: config.maxLogCacheBytes,
-    sync: config.sync,
+    fileSystem: nodeFileSystem,
+    ...diskLogSettings(config),
     snapshot: stateMachine.snapshotMeta,
     meta,
     logger,

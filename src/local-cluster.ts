@@ -305,27 +305,39 @@ export class LocalCluster {
     n.proc = null;
   }
 
-  /** SIGTERM and wait for a clean exit; returns the exit code. */
-  async stop(id: string): Promise<number | null> {
+  /** SIGTERM and wait for a clean exit (SIGKILL and an error after stopTimeoutMs); returns the exit code. */
+  async stop(id: string, stopTimeoutMs = 15_000): Promise<number | null> {
     const n = this.node(id);
     if (!n.proc) return null;
     const exit = n.exit!;
     n.proc.kill('SIGCONT');
     n.proc.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 15_000)));
+    const late = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), stopTimeoutMs)));
     // Cleared at once: a pending 15 s timer would keep a launcher that is done (the demo) alive that long.
     const code = await Promise.race([exit, late]).finally(() => clearTimeout(timer));
     if (code === 'timeout') {
       await this.kill(id);
-      throw new Error(`${id} did not stop within 15 s of SIGTERM`);
+      throw new Error(`${id} did not stop within ${stopTimeoutMs / 1000} s of SIGTERM: killed`);
     }
     n.proc = null;
     return code;
   }
 
-  async stopAll(): Promise<void> {
-    await Promise.all(this.nodes.filter((n) => n.proc).map((n) => this.stop(n.id).catch(() => this.kill(n.id))));
+  /** Stops every running node (see stop()); returns why each node that had to be killed was. */
+  async stopAll(stopTimeoutMs?: number): Promise<string[]> {
+    const killed: string[] = [];
+    await Promise.all(
+      this.nodes
+        .filter((n) => n.proc)
+        .map((n) =>
+          this.stop(n.id, stopTimeoutMs).catch(async (e: Error) => {
+            killed.push(e.message);
+            await this.kill(n.id);
+          }),
+        ),
+    );
+    return killed;
   }
 
   async destroy(keepOnFailure = false): Promise<void> {

@@ -121,7 +121,7 @@ export function registerSnapshotRoutes(app: FastifyInstance, context: SnapshotRo
 }
 
 /** The follower's half: pulls a peer's snapshot over the node's HTTP pool. */
-export class PeerSnapshotSource implements SnapshotSource {
+export class PeerSnapshotSource {
   constructor(
     private readonly options: {
       clients: HttpPools;
@@ -130,6 +130,20 @@ export class PeerSnapshotSource implements SnapshotSource {
       requestTimeoutMs: number;
     },
   ) {}
+
+  /** The fetch loop's source for one peer (the state machine's SnapshotSource). */
+  readonly forPeer: SnapshotSource = (peer) => ({
+    manifest: (minIndex, cb) =>
+      this.manifest(peer, minIndex).then(
+        (m) => cb(null, m),
+        (e: Error) => cb(e),
+      ),
+    chunk: (index, f, offset, length, cb) =>
+      this.chunk(peer, index, f.jid, f.file, offset, length).then(
+        (b) => cb(null, b),
+        (e: Error) => cb(e),
+      ),
+  });
 
   private address(peer: NodeId): string {
     const address = this.options.directory.addressOf(peer);

@@ -2,13 +2,12 @@
 // each command (docs/PROTOCOL.md). Every replica applies the same commands in the same order and reaches the
 // same state and byte-identical segment files. A recent-batch cache serves tailing readers from memory.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { assert } from '../../src/assert.js';
 import { qjournal } from '../../src/gen/proto.js';
 import type { ErrorName } from '../../src/errors.js';
+import type { FileSystem } from '../../src/storage/file-system.js';
 import { SegmentFile } from './segment-file.js';
-import { PRIVATE_DIR_MODE } from '../../src/file-modes.js';
 import { journalStateToProto } from '../../src/journal-state.js';
 import type { JournalStateData, SegmentState } from '../../src/journal-state.js';
 
@@ -114,6 +113,7 @@ export class Journal {
   private cacheBytes = 0;
 
   constructor(
+    private readonly fileSystem: FileSystem,
     readonly jid: string,
     readonly dir: string,
     private readonly maxCacheBytes: number,
@@ -155,7 +155,7 @@ export class Journal {
     this.lastWriterEpoch = 0;
     this.writerId = '';
     this.epochRequestId = '';
-    fs.mkdirSync(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    this.fileSystem.mkdirp(this.dir);
     return { code: pb.ErrorCode.OK, epoch: this.promisedEpoch };
   }
 
@@ -208,8 +208,8 @@ export class Journal {
     } else if (txid !== this.lastTxId + 1) {
       return fail('OUT_OF_SYNC', `cannot start a segment at txid ${txid}: the journal's last txid is ${this.lastTxId}`);
     }
-    fs.mkdirSync(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-    this.segments.push(SegmentFile.create(this.dir, txid, layoutVersion));
+    this.fileSystem.mkdirp(this.dir);
+    this.segments.push(SegmentFile.create(this.fileSystem, this.dir, txid, layoutVersion));
     this.lastWriterEpoch = epoch;
     return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
   }
@@ -309,13 +309,14 @@ export class Journal {
 
   /** A journal as a snapshot recorded it; `open` turns each recorded segment into its file. */
   static restore(
+    fileSystem: FileSystem,
     d: JournalStateData,
     dir: string,
     maxCacheBytes: number,
     open: (s: SegmentState) => SegmentFile,
   ): Journal {
     const { jid, segments, ...fields } = d;
-    const j = Object.assign(new Journal(jid, dir, maxCacheBytes), fields);
+    const j = Object.assign(new Journal(fileSystem, jid, dir, maxCacheBytes), fields);
     j.segments = segments.map(open);
     return j;
   }

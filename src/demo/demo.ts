@@ -300,10 +300,17 @@ class Demo {
     } finally {
       await this.nn1?.close().catch(() => {});
       await this.nn2?.close().catch(() => {});
-      await cluster.stopAll().catch(() => {});
+      // Each node drains (hands leadership on, finishes in-flight writes) before it exits; a node that does not
+      // within 30 s is killed, and the demo says so rather than claim a clean stop.
+      const killed = await cluster.stopAll(30_000).catch((e: Error) => [e.message]);
       await cluster.destroy(true);
       process.off('exit', killLeftovers);
-      this.say('all JournalNodes stopped; nothing left running');
+      for (const k of killed) this.say(k);
+      this.say(
+        killed.length === 0
+          ? 'all JournalNodes stopped; nothing left running'
+          : 'all JournalNodes stopped (some killed, above); nothing left running',
+      );
       // Only now: a signal that arrives while the nodes stop (npm forwards the terminal's Ctrl-C a moment
       // after the terminal sent it) must find the switch's handler, not node's default, which would kill the
       // demo on the spot and leave the JournalNodes running.

@@ -259,8 +259,7 @@ export class Raft {
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout =
-      this.config.electionTicks +
-      Math.floor(this.config.random() * (this.config.electionJitterTicks ?? this.config.electionTicks));
+      this.config.electionTicks + Math.floor(this.config.random() * this.config.electionJitterTicks);
     this.transferee = NONE;
     this.tracker.resetVotes();
     this.pendingConfIndex = 0;

@@ -177,8 +177,11 @@ export interface RaftConfig extends RaftSettings {
   id: NodeId;
   /** Election timeout in ticks; a follower's randomized timeout is drawn from [electionTicks, electionTicks + electionJitterTicks). */
   electionTicks: number;
-  /** Width of the randomization (the Raft paper's [T, 2T] is electionJitterTicks = electionTicks). */
-  electionJitterTicks?: number;
+  /**
+   * Width of the randomization (the Raft paper's [T, 2T) is electionJitterTicks = electionTicks). Always given:
+   * what a node uses is decided once, in deriveReplicaOptions (src/replica/options.ts).
+   */
+  electionJitterTicks: number;
   heartbeatTicks: number;
   /** Bytes in flight to one follower in Replicate state (0: no byte bound). */
   maxInflightBytes: number;

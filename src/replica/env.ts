@@ -74,7 +74,12 @@ export interface ReplicaStateMachine<R> {
    * may be applied while the save is in flight; the image must not include them.
    */
   saveSnapshot(meta: SnapshotMeta, done: (err: Error | null) => void): void;
-  /** Fetches the image described by meta (or a newer one) from peer `from` into a staging area. */
+  /**
+   * Fetches the image described by meta (or a newer one) from peer `from` into a staging area. A failure of
+   * this node's own storage while staging (a sync that failed) is reported marked by storageFailure(): the
+   * replica stops then, since what that sync covered is lost whatever a later sync says; any other failure
+   * (the peer, the network) is fetched again.
+   */
   fetchSnapshot(from: NodeId, meta: SnapshotMeta, done: (err: Error | null, staged?: StagedSnapshot) => void): void;
   /**
    * Replaces the whole state with a staged image, durably. After a resource shortage (isResourceShortage) it
@@ -98,6 +103,15 @@ export interface ReplicaClock {
   now(): number;
   /** Runs fn after the current input is handled, so inputs arriving together are processed as one batch. */
   defer(fn: () => void): void;
+}
+
+/** Marks `err` as a failure of the node's own storage (see ReplicaStateMachine.fetchSnapshot). */
+export function storageFailure(err: Error): Error {
+  return Object.assign(err, { storageFailed: true });
+}
+
+export function isStorageFailure(err: unknown): boolean {
+  return (err as { storageFailed?: unknown } | null)?.storageFailed === true;
 }
 
 // ---------------------------------------------------------------- identity (identity.ts)

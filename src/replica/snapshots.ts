@@ -11,7 +11,7 @@ import type { NodeId, SnapshotMeta } from '../raft/types.js';
 import type { Callback } from './client-waits.js';
 import { qjmError as err } from './client-waits.js';
 import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, StagedSnapshot } from './env.js';
-import { isResourceShortage } from './env.js';
+import { isResourceShortage, isStorageFailure } from './env.js';
 import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
 import type { PeerDirectory } from './peer-directory.js';
 import type { PersistQueue } from './persist-queue.js';
@@ -159,6 +159,8 @@ export class Snapshots<R> {
         if (staged) h.stateMachine.discardSnapshot(staged);
         return;
       }
+      // This node's own storage failed while staging: what that sync covered is lost, whatever a later one says.
+      if (e && isStorageFailure(e)) return h.failed(e);
       if (e || !staged) {
         h.logger.warn({ from, index: meta.index, error: e?.message }, 'snapshot fetch failed');
         h.raw.snapshotFetched(meta, false);

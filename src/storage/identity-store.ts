@@ -4,11 +4,11 @@
 // two never race. Replaced crash-atomically (temporary file, fsync, rename, fsync of the directory); a damaged
 // file stops the node, since forgetting a stand-down would let a reset-away node vote again.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { qjournal } from '../gen/proto.js';
 import { EMPTY_IDENTITY } from '../replica/env.js';
 import type { IdentityRecord, IdentityStore } from '../replica/env.js';
+import type { FileSystem } from './file-system.js';
 import { frameRecord, replaceFileSync, unframeRecord } from './files.js';
 
 const MAGIC = Buffer.from('QJID', 'latin1');
@@ -56,7 +56,10 @@ export function decodeIdentity(buf: Buffer, file: string): IdentityRecord {
 }
 
 export class FileIdentityStore implements IdentityStore {
-  constructor(readonly dir: string) {}
+  constructor(
+    private readonly fileSystem: FileSystem,
+    readonly dir: string,
+  ) {}
 
   get file(): string {
     return path.join(this.dir, FILE);
@@ -64,16 +67,19 @@ export class FileIdentityStore implements IdentityStore {
 
   /** The record as last saved; the empty one when none was. */
   load(): IdentityRecord {
-    fs.rmSync(`${this.file}.tmp`, { force: true });
-    if (!fs.existsSync(this.file)) return { ...EMPTY_IDENTITY };
-    return decodeIdentity(fs.readFileSync(this.file), this.file);
+    this.fileSystem.unlink(`${this.file}.tmp`);
+    if (!this.fileSystem.stat(this.file)) return { ...EMPTY_IDENTITY };
+    return decodeIdentity(this.fileSystem.readFile(this.file), this.file);
   }
 
   saveSync(record: IdentityRecord): void {
-    replaceFileSync(this.file, encodeIdentity(record));
+    replaceFileSync(this.fileSystem, this.file, encodeIdentity(record));
   }
 
-  /** Rare (a stand-down, a floor set or cleared) and small: written synchronously, reported on the next turn. */
+  /**
+   * Rare (a stand-down, a floor set or cleared) and small: written synchronously, reported once the file
+   * system's next callback arrives (never during the call), so the simulator's clock orders it as the node's.
+   */
   save(record: IdentityRecord, done: (err: Error | null) => void): void {
     let err: Error | null = null;
     try {
@@ -81,6 +87,6 @@ export class FileIdentityStore implements IdentityStore {
     } catch (e) {
       err = e as Error;
     }
-    setImmediate(() => done(err));
+    this.fileSystem.fsyncPath(this.dir, (e) => done(err ?? e));
   }
 }

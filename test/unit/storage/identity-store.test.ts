@@ -10,6 +10,7 @@ import { EMPTY_IDENTITY } from '../../../src/replica/env.js';
 import type { IdentityRecord } from '../../../src/replica/env.js';
 import { encodeIdentity, FileIdentityStore, IdentityFileError } from '../../../src/storage/identity-store.js';
 import { qjournal } from '../../../src/gen/proto.js';
+import { nodeFileSystem } from '../../../src/storage/node-file-system.js';
 
 describe('identity record file', () => {
   let dir: string;
@@ -25,12 +26,12 @@ describe('identity record file', () => {
   };
 
   it('reads back what was saved; nothing saved reads as the empty record; an interrupted save leaves no trace', async () => {
-    const s = new FileIdentityStore(dir);
+    const s = new FileIdentityStore(nodeFileSystem, dir);
     expect(s.load()).to.deep.equal(EMPTY_IDENTITY);
     await new Promise<void>((resolve, reject) => s.save(full, (e) => (e ? reject(e) : resolve())));
-    expect(new FileIdentityStore(dir).load()).to.deep.equal(full);
+    expect(new FileIdentityStore(nodeFileSystem, dir).load()).to.deep.equal(full);
     fs.writeFileSync(path.join(dir, 'identity.tmp'), 'half a write');
-    expect(new FileIdentityStore(dir).load()).to.deep.equal(full);
+    expect(new FileIdentityStore(nodeFileSystem, dir).load()).to.deep.equal(full);
     expect(fs.existsSync(path.join(dir, 'identity.tmp'))).to.equal(false);
     s.saveSync(EMPTY_IDENTITY);
     expect(s.load()).to.deep.equal(EMPTY_IDENTITY);
@@ -45,7 +46,7 @@ describe('identity record file', () => {
   for (const [what, damage] of damaged)
     it(`refuses ${what}: the node must not start forgetting that it stood down`, () => {
       fs.writeFileSync(path.join(dir, 'identity'), damage(encodeIdentity(full)));
-      expect(() => new FileIdentityStore(dir).load()).to.throw(IdentityFileError);
+      expect(() => new FileIdentityStore(nodeFileSystem, dir).load()).to.throw(IdentityFileError);
     });
 
   it('refuses a stand-down reason it does not know', () => {
@@ -57,6 +58,9 @@ describe('identity record file', () => {
     head.writeUInt32BE(body.byteLength, 4);
     head.writeUInt32BE(zlib.crc32(body), 8);
     fs.writeFileSync(path.join(dir, 'identity'), Buffer.concat([head, body]));
-    expect(() => new FileIdentityStore(dir).load()).to.throw(IdentityFileError, /unknown stand-down reason/);
+    expect(() => new FileIdentityStore(nodeFileSystem, dir).load()).to.throw(
+      IdentityFileError,
+      /unknown stand-down reason/,
+    );
   });
 });

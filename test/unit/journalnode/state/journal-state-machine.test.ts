@@ -13,6 +13,7 @@ import { JournalStateMachine } from '../../../../journalnode/state/journal-state
 import { APPLY_MAX_JOURNALS, journalLimitOf } from '../../../../journalnode/state/commands.js';
 import { ApplyInterrupted } from '../../../../src/replica/env.js';
 import type { SnapshotSource, StateMachineOptions } from '../../../../journalnode/state/journal-state-machine.js';
+import { nodeFileSystem } from '../../../../src/storage/node-file-system.js';
 
 const pb = qjournal.journal;
 const ns = { namespaceId: 7, clusterId: 'CID-1', blockPoolId: 'BP-1' };
@@ -41,6 +42,7 @@ function writes(jid: string, firstTxId: number, n: number): qjournal.journal.ICo
 
 function opts(dataDir: string, source: SnapshotSource | null = null): StateMachineOptions {
   return {
+    fileSystem: nodeFileSystem,
     dataDir,
     cacheBytesPerJournal: 1 << 20,
     maxSnapshotChunkBytes: 64,
@@ -151,17 +153,18 @@ function installFromLeader(): void {
     const leaderFiles = filesOf(path.join(leaderDir, 'journals', 'ns1'));
 
     let chunks = 0;
-    const source: SnapshotSource = {
-      async manifest(_peer, minIndex) {
+    const source: SnapshotSource = () => ({
+      manifest(minIndex, cb) {
         const m = leader.snapshots.newest()!;
         expect(m.index).to.be.at.least(minIndex);
-        return m.manifest;
+        setImmediate(() => cb(null, m.manifest));
       },
-      async chunk(_peer, idx, jid, file, offset, length) {
+      chunk(idx, f, offset, length, cb) {
         chunks++;
-        return leader.snapshots.readChunk(idx, jid, file, offset, length);
+        const bytes = leader.snapshots.readChunk(idx, f.jid, f.file, offset, length);
+        setImmediate(() => cb(null, bytes));
       },
-    };
+    });
     const followerDir = path.join(root, 'follower');
     const follower = fresh(followerDir, source);
     // The follower already holds the finalized segment (as a follower that fell behind would).

@@ -18,6 +18,7 @@ import {
 } from '../../../../journalnode/state/snapshot-store.js';
 import type { ManifestData } from '../../../../journalnode/state/snapshot-store.js';
 import type { JournalStateData } from '../../../../src/journal-state.js';
+import { nodeFileSystem } from '../../../../src/storage/node-file-system.js';
 
 const LAYOUT = -64;
 const conf = { voters: ['n1', 'n2', 'n3'], votersOutgoing: [], learners: [] };
@@ -70,10 +71,10 @@ let store: SnapshotStore;
 function liveJournal(): { done: SegmentFile; open: SegmentFile } {
   const jdir = path.join(live, 'ns1');
   fs.mkdirSync(jdir, { recursive: true });
-  const done = SegmentFile.create(jdir, 1, LAYOUT);
+  const done = SegmentFile.create(nodeFileSystem, jdir, 1, LAYOUT);
   done.append(recs(1, 5), 5);
   done.finalize();
-  const open = SegmentFile.create(jdir, 6, LAYOUT);
+  const open = SegmentFile.create(nodeFileSystem, jdir, 6, LAYOUT);
   open.append(recs(6, 3), 3);
   return { done, open };
 }
@@ -93,7 +94,7 @@ describe('snapshot store', () => {
   beforeEach(() => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-snap-'));
     live = path.join(root, 'journals');
-    store = new SnapshotStore(path.join(root, 'snapshots'));
+    store = new SnapshotStore(nodeFileSystem, path.join(root, 'snapshots'));
   });
   afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -206,7 +207,7 @@ function servingAndMaterializing(): void {
       );
     }
     expect(fs.statSync(open.path).size, 'the in-progress file is cut to the snapshot prefix').to.equal(size);
-    const reloaded = SegmentFile.load(path.join(live, 'ns1'), open.name, { inProgress: true });
+    const reloaded = SegmentFile.load(nodeFileSystem, path.join(live, 'ns1'), open.name, { inProgress: true });
     expect(reloaded.lastTxId).to.equal(8);
     reloaded.close();
   });
