@@ -94,6 +94,7 @@ export class AdminClient {
             this.client.leaderNamedBy(target, ar.error.leaderAddress),
             Number(ar.error.term ?? 0),
           );
+        if (e.errorName === 'STOOD_DOWN' && node === undefined) throw this.client.stoodDown(target, e);
         throw e;
       },
       { ...this.client.retry, deadlineMs: timeoutMs },
