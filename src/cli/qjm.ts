@@ -42,6 +42,7 @@ import {
   SNAPSHOT,
   TRANSFER_LEADER,
 } from './cluster-commands.js';
+import { CHECK_PERF, cmdCheckPerf } from './check-perf.js';
 import { timeoutMsOf } from './connect.js';
 import type { CliIo } from './connect.js';
 import { cmdFinalize, cmdFormat, cmdSegments, cmdTail, FINALIZE, FORMAT, SEGMENTS, TAIL } from './journal-commands.js';
@@ -107,6 +108,7 @@ function command<S extends CommandSpec>(
 const COMMANDS: Record<string, Command> = {
   status: command(STATUS, cmdStatus),
   'check-impact': command(CHECK_IMPACT, cmdCheckImpact),
+  'check perf': command(CHECK_PERF, cmdCheckPerf),
   format: command(FORMAT, cmdFormat),
   segments: command(SEGMENTS, cmdSegments),
   finalize: command(FINALIZE, cmdFinalize),
@@ -155,9 +157,11 @@ function overview(): string {
  */
 export async function runQjm(argv: string[], terminal: CliIo): Promise<number> {
   const io: CliIo = { out: (l) => terminal.out(terminalSafe(l)), err: (l) => terminal.err(terminalSafe(l)) };
-  // `qjm cert <verb>` is one command of two words.
+  // `qjm cert <verb>`, `qjm check perf`: one command of two words.
   const [name, ...rest] =
-    argv[0] === 'cert' && argv[1] && !argv[1].startsWith('-') ? [`cert ${argv[1]}`, ...argv.slice(2)] : argv;
+    argv[1] !== undefined && Object.hasOwn(COMMANDS, `${argv[0]} ${argv[1]}`)
+      ? [`${argv[0]} ${argv[1]}`, ...argv.slice(2)]
+      : argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     // `qjm help purge` is `qjm purge --help`.
     const topic = name === 'help' && rest[0] ? (COMMANDS[rest.join(' ')] ?? COMMANDS[rest[0]]) : undefined;
