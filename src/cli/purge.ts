@@ -51,7 +51,14 @@ export async function cmdPurge(f: FlagValues<typeof PURGE>, io: CliIo): Promise<
       const pastFloor = asked.filter((s) => s.lastTxId >= floor);
       const doomed = f.force ? asked : allowed;
       if (f['dry-run'] || (pastFloor.length > 0 && !f.force) || doomed.length === 0) {
-        return purgePlanOnly(f, io, { jid, minTxId, floor: st.retention, doomed, pastFloor });
+        return purgePlanOnly(f, io, {
+          jid,
+          minTxId,
+          floor: st.retention,
+          doomed,
+          pastFloor,
+          finalized: finalized.length,
+        });
       }
       if (f.force && pastFloor.length > 0) {
         const what = `qjm purge --force deletes ${rangeOf(pastFloor)} of journal ${jid} that the retention floor keeps (${st.retention.reason}); a standby behind them must then be rebuilt`;
@@ -88,6 +95,8 @@ function purgePlanOnly(
     floor: { fromTxId: number; reason: string };
     doomed: SegmentDescriptor[];
     pastFloor: SegmentDescriptor[];
+    /** How many finalized segments the journal holds. */
+    finalized: number;
   },
 ): number {
   const refused = !f['dry-run'] && !f.force && p.pastFloor.length > 0;
@@ -100,6 +109,13 @@ function purgePlanOnly(
         keptByFloor: p.pastFloor,
         retention: p.floor,
       }),
+    );
+  } else if (p.doomed.length === 0 && p.pastFloor.length === 0) {
+    // Nothing asked for: say why, rather than a plan of nothing (a journal no writer has written yet, typically).
+    io.out(
+      p.finalized === 0
+        ? `journal ${p.jid} holds no finalized segment yet: nothing to purge (a purge deletes finalized segments only; the master finalizes one each time it rolls its edit log)`
+        : `no finalized segment of journal ${p.jid} ends below txid ${p.minTxId}: nothing to purge`,
     );
   } else {
     io.out(`${f['dry-run'] ? 'would purge' : 'to purge'}: ${rangeOf(p.doomed)} of journal ${p.jid}`);

@@ -374,6 +374,31 @@ describe('qjm CLI', function () {
     }
   });
 
+  it('purge of a journal no writer has written: nothing to purge, and why (exit 0); of one not formatted: exit 3', async () => {
+    let r = await qjmAsAdmin([
+      'format',
+      '--peers',
+      peers,
+      '--jid',
+      'fresh1',
+      '--namespace-id',
+      '4',
+      '--cluster-id',
+      'C4',
+    ]);
+    expect(r.code, r.err).to.equal(0);
+    for (const extra of [[], ['--dry-run'], ['--force', '--yes']]) {
+      r = await qjmAsAdmin(['purge', '--peers', peers, '--jid', 'fresh1', '--min-txid', '1000', ...extra]);
+      expect([r.code, r.err], extra.join(' ')).to.deep.equal([0, '']);
+      expect(r.out.trim(), extra.join(' ')).to.equal(
+        'journal fresh1 holds no finalized segment yet: nothing to purge (a purge deletes finalized segments only; the master finalizes one each time it rolls its edit log)',
+      );
+    }
+    r = await qjmAsAdmin(['purge', '--peers', peers, '--jid', 'never-formatted', '--min-txid', '1000']);
+    expect(r.code, r.out).to.equal(3);
+    expect(r.err).to.match(/QJM_ERR_NOT_FORMATTED: journal never-formatted is not formatted/);
+  });
+
   it("check perf: timed durable writes and every node's fdatasync, PASS; the scratch journal left empty; a node down is a FAIL naming it", async () => {
     let r = await qjmAsAdmin(['check', 'perf', '--peers', peers, '--writes', '50']);
     expect(r.code, r.out + r.err).to.equal(0);
