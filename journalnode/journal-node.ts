@@ -125,8 +125,8 @@ export async function buildJournalNode(
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
-  // The lock first (another journalnode on this directory is the refusal to give), then the ports, before
-  // anything is written: a port that cannot be bound leaves the directory as it was.
+  // The lock first (another journalnode on this directory is the refusal to give), then the ports, held while
+  // the data directory is opened: a port that cannot be bound leaves the directory as it was.
   const undoLock = lockFootprint(config.dataDir);
   const lock = DataDirLock.acquire(config.dataDir);
   let ports: PortReservation;
@@ -185,6 +185,9 @@ async function openStorage(
     clients,
     form,
   );
+  // The directory is what this start makes of it: the ports are let go until the servers listen, so that a
+  // client meanwhile is refused (ECONNREFUSED), not cut after it may have sent its request.
+  await ports.releaseAll();
   const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
   const stateMachine = JournalStateMachine.open({ ...stateMachineOptions, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
@@ -307,13 +310,8 @@ async function wire(
   let stopped = false;
   const start = async () => {
     const { host, port } = splitHostPort(config.listen);
-    await ports.release(config.listen);
     const address = await app.listen({ host, port });
-    let uiAddress: string | null = null;
-    if (uiApp && config.uiListen) {
-      await ports.release(config.uiListen);
-      uiAddress = await uiApp.listen(splitHostPort(config.uiListen));
-    }
+    const uiAddress = uiApp && config.uiListen ? await uiApp.listen(splitHostPort(config.uiListen)) : null;
     replica.start();
     activity.start();
     ticker = setInterval(() => replica.tick(), replicaOptions.tickMs);
@@ -350,7 +348,6 @@ async function wire(
     transport.close();
     if (uiApp) await closeWithin(uiApp);
     await closeWithin(app);
-    await ports.releaseAll();
     await clients.close();
     budget.close();
     stateMachine.close();
