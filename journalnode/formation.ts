@@ -47,7 +47,7 @@ export interface FormationParts {
   version: string;
   /** Stops the waiting (the process is told to stop): the promise rejects. */
   signal?: AbortSignal;
-  /** The node's ports, held since before anything was written: --listen is released to the forming server, then held again. */
+  /** The node's ports, held since before anything was written: --listen is released to the forming server. */
   ports?: PortReservation;
 }
 
@@ -246,10 +246,9 @@ export async function formCluster(p: FormationParts): Promise<FormationOutcome> 
       wake = null;
     }
   } finally {
-    // Promptly: the node proper listens on this port next (held again until then).
+    // Promptly: the node proper listens on this port next.
     await closeWithin(app, FORMATION_CLOSE_GRACE_MS);
     await clients.close();
-    await p.ports?.take(config.listen);
   }
 }
 

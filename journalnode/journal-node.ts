@@ -123,8 +123,8 @@ export async function buildJournalNode(
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
-  // The lock first (another journalnode on this directory is the refusal to give), then the ports, before
-  // anything is written: a port that cannot be bound leaves the directory as it was.
+  // The lock first (another journalnode on this directory is the refusal to give), then the ports, held while
+  // the data directory is opened: a port that cannot be bound leaves the directory as it was.
   const undoLock = lockFootprint(config.dataDir);
   const lock = DataDirLock.acquire(config.dataDir);
   let ports: PortReservation;
@@ -183,6 +183,9 @@ async function openStorage(
     clients,
     form,
   );
+  // The directory is what this start makes of it: the ports are let go until the servers listen, so that a
+  // client meanwhile is refused (ECONNREFUSED), not cut after it may have sent its request.
+  await ports.releaseAll();
   const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
   const stateMachine = JournalStateMachine.open({ ...stateMachineOptions, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
@@ -255,7 +258,7 @@ async function wire(
   const parts = { replica, stateMachine, transport, metrics, diskLog, activity, clients, budget };
   const { app, uiApp } = await buildApps(config, logger, { tls, drain, files }, parts, names);
   const lifecycle = new Lifecycle(
-    { config, logger, tls, lock, ports, drain, files, tickMs: replicaOptions.tickMs },
+    { config, logger, tls, lock, drain, files, tickMs: replicaOptions.tickMs },
     { ...parts, ...names, app, uiApp, directory },
   );
   return {
@@ -351,8 +354,6 @@ class Lifecycle {
       logger: PinoLogger;
       tls: TlsMaterial | null;
       lock: DataDirLock;
-      /** The ports bound before anything was written, each released just before its server listens. */
-      ports: PortReservation;
       /** Set once stop() begins: the HTTP face refuses new writes. */
       drain: { on: boolean };
       /** The open-file limit and the connection bounds sized from it (logged at start). */
@@ -376,16 +377,11 @@ class Lifecycle {
   ) {}
 
   async start(): Promise<string> {
-    const { config, logger, tls, ports } = this.node;
+    const { config, logger, tls } = this.node;
     const { app, uiApp, replica, activity, clusterId, storageId } = this.parts;
     const { host, port } = splitHostPort(config.listen);
-    await ports.release(config.listen);
     const address = await app.listen({ host, port });
-    let uiAddress: string | null = null;
-    if (uiApp && config.uiListen) {
-      await ports.release(config.uiListen);
-      uiAddress = await uiApp.listen(splitHostPort(config.uiListen));
-    }
+    const uiAddress = uiApp && config.uiListen ? await uiApp.listen(splitHostPort(config.uiListen)) : null;
     replica.start();
     activity.start();
     this.ticker = setInterval(() => replica.tick(), this.node.tickMs);
@@ -424,7 +420,6 @@ class Lifecycle {
     transport.close();
     if (uiApp) await closeWithin(uiApp);
     await closeWithin(app);
-    await this.node.ports.releaseAll();
     await clients.close();
     budget.close();
     stateMachine.close();
