@@ -50,7 +50,7 @@ describe('qjm CLI', function () {
   const qjmAsAdmin = (args: string[], env: Record<string, string> = {}) => qjm(args, { ...c.qjmEnv('admin'), ...env });
 
   before(async () => {
-    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 300, journals: ['cli1', 'cli2', 'cli3'] });
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 300, journals: ['cli1', 'cli2', 'cli3', 'cli4'] });
     c.startAll();
     await c.waitForLeader();
     peers = c.addresses.join(',');
@@ -126,9 +126,45 @@ describe('qjm CLI', function () {
     for (let i = 6; i <= 8; i++) out.write(Buffer.from(`op ${i}`));
     await out.flush();
 
-    // First, while the writer's last write is seconds old (a slow machine runs each qjm process for seconds).
-    r = await qjmAsAdmin(['finalize', '--peers', peers, '--jid', 'cli1']);
-    expect(r.code, 'the writer wrote a moment ago').to.equal(4);
+    // Refused while a writer is writing: one that writes every 200 ms as a master does, on a journal of its own
+    // (a writer that wrote once is "active" for 5 s only, and a loaded machine runs a qjm process for longer).
+    r = await qjmAsAdmin([
+      'format',
+      '--peers',
+      peers,
+      '--jid',
+      'cli4',
+      '--namespace-id',
+      '5',
+      '--cluster-id',
+      'CID-cli',
+    ]);
+    expect(r.code, r.err).to.equal(0);
+    const busy = new QuorumJournalManager({
+      journalId: 'cli4',
+      peers: c.addresses,
+      writerId: 'nn9',
+      nsInfo: ns,
+      tls: c.tls('writer'),
+    });
+    await busy.recoverUnfinalizedSegments();
+    const busyOut = await busy.startLogSegment(1, -64);
+    let writing = true;
+    const keepWriting = (async () => {
+      for (let i = 0; writing; i++) {
+        busyOut.write(Buffer.from(`busy ${i}`));
+        await busyOut.flush();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    })();
+    try {
+      r = await qjmAsAdmin(['finalize', '--peers', peers, '--jid', 'cli4']);
+    } finally {
+      writing = false;
+      await keepWriting;
+      await busy.close();
+    }
+    expect(r.code, 'the writer is writing').to.equal(4);
     expect(r.err)
       .to.match(/QJM_ERR_WRITER_ACTIVE/)
       .and.match(/--force/);

@@ -399,7 +399,9 @@ describe('libqjm on a real cluster', function () {
 
   const ITERATIONS = Number(process.env.QJM_FAILOVER_ITERATIONS ?? 100);
   const SEED = Number(process.env.QJM_FAILOVER_SEED ?? 20261125);
-  it(`randomized failover loop (${ITERATIONS} iterations, QJM_FAILOVER_SEED=${SEED}): recovered last txid >= last acknowledged, no txid twice`, async () => {
+  it(`randomized failover loop (${ITERATIONS} iterations, QJM_FAILOVER_SEED=${SEED}): recovered last txid >= last acknowledged, no txid twice`, async function () {
+    // Each fault costs an election and a node's start: at a load average of 25 the 100 iterations took 190 s.
+    this.timeout(600_000);
     const rng = new Prng(SEED);
     const jid = `loop${SEED}`;
     const admin = qjm(jid, 'formatter');

@@ -62,7 +62,7 @@ describe('membership changes', function () {
 
     const n4 = await c.addNode('n4');
     c.start('n4');
-    const joined = await waitFor(() => c.status('n4'), { timeoutMs: 10_000, what: 'the joining n4 answers /status' });
+    const joined = await waitFor(() => c.status('n4'), { timeoutMs: 30_000, what: 'the joining n4 answers /status' });
     expect(joined.state, 'the joining node waits as a follower').to.equal('follower');
     const peers = c.nodes
       .filter((n) => n.id !== 'n4')
