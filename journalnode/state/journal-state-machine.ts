@@ -173,7 +173,8 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   /**
    * Applies committed commands. An entry that is not a valid command (decoded and checked as the route checks
    * a request) is a no-op answered with its error, the same on every replica. An I/O error is thrown: the
-   * replica stops and reports it (a full or failing disk), it does not skip the entry.
+   * replica stops and reports it (a failing disk), or waits for space and applies the entry again (a full
+   * one), it never skips the entry.
    */
   apply(entries: readonly Entry[]): Result[] {
     const out: Result[] = [];
