@@ -16,7 +16,8 @@ import { HttpPools } from '../src/http-pool.js';
 import { fetchNodeStatus } from '../src/node-status.js';
 import { confMembers } from '../src/raft/types.js';
 import { PeerDirectory } from '../src/replica/peer-directory.js';
-import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
+import { deriveReplicaOptions, diskFullText, Replica } from '../src/replica/replica.js';
+import type { DiskSpace } from '../src/replica/env.js';
 import type { ReplicaDeps } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
 import { nodeFileSystem } from '../src/storage/node-file-system.js';
@@ -536,6 +537,7 @@ function newReplica(
     clock: { now: () => performance.now(), defer: (fn) => setImmediate(fn) },
     random: Math.random,
     peers: parts.peers,
+    diskSpace: dataDirSpace(config.dataDir),
     logger: logger.child({ component: 'raft' }),
     listener: combineListeners(
       {
@@ -545,10 +547,31 @@ function newReplica(
             { error: err.message },
             'storage failure: this node stopped serving; restart it after fixing the disk',
           ),
+        onDiskFull: (full, d) =>
+          full
+            ? logger.error(
+                { error: d.error, freeBytes: d.freeBytes, path: d.path, headroomBytes: d.headroomBytes },
+                `disk full: ${diskFullText(d)}; this node takes no writes and casts no votes until ${d.headroomBytes} bytes are free (no restart needed)`,
+              )
+            : logger.warn(
+                { freeBytes: d.freeBytes, path: d.path, fullForMs: Math.round(performance.now() - d.sinceMs) },
+                'disk has room again: this node rejoins as a follower and catches up',
+              ),
       },
       activity.listener(),
     ),
   });
+}
+
+/** The space left on the file system of the data directory, for a node whose disk filled (statfs). */
+function dataDirSpace(dataDir: string): DiskSpace {
+  return {
+    path: dataDir,
+    freeBytes: () => {
+      const st = fs.statfsSync(dataDir);
+      return Number(st.bavail) * Number(st.bsize);
+    },
+  };
 }
 
 /** The dashboard's view of the cluster: this node in-process, its peers through the peer client. */

@@ -94,6 +94,8 @@ export interface NodeStatusJson {
   /** Peers whose data directory changed identity (wiped and restarted under the same id). */
   peerStorageIdChanges: { id: string; from: string; to: string; atMs: number }[];
   fatal: string | null;
+  /** "disk full: N bytes free at <path>" while its disk is full and it waits for space (absent otherwise). */
+  diskFull?: string;
   /** Its storage, generation and standing: stood down, storage mismatch, below its floor (absent from older versions). */
   identity?: IdentityStatus;
   /** The configuration the cluster was formed with, as this node formed it (empty: it joined). */

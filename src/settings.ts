@@ -114,6 +114,12 @@ export const SETTINGS = {
     1 << 30,
     'Zero-filled space kept ahead of the log end (faster fdatasync); 0 = off',
   ),
+  diskFullHeadroomBytes: int(
+    64 << 20,
+    0,
+    2 ** 40,
+    'Free bytes a node whose disk filled waits for before it writes, votes and acknowledges again',
+  ),
   maxLogCacheBytes: int(
     16 << 20,
     0,
@@ -301,6 +307,7 @@ export const REPLICA_SETTING_NAMES = [
   'proposalTimeoutMs',
   'readTimeoutMs',
   'catchupMargin',
+  'diskFullHeadroomBytes',
 ] as const satisfies readonly SettingName[];
 export type ReplicaSettings = Pick<Settings, (typeof REPLICA_SETTING_NAMES)[number]>;
 

@@ -8,6 +8,7 @@ import { QjmError } from '../../src/errors.js';
 import { checkHostPort, isNodeId, isStorageBinding, NODE_ID_RULE } from '../../src/ids.js';
 import type { JournalStatusJson, MemberJson, NodeStatusJson } from '../../src/node-status.js';
 import { sameAddress } from '../../src/peers.js';
+import { diskFullText } from '../../src/replica/replica.js';
 import type { Replica, ResetResult } from '../../src/replica/replica.js';
 import type { qjournal as Q } from '../../src/gen/proto.js';
 import { NONE } from '../../src/raft/types.js';
@@ -105,6 +106,7 @@ export function buildStatus(context: AdminContext): NodeStatusJson {
     transport: context.transport.stats(),
     peerStorageIdChanges: [...context.transport.storageIdChanges],
     fatal: s.fatal,
+    ...(s.diskFull ? { diskFull: `disk full: ${diskFullText(s.diskFull)}` } : {}),
     identity: s.identity,
     initialPeers: context.initialPeers,
     uptimeS: Math.round((Date.now() - context.startedAtMs) / 1000),
@@ -167,7 +169,8 @@ export function registerReadOnlyRoutes(app: FastifyInstance, context: AdminConte
     const s = context.replica.status();
     const { state, problem, repair } = s.identity;
     // A node that stood down, or whose storage waits to be re-added, does not serve: a supervisor must see it.
-    const ok = s.fatal === null && state !== 'stood-down' && state !== 'storage-mismatch';
+    // So does one whose disk is full: it takes no writes until space is freed (it resumes by itself then).
+    const ok = s.fatal === null && s.diskFull === null && state !== 'stood-down' && state !== 'storage-mismatch';
     return reply.code(ok ? 200 : 503).send({
       ok,
       id: s.id,
@@ -175,6 +178,7 @@ export function registerReadOnlyRoutes(app: FastifyInstance, context: AdminConte
       term: s.term,
       leader: s.lead || null,
       fatal: s.fatal,
+      ...(s.diskFull ? { diskFull: `disk full: ${diskFullText(s.diskFull)}` } : {}),
       identity: { state, problem, repair },
     });
   });

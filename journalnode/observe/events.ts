@@ -6,6 +6,7 @@
 import { assert } from '../../src/assert.js';
 import { NONE, StateType } from '../../src/raft/types.js';
 import type { NodeId } from '../../src/raft/types.js';
+import { diskFullText } from '../../src/replica/replica.js';
 import type { ReplicaListener } from '../../src/replica/replica.js';
 
 export type EventKind =
@@ -16,6 +17,8 @@ export type EventKind =
   | 'fenced'
   | 'snapshot-install'
   | 'storage-failure'
+  | 'disk-full'
+  | 'disk-room'
   // Seen by the dashboard's gathering, not by Raft: a member stopped answering, or answers again.
   | 'unreachable'
   | 'reachable';
@@ -82,6 +85,10 @@ export class NodeEvents {
       onConfigurationApplied: (index, voters, learners) => this.configurationApplied(index, voters, learners),
       onLeaderTransfer: (to, term) => this.add('transfer', term, `${this.options.node} hands leadership to ${to}`),
       onFatal: (err) => this.add('storage-failure', null, `${this.options.node} stopped serving: ${err.message}`),
+      onDiskFull: (full, d) =>
+        full
+          ? this.add('disk-full', null, `${this.options.node}'s disk is full (${diskFullText(d)}): it waits for space`)
+          : this.add('disk-room', null, `${this.options.node}'s disk has room again: it rejoins as a follower`),
     };
   }
 
@@ -153,6 +160,9 @@ export function combineListeners(...listeners: ReplicaListener[]): ReplicaListen
     },
     onFatal: (...a) => {
       for (const l of listeners) l.onFatal?.(...a);
+    },
+    onDiskFull: (...a) => {
+      for (const l of listeners) l.onDiskFull?.(...a);
     },
   };
 }

@@ -172,6 +172,14 @@ export class NodeMetrics {
     this.gauge('qjournal_raft_last_index', 'Last index in the Raft log', () => st()?.lastIndex ?? 0);
     this.gauge('qjournal_raft_disk_index', 'Last index durable on this node', () => st()?.stableIndex ?? 0);
     this.gauge('qjournal_raft_snapshot_index', 'Index of the newest snapshot', () => st()?.snapshotIndex ?? 0);
+    this.gauge('qjournal_disk_full', '1 while this node waits for space on a disk that filled', () =>
+      st()?.diskFull ? 1 : 0,
+    );
+    this.gauge(
+      'qjournal_disk_full_free_bytes',
+      'Free bytes at the last probe of a disk that filled (0 otherwise)',
+      () => Math.max(0, st()?.diskFull?.freeBytes ?? 0),
+    );
     this.gauge('qjournal_raft_apply_lag_entries', 'Committed entries not yet applied here', () => {
       const s = st();
       return s ? s.commitIndex - s.appliedIndex : 0;

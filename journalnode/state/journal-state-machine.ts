@@ -7,7 +7,7 @@ import zlib from 'node:zlib';
 import { assert } from '../../src/assert.js';
 import type { Logger } from '../../src/logger.js';
 import { qjournal } from '../../src/gen/proto.js';
-import { ApplyInterrupted, isResourceShortage, storageFailure } from '../../src/replica/env.js';
+import { ApplyInterrupted, isRetriable, storageFailure } from '../../src/replica/env.js';
 import type { ReplicaStateMachine, StagedSnapshot } from '../../src/replica/env.js';
 import type { Entry, NodeId, SnapshotMeta } from '../../src/raft/types.js';
 import { Journal } from './journal.js';
@@ -173,7 +173,8 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   /**
    * Applies committed commands. An entry that is not a valid command (decoded and checked as the route checks
    * a request) is a no-op answered with its error, the same on every replica. An I/O error is thrown: the
-   * replica stops and reports it (a full or failing disk), it does not skip the entry.
+   * replica stops and reports it (a failing disk), or waits for space and applies the entry again (a full
+   * one), it never skips the entry.
    */
   apply(entries: readonly Entry[]): Result[] {
     const out: Result[] = [];
@@ -181,10 +182,11 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       try {
         out.push(this.applyEntry(e));
       } catch (err) {
-        // Out of file descriptors (a connection flood), not a failing disk: the entry opened nothing it kept
-        // (each command opens its files before it changes anything, journal.ts); the replica applies it and
-        // those after it again later. Any other error stops the replica.
-        if (isResourceShortage(err)) throw new ApplyInterrupted(out, err as Error);
+        // Out of file descriptors (a connection flood) or of space, not a failing disk: the entry opened nothing
+        // it kept (each command opens its files before it changes anything, journal.ts) and counted no byte it
+        // did not write (segment-file.ts), so the replica applies it and those after it again later, from the
+        // same place. Any other error stops the replica.
+        if (isRetriable(err)) throw new ApplyInterrupted(out, err as Error);
         throw err;
       }
       this.appliedCommands++;

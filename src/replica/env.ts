@@ -13,7 +13,8 @@ export interface ReplicaLog extends LogStorage {
    * Makes `entries` durable (first truncating the log from entries[0].index when that is at or below the
    * last index) and, when given, the hard state (before the entries); calls done once all of it is on
    * stable storage. The replica never issues a write before the previous one is done. After a resource
-   * shortage (isResourceShortage) the same write is issued again, and must then complete it.
+   * shortage or a full disk (isRetriable) the same write is issued again, and must then complete it (a write
+   * that failed part way wrote nothing the log counts: the retry rewrites it from the same place).
    */
   write(hardState: HardState | null, entries: Entry[], done: (err: Error | null) => void): void;
   /** A snapshot is durable: snapshotMeta() returns it from now on; entries up to compactTo may be dropped. */
@@ -48,6 +49,31 @@ export function isResourceShortage(e: unknown): boolean {
 }
 
 /**
+ * Whether an error is the disk running out of space (ENOSPC, or EDQUOT: the user's quota) on a write or an
+ * allocation, before anything it covered was acknowledged: what was written is rewritten whole once there is
+ * room, so the replica waits for space instead of stopping (replica.ts, the disk-full phase). Never a failed
+ * sync (marked by storageFailure(), as every FileSystem sync failure is): after a failed fsync the page cache
+ * may have dropped the dirty pages, so nothing it covered is trusted or retried, and the replica stops.
+ */
+export function isDiskFull(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return (code === 'ENOSPC' || code === 'EDQUOT') && !isStorageFailure(e);
+}
+
+/** An error the interrupted step is issued again after: a resource shortage, or a full disk once it has room. */
+export function isRetriable(e: unknown): boolean {
+  return isResourceShortage(e) || isDiskFull(e);
+}
+
+/** Free space on the disk that holds a node's data directory (fs.statfs), for the disk-full phase's probe. */
+export interface DiskSpace {
+  /** Where the data lives (for status and logs). */
+  readonly path: string;
+  /** Bytes an unprivileged writer may still use there; throws when it cannot be read. */
+  freeBytes(): number;
+}
+
+/**
  * Thrown by ReplicaStateMachine.apply when a resource shortage (isResourceShortage) stopped it: `results`
  * are those of the entries it applied, in order; the entry after them took no effect (or one that applying it
  * again repeats exactly), and neither did any after it. The replica applies the rest later.
@@ -65,8 +91,9 @@ export class ApplyInterrupted<R> extends Error {
 export interface ReplicaStateMachine<R> {
   /**
    * Applies committed command entries (normal entries with data), in order, and returns each entry's result
-   * for the node that proposed it. Deterministic: every replica reaches the same state. A resource shortage
-   * throws ApplyInterrupted (the rest is applied later); any other error stops the replica (a failing disk).
+   * for the node that proposed it. Deterministic: every replica reaches the same state. A resource shortage or
+   * a full disk (isRetriable) throws ApplyInterrupted (the rest is applied later); any other error stops the
+   * replica (a failing disk).
    */
   apply(entries: readonly Entry[]): R[];
   /**
@@ -105,7 +132,10 @@ export interface ReplicaClock {
   defer(fn: () => void): void;
 }
 
-/** Marks `err` as a failure of the node's own storage (see ReplicaStateMachine.fetchSnapshot). */
+/**
+ * Marks `err` as a failure of the node's own storage that is never retried: a failed sync (every FileSystem
+ * marks its sync failures so), or one while staging a snapshot (see ReplicaStateMachine.fetchSnapshot).
+ */
 export function storageFailure(err: Error): Error {
   return Object.assign(err, { storageFailed: true });
 }

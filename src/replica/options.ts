@@ -27,6 +27,8 @@ export interface ReplicaOptions extends ReplicaSettings, CoreOptions {
   /** Take a snapshot after this many applied entries; 0 = never by count. */
   snapshotEntries: number;
   changePeersTimeoutMs: number;
+  /** How often a node whose disk filled reads the free space (the disk-full phase, replica.ts). */
+  diskFullProbeMs: number;
 }
 
 /** A JournalNode's settings as replica options. */
@@ -49,6 +51,9 @@ export function deriveReplicaOptions(s: Settings): ReplicaOptions {
     maxPersistJobs: 4096,
     snapshotEntries: 0,
     changePeersTimeoutMs: Math.max(60_000, s.electionTimeoutMs * 60),
+    // statfs is one quick system call: once a second notices freed space soon enough for an operator, and
+    // never more often than an election timeout's worth of ticks apart.
+    diskFullProbeMs: Math.min(1000, s.electionTimeoutMs),
     preVote: true,
     checkQuorum: true,
   };

@@ -4,14 +4,15 @@
 // A snapshot install is a job too, so nothing queued after it reaches the disk before it.
 // Bounded: past maxPersistJobs queued the queue is `full`, and the replica takes no more input that would
 // add to it (a leader's proposals are refused BUSY, peer messages are dropped: Raft resends them).
-// A write (or an install's step) that ran short of file descriptors is issued again after a backoff, the queue
-// held meanwhile as on a slow disk (shortage-retry.ts).
+// A write (or an install's step) that ran short of file descriptors is issued again after a backoff, or one that
+// ran out of space once the disk has room (replica.ts, the disk-full phase), the queue held meanwhile as on a
+// slow disk (shortage-retry.ts).
 
 import { assert } from '../assert.js';
 import { EntryType, MessageType, NONE } from '../raft/types.js';
 import type { Entry, HardState, Message } from '../raft/types.js';
 import type { ReplicaLog, StagedSnapshot } from './env.js';
-import { isResourceShortage } from './env.js';
+import { isRetriable } from './env.js';
 import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
 
 interface WriteJob {
@@ -160,7 +161,7 @@ export class PersistQueue {
         this.busy = false;
         return;
       }
-      if (e && isResourceShortage(e))
+      if (e && isRetriable(e))
         return this.host.shortOf(e, this.retry, 'a log write', () => this.write(hardState, entries, messages));
       this.busy = false;
       if (e) return this.host.failed(e);

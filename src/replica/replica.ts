@@ -3,7 +3,8 @@
 // Snapshots (taken, fetched, installed as a persist job) are in snapshots.ts, what clients wait on in
 // client-waits.ts, membership changes in membership.ts, leadership transfer in leader-transfer.ts, the
 // majority-lost emergency in reset-peers.ts, the identity rules (storage bindings, generations, floors) in
-// identity.ts, the backoff after a resource shortage in shortage-retry.ts. Environment-agnostic: see env.ts.
+// identity.ts, the backoff after a resource shortage in shortage-retry.ts; a full disk is a phase of its own
+// here (it waits for space, then resumes as a follower; disk-full.ts). Environment-agnostic: see env.ts.
 
 import { assert, AssertionError } from '../assert.js';
 import type { QjmError } from '../errors.js';
@@ -15,8 +16,8 @@ import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 import { ConfChangeOp, confMembers, EntryType, type MessageType, NONE, StateType } from '../raft/types.js';
 import type { ConfChange, Entry, Message, NodeId, Peer, SnapshotMeta } from '../raft/types.js';
-import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, ReplicaTransport } from './env.js';
-import { ApplyInterrupted } from './env.js';
+import type { DiskSpace, ReplicaClock, ReplicaLog, ReplicaStateMachine, ReplicaTransport } from './env.js';
+import { ApplyInterrupted, isDiskFull } from './env.js';
 import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
 import { ClientWaits, qjmError as err } from './client-waits.js';
 import type { Callback, ProposalResult } from './client-waits.js';
@@ -28,12 +29,16 @@ import { PersistQueue } from './persist-queue.js';
 import { PeersReset, resetProblem } from './reset-peers.js';
 import type { ResetResult } from './reset-peers.js';
 import { Snapshots } from './snapshots.js';
+import { diskFullRefusal, freeBytesAt } from './disk-full.js';
+import type { DiskFullStatus } from './disk-full.js';
 import { IdentityGate } from './identity.js';
 import type * as Id from './identity.js';
 
 export type { Callback, ProposalResult } from './client-waits.js';
 export type { ReplicaOptions } from './options.js';
 export type { ResetResult } from './reset-peers.js';
+export type { DiskFullStatus } from './disk-full.js';
+export { diskFullText } from './disk-full.js';
 export type { BatchEnvelope, IdentityNotice, IdentityStatus, IdentityVerdict } from './identity.js';
 export { DEFAULT_REPLICA_OPTIONS, deriveReplicaOptions } from './options.js';
 
@@ -46,6 +51,8 @@ export interface ReplicaListener {
   onLeaderTransfer?(to: NodeId, term: number): void;
   /** A storage or state machine failure: the replica has stopped and must not serve. */
   onFatal?(err: Error): void;
+  /** The disk filled (`full`: the replica waits for space) or has room again (it resumes as a follower). */
+  onDiskFull?(full: boolean, status: DiskFullStatus): void;
 }
 
 export interface ReplicaDeps<R> {
@@ -67,6 +74,8 @@ export interface ReplicaDeps<R> {
   checkInvariants?: boolean;
   /** This node's storage id, cluster id and recorded standing (identity.ts); without it nothing is checked. */
   identity?: Id.IdentityOptions;
+  /** Free space where the data lives, probed while the disk is full; without it every probe finds room. */
+  diskSpace?: DiskSpace;
 }
 
 export interface ReplicaStatus extends RaftStatus {
@@ -77,23 +86,29 @@ export interface ReplicaStatus extends RaftStatus {
   pendingReads: number;
   peers: Peer[];
   fatal: string | null;
+  /** The disk filled and the node waits for space (null otherwise). */
+  diskFull: DiskFullStatus | null;
   identity: Id.IdentityStatus;
 }
 
 /**
  * Where the replica is in its life. Every input looks at it; only enter() changes it: running and resetting
- * (reset-peers: no peer input, no tick reaches the core) alternate; stopped (stop) and failed (its storage or
- * state machine failed) are final.
+ * (reset-peers: no peer input, no tick reaches the core) alternate; disk-full (a write ran out of space: no
+ * peer input, so no vote and no acknowledgement, no tick reaches the core, clients are refused; the free
+ * space is probed until there is headroom, then it runs again, as a follower); stopped (stop) and failed
+ * (its storage or state machine failed) are final.
  */
 type Phase =
   | { name: 'running' }
   | { name: 'resetting'; reset: PeersReset }
+  | { name: 'disk-full'; status: DiskFullStatus; nextProbeMs: number }
   | { name: 'stopped' }
   | { name: 'failed'; error: Error };
 
 const NEXT_PHASES: Readonly<Record<Phase['name'], readonly Phase['name'][]>> = {
-  running: ['resetting', 'stopped', 'failed'],
-  resetting: ['running', 'stopped', 'failed'],
+  running: ['resetting', 'disk-full', 'stopped', 'failed'],
+  resetting: ['running', 'disk-full', 'stopped', 'failed'],
+  'disk-full': ['running', 'stopped', 'failed'],
   stopped: [],
   failed: [],
 };
@@ -224,6 +239,10 @@ export class Replica<R> {
   tick(): void {
     if (this.stopped) return;
     const now = this.deps.clock.now();
+    if (this.phase.name === 'disk-full') {
+      this.expireDeadlines();
+      if (now < this.phase.nextProbeMs || !this.probeDiskSpace(now)) return;
+    }
     this.persist.retryIfDue(now);
     this.applyRetry.runIfDue(now);
     this.snapshots.retryIfDue(now);
@@ -426,6 +445,7 @@ export class Replica<R> {
       pendingReads: this.waits.readCount,
       peers: this.peers.list(),
       fatal: this.phase.name === 'failed' ? this.phase.error.message : null,
+      diskFull: this.phase.name === 'disk-full' ? { ...this.phase.status } : null,
       identity: this.identity.status(),
     };
   }
@@ -435,8 +455,9 @@ export class Replica<R> {
     return this.identity.refusal();
   }
 
-  /** Why this node takes no client operation now (stopped, failed, or an identity refusal), or null. */
+  /** Why this node takes no client operation now (stopped, failed, its disk full, an identity refusal), or null. */
   private refusal(): QjmError | null {
+    if (this.phase.name === 'disk-full') return diskFullRefusal(this.phase.status, this.leaderDetails());
     return this.stopped ? this.stoppedError() : this.identityRefusal();
   }
 
@@ -635,15 +656,69 @@ export class Replica<R> {
   }
 
   /**
-   * Storage ran short of file descriptors (a connection flood, not a failing disk): `step` is tried again
-   * after a backoff. Meanwhile its concern waits (the persist queue stays busy, applying stays held).
+   * Storage ran short of file descriptors (a connection flood, not a failing disk), or of space: `step` is
+   * tried again after a backoff, or once the disk has room. Meanwhile its concern waits (the persist queue
+   * stays busy, applying stays held).
    */
   private shortOf(e: Error, retry: ShortageRetry, what: string, step: () => void): void {
     const waitMs = retry.later(this.deps.clock.now(), step);
+    if (isDiskFull(e)) return this.diskFilled(e, what);
     this.logger.warn(
       { error: e.message, retryInMs: waitMs },
       `storage is short of file descriptors: ${what} is retried (not a disk failure)`,
     );
+  }
+
+  /**
+   * A write ran out of space before anything it covered was acknowledged (a failed sync never comes here:
+   * env.ts, isDiskFull). The node stops taking part: a leader steps down (its proposals fail, outcome
+   * unknown); no peer input is heard, so it neither votes nor acknowledges; no client operation is taken.
+   * Reads of what it holds are still served. The free space is probed from tick() until there is headroom.
+   */
+  private diskFilled(e: Error, what: string): void {
+    if (this.phase.name === 'disk-full') return;
+    const reset = this.phase.name === 'resetting' ? this.phase.reset : null;
+    const now = this.deps.clock.now();
+    const status: DiskFullStatus = {
+      freeBytes: null,
+      path: this.deps.diskSpace?.path ?? '',
+      headroomBytes: this.opts.diskFullHeadroomBytes,
+      sinceMs: now,
+      error: e.message,
+    };
+    this.enter({ name: 'disk-full', status, nextProbeMs: now + this.opts.diskFullProbeMs });
+    status.freeBytes = freeBytesAt(this.deps.diskSpace, this.logger);
+    const refused = this.refusal()!;
+    reset?.fail(refused);
+    this.failOperations(refused);
+    if (this.isLeader) this.raw.stepDown();
+    this.logger.warn(
+      { error: e.message, freeBytes: status.freeBytes, path: status.path, headroomBytes: status.headroomBytes },
+      `disk full: ${what} failed; this node stops voting and acknowledging until there is room again`,
+    );
+    this.deps.listener?.onDiskFull?.(true, { ...status });
+    this.schedule();
+  }
+
+  /** Probes the disk that filled; with headroom the replica runs again (true) and the waiting steps retry. */
+  private probeDiskSpace(now: number): boolean {
+    if (this.phase.name !== 'disk-full') return true;
+    const status = this.phase.status;
+    this.phase.nextProbeMs = now + this.opts.diskFullProbeMs;
+    status.freeBytes = freeBytesAt(this.deps.diskSpace, this.logger);
+    if (status.freeBytes === null || status.freeBytes < status.headroomBytes) return false;
+    this.enter({ name: 'running' });
+    this.logger.info(
+      { freeBytes: status.freeBytes, path: status.path, waitedMs: Math.round(now - status.sinceMs) },
+      'disk has room again: the interrupted write is made again and this node rejoins as a follower',
+    );
+    this.deps.listener?.onDiskFull?.(false, { ...status });
+    // The steps the full disk interrupted go first, at once (whatever their backoff said), in tick()'s order.
+    const due = Number.POSITIVE_INFINITY;
+    this.persist.retryIfDue(due);
+    this.applyRetry.runIfDue(due);
+    this.snapshots.retryIfDue(due);
+    return true;
   }
 
   /** A configuration entry names the addresses of the peers it adds. */

@@ -2,7 +2,8 @@
 // leader's snapshot fetched, then installed as a job of the persist queue, in an order that is safe at every
 // crash point: the core and the log view switch to it at once, the image is made durable, and only then
 // does the log drop its old entries on disk. A save, or an install's step, that ran short of file descriptors
-// is not a disk failure: it is tried again after a backoff (shortage-retry.ts).
+// or of space is not a disk failure: it is tried again after a backoff (shortage-retry.ts), or once the disk
+// has room.
 
 import { assert } from '../assert.js';
 import type { Logger } from '../logger.js';
@@ -11,7 +12,7 @@ import type { NodeId, SnapshotMeta } from '../raft/types.js';
 import type { Callback } from './client-waits.js';
 import { qjmError as err } from './client-waits.js';
 import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, StagedSnapshot } from './env.js';
-import { isResourceShortage, isStorageFailure } from './env.js';
+import { isRetriable, isStorageFailure } from './env.js';
 import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
 import type { PeerDirectory } from './peer-directory.js';
 import type { PersistQueue } from './persist-queue.js';
@@ -125,7 +126,7 @@ export class Snapshots<R> {
     h.stateMachine.saveSnapshot(meta, (e) => {
       this.saving = false;
       if (h.stopped()) return;
-      if (e && isResourceShortage(e)) {
+      if (e && isRetriable(e)) {
         // Not a disk failure: the next snapshot is tried after a backoff, counting what this one would have.
         this.appliedBytesSinceLast += bytesBefore;
         h.shortOf(e, this.saveRetry, 'a snapshot', () => h.saveDue());
@@ -199,7 +200,7 @@ export class Snapshots<R> {
     const h = this.host;
     h.stateMachine.installSnapshot(staged, (e) => {
       if (h.stopped()) return;
-      if (e && isResourceShortage(e))
+      if (e && isRetriable(e))
         return h.shortOf(e, h.persist.retry, 'a snapshot install', () => this.installImage(staged, done));
       if (e) return h.failed(e);
       this.installingFrom = null;
@@ -210,7 +211,7 @@ export class Snapshots<R> {
   private dropOldLog(meta: SnapshotMeta, done: () => void): void {
     const h = this.host;
     h.log.commitReset(meta, (e) => {
-      if (!h.stopped() && e && isResourceShortage(e))
+      if (!h.stopped() && e && isRetriable(e))
         return h.shortOf(e, h.persist.retry, 'dropping the log a snapshot replaced', () => this.dropOldLog(meta, done));
       if (!h.stopped()) {
         if (e) h.failed(e);

@@ -7,6 +7,23 @@
 import fs from 'node:fs';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../file-modes.js';
 import type { FileHandle, FileStat, FileSystem, OpenFlags } from './file-system.js';
+import { storageFailure } from '../replica/env.js';
+
+/**
+ * A sync's failure is marked as the storage failing for good (env.ts): after a failed fsync the kernel may
+ * have dropped the dirty pages, so even an ENOSPC from it is never taken for a full disk that a retry fixes.
+ */
+function syncFailed(e: Error | null): Error | null {
+  return e && storageFailure(e);
+}
+
+function syncOrThrow(sync: () => void): void {
+  try {
+    sync();
+  } catch (e) {
+    throw storageFailure(e as Error);
+  }
+}
 
 class NodeFileHandle implements FileHandle {
   constructor(private readonly fd: number) {}
@@ -36,16 +53,16 @@ class NodeFileHandle implements FileHandle {
     fs.ftruncateSync(this.fd, sizeBytes);
   }
   datasync(done: (err: Error | null) => void): void {
-    fs.fdatasync(this.fd, done);
+    fs.fdatasync(this.fd, (e) => done(syncFailed(e)));
   }
   datasyncSync(): void {
-    fs.fdatasyncSync(this.fd);
+    syncOrThrow(() => fs.fdatasyncSync(this.fd));
   }
   sync(done: (err: Error | null) => void): void {
-    fs.fsync(this.fd, done);
+    fs.fsync(this.fd, (e) => done(syncFailed(e)));
   }
   syncSync(): void {
-    fs.fsyncSync(this.fd);
+    syncOrThrow(() => fs.fsyncSync(this.fd));
   }
   close(): void {
     fs.closeSync(this.fd);
@@ -93,13 +110,13 @@ export const nodeFileSystem: FileSystem = {
   fsyncPath(path: string, done: (err: Error | null) => void): void {
     fs.open(path, 'r', (err, fd) => {
       if (err) return done(err);
-      fs.fsync(fd, (e) => fs.close(fd, () => done(e)));
+      fs.fsync(fd, (e) => fs.close(fd, () => done(syncFailed(e))));
     });
   },
   fsyncPathSync(path: string): void {
     const fd = fs.openSync(path, 'r');
     try {
-      fs.fsyncSync(fd);
+      syncOrThrow(() => fs.fsyncSync(fd));
     } finally {
       fs.closeSync(fd);
     }

@@ -97,6 +97,9 @@ export interface SimResult {
   };
 }
 
+/** What a probe of a simulated disk that is not full reads: room enough for any headroom setting. */
+const SIM_FREE_BYTES = 2 ** 40;
+
 /** The Raft tick of the simulated nodes (derived from the scaled election timeout: sim-settings.ts). */
 export const TICK_MS = 10;
 
@@ -135,7 +138,17 @@ export class SimCluster {
   private net = { ...CALM_NET };
   private events = 0;
   private clientsOn = true;
-  readonly stats = { elections: 0, crashes: 0, installs: 0, reads: 0, acked: 0, changes: 0, transfers: 0, resets: 0 };
+  readonly stats = {
+    elections: 0,
+    crashes: 0,
+    installs: 0,
+    reads: 0,
+    acked: 0,
+    changes: 0,
+    transfers: 0,
+    resets: 0,
+    diskFull: 0,
+  };
   private probe: { since: number; done: number | null } | null = null;
   private readonly watches = new Map<NodeId, Watch>();
   private readonly seenConfEntries = new Set<string>();
@@ -301,7 +314,13 @@ export class SimCluster {
       random: () => nodeRng.next(),
       checkInvariants: true,
       ...(early ? { unsafeSendBeforePersist: early } : {}),
+      // A simulated disk is full for a window (disk-faults.ts) or has room: free space as a probe reads it.
+      diskSpace: { path: `${node.id}:/`, freeBytes: () => (node.fs.faults.full ? 0 : SIM_FREE_BYTES) },
       listener: {
+        onDiskFull: (full, d) => {
+          if (full) this.stats.diskFull++;
+          this.trace(`${node.id} ${full ? `disk full (${d.error})` : 'disk has room again: resumes'}`);
+        },
         onRoleChange: (state, lead, term) => this.trace(`${node.id} is ${state} (term ${term}, leader ${lead || '-'})`),
         onCommitByFiat: (committed, last) => this.onCommitByFiat(node, committed, last),
         onFatal: (e) =>

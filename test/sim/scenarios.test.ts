@@ -264,4 +264,38 @@ describe('simulated scenarios', () => {
     expect(c.stats.installs, 'installed once the crashes stopped').to.be.greaterThan(installsBefore);
     settled(c);
   });
+
+  // ---------------------------------------------------------------- a disk that fills and is freed
+
+  for (const who of ['follower', 'leader'] as const) {
+    it(`DiskFullResumes (${who}): its disk fills, the other two keep committing; freed, it rejoins by itself, no restart`, () => {
+      const c = running(who === 'leader' ? 41 : 42, 2, 800);
+      const lead = c.leader()!;
+      const node = who === 'leader' ? c.node(lead) : [...c.nodes.values()].find((n) => n.id !== lead)!;
+      const incarnation = node.incarnation;
+      const crashes = c.stats.crashes;
+      node.fs.faults.full = true;
+      const full = () => node.replica?.status().diskFull ?? null;
+      runUntilTrue(c, () => full() !== null, 2000, `${node.id} reports its disk full`);
+      const acked = c.checker.acked.size;
+      c.runUntil(c.q.now + 1500);
+      expect(full(), 'still waiting for space').to.not.equal(null);
+      expect(full()!.freeBytes).to.equal(0);
+      expect(node.replica!.isLeader, 'a node whose disk is full does not lead').to.equal(false);
+      expect(c.leader(), 'the other two elect a leader').to.be.a('string');
+      expect(c.checker.acked.size - acked, 'the other two keep committing').to.be.greaterThan(10);
+      node.fs.faults.full = false;
+      const leaderCommit = () => c.node(c.leader() ?? lead).replica!.status().commitIndex;
+      runUntilTrue(
+        c,
+        () => full() === null && node.replica!.appliedIndex >= leaderCommit() - 5,
+        3000,
+        `${node.id} resumes and catches up`,
+      );
+      expect(node.incarnation, 'no restart').to.equal(incarnation);
+      expect(c.stats.crashes, 'no crash').to.equal(crashes);
+      expect(c.stats.diskFull).to.be.greaterThan(0);
+      settled(c);
+    });
+  }
 });

@@ -13,6 +13,7 @@ import { MemoryStorage } from '../../src/raft/memory-storage.js';
 import { readU64 } from '../../src/raft/bytes.js';
 import { emptyConf } from '../../src/raft/types.js';
 import type { Entry, EntryType, HardState, NodeId, SnapshotMeta } from '../../src/raft/types.js';
+import { ApplyInterrupted } from '../../src/replica/env.js';
 import type { ReplicaStateMachine, StagedSnapshot } from '../../src/replica/env.js';
 import type { Settings } from '../../src/settings.js';
 import type { FileHandle, FileStat, FileSystem } from '../../src/storage/file-system.js';
@@ -110,9 +111,19 @@ export class ObservedStateMachine implements ReplicaStateMachine<Result> {
   ) {}
 
   apply(entries: readonly Entry[]): Result[] {
-    const results = this.inner.apply(entries);
-    for (let i = 0; i < entries.length; i++) this.observer.onApply(this.node, entries[i]!, results[i]!);
+    let results: Result[];
+    try {
+      results = this.inner.apply(entries);
+    } catch (e) {
+      // Interrupted (a full disk): the entries it did apply before are applied, and observed as such.
+      if (e instanceof ApplyInterrupted) this.observe(entries, e.results as Result[]);
+      throw e;
+    }
+    this.observe(entries, results);
     return results;
+  }
+  private observe(entries: readonly Entry[], results: Result[]): void {
+    for (let i = 0; i < results.length; i++) this.observer.onApply(this.node, entries[i]!, results[i]!);
   }
   saveSnapshot(meta: SnapshotMeta, done: (err: Error | null) => void): void {
     this.inner.saveSnapshot(meta, done);

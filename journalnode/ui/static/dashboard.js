@@ -173,7 +173,7 @@ function renderEvents(c) {
       tr,
       'kind',
       e.kind,
-      e.kind === 'storage-failure' || e.kind === 'unreachable'
+      e.kind === 'storage-failure' || e.kind === 'disk-full' || e.kind === 'unreachable'
         ? 'bad'
         : e.kind === 'fenced' || e.kind === 'election'
           ? 'warn'

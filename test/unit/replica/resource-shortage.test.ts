@@ -2,9 +2,12 @@
 // apply or a snapshot interrupted by it is retried after a backoff; the replica never enters its fatal state,
 // applies every entry exactly once and in order, and carries on by itself once descriptors are back. Any
 // other error (EIO) still stops it, as before.
+// A disk that runs out of space (ENOSPC on a write, not a sync) puts it in its disk-full phase: it stops taking
+// part until a probe finds headroom, then makes the interrupted write again and carries on, with no restart. A
+// sync that fails, even with ENOSPC, stops it for good (the fsync-gate rule).
 
 import { expect } from 'chai';
-import { ApplyInterrupted } from '../../../src/replica/env.js';
+import { ApplyInterrupted, storageFailure } from '../../../src/replica/env.js';
 import type { ReplicaLog, ReplicaStateMachine } from '../../../src/replica/env.js';
 import { DEFAULT_REPLICA_OPTIONS, Replica } from '../../../src/replica/replica.js';
 import { MemoryStorage } from '../../../src/raft/memory-storage.js';
@@ -22,6 +25,12 @@ interface Faults {
   applies: number[];
   /** Errors the next snapshots fail with, in turn. */
   snapshots: string[];
+  /** Free bytes a probe of the disk reads (default: plenty). */
+  freeBytes?: number;
+  /** The next log writes fail in their sync (marked so, as every FileSystem marks a failed sync). */
+  syncFails?: number;
+  /** Applies stop at their first entry with this error (default EMFILE). */
+  applyError?: string;
 }
 
 /** One voter on a manual clock, with a log, a state machine and snapshots that fail as `faults` says. */
@@ -34,6 +43,8 @@ function node(faults: Faults, options: Partial<ReplicaOptions> = {}) {
   const applied: string[] = [];
   /** The index of every snapshot the state machine was asked to save. */
   const saves: number[] = [];
+  /** What the listener heard of the disk filling and having room again. */
+  const diskEvents: string[] = [];
   const log: ReplicaLog = {
     initialHardState: () => ({ term: 1, vote: '', commit: 1 }),
     snapshotMeta: () => storage.snapshotMeta(),
@@ -43,7 +54,10 @@ function node(faults: Faults, options: Partial<ReplicaOptions> = {}) {
     entries: (lo, hi, max) => storage.entries(lo, hi, max),
     write(_h, entries, done) {
       const fail = faults.writes.shift();
+      const syncFailed = (faults.syncFails ?? 0) > 0;
+      if (syncFailed) faults.syncFails!--;
       later(() => {
+        if (syncFailed) return done(storageFailure(errno('ENOSPC')));
         if (fail) return done(errno(fail));
         storage.append(entries);
         done(null);
@@ -60,7 +74,7 @@ function node(faults: Faults, options: Partial<ReplicaOptions> = {}) {
       for (const e of es) {
         if (stopAt !== undefined && out.length === stopAt) {
           faults.applies.shift();
-          throw new ApplyInterrupted(out, errno('EMFILE'));
+          throw new ApplyInterrupted(out, errno(faults.applyError ?? 'EMFILE'));
         }
         const text = new TextDecoder().decode(e.data);
         applied.push(text);
@@ -88,6 +102,8 @@ function node(faults: Faults, options: Partial<ReplicaOptions> = {}) {
       clock: { now: () => now, defer: later },
       random: () => 0.5,
       checkInvariants: true,
+      diskSpace: { path: '/data', freeBytes: () => faults.freeBytes ?? 2 ** 40 },
+      listener: { onDiskFull: (full, d) => diskEvents.push(`${full ? 'full' : 'room'} ${d.freeBytes}`) },
     },
   );
   const run = () => {
@@ -104,7 +120,7 @@ function node(faults: Faults, options: Partial<ReplicaOptions> = {}) {
   run();
   tick(40);
   expect(replica.isLeader, 'a single voter leads').to.equal(true);
-  return { replica, applied, saves, run, tick };
+  return { replica, applied, saves, diskEvents, run, tick };
 }
 
 function propose(replica: Replica<string>, text: string, results: string[]): void {
@@ -181,5 +197,82 @@ describe('a replica short of file descriptors', () => {
     n.tick(20);
     expect(n.saves, 'taken again after the backoff').to.have.length(2);
     expect(n.replica.status().fatal).to.equal(null);
+  });
+});
+
+describe('a replica whose disk fills', () => {
+  const options = { diskFullProbeMs: 50, diskFullHeadroomBytes: 1000 };
+
+  it('a log write that fails with ENOSPC: it waits, refusing writes, until a probe finds headroom; then every proposal commits once, no restart', () => {
+    const faults: Faults = { writes: [], applies: [], snapshots: [] };
+    const n = node(faults, options);
+    faults.writes.push('ENOSPC', 'ENOSPC');
+    faults.freeBytes = 10;
+    const results: string[] = [];
+    for (const t of ['a', 'b']) propose(n.replica, t, results);
+    n.run();
+    const full = n.replica.status().diskFull;
+    expect(full, 'in the disk-full phase').to.include({ freeBytes: 10, path: '/data', headroomBytes: 1000 });
+    expect(full!.error).to.match(/ENOSPC/);
+    expect(n.replica.status().fatal).to.equal(null);
+    expect(n.replica.isLeader, 'a leader whose disk is full steps down').to.equal(false);
+    expect(results, 'its proposals fail, outcome unknown').to.deep.equal([
+      'error QJM_ERR_LEADERSHIP_LOST',
+      'error QJM_ERR_LEADERSHIP_LOST',
+    ]);
+    propose(n.replica, 'x', results);
+    expect(results.at(-1)).to.equal('error QJM_ERR_BUSY');
+    n.tick(50);
+    expect(n.applied, 'nothing applied while the disk is full').to.deep.equal([]);
+    expect(n.replica.status().diskFull!.freeBytes).to.equal(10);
+    faults.freeBytes = 999;
+    n.tick(20);
+    expect(n.replica.status().diskFull, 'below the headroom it still waits').to.not.equal(null);
+    // Room again: the same write is made again (it fails once more, then succeeds), with no restart.
+    faults.freeBytes = 5000;
+    n.tick(60);
+    expect(n.replica.status().diskFull).to.equal(null);
+    expect(n.replica.status().fatal).to.equal(null);
+    expect(n.replica.isLeader, 'leads again').to.equal(true);
+    expect(n.applied, 'the entries of the interrupted write committed, once each').to.deep.equal(['a', 'b']);
+    expect(n.diskEvents).to.deep.equal(['full 10', 'room 5000', 'full 5000', 'room 5000']);
+    propose(n.replica, 'c', results);
+    n.run();
+    expect(results.at(-1)).to.equal('c');
+  });
+
+  it('an apply interrupted by ENOSPC waits for space, then applies every entry once, in order', () => {
+    const faults: Faults = { writes: [], applies: [], snapshots: [], applyError: 'ENOSPC' };
+    const n = node(faults, options);
+    faults.applies.push(1);
+    faults.freeBytes = 0;
+    const results: string[] = [];
+    for (const t of ['a', 'b', 'c']) propose(n.replica, t, results);
+    n.run();
+    expect(n.applied).to.deep.equal(['a']);
+    expect(n.replica.status().diskFull).to.not.equal(null);
+    n.tick(30);
+    expect(n.applied).to.deep.equal(['a']);
+    faults.freeBytes = 1000;
+    n.tick(30);
+    expect(n.replica.status().diskFull).to.equal(null);
+    expect(n.applied).to.deep.equal(['a', 'b', 'c']);
+    expect(n.replica.status().fatal).to.equal(null);
+  });
+
+  it('a sync that fails, even with ENOSPC, stops it for good: never retried, whatever space is freed', () => {
+    const faults: Faults = { writes: [], applies: [], snapshots: [], syncFails: 1 };
+    const n = node(faults, options);
+    const results: string[] = [];
+    propose(n.replica, 'a', results);
+    n.run();
+    expect(n.replica.status().fatal).to.match(/ENOSPC/);
+    expect(n.replica.status().diskFull).to.equal(null);
+    faults.freeBytes = 2 ** 40;
+    n.tick(100);
+    expect(n.replica.status().fatal, 'still stopped').to.match(/ENOSPC/);
+    expect(n.applied).to.deep.equal([]);
+    expect(results).to.deep.equal(['error QJM_ERR_STORAGE_FAILED']);
+    expect(n.diskEvents).to.deep.equal([]);
   });
 });
