@@ -4,7 +4,7 @@
 // peer directory holds for the sender.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { QjmError } from '../../src/errors.js';
+import { PurgedError, QjmError, codeOf, httpStatusOf } from '../../src/errors.js';
 import type { HttpPools } from '../../src/http-pool.js';
 import { isJournalId } from '../../src/ids.js';
 import { rateLimitedWarning } from '../../src/logger.js';
@@ -175,7 +175,22 @@ export class PeerSnapshotSource {
       null,
       this.options.requestTimeoutMs * 4,
     );
-    if (res.status !== 200) throw new Error(`peer ${peer}: chunk ${jid}/${file}@${offset}: ${res.status}`);
+    if (res.status !== 200) throw chunkRefusal(`peer ${peer}: chunk ${jid}/${file}@${offset}`, res.status, res.body);
     return res.body;
   }
+}
+
+/**
+ * The error of a refused chunk: PURGED typed (the peer replaced that snapshot: the fetch moves to its newest
+ * one, snapshot-fetch.ts), anything else plain (the fetch fails). The peer's own words are not repeated.
+ */
+function chunkRefusal(what: string, status: number, body: Buffer): Error {
+  if (status === httpStatusOf('PURGED')) {
+    let code: unknown;
+    try {
+      code = (JSON.parse(body.toString('utf8', 0, 4096)) as { code?: unknown } | null)?.code;
+    } catch {}
+    if (code === codeOf('PURGED')) return new PurgedError(`${what}: the snapshot is no longer held there`);
+  }
+  return new Error(`${what}: ${status}`);
 }

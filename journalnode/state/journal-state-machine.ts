@@ -380,7 +380,13 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       (err, manifest, stats) => {
         if (err || !manifest) return done(err ?? new Error('snapshot fetch failed'));
         this.opts.logger.info(
-          { from, index: manifest.meta.index, fetchedBytes: stats?.fetchedBytes, reusedBytes: stats?.reusedBytes },
+          {
+            from,
+            index: manifest.meta.index,
+            fetchedBytes: stats?.fetchedBytes,
+            reusedBytes: stats?.reusedBytes,
+            restarts: stats?.restarts,
+          },
           'snapshot fetched',
         );
         const image: StagedImage = { index: manifest.meta.index, dir: sink.dir, manifest };
@@ -465,7 +471,22 @@ class StagingSink implements FetchSink {
   }
 
   begin(index: number): void {
+    // Named after the first manifest's index: a fetch that moves to a newer one stages it here all the same.
     this.dir = this.snapshots.newStagingDir(index);
+  }
+
+  drop(f: SnapshotFileRef): void {
+    const key = `${f.jid}/${f.file}`;
+    this.files.get(key)?.close();
+    this.files.delete(key);
+    const target = this.target(f);
+    // A reused file is a link to the live segment: only this name goes, never its bytes.
+    this.fileSystem.unlink(target);
+    const jdir = path.dirname(target);
+    if (this.fileSystem.readdir(jdir).length === 0) {
+      this.fileSystem.removeTree(jdir);
+      this.jdirs.delete(jdir);
+    }
   }
 
   reuse(f: SnapshotFileRef): boolean {

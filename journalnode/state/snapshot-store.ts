@@ -310,7 +310,14 @@ export class SnapshotStore {
   readChunk(index: number, jid: string, file: string, offset: number, length: number): Buffer {
     const gone = () =>
       new QjmError('PURGED', `snapshot ${index} is not held here (a newer one replaced it?): fetch the manifest again`);
-    const m = this.manifestOf(index);
+    const isGone = (e: unknown) => (e as { code?: string }).code === 'ENOENT';
+    let m: ManifestData | null;
+    try {
+      m = this.manifestOf(index);
+    } catch (e) {
+      if (isGone(e)) throw gone(); // being pruned: the manifest went before its directory
+      throw e;
+    }
     if (!m) throw gone();
     const j = m.journals.find((x) => x.jid === jid);
     const seg = j?.segments.find((s) => s.file === file);
@@ -325,7 +332,7 @@ export class SnapshotStore {
     try {
       handle = this.fileSystem.open(path.join(this.dirOf(index), 'journals', jid, file), 'r');
     } catch (e) {
-      if ((e as { code?: string }).code === 'ENOENT') throw gone(); // pruned since the manifest was read
+      if (isGone(e)) throw gone(); // pruned since the manifest was read
       throw e;
     }
     try {

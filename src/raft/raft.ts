@@ -71,6 +71,14 @@ export class Raft {
 
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
+  /**
+   * As a follower: the last index known to hold the current leader's entry (an append it accepted, or a
+   * snapshot, in this term). A heartbeat's commit index goes no further: the leader caps it at what it
+   * believes we match, and a log restored from an older copy (or a disk that lied) no longer holds what we
+   * acknowledged — committing past this point could commit entries the leader never had. In memory only:
+   * after a restart nothing is vouched for until an append checks it.
+   */
+  private leaderMatchIndex = 0;
   private randomizedElectionTimeout = 0;
 
   /** The voter this leader hands leadership to; NONE when no transfer is under way. */
@@ -256,6 +264,7 @@ export class Raft {
       this.votedFor = NONE;
     }
     this.leaderId = NONE;
+    this.leaderMatchIndex = 0;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout =
@@ -512,7 +521,7 @@ export class Raft {
         return;
       case MessageType.HeartbeatResp:
         if (!pr) return;
-        this.replication.onHeartbeatResponse(m.from, pr);
+        this.replication.onHeartbeatResponse(m.from, pr, m.reject);
         if (m.context.byteLength > 0) this.reads.ack(m.from, m.context, this.configuration);
         return;
       case MessageType.SnapStatus:
@@ -578,8 +587,7 @@ export class Raft {
         this.handleAppendEntries(m);
         return;
       case MessageType.Heartbeat:
-        this.raftLog.commitTo(Math.min(m.commit, this.raftLog.lastIndex()));
-        this.send(makeMessage({ type: MessageType.HeartbeatResp, to: m.from, from: this.id, context: m.context }));
+        this.handleHeartbeat(m);
         return;
       case MessageType.Snap:
         this.handleSnapshot(m);
@@ -598,6 +606,15 @@ export class Raft {
     }
   }
 
+  private handleHeartbeat(m: Message): void {
+    this.raftLog.commitTo(Math.min(m.commit, this.leaderMatchIndex));
+    // A commit index we could not take (nothing vouched for that far since a restart or a new leader): the
+    // answer asks for an append, whose consistency check tells the leader where this log really is.
+    const unverified = m.commit > this.raftLog.committed;
+    const answer = { type: MessageType.HeartbeatResp, to: m.from, from: this.id, context: m.context };
+    this.send(makeMessage({ ...answer, reject: unverified }));
+  }
+
   private handleAppendEntries(m: Message): void {
     if (m.index < this.raftLog.committed) {
       // Entries up to our commit index match the leader's by Log Matching: report where we are.
@@ -606,6 +623,7 @@ export class Raft {
     }
     const lastNew = this.raftLog.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
+      this.leaderMatchIndex = Math.max(this.leaderMatchIndex, lastNew);
       this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: lastNew }));
       return;
     }
@@ -627,6 +645,7 @@ export class Raft {
     if (this.raftLog.matchTerm(meta.index, meta.term)) {
       // We already hold the snapshot's last entry: just learn that it is committed.
       this.raftLog.commitTo(meta.index);
+      this.leaderMatchIndex = Math.max(this.leaderMatchIndex, meta.index);
       this.reportCommitted(m.from);
       return;
     }
@@ -665,6 +684,7 @@ export class Raft {
   /** The driver has reset its storage to the snapshot; the log and configuration now start from it. */
   restore(meta: SnapshotMeta): void {
     this.raftLog.restore(meta);
+    this.leaderMatchIndex = meta.index;
     this.configuration = cloneConf(meta.conf);
     this.resetProgress();
     this.logger.info({ index: meta.index, term: meta.term }, 'installed snapshot');

@@ -269,10 +269,14 @@ export class Replication {
   }
 
   /** A heartbeat answered by `from`. */
-  onHeartbeatResponse(from: NodeId, pr: Progress): void {
+  onHeartbeatResponse(from: NodeId, pr: Progress, unverified: boolean): void {
     pr.recentActive = true;
     pr.probeSent = false;
-    if (pr.state === ProgressState.Replicate && pr.inflights.full()) {
+    if (unverified && pr.state === ProgressState.Replicate) {
+      // The follower could not take the commit index: nothing it holds is vouched for in this term (it
+      // restarted, perhaps from an older copy). An append at the window's end checks where it really is.
+      this.sendEmptyAppend(from, pr);
+    } else if (pr.state === ProgressState.Replicate && pr.inflights.full()) {
       // Every append in the window may have been lost: an empty append at the window's end makes the
       // follower report where it really is (accept frees the window, reject falls back to probing).
       this.sendEmptyAppend(from, pr);

@@ -198,6 +198,41 @@ describe('raft scenarios', () => {
     expect(h.appliedData('n2').slice(-3)).to.deep.equal(['e3', 'e4', 'e5']);
   });
 
+  it('RestoredFollowerCommitsOnlyWhatItVerified: a heartbeat never commits entries an older copy of the log holds', () => {
+    const h = new Harness(ids3);
+    h.elect('n1');
+    for (let i = 0; i < 3; i++) h.propose('n1', `e${i}`);
+    h.deliverAll();
+    // A follower's data directory as a backup taken now would hold it (n2 and n3 hold the same log), plus two
+    // entries of term 1 that n1 sent it and that were never committed (n1 lost its leadership before they were).
+    const copy = new MemoryStorage({ voters: ids3, votersOutgoing: [], learners: [] });
+    const stale = ['stale5', 'stale6'].map((data, i) => ({
+      term: 1,
+      index: 5 + i,
+      type: EntryType.Normal,
+      data: new TextEncoder().encode(data),
+    }));
+    copy.append([...h.node('n2').storage.allEntries(), ...stale]);
+    // n1 is cut off; n2 or n3 leads term 2 and the other acknowledges its entries 5..7 (different ones).
+    h.isolate('n1');
+    h.run(100, () => h.leaders().some((id) => id !== 'n1'));
+    const lead = h.leaders().find((id) => id !== 'n1')!;
+    const f = lead === 'n2' ? 'n3' : 'n2';
+    h.propose(lead, 'f6');
+    h.propose(lead, 'f7');
+    h.deliverAll();
+    expect(h.raft(lead).log.lastIndex()).to.equal(7);
+    expect(h.raft(lead).progress.get(f)!.match).to.equal(7);
+    // f comes back from the older copy. The leader does not know: its next heartbeat says commit 7 (f's match).
+    h.nodes.delete(f);
+    h.add(f, copy, { term: 1, vote: 'n1', commit: 4 });
+    h.heartbeat(lead);
+    expect(h.appliedData(f), 'entries the leader never had are never applied').to.not.include('stale5');
+    h.propose(lead, 'g8');
+    h.run(20, () => h.raft(f).log.committed === h.raft(lead).log.committed);
+    expect(h.appliedData(f)).to.deep.equal(['e0', 'e1', 'e2', 'f6', 'f7', 'g8']);
+  });
+
   it("FollowerHandlesOutOfOrderAppends: reordered and duplicated appends converge to the leader's log", () => {
     const h = new Harness(ids3);
     h.elect('n1');

@@ -14,6 +14,7 @@ import { APPLY_MAX_JOURNALS, journalLimitOf } from '../../../../journalnode/stat
 import { ApplyInterrupted } from '../../../../src/replica/env.js';
 import type { SnapshotSource, StateMachineOptions } from '../../../../journalnode/state/journal-state-machine.js';
 import { nodeFileSystem } from '../../../../src/storage/node-file-system.js';
+import { waitFor } from '../../../../src/wait-for.js';
 
 const pb = qjournal.journal;
 const ns = { namespaceId: 7, clusterId: 'CID-1', blockPoolId: 'BP-1' };
@@ -93,6 +94,7 @@ describe('journal state machine snapshots', () => {
 
   describe('restart from its own snapshot', restart);
   describe('install from the leader', installFromLeader);
+  describe('install from a leader that replaces its snapshot', replacedMidFetch);
 });
 
 function restart(): void {
@@ -184,6 +186,72 @@ function installFromLeader(): void {
     expect(follower.snapshotMeta.index).to.equal(index);
     expect(JSON.stringify(follower.journal('ns1')!.state())).to.equal(JSON.stringify(leader.journal('ns1')!.state()));
     expect(filesOf(path.join(followerDir, 'journals', 'ns1'))).to.deep.equal(leaderFiles);
+    leader.close();
+    follower.close();
+  });
+}
+
+function replacedMidFetch(): void {
+  it('a fetch whose snapshot the leader replaces mid-way moves to the newest one and installs exactly it', async () => {
+    const leaderDir = path.join(root, 'leader');
+    const leader = fresh(leaderDir);
+    let index = 1;
+    const apply = (cmds: qjournal.journal.ICommand[]) => leader.apply(cmds.map((c) => entry(++index, c)));
+    const meta = () => ({ index, term: 1, conf, peers: [{ id: 'n1', address: 'x:1' }] });
+    apply(head);
+    await save(leader, meta());
+    const first = index;
+
+    // After the first chunk the leader finalizes the segment being fetched and takes two more snapshots: with
+    // two kept, the one being read is gone and its in-progress file now has another name.
+    let chunks = 0;
+    let purged = 0;
+    let replaced: Promise<void> | null = null;
+    const source: SnapshotSource = () => ({
+      manifest(_minIndex, cb) {
+        const m = leader.snapshots.newest()!;
+        setImmediate(() => cb(null, m.manifest));
+      },
+      chunk(idx, f, offset, length, cb) {
+        const serve = () => {
+          try {
+            const bytes = leader.snapshots.readChunk(idx, f.jid, f.file, offset, length);
+            chunks++;
+            setImmediate(() => cb(null, bytes));
+          } catch (e) {
+            purged++;
+            setImmediate(() => cb(e as Error));
+          }
+        };
+        if (chunks !== 1 || replaced) return void (replaced ?? Promise.resolve()).then(serve);
+        replaced = (async () => {
+          apply(tail);
+          await save(leader, meta());
+          apply([writes('ns1', 11, 2)]);
+          await save(leader, meta());
+          // The prune runs in the background.
+          await waitFor(() => !fs.existsSync(leader.snapshots.dirOf(first)), { what: `snapshot ${first} pruned` });
+        })();
+        replaced.then(serve);
+      },
+    });
+    const followerDir = path.join(root, 'follower');
+    fresh(followerDir).close();
+    // Small chunks: the in-progress file takes several.
+    const follower = JournalStateMachine.open({ ...opts(followerDir, source), maxSnapshotChunkBytes: 16 });
+    const staged = await new Promise<Parameters<JournalStateMachine['installSnapshot']>[0]>((resolve, reject) =>
+      follower.fetchSnapshot('n1', { index: first, term: 1, conf }, (e, s) => (e ? reject(e) : resolve(s!))),
+    );
+    expect(purged, 'a chunk of the replaced snapshot was refused').to.equal(1);
+    expect(staged.meta.index).to.equal(index);
+    await new Promise<void>((resolve, reject) => follower.installSnapshot(staged, (e) => (e ? reject(e) : resolve())));
+    expect(follower.snapshotMeta.index).to.equal(index);
+    expect(JSON.stringify(follower.journal('ns1')!.state())).to.equal(JSON.stringify(leader.journal('ns1')!.state()));
+    const leaderFiles = filesOf(path.join(leaderDir, 'journals', 'ns1'));
+    expect(filesOf(path.join(followerDir, 'journals', 'ns1'))).to.deep.equal(leaderFiles);
+    // The installed snapshot holds exactly the newest one's files: the partial file of the old name was dropped.
+    const installed = path.join(follower.snapshots.dirOf(index), 'journals', 'ns1');
+    expect(Object.keys(filesOf(installed))).to.deep.equal(Object.keys(leaderFiles));
     leader.close();
     follower.close();
   });

@@ -180,6 +180,15 @@ function servingAndMaterializing(): void {
     expect(code(() => store.readChunk(11, 'ns1', open.name, 0, 10))).to.match(
       /^QJM_ERR_PURGED: snapshot 11 is not held/,
     );
+    // Halfway through its prune (the manifest gone, the directory not yet), and with its files gone: the same.
+    fs.rmSync(path.join(store.dirOf(10), 'journals'), { recursive: true });
+    expect(code(() => store.readChunk(10, 'ns1', open.name, 0, 10))).to.match(
+      /^QJM_ERR_PURGED: snapshot 10 is not held/,
+    );
+    fs.rmSync(path.join(store.dirOf(10), 'manifest.pb'));
+    expect(code(() => store.readChunk(10, 'ns1', open.name, 0, 10))).to.match(
+      /^QJM_ERR_PURGED: snapshot 10 is not held/,
+    );
     open.close();
   });
 
