@@ -17,6 +17,7 @@ import { confMembers } from '../src/raft/types.js';
 import { PeerDirectory } from '../src/replica/peer-directory.js';
 import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
+import { peerBatchLimits } from '../src/transport/raft-codec.js';
 import { loadNodeTls } from '../src/security/cert-files.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
 import type { JournalNodeConfig } from './config.js';
@@ -40,11 +41,6 @@ import { buildUiApp } from './ui/ui-app.js';
 export { clusterIdFor, DataDirError } from './data-dir.js';
 
 type Result = qjournal.journal.ICommandResult;
-
-/** Raft messages in one batch between peers: far above a pipeline's worth of appends and their answers. */
-const MAX_MESSAGES_PER_BATCH = 4096;
-/** Members one snapshot's metadata may name. */
-const MAX_MEMBERS = 1024;
 
 export interface JournalNode {
   readonly config: JournalNodeConfig;
@@ -244,7 +240,7 @@ async function buildApps(
     metrics,
     draining: () => drain.on,
     tls,
-    raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
+    raft: { clusterId, transport, logger },
     qjm: { config, replica, stateMachine },
     admin,
     activity,
@@ -373,14 +369,7 @@ function peerTransport(
     // Under the receiver's request timeout (the same setting across a cluster), which bounds any one request.
     streamLifetimeMs: Math.floor(config.httpRequestTimeoutMs / 2),
     maxQueueBytes: config.maxPeerQueueBytes,
-    // One batch carries at most one append's worth of entry bytes (plus what travels with it), and the
-    // entries a full pipeline of appends holds.
-    maxBatchBytes: config.maxAppendBodyBytes,
-    batchLimits: {
-      maxMessages: MAX_MESSAGES_PER_BATCH,
-      maxEntries: config.maxEntriesPerAppend * config.maxInflightAppends,
-      maxMembers: MAX_MEMBERS,
-    },
+    batchLimits: peerBatchLimits(config),
     logger,
   });
 }

@@ -23,7 +23,6 @@ import { encodeBatchFrame, messageBytes } from '../../src/transport/raft-codec.j
 import type { Batch, BatchLimits } from '../../src/transport/raft-codec.js';
 import { KEEPALIVE_FRAME } from '../../src/transport/frames.js';
 import type { ReplicaTransport } from '../../src/replica/env.js';
-import { takeWithinBytes } from '../../src/raft/byte-limit.js';
 import { MessageType } from '../../src/raft/types.js';
 import type { Message, NodeId } from '../../src/raft/types.js';
 import type { HttpError, HttpPools, OutboundStream } from '../../src/http-pool.js';
@@ -59,7 +58,7 @@ export interface PeerTransportOptions {
   directory: PeerDirectory;
   /** Who is heard: the members, and a leader the configuration does not name yet on a member's word. */
   admission: Pick<PeerAdmission, 'admits'>;
-  /** What one batch from a peer may hold. */
+  /** What one frame may hold, both ways: the frames this node sends are cut by it, and its route refuses more. */
   batchLimits: BatchLimits;
   clients: Pick<HttpPools, 'openStream'>;
   /** A stream silent this long is cut, at both ends; a sender with nothing to say writes a keepalive every third of it. */
@@ -67,7 +66,6 @@ export interface PeerTransportOptions {
   /** A stream is ended and reopened after this long: under the receiver's request timeout. */
   streamLifetimeMs: number;
   maxQueueBytes: number;
-  maxBatchBytes: number;
   logger: Logger;
 }
 
@@ -190,14 +188,6 @@ export class PeerTransport implements ReplicaTransport {
     });
   }
 
-  private takeBatch(p: PeerState): Message[] {
-    const fit = takeWithinBytes(p.queue.length, (k) => messageBytes(p.queue[k]!), this.options.maxBatchBytes);
-    const out = p.queue.splice(0, fit.count);
-    p.queueBytes -= fit.bytes;
-    if (p.queue.length === 0) p.queueBytes = 0;
-    return out;
-  }
-
   private flushPeer(p: PeerState): void {
     if (this.closed || p.queue.length === 0 || p.retryTimer || p.blocked) return;
     const address = this.options.directory.addressOf(p.id);
@@ -211,20 +201,44 @@ export class PeerTransport implements ReplicaTransport {
     const stream = this.streamTo(p, address);
     if (!stream) return;
     while (p.queue.length > 0) {
-      const frame = encodeBatchFrame({
-        from: this.options.selfId,
-        clusterId: this.options.clusterId,
-        storageId: this.options.storageId,
-        fromAddress: this.options.selfAddress,
-        messages: this.takeBatch(p),
-      });
+      const frame = this.takeFrame(p);
+      if (frame === null) continue;
       p.sentBatches++;
       p.lastWriteAtMs = Date.now();
-      if (!stream.write(frame.chunks)) {
+      if (!stream.write(frame)) {
         p.blocked = true;
         return;
       }
     }
+  }
+
+  /**
+   * The next frame of the peer's queue: as many messages as its receiver accepts in one (the limits both ends
+   * share), taken off the queue. A message that alone is over them would be refused with its whole stream:
+   * dropped (null), with an error, so a bug or a mismatched setting shows instead of a stalled link.
+   */
+  private takeFrame(p: PeerState): Uint8Array[] | null {
+    const frame = encodeBatchFrame(
+      {
+        from: this.options.selfId,
+        clusterId: this.options.clusterId,
+        storageId: this.options.storageId,
+        fromAddress: this.options.selfAddress,
+        messages: p.queue,
+      },
+      this.options.batchLimits,
+    );
+    const taken = p.queue.splice(0, Math.max(1, frame.count));
+    for (const m of taken) p.queueBytes -= messageBytes(m);
+    if (p.queue.length === 0) p.queueBytes = 0;
+    if (frame.count > 0) return frame.chunks;
+    // Only a message that alone is over the limits leaves no frame.
+    p.droppedMessages++;
+    this.options.logger.error(
+      { peer: p.id, type: taken[0]!.type, entries: taken[0]!.entries.length, limits: this.options.batchLimits },
+      'a message over the limits of one frame was dropped: no peer would accept it',
+    );
+    return null;
   }
 
   /** The open stream to the peer, after rotating one that lived its time or points at an old address. */

@@ -20,8 +20,6 @@ import { sendJsonError } from '../http/rpc-errors.js';
 import type { Caller } from '../http/authz.js';
 
 export interface RaftRouteContext {
-  /** The largest legal frame: one append's worth of entries and what travels with it. */
-  maxBodyBytes: number;
   clusterId: string;
   transport: PeerTransport;
   logger: Logger;
@@ -77,7 +75,7 @@ class StreamReader {
     private readonly reply: FastifyReply,
     private readonly resolve: (r: FastifyReply) => void,
   ) {
-    this.frames = new FrameReader(ctx.maxBodyBytes);
+    this.frames = new FrameReader(ctx.transport.batchLimits.maxFrameBytes);
     const idleMs = ctx.transport.idleTimeoutMs;
     this.idle = setTimeout(
       () => this.refuse(new QjmError('TIMEOUT', `the stream sent nothing for ${idleMs} ms`)),

@@ -26,7 +26,7 @@ import { makeMessage, MessageType } from '../../../../src/raft/types.js';
 import type { Message, NodeId } from '../../../../src/raft/types.js';
 import { nextTurn, waitFor } from '../../../support/async.js';
 
-const LIMITS = { maxMessages: 1000, maxEntries: 10_000, maxMembers: 100 };
+const LIMITS = { maxFrameBytes: 1 << 20, maxMessages: 1000, maxEntries: 10_000, maxMembers: 100 };
 
 const CLUSTER = 'CID-t';
 const ADDRESS: Record<NodeId, string> = { a: 'a:1', b: 'b:1', c: 'c:1' };
@@ -167,7 +167,6 @@ function rig(
     idleTimeoutMs: 60_000,
     streamLifetimeMs: 60_000,
     maxQueueBytes: 1 << 20,
-    maxBatchBytes: 1 << 20,
     batchLimits: LIMITS,
     logger: { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') },
     ...over,
@@ -245,12 +244,71 @@ describe('PeerTransport', () => {
       expect(s.batches.map((b) => indexes(b.messages))).to.deep.equal([[1], [2], [3, 4]]);
     });
 
-    it('a frame holds at most maxBatchBytes (but always one message)', async () => {
-      const size = messageBytes(app('b', 1));
-      const { t, streams } = rig({ maxBatchBytes: 2 * size });
-      t.send([app('b', 1), app('b', 2), app('b', 3)]);
+    it('every frame holds what the receiver accepts (bytes, entries, messages): a backlog leaves as several', async () => {
+      // A follower catching up: the stream pushed back while a pipeline of appends piled up in the queue.
+      const limits = { maxFrameBytes: 3000, maxMessages: 4, maxEntries: 10, maxMembers: 100 };
+      const { t, streams } = rig({ batchLimits: limits });
+      t.send([app('b', 1)]);
       await nextTurn();
-      expect(streams.opened[0]!.batches.map((b) => indexes(b.messages))).to.deep.equal([[1, 2], [3]]);
+      const s = streams.opened[0]!;
+      s.accepts = false;
+      t.send([app('b', 2)]);
+      await nextTurn();
+      const entry = (i: number, bytes: number) => ({ term: 1, index: i, type: 0, data: new Uint8Array(bytes) });
+      const appWith = (index: number, n: number, bytes: number) =>
+        makeMessage({
+          type: MessageType.App,
+          to: 'b',
+          from: 'a',
+          term: 1,
+          index,
+          entries: Array.from({ length: n }, (_, k) => entry(index + k + 1, bytes)),
+        });
+      // 3 appends of 6 small entries (entries bind), 3 of one 1,000-byte entry (bytes bind), 9 heartbeats (messages bind).
+      const backlog = [
+        ...[10, 20, 30].map((i) => appWith(i, 6, 1)),
+        ...[40, 50, 60].map((i) => appWith(i, 1, 1000)),
+        ...Array.from({ length: 9 }, () => heartbeat('b')),
+      ];
+      t.send(backlog);
+      await nextTurn();
+      s.accepts = true;
+      s.h.onDrain();
+      const frames = s.frames.filter((f) => f.byteLength > 0).slice(2);
+      for (const f of frames) {
+        expect(f.byteLength).to.be.at.most(limits.maxFrameBytes);
+        expect(() => decodeBatch(f, limits), 'the receiver accepts every frame').not.to.throw();
+      }
+      const sent = s.batches.slice(2).flatMap((b) => b.messages);
+      expect(indexes(sent), 'everything went, in order').to.deep.equal(indexes(backlog));
+      expect(s.batches.slice(2).map((b) => indexes(b.messages))).to.deep.equal([
+        [10], // 12 entries would be over 10
+        [20],
+        [30, 40, 50], // a 4th message would pass 3,000 bytes
+        [60, 0, 0, 0], // a 5th message would be over 4
+        [0, 0, 0, 0],
+        [0, 0],
+      ]);
+    });
+
+    it('a message alone over the limits is dropped with an error (no peer would take its frame); the rest go', async () => {
+      const limits = { maxFrameBytes: 1 << 20, maxMessages: 10, maxEntries: 2, maxMembers: 100 };
+      const { t, streams, logs } = rig({ batchLimits: limits });
+      const big = makeMessage({
+        type: MessageType.App,
+        to: 'b',
+        from: 'a',
+        term: 1,
+        index: 7,
+        entries: [1, 2, 3].map((i) => ({ term: 1, index: 7 + i, type: 0, data: new Uint8Array(1) })),
+      });
+      t.send([app('b', 1), big, app('b', 2)]);
+      await nextTurn();
+      expect(streams.opened[0]!.batches.map((b) => indexes(b.messages))).to.deep.equal([[1], [2]]);
+      expect(t.stats()[0]).to.include({ droppedMessages: 1, queuedMessages: 0, queuedBytes: 0 });
+      expect(logs.filter((l) => l.level === 'error').map((l) => l.msg)).to.deep.equal([
+        'a message over the limits of one frame was dropped: no peer would accept it',
+      ]);
     });
 
     it('the queue is bounded: past maxQueueBytes messages are dropped, and a dropped append reports the peer unreachable', async () => {
