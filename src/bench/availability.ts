@@ -4,6 +4,9 @@
 //   catchup  the leader killed, kept down while ~5,000 entries commit (four journals, one record per flush),
 //            restarted: time from its restart until its durable log is within 1,000 entries of the leader's
 //            commit index, under the same load.
+//   reads    kill -9 of the leader under a writer (200 records per flush) and a reader (linearizable
+//            getJournalState, back to back): time from the kill until a write, and a read, issued after it
+//            are acknowledged (the W3a figure for writes).
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -138,8 +141,94 @@ export async function catchUpAfterRestart(
   return out;
 }
 
-const MEASURES: Record<string, (root: string, trials: number, log: (s: string) => void) => Promise<number[]>> = {
-  catchup: catchUpAfterRestart,
+/** Trials of a loop that keeps issuing an operation: when the first one issued after `since` succeeded. */
+class FirstAfter {
+  since = 0;
+  at = 0;
+  private stopped = false;
+  readonly done: Promise<void>;
+
+  constructor(op: () => Promise<unknown>) {
+    this.done = (async () => {
+      while (!this.stopped) {
+        const issued = performance.now();
+        const ok = await op().then(
+          () => true,
+          () => false,
+        );
+        if (ok && this.since > 0 && issued > this.since && this.at === 0) this.at = performance.now();
+      }
+    })();
+  }
+
+  get ms(): number {
+    return this.at - this.since;
+  }
+
+  stop(): Promise<void> {
+    this.stopped = true;
+    return this.done;
+  }
+}
+
+/** kill -9 of the leader under a writer and a linearizable reader: ms until each resumes, per trial. */
+export async function stallsAfterLeaderKill(
+  root: string,
+  trials: number,
+  log: (s: string) => void,
+): Promise<{ writesMs: number[]; readsMs: number[] }> {
+  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000, root, logLevel: 'warn' });
+  cluster.startAll();
+  await cluster.waitForLeader(30_000);
+  const options = { journalId: 'reads', peers: cluster.addresses, nsInfo: NS, writeTimeoutMs: 60_000 };
+  const writer = new QuorumJournalManager({ ...options, writerId: 'w', tls: cluster.tls('writer') });
+  const reader = new QuorumJournalManager({ ...options, tls: cluster.tls('reader'), retry: { deadlineMs: 60_000 } });
+  const writesMs: number[] = [];
+  const readsMs: number[] = [];
+  try {
+    await writer.format(NS);
+    const { lastTxId } = await writer.recoverUnfinalizedSegments();
+    const out = await writer.startLogSegment(lastTxId + 1, -64);
+    const rec = Buffer.alloc(RECORD_BYTES, 0x42);
+    for (let t = 0; t < trials; t++) {
+      const leader = await cluster.waitForLeader(30_000);
+      const writes = new FirstAfter(async () => {
+        for (let k = 0; k < 200; k++) if (!out.write(rec)) await out.drain();
+        await out.flush();
+      });
+      const reads = new FirstAfter(() => reader.getJournalState({ linearizable: true }));
+      await new Promise((r) => setTimeout(r, 500));
+      const killedAt = performance.now();
+      writes.since = killedAt;
+      reads.since = killedAt;
+      await cluster.kill(leader);
+      await waitFor(() => writes.at > 0 && reads.at > 0, {
+        timeoutMs: 60_000,
+        intervalMs: 2,
+        what: 'a write and a read acknowledged after the kill',
+      });
+      await Promise.all([writes.stop(), reads.stop()]);
+      writesMs.push(Math.round(writes.ms));
+      readsMs.push(Math.round(reads.ms));
+      log(
+        `    trial ${t + 1}: writes resumed ${writes.ms.toFixed(0)} ms, reads ${reads.ms.toFixed(0)} ms after the kill`,
+      );
+      cluster.start(leader);
+      await cluster.waitForLeader(30_000);
+    }
+  } finally {
+    await Promise.all([writer.close(), reader.close()]).catch(() => {});
+    await cluster.stopAll().catch(() => {});
+    await cluster.destroy(KEEP);
+  }
+  return { writesMs, readsMs };
+}
+
+type Measure = (root: string, trials: number, log: (s: string) => void) => Promise<Record<string, number[]>>;
+
+const MEASURES: Record<string, Measure> = {
+  catchup: async (root, trials, log) => ({ catchUpMs: await catchUpAfterRestart(root, trials, log) }),
+  reads: stallsAfterLeaderKill,
 };
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -152,13 +241,15 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-avail-'));
   try {
-    const ms = await measure(root, trials, (s) => console.log(s));
-    console.log(
-      `${what}: median ${median(ms).toFixed(0)} ms, min ${Math.min(...ms)}, max ${Math.max(...ms)} over ${trials} trials (load average ${os
-        .loadavg()
-        .map((x) => x.toFixed(1))
-        .join(' ')})`,
-    );
+    const series = await measure(root, trials, (s) => console.log(s));
+    const load = os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ');
+    for (const [name, ms] of Object.entries(series)) {
+      const range = `min ${Math.min(...ms)}, max ${Math.max(...ms)}`;
+      console.log(`${name}: median ${median(ms).toFixed(0)} ms, ${range} over ${ms.length} trials (load ${load})`);
+    }
   } finally {
     if (KEEP) console.log(`kept ${root}`);
     else fs.rmSync(root, { recursive: true, force: true });

@@ -445,7 +445,16 @@ export class Replica<R> {
 
   private onSoftState(state: StateType, lead: NodeId): void {
     const wasLeader = this.isLeader;
+    const leaderChanged = lead !== this.soft.lead;
     this.soft = { state, lead };
+    if (leaderChanged || (wasLeader && state !== StateType.Leader)) {
+      // A read awaiting confirmation was queued at the leader that is gone (this node, or the one a follower
+      // forwarded it to): no answer will come. Failing now, retriably, lets the reader go to the next leader
+      // instead of waiting out readTimeoutMs. Reads already confirmed only wait to be applied here: they stay.
+      this.waits.failReads(
+        err('LEADERSHIP_LOST', 'the leader changed before the read was confirmed', this.leaderDetails()),
+      );
+    }
     if (wasLeader && state !== StateType.Leader) {
       // Our proposals may still commit under the next leader: the outcome is unknown, the client retries
       // idempotently. Failing now (rather than at the timeout) is what makes failover fast.
