@@ -347,6 +347,21 @@ class Lifecycle {
   }
 }
 
+/**
+ * How fast a dead peer link is found and redialed, from the heartbeat interval: a ping per interval (and at
+ * least three per idle timeout, so a quiet stream is never cut for silence), a link dead after three
+ * intervals without an answer, a redial at most two intervals after a failure. All well under the election
+ * timeout, so a link a partition broke is back before a follower would give up on its leader.
+ */
+function linkTimings(config: JournalNodeConfig) {
+  const heartbeatMs = config.electionTimeoutMs / config.electionHeartbeatFactor;
+  return {
+    pingIntervalMs: Math.min(heartbeatMs, config.peerRequestTimeoutMs / 3),
+    pongTimeoutMs: 3 * heartbeatMs,
+    maxRedialBackoffMs: 2 * heartbeatMs,
+  };
+}
+
 /** The peer streams, bounded by the node's settings. */
 function peerTransport(
   config: JournalNodeConfig,
@@ -366,6 +381,7 @@ function peerTransport(
     admission,
     clients,
     idleTimeoutMs: config.peerRequestTimeoutMs,
+    ...linkTimings(config),
     // Under the receiver's request timeout (the same setting across a cluster), which bounds any one request.
     streamLifetimeMs: Math.floor(config.httpRequestTimeoutMs / 2),
     maxQueueBytes: config.maxPeerQueueBytes,

@@ -41,6 +41,8 @@ export interface PeerLinkJson {
   /** The peer's streams to this node open now. */
   inboundStreams: number;
   failures: number;
+  /** Streams this node cut because a ping on them went unanswered (a dead link, redialed). */
+  deadLinks: number;
   droppedMessages: number;
   sentBatches: number;
   storageId: string;

@@ -224,6 +224,11 @@ export class NodeMetrics {
       'Messages dropped because a peer was not keeping up',
       (p) => p.droppedMessages,
     );
+    perPeer(
+      'qjournal_peer_dead_links',
+      'Streams to a peer cut because a ping on them went unanswered (a dead link, redialed)',
+      (p) => p.deadLinks,
+    );
   }
 
   /** One batch of records appended here, at Raft index `index`, taking the journal to lastTxId. */

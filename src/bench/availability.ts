@@ -7,6 +7,11 @@
 //   reads    kill -9 of the leader under a writer (200 records per flush) and a reader (linearizable
 //            getJournalState, back to back): time from the kill until a write, and a read, issued after it
 //            are acknowledged (the W3a figure for writes).
+//   cut      every node behind a proxy (src/bench/blackhole-proxy.ts); the leader's inbound traffic cut for
+//            1.5 s, as a partition does (connections reset, new ones swallowed), under the same writer: time
+//            from the start of the cut until a write issued after it is acknowledged; and time from the heal
+//            until the old leader is back in step (it follows the leader and applied a write made after the
+//            heal: the links into it work again).
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +19,8 @@ import path from 'node:path';
 import { LocalCluster } from '../local-cluster.js';
 import type { NodeStatusJson } from '../node-status.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
+import type { EditLogOutputStream } from '../../libqjm/index.js';
+import { BlackholeProxy } from './blackhole-proxy.js';
 import { waitFor } from '../wait-for.js';
 import { median } from './workloads.js';
 
@@ -21,6 +28,8 @@ const NS = { namespaceId: 1, clusterId: 'CID-avail', blockPoolId: 'BP-avail' };
 const RECORD_BYTES = 128;
 /** QJ_KEEP=1 keeps the clusters' directories (logs included) for a look afterwards. */
 const KEEP = process.env.QJ_KEEP === '1';
+/** QJ_LOG_LEVEL=info for the nodes' logs (with QJ_KEEP). */
+const LOG_LEVEL = process.env.QJ_LOG_LEVEL ?? 'warn';
 
 /** A cluster under a steady load: `journals` writers, each one record per flush, back to back. */
 interface Loaded {
@@ -177,7 +186,7 @@ export async function stallsAfterLeaderKill(
   trials: number,
   log: (s: string) => void,
 ): Promise<{ writesMs: number[]; readsMs: number[] }> {
-  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000, root, logLevel: 'warn' });
+  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000, root, logLevel: LOG_LEVEL });
   cluster.startAll();
   await cluster.waitForLeader(30_000);
   const options = { journalId: 'reads', peers: cluster.addresses, nsInfo: NS, writeTimeoutMs: 60_000 };
@@ -224,11 +233,95 @@ export async function stallsAfterLeaderKill(
   return { writesMs, readsMs };
 }
 
+/** A writer's segment held open on a cluster: a batch of 200 records per flush, as W3a writes. */
+async function openSegment(cluster: LocalCluster, jid: string) {
+  const options = { journalId: jid, peers: cluster.addresses, nsInfo: NS, writeTimeoutMs: 60_000 };
+  const writer = new QuorumJournalManager({ ...options, writerId: 'w', tls: cluster.tls('writer') });
+  await writer.format(NS);
+  const { lastTxId } = await writer.recoverUnfinalizedSegments();
+  const out: EditLogOutputStream = await writer.startLogSegment(lastTxId + 1, -64);
+  const rec = Buffer.alloc(RECORD_BYTES, 0x43);
+  const batch = async () => {
+    for (let k = 0; k < 200; k++) if (!out.write(rec)) await out.drain();
+    await out.flush();
+  };
+  return { writer, out, batch };
+}
+
+/** The leader's inbound traffic cut for `cutMs` under a writer: ms until writes resume, and until the old leader is back in step. */
+export async function stallsAfterInboundCut(
+  root: string,
+  trials: number,
+  log: (s: string) => void,
+  cutMs = 1500,
+): Promise<{ writesMs: number[]; backInStepMs: number[] }> {
+  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000, root, logLevel: LOG_LEVEL });
+  const proxies = new Map<string, BlackholeProxy>();
+  for (const n of cluster.nodes) {
+    const p = await BlackholeProxy.start(n.listenAddress);
+    proxies.set(n.id, p);
+    cluster.frontWith(n.id, p.address);
+  }
+  cluster.startAll();
+  await cluster.waitForLeader(30_000);
+  const w = await openSegment(cluster, 'cut');
+  const writesMs: number[] = [];
+  const backInStepMs: number[] = [];
+  try {
+    for (let t = 0; t < trials; t++) {
+      const leader = await cluster.waitForLeader(30_000);
+      const writes = new FirstAfter(w.batch);
+      await new Promise((r) => setTimeout(r, 500));
+      const proxy = proxies.get(leader)!;
+      const cutAt = performance.now();
+      writes.since = cutAt;
+      proxy.cut();
+      await new Promise((r) => setTimeout(r, cutMs));
+      proxy.heal();
+      const healedAt = performance.now();
+      await waitFor(() => writes.at > 0, {
+        timeoutMs: 60_000,
+        intervalMs: 2,
+        what: 'a write acknowledged after the cut',
+      });
+      await writes.stop();
+      await w.batch();
+      // The leader may have kept its leadership through a short cut: the commit index is the highest any node reports.
+      const sts = await Promise.all(cluster.nodes.map((n) => cluster.status(n.id, 2000)));
+      const commit = Math.max(...sts.map((st) => st?.commitIndex ?? 0));
+      await waitFor(
+        async () => {
+          const s = await cluster.status(leader, 500);
+          if (process.env.QJ_TRACE)
+            log(
+              `      ${(performance.now() - healedAt).toFixed(0)} ms: ${s ? `${s.state} leader=${s.leader} applied=${s.appliedIndex}/${commit}` : 'no answer'}`,
+            );
+          return s !== null && s.leader !== null && s.appliedIndex >= commit;
+        },
+        { timeoutMs: 60_000, intervalMs: 10, what: `${leader} back in step` },
+      );
+      const stepMs = performance.now() - healedAt;
+      writesMs.push(Math.round(writes.ms));
+      backInStepMs.push(Math.round(stepMs));
+      log(
+        `    trial ${t + 1}: writes resumed ${writes.ms.toFixed(0)} ms after the cut began; ${leader} back in step ${stepMs.toFixed(0)} ms after the heal`,
+      );
+    }
+  } finally {
+    await w.writer.close().catch(() => {});
+    await cluster.stopAll().catch(() => {});
+    await cluster.destroy(KEEP);
+    await Promise.all([...proxies.values()].map((p) => p.close()));
+  }
+  return { writesMs, backInStepMs };
+}
+
 type Measure = (root: string, trials: number, log: (s: string) => void) => Promise<Record<string, number[]>>;
 
 const MEASURES: Record<string, Measure> = {
   catchup: async (root, trials, log) => ({ catchUpMs: await catchUpAfterRestart(root, trials, log) }),
   reads: stallsAfterLeaderKill,
+  cut: (root, trials, log) => stallsAfterInboundCut(root, trials, log),
 };
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -19,6 +19,10 @@ export interface Batch {
   storageId: string;
   /** The sender's advertised address ('' when unknown). */
   fromAddress: string;
+  /** Asks the receiver to answer with this number as its pong (absent or 0: no ask). */
+  ping?: number;
+  /** The newest ping received from the batch's receiver (absent or 0: none). */
+  pong?: number;
   messages: Message[];
 }
 
@@ -28,6 +32,8 @@ export function encodeBatch(b: Batch): Uint8Array {
     clusterId: b.clusterId,
     storageId: b.storageId,
     fromAddress: b.fromAddress,
+    ping: b.ping ?? 0,
+    pong: b.pong ?? 0,
     messages: b.messages as unknown as qjournal.raft.IMessage[],
   }).finish();
 }
@@ -128,6 +134,8 @@ export function encodeBatchFrame(
     clusterId: b.clusterId,
     storageId: b.storageId,
     fromAddress: b.fromAddress,
+    ping: b.ping ?? 0,
+    pong: b.pong ?? 0,
     messages: [],
   }).finish();
   // Each message: its fields but the entries (encoded by protobufjs, small), then its entries, field 7 each.
@@ -287,6 +295,8 @@ export function decodeBatch(buf: Uint8Array, limits: BatchLimits): Batch {
     clusterId: m.clusterId,
     storageId: m.storageId,
     fromAddress: m.fromAddress,
+    ping: Number(m.ping),
+    pong: Number(m.pong),
     messages: m.messages as unknown as Message[],
   };
 }

@@ -11,6 +11,7 @@ import {
   PeerTransport,
   RAFT_STREAM_CONTENT_TYPE,
   RAFT_STREAM_PATH,
+  redialDelayMs,
 } from '../../../../journalnode/peers/peer-transport.js';
 import type { PeerTransportOptions } from '../../../../journalnode/peers/peer-transport.js';
 import { decodeBatch, messageBytes } from '../../../../src/transport/raft-codec.js';
@@ -165,6 +166,9 @@ function rig(
     admission,
     clients: streams,
     idleTimeoutMs: 60_000,
+    pingIntervalMs: 60_000,
+    pongTimeoutMs: 60_000,
+    maxRedialBackoffMs: 1000,
     streamLifetimeMs: 60_000,
     maxQueueBytes: 1 << 20,
     batchLimits: LIMITS,
@@ -352,12 +356,82 @@ describe('PeerTransport', () => {
       expect(t.stats()[0]).to.include({ streamOpen: true, failures: 0 });
     });
 
-    it('a quiet stream gets a keepalive (an empty frame) every third of the idle timeout', async () => {
-      const { t, streams } = rig({ idleTimeoutMs: 60 });
+    it('a quiet stream gets a frame of its own for its ping (it keeps the stream from idling out); a peer that never answers is not held to it', async () => {
+      const { t, streams } = rig({ pingIntervalMs: 20, pongTimeoutMs: 40 });
       t.send([app('b', 1)]);
       await nextTurn();
-      await waitFor(() => streams.opened[0]!.keepalives >= 2, { what: 'two keepalives' });
-      expect(streams.opened[0]!.batches).to.have.length(1);
+      const s = streams.opened[0]!;
+      expect(s.batches[0]!.ping, 'the first frame carries a ping').to.equal(1);
+      await waitFor(() => s.batches.filter((b) => b.messages.length === 0 && (b.ping ?? 0) > 0).length >= 2, {
+        what: 'two ping frames',
+      });
+      expect(streams.opened, 'an older peer that never answers a ping: its stream stays').to.have.length(1);
+      expect(s.destroyed).to.equal(false);
+    });
+
+    it('a ping is answered with a pong on the stream back, in a frame of its own when nothing else goes', async () => {
+      const { t, streams } = rig();
+      t.handleInbound(batchFrom('b', [], { ping: 7 }));
+      await nextTurn();
+      const [back] = streams.to('b:1');
+      expect(back!.batches.map((b) => [b.pong, b.messages.length])).to.deep.equal([[7, 0]]);
+      t.send([app('b', 1)]);
+      await nextTurn();
+      expect(back!.batches[1]!.pong, 'answered once').to.equal(0);
+    });
+  });
+
+  describe('dead links', () => {
+    it('a ping unanswered for pongTimeoutMs: the link is cut (not ended), reported, and redialed; the new stream carries on', async () => {
+      const { t, streams, unreachable } = rig({ pingIntervalMs: 10, pongTimeoutMs: 50, maxRedialBackoffMs: 20 });
+      t.send([app('b', 1)]);
+      await nextTurn();
+      const first = streams.opened[0]!;
+      t.handleInbound(batchFrom('b', [], { pong: first.batches[0]!.ping! })); // b answers: the link works
+      const answeredAt = Date.now();
+      // Then the link goes dead: b hears nothing more, and so answers nothing.
+      await waitFor(() => streams.opened.length === 2, { what: 'the link cut and redialed' });
+      expect(Date.now() - answeredAt, 'not before a ping went unanswered that long').to.be.at.least(50);
+      expect(first.destroyed, 'cut, not ended: nothing more goes on it').to.equal(true);
+      expect(unreachable).to.deep.equal(['b']);
+      expect(t.stats()[0]).to.include({ deadLinks: 1, streamOpen: true });
+      t.send([app('b', 2)]);
+      await nextTurn();
+      expect(streams.opened[1]!.batches.flatMap((b) => indexes(b.messages))).to.include(2);
+    });
+
+    it('a peer heard from is redialed at once, not at the end of its backoff', async () => {
+      const { t, streams } = rig({ maxRedialBackoffMs: 60_000 });
+      t.send([app('b', 1)]);
+      await nextTurn();
+      streams.opened[0]!.h.onError(new HttpError('b:1: ECONNREFUSED', false, 'ECONNREFUSED'));
+      expect(streams.opened).to.have.length(1);
+      t.handleInbound(batchFrom('b', [appResp('a', 1, 'b')]));
+      expect(streams.opened, 'redialed as soon as b spoke').to.have.length(2);
+    });
+
+    it('the redial backoff doubles from 10 ms, bounded by maxRedialBackoffMs however many failures came before', () => {
+      expect([1, 2, 3, 5, 6, 7, 40, 10_000].map((n) => redialDelayMs(n, 200))).to.deep.equal([
+        10, 20, 40, 160, 200, 200, 200, 200,
+      ]);
+    });
+
+    it('a pong resets the backoff: failures before the link last worked do not slow the next redial', async () => {
+      const { t, streams } = rig({ pingIntervalMs: 1, pongTimeoutMs: 60_000, maxRedialBackoffMs: 3_600_000 });
+      t.send([app('b', 1)]);
+      await nextTurn();
+      // Twelve failures in a row, each redial brought forward by a frame from b (no pong in it): doubling from
+      // 10 ms, the next wait would be 41 s.
+      for (let k = 1; k <= 12; k++) {
+        streams.opened[k - 1]!.h.onError(new HttpError('b:1: ECONNREFUSED', false, 'ECONNREFUSED'));
+        t.handleInbound(batchFrom('b', [appResp('a', k, 'b')]));
+        expect(streams.opened).to.have.length(k + 1);
+      }
+      const last = streams.opened[12]!;
+      await waitFor(() => (last.batches.at(-1)?.ping ?? 0) > 0, { what: 'a ping on the last stream' });
+      t.handleInbound(batchFrom('b', [], { pong: last.batches.at(-1)!.ping! }));
+      last.h.onError(new HttpError('b:1: ECONNRESET', true, 'ECONNRESET'));
+      await waitFor(() => streams.opened.length === 14, { what: 'the redial after the link worked (10 ms)' });
     });
   });
 
