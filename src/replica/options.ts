@@ -51,6 +51,8 @@ export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = {
   proposalTimeoutMs: 10_000,
   readTimeoutMs: 10_000,
   catchupMargin: 1000,
+  leaderSyncStallMs: 1000,
+  slowSyncWarnMs: 500,
   changePeersTimeoutMs: 60_000,
   preVote: true,
   checkQuorum: true,

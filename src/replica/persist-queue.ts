@@ -1,7 +1,8 @@
 // The replica's ordered writes to its durable log, with group commit: every Ready's hard state and entries
 // become a job, and the jobs queued while one write is in flight leave as one write and one fsync. Messages
 // that depend on durability (votes, append acks) leave only once their write, and every earlier one, is done.
-// A snapshot install is a job too, so nothing queued after it reaches the disk before it.
+// A snapshot install is a job too, so nothing queued after it reaches the disk before it. Each write is timed
+// (the host hears how long it took, and can ask how long the one in flight has been).
 // Bounded: past maxPersistJobs queued the queue is `full`, and the replica takes no more input that would
 // add to it (a leader's proposals are refused BUSY, peer messages are dropped: Raft resends them).
 
@@ -39,6 +40,19 @@ export interface PersistHost {
   /** The log failed: the replica stops. */
   failed(e: Error): void;
   stopped(): boolean;
+  /** The replica's clock (ms). */
+  now(): number;
+  /** A write is durable: how long it took (its write and fdatasync) and what it carried. */
+  synced(write: SyncedWrite): void;
+}
+
+export interface SyncedWrite {
+  ms: number;
+  /** Entry data bytes. */
+  bytes: number;
+  entries: number;
+  /** The index of its first entry (0: it carried only a hard state). */
+  firstIndex: number;
 }
 
 export interface PersistQueueOptions {
@@ -58,6 +72,8 @@ export class PersistQueue {
   private lastQueuedHard: HardState;
   /** The hard state of the last write issued to the log (its commit is the hint on disk). */
   private writtenHard: HardState;
+  /** When the write in flight was issued (null: none is). */
+  private writeStartedMs: number | null = null;
 
   constructor(
     private readonly host: PersistHost,
@@ -76,6 +92,11 @@ export class PersistQueue {
   /** The disk is this far behind: the replica takes no input that would queue more. */
   get full(): boolean {
     return this.jobs.length >= this.options.maxPersistJobs;
+  }
+
+  /** How long the write in flight has been unfinished (0: none is in flight). */
+  writeInFlightMs(nowMs: number): number {
+    return this.writeStartedMs === null ? 0 : nowMs - this.writeStartedMs;
   }
 
   /** Nothing queued for or in flight to the disk. */
@@ -134,10 +155,17 @@ export class PersistQueue {
     }
     this.checkWriteOrder(entries);
     this.busy = true;
+    const startedMs = this.host.now();
+    this.writeStartedMs = startedMs;
     this.host.log.write(hardState, entries, (e) => {
       this.busy = false;
+      this.writeStartedMs = null;
       if (this.host.stopped()) return;
       if (e) return this.host.failed(e);
+      let bytes = 0;
+      for (const x of entries) bytes += x.data.byteLength;
+      const firstIndex = entries[0]?.index ?? 0;
+      this.host.synced({ ms: this.host.now() - startedMs, bytes, entries: entries.length, firstIndex });
       const last = entries[entries.length - 1];
       if (last) this.host.persisted(last);
       if (messages.length > 0) this.host.send(messages);

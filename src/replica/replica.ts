@@ -25,6 +25,9 @@ import { PersistQueue } from './persist-queue.js';
 import { PeersReset, resetProblem } from './reset-peers.js';
 import type { ResetResult } from './reset-peers.js';
 import { Snapshots } from './snapshots.js';
+import { SyncHealth } from './sync-health.js';
+import { AckLatency } from './ack-latency.js';
+import type { LatencySummary } from './latency-window.js';
 
 export type { Callback, ProposalResult } from './client-waits.js';
 export type { ReplicaOptions } from './options.js';
@@ -59,6 +62,13 @@ export interface ReplicaDeps<R> {
   unsafeSendBeforePersist?: readonly MessageType[];
   /** Run the core's invariant checks around every step (tests and simulation); a violation throws. */
   checkInvariants?: boolean;
+}
+
+/** How long this node's log writes and (a leader's view) its followers' acknowledgements took lately. */
+export interface ReplicaLatencies {
+  sync: LatencySummary | null;
+  /** Leader only: per follower (empty elsewhere). */
+  acks: Record<NodeId, LatencySummary | null>;
 }
 
 export interface ReplicaStatus extends RaftStatus {
@@ -99,6 +109,8 @@ export class Replica<R> {
   private readonly waits: ClientWaits<R>;
   private readonly persist: PersistQueue;
   private readonly snapshots: Snapshots<R>;
+  private readonly syncHealth: SyncHealth;
+  private readonly acks = new AckLatency();
 
   private phase: Phase = { name: 'running' };
   /** The role and leader as of the last Ready (what clients are told; the core may have moved on mid-turn). */
@@ -132,6 +144,7 @@ export class Replica<R> {
     this.applied = snap.index;
     this.peers = deps.peers ?? new PeerDirectory();
     this.peers.reset(snap.peers ?? [], snap.index);
+    this.syncHealth = new SyncHealth(id, options, this.logger);
     const stopped = () => this.stopped;
     const failed = (e: Error) => this.die(e);
     const schedule = () => this.schedule();
@@ -145,6 +158,8 @@ export class Replica<R> {
         install: (staged, done) => this.snapshots.install(staged, done),
         failed,
         stopped,
+        now: () => deps.clock.now(),
+        synced: (w) => this.syncHealth.synced(w, deps.clock.now()),
       },
       options,
       hs,
@@ -199,6 +214,7 @@ export class Replica<R> {
     if (this.stopped) return;
     if (!this.resetting) this.raw.tick();
     this.expireDeadlines();
+    this.handOverIfStalled();
     this.advanceChange();
     this.schedule();
   }
@@ -210,7 +226,11 @@ export class Replica<R> {
       this.logger.debug({ jobs: this.persist.length, dropped: messages.length }, 'persist queue full: input dropped');
       return;
     }
-    for (const m of messages) this.raw.step(m);
+    const now = this.deps.clock.now();
+    for (const m of messages) {
+      if (this.isLeader) this.acks.received(m, now);
+      this.raw.step(m);
+    }
     this.schedule();
   }
 
@@ -348,7 +368,32 @@ export class Replica<R> {
     if (!this.stopped) this.end({ name: 'stopped' });
   }
 
+  /**
+   * A leader whose own log write has been unfinished past leaderSyncStallMs hands leadership to a voter that
+   * holds its whole log (the followers kept writing: entries leave before the leader's own write is done), so
+   * the cluster's writes stop waiting on this disk. None holds it: this node keeps leading.
+   */
+  private handOverIfStalled(): void {
+    if (!this.isLeader || this.transfer || this.phase.name !== 'running') return;
+    const inFlightMs = this.persist.writeInFlightMs(this.deps.clock.now());
+    if (!this.syncHealth.stalled(inFlightMs)) return;
+    const to = transferTarget(this.raw.status(), true);
+    if (to === undefined) return;
+    this.logger.warn(
+      { node: this.id, inFlightMs: Math.round(inFlightMs), to },
+      `this leader's log write has been unfinished for ${Math.round(inFlightMs)} ms (leaderSyncStallMs ${this.opts.leaderSyncStallMs}): handing leadership to ${to}`,
+    );
+    this.transferLeader(to, () => {});
+  }
+
   // ---------------------------------------------------------------- queries
+
+  /** Recent latencies: this node's log writes, and a leader's followers' acknowledgements. */
+  latencies(): ReplicaLatencies {
+    const now = this.deps.clock.now();
+    const followers = this.isLeader ? Object.keys(this.raw.status().progress) : [];
+    return { sync: this.syncHealth.summary(now), acks: this.acks.summaries(followers, now) };
+  }
 
   status(): ReplicaStatus {
     const s = this.raw.status();
@@ -436,7 +481,10 @@ export class Replica<R> {
       afterPersist = afterPersist.filter((m) => !early.includes(m.type));
     }
     this.persist.enqueueWrite(rd.hardState, rd.entries, afterPersist);
-    if (rd.messages.length > 0) this.deps.transport.send(rd.messages);
+    if (rd.messages.length > 0) {
+      if (this.isLeader) this.acks.sent(rd.messages, this.deps.clock.now());
+      this.deps.transport.send(rd.messages);
+    }
     if (rd.committedEntries.length > 0 && !this.applyEntries(rd.committedEntries)) return;
     for (const rs of rd.readStates) this.onReadState(rs.context, rs.index, rs.ok);
     this.raw.advance(rd);
@@ -447,6 +495,7 @@ export class Replica<R> {
     const wasLeader = this.isLeader;
     const leaderChanged = lead !== this.soft.lead;
     this.soft = { state, lead };
+    if (wasLeader !== this.isLeader) this.acks.reset();
     if (leaderChanged || (wasLeader && state !== StateType.Leader)) {
       // A read awaiting confirmation was queued at the leader that is gone (this node, or the one a follower
       // forwarded it to): no answer will come. Failing now, retriably, lets the reader go to the next leader

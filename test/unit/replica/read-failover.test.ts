@@ -3,67 +3,14 @@
 // leading (the reader then goes to the next leader) instead of waiting out readTimeoutMs.
 
 import { expect } from 'chai';
-import { DEFAULT_REPLICA_OPTIONS, Replica } from '../../../src/replica/replica.js';
-import { memoryReplicaLog, nullStateMachine } from '../../support/replica-log.js';
-import { MemoryStorage } from '../../../src/raft/memory-storage.js';
-import type { Message, NodeId, SnapshotMeta } from '../../../src/raft/types.js';
+import { DEFAULT_REPLICA_OPTIONS } from '../../../src/replica/replica.js';
+import type { Replica } from '../../../src/replica/replica.js';
 import type { QjmError } from '../../../src/errors.js';
+import { replicaCluster, TICK_MS } from '../../support/replica-cluster.js';
 
-const IDS = ['n1', 'n2', 'n3'];
-const TICK_MS = 10;
-const OPTIONS = { ...DEFAULT_REPLICA_OPTIONS, tickMs: TICK_MS, readTimeoutMs: 10_000 };
-const ELECTION_MS = OPTIONS.electionTicks * TICK_MS;
-
-/** Three replicas, a network that delivers in order unless a node is cut off, and a clock moved by ticks. */
-function cluster() {
-  const conf = { voters: IDS, votersOutgoing: [], learners: [] };
-  const boot: SnapshotMeta = { index: 1, term: 1, conf, peers: IDS.map((id) => ({ id, address: `sim://${id}` })) };
-  const tasks: (() => void)[] = [];
-  const wire: Message[] = [];
-  const cut = new Set<NodeId>();
-  let now = 0;
-  const replicas = new Map<NodeId, Replica<number>>();
-  for (const id of IDS) {
-    const storage = new MemoryStorage(conf);
-    storage.applySnapshot(boot);
-    const log = memoryReplicaLog(storage, { term: 1, vote: '', commit: 1 }, (_h, entries, done) =>
-      tasks.push(() => {
-        storage.append(entries);
-        done(null);
-      }),
-    );
-    const r = new Replica<number>(id, OPTIONS, {
-      log,
-      stateMachine: nullStateMachine,
-      transport: { send: (ms) => void wire.push(...ms) },
-      clock: { now: () => now, defer: (fn) => tasks.push(fn) },
-      random: () => 0.5,
-      checkInvariants: true,
-    });
-    replicas.set(id, r);
-    r.start();
-  }
-  const settle = () => {
-    for (let i = 0; i < 100_000 && (tasks.length > 0 || wire.length > 0); i++) {
-      if (tasks.length > 0) tasks.shift()!();
-      else {
-        const m = wire.shift()!;
-        if (!cut.has(m.from) && !cut.has(m.to)) replicas.get(m.to)!.receive([m]);
-      }
-    }
-  };
-  const tick = (ids: NodeId[]) => {
-    now += TICK_MS;
-    for (const id of ids) replicas.get(id)!.tick();
-    settle();
-  };
-  const r = (id: NodeId) => replicas.get(id)!;
-  // n1 alone times out: it campaigns and wins.
-  for (let t = 0; t < 100 && !r('n1').isLeader; t++) tick(['n1']);
-  expect(r('n1').isLeader).to.equal(true);
-  for (let t = 0; t < 3; t++) tick(IDS);
-  return { r, tick, settle, cut, now: () => now };
-}
+const cluster = () => replicaCluster({ readTimeoutMs: 10_000 });
+const OPTIONS = { readTimeoutMs: 10_000 };
+const ELECTION_MS = DEFAULT_REPLICA_OPTIONS.electionTicks * TICK_MS;
 
 /** A read's outcome as it comes: null while it waits. */
 function read(replica: Replica<number>) {
