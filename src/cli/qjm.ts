@@ -15,10 +15,10 @@ import { decodeSegmentHeader, readFrame, SEGMENT_HEADER_BYTES } from '../edit-re
 import { formatPeers, parseAddresses, parsePeers } from '../peers.js';
 import { humanBytes, renderTable } from '../text-table.js';
 import { WRITER_ACTIVE_MS } from '../journal-state.js';
-import type { LatencyJson, NodeStatusJson } from '../node-status.js';
 import { CertExistsError } from '../security/certs.js';
 import { CertificateError } from '../security/cert-files.js';
 import { runResetPeers } from './reset-peers.js';
+import { latencyTable } from './latency-table.js';
 import {
   CERT_CREATE_CA,
   CERT_CREATE_CLIENT,
@@ -200,20 +200,6 @@ const STATUS = {
   summary: 'Every node: role, term, indexes, errors; then the journals as the leader sees them.',
   flags: { ...CONNECT, jid: { ...JID, required: false, description: 'show only this journal' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
-
-/**
- * Each node's log writes (with their fdatasync) over the last minute, and each follower's acknowledgements
- * as the leader sees them (an append leaving to its acknowledgement): p50 / p99 in ms; '-' when none lately.
- */
-function latencyTable(statuses: NodeStatusJson[], leader: NodeStatusJson | null): string {
-  const pair = (l: LatencyJson | null | undefined) => (l ? `${l.p50Ms.toFixed(1)} / ${l.p99Ms.toFixed(1)}` : '-');
-  const rows = statuses.map((s) => [
-    s.id,
-    pair(s.sync),
-    leader && s.id !== leader.id ? pair(leader.followers[s.id]?.ack) : '-',
-  ]);
-  return renderTable(['ID', 'SYNC P50 / P99 (MS)', 'ACK P50 / P99 (MS)'], rows);
-}
 
 async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promise<number> {
   const admin = adminClient(f, io);
