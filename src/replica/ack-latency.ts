@@ -19,8 +19,8 @@ export class AckLatency {
   sent(messages: readonly Message[], nowMs: number): void {
     for (const m of messages) {
       if (m.type !== MessageType.App || m.entries.length === 0) continue;
-      let list = this.pending.get(m.to);
-      if (!list) this.pending.set(m.to, (list = []));
+      const list = this.pending.get(m.to) ?? [];
+      this.pending.set(m.to, list);
       list.push({ index: m.entries[m.entries.length - 1]!.index, atMs: nowMs });
       if (list.length > MAX_PENDING_APPENDS) list.shift();
     }
@@ -34,8 +34,8 @@ export class AckLatency {
     let n = 0;
     while (n < list.length && list[n]!.index <= m.index) n++;
     if (n === 0) return;
-    let w = this.windows.get(m.from);
-    if (!w) this.windows.set(m.from, (w = new LatencyWindow(256)));
+    const w = this.windows.get(m.from) ?? new LatencyWindow(256);
+    this.windows.set(m.from, w);
     for (const p of list.splice(0, n)) w.observe(nowMs, nowMs - p.atMs);
   }
 

@@ -15,8 +15,9 @@ describe('peer links across a partition', function () {
   this.timeout(120_000);
   let c: LocalCluster | undefined;
   const proxies = new Map<string, BlackholeProxy>();
-  afterEach(destroyCluster(() => c));
-  afterEach(async () => {
+  const destroy = destroyCluster(() => c);
+  afterEach(async function () {
+    await destroy.call(this);
     await Promise.all([...proxies.values()].map((p) => p.close()));
     proxies.clear();
   });

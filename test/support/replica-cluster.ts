@@ -89,7 +89,9 @@ export function replicaCluster(overrides: Partial<ReplicaOptions> = {}) {
     lines,
     now: () => now,
     /** Moves the clock without a tick (a write that takes this long). */
-    advance: (ms: number) => void (now += ms),
+    advance: (ms: number) => {
+      now += ms;
+    },
     /** Holds a node's disk: its writes from now on wait until release(). */
     hold: (id: NodeId) => void held.set(id, held.get(id) ?? []),
     release: (id: NodeId) => {

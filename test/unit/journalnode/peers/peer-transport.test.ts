@@ -382,6 +382,15 @@ describe('PeerTransport', () => {
   });
 
   describe('dead links', () => {
+    it("a forged ping or pong past 2^53 is answered as it decodes: nothing throws, only that peer's link is touched", async () => {
+      const { t, streams } = rig();
+      expect(() => t.handleInbound(batchFrom('b', [], { ping: 2 ** 60 + 7, pong: 2 ** 63 }))).not.to.throw();
+      await nextTurn();
+      expect(streams.opened.map((s) => s.address)).to.deep.equal(['b:1']);
+      expect(streams.opened[0]!.batches[0]!.pong).to.equal(2 ** 60 + 7);
+      expect(t.stats().map((l) => [l.id, l.deadLinks, l.failures])).to.deep.equal([['b', 0, 0]]);
+    });
+
     it('a ping unanswered for pongTimeoutMs: the link is cut (not ended), reported, and redialed; the new stream carries on', async () => {
       const { t, streams, unreachable } = rig({ pingIntervalMs: 10, pongTimeoutMs: 50, maxRedialBackoffMs: 20 });
       t.send([app('b', 1)]);
