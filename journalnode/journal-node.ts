@@ -350,7 +350,8 @@ class Lifecycle {
 /**
  * How fast a dead peer link is found and redialed, from the heartbeat interval: a ping per interval (and at
  * least three per idle timeout, so a quiet stream is never cut for silence), a link dead after three
- * intervals without an answer, a redial at most two intervals after a failure. All well under the election
+ * intervals without an answer (or three of its recent round trips, if longer), a redial at most two
+ * intervals after a failure. All well under the election
  * timeout, so a link a partition broke is back before a follower would give up on its leader.
  */
 function linkTimings(config: JournalNodeConfig) {
@@ -358,6 +359,8 @@ function linkTimings(config: JournalNodeConfig) {
   return {
     pingIntervalMs: Math.min(heartbeatMs, config.peerRequestTimeoutMs / 3),
     pongTimeoutMs: 3 * heartbeatMs,
+    // A loaded machine's round trips stretch the timeout, never past the receiver's own idle cut.
+    maxPongTimeoutMs: Math.max(3 * heartbeatMs, config.peerRequestTimeoutMs),
     maxRedialBackoffMs: 2 * heartbeatMs,
   };
 }

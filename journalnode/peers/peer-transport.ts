@@ -68,8 +68,12 @@ export interface PeerTransportOptions {
   idleTimeoutMs: number;
   /** A ping leaves on each stream at most this often (about a heartbeat interval). */
   pingIntervalMs: number;
-  /** A ping unanswered this long (while nothing of the stream moved) means a dead link: cut and redialed. */
+  /**
+   * A ping unanswered this long (while nothing of the stream moved) means a dead link: cut and redialed; longer
+   * for a link whose round trips were slow lately, up to maxPongTimeoutMs.
+   */
   pongTimeoutMs: number;
+  maxPongTimeoutMs: number;
   /** The longest wait before redialing a peer after a failure (well under the election timeout). */
   maxRedialBackoffMs: number;
   /** A stream is ended and reopened after this long: under the receiver's request timeout. */
@@ -333,7 +337,7 @@ export class PeerTransport implements ReplicaTransport {
 
   /**
    * Every ping interval, each stream: past its lifetime it is ended (the next frame opens its successor); a
-   * ping unanswered too long means a dead link, cut and redialed; a quiet one gets a frame for its ping.
+   * ping unanswered too long means a dead link, cut and redialed; a quiet one gets a frame of its own.
    */
   private watchLinks(): void {
     const now = Date.now();
@@ -346,7 +350,7 @@ export class PeerTransport implements ReplicaTransport {
       }
       const verdict = p.link.check(now);
       if (verdict === 'dead') this.cutDeadLink(p);
-      else if (verdict === 'ping') this.flushPeer(p, true);
+      else if (verdict === 'frame') this.flushPeer(p, true);
     }
   }
 
@@ -357,10 +361,7 @@ export class PeerTransport implements ReplicaTransport {
     p.blocked = false;
     p.deadLinks++;
     s?.destroy();
-    this.failed(
-      p,
-      `peer ${p.id}: no answer to a ping within ${this.options.pongTimeoutMs} ms: the link is cut and redialed`,
-    );
+    this.failed(p, `peer ${p.id}: no answer to a ping within ${p.link.pongTimeoutMs} ms: the link is cut and redialed`);
   }
 
   private failed(p: PeerState, why: string): void {
@@ -450,7 +451,9 @@ export class PeerTransport implements ReplicaTransport {
     if (!this.heard(b.from)) throw new NotAMemberError(b.from);
     const p = this.peer(b.from);
     this.noteStorageId(p, b.storageId);
-    if (p.link.heardPong(b.pong ?? 0)) p.redials = 0;
+    const now = Date.now();
+    p.link.heard(now);
+    if (p.link.heardPong(b.pong ?? 0, now)) p.redials = 0;
     if ((b.ping ?? 0) > 0) {
       p.link.heardPing(b.ping!);
       this.scheduleFlush(p);

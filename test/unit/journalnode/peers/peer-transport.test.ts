@@ -168,6 +168,7 @@ function rig(
     idleTimeoutMs: 60_000,
     pingIntervalMs: 60_000,
     pongTimeoutMs: 60_000,
+    maxPongTimeoutMs: 60_000,
     maxRedialBackoffMs: 1000,
     streamLifetimeMs: 60_000,
     maxQueueBytes: 1 << 20,
@@ -398,8 +399,13 @@ describe('PeerTransport', () => {
       const first = streams.opened[0]!;
       t.handleInbound(batchFrom('b', [], { pong: first.batches[0]!.ping! })); // b answers: the link works
       const answeredAt = Date.now();
-      // Then the link goes dead: b hears nothing more, and so answers nothing.
-      await waitFor(() => streams.opened.length === 2, { what: 'the link cut and redialed' });
+      // Then the link to b goes dead: b hears nothing more, and so answers nothing; but b still talks.
+      const talking = setInterval(() => t.handleInbound(batchFrom('b', [appResp('a', 1, 'b')])), 10);
+      try {
+        await waitFor(() => streams.opened.length === 2, { what: 'the link cut and redialed' });
+      } finally {
+        clearInterval(talking);
+      }
       expect(Date.now() - answeredAt, 'not before a ping went unanswered that long').to.be.at.least(50);
       expect(first.destroyed, 'cut, not ended: nothing more goes on it').to.equal(true);
       expect(unreachable).to.deep.equal(['b']);
