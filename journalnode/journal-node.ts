@@ -350,9 +350,10 @@ class Lifecycle {
 /**
  * How fast a dead peer link is found and redialed, from the heartbeat interval: a ping per interval (and at
  * least three per idle timeout, so a quiet stream is never cut for silence), a link dead after three
- * intervals without an answer (or three of its recent round trips, if longer), a redial at most two
- * intervals after a failure. All well under the election
- * timeout, so a link a partition broke is back before a follower would give up on its leader.
+ * intervals without an answer while the peer kept talking (or three of its recent round trips, if longer),
+ * or after the idle timeout of silence; a redial at most two intervals after a failure. All but the silent
+ * case well under the election timeout, so a link a partition broke is back before a follower would give
+ * up on its leader.
  */
 function linkTimings(config: JournalNodeConfig) {
   const heartbeatMs = config.electionTimeoutMs / config.electionHeartbeatFactor;

@@ -6,8 +6,8 @@
 // (group commit on the wire) unless the connection pushes back, and then it waits in the queue, which drops past
 // maxQueueBytes (Raft slows down to probing). A stream is watched by pings the peer answers on its own stream
 // (link-liveness.ts; a quiet stream gets a frame of its own for its ping, which also keeps it from idling
-// out): one unanswered for pongTimeoutMs is a dead link (a connection that a partition left half-open, or
-// that was dialed into it), cut and redialed. A stream is ended and reopened after streamLifetimeMs (under
+// out): one the peer left unanswered while it kept talking (or said nothing for maxPongTimeoutMs) is a dead
+// link (a connection that a partition left half-open, or that was dialed into it), cut and redialed. A stream is ended and reopened after streamLifetimeMs (under
 // the receiver's request timeout; the successor takes the same connection, so frames stay in order), and
 // reopened after a failure with a backoff bounded at maxRedialBackoffMs (well under an election timeout),
 // at once when the peer is heard from; a failure is reported to Raft as an unreachable peer. Frames written to a stream that fails are lost: Raft
