@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import pinoPretty from 'pino-pretty';
 import type { Logger as PinoLogger } from 'pino';
 import { DataDirLock } from '../src/data-dir-lock.js';
 import type { qjournal } from '../src/gen/proto.js';
@@ -16,16 +17,24 @@ import { fetchNodeStatus } from '../src/node-status.js';
 import { confMembers } from '../src/raft/types.js';
 import { PeerDirectory } from '../src/replica/peer-directory.js';
 import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
+import type { ReplicaDeps } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
 import { peerBatchLimits } from '../src/transport/raft-codec.js';
+import { nodeFileSystem } from '../src/storage/node-file-system.js';
+import { diskLogSettings, stateMachineSettings } from './storage-options.js';
 import { loadNodeTls } from '../src/security/cert-files.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
+import { ConfigError } from './config.js';
 import type { JournalNodeConfig } from './config.js';
+import { ConnectionGuard, effectiveLimits, openFileLimit } from './http/connection-guard.js';
+import type { ConnectionLimits } from './http/connection-guard.js';
 import { splitHostPort } from '../src/ids.js';
 import { NodeActivity } from './observe/activity.js';
-import { dataDirPaths, openDataDir } from './data-dir.js';
+import { dataDirPaths, lockFootprint, openDataDir } from './data-dir.js';
+import { PortReservation } from './port-reservation.js';
 import { combineListeners } from './observe/events.js';
-import { buildHttpApp } from './http/http-app.js';
+import { buildHttpApp, closeWithin } from './http/http-app.js';
+import { jsonBusy, registerResponseBudget, ResponseBudget } from './http/response-budget.js';
 import { JournalStateMachine } from './state/journal-state-machine.js';
 import type { StateMachineOptions } from './state/journal-state-machine.js';
 import { NodeMetrics } from './observe/metrics.js';
@@ -34,9 +43,13 @@ import { PeerAdmission } from './peers/peer-admission.js';
 import { PeerTransport } from './peers/peer-transport.js';
 import { PeerSnapshotSource } from './peers/snapshot-http.js';
 import { buildStatus } from './http/routes-admin.js';
+import { RecentReads } from './http/retention.js';
 import type { AdminContext } from './http/routes-admin.js';
 import { ClusterView } from './ui/cluster-view.js';
 import { buildUiApp } from './ui/ui-app.js';
+import { hostChecker } from './ui/host-check.js';
+import { formCluster } from './formation.js';
+import type { Peer } from '../src/raft/types.js';
 
 export { clusterIdFor, DataDirError } from './data-dir.js';
 
@@ -53,6 +66,8 @@ export interface JournalNode {
   readonly transport: PeerTransport;
   readonly metrics: NodeMetrics;
   readonly logger: PinoLogger;
+  /** The answer bytes the node holds for its clients (response-budget.ts). */
+  readonly budget: ResponseBudget;
   readonly clusterId: string;
   readonly storageId: string;
   /** Listens on config.listen (and config.uiListen) and starts the Raft clock. Returns the main bound address. */
@@ -77,18 +92,49 @@ function version(): string {
   }
 }
 
+/**
+ * The node's pino logger: JSON lines for collectors and files; for a person at a terminal (`logFormat`
+ * auto, stdout a TTY, or pretty) the same records through pino-pretty, synchronously, so nothing is lost
+ * when the process exits.
+ */
+function nodeLogger(config: JournalNodeConfig): PinoLogger {
+  const opts = { name: 'journalnode', level: config.logLevel, base: { node: config.id } };
+  const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stdout.isTTY === true);
+  return pretty ? pino(opts, pinoPretty({ sync: true, colorize: process.stdout.isTTY === true })) : pino(opts);
+}
+
 /** Opens (or, on an empty directory, bootstraps) the node's storage and builds the node. */
 export async function buildJournalNode(
   config: JournalNodeConfig,
   options: { logger?: PinoLogger } = {},
 ): Promise<JournalNode> {
-  const logger = options.logger ?? pino({ name: 'journalnode', level: config.logLevel, base: { node: config.id } });
-  // Certificates first: a node that cannot serve securely should not even take its data directory's lock.
+  const logger = options.logger ?? nodeLogger(config);
+  // Certificates and the descriptor budget first: a node that cannot serve securely, or whose open-file limit
+  // leaves no room for connections, should not even take its data directory's lock.
   const tls = config.certsDir ? loadNodeTls(config.certsDir, config.id) : null;
-  const lock = DataDirLock.acquire(config.dataDir);
+  const fileLimit = openFileLimit();
+  let limits: ConnectionLimits;
   try {
-    return await wire(config, logger, lock, tls);
+    limits = effectiveLimits(config, fileLimit);
   } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  // The lock first (another journalnode on this directory is the refusal to give), then the ports, held while
+  // the data directory is opened: a port that cannot be bound leaves the directory as it was.
+  const undoLock = lockFootprint(config.dataDir);
+  const lock = DataDirLock.acquire(config.dataDir);
+  let ports: PortReservation;
+  try {
+    ports = await PortReservation.take([config.listen, ...(config.uiListen ? [config.uiListen] : [])]);
+  } catch (e) {
+    lock.release();
+    undoLock();
+    throw e;
+  }
+  try {
+    return await wire(config, logger, { lock, ports }, tls, { limits, fileLimit });
+  } catch (e) {
+    await ports.releaseAll();
     lock.release();
     throw e;
   }
@@ -100,48 +146,69 @@ interface Storage {
   activity: NodeActivity;
   clusterId: string;
   storageId: string;
+  /** This node's storage and cluster ids and its recorded standing, for the replica's identity rules. */
+  identity: NonNullable<ReplicaDeps<Result>['identity']>;
+  initialPeers: Peer[];
 }
 
-/** The data directory opened (bootstrapped when empty): the journals and the Raft log, observed by activity. */
+/**
+ * The data directory opened (on a first start with --peers, once the cluster formed): the journals and the
+ * Raft log, observed by activity.
+ */
 async function openStorage(
   config: JournalNodeConfig,
   logger: PinoLogger,
   metrics: NodeMetrics,
   snapshotSource: PeerSnapshotSource,
   clients: HttpPools,
+  tls: TlsMaterial | null,
+  ports: PortReservation,
 ): Promise<Storage> {
   const stateMachineOptions: StateMachineOptions = {
     dataDir: config.dataDir,
-    cacheBytesPerJournal: config.cacheBytesPerJournal,
-    maxWaitingReads: config.maxWaitingReads,
-    maxSnapshotChunkBytes: config.maxSnapshotChunkBytes,
-    keepSnapshots: config.keepSnapshots,
-    source: snapshotSource,
+    ...stateMachineSettings(config),
+    source: snapshotSource.forPeer,
+    fileSystem: nodeFileSystem,
     logger,
   };
-  const { meta, clusterId, storageId } = await openDataDir(config, stateMachineOptions, logger, clients);
+  const form = (storageId: string) => formCluster({ config, storageId, tls, logger, version: version(), ports });
+  const { meta, clusterId, storageId, identity, record } = await openDataDir(
+    config,
+    stateMachineOptions,
+    logger,
+    clients,
+    form,
+  );
+  // The directory is what this start makes of it: the ports are let go until the servers listen, so that a
+  // client meanwhile is refused (ECONNREFUSED), not cut after it may have sent its request.
+  await ports.releaseAll();
   const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
   const stateMachine = JournalStateMachine.open({ ...stateMachineOptions, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
-    maxSegmentBytes: config.maxLogSegmentBytes,
-    preallocateBytes: config.logPreallocateBytes,
-    // One log write carries at most a write batch plus the entry that overflows it.
-    tornWriteBytes: config.maxAppendBufferBytes + config.maxAppendBodyBytes + (1 << 20),
-    maxCacheBytes: config.maxLogCacheBytes,
-    sync: config.sync,
+    fileSystem: nodeFileSystem,
+    ...diskLogSettings(config),
     snapshot: stateMachine.snapshotMeta,
     meta,
     logger,
     onFsync: (ms) => activity.fsynced(ms),
   });
-  return { stateMachine, diskLog, activity, clusterId, storageId };
+  return {
+    stateMachine,
+    diskLog,
+    activity,
+    clusterId,
+    storageId,
+    identity: { storageId, clusterId, selfAddress: config.advertise, record, store: identity, nowMs: Date.now },
+    initialPeers: meta.meta.initialPeers ?? [],
+  };
 }
 
 async function wire(
   config: JournalNodeConfig,
   logger: PinoLogger,
-  lock: DataDirLock,
+  held: { lock: DataDirLock; ports: PortReservation },
   tls: TlsMaterial | null,
+  files: { limits: ConnectionLimits; fileLimit: number | null },
 ): Promise<JournalNode> {
   const directory = new PeerDirectory();
   const clients = new HttpPools({
@@ -150,13 +217,9 @@ async function wire(
   });
   const metrics = new NodeMetrics(config.id);
   const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
-  const { stateMachine, diskLog, activity, clusterId, storageId } = await openStorage(
-    config,
-    logger,
-    metrics,
-    snapshotSource,
-    clients,
-  );
+  const { lock, ports } = held;
+  const storage = await openStorage(config, logger, metrics, snapshotSource, clients, tls, ports);
+  const { stateMachine, diskLog, activity, clusterId, storageId } = storage;
   const transport = peerTransport(
     config,
     clusterId,
@@ -174,16 +237,25 @@ async function wire(
     peers: directory,
     activity,
     logger,
+    identity: storage.identity,
   });
   transport.attach(replica);
-  metrics.attach({ replica, stateMachine, transport, logBytesAfter: (index) => diskLog.bytesAfter(index) });
+  const budget = answerBudget(config, logger, metrics);
+  metrics.attach({
+    replica,
+    stateMachine,
+    transport,
+    logBytesAfter: (index) => diskLog.bytesAfter(index),
+    responseBytes: () => budget.bytesInFlight,
+  });
 
   const drain = { on: false };
-  const parts = { replica, stateMachine, transport, metrics, diskLog, activity, clients, clusterId, storageId };
-  const { app, uiApp } = await buildApps(config, logger, tls, drain, parts);
+  const names = { clusterId, storageId, initialPeers: storage.initialPeers };
+  const parts = { replica, stateMachine, transport, metrics, diskLog, activity, clients, budget };
+  const { app, uiApp } = await buildApps(config, logger, { tls, drain, files }, parts, names);
   const lifecycle = new Lifecycle(
-    { config, logger, tls, lock, drain, tickMs: replicaOptions.tickMs },
-    { app, uiApp, replica, activity, transport, stateMachine, diskLog, clients, directory, clusterId, storageId },
+    { config, logger, tls, lock, drain, files, tickMs: replicaOptions.tickMs },
+    { ...parts, ...names, app, uiApp, directory },
   );
   return {
     config,
@@ -195,6 +267,7 @@ async function wire(
     transport,
     metrics,
     logger,
+    budget,
     clusterId,
     storageId,
     start: () => lifecycle.start(),
@@ -207,8 +280,7 @@ async function wire(
 async function buildApps(
   config: JournalNodeConfig,
   logger: PinoLogger,
-  tls: TlsMaterial | null,
-  drain: { on: boolean },
+  face: { tls: TlsMaterial | null; drain: { on: boolean }; files: { limits: ConnectionLimits } },
   parts: {
     replica: Replica<Result>;
     stateMachine: JournalStateMachine;
@@ -217,11 +289,13 @@ async function buildApps(
     diskLog: DiskLog;
     activity: NodeActivity;
     clients: HttpPools;
-    clusterId: string;
-    storageId: string;
+    budget: ResponseBudget;
   },
+  names: { clusterId: string; storageId: string; initialPeers: Peer[] },
 ): Promise<{ app: FastifyInstance; uiApp: FastifyInstance | null }> {
-  const { replica, stateMachine, transport, metrics, diskLog, activity, clusterId, storageId } = parts;
+  const { replica, stateMachine, transport, metrics, diskLog, activity, budget } = parts;
+  const { tls, drain, files } = face;
+  const { clusterId, storageId, initialPeers } = names;
   const admin: AdminContext = {
     config,
     replica,
@@ -233,6 +307,7 @@ async function buildApps(
     version: version(),
     clusterId,
     storageId,
+    initialPeers,
   };
   const app = await buildHttpApp({
     config,
@@ -241,14 +316,26 @@ async function buildApps(
     draining: () => drain.on,
     tls,
     raft: { clusterId, transport, logger },
-    qjm: { config, replica, stateMachine },
+    qjm: { config, replica, stateMachine, reads: new RecentReads(), budget },
     admin,
     activity,
+    budget,
   });
   const uiApp =
     config.uiListen === null
       ? null
-      : await buildUiApp({ admin, activity, cluster: clusterView(config, admin, activity, parts.clients) });
+      : await buildUiApp({
+          admin,
+          activity,
+          cluster: clusterView(config, admin, activity, parts.clients),
+          hostAllowed: hostChecker(config.uiListen, config.uiAllowedHosts),
+          underBudget: (ui) => registerResponseBudget(ui, budget, jsonBusy),
+        });
+  // Both ports draw on one pool of descriptors: one guard bounds their connections together.
+  new ConnectionGuard(files.limits, logger, (why) => metrics.refused(why)).guardAll([
+    { server: app.server, tls: tls !== null },
+    ...(uiApp ? [{ server: uiApp.server, tls: false }] : []),
+  ]);
   return { app, uiApp };
 }
 
@@ -265,6 +352,8 @@ class Lifecycle {
       lock: DataDirLock;
       /** Set once stop() begins: the HTTP face refuses new writes. */
       drain: { on: boolean };
+      /** The open-file limit and the connection bounds sized from it (logged at start). */
+      files: { limits: ConnectionLimits; fileLimit: number | null };
       tickMs: number;
     },
     private readonly parts: {
@@ -276,6 +365,7 @@ class Lifecycle {
       stateMachine: JournalStateMachine;
       diskLog: DiskLog;
       clients: HttpPools;
+      budget: ResponseBudget;
       directory: PeerDirectory;
       clusterId: string;
       storageId: string;
@@ -301,6 +391,8 @@ class Lifecycle {
         term: replica.term,
         security: tls ? 'mutual-tls' : 'insecure',
         glibcTunables: process.env.GLIBC_TUNABLES ?? null,
+        openFileLimit: this.node.files.fileLimit,
+        connections: this.node.files.limits,
       },
       'journalnode started',
     );
@@ -316,15 +408,16 @@ class Lifecycle {
     if (this.stopped) return;
     this.stopped = true;
     this.node.drain.on = true;
-    const { app, uiApp, replica, activity, transport, clients, stateMachine, diskLog } = this.parts;
+    const { app, uiApp, replica, activity, transport, clients, budget, stateMachine, diskLog } = this.parts;
     await new Promise<void>((resolve) => replica.drain(Math.min(this.node.config.proposalTimeoutMs, 5000), resolve));
     if (this.ticker) clearInterval(this.ticker);
     replica.stop();
     activity.stop();
     transport.close();
-    if (uiApp) await closeWithin(uiApp, CLOSE_GRACE_MS);
-    await closeWithin(app, CLOSE_GRACE_MS);
+    if (uiApp) await closeWithin(uiApp);
+    await closeWithin(app);
     await clients.close();
+    budget.close();
     stateMachine.close();
     diskLog.close();
     this.node.lock.release();
@@ -345,6 +438,16 @@ class Lifecycle {
       'reloaded the certificates: new connections use them',
     );
   }
+}
+/** The answer bytes the node holds for its clients (both ports), refusals and cuts counted. */
+function answerBudget(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics): ResponseBudget {
+  return new ResponseBudget({
+    maxBytesInFlight: config.maxResponseBytesInFlight,
+    maxBytesPerConnection: config.maxResponseBytesPerConnection,
+    stallTimeoutMs: config.responseStallTimeoutMs,
+    logger,
+    onRefused: (why) => metrics.refused(why === 'budget' ? 'response_budget' : 'response_stalled'),
+  });
 }
 
 /**
@@ -430,10 +533,12 @@ function newReplica(
     peers: PeerDirectory;
     activity: NodeActivity;
     logger: PinoLogger;
+    identity: NonNullable<ReplicaDeps<Result>['identity']>;
   },
 ): Replica<Result> {
   const { logger, activity } = parts;
   return new Replica<Result>(config.id, options, {
+    identity: parts.identity,
     log: parts.log,
     stateMachine: parts.stateMachine,
     transport: parts.transport,
@@ -453,23 +558,6 @@ function newReplica(
       activity.listener(),
     ),
   });
-}
-
-/**
- * How long stop() lets open connections finish after the writes drained. Idle keep-alive connections close at
- * once; a connection that never sent a request (a client that gave up while connecting) or an upload that stalls
- * would otherwise hold the process until its socket timeout.
- */
-const CLOSE_GRACE_MS = 2000;
-
-/** fastify's close, then every connection still open after `graceMs` cut. */
-async function closeWithin(app: FastifyInstance, graceMs: number): Promise<void> {
-  const cut = setTimeout(() => app.server.closeAllConnections(), graceMs);
-  try {
-    await app.close();
-  } finally {
-    clearTimeout(cut);
-  }
 }
 
 /** The dashboard's view of the cluster: this node in-process, its peers through the peer client. */

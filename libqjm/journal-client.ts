@@ -2,19 +2,26 @@
 // leader (following NOT_LEADER redirects) and are retried with capped backoff until they succeed, fail
 // finally, or the deadline passes: every write but format is safe to repeat (PROTOCOL.md), and format is
 // never retried once it may have been applied. Reads may go to any node. Every failure becomes a typed
-// QjmError with a stable code.
+// QjmError with a stable code. Over TLS every server must be a JournalNode, and the very node the members
+// put at its address once that is known (ServerIdentities), learned from the answers' members lists.
 
 import { HttpPools } from '../src/http-pool.js';
+import { fetchNodeStatus } from '../src/node-status.js';
 import type { ClientTls, HttpError, HttpResponse } from '../src/http-pool.js';
 import { qjournal } from '../src/gen/proto.js';
 import { isErrorName, makeError, type QjmError, QuorumUnavailableError } from '../src/errors.js';
 import type { ErrorName, QjmErrorDetails } from '../src/errors.js';
 import { RouteTable } from './route-table.js';
-import { MEMBERS_HEADER, parseMembersHeader } from '../src/peers.js';
+import { MEMBERS_HEADER, parseClientPeers, parseMembersHeader } from '../src/peers.js';
+import type { ClientPeer } from '../src/peers.js';
+import { ServerIdentities } from '../src/security/server-identities.js';
 import { DEFAULT_RETRY, withRetry } from './retry-policy.js';
 import type { RetryObserver, RetryOptions } from './retry-policy.js';
 
 const pb = qjournal.journal;
+
+/** How often at most the client asks every node it knows for its members, when a target is not established. */
+const ESTABLISH_INTERVAL_MS = 1000;
 
 export type WriteRpc =
   | 'format'
@@ -26,6 +33,7 @@ export type WriteRpc =
   | 'purgeLogs';
 
 export interface ClientOptions {
+  /** "host:port", or "id=host:port": then the node at that address must be that one (its certificate). */
   peers: readonly string[];
   /** One HTTP exchange, ms. */
   requestTimeoutMs?: number;
@@ -62,19 +70,42 @@ export function fromRpcError(e: qjournal.journal.IRpcError, where: string): QjmE
 
 export class JournalClient {
   readonly routes: RouteTable;
-  /** The one HTTP pool of this client (AdminClient's /status fetches share it, and its TLS identity). */
+  /**
+   * The HTTP pool requests go through: over TLS it connects only to a node whose identity is established
+   * (ServerIdentities.checkEstablished), at the handshake, so nothing is ever sent to another.
+   */
   readonly http: HttpPools;
+  /**
+   * The pool /status goes through (the same client certificate): any JournalNode, checked against what is
+   * known; it is how the client learns who the members are before it sends anything else.
+   */
+  readonly statusHttp: HttpPools;
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   readonly retry: RetryOptions;
   /** Every retry loop of this client (and of AdminClient over it) reports its backoffs here. */
   readonly onRetry: RetryObserver | undefined;
+  /** Which node is at which address, and the check of each server's certificate (TLS only). */
+  readonly identities: ServerIdentities;
+  /** The addresses given (asked for their members when a target's identity is not yet established). */
+  private readonly seeds: string[];
+  /** The members being asked now (one round at a time), and when the last round ended. */
+  private establishing: Promise<void> | null = null;
+  private lastEstablishedMs = Number.NEGATIVE_INFINITY;
   private closed = false;
 
   constructor(options: ClientOptions) {
     if (!Array.isArray(options.peers) || options.peers.length === 0)
       throw new TypeError('peers: at least one JournalNode address (host:port) is required');
-    this.routes = new RouteTable(options.peers);
+    let peers: ClientPeer[];
+    try {
+      peers = parseClientPeers(options.peers);
+    } catch (e) {
+      throw new TypeError(`peers: ${(e as Error).message}`);
+    }
+    this.seeds = peers.map((p) => p.address);
+    this.routes = new RouteTable(this.seeds);
+    this.identities = new ServerIdentities(peers);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 1000;
     this.retry = { ...DEFAULT_RETRY, ...(options.retry ?? {}) };
@@ -82,8 +113,68 @@ export class JournalClient {
     this.http = new HttpPools({
       connectTimeoutMs: this.connectTimeoutMs,
       keepHeaders: [MEMBERS_HEADER],
-      ...(options.tls ? { tls: options.tls } : {}),
+      ...(options.tls
+        ? { tls: { ...options.tls, verifyServer: (address, cert) => this.identities.checkEstablished(address, cert) } }
+        : {}),
     });
+    this.statusHttp = options.tls
+      ? new HttpPools({
+          connectTimeoutMs: this.connectTimeoutMs,
+          connections: 1,
+          tls: { ...options.tls, verifyServer: (address, cert) => this.identities.check(address, cert) },
+        })
+      : this.http;
+  }
+
+  /** Whether servers are checked at all (TLS); with --insecure nothing proves who answers. */
+  get verifiesServers(): boolean {
+    return this.http.secure;
+  }
+
+  /**
+   * The node at `reporter` names the members of its configuration: who is where, for the check of servers.
+   * Connections to an address whose established node is not the one they reached are closed.
+   */
+  learnMembers(reporter: string, members: readonly ClientPeer[]): void {
+    for (const address of this.identities.learn(reporter, members)) {
+      this.http.forget(address);
+      this.statusHttp.forget(address);
+    }
+  }
+
+  /** Asks every node this client knows for its members (GET /status): one round at a time, at most once a second. */
+  establish(): Promise<void> {
+    if (this.establishing) return this.establishing;
+    if (Date.now() - this.lastEstablishedMs < ESTABLISH_INTERVAL_MS) return Promise.resolve();
+    const targets = [...new Set([...this.seeds, ...this.routes.all()])];
+    const timeoutMs = Math.min(2000, this.requestTimeoutMs);
+    this.establishing = Promise.all(
+      targets.map(async (address) => {
+        const status = await fetchNodeStatus(address, timeoutMs, this.statusHttp).catch(() => null);
+        if (status) this.learnMembers(address, status.peers);
+      }),
+    ).then(() => {
+      this.establishing = null;
+      this.lastEstablishedMs = Date.now();
+    });
+    return this.establishing;
+  }
+
+  /** The leader a NOT_LEADER answer from `address` names, when that node's word can be taken. */
+  leaderNamedBy(address: string, leaderAddress: string | null | undefined): string | undefined {
+    return leaderAddress && this.established(address) ? leaderAddress : undefined;
+  }
+
+  /**
+   * Whether what the node at `address` says can be taken (its members list, its view of the leader): the node
+   * there is established and it is the one that answered. Always without TLS, where nothing is checked.
+   */
+  established(address: string): boolean {
+    if (!this.verifiesServers) return true;
+    const id = this.identities.identityAt(address);
+    const presented = this.identities.presentedAt(address);
+    // Before any handshake there, a known id is enough: the handshake will hold the node to it.
+    return id.kind === 'known' && (presented === undefined || presented === id.id);
   }
 
   /**
@@ -99,11 +190,18 @@ export class JournalClient {
   ): Promise<HttpResponse> {
     // Final: a retry cannot reopen it (a retriable error would spin until the write deadline).
     if (this.closed) throw makeError('INVALID_ARGUMENT', 'the client is closed');
+    // Learn who is where first: the connection below is refused at its handshake unless the node there is established.
+    if (this.verifiesServers && !this.established(address)) await this.establish();
     try {
       const res = await this.http.request(address, 'POST', path, body, timeoutMs, signal);
       const members = res.headers?.[MEMBERS_HEADER];
       const named = members === undefined ? null : parseMembersHeader(members);
-      if (named) this.routes.learnMembers(named.addresses, named.appliedIndex);
+      if (named) {
+        this.learnMembers(address, named.members);
+        // Where to send requests follows the members only as an established node names them: a stranger's
+        // certificate claiming a far-ahead configuration does not move this client.
+        if (this.established(address)) this.routes.learnMembers(named.addresses, named.appliedIndex);
+      }
       return res;
     } catch (e) {
       const err = e as HttpError;
@@ -156,14 +254,16 @@ export class JournalClient {
 
   /**
    * An error answer from `target`, as a typed error, after learning what it says about the leader: a node
-   * that is not (or no longer) the leader names the one it knows, or that it knows none; any other retriable
-   * error drops `target` as the leader.
+   * that is not (or no longer) the leader names the one it knows (taken only from an established node), or
+   * that it knows none; a node that stood down is out of the rotation (unless the request was pinned to it);
+   * any other retriable error drops `target` as the leader.
    */
-  private refusedBy(target: string, error: qjournal.journal.IRpcError): QjmError {
+  private refusedBy(target: string, error: qjournal.journal.IRpcError, pinned = false): QjmError {
     const e = fromRpcError(error, target);
     if (error.term) this.routes.observeTerm(Number(error.term));
     if (e.errorName === 'NOT_LEADER' || e.errorName === 'LEADERSHIP_LOST')
-      this.routes.redirect(error.leaderAddress || undefined, Number(error.term ?? 0));
+      this.routes.redirect(this.leaderNamedBy(target, error.leaderAddress), Number(error.term ?? 0));
+    else if (e.errorName === 'STOOD_DOWN') return pinned ? e : this.stoodDown(target, e);
     else if (e.retriable) this.routes.failed(target);
     return e;
   }
@@ -243,7 +343,7 @@ export class JournalClient {
         } catch {
           throw makeError('UNAVAILABLE', `${target}: HTTP ${res.status} with an unreadable body`, { node: target });
         }
-        if (r.error) throw this.refusedBy(target, r.error);
+        if (r.error) throw this.refusedBy(target, r.error, options.node !== undefined);
         return { node: target, response: r };
       },
       retry,
@@ -257,8 +357,20 @@ export class JournalClient {
     );
   }
 
+  /**
+   * A node answered that it stood down: it left its cluster for good, so it is out of this client's rotation and
+   * the request goes to the others (a retriable UNAVAILABLE naming it). Only when every node the client knows
+   * stood down is the answer final: there is nobody left to ask.
+   */
+  stoodDown(address: string, e: QjmError): QjmError {
+    this.routes.stoodDown(address);
+    if (this.routes.allStoodDown()) return e;
+    return makeError('UNAVAILABLE', `${e.message} (trying the other nodes)`, { node: address, stoodDown: true });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await this.http.close();
+    if (this.statusHttp !== this.http) await this.statusHttp.close();
   }
 }

@@ -2,7 +2,8 @@
 // as it arrives and delivered frame by frame; the answer comes only when the stream ends (200), or early to
 // refuse it, and then the connection is dropped. Every frame is bounded on the wire before it is decoded and
 // checked as a batch was when each one was a request of its own: the sender's certificate names its `from`
-// and every message's, the sender is a member, one stream speaks for one node. (The snapshot transfer's
+// and every message's, the identity rules accept its storage and generation (a refusal tells the sender why,
+// identity-refusal.ts), the sender is a member, one stream speaks for one node. (The snapshot transfer's
 // routes are in snapshot-http.ts, beside the client that calls them.)
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -18,6 +19,7 @@ import type { PeerTransport } from './peer-transport.js';
 import { authorizePeerBatch } from '../http/authz.js';
 import { sendJsonError } from '../http/rpc-errors.js';
 import type { Caller } from '../http/authz.js';
+import { IdentityRefusal } from './identity-refusal.js';
 
 export interface RaftRouteContext {
   clusterId: string;
@@ -119,7 +121,10 @@ class StreamReader {
   }
 
   private refuse(e: QjmError): void {
-    this.ctx.logger.warn({ from: this.peer, status: e.httpStatus, error: e.message }, 'refusing a Raft stream');
+    // An identity refusal: the replica logged why (once per peer and reason); the sender reconnects with backoff.
+    if (e instanceof IdentityRefusal)
+      this.ctx.logger.debug({ from: this.peer, error: e.message }, 'refusing a Raft stream: identity');
+    else this.ctx.logger.warn({ from: this.peer, status: e.httpStatus, error: e.message }, 'refusing a Raft stream');
     this.answer(e.httpStatus, e.jsonBody(), true);
   }
 
@@ -164,6 +169,9 @@ class StreamReader {
     if (this.peer !== null && b.from !== this.peer)
       throw forbidden(`this stream speaks for ${this.peer}, not ${JSON.stringify(b.from)}`);
     if (this.waiting) return void this.waiting.push(b);
+    // Before membership: a node reset away is no member of this configuration, and must hear why.
+    const verdict = this.ctx.transport.identityVerdict(b);
+    if (!verdict.ok) throw new IdentityRefusal(verdict.reason, verdict.notice);
     const admitted = this.peer === null ? this.ctx.transport.admits(b.from, b.messages) : true;
     if (admitted === true) return this.deliver(b);
     this.admitLater(b, admitted);

@@ -2,35 +2,37 @@
 // commands that change them, snapshots (save, fetch from the leader, install) and the reads and long-poll
 // waits that libqjm's readers use. Implements the Replica's ReplicaStateMachine.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { assert } from '../../src/assert.js';
 import type { Logger } from '../../src/logger.js';
 import { qjournal } from '../../src/gen/proto.js';
+import { ApplyInterrupted, isResourceShortage, storageFailure } from '../../src/replica/env.js';
 import type { ReplicaStateMachine, StagedSnapshot } from '../../src/replica/env.js';
 import type { Entry, NodeId, SnapshotMeta } from '../../src/raft/types.js';
 import { Journal } from './journal.js';
 import type { SegmentState } from '../../src/journal-state.js';
 import { SegmentFile } from './segment-file.js';
-import { fsyncPath, fsyncPathSync, preadIntoSync, writeAllSync } from '../../src/storage/files.js';
+import type { FileHandle, FileSystem } from '../../src/storage/file-system.js';
+import { preadIntoSync, writeAllSync } from '../../src/storage/files.js';
 import { series, SnapshotStore } from './snapshot-store.js';
 import type { ManifestData, StagedImage } from './snapshot-store.js';
-import { decodeCommittedCommand } from './commands.js';
+import { decodeCommittedCommand, journalLimitOf } from './commands.js';
 import { ReadWaiters } from './read-waiters.js';
 import { fetchSnapshot } from './snapshot-fetch.js';
-import type { FetchSink, ManifestSummary, SnapshotFileRef } from './snapshot-fetch.js';
+import type { FetchSink, FetchSource, ManifestSummary, SnapshotFileRef } from './snapshot-fetch.js';
 
 const pb = qjournal.journal;
 type Result = qjournal.journal.ICommandResult;
 
-/** Where a follower fetches a snapshot from: the JournalNode's HTTP client to its peers. */
-export interface SnapshotSource {
-  manifest(peer: NodeId, minIndex: number): Promise<ManifestData>;
-  chunk(peer: NodeId, index: number, jid: string, file: string, offset: number, length: number): Promise<Buffer>;
-}
+/**
+ * Where a follower fetches a snapshot from: the source of the fetch loop for one peer (the JournalNode's
+ * HTTP client to its peers; the simulator's network).
+ */
+export type SnapshotSource = (peer: NodeId) => FetchSource<ManifestData>;
 
 export interface StateMachineOptions {
+  fileSystem: FileSystem;
   dataDir: string;
   /** Bytes of recent batches each journal keeps in memory for tailing readers. */
   cacheBytesPerJournal: number;
@@ -65,12 +67,24 @@ interface Staged extends StagedSnapshot {
 }
 
 export function toSnapshotMeta(m: ManifestData): SnapshotMeta {
-  const { index, term, conf, peers } = m.meta;
+  const { index, term, conf, peers, generation } = m.meta;
   return {
     index,
     term,
     conf: { voters: [...conf.voters], votersOutgoing: [...conf.votersOutgoing], learners: [...conf.learners] },
-    peers: peers.map((p) => ({ ...p })),
+    peers: peers.map((p) => (p.storageId ? { ...p } : { id: p.id, address: p.address })),
+    generation,
+  };
+}
+
+/** A snapshot's metadata as its manifest holds it (every binding and the generation spelled out). */
+function manifestMeta(meta: SnapshotMeta): ManifestData['meta'] {
+  return {
+    index: meta.index,
+    term: meta.term,
+    conf: meta.conf,
+    peers: (meta.peers ?? []).map((p) => ({ id: p.id, address: p.address, storageId: p.storageId ?? '' })),
+    generation: meta.generation ?? 0,
   };
 }
 
@@ -88,7 +102,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   private readonly validated = new WeakMap<Uint8Array, qjournal.journal.Command>();
 
   private constructor(private readonly opts: StateMachineOptions) {
-    this.snapshots = new SnapshotStore(path.join(opts.dataDir, 'snapshots'));
+    this.snapshots = new SnapshotStore(opts.fileSystem, path.join(opts.dataDir, 'snapshots'));
     this.journalsRoot = path.join(opts.dataDir, 'journals');
     this.readers = new ReadWaiters(opts.maxWaitingReads ?? Infinity);
     this.snapshotMetaValue = { index: 0, term: 0, conf: { voters: [], votersOutgoing: [], learners: [] } };
@@ -96,9 +110,9 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
 
   /** A new data directory: the bootstrap snapshot at index 1 carries the initial configuration. */
   static bootstrap(options: StateMachineOptions, meta: SnapshotMeta): void {
-    const store = new SnapshotStore(path.join(options.dataDir, 'snapshots'));
+    const store = new SnapshotStore(options.fileSystem, path.join(options.dataDir, 'snapshots'));
     assert(store.list().length === 0, 'bootstrap: the data directory already has snapshots');
-    store.createInitial({ meta: { ...meta, peers: [...(meta.peers ?? [])] }, journals: [], createdMs: Date.now() });
+    store.createInitial({ meta: manifestMeta(meta), journals: [], createdMs: Date.now() });
   }
 
   /** Start-up: the journals become exactly the newest snapshot's; the log then replays what follows. */
@@ -119,16 +133,17 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     const journals = new Map<string, Journal>();
     for (const js of m.journals) {
       const dir = path.join(this.journalsRoot, js.jid);
+      const fileSystem = this.opts.fileSystem;
       const open = (s: SegmentState) =>
         s.inProgress
-          ? SegmentFile.load(dir, s.file, {
+          ? SegmentFile.load(fileSystem, dir, s.file, {
               inProgress: true,
               sizeBytes: s.sizeBytes,
               truncate: true,
               expectedLastTxId: s.lastTxId,
             })
-          : SegmentFile.trusted(dir, s.file, s);
-      journals.set(js.jid, Journal.restore(js, dir, this.opts.cacheBytesPerJournal, open));
+          : SegmentFile.trusted(fileSystem, dir, s.file, s);
+      journals.set(js.jid, Journal.restore(fileSystem, js, dir, this.opts.cacheBytesPerJournal, open));
     }
     this.journals = journals;
     this.snapshotMetaValue = toSnapshotMeta(m);
@@ -163,27 +178,40 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   apply(entries: readonly Entry[]): Result[] {
     const out: Result[] = [];
     for (const e of entries) {
-      const known = this.validated.get(e.data);
-      const c = known ? { cmd: known } : decodeCommittedCommand(e.data);
-      if (known) this.validated.delete(e.data);
-      if ('error' in c) {
-        this.opts.logger.warn(
-          { index: e.index, term: e.term, error: c.error.message },
-          'a committed entry is not a valid command: applied as a no-op',
-        );
-        out.push({ code: pb.ErrorCode[c.error.errorName], message: `entry ${e.index}: ${c.error.message}` });
-      } else {
-        out.push(this.applyCommand(c.cmd, e.index));
+      try {
+        out.push(this.applyEntry(e));
+      } catch (err) {
+        // Out of file descriptors (a connection flood), not a failing disk: the entry opened nothing it kept
+        // (each command opens its files before it changes anything, journal.ts); the replica applies it and
+        // those after it again later. Any other error stops the replica.
+        if (isResourceShortage(err)) throw new ApplyInterrupted(out, err as Error);
+        throw err;
       }
       this.appliedCommands++;
     }
     return out;
   }
 
+  private applyEntry(e: Entry): Result {
+    const known = this.validated.get(e.data);
+    const c = known ? { cmd: known } : decodeCommittedCommand(e.data);
+    if ('error' in c) {
+      this.opts.logger.warn(
+        { index: e.index, term: e.term, error: c.error.message },
+        'a committed entry is not a valid command: applied as a no-op',
+      );
+      return { code: pb.ErrorCode[c.error.errorName], message: `entry ${e.index}: ${c.error.message}` };
+    }
+    const r = this.applyCommand(c.cmd, e.index);
+    // Kept until the entry applied: one interrupted by a shortage is applied again from the same decoding.
+    if (known) this.validated.delete(e.data);
+    return r;
+  }
+
   private journalFor(jid: string, create: boolean): Journal | undefined {
     let j = this.journals.get(jid);
     if (!j && create) {
-      j = new Journal(jid, path.join(this.journalsRoot, jid), this.opts.cacheBytesPerJournal);
+      j = new Journal(this.opts.fileSystem, jid, path.join(this.journalsRoot, jid), this.opts.cacheBytesPerJournal);
       this.journals.set(jid, j);
     }
     return j;
@@ -207,6 +235,12 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     if (cmd.appendRecords || cmd.startSegment || cmd.finalizeSegment) this.lastWriteAtMs.set(jid, Date.now());
     const n = (v: number | null | undefined) => Number(v ?? 0);
     if (cmd.format) {
+      const limit = journalLimitOf(cmd.format);
+      if (!this.journals.has(jid) && this.journals.size >= limit)
+        return {
+          code: pb.ErrorCode.TOO_MANY_JOURNALS,
+          message: `journal ${jid} would be journal ${this.journals.size + 1} of this cluster; maxJournals is ${limit}`,
+        };
       const r = this.journalFor(jid, true)!.format(cmd.format.nsInfo ?? {}, cmd.format.force === true);
       this.wake(jid);
       return r;
@@ -241,7 +275,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       return r;
     }
     if (cmd.dropSegment) return j.dropSegment(n(cmd.dropSegment.epoch), n(cmd.dropSegment.firstTxid));
-    if (cmd.purge) return j.purge(n(cmd.purge.epoch), n(cmd.purge.minTxidToKeep));
+    if (cmd.purge) return j.purge(n(cmd.purge.epoch), n(cmd.purge.minTxidToKeep), n(cmd.purge.retainFromTxid));
     return { code: pb.ErrorCode.INVALID_ARGUMENT, message: 'command without an operation' };
   }
 
@@ -253,6 +287,11 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
 
   allJournals(): Journal[] {
     return [...this.journals.values()];
+  }
+
+  /** Journals this node holds (formatted ones; a journal is created only by format). */
+  get journalCount(): number {
+    return this.journals.size;
   }
 
   /**
@@ -283,33 +322,43 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   private buildManifest(meta: SnapshotMeta): {
     manifest: ManifestData;
     sources: { jid: string; file: string; fromPath: string; dirty: boolean }[];
+    /** Segments this snapshot will make durable: dirty again if it fails. */
+    cleaned: SegmentFile[];
   } {
     const sources: { jid: string; file: string; fromPath: string; dirty: boolean }[] = [];
+    const cleaned: SegmentFile[] = [];
     for (const j of this.journals.values()) {
       for (const s of j.segments) {
         sources.push({ jid: j.jid, file: s.name, fromPath: s.path, dirty: s.dirty });
+        if (s.dirty) cleaned.push(s);
         s.dirty = false;
       }
     }
     const manifest: ManifestData = {
-      meta: { index: meta.index, term: meta.term, conf: meta.conf, peers: [...(meta.peers ?? [])] },
+      meta: manifestMeta(meta),
       journals: [...this.journals.values()].map((j) => j.state()),
       createdMs: Date.now(),
     };
-    return { manifest, sources };
+    return { manifest, sources, cleaned };
   }
 
   saveSnapshot(meta: SnapshotMeta, done: (err: Error | null) => void): void {
+    const { manifest, sources, cleaned } = this.buildManifest(meta);
+    // A snapshot that fails (a shortage of descriptors, retried later) made none of its files durable.
+    const failed = (e: Error) => {
+      for (const s of cleaned) s.dirty = true;
+      done(e);
+    };
     let pending: ReturnType<SnapshotStore['capture']>;
     try {
-      const { manifest, sources } = this.buildManifest(meta);
       pending = this.snapshots.capture(manifest, sources);
     } catch (e) {
-      return done(e as Error);
+      return failed(e as Error);
     }
     this.snapshots.finish(pending, this.opts.keepSnapshots, (err) => {
-      if (!err && meta.index > this.snapshotMetaValue.index) this.snapshotMetaValue = meta;
-      done(err);
+      if (err) return failed(err);
+      if (meta.index > this.snapshotMetaValue.index) this.snapshotMetaValue = meta;
+      done(null);
     });
   }
 
@@ -324,18 +373,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
         maxChunkBytes: this.opts.maxSnapshotChunkBytes,
         summarize: summarizeManifest,
         sink,
-        source: {
-          manifest: (minIndex, cb) =>
-            source.manifest(from, minIndex).then(
-              (m) => cb(null, m),
-              (e: Error) => cb(e),
-            ),
-          chunk: (index, f, offset, length, cb) =>
-            source.chunk(from, index, f.jid, f.file, offset, length).then(
-              (b) => cb(null, b),
-              (e: Error) => cb(e),
-            ),
-        },
+        source: source(from),
       },
       (err, manifest, stats) => {
         if (err || !manifest) return done(err ?? new Error('snapshot fetch failed'));
@@ -371,7 +409,8 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   }
 
   discardSnapshot(staged: StagedSnapshot): void {
-    fs.rm((staged as Staged).image.dir, { recursive: true, force: true }, () => {});
+    // A staging directory left behind is removed at the next start.
+    this.opts.fileSystem.removeTreeAsync((staged as Staged).image.dir, () => {});
   }
 
   close(): void {
@@ -392,7 +431,7 @@ function summarizeManifest(m: ManifestData): ManifestSummary {
 /** Where a fetched snapshot is staged: a staging directory of the snapshot store, files fsynced one by one. */
 class StagingSink implements FetchSink {
   dir = '';
-  private readonly fds = new Map<string, number>();
+  private readonly files = new Map<string, FileHandle>();
   private readonly jdirs = new Set<string>();
 
   constructor(
@@ -400,23 +439,27 @@ class StagingSink implements FetchSink {
     private readonly journalsRoot: string,
   ) {}
 
+  private get fileSystem(): FileSystem {
+    return this.snapshots.fileSystem;
+  }
+
   private target(f: SnapshotFileRef): string {
     const jdir = path.join(this.dir, 'journals', f.jid);
     if (!this.jdirs.has(jdir)) {
-      fs.mkdirSync(jdir, { recursive: true });
+      this.fileSystem.mkdirp(jdir);
       this.jdirs.add(jdir);
     }
     return path.join(jdir, f.file);
   }
 
-  private fd(f: SnapshotFileRef): number {
+  private file(f: SnapshotFileRef): FileHandle {
     const key = `${f.jid}/${f.file}`;
-    let fd = this.fds.get(key);
-    if (fd === undefined) {
-      fd = fs.openSync(this.target(f), 'w');
-      this.fds.set(key, fd);
+    let file = this.files.get(key);
+    if (file === undefined) {
+      file = this.fileSystem.open(this.target(f), 'w+');
+      this.files.set(key, file);
     }
-    return fd;
+    return file;
   }
 
   begin(index: number): void {
@@ -425,28 +468,28 @@ class StagingSink implements FetchSink {
 
   reuse(f: SnapshotFileRef): boolean {
     const local = path.join(this.journalsRoot, f.jid, f.file);
-    if (!prefixMatches(local, f.sizeBytes, f.crc32)) return false;
+    if (!prefixMatches(this.fileSystem, local, f.sizeBytes, f.crc32)) return false;
     const target = this.target(f);
-    fs.linkSync(local, target);
+    this.fileSystem.link(local, target);
     // Segment files are not fsynced as they are written (the Raft log is the durability point): a reused one
     // becomes part of a durable snapshot only once its bytes are on the disk too.
-    fsyncPathSync(target);
+    syncOrStop(() => this.fileSystem.fsyncPathSync(target));
     return true;
   }
 
   write(f: SnapshotFileRef, offsetBytes: number, bytes: Uint8Array): void {
-    writeAllSync(this.fd(f), bytes, offsetBytes);
+    writeAllSync(this.file(f), bytes, offsetBytes);
   }
 
   endFile(f: SnapshotFileRef, cb: (err: Error | null) => void): void {
     let err: Error | null = null;
     try {
-      const fd = this.fd(f);
-      this.fds.delete(`${f.jid}/${f.file}`);
+      const file = this.file(f);
+      this.files.delete(`${f.jid}/${f.file}`);
       try {
-        fs.fsyncSync(fd);
+        syncOrStop(() => file.syncSync());
       } finally {
-        fs.closeSync(fd);
+        file.close();
       }
     } catch (e) {
       err = e as Error;
@@ -455,39 +498,53 @@ class StagingSink implements FetchSink {
   }
 
   finish(cb: (err: Error | null) => void): void {
+    // Each journal's directory (its files' names), then the directory naming the journals' directories.
+    const dirs = [...this.jdirs, path.join(this.dir, 'journals')];
     series(
-      [...this.jdirs].map((d) => (next: (err: Error | null) => void) => fsyncPath(d, next)),
-      cb,
+      dirs.map((d) => (next: (err: Error | null) => void) => this.fileSystem.fsyncPath(d, next)),
+      (err) => cb(err ? storageFailure(err) : null),
     );
   }
 
   abort(): void {
-    for (const fd of this.fds.values()) fs.closeSync(fd);
-    this.fds.clear();
-    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+    for (const file of this.files.values()) file.close();
+    this.files.clear();
+    if (this.dir) this.fileSystem.removeTree(this.dir);
+  }
+}
+
+/**
+ * Runs a sync of the staging area: its failure is the node's storage failing, not a fetch to try again (what it
+ * covered may be lost whatever a later sync says), so the replica stops on it.
+ */
+function syncOrStop(sync: () => void): void {
+  try {
+    sync();
+  } catch (e) {
+    throw storageFailure(e as Error);
   }
 }
 
 /** Whether the file's first `size` bytes have the given CRC32. */
-function prefixMatches(file: string, size: number, crc: number): boolean {
-  let fd: number;
+function prefixMatches(fileSystem: FileSystem, file: string, size: number, crc: number): boolean {
+  let handle: FileHandle;
   try {
-    fd = fs.openSync(file, 'r');
+    handle = fileSystem.open(file, 'r');
   } catch {
     return false;
   }
   try {
-    if (fs.fstatSync(fd).size < size) return false;
+    if (handle.sizeBytes() < size) return false;
     const buf = Buffer.allocUnsafe(Math.min(size, 4 << 20));
     let c = 0;
     for (let off = 0; off < size; ) {
-      const n = preadIntoSync(fd, buf, off, Math.min(buf.byteLength, size - off));
+      const n = preadIntoSync(handle, buf, off, Math.min(buf.byteLength, size - off));
       if (n === 0) return false;
       c = zlib.crc32(buf.subarray(0, n), c);
       off += n;
     }
     return c >>> 0 === crc;
   } finally {
-    fs.closeSync(fd);
+    handle.close();
   }
 }

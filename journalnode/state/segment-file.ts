@@ -3,12 +3,12 @@
 // checks a file when it is loaded. Writes are not fsynced here: the Raft log is the durability point and
 // snapshots fsync segment files (see snapshot-store.ts).
 
-import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { assert } from '../../src/assert.js';
 import type { SegmentState } from '../../src/journal-state.js';
 import { readU64 } from '../../src/raft/bytes.js';
+import type { FileHandle, FileSystem } from '../../src/storage/file-system.js';
 import { preadIntoSync, preadSync, writeAllSync } from '../../src/storage/files.js';
 import {
   RECORD_HEADER_BYTES,
@@ -37,6 +37,14 @@ export class SegmentCorruptError extends Error {
   }
 }
 
+/** Whole frames of a segment file: bytes [start, end) hold txids firstTxId .. firstTxId + count - 1. */
+export interface FrameRange {
+  start: number;
+  end: number;
+  firstTxId: number;
+  count: number;
+}
+
 export class SegmentFile {
   readonly firstTxId: number;
   lastTxId: number;
@@ -47,7 +55,7 @@ export class SegmentFile {
   crc32: number;
   /** Written since the last snapshot fsynced it. */
   dirty: boolean;
-  private fd: number | null = null;
+  private fd: FileHandle | null = null;
   /** False for a finalized segment loaded on trust: scanned (CRCs checked, index built) at first read. */
   private scanned = true;
   // Sparse index: indexTxIds[i] is the txid of the frame at indexOffsets[i]; both increase.
@@ -56,6 +64,7 @@ export class SegmentFile {
   private lastIndexedOffset = -Infinity;
 
   private constructor(
+    private readonly fileSystem: FileSystem,
     readonly dir: string,
     init: {
       firstTxId: number;
@@ -102,9 +111,9 @@ export class SegmentFile {
   }
 
   /** Creates a new, empty in-progress segment (replacing a file of the same name). */
-  static create(dir: string, firstTxId: number, layoutVersion: number): SegmentFile {
+  static create(fileSystem: FileSystem, dir: string, firstTxId: number, layoutVersion: number): SegmentFile {
     const header = encodeSegmentHeader(layoutVersion, firstTxId);
-    const seg = new SegmentFile(dir, {
+    const seg = new SegmentFile(fileSystem, dir, {
       firstTxId,
       lastTxId: firstTxId - 1,
       inProgress: true,
@@ -113,8 +122,13 @@ export class SegmentFile {
       crc32: zlib.crc32(header),
       dirty: true,
     });
-    const fd = fs.openSync(seg.path, 'w+');
-    writeAllSync(fd, header, 0);
+    const fd = fileSystem.open(seg.path, 'w+');
+    try {
+      writeAllSync(fd, header, 0);
+    } catch (e) {
+      fd.close();
+      throw e;
+    }
     seg.fd = fd;
     return seg;
   }
@@ -124,24 +138,25 @@ export class SegmentFile {
    * scan to a prefix (a snapshot's); the file is truncated to it when `truncate` is set.
    */
   static load(
+    fileSystem: FileSystem,
     dir: string,
     name: string,
     options: { inProgress: boolean; sizeBytes?: number; truncate?: boolean; expectedLastTxId?: number },
   ): SegmentFile {
     const file = path.join(dir, name);
-    const fd = fs.openSync(file, options.inProgress ? 'r+' : 'r');
+    const fd = fileSystem.open(file, options.inProgress ? 'r+' : 'r');
     try {
-      let size = fs.fstatSync(fd).size;
+      let size = fd.sizeBytes();
       if (options.sizeBytes !== undefined) {
         if (size < options.sizeBytes)
           throw new SegmentCorruptError(file, size, `file has ${size} bytes, expected at least ${options.sizeBytes}`);
-        if (options.truncate && size > options.sizeBytes) fs.ftruncateSync(fd, options.sizeBytes);
+        if (options.truncate && size > options.sizeBytes) fd.truncate(options.sizeBytes);
         size = options.sizeBytes;
       }
       const head = preadSync(fd, 0, SEGMENT_HEADER_BYTES);
       const h = decodeSegmentHeader(head);
       if (typeof h === 'string') throw new SegmentCorruptError(file, 0, h);
-      const seg = new SegmentFile(dir, {
+      const seg = new SegmentFile(fileSystem, dir, {
         firstTxId: h.firstTxId,
         lastTxId: h.firstTxId - 1,
         inProgress: options.inProgress,
@@ -162,11 +177,11 @@ export class SegmentFile {
         seg.fd = fd;
         return seg;
       }
-      fs.closeSync(fd);
+      fd.close();
       return seg;
     } catch (e) {
       try {
-        fs.closeSync(fd);
+        fd.close();
       } catch {
         /* already closed */
       }
@@ -179,18 +194,21 @@ export class SegmentFile {
    * checked now; its frames are checked, and its index built, when it is first read.
    */
   static trusted(
+    fileSystem: FileSystem,
     dir: string,
     name: string,
     info: { firstTxId: number; lastTxId: number; layoutVersion: number; sizeBytes: number; crc32: number },
   ): SegmentFile {
-    const seg = new SegmentFile(dir, { ...info, inProgress: false, dirty: false });
+    const seg = new SegmentFile(fileSystem, dir, { ...info, inProgress: false, dirty: false });
     if (seg.name !== name)
       throw new SegmentCorruptError(
         path.join(dir, name),
         0,
         `file name does not match the manifest's txids ${info.firstTxId}-${info.lastTxId}`,
       );
-    const size = fs.statSync(seg.path).size;
+    const st = fileSystem.stat(seg.path);
+    if (!st) throw new SegmentCorruptError(seg.path, 0, 'the file is missing');
+    const size = st.sizeBytes;
     if (size !== info.sizeBytes)
       throw new SegmentCorruptError(seg.path, size, `file has ${size} bytes, the snapshot says ${info.sizeBytes}`);
     seg.scanned = false;
@@ -201,7 +219,7 @@ export class SegmentFile {
     if (this.scanned) return;
     // The name follows lastTxId, which the scan rebuilds: fix the path first.
     const file = this.path;
-    const fd = fs.openSync(file, 'r');
+    const fd = this.fileSystem.open(file, 'r');
     const expect = { last: this.lastTxId, crc: this.crc32 };
     try {
       this.lastTxId = this.firstTxId - 1;
@@ -225,11 +243,11 @@ export class SegmentFile {
       this.crc32 = expect.crc;
       throw e;
     } finally {
-      fs.closeSync(fd);
+      fd.close();
     }
   }
 
-  private scan(fd: number, file: string, size: number): void {
+  private scan(fd: FileHandle, file: string, size: number): void {
     let pos = SEGMENT_HEADER_BYTES;
     let buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
     while (pos < size) {
@@ -289,19 +307,19 @@ export class SegmentFile {
     const from = this.path;
     this.close();
     this.inProgress = false;
-    fs.renameSync(from, this.path);
+    this.fileSystem.rename(from, this.path);
     this.dirty = true;
   }
 
   /** Deletes the file. */
   remove(): void {
     this.close();
-    fs.rmSync(this.path, { force: true });
+    this.fileSystem.unlink(this.path);
   }
 
   close(): void {
     if (this.fd !== null) {
-      fs.closeSync(this.fd);
+      this.fd.close();
       this.fd = null;
     }
   }
@@ -325,43 +343,43 @@ export class SegmentFile {
     return found;
   }
 
-  read(fromTxId: number, maxTxns: number, maxBytes: number): { frames: Buffer; firstTxId: number; count: number } {
+  /**
+   * Where the whole frames for txids from fromTxId on (within this segment) lie in the file: at most maxTxns,
+   * stopping before maxBytes would be exceeded (but at least one frame). Each frame's CRC is checked on the
+   * way; the scan reads a chunk at a time (one chunk of memory, or the largest frame), so finding a range of
+   * any size allocates nothing in proportion to it. Empty (count 0) when no txid of the segment qualifies.
+   */
+  locate(fromTxId: number, maxTxns: number, maxBytes: number): FrameRange {
     this.ensureScanned();
     if (fromTxId > this.lastTxId || fromTxId < this.firstTxId || maxTxns <= 0)
-      return { frames: Buffer.alloc(0), firstTxId: 0, count: 0 };
+      return { start: 0, end: 0, firstTxId: 0, count: 0 };
     const i = this.indexPointAtOrBefore(fromTxId);
     let pos = i >= 0 ? this.indexOffsets[i]! : SEGMENT_HEADER_BYTES;
-    const fd = this.fd ?? fs.openSync(this.path, 'r');
+    const fd = this.fd ?? this.fileSystem.open(this.path, 'r');
     try {
-      const out: Buffer[] = [];
-      let outBytes = 0;
+      let start = -1;
+      let end = 0;
       let count = 0;
       let first = 0;
-      let buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES + maxBytes, 64 << 20));
-      while (pos < this.sizeBytes && count < maxTxns) {
+      let buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+      scan: while (pos < this.sizeBytes && count < maxTxns) {
         const n = preadIntoSync(fd, buf, pos, Math.min(buf.byteLength, this.sizeBytes - pos));
         let off = 0;
-        let start = -1;
         while (off < n && count < maxTxns) {
           const f = readFrame(buf.subarray(0, n), off);
           if (!f.ok) {
             if (f.truncated) break;
             throw new SegmentCorruptError(this.path, pos + off, f.reason);
           }
-          const sz = f.record.next - off;
           if (f.record.txid >= fromTxId) {
-            if (count > 0 && outBytes + sz > maxBytes) {
-              maxTxns = count; // stop: byte budget reached
-              break;
-            }
-            if (start < 0) start = off;
+            if (count > 0 && pos + f.record.next - start > maxBytes) break scan; // byte budget reached
+            if (start < 0) start = pos + off;
             if (first === 0) first = f.record.txid;
-            outBytes += sz;
             count++;
+            end = pos + f.record.next;
           }
           off = f.record.next;
         }
-        if (start >= 0) out.push(Buffer.from(buf.subarray(start, off)));
         if (off === 0) {
           assert(buf.byteLength < 1 << 30, 'segment read: frame over 1 GiB');
           buf = Buffer.allocUnsafe(buf.byteLength * 2);
@@ -369,19 +387,25 @@ export class SegmentFile {
         }
         pos += off;
       }
-      return { frames: out.length === 1 ? out[0]! : Buffer.concat(out), firstTxId: first, count };
+      return count === 0 ? { start: 0, end: 0, firstTxId: 0, count: 0 } : { start, end, firstTxId: first, count };
     } finally {
-      if (fd !== this.fd) fs.closeSync(fd);
+      if (fd !== this.fd) fd.close();
     }
+  }
+
+  /** The frames locate() finds, read into one buffer (for small answers and tests). */
+  read(fromTxId: number, maxTxns: number, maxBytes: number): { frames: Buffer; firstTxId: number; count: number } {
+    const r = this.locate(fromTxId, maxTxns, maxBytes);
+    return { frames: r.count === 0 ? Buffer.alloc(0) : this.readRaw(r.start, r.end - r.start), ...r };
   }
 
   /** Reads raw bytes [offset, offset + length) (snapshot transfer, raw downloads). */
   readRaw(offset: number, length: number): Buffer {
-    const fd = this.fd ?? fs.openSync(this.path, 'r');
+    const fd = this.fd ?? this.fileSystem.open(this.path, 'r');
     try {
       return preadSync(fd, offset, Math.min(length, this.sizeBytes - offset));
     } finally {
-      if (fd !== this.fd) fs.closeSync(fd);
+      if (fd !== this.fd) fd.close();
     }
   }
 
@@ -391,7 +415,7 @@ export class SegmentFile {
     const start = this.offsetOf(fromTxId);
     if (start === null || start + frames.byteLength > this.sizeBytes) return false;
     // Compared a chunk at a time: a retried batch of any size costs one chunk of memory, not its own size.
-    const fd = this.fd ?? fs.openSync(this.path, 'r');
+    const fd = this.fd ?? this.fileSystem.open(this.path, 'r');
     try {
       const buf = Buffer.allocUnsafe(Math.min(COMPARE_CHUNK_BYTES, frames.byteLength));
       for (let off = 0; off < frames.byteLength; off += buf.byteLength) {
@@ -402,7 +426,7 @@ export class SegmentFile {
       // The bytes from the frame of fromTxId on are the batch's frames exactly: `count` whole frames.
       return true;
     } finally {
-      if (fd !== this.fd) fs.closeSync(fd);
+      if (fd !== this.fd) fd.close();
     }
   }
 
@@ -411,7 +435,7 @@ export class SegmentFile {
     this.ensureScanned();
     const i = this.indexPointAtOrBefore(txid);
     let pos = i >= 0 ? this.indexOffsets[i]! : SEGMENT_HEADER_BYTES;
-    const fd = this.fd ?? fs.openSync(this.path, 'r');
+    const fd = this.fd ?? this.fileSystem.open(this.path, 'r');
     try {
       const head = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
       while (pos + RECORD_HEADER_BYTES <= this.sizeBytes) {
@@ -424,7 +448,7 @@ export class SegmentFile {
       }
       return null;
     } finally {
-      if (fd !== this.fd) fs.closeSync(fd);
+      if (fd !== this.fd) fd.close();
     }
   }
 }

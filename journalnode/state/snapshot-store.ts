@@ -4,15 +4,16 @@
 // (fsync files and directories, write the manifest, rename into place) is asynchronous. Also: serving
 // chunks to followers, staging a fetched snapshot, and rebuilding the live journal directories from one.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { QjmError } from '../../src/errors.js';
 import { qjournal } from '../../src/gen/proto.js';
 import { EDITS_NAMING, SEGMENT_HEADER_BYTES } from '../../src/edit-records.js';
-import { checkHostPort, isJournalId, isNodeId } from '../../src/ids.js';
+import { checkHostPort, isJournalId, isNodeId, isStorageBinding } from '../../src/ids.js';
 import { journalStateFromProto, journalStateToProto } from '../../src/journal-state.js';
 import type { JournalStateData } from '../../src/journal-state.js';
-import { fsyncPath, fsyncPathSync, preadSync } from '../../src/storage/files.js';
+import type { FileHandle, FileSystem } from '../../src/storage/file-system.js';
+import { mkdirDurableSync, preadSync, truncatePathSync, writeFileSync } from '../../src/storage/files.js';
 import { journalStateProblem } from './journal.js';
 
 const pb = qjournal.journal;
@@ -28,7 +29,10 @@ export interface ManifestData {
     index: number;
     term: number;
     conf: { voters: string[]; votersOutgoing: string[]; learners: string[] };
-    peers: { id: string; address: string }[];
+    /** With each member's storage binding (absent or '' when unbound). */
+    peers: { id: string; address: string; storageId?: string }[];
+    /** The reset generation (absent: 0). */
+    generation?: number;
   };
   journals: JournalStateData[];
   createdMs: number;
@@ -46,7 +50,13 @@ export function toManifestData(m: Manifest): ManifestData {
         votersOutgoing: [...(conf.votersOutgoing ?? [])],
         learners: [...(conf.learners ?? [])],
       },
-      peers: (meta.peers ?? []).map((p) => ({ id: p.id ?? '', address: p.address ?? '' })),
+      // Bindings and a generation only where there are some: a manifest without them reads back as it was.
+      peers: (meta.peers ?? []).map((p) => ({
+        id: p.id ?? '',
+        address: p.address ?? '',
+        ...(p.storageId ? { storageId: p.storageId } : {}),
+      })),
+      ...(Number(meta.generation ?? 0) > 0 ? { generation: Number(meta.generation) } : {}),
     },
     journals: (m.journals ?? []).map(journalStateFromProto),
     createdMs: Number(m.createdMs ?? 0),
@@ -94,7 +104,8 @@ const MAX_MANIFEST_SEGMENTS = 1_000_000;
  */
 export function manifestProblem(m: ManifestData): string | null {
   const safe = (n: number, min = 0) => Number.isSafeInteger(n) && n >= min;
-  if (!safe(m.meta.index) || !safe(m.meta.term)) return 'index or term out of range';
+  if (!safe(m.meta.index) || !safe(m.meta.term) || !safe(m.meta.generation ?? 0))
+    return 'index, term or generation out of range';
   const ids = [
     ...m.meta.conf.voters,
     ...m.meta.conf.votersOutgoing,
@@ -105,6 +116,8 @@ export function manifestProblem(m: ManifestData): string | null {
   if (badId !== undefined) return `bad node id ${JSON.stringify(badId)}`;
   const badAddress = m.meta.peers.find((p) => checkHostPort(p.address) !== null);
   if (badAddress) return `peer ${badAddress.id}: bad address ${JSON.stringify(badAddress.address)}`;
+  const badStorage = m.meta.peers.find((p) => !isStorageBinding(p.storageId ?? ''));
+  if (badStorage) return `peer ${badStorage.id}: bad storage id ${JSON.stringify(badStorage.storageId)}`;
   if (m.journals.length > MAX_MANIFEST_JOURNALS) return `more than ${MAX_MANIFEST_JOURNALS} journals`;
   const jids = new Set<string>();
   for (const j of m.journals) {
@@ -133,6 +146,16 @@ export function manifestProblem(m: ManifestData): string | null {
     if (problem !== null) return `journal ${j.jid}: ${problem}`;
   }
   return null;
+}
+
+/** Runs a synchronous step for a callback chain: cb(null) when it returns, cb(error) when it throws. */
+function attempt(fn: () => void, cb: (err: Error | null) => void): void {
+  try {
+    fn();
+  } catch (e) {
+    return cb(e as Error);
+  }
+  cb(null);
 }
 
 /** Runs async steps one after another, stopping at the first error. */
@@ -167,12 +190,14 @@ export interface StagedImage {
 }
 
 export class SnapshotStore {
-  constructor(readonly root: string) {
-    fs.mkdirSync(root, { recursive: true });
+  constructor(
+    readonly fileSystem: FileSystem,
+    readonly root: string,
+  ) {
+    mkdirDurableSync(fileSystem, root);
     // Leftovers of an interrupted capture or fetch are never part of a snapshot.
-    for (const name of fs.readdirSync(root)) {
-      if (name.startsWith('tmp_') || name.startsWith('staging_'))
-        fs.rmSync(path.join(root, name), { recursive: true, force: true });
+    for (const name of fileSystem.readdir(root)) {
+      if (name.startsWith('tmp_') || name.startsWith('staging_')) fileSystem.removeTree(path.join(root, name));
     }
   }
 
@@ -186,8 +211,8 @@ export class SnapshotStore {
 
   /** Indexes of complete snapshots, newest first. */
   list(): number[] {
-    return fs
-      .readdirSync(this.root)
+    return this.fileSystem
+      .readdir(this.root)
       .map((n) => SNAP_RE.exec(n))
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => Number(m[1]))
@@ -207,12 +232,12 @@ export class SnapshotStore {
 
   readManifest(dir: string): ManifestData {
     const file = path.join(dir, MANIFEST);
-    return decodeManifest(fs.readFileSync(file), file);
+    return decodeManifest(this.fileSystem.readFile(file), file);
   }
 
   manifestOf(index: number): ManifestData | null {
     const dir = this.dirOf(index);
-    if (!fs.existsSync(dir)) return null;
+    if (!this.fileSystem.stat(dir)) return null;
     return this.readManifest(dir);
   }
 
@@ -223,50 +248,48 @@ export class SnapshotStore {
   ): PendingSnapshot {
     const index = manifest.meta.index;
     const tmpDir = path.join(this.root, `tmp_${String(index).padStart(20, '0')}_${process.pid}_${Date.now()}`);
-    fs.mkdirSync(path.join(tmpDir, 'journals'), { recursive: true });
     const files: CapturedFile[] = [];
-    for (const s of sources) {
-      const jdir = path.join(tmpDir, 'journals', s.jid);
-      fs.mkdirSync(jdir, { recursive: true });
-      const link = path.join(jdir, s.file);
-      fs.linkSync(s.fromPath, link);
-      files.push({ link, dirty: s.dirty });
+    try {
+      this.fileSystem.mkdirp(path.join(tmpDir, 'journals'));
+      for (const s of sources) {
+        const jdir = path.join(tmpDir, 'journals', s.jid);
+        this.fileSystem.mkdirp(jdir);
+        const link = path.join(jdir, s.file);
+        this.fileSystem.link(s.fromPath, link);
+        files.push({ link, dirty: s.dirty });
+      }
+    } catch (e) {
+      // A capture that fails (it may be retried) leaves nothing behind.
+      this.fileSystem.removeTree(tmpDir);
+      throw e;
     }
     return { index, tmpDir, manifest, files };
   }
 
   /** Step 2, asynchronous: make the files and the manifest durable, then publish the directory. */
   finish(p: PendingSnapshot, keep: number, done: (err: Error | null) => void): void {
+    const fileSystem = this.fileSystem;
     const finalDir = this.dirOf(p.index);
     const steps: ((cb: (err: Error | null) => void) => void)[] = [];
-    for (const f of p.files) if (f.dirty) steps.push((cb) => fsyncPath(f.link, cb));
+    for (const f of p.files) if (f.dirty) steps.push((cb) => fileSystem.fsyncPath(f.link, cb));
     const jroot = path.join(p.tmpDir, 'journals');
-    for (const j of fs.readdirSync(jroot)) steps.push((cb) => fsyncPath(path.join(jroot, j), cb));
-    steps.push((cb) => fsyncPath(jroot, cb));
+    for (const j of fileSystem.readdir(jroot)) steps.push((cb) => fileSystem.fsyncPath(path.join(jroot, j), cb));
+    steps.push((cb) => fileSystem.fsyncPath(jroot, cb));
+    const tmp = path.join(p.tmpDir, `${MANIFEST}.tmp`);
+    steps.push((cb) => attempt(() => writeFileSync(fileSystem, tmp, encodeManifest(p.manifest)), cb));
+    steps.push((cb) => fileSystem.fsyncPath(tmp, cb));
+    steps.push((cb) => attempt(() => fileSystem.rename(tmp, path.join(p.tmpDir, MANIFEST)), cb));
+    steps.push((cb) => fileSystem.fsyncPath(p.tmpDir, cb));
     steps.push((cb) => {
-      const tmp = path.join(p.tmpDir, `${MANIFEST}.tmp`);
-      fs.writeFile(tmp, encodeManifest(p.manifest), (err) => {
-        if (err) return cb(err);
-        fsyncPath(tmp, (e) => {
-          if (e) return cb(e);
-          fs.rename(tmp, path.join(p.tmpDir, MANIFEST), cb);
-        });
-      });
-    });
-    steps.push((cb) => fsyncPath(p.tmpDir, cb));
-    steps.push((cb) => {
-      if (fs.existsSync(finalDir)) {
-        // The same index captured twice (e.g. after a restart): the existing one stays.
-        fs.rm(p.tmpDir, { recursive: true, force: true }, () => cb(null));
-        return;
-      }
-      fs.rename(p.tmpDir, finalDir, (err) => (err ? cb(err) : fsyncPath(this.root, cb)));
+      // The same index captured twice (e.g. after a restart): the existing one stays.
+      if (fileSystem.stat(finalDir)) return fileSystem.removeTreeAsync(p.tmpDir, () => cb(null));
+      attempt(
+        () => fileSystem.rename(p.tmpDir, finalDir),
+        (err) => (err ? cb(err) : fileSystem.fsyncPath(this.root, cb)),
+      );
     });
     series(steps, (err) => {
-      if (err) {
-        fs.rm(p.tmpDir, { recursive: true, force: true }, () => done(err));
-        return;
-      }
+      if (err) return fileSystem.removeTreeAsync(p.tmpDir, () => done(err));
       this.prune(keep);
       done(null);
     });
@@ -274,61 +297,79 @@ export class SnapshotStore {
 
   /** Keeps the newest `keep` snapshots (an older one may still be being fetched by a follower). */
   prune(keep: number): void {
-    for (const index of this.list().slice(Math.max(1, keep))) {
-      fs.rm(this.dirOf(index), { recursive: true, force: true }, () => {});
-    }
+    // In the background (freeing a purged segment's blocks takes time); one left behind goes at the next prune.
+    for (const index of this.list().slice(Math.max(1, keep)))
+      this.fileSystem.removeTreeAsync(this.dirOf(index), () => {});
   }
 
-  /** Bytes of a snapshot file, within the prefix the manifest gives it. */
+  /**
+   * Bytes of a snapshot file, within the prefix the manifest gives it. A request no follower of this snapshot
+   * makes (a file it does not hold, an offset past its prefix) is INVALID_ARGUMENT; a snapshot this node no
+   * longer holds (a newer one replaced it while the follower fetched) is PURGED: fetch the manifest again.
+   */
   readChunk(index: number, jid: string, file: string, offset: number, length: number): Buffer {
+    const gone = () =>
+      new QjmError('PURGED', `snapshot ${index} is not held here (a newer one replaced it?): fetch the manifest again`);
     const m = this.manifestOf(index);
-    if (!m) throw new SnapshotError(`no snapshot at index ${index}`);
+    if (!m) throw gone();
     const j = m.journals.find((x) => x.jid === jid);
     const seg = j?.segments.find((s) => s.file === file);
-    if (!seg) throw new SnapshotError(`snapshot ${index} has no file ${jid}/${file}`);
+    if (!seg) throw new QjmError('INVALID_ARGUMENT', `snapshot ${index} has no file ${jid}/${file}`);
     const size = seg.sizeBytes;
-    const fd = fs.openSync(path.join(this.dirOf(index), 'journals', jid, file), 'r');
+    if (offset > size)
+      throw new QjmError(
+        'INVALID_ARGUMENT',
+        `offset ${offset} is past ${jid}/${file}'s ${size} bytes in snapshot ${index}`,
+      );
+    let handle: FileHandle;
     try {
-      return preadSync(fd, offset, Math.min(length, size - offset));
+      handle = this.fileSystem.open(path.join(this.dirOf(index), 'journals', jid, file), 'r');
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') throw gone(); // pruned since the manifest was read
+      throw e;
+    }
+    try {
+      return preadSync(handle, offset, Math.min(length, size - offset));
     } finally {
-      fs.closeSync(fd);
+      handle.close();
     }
   }
 
   /** Writes the first snapshot of a new data directory (bootstrap), synchronously and durably. */
   createInitial(manifest: ManifestData): void {
+    const fileSystem = this.fileSystem;
     const index = manifest.meta.index;
     const dir = this.dirOf(index);
     const tmp = path.join(this.root, `tmp_initial_${process.pid}`);
-    fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(path.join(tmp, 'journals'), { recursive: true });
-    fs.writeFileSync(path.join(tmp, MANIFEST), encodeManifest(manifest));
-    fsyncPathSync(path.join(tmp, MANIFEST));
-    fsyncPathSync(tmp);
-    fs.renameSync(tmp, dir);
-    fsyncPathSync(this.root);
+    fileSystem.removeTree(tmp);
+    fileSystem.mkdirp(path.join(tmp, 'journals'));
+    writeFileSync(fileSystem, path.join(tmp, MANIFEST), encodeManifest(manifest));
+    fileSystem.fsyncPathSync(path.join(tmp, MANIFEST));
+    fileSystem.fsyncPathSync(tmp);
+    fileSystem.rename(tmp, dir);
+    fileSystem.fsyncPathSync(this.root);
   }
 
   newStagingDir(index: number): string {
     const dir = path.join(this.root, `staging_${String(index).padStart(20, '0')}_${process.pid}_${Date.now()}`);
-    fs.mkdirSync(path.join(dir, 'journals'), { recursive: true });
+    this.fileSystem.mkdirp(path.join(dir, 'journals'));
     return dir;
   }
 
   /** Publishes a fully staged (and fsynced) image as a snapshot. */
   promote(staged: StagedImage, done: (err: Error | null) => void): void {
+    const fileSystem = this.fileSystem;
     const finalDir = this.dirOf(staged.index);
-    if (fs.existsSync(finalDir)) {
-      fs.rm(staged.dir, { recursive: true, force: true }, () => done(null));
-      return;
-    }
+    // Installed before (a retried install): the staged copy is not needed.
+    if (fileSystem.stat(finalDir)) return fileSystem.removeTreeAsync(staged.dir, () => done(null));
+    const manifest = path.join(staged.dir, MANIFEST);
     series(
       [
-        (cb) => fs.writeFile(path.join(staged.dir, MANIFEST), encodeManifest(staged.manifest), (e) => cb(e)),
-        (cb) => fsyncPath(path.join(staged.dir, MANIFEST), cb),
-        (cb) => fsyncPath(staged.dir, cb),
-        (cb) => fs.rename(staged.dir, finalDir, (e) => cb(e)),
-        (cb) => fsyncPath(this.root, cb),
+        (cb) => attempt(() => writeFileSync(fileSystem, manifest, encodeManifest(staged.manifest)), cb),
+        (cb) => fileSystem.fsyncPath(manifest, cb),
+        (cb) => fileSystem.fsyncPath(staged.dir, cb),
+        (cb) => attempt(() => fileSystem.rename(staged.dir, finalDir), cb),
+        (cb) => fileSystem.fsyncPath(this.root, cb),
       ],
       done,
     );
@@ -340,43 +381,38 @@ export class SnapshotStore {
    * later bytes come back as the log is applied again). Synchronous: runs at start-up and during install.
    */
   materialize(index: number, journalsRoot: string): ManifestData {
+    const fileSystem = this.fileSystem;
     const dir = this.dirOf(index);
     const m = this.readManifest(dir);
-    fs.mkdirSync(journalsRoot, { recursive: true });
+    fileSystem.mkdirp(journalsRoot);
     const wanted = new Set(m.journals.map((j) => j.jid));
-    for (const jid of fs.readdirSync(journalsRoot)) {
-      if (!wanted.has(jid)) fs.rmSync(path.join(journalsRoot, jid), { recursive: true, force: true });
+    for (const jid of fileSystem.readdir(journalsRoot)) {
+      if (!wanted.has(jid)) fileSystem.removeTree(path.join(journalsRoot, jid));
     }
     for (const j of m.journals) {
       const jdir = path.join(journalsRoot, j.jid);
-      fs.mkdirSync(jdir, { recursive: true });
+      fileSystem.mkdirp(jdir);
       const files = new Map(j.segments.map((s) => [s.file, s]));
-      for (const name of fs.readdirSync(jdir)) if (!files.has(name)) fs.rmSync(path.join(jdir, name), { force: true });
+      for (const name of fileSystem.readdir(jdir)) if (!files.has(name)) fileSystem.unlink(path.join(jdir, name));
       for (const s of j.segments) {
         const src = path.join(dir, 'journals', j.jid, s.file);
         const dst = path.join(jdir, s.file);
-        let same = false;
-        try {
-          const a = fs.statSync(src);
-          const b = fs.statSync(dst);
-          same = a.ino === b.ino && a.dev === b.dev;
-        } catch {
-          same = false;
+        const a = fileSystem.stat(src);
+        const b = fileSystem.stat(dst);
+        if (!a || !b || a.fileId !== b.fileId) {
+          fileSystem.unlink(dst);
+          fileSystem.link(src, dst);
         }
-        if (!same) {
-          fs.rmSync(dst, { force: true });
-          fs.linkSync(src, dst);
-        }
-        const size = fs.statSync(dst).size;
+        const size = fileSystem.stat(dst)!.sizeBytes;
         if (size < s.sizeBytes)
           throw new SnapshotError(
             `snapshot ${index}: ${j.jid}/${s.file} has ${size} bytes, the manifest says ${s.sizeBytes}`,
           );
-        if (s.inProgress && size !== s.sizeBytes) fs.truncateSync(dst, s.sizeBytes);
+        if (s.inProgress && size !== s.sizeBytes) truncatePathSync(fileSystem, dst, s.sizeBytes);
       }
-      fsyncPathSync(jdir);
+      fileSystem.fsyncPathSync(jdir);
     }
-    fsyncPathSync(journalsRoot);
+    fileSystem.fsyncPathSync(journalsRoot);
     return m;
   }
 }

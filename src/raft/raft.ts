@@ -193,8 +193,11 @@ export class Raft {
 
   // ---------------------------------------------------------------- output (RawNode bundles it into a Ready)
 
-  /** Whether there is anything for a Ready besides soft and hard state (RawNode compares those itself). */
-  hasOutput(): boolean {
+  /**
+   * Whether there is anything for a Ready besides soft and hard state (RawNode compares those itself).
+   * `applyHeld`: committed entries do not count (the driver cannot apply them now).
+   */
+  hasOutput(applyHeld = false): boolean {
     return (
       this.replication.broadcastDue ||
       this.messages.length > 0 ||
@@ -202,22 +205,25 @@ export class Raft {
       this.reads.hasStates ||
       this.inboundSnapshot.phase === 'asked' ||
       this.raftLog.unstable.nextEntries().length > 0 ||
-      this.raftLog.hasNextCommittedEntries()
+      (!applyHeld && this.raftLog.hasNextCommittedEntries())
     );
   }
 
   /**
    * Everything the driver must act on now, handed over once: pending appends are sent first (so proposals
    * since the last Ready leave in one append per follower), entries not yet handed to storage are marked as
-   * being written, and the snapshot to fetch is marked as fetching.
+   * being written, and the snapshot to fetch is marked as fetching. `applyHeld`: no committed entries (they
+   * stay for a later Ready).
    */
-  takeOutput(): RaftOutput {
+  takeOutput(applyHeld = false): RaftOutput {
     this.replication.flushBroadcast(this.role === StateType.Leader);
     const out: RaftOutput = {
       entries: this.raftLog.unstable.nextEntries(),
       messages: this.messages,
       persistedMessages: this.messagesAfterPersist,
-      committedEntries: this.raftLog.nextCommittedEntries(this.config.maxApplyBytes, this.config.applyBatch),
+      committedEntries: applyHeld
+        ? []
+        : this.raftLog.nextCommittedEntries(this.config.maxApplyBytes, this.config.applyBatch),
       readStates: this.reads.takeStates(),
       snapshotToFetch: this.inboundSnapshot.phase === 'asked' ? this.inboundSnapshot.request : null,
     };
@@ -226,6 +232,11 @@ export class Raft {
     this.raftLog.unstable.acceptInProgress();
     if (out.snapshotToFetch !== null) this.inboundSnapshot = { phase: 'fetching' };
     return out;
+  }
+
+  /** Stops leading or campaigning, keeping the term (the driver's identity rules: a node that stands down). */
+  stepDown(): void {
+    if (this.role !== StateType.Follower || this.leaderId !== NONE) this.becomeFollower(this.currentTerm, NONE);
   }
 
   /**
@@ -248,8 +259,7 @@ export class Raft {
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout =
-      this.config.electionTicks +
-      Math.floor(this.config.random() * (this.config.electionJitterTicks ?? this.config.electionTicks));
+      this.config.electionTicks + Math.floor(this.config.random() * this.config.electionJitterTicks);
     this.transferee = NONE;
     this.tracker.resetVotes();
     this.pendingConfIndex = 0;

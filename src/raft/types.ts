@@ -37,6 +37,8 @@ export interface ConfState {
 export interface Peer {
   id: NodeId;
   address: string;
+  /** In a configuration: the storage the member is bound to ('' or absent: not bound). Never read by the core. */
+  storageId?: string;
 }
 
 export interface SnapshotMeta {
@@ -45,6 +47,8 @@ export interface SnapshotMeta {
   conf: ConfState;
   /** The address book of the members at `index`; carried for the driver, never read by the core. */
   peers?: Peer[];
+  /** The reset generation (absent: 0); carried for the driver, never read by the core. */
+  generation?: number;
 }
 
 export enum ConfChangeOp {
@@ -84,6 +88,8 @@ export enum MessageType {
   TimeoutNow = 11,
   ReadIndex = 12,
   ReadIndexResp = 13,
+  /** Not Raft's: a leader tells a follower the floor its lost disk must reach again (src/replica/identity.ts). */
+  Floor = 14,
 }
 
 export interface Message {
@@ -171,8 +177,11 @@ export interface RaftConfig extends RaftSettings {
   id: NodeId;
   /** Election timeout in ticks; a follower's randomized timeout is drawn from [electionTicks, electionTicks + electionJitterTicks). */
   electionTicks: number;
-  /** Width of the randomization (the Raft paper's [T, 2T] is electionJitterTicks = electionTicks). */
-  electionJitterTicks?: number;
+  /**
+   * Width of the randomization (the Raft paper's [T, 2T) is electionJitterTicks = electionTicks). Always given:
+   * what a node uses is decided once, in deriveReplicaOptions (src/replica/options.ts).
+   */
+  electionJitterTicks: number;
   heartbeatTicks: number;
   /** Bytes in flight to one follower in Replicate state (0: no byte bound). */
   maxInflightBytes: number;

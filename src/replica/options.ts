@@ -2,7 +2,7 @@
 // derives from them (the Raft tick, bounds in bytes). deriveReplicaOptions() is the one place a node's
 // settings become driver and core options.
 
-import { pickSettings, REPLICA_SETTING_NAMES } from '../settings.js';
+import { DEFAULT_SETTINGS, pickSettings, REPLICA_SETTING_NAMES } from '../settings.js';
 import type { ReplicaSettings, Settings } from '../settings.js';
 import type { RaftConfig } from '../raft/types.js';
 
@@ -29,35 +29,6 @@ export interface ReplicaOptions extends ReplicaSettings, CoreOptions {
   changePeersTimeoutMs: number;
 }
 
-export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = {
-  tickMs: 100,
-  electionTicks: 10,
-  heartbeatTicks: 1,
-  maxEntriesPerAppend: 1024,
-  maxAppendBodyBytes: 8 << 20,
-  maxInflightAppends: 8,
-  maxInflightBytes: 64 << 20,
-  maxUncommittedBytes: 256 << 20,
-  maxApplyBytes: 32 << 20,
-  maxPendingReads: 10_000,
-  maxPersistJobs: 4096,
-  applyBatch: 1024,
-  maxAppendBufferBytes: 16 << 20,
-  leaderBatch: 4096,
-  snapshotEntries: 0,
-  snapshotLogBytes: 256 << 20,
-  snapshotIntervalS: 3600,
-  keepEntriesAfterSnapshot: 1000,
-  proposalTimeoutMs: 10_000,
-  readTimeoutMs: 10_000,
-  catchupMargin: 1000,
-  leaderSyncStallMs: 1000,
-  slowSyncWarnMs: 500,
-  changePeersTimeoutMs: 60_000,
-  preVote: true,
-  checkQuorum: true,
-};
-
 /** A JournalNode's settings as replica options. */
 export function deriveReplicaOptions(s: Settings): ReplicaOptions {
   return {
@@ -82,3 +53,6 @@ export function deriveReplicaOptions(s: Settings): ReplicaOptions {
     checkQuorum: true,
   };
 }
+
+/** The options of a node with every setting at its default (tests start from these). */
+export const DEFAULT_REPLICA_OPTIONS: ReplicaOptions = deriveReplicaOptions(DEFAULT_SETTINGS);

@@ -5,11 +5,15 @@
 // (the host hears how long it took, and can ask how long the one in flight has been).
 // Bounded: past maxPersistJobs queued the queue is `full`, and the replica takes no more input that would
 // add to it (a leader's proposals are refused BUSY, peer messages are dropped: Raft resends them).
+// A write (or an install's step) that ran short of file descriptors is issued again after a backoff, the queue
+// held meanwhile as on a slow disk (shortage-retry.ts).
 
 import { assert } from '../assert.js';
 import { EntryType, MessageType, NONE } from '../raft/types.js';
 import type { Entry, HardState, Message } from '../raft/types.js';
 import type { ReplicaLog, StagedSnapshot } from './env.js';
+import { isResourceShortage } from './env.js';
+import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
 
 interface WriteJob {
   kind: 'write';
@@ -35,8 +39,13 @@ export interface PersistHost {
   persisted(last: Entry): void;
   /** A Ready turn is due (what was waiting on the write may move on). */
   schedule(): void;
-  /** Runs an install job; `done` once it no longer holds the queue (installed, stale, or failed). */
+  /**
+   * Runs an install job; `done` once it no longer holds the queue (installed, stale, or failed). Its steps
+   * retry after a shortage on the queue's `retry`.
+   */
   install(staged: StagedSnapshot, done: () => void): void;
+  /** Storage ran short of file descriptors: `step` runs again after `retry`'s backoff (logged as `what`). */
+  shortOf(e: Error, retry: ShortageRetry, what: string, step: () => void): void;
   /** The log failed: the replica stops. */
   failed(e: Error): void;
   stopped(): boolean;
@@ -72,8 +81,10 @@ export class PersistQueue {
   private lastQueuedHard: HardState;
   /** The hard state of the last write issued to the log (its commit is the hint on disk). */
   private writtenHard: HardState;
-  /** When the write in flight was issued (null: none is). */
+  /** When the write in flight was first issued (null: none is); a retry after a shortage keeps it. */
   private writeStartedMs: number | null = null;
+  /** The job in flight ran short of file descriptors: its step again after a backoff (one at a time). */
+  readonly retry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
 
   constructor(
     private readonly host: PersistHost,
@@ -133,6 +144,11 @@ export class PersistQueue {
     }
   }
 
+  /** Issues again the step a shortage interrupted, once its backoff is over. */
+  retryIfDue(nowMs: number): void {
+    this.retry.runIfDue(nowMs);
+  }
+
   /** Starts the next job if none is in flight. */
   kick(): void {
     if (this.busy || this.host.stopped() || this.jobs.length === 0) return;
@@ -155,16 +171,29 @@ export class PersistQueue {
     }
     this.checkWriteOrder(entries);
     this.busy = true;
+    this.writeStartedMs = this.host.now();
+    this.write(hardState, entries, messages);
+  }
+
+  /** One log write; the messages that waited for it leave once it is durable. */
+  private write(hardState: HardState | null, entries: Entry[], messages: Message[]): void {
     const startedMs = this.host.now();
-    this.writeStartedMs = startedMs;
     this.host.log.write(hardState, entries, (e) => {
+      if (this.host.stopped()) {
+        this.busy = false;
+        this.writeStartedMs = null;
+        return;
+      }
+      if (e && isResourceShortage(e))
+        return this.host.shortOf(e, this.retry, 'a log write', () => this.write(hardState, entries, messages));
       this.busy = false;
       this.writeStartedMs = null;
-      if (this.host.stopped()) return;
       if (e) return this.host.failed(e);
+      this.retry.succeeded();
       let bytes = 0;
       for (const x of entries) bytes += x.data.byteLength;
       const firstIndex = entries[0]?.index ?? 0;
+      // This attempt's time: the disk's, not a wait for file descriptors before it.
       this.host.synced({ ms: this.host.now() - startedMs, bytes, entries: entries.length, firstIndex });
       const last = entries[entries.length - 1];
       if (last) this.host.persisted(last);

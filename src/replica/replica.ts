@@ -2,7 +2,8 @@
 // Ready it queues the writes (persist-queue.ts: group commit, in order), sends, applies and advances.
 // Snapshots (taken, fetched, installed as a persist job) are in snapshots.ts, what clients wait on in
 // client-waits.ts, membership changes in membership.ts, leadership transfer in leader-transfer.ts, the
-// majority-lost emergency in reset-peers.ts. Environment-agnostic: see env.ts.
+// majority-lost emergency in reset-peers.ts, the identity rules (storage bindings, generations, floors) in
+// identity.ts, the backoff after a resource shortage in shortage-retry.ts. Environment-agnostic: see env.ts.
 
 import { assert, AssertionError } from '../assert.js';
 import type { QjmError } from '../errors.js';
@@ -15,6 +16,8 @@ import type { Logger } from '../logger.js';
 import { ConfChangeOp, confMembers, EntryType, type MessageType, NONE, StateType } from '../raft/types.js';
 import type { ConfChange, Entry, Message, NodeId, Peer, SnapshotMeta } from '../raft/types.js';
 import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, ReplicaTransport } from './env.js';
+import { ApplyInterrupted } from './env.js';
+import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
 import { ClientWaits, qjmError as err } from './client-waits.js';
 import type { Callback, ProposalResult } from './client-waits.js';
 import { LeaderTransfer, transferTarget } from './leader-transfer.js';
@@ -28,10 +31,13 @@ import { Snapshots } from './snapshots.js';
 import { SyncHealth } from './sync-health.js';
 import { AckLatency } from './ack-latency.js';
 import type { LatencySummary } from './latency-window.js';
+import { IdentityGate } from './identity.js';
+import type * as Id from './identity.js';
 
 export type { Callback, ProposalResult } from './client-waits.js';
 export type { ReplicaOptions } from './options.js';
 export type { ResetResult } from './reset-peers.js';
+export type { BatchEnvelope, IdentityNotice, IdentityStatus, IdentityVerdict } from './identity.js';
 export { DEFAULT_REPLICA_OPTIONS, deriveReplicaOptions } from './options.js';
 
 export interface ReplicaListener {
@@ -62,6 +68,8 @@ export interface ReplicaDeps<R> {
   unsafeSendBeforePersist?: readonly MessageType[];
   /** Run the core's invariant checks around every step (tests and simulation); a violation throws. */
   checkInvariants?: boolean;
+  /** This node's storage id, cluster id and recorded standing (identity.ts); without it nothing is checked. */
+  identity?: Id.IdentityOptions;
 }
 
 /** How long this node's log writes and (a leader's view) its followers' acknowledgements took lately. */
@@ -79,6 +87,7 @@ export interface ReplicaStatus extends RaftStatus {
   pendingReads: number;
   peers: Peer[];
   fatal: string | null;
+  identity: Id.IdentityStatus;
 }
 
 /**
@@ -111,6 +120,9 @@ export class Replica<R> {
   private readonly snapshots: Snapshots<R>;
   private readonly syncHealth: SyncHealth;
   private readonly acks = new AckLatency();
+  private readonly identity: IdentityGate;
+  /** Applying ran short of file descriptors: held, and resumed from tick() after a backoff. */
+  private readonly applyRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
 
   private phase: Phase = { name: 'running' };
   /** The role and leader as of the last Ready (what clients are told; the core may have moved on mid-turn). */
@@ -148,6 +160,8 @@ export class Replica<R> {
     const stopped = () => this.stopped;
     const failed = (e: Error) => this.die(e);
     const schedule = () => this.schedule();
+    const shortOf = (e: Error, retry: ShortageRetry, what: string, step: () => void) =>
+      this.shortOf(e, retry, what, step);
     this.persist = new PersistQueue(
       {
         log: deps.log,
@@ -156,6 +170,7 @@ export class Replica<R> {
         persisted: (last) => this.raw.persisted(last.index, last.term),
         schedule,
         install: (staged, done) => this.snapshots.install(staged, done),
+        shortOf,
         failed,
         stopped,
         now: () => deps.clock.now(),
@@ -178,12 +193,23 @@ export class Replica<R> {
           this.waits.releaseApplied(this.applied);
           this.schedule();
         },
+        generation: () => this.identity.generation,
+        saveDue: () => this.maybeSnapshot(),
+        shortOf,
         schedule,
         failed,
         stopped,
       },
       options,
     );
+    this.identity = new IdentityGate(id, deps.identity ?? { storageId: '', clusterId: '' }, snap.generation ?? 0, {
+      logger: this.logger,
+      nowMs: deps.identity?.nowMs ?? (() => deps.clock.now()),
+      onStandDown: () => this.stoodDown(),
+      onFatal: failed,
+      context: () => ({ raw: this.raw, directory: this.peers, role: this.soft.state }),
+    });
+    this.identity.configurationChanged();
   }
 
   /** The one way the phase changes; a transition the table does not allow is a bug. */
@@ -212,31 +238,63 @@ export class Replica<R> {
 
   tick(): void {
     if (this.stopped) return;
-    if (!this.resetting) this.raw.tick();
+    const now = this.deps.clock.now();
+    this.persist.retryIfDue(now);
+    this.applyRetry.runIfDue(now);
+    this.snapshots.retryIfDue(now);
+    if (this.stopped) return;
+    // A follower that may not campaign (stood down, below its floor) counts no election time.
+    if (!this.resetting && (this.isLeader || this.identity.mayCampaign())) this.raw.tick();
+    const out: Message[] = [];
+    this.identity.tick(out);
+    if (out.length > 0) this.deps.transport.send(out);
     this.expireDeadlines();
     this.handOverIfStalled();
     this.advanceChange();
     this.schedule();
   }
 
-  receive(messages: readonly Message[]): void {
+  /**
+   * Peer messages, with the envelope of the batch they came in when the transport has one: a batch the identity
+   * rules refuse (another storage under a member's id, another generation) never reaches the core.
+   */
+  receive(messages: readonly Message[], envelope?: Id.BatchEnvelope): void {
     if (this.phase.name !== 'running') return;
+    if (envelope && !this.identity.admit(envelope).ok) return;
     if (this.persist.full) {
       // The disk stalled: what these messages would make this node write has nowhere to go. Raft resends.
       this.logger.debug({ jobs: this.persist.length, dropped: messages.length }, 'persist queue full: input dropped');
       return;
     }
     const now = this.deps.clock.now();
-    for (const m of messages) {
+    const out: Message[] = [];
+    for (const m of this.identity.inbound(messages, out)) {
       if (this.isLeader) this.acks.received(m, now);
       this.raw.step(m);
     }
+    if (out.length > 0) this.deps.transport.send(out);
     this.schedule();
+  }
+
+  /** Whether a batch with this envelope would be heard; a refusal carries what to tell its sender. */
+  admitBatch(envelope: Id.BatchEnvelope): Id.IdentityVerdict {
+    return this.identity.admit(envelope);
+  }
+
+  /** A peer refused this node's batch and said why (the answer to this node's own traffic). */
+  hearNotice(from: NodeId, notice: Id.IdentityNotice): void {
+    if (!this.stopped) this.identity.hearNotice(from, notice);
+  }
+
+  /** The reset generation this node belongs to (carried in every batch it sends). */
+  get generation(): number {
+    return this.identity.generation;
   }
 
   /** Proposes a command. cb gets the state machine's result once the entry is committed and applied here. */
   propose(data: Uint8Array, expectedTerm: number | undefined, cb: Callback<ProposalResult<R>>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (data.byteLength === 0) return cb(err('INVALID_ARGUMENT', 'empty command'));
     if (this.isLeader && this.persist.full) {
       return cb(err('BUSY', `this leader's disk is behind: ${this.persist.length} writes are queued`));
@@ -249,7 +307,8 @@ export class Replica<R> {
 
   /** Linearizable barrier: cb(index) once a read at this point may be served from the local state. */
   readIndex(cb: Callback<number>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     const context = this.waits.addRead(this.deps.clock.now(), cb);
     if (context === null) {
       const max = this.opts.maxPendingReads;
@@ -268,7 +327,8 @@ export class Replica<R> {
   }
 
   transferLeader(to: NodeId, cb: Callback<void>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (this.resetting) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.transfer) return cb(err('BUSY', `a transfer to ${this.transfer.to} is in progress`));
     const res = this.raw.transferLeader(to);
@@ -287,7 +347,8 @@ export class Replica<R> {
    * up to within catchupMargin entries, then one joint-consensus change swaps the voters.
    */
   changePeers(target: Peer[], cb: Callback<void>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (this.resetting) return cb(err('BUSY', 'reset-peers is in progress'));
     if (!this.isLeader) return cb(err('NOT_LEADER', 'not the leader', this.leaderDetails()));
     if (this.change) return cb(err('CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress'));
@@ -305,7 +366,8 @@ export class Replica<R> {
    * one); cb once the leader appended it, not once it applies. changePeers is the whole, guarded procedure.
    */
   proposeConfChange(cc: ConfChange, cb: Callback<{ index: number; term: number }>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (this.resetting) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.change) return cb(err('CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress'));
     const res = this.raw.proposeConfChange(cc);
@@ -322,7 +384,8 @@ export class Replica<R> {
    * then campaigns at once.
    */
   resetPeers(peers: Peer[], cb: Callback<ResetResult>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (this.resetting) return cb(err('BUSY', 'reset-peers is already in progress'));
     const problem = resetProblem(this.id, peers);
     if (problem) return cb(err('INVALID_CONF_CHANGE', problem));
@@ -408,7 +471,30 @@ export class Replica<R> {
       pendingReads: this.waits.readCount,
       peers: this.peers.list(),
       fatal: this.phase.name === 'failed' ? this.phase.error.message : null,
+      identity: this.identity.status(),
     };
+  }
+
+  /** Why this node takes no client operation (it stood down, or its storage waits to be re-added), or null. */
+  identityRefusal(): QjmError | null {
+    return this.identity.refusal();
+  }
+
+  /** Why this node takes no client operation now (stopped, failed, or an identity refusal), or null. */
+  private refusal(): QjmError | null {
+    return this.stopped ? this.stoppedError() : this.identityRefusal();
+  }
+
+  /** The identity rules made this node stand down: it stops leading and fails everything that waits. */
+  private stoodDown(): void {
+    this.raw.stepDown();
+    const e = this.identity.refusal();
+    if (e) {
+      this.waits.failAll(e);
+      this.failOperations(e);
+      if (this.phase.name === 'resetting') this.phase.reset.fail(e);
+    }
+    this.schedule();
   }
 
   /** The core's handle, for status pages and the simulator's checkers; never step it from outside. */
@@ -485,10 +571,11 @@ export class Replica<R> {
       if (this.isLeader) this.acks.sent(rd.messages, this.deps.clock.now());
       this.deps.transport.send(rd.messages);
     }
-    if (rd.committedEntries.length > 0 && !this.applyEntries(rd.committedEntries)) return;
+    const applied = rd.committedEntries.length > 0 ? this.applyEntries(rd.committedEntries) : 0;
+    if (this.stopped) return;
     for (const rs of rd.readStates) this.onReadState(rs.context, rs.index, rs.ok);
-    this.raw.advance(rd);
-    if (rd.committedEntries.length > 0) this.afterApply();
+    this.raw.advance(rd, applied);
+    if (applied > 0) this.afterApply();
   }
 
   private onSoftState(state: StateType, lead: NodeId): void {
@@ -527,6 +614,8 @@ export class Replica<R> {
     assert(meta.index > this.applied, () => `replica: installing snapshot ${meta.index} at applied ${this.applied}`);
     const before = this.applied;
     this.applied = meta.index;
+    this.identity.installed(meta);
+    this.identity.configurationChanged();
     // Proposals the snapshot covers cannot learn their result here.
     this.waits.failProposalsUpTo(
       meta.index,
@@ -538,40 +627,81 @@ export class Replica<R> {
   // ---------------------------------------------------------------- applying
 
   /**
-   * Applies committed entries; false when the state machine failed (its disk: full, an I/O error), which
-   * stops the replica in the fatal state it reports. A restart replays the entry from the log.
+   * Applies committed entries, in order; returns how many were applied: all of them, or the first ones when
+   * the state machine ran short of file descriptors (applying is then held and resumed after a backoff), or
+   * when it failed (its disk: full, an I/O error), which stops the replica in the fatal state it reports. A
+   * restart replays the entry from the log.
    */
-  private applyEntries(ents: Entry[]): boolean {
+  private applyEntries(ents: Entry[]): number {
+    const first = this.applied + 1;
+    let next = first;
     let batch: Entry[] = [];
-    const flush = () => {
-      if (batch.length === 0) return;
-      let results: R[];
-      try {
-        results = this.deps.stateMachine.apply(batch);
-      } catch (e) {
-        if (e instanceof AssertionError) throw e;
-        this.die(e as Error);
-        return;
-      }
-      assert(results.length === batch.length, 'state machine returned a result per entry');
-      for (let i = 0; i < batch.length; i++) this.waits.applied(batch[i]!, results[i]!);
+    const flush = (): boolean => {
+      const b = batch;
       batch = [];
+      return b.length === 0 || this.applyBatch(b);
     };
     for (const e of ents) {
-      assert(e.index === this.applied + 1, () => `applying ${e.index} after ${this.applied}`);
+      assert(e.index === next++, () => `applying ${e.index} after ${next - 2}`);
       if (e.type === EntryType.Normal && e.data.byteLength > 0) {
         batch.push(e);
-        this.snapshots.countApplied(e.data.byteLength);
-      } else {
-        flush();
-        if (e.type === EntryType.ConfChange) this.learnAddresses(e);
-        this.waits.replaced(e);
+        continue;
       }
-      if (this.stopped) return false;
+      if (!flush()) return this.applied + 1 - first;
+      if (e.type === EntryType.ConfChange) this.learnAddresses(e);
+      this.waits.replaced(e);
       this.applied = e.index;
     }
-    flush();
-    return !this.stopped;
+    if (flush()) this.applyRetry.succeeded();
+    return this.applied + 1 - first;
+  }
+
+  /**
+   * Applies one batch of commands; false when it was cut short: the state machine failed (the replica is then
+   * failed), or ran short of file descriptors after the entries it did apply (applying is held until a retry).
+   */
+  private applyBatch(b: Entry[]): boolean {
+    let results: R[];
+    let interrupted: Error | null = null;
+    try {
+      results = this.deps.stateMachine.apply(b);
+    } catch (e) {
+      if (e instanceof AssertionError) throw e;
+      if (!(e instanceof ApplyInterrupted)) {
+        this.die(e as Error);
+        return false;
+      }
+      results = e.results as R[];
+      interrupted = e.cause;
+    }
+    assert(
+      interrupted === null ? results.length === b.length : results.length <= b.length,
+      'state machine returned a result per entry it applied',
+    );
+    for (let i = 0; i < results.length; i++) {
+      this.waits.applied(b[i]!, results[i]!);
+      this.snapshots.countApplied(b[i]!.data.byteLength);
+      this.applied = b[i]!.index;
+    }
+    if (interrupted === null) return true;
+    this.raw.holdApply(true);
+    this.shortOf(interrupted, this.applyRetry, 'applying committed entries', () => {
+      this.raw.holdApply(false);
+      this.schedule();
+    });
+    return false;
+  }
+
+  /**
+   * Storage ran short of file descriptors (a connection flood, not a failing disk): `step` is tried again
+   * after a backoff. Meanwhile its concern waits (the persist queue stays busy, applying stays held).
+   */
+  private shortOf(e: Error, retry: ShortageRetry, what: string, step: () => void): void {
+    const waitMs = retry.later(this.deps.clock.now(), step);
+    this.logger.warn(
+      { error: e.message, retryInMs: waitMs },
+      `storage is short of file descriptors: ${what} is retried (not a disk failure)`,
+    );
   }
 
   /** A configuration entry names the addresses of the peers it adds. */
@@ -583,8 +713,10 @@ export class Replica<R> {
       return; // not a configuration change: the core ignores it too
     }
     for (const c of cc.changes) {
-      if (c.op === ConfChangeOp.Remove) continue; // kept until the configuration no longer names it
-      if (c.peer.address) this.peers.set(c.peer.id, c.peer.address);
+      // Kept until the configuration no longer names it: a voter being removed still votes in the old half.
+      if (c.op === ConfChangeOp.Remove) continue;
+      // The entry binds the peer to the storage it names ('' unbinds: a learner is bound when promoted).
+      if (c.peer.address) this.peers.set(c.peer.id, c.peer.address, c.peer.storageId ?? '');
     }
   }
 
@@ -592,10 +724,11 @@ export class Replica<R> {
     // The core applied configuration entries during advance(): prune addresses it no longer needs.
     const conf = this.raw.conf();
     this.peers.retain(confMembers(conf), this.applied);
+    this.identity.configurationChanged();
     this.deps.listener?.onConfigurationApplied?.(this.applied, conf.voters, conf.learners);
     this.waits.releaseApplied(this.applied);
     this.advanceChange();
-    if (!this.resetting) this.snapshots.maybeTake(this.applied);
+    this.maybeSnapshot();
   }
 
   private onReadState(ctx: Uint8Array, index: number, ok: boolean): void {
@@ -614,6 +747,11 @@ export class Replica<R> {
 
   // ---------------------------------------------------------------- snapshots
 
+  /** Takes a snapshot if one is due (not while reset-peers runs: it takes its own). */
+  private maybeSnapshot(): void {
+    if (!this.resetting) this.snapshots.maybeTake(this.applied);
+  }
+
   /** Saves a snapshot at the applied index now (also the operator's `qjm snapshot`). */
   takeSnapshot(cb?: Callback<number>): void {
     if (this.stopped) return cb?.(this.stoppedError());
@@ -630,6 +768,7 @@ export class Replica<R> {
       nowMs: this.deps.clock.now(),
       catchupMargin: this.opts.catchupMargin,
       addressOf: (id) => this.peers.addressOf(id),
+      bindingOf: (id) => this.identity.bindingFor(id),
       refused: (res) => this.proposeError(res),
     });
     if (c.done) this.change = null;
@@ -649,7 +788,7 @@ export class Replica<R> {
         );
         this.deps.listener?.onCommitByFiat?.(committed, last);
       },
-      forced: (peers) => this.peers.reset(peers, this.applied),
+      forced: (peers) => this.peers.reset(this.identity.forced(peers), this.applied),
       saveSnapshot: (cb) => this.takeSnapshot(cb),
     });
     if (moved) this.schedule();

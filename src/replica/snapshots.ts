@@ -1,7 +1,8 @@
 // The replica's snapshots: taken when due (entries, bytes or time since the last one) or on request; and a
 // leader's snapshot fetched, then installed as a job of the persist queue, in an order that is safe at every
 // crash point: the core and the log view switch to it at once, the image is made durable, and only then
-// does the log drop its old entries on disk.
+// does the log drop its old entries on disk. A save, or an install's step, that ran short of file descriptors
+// is not a disk failure: it is tried again after a backoff (shortage-retry.ts).
 
 import { assert } from '../assert.js';
 import type { Logger } from '../logger.js';
@@ -10,6 +11,8 @@ import type { NodeId, SnapshotMeta } from '../raft/types.js';
 import type { Callback } from './client-waits.js';
 import { qjmError as err } from './client-waits.js';
 import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, StagedSnapshot } from './env.js';
+import { isResourceShortage, isStorageFailure } from './env.js';
+import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
 import type { PeerDirectory } from './peer-directory.js';
 import type { PersistQueue } from './persist-queue.js';
 
@@ -29,6 +32,12 @@ export interface SnapshotHost<R> {
   restored(meta: SnapshotMeta): number;
   /** The installed image is durable and the old log dropped: what waited for its index may go. */
   installed(): void;
+  /** The reset generation a snapshot records (identity.ts). */
+  generation(): number;
+  /** A save that ran short of file descriptors may be due again (the replica checks, then maybeTake). */
+  saveDue(): void;
+  /** Storage ran short of file descriptors: `step` runs again after `retry`'s backoff (logged as `what`). */
+  shortOf(e: Error, retry: ShortageRetry, what: string, step: () => void): void;
   schedule(): void;
   failed(e: Error): void;
   stopped(): boolean;
@@ -53,6 +62,8 @@ export class Snapshots<R> {
   private fetching = false;
   /** While an image is being installed: the applied index before it (what the state machine still reflects). */
   private installingFrom: number | null = null;
+  /** A save that ran short of file descriptors: the next one after a backoff. */
+  private readonly saveRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
 
   constructor(
     private readonly host: SnapshotHost<R>,
@@ -72,6 +83,11 @@ export class Snapshots<R> {
     return this.installingFrom;
   }
 
+  /** Tries again, once its backoff is over, a save that ran short of file descriptors. */
+  retryIfDue(nowMs: number): void {
+    this.saveRetry.runIfDue(nowMs);
+  }
+
   /** Bytes of commands applied, counted toward the size trigger. */
   countApplied(bytes: number): void {
     this.appliedBytesSinceLast += bytes;
@@ -79,7 +95,7 @@ export class Snapshots<R> {
 
   /** Takes a snapshot at `applied` if one is due. */
   maybeTake(applied: number): void {
-    if (this.saving || applied <= this.lastIndex) return;
+    if (this.saving || this.saveRetry.waiting || applied <= this.lastIndex) return;
     const o = this.options;
     const due =
       (o.snapshotEntries > 0 && applied - this.lastIndex >= o.snapshotEntries) ||
@@ -95,17 +111,31 @@ export class Snapshots<R> {
     const h = this.host;
     const term = h.raw.termAt(applied);
     assert(term !== undefined, 'term of the applied index is known');
-    const meta: SnapshotMeta = { index: applied, term, conf: h.raw.conf(), peers: h.peers.list() };
+    const meta: SnapshotMeta = {
+      index: applied,
+      term,
+      conf: h.raw.conf(),
+      peers: h.peers.list(),
+      generation: h.generation(),
+    };
+    const bytesBefore = this.appliedBytesSinceLast;
     this.saving = true;
     this.appliedBytesSinceLast = 0;
     this.lastAtMs = h.clock.now();
     h.stateMachine.saveSnapshot(meta, (e) => {
       this.saving = false;
       if (h.stopped()) return;
+      if (e && isResourceShortage(e)) {
+        // Not a disk failure: the next snapshot is tried after a backoff, counting what this one would have.
+        this.appliedBytesSinceLast += bytesBefore;
+        h.shortOf(e, this.saveRetry, 'a snapshot', () => h.saveDue());
+        return cb?.(err('BUSY', `snapshot not taken, retried later: ${e.message}`));
+      }
       if (e) {
         h.failed(e);
         return cb?.(err('INTERNAL', `snapshot failed: ${e.message}`));
       }
+      this.saveRetry.succeeded();
       // An installed snapshot may have overtaken this one meanwhile.
       if (meta.index > h.log.snapshotMeta().index) {
         this.lastIndex = meta.index;
@@ -129,6 +159,8 @@ export class Snapshots<R> {
         if (staged) h.stateMachine.discardSnapshot(staged);
         return;
       }
+      // This node's own storage failed while staging: what that sync covered is lost, whatever a later one says.
+      if (e && isStorageFailure(e)) return h.failed(e);
       if (e || !staged) {
         h.logger.warn({ from, index: meta.index, error: e?.message }, 'snapshot fetch failed');
         h.raw.snapshotFetched(meta, false);
@@ -159,18 +191,35 @@ export class Snapshots<R> {
     h.peers.reset(meta.peers ?? [], meta.index);
     this.installingFrom = h.restored(meta);
     h.schedule();
-    // Durable order: the image first, then the log drops its old entries.
+    this.installImage(staged, done);
+  }
+
+  /** Durable order: the image first, then the log drops its old entries (each retried after a shortage). */
+  private installImage(staged: StagedSnapshot, done: () => void): void {
+    const h = this.host;
     h.stateMachine.installSnapshot(staged, (e) => {
       if (h.stopped()) return;
+      if (e && isResourceShortage(e))
+        return h.shortOf(e, h.persist.retry, 'a snapshot install', () => this.installImage(staged, done));
       if (e) return h.failed(e);
       this.installingFrom = null;
-      h.log.commitReset(meta, (e2) => {
-        if (!h.stopped()) {
-          if (e2) h.failed(e2);
-          else h.installed();
+      this.dropOldLog(staged.meta, done);
+    });
+  }
+
+  private dropOldLog(meta: SnapshotMeta, done: () => void): void {
+    const h = this.host;
+    h.log.commitReset(meta, (e) => {
+      if (!h.stopped() && e && isResourceShortage(e))
+        return h.shortOf(e, h.persist.retry, 'dropping the log a snapshot replaced', () => this.dropOldLog(meta, done));
+      if (!h.stopped()) {
+        if (e) h.failed(e);
+        else {
+          h.persist.retry.succeeded();
+          h.installed();
         }
-        done();
-      });
+      }
+      done();
     });
   }
 }

@@ -11,10 +11,9 @@
 // the node. The cut is safe because a torn write was never acknowledged: acks leave only after the
 // fdatasync of everything they cover.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import type { SnapshotMeta } from '../raft/types.js';
-import { fsyncPathSync } from './files.js';
+import type { FileSystem } from './file-system.js';
 import {
   FRAME_HEADER_BYTES,
   SEGMENT_HEADER_BYTES,
@@ -26,9 +25,9 @@ import {
   headerPrevTerm,
   lastTermOf,
   parseLogFileName,
-  removeSegmentsNewestFirst,
   segmentFor,
   segmentHeaderProblem,
+  unlinkSegmentsNewestFirst,
 } from './log-segment.js';
 import type { Segment } from './log-segment.js';
 import type { Logger } from '../logger.js';
@@ -50,6 +49,7 @@ export class CorruptLogError extends Error {
 }
 
 export interface RecoveryOptions {
+  fileSystem: FileSystem;
   /** The snapshot the state machine restarted from. */
   snapshot: SnapshotMeta;
   /** The largest single write the log is given: how far from the end damage can be a torn write. */
@@ -71,8 +71,8 @@ export function recoverLog(dir: string, options: RecoveryOptions): RecoveredLog 
 }
 
 function loadSegments(dir: string, o: RecoveryOptions): RecoveredLog {
-  const parsed = fs
-    .readdirSync(dir)
+  const parsed = o.fileSystem
+    .readdir(dir)
     .filter((n) => n.startsWith('log_'))
     .map((name) => {
       const p = parseLogFileName(name);
@@ -115,15 +115,16 @@ function loadSegment(
   isLast: boolean,
   o: RecoveryOptions,
 ): Segment | null {
-  const buf = fs.readFileSync(file);
+  const buf = o.fileSystem.readFile(file);
   // Only the segment being appended to when the node stopped can end in a torn write.
   const appendable = isLast && nameLast === null;
-  if (buf.byteLength < SEGMENT_HEADER_BYTES) {
+  // Creation of a new segment was torn before its header was durable (its size may have been): it held
+  // nothing, since nothing is appended before the header's fdatasync succeeds.
+  if (buf.byteLength < SEGMENT_HEADER_BYTES || (appendable && endOfData(buf, 0) === 0)) {
     if (!appendable) throw new CorruptLogError(file, 0, 'file shorter than the segment header');
-    // Creation of a new segment was torn before its header was durable: it held nothing.
     o.logger.warn({ file, bytes: buf.byteLength }, 'removing a torn, empty log segment');
-    fs.rmSync(file);
-    fsyncPathSync(dir);
+    o.fileSystem.unlink(file);
+    o.fileSystem.fsyncPathSync(dir);
     return null;
   }
   const bad = segmentHeaderProblem(buf, first);
@@ -178,12 +179,12 @@ function endOfDamagedTail(file: string, buf: Buffer, off: number, problem: strin
     { file, offset: off, cutBytes: buf.byteLength - off, reason: problem },
     'cutting a torn write off the Raft log',
   );
-  const fd = fs.openSync(file, 'r+');
+  const handle = o.fileSystem.open(file, 'r+');
   try {
-    fs.ftruncateSync(fd, off);
-    fs.fdatasyncSync(fd);
+    handle.truncate(off);
+    handle.datasyncSync();
   } finally {
-    fs.closeSync(fd);
+    handle.close();
   }
   return off;
 }
@@ -200,9 +201,12 @@ function endOfData(buf: Buffer, from: number): number {
 
 /**
  * Whether the damaged frame at `off` looks like a write that did not wholly reach the disk rather than
- * bytes that changed after they did: the frame runs past the end of the file, or a sector it covers reads
- * as zeros (a sector that was never written; preallocated space and holes read as zeros). A flipped bit
- * leaves every sector present and non-zero, so it is refused as corruption.
+ * bytes that changed after they did: the frame runs past the end of the file, or a sector it covers ends in
+ * zeros that reach back into the frame. A sector write cut short leaves the start of its new bytes and then
+ * what was there before, which past the end of the log is zeros (preallocated space and holes read as
+ * zeros); a sector that was never written at all is the whole of it zeros. A flipped bit leaves every sector
+ * ending in what was written, so it is refused as corruption — unless the frame's own bytes end a sector
+ * with zeros, which a torn write cannot be told from (docs/OPERATIONS.md).
  */
 function looksTorn(buf: Buffer, off: number, maxWrite: number): boolean {
   if (off + FRAME_HEADER_BYTES > buf.byteLength) return true;
@@ -210,20 +214,13 @@ function looksTorn(buf: Buffer, off: number, maxWrite: number): boolean {
   if (len > maxWrite) return false;
   const frameEnd = off + FRAME_HEADER_BYTES + len;
   if (frameEnd > buf.byteLength) return true;
-  const first = off - (off % SECTOR_BYTES);
-  // The write began mid-sector: the sector's new contents missing leaves zeros from `off` (at least the
-  // length and CRC fields, which a real frame never has all zero).
-  const firstEnd = Math.min(first + SECTOR_BYTES, frameEnd);
-  if (isZero(buf, off, firstEnd) && firstEnd - off >= 8) return true;
-  for (let s = first + SECTOR_BYTES; s < frameEnd; s += SECTOR_BYTES) {
-    if (isZero(buf, s, Math.min(s + SECTOR_BYTES, buf.byteLength))) return true;
+  for (let s = off - (off % SECTOR_BYTES); s < frameEnd; s += SECTOR_BYTES) {
+    const end = Math.min(s + SECTOR_BYTES, buf.byteLength);
+    let zerosFrom = end;
+    while (zerosFrom > s && buf[zerosFrom - 1] === 0) zerosFrom--;
+    if (zerosFrom < end && zerosFrom < frameEnd) return true;
   }
   return false;
-}
-
-function isZero(buf: Buffer, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (buf[i] !== 0) return false;
-  return true;
 }
 
 /** Makes the log agree with the snapshot the state machine restarted from. */
@@ -246,7 +243,8 @@ function reconcileWithSnapshot(dir: string, log: RecoveredLog, o: RecoveryOption
     { snapshotIndex: s.index, snapshotTerm: s.term, logLast: last },
     'the Raft log does not hold the snapshot; discarding it',
   );
-  removeSegmentsNewestFirst(dir, log.segments);
+  unlinkSegmentsNewestFirst(o.fileSystem, log.segments);
+  o.fileSystem.fsyncPathSync(dir);
   return fromSnapshot;
 }
 

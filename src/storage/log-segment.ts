@@ -5,11 +5,10 @@
 //   [u32 BE data length][u32 BE crc32 of the rest][u64 BE term][u64 BE index][u8 type][data]
 // Names: log_inprogress_<first, 20 digits> while appended to; log_<first>-<last> once closed.
 
-import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { readU64, writeU64 } from '../raft/bytes.js';
 import type { Entry, EntryType } from '../raft/types.js';
-import { fsyncPathSync } from './files.js';
+import type { FileHandle, FileSystem } from './file-system.js';
 import { segmentNaming } from '../segment-name.js';
 
 export const SEGMENT_MAGIC = Buffer.from('QJRLOG01', 'latin1');
@@ -34,7 +33,7 @@ export interface Segment {
   // offsets[i], terms[i]: the entry at index first + i.
   offsets: number[];
   terms: number[];
-  fd: number | null;
+  fd: FileHandle | null;
 }
 
 const LOG_NAMING = segmentNaming('log', 20);
@@ -91,7 +90,10 @@ export function encodeFrames(entries: readonly Entry[], at: number): { iov: Uint
     writeU64(h, 8, e.term);
     writeU64(h, 16, e.index);
     h[24] = e.type;
-    h.writeUInt32BE(zlib.crc32(e.data, zlib.crc32(h.subarray(8))), 4);
+    // zlib.crc32 of a zero-length view whose ArrayBuffer is empty answers 0, not the running value (Node
+    // 20): an empty entry (a leader's no-op) adds nothing to the CRC, so it is not passed.
+    const fields = zlib.crc32(h.subarray(8));
+    h.writeUInt32BE(e.data.byteLength > 0 ? zlib.crc32(e.data, fields) : fields, 4);
     iov.push(h);
     if (e.data.byteLength > 0) iov.push(e.data);
     off += FRAME_HEADER_BYTES + e.data.byteLength;
@@ -153,14 +155,14 @@ export function lastTermOf(seg: Segment): number {
 }
 
 /**
- * Deletes segment files newest first, then makes that durable: a crash part-way leaves a prefix of the log,
- * which recovery can judge against the snapshot (a hole could not be).
+ * Deletes segment files newest first (not yet durable: the caller syncs the directory): a crash before the
+ * directory's sync leaves a prefix of the log, which recovery can judge against the snapshot (a hole could
+ * not be).
  */
-export function removeSegmentsNewestFirst(dir: string, segments: readonly Segment[]): void {
+export function unlinkSegmentsNewestFirst(fileSystem: FileSystem, segments: readonly Segment[]): void {
   for (const seg of [...segments].reverse()) {
-    if (seg.fd !== null) fs.closeSync(seg.fd);
+    seg.fd?.close();
     seg.fd = null;
-    fs.rmSync(seg.file, { force: true });
+    fileSystem.unlink(seg.file);
   }
-  fsyncPathSync(dir);
 }

@@ -9,7 +9,6 @@
 // the file-system journal commit that growing a file costs (measured: docs/PERFORMANCE.md). Closed segments
 // are trimmed to their last entry.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { assert } from '../assert.js';
 import { takeWithinBytes } from '../raft/byte-limit.js';
@@ -17,8 +16,9 @@ import type { BatchFill } from '../raft/byte-limit.js';
 import type { ReplicaLog } from '../replica/env.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { cloneConf, ENTRY_OVERHEAD_BYTES, entryBytes } from '../raft/types.js';
-import { fsyncPathSync, preadSync, writeAllSync, writevAllSync } from './files.js';
-import { recoverLog } from './log-recovery.js';
+import type { FileHandle, FileSystem } from './file-system.js';
+import { mkdirDurableSync, preadSync, writeAllSync, writevAllSync } from './files.js';
+import { CorruptLogError, recoverLog } from './log-recovery.js';
 export { CorruptLogError } from './log-recovery.js';
 import type { RecoveredLog } from './log-recovery.js';
 import {
@@ -31,9 +31,11 @@ import {
   encodeFrames,
   encodeSegmentHeader,
   framedBytes,
+  frameProblem,
+  frameTerm,
   logInProgressName,
-  removeSegmentsNewestFirst,
   segmentFor,
+  unlinkSegmentsNewestFirst,
 } from './log-segment.js';
 import type { Segment } from './log-segment.js';
 import { silentLogger } from '../logger.js';
@@ -44,6 +46,7 @@ import type { MetaStore } from './raft-meta-store.js';
 const TORN_WRITE_BYTES_DEFAULT = 64 << 20;
 
 export interface DiskLogOptions {
+  fileSystem: FileSystem;
   maxSegmentBytes: number;
   maxCacheBytes: number;
   /** fdatasync every write (raft_sync); off only for experiments. */
@@ -55,10 +58,10 @@ export interface DiskLogOptions {
   /** Zero-filled space kept ahead of the in-progress segment's end (0: none; only with sync). */
   preallocateBytes?: number;
   /**
-   * The largest single write this log is given (the replica's write batch plus one entry). At start-up, a
-   * damaged frame in the in-progress segment with no data further than this past it, and with a sector
-   * that reads as zeros or that runs past the end of the file, is the last write torn by a crash, and is
-   * cut; anything else is corruption.
+   * The largest single write this log makes (a larger batch is written in parts, each durable before the
+   * next; only one entry larger than it is written alone). At start-up, a damaged frame in the in-progress
+   * segment with no data further than this past it, and with a sector that ends in zeros or that runs past
+   * the end of the file, is the last write torn by a crash, and is cut; anything else is corruption.
    */
   tornWriteBytes?: number;
   /** Observes the duration of every fdatasync of an append (metrics: latency percentiles). */
@@ -87,7 +90,10 @@ export class DiskLog implements ReplicaLog {
   private compactedTerm: number;
   private snap: SnapshotMeta;
   private pendingReset: SnapshotMeta | null = null;
-  private deletions: Promise<void> = Promise.resolve();
+  /** Compacted segment files waiting to be deleted, oldest first, and whether a deletion is running. */
+  private readonly deletions: string[] = [];
+  private deleting = false;
+  private deletionWaiters: (() => void)[] = [];
   /** The background zero-fill of the in-progress segment, if one runs. */
   private fill: { seg: Segment; pos: number; cancelled: boolean; waiters: (() => void)[] } | null = null;
   // The cache holds entries [cacheFirst, cacheFirst + cache.length), the newest ones.
@@ -99,6 +105,7 @@ export class DiskLog implements ReplicaLog {
   private closedLog = false;
   private readonly counters = { writes: 0, fsyncs: 0, fsyncMsTotal: 0, bytesWritten: 0 };
   private readonly logger: Logger;
+  private readonly fileSystem: FileSystem;
 
   private constructor(
     readonly dir: string,
@@ -106,6 +113,7 @@ export class DiskLog implements ReplicaLog {
     recovered: RecoveredLog,
   ) {
     this.logger = options.logger ?? silentLogger;
+    this.fileSystem = options.fileSystem;
     this.snap = { ...options.snapshot, conf: cloneConf(options.snapshot.conf) };
     this.hard = { ...options.meta.meta.hardState };
     this.segments = recovered.segments;
@@ -115,8 +123,9 @@ export class DiskLog implements ReplicaLog {
 
   /** Recovers the log in `dir` (see log-recovery.ts) and opens it; throws CorruptLogError if it cannot. */
   static open(dir: string, options: DiskLogOptions): DiskLog {
-    fs.mkdirSync(dir, { recursive: true });
+    mkdirDurableSync(options.fileSystem, dir);
     const recovered = recoverLog(dir, {
+      fileSystem: options.fileSystem,
       snapshot: options.snapshot,
       tornWriteBytes: options.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT,
       logger: options.logger ?? silentLogger,
@@ -201,14 +210,22 @@ export class DiskLog implements ReplicaLog {
     if (n === 0) return [];
     const start = offsetOf(lo);
     const end = offsetOf(lo + n);
-    const fd = seg.fd ?? fs.openSync(seg.file, 'r');
+    const file = seg.fd ?? this.fileSystem.open(seg.file, 'r');
     let buf: Buffer;
     try {
-      buf = preadSync(fd, start, end - start);
+      buf = preadSync(file, start, end - start);
     } finally {
-      if (fd !== seg.fd) fs.closeSync(fd);
+      if (file !== seg.fd) file.close();
     }
     assert(buf.byteLength === end - start, () => `disk log: short read of ${seg.file}`);
+    // Checked again as it is read back: bytes that rotted on the disk since start-up are never sent or applied.
+    for (let k = 0, off = 0; k < n; k++) {
+      const problem =
+        frameProblem(buf, off, lo + k, 0) ??
+        (frameTerm(buf, off) === seg.terms[lo + k - seg.first] ? null : 'entry term differs from the index');
+      if (problem) throw new CorruptLogError(seg.file, start + off, problem);
+      off = offsetOf(lo + k + 1) - start;
+    }
     return decodeFrames(buf, n);
   }
 
@@ -233,6 +250,19 @@ export class DiskLog implements ReplicaLog {
   private appendEntries(entries: Entry[], done: (err: Error | null) => void): void {
     if (entries.length === 0) return done(null);
     const total = framedBytes(entries);
+    const limit = this.options.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT;
+    if (total > limit && entries.length > 1) {
+      // No write larger than tornWriteBytes (unless one entry is): the torn-write rule at start-up relies on
+      // it. Each part is durable before the next is written.
+      let n = 1;
+      for (let bytes = framedBytes(entries.slice(0, 1)); n < entries.length; n++) {
+        bytes += FRAME_HEADER_BYTES + entries[n]!.data.byteLength;
+        if (bytes > limit) break;
+      }
+      return this.appendEntries(entries.slice(0, n), (err) =>
+        err ? done(err) : this.appendEntries(entries.slice(n), done),
+      );
+    }
     if (this.waitsForFill(entries, total, () => this.appendEntries(entries, done))) return;
     let seg: Segment;
     try {
@@ -244,11 +274,11 @@ export class DiskLog implements ReplicaLog {
       return done(e as Error);
     }
     const frames = encodeFrames(entries, seg.sizeBytes);
-    const fd = seg.fd!;
+    const file = seg.fd!;
     // Copying into the page cache is quick, so it happens right here; only the fdatasync, which waits for
     // the device, goes to the thread pool: one hop per group commit instead of two.
     try {
-      writevAllSync(fd, frames.iov, seg.sizeBytes);
+      writevAllSync(file, frames.iov, seg.sizeBytes);
     } catch (e) {
       return done(e as Error);
     }
@@ -258,7 +288,7 @@ export class DiskLog implements ReplicaLog {
     };
     if (!this.options.sync) return after();
     const t0 = performance.now();
-    fs.fdatasync(fd, (e) => {
+    file.datasync((e) => {
       const ms = performance.now() - t0;
       this.counters.fsyncs++;
       this.counters.fsyncMsTotal += ms;
@@ -316,9 +346,9 @@ export class DiskLog implements ReplicaLog {
     if (from - seg.sizeBytes >= ahead / 2) return;
     const to = Math.min(seg.sizeBytes + ahead, this.options.maxSegmentBytes);
     if (to <= from) return;
-    let fd: number;
+    let file: FileHandle;
     try {
-      fd = fs.openSync(seg.file, 'r+');
+      file = this.fileSystem.open(seg.file, 'r+');
     } catch (e) {
       this.logger.warn({ file: seg.file, error: (e as Error).message }, 'could not preallocate log space');
       return;
@@ -326,7 +356,7 @@ export class DiskLog implements ReplicaLog {
     const job = { seg, pos: from, cancelled: false, waiters: [] as (() => void)[] };
     this.fill = job;
     const finish = (err: Error | null) => {
-      fs.close(fd, () => {});
+      file.close();
       if (err && !job.cancelled)
         this.logger.warn({ file: seg.file, error: err.message }, 'could not preallocate log space');
       if (this.fill === job) this.fill = null;
@@ -335,9 +365,9 @@ export class DiskLog implements ReplicaLog {
     const step = () => {
       if (job.cancelled || job.pos >= to) return finish(null);
       const n = Math.min(ZERO_CHUNK_BYTES, to - job.pos);
-      fs.write(fd, ZERO_CHUNK, 0, n, job.pos, (e) => {
+      file.writeAsync(ZERO_CHUNK, 0, n, job.pos, (e) => {
         if (e) return finish(e);
-        fs.fdatasync(fd, (e2) => {
+        file.datasync((e2) => {
           if (e2) return finish(e2);
           job.pos += n;
           if (!job.cancelled) seg.zeroedTo = Math.max(seg.zeroedTo, job.pos);
@@ -360,36 +390,39 @@ export class DiskLog implements ReplicaLog {
   private writableSegment(): Segment {
     let seg = this.segments[this.segments.length - 1];
     if (seg && !seg.closed && seg.sizeBytes < this.options.maxSegmentBytes) {
-      if (seg.fd === null) seg.fd = fs.openSync(seg.file, 'r+');
+      if (seg.fd === null) seg.fd = this.fileSystem.open(seg.file, 'r+');
       return seg;
     }
     if (seg && !seg.closed) {
       // Close the full segment: its data is already durable (every write is fdatasynced); the zero-filled
       // space after it goes first, so closed segments end at their last entry.
       if (seg.zeroedTo > seg.sizeBytes) {
-        const fd = seg.fd ?? fs.openSync(seg.file, 'r+');
-        fs.ftruncateSync(fd, seg.sizeBytes);
-        fs.fdatasyncSync(fd);
-        if (fd !== seg.fd) fs.closeSync(fd);
+        const file = seg.fd ?? this.fileSystem.open(seg.file, 'r+');
+        file.truncate(seg.sizeBytes);
+        file.datasyncSync();
+        if (file !== seg.fd) file.close();
         seg.zeroedTo = seg.sizeBytes;
       }
-      if (seg.fd !== null) {
-        fs.closeSync(seg.fd);
-        seg.fd = null;
-      }
+      seg.fd?.close();
+      seg.fd = null;
       const closed = path.join(this.dir, logClosedName(seg.first, seg.last));
-      fs.renameSync(seg.file, closed);
+      this.fileSystem.rename(seg.file, closed);
       seg.file = closed;
       seg.closed = true;
     }
     const first = this.lastIndex() + 1;
     const prevTerm = this.term(first - 1) ?? 0;
     const file = path.join(this.dir, logInProgressName(first));
-    const fd = fs.openSync(file, 'w+');
-    const header = encodeSegmentHeader(first, prevTerm);
-    writeAllSync(fd, header, 0);
-    fs.fdatasyncSync(fd);
-    fsyncPathSync(this.dir);
+    const fd = this.fileSystem.open(file, 'w+');
+    try {
+      writeAllSync(fd, encodeSegmentHeader(first, prevTerm), 0);
+      fd.datasyncSync();
+      this.fileSystem.fsyncPathSync(this.dir);
+    } catch (e) {
+      // The write that needed this segment fails (a shortage of descriptors is retried): keep no descriptor.
+      fd.close();
+      throw e;
+    }
     seg = {
       first,
       last: first - 1,
@@ -414,8 +447,8 @@ export class DiskLog implements ReplicaLog {
     assert(index > this.compactedIndex, () => `disk log: truncating compacted entry ${index}`);
     while (this.segments.length > 0 && this.segments[this.segments.length - 1]!.first >= index) {
       const s = this.segments.pop()!;
-      if (s.fd !== null) fs.closeSync(s.fd);
-      fs.rmSync(s.file, { force: true });
+      s.fd?.close();
+      this.fileSystem.unlink(s.file);
     }
     const seg = this.segments[this.segments.length - 1];
     if (seg && seg.last >= index) {
@@ -424,21 +457,21 @@ export class DiskLog implements ReplicaLog {
       if (seg.closed) {
         // The cut falls inside a closed segment: it becomes the in-progress one again.
         const reopened = path.join(this.dir, logInProgressName(seg.first));
-        fs.renameSync(seg.file, reopened);
+        this.fileSystem.rename(seg.file, reopened);
         seg.file = reopened;
         seg.closed = false;
       }
-      const fd = seg.fd ?? fs.openSync(seg.file, 'r+');
-      fs.ftruncateSync(fd, size);
-      fs.fdatasyncSync(fd);
-      seg.fd = fd;
+      const file = seg.fd ?? this.fileSystem.open(seg.file, 'r+');
+      file.truncate(size);
+      file.datasyncSync();
+      seg.fd = file;
       seg.offsets.length = keep;
       seg.terms.length = keep;
       seg.last = index - 1;
       seg.sizeBytes = size;
       seg.zeroedTo = size;
     }
-    fsyncPathSync(this.dir);
+    this.fileSystem.fsyncPathSync(this.dir);
     this.uncache(index);
     this.logger.info({ from: index }, 'truncated a conflicting suffix of the Raft log');
   }
@@ -492,7 +525,7 @@ export class DiskLog implements ReplicaLog {
     const doomed: Segment[] = [];
     while (this.segments.length > 1 && this.segments[0]!.last <= compactTo) doomed.push(this.segments.shift()!);
     for (const s of doomed) {
-      if (s.fd !== null) fs.closeSync(s.fd);
+      s.fd?.close();
       s.fd = null;
     }
     if (doomed.length > 0) this.deleteOldestFirst(doomed.map((d) => d.file));
@@ -509,35 +542,53 @@ export class DiskLog implements ReplicaLog {
    * before the next: a crash part-way leaves a shorter but contiguous log, never a gap (a gap refuses to start).
    */
   private deleteOldestFirst(files: string[]): void {
-    this.deletions = this.deletions.then(async () => {
-      for (const file of files) {
-        try {
-          await fs.promises.rm(file, { force: true });
-          if (this.options.sync) {
-            const h = await fs.promises.open(this.dir, 'r');
-            try {
-              await h.sync();
-            } finally {
-              await h.close();
-            }
-          }
-        } catch (err) {
-          this.logger.warn(
-            { file, error: (err as Error).message },
-            'could not delete a compacted log segment; the next ones stay too',
-          );
-          return;
-        }
+    this.deletions.push(...files);
+    this.deleteNext();
+  }
+
+  private deleteNext(): void {
+    if (this.deleting) return;
+    const file = this.deletions.shift();
+    if (file === undefined) {
+      const waiters = this.deletionWaiters;
+      this.deletionWaiters = [];
+      for (const w of waiters) w();
+      return;
+    }
+    const failed = (err: Error) => {
+      // The next ones stay too: deleting them would leave a gap.
+      this.logger.warn(
+        { file, error: err.message },
+        'could not delete a compacted log segment; the next ones stay too',
+      );
+      this.deletions.length = 0;
+      this.deleting = false;
+      this.deleteNext();
+    };
+    // Off the event loop: freeing a segment's blocks takes time.
+    this.deleting = true;
+    this.fileSystem.removeTreeAsync(file, (e) => {
+      if (e) return failed(e);
+      if (!this.options.sync) {
+        this.deleting = false;
+        return this.deleteNext();
       }
+      this.fileSystem.fsyncPath(this.dir, (err) => {
+        if (err) return failed(err);
+        this.deleting = false;
+        this.deleteNext();
+      });
     });
   }
 
   /** Calls back once background work (segment deletions, zero-fill) is done: tests, clean shutdown. */
   flush(done: () => void): void {
-    void this.deletions.then(() => {
+    const afterDeletions = () => {
       if (this.fill) this.fill.waiters.push(done);
       else done();
-    });
+    };
+    if (!this.deleting && this.deletions.length === 0) return afterDeletions();
+    this.deletionWaiters.push(afterDeletions);
   }
 
   beginReset(meta: SnapshotMeta): void {
@@ -546,29 +597,35 @@ export class DiskLog implements ReplicaLog {
   }
 
   commitReset(meta: SnapshotMeta, done: (err: Error | null) => void): void {
-    setImmediate(() => {
-      try {
-        this.dropAllSegments();
-        this.snap = { ...meta, conf: cloneConf(meta.conf) };
-        this.compactedIndex = meta.index;
-        this.compactedTerm = meta.term;
-        this.pendingReset = null;
-        done(null);
-      } catch (e) {
-        done(e as Error);
-      }
+    try {
+      this.cancelFill();
+      unlinkSegmentsNewestFirst(this.fileSystem, this.segments);
+    } catch (e) {
+      return done(e as Error);
+    }
+    this.segments = [];
+    this.clearCache();
+    this.fileSystem.fsyncPath(this.dir, (err) => {
+      if (err) return done(err);
+      this.snap = { ...meta, conf: cloneConf(meta.conf) };
+      this.compactedIndex = meta.index;
+      this.compactedTerm = meta.term;
+      this.pendingReset = null;
+      done(null);
     });
   }
 
-  /** Drops every segment, newest first (see removeSegmentsNewestFirst): an installed snapshot replaces the log. */
-  private dropAllSegments(): void {
-    this.cancelFill();
-    removeSegmentsNewestFirst(this.dir, this.segments);
-    this.segments = [];
-    this.clearCache();
-  }
-
   // ---------------------------------------------------------------- status
+
+  /** Where the entry at `index` lies on disk, or undefined (compacted, not written): the simulator checks it there. */
+  locate(index: number): { file: string; offsetBytes: number; frameBytes: number } | undefined {
+    if (this.pendingReset || index <= this.compactedIndex || index > this.lastIndex()) return undefined;
+    const seg = segmentFor(this.segments, index);
+    if (!seg) return undefined;
+    const at = seg.offsets[index - seg.first]!;
+    const end = index < seg.last ? seg.offsets[index - seg.first + 1]! : seg.sizeBytes;
+    return { file: seg.file, offsetBytes: at, frameBytes: end - at };
+  }
 
   /** Bytes of the frames after `index` in this log: what a follower whose match is `index` lacks, as stored here. */
   bytesAfter(index: number): number {
@@ -603,10 +660,8 @@ export class DiskLog implements ReplicaLog {
     this.closedLog = true;
     this.cancelFill();
     for (const s of this.segments) {
-      if (s.fd !== null) {
-        fs.closeSync(s.fd);
-        s.fd = null;
-      }
+      s.fd?.close();
+      s.fd = null;
     }
   }
 }

@@ -1,14 +1,15 @@
 // The durable Raft metadata of a node (<data>/raft/raft_meta): term, vote and the commit hint, plus the
-// storage id, cluster id and node id fixed at format. Written crash-atomically: a temporary file, fsync,
+// storage id, cluster id and node id fixed at format (and, while a new cluster forms, that it forms and the
+// configuration it formed with). Written crash-atomically: a temporary file, fsync,
 // rename over the old one, fsync of the directory. A damaged file is an error, never a silent reset: that
 // would forget a vote.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { qjournal } from '../gen/proto.js';
-import type { HardState } from '../raft/types.js';
-import { fsyncPath, writeAllSync } from './files.js';
+import type { HardState, Peer } from '../raft/types.js';
+import type { FileHandle, FileSystem } from './file-system.js';
+import { frameRecord, mkdirDurableSync, replaceFileSync, writeAllSync } from './files.js';
 
 const MAGIC = Buffer.from('QJRM', 'latin1');
 const FILE = 'raft_meta';
@@ -18,6 +19,10 @@ export interface RaftMetaRecord {
   storageId: string;
   clusterId: string;
   nodeId: string;
+  /** Started with --peers on an empty directory: the cluster is not formed yet (no bootstrap snapshot). */
+  forming?: boolean;
+  /** The configuration the cluster was formed with, with each member's storage id (empty: joined, or older). */
+  initialPeers?: Peer[];
 }
 
 export class MetaFileError extends Error {
@@ -31,13 +36,11 @@ function encode(m: RaftMetaRecord): Buffer {
       storageId: m.storageId,
       clusterId: m.clusterId,
       nodeId: m.nodeId,
+      forming: m.forming ?? false,
+      initialPeers: m.initialPeers ?? [],
     }).finish(),
   );
-  const head = Buffer.alloc(12);
-  MAGIC.copy(head, 0);
-  head.writeUInt32BE(body.byteLength, 4);
-  head.writeUInt32BE(zlib.crc32(body), 8);
-  return Buffer.concat([head, body]);
+  return frameRecord(MAGIC, body);
 }
 
 function decode(buf: Buffer, file: string): RaftMetaRecord {
@@ -58,6 +61,12 @@ function decode(buf: Buffer, file: string): RaftMetaRecord {
     storageId: m.storageId,
     clusterId: m.clusterId,
     nodeId: m.nodeId,
+    forming: m.forming,
+    initialPeers: m.initialPeers.map((p) => ({
+      id: p.id ?? '',
+      address: p.address ?? '',
+      storageId: p.storageId ?? '',
+    })),
   };
 }
 
@@ -65,6 +74,7 @@ export class MetaStore {
   private current: RaftMetaRecord;
 
   private constructor(
+    private readonly fileSystem: FileSystem,
     readonly dir: string,
     meta: RaftMetaRecord,
   ) {
@@ -76,17 +86,17 @@ export class MetaStore {
   }
 
   /** The metadata of a formatted directory, or null when there is none yet. */
-  static open(dir: string): MetaStore | null {
+  static open(fileSystem: FileSystem, dir: string): MetaStore | null {
     const file = path.join(dir, FILE);
-    fs.rmSync(`${file}.tmp`, { force: true }); // an interrupted write never replaced the real file
-    if (!fs.existsSync(file)) return null;
-    return new MetaStore(dir, decode(fs.readFileSync(file), file));
+    fileSystem.unlink(`${file}.tmp`); // an interrupted write never replaced the real file
+    if (!fileSystem.stat(file)) return null;
+    return new MetaStore(fileSystem, dir, decode(fileSystem.readFile(file), file));
   }
 
   /** First format of a directory (synchronous, durable). */
-  static create(dir: string, meta: RaftMetaRecord): MetaStore {
-    fs.mkdirSync(dir, { recursive: true });
-    const s = new MetaStore(dir, meta);
+  static create(fileSystem: FileSystem, dir: string, meta: RaftMetaRecord): MetaStore {
+    mkdirDurableSync(fileSystem, dir);
+    const s = new MetaStore(fileSystem, dir, meta);
     s.saveSync(meta);
     return s;
   }
@@ -96,21 +106,7 @@ export class MetaStore {
   }
 
   saveSync(meta: RaftMetaRecord): void {
-    const tmp = `${this.file}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      writeAllSync(fd, encode(meta), 0);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.file);
-    const dfd = fs.openSync(this.dir, 'r');
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
-    }
+    replaceFileSync(this.fileSystem, this.file, encode(meta));
     this.current = meta;
   }
 
@@ -118,25 +114,30 @@ export class MetaStore {
   save(meta: RaftMetaRecord, done: (err: Error | null) => void): void {
     const tmp = `${this.file}.tmp`;
     const bytes = encode(meta);
-    fs.open(tmp, 'w', (err, fd) => {
-      if (err) return done(err);
-      fs.write(fd, bytes, 0, bytes.byteLength, 0, (e1, written) => {
-        // A short write (a full disk) must never be renamed over the good file.
-        if (!e1 && written !== bytes.byteLength)
-          e1 = new Error(`short write of ${tmp}: ${written} of ${bytes.byteLength} bytes (is the disk full?)`);
-        if (e1) return fs.close(fd, () => done(e1));
-        fs.fsync(fd, (e2) => {
-          fs.close(fd, (e3) => {
-            if (e2 || e3) return done(e2 ?? e3);
-            fs.rename(tmp, this.file, (e4) => {
-              if (e4) return done(e4);
-              fsyncPath(this.dir, (e5) => {
-                if (!e5) this.current = meta;
-                done(e5);
-              });
-            });
-          });
-        });
+    let file: FileHandle;
+    try {
+      file = this.fileSystem.open(tmp, 'w+');
+    } catch (e) {
+      return done(e as Error);
+    }
+    try {
+      // All of it or an error: a short write (a full disk) must never be renamed over the good file.
+      writeAllSync(file, bytes, 0);
+    } catch (e) {
+      file.close();
+      return done(e as Error);
+    }
+    file.sync((e1) => {
+      file.close();
+      if (e1) return done(e1);
+      try {
+        this.fileSystem.rename(tmp, this.file);
+      } catch (e2) {
+        return done(e2 as Error);
+      }
+      this.fileSystem.fsyncPath(this.dir, (e3) => {
+        if (!e3) this.current = meta;
+        done(e3);
       });
     });
   }

@@ -19,6 +19,8 @@ export interface Batch {
   storageId: string;
   /** The sender's advertised address ('' when unknown). */
   fromAddress: string;
+  /** The sender's reset generation (absent: 0, a cluster never reset). */
+  generation?: number;
   /** Asks the receiver to answer with this number as its pong (absent or 0: no ask). */
   ping?: number;
   /** The newest ping received from the batch's receiver (absent or 0: none). */
@@ -32,6 +34,7 @@ export function encodeBatch(b: Batch): Uint8Array {
     clusterId: b.clusterId,
     storageId: b.storageId,
     fromAddress: b.fromAddress,
+    generation: b.generation ?? 0,
     ping: b.ping ?? 0,
     pong: b.pong ?? 0,
     messages: b.messages as unknown as qjournal.raft.IMessage[],
@@ -134,6 +137,7 @@ export function encodeBatchFrame(
     clusterId: b.clusterId,
     storageId: b.storageId,
     fromAddress: b.fromAddress,
+    generation: b.generation ?? 0,
     ping: b.ping ?? 0,
     pong: b.pong ?? 0,
     messages: [],
@@ -295,6 +299,7 @@ export function decodeBatch(buf: Uint8Array, limits: BatchLimits): Batch {
     clusterId: m.clusterId,
     storageId: m.storageId,
     fromAddress: m.fromAddress,
+    generation: Number(m.generation),
     ping: Number(m.ping),
     pong: Number(m.pong),
     messages: m.messages as unknown as Message[],
@@ -313,7 +318,7 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
   return pb.ConfChange.encode({
     changes: cc.changes.map((c) => ({
       op: c.op as number as qjournal.raft.ConfChange.Op,
-      peer: { id: c.peer.id, address: c.peer.address },
+      peer: { id: c.peer.id, address: c.peer.address, storageId: c.peer.storageId ?? '' },
     })),
     leaveJoint: cc.leaveJoint,
   }).finish();
@@ -325,7 +330,11 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
   return {
     changes: m.changes.map((c) => ({
       op: c.op as number as ConfChangeOp,
-      peer: { id: c.peer?.id ?? '', address: c.peer?.address ?? '' },
+      peer: {
+        id: c.peer?.id ?? '',
+        address: c.peer?.address ?? '',
+        ...(c.peer?.storageId ? { storageId: c.peer.storageId } : {}),
+      },
     })),
     leaveJoint: m.leaveJoint,
   };

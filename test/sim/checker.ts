@@ -5,19 +5,32 @@
 // learners never counted). The quorum math here is written apart from src/raft/quorum.ts on purpose: a bug
 // there must not hide itself. A checker that can never fire is a defect: see outside-model.test.ts.
 
+import type { qjournal } from '../../src/gen/proto.js';
 import { EntryType } from '../../src/raft/types.js';
 import type { ConfState, Entry, HardState, NodeId } from '../../src/raft/types.js';
-import type { MemoryStorage } from '../../src/raft/memory-storage.js';
+import type { LogStorage } from '../../src/raft/log.js';
+
+type Result = qjournal.journal.ICommandResult;
 
 interface Committed {
   term: number;
-  data: string;
-  hash: number;
+  data: Uint8Array;
+  /** The state machine's answer to it (every replica must give the same). */
+  result: string;
   by: NodeId;
 }
 
-function dataKey(d: Uint8Array): string {
-  return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('latin1');
+function resultKey(r: Result): string {
+  return `${r.code ?? 0}/${Number(r.epoch ?? 0)}/${Number(r.lastTxid ?? 0)}/${r.message ?? ''}`;
+}
+
+/** An entry's bytes, kept as they are (entries are never modified after they are made). */
+function dataKey(d: Uint8Array): Uint8Array {
+  return d;
+}
+
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return a === b || Buffer.compare(a, b) === 0;
 }
 
 function majority(voters: readonly NodeId[], counted: (id: NodeId) => boolean): boolean {
@@ -56,9 +69,15 @@ export class Checker {
   private readonly firstCommitTerm = new Map<number, number>();
   private commitMarkedTo = 0;
   /** Writes acknowledged to a client: index -> data. */
-  readonly acked = new Map<number, { term: number; data: string }>();
+  readonly acked = new Map<number, { term: number; data: Uint8Array }>();
+  /** The highest index acknowledged to a client (what a linearizable read started now must cover). */
+  maxAckedIndex = 0;
+  /** Hears of each command index the first time any replica applies it (the journal checkers' model). */
+  onFirstApply: (node: NodeId, e: Entry, result: Result) => void = () => {};
+  /** Hears of a reset of the peers: which (index, term) stay committed from now on. */
+  onRebase: (survives: (index: number, term: number) => boolean) => void = () => {};
   /** What a survivor had committed when it was reset: each must stay committed as it was. */
-  private readonly keptByReset: { index: number; term: number; data: string; by: NodeId; byFiat: boolean }[] = [];
+  private readonly keptByReset: { index: number; term: number; data: Uint8Array; by: NodeId; byFiat: boolean }[] = [];
   /** Acknowledged writes that only the lost majority held (a reset's price, reported, not a violation). */
   lostAckedByReset = 0;
   maxCommittedIndex = 0;
@@ -71,25 +90,30 @@ export class Checker {
     if (this.violations.length < 50) this.violations.push(`t=${this.now().toFixed(1)}ms ${msg}`);
   }
 
-  onApply(node: NodeId, e: Entry, hashAfter: number): void {
+  /** Every replica applies the same command at each index, and its state machine answers it the same. */
+  onApply(node: NodeId, e: Entry, result: Result): void {
     const data = dataKey(e.data);
+    const key = resultKey(result);
     const prev = this.committed.get(e.index);
     if (!prev) {
-      this.committed.set(e.index, { term: e.term, data, hash: hashAfter, by: node });
+      this.committed.set(e.index, { term: e.term, data, result: key, by: node });
       if (e.index > this.maxCommittedIndex) this.maxCommittedIndex = e.index;
+      this.onFirstApply(node, e, result);
     } else {
-      if (prev.term !== e.term || prev.data !== data) {
+      if (prev.term !== e.term || !same(prev.data, data)) {
         this.violate(
-          `state machine safety: ${node} applied (${e.index}, t${e.term}, ${JSON.stringify(data)}) but ${prev.by} applied (t${prev.term}, ${JSON.stringify(prev.data)})`,
+          `state machine safety: ${node} applied (${e.index}, t${e.term}, ${data.length} bytes) but ${prev.by} applied (t${prev.term}, ${prev.data.length} bytes) there`,
         );
-      } else if (prev.hash !== hashAfter) {
-        this.violate(`state divergence: ${node}'s state after ${e.index} differs from ${prev.by}'s`);
+      } else if (prev.result !== key) {
+        this.violate(
+          `state divergence: ${node} answered the command at ${e.index} ${key}, ${prev.by} answered ${prev.result}`,
+        );
       }
     }
     const ack = this.acked.get(e.index);
-    if (ack && (ack.term !== e.term || ack.data !== data)) {
+    if (ack && (ack.term !== e.term || !same(ack.data, data))) {
       this.violate(
-        `acknowledged write lost: index ${e.index} was acked as ${JSON.stringify(ack.data)} but ${node} applied ${JSON.stringify(data)}`,
+        `acknowledged write lost: index ${e.index} was acknowledged as one command (t${ack.term}) but ${node} applied another (t${e.term})`,
       );
     }
   }
@@ -104,7 +128,7 @@ export class Checker {
     node: NodeId,
     term: number,
     conf: ConfState,
-    log: MemoryStorage,
+    firstIndex: number,
     lastIndex: number,
     termAt: (i: number) => number | undefined,
     durable: (id: NodeId) => DurableState | undefined,
@@ -128,7 +152,7 @@ export class Checker {
         );
       }
     }
-    const first = log.firstIndex();
+    const first = firstIndex;
     for (const [index, c] of this.committed) {
       if (index < first) continue;
       // Committed by a leader of this term or a later one (unknown, as for a reset's entries: always checked).
@@ -194,11 +218,12 @@ export class Checker {
   onAck(index: number, term: number, data: Uint8Array): void {
     const d = dataKey(data);
     const prev = this.acked.get(index);
-    if (prev && (prev.term !== term || prev.data !== d))
+    if (prev && (prev.term !== term || !same(prev.data, d)))
       this.violate(`two different writes acknowledged at index ${index}`);
     this.acked.set(index, { term, data: d });
+    if (index > this.maxAckedIndex) this.maxAckedIndex = index;
     const c = this.committed.get(index);
-    if (c && (c.term !== term || c.data !== d))
+    if (c && (c.term !== term || !same(c.data, d)))
       this.violate(`acknowledged write at ${index} differs from the committed entry`);
   }
 
@@ -249,10 +274,12 @@ export class Checker {
     for (let i = committedBefore + 1; i <= this.commitMarkedTo; i++) this.firstCommitTerm.delete(i);
     this.commitMarkedTo = Math.min(this.commitMarkedTo, lastIndex);
     this.maxCommittedIndex = Math.max(0, ...this.committed.keys());
+    this.maxAckedIndex = Math.max(0, ...this.acked.keys());
+    this.onRebase(survives);
   }
 
   /** Log matching: where two durable logs hold the same (index, term), they are identical up to there. */
-  checkLogMatching(logs: { id: NodeId; log: MemoryStorage }[]): void {
+  checkLogMatching(logs: { id: NodeId; log: LogStorage }[], withData: boolean): void {
     for (let a = 0; a < logs.length; a++) {
       for (let b = a + 1; b < logs.length; b++) {
         const la = logs[a]!;
@@ -274,9 +301,10 @@ export class Checker {
             );
             break;
           }
+          if (!withData) continue;
           const ea = la.log.entries(i, i + 1, Infinity)[0]!;
           const eb = lb.log.entries(i, i + 1, Infinity)[0]!;
-          if (dataKey(ea.data) !== dataKey(eb.data) || ea.type !== eb.type) {
+          if (!same(ea.data, eb.data) || ea.type !== eb.type) {
             this.violate(`log matching: ${la.id} and ${lb.id} hold different entries at (${i}, t${ta})`);
             break;
           }
@@ -291,16 +319,16 @@ export class Checker {
       const c = this.committed.get(index);
       if (!c) {
         if (appliedBy(index)) continue;
-        this.violate(`acknowledged write at ${index} (${JSON.stringify(a.data)}) was never applied anywhere`);
-      } else if (c.term !== a.term || c.data !== a.data) {
-        this.violate(`acknowledged write at ${index} lost: committed ${JSON.stringify(c.data)}`);
+        this.violate(`acknowledged write at ${index} (t${a.term}) was never applied anywhere`);
+      } else if (c.term !== a.term || !same(c.data, a.data)) {
+        this.violate(`acknowledged write at ${index} (t${a.term}) lost: t${c.term} was committed there`);
       }
     }
     for (const k of this.keptByReset) {
       const c = this.committed.get(k.index);
       const what = k.byFiat ? 'held (and the reset committed)' : 'had committed';
       if (!c) this.violate(`reset: ${k.by} ${what} (${k.index}, t${k.term}) but it was never applied`);
-      else if (c.term !== k.term || c.data !== k.data)
+      else if (c.term !== k.term || !same(c.data, k.data))
         this.violate(`reset: ${k.by} ${what} (${k.index}, t${k.term}) but t${c.term} was applied there`);
     }
   }

@@ -1,29 +1,44 @@
-// A seeded, deterministic simulation of a Raft cluster: the real core and the real Replica driver, over a
-// simulated network (loss, duplication, reordering, delay, partitions of every shape) and simulated disks
-// (latency, slow disks, crashes that lose unsynced writes and may tear the last one, crashes right after a
-// node sends), with an operator changing the membership, moving leadership and resetting peers (operator.ts).
-// One PRNG drives it all: the same seed replays the same run.
+// A seeded, deterministic simulation of a cluster of JournalNodes: the real Raft core and Replica driver over
+// the storage that ships (DiskLog, MetaStore, JournalStateMachine with its segment files and snapshots) on
+// simulated disks (sim-file-system.ts: durability per file, sector and directory entry; crashes that lose what
+// was not synced; failing syncs, full disks, latent sector errors), a simulated network (loss, duplication,
+// reordering, delay, partitions of every shape), journal writers and readers that follow the journal
+// protocol (journal-clients.ts), and an operator changing the membership, moving leadership and resetting
+// peers (operator.ts). One PRNG drives it all: the same seed replays the same run.
 
 import { Prng } from '../../src/prng.js';
+import { AssertionError } from '../../src/assert.js';
+import { qjournal } from '../../src/gen/proto.js';
 import { Replica } from '../../src/replica/replica.js';
 import type { ReplicaOptions } from '../../src/replica/replica.js';
-import { DEFAULT_REPLICA_OPTIONS } from '../../src/replica/replica.js';
 import { decodeConfChange } from '../../src/transport/raft-codec.js';
-import { ConfChangeOp, confMembers, emptyConf, EntryType, MessageType, StateType } from '../../src/raft/types.js';
+import { ConfChangeOp, confMembers, EntryType, MessageType, StateType } from '../../src/raft/types.js';
 import type { ConfState, Message, NodeId, SnapshotMeta } from '../../src/raft/types.js';
-import type { FetchSource } from '../../journalnode/state/snapshot-fetch.js';
+import type { Settings } from '../../src/settings.js';
+import type { Logger } from '../../src/logger.js';
 import { Checker } from './checker.js';
 import type { DurableState } from './checker.js';
 import { EventQueue } from './event-queue.js';
+import { JournalChecker } from './journal-checker.js';
+import { startJournalClients } from './journal-clients.js';
+import type { ClientTarget, ClientWorld } from './journal-clients.js';
 import { CALM_NET, describeMix } from './mixes.js';
 import type { FaultMix } from './mixes.js';
 import { SimOperator } from './operator.js';
-import { manifestOf, SimDisk, SimLog, SimStateMachine } from './sim-env.js';
-import type { SimHost, SimManifest, SnapshotNet } from './sim-env.js';
-import type { FileLayout } from './sim-files.js';
+import { SimFileSystem } from './sim-file-system.js';
+import type { CrashDraw } from './sim-file-system.js';
+import { faultExplains, ForgetfulLog, SimNode } from './sim-node.js';
+import { diskLogSettings, drawSimSettings, simReplicaOptions } from './sim-settings.js';
+import { formatDataDir, JOINER_BOOTSTRAP, ObservedStateMachine, openStorage } from './sim-storage.js';
+import { DiskFaultInjector } from './disk-faults.js';
+import { checkConvergence, checkJournals } from './end-checks.js';
+import { simSnapshotSource } from './snapshot-network.js';
 
 export { MIXES, mixFor } from './mixes.js';
 export type { FaultMix } from './mixes.js';
+export { SimNode } from './sim-node.js';
+
+type Result = qjournal.journal.ICommandResult;
 
 /** Breaks the implementation the way the Raft model forbids (outside-model.test.ts). */
 export type OutsideModelBug = 'forget-vote' | 'ack-before-persist' | 'vote-before-persist';
@@ -41,8 +56,10 @@ export interface SimOptions {
   trace?: (line: string) => void;
   traceMessages?: boolean;
   bug?: OutsideModelBug;
-  /** Replica options to use instead of the ones drawn from the seed (scenarios). */
+  /** Replica options to use over the ones derived from the seed's settings (scenarios). */
   replica?: Partial<ReplicaOptions>;
+  /** Settings to use over the ones drawn from the seed (scenarios). */
+  settings?: Partial<Settings>;
   /**
    * 'all' (default) or 'outcomes': without the checks read off durable state (vote and commit quorums), so
    * a measurement shows what the faults alone turn into (lost writes, two leaders, diverging states).
@@ -73,9 +90,14 @@ export interface SimResult {
     promotions: number;
     lostAckedByReset: number;
     livenessMs: number;
+    txids: number;
+    fenced: number;
+    diskFaults: number;
+    failedNodes: number;
   };
 }
 
+/** The Raft tick of the simulated nodes (derived from the scaled election timeout: sim-settings.ts). */
 export const TICK_MS = 10;
 
 /** Traced even without --trace-messages: what a reader needs to follow elections. */
@@ -87,32 +109,6 @@ const ELECTION_MESSAGES = new Set([
   MessageType.TimeoutNow,
 ]);
 
-export class SimNode {
-  incarnation = 0;
-  alive = false;
-  /** Gone for good (removed and stopped, or lost with a majority): never restarts, no longer checked. */
-  destroyed = false;
-  replica: Replica<number> | null = null;
-  log: SimLog | null = null;
-  stateMachine: SimStateMachine | null = null;
-  slowDisk = false;
-  /** When it first acknowledged an append or a snapshot (a learner may be promoted only after). */
-  ackedAt: number | null = null;
-
-  constructor(
-    readonly id: NodeId,
-    readonly disk: SimDisk,
-  ) {}
-
-  get exists(): boolean {
-    return !this.destroyed;
-  }
-}
-
-interface PendingOp {
-  deadline: number;
-}
-
 /** What the per-step observer remembers of a node that is campaigning or leading. */
 interface Watch {
   incarnation: number;
@@ -122,14 +118,18 @@ interface Watch {
   conf: ConfState;
 }
 
+/** The journals the writers write (one writer active at a time on each, a standby taking over now and then). */
+const JOURNALS = ['ns1', 'ns2'];
+
 export class SimCluster {
   readonly q = new EventQueue();
   readonly rng: Prng;
   readonly checker: Checker;
+  readonly journals: JournalChecker;
   readonly nodes = new Map<NodeId, SimNode>();
   readonly opts: SimOptions;
+  readonly settings: Settings;
   readonly replicaOpts: ReplicaOptions;
-  readonly layout: FileLayout;
   readonly initialSize: number;
   private readonly blocked = new Set<string>();
   private net = { ...CALM_NET };
@@ -142,47 +142,46 @@ export class SimCluster {
   private nextId: number;
   private lastSendCrashAt = -Infinity;
   private settledAfterMs = 0;
+  private readonly initialIds: NodeId[];
+  private readonly bootstrap: SnapshotMeta;
   readonly operator: SimOperator;
+  readonly diskFaults: DiskFaultInjector;
+  /** Resets of the peers so far (after one, a writer's next command may find its history gone). */
+  private resets = 0;
 
   constructor(opts: SimOptions) {
     this.opts = opts;
     this.rng = new Prng(opts.seed);
     this.checker = new Checker(() => this.q.now);
+    this.journals = new JournalChecker(this.checker);
+    this.checker.onFirstApply = (node, e, result) => this.journals.onFirstApply(node, e, result);
+    this.checker.onRebase = (survives) => {
+      this.resets++;
+      this.journals.rebase(survives);
+    };
     this.initialSize = opts.nodes;
     const ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+    this.initialIds = ids;
     this.nextId = opts.nodes + 1;
-    this.replicaOpts = {
-      ...DEFAULT_REPLICA_OPTIONS,
-      tickMs: TICK_MS,
-      electionTicks: 10,
-      heartbeatTicks: 1,
-      maxEntriesPerAppend: this.rng.pick([4, 16, 64]),
-      maxAppendBodyBytes: 4096,
-      maxInflightAppends: this.rng.pick([1, 2, 4, 8]),
-      maxInflightBytes: 64 << 10,
-      maxUncommittedBytes: 32 << 10,
-      maxAppendBufferBytes: this.rng.pick([256, 4096, 1 << 20]),
-      snapshotEntries: this.rng.int(15, 80),
-      snapshotLogBytes: 0,
-      snapshotIntervalS: 0,
-      keepEntriesAfterSnapshot: this.rng.int(0, 20),
-      proposalTimeoutMs: 1000,
-      readTimeoutMs: 1000,
-      catchupMargin: this.rng.pick([0, 5, 50, 1000]),
-      changePeersTimeoutMs: 3000,
-      ...opts.replica,
-    };
-    this.layout = { segmentTxns: this.rng.int(4, 40), keepSegments: this.rng.int(1, 5) };
-    this.snapshotNet.maxChunkBytes = this.rng.pick([16, 64, 256, 4096]);
+    this.settings = { ...drawSimSettings(this.rng), ...opts.settings };
+    this.replicaOpts = { ...simReplicaOptions(this.settings), ...opts.replica };
     const conf = { voters: [...ids], votersOutgoing: [], learners: [] };
-    const bootstrap: SnapshotMeta = {
-      index: 1,
-      term: 1,
-      conf,
-      peers: ids.map((id) => ({ id, address: `sim://${id}` })),
-    };
-    for (const id of ids) this.nodes.set(id, new SimNode(id, new SimDisk(conf, bootstrap)));
+    this.bootstrap = { index: 1, term: 1, conf, peers: ids.map((id) => ({ id, address: `sim-${id}:1` })) };
+    for (const id of ids) this.nodes.set(id, this.newNode(id, this.bootstrap));
     this.operator = new SimOperator(this, new Prng(opts.seed * 7 + 13));
+    this.diskFaults = new DiskFaultInjector(this, new Prng(opts.seed * 31 + 7));
+  }
+
+  /** The largest single write of the nodes' logs (what start-up may take for a torn write). */
+  get tornWriteBytes(): number {
+    return diskLogSettings(this.settings).tornWriteBytes;
+  }
+
+  /** A node whose data directory is formatted as a first start makes it (data-dir.ts). */
+  private newNode(id: NodeId, bootstrap: SnapshotMeta): SimNode {
+    const node = new SimNode(id, new SimFileSystem(id));
+    formatDataDir(node.fs, id, this.settings, bootstrap);
+    return node;
   }
 
   trace(line: string): void {
@@ -200,38 +199,103 @@ export class SimCluster {
 
   // ---------------------------------------------------------------- nodes
 
-  private hostFor(node: SimNode): SimHost {
+  /**
+   * Runs fn for `node`'s current incarnation only (a crash ends it). What the node's code throws is what a
+   * process does on an uncaught exception: it exits; a fault of its disk explains it (the node restarts, or
+   * stays down on damage it refused), anything else is a bug of the code under test.
+   */
+  guarded(node: SimNode, fn: () => void): () => void {
     const inc = node.incarnation;
-    const alive = () => node.alive && node.incarnation === inc;
-    return {
-      now: () => this.q.now,
-      schedule: (d, fn) =>
-        this.q.schedule(d, () => {
-          if (alive()) fn();
-        }),
-      rng: this.rng,
-      alive,
+    return () => {
+      if (!node.alive || node.incarnation !== inc) return;
+      try {
+        fn();
+      } catch (e) {
+        this.nodeFailed(node, e, 'threw');
+      }
     };
   }
 
+  private nodeFailed(node: SimNode, e: unknown, how: string): void {
+    if (e instanceof AssertionError) throw e;
+    const why = faultExplains(node, e);
+    const msg = (e as Error)?.message ?? String(e);
+    if (why === null) {
+      this.checker.violate(`${node.id} ${how}: ${msg}`);
+      if (!(e instanceof Error) || e.name === 'TypeError' || e.name === 'RangeError') throw e;
+      node.failed = true;
+      this.crash(node);
+      return;
+    }
+    this.trace(`${node.id} ${how} on a disk fault (${why}): ${msg}`);
+    this.diskFaults.counts.stops++;
+    this.crash(node);
+    if (why === 'damage') {
+      node.failed = true;
+      this.trace(`${node.id} stays down until repaired (its disk holds damage it refused)`);
+      return;
+    }
+    // The operator fixes the disk and restarts the machine: unsynced writes, and writes whose sync failed, are gone.
+    this.scheduleRestart(node);
+  }
+
+  hostFor(node: SimNode) {
+    return {
+      now: () => this.q.now,
+      schedule: (d: number, fn: () => void) => this.q.schedule(d, this.guarded(node, fn)),
+    };
+  }
+
+  private logger(node: SimNode): Logger {
+    const t = this.opts.trace;
+    if (!t) return { debug() {}, info() {}, warn() {}, error() {} };
+    const line = (level: string) => (fields: object, msg: string) =>
+      this.trace(`${node.id} ${level}: ${msg} ${JSON.stringify(fields)}`);
+    return { debug() {}, info() {}, warn: line('warn'), error: line('error') };
+  }
+
   boot(node: SimNode): void {
-    if (node.destroyed) return;
+    if (!node.serviceable) return;
     node.incarnation++;
     node.alive = true;
-    node.disk.recover();
     const host = this.hostFor(node);
+    node.fs.attach({
+      schedule: host.schedule,
+      latencyMs: () => node.latencyMs[0] + this.rng.next() * (node.latencyMs[1] - node.latencyMs[0]),
+      rng: this.rng,
+    });
+    try {
+      node.storage = openStorage(
+        node.fs,
+        this.settings,
+        (from) => simSnapshotSource(this, node, from),
+        this.logger(node),
+      );
+    } catch (e) {
+      node.storage = null;
+      return this.nodeFailed(node, e, 'could not start');
+    }
+    const storage = node.storage;
+    const lost = node.lostAtRecovery(this.checker.maxCommittedIndex);
+    if (lost) this.checker.violate(`recovery on ${node.id}: ${lost}`);
+    const observed = new ObservedStateMachine(storage.stateMachine, node.id, {
+      onApply: (id, e, result) => this.checker.onApply(id, e, result),
+      onInstalled: (id, index) => {
+        this.stats.installs++;
+        this.trace(`${id} installed snapshot ${index}`);
+      },
+    });
+    node.observed = observed;
     const nodeRng = new Prng(this.opts.seed * 1000003 + node.incarnation * 101 + Number(node.id.slice(1)));
-    const log = new SimLog(node.disk, host, this.opts.bug === 'forget-vote');
-    const stateMachine = new SimStateMachine(node.id, node.disk, host, this.checker, this.layout, this.snapshotNet);
     const early =
       this.opts.bug === 'ack-before-persist'
         ? [MessageType.AppResp]
         : this.opts.bug === 'vote-before-persist'
           ? [MessageType.VoteResp]
           : undefined;
-    const replica = new Replica<number>(node.id, this.replicaOpts, {
-      log,
-      stateMachine: stateMachine,
+    const replica = new Replica<Result>(node.id, this.replicaOpts, {
+      log: this.opts.bug === 'forget-vote' ? new ForgetfulLog(storage.diskLog) : storage.diskLog,
+      stateMachine: observed,
       transport: { send: (msgs) => this.send(msgs) },
       clock: { now: () => this.q.now, defer: (fn) => host.schedule(0, fn) },
       random: () => nodeRng.next(),
@@ -240,13 +304,16 @@ export class SimCluster {
       listener: {
         onRoleChange: (state, lead, term) => this.trace(`${node.id} is ${state} (term ${term}, leader ${lead || '-'})`),
         onCommitByFiat: (committed, last) => this.onCommitByFiat(node, committed, last),
-        onFatal: (e) => this.checker.violate(`fatal on ${node.id}: ${e.message}`),
+        onFatal: (e) =>
+          this.q.schedule(
+            0,
+            this.guarded(node, () => this.nodeFailed(node, e, 'stopped')),
+          ),
       },
     });
     node.replica = replica;
-    node.log = log;
-    node.stateMachine = stateMachine;
-    if (node.slowDisk) node.disk.latencyMs = [20, 150];
+    // Per device operation: a vote (the metadata file's sync, then its directory's) takes 20-150 ms.
+    if (node.slowDisk) node.latencyMs = [10, 75];
     replica.start();
     const phase = this.rng.next() * TICK_MS;
     const tick = () => {
@@ -256,28 +323,42 @@ export class SimCluster {
     host.schedule(phase, tick);
   }
 
+  /** The draw a crash makes for every unsynced sector: survive, torn, or lost (its odds drawn per crash). */
+  private crashDraw(): CrashDraw {
+    if (!this.opts.mix.tornSectors) return { keep: 0, tear: 0 };
+    const keep = this.rng.next();
+    return { keep, tear: this.rng.next() * (1 - keep) };
+  }
+
+  /** The machine goes down: memory is lost, and of the disk what a crash leaves (sim-file-system.ts). */
   crash(node: SimNode): void {
     if (!node.alive) return;
     this.trace(`CRASH ${node.id}`);
     this.stats.crashes++;
     node.alive = false;
-    node.log?.tearInflight();
-    node.replica = null;
+    const snap = node.storage?.stateMachine.snapshotMeta ?? null;
+    node.fs.crash(this.rng, this.crashDraw());
+    node.wentDown(snap);
     this.watches.delete(node.id);
   }
 
   restart(node: SimNode): void {
-    if (node.alive || node.destroyed) return;
+    if (node.alive || !node.serviceable) return;
     this.trace(`RESTART ${node.id}`);
+    this.diskFaults.beforeRestart(node);
     this.boot(node);
+  }
+
+  private scheduleRestart(node: SimNode): void {
+    const [lo, hi] = this.opts.mix.restartMs;
+    this.q.schedule(lo + this.rng.next() * (hi - lo), () => this.restart(node));
   }
 
   /** Crashes a node now and brings it back after the mix's restart delay. */
   crashAndRestart(node: SimNode): void {
     if (!node.alive) return;
     this.crash(node);
-    const [lo, hi] = this.opts.mix.restartMs;
-    this.q.schedule(lo + this.rng.next() * (hi - lo), () => this.restart(node));
+    this.scheduleRestart(node);
   }
 
   /** Gone for good: stopped, never restarted, and no longer part of any check that compares live nodes. */
@@ -291,15 +372,38 @@ export class SimCluster {
   /** A new node as a JournalNode started with --join prepares it: an empty state at index 0, in no configuration. */
   createJoiner(): SimNode {
     const id = `n${this.nextId++}`;
-    const node = new SimNode(id, new SimDisk(emptyConf(), null));
+    const node = this.newNode(id, JOINER_BOOTSTRAP);
     this.nodes.set(id, node);
     this.trace(`CREATE ${id} (empty, joining)`);
     return node;
   }
 
+  /**
+   * The data directory a restart finds after the disk was replaced by an empty one: formatted again as its
+   * command line says (an initial member bootstraps from --peers, any other node joins). Used only by the
+   * data-directory faults, off in every mix npm test runs (sim-settings.ts, README).
+   */
+  reformat(node: SimNode): void {
+    formatDataDir(
+      node.fs,
+      node.id,
+      this.settings,
+      this.initialIds.includes(node.id) ? this.bootstrap : JOINER_BOOTSTRAP,
+    );
+  }
+
+  node(id: NodeId): SimNode {
+    const n = this.nodes.get(id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  /** The newest snapshot a node's disk held when it last ran (for the checkers' view of a node that is down). */
+  durable = (id: NodeId): DurableState | undefined => this.nodes.get(id)?.durable();
+
   // ---------------------------------------------------------------- network
 
-  private isBlocked(from: NodeId, to: NodeId): boolean {
+  isBlocked(from: NodeId, to: NodeId): boolean {
     return this.blocked.has(`${from}>${to}`);
   }
 
@@ -346,7 +450,7 @@ export class SimCluster {
   }
 
   /** With the mix's odds, `node` (or, on a power loss, every node) crashes right after what it just did. */
-  private maybeCrashAfter(node: SimNode, what: string): void {
+  maybeCrashAfter(node: SimNode, what: string): void {
     const mix = this.opts.mix;
     // At most one such crash per election timeout, so the cluster also makes progress to lose.
     if (
@@ -373,91 +477,22 @@ export class SimCluster {
     const copy: Message = { ...m, entries: [...m.entries] };
     this.q.schedule(this.netDelay(), () => {
       const to = this.nodes.get(copy.to);
-      if (!to?.alive || !to.replica || this.isBlocked(copy.from, copy.to)) return;
+      if (!to?.running || this.isBlocked(copy.from, copy.to)) return;
       if (this.opts.traceMessages || (this.opts.trace && ELECTION_MESSAGES.has(copy.type)))
         this.trace(
           `${MessageType[copy.type]} ${copy.from}->${copy.to} t${copy.term} i${copy.index} n${copy.entries.length} c${copy.commit}${copy.reject ? ' reject' : ''}`,
         );
-      to.replica.receive([copy]);
+      const replica = to.replica!;
+      this.guarded(to, () => replica.receive([copy]))();
     });
   }
 
-  private netDelay(): number {
+  netDelay(): number {
     const [lo, hi] = this.net.delayMs;
     let delay = lo + this.rng.next() * (hi - lo);
     if (this.net.spikeChance > 0 && this.rng.chance(this.net.spikeChance))
       delay += this.net.spikeMs[0] + this.rng.next() * (this.net.spikeMs[1] - this.net.spikeMs[0]);
     return delay;
-  }
-
-  /** Snapshot transfer between nodes: requests and chunks cross the simulated network, with its faults. */
-  private readonly snapshotNet: SnapshotNet = {
-    maxChunkBytes: 0, // drawn in the constructor
-    source: (to, from, host) => this.snapshotSource(to, from, host),
-    chunkWritten: (id) => {
-      const rate = this.opts.mix.crashMidInstall;
-      if (rate === 0 || !this.inFaultPhase || !this.rng.chance(rate)) return;
-      const node = this.nodes.get(id)!;
-      this.q.schedule(0, () => {
-        this.trace(`${id} crashes in the middle of a snapshot install`);
-        this.crashAndRestart(node);
-      });
-    },
-    installed: (id, index) => {
-      this.stats.installs++;
-      this.trace(`${id} installed snapshot ${index}`);
-    },
-  };
-
-  private snapshotSource(to: NodeId, from: NodeId, host: SimHost): FetchSource<SimManifest> {
-    const rpc = <T>(serve: () => T, cb: (err: Error | null, v?: T) => void, lossy: boolean) => {
-      host.schedule(2 * this.netDelay() + 0.5, () => {
-        const src = this.nodes.get(from);
-        if (!src?.alive || this.isBlocked(from, to) || this.isBlocked(to, from))
-          return cb(new Error(`${from} unreachable`));
-        if (lossy && this.inFaultPhase && this.opts.mix.chunkLoss > 0 && this.rng.chance(this.opts.mix.chunkLoss))
-          return cb(new Error(`chunk from ${from} lost`));
-        let v: T;
-        try {
-          v = serve();
-        } catch (e) {
-          return cb(e as Error);
-        }
-        cb(null, v);
-      });
-    };
-    return {
-      manifest: (minIndex, cb) =>
-        rpc(
-          () => {
-            const s = this.nodes.get(from)!.disk.snapshot;
-            if (s.meta.index < minIndex)
-              throw new Error(`${from} has no snapshot at ${minIndex} (newest ${s.meta.index})`);
-            return manifestOf(s);
-          },
-          cb,
-          false,
-        ),
-      chunk: (index, f, offset, length, cb) =>
-        rpc(
-          () => {
-            const s = this.nodes.get(from)!.disk.snapshots.find((x) => x.meta.index === index);
-            const file = s?.image.files.find((x) => x.name === f.file);
-            if (!file) throw new Error(`${from}: snapshot ${index} has no file ${f.file} (any more)`);
-            const bytes = file.bytes.slice(offset, offset + length);
-            if (
-              this.inFaultPhase &&
-              bytes.byteLength > 0 &&
-              this.opts.mix.chunkCorrupt > 0 &&
-              this.rng.chance(this.opts.mix.chunkCorrupt)
-            )
-              bytes[this.rng.int(0, bytes.byteLength)]! ^= 0x20;
-            return bytes;
-          },
-          cb,
-          true,
-        ),
-    };
   }
 
   /** Cuts both directions between two groups. */
@@ -483,59 +518,51 @@ export class SimCluster {
 
   // ---------------------------------------------------------------- clients
 
-  private startClient(cid: number): void {
-    let target = this.rng.pick(this.ids);
-    let believedTerm: number | undefined;
-    let seq = 0;
-    const pending = new Map<number, PendingOp>();
-    const loop = () => {
-      const now = this.q.now;
-      for (const [k, p] of pending) if (p.deadline < now) pending.delete(k);
-      if (this.clientsOn && pending.size < 3) {
-        const node = this.nodes.get(target);
-        if (!node?.alive || !node.replica) target = this.rng.pick(this.ids);
-        else {
-          const id = seq++;
-          const data = new TextEncoder().encode(`c${cid}:${id}`);
-          const useTerm =
-            this.opts.mix.expectedTerm && believedTerm !== undefined && this.rng.chance(0.3) ? believedTerm : undefined;
-          pending.set(id, { deadline: now + 2000 });
-          node.replica.propose(data, useTerm, (err, res) => {
-            pending.delete(id);
-            if (!err && res) {
-              this.stats.acked++;
-              this.checker.onAck(res.index, res.term, data);
-              believedTerm = res.term;
-              this.maybeCrashAfter(node, `acknowledged write ${res.index}`);
-              return;
-            }
-            if (err?.errorName === 'NOT_LEADER' && err.details.leaderId && this.nodes.get(err.details.leaderId)?.exists)
-              target = err.details.leaderId;
-            else if (err?.errorName === 'NOT_LEADER' || err?.errorName === 'TERM_MISMATCH')
-              target = this.rng.pick(this.ids);
-            if (err?.errorName === 'TERM_MISMATCH') believedTerm = undefined;
-          });
-          if (this.rng.chance(0.1)) this.linearizableRead(node);
-        }
-      }
-      this.q.schedule(this.rng.int(2, 25), loop);
+  /** What the journal clients see of the cluster. */
+  private clientWorld(): ClientWorld {
+    return {
+      now: () => this.q.now,
+      schedule: (d, fn) => this.q.schedule(d, fn),
+      rng: this.rng,
+      settings: this.settings,
+      ids: () => this.ids,
+      running: (id) => this.clientTarget(id),
+      clientsOn: () => this.clientsOn,
+      inFaultPhase: () => this.inFaultPhase,
+      resets: () => this.resets,
+      expectedTerm: this.opts.mix.expectedTerm,
+      journals: this.journals,
+      acknowledged: (id, out, commandBytes) => {
+        this.stats.acked++;
+        this.checker.onAck(out.index, out.term, commandBytes);
+        const node = this.nodes.get(id);
+        if (node) this.maybeCrashAfter(node, `acknowledged write ${out.index}`);
+      },
+      violate: (msg) => this.checker.violate(msg),
+      readFailed: (id, err) => {
+        const node = this.nodes.get(id);
+        if (node && faultExplains(node, err)) return;
+        this.checker.violate(`read on ${id} failed: ${err.message}`);
+      },
+      trace: (line) => this.trace(line),
     };
-    this.q.schedule(this.rng.int(0, 20), loop);
   }
 
-  /** A ReadIndex read must observe every write acknowledged before it started. */
-  private linearizableRead(node: SimNode): void {
-    if (!node.alive || !node.replica) return;
-    const replica = node.replica;
-    const mustSee = Math.max(0, ...this.checker.acked.keys());
-    replica.readIndex((err, index) => {
-      if (err || index === undefined) return;
-      this.stats.reads++;
-      if (index < mustSee)
-        this.checker.violate(`linearizability: read on ${node.id} at index ${index} misses write acked at ${mustSee}`);
-      if (replica.appliedIndex < index)
-        this.checker.violate(`read served on ${node.id} before index ${index} was applied`);
-    });
+  private clientTarget(id: NodeId): ClientTarget | undefined {
+    const n = this.nodes.get(id);
+    if (!n?.running) return undefined;
+    const replica = n.replica!;
+    const stateMachine = n.storage!.stateMachine;
+    return { id, replica, stateMachine };
+  }
+
+  /** Journal writers (two per journal, one taking over now and then) and `readers` readers. */
+  startClients(readers: number): void {
+    startJournalClients(this.clientWorld(), JOURNALS, readers);
+  }
+
+  stopClients(): void {
+    this.clientsOn = false;
   }
 
   // ---------------------------------------------------------------- faults
@@ -575,14 +602,15 @@ export class SimCluster {
         const victim = this.nodes.get(this.rng.pick(ids))!;
         this.crashAndRestart(victim);
       });
+    actions.push(...this.diskFaults.actions());
     if (actions.length > 0 && ids.length > 1) this.rng.pick(actions)();
   }
 
   leader(): NodeId | undefined {
     let best: { id: NodeId; term: number } | undefined;
     for (const n of this.nodes.values()) {
-      if (n.alive && n.replica?.isLeader && (!best || n.replica.term > best.term))
-        best = { id: n.id, term: n.replica.term };
+      if (n.running && n.replica!.isLeader && (!best || n.replica!.term > best.term))
+        best = { id: n.id, term: n.replica!.term };
     }
     return best?.id;
   }
@@ -592,25 +620,21 @@ export class SimCluster {
     const lead = this.leader();
     if (lead) return this.node(lead).replica!.rawNode.conf();
     let best: SimNode | undefined;
-    for (const n of this.nodes.values())
-      if (n.alive && n.replica && (!best || n.replica.term > best.replica!.term)) best = n;
+    for (const n of this.nodes.values()) if (n.running && (!best || n.replica!.term > best.replica!.term)) best = n;
     return best?.replica?.rawNode.conf();
   }
 
-  private checkLogs(): void {
-    this.checker.checkLogMatching(
-      [...this.nodes.values()].filter((n) => n.exists).map((n) => ({ id: n.id, log: n.disk.log })),
-    );
+  /** Log matching on every log there is: terms every time, entries' bytes too at the end (reading them costs). */
+  private checkLogs(withData = false): void {
+    const logs: { id: NodeId; log: NonNullable<ReturnType<SimNode['log']>> }[] = [];
+    for (const n of this.nodes.values()) {
+      const log = !n.exists ? null : withData ? n.pristineLog() : n.log();
+      if (log) logs.push({ id: n.id, log });
+    }
+    this.checker.checkLogMatching(logs, withData);
   }
 
   // ---------------------------------------------------------------- the checks read off each step
-
-  private durable = (id: NodeId): DurableState | undefined => {
-    const n = this.nodes.get(id);
-    if (!n) return undefined;
-    const d = n.disk;
-    return { hard: d.hard, holds: (index, term) => d.log.term(index) === term || d.snapshot.meta.index >= index };
-  };
 
   /**
    * After every event: a node that started campaigning or leading must be a voter; a new leader's votes must
@@ -620,8 +644,8 @@ export class SimCluster {
   private observe(): void {
     const direct = this.opts.checks !== 'outcomes';
     for (const n of this.nodes.values()) {
-      if (!n.alive || !n.replica) continue;
-      const raw = n.replica.rawNode;
+      if (!n.running) continue;
+      const raw = n.replica!.rawNode;
       const r = raw.raft;
       if (r.state === StateType.Follower) {
         if (this.watches.size > 0) this.watches.delete(n.id);
@@ -636,7 +660,7 @@ export class SimCluster {
             n.id,
             r.term,
             r.conf,
-            n.disk.log,
+            n.diskLog!.firstIndex(),
             raw.lastIndex(),
             (i) => raw.termAt(i),
             this.durable,
@@ -664,7 +688,7 @@ export class SimCluster {
 
   /** Reset-peers on `node` is about to commit its whole log: the checker learns what survives. */
   private onCommitByFiat(node: SimNode, committed: number, last: number): void {
-    const log = node.disk.log;
+    const log = node.diskLog!;
     const first = log.firstIndex();
     this.trace(`RESET ${node.id}: commits (${committed}, ${last}] by fiat`);
     this.checker.onReset(
@@ -698,20 +722,6 @@ export class SimCluster {
     this.q.schedule(250, logCheck);
   }
 
-  startClients(count: number): void {
-    for (let c = 0; c < count; c++) this.startClient(c);
-  }
-
-  stopClients(): void {
-    this.clientsOn = false;
-  }
-
-  node(id: NodeId): SimNode {
-    const n = this.nodes.get(id);
-    if (!n) throw new Error(`no node ${id}`);
-    return n;
-  }
-
   get electionCount(): number {
     return this.stats.elections;
   }
@@ -729,10 +739,9 @@ export class SimCluster {
       spikeChance: mix.spikeChance,
       spikeMs: mix.spikeMs,
     };
-    const faultsOn = mix.partitions || mix.asymmetric || mix.partial || mix.crashes;
     const scheduleFault = () => {
       if (!this.inFaultPhase) return;
-      if (faultsOn) this.faultStep();
+      this.faultStep();
       this.q.schedule(
         mix.faultEveryMs[0] + this.rng.next() * (mix.faultEveryMs[1] - mix.faultEveryMs[0]),
         scheduleFault,
@@ -740,10 +749,12 @@ export class SimCluster {
     };
     this.q.schedule(this.rng.int(100, 400), scheduleFault);
     this.operator.start();
+    this.diskFaults.start();
 
     this.runUntil(o.faultMs);
-    // Heal everything: the network is calm, every node that exists is up.
+    // Heal everything: the network is calm, the disks work, every node that can run is up.
     this.healNetwork();
+    this.diskFaults.heal();
     for (const n of this.nodes.values()) this.restart(n);
     const healedAt = this.q.now;
     const livenessAt = this.awaitLiveness(o.livenessMs);
@@ -763,7 +774,7 @@ export class SimCluster {
         elections: this.stats.elections,
         crashes: this.stats.crashes,
         installs: this.stats.installs,
-        reads: this.stats.reads,
+        reads: this.journals.counts.reads,
         changes: this.stats.changes,
         transfers: this.stats.transfers,
         resets: this.stats.resets,
@@ -771,18 +782,26 @@ export class SimCluster {
         promotions: this.checker.counts.promotions,
         lostAckedByReset: this.checker.lostAckedByReset,
         livenessMs: livenessAt === null ? -1 : Math.round(livenessAt - healedAt),
+        txids: this.journals.counts.acked,
+        fenced: this.journals.counts.fencedRefusals,
+        diskFaults: this.diskFaults.total,
+        failedNodes: [...this.nodes.values()].filter((n) => n.failed && !n.destroyed).length,
       },
     };
   }
 
   /**
-   * Liveness: from now, a leader must be elected and commit a new proposal within windowMs. Runs the whole
-   * window (clients keep going) and returns when the probe committed, or null (also recorded as a violation).
+   * Liveness: from now, a leader must be elected and commit a new proposal within windowMs. Runs until the
+   * probe committed and a little longer (clients keep going), and returns when it committed, or null (also
+   * recorded as a violation).
    */
   awaitLiveness(windowMs: number): number | null {
     const since = this.q.now;
     this.startLivenessProbe(since);
-    this.runUntil(since + windowMs);
+    const deadline = since + windowMs;
+    while (this.q.now < deadline && this.probe?.done === null && this.checker.violations.length === 0)
+      this.runUntil(Math.min(deadline, this.q.now + 50));
+    this.runUntil(Math.min(deadline, this.q.now + 150));
     const done = this.probe?.done ?? null;
     this.probe = null;
     if (this.checker.violations.length === 0 && done === null) {
@@ -793,11 +812,11 @@ export class SimCluster {
     return done;
   }
 
-  /** The members of the final configuration: they, and only they, must converge. */
+  /** The members of the final configuration that can run: they, and only they, must converge. */
   private members(): SimNode[] {
     const conf = this.currentConf();
     const ids = conf ? confMembers(conf) : this.ids;
-    return ids.map((id) => this.nodes.get(id)).filter((n): n is SimNode => n?.exists === true);
+    return ids.map((id) => this.nodes.get(id)).filter((n): n is SimNode => n?.serviceable === true);
   }
 
   /**
@@ -807,7 +826,7 @@ export class SimCluster {
   settle(maxMs: number): void {
     this.stopClients();
     const deadline = this.q.now + maxMs;
-    this.runUntil(Math.min(deadline, this.q.now + 300));
+    this.runUntil(Math.min(deadline, this.q.now + 150));
     while (this.q.now < deadline && this.checker.violations.length === 0 && !this.converged())
       this.runUntil(Math.min(deadline, this.q.now + 50));
     this.settledAfterMs = maxMs - (deadline - this.q.now);
@@ -820,30 +839,30 @@ export class SimCluster {
     return (
       first !== undefined &&
       first !== null &&
-      ms.every((n) => n.replica !== null && n.replica.appliedIndex === first.appliedIndex)
+      ms.every((n) => n.running && n.replica!.appliedIndex === first.appliedIndex)
     );
   }
 
-  /** Convergence, log matching and acknowledged-write durability: run after a quiet period. */
+  /** Convergence, log matching, acknowledged-write durability and the journals' end state: after a quiet period. */
   finalChecks(): void {
-    if (this.checker.violations.length === 0) this.checkConvergence();
-    this.checkLogs();
+    if (this.checker.violations.length === 0) checkConvergence(this.checker, this.members(), this.settledAfterMs);
+    this.checkLogs(true);
     if (this.checker.violations.length === 0)
       this.checker.checkAcked((i) => this.members().every((n) => (n.replica?.appliedIndex ?? 0) >= i));
+    if (this.checker.violations.length === 0) checkJournals(this.checker, this.journals, this.members());
   }
 
   /** After healing, proposes until one is acknowledged: the time that takes is the liveness figure. */
   private startLivenessProbe(since: number): void {
     const probe = { since, done: null as number | null };
     this.probe = probe;
-    let n = 0;
+    const data = qjournal.journal.Command.encode({ jid: 'probe', format: { nsInfo: { namespaceId: 1 } } }).finish();
     const tryOnce = () => {
       if (this.probe !== probe || probe.done !== null) return;
       const lead = this.leader();
       const node = lead ? this.nodes.get(lead) : undefined;
-      if (node?.replica) {
-        const data = new TextEncoder().encode(`probe:${n++}`);
-        node.replica.propose(data, undefined, (err, res) => {
+      if (node?.running) {
+        node.replica!.propose(data, undefined, (err, res) => {
           if (err || !res || probe.done !== null) return;
           this.checker.onAck(res.index, res.term, data);
           probe.done = this.q.now;
@@ -854,27 +873,6 @@ export class SimCluster {
     };
     tryOnce();
   }
-
-  checkConvergence(): void {
-    const applied = this.members().map((n) => ({
-      id: n.id,
-      applied: n.replica?.appliedIndex ?? -1,
-      hash: n.stateMachine?.state.hash ?? -1,
-      files: n.stateMachine?.files.digest() ?? -1,
-    }));
-    const max = Math.max(...applied.map((a) => a.applied));
-    const behind = applied.filter((a) => a.applied !== max);
-    if (behind.length > 0) {
-      this.checker.violate(
-        `convergence: after ${Math.round(this.settledAfterMs)} ms of quiet, applied indexes differ: ${applied.map((a) => `${a.id}=${a.applied}`).join(' ')}`,
-      );
-      return;
-    }
-    if (new Set(applied.map((a) => a.hash)).size > 1)
-      this.checker.violate(`convergence: same applied index ${max} but different states`);
-    else if (new Set(applied.map((a) => a.files)).size > 1)
-      this.checker.violate(`convergence: same applied index ${max} and state, but different files`);
-  }
 }
 
 export function runSim(opts: SimOptions): SimResult {
@@ -883,7 +881,13 @@ export function runSim(opts: SimOptions): SimResult {
 
 export function replayCommand(
   r: { seed: number; mix: string; nodes: number },
-  o: { bug?: OutsideModelBug | undefined; checks?: string | undefined } = {},
+  o: {
+    bug?: OutsideModelBug | undefined;
+    checks?: string | undefined;
+    faultMs?: number | undefined;
+    dataDirFaults?: boolean | undefined;
+  } = {},
 ): string {
-  return `npm run sim -- --seed ${r.seed} --mix ${r.mix} --nodes ${r.nodes}${o.bug ? ` --bug ${o.bug}` : ''}${o.checks && o.checks !== 'all' ? ` --checks ${o.checks}` : ''} --trace`;
+  const fault = `${o.faultMs !== undefined && o.faultMs !== 3000 ? ` --fault-ms ${o.faultMs}` : ''}${o.dataDirFaults ? ' --data-dir-faults' : ''}`;
+  return `npm run sim -- --seed ${r.seed} --mix ${r.mix} --nodes ${r.nodes}${fault}${o.bug ? ` --bug ${o.bug}` : ''}${o.checks && o.checks !== 'all' ? ` --checks ${o.checks}` : ''} --trace`;
 }

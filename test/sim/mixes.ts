@@ -1,6 +1,9 @@
 // The simulator's fault mixes: what the network, the disks and the operator do to a run. Named mixes aim at
 // one concern each; the swarm mix is drawn from the seed (each fault kind on or off, its rates drawn), so
 // that faults which mask each other in a fixed mix meet in some seeds and not in others (swarm testing).
+// Two faults of the data directory at restart (replaced by an empty one; restored from an older copy) are
+// built but switched on only by --data-dir-faults: they need the nodes' storage identity (bound in the
+// configuration) to be survivable, and no mix npm test runs has them.
 
 import { Prng } from '../../src/prng.js';
 
@@ -40,6 +43,19 @@ export interface FaultMix {
   resetPeers: boolean;
   /** The operator acts every [min, max) ms. */
   operatorEveryMs: [number, number];
+  /** At a crash, unsynced sectors may survive whole or torn (else every unsynced sector is lost). */
+  tornSectors: boolean;
+  /** Windows in which a node's syncs fail with EIO (the node must stop; it restarts after a machine reset). */
+  syncErrors: boolean;
+  /** Windows in which a node's disk is full (ENOSPC on writes that need new space). */
+  diskFull: boolean;
+  /**
+   * Latent sector errors: sectors that were durable read back flipped or fail (one node per run). Its own
+   * switch: a node stops on them until repair from peers exists.
+   */
+  rot: boolean;
+  /** The data-directory faults (replaced by an empty one, restored from an older copy): --data-dir-faults only. */
+  dataDirFaults: boolean;
 }
 
 /** The network outside the fault phase. */
@@ -71,6 +87,11 @@ const base: FaultMix = {
   transfers: false,
   resetPeers: false,
   operatorEveryMs: [150, 600],
+  tornSectors: false,
+  syncErrors: false,
+  diskFull: false,
+  rot: false,
+  dataDirFaults: false,
 };
 
 export const MIXES: Record<string, FaultMix> = {
@@ -88,7 +109,19 @@ export const MIXES: Record<string, FaultMix> = {
   partition: { ...base, name: 'partition', partitions: true, loss: 0.02 },
   asymmetric: { ...base, name: 'asymmetric', asymmetric: true },
   partial: { ...base, name: 'partial', partial: true },
-  crash: { ...base, name: 'crash', crashes: true, crashMidInstall: 0.02 },
+  crash: { ...base, name: 'crash', crashes: true, crashMidInstall: 0.02, tornSectors: true },
+  // The disk misbehaves: crashes that tear unsynced sectors, syncs that fail, a disk that fills up.
+  disk: {
+    ...base,
+    name: 'disk',
+    crashes: true,
+    tornSectors: true,
+    syncErrors: true,
+    diskFull: true,
+    restartMs: [5, 300],
+  },
+  // Latent sector errors under crashes (its own switch: a node that finds one stops until repaired).
+  rot: { ...base, name: 'rot', crashes: true, tornSectors: true, rot: true, faultEveryMs: [50, 300] },
   slowdisk: { ...base, name: 'slowdisk', slowDisk: true, delayMs: [0.2, 3] },
   // Crash-restart cycles faster than an election round, with partitions forcing elections, and crashes
   // right after a node acknowledges or votes: what it sent must already be durable.
@@ -102,6 +135,7 @@ export const MIXES: Record<string, FaultMix> = {
     faultEveryMs: [15, 80],
     crashAfterSend: 0.01,
     powerLoss: 0.3,
+    tornSectors: true,
   },
   // Membership changes and transfers under crashes and partitions.
   membership: {
@@ -113,6 +147,7 @@ export const MIXES: Record<string, FaultMix> = {
     partitions: true,
     loss: 0.02,
     crashMidInstall: 0.01,
+    tornSectors: true,
   },
   // A majority lost for good, the survivor reset, fresh nodes added back; crashes keep going.
   reset: {
@@ -123,6 +158,7 @@ export const MIXES: Record<string, FaultMix> = {
     crashes: true,
     restartMs: [5, 200],
     chunkLoss: 0.02,
+    tornSectors: true,
   },
   chaos: {
     ...base,
@@ -144,6 +180,9 @@ export const MIXES: Record<string, FaultMix> = {
     crashMidInstall: 0.01,
     membership: true,
     transfers: true,
+    tornSectors: true,
+    syncErrors: true,
+    diskFull: true,
   },
   swarm: { ...base, name: 'swarm' },
 };
@@ -182,6 +221,11 @@ export function drawSwarmMix(seed: number): FaultMix {
     transfers: on(),
     resetPeers: r.chance(0.2),
     operatorEveryMs: [between(50, 200), between(300, 800)],
+    tornSectors: on(),
+    syncErrors: on(),
+    diskFull: on(),
+    rot: r.chance(0.25),
+    dataDirFaults: false,
   };
   return m;
 }
@@ -208,6 +252,11 @@ export function describeMix(m: FaultMix): string {
     'membership',
     'transfers',
     'resetPeers',
+    'tornSectors',
+    'syncErrors',
+    'diskFull',
+    'rot',
+    'dataDirFaults',
   ] as const)
     if (m[k]) on.push(k);
   if (m.crashes) on.push(`restart=${m.restartMs[0]}-${Math.round(m.restartMs[1])}ms`);

@@ -20,7 +20,7 @@ interface InFlight {
 const MAX_JOINERS = 8;
 
 function peer(id: NodeId): Peer {
-  return { id, address: `sim://${id}` };
+  return { id, address: `sim-${id}:1` };
 }
 
 export class SimOperator {
@@ -218,12 +218,13 @@ export class SimOperator {
     const candidates = confMembers(conf)
       .filter((id) => !doomed.includes(id))
       .map((id) => c.node(id))
-      .filter((n) => n.exists);
+      .filter((n) => n.serviceable);
     if (candidates.length === 0) return;
     // As qjm reset-peers advises: the node whose log is the most up to date (last term, then last index).
     const rank = (n: SimNode) => {
-      const last = n.disk.log.lastIndex();
-      return [n.disk.log.term(last) ?? 0, last] as const;
+      const log = n.log();
+      const last = log?.lastIndex() ?? 0;
+      return [log?.term(last) ?? 0, last] as const;
     };
     const survivor = candidates.reduce((a, b) => {
       const [ta, ia] = rank(a);

@@ -1,4 +1,4 @@
-// `npm run sim -- [--seeds N] [--seed S] [--start S] [--nodes 3|5|both] [--mix NAME|all] [--bug B] [--checks all|outcomes] [--trace] [--trace-messages]`
+// `npm run sim -- [--seeds N] [--seed S] [--start S] [--nodes 3|5|both] [--mix NAME|all] [--bug B] [--checks all|outcomes] [--data-dir-faults] [--trace] [--trace-messages]`
 // Runs seeded simulations; on a failure prints SIM_SEED and the command that replays it with a trace.
 
 import { MIXES, mixFor, replayCommand, runSim } from './cluster.js';
@@ -14,7 +14,7 @@ function arg(name: string): string | undefined {
 function usage(msg: string): never {
   console.error(`sim: ${msg}`);
   console.error(
-    'usage: npm run sim -- [--seeds N] [--seed S] [--start S] [--nodes 3|5|both] [--mix NAME|all] [--fault-ms MS] [--bug B] [--checks all|outcomes] [--trace] [--trace-messages]',
+    'usage: npm run sim -- [--seeds N] [--seed S] [--start S] [--nodes 3|5|both] [--mix NAME|all] [--fault-ms MS] [--bug B] [--checks all|outcomes] [--data-dir-faults] [--trace] [--trace-messages]',
   );
   console.error(`mixes: ${Object.keys(MIXES).join(', ')}`);
   process.exit(2);
@@ -28,6 +28,8 @@ const mixArg = arg('mix') ?? 'all';
 const faultMs = Number(arg('fault-ms') ?? 3000);
 const trace = arg('trace') === 'true' || arg('trace-messages') === 'true';
 const bug = arg('bug') as OutsideModelBug | undefined;
+// Built but off in every mix npm test runs: they need the nodes' storage identity to be survivable.
+const dataDirFaults = arg('data-dir-faults') === 'true';
 const BUGS: OutsideModelBug[] = ['forget-vote', 'ack-before-persist', 'vote-before-persist'];
 if (bug !== undefined && !BUGS.includes(bug)) usage(`--bug must be one of ${BUGS.join(', ')}`);
 const checks = arg('checks') ?? 'all';
@@ -51,7 +53,7 @@ for (let k = 0; k < seeds; k++) {
   const seed = start + k;
   // A run's mix and size come from its seed, so every seed replays alone with the same settings.
   const mixName = single && mixes.length === 1 ? mixes[0]! : mixes[seed % mixes.length]!;
-  const mix = mixFor(mixName, seed);
+  const mix = { ...mixFor(mixName, seed), ...(dataDirFaults ? { dataDirFaults: true } : {}) };
   const nodes = nodeCounts[Math.floor(seed / mixes.length) % nodeCounts.length]!;
   const r = runSim({
     seed,
@@ -74,7 +76,7 @@ for (let k = 0; k < seeds; k++) {
     failures.push(r);
     console.log(`\nFAIL SIM_SEED=${seed} mix=${mix.name} nodes=${nodes} (${r.mixDescription})`);
     for (const v of r.violations.slice(0, 10)) console.log(`  ${v}`);
-    console.log(`  replay: ${replayCommand(r, { bug, checks })}`);
+    console.log(`  replay: ${replayCommand(r, { bug, checks, faultMs, dataDirFaults })}`);
   }
   byMix.set(mix.name, m);
   done++;

@@ -73,7 +73,7 @@ describe('simulated scenarios', () => {
     const c = running(11, 2, 500);
     const lead = c.leader()!;
     const slow = [...c.nodes.values()].find((n) => n.id !== lead)!;
-    slow.disk.latencyMs = [50, 150];
+    slow.latencyMs = [50, 150];
     const elections = c.electionCount;
     const term = c.node(lead).replica!.term;
     c.runUntil(5000);
@@ -86,13 +86,13 @@ describe('simulated scenarios', () => {
   it("SlowLeaderDiskDoesNotStopHeartbeats: the leader's own fsync takes 200 ms; it keeps leading and committing", () => {
     const c = running(12, 2, 500);
     const lead = c.leader()!;
-    c.node(lead).disk.latencyMs = [150, 250];
+    c.node(lead).latencyMs = [150, 250];
     const acked = c.checker.acked.size;
     c.runUntil(4000);
     expect(c.leader()).to.equal(lead);
     // Acknowledgements are paced by the leader's own disk (it applies only what it holds durably), but they
     // keep coming, and nobody times out.
-    expect(c.checker.acked.size - acked, 'writes keep being acknowledged').to.be.greaterThan(20);
+    expect(c.checker.acked.size - acked, 'writes keep being acknowledged').to.be.greaterThan(10);
     expect(c.electionCount).to.equal(1);
     settled(c);
   });
@@ -108,13 +108,13 @@ describe('simulated scenarios', () => {
       times.push(t! - t0);
       noViolations(c);
     }
-    // Detection takes one randomized election timeout [100, 200) ms, then a pre-vote and a vote round.
+    // Detection takes one randomized election timeout [100, 150) ms, then a pre-vote and a vote round.
     expect(Math.max(...times)).to.be.below(4 * 10 * TICK_MS);
   });
 
   // ---------------------------------------------------------------- membership, transfer, reset, install
 
-  const peers = (ids: string[]) => ids.map((id) => ({ id, address: `sim://${id}` }));
+  const peers = (ids: string[]) => ids.map((id) => ({ id, address: `sim-${id}:1` }));
   /** Runs until cond() or the deadline; the scenario fails at the deadline. */
   const runUntilTrue = (c: SimCluster, cond: () => boolean, withinMs: number, what: string) => {
     const deadline = c.q.now + withinMs;

@@ -30,6 +30,8 @@ export function testConfig(id: NodeId, overrides: Partial<RaftConfig> = {}, seed
   return {
     id,
     electionTicks: 10,
+    // The paper's [T, 2T): the core's own tests; nodes use deriveReplicaOptions' narrower range.
+    electionJitterTicks: 10,
     heartbeatTicks: 1,
     maxEntriesPerAppend: 64,
     maxAppendBodyBytes: 1 << 20,

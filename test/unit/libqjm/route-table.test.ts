@@ -2,7 +2,7 @@
 // Raft term it remembers only grows, and how it follows the members: the furthest-applied word wins.
 
 import { expect } from 'chai';
-import { RouteTable } from '../../../libqjm/route-table.js';
+import { RouteTable, STOOD_DOWN_SKIP_MS } from '../../../libqjm/route-table.js';
 import { formatMembersHeader, parseMembersHeader } from '../../../src/peers.js';
 
 const PEERS = ['a:1', 'b:1', 'c:1'];
@@ -77,6 +77,24 @@ describe('RouteTable', () => {
     expect(seen).to.deep.equal([5, 5, 5, 7, 7]);
   });
 
+  it('a node that stood down is passed over, and forgotten as leader, while another is left; again after a while', () => {
+    let nowMs = 0;
+    const t = new RouteTable(PEERS, () => nowMs);
+    t.confirm('a:1', 2);
+    t.stoodDown('a:1');
+    expect(t.knownLeader).to.equal(null);
+    expect(Array.from({ length: 4 }, () => t.anyTarget())).to.deep.equal(['b:1', 'c:1', 'b:1', 'c:1']);
+    expect(t.allStoodDown()).to.equal(false);
+    t.stoodDown('b:1');
+    expect([t.leaderTarget(), t.anyTarget()]).to.deep.equal(['c:1', 'c:1']);
+    t.stoodDown('c:1');
+    expect(t.allStoodDown(), 'nobody left: the answer is final').to.equal(true);
+    expect(PEERS, 'all stood down: the rotation goes on regardless').to.include(t.anyTarget());
+    nowMs += STOOD_DOWN_SKIP_MS;
+    expect(t.allStoodDown(), 'the addresses may hold re-added nodes by now').to.equal(false);
+    expect(Array.from({ length: 3 }, () => t.anyTarget()).sort()).to.deep.equal(PEERS);
+  });
+
   it('keeps its own copy of the peer list', () => {
     const peers = [...PEERS];
     const t = new RouteTable(peers);
@@ -142,18 +160,46 @@ describe('RouteTable', () => {
   });
 
   describe('the qjournal-members header', () => {
-    it("round-trips an applied index and the members' addresses", () => {
-      const v = formatMembersHeader(1234, ['10.0.0.1:8485', '[::1]:8486', 'jn3.example:8487']);
-      expect(v).to.equal('1234 10.0.0.1:8485,[::1]:8486,jn3.example:8487');
+    it("round-trips an applied index and the members' ids and addresses; reads the older form without ids", () => {
+      const v = formatMembersHeader(1234, [
+        { id: 'n1', address: '10.0.0.1:8485' },
+        { id: 'n2', address: '[::1]:8486' },
+        { id: 'n3', address: 'jn3.example:8487' },
+      ]);
+      expect(v).to.equal('1234 n1=10.0.0.1:8485,n2=[::1]:8486,n3=jn3.example:8487');
       expect(parseMembersHeader(v)).to.deep.equal({
         appliedIndex: 1234,
         addresses: ['10.0.0.1:8485', '[::1]:8486', 'jn3.example:8487'],
+        members: [
+          { id: 'n1', address: '10.0.0.1:8485' },
+          { id: 'n2', address: '[::1]:8486' },
+          { id: 'n3', address: 'jn3.example:8487' },
+        ],
+      });
+      expect(parseMembersHeader('7 10.0.0.1:8485')).to.deep.equal({
+        appliedIndex: 7,
+        addresses: ['10.0.0.1:8485'],
+        members: [{ address: '10.0.0.1:8485' }],
       });
     });
 
     it('anything malformed names nothing', () => {
       const many = Array.from({ length: 65 }, (_, i) => `h${i}:1`).join(',');
-      for (const bad of ['', '12', '12 ', 'x a:1', '-1 a:1', '1 a:1 b:1', '1 a', '1 a:0', '1 a:1,,b', `1 ${many}`]) {
+      for (const bad of [
+        '',
+        '12',
+        '12 ',
+        'x a:1',
+        '-1 a:1',
+        '1 a:1 b:1',
+        '1 a',
+        '1 a:0',
+        '1 a:1,,b',
+        `1 ${many}`,
+        '1 n 1=a:1', // a bad id
+        '1 =a:1',
+        '1 n1=a:1,n2=a:1', // one address, two ids
+      ]) {
         expect(parseMembersHeader(bad), JSON.stringify(bad)).to.equal(null);
       }
     });

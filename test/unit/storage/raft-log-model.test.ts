@@ -13,6 +13,7 @@ import type { Entry, HardState, SnapshotMeta } from '../../../src/raft/types.js'
 import { DiskLog } from '../../../src/storage/raft-log.js';
 import type { DiskLogOptions } from '../../../src/storage/raft-log.js';
 import { MetaStore } from '../../../src/storage/raft-meta-store.js';
+import { nodeFileSystem } from '../../../src/storage/node-file-system.js';
 
 const conf = { voters: ['n1'], votersOutgoing: [], learners: [] };
 const snapAt = (index: number, term: number): SnapshotMeta => ({ index, term, conf });
@@ -108,13 +109,14 @@ describe('disk Raft log (model with resets and crashes)', () => {
           async (cmds, maxCacheBytes, maxSegmentBytes, sync, preallocateBytes) => {
             fs.rmSync(logDir, { recursive: true, force: true });
             const metaDir = path.join(dir, `raft-${Math.random().toString(36).slice(2)}`);
-            const ms = MetaStore.create(metaDir, {
+            const ms = MetaStore.create(nodeFileSystem, metaDir, {
               hardState: { term: 0, vote: '', commit: 0 },
               storageId: 'st',
               clusterId: 'cl',
               nodeId: 'n1',
             });
             const opts = (snapshot: SnapshotMeta): DiskLogOptions => ({
+              fileSystem: nodeFileSystem,
               maxCacheBytes,
               maxSegmentBytes,
               sync,

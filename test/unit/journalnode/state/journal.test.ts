@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { qjournal } from '../../../../src/gen/proto.js';
 import { encodeRecords } from '../../../../src/edit-records.js';
 import { Journal, journalStateProblem } from '../../../../journalnode/state/journal.js';
+import { nodeFileSystem } from '../../../../src/storage/node-file-system.js';
 
 const Code = qjournal.journal.ErrorCode;
 const ns = { namespaceId: 7, clusterId: 'CID-1', blockPoolId: 'BP-1' };
@@ -46,7 +47,7 @@ function checked(j: Journal): Journal {
 let root: string;
 
 function fresh(name = 'ns1'): Journal {
-  const j = checked(new Journal(name, path.join(root, name), 1 << 20));
+  const j = checked(new Journal(nodeFileSystem, name, path.join(root, name), 1 << 20));
   expect(j.format(ns, false).code).to.equal(Code.OK);
   return j;
 }
@@ -108,7 +109,7 @@ function formatAndNewEpoch(): void {
   });
 
   it('newEpoch: NOT_FORMATTED, NAMESPACE_MISMATCH, then +1 each time', () => {
-    const j = checked(new Journal('x', path.join(root, 'x'), 0));
+    const j = checked(new Journal(nodeFileSystem, 'x', path.join(root, 'x'), 0));
     expect(j.newEpoch(ns, 'nn1').code).to.equal(Code.NOT_FORMATTED);
     j.format(ns, false);
     expect(j.newEpoch({ ...ns, clusterId: 'other' }, 'nn1').code).to.equal(Code.NAMESPACE_MISMATCH);
@@ -119,7 +120,7 @@ function formatAndNewEpoch(): void {
   });
 
   it('newEpoch retried with the same request id answers the same epoch; any other newEpoch moves on', () => {
-    const j = checked(new Journal('x', path.join(root, 'x'), 0));
+    const j = checked(new Journal(nodeFileSystem, 'x', path.join(root, 'x'), 0));
     j.format(ns, false);
     expect(j.newEpoch(ns, 'nn1', 'req-a').epoch).to.equal(1);
     expect(j.newEpoch(ns, 'nn1', 'req-a').epoch, 'the retry of the same request').to.equal(1);
@@ -254,6 +255,23 @@ function segmentsOnDisk(): void {
     expect(j.segments.map((s) => s.firstTxId)).to.deep.equal([7]);
   });
 
+  it('purgeLogs with a retention floor keeps every segment ending at or after it, whatever the bound asks', () => {
+    const j = writing(3);
+    j.finalizeSegment(1, 1, 3);
+    j.startSegment(1, 4, -64);
+    j.appendRecords(1, 4, 4, 3, recs(4, 3));
+    j.finalizeSegment(1, 4, 6);
+    j.startSegment(1, 7, -64);
+    j.appendRecords(1, 7, 7, 1, recs(7, 1));
+    const r = j.purge(1, 100, 4);
+    expect([r.code, Number(r.purgedBelowTxid)]).to.deep.equal([Code.OK, 4]);
+    expect(
+      j.segments.map((s) => s.firstTxId),
+      'segment 4-6 ends after the floor',
+    ).to.deep.equal([4, 7]);
+    expect(Number(j.purge(1, 2, 4).purgedBelowTxid), 'the lower of the two').to.equal(2);
+  });
+
   it('reads across segments, from memory and from disk alike, and respects inProgressOk', () => {
     const j = writing(4);
     j.finalizeSegment(1, 1, 4);
@@ -272,7 +290,7 @@ function segmentsOnDisk(): void {
 
   it('replicas applying the same commands hold byte-identical files', () => {
     const run = (name: string) => {
-      const j = checked(new Journal(name, path.join(root, name), 1 << 20));
+      const j = checked(new Journal(nodeFileSystem, name, path.join(root, name), 1 << 20));
       j.format(ns, false);
       j.newEpoch(ns, 'nn1');
       j.startSegment(1, 1, -64);

@@ -15,6 +15,7 @@ import {
   SEGMENT_HEADER_BYTES,
 } from '../../../../src/edit-records.js';
 import { SegmentCorruptError, SegmentFile } from '../../../../journalnode/state/segment-file.js';
+import { nodeFileSystem } from '../../../../src/storage/node-file-system.js';
 
 const LAYOUT = -64;
 /** Records of `bytes` each (a recognizable payload per txid), framed as consecutive txids from `first`. */
@@ -30,7 +31,7 @@ let dir: string;
 
 /** An in-progress segment from txid 1 holding `n` records, appended in batches of `batch`. */
 function written(n: number, batch = 10, bytes = 40): SegmentFile {
-  const seg = SegmentFile.create(dir, 1, LAYOUT);
+  const seg = SegmentFile.create(nodeFileSystem, dir, 1, LAYOUT);
   for (let t = 1; t <= n; t += batch) {
     const k = Math.min(batch, n - t + 1);
     seg.append(recs(t, k, bytes), k);
@@ -52,7 +53,7 @@ describe('journal segment file', () => {
 
 function createAppendFinalize(): void {
   it('create: an empty in-progress file holding only the header, named after its first txid', () => {
-    const seg = SegmentFile.create(dir, 101, LAYOUT);
+    const seg = SegmentFile.create(nodeFileSystem, dir, 101, LAYOUT);
     expect(seg.name).to.equal(inProgressName(101));
     expect([seg.firstTxId, seg.lastTxId, seg.txCount, seg.sizeBytes]).to.deep.equal([
       101,
@@ -68,7 +69,7 @@ function createAppendFinalize(): void {
   });
 
   it('append: the file holds the frames verbatim, and size, last txid and CRC follow it', () => {
-    const seg = SegmentFile.create(dir, 1, LAYOUT);
+    const seg = SegmentFile.create(nodeFileSystem, dir, 1, LAYOUT);
     seg.append(recs(1, 3), 3);
     seg.append(recs(4, 2), 2);
     const bytes = fs.readFileSync(seg.path);
@@ -80,7 +81,7 @@ function createAppendFinalize(): void {
   });
 
   it('a retried batch is recognized by comparing chunk by chunk, wherever it starts, however large', () => {
-    const seg = SegmentFile.create(dir, 1, LAYOUT);
+    const seg = SegmentFile.create(nodeFileSystem, dir, 1, LAYOUT);
     seg.append(recs(1, 1000, 300), 1000); // past several index points
     const big = recs(1001, 5000, 300); // 1.5 MiB: more than one comparison chunk
     seg.append(big, 5000);
@@ -100,7 +101,7 @@ function createAppendFinalize(): void {
     expect(seg.name).to.equal(finalizedName(1, 7));
     expect(txidsOf(seg.read(1, 100, 1 << 20).frames)).to.deep.equal([1, 2, 3, 4, 5, 6, 7]);
     expect(() => seg.append(recs(8, 1), 1)).to.throw(/append to a closed segment/);
-    const empty = SegmentFile.create(dir, 8, LAYOUT);
+    const empty = SegmentFile.create(nodeFileSystem, dir, 8, LAYOUT);
     expect(() => empty.finalize()).to.throw(/finalizing an empty segment/);
     empty.close();
   });
@@ -131,9 +132,9 @@ function rangeReads(): void {
     const seg = written(N, 7, BYTES);
     checkReads(seg, 'appended');
     seg.finalize();
-    const loaded = SegmentFile.load(dir, finalizedName(1, N), { inProgress: false });
+    const loaded = SegmentFile.load(nodeFileSystem, dir, finalizedName(1, N), { inProgress: false });
     checkReads(loaded, 'loaded');
-    const trusted = SegmentFile.trusted(dir, finalizedName(1, N), {
+    const trusted = SegmentFile.trusted(nodeFileSystem, dir, finalizedName(1, N), {
       firstTxId: 1,
       lastTxId: N,
       layoutVersion: LAYOUT,
@@ -163,7 +164,7 @@ function loading(): void {
     seg.append(recs(11, 5), 5);
     seg.close();
     fs.appendFileSync(path.join(dir, inProgressName(1)), Buffer.from('half a frame'));
-    const loaded = SegmentFile.load(dir, inProgressName(1), {
+    const loaded = SegmentFile.load(nodeFileSystem, dir, inProgressName(1), {
       inProgress: true,
       sizeBytes: size,
       truncate: true,
@@ -182,19 +183,17 @@ function loading(): void {
     const seg = written(10);
     const size = seg.sizeBytes;
     seg.close();
-    expect(() => SegmentFile.load(dir, inProgressName(1), { inProgress: true, sizeBytes: size + 1 })).to.throw(
-      SegmentCorruptError,
-      `expected at least ${size + 1}`,
-    );
-    expect(() => SegmentFile.load(dir, inProgressName(1), { inProgress: true, expectedLastTxId: 11 })).to.throw(
-      SegmentCorruptError,
-      'holds txids up to 10, expected 11',
-    );
+    expect(() =>
+      SegmentFile.load(nodeFileSystem, dir, inProgressName(1), { inProgress: true, sizeBytes: size + 1 }),
+    ).to.throw(SegmentCorruptError, `expected at least ${size + 1}`);
+    expect(() =>
+      SegmentFile.load(nodeFileSystem, dir, inProgressName(1), { inProgress: true, expectedLastTxId: 11 }),
+    ).to.throw(SegmentCorruptError, 'holds txids up to 10, expected 11');
   });
 
   it('refuses a file shorter than its header', () => {
     fs.writeFileSync(path.join(dir, inProgressName(1)), Buffer.alloc(10));
-    expect(() => SegmentFile.load(dir, inProgressName(1), { inProgress: true })).to.throw(
+    expect(() => SegmentFile.load(nodeFileSystem, dir, inProgressName(1), { inProgress: true })).to.throw(
       SegmentCorruptError,
       'file shorter than the segment header',
     );
@@ -217,7 +216,7 @@ function corruptFrame(): void {
 
   it('load refuses it, naming the file and the offset of the frame', () => {
     const { frameOffset } = damaged();
-    expect(() => SegmentFile.load(dir, finalizedName(1, 20), { inProgress: false })).to.throw(
+    expect(() => SegmentFile.load(nodeFileSystem, dir, finalizedName(1, 20), { inProgress: false })).to.throw(
       SegmentCorruptError,
       `${finalizedName(1, 20)} is corrupt at byte ${frameOffset}: CRC mismatch for txid 12`,
     );
@@ -225,7 +224,7 @@ function corruptFrame(): void {
 
   it('taken on trust, the first read finds it, and every later read again (never a wrong answer)', () => {
     const { seg, frameOffset } = damaged();
-    const trusted = SegmentFile.trusted(dir, finalizedName(1, 20), {
+    const trusted = SegmentFile.trusted(nodeFileSystem, dir, finalizedName(1, 20), {
       firstTxId: 1,
       lastTxId: 20,
       layoutVersion: LAYOUT,
@@ -240,7 +239,7 @@ function corruptFrame(): void {
   it('taken on trust with a CRC the file does not have (bytes changed, frames still valid): refused at first read', () => {
     const seg = written(20);
     seg.finalize();
-    const trusted = SegmentFile.trusted(dir, finalizedName(1, 20), {
+    const trusted = SegmentFile.trusted(nodeFileSystem, dir, finalizedName(1, 20), {
       firstTxId: 1,
       lastTxId: 20,
       layoutVersion: LAYOUT,

@@ -1,0 +1,122 @@
+// The faults of the simulated disks a mix switches on, injected during the fault phase: windows in which a
+// node's syncs fail with EIO or its disk is full, latent sector errors (rot) in the durable bytes of one node,
+// and, only with --data-dir-faults, a data directory replaced by an empty one or restored from an older copy
+// at a restart. Healing ends every window; rot stays (a node stopped by it stays down until repaired).
+
+import type { Prng } from '../../src/prng.js';
+import type { SimCluster } from './cluster.js';
+import type { SimNode } from './sim-node.js';
+import type { DurableImage } from './sim-file-system.js';
+import { PATHS } from './sim-storage.js';
+
+export class DiskFaultInjector {
+  readonly counts = { eioWindows: 0, fullWindows: 0, rot: 0, stops: 0, wiped: 0, restored: 0 };
+  /** The one node whose disk rots, drawn at the first rot. */
+  private rotVictim: SimNode | null = null;
+  /** The newest copy of each node's data directory (a backup), for the restored-from-an-older-copy fault. */
+  private readonly copies = new Map<string, DurableImage>();
+  private readonly windows = new Set<SimNode>();
+
+  constructor(
+    private readonly c: SimCluster,
+    private readonly rng: Prng,
+  ) {}
+
+  get total(): number {
+    const k = this.counts;
+    return k.eioWindows + k.fullWindows + k.rot + k.wiped + k.restored;
+  }
+
+  /** The disk-fault actions the fault step picks among (with the network's and the crashes'). */
+  actions(): (() => void)[] {
+    const mix = this.c.opts.mix;
+    const out: (() => void)[] = [];
+    if (mix.syncErrors) out.push(() => this.window('eio'));
+    if (mix.diskFull) out.push(() => this.window('full'));
+    if (mix.rot && !mix.resetPeers) out.push(() => this.rot());
+    return out;
+  }
+
+  start(): void {
+    if (!this.c.opts.mix.dataDirFaults) return;
+    // Backups taken now and then: a restore brings one of them back.
+    const backup = () => {
+      if (!this.c.inFaultPhase) return;
+      const n = this.c.nodes.get(this.rng.pick(this.c.ids));
+      if (n?.serviceable) this.copies.set(n.id, n.fs.durableImage());
+      this.c.q.schedule(this.rng.int(100, 600), backup);
+    };
+    this.c.q.schedule(this.rng.int(100, 600), backup);
+  }
+
+  /** A node's syncs fail, or its disk is full, for a while. */
+  private window(kind: 'eio' | 'full'): void {
+    const node = this.c.nodes.get(this.rng.pick(this.c.ids));
+    if (!node?.serviceable || this.windows.has(node)) return;
+    this.windows.add(node);
+    const ms = this.rng.int(20, 300);
+    if (kind === 'eio') {
+      this.counts.eioWindows++;
+      node.fs.faults.syncEio = 0.05 + this.rng.next() * 0.5;
+    } else {
+      this.counts.fullWindows++;
+      node.fs.faults.full = true;
+    }
+    this.c.trace(`DISK ${node.id}: ${kind === 'eio' ? 'syncs fail with EIO' : 'full (ENOSPC)'} for ${ms} ms`);
+    this.c.q.schedule(ms, () => this.end(node));
+  }
+
+  private end(node: SimNode): void {
+    node.fs.faults = { syncEio: 0, full: false };
+    this.windows.delete(node);
+  }
+
+  /**
+   * A durable sector of the Raft log or metadata of one node rots. Not in the last write of the log's
+   * in-progress segment: damage there cannot be told from a torn write (log-recovery.ts), and the node's
+   * recovery takes it for one, as documented; anywhere else it must be refused.
+   */
+  private rot(): void {
+    this.rotVictim ??= this.c.nodes.get(this.rng.pick(this.c.ids)) ?? null;
+    const node = this.rotVictim;
+    if (!node?.running) return;
+    const log = node.diskLog!;
+    const tail = log.locate(log.lastIndex());
+    const lastWrite = this.c.tornWriteBytes;
+    let where: string | null = null;
+    for (let attempt = 0; attempt < 5 && where === null; attempt++)
+      where = node.fs.rotSector(this.rng, (files) => {
+        const raft = files.filter((f) => f.path.startsWith(`${PATHS.raft}/`) && f.sizeBytes > 0);
+        if (raft.length === 0) return null;
+        const f = this.rng.pick(raft);
+        if (!f.path.includes('log_inprogress_')) return f.path;
+        if (tail?.file !== f.path) return null;
+        return { path: f.path, belowBytes: tail.offsetBytes + tail.frameBytes - lastWrite };
+      });
+    if (where === null) return;
+    this.counts.rot++;
+    this.c.trace(`ROT ${node.id}: ${where}`);
+  }
+
+  /** Every window ends (the fault phase is over). */
+  heal(): void {
+    for (const n of [...this.windows]) this.end(n);
+  }
+
+  /** At a restart, with --data-dir-faults: the disk replaced by an empty one, or restored from an older copy. */
+  beforeRestart(node: SimNode): void {
+    if (!this.c.opts.mix.dataDirFaults || !this.c.inFaultPhase || !this.rng.chance(0.2)) return;
+    const copy = this.copies.get(node.id);
+    node.diskReplaced();
+    if (copy && this.rng.chance(0.5)) {
+      this.counts.restored++;
+      this.c.trace(`DATA DIR ${node.id}: restored from an older copy`);
+      node.fs.restoreImage(copy);
+      return;
+    }
+    this.counts.wiped++;
+    this.c.trace(`DATA DIR ${node.id}: replaced by an empty one`);
+    node.fs.wipe();
+    this.c.reformat(node);
+  }
+}
