@@ -12,15 +12,20 @@
 //            from the start of the cut until a write issued after it is acknowledged; and time from the heal
 //            until the old leader is back in step (it knows a leader and applied what the others had
 //            committed when the cut ended: the links into it work again).
+//   disk     the leader's fdatasync calls held for 5 s (src/bench/disk-stall.ts, loaded into every node),
+//            under the same writer: time from the start of the stall until another node leads, and until a
+//            write issued after the stall began is acknowledged.
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '../local-cluster.js';
 import type { NodeStatusJson } from '../node-status.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import type { EditLogOutputStream } from '../../libqjm/index.js';
 import { BlackholeProxy } from './blackhole-proxy.js';
+import { stallFileOf } from './disk-stall.js';
 import { waitFor } from '../wait-for.js';
 import { median } from './workloads.js';
 
@@ -44,6 +49,7 @@ async function loadedCluster(root: string, journals: number, electionTimeoutMs: 
     nodes: 3,
     electionTimeoutMs,
     root,
+    journals: Array.from({ length: journals }, (_, j) => `avail${j}`),
     logLevel: process.env.QJ_LOG_LEVEL ?? 'warn',
   });
   cluster.startAll();
@@ -186,7 +192,13 @@ export async function stallsAfterLeaderKill(
   trials: number,
   log: (s: string) => void,
 ): Promise<{ writesMs: number[]; readsMs: number[] }> {
-  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000, root, logLevel: LOG_LEVEL });
+  const cluster = await LocalCluster.create({
+    nodes: 3,
+    electionTimeoutMs: 1000,
+    root,
+    logLevel: LOG_LEVEL,
+    journals: ['reads'],
+  });
   cluster.startAll();
   await cluster.waitForLeader(30_000);
   const options = { journalId: 'reads', peers: cluster.addresses, nsInfo: NS, writeTimeoutMs: 60_000 };
@@ -255,7 +267,13 @@ export async function stallsAfterInboundCut(
   log: (s: string) => void,
   cutMs = 1500,
 ): Promise<{ writesMs: number[]; backInStepMs: number[] }> {
-  const cluster = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 1000, root, logLevel: LOG_LEVEL });
+  const cluster = await LocalCluster.create({
+    nodes: 3,
+    electionTimeoutMs: 1000,
+    root,
+    logLevel: LOG_LEVEL,
+    journals: ['cut'],
+  });
   const proxies = new Map<string, BlackholeProxy>();
   for (const n of cluster.nodes) {
     const p = await BlackholeProxy.start(n.listenAddress);
@@ -312,12 +330,92 @@ export async function stallsAfterInboundCut(
   return { writesMs, backInStepMs };
 }
 
+/** The leader's disk stalled for `stallMs` under a writer: ms until another node leads, and until writes resume. */
+export async function stallsAfterDiskStall(
+  root: string,
+  trials: number,
+  log: (s: string) => void,
+  stallMs = 5000,
+): Promise<{ leaderGoneMs: number[]; writesMs: number[] }> {
+  const stallDir = path.join(root, 'stalls');
+  fs.mkdirSync(stallDir, { recursive: true });
+  // Every node this process starts loads the stall (each holds its own fdatasync only while its file exists).
+  const preload = fileURLToPath(new URL('./disk-stall.js', import.meta.url));
+  process.env.QJ_DISK_STALL_DIR = stallDir;
+  process.env.QJ_NODE_ARGS = `${process.env.QJ_NODE_ARGS ?? ''} --import=${preload}`.trim();
+  // QJ_NODE_FLAGS='--leaderSyncStallMs 0' shows the same stall without the hand-over.
+  const extraArgs = (process.env.QJ_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const cluster = await LocalCluster.create({
+    nodes: 3,
+    electionTimeoutMs: 1000,
+    root,
+    logLevel: LOG_LEVEL,
+    journals: ['disk'],
+    extraArgs,
+  });
+  cluster.startAll();
+  await cluster.waitForLeader(30_000);
+  const w = await openSegment(cluster, 'disk');
+  const leaderGoneMs: number[] = [];
+  const writesMs: number[] = [];
+  try {
+    for (let t = 0; t < trials; t++) {
+      const leader = await cluster.waitForLeader(30_000);
+      const writes = new FirstAfter(w.batch);
+      await new Promise((r) => setTimeout(r, 500));
+      const flag = stallFileOf(stallDir, leader);
+      const stalledAt = performance.now();
+      writes.since = stalledAt;
+      fs.writeFileSync(flag, '');
+      const release = setTimeout(() => fs.rmSync(flag, { force: true }), stallMs);
+      try {
+        const others = cluster.nodes.filter((n) => n.id !== leader);
+        // Until a write issued after the stall began is acknowledged and another node leads (or, when none
+        // takes over, the stall is over): how long each took.
+        let goneMs = -1;
+        await waitFor(
+          async () => {
+            const sts = await Promise.all(others.map((n) => cluster.status(n.id, 500)));
+            if (goneMs < 0 && sts.some((s) => s?.state === 'leader')) goneMs = performance.now() - stalledAt;
+            return writes.at > 0 && (goneMs >= 0 || !fs.existsSync(flag));
+          },
+          { timeoutMs: 60_000, intervalMs: 10, what: `writes after ${leader}'s disk stalled` },
+        );
+        await writes.stop();
+        if (goneMs >= 0) leaderGoneMs.push(Math.round(goneMs));
+        writesMs.push(Math.round(writes.ms));
+        log(
+          `    trial ${t + 1}: ${leader}'s disk stalled ${stallMs} ms: ${goneMs < 0 ? `${leader} kept leading` : `another node led ${goneMs.toFixed(0)} ms after it began`}, writes resumed ${writes.ms.toFixed(0)} ms`,
+        );
+      } finally {
+        // The stall lasts its whole length whatever happened meanwhile: the next trial starts after it.
+        await waitFor(() => !fs.existsSync(flag), {
+          timeoutMs: stallMs + 10_000,
+          intervalMs: 20,
+          what: 'the stall over',
+        });
+        clearTimeout(release);
+      }
+      await waitFor(async () => ((await cluster.status(leader, 500))?.leader ?? null) !== null, {
+        timeoutMs: 30_000,
+        what: `${leader} following again`,
+      });
+    }
+  } finally {
+    await w.writer.close().catch(() => {});
+    await cluster.stopAll().catch(() => {});
+    await cluster.destroy(KEEP);
+  }
+  return { leaderGoneMs, writesMs };
+}
+
 type Measure = (root: string, trials: number, log: (s: string) => void) => Promise<Record<string, number[]>>;
 
 const MEASURES: Record<string, Measure> = {
   catchup: async (root, trials, log) => ({ catchUpMs: await catchUpAfterRestart(root, trials, log) }),
   reads: stallsAfterLeaderKill,
   cut: (root, trials, log) => stallsAfterInboundCut(root, trials, log),
+  disk: (root, trials, log) => stallsAfterDiskStall(root, trials, log),
 };
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -336,6 +434,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       .map((x) => x.toFixed(1))
       .join(' ');
     for (const [name, ms] of Object.entries(series)) {
+      if (ms.length === 0) {
+        console.log(`${name}: none (load ${load})`);
+        continue;
+      }
       const range = `min ${Math.min(...ms)}, max ${Math.max(...ms)}`;
       console.log(`${name}: median ${median(ms).toFixed(0)} ms, ${range} over ${ms.length} trials (load ${load})`);
     }
