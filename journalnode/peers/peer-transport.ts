@@ -384,7 +384,10 @@ export class PeerTransport implements ReplicaTransport {
     p.blocked = false;
     p.deadLinks++;
     s?.destroy();
-    this.failed(p, `peer ${p.id}: no answer to a ping within ${p.link.pongTimeoutMs} ms: the link is cut and redialed`);
+    this.failed(
+      p,
+      `peer ${p.id}: no answer to a ping within ${Math.round(p.link.pongTimeoutMs)} ms: the link is cut and redialed`,
+    );
   }
 
   private failed(p: PeerState, why: string): void {

@@ -19,13 +19,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '../local-cluster.js';
 import type { NodeStatusJson } from '../node-status.js';
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import type { EditLogOutputStream } from '../../libqjm/index.js';
 import { BlackholeProxy } from './blackhole-proxy.js';
-import { stallFileOf } from './disk-stall.js';
+import { DISK_STALL_PRELOAD, stallFileOf } from './disk-stall.js';
 import { waitFor } from '../wait-for.js';
 import { median } from './workloads.js';
 
@@ -340,9 +339,8 @@ export async function stallsAfterDiskStall(
   const stallDir = path.join(root, 'stalls');
   fs.mkdirSync(stallDir, { recursive: true });
   // Every node this process starts loads the stall (each holds its own fdatasync only while its file exists).
-  const preload = fileURLToPath(new URL('./disk-stall.js', import.meta.url));
   process.env.QJ_DISK_STALL_DIR = stallDir;
-  process.env.QJ_NODE_ARGS = `${process.env.QJ_NODE_ARGS ?? ''} --import=${preload}`.trim();
+  process.env.QJ_NODE_ARGS = `${process.env.QJ_NODE_ARGS ?? ''} --import=${DISK_STALL_PRELOAD}`.trim();
   // QJ_NODE_FLAGS='--leaderSyncStallMs 0' shows the same stall without the hand-over.
   const extraArgs = (process.env.QJ_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const cluster = await LocalCluster.create({

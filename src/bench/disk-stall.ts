@@ -5,6 +5,10 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** This module's file, for `node --import` (with QJ_DISK_STALL_DIR in the node's environment). */
+export const DISK_STALL_PRELOAD = fileURLToPath(import.meta.url);
 
 /** How often a held fdatasync looks whether the stall ended. */
 const POLL_MS = 5;
