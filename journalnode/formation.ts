@@ -113,6 +113,7 @@ export function formingStatus(p: FormationParts, waitingFor: string[], startedAt
     lastIndex: 0,
     lastLogTerm: 0,
     diskIndex: 0,
+    sync: null,
     snapshotIndex: 0,
     snapshotTerm: 0,
     leadTransferee: null,

@@ -20,6 +20,7 @@ import { deriveReplicaOptions, diskFullText, Replica } from '../src/replica/repl
 import type { DiskSpace } from '../src/replica/env.js';
 import type { ReplicaDeps } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
+import { peerBatchLimits } from '../src/transport/raft-codec.js';
 import { nodeFileSystem } from '../src/storage/node-file-system.js';
 import { diskLogSettings, stateMachineSettings } from './storage-options.js';
 import { loadNodeTls } from '../src/security/cert-files.js';
@@ -54,11 +55,6 @@ import type { Peer } from '../src/raft/types.js';
 export { clusterIdFor, DataDirError } from './data-dir.js';
 
 type Result = qjournal.journal.ICommandResult;
-
-/** Raft messages in one batch between peers: far above a pipeline's worth of appends and their answers. */
-const MAX_MESSAGES_PER_BATCH = 4096;
-/** Members one snapshot's metadata may name. */
-const MAX_MEMBERS = 1024;
 
 export interface JournalNode {
   readonly config: JournalNodeConfig;
@@ -320,7 +316,7 @@ async function buildApps(
     metrics,
     draining: () => drain.on,
     tls,
-    raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
+    raft: { clusterId, transport, logger },
     qjm: { config, replica, stateMachine, reads: new RecentReads(), budget },
     admin,
     activity,
@@ -455,6 +451,25 @@ function answerBudget(config: JournalNodeConfig, logger: PinoLogger, metrics: No
   });
 }
 
+/**
+ * How fast a dead peer link is found and redialed, from the heartbeat interval: a ping per interval (and at
+ * least three per idle timeout, so a quiet stream is never cut for silence), a link dead after three
+ * intervals without an answer while the peer kept talking (or three of its recent round trips, if longer),
+ * or after the idle timeout of silence; a redial at most two intervals after a failure. All but the silent
+ * case well under the election timeout, so a link a partition broke is back before a follower would give
+ * up on its leader.
+ */
+function linkTimings(config: JournalNodeConfig) {
+  const heartbeatMs = config.electionTimeoutMs / config.electionHeartbeatFactor;
+  return {
+    pingIntervalMs: Math.min(heartbeatMs, config.peerRequestTimeoutMs / 3),
+    pongTimeoutMs: 3 * heartbeatMs,
+    // A loaded machine's round trips stretch the timeout, never past the receiver's own idle cut.
+    maxPongTimeoutMs: Math.max(3 * heartbeatMs, config.peerRequestTimeoutMs),
+    maxRedialBackoffMs: 2 * heartbeatMs,
+  };
+}
+
 /** The peer streams, bounded by the node's settings. */
 function peerTransport(
   config: JournalNodeConfig,
@@ -474,17 +489,11 @@ function peerTransport(
     admission,
     clients,
     idleTimeoutMs: config.peerRequestTimeoutMs,
+    ...linkTimings(config),
     // Under the receiver's request timeout (the same setting across a cluster), which bounds any one request.
     streamLifetimeMs: Math.floor(config.httpRequestTimeoutMs / 2),
     maxQueueBytes: config.maxPeerQueueBytes,
-    // One batch carries at most one append's worth of entry bytes (plus what travels with it), and the
-    // entries a full pipeline of appends holds.
-    maxBatchBytes: config.maxAppendBodyBytes,
-    batchLimits: {
-      maxMessages: MAX_MESSAGES_PER_BATCH,
-      maxEntries: config.maxEntriesPerAppend * config.maxInflightAppends,
-      maxMembers: MAX_MEMBERS,
-    },
+    batchLimits: peerBatchLimits(config),
     logger,
   });
 }

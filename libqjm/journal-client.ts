@@ -241,14 +241,7 @@ export class JournalClient {
         { node: target },
       );
     }
-    if (wr.error) {
-      const e = fromRpcError(wr.error, target);
-      if (e.errorName === 'NOT_LEADER')
-        this.routes.redirect(this.leaderNamedBy(target, wr.error.leaderAddress), Number(wr.error.term ?? 0));
-      else if (e.errorName === 'STOOD_DOWN') throw this.stoodDown(target, e);
-      else if (e.retriable) this.routes.failed(target);
-      throw e;
-    }
+    if (wr.error) throw this.refusedBy(target, wr.error);
     const result = (wr.result ?? pb.CommandResult.create()) as qjournal.journal.CommandResult;
     this.routes.confirm(target, Number(wr.raftTerm));
     if ((result.code ?? 0) !== 0) {
@@ -257,6 +250,22 @@ export class JournalClient {
       throw makeError(nameOf(result.code), `${target}: ${result.message}`, details);
     }
     return { result, index: Number(wr.raftIndex), term: Number(wr.raftTerm) };
+  }
+
+  /**
+   * An error answer from `target`, as a typed error, after learning what it says about the leader: a node
+   * that is not (or no longer) the leader names the one it knows (taken only from an established node), or
+   * that it knows none; a node that stood down is out of the rotation (unless the request was pinned to it);
+   * any other retriable error drops `target` as the leader.
+   */
+  private refusedBy(target: string, error: qjournal.journal.IRpcError, pinned = false): QjmError {
+    const e = fromRpcError(error, target);
+    if (error.term) this.routes.observeTerm(Number(error.term));
+    if (e.errorName === 'NOT_LEADER' || e.errorName === 'LEADERSHIP_LOST')
+      this.routes.redirect(this.leaderNamedBy(target, error.leaderAddress), Number(error.term ?? 0));
+    else if (e.errorName === 'STOOD_DOWN') return pinned ? e : this.stoodDown(target, e);
+    else if (e.retriable) this.routes.failed(target);
+    return e;
   }
 
   /**
@@ -311,19 +320,21 @@ export class JournalClient {
   }
 
   /**
-   * A read RPC: tries nodes in turn (or the one given) until one answers, retrying retriable errors. `decode`
-   * turns the body into the response, which carries an optional `error`.
+   * A read RPC: tries nodes in turn (or the one given; with `leader`, the known leader first, as a write does)
+   * until one answers, retrying retriable errors. `decode` turns the body into the response, which carries an
+   * optional `error`. A linearizable read goes to the leader: only it can confirm one, and a node that stops
+   * leading (or whose leader changed) fails its waiting reads at once, naming the leader it knows.
    */
   read<T extends { error?: qjournal.journal.IRpcError | null }>(
     path: string,
     body: Uint8Array,
     decode: (b: Buffer) => T,
-    options: { node?: string; timeoutMs?: number; deadlineMs?: number; signal?: AbortSignal } = {},
+    options: { node?: string; leader?: boolean; timeoutMs?: number; deadlineMs?: number; signal?: AbortSignal } = {},
   ): Promise<{ node: string; response: T }> {
     const retry = options.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: options.deadlineMs };
     return withRetry(
       async () => {
-        const target = options.node ?? this.routes.anyTarget();
+        const target = options.node ?? (options.leader ? this.routes.leaderTarget() : this.routes.anyTarget());
         if (options.signal?.aborted) throw makeError('INVALID_ARGUMENT', `${path}: aborted by the caller`);
         const res = await this.post(target, path, body, options.timeoutMs ?? this.requestTimeoutMs, options.signal);
         let r: T;
@@ -332,11 +343,7 @@ export class JournalClient {
         } catch {
           throw makeError('UNAVAILABLE', `${target}: HTTP ${res.status} with an unreadable body`, { node: target });
         }
-        if (r.error) {
-          if (r.error.term) this.routes.observeTerm(Number(r.error.term));
-          const e = fromRpcError(r.error, target);
-          throw e.errorName === 'STOOD_DOWN' && options.node === undefined ? this.stoodDown(target, e) : e;
-        }
+        if (r.error) throw this.refusedBy(target, r.error, options.node !== undefined);
         return { node: target, response: r };
       },
       retry,

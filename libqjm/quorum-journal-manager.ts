@@ -190,8 +190,11 @@ export class QuorumJournalManager {
       jid: this.journalId,
       read: { linearizable: options.linearizable !== false },
     }).finish();
-    const { response } = await this.client.read('/qjm/getJournalState', body, (b) =>
-      pb.GetJournalStateResponse.decode(b),
+    const { response } = await this.client.read(
+      '/qjm/getJournalState',
+      body,
+      (b) => pb.GetJournalStateResponse.decode(b),
+      { leader: options.linearizable !== false },
     );
     const { jid: _jid, nsInfo, segments, ...s } = journalStateFromProto(response.state ?? {});
     return {
@@ -319,8 +322,11 @@ export class QuorumJournalManager {
       inProgressOk: options.inProgressOk === true,
       read: { linearizable: options.linearizable !== false },
     }).finish();
-    const { response } = await this.client.read('/qjm/getEditLogManifest', body, (b) =>
-      pb.GetManifestResponse.decode(b),
+    const { response } = await this.client.read(
+      '/qjm/getEditLogManifest',
+      body,
+      (b) => pb.GetManifestResponse.decode(b),
+      { leader: options.linearizable !== false },
     );
     return {
       segments: (response.segments ?? []).map((g) => ({

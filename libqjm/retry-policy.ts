@@ -51,8 +51,8 @@ export async function withRetry<T>(
       const elapsed = Date.now() - t0;
       const wait = backoffMs(attempt, options);
       if (elapsed + wait > options.deadlineMs) throw onGiveUp(e, elapsed);
-      // A redirect to a named leader is worth trying at once.
-      if (!(e.errorName === 'NOT_LEADER' && e.details.leaderAddress) || attempt > 3) {
+      // A redirect to a named leader (a node that is not, or no longer, the leader) is worth trying at once.
+      if (!e.details.leaderAddress || attempt > 3) {
         onBackoff?.(e, options.deadlineMs - elapsed);
         await sleep(wait);
       }

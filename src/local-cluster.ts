@@ -52,7 +52,10 @@ export interface ProcNode {
   id: string;
   /** Joins the running cluster (--join) instead of bootstrapping with --peers. */
   joining: boolean;
+  /** Where the node is dialed (by its peers, its clients, this launcher). */
   address: string;
+  /** Where it listens: its address, unless something sits in front of it (frontWith). */
+  listenAddress: string;
   /** The read-only dashboard port (--ui-listen), when the cluster has one. */
   uiAddress: string | null;
   dataDir: string;
@@ -151,6 +154,7 @@ export class LocalCluster {
         id,
         joining: false,
         address: `127.0.0.1:${ports[i]}`,
+        listenAddress: `127.0.0.1:${ports[i]}`,
         uiAddress,
         dataDir: path.join(root, id),
         logFile: path.join(root, `${id}.log`),
@@ -208,6 +212,7 @@ export class LocalCluster {
       id,
       joining: true,
       address: `127.0.0.1:${port}`,
+      listenAddress: `127.0.0.1:${port}`,
       uiAddress: this.ui ? `127.0.0.1:${uiPort}` : null,
       dataDir: path.join(this.root, id),
       logFile: path.join(this.root, `${id}.log`),
@@ -216,6 +221,17 @@ export class LocalCluster {
     };
     this.nodes.push(n);
     return n;
+  }
+
+  /**
+   * Puts something in front of a node that has never started (a proxy forwarding to where it listens): from now
+   * on it is dialed at `address`, which its peers learn from the initial configuration.
+   */
+  frontWith(id: string, address: string): void {
+    const n = this.node(id);
+    if (n.proc || fs.existsSync(n.dataDir))
+      throw new Error(`${id} has started already: its address is in the configuration`);
+    n.address = address;
   }
 
   get addresses(): string[] {
@@ -238,7 +254,7 @@ export class LocalCluster {
       '--id',
       n.id,
       '--listen',
-      n.address,
+      n.listenAddress,
       '--data',
       n.dataDir,
       ...(n.joining

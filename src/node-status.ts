@@ -26,6 +26,13 @@ export interface FormationJson {
   waitingFor: string[];
 }
 
+/** Recent latencies (the last minute, at most its newest 1024 samples), ms. */
+export interface LatencyJson {
+  p50Ms: number;
+  p99Ms: number;
+  samples: number;
+}
+
 /** The leader's view of one follower (empty on other nodes). */
 export interface FollowerJson {
   nextIndex: number;
@@ -34,6 +41,8 @@ export interface FollowerJson {
   inflight: number;
   recentActive: boolean;
   lagEntries: number;
+  /** From an append leaving the leader to the follower's acknowledgement of it (null: none lately). */
+  ack: LatencyJson | null;
 }
 
 /** A journal's state (keyed by its id, so without it), with the namespace flattened. */
@@ -54,6 +63,8 @@ export interface PeerLinkJson {
   /** The peer's streams to this node open now. */
   inboundStreams: number;
   failures: number;
+  /** Streams this node cut because a ping on them went unanswered (a dead link, redialed). */
+  deadLinks: number;
   droppedMessages: number;
   sentBatches: number;
   storageId: string;
@@ -81,6 +92,8 @@ export interface NodeStatusJson {
   lastLogTerm: number;
   /** The last index durable on this node's disk. */
   diskIndex: number;
+  /** This node's log writes, each with its fdatasync (null: none lately). */
+  sync: LatencyJson | null;
   snapshotIndex: number;
   snapshotTerm: number;
   leadTransferee: string | null;

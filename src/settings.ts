@@ -147,6 +147,13 @@ export const SETTINGS = {
     1e9,
     'Entries kept below a new snapshot, so a slightly lagging follower still gets appends',
   ),
+  leaderSyncStallMs: int(
+    1000,
+    0,
+    3_600_000,
+    'A leader whose own log write (and its fdatasync) is unfinished this long hands leadership to a voter holding its whole log; 0 = never',
+  ),
+  slowSyncWarnMs: int(500, 1, 3_600_000, 'A log write (and its fdatasync) that takes this long is logged as a warning'),
   keepSnapshots: int(2, 1, 100, 'Snapshots kept on disk (a follower may still be fetching the previous one)'),
   // ---- Journal
   maxRecordBytes: int(1 << 20, 1, 1 << 28, 'Largest edit record; larger is refused with TOO_LARGE'),
@@ -308,6 +315,8 @@ export const REPLICA_SETTING_NAMES = [
   'readTimeoutMs',
   'catchupMargin',
   'diskFullHeadroomBytes',
+  'leaderSyncStallMs',
+  'slowSyncWarnMs',
 ] as const satisfies readonly SettingName[];
 export type ReplicaSettings = Pick<Settings, (typeof REPLICA_SETTING_NAMES)[number]>;
 

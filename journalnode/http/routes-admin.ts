@@ -40,6 +40,7 @@ export interface AdminContext {
 
 export function buildStatus(context: AdminContext): NodeStatusJson {
   const s = context.replica.status();
+  const latencies = context.replica.latencies();
   const followers: NodeStatusJson['followers'] = {};
   for (const [id, p] of Object.entries(s.progress)) {
     followers[id] = {
@@ -49,6 +50,7 @@ export function buildStatus(context: AdminContext): NodeStatusJson {
       inflight: p.inflight,
       recentActive: p.recentActive,
       lagEntries: s.lastIndex - p.match,
+      ack: latencies.acks[id] ?? null,
     };
   }
   const addressOf = new Map(s.peers.map((p) => [p.id, p.address]));
@@ -91,6 +93,7 @@ export function buildStatus(context: AdminContext): NodeStatusJson {
     lastIndex: s.lastIndex,
     lastLogTerm: context.replica.rawNode.termAt(s.lastIndex) ?? 0,
     diskIndex: s.stableIndex,
+    sync: latencies.sync,
     snapshotIndex: s.snapshotIndex,
     snapshotTerm: s.snapshotTerm,
     leadTransferee: s.leadTransferee || null,

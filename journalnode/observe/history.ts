@@ -3,6 +3,7 @@
 // node's ring. Bounded twice: the ring by samples, the latencies of one second by a reservoir.
 
 import { assert } from '../../src/assert.js';
+import { percentile } from '../../src/replica/latency-window.js';
 
 /** Column arrays, oldest first; `t` is the sample's second (Unix time, this node's clock). */
 export interface HistoryJson {
@@ -20,12 +21,6 @@ interface Sample {
   fsyncs: number;
   p50: number | null;
   p99: number | null;
-}
-
-/** The nearest-rank percentile of sorted values (p in (0, 1]). */
-export function percentile(sorted: readonly number[], p: number): number {
-  assert(sorted.length > 0 && p > 0 && p <= 1, 'percentile: values and p in (0, 1] expected');
-  return sorted[Math.ceil(p * sorted.length) - 1]!;
 }
 
 export class History {

@@ -6,7 +6,7 @@
 // can run in one process (tests).
 
 import client from 'prom-client';
-import type { ReplicaStatus } from '../../src/replica/replica.js';
+import type { ReplicaLatencies, ReplicaStatus } from '../../src/replica/replica.js';
 import type { ReplicaLog } from '../../src/replica/env.js';
 import type { Entry, HardState, SnapshotMeta } from '../../src/raft/types.js';
 import type { JournalStateMachine } from '../state/journal-state-machine.js';
@@ -15,7 +15,7 @@ import { TxidMarks } from './txid-marks.js';
 
 /** What the gauges read, attached once the parts exist (the log and state machine feed counters before). */
 export interface MetricSources {
-  replica: { status(): ReplicaStatus; readonly isLeader: boolean };
+  replica: { status(): ReplicaStatus; latencies(): ReplicaLatencies; readonly isLeader: boolean };
   stateMachine: JournalStateMachine;
   transport: PeerTransport;
   /** Bytes of this node's Raft log after an index (the leader's byte lag of a follower). */
@@ -204,6 +204,22 @@ export class NodeMetrics {
       "Leader only: bytes of the leader's log a follower does not hold",
       (_s, match) => this.sources?.logBytesAfter(match) ?? 0,
     );
+    this.gauge(
+      'qjournal_raft_follower_ack_seconds',
+      "Leader only: a follower's acknowledgement latency over the last minute (an append leaving to its ack), p50 and p99",
+      () => {
+        const acks = this.sources?.replica.latencies().acks ?? {};
+        return Object.entries(acks).flatMap(([peer, a]): [Labels, number][] =>
+          a
+            ? [
+                [{ peer, quantile: '0.5' }, a.p50Ms / 1000],
+                [{ peer, quantile: '0.99' }, a.p99Ms / 1000],
+              ]
+            : [],
+        );
+      },
+      ['peer', 'quantile'],
+    );
   }
 
   private journalGauges(): void {
@@ -259,6 +275,11 @@ export class NodeMetrics {
       'qjournal_peer_dropped_messages',
       'Messages dropped because a peer was not keeping up',
       (p) => p.droppedMessages,
+    );
+    perPeer(
+      'qjournal_peer_dead_links',
+      'Streams to a peer cut because a ping on them went unanswered (a dead link, redialed)',
+      (p) => p.deadLinks,
     );
   }
 

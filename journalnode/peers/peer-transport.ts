@@ -4,10 +4,13 @@
 //
 // Outbound, per peer: a bounded queue; what is queued in one turn leaves at the end of the turn as one frame
 // (group commit on the wire) unless the connection pushes back, and then it waits in the queue, which drops past
-// maxQueueBytes (Raft slows down to probing). A stream is kept alive by an empty frame when it has nothing
-// to say, ended and reopened after streamLifetimeMs (under the receiver's request timeout; the successor
-// takes the same connection, so frames stay in order), and reopened after a failure with backoff; a failure
-// is reported to Raft as an unreachable peer. Frames written to a stream that fails are lost: Raft
+// maxQueueBytes (Raft slows down to probing). A stream is watched by pings the peer answers on its own stream
+// (link-liveness.ts; a quiet stream gets a frame of its own for its ping, which also keeps it from idling
+// out): one the peer left unanswered while it kept talking (or said nothing for maxPongTimeoutMs) is a dead
+// link (a connection that a partition left half-open, or that was dialed into it), cut and redialed. A stream is ended and reopened after streamLifetimeMs (under
+// the receiver's request timeout; the successor takes the same connection, so frames stay in order), and
+// reopened after a failure with a backoff bounded at maxRedialBackoffMs (well under an election timeout),
+// at once when the peer is heard from; a failure is reported to Raft as an unreachable peer. Frames written to a stream that fails are lost: Raft
 // retransmits. Nothing leaves before the turn ends (ReplicaTransport has no flush, on purpose): a frame is
 // written to its socket at once, and on loopback that write runs the receiver's wake-up on this CPU; a leader
 // that sent first would start its own log write (the slowest step of a small write, traced) ~0.5 ms later,
@@ -23,9 +26,7 @@
 import { QjmError } from '../../src/errors.js';
 import { encodeBatchFrame, messageBytes } from '../../src/transport/raft-codec.js';
 import type { Batch, BatchLimits } from '../../src/transport/raft-codec.js';
-import { KEEPALIVE_FRAME } from '../../src/transport/frames.js';
 import type { ReplicaTransport } from '../../src/replica/env.js';
-import { takeWithinBytes } from '../../src/raft/byte-limit.js';
 import { MessageType } from '../../src/raft/types.js';
 import type { Message, NodeId } from '../../src/raft/types.js';
 import type { HttpError, HttpPools, OutboundStream } from '../../src/http-pool.js';
@@ -33,6 +34,7 @@ import type { PeerLinkJson } from '../../src/node-status.js';
 import type { Logger } from '../../src/logger.js';
 import type { PeerDirectory } from '../../src/replica/peer-directory.js';
 import type { PeerAdmission } from './peer-admission.js';
+import { LinkLiveness } from './link-liveness.js';
 import type { BatchEnvelope, IdentityNotice, IdentityVerdict } from '../../src/replica/identity.js';
 import { parseIdentityRefusal } from './identity-refusal.js';
 
@@ -63,15 +65,24 @@ export interface PeerTransportOptions {
   directory: PeerDirectory;
   /** Who is heard: the members, and a leader the configuration does not name yet on a member's word. */
   admission: Pick<PeerAdmission, 'admits'>;
-  /** What one batch from a peer may hold. */
+  /** What one frame may hold, both ways: the frames this node sends are cut by it, and its route refuses more. */
   batchLimits: BatchLimits;
   clients: Pick<HttpPools, 'openStream'>;
-  /** A stream silent this long is cut, at both ends; a sender with nothing to say writes a keepalive every third of it. */
+  /** A stream silent this long is cut by the receiver (pings keep a quiet one busy: pingIntervalMs is well under). */
   idleTimeoutMs: number;
+  /** A ping leaves on each stream at most this often (about a heartbeat interval). */
+  pingIntervalMs: number;
+  /**
+   * A ping unanswered this long (while nothing of the stream moved) means a dead link: cut and redialed; longer
+   * for a link whose round trips were slow lately, up to maxPongTimeoutMs.
+   */
+  pongTimeoutMs: number;
+  maxPongTimeoutMs: number;
+  /** The longest wait before redialing a peer after a failure (well under the election timeout). */
+  maxRedialBackoffMs: number;
   /** A stream is ended and reopened after this long: under the receiver's request timeout. */
   streamLifetimeMs: number;
   maxQueueBytes: number;
-  maxBatchBytes: number;
   logger: Logger;
 }
 
@@ -85,6 +96,10 @@ class PeerState {
   /** The connection pushed back: frames wait in the queue until it drains. */
   blocked = false;
   failures = 0;
+  /** Failures since the link last worked (a pong came back): what the redial backoff grows with. */
+  redials = 0;
+  /** Streams cut because a ping went unanswered. */
+  deadLinks = 0;
   retryTimer: NodeJS.Timeout | null = null;
   flushScheduled = false;
   lastErrorLogMs = 0;
@@ -96,7 +111,19 @@ class PeerState {
   /** This peer's streams to this node, oldest first. */
   inbound: InboundStream[] = [];
 
-  constructor(readonly id: NodeId) {}
+  constructor(
+    readonly id: NodeId,
+    readonly link: LinkLiveness,
+  ) {}
+}
+
+/**
+ * The wait before redialing after `failures` in a row: 10 ms, doubling, bounded by maxMs (well under an
+ * election timeout), so a peer back from a partition or a restart is redialed before its followers would give
+ * up on a leader.
+ */
+export function redialDelayMs(failures: number, maxMs: number): number {
+  return Math.min(maxMs, 10 * 2 ** Math.min(Math.max(0, failures - 1), 16));
 }
 
 /** A stream a peer opened to this node, as the route that reads it exposes it. */
@@ -142,13 +169,13 @@ export class PeerTransport implements ReplicaTransport {
   private readonly peers = new Map<NodeId, PeerState>();
   private closed = false;
   private sink: TransportSink = NO_SINK;
-  private readonly keepaliveTimer: NodeJS.Timeout;
+  private readonly livenessTimer: NodeJS.Timeout;
   /** Peers whose storage id changed while this node ran (their disk was wiped and they rejoined), oldest first. */
   private readonly storageIdChangesSeen: StorageIdChange[] = [];
 
   constructor(private readonly options: PeerTransportOptions) {
-    this.keepaliveTimer = setInterval(() => this.keepAlive(), Math.max(1, Math.floor(options.idleTimeoutMs / 3)));
-    this.keepaliveTimer.unref();
+    this.livenessTimer = setInterval(() => this.watchLinks(), Math.max(1, Math.floor(options.pingIntervalMs)));
+    this.livenessTimer.unref();
   }
 
   /** The newest MAX_STORAGE_ID_CHANGES storage id changes, oldest first. */
@@ -172,7 +199,7 @@ export class PeerTransport implements ReplicaTransport {
   private peer(id: NodeId): PeerState {
     let p = this.peers.get(id);
     if (!p) {
-      p = new PeerState(id);
+      p = new PeerState(id, new LinkLiveness(this.options));
       this.peers.set(id, p);
     }
     return p;
@@ -210,16 +237,10 @@ export class PeerTransport implements ReplicaTransport {
     });
   }
 
-  private takeBatch(p: PeerState): Message[] {
-    const fit = takeWithinBytes(p.queue.length, (k) => messageBytes(p.queue[k]!), this.options.maxBatchBytes);
-    const out = p.queue.splice(0, fit.count);
-    p.queueBytes -= fit.bytes;
-    if (p.queue.length === 0) p.queueBytes = 0;
-    return out;
-  }
-
-  private flushPeer(p: PeerState): void {
-    if (this.closed || p.queue.length === 0 || p.retryTimer || p.blocked) return;
+  /** Writes what is queued for the peer (and a pong it is owed); with `ping`, a frame even if nothing is. */
+  private flushPeer(p: PeerState, ping = false): void {
+    if (this.closed || p.retryTimer || p.blocked) return;
+    if (p.queue.length === 0 && p.link.pongDue === 0 && !ping) return;
     const address = this.options.directory.addressOf(p.id);
     if (!address) {
       this.logRateLimited(p, `no address known for peer ${p.id}: dropping ${p.queue.length} messages`);
@@ -230,22 +251,53 @@ export class PeerTransport implements ReplicaTransport {
     }
     const stream = this.streamTo(p, address);
     if (!stream) return;
-    while (p.queue.length > 0) {
-      const frame = encodeBatchFrame({
+    do {
+      const frame = this.takeFrame(p);
+      if (frame === null) continue;
+      if (!stream.write(frame)) {
+        p.blocked = true;
+        return;
+      }
+    } while (p.queue.length > 0);
+  }
+
+  /**
+   * The next frame of the peer's queue: as many messages as its receiver accepts in one (the limits both ends
+   * share), taken off the queue. A message that alone is over them would be refused with its whole stream:
+   * dropped (null), with an error, so a bug or a mismatched setting shows instead of a stalled link.
+   */
+  private takeFrame(p: PeerState): Uint8Array[] | null {
+    const now = Date.now();
+    const ping = p.link.pingFor(now);
+    const pong = p.link.pongDue;
+    const frame = encodeBatchFrame(
+      {
         from: this.options.selfId,
         clusterId: this.options.clusterId,
         storageId: this.options.storageId,
         fromAddress: this.options.selfAddress,
         generation: this.sink.generation,
-        messages: this.takeBatch(p),
-      });
-      p.sentBatches++;
-      p.lastWriteAtMs = Date.now();
-      if (!stream.write(frame.chunks)) {
-        p.blocked = true;
-        return;
-      }
+        ping,
+        pong,
+        messages: p.queue,
+      },
+      this.options.batchLimits,
+    );
+    const taken = p.queue.splice(0, p.queue.length === 0 ? 0 : Math.max(1, frame.count));
+    for (const m of taken) p.queueBytes -= messageBytes(m);
+    if (p.queue.length === 0) p.queueBytes = 0;
+    if (frame.count > 0 || taken.length === 0) {
+      p.link.sent(ping, pong, now);
+      if (frame.count > 0) p.sentBatches++;
+      return frame.chunks;
     }
+    // Only a message that alone is over the limits leaves no frame.
+    p.droppedMessages++;
+    this.options.logger.error(
+      { peer: p.id, type: taken[0]!.type, entries: taken[0]!.entries.length, limits: this.options.batchLimits },
+      'a message over the limits of one frame was dropped: no peer would accept it',
+    );
+    return null;
   }
 
   /** The open stream to the peer, after rotating one that lived its time or points at an old address. */
@@ -281,6 +333,7 @@ export class PeerTransport implements ReplicaTransport {
           onDrain: () => {
             if (p.stream !== stream) return;
             p.blocked = false;
+            p.link.progressed(Date.now());
             this.flushPeer(p);
           },
         },
@@ -292,8 +345,8 @@ export class PeerTransport implements ReplicaTransport {
     p.stream = stream;
     p.streamAddress = address;
     p.streamOpenedAtMs = now;
-    p.lastWriteAtMs = now;
     p.streamsOpened++;
+    p.link.newStream();
     return stream;
   }
 
@@ -305,32 +358,58 @@ export class PeerTransport implements ReplicaTransport {
     s?.end();
   }
 
-  /** Every third of the idle timeout: a keepalive on each quiet stream; a stream past its lifetime is ended. */
-  private keepAlive(): void {
+  /**
+   * Every ping interval, each stream: past its lifetime it is ended (the next frame opens its successor); a
+   * ping unanswered too long means a dead link, cut and redialed; a quiet one gets a frame of its own.
+   */
+  private watchLinks(): void {
     const now = Date.now();
     for (const p of this.peers.values()) {
-      if (!p.stream || p.blocked) continue;
-      if (now - p.streamOpenedAtMs >= this.options.streamLifetimeMs) {
+      if (!p.stream) continue;
+      if (now - p.streamOpenedAtMs >= this.options.streamLifetimeMs && !p.blocked) {
         this.endStream(p);
         this.flushPeer(p);
-      } else if (now - p.lastWriteAtMs >= this.options.idleTimeoutMs / 3) {
-        p.lastWriteAtMs = now;
-        if (!p.stream.write([KEEPALIVE_FRAME])) p.blocked = true;
+        continue;
       }
+      const verdict = p.link.check(now);
+      if (verdict === 'dead') this.cutDeadLink(p);
+      else if (verdict === 'frame') this.flushPeer(p, true);
     }
+  }
+
+  /** No answer to a ping on the peer's stream: what was written to it is lost (Raft resends); redial. */
+  private cutDeadLink(p: PeerState): void {
+    const s = p.stream;
+    p.stream = null;
+    p.blocked = false;
+    p.deadLinks++;
+    s?.destroy();
+    this.failed(
+      p,
+      `peer ${p.id}: no answer to a ping within ${Math.round(p.link.pongTimeoutMs)} ms: the link is cut and redialed`,
+    );
   }
 
   private failed(p: PeerState, why: string): void {
     if (this.closed) return;
     p.failures++;
+    p.redials++;
     this.logRateLimited(p, why);
     this.sink.reportUnreachable(p.id);
-    // Back off: 10 ms, doubling, at most 1 s. What queues meanwhile goes in the next stream.
-    const delay = Math.min(1000, 10 * 2 ** Math.min(p.failures - 1, 7));
+    // What queues meanwhile goes in the next stream.
+    const delay = redialDelayMs(p.redials, this.options.maxRedialBackoffMs);
     p.retryTimer = setTimeout(() => {
       p.retryTimer = null;
-      this.flushPeer(p);
+      this.flushPeer(p, true);
     }, delay);
+  }
+
+  /** The peer is up (it sent this node a frame): a redial waiting out its backoff goes now. */
+  private redialNow(p: PeerState): void {
+    if (!p.retryTimer) return;
+    clearTimeout(p.retryTimer);
+    p.retryTimer = null;
+    this.flushPeer(p, true);
   }
 
   private logRateLimited(p: PeerState, msg: string): void {
@@ -401,7 +480,16 @@ export class PeerTransport implements ReplicaTransport {
     // Only members (and a leader a member vouched for) speak for the cluster; nothing (state, metrics labels,
     // delivery) is kept for anyone else.
     if (!this.heard(b.from)) throw new NotAMemberError(b.from);
-    this.noteStorageId(this.peer(b.from), b.storageId);
+    const p = this.peer(b.from);
+    this.noteStorageId(p, b.storageId);
+    const now = Date.now();
+    p.link.heard(now);
+    if (p.link.heardPong(b.pong ?? 0, now)) p.redials = 0;
+    if ((b.ping ?? 0) > 0) {
+      p.link.heardPing(b.ping!);
+      this.scheduleFlush(p);
+    }
+    this.redialNow(p);
     const mine = b.messages.filter((m) => m.to === this.options.selfId);
     if (mine.length > 0) this.sink.receive(mine, envelopeOf(b));
   }
@@ -415,6 +503,7 @@ export class PeerTransport implements ReplicaTransport {
       streamsOpened: p.streamsOpened,
       inboundStreams: p.inbound.length,
       failures: p.failures,
+      deadLinks: p.deadLinks,
       droppedMessages: p.droppedMessages,
       sentBatches: p.sentBatches,
       storageId: p.storageId,
@@ -423,7 +512,7 @@ export class PeerTransport implements ReplicaTransport {
 
   close(): void {
     this.closed = true;
-    clearInterval(this.keepaliveTimer);
+    clearInterval(this.livenessTimer);
     for (const p of this.peers.values()) {
       if (p.retryTimer) clearTimeout(p.retryTimer);
       this.endStream(p);

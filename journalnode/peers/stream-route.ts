@@ -22,8 +22,6 @@ import type { Caller } from '../http/authz.js';
 import { IdentityRefusal } from './identity-refusal.js';
 
 export interface RaftRouteContext {
-  /** The largest legal frame: one append's worth of entries and what travels with it. */
-  maxBodyBytes: number;
   clusterId: string;
   transport: PeerTransport;
   logger: Logger;
@@ -79,7 +77,7 @@ class StreamReader {
     private readonly reply: FastifyReply,
     private readonly resolve: (r: FastifyReply) => void,
   ) {
-    this.frames = new FrameReader(ctx.maxBodyBytes);
+    this.frames = new FrameReader(ctx.transport.batchLimits.maxFrameBytes);
     const idleMs = ctx.transport.idleTimeoutMs;
     this.idle = setTimeout(
       () => this.refuse(new QjmError('TIMEOUT', `the stream sent nothing for ${idleMs} ms`)),

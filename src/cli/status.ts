@@ -1,10 +1,12 @@
 // qjm status: every node the given addresses lead to (cluster-check.ts finds them and names the problems), as a
-// table with each follower's lag as the leader sees it, then the journals as the leader sees them; or --json.
+// table with each follower's lag as the leader sees it, a table of recent disk and acknowledgement latencies
+// (latency-table.ts), then the journals as the leader sees them; or --json.
 
 import type { FlagValues, CommandSpec } from '../command-line.js';
 import type { NodeStatusJson } from '../node-status.js';
 import { renderTable } from '../text-table.js';
 import { clusterProblems, discoverNodes, referenceLeader } from './cluster-check.js';
+import { latencyTable } from './latency-table.js';
 import { adminClient, CONNECT, JID, JSON_OUT, timeoutMsOf } from './connect.js';
 import type { CliIo } from './connect.js';
 
@@ -31,7 +33,8 @@ export async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promis
     } else {
       // LAG: entries a follower's log is behind the leader's. Only the leader knows it (of the newest
       // generation, then the highest term, if two claim it); '?' when no leader answered.
-      const leader = referenceLeader(reports.flatMap((r) => (r.status ? [r.status] : [])));
+      const statuses = reports.flatMap((r) => (r.status ? [r.status] : []));
+      const leader = referenceLeader(statuses);
       const lagOf = (id: string) =>
         !leader ? '?' : id === leader.id ? '-' : String(leader.followers[id]?.lagEntries ?? '?');
       const rows = reports.map(({ endpoint, status: s, error }) => {
@@ -67,6 +70,7 @@ export async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promis
           rows,
         ),
       );
+      io.out(`\n${latencyTable(statuses, leader)}`);
       if (problems.length > 0) io.out(`\nproblems:\n${problems.map((p) => `- ${p}`).join('\n')}`);
       const journals = (leader ?? reports.find((r) => r.status)?.status)?.journals;
       if (journals) {

@@ -1,7 +1,6 @@
-// The byte bound on a batch of entries or messages, one rule for every place that cuts one (the log view,
-// the memory and disk logs, the peer transport): items are taken in order while the batch stays within
-// maxBytes, but a batch never starts empty — an item larger than the bound goes alone — so a bound slows
-// progress and never stops it.
+// The byte bound on a batch of entries, one rule for every place that cuts one (the log view, the memory and
+// disk logs): items are taken in order while the batch stays within maxBytes, but a batch never starts empty
+// (an item larger than the bound goes alone), so a bound slows progress and never stops it.
 
 /** A batch being filled: the items and bytes it already holds. */
 export interface BatchFill {

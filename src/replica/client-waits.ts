@@ -165,11 +165,16 @@ export class ClientWaits<R> {
     }
   }
 
-  failAll(e: QjmError): void {
-    this.failProposals(e);
+  /** Fails the reads awaiting the leader's confirmation (not those confirmed, which wait to be applied). */
+  failReads(e: QjmError): void {
     const reads = [...this.reads.values()];
     this.reads.clear();
     for (const r of reads) r.cb(e);
+  }
+
+  failAll(e: QjmError): void {
+    this.failProposals(e);
+    this.failReads(e);
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.cb(e);

@@ -1,7 +1,8 @@
 // The replica's ordered writes to its durable log, with group commit: every Ready's hard state and entries
 // become a job, and the jobs queued while one write is in flight leave as one write and one fsync. Messages
 // that depend on durability (votes, append acks) leave only once their write, and every earlier one, is done.
-// A snapshot install is a job too, so nothing queued after it reaches the disk before it.
+// A snapshot install is a job too, so nothing queued after it reaches the disk before it. Each write is timed
+// (the host hears how long it took, and can ask how long the one in flight has been).
 // Bounded: past maxPersistJobs queued the queue is `full`, and the replica takes no more input that would
 // add to it (a leader's proposals are refused BUSY, peer messages are dropped: Raft resends them).
 // A write (or an install's step) that ran short of file descriptors is issued again after a backoff, or one that
@@ -49,6 +50,19 @@ export interface PersistHost {
   /** The log failed: the replica stops. */
   failed(e: Error): void;
   stopped(): boolean;
+  /** The replica's clock (ms). */
+  now(): number;
+  /** A write is durable: how long it took (its write and fdatasync) and what it carried. */
+  synced(write: SyncedWrite): void;
+}
+
+export interface SyncedWrite {
+  ms: number;
+  /** Entry data bytes. */
+  bytes: number;
+  entries: number;
+  /** The index of its first entry (0: it carried only a hard state). */
+  firstIndex: number;
 }
 
 export interface PersistQueueOptions {
@@ -68,6 +82,8 @@ export class PersistQueue {
   private lastQueuedHard: HardState;
   /** The hard state of the last write issued to the log (its commit is the hint on disk). */
   private writtenHard: HardState;
+  /** When the write in flight was first issued (null: none is); a retry after a shortage keeps it. */
+  private writeStartedMs: number | null = null;
   /** The job in flight ran short of file descriptors: its step again after a backoff (one at a time). */
   readonly retry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
 
@@ -88,6 +104,11 @@ export class PersistQueue {
   /** The disk is this far behind: the replica takes no input that would queue more. */
   get full(): boolean {
     return this.jobs.length >= this.options.maxPersistJobs;
+  }
+
+  /** How long the write in flight has been unfinished (0: none is in flight). */
+  writeInFlightMs(nowMs: number): number {
+    return this.writeStartedMs === null ? 0 : nowMs - this.writeStartedMs;
   }
 
   /** Nothing queued for or in flight to the disk. */
@@ -151,21 +172,30 @@ export class PersistQueue {
     }
     this.checkWriteOrder(entries);
     this.busy = true;
+    this.writeStartedMs = this.host.now();
     this.write(hardState, entries, messages);
   }
 
   /** One log write; the messages that waited for it leave once it is durable. */
   private write(hardState: HardState | null, entries: Entry[], messages: Message[]): void {
+    const startedMs = this.host.now();
     this.host.log.write(hardState, entries, (e) => {
       if (this.host.stopped()) {
         this.busy = false;
+        this.writeStartedMs = null;
         return;
       }
       if (e && isRetriable(e))
         return this.host.shortOf(e, this.retry, 'a log write', () => this.write(hardState, entries, messages));
       this.busy = false;
+      this.writeStartedMs = null;
       if (e) return this.host.failed(e);
       this.retry.succeeded();
+      let bytes = 0;
+      for (const x of entries) bytes += x.data.byteLength;
+      const firstIndex = entries[0]?.index ?? 0;
+      // This attempt's time: the disk's, not a wait for file descriptors before it.
+      this.host.synced({ ms: this.host.now() - startedMs, bytes, entries: entries.length, firstIndex });
       const last = entries[entries.length - 1];
       if (last) this.host.persisted(last);
       if (messages.length > 0) this.host.send(messages);

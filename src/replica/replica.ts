@@ -31,6 +31,9 @@ import type { ResetResult } from './reset-peers.js';
 import { Snapshots } from './snapshots.js';
 import { diskFullRefusal, freeBytesAt } from './disk-full.js';
 import type { DiskFullStatus } from './disk-full.js';
+import { SyncHealth } from './sync-health.js';
+import { AckLatency } from './ack-latency.js';
+import type { LatencySummary } from './latency-window.js';
 import { IdentityGate } from './identity.js';
 import type * as Id from './identity.js';
 
@@ -78,6 +81,13 @@ export interface ReplicaDeps<R> {
   diskSpace?: DiskSpace;
 }
 
+/** How long this node's log writes and (a leader's view) its followers' acknowledgements took lately. */
+export interface ReplicaLatencies {
+  sync: LatencySummary | null;
+  /** Leader only: per follower (empty elsewhere). */
+  acks: Record<NodeId, LatencySummary | null>;
+}
+
 export interface ReplicaStatus extends RaftStatus {
   snapshotIndex: number;
   snapshotTerm: number;
@@ -123,6 +133,8 @@ export class Replica<R> {
   private readonly waits: ClientWaits<R>;
   private readonly persist: PersistQueue;
   private readonly snapshots: Snapshots<R>;
+  private readonly syncHealth: SyncHealth;
+  private readonly acks = new AckLatency();
   private readonly identity: IdentityGate;
   /** Applying ran short of file descriptors: held, and resumed from tick() after a backoff. */
   private readonly applyRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
@@ -159,6 +171,7 @@ export class Replica<R> {
     this.applied = snap.index;
     this.peers = deps.peers ?? new PeerDirectory();
     this.peers.reset(snap.peers ?? [], snap.index);
+    this.syncHealth = new SyncHealth(id, options, this.logger);
     const stopped = () => this.stopped;
     const failed = (e: Error) => this.die(e);
     const schedule = () => this.schedule();
@@ -175,6 +188,8 @@ export class Replica<R> {
         shortOf,
         failed,
         stopped,
+        now: () => deps.clock.now(),
+        synced: (w) => this.syncHealth.synced(w, deps.clock.now()),
       },
       options,
       hs,
@@ -253,6 +268,7 @@ export class Replica<R> {
     this.identity.tick(out);
     if (out.length > 0) this.deps.transport.send(out);
     this.expireDeadlines();
+    this.handOverIfStalled();
     this.advanceChange();
     this.schedule();
   }
@@ -269,8 +285,12 @@ export class Replica<R> {
       this.logger.debug({ jobs: this.persist.length, dropped: messages.length }, 'persist queue full: input dropped');
       return;
     }
+    const now = this.deps.clock.now();
     const out: Message[] = [];
-    for (const m of this.identity.inbound(messages, out)) this.raw.step(m);
+    for (const m of this.identity.inbound(messages, out)) {
+      if (this.isLeader) this.acks.received(m, now);
+      this.raw.step(m);
+    }
     if (out.length > 0) this.deps.transport.send(out);
     this.schedule();
   }
@@ -430,7 +450,32 @@ export class Replica<R> {
     if (!this.stopped) this.end({ name: 'stopped' });
   }
 
+  /**
+   * A leader whose own log write has been unfinished past leaderSyncStallMs hands leadership to a voter that
+   * holds its whole log (the followers kept writing: entries leave before the leader's own write is done), so
+   * the cluster's writes stop waiting on this disk. None holds it: this node keeps leading.
+   */
+  private handOverIfStalled(): void {
+    if (!this.isLeader || this.transfer || this.phase.name !== 'running') return;
+    const inFlightMs = this.persist.writeInFlightMs(this.deps.clock.now());
+    if (!this.syncHealth.stalled(inFlightMs)) return;
+    const to = transferTarget(this.raw.status(), true);
+    if (to === undefined) return;
+    this.logger.warn(
+      { node: this.id, inFlightMs: Math.round(inFlightMs), to },
+      `this leader's log write has been unfinished for ${Math.round(inFlightMs)} ms (leaderSyncStallMs ${this.opts.leaderSyncStallMs}): handing leadership to ${to}`,
+    );
+    this.transferLeader(to, () => {});
+  }
+
   // ---------------------------------------------------------------- queries
+
+  /** Recent latencies: this node's log writes, and a leader's followers' acknowledgements. */
+  latencies(): ReplicaLatencies {
+    const now = this.deps.clock.now();
+    const followers = this.isLeader ? Object.keys(this.raw.status().progress) : [];
+    return { sync: this.syncHealth.summary(now), acks: this.acks.summaries(followers, now) };
+  }
 
   status(): ReplicaStatus {
     const s = this.raw.status();
@@ -543,7 +588,10 @@ export class Replica<R> {
       afterPersist = afterPersist.filter((m) => !early.includes(m.type));
     }
     this.persist.enqueueWrite(rd.hardState, rd.entries, afterPersist);
-    if (rd.messages.length > 0) this.deps.transport.send(rd.messages);
+    if (rd.messages.length > 0) {
+      if (this.isLeader) this.acks.sent(rd.messages, this.deps.clock.now());
+      this.deps.transport.send(rd.messages);
+    }
     const applied = rd.committedEntries.length > 0 ? this.applyEntries(rd.committedEntries) : 0;
     if (this.stopped) return;
     for (const rs of rd.readStates) this.onReadState(rs.context, rs.index, rs.ok);
@@ -553,7 +601,17 @@ export class Replica<R> {
 
   private onSoftState(state: StateType, lead: NodeId): void {
     const wasLeader = this.isLeader;
+    const leaderChanged = lead !== this.soft.lead;
     this.soft = { state, lead };
+    if (wasLeader !== this.isLeader) this.acks.reset();
+    if (leaderChanged || (wasLeader && state !== StateType.Leader)) {
+      // A read awaiting confirmation was queued at the leader that is gone (this node, or the one a follower
+      // forwarded it to): no answer will come. Failing now, retriably, lets the reader go to the next leader
+      // instead of waiting out readTimeoutMs. Reads already confirmed only wait to be applied here: they stay.
+      this.waits.failReads(
+        err('LEADERSHIP_LOST', 'the leader changed before the read was confirmed', this.leaderDetails()),
+      );
+    }
     if (wasLeader && state !== StateType.Leader) {
       // Our proposals may still commit under the next leader: the outcome is unknown, the client retries
       // idempotently. Failing now (rather than at the timeout) is what makes failover fast.

@@ -21,6 +21,10 @@ export interface Batch {
   fromAddress: string;
   /** The sender's reset generation (absent: 0, a cluster never reset). */
   generation?: number;
+  /** Asks the receiver to answer with this number as its pong (absent or 0: no ask). */
+  ping?: number;
+  /** The newest ping received from the batch's receiver (absent or 0: none). */
+  pong?: number;
   messages: Message[];
 }
 
@@ -31,6 +35,8 @@ export function encodeBatch(b: Batch): Uint8Array {
     storageId: b.storageId,
     fromAddress: b.fromAddress,
     generation: b.generation ?? 0,
+    ping: b.ping ?? 0,
+    pong: b.pong ?? 0,
     messages: b.messages as unknown as qjournal.raft.IMessage[],
   }).finish();
 }
@@ -109,17 +115,31 @@ function entryBodyBytes(e: Entry): number {
   return n;
 }
 
+/** Ids a snapshot's metadata carries in its configuration and address book (what maxMembers bounds). */
+function snapshotMembers(m: Message): number {
+  const s = m.snapshot;
+  if (!s) return 0;
+  return s.conf.voters.length + s.conf.votersOutgoing.length + s.conf.learners.length + (s.peers?.length ?? 0);
+}
+
 /**
- * A batch as one length-prefixed frame of a peer stream ([u32 BE length][MessageBatch]), in chunks whose
+ * The first messages of a batch, as many as one frame may carry within `limits` (all of them when they
+ * fit), as one length-prefixed frame of a peer stream ([u32 BE length][MessageBatch]), in chunks whose
  * concatenation is the frame. Decodes with decodeBatch (after the length prefix) as encodeBatch's bytes do.
+ * `count` is how many messages the frame carries; when the first one alone is over a limit, none: no frame.
  */
-export function encodeBatchFrame(b: Batch): { chunks: Uint8Array[]; bytes: number } {
+export function encodeBatchFrame(
+  b: Batch,
+  limits: BatchLimits = UNLIMITED,
+): { chunks: Uint8Array[]; bytes: number; count: number } {
   const head = pb.MessageBatch.encode({
     from: b.from,
     clusterId: b.clusterId,
     storageId: b.storageId,
     fromAddress: b.fromAddress,
     generation: b.generation ?? 0,
+    ping: b.ping ?? 0,
+    pong: b.pong ?? 0,
     messages: [],
   }).finish();
   // Each message: its fields but the entries (encoded by protobufjs, small), then its entries, field 7 each.
@@ -127,24 +147,32 @@ export function encodeBatchFrame(b: Batch): { chunks: Uint8Array[]; bytes: numbe
   const lengths: number[] = [];
   let total = head.byteLength;
   let small = head.byteLength;
+  let entries = 0;
   for (const m of b.messages) {
+    if (bodies.length === limits.maxMessages || entries + m.entries.length > limits.maxEntries) break;
+    if (snapshotMembers(m) > limits.maxMembers) break;
     const body = pb.Message.encode({ ...(m as unknown as qjournal.raft.IMessage), entries: [] }).finish();
     let len = body.byteLength;
+    let copied = 0;
     for (const e of m.entries) {
       const eb = entryBodyBytes(e);
       len += 1 + varintBytes(eb) + eb;
       // What the chunk writer copies: all of the entry's encoding but data it references where it lies.
-      small += 1 + varintBytes(eb) + eb - (e.data.byteLength > INLINE_DATA_BYTES ? e.data.byteLength : 0);
+      copied += 1 + varintBytes(eb) + eb - (e.data.byteLength > INLINE_DATA_BYTES ? e.data.byteLength : 0);
     }
+    if (total + 1 + varintBytes(len) + len > limits.maxFrameBytes) break;
     bodies.push(body);
     lengths.push(len);
     total += 1 + varintBytes(len) + len;
-    small += 11 + body.byteLength;
+    small += 11 + body.byteLength + copied;
+    entries += m.entries.length;
   }
+  const count = bodies.length;
+  if (count === 0 && b.messages.length > 0) return { chunks: [], bytes: 0, count };
   const w = new ChunkWriter(FRAME_HEADER_BYTES + small);
   w.u32be(total);
   w.bytes(head);
-  b.messages.forEach((m, i) => {
+  b.messages.slice(0, count).forEach((m, i) => {
     w.varint((4 << 3) | 2); // MessageBatch.messages
     w.varint(lengths[i]!);
     w.bytes(bodies[i]!);
@@ -161,16 +189,54 @@ export function encodeBatchFrame(b: Batch): { chunks: Uint8Array[]; bytes: numbe
       }
     }
   });
-  return { chunks: w.finish(), bytes: FRAME_HEADER_BYTES + total };
+  return { chunks: w.finish(), bytes: FRAME_HEADER_BYTES + total, count };
 }
 
-/** What one batch from a peer may hold; checked on the bytes before anything is decoded. */
+/**
+ * What one frame of a peer stream may hold: the receiver refuses a frame past any of these (checked on the
+ * bytes before anything is decoded), and the sender cuts its frames by the very same description
+ * (encodeBatchFrame), so a sender never builds a frame its peer refuses.
+ */
 export interface BatchLimits {
+  /** The MessageBatch's bytes (the frame without its length prefix). */
+  maxFrameBytes: number;
   maxMessages: number;
   /** Entries across all the batch's messages. */
   maxEntries: number;
   /** Ids in one snapshot metadata's configuration and address book. */
   maxMembers: number;
+}
+
+const UNLIMITED: BatchLimits = {
+  maxFrameBytes: Number.POSITIVE_INFINITY,
+  maxMessages: Number.POSITIVE_INFINITY,
+  maxEntries: Number.POSITIVE_INFINITY,
+  maxMembers: Number.POSITIVE_INFINITY,
+};
+
+/** Messages in one frame; a turn's messages to one peer are a handful (appends, heartbeats, answers). */
+export const MAX_MESSAGES_PER_BATCH = 4096;
+/** Ids in one snapshot's metadata: far more members than any cluster has. */
+export const MAX_MEMBERS_PER_SNAPSHOT = 1024;
+/** Room in a frame for what travels with a full append's entries (headers, other messages). */
+const FRAME_HEADROOM_BYTES = 1 << 20;
+
+/**
+ * What a node's peer streams accept, from the settings every member of a cluster shares: a frame carries a
+ * full pipeline of appends (maxInflightAppends of maxEntriesPerAppend entries) but at most one append's
+ * bytes and what travels with them. A single append always fits, so no message is ever too large to send.
+ */
+export function peerBatchLimits(s: {
+  maxAppendBodyBytes: number;
+  maxEntriesPerAppend: number;
+  maxInflightAppends: number;
+}): BatchLimits {
+  return {
+    maxFrameBytes: s.maxAppendBodyBytes + FRAME_HEADROOM_BYTES,
+    maxMessages: MAX_MESSAGES_PER_BATCH,
+    maxEntries: s.maxEntriesPerAppend * s.maxInflightAppends,
+    maxMembers: MAX_MEMBERS_PER_SNAPSHOT,
+  };
 }
 
 export class BatchLimitError extends Error {
@@ -234,6 +300,8 @@ export function decodeBatch(buf: Uint8Array, limits: BatchLimits): Batch {
     storageId: m.storageId,
     fromAddress: m.fromAddress,
     generation: Number(m.generation),
+    ping: Number(m.ping),
+    pong: Number(m.pong),
     messages: m.messages as unknown as Message[],
   };
 }

@@ -82,6 +82,17 @@ describe('qjm CLI', function () {
       if (row[col('STATE')] === 'leader') expect(row[col('LAG')], 'the leader lags nobody').to.equal('-');
       else expect(row[col('LAG')], `${row[col('ID')]}: entries behind the leader`).to.match(/^\d+$/);
     }
+    // Then each node's recent log writes and, as the leader sees them, each follower's acknowledgements.
+    const leaderId = rows.find((row) => row[col('STATE')] === 'leader')![col('ID')];
+    const [lhead, ...lrows] = tableRows(r.out.split('\n\n').find((b) => b.includes('SYNC P50'))!);
+    expect(lhead).to.deep.equal(['ID', 'SYNC P50 / P99 (MS)', 'ACK P50 / P99 (MS)']);
+    expect(lrows.map((row) => row[0]).sort()).to.deep.equal(['n1', 'n2', 'n3']);
+    const pair = /^\d+\.\d \/ \d+\.\d$/;
+    for (const [id, sync, ack] of lrows) {
+      expect(sync, `${id} wrote its log within the minute`).to.match(pair);
+      if (id === leaderId) expect(ack).to.equal('-');
+      else expect(ack, `${id} acknowledged the leader's appends`).to.match(pair);
+    }
     const j = JSON.parse((await qjmAsAdmin(['status', '--peers', peers, '--json'])).out) as {
       nodes: { endpoint: string; status: { state: string } }[];
       problems: string[];

@@ -105,21 +105,29 @@ describe('dashboard in a real browser', function () {
     leader: string;
     terms: Record<string, string>;
     health: Record<string, string>;
+    sync: Record<string, string>;
+    ack: Record<string, string>;
     lastTxId: string | null;
   }> {
     return page.evaluate((jid) => {
       const text = (sel: string) => document.querySelector(sel)?.textContent ?? null;
       const terms: Record<string, string> = {};
       const health: Record<string, string> = {};
+      const sync: Record<string, string> = {};
+      const ack: Record<string, string> = {};
       for (const tr of document.querySelectorAll('#nodes tbody tr')) {
         const id = tr.getAttribute('data-node')!;
         terms[id] = tr.querySelector('[data-field=term]')!.textContent!;
         health[id] = tr.querySelector('[data-field=health]')!.textContent!;
+        sync[id] = tr.querySelector('[data-field=sync]')!.textContent!;
+        ack[id] = tr.querySelector('[data-field=ack]')!.textContent!;
       }
       return {
         leader: text('#leader') ?? '',
         terms,
         health,
+        sync,
+        ack,
         lastTxId: text(`#journals tr[data-jid="${jid}"] [data-field=lastTxId]`),
       };
     }, JID);
@@ -158,6 +166,16 @@ describe('dashboard in a real browser', function () {
     const s = await shown();
     expect(sts.map((st) => st.journals[JID]!.lastTxId)).to.deep.equal([written, written, written]);
     expect(Object.keys(s.terms).sort()).to.deep.equal(['n1', 'n2', 'n3']);
+    // Every node's recent log writes, and each follower's acknowledgements as the leader sees them: p50 / p99.
+    const pair = /^\d+\.\d \/ \d+\.\d$/;
+    for (const st of sts) {
+      expect(st.sync?.samples, `${st.id} wrote`).to.be.above(0);
+      expect(s.sync[st.id], `${st.id}'s sync latency`).to.match(pair);
+      if (st.id === leader) expect(s.ack[st.id]).to.equal('—');
+      else expect(s.ack[st.id], `${st.id}'s acknowledgements`).to.match(pair);
+    }
+    const fromLeader = sts.find((st) => st.id === leader)!.followers;
+    expect(Object.values(fromLeader).every((f) => (f.ack?.samples ?? 0) > 0)).to.equal(true);
     expect(await page.locator('#events tr[data-kind=fenced]').count()).to.equal(1);
     expect(await page.textContent('#events tr[data-kind=fenced] [data-field=message]')).to.contain(
       'writer nn2 (epoch 2) fenced nn1 (epoch 1)',

@@ -53,7 +53,13 @@ describe('operating JournalNodes', function () {
       'inflight',
       'recentActive',
       'lagEntries',
+      'ack',
     ]);
+    // Ten writes went through: the leader's log writes and its followers' acknowledgements were timed.
+    expect(st.sync?.samples).to.be.above(0);
+    expect(st.sync!.p99Ms).to.be.at.least(st.sync!.p50Ms);
+    for (const f of Object.values(st.followers) as { ack: { samples: number } | null }[])
+      expect(f.ack?.samples).to.be.above(0);
     expect(st.journals.ns1).to.include({ promisedEpoch: 1, lastWriterEpoch: 1, lastTxId: 10 });
     expect(st.peers.map((p: { id: string }) => p.id).sort()).to.deep.equal(['n1', 'n2', 'n3']);
 

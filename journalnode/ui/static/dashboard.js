@@ -66,6 +66,11 @@ function health(m) {
   return ['ok', 'ok'];
 }
 
+/** A latency's p50 / p99 in ms, or a dash when there is none lately. */
+function percentiles(l) {
+  return l ? `${l.p50Ms.toFixed(1)} / ${l.p99Ms.toFixed(1)}` : '—';
+}
+
 function renderNodes(c) {
   const tbody = $('nodes').tBodies[0];
   tbody.replaceChildren();
@@ -95,6 +100,10 @@ function renderNodes(c) {
       f ? f.lagEntries : s && s.state === 'leader' ? 0 : '—',
       `num${f && f.lagEntries > 1000 ? ' warn' : ''}`,
     );
+    const sync = s ? s.sync : null;
+    cell(tr, 'sync', percentiles(sync), `num${sync && sync.p99Ms > 100 ? ' warn' : ''}`);
+    const ack = f ? f.ack : null;
+    cell(tr, 'ack', percentiles(ack), `num${ack && ack.p99Ms > 100 ? ' warn' : ''}`);
     const [text, cls] = health(m);
     cell(tr, 'health', text, cls);
     tbody.appendChild(tr);

@@ -12,6 +12,7 @@ const follower = (lagEntries: number, recentActive = true): FollowerJson => ({
   inflight: 0,
   recentActive,
   lagEntries,
+  ack: null,
 });
 
 function leader(voters: string[], followers: Record<string, FollowerJson>, joint = false): NodeStatusJson {

@@ -94,6 +94,61 @@ describe('JournalClient writes', () => {
   });
 });
 
+describe('JournalClient linearizable reads across a leader change', () => {
+  /** Fake nodes: each answers getJournalState with what `answer` says for it, and records who was asked. */
+  const servers: http.Server[] = [];
+  const asked: string[] = [];
+  async function node(answer: () => qjournal.journal.IGetJournalStateResponse): Promise<string> {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        asked.push(address);
+        res
+          .writeHead(200, { 'content-type': 'application/x-protobuf' })
+          .end(Buffer.from(pb.GetJournalStateResponse.encode(answer()).finish()));
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return address;
+  }
+  afterEach(async () => {
+    asked.splice(0);
+    await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+  });
+
+  it('a node that lost leadership names the new leader: the read goes there at once, with no backoff', async () => {
+    let newLeader = '';
+    const old = await node(() => ({
+      error: { code: pb.ErrorCode.LEADERSHIP_LOST, message: 'the leader changed', leaderAddress: newLeader, term: 3 },
+    }));
+    const other = await node(() => ({ error: { code: pb.ErrorCode.NOT_LEADER, message: 'no leader known' } }));
+    newLeader = await node(() => ({ state: { jid: 'ns1', formatted: true }, nodeId: 'n3', fromLeader: true }));
+    const backoffs: string[] = [];
+    // The old leader first, then the node a rotation would try next: only the redirect reaches the new one.
+    const client = new JournalClient({
+      peers: [old, other, newLeader],
+      retry: { initialBackoffMs: 50, maxBackoffMs: 50 },
+      onRetry: (e) => void backoffs.push(e.code),
+    });
+    const body = pb.GetJournalStateRequest.encode({ jid: 'ns1', read: { linearizable: true } }).finish();
+    try {
+      const r = await client.read('/qjm/getJournalState', body, (b) => pb.GetJournalStateResponse.decode(b), {
+        leader: true,
+      });
+      expect(r.node).to.equal(newLeader);
+      expect(asked).to.deep.equal([old, newLeader]);
+      expect(backoffs).to.deep.equal([]);
+      expect(client.routes.knownLeader, 'the next linearizable read goes to the leader').to.equal(newLeader);
+      await client.read('/qjm/getJournalState', body, (b) => pb.GetJournalStateResponse.decode(b), { leader: true });
+      expect(asked).to.deep.equal([old, newLeader, newLeader]);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 describe('JournalClient and a node that stood down', () => {
   const servers: http.Server[] = [];
   const seen: string[] = [];

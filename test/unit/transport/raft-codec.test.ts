@@ -4,13 +4,13 @@
 
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { decodeBatch, encodeBatch, encodeBatchFrame } from '../../../src/transport/raft-codec.js';
-import type { Batch } from '../../../src/transport/raft-codec.js';
+import { BatchLimitError, decodeBatch, encodeBatch, encodeBatchFrame } from '../../../src/transport/raft-codec.js';
+import type { Batch, BatchLimits } from '../../../src/transport/raft-codec.js';
 import { FRAME_HEADER_BYTES } from '../../../src/transport/frames.js';
 import { EntryType, makeMessage, MessageType } from '../../../src/raft/types.js';
 import type { Message } from '../../../src/raft/types.js';
 
-const LIMITS = { maxMessages: 10_000, maxEntries: 100_000, maxMembers: 100 };
+const LIMITS = { maxFrameBytes: 1 << 30, maxMessages: 10_000, maxEntries: 100_000, maxMembers: 100 };
 
 function joined(chunks: Uint8Array[]): Buffer {
   return Buffer.concat(chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)));
@@ -141,6 +141,63 @@ describe('encodeBatchFrame', () => {
         expect(plain(decodeFrame(encodeBatchFrame(b)))).to.deep.equal(plain(decodeBatch(encodeBatch(b), LIMITS)));
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it("property: cut by a receiver's limits, a frame holds the longest prefix that the receiver accepts", () => {
+    const entry = fc.record({
+      term: fc.integer({ min: 1, max: 2 ** 40 }),
+      index: fc.integer({ min: 1, max: 2 ** 40 }),
+      type: fc.constant(EntryType.Normal),
+      data: fc.uint8Array({ maxLength: 300 }),
+    });
+    const append = fc
+      .record({ index: fc.nat(), entries: fc.array(entry, { maxLength: 6 }) })
+      .map((f) => makeMessage({ type: MessageType.App, to: 'b', from: 'a', term: 1, ...f }) as Message);
+    const snap = fc.nat({ max: 5 }).map((n) => {
+      const ids = Array.from({ length: n }, (_, i) => `n${i}`);
+      return makeMessage({
+        type: MessageType.Snap,
+        to: 'b',
+        from: 'a',
+        term: 1,
+        snapshot: { index: 9, term: 1, conf: { voters: ids, votersOutgoing: [], learners: [] } },
+      }) as Message;
+    });
+    const limits = fc.record({
+      maxFrameBytes: fc.integer({ min: 40, max: 3000 }),
+      maxMessages: fc.integer({ min: 1, max: 8 }),
+      maxEntries: fc.integer({ min: 0, max: 20 }),
+      maxMembers: fc.integer({ min: 0, max: 4 }),
+    });
+    /** Whether the receiver takes this frame: within its byte bound, and its shape within the rest. */
+    const accepted = (f: { chunks: Uint8Array[]; bytes: number }, l: BatchLimits) => {
+      if (f.bytes - FRAME_HEADER_BYTES > l.maxFrameBytes) return false;
+      try {
+        decodeBatch(joined(f.chunks).subarray(FRAME_HEADER_BYTES), l);
+        return true;
+      } catch (e) {
+        if (e instanceof BatchLimitError) return false;
+        throw e;
+      }
+    };
+    fc.assert(
+      fc.property(fc.array(fc.oneof(append, snap), { maxLength: 12 }), limits, (messages, l) => {
+        const b: Batch = { from: 'a', clusterId: 'c', storageId: 's', fromAddress: 'a:1', messages };
+        const f = encodeBatchFrame(b, l);
+        const taken = messages.slice(0, f.count);
+        if (f.count > 0 || messages.length === 0) {
+          expect(accepted(f, l), 'the receiver accepts the frame').to.equal(true);
+          expect(plain(decodeFrame(f))).to.deep.equal(
+            plain(decodeBatch(encodeBatch({ ...b, messages: taken }), LIMITS)),
+          );
+        } else expect(f.chunks).to.deep.equal([]);
+        if (f.count < messages.length) {
+          const more = encodeBatchFrame({ ...b, messages: messages.slice(0, f.count + 1) });
+          expect(accepted(more, l), 'one more message would be refused').to.equal(false);
+        }
+      }),
+      { numRuns: 500 },
     );
   });
 });

@@ -2,7 +2,8 @@
 // on the latencies kept within one second.
 
 import { expect } from 'chai';
-import { History, percentile } from '../../../../journalnode/observe/history.js';
+import { History } from '../../../../journalnode/observe/history.js';
+import { percentile } from '../../../../src/replica/latency-window.js';
 
 describe('per-second history', () => {
   it('percentile: nearest rank', () => {

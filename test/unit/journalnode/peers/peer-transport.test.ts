@@ -11,6 +11,7 @@ import {
   PeerTransport,
   RAFT_STREAM_CONTENT_TYPE,
   RAFT_STREAM_PATH,
+  redialDelayMs,
 } from '../../../../journalnode/peers/peer-transport.js';
 import type { PeerTransportOptions } from '../../../../journalnode/peers/peer-transport.js';
 import { decodeBatch, messageBytes } from '../../../../src/transport/raft-codec.js';
@@ -27,7 +28,7 @@ import type { Message, NodeId } from '../../../../src/raft/types.js';
 import { nextTurn, waitFor } from '../../../support/async.js';
 import type { BatchEnvelope, IdentityNotice } from '../../../../src/replica/identity.js';
 
-const LIMITS = { maxMessages: 1000, maxEntries: 10_000, maxMembers: 100 };
+const LIMITS = { maxFrameBytes: 1 << 20, maxMessages: 1000, maxEntries: 10_000, maxMembers: 100 };
 
 const CLUSTER = 'CID-t';
 const ADDRESS: Record<NodeId, string> = { a: 'a:1', b: 'b:1', c: 'c:1' };
@@ -169,9 +170,12 @@ function rig(
     admission,
     clients: streams,
     idleTimeoutMs: 60_000,
+    pingIntervalMs: 60_000,
+    pongTimeoutMs: 60_000,
+    maxPongTimeoutMs: 60_000,
+    maxRedialBackoffMs: 1000,
     streamLifetimeMs: 60_000,
     maxQueueBytes: 1 << 20,
-    maxBatchBytes: 1 << 20,
     batchLimits: LIMITS,
     logger: { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') },
     ...over,
@@ -258,12 +262,71 @@ describe('PeerTransport', () => {
       expect(s.batches.map((b) => indexes(b.messages))).to.deep.equal([[1], [2], [3, 4]]);
     });
 
-    it('a frame holds at most maxBatchBytes (but always one message)', async () => {
-      const size = messageBytes(app('b', 1));
-      const { t, streams } = rig({ maxBatchBytes: 2 * size });
-      t.send([app('b', 1), app('b', 2), app('b', 3)]);
+    it('every frame holds what the receiver accepts (bytes, entries, messages): a backlog leaves as several', async () => {
+      // A follower catching up: the stream pushed back while a pipeline of appends piled up in the queue.
+      const limits = { maxFrameBytes: 3000, maxMessages: 4, maxEntries: 10, maxMembers: 100 };
+      const { t, streams } = rig({ batchLimits: limits });
+      t.send([app('b', 1)]);
       await nextTurn();
-      expect(streams.opened[0]!.batches.map((b) => indexes(b.messages))).to.deep.equal([[1, 2], [3]]);
+      const s = streams.opened[0]!;
+      s.accepts = false;
+      t.send([app('b', 2)]);
+      await nextTurn();
+      const entry = (i: number, bytes: number) => ({ term: 1, index: i, type: 0, data: new Uint8Array(bytes) });
+      const appWith = (index: number, n: number, bytes: number) =>
+        makeMessage({
+          type: MessageType.App,
+          to: 'b',
+          from: 'a',
+          term: 1,
+          index,
+          entries: Array.from({ length: n }, (_, k) => entry(index + k + 1, bytes)),
+        });
+      // 3 appends of 6 small entries (entries bind), 3 of one 1,000-byte entry (bytes bind), 9 heartbeats (messages bind).
+      const backlog = [
+        ...[10, 20, 30].map((i) => appWith(i, 6, 1)),
+        ...[40, 50, 60].map((i) => appWith(i, 1, 1000)),
+        ...Array.from({ length: 9 }, () => heartbeat('b')),
+      ];
+      t.send(backlog);
+      await nextTurn();
+      s.accepts = true;
+      s.h.onDrain();
+      const frames = s.frames.filter((f) => f.byteLength > 0).slice(2);
+      for (const f of frames) {
+        expect(f.byteLength).to.be.at.most(limits.maxFrameBytes);
+        expect(() => decodeBatch(f, limits), 'the receiver accepts every frame').not.to.throw();
+      }
+      const sent = s.batches.slice(2).flatMap((b) => b.messages);
+      expect(indexes(sent), 'everything went, in order').to.deep.equal(indexes(backlog));
+      expect(s.batches.slice(2).map((b) => indexes(b.messages))).to.deep.equal([
+        [10], // 12 entries would be over 10
+        [20],
+        [30, 40, 50], // a 4th message would pass 3,000 bytes
+        [60, 0, 0, 0], // a 5th message would be over 4
+        [0, 0, 0, 0],
+        [0, 0],
+      ]);
+    });
+
+    it('a message alone over the limits is dropped with an error (no peer would take its frame); the rest go', async () => {
+      const limits = { maxFrameBytes: 1 << 20, maxMessages: 10, maxEntries: 2, maxMembers: 100 };
+      const { t, streams, logs } = rig({ batchLimits: limits });
+      const big = makeMessage({
+        type: MessageType.App,
+        to: 'b',
+        from: 'a',
+        term: 1,
+        index: 7,
+        entries: [1, 2, 3].map((i) => ({ term: 1, index: 7 + i, type: 0, data: new Uint8Array(1) })),
+      });
+      t.send([app('b', 1), big, app('b', 2)]);
+      await nextTurn();
+      expect(streams.opened[0]!.batches.map((b) => indexes(b.messages))).to.deep.equal([[1], [2]]);
+      expect(t.stats()[0]).to.include({ droppedMessages: 1, queuedMessages: 0, queuedBytes: 0 });
+      expect(logs.filter((l) => l.level === 'error').map((l) => l.msg)).to.deep.equal([
+        'a message over the limits of one frame was dropped: no peer would accept it',
+      ]);
     });
 
     it('the queue is bounded: past maxQueueBytes messages are dropped, and a dropped append reports the peer unreachable', async () => {
@@ -307,12 +370,98 @@ describe('PeerTransport', () => {
       expect(t.stats()[0]).to.include({ streamOpen: true, failures: 0 });
     });
 
-    it('a quiet stream gets a keepalive (an empty frame) every third of the idle timeout', async () => {
-      const { t, streams } = rig({ idleTimeoutMs: 60 });
+    it('a quiet stream gets a frame of its own for its ping (it keeps the stream from idling out); a peer that never answers is not held to it', async () => {
+      const { t, streams } = rig({ pingIntervalMs: 20, pongTimeoutMs: 40 });
       t.send([app('b', 1)]);
       await nextTurn();
-      await waitFor(() => streams.opened[0]!.keepalives >= 2, { what: 'two keepalives' });
-      expect(streams.opened[0]!.batches).to.have.length(1);
+      const s = streams.opened[0]!;
+      expect(s.batches[0]!.ping, 'the first frame carries a ping').to.equal(1);
+      await waitFor(() => s.batches.filter((b) => b.messages.length === 0 && (b.ping ?? 0) > 0).length >= 2, {
+        what: 'two ping frames',
+      });
+      expect(streams.opened, 'an older peer that never answers a ping: its stream stays').to.have.length(1);
+      expect(s.destroyed).to.equal(false);
+    });
+
+    it('a ping is answered with a pong on the stream back, in a frame of its own when nothing else goes', async () => {
+      const { t, streams } = rig();
+      t.handleInbound(batchFrom('b', [], { ping: 7 }));
+      await nextTurn();
+      const [back] = streams.to('b:1');
+      expect(back!.batches.map((b) => [b.pong, b.messages.length])).to.deep.equal([[7, 0]]);
+      t.send([app('b', 1)]);
+      await nextTurn();
+      expect(back!.batches[1]!.pong, 'answered once').to.equal(0);
+    });
+  });
+
+  describe('dead links', () => {
+    it("a forged ping or pong past 2^53 is answered as it decodes: nothing throws, only that peer's link is touched", async () => {
+      const { t, streams } = rig();
+      expect(() => t.handleInbound(batchFrom('b', [], { ping: 2 ** 60 + 7, pong: 2 ** 63 }))).not.to.throw();
+      await nextTurn();
+      expect(streams.opened.map((s) => s.address)).to.deep.equal(['b:1']);
+      expect(streams.opened[0]!.batches[0]!.pong).to.equal(2 ** 60 + 7);
+      expect(t.stats().map((l) => [l.id, l.deadLinks, l.failures])).to.deep.equal([['b', 0, 0]]);
+    });
+
+    it('a ping unanswered for pongTimeoutMs: the link is cut (not ended), reported, and redialed; the new stream carries on', async () => {
+      const { t, streams, unreachable } = rig({ pingIntervalMs: 10, pongTimeoutMs: 50, maxRedialBackoffMs: 20 });
+      t.send([app('b', 1)]);
+      await nextTurn();
+      const first = streams.opened[0]!;
+      t.handleInbound(batchFrom('b', [], { pong: first.batches[0]!.ping! })); // b answers: the link works
+      const answeredAt = Date.now();
+      // Then the link to b goes dead: b hears nothing more, and so answers nothing; but b still talks.
+      const talking = setInterval(() => t.handleInbound(batchFrom('b', [appResp('a', 1, 'b')])), 10);
+      try {
+        await waitFor(() => streams.opened.length === 2, { what: 'the link cut and redialed' });
+      } finally {
+        clearInterval(talking);
+      }
+      expect(Date.now() - answeredAt, 'not before a ping went unanswered that long').to.be.at.least(50);
+      expect(first.destroyed, 'cut, not ended: nothing more goes on it').to.equal(true);
+      expect(unreachable).to.deep.equal(['b']);
+      expect(t.stats()[0]).to.include({ deadLinks: 1, streamOpen: true });
+      t.send([app('b', 2)]);
+      await nextTurn();
+      expect(streams.opened[1]!.batches.flatMap((b) => indexes(b.messages))).to.include(2);
+    });
+
+    it('a peer heard from is redialed at once, not at the end of its backoff', async () => {
+      const { t, streams } = rig({ maxRedialBackoffMs: 60_000 });
+      t.send([app('b', 1)]);
+      await nextTurn();
+      streams.opened[0]!.h.onError(new HttpError('b:1: ECONNREFUSED', false, 'ECONNREFUSED'));
+      expect(streams.opened).to.have.length(1);
+      t.handleInbound(batchFrom('b', [appResp('a', 1, 'b')]));
+      expect(streams.opened, 'redialed as soon as b spoke').to.have.length(2);
+    });
+
+    it('the redial backoff doubles from 10 ms, bounded by maxRedialBackoffMs however many failures came before', () => {
+      expect([1, 2, 3, 5, 6, 7, 40, 10_000].map((n) => redialDelayMs(n, 200))).to.deep.equal([
+        10, 20, 40, 160, 200, 200, 200, 200,
+      ]);
+    });
+
+    it('a pong resets the backoff: failures before the link last worked do not slow the next redial', async () => {
+      const { t, streams } = rig({ pingIntervalMs: 1, pongTimeoutMs: 60_000, maxRedialBackoffMs: 3_600_000 });
+      t.send([app('b', 1)]);
+      await nextTurn();
+      // Twelve failures in a row, each redial brought forward by a frame from b (no pong in it): doubling from
+      // 10 ms, the next wait would be 41 s.
+      for (let k = 1; k <= 12; k++) {
+        streams.opened[k - 1]!.h.onError(new HttpError('b:1: ECONNREFUSED', false, 'ECONNREFUSED'));
+        t.handleInbound(batchFrom('b', [appResp('a', k, 'b')]));
+        expect(streams.opened).to.have.length(k + 1);
+      }
+      const last = streams.opened[12]!;
+      // A quiet stream gets a frame every ping interval, with a ping only when none is outstanding.
+      const pingOf = () => last.batches.find((b) => (b.ping ?? 0) > 0)?.ping ?? 0;
+      await waitFor(() => pingOf() > 0, { what: 'a ping on the last stream' });
+      t.handleInbound(batchFrom('b', [], { pong: pingOf() }));
+      last.h.onError(new HttpError('b:1: ECONNRESET', true, 'ECONNRESET'));
+      await waitFor(() => streams.opened.length === 14, { what: 'the redial after the link worked (10 ms)' });
     });
   });
 

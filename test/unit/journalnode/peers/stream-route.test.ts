@@ -17,7 +17,7 @@ import { batchFrame } from '../../../support/peer-stream.js';
 import { waitFor } from '../../../support/async.js';
 
 const CLUSTER = 'CID-route';
-const LIMITS = { maxMessages: 100, maxEntries: 100, maxMembers: 10 };
+const LIMITS = { maxFrameBytes: 1 << 20, maxMessages: 100, maxEntries: 100, maxMembers: 10 };
 const app = (from: NodeId, index: number) => makeMessage({ type: MessageType.App, to: 'a', from, term: 3, index });
 const frame = (from: NodeId, index: number) =>
   batchFrame({ from, clusterId: CLUSTER, storageId: `s-${from}`, fromAddress: '', messages: [app(from, index)] });
@@ -56,7 +56,6 @@ async function route(transport: ReturnType<typeof standIn>['t']): Promise<Fastif
   });
   registerRaftStreamBody(a);
   registerRaftRoutes(a, {
-    maxBodyBytes: 1 << 20,
     clusterId: CLUSTER,
     transport: transport as unknown as PeerTransport,
     logger: { info() {}, warn() {}, error() {}, debug() {} },
