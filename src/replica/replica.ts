@@ -135,6 +135,12 @@ export class Replica<R> {
   private readonly snapshots: Snapshots<R>;
   private readonly syncHealth: SyncHealth;
   private readonly acks = new AckLatency();
+  /**
+   * When each peer was last heard from (a message admitted), for status(): the core's check-quorum marks are
+   * reset at every round, so read just after one they showed every follower silent. Only members' ids are
+   * kept (status() drops the others).
+   */
+  private readonly heardAtMs = new Map<NodeId, number>();
   private readonly identity: IdentityGate;
   /** Applying ran short of file descriptors: held, and resumed from tick() after a backoff. */
   private readonly applyRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
@@ -288,6 +294,7 @@ export class Replica<R> {
     const now = this.deps.clock.now();
     const out: Message[] = [];
     for (const m of this.identity.inbound(messages, out)) {
+      this.heardAtMs.set(m.from, now);
       if (this.isLeader) this.acks.received(m, now);
       this.raw.step(m);
     }
@@ -482,6 +489,7 @@ export class Replica<R> {
     const snap = this.deps.log.snapshotMeta();
     return {
       ...s,
+      progress: this.progressHeard(s.progress),
       appliedIndex: this.appliedIndex,
       snapshotIndex: snap.index,
       snapshotTerm: snap.term,
@@ -493,6 +501,19 @@ export class Replica<R> {
       diskFull: this.phase.name === 'disk-full' ? { ...this.phase.status } : null,
       identity: this.identity.status(),
     };
+  }
+
+  /** The core's progress, each follower active if heard from within an election timeout (at any moment). */
+  private progressHeard(progress: RaftStatus['progress']): RaftStatus['progress'] {
+    const now = this.deps.clock.now();
+    const windowMs = this.opts.tickMs * this.opts.electionTicks;
+    for (const id of [...this.heardAtMs.keys()]) if (!(id in progress)) this.heardAtMs.delete(id);
+    const out: RaftStatus['progress'] = {};
+    for (const [id, p] of Object.entries(progress)) {
+      const heard = this.heardAtMs.get(id);
+      out[id] = { ...p, recentActive: p.recentActive || (heard !== undefined && now - heard <= windowMs) };
+    }
+    return out;
   }
 
   /** Why this node takes no client operation (it stood down, or its storage waits to be re-added), or null. */
