@@ -221,6 +221,11 @@ export class SnapshotStore {
     return decodeManifest(this.fileSystem.readFile(file), file);
   }
 
+  /** Where snapshot `index` keeps its copy of a journal's file (a hard link). */
+  filePath(index: number, jid: string, file: string): string {
+    return path.join(this.dirOf(index), 'journals', jid, file);
+  }
+
   manifestOf(index: number): ManifestData | null {
     const dir = this.dirOf(index);
     if (!this.fileSystem.stat(dir)) return null;
@@ -290,7 +295,7 @@ export class SnapshotStore {
     const seg = j?.segments.find((s) => s.file === file);
     if (!seg) throw new SnapshotError(`snapshot ${index} has no file ${jid}/${file}`);
     const size = seg.sizeBytes;
-    const handle = this.fileSystem.open(path.join(this.dirOf(index), 'journals', jid, file), 'r');
+    const handle = this.fileSystem.open(this.filePath(index, jid, file), 'r');
     try {
       return preadSync(handle, offset, Math.min(length, size - offset));
     } finally {

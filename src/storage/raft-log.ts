@@ -609,6 +609,37 @@ export class DiskLog implements ReplicaLog {
     });
   }
 
+  // ---------------------------------------------------------------- scrubbing
+
+  /** The closed segments as they are now: what the scrubber re-reads (file, first and last index). */
+  closedSegments(): { file: string; first: number; last: number }[] {
+    if (this.pendingReset) return [];
+    return this.segments.filter((s) => s.closed).map((s) => ({ file: s.file, first: s.first, last: s.last }));
+  }
+
+  /**
+   * One step of the scrubber: re-reads the entries of closed segment `file` from `index` (about maxBytes, at
+   * least one entry) and checks every frame as a read does. Returns the next index (past the segment's last
+   * when it is done) and the bytes read, or null when the segment is no longer in the log (compacted, cut by a
+   * truncation). Throws CorruptLogError on damage, a read that fails included.
+   */
+  scrubStep(file: string, index: number, maxBytes: number): { next: number; bytes: number } | null {
+    if (this.pendingReset || index <= this.compactedIndex) return null;
+    const seg = segmentFor(this.segments, index);
+    if (!seg?.closed || seg.file !== file) return null;
+    const got = (() => {
+      try {
+        return this.readRun(seg, index, seg.last + 1, maxBytes, { count: 0, bytes: 0 });
+      } catch (e) {
+        if (e instanceof CorruptLogError) throw e;
+        throw new CorruptLogError(seg.file, seg.offsets[index - seg.first]!, `unreadable: ${(e as Error).message}`);
+      }
+    })();
+    const next = index + got.length;
+    const end = next <= seg.last ? seg.offsets[next - seg.first]! : seg.sizeBytes;
+    return { next, bytes: end - seg.offsets[index - seg.first]! };
+  }
+
   // ---------------------------------------------------------------- status
 
   /** Where the entry at `index` lies on disk, or undefined (compacted, not written): the simulator checks it there. */

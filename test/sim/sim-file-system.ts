@@ -102,7 +102,8 @@ class SimFile {
         d = { writeSeq: seq, durable, durableSeq: seq - 1, lost: false, pinned: -1, saved: null };
         this.dirty.set(s, d);
       } else if (d.pinned === d.writeSeq) {
-        (d.saved ??= new Map()).set(d.writeSeq, this.sectorNow(s));
+        d.saved ??= new Map();
+        d.saved.set(d.writeSeq, this.sectorNow(s));
       }
       d.writeSeq = seq;
       d.lost = false;
@@ -724,6 +725,21 @@ export class SimFileSystem implements FileSystem {
       }
     };
     visit(this.root, '');
+    return out.sort((a, b) => (a.path < b.path ? -1 : 1));
+  }
+
+  /** Names (in the running view) under directory `under` of files that hold a latent sector error, and how many. */
+  rottenFiles(under: string): { path: string; sectors: number }[] {
+    const out: { path: string; sectors: number }[] = [];
+    const visit = (node: SimNode | undefined, at: string) => {
+      if (!node) return;
+      if (node.kind === 'file') {
+        if (node.rot.size > 0) out.push({ path: at, sectors: node.rot.size });
+        return;
+      }
+      for (const [name, child] of node.entries) visit(child, `${at}/${name}`);
+    };
+    visit(this.lookup(under), under);
     return out.sort((a, b) => (a.path < b.path ? -1 : 1));
   }
 
