@@ -301,6 +301,14 @@ export class Replica<R> {
     this.raw.reportUnreachable(id);
   }
 
+  /**
+   * Stops in the fatal state, as on a storage failure: damage to this node's storage that it cannot repair while
+   * it runs (the next start recovers what it can vouch for).
+   */
+  fail(e: Error): void {
+    this.die(e);
+  }
+
   /** Fails everything pending and stops; the replica accepts no more input. */
   stop(): void {
     if (this.stopped) return;

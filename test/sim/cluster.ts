@@ -31,10 +31,11 @@ import { faultExplains, ForgetfulLog, SimNode } from './sim-node.js';
 import { diskLogSettings, drawSimSettings, simReplicaOptions } from './sim-settings.js';
 import { formatDataDir, JOINER_BOOTSTRAP, ObservedStateMachine, openStorage } from './sim-storage.js';
 import { DiskFaultInjector } from './disk-faults.js';
-import { checkConvergence, checkJournals } from './end-checks.js';
+import { checkConvergence, checkJournals, checkRepaired } from './end-checks.js';
 import { simSnapshotSource } from './snapshot-network.js';
+import { startIntegrity } from './sim-integrity.js';
 
-export { MIXES, mixFor } from './mixes.js';
+export { MIXES, mixFor, replayCommand } from './mixes.js';
 export type { FaultMix } from './mixes.js';
 export { SimNode } from './sim-node.js';
 
@@ -312,6 +313,7 @@ export class SimCluster {
       },
     });
     node.replica = replica;
+    node.integrity = startIntegrity(this, node, this.logger(node));
     // Per device operation: a vote (the metadata file's sync, then its directory's) takes 20-150 ms.
     if (node.slowDisk) node.latencyMs = [10, 75];
     replica.start();
@@ -850,6 +852,7 @@ export class SimCluster {
     if (this.checker.violations.length === 0)
       this.checker.checkAcked((i) => this.members().every((n) => (n.replica?.appliedIndex ?? 0) >= i));
     if (this.checker.violations.length === 0) checkJournals(this.checker, this.journals, this.members());
+    if (this.checker.violations.length === 0) checkRepaired(this.checker, this.members());
   }
 
   /** After healing, proposes until one is acknowledged: the time that takes is the liveness figure. */
@@ -877,17 +880,4 @@ export class SimCluster {
 
 export function runSim(opts: SimOptions): SimResult {
   return new SimCluster(opts).run();
-}
-
-export function replayCommand(
-  r: { seed: number; mix: string; nodes: number },
-  o: {
-    bug?: OutsideModelBug | undefined;
-    checks?: string | undefined;
-    faultMs?: number | undefined;
-    dataDirFaults?: boolean | undefined;
-  } = {},
-): string {
-  const fault = `${o.faultMs !== undefined && o.faultMs !== 3000 ? ` --fault-ms ${o.faultMs}` : ''}${o.dataDirFaults ? ' --data-dir-faults' : ''}`;
-  return `npm run sim -- --seed ${r.seed} --mix ${r.mix} --nodes ${r.nodes}${fault}${o.bug ? ` --bug ${o.bug}` : ''}${o.checks && o.checks !== 'all' ? ` --checks ${o.checks}` : ''} --trace`;
 }

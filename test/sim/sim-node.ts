@@ -15,6 +15,7 @@ import { type SimFileSystem, SimFsError } from './sim-file-system.js';
 import { durableLog, durablyHolds, durableHardState } from './sim-storage.js';
 import type { ObservedStateMachine, OpenedStorage } from './sim-storage.js';
 import type { DurableState } from './checker.js';
+import type { NodeIntegrity } from '../../journalnode/integrity/node-integrity.js';
 
 type Result = qjournal.journal.ICommandResult;
 
@@ -31,6 +32,8 @@ export class SimNode {
   replica: Replica<Result> | null = null;
   storage: OpenedStorage | null = null;
   observed: ObservedStateMachine | null = null;
+  /** Its scrubber, repairs and (when it leads) comparison of the replicas, while it runs. */
+  integrity: NodeIntegrity | null = null;
   slowDisk = false;
   /** Latency of one device operation, ms: [min, max). */
   latencyMs: [number, number] = [0.3, 2];
@@ -65,6 +68,8 @@ export class SimNode {
   wentDown(lastSnapshot: SnapshotMeta | null): void {
     const snap = this.storage?.stateMachine.snapshotMeta ?? lastSnapshot ?? this.downLog?.snapshotMeta();
     if (snap) this.downLog = durableLog(this.fs, snap);
+    this.integrity?.stop();
+    this.integrity = null;
     this.storage = null;
     this.replica = null;
     this.observed = null;
