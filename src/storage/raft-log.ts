@@ -20,7 +20,7 @@ import type { FileHandle, FileSystem } from './file-system.js';
 import { mkdirDurableSync, preadSync, writeAllSync, writevAllSync } from './files.js';
 import { CorruptLogError, recoverLog } from './log-recovery.js';
 export { CorruptLogError } from './log-recovery.js';
-import type { RecoveredLog } from './log-recovery.js';
+import type { LogDamage, RecoveredLog } from './log-recovery.js';
 import {
   FRAME_HEADER_BYTES,
   SEGMENT_HEADER_BYTES,
@@ -66,6 +66,11 @@ export interface DiskLogOptions {
   tornWriteBytes?: number;
   /** Observes the duration of every fdatasync of an append (metrics: latency percentiles). */
   onFsync?(ms: number): void;
+  /**
+   * Takes damage found at start-up (log-recovery.ts): told first, it makes durable what the node must remember
+   * (with a cut, its floor), then recovery keeps what is sound. Without it, damage refuses to open the log.
+   */
+  onDamage?(d: LogDamage): void;
 }
 
 export interface DiskLogStats {
@@ -129,6 +134,7 @@ export class DiskLog implements ReplicaLog {
       snapshot: o.snapshot,
       tornWriteBytes: o.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT,
       logger: o.logger ?? silentLogger,
+      ...(o.onDamage ? { onDamage: o.onDamage } : {}),
     });
     return new DiskLog(dir, o, recovered);
   }
