@@ -44,6 +44,12 @@ const NODE_FLAGS = {
     valueName: 'HOST:PORT',
     description: 'also serve a read-only plain-HTTP port: the dashboard, /status, /metrics, /healthz (off by default)',
   },
+  'ui-allowed-hosts': {
+    type: 'string',
+    valueName: 'NAME,...',
+    description:
+      'host names the dashboard port also answers (a DNS name, a proxy); it refuses any other Host header (default: its listen address, and localhost on loopback)',
+  },
   config: {
     type: 'string',
     valueName: 'FILE',
@@ -58,10 +64,29 @@ const FIELD_OF_FLAG: Partial<Record<keyof typeof NODE_FLAGS, keyof JournalNodeCo
   'log-level': 'logLevel',
   'certs-dir': 'certsDir',
   'ui-listen': 'uiListen',
+  'ui-allowed-hosts': 'uiAllowedHosts',
 };
 
 /** What a config file may name besides the settings. */
-const FILE_FIELDS = ['id', 'listen', 'dataDir', 'peers', 'join', 'advertise', 'certsDir', 'insecure', 'uiListen'];
+const FILE_FIELDS = [
+  'id',
+  'listen',
+  'dataDir',
+  'peers',
+  'join',
+  'advertise',
+  'certsDir',
+  'insecure',
+  'uiListen',
+  'uiAllowedHosts',
+];
+
+/** A comma-separated list (of names): its non-empty parts. */
+const commaList = (v: string) =>
+  v
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
 
 function settingFlag(s: SettingSchema): FlagSpec {
   const description = `${s.doc} (default ${s.default})`;
@@ -127,6 +152,7 @@ export function parseJournalNodeArgs(argv: readonly string[]): JournalNodeArgs {
         throw new UsageError(`invalid --${flag}: expected a number, got ${JSON.stringify(value)}`);
       cfg[field] = n;
     } else if (kind === 'bool') cfg[field] = value === 'true';
+    else if (field === 'uiAllowedHosts') cfg[field] = commaList(value);
     else cfg[field] = value;
   }
   return { help: false, config: validateConfig(cfg as Partial<JournalNodeConfig>) };
@@ -149,6 +175,7 @@ function readConfigFile(file: string): Record<string, unknown> {
   try {
     if (typeof out.peers === 'string') out.peers = parsePeers(out.peers);
     if (typeof out.join === 'string') out.join = parseAddresses(out.join);
+    if (typeof out.uiAllowedHosts === 'string') out.uiAllowedHosts = commaList(out.uiAllowedHosts);
   } catch (e) {
     throw new ConfigError(`--config ${file}: ${(e as Error).message}`);
   }

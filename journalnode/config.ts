@@ -2,10 +2,11 @@
 // src/settings.ts; validation of every field with an error that names it. The command line and the
 // optional JSON config file are read by cli-args.ts.
 
-import { checkHostPort, isNodeId, NODE_ID_RULE } from '../src/ids.js';
+import { checkHost, checkHostPort, isNodeId, NODE_ID_RULE } from '../src/ids.js';
 import type { Peer } from '../src/raft/types.js';
 import { checkSetting, DEFAULT_SETTINGS, SETTINGS } from '../src/settings.js';
 import type { SettingName, Settings } from '../src/settings.js';
+import { STREAM_WINDOW_BYTES } from './http/response-budget.js';
 
 /** Who this node is and where it listens; everything tunable is a setting of src/settings.ts. */
 export interface NodeIdentity {
@@ -28,6 +29,11 @@ export interface NodeIdentity {
   insecure: boolean;
   /** The read-only plain-HTTP port (dashboard, /status, /metrics, /healthz), host:port; null: none. */
   uiListen: string | null;
+  /**
+   * Host names (or addresses) the dashboard port answers besides its listen address and, on loopback or a
+   * wildcard, localhost: a DNS name it is reached by, a proxy's. Every other Host header is refused.
+   */
+  uiAllowedHosts: string[];
 }
 
 /** What a node started with neither --certs-dir nor --insecure answers. */
@@ -96,7 +102,15 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
     if (uiListen === c.listen && !uiListen.endsWith(':0'))
       bad('uiListen', `must differ from --listen (${c.listen}): the dashboard port is a second, read-only port`);
   }
-  const out: Record<string, unknown> = { ...c, peers, join, advertise, certsDir, insecure, uiListen };
+  const uiAllowedHosts = c.uiAllowedHosts ?? [];
+  if (!Array.isArray(uiAllowedHosts) || uiAllowedHosts.length > 64)
+    bad('uiAllowedHosts', 'expected a list of at most 64 host names');
+  for (const h of uiAllowedHosts) {
+    const problem = checkHost(h);
+    if (problem) bad('uiAllowedHosts', problem);
+  }
+  if (uiAllowedHosts.length > 0 && uiListen === null) bad('uiAllowedHosts', 'only with --ui-listen');
+  const out: Record<string, unknown> = { ...c, peers, join, advertise, certsDir, insecure, uiListen, uiAllowedHosts };
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
     const problem = checkSetting(name, out[name]);
     if (problem) bad(name, problem);
@@ -108,5 +122,31 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   if (c.maxBatchBytes! > c.maxAppendBodyBytes!)
     bad('maxBatchBytes', `must not exceed maxAppendBodyBytes (${c.maxAppendBodyBytes})`);
   if (c.maxRecordBytes! > c.maxBatchBytes!) bad('maxRecordBytes', `must not exceed maxBatchBytes (${c.maxBatchBytes})`);
+  checkResourceBounds(c, bad);
   return out as unknown as JournalNodeConfig;
+}
+
+/** The answer budget and the descriptor reserve, checked against what they must hold. */
+function checkResourceBounds(c: Partial<JournalNodeConfig>, bad: (field: string, why: string) => never): void {
+  // The largest answer that cannot be made smaller (one record, one snapshot chunk) must fit a connection's
+  // budget, and a connection's budget the node's, or some reads would be refused for ever.
+  const oneAnswerBytes = Math.max(c.maxRecordBytes!, c.maxSnapshotChunkBytes!) + (64 << 10);
+  if (c.maxResponseBytesPerConnection! < oneAnswerBytes)
+    bad(
+      'maxResponseBytesPerConnection',
+      `must be at least the largest record or snapshot chunk plus 64 KiB (${oneAnswerBytes})`,
+    );
+  // The reserve must hold what storage and streamed answers may keep open at once: an open segment per journal,
+  // a file per streamed answer the budget admits, and room for the log, snapshots, peers and the process.
+  const reserveNeeded = c.maxJournals! + Math.ceil(c.maxResponseBytesInFlight! / STREAM_WINDOW_BYTES) + 128;
+  if (c.reservedFileDescriptors! < reserveNeeded)
+    bad(
+      'reservedFileDescriptors',
+      `must be at least maxJournals + maxResponseBytesInFlight / 512 KiB + 128 (${reserveNeeded}): storage and streamed answers keep that many files open at most`,
+    );
+  if (c.maxResponseBytesInFlight! < c.maxResponseBytesPerConnection!)
+    bad(
+      'maxResponseBytesInFlight',
+      `must be at least maxResponseBytesPerConnection (${c.maxResponseBytesPerConnection})`,
+    );
 }

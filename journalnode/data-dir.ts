@@ -1,7 +1,9 @@
-// The data directory's policy: its layout, what a first start writes (bootstrap from --peers, or an empty
-// state to join a running cluster), and the identity checks every later start makes. The layout:
+// The data directory's policy: its layout, what a first start writes (its storage id at once, then the
+// cluster formed from --peers once every node named there agrees — formation.ts — or an empty state to join a
+// running cluster), and the identity checks every later start makes. The layout:
 //   <data>/LOCK            exclusive flock held while running
-//   <data>/raft/raft_meta  term, vote, storage id, cluster id, node id
+//   <data>/raft/raft_meta  term, vote, storage id, cluster id, node id (and whether the cluster still forms)
+//   <data>/raft/identity   this node's standing: stood down, its floor, a binding found elsewhere
 //   <data>/raft/log/       the Raft log segments
 //   <data>/snapshots/      snapshots (manifest + hard links to segment files)
 //   <data>/journals/<jid>/ the live segment files
@@ -10,10 +12,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../src/logger.js';
+import { PRIVATE_DIR_MODE } from '../src/file-modes.js';
 import { fetchNodeStatus } from '../src/node-status.js';
 import type { StatusClient } from '../src/node-status.js';
 import { emptyConf } from '../src/raft/types.js';
 import type { Peer } from '../src/raft/types.js';
+import type { IdentityRecord } from '../src/replica/env.js';
+import type { FormationDecision } from '../src/replica/formation.js';
+import { UNBOUND } from '../src/replica/identity.js';
+import { FileIdentityStore } from '../src/storage/identity-store.js';
 import { MetaStore } from '../src/storage/raft-meta-store.js';
 import type { JournalNodeConfig } from './config.js';
 import { JournalStateMachine } from './state/journal-state-machine.js';
@@ -30,11 +37,15 @@ export const dataDirPaths = (dataDir: string) => ({
   journals: path.join(dataDir, 'journals'),
 });
 
-/** A cluster's id: a hash of its initial configuration, the same on every member bootstrapped with it. */
+/**
+ * A cluster's id: a hash of its initial configuration — ids, addresses and the storage each member formed
+ * with — the same on every member formed with it, and another one for a cluster formed again from the same
+ * --peers on new disks (whose stale nodes are then refused as another cluster's).
+ */
 export function clusterIdFor(peers: Peer[]): string {
   const canon = [...peers]
     .sort((a, b) => a.id.localeCompare(b.id))
-    .map((p) => `${p.id}=${p.address}`)
+    .map((p) => `${p.id}=${p.address}${p.storageId ? `@${p.storageId}` : ''}`)
     .join(',');
   return crypto.createHash('sha256').update(canon).digest('hex').slice(0, 16);
 }
@@ -43,7 +54,13 @@ export interface OpenedDataDir {
   meta: MetaStore;
   clusterId: string;
   storageId: string;
+  identity: FileIdentityStore;
+  /** This node's standing as last recorded. */
+  record: IdentityRecord;
 }
+
+/** What formation decided once it stopped waiting (formation.ts runs the asking). */
+export type FormationOutcome = Exclude<FormationDecision, { kind: 'wait' }>;
 
 /**
  * Opens the node's Raft metadata, first bootstrapping an empty directory: the bootstrap snapshot (index 1,
@@ -56,20 +73,110 @@ export async function openDataDir(
   stateMachineOptions: StateMachineOptions,
   logger: Logger,
   http: StatusClient,
+  form: (storageId: string) => Promise<FormationOutcome>,
 ): Promise<OpenedDataDir> {
   const dirs = dataDirPaths(config.dataDir);
-  fs.mkdirSync(dirs.raft, { recursive: true });
+  tightenModes(config.dataDir, logger);
+  fs.mkdirSync(dirs.raft, { recursive: true, mode: PRIVATE_DIR_MODE });
   const meta =
     MetaStore.open(stateMachineOptions.fileSystem, dirs.raft) ??
-    (await bootstrap(config, stateMachineOptions, logger, http));
-  const m = meta.meta;
-  if (m.nodeId && m.nodeId !== config.id) {
-    throw new DataDirError(`data directory ${config.dataDir} belongs to node ${m.nodeId}, not ${config.id}`);
+    (await prepare(config, stateMachineOptions, logger, http));
+  if (meta.meta.nodeId && meta.meta.nodeId !== config.id) {
+    throw new DataDirError(`data directory ${config.dataDir} belongs to node ${meta.meta.nodeId}, not ${config.id}`);
   }
-  return { meta, clusterId: m.clusterId ?? '', storageId: m.storageId ?? '' };
+  const identity = new FileIdentityStore(stateMachineOptions.fileSystem, dirs.raft);
+  if (meta.meta.forming) {
+    const outcome = await form(meta.meta.storageId);
+    finishFormation(config, stateMachineOptions, meta, identity, outcome, logger);
+  }
+  const m = meta.meta;
+  return { meta, clusterId: m.clusterId, storageId: m.storageId, identity, record: identity.load() };
 }
 
-async function bootstrap(
+/**
+ * Takes group and other permissions off everything in the data directory (the directory included): a node
+ * creates its files private (src/file-modes.ts), but a directory made by hand or by an older version may be
+ * world-readable. Symbolic links are left alone (never followed). Logs what it changed, once.
+ */
+export function tightenModes(dataDir: string, logger: Logger): void {
+  const changed: string[] = [];
+  const visit = (p: string) => {
+    const st = fs.lstatSync(p);
+    if (st.isSymbolicLink()) return;
+    if ((st.mode & 0o077) !== 0) {
+      fs.chmodSync(p, st.mode & 0o700);
+      changed.push(p);
+    }
+    if (st.isDirectory()) for (const name of fs.readdirSync(p)) visit(path.join(p, name));
+  };
+  visit(dataDir);
+  if (changed.length > 0)
+    logger.warn(
+      { dataDir, count: changed.length, first: changed.slice(0, 5) },
+      'the data directory was readable by others: group and other permissions removed (files 0600, directories 0700)',
+    );
+}
+
+/**
+ * The cluster formed (or, this id bound to another storage, it waits to be re-added): the bootstrap snapshot
+ * at index 1 holding the initial configuration with every member's binding — or the empty state at index 0 of
+ * a node waiting to be added — then the metadata that marks the directory formed. A crash in between forms again.
+ */
+function finishFormation(
+  config: JournalNodeConfig,
+  stateMachineOptions: StateMachineOptions,
+  meta: MetaStore,
+  identity: FileIdentityStore,
+  outcome: FormationOutcome,
+  logger: Logger,
+): void {
+  const dirs = dataDirPaths(config.dataDir);
+  fs.rmSync(dirs.snapshots, { recursive: true, force: true });
+  const m = meta.meta;
+  if (outcome.kind === 'replaced') {
+    JournalStateMachine.bootstrap(stateMachineOptions, {
+      index: 0,
+      term: 0,
+      conf: emptyConf(),
+      peers: outcome.members,
+      generation: outcome.generation,
+    });
+    identity.saveSync({ ...identity.load(), boundElsewhere: outcome.boundTo || UNBOUND });
+    meta.saveSync({ ...m, clusterId: outcome.clusterId, forming: false });
+    logger.error(
+      {
+        clusterId: outcome.clusterId,
+        boundTo: outcome.boundTo,
+        storageId: m.storageId,
+        by: outcome.from,
+      },
+      `this data directory is not the storage the cluster knows for ${config.id}: ${outcome.from} binds ${config.id} to storage ${outcome.boundTo || '(none)'}, and this directory is storage ${m.storageId} (a replaced or wiped disk). It did not form a new cluster and waits to be re-added: qjm replace-node --peer ${config.id}=${config.advertise}`,
+    );
+    return;
+  }
+  const peers = outcome.peers;
+  JournalStateMachine.bootstrap(stateMachineOptions, {
+    index: 1,
+    term: 1,
+    conf: { voters: peers.map((p) => p.id), votersOutgoing: [], learners: [] },
+    peers,
+    generation: 0,
+  });
+  const clusterId = clusterIdFor(peers);
+  meta.saveSync({ ...m, hardState: { term: 1, vote: '', commit: 1 }, clusterId, forming: false, initialPeers: peers });
+  logger.info(
+    { clusterId, peers, ...(outcome.kind === 'adopt' ? { formedBy: outcome.from } : {}) },
+    outcome.kind === 'adopt'
+      ? `formed the cluster ${outcome.from} formed with this node's storage`
+      : 'formed a new cluster: every node named in --peers answered, each bound to its storage',
+  );
+}
+
+/**
+ * A first start: the storage id, made durable before the node answers anyone. Joining (--join): an empty state
+ * that belongs to no configuration, with the members learned. With --peers: the directory waits to form.
+ */
+async function prepare(
   config: JournalNodeConfig,
   stateMachineOptions: StateMachineOptions,
   logger: Logger,
@@ -90,8 +197,14 @@ async function bootstrap(
     // Joining: an empty state at index 0 that belongs to no configuration; the leader's snapshot brings
     // the journals and the membership once an operator adds this node. Until then the members it learned
     // here are the only ones it listens to (and fetches the snapshot from).
-    const { clusterId, members } = await learnCluster(config, http);
-    JournalStateMachine.bootstrap(stateMachineOptions, { index: 0, term: 0, conf: emptyConf(), peers: members });
+    const { clusterId, members, generation } = await learnCluster(config, http);
+    JournalStateMachine.bootstrap(stateMachineOptions, {
+      index: 0,
+      term: 0,
+      conf: emptyConf(),
+      peers: members,
+      generation,
+    });
     const meta = MetaStore.create(stateMachineOptions.fileSystem, dirs.raft, {
       hardState: { term: 0, vote: '', commit: 0 },
       storageId,
@@ -104,20 +217,17 @@ async function bootstrap(
     );
     return meta;
   }
-  const peers = [...config.peers].sort((a, b) => a.id.localeCompare(b.id));
-  JournalStateMachine.bootstrap(stateMachineOptions, {
-    index: 1,
-    term: 1,
-    conf: { voters: peers.map((p) => p.id), votersOutgoing: [], learners: [] },
-    peers,
-  });
   const meta = MetaStore.create(stateMachineOptions.fileSystem, dirs.raft, {
-    hardState: { term: 1, vote: '', commit: 1 },
+    hardState: { term: 0, vote: '', commit: 0 },
     storageId,
-    clusterId: clusterIdFor(config.peers),
+    clusterId: '',
     nodeId: config.id,
+    forming: true,
   });
-  logger.info({ dataDir: config.dataDir, peers: config.peers }, 'bootstrapped a new data directory from --peers');
+  logger.info(
+    { dataDir: config.dataDir, storageId, peers: config.peers },
+    'a new data directory: the cluster forms once every node named in --peers answers',
+  );
   return meta;
 }
 
@@ -128,7 +238,7 @@ async function bootstrap(
 async function learnCluster(
   config: JournalNodeConfig,
   http: StatusClient,
-): Promise<{ clusterId: string; members: Peer[] }> {
+): Promise<{ clusterId: string; members: Peer[]; generation: number }> {
   const errors: string[] = [];
   for (const address of config.join) {
     try {
@@ -136,13 +246,15 @@ async function learnCluster(
       const me = st.peers.find((p) => p.id === config.id);
       if (me && me.role !== 'learner') {
         throw new DataDirError(
-          `node ${config.id} is still a ${me.role} of the cluster at ${address}: remove it first (qjm remove-peer --peer ${config.id}), then join`,
+          `node ${config.id} is still a ${me.role} of the cluster at ${address}: remove it first (qjm remove-peer --peer ${config.id}), then join; or start it with its usual --peers and re-add it with this storage: qjm replace-node --peer ${config.id}=${config.advertise}`,
         );
       }
       const members = st.peers
         .filter((p) => p.id !== config.id && p.address !== '')
-        .map((p) => ({ id: p.id, address: p.address }));
-      return { clusterId: st.clusterId, members };
+        .map((p) =>
+          p.storageId ? { id: p.id, address: p.address, storageId: p.storageId } : { id: p.id, address: p.address },
+        );
+      return { clusterId: st.clusterId, members, generation: st.identity?.generation ?? 0 };
     } catch (e) {
       if (e instanceof DataDirError) throw e;
       errors.push(`${address}: ${(e as Error).message}`);

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import pinoPretty from 'pino-pretty';
 import type { Logger as PinoLogger } from 'pino';
 import { DataDirLock } from '../src/data-dir-lock.js';
 import type { qjournal } from '../src/gen/proto.js';
@@ -16,17 +17,22 @@ import { fetchNodeStatus } from '../src/node-status.js';
 import { confMembers } from '../src/raft/types.js';
 import { PeerDirectory } from '../src/replica/peer-directory.js';
 import { deriveReplicaOptions, Replica } from '../src/replica/replica.js';
+import type { ReplicaDeps } from '../src/replica/replica.js';
 import { DiskLog } from '../src/storage/raft-log.js';
 import { nodeFileSystem } from '../src/storage/node-file-system.js';
 import { diskLogSettings, stateMachineSettings } from './storage-options.js';
 import { loadNodeTls } from '../src/security/cert-files.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
+import { ConfigError } from './config.js';
 import type { JournalNodeConfig } from './config.js';
+import { ConnectionGuard, effectiveLimits, openFileLimit } from './http/connection-guard.js';
+import type { ConnectionLimits } from './http/connection-guard.js';
 import { splitHostPort } from '../src/ids.js';
 import { NodeActivity } from './observe/activity.js';
 import { dataDirPaths, openDataDir } from './data-dir.js';
 import { combineListeners } from './observe/events.js';
-import { buildHttpApp } from './http/http-app.js';
+import { buildHttpApp, closeWithin } from './http/http-app.js';
+import { jsonBusy, registerResponseBudget, ResponseBudget } from './http/response-budget.js';
 import { JournalStateMachine } from './state/journal-state-machine.js';
 import type { StateMachineOptions } from './state/journal-state-machine.js';
 import { NodeMetrics } from './observe/metrics.js';
@@ -35,9 +41,15 @@ import { PeerAdmission } from './peers/peer-admission.js';
 import { PeerTransport } from './peers/peer-transport.js';
 import { PeerSnapshotSource } from './peers/snapshot-http.js';
 import { buildStatus } from './http/routes-admin.js';
+import { RecentReads } from './http/retention.js';
 import type { AdminContext } from './http/routes-admin.js';
 import { ClusterView } from './ui/cluster-view.js';
 import { buildUiApp } from './ui/ui-app.js';
+import { hostChecker } from './ui/host-check.js';
+import { formCluster } from './formation.js';
+import type { IdentityRecord } from '../src/replica/env.js';
+import type { FileIdentityStore } from '../src/storage/identity-store.js';
+import type { Peer } from '../src/raft/types.js';
 
 export { clusterIdFor, DataDirError } from './data-dir.js';
 
@@ -59,6 +71,8 @@ export interface JournalNode {
   readonly transport: PeerTransport;
   readonly metrics: NodeMetrics;
   readonly logger: PinoLogger;
+  /** The answer bytes the node holds for its clients (response-budget.ts). */
+  readonly budget: ResponseBudget;
   readonly clusterId: string;
   readonly storageId: string;
   /** Listens on config.listen (and config.uiListen) and starts the Raft clock. Returns the main bound address. */
@@ -83,17 +97,36 @@ function version(): string {
   }
 }
 
+/**
+ * The node's pino logger: JSON lines for collectors and files; for a person at a terminal (`logFormat`
+ * auto, stdout a TTY, or pretty) the same records through pino-pretty, synchronously, so nothing is lost
+ * when the process exits.
+ */
+function nodeLogger(config: JournalNodeConfig): PinoLogger {
+  const opts = { name: 'journalnode', level: config.logLevel, base: { node: config.id } };
+  const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stdout.isTTY === true);
+  return pretty ? pino(opts, pinoPretty({ sync: true, colorize: process.stdout.isTTY === true })) : pino(opts);
+}
+
 /** Opens (or, on an empty directory, bootstraps) the node's storage and builds the node. */
 export async function buildJournalNode(
   config: JournalNodeConfig,
   opts: { logger?: PinoLogger } = {},
 ): Promise<JournalNode> {
-  const logger = opts.logger ?? pino({ name: 'journalnode', level: config.logLevel, base: { node: config.id } });
-  // Certificates first: a node that cannot serve securely should not even take its data directory's lock.
+  const logger = opts.logger ?? nodeLogger(config);
+  // Certificates and the descriptor budget first: a node that cannot serve securely, or whose open-file limit
+  // leaves no room for connections, should not even take its data directory's lock.
   const tls = config.certsDir ? loadNodeTls(config.certsDir, config.id) : null;
+  const fileLimit = openFileLimit();
+  let limits: ConnectionLimits;
+  try {
+    limits = effectiveLimits(config, fileLimit);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
   const lock = DataDirLock.acquire(config.dataDir);
   try {
-    return await wire(config, logger, lock, tls);
+    return await wire(config, logger, lock, tls, { limits, fileLimit });
   } catch (e) {
     lock.release();
     throw e;
@@ -106,15 +139,22 @@ interface Storage {
   activity: NodeActivity;
   clusterId: string;
   storageId: string;
+  identity: FileIdentityStore;
+  record: IdentityRecord;
+  initialPeers: Peer[];
 }
 
-/** The data directory opened (bootstrapped when empty): the journals and the Raft log, observed by activity. */
+/**
+ * The data directory opened (on a first start with --peers, once the cluster formed): the journals and the
+ * Raft log, observed by activity.
+ */
 async function openStorage(
   config: JournalNodeConfig,
   logger: PinoLogger,
   metrics: NodeMetrics,
   snapshotSource: PeerSnapshotSource,
   clients: HttpPools,
+  tls: TlsMaterial | null,
 ): Promise<Storage> {
   const stateMachineOptions: StateMachineOptions = {
     dataDir: config.dataDir,
@@ -123,7 +163,14 @@ async function openStorage(
     fileSystem: nodeFileSystem,
     logger,
   };
-  const { meta, clusterId, storageId } = await openDataDir(config, stateMachineOptions, logger, clients);
+  const form = (storageId: string) => formCluster({ config, storageId, tls, logger, version: version() });
+  const { meta, clusterId, storageId, identity, record } = await openDataDir(
+    config,
+    stateMachineOptions,
+    logger,
+    clients,
+    form,
+  );
   const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
   const stateMachine = JournalStateMachine.open({ ...stateMachineOptions, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
@@ -134,7 +181,16 @@ async function openStorage(
     logger,
     onFsync: (ms) => activity.fsynced(ms),
   });
-  return { stateMachine, diskLog, activity, clusterId, storageId };
+  return {
+    stateMachine,
+    diskLog,
+    activity,
+    clusterId,
+    storageId,
+    identity,
+    record,
+    initialPeers: meta.meta.initialPeers ?? [],
+  };
 }
 
 async function wire(
@@ -142,6 +198,7 @@ async function wire(
   logger: PinoLogger,
   lock: DataDirLock,
   tls: TlsMaterial | null,
+  files: { limits: ConnectionLimits; fileLimit: number | null },
 ): Promise<JournalNode> {
   const directory = new PeerDirectory();
   const clients = new HttpPools({
@@ -150,13 +207,8 @@ async function wire(
   });
   const metrics = new NodeMetrics(config.id);
   const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
-  const { stateMachine, diskLog, activity, clusterId, storageId } = await openStorage(
-    config,
-    logger,
-    metrics,
-    snapshotSource,
-    clients,
-  );
+  const storage = await openStorage(config, logger, metrics, snapshotSource, clients, tls);
+  const { stateMachine, diskLog, activity, clusterId, storageId } = storage;
   const transport = peerTransport(
     config,
     clusterId,
@@ -174,9 +226,24 @@ async function wire(
     peers: directory,
     activity,
     logger,
+    identity: {
+      storageId,
+      clusterId,
+      selfAddress: config.advertise,
+      record: storage.record,
+      store: storage.identity,
+      nowMs: Date.now,
+    },
   });
   transport.attach(replica);
-  metrics.attach({ replica, stateMachine, transport, logBytesAfter: (index) => diskLog.bytesAfter(index) });
+  const budget = answerBudget(config, logger, metrics);
+  metrics.attach({
+    replica,
+    stateMachine,
+    transport,
+    logBytesAfter: (index) => diskLog.bytesAfter(index),
+    responseBytes: () => budget.bytesInFlight,
+  });
 
   let draining = false;
   const admin = {
@@ -190,6 +257,7 @@ async function wire(
     version: version(),
     clusterId,
     storageId,
+    initialPeers: storage.initialPeers,
   };
   const app = await buildHttpApp({
     config,
@@ -198,14 +266,27 @@ async function wire(
     draining: () => draining,
     tls,
     raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
-    qjm: { config, replica, stateMachine },
+    qjm: { config, replica, stateMachine, reads: new RecentReads(), budget },
     admin,
     activity,
+    budget,
   });
   const uiApp =
     config.uiListen === null
       ? null
-      : await buildUiApp({ admin, activity, cluster: clusterView(config, admin, activity, clients) });
+      : await buildUiApp({
+          admin,
+          activity,
+          cluster: clusterView(config, admin, activity, clients),
+          hostAllowed: hostChecker(config.uiListen, config.uiAllowedHosts),
+          underBudget: (ui) => registerResponseBudget(ui, budget, jsonBusy),
+        });
+
+  // Both ports draw on one pool of descriptors: one guard bounds their connections together.
+  new ConnectionGuard(files.limits, logger, (why) => metrics.refused(why)).guardAll([
+    { server: app.server, tls: tls !== null },
+    ...(uiApp ? [{ server: uiApp.server, tls: false }] : []),
+  ]);
 
   let ticker: NodeJS.Timeout | null = null;
   let stopped = false;
@@ -226,6 +307,8 @@ async function wire(
         term: replica.term,
         security: tls ? 'mutual-tls' : 'insecure',
         glibcTunables: process.env.GLIBC_TUNABLES ?? null,
+        openFileLimit: files.fileLimit,
+        connections: files.limits,
       },
       'journalnode started',
     );
@@ -245,9 +328,10 @@ async function wire(
     replica.stop();
     activity.stop();
     transport.close();
-    if (uiApp) await closeWithin(uiApp, CLOSE_GRACE_MS);
-    await closeWithin(app, CLOSE_GRACE_MS);
+    if (uiApp) await closeWithin(uiApp);
+    await closeWithin(app);
     await clients.close();
+    budget.close();
     stateMachine.close();
     diskLog.close();
     lock.release();
@@ -276,6 +360,7 @@ async function wire(
     transport,
     metrics,
     logger,
+    budget,
     clusterId,
     storageId,
     start,
@@ -283,6 +368,17 @@ async function wire(
     reloadTls,
   };
 }
+/** The answer bytes the node holds for its clients (both ports), refusals and cuts counted. */
+function answerBudget(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics): ResponseBudget {
+  return new ResponseBudget({
+    maxBytesInFlight: config.maxResponseBytesInFlight,
+    maxBytesPerConnection: config.maxResponseBytesPerConnection,
+    stallTimeoutMs: config.responseStallTimeoutMs,
+    logger,
+    onRefused: (why) => metrics.refused(why === 'budget' ? 'response_budget' : 'response_stalled'),
+  });
+}
+
 /** The peer streams, bounded by the node's settings. */
 function peerTransport(
   config: JournalNodeConfig,
@@ -353,10 +449,12 @@ function newReplica(
     peers: PeerDirectory;
     activity: NodeActivity;
     logger: PinoLogger;
+    identity: NonNullable<ReplicaDeps<Result>['identity']>;
   },
 ): Replica<Result> {
   const { logger, activity } = parts;
   return new Replica<Result>(config.id, options, {
+    identity: parts.identity,
     log: parts.log,
     stateMachine: parts.stateMachine,
     transport: parts.transport,
@@ -376,23 +474,6 @@ function newReplica(
       activity.listener(),
     ),
   });
-}
-
-/**
- * How long stop() lets open connections finish after the writes drained. Idle keep-alive connections close at
- * once; a connection that never sent a request (a client that gave up while connecting) or an upload that stalls
- * would otherwise hold the process until its socket timeout.
- */
-const CLOSE_GRACE_MS = 2000;
-
-/** fastify's close, then every connection still open after `graceMs` cut. */
-async function closeWithin(app: FastifyInstance, graceMs: number): Promise<void> {
-  const cut = setTimeout(() => app.server.closeAllConnections(), graceMs);
-  try {
-    await app.close();
-  } finally {
-    clearTimeout(cut);
-  }
 }
 
 /** The dashboard's view of the cluster: this node in-process, its peers through the peer client. */

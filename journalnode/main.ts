@@ -9,8 +9,11 @@ import { ConfigError } from './config.js';
 import { buildJournalNode, DataDirError } from './journal-node.js';
 import { DataDirLockedError } from '../src/data-dir-lock.js';
 import { CertificateError } from '../src/security/cert-files.js';
+import { PRIVATE_UMASK } from '../src/file-modes.js';
 
 async function main(): Promise<void> {
+  // Whatever the process creates without an explicit mode is private too (files 0600, directories 0700).
+  process.umask(PRIVATE_UMASK);
   let args: ReturnType<typeof parseJournalNodeArgs>;
   try {
     args = parseJournalNodeArgs(process.argv.slice(2));
@@ -30,7 +33,7 @@ async function main(): Promise<void> {
   try {
     node = await buildJournalNode(config);
   } catch (e) {
-    if (e instanceof CertificateError) {
+    if (e instanceof CertificateError || e instanceof ConfigError) {
       console.error(`journalnode: ${e.message}`);
       process.exit(2);
     }

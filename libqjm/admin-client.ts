@@ -1,5 +1,7 @@
 // Operator calls the qjm CLI makes: every node's /status, membership changes, reset-peers, leadership transfer,
-// snapshots, and how recently a journal was written (to tell a live writer from a dead one).
+// snapshots, and how recently a journal was written (to tell a live writer from a dead one). Like every request
+// of the client, an admin request goes only to a node whose identity is established (journal-client.ts): a node
+// certificate at an address no member names — a stranger's, a removed node's — gets none.
 
 import { qjournal } from '../src/gen/proto.js';
 import { makeError } from '../src/errors.js';
@@ -21,11 +23,15 @@ export interface NodeStatusReport {
 
 export class AdminClient {
   private readonly client: JournalClient;
+  /** The addresses given (without the ids some of them may carry). */
+  readonly peers: string[];
 
+  /** `peers`: "host:port", or "id=host:port" for a node that must present that id's certificate. */
   constructor(
-    readonly peers: string[],
+    peers: string[],
     opts: { requestTimeoutMs?: number; retry?: Partial<RetryOptions>; tls?: TlsOption; onRetry?: RetryObserver } = {},
   ) {
+    this.peers = Array.isArray(peers) ? peers.map((p) => String(p).slice(String(p).indexOf('=') + 1)) : [];
     this.client = new JournalClient({
       peers,
       requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
@@ -40,12 +46,14 @@ export class AdminClient {
     return this.statusOf(this.peers, timeoutMs);
   }
 
-  /** GET /status from each of `endpoints`, in parallel; unreachable ones carry an error. */
+  /** GET /status from each of `endpoints`, in parallel; unreachable ones carry an error. Each names its members. */
   async statusOf(endpoints: readonly string[], timeoutMs = 2000): Promise<NodeStatusReport[]> {
     return Promise.all(
       endpoints.map(async (endpoint) => {
         try {
-          return { endpoint, status: await fetchNodeStatus(endpoint, timeoutMs, this.client.http), error: null };
+          const status = await fetchNodeStatus(endpoint, timeoutMs, this.client.statusHttp);
+          this.client.learnMembers(endpoint, status.peers);
+          return { endpoint, status, error: null };
         } catch (e) {
           return { endpoint, status: null, error: (e as Error).message };
         }
@@ -53,13 +61,18 @@ export class AdminClient {
     );
   }
 
-  /** The leader's address and the current members (id, address, role), from whichever node answers. */
+  /**
+   * The leader's address and the current members (id, address, role), from a node whose identity is
+   * established (a stranger's certificate claiming to lead is not listened to).
+   */
   async membership(): Promise<{ leader: string | null; leaderAddress: string | null; peers: MemberJson[] }> {
-    for (const r of await this.statusAll()) {
+    const reports = await this.statusAll();
+    for (const r of reports) {
       const s = r.status;
-      if (s?.leader) return { leader: s.leader, leaderAddress: s.leaderAddress, peers: s.peers };
+      if (s?.leader && this.client.established(r.endpoint))
+        return { leader: s.leader, leaderAddress: s.leaderAddress, peers: s.peers };
     }
-    throw makeError('QUORUM_UNAVAILABLE', `no node knows a leader (asked ${this.peers.join(', ')})`);
+    throw makeError('QUORUM_UNAVAILABLE', `no member knows a leader (asked ${this.peers.join(', ')})`);
   }
 
   /**
@@ -77,7 +90,10 @@ export class AdminClient {
         if (!ar.error) return ar.message;
         const e = fromRpcError(ar.error, target);
         if (e.errorName === 'NOT_LEADER')
-          this.client.routes.redirect(ar.error.leaderAddress || undefined, Number(ar.error.term ?? 0));
+          this.client.routes.redirect(
+            this.client.leaderNamedBy(target, ar.error.leaderAddress),
+            Number(ar.error.term ?? 0),
+          );
         throw e;
       },
       { ...this.client.retry, deadlineMs: timeoutMs },
@@ -87,7 +103,7 @@ export class AdminClient {
     );
   }
 
-  changePeers(peers: { id: string; address: string }[], timeoutMs = 120_000): Promise<string> {
+  changePeers(peers: { id: string; address: string; storageId?: string }[], timeoutMs = 120_000): Promise<string> {
     return this.admin('/admin/changePeers', pb.ChangePeersRequest.encode({ peers }).finish(), timeoutMs);
   }
 
@@ -161,8 +177,17 @@ export class AdminClient {
    * Purges under the current writer's epoch: no fencing (it touches only finalized segments); FENCED if a
    * new writer took over meanwhile.
    */
-  async purgeAtEpoch(jid: string, epoch: number, minTxIdToKeep: number): Promise<void> {
-    await this.client.write('purgeLogs', { jid, purge: { epoch, minTxidToKeep: minTxIdToKeep } });
+  async purgeAtEpoch(
+    jid: string,
+    epoch: number,
+    minTxIdToKeep: number,
+    force = false,
+  ): Promise<{ purgedBelowTxId: number }> {
+    const { result } = await this.client.write('purgeLogs', {
+      jid,
+      purge: { epoch, minTxidToKeep: minTxIdToKeep, force },
+    });
+    return { purgedBelowTxId: Number(result.purgedBelowTxid ?? 0) };
   }
 
   async close(): Promise<void> {

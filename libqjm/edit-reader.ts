@@ -11,7 +11,7 @@ import { backoffMs, sleep } from './retry-policy.js';
 const pb = qjournal.journal;
 
 /** What the reader needs of the client: reads from any node, the leader it knows, and the retry pace. */
-export type EditSource = Pick<JournalClient, 'read' | 'routes' | 'retry'>;
+export type EditSource = Pick<JournalClient, 'read' | 'routes' | 'retry' | 'leaderNamedBy'>;
 
 export interface ReadEditsOptions {
   fromTxId: number;
@@ -78,7 +78,7 @@ export async function* readEdits(
       // A follower learns that an entry committed only with the leader's next append: a reader following
       // the journal from it sees each batch one batch late. Move to the leader it names (reads of history,
       // without follow, stay where they are).
-      const leader = res.leaderAddress;
+      const leader = client.leaderNamedBy(node, res.leaderAddress);
       if (follow && leader && leader !== node && Date.now() - (failedAt.get(leader) ?? -Infinity) > LEADER_RETRY_MS)
         node = leader;
     } catch (e) {

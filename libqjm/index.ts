@@ -27,6 +27,7 @@ export {
   TimeoutError,
   PurgedError,
   StorageFailedError,
+  StoodDownError,
   ERROR_NAMES,
 } from '../src/errors.js';
 export type { ErrorCode, ErrorName } from '../src/errors.js';

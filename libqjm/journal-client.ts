@@ -2,19 +2,26 @@
 // leader (following NOT_LEADER redirects) and are retried with capped backoff until they succeed, fail
 // finally, or the deadline passes: every write but format is safe to repeat (PROTOCOL.md), and format is
 // never retried once it may have been applied. Reads may go to any node. Every failure becomes a typed
-// QjmError with a stable code.
+// QjmError with a stable code. Over TLS every server must be a JournalNode, and the very node the members
+// put at its address once that is known (ServerIdentities), learned from the answers' members lists.
 
 import { HttpPools } from '../src/http-pool.js';
+import { fetchNodeStatus } from '../src/node-status.js';
 import type { ClientTls, HttpError, HttpResponse } from '../src/http-pool.js';
 import { qjournal } from '../src/gen/proto.js';
 import { isErrorName, makeError, type QjmError, QuorumUnavailableError } from '../src/errors.js';
 import type { ErrorName, QjmErrorDetails } from '../src/errors.js';
 import { RouteTable } from './route-table.js';
-import { MEMBERS_HEADER, parseMembersHeader } from '../src/peers.js';
+import { MEMBERS_HEADER, parseClientPeers, parseMembersHeader } from '../src/peers.js';
+import type { ClientPeer } from '../src/peers.js';
+import { ServerIdentities } from '../src/security/server-identities.js';
 import { DEFAULT_RETRY, withRetry } from './retry-policy.js';
 import type { RetryObserver, RetryOptions } from './retry-policy.js';
 
 const pb = qjournal.journal;
+
+/** How often at most the client asks every node it knows for its members, when a target is not established. */
+const ESTABLISH_INTERVAL_MS = 1000;
 
 export type WriteRpc =
   | 'format'
@@ -26,6 +33,7 @@ export type WriteRpc =
   | 'purgeLogs';
 
 export interface ClientOptions {
+  /** "host:port", or "id=host:port": then the node at that address must be that one (its certificate). */
   peers: readonly string[];
   /** One HTTP exchange, ms. */
   requestTimeoutMs?: number;
@@ -62,19 +70,42 @@ export function fromRpcError(e: qjournal.journal.IRpcError, where: string): QjmE
 
 export class JournalClient {
   readonly routes: RouteTable;
-  /** The one HTTP pool of this client (AdminClient's /status fetches share it, and its TLS identity). */
+  /**
+   * The HTTP pool requests go through: over TLS it connects only to a node whose identity is established
+   * (ServerIdentities.checkEstablished), at the handshake, so nothing is ever sent to another.
+   */
   readonly http: HttpPools;
+  /**
+   * The pool /status goes through (the same client certificate): any JournalNode, checked against what is
+   * known; it is how the client learns who the members are before it sends anything else.
+   */
+  readonly statusHttp: HttpPools;
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   readonly retry: RetryOptions;
   /** Every retry loop of this client (and of AdminClient over it) reports its backoffs here. */
   readonly onRetry: RetryObserver | undefined;
+  /** Which node is at which address, and the check of each server's certificate (TLS only). */
+  readonly identities: ServerIdentities;
+  /** The addresses given (asked for their members when a target's identity is not yet established). */
+  private readonly seeds: string[];
+  /** The members being asked now (one round at a time), and when the last round ended. */
+  private establishing: Promise<void> | null = null;
+  private lastEstablishedMs = Number.NEGATIVE_INFINITY;
   private closed = false;
 
   constructor(opts: ClientOptions) {
     if (!Array.isArray(opts.peers) || opts.peers.length === 0)
       throw new TypeError('peers: at least one JournalNode address (host:port) is required');
-    this.routes = new RouteTable(opts.peers);
+    let peers: ClientPeer[];
+    try {
+      peers = parseClientPeers(opts.peers);
+    } catch (e) {
+      throw new TypeError(`peers: ${(e as Error).message}`);
+    }
+    this.seeds = peers.map((p) => p.address);
+    this.routes = new RouteTable(this.seeds);
+    this.identities = new ServerIdentities(peers);
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
     this.retry = { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
@@ -82,8 +113,68 @@ export class JournalClient {
     this.http = new HttpPools({
       connectTimeoutMs: this.connectTimeoutMs,
       keepHeaders: [MEMBERS_HEADER],
-      ...(opts.tls ? { tls: opts.tls } : {}),
+      ...(opts.tls
+        ? { tls: { ...opts.tls, verifyServer: (address, cert) => this.identities.checkEstablished(address, cert) } }
+        : {}),
     });
+    this.statusHttp = opts.tls
+      ? new HttpPools({
+          connectTimeoutMs: this.connectTimeoutMs,
+          connections: 1,
+          tls: { ...opts.tls, verifyServer: (address, cert) => this.identities.check(address, cert) },
+        })
+      : this.http;
+  }
+
+  /** Whether servers are checked at all (TLS); with --insecure nothing proves who answers. */
+  get verifiesServers(): boolean {
+    return this.http.secure;
+  }
+
+  /**
+   * The node at `reporter` names the members of its configuration: who is where, for the check of servers.
+   * Connections to an address whose established node is not the one they reached are closed.
+   */
+  learnMembers(reporter: string, members: readonly ClientPeer[]): void {
+    for (const address of this.identities.learn(reporter, members)) {
+      this.http.forget(address);
+      this.statusHttp.forget(address);
+    }
+  }
+
+  /** Asks every node this client knows for its members (GET /status): one round at a time, at most once a second. */
+  establish(): Promise<void> {
+    if (this.establishing) return this.establishing;
+    if (Date.now() - this.lastEstablishedMs < ESTABLISH_INTERVAL_MS) return Promise.resolve();
+    const targets = [...new Set([...this.seeds, ...this.routes.all()])];
+    const timeoutMs = Math.min(2000, this.requestTimeoutMs);
+    this.establishing = Promise.all(
+      targets.map(async (address) => {
+        const status = await fetchNodeStatus(address, timeoutMs, this.statusHttp).catch(() => null);
+        if (status) this.learnMembers(address, status.peers);
+      }),
+    ).then(() => {
+      this.establishing = null;
+      this.lastEstablishedMs = Date.now();
+    });
+    return this.establishing;
+  }
+
+  /** The leader a NOT_LEADER answer from `address` names, when that node's word can be taken. */
+  leaderNamedBy(address: string, leaderAddress: string | null | undefined): string | undefined {
+    return leaderAddress && this.established(address) ? leaderAddress : undefined;
+  }
+
+  /**
+   * Whether what the node at `address` says can be taken (its members list, its view of the leader): the node
+   * there is established and it is the one that answered. Always without TLS, where nothing is checked.
+   */
+  established(address: string): boolean {
+    if (!this.verifiesServers) return true;
+    const id = this.identities.identityAt(address);
+    const presented = this.identities.presentedAt(address);
+    // Before any handshake there, a known id is enough: the handshake will hold the node to it.
+    return id.kind === 'known' && (presented === undefined || presented === id.id);
   }
 
   /**
@@ -99,11 +190,18 @@ export class JournalClient {
   ): Promise<HttpResponse> {
     // Final: a retry cannot reopen it (a retriable error would spin until the write deadline).
     if (this.closed) throw makeError('INVALID_ARGUMENT', 'the client is closed');
+    // Learn who is where first: the connection below is refused at its handshake unless the node there is established.
+    if (this.verifiesServers && !this.established(address)) await this.establish();
     try {
       const res = await this.http.request(address, 'POST', path, body, timeoutMs, signal);
       const members = res.headers?.[MEMBERS_HEADER];
       const named = members === undefined ? null : parseMembersHeader(members);
-      if (named) this.routes.learnMembers(named.addresses, named.appliedIndex);
+      if (named) {
+        this.learnMembers(address, named.members);
+        // Where to send requests follows the members only as an established node names them: a stranger's
+        // certificate claiming a far-ahead configuration does not move this client.
+        if (this.established(address)) this.routes.learnMembers(named.addresses, named.appliedIndex);
+      }
       return res;
     } catch (e) {
       const err = e as HttpError;
@@ -146,7 +244,7 @@ export class JournalClient {
     if (wr.error) {
       const e = fromRpcError(wr.error, target);
       if (e.errorName === 'NOT_LEADER')
-        this.routes.redirect(wr.error.leaderAddress || undefined, Number(wr.error.term ?? 0));
+        this.routes.redirect(this.leaderNamedBy(target, wr.error.leaderAddress), Number(wr.error.term ?? 0));
       else if (e.retriable) this.routes.failed(target);
       throw e;
     }
@@ -253,5 +351,6 @@ export class JournalClient {
   async close(): Promise<void> {
     this.closed = true;
     await this.http.close();
+    if (this.statusHttp !== this.http) await this.statusHttp.close();
   }
 }

@@ -9,7 +9,7 @@
 // for reuse once its batch is acknowledged.
 
 import { encodeRecord, framedSize } from '../src/edit-records.js';
-import { QjmError, TooLargeError } from '../src/errors.js';
+import { InvalidArgumentError, QjmError, TooLargeError } from '../src/errors.js';
 import { journalHeaderRoom, putJournalHeader } from '../src/journal-write-wire.js';
 import type { JournalClient } from './journal-client.js';
 
@@ -47,6 +47,12 @@ interface Batch {
   framesBytes: number;
   first: number;
   count: number;
+}
+
+function notBytes(v: unknown): string {
+  const what = v === null ? 'null' : typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v;
+  const hint = typeof v === 'string' ? ' (encode it first: new TextEncoder().encode(s) or Buffer.from(s))' : '';
+  return `write() takes a record as a Uint8Array (a Buffer is one), got ${what}${hint}`;
 }
 
 export class EditLogOutputStream {
@@ -112,6 +118,9 @@ export class EditLogOutputStream {
   write(record: Uint8Array): boolean {
     if (this.failure) throw this.failure;
     if (this.closed) throw new QjmError('INVALID_ARGUMENT', 'the stream is closed');
+    // Called from JavaScript, anything may arrive: refuse it here, where the caller's try can catch it, rather
+    // than let a string reach the framing inside a later turn (an uncatchable RangeError).
+    if (!(record instanceof Uint8Array)) throw new InvalidArgumentError(notBytes(record));
     if (record.byteLength > this.options.maxRecordBytes)
       throw new TooLargeError(
         `record of ${record.byteLength} bytes is over maxRecordBytes (${this.options.maxRecordBytes})`,

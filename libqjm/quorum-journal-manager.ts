@@ -6,7 +6,8 @@ import crypto from 'node:crypto';
 import { qjournal } from '../src/gen/proto.js';
 import { journalStateFromProto } from '../src/journal-state.js';
 import { InvalidArgumentError, NotFormattedError } from '../src/errors.js';
-import { checkHostPort, isJournalId, JOURNAL_ID_RULE } from '../src/ids.js';
+import { isJournalId, JOURNAL_ID_RULE } from '../src/ids.js';
+import { parseClientPeers } from '../src/peers.js';
 import { EditLogOutputStream } from './output-stream.js';
 import { readEdits } from './edit-reader.js';
 import type { Edit, ReadEditsOptions } from './edit-reader.js';
@@ -27,7 +28,10 @@ export interface NamespaceInfo {
 export interface QjmOptions {
   /** The journal (one per namespace). */
   journalId: string;
-  /** JournalNode addresses (host:port); any subset that reaches the cluster works, the rest is learned. */
+  /**
+   * JournalNode addresses (host:port); any subset that reaches the cluster works, the rest is learned. Each may
+   * name its node (id=host:port): the server there must then present that node's certificate.
+   */
   peers: string[];
   /** This writer's name, recorded with its epoch (e.g. the NameNode's id). */
   writerId?: string;
@@ -76,6 +80,11 @@ export interface JournalStatus {
   writerId: string;
   lastTxId: number;
   segments: (SegmentDescriptor & { sizeBytes: number })[];
+  /**
+   * What a purge would keep now, as the answering node sees it: every segment ending at or after fromTxId
+   * (0: nothing holds the journal back), and why.
+   */
+  retention: { fromTxId: number; reason: string };
 }
 
 function txid(v: unknown, name: string, min = 1): number {
@@ -108,10 +117,14 @@ export class QuorumJournalManager {
     if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options object required');
     if (!isJournalId(opts.journalId))
       throw new InvalidArgumentError(`journalId: expected ${JOURNAL_ID_RULE}, got ${JSON.stringify(opts.journalId)}`);
-    if (!Array.isArray(opts.peers) || opts.peers.length === 0 || opts.peers.some((p) => checkHostPort(p) !== null)) {
+    if (!Array.isArray(opts.peers) || opts.peers.length === 0 || opts.peers.some((p) => typeof p !== 'string'))
       throw new InvalidArgumentError(
-        `peers: expected a non-empty list of host:port, got ${JSON.stringify(opts.peers)}`,
+        `peers: expected a non-empty list of host:port (or id=host:port), got ${JSON.stringify(opts.peers)}`,
       );
+    try {
+      parseClientPeers(opts.peers);
+    } catch (e) {
+      throw new InvalidArgumentError(`peers: ${(e as Error).message}`);
     }
     if (opts.writerId !== undefined && (typeof opts.writerId !== 'string' || opts.writerId.length > 256))
       throw new InvalidArgumentError('writerId: expected a string of at most 256 characters');
@@ -181,6 +194,7 @@ export class QuorumJournalManager {
     const { jid: _jid, nsInfo, segments, ...s } = journalStateFromProto(response.state ?? {});
     return {
       ...s,
+      retention: { fromTxId: Number(response.retention?.fromTxid ?? 0), reason: response.retention?.reason ?? '' },
       nsInfo: s.formatted ? toNs(nsInfo) : null,
       segments: segments.map(({ firstTxId, lastTxId, inProgress, sizeBytes }) => ({
         firstTxId,

@@ -81,3 +81,5 @@ try {
 const outGen = path.join(root, 'dist', 'src', 'gen');
 fs.mkdirSync(outGen, { recursive: true });
 fs.copyFileSync(genJs, path.join(outGen, 'proto.js'));
+// The declarations too: shipped .d.ts files import them, and a consumer's `tsc --strict` reads them.
+fs.copyFileSync(genDts, path.join(outGen, 'proto.d.ts'));

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './file-modes.js';
 
 const require = createRequire(import.meta.url);
 
@@ -20,9 +21,9 @@ export class DataDirLock {
   /** Takes the lock or throws DataDirLockedError naming the holder's pid when it can. */
   static acquire(dataDir: string): DataDirLock {
     const { flockSync } = require('fs-ext') as typeof import('fs-ext');
-    fs.mkdirSync(dataDir, { recursive: true });
+    fs.mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const file = path.join(dataDir, 'LOCK');
-    const fd = fs.openSync(file, 'a+');
+    const fd = fs.openSync(file, 'a+', PRIVATE_FILE_MODE);
     try {
       flockSync(fd, 'exnb');
     } catch (e) {

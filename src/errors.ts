@@ -28,6 +28,10 @@ export const ERROR_NAMES = [
   'INTERNAL',
   'STORAGE_FAILED',
   'PURGED',
+  'TOO_MANY_JOURNALS',
+  'STOOD_DOWN',
+  'UNINITIALIZED',
+  'STORAGE_MISMATCH',
 ] as const;
 
 export type ErrorName = (typeof ERROR_NAMES)[number];
@@ -61,6 +65,13 @@ const RETRIABLE: Record<ErrorName, boolean> = {
   // The node's disk failed; another node (a new leader) can take the write.
   STORAGE_FAILED: true,
   PURGED: false,
+  TOO_MANY_JOURNALS: false,
+  // The node left its cluster for good (reset away, or its storage replaced): no retry there can succeed.
+  STOOD_DOWN: false,
+  // The node waits to form a cluster or to be added: another node may serve.
+  UNINITIALIZED: true,
+  // The node's storage is not the one its cluster binds its id to; it waits to be re-added: another node may serve.
+  STORAGE_MISMATCH: true,
 };
 
 export function isRetriable(name: ErrorName): boolean {
@@ -125,6 +136,8 @@ export class QuorumUnavailableError extends typedError('QUORUM_UNAVAILABLE', 'Qu
 export class PurgedError extends typedError('PURGED', 'PurgedError') {}
 /** The node's disk failed (full, I/O error); it refuses writes until repaired. */
 export class StorageFailedError extends typedError('STORAGE_FAILED', 'StorageFailedError') {}
+/** The node stood down for good: reset away by reset-peers, or replaced by another storage under its id. */
+export class StoodDownError extends typedError('STOOD_DOWN', 'StoodDownError') {}
 /** The request may or may not have been applied: its outcome is unknown. */
 export class TimeoutError extends typedError('TIMEOUT', 'TimeoutError', { unknownOutcome: true }) {}
 
@@ -141,6 +154,7 @@ const CLASSES: Partial<Record<ErrorName, new (message: string, details?: QjmErro
   TIMEOUT: TimeoutError,
   PURGED: PurgedError,
   STORAGE_FAILED: StorageFailedError,
+  STOOD_DOWN: StoodDownError,
 };
 
 /** Builds the typed error for a name (as decoded from the wire). */

@@ -13,10 +13,16 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { PeerCertificate } from 'node:tls';
-import { checkServerIdentity } from 'node:tls';
+import { checkServerIdentity, TLSSocket } from 'node:tls';
 import { buildConnector, Pool } from 'undici';
 import { splitHostPort } from './ids.js';
 import type { Dispatcher } from 'undici';
+
+/**
+ * The one TLS version qjournal speaks, dialing and serving: every client is ours, and TLS 1.3 has no
+ * renegotiation (a TLS 1.2 connection could change its certificate after the one its caller was taken from).
+ */
+export const TLS_VERSION = 'TLSv1.3' as const;
 
 /** What a TLS client presents and trusts (PEM). Without cert and key it is an anonymous TLS client. */
 export interface ClientTls {
@@ -77,6 +83,8 @@ function tlsDialOptions(tls: ClientTls, address: string) {
     ca: tls.ca,
     ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
     rejectUnauthorized: true,
+    minVersion: TLS_VERSION,
+    maxVersion: TLS_VERSION,
     checkServerIdentity: (host: string, cert: PeerCertificate): Error | undefined => {
       const wrongHost = checkServerIdentity(host, cert);
       if (wrongHost) return wrongHost;
@@ -118,6 +126,20 @@ export class HttpPools {
     this.tls = options.tls ?? null;
   }
 
+  /** Whether this client speaks TLS (and so checks every server it reaches). */
+  get secure(): boolean {
+    return this.tls !== null;
+  }
+
+  /** Closes every connection to `address` (its server is no longer the one expected there); new ones redial. */
+  forget(address: string): void {
+    const p = this.pools.get(address);
+    this.pools.delete(address);
+    if (p) void p.destroy().catch(() => {});
+    this.streamAgents.get(address)?.agent.destroy();
+    this.streamAgents.delete(address);
+  }
+
   /** New TLS material for connections opened from now on (a pool speaks TLS from its creation or never). */
   setTls(tls: ClientTls): void {
     if (!this.tls) throw new Error('this HTTP client was built without TLS');
@@ -150,7 +172,12 @@ export class HttpPools {
         const connect = buildConnector({ ...tlsDialOptions(tls, address), timeout: this.options.connectTimeoutMs });
         built = { generation: this.tlsGeneration, connect };
       }
-      built.connect(opts, callback);
+      // TLS 1.3 has no renegotiation; refused on the socket too, so no server could ever start one.
+      built.connect(opts, (err, socket) => {
+        if (socket && socket instanceof TLSSocket) socket.disableRenegotiation();
+        if (err) callback(err, null);
+        else callback(null, socket!);
+      });
     };
   }
 
@@ -284,7 +311,7 @@ export class HttpPools {
       path,
       agent: this.streamAgent(address),
       headers: { 'content-type': contentType },
-      ...(tls ? { ...tlsDialOptions(tls, address), minVersion: 'TLSv1.2' as const } : {}),
+      ...(tls ? tlsDialOptions(tls, address) : {}),
     };
     const req = (tls ? https : http).request(options, (res) => {
       const chunks: Buffer[] = [];
@@ -310,6 +337,7 @@ export class HttpPools {
     req.on('drain', () => {
       if (!done) h.onDrain();
     });
+    if (tls) req.on('socket', (s) => (s as TLSSocket).disableRenegotiation());
     req.flushHeaders();
     return {
       write(chunks) {

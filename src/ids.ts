@@ -1,4 +1,5 @@
-// The names qjournal accepts from outside — node ids, journal ids and host:port addresses — one rule each,
+// The names qjournal accepts from outside — node ids, journal ids, storage and cluster ids, host:port addresses —
+// one rule each,
 // checked wherever such a value enters: flags, config files, RPC bodies, library options, peers' batches.
 
 const NODE_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
@@ -15,6 +16,37 @@ export const JOURNAL_ID_RULE = '1-128 characters of [A-Za-z0-9._-], not "." or "
 
 export function isJournalId(s: unknown): s is string {
   return typeof s === 'string' && JOURNAL_ID_RE.test(s);
+}
+
+const DNS_NAME_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+const IPV4_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/** Checks a host without a port: a DNS name, an IPv4 address, or an IPv6 address (bare). Returns the problem. */
+export function checkHost(s: unknown): string | null {
+  if (
+    typeof s === 'string' &&
+    (DNS_NAME_RE.test(s) || IPV4_RE.test(s) || (s.includes(':') && /^[0-9a-fA-F:.]+$/.test(s)))
+  )
+    return null;
+  return `expected a host name or an IP address without a port, got ${JSON.stringify(s)}`;
+}
+
+// A storage id (one per data directory) or a cluster id, as nodes make them: hex, bounded. A storage binding
+// may also be '' (none): isStorageBinding.
+const NODE_MADE_ID_RE = /^[0-9a-f]{1,64}$/;
+
+export function isStorageId(s: unknown): s is string {
+  return typeof s === 'string' && NODE_MADE_ID_RE.test(s);
+}
+
+/** A storage id, or '' where a configuration binds a member to no storage. */
+export function isStorageBinding(s: unknown): s is string {
+  return s === '' || isStorageId(s);
+}
+
+/** A cluster id, or '' (a node whose cluster is not formed yet). */
+export function isClusterIdOrNone(s: unknown): s is string {
+  return s === '' || isStorageId(s);
 }
 
 // A host name or IPv4 address, or a bracketed IPv6 address; then the port.

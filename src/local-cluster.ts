@@ -1,8 +1,8 @@
 // A local cluster of real JournalNode processes on loopback, for the demo, the benchmarks and the
 // integration tests: free ports, data directories under one root, kill -9 / SIGSTOP / SIGCONT / restart,
 // and /status polling. Secure by default, as a real cluster: a CA, node certificates and the client
-// certificates admin, writer and reader under <root>/certs, the nodes started with --certs-dir; plain
-// HTTP (--insecure) only when asked for.
+// certificates admin, writer and reader (the last two scoped to the cluster's journals) under <root>/certs,
+// the nodes started with --certs-dir; plain HTTP (--insecure) only when asked for.
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -14,9 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { HttpPools } from './http-pool.js';
 import type { HttpResponse } from './http-pool.js';
 import { waitFor } from './wait-for.js';
+import { PRIVATE_FILE_MODE } from './file-modes.js';
 import { fetchNodeStatus } from './node-status.js';
 import type { NodeStatusJson } from './node-status.js';
-import { clientTlsFrom } from './security/client-tls.js';
+import { checkNodeServer, clientTlsFrom } from './security/client-tls.js';
 import type { TlsOption } from './security/client-tls.js';
 import { createCa, createClientCert, createNodeCert } from './security/certs.js';
 import type { ClientRole } from './security/roles.js';
@@ -71,6 +72,13 @@ export interface ClusterOptions {
   insecure?: boolean;
   /** Give every node a read-only dashboard port (--ui-listen) on a free port. */
   ui?: boolean;
+  /** The journals the writer and reader certificates may use (default: ns1); admin spans every journal. */
+  journals?: readonly string[];
+  /**
+   * Each node's open-file limit (soft and hard), set by the shell that starts it (`ulimit -n`): a connection
+   * flood then reaches the limit quickly. Unset: the launcher's own limit.
+   */
+  maxOpenFiles?: number;
   /**
    * Start each node in a process group of its own, so a terminal's Ctrl-C reaches only the launcher, which
    * then stops the nodes in order (the demo). Without it Ctrl-C reaches the nodes too (a test run's).
@@ -80,6 +88,8 @@ export interface ClusterOptions {
 
 /** The client certificates a secure local cluster creates: one user per role, named for it. */
 export const LOCAL_USERS: readonly ClientRole[] = ['admin', 'writer', 'reader'];
+/** The journals the local writer and reader may use unless the cluster is told others. */
+export const LOCAL_JOURNALS: readonly string[] = ['ns1'];
 /** Every host a local node is dialed at (its certificate's SANs). */
 const LOCAL_HOSTS = ['127.0.0.1', 'localhost'];
 
@@ -95,18 +105,30 @@ export class LocalCluster {
   private readonly http: HttpPools;
   private readonly ui: boolean;
   private readonly ownProcessGroups: boolean;
+  private readonly maxOpenFiles: number | null;
 
   private constructor(root: string, o: ClusterOptions) {
     this.root = root;
     this.ui = o.ui ?? false;
     this.ownProcessGroups = o.ownProcessGroups ?? false;
+    this.maxOpenFiles = o.maxOpenFiles ?? null;
     this.electionTimeoutMs = o.electionTimeoutMs ?? 500;
     this.extraArgs = o.extraArgs ?? [];
     this.logLevel = o.logLevel ?? 'info';
     this.certsDir = o.insecure ? null : path.join(root, 'certs');
+    // It knows which node it started at each address: the certificate there must be that node's.
+    const tls = this.certsDir ? clientTlsFrom({ certsDir: this.certsDir, user: 'admin' }) : null;
     this.http = new HttpPools({
       connectTimeoutMs: 1000,
-      ...(this.certsDir ? { tls: clientTlsFrom({ certsDir: this.certsDir, user: 'admin' }) } : {}),
+      ...(tls
+        ? {
+            tls: {
+              ...tls,
+              verifyServer: (address, cert) =>
+                checkNodeServer(address, cert, this.nodes.find((n) => n.address === address)?.id),
+            },
+          }
+        : {}),
     });
   }
 
@@ -117,7 +139,8 @@ export class LocalCluster {
       const certs = { certsDir: path.join(root, 'certs'), overwrite: true };
       await createCa(certs);
       for (const id of ids) await createNodeCert(certs, id, LOCAL_HOSTS);
-      for (const user of LOCAL_USERS) await createClientCert(certs, user, [user]);
+      for (const user of LOCAL_USERS)
+        await createClientCert(certs, user, [user], user === 'admin' ? [] : (o.journals ?? LOCAL_JOURNALS));
     }
     const c = new LocalCluster(root, o);
     const n = ids.length;
@@ -136,6 +159,16 @@ export class LocalCluster {
       });
     });
     return c;
+  }
+
+  /**
+   * One more client certificate under the cluster's CA (a secure cluster only): `name` with `roles`, scoped to
+   * `journals` unless admin. Returns libqjm's tls option for it.
+   */
+  async addUser(name: string, roles: readonly ClientRole[], journals: readonly string[]): Promise<TlsOption> {
+    if (!this.certsDir) throw new Error('this cluster runs --insecure: it has no certificates');
+    await createClientCert({ certsDir: this.certsDir, overwrite: true }, name, roles, journals);
+    return { certsDir: this.certsDir, user: name };
   }
 
   /** libqjm's tls option for one of the local users (undefined when the cluster runs --insecure). */
@@ -189,6 +222,11 @@ export class LocalCluster {
     return this.nodes.map((n) => n.address);
   }
 
+  /** The nodes as a client should be given them, with their ids (id=host:port): each must be the one named. */
+  get clientPeers(): string[] {
+    return this.nodes.map((n) => `${n.id}=${n.address}`);
+  }
+
   node(id: string): ProcNode {
     const n = this.nodes.find((x) => x.id === id);
     if (!n) throw new Error(`no node ${id}`);
@@ -226,15 +264,18 @@ export class LocalCluster {
   start(id: string, extra: string[] = []): ProcNode {
     const n = this.node(id);
     if (n.proc) throw new Error(`${id} is already running`);
-    const out = fs.openSync(n.logFile, 'a');
+    // A node's log names its journals, peers and errors: private, like its data (0600).
+    const out = fs.openSync(n.logFile, 'a', PRIVATE_FILE_MODE);
     // QJ_NODE_ARGS adds Node flags to every JournalNode (profiling: "--cpu-prof --cpu-prof-dir=/tmp/prof").
     const nodeArgs = (process.env.QJ_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const env = { ...process.env, GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? JOURNALNODE_GLIBC_TUNABLES };
-    const proc = spawn(
-      process.execPath,
-      ['--enable-source-maps', ...nodeArgs, JOURNALNODE_MAIN, ...this.args(n), ...extra],
-      { stdio: ['ignore', out, out], env, detached: this.ownProcessGroups },
-    );
+    const argv = ['--enable-source-maps', ...nodeArgs, JOURNALNODE_MAIN, ...this.args(n), ...extra];
+    // With a lower open-file limit, a shell sets it and then becomes the node (exec: the same pid).
+    const [cmd, args] =
+      this.maxOpenFiles === null
+        ? [process.execPath, argv]
+        : ['/bin/sh', ['-c', `ulimit -n ${this.maxOpenFiles} && exec "$0" "$@"`, process.execPath, ...argv]];
+    const proc = spawn(cmd, args, { stdio: ['ignore', out, out], env, detached: this.ownProcessGroups });
     fs.closeSync(out);
     n.proc = proc;
     n.exit = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
@@ -264,27 +305,39 @@ export class LocalCluster {
     n.proc = null;
   }
 
-  /** SIGTERM and wait for a clean exit; returns the exit code. */
-  async stop(id: string): Promise<number | null> {
+  /** SIGTERM and wait for a clean exit (SIGKILL and an error after stopTimeoutMs); returns the exit code. */
+  async stop(id: string, stopTimeoutMs = 15_000): Promise<number | null> {
     const n = this.node(id);
     if (!n.proc) return null;
     const exit = n.exit!;
     n.proc.kill('SIGCONT');
     n.proc.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 15_000)));
+    const late = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), stopTimeoutMs)));
     // Cleared at once: a pending 15 s timer would keep a launcher that is done (the demo) alive that long.
     const code = await Promise.race([exit, late]).finally(() => clearTimeout(timer));
     if (code === 'timeout') {
       await this.kill(id);
-      throw new Error(`${id} did not stop within 15 s of SIGTERM`);
+      throw new Error(`${id} did not stop within ${stopTimeoutMs / 1000} s of SIGTERM: killed`);
     }
     n.proc = null;
     return code;
   }
 
-  async stopAll(): Promise<void> {
-    await Promise.all(this.nodes.filter((n) => n.proc).map((n) => this.stop(n.id).catch(() => this.kill(n.id))));
+  /** Stops every running node (see stop()); returns why each node that had to be killed was. */
+  async stopAll(stopTimeoutMs?: number): Promise<string[]> {
+    const killed: string[] = [];
+    await Promise.all(
+      this.nodes
+        .filter((n) => n.proc)
+        .map((n) =>
+          this.stop(n.id, stopTimeoutMs).catch(async (e: Error) => {
+            killed.push(e.message);
+            await this.kill(n.id);
+          }),
+        ),
+    );
+    return killed;
   }
 
   async destroy(keepOnFailure = false): Promise<void> {
@@ -299,8 +352,11 @@ export class LocalCluster {
     return fetchNodeStatus(this.node(id).address, timeoutMs, this.http).catch(() => null);
   }
 
-  /** Waits until the running nodes agree on one leader; returns its id. */
-  async waitForLeader(timeoutMs = 15_000, exclude: string[] = []): Promise<string> {
+  /**
+   * Waits until the running nodes agree on one leader; returns its id. The default bound covers a first start
+   * on a loaded machine: nodes form the cluster (every one of them up and answering) before they elect.
+   */
+  async waitForLeader(timeoutMs = 30_000, exclude: string[] = []): Promise<string> {
     return waitFor(
       async () => {
         const running = this.nodes.filter((n) => n.proc && !exclude.includes(n.id));

@@ -5,12 +5,25 @@
 import type { HttpPools } from './http-pool.js';
 import type { JournalStateData } from './journal-state.js';
 import type { ProgressState } from './raft/progress.js';
-import type { StateType } from './raft/types.js';
+import type { Peer, StateType } from './raft/types.js';
+import type { IdentityStatus } from './replica/identity.js';
+
+export type { IdentityStatus } from './replica/identity.js';
 
 export interface MemberJson {
   id: string;
   address: string;
   role: 'voter' | 'outgoing-voter' | 'learner';
+  /** The storage the configuration binds the member to ('' when unbound); absent from nodes of older versions. */
+  storageId?: string;
+}
+
+/** A node started with --peers on an empty data directory, waiting for the cluster to form. */
+export interface FormationJson {
+  /** Its --peers. */
+  peers: Peer[];
+  /** Why it does not form the cluster yet: one line per node it waits for or a problem it found. */
+  waitingFor: string[];
 }
 
 /** The leader's view of one follower (empty on other nodes). */
@@ -48,7 +61,8 @@ export interface PeerLinkJson {
 
 export interface NodeStatusJson {
   id: string;
-  state: `${StateType}`;
+  /** The Raft role; 'uninitialized' while the node waits for its cluster to form (`formation`). */
+  state: `${StateType}` | 'uninitialized';
   term: number;
   /** The node this one voted for in `term` ('' for none). */
   vote: string;
@@ -80,6 +94,12 @@ export interface NodeStatusJson {
   /** Peers whose data directory changed identity (wiped and restarted under the same id). */
   peerStorageIdChanges: { id: string; from: string; to: string; atMs: number }[];
   fatal: string | null;
+  /** Its storage, generation and standing: stood down, storage mismatch, below its floor (absent from older versions). */
+  identity?: IdentityStatus;
+  /** The configuration the cluster was formed with, as this node formed it (empty: it joined). */
+  initialPeers?: Peer[];
+  /** Present while the node waits for its cluster to form. */
+  formation?: FormationJson;
   uptimeS: number;
   version: string;
   /** "mutual-tls" (--certs-dir) or "insecure" (--insecure: plain HTTP, anyone may call anything). */

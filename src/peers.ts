@@ -1,6 +1,7 @@
 // Peer lists as operators write them: "n1=127.0.0.1:8485,n2=127.0.0.1:8486" (ids and addresses, for
-// journalnode --peers and membership changes) or "127.0.0.1:8485,127.0.0.1:8486" (addresses, for clients);
-// and as a node tells its clients who the members are (the qjournal-members response header).
+// journalnode --peers and membership changes) or "127.0.0.1:8485,127.0.0.1:8486" (addresses, for clients,
+// which may also give the ids: then the node at each address must be the one named); and as a node tells its
+// clients who the members are (the qjournal-members response header).
 
 import { checkHostPort, isNodeId } from './ids.js';
 import type { Peer } from './raft/types.js';
@@ -33,20 +34,45 @@ export function parsePeers(s: string): Peer[] {
   return peers;
 }
 
-/** Parses a client's list: "host:port,..." or "id=host:port,..." (ids ignored). */
-export function parseAddresses(s: string): string[] {
-  const out: string[] = [];
-  for (const part of s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0)) {
-    const eq = part.indexOf('=');
-    const address = eq > 0 ? part.slice(eq + 1) : part;
-    checkAddress(address);
-    if (!out.includes(address)) out.push(address);
+/** A node as a client names it: its address, and its id when the client knows it. */
+export interface ClientPeer {
+  id?: string;
+  address: string;
+}
+
+/** One entry of a client's list: "host:port" or "id=host:port". Throws naming what is wrong. */
+export function parseClientPeer(part: string): ClientPeer {
+  const eq = part.indexOf('=');
+  const address = eq >= 0 ? part.slice(eq + 1) : part;
+  checkAddress(address);
+  if (eq < 0) return { address };
+  const id = part.slice(0, eq);
+  if (!isNodeId(id)) throw new Error(`bad peer id ${JSON.stringify(id)}`);
+  return { id, address };
+}
+
+/**
+ * Parses a client's list: "host:port,..." or "id=host:port,..." (or a mix); an address given twice once, the
+ * same address under two ids refused.
+ */
+export function parseClientPeers(s: string | readonly string[]): ClientPeer[] {
+  const parts = (typeof s === 'string' ? s.split(',') : s).map((x) => x.trim()).filter((x) => x.length > 0);
+  const out: ClientPeer[] = [];
+  for (const part of parts) {
+    const p = parseClientPeer(part);
+    const same = out.find((q) => q.address === p.address);
+    if (same && same.id !== undefined && p.id !== undefined && same.id !== p.id)
+      throw new Error(`${p.address} given as ${same.id} and as ${p.id}`);
+    if (same) same.id ??= p.id;
+    else out.push(p);
   }
   if (out.length === 0) throw new Error('no peers given');
   return out;
+}
+
+/** Parses a client's list: "host:port,..." or "id=host:port,..." (ids ignored). */
+export function parseAddresses(s: string): string[] {
+  return parseClientPeers(s).map((p) => p.address);
 }
 
 export function formatPeers(peers: readonly Peer[]): string {
@@ -54,25 +80,28 @@ export function formatPeers(peers: readonly Peer[]): string {
 }
 
 /**
- * The response header by which a node tells an authenticated client the members' addresses, with the index
- * its configuration was applied at (the client keeps the word of the node that applied the furthest):
- * "qjournal-members: 1234 10.0.0.1:8485,10.0.0.2:8485".
+ * The response header by which a node tells an authenticated client the members, with the index its
+ * configuration was applied at (the client keeps the word of the node that applied the furthest):
+ * "qjournal-members: 1234 n1=10.0.0.1:8485,n2=10.0.0.2:8485". Clients also read the older form without ids.
  */
 export const MEMBERS_HEADER = 'qjournal-members';
 /** Members one header may name (far above any configuration a cluster runs). */
 const MAX_HEADER_MEMBERS = 64;
 
-export function formatMembersHeader(appliedIndex: number, addresses: readonly string[]): string {
-  return `${appliedIndex} ${addresses.join(',')}`;
+export function formatMembersHeader(appliedIndex: number, members: readonly Peer[]): string {
+  return `${appliedIndex} ${formatPeers(members)}`;
 }
 
 /** The members a header names, or null when it is not one (a client takes nothing from a malformed header). */
-export function parseMembersHeader(value: string): { appliedIndex: number; addresses: string[] } | null {
+export function parseMembersHeader(
+  value: string,
+): { appliedIndex: number; addresses: string[]; members: ClientPeer[] } | null {
   const m = /^(\d{1,16}) (\S+)$/.exec(value);
   if (!m) return null;
   try {
-    const addresses = parseAddresses(m[2]!);
-    return addresses.length <= MAX_HEADER_MEMBERS ? { appliedIndex: Number(m[1]), addresses } : null;
+    const members = parseClientPeers(m[2]!);
+    const addresses = members.map((p) => p.address);
+    return members.length <= MAX_HEADER_MEMBERS ? { appliedIndex: Number(m[1]), addresses, members } : null;
   } catch {
     return null;
   }

@@ -41,6 +41,9 @@ const int = (d: number, min: number, max: number, doc: string, braft?: string): 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 export const SETTINGS = {
   // ---- Raft
   electionTimeoutMs: int(
@@ -170,15 +173,39 @@ export const SETTINGS = {
   ),
   readTimeoutMs: int(10_000, 100, 3_600_000, 'A linearizable read not confirmed within this long answers TIMEOUT'),
   maxWaitMs: int(60_000, 0, 3_600_000, 'Longest long-poll a reader may ask for'),
+  minTxnsRetained: int(
+    1_000_000,
+    0,
+    Number.MAX_SAFE_INTEGER,
+    'A purge (unless forced) keeps the last this many txids of a journal, and always its newest finalized segment',
+  ),
+  readRetentionWindowMs: int(
+    600_000,
+    0,
+    86_400_000,
+    'A purge (unless forced) keeps what a reader of this node read within this long',
+  ),
   maxWaitingReads: int(
     10_000,
     1,
     1_000_000,
     'Long-polls waiting at once on a node; beyond, a reader is answered BUSY (retriable)',
   ),
+  maxJournals: int(
+    100,
+    1,
+    10_000,
+    'Journals a cluster holds; a format that would create one more is refused with TOO_MANY_JOURNALS',
+  ),
   // ---- Transport
   peerRequestTimeoutMs: int(5000, 100, 600_000, 'One request to a peer; a peer stream silent this long is cut'),
   maxPeerQueueBytes: int(64 << 20, 1 << 16, 2 ** 31, 'Bytes queued for one peer before messages are dropped'),
+  formationPollMs: int(
+    500,
+    50,
+    60_000,
+    'While a new cluster forms: how often a node asks the nodes named in --peers whether they are all there',
+  ),
   // ---- HTTP server
   httpRequestTimeoutMs: int(
     30_000,
@@ -188,7 +215,56 @@ export const SETTINGS = {
   ),
   httpHeadersTimeoutMs: int(10_000, 1000, 3_600_000, "A client must send a request's headers within this long"),
   httpKeepAliveTimeoutMs: int(65_000, 1000, 3_600_000, 'An idle keep-alive connection is closed after this long'),
+  maxConnections: int(
+    10_000,
+    64,
+    1_000_000,
+    "Connections open at once on the node's ports; at most the open-file limit less reservedFileDescriptors",
+  ),
+  maxConnectionsPerAddress: int(
+    1000,
+    1,
+    1_000_000,
+    'Connections open at once from one remote address (an IPv6 /64); at most half of maxConnections',
+  ),
+  reservedFileDescriptors: int(
+    512,
+    64,
+    1_000_000,
+    'File descriptors kept from connections for storage, streamed answers, peers and the process itself',
+  ),
+  tlsHandshakeTimeoutMs: int(5000, 100, 600_000, 'A connection must finish its TLS handshake within this long'),
+  firstRequestTimeoutMs: int(
+    5000,
+    100,
+    600_000,
+    'A connection must send its first request within this long (after its TLS handshake)',
+  ),
+  maxResponseBytesInFlight: int(
+    64 << 20,
+    1 << 20,
+    2 ** 40,
+    'Answer bytes a node holds for its clients at once (a streamed answer counts its window); beyond, BUSY',
+  ),
+  maxResponseBytesPerConnection: int(
+    16 << 20,
+    1 << 20,
+    2 ** 40,
+    'Answer bytes one connection may hold at once (within maxResponseBytesInFlight); beyond, BUSY',
+  ),
+  responseStallTimeoutMs: int(
+    15_000,
+    1000,
+    3_600_000,
+    'An answer whose client takes none of its bytes for this long is cut and its budget released',
+  ),
   logLevel: { kind: 'enum', default: 'info', values: LOG_LEVELS, doc: 'pino log level' } as EnumSetting<LogLevel>,
+  logFormat: {
+    kind: 'enum',
+    default: 'auto',
+    values: LOG_FORMATS,
+    doc: 'json: one JSON object a line (pino); pretty: for a person; auto: pretty when stdout is a terminal, else json',
+  } as EnumSetting<LogFormat>,
 } satisfies Record<string, Setting>;
 
 type ValueOf<S> = S extends IntSetting

@@ -1,7 +1,15 @@
 // Plain tables for terminals, in the style of `etcdctl endpoint status -w table`: the qjm CLI, the demo and the
 // benchmark print their results through this one renderer, and sizes in it as people read them.
 
-export function renderTable(head: string[], rows: string[][]): string {
+import { escapeControls } from './terminal-text.js';
+
+/**
+ * Every cell is escaped (escapeControls): what a table shows comes from journal data and node answers, and a
+ * control character or line break in a cell must neither reach the terminal nor forge a row.
+ */
+export function renderTable(head: string[], rawRows: string[][]): string {
+  const rows = rawRows.map((r) => r.map(escapeControls));
+  head = head.map(escapeControls);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = `+${widths.map((w) => '-'.repeat(w + 2)).join('+')}+`;
   const fmt = (cells: string[]) => `|${widths.map((w, i) => ` ${(cells[i] ?? '').padEnd(w)} `).join('|')}|`;

@@ -1,15 +1,22 @@
 // Authorization, in one place: the table of which roles may call each route, checked by one onRequest hook
 // on the node's server against the principal its verified client certificate names (401 without one, 403
-// for the wrong role, each in the route's own error envelope). Two rules need the decoded body and are
-// checked by their routes through the functions here: a Raft batch speaks only for its certificate's node,
-// and `format` with `force` needs admin. In insecure mode (no TLS) everything is let through.
+// for the wrong role, each in the route's own error envelope). Three rules need the decoded body and are
+// checked by their routes through the functions here: a journal route touches only the journals the
+// certificate names, a Raft batch speaks only for its certificate's node, and `format` with `force` needs
+// admin. In insecure mode (no TLS) everything is let through.
 
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { qjournal } from '../../src/gen/proto.js';
 import { QjmError } from '../../src/errors.js';
 import type { Batch } from '../../src/transport/raft-codec.js';
-import { describePrincipal, principalOfSubject, rolesOf } from '../../src/security/roles.js';
+import {
+  describeJournals,
+  describePrincipal,
+  mayUseJournal,
+  principalOfCertificate,
+  rolesOf,
+} from '../../src/security/roles.js';
 import type { Principal, Role, SubjectFields } from '../../src/security/roles.js';
 import { HTTP_STATUS, sendProto, toRpcError } from './rpc-errors.js';
 import { WRITE_OPS } from '../state/write-rpcs.js';
@@ -61,7 +68,8 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   ),
   '/status': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/raft_stat': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
-  '/flags': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
+  // The effective settings include file-system paths (the certificates, the data directory): not for every reader.
+  '/flags': { allowed: ['admin'], envelope: JSON_ENVELOPE },
   '/metrics': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/activity': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/admin/resetPeers': { allowed: ['admin'], envelope: proto(pb.ResetPeersResponse) },
@@ -106,24 +114,39 @@ export function refuse(reply: FastifyReply, envelope: Envelope, e: QjmError): Fa
   return reply.code(status).send({ code: e.code, message: e.message });
 }
 
-/** A connection's principal, worked out once per connection: null when it presented no certificate. */
+/**
+ * Each connection's principal, settled once when its handshake completes (settlePrincipal, called by
+ * node-tls.ts) and never read again from the socket: a later handshake on the same connection (a
+ * renegotiation, which node-tls.ts also refuses) cannot change who the caller is. Null: no certificate.
+ */
 const principals = new WeakMap<object, Principal | null>();
 
-function principalOf(socket: TLSSocket): Principal | null {
-  let p = principals.get(socket);
-  if (p === undefined) {
-    p = null;
-    // Sockets whose certificate failed verification were cut at the handshake (node-tls.ts). `authorized`
-    // alone is not enough: a resumed TLS session of a client that never sent a certificate reads as
-    // authorized, with no certificate at all.
-    const subject = socket.authorized ? (socket.getPeerCertificate()?.subject as SubjectFields | undefined) : undefined;
-    if (subject && Object.keys(subject).length > 0) {
-      // A certificate of this CA that names no role may call only what needs just a certificate (a 404).
-      p = principalOfSubject(subject) ?? { kind: 'client', name: String(subject.CN ?? '?'), roles: [] };
-    }
-    principals.set(socket, p);
+/** The principal of the connection's verified chain, worked out at its handshake and kept for its life. */
+export function settlePrincipal(socket: TLSSocket): Principal | null {
+  const settled = principals.get(socket);
+  if (settled !== undefined) return settled;
+  let p: Principal | null = null;
+  // Sockets whose certificate failed verification are cut at the handshake (node-tls.ts). `authorized`
+  // alone is not enough: a resumed TLS session of a client that never sent a certificate reads as
+  // authorized, with no certificate at all.
+  const cert = socket.authorized ? socket.getPeerCertificate() : undefined;
+  const subject = cert?.subject as SubjectFields | undefined;
+  if (subject && Object.keys(subject).length > 0) {
+    // A certificate of this CA that names no role may call only what needs just a certificate (a 404).
+    p = principalOfCertificate(subject, cert?.subjectaltname) ?? {
+      kind: 'client',
+      name: String(subject.CN ?? '?'),
+      roles: [],
+      journals: [],
+    };
   }
+  principals.set(socket, p);
   return p;
+}
+
+/** The principal settled at the connection's handshake; null (refused) when none was. */
+export function settledPrincipal(socket: object): Principal | null {
+  return principals.get(socket) ?? null;
 }
 
 /** Installs the one hook: every request gets its caller, then the route's rule decides. */
@@ -134,7 +157,7 @@ export function registerAuthorization(app: FastifyInstance, mode: 'mutual-tls' |
       req.caller = INSECURE_CALLER;
       return;
     }
-    req.caller = principalOf(req.raw.socket as TLSSocket);
+    req.caller = settledPrincipal(req.raw.socket);
     const rule = ruleFor(req.routeOptions.url);
     const refusal = decide(req.caller, rule.allowed);
     if (refusal) return refuse(reply, rule.envelope, refusal);
@@ -163,8 +186,34 @@ export function authorizePeerBatch(caller: Caller | null, batch: Batch): QjmErro
   return null;
 }
 
-/** `format` with `force` wipes a journal: admin only. Throws the refusal (the route answers it). */
-export function requireAdminToForce(caller: Caller | null): void {
+/**
+ * A journal route may touch only a journal the caller's certificate names (admin: any). Every route that takes
+ * a journal id asks this before it acts, with the id as the request carries it. Returns the refusal, or null.
+ */
+export function authorizeJournal(caller: Caller | null, jid: string): QjmError | null {
+  if (caller?.kind === 'insecure') return null;
+  if (caller !== null && mayUseJournal(caller, jid)) return null;
+  if (caller?.kind !== 'client') return new QjmError('FORBIDDEN', 'journal routes need a client certificate');
+  const refused = `${describePrincipal(caller)} may not use journal ${JSON.stringify(jid).slice(0, 140)}`;
+  if (caller.journals.length === 0)
+    return new QjmError(
+      'FORBIDDEN',
+      `${refused}: its certificate names no journal (issued before certificates were scoped to journals); re-issue it: qjm cert create-client ${caller.name} --role ${caller.roles.join(',')} --journal JID[,JID] --overwrite`,
+    );
+  return new QjmError('FORBIDDEN', `${refused}: its certificate names journals ${describeJournals(caller)}`);
+}
+
+/**
+ * A forced format (it wipes a journal) and a forced purge (past the retention floor): admin only. Throws the
+ * refusal (the route answers it).
+ */
+export function requireAdminToForce(caller: Caller | null, what: string): void {
   const refusal = decide(caller, ['admin']);
-  if (refusal) throw new QjmError(refusal.errorName, `format with force: ${refusal.message}`);
+  if (refusal) throw new QjmError(refusal.errorName, `${what} with force: ${refusal.message}`);
+}
+
+/** Who a caller is, in a log line or a message: a certificate's name, or "anonymous". */
+export function callerName(caller: Caller | null): string {
+  if (!caller || caller.kind === 'insecure') return 'anonymous';
+  return caller.kind === 'node' ? `node ${caller.id}` : caller.name;
 }

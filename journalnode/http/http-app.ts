@@ -21,9 +21,12 @@ import { registerQjmRoutes } from './routes-qjm.js';
 import type { QjmContext } from './routes-qjm.js';
 import { registerRaftRoutes, registerRaftStreamBody } from '../peers/stream-route.js';
 import type { RaftRouteContext } from '../peers/stream-route.js';
-import { refuseWhileDraining, sendProtoError, SMALL_BODY_BYTES } from './rpc-errors.js';
+import { refuseWhileDraining, sendProtoError, SMALL_BODY_BYTES, toRpcError } from './rpc-errors.js';
+import { jsonBusy, registerResponseBudget } from './response-budget.js';
+import type { ResponseBudget } from './response-budget.js';
+import { qjournal } from '../../src/gen/proto.js';
 import { registerSnapshotRoutes } from '../peers/snapshot-http.js';
-import { cutUnverifiedClients, serverTlsOptions } from './node-tls.js';
+import { guardTlsConnections, serverTlsOptions } from './node-tls.js';
 
 /** Routes whose answers are protobuf messages with `RpcError error = 1`. */
 const PROTO_ROUTES = /^\/(qjm|admin)\//;
@@ -41,6 +44,8 @@ export interface HttpAppParts {
   activity: NodeActivity;
   /** True once the node is shutting down: new writes are refused (reads still served). */
   draining(): boolean;
+  /** The answer bytes the node holds for its clients, shared with the dashboard port. */
+  budget: ResponseBudget;
 }
 
 export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
@@ -54,11 +59,13 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
     requestTimeout: c.httpRequestTimeoutMs,
     keepAliveTimeout: c.httpKeepAliveTimeoutMs,
   };
+  // A client that connects and never finishes its handshake is closed (connection-guard.ts bounds the rest).
   const app = (p.tls
-    ? Fastify({ ...options, https: serverTlsOptions(p.tls) })
+    ? Fastify({ ...options, https: { ...serverTlsOptions(p.tls), handshakeTimeout: c.tlsHandshakeTimeoutMs } })
     : Fastify(options)) as unknown as FastifyInstance;
   app.server.headersTimeout = c.httpHeadersTimeoutMs;
-  if (p.tls) cutUnverifiedClients(app.server as unknown as TlsServer, p.logger);
+  if (p.tls) guardTlsConnections(app.server as unknown as TlsServer, p.logger);
+  underBounds(app, p);
   registerAuthorization(app, p.tls ? 'mutual-tls' : 'insecure');
   // Protobuf only: every other body type is refused (415) before a handler sees it.
   app.removeAllContentTypeParsers();
@@ -89,6 +96,8 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   registerSnapshotRoutes(app, {
     stateMachine: p.qjm.stateMachine,
     maxSnapshotChunkBytes: p.config.maxSnapshotChunkBytes,
+    directory: p.qjm.replica.peers,
+    logger: p.logger,
   });
   // The journal RPCs get the draining check and the latency metrics; peer traffic stays hook-free.
   await app.register(async (scope) => {
@@ -96,18 +105,12 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
       if (p.draining() && req.method === 'POST' && !req.url.startsWith('/qjm/get'))
         return refuseWhileDraining(reply, p.config.id, p.qjm.replica.leaderDetails());
     });
-    // An authenticated client learns the members' addresses from every answer (libqjm's route table follows
-    // the cluster through membership changes); one without a certificate learns nothing.
+    // An authenticated client learns the members (ids and addresses) from every answer: libqjm's route table
+    // follows the cluster through membership changes, and its check of a server learns which node is where.
+    // One without a certificate learns nothing.
     scope.addHook('onSend', async (req, reply, payload) => {
-      const addresses =
-        req.caller === null
-          ? []
-          : p.qjm.replica.peers
-              .list()
-              .map((m) => m.address)
-              .filter((a) => a !== '');
-      if (addresses.length > 0)
-        reply.header(MEMBERS_HEADER, formatMembersHeader(p.qjm.replica.appliedIndex, addresses));
+      const members = req.caller === null ? [] : p.qjm.replica.peers.list().filter((m) => m.address !== '');
+      if (members.length > 0) reply.header(MEMBERS_HEADER, formatMembersHeader(p.qjm.replica.appliedIndex, members));
       return payload;
     });
     scope.addHook('onResponse', async (req, reply) => {
@@ -121,4 +124,44 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   registerAdminRoutes(app, p.admin);
   registerActivityRoute(app, p.activity);
   return app;
+}
+
+/**
+ * Before any route: every answer, refusals included, is held within the budget (in the route's envelope when
+ * refused); handshakes that time out are counted.
+ */
+function underBounds(app: FastifyInstance, p: HttpAppParts): void {
+  if (p.tls)
+    app.server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') p.metrics.refused('tls_handshake_timeout');
+    });
+  registerResponseBudget(app, p.budget, (url, message) =>
+    PROTO_ROUTES.test(url)
+      ? {
+          contentType: 'application/x-protobuf',
+          body: Buffer.from(
+            qjournal.journal.WriteResponse.encode({
+              error: toRpcError(new QjmError('BUSY', message), p.qjm.replica.term),
+            }).finish(),
+          ),
+        }
+      : jsonBusy(url, message),
+  );
+}
+
+/**
+ * How long stop() lets open connections finish after the writes drained. Idle keep-alive connections close at
+ * once; a connection that never sent a request (a client that gave up while connecting) or an upload that stalls
+ * would otherwise hold the process until its socket timeout.
+ */
+export const CLOSE_GRACE_MS = 2000;
+
+/** fastify's close, then every connection still open after `graceMs` cut. */
+export async function closeWithin(app: FastifyInstance, graceMs = CLOSE_GRACE_MS): Promise<void> {
+  const cut = setTimeout(() => app.server.closeAllConnections(), graceMs);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(cut);
+  }
 }

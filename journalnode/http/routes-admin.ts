@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { qjournal } from '../../src/gen/proto.js';
 import { QjmError } from '../../src/errors.js';
-import { checkHostPort, isNodeId, NODE_ID_RULE } from '../../src/ids.js';
+import { checkHostPort, isNodeId, isStorageBinding, NODE_ID_RULE } from '../../src/ids.js';
 import type { JournalStatusJson, MemberJson, NodeStatusJson } from '../../src/node-status.js';
 import type { Replica, ResetResult } from '../../src/replica/replica.js';
 import type { qjournal as Q } from '../../src/gen/proto.js';
@@ -31,6 +31,8 @@ export interface AdminContext {
   version: string;
   clusterId: string;
   storageId: string;
+  /** The configuration the cluster was formed with (empty: this node joined). */
+  initialPeers: Peer[];
 }
 
 export function buildStatus(ctx: AdminContext): NodeStatusJson {
@@ -47,7 +49,13 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     };
   }
   const addressOf = new Map(s.peers.map((p) => [p.id, p.address]));
-  const member = (id: string, role: MemberJson['role']): MemberJson => ({ id, address: addressOf.get(id) ?? '', role });
+  const storageOf = new Map(s.peers.map((p) => [p.id, p.storageId ?? '']));
+  const member = (id: string, role: MemberJson['role']): MemberJson => ({
+    id,
+    address: addressOf.get(id) ?? '',
+    role,
+    storageId: storageOf.get(id) ?? '',
+  });
   const peers = [
     ...s.conf.voters.map((id) => member(id, 'voter')),
     ...s.conf.votersOutgoing.filter((id) => !s.conf.voters.includes(id)).map((id) => member(id, 'outgoing-voter')),
@@ -95,6 +103,8 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     transport: ctx.transport.stats(),
     peerStorageIdChanges: ctx.transport.storageIdChanges,
     fatal: s.fatal,
+    identity: s.identity,
+    initialPeers: ctx.initialPeers,
     uptimeS: Math.round((Date.now() - ctx.startedAtMs) / 1000),
     version: ctx.version,
     security: ctx.config.certsDir ? 'mutual-tls' : 'insecure',
@@ -153,20 +163,34 @@ export function registerReadOnlyRoutes(app: FastifyInstance, ctx: AdminContext):
   );
   app.get('/healthz', async (_req, reply) => {
     const s = ctx.replica.status();
-    const ok = s.fatal === null;
-    return reply
-      .code(ok ? 200 : 503)
-      .send({ ok, id: s.id, state: s.state, term: s.term, leader: s.lead || null, fatal: s.fatal });
+    const { state, problem, repair } = s.identity;
+    // A node that stood down, or whose storage waits to be re-added, does not serve: a supervisor must see it.
+    const ok = s.fatal === null && state !== 'stood-down' && state !== 'storage-mismatch';
+    return reply.code(ok ? 200 : 503).send({
+      ok,
+      id: s.id,
+      state: s.state,
+      term: s.term,
+      leader: s.lead || null,
+      fatal: s.fatal,
+      identity: { state, problem, repair },
+    });
   });
 }
 
-/** A request's peer list, every id and address checked. */
+/** A request's peer list, every id, address and storage binding checked. */
 function checkedPeers(list: Q.raft.IPeer[]): Peer[] {
-  const peers: Peer[] = list.map((p) => ({ id: p.id ?? '', address: p.address ?? '' }));
+  const peers: Peer[] = list.map((p) =>
+    p.storageId
+      ? { id: p.id ?? '', address: p.address ?? '', storageId: p.storageId }
+      : { id: p.id ?? '', address: p.address ?? '' },
+  );
   for (const p of peers) {
     if (!isNodeId(p.id)) throw invalid(`bad peer id ${JSON.stringify(p.id)}: expected ${NODE_ID_RULE}`);
     const problem = checkHostPort(p.address);
     if (problem) throw invalid(`peer ${p.id}: bad address: ${problem}`);
+    if (!isStorageBinding(p.storageId ?? ''))
+      throw invalid(`peer ${p.id}: bad storage id ${JSON.stringify(p.storageId).slice(0, 80)}`);
   }
   return peers;
 }

@@ -2,10 +2,12 @@
 // status and to the RpcError libqjm decodes, carried in the route's own response message. Bad input is a
 // 4xx and changes nothing; a journal rejection (FENCED, OUT_OF_SYNC, ...) is a 409.
 
+import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { qjournal } from '../../src/gen/proto.js';
 import { QjmError } from '../../src/errors.js';
 import type { ErrorName } from '../../src/errors.js';
+import { isResourceShortage } from '../../src/replica/env.js';
 
 const pb = qjournal.journal;
 
@@ -35,6 +37,10 @@ export const HTTP_STATUS: Record<ErrorName, number> = {
   INTERNAL: 500,
   STORAGE_FAILED: 503,
   PURGED: 410,
+  TOO_MANY_JOURNALS: 409,
+  STOOD_DOWN: 409,
+  UNINITIALIZED: 503,
+  STORAGE_MISMATCH: 409,
 };
 
 export function errorNameOf(code: number): ErrorName {
@@ -56,10 +62,15 @@ export function toRpcError(e: QjmError, term: number): qjournal.journal.IRpcErro
   };
 }
 
-/** A thrown value as a QjmError (anything unexpected is INTERNAL). */
+/**
+ * A thrown value as a QjmError: out of file descriptors (a read that could not open its file during a
+ * connection flood) is BUSY, retriable and no failure of the node; anything else unexpected is INTERNAL.
+ */
 export function asQjmError(e: unknown): QjmError {
   if (e instanceof QjmError) return e;
-  return new QjmError('INTERNAL', e instanceof Error ? e.message : String(e));
+  const message = e instanceof Error ? e.message : String(e);
+  if (isResourceShortage(e)) return new QjmError('BUSY', `this node is short of file descriptors: ${message}`);
+  return new QjmError('INTERNAL', message);
 }
 
 export function invalid(message: string): QjmError {
@@ -85,11 +96,21 @@ export interface ProtoRoute<Req, Res extends RpcErrorField> {
   /** The response message type (generated); its `error` field carries a refusal. */
   response: { encode(message: Res): { finish(): Uint8Array } };
   /**
-   * The answer, and its HTTP status (200 unless said). `call.req` carries the caller (authz.ts); `call.left`
-   * aborts when the client goes away before its answer.
+   * The answer, and its HTTP status (200 unless said): a message, or one already encoded, or a stream of
+   * exactly lengthBytes bytes of the encoded message (a large read). `call.req` carries the caller (authz.ts);
+   * `call.reply` is the reply (its budget, response-budget.ts); `call.left` aborts when the client goes away
+   * before its answer.
    */
-  handle(request: Req, call: { req: FastifyRequest; left: AbortSignal }): Promise<{ status?: number; body: Res }>;
+  handle(
+    request: Req,
+    call: { req: FastifyRequest; reply: FastifyReply; left: AbortSignal },
+  ): Promise<ProtoAnswer<Res>>;
 }
+
+export type ProtoAnswer<Res> =
+  | { status?: number; body: Res }
+  | { status?: number; encoded: Uint8Array }
+  | { status?: number; stream: Readable; lengthBytes: number };
 
 /**
  * One protobuf RPC: decode, handle, encode; every refusal (malformed input included) answers in the route's
@@ -115,8 +136,14 @@ export function registerProtoRoute<Req, Res extends RpcErrorField>(
       reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) left.abort();
       });
-      const r = await route.handle(decoded, { req, left: left.signal });
-      return sendProto(reply, r.status ?? 200, route.response.encode(r.body).finish());
+      const r = await route.handle(decoded, { req, reply, left: left.signal });
+      if ('stream' in r)
+        return reply
+          .code(r.status ?? 200)
+          .type('application/x-protobuf')
+          .header('content-length', String(r.lengthBytes))
+          .send(r.stream);
+      return sendProto(reply, r.status ?? 200, 'encoded' in r ? r.encoded : route.response.encode(r.body).finish());
     } catch (e) {
       const err = asQjmError(e);
       return sendProto(

@@ -15,7 +15,10 @@ export type EventKind =
   | 'membership'
   | 'fenced'
   | 'snapshot-install'
-  | 'storage-failure';
+  | 'storage-failure'
+  // Seen by the dashboard's gathering, not by Raft: a member stopped answering, or answers again.
+  | 'unreachable'
+  | 'reachable';
 
 export interface NodeEvent {
   /** Increasing per node: a reader tells new events from ones it has seen. */

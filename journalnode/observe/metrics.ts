@@ -20,7 +20,18 @@ export interface MetricSources {
   transport: PeerTransport;
   /** Bytes of this node's Raft log after an index (the leader's byte lag of a follower). */
   logBytesAfter(index: number): number;
+  /** Answer bytes the node holds for its clients now (journalnode/http/response-budget.ts). */
+  responseBytes(): number;
 }
+
+/** Why the node refused or cut a client's connection or answer (qjournal_http_refused_total). */
+export type RefusalReason =
+  | 'response_budget'
+  | 'response_stalled'
+  | 'connections_total'
+  | 'connections_per_address'
+  | 'tls_handshake_timeout'
+  | 'first_request_timeout';
 
 /** The fdatasync percentiles, as Hadoop's JournalNode reports them. */
 export const FSYNC_PERCENTILES = [0.5, 0.75, 0.9, 0.95, 0.99];
@@ -40,6 +51,7 @@ export class NodeMetrics {
   readonly rpcSeconds: client.Histogram<'rpc' | 'code'>;
   readonly elections: client.Counter;
   readonly leaderChanges: client.Counter;
+  readonly refusals: client.Counter<'reason'>;
   private readonly fsyncWindows: client.Summary[];
   /** Where each journal's txids sit in the log: the leader's txid lag of a follower. */
   readonly txidMarks = new TxidMarks();
@@ -108,12 +120,28 @@ export class NodeMetrics {
       help: 'Times this node saw a new leader',
       registers: [r],
     });
+    this.refusals = this.httpMetrics();
     this.rpcSeconds = new client.Histogram({
       name: 'qjournal_rpc_seconds',
       help: 'Journal RPC latency by RPC and HTTP status',
       labelNames: ['rpc', 'code'],
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers: [r],
+    });
+  }
+
+  /** What the node holds for its clients, and what it refused or cut to stay within its bounds. */
+  private httpMetrics(): client.Counter<'reason'> {
+    this.gauge(
+      'qjournal_http_response_bytes',
+      'Answer bytes the node holds for its clients (within maxResponseBytesInFlight)',
+      () => this.sources?.responseBytes() ?? 0,
+    );
+    return new client.Counter({
+      name: 'qjournal_http_refused_total',
+      help: 'Connections and answers refused or cut to keep the node within its bounds, by reason',
+      labelNames: ['reason'],
+      registers: [this.registry],
     });
   }
 
@@ -237,6 +265,11 @@ export class NodeMetrics {
   /** One fdatasync of the Raft log took `ms`. */
   fsynced(ms: number): void {
     for (const s of this.fsyncWindows) s.observe(ms / 1000);
+  }
+
+  /** A connection or an answer refused or cut for a bound. */
+  refused(reason: RefusalReason): void {
+    this.refusals.inc({ reason });
   }
 
   electionStarted(): void {

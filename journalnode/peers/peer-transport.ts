@@ -15,7 +15,9 @@
 // Inbound: every stream the route accepts is registered here, at most MAX_INBOUND_STREAMS_PER_PEER per peer
 // (a newer one ends the oldest: a peer that reconnected after a network failure must not wait for the
 // half-open old one to time out), and ended when the node stops. Batches are delivered only from members, and
-// from a leader the configuration does not name yet once a member vouched for it (peer-admission.ts).
+// from a leader the configuration does not name yet once a member vouched for it (peer-admission.ts), each with
+// its envelope (sender, storage id, generation) for the replica's identity rules; a peer that refuses this
+// node's stream for those rules says why in its answer, which goes to the replica (identity-refusal.ts).
 
 import { encodeBatchFrame, messageBytes } from '../../src/transport/raft-codec.js';
 import type { Batch, BatchLimits } from '../../src/transport/raft-codec.js';
@@ -29,6 +31,8 @@ import type { PeerLinkJson } from '../../src/node-status.js';
 import type { Logger } from '../../src/logger.js';
 import type { PeerDirectory } from '../../src/replica/peer-directory.js';
 import type { PeerAdmission } from './peer-admission.js';
+import type { BatchEnvelope, IdentityNotice, IdentityVerdict } from '../../src/replica/identity.js';
+import { parseIdentityRefusal } from './identity-refusal.js';
 
 /** The route of peer streams, and the content type their bodies are sent with. */
 export const RAFT_STREAM_PATH = '/raft/stream';
@@ -99,12 +103,28 @@ export class NotAMemberError extends Error {
 
 /** Where inbound messages go, and who hears that a peer is unreachable: the replica, attached after it is built. */
 export interface TransportSink {
-  receive(messages: Message[]): void;
+  receive(messages: Message[], envelope: BatchEnvelope): void;
   reportUnreachable(id: NodeId): void;
+  /** The identity rules' verdict on a batch's envelope, before anything of it is delivered. */
+  admitBatch(envelope: BatchEnvelope): IdentityVerdict;
+  /** A peer refused this node's stream for the identity rules and said why. */
+  hearNotice(from: NodeId, notice: IdentityNotice): void;
+  /** The reset generation every outbound batch carries. */
+  readonly generation: number;
 }
 
 /** Until a sink is attached, inbound messages have nowhere to go: dropped (Raft tolerates loss). */
-const NO_SINK: TransportSink = { receive() {}, reportUnreachable() {} };
+const NO_SINK: TransportSink = {
+  receive() {},
+  reportUnreachable() {},
+  admitBatch: () => ({ ok: false, reason: 'the node is starting', notice: null }),
+  hearNotice() {},
+  generation: 0,
+};
+
+function envelopeOf(b: Batch): BatchEnvelope {
+  return { from: b.from, storageId: b.storageId, generation: b.generation ?? 0 };
+}
 
 export class PeerTransport implements ReplicaTransport {
   private readonly peers = new Map<NodeId, PeerState>();
@@ -199,6 +219,7 @@ export class PeerTransport implements ReplicaTransport {
         clusterId: this.options.clusterId,
         storageId: this.options.storageId,
         fromAddress: this.options.selfAddress,
+        generation: this.sink.generation,
         messages: this.takeBatch(p),
       });
       p.sentBatches++;
@@ -230,6 +251,8 @@ export class PeerTransport implements ReplicaTransport {
             p.blocked = false;
             // 200 before we ended it: the peer stopped (it ends every stream when it shuts down).
             if (status === 200) return this.flushPeer(p);
+            const notice = parseIdentityRefusal(status, body);
+            if (notice) this.sink.hearNotice(p.id, notice);
             this.failed(p, `peer ${p.id} (${address}) refused the stream: ${status} ${body.toString('utf8', 0, 300)}`);
           },
           onError: (err: HttpError) => {
@@ -353,6 +376,11 @@ export class PeerTransport implements ReplicaTransport {
     };
   }
 
+  /** The identity rules' verdict on a batch (its sender's storage and generation), before admission. */
+  identityVerdict(b: Batch): IdentityVerdict {
+    return this.sink.admitBatch(envelopeOf(b));
+  }
+
   /** An inbound batch from a peer (already checked for cluster id and sender): its messages for this node are delivered. */
   handleInbound(b: Batch): void {
     // Only members (and a leader a member vouched for) speak for the cluster; nothing (state, metrics labels,
@@ -360,7 +388,7 @@ export class PeerTransport implements ReplicaTransport {
     if (!this.heard(b.from)) throw new NotAMemberError(b.from);
     this.noteStorageId(this.peer(b.from), b.storageId);
     const mine = b.messages.filter((m) => m.to === this.options.selfId);
-    if (mine.length > 0) this.sink.receive(mine);
+    if (mine.length > 0) this.sink.receive(mine, envelopeOf(b));
   }
 
   stats(): PeerLinkJson[] {

@@ -3,62 +3,119 @@
 // each file); a follower asked to install a snapshot pulls it with PeerSnapshotSource, from the address its
 // peer directory holds for the sender.
 
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { QjmError } from '../../src/errors.js';
 import type { HttpPools } from '../../src/http-pool.js';
 import { isJournalId } from '../../src/ids.js';
+import { rateLimitedWarning } from '../../src/logger.js';
+import type { Logger } from '../../src/logger.js';
 import type { NodeId } from '../../src/raft/types.js';
 import type { PeerDirectory } from '../../src/replica/peer-directory.js';
 import type { JournalStateMachine, SnapshotSource } from '../state/journal-state-machine.js';
 import { decodeManifest, encodeManifest } from '../state/snapshot-store.js';
 import type { ManifestData } from '../state/snapshot-store.js';
 import { parseSegmentName } from '../../src/edit-records.js';
+import { JSON_ENVELOPE, refuse } from '../http/authz.js';
 
 const MANIFEST_PATH = '/raft/snapshot/manifest';
 const CHUNK_PATH = '/raft/snapshot/chunk';
+/** How often a refused snapshot read is logged at most (any node certificate can provoke one). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
-export function registerSnapshotRoutes(
-  app: FastifyInstance,
-  ctx: { stateMachine: JournalStateMachine; maxSnapshotChunkBytes: number },
-): void {
+export interface SnapshotRoutesContext {
+  stateMachine: JournalStateMachine;
+  maxSnapshotChunkBytes: number;
+  /** The members of the configuration this node applied (voters and learners): only they may read a snapshot. */
+  directory: Pick<PeerDirectory, 'isMember' | 'appliedIndex'>;
+  logger: Logger;
+}
+
+/** A query parameter: its value when given once, undefined when absent, null when given twice (`?a=1&a=2`). */
+function param(q: unknown, name: string): string | null | undefined {
+  const v = (q as Record<string, unknown>)[name];
+  return v === undefined ? undefined : typeof v === 'string' ? v : null;
+}
+
+/** A non-negative safe integer query parameter (decimal digits only), or null. */
+function count(q: unknown, name: string): number | null {
+  const v = param(q, name);
+  if (typeof v !== 'string' || !/^\d{1,16}$/.test(v)) return null;
+  const n = Number(v);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/**
+ * The snapshot is every record of every journal: only a member of this node's applied configuration (a
+ * voter, or a learner being caught up: a node being added is a learner from the change's first step) reads it.
+ * A node certificate proves an identity, not membership: a stranger's or a removed node's is refused.
+ */
+function nonMember(req: FastifyRequest, directory: SnapshotRoutesContext['directory']): QjmError | null {
+  const caller = req.caller;
+  if (caller?.kind === 'insecure') return null;
+  if (caller?.kind === 'node' && directory.isMember(caller.id)) return null;
+  const who = caller?.kind === 'node' ? `node ${caller.id}` : 'this caller';
+  return new QjmError(
+    'FORBIDDEN',
+    `${who} is not a member of this node's configuration (applied at index ${directory.appliedIndex}): only members read snapshots`,
+  );
+}
+
+export function registerSnapshotRoutes(app: FastifyInstance, ctx: SnapshotRoutesContext): void {
+  const warn = rateLimitedWarning(ctx.logger, 'refused a snapshot read', REFUSAL_LOG_INTERVAL_MS);
+  // Every refusal is a 4xx through the status table, and a (rate-limited) warning: a peer can provoke them.
+  const refused = (req: FastifyRequest, reply: FastifyReply, e: QjmError) => {
+    warn({ caller: req.caller?.kind === 'node' ? req.caller.id : null, url: req.url.slice(0, 200), error: e.message });
+    return refuse(reply, JSON_ENVELOPE, e);
+  };
+
   app.get(MANIFEST_PATH, async (req, reply) => {
-    const minIndex = Number((req.query as Record<string, string>).min_index ?? 0);
-    if (!Number.isSafeInteger(minIndex) || minIndex < 0)
-      return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'bad min_index' });
+    const forbidden = nonMember(req, ctx.directory);
+    if (forbidden) return refused(req, reply, forbidden);
+    const minIndex = param(req.query, 'min_index') === undefined ? 0 : count(req.query, 'min_index');
+    if (minIndex === null) return refused(req, reply, new QjmError('INVALID_ARGUMENT', 'bad min_index'));
     const newest = ctx.stateMachine.snapshots.newest();
     if (!newest || newest.index < minIndex) {
-      return reply.code(404).send({
-        code: 'QJM_ERR_UNAVAILABLE',
-        message: `no snapshot at index >= ${minIndex} (newest: ${newest?.index ?? 'none'})`,
-      });
+      // Not a refusal: the leader has not snapshotted that far yet; the follower asks again.
+      return refuse(
+        reply,
+        JSON_ENVELOPE,
+        new QjmError('UNAVAILABLE', `no snapshot at index >= ${minIndex} (newest: ${newest?.index ?? 'none'})`),
+      );
     }
     return reply.type('application/x-protobuf').send(encodeManifest(newest.manifest));
   });
 
   app.get(CHUNK_PATH, async (req, reply) => {
-    const q = req.query as Record<string, string | undefined>;
-    const index = Number(q.index);
-    const offset = Number(q.offset);
-    const length = Number(q.length);
-    const jid = q.jid ?? '';
-    const file = q.file ?? '';
+    const forbidden = nonMember(req, ctx.directory);
+    if (forbidden) return refused(req, reply, forbidden);
+    const [index, offset, length] = ['index', 'offset', 'length'].map((n) => count(req.query, n));
+    const jid = param(req.query, 'jid') ?? '';
+    const file = param(req.query, 'file') ?? '';
     if (
-      ![index, offset, length].every((n) => Number.isSafeInteger(n) && n >= 0) ||
+      index === null ||
+      offset === null ||
+      length === null ||
       !isJournalId(jid) ||
       parseSegmentName(file) === null ||
       length > ctx.maxSnapshotChunkBytes
     ) {
-      return reply.code(400).send({
-        code: 'QJM_ERR_INVALID_ARGUMENT',
-        message: `bad chunk request (length at most ${ctx.maxSnapshotChunkBytes})`,
-      });
+      return refused(
+        req,
+        reply,
+        new QjmError(
+          'INVALID_ARGUMENT',
+          `expected ?index=&jid=&file=&offset=&length= (length at most ${ctx.maxSnapshotChunkBytes})`,
+        ),
+      );
     }
+    let bytes: Buffer;
     try {
-      return reply
-        .type('application/octet-stream')
-        .send(ctx.stateMachine.snapshots.readChunk(index, jid, file, offset, length));
+      bytes = ctx.stateMachine.snapshots.readChunk(index, jid, file, offset, length);
     } catch (e) {
-      return reply.code(404).send({ code: 'QJM_ERR_UNAVAILABLE', message: (e as Error).message });
+      if (e instanceof QjmError) return refused(req, reply, e);
+      throw e; // the disk failed: an error of this node, answered 500 and logged as one
     }
+    return reply.type('application/octet-stream').send(bytes);
   });
 }
 

@@ -2,7 +2,8 @@
 // as it arrives and delivered frame by frame; the answer comes only when the stream ends (200), or early to
 // refuse it, and then the connection is dropped. Every frame is bounded on the wire before it is decoded and
 // checked as a batch was when each one was a request of its own: the sender's certificate names its `from`
-// and every message's, the sender is a member, one stream speaks for one node. (The snapshot transfer's
+// and every message's, the identity rules accept its storage and generation (a refusal tells the sender why,
+// identity-refusal.ts), the sender is a member, one stream speaks for one node. (The snapshot transfer's
 // routes are in snapshot-http.ts, beside the client that calls them.)
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -16,6 +17,8 @@ import { NotAMemberError, RAFT_STREAM_CONTENT_TYPE, RAFT_STREAM_PATH } from './p
 import type { PeerTransport } from './peer-transport.js';
 import { authorizePeerBatch } from '../http/authz.js';
 import type { Caller } from '../http/authz.js';
+import { IDENTITY_REFUSAL_STATUS, identityRefusalBody } from './identity-refusal.js';
+import type { IdentityNotice } from '../../src/replica/identity.js';
 
 export interface RaftRouteContext {
   /** The largest legal frame: one append's worth of entries and what travels with it. */
@@ -31,6 +34,8 @@ class StreamRefusal extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** An identity refusal: what the refused node needs to know about itself (null: a plain refusal). */
+    readonly identity: { notice: IdentityNotice | null } | null = null,
   ) {
     super(message);
   }
@@ -129,6 +134,11 @@ class StreamReader {
   }
 
   private refuse(r: StreamRefusal): void {
+    if (r.identity) {
+      // The replica logged why (once per peer and reason); the sender reconnects with backoff.
+      this.ctx.logger.debug({ from: this.peer, error: r.message }, 'refusing a Raft stream: identity');
+      return this.answer(r.status, identityRefusalBody(r.message, r.identity.notice), true);
+    }
     this.ctx.logger.warn({ from: this.peer, status: r.status, error: r.message }, 'refusing a Raft stream');
     this.answer(r.status, { code: r.code, message: r.message }, true);
   }
@@ -175,6 +185,9 @@ class StreamReader {
     if (this.peer !== null && b.from !== this.peer)
       throw forbidden(`this stream speaks for ${this.peer}, not ${JSON.stringify(b.from)}`);
     if (this.waiting) return void this.waiting.push(b);
+    // Before membership: a node reset away is no member of this configuration, and must hear why.
+    const verdict = this.ctx.transport.identityVerdict(b);
+    if (!verdict.ok) throw new StreamRefusal(IDENTITY_REFUSAL_STATUS, '', verdict.reason, { notice: verdict.notice });
     const admitted = this.peer === null ? this.ctx.transport.admits(b.from, b.messages) : true;
     if (admitted === true) return this.deliver(b);
     this.admitLater(b, admitted);

@@ -30,6 +30,19 @@ export const APPLY_LIMITS: CommandLimits = {
   maxBatchBytes: SETTINGS.maxBatchBytes.max,
 };
 
+/**
+ * The most journals any replica lets a format create, whatever the command carries: the largest maxJournals a
+ * node may be configured with. A format carries its leader's own, smaller limit (FormatOp.maxJournals), which
+ * applies when set; both are in the command or fixed here, so every replica takes the same decision.
+ */
+export const APPLY_MAX_JOURNALS = SETTINGS.maxJournals.max;
+
+/** The journal limit a committed format applies with: the one it carries, never above APPLY_MAX_JOURNALS. */
+export function journalLimitOf(format: qjournal.journal.IFormatOp): number {
+  const carried = Number(format.maxJournals ?? 0);
+  return carried > 0 ? Math.min(carried, APPLY_MAX_JOURNALS) : APPLY_MAX_JOURNALS;
+}
+
 /** Strings in a command (writer ids, namespace strings) are at most this long. */
 const MAX_STRING_CHARS = 256;
 
@@ -101,6 +114,7 @@ const INDEX_FIELDS: Record<OpField, [field: string, min: number][]> = {
   purge: [
     ['epoch', 1],
     ['minTxidToKeep', 0],
+    ['retainFromTxid', 0],
   ],
 };
 

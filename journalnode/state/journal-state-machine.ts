@@ -7,7 +7,7 @@ import zlib from 'node:zlib';
 import { assert } from '../../src/assert.js';
 import type { Logger } from '../../src/logger.js';
 import { qjournal } from '../../src/gen/proto.js';
-import { storageFailure } from '../../src/replica/env.js';
+import { ApplyInterrupted, isResourceShortage, storageFailure } from '../../src/replica/env.js';
 import type { ReplicaStateMachine, StagedSnapshot } from '../../src/replica/env.js';
 import type { Entry, NodeId, SnapshotMeta } from '../../src/raft/types.js';
 import { Journal } from './journal.js';
@@ -17,7 +17,7 @@ import type { FileHandle, FileSystem } from '../../src/storage/file-system.js';
 import { preadIntoSync, writeAllSync } from '../../src/storage/files.js';
 import { series, SnapshotStore } from './snapshot-store.js';
 import type { ManifestData, StagedImage } from './snapshot-store.js';
-import { decodeCommittedCommand } from './commands.js';
+import { decodeCommittedCommand, journalLimitOf } from './commands.js';
 import { ReadWaiters } from './read-waiters.js';
 import { fetchSnapshot } from './snapshot-fetch.js';
 import { DIGEST_CHECKPOINTS_KEPT, DIGEST_EVERY_ENTRIES, stateDigest } from './state-digest.js';
@@ -64,12 +64,24 @@ interface Staged extends StagedSnapshot {
 }
 
 export function toSnapshotMeta(m: ManifestData): SnapshotMeta {
-  const { index, term, conf, peers } = m.meta;
+  const { index, term, conf, peers, generation } = m.meta;
   return {
     index,
     term,
     conf: { voters: [...conf.voters], votersOutgoing: [...conf.votersOutgoing], learners: [...conf.learners] },
-    peers: peers.map((p) => ({ ...p })),
+    peers: peers.map((p) => (p.storageId ? { ...p } : { id: p.id, address: p.address })),
+    generation,
+  };
+}
+
+/** A snapshot's metadata as its manifest holds it (every binding and the generation spelled out). */
+function manifestMeta(meta: SnapshotMeta): ManifestData['meta'] {
+  return {
+    index: meta.index,
+    term: meta.term,
+    conf: meta.conf,
+    peers: (meta.peers ?? []).map((p) => ({ id: p.id, address: p.address, storageId: p.storageId ?? '' })),
+    generation: meta.generation ?? 0,
   };
 }
 
@@ -101,7 +113,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   static bootstrap(opts: StateMachineOptions, meta: SnapshotMeta): void {
     const store = new SnapshotStore(opts.fileSystem, path.join(opts.dataDir, 'snapshots'));
     assert(store.list().length === 0, 'bootstrap: the data directory already has snapshots');
-    store.createInitial({ meta: { ...meta, peers: [...(meta.peers ?? [])] }, journals: [], createdMs: Date.now() });
+    store.createInitial({ meta: manifestMeta(meta), journals: [], createdMs: Date.now() });
   }
 
   /** Start-up: the journals become exactly the newest snapshot's; the log then replays what follows. */
@@ -172,23 +184,36 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       // command is the state at the last checkpoint index it passed.
       const passed = Math.floor((e.index - 1) / DIGEST_EVERY_ENTRIES) * DIGEST_EVERY_ENTRIES;
       if (passed > 0 && passed >= this.stateIndex) this.checkpoint(passed);
-      this.stateIndex = e.index;
-      const known = this.validated.get(e.data);
-      const c = known ? { cmd: known } : decodeCommittedCommand(e.data);
-      if (known) this.validated.delete(e.data);
-      if ('error' in c) {
-        this.opts.logger.warn(
-          { index: e.index, term: e.term, error: c.error.message },
-          'a committed entry is not a valid command: applied as a no-op',
-        );
-        out.push({ code: pb.ErrorCode[c.error.errorName], message: `entry ${e.index}: ${c.error.message}` });
-      } else {
-        out.push(this.applyCommand(c.cmd, e.index));
+      try {
+        out.push(this.applyEntry(e));
+      } catch (err) {
+        // Out of file descriptors (a connection flood), not a failing disk: the entry opened nothing it kept
+        // (each command opens its files before it changes anything, journal.ts); the replica applies it and
+        // those after it again later. Any other error stops the replica.
+        if (isResourceShortage(err)) throw new ApplyInterrupted(out, err as Error);
+        throw err;
       }
       this.appliedCommands++;
+      this.stateIndex = e.index;
       if (e.index % DIGEST_EVERY_ENTRIES === 0) this.checkpoint(e.index);
     }
     return out;
+  }
+
+  private applyEntry(e: Entry): Result {
+    const known = this.validated.get(e.data);
+    const c = known ? { cmd: known } : decodeCommittedCommand(e.data);
+    if ('error' in c) {
+      this.opts.logger.warn(
+        { index: e.index, term: e.term, error: c.error.message },
+        'a committed entry is not a valid command: applied as a no-op',
+      );
+      return { code: pb.ErrorCode[c.error.errorName], message: `entry ${e.index}: ${c.error.message}` };
+    }
+    const r = this.applyCommand(c.cmd, e.index);
+    // Kept until the entry applied: one interrupted by a shortage is applied again from the same decoding.
+    if (known) this.validated.delete(e.data);
+    return r;
   }
 
   /** Records the state's digest at `index`, once. Replicas compare these at the indexes they share. */
@@ -229,6 +254,12 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     if (cmd.journal || cmd.startSegment || cmd.finalizeSegment) this.lastWriteAtMs.set(jid, Date.now());
     const n = (v: number | null | undefined) => Number(v ?? 0);
     if (cmd.format) {
+      const limit = journalLimitOf(cmd.format);
+      if (!this.journals.has(jid) && this.journals.size >= limit)
+        return {
+          code: pb.ErrorCode.TOO_MANY_JOURNALS,
+          message: `journal ${jid} would be journal ${this.journals.size + 1} of this cluster; maxJournals is ${limit}`,
+        };
       const r = this.journalFor(jid, true)!.format(cmd.format.nsInfo ?? {}, cmd.format.force === true);
       this.wake(jid);
       return r;
@@ -263,7 +294,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
       return r;
     }
     if (cmd.dropSegment) return j.dropSegment(n(cmd.dropSegment.epoch), n(cmd.dropSegment.firstTxid));
-    if (cmd.purge) return j.purge(n(cmd.purge.epoch), n(cmd.purge.minTxidToKeep));
+    if (cmd.purge) return j.purge(n(cmd.purge.epoch), n(cmd.purge.minTxidToKeep), n(cmd.purge.retainFromTxid));
     return { code: pb.ErrorCode.INVALID_ARGUMENT, message: 'command without an operation' };
   }
 
@@ -275,6 +306,11 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
 
   allJournals(): Journal[] {
     return [...this.journals.values()];
+  }
+
+  /** Journals this node holds (formatted ones; a journal is created only by format). */
+  get journalCount(): number {
+    return this.journals.size;
   }
 
   /**
@@ -305,33 +341,43 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   private buildManifest(meta: SnapshotMeta): {
     manifest: ManifestData;
     sources: { jid: string; file: string; fromPath: string; dirty: boolean }[];
+    /** Segments this snapshot will make durable: dirty again if it fails. */
+    cleaned: SegmentFile[];
   } {
     const sources: { jid: string; file: string; fromPath: string; dirty: boolean }[] = [];
+    const cleaned: SegmentFile[] = [];
     for (const j of this.journals.values()) {
       for (const s of j.segments) {
         sources.push({ jid: j.jid, file: s.name, fromPath: s.path, dirty: s.dirty });
+        if (s.dirty) cleaned.push(s);
         s.dirty = false;
       }
     }
     const manifest: ManifestData = {
-      meta: { index: meta.index, term: meta.term, conf: meta.conf, peers: [...(meta.peers ?? [])] },
+      meta: manifestMeta(meta),
       journals: [...this.journals.values()].map((j) => j.state()),
       createdMs: Date.now(),
     };
-    return { manifest, sources };
+    return { manifest, sources, cleaned };
   }
 
   saveSnapshot(meta: SnapshotMeta, done: (err: Error | null) => void): void {
+    const { manifest, sources, cleaned } = this.buildManifest(meta);
+    // A snapshot that fails (a shortage of descriptors, retried later) made none of its files durable.
+    const failed = (e: Error) => {
+      for (const s of cleaned) s.dirty = true;
+      done(e);
+    };
     let pending: ReturnType<SnapshotStore['capture']>;
     try {
-      const { manifest, sources } = this.buildManifest(meta);
       pending = this.snapshots.capture(manifest, sources);
     } catch (e) {
-      return done(e as Error);
+      return failed(e as Error);
     }
     this.snapshots.finish(pending, this.opts.keepSnapshots, (err) => {
-      if (!err && meta.index > this.snapshotMetaValue.index) this.snapshotMetaValue = meta;
-      done(err);
+      if (err) return failed(err);
+      if (meta.index > this.snapshotMetaValue.index) this.snapshotMetaValue = meta;
+      done(null);
     });
   }
 

@@ -14,6 +14,26 @@ const pb = qjournal.journal;
 type NsInfo = qjournal.journal.INamespaceInfo;
 type Result = qjournal.journal.ICommandResult;
 
+/** One piece of a read's answer: frames in memory (views of the cache), or a range of a segment file. */
+export type EditsPart = { bytes: Buffer } | { segment: SegmentFile; start: number; end: number };
+
+/** Where a read's frames lie, in order: `count` frames from `firstTxId`, `byteLength` bytes in all. */
+export interface EditsPlan {
+  firstTxId: number;
+  count: number;
+  byteLength: number;
+  parts: EditsPart[];
+}
+
+/** Segment files one read may span: it then holds at most one open file at a time, and this many in turn. */
+export const MAX_FILES_PER_READ = 16;
+
+/** A plan's frames read into one buffer (file ranges read now). */
+export function readPlan(plan: EditsPlan): Buffer {
+  const bufs = plan.parts.map((p) => ('bytes' in p ? p.bytes : p.segment.readRaw(p.start, p.end - p.start)));
+  return bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs);
+}
+
 export interface CachedBatch {
   firstTxId: number;
   count: number;
@@ -73,7 +93,7 @@ export class Journal {
     if (this.formatted && this.hasSomeData() && !force) {
       return fail(
         'ALREADY_FORMATTED',
-        `journal ${this.jid} is formatted and holds data (last txid ${this.lastTxId}); use force to reformat`,
+        `journal ${this.jid} is formatted and holds data (last txid ${this.lastTxId}): qjm format --force wipes it (epochs stay; it asks first)`,
       );
     }
     for (const s of this.segments) s.remove();
@@ -203,16 +223,21 @@ export class Journal {
     return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
   }
 
-  purge(epoch: number, minTxIdToKeep: number): Result {
+  /**
+   * Deletes the finalized segments that end below minTxIdToKeep, but none that ends at or after
+   * retainFromTxId (the retention floor the leader put in the command; 0: none).
+   */
+  purge(epoch: number, minTxIdToKeep: number, retainFromTxId = 0): Result {
     const f = this.fenced(epoch);
     if (f) return f;
+    const below = retainFromTxId > 0 ? Math.min(minTxIdToKeep, retainFromTxId) : minTxIdToKeep;
     const keep: SegmentFile[] = [];
     for (const s of this.segments) {
-      if (!s.inProgress && s.lastTxId < minTxIdToKeep) s.remove();
+      if (!s.inProgress && s.lastTxId < below) s.remove();
       else keep.push(s);
     }
     this.segments = keep;
-    return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
+    return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId, purgedBelowTxid: below };
   }
 
   // ---------------------------------------------------------------- reads
@@ -257,43 +282,43 @@ export class Journal {
       .map((s) => s.describe());
   }
 
-  /** Committed frames from fromTxId on (possibly across segments), within the limits. */
+  /**
+   * Where the committed frames from fromTxId on lie (possibly across segments), within the limits: views of
+   * the recent-batch cache when it holds them, or ranges of segment files, read nothing yet. An answer spans
+   * at most MAX_FILES_PER_READ segment files. Empty (count 0) when there is nothing to read.
+   */
+  planEdits(fromTxId: number, maxTxns: number, maxBytes: number, inProgressOk: boolean): EditsPlan {
+    const cached = this.planFromCache(fromTxId, maxTxns, maxBytes, inProgressOk);
+    if (cached) return cached;
+    const plan: EditsPlan = { firstTxId: 0, count: 0, byteLength: 0, parts: [] };
+    let next = fromTxId;
+    for (const s of this.segments) {
+      if (s.lastTxId < next || (s.inProgress && !inProgressOk)) continue;
+      if (s.firstTxId > next) break; // a gap (purged) — return what is contiguous
+      const r = s.locate(next, maxTxns - plan.count, Math.max(1, maxBytes - plan.byteLength));
+      if (r.count === 0) break;
+      if (plan.firstTxId === 0) plan.firstTxId = r.firstTxId;
+      plan.parts.push({ segment: s, start: r.start, end: r.end });
+      plan.count += r.count;
+      plan.byteLength += r.end - r.start;
+      next = r.firstTxId + r.count;
+      if (plan.count >= maxTxns || plan.byteLength >= maxBytes || plan.parts.length >= MAX_FILES_PER_READ) break;
+    }
+    return plan;
+  }
+
+  /** Committed frames from fromTxId on, within the limits, read into one buffer (small answers, tests). */
   readEdits(
     fromTxId: number,
     maxTxns: number,
     maxBytes: number,
     inProgressOk: boolean,
   ): { frames: Buffer; firstTxId: number; count: number } {
-    const none = { frames: Buffer.alloc(0), firstTxId: 0, count: 0 };
-    const cached = this.readCache(fromTxId, maxTxns, maxBytes, inProgressOk);
-    if (cached) return cached;
-    const parts: Buffer[] = [];
-    let first = 0;
-    let count = 0;
-    let bytes = 0;
-    let next = fromTxId;
-    for (const s of this.segments) {
-      if (s.lastTxId < next || (s.inProgress && !inProgressOk)) continue;
-      if (s.firstTxId > next) break; // a gap (purged) — return what is contiguous
-      const r = s.read(next, maxTxns - count, Math.max(1, maxBytes - bytes));
-      if (r.count === 0) break;
-      if (first === 0) first = r.firstTxId;
-      parts.push(r.frames);
-      count += r.count;
-      bytes += r.frames.byteLength;
-      next = r.firstTxId + r.count;
-      if (count >= maxTxns || bytes >= maxBytes) break;
-    }
-    if (count === 0) return none;
-    return { frames: parts.length === 1 ? parts[0]! : Buffer.concat(parts), firstTxId: first, count };
+    const plan = this.planEdits(fromTxId, maxTxns, maxBytes, inProgressOk);
+    return { frames: readPlan(plan), firstTxId: plan.firstTxId, count: plan.count };
   }
 
-  private readCache(
-    fromTxId: number,
-    maxTxns: number,
-    maxBytes: number,
-    inProgressOk: boolean,
-  ): { frames: Buffer; firstTxId: number; count: number } | null {
+  private planFromCache(fromTxId: number, maxTxns: number, maxBytes: number, inProgressOk: boolean): EditsPlan | null {
     // The cache holds the newest batches, which belong to the in-progress segment (or one just finalized).
     if (this.cache.length === 0 || fromTxId < this.cache[0]!.firstTxId || fromTxId > this.lastTxId) return null;
     // Without inProgressOk, nothing of the open segment is served.
@@ -303,7 +328,7 @@ export class Journal {
     maxTxns = Math.min(maxTxns, lastServable - fromTxId + 1);
     let i = this.cache.length - 1;
     while (i > 0 && this.cache[i]!.firstTxId > fromTxId) i--;
-    const parts: Buffer[] = [];
+    const parts: EditsPart[] = [];
     let count = 0;
     let bytes = 0;
     for (; i < this.cache.length && count < maxTxns; i++) {
@@ -329,16 +354,17 @@ export class Journal {
           off += sz;
           k++;
         }
-        if (k > 0) parts.push(frames.subarray(0, off));
+        if (k > 0) parts.push({ bytes: frames.subarray(0, off) });
         count += k;
+        bytes += off;
         break;
       }
-      parts.push(frames);
+      parts.push({ bytes: frames });
       count += n;
       bytes += frames.byteLength;
     }
     if (count === 0) return null;
-    return { frames: parts.length === 1 ? parts[0]! : Buffer.concat(parts), firstTxId: fromTxId, count };
+    return { firstTxId: fromTxId, count, byteLength: bytes, parts };
   }
 
   private remember(b: CachedBatch): void {

@@ -37,6 +37,14 @@ export class SegmentCorruptError extends Error {
   }
 }
 
+/** Whole frames of a segment file: bytes [start, end) hold txids firstTxId .. firstTxId + count - 1. */
+export interface FrameRange {
+  start: number;
+  end: number;
+  firstTxId: number;
+  count: number;
+}
+
 export class SegmentFile {
   readonly firstTxId: number;
   lastTxId: number;
@@ -347,43 +355,43 @@ export class SegmentFile {
     return found;
   }
 
-  read(fromTxId: number, maxTxns: number, maxBytes: number): { frames: Buffer; firstTxId: number; count: number } {
+  /**
+   * Where the whole frames for txids from fromTxId on (within this segment) lie in the file: at most maxTxns,
+   * stopping before maxBytes would be exceeded (but at least one frame). Each frame's CRC is checked on the
+   * way; the scan reads a chunk at a time (one chunk of memory, or the largest frame), so finding a range of
+   * any size allocates nothing in proportion to it. Empty (count 0) when no txid of the segment qualifies.
+   */
+  locate(fromTxId: number, maxTxns: number, maxBytes: number): FrameRange {
     this.ensureScanned();
     if (fromTxId > this.lastTxId || fromTxId < this.firstTxId || maxTxns <= 0)
-      return { frames: Buffer.alloc(0), firstTxId: 0, count: 0 };
+      return { start: 0, end: 0, firstTxId: 0, count: 0 };
     const i = this.indexPointAtOrBefore(fromTxId);
     let pos = i >= 0 ? this.indexOffsets[i]! : SEGMENT_HEADER_BYTES;
     const fd = this.fd ?? this.fileSystem.open(this.path, 'r');
     try {
-      const out: Buffer[] = [];
-      let outBytes = 0;
+      let start = -1;
+      let end = 0;
       let count = 0;
       let first = 0;
-      let buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES + maxBytes, 64 << 20));
-      while (pos < this.sizeBytes && count < maxTxns) {
+      let buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+      scan: while (pos < this.sizeBytes && count < maxTxns) {
         const n = preadIntoSync(fd, buf, pos, Math.min(buf.byteLength, this.sizeBytes - pos));
         let off = 0;
-        let start = -1;
         while (off < n && count < maxTxns) {
           const f = readFrame(buf.subarray(0, n), off);
           if (!f.ok) {
             if (f.truncated) break;
             throw new SegmentCorruptError(this.path, pos + off, f.reason);
           }
-          const sz = f.record.next - off;
           if (f.record.txid >= fromTxId) {
-            if (count > 0 && outBytes + sz > maxBytes) {
-              maxTxns = count; // stop: byte budget reached
-              break;
-            }
-            if (start < 0) start = off;
+            if (count > 0 && pos + f.record.next - start > maxBytes) break scan; // byte budget reached
+            if (start < 0) start = pos + off;
             if (first === 0) first = f.record.txid;
-            outBytes += sz;
             count++;
+            end = pos + f.record.next;
           }
           off = f.record.next;
         }
-        if (start >= 0) out.push(Buffer.from(buf.subarray(start, off)));
         if (off === 0) {
           assert(buf.byteLength < 1 << 30, 'segment read: frame over 1 GiB');
           buf = Buffer.allocUnsafe(buf.byteLength * 2);
@@ -391,10 +399,16 @@ export class SegmentFile {
         }
         pos += off;
       }
-      return { frames: out.length === 1 ? out[0]! : Buffer.concat(out), firstTxId: first, count };
+      return count === 0 ? { start: 0, end: 0, firstTxId: 0, count: 0 } : { start, end, firstTxId: first, count };
     } finally {
       if (fd !== this.fd) fd.close();
     }
+  }
+
+  /** The frames locate() finds, read into one buffer (for small answers and tests). */
+  read(fromTxId: number, maxTxns: number, maxBytes: number): { frames: Buffer; firstTxId: number; count: number } {
+    const r = this.locate(fromTxId, maxTxns, maxBytes);
+    return { frames: r.count === 0 ? Buffer.alloc(0) : this.readRaw(r.start, r.end - r.start), ...r };
   }
 
   /** Reads raw bytes [offset, offset + length) (snapshot transfer, raw downloads). */

@@ -6,12 +6,13 @@
 
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { QjmError } from '../../src/errors.js';
 import { qjournal } from '../../src/gen/proto.js';
 import { EDITS_NAMING, SEGMENT_HEADER_BYTES } from '../../src/edit-records.js';
-import { checkHostPort, isJournalId, isNodeId } from '../../src/ids.js';
+import { checkHostPort, isJournalId, isNodeId, isStorageBinding } from '../../src/ids.js';
 import { journalStateFromProto, journalStateToProto } from '../../src/journal-state.js';
 import type { JournalStateData } from '../../src/journal-state.js';
-import type { FileSystem } from '../../src/storage/file-system.js';
+import type { FileHandle, FileSystem } from '../../src/storage/file-system.js';
 import { mkdirDurableSync, preadSync, truncatePathSync, writeFileSync } from '../../src/storage/files.js';
 
 const pb = qjournal.journal;
@@ -27,7 +28,10 @@ export interface ManifestData {
     index: number;
     term: number;
     conf: { voters: string[]; votersOutgoing: string[]; learners: string[] };
-    peers: { id: string; address: string }[];
+    /** With each member's storage binding (absent or '' when unbound). */
+    peers: { id: string; address: string; storageId?: string }[];
+    /** The reset generation (absent: 0). */
+    generation?: number;
   };
   journals: JournalStateData[];
   createdMs: number;
@@ -45,7 +49,13 @@ export function toManifestData(m: Manifest): ManifestData {
         votersOutgoing: [...(conf.votersOutgoing ?? [])],
         learners: [...(conf.learners ?? [])],
       },
-      peers: (meta.peers ?? []).map((p) => ({ id: p.id ?? '', address: p.address ?? '' })),
+      // Bindings and a generation only where there are some: a manifest without them reads back as it was.
+      peers: (meta.peers ?? []).map((p) => ({
+        id: p.id ?? '',
+        address: p.address ?? '',
+        ...(p.storageId ? { storageId: p.storageId } : {}),
+      })),
+      ...(Number(meta.generation ?? 0) > 0 ? { generation: Number(meta.generation) } : {}),
     },
     journals: (m.journals ?? []).map(journalStateFromProto),
     createdMs: Number(m.createdMs ?? 0),
@@ -93,7 +103,8 @@ const MAX_MANIFEST_SEGMENTS = 1_000_000;
  */
 export function manifestProblem(m: ManifestData): string | null {
   const safe = (n: number, min = 0) => Number.isSafeInteger(n) && n >= min;
-  if (!safe(m.meta.index) || !safe(m.meta.term)) return 'index or term out of range';
+  if (!safe(m.meta.index) || !safe(m.meta.term) || !safe(m.meta.generation ?? 0))
+    return 'index, term or generation out of range';
   const ids = [
     ...m.meta.conf.voters,
     ...m.meta.conf.votersOutgoing,
@@ -104,6 +115,8 @@ export function manifestProblem(m: ManifestData): string | null {
   if (badId !== undefined) return `bad node id ${JSON.stringify(badId)}`;
   const badAddress = m.meta.peers.find((p) => checkHostPort(p.address) !== null);
   if (badAddress) return `peer ${badAddress.id}: bad address ${JSON.stringify(badAddress.address)}`;
+  const badStorage = m.meta.peers.find((p) => !isStorageBinding(p.storageId ?? ''));
+  if (badStorage) return `peer ${badStorage.id}: bad storage id ${JSON.stringify(badStorage.storageId)}`;
   if (m.journals.length > MAX_MANIFEST_JOURNALS) return `more than ${MAX_MANIFEST_JOURNALS} journals`;
   const jids = new Set<string>();
   for (const j of m.journals) {
@@ -239,14 +252,20 @@ export class SnapshotStore {
   ): PendingSnapshot {
     const index = manifest.meta.index;
     const tmpDir = path.join(this.root, `tmp_${String(index).padStart(20, '0')}_${process.pid}_${Date.now()}`);
-    this.fileSystem.mkdirp(path.join(tmpDir, 'journals'));
     const files: CapturedFile[] = [];
-    for (const s of sources) {
-      const jdir = path.join(tmpDir, 'journals', s.jid);
-      this.fileSystem.mkdirp(jdir);
-      const link = path.join(jdir, s.file);
-      this.fileSystem.link(s.fromPath, link);
-      files.push({ link, dirty: s.dirty });
+    try {
+      this.fileSystem.mkdirp(path.join(tmpDir, 'journals'));
+      for (const s of sources) {
+        const jdir = path.join(tmpDir, 'journals', s.jid);
+        this.fileSystem.mkdirp(jdir);
+        const link = path.join(jdir, s.file);
+        this.fileSystem.link(s.fromPath, link);
+        files.push({ link, dirty: s.dirty });
+      }
+    } catch (e) {
+      // A capture that fails (it may be retried) leaves nothing behind.
+      this.fileSystem.removeTree(tmpDir);
+      throw e;
     }
     return { index, tmpDir, manifest, files };
   }
@@ -287,15 +306,32 @@ export class SnapshotStore {
       this.fileSystem.removeTreeAsync(this.dirOf(index), () => {});
   }
 
-  /** Bytes of a snapshot file, within the prefix the manifest gives it. */
+  /**
+   * Bytes of a snapshot file, within the prefix the manifest gives it. A request no follower of this snapshot
+   * makes (a file it does not hold, an offset past its prefix) is INVALID_ARGUMENT; a snapshot this node no
+   * longer holds (a newer one replaced it while the follower fetched) is PURGED: fetch the manifest again.
+   */
   readChunk(index: number, jid: string, file: string, offset: number, length: number): Buffer {
+    const gone = () =>
+      new QjmError('PURGED', `snapshot ${index} is not held here (a newer one replaced it?): fetch the manifest again`);
     const m = this.manifestOf(index);
-    if (!m) throw new SnapshotError(`no snapshot at index ${index}`);
+    if (!m) throw gone();
     const j = m.journals.find((x) => x.jid === jid);
     const seg = j?.segments.find((s) => s.file === file);
-    if (!seg) throw new SnapshotError(`snapshot ${index} has no file ${jid}/${file}`);
+    if (!seg) throw new QjmError('INVALID_ARGUMENT', `snapshot ${index} has no file ${jid}/${file}`);
     const size = seg.sizeBytes;
-    const handle = this.fileSystem.open(this.filePath(index, jid, file), 'r');
+    if (offset > size)
+      throw new QjmError(
+        'INVALID_ARGUMENT',
+        `offset ${offset} is past ${jid}/${file}'s ${size} bytes in snapshot ${index}`,
+      );
+    let handle: FileHandle;
+    try {
+      handle = this.fileSystem.open(this.filePath(index, jid, file), 'r');
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') throw gone(); // pruned since the manifest was read
+      throw e;
+    }
     try {
       return preadSync(handle, offset, Math.min(length, size - offset));
     } finally {

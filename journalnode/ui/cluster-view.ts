@@ -71,9 +71,16 @@ function checkActivity(body: unknown, id: string): ActivityJson {
   return a as ActivityJson;
 }
 
+/** Reachability events kept by the view itself (a member that dies records nothing of its own death). */
+const MAX_REACH_EVENTS = 50;
+
 export class ClusterView {
   /** Per history length: the gathering in flight, or the last one and when it finished. */
   private readonly gatherings = new Map<number, { done: boolean; atMs: number; result: Promise<ClusterJson> }>();
+  /** Whether each member answered the last gathering, and the events of the changes seen (bounded ring). */
+  private readonly reachable = new Map<string, boolean>();
+  private readonly reachEvents: NodeEvent[] = [];
+  private reachSeq = 0;
 
   constructor(private readonly options: ClusterViewOptions) {}
 
@@ -140,6 +147,7 @@ export class ClusterView {
     const members: (MemberJson | { id: string; address: string; role: MemberView['role'] })[] = [...self.peers];
     if (!members.some((m) => m.id === self.id)) members.push({ id: self.id, address: '', role: 'not a member' });
     const answers = await Promise.all(members.map((m) => this.member(m, historyS)));
+    this.noteReachability(answers.map((a) => a.view));
     let leader: string | null = null;
     let term = 0;
     for (const { view } of answers) {
@@ -158,11 +166,33 @@ export class ClusterView {
       leader,
       term,
       members: answers.map((a) => a.view),
-      events: mergeEvents(
-        answers.map((a) => a.events),
-        this.options.maxEvents,
-      ),
+      events: mergeEvents([...answers.map((a) => a.events), this.reachEvents], this.options.maxEvents),
     };
+  }
+
+  /**
+   * A member that stops answering cannot record that it died: the view does, when a member that answered
+   * the last gathering does not answer this one (and again when it comes back). A member never seen to
+   * answer is not news.
+   */
+  private noteReachability(views: MemberView[]): void {
+    for (const v of views) {
+      const before = this.reachable.get(v.id);
+      this.reachable.set(v.id, v.reachable);
+      if (before === undefined || before === v.reachable) continue;
+      const atMs = Date.now();
+      this.reachEvents.push({
+        seq: ++this.reachSeq,
+        atMs,
+        node: this.options.selfId, // who saw it: the node gathering the view
+        kind: v.reachable ? 'reachable' : 'unreachable',
+        term: null,
+        message: v.reachable ? `${v.id} answers again` : `${v.id} stopped answering (${v.error})`,
+        key: null,
+      });
+      if (this.reachEvents.length > MAX_REACH_EVENTS) this.reachEvents.shift();
+    }
+    for (const id of [...this.reachable.keys()]) if (!views.some((v) => v.id === id)) this.reachable.delete(id);
   }
 }
 

@@ -26,14 +26,19 @@ export async function measureLeaderFailover(opts: {
   electionTimeoutMs: number;
   log?: (s: string) => void;
 }): Promise<FailoverResult> {
-  const c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: opts.electionTimeoutMs, logLevel: 'warn' });
+  const c = await LocalCluster.create({
+    nodes: 3,
+    electionTimeoutMs: opts.electionTimeoutMs,
+    logLevel: 'warn',
+    journals: ['ns1'],
+  });
   const trialsMs: number[] = [];
   try {
     c.startAll();
     await c.waitForLeader(30_000);
     const q = new QuorumJournalManager({
       journalId: 'ns1',
-      peers: c.addresses,
+      peers: c.clientPeers,
       writerId: 'bench',
       nsInfo: ns,
       requestTimeoutMs: 1000,

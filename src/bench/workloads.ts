@@ -65,12 +65,13 @@ export async function freshCluster(root: string, o: FreshClusterOptions = {}): P
     logLevel: 'warn',
     extraArgs: o.extraArgs ?? [],
     insecure: !o.tls,
+    journals: ['bench'],
   });
   cluster.startAll();
   await cluster.waitForLeader(30_000);
   const writer = new QuorumJournalManager({
     journalId: 'bench',
-    peers: cluster.addresses,
+    peers: cluster.clientPeers,
     writerId: 'bench-writer',
     nsInfo: NS,
     writeTimeoutMs: 60_000,

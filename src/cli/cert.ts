@@ -1,5 +1,5 @@
 // `qjm cert`: the certificates of a cluster (CockroachDB's `cockroach cert` is the model): create-ca,
-// create-node ID HOST..., create-client NAME --role ROLE[,ROLE], list. The engine is src/security/; this file
+// create-node ID HOST..., create-client NAME --role ROLE[,ROLE] [--journal JID[,JID]], list. The engine is src/security/; this file
 // is the commands' flags and what they print.
 
 import path from 'node:path';
@@ -8,8 +8,8 @@ import { UsageError } from '../command-line.js';
 import { listCertsDir } from '../security/cert-files.js';
 import { CA_DAYS_DEFAULT, CERT_DAYS_DEFAULT, createCa, createClientCert, createNodeCert } from '../security/certs.js';
 import type { CertOptions } from '../security/certs.js';
-import { CLIENT_ROLES, isClientRole } from '../security/roles.js';
-import type { ClientRole } from '../security/roles.js';
+import { CLIENT_ROLES, describeJournals, isClientRole } from '../security/roles.js';
+import type { ClientRole, Principal } from '../security/roles.js';
 import { renderTable } from '../text-table.js';
 
 type Out = (line: string) => void;
@@ -47,7 +47,8 @@ export const CERT_CREATE_NODE = {
 
 export const CERT_CREATE_CLIENT = {
   name: 'qjm cert create-client',
-  summary: "Create a client's certificate with its role(s): DIR/client.<NAME>.crt/.key.",
+  summary:
+    "Create a client's certificate with its role(s) and, for a writer or reader, its journals: DIR/client.<NAME>.crt/.key.",
   positionals: [{ name: 'NAME', description: 'the client name (qjm --user NAME, libqjm tls.user)' }],
   flags: {
     'certs-dir': CERTS_DIR,
@@ -57,6 +58,12 @@ export const CERT_CREATE_CLIENT = {
       valueName: CLIENT_ROLES.join('|'),
       description:
         'writer: journal writes and reads; reader: reads and status; admin: everything (several: writer,reader)',
+    },
+    journal: {
+      type: 'string',
+      valueName: 'JID[,JID]',
+      description:
+        'the journals a writer or reader may use (required for them; every other journal is refused); admin spans all and takes none',
     },
     'ca-key': CA_KEY,
     days: days(CERT_DAYS_DEFAULT),
@@ -112,7 +119,22 @@ export async function cmdCreateClient(
     throw new UsageError(
       `--role must be ${CLIENT_ROLES.join(', ')} (or several, comma-separated), got ${JSON.stringify(f.role)}`,
     );
-  return wrote(out, await createClientCert(certOptions(f), name!, roles as ClientRole[]));
+  const journals = (f.journal ?? '')
+    .split(',')
+    .map((j) => j.trim())
+    .filter((j) => j.length > 0);
+  if (journals.length === 0 && !roles.includes('admin'))
+    throw new UsageError(
+      `a ${roles.join(',')} certificate must name the journals it may use: --journal JID[,JID] (an admin certificate spans every journal)`,
+    );
+  return wrote(out, await createClientCert(certOptions(f), name!, roles as ClientRole[], journals));
+}
+
+/** What a certificate may touch: every journal (admin), the ones it names, or none (re-issue it). */
+function journalsColumn(p: Principal | null): string {
+  if (p === null || p.kind === 'node') return '-';
+  const j = describeJournals(p);
+  return j === 'none' ? 'NONE: re-issue with --journal' : j;
 }
 
 export function cmdList(f: FlagValues<typeof CERT_LIST>, out: Out): number {
@@ -124,12 +146,13 @@ export function cmdList(f: FlagValues<typeof CERT_LIST>, out: Out): number {
   const issued = (v: boolean | null) => (v === null ? '-' : v ? 'yes' : 'NO');
   out(
     renderTable(
-      ['FILE', 'SUBJECT', 'ROLES', 'SANS', 'EXPIRES', 'ISSUED BY ca.crt'],
+      ['FILE', 'SUBJECT', 'ROLES', 'JOURNALS', 'SANS', 'EXPIRES', 'ISSUED BY ca.crt'],
       certs.map((c) => [
         path.basename(c.file),
         c.subject,
         c.isCa ? 'CA' : c.roles.join(',') || '-',
-        c.sans.join(' ') || '-',
+        journalsColumn(c.principal),
+        c.sans.filter((san) => !san.startsWith('URI:')).join(' ') || '-',
         c.notAfter.slice(0, 10),
         issued(c.signedByCa),
       ]),

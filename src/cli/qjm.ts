@@ -3,21 +3,29 @@
 // 0 ok, 1 unreachable / quorum unavailable / other failure, 2 usage, 3 not formatted, 4 refused (fenced,
 // already formatted, writer active, out of sync), 5 corrupt data (dump).
 
-import fs from 'node:fs';
 import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
-import type { QjmOptions, RetryObserver, TlsOption } from '../../libqjm/index.js';
+import type { QjmOptions, RetryObserver, SegmentDescriptor, TlsOption } from '../../libqjm/index.js';
 import { BENCH_COMMAND, runBenchCommand } from '../bench/bench.js';
 import { DEMO_COMMAND } from '../demo/demo-command.js';
 import { helpText, parseCommand, usageError, UsageError } from '../command-line.js';
 import type { CommandSpec, FlagValues } from '../command-line.js';
 import { QjmError } from '../errors.js';
-import { decodeSegmentHeader, readFrame, SEGMENT_HEADER_BYTES } from '../edit-records.js';
-import { formatPeers, parseAddresses, parsePeers } from '../peers.js';
+import { formatPeers, parseAddresses, parseClientPeers, parsePeers } from '../peers.js';
 import { humanBytes, renderTable } from '../text-table.js';
+import { escapeControls, terminalSafe } from '../terminal-text.js';
 import { WRITER_ACTIVE_MS } from '../journal-state.js';
 import { CertExistsError } from '../security/certs.js';
 import { CertificateError } from '../security/cert-files.js';
 import { runResetPeers } from './reset-peers.js';
+import { confirmDestruction, NotConfirmedError } from './confirm.js';
+import { assessImpact } from './check-impact.js';
+import type { NodeStatusJson } from '../node-status.js';
+import { SETTINGS } from '../settings.js';
+import type { Ask } from './confirm.js';
+import { DUMP, dumpSegment, renderRecord } from './dump.js';
+import { clusterProblems, discoverNodes, referenceLeader } from './cluster-check.js';
+import { newcomerStorage, runReplaceNode } from './replace-node.js';
+import type { Peer } from '../peers.js';
 import {
   CERT_CREATE_CA,
   CERT_CREATE_CLIENT,
@@ -36,9 +44,15 @@ type Out = (line: string) => void;
 export interface CliIo {
   out: Out;
   err: Out;
+  /** Asks the operator at a terminal (destructive commands confirm there); absent without one. */
+  ask?: Ask;
 }
 
 // Flags several commands share, declared once.
+const YES = {
+  type: 'boolean',
+  description: 'confirm a destructive step without being asked (for scripts: there is no terminal to ask at)',
+} as const;
 const PEERS = {
   type: 'string',
   required: true,
@@ -71,11 +85,7 @@ const TIMEOUT = {
 const CONNECT = { peers: PEERS, ...SECURITY, timeout: TIMEOUT } as const;
 const JID = { type: 'string', required: true, valueName: 'ID', description: 'the journal id' } as const;
 const JSON_OUT = { type: 'boolean', description: 'print JSON, for scripts' } as const;
-const RECORD_FORMAT = {
-  type: 'string',
-  choices: ['text', 'hex', 'len'],
-  description: 'how to print each record (default text)',
-} as const;
+const RECORD_FORMAT = DUMP.flags.format;
 
 export const NO_CLIENT_CERTIFICATE =
   'no client certificate: give --certs-dir D --user NAME (or set QJM_CERTS_DIR and QJM_USER), or --insecure for nodes started with --insecure';
@@ -121,8 +131,8 @@ export function retryReporter(err: Out, nowMs: () => number = Date.now): RetryOb
     const node = e.details.node;
     const why =
       e.details.networkCode && typeof node === 'string'
-        ? `${node} unreachable (${e.details.networkCode})`
-        : `${e.message} (${e.code})`;
+        ? `${escapeControls(node)} unreachable (${e.details.networkCode})`
+        : `${escapeControls(e.message)} (${e.code})`;
     err(`qjm: ${why}; retrying for ${Math.max(0, Math.ceil(remainingMs / 1000))} s more`);
   };
 }
@@ -151,9 +161,10 @@ function adminClient(f: Connection, io: CliIo): AdminClient {
   });
 }
 
+/** The nodes --peers gives: host:port, or id=host:port (then the node there must be that one). */
 function peersOf(f: { peers: string }): string[] {
   try {
-    return parseAddresses(f.peers);
+    return parseClientPeers(f.peers).map((p) => (p.id === undefined ? p.address : `${p.id}=${p.address}`));
   } catch (e) {
     throw new UsageError(`--peers: ${(e as Error).message}, e.g. --peers 127.0.0.1:8485,127.0.0.1:8486,127.0.0.1:8487`);
   }
@@ -161,6 +172,7 @@ function peersOf(f: { peers: string }): string[] {
 
 function exitCodeFor(e: unknown): number {
   if (e instanceof UsageError) return 2;
+  if (e instanceof NotConfirmedError) return 4;
   if (e instanceof CertExistsError) return 4;
   if (e instanceof CertificateError) return 1;
   if (e instanceof QjmError) {
@@ -174,6 +186,7 @@ function exitCodeFor(e: unknown): number {
       case 'NAMESPACE_MISMATCH':
       case 'INVALID_CONF_CHANGE':
       case 'CONF_CHANGE_IN_PROGRESS':
+      case 'TOO_MANY_JOURNALS':
         return 4;
       case 'CORRUPT':
         return 5;
@@ -186,38 +199,34 @@ function exitCodeFor(e: unknown): number {
   return 1;
 }
 
-function renderRecord(data: Uint8Array, format: string): string {
-  if (format === 'hex') return Buffer.from(data).toString('hex');
-  if (format === 'len') return '';
-  const s = Buffer.from(data).toString('utf8');
-  // Non-printable bytes would garble a terminal: show them as \xNN.
-  return JSON.stringify(s).slice(1, -1);
-}
-
 const STATUS = {
   name: 'qjm status',
-  summary: 'Every node: role, term, indexes, errors; then the journals as the leader sees them.',
+  summary:
+    'Every node (those given, and the members they name): role, term, indexes, errors; the problems seen; the journals as the leader sees them.',
   flags: { ...CONNECT, jid: { ...JID, required: false, description: 'show only this journal' }, json: JSON_OUT },
 } as const satisfies CommandSpec;
+
+/** The node's standing when it is not a plain member (stood down, storage mismatch, ...), for the table. */
+function standing(s: NodeStatusJson): string {
+  const id = s.identity?.state;
+  return id && id !== 'member' ? id : '';
+}
 
 async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promise<number> {
   const admin = adminClient(f, io);
   try {
-    const reports = await admin.statusAll(timeoutMsOf(f));
+    const reports = await discoverNodes(admin, admin.peers, timeoutMsOf(f));
+    const problems = clusterProblems(reports);
     if (f.json) {
-      io.out(JSON.stringify(reports, null, 2));
+      io.out(JSON.stringify({ nodes: reports, problems }, null, 2));
     } else {
-      // LAG: entries a follower's log is behind the leader's. Only the leader knows it (the one in the highest
-      // term, if two claim it); '?' when no leader answered.
-      const leader =
-        reports
-          .map((r) => r.status)
-          .filter((s) => s?.state === 'leader')
-          .sort((a, b) => b!.term - a!.term)[0] ?? null;
+      // LAG: entries a follower's log is behind the leader's. Only the leader knows it (of the newest
+      // generation, then the highest term, if two claim it); '?' when no leader answered.
+      const leader = referenceLeader(reports.flatMap((r) => (r.status ? [r.status] : [])));
       const lagOf = (id: string) =>
         !leader ? '?' : id === leader.id ? '-' : String(leader.followers[id]?.lagEntries ?? '?');
       const rows = reports.map(({ endpoint, status: s, error }) => {
-        if (!s) return [endpoint, '', '', '', '', '', '', '', '', '', error ?? ''];
+        if (!s) return [endpoint, '', '', '', '', '', '', '', '', '', '', error ?? ''];
         const cells = [
           s.id,
           s.state,
@@ -228,14 +237,28 @@ async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promise<numbe
           s.lastIndex,
           s.snapshotIndex,
         ];
-        return [endpoint, ...cells.map(String), lagOf(s.id), s.fatal ?? ''];
+        return [endpoint, ...cells.map(String), lagOf(s.id), standing(s), s.fatal ?? ''];
       });
       io.out(
         renderTable(
-          ['ENDPOINT', 'ID', 'STATE', 'TERM', 'IS LEADER', 'COMMIT', 'APPLIED', 'LAST', 'SNAPSHOT', 'LAG', 'ERRORS'],
+          [
+            'ENDPOINT',
+            'ID',
+            'STATE',
+            'TERM',
+            'IS LEADER',
+            'COMMIT',
+            'APPLIED',
+            'LAST',
+            'SNAPSHOT',
+            'LAG',
+            'STANDING',
+            'ERRORS',
+          ],
           rows,
         ),
       );
+      if (problems.length > 0) io.out(`\nproblems:\n${problems.map((p) => `- ${p}`).join('\n')}`);
       const journals = (leader ?? reports.find((r) => r.status)?.status)?.journals;
       if (journals) {
         const jrows = Object.entries(journals)
@@ -262,7 +285,7 @@ async function cmdStatus(f: FlagValues<typeof STATUS>, io: CliIo): Promise<numbe
           );
       }
     }
-    return reports.some((r) => r.error) ? 1 : 0;
+    return problems.length > 0 || reports.some((r) => r.error) ? 1 : 0;
   } finally {
     await admin.close();
   }
@@ -279,8 +302,10 @@ const FORMAT = {
     'block-pool-id': { type: 'string', valueName: 'B', description: 'the block pool id (default empty)' },
     force: {
       type: 'boolean',
-      description: 'wipe a journal that holds data (epochs stay, so fenced writers stay fenced)',
+      description:
+        'wipe a journal that holds data (epochs stay, so fenced writers stay fenced); asks first, at a terminal',
     },
+    yes: YES,
     'allow-active-writer': {
       type: 'boolean',
       description: 'with --force: wipe it even though its writer wrote in the last few seconds',
@@ -297,11 +322,18 @@ async function cmdFormat(f: FlagValues<typeof FORMAT>, io: CliIo): Promise<numbe
       clusterId: f['cluster-id'],
       blockPoolId: f['block-pool-id'] ?? '',
     };
+    if (f.force) {
+      const st = await q.getJournalState();
+      if (st.formatted && (st.lastTxId > 0 || st.segments.length > 0)) {
+        const what = `qjm format --force wipes journal ${q.journalId}: ${st.lastTxId} edits in ${st.segments.length} segment(s), written by ${st.writerId || '?'} (epoch ${st.promisedEpoch})`;
+        await confirmDestruction(io.ask, { what, token: q.journalId, yes: f.yes });
+      }
+    }
     await q.format(nsInfo, { force: f.force, allowActiveWriter: f['allow-active-writer'] });
     io.out(
       f.json
         ? JSON.stringify({ ok: true, jid: q.journalId, nsInfo })
-        : `formatted journal ${q.journalId} (namespace ${nsInfo.namespaceId}, cluster ${nsInfo.clusterId})`,
+        : `formatted journal ${q.journalId} (namespace ${nsInfo.namespaceId}, cluster ${escapeControls(nsInfo.clusterId)})`,
     );
     return 0;
   } finally {
@@ -350,7 +382,7 @@ async function cmdSegments(f: FlagValues<typeof SEGMENTS>, io: CliIo): Promise<n
         ),
       );
       io.out(
-        `journal ${q.journalId}: last txid ${st.lastTxId}, promised epoch ${st.promisedEpoch}, writer ${st.writerId || '-'}; ${segs.length} segment(s), ${humanBytes(totalBytes)} (exact sizes: --json)`,
+        `journal ${q.journalId}: last txid ${st.lastTxId}, promised epoch ${st.promisedEpoch}, writer ${escapeControls(st.writerId) || '-'}; ${segs.length} segment(s), ${humanBytes(totalBytes)} (exact sizes: --json)`,
       );
     }
     return 0;
@@ -412,14 +444,27 @@ async function cmdFinalize(f: FlagValues<typeof FINALIZE>, io: CliIo): Promise<n
 
 const PURGE = {
   name: 'qjm purge',
-  summary: "Delete the finalized segments that end below a txid (under the current writer's epoch).",
+  summary:
+    "Delete the finalized segments that end below a txid (under the current writer's epoch), within the retention floor.",
   flags: {
     ...CONNECT,
     jid: JID,
     'min-txid': { type: 'uint', required: true, valueName: 'TXID', description: 'the first txid to keep' },
+    'dry-run': { type: 'boolean', description: 'say what would be deleted and what the floor keeps; delete nothing' },
+    force: {
+      type: 'boolean',
+      description:
+        'go past the retention floor (the newest finalized segment, minTxnsRetained, recent readers); admin; asks first',
+    },
+    yes: YES,
     json: JSON_OUT,
   },
 } as const satisfies CommandSpec;
+
+const rangeOf = (segs: readonly SegmentDescriptor[]) =>
+  segs.length === 0
+    ? 'none'
+    : `${segs.length} segment(s), txids ${segs[0]!.firstTxId}-${segs[segs.length - 1]!.lastTxId}`;
 
 async function cmdPurge(f: FlagValues<typeof PURGE>, io: CliIo): Promise<number> {
   const jid = f.jid;
@@ -431,17 +476,31 @@ async function cmdPurge(f: FlagValues<typeof PURGE>, io: CliIo): Promise<number>
     for (let attempt = 0; ; attempt++) {
       const st = await q.getJournalState();
       if (!st.formatted) throw new QjmError('NOT_FORMATTED', `journal ${jid} is not formatted`);
-      const doomed = st.segments.filter((s) => !s.inProgress && s.lastTxId < minTxId);
+      const finalized = st.segments.filter((s) => !s.inProgress);
+      const asked = finalized.filter((s) => s.lastTxId < minTxId);
+      const floor = st.retention.fromTxId > 0 ? st.retention.fromTxId : Number.MAX_SAFE_INTEGER;
+      const allowed = asked.filter((s) => s.lastTxId < floor);
+      const pastFloor = asked.filter((s) => s.lastTxId >= floor);
+      const doomed = f.force ? asked : allowed;
+      if (f['dry-run'] || (pastFloor.length > 0 && !f.force) || doomed.length === 0) {
+        return purgePlanOnly(f, io, { jid, minTxId, floor: st.retention, doomed, pastFloor });
+      }
+      if (f.force && pastFloor.length > 0) {
+        const what = `qjm purge --force deletes ${rangeOf(pastFloor)} of journal ${jid} that the retention floor keeps (${st.retention.reason}); a standby behind them must then be rebuilt`;
+        await confirmDestruction(io.ask, { what, token: jid, yes: f.yes });
+      }
+      let purged: { purgedBelowTxId: number };
       try {
-        await admin.purgeAtEpoch(jid, st.promisedEpoch, minTxId);
+        purged = await admin.purgeAtEpoch(jid, st.promisedEpoch, minTxId, f.force);
       } catch (e) {
         if (e instanceof QjmError && e.errorName === 'FENCED' && attempt < 3) continue; // a writer took over meanwhile
         throw e;
       }
+      const gone = doomed.filter((s) => s.lastTxId < purged.purgedBelowTxId);
       io.out(
         f.json
-          ? JSON.stringify({ ok: true, purged: doomed })
-          : `purged ${doomed.length} segment(s) ending below txid ${minTxId}`,
+          ? JSON.stringify({ ok: true, purged: gone, purgedBelowTxId: purged.purgedBelowTxId })
+          : `purged ${rangeOf(gone)} of journal ${jid} (every finalized segment ending below txid ${purged.purgedBelowTxId})`,
       );
       return 0;
     }
@@ -449,6 +508,44 @@ async function cmdPurge(f: FlagValues<typeof PURGE>, io: CliIo): Promise<number>
     await q.close();
     await admin.close();
   }
+}
+
+/** --dry-run, nothing to purge, or a request past the floor without --force: says what would go, deletes nothing. */
+function purgePlanOnly(
+  f: FlagValues<typeof PURGE>,
+  io: CliIo,
+  p: {
+    jid: string;
+    minTxId: number;
+    floor: { fromTxId: number; reason: string };
+    doomed: SegmentDescriptor[];
+    pastFloor: SegmentDescriptor[];
+  },
+): number {
+  const refused = !f['dry-run'] && !f.force && p.pastFloor.length > 0;
+  if (f.json) {
+    io.out(
+      JSON.stringify({
+        ok: !refused,
+        dryRun: f['dry-run'],
+        wouldPurge: p.doomed,
+        keptByFloor: p.pastFloor,
+        retention: p.floor,
+      }),
+    );
+  } else {
+    io.out(`${f['dry-run'] ? 'would purge' : 'to purge'}: ${rangeOf(p.doomed)} of journal ${p.jid}`);
+    if (p.pastFloor.length > 0) {
+      io.out(`kept by the retention floor (txid ${p.floor.fromTxId}: ${p.floor.reason}): ${rangeOf(p.pastFloor)}`);
+    }
+  }
+  if (!refused) return 0;
+  const within =
+    p.doomed.length > 0 ? `qjm purge --jid ${p.jid} --min-txid ${p.floor.fromTxId} purges what the floor allows; ` : '';
+  io.err(
+    `qjm purge: refused: --min-txid ${p.minTxId} reaches past the retention floor (${p.floor.reason}); nothing was deleted. ${within}--force goes past it (admin, asks first)`,
+  );
+  return 4;
 }
 
 const TAIL = {
@@ -506,77 +603,88 @@ async function cmdTail(f: FlagValues<typeof TAIL>, io: CliIo): Promise<number> {
   }
 }
 
-const DUMP = {
-  name: 'qjm dump',
-  summary: 'Read a segment file offline (like hdfs oev): header, then every record with its CRC checked.',
-  positionals: [{ name: 'FILE', description: 'the segment file (edits_... in a journal directory)' }],
-  flags: { format: RECORD_FORMAT, json: JSON_OUT },
-} as const satisfies CommandSpec;
-
-/** Offline reader of one segment file: header, then each frame with its CRC checked. */
-export function dumpSegment(file: string, format: string, io: CliIo, json: boolean): number {
-  const buf = fs.readFileSync(file);
-  const h = decodeSegmentHeader(buf);
-  if (typeof h === 'string') {
-    io.err(`qjm dump: ${file}: ${h}`);
-    return 5;
-  }
-  if (!json)
-    io.out(`# ${file}: segment format v${h.version}, layout version ${h.layoutVersion}, first txid ${h.firstTxId}`);
-  let off = SEGMENT_HEADER_BYTES;
-  let count = 0;
-  let expect = h.firstTxId;
-  let bytes = 0;
-  while (off < buf.length) {
-    const fr = readFrame(buf, off);
-    if (!fr.ok) {
-      io.err(`qjm dump: ${file}: ${fr.truncated ? 'torn frame' : 'corrupt frame'} at byte offset ${off}: ${fr.reason}`);
-      if (!json) io.out(`# ${count} records read before the damage`);
-      return 5;
-    }
-    const r = fr.record;
-    const seq = r.txid === expect ? 'ok' : `EXPECTED ${expect}`;
-    if (json)
-      io.out(
-        JSON.stringify({
-          txid: r.txid,
-          length: r.data.byteLength,
-          crc: 'ok',
-          sequence: seq,
-          offset: off,
-          record: Buffer.from(r.data).toString('base64'),
-        }),
-      );
-    else
-      io.out(
-        `${r.txid}\t${r.data.byteLength}\tcrc ok\t${seq === 'ok' ? '' : `${seq}\t`}${renderRecord(r.data, format)}`,
-      );
-    if (r.txid !== expect) {
-      io.err(`qjm dump: ${file}: txid ${r.txid} at byte offset ${off}, expected ${expect}`);
-      return 5;
-    }
-    expect++;
-    count++;
-    bytes += r.data.byteLength;
-    off = r.next;
-  }
-  if (!json) io.out(`# ${count} records, txids ${h.firstTxId}..${expect - 1}, ${bytes} bytes of edits, every CRC ok`);
-  return 0;
-}
-
 const PEER = { type: 'string', required: true } as const;
 
 const ADD_PEER = {
   name: 'qjm add-peer',
-  summary: 'Add a node (started with --join) as a voter: it joins as a learner and catches up first.',
+  summary:
+    'Add a node (started with --join) as a voter, bound to its storage: it joins as a learner and catches up first.',
   flags: { ...CONNECT, peer: { ...PEER, valueName: 'ID=HOST:PORT', description: 'the new node' }, json: JSON_OUT },
+} as const satisfies CommandSpec;
+
+const MAX_LAG = {
+  type: 'uint',
+  valueName: 'N',
+  description: `a voter more entries than this behind the leader is not caught up (default ${SETTINGS.catchupMargin.default}, catchupMargin's)`,
+} as const;
+
+const REPLACE_NODE = {
+  name: 'qjm replace-node',
+  summary:
+    'Re-add a node whose data directory was replaced (its storage is not the one the cluster binds it to): it catches up on its new storage, then votes.',
+  flags: {
+    ...CONNECT,
+    peer: { ...PEER, valueName: 'ID=HOST:PORT', description: 'the node, running on its new data directory' },
+    json: JSON_OUT,
+  },
 } as const satisfies CommandSpec;
 
 const REMOVE_PEER = {
   name: 'qjm remove-peer',
-  summary: 'Remove a voter (the leader too: it steps down once the change commits).',
-  flags: { ...CONNECT, peer: { ...PEER, valueName: 'ID', description: 'the node to remove' }, json: JSON_OUT },
+  summary:
+    'Remove a voter (the leader too: it steps down once the change commits); refused when the rest would not be a quorum of caught-up voters.',
+  flags: {
+    ...CONNECT,
+    peer: { ...PEER, valueName: 'ID', description: 'the node to remove' },
+    force: { type: 'boolean', description: 'remove it although the rest would not be a quorum of caught-up voters' },
+    'max-lag': MAX_LAG,
+    json: JSON_OUT,
+  },
 } as const satisfies CommandSpec;
+
+const CHECK_IMPACT = {
+  name: 'qjm check-impact',
+  summary: 'Would the cluster keep a quorum of caught-up voters without this node (stopped, or removed)?',
+  flags: {
+    ...CONNECT,
+    node: { type: 'string', required: true, valueName: 'ID', description: 'the node to stop or remove' },
+    remove: { type: 'boolean', description: 'judge removing it from the configuration (default: stopping it)' },
+    'max-lag': MAX_LAG,
+    json: JSON_OUT,
+  },
+} as const satisfies CommandSpec;
+
+/** The leader's own status (its view of every follower), asked of every node the client can reach. */
+async function leaderStatus(admin: AdminClient): Promise<NodeStatusJson> {
+  const m = await admin.membership();
+  const reports = await admin.statusOf(m.leaderAddress ? [m.leaderAddress] : []);
+  const s = reports[0]?.status;
+  if (s?.state !== 'leader') {
+    throw new QjmError(
+      'QUORUM_UNAVAILABLE',
+      `the leader ${m.leader} does not answer as leader (${reports[0]?.error ?? 'no address'})`,
+    );
+  }
+  return s;
+}
+
+async function cmdCheckImpact(f: FlagValues<typeof CHECK_IMPACT>, io: CliIo): Promise<number> {
+  const admin = adminClient(f, io);
+  try {
+    const action = f.remove ? 'remove' : 'stop';
+    const impact = assessImpact(
+      await leaderStatus(admin),
+      f.node,
+      action,
+      f['max-lag'] ?? SETTINGS.catchupMargin.default,
+    );
+    if (f.json) io.out(JSON.stringify({ node: f.node, action, ...impact }));
+    else for (const l of impact.lines) io.out(l);
+    return impact.safe ? 0 : 1;
+  } finally {
+    await admin.close();
+  }
+}
 
 const CHANGE_PEERS = {
   name: 'qjm change-peers',
@@ -590,7 +698,7 @@ const CHANGE_PEERS = {
 
 async function cmdChangePeers(
   f: Connection,
-  target: (voters: { id: string; address: string }[]) => { id: string; address: string }[],
+  target: (voters: Peer[], admin: AdminClient) => Peer[] | Promise<Peer[]>,
   json: boolean,
   io: CliIo,
 ): Promise<number> {
@@ -598,11 +706,13 @@ async function cmdChangePeers(
   try {
     const m = await admin.membership();
     const voters = m.peers.filter((p) => p.role === 'voter').map((p) => ({ id: p.id, address: p.address }));
-    const next = target(voters);
+    const next = await target(voters, admin);
     if (!json)
-      io.err(`changing voters from ${formatPeers(voters)} to ${formatPeers(next)} (new peers catch up first)...`);
+      io.err(
+        `changing voters from ${escapeControls(formatPeers(voters))} to ${escapeControls(formatPeers(next))} (new peers catch up first)...`,
+      );
     const msg = await admin.changePeers(next, timeoutMsOf(f));
-    io.out(json ? JSON.stringify({ ok: true, voters: next }) : msg);
+    io.out(json ? JSON.stringify({ ok: true, voters: next }) : escapeControls(msg));
     return 0;
   } finally {
     await admin.close();
@@ -621,17 +731,48 @@ function cmdAddPeer(f: FlagValues<typeof ADD_PEER>, io: CliIo): Promise<number> 
   const [p] = parsePeersFlag('peer', f.peer);
   return cmdChangePeers(
     f,
-    (voters) => {
+    async (voters, admin) => {
       if (voters.some((v) => v.id === p!.id)) throw new UsageError(`${p!.id} is already a voter`);
-      return [...voters, p!];
+      const storageId = await newcomerStorage(admin, p!, io);
+      return [...voters, storageId ? { ...p!, storageId } : p!];
     },
     f.json,
     io,
   );
 }
 
-function cmdRemovePeer(f: FlagValues<typeof REMOVE_PEER>, io: CliIo): Promise<number> {
+async function cmdReplaceNode(f: FlagValues<typeof REPLACE_NODE>, io: CliIo): Promise<number> {
+  const [peer] = parsePeersFlag('peer', f.peer);
+  const admin = adminClient(f, io);
+  try {
+    return await runReplaceNode(admin, { peer: peer!, timeoutMs: timeoutMsOf(f), json: f.json }, io);
+  } finally {
+    await admin.close();
+  }
+}
+
+async function cmdRemovePeer(f: FlagValues<typeof REMOVE_PEER>, io: CliIo): Promise<number> {
   const id = f.peer.split('=')[0]!;
+  if (!f.force) {
+    const admin = adminClient(f, io);
+    try {
+      const impact = assessImpact(
+        await leaderStatus(admin),
+        id,
+        'remove',
+        f['max-lag'] ?? SETTINGS.catchupMargin.default,
+      );
+      if (!impact.safe) {
+        for (const l of impact.lines) io.err(l);
+        throw new QjmError(
+          'INVALID_CONF_CHANGE',
+          `refused: removing ${id} leaves no quorum of caught-up voters (qjm check-impact --node ${id} --remove); --force removes it anyway`,
+        );
+      }
+    } finally {
+      await admin.close();
+    }
+  }
   return cmdChangePeers(
     f,
     (voters) => {
@@ -666,6 +807,7 @@ const RESET_PEERS = {
       type: 'boolean',
       description: 'reset although a majority of the voters answers, or another node holds a longer log',
     },
+    yes: YES,
     json: JSON_OUT,
   },
 } as const satisfies CommandSpec;
@@ -678,8 +820,11 @@ async function cmdResetPeers(f: FlagValues<typeof RESET_PEERS>, io: CliIo): Prom
     throw new UsageError(`--node: ${(e as Error).message}`);
   }
   if (node.length !== 1) throw new UsageError('--node: one HOST:PORT, the node to reset');
-  const conn = { ...f, peers: f.peers ?? node[0]! };
   const newPeers = parsePeersFlag('new-peers', f['new-peers']);
+  // The node reset is the one --new-peers names at its address: it must present that node's certificate.
+  const named = newPeers.find((p) => p.address === node[0]);
+  const target = named ? `${named.id}=${node[0]}` : node[0]!;
+  const conn = { ...f, peers: f.peers ? `${f.peers},${target}` : target };
   const admin = adminClient(conn, io);
   try {
     return await runResetPeers(
@@ -687,10 +832,11 @@ async function cmdResetPeers(f: FlagValues<typeof RESET_PEERS>, io: CliIo): Prom
       {
         node: node[0]!,
         newPeers,
-        peers: f.peers ? peersOf(conn) : [],
+        peers: f.peers ? admin.peers.filter((a) => a !== node[0]) : [],
         force: f.force,
         json: f.json,
         timeoutMs: timeoutMsOf(conn),
+        confirm: (what, token) => confirmDestruction(io.ask, { what, token, yes: f.yes }),
       },
       io,
     );
@@ -718,7 +864,7 @@ async function cmdAdmin(
   const admin = adminClient(f, io);
   try {
     const msg = await call(admin);
-    io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : msg);
+    io.out(f.json ? JSON.stringify({ ok: true, message: msg }) : escapeControls(msg));
     return 0;
   } finally {
     await admin.close();
@@ -760,6 +906,7 @@ function command<S extends CommandSpec>(
 
 const COMMANDS: Record<string, Command> = {
   status: command(STATUS, cmdStatus),
+  'check-impact': command(CHECK_IMPACT, cmdCheckImpact),
   format: command(FORMAT, cmdFormat),
   segments: command(SEGMENTS, cmdSegments),
   finalize: command(FINALIZE, cmdFinalize),
@@ -768,6 +915,7 @@ const COMMANDS: Record<string, Command> = {
   dump: command(DUMP, (f, io, [file]) => dumpSegment(file!, f.format ?? 'text', io, f.json)),
   'add-peer': command(ADD_PEER, cmdAddPeer),
   'remove-peer': command(REMOVE_PEER, cmdRemovePeer),
+  'replace-node': command(REPLACE_NODE, cmdReplaceNode),
   'change-peers': command(CHANGE_PEERS, cmdReplacePeers),
   'reset-peers': command(RESET_PEERS, cmdResetPeers),
   'transfer-leader': command(TRANSFER_LEADER, (f, io) =>
@@ -781,7 +929,7 @@ const COMMANDS: Record<string, Command> = {
   bench: command(BENCH_COMMAND, (f) => runBenchCommand(f)),
   demo: command(DEMO_COMMAND, async (f) => {
     const { runDemo } = await import('../demo/demo.js');
-    return runDemo({ serve: f.serve });
+    return runDemo({ serve: f.serve, dataDir: f['data-dir'] });
   }),
 };
 
@@ -800,7 +948,13 @@ function overview(): string {
   ].join('\n');
 }
 
-export async function runQjm(argv: string[], io: CliIo): Promise<number> {
+/**
+ * Runs one qjm command. Everything it prints passes through terminalSafe (no control character of any data
+ * reaches the terminal raw); values that could carry a line break of their own are escaped where they are
+ * put into a line (escapeControls), so journal data can neither forge a line nor move the cursor.
+ */
+export async function runQjm(argv: string[], terminal: CliIo): Promise<number> {
+  const io: CliIo = { out: (l) => terminal.out(terminalSafe(l)), err: (l) => terminal.err(terminalSafe(l)) };
   // `qjm cert <verb>` is one command of two words.
   const [name, ...rest] =
     argv[0] === 'cert' && argv[1] && !argv[1].startsWith('-') ? [`cert ${argv[1]}`, ...argv.slice(2)] : argv;
@@ -821,8 +975,8 @@ export async function runQjm(argv: string[], io: CliIo): Promise<number> {
   } catch (e) {
     const code = exitCodeFor(e);
     if (e instanceof UsageError) io.err(usageError(cmd.spec, e.message));
-    else if (e instanceof QjmError) io.err(`qjm ${name}: ${e.code}: ${e.message}`);
-    else io.err(`qjm ${name}: ${(e as Error).message}`);
+    else if (e instanceof QjmError) io.err(`qjm ${name}: ${e.code}: ${escapeControls(e.message)}`);
+    else io.err(`qjm ${name}: ${escapeControls((e as Error).message)}`);
     return code;
   }
 }

@@ -9,6 +9,7 @@ import { QjmError } from '../errors.js';
 import type { NodeStatusJson } from '../node-status.js';
 import { formatPeers } from '../peers.js';
 import type { Peer } from '../peers.js';
+import { escapeControls } from '../terminal-text.js';
 
 type Out = (line: string) => void;
 
@@ -88,10 +89,23 @@ export function describeLoss(
       `journal ${jid}: the survivor holds txids up to ${j.lastTxId}; edits a writer was told are durable after txid ${j.lastTxId} may be lost.`,
     );
   if (journals.length === 0) lines.push('no journal was formatted: no edit can have been lost.');
-  lines.push(
-    'nodes left out of the new configuration must not come back with their data: wipe them, start them with --join, then qjm add-peer.',
-  );
+  lines.push(...keepOut(plan));
   return lines;
+}
+
+/**
+ * How to keep the lost nodes out: what they do if they come back with their data, and the one case no node can
+ * catch (they reach each other but never the survivor).
+ */
+export function keepOut(plan: ResetPlan): string[] {
+  const lost = plan.voters.filter((v) => v.id !== plan.survivor.id).map((v) => v.id);
+  if (lost.length === 0) return [];
+  const names = lost.join(', ');
+  const at = plan.voters.find((v) => v.id === plan.survivor.id)?.address || '<the survivor>';
+  return [
+    `keep the lost nodes out: ${names} must not run again with their data. The reset started a new generation of the cluster: a lost node that comes back and reaches ${plan.survivor.id} (or is reached by it) stands down for good and says so (qjm status, /healthz), but lost nodes that come back cut off from ${plan.survivor.id} can still elect each other and take writes from a writer that knows only them.`,
+    `so: disable their services now (so that no restart brings them back), and before one runs again wipe its data directory, start it with --join ${at} and add it with qjm add-peer.`,
+  ];
 }
 
 export interface ResetPeersArgs {
@@ -102,6 +116,8 @@ export interface ResetPeersArgs {
   force: boolean;
   json: boolean;
   timeoutMs: number | undefined;
+  /** Asks the operator to confirm, once the plan is known and before anything is forced (throws to stop). */
+  confirm?: (what: string, token: string) => Promise<void>;
 }
 
 /** Runs the command over an admin client; the exit code. */
@@ -124,12 +140,19 @@ export async function runResetPeers(
   if (!a.json) {
     for (const r of reports)
       io.err(
-        `${r.endpoint}: ${r.status ? `${r.status.id}, ${r.status.state}, ${logOf(r.status)}` : `no answer (${r.error})`}`,
+        escapeControls(
+          `${r.endpoint}: ${r.status ? `${r.status.id}, ${r.status.state}, ${logOf(r.status)}` : `no answer (${r.error})`}`,
+        ),
       );
-    io.err(`the longest log among the nodes that answer: ${plan.longest.id} (${logOf(plan.longest)})`);
+    io.err(escapeControls(`the longest log among the nodes that answer: ${plan.longest.id} (${logOf(plan.longest)})`));
   }
   if (plan.refusals.length > 0 && !a.force)
     throw new QjmError('INVALID_CONF_CHANGE', `refused: ${plan.refusals.join('; ')} (--force to reset anyway)`);
+  await a.confirm?.(
+    `qjm reset-peers forces ${formatPeers(a.newPeers)} as the only voters on ${plan.survivor.id} (${logOf(plan.survivor)}); ` +
+      `whatever only ${plan.silent.map((s) => s.id).join(', ') || 'the lost nodes'} held is lost for good`,
+    plan.survivor.id,
+  );
   const r = await admin.resetPeers(a.node, a.newPeers, a.force, a.timeoutMs);
   const after = (await admin.statusOf([a.node]))[0]?.status ?? null;
   const loss = describeLoss(plan, Number(r.lastIndexBefore), Number(r.lastTermBefore), after);
@@ -150,8 +173,9 @@ export async function runResetPeers(
       }),
     );
   } else {
-    io.out(r.message);
-    for (const line of loss) io.out(line);
+    // One line each, whatever the nodes answered: what they say is data, escaped (src/terminal-text.ts).
+    io.out(escapeControls(r.message));
+    for (const line of loss) io.out(escapeControls(line));
   }
   return 0;
 }

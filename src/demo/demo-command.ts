@@ -7,6 +7,11 @@ export const DEMO_COMMAND = {
   name: 'qjm demo',
   summary: 'The HA demo (same as npm start): an active master, a tailing standby, and a failover.',
   flags: {
+    'data-dir': {
+      type: 'string',
+      description:
+        "where the demo keeps its nodes, certificates and journal (default ./demo-data); wiped at start, so it must be absent, empty, or a demo's own",
+    },
     serve: {
       type: 'boolean',
       description:

@@ -1,6 +1,6 @@
 // The main job (`npm start`, `qjm demo`): three JournalNodes on loopback with mutual TLS (a CA and
 // certificates under demo-data/certs/), a NameNode-style active master journaling every namespace change,
-// a standby tailing the journal, an anonymous and a wrong-role client refused, a failover in which the
+// a standby tailing the journal, an anonymous, a wrong-role and a wrong-journal client refused, a failover in which the
 // standby fences the old active and takes over, the old active's next write refused with FENCED, a
 // JournalNode leader killed under load, and a summary. With --serve it then keeps running (dashboard,
 // active, standby, a steady modest load) until Ctrl-C or SIGTERM. Everything it starts, it stops, in order.
@@ -20,6 +20,7 @@ import type { Refusals } from './refusals.js';
 import { Stopped, StopSwitch } from './stop-switch.js';
 import type { TlsOption } from '../../libqjm/index.js';
 import { waitFor } from '../wait-for.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../file-modes.js';
 
 const JID = 'ns1';
 const NS_INFO = { namespaceId: 20261125, clusterId: 'CID-demo', blockPoolId: 'BP-demo' };
@@ -195,10 +196,38 @@ class Master {
   }
 }
 
+/** Marks a directory as the demo's own: the demo wipes it at start, and wipes nothing else. */
+const DEMO_MARKER = '.qjournal-demo';
+
+/** Null when the demo may wipe and use dir; otherwise why not. */
+export function demoDirRefusal(dir: string): string | null {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    return `--data-dir ${dir}: ${(e as Error).message}`;
+  }
+  if (names.length === 0 || names.includes(DEMO_MARKER)) return null;
+  // A demo-data directory written before the marker existed: the demo's own layout.
+  if (names.includes('certs') && names.includes('n1')) return null;
+  return `--data-dir ${dir} holds files the demo did not write, and the demo wipes its directory at start: give an empty or new directory`;
+}
+
 export async function runDemo(o: DemoOptions): Promise<number> {
   const dataDir = path.resolve(o.dataDir ?? 'demo-data');
+  const refusal = demoDirRefusal(dataDir);
+  if (refusal) {
+    console.error(`qjm demo: ${refusal}`);
+    return 2;
+  }
   fs.rmSync(dataDir, { recursive: true, force: true });
-  fs.mkdirSync(dataDir, { recursive: true });
+  fs.mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  fs.writeFileSync(
+    path.join(dataDir, DEMO_MARKER),
+    'written by the qjournal demo, which wipes this directory at start\n',
+    { mode: PRIVATE_FILE_MODE },
+  );
   const cluster = await LocalCluster.create({
     nodes: 3,
     electionTimeoutMs: 1000,
@@ -206,6 +235,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     logLevel: 'info',
     ui: o.serve === true,
     ownProcessGroups: true,
+    journals: [JID],
   });
   return new Demo(o, dataDir, cluster).run();
 }
@@ -268,17 +298,27 @@ class Demo {
       // --serve ends this way by design; without it, an interrupted demo has no verdict.
       return options.serve ? 0 : 130;
     } finally {
-      this.stop.dispose();
       await this.nn1?.close().catch(() => {});
       await this.nn2?.close().catch(() => {});
-      await cluster.stopAll().catch(() => {});
+      // Each node drains (hands leadership on, finishes in-flight writes) before it exits; a node that does not
+      // within 30 s is killed, and the demo says so rather than claim a clean stop.
+      const killed = await cluster.stopAll(30_000).catch((e: Error) => [e.message]);
       await cluster.destroy(true);
       process.off('exit', killLeftovers);
-      this.say('all JournalNodes stopped; nothing left running');
+      for (const k of killed) this.say(k);
+      this.say(
+        killed.length === 0
+          ? 'all JournalNodes stopped; nothing left running'
+          : 'all JournalNodes stopped (some killed, above); nothing left running',
+      );
+      // Only now: a signal that arrives while the nodes stop (npm forwards the terminal's Ctrl-C a moment
+      // after the terminal sent it) must find the switch's handler, not node's default, which would kill the
+      // demo on the spot and leave the JournalNodes running.
+      this.stop.dispose();
     }
   }
 
-  /** The cluster up, the journal formatted, nn1 active, nn2 tailing, and the two refused requests. */
+  /** The cluster up, the journal formatted, nn1 active, nn2 tailing, and the three refused requests. */
   private async open(): Promise<Refusals> {
     const { cluster } = this;
     this.log('qjournal demo: a quorum journal behind an HA pair of NameNode-style masters\n');
@@ -288,7 +328,7 @@ class Demo {
       `3 JournalNodes up on ${cluster.addresses.join(', ')} (data in ${path.relative(process.cwd(), this.dataDir) || '.'}); Raft leader ${jnLeader}`,
     );
     this.say(
-      `mutual TLS: a CA, node certificates and client certificates (admin, writer, reader) in ${path.relative(process.cwd(), cluster.certsDir!) || '.'}/; the masters use the writer's`,
+      `mutual TLS: a CA, node certificates and client certificates (admin; writer and reader for journal ${JID} only) in ${path.relative(process.cwd(), cluster.certsDir!) || '.'}/; the masters use the writer's`,
     );
     if (this.options.serve) this.say(`dashboard: ${dashboardUrls(cluster)}`);
     this.stop.check();
@@ -307,7 +347,7 @@ class Demo {
   }
 
   private master(id: string): Master {
-    return new Master(id, this.cluster.addresses, this.lag, this.cluster.tls('writer'));
+    return new Master(id, this.cluster.clientPeers, this.lag, this.cluster.tls('writer'));
   }
 
   /** nn2 fences nn1 and takes over; nn1's next write is refused; nn1 comes back as the standby. */
@@ -386,7 +426,10 @@ class Demo {
     const nn1 = this.nn1!;
     const nn2 = this.nn2!;
     const lagsMs = this.lag.samplesMs;
-    await nn2.qjm.finalizeLogSegment(nn2.out!.segmentTxId, nn2.ns.lastTxId);
+    // The open segment may hold nothing yet (the active had just rolled to a new one): then there is nothing to
+    // finalize, and the segment before it is finalized already.
+    if (nn2.out!.segmentTxId <= nn2.ns.lastTxId)
+      await nn2.qjm.finalizeLogSegment(nn2.out!.segmentTxId, nn2.ns.lastTxId);
     const finalTxId = nn2.ns.lastTxId;
     await waitFor(() => nn1.ns.lastTxId >= finalTxId, {
       timeoutMs: 10_000,
@@ -424,7 +467,7 @@ class Demo {
           ['JournalNode leader kill', `writes stalled ${jnKill.stallMs.toFixed(0)} ms (electionTimeoutMs 1000)`],
           [
             'security',
-            `mutual TLS, roles enforced: no certificate -> ${refused.anonymous}; reader taking over -> ${refused.wrongRole}`,
+            `mutual TLS, roles and journals enforced: no certificate -> ${refused.anonymous}; reader taking over -> ${refused.wrongRole}; another journal's writer taking over -> ${refused.wrongJournal}`,
           ],
           [
             'JournalNodes',

@@ -17,4 +17,4 @@ function parse() {
 const parsed = parse();
 if (!parsed) process.exitCode = 2;
 else if (parsed.help) console.log(helpText(DEMO_COMMAND));
-else process.exitCode = await runDemo({ serve: parsed.flags.serve });
+else process.exitCode = await runDemo({ serve: parsed.flags.serve, dataDir: parsed.flags['data-dir'] });

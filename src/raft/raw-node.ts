@@ -125,6 +125,8 @@ export class RawNode {
   private prevSoft: SoftState;
   private outstanding: Ready | null = null;
   private readonly checking: boolean;
+  /** While set, no Ready carries committed entries: the driver's state machine cannot take them now. */
+  private applyHeld = false;
 
   /** With checkInvariants, every input is checked against the core's invariants (tests and simulation). */
   constructor(cfg: RaftConfig, storage: LogStorage, hardState: HardState, opts: { checkInvariants?: boolean } = {}) {
@@ -192,6 +194,12 @@ export class RawNode {
 
   transferLeader(to: NodeId): { ok: boolean; detail?: string } {
     return this.input(() => this.raft.transferLeader(to));
+  }
+
+  /** Stops leading or campaigning, keeping the term (the driver's identity rules: a node that stands down). */
+  stepDown(): void {
+    if (this.raft.state !== StateType.Follower || this.raft.lead !== NONE)
+      this.input(() => this.raft.becomeFollower(this.raft.term, NONE));
   }
 
   /** Starts an election now (tests, and an operator's explicit request). */
@@ -293,7 +301,7 @@ export class RawNode {
       return true;
     if (r.snapshotToFetch !== null) return true;
     if (r.log.unstable.nextEntries().length > 0) return true;
-    if (r.log.hasNextCommittedEntries()) return true;
+    if (!this.applyHeld && r.log.hasNextCommittedEntries()) return true;
     if (r.lead !== this.prevSoft.lead || r.state !== this.prevSoft.state) return true;
     return !this.hardStateEqual(r.hardState(), this.prevHard);
   }
@@ -310,7 +318,7 @@ export class RawNode {
       entries: r.log.unstable.nextEntries(),
       messages: r.msgs,
       persistedMessages: r.msgsAfterPersist,
-      committedEntries: r.log.nextCommittedEntries(r.cfg.maxApplyBytes, r.cfg.applyBatch),
+      committedEntries: this.applyHeld ? [] : r.log.nextCommittedEntries(r.cfg.maxApplyBytes, r.cfg.applyBatch),
       readStates: r.readStates,
       snapshotToFetch: r.takeSnapshotToFetch(),
     };
@@ -324,11 +332,26 @@ export class RawNode {
     return rd;
   }
 
-  /** The driver has handed the Ready's entries to storage and applied its committed entries. */
-  advance(rd: Ready): void {
+  /**
+   * The driver has handed the Ready's entries to storage and applied its committed entries — or only the
+   * first `appliedCount` of them (its state machine ran short of a resource): the rest come again in a
+   * later Ready.
+   */
+  advance(rd: Ready, appliedCount = rd.committedEntries.length): void {
     assert(this.outstanding === rd, 'rawnode: advance() of a Ready that is not outstanding');
+    assert(appliedCount >= 0 && appliedCount <= rd.committedEntries.length, 'rawnode: applied count outside the Ready');
     this.outstanding = null;
-    this.input(() => this.raft.appliedTo(rd.committedEntries));
+    const applied =
+      appliedCount === rd.committedEntries.length ? rd.committedEntries : rd.committedEntries.slice(0, appliedCount);
+    this.input(() => this.raft.appliedTo(applied));
+  }
+
+  /**
+   * Holds committed entries back from every Ready (held) or lets them through again: while the driver's state
+   * machine cannot take them (a resource shortage), the rest of the Ready loop goes on.
+   */
+  holdApply(held: boolean): void {
+    this.applyHeld = held;
   }
 
   status(): RaftStatus {

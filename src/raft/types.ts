@@ -37,6 +37,8 @@ export interface ConfState {
 export interface Peer {
   id: NodeId;
   address: string;
+  /** In a configuration: the storage the member is bound to ('' or absent: not bound). Never read by the core. */
+  storageId?: string;
 }
 
 export interface SnapshotMeta {
@@ -45,6 +47,8 @@ export interface SnapshotMeta {
   conf: ConfState;
   /** The address book of the members at `index`; carried for the driver, never read by the core. */
   peers?: Peer[];
+  /** The reset generation (absent: 0); carried for the driver, never read by the core. */
+  generation?: number;
 }
 
 export enum ConfChangeOp {
@@ -84,6 +88,8 @@ export enum MessageType {
   TimeoutNow = 11,
   ReadIndex = 12,
   ReadIndexResp = 13,
+  /** Not Raft's: a leader tells a follower the floor its lost disk must reach again (src/replica/identity.ts). */
+  Floor = 14,
 }
 
 export interface Message {

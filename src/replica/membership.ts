@@ -1,6 +1,7 @@
 // A membership change driven by the leader (braft's change_peers): new peers first join as learners and catch
 // up (they acknowledged something, and are within catchupMargin entries), then one joint-consensus change
-// swaps the voters; the core leaves the joint configuration by itself. It uses only RawNode's API.
+// swaps the voters, binding each new voter to the storage it caught up on; the core leaves the joint
+// configuration by itself. It uses only RawNode's API.
 
 import type { RawNode } from '../raft/raw-node.js';
 import type { ProposeResult } from '../raft/raft.js';
@@ -17,6 +18,8 @@ export interface ChangeContext {
   nowMs: number;
   catchupMargin: number;
   addressOf(id: NodeId): string | undefined;
+  /** The storage a learner being promoted is bound to ('' when unknown): a voter never counts from another. */
+  bindingOf(id: NodeId): string;
   /** The typed error for a refused proposal. */
   refused(res: RefusedProposal): QjmError;
 }
@@ -82,7 +85,8 @@ export class MembershipChange {
     this.phase = 'joint';
     this.propose(c, {
       changes: [
-        ...newcomers.map((peer) => ({ op: ConfChangeOp.AddVoter, peer })),
+        // Each newcomer is bound to the storage it caught up on: its votes and acknowledgements count from it alone.
+        ...newcomers.map((peer) => ({ op: ConfChangeOp.AddVoter, peer: { ...peer, storageId: c.bindingOf(peer.id) } })),
         ...conf.voters
           .filter((id) => !target.has(id))
           .map((id) => ({ op: ConfChangeOp.Remove, peer: { id, address: c.addressOf(id) ?? '' } })),

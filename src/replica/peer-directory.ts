@@ -4,11 +4,15 @@
 // so neither needs the other to exist. A node that joins starts with the members it learned when it joined.
 // Besides the members it holds the leaders this node hears on a member's word (journalnode/peers/peer-admission.ts):
 // a vouch lasts until the members change, so a removed node is never heard on an older word.
+// It also holds each member's storage binding (the storage id the configuration added it with): the replica's
+// identity gate (identity.ts) drops a member's batches from any other storage.
 
 import type { NodeId, Peer } from '../raft/types.js';
 
 export class PeerDirectory {
   private readonly addresses = new Map<NodeId, string>();
+  /** Each member's storage binding; a member without one is not bound (a learner until it is promoted). */
+  private readonly bindings = new Map<NodeId, string>();
   /** Non-members heard on a member's word (a leader this configuration does not name yet), with their address. */
   private readonly vouched = new Map<NodeId, string>();
   /** The applied index the members reflect: a member that vouches for a leader must have applied at least this far. */
@@ -30,6 +34,11 @@ export class PeerDirectory {
     return undefined;
   }
 
+  /** The storage the configuration binds member `id` to; '' when it binds none (or `id` is no member). */
+  storageOf(id: NodeId): string {
+    return this.bindings.get(id) ?? '';
+  }
+
   isMember(id: NodeId): boolean {
     return this.addresses.has(id);
   }
@@ -42,16 +51,31 @@ export class PeerDirectory {
     return this.appliedAt;
   }
 
-  set(id: NodeId, address: string): void {
+  /**
+   * A configuration entry names `id` at `address`. With `storageId` it also says what `id` is bound to from
+   * now on ('' unbinds: a node added again as a learner is bound afresh when it is promoted).
+   */
+  set(id: NodeId, address: string, storageId?: string): void {
     if (!this.addresses.has(id)) this.vouched.clear();
     this.addresses.set(id, address);
+    if (storageId) this.bindings.set(id, storageId);
+    else if (storageId === '') this.bindings.delete(id);
+  }
+
+  /** A configuration entry removes `id`: whatever it is bound to no longer speaks for it. */
+  unbind(id: NodeId): void {
+    this.bindings.delete(id);
   }
 
   /** Replaces every entry (a snapshot restored the configuration, or reset-peers forced one). */
   reset(peers: readonly Peer[], appliedIndex: number): void {
     this.addresses.clear();
+    this.bindings.clear();
     this.vouched.clear();
-    for (const p of peers) this.addresses.set(p.id, p.address);
+    for (const p of peers) {
+      this.addresses.set(p.id, p.address);
+      if (p.storageId) this.bindings.set(p.id, p.storageId);
+    }
     this.appliedAt = appliedIndex;
   }
 
@@ -61,6 +85,7 @@ export class PeerDirectory {
     for (const id of [...this.addresses.keys()]) {
       if (keep.has(id)) continue;
       this.addresses.delete(id);
+      this.bindings.delete(id);
       this.vouched.clear();
     }
     this.appliedAt = appliedIndex;
@@ -71,8 +96,11 @@ export class PeerDirectory {
     if (!this.addresses.has(id)) this.vouched.set(id, address);
   }
 
-  /** The members (never the vouched-for). */
+  /** The members (never the vouched-for), each with its storage binding when it has one. */
   list(): Peer[] {
-    return [...this.addresses].map(([id, address]) => ({ id, address }));
+    return [...this.addresses].map(([id, address]) => {
+      const storageId = this.bindings.get(id);
+      return storageId ? { id, address, storageId } : { id, address };
+    });
   }
 }

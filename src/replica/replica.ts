@@ -18,6 +18,8 @@ import { ConfChangeOp, confMembers, EntryType, MessageType, NONE, StateType } fr
 import type { ConfChange, Entry, HardState, Message, NodeId, Peer, SnapshotMeta } from '../raft/types.js';
 import { isStorageFailure } from './env.js';
 import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, ReplicaTransport, StagedSnapshot } from './env.js';
+import { ApplyInterrupted, isResourceShortage } from './env.js';
+import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
 import { ClientWaits, qjmError as err } from './client-waits.js';
 import type { Callback, ProposalResult } from './client-waits.js';
 import { LeaderTransfer, transferTarget } from './leader-transfer.js';
@@ -26,10 +28,13 @@ import type { ReplicaOptions } from './options.js';
 import { PeerDirectory } from './peer-directory.js';
 import { PeersReset, resetProblem } from './reset-peers.js';
 import type { ResetResult } from './reset-peers.js';
+import { IdentityGate } from './identity.js';
+import type * as Id from './identity.js';
 
 export type { Callback, ProposalResult } from './client-waits.js';
 export type { ReplicaOptions } from './options.js';
 export type { ResetResult } from './reset-peers.js';
+export type { BatchEnvelope, IdentityNotice, IdentityStatus, IdentityVerdict } from './identity.js';
 export { DEFAULT_REPLICA_OPTIONS, deriveReplicaOptions } from './options.js';
 
 export interface ReplicaListener {
@@ -60,6 +65,8 @@ export interface ReplicaDeps<R> {
   unsafeSendBeforePersist?: readonly MessageType[];
   /** Run the core's invariant checks around every step (tests and simulation); a violation throws. */
   checkInvariants?: boolean;
+  /** This node's storage id, cluster id and recorded standing (identity.ts); without it nothing is checked. */
+  identity?: Id.IdentityOptions;
 }
 
 export interface ReplicaStatus extends RaftStatus {
@@ -70,6 +77,7 @@ export interface ReplicaStatus extends RaftStatus {
   pendingReads: number;
   peers: Peer[];
   fatal: string | null;
+  identity: Id.IdentityStatus;
 }
 
 interface WriteJob {
@@ -94,6 +102,7 @@ export class Replica<R> {
   private readonly deps: ReplicaDeps<R>;
   private readonly logger: Logger;
   private readonly waits: ClientWaits<R>;
+  private readonly identity: IdentityGate;
 
   private readonly queue: PersistJob[] = [];
   private persisting = false;
@@ -122,6 +131,10 @@ export class Replica<R> {
   private scheduled = false;
   private stopped = false;
   private fatal: Error | null = null;
+  // Storage that ran short of file descriptors: the interrupted step of each concern, retried from tick().
+  private readonly persistRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
+  private readonly applyRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
+  private readonly snapshotRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
   private role: StateType = StateType.Follower;
   private lead: NodeId = NONE;
 
@@ -150,6 +163,14 @@ export class Replica<R> {
     this.peers = deps.peers ?? new PeerDirectory();
     this.peers.reset(snap.peers ?? [], snap.index);
     this.readSalt = Math.floor(deps.random() * 0xffffffff) >>> 0;
+    this.identity = new IdentityGate(id, deps.identity ?? { storageId: '', clusterId: '' }, snap.generation ?? 0, {
+      logger: this.logger,
+      nowMs: deps.identity?.nowMs ?? (() => deps.clock.now()),
+      onStandDown: () => this.stoodDown(),
+      onFatal: (e) => this.die(e),
+      context: () => ({ raw: this.raw, directory: this.peers, role: this.role }),
+    });
+    this.identity.configurationChanged();
   }
 
   // ---------------------------------------------------------------- inputs
@@ -161,21 +182,53 @@ export class Replica<R> {
 
   tick(): void {
     if (this.stopped) return;
-    if (!this.reset) this.raw.tick();
+    const now = this.deps.clock.now();
+    this.persistRetry.runIfDue(now);
+    this.applyRetry.runIfDue(now);
+    this.snapshotRetry.runIfDue(now);
+    if (this.stopped) return;
+    // A follower that may not campaign (stood down, below its floor) counts no election time.
+    if (!this.reset && (this.role === StateType.Leader || this.identity.mayCampaign())) this.raw.tick();
+    const out: Message[] = [];
+    this.identity.tick(out);
+    if (out.length > 0) this.deps.transport.send(out);
     this.expireDeadlines();
     this.advanceChange();
     this.schedule();
   }
 
-  receive(messages: readonly Message[]): void {
+  /**
+   * Peer messages, with the envelope of the batch they came in when the transport has one: a batch the identity
+   * rules refuse (another storage under a member's id, another generation) never reaches the core.
+   */
+  receive(messages: readonly Message[], envelope?: Id.BatchEnvelope): void {
     if (this.stopped || this.reset) return;
-    for (const m of messages) this.raw.step(m);
+    if (envelope && !this.identity.admit(envelope).ok) return;
+    const out: Message[] = [];
+    for (const m of this.identity.inbound(messages, out)) this.raw.step(m);
+    if (out.length > 0) this.deps.transport.send(out);
     this.schedule();
+  }
+
+  /** Whether a batch with this envelope would be heard; a refusal carries what to tell its sender. */
+  admitBatch(envelope: Id.BatchEnvelope): Id.IdentityVerdict {
+    return this.identity.admit(envelope);
+  }
+
+  /** A peer refused this node's batch and said why (the answer to this node's own traffic). */
+  hearNotice(from: NodeId, notice: Id.IdentityNotice): void {
+    if (!this.stopped) this.identity.hearNotice(from, notice);
+  }
+
+  /** The reset generation this node belongs to (carried in every batch it sends). */
+  get generation(): number {
+    return this.identity.generation;
   }
 
   /** Proposes a command. cb gets the state machine's result once the entry is committed and applied here. */
   propose(data: Uint8Array, expectedTerm: number | undefined, cb: Callback<ProposalResult<R>>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (data.byteLength === 0) return cb(err('INVALID_ARGUMENT', 'empty command'));
     const res = this.raw.propose(data, expectedTerm);
     if (!res.ok) return cb(this.proposeError(res));
@@ -185,7 +238,8 @@ export class Replica<R> {
 
   /** Linearizable barrier: cb(index) once a read at this point may be served from the local state. */
   readIndex(cb: Callback<number>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     const ctx = new Uint8Array(12);
     const dv = new DataView(ctx.buffer);
     dv.setUint32(0, this.readSalt);
@@ -204,7 +258,8 @@ export class Replica<R> {
   }
 
   transferLeader(to: NodeId, cb: Callback<void>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.transfer) return cb(err('BUSY', `a transfer to ${this.transfer.to} is in progress`));
     const res = this.raw.transferLeader(to);
@@ -227,7 +282,8 @@ export class Replica<R> {
    * up to within catchupMargin entries, then one joint-consensus change swaps the voters.
    */
   changePeers(target: Peer[], cb: Callback<void>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.role !== StateType.Leader) return cb(err('NOT_LEADER', 'not the leader', this.leaderDetails()));
     if (this.change) return cb(err('CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress'));
@@ -245,7 +301,8 @@ export class Replica<R> {
    * one); cb once the leader appended it, not once it applies. changePeers is the whole, guarded procedure.
    */
   proposeConfChange(cc: ConfChange, cb: Callback<{ index: number; term: number }>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.change) return cb(err('CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress'));
     const res = this.raw.proposeConfChange(cc);
@@ -262,7 +319,8 @@ export class Replica<R> {
    * then campaigns at once.
    */
   resetPeers(peers: Peer[], cb: Callback<ResetResult>): void {
-    if (this.stopped) return cb(this.stoppedError());
+    const refused = this.refusal();
+    if (refused) return cb(refused);
     if (this.reset) return cb(err('BUSY', 'reset-peers is already in progress'));
     const problem = resetProblem(this.id, peers);
     if (problem) return cb(err('INVALID_CONF_CHANGE', problem));
@@ -331,7 +389,26 @@ export class Replica<R> {
       pendingReads: this.waits.readCount,
       peers: this.peers.list(),
       fatal: this.fatal ? this.fatal.message : null,
+      identity: this.identity.status(),
     };
+  }
+
+  /** Why this node takes no client operation (it stood down, or its storage waits to be re-added), or null. */
+  identityRefusal(): QjmError | null {
+    return this.identity.refusal();
+  }
+
+  /** Why this node takes no client operation now (stopped, failed, or an identity refusal), or null. */
+  private refusal(): QjmError | null {
+    return this.stopped ? this.stoppedError() : this.identityRefusal();
+  }
+
+  /** The identity rules made this node stand down: it stops leading and fails everything that waits. */
+  private stoodDown(): void {
+    this.raw.stepDown();
+    const e = this.identity.refusal();
+    if (e) this.failAll(e);
+    this.schedule();
   }
 
   /** The core's handle, for status pages and the simulator's checkers; never step it from outside. */
@@ -414,10 +491,11 @@ export class Replica<R> {
       if (hs) this.lastDurableHard = { ...hs };
     }
     if (rd.messages.length > 0) this.deps.transport.send(rd.messages);
-    if (rd.committedEntries.length > 0 && !this.applyEntries(rd.committedEntries)) return;
+    const applied = rd.committedEntries.length > 0 ? this.applyEntries(rd.committedEntries) : 0;
+    if (this.stopped) return;
     for (const rs of rd.readStates) this.onReadState(rs.context, rs.index, rs.ok);
-    this.raw.advance(rd);
-    if (rd.committedEntries.length > 0) this.afterApply();
+    this.raw.advance(rd, applied);
+    if (applied > 0) this.afterApply();
   }
 
   private onSoftState(state: StateType, lead: NodeId): void {
@@ -471,16 +549,39 @@ export class Replica<R> {
       return;
     }
     this.persisting = true;
+    this.writeLog(hardState, entries, messages);
+  }
+
+  /** One log write; the messages that waited for it leave once it is durable. */
+  private writeLog(hardState: HardState | null, entries: Entry[], messages: Message[]): void {
     this.deps.log.write(hardState, entries, (e) => {
+      if (this.stopped) {
+        this.persisting = false;
+        return;
+      }
+      if (e && isResourceShortage(e))
+        return this.shortOf(e, this.persistRetry, 'a log write', () => this.writeLog(hardState, entries, messages));
       this.persisting = false;
-      if (this.stopped) return;
       if (e) return this.die(e);
+      this.persistRetry.succeeded();
       const last = entries[entries.length - 1];
       if (last) this.raw.persisted(last.index, last.term);
       if (messages.length > 0) this.deps.transport.send(messages);
       this.schedule();
       this.kickPersist();
     });
+  }
+
+  /**
+   * Storage ran short of file descriptors (a connection flood, not a failing disk): `step` is tried again
+   * after a backoff. Meanwhile its concern waits (the persist queue stays busy, applying stays held).
+   */
+  private shortOf(e: Error, retry: ShortageRetry, what: string, step: () => void): void {
+    const waitMs = retry.later(this.deps.clock.now(), step);
+    this.logger.warn(
+      { error: e.message, retryInMs: waitMs },
+      `storage is short of file descriptors: ${what} is retried (not a disk failure)`,
+    );
   }
 
   /** Group commit: every queued write (up to the batch bounds) merged into one write and one fsync. */
@@ -572,65 +673,98 @@ export class Replica<R> {
     this.lastSnapshotIndex = meta.index;
     this.appliedBytesSinceSnapshot = 0;
     this.peers.reset(meta.peers ?? [], meta.index);
+    this.identity.installed(meta);
+    this.identity.configurationChanged();
     // Proposals the snapshot covers cannot learn their result here.
     this.waits.failProposalsUpTo(
       meta.index,
       err('LEADERSHIP_LOST', 'replaced by a snapshot before it applied here', { unknownOutcome: true }),
     );
     this.schedule();
-    // Durable order: the image first, then the log drops its old entries.
+    this.installImage(staged);
+  }
+
+  /** Durable order: the image first, then the log drops its old entries (each retried after a shortage). */
+  private installImage(staged: StagedSnapshot): void {
     this.deps.stateMachine.installSnapshot(staged, (e) => {
       if (this.stopped) return;
+      if (e && isResourceShortage(e))
+        return this.shortOf(e, this.persistRetry, 'a snapshot install', () => this.installImage(staged));
       if (e) return this.die(e);
       this.installingFrom = null;
-      this.deps.log.commitReset(meta, (e2) => {
-        this.persisting = false;
-        if (this.stopped) return;
-        if (e2) return this.die(e2);
-        this.waits.releaseApplied(this.applied);
-        this.schedule();
-        this.kickPersist();
-      });
+      this.dropOldLog(staged.meta);
+    });
+  }
+
+  private dropOldLog(meta: SnapshotMeta): void {
+    this.deps.log.commitReset(meta, (e) => {
+      if (!this.stopped && e && isResourceShortage(e))
+        return this.shortOf(e, this.persistRetry, 'dropping the log a snapshot replaced', () => this.dropOldLog(meta));
+      this.persisting = false;
+      if (this.stopped) return;
+      if (e) return this.die(e);
+      this.persistRetry.succeeded();
+      this.waits.releaseApplied(this.applied);
+      this.schedule();
+      this.kickPersist();
     });
   }
 
   // ---------------------------------------------------------------- applying
 
   /**
-   * Applies committed entries; false when the state machine failed (its disk: full, an I/O error), which
-   * stops the replica in the fatal state it reports. A restart replays the entry from the log.
+   * Applies committed entries, in order; returns how many were applied: all of them, or the first ones when
+   * the state machine ran short of file descriptors (applying is then held and resumed after a backoff), or
+   * when it failed (its disk: full, an I/O error), which stops the replica in the fatal state it reports.
    */
-  private applyEntries(ents: Entry[]): boolean {
+  private applyEntries(ents: Entry[]): number {
+    const first = this.applied + 1;
+    let next = first;
     let batch: Entry[] = [];
-    const flush = () => {
-      if (batch.length === 0) return;
+    const flush = (): boolean => {
+      if (batch.length === 0) return true;
+      const b = batch;
+      batch = [];
       let results: R[];
+      let interrupted: Error | null = null;
       try {
-        results = this.deps.stateMachine.apply(batch);
+        results = this.deps.stateMachine.apply(b);
       } catch (e) {
         if (e instanceof AssertionError) throw e;
-        this.die(e as Error);
-        return;
+        if (!(e instanceof ApplyInterrupted)) {
+          this.die(e as Error);
+          return false;
+        }
+        results = e.results as R[];
+        interrupted = e.cause;
       }
-      assert(results.length === batch.length, 'state machine returned a result per entry');
-      for (let i = 0; i < batch.length; i++) this.waits.applied(batch[i]!, results[i]!);
-      batch = [];
+      assert(results.length <= b.length, 'state machine returned a result per entry');
+      for (let i = 0; i < results.length; i++) {
+        this.waits.applied(b[i]!, results[i]!);
+        this.appliedBytesSinceSnapshot += b[i]!.data.byteLength;
+        this.applied = b[i]!.index;
+      }
+      if (interrupted === null) return true;
+      this.raw.holdApply(true);
+      this.shortOf(interrupted, this.applyRetry, 'applying committed entries', () => {
+        this.raw.holdApply(false);
+        this.schedule();
+      });
+      return false;
     };
     for (const e of ents) {
-      assert(e.index === this.applied + 1, () => `applying ${e.index} after ${this.applied}`);
+      assert(e.index === next++, () => `applying ${e.index} after ${next - 2}`);
       if (e.type === EntryType.Normal && e.data.byteLength > 0) {
         batch.push(e);
-        this.appliedBytesSinceSnapshot += e.data.byteLength;
-      } else {
-        flush();
-        if (e.type === EntryType.ConfChange) this.learnAddresses(e);
-        this.waits.replaced(e);
+        continue;
       }
-      if (this.stopped) return false;
+      if (!flush()) return this.applied + 1 - first;
+      if (e.type === EntryType.ConfChange) this.learnAddresses(e);
+      this.waits.replaced(e);
       this.applied = e.index;
     }
-    flush();
-    return !this.stopped;
+    if (flush()) this.applyRetry.succeeded();
+    return this.applied + 1 - first;
   }
 
   /** A configuration entry names the addresses of the peers it adds. */
@@ -642,8 +776,10 @@ export class Replica<R> {
       return; // not a configuration change: the core ignores it too
     }
     for (const c of cc.changes) {
-      if (c.op === ConfChangeOp.Remove) continue; // kept until the configuration no longer names it
-      if (c.peer.address) this.peers.set(c.peer.id, c.peer.address);
+      // Kept until the configuration no longer names it: a voter being removed still votes in the old half.
+      if (c.op === ConfChangeOp.Remove) continue;
+      // The entry binds the peer to the storage it names ('' unbinds: a learner is bound when promoted).
+      if (c.peer.address) this.peers.set(c.peer.id, c.peer.address, c.peer.storageId ?? '');
     }
   }
 
@@ -651,6 +787,7 @@ export class Replica<R> {
     // The core applied configuration entries during advance(): prune addresses it no longer needs.
     const conf = this.raw.conf();
     this.peers.retain(confMembers(conf), this.applied);
+    this.identity.configurationChanged();
     this.deps.listener?.onConfigurationApplied?.(this.applied, conf.voters, conf.learners);
     this.waits.releaseApplied(this.applied);
     this.advanceChange();
@@ -674,7 +811,7 @@ export class Replica<R> {
   // ---------------------------------------------------------------- snapshots
 
   private maybeSnapshot(): void {
-    if (this.snapshotting || this.reset || this.applied <= this.lastSnapshotIndex) return;
+    if (this.snapshotting || this.snapshotRetry.waiting || this.reset || this.applied <= this.lastSnapshotIndex) return;
     const o = this.opts;
     const now = this.deps.clock.now();
     const due =
@@ -692,17 +829,31 @@ export class Replica<R> {
     const index = this.applied;
     const term = this.raw.termAt(index);
     assert(term !== undefined, 'term of the applied index is known');
-    const meta: SnapshotMeta = { index, term, conf: this.raw.conf(), peers: this.peers.list() };
+    const meta: SnapshotMeta = {
+      index,
+      term,
+      conf: this.raw.conf(),
+      peers: this.peers.list(),
+      generation: this.identity.generation,
+    };
     this.snapshotting = true;
     this.appliedBytesSinceSnapshot = 0;
     this.lastSnapshotAtMs = this.deps.clock.now();
+    const bytesBefore = this.appliedBytesSinceSnapshot;
     this.deps.stateMachine.saveSnapshot(meta, (e) => {
       this.snapshotting = false;
       if (this.stopped) return;
+      if (e && isResourceShortage(e)) {
+        // Not a disk failure: the next snapshot is tried after a backoff, counting what this one would have.
+        this.appliedBytesSinceSnapshot += bytesBefore;
+        this.shortOf(e, this.snapshotRetry, 'a snapshot', () => this.maybeSnapshot());
+        return cb?.(err('BUSY', `snapshot not taken, retried later: ${e.message}`));
+      }
       if (e) {
         this.die(e);
         return cb?.(err('INTERNAL', `snapshot failed: ${e.message}`));
       }
+      this.snapshotRetry.succeeded();
       if (meta.index > this.deps.log.snapshotMeta().index) {
         this.lastSnapshotIndex = meta.index;
         this.deps.log.snapshotSaved(meta, Math.max(0, meta.index - this.opts.keepEntriesAfterSnapshot));
@@ -723,6 +874,7 @@ export class Replica<R> {
       nowMs: this.deps.clock.now(),
       catchupMargin: this.opts.catchupMargin,
       addressOf: (id) => this.peers.addressOf(id),
+      bindingOf: (id) => this.identity.bindingFor(id),
       refused: (res) => this.proposeError(res),
     });
     if (c.done) this.change = null;
@@ -748,7 +900,7 @@ export class Replica<R> {
         );
         this.deps.listener?.onCommitByFiat?.(committed, last);
       },
-      forced: (peers) => this.peers.reset(peers, this.applied),
+      forced: (peers) => this.peers.reset(this.identity.forced(peers), this.applied),
       saveSnapshot: (cb) => this.takeSnapshot(cb),
     });
     if (moved) this.schedule();

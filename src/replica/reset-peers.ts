@@ -1,6 +1,8 @@
 // Reset-peers (braft's reset_peers) as the driver runs it, for when a majority is lost for good: this node's
-// whole log is declared committed and applied, the new configuration is forced, and a snapshot at a no-op of
-// a new term makes it durable (a restart loads it from there). The node takes no peer input meanwhile.
+// whole log is declared committed and applied, the new configuration — this node alone, bound to its storage,
+// in a new reset generation — is forced, and a snapshot at a no-op of a new term makes it durable (a restart
+// loads it from there). The node takes no peer input meanwhile. The others join it afresh: a node of the old
+// generation that reaches it stands down (identity.ts).
 
 import type { RawNode } from '../raft/raw-node.js';
 import type { ConfState, NodeId, Peer } from '../raft/types.js';
@@ -112,5 +114,9 @@ export function resetProblem(self: NodeId, peers: readonly Peer[]): string | nul
   if (new Set(peers.map((p) => p.id)).size !== peers.length) return 'a peer is named twice';
   if (!peers.some((p) => p.id === self))
     return `the new configuration must include this node (${self}): reset the node that is to survive`;
+  // Every other node is of the old generation: as a voter it could never vote in the new one (it stands down
+  // on the survivor's word), so the survivor alone could not be elected. Others join afresh (add-peer).
+  if (peers.length > 1)
+    return `the new configuration must be this node alone (${self}): the other survivors join it afresh once it leads (wipe them, start them with --join, qjm add-peer)`;
   return null;
 }

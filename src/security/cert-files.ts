@@ -6,7 +6,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describePrincipal, principalOfSubject, rolesOf } from './roles.js';
+import { describePrincipal, principalOfCertificate, rolesOf } from './roles.js';
 import type { Principal, Role, SubjectFields } from './roles.js';
 
 export const CA_CERT_FILE = 'ca.crt';
@@ -37,7 +37,7 @@ export interface CertInfo {
   subject: string;
   principal: Principal | null;
   roles: Role[];
-  /** "DNS:localhost", "IP:127.0.0.1" */
+  /** "DNS:localhost", "IP:127.0.0.1", "URI:qjournal://journal/ns1" */
   sans: string[];
   notBefore: string;
   notAfter: string;
@@ -77,7 +77,7 @@ function issuedBy(x: X509Certificate, ca: X509Certificate): boolean {
 export function describeCert(pem: Buffer, file: string, ca: X509Certificate | null): CertInfo {
   const x = parseCert(pem, file);
   const fields = subjectFields(x);
-  const principal = x.ca ? null : principalOfSubject(fields);
+  const principal = x.ca ? null : principalOfCertificate(fields, x.subjectAltName);
   return {
     file,
     subject: x.subject.split('\n').join(', '),
@@ -148,7 +148,7 @@ function loadIdentity(
     throw new CertificateError(`${files.key} is not a PEM private key: ${(e as Error).message}`);
   }
   if (!matches) throw new CertificateError(`${files.key} is not the key of ${files.cert}`);
-  const p = principalOfSubject(subjectFields(x));
+  const p = principalOfCertificate(subjectFields(x), x.subjectAltName);
   if (!expect(p))
     throw new CertificateError(
       `${files.cert} is for ${p ? describePrincipal(p) : `"${x.subject.split('\n').join(', ')}"`}, not ${kind} ${name}`,

@@ -10,9 +10,9 @@ import type { KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { isNodeId, NODE_ID_RULE } from '../ids.js';
+import { isJournalId, isNodeId, JOURNAL_ID_RULE, NODE_ID_RULE } from '../ids.js';
 import { CA_CERT_FILE, CA_KEY_FILE, certFiles, CertificateError } from './cert-files.js';
-import { CERT_ORGANIZATION, isClientRole, PEER_ROLE } from './roles.js';
+import { CERT_ORGANIZATION, isClientRole, JOURNAL_URI_PREFIX, PEER_ROLE } from './roles.js';
 import type { ClientRole } from './roles.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -212,16 +212,62 @@ export async function createNodeCert(o: CertOptions, id: string, hosts: readonly
   );
 }
 
-/** A client's certificate: its name and its roles (one OU each), for dialing nodes only. */
-export async function createClientCert(o: CertOptions, name: string, roles: readonly ClientRole[]): Promise<string[]> {
+/**
+ * The journals a client certificate names, checked: a writer or reader must name at least one (it may use only
+ * those), an admin none (it spans every journal; a list would suggest a limit that does not exist).
+ */
+function checkJournals(roles: readonly ClientRole[], journals: readonly string[]): string[] {
+  const bad = journals.filter((j) => !isJournalId(j));
+  if (bad.length > 0)
+    throw new CertificateError(`bad journal id ${JSON.stringify(bad[0])}: expected ${JOURNAL_ID_RULE}`);
+  const unique = [...new Set(journals)];
+  if (roles.includes('admin')) {
+    if (unique.length > 0)
+      throw new CertificateError(
+        'an admin certificate spans every journal: leave --journal out (or issue a writer or reader certificate for those journals)',
+      );
+    return [];
+  }
+  if (unique.length === 0)
+    throw new CertificateError(
+      `a ${roles.join(',')} certificate must name the journals it may use: --journal JID[,JID] (an admin certificate spans every journal)`,
+    );
+  if (unique.length > MAX_CERT_JOURNALS)
+    throw new CertificateError(`at most ${MAX_CERT_JOURNALS} journals per certificate, got ${unique.length}`);
+  return unique;
+}
+
+/** Journals one client certificate may name: far above what one master writes, and a bounded certificate. */
+export const MAX_CERT_JOURNALS = 100;
+
+/**
+ * A client's certificate: its name and its roles (one OU each), and for a writer or reader the journals it
+ * may use (one URI subject alternative name each, qjournal://journal/<JID>); for dialing nodes only.
+ */
+export async function createClientCert(
+  o: CertOptions,
+  name: string,
+  roles: readonly ClientRole[],
+  journals: readonly string[] = [],
+): Promise<string[]> {
   if (!isNodeId(name)) throw new CertificateError(`bad client name ${JSON.stringify(name)}: expected ${NODE_ID_RULE}`);
   if (roles.length === 0 || roles.some((r) => !isClientRole(r)))
     throw new CertificateError(`roles must be among writer, reader, admin, got ${JSON.stringify(roles)}`);
+  const scoped = checkJournals(roles, journals);
   return issue(
     o,
     certFiles(o.certsDir, 'client', name),
     name,
     [...new Set(roles)],
-    [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
+    [
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      ...(scoped.length > 0
+        ? [
+            new x509.SubjectAlternativeNameExtension(
+              scoped.map((j) => ({ type: 'url' as const, value: `${JOURNAL_URI_PREFIX}${j}` })),
+            ),
+          ]
+        : []),
+    ],
   );
 }

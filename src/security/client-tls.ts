@@ -6,7 +6,7 @@
 import type { PeerCertificate } from 'node:tls';
 import type { ClientTls } from '../http-pool.js';
 import { CertificateError, loadClientTls } from './cert-files.js';
-import { describePrincipal, principalOfSubject } from './roles.js';
+import { describePrincipal, principalOfCertificate } from './roles.js';
 import type { SubjectFields } from './roles.js';
 
 /** libqjm's `tls` option: a certificates directory and the client name in it, or the PEM material itself. */
@@ -21,7 +21,7 @@ const isPem = (v: unknown): v is string | Buffer => (typeof v === 'string' || Bu
  * for this address, that it is that node. Returns the problem, or null.
  */
 export function checkNodeServer(address: string, cert: PeerCertificate, expectedId?: string): string | null {
-  const p = principalOfSubject(cert.subject as SubjectFields);
+  const p = principalOfCertificate(cert.subject as SubjectFields, cert.subjectaltname);
   if (p?.kind !== 'node')
     return `${address} presented ${p ? describePrincipal(p) : 'a certificate with no qjournal role'}'s certificate, not a JournalNode's`;
   if (expectedId !== undefined && p.id !== expectedId) return `${address} is node ${p.id}, expected ${expectedId}`;

@@ -1,8 +1,9 @@
 // Who a verified certificate says its holder is. Roles live in the certificate's subject: CN = the node id
-// or the client name, O = qjournal, and one OU per role (node certificates: OU=peer). Pure: the server's
-// authorization (journalnode/http/authz.ts), the clients' check of a server and the certificate tools share it.
+// or the client name, O = qjournal, and one OU per role (node certificates: OU=peer); the journals a writer or
+// reader may use are URI subject alternative names qjournal://journal/<JID>. Pure: the server's authorization
+// (journalnode/http/authz.ts), the clients' check of a server and the certificate tools share it.
 
-import { isNodeId } from '../ids.js';
+import { isJournalId, isNodeId } from '../ids.js';
 
 export const CLIENT_ROLES = ['writer', 'reader', 'admin'] as const;
 export type ClientRole = (typeof CLIENT_ROLES)[number];
@@ -15,7 +16,16 @@ export const CERT_ORGANIZATION = 'qjournal';
 /** Client names follow the node id rule: they become file names (client.<NAME>.crt) and log fields. */
 export const isClientName = isNodeId;
 
-export type Principal = { kind: 'node'; id: string } | { kind: 'client'; name: string; roles: ClientRole[] };
+/** The URI a client certificate names a journal with (one subject alternative name per journal). */
+export const JOURNAL_URI_PREFIX = 'qjournal://journal/';
+
+/**
+ * A client's journals: the ones its certificate names (a writer or reader uses only those; admin spans every
+ * journal and names none).
+ */
+export type Principal =
+  | { kind: 'node'; id: string }
+  | { kind: 'client'; name: string; roles: ClientRole[]; journals: string[] };
 
 /** A subject as node's TLS layer reports it: a field given twice (OU=writer, OU=reader) is an array. */
 export interface SubjectFields {
@@ -31,18 +41,47 @@ export function isClientRole(s: string): s is ClientRole {
 }
 
 /**
- * The principal a certificate's subject makes, or null when it names nobody qjournal knows: no single CN of
- * the id rule, or no role. A certificate with OU=peer is a node's, whatever else it says (qjm cert never
- * mixes them); roles qjournal does not know are ignored.
+ * The journals a certificate's subject alternative names carry, as node's X.509 and TLS layers print them
+ * ("URI:qjournal://journal/ns1, DNS:x"). Only an entry that is exactly such a URI with a valid journal id
+ * counts; anything else (other names, an entry node had to quote because it holds a separator) is ignored,
+ * so a strange name can only take journals away.
  */
-export function principalOfSubject(s: SubjectFields | null | undefined): Principal | null {
+export function journalsOfAltNames(altNames: string | undefined): string[] {
+  const out: string[] = [];
+  for (const entry of (altNames ?? '').split(', ')) {
+    if (!entry.startsWith(`URI:${JOURNAL_URI_PREFIX}`)) continue;
+    const jid = entry.slice(`URI:${JOURNAL_URI_PREFIX}`.length);
+    if (isJournalId(jid) && !out.includes(jid)) out.push(jid);
+  }
+  return out;
+}
+
+/**
+ * The principal a certificate makes (its subject, and its subject alternative names for a client's
+ * journals), or null when it names nobody qjournal knows: no single CN of the id rule, or no role. A
+ * certificate with OU=peer is a node's, whatever else it says (qjm cert never mixes them); roles qjournal
+ * does not know are ignored.
+ */
+export function principalOfCertificate(s: SubjectFields | null | undefined, altNames?: string): Principal | null {
   if (!s) return null;
   const cn = list(s.CN);
   if (cn.length !== 1 || !isNodeId(cn[0])) return null;
   const ous = list(s.OU);
   if (ous.includes(PEER_ROLE)) return { kind: 'node', id: cn[0] };
   const roles = CLIENT_ROLES.filter((r) => ous.includes(r));
-  return roles.length > 0 ? { kind: 'client', name: cn[0], roles } : null;
+  return roles.length > 0 ? { kind: 'client', name: cn[0], roles, journals: journalsOfAltNames(altNames) } : null;
+}
+
+/** Whether the principal may use journal `jid`: admin any; a writer or reader the journals it names. */
+export function mayUseJournal(p: Principal, jid: string): boolean {
+  return p.kind === 'client' && (p.roles.includes('admin') || p.journals.includes(jid));
+}
+
+/** The journals a principal spans, as refusals and `qjm cert list` show them. */
+export function describeJournals(p: Principal): string {
+  if (p.kind === 'node') return '-';
+  if (p.roles.includes('admin')) return 'all';
+  return p.journals.length > 0 ? p.journals.join(',') : 'none';
 }
 
 export function rolesOf(p: Principal): Role[] {

@@ -1,8 +1,10 @@
 // Small file primitives shared by the Raft log, the Raft metadata, segment files and snapshots, over the
 // storage's FileSystem: positional reads that finish (or reach the end of the file), vectored writes that
-// finish, whole files written in one go.
+// finish, whole files written in one go, a file replaced crash-atomically, the framing of a small checksummed
+// record file.
 
 import path from 'node:path';
+import zlib from 'node:zlib';
 import type { FileHandle, FileSystem } from './file-system.js';
 
 /** Reads up to n bytes at offset; fewer only where the file ends first. */
@@ -87,4 +89,40 @@ export function truncatePathSync(fileSystem: FileSystem, path: string, sizeBytes
 export function mkdirDurableSync(fileSystem: FileSystem, dir: string): void {
   fileSystem.mkdirp(dir);
   fileSystem.fsyncPathSync(path.dirname(dir));
+}
+
+/**
+ * Replaces `file` with `bytes` crash-atomically: a temporary file beside it, fsynced, renamed over it, and
+ * the directory fsynced (so the rename lasts). A crash leaves the old file or the new one, and at worst the
+ * temporary, which the reader removes.
+ */
+export function replaceFileSync(fileSystem: FileSystem, file: string, bytes: Uint8Array): void {
+  const tmp = `${file}.tmp`;
+  const handle = fileSystem.open(tmp, 'w+');
+  try {
+    writeAllSync(handle, bytes, 0);
+    handle.syncSync();
+  } finally {
+    handle.close();
+  }
+  fileSystem.rename(tmp, file);
+  fileSystem.fsyncPathSync(path.dirname(file));
+}
+
+/** A small record file's framing: 4 bytes of magic, u32 BE body length, u32 BE CRC-32 of the body, the body. */
+export function frameRecord(magic: Buffer, body: Uint8Array): Buffer {
+  const head = Buffer.alloc(12);
+  magic.copy(head, 0, 0, 4);
+  head.writeUInt32BE(body.byteLength, 4);
+  head.writeUInt32BE(zlib.crc32(body), 8);
+  return Buffer.concat([head, body]);
+}
+
+/** The body of a framed record, or why it is not one ('magic', 'length', 'crc'). */
+export function unframeRecord(buf: Buffer, magic: Buffer): Buffer | 'magic' | 'length' | 'crc' {
+  if (buf.byteLength < 12 || !buf.subarray(0, 4).equals(magic)) return 'magic';
+  const body = buf.subarray(12);
+  if (buf.readUInt32BE(4) !== body.byteLength) return 'length';
+  if (zlib.crc32(body) !== buf.readUInt32BE(8)) return 'crc';
+  return body;
 }

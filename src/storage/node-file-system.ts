@@ -1,8 +1,11 @@
 // The real file system (node:fs) behind the storage's FileSystem interface. Its performance shape is the
 // storage's: writes copy into the page cache on the caller's thread (the event loop), only the waits for the
 // device (fdatasync, fsync) and the large background writes of preallocation go to libuv's thread pool.
+// Everything it creates is private to the node's user (files 0600, directories 0700): a data directory holds
+// the journal's edits and the node's identity.
 
 import fs from 'node:fs';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../file-modes.js';
 import type { FileHandle, FileStat, FileSystem, OpenFlags } from './file-system.js';
 
 class NodeFileHandle implements FileHandle {
@@ -51,7 +54,7 @@ class NodeFileHandle implements FileHandle {
 
 export const nodeFileSystem: FileSystem = {
   open(path: string, flags: OpenFlags): FileHandle {
-    return new NodeFileHandle(fs.openSync(path, flags));
+    return new NodeFileHandle(fs.openSync(path, flags, PRIVATE_FILE_MODE));
   },
   readFile(path: string): Buffer {
     return fs.readFileSync(path);
@@ -70,7 +73,7 @@ export const nodeFileSystem: FileSystem = {
     return fs.readdirSync(path);
   },
   mkdirp(path: string): void {
-    fs.mkdirSync(path, { recursive: true });
+    fs.mkdirSync(path, { recursive: true, mode: PRIVATE_DIR_MODE });
   },
   rename(from: string, to: string): void {
     fs.renameSync(from, to);

@@ -419,10 +419,15 @@ export class DiskLog implements ReplicaLog {
     const prevTerm = this.term(first - 1) ?? 0;
     const file = path.join(this.dir, logInProgressName(first));
     const fd = this.fileSystem.open(file, 'w+');
-    const header = encodeSegmentHeader(first, prevTerm);
-    writeAllSync(fd, header, 0);
-    fd.datasyncSync();
-    this.fileSystem.fsyncPathSync(this.dir);
+    try {
+      writeAllSync(fd, encodeSegmentHeader(first, prevTerm), 0);
+      fd.datasyncSync();
+      this.fileSystem.fsyncPathSync(this.dir);
+    } catch (e) {
+      // The write that needed this segment fails (a shortage of descriptors is retried): keep no descriptor.
+      fd.close();
+      throw e;
+    }
     seg = {
       first,
       last: first - 1,

@@ -1,14 +1,15 @@
 // The durable Raft metadata of a node (<data>/raft/raft_meta): term, vote and the commit hint, plus the
-// storage id, cluster id and node id fixed at format. Written crash-atomically: a temporary file, fsync,
+// storage id, cluster id and node id fixed at format (and, while a new cluster forms, that it forms and the
+// configuration it formed with). Written crash-atomically: a temporary file, fsync,
 // rename over the old one, fsync of the directory. A damaged file is an error, never a silent reset: that
 // would forget a vote.
 
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { qjournal } from '../gen/proto.js';
-import type { HardState } from '../raft/types.js';
+import type { HardState, Peer } from '../raft/types.js';
 import type { FileHandle, FileSystem } from './file-system.js';
-import { mkdirDurableSync, writeAllSync } from './files.js';
+import { frameRecord, mkdirDurableSync, replaceFileSync, writeAllSync } from './files.js';
 
 const MAGIC = Buffer.from('QJRM', 'latin1');
 const FILE = 'raft_meta';
@@ -18,6 +19,10 @@ export interface RaftMetaRecord {
   storageId: string;
   clusterId: string;
   nodeId: string;
+  /** Started with --peers on an empty directory: the cluster is not formed yet (no bootstrap snapshot). */
+  forming?: boolean;
+  /** The configuration the cluster was formed with, with each member's storage id (empty: joined, or older). */
+  initialPeers?: Peer[];
 }
 
 export class MetaFileError extends Error {
@@ -31,13 +36,11 @@ function encode(m: RaftMetaRecord): Buffer {
       storageId: m.storageId,
       clusterId: m.clusterId,
       nodeId: m.nodeId,
+      forming: m.forming ?? false,
+      initialPeers: m.initialPeers ?? [],
     }).finish(),
   );
-  const head = Buffer.alloc(12);
-  MAGIC.copy(head, 0);
-  head.writeUInt32BE(body.byteLength, 4);
-  head.writeUInt32BE(zlib.crc32(body), 8);
-  return Buffer.concat([head, body]);
+  return frameRecord(MAGIC, body);
 }
 
 function decode(buf: Buffer, file: string): RaftMetaRecord {
@@ -58,6 +61,12 @@ function decode(buf: Buffer, file: string): RaftMetaRecord {
     storageId: m.storageId,
     clusterId: m.clusterId,
     nodeId: m.nodeId,
+    forming: m.forming,
+    initialPeers: m.initialPeers.map((p) => ({
+      id: p.id ?? '',
+      address: p.address ?? '',
+      storageId: p.storageId ?? '',
+    })),
   };
 }
 
@@ -97,16 +106,7 @@ export class MetaStore {
   }
 
   saveSync(meta: RaftMetaRecord): void {
-    const tmp = `${this.file}.tmp`;
-    const file = this.fileSystem.open(tmp, 'w+');
-    try {
-      writeAllSync(file, encode(meta), 0);
-      file.syncSync();
-    } finally {
-      file.close();
-    }
-    this.fileSystem.rename(tmp, this.file);
-    this.fileSystem.fsyncPathSync(this.dir);
+    replaceFileSync(this.fileSystem, this.file, encode(meta));
     this.current = meta;
   }
 

@@ -18,6 +18,8 @@ export interface Batch {
   storageId: string;
   /** The sender's advertised address ('' when unknown). */
   fromAddress: string;
+  /** The sender's reset generation (absent: 0, a cluster never reset). */
+  generation?: number;
   messages: Message[];
 }
 
@@ -27,6 +29,7 @@ export function encodeBatch(b: Batch): Uint8Array {
     clusterId: b.clusterId,
     storageId: b.storageId,
     fromAddress: b.fromAddress,
+    generation: b.generation ?? 0,
     messages: b.messages as unknown as qjournal.raft.IMessage[],
   }).finish();
 }
@@ -115,6 +118,7 @@ export function encodeBatchFrame(b: Batch): { chunks: Uint8Array[]; bytes: numbe
     clusterId: b.clusterId,
     storageId: b.storageId,
     fromAddress: b.fromAddress,
+    generation: b.generation ?? 0,
     messages: [],
   }).finish();
   // Each message: its fields but the entries (encoded by protobufjs, small), then its entries, field 7 each.
@@ -227,6 +231,7 @@ export function decodeBatch(buf: Uint8Array, limits: BatchLimits): Batch {
     clusterId: m.clusterId,
     storageId: m.storageId,
     fromAddress: m.fromAddress,
+    generation: Number(m.generation),
     messages: m.messages as unknown as Message[],
   };
 }
@@ -243,7 +248,7 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
   return pb.ConfChange.encode({
     changes: cc.changes.map((c) => ({
       op: c.op as number as qjournal.raft.ConfChange.Op,
-      peer: { id: c.peer.id, address: c.peer.address },
+      peer: { id: c.peer.id, address: c.peer.address, storageId: c.peer.storageId ?? '' },
     })),
     leaveJoint: cc.leaveJoint,
   }).finish();
@@ -255,7 +260,11 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
   return {
     changes: m.changes.map((c) => ({
       op: c.op as number as ConfChangeOp,
-      peer: { id: c.peer?.id ?? '', address: c.peer?.address ?? '' },
+      peer: {
+        id: c.peer?.id ?? '',
+        address: c.peer?.address ?? '',
+        ...(c.peer?.storageId ? { storageId: c.peer.storageId } : {}),
+      },
     })),
     leaveJoint: m.leaveJoint,
   };

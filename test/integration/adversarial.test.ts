@@ -295,10 +295,11 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     const all = await statuses(c);
     const s = all.find((x) => x.state === 'follower')!;
     const member = all.find((x) => x.id !== s.id)!.id;
+    // The member's own storage id: the identity rules would refuse any other before these bounds are reached.
     const heartbeat = batchFrame({
       from: member,
       clusterId: s.clusterId,
-      storageId: 'x',
+      storageId: all.find((x) => x.id === member)!.storageId,
       fromAddress: '',
       messages: [makeMessage({ type: MessageType.HeartbeatResp, to: s.id, from: member, term: 0 })],
     });
@@ -421,7 +422,7 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
           batchFrame({
             from: member.id,
             clusterId: leader.clusterId,
-            storageId: 'x',
+            storageId: before.find((x) => x.id === member.id)!.storageId,
             fromAddress: '',
             messages: [snap],
           }),

@@ -11,6 +11,7 @@ import { encodeRecords } from '../../src/edit-records.js';
 import type { JournalNode } from '../../journalnode/journal-node.js';
 import { encodeBatch } from '../../src/transport/raft-codec.js';
 import { startSingleNode } from '../support/single-node.js';
+import { decodeManifest } from '../../journalnode/state/snapshot-store.js';
 import { RAFT_STREAM_CONTENT_TYPE, RAFT_STREAM_PATH } from '../../journalnode/peers/peer-transport.js';
 
 const pb = qjournal.journal;
@@ -104,6 +105,20 @@ describe('bad input is refused and changes nothing', function () {
       'INVALID_ARGUMENT',
     ],
     ['a journal id with a path in it', 'journal', { ...j({}), jid: '../etc' }, 400, 'INVALID_ARGUMENT'],
+    [
+      'a new journal whose id differs from ns1 only by case',
+      'format',
+      { jid: 'NS1', format: { nsInfo: ns } },
+      400,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'a purge whose retention floor is beyond 2^53',
+      'purgeLogs',
+      { jid: 'ns1', purge: { epoch: 1, minTxidToKeep: 1, retainFromTxid: 2 ** 53 + 2 } },
+      400,
+      'INVALID_ARGUMENT',
+    ],
     ['an empty journal id', 'journal', { ...j({}), jid: '' }, 400, 'INVALID_ARGUMENT'],
     ['txid zero', 'journal', j({ firstTxid: 0 }), 400, 'INVALID_ARGUMENT'],
     ['a txid beyond 2^53', 'journal', j({ firstTxid: 2 ** 53 + 2 }), 400, 'INVALID_ARGUMENT'],
@@ -231,6 +246,14 @@ describe('bad input is refused and changes nothing', function () {
         400,
       ],
       ['this node left out', req([{ id: 'n9', address: '127.0.0.1:1' }]), 400],
+      [
+        'another node beside this one (the others join it afresh)',
+        req([
+          { id: self, address: here },
+          { id: 'n9', address: '127.0.0.1:1' },
+        ]),
+        400,
+      ],
     ];
     for (const [what, body, status] of cases) {
       const r = await reset(body);
@@ -252,6 +275,25 @@ describe('bad input is refused and changes nothing', function () {
     expect(read.statusCode, 'the node still serves reads').to.equal(200);
   });
 
+  it('membership with a forged storage binding: not a storage id, too long, not hex — refused 400; nothing changes', async () => {
+    const change = (peers: { id: string; address: string; storageId?: string }[]) =>
+      node.app.inject({
+        method: 'POST',
+        url: '/admin/changePeers',
+        headers: PROTO,
+        payload: Buffer.from(pb.ChangePeersRequest.encode({ peers }).finish()),
+      });
+    const self = { id: node.config.id, address: node.config.advertise };
+    const before = JSON.stringify(node.replica.peers.list());
+    for (const storageId of ['../etc', 'a'.repeat(65), 'XYZ', 'ab cd']) {
+      const r = await change([self, { id: 'n2', address: '127.0.0.1:2', storageId }]);
+      expect(r.statusCode, storageId).to.equal(400);
+      expect(pb.AdminResponse.decode(r.rawPayload).error?.message).to.match(/bad storage id/);
+    }
+    expect(JSON.stringify(node.replica.peers.list())).to.equal(before);
+    expect(node.replica.status().identity.state).to.equal('member');
+  });
+
   it('peer RPCs: garbage, another cluster, not a stream, bad snapshot chunk parameters', async () => {
     const stream = (payload: Buffer) =>
       node.app.inject({ method: 'POST', url: RAFT_STREAM_PATH, headers: STREAM, payload });
@@ -266,6 +308,65 @@ describe('bad input is refused and changes nothing', function () {
       (await node.app.inject({ method: 'GET', url: '/raft/snapshot/chunk?index=1&jid=..&file=x&offset=0&length=1' }))
         .statusCode,
     ).to.equal(400);
+  });
+
+  it('snapshot reads: hostile query strings are refused 4xx with a stable code, and the node serves on unchanged', async () => {
+    const snap = await node.app.inject({
+      method: 'POST',
+      url: '/admin/snapshot',
+      headers: PROTO,
+      payload: Buffer.alloc(0),
+    });
+    expect(snap.statusCode, snap.payload).to.equal(200);
+    const m = await node.app.inject({ method: 'GET', url: '/raft/snapshot/manifest' });
+    expect(m.statusCode).to.equal(200);
+    const manifest = decodeManifest(m.rawPayload, 'manifest');
+    const seg = manifest.journals.find((x) => x.jid === 'ns1')!.segments[0]!;
+    const index = manifest.meta.index;
+    const ok = `index=${index}&jid=ns1&file=${seg.file}`;
+    const good = await node.app.inject({
+      method: 'GET',
+      url: `/raft/snapshot/chunk?${ok}&offset=0&length=${seg.sizeBytes}`,
+    });
+    expect([good.statusCode, good.rawPayload.byteLength]).to.deep.equal([200, seg.sizeBytes]);
+    const before = journalState(node);
+    const cases: [string, number, string][] = [
+      [`chunk?${ok}&file=${seg.file}&offset=0&length=1`, 400, 'INVALID_ARGUMENT'], // a parameter twice
+      [`chunk?${ok}&index=${index}&offset=0&length=1`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?${ok}&offset=-1&length=1`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?${ok}&offset=1e400&length=1`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?${ok}&offset=0x10&length=1`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?${ok}&offset=99999999999999999999&length=1`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?${ok}&offset=0&length=${2 ** 40}`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?${ok}&offset=0`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?${ok}&offset=${seg.sizeBytes + 1}&length=1`, 400, 'INVALID_ARGUMENT'], // past the file
+      [
+        `chunk?index=${index}&jid=ns1&file=edits_0000000000000000777-0000000000000000778&offset=0&length=1`,
+        400,
+        'INVALID_ARGUMENT',
+      ],
+      [`chunk?index=${index}&jid=..&file=${seg.file}&offset=0&length=1`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?index=${index}&jid=ns1&file=..%2F..%2Fraft%2Fraft_meta&offset=0&length=1`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?index=${index}&jid=nosuch&file=${seg.file}&offset=0&length=1`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?index=${index + 1000}&jid=ns1&file=${seg.file}&offset=0&length=1`, 410, 'PURGED'], // not held
+      ['chunk', 400, 'INVALID_ARGUMENT'],
+      ['manifest?min_index=-1', 400, 'INVALID_ARGUMENT'],
+      ['manifest?min_index=abc', 400, 'INVALID_ARGUMENT'],
+      ['manifest?min_index=1&min_index=2', 400, 'INVALID_ARGUMENT'],
+      [`manifest?min_index=${2 ** 50}`, 503, 'UNAVAILABLE'], // not yet: the follower asks again later
+    ];
+    for (const [query, status, code] of cases) {
+      const r = await node.app.inject({ method: 'GET', url: `/raft/snapshot/${query}` });
+      let answered: string;
+      try {
+        answered = (JSON.parse(r.payload) as { code: string }).code;
+      } catch {
+        answered = `not JSON: ${JSON.stringify(r.payload.slice(0, 40))}`;
+      }
+      expect([r.statusCode, answered], query).to.deep.equal([status, `QJM_ERR_${code}`]);
+    }
+    expect(journalState(node)).to.equal(before);
+    expect((await node.app.inject({ method: 'GET', url: '/healthz' })).statusCode).to.equal(200);
   });
 
   it('fuzz: random and mutated bodies at every endpoint never crash the node and change nothing unless valid', async () => {

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { JOURNALNODE_MAIN, LocalCluster } from '../../src/local-cluster.js';
-import { QuorumJournalManager } from '../../libqjm/index.js';
+import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
 import { waitFor } from '../support/async.js';
 import { REPO_ROOT } from '../support/repo-root.js';
 
@@ -50,7 +50,7 @@ describe('qjm CLI', function () {
   const qjmAsAdmin = (args: string[], env: Record<string, string> = {}) => qjm(args, { ...c.qjmEnv('admin'), ...env });
 
   before(async () => {
-    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 300 });
+    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 300, journals: ['cli1', 'cli2', 'cli3'] });
     c.startAll();
     await c.waitForLeader();
     peers = c.addresses.join(',');
@@ -83,10 +83,16 @@ describe('qjm CLI', function () {
       else expect(row[col('LAG')], `${row[col('ID')]}: entries behind the leader`).to.match(/^\d+$/);
     }
     const j = JSON.parse((await qjmAsAdmin(['status', '--peers', peers, '--json'])).out) as {
-      endpoint: string;
-      status: { state: string };
-    }[];
-    expect(j.map((x) => x.endpoint).sort()).to.deep.equal([...c.addresses].sort());
+      nodes: { endpoint: string; status: { state: string } }[];
+      problems: string[];
+    };
+    expect(j.nodes.map((x) => x.endpoint).sort()).to.deep.equal([...c.addresses].sort());
+    expect(j.problems).to.deep.equal([]);
+    // Given one address, it finds the others through the members that node names.
+    const one = await qjmAsAdmin(['status', '--peers', c.addresses[0]!, '--json']);
+    expect(one.code, one.err).to.equal(0);
+    const found = (JSON.parse(one.out) as { nodes: { endpoint: string }[] }).nodes.map((x) => x.endpoint);
+    expect(found.sort()).to.deep.equal([...c.addresses].sort());
   });
 
   it('format, segments, finalize (refused while the writer is active, then --force), purge, tail', async () => {
@@ -164,26 +170,113 @@ describe('qjm CLI', function () {
       '8\t4\top 8',
     ]);
 
-    r = await qjmAsAdmin(['purge', '--peers', peers, '--jid', 'cli1', '--min-txid', '6', '--dry-run', 'yes']);
-    expect(r.code, 'there is no --dry-run: refused, not ignored').to.equal(2);
+    const firstTxIds = async () =>
+      (
+        JSON.parse((await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'cli1', '--json'])).out) as {
+          segments: { firstTxId: number }[];
+        }
+      ).segments.map((s) => s.firstTxId);
+    // The retention floor: the last minTxnsRetained (1,000,000) txids stay, so nothing of these 8 may go.
+    r = await qjmAsAdmin(['purge', '--peers', peers, '--jid', 'cli1', '--min-txid', '6', '--dry-run']);
+    expect(r.code, r.err).to.equal(0);
+    expect(r.out, r.out)
+      .to.match(/would purge: none/)
+      .and.match(/kept by the retention floor \(txid 1: minTxnsRetained: the last 1000000 txids stay/);
+    // One digit too many: refused, nothing deleted, and told what to type instead.
+    r = await qjmAsAdmin(['purge', '--peers', peers, '--jid', 'cli1', '--min-txid', '99999999']);
+    expect(r.code, r.out).to.equal(4);
     expect(r.err)
-      .to.match(/unknown flag --dry-run/)
-      .and.match(/usage: qjm purge/);
-    const kept = JSON.parse((await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'cli1', '--json'])).out) as {
-      segments: { firstTxId: number }[];
-    };
-    expect(
-      kept.segments.map((s) => s.firstTxId),
-      'nothing purged',
-    ).to.deep.equal([1, 6]);
-
-    r = await qjmAsAdmin(['purge', '--peers', peers, '--jid', 'cli1', '--min-txid', '6']);
+      .to.match(/refused: --min-txid 99999999 reaches past the retention floor/)
+      .and.match(/nothing was deleted/)
+      .and.match(/--force/);
+    expect(await firstTxIds(), 'nothing purged').to.deep.equal([1, 6]);
+    // Past the floor only with --force, which asks first; with no terminal to ask at, --yes is required.
+    r = await qjmAsAdmin(['purge', '--peers', peers, '--jid', 'cli1', '--min-txid', '6', '--force']);
+    expect(r.code, r.out).to.equal(2);
+    expect(r.err).to.match(/there is no terminal to confirm at: add --yes/);
+    expect(await firstTxIds(), 'nothing purged').to.deep.equal([1, 6]);
+    r = await qjmAsAdmin(['purge', '--peers', peers, '--jid', 'cli1', '--min-txid', '6', '--force', '--yes']);
     expect(r.code, r.err).to.equal(0);
     expect(r.out).to.match(/purged 1 segment/);
     const segs = JSON.parse((await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'cli1', '--json'])).out) as {
       segments: { firstTxId: number }[];
     };
     expect(segs.segments.map((s) => s.firstTxId)).to.deep.equal([6]);
+  });
+
+  it('format --force of a journal holding edits says what it wipes and needs --yes without a terminal', async () => {
+    const format = (...more: string[]) =>
+      qjmAsAdmin(['format', '--peers', peers, '--jid', 'cli2', '--namespace-id', '7', '--cluster-id', 'C7', ...more]);
+    expect((await format()).code).to.equal(0);
+    const w = new QuorumJournalManager({
+      journalId: 'cli2',
+      peers: c.addresses,
+      writerId: 'nn7',
+      nsInfo: { namespaceId: 7, clusterId: 'C7', blockPoolId: '' },
+      tls: c.tls('writer'),
+    });
+    await w.recoverUnfinalizedSegments();
+    const out = await w.startLogSegment(1, -64);
+    for (let i = 1; i <= 3; i++) out.write(Buffer.from(`op ${i}`));
+    await out.flush();
+    await w.close();
+    let r = await format();
+    expect(r.code, 'holds data').to.equal(4);
+    expect(r.err).to.match(/qjm format --force wipes it/);
+    r = await format('--force', '--allow-active-writer');
+    expect(r.code, r.out).to.equal(2);
+    expect(r.err)
+      .to.match(/wipes journal cli2: 3 edits in 1 segment\(s\), written by nn7/)
+      .and.match(/add --yes/);
+    const still = await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'cli2', '--json']);
+    expect((JSON.parse(still.out) as { lastTxId: number }).lastTxId, 'nothing wiped').to.equal(3);
+    r = await format('--force', '--allow-active-writer', '--yes');
+    expect(r.code, r.err).to.equal(0);
+    const after = await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'cli2', '--json']);
+    expect((JSON.parse(after.out) as { lastTxId: number }).lastTxId, 'wiped').to.equal(0);
+  });
+
+  it("the master's purge is held to the retention floor by the leader, whatever it asks; past it only forced, as admin", async () => {
+    expect(
+      (await qjmAsAdmin(['format', '--peers', peers, '--jid', 'cli3', '--namespace-id', '9', '--cluster-id', 'C9']))
+        .code,
+    ).to.equal(0);
+    const w = new QuorumJournalManager({
+      journalId: 'cli3',
+      peers: c.addresses,
+      writerId: 'nn9',
+      nsInfo: { namespaceId: 9, clusterId: 'C9', blockPoolId: '' },
+      tls: c.tls('writer'),
+    });
+    await w.recoverUnfinalizedSegments();
+    for (const first of [1, 4, 7]) {
+      const out = await w.startLogSegment(first, -64);
+      for (let i = 0; i < 3; i++) out.write(Buffer.from(`op ${first + i}`));
+      await out.flush();
+      await w.finalizeLogSegment(first, first + 2);
+    }
+    const segs = async () => (await w.getJournalState()).segments.map((s) => s.firstTxId);
+    // minTxnsRetained (1,000,000) keeps all 9 txids: the library's purge deletes nothing, and says so.
+    await w.purgeLogsOlderThan(100);
+    expect(await segs()).to.deep.equal([1, 4, 7]);
+    const st = await w.getJournalState();
+    expect(st.retention.fromTxId).to.equal(1);
+    expect(st.retention.reason).to.match(/minTxnsRetained/);
+    // A writer may not force it; an admin may.
+    const asWriter = new AdminClient(c.addresses, { tls: c.tls('writer'), retry: { deadlineMs: 2000 } });
+    const asAdmin = new AdminClient(c.addresses, { tls: c.tls('admin') });
+    try {
+      const refused = await asWriter.purgeAtEpoch('cli3', st.promisedEpoch, 100, true).catch((e: unknown) => e);
+      expect((refused as { code?: string }).code).to.equal('QJM_ERR_FORBIDDEN');
+      expect(await segs()).to.deep.equal([1, 4, 7]);
+      const r = await asAdmin.purgeAtEpoch('cli3', st.promisedEpoch, 100, true);
+      expect(r.purgedBelowTxId).to.equal(100);
+      expect(await segs(), 'forced: every finalized segment below 100').to.deep.equal([]);
+    } finally {
+      await asWriter.close();
+      await asAdmin.close();
+      await w.close();
+    }
   });
 
   it('dump reads a segment file offline, and exits 5 naming the offset of a corrupt record', async () => {
@@ -244,6 +337,41 @@ describe('qjm CLI', function () {
     expect(r.code, r.err).to.equal(0);
     const onFollower = Number(/snapshot at index (\d+)/.exec((JSON.parse(r.out) as { message: string }).message)?.[1]);
     expect((await c.status(follower.id))!.snapshotIndex).to.equal(onFollower);
+  });
+
+  it('check-impact says whether a node may be stopped or removed; remove-peer refuses what would leave no quorum', async () => {
+    const leader = await c.waitForLeader();
+    const [a, b] = c.nodes.filter((n) => n.id !== leader);
+    let r = await qjmAsAdmin(['check-impact', '--peers', peers, '--node', a!.id]);
+    expect(r.code, r.out + r.err).to.equal(0);
+    expect(r.out).to.match(new RegExp(`SAFE: without ${a!.id}, 2 caught-up voter\\(s\\) of 3 remain`));
+    // With b down, stopping or removing a would leave the leader alone.
+    await c.stop(b!.id);
+    try {
+      await waitFor(async () => (await qjmAsAdmin(['check-impact', '--peers', peers, '--node', a!.id])).code === 1, {
+        timeoutMs: 15_000,
+        what: `the leader to stop counting ${b!.id} as caught up`,
+      });
+      r = await qjmAsAdmin(['check-impact', '--peers', peers, '--node', a!.id, '--json']);
+      const j = JSON.parse(r.out) as { safe: boolean; lines: string[] };
+      expect(j.safe).to.equal(false);
+      expect(j.lines.join('\n')).to.match(new RegExp(`${b!.id}: not heard from`));
+      r = await qjmAsAdmin(['remove-peer', '--peers', peers, '--peer', a!.id]);
+      expect(r.code, r.out).to.equal(4);
+      expect(r.err)
+        .to.match(/refused: removing .* leaves no quorum of caught-up voters/)
+        .and.match(/--force/);
+      const st = (await c.status(leader))!;
+      expect(st.peers.map((p) => p.id).sort(), 'the configuration is unchanged').to.deep.equal(
+        c.nodes.map((n) => n.id).sort(),
+      );
+    } finally {
+      c.start(b!.id);
+      await waitFor(async () => (await qjmAsAdmin(['check-impact', '--peers', peers, '--node', a!.id])).code === 0, {
+        timeoutMs: 30_000,
+        what: `${b!.id} caught up again`,
+      });
+    }
   });
 
   // Last: it changes the cluster the tests above share.

@@ -47,6 +47,8 @@ describe('dashboard in a real browser', function () {
   let browser: BrowserContext;
   let userDataDir: string;
   let page: Page;
+  /** Errors the page's scripts threw: a broken chart scale or event row shows here first. */
+  const pageErrors: string[] = [];
   const writers: QuorumJournalManager[] = [];
 
   before(async () => {
@@ -66,6 +68,7 @@ describe('dashboard in a real browser', function () {
       viewport: { width: 1400, height: 1000 },
     });
     page = await browser.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
   });
 
   after(async function () {
@@ -192,6 +195,15 @@ describe('dashboard in a real browser', function () {
     // What the dead leader reported before it died stays on the page.
     expect(await leaderEvents.filter({ hasText: `${leader} became leader` }).count()).to.equal(1);
     expect(await page.textContent('#banner')).to.contain(`${leader} (`);
+    // The dead node cannot report its own death: the page lists it among the events all the same.
+    await waitFor(
+      async () =>
+        (await page
+          .locator('#events tr[data-kind=unreachable]')
+          .filter({ hasText: `${leader} stopped answering` })
+          .count()) === 1,
+      { timeoutMs: 5_000, what: `an event saying ${leader} stopped answering` },
+    );
 
     // A few seconds of load on the new leader, so the charts have something to show; then the screenshot.
     await waitFor(async () => Number((await shown()).lastTxId) > next - 100 && Date.now() - killedAt > 6000, {
@@ -203,6 +215,7 @@ describe('dashboard in a real browser', function () {
     writing = false;
     await load;
     console.log(`    new leader shown ${shownAfterMs} ms after kill -9; screenshot ${shot}`);
+    expect(pageErrors, 'errors thrown by the page').to.deep.equal([]);
   });
 
   it('the dashboard port is read-only: no POST, no journal data, no admin call', async () => {

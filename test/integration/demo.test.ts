@@ -1,5 +1,5 @@
 // The main job stays working: a short run of the demo must end with identical namespaces, the fenced old
-// active refused, an anonymous and a wrong-role client refused, and nothing left running; `--serve` keeps it
+// active refused, an anonymous, a wrong-role and a wrong-journal client refused, and nothing left running; `--serve` keeps it
 // running with its dashboard until SIGINT, which stops every node and exits 0.
 
 import fs from 'node:fs';
@@ -8,9 +8,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync, spawn } from 'node:child_process';
 import { expect } from 'chai';
-import { runDemo } from '../../src/demo/demo.js';
+import { demoDirRefusal, runDemo } from '../../src/demo/demo.js';
 import type { ClusterJson } from '../../journalnode/ui/cluster-view.js';
 import { waitFor } from '../support/async.js';
+import { REPO_ROOT } from '../support/repo-root.js';
 
 /** What `npm start` runs once it has built. */
 const DEMO_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'demo', 'main.js');
@@ -35,6 +36,76 @@ async function clusterView(url: string): Promise<ClusterJson | null> {
   }
 }
 
+/**
+ * `npm start -- --serve --data-dir DIR` in a process group of its own, as a terminal or a supervisor runs it:
+ * resolves once the active master writes, with a way to signal npm alone or the whole group (a Ctrl-C).
+ */
+async function npmStart(dir: string): Promise<{
+  npm: ReturnType<typeof spawn>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output: () => string;
+}> {
+  const npm = spawn('npm', ['start', '--', '--serve', '--data-dir', dir], {
+    cwd: REPO_ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  npm.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  npm.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    npm.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  await waitFor(() => /nn1 is ACTIVE/.test(out), { timeoutMs: 60_000, what: `the demo to start writing:\n${out}` });
+  return { npm, exit, output: () => out };
+}
+
+describe('npm start under signals, as a terminal and a supervisor send them', function () {
+  this.timeout(120_000);
+  const cases: { name: string; send: (npm: ReturnType<typeof spawn>) => void }[] = [
+    // A supervisor (systemd, docker stop) signals the process it started: npm. npm passes it on to the
+    // script, which must be the demo itself and not a shell that dies and leaves the demo running.
+    { name: 'SIGTERM to npm alone', send: (npm) => process.kill(npm.pid!, 'SIGTERM') },
+    // Ctrl-C: the terminal signals the whole foreground group, and npm forwards its copy a moment later.
+    { name: 'Ctrl-C (SIGINT to the process group)', send: (npm) => process.kill(-npm.pid!, 'SIGINT') },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: every JournalNode drains and stops, and npm exits 0`, async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-npm-start-'));
+      let started: Awaited<ReturnType<typeof npmStart>> | null = null;
+      try {
+        started = await npmStart(dir);
+        expect(processesMatching(dir), 'the JournalNodes run (so the check below can fail)').to.match(/journalnode/);
+        c.send(started.npm);
+        const ended = await Promise.race([
+          started.exit,
+          new Promise<'hung'>((r) => setTimeout(() => r('hung'), 60_000)),
+        ]);
+        expect(ended, started.output()).to.deep.equal({ code: 0, signal: null });
+        expect(started.output()).to.match(/all JournalNodes stopped; nothing left running/);
+        expect(processesMatching(dir), 'no JournalNode of the demo still runs').to.equal('');
+      } finally {
+        if (started && started.npm.exitCode === null) process.kill(-started.npm.pid!, 'SIGKILL');
+        for (const line of processesMatching(dir).split('\n').filter(Boolean))
+          process.kill(Number(line.split(' ')[0]), 'SIGKILL');
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it('--data-dir refuses a directory the demo did not write (it wipes its directory at start)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-not-demo-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'precious.txt'), 'keep me');
+      expect(demoDirRefusal(dir)).to.match(/holds files the demo did not write/);
+      expect(fs.readFileSync(path.join(dir, 'precious.txt'), 'utf8')).to.equal('keep me');
+      expect(demoDirRefusal(path.join(dir, 'absent'))).to.equal(null);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the demo (npm start)', function () {
   this.timeout(120_000);
   it('the process check sees a running process (so the check below can fail)', () => {
@@ -57,7 +128,10 @@ describe('the demo (npm start)', function () {
       expect(out).to.match(/refused with QJM_ERR_FENCED/);
       expect(out).to.match(/a client with no certificate asks .* for \/status: HTTP 401 QJM_ERR_UNAUTHENTICATED/);
       expect(out).to.match(/reader role tries to take over .*: refused with QJM_ERR_FORBIDDEN/);
-      expect(out).to.match(/security\s+\| mutual TLS, roles enforced/);
+      expect(out).to.match(
+        /a writer whose certificate names only journal ns1-other tries to take over ns1: refused with QJM_ERR_FORBIDDEN/,
+      );
+      expect(out).to.match(/security\s+\| mutual TLS, roles and journals enforced/);
       expect(fs.readdirSync(path.join(dir, 'certs')).sort(), "the demo's certificates").to.include.members([
         'ca.crt',
         'node.n1.crt',

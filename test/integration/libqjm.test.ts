@@ -74,7 +74,15 @@ describe('libqjm on a real cluster', function () {
   }
 
   before(async () => {
-    c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 300 });
+    // Each test writes a journal of its own (j1, j2, ..., the failover loop's): the writer's certificate names them all.
+    c = await LocalCluster.create({
+      nodes: 3,
+      electionTimeoutMs: 300,
+      journals: [...Array.from({ length: 40 }, (_, i) => `j${i + 1}`), `loop${SEED}`],
+      // No retention beyond the newest finalized segment: the purge test below purges a few txids (the
+      // default floor, 1,000,000 txids, is tested with qjm purge in cli.test.ts).
+      extraArgs: ['--minTxnsRetained', '0'],
+    });
     c.startAll();
     await c.waitForLeader();
   });

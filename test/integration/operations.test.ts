@@ -1,6 +1,8 @@
 // What operators rely on, with real processes: the status pages and metrics, a clean SIGTERM that hands
 // leadership over, and a follower that comes back after the leader compacted its log (snapshot install).
 
+import fs from 'node:fs';
+import path from 'node:path';
 import { expect } from 'chai';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { AdminClient, QuorumJournalManager } from '../../libqjm/index.js';
@@ -97,6 +99,18 @@ describe('operating JournalNodes', function () {
     expect(h.status).to.equal(200);
     expect(JSON.parse(h.body)).to.include({ ok: true, leader });
     await q.close();
+
+    // The process's own files are private: its log, and everything in its data directory (the umask of a
+    // node process, beside the modes every creation gives).
+    const n = c.node(leader);
+    const open: string[] = [];
+    for (const e of fs.readdirSync(n.dataDir, { withFileTypes: true, recursive: true })) {
+      const p = path.join(e.parentPath, e.name);
+      if ((fs.lstatSync(p).mode & 0o077) !== 0) open.push(p);
+    }
+    expect(open, 'readable by others').to.deep.equal([]);
+    expect((fs.statSync(n.dataDir).mode & 0o777).toString(8)).to.equal('700');
+    expect((fs.statSync(n.logFile).mode & 0o777).toString(8)).to.equal('600');
   });
 
   it('SIGTERM: the leader hands over leadership, exits 0, and writes continue on the others', async () => {

@@ -29,7 +29,7 @@ describe('reset-peers', function () {
     const s = c.node(survivor);
     const newPeers = `${survivor}=${s.address}`;
 
-    let r = await runQjm(c, ['reset-peers', '--node', s.address, '--new-peers', newPeers]);
+    let r = await runQjm(c, ['reset-peers', '--node', s.address, '--new-peers', newPeers, '--yes']);
     expect(r.code, 'refused while every node answers').to.equal(4);
     expect(r.err).to.match(
       /3 of the 3 voters answer .*: the cluster still has a quorum; reset-peers is for a majority lost for good \(--force to reset anyway\)/,
@@ -54,7 +54,7 @@ describe('reset-peers', function () {
       timeoutMs: 10_000,
       what: 'the survivor knows no leader any more',
     });
-    r = await runQjm(c, ['reset-peers', '--node', s.address, '--new-peers', newPeers]);
+    r = await runQjm(c, ['reset-peers', '--node', s.address, '--new-peers', newPeers, '--yes']);
     expect(r.code, r.err).to.equal(0);
     expect(r.err).to.match(new RegExp(`the longest log among the nodes that answer: ${survivor} `));
     expect(r.out).to.match(new RegExp(`${survivor} reset to voters ${survivor} \\(snapshot at index \\d+\\)`));

@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { expect } from 'chai';
 import { AdminClient, QjmError, QuorumJournalManager } from '../../libqjm/index.js';
 import { qjournal } from '../../src/gen/proto.js';
@@ -16,6 +17,9 @@ import { loadClientTls, loadNodeTls } from '../../src/security/cert-files.js';
 import { createCa, createClientCert, createNodeCert } from '../../src/security/certs.js';
 import { batchFrame, streamOnce } from '../support/peer-stream.js';
 import { waitFor } from '../support/async.js';
+import { renegotiateThenRequest } from '../support/tls-renegotiate.js';
+import { splitHostPort } from '../../src/ids.js';
+import { decodeManifest } from '../../journalnode/state/snapshot-store.js';
 
 const pb = qjournal.journal;
 const ns = { namespaceId: 10, clusterId: 'CID-sec', blockPoolId: 'BP-sec' };
@@ -82,6 +86,31 @@ describe('security: mutual TLS and roles', function () {
     return Promise.all(c.nodes.map(async (n) => (await c.status(n.id))!.term));
   }
 
+  /** The snapshot manifest and its first chunk as `as` asks them of the leader: each answer's status and code. */
+  async function snapshotReads(as: HttpPools): Promise<{ manifest: string; chunk: string }> {
+    const member = client({ ...loadNodeTls(c.certsDir!, 'n1') });
+    const m = await member.request(leaderAddress, 'GET', '/raft/snapshot/manifest?min_index=0', null, 5000);
+    expect(m.status, "a member's manifest request").to.equal(200);
+    const manifest = decodeManifest(m.body, 'the manifest');
+    const j = manifest.journals.find((x) => x.segments.some((sg) => sg.sizeBytes > 0))!;
+    const seg = j.segments.find((sg) => sg.sizeBytes > 0)!;
+    const q = new URLSearchParams({
+      index: String(manifest.meta.index),
+      jid: j.jid,
+      file: seg.file,
+      offset: '0',
+      length: String(seg.sizeBytes),
+    });
+    const answer = (r: { status: number; body: Buffer }) =>
+      r.status === 200 ? `200 (${r.body.byteLength} bytes)` : `${r.status} ${JSON.parse(r.body.toString()).code}`;
+    const chunk = await member.request(leaderAddress, 'GET', `/raft/snapshot/chunk?${q}`, null, 5000);
+    expect(answer(chunk), "a member's chunk request").to.equal(`200 (${seg.sizeBytes} bytes)`);
+    return {
+      manifest: answer(await as.request(leaderAddress, 'GET', '/raft/snapshot/manifest?min_index=0', null, 5000)),
+      chunk: answer(await as.request(leaderAddress, 'GET', `/raft/snapshot/chunk?${q}`, null, 5000)),
+    };
+  }
+
   before(async () => {
     c = await LocalCluster.create({ nodes: 3, electionTimeoutMs: 400 });
     c.startAll();
@@ -125,6 +154,66 @@ describe('security: mutual TLS and roles', function () {
     const h = await anonymous.request(leaderAddress, 'GET', '/healthz', null, 5000);
     expect(h.status).to.equal(200);
     expect(await terms()).to.deep.equal(before);
+  });
+
+  it('a TLS 1.2 client is refused at the handshake (TLS 1.3 only), and the node logs its address', async () => {
+    const m = loadClientTls(c.certsDir!, 'reader');
+    const { host, port } = splitHostPort(leaderAddress);
+    const outcome = await new Promise<string>((resolve) => {
+      const s = tls.connect({
+        host,
+        port,
+        ca: m.ca,
+        cert: m.cert,
+        key: m.key,
+        servername: 'localhost',
+        maxVersion: 'TLSv1.2',
+      });
+      s.once('secureConnect', () => {
+        resolve(`completed a ${s.getProtocol()} handshake`);
+        s.destroy();
+      });
+      s.once('error', (e: Error & { code?: string }) => resolve(`refused: ${e.code ?? e.message}`));
+    });
+    expect(outcome).to.match(/^refused/);
+    const leaderId = c.nodes.find((n) => n.address === leaderAddress)!.id;
+    await waitFor(
+      () =>
+        /TLS 1.2 or older.*"remote":"127\.0\.0\.1"|"remote":"127\.0\.0\.1".*TLS 1.2 or older/.test(c.readLog(leaderId)),
+      {
+        timeoutMs: 5000,
+        what: 'the node logs the refused protocol with the remote address',
+      },
+    );
+  });
+
+  it('renegotiation cannot change the caller: a reader that renegotiates with a self-made admin or node certificate gets nothing', async () => {
+    const evil = path.join(c.root, 'renegotiation-certs');
+    await createCa({ certsDir: evil });
+    await createClientCert({ certsDir: evil }, 'admin', ['admin']);
+    await createNodeCert({ certsDir: evil }, 'n1', ['127.0.0.1']);
+    const reader = {
+      cert: path.join(c.certsDir!, 'client.reader.crt'),
+      key: path.join(c.certsDir!, 'client.reader.key'),
+    };
+    const before = await terms();
+    const snapshotsBefore = (await c.status(c.nodes.find((n) => n.address === leaderAddress)!.id))!.snapshotIndex;
+    for (const [who, route] of [
+      ['client.admin', '/admin/snapshot'],
+      ['node.n1', '/admin/snapshot'],
+    ] as const) {
+      const r = await renegotiateThenRequest(
+        splitHostPort(leaderAddress),
+        reader,
+        { cert: path.join(evil, `${who}.crt`), key: path.join(evil, `${who}.key`) },
+        'POST',
+        route,
+      );
+      expect(r.outcome, `${who} -> ${route}: ${r.detail}`).to.equal('handshake-refused');
+    }
+    expect(await terms(), 'no term moved').to.deep.equal(before);
+    const leaderId = c.nodes.find((n) => n.address === leaderAddress)!.id;
+    expect((await c.status(leaderId))!.snapshotIndex, 'no snapshot was taken').to.equal(snapshotsBefore);
   });
 
   it('a client certificate of another CA is refused at the handshake', async () => {
@@ -177,6 +266,20 @@ describe('security: mutual TLS and roles', function () {
     const a = new AdminClient(c.addresses, { tls: c.tls('admin') });
     open.push(a);
     expect(await a.snapshot(leaderAddress)).to.match(/snapshot at index/);
+  });
+
+  it('/flags (file-system paths among the settings) answers the admin only: 403 to a reader, a writer and a node', async () => {
+    for (const tls of [
+      loadClientTls(c.certsDir!, 'reader'),
+      loadClientTls(c.certsDir!, 'writer'),
+      loadNodeTls(c.certsDir!, 'n2'),
+    ]) {
+      const res = await client(tls).request(leaderAddress, 'GET', '/flags', null, 5000);
+      expect([res.status, JSON.parse(res.body.toString()).code]).to.deep.equal([403, 'QJM_ERR_FORBIDDEN']);
+      expect(res.body.toString()).to.not.include(c.certsDir!);
+    }
+    const flags = await c.request(leaderAddress, 'GET', '/flags');
+    expect([flags.status, JSON.parse(flags.body.toString()).certsDir]).to.deep.equal([200, c.certsDir]);
   });
 
   it('a reader may read but not write: 403 FORBIDDEN', async () => {
@@ -233,6 +336,74 @@ describe('security: mutual TLS and roles', function () {
     expect(await c.waitForLeader(), 'the leader stays').to.equal(leader);
   });
 
+  it('a node certificate of a node the cluster never added may not read the snapshot: 403, logged as a warning', async () => {
+    const admin = new AdminClient(c.addresses, { tls: c.tls('admin') });
+    open.push(admin);
+    await admin.snapshot(leaderAddress);
+    await createNodeCert({ certsDir: c.certsDir! }, 'n9', ['127.0.0.1']);
+    const stranger = client({ ...loadNodeTls(c.certsDir!, 'n9') });
+    expect(await snapshotReads(stranger)).to.deep.equal({
+      manifest: '403 QJM_ERR_FORBIDDEN',
+      chunk: '403 QJM_ERR_FORBIDDEN',
+    });
+    const leaderId = c.nodes.find((n) => n.address === leaderAddress)!.id;
+    await waitFor(
+      () => /"level":40[^\n]*refused a snapshot read[^\n]*n9|n9[^\n]*refused a snapshot read/.test(c.readLog(leaderId)),
+      {
+        timeoutMs: 5000,
+        what: 'a warning naming n9',
+      },
+    );
+  });
+
+  it("a member's certificate with a forged storage id or a forged generation: refused 409 saying why; nothing changes, nobody stands down", async () => {
+    const leader = await c.waitForLeader();
+    const target = c.nodes.find((n) => n.id !== 'n3') ?? c.node('n1');
+    const st = (await c.status(target.id))!;
+    const n3 = (await c.status('n3'))!;
+    const before = await terms();
+    const tls = client({ ...loadNodeTls(c.certsDir!, 'n3') });
+    // A vote request far ahead: what would move every term if it were heard.
+    const vote = makeMessage({
+      type: MessageType.PreVote,
+      from: 'n3',
+      to: target.id,
+      term: st.term + 1000,
+      index: 1 << 30,
+      logTerm: st.term + 999,
+    });
+    const cases: [string, { storageId: string; generation: number }, string, string | null][] = [
+      [
+        'another storage under n3',
+        { storageId: 'f00d', generation: 0 },
+        'QJM_ERR_STORAGE_MISMATCH',
+        'storage-mismatch',
+      ],
+      ['no storage at all', { storageId: '', generation: 0 }, 'QJM_ERR_STORAGE_MISMATCH', 'storage-mismatch'],
+      ['a forged newer generation', { storageId: n3.storageId, generation: 99 }, 'QJM_ERR_FORBIDDEN', null],
+    ];
+    for (const [what, env, code, kind] of cases) {
+      const frame = batchFrame({
+        from: 'n3',
+        clusterId: st.clusterId,
+        fromAddress: c.node('n3').address,
+        messages: [vote],
+        ...env,
+      });
+      const res = await streamOnce(tls, target.address, [frame]);
+      expect(res.status, what).to.equal(409);
+      const body = JSON.parse(res.body) as { code: string; identity?: { kind: string; expectedStorageId: string } };
+      expect(body.code, what).to.equal(code);
+      expect(body.identity?.kind ?? null, what).to.equal(kind);
+      if (kind) expect(body.identity!.expectedStorageId, what).to.equal(n3.storageId);
+    }
+    expect(await terms(), 'no term moved').to.deep.equal(before);
+    expect(await c.waitForLeader(), 'the leader stays').to.equal(leader);
+    for (const n of c.nodes)
+      expect((await c.status(n.id))!.identity?.state, `${n.id} stays a member`).to.equal('member');
+    expect((await c.status(target.id))!.identity!.refused.map((r) => r.id)).to.include('n3');
+  });
+
   it('SIGHUP: a node picks up a re-issued certificate for new connections, and keeps working', async () => {
     const serialOf = async () => {
       let serial = '';
@@ -265,7 +436,11 @@ describe('security: mutual TLS and roles', function () {
       timeoutMs: 10_000,
       what: 'a new connection to n1 sees the new serial',
     });
-    expect(c.readLog('n1')).to.match(/reloaded the certificates/);
+    // pino writes to stdout asynchronously: the line may land a moment after the new certificate is served.
+    await waitFor(() => /reloaded the certificates/.test(c.readLog('n1')), {
+      timeoutMs: 5000,
+      what: "n1's log says it reloaded the certificates",
+    });
     // Still a member in good standing: it answers, and the cluster still writes through every node.
     const w = new QuorumJournalManager({ journalId: 'ns1', peers: [c.node('n1').address], tls: c.tls('reader') });
     open.push(w);
@@ -303,6 +478,12 @@ describe('security: mutual TLS and roles', function () {
       /"n3" is not a member/,
     );
     expect((await c.status('n1'))!.term, "n1's term").to.equal(before);
+    // Nor may it read the snapshot any more (it could while a member).
+    leaderAddress = c.node(await c.waitForLeader()).address;
+    expect(await snapshotReads(n3)).to.deep.equal({
+      manifest: '403 QJM_ERR_FORBIDDEN',
+      chunk: '403 QJM_ERR_FORBIDDEN',
+    });
   });
 
   it('a node started with neither --certs-dir nor --insecure exits 2 saying how to fix it', () => {

@@ -179,7 +179,7 @@ export class JournalChecker {
     let k = 0;
     for (const r of iterateRecords(frames)) {
       const committed = m.records.get(r.txid);
-      if (!committed || !committed.equals(r.data))
+      if (!committed?.equals(r.data))
         this.out.violate(`journal ${jid}: txid ${r.txid} acknowledged but not committed as written`);
       m.acked.add(r.txid);
       m.maxAcked = Math.max(m.maxAcked, r.txid);

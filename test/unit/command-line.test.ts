@@ -112,10 +112,10 @@ describe('qjm: flags per command', () => {
   const peers = ['--peers', '127.0.0.1:1'];
 
   it('an unknown flag is refused with the usage line, exit 2, before any node is contacted', async () => {
-    const r = await qjm(['purge', ...peers, '--jid', 'ns1', '--min-txid', '5', '--dry-run', 'yes']);
+    const r = await qjm(['purge', ...peers, '--jid', 'ns1', '--min-txid', '5', '--keep-all', 'yes']);
     expect(r.code).to.equal(2);
     expect(r.err).to.match(
-      /^qjm purge: unknown flag --dry-run\nusage: qjm purge --peers HOST:PORT,\.\.\. --jid ID --min-txid TXID \[--certs-dir DIR\] \[--user NAME\] \[--insecure\] \[--timeout SECONDS\] \[--json\]/,
+      /^qjm purge: unknown flag --keep-all\nusage: qjm purge --peers HOST:PORT,\.\.\. --jid ID --min-txid TXID \[--certs-dir DIR\] \[--user NAME\] \[--insecure\] \[--timeout SECONDS\] \[--dry-run\] \[--force\] \[--yes\] \[--json\]/,
     );
     const f = await qjm(['finalize', ...peers, '--jid', 'ns1', '--forse', 'yes']);
     expect(f.code).to.equal(2);
@@ -146,7 +146,7 @@ describe('qjm: flags per command', () => {
     expect(r.out)
       .to.match(/^usage: qjm purge /)
       .and.match(/--min-txid TXID +the first txid to keep \(required\)/);
-    expect(r.out).to.not.match(/--force/);
+    expect(r.out, "tail's flag is not purge's").to.not.match(/--follow/);
     expect((await qjm(['help', 'tail'])).out).to.match(/--follow/);
     const o = await qjm(['--help']);
     expect(o.code).to.equal(0);

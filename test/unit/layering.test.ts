@@ -47,13 +47,19 @@ const SHARED_SRC_FILES = fs
   .map((n) => `src/${n}`);
 
 /** Reading and checking certificates; not certs.ts, the builder of qjm cert (a node never loads it). */
-const SECURITY_READERS = ['src/security/roles.ts', 'src/security/cert-files.ts', 'src/security/client-tls.ts'];
+const SECURITY_READERS = [
+  'src/security/roles.ts',
+  'src/security/cert-files.ts',
+  'src/security/client-tls.ts',
+  'src/security/server-identities.ts',
+];
 
 /** What any part of the server may use: Node, its packages, the layers under it and the shared files of src/. */
 const NODE_BASE = [
   'node:',
   'fastify',
   'pino',
+  'pino-pretty',
   'prom-client',
   'undici',
   'src/raft/',
@@ -93,6 +99,7 @@ const RULES: Rule[] = [
       'src/logger.ts',
       'src/assert.ts',
       'src/segment-name.ts',
+      'src/file-modes.ts',
     ],
   },
   {
@@ -120,6 +127,7 @@ const RULES: Rule[] = [
       'node:',
       'fastify',
       'pino',
+      'pino-pretty',
       'prom-client',
       'undici',
       'journalnode/',

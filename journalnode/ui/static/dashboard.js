@@ -173,7 +173,11 @@ function renderEvents(c) {
       tr,
       'kind',
       e.kind,
-      e.kind === 'storage-failure' ? 'bad' : e.kind === 'fenced' || e.kind === 'election' ? 'warn' : '',
+      e.kind === 'storage-failure' || e.kind === 'unreachable'
+        ? 'bad'
+        : e.kind === 'fenced' || e.kind === 'election'
+          ? 'warn'
+          : '',
     );
     cell(tr, 'term', e.term === null ? '' : e.term, 'num');
     cell(tr, 'message', e.message, 'msg');
@@ -228,7 +232,8 @@ function drawChart(key, target, ids, fields, unit) {
       width,
       height: 200,
       series,
-      scales: { x: { time: true } },
+      // yAxisTop (chart-scale.js): one catch-up spike must not flatten every other line.
+      scales: { x: { time: true }, y: { range: (u) => [0, yAxisTop(u.data.slice(1).flat())] } },
       axes: [{}, { size: 56 }],
       cursor: { drag: { x: false, y: false } },
     },

@@ -114,6 +114,22 @@ describe('journalnode command line', () => {
     }
   });
 
+  it('--ui-allowed-hosts: names the dashboard port also answers; checked; only with --ui-listen', () => {
+    const UI = [...BASE, '--ui-listen', '127.0.0.1:9485'];
+    expect(config(UI).uiAllowedHosts).to.deep.equal([]);
+    expect(config([...UI, '--ui-allowed-hosts', 'dash.example, 10.0.0.5']).uiAllowedHosts).to.deep.equal([
+      'dash.example',
+      '10.0.0.5',
+    ]);
+    for (const bad of ['dash.example:80', 'a b', 'http://x', '*.example', 'a_b'])
+      expect(refused([...UI, '--ui-allowed-hosts', bad], ConfigError), bad).to.match(
+        /^invalid uiAllowedHosts: expected a host name/,
+      );
+    expect(refused([...BASE, '--ui-allowed-hosts', 'dash.example'], ConfigError)).to.equal(
+      'invalid uiAllowedHosts: only with --ui-listen',
+    );
+  });
+
   it('--ui-listen: off by default; a host:port of its own, from the command line or the file', () => {
     expect(config(BASE).uiListen).to.equal(null);
     expect(config([...BASE, '--ui-listen', '127.0.0.1:9485']).uiListen).to.equal('127.0.0.1:9485');

@@ -48,6 +48,11 @@ class ScriptedSource implements EditSource {
 
   constructor(private readonly script: (call: ReadCall, i: number) => Answer | Promise<Answer>) {}
 
+  /** Every node's word is taken here (what is established is the real client's business: server-identities). */
+  leaderNamedBy(_address: string, leaderAddress: string | null | undefined): string | undefined {
+    return leaderAddress || undefined;
+  }
+
   async read<T extends { error?: qjournal.journal.IRpcError | null }>(
     path: string,
     body: Uint8Array,

@@ -259,6 +259,23 @@ describe('EditLogOutputStream', () => {
       expect(out.write(rec())).to.equal(true);
     });
 
+    it('a record that is not bytes (a string, a number, an array, null) is refused at write(), where a try catches it, and assigns no txid', async () => {
+      const { out, w } = open();
+      for (const bad of ['mkdir /x', 42, [1, 2, 3], null, undefined, { byteLength: 3 }]) {
+        expect(() => out.write(bad as unknown as Uint8Array), String(bad))
+          .to.throw(QjmError)
+          .with.property('errorName', 'INVALID_ARGUMENT');
+      }
+      expect(() => out.write('mkdir /x' as unknown as Uint8Array)).to.throw(/TextEncoder/);
+      expect(out.lastWrittenTxId).to.equal(0);
+      out.write(rec());
+      const flushed = out.flush();
+      await endOfTurn();
+      expect(w.txids(0), 'only the good record went out').to.deep.equal([1]);
+      await w.ack(0);
+      expect(await flushed).to.equal(1);
+    });
+
     it('past twice the high-water mark write() throws BUSY and assigns no txid', () => {
       const { out } = open({ highWaterMarkBytes: 2 * FRAME });
       for (let i = 0; i < 4; i++) out.write(rec());

@@ -142,18 +142,46 @@ describe('RouteTable', () => {
   });
 
   describe('the qjournal-members header', () => {
-    it("round-trips an applied index and the members' addresses", () => {
-      const v = formatMembersHeader(1234, ['10.0.0.1:8485', '[::1]:8486', 'jn3.example:8487']);
-      expect(v).to.equal('1234 10.0.0.1:8485,[::1]:8486,jn3.example:8487');
+    it("round-trips an applied index and the members' ids and addresses; reads the older form without ids", () => {
+      const v = formatMembersHeader(1234, [
+        { id: 'n1', address: '10.0.0.1:8485' },
+        { id: 'n2', address: '[::1]:8486' },
+        { id: 'n3', address: 'jn3.example:8487' },
+      ]);
+      expect(v).to.equal('1234 n1=10.0.0.1:8485,n2=[::1]:8486,n3=jn3.example:8487');
       expect(parseMembersHeader(v)).to.deep.equal({
         appliedIndex: 1234,
         addresses: ['10.0.0.1:8485', '[::1]:8486', 'jn3.example:8487'],
+        members: [
+          { id: 'n1', address: '10.0.0.1:8485' },
+          { id: 'n2', address: '[::1]:8486' },
+          { id: 'n3', address: 'jn3.example:8487' },
+        ],
+      });
+      expect(parseMembersHeader('7 10.0.0.1:8485')).to.deep.equal({
+        appliedIndex: 7,
+        addresses: ['10.0.0.1:8485'],
+        members: [{ address: '10.0.0.1:8485' }],
       });
     });
 
     it('anything malformed names nothing', () => {
       const many = Array.from({ length: 65 }, (_, i) => `h${i}:1`).join(',');
-      for (const bad of ['', '12', '12 ', 'x a:1', '-1 a:1', '1 a:1 b:1', '1 a', '1 a:0', '1 a:1,,b', `1 ${many}`]) {
+      for (const bad of [
+        '',
+        '12',
+        '12 ',
+        'x a:1',
+        '-1 a:1',
+        '1 a:1 b:1',
+        '1 a',
+        '1 a:0',
+        '1 a:1,,b',
+        `1 ${many}`,
+        '1 n 1=a:1', // a bad id
+        '1 =a:1',
+        '1 n1=a:1,n2=a:1', // one address, two ids
+      ]) {
         expect(parseMembersHeader(bad), JSON.stringify(bad)).to.equal(null);
       }
     });

@@ -44,6 +44,7 @@ describe('membership change', () => {
       nowMs: 0,
       catchupMargin: 1000,
       addressOf: (id) => `sim://${id}`,
+      bindingOf: () => '',
       refused: (res) => qjmError('INVALID_CONF_CHANGE', res.detail ?? res.error),
     });
     const step = () => {

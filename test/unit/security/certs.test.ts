@@ -15,7 +15,7 @@ import {
   loadNodeTls,
 } from '../../../src/security/cert-files.js';
 import { CertExistsError, createCa, createClientCert, createNodeCert } from '../../../src/security/certs.js';
-import { principalOfSubject } from '../../../src/security/roles.js';
+import { journalsOfAltNames, principalOfCertificate } from '../../../src/security/roles.js';
 
 describe('certificates', function () {
   this.timeout(20_000);
@@ -40,7 +40,7 @@ describe('certificates', function () {
   it('create-ca, create-node, create-client: keys 0600, roles and SANs read back, default validity', async () => {
     await createCa({ certsDir: dir });
     await createNodeCert({ certsDir: dir }, 'n1', ['127.0.0.1', 'jn1.example.com', '[::1]']);
-    await createClientCert({ certsDir: dir }, 'nn1', ['writer', 'reader']);
+    await createClientCert({ certsDir: dir }, 'nn1', ['writer', 'reader'], ['ns1', 'ns2']);
     for (const key of ['ca.key', 'node.n1.key', 'client.nn1.key'])
       expect(mode(path.join(dir, key)), key).to.equal(0o600);
     const list = listCertsDir(dir);
@@ -48,7 +48,13 @@ describe('certificates', function () {
     const [ca, client, node] = list;
     expect(ca).to.include({ isCa: true, subject: 'CN=qjournal CA, O=qjournal', signedByCa: null });
     expect(client).to.include({ subject: 'CN=nn1, O=qjournal, OU=writer, OU=reader', signedByCa: true });
-    expect(client!.principal).to.deep.equal({ kind: 'client', name: 'nn1', roles: ['writer', 'reader'] });
+    expect(client!.principal).to.deep.equal({
+      kind: 'client',
+      name: 'nn1',
+      roles: ['writer', 'reader'],
+      journals: ['ns1', 'ns2'],
+    });
+    expect(client!.sans).to.deep.equal(['URI:qjournal://journal/ns1', 'URI:qjournal://journal/ns2']);
     expect(node!.principal).to.deep.equal({ kind: 'node', id: 'n1' });
     expect(node!.sans).to.deep.equal(['IP:127.0.0.1', 'DNS:jn1.example.com', 'IP:0:0:0:0:0:0:0:1']);
     const years = (c: { notBefore: string; notAfter: string }) =>
@@ -86,7 +92,7 @@ describe('certificates', function () {
     await createCa({ certsDir: dir });
     await createNodeCert({ certsDir: dir }, 'n1', ['127.0.0.1']);
     await createNodeCert({ certsDir: dir }, 'n2', ['127.0.0.1']);
-    await createClientCert({ certsDir: dir }, 'alice', ['reader']);
+    await createClientCert({ certsDir: dir }, 'alice', ['reader'], ['ns1']);
     expect(loadNodeTls(dir, 'n1').cert.toString()).to.match(/BEGIN CERTIFICATE/);
     expect(loadClientTls(dir, 'alice').key.toString()).to.match(/BEGIN PRIVATE KEY/);
     // n2's key under n1's certificate.
@@ -107,19 +113,66 @@ describe('certificates', function () {
     );
   });
 
+  it('a writer or reader certificate must name its journals; an admin names none; ids are checked', async () => {
+    await createCa({ certsDir: dir });
+    const refused = async (roles: ('writer' | 'reader' | 'admin')[], journals: string[]) => {
+      try {
+        await createClientCert({ certsDir: dir }, 'x', roles, journals);
+      } catch (e) {
+        expect(e).to.be.instanceOf(CertificateError);
+        return (e as Error).message;
+      }
+      return 'created';
+    };
+    expect(await refused(['writer'], [])).to.equal(
+      'a writer certificate must name the journals it may use: --journal JID[,JID] (an admin certificate spans every journal)',
+    );
+    expect(await refused(['reader'], [])).to.match(/^a reader certificate must name the journals/);
+    expect(await refused(['admin'], ['ns1'])).to.match(
+      /^an admin certificate spans every journal: leave --journal out/,
+    );
+    expect(await refused(['writer'], ['..'])).to.match(/^bad journal id "\.\."/);
+    expect(await refused(['writer'], ['ns1,ns2'])).to.match(/^bad journal id "ns1,ns2"/);
+    expect(
+      await refused(
+        ['writer'],
+        Array.from({ length: 101 }, (_, i) => `j${i}`),
+      ),
+    ).to.match(/at most 100 journals/);
+    expect(fs.existsSync(path.join(dir, 'client.x.crt')), 'nothing written').to.equal(false);
+  });
+
+  it('journals are read from the URI names: only qjournal://journal/<valid id> counts', () => {
+    expect(journalsOfAltNames('URI:qjournal://journal/ns1, DNS:x, URI:qjournal://journal/ns2')).to.deep.equal([
+      'ns1',
+      'ns2',
+    ]);
+    expect(journalsOfAltNames(undefined)).to.deep.equal([]);
+    for (const odd of [
+      'URI:qjournal://journal/..', // not a journal id
+      'URI:qjournal://journal/', // empty
+      'URI:qjournal://journal/a/b',
+      'URI:https://journal/ns1', // another scheme
+      'URI:qjournal://journals/ns1',
+      'DNS:qjournal://journal/ns1', // another kind of name
+      'URI:"qjournal://journal/ns1, URI:qjournal://journal/ns2"', // node quotes a name holding a separator
+    ])
+      expect(journalsOfAltNames(odd), odd).to.deep.equal([]);
+  });
+
   it('roles are read from the subject: OU=peer makes a node, unknown roles are ignored, no role is nobody', () => {
-    const table: [Parameters<typeof principalOfSubject>[0], ReturnType<typeof principalOfSubject>][] = [
+    const table: [Parameters<typeof principalOfCertificate>[0], ReturnType<typeof principalOfCertificate>][] = [
       [
         { CN: 'n1', O: 'qjournal', OU: 'peer' },
         { kind: 'node', id: 'n1' },
       ],
       [
         { CN: 'a', OU: ['reader', 'janitor'] },
-        { kind: 'client', name: 'a', roles: ['reader'] },
+        { kind: 'client', name: 'a', roles: ['reader'], journals: [] },
       ],
       [
         { CN: 'a', OU: ['admin', 'writer'] },
-        { kind: 'client', name: 'a', roles: ['writer', 'admin'] },
+        { kind: 'client', name: 'a', roles: ['writer', 'admin'], journals: [] },
       ],
       [
         { CN: 'a', OU: ['writer', 'peer'] },
@@ -131,6 +184,6 @@ describe('certificates', function () {
       [{ OU: 'admin' }, null],
     ];
     for (const [subject, principal] of table)
-      expect(principalOfSubject(subject), JSON.stringify(subject)).to.deep.equal(principal);
+      expect(principalOfCertificate(subject), JSON.stringify(subject)).to.deep.equal(principal);
   });
 });

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { pino } from 'pino';
 import {
+  authorizeJournal,
   authorizePeerBatch,
   decide,
   INSECURE_CALLER,
@@ -21,7 +22,18 @@ import { MessageType, makeMessage } from '../../../../src/raft/types.js';
 import { createCa, createNodeCert } from '../../../../src/security/certs.js';
 
 const node = (id: string): Caller => ({ kind: 'node', id });
-const client = (...roles: ('writer' | 'reader' | 'admin')[]): Caller => ({ kind: 'client', name: 'c', roles });
+const client = (...roles: ('writer' | 'reader' | 'admin')[]): Caller => ({
+  kind: 'client',
+  name: 'c',
+  roles,
+  journals: [],
+});
+const scoped = (roles: ('writer' | 'reader' | 'admin')[], journals: string[]): Caller => ({
+  kind: 'client',
+  name: 'nn1',
+  roles,
+  journals,
+});
 
 function outcome(caller: Caller | null, route: string): string {
   return decide(caller, ruleFor(route).allowed)?.code ?? 'ok';
@@ -52,6 +64,8 @@ describe('authorization', () => {
       ['/qjm/format', [U, F, F, 'ok', 'ok', F, 'ok']],
       ['/status', [U, 'ok', 'ok', 'ok', 'ok', F, 'ok']],
       ['/metrics', [U, 'ok', 'ok', 'ok', 'ok', F, 'ok']],
+      // The effective settings name file-system paths (the certificates, the data directory): admin only.
+      ['/flags', [U, F, F, F, 'ok', F, 'ok']],
       ['/admin/changePeers', [U, F, F, F, 'ok', F, 'ok']],
       ['/admin/snapshot', [U, F, F, F, 'ok', F, 'ok']],
       ['/admin/resetPeers', [U, F, F, F, 'ok', F, 'ok']],
@@ -71,6 +85,28 @@ describe('authorization', () => {
     );
     expect(decide(client('reader'), ['writer', 'admin'])!.message).to.equal(
       'client c (reader) may not call this: it needs the role writer or admin',
+    );
+  });
+
+  it('a journal route touches only the journals the certificate names; admin spans all', () => {
+    const writer = scoped(['writer'], ['ns1', 'ns2']);
+    const verdict = (c: Caller | null, jid: string) => authorizeJournal(c, jid)?.code ?? 'ok';
+    expect(['ns1', 'ns2', 'ns3', 'NS1', 'ns1 ', 'ns', 'ns10', '', '..'].map((j) => verdict(writer, j))).to.deep.equal([
+      'ok',
+      'ok',
+      ...Array(7).fill('QJM_ERR_FORBIDDEN'),
+    ]);
+    expect(verdict(scoped(['admin'], []), 'anything')).to.equal('ok');
+    expect(verdict(scoped(['reader', 'admin'], []), 'ns9')).to.equal('ok');
+    expect(verdict(INSECURE_CALLER, 'ns9')).to.equal('ok');
+    expect(verdict(node('n1'), 'ns1')).to.equal('QJM_ERR_FORBIDDEN');
+    expect(verdict(null, 'ns1')).to.equal('QJM_ERR_FORBIDDEN');
+    expect(authorizeJournal(writer, 'ns3')!.message).to.equal(
+      'client nn1 (writer) may not use journal "ns3": its certificate names journals ns1,ns2',
+    );
+    // A certificate issued before journals were carried in certificates names none: it is told how to re-issue.
+    expect(authorizeJournal(scoped(['writer'], []), 'ns1')!.message).to.equal(
+      'client nn1 (writer) may not use journal "ns1": its certificate names no journal (issued before certificates were scoped to journals); re-issue it: qjm cert create-client nn1 --role writer --journal JID[,JID] --overwrite',
     );
   });
 

@@ -23,6 +23,7 @@ import type { NodeStatusJson } from '../../../../src/node-status.js';
 import { makeMessage, MessageType } from '../../../../src/raft/types.js';
 import type { Message, NodeId } from '../../../../src/raft/types.js';
 import { nextTurn, waitFor } from '../../../support/async.js';
+import type { BatchEnvelope, IdentityNotice } from '../../../../src/replica/identity.js';
 
 const LIMITS = { maxMessages: 1000, maxEntries: 10_000, maxMembers: 100 };
 
@@ -117,6 +118,9 @@ interface Rig {
   delivered: Message[];
   unreachable: NodeId[];
   logs: { level: string; msg: string }[];
+  /** The envelopes of the batches delivered, and the notices peers' refusals carried. */
+  envelopes: BatchEnvelope[];
+  notices: { from: NodeId; notice: IdentityNotice }[];
 }
 
 const open: PeerTransport[] = [];
@@ -170,12 +174,21 @@ function rig(
     logger: { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') },
     ...over,
   });
+  const envelopes: BatchEnvelope[] = [];
+  const notices: { from: NodeId; notice: IdentityNotice }[] = [];
   t.attach({
-    receive: onReceive ?? ((ms) => void delivered.push(...ms)),
+    receive: (ms, env) => {
+      envelopes.push(env);
+      if (onReceive) onReceive(ms);
+      else delivered.push(...ms);
+    },
     reportUnreachable: (id) => void unreachable.push(id),
+    admitBatch: () => ({ ok: true }),
+    hearNotice: (from, notice) => void notices.push({ from, notice }),
+    generation: 3,
   });
   open.push(t);
-  return { t, streams, directory, delivered, unreachable, logs };
+  return { t, streams, directory, delivered, unreachable, logs, envelopes, notices };
 }
 
 const indexes = (ms: Message[]) => ms.map((m) => m.index);
@@ -454,5 +467,45 @@ describe('PeerTransport', () => {
     a.t.send([app('b', 1)]);
     await waitFor(() => a.delivered.length > 0, { what: "a receives b's acknowledgement" });
     expect(a.delivered.map((m) => [m.type, m.from, m.index])).to.deep.equal([[MessageType.AppResp, 'b', 1]]);
+  });
+
+  describe('identity', () => {
+    it("every batch carries this node's generation; every delivery, its sender's envelope", async () => {
+      const { t, streams, envelopes } = rig();
+      t.send([app('b', 1)]);
+      await nextTurn();
+      expect(streams.opened[0]!.batches.map((b) => [b.from, b.storageId, b.generation])).to.deep.equal([
+        ['a', 'storage-a', 3],
+      ]);
+      t.handleInbound(batchFrom('b', [appResp('a', 1, 'b')], { generation: 7 }));
+      expect(envelopes).to.deep.equal([{ from: 'b', storageId: 'storage-b', generation: 7 }]);
+    });
+
+    it("a peer's identity refusal goes to the replica; a malformed one, or another status, does not", async () => {
+      const { t, streams, notices } = rig();
+      const notice: IdentityNotice = {
+        kind: 'reset-away',
+        clusterId: 'c0ffee',
+        generation: 4,
+        expectedStorageId: '',
+        members: ['b'],
+      };
+      const answers: [number, string][] = [
+        [409, JSON.stringify({ code: 'QJM_ERR_STOOD_DOWN', message: 'x', identity: notice })],
+        [409, JSON.stringify({ code: 'QJM_ERR_STOOD_DOWN', identity: { ...notice, generation: -4 } })],
+        [409, '{"identity": '],
+        [403, JSON.stringify({ code: 'QJM_ERR_FORBIDDEN', identity: notice })],
+      ];
+      for (const [i, [status, body]] of answers.entries()) {
+        // After each refusal the transport backs off, then opens the next stream for what is queued.
+        t.send([heartbeat('b')]);
+        await waitFor(() => streams.to('b:1').length > i && streams.to('b:1')[i]!.batches.length > 0, {
+          what: `stream ${i + 1} to b, with a batch`,
+          timeoutMs: 5000,
+        });
+        streams.to('b:1')[i]!.h.onResponse(status, Buffer.from(body));
+      }
+      expect(notices).to.deep.equal([{ from: 'b', notice }]);
+    });
   });
 });

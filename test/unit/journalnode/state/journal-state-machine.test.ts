@@ -10,6 +10,8 @@ import { encodeRecords } from '../../../../src/edit-records.js';
 import { EntryType } from '../../../../src/raft/types.js';
 import type { Entry, SnapshotMeta } from '../../../../src/raft/types.js';
 import { JournalStateMachine } from '../../../../journalnode/state/journal-state-machine.js';
+import { APPLY_MAX_JOURNALS, journalLimitOf } from '../../../../journalnode/state/commands.js';
+import { ApplyInterrupted } from '../../../../src/replica/env.js';
 import type { SnapshotSource, StateMachineOptions } from '../../../../journalnode/state/journal-state-machine.js';
 import { nodeFileSystem } from '../../../../src/storage/node-file-system.js';
 
@@ -216,5 +218,98 @@ describe('journal state machine: commands validated before they were proposed', 
     // Garbage in a copy is still refused at apply, as every replica refuses it.
     const garbage = { ...format, index: 4, data: Uint8Array.from([0xff, 0xff, 0xff]) };
     expect(stateMachine.apply([garbage]).map((r) => r.code)).to.deep.equal([pb.ErrorCode.INVALID_ARGUMENT]);
+  });
+});
+
+describe('journal state machine: the journal limit at apply', () => {
+  let root: string;
+  beforeEach(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-stateMachine-'));
+  });
+  afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it('a format carrying maxJournals creates no journal beyond it; without one, APPLY_MAX_JOURNALS bounds it', () => {
+    const stateMachine = fresh(path.join(root, 'a'));
+    const fmt = (index: number, jid: string, maxJournals?: number) =>
+      entry(index, { jid, format: { nsInfo: ns, ...(maxJournals === undefined ? {} : { maxJournals }) } });
+    const codes = (es: Entry[]) => stateMachine.apply(es).map((r) => pb.ErrorCode[r.code ?? 0]);
+    expect(codes([fmt(2, 'j1', 2), fmt(3, 'j2', 2), fmt(4, 'j3', 2), fmt(5, 'j1', 2)])).to.deep.equal([
+      'OK',
+      'OK',
+      'TOO_MANY_JOURNALS',
+      'OK',
+    ]);
+    // A larger limit carried by a later leader lets it grow; the fixed maximum caps whatever is carried.
+    expect(codes([fmt(6, 'j3', 3)])).to.deep.equal(['OK']);
+    expect(journalLimitOf({ maxJournals: 4_000_000_000 })).to.equal(APPLY_MAX_JOURNALS);
+    expect(journalLimitOf({})).to.equal(APPLY_MAX_JOURNALS);
+    expect(stateMachine.journalCount).to.equal(3);
+  });
+});
+
+describe('journal state machine: out of file descriptors', () => {
+  let root: string;
+  const realOpenSync = fs.openSync;
+  const realOpen = fs.open;
+  beforeEach(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-stateMachine-'));
+  });
+  afterEach(() => {
+    fs.openSync = realOpenSync;
+    fs.open = realOpen;
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+  const emfile = () => Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' });
+
+  it('an apply that cannot open a segment stops there (ApplyInterrupted, what it applied); applied again later, the state is as if nothing happened', () => {
+    const cmds = [...head, ...tail];
+    const stateMachine = fresh(path.join(root, 'a'));
+    // No descriptor for a new segment file: the third command (startSegment) cannot take effect.
+    fs.openSync = ((p: fs.PathLike, ...rest: unknown[]) => {
+      if (String(p).includes('edits_inprogress')) throw emfile();
+      return (realOpenSync as (...a: unknown[]) => number)(p, ...rest);
+    }) as typeof fs.openSync;
+    let interrupted: ApplyInterrupted<unknown> | null = null;
+    try {
+      stateMachine.apply(cmds.map((c, i) => entry(i + 2, c)));
+    } catch (e) {
+      interrupted = e as ApplyInterrupted<unknown>;
+    }
+    expect(interrupted).to.be.instanceOf(ApplyInterrupted);
+    expect(interrupted!.results.length, 'format and newEpoch applied').to.equal(2);
+    fs.openSync = realOpenSync;
+    const rest = stateMachine.apply(cmds.slice(2).map((c, i) => entry(i + 4, c)));
+    const clean = fresh(path.join(root, 'b'));
+    const cleanResults = clean.apply(cmds.map((c, i) => entry(i + 2, c)));
+    expect([...interrupted!.results, ...rest]).to.deep.equal(cleanResults);
+    expect(stateMachine.journal('ns1')!.state()).to.deep.equal(clean.journal('ns1')!.state());
+    expect(filesOf(path.join(root, 'a', 'journals', 'ns1'))).to.deep.equal(
+      filesOf(path.join(root, 'b', 'journals', 'ns1')),
+    );
+  });
+
+  it('a snapshot that runs out of descriptors fails as a shortage, leaves nothing behind, and the next one makes the files durable', async () => {
+    const dir = path.join(root, 'a');
+    const stateMachine = fresh(dir);
+    stateMachine.apply(head.map((c, i) => entry(i + 2, c)));
+    const conf1 = { voters: ['n1'], votersOutgoing: [], learners: [] };
+    fs.open = ((...args: unknown[]) => {
+      const cb = args[args.length - 1] as (e: Error) => void;
+      setImmediate(() => cb(emfile()));
+    }) as unknown as typeof fs.open;
+    const failed = await save(stateMachine, { index: 5, term: 1, conf: conf1 }).then(
+      () => null,
+      (e: Error & { code?: string }) => e.code,
+    );
+    fs.open = realOpen;
+    expect(failed).to.equal('EMFILE');
+    expect(fs.readdirSync(path.join(dir, 'snapshots')).filter((n) => n.startsWith('tmp_'))).to.deep.equal([]);
+    expect(
+      stateMachine.journal('ns1')!.segments.some((s) => s.dirty),
+      'its files still to be made durable',
+    ).to.equal(true);
+    await save(stateMachine, { index: 5, term: 1, conf: conf1 });
+    expect(stateMachine.snapshots.list()[0]).to.equal(5);
+    expect(stateMachine.journal('ns1')!.segments.some((s) => s.dirty)).to.equal(false);
   });
 });

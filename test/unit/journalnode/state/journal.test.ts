@@ -207,6 +207,23 @@ function segmentsOnDisk(): void {
     expect(j.segments.map((s) => s.firstTxId)).to.deep.equal([7]);
   });
 
+  it('purgeLogs with a retention floor keeps every segment ending at or after it, whatever the bound asks', () => {
+    const j = writing(3);
+    j.finalizeSegment(1, 1, 3);
+    j.startSegment(1, 4, -64);
+    j.journal(1, 4, 4, 3, recs(4, 3));
+    j.finalizeSegment(1, 4, 6);
+    j.startSegment(1, 7, -64);
+    j.journal(1, 7, 7, 1, recs(7, 1));
+    const r = j.purge(1, 100, 4);
+    expect([r.code, Number(r.purgedBelowTxid)]).to.deep.equal([Code.OK, 4]);
+    expect(
+      j.segments.map((s) => s.firstTxId),
+      'segment 4-6 ends after the floor',
+    ).to.deep.equal([4, 7]);
+    expect(Number(j.purge(1, 2, 4).purgedBelowTxid), 'the lower of the two').to.equal(2);
+  });
+
   it('reads across segments, from memory and from disk alike, and respects inProgressOk', () => {
     const j = writing(4);
     j.finalizeSegment(1, 1, 4);

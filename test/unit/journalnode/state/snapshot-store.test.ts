@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { encodeRecords } from '../../../../src/edit-records.js';
+import type { QjmError } from '../../../../src/errors.js';
 import { SegmentFile } from '../../../../journalnode/state/segment-file.js';
 import {
   decodeManifest,
@@ -160,11 +161,25 @@ function servingAndMaterializing(): void {
     expect(store.readChunk(10, 'ns1', open.name, 0, 1 << 20)).to.deep.equal(before);
     expect(store.readChunk(10, 'ns1', open.name, size - 10, 100)).to.deep.equal(before.subarray(size - 10));
     expect(store.readChunk(10, 'ns1', open.name, size, 100).byteLength).to.equal(0);
-    expect(() => store.readChunk(10, 'ns1', 'edits_0000000000000000099-0000000000000000100', 0, 10)).to.throw(
-      SnapshotError,
-      'has no file',
+    // What no follower of this snapshot asks (a file it does not hold, past its prefix): INVALID_ARGUMENT.
+    const code = (f: () => unknown) => {
+      try {
+        f();
+        return 'served';
+      } catch (e) {
+        return `${(e as QjmError).code}: ${(e as Error).message}`;
+      }
+    };
+    expect(code(() => store.readChunk(10, 'ns1', 'edits_0000000000000000099-0000000000000000100', 0, 10))).to.match(
+      /^QJM_ERR_INVALID_ARGUMENT: .*has no file/,
     );
-    expect(() => store.readChunk(11, 'ns1', open.name, 0, 10)).to.throw(SnapshotError, 'no snapshot at index 11');
+    expect(code(() => store.readChunk(10, 'ns1', open.name, size + 1, 10))).to.match(
+      /^QJM_ERR_INVALID_ARGUMENT: .*past/,
+    );
+    // A snapshot not held (never taken, or replaced while a follower fetched it): PURGED, fetch the manifest again.
+    expect(code(() => store.readChunk(11, 'ns1', open.name, 0, 10))).to.match(
+      /^QJM_ERR_PURGED: snapshot 11 is not held/,
+    );
     open.close();
   });
 
@@ -293,6 +308,12 @@ function manifestEncoding(): void {
       { ...m, meta: { ...m.meta, peers: [{ id: 'n1', address: 'http://evil/' }] } },
       'bad address',
     ],
+    [
+      'a storage binding that is no storage id',
+      { ...m, meta: { ...m.meta, peers: [{ id: 'n1', address: '127.0.0.1:1', storageId: '../x' }] } },
+      'bad storage id',
+    ],
+    ['a generation out of range', { ...m, meta: { ...m.meta, generation: 2 ** 60 } }, 'out of range'],
   ];
   for (const [what, bad, message] of hostile) {
     it(`refuses ${what}`, () => {
