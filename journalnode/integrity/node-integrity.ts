@@ -10,6 +10,8 @@ import type { NodeId } from '../../src/raft/types.js';
 import type { Settings } from '../../src/settings.js';
 import type { FileSystem } from '../../src/storage/file-system.js';
 import type { DiskLog } from '../../src/storage/raft-log.js';
+import { CorruptLogError } from '../../src/storage/log-recovery.js';
+import type { LogDamage } from '../../src/storage/log-recovery.js';
 import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import { DamageRegistry } from './damage-registry.js';
 import type { DamageHooks } from './damage-registry.js';
@@ -62,6 +64,8 @@ export interface ReplicaView {
   takeSnapshot(cb: (err: Error | null, index?: number) => void): void;
   /** Stops serving: damage the node cannot repair while it runs (its next start recovers). */
   fail(err: Error): void;
+  /** The floor a cut log left (identity.ts), or null. */
+  floor(): { index: number; term: number } | null;
 }
 
 export interface IntegrityHooks extends DamageHooks {
@@ -121,7 +125,9 @@ export class NodeIntegrity {
       retryMs: o.timings.repairRetryMs,
       applied: () => o.replica.appliedIndex(),
       snapshotNow: (cb) => o.replica.takeSnapshot(cb),
-      stopForRecovery: (reason) => o.replica.fail(new Error(`Raft log damaged: ${reason}`)),
+      stopForRecovery: (r, reason) =>
+        o.replica.fail(new CorruptLogError(r.file, r.offsetBytes ?? 0, `${r.reason}: ${reason}`)),
+      floor: () => o.replica.floor(),
       ...(h.onRepairOutcome ? { onOutcome: h.onRepairOutcome } : {}),
       logger: o.logger,
     });
@@ -157,15 +163,27 @@ export class NodeIntegrity {
     this.repairs.repairNow();
   }
 
-  /** Damage a read found (a client's read, a replication read): recorded, and repaired like a scrub finding. */
-  readFoundDamage(f: {
-    kind: ScrubKind;
-    file: string;
-    range: string;
-    offsetBytes: number | null;
-    reason: string;
-  }): void {
-    this.registry.report(f, 'read');
+  /** What start-up recovery found in the Raft log and did about it: reported, and followed until it is whole. */
+  startupDamage(found: readonly LogDamage[]): void {
+    for (const d of found)
+      this.registry.report(
+        {
+          kind: 'log',
+          file: d.file,
+          range: `Raft log entries ${d.firstIndex}-${d.claimedLast.index}`,
+          offsetBytes: d.offsetBytes,
+          reason: `${d.reason} (${d.action === 'cut' ? `cut before entry ${d.firstIndex}` : 'segments the snapshot holds deleted'})`,
+        },
+        'start-up',
+      );
+  }
+
+  /** Damage a client's read found in a segment file: recorded, and repaired like a scrub finding. */
+  readFoundDamage(file: string, offsetBytes: number, reason: string): void {
+    let range = file;
+    for (const j of this.o.stateMachine.allJournals())
+      for (const s of j.segments) if (s.path === file) range = `journal ${j.jid} txids ${s.firstTxId}-${s.lastTxId}`;
+    this.registry.report({ kind: 'segment', file, range, offsetBytes, reason }, 'read');
   }
 
   report(): IntegrityReportJson {

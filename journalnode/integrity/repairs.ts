@@ -41,7 +41,9 @@ export interface RepairsOptions {
   /** Takes a snapshot at the applied index now; cb with its index (the replica's takeSnapshot). */
   snapshotNow(cb: (err: Error | null, index?: number) => void): void;
   /** Damage this node cannot repair while it runs: it stops serving (the next start recovers from its peers). */
-  stopForRecovery(reason: string): void;
+  stopForRecovery(r: DamageRecord, reason: string): void;
+  /** The floor a cut log left (the node votes again once its log holds its leader's log that far), or null. */
+  floor(): { index: number; term: number } | null;
   onOutcome?(kind: DamageRecord['kind'], ok: boolean): void;
   logger: Logger;
 }
@@ -51,11 +53,13 @@ type Plan =
   | { kind: 'done'; note: string }
   | { kind: 'replace-snapshot'; index: number }
   | { kind: 'compact-log'; last: number }
-  | { kind: 'stop'; note: string };
+  | { kind: 'stop'; note: string }
+  | { kind: 'wait'; note: string };
 
 export class Repairs {
   private readonly queue: DamageRecord[] = [];
-  private busy = false;
+  /** The record being repaired now, if any. */
+  private current: DamageRecord | null = null;
   private stopped = false;
   private cancelRetry: (() => void) | null = null;
 
@@ -80,7 +84,7 @@ export class Repairs {
 
   /** Every open record that is not being repaired is tried now (an operator's `qjm check --repair`, a retry). */
   repairNow(): void {
-    for (const r of this.o.registry.openRecords()) if (r.state !== 'repairing') this.enqueue(r);
+    for (const r of this.o.registry.openRecords()) if (r !== this.current) this.enqueue(r);
   }
 
   private enqueue(r: DamageRecord): void {
@@ -90,13 +94,13 @@ export class Repairs {
   }
 
   private next(): void {
-    if (this.busy || this.stopped) return;
+    if (this.current || this.stopped) return;
     const r = this.queue.shift();
     if (!r) return;
     if (r.state === 'repaired' || this.o.registry.find(r.kind, r.file) !== r) return this.next();
-    this.busy = true;
+    this.current = r;
     const finish = (out: RepairOutcome) => {
-      this.busy = false;
+      this.current = null;
       this.o.registry.update(r, out.ok ? 'repaired' : 'unrepairable', out.note);
       this.o.onOutcome?.(r.kind, out.ok);
       this.next();
@@ -108,6 +112,11 @@ export class Repairs {
       return finish({ ok: false, note: `could not plan the repair: ${(e as Error).message}` });
     }
     this.o.registry.update(r, 'repairing', describePlan(plan));
+    if (plan.kind === 'wait') {
+      // Nothing to do now: looked at again at the next retry.
+      this.current = null;
+      return this.next();
+    }
     this.run(plan, finish);
   }
 
@@ -116,8 +125,10 @@ export class Repairs {
       case 'done':
         return finish({ ok: true, note: plan.note });
       case 'stop':
-        this.o.stopForRecovery(plan.note);
+        this.o.stopForRecovery(this.current!, plan.note);
         return finish({ ok: false, note: plan.note });
+      case 'wait':
+        return;
       case 'segment':
         return repairSegment(
           {
@@ -201,6 +212,19 @@ export class Repairs {
   }
 
   private planLog(r: DamageRecord): Plan {
+    if (r.foundBy === 'start-up') {
+      // Start-up recovery already dealt with it (log-damage.ts): a cut log waits for the leader's entries.
+      const floor = this.o.floor();
+      if (floor)
+        return {
+          kind: 'wait',
+          note: `the log was cut before the damage; the leader sends the rest again; this node does not vote until it holds its leader's log to index ${floor.index}`,
+        };
+      return {
+        kind: 'done',
+        note: 'the log holds what it lost again (from the leader, or the snapshot holds it): this node votes',
+      };
+    }
     const seg = this.o.diskLog.closedSegments().find((s) => s.file === r.file);
     if (!seg) return { kind: 'done', note: 'the log segment is no longer held (compacted): nothing to repair' };
     if (seg.last <= this.o.applied()) return { kind: 'compact-log', last: seg.last };
@@ -263,6 +287,7 @@ function describePlan(p: Plan): string {
       return `compacting the log past ${p.last}`;
     case 'stop':
     case 'done':
+    case 'wait':
       return p.note;
   }
 }

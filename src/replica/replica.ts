@@ -188,7 +188,9 @@ export class Replica<R> {
     this.snapshotRetry.runIfDue(now);
     if (this.stopped) return;
     // A follower that may not campaign (stood down, below its floor) counts no election time.
-    if (!this.reset && (this.role === StateType.Leader || this.identity.mayCampaign())) this.raw.tick();
+    if (!this.reset && (this.role === StateType.Leader || this.identity.mayCampaign()))
+      this.storageGuarded(() => this.raw.tick());
+    if (this.stopped) return;
     const out: Message[] = [];
     this.identity.tick(out);
     if (out.length > 0) this.deps.transport.send(out);
@@ -205,7 +207,10 @@ export class Replica<R> {
     if (this.stopped || this.reset) return;
     if (envelope && !this.identity.admit(envelope).ok) return;
     const out: Message[] = [];
-    for (const m of this.identity.inbound(messages, out)) this.raw.step(m);
+    this.storageGuarded(() => {
+      for (const m of this.identity.inbound(messages, out)) this.raw.step(m);
+    });
+    if (this.stopped) return;
     if (out.length > 0) this.deps.transport.send(out);
     this.schedule();
   }
@@ -455,7 +460,24 @@ export class Replica<R> {
     });
   }
 
+  /**
+   * Runs a step of the core that may read the log: a read the storage refuses (a damaged entry: its error is
+   * marked a storage failure, env.ts) stops the replica in its fatal state, as a failed write does.
+   */
+  private storageGuarded(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof AssertionError || !isStorageFailure(e)) throw e;
+      this.die(e as Error);
+    }
+  }
+
   private processReady(): void {
+    this.storageGuarded(() => this.processReadyRounds());
+  }
+
+  private processReadyRounds(): void {
     if (this.stopped) return;
     for (let rounds = 0; this.raw.hasReady(); rounds++) {
       if (rounds >= 64) {

@@ -10,6 +10,7 @@
 
 import path from 'node:path';
 import { readU64 } from '../raft/bytes.js';
+import type { IdentityRecord } from '../replica/env.js';
 import type { FileSystem } from './file-system.js';
 import { FRAME_HEADER_BYTES, frameDataBytes, frameProblem, logInProgressName } from './log-segment.js';
 
@@ -146,5 +147,43 @@ export function applyDamage(
   if (f.nameLast !== null) {
     fileSystem.rename(f.file, path.join(dir, logInProgressName(f.first)));
     fileSystem.fsyncPathSync(dir);
+  }
+}
+
+/**
+ * The identity record with the floor a cut leaves: the node may have acknowledged entries up to claimedLast, so
+ * it neither votes nor campaigns until its log holds its leader's log that far (identity.ts clears it). A floor
+ * already higher stays. The term, when the damaged end hides it, is the node's current term (no entry it holds
+ * can be of a later one).
+ */
+export function floorAfterCut(record: IdentityRecord, d: LogDamage, currentTerm: number): IdentityRecord {
+  if (d.action !== 'cut') return record;
+  if (record.floor && record.floor.index >= d.claimedLast.index) return record;
+  return { ...record, floor: { index: d.claimedLast.index, term: d.claimedLast.term ?? currentTerm } };
+}
+
+/**
+ * What DiskLog.open is given to take damage at start-up: each cut's floor made durable in the node's identity
+ * record before the cut (a synchronous, crash-atomic write), and every damage kept for the node to report.
+ */
+export class LogDamageTaker {
+  readonly found: LogDamage[] = [];
+  constructor(
+    private current: IdentityRecord,
+    private readonly store: { saveSync(r: IdentityRecord): void },
+    private readonly currentTerm: number,
+  ) {}
+
+  readonly take = (d: LogDamage): void => {
+    this.found.push(d);
+    const next = floorAfterCut(this.current, d, this.currentTerm);
+    if (next === this.current) return;
+    this.store.saveSync(next);
+    this.current = next;
+  };
+
+  /** The identity record, with the floor of any cut. */
+  get record(): IdentityRecord {
+    return this.current;
   }
 }

@@ -38,13 +38,15 @@ import type { Logger } from '../logger.js';
 
 export class CorruptLogError extends Error {
   override name = 'CorruptLogError';
+  /** The node's own storage failing (env.ts, isStorageFailure): a replica that meets it stops. */
+  readonly storageFailed = true;
   constructor(
     readonly file: string,
     readonly offset: number,
     readonly reason: string,
   ) {
     super(
-      `Raft log corrupt at ${file} offset ${offset}: ${reason}. The node cannot serve from this log; move the data directory aside and re-add the node from its peers (docs/OPERATIONS.md, "Repairing a node")`,
+      `Raft log corrupt at ${file} offset ${offset}: ${reason}. The node stops serving from this log; at its next start it keeps the sound part and fetches the rest from its peers (docs/OPERATIONS.md, "Scrubbing, comparing, repairing")`,
     );
   }
 }

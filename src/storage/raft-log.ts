@@ -219,6 +219,9 @@ export class DiskLog implements ReplicaLog {
     let buf: Buffer;
     try {
       buf = preadSync(file, start, end - start);
+    } catch (e) {
+      // A sector that cannot be read is damage like a bad CRC: the replica stops on it (storageFailed).
+      throw new CorruptLogError(seg.file, start, `unreadable: ${(e as Error).message}`);
     } finally {
       if (file !== seg.fd) file.close();
     }

@@ -33,7 +33,7 @@ import { formatDataDir, JOINER_BOOTSTRAP, ObservedStateMachine, openStorage } fr
 import { DiskFaultInjector } from './disk-faults.js';
 import { checkConvergence, checkJournals, checkRepaired } from './end-checks.js';
 import { simSnapshotSource } from './snapshot-network.js';
-import { startIntegrity } from './sim-integrity.js';
+import { noteReadDamage, startIntegrity } from './sim-integrity.js';
 
 export { MIXES, mixFor, replayCommand } from './mixes.js';
 export type { FaultMix } from './mixes.js';
@@ -231,6 +231,9 @@ export class SimCluster {
     this.trace(`${node.id} ${how} on a disk fault (${why}): ${msg}`);
     this.diskFaults.counts.stops++;
     this.crash(node);
+    // A running node that met a damaged log entry stops; its next start keeps the sound part of its log.
+    if (why === 'damage' && how !== 'could not start' && (e as Error).name === 'CorruptLogError')
+      return this.scheduleRestart(node);
     if (why === 'damage') {
       node.failed = true;
       this.trace(`${node.id} stays down until repaired (its disk holds damage it refused)`);
@@ -300,6 +303,8 @@ export class SimCluster {
       transport: { send: (msgs) => this.send(msgs) },
       clock: { now: () => this.q.now, defer: (fn) => host.schedule(0, fn) },
       random: () => nodeRng.next(),
+      // Storage ids are not simulated; the record carries the floor a cut Raft log leaves (log-damage.ts).
+      identity: { storageId: '', clusterId: 'sim', record: storage.record, store: storage.identity },
       checkInvariants: true,
       ...(early ? { unsafeSendBeforePersist: early } : {}),
       listener: {
@@ -543,7 +548,7 @@ export class SimCluster {
       violate: (msg) => this.checker.violate(msg),
       readFailed: (id, err) => {
         const node = this.nodes.get(id);
-        if (node && faultExplains(node, err)) return;
+        if (node && faultExplains(node, err)) return noteReadDamage(node, err);
         this.checker.violate(`read on ${id} failed: ${err.message}`);
       },
       trace: (line) => this.trace(line),

@@ -3,6 +3,7 @@
 // network: their integrity reports (encoded and checked as on the wire) and their copies of files.
 
 import { checkIntegrityReport } from '../../src/integrity.js';
+import { Prng } from '../../src/prng.js';
 import { confMembers } from '../../src/raft/types.js';
 import type { Logger } from '../../src/logger.js';
 import { NodeIntegrity } from '../../journalnode/integrity/node-integrity.js';
@@ -56,6 +57,7 @@ export function startIntegrity(c: SimCluster, node: SimNode, logger: Logger): No
       members: () => confMembers(replica.rawNode.conf()),
       takeSnapshot: (cb) => replica.takeSnapshot(cb),
       fail: (err) => replica.fail(err),
+      floor: () => replica.status().identity.floor,
     },
     peers: simIntegrityPeers(c, node),
     clock,
@@ -65,15 +67,27 @@ export function startIntegrity(c: SimCluster, node: SimNode, logger: Logger): No
       onChange: (r) => c.trace(`${node.id} DAMAGE ${r.state}: ${r.kind} ${r.file}: ${r.note}`),
     },
   });
+  integrity.startupDamage(storage.logDamage);
   integrity.start();
   return integrity;
 }
 
-/** `to`'s requests to its peers' integrity machinery, across the simulated network. */
+/** A client's read met a damaged segment file: the node's read route reports it so (routes-qjm.ts). */
+export function noteReadDamage(node: SimNode, err: Error): void {
+  const e = err as Error & { file?: unknown; offset?: unknown; reason?: unknown };
+  if (e.name !== 'SegmentCorruptError' || typeof e.file !== 'string') return;
+  node.integrity?.readFoundDamage(e.file, typeof e.offset === 'number' ? e.offset : 0, String(e.reason));
+}
+
+/**
+ * `to`'s requests to its peers' integrity machinery, across the simulated network (its partitions; a round trip
+ * of 1-5 ms drawn from a generator of its own, so the integrity traffic leaves the run's other draws as they were).
+ */
 function simIntegrityPeers(c: SimCluster, to: SimNode): IntegrityPeers {
   const host = c.hostFor(to);
+  const rng = new Prng(c.opts.seed * 131 + Number(to.id.slice(1)) * 17 + to.incarnation);
   const rpc = <T>(from: NodeId, serve: (src: SimNode) => T, cb: (err: Error | null, v?: T) => void) => {
-    host.schedule(2 * c.netDelay() + 0.5, () => {
+    host.schedule(1 + rng.next() * 4, () => {
       const src = c.nodes.get(from);
       if (!src?.running || !src.integrity || c.isBlocked(from, to.id) || c.isBlocked(to.id, from))
         return cb(new Error(`${from} unreachable`));
@@ -97,8 +111,8 @@ function simIntegrityPeers(c: SimCluster, to: SimNode): IntegrityPeers {
         (src) => {
           const bytes = src.integrity!.readFileChunk(ref, offset, length);
           // A chunk corrupted on the way (the mix's odds): the repair's CRC must catch it.
-          if (c.inFaultPhase && c.opts.mix.chunkCorrupt > 0 && c.rng.chance(c.opts.mix.chunkCorrupt))
-            bytes[c.rng.int(0, bytes.byteLength)]! ^= 0x20;
+          if (c.inFaultPhase && c.opts.mix.chunkCorrupt > 0 && rng.chance(c.opts.mix.chunkCorrupt))
+            bytes[rng.int(0, bytes.byteLength)]! ^= 0x20;
           return bytes;
         },
         cb,

@@ -100,7 +100,10 @@ export class SimNode {
     const log = this.storage?.diskLog;
     if (!before || !log) return null;
     const snap = log.snapshotMeta().index;
-    const to = Math.min(maxCommitted, before.lastIndex());
+    // Recovery cut a damaged log before its first damaged entry (keeping a floor): what follows comes back from
+    // the leader, and is no loss of recovery's.
+    const cuts = this.storage!.logDamage.filter((d) => d.action === 'cut').map((d) => d.firstIndex);
+    const to = Math.min(maxCommitted, before.lastIndex(), cuts.length > 0 ? Math.min(...cuts) - 1 : Infinity);
     for (let i = Math.max(before.firstIndex(), snap + 1); i <= to; i++) {
       const t = before.term(i);
       if (t !== undefined && log.term(i) !== t)
@@ -137,6 +140,7 @@ export function faultExplains(node: SimNode, e: unknown): 'injected' | 'damage' 
     name === 'CorruptLogError' ||
     name === 'SegmentCorruptError' ||
     name === 'MetaFileError' ||
+    name === 'IdentityFileError' ||
     name === 'SnapshotError';
   return corruption && node.fs.hasRot ? 'damage' : null;
 }
