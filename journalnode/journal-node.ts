@@ -40,6 +40,10 @@ import { peerClientTls, serverTlsOptions } from './http/node-tls.js';
 import { PeerAdmission } from './peers/peer-admission.js';
 import { PeerTransport } from './peers/peer-transport.js';
 import { PeerSnapshotSource } from './peers/snapshot-http.js';
+import { PeerIntegritySource } from './peers/integrity-http.js';
+import { integrityTimings, NodeIntegrity } from './integrity/node-integrity.js';
+import { LogDamageTaker } from '../src/storage/log-damage.js';
+import type { LogDamage } from '../src/storage/log-damage.js';
 import { buildStatus } from './http/routes-admin.js';
 import { RecentReads } from './http/retention.js';
 import type { AdminContext } from './http/routes-admin.js';
@@ -141,6 +145,8 @@ interface Storage {
   storageId: string;
   identity: FileIdentityStore;
   record: IdentityRecord;
+  /** Damage start-up recovery found in the Raft log and dealt with. */
+  logDamage: LogDamage[];
   initialPeers: Peer[];
 }
 
@@ -173,6 +179,8 @@ async function openStorage(
   );
   const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
   const stateMachine = JournalStateMachine.open({ ...stateMachineOptions, ...activity.stateMachineHooks() });
+  // A damaged log keeps what is sound; a cut leaves a floor in the identity record first (log-damage.ts).
+  const damage = new LogDamageTaker(record, identity, meta.meta.hardState.term);
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
     fileSystem: nodeFileSystem,
     ...diskLogSettings(config),
@@ -180,6 +188,7 @@ async function openStorage(
     meta,
     logger,
     onFsync: (ms) => activity.fsynced(ms),
+    onDamage: damage.take,
   });
   return {
     stateMachine,
@@ -188,7 +197,8 @@ async function openStorage(
     clusterId,
     storageId,
     identity,
-    record,
+    record: damage.record,
+    logDamage: damage.found,
     initialPeers: meta.meta.initialPeers ?? [],
   };
 }
@@ -236,6 +246,8 @@ async function wire(
     },
   });
   transport.attach(replica);
+  const integrity = nodeIntegrity(config, { diskLog, stateMachine, replica, clients, directory, metrics, logger });
+  integrity.startupDamage(storage.logDamage);
   const budget = answerBudget(config, logger, metrics);
   metrics.attach({
     replica,
@@ -258,6 +270,7 @@ async function wire(
     clusterId,
     storageId,
     initialPeers: storage.initialPeers,
+    integrity,
   };
   const app = await buildHttpApp({
     config,
@@ -266,7 +279,14 @@ async function wire(
     draining: () => draining,
     tls,
     raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
-    qjm: { config, replica, stateMachine, reads: new RecentReads(), budget },
+    qjm: {
+      config,
+      replica,
+      stateMachine,
+      reads: new RecentReads(),
+      budget,
+      damageFound: (e) => integrity.readFoundDamage(e.file, e.offset, e.reason),
+    },
     admin,
     activity,
     budget,
@@ -296,6 +316,7 @@ async function wire(
     const uiAddress = uiApp && config.uiListen ? await uiApp.listen(splitHostPort(config.uiListen)) : null;
     replica.start();
     activity.start();
+    integrity.start();
     ticker = setInterval(() => replica.tick(), replicaOptions.tickMs);
     // The malloc settings matter to throughput (docs/OPERATIONS.md, "The process environment"): say which are in force.
     logger.info(
@@ -327,6 +348,7 @@ async function wire(
     if (ticker) clearInterval(ticker);
     replica.stop();
     activity.stop();
+    integrity.stop();
     transport.close();
     if (uiApp) await closeWithin(uiApp);
     await closeWithin(app);
@@ -368,6 +390,57 @@ async function wire(
     reloadTls,
   };
 }
+/** The scrubber, repairs and the leader's comparison of the replicas, reaching the peers over the peer client. */
+function nodeIntegrity(
+  config: JournalNodeConfig,
+  p: {
+    diskLog: DiskLog;
+    stateMachine: JournalStateMachine;
+    replica: Replica<Result>;
+    clients: HttpPools;
+    directory: PeerDirectory;
+    metrics: NodeMetrics;
+    logger: PinoLogger;
+  },
+): NodeIntegrity {
+  const { replica } = p;
+  return new NodeIntegrity({
+    selfId: config.id,
+    timings: integrityTimings(config),
+    fileSystem: nodeFileSystem,
+    diskLog: p.diskLog,
+    stateMachine: p.stateMachine,
+    replica: {
+      isLeader: () => replica.isLeader,
+      appliedIndex: () => replica.appliedIndex,
+      voters: () => {
+        const conf = replica.rawNode.conf();
+        return [...new Set([...conf.voters, ...conf.votersOutgoing])];
+      },
+      members: () => confMembers(replica.rawNode.conf()),
+      takeSnapshot: (cb) => replica.takeSnapshot(cb),
+      fail: (err) => replica.fail(err),
+      floor: () => replica.status().identity.floor,
+    },
+    peers: new PeerIntegritySource({
+      clients: p.clients,
+      directory: p.directory,
+      requestTimeoutMs: config.peerRequestTimeoutMs,
+      maxChunkBytes: config.maxSnapshotChunkBytes,
+    }),
+    clock: {
+      now: () => Date.now(),
+      schedule: (ms, fn) => {
+        const t = setTimeout(fn, ms);
+        t.unref();
+        return () => clearTimeout(t);
+      },
+    },
+    logger: p.logger.child({ component: 'integrity' }),
+    hooks: p.metrics.integrityHooks(),
+  });
+}
+
 /** The answer bytes the node holds for its clients (both ports), refusals and cuts counted. */
 function answerBudget(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics): ResponseBudget {
   return new ResponseBudget({
@@ -468,7 +541,9 @@ function newReplica(
         onFatal: (err) =>
           logger.fatal(
             { error: err.message },
-            'storage failure: this node stopped serving; restart it after fixing the disk',
+            err.name === 'CorruptLogError'
+              ? 'the Raft log is damaged: this node stopped serving; restart it (its start-up recovery keeps the sound part of the log and fetches the rest from its peers)'
+              : 'storage failure: this node stopped serving; restart it after fixing the disk',
           ),
       },
       activity.listener(),

@@ -26,6 +26,7 @@ import { jsonBusy, registerResponseBudget } from './response-budget.js';
 import type { ResponseBudget } from './response-budget.js';
 import { qjournal } from '../../src/gen/proto.js';
 import { registerSnapshotRoutes } from '../peers/snapshot-http.js';
+import { registerIntegrityRoutes } from '../peers/integrity-http.js';
 import { guardTlsConnections, serverTlsOptions } from './node-tls.js';
 
 /** Routes whose answers are protobuf messages with `RpcError error = 1`. */
@@ -96,6 +97,12 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   registerSnapshotRoutes(app, {
     stateMachine: p.qjm.stateMachine,
     maxSnapshotChunkBytes: p.config.maxSnapshotChunkBytes,
+    directory: p.qjm.replica.peers,
+    logger: p.logger,
+  });
+  registerIntegrityRoutes(app, {
+    integrity: p.admin.integrity,
+    maxChunkBytes: p.config.maxSnapshotChunkBytes,
     directory: p.qjm.replica.peers,
     logger: p.logger,
   });

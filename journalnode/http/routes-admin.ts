@@ -15,12 +15,15 @@ import type { JournalNodeConfig } from '../config.js';
 import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import type { NodeMetrics } from '../observe/metrics.js';
 import type { PeerTransport } from '../peers/peer-transport.js';
+import type { NodeIntegrity } from '../integrity/node-integrity.js';
 import { invalid, registerProtoRoute } from './rpc-errors.js';
 import { transferTarget } from '../../src/replica/leader-transfer.js';
 
 const pb = qjournal.journal;
 
 export interface AdminContext {
+  /** The scrubber, repairs and (on the leader) the comparison of the replicas: /status, GET /integrity, /admin/repair. */
+  integrity: NodeIntegrity;
   config: JournalNodeConfig;
   replica: Replica<Q.journal.ICommandResult>;
   stateMachine: JournalStateMachine;
@@ -104,6 +107,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     peerStorageIdChanges: ctx.transport.storageIdChanges,
     fatal: s.fatal,
     identity: s.identity,
+    integrity: ctx.integrity.status(),
     initialPeers: ctx.initialPeers,
     uptimeS: Math.round((Date.now() - ctx.startedAtMs) / 1000),
     version: ctx.version,
@@ -203,6 +207,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
     reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(ctx))),
   );
   app.get('/flags', async () => ({ ...ctx.config }));
+  // This node's integrity report (what `qjm check` compares across the replicas): read-only, no journal data.
+  app.get('/integrity', async () => ctx.integrity.report());
 
   const callback = <T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void) =>
     new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
@@ -276,6 +282,24 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
         if (!to) throw invalid('no other voter to transfer leadership to');
         await callback<void>((cb) => replica.transferLeader(to, cb));
         return { body: { message: `leadership transferred to ${to}` } };
+      },
+    },
+    term,
+  );
+
+  registerProtoRoute(
+    app,
+    '/admin/repair',
+    {
+      request: NO_BODY,
+      requestName: 'an empty body',
+      response: pb.AdminResponse,
+      handle: async () => {
+        ctx.integrity.repairNow();
+        const open = ctx.integrity.registry.openRecords().length;
+        return {
+          body: { message: `a scrub pass started; ${open} damaged file${open === 1 ? '' : 's'} being repaired` },
+        };
       },
     },
     term,
