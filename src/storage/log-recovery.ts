@@ -293,7 +293,11 @@ function walkFrames(
       continue;
     }
     const nothingUnreadableAfter = !r.unreadable.some((sec) => sec + SECTOR_BYTES > off);
-    if (appendable && nothingUnreadableAfter) {
+    // With a damage taker, a damaged frame with sound frames after it is not cut as a torn write: the frames after
+    // may have been acknowledged (a flipped bit can look torn: a frame's own sector ending in zeros). Cut as
+    // damage, with a floor, it is safe either way.
+    const soundAfter = o.onDamage !== undefined && resync(r, off + 1, w.expected - 1, buf.byteLength) !== null;
+    if (appendable && nothingUnreadableAfter && !soundAfter) {
       if (!w.damage) {
         const zeroedTo = endOfDamagedTail(file, buf, off, problem, o);
         if (zeroedTo !== null) {

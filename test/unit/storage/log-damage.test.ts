@@ -162,6 +162,24 @@ describe('damaged Raft log at start-up (protocol-aware recovery)', () => {
     log.close();
   });
 
+  it('a frame that looks torn (a sector of it zeros) with sound frames after it: with a taker, damage cut with the true end, not a torn write', async () => {
+    await filled();
+    // The first frame from 1400 on that a sector boundary crosses: the end of that sector reads as zeros, as a
+    // tear leaves it.
+    let k = 1400;
+    let at = frameOf(k);
+    while (Math.floor((at.offsetBytes + at.frameBytes) / 512) === Math.floor(at.offsetBytes / 512)) at = frameOf(++k);
+    const boundary = Math.floor((at.offsetBytes + at.frameBytes) / 512) * 512;
+    const b = fs.readFileSync(at.file);
+    b.fill(0, Math.max(at.offsetBytes + 26, boundary - 40), boundary);
+    fs.writeFileSync(at.file, b);
+    const told: LogDamage[] = [];
+    const log = open(snap0, (d) => told.push(d));
+    expect(told.map((d) => [d.firstIndex, d.action, d.claimedLast.index])).to.deep.equal([[k, 'cut', 1500]]);
+    expect(log.lastIndex()).to.equal(k - 1);
+    log.close();
+  });
+
   it('without a taker, damage still refuses to start, naming the file and offset', async () => {
     await filled();
     const at = frameOf(1300);
