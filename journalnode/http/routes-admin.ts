@@ -207,8 +207,15 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
     reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(ctx))),
   );
   app.get('/flags', async () => ({ ...ctx.config }));
-  // This node's integrity report (what `qjm check` compares across the replicas): read-only, no journal data.
-  app.get('/integrity', async () => ctx.integrity.report());
+  // This node's integrity report (what `qjm check` compares across the replicas): no journal data. With
+  // ?verify=1 every file is read and checked first (the answer waits for it).
+  app.get('/integrity', async (req, reply) => {
+    const verify = (req.query as Record<string, unknown>).verify;
+    if (verify === undefined) return ctx.integrity.report();
+    if (verify !== '1')
+      return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'verify takes the value 1' });
+    return new Promise((resolve) => ctx.integrity.verifiedReport(resolve));
+  });
 
   const callback = <T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void) =>
     new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));

@@ -47,9 +47,10 @@ export function buildIntegrityReport(p: {
   const kept = segments.length > MAX_REPORT_SEGMENTS ? segments.slice(-MAX_REPORT_SEGMENTS) : segments;
   const checkpoints = p.stateMachine.digestCheckpoints().filter((c) => c.index <= p.appliedIndex);
   const logTerms: { index: number; term: number }[] = [];
-  for (const c of checkpoints) {
-    const term = p.log.term(c.index);
-    if (term !== undefined) logTerms.push({ index: c.index, term });
+  // The log's terms where the replicas compare their states: each checkpoint, and the applied index (the tail).
+  for (const index of [...checkpoints.map((c) => c.index), p.appliedIndex]) {
+    const term = p.log.term(index);
+    if (index > 0 && term !== undefined && !logTerms.some((t) => t.index === index)) logTerms.push({ index, term });
   }
   return {
     node: p.selfId,

@@ -186,6 +186,21 @@ export class NodeIntegrity {
     this.registry.report({ kind: 'segment', file, range, offsetBytes, reason }, 'read');
   }
 
+  /**
+   * The report after every file was read and checked now (`qjm check`): its damage is what is open, and what
+   * this verification found even when it was repaired meanwhile (it differed when it was checked).
+   */
+  verifiedReport(done: (report: IntegrityReportJson) => void): void {
+    this.scrubber.verifyNow((findings) => {
+      const r = this.report();
+      const seen = new Set(r.damage.map((d) => `${d.kind}:${d.file}`));
+      for (const rec of this.registry.list())
+        if (!seen.has(`${rec.kind}:${rec.file}`) && findings.some((f) => f.kind === rec.kind && f.file === rec.file))
+          r.damage.push(damageJson(rec));
+      done(r);
+    });
+  }
+
   report(): IntegrityReportJson {
     return buildIntegrityReport({
       selfId: this.o.selfId,

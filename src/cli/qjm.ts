@@ -24,6 +24,8 @@ import { SETTINGS } from '../settings.js';
 import type { Ask } from './confirm.js';
 import { DUMP, dumpSegment, renderRecord } from './dump.js';
 import { clusterProblems, discoverNodes, referenceLeader } from './cluster-check.js';
+import { checkLines, checkReplicas } from './integrity-check.js';
+import { waitFor } from '../wait-for.js';
 import { newcomerStorage, runReplaceNode } from './replace-node.js';
 import type { Peer } from '../peers.js';
 import {
@@ -686,6 +688,53 @@ async function cmdCheckImpact(f: FlagValues<typeof CHECK_IMPACT>, io: CliIo): Pr
   }
 }
 
+const CHECK = {
+  name: 'qjm check',
+  summary:
+    'Compare every replica (applied-state digests, log terms, finalized segments, damage); exit 0 only when all agree.',
+  flags: {
+    ...CONNECT,
+    repair: {
+      type: 'boolean',
+      description:
+        'start a scrub pass and every pending repair on every node now, then wait (up to --timeout, default 60 s) until they agree',
+    },
+    json: JSON_OUT,
+  },
+} as const satisfies CommandSpec;
+
+/** How long `qjm check --repair` waits for the replicas to agree, without --timeout. */
+const REPAIR_WAIT_MS = 60_000;
+
+async function cmdCheck(f: FlagValues<typeof CHECK>, io: CliIo): Promise<number> {
+  const admin = adminClient(f, io);
+  try {
+    const timeoutMs = timeoutMsOf(f);
+    let c = await checkReplicas(admin, timeoutMs);
+    if (f.repair && !c.agree) {
+      for (const n of c.nodes.filter((x) => x.error === null)) {
+        try {
+          io.err(`qjm check: ${escapeControls(n.id)}: ${escapeControls(await admin.repair(n.endpoint))}`);
+        } catch (e) {
+          io.err(`qjm check: ${escapeControls(n.id)}: repair not started: ${escapeControls((e as Error).message)}`);
+        }
+      }
+      await waitFor(
+        async () => {
+          c = await checkReplicas(admin, timeoutMs);
+          return c.agree;
+        },
+        { timeoutMs: timeoutMs ?? REPAIR_WAIT_MS, intervalMs: 1000, what: 'every replica agrees' },
+      ).catch(() => {});
+    }
+    if (f.json) io.out(JSON.stringify(c, null, 2));
+    else for (const l of checkLines(c)) io.out(l);
+    return c.agree ? 0 : 1;
+  } finally {
+    await admin.close();
+  }
+}
+
 const CHANGE_PEERS = {
   name: 'qjm change-peers',
   summary: 'Replace the whole set of voters in one joint change (new nodes catch up first).',
@@ -906,6 +955,7 @@ function command<S extends CommandSpec>(
 
 const COMMANDS: Record<string, Command> = {
   status: command(STATUS, cmdStatus),
+  check: command(CHECK, cmdCheck),
   'check-impact': command(CHECK_IMPACT, cmdCheckImpact),
   format: command(FORMAT, cmdFormat),
   segments: command(SEGMENTS, cmdSegments),

@@ -169,4 +169,34 @@ describe('scrubber', () => {
     expect(asked).to.equal(0);
     expect(off.s.status().enabled).to.equal(false);
   });
+
+  it('verifyNow: every item read at once, a chunk a turn, with what it found; a second request joins the first', () => {
+    const clock = new TestClock();
+    const reads: [number, number][] = [];
+    const bad: ScrubItem = {
+      kind: 'log',
+      file: 'log_1-9',
+      range: 'Raft log entries 1-9',
+      step: () => {
+        throw new SegmentCorruptError('log_1-9', 7, 'entry CRC mismatch');
+      },
+    };
+    let built = 0;
+    const { s, findings } = scrubber(
+      clock,
+      () => {
+        built++;
+        return [item('a', 1000, reads, clock), bad];
+      },
+      { bytesPerS: 1 },
+    );
+    const got: string[][] = [];
+    s.verifyNow((f) => got.push(f.map((x) => x.file)));
+    s.verifyNow((f) => got.push(f.map((x) => x.file)));
+    clock.runUntil(0);
+    expect(got).to.deep.equal([['log_1-9'], ['log_1-9']]);
+    expect(built).to.equal(1);
+    expect(reads.reduce((n, [, b]) => n + b, 0)).to.equal(1000);
+    expect(findings.map((f) => f.file)).to.deep.equal(['log_1-9']);
+  });
 });
