@@ -379,6 +379,15 @@ describe('bad input is refused and changes nothing', function () {
     expect(
       checkIntegrityReport(JSON.parse((await node.app.inject({ method: 'GET', url: '/integrity' })).payload)).node,
     ).to.equal('n1');
+    const verified = await node.app.inject({ method: 'GET', url: '/integrity?verify=1' });
+    expect(checkIntegrityReport(JSON.parse(verified.payload)).damage).to.deep.equal([]);
+    for (const q of ['verify=0', 'verify=yes', 'verify=1&verify=1']) {
+      const r = await node.app.inject({ method: 'GET', url: `/integrity?${q}` });
+      expect([r.statusCode, (JSON.parse(r.payload) as { code: string }).code], q).to.deep.equal([
+        400,
+        'QJM_ERR_INVALID_ARGUMENT',
+      ]);
+    }
     const file = await node.app.inject({ method: 'GET', url: `/raft/integrity/file?${ok}` });
     expect(JSON.parse(file.payload)).to.deep.include({ sizeBytes: seg.sizeBytes, damaged: false });
     const length = Math.min(seg.sizeBytes, 1024);

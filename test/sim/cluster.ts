@@ -846,7 +846,9 @@ export class SimCluster {
     return (
       first !== undefined &&
       first !== null &&
-      ms.every((n) => n.running && n.replica!.appliedIndex === first.appliedIndex)
+      ms.every((n) => n.running && n.replica!.appliedIndex === first.appliedIndex) &&
+      // Repairs under way finish too (a new snapshot to take, a copy to fetch): the end checks judge what they left.
+      ms.every((n) => (n.integrity?.registry.openRecords().length ?? 0) === 0)
     );
   }
 
