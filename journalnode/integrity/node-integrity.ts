@@ -109,6 +109,8 @@ export class NodeIntegrity {
       onFinding: (f) => this.registry.report(f, 'scrub'),
       ...(h.onScrubBytes ? { onBytes: h.onScrubBytes } : {}),
       ...(h.onScrubPass ? { onPass: h.onScrubPass } : {}),
+      // The node's log writes are its foreground I/O: while they go on, the scrubber slows down.
+      foregroundWork: () => o.diskLog.stats().writes,
       logger: o.logger,
     });
     this.repairs = new Repairs({

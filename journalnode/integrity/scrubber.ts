@@ -3,9 +3,10 @@
 // that needs it (a follower catching up, the reader of a failover). What it reads is a list of items fixed
 // when a pass starts (scrub-items.ts); an item that goes away meanwhile (compacted, purged, pruned) is skipped.
 //
-// Bounds: one step reads about chunkBytes; steps are spaced so the pass reads at most bytesPerS; a step whose
-// timer fired late (the event loop busy with foreground work) doubles the pause before the next, so the
-// scrubber yields to writes and reads and catches up when they quieten. A pass starts intervalMs after the
+// Bounds: one step reads about chunkBytes; steps are spaced so the pass reads at most bytesPerS, and a sixteenth
+// of that while the node writes its log; a step whose timer fired late (the event loop busy with foreground
+// work) doubles the pause before the next: the scrubber yields to writes and reads and catches up when they
+// quieten. A pass starts intervalMs after the
 // previous one started (at once when it took longer): a full pass takes the data's size / bytesPerS.
 
 import { AssertionError } from '../../src/assert.js';
@@ -58,6 +59,11 @@ export interface ScrubberOptions {
   /** Bytes checked (metrics). */
   onBytes?(kind: ScrubKind, bytes: number): void;
   onPass?(p: ScrubPass): void;
+  /**
+   * A count that grows with the node's foreground I/O (its log writes): when it moved since the last step, the
+   * node is busy and the scrubber reads at a sixteenth of its rate (it still progresses, so a pass ends).
+   */
+  foregroundWork?(): number;
   logger: Logger;
 }
 
@@ -70,9 +76,11 @@ export interface ScrubPass {
   findings: number;
 }
 
-/** A step whose timer fired this late found the event loop busy: the scrubber backs off. */
-const LATE_MS = 20;
+/** A step whose timer fired this late found the event loop busy (writes, reads): the scrubber backs off. */
+const LATE_MS = 5;
 const MAX_BACKOFF_MS = 1000;
+/** While the node is busy with foreground I/O, the scrubber reads this many times slower. */
+const BUSY_SLOWDOWN = 16;
 /** A pass longer than this misses the daily full pass: said once per pass. */
 const DAY_MS = 86_400_000;
 
@@ -88,6 +96,8 @@ export class Scrubber {
   private warnedSlow = false;
   /** An operator asked for a pass now: the next one starts as soon as the current one ends. */
   private urgent = false;
+  /** The foreground work count at the last step (foregroundWork). */
+  private lastWork = 0;
   /** A verification pass running (verifyNow), and who waits for it. */
   private verifying: { findings: ScrubFinding[]; waiters: ((f: ScrubFinding[]) => void)[] } | null = null;
 
@@ -165,7 +175,10 @@ export class Scrubber {
         'a scrub pass is taking longer than a day: raise scrubBytesPerS so every byte is checked daily',
       );
     }
-    this.later((bytes / this.o.bytesPerS) * 1000 + this.backoffMs);
+    const work = this.o.foregroundWork?.() ?? 0;
+    const busy = work !== this.lastWork;
+    this.lastWork = work;
+    this.later(((bytes * (busy ? BUSY_SLOWDOWN : 1)) / this.o.bytesPerS) * 1000 + this.backoffMs);
   }
 
   /** Runs one step of `item`; returns the bytes it read, and what it found. Damage is reported, and the item done. */

@@ -37,7 +37,7 @@ export interface BenchOptions {
   out: string;
   only: Set<string>;
   dataDir: string;
-  /** Settings for every JournalNode of the shared cluster, as flags (`--node-flags '--scrubBytesPerS 0'`). */
+  /** Settings for every JournalNode of the shared cluster, as flags (`--node-flags='--scrubBytesPerS 0'`). */
   nodeFlags: string[];
   log: (s: string) => void;
 }
@@ -69,9 +69,9 @@ export const BENCH_COMMAND = {
     },
     'node-flags': {
       type: 'string',
-      valueName: "'--name value ...'",
+      valueName: 'FLAGS',
       description:
-        "settings for every JournalNode of W1, W2, W4-W6's cluster (e.g. '--scrubBytesPerS 0' to measure without the scrubber)",
+        "settings for every JournalNode of W1, W2, W4-W6's cluster, as one value: --node-flags='--scrubBytesPerS 0'",
     },
   },
 } as const satisfies CommandSpec;

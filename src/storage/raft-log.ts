@@ -208,11 +208,27 @@ export class DiskLog implements ReplicaLog {
 
   /** Reads entries [lo, hi) of one segment that fit in maxBytes after `sofar`, with one read call. */
   private readRun(seg: Segment, lo: number, hi: number, maxBytes: number, sofar: BatchFill): Entry[] {
+    const run = this.readChecked(seg, lo, hi, maxBytes, sofar);
+    return run ? decodeFrames(run.buf, run.count) : [];
+  }
+
+  /**
+   * Reads the frames of entries [lo, hi) of one segment that fit in maxBytes after `sofar`, with one read call,
+   * and checks each as it is read back (bytes that rotted on the disk since start-up are never sent or
+   * applied); null when none fits.
+   */
+  private readChecked(
+    seg: Segment,
+    lo: number,
+    hi: number,
+    maxBytes: number,
+    sofar: BatchFill,
+  ): { buf: Buffer; count: number } | null {
     const offsetOf = (idx: number) => (idx <= seg.last ? seg.offsets[idx - seg.first]! : seg.sizeBytes);
     // An entry's size as entryBytes() counts it, from the index alone: its frame less the frame header, plus 24.
     const sizeOf = (k: number) => offsetOf(lo + k + 1) - offsetOf(lo + k) - FRAME_HEADER_BYTES + 24;
     const n = takeWithinBytes(hi - lo, sizeOf, maxBytes, sofar).count;
-    if (n === 0) return [];
+    if (n === 0) return null;
     const start = offsetOf(lo);
     const end = offsetOf(lo + n);
     const file = seg.fd ?? this.fileSystem.open(seg.file, 'r');
@@ -226,7 +242,6 @@ export class DiskLog implements ReplicaLog {
       if (file !== seg.fd) file.close();
     }
     assert(buf.byteLength === end - start, () => `disk log: short read of ${seg.file}`);
-    // Checked again as it is read back: bytes that rotted on the disk since start-up are never sent or applied.
     for (let k = 0, off = 0; k < n; k++) {
       const problem =
         frameProblem(buf, off, lo + k, 0) ??
@@ -234,7 +249,7 @@ export class DiskLog implements ReplicaLog {
       if (problem) throw new CorruptLogError(seg.file, start + off, problem);
       off = offsetOf(lo + k + 1) - start;
     }
-    return decodeFrames(buf, n);
+    return { buf, count: n };
   }
 
   // ---------------------------------------------------------------- writes
@@ -641,15 +656,9 @@ export class DiskLog implements ReplicaLog {
     if (this.pendingReset || index <= this.compactedIndex) return null;
     const seg = segmentFor(this.segments, index);
     if (!seg?.closed || seg.file !== file) return null;
-    const got = (() => {
-      try {
-        return this.readRun(seg, index, seg.last + 1, maxBytes, { count: 0, bytes: 0 });
-      } catch (e) {
-        if (e instanceof CorruptLogError) throw e;
-        throw new CorruptLogError(seg.file, seg.offsets[index - seg.first]!, `unreadable: ${(e as Error).message}`);
-      }
-    })();
-    const next = index + got.length;
+    // Checked as a read for a follower checks it, without decoding the entries (no garbage per entry).
+    const run = this.readChecked(seg, index, seg.last + 1, maxBytes, { count: 0, bytes: 0 });
+    const next = index + (run?.count ?? 0);
     const end = next <= seg.last ? seg.offsets[next - seg.first]! : seg.sizeBytes;
     return { next, bytes: end - seg.offsets[index - seg.first]! };
   }

@@ -199,4 +199,31 @@ describe('scrubber', () => {
     expect(reads.reduce((n, [, b]) => n + b, 0)).to.equal(1000);
     expect(findings.map((f) => f.file)).to.deep.equal(['log_1-9']);
   });
+
+  it('while the node writes its log (foreground work moves), it reads sixteen times slower, and never stops', () => {
+    const clock = new TestClock();
+    const reads: [number, number][] = [];
+    let work = 0;
+    const s = new Scrubber({
+      bytesPerS: 16_000,
+      intervalMs: 10_000,
+      chunkBytes: 100,
+      clock: { now: () => clock.now, schedule: (ms, fn) => clock.schedule(ms, fn) },
+      items: () => [item('a', 1_000_000, reads, clock)],
+      onFinding: () => {},
+      foregroundWork: () => work,
+      logger: silentLogger,
+    });
+    s.start();
+    clock.runUntil(1000);
+    const idle = reads.reduce((n, [, b]) => n + b, 0);
+    reads.length = 0;
+    for (let t = 1000; t < 2000; t += 10) {
+      work++;
+      clock.runUntil(t + 10);
+    }
+    const whileBusy = reads.reduce((n, [, b]) => n + b, 0);
+    expect(idle).to.be.at.least(15_000);
+    expect(whileBusy).to.be.within(500, 2_000);
+  });
 });
