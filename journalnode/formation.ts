@@ -27,6 +27,7 @@ import type { NodeId, Peer } from '../src/raft/types.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
 import type { JournalNodeConfig } from './config.js';
 import type { FormationOutcome } from './data-dir.js';
+import type { PortReservation } from './port-reservation.js';
 import { registerAuthorization } from './http/authz.js';
 import { guardTlsConnections, peerClientTls, serverTlsOptions } from './http/node-tls.js';
 import { closeWithin } from './http/http-app.js';
@@ -46,6 +47,8 @@ export interface FormationParts {
   version: string;
   /** Stops the waiting (the process is told to stop): the promise rejects. */
   signal?: AbortSignal;
+  /** The node's ports, held since before anything was written: --listen is released to the forming server, then held again. */
+  ports?: PortReservation;
 }
 
 /** Peers one answer may name: as many as a configuration may hold. */
@@ -214,6 +217,7 @@ export async function formCluster(p: FormationParts): Promise<FormationOutcome> 
     connectTimeoutMs: Math.min(2000, config.formationPollMs * 4),
     ...(p.tls ? { tls: peerClientTls(p.tls, directory) } : {}),
   });
+  await p.ports?.release(config.listen);
   await app.listen(splitHostPort(config.listen));
   logger.info(
     { listen: config.listen, storageId: p.storageId, peers: config.peers },
@@ -244,9 +248,10 @@ export async function formCluster(p: FormationParts): Promise<FormationOutcome> 
       wake = null;
     }
   } finally {
-    // Promptly: the node proper listens on this port next.
+    // Promptly: the node proper listens on this port next (held again until then).
     await closeWithin(app, FORMATION_CLOSE_GRACE_MS);
     await clients.close();
+    await p.ports?.take(config.listen);
   }
 }
 

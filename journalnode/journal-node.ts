@@ -29,7 +29,8 @@ import { ConnectionGuard, effectiveLimits, openFileLimit } from './http/connecti
 import type { ConnectionLimits } from './http/connection-guard.js';
 import { splitHostPort } from '../src/ids.js';
 import { NodeActivity } from './observe/activity.js';
-import { dataDirPaths, openDataDir } from './data-dir.js';
+import { dataDirPaths, lockFootprint, openDataDir } from './data-dir.js';
+import { PortReservation } from './port-reservation.js';
 import { combineListeners } from './observe/events.js';
 import { buildHttpApp, closeWithin } from './http/http-app.js';
 import { jsonBusy, registerResponseBudget, ResponseBudget } from './http/response-budget.js';
@@ -128,10 +129,22 @@ export async function buildJournalNode(
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
+  // The lock first (another journalnode on this directory is the refusal to give), then the ports, before
+  // anything is written: a port that cannot be bound leaves the directory as it was.
+  const undoLock = lockFootprint(config.dataDir);
   const lock = DataDirLock.acquire(config.dataDir);
+  let ports: PortReservation;
   try {
-    return await wire(config, logger, lock, tls, { limits, fileLimit });
+    ports = await PortReservation.take([config.listen, ...(config.uiListen ? [config.uiListen] : [])]);
   } catch (e) {
+    lock.release();
+    undoLock();
+    throw e;
+  }
+  try {
+    return await wire(config, logger, { lock, ports }, tls, { limits, fileLimit });
+  } catch (e) {
+    await ports.releaseAll();
     lock.release();
     throw e;
   }
@@ -161,6 +174,7 @@ async function openStorage(
   snapshotSource: PeerSnapshotSource,
   clients: HttpPools,
   tls: TlsMaterial | null,
+  ports: PortReservation,
 ): Promise<Storage> {
   const stateMachineOptions: StateMachineOptions = {
     dataDir: config.dataDir,
@@ -169,7 +183,7 @@ async function openStorage(
     fileSystem: nodeFileSystem,
     logger,
   };
-  const form = (storageId: string) => formCluster({ config, storageId, tls, logger, version: version() });
+  const form = (storageId: string) => formCluster({ config, storageId, tls, logger, version: version(), ports });
   const { meta, clusterId, storageId, identity, record } = await openDataDir(
     config,
     stateMachineOptions,
@@ -206,7 +220,7 @@ async function openStorage(
 async function wire(
   config: JournalNodeConfig,
   logger: PinoLogger,
-  lock: DataDirLock,
+  held: { lock: DataDirLock; ports: PortReservation },
   tls: TlsMaterial | null,
   files: { limits: ConnectionLimits; fileLimit: number | null },
 ): Promise<JournalNode> {
@@ -217,7 +231,8 @@ async function wire(
   });
   const metrics = new NodeMetrics(config.id);
   const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
-  const storage = await openStorage(config, logger, metrics, snapshotSource, clients, tls);
+  const { lock, ports } = held;
+  const storage = await openStorage(config, logger, metrics, snapshotSource, clients, tls, ports);
   const { stateMachine, diskLog, activity, clusterId, storageId } = storage;
   const transport = peerTransport(
     config,
@@ -312,8 +327,13 @@ async function wire(
   let stopped = false;
   const start = async () => {
     const { host, port } = splitHostPort(config.listen);
+    await ports.release(config.listen);
     const address = await app.listen({ host, port });
-    const uiAddress = uiApp && config.uiListen ? await uiApp.listen(splitHostPort(config.uiListen)) : null;
+    let uiAddress: string | null = null;
+    if (uiApp && config.uiListen) {
+      await ports.release(config.uiListen);
+      uiAddress = await uiApp.listen(splitHostPort(config.uiListen));
+    }
     replica.start();
     activity.start();
     integrity.start();
@@ -352,6 +372,7 @@ async function wire(
     transport.close();
     if (uiApp) await closeWithin(uiApp);
     await closeWithin(app);
+    await ports.releaseAll();
     await clients.close();
     budget.close();
     stateMachine.close();

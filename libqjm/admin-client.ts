@@ -73,6 +73,27 @@ export class AdminClient {
   }
 
   /**
+   * GET /metrics (Prometheus text) from each of `endpoints`, in parallel, through the same checked connections as
+   * /status; an endpoint that does not answer (or answers other than 200) carries an error instead.
+   */
+  async metricsOf(
+    endpoints: readonly string[],
+    timeoutMs = 3000,
+  ): Promise<{ endpoint: string; text: string | null; error: string | null }[]> {
+    return Promise.all(
+      endpoints.map(async (endpoint) => {
+        try {
+          const r = await this.client.statusHttp.request(endpoint, 'GET', '/metrics', null, timeoutMs);
+          if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body.toString('utf8', 0, 200)}`);
+          return { endpoint, text: r.body.toString('utf8'), error: null };
+        } catch (e) {
+          return { endpoint, text: null, error: (e as Error).message };
+        }
+      }),
+    );
+  }
+
+  /**
    * The leader's address and the current members (id, address, role), from a node whose identity is
    * established (a stranger's certificate claiming to lead is not listened to).
    */
@@ -105,6 +126,7 @@ export class AdminClient {
             this.client.leaderNamedBy(target, ar.error.leaderAddress),
             Number(ar.error.term ?? 0),
           );
+        if (e.errorName === 'STOOD_DOWN' && node === undefined) throw this.client.stoodDown(target, e);
         throw e;
       },
       { ...this.client.retry, deadlineMs: timeoutMs },

@@ -245,6 +245,7 @@ export class JournalClient {
       const e = fromRpcError(wr.error, target);
       if (e.errorName === 'NOT_LEADER')
         this.routes.redirect(this.leaderNamedBy(target, wr.error.leaderAddress), Number(wr.error.term ?? 0));
+      else if (e.errorName === 'STOOD_DOWN') throw this.stoodDown(target, e);
       else if (e.retriable) this.routes.failed(target);
       throw e;
     }
@@ -333,7 +334,8 @@ export class JournalClient {
         }
         if (r.error) {
           if (r.error.term) this.routes.observeTerm(Number(r.error.term));
-          throw fromRpcError(r.error, target);
+          const e = fromRpcError(r.error, target);
+          throw e.errorName === 'STOOD_DOWN' && opts.node === undefined ? this.stoodDown(target, e) : e;
         }
         return { node: target, response: r };
       },
@@ -346,6 +348,17 @@ export class JournalClient {
         ),
       this.onRetry,
     );
+  }
+
+  /**
+   * A node answered that it stood down: it left its cluster for good, so it is out of this client's rotation and
+   * the request goes to the others (a retriable UNAVAILABLE naming it). Only when every node the client knows
+   * stood down is the answer final: there is nobody left to ask.
+   */
+  stoodDown(address: string, e: QjmError): QjmError {
+    this.routes.stoodDown(address);
+    if (this.routes.allStoodDown()) return e;
+    return makeError('UNAVAILABLE', `${e.message} (trying the other nodes)`, { node: address, stoodDown: true });
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@ import { qjournal } from '../../src/gen/proto.js';
 import { QjmError } from '../../src/errors.js';
 import { checkHostPort, isNodeId, isStorageBinding, NODE_ID_RULE } from '../../src/ids.js';
 import type { JournalStatusJson, MemberJson, NodeStatusJson } from '../../src/node-status.js';
+import { sameAddress } from '../../src/peers.js';
 import type { Replica, ResetResult } from '../../src/replica/replica.js';
 import type { qjournal as Q } from '../../src/gen/proto.js';
 import { NONE } from '../../src/raft/types.js';
@@ -195,6 +196,15 @@ function checkedPeers(list: Q.raft.IPeer[]): Peer[] {
     if (problem) throw invalid(`peer ${p.id}: bad address: ${problem}`);
     if (!isStorageBinding(p.storageId ?? ''))
       throw invalid(`peer ${p.id}: bad storage id ${JSON.stringify(p.storageId).slice(0, 80)}`);
+  }
+  const ids = new Set<string>();
+  const idAt = new Map<string, string>();
+  for (const p of peers) {
+    if (ids.has(p.id)) throw invalid(`peer ${p.id} named twice`);
+    const twin = idAt.get(p.address);
+    if (twin !== undefined) throw invalid(sameAddress(p.address, twin, p.id));
+    ids.add(p.id);
+    idAt.set(p.address, p.id);
   }
   return peers;
 }

@@ -1,14 +1,18 @@
-// What `qjm check` sees: every node it can reach (those given, and the members they name), each one's integrity
+// `qjm check [--repair]`, and what it sees: every node it can reach (those given, and the members they name), each one's integrity
 // report after it read and checked every file (GET /integrity?verify=1: applied-state digests, the log's terms
 // where they are compared, finalized segments' sizes and CRCs, the damage it holds or just found), compared
 // with the comparison the leader runs (src/integrity.ts). Every replica
 // agrees — and every member answered — or each difference is one line naming the node, the file and the range.
 
 import type { AdminClient } from '../../libqjm/index.js';
+import type { CommandSpec, FlagValues } from '../command-line.js';
 import { compareReports } from '../integrity.js';
 import type { IntegrityDifference, IntegrityReportJson } from '../integrity.js';
 import { escapeControls } from '../terminal-text.js';
+import { waitFor } from '../wait-for.js';
 import { discoverNodes } from './cluster-check.js';
+import { adminClient, CONNECT, JSON_OUT, timeoutMsOf } from './connect.js';
+import type { CliIo } from './connect.js';
 
 export interface ReplicaCheck {
   /** Each node asked: its id (when known), where, its applied index and digest, or why it did not answer. */
@@ -85,4 +89,51 @@ export function checkLines(c: ReplicaCheck): string[] {
       : `replicas differ or did not answer: ${c.differences.length} difference${c.differences.length === 1 ? '' : 's'}`,
   );
   return lines;
+}
+
+export const CHECK = {
+  name: 'qjm check',
+  summary:
+    'Compare every replica (applied-state digests, log terms, finalized segments, damage); exit 0 only when all agree.',
+  flags: {
+    ...CONNECT,
+    repair: {
+      type: 'boolean',
+      description:
+        'start a scrub pass and every pending repair on every node now, then wait (up to --timeout, default 60 s) until they agree',
+    },
+    json: JSON_OUT,
+  },
+} as const satisfies CommandSpec;
+
+/** How long `qjm check --repair` waits for the replicas to agree, without --timeout. */
+const REPAIR_WAIT_MS = 60_000;
+
+export async function cmdCheck(f: FlagValues<typeof CHECK>, io: CliIo): Promise<number> {
+  const admin = adminClient(f, io);
+  try {
+    const timeoutMs = timeoutMsOf(f);
+    let c = await checkReplicas(admin, timeoutMs);
+    if (f.repair && !c.agree) {
+      for (const n of c.nodes.filter((x) => x.error === null)) {
+        try {
+          io.err(`qjm check: ${escapeControls(n.id)}: ${escapeControls(await admin.repair(n.endpoint))}`);
+        } catch (e) {
+          io.err(`qjm check: ${escapeControls(n.id)}: repair not started: ${escapeControls((e as Error).message)}`);
+        }
+      }
+      await waitFor(
+        async () => {
+          c = await checkReplicas(admin, timeoutMs);
+          return c.agree;
+        },
+        { timeoutMs: timeoutMs ?? REPAIR_WAIT_MS, intervalMs: 1000, what: 'every replica agrees' },
+      ).catch(() => {});
+    }
+    if (f.json) io.out(JSON.stringify(c, null, 2));
+    else for (const l of checkLines(c)) io.out(l);
+    return c.agree ? 0 : 1;
+  } finally {
+    await admin.close();
+  }
 }

@@ -276,18 +276,23 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     });
     const stalled: net.Socket[] = [];
     const [host, port] = node.address.split(':');
-    for (let i = 0; i < 500; i++) {
-      const s = net.connect(Number(port), host);
-      s.on('error', () => {});
-      s.write(
-        `POST /qjm/journal HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000000\r\n\r\nabc`,
-      );
-      stalled.push(s);
+    try {
+      for (let i = 0; i < 500; i++) {
+        const s = net.connect(Number(port), host);
+        s.on('error', () => {});
+        s.write(
+          `POST /qjm/journal HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000000\r\n\r\nabc`,
+        );
+        stalled.push(s);
+      }
+      const t0 = Date.now();
+      // A bound for a machine saturated by other work (seen: over 5 s at a load average of 17); the figure is printed.
+      expect(await c.status(node.id, 15_000), 'answers /status while 500 uploads stall').to.not.equal(null);
+      console.log(`    /status answered in ${Date.now() - t0} ms with 500 stalled uploads open`);
+    } finally {
+      // Always: left open, they hold this address's share of the node's connections for the tests after.
+      for (const s of stalled) s.destroy();
     }
-    const t0 = Date.now();
-    expect(await c.status(node.id, 5000), 'answers /status while 500 uploads stall').to.not.equal(null);
-    console.log(`    /status answered in ${Date.now() - t0} ms with 500 stalled uploads open`);
-    for (const s of stalled) s.destroy();
   });
 
   /** A follower to send hostile streams to, and another member to claim to be (anyone may, in plain HTTP). */

@@ -295,6 +295,35 @@ describe('bad input is refused and changes nothing', function () {
     expect(node.replica.status().identity.state).to.equal('member');
   });
 
+  it('membership naming two peers at one address, or one id twice: refused 400 naming them; nothing changes', async () => {
+    const body = (peers: { id: string; address: string }[]) =>
+      Buffer.from(pb.ChangePeersRequest.encode({ peers }).finish());
+    const self = { id: node.config.id, address: node.config.advertise };
+    const before = JSON.stringify(node.replica.peers.list());
+    const cases: [string, { id: string; address: string }[], RegExp][] = [
+      ['another id at this address', [self, { id: 'n2', address: self.address }], /is given to both n1 and n2/],
+      [
+        'two new ids at one address',
+        [self, { id: 'n2', address: '127.0.0.1:2' }, { id: 'n3', address: '127.0.0.1:2' }],
+        /127\.0\.0\.1:2 is given to both n2 and n3/,
+      ],
+      [
+        'one id twice',
+        [self, { id: 'n2', address: '127.0.0.1:2' }, { id: 'n2', address: '127.0.0.1:3' }],
+        /n2 named twice/,
+      ],
+    ];
+    for (const [what, peers, message] of cases) {
+      for (const url of ['/admin/changePeers', '/admin/resetPeers']) {
+        const r = await node.app.inject({ method: 'POST', url, headers: PROTO, payload: body(peers) });
+        expect(r.statusCode, `${url}, ${what}: ${r.payload.slice(0, 200)}`).to.equal(400);
+        expect(pb.AdminResponse.decode(r.rawPayload).error?.message, `${url}, ${what}`).to.match(message);
+      }
+    }
+    expect(JSON.stringify(node.replica.peers.list())).to.equal(before);
+    expect(node.replica.isLeader, 'still the leader of its configuration').to.equal(true);
+  });
+
   it('peer RPCs: garbage, another cluster, not a stream, bad snapshot chunk parameters', async () => {
     const stream = (payload: Buffer) =>
       node.app.inject({ method: 'POST', url: RAFT_STREAM_PATH, headers: STREAM, payload });
