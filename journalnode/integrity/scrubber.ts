@@ -4,7 +4,7 @@
 // when a pass starts (scrub-items.ts); an item that goes away meanwhile (compacted, purged, pruned) is skipped.
 //
 // Bounds: one step reads about chunkBytes; steps are spaced so the pass reads at most bytesPerS, and a sixteenth
-// of that while the node writes its log; a step whose timer fired late (the event loop busy with foreground
+// of that while the node writes its log (a write within the last second); a step whose timer fired late (the event loop busy with foreground
 // work) doubles the pause before the next: the scrubber yields to writes and reads and catches up when they
 // quieten. A pass starts intervalMs after the
 // previous one started (at once when it took longer): a full pass takes the data's size / bytesPerS.
@@ -60,8 +60,8 @@ export interface ScrubberOptions {
   onBytes?(kind: ScrubKind, bytes: number): void;
   onPass?(p: ScrubPass): void;
   /**
-   * A count that grows with the node's foreground I/O (its log writes): when it moved since the last step, the
-   * node is busy and the scrubber reads at a sixteenth of its rate (it still progresses, so a pass ends).
+   * A count that grows with the node's foreground I/O (its log writes): while it moved within the last second,
+   * the node is busy and the scrubber reads at a sixteenth of its rate (it still progresses, so a pass ends).
    */
   foregroundWork?(): number;
   logger: Logger;
@@ -81,6 +81,8 @@ const LATE_MS = 5;
 const MAX_BACKOFF_MS = 1000;
 /** While the node is busy with foreground I/O, the scrubber reads this many times slower. */
 const BUSY_SLOWDOWN = 16;
+/** The node counts as busy this long after its foreground work last moved (a writer's batches come seconds apart at most). */
+const BUSY_WINDOW_MS = 1000;
 /** A pass longer than this misses the daily full pass: said once per pass. */
 const DAY_MS = 86_400_000;
 
@@ -96,8 +98,9 @@ export class Scrubber {
   private warnedSlow = false;
   /** An operator asked for a pass now: the next one starts as soon as the current one ends. */
   private urgent = false;
-  /** The foreground work count at the last step (foregroundWork). */
+  /** The foreground work count at the last step (foregroundWork), and when it last moved. */
   private lastWork = 0;
+  private lastWorkAtMs = -Infinity;
   /** A verification pass running (verifyNow), and who waits for it. */
   private verifying: { findings: ScrubFinding[]; waiters: ((f: ScrubFinding[]) => void)[] } | null = null;
 
@@ -176,8 +179,9 @@ export class Scrubber {
       );
     }
     const work = this.o.foregroundWork?.() ?? 0;
-    const busy = work !== this.lastWork;
+    if (work !== this.lastWork) this.lastWorkAtMs = now;
     this.lastWork = work;
+    const busy = now - this.lastWorkAtMs < BUSY_WINDOW_MS;
     this.later(((bytes * (busy ? BUSY_SLOWDOWN : 1)) / this.o.bytesPerS) * 1000 + this.backoffMs);
   }
 
