@@ -42,7 +42,7 @@ import { PeerAdmission } from './peers/peer-admission.js';
 import { PeerTransport } from './peers/peer-transport.js';
 import { PeerSnapshotSource } from './peers/snapshot-http.js';
 import { PeerIntegritySource } from './peers/integrity-http.js';
-import { integrityTimings, NodeIntegrity } from './integrity/node-integrity.js';
+import { integrityTimings, NodeIntegrity, replicaView } from './integrity/node-integrity.js';
 import { LogDamageTaker } from '../src/storage/log-damage.js';
 import type { LogDamage } from '../src/storage/log-damage.js';
 import { buildStatus } from './http/routes-admin.js';
@@ -424,25 +424,13 @@ function nodeIntegrity(
     logger: PinoLogger;
   },
 ): NodeIntegrity {
-  const { replica } = p;
   return new NodeIntegrity({
     selfId: config.id,
     timings: integrityTimings(config),
     fileSystem: nodeFileSystem,
     diskLog: p.diskLog,
     stateMachine: p.stateMachine,
-    replica: {
-      isLeader: () => replica.isLeader,
-      appliedIndex: () => replica.appliedIndex,
-      voters: () => {
-        const conf = replica.rawNode.conf();
-        return [...new Set([...conf.voters, ...conf.votersOutgoing])];
-      },
-      members: () => confMembers(replica.rawNode.conf()),
-      takeSnapshot: (cb) => replica.takeSnapshot(cb),
-      fail: (err) => replica.fail(err),
-      floor: () => replica.status().identity.floor,
-    },
+    replica: replicaView(p.replica),
     peers: new PeerIntegritySource({
       clients: p.clients,
       directory: p.directory,

@@ -70,7 +70,10 @@ try {
         segmentTxid: 1,
         firstTxid: txid,
         count: 256,
-        records: encodeRecords(txid, Array.from({ length: 256 }, () => record)),
+        records: encodeRecords(
+          txid,
+          Array.from({ length: 256 }, () => record),
+        ),
       },
     });
     sm.apply([e]);

@@ -6,7 +6,9 @@
 
 import type { IntegrityReportJson, IntegrityStatusJson } from '../../src/integrity.js';
 import type { Logger } from '../../src/logger.js';
+import { confMembers } from '../../src/raft/types.js';
 import type { NodeId } from '../../src/raft/types.js';
+import type { Replica } from '../../src/replica/replica.js';
 import type { Settings } from '../../src/settings.js';
 import type { FileSystem } from '../../src/storage/file-system.js';
 import type { DiskLog } from '../../src/storage/raft-log.js';
@@ -66,6 +68,22 @@ export interface ReplicaView {
   fail(err: Error): void;
   /** The floor a cut log left (identity.ts), or null. */
   floor(): { index: number; term: number } | null;
+}
+
+/** The view of a Replica the integrity machinery reads (the JournalNode's and the simulator's alike). */
+export function replicaView<R>(replica: Replica<R>): ReplicaView {
+  return {
+    isLeader: () => replica.isLeader,
+    appliedIndex: () => replica.appliedIndex,
+    voters: () => {
+      const conf = replica.rawNode.conf();
+      return [...new Set([...conf.voters, ...conf.votersOutgoing])];
+    },
+    members: () => confMembers(replica.rawNode.conf()),
+    takeSnapshot: (cb) => replica.takeSnapshot(cb),
+    fail: (err) => replica.fail(err),
+    floor: () => replica.status().identity.floor,
+  };
 }
 
 export interface IntegrityHooks extends DamageHooks {

@@ -10,6 +10,7 @@
 // previous one started (at once when it took longer): a full pass takes the data's size / bytesPerS.
 
 import { AssertionError } from '../../src/assert.js';
+import type { ScrubPassJson } from '../../src/integrity.js';
 import type { Logger } from '../../src/logger.js';
 
 /** What kind of file a scrub step reads. */
@@ -67,14 +68,8 @@ export interface ScrubberOptions {
   logger: Logger;
 }
 
-export interface ScrubPass {
-  startedMs: number;
-  endedMs: number | null;
-  items: number;
-  itemsDone: number;
-  bytes: number;
-  findings: number;
-}
+/** One pass (as /status shows it, src/integrity.ts). */
+export type ScrubPass = ScrubPassJson;
 
 /** A step whose timer fired this late found the event loop busy (writes, reads): the scrubber backs off. */
 const LATE_MS = 5;

@@ -4,9 +4,8 @@
 
 import { checkIntegrityReport } from '../../src/integrity.js';
 import { Prng } from '../../src/prng.js';
-import { confMembers } from '../../src/raft/types.js';
 import type { Logger } from '../../src/logger.js';
-import { NodeIntegrity } from '../../journalnode/integrity/node-integrity.js';
+import { NodeIntegrity, replicaView } from '../../journalnode/integrity/node-integrity.js';
 import type { IntegrityPeers, IntegrityTimings } from '../../journalnode/integrity/node-integrity.js';
 import type { ScrubClock } from '../../journalnode/integrity/scrubber.js';
 import type { NodeId } from '../../src/raft/types.js';
@@ -47,18 +46,7 @@ export function startIntegrity(c: SimCluster, node: SimNode, logger: Logger): No
     fileSystem: node.fs,
     diskLog: storage.diskLog,
     stateMachine: storage.stateMachine,
-    replica: {
-      isLeader: () => replica.isLeader,
-      appliedIndex: () => replica.appliedIndex,
-      voters: () => {
-        const conf = replica.rawNode.conf();
-        return [...new Set([...conf.voters, ...conf.votersOutgoing])];
-      },
-      members: () => confMembers(replica.rawNode.conf()),
-      takeSnapshot: (cb) => replica.takeSnapshot(cb),
-      fail: (err) => replica.fail(err),
-      floor: () => replica.status().identity.floor,
-    },
+    replica: replicaView(replica),
     peers: simIntegrityPeers(c, node),
     clock,
     logger,

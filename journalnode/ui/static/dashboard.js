@@ -62,7 +62,7 @@ function renderHeader(c) {
 
 /** A node's damage not repaired yet (its /status `integrity.damage`; absent from older nodes). */
 function openDamage(s) {
-  return ((s && s.integrity && s.integrity.damage) || []).filter((d) => d.state !== 'repaired');
+  return (s?.integrity?.damage || []).filter((d) => d.state !== 'repaired');
 }
 
 function health(m) {
@@ -94,7 +94,7 @@ function renderIntegrity(c) {
     tbody.appendChild(tr);
   }
   for (const m of c.members) {
-    for (const d of (m.status && m.status.integrity && m.status.integrity.damage) || []) {
+    for (const d of m.status?.integrity?.damage || []) {
       const tr = el('tr', null, { 'data-kind': `damage-${d.state}` });
       cell(
         tr,
@@ -112,10 +112,9 @@ function renderIntegrity(c) {
   }
   if (tbody.children.length === 0) {
     const tr = el('tr');
-    const when =
-      check && check.checkedAtMs
-        ? `every replica agrees (compared at ${fmtTime(check.checkedAtMs)})`
-        : 'not compared yet';
+    const when = check?.checkedAtMs
+      ? `every replica agrees (compared at ${fmtTime(check.checkedAtMs)})`
+      : 'not compared yet';
     tr.appendChild(el('td', `${when}; no damage found`, { colspan: '6', class: 'muted' }));
     tbody.appendChild(tr);
   }
