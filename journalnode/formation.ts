@@ -31,7 +31,7 @@ import type { PortReservation } from './port-reservation.js';
 import { registerAuthorization } from './http/authz.js';
 import { guardTlsConnections, peerClientTls, serverTlsOptions } from './http/node-tls.js';
 import { closeWithin } from './http/http-app.js';
-import { sendProtoError, SMALL_BODY_BYTES } from './http/rpc-errors.js';
+import { sendJsonError, sendProtoError, SMALL_BODY_BYTES } from './http/rpc-errors.js';
 
 /** How long closing the forming node's port lets a request finish (answers here are small). */
 const FORMATION_CLOSE_GRACE_MS = 200;
@@ -47,7 +47,7 @@ export interface FormationParts {
   version: string;
   /** Stops the waiting (the process is told to stop): the promise rejects. */
   signal?: AbortSignal;
-  /** The node's ports, held since before anything was written: --listen is released to the forming server, then held again. */
+  /** The node's ports, held since before anything was written: --listen is released to the forming server. */
   ports?: PortReservation;
 }
 
@@ -185,9 +185,7 @@ async function formationApp(
   // Every refusal drops its connection: a peer's Raft stream (a body that does not end) must not outlive it.
   app.setNotFoundHandler((req, reply) => {
     reply.header('connection', 'close');
-    return /^\/(qjm|admin)\//.test(req.url)
-      ? sendProtoError(reply, refusal(), 0, 503)
-      : reply.code(503).send({ code: 'QJM_ERR_UNINITIALIZED', message: refusal().message });
+    return /^\/(qjm|admin)\//.test(req.url) ? sendProtoError(reply, refusal(), 0) : sendJsonError(reply, refusal());
   });
   return app;
 }
@@ -248,10 +246,9 @@ export async function formCluster(p: FormationParts): Promise<FormationOutcome> 
       wake = null;
     }
   } finally {
-    // Promptly: the node proper listens on this port next (held again until then).
+    // Promptly: the node proper listens on this port next.
     await closeWithin(app, FORMATION_CLOSE_GRACE_MS);
     await clients.close();
-    await p.ports?.take(config.listen);
   }
 }
 

@@ -1,8 +1,9 @@
-// The node's ports, bound before it writes anything to its data directory and held until its servers listen
-// on them: a start that cannot bind (a port in use, an address not on this host) fails before a storage id, a
-// formation or a joining state is written, and the next start finds the directory as it was. A held port
-// accepts nothing: a connection that reaches it meanwhile is reset (peers and clients retry). A port of 0 (an
-// ephemeral port, tests only) is never held: there is nothing to reserve.
+// The node's ports, bound before it writes anything to its data directory and held while it opens it (a
+// forming node's server takes --listen over): a start that cannot bind (a port in use, an address not on this
+// host) fails before a storage id, a formation or a joining state is written, and the next start finds the
+// directory as it was. A held port serves nothing: a connection that reaches it is reset, so it is held only
+// that long (the node may read its log for a while after; a client is refused then, as before any start).
+// A port of 0 (an ephemeral port, tests only) is never held: there is nothing to reserve.
 
 import net from 'node:net';
 import { splitHostPort } from '../src/ids.js';
@@ -26,8 +27,8 @@ export class PortReservation {
     return r;
   }
 
-  /** Binds `address` (again: a server that held it has closed) and holds it. */
-  async take(address: string): Promise<void> {
+  /** Binds `address` and holds it. */
+  private async take(address: string): Promise<void> {
     const { host, port } = splitHostPort(address);
     if (port === 0 || this.held.has(address)) return;
     const server = net.createServer((socket) => socket.destroy());

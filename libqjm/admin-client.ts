@@ -40,15 +40,20 @@ export class AdminClient {
   /** `peers`: "host:port", or "id=host:port" for a node that must present that id's certificate. */
   constructor(
     peers: string[],
-    opts: { requestTimeoutMs?: number; retry?: Partial<RetryOptions>; tls?: TlsOption; onRetry?: RetryObserver } = {},
+    options: {
+      requestTimeoutMs?: number;
+      retry?: Partial<RetryOptions>;
+      tls?: TlsOption;
+      onRetry?: RetryObserver;
+    } = {},
   ) {
     this.peers = Array.isArray(peers) ? peers.map((p) => String(p).slice(String(p).indexOf('=') + 1)) : [];
     this.client = new JournalClient({
       peers,
-      requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
-      retry: { deadlineMs: 10_000, ...(opts.retry ?? {}) },
-      ...(opts.tls !== undefined ? { tls: resolveTls(opts.tls) } : {}),
-      ...(opts.onRetry ? { onRetry: opts.onRetry } : {}),
+      requestTimeoutMs: options.requestTimeoutMs ?? 3000,
+      retry: { deadlineMs: 10_000, ...(options.retry ?? {}) },
+      ...(options.tls !== undefined ? { tls: resolveTls(options.tls) } : {}),
+      ...(options.onRetry ? { onRetry: options.onRetry } : {}),
     });
   }
 

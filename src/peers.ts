@@ -14,6 +14,14 @@ function checkAddress(a: string): void {
   if (problem) throw new Error(problem);
 }
 
+/** The items of a comma-separated list, trimmed, empty ones left out. */
+function listItems(list: string): string[] {
+  return list
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
+}
+
 /** Why two members may not share an address: each is dialed there, so one of them would never be reached. */
 export function sameAddress(address: string, first: string, second: string): string {
   return `${address} is given to both ${first} and ${second}: every node needs an address of its own (peers dial each one there)`;
@@ -22,10 +30,7 @@ export function sameAddress(address: string, first: string, second: string): str
 /** Parses "id=host:port,..." (ids required; an id or an address given twice is refused). */
 export function parsePeers(s: string): Peer[] {
   const peers: Peer[] = [];
-  for (const part of s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0)) {
+  for (const part of listItems(s)) {
     const eq = part.indexOf('=');
     if (eq <= 0) throw new Error(`expected id=host:port, got ${JSON.stringify(part)}`);
     const id = part.slice(0, eq);

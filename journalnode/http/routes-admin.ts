@@ -17,7 +17,8 @@ import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import type { NodeMetrics } from '../observe/metrics.js';
 import type { PeerTransport } from '../peers/peer-transport.js';
 import type { NodeIntegrity } from '../integrity/node-integrity.js';
-import { invalid, registerProtoRoute } from './rpc-errors.js';
+import { invalid, registerProtoRoute, sendJsonError } from './rpc-errors.js';
+import type { ProtoRoute } from './rpc-errors.js';
 import { transferTarget } from '../../src/replica/leader-transfer.js';
 
 const pb = qjournal.journal;
@@ -39,8 +40,8 @@ export interface AdminContext {
   initialPeers: Peer[];
 }
 
-export function buildStatus(ctx: AdminContext): NodeStatusJson {
-  const s = ctx.replica.status();
+export function buildStatus(context: AdminContext): NodeStatusJson {
+  const s = context.replica.status();
   const followers: NodeStatusJson['followers'] = {};
   for (const [id, p] of Object.entries(s.progress)) {
     followers[id] = {
@@ -66,7 +67,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     ...s.conf.learners.map((id) => member(id, 'learner')),
   ];
   const journals: Record<string, JournalStatusJson> = {};
-  for (const j of ctx.stateMachine.allJournals()) {
+  for (const j of context.stateMachine.allJournals()) {
     const { jid, nsInfo, ...state } = j.state();
     journals[jid] = { ...state, namespaceId: Number(nsInfo.namespaceId ?? 0), clusterId: nsInfo.clusterId ?? '' };
   }
@@ -80,17 +81,17 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
       s.lead === NONE
         ? null
         : s.lead === s.id
-          ? (addressOf.get(s.id) ?? ctx.config.advertise)
+          ? (addressOf.get(s.id) ?? context.config.advertise)
           : (addressOf.get(s.lead) ?? null),
-    clusterId: ctx.clusterId,
-    storageId: ctx.storageId,
+    clusterId: context.clusterId,
+    storageId: context.storageId,
     peers,
     joint: s.conf.votersOutgoing.length > 0,
     commitIndex: s.commitIndex,
     appliedIndex: s.appliedIndex,
     firstIndex: s.firstIndex,
     lastIndex: s.lastIndex,
-    lastLogTerm: ctx.replica.rawNode.termAt(s.lastIndex) ?? 0,
+    lastLogTerm: context.replica.rawNode.termAt(s.lastIndex) ?? 0,
     diskIndex: s.stableIndex,
     snapshotIndex: s.snapshotIndex,
     snapshotTerm: s.snapshotTerm,
@@ -100,19 +101,19 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
       proposals: s.pendingProposals,
       reads: s.pendingReads,
       persistJobs: s.persistQueueJobs,
-      longPolls: ctx.stateMachine.waitingReads,
+      longPolls: context.stateMachine.waitingReads,
     },
     journals,
-    storage: ctx.logStats(),
-    transport: ctx.transport.stats(),
-    peerStorageIdChanges: ctx.transport.storageIdChanges,
+    storage: context.logStats(),
+    transport: context.transport.stats(),
+    peerStorageIdChanges: [...context.transport.storageIdChanges],
     fatal: s.fatal,
     identity: s.identity,
-    integrity: ctx.integrity.status(),
-    initialPeers: ctx.initialPeers,
-    uptimeS: Math.round((Date.now() - ctx.startedAtMs) / 1000),
-    version: ctx.version,
-    security: ctx.config.certsDir ? 'mutual-tls' : 'insecure',
+    integrity: context.integrity.status(),
+    initialPeers: context.initialPeers,
+    uptimeS: Math.round((Date.now() - context.startedAtMs) / 1000),
+    version: context.version,
+    security: context.config.certsDir ? 'mutual-tls' : 'insecure',
   };
 }
 
@@ -161,13 +162,13 @@ export function renderRaftStat(st: NodeStatusJson): string {
 const NO_BODY = { decode: (): Record<string, never> => ({}), encode: () => ({ finish: () => new Uint8Array(0) }) };
 
 /** The routes for a person and a scraper, on the main port and on the read-only dashboard port alike. */
-export function registerReadOnlyRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  app.get('/status', async () => buildStatus(ctx));
+export function registerReadOnlyRoutes(app: FastifyInstance, context: AdminContext): void {
+  app.get('/status', async () => buildStatus(context));
   app.get('/metrics', async (_req, reply) =>
-    reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.text()),
+    reply.type(context.metrics.registry.contentType).send(await context.metrics.text()),
   );
   app.get('/healthz', async (_req, reply) => {
-    const s = ctx.replica.status();
+    const s = context.replica.status();
     const { state, problem, repair } = s.identity;
     // A node that stood down, or whose storage waits to be re-added, does not serve: a supervisor must see it.
     const ok = s.fatal === null && state !== 'stood-down' && state !== 'storage-mismatch';
@@ -209,131 +210,128 @@ function checkedPeers(list: Q.raft.IPeer[]): Peer[] {
   return peers;
 }
 
-export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  const { replica } = ctx;
-  const term = () => replica.term;
-  registerReadOnlyRoutes(app, ctx);
-  app.get('/raft_stat', async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(ctx))),
-  );
-  app.get('/flags', async () => ({ ...ctx.config }));
-  // This node's integrity report (what `qjm check` compares across the replicas): no journal data. With
-  // ?verify=1 every file is read and checked first (the answer waits for it).
+type NodeReplica = AdminContext['replica'];
+type AdminRoute<Req> = ProtoRoute<Req, Q.journal.IAdminResponse | Q.journal.IResetPeersResponse>;
+
+/** A replica call that answers through a callback, as a promise. */
+function callback<T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void): Promise<T | undefined> {
+  return new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+}
+
+function requireLeader(replica: NodeReplica): void {
+  if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
+}
+
+/** A route whose request names voters: they are checked as peers before `handle` sees them. */
+function votersRoute<Req extends { peers: Q.raft.IPeer[] }>(
+  request: { decode(bytes: Uint8Array): Req },
+  requestName: string,
+  response: AdminRoute<Req>['response'],
+  handle: (voters: Peer[], req: Req) => ReturnType<AdminRoute<Req>['handle']>,
+): AdminRoute<Req> {
+  return { request, requestName, response, handle: async (req) => handle(checkedPeers(req.peers), req) };
+}
+
+function changePeersRoute(replica: NodeReplica): AdminRoute<Q.journal.ChangePeersRequest> {
+  return votersRoute(pb.ChangePeersRequest, 'ChangePeersRequest', pb.AdminResponse, async (voters) => {
+    requireLeader(replica);
+    await callback<void>((cb) => replica.changePeers(voters, cb));
+    return { body: { message: `voters are now ${voters.map((p) => p.id).join(', ')}` } };
+  });
+}
+
+function resetPeersRoute(replica: NodeReplica): AdminRoute<Q.journal.ResetPeersRequest> {
+  return votersRoute(pb.ResetPeersRequest, 'ResetPeersRequest', pb.ResetPeersResponse, async (voters, req) => {
+    // The last guard against a reset of a healthy cluster (qjm asks every node first): a node that still
+    // follows a leader (or leads) is part of a quorum that works.
+    if (!req.force && replica.leaderId !== NONE) {
+      throw new QjmError(
+        'INVALID_CONF_CHANGE',
+        `${replica.id} still ${replica.isLeader ? 'leads' : `follows leader ${replica.leaderId}`} in term ${replica.term}: reset-peers is for a majority lost for good (a node cut off from its quorum knows no leader within an election timeout or two: retry then; force to reset anyway)`,
+      );
+    }
+    const r = (await callback<ResetResult>((cb) => replica.resetPeers(voters, cb)))!;
+    const fiat =
+      r.lastIndexBefore > r.committedBefore
+        ? `; entries ${r.committedBefore + 1}-${r.lastIndexBefore} were committed by fiat`
+        : '';
+    return {
+      body: {
+        message: `${replica.id} reset to voters ${voters.map((p) => p.id).join(', ')} (snapshot at index ${r.index})${fiat}`,
+        index: r.index,
+        committedIndexBefore: r.committedBefore,
+        lastIndexBefore: r.lastIndexBefore,
+        lastTermBefore: r.lastTermBefore,
+      },
+    };
+  });
+}
+
+function transferLeaderRoute(replica: NodeReplica): AdminRoute<Q.journal.TransferLeaderRequest> {
+  return {
+    request: pb.TransferLeaderRequest,
+    requestName: 'TransferLeaderRequest',
+    response: pb.AdminResponse,
+    handle: async (req) => {
+      requireLeader(replica);
+      const to = req.to || transferTarget(replica.status(), false);
+      if (!to) throw invalid('no other voter to transfer leadership to');
+      await callback<void>((cb) => replica.transferLeader(to, cb));
+      return { body: { message: `leadership transferred to ${to}` } };
+    },
+  };
+}
+
+function snapshotRoute(replica: NodeReplica): AdminRoute<Record<string, never>> {
+  return {
+    request: NO_BODY,
+    requestName: 'an empty body',
+    response: pb.AdminResponse,
+    handle: async () => {
+      const index = (await callback<number>((cb) => replica.takeSnapshot(cb))) ?? 0;
+      return { body: { message: `snapshot at index ${index}`, index } };
+    },
+  };
+}
+
+function repairRoute(integrity: NodeIntegrity): AdminRoute<Record<string, never>> {
+  return {
+    request: NO_BODY,
+    requestName: 'an empty body',
+    response: pb.AdminResponse,
+    handle: async () => {
+      integrity.repairNow();
+      const open = integrity.registry.openRecords().length;
+      return { body: { message: `a scrub pass started; ${open} damaged file${open === 1 ? '' : 's'} being repaired` } };
+    },
+  };
+}
+
+/**
+ * This node's integrity report (what `qjm check` compares across the replicas): no journal data. With
+ * ?verify=1 every file is read and checked first (the answer waits for it).
+ */
+function registerIntegrityRoute(app: FastifyInstance, integrity: NodeIntegrity): void {
   app.get('/integrity', async (req, reply) => {
     const verify = (req.query as Record<string, unknown>).verify;
-    if (verify === undefined) return ctx.integrity.report();
-    if (verify !== '1')
-      return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: 'verify takes the value 1' });
-    return new Promise((resolve) => ctx.integrity.verifiedReport(resolve));
+    if (verify === undefined) return integrity.report();
+    if (verify !== '1') return sendJsonError(reply, invalid('verify takes the value 1'));
+    return new Promise((resolve) => integrity.verifiedReport(resolve));
   });
+}
 
-  const callback = <T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void) =>
-    new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
-  const requireLeader = () => {
-    if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
-  };
-
-  registerProtoRoute(
-    app,
-    '/admin/changePeers',
-    {
-      request: pb.ChangePeersRequest,
-      requestName: 'ChangePeersRequest',
-      response: pb.AdminResponse,
-      handle: async (req) => {
-        const peers = checkedPeers(req.peers);
-        requireLeader();
-        await callback<void>((cb) => replica.changePeers(peers, cb));
-        return { body: { message: `voters are now ${peers.map((p) => p.id).join(', ')}` } };
-      },
-    },
-    term,
+export function registerAdminRoutes(app: FastifyInstance, context: AdminContext): void {
+  const { replica } = context;
+  const term = () => replica.term;
+  registerReadOnlyRoutes(app, context);
+  app.get('/raft_stat', async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(context))),
   );
-
-  registerProtoRoute(
-    app,
-    '/admin/resetPeers',
-    {
-      request: pb.ResetPeersRequest,
-      requestName: 'ResetPeersRequest',
-      response: pb.ResetPeersResponse,
-      handle: async (req) => {
-        const peers = checkedPeers(req.peers);
-        // The last guard against a reset of a healthy cluster (qjm asks every node first): a node that still
-        // follows a leader (or leads) is part of a quorum that works.
-        if (!req.force && replica.leaderId !== NONE) {
-          throw new QjmError(
-            'INVALID_CONF_CHANGE',
-            `${replica.id} still ${replica.isLeader ? 'leads' : `follows leader ${replica.leaderId}`} in term ${replica.term}: reset-peers is for a majority lost for good (a node cut off from its quorum knows no leader within an election timeout or two: retry then; force to reset anyway)`,
-          );
-        }
-        const r = (await callback<ResetResult>((cb) => replica.resetPeers(peers, cb)))!;
-        const fiat =
-          r.lastIndexBefore > r.committedBefore
-            ? `; entries ${r.committedBefore + 1}-${r.lastIndexBefore} were committed by fiat`
-            : '';
-        return {
-          body: {
-            message: `${replica.id} reset to voters ${peers.map((p) => p.id).join(', ')} (snapshot at index ${r.index})${fiat}`,
-            index: r.index,
-            committedIndexBefore: r.committedBefore,
-            lastIndexBefore: r.lastIndexBefore,
-            lastTermBefore: r.lastTermBefore,
-          },
-        };
-      },
-    },
-    term,
-  );
-
-  registerProtoRoute(
-    app,
-    '/admin/transferLeader',
-    {
-      request: pb.TransferLeaderRequest,
-      requestName: 'TransferLeaderRequest',
-      response: pb.AdminResponse,
-      handle: async (req) => {
-        requireLeader();
-        const to = req.to || transferTarget(replica.status(), false);
-        if (!to) throw invalid('no other voter to transfer leadership to');
-        await callback<void>((cb) => replica.transferLeader(to, cb));
-        return { body: { message: `leadership transferred to ${to}` } };
-      },
-    },
-    term,
-  );
-
-  registerProtoRoute(
-    app,
-    '/admin/repair',
-    {
-      request: NO_BODY,
-      requestName: 'an empty body',
-      response: pb.AdminResponse,
-      handle: async () => {
-        ctx.integrity.repairNow();
-        const open = ctx.integrity.registry.openRecords().length;
-        return {
-          body: { message: `a scrub pass started; ${open} damaged file${open === 1 ? '' : 's'} being repaired` },
-        };
-      },
-    },
-    term,
-  );
-
-  registerProtoRoute(
-    app,
-    '/admin/snapshot',
-    {
-      request: NO_BODY,
-      requestName: 'an empty body',
-      response: pb.AdminResponse,
-      handle: async () => {
-        const index = (await callback<number>((cb) => replica.takeSnapshot(cb))) ?? 0;
-        return { body: { message: `snapshot at index ${index}`, index } };
-      },
-    },
-    term,
-  );
+  app.get('/flags', async () => ({ ...context.config }));
+  registerIntegrityRoute(app, context.integrity);
+  registerProtoRoute(app, '/admin/changePeers', changePeersRoute(replica), term);
+  registerProtoRoute(app, '/admin/resetPeers', resetPeersRoute(replica), term);
+  registerProtoRoute(app, '/admin/transferLeader', transferLeaderRoute(replica), term);
+  registerProtoRoute(app, '/admin/repair', repairRoute(context.integrity), term);
+  registerProtoRoute(app, '/admin/snapshot', snapshotRoute(replica), term);
 }

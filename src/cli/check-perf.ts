@@ -6,6 +6,7 @@
 
 import { QuorumJournalManager } from '../../libqjm/index.js';
 import type { AdminClient } from '../../libqjm/index.js';
+import { percentile } from '../bench/workloads.js';
 import type { CommandSpec, FlagValues } from '../command-line.js';
 import { UsageError } from '../command-line.js';
 import { QjmError } from '../errors.js';
@@ -58,13 +59,6 @@ export interface NodeSyncs {
   p50Ms: number | null;
   p99Ms: number | null;
   error: string | null;
-}
-
-/** A percentile of latencies (nearest rank); null for none. */
-export function percentileMs(xs: readonly number[], p: number): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 
 /**
@@ -165,12 +159,9 @@ function report(
   io: CliIo,
   r: { jid: string; writes: number; recordBytes: number; maxMs: number; writeMs: number[]; nodes: NodeSyncs[] },
 ): number {
-  const write = {
-    p50Ms: percentileMs(r.writeMs, 50),
-    p99Ms: percentileMs(r.writeMs, 99),
-    maxMs: Math.max(...r.writeMs),
-  };
-  const writeOk = write.p99Ms !== null && write.p99Ms <= r.maxMs;
+  const sorted = [...r.writeMs].sort((a, b) => a - b);
+  const write = { p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), maxMs: sorted[sorted.length - 1]! };
+  const writeOk = write.p99Ms <= r.maxMs;
   const nodeOk = (n: NodeSyncs) => n.error === null && n.p99Ms !== null && n.p99Ms <= r.maxMs;
   const pass = writeOk && r.nodes.every(nodeOk);
   if (f.json) {

@@ -227,8 +227,8 @@ export function demoDirRefusal(dir: string): string | null {
   return `--data-dir ${dir} holds files the demo did not write, and the demo wipes its directory at start: give an empty or new directory`;
 }
 
-export async function runDemo(o: DemoOptions): Promise<number> {
-  const dataDir = path.resolve(o.dataDir ?? 'demo-data');
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const dataDir = path.resolve(options.dataDir ?? 'demo-data');
   const refusal = demoDirRefusal(dataDir);
   if (refusal) {
     console.error(`qjm demo: ${refusal}`);
@@ -247,11 +247,11 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     root: dataDir,
     logLevel: 'info',
     extraArgs: ['--minTxnsRetained', String(DEMO_MIN_TXNS_RETAINED)],
-    ui: o.serve === true,
+    ui: options.serve === true,
     ownProcessGroups: true,
     journals: [JID],
   });
-  return new Demo(o, dataDir, cluster).run();
+  return new Demo(options, dataDir, cluster).run();
 }
 
 /** What the failover showed, for the summary. */

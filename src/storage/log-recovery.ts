@@ -75,21 +75,22 @@ export interface RecoveredLog {
 }
 
 /** Loads, checks and reconciles the log in `dir`; throws CorruptLogError when it cannot be served from. */
-export function recoverLog(dir: string, o: RecoveryOptions): RecoveredLog {
+export function recoverLog(dir: string, options: RecoveryOptions): RecoveredLog {
   // Each round removes the first damage it finds (or throws): at most one round per file, and a last one.
   for (let round = 0; ; round++) {
-    const found = loadSegments(dir, o);
-    if (!found.damage) return reconcileWithSnapshot(dir, found.log, o);
+    const found = loadSegments(dir, options);
+    if (!found.damage) return reconcileWithSnapshot(dir, found.log, options);
     const { files, at, damage } = found.damage;
-    if (!o.onDamage || round > files.length) throw new CorruptLogError(damage.file, damage.offsetBytes, damage.reason);
-    o.onDamage(damage);
-    o.logger.warn(
+    if (!options.onDamage || round > files.length)
+      throw new CorruptLogError(damage.file, damage.offsetBytes, damage.reason);
+    options.onDamage(damage);
+    options.logger.warn(
       { ...damage },
       damage.action === 'dropped'
         ? 'damaged Raft log segments under the snapshot: deleting them (the snapshot holds their entries)'
         : `damaged Raft log: keeping entries before ${damage.firstIndex}, cutting the rest (the leader sends them again)`,
     );
-    applyDamage(o.fileSystem, dir, files, at, damage);
+    applyDamage(options.fileSystem, dir, files, at, damage);
   }
 }
 

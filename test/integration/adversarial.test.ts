@@ -214,7 +214,13 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
       qjournal.journal.WriteRequest.encode({
         command: {
           jid: 'ns1',
-          journal: { epoch: 1, segmentTxid: 1, firstTxid: 1, count: 1, records: Buffer.alloc(flags.maxBatchBytes, 0) },
+          appendRecords: {
+            epoch: 1,
+            segmentTxid: 1,
+            firstTxid: 1,
+            count: 1,
+            records: Buffer.alloc(flags.maxBatchBytes, 0),
+          },
         },
       }).finish(),
     );
@@ -339,11 +345,11 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     }
   });
 
-  it('a peer stream that stalls mid-frame is cut after the idle timeout (408)', async () => {
+  it('a peer stream that stalls mid-frame is cut after the idle timeout (504)', async () => {
     const t = await streamTarget();
     const t0 = Date.now();
     const r = await rawStream(t.address, Buffer.concat([lengthPrefix(1 << 20), Buffer.alloc(100)]), false).answer;
-    expect(r.head).to.match(/^HTTP\/1.1 408/);
+    expect(r.head).to.match(/^HTTP\/1.1 504/);
     expect(r.closedAtMs - t0, 'cut after the idle timeout, not before').to.be.at.least(STREAM_IDLE_MS - 50);
     expect(r.closedAtMs - t0, 'and not much later').to.be.below(STREAM_IDLE_MS + 2000);
   });
@@ -352,7 +358,7 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     const t = await streamTarget();
     const streams = [0, 1, 2].map(() => rawStream(t.address, t.heartbeat, false));
     const first = await Promise.race(streams.map((s) => s.answer));
-    expect(first.head).to.match(/^HTTP\/1.1 409/);
+    expect(first.head).to.match(/^HTTP\/1.1 429/);
     expect(first.head).to.include('opened a newer stream');
     for (const s of streams) s.socket.destroy();
     expect((await c.status(t.id)) !== null, `${t.id} keeps answering`).to.equal(true);

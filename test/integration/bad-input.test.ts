@@ -58,7 +58,7 @@ describe('bad input is refused and changes nothing', function () {
       (
         await write(node, 'journal', {
           jid: 'ns1',
-          journal: {
+          appendRecords: {
             epoch: 1,
             segmentTxid: 1,
             firstTxid: 1,
@@ -74,9 +74,16 @@ describe('bad input is refused and changes nothing', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const j = (o: Partial<qjournal.journal.IJournalOp>): qjournal.journal.ICommand => ({
+  const j = (o: Partial<qjournal.journal.IAppendRecordsOp>): qjournal.journal.ICommand => ({
     jid: 'ns1',
-    journal: { epoch: 1, segmentTxid: 1, firstTxid: 3, count: 1, records: encodeRecords(3, [Buffer.from('c')]), ...o },
+    appendRecords: {
+      epoch: 1,
+      segmentTxid: 1,
+      firstTxid: 3,
+      count: 1,
+      records: encodeRecords(3, [Buffer.from('c')]),
+      ...o,
+    },
   });
   const flipped = () => {
     const b = encodeRecords(3, [Buffer.from('c')]);
@@ -338,6 +345,19 @@ describe('bad input is refused and changes nothing', function () {
       (await node.app.inject({ method: 'GET', url: '/raft/snapshot/chunk?index=1&jid=..&file=x&offset=0&length=1' }))
         .statusCode,
     ).to.equal(400);
+    // A snapshot the node does not have yet is UNAVAILABLE, a chunk of one it no longer holds PURGED, each
+    // answered with its code's status (ERRORS.md).
+    for (const [url, status, code] of [
+      ['/raft/snapshot/manifest?min_index=999999', 503, 'QJM_ERR_UNAVAILABLE'],
+      [
+        '/raft/snapshot/chunk?index=999999&jid=ns1&file=edits_inprogress_0000000000000000001&offset=0&length=1',
+        410,
+        'QJM_ERR_PURGED',
+      ],
+    ] as const) {
+      const r = await node.app.inject({ method: 'GET', url });
+      expect([r.statusCode, r.json().code], `${url}: ${r.body}`).to.deep.equal([status, code]);
+    }
   });
 
   it('snapshot reads: hostile query strings are refused 4xx with a stable code, and the node serves on unchanged', async () => {

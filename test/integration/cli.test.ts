@@ -424,9 +424,28 @@ describe('qjm CLI', function () {
     expect((JSON.parse(seg.out) as { segments: unknown[] }).segments, 'wiped after the check').to.deep.equal([]);
 
     // A journal that is not the check's own is refused before anything is written to it.
-    r = await qjmAsAdmin(['check', 'perf', '--peers', peers, '--jid', 'cli1', '--writes', '5']);
+    const nsInfo = { namespaceId: 5, clusterId: 'C5', blockPoolId: '' };
+    const other = new QuorumJournalManager({
+      journalId: 'taken',
+      peers: c.addresses,
+      writerId: 'nn9',
+      nsInfo,
+      tls: c.tls('admin'),
+    });
+    try {
+      await other.format(nsInfo);
+      await other.recoverUnfinalizedSegments();
+      const out = await other.startLogSegment(1, -64);
+      out.write(Buffer.from('mkdir /mine'));
+      await out.flush();
+    } finally {
+      await other.close();
+    }
+    r = await qjmAsAdmin(['check', 'perf', '--peers', peers, '--jid', 'taken', '--writes', '5']);
     expect(r.code, r.out + r.err).to.equal(2);
-    expect(r.err).to.match(/journal cli1 is written by .*, not by the check/);
+    expect(r.err).to.match(/journal taken is written by nn9, not by the check/);
+    const kept = await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'taken', '--json']);
+    expect((JSON.parse(kept.out) as { lastTxId: number }).lastTxId, 'its edit kept').to.equal(1);
 
     const leader = await c.waitForLeader();
     const down = c.nodes.find((n) => n.id !== leader)!;

@@ -28,7 +28,7 @@ function cmd(index: number, c: qjournal.journal.ICommand): Entry {
   return { index, term: 1, type: EntryType.Normal, data: pb.Command.encode({ jid: 'ns1', ...c }).finish() };
 }
 const writes = (first: number, n: number, segmentTxid = 1) => ({
-  journal: {
+  appendRecords: {
     epoch: 1,
     segmentTxid,
     firstTxid: first,

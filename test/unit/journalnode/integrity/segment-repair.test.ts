@@ -36,7 +36,7 @@ const cmd = (index: number, c: qjournal.journal.ICommand): Entry => ({
   data: pb.Command.encode({ jid: 'ns1', ...c }).finish(),
 });
 const writes = (first: number, n: number, segmentTxid: number) => ({
-  journal: {
+  appendRecords: {
     epoch: 1,
     segmentTxid,
     firstTxid: first,

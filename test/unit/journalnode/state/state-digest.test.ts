@@ -37,7 +37,7 @@ function commands(indexes: number[], tweak = ''): Entry[] {
   ];
   for (const [i, index] of rest.entries()) {
     const records = encodeRecords(i + 1, [Buffer.from(`e${i}${tweak}`)]);
-    out.push(cmd(index, { journal: { epoch: 1, segmentTxid: 1, firstTxid: i + 1, count: 1, records } }));
+    out.push(cmd(index, { appendRecords: { epoch: 1, segmentTxid: 1, firstTxid: i + 1, count: 1, records } }));
   }
   return out;
 }
