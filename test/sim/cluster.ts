@@ -34,6 +34,7 @@ import { DiskFaultInjector } from './disk-faults.js';
 import { checkConvergence, checkJournals, checkRepaired } from './end-checks.js';
 import { simSnapshotSource } from './snapshot-network.js';
 import { noteReadDamage, startIntegrity } from './sim-integrity.js';
+import type { Scrubber } from '../../journalnode/integrity/scrubber.js';
 
 export { MIXES, mixFor, replayCommand } from './mixes.js';
 export type { FaultMix } from './mixes.js';
@@ -143,6 +144,8 @@ export class SimCluster {
   private nextId: number;
   private lastSendCrashAt = -Infinity;
   private settledAfterMs = 0;
+  /** When the quiet phase began: the scrub pass that proves repair converged starts after it. */
+  private quietSinceMs = 0;
   private readonly initialIds: NodeId[];
   private readonly bootstrap: SnapshotMeta;
   readonly operator: SimOperator;
@@ -832,6 +835,7 @@ export class SimCluster {
    */
   settle(maxMs: number): void {
     this.stopClients();
+    this.quietSinceMs = this.q.now;
     const deadline = this.q.now + maxMs;
     this.runUntil(Math.min(deadline, this.q.now + 150));
     while (this.q.now < deadline && this.checker.violations.length === 0 && !this.converged())
@@ -848,7 +852,9 @@ export class SimCluster {
       first !== null &&
       ms.every((n) => n.running && n.replica!.appliedIndex === first.appliedIndex) &&
       // Repairs under way finish too (a new snapshot to take, a copy to fetch): the end checks judge what they left.
-      ms.every((n) => (n.integrity?.registry.openRecords().length ?? 0) === 0)
+      ms.every((n) => (n.integrity?.registry.openRecords().length ?? 0) === 0) &&
+      // And every byte was read since, soundly: rot no scrub pass has reached yet is not yet a failure to repair.
+      ms.every((n) => !n.integrity?.scrubber.enabled || scrubbedSince(n.integrity.scrubber, this.quietSinceMs))
     );
   }
 
@@ -887,4 +893,14 @@ export class SimCluster {
 
 export function runSim(opts: SimOptions): SimResult {
   return new SimCluster(opts).run();
+}
+
+/**
+ * The scrubber's last whole pass began at or after `sinceMs` and found nothing: a pass that found damage proves
+ * nothing about what it skipped (a snapshot's link to a segment it had just found damaged, repaired since by a
+ * purge that left the link), so the next one must find the storage sound.
+ */
+function scrubbedSince(scrubber: Scrubber, sinceMs: number): boolean {
+  const last = scrubber.status().last;
+  return last !== null && last.startedMs >= sinceMs && last.findings === 0;
 }
