@@ -43,6 +43,10 @@ import { peerClientTls, serverTlsOptions } from './http/node-tls.js';
 import { PeerAdmission } from './peers/peer-admission.js';
 import { PeerTransport } from './peers/peer-transport.js';
 import { PeerSnapshotSource } from './peers/snapshot-http.js';
+import { PeerIntegritySource } from './peers/integrity-http.js';
+import { integrityTimings, NodeIntegrity, replicaView } from './integrity/node-integrity.js';
+import { LogDamageTaker } from '../src/storage/log-damage.js';
+import type { LogDamage } from '../src/storage/log-damage.js';
 import { buildStatus } from './http/routes-admin.js';
 import { RecentReads } from './http/retention.js';
 import type { AdminContext } from './http/routes-admin.js';
@@ -149,6 +153,8 @@ interface Storage {
   storageId: string;
   /** This node's storage and cluster ids and its recorded standing, for the replica's identity rules. */
   identity: NonNullable<ReplicaDeps<Result>['identity']>;
+  /** Damage start-up recovery found in the Raft log and dealt with. */
+  logDamage: LogDamage[];
   initialPeers: Peer[];
 }
 
@@ -185,6 +191,8 @@ async function openStorage(
   await ports.releaseAll();
   const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
   const stateMachine = JournalStateMachine.open({ ...stateMachineOptions, ...activity.stateMachineHooks() });
+  // A damaged log keeps what is sound; a cut leaves a floor in the identity record first (log-damage.ts).
+  const damage = new LogDamageTaker(record, identity, meta.meta.hardState.term);
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
     fileSystem: nodeFileSystem,
     ...diskLogSettings(config),
@@ -192,6 +200,7 @@ async function openStorage(
     meta,
     logger,
     onFsync: (ms) => activity.fsynced(ms),
+    onDamage: damage.take,
   });
   return {
     stateMachine,
@@ -199,7 +208,15 @@ async function openStorage(
     activity,
     clusterId,
     storageId,
-    identity: { storageId, clusterId, selfAddress: config.advertise, record, store: identity, nowMs: Date.now },
+    identity: {
+      storageId,
+      clusterId,
+      selfAddress: config.advertise,
+      record: damage.record,
+      store: identity,
+      nowMs: Date.now,
+    },
+    logDamage: damage.found,
     initialPeers: meta.meta.initialPeers ?? [],
   };
 }
@@ -241,6 +258,8 @@ async function wire(
     identity: storage.identity,
   });
   transport.attach(replica);
+  const integrity = nodeIntegrity(config, { diskLog, stateMachine, replica, clients, directory, metrics, logger });
+  integrity.startupDamage(storage.logDamage);
   const budget = answerBudget(config, logger, metrics);
   metrics.attach({
     replica,
@@ -252,7 +271,7 @@ async function wire(
 
   const drain = { on: false };
   const names = { clusterId, storageId, initialPeers: storage.initialPeers };
-  const parts = { replica, stateMachine, transport, metrics, diskLog, activity, clients, budget };
+  const parts = { replica, stateMachine, transport, metrics, diskLog, activity, clients, budget, integrity };
   const { app, uiApp } = await buildApps(config, logger, { tls, drain, files }, parts, names);
   const lifecycle = new Lifecycle(
     { config, logger, tls, lock, drain, files, tickMs: replicaOptions.tickMs },
@@ -276,6 +295,44 @@ async function wire(
     reloadTls: () => lifecycle.reloadTls(),
   };
 }
+/** The scrubber, repairs and the leader's comparison of the replicas, reaching the peers over the peer client. */
+function nodeIntegrity(
+  config: JournalNodeConfig,
+  p: {
+    diskLog: DiskLog;
+    stateMachine: JournalStateMachine;
+    replica: Replica<Result>;
+    clients: HttpPools;
+    directory: PeerDirectory;
+    metrics: NodeMetrics;
+    logger: PinoLogger;
+  },
+): NodeIntegrity {
+  return new NodeIntegrity({
+    selfId: config.id,
+    timings: integrityTimings(config),
+    fileSystem: nodeFileSystem,
+    diskLog: p.diskLog,
+    stateMachine: p.stateMachine,
+    replica: replicaView(p.replica),
+    peers: new PeerIntegritySource({
+      clients: p.clients,
+      directory: p.directory,
+      requestTimeoutMs: config.peerRequestTimeoutMs,
+      maxChunkBytes: config.maxSnapshotChunkBytes,
+    }),
+    clock: {
+      now: () => Date.now(),
+      schedule: (ms, fn) => {
+        const t = setTimeout(fn, ms);
+        t.unref();
+        return () => clearTimeout(t);
+      },
+    },
+    logger: p.logger.child({ component: 'integrity' }),
+    hooks: p.metrics.integrityHooks(),
+  });
+}
 
 /** The HTTP face and, with --ui-listen, the read-only dashboard's, over the node's parts. */
 async function buildApps(
@@ -291,10 +348,11 @@ async function buildApps(
     activity: NodeActivity;
     clients: HttpPools;
     budget: ResponseBudget;
+    integrity: NodeIntegrity;
   },
   names: { clusterId: string; storageId: string; initialPeers: Peer[] },
 ): Promise<{ app: FastifyInstance; uiApp: FastifyInstance | null }> {
-  const { replica, stateMachine, transport, metrics, diskLog, activity, budget } = parts;
+  const { replica, stateMachine, transport, metrics, diskLog, activity, budget, integrity } = parts;
   const { tls, drain, files } = face;
   const { clusterId, storageId, initialPeers } = names;
   const admin: AdminContext = {
@@ -309,6 +367,7 @@ async function buildApps(
     clusterId,
     storageId,
     initialPeers,
+    integrity,
   };
   const app = await buildHttpApp({
     config,
@@ -317,7 +376,14 @@ async function buildApps(
     draining: () => drain.on,
     tls,
     raft: { clusterId, transport, logger },
-    qjm: { config, replica, stateMachine, reads: new RecentReads(), budget },
+    qjm: {
+      config,
+      replica,
+      stateMachine,
+      reads: new RecentReads(),
+      budget,
+      damageFound: (e) => integrity.readFoundDamage(e.file, e.offset, e.reason),
+    },
     admin,
     activity,
     budget,
@@ -367,6 +433,7 @@ class Lifecycle {
       diskLog: DiskLog;
       clients: HttpPools;
       budget: ResponseBudget;
+      integrity: NodeIntegrity;
       directory: PeerDirectory;
       clusterId: string;
       storageId: string;
@@ -375,12 +442,13 @@ class Lifecycle {
 
   async start(): Promise<string> {
     const { config, logger, tls } = this.node;
-    const { app, uiApp, replica, activity, clusterId, storageId } = this.parts;
+    const { app, uiApp, replica, activity, integrity, clusterId, storageId } = this.parts;
     const { host, port } = splitHostPort(config.listen);
     const address = await app.listen({ host, port });
     const uiAddress = uiApp && config.uiListen ? await uiApp.listen(splitHostPort(config.uiListen)) : null;
     replica.start();
     activity.start();
+    integrity.start();
     this.ticker = setInterval(() => replica.tick(), this.node.tickMs);
     // The malloc settings matter to throughput (docs/OPERATIONS.md, "The process environment"): say which are in force.
     logger.info(
@@ -409,11 +477,12 @@ class Lifecycle {
     if (this.stopped) return;
     this.stopped = true;
     this.node.drain.on = true;
-    const { app, uiApp, replica, activity, transport, clients, budget, stateMachine, diskLog } = this.parts;
+    const { app, uiApp, replica, activity, integrity, transport, clients, budget, stateMachine, diskLog } = this.parts;
     await new Promise<void>((resolve) => replica.drain(Math.min(this.node.config.proposalTimeoutMs, 5000), resolve));
     if (this.ticker) clearInterval(this.ticker);
     replica.stop();
     activity.stop();
+    integrity.stop();
     transport.close();
     if (uiApp) await closeWithin(uiApp);
     await closeWithin(app);
@@ -554,7 +623,9 @@ function newReplica(
         onFatal: (err) =>
           logger.fatal(
             { error: err.message },
-            'storage failure: this node stopped serving; restart it after fixing the disk',
+            err.name === 'CorruptLogError'
+              ? 'the Raft log is damaged: this node stopped serving; restart it (its start-up recovery keeps the sound part of the log and fetches the rest from its peers)'
+              : 'storage failure: this node stopped serving; restart it after fixing the disk',
           ),
         onDiskFull: (full, d) =>
           full

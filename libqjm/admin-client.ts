@@ -6,6 +6,8 @@
 import { qjournal } from '../src/gen/proto.js';
 import { makeError } from '../src/errors.js';
 import { fetchNodeStatus } from '../src/node-status.js';
+import { checkIntegrityReport } from '../src/integrity.js';
+import type { IntegrityReportJson } from '../src/integrity.js';
 import type { MemberJson, NodeStatusJson } from '../src/node-status.js';
 import { fromRpcError, JournalClient } from './journal-client.js';
 import { withRetry } from './retry-policy.js';
@@ -14,6 +16,15 @@ import { resolveTls } from './tls-option.js';
 import type { TlsOption } from './tls-option.js';
 
 const pb = qjournal.journal;
+
+/** A report is at most a few thousand segments: far under this. */
+const MAX_REPORT_BYTES = 4 << 20;
+
+export interface IntegrityReportOf {
+  endpoint: string;
+  report: IntegrityReportJson | null;
+  error: string | null;
+}
 
 export interface NodeStatusReport {
   endpoint: string;
@@ -170,6 +181,36 @@ export class AdminClient {
       node = m.leaderAddress;
     }
     return this.admin('/admin/snapshot', new Uint8Array(0), timeoutMs, node);
+  }
+
+  /**
+   * GET /integrity (a node's integrity report, checked as any answer) from each of `endpoints`, in parallel;
+   * with `verify`, each node reads and checks every file first (the answer takes as long as that does).
+   */
+  async integrityOf(endpoints: readonly string[], timeoutMs = 5000, verify = false): Promise<IntegrityReportOf[]> {
+    const path = verify ? '/integrity?verify=1' : '/integrity';
+    return Promise.all(
+      endpoints.map(async (endpoint) => {
+        const signal = AbortSignal.timeout(timeoutMs);
+        try {
+          const r = await this.client.statusHttp.request(endpoint, 'GET', path, null, timeoutMs, signal);
+          if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body.toString('utf8', 0, 200)}`);
+          if (r.body.byteLength > MAX_REPORT_BYTES) throw new Error(`a report of ${r.body.byteLength} bytes`);
+          return { endpoint, report: checkIntegrityReport(JSON.parse(r.body.toString('utf8'))), error: null };
+        } catch (e) {
+          return {
+            endpoint,
+            report: null,
+            error: signal.aborted ? `timed out after ${timeoutMs} ms` : (e as Error).message,
+          };
+        }
+      }),
+    );
+  }
+
+  /** Asks the node at `node` to scrub now and try every pending repair now (`qjm check --repair`). */
+  repair(node: string, timeoutMs = 15_000): Promise<string> {
+    return this.admin('/admin/repair', new Uint8Array(0), timeoutMs, node);
   }
 
   /** How long ago the leader applied a write to the journal (null: none since it started). */

@@ -9,7 +9,7 @@ export type {
 } from './quorum-journal-manager.js';
 export { EditLogOutputStream } from './output-stream.js';
 export { AdminClient } from './admin-client.js';
-export type { NodeStatusReport } from './admin-client.js';
+export type { IntegrityReportOf, NodeStatusReport } from './admin-client.js';
 export type { Edit, ReadEditsOptions } from './edit-reader.js';
 export type { TlsOption } from './tls-option.js';
 export type { RetryObserver } from './retry-policy.js';

@@ -3,6 +3,7 @@
 // local cluster of tests and the demo — fetches it through fetchNodeStatus below.
 
 import type { HttpPools } from './http-pool.js';
+import type { IntegrityStatusJson } from './integrity.js';
 import type { JournalStateData } from './journal-state.js';
 import type { ProgressState } from './raft/progress.js';
 import type { Peer, StateType } from './raft/types.js';
@@ -109,6 +110,8 @@ export interface NodeStatusJson {
   fatal: string | null;
   /** "disk full: N bytes free at <path>" while its disk is full and it waits for space (absent otherwise). */
   diskFull?: string;
+  /** Scrubbing, damage found on this node and what became of it, and (on the leader) the comparison of the replicas. */
+  integrity?: IntegrityStatusJson;
   /** Its storage, generation and standing: stood down, storage mismatch, below its floor (absent from older versions). */
   identity?: IdentityStatus;
   /** The configuration the cluster was formed with, as this node formed it (empty: it joined). */

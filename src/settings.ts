@@ -155,6 +155,25 @@ export const SETTINGS = {
   ),
   slowSyncWarnMs: int(500, 1, 3_600_000, 'A log write (and its fdatasync) that takes this long is logged as a warning'),
   keepSnapshots: int(2, 1, 100, 'Snapshots kept on disk (a follower may still be fetching the previous one)'),
+  // ---- Integrity
+  scrubBytesPerS: int(
+    8 << 20,
+    0,
+    1 << 30,
+    'Bytes per second the scrubber re-reads (closed log segments, finalized segments, snapshots); 0 = off',
+  ),
+  scrubIntervalS: int(
+    30,
+    1,
+    86_400,
+    'A scrub pass starts this long after the previous one started (at once when it took longer)',
+  ),
+  integrityCheckIntervalS: int(
+    30,
+    1,
+    86_400,
+    "The leader compares every replica's integrity report this often (alarms in /status and /metrics)",
+  ),
   // ---- Journal
   maxRecordBytes: int(1 << 20, 1, 1 << 28, 'Largest edit record; larger is refused with TOO_LARGE'),
   maxBatchBytes: int(8 << 20, 1, 1 << 28, 'Largest journal() batch; larger is refused with TOO_LARGE'),

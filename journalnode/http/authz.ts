@@ -71,6 +71,7 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   // The effective settings include file-system paths (the certificates, the data directory): not for every reader.
   '/flags': { allowed: ['admin'], envelope: JSON_ENVELOPE },
   '/metrics': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
+  '/integrity': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/activity': { allowed: OBSERVE, envelope: JSON_ENVELOPE },
   '/admin/resetPeers': { allowed: ['admin'], envelope: proto(pb.ResetPeersResponse) },
   '/admin/*': { allowed: ['admin'], envelope: proto(pb.AdminResponse) },

@@ -26,6 +26,7 @@ import { jsonBusy, registerResponseBudget } from './response-budget.js';
 import type { ResponseBudget } from './response-budget.js';
 import { qjournal } from '../../src/gen/proto.js';
 import { registerSnapshotRoutes } from '../peers/snapshot-http.js';
+import { registerIntegrityRoutes } from '../peers/integrity-http.js';
 import { guardTlsConnections, serverTlsOptions } from './node-tls.js';
 
 /** Routes whose answers are protobuf messages with `RpcError error = 1`. */
@@ -92,13 +93,7 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) =>
     refuse(reply, req.url, 404, `no route ${req.method} ${req.url.split('?')[0]}`),
   );
-  registerRaftRoutes(app, p.raft);
-  registerSnapshotRoutes(app, {
-    stateMachine: p.qjm.stateMachine,
-    maxSnapshotChunkBytes: p.config.maxSnapshotChunkBytes,
-    directory: p.qjm.replica.peers,
-    logger: p.logger,
-  });
+  registerPeerRoutes(app, p);
   // The journal RPCs get the draining check and the latency metrics; peer traffic stays hook-free.
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (req, reply) => {
@@ -124,6 +119,23 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   registerAdminRoutes(app, p.admin);
   registerActivityRoute(app, p.activity);
   return app;
+}
+
+/** What the peers call: the Raft stream, snapshots, and the integrity machinery's reports and copies. */
+function registerPeerRoutes(app: FastifyInstance, p: HttpAppParts): void {
+  registerRaftRoutes(app, p.raft);
+  registerSnapshotRoutes(app, {
+    stateMachine: p.qjm.stateMachine,
+    maxSnapshotChunkBytes: p.config.maxSnapshotChunkBytes,
+    directory: p.qjm.replica.peers,
+    logger: p.logger,
+  });
+  registerIntegrityRoutes(app, {
+    integrity: p.admin.integrity,
+    maxChunkBytes: p.config.maxSnapshotChunkBytes,
+    directory: p.qjm.replica.peers,
+    logger: p.logger,
+  });
 }
 
 /**

@@ -17,13 +17,16 @@ import type { JournalNodeConfig } from '../config.js';
 import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import type { NodeMetrics } from '../observe/metrics.js';
 import type { PeerTransport } from '../peers/peer-transport.js';
-import { invalid, registerProtoRoute } from './rpc-errors.js';
+import type { NodeIntegrity } from '../integrity/node-integrity.js';
+import { invalid, registerProtoRoute, sendJsonError } from './rpc-errors.js';
 import type { ProtoRoute } from './rpc-errors.js';
 import { transferTarget } from '../../src/replica/leader-transfer.js';
 
 const pb = qjournal.journal;
 
 export interface AdminContext {
+  /** The scrubber, repairs and (on the leader) the comparison of the replicas: /status, GET /integrity, /admin/repair. */
+  integrity: NodeIntegrity;
   config: JournalNodeConfig;
   replica: Replica<Q.journal.ICommandResult>;
   stateMachine: JournalStateMachine;
@@ -111,6 +114,7 @@ export function buildStatus(context: AdminContext): NodeStatusJson {
     fatal: s.fatal,
     ...(s.diskFull ? { diskFull: `disk full: ${diskFullText(s.diskFull)}` } : {}),
     identity: s.identity,
+    integrity: context.integrity.status(),
     initialPeers: context.initialPeers,
     uptimeS: Math.round((Date.now() - context.startedAtMs) / 1000),
     version: context.version,
@@ -297,6 +301,32 @@ function snapshotRoute(replica: NodeReplica): AdminRoute<Record<string, never>> 
   };
 }
 
+function repairRoute(integrity: NodeIntegrity): AdminRoute<Record<string, never>> {
+  return {
+    request: NO_BODY,
+    requestName: 'an empty body',
+    response: pb.AdminResponse,
+    handle: async () => {
+      integrity.repairNow();
+      const open = integrity.registry.openRecords().length;
+      return { body: { message: `a scrub pass started; ${open} damaged file${open === 1 ? '' : 's'} being repaired` } };
+    },
+  };
+}
+
+/**
+ * This node's integrity report (what `qjm check` compares across the replicas): no journal data. With
+ * ?verify=1 every file is read and checked first (the answer waits for it).
+ */
+function registerIntegrityRoute(app: FastifyInstance, integrity: NodeIntegrity): void {
+  app.get('/integrity', async (req, reply) => {
+    const verify = (req.query as Record<string, unknown>).verify;
+    if (verify === undefined) return integrity.report();
+    if (verify !== '1') return sendJsonError(reply, invalid('verify takes the value 1'));
+    return new Promise((resolve) => integrity.verifiedReport(resolve));
+  });
+}
+
 export function registerAdminRoutes(app: FastifyInstance, context: AdminContext): void {
   const { replica } = context;
   const term = () => replica.term;
@@ -305,8 +335,10 @@ export function registerAdminRoutes(app: FastifyInstance, context: AdminContext)
     reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(context))),
   );
   app.get('/flags', async () => ({ ...context.config }));
+  registerIntegrityRoute(app, context.integrity);
   registerProtoRoute(app, '/admin/changePeers', changePeersRoute(replica), term);
   registerProtoRoute(app, '/admin/resetPeers', resetPeersRoute(replica), term);
   registerProtoRoute(app, '/admin/transferLeader', transferLeaderRoute(replica), term);
+  registerProtoRoute(app, '/admin/repair', repairRoute(context.integrity), term);
   registerProtoRoute(app, '/admin/snapshot', snapshotRoute(replica), term);
 }

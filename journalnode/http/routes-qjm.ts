@@ -13,6 +13,7 @@ import { journalStateToProto, segmentToProto, WRITER_ACTIVE_MS } from '../../src
 import type { Replica } from '../../src/replica/replica.js';
 import type { JournalNodeConfig } from '../config.js';
 import type { JournalStateMachine } from '../state/journal-state-machine.js';
+import { SegmentCorruptError } from '../state/segment-file.js';
 import { checkIndex, checkJid, invalid, validateCommand } from '../state/commands.js';
 import { errorNameOf, registerProtoRoute, sendJsonError, SMALL_BODY_BYTES } from './rpc-errors.js';
 import type { ProtoAnswer, ProtoRoute, RpcErrorField } from './rpc-errors.js';
@@ -44,6 +45,8 @@ export interface QjmContext {
   reads: RecentReads;
   /** The answer bytes the node holds for its clients (large reads reserve before they are built). */
   budget: ResponseBudget;
+  /** A read found a damaged segment file: the integrity machinery records it and repairs it from the peers. */
+  damageFound?(e: SegmentCorruptError, jid: string): void;
 }
 
 function floorOf(ctx: QjmContext, jid: string): RetentionFloor {
@@ -359,18 +362,32 @@ async function answerEdits(
 ): Promise<ProtoAnswer<qjournal.journal.IGetEditsResponse>> {
   const { stateMachine, config, budget, replica } = ctx;
   if (answerRoom(budget, reply) < MIN_READ_BYTES) throw readBusy(budget);
-  let plan = planRead(stateMachine, r, from, config, answerRoom(budget, reply));
-  if (plan.count === 0 && r.waitMs > 0) {
+  // A damaged copy here is no reason for the reader to fail: UNAVAILABLE (retriable) sends it to another node
+  // while this one repairs its copy from its peers.
+  const plan = (room: number) => {
+    try {
+      return planRead(stateMachine, r, from, config, room);
+    } catch (e) {
+      if (!(e instanceof SegmentCorruptError)) throw e;
+      ctx.damageFound?.(e, r.jid);
+      throw new QjmError(
+        'UNAVAILABLE',
+        `this node's copy of journal ${r.jid} is damaged (${e.message}); it is being repaired from the peers: read from another node`,
+      );
+    }
+  };
+  let planned = plan(answerRoom(budget, reply));
+  if (planned.count === 0 && r.waitMs > 0) {
     await stateMachine.waitForTxid(r.jid, from, r.waitMs, left);
-    plan = planRead(stateMachine, r, from, config, Math.max(MIN_READ_BYTES, answerRoom(budget, reply)));
+    planned = plan(Math.max(MIN_READ_BYTES, answerRoom(budget, reply)));
   }
-  const answer = editsAnswer(plan, {
+  const answer = editsAnswer(planned, {
     committedTxid: stateMachine.journal(r.jid)?.lastTxId ?? 0,
     leaderAddress: replica.leaderDetails().leaderAddress ?? '',
   });
   // What the answer keeps alive while it is sent: its bytes, or its stream's window and the cached pieces it
   // streams from.
-  const holds = 'bytes' in answer ? answer.bytes.byteLength : answerHolds(plan);
+  const holds = 'bytes' in answer ? answer.bytes.byteLength : answerHolds(planned);
   if (!budget.reserve(reply, holds)) {
     if ('stream' in answer) answer.stream.destroy();
     throw readBusy(budget);

@@ -6,6 +6,8 @@
 // can run in one process (tests).
 
 import client from 'prom-client';
+import { IntegrityMetrics } from './integrity-metrics.js';
+import type { IntegrityHooks } from '../integrity/node-integrity.js';
 import type { ReplicaLatencies, ReplicaStatus } from '../../src/replica/replica.js';
 import type { ReplicaLog } from '../../src/replica/env.js';
 import type { Entry, HardState, SnapshotMeta } from '../../src/raft/types.js';
@@ -58,9 +60,12 @@ export class NodeMetrics {
 
   private sources: MetricSources | null = null;
 
+  private readonly integrity: IntegrityMetrics;
+
   constructor(id: string) {
     const r = this.registry;
     r.setDefaultLabels({ node: id });
+    this.integrity = new IntegrityMetrics(r);
     client.collectDefaultMetrics({ register: r, prefix: 'qjournal_process_' });
     this.raftGauges();
     this.journalGauges();
@@ -299,6 +304,11 @@ export class NodeMetrics {
   /** A connection or an answer refused or cut for a bound. */
   refused(reason: RefusalReason): void {
     this.refusals.inc({ reason });
+  }
+
+  /** The hooks that keep the integrity metrics (integrity-metrics.ts). */
+  integrityHooks(): IntegrityHooks {
+    return this.integrity.hooks();
   }
 
   electionStarted(): void {

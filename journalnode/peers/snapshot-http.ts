@@ -16,6 +16,8 @@ import { decodeManifest, encodeManifest } from '../state/snapshot-store.js';
 import type { ManifestData } from '../state/snapshot-store.js';
 import { parseSegmentName } from '../../src/edit-records.js';
 import { JSON_ENVELOPE, refuse } from '../http/authz.js';
+import { count, nonMember, param } from './member-routes.js';
+import type { MemberDirectory } from './member-routes.js';
 
 const MANIFEST_PATH = '/raft/snapshot/manifest';
 
@@ -27,38 +29,8 @@ export interface SnapshotRoutesContext {
   stateMachine: JournalStateMachine;
   maxSnapshotChunkBytes: number;
   /** The members of the configuration this node applied (voters and learners): only they may read a snapshot. */
-  directory: Pick<PeerDirectory, 'isMember' | 'appliedIndex'>;
+  directory: MemberDirectory;
   logger: Logger;
-}
-
-/** A query parameter: its value when given once, undefined when absent, null when given twice (`?a=1&a=2`). */
-function param(q: unknown, name: string): string | null | undefined {
-  const v = (q as Record<string, unknown>)[name];
-  return v === undefined ? undefined : typeof v === 'string' ? v : null;
-}
-
-/** A non-negative safe integer query parameter (decimal digits only), or null. */
-function count(q: unknown, name: string): number | null {
-  const v = param(q, name);
-  if (typeof v !== 'string' || !/^\d{1,16}$/.test(v)) return null;
-  const n = Number(v);
-  return Number.isSafeInteger(n) ? n : null;
-}
-
-/**
- * The snapshot is every record of every journal: only a member of this node's applied configuration (a
- * voter, or a learner being caught up: a node being added is a learner from the change's first step) reads it.
- * A node certificate proves an identity, not membership: a stranger's or a removed node's is refused.
- */
-function nonMember(req: FastifyRequest, directory: SnapshotRoutesContext['directory']): QjmError | null {
-  const caller = req.caller;
-  if (caller?.kind === 'insecure') return null;
-  if (caller?.kind === 'node' && directory.isMember(caller.id)) return null;
-  const who = caller?.kind === 'node' ? `node ${caller.id}` : 'this caller';
-  return new QjmError(
-    'FORBIDDEN',
-    `${who} is not a member of this node's configuration (applied at index ${directory.appliedIndex}): only members read snapshots`,
-  );
 }
 
 export function registerSnapshotRoutes(app: FastifyInstance, context: SnapshotRoutesContext): void {

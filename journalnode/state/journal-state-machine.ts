@@ -20,6 +20,8 @@ import type { ManifestData, StagedImage } from './snapshot-store.js';
 import { decodeCommittedCommand, journalLimitOf } from './commands.js';
 import { ReadWaiters } from './read-waiters.js';
 import { fetchSnapshot } from './snapshot-fetch.js';
+import { DIGEST_CHECKPOINTS_KEPT, DIGEST_EVERY_ENTRIES, stateDigest } from './state-digest.js';
+import type { StateDigest } from './state-digest.js';
 import type { FetchSink, FetchSource, ManifestSummary, SnapshotFileRef } from './snapshot-fetch.js';
 
 const pb = qjournal.journal;
@@ -98,6 +100,10 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   /** Metadata of the snapshot the state was last restored from or saved. */
   private snapshotMetaValue: SnapshotMeta;
   private appliedCommands = 0;
+  /** The state is the state at this Raft index: the last command applied, or the snapshot loaded. */
+  private stateIndex = 0;
+  /** Digests of the state after applying each entry at a multiple of DIGEST_EVERY_ENTRIES, oldest first. */
+  private readonly checkpoints: StateDigest[] = [];
   /** Commands this node decoded and validated before proposing them, by their bytes (see knowValidated). */
   private readonly validated = new WeakMap<Uint8Array, qjournal.journal.Command>();
 
@@ -147,6 +153,7 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     }
     this.journals = journals;
     this.snapshotMetaValue = toSnapshotMeta(m);
+    this.stateIndex = m.meta.index;
     this.opts.logger.info({ index, journals: m.journals.length }, 'journal state loaded from snapshot');
   }
 
@@ -179,6 +186,10 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   apply(entries: readonly Entry[]): Result[] {
     const out: Result[] = [];
     for (const e of entries) {
+      // Entries between two commands (no-ops, configurations) change nothing here: the state before this
+      // command is the state at the last checkpoint index it passed.
+      const passed = Math.floor((e.index - 1) / DIGEST_EVERY_ENTRIES) * DIGEST_EVERY_ENTRIES;
+      if (passed > 0 && passed >= this.stateIndex) this.checkpoint(passed);
       try {
         out.push(this.applyEntry(e));
       } catch (err) {
@@ -190,6 +201,8 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
         throw err;
       }
       this.appliedCommands++;
+      this.stateIndex = e.index;
+      if (e.index % DIGEST_EVERY_ENTRIES === 0) this.checkpoint(e.index);
     }
     return out;
   }
@@ -208,6 +221,24 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     // Kept until the entry applied: one interrupted by a shortage is applied again from the same decoding.
     if (known) this.validated.delete(e.data);
     return r;
+  }
+
+  /** Records the state's digest at `index`, once. Replicas compare these at the indexes they share. */
+  private checkpoint(index: number): void {
+    const last = this.checkpoints[this.checkpoints.length - 1];
+    if (last && last.index >= index) return;
+    this.checkpoints.push({ index, digest: this.digest() });
+    if (this.checkpoints.length > DIGEST_CHECKPOINTS_KEPT) this.checkpoints.shift();
+  }
+
+  /** The digest of the state now (at the applied index). */
+  digest(): string {
+    return stateDigest(this.allJournals().map((j) => j.state()));
+  }
+
+  /** The recorded checkpoints, oldest first. */
+  digestCheckpoints(): StateDigest[] {
+    return this.checkpoints.map((c) => ({ ...c }));
   }
 
   private journalFor(jid: string, create: boolean): Journal | undefined {

@@ -248,35 +248,47 @@ export class SegmentFile {
   }
 
   private scan(fd: FileHandle, file: string, size: number): void {
-    let pos = SEGMENT_HEADER_BYTES;
-    let buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
-    while (pos < size) {
-      const want = Math.min(buf.byteLength, size - pos);
-      const n = preadIntoSync(fd, buf, pos, want);
-      let off = 0;
-      let progressed = false;
-      while (off < n) {
-        const f = readFrame(buf.subarray(0, n), off);
-        if (!f.ok) {
-          if (f.truncated && pos + n < size) break; // the frame continues in the next chunk
-          throw new SegmentCorruptError(file, pos + off, f.reason);
-        }
-        if (f.record.txid !== this.lastTxId + 1)
-          throw new SegmentCorruptError(file, pos + off, `txid ${f.record.txid} after ${this.lastTxId}`);
-        this.noteFrame(f.record.txid, pos + off);
-        this.lastTxId = f.record.txid;
-        off = f.record.next;
-        progressed = true;
+    let at: SegmentScan = { pos: SEGMENT_HEADER_BYTES, crc32: this.crc32, lastTxId: this.lastTxId };
+    while (at.pos < size)
+      at = scanFrames(fd, file, size, at, READ_CHUNK_BYTES, (txid, off) => this.noteFrame(txid, off));
+    this.lastTxId = at.lastTxId;
+    this.crc32 = at.crc32;
+    this.sizeBytes = at.pos;
+  }
+
+  /**
+   * One step of the scrubber's check of this finalized segment against what was recorded when it was written
+   * (or what the snapshot it came from says): the header, then every frame's CRC and txid from `at` (null: from
+   * the start), about maxBytes at a time; at the end, the last txid and the CRC of the whole file. Throws
+   * SegmentCorruptError on damage (and the file system's error when the file cannot be read).
+   */
+  scrubStep(at: SegmentScan | null, maxBytes: number): { at: SegmentScan; bytes: number; done: boolean } {
+    assert(!this.inProgress, 'segment: scrubbing the in-progress segment');
+    const file = this.path;
+    const fd = this.fileSystem.open(file, 'r');
+    try {
+      let bytes = 0;
+      if (at === null) {
+        const head = preadSync(fd, 0, SEGMENT_HEADER_BYTES);
+        const h = decodeSegmentHeader(head);
+        if (typeof h === 'string') throw new SegmentCorruptError(file, 0, h);
+        if (h.firstTxId !== this.firstTxId)
+          throw new SegmentCorruptError(file, 16, `header says first txid ${h.firstTxId}, the name ${this.firstTxId}`);
+        at = { pos: SEGMENT_HEADER_BYTES, crc32: zlib.crc32(head), lastTxId: this.firstTxId - 1 };
+        bytes = SEGMENT_HEADER_BYTES;
       }
-      this.crc32 = zlib.crc32(buf.subarray(0, off), this.crc32);
-      pos += off;
-      if (!progressed) {
-        // A single frame larger than the chunk: grow the chunk and retry.
-        assert(buf.byteLength < 1 << 30, 'segment scan: frame over 1 GiB');
-        buf = Buffer.allocUnsafe(buf.byteLength * 2);
-      }
+      const before = at.pos;
+      if (at.pos < this.sizeBytes) at = scanFrames(fd, file, this.sizeBytes, at, maxBytes, () => {});
+      bytes += at.pos - before;
+      const done = at.pos >= this.sizeBytes;
+      if (done && at.lastTxId !== this.lastTxId)
+        throw new SegmentCorruptError(file, at.pos, `holds txids up to ${at.lastTxId}, expected ${this.lastTxId}`);
+      if (done && at.crc32 >>> 0 !== this.crc32 >>> 0)
+        throw new SegmentCorruptError(file, 0, 'file CRC differs from the one recorded when it was written');
+      return { at, bytes, done };
+    } finally {
+      fd.close();
     }
-    this.sizeBytes = pos;
   }
 
   private noteFrame(txid: number, offset: number): void {
@@ -450,5 +462,70 @@ export class SegmentFile {
     } finally {
       if (fd !== this.fd) fd.close();
     }
+  }
+}
+
+/**
+ * Checks a whole segment file (or its first sizeBytes) that was never loaded, a chunk at a time: the header
+ * names firstTxId, every frame is whole with its CRC right, txids follow one another. Returns the last txid and
+ * the CRC of the bytes; throws SegmentCorruptError.
+ */
+export function checkSegmentFile(
+  fd: FileHandle,
+  file: string,
+  sizeBytes: number,
+  firstTxId: number,
+): { lastTxId: number; crc32: number } {
+  const head = preadSync(fd, 0, SEGMENT_HEADER_BYTES);
+  const h = decodeSegmentHeader(head);
+  if (typeof h === 'string') throw new SegmentCorruptError(file, 0, h);
+  if (h.firstTxId !== firstTxId)
+    throw new SegmentCorruptError(file, 16, `header says first txid ${h.firstTxId}, not ${firstTxId}`);
+  let at: SegmentScan = { pos: SEGMENT_HEADER_BYTES, crc32: zlib.crc32(head), lastTxId: firstTxId - 1 };
+  while (at.pos < sizeBytes) at = scanFrames(fd, file, sizeBytes, at, READ_CHUNK_BYTES, () => {});
+  return { lastTxId: at.lastTxId, crc32: at.crc32 };
+}
+
+/** Where a check of a segment file's frames stands: the next byte, the CRC of the bytes before it, the last txid. */
+export interface SegmentScan {
+  pos: number;
+  crc32: number;
+  lastTxId: number;
+}
+
+/**
+ * Checks whole frames of the file from at.pos, reading about maxBytes (more when one frame is larger): each
+ * frame's CRC, and txids that follow one another. Returns where it stopped; throws SegmentCorruptError.
+ */
+function scanFrames(
+  fd: FileHandle,
+  file: string,
+  size: number,
+  at: SegmentScan,
+  maxBytes: number,
+  onFrame: (txid: number, offset: number) => void,
+): SegmentScan {
+  let want = Math.min(Math.max(maxBytes, RECORD_HEADER_BYTES), size - at.pos);
+  for (;;) {
+    const buf = Buffer.allocUnsafe(want);
+    const n = preadIntoSync(fd, buf, at.pos, want);
+    let off = 0;
+    let lastTxId = at.lastTxId;
+    while (off < n) {
+      const f = readFrame(buf.subarray(0, n), off);
+      if (!f.ok) {
+        if (f.truncated && n === want && at.pos + n < size) break; // the frame continues past this read
+        throw new SegmentCorruptError(file, at.pos + off, f.reason);
+      }
+      if (f.record.txid !== lastTxId + 1)
+        throw new SegmentCorruptError(file, at.pos + off, `txid ${f.record.txid} after ${lastTxId}`);
+      onFrame(f.record.txid, at.pos + off);
+      lastTxId = f.record.txid;
+      off = f.record.next;
+    }
+    if (off > 0) return { pos: at.pos + off, crc32: zlib.crc32(buf.subarray(0, off), at.crc32), lastTxId };
+    // A single frame larger than the read: read more.
+    assert(want < 1 << 30, 'segment scan: frame over 1 GiB');
+    want = Math.min(want * 2, size - at.pos);
   }
 }

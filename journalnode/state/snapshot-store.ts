@@ -235,6 +235,11 @@ export class SnapshotStore {
     return decodeManifest(this.fileSystem.readFile(file), file);
   }
 
+  /** Where snapshot `index` keeps its copy of a journal's file (a hard link). */
+  filePath(index: number, jid: string, file: string): string {
+    return path.join(this.dirOf(index), 'journals', jid, file);
+  }
+
   manifestOf(index: number): ManifestData | null {
     const dir = this.dirOf(index);
     if (!this.fileSystem.stat(dir)) return null;
@@ -330,7 +335,7 @@ export class SnapshotStore {
       );
     let handle: FileHandle;
     try {
-      handle = this.fileSystem.open(path.join(this.dirOf(index), 'journals', jid, file), 'r');
+      handle = this.fileSystem.open(this.filePath(index, jid, file), 'r');
     } catch (e) {
       if (isGone(e)) throw gone(); // pruned since the manifest was read
       throw e;

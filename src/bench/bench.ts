@@ -37,6 +37,8 @@ export interface BenchOptions {
   out: string;
   only: Set<string>;
   dataDir: string;
+  /** Settings for every JournalNode of the shared cluster, as flags (`--node-flags='--scrubBytesPerS 0'`). */
+  nodeFlags: string[];
   log: (s: string) => void;
 }
 
@@ -65,6 +67,12 @@ export const BENCH_COMMAND = {
       valueName: 'DIR',
       description: 'where the clusters keep their data (default: a directory under the temp dir)',
     },
+    'node-flags': {
+      type: 'string',
+      valueName: 'FLAGS',
+      description:
+        "settings for every JournalNode of W1, W2, W4-W6's cluster, as one value: --node-flags='--scrubBytesPerS 0'",
+    },
   },
 } as const satisfies CommandSpec;
 
@@ -80,6 +88,7 @@ function benchOptions(f: FlagValues<typeof BENCH_COMMAND>): BenchOptions {
     out: f.out ?? 'bench-out/bench.json',
     only,
     dataDir: f.data ?? path.join(os.tmpdir(), `qjournal-bench-${process.pid}`),
+    nodeFlags: (f['node-flags'] ?? '').split(/\s+/).filter(Boolean),
     log: (s) => console.log(s),
   };
 }
@@ -113,6 +122,7 @@ export async function runBench(options: BenchOptions): Promise<Record<string, un
     seconds: secs,
     warmUpSeconds: warmSecs,
     recordBytes: 128,
+    nodeFlags: options.nodeFlags,
   };
   const workloads: Record<string, unknown> = {};
   say(
@@ -242,7 +252,7 @@ async function runOnOneCluster(
   say: (s: string) => void,
 ): Promise<OneClusterRun> {
   const r: OneClusterRun = { rss: [], diskPerRecord: 0 };
-  const b = await freshCluster(path.join(o.dataDir, 'w12'));
+  const b = await freshCluster(path.join(o.dataDir, 'w12'), { extraArgs: o.nodeFlags });
   try {
     say(
       `  warm-up: ${warmSecs} s of streaming and single-record flushes, so V8 has compiled the hot paths (not measured) ...`,

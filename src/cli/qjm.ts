@@ -3,7 +3,7 @@
 // table of commands and the one place errors become exit codes: 0 ok, 1 unreachable / quorum unavailable /
 // other failure, 2 usage, 3 not formatted, 4 refused (fenced, already formatted, writer active, out of sync),
 // 5 corrupt data (dump). The commands live by concern: journal-commands.ts, purge.ts, status.ts,
-// cluster-commands.ts, cert.ts, dump.ts; how they reach the nodes in connect.ts.
+// cluster-commands.ts, integrity-check.ts, cert.ts, dump.ts; how they reach the nodes in connect.ts.
 
 import { BENCH_COMMAND, runBenchCommand } from '../bench/bench.js';
 import { DEMO_COMMAND } from '../demo/demo-command.js';
@@ -43,6 +43,7 @@ import {
   TRANSFER_LEADER,
 } from './cluster-commands.js';
 import { CHECK_PERF, cmdCheckPerf } from './check-perf.js';
+import { CHECK, cmdCheck } from './integrity-check.js';
 import { timeoutMsOf } from './connect.js';
 import type { CliIo } from './connect.js';
 import { cmdFinalize, cmdFormat, cmdSegments, cmdTail, FINALIZE, FORMAT, SEGMENTS, TAIL } from './journal-commands.js';
@@ -107,6 +108,7 @@ function command<S extends CommandSpec>(
 
 const COMMANDS: Record<string, Command> = {
   status: command(STATUS, cmdStatus),
+  check: command(CHECK, cmdCheck),
   'check-impact': command(CHECK_IMPACT, cmdCheckImpact),
   'check perf': command(CHECK_PERF, cmdCheckPerf),
   format: command(FORMAT, cmdFormat),

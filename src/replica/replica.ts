@@ -17,7 +17,7 @@ import type { Logger } from '../logger.js';
 import { ConfChangeOp, confMembers, EntryType, type MessageType, NONE, StateType } from '../raft/types.js';
 import type { ConfChange, Entry, Message, NodeId, Peer, SnapshotMeta } from '../raft/types.js';
 import type { DiskSpace, ReplicaClock, ReplicaLog, ReplicaStateMachine, ReplicaTransport } from './env.js';
-import { ApplyInterrupted, isDiskFull } from './env.js';
+import { ApplyInterrupted, isDiskFull, isStorageFailure } from './env.js';
 import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
 import { ClientWaits, qjmError as err } from './client-waits.js';
 import type { Callback, ProposalResult } from './client-waits.js';
@@ -269,7 +269,8 @@ export class Replica<R> {
     this.snapshots.retryIfDue(now);
     if (this.stopped) return;
     // A follower that may not campaign (stood down, below its floor) counts no election time.
-    if (!this.resetting && (this.isLeader || this.identity.mayCampaign())) this.raw.tick();
+    if (!this.resetting && (this.isLeader || this.identity.mayCampaign())) this.storageGuarded(() => this.raw.tick());
+    if (this.stopped) return;
     const out: Message[] = [];
     this.identity.tick(out);
     if (out.length > 0) this.deps.transport.send(out);
@@ -293,11 +294,14 @@ export class Replica<R> {
     }
     const now = this.deps.clock.now();
     const out: Message[] = [];
-    for (const m of this.identity.inbound(messages, out)) {
-      this.heardAtMs.set(m.from, now);
-      if (this.isLeader) this.acks.received(m, now);
-      this.raw.step(m);
-    }
+    this.storageGuarded(() => {
+      for (const m of this.identity.inbound(messages, out)) {
+        this.heardAtMs.set(m.from, now);
+        if (this.isLeader) this.acks.received(m, now);
+        this.raw.step(m);
+      }
+    });
+    if (this.stopped) return;
     if (out.length > 0) this.deps.transport.send(out);
     this.schedule();
   }
@@ -452,6 +456,14 @@ export class Replica<R> {
     this.raw.reportUnreachable(id);
   }
 
+  /**
+   * Stops in the fatal state, as on a storage failure: damage to this node's storage that it cannot repair while
+   * it runs (the next start recovers what it can vouch for).
+   */
+  fail(e: Error): void {
+    this.die(e);
+  }
+
   /** Fails everything pending and stops; the replica accepts no more input. */
   stop(): void {
     if (!this.stopped) this.end({ name: 'stopped' });
@@ -583,7 +595,24 @@ export class Replica<R> {
     });
   }
 
+  /**
+   * Runs a step of the core that may read the log: a read the storage refuses (a damaged entry: its error is
+   * marked a storage failure, env.ts) stops the replica in its fatal state, as a failed write does.
+   */
+  private storageGuarded(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof AssertionError || !isStorageFailure(e)) throw e;
+      this.die(e as Error);
+    }
+  }
+
   private processReady(): void {
+    this.storageGuarded(() => this.processReadyRounds());
+  }
+
+  private processReadyRounds(): void {
     if (this.stopped) return;
     for (let rounds = 0; this.raw.hasReady(); rounds++) {
       if (rounds >= 64) {

@@ -20,7 +20,7 @@ import type { FileHandle, FileSystem } from './file-system.js';
 import { mkdirDurableSync, preadSync, writeAllSync, writevAllSync } from './files.js';
 import { CorruptLogError, recoverLog } from './log-recovery.js';
 export { CorruptLogError } from './log-recovery.js';
-import type { RecoveredLog } from './log-recovery.js';
+import type { LogDamage, RecoveredLog } from './log-recovery.js';
 import {
   FRAME_HEADER_BYTES,
   SEGMENT_HEADER_BYTES,
@@ -66,6 +66,11 @@ export interface DiskLogOptions {
   tornWriteBytes?: number;
   /** Observes the duration of every fdatasync of an append (metrics: latency percentiles). */
   onFsync?(ms: number): void;
+  /**
+   * Takes damage found at start-up (log-recovery.ts): told first, it makes durable what the node must remember
+   * (with a cut, its floor), then recovery keeps what is sound. Without it, damage refuses to open the log.
+   */
+  onDamage?(d: LogDamage): void;
 }
 
 export interface DiskLogStats {
@@ -129,6 +134,7 @@ export class DiskLog implements ReplicaLog {
       snapshot: options.snapshot,
       tornWriteBytes: options.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT,
       logger: options.logger ?? silentLogger,
+      ...(options.onDamage ? { onDamage: options.onDamage } : {}),
     });
     return new DiskLog(dir, options, recovered);
   }
@@ -202,23 +208,41 @@ export class DiskLog implements ReplicaLog {
 
   /** Reads entries [lo, hi) of one segment that fit in maxBytes after `sofar`, with one read call. */
   private readRun(seg: Segment, lo: number, hi: number, maxBytes: number, sofar: BatchFill): Entry[] {
+    const run = this.readChecked(seg, lo, hi, maxBytes, sofar);
+    return run ? decodeFrames(run.buf, run.count) : [];
+  }
+
+  /**
+   * Reads the frames of entries [lo, hi) of one segment that fit in maxBytes after `sofar`, with one read call,
+   * and checks each as it is read back (bytes that rotted on the disk since start-up are never sent or
+   * applied); null when none fits.
+   */
+  private readChecked(
+    seg: Segment,
+    lo: number,
+    hi: number,
+    maxBytes: number,
+    sofar: BatchFill,
+  ): { buf: Buffer; count: number } | null {
     const offsetOf = (idx: number) => (idx <= seg.last ? seg.offsets[idx - seg.first]! : seg.sizeBytes);
     // An entry's size as entryBytes() counts it, from the index alone: its frame less the frame header (that
     // is, its data), plus the fixed overhead.
     const sizeOf = (k: number) => offsetOf(lo + k + 1) - offsetOf(lo + k) - FRAME_HEADER_BYTES + ENTRY_OVERHEAD_BYTES;
     const n = takeWithinBytes(hi - lo, sizeOf, maxBytes, sofar).count;
-    if (n === 0) return [];
+    if (n === 0) return null;
     const start = offsetOf(lo);
     const end = offsetOf(lo + n);
     const file = seg.fd ?? this.fileSystem.open(seg.file, 'r');
     let buf: Buffer;
     try {
       buf = preadSync(file, start, end - start);
+    } catch (e) {
+      // A sector that cannot be read is damage like a bad CRC: the replica stops on it (storageFailed).
+      throw new CorruptLogError(seg.file, start, `unreadable: ${(e as Error).message}`);
     } finally {
       if (file !== seg.fd) file.close();
     }
     assert(buf.byteLength === end - start, () => `disk log: short read of ${seg.file}`);
-    // Checked again as it is read back: bytes that rotted on the disk since start-up are never sent or applied.
     for (let k = 0, off = 0; k < n; k++) {
       const problem =
         frameProblem(buf, off, lo + k, 0) ??
@@ -226,7 +250,7 @@ export class DiskLog implements ReplicaLog {
       if (problem) throw new CorruptLogError(seg.file, start + off, problem);
       off = offsetOf(lo + k + 1) - start;
     }
-    return decodeFrames(buf, n);
+    return { buf, count: n };
   }
 
   // ---------------------------------------------------------------- writes
@@ -613,6 +637,31 @@ export class DiskLog implements ReplicaLog {
       this.pendingReset = null;
       done(null);
     });
+  }
+
+  // ---------------------------------------------------------------- scrubbing
+
+  /** The closed segments as they are now: what the scrubber re-reads (file, first and last index). */
+  closedSegments(): { file: string; first: number; last: number }[] {
+    if (this.pendingReset) return [];
+    return this.segments.filter((s) => s.closed).map((s) => ({ file: s.file, first: s.first, last: s.last }));
+  }
+
+  /**
+   * One step of the scrubber: re-reads the entries of closed segment `file` from `index` (about maxBytes, at
+   * least one entry) and checks every frame as a read does. Returns the next index (past the segment's last
+   * when it is done) and the bytes read, or null when the segment is no longer in the log (compacted, cut by a
+   * truncation). Throws CorruptLogError on damage, a read that fails included.
+   */
+  scrubStep(file: string, index: number, maxBytes: number): { next: number; bytes: number } | null {
+    if (this.pendingReset || index <= this.compactedIndex) return null;
+    const seg = segmentFor(this.segments, index);
+    if (!seg?.closed || seg.file !== file) return null;
+    // Checked as a read for a follower checks it, without decoding the entries (no garbage per entry).
+    const run = this.readChecked(seg, index, seg.last + 1, maxBytes, { count: 0, bytes: 0 });
+    const next = index + (run?.count ?? 0);
+    const end = next <= seg.last ? seg.offsets[next - seg.first]! : seg.sizeBytes;
+    return { next, bytes: end - seg.offsets[index - seg.first]! };
   }
 
   // ---------------------------------------------------------------- status

@@ -12,6 +12,7 @@ import type { JournalNode } from '../../journalnode/journal-node.js';
 import { encodeBatch } from '../../src/transport/raft-codec.js';
 import { startSingleNode } from '../support/single-node.js';
 import { decodeManifest } from '../../journalnode/state/snapshot-store.js';
+import { checkIntegrityReport } from '../../src/integrity.js';
 import { RAFT_STREAM_CONTENT_TYPE, RAFT_STREAM_PATH } from '../../journalnode/peers/peer-transport.js';
 
 const pb = qjournal.journal;
@@ -406,6 +407,70 @@ describe('bad input is refused and changes nothing', function () {
     ];
     for (const [query, status, code] of cases) {
       const r = await node.app.inject({ method: 'GET', url: `/raft/snapshot/${query}` });
+      let answered: string;
+      try {
+        answered = (JSON.parse(r.payload) as { code: string }).code;
+      } catch {
+        answered = `not JSON: ${JSON.stringify(r.payload.slice(0, 40))}`;
+      }
+      expect([r.statusCode, answered], query).to.deep.equal([status, `QJM_ERR_${code}`]);
+    }
+    expect(journalState(node)).to.equal(before);
+    expect((await node.app.inject({ method: 'GET', url: '/healthz' })).statusCode).to.equal(200);
+  });
+
+  it("integrity routes: a peer's report, file hash and chunk as asked; hostile query strings refused 4xx with a stable code, and the node serves on unchanged", async () => {
+    const seg = node.stateMachine.journal('ns1')!.segments[0]!;
+    const ok = `jid=ns1&file=${seg.name}&size=${seg.sizeBytes}`;
+    const report = await node.app.inject({ method: 'GET', url: '/raft/integrity/report' });
+    expect(report.statusCode).to.equal(200);
+    expect(checkIntegrityReport(JSON.parse(report.payload)).node).to.equal('n1');
+    expect(
+      checkIntegrityReport(JSON.parse((await node.app.inject({ method: 'GET', url: '/integrity' })).payload)).node,
+    ).to.equal('n1');
+    const verified = await node.app.inject({ method: 'GET', url: '/integrity?verify=1' });
+    expect(checkIntegrityReport(JSON.parse(verified.payload)).damage).to.deep.equal([]);
+    for (const q of ['verify=0', 'verify=yes', 'verify=1&verify=1']) {
+      const r = await node.app.inject({ method: 'GET', url: `/integrity?${q}` });
+      expect([r.statusCode, (JSON.parse(r.payload) as { code: string }).code], q).to.deep.equal([
+        400,
+        'QJM_ERR_INVALID_ARGUMENT',
+      ]);
+    }
+    const file = await node.app.inject({ method: 'GET', url: `/raft/integrity/file?${ok}` });
+    expect(JSON.parse(file.payload)).to.deep.include({ sizeBytes: seg.sizeBytes, damaged: false });
+    const length = Math.min(seg.sizeBytes, 1024);
+    const chunk = await node.app.inject({
+      method: 'GET',
+      url: `/raft/integrity/chunk?${ok}&offset=0&length=${length}`,
+    });
+    expect([chunk.statusCode, chunk.rawPayload.equals(fs.readFileSync(seg.path).subarray(0, length))]).to.deep.equal([
+      200,
+      true,
+    ]);
+    const before = journalState(node);
+    const cases: [string, number, string][] = [
+      ['file', 400, 'INVALID_ARGUMENT'],
+      [`file?${ok}&jid=ns1`, 400, 'INVALID_ARGUMENT'], // a parameter twice
+      [`file?jid=..&file=${seg.name}&size=1`, 400, 'INVALID_ARGUMENT'],
+      [`file?jid=ns1&file=..%2F..%2Fraft%2Fraft_meta&size=1`, 400, 'INVALID_ARGUMENT'],
+      [`file?jid=ns1&file=${seg.name}&size=-1`, 400, 'INVALID_ARGUMENT'],
+      [`file?jid=ns1&file=${seg.name}&size=0`, 400, 'INVALID_ARGUMENT'],
+      [`file?jid=ns1&file=${seg.name}&size=1e9`, 400, 'INVALID_ARGUMENT'],
+      [`file?jid=ns1&file=${seg.name}&size=${2 ** 50}`, 400, 'INVALID_ARGUMENT'],
+      [`file?jid=nosuch&file=${seg.name}&size=100`, 503, 'UNAVAILABLE'], // not held here
+      ['file?jid=ns1&file=edits_0000000000000000777-0000000000000000778&size=100', 503, 'UNAVAILABLE'],
+      [`chunk?${ok}`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?${ok}&offset=0&length=0`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?${ok}&offset=0&length=${2 ** 40}`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?${ok}&offset=-1&length=1`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?${ok}&offset=0x10&length=1`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?${ok}&offset=${seg.sizeBytes}&length=1`, 400, 'INVALID_ARGUMENT'], // past what was asked about
+      [`chunk?${ok}&offset=0&length=1&length=2`, 400, 'INVALID_ARGUMENT'],
+      [`chunk?jid=nosuch&file=${seg.name}&size=100&offset=0&length=1`, 503, 'UNAVAILABLE'],
+    ];
+    for (const [query, status, code] of cases) {
+      const r = await node.app.inject({ method: 'GET', url: `/raft/integrity/${query}` });
       let answered: string;
       try {
         answered = (JSON.parse(r.payload) as { code: string }).code;

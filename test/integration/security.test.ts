@@ -33,6 +33,10 @@ const ROUTES: [
   ['POST', '/raft/stream', 'json'],
   ['GET', '/raft/snapshot/manifest?min_index=0', 'json'],
   ['GET', '/raft/snapshot/chunk?index=1&jid=ns1&file=edits_inprogress_0000000000000000001&offset=0&length=1', 'json'],
+  ['GET', '/raft/integrity/report', 'json'],
+  ['GET', '/raft/integrity/file?jid=ns1&file=edits_inprogress_0000000000000000001&size=40', 'json'],
+  ['GET', '/raft/integrity/chunk?jid=ns1&file=edits_inprogress_0000000000000000001&size=40&offset=0&length=1', 'json'],
+  ['GET', '/integrity', 'json'],
   ['POST', '/qjm/getJournalState', pb.GetJournalStateResponse],
   ['POST', '/qjm/getEditLogManifest', pb.GetManifestResponse],
   ['POST', '/qjm/getEdits', pb.GetEditsResponse],
@@ -48,6 +52,7 @@ const ROUTES: [
   ['POST', '/admin/changePeers', pb.AdminResponse],
   ['POST', '/admin/transferLeader', pb.AdminResponse],
   ['POST', '/admin/snapshot', pb.AdminResponse],
+  ['POST', '/admin/repair', pb.AdminResponse],
   ['GET', '/no/such/route', 'json'],
 ];
 
@@ -487,6 +492,9 @@ describe('security: mutual TLS and roles', function () {
       manifest: '403 QJM_ERR_FORBIDDEN',
       chunk: '403 QJM_ERR_FORBIDDEN',
     });
+    // Nor ask for integrity reports or copies of files.
+    const report = await n3.request(leaderAddress, 'GET', '/raft/integrity/report', null, 5000);
+    expect([report.status, JSON.parse(report.body.toString()).code]).to.deep.equal([403, 'QJM_ERR_FORBIDDEN']);
   });
 
   it('a node started with neither --certs-dir nor --insecure exits 2 saying how to fix it', () => {

@@ -31,10 +31,12 @@ import { faultExplains, ForgetfulLog, SimNode } from './sim-node.js';
 import { diskLogSettings, drawSimSettings, simReplicaOptions } from './sim-settings.js';
 import { formatDataDir, JOINER_BOOTSTRAP, ObservedStateMachine, openStorage } from './sim-storage.js';
 import { DiskFaultInjector } from './disk-faults.js';
-import { checkConvergence, checkJournals } from './end-checks.js';
+import { checkConvergence, checkJournals, checkRepaired } from './end-checks.js';
 import { simSnapshotSource } from './snapshot-network.js';
+import { noteReadDamage, startIntegrity } from './sim-integrity.js';
+import type { Scrubber } from '../../journalnode/integrity/scrubber.js';
 
-export { MIXES, mixFor } from './mixes.js';
+export { MIXES, mixFor, replayCommand } from './mixes.js';
 export type { FaultMix } from './mixes.js';
 export { SimNode } from './sim-node.js';
 
@@ -155,6 +157,8 @@ export class SimCluster {
   private nextId: number;
   private lastSendCrashAt = -Infinity;
   private settledAfterMs = 0;
+  /** When the quiet phase began: the scrub pass that proves repair converged starts after it. */
+  private quietSinceMs = 0;
   private readonly initialIds: NodeId[];
   private readonly bootstrap: SnapshotMeta;
   readonly operator: SimOperator;
@@ -243,6 +247,9 @@ export class SimCluster {
     this.trace(`${node.id} ${how} on a disk fault (${why}): ${msg}`);
     this.diskFaults.counts.stops++;
     this.crash(node);
+    // A running node that met a damaged log entry stops; its next start keeps the sound part of its log.
+    if (why === 'damage' && how !== 'could not start' && (e as Error).name === 'CorruptLogError')
+      return this.scheduleRestart(node);
     if (why === 'damage') {
       node.failed = true;
       this.trace(`${node.id} stays down until repaired (its disk holds damage it refused)`);
@@ -312,6 +319,8 @@ export class SimCluster {
       transport: { send: (msgs) => this.send(msgs) },
       clock: { now: () => this.q.now, defer: (fn) => host.schedule(0, fn) },
       random: () => nodeRng.next(),
+      // Storage ids are not simulated; the record carries the floor a cut Raft log leaves (log-damage.ts).
+      identity: { storageId: '', clusterId: 'sim', record: storage.record, store: storage.identity },
       checkInvariants: true,
       ...(early ? { unsafeSendBeforePersist: early } : {}),
       // A simulated disk is full for a window (disk-faults.ts) or has room: free space as a probe reads it.
@@ -331,6 +340,7 @@ export class SimCluster {
       },
     });
     node.replica = replica;
+    node.integrity = startIntegrity(this, node, this.logger(node));
     // Per device operation: a vote (the metadata file's sync, then its directory's) takes 20-150 ms.
     if (node.slowDisk) node.latencyMs = [10, 75];
     replica.start();
@@ -560,7 +570,7 @@ export class SimCluster {
       violate: (msg) => this.checker.violate(msg),
       readFailed: (id, err) => {
         const node = this.nodes.get(id);
-        if (node && faultExplains(node, err)) return;
+        if (node && faultExplains(node, err)) return noteReadDamage(node, err);
         this.checker.violate(`read on ${id} failed: ${err.message}`);
       },
       trace: (line) => this.trace(line),
@@ -844,6 +854,7 @@ export class SimCluster {
    */
   settle(maxMs: number): void {
     this.stopClients();
+    this.quietSinceMs = this.q.now;
     const deadline = this.q.now + maxMs;
     this.runUntil(Math.min(deadline, this.q.now + 150));
     while (this.q.now < deadline && this.checker.violations.length === 0 && !this.converged())
@@ -858,7 +869,11 @@ export class SimCluster {
     return (
       first !== undefined &&
       first !== null &&
-      ms.every((n) => n.running && n.replica!.appliedIndex === first.appliedIndex)
+      ms.every((n) => n.running && n.replica!.appliedIndex === first.appliedIndex) &&
+      // Repairs under way finish too (a new snapshot to take, a copy to fetch): the end checks judge what they left.
+      ms.every((n) => (n.integrity?.registry.openRecords().length ?? 0) === 0) &&
+      // And every byte was read since, soundly: rot no scrub pass has reached yet is not yet a failure to repair.
+      ms.every((n) => !n.integrity?.scrubber.enabled || scrubbedSince(n.integrity.scrubber, this.quietSinceMs))
     );
   }
 
@@ -869,6 +884,7 @@ export class SimCluster {
     if (this.checker.violations.length === 0)
       this.checker.checkAcked((i) => this.members().every((n) => (n.replica?.appliedIndex ?? 0) >= i));
     if (this.checker.violations.length === 0) checkJournals(this.checker, this.journals, this.members());
+    if (this.checker.violations.length === 0) checkRepaired(this.checker, this.members());
   }
 
   /** After healing, proposes until one is acknowledged: the time that takes is the liveness figure. */
@@ -898,15 +914,12 @@ export function runSim(opts: SimOptions): SimResult {
   return new SimCluster(opts).run();
 }
 
-export function replayCommand(
-  r: { seed: number; mix: string; nodes: number },
-  o: {
-    bug?: OutsideModelBug | undefined;
-    checks?: string | undefined;
-    faultMs?: number | undefined;
-    dataDirFaults?: boolean | undefined;
-  } = {},
-): string {
-  const fault = `${o.faultMs !== undefined && o.faultMs !== 3000 ? ` --fault-ms ${o.faultMs}` : ''}${o.dataDirFaults ? ' --data-dir-faults' : ''}`;
-  return `npm run sim -- --seed ${r.seed} --mix ${r.mix} --nodes ${r.nodes}${fault}${o.bug ? ` --bug ${o.bug}` : ''}${o.checks && o.checks !== 'all' ? ` --checks ${o.checks}` : ''} --trace`;
+/**
+ * The scrubber's last whole pass began at or after `sinceMs` and found nothing: a pass that found damage proves
+ * nothing about what it skipped (a snapshot's link to a segment it had just found damaged, repaired since by a
+ * purge that left the link), so the next one must find the storage sound.
+ */
+function scrubbedSince(scrubber: Scrubber, sinceMs: number): boolean {
+  const last = scrubber.status().last;
+  return last !== null && last.startedMs >= sinceMs && last.findings === 0;
 }

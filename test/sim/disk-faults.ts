@@ -72,30 +72,55 @@ export class DiskFaultInjector {
   }
 
   /**
-   * A durable sector of the Raft log or metadata of one node rots. Not in the last write of the log's
-   * in-progress segment: damage there cannot be told from a torn write (log-recovery.ts), and the node's
-   * recovery takes it for one, as documented; anywhere else it must be refused.
+   * A durable sector of one node rots: of its Raft log or metadata, or of a journal segment file its snapshots
+   * hold (a finalized segment, or the prefix of the in-progress one a snapshot recorded). Not in the last write
+   * of the log's in-progress segment: damage there cannot be told from a torn write (log-recovery.ts), and the
+   * node's recovery takes it for one, as documented; anywhere else it must be found.
    */
   private rot(): void {
     this.rotVictim ??= this.c.nodes.get(this.rng.pick(this.c.ids)) ?? null;
     const node = this.rotVictim;
     if (!node?.running) return;
-    const log = node.diskLog!;
-    const tail = log.locate(log.lastIndex());
-    const lastWrite = this.c.tornWriteBytes;
+    const journalData = this.rng.chance(0.5);
     let where: string | null = null;
     for (let attempt = 0; attempt < 5 && where === null; attempt++)
-      where = node.fs.rotSector(this.rng, (files) => {
-        const raft = files.filter((f) => f.path.startsWith(`${PATHS.raft}/`) && f.sizeBytes > 0);
-        if (raft.length === 0) return null;
-        const f = this.rng.pick(raft);
-        if (!f.path.includes('log_inprogress_')) return f.path;
-        if (tail?.file !== f.path) return null;
-        return { path: f.path, belowBytes: tail.offsetBytes + tail.frameBytes - lastWrite };
-      });
+      where = node.fs.rotSector(this.rng, (files) =>
+        journalData ? this.journalTarget(node, files) : this.raftTarget(node, files),
+      );
     if (where === null) return;
     this.counts.rot++;
     this.c.trace(`ROT ${node.id}: ${where}`);
+  }
+
+  private raftTarget(node: SimNode, files: { path: string; sizeBytes: number }[]) {
+    const log = node.diskLog!;
+    const tail = log.locate(log.lastIndex());
+    const raft = files.filter((f) => f.path.startsWith(`${PATHS.raft}/`) && f.sizeBytes > 0);
+    if (raft.length === 0) return null;
+    const f = this.rng.pick(raft);
+    if (!f.path.includes('log_inprogress_')) return f.path;
+    if (tail?.file !== f.path) return null;
+    return { path: f.path, belowBytes: tail.offsetBytes + tail.frameBytes - this.c.tornWriteBytes };
+  }
+
+  /** A journal file as a snapshot holds it, within the bytes its manifest recorded. */
+  private journalTarget(node: SimNode, files: { path: string; sizeBytes: number }[]) {
+    const store = node.storage!.stateMachine.snapshots;
+    const held = files.filter((f) => f.path.startsWith(`${PATHS.snapshots}/snap_`) && f.path.includes('/journals/'));
+    if (held.length === 0) return null;
+    const f = this.rng.pick(held);
+    const [, snapDir, , jid, file] = f.path.slice(PATHS.snapshots.length).split('/');
+    const index = Number(snapDir?.slice('snap_'.length));
+    let sizeBytes: number | undefined;
+    try {
+      sizeBytes = store
+        .manifestOf(index)
+        ?.journals.find((j) => j.jid === jid)
+        ?.segments.find((s) => s.file === file)?.sizeBytes;
+    } catch {
+      return null;
+    }
+    return sizeBytes === undefined ? null : { path: f.path, belowBytes: sizeBytes };
   }
 
   /** Every window ends (the fault phase is over). */

@@ -33,6 +33,22 @@ export function checkConvergence(checker: Checker, members: SimNode[], settledAf
     );
 }
 
+/**
+ * Repair converges: no running member still holds a rotten sector in a journal file or a snapshot (its scrubber
+ * found it and a copy its peers agree on was written over it, or the file went away).
+ */
+export function checkRepaired(checker: Checker, members: SimNode[]): void {
+  for (const n of members) {
+    if (!n.running) continue;
+    const left = [...n.fs.rottenFiles(PATHS.journals), ...n.fs.rottenFiles(PATHS.snapshots)];
+    if (left.length === 0) continue;
+    const open = n.integrity?.registry.openRecords().map((r) => `${r.file} ${r.state}${r.note ? ` (${r.note})` : ''}`);
+    checker.violate(
+      `repair did not converge on ${n.id}: ${left.map((f) => `${f.path} (${f.sectors} rotten sector${f.sectors > 1 ? 's' : ''})`).join(', ')}; open damage: ${open?.join('; ') || 'none'}`,
+    );
+  }
+}
+
 /** Every member holds every committed txid of every journal from the first one purges leave, byte for byte. */
 export function checkJournals(checker: Checker, journals: JournalChecker, members: SimNode[]): void {
   for (const n of members) {

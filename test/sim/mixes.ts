@@ -269,3 +269,17 @@ export function describeMix(m: FaultMix): string {
   if (m.crashMidInstall > 0) on.push(`crashMidInstall=${m.crashMidInstall.toFixed(3)}`);
   return on.join(' ') || 'calm';
 }
+
+/** The command that replays one run, with a trace. */
+export function replayCommand(
+  r: { seed: number; mix: string; nodes: number },
+  o: {
+    bug?: string | undefined;
+    checks?: string | undefined;
+    faultMs?: number | undefined;
+    dataDirFaults?: boolean | undefined;
+  } = {},
+): string {
+  const fault = `${o.faultMs !== undefined && o.faultMs !== 3000 ? ` --fault-ms ${o.faultMs}` : ''}${o.dataDirFaults ? ' --data-dir-faults' : ''}`;
+  return `npm run sim -- --seed ${r.seed} --mix ${r.mix} --nodes ${r.nodes}${fault}${o.bug ? ` --bug ${o.bug}` : ''}${o.checks && o.checks !== 'all' ? ` --checks ${o.checks}` : ''} --trace`;
+}

@@ -298,4 +298,42 @@ describe('simulated scenarios', () => {
       settled(c);
     });
   }
+
+  // ---------------------------------------------------------------- damage to the Raft log (protocol-aware recovery)
+
+  it('RotOnACommitHolderWhileAnotherIsDown: the entry rots on a follower needed for its commit while the leader is down; the follower does not vote, nobody leads until the leader returns, nothing acknowledged is lost', () => {
+    const c = running(41, 2, 800, 3, { settings: { snapshotLogBytes: 2 ** 30 } });
+    const lead = c.node(c.leader()!);
+    const [a, b] = [...c.nodes.values()].filter((n) => n !== lead);
+    // b falls behind: what commits now is held by the leader and a alone.
+    c.partition([b!.id], [lead.id, a!.id]);
+    c.runUntil(c.q.now + 400);
+    const k = b!.diskLog!.lastIndex() + 2;
+    const committed = lead.replica!.rawNode.committedIndex();
+    expect(committed, 'entries committed while b was cut off').to.be.greaterThan(k + 20);
+    expect(a!.diskLog!.lastIndex()).to.be.greaterThan(k + 20);
+    const at = a!.diskLog!.locate(k)!;
+    c.crash(lead);
+    a!.fs.rotAt(at.file, at.offsetBytes + 30, 'flip');
+    c.crash(a!);
+    c.restart(a!);
+    expect(a!.running, 'a starts in spite of the damage').to.equal(true);
+    expect(a!.storage!.logDamage.map((d) => [d.action, d.firstIndex])).to.deep.equal([['cut', k]]);
+    expect(a!.replica!.status().identity.floor?.index).to.be.at.least(committed);
+    c.healNetwork();
+    // a may not vote for b (which lacks committed entries) nor campaign with a log it cut: nobody leads.
+    for (let t = 0; t < 15; t++) {
+      c.runUntil(c.q.now + 100);
+      expect(c.leader(), 'no leader while the only full copy is down').to.equal(undefined);
+    }
+    noViolations(c);
+    c.restart(lead);
+    runUntilTrue(
+      c,
+      () => c.leader() !== undefined && a!.replica!.status().identity.floor === null,
+      3000,
+      'a leader, and a holds its floor again',
+    );
+    settled(c);
+  });
 });

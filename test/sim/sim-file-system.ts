@@ -688,6 +688,15 @@ export class SimFileSystem implements FileSystem {
     this.host = null;
   }
 
+  /** A latent sector error at a chosen byte of the file at the durable name `p` (scenarios): it reads flipped, or fails. */
+  rotAt(p: string, offsetBytes: number, kind: 'flip' | 'eio'): void {
+    const file = this.durableLookup(p);
+    if (file?.kind !== 'file') throw new Error(`no durable file ${p}`);
+    const s = Math.floor(offsetBytes / SECTOR_BYTES);
+    file.rot.set(s, { kind, offset: offsetBytes % SECTOR_BYTES, mask: 0x20 });
+    this.injected.rot++;
+  }
+
   /**
    * A latent sector error in a durable sector of one file chosen by `pick` among the durable files, below the
    * byte offset it names (the whole file when it names none).
@@ -725,6 +734,21 @@ export class SimFileSystem implements FileSystem {
       }
     };
     visit(this.root, '');
+    return out.sort((a, b) => (a.path < b.path ? -1 : 1));
+  }
+
+  /** Names (in the running view) under directory `under` of files that hold a latent sector error, and how many. */
+  rottenFiles(under: string): { path: string; sectors: number }[] {
+    const out: { path: string; sectors: number }[] = [];
+    const visit = (node: SimNode | undefined, at: string) => {
+      if (!node) return;
+      if (node.kind === 'file') {
+        if (node.rot.size > 0) out.push({ path: at, sectors: node.rot.size });
+        return;
+      }
+      for (const [name, child] of node.entries) visit(child, `${at}/${name}`);
+    };
+    visit(this.lookup(under), under);
     return out.sort((a, b) => (a.path < b.path ? -1 : 1));
   }
 

@@ -15,6 +15,7 @@ import { type SimFileSystem, SimFsError } from './sim-file-system.js';
 import { durableLog, durablyHolds, durableHardState } from './sim-storage.js';
 import type { ObservedStateMachine, OpenedStorage } from './sim-storage.js';
 import type { DurableState } from './checker.js';
+import type { NodeIntegrity } from '../../journalnode/integrity/node-integrity.js';
 
 type Result = qjournal.journal.ICommandResult;
 
@@ -31,6 +32,8 @@ export class SimNode {
   replica: Replica<Result> | null = null;
   storage: OpenedStorage | null = null;
   observed: ObservedStateMachine | null = null;
+  /** Its scrubber, repairs and (when it leads) comparison of the replicas, while it runs. */
+  integrity: NodeIntegrity | null = null;
   slowDisk = false;
   /** Latency of one device operation, ms: [min, max). */
   latencyMs: [number, number] = [0.3, 2];
@@ -65,6 +68,8 @@ export class SimNode {
   wentDown(lastSnapshot: SnapshotMeta | null): void {
     const snap = this.storage?.stateMachine.snapshotMeta ?? lastSnapshot ?? this.downLog?.snapshotMeta();
     if (snap) this.downLog = durableLog(this.fs, snap);
+    this.integrity?.stop();
+    this.integrity = null;
     this.storage = null;
     this.replica = null;
     this.observed = null;
@@ -95,7 +100,10 @@ export class SimNode {
     const log = this.storage?.diskLog;
     if (!before || !log) return null;
     const snap = log.snapshotMeta().index;
-    const to = Math.min(maxCommitted, before.lastIndex());
+    // Recovery cut a damaged log before its first damaged entry (keeping a floor): what follows comes back from
+    // the leader, and is no loss of recovery's.
+    const cuts = this.storage!.logDamage.filter((d) => d.action === 'cut').map((d) => d.firstIndex);
+    const to = Math.min(maxCommitted, before.lastIndex(), cuts.length > 0 ? Math.min(...cuts) - 1 : Infinity);
     for (let i = Math.max(before.firstIndex(), snap + 1); i <= to; i++) {
       const t = before.term(i);
       if (t !== undefined && log.term(i) !== t)
@@ -132,6 +140,7 @@ export function faultExplains(node: SimNode, e: unknown): 'injected' | 'damage' 
     name === 'CorruptLogError' ||
     name === 'SegmentCorruptError' ||
     name === 'MetaFileError' ||
+    name === 'IdentityFileError' ||
     name === 'SnapshotError';
   return corruption && node.fs.hasRot ? 'damage' : null;
 }

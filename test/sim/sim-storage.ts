@@ -29,6 +29,10 @@ import {
 } from '../../src/storage/log-segment.js';
 import { DiskLog } from '../../src/storage/raft-log.js';
 import { MetaStore } from '../../src/storage/raft-meta-store.js';
+import { FileIdentityStore } from '../../src/storage/identity-store.js';
+import { LogDamageTaker } from '../../src/storage/log-damage.js';
+import type { LogDamage } from '../../src/storage/log-damage.js';
+import type { IdentityRecord } from '../../src/replica/env.js';
 import type { SimFileSystem } from './sim-file-system.js';
 import { diskLogSettings, stateMachineSettings } from './sim-settings.js';
 
@@ -73,6 +77,11 @@ export interface OpenedStorage {
   meta: MetaStore;
   stateMachine: JournalStateMachine;
   diskLog: DiskLog;
+  /** The node's standing (its floor, after a damaged log was cut) and where it is kept. */
+  identity: FileIdentityStore;
+  record: IdentityRecord;
+  /** Damage recovery found in the Raft log and dealt with. */
+  logDamage: LogDamage[];
 }
 
 /** Opens a node's storage as journal-node.ts does (the state machine first: the log reconciles with its snapshot). */
@@ -86,14 +95,17 @@ export function openStorage(
   const meta = MetaStore.open(fs, PATHS.raft);
   if (!meta) throw new Error(`no Raft metadata in ${PATHS.raft}: the data directory was never formatted`);
   const stateMachine = JournalStateMachine.open(stateMachineOptions(fs, settings, source, logger));
+  const identity = new FileIdentityStore(fs, PATHS.raft);
+  const damage = new LogDamageTaker(identity.load(), identity, meta.meta.hardState.term);
   const diskLog = DiskLog.open(PATHS.log, {
     fileSystem: fs,
     ...diskLogSettings(settings),
     snapshot: stateMachine.snapshotMeta,
     meta,
     logger,
+    onDamage: damage.take,
   });
-  return { meta, stateMachine, diskLog };
+  return { meta, stateMachine, diskLog, identity, record: damage.record, logDamage: damage.found };
 }
 
 /** What the checkers learn of every apply, every install and every snapshot of a node's state machine. */

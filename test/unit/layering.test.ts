@@ -141,22 +141,25 @@ const RULES: Rule[] = [
     ],
   },
   // Inside the server, each concern leans only on the ones below it: replicated state on nothing of the
-  // server's; peer links on the state they carry and the one authorization table; observation on what it
-  // observes; the HTTP face on all three; the dashboard on what observation and /status gather.
+  // server's; integrity (scrubbing, comparing, repairing) on the state it checks; peer links on the state they
+  // carry, the integrity machinery they serve and the one authorization table; observation on what it observes;
+  // the HTTP face on all of them; the dashboard on what observation and /status gather.
   { folder: 'journalnode/state', allow: [...NODE_BASE, 'journalnode/state/'] },
+  { folder: 'journalnode/integrity', allow: [...NODE_BASE, 'journalnode/integrity/', 'journalnode/state/'] },
   {
     folder: 'journalnode/peers',
     allow: [
       ...NODE_BASE,
       'journalnode/peers/',
       'journalnode/state/',
+      'journalnode/integrity/',
       'journalnode/http/authz.ts',
       'journalnode/http/rpc-errors.ts',
     ],
   },
   {
     folder: 'journalnode/observe',
-    allow: [...NODE_BASE, 'journalnode/observe/', 'journalnode/state/', 'journalnode/peers/'],
+    allow: [...NODE_BASE, 'journalnode/observe/', 'journalnode/state/', 'journalnode/peers/', 'journalnode/integrity/'],
   },
   {
     folder: 'journalnode/http',
@@ -166,6 +169,7 @@ const RULES: Rule[] = [
       'journalnode/state/',
       'journalnode/peers/',
       'journalnode/observe/',
+      'journalnode/integrity/',
       'journalnode/config.ts',
     ],
   },

@@ -1,6 +1,6 @@
 // The dashboard's script: polls GET /ui/cluster once a second (the whole history on the first poll, the newest
 // seconds after), keeps each node's per-second history and the events seen so far (a node that goes down
-// keeps what it reported), and renders nodes, journals, charts and events.
+// keeps what it reported), and renders nodes, journals, integrity (alarms and damage), charts and events.
 // Everything a peer sent is put in the page as text (textContent), never as markup.
 
 const POLL_MS = 1000;
@@ -60,15 +60,69 @@ function renderHeader(c) {
   $('updated').setAttribute('data-now-ms', String(c.nowMs));
 }
 
+/** A node's damage not repaired yet (its /status `integrity.damage`; absent from older nodes). */
+function openDamage(s) {
+  return (s?.integrity?.damage || []).filter((d) => d.state !== 'repaired');
+}
+
 function health(m) {
   if (!m.reachable) return [`unreachable: ${m.error}`, 'bad'];
   if (m.status.fatal) return [`stopped: ${m.status.fatal}`, 'bad'];
+  const damaged = openDamage(m.status);
+  if (damaged.length > 0)
+    return [`damaged: ${damaged.length} file${damaged.length > 1 ? 's' : ''} (repairing)`, 'warn'];
   return ['ok', 'ok'];
 }
 
 /** A latency's p50 / p99 in ms, or a dash when there is none lately. */
 function percentiles(l) {
   return l ? `${l.p50Ms.toFixed(1)} / ${l.p99Ms.toFixed(1)}` : '—';
+}
+
+/**
+ * Integrity: the leader's alarms (replicas that differ from the majority, or hold damage) and every node's own
+ * damage records, open ones first; or when the leader last found every replica in agreement.
+ */
+function renderIntegrity(c) {
+  const tbody = $('integrity').tBodies[0];
+  tbody.replaceChildren();
+  const leader = c.members.find((m) => m.id === c.leader && m.status && m.status.integrity);
+  const check = leader ? leader.status.integrity.check : null;
+  for (const a of check ? check.alarms : []) {
+    const tr = el('tr', null, { 'data-kind': `alarm-${a.kind}` });
+    cell(tr, 'what', `alarm: ${a.kind}`, 'bad');
+    cell(tr, 'node', a.node);
+    cell(tr, 'file', a.file || '—', 'muted');
+    cell(tr, 'range', a.range);
+    cell(tr, 'detail', a.detail, 'msg');
+    cell(tr, 'since', fmtTime(a.sinceMs), 'muted');
+    tbody.appendChild(tr);
+  }
+  for (const m of c.members) {
+    for (const d of m.status?.integrity?.damage || []) {
+      const tr = el('tr', null, { 'data-kind': `damage-${d.state}` });
+      cell(
+        tr,
+        'what',
+        `${d.kind} ${d.state}`,
+        d.state === 'repaired' ? 'ok' : d.state === 'unrepairable' ? 'bad' : 'warn',
+      );
+      cell(tr, 'node', m.id);
+      cell(tr, 'file', d.file, 'muted');
+      cell(tr, 'range', d.range);
+      cell(tr, 'detail', `${d.reason} (found by ${d.foundBy})${d.note ? `: ${d.note}` : ''}`, 'msg');
+      cell(tr, 'since', fmtTime(d.changedAtMs), 'muted');
+      tbody.appendChild(tr);
+    }
+  }
+  if (tbody.children.length === 0) {
+    const tr = el('tr');
+    const when = check?.checkedAtMs
+      ? `every replica agrees (compared at ${fmtTime(check.checkedAtMs)})`
+      : 'not compared yet';
+    tr.appendChild(el('td', `${when}; no damage found`, { colspan: '6', class: 'muted' }));
+    tbody.appendChild(tr);
+  }
 }
 
 function renderNodes(c) {
@@ -274,6 +328,7 @@ async function poll() {
     renderHeader(c);
     renderNodes(c);
     renderJournals(c);
+    renderIntegrity(c);
     renderEvents(c);
     renderCharts(c);
     const down = c.members.filter((m) => !m.reachable).map((m) => `${m.id} (${m.error})`);
