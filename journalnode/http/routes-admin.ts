@@ -7,7 +7,7 @@ import { qjournal } from '../../src/gen/proto.js';
 import { QjmError } from '../../src/errors.js';
 import { checkHostPort, isNodeId, isStorageBinding, NODE_ID_RULE } from '../../src/ids.js';
 import type { JournalStatusJson, MemberJson, NodeStatusJson } from '../../src/node-status.js';
-import type { Replica, ResetResult } from '../../src/replica/replica.js';
+import type { Replica, ReplicaStatus, ResetResult } from '../../src/replica/replica.js';
 import type { qjournal as Q } from '../../src/gen/proto.js';
 import { NONE } from '../../src/raft/types.js';
 import type { Peer } from '../../src/raft/types.js';
@@ -35,6 +35,23 @@ export interface AdminContext {
   initialPeers: Peer[];
 }
 
+/** The members of a node's configuration as /status lists them: role, address, storage binding. */
+export function memberList(s: Pick<ReplicaStatus, 'conf' | 'peers'>): MemberJson[] {
+  const addressOf = new Map(s.peers.map((p) => [p.id, p.address]));
+  const storageOf = new Map(s.peers.map((p) => [p.id, p.storageId ?? '']));
+  const member = (id: string, role: MemberJson['role']): MemberJson => ({
+    id,
+    address: addressOf.get(id) ?? '',
+    role,
+    storageId: storageOf.get(id) ?? '',
+  });
+  return [
+    ...s.conf.voters.map((id) => member(id, 'voter')),
+    ...s.conf.votersOutgoing.filter((id) => !s.conf.voters.includes(id)).map((id) => member(id, 'outgoing-voter')),
+    ...s.conf.learners.map((id) => member(id, 'learner')),
+  ];
+}
+
 export function buildStatus(ctx: AdminContext): NodeStatusJson {
   const s = ctx.replica.status();
   const followers: NodeStatusJson['followers'] = {};
@@ -49,18 +66,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
     };
   }
   const addressOf = new Map(s.peers.map((p) => [p.id, p.address]));
-  const storageOf = new Map(s.peers.map((p) => [p.id, p.storageId ?? '']));
-  const member = (id: string, role: MemberJson['role']): MemberJson => ({
-    id,
-    address: addressOf.get(id) ?? '',
-    role,
-    storageId: storageOf.get(id) ?? '',
-  });
-  const peers = [
-    ...s.conf.voters.map((id) => member(id, 'voter')),
-    ...s.conf.votersOutgoing.filter((id) => !s.conf.voters.includes(id)).map((id) => member(id, 'outgoing-voter')),
-    ...s.conf.learners.map((id) => member(id, 'learner')),
-  ];
+  const peers = memberList(s);
   const journals: Record<string, JournalStatusJson> = {};
   for (const j of ctx.stateMachine.allJournals()) {
     const { jid, nsInfo, ...state } = j.state();
