@@ -70,6 +70,13 @@ export class Raft {
   private leaveToConfirm = false;
   /** Bytes of entries appended by this leader and not yet committed. */
   private uncommittedBytes = 0;
+  /**
+   * Follower: the last index this log was shown, in this term, to hold as its leader's (an append it accepted:
+   * the check on the entry before it passed). A heartbeat's commit index is believed only that far: it rests on
+   * the leader's match index, what this node acknowledged, and a log restored from an older copy no longer
+   * holds that (its entries there may be of another term).
+   */
+  private matchedIndex = 0;
   /** Followers need appends (new entries or a newer commit index); sent once per Ready, batching proposals. */
   private bcastPending = false;
 
@@ -165,6 +172,7 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.uncommittedBytes = 0;
     this.bcastPending = false;
+    this.matchedIndex = 0;
     this.failPendingReads();
     this.resetProgress();
   }
@@ -212,14 +220,14 @@ export class Raft {
 
   // ---------------------------------------------------------------- time
 
-  tick(): void {
+  tick(mayCampaign = true): void {
     if (this.state === StateType.Leader) this.tickHeartbeat();
-    else this.tickElection();
+    else this.tickElection(mayCampaign);
   }
 
-  private tickElection(): void {
+  private tickElection(mayCampaign: boolean): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (mayCampaign && this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.campaign(this.cfg.preVote ? 'pre-vote' : 'election');
     }
@@ -438,7 +446,8 @@ export class Raft {
           // Every append in the window may have been lost: an empty append at the window's end makes the
           // follower report where it really is (accept frees the window, reject falls back to probing).
           this.sendEmptyAppend(m.from, pr);
-        } else if (pr.match < this.log.lastIndex() || pr.state === ProgressState.Probe) {
+        } else if (pr.match < this.log.lastIndex() || pr.state === ProgressState.Probe || m.reject) {
+          // (A follower that could not believe the commit index it was told: an append shows where it matches.)
           this.maybeSendAppend(m.from, true);
         }
         if (m.context.byteLength > 0)
@@ -472,13 +481,16 @@ export class Raft {
       // last entry at or below that hint with a term <= logTerm is where probing resumes.
       let nextProbe = m.rejectHint;
       if (m.logTerm > 0) nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
-      if (pr.state === ProgressState.Probe && m.index === pr.next - 1 && m.rejectHint < pr.match) {
+      if (pr.state !== ProgressState.Snapshot && m.index === pr.next - 1 && m.rejectHint < pr.match) {
         // A follower's hint never falls below what it acknowledged unless its disk lost durable entries (a
-        // fault outside the model). Re-replicate from where it really is rather than probing forever.
+        // fault outside the model: a data directory restored from an older copy). Re-replicate from where it
+        // really is rather than probing (or, replicating, ignoring its answer as stale) forever.
         this.logger.warn(
           { from: m.from, match: pr.match, hint: m.rejectHint },
           'follower lost entries it had acknowledged: re-replicating',
         );
+        // (Probing resumes from the entry it rejected: becomeProbe before match is forgotten.)
+        if (pr.state === ProgressState.Replicate) pr.becomeProbe();
         pr.match = 0;
       }
       if (pr.maybeDecrTo(m.index, nextProbe)) {
@@ -571,10 +583,21 @@ export class Raft {
       case MessageType.App:
         this.handleAppendEntries(m);
         return;
-      case MessageType.Heartbeat:
-        this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-        this.send(makeMessage({ type: MessageType.HeartbeatResp, to: m.from, from: this.id, context: m.context }));
+      case MessageType.Heartbeat: {
+        const commit = Math.min(m.commit, this.log.lastIndex(), Math.max(this.matchedIndex, this.log.committed));
+        this.log.commitTo(commit);
+        // Told to commit further than it can believe: the leader's next append checks where the logs match.
+        this.send(
+          makeMessage({
+            type: MessageType.HeartbeatResp,
+            to: m.from,
+            from: this.id,
+            context: m.context,
+            reject: commit < m.commit,
+          }),
+        );
         return;
+      }
       case MessageType.Snap:
         this.handleSnapshot(m);
         return;
@@ -600,6 +623,7 @@ export class Raft {
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
+      this.matchedIndex = Math.max(this.matchedIndex, lastNew);
       this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: lastNew }));
       return;
     }

@@ -187,8 +187,9 @@ export class Replica<R> {
     this.applyRetry.runIfDue(now);
     this.snapshotRetry.runIfDue(now);
     if (this.stopped) return;
-    // A follower that may not campaign (stood down, below its floor) counts no election time.
-    if (!this.reset && (this.role === StateType.Leader || this.identity.mayCampaign())) this.raw.tick();
+    // A follower that may not campaign (stood down, below its floor, bound elsewhere) counts the time but does
+    // not campaign: the lease of the leader it last heard expires, so it can vote when that leader is gone.
+    if (!this.reset) this.raw.tick(this.role === StateType.Leader || this.identity.mayCampaign());
     const out: Message[] = [];
     this.identity.tick(out);
     if (out.length > 0) this.deps.transport.send(out);

@@ -289,5 +289,27 @@ describe('identity rules', () => {
         expect(net.node(restored).replica!.status().identity.state).to.equal('member');
       });
     }
+
+    it('a restored copy below its floor votes for a candidate whose log reaches past it: the leader dies, the node that holds the log is elected', () => {
+      const net = cluster(3);
+      const leader = net.leaders()[0]!;
+      const [restored, holder] = ['n1', 'n2', 'n3'].filter((id) => id !== leader) as [string, string];
+      const backup = net.copyDisk(restored);
+      expect(net.propose(leader, 30)).to.deep.equal([]);
+      net.tick(5);
+      const acked = net.node(leader).disk.storage.lastIndex();
+      net.restartOn(restored, backup);
+      net.filter = (m) => !(m.to === restored && m.type === MessageType.App && m.entries.length > 0);
+      net.node(leader).replica!.propose(new Uint8Array([9]), undefined, () => {});
+      expect(net.tickUntil(() => net.node(restored).replica!.status().identity.floor !== null, 200)).to.equal(true);
+      net.crash(leader);
+      // Only with the restored node's vote can the holder win: it must get it.
+      expect(
+        net.tickUntil(() => net.leaders().length > 0, 600),
+        'a leader',
+      ).to.equal(true);
+      expect(net.leaders()).to.deep.equal([holder]);
+      expect(net.node(holder).disk.storage.lastIndex()).to.be.at.least(acked);
+    });
   });
 });
