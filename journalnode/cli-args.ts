@@ -18,7 +18,8 @@ const NODE_FLAGS = {
   peers: {
     type: 'string',
     valueName: 'ID=HOST:PORT,...',
-    description: 'the initial configuration, read only when the data directory is empty',
+    description:
+      'the initial configuration, read when the data directory is empty; later starts give the same list (membership changes: qjm)',
   },
   join: {
     type: 'string',

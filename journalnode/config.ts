@@ -3,6 +3,7 @@
 // optional JSON config file are read by cli-args.ts.
 
 import { checkHost, checkHostPort, isNodeId, NODE_ID_RULE } from '../src/ids.js';
+import { sameAddress } from '../src/peers.js';
 import type { Peer } from '../src/raft/types.js';
 import { checkSetting, DEFAULT_SETTINGS, SETTINGS } from '../src/settings.js';
 import type { SettingName, Settings } from '../src/settings.js';
@@ -75,12 +76,16 @@ export function validateConfig(c: Partial<JournalNodeConfig>): JournalNodeConfig
   if (peers.length > 0 && join.length > 0)
     bad('join', 'give --peers (a new cluster) or --join (an existing one), not both');
   const ids = new Set<string>();
+  const idAt = new Map<string, string>();
   for (const p of peers) {
     if (!isNodeId(p.id)) bad('peers', `bad peer id ${JSON.stringify(p.id)}`);
     if (ids.has(p.id)) bad('peers', `peer ${p.id} named twice`);
     ids.add(p.id);
     const e = checkHostPort(p.address);
     if (e) bad('peers', `peer ${p.id}: ${e}`);
+    const twin = idAt.get(p.address);
+    if (twin !== undefined) bad('peers', sameAddress(p.address, twin, p.id));
+    idAt.set(p.address, p.id);
   }
   if (peers.length > 0 && !ids.has(c.id!)) bad('peers', `this node's id ${c.id} is not among the peers`);
   const advertise = c.advertise ?? peers.find((p) => p.id === c.id)?.address ?? c.listen!;

@@ -22,6 +22,7 @@ import type { FormationDecision } from '../src/replica/formation.js';
 import { UNBOUND } from '../src/replica/identity.js';
 import { FileIdentityStore } from '../src/storage/identity-store.js';
 import { MetaStore } from '../src/storage/raft-meta-store.js';
+import { ConfigError } from './config.js';
 import type { JournalNodeConfig } from './config.js';
 import { JournalStateMachine } from './state/journal-state-machine.js';
 import type { StateMachineOptions } from './state/journal-state-machine.js';
@@ -100,6 +101,8 @@ export async function openDataDir(
     finishFormation(config, stateMachineOptions, meta, identity, outcome, logger);
   }
   const m = meta.meta;
+  const problem = peersFlagProblem(config.peers, m.initialPeers ?? []);
+  if (problem) throw new ConfigError(problem);
   return { meta, clusterId: m.clusterId, storageId: m.storageId, identity, record: identity.load() };
 }
 
@@ -107,6 +110,58 @@ export async function openDataDir(
 export function checkOwner(node: Pick<DataDirNode, 'id' | 'dataDir'>, meta: MetaStore): void {
   if (meta.meta.nodeId && meta.meta.nodeId !== node.id)
     throw new DataDirError(`data directory ${node.dataDir} belongs to node ${meta.meta.nodeId}, not ${node.id}`);
+}
+
+/** Members as --peers names them: `id=address`, in a canonical order. */
+function peerList(peers: readonly Peer[]): string {
+  return peers
+    .map((p) => `${p.id}=${p.address}`)
+    .sort()
+    .join(',');
+}
+
+/**
+ * --peers on a data directory that already belongs to a cluster. It is read only while the directory is empty
+ * (membership lives in the Raft log from then on), so a value that no longer says what the cluster was formed
+ * with would be ignored in silence: a corrected address that changes nothing, a list naming nodes the cluster
+ * never had. The same command line serves every start, so it must name the configuration the directory formed
+ * with; anything else is refused, saying what differs and what to do. Null when it fits, or when there is
+ * nothing to compare (--join; a directory that joined or was re-added, or formed before this was recorded).
+ */
+export function peersFlagProblem(given: readonly Peer[], formedWith: readonly Peer[]): string | null {
+  if (given.length === 0 || formedWith.length === 0 || peerList(given) === peerList(formedWith)) return null;
+  const formed = new Map(formedWith.map((p) => [p.id, p.address]));
+  const differences: string[] = [];
+  for (const p of given) {
+    const at = formed.get(p.id);
+    if (at === undefined) differences.push(`${p.id} was not among them`);
+    else if (at !== p.address) differences.push(`${p.id} was at ${at}, not ${p.address}`);
+  }
+  for (const p of formedWith)
+    if (!given.some((g) => g.id === p.id)) differences.push(`${p.id} (${p.address}) is missing`);
+  return `--peers is not the configuration this data directory formed with (${peerList(formedWith)}): ${differences.join('; ')}. --peers is read only when the data directory is empty; from then on the membership lives in the Raft log, so a changed --peers would change nothing. Start with --peers ${peerList(formedWith)} as before (the members now: qjm status); change the membership online with qjm add-peer, remove-peer or change-peers`;
+}
+
+/**
+ * What taking the data directory's lock creates (the directory and its parents, the LOCK file), and a function
+ * that removes exactly that again: a start that fails before the node wrote anything (its port is taken) leaves
+ * the file system as it found it. Only what did not exist is removed, and a directory only while empty.
+ */
+export function lockFootprint(dataDir: string): () => void {
+  const lockFile = path.join(dataDir, 'LOCK');
+  const lockExisted = fs.existsSync(lockFile);
+  const created: string[] = [];
+  for (let d = path.resolve(dataDir); !fs.existsSync(d); d = path.dirname(d)) created.push(d);
+  return () => {
+    if (!lockExisted) fs.rmSync(lockFile, { force: true });
+    for (const d of created) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        return; // not empty (or gone): what is in it is not ours
+      }
+    }
+  };
 }
 
 /**

@@ -27,10 +27,11 @@ import type { NodeId, Peer } from '../src/raft/types.js';
 import type { TlsMaterial } from '../src/security/cert-files.js';
 import type { JournalNodeConfig } from './config.js';
 import type { FormationOutcome } from './data-dir.js';
+import type { PortReservation } from './port-reservation.js';
 import { registerAuthorization } from './http/authz.js';
 import { guardTlsConnections, peerClientTls, serverTlsOptions } from './http/node-tls.js';
 import { closeWithin } from './http/http-app.js';
-import { sendProtoError, SMALL_BODY_BYTES } from './http/rpc-errors.js';
+import { sendJsonError, sendProtoError, SMALL_BODY_BYTES } from './http/rpc-errors.js';
 
 /** How long closing the forming node's port lets a request finish (answers here are small). */
 const FORMATION_CLOSE_GRACE_MS = 200;
@@ -46,6 +47,8 @@ export interface FormationParts {
   version: string;
   /** Stops the waiting (the process is told to stop): the promise rejects. */
   signal?: AbortSignal;
+  /** The node's ports, held since before anything was written: --listen is released to the forming server. */
+  ports?: PortReservation;
 }
 
 /** Peers one answer may name: as many as a configuration may hold. */
@@ -188,9 +191,7 @@ async function formationApp(
   // Every refusal drops its connection: a peer's Raft stream (a body that does not end) must not outlive it.
   app.setNotFoundHandler((req, reply) => {
     reply.header('connection', 'close');
-    return /^\/(qjm|admin)\//.test(req.url)
-      ? sendProtoError(reply, refusal(), 0, 503)
-      : reply.code(503).send({ code: 'QJM_ERR_UNINITIALIZED', message: refusal().message });
+    return /^\/(qjm|admin)\//.test(req.url) ? sendProtoError(reply, refusal(), 0) : sendJsonError(reply, refusal());
   });
   return app;
 }
@@ -220,6 +221,7 @@ export async function formCluster(p: FormationParts): Promise<FormationOutcome> 
     connectTimeoutMs: Math.min(2000, config.formationPollMs * 4),
     ...(p.tls ? { tls: peerClientTls(p.tls, directory) } : {}),
   });
+  await p.ports?.release(config.listen);
   await app.listen(splitHostPort(config.listen));
   logger.info(
     { listen: config.listen, storageId: p.storageId, peers: config.peers },

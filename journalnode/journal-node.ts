@@ -29,7 +29,8 @@ import { ConnectionGuard, effectiveLimits, openFileLimit } from './http/connecti
 import type { ConnectionLimits } from './http/connection-guard.js';
 import { splitHostPort } from '../src/ids.js';
 import { NodeActivity } from './observe/activity.js';
-import { dataDirPaths, openDataDir } from './data-dir.js';
+import { dataDirPaths, lockFootprint, openDataDir } from './data-dir.js';
+import { PortReservation } from './port-reservation.js';
 import { combineListeners } from './observe/events.js';
 import { buildHttpApp, closeWithin } from './http/http-app.js';
 import { jsonBusy, registerResponseBudget, ResponseBudget } from './http/response-budget.js';
@@ -47,8 +48,6 @@ import { ClusterView } from './ui/cluster-view.js';
 import { buildUiApp } from './ui/ui-app.js';
 import { hostChecker } from './ui/host-check.js';
 import { formCluster } from './formation.js';
-import type { IdentityRecord } from '../src/replica/env.js';
-import type { FileIdentityStore } from '../src/storage/identity-store.js';
 import type { Peer } from '../src/raft/types.js';
 
 export { clusterIdFor, DataDirError } from './data-dir.js';
@@ -111,9 +110,9 @@ function nodeLogger(config: JournalNodeConfig): PinoLogger {
 /** Opens (or, on an empty directory, bootstraps) the node's storage and builds the node. */
 export async function buildJournalNode(
   config: JournalNodeConfig,
-  opts: { logger?: PinoLogger } = {},
+  options: { logger?: PinoLogger } = {},
 ): Promise<JournalNode> {
-  const logger = opts.logger ?? nodeLogger(config);
+  const logger = options.logger ?? nodeLogger(config);
   // Certificates and the descriptor budget first: a node that cannot serve securely, or whose open-file limit
   // leaves no room for connections, should not even take its data directory's lock.
   const tls = config.certsDir ? loadNodeTls(config.certsDir, config.id) : null;
@@ -124,10 +123,22 @@ export async function buildJournalNode(
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
+  // The lock first (another journalnode on this directory is the refusal to give), then the ports, held while
+  // the data directory is opened: a port that cannot be bound leaves the directory as it was.
+  const undoLock = lockFootprint(config.dataDir);
   const lock = DataDirLock.acquire(config.dataDir);
+  let ports: PortReservation;
   try {
-    return await wire(config, logger, lock, tls, { limits, fileLimit });
+    ports = await PortReservation.take([config.listen, ...(config.uiListen ? [config.uiListen] : [])]);
   } catch (e) {
+    lock.release();
+    undoLock();
+    throw e;
+  }
+  try {
+    return await wire(config, logger, { lock, ports }, tls, { limits, fileLimit });
+  } catch (e) {
+    await ports.releaseAll();
     lock.release();
     throw e;
   }
@@ -139,8 +150,8 @@ interface Storage {
   activity: NodeActivity;
   clusterId: string;
   storageId: string;
-  identity: FileIdentityStore;
-  record: IdentityRecord;
+  /** This node's storage and cluster ids and its recorded standing, for the replica's identity rules. */
+  identity: NonNullable<ReplicaDeps<Result>['identity']>;
   initialPeers: Peer[];
 }
 
@@ -155,6 +166,7 @@ async function openStorage(
   snapshotSource: PeerSnapshotSource,
   clients: HttpPools,
   tls: TlsMaterial | null,
+  ports: PortReservation,
 ): Promise<Storage> {
   const stateMachineOptions: StateMachineOptions = {
     dataDir: config.dataDir,
@@ -163,7 +175,7 @@ async function openStorage(
     fileSystem: nodeFileSystem,
     logger,
   };
-  const form = (storageId: string) => formCluster({ config, storageId, tls, logger, version: version() });
+  const form = (storageId: string) => formCluster({ config, storageId, tls, logger, version: version(), ports });
   const { meta, clusterId, storageId, identity, record } = await openDataDir(
     config,
     stateMachineOptions,
@@ -171,6 +183,9 @@ async function openStorage(
     clients,
     form,
   );
+  // The directory is what this start makes of it: the ports are let go until the servers listen, so that a
+  // client meanwhile is refused (ECONNREFUSED), not cut after it may have sent its request.
+  await ports.releaseAll();
   const activity = new NodeActivity(config.id, metrics, meta.meta.hardState.commit);
   const stateMachine = JournalStateMachine.open({ ...stateMachineOptions, ...activity.stateMachineHooks() });
   const diskLog = DiskLog.open(dataDirPaths(config.dataDir).log, {
@@ -187,8 +202,7 @@ async function openStorage(
     activity,
     clusterId,
     storageId,
-    identity,
-    record,
+    identity: { storageId, clusterId, selfAddress: config.advertise, record, store: identity, nowMs: Date.now },
     initialPeers: meta.meta.initialPeers ?? [],
   };
 }
@@ -196,7 +210,7 @@ async function openStorage(
 async function wire(
   config: JournalNodeConfig,
   logger: PinoLogger,
-  lock: DataDirLock,
+  held: { lock: DataDirLock; ports: PortReservation },
   tls: TlsMaterial | null,
   files: { limits: ConnectionLimits; fileLimit: number | null },
 ): Promise<JournalNode> {
@@ -207,7 +221,8 @@ async function wire(
   });
   const metrics = new NodeMetrics(config.id);
   const snapshotSource = new PeerSnapshotSource({ clients, directory, requestTimeoutMs: config.peerRequestTimeoutMs });
-  const storage = await openStorage(config, logger, metrics, snapshotSource, clients, tls);
+  const { lock, ports } = held;
+  const storage = await openStorage(config, logger, metrics, snapshotSource, clients, tls, ports);
   const { stateMachine, diskLog, activity, clusterId, storageId } = storage;
   const transport = peerTransport(
     config,
@@ -226,14 +241,7 @@ async function wire(
     peers: directory,
     activity,
     logger,
-    identity: {
-      storageId,
-      clusterId,
-      selfAddress: config.advertise,
-      record: storage.record,
-      store: storage.identity,
-      nowMs: Date.now,
-    },
+    identity: storage.identity,
   });
   transport.attach(replica);
   const budget = answerBudget(config, logger, metrics);
@@ -245,111 +253,14 @@ async function wire(
     responseBytes: () => budget.bytesInFlight,
   });
 
-  let draining = false;
-  const admin = {
-    config,
-    replica,
-    stateMachine,
-    transport,
-    metrics,
-    logStats: () => diskLog.stats() as unknown as Record<string, number>,
-    startedAtMs: Date.now(),
-    version: version(),
-    clusterId,
-    storageId,
-    initialPeers: storage.initialPeers,
-  };
-  const app = await buildHttpApp({
-    config,
-    logger,
-    metrics,
-    draining: () => draining,
-    tls,
-    raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
-    qjm: { config, replica, stateMachine, reads: new RecentReads(), budget },
-    admin,
-    activity,
-    budget,
-  });
-  const uiApp =
-    config.uiListen === null
-      ? null
-      : await buildUiApp({
-          admin,
-          activity,
-          cluster: clusterView(config, admin, activity, clients),
-          hostAllowed: hostChecker(config.uiListen, config.uiAllowedHosts),
-          underBudget: (ui) => registerResponseBudget(ui, budget, jsonBusy),
-        });
-
-  // Both ports draw on one pool of descriptors: one guard bounds their connections together.
-  new ConnectionGuard(files.limits, logger, (why) => metrics.refused(why)).guardAll([
-    { server: app.server, tls: tls !== null },
-    ...(uiApp ? [{ server: uiApp.server, tls: false }] : []),
-  ]);
-
-  let ticker: NodeJS.Timeout | null = null;
-  let stopped = false;
-  const start = async () => {
-    const { host, port } = splitHostPort(config.listen);
-    const address = await app.listen({ host, port });
-    const uiAddress = uiApp && config.uiListen ? await uiApp.listen(splitHostPort(config.uiListen)) : null;
-    replica.start();
-    activity.start();
-    ticker = setInterval(() => replica.tick(), replicaOptions.tickMs);
-    // The malloc settings matter to throughput (docs/OPERATIONS.md, "The process environment"): say which are in force.
-    logger.info(
-      {
-        listen: address,
-        uiListen: uiAddress,
-        clusterId,
-        storageId,
-        term: replica.term,
-        security: tls ? 'mutual-tls' : 'insecure',
-        glibcTunables: process.env.GLIBC_TUNABLES ?? null,
-        openFileLimit: files.fileLimit,
-        connections: files.limits,
-      },
-      'journalnode started',
-    );
-    if (!tls)
-      logger.warn(
-        { listen: address },
-        'running WITHOUT TLS (--insecure): anyone who reaches this port can read, write and reconfigure the journal; start with --certs-dir D',
-      );
-    return address;
-  };
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    draining = true;
-    await new Promise<void>((resolve) => replica.drain(Math.min(config.proposalTimeoutMs, 5000), resolve));
-    if (ticker) clearInterval(ticker);
-    replica.stop();
-    activity.stop();
-    transport.close();
-    if (uiApp) await closeWithin(uiApp);
-    await closeWithin(app);
-    await clients.close();
-    budget.close();
-    stateMachine.close();
-    diskLog.close();
-    lock.release();
-    logger.info({}, 'journalnode stopped');
-  };
-  const reloadTls = () => {
-    if (!tls) {
-      logger.info({}, 'SIGHUP: no certificates to reload (--insecure)');
-      return;
-    }
-    const next = loadNodeTls(config.certsDir, config.id);
-    (app.server as unknown as TlsServer).setSecureContext(serverTlsOptions(next));
-    clients.setTls(peerClientTls(next, directory));
-    logger.info(
-      { certsDir: config.certsDir, serial: new X509Certificate(next.cert).serialNumber },
-      'reloaded the certificates: new connections use them',
-    );
-  };
+  const drain = { on: false };
+  const names = { clusterId, storageId, initialPeers: storage.initialPeers };
+  const parts = { replica, stateMachine, transport, metrics, diskLog, activity, clients, budget };
+  const { app, uiApp } = await buildApps(config, logger, { tls, drain, files }, parts, names);
+  const lifecycle = new Lifecycle(
+    { config, logger, tls, lock, drain, files, tickMs: replicaOptions.tickMs },
+    { ...parts, ...names, app, uiApp, directory },
+  );
   return {
     config,
     app,
@@ -363,10 +274,174 @@ async function wire(
     budget,
     clusterId,
     storageId,
-    start,
-    stop,
-    reloadTls,
+    start: () => lifecycle.start(),
+    stop: () => lifecycle.stop(),
+    reloadTls: () => lifecycle.reloadTls(),
   };
+}
+
+/** The HTTP face and, with --ui-listen, the read-only dashboard's, over the node's parts. */
+async function buildApps(
+  config: JournalNodeConfig,
+  logger: PinoLogger,
+  face: { tls: TlsMaterial | null; drain: { on: boolean }; files: { limits: ConnectionLimits } },
+  parts: {
+    replica: Replica<Result>;
+    stateMachine: JournalStateMachine;
+    transport: PeerTransport;
+    metrics: NodeMetrics;
+    diskLog: DiskLog;
+    activity: NodeActivity;
+    clients: HttpPools;
+    budget: ResponseBudget;
+  },
+  names: { clusterId: string; storageId: string; initialPeers: Peer[] },
+): Promise<{ app: FastifyInstance; uiApp: FastifyInstance | null }> {
+  const { replica, stateMachine, transport, metrics, diskLog, activity, budget } = parts;
+  const { tls, drain, files } = face;
+  const { clusterId, storageId, initialPeers } = names;
+  const admin: AdminContext = {
+    config,
+    replica,
+    stateMachine,
+    transport,
+    metrics,
+    logStats: () => diskLog.stats() as unknown as Record<string, number>,
+    startedAtMs: Date.now(),
+    version: version(),
+    clusterId,
+    storageId,
+    initialPeers,
+  };
+  const app = await buildHttpApp({
+    config,
+    logger,
+    metrics,
+    draining: () => drain.on,
+    tls,
+    raft: { clusterId, transport, logger, maxBodyBytes: config.maxAppendBodyBytes + (1 << 20) },
+    qjm: { config, replica, stateMachine, reads: new RecentReads(), budget },
+    admin,
+    activity,
+    budget,
+  });
+  const uiApp =
+    config.uiListen === null
+      ? null
+      : await buildUiApp({
+          admin,
+          activity,
+          cluster: clusterView(config, admin, activity, parts.clients),
+          hostAllowed: hostChecker(config.uiListen, config.uiAllowedHosts),
+          underBudget: (ui) => registerResponseBudget(ui, budget, jsonBusy),
+        });
+  // Both ports draw on one pool of descriptors: one guard bounds their connections together.
+  new ConnectionGuard(files.limits, logger, (why) => metrics.refused(why)).guardAll([
+    { server: app.server, tls: tls !== null },
+    ...(uiApp ? [{ server: uiApp.server, tls: false }] : []),
+  ]);
+  return { app, uiApp };
+}
+
+/** start(), stop() and reloadTls() of a built node, over the parts wire() made. */
+class Lifecycle {
+  private ticker: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly node: {
+      config: JournalNodeConfig;
+      logger: PinoLogger;
+      tls: TlsMaterial | null;
+      lock: DataDirLock;
+      /** Set once stop() begins: the HTTP face refuses new writes. */
+      drain: { on: boolean };
+      /** The open-file limit and the connection bounds sized from it (logged at start). */
+      files: { limits: ConnectionLimits; fileLimit: number | null };
+      tickMs: number;
+    },
+    private readonly parts: {
+      app: FastifyInstance;
+      uiApp: FastifyInstance | null;
+      replica: Replica<Result>;
+      activity: NodeActivity;
+      transport: PeerTransport;
+      stateMachine: JournalStateMachine;
+      diskLog: DiskLog;
+      clients: HttpPools;
+      budget: ResponseBudget;
+      directory: PeerDirectory;
+      clusterId: string;
+      storageId: string;
+    },
+  ) {}
+
+  async start(): Promise<string> {
+    const { config, logger, tls } = this.node;
+    const { app, uiApp, replica, activity, clusterId, storageId } = this.parts;
+    const { host, port } = splitHostPort(config.listen);
+    const address = await app.listen({ host, port });
+    const uiAddress = uiApp && config.uiListen ? await uiApp.listen(splitHostPort(config.uiListen)) : null;
+    replica.start();
+    activity.start();
+    this.ticker = setInterval(() => replica.tick(), this.node.tickMs);
+    // The malloc settings matter to throughput (docs/OPERATIONS.md, "The process environment"): say which are in force.
+    logger.info(
+      {
+        listen: address,
+        uiListen: uiAddress,
+        clusterId,
+        storageId,
+        term: replica.term,
+        security: tls ? 'mutual-tls' : 'insecure',
+        glibcTunables: process.env.GLIBC_TUNABLES ?? null,
+        openFileLimit: this.node.files.fileLimit,
+        connections: this.node.files.limits,
+      },
+      'journalnode started',
+    );
+    if (!tls)
+      logger.warn(
+        { listen: address },
+        'running WITHOUT TLS (--insecure): anyone who reaches this port can read, write and reconfigure the journal; start with --certs-dir D',
+      );
+    return address;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.node.drain.on = true;
+    const { app, uiApp, replica, activity, transport, clients, budget, stateMachine, diskLog } = this.parts;
+    await new Promise<void>((resolve) => replica.drain(Math.min(this.node.config.proposalTimeoutMs, 5000), resolve));
+    if (this.ticker) clearInterval(this.ticker);
+    replica.stop();
+    activity.stop();
+    transport.close();
+    if (uiApp) await closeWithin(uiApp);
+    await closeWithin(app);
+    await clients.close();
+    budget.close();
+    stateMachine.close();
+    diskLog.close();
+    this.node.lock.release();
+    this.node.logger.info({}, 'journalnode stopped');
+  }
+
+  reloadTls(): void {
+    const { config, logger, tls } = this.node;
+    if (!tls) {
+      logger.info({}, 'SIGHUP: no certificates to reload (--insecure)');
+      return;
+    }
+    const next = loadNodeTls(config.certsDir, config.id);
+    (this.parts.app.server as unknown as TlsServer).setSecureContext(serverTlsOptions(next));
+    this.parts.clients.setTls(peerClientTls(next, this.parts.directory));
+    logger.info(
+      { certsDir: config.certsDir, serial: new X509Certificate(next.cert).serialNumber },
+      'reloaded the certificates: new connections use them',
+    );
+  }
 }
 /** The answer bytes the node holds for its clients (both ports), refusals and cuts counted. */
 function answerBudget(config: JournalNodeConfig, logger: PinoLogger, metrics: NodeMetrics): ResponseBudget {

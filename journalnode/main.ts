@@ -1,7 +1,7 @@
 // The journalnode process: parse flags (cli-args.ts), open the data directory, listen, and on SIGTERM/SIGINT
 // drain in-flight writes and exit cleanly; on SIGHUP reload the certificates. Exit codes: 0 clean stop,
-// 1 failure at run time, 2 bad flags or certificates (none chosen, unreadable, not this CA's), 3 data
-// directory locked or unusable.
+// 1 failure at run time or a port that cannot be bound (before anything is written), 2 bad flags or certificates
+// (none chosen, unreadable, not this CA's), 3 data directory locked or unusable.
 
 import { helpText, usageError, UsageError } from '../src/command-line.js';
 import { JOURNALNODE_COMMAND, parseJournalNodeArgs } from './cli-args.js';
@@ -10,6 +10,7 @@ import { buildJournalNode, DataDirError } from './journal-node.js';
 import { DataDirLockedError } from '../src/data-dir-lock.js';
 import { CertificateError } from '../src/security/cert-files.js';
 import { PRIVATE_UMASK } from '../src/file-modes.js';
+import { PortUnavailableError } from './port-reservation.js';
 
 async function main(): Promise<void> {
   // Whatever the process creates without an explicit mode is private too (files 0600, directories 0700).
@@ -36,6 +37,10 @@ async function main(): Promise<void> {
     if (e instanceof CertificateError || e instanceof ConfigError) {
       console.error(`journalnode: ${e.message}`);
       process.exit(2);
+    }
+    if (e instanceof PortUnavailableError) {
+      console.error(`journalnode: ${e.message}; the data directory was left as it was`);
+      process.exit(1);
     }
     if (e instanceof DataDirLockedError || e instanceof DataDirError) {
       console.error(`journalnode: ${e.message}`);

@@ -29,15 +29,20 @@ export class AdminClient {
   /** `peers`: "host:port", or "id=host:port" for a node that must present that id's certificate. */
   constructor(
     peers: string[],
-    opts: { requestTimeoutMs?: number; retry?: Partial<RetryOptions>; tls?: TlsOption; onRetry?: RetryObserver } = {},
+    options: {
+      requestTimeoutMs?: number;
+      retry?: Partial<RetryOptions>;
+      tls?: TlsOption;
+      onRetry?: RetryObserver;
+    } = {},
   ) {
     this.peers = Array.isArray(peers) ? peers.map((p) => String(p).slice(String(p).indexOf('=') + 1)) : [];
     this.client = new JournalClient({
       peers,
-      requestTimeoutMs: opts.requestTimeoutMs ?? 3000,
-      retry: { deadlineMs: 10_000, ...(opts.retry ?? {}) },
-      ...(opts.tls !== undefined ? { tls: resolveTls(opts.tls) } : {}),
-      ...(opts.onRetry ? { onRetry: opts.onRetry } : {}),
+      requestTimeoutMs: options.requestTimeoutMs ?? 3000,
+      retry: { deadlineMs: 10_000, ...(options.retry ?? {}) },
+      ...(options.tls !== undefined ? { tls: resolveTls(options.tls) } : {}),
+      ...(options.onRetry ? { onRetry: options.onRetry } : {}),
     });
   }
 
@@ -56,6 +61,27 @@ export class AdminClient {
           return { endpoint, status, error: null };
         } catch (e) {
           return { endpoint, status: null, error: (e as Error).message };
+        }
+      }),
+    );
+  }
+
+  /**
+   * GET /metrics (Prometheus text) from each of `endpoints`, in parallel, through the same checked connections as
+   * /status; an endpoint that does not answer (or answers other than 200) carries an error instead.
+   */
+  async metricsOf(
+    endpoints: readonly string[],
+    timeoutMs = 3000,
+  ): Promise<{ endpoint: string; text: string | null; error: string | null }[]> {
+    return Promise.all(
+      endpoints.map(async (endpoint) => {
+        try {
+          const r = await this.client.statusHttp.request(endpoint, 'GET', '/metrics', null, timeoutMs);
+          if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body.toString('utf8', 0, 200)}`);
+          return { endpoint, text: r.body.toString('utf8'), error: null };
+        } catch (e) {
+          return { endpoint, text: null, error: (e as Error).message };
         }
       }),
     );
@@ -94,6 +120,7 @@ export class AdminClient {
             this.client.leaderNamedBy(target, ar.error.leaderAddress),
             Number(ar.error.term ?? 0),
           );
+        if (e.errorName === 'STOOD_DOWN' && node === undefined) throw this.client.stoodDown(target, e);
         throw e;
       },
       { ...this.client.retry, deadlineMs: timeoutMs },

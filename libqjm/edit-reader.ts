@@ -41,26 +41,26 @@ const LEADER_RETRY_MS = 5000;
 export async function* readEdits(
   client: EditSource,
   jid: string,
-  opts: ReadEditsOptions,
+  options: ReadEditsOptions,
 ): AsyncGenerator<Edit, void, undefined> {
-  let next = opts.fromTxId;
-  const follow = opts.follow === true;
-  const linearizable = opts.linearizable ?? !follow;
-  const waitMs = follow ? (opts.waitMs ?? 10_000) : 0;
+  let next = options.fromTxId;
+  const follow = options.follow === true;
+  const linearizable = options.linearizable ?? !follow;
+  const waitMs = follow ? (options.waitMs ?? 10_000) : 0;
   let node: string | undefined = client.routes.knownLeader ?? undefined;
   let failures = 0;
   /** Answers in a row that came back empty before their long-poll was over. */
   let earlyEmpty = 0;
   /** When each node last failed us: a named leader that just failed is not worth moving to at once. */
   const failedAt = new Map<string, number>();
-  while (!opts.signal?.aborted) {
+  while (!options.signal?.aborted) {
     const body = pb.GetEditsRequest.encode({
       jid,
       fromTxid: next,
-      maxTxns: opts.maxTxnsPerRead ?? 50_000,
-      maxBytes: opts.maxBytesPerRead ?? 4 << 20,
+      maxTxns: options.maxTxnsPerRead ?? 50_000,
+      maxBytes: options.maxBytesPerRead ?? 4 << 20,
       waitMs,
-      inProgressOk: opts.inProgressOk === true,
+      inProgressOk: options.inProgressOk === true,
       read: { linearizable },
     }).finish();
     let res: qjournal.journal.GetEditsResponse;
@@ -70,7 +70,7 @@ export async function* readEdits(
         ...(node ? { node } : {}),
         timeoutMs: waitMs + 5000,
         deadlineMs: node ? 0 : client.retry.deadlineMs,
-        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
       });
       node = r.node;
       res = r.response;
@@ -82,7 +82,7 @@ export async function* readEdits(
       if (follow && leader && leader !== node && Date.now() - (failedAt.get(leader) ?? -Infinity) > LEADER_RETRY_MS)
         node = leader;
     } catch (e) {
-      if (opts.signal?.aborted) return;
+      if (options.signal?.aborted) return;
       if (!(e instanceof QjmError) || !e.retriable || !node) throw e;
       // This node failed: try the others (the read above, without a fixed node, rotates through them).
       failedAt.set(node, Date.now());

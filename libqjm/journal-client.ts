@@ -94,34 +94,34 @@ export class JournalClient {
   private lastEstablishedMs = Number.NEGATIVE_INFINITY;
   private closed = false;
 
-  constructor(opts: ClientOptions) {
-    if (!Array.isArray(opts.peers) || opts.peers.length === 0)
+  constructor(options: ClientOptions) {
+    if (!Array.isArray(options.peers) || options.peers.length === 0)
       throw new TypeError('peers: at least one JournalNode address (host:port) is required');
     let peers: ClientPeer[];
     try {
-      peers = parseClientPeers(opts.peers);
+      peers = parseClientPeers(options.peers);
     } catch (e) {
       throw new TypeError(`peers: ${(e as Error).message}`);
     }
     this.seeds = peers.map((p) => p.address);
     this.routes = new RouteTable(this.seeds);
     this.identities = new ServerIdentities(peers);
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
-    this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
-    this.retry = { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
-    this.onRetry = opts.onRetry;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 1000;
+    this.retry = { ...DEFAULT_RETRY, ...(options.retry ?? {}) };
+    this.onRetry = options.onRetry;
     this.http = new HttpPools({
       connectTimeoutMs: this.connectTimeoutMs,
       keepHeaders: [MEMBERS_HEADER],
-      ...(opts.tls
-        ? { tls: { ...opts.tls, verifyServer: (address, cert) => this.identities.checkEstablished(address, cert) } }
+      ...(options.tls
+        ? { tls: { ...options.tls, verifyServer: (address, cert) => this.identities.checkEstablished(address, cert) } }
         : {}),
     });
-    this.statusHttp = opts.tls
+    this.statusHttp = options.tls
       ? new HttpPools({
           connectTimeoutMs: this.connectTimeoutMs,
           connections: 1,
-          tls: { ...opts.tls, verifyServer: (address, cert) => this.identities.check(address, cert) },
+          tls: { ...options.tls, verifyServer: (address, cert) => this.identities.check(address, cert) },
         })
       : this.http;
   }
@@ -245,6 +245,7 @@ export class JournalClient {
       const e = fromRpcError(wr.error, target);
       if (e.errorName === 'NOT_LEADER')
         this.routes.redirect(this.leaderNamedBy(target, wr.error.leaderAddress), Number(wr.error.term ?? 0));
+      else if (e.errorName === 'STOOD_DOWN') throw this.stoodDown(target, e);
       else if (e.retriable) this.routes.failed(target);
       throw e;
     }
@@ -268,9 +269,9 @@ export class JournalClient {
   write(
     rpc: WriteRpc,
     command: qjournal.journal.ICommand,
-    opts: { deadlineMs?: number; retryUnknownOutcome?: boolean } = {},
+    options: { deadlineMs?: number; retryUnknownOutcome?: boolean } = {},
   ): Promise<WriteResult> {
-    return this.writeEncoded(rpc, pb.WriteRequest.encode({ command }).finish(), opts);
+    return this.writeEncoded(rpc, pb.WriteRequest.encode({ command }).finish(), options);
   }
 
   /**
@@ -280,9 +281,9 @@ export class JournalClient {
   writeEncoded(
     rpc: WriteRpc,
     body: Uint8Array,
-    opts: { deadlineMs?: number; retryUnknownOutcome?: boolean } = {},
+    options: { deadlineMs?: number; retryUnknownOutcome?: boolean } = {},
   ): Promise<WriteResult> {
-    const retry = opts.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: opts.deadlineMs };
+    const retry = options.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: options.deadlineMs };
     let maybeApplied = false;
     return withRetry(
       () => this.writeOnce(rpc, body),
@@ -290,7 +291,7 @@ export class JournalClient {
       (e) => {
         if (!e.details.unknownOutcome) return;
         maybeApplied = true;
-        if (opts.retryUnknownOutcome === false) {
+        if (options.retryUnknownOutcome === false) {
           throw makeError(e.errorName, `${rpc}: ${e.message}; not retried: it may or may not have been applied`, {
             ...e.details,
             unknownOutcome: true,
@@ -317,14 +318,14 @@ export class JournalClient {
     path: string,
     body: Uint8Array,
     decode: (b: Buffer) => T,
-    opts: { node?: string; timeoutMs?: number; deadlineMs?: number; signal?: AbortSignal } = {},
+    options: { node?: string; timeoutMs?: number; deadlineMs?: number; signal?: AbortSignal } = {},
   ): Promise<{ node: string; response: T }> {
-    const retry = opts.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: opts.deadlineMs };
+    const retry = options.deadlineMs === undefined ? this.retry : { ...this.retry, deadlineMs: options.deadlineMs };
     return withRetry(
       async () => {
-        const target = opts.node ?? this.routes.anyTarget();
-        if (opts.signal?.aborted) throw makeError('INVALID_ARGUMENT', `${path}: aborted by the caller`);
-        const res = await this.post(target, path, body, opts.timeoutMs ?? this.requestTimeoutMs, opts.signal);
+        const target = options.node ?? this.routes.anyTarget();
+        if (options.signal?.aborted) throw makeError('INVALID_ARGUMENT', `${path}: aborted by the caller`);
+        const res = await this.post(target, path, body, options.timeoutMs ?? this.requestTimeoutMs, options.signal);
         let r: T;
         try {
           r = decode(res.body);
@@ -333,7 +334,8 @@ export class JournalClient {
         }
         if (r.error) {
           if (r.error.term) this.routes.observeTerm(Number(r.error.term));
-          throw fromRpcError(r.error, target);
+          const e = fromRpcError(r.error, target);
+          throw e.errorName === 'STOOD_DOWN' && options.node === undefined ? this.stoodDown(target, e) : e;
         }
         return { node: target, response: r };
       },
@@ -346,6 +348,17 @@ export class JournalClient {
         ),
       this.onRetry,
     );
+  }
+
+  /**
+   * A node answered that it stood down: it left its cluster for good, so it is out of this client's rotation and
+   * the request goes to the others (a retriable UNAVAILABLE naming it). Only when every node the client knows
+   * stood down is the answer final: there is nobody left to ask.
+   */
+  stoodDown(address: string, e: QjmError): QjmError {
+    this.routes.stoodDown(address);
+    if (this.routes.allStoodDown()) return e;
+    return makeError('UNAVAILABLE', `${e.message} (trying the other nodes)`, { node: address, stoodDown: true });
   }
 
   async close(): Promise<void> {

@@ -113,22 +113,24 @@ export class QuorumJournalManager {
   private epochValue = 0;
   private currentStream: EditLogOutputStream | null = null;
 
-  constructor(opts: QjmOptions) {
-    if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('options object required');
-    if (!isJournalId(opts.journalId))
-      throw new InvalidArgumentError(`journalId: expected ${JOURNAL_ID_RULE}, got ${JSON.stringify(opts.journalId)}`);
-    if (!Array.isArray(opts.peers) || opts.peers.length === 0 || opts.peers.some((p) => typeof p !== 'string'))
+  constructor(options: QjmOptions) {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options object required');
+    if (!isJournalId(options.journalId))
       throw new InvalidArgumentError(
-        `peers: expected a non-empty list of host:port (or id=host:port), got ${JSON.stringify(opts.peers)}`,
+        `journalId: expected ${JOURNAL_ID_RULE}, got ${JSON.stringify(options.journalId)}`,
+      );
+    if (!Array.isArray(options.peers) || options.peers.length === 0 || options.peers.some((p) => typeof p !== 'string'))
+      throw new InvalidArgumentError(
+        `peers: expected a non-empty list of host:port (or id=host:port), got ${JSON.stringify(options.peers)}`,
       );
     try {
-      parseClientPeers(opts.peers);
+      parseClientPeers(options.peers);
     } catch (e) {
       throw new InvalidArgumentError(`peers: ${(e as Error).message}`);
     }
-    if (opts.writerId !== undefined && (typeof opts.writerId !== 'string' || opts.writerId.length > 256))
+    if (options.writerId !== undefined && (typeof options.writerId !== 'string' || options.writerId.length > 256))
       throw new InvalidArgumentError('writerId: expected a string of at most 256 characters');
-    if (opts.onRetry !== undefined && typeof opts.onRetry !== 'function')
+    if (options.onRetry !== undefined && typeof options.onRetry !== 'function')
       throw new InvalidArgumentError('onRetry: expected a function');
     const positive = (v: number | undefined, name: string, def: number) => {
       if (v === undefined) return def;
@@ -136,26 +138,26 @@ export class QuorumJournalManager {
         throw new InvalidArgumentError(`${name}: expected a positive number, got ${String(v)}`);
       return v;
     };
-    this.journalId = opts.journalId;
-    this.writerId = opts.writerId ?? `writer-${process.pid}`;
-    this.nsInfo = opts.nsInfo;
+    this.journalId = options.journalId;
+    this.writerId = options.writerId ?? `writer-${process.pid}`;
+    this.nsInfo = options.nsInfo;
     this.options = {
-      journalId: opts.journalId,
-      peers: [...opts.peers],
-      requestTimeoutMs: positive(opts.requestTimeoutMs, 'requestTimeoutMs', 5000),
-      writeTimeoutMs: positive(opts.writeTimeoutMs, 'writeTimeoutMs', 20_000),
-      recoveryTimeoutMs: positive(opts.recoveryTimeoutMs, 'recoveryTimeoutMs', 120_000),
-      maxRecordBytes: positive(opts.maxRecordBytes, 'maxRecordBytes', 1 << 20),
-      maxBatchBytes: positive(opts.maxBatchBytes, 'maxBatchBytes', 2 << 20),
-      highWaterMarkBytes: positive(opts.highWaterMarkBytes, 'highWaterMarkBytes', 8 << 20),
-      autoFlushBytes: positive(opts.autoFlushBytes, 'autoFlushBytes', 1 << 20),
+      journalId: options.journalId,
+      peers: [...options.peers],
+      requestTimeoutMs: positive(options.requestTimeoutMs, 'requestTimeoutMs', 5000),
+      writeTimeoutMs: positive(options.writeTimeoutMs, 'writeTimeoutMs', 20_000),
+      recoveryTimeoutMs: positive(options.recoveryTimeoutMs, 'recoveryTimeoutMs', 120_000),
+      maxRecordBytes: positive(options.maxRecordBytes, 'maxRecordBytes', 1 << 20),
+      maxBatchBytes: positive(options.maxBatchBytes, 'maxBatchBytes', 2 << 20),
+      highWaterMarkBytes: positive(options.highWaterMarkBytes, 'highWaterMarkBytes', 8 << 20),
+      autoFlushBytes: positive(options.autoFlushBytes, 'autoFlushBytes', 1 << 20),
     };
     this.client = new JournalClient({
-      peers: opts.peers,
+      peers: options.peers,
       requestTimeoutMs: this.options.requestTimeoutMs,
-      retry: { deadlineMs: this.options.writeTimeoutMs, ...(opts.retry ?? {}) },
-      ...(opts.tls !== undefined ? { tls: resolveTls(opts.tls) } : {}),
-      ...(opts.onRetry !== undefined ? { onRetry: opts.onRetry } : {}),
+      retry: { deadlineMs: this.options.writeTimeoutMs, ...(options.retry ?? {}) },
+      ...(options.tls !== undefined ? { tls: resolveTls(options.tls) } : {}),
+      ...(options.onRetry !== undefined ? { onRetry: options.onRetry } : {}),
     });
   }
 
@@ -176,17 +178,17 @@ export class QuorumJournalManager {
    * (epochs stay, so fenced writers stay fenced); the leader refuses that with WRITER_ACTIVE while the
    * journal's writer is alive unless allowActiveWriter. Never retried once an attempt may have been applied.
    */
-  async format(nsInfo: NamespaceInfo, opts: { force?: boolean; allowActiveWriter?: boolean } = {}): Promise<void> {
+  async format(nsInfo: NamespaceInfo, options: { force?: boolean; allowActiveWriter?: boolean } = {}): Promise<void> {
     txid(nsInfo?.namespaceId, 'nsInfo.namespaceId', 0);
-    const format = { nsInfo, force: opts.force === true, allowActiveWriter: opts.allowActiveWriter === true };
+    const format = { nsInfo, force: options.force === true, allowActiveWriter: options.allowActiveWriter === true };
     await this.client.write('format', { jid: this.journalId, format }, { retryUnknownOutcome: false });
     this.nsInfo = nsInfo;
   }
 
-  async getJournalState(opts: { linearizable?: boolean } = {}): Promise<JournalStatus> {
+  async getJournalState(options: { linearizable?: boolean } = {}): Promise<JournalStatus> {
     const body = pb.GetJournalStateRequest.encode({
       jid: this.journalId,
-      read: { linearizable: opts.linearizable !== false },
+      read: { linearizable: options.linearizable !== false },
     }).finish();
     const { response } = await this.client.read('/qjm/getJournalState', body, (b) =>
       pb.GetJournalStateResponse.decode(b),
@@ -308,14 +310,14 @@ export class QuorumJournalManager {
 
   async getEditLogManifest(
     sinceTxId: number,
-    opts: { inProgressOk?: boolean; linearizable?: boolean } = {},
+    options: { inProgressOk?: boolean; linearizable?: boolean } = {},
   ): Promise<EditLogManifest> {
     txid(sinceTxId, 'sinceTxId', 0);
     const body = pb.GetManifestRequest.encode({
       jid: this.journalId,
       sinceTxid: sinceTxId,
-      inProgressOk: opts.inProgressOk === true,
-      read: { linearizable: opts.linearizable !== false },
+      inProgressOk: options.inProgressOk === true,
+      read: { linearizable: options.linearizable !== false },
     }).finish();
     const { response } = await this.client.read('/qjm/getEditLogManifest', body, (b) =>
       pb.GetManifestResponse.decode(b),
@@ -331,9 +333,9 @@ export class QuorumJournalManager {
   }
 
   /** Committed edits from opts.fromTxId on; with follow, waits for new ones (end it with break or a signal). */
-  readEdits(opts: ReadEditsOptions): AsyncGenerator<Edit, void, undefined> {
-    txid(opts?.fromTxId, 'fromTxId');
-    return readEdits(this.client, this.journalId, opts);
+  readEdits(options: ReadEditsOptions): AsyncGenerator<Edit, void, undefined> {
+    txid(options?.fromTxId, 'fromTxId');
+    return readEdits(this.client, this.journalId, options);
   }
 
   async close(): Promise<void> {

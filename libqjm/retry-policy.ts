@@ -16,8 +16,8 @@ export interface RetryOptions {
 // A 100 ms cap: during a failover the client finds the new leader within about one retry of its election.
 export const DEFAULT_RETRY: RetryOptions = { initialBackoffMs: 10, maxBackoffMs: 100, deadlineMs: 20_000 };
 
-export function backoffMs(attempt: number, o: RetryOptions): number {
-  const base = Math.min(o.maxBackoffMs, o.initialBackoffMs * 2 ** Math.min(attempt, 20));
+export function backoffMs(attempt: number, options: RetryOptions): number {
+  const base = Math.min(options.maxBackoffMs, options.initialBackoffMs * 2 ** Math.min(attempt, 20));
   // Full jitter in [base/2, base): clients that failed together do not retry together.
   return base / 2 + Math.random() * (base / 2);
 }
@@ -36,7 +36,7 @@ export function sleep(ms: number): Promise<void> {
  */
 export async function withRetry<T>(
   fn: (attempt: number) => Promise<T>,
-  o: RetryOptions,
+  options: RetryOptions,
   onRetry: (e: QjmError, attempt: number) => void,
   onGiveUp: (last: QjmError, elapsedMs: number) => QjmError,
   onBackoff?: RetryObserver,
@@ -49,11 +49,11 @@ export async function withRetry<T>(
       if (!(e instanceof QjmError) || !e.retriable) throw e;
       onRetry(e, attempt);
       const elapsed = Date.now() - t0;
-      const wait = backoffMs(attempt, o);
-      if (elapsed + wait > o.deadlineMs) throw onGiveUp(e, elapsed);
+      const wait = backoffMs(attempt, options);
+      if (elapsed + wait > options.deadlineMs) throw onGiveUp(e, elapsed);
       // A redirect to a named leader is worth trying at once.
       if (!(e.errorName === 'NOT_LEADER' && e.details.leaderAddress) || attempt > 3) {
-        onBackoff?.(e, o.deadlineMs - elapsed);
+        onBackoff?.(e, options.deadlineMs - elapsed);
         await sleep(wait);
       }
     }

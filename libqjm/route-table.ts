@@ -2,7 +2,14 @@
 // redirects and dropped on failure; and the nodes it rotates over, which follow the cluster: the configured
 // peers only seed it, then every answer's members list (the qjournal-members header) replaces them with the
 // current members, taking the word of the node that applied the furthest. So a writer started against n1..n3
-// keeps finding the cluster after every node was replaced. Reads may go to any node.
+// keeps finding the cluster after every node was replaced. Reads may go to any node. A node that answered it
+// stood down (it left its cluster for good: reset away, or its storage replaced) is passed over for a while.
+
+/**
+ * How long a node that answered STOOD_DOWN is passed over. Not for ever: the address may be given to a node
+ * re-added there (wiped, joined afresh); a stood-down node answers again at once, so a retry costs one request.
+ */
+export const STOOD_DOWN_SKIP_MS = 60_000;
 
 export class RouteTable {
   private leader: string | null = null;
@@ -14,7 +21,13 @@ export class RouteTable {
   /** The applied index of the members list in use (-1: still the seeds). */
   private membersIndex = -1;
 
-  constructor(peers: readonly string[]) {
+  /** Nodes that answered they stood down, with when: passed over by the rotation while another node is left. */
+  private readonly stoodDownAtMs = new Map<string, number>();
+
+  constructor(
+    peers: readonly string[],
+    private readonly nowMs: () => number = Date.now,
+  ) {
     if (peers.length === 0) throw new Error('route table: no peers');
     this.peers = [...peers];
   }
@@ -34,9 +47,32 @@ export class RouteTable {
   }
 
   private rotate(): string {
-    const p = this.peers[this.next % this.peers.length]!;
-    this.next++;
-    return p;
+    // One turn round the peers at most: a node that stood down is passed over unless all of them did.
+    for (let i = 0; i < this.peers.length; i++) {
+      const p = this.peers[this.next % this.peers.length]!;
+      this.next++;
+      if (!this.isStoodDown(p)) return p;
+    }
+    return this.peers[this.next++ % this.peers.length]!;
+  }
+
+  /** `address` answered STOOD_DOWN: it is out of the rotation for STOOD_DOWN_SKIP_MS, and no longer the leader. */
+  stoodDown(address: string): void {
+    this.stoodDownAtMs.set(address, this.nowMs());
+    if (this.leader === address) this.leader = null;
+  }
+
+  /** Whether every node the table rotates over answered STOOD_DOWN recently: then no other is left to try. */
+  allStoodDown(): boolean {
+    return this.peers.every((p) => this.isStoodDown(p));
+  }
+
+  private isStoodDown(address: string): boolean {
+    const at = this.stoodDownAtMs.get(address);
+    if (at === undefined) return false;
+    if (this.nowMs() - at < STOOD_DOWN_SKIP_MS) return true;
+    this.stoodDownAtMs.delete(address);
+    return false;
   }
 
   /** A node named the leader (its address, as peers dial it). */

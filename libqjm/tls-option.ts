@@ -9,9 +9,9 @@ import type { TlsOption } from '../src/security/client-tls.js';
 
 export type { TlsOption } from '../src/security/client-tls.js';
 
-export function resolveTls(o: TlsOption): ClientTls {
+export function resolveTls(options: TlsOption): ClientTls {
   try {
-    return clientTlsFrom(o);
+    return clientTlsFrom(options);
   } catch (e) {
     if (e instanceof CertificateError) throw new InvalidArgumentError(`tls: ${e.message}`);
     throw e;

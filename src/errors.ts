@@ -1,5 +1,6 @@
 // The one error hierarchy of qjournal: every error a JournalNode answers or libqjm throws has a stable code
-// (QJM_ERR_<NAME>, the wire enum name prefixed) and says whether retrying can help.
+// (QJM_ERR_<NAME>, the wire enum name prefixed), the HTTP status it is answered with, and says whether
+// retrying can help.
 // docs/ERRORS.md documents every code; a test keeps the two in step.
 
 export const ERROR_NAMES = [
@@ -74,6 +75,46 @@ const RETRIABLE: Record<ErrorName, boolean> = {
   STORAGE_MISMATCH: true,
 };
 
+/**
+ * The HTTP status each error is answered with, on every route and in every envelope (protobuf or JSON): the
+ * one table, documented in docs/ERRORS.md (a test keeps the two in step).
+ */
+const HTTP_STATUS: Record<ErrorName, number> = {
+  NOT_LEADER: 421,
+  FENCED: 409,
+  OUT_OF_SYNC: 409,
+  NOT_FORMATTED: 404,
+  ALREADY_FORMATTED: 409,
+  NAMESPACE_MISMATCH: 409,
+  TOO_LARGE: 413,
+  INVALID_ARGUMENT: 400,
+  QUORUM_UNAVAILABLE: 503,
+  TIMEOUT: 504,
+  BUSY: 429,
+  LEADERSHIP_LOST: 503,
+  DROPPED: 503,
+  TERM_MISMATCH: 409,
+  SHUTTING_DOWN: 503,
+  CONF_CHANGE_IN_PROGRESS: 409,
+  INVALID_CONF_CHANGE: 400,
+  CORRUPT: 500,
+  UNAVAILABLE: 503,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  WRITER_ACTIVE: 409,
+  INTERNAL: 500,
+  STORAGE_FAILED: 503,
+  PURGED: 410,
+  TOO_MANY_JOURNALS: 409,
+  STOOD_DOWN: 409,
+  UNINITIALIZED: 503,
+  STORAGE_MISMATCH: 409,
+};
+
+export function httpStatusOf(name: ErrorName): number {
+  return HTTP_STATUS[name];
+}
+
 export function isRetriable(name: ErrorName): boolean {
   return RETRIABLE[name];
 }
@@ -101,6 +142,8 @@ export class QjmError extends Error {
   override name = 'QjmError';
   readonly code: ErrorCode;
   readonly retriable: boolean;
+  /** The status this error is answered with over HTTP. */
+  readonly httpStatus: number;
 
   constructor(
     readonly errorName: ErrorName,
@@ -110,6 +153,12 @@ export class QjmError extends Error {
     super(message);
     this.code = codeOf(errorName);
     this.retriable = isRetriable(errorName);
+    this.httpStatus = httpStatusOf(errorName);
+  }
+
+  /** The body of a refusal on a route that answers JSON (its status is `httpStatus`). */
+  jsonBody(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
   }
 }
 

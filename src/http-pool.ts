@@ -191,73 +191,10 @@ export class HttpPools {
     signal?: AbortSignal,
   ): Promise<HttpResponse> {
     if (this.closed) return Promise.reject(new HttpError('the HTTP client is closed', false, 'CLOSED'));
-    const tls = this.tls !== null;
-    const keep = this.options.keepHeaders;
+    const what = { address, method, path, tls: this.tls !== null, keepHeaders: this.options.keepHeaders };
     return new Promise<HttpResponse>((resolve, reject) => {
-      let status = 0;
-      let headers: Record<string, string> | undefined;
-      let sent = false;
-      let abort: ((err?: Error) => void) | null = null;
-      const chunks: Buffer[] = [];
-      let settled = false;
-      const onAbort = () => abort?.(new HttpError(`${method} ${path}: aborted`, sent, 'ABORTED'));
-      const finish = (err: Error | null) => {
-        if (settled) return;
-        settled = true;
-        signal?.removeEventListener('abort', onAbort);
-        if (err) {
-          const code = (err as { code?: string }).code ?? err.name;
-          if (err instanceof HttpError) reject(err);
-          else {
-            // A node started with --certs-dir hangs up on plain HTTP before answering: say so.
-            const hint =
-              !tls && status === 0 && code === 'UND_ERR_SOCKET'
-                ? ' (if the node serves HTTPS, started with --certs-dir, connect with TLS)'
-                : '';
-            reject(
-              new HttpError(`${address}: ${code}: ${err.message}${hint}`, sent && !CONNECT_ERRORS.has(code), code),
-            );
-          }
-          return;
-        }
-        const responseBody = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-        resolve(headers ? { status, body: responseBody, headers } : { status, body: responseBody });
-      };
-      if (signal?.aborted) return finish(new HttpError(`${method} ${path}: aborted`, false, 'ABORTED'));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const handler: Dispatcher.DispatchHandler = {
-        onConnect(a) {
-          abort = a;
-        },
-        onError(err) {
-          finish(err);
-        },
-        onUpgrade() {},
-        onHeaders(statusCode, rawHeaders) {
-          sent = true;
-          status = statusCode;
-          if (keep) {
-            for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-              const name = rawHeaders[i]!.toString('latin1').toLowerCase();
-              if (keep.includes(name)) {
-                headers ??= {};
-                headers[name] = rawHeaders[i + 1]!.toString('latin1');
-              }
-            }
-          }
-          return true;
-        },
-        onData(chunk) {
-          chunks.push(chunk);
-          return true;
-        },
-        onComplete() {
-          finish(null);
-        },
-        onBodySent() {
-          sent = true;
-        },
-      };
+      const response = new ResponseCollector(what, signal, resolve, reject);
+      if (!response.started()) return;
       this.pool(address).dispatch(
         {
           method,
@@ -267,7 +204,7 @@ export class HttpPools {
           headersTimeout: timeoutMs,
           bodyTimeout: timeoutMs,
         },
-        handler,
+        response.handler,
       );
     });
   }
@@ -365,5 +302,100 @@ export class HttpPools {
     const pools = [...this.pools.values()];
     this.pools.clear();
     await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
+  }
+}
+
+/**
+ * One request's answer as undici's dispatch hands it over: the status, the headers asked for, the body's
+ * chunks; settled once, by the end of the body, an error, or the caller's abort signal.
+ */
+class ResponseCollector {
+  private status = 0;
+  private headers: Record<string, string> | undefined;
+  /** The request reached the server (it answered, or its body was sent): a failure may follow an effect. */
+  private sent = false;
+  private abort: ((err?: Error) => void) | null = null;
+  private readonly chunks: Buffer[] = [];
+  private settled = false;
+  private readonly onAbort = () =>
+    this.abort?.(new HttpError(`${this.what.method} ${this.what.path}: aborted`, this.sent, 'ABORTED'));
+
+  constructor(
+    private readonly what: {
+      address: string;
+      method: string;
+      path: string;
+      tls: boolean;
+      keepHeaders?: readonly string[];
+    },
+    private readonly signal: AbortSignal | undefined,
+    private readonly resolve: (r: HttpResponse) => void,
+    private readonly reject: (e: Error) => void,
+  ) {}
+
+  /** Listens to the abort signal; false (and rejected) when it has already fired. */
+  started(): boolean {
+    if (this.signal?.aborted) {
+      this.finish(new HttpError(`${this.what.method} ${this.what.path}: aborted`, false, 'ABORTED'));
+      return false;
+    }
+    this.signal?.addEventListener('abort', this.onAbort, { once: true });
+    return true;
+  }
+
+  readonly handler: Dispatcher.DispatchHandler = {
+    onConnect: (abort) => {
+      this.abort = abort;
+    },
+    onError: (err) => this.finish(err),
+    onUpgrade() {},
+    onHeaders: (statusCode, rawHeaders) => {
+      this.sent = true;
+      this.status = statusCode;
+      this.keep(rawHeaders);
+      return true;
+    },
+    onData: (chunk) => {
+      this.chunks.push(chunk);
+      return true;
+    },
+    onComplete: () => this.finish(null),
+    onBodySent: () => {
+      this.sent = true;
+    },
+  };
+
+  private keep(rawHeaders: Buffer[]): void {
+    const keep = this.what.keepHeaders;
+    if (!keep) return;
+    for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toString('latin1').toLowerCase();
+      if (keep.includes(name)) {
+        this.headers ??= {};
+        this.headers[name] = rawHeaders[i + 1]!.toString('latin1');
+      }
+    }
+  }
+
+  private finish(err: Error | null): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.signal?.removeEventListener('abort', this.onAbort);
+    if (err) return this.reject(this.asHttpError(err));
+    const chunks = this.chunks;
+    const body = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    this.resolve(this.headers ? { status: this.status, body, headers: this.headers } : { status: this.status, body });
+  }
+
+  private asHttpError(err: Error): HttpError {
+    if (err instanceof HttpError) return err;
+    const code = (err as { code?: string }).code ?? err.name;
+    // A node started with --certs-dir hangs up on plain HTTP before answering: say so.
+    const hint =
+      !this.what.tls && this.status === 0 && code === 'UND_ERR_SOCKET'
+        ? ' (if the node serves HTTPS, started with --certs-dir, connect with TLS)'
+        : '';
+    const message = `${this.what.address}: ${code}: ${err.message}${hint}`;
+    return new HttpError(message, this.sent && !CONNECT_ERRORS.has(code), code);
   }
 }

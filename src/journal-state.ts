@@ -10,7 +10,7 @@ import type { qjournal } from './gen/proto.js';
  */
 export const WRITER_ACTIVE_MS = 5000;
 
-export type NamespaceInfoPb = qjournal.journal.INamespaceInfo;
+export type NamespaceInfoMessage = qjournal.journal.INamespaceInfo;
 
 export interface SegmentState {
   firstTxId: number;
@@ -28,7 +28,7 @@ export interface SegmentState {
 export interface JournalStateData {
   jid: string;
   formatted: boolean;
-  nsInfo: NamespaceInfoPb;
+  nsInfo: NamespaceInfoMessage;
   promisedEpoch: number;
   lastWriterEpoch: number;
   writerId: string;

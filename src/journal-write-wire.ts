@@ -2,7 +2,7 @@
 // codec: the writer frames its records straight into the request (the header goes in front of them, in
 // place), and the leader proposes the command exactly as it arrived (its slice of the request). Field
 // numbers are proto/journal.proto's: WriteRequest { Command command = 1; uint64 expected_term = 2 },
-// Command { string jid = 1; JournalOp journal = 5 }, JournalOp { epoch = 1, segment_txid = 2,
+// Command { string jid = 1; AppendRecordsOp append_records = 5 }, AppendRecordsOp { epoch = 1, segment_txid = 2,
 // first_txid = 3, count = 4, bytes records = 5 }.
 
 import protobuf from 'protobufjs/minimal.js';
@@ -30,7 +30,7 @@ export function journalHeaderRoom(jid: string): number {
 }
 
 /**
- * Writes the bytes of `WriteRequest { command: { jid, journal: { epoch, segment_txid, first_txid, count,
+ * Writes the bytes of `WriteRequest { command: { jid, append_records: { epoch, segment_txid, first_txid, count,
  * records } } }` that precede the records, right-aligned to end at `end`; returns where they start. The
  * records already framed from `end` on complete the request.
  */
@@ -55,13 +55,13 @@ export function putJournalHeader(b: Buffer, end: number, h: JournalHeader): numb
   b[at++] = (1 << 3) | LENGTH_DELIMITED; // Command.jid
   at = putVarint(b, at, jidBytes);
   at += b.write(h.jid, at, 'utf8');
-  b[at++] = (5 << 3) | LENGTH_DELIMITED; // Command.journal
+  b[at++] = (5 << 3) | LENGTH_DELIMITED; // Command.append_records
   at = putVarint(b, at, opBytes);
   for (const [field, v] of varints) {
     b[at++] = field << 3;
     at = putVarint(b, at, v);
   }
-  b[at++] = (5 << 3) | LENGTH_DELIMITED; // JournalOp.records
+  b[at++] = (5 << 3) | LENGTH_DELIMITED; // AppendRecordsOp.records
   at = putVarint(b, at, h.recordsBytes);
   if (at !== end) throw new Error(`journal header: wrote ${at - start} bytes, expected ${headerBytes}`);
   return start;

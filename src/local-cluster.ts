@@ -132,17 +132,17 @@ export class LocalCluster {
     });
   }
 
-  static async create(o: ClusterOptions = {}): Promise<LocalCluster> {
-    const root = o.root ?? fs.mkdtempSync(path.join(os.tmpdir(), 'qjournal-cluster-'));
-    const ids = Array.from({ length: o.nodes ?? 3 }, (_, i) => `n${i + 1}`);
-    if (!o.insecure) {
+  static async create(options: ClusterOptions = {}): Promise<LocalCluster> {
+    const root = options.root ?? fs.mkdtempSync(path.join(os.tmpdir(), 'qjournal-cluster-'));
+    const ids = Array.from({ length: options.nodes ?? 3 }, (_, i) => `n${i + 1}`);
+    if (!options.insecure) {
       const certs = { certsDir: path.join(root, 'certs'), overwrite: true };
       await createCa(certs);
       for (const id of ids) await createNodeCert(certs, id, LOCAL_HOSTS);
       for (const user of LOCAL_USERS)
-        await createClientCert(certs, user, [user], user === 'admin' ? [] : (o.journals ?? LOCAL_JOURNALS));
+        await createClientCert(certs, user, [user], user === 'admin' ? [] : (options.journals ?? LOCAL_JOURNALS));
     }
-    const c = new LocalCluster(root, o);
+    const c = new LocalCluster(root, options);
     const n = ids.length;
     const ports = await freePorts(c.ui ? 2 * n : n);
     ids.forEach((id, i) => {

@@ -14,13 +14,23 @@ function checkAddress(a: string): void {
   if (problem) throw new Error(problem);
 }
 
-/** Parses "id=host:port,..." (ids required). */
-export function parsePeers(s: string): Peer[] {
-  const peers: Peer[] = [];
-  for (const part of s
+/** The items of a comma-separated list, trimmed, empty ones left out. */
+function listItems(list: string): string[] {
+  return list
     .split(',')
     .map((x) => x.trim())
-    .filter((x) => x.length > 0)) {
+    .filter((x) => x.length > 0);
+}
+
+/** Why two members may not share an address: each is dialed there, so one of them would never be reached. */
+export function sameAddress(address: string, first: string, second: string): string {
+  return `${address} is given to both ${first} and ${second}: every node needs an address of its own (peers dial each one there)`;
+}
+
+/** Parses "id=host:port,..." (ids required; an id or an address given twice is refused). */
+export function parsePeers(s: string): Peer[] {
+  const peers: Peer[] = [];
+  for (const part of listItems(s)) {
     const eq = part.indexOf('=');
     if (eq <= 0) throw new Error(`expected id=host:port, got ${JSON.stringify(part)}`);
     const id = part.slice(0, eq);
@@ -28,6 +38,8 @@ export function parsePeers(s: string): Peer[] {
     if (!isNodeId(id)) throw new Error(`bad peer id ${JSON.stringify(id)}`);
     checkAddress(address);
     if (peers.some((p) => p.id === id)) throw new Error(`peer ${id} named twice`);
+    const twin = peers.find((p) => p.address === address);
+    if (twin) throw new Error(sameAddress(address, twin.id, id));
     peers.push({ id, address });
   }
   if (peers.length === 0) throw new Error('no peers given');

@@ -170,7 +170,7 @@ export const SETTINGS = {
     10_000,
     1,
     1_000_000,
-    'Long-polls waiting at once on a node; beyond, a reader is answered BUSY (retriable)',
+    'Long-polls waiting at once on a node, and apart linearizable reads awaiting confirmation; beyond, BUSY (retriable)',
   ),
   maxJournals: int(
     100,

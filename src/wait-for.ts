@@ -17,15 +17,15 @@ export interface WaitForOptions {
  */
 export async function waitFor<T>(
   condition: () => T | Promise<T>,
-  o: WaitForOptions,
+  options: WaitForOptions,
 ): Promise<Exclude<T, false | null | undefined>> {
-  const timeoutMs = o.timeoutMs ?? 10_000;
-  const intervalMs = o.intervalMs ?? 10;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const intervalMs = options.intervalMs ?? 10;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await condition();
     if (v !== false && v !== null && v !== undefined) return v as Exclude<T, false | null | undefined>;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${o.what}`);
+    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${options.what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -18,7 +18,7 @@ import {
   rolesOf,
 } from '../../src/security/roles.js';
 import type { Principal, Role, SubjectFields } from '../../src/security/roles.js';
-import { HTTP_STATUS, sendProto, toRpcError } from './rpc-errors.js';
+import { sendJsonError, sendProto, toRpcError } from './rpc-errors.js';
 import { WRITE_OPS } from '../state/write-rpcs.js';
 
 const pb = qjournal.journal;
@@ -108,10 +108,9 @@ export function decide(caller: Caller | null, allowed: Allowed): QjmError | null
 
 /** Writes a refusal in the route's envelope. */
 export function refuse(reply: FastifyReply, envelope: Envelope, e: QjmError): FastifyReply {
-  const status = HTTP_STATUS[e.errorName];
   if (envelope.kind === 'proto')
-    return sendProto(reply, status, envelope.response.encode({ error: toRpcError(e, 0) }).finish());
-  return reply.code(status).send({ code: e.code, message: e.message });
+    return sendProto(reply, e.httpStatus, envelope.response.encode({ error: toRpcError(e, 0) }).finish());
+  return sendJsonError(reply, e);
 }
 
 /**

@@ -21,7 +21,7 @@ import { registerQjmRoutes } from './routes-qjm.js';
 import type { QjmContext } from './routes-qjm.js';
 import { registerRaftRoutes, registerRaftStreamBody } from '../peers/stream-route.js';
 import type { RaftRouteContext } from '../peers/stream-route.js';
-import { refuseWhileDraining, sendProtoError, SMALL_BODY_BYTES, toRpcError } from './rpc-errors.js';
+import { refuseWhileDraining, sendJsonError, sendProtoError, SMALL_BODY_BYTES, toRpcError } from './rpc-errors.js';
 import { jsonBusy, registerResponseBudget } from './response-budget.js';
 import type { ResponseBudget } from './response-budget.js';
 import { qjournal } from '../../src/gen/proto.js';
@@ -79,9 +79,9 @@ export async function buildHttpApp(p: HttpAppParts): Promise<FastifyInstance> {
   // fastify's own refusals (body too large, wrong content type, no such route) answer in the route's envelope:
   // protobuf on the RPC routes, so libqjm reads them as typed errors (TOO_LARGE is never retried).
   const refuse = (reply: FastifyReply, url: string, status: number, message: string) => {
-    const name = status === 413 ? 'TOO_LARGE' : status < 500 ? 'INVALID_ARGUMENT' : 'INTERNAL';
-    if (PROTO_ROUTES.test(url)) return sendProtoError(reply, new QjmError(name, message), term(), status);
-    return reply.code(status).send({ code: `QJM_ERR_${name}`, message });
+    const e = new QjmError(status === 413 ? 'TOO_LARGE' : status < 500 ? 'INVALID_ARGUMENT' : 'INTERNAL', message);
+    if (PROTO_ROUTES.test(url)) return sendProtoError(reply, e, term(), status);
+    return sendJsonError(reply, e, status);
   };
   app.setErrorHandler((err, req, reply) => {
     const e = err as Error & { statusCode?: number };
@@ -135,17 +135,15 @@ function underBounds(app: FastifyInstance, p: HttpAppParts): void {
     app.server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') p.metrics.refused('tls_handshake_timeout');
     });
-  registerResponseBudget(app, p.budget, (url, message) =>
+  registerResponseBudget(app, p.budget, (url, refusal) =>
     PROTO_ROUTES.test(url)
       ? {
           contentType: 'application/x-protobuf',
           body: Buffer.from(
-            qjournal.journal.WriteResponse.encode({
-              error: toRpcError(new QjmError('BUSY', message), p.qjm.replica.term),
-            }).finish(),
+            qjournal.journal.WriteResponse.encode({ error: toRpcError(refusal, p.qjm.replica.term) }).finish(),
           ),
         }
-      : jsonBusy(url, message),
+      : jsonBusy(url, refusal),
   );
 }
 

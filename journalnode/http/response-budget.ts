@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServerResponse } from 'node:http';
+import { QjmError } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
 
 /** What a streamed answer holds at once: the chunk being written and the one read ahead. */
@@ -182,27 +183,28 @@ function payloadBytes(payload: unknown): number {
 
 /**
  * Puts every answer of `app` under the budget (one onSend hook, registered before any route). A refused answer
- * becomes `busy(url)`: the route's own envelope with QJM_ERR_BUSY, answered 429.
+ * becomes `busy(url, refusal)`: the route's own envelope with QJM_ERR_BUSY, answered with BUSY's status (429).
  */
 export function registerResponseBudget(
   app: FastifyInstance,
   budget: ResponseBudget,
-  busy: (url: string, message: string) => { contentType: string; body: Buffer | string },
+  busy: (url: string, refusal: QjmError) => { contentType: string; body: Buffer | string },
 ): void {
   app.addHook('onSend', async (req, reply, payload) => {
     if (budget.admit(reply, payload)) return payload;
     if (payload instanceof Readable) payload.destroy();
     const o = budget.options;
-    const refusal = busy(
-      req.url,
+    const refusal = new QjmError(
+      'BUSY',
       `this node holds ${budget.bytesInFlight} bytes of answers for its clients (at most ${o.maxBytesInFlight}, ${o.maxBytesPerConnection} per connection): retry later`,
     );
-    reply.code(429).header('content-type', refusal.contentType).removeHeader('content-length');
-    return refusal.body;
+    const answer = busy(req.url, refusal);
+    reply.code(refusal.httpStatus).header('content-type', answer.contentType).removeHeader('content-length');
+    return answer.body;
   });
 }
 
 /** A refusal for the budget as the pages and JSON routes answer errors. */
-export function jsonBusy(_url: string, message: string): { contentType: string; body: string } {
-  return { contentType: 'application/json; charset=utf-8', body: JSON.stringify({ code: 'QJM_ERR_BUSY', message }) };
+export function jsonBusy(_url: string, refusal: QjmError): { contentType: string; body: string } {
+  return { contentType: 'application/json; charset=utf-8', body: JSON.stringify(refusal.jsonBody()) };
 }

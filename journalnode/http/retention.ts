@@ -56,7 +56,7 @@ export class RecentReads {
 /** The floor for a journal in its current state: the lowest of the rules that apply. */
 export function retentionFloor(
   j: JournalStateData,
-  opts: { minTxnsRetained: number; readWindowMs: number; reads: RecentReads },
+  options: { minTxnsRetained: number; readWindowMs: number; reads: RecentReads },
 ): RetentionFloor {
   const candidates: RetentionFloor[] = [];
   const finalized = j.segments.filter((s) => !s.inProgress);
@@ -67,13 +67,13 @@ export function retentionFloor(
       reason: `the newest finalized segment (${newest.firstTxId}-${newest.lastTxId}) always stays`,
     });
   }
-  if (opts.minTxnsRetained > 0 && j.lastTxId > 0) {
+  if (options.minTxnsRetained > 0 && j.lastTxId > 0) {
     candidates.push({
-      fromTxId: Math.max(1, j.lastTxId - opts.minTxnsRetained + 1),
-      reason: `minTxnsRetained: the last ${opts.minTxnsRetained} txids stay (last txid ${j.lastTxId})`,
+      fromTxId: Math.max(1, j.lastTxId - options.minTxnsRetained + 1),
+      reason: `minTxnsRetained: the last ${options.minTxnsRetained} txids stay (last txid ${j.lastTxId})`,
     });
   }
-  const read = opts.reads.lowest(j.jid, opts.readWindowMs);
+  const read = options.reads.lowest(j.jid, options.readWindowMs);
   if (read) {
     candidates.push({
       fromTxId: read.fromTxId,

@@ -7,6 +7,7 @@ import { qjournal } from '../../src/gen/proto.js';
 import { QjmError } from '../../src/errors.js';
 import { checkHostPort, isNodeId, isStorageBinding, NODE_ID_RULE } from '../../src/ids.js';
 import type { JournalStatusJson, MemberJson, NodeStatusJson } from '../../src/node-status.js';
+import { sameAddress } from '../../src/peers.js';
 import type { Replica, ReplicaStatus, ResetResult } from '../../src/replica/replica.js';
 import type { qjournal as Q } from '../../src/gen/proto.js';
 import { NONE } from '../../src/raft/types.js';
@@ -16,6 +17,7 @@ import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import type { NodeMetrics } from '../observe/metrics.js';
 import type { PeerTransport } from '../peers/peer-transport.js';
 import { invalid, registerProtoRoute } from './rpc-errors.js';
+import type { ProtoRoute } from './rpc-errors.js';
 import { transferTarget } from '../../src/replica/leader-transfer.js';
 
 const pb = qjournal.journal;
@@ -52,8 +54,8 @@ export function memberList(s: Pick<ReplicaStatus, 'conf' | 'peers'>): MemberJson
   ];
 }
 
-export function buildStatus(ctx: AdminContext): NodeStatusJson {
-  const s = ctx.replica.status();
+export function buildStatus(context: AdminContext): NodeStatusJson {
+  const s = context.replica.status();
   const followers: NodeStatusJson['followers'] = {};
   for (const [id, p] of Object.entries(s.progress)) {
     followers[id] = {
@@ -68,7 +70,7 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
   const addressOf = new Map(s.peers.map((p) => [p.id, p.address]));
   const peers = memberList(s);
   const journals: Record<string, JournalStatusJson> = {};
-  for (const j of ctx.stateMachine.allJournals()) {
+  for (const j of context.stateMachine.allJournals()) {
     const { jid, nsInfo, ...state } = j.state();
     journals[jid] = { ...state, namespaceId: Number(nsInfo.namespaceId ?? 0), clusterId: nsInfo.clusterId ?? '' };
   }
@@ -82,17 +84,17 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
       s.lead === NONE
         ? null
         : s.lead === s.id
-          ? (addressOf.get(s.id) ?? ctx.config.advertise)
+          ? (addressOf.get(s.id) ?? context.config.advertise)
           : (addressOf.get(s.lead) ?? null),
-    clusterId: ctx.clusterId,
-    storageId: ctx.storageId,
+    clusterId: context.clusterId,
+    storageId: context.storageId,
     peers,
     joint: s.conf.votersOutgoing.length > 0,
     commitIndex: s.commitIndex,
     appliedIndex: s.appliedIndex,
     firstIndex: s.firstIndex,
     lastIndex: s.lastIndex,
-    lastLogTerm: ctx.replica.rawNode.termAt(s.lastIndex) ?? 0,
+    lastLogTerm: context.replica.rawNode.termAt(s.lastIndex) ?? 0,
     diskIndex: s.stableIndex,
     snapshotIndex: s.snapshotIndex,
     snapshotTerm: s.snapshotTerm,
@@ -102,18 +104,18 @@ export function buildStatus(ctx: AdminContext): NodeStatusJson {
       proposals: s.pendingProposals,
       reads: s.pendingReads,
       persistJobs: s.persistQueueJobs,
-      longPolls: ctx.stateMachine.waitingReads,
+      longPolls: context.stateMachine.waitingReads,
     },
     journals,
-    storage: ctx.logStats(),
-    transport: ctx.transport.stats(),
-    peerStorageIdChanges: ctx.transport.storageIdChanges,
+    storage: context.logStats(),
+    transport: context.transport.stats(),
+    peerStorageIdChanges: [...context.transport.storageIdChanges],
     fatal: s.fatal,
     identity: s.identity,
-    initialPeers: ctx.initialPeers,
-    uptimeS: Math.round((Date.now() - ctx.startedAtMs) / 1000),
-    version: ctx.version,
-    security: ctx.config.certsDir ? 'mutual-tls' : 'insecure',
+    initialPeers: context.initialPeers,
+    uptimeS: Math.round((Date.now() - context.startedAtMs) / 1000),
+    version: context.version,
+    security: context.config.certsDir ? 'mutual-tls' : 'insecure',
   };
 }
 
@@ -162,13 +164,13 @@ export function renderRaftStat(st: NodeStatusJson): string {
 const NO_BODY = { decode: (): Record<string, never> => ({}), encode: () => ({ finish: () => new Uint8Array(0) }) };
 
 /** The routes for a person and a scraper, on the main port and on the read-only dashboard port alike. */
-export function registerReadOnlyRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  app.get('/status', async () => buildStatus(ctx));
+export function registerReadOnlyRoutes(app: FastifyInstance, context: AdminContext): void {
+  app.get('/status', async () => buildStatus(context));
   app.get('/metrics', async (_req, reply) =>
-    reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.text()),
+    reply.type(context.metrics.registry.contentType).send(await context.metrics.text()),
   );
   app.get('/healthz', async (_req, reply) => {
-    const s = ctx.replica.status();
+    const s = context.replica.status();
     const { state, problem, repair } = s.identity;
     // A node that stood down, or whose storage waits to be re-added, does not serve: a supervisor must see it.
     const ok = s.fatal === null && state !== 'stood-down' && state !== 'storage-mismatch';
@@ -198,107 +200,112 @@ function checkedPeers(list: Q.raft.IPeer[]): Peer[] {
     if (!isStorageBinding(p.storageId ?? ''))
       throw invalid(`peer ${p.id}: bad storage id ${JSON.stringify(p.storageId).slice(0, 80)}`);
   }
+  const ids = new Set<string>();
+  const idAt = new Map<string, string>();
+  for (const p of peers) {
+    if (ids.has(p.id)) throw invalid(`peer ${p.id} named twice`);
+    const twin = idAt.get(p.address);
+    if (twin !== undefined) throw invalid(sameAddress(p.address, twin, p.id));
+    ids.add(p.id);
+    idAt.set(p.address, p.id);
+  }
   return peers;
 }
 
-export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  const { replica } = ctx;
-  const term = () => replica.term;
-  registerReadOnlyRoutes(app, ctx);
-  app.get('/raft_stat', async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(ctx))),
-  );
-  app.get('/flags', async () => ({ ...ctx.config }));
+type NodeReplica = AdminContext['replica'];
+type AdminRoute<Req> = ProtoRoute<Req, Q.journal.IAdminResponse | Q.journal.IResetPeersResponse>;
 
-  const callback = <T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void) =>
-    new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
-  const requireLeader = () => {
-    if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
+/** A replica call that answers through a callback, as a promise. */
+function callback<T>(fn: (cb: (err: QjmError | null, v?: T) => void) => void): Promise<T | undefined> {
+  return new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+}
+
+function requireLeader(replica: NodeReplica): void {
+  if (!replica.isLeader) throw new QjmError('NOT_LEADER', `${replica.id} is not the leader`, replica.leaderDetails());
+}
+
+/** A route whose request names voters: they are checked as peers before `handle` sees them. */
+function votersRoute<Req extends { peers: Q.raft.IPeer[] }>(
+  request: { decode(bytes: Uint8Array): Req },
+  requestName: string,
+  response: AdminRoute<Req>['response'],
+  handle: (voters: Peer[], req: Req) => ReturnType<AdminRoute<Req>['handle']>,
+): AdminRoute<Req> {
+  return { request, requestName, response, handle: async (req) => handle(checkedPeers(req.peers), req) };
+}
+
+function changePeersRoute(replica: NodeReplica): AdminRoute<Q.journal.ChangePeersRequest> {
+  return votersRoute(pb.ChangePeersRequest, 'ChangePeersRequest', pb.AdminResponse, async (voters) => {
+    requireLeader(replica);
+    await callback<void>((cb) => replica.changePeers(voters, cb));
+    return { body: { message: `voters are now ${voters.map((p) => p.id).join(', ')}` } };
+  });
+}
+
+function resetPeersRoute(replica: NodeReplica): AdminRoute<Q.journal.ResetPeersRequest> {
+  return votersRoute(pb.ResetPeersRequest, 'ResetPeersRequest', pb.ResetPeersResponse, async (voters, req) => {
+    // The last guard against a reset of a healthy cluster (qjm asks every node first): a node that still
+    // follows a leader (or leads) is part of a quorum that works.
+    if (!req.force && replica.leaderId !== NONE) {
+      throw new QjmError(
+        'INVALID_CONF_CHANGE',
+        `${replica.id} still ${replica.isLeader ? 'leads' : `follows leader ${replica.leaderId}`} in term ${replica.term}: reset-peers is for a majority lost for good (a node cut off from its quorum knows no leader within an election timeout or two: retry then; force to reset anyway)`,
+      );
+    }
+    const r = (await callback<ResetResult>((cb) => replica.resetPeers(voters, cb)))!;
+    const fiat =
+      r.lastIndexBefore > r.committedBefore
+        ? `; entries ${r.committedBefore + 1}-${r.lastIndexBefore} were committed by fiat`
+        : '';
+    return {
+      body: {
+        message: `${replica.id} reset to voters ${voters.map((p) => p.id).join(', ')} (snapshot at index ${r.index})${fiat}`,
+        index: r.index,
+        committedIndexBefore: r.committedBefore,
+        lastIndexBefore: r.lastIndexBefore,
+        lastTermBefore: r.lastTermBefore,
+      },
+    };
+  });
+}
+
+function transferLeaderRoute(replica: NodeReplica): AdminRoute<Q.journal.TransferLeaderRequest> {
+  return {
+    request: pb.TransferLeaderRequest,
+    requestName: 'TransferLeaderRequest',
+    response: pb.AdminResponse,
+    handle: async (req) => {
+      requireLeader(replica);
+      const to = req.to || transferTarget(replica.status(), false);
+      if (!to) throw invalid('no other voter to transfer leadership to');
+      await callback<void>((cb) => replica.transferLeader(to, cb));
+      return { body: { message: `leadership transferred to ${to}` } };
+    },
   };
+}
 
-  registerProtoRoute(
-    app,
-    '/admin/changePeers',
-    {
-      request: pb.ChangePeersRequest,
-      requestName: 'ChangePeersRequest',
-      response: pb.AdminResponse,
-      handle: async (req) => {
-        const peers = checkedPeers(req.peers);
-        requireLeader();
-        await callback<void>((cb) => replica.changePeers(peers, cb));
-        return { body: { message: `voters are now ${peers.map((p) => p.id).join(', ')}` } };
-      },
+function snapshotRoute(replica: NodeReplica): AdminRoute<Record<string, never>> {
+  return {
+    request: NO_BODY,
+    requestName: 'an empty body',
+    response: pb.AdminResponse,
+    handle: async () => {
+      const index = (await callback<number>((cb) => replica.takeSnapshot(cb))) ?? 0;
+      return { body: { message: `snapshot at index ${index}`, index } };
     },
-    term,
-  );
+  };
+}
 
-  registerProtoRoute(
-    app,
-    '/admin/resetPeers',
-    {
-      request: pb.ResetPeersRequest,
-      requestName: 'ResetPeersRequest',
-      response: pb.ResetPeersResponse,
-      handle: async (req) => {
-        const peers = checkedPeers(req.peers);
-        // The last guard against a reset of a healthy cluster (qjm asks every node first): a node that still
-        // follows a leader (or leads) is part of a quorum that works.
-        if (!req.force && replica.leaderId !== NONE) {
-          throw new QjmError(
-            'INVALID_CONF_CHANGE',
-            `${replica.id} still ${replica.isLeader ? 'leads' : `follows leader ${replica.leaderId}`} in term ${replica.term}: reset-peers is for a majority lost for good (a node cut off from its quorum knows no leader within an election timeout or two: retry then; force to reset anyway)`,
-          );
-        }
-        const r = (await callback<ResetResult>((cb) => replica.resetPeers(peers, cb)))!;
-        const fiat =
-          r.lastIndexBefore > r.committedBefore
-            ? `; entries ${r.committedBefore + 1}-${r.lastIndexBefore} were committed by fiat`
-            : '';
-        return {
-          body: {
-            message: `${replica.id} reset to voters ${peers.map((p) => p.id).join(', ')} (snapshot at index ${r.index})${fiat}`,
-            index: r.index,
-            committedIndexBefore: r.committedBefore,
-            lastIndexBefore: r.lastIndexBefore,
-            lastTermBefore: r.lastTermBefore,
-          },
-        };
-      },
-    },
-    term,
+export function registerAdminRoutes(app: FastifyInstance, context: AdminContext): void {
+  const { replica } = context;
+  const term = () => replica.term;
+  registerReadOnlyRoutes(app, context);
+  app.get('/raft_stat', async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').send(renderRaftStat(buildStatus(context))),
   );
-
-  registerProtoRoute(
-    app,
-    '/admin/transferLeader',
-    {
-      request: pb.TransferLeaderRequest,
-      requestName: 'TransferLeaderRequest',
-      response: pb.AdminResponse,
-      handle: async (req) => {
-        requireLeader();
-        const to = req.to || transferTarget(replica.status(), false);
-        if (!to) throw invalid('no other voter to transfer leadership to');
-        await callback<void>((cb) => replica.transferLeader(to, cb));
-        return { body: { message: `leadership transferred to ${to}` } };
-      },
-    },
-    term,
-  );
-
-  registerProtoRoute(
-    app,
-    '/admin/snapshot',
-    {
-      request: NO_BODY,
-      requestName: 'an empty body',
-      response: pb.AdminResponse,
-      handle: async () => {
-        const index = (await callback<number>((cb) => replica.takeSnapshot(cb))) ?? 0;
-        return { body: { message: `snapshot at index ${index}`, index } };
-      },
-    },
-    term,
-  );
+  app.get('/flags', async () => ({ ...context.config }));
+  registerProtoRoute(app, '/admin/changePeers', changePeersRoute(replica), term);
+  registerProtoRoute(app, '/admin/resetPeers', resetPeersRoute(replica), term);
+  registerProtoRoute(app, '/admin/transferLeader', transferLeaderRoute(replica), term);
+  registerProtoRoute(app, '/admin/snapshot', snapshotRoute(replica), term);
 }

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { qjournal } from '../../src/gen/proto.js';
-import { QjmError } from '../../src/errors.js';
+import { httpStatusOf, QjmError } from '../../src/errors.js';
 import { isJournalId } from '../../src/ids.js';
 import { readWriteRequest } from '../../src/journal-write-wire.js';
 import { journalStateToProto, segmentToProto, WRITER_ACTIVE_MS } from '../../src/journal-state.js';
@@ -14,8 +14,8 @@ import type { Replica } from '../../src/replica/replica.js';
 import type { JournalNodeConfig } from '../config.js';
 import type { JournalStateMachine } from '../state/journal-state-machine.js';
 import { checkIndex, checkJid, invalid, validateCommand } from '../state/commands.js';
-import { errorNameOf, HTTP_STATUS, registerProtoRoute, SMALL_BODY_BYTES } from './rpc-errors.js';
-import type { ProtoAnswer } from './rpc-errors.js';
+import { errorNameOf, registerProtoRoute, sendJsonError, SMALL_BODY_BYTES } from './rpc-errors.js';
+import type { ProtoAnswer, ProtoRoute, RpcErrorField } from './rpc-errors.js';
 import { WRITE_OPS } from '../state/write-rpcs.js';
 import { authorizeJournal, callerName, JSON_ENVELOPE, refuse, requireAdminToForce } from './authz.js';
 import type { Caller } from './authz.js';
@@ -187,10 +187,10 @@ const writeRequestCodec = {
   },
 };
 
-export function registerQjmRoutes(app: FastifyInstance, ctx: QjmContext): void {
-  registerWriteRoutes(app, ctx);
-  registerReadRoutes(app, ctx);
-  registerSegmentDownload(app, ctx);
+export function registerQjmRoutes(app: FastifyInstance, context: QjmContext): void {
+  registerWriteRoutes(app, context);
+  registerReadRoutes(app, context);
+  registerSegmentDownload(app, context);
 }
 
 /** The writes: validated, proposed through Raft on the leader, answered with the result of their apply. */
@@ -230,100 +230,119 @@ function registerWriteRoutes(app: FastifyInstance, ctx: QjmContext): void {
           const res = await proposeCommand(bytes, expectedTerm > 0 ? expectedTerm : undefined);
           const code = res.value.code ?? 0;
           return {
-            status: code === 0 ? 200 : HTTP_STATUS[errorNameOf(code)],
+            status: code === 0 ? 200 : httpStatusOf(errorNameOf(code)),
             body: { result: res.value, raftIndex: res.index, raftTerm: res.term },
           };
         },
       },
       term,
-      { bodyLimitBytes: op === 'journal' ? config.maxBatchBytes + SMALL_BODY_BYTES : SMALL_BODY_BYTES },
+      { bodyLimitBytes: op === 'appendRecords' ? config.maxBatchBytes + SMALL_BODY_BYTES : SMALL_BODY_BYTES },
     );
   }
 }
 
+type Linearize = (read: qjournal.journal.IReadOptions | null | undefined) => Promise<void>;
+type ReadCall = Parameters<ProtoRoute<unknown, RpcErrorField>['handle']>[1];
+
+/**
+ * A read: the caller's right to the journal and the journal id first, then the request's own fields (`check`,
+ * whose result `serve` gets), a ReadIndex round when the reader asks for a linearizable read, then the answer
+ * from this node's applied state.
+ */
+function readRoute<
+  Req extends { jid: string; read?: qjournal.journal.IReadOptions | null },
+  Checked,
+  Res extends RpcErrorField,
+>(
+  linearize: Linearize,
+  message: Pick<ProtoRoute<Req, Res>, 'request' | 'requestName' | 'response'>,
+  check: (r: Req, call: ReadCall) => Checked,
+  serve: (r: Req, checked: Checked, call: ReadCall) => ProtoAnswer<Res> | Promise<ProtoAnswer<Res>>,
+): ProtoRoute<Req, Res> {
+  return {
+    ...message,
+    handle: async (r, call) => {
+      requireJournal(call.req.caller, r.jid);
+      checkJid(r.jid);
+      const checked = check(r, call);
+      await linearize(r.read);
+      return serve(r, checked, call);
+    },
+  };
+}
+
+function journalStateRoute(context: QjmContext, linearize: Linearize) {
+  const { replica, stateMachine } = context;
+  const message = {
+    request: pb.GetJournalStateRequest,
+    requestName: 'GetJournalStateRequest',
+    response: pb.GetJournalStateResponse,
+  };
+  return readRoute(
+    linearize,
+    message,
+    () => null,
+    (r): ProtoAnswer<qjournal.journal.IGetJournalStateResponse> => {
+      const j = stateMachine.journal(r.jid);
+      const age = stateMachine.lastWriteAgeMs(r.jid);
+      return {
+        body: {
+          state: j ? journalStateToProto(j.state()) : { jid: r.jid, formatted: false },
+          appliedIndex: replica.appliedIndex,
+          lastWriteAgeMs: age === null ? 0 : Math.max(1, age),
+          nodeId: replica.id,
+          fromLeader: replica.isLeader,
+          retention: retentionToProto(floorOf(context, r.jid)),
+        },
+      };
+    },
+  );
+}
+
+function manifestRoute({ stateMachine }: QjmContext, linearize: Linearize) {
+  const message = {
+    request: pb.GetManifestRequest,
+    requestName: 'GetManifestRequest',
+    response: pb.GetManifestResponse,
+  };
+  const check = (r: qjournal.journal.GetManifestRequest) => checkIndex(r.sinceTxid, 'sinceTxid', 0);
+  return readRoute(linearize, message, check, (r): ProtoAnswer<qjournal.journal.IGetManifestResponse> => {
+    const j = stateMachine.journal(r.jid);
+    if (!j?.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
+    return {
+      body: { segments: j.manifest(r.sinceTxid, r.inProgressOk).map(segmentToProto), committedTxid: j.lastTxId },
+    };
+  });
+}
+
+function editsRoute(context: QjmContext, linearize: Linearize) {
+  const { config } = context;
+  const message = { request: pb.GetEditsRequest, requestName: 'GetEditsRequest', response: pb.GetEditsResponse };
+  const check = (r: qjournal.journal.GetEditsRequest, { req }: ReadCall) => {
+    const from = checkIndex(r.fromTxid, 'fromTxid', 1);
+    context.reads.note(r.jid, `${callerName(req.caller)}@${req.ip}`, from);
+    if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
+    return from;
+  };
+  return readRoute(linearize, message, check, (r, from, { reply, left }) => answerEdits(context, r, from, reply, left));
+}
+
 /** The reads, from this node's applied state (after a ReadIndex round when the reader asks for it). */
-function registerReadRoutes(app: FastifyInstance, ctx: QjmContext): void {
-  const { replica, stateMachine, config } = ctx;
+function registerReadRoutes(app: FastifyInstance, context: QjmContext): void {
+  const { replica } = context;
   const term = () => replica.term;
   // A node that stood down (or whose storage waits to be re-added) serves no read at all: what it applied may
   // run past the point where its old cluster was reset, into edits the reset cluster never held.
-  const linearize = (read: qjournal.journal.IReadOptions | null | undefined) =>
+  const linearize: Linearize = (read) =>
     new Promise<void>((resolve, reject) => {
       const refused = replica.identityRefusal();
       if (refused) return reject(refused);
       if (!read?.linearizable) return resolve();
       replica.readIndex((err) => (err ? reject(err) : resolve()));
     });
-
-  registerProtoRoute(
-    app,
-    '/qjm/getJournalState',
-    {
-      request: pb.GetJournalStateRequest,
-      requestName: 'GetJournalStateRequest',
-      response: pb.GetJournalStateResponse,
-      handle: async (r, { req }) => {
-        requireJournal(req.caller, r.jid);
-        checkJid(r.jid);
-        await linearize(r.read);
-        const j = stateMachine.journal(r.jid);
-        const age = stateMachine.lastWriteAgeMs(r.jid);
-        return {
-          body: {
-            state: j ? journalStateToProto(j.state()) : { jid: r.jid, formatted: false },
-            appliedIndex: replica.appliedIndex,
-            lastWriteAgeMs: age === null ? 0 : Math.max(1, age),
-            nodeId: replica.id,
-            fromLeader: replica.isLeader,
-            retention: retentionToProto(floorOf(ctx, r.jid)),
-          },
-        };
-      },
-    },
-    term,
-  );
-
-  registerProtoRoute(
-    app,
-    '/qjm/getEditLogManifest',
-    {
-      request: pb.GetManifestRequest,
-      requestName: 'GetManifestRequest',
-      response: pb.GetManifestResponse,
-      handle: async (r, { req }) => {
-        requireJournal(req.caller, r.jid);
-        checkJid(r.jid);
-        checkIndex(r.sinceTxid, 'sinceTxid', 0);
-        await linearize(r.read);
-        const j = stateMachine.journal(r.jid);
-        if (!j?.formatted) throw new QjmError('NOT_FORMATTED', `journal ${r.jid} is not formatted`);
-        return {
-          body: { segments: j.manifest(r.sinceTxid, r.inProgressOk).map(segmentToProto), committedTxid: j.lastTxId },
-        };
-      },
-    },
-    term,
-  );
-
-  registerProtoRoute(
-    app,
-    '/qjm/getEdits',
-    {
-      request: pb.GetEditsRequest,
-      requestName: 'GetEditsRequest',
-      response: pb.GetEditsResponse,
-      handle: async (r, { req, reply, left }) => {
-        requireJournal(req.caller, r.jid);
-        checkJid(r.jid);
-        const from = checkIndex(r.fromTxid, 'fromTxid', 1);
-        ctx.reads.note(r.jid, `${callerName(req.caller)}@${req.ip}`, from);
-        if (r.waitMs > config.maxWaitMs) throw invalid(`waitMs ${r.waitMs} is over maxWaitMs (${config.maxWaitMs})`);
-        await linearize(r.read);
-        return answerEdits(ctx, r, from, reply, left);
-      },
-    },
-    term,
-  );
+  registerProtoRoute(app, '/qjm/getJournalState', journalStateRoute(context, linearize), term);
+  registerProtoRoute(app, '/qjm/getEditLogManifest', manifestRoute(context, linearize), term);
+  registerProtoRoute(app, '/qjm/getEdits', editsRoute(context, linearize), term);
 }
 
 /**
@@ -367,24 +386,20 @@ function registerSegmentDownload(app: FastifyInstance, ctx: QjmContext): void {
   const { stateMachine, replica } = ctx;
   app.get('/qjm/segment', async (req, reply) => {
     const refused = replica.identityRefusal();
-    if (refused)
-      return reply.code(HTTP_STATUS[refused.errorName]).send({ code: refused.code, message: refused.message });
+    if (refused) return sendJsonError(reply, refused);
     const q = req.query as Record<string, unknown>;
     const jid = typeof q.jid === 'string' ? q.jid : '';
     const refusal = authorizeJournal(req.caller, jid);
     if (refusal) return refuse(reply, JSON_ENVELOPE, refusal);
     const first = typeof q.first === 'string' ? Number(q.first) : Number.NaN;
     if (!isJournalId(jid) || !Number.isSafeInteger(first) || first < 1) {
-      return reply.code(400).send({
-        code: 'QJM_ERR_INVALID_ARGUMENT',
-        message: 'expected ?jid=<journal id>&first=<first txid of a segment>',
-      });
+      const message = 'expected ?jid=<journal id>&first=<first txid of a segment>';
+      return sendJsonError(reply, new QjmError('INVALID_ARGUMENT', message));
     }
     const seg = stateMachine.journal(jid)?.segmentAt(first);
-    if (!seg)
-      return reply
-        .code(404)
-        .send({ code: 'QJM_ERR_NOT_FORMATTED', message: `journal ${jid} has no segment starting at ${first}` });
+    if (!seg) {
+      return sendJsonError(reply, new QjmError('NOT_FORMATTED', `journal ${jid} has no segment starting at ${first}`));
+    }
     const size = seg.sizeBytes;
     reply
       .header('x-qjm-first-txid', String(seg.firstTxId))

@@ -1,51 +1,19 @@
-// Errors on the wire and the one way a protobuf RPC route is declared: each error name maps to an HTTP
-// status and to the RpcError libqjm decodes, carried in the route's own response message. Bad input is a
+// Errors on the wire and the one way a protobuf RPC route is declared: each error is answered with its HTTP
+// status (src/errors.ts's one table) and the RpcError libqjm decodes, carried in the route's own response message. Bad input is a
 // 4xx and changes nothing; a journal rejection (FENCED, OUT_OF_SYNC, ...) is a 409.
 
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { qjournal } from '../../src/gen/proto.js';
-import { QjmError } from '../../src/errors.js';
+import { isErrorName, QjmError } from '../../src/errors.js';
 import type { ErrorName } from '../../src/errors.js';
 import { isResourceShortage } from '../../src/replica/env.js';
 
 const pb = qjournal.journal;
 
-export const HTTP_STATUS: Record<ErrorName, number> = {
-  NOT_LEADER: 421,
-  FENCED: 409,
-  OUT_OF_SYNC: 409,
-  NOT_FORMATTED: 404,
-  ALREADY_FORMATTED: 409,
-  NAMESPACE_MISMATCH: 409,
-  TOO_LARGE: 413,
-  INVALID_ARGUMENT: 400,
-  QUORUM_UNAVAILABLE: 503,
-  TIMEOUT: 504,
-  BUSY: 429,
-  LEADERSHIP_LOST: 503,
-  DROPPED: 503,
-  TERM_MISMATCH: 409,
-  SHUTTING_DOWN: 503,
-  CONF_CHANGE_IN_PROGRESS: 409,
-  INVALID_CONF_CHANGE: 400,
-  CORRUPT: 500,
-  UNAVAILABLE: 503,
-  UNAUTHENTICATED: 401,
-  FORBIDDEN: 403,
-  WRITER_ACTIVE: 409,
-  INTERNAL: 500,
-  STORAGE_FAILED: 503,
-  PURGED: 410,
-  TOO_MANY_JOURNALS: 409,
-  STOOD_DOWN: 409,
-  UNINITIALIZED: 503,
-  STORAGE_MISMATCH: 409,
-};
-
 export function errorNameOf(code: number): ErrorName {
   const name = pb.ErrorCode[code] as string | undefined;
-  return name && name !== 'OK' && name in HTTP_STATUS ? (name as ErrorName) : 'INTERNAL';
+  return name && name !== 'OK' && isErrorName(name) ? name : 'INTERNAL';
 }
 
 export function toRpcError(e: QjmError, term: number): qjournal.journal.IRpcError {
@@ -87,7 +55,8 @@ export function sendProto(reply: FastifyReply, status: number, bytes: Uint8Array
 /** The body limit of every route that carries no edits: its largest legal body is a few hundred bytes. */
 export const SMALL_BODY_BYTES = 64 << 10;
 
-type RpcErrorField = { error?: qjournal.journal.IRpcError | null };
+/** What every response message of an RPC carries: the refusal, when there is one. */
+export type RpcErrorField = { error?: qjournal.journal.IRpcError | null };
 
 export interface ProtoRoute<Req, Res extends RpcErrorField> {
   /** The request message type (generated), and its name for errors. */
@@ -121,9 +90,9 @@ export function registerProtoRoute<Req, Res extends RpcErrorField>(
   path: string,
   route: ProtoRoute<Req, Res>,
   term: () => number,
-  opts: { bodyLimitBytes?: number } = {},
+  options: { bodyLimitBytes?: number } = {},
 ): void {
-  app.post(path, { bodyLimit: opts.bodyLimitBytes ?? SMALL_BODY_BYTES }, async (req, reply) => {
+  app.post(path, { bodyLimit: options.bodyLimitBytes ?? SMALL_BODY_BYTES }, async (req, reply) => {
     try {
       let decoded: Req;
       try {
@@ -148,7 +117,7 @@ export function registerProtoRoute<Req, Res extends RpcErrorField>(
       const err = asQjmError(e);
       return sendProto(
         reply,
-        HTTP_STATUS[err.errorName],
+        err.httpStatus,
         route.response.encode({ error: toRpcError(err, term()) } as Res).finish(),
       );
     }
@@ -159,13 +128,17 @@ export function registerProtoRoute<Req, Res extends RpcErrorField>(
  * A refusal in the protobuf envelope of any /qjm or /admin route: every response message of those routes has
  * `RpcError error = 1`, so these bytes decode as whichever one the client expects.
  */
-export function sendProtoError(
-  reply: FastifyReply,
-  e: QjmError,
-  term: number,
-  status = HTTP_STATUS[e.errorName],
-): FastifyReply {
+export function sendProtoError(reply: FastifyReply, e: QjmError, term: number, status = e.httpStatus): FastifyReply {
   return sendProto(reply, status, pb.WriteResponse.encode({ error: toRpcError(e, term) }).finish());
+}
+
+/**
+ * A refusal on a route that answers JSON: `{ code, message }` with the error's status, or the status given
+ * where HTTP itself names the refusal (fastify's own 404, 413, 415; 405 for a method a route does not take).
+ * The type is set here: a route that had already said it answers bytes still refuses in JSON.
+ */
+export function sendJsonError(reply: FastifyReply, e: QjmError, status = e.httpStatus): FastifyReply {
+  return reply.code(status).type('application/json; charset=utf-8').send(e.jsonBody());
 }
 
 /** A write refused because the node is shutting down. */

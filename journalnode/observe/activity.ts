@@ -4,6 +4,7 @@
 // on the read-only dashboard port.
 
 import type { FastifyInstance } from 'fastify';
+import { QjmError } from '../../src/errors.js';
 import type { NodeId } from '../../src/raft/types.js';
 import type { ReplicaListener } from '../../src/replica/replica.js';
 import { History } from './history.js';
@@ -39,10 +40,10 @@ export class NodeActivity {
   }
 
   /** The state machine's observers. */
-  stateMachineHooks(): Pick<StateMachineOptions, 'onJournal' | 'onNewEpoch' | 'onSnapshotInstalled'> {
+  stateMachineHooks(): Pick<StateMachineOptions, 'onRecordsAppended' | 'onNewEpoch' | 'onSnapshotInstalled'> {
     return {
-      onJournal: (jid, txns, bytes, lastTxId, index) => {
-        this.metrics.journalApplied(jid, txns, bytes, lastTxId, index);
+      onRecordsAppended: (jid, txns, bytes, lastTxId, index) => {
+        this.metrics.recordsAppended(jid, txns, bytes, lastTxId, index);
         this.history.txnsApplied(txns);
       },
       onNewEpoch: (jid, epoch, writerId, fenced, index) => this.events.newEpoch(jid, epoch, writerId, fenced, index),
@@ -95,7 +96,10 @@ export function registerActivityRoute(app: FastifyInstance, activity: NodeActivi
     const historyS = intParam(req.query, 'historyS', MAX_HISTORY_S, MAX_HISTORY_S);
     const events = intParam(req.query, 'events', MAX_EVENTS, 100);
     const bad = [historyS, events].find((v) => typeof v === 'string');
-    if (bad !== undefined) return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: bad });
+    if (bad !== undefined) {
+      const e = new QjmError('INVALID_ARGUMENT', bad as string);
+      return reply.code(e.httpStatus).send(e.jsonBody());
+    }
     return activity.json(historyS as number, events as number);
   });
 }

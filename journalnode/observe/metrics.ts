@@ -83,7 +83,7 @@ export class NodeMetrics {
     });
     this.batchesWritten = new client.Counter({
       name: 'qjournal_journal_batches_written_total',
-      help: 'journal() batches applied (BatchesWritten)',
+      help: 'Batches of records appended by journal() RPCs (BatchesWritten)',
       labelNames: ['jid'],
       registers: [r],
     });
@@ -254,8 +254,8 @@ export class NodeMetrics {
     );
   }
 
-  /** One journal() batch applied here, at Raft index `index`, taking the journal to lastTxId. */
-  journalApplied(jid: string, txns: number, bytes: number, lastTxId: number, index: number): void {
+  /** One batch of records appended here, at Raft index `index`, taking the journal to lastTxId. */
+  recordsAppended(jid: string, txns: number, bytes: number, lastTxId: number, index: number): void {
     this.batchesWritten.inc({ jid });
     this.txnsWritten.inc({ jid }, txns);
     this.bytesWritten.inc({ jid }, bytes);

@@ -1,4 +1,4 @@
-// Where each journal's txids sit in the Raft log, for the leader's lag figures: for every journal batch
+// Where each journal's txids sit in the Raft log, for the leader's lag figures: for every batch of records
 // applied here, the Raft index that carried it and the journal's last txid before and after it. From a
 // follower's match index the leader then tells how many txids of each journal that follower does not hold
 // yet (Hadoop's CurrentLagTxns, seen from the leader, which alone knows both ends).

@@ -4,34 +4,51 @@
 // the id the configuration puts at that address), yet it is checked field by field like any input from the
 // network: a malformed one is ignored.
 
+import { httpStatusOf, QjmError } from '../../src/errors.js';
+import type { ErrorCode, ErrorName } from '../../src/errors.js';
 import { isClusterIdOrNone, isNodeId, isStorageBinding } from '../../src/ids.js';
 import { NOTICE_KINDS } from '../../src/replica/identity.js';
 import type { IdentityNotice, NoticeKind } from '../../src/replica/identity.js';
 
-/** The HTTP status of an identity refusal. */
-export const IDENTITY_REFUSAL_STATUS = 409;
+/**
+ * The HTTP status of an identity refusal that carries a notice: STOOD_DOWN's and STORAGE_MISMATCH's in the one
+ * status table (src/errors.ts), the same for both.
+ */
+export const IDENTITY_REFUSAL_STATUS = httpStatusOf('STOOD_DOWN');
 
 /** Members one notice may name: as many as a snapshot's metadata may (journal-node.ts MAX_MEMBERS). */
 const MAX_NOTICE_MEMBERS = 1024;
 
-/** The error code a refusal carries, by what it tells the sender. */
-export function refusalCode(notice: IdentityNotice | null): string {
+/** The error a refusal is, by what it tells the sender (no notice: a plain FORBIDDEN). */
+function refusalName(notice: IdentityNotice | null): ErrorName {
   switch (notice?.kind) {
     case 'reset-away':
     case 'stood-down':
-      return 'QJM_ERR_STOOD_DOWN';
+      return 'STOOD_DOWN';
     case 'storage-mismatch':
-      return 'QJM_ERR_STORAGE_MISMATCH';
+      return 'STORAGE_MISMATCH';
     default:
-      return 'QJM_ERR_FORBIDDEN';
+      return 'FORBIDDEN';
+  }
+}
+
+/** A peer stream refused for the identity rules: its error by the notice, answered with the notice beside it. */
+export class IdentityRefusal extends QjmError {
+  constructor(
+    reason: string,
+    readonly notice: IdentityNotice | null,
+  ) {
+    super(refusalName(notice), reason);
+  }
+
+  override jsonBody(): { code: ErrorCode; message: string; identity?: IdentityNotice } {
+    return this.notice ? { ...super.jsonBody(), identity: this.notice } : super.jsonBody();
   }
 }
 
 /** The refusal's JSON body. */
 export function identityRefusalBody(reason: string, notice: IdentityNotice | null): object {
-  return notice
-    ? { code: refusalCode(notice), message: reason, identity: notice }
-    : { code: refusalCode(null), message: reason };
+  return new IdentityRefusal(reason, notice).jsonBody();
 }
 
 /** The notice in a refused stream's answer, or null when there is none or it does not check out. */

@@ -8,9 +8,10 @@
 // to say, ended and reopened after streamLifetimeMs (under the receiver's request timeout; the successor
 // takes the same connection, so frames stay in order), and reopened after a failure with backoff; a failure
 // is reported to Raft as an unreachable peer. Frames written to a stream that fails are lost: Raft
-// retransmits. There is no flush() to send before the turn ends: a frame is written to its socket at once,
-// and on loopback that write runs the receiver's wake-up on this CPU; a leader that sends first starts its
-// own log write (the slowest step of a small write, traced) ~0.5 ms later, so its appends leave just after.
+// retransmits. Nothing leaves before the turn ends (ReplicaTransport has no flush, on purpose): a frame is
+// written to its socket at once, and on loopback that write runs the receiver's wake-up on this CPU; a leader
+// that sent first would start its own log write (the slowest step of a small write, traced) ~0.5 ms later,
+// so its appends leave just after it.
 //
 // Inbound: every stream the route accepts is registered here, at most MAX_INBOUND_STREAMS_PER_PEER per peer
 // (a newer one ends the oldest: a peer that reconnected after a network failure must not wait for the
@@ -19,6 +20,7 @@
 // its envelope (sender, storage id, generation) for the replica's identity rules; a peer that refuses this
 // node's stream for those rules says why in its answer, which goes to the replica (identity-refusal.ts).
 
+import { QjmError } from '../../src/errors.js';
 import { encodeBatchFrame, messageBytes } from '../../src/transport/raft-codec.js';
 import type { Batch, BatchLimits } from '../../src/transport/raft-codec.js';
 import { KEEPALIVE_FRAME } from '../../src/transport/frames.js';
@@ -40,6 +42,16 @@ export const RAFT_STREAM_CONTENT_TYPE = 'application/x-qjournal-raft-stream';
 
 /** Streams one peer may hold open to this node at once. */
 export const MAX_INBOUND_STREAMS_PER_PEER = 2;
+
+/** Storage id changes remembered for /status, the newest; older ones are in the log only. */
+export const MAX_STORAGE_ID_CHANGES = 32;
+
+export interface StorageIdChange {
+  id: NodeId;
+  from: string;
+  to: string;
+  atMs: number;
+}
 
 export interface PeerTransportOptions {
   selfId: NodeId;
@@ -89,8 +101,8 @@ class PeerState {
 
 /** A stream a peer opened to this node, as the route that reads it exposes it. */
 export interface InboundStream {
-  /** Ends the stream: answers `status` with {code, message} and drops the connection. */
-  cut(status: number, code: string, message: string): void;
+  /** Ends the stream: answers with the error (its status and {code, message}) and drops the connection. */
+  cut(e: QjmError): void;
 }
 
 /** A batch from an id that is not a member of the configuration (or, joining, of the members it learned), nor a leader a member vouched for. */
@@ -131,12 +143,17 @@ export class PeerTransport implements ReplicaTransport {
   private closed = false;
   private sink: TransportSink = NO_SINK;
   private readonly keepaliveTimer: NodeJS.Timeout;
-  /** Peers whose storage id changed while this node ran (their disk was wiped and they rejoined). */
-  readonly storageIdChanges: { id: NodeId; from: string; to: string; atMs: number }[] = [];
+  /** Peers whose storage id changed while this node ran (their disk was wiped and they rejoined), oldest first. */
+  private readonly storageIdChangesSeen: StorageIdChange[] = [];
 
   constructor(private readonly options: PeerTransportOptions) {
     this.keepaliveTimer = setInterval(() => this.keepAlive(), Math.max(1, Math.floor(options.idleTimeoutMs / 3)));
     this.keepaliveTimer.unref();
+  }
+
+  /** The newest MAX_STORAGE_ID_CHANGES storage id changes, oldest first. */
+  get storageIdChanges(): readonly StorageIdChange[] {
+    return this.storageIdChangesSeen;
   }
 
   get batchLimits(): BatchLimits {
@@ -326,7 +343,10 @@ export class PeerTransport implements ReplicaTransport {
   private noteStorageId(p: PeerState, storageId: string): void {
     if (!storageId) return;
     if (p.storageId && p.storageId !== storageId) {
-      this.storageIdChanges.push({ id: p.id, from: p.storageId, to: storageId, atMs: Date.now() });
+      const seen = this.storageIdChangesSeen;
+      seen.push({ id: p.id, from: p.storageId, to: storageId, atMs: Date.now() });
+      // A ring: a peer flapping between disks (or a forged id each batch) must not grow it.
+      if (seen.length > MAX_STORAGE_ID_CHANGES) seen.shift();
       this.options.logger.error(
         { peer: p.id, oldStorageId: p.storageId, newStorageId: storageId },
         'peer storage id changed: its data directory was wiped or replaced; it must be removed and re-added (qjm remove-peer / add-peer) to rejoin safely',
@@ -357,19 +377,14 @@ export class PeerTransport implements ReplicaTransport {
   openInbound(peer: NodeId, s: InboundStream): () => void {
     if (!this.heard(peer)) throw new NotAMemberError(peer);
     if (this.closed) {
-      s.cut(503, 'QJM_ERR_SHUTTING_DOWN', `${this.options.selfId} is shutting down`);
+      s.cut(new QjmError('SHUTTING_DOWN', `${this.options.selfId} is shutting down`));
       return () => {};
     }
     const p = this.peer(peer);
     p.inbound.push(s);
     while (p.inbound.length > MAX_INBOUND_STREAMS_PER_PEER) {
-      p.inbound
-        .shift()!
-        .cut(
-          409,
-          'QJM_ERR_BUSY',
-          `peer ${peer} opened a newer stream: this one is ended (at most ${MAX_INBOUND_STREAMS_PER_PEER} per peer)`,
-        );
+      const message = `peer ${peer} opened a newer stream: this one is ended (at most ${MAX_INBOUND_STREAMS_PER_PEER} per peer)`;
+      p.inbound.shift()!.cut(new QjmError('BUSY', message));
     }
     return () => {
       p.inbound = p.inbound.filter((x) => x !== s);
@@ -412,8 +427,8 @@ export class PeerTransport implements ReplicaTransport {
     for (const p of this.peers.values()) {
       if (p.retryTimer) clearTimeout(p.retryTimer);
       this.endStream(p);
-      for (const s of p.inbound.splice(0))
-        s.cut(503, 'QJM_ERR_SHUTTING_DOWN', `${this.options.selfId} is shutting down`);
+      const e = new QjmError('SHUTTING_DOWN', `${this.options.selfId} is shutting down`);
+      for (const s of p.inbound.splice(0)) s.cut(e);
       p.queue = [];
     }
   }

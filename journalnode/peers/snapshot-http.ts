@@ -18,6 +18,7 @@ import { parseSegmentName } from '../../src/edit-records.js';
 import { JSON_ENVELOPE, refuse } from '../http/authz.js';
 
 const MANIFEST_PATH = '/raft/snapshot/manifest';
+
 const CHUNK_PATH = '/raft/snapshot/chunk';
 /** How often a refused snapshot read is logged at most (any node certificate can provoke one). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
@@ -60,8 +61,8 @@ function nonMember(req: FastifyRequest, directory: SnapshotRoutesContext['direct
   );
 }
 
-export function registerSnapshotRoutes(app: FastifyInstance, ctx: SnapshotRoutesContext): void {
-  const warn = rateLimitedWarning(ctx.logger, 'refused a snapshot read', REFUSAL_LOG_INTERVAL_MS);
+export function registerSnapshotRoutes(app: FastifyInstance, context: SnapshotRoutesContext): void {
+  const warn = rateLimitedWarning(context.logger, 'refused a snapshot read', REFUSAL_LOG_INTERVAL_MS);
   // Every refusal is a 4xx through the status table, and a (rate-limited) warning: a peer can provoke them.
   const refused = (req: FastifyRequest, reply: FastifyReply, e: QjmError) => {
     warn({ caller: req.caller?.kind === 'node' ? req.caller.id : null, url: req.url.slice(0, 200), error: e.message });
@@ -69,11 +70,11 @@ export function registerSnapshotRoutes(app: FastifyInstance, ctx: SnapshotRoutes
   };
 
   app.get(MANIFEST_PATH, async (req, reply) => {
-    const forbidden = nonMember(req, ctx.directory);
+    const forbidden = nonMember(req, context.directory);
     if (forbidden) return refused(req, reply, forbidden);
     const minIndex = param(req.query, 'min_index') === undefined ? 0 : count(req.query, 'min_index');
     if (minIndex === null) return refused(req, reply, new QjmError('INVALID_ARGUMENT', 'bad min_index'));
-    const newest = ctx.stateMachine.snapshots.newest();
+    const newest = context.stateMachine.snapshots.newest();
     if (!newest || newest.index < minIndex) {
       // Not a refusal: the leader has not snapshotted that far yet; the follower asks again.
       return refuse(
@@ -86,7 +87,7 @@ export function registerSnapshotRoutes(app: FastifyInstance, ctx: SnapshotRoutes
   });
 
   app.get(CHUNK_PATH, async (req, reply) => {
-    const forbidden = nonMember(req, ctx.directory);
+    const forbidden = nonMember(req, context.directory);
     if (forbidden) return refused(req, reply, forbidden);
     const [index, offset, length] = ['index', 'offset', 'length'].map((n) => count(req.query, n));
     const jid = param(req.query, 'jid') ?? '';
@@ -97,20 +98,20 @@ export function registerSnapshotRoutes(app: FastifyInstance, ctx: SnapshotRoutes
       length === null ||
       !isJournalId(jid) ||
       parseSegmentName(file) === null ||
-      length > ctx.maxSnapshotChunkBytes
+      length > context.maxSnapshotChunkBytes
     ) {
       return refused(
         req,
         reply,
         new QjmError(
           'INVALID_ARGUMENT',
-          `expected ?index=&jid=&file=&offset=&length= (length at most ${ctx.maxSnapshotChunkBytes})`,
+          `expected ?index=&jid=&file=&offset=&length= (length at most ${context.maxSnapshotChunkBytes})`,
         ),
       );
     }
     let bytes: Buffer;
     try {
-      bytes = ctx.stateMachine.snapshots.readChunk(index, jid, file, offset, length);
+      bytes = context.stateMachine.snapshots.readChunk(index, jid, file, offset, length);
     } catch (e) {
       if (e instanceof QjmError) return refused(req, reply, e);
       throw e; // the disk failed: an error of this node, answered 500 and logged as one

@@ -7,6 +7,7 @@
 // routes are in snapshot-http.ts, beside the client that calls them.)
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { QjmError } from '../../src/errors.js';
 import type { IncomingMessage } from 'node:http';
 import { BatchLimitError, decodeBatch } from '../../src/transport/raft-codec.js';
 import type { Batch } from '../../src/transport/raft-codec.js';
@@ -16,9 +17,9 @@ import { isNodeId } from '../../src/ids.js';
 import { NotAMemberError, RAFT_STREAM_CONTENT_TYPE, RAFT_STREAM_PATH } from './peer-transport.js';
 import type { PeerTransport } from './peer-transport.js';
 import { authorizePeerBatch } from '../http/authz.js';
+import { sendJsonError } from '../http/rpc-errors.js';
 import type { Caller } from '../http/authz.js';
-import { IDENTITY_REFUSAL_STATUS, identityRefusalBody } from './identity-refusal.js';
-import type { IdentityNotice } from '../../src/replica/identity.js';
+import { IdentityRefusal } from './identity-refusal.js';
 
 export interface RaftRouteContext {
   /** The largest legal frame: one append's worth of entries and what travels with it. */
@@ -28,36 +29,23 @@ export interface RaftRouteContext {
   logger: Logger;
 }
 
-/** Why a stream was refused: an HTTP status and the error code and message of the JSON answer. */
-class StreamRefusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    /** An identity refusal: what the refused node needs to know about itself (null: a plain refusal). */
-    readonly identity: { notice: IdentityNotice | null } | null = null,
-  ) {
-    super(message);
-  }
-}
-
-const forbidden = (message: string) => new StreamRefusal(403, 'QJM_ERR_FORBIDDEN', message);
-const invalid = (message: string) => new StreamRefusal(400, 'QJM_ERR_INVALID_ARGUMENT', message);
+// Why a stream was refused: a QjmError, answered in JSON with the status of its name (the one table).
+const forbidden = (message: string) => new QjmError('FORBIDDEN', message);
+const invalid = (message: string) => new QjmError('INVALID_ARGUMENT', message);
+const tooLarge = (message: string) => new QjmError('TOO_LARGE', `MessageBatch refused: ${message}`);
 
 /** The body of a stream request is handed to the route as it arrives, never buffered by fastify. */
 export function registerRaftStreamBody(app: FastifyInstance): void {
   app.addContentTypeParser(RAFT_STREAM_CONTENT_TYPE, (_req, payload, done) => done(null, payload));
 }
 
-export function registerRaftRoutes(app: FastifyInstance, ctx: RaftRouteContext): void {
+export function registerRaftRoutes(app: FastifyInstance, context: RaftRouteContext): void {
   app.post(RAFT_STREAM_PATH, async (req, reply) => {
     // Any other content type was parsed (and bounded) as a plain body: not a stream.
-    if (req.headers['content-type'] !== RAFT_STREAM_CONTENT_TYPE) {
-      return reply
-        .code(415)
-        .send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: `a peer stream is sent as ${RAFT_STREAM_CONTENT_TYPE}` });
-    }
-    return readStream(ctx, req.caller, req.body as IncomingMessage, reply);
+    // HTTP's status for a content type a route does not take, as fastify answers it on every other route.
+    if (req.headers['content-type'] !== RAFT_STREAM_CONTENT_TYPE)
+      return sendJsonError(reply, invalid(`a peer stream is sent as ${RAFT_STREAM_CONTENT_TYPE}`), 415);
+    return readStream(context, req.caller, req.body as IncomingMessage, reply);
   });
 }
 
@@ -94,7 +82,7 @@ class StreamReader {
     this.frames = new FrameReader(ctx.maxBodyBytes);
     const idleMs = ctx.transport.idleTimeoutMs;
     this.idle = setTimeout(
-      () => this.refuse(new StreamRefusal(408, 'QJM_ERR_TIMEOUT', `the stream sent nothing for ${idleMs} ms`)),
+      () => this.refuse(new QjmError('TIMEOUT', `the stream sent nothing for ${idleMs} ms`)),
       idleMs,
     );
   }
@@ -122,6 +110,7 @@ class StreamReader {
     });
   }
 
+  /** Answers once: 200 with an empty body when the stream ended, or a refusal. */
   private answer(status: number, json: object, close: boolean): void {
     if (this.answered) return;
     this.answered = true;
@@ -133,14 +122,12 @@ class StreamReader {
     this.resolve(this.reply.code(status).send(json));
   }
 
-  private refuse(r: StreamRefusal): void {
-    if (r.identity) {
-      // The replica logged why (once per peer and reason); the sender reconnects with backoff.
-      this.ctx.logger.debug({ from: this.peer, error: r.message }, 'refusing a Raft stream: identity');
-      return this.answer(r.status, identityRefusalBody(r.message, r.identity.notice), true);
-    }
-    this.ctx.logger.warn({ from: this.peer, status: r.status, error: r.message }, 'refusing a Raft stream');
-    this.answer(r.status, { code: r.code, message: r.message }, true);
+  private refuse(e: QjmError): void {
+    // An identity refusal: the replica logged why (once per peer and reason); the sender reconnects with backoff.
+    if (e instanceof IdentityRefusal)
+      this.ctx.logger.debug({ from: this.peer, error: e.message }, 'refusing a Raft stream: identity');
+    else this.ctx.logger.warn({ from: this.peer, status: e.httpStatus, error: e.message }, 'refusing a Raft stream');
+    this.answer(e.httpStatus, e.jsonBody(), true);
   }
 
   private ended(): void {
@@ -151,7 +138,7 @@ class StreamReader {
   private open(id: string): void {
     this.peer = id;
     this.forget = this.ctx.transport.openInbound(id, {
-      cut: (status, code, message) => this.answer(status, { code, message }, true),
+      cut: (e) => this.answer(e.httpStatus, e.jsonBody(), true),
     });
   }
 
@@ -169,8 +156,7 @@ class StreamReader {
     try {
       b = decodeBatch(frame, this.ctx.transport.batchLimits);
     } catch (e) {
-      if (e instanceof BatchLimitError)
-        throw new StreamRefusal(413, 'QJM_ERR_TOO_LARGE', `MessageBatch refused: ${e.message}`);
+      if (e instanceof BatchLimitError) throw tooLarge(e.message);
       throw invalid(`malformed MessageBatch: ${(e as Error).message}`);
     }
     this.onBatch(b);
@@ -187,7 +173,7 @@ class StreamReader {
     if (this.waiting) return void this.waiting.push(b);
     // Before membership: a node reset away is no member of this configuration, and must hear why.
     const verdict = this.ctx.transport.identityVerdict(b);
-    if (!verdict.ok) throw new StreamRefusal(IDENTITY_REFUSAL_STATUS, '', verdict.reason, { notice: verdict.notice });
+    if (!verdict.ok) throw new IdentityRefusal(verdict.reason, verdict.notice);
     const admitted = this.peer === null ? this.ctx.transport.admits(b.from, b.messages) : true;
     if (admitted === true) return this.deliver(b);
     this.admitLater(b, admitted);
@@ -220,9 +206,8 @@ class StreamReader {
     try {
       f();
     } catch (e) {
-      if (e instanceof StreamRefusal) return this.refuse(e);
-      if (e instanceof FrameTooLargeError)
-        return this.refuse(new StreamRefusal(413, 'QJM_ERR_TOO_LARGE', `MessageBatch refused: ${e.message}`));
+      if (e instanceof QjmError) return this.refuse(e);
+      if (e instanceof FrameTooLargeError) return this.refuse(tooLarge(e.message));
       // A removed node's certificate is still signed by the CA: membership, not the certificate, decides.
       if (e instanceof NotAMemberError) return this.refuse(forbidden(e.message));
       throw e;

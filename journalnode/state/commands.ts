@@ -75,7 +75,7 @@ function checkNs(ns: qjournal.journal.INamespaceInfo | null | undefined): void {
 
 const n = (v: number | null | undefined) => Number(v ?? 0);
 
-function checkJournalOp(j: qjournal.journal.IJournalOp, limits: CommandLimits): void {
+function checkAppendRecords(j: qjournal.journal.IAppendRecordsOp, limits: CommandLimits): void {
   const records = j.records ?? new Uint8Array(0);
   const count = n(j.count);
   checkIndex(n(j.epoch), 'epoch', 1);
@@ -101,7 +101,7 @@ const INDEX_FIELDS: Record<OpField, [field: string, min: number][]> = {
     ['epoch', 1],
     ['txid', 1],
   ],
-  journal: [], // checkJournalOp
+  appendRecords: [], // checkAppendRecords
   finalizeSegment: [
     ['epoch', 1],
     ['firstTxid', 1],
@@ -140,8 +140,8 @@ export function validateCommand(cmd: qjournal.journal.ICommand, limits: CommandL
       checkString(cmd.newEpoch!.writerId, 'writerId');
       checkString(cmd.newEpoch!.requestId, 'requestId');
       break;
-    case 'journal':
-      checkJournalOp(cmd.journal!, limits);
+    case 'appendRecords':
+      checkAppendRecords(cmd.appendRecords!, limits);
       break;
     case 'finalizeSegment': {
       const f = cmd.finalizeSegment!;

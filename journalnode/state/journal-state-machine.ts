@@ -1,4 +1,4 @@
-// The replicated state machine of a JournalNode: every journal (one per jid) under <data>/journals, the
+// The replicated state machine of a JournalNode: the journals (one per jid) under <data>/journals, the
 // commands that change them, snapshots (save, fetch from the leader, install) and the reads and long-poll
 // waits that libqjm's readers use. Implements the Replica's ReplicaStateMachine.
 
@@ -43,8 +43,8 @@ export interface StateMachineOptions {
   keepSnapshots: number;
   source: SnapshotSource | null;
   logger: Logger;
-  /** Observes every journal batch applied (metrics, the dashboard): lastTxId after it, at Raft index `index`. */
-  onJournal?(jid: string, txns: number, bytes: number, lastTxId: number, index: number): void;
+  /** Observes every batch of records appended (metrics, the dashboard): lastTxId after it, at Raft index `index`. */
+  onRecordsAppended?(jid: string, txns: number, bytes: number, lastTxId: number, index: number): void;
   /** Observes a newEpoch applied at Raft index `index`: `fenced` is the writer it fences (null: there was none). */
   onNewEpoch?(
     jid: string,
@@ -55,6 +55,11 @@ export interface StateMachineOptions {
   ): void;
   /** Observes a snapshot installed from the leader (this node's journals replaced by its image). */
   onSnapshotInstalled?(index: number): void;
+  /**
+   * After each command, check every segment of the journal against its invariants (tests); without it a node
+   * checks the O(1) ones (epochs, the last two segments).
+   */
+  checkInvariants?: boolean;
 }
 
 interface Staged extends StagedSnapshot {
@@ -104,15 +109,15 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
   }
 
   /** A new data directory: the bootstrap snapshot at index 1 carries the initial configuration. */
-  static bootstrap(opts: StateMachineOptions, meta: SnapshotMeta): void {
-    const store = new SnapshotStore(opts.fileSystem, path.join(opts.dataDir, 'snapshots'));
+  static bootstrap(options: StateMachineOptions, meta: SnapshotMeta): void {
+    const store = new SnapshotStore(options.fileSystem, path.join(options.dataDir, 'snapshots'));
     assert(store.list().length === 0, 'bootstrap: the data directory already has snapshots');
     store.createInitial({ meta: manifestMeta(meta), journals: [], createdMs: Date.now() });
   }
 
   /** Start-up: the journals become exactly the newest snapshot's; the log then replays what follows. */
-  static open(opts: StateMachineOptions): JournalStateMachine {
-    const stateMachine = new JournalStateMachine(opts);
+  static open(options: StateMachineOptions): JournalStateMachine {
+    const stateMachine = new JournalStateMachine(options);
     const newest = stateMachine.snapshots.newest();
     if (!newest)
       throw new Error(
@@ -218,9 +223,16 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     return t === undefined ? null : Date.now() - t;
   }
 
+  /** Applies one valid command; the journal it touched must keep its invariants (an assertion: a bug if not). */
   private applyCommand(cmd: qjournal.journal.Command, index: number): Result {
+    const result = this.runCommand(cmd, index);
+    this.journals.get(cmd.jid)?.checkInvariants(this.opts.checkInvariants === true);
+    return result;
+  }
+
+  private runCommand(cmd: qjournal.journal.Command, index: number): Result {
     const jid = cmd.jid;
-    if (cmd.journal || cmd.startSegment || cmd.finalizeSegment) this.lastWriteAtMs.set(jid, Date.now());
+    if (cmd.appendRecords || cmd.startSegment || cmd.finalizeSegment) this.lastWriteAtMs.set(jid, Date.now());
     const n = (v: number | null | undefined) => Number(v ?? 0);
     if (cmd.format) {
       const limit = journalLimitOf(cmd.format);
@@ -245,13 +257,13 @@ export class JournalStateMachine implements ReplicaStateMachine<Result> {
     }
     if (cmd.startSegment)
       return j.startSegment(n(cmd.startSegment.epoch), n(cmd.startSegment.txid), n(cmd.startSegment.layoutVersion));
-    if (cmd.journal) {
-      const o = cmd.journal;
+    if (cmd.appendRecords) {
+      const o = cmd.appendRecords;
       const records = o.records ?? new Uint8Array(0);
       const before = j.lastTxId;
-      const r = j.journal(n(o.epoch), n(o.segmentTxid), n(o.firstTxid), n(o.count), records);
+      const r = j.appendRecords(n(o.epoch), n(o.segmentTxid), n(o.firstTxid), n(o.count), records);
       if (r.code === pb.ErrorCode.OK && j.lastTxId > before) {
-        this.opts.onJournal?.(jid, j.lastTxId - before, records.byteLength, j.lastTxId, index);
+        this.opts.onRecordsAppended?.(jid, j.lastTxId - before, records.byteLength, j.lastTxId, index);
         this.wake(jid);
       }
       return r;

@@ -3,6 +3,7 @@
 // same state and byte-identical segment files. A recent-batch cache serves tailing readers from memory.
 
 import path from 'node:path';
+import { assert } from '../../src/assert.js';
 import { qjournal } from '../../src/gen/proto.js';
 import type { ErrorName } from '../../src/errors.js';
 import type { FileSystem } from '../../src/storage/file-system.js';
@@ -56,17 +57,57 @@ function nsString(n: NsInfo): string {
   return `namespace ${n.namespaceId ?? 0} cluster ${JSON.stringify(n.clusterId ?? '')} block pool ${JSON.stringify(n.blockPoolId ?? '')}`;
 }
 
+/** What journalStateProblem reads of a journal: a live Journal and a snapshot's record of one both fit. */
+interface JournalShape {
+  promisedEpoch: number;
+  lastWriterEpoch: number;
+  lastTxId: number;
+  segments: readonly { firstTxId: number; lastTxId: number; inProgress: boolean }[];
+}
+
+/**
+ * Why a journal's state breaks the journal's invariants, or null. The invariants:
+ * - lastWriterEpoch <= promisedEpoch (and epochs never decrease, across format too, so a fenced writer stays
+ *   fenced: the commands only ever raise them);
+ * - segments are sorted and contiguous: each starts right after the previous one's last txid (purge only
+ *   drops a prefix);
+ * - only the last segment may be in progress, and it may be empty (lastTxId = firstTxId - 1); a finalized one
+ *   holds at least one txid;
+ * - the last segment ends at the journal's lastTxId.
+ * Segments before `fromSegment` are not looked at (the O(1) check a node runs after every command). The same
+ * rules validate a snapshot's journals where they enter (snapshot-store.ts), and are asserted after commands.
+ */
+export function journalStateProblem(j: JournalShape, fromSegment = 0): string | null {
+  if (!Number.isSafeInteger(j.lastTxId) || j.lastTxId < 0) return `lastTxId ${j.lastTxId} is not a txid`;
+  if (j.lastWriterEpoch < 0 || j.lastWriterEpoch > j.promisedEpoch)
+    return `writer epoch ${j.lastWriterEpoch} beyond the promised epoch ${j.promisedEpoch}`;
+  const n = j.segments.length;
+  const last = j.segments[n - 1];
+  if (last && last.lastTxId !== j.lastTxId)
+    return `the last segment ends at ${last.lastTxId}, the journal at ${j.lastTxId}`;
+  for (let i = Math.max(0, fromSegment); i < n; i++) {
+    const s = j.segments[i]!;
+    const prev = j.segments[i - 1];
+    const where = `segment ${s.firstTxId}`;
+    if (s.lastTxId < s.firstTxId - 1) return `${where} ends before it starts`;
+    if (s.inProgress && i !== n - 1) return `${where} is in progress but not the last`;
+    if (!s.inProgress && s.lastTxId < s.firstTxId) return `${where} is finalized without a txid`;
+    if (prev && s.firstTxId !== prev.lastTxId + 1)
+      return `${where} does not follow segment ${prev.firstTxId} (which ends at ${prev.lastTxId})`;
+  }
+  return null;
+}
+
+/** One journal's state and commands; its invariants are journalStateProblem's. */
 export class Journal {
   formatted = false;
   nsInfo: NsInfo = {};
-  // Invariant: epochs never decrease, across format too, so a fenced writer stays fenced.
   promisedEpoch = 0;
   lastWriterEpoch = 0;
   writerId = '';
   /** The request id of the newEpoch that made promisedEpoch: its retry answers that epoch again. */
   epochRequestId = '';
   lastTxId = 0;
-  /** Sorted by firstTxId; only the last may be in progress. */
   segments: SegmentFile[] = [];
   private cache: CachedBatch[] = [];
   private cacheBytes = 0;
@@ -85,6 +126,15 @@ export class Journal {
 
   hasSomeData(): boolean {
     return this.segments.length > 0 || this.lastTxId > 0;
+  }
+
+  /**
+   * Asserts the journal's invariants (journalStateProblem): the O(1) ones about its epochs and its last two
+   * segments, and with `allSegments` every segment's (tests check those after every command).
+   */
+  checkInvariants(allSegments: boolean): void {
+    const problem = journalStateProblem(this, allSegments ? 0 : this.segments.length - 2);
+    assert(problem === null, () => `journal ${this.jid}: ${problem}`);
   }
 
   // ---------------------------------------------------------------- commands
@@ -164,7 +214,8 @@ export class Journal {
     return { code: pb.ErrorCode.OK, lastTxid: this.lastTxId };
   }
 
-  journal(epoch: number, segmentTxId: number, firstTxId: number, count: number, frames: Uint8Array): Result {
+  /** Appends `count` framed records as txids firstTxId.. to the open segment (the `journal` RPC's command). */
+  appendRecords(epoch: number, segmentTxId: number, firstTxId: number, count: number, frames: Uint8Array): Result {
     const f = this.fenced(epoch);
     if (f) return f;
     const seg = this.segments.find((s) => s.firstTxId === segmentTxId);

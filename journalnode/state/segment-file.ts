@@ -141,17 +141,17 @@ export class SegmentFile {
     fileSystem: FileSystem,
     dir: string,
     name: string,
-    opts: { inProgress: boolean; sizeBytes?: number; truncate?: boolean; expectedLastTxId?: number },
+    options: { inProgress: boolean; sizeBytes?: number; truncate?: boolean; expectedLastTxId?: number },
   ): SegmentFile {
     const file = path.join(dir, name);
-    const fd = fileSystem.open(file, opts.inProgress ? 'r+' : 'r');
+    const fd = fileSystem.open(file, options.inProgress ? 'r+' : 'r');
     try {
       let size = fd.sizeBytes();
-      if (opts.sizeBytes !== undefined) {
-        if (size < opts.sizeBytes)
-          throw new SegmentCorruptError(file, size, `file has ${size} bytes, expected at least ${opts.sizeBytes}`);
-        if (opts.truncate && size > opts.sizeBytes) fd.truncate(opts.sizeBytes);
-        size = opts.sizeBytes;
+      if (options.sizeBytes !== undefined) {
+        if (size < options.sizeBytes)
+          throw new SegmentCorruptError(file, size, `file has ${size} bytes, expected at least ${options.sizeBytes}`);
+        if (options.truncate && size > options.sizeBytes) fd.truncate(options.sizeBytes);
+        size = options.sizeBytes;
       }
       const head = preadSync(fd, 0, SEGMENT_HEADER_BYTES);
       const h = decodeSegmentHeader(head);
@@ -159,21 +159,21 @@ export class SegmentFile {
       const seg = new SegmentFile(fileSystem, dir, {
         firstTxId: h.firstTxId,
         lastTxId: h.firstTxId - 1,
-        inProgress: opts.inProgress,
+        inProgress: options.inProgress,
         layoutVersion: h.layoutVersion,
         sizeBytes: SEGMENT_HEADER_BYTES,
         crc32: zlib.crc32(head),
         dirty: false,
       });
       seg.scan(fd, file, size);
-      if (opts.expectedLastTxId !== undefined && seg.lastTxId !== opts.expectedLastTxId) {
+      if (options.expectedLastTxId !== undefined && seg.lastTxId !== options.expectedLastTxId) {
         throw new SegmentCorruptError(
           file,
           size,
-          `holds txids up to ${seg.lastTxId}, expected ${opts.expectedLastTxId}`,
+          `holds txids up to ${seg.lastTxId}, expected ${options.expectedLastTxId}`,
         );
       }
-      if (opts.inProgress) {
+      if (options.inProgress) {
         seg.fd = fd;
         return seg;
       }

@@ -76,10 +76,10 @@ export interface FetchOptions<M> {
 
 /** Fetches the peer's snapshot into the sink; `done` is called once, with the manifest on success. */
 export function fetchSnapshot<M>(
-  o: FetchOptions<M>,
+  options: FetchOptions<M>,
   done: (err: Error | null, manifest?: M, stats?: FetchStats) => void,
 ): void {
-  new SnapshotFetch(o, done).start();
+  new SnapshotFetch(options, done).start();
 }
 
 /** One fetch in progress: the manifest, then each file in turn, then the sink's finish. */

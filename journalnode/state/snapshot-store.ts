@@ -1,4 +1,4 @@
-// Snapshots of the journal state machine on disk: <data>/snapshots/snap_<index>/ holds manifest.pb and hard
+// Snapshots of the journals' state machine on disk: <data>/snapshots/snap_<index>/ holds manifest.pb and hard
 // links to every segment file of the snapshot (finalized segments are immutable; in-progress files only
 // grow, so the snapshot owns a prefix of them). Capture is synchronous and cheap (links); making it durable
 // (fsync files and directories, write the manifest, rename into place) is asynchronous. Also: serving
@@ -14,6 +14,7 @@ import { journalStateFromProto, journalStateToProto } from '../../src/journal-st
 import type { JournalStateData } from '../../src/journal-state.js';
 import type { FileHandle, FileSystem } from '../../src/storage/file-system.js';
 import { mkdirDurableSync, preadSync, truncatePathSync, writeFileSync } from '../../src/storage/files.js';
+import { journalStateProblem } from './journal.js';
 
 const pb = qjournal.journal;
 const MANIFEST = 'manifest.pb';
@@ -127,7 +128,6 @@ export function manifestProblem(m: ManifestData): string | null {
       return `journal ${j.jid}: an epoch or txid out of range`;
     if (j.segments.length > MAX_MANIFEST_SEGMENTS)
       return `journal ${j.jid}: more than ${MAX_MANIFEST_SEGMENTS} segments`;
-    let prevLast = -1;
     for (let i = 0; i < j.segments.length; i++) {
       const g = j.segments[i]!;
       const where = `journal ${j.jid} segment ${JSON.stringify(g.file)}`;
@@ -137,12 +137,13 @@ export function manifestProblem(m: ManifestData): string | null {
         ? EDITS_NAMING.inProgress(g.firstTxId)
         : EDITS_NAMING.closed(g.firstTxId, g.lastTxId);
       if (g.file !== expected) return `${where}: the name does not match its txids (expected ${expected})`;
-      if (g.inProgress && i !== j.segments.length - 1) return `${where}: only the last segment may be in progress`;
-      if (g.firstTxId <= prevLast) return `${where}: overlaps the segment before it`;
       if (!safe(g.sizeBytes, SEGMENT_HEADER_BYTES) || !Number.isInteger(g.crc32) || g.crc32 < 0 || g.crc32 > 0xffffffff)
         return `${where}: size or CRC out of range`;
-      prevLast = g.lastTxId;
     }
+    // The journal's own invariants (order, contiguity, the one open segment, epochs): a state that breaks
+    // them is refused here, so that once installed they can be asserted.
+    const problem = journalStateProblem(j);
+    if (problem !== null) return `journal ${j.jid}: ${problem}`;
   }
   return null;
 }

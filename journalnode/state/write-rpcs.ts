@@ -5,7 +5,7 @@ export const WRITE_OPS = {
   format: 'format',
   newEpoch: 'newEpoch',
   startLogSegment: 'startSegment',
-  journal: 'journal',
+  journal: 'appendRecords',
   finalizeLogSegment: 'finalizeSegment',
   dropSegment: 'dropSegment',
   purgeLogs: 'purge',

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
+import { QjmError } from '../../src/errors.js';
 import { intParam, MAX_HISTORY_S, registerActivityRoute } from '../observe/activity.js';
 import type { NodeActivity } from '../observe/activity.js';
 import { registerReadOnlyRoutes } from '../http/routes-admin.js';
@@ -73,19 +74,20 @@ export async function buildUiApp(p: UiAppParts): Promise<FastifyInstance> {
   app.removeAllContentTypeParsers();
   p.underBudget(app);
   app.addHook('onRequest', async (req, reply) => {
-    if (!p.hostAllowed(req.headers.host))
-      return reply.code(403).send({
-        code: 'QJM_ERR_FORBIDDEN',
-        message: `Host ${JSON.stringify(String(req.headers.host ?? '').slice(0, 100))} is not a name this dashboard port answers (its listen address, localhost, --ui-allowed-hosts): a page of another site?`,
-      });
+    if (!p.hostAllowed(req.headers.host)) {
+      const e = new QjmError(
+        'FORBIDDEN',
+        `Host ${JSON.stringify(String(req.headers.host ?? '').slice(0, 100))} is not a name this dashboard port answers (its listen address, localhost, --ui-allowed-hosts): a page of another site?`,
+      );
+      return reply.code(e.httpStatus).send(e.jsonBody());
+    }
     if (req.method === 'GET' || req.method === 'HEAD') return;
-    return reply
-      .code(405)
-      .header('allow', 'GET, HEAD')
-      .send({
-        code: 'QJM_ERR_INVALID_ARGUMENT',
-        message: `${req.method} refused: the dashboard port (--ui-listen) is read-only; writes and admin calls go to the main port`,
-      });
+    const e = new QjmError(
+      'INVALID_ARGUMENT',
+      `${req.method} refused: the dashboard port (--ui-listen) is read-only; writes and admin calls go to the main port`,
+    );
+    // HTTP's own answer to a method a resource does not take, with the methods it does.
+    return reply.code(405).header('allow', 'GET, HEAD').send(e.jsonBody());
   });
   app.addHook('onSend', async (_req, reply) => {
     reply.header('x-content-type-options', 'nosniff');
@@ -98,10 +100,10 @@ export async function buildUiApp(p: UiAppParts): Promise<FastifyInstance> {
     );
   });
   app.setErrorHandler((err, _req, reply) => {
+    // fastify's own refusals keep fastify's status (404 no route, 415 content type, ...).
     const status = (err as { statusCode?: number }).statusCode ?? 500;
-    return reply
-      .code(status)
-      .send({ code: status < 500 ? 'QJM_ERR_INVALID_ARGUMENT' : 'QJM_ERR_INTERNAL', message: (err as Error).message });
+    const e = new QjmError(status < 500 ? 'INVALID_ARGUMENT' : 'INTERNAL', (err as Error).message);
+    return reply.code(status).send(e.jsonBody());
   });
 
   for (const [url, asset] of loadAssets()) app.get(url, async (_req, reply) => reply.type(asset.type).send(asset.body));
@@ -109,8 +111,10 @@ export async function buildUiApp(p: UiAppParts): Promise<FastifyInstance> {
   registerActivityRoute(app, p.activity);
   app.get('/ui/cluster', async (req, reply) => {
     const historyS = intParam(req.query, 'historyS', MAX_HISTORY_S, MAX_HISTORY_S);
-    if (typeof historyS === 'string')
-      return reply.code(400).send({ code: 'QJM_ERR_INVALID_ARGUMENT', message: historyS });
+    if (typeof historyS === 'string') {
+      const e = new QjmError('INVALID_ARGUMENT', historyS);
+      return reply.code(e.httpStatus).send(e.jsonBody());
+    }
     return p.cluster.gather(historyS);
   });
   return app;

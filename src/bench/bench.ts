@@ -102,110 +102,124 @@ function machine(): Record<string, unknown> {
   };
 }
 
-export async function runBench(o: BenchOptions): Promise<Record<string, unknown>> {
-  const secs = o.quick ? 3 : 15;
-  const trials = o.quick ? 3 : 10;
-  const warmSecs = o.quick ? 8 : 15;
-  const say = (s: string) => o.log(s);
+export async function runBench(options: BenchOptions): Promise<Record<string, unknown>> {
+  const secs = options.quick ? 3 : 15;
+  const trials = options.quick ? 3 : 10;
+  const warmSecs = options.quick ? 8 : 15;
+  const say = (s: string) => options.log(s);
   const results: Record<string, unknown> = {
     machine: machine(),
-    mode: o.quick ? 'quick' : 'full',
+    mode: options.quick ? 'quick' : 'full',
     seconds: secs,
     warmUpSeconds: warmSecs,
     recordBytes: 128,
   };
   const workloads: Record<string, unknown> = {};
   say(
-    `qjournal benchmark (${o.quick ? 'quick' : 'full'}): 3 JournalNodes + the writer on this machine, loopback, fsync on`,
+    `qjournal benchmark (${options.quick ? 'quick' : 'full'}): 3 JournalNodes + the writer on this machine, loopback, fsync on`,
   );
   say(
-    `  plain HTTP on purpose (the journal is what is measured)${o.tls ? '; W1 and W2 again with mutual TLS after it' : '; --tls adds W1 and W2 with mutual TLS'}`,
+    `  plain HTTP on purpose (the journal is what is measured)${options.tls ? '; W1 and W2 again with mutual TLS after it' : '; --tls adds W1 and W2 with mutual TLS'}`,
   );
 
-  const shared = ['W1', 'W2', 'W4', 'W5', 'W6'].some((w) => o.only.has(w));
+  const shared = ['W1', 'W2', 'W4', 'W5', 'W6'].some((w) => options.only.has(w));
   const { w1, w2, w2Stats, w2Cpu, w4, w6, rss, diskPerRecord } = shared
-    ? await runOnOneCluster(o, secs, warmSecs, say)
+    ? await runOnOneCluster(options, secs, warmSecs, say)
     : ({ rss: [], diskPerRecord: 0 } as OneClusterRun);
   if (w4) workloads.W4 = w4;
 
-  const tlsRun = o.tls && (o.only.has('W1') || o.only.has('W2')) ? await runTls(o, secs, warmSecs) : {};
+  const tlsRun =
+    options.tls && (options.only.has('W1') || options.only.has('W2')) ? await runTls(options, secs, warmSecs) : {};
 
   const batchBytes = w2Stats && w2Stats.writes > 0 ? Math.round(w2Stats.bytes / w2Stats.writes) : 1 << 20;
   say(`  disk: fdatasync of 4 KiB appends, and synced bandwidth at ${batchBytes} bytes per write ...`);
-  const limit = diskLimit(path.join(o.dataDir, 'disk'), batchBytes);
+  const limit = diskLimit(path.join(options.dataDir, 'disk'), batchBytes);
   results.limit = limit;
   say(`    fdatasync p50 ${limit.fsyncP50Ms} ms; ${limit.syncedMBps} MB/s synced`);
 
   let etcd: EtcdRun | null = null;
-  if (o.vsEtcd && (o.only.has('W1') || o.only.has('W2') || o.only.has('W6'))) {
+  if (options.vsEtcd && (options.only.has('W1') || options.only.has('W2') || options.only.has('W6'))) {
     say(`  etcd: a 3-member cluster on loopback, fsync on, same workloads ...`);
-    etcd = await runEtcd(path.join(o.dataDir, 'etcd'), secs, say, o.only.has('W6') ? W6_HANDLERS : 0);
+    etcd = await runEtcd(path.join(options.dataDir, 'etcd'), secs, say, options.only.has('W6') ? W6_HANDLERS : 0);
   }
 
-  if (w1) {
-    workloads.W1 = {
-      qjournal: w1,
-      ...(etcd ? { etcd: etcd.put, ratio: Number((w1.recordsPerSec / etcd.put.recordsPerSec).toFixed(2)) } : {}),
-      // One record per flush needs at least one fdatasync (leader and follower in parallel).
-      ...(tlsRun.w1
-        ? { tls: tlsRun.w1, tlsOverPlain: Number((tlsRun.w1.recordsPerSec / w1.recordsPerSec).toFixed(3)) }
-        : {}),
-      limitRecordsPerSec: Math.round(1000 / limit.fsyncP50Ms),
-      fractionOfLimit: Number((w1.recordsPerSec / (1000 / limit.fsyncP50Ms)).toFixed(3)),
-    };
-  }
-  if (w2) {
-    // The three nodes share this machine's disk: each fdatasyncs every record once, in its Raft log.
-    const logMBps = w2Stats ? w2Stats.bytes / secs / 1e6 : 0;
-    workloads.W2 = {
-      qjournal: w2,
-      ...(etcd ? { etcd: etcd.txn, ratio: Number((w2.recordsPerSec / etcd.txn.recordsPerSec).toFixed(2)) } : {}),
-      ...(tlsRun.w2
-        ? { tls: tlsRun.w2, tlsOverPlain: Number((tlsRun.w2.recordsPerSec / w2.recordsPerSec).toFixed(3)) }
-        : {}),
-      ...(w2Cpu ? { cpuUsPerRecord: w2Cpu } : {}),
-      logMBpsPerNode: Number(logMBps.toFixed(2)),
-      limitMBps: limit.syncedMBps,
-      fractionOfLimit: Number(((3 * logMBps) / limit.syncedMBps).toFixed(3)),
-    };
-  }
-
-  if (w6) {
-    const { opsPerSec, p50Ms, p99Ms, maxMs, handlers } = w6;
-    const e = etcd?.concurrentPut;
-    workloads.W6 = {
-      qjournal: { opsPerSec, p50Ms, p99Ms, maxMs, handlers },
-      ...(e
-        ? {
-            etcd: {
-              opsPerSec: e.recordsPerSec,
-              p50Ms: e.p50Ms,
-              p99Ms: e.p99Ms,
-              maxMs: e.maxMs,
-              clients: e.concurrency,
-            },
-            ratio: Number((opsPerSec / e.recordsPerSec).toFixed(2)),
-          }
-        : {}),
-    };
-  }
-
-  if (o.only.has('W3')) {
-    say(`  W3a: kill -9 of the leader JournalNode under load, ${trials} trials (electionTimeoutMs 1000) ...`);
-    const a = await w3LeaderKill(path.join(o.dataDir, 'w3a'), trials, 1000, say);
-    say(`  W3b: the active writer killed; the standby recovers and writes, ${trials} trials ...`);
-    const bb = await w3WriterFailover(path.join(o.dataDir, 'w3b'), trials, say);
-    workloads.W3 = {
-      electionTimeoutMs: 1000,
-      leaderKillMs: { median: median(a), max: Math.max(...a), trials: a },
-      writerFailoverMs: { median: median(bb), max: Math.max(...bb), trials: bb },
-    };
-  }
-  if (o.only.has('W5') && w2)
+  if (w1) workloads.W1 = w1Result(w1, etcd, tlsRun.w1, limit);
+  if (w2) workloads.W2 = w2Result(w2, w2Stats, w2Cpu, secs, etcd, tlsRun.w2, limit);
+  if (w6) workloads.W6 = w6Result(w6, etcd);
+  if (options.only.has('W3')) workloads.W3 = await runW3(options, trials, say);
+  if (options.only.has('W5') && w2)
     workloads.W5 = { rssMbMax: Math.max(...rss), rssMbPerNode: rss, diskBytesPerRecord: diskPerRecord };
   results.workloads = workloads;
-  fs.rmSync(o.dataDir, { recursive: true, force: true });
+  fs.rmSync(options.dataDir, { recursive: true, force: true });
   return results;
+}
+
+type DiskLimit = ReturnType<typeof diskLimit>;
+
+/** qjournal's figure against etcd's: how many times as many records per second. */
+const ratio = (ours: number, theirs: number) => Number((ours / theirs).toFixed(2));
+
+/** The same workload with mutual TLS, and what share of the plain figure it keeps. */
+function withTls<S extends { recordsPerSec: number }>(plain: S, tls: S | undefined): Record<string, unknown> {
+  return tls ? { tls, tlsOverPlain: Number((tls.recordsPerSec / plain.recordsPerSec).toFixed(3)) } : {};
+}
+
+function w1Result(w1: LatencyStats, etcd: EtcdRun | null, tls: LatencyStats | undefined, limit: DiskLimit) {
+  return {
+    qjournal: w1,
+    ...(etcd ? { etcd: etcd.put, ratio: ratio(w1.recordsPerSec, etcd.put.recordsPerSec) } : {}),
+    ...withTls(w1, tls),
+    // One record per flush needs at least one fdatasync (leader and follower in parallel).
+    limitRecordsPerSec: Math.round(1000 / limit.fsyncP50Ms),
+    fractionOfLimit: Number((w1.recordsPerSec / (1000 / limit.fsyncP50Ms)).toFixed(3)),
+  };
+}
+
+function w2Result(
+  w2: ThroughputStats,
+  stats: OneClusterRun['w2Stats'],
+  cpu: OneClusterRun['w2Cpu'],
+  secs: number,
+  etcd: EtcdRun | null,
+  tls: ThroughputStats | undefined,
+  limit: DiskLimit,
+) {
+  // The three nodes share this machine's disk: each fdatasyncs every record once, in its Raft log.
+  const logMBps = stats ? stats.bytes / secs / 1e6 : 0;
+  return {
+    qjournal: w2,
+    ...(etcd ? { etcd: etcd.txn, ratio: ratio(w2.recordsPerSec, etcd.txn.recordsPerSec) } : {}),
+    ...withTls(w2, tls),
+    ...(cpu ? { cpuUsPerRecord: cpu } : {}),
+    logMBpsPerNode: Number(logMBps.toFixed(2)),
+    limitMBps: limit.syncedMBps,
+    fractionOfLimit: Number(((3 * logMBps) / limit.syncedMBps).toFixed(3)),
+  };
+}
+
+function w6Result(w6: NonNullable<OneClusterRun['w6']>, etcd: EtcdRun | null) {
+  const { opsPerSec, p50Ms, p99Ms, maxMs, handlers } = w6;
+  const e = etcd?.concurrentPut;
+  const theirs = e
+    ? { opsPerSec: e.recordsPerSec, p50Ms: e.p50Ms, p99Ms: e.p99Ms, maxMs: e.maxMs, clients: e.concurrency }
+    : null;
+  return {
+    qjournal: { opsPerSec, p50Ms, p99Ms, maxMs, handlers },
+    ...(e && theirs ? { etcd: theirs, ratio: ratio(opsPerSec, e.recordsPerSec) } : {}),
+  };
+}
+
+/** W3: failover, (a) the leader JournalNode killed under load, (b) the active writer killed. */
+async function runW3(options: BenchOptions, trials: number, say: (s: string) => void) {
+  say(`  W3a: kill -9 of the leader JournalNode under load, ${trials} trials (electionTimeoutMs 1000) ...`);
+  const a = await w3LeaderKill(path.join(options.dataDir, 'w3a'), trials, 1000, say);
+  say(`  W3b: the active writer killed; the standby recovers and writes, ${trials} trials ...`);
+  const bb = await w3WriterFailover(path.join(options.dataDir, 'w3b'), trials, say);
+  return {
+    electionTimeoutMs: 1000,
+    leaderKillMs: { median: median(a), max: Math.max(...a), trials: a },
+    writerFailoverMs: { median: median(bb), max: Math.max(...bb), trials: bb },
+  };
 }
 
 /** What W1, W2, W4, W5 and W6 measured on their one shared (warmed-up) cluster. */
@@ -350,6 +364,16 @@ async function runTls(
 // biome-ignore lint/suspicious/noExplicitAny: the results as JSON.parse returns them (also read back from a --json file)
 export function renderResults(r: Record<string, any>): string {
   const w = r.workloads ?? {};
+  const rows = [...writeRows(w), ...otherRows(w)];
+  return (
+    renderTable(['workload', 'qjournal', 'etcd', 'ratio', 'disk limit'], rows) +
+    `\ndisk limit: fdatasync p50 ${r.limit?.fsyncP50Ms} ms, ${r.limit?.syncedMBps} MB/s synced at ${r.limit?.writeBytes} bytes per write`
+  );
+}
+
+/** The table's rows for the write workloads: W1, W2 (plain, then with TLS), W6, W2's CPU. */
+// biome-ignore lint/suspicious/noExplicitAny: the results as JSON.parse returns them
+function writeRows(w: Record<string, any>): string[][] {
   const rows: string[][] = [];
   const ratio = (x: number | undefined) => (x === undefined ? '-' : `${x}x`);
   if (w.W1) {
@@ -410,6 +434,13 @@ export function renderResults(r: Record<string, any>): string {
       '',
     ]);
   }
+  return rows;
+}
+
+/** The table's rows for failover, tailing and footprint: W3, W4, W5. */
+// biome-ignore lint/suspicious/noExplicitAny: the results as JSON.parse returns them
+function otherRows(w: Record<string, any>): string[][] {
+  const rows: string[][] = [];
   if (w.W3)
     rows.push([
       'W3 failover',
@@ -431,10 +462,7 @@ export function renderResults(r: Record<string, any>): string {
       '-',
       '',
     ]);
-  return (
-    renderTable(['workload', 'qjournal', 'etcd', 'ratio', 'disk limit'], rows) +
-    `\ndisk limit: fdatasync p50 ${r.limit?.fsyncP50Ms} ms, ${r.limit?.syncedMBps} MB/s synced at ${r.limit?.writeBytes} bytes per write`
-  );
+  return rows;
 }
 
 export async function runBenchCommand(f: FlagValues<typeof BENCH_COMMAND>): Promise<number> {

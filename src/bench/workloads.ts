@@ -55,16 +55,16 @@ export interface FreshClusterOptions {
 }
 
 /** A fresh 3-node cluster with a formatted journal and a writer holding an open segment. */
-export async function freshCluster(root: string, o: FreshClusterOptions = {}): Promise<Bench> {
+export async function freshCluster(root: string, options: FreshClusterOptions = {}): Promise<Bench> {
   fs.rmSync(root, { recursive: true, force: true });
   fs.mkdirSync(root, { recursive: true });
   const cluster = await LocalCluster.create({
     nodes: 3,
-    electionTimeoutMs: o.electionTimeoutMs ?? 1000,
+    electionTimeoutMs: options.electionTimeoutMs ?? 1000,
     root,
     logLevel: 'warn',
-    extraArgs: o.extraArgs ?? [],
-    insecure: !o.tls,
+    extraArgs: options.extraArgs ?? [],
+    insecure: !options.tls,
     journals: ['bench'],
   });
   cluster.startAll();
@@ -76,7 +76,7 @@ export async function freshCluster(root: string, o: FreshClusterOptions = {}): P
     nsInfo: NS,
     writeTimeoutMs: 60_000,
     tls: cluster.tls('writer'),
-    ...o.writerOpts,
+    ...options.writerOpts,
   });
   await writer.format(NS);
   const { lastTxId } = await writer.recoverUnfinalizedSegments();
@@ -159,25 +159,28 @@ export interface ThroughputStats {
 export async function streamRecords(
   b: Bench,
   seconds: number,
-  opts: {
+  options: {
     flushEvery?: number;
     ratePerSec?: number;
     onAck?: (firstTxId: number, lastTxId: number, atMs: number) => void;
   } = {},
 ): Promise<ThroughputStats> {
   const rec = Buffer.alloc(RECORD_BYTES, 0x32);
-  const flushEvery = opts.flushEvery ?? 2000;
+  const flushEvery = options.flushEvery ?? 2000;
   const flushLat: number[] = [];
   const pending: Promise<void>[] = [];
   let n = 0;
   let acked = b.out.lastDurableTxId;
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
-  const slice = Math.max(1, Math.min(flushEvery, opts.ratePerSec ? Math.ceil(opts.ratePerSec / 200) : flushEvery));
+  const slice = Math.max(
+    1,
+    Math.min(flushEvery, options.ratePerSec ? Math.ceil(options.ratePerSec / 200) : flushEvery),
+  );
   while (performance.now() < end) {
-    if (opts.ratePerSec) {
+    if (options.ratePerSec) {
       // Paced: never ahead of the schedule.
-      const due = ((performance.now() - t0) / 1000) * opts.ratePerSec;
+      const due = ((performance.now() - t0) / 1000) * options.ratePerSec;
       if (n >= due) {
         await new Promise((r) => setTimeout(r, 2));
         continue;
@@ -187,14 +190,14 @@ export async function streamRecords(
       if (!b.out.write(rec)) await b.out.drain();
       n++;
     }
-    if (n % flushEvery < slice || opts.ratePerSec) {
+    if (n % flushEvery < slice || options.ratePerSec) {
       const t = performance.now();
       pending.push(
         b.out.flush().then((durable) => {
           const now = performance.now();
           flushLat.push(now - t);
           if (durable > acked) {
-            opts.onAck?.(acked + 1, durable, performance.timeOrigin + now);
+            options.onAck?.(acked + 1, durable, performance.timeOrigin + now);
             acked = durable;
           }
         }),

@@ -141,9 +141,12 @@ export interface DumpOutput {
 export function renderRecord(data: Uint8Array, format: string): string {
   if (format === 'hex') return Buffer.from(data).toString('hex');
   if (format === 'len') return '';
-  // As a JSON string's contents (quotes and backslashes escaped, C0 controls as \uXXXX), then DEL, C1 and the
-  // bidirectional controls, which JSON leaves raw: no byte of a record reaches the terminal as a control.
-  return escapeControls(JSON.stringify(Buffer.from(data).toString('utf8')).slice(1, -1));
+  // As a JSON string's contents but for the quotes, which stay as they are (records are often paths and JSON):
+  // C0 controls as \n or \uXXXX and backslashes doubled, so the text reads back unambiguously; then DEL, C1
+  // and the bidirectional controls, which JSON leaves raw: no byte of a record reaches the terminal as a
+  // control. In JSON's escaped text every quote is preceded by the one backslash that escapes it.
+  const json = JSON.stringify(Buffer.from(data).toString('utf8')).slice(1, -1);
+  return escapeControls(json.replace(/\\"/g, '"'));
 }
 
 /** Offline reader of one segment file: header, then each frame with its CRC checked. Returns the exit code. */

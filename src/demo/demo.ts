@@ -30,7 +30,13 @@ const ROLL_EVERY_EDITS = 1000;
 const SERVE_OPS_PER_SECOND = 100;
 const SERVE_REPORT_EVERY_S = 10;
 /** --serve purges the finalized segments more than this many txids behind, as a master does after a checkpoint. */
-const SERVE_KEEP_TXNS = 10_000;
+const SERVE_KEEP_TXNS = 5_000;
+/**
+ * The retention floor the demo's JournalNodes keep (minTxnsRetained; 1,000,000 by default, which --serve's
+ * 100 edits/s would reach only after hours, so its purges would delete nothing): below what the master keeps,
+ * so the master's purges go through, and the floor still shows in what is left.
+ */
+export const DEMO_MIN_TXNS_RETAINED = 2_000;
 /** --serve's namespace stops growing here: memory stays flat however long it runs. */
 const SERVE_NAMESPACE_LIMITS: NamespaceLimits = { maxFiles: 2000, maxDirs: 200 };
 
@@ -54,6 +60,8 @@ interface Load {
   seconds?: number;
   /** Drop the tail-lag samples after each report (a load that runs for days keeps no history). */
   forgetLags?: boolean;
+  /** Say in each report where the journal now starts (what purges left). */
+  showRetained?: boolean;
 }
 
 function percentile(xs: number[], p: number): number {
@@ -184,10 +192,15 @@ class Master {
     if (durable - out.segmentTxId + 1 >= ROLL_EVERY_EDITS) {
       await this.qjm.finalizeLogSegment(out.segmentTxId, durable);
       this.out = await this.qjm.startLogSegment(durable + 1, -64);
-      if (this.keepTxns !== null && durable > this.keepTxns)
-        await this.qjm.purgeLogsOlderThan(durable + 1 - this.keepTxns);
+      await this.purgeOld();
     }
     return durable;
+  }
+
+  /** With keepTxns set: the finalized segments more than keepTxns behind go (the nodes' floor permitting). */
+  async purgeOld(): Promise<void> {
+    const last = this.ns.lastTxId;
+    if (this.keepTxns !== null && last > this.keepTxns) await this.qjm.purgeLogsOlderThan(last + 1 - this.keepTxns);
   }
 
   async close(): Promise<void> {
@@ -214,8 +227,8 @@ export function demoDirRefusal(dir: string): string | null {
   return `--data-dir ${dir} holds files the demo did not write, and the demo wipes its directory at start: give an empty or new directory`;
 }
 
-export async function runDemo(o: DemoOptions): Promise<number> {
-  const dataDir = path.resolve(o.dataDir ?? 'demo-data');
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const dataDir = path.resolve(options.dataDir ?? 'demo-data');
   const refusal = demoDirRefusal(dataDir);
   if (refusal) {
     console.error(`qjm demo: ${refusal}`);
@@ -233,11 +246,12 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     electionTimeoutMs: 1000,
     root: dataDir,
     logLevel: 'info',
-    ui: o.serve === true,
+    extraArgs: ['--minTxnsRetained', String(DEMO_MIN_TXNS_RETAINED)],
+    ui: options.serve === true,
     ownProcessGroups: true,
     journals: [JID],
   });
-  return new Demo(o, dataDir, cluster).run();
+  return new Demo(options, dataDir, cluster).run();
 }
 
 /** What the failover showed, for the summary. */
@@ -501,9 +515,13 @@ class Demo {
     nn2.nsLimits = SERVE_NAMESPACE_LIMITS;
     nn2.keepTxns = SERVE_KEEP_TXNS;
     nn2.out = await nn2.qjm.startLogSegment(nn2.ns.lastTxId + 1, -64);
+    await nn2.purgeOld();
     nn1.startTailing();
     this.say(
       `serving: nn2 ACTIVE writing ${SERVE_OPS_PER_SECOND} edits/s, nn1 STANDBY tailing; a line every ${SERVE_REPORT_EVERY_S} s`,
+    );
+    this.say(
+      `old segments: nn2 purges those more than ${SERVE_KEEP_TXNS} txids behind, as a master does after a checkpoint; the JournalNodes keep at least the last ${DEMO_MIN_TXNS_RETAINED} (minTxnsRetained, set low for the demo: by default 1,000,000, which this rate would reach only after hours)`,
     );
     this.say(`dashboard: ${dashboardUrls(this.cluster)}`);
     this.say('Ctrl-C (or SIGTERM) stops everything');
@@ -512,6 +530,7 @@ class Demo {
       burstEveryMs: 100,
       reportEveryS: SERVE_REPORT_EVERY_S,
       forgetLags: true,
+      showRetained: true,
     });
     this.say(`--- ${this.stop.signal}: stopping: the masters close, then each JournalNode drains and exits ---`);
   }
@@ -535,8 +554,11 @@ class Demo {
         const recent = lagsMs.slice(reported);
         reported = lagsMs.length;
         if (load.forgetLags) reported = lagsMs.length = 0;
+        const retained = load.showRetained
+          ? `  |  journal from txid ${(await m.qjm.getEditLogManifest(1)).segments[0]?.firstTxId ?? '-'}`
+          : '';
         this.say(
-          `${m.id} active: ${m.edits} edits, txid ${m.ns.lastTxId}  |  standby ${standby?.id}: txid ${standby?.ns.lastTxId} (${behind} behind)  |  tail lag p50 ${recent.length ? percentile(recent, 50).toFixed(1) : '-'} ms`,
+          `${m.id} active: ${m.edits} edits, txid ${m.ns.lastTxId}  |  standby ${standby?.id}: txid ${standby?.ns.lastTxId} (${behind} behind)  |  tail lag p50 ${recent.length ? percentile(recent, 50).toFixed(1) : '-'} ms${retained}`,
         );
         await onReport?.(reports);
       }

@@ -34,35 +34,40 @@ export class Namespace {
   lastTxId = 0;
 
   /** Whether the op applies to the current namespace (the master checks before journaling it). */
-  valid(o: NsOp): boolean {
-    switch (o.op) {
+  valid(options: NsOp): boolean {
+    switch (options.op) {
       case 'mkdir':
-        return !this.dirs.has(o.path) && !this.files.has(o.path) && this.dirs.has(parent(o.path));
+        return !this.dirs.has(options.path) && !this.files.has(options.path) && this.dirs.has(parent(options.path));
       case 'create':
-        return !this.dirs.has(o.path) && !this.files.has(o.path) && this.dirs.has(parent(o.path));
+        return !this.dirs.has(options.path) && !this.files.has(options.path) && this.dirs.has(parent(options.path));
       case 'rename':
-        return this.files.has(o.src) && !this.files.has(o.dst) && !this.dirs.has(o.dst) && this.dirs.has(parent(o.dst));
+        return (
+          this.files.has(options.src) &&
+          !this.files.has(options.dst) &&
+          !this.dirs.has(options.dst) &&
+          this.dirs.has(parent(options.dst))
+        );
       case 'delete':
-        return this.files.has(o.path);
+        return this.files.has(options.path);
     }
   }
 
-  apply(o: NsOp, txid: number): void {
+  apply(options: NsOp, txid: number): void {
     if (txid !== this.lastTxId + 1) throw new Error(`namespace: edit ${txid} after ${this.lastTxId}`);
-    if (!this.valid(o)) throw new Error(`namespace: edit ${txid} does not apply: ${JSON.stringify(o)}`);
-    switch (o.op) {
+    if (!this.valid(options)) throw new Error(`namespace: edit ${txid} does not apply: ${JSON.stringify(options)}`);
+    switch (options.op) {
       case 'mkdir':
-        this.dirs.add(o.path);
+        this.dirs.add(options.path);
         break;
       case 'create':
-        this.files.set(o.path, o.size);
+        this.files.set(options.path, options.size);
         break;
       case 'rename':
-        this.files.set(o.dst, this.files.get(o.src)!);
-        this.files.delete(o.src);
+        this.files.set(options.dst, this.files.get(options.src)!);
+        this.files.delete(options.src);
         break;
       case 'delete':
-        this.files.delete(o.path);
+        this.files.delete(options.path);
         break;
     }
     this.lastTxId = txid;

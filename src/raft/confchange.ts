@@ -3,7 +3,7 @@
 // confirmed by a third, empty one (which only the core proposes: see Raft.maybeAutoConfChange).
 
 import { cloneConf, ConfChangeOp, isJoint } from './types.js';
-import type { ConfChange, ConfState, NodeId } from './types.js';
+import type { ConfChange, ConfChangeCodec, ConfState, NodeId } from './types.js';
 
 /** Why the change cannot be applied to `conf`, or null if it can. */
 export function validateConfChange(conf: ConfState, cc: ConfChange): string | null {
@@ -73,4 +73,37 @@ export function applyConfChange(conf: ConfState, cc: ConfChange): ConfState {
   next.learners = [...learners].sort();
   if (votersChanged) next.votersOutgoing = [...conf.voters].sort();
   return next;
+}
+
+/**
+ * What a committed configuration entry does to `conf`: its change and the configuration that follows, or why
+ * it changes nothing. One that does not decode, or does not fit the configuration it applies to (only a buggy
+ * or forged proposer writes one: proposals are validated), is skipped; every replica applies it to the same
+ * configuration, so every replica skips it alike.
+ */
+export function committedConfChange(
+  conf: ConfState,
+  data: Uint8Array,
+  codec: ConfChangeCodec,
+): { cc: ConfChange; next: ConfState } | { ignored: string } {
+  let cc: ConfChange;
+  try {
+    cc = codec.decode(data);
+  } catch (err) {
+    return { ignored: `it does not decode: ${(err as Error).message}` };
+  }
+  const problem = validateConfChange(conf, cc);
+  if (problem !== null) return { ignored: `it does not apply to the configuration: ${problem}` };
+  return { cc, next: applyConfChange(conf, cc) };
+}
+
+/**
+ * The change a leader proposes on its own once its last configuration entry is applied: leaving a joint
+ * configuration, then confirming the leave with an empty change (see Raft.maybeAutoConfChange). Null when
+ * none is due.
+ */
+export function autoConfChange(conf: ConfState, leaveToConfirm: boolean): ConfChange | null {
+  if (isJoint(conf)) return { changes: [], leaveJoint: true };
+  if (leaveToConfirm) return { changes: [], leaveJoint: false };
+  return null;
 }

@@ -4,7 +4,7 @@
 import { assert } from '../assert.js';
 import { takeWithinBytes } from './byte-limit.js';
 import type { Entry, SnapshotMeta } from './types.js';
-import { entryBytes } from './types.js';
+import { EntryType, entryBytes } from './types.js';
 
 /**
  * Read-only, synchronous view of the durable log, implemented by the JournalNode's disk log and by the
@@ -64,10 +64,14 @@ export class Unstable {
     this.entries = this.entries.slice(index + 1 - this.offset);
     this.offset = index + 1;
     this.offsetInProgress = Math.max(this.offsetInProgress, this.offset);
+    this.checkOffsets();
   }
 
   truncateAndAppend(ents: Entry[]): void {
     const first = ents[0]!.index;
+    // Entries arrive in order (from the leader's proposal or an append checked at the boundary).
+    for (let i = 1; i < ents.length; i++)
+      assert(ents[i]!.index === first + i, () => `unstable: appending ${ents[i]!.index} at ${first + i}`);
     if (first === this.offset + this.entries.length) {
       for (const e of ents) this.entries.push(e);
     } else if (first <= this.offset) {
@@ -76,9 +80,20 @@ export class Unstable {
       this.offset = first;
       this.offsetInProgress = first;
     } else {
+      assert(first < this.offset + this.entries.length, () => `unstable: a gap before ${first}`);
       this.entries = this.entries.slice(0, first - this.offset).concat(ents);
       this.offsetInProgress = Math.min(this.offsetInProgress, first);
     }
+    this.checkOffsets();
+  }
+
+  /** The invariant offset <= offsetInProgress <= offset + entries.length. */
+  private checkOffsets(): void {
+    assert(
+      this.offset <= this.offsetInProgress && this.offsetInProgress <= this.offset + this.entries.length,
+      () =>
+        `unstable: in progress at ${this.offsetInProgress} outside [${this.offset}, ${this.offset + this.entries.length}]`,
+    );
   }
 
   restore(snapshotIndex: number): void {
@@ -88,7 +103,18 @@ export class Unstable {
   }
 }
 
-export class RaftLog {
+/** The log as the core shows it outside: indexes and terms to read, nothing to change them with. */
+export interface RaftLogView {
+  readonly committed: number;
+  readonly applied: number;
+  readonly unstable: { readonly entries: readonly Entry[]; readonly offset: number };
+  firstIndex(): number;
+  lastIndex(): number;
+  stableIndex(): number;
+  term(index: number): number | undefined;
+}
+
+export class RaftLog implements RaftLogView {
   readonly unstable: Unstable;
   // Invariant: applied <= committed <= lastIndex().
   committed: number;
@@ -205,6 +231,17 @@ export class RaftLog {
     });
     for (let k = 0; k < fit.count; k++) out.push(ents[start - off + k]!);
     return out;
+  }
+
+  /** A configuration entry is committed and not yet applied (read in pages of at most maxBytes). */
+  hasUnappliedConfChange(maxBytes: number): boolean {
+    const hi = this.committed + 1;
+    for (let lo = this.applied + 1; lo < hi; ) {
+      const page = this.entries(lo, hi, maxBytes);
+      if (page.some((e) => e.type === EntryType.ConfChange)) return true;
+      lo += page.length;
+    }
+    return false;
   }
 
   /** Committed entries not yet handed out, limited to what is durable here. */

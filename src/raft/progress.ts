@@ -49,6 +49,7 @@ export class Inflights {
       this.bytes -= this.sizes[this.head]!;
       this.head++;
     }
+    assert(this.bytes >= 0 && (this.count > 0 || this.bytes === 0), 'inflights: bytes out of step with appends');
     if (this.head > 64 && this.head * 2 > this.lastIndexes.length) {
       this.lastIndexes = this.lastIndexes.slice(this.head);
       this.sizes = this.sizes.slice(this.head);
@@ -97,6 +98,7 @@ export class Progress {
     this.snapshotElapsedTicks = 0;
     this.probeSent = false;
     this.inflights.reset();
+    this.checkMatchBeforeNext();
   }
 
   becomeReplicate(): void {
@@ -124,6 +126,7 @@ export class Progress {
       updated = true;
     }
     this.next = Math.max(this.next, n + 1);
+    this.checkMatchBeforeNext();
     return updated;
   }
 
@@ -131,6 +134,7 @@ export class Progress {
   sentEntries(lastIndex: number, sizeBytes: number): void {
     switch (this.state) {
       case ProgressState.Replicate:
+        assert(lastIndex >= this.next, () => `progress: sent up to ${lastIndex}, below next ${this.next}`);
         this.next = lastIndex + 1;
         this.inflights.add(lastIndex, sizeBytes);
         break;
@@ -155,7 +159,13 @@ export class Progress {
     if (this.next - 1 !== rejected) return false;
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
     this.probeSent = false;
+    this.checkMatchBeforeNext();
     return true;
+  }
+
+  /** The invariant match < next: what is sent next is never what the follower already holds. */
+  private checkMatchBeforeNext(): void {
+    assert(this.match < this.next, () => `progress: match ${this.match} not below next ${this.next}`);
   }
 
   isPaused(): boolean {

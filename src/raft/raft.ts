@@ -3,20 +3,20 @@
 // Pure: input is step/tick/propose; output is queued messages and log state read by RawNode.ready().
 
 import { assert, unreachable } from '../assert.js';
-import { applyConfChange, validateConfChange } from './confchange.js';
+import { autoConfChange, committedConfChange, validateConfChange } from './confchange.js';
 import { bytesEqual } from './bytes.js';
 import { RaftLog } from './log.js';
-import type { LogStorage } from './log.js';
-import { type Progress, ProgressState } from './progress.js';
+import type { LogStorage, RaftLogView } from './log.js';
+import type { Progress } from './progress.js';
 import { VoteResult } from './quorum.js';
-import { ReadOnlyQueue } from './read-only.js';
-import type { PendingRead } from './read-only.js';
+import { ReadIndex } from './read-only.js';
+import { Replication } from './replication.js';
 import { ProgressTracker } from './tracker.js';
 import {
+  admitsFrom,
   cloneConf,
   confMembers,
   EntryType,
-  entryBytes,
   isJoint,
   isLeaderMessage,
   isVoter,
@@ -35,13 +35,18 @@ import type {
   ProposeError,
   ProposeResult,
   RaftConfig,
-  ReadState,
+  RaftOutput,
   SnapshotMeta,
 } from './types.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
 
-export type { ProposeError, ProposeResult, RaftConfig, ReadState } from './types.js';
+export type { ProposeError, ProposeResult, RaftConfig, RaftOutput, ReadState } from './types.js';
+
+type InboundSnapshot =
+  | { phase: 'none' }
+  | { phase: 'asked'; request: { meta: SnapshotMeta; from: NodeId } }
+  | { phase: 'fetching' };
 
 /** Vote-request context marking a campaign started by a leadership transfer: it overrides stickiness. */
 export const CAMPAIGN_TRANSFER = new TextEncoder().encode('transfer');
@@ -50,26 +55,32 @@ const AFTER_PERSIST = new Set([MessageType.AppResp, MessageType.Vote, MessageTyp
 
 export class Raft {
   readonly id: NodeId;
-  term = 0;
-  vote: NodeId = NONE;
-  lead: NodeId = NONE;
-  state = StateType.Follower;
-  readonly log: RaftLog;
+  readonly config: Readonly<RaftConfig>;
+  readonly logger: Logger;
 
-  conf: ConfState;
-  readonly tracker: ProgressTracker;
+  // Invariant: currentTerm never decreases; votedFor changes only with the term (or from NONE).
+  private currentTerm = 0;
+  private votedFor: NodeId = NONE;
+  // Invariant: leaderId === id exactly when role is Leader.
+  private leaderId: NodeId = NONE;
+  private role = StateType.Follower;
+  private readonly raftLog: RaftLog;
 
-  electionElapsed = 0;
+  private configuration: ConfState;
+  private readonly tracker: ProgressTracker;
+
+  private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
 
-  leadTransferee: NodeId = NONE;
+  /** The voter this leader hands leadership to; NONE when no transfer is under way. */
+  private transferee: NodeId = NONE;
   /** Index of the last configuration change proposed by this leader; no new change until it is applied. */
-  pendingConfIndex = 0;
+  private pendingConfIndex = 0;
   /** The last configuration entry applied left a joint configuration: a leader confirms it (maybeAutoConfChange). */
   private leaveToConfirm = false;
-  /** Bytes of entries appended by this leader and not yet committed. */
-  private uncommittedBytes = 0;
+  private readonly replication: Replication;
+  private readonly reads: ReadIndex;
   /**
    * Follower: the last index this log was shown, in this term, to hold as its leader's (an append it accepted:
    * the check on the entry before it passed). A heartbeat's commit index is believed only that far: it rests on
@@ -77,151 +88,239 @@ export class Raft {
    * holds that (its entries there may be of another term).
    */
   private matchedIndex = 0;
-  /** Followers need appends (new entries or a newer commit index); sent once per Ready, batching proposals. */
-  private bcastPending = false;
 
-  private readonly reads = new ReadOnlyQueue();
-  readStates: ReadState[] = [];
+  /**
+   * A snapshot the leader told this follower to install: asked (until RawNode hands it to the driver), then
+   * fetching (until the driver reports it fetched or failed).
+   */
+  private inboundSnapshot: InboundSnapshot = { phase: 'none' };
 
-  /** The snapshot this follower was told to install, until the driver reports it fetched (or failed). */
-  snapshotToFetch: { meta: SnapshotMeta; from: NodeId } | null = null;
-  snapshotFetchPending = false;
+  /** Messages that may leave at once, and those that wait until this node's writes are durable. */
+  private messages: Message[] = [];
+  private messagesAfterPersist: Message[] = [];
 
-  msgs: Message[] = [];
-  msgsAfterPersist: Message[] = [];
-
-  readonly cfg: RaftConfig;
-  readonly logger: Logger;
-
-  constructor(cfg: RaftConfig, storage: LogStorage, hardState: HardState) {
-    assert(cfg.id !== NONE, 'raft: id must not be empty');
+  constructor(config: RaftConfig, storage: LogStorage, hardState: HardState) {
+    assert(config.id !== NONE, 'raft: id must not be empty');
     assert(
-      cfg.heartbeatTicks > 0 && cfg.electionTicks > cfg.heartbeatTicks,
+      config.heartbeatTicks > 0 && config.electionTicks > config.heartbeatTicks,
       'raft: need electionTicks > heartbeatTicks > 0',
     );
-    assert(cfg.maxEntriesPerAppend > 0 && cfg.maxAppendBodyBytes > 0, 'raft: append bounds must be positive');
-    this.cfg = cfg;
-    this.id = cfg.id;
-    this.tracker = new ProgressTracker(cfg);
-    this.logger = cfg.logger ?? silentLogger;
-    this.log = new RaftLog(storage);
-    this.conf = cloneConf(storage.snapshotMeta().conf);
+    assert(config.maxEntriesPerAppend > 0 && config.maxAppendBodyBytes > 0, 'raft: append bounds must be positive');
+    this.config = config;
+    this.id = config.id;
+    this.tracker = new ProgressTracker(config);
+    this.reads = new ReadIndex({ id: this.id, send: (m) => this.send(m) }, config.maxPendingReads);
+    this.logger = config.logger ?? silentLogger;
+    this.raftLog = new RaftLog(storage);
+    this.configuration = cloneConf(storage.snapshotMeta().conf);
+    this.replication = new Replication({
+      id: this.id,
+      config,
+      logger: this.logger,
+      log: this.raftLog,
+      tracker: this.tracker,
+      term: () => this.currentTerm,
+      conf: () => this.configuration,
+      members: () => this.members(),
+      send: (m) => this.send(m),
+    });
     if (hardState.term > 0 || hardState.vote !== NONE) {
-      this.term = hardState.term;
-      this.vote = hardState.vote;
+      this.currentTerm = hardState.term;
+      this.votedFor = hardState.vote;
     }
     // The commit hint is only trusted as far as this log reaches.
-    this.log.commitTo(Math.min(hardState.commit, this.log.lastIndex()));
-    this.becomeFollower(this.term, NONE);
+    this.raftLog.commitTo(Math.min(hardState.commit, this.raftLog.lastIndex()));
+    this.becomeFollower(this.currentTerm, NONE);
   }
 
-  // ---------------------------------------------------------------- state queries
+  // ---------------------------------------------------------------- what RawNode, invariants and tests read
 
-  hardState(): HardState {
-    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  get term(): number {
+    return this.currentTerm;
   }
 
-  /** Whether a message of this type from `from` is admitted: only members speak for the cluster, with two exceptions. */
-  admits(from: NodeId, type: MessageType): boolean {
-    const members = confMembers(this.conf);
-    // A node whose configuration is still empty (it joined and waits for the leader's snapshot) cannot tell
-    // members from others yet: its transport admits only the members it learned when it joined.
-    if (members.length === 0 || members.includes(from)) return true;
-    // A leader this configuration does not name yet (this node lags behind the change that added it), or no
-    // longer names (removed, it leads until its leave is confirmed), must still be heard: otherwise a lagging
-    // node never learns the change. The term rules apply to it as to anyone.
-    return isLeaderMessage(type);
+  get vote(): NodeId {
+    return this.votedFor;
   }
 
-  /** A voter of the current configuration, so it may campaign. */
-  promotable(): boolean {
-    return isVoter(this.conf, this.id);
+  get lead(): NodeId {
+    return this.leaderId;
   }
 
-  private members(): NodeId[] {
-    return confMembers(this.conf);
+  get state(): StateType {
+    return this.role;
   }
 
-  private voters(): NodeId[] {
-    return [...new Set([...this.conf.voters, ...this.conf.votersOutgoing])];
+  /** The log's indexes and terms; only the core changes them. */
+  get log(): RaftLogView {
+    return this.raftLog;
+  }
+
+  /** The configuration in force (replaced, never changed in place). */
+  get conf(): Readonly<ConfState> {
+    return this.configuration;
   }
 
   /** Replication progress of every member (meaningful on the leader). */
-  get progress(): Map<NodeId, Progress> {
+  get progress(): ReadonlyMap<NodeId, Readonly<Progress>> {
     return this.tracker.progress;
   }
 
-  hasPendingBroadcast(): boolean {
-    return this.bcastPending;
+  /** The voter this leader is handing leadership to, or NONE. */
+  get leadTransferee(): NodeId {
+    return this.transferee;
+  }
+
+  hardState(): HardState {
+    return { term: this.currentTerm, vote: this.votedFor, commit: this.raftLog.committed };
+  }
+
+  /** A configuration change was proposed and is not applied yet: the next one must wait. */
+  confChangePending(): boolean {
+    return this.pendingConfIndex > this.raftLog.applied;
+  }
+
+  /** Whether a message of this type from `from` is admitted (see admitsFrom). */
+  admits(from: NodeId, type: MessageType): boolean {
+    return admitsFrom(this.configuration, from, type);
+  }
+
+  /** A voter of the current configuration, so it may campaign. */
+  private promotable(): boolean {
+    return isVoter(this.configuration, this.id);
+  }
+
+  private members(): NodeId[] {
+    return confMembers(this.configuration);
+  }
+
+  private voters(): NodeId[] {
+    return [...new Set([...this.configuration.voters, ...this.configuration.votersOutgoing])];
+  }
+
+  // ---------------------------------------------------------------- output (RawNode bundles it into a Ready)
+
+  /**
+   * Whether there is anything for a Ready besides soft and hard state (RawNode compares those itself).
+   * `applyHeld`: committed entries do not count (the driver cannot apply them now).
+   */
+  hasOutput(applyHeld = false): boolean {
+    return (
+      this.replication.broadcastDue ||
+      this.messages.length > 0 ||
+      this.messagesAfterPersist.length > 0 ||
+      this.reads.hasStates ||
+      this.inboundSnapshot.phase === 'asked' ||
+      this.raftLog.unstable.nextEntries().length > 0 ||
+      (!applyHeld && this.raftLog.hasNextCommittedEntries())
+    );
+  }
+
+  /**
+   * Everything the driver must act on now, handed over once: pending appends are sent first (so proposals
+   * since the last Ready leave in one append per follower), entries not yet handed to storage are marked as
+   * being written, and the snapshot to fetch is marked as fetching. `applyHeld`: no committed entries (they
+   * stay for a later Ready).
+   */
+  takeOutput(applyHeld = false): RaftOutput {
+    this.replication.flushBroadcast(this.role === StateType.Leader);
+    const out: RaftOutput = {
+      entries: this.raftLog.unstable.nextEntries(),
+      messages: this.messages,
+      persistedMessages: this.messagesAfterPersist,
+      committedEntries: applyHeld
+        ? []
+        : this.raftLog.nextCommittedEntries(this.config.maxApplyBytes, this.config.applyBatch),
+      readStates: this.reads.takeStates(),
+      snapshotToFetch: this.inboundSnapshot.phase === 'asked' ? this.inboundSnapshot.request : null,
+    };
+    this.messages = [];
+    this.messagesAfterPersist = [];
+    this.raftLog.unstable.acceptInProgress();
+    if (out.snapshotToFetch !== null) this.inboundSnapshot = { phase: 'fetching' };
+    return out;
+  }
+
+  /** Stops leading or campaigning, keeping the term (the driver's identity rules: a node that stands down). */
+  stepDown(): void {
+    if (this.role !== StateType.Follower || this.leaderId !== NONE) this.becomeFollower(this.currentTerm, NONE);
+  }
+
+  /**
+   * Test hook: step down without a new term, as check-quorum does. For scenarios that need a leader to lose
+   * its role at a chosen moment; nothing shipped calls it.
+   */
+  stepDownForTest(): void {
+    this.becomeFollower(this.currentTerm, NONE);
   }
 
   // ---------------------------------------------------------------- role transitions
 
   private reset(term: number): void {
-    if (this.term !== term) {
-      this.term = term;
-      this.vote = NONE;
+    assert(term >= this.currentTerm, () => `raft: term ${this.currentTerm} going back to ${term}`);
+    if (this.currentTerm !== term) {
+      this.currentTerm = term;
+      this.votedFor = NONE;
     }
-    this.lead = NONE;
+    this.leaderId = NONE;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout =
-      this.cfg.electionTicks + Math.floor(this.cfg.random() * this.cfg.electionJitterTicks);
-    this.leadTransferee = NONE;
+      this.config.electionTicks + Math.floor(this.config.random() * this.config.electionJitterTicks);
+    this.transferee = NONE;
     this.tracker.resetVotes();
     this.pendingConfIndex = 0;
-    this.uncommittedBytes = 0;
-    this.bcastPending = false;
+    this.replication.reset();
+    this.reads.failAll();
     this.matchedIndex = 0;
-    this.failPendingReads();
     this.resetProgress();
   }
 
   private resetProgress(): void {
     // The leader counts itself only for what is durable on its own disk.
-    this.tracker.reset(this.members(), this.log.lastIndex() + 1, this.id, this.log.stableIndex());
+    this.tracker.reset(this.members(), this.raftLog.lastIndex() + 1, this.id, this.raftLog.stableIndex());
   }
 
-  becomeFollower(term: number, lead: NodeId): void {
+  private becomeFollower(term: number, lead: NodeId): void {
     this.reset(term);
-    this.lead = lead;
-    this.state = StateType.Follower;
+    this.leaderId = lead;
+    this.role = StateType.Follower;
   }
 
   private becomePreCandidate(): void {
-    assert(this.state !== StateType.Leader, 'raft: leader cannot become pre-candidate');
+    assert(this.role !== StateType.Leader, 'raft: leader cannot become pre-candidate');
     // Pre-vote changes neither term nor vote: a node that cannot win never disturbs the cluster.
     this.tracker.resetVotes();
-    this.lead = NONE;
-    this.state = StateType.PreCandidate;
+    this.leaderId = NONE;
+    this.role = StateType.PreCandidate;
   }
 
   private becomeCandidate(): void {
-    assert(this.state !== StateType.Leader, 'raft: leader cannot become candidate');
-    this.reset(this.term + 1);
-    this.vote = this.id;
-    this.state = StateType.Candidate;
+    assert(this.role !== StateType.Leader, 'raft: leader cannot become candidate');
+    this.reset(this.currentTerm + 1);
+    this.votedFor = this.id;
+    this.role = StateType.Candidate;
   }
 
   private becomeLeader(): void {
-    assert(this.state === StateType.Candidate, 'raft: only a candidate becomes leader');
-    this.reset(this.term);
-    this.lead = this.id;
-    this.state = StateType.Leader;
-    const self = this.progress.get(this.id);
+    assert(this.role === StateType.Candidate, 'raft: only a candidate becomes leader');
+    this.reset(this.currentTerm);
+    this.leaderId = this.id;
+    this.role = StateType.Leader;
+    const self = this.tracker.progress.get(this.id);
     if (self) self.becomeReplicate();
     // Configuration changes wait until everything before this term is applied.
-    this.pendingConfIndex = this.log.lastIndex();
+    this.pendingConfIndex = this.raftLog.lastIndex();
     // The no-op of this term: committing it commits every earlier entry (Figure 8) and enables ReadIndex.
-    const ok = this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
+    const ok = this.replication.append([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
     assert(ok, 'raft: empty entry refused');
-    this.logger.info({ term: this.term, lastIndex: this.log.lastIndex() }, 'became leader');
+    this.logger.info({ term: this.currentTerm, lastIndex: this.raftLog.lastIndex() }, 'became leader');
   }
 
   // ---------------------------------------------------------------- time
 
   tick(mayCampaign = true): void {
-    if (this.state === StateType.Leader) this.tickHeartbeat();
+    if (this.role === StateType.Leader) this.tickHeartbeat();
     else this.tickElection(mayCampaign);
   }
 
@@ -229,39 +328,29 @@ export class Raft {
     this.electionElapsed++;
     if (mayCampaign && this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
-      this.campaign(this.cfg.preVote ? 'pre-vote' : 'election');
+      this.campaign(this.config.preVote ? 'pre-vote' : 'election');
     }
   }
 
   private tickHeartbeat(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
-    if (this.electionElapsed >= this.cfg.electionTicks) {
+    if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
-      if (this.cfg.checkQuorum && !this.tracker.quorumActive(this.conf, this.id)) {
-        this.logger.warn({ term: this.term }, 'stepping down: no quorum heard from within an election timeout');
-        this.becomeFollower(this.term, NONE);
+      if (this.config.checkQuorum && !this.tracker.quorumActive(this.configuration, this.id)) {
+        this.logger.warn({ term: this.currentTerm }, 'stepping down: no quorum heard from within an election timeout');
+        this.becomeFollower(this.currentTerm, NONE);
         return;
       }
-      if (this.leadTransferee !== NONE) {
-        this.logger.info({ to: this.leadTransferee }, 'leadership transfer timed out');
-        this.leadTransferee = NONE;
+      if (this.transferee !== NONE) {
+        this.logger.info({ to: this.transferee }, 'leadership transfer timed out');
+        this.transferee = NONE;
       }
     }
-    for (const [id, pr] of this.progress) {
-      if (id === this.id || pr.state !== ProgressState.Snapshot) continue;
-      if (++pr.snapshotElapsedTicks >= this.cfg.snapshotTimeoutTicks) {
-        this.logger.info({ to: id }, 'snapshot install unanswered: probing again');
-        pr.becomeProbe();
-      } else if (pr.snapshotElapsedTicks % this.cfg.electionTicks === 0) {
-        // The follower may have restarted and lost its fetch. Asking again costs nothing: a follower still
-        // fetching ignores the request, one that restarted starts over at once rather than at the timeout.
-        this.resendSnapshot(id, pr);
-      }
-    }
-    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
+    this.replication.tickSnapshots();
+    if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat(this.reads.lastContext());
+      this.replication.heartbeat(this.reads.lastContext());
     }
   }
 
@@ -272,12 +361,12 @@ export class Raft {
       this.logger.debug({}, 'not campaigning: not a voter');
       return;
     }
-    if (this.snapshotFetchPending) {
+    if (this.inboundSnapshot.phase === 'fetching') {
       // A node mid-way through installing a snapshot has a log that is about to be replaced.
       this.logger.debug({}, 'not campaigning: installing a snapshot');
       return;
     }
-    if (this.hasUnappliedConfChanges()) {
+    if (this.raftLog.hasUnappliedConfChange(this.config.maxApplyBytes)) {
       // Configurations take effect when applied. A node that knows a configuration entry is committed but
       // still counts votes in the one before could be elected by the old voters alone, after the new ones
       // committed entries it lacks (a removed node restarting, say). Apply first (etcd's rule).
@@ -289,11 +378,11 @@ export class Raft {
     if (kind === 'pre-vote') {
       this.becomePreCandidate();
       voteType = MessageType.PreVote;
-      term = this.term + 1;
+      term = this.currentTerm + 1;
     } else {
       this.becomeCandidate();
       voteType = MessageType.Vote;
-      term = this.term;
+      term = this.currentTerm;
     }
     if (this.poll(this.id, true) === VoteResult.Won) {
       // A single-voter configuration wins at once.
@@ -301,8 +390,8 @@ export class Raft {
       else this.becomeLeader();
       return;
     }
-    const lastIndex = this.log.lastIndex();
-    const lastTerm = this.log.lastTerm();
+    const lastIndex = this.raftLog.lastIndex();
+    const lastTerm = this.raftLog.lastTerm();
     for (const id of this.voters()) {
       if (id === this.id) continue;
       const context = kind === 'transfer' ? CAMPAIGN_TRANSFER : new Uint8Array(0);
@@ -313,25 +402,14 @@ export class Raft {
     this.logger.info({ term, kind }, kind === 'pre-vote' ? 'started pre-vote' : 'started election');
   }
 
-  /** A configuration entry is committed and not yet applied. */
-  private hasUnappliedConfChanges(): boolean {
-    const hi = this.log.committed + 1;
-    for (let lo = this.log.applied + 1; lo < hi; ) {
-      const page = this.log.entries(lo, hi, this.cfg.maxApplyBytes);
-      if (page.some((e) => e.type === EntryType.ConfChange)) return true;
-      lo += page.length;
-    }
-    return false;
-  }
-
   private poll(id: NodeId, granted: boolean): VoteResult {
-    return this.tracker.recordVote(this.conf, id, granted);
+    return this.tracker.recordVote(this.configuration, id, granted);
   }
 
   // ---------------------------------------------------------------- message input
 
   step(m: Message): void {
-    if (m.term > this.term) {
+    if (m.term > this.currentTerm) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = bytesEqual(m.context, CAMPAIGN_TRANSFER);
         // Stickiness: while this node heard from a live leader within an election timeout, it does not help
@@ -340,10 +418,10 @@ export class Raft {
         // electionTicks can find this node one tick short and be ignored, which costs the cluster a whole
         // extra election timeout after a leader dies. So a follower gives up the lease one tick early. This
         // is liveness only: reads are served by ReadIndex, never by lease.
-        const lease = this.state === StateType.Leader ? this.cfg.electionTicks : this.cfg.electionTicks - 1;
-        const inLease = this.cfg.checkQuorum && this.lead !== NONE && this.electionElapsed < lease;
+        const lease = this.role === StateType.Leader ? this.config.electionTicks : this.config.electionTicks - 1;
+        const inLease = this.config.checkQuorum && this.leaderId !== NONE && this.electionElapsed < lease;
         if (!force && inLease) {
-          this.logger.debug({ from: m.from, term: m.term, lead: this.lead }, 'ignoring vote request: leader lease');
+          this.logger.debug({ from: m.from, term: m.term, lead: this.leaderId }, 'ignoring vote request: leader lease');
           return;
         }
       }
@@ -356,17 +434,16 @@ export class Raft {
       } else {
         this.becomeFollower(m.term, NONE);
       }
-    } else if (m.term < this.term) {
+    } else if (m.term < this.currentTerm) {
       if (
-        (this.cfg.checkQuorum || this.cfg.preVote) &&
+        (this.config.checkQuorum || this.config.preVote) &&
         (m.type === MessageType.Heartbeat || m.type === MessageType.App)
       ) {
         // A stale leader (e.g. after a pause or partition) learns our term from this and steps down.
         this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id }));
       } else if (m.type === MessageType.PreVote) {
-        this.send(
-          makeMessage({ type: MessageType.PreVoteResp, to: m.from, from: this.id, term: this.term, reject: true }),
-        );
+        const refusal = { term: this.currentTerm, reject: true };
+        this.send(makeMessage({ type: MessageType.PreVoteResp, to: m.from, from: this.id, ...refusal }));
       } else {
         this.logger.debug(
           { type: MessageType[m.type], from: m.from, term: m.term },
@@ -384,7 +461,7 @@ export class Raft {
       default:
         break;
     }
-    switch (this.state) {
+    switch (this.role) {
       case StateType.Leader:
         this.stepLeader(m);
         return;
@@ -396,38 +473,38 @@ export class Raft {
         this.stepFollower(m);
         return;
       default:
-        unreachable(this.state, 'state');
+        unreachable(this.role, 'state');
     }
   }
 
   private handleVoteRequest(m: Message): void {
     const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
     const canVote =
-      this.vote === m.from ||
-      (this.vote === NONE && this.lead === NONE) ||
-      (m.type === MessageType.PreVote && m.term > this.term);
-    if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
+      this.votedFor === m.from ||
+      (this.votedFor === NONE && this.leaderId === NONE) ||
+      (m.type === MessageType.PreVote && m.term > this.currentTerm);
+    if (canVote && this.raftLog.isUpToDate(m.index, m.logTerm)) {
       // A granted pre-vote answers with the term asked about, so the pre-candidate counts it.
       this.send(makeMessage({ type: respType, to: m.from, from: this.id, term: m.term }));
       if (m.type === MessageType.Vote) {
         this.electionElapsed = 0;
-        this.vote = m.from;
+        this.votedFor = m.from;
       }
     } else {
-      this.send(makeMessage({ type: respType, to: m.from, from: this.id, term: this.term, reject: true }));
+      this.send(makeMessage({ type: respType, to: m.from, from: this.id, term: this.currentTerm, reject: true }));
     }
   }
 
   private stepLeader(m: Message): void {
-    const pr = this.progress.get(m.from);
+    const pr = this.tracker.progress.get(m.from);
     if (
       (m.type === MessageType.AppResp || m.type === MessageType.SnapStatus) &&
       !m.reject &&
-      m.index > this.log.lastIndex()
+      m.index > this.raftLog.lastIndex()
     ) {
       // Nobody can acknowledge entries this leader does not have: a faulty or forged peer.
       this.logger.warn(
-        { from: m.from, index: m.index, lastIndex: this.log.lastIndex() },
+        { from: m.from, index: m.index, lastIndex: this.raftLog.lastIndex() },
         'dropping an acknowledgement past the end of the log',
       );
       return;
@@ -435,105 +512,30 @@ export class Raft {
     switch (m.type) {
       case MessageType.AppResp:
         if (!pr) return;
-        pr.recentActive = true;
-        this.handleAppendResponse(m, pr);
+        if (this.replication.onAppendResponse(m, pr) && m.from === this.transferee) {
+          if (pr.match !== this.raftLog.lastIndex()) return;
+          this.logger.info({ to: m.from }, 'transferee caught up: sending TimeoutNow');
+          this.send(makeMessage({ type: MessageType.TimeoutNow, to: m.from, from: this.id }));
+        }
         return;
       case MessageType.HeartbeatResp:
         if (!pr) return;
-        pr.recentActive = true;
-        pr.probeSent = false;
-        if (pr.state === ProgressState.Replicate && pr.inflights.full()) {
-          // Every append in the window may have been lost: an empty append at the window's end makes the
-          // follower report where it really is (accept frees the window, reject falls back to probing).
-          this.sendEmptyAppend(m.from, pr);
-        } else if (pr.match < this.log.lastIndex() || pr.state === ProgressState.Probe || m.reject) {
-          // (A follower that could not believe the commit index it was told: an append shows where it matches.)
-          this.maybeSendAppend(m.from, true);
-        }
-        if (m.context.byteLength > 0)
-          for (const r of this.reads.ack(m.from, m.context, this.conf)) this.answerRead(r, true);
+        this.replication.onHeartbeatResponse(m, pr);
+        if (m.context.byteLength > 0) this.reads.ack(m.from, m.context, this.configuration);
         return;
       case MessageType.SnapStatus:
-        if (!pr || pr.state !== ProgressState.Snapshot) return;
-        pr.recentActive = true;
-        if (m.reject) {
-          this.logger.info({ from: m.from }, 'follower failed to install snapshot: will retry');
-          pr.pendingSnapshot = 0;
-          pr.becomeProbe();
-        } else {
-          pr.maybeUpdate(m.index);
-          pr.becomeProbe();
-          this.maybeSendAppend(m.from, true);
-        }
+        if (pr) this.replication.onSnapshotStatus(m, pr);
         return;
       case MessageType.ReadIndex:
-        if (!pr) return;
-        this.handleReadIndex(m.context, m.from);
+        if (pr) this.handleReadIndex(m.context, m.from);
         return;
       default:
         this.logger.debug({ type: MessageType[m.type], from: m.from }, 'leader ignoring message');
     }
   }
 
-  private handleAppendResponse(m: Message, pr: Progress): void {
-    if (m.reject) {
-      // The follower's hint: it may match at most at rejectHint, whose term it has as logTerm. Our own
-      // last entry at or below that hint with a term <= logTerm is where probing resumes.
-      let nextProbe = m.rejectHint;
-      if (m.logTerm > 0) nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
-      if (pr.state !== ProgressState.Snapshot && m.index === pr.next - 1 && m.rejectHint < pr.match) {
-        // A follower's hint never falls below what it acknowledged unless its disk lost durable entries (a
-        // fault outside the model: a data directory restored from an older copy). Re-replicate from where it
-        // really is rather than probing (or, replicating, ignoring its answer as stale) forever.
-        this.logger.warn(
-          { from: m.from, match: pr.match, hint: m.rejectHint },
-          'follower lost entries it had acknowledged: re-replicating',
-        );
-        // (Probing resumes from the entry it rejected: becomeProbe before match is forgotten.)
-        if (pr.state === ProgressState.Replicate) pr.becomeProbe();
-        pr.match = 0;
-      }
-      if (pr.maybeDecrTo(m.index, nextProbe)) {
-        this.logger.debug({ from: m.from, rejected: m.index, next: pr.next }, 'append rejected: backing up');
-        if (pr.state === ProgressState.Replicate) pr.becomeProbe();
-        this.maybeSendAppend(m.from, true);
-      }
-      return;
-    }
-    const wasPaused = pr.isPaused();
-    if (!pr.maybeUpdate(m.index)) {
-      if (wasPaused && !pr.isPaused()) this.maybeSendAppend(m.from, false);
-      return;
-    }
-    switch (pr.state) {
-      case ProgressState.Probe:
-        pr.becomeReplicate();
-        break;
-      case ProgressState.Snapshot:
-        if (pr.match >= pr.pendingSnapshot) {
-          pr.becomeProbe();
-          pr.becomeReplicate();
-        }
-        break;
-      case ProgressState.Replicate:
-        pr.inflights.freeLE(m.index);
-        break;
-    }
-    // A new commit index is not broadcast on its own: it rides on the next append or heartbeat (within
-    // a tick). An exchange per follower per commit would double the messages of every write.
-    this.maybeCommit();
-    // Keep the pipeline full for this follower.
-    while (this.maybeSendAppend(m.from, false)) {
-      /* send until paused or caught up */
-    }
-    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
-      this.logger.info({ to: m.from }, 'transferee caught up: sending TimeoutNow');
-      this.send(makeMessage({ type: MessageType.TimeoutNow, to: m.from, from: this.id }));
-    }
-  }
-
   private stepCandidate(m: Message): void {
-    const myVoteResp = this.state === StateType.PreCandidate ? MessageType.PreVoteResp : MessageType.VoteResp;
+    const myVoteResp = this.role === StateType.PreCandidate ? MessageType.PreVoteResp : MessageType.VoteResp;
     switch (m.type) {
       case MessageType.App:
       case MessageType.Heartbeat:
@@ -547,13 +549,13 @@ export class Raft {
         if (m.type !== myVoteResp) return;
         const res = this.poll(m.from, !m.reject);
         if (res === VoteResult.Won) {
-          if (this.state === StateType.PreCandidate) this.campaign('election');
+          if (this.role === StateType.PreCandidate) this.campaign('election');
           else {
             this.becomeLeader();
           }
         } else if (res === VoteResult.Lost) {
           // A pre-vote rejection with a higher term already moved our term in step().
-          this.becomeFollower(this.term, NONE);
+          this.becomeFollower(this.currentTerm, NONE);
         }
         return;
       }
@@ -567,25 +569,29 @@ export class Raft {
 
   private stepFollower(m: Message): void {
     if (isLeaderMessage(m.type)) {
-      if (this.lead !== NONE && this.lead !== m.from) {
+      if (this.leaderId !== NONE && this.leaderId !== m.from) {
         // A term has one leader: a second one is a faulty or forged peer, never Raft. Its input is dropped.
         this.logger.warn(
-          { from: m.from, lead: this.lead, term: this.term, type: MessageType[m.type] },
+          { from: m.from, lead: this.leaderId, term: this.currentTerm, type: MessageType[m.type] },
           'dropping a leader message from a second leader of this term',
         );
         return;
       }
       // The leader of this term is alive.
       this.electionElapsed = 0;
-      this.lead = m.from;
+      this.leaderId = m.from;
     }
     switch (m.type) {
       case MessageType.App:
         this.handleAppendEntries(m);
         return;
       case MessageType.Heartbeat: {
-        const commit = Math.min(m.commit, this.log.lastIndex(), Math.max(this.matchedIndex, this.log.committed));
-        this.log.commitTo(commit);
+        const commit = Math.min(
+          m.commit,
+          this.raftLog.lastIndex(),
+          Math.max(this.matchedIndex, this.raftLog.committed),
+        );
+        this.raftLog.commitTo(commit);
         // Told to commit further than it can believe: the leader's next append checks where the logs match.
         this.send(
           makeMessage({
@@ -602,13 +608,13 @@ export class Raft {
         this.handleSnapshot(m);
         return;
       case MessageType.TimeoutNow:
-        if (m.from !== this.lead) return;
+        if (m.from !== this.leaderId) return;
         this.logger.info({ from: m.from }, 'TimeoutNow from leader: campaigning for a transfer');
         this.campaign('transfer');
         return;
       case MessageType.ReadIndexResp:
-        if (m.from !== this.lead) return;
-        this.readStates.push({ context: m.context, index: m.index, ok: !m.reject });
+        if (m.from !== this.leaderId) return;
+        this.reads.answered(m.context, m.index, !m.reject);
         return;
       default:
         this.logger.debug({ type: MessageType[m.type], from: m.from }, 'follower ignoring message');
@@ -616,84 +622,65 @@ export class Raft {
   }
 
   private handleAppendEntries(m: Message): void {
-    if (m.index < this.log.committed) {
+    if (m.index < this.raftLog.committed) {
       // Entries up to our commit index match the leader's by Log Matching: report where we are.
-      this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: this.log.committed }));
+      this.reportCommitted(m.from);
       return;
     }
-    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
+    const lastNew = this.raftLog.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
       this.matchedIndex = Math.max(this.matchedIndex, lastNew);
       this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: lastNew }));
       return;
     }
     // No match at m.index: hint the last index we may match, and our term there.
-    const hintIndex = Math.min(m.index, this.log.lastIndex());
-    const hint = this.log.findConflictByTerm(hintIndex, m.logTerm);
+    const hintIndex = Math.min(m.index, this.raftLog.lastIndex());
+    const hint = this.raftLog.findConflictByTerm(hintIndex, m.logTerm);
     this.logger.debug({ from: m.from, index: m.index, logTerm: m.logTerm, hintIndex: hint.index }, 'rejecting append');
-    this.send(
-      makeMessage({
-        type: MessageType.AppResp,
-        to: m.from,
-        from: this.id,
-        index: m.index,
-        reject: true,
-        rejectHint: hint.index,
-        logTerm: hint.term,
-      }),
-    );
+    const rejection = { index: m.index, reject: true, rejectHint: hint.index, logTerm: hint.term };
+    this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, ...rejection }));
   }
 
   private handleSnapshot(m: Message): void {
     const meta = m.snapshot;
     if (!meta) return;
-    if (meta.index <= this.log.committed) {
-      this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: this.log.committed }));
+    if (meta.index <= this.raftLog.committed) {
+      this.reportCommitted(m.from);
       return;
     }
-    if (this.log.matchTerm(meta.index, meta.term)) {
+    if (this.raftLog.matchTerm(meta.index, meta.term)) {
       // We already hold the snapshot's last entry: just learn that it is committed.
-      this.log.commitTo(meta.index);
-      this.send(makeMessage({ type: MessageType.AppResp, to: m.from, from: this.id, index: this.log.committed }));
+      this.raftLog.commitTo(meta.index);
+      this.reportCommitted(m.from);
       return;
     }
-    if (this.snapshotFetchPending || (this.snapshotToFetch && this.snapshotToFetch.meta.index >= meta.index)) {
+    const pending = this.inboundSnapshot;
+    if (pending.phase === 'fetching' || (pending.phase === 'asked' && pending.request.meta.index >= meta.index)) {
       return; // already fetching one at least as new
     }
     this.logger.info({ from: m.from, index: meta.index, term: meta.term }, 'asked to install a snapshot');
-    this.snapshotToFetch = { meta, from: m.from };
+    this.inboundSnapshot = { phase: 'asked', request: { meta, from: m.from } };
   }
 
   // ---------------------------------------------------------------- snapshot install (driver callbacks)
-
-  /** Called by RawNode when the fetch request is handed to the driver. */
-  takeSnapshotToFetch(): { meta: SnapshotMeta; from: NodeId } | null {
-    const s = this.snapshotToFetch;
-    if (s) {
-      this.snapshotToFetch = null;
-      this.snapshotFetchPending = true;
-    }
-    return s;
-  }
 
   /**
    * The driver fetched the snapshot image (ok) or gave up. Returns true if the snapshot must be installed:
    * the driver then resets its storage to it before any further call. Returns false if it became stale.
    */
   snapshotFetched(meta: SnapshotMeta, ok: boolean): boolean {
-    this.snapshotFetchPending = false;
-    const reportTo = this.lead !== NONE ? this.lead : NONE;
+    this.inboundSnapshot = { phase: 'none' };
+    // Reported to the leader of this term, if this node knows one.
+    const lead = this.leaderId;
     if (!ok) {
-      if (reportTo !== NONE) {
-        this.send(makeMessage({ type: MessageType.SnapStatus, to: reportTo, from: this.id, reject: true }));
-      }
+      if (lead !== NONE)
+        this.send(makeMessage({ type: MessageType.SnapStatus, to: lead, from: this.id, reject: true }));
       return false;
     }
-    if (meta.index <= this.log.committed) {
-      this.logger.info({ index: meta.index, committed: this.log.committed }, 'fetched snapshot is stale: discarding');
-      if (reportTo !== NONE) {
-        this.send(makeMessage({ type: MessageType.AppResp, to: reportTo, from: this.id, index: this.log.committed }));
-      }
+    const committed = this.raftLog.committed;
+    if (meta.index <= committed) {
+      this.logger.info({ index: meta.index, committed }, 'fetched snapshot is stale: discarding');
+      if (lead !== NONE) this.reportCommitted(lead);
       return false;
     }
     return true;
@@ -701,12 +688,12 @@ export class Raft {
 
   /** The driver has reset its storage to the snapshot; the log and configuration now start from it. */
   restore(meta: SnapshotMeta): void {
-    this.log.restore(meta);
-    this.conf = cloneConf(meta.conf);
+    this.raftLog.restore(meta);
+    this.configuration = cloneConf(meta.conf);
     this.resetProgress();
     this.logger.info({ index: meta.index, term: meta.term }, 'installed snapshot');
-    if (this.lead !== NONE) {
-      this.send(makeMessage({ type: MessageType.SnapStatus, to: this.lead, from: this.id, index: meta.index }));
+    if (this.leaderId !== NONE) {
+      this.send(makeMessage({ type: MessageType.SnapStatus, to: this.leaderId, from: this.id, index: meta.index }));
     }
   }
 
@@ -718,10 +705,10 @@ export class Raft {
    * configuration entries among them apply in order before the new configuration is forced.
    */
   forceCommitLog(): void {
-    assert(this.log.stableIndex() === this.log.lastIndex(), 'raft: force-commit with entries not yet durable');
-    assert(!this.snapshotFetchPending && this.snapshotToFetch === null, 'raft: force-commit during a snapshot install');
-    if (this.state !== StateType.Follower || this.lead !== NONE) this.becomeFollower(this.term, NONE);
-    this.log.commitTo(this.log.lastIndex());
+    assert(this.raftLog.stableIndex() === this.raftLog.lastIndex(), 'raft: force-commit with entries not yet durable');
+    assert(this.inboundSnapshot.phase === 'none', 'raft: force-commit during a snapshot install');
+    if (this.role !== StateType.Follower || this.leaderId !== NONE) this.becomeFollower(this.currentTerm, NONE);
+    this.raftLog.commitTo(this.raftLog.lastIndex());
   }
 
   /**
@@ -730,23 +717,31 @@ export class Raft {
    * than anything this node's log holds.
    */
   forceConfiguration(conf: ConfState): void {
-    assert(this.log.applied === this.log.lastIndex(), 'raft: forcing a configuration before the log is applied');
+    assert(
+      this.raftLog.applied === this.raftLog.lastIndex(),
+      'raft: forcing a configuration before the log is applied',
+    );
     assert(
       conf.votersOutgoing.length === 0 && conf.voters.length > 0,
       'raft: a forced configuration is a simple one with voters',
     );
-    this.conf = cloneConf(conf);
-    this.becomeFollower(this.term + 1, NONE);
-    const index = this.log.lastIndex() + 1;
-    this.log.append([{ term: this.term, index, type: EntryType.Normal, data: new Uint8Array(0) }]);
-    this.log.commitTo(index);
+    this.configuration = cloneConf(conf);
+    this.becomeFollower(this.currentTerm + 1, NONE);
+    const index = this.raftLog.lastIndex() + 1;
+    this.raftLog.append([{ term: this.currentTerm, index, type: EntryType.Normal, data: new Uint8Array(0) }]);
+    this.raftLog.commitTo(index);
     this.logger.warn(
-      { term: this.term, index, voters: conf.voters, learners: conf.learners },
+      { term: this.currentTerm, index, voters: conf.voters, learners: conf.learners },
       'configuration forced by reset-peers',
     );
   }
 
-  // ---------------------------------------------------------------- replication (leader)
+  // ---------------------------------------------------------------- output messages
+
+  /** Tells `to` this node's log matches up to its commit index (an append answered from what is committed). */
+  private reportCommitted(to: NodeId): void {
+    this.send(makeMessage({ type: MessageType.AppResp, to, from: this.id, index: this.raftLog.committed }));
+  }
 
   private send(m: Message): void {
     if (
@@ -755,176 +750,21 @@ export class Raft {
       m.type !== MessageType.VoteResp &&
       m.type !== MessageType.PreVote
     ) {
-      m.term = this.term;
+      m.term = this.currentTerm;
     }
     assert(m.to !== this.id, 'raft: sending to self');
-    if (AFTER_PERSIST.has(m.type)) this.msgsAfterPersist.push(m);
-    else this.msgs.push(m);
-  }
-
-  /**
-   * Sends the next append to `to` if its flow control allows. Without `sendIfEmpty`, only an append that
-   * carries entries goes out: a follower learns a new commit index with the next entries or heartbeat.
-   * Returns true if a message was sent.
-   */
-  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
-    const pr = this.progress.get(to);
-    if (!pr || to === this.id || pr.isPaused()) return false;
-    const prevIndex = pr.next - 1;
-    const prevTerm = this.log.term(prevIndex);
-    if (prevTerm === undefined || pr.next < this.log.firstIndex()) {
-      return this.sendSnapshot(to, pr);
-    }
-    const lastIndex = this.log.lastIndex();
-    let ents: Entry[] = [];
-    if (pr.next <= lastIndex) {
-      const hi = Math.min(lastIndex + 1, pr.next + this.cfg.maxEntriesPerAppend);
-      ents = this.log.entries(pr.next, hi, this.cfg.maxAppendBodyBytes);
-    }
-    if (ents.length === 0 && !sendIfEmpty) return false;
-    this.send(
-      makeMessage({
-        type: MessageType.App,
-        to,
-        from: this.id,
-        index: prevIndex,
-        logTerm: prevTerm,
-        entries: ents,
-        commit: this.log.committed,
-      }),
-    );
-    if (ents.length > 0) {
-      let bytes = 0;
-      for (const e of ents) bytes += entryBytes(e);
-      pr.sentEntries(ents[ents.length - 1]!.index, bytes);
-    } else if (pr.state === ProgressState.Probe) {
-      pr.probeSent = true;
-    }
-    return true;
-  }
-
-  private sendEmptyAppend(to: NodeId, pr: Progress): void {
-    const prevIndex = pr.next - 1;
-    const prevTerm = this.log.term(prevIndex);
-    if (prevTerm === undefined || prevIndex < this.log.firstIndex() - 1) {
-      // The window's end is compacted away: rediscover the follower (which leads to a snapshot).
-      pr.becomeProbe();
-      this.maybeSendAppend(to, true);
-      return;
-    }
-    this.send(
-      makeMessage({
-        type: MessageType.App,
-        to,
-        from: this.id,
-        index: prevIndex,
-        logTerm: prevTerm,
-        commit: this.log.committed,
-      }),
-    );
-  }
-
-  private sendSnapshot(to: NodeId, pr: Progress): boolean {
-    const meta = this.log.storage.snapshotMeta();
-    if (meta.index === 0) {
-      this.logger.warn({ to }, 'follower needs compacted entries but no snapshot exists');
-      return false;
-    }
-    pr.becomeSnapshot(meta.index);
-    this.logger.info({ to, index: meta.index, term: meta.term }, 'sending snapshot');
-    this.sendSnap(to, meta);
-    return true;
-  }
-
-  private resendSnapshot(to: NodeId, pr: Progress): void {
-    const meta = this.log.storage.snapshotMeta();
-    if (meta.index < pr.pendingSnapshot) return;
-    pr.pendingSnapshot = meta.index;
-    this.sendSnap(to, meta);
-  }
-
-  private sendSnap(to: NodeId, meta: SnapshotMeta): void {
-    this.send(
-      makeMessage({
-        type: MessageType.Snap,
-        to,
-        from: this.id,
-        snapshot: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) },
-      }),
-    );
-  }
-
-  /** Sends pending appends to every follower (new entries, or a commit index they have not seen). */
-  flushBroadcast(): void {
-    if (!this.bcastPending) return;
-    this.bcastPending = false;
-    if (this.state !== StateType.Leader) return;
-    for (const id of this.members()) {
-      if (id === this.id) continue;
-      while (this.maybeSendAppend(id, false)) {
-        /* fill the window */
-      }
-    }
-  }
-
-  private bcastHeartbeat(context: Uint8Array | undefined): void {
-    for (const id of this.members()) {
-      if (id === this.id) continue;
-      // Never tell a follower to commit past what it is known to hold.
-      const commit = Math.min(this.progress.get(id)!.match, this.log.committed);
-      this.send(
-        makeMessage({
-          type: MessageType.Heartbeat,
-          to: id,
-          from: this.id,
-          commit,
-          context: context ?? new Uint8Array(0),
-        }),
-      );
-    }
-  }
-
-  private maybeCommit(): boolean {
-    const ci = this.tracker.committed(this.conf);
-    const before = this.log.committed;
-    if (!this.log.maybeCommit(ci, this.term)) return false;
-    this.reduceUncommitted(before, this.log.committed);
-    return true;
-  }
-
-  private reduceUncommitted(from: number, to: number): void {
-    if (this.uncommittedBytes === 0) return;
-    let freed = 0;
-    const lo = Math.max(from + 1, this.log.firstIndex());
-    if (lo <= to) for (const e of this.log.entries(lo, to + 1, Number.MAX_SAFE_INTEGER)) freed += entryBytes(e);
-    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - freed);
-  }
-
-  /** Appends entries at the end of the leader's log in the current term. False if over the uncommitted bound. */
-  private appendEntries(ents: Entry[]): boolean {
-    let bytes = 0;
-    for (const e of ents) bytes += entryBytes(e);
-    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.cfg.maxUncommittedBytes) return false;
-    let li = this.log.lastIndex();
-    for (const e of ents) {
-      e.term = this.term;
-      e.index = ++li;
-    }
-    this.log.append(ents);
-    this.uncommittedBytes += bytes;
-    this.bcastPending = true;
-    // A single-voter configuration commits once its own write is durable (see persisted()).
-    return true;
+    if (AFTER_PERSIST.has(m.type)) this.messagesAfterPersist.push(m);
+    else this.messages.push(m);
   }
 
   // ---------------------------------------------------------------- durability (driver callback)
 
   /** Entries up to `index` (of `term`) are durable on this node's disk. */
   persisted(index: number, term: number): void {
-    this.log.unstable.stableTo(index, term);
-    if (this.state !== StateType.Leader) return;
-    const self = this.progress.get(this.id);
-    if (self?.maybeUpdate(this.log.stableIndex())) this.maybeCommit();
+    this.raftLog.unstable.stableTo(index, term);
+    if (this.role !== StateType.Leader) return;
+    const self = this.tracker.progress.get(this.id);
+    if (self?.maybeUpdate(this.raftLog.stableIndex())) this.replication.maybeCommit();
   }
 
   // ---------------------------------------------------------------- proposals
@@ -933,38 +773,38 @@ export class Raft {
     const refused = this.checkProposal(expectedTerm);
     if (refused) return refused;
     const e: Entry = { term: 0, index: 0, type: EntryType.Normal, data };
-    if (!this.appendEntries([e])) return this.refuse('busy', 'too many uncommitted bytes');
+    if (!this.replication.append([e])) return this.refuse('busy', 'too many uncommitted bytes');
     return { ok: true, index: e.index, term: e.term };
   }
 
   proposeConfChange(cc: ConfChange, expectedTerm?: number): ProposeResult {
     const refused = this.checkProposal(expectedTerm);
     if (refused) return refused;
-    if (this.pendingConfIndex > this.log.applied) {
+    if (this.pendingConfIndex > this.raftLog.applied) {
       return this.refuse('conf-change-pending', `configuration change at ${this.pendingConfIndex} not yet applied`);
     }
-    const problem = cc.changes.length === 0 && !cc.leaveJoint ? 'no changes' : validateConfChange(this.conf, cc);
+    const problem =
+      cc.changes.length === 0 && !cc.leaveJoint ? 'no changes' : validateConfChange(this.configuration, cc);
     if (problem) return this.refuse('invalid-conf-change', problem);
-    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode(cc) };
-    if (!this.appendEntries([e])) return this.refuse('busy', 'too many uncommitted bytes');
+    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.config.confChangeCodec.encode(cc) };
+    if (!this.replication.append([e])) return this.refuse('busy', 'too many uncommitted bytes');
     this.pendingConfIndex = e.index;
     return { ok: true, index: e.index, term: e.term };
   }
 
   private checkProposal(expectedTerm: number | undefined): ProposeResult | null {
-    if (this.state !== StateType.Leader) return this.refuse('not-leader');
-    if (expectedTerm !== undefined && expectedTerm !== this.term) {
-      return this.refuse('term-mismatch', `expected term ${expectedTerm}, leader is at ${this.term}`);
+    if (this.role !== StateType.Leader) return this.refuse('not-leader');
+    if (expectedTerm !== undefined && expectedTerm !== this.currentTerm) {
+      return this.refuse('term-mismatch', `expected term ${expectedTerm}, leader is at ${this.currentTerm}`);
     }
-    if (this.leadTransferee !== NONE)
-      return this.refuse('transferring', `transferring leadership to ${this.leadTransferee}`);
+    if (this.transferee !== NONE) return this.refuse('transferring', `transferring leadership to ${this.transferee}`);
     return null;
   }
 
   private refuse(error: ProposeError, detail?: string): ProposeResult {
     return detail === undefined
-      ? { ok: false, error, leader: this.lead, term: this.term }
-      : { ok: false, error, leader: this.lead, term: this.term, detail };
+      ? { ok: false, error, leader: this.leaderId, term: this.currentTerm }
+      : { ok: false, error, leader: this.leaderId, term: this.currentTerm, detail };
   }
 
   // ---------------------------------------------------------------- applying (called as entries are handed out)
@@ -975,53 +815,38 @@ export class Raft {
     for (const e of ents) {
       if (e.type === EntryType.ConfChange) this.applyConfEntry(e);
     }
-    this.log.appliedTo(ents[ents.length - 1]!.index);
+    this.raftLog.appliedTo(ents[ents.length - 1]!.index);
     this.maybeAutoConfChange();
   }
 
   private applyConfEntry(e: Entry): void {
-    // A committed configuration entry that does not decode, or does not fit the configuration it applies to
-    // (only a buggy or forged proposer writes one: proposals are validated), changes nothing. Every replica
-    // applies it to the same configuration, so every replica skips it alike.
-    let cc: ConfChange;
-    try {
-      cc = this.cfg.confChangeCodec.decode(e.data);
-    } catch (err) {
-      this.logger.warn(
-        { index: e.index, error: (err as Error).message },
-        'committed configuration entry does not decode: ignored',
-      );
+    const change = committedConfChange(this.configuration, e.data, this.config.confChangeCodec);
+    if ('ignored' in change) {
+      this.logger.warn({ index: e.index, why: change.ignored }, 'committed configuration entry ignored');
       return;
     }
-    const problem = validateConfChange(this.conf, cc);
-    if (problem !== null) {
-      this.logger.warn(
-        { index: e.index, problem },
-        'committed configuration entry does not apply to the configuration: ignored',
-      );
-      return;
-    }
-    const next = applyConfChange(this.conf, cc);
+    const { cc, next } = change;
     this.logger.info(
       { index: e.index, voters: next.voters, outgoing: next.votersOutgoing, learners: next.learners },
       'configuration applied',
     );
-    this.conf = next;
-    this.tracker.sync(confMembers(next), this.log.lastIndex() + 1);
+    this.configuration = next;
+    this.tracker.sync(confMembers(next), this.raftLog.lastIndex() + 1);
     this.leaveToConfirm = cc.leaveJoint;
-    if (this.state !== StateType.Leader) return;
+    if (this.role !== StateType.Leader) return;
     if (!isVoter(next, this.id) && !isJoint(next) && !this.leaveToConfirm) {
       // A leader removed by a committed configuration tells the others it is committed (so they apply it now,
       // not after the next election), then steps down. It leads C_new until then, counting only C_new's votes.
-      this.logger.info({ term: this.term }, 'removed from the configuration: stepping down');
-      this.bcastHeartbeat(undefined);
-      this.becomeFollower(this.term, NONE);
+      this.logger.info({ term: this.currentTerm }, 'removed from the configuration: stepping down');
+      this.replication.heartbeat(undefined);
+      this.becomeFollower(this.currentTerm, NONE);
       return;
     }
-    if (this.leadTransferee !== NONE && !isVoter(next, this.leadTransferee)) this.leadTransferee = NONE;
-    // The quorum changed: entries may now be committed (or reads confirmed).
-    if (this.maybeCommit()) this.bcastPending = true;
-    this.bcastPending = true;
+    if (this.transferee !== NONE && !isVoter(next, this.transferee)) this.transferee = NONE;
+    // The quorum changed: entries may now be committed. Either way the members (new ones among them) need
+    // appends, so the broadcast is due whatever maybeCommit says.
+    this.replication.maybeCommit();
+    this.replication.markBroadcast();
   }
 
   /**
@@ -1032,92 +857,63 @@ export class Raft {
    * otherwise a restart could fall back to the joint configuration, which needs the removed voters.
    */
   private maybeAutoConfChange(): void {
-    if (this.state !== StateType.Leader || this.pendingConfIndex > this.log.applied || this.leadTransferee !== NONE)
+    if (this.role !== StateType.Leader || this.pendingConfIndex > this.raftLog.applied || this.transferee !== NONE)
       return;
-    let cc: ConfChange;
-    if (isJoint(this.conf)) cc = { changes: [], leaveJoint: true };
-    else if (this.leaveToConfirm) cc = { changes: [], leaveJoint: false };
-    else return;
-    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.cfg.confChangeCodec.encode(cc) };
-    if (this.appendEntries([e])) {
+    const cc = autoConfChange(this.configuration, this.leaveToConfirm);
+    if (cc === null) return;
+    const e: Entry = { term: 0, index: 0, type: EntryType.ConfChange, data: this.config.confChangeCodec.encode(cc) };
+    if (this.replication.append([e])) {
       this.pendingConfIndex = e.index;
-      this.logger.info(
-        { index: e.index },
-        cc.leaveJoint ? 'leaving joint configuration' : 'confirming the new configuration',
-      );
+      this.logger.info({ index: e.index }, cc.leaveJoint ? 'leaving joint configuration' : 'confirming the leave');
     }
   }
 
   // ---------------------------------------------------------------- ReadIndex
 
   readIndex(context: Uint8Array): void {
-    if (this.state === StateType.Leader) {
+    if (this.role === StateType.Leader) {
       this.handleReadIndex(context, this.id);
       return;
     }
-    if (this.lead === NONE) {
-      this.readStates.push({ context, index: 0, ok: false });
+    if (this.leaderId === NONE) {
+      this.reads.answered(context, 0, false);
       return;
     }
-    this.send(makeMessage({ type: MessageType.ReadIndex, to: this.lead, from: this.id, context }));
+    this.send(makeMessage({ type: MessageType.ReadIndex, to: this.leaderId, from: this.id, context }));
   }
 
   private handleReadIndex(context: Uint8Array, from: NodeId): void {
     // A new leader does not know the commit index of its predecessor until it commits in its own term
     // (etcd issue 7331): refuse until then.
-    if (this.log.term(this.log.committed) !== this.term) return this.answerRead({ index: 0, context, from }, false);
-    const req = { index: this.log.committed, context, from };
-    if (this.voters().length === 1 && this.voters()[0] === this.id) return this.answerRead(req, true);
-    if (this.reads.add(req, this.id)) this.bcastHeartbeat(context);
-  }
-
-  private answerRead(r: PendingRead, ok: boolean): void {
-    if (r.from === this.id) {
-      this.readStates.push({ context: r.context, index: r.index, ok });
-    } else {
-      this.send(
-        makeMessage({
-          type: MessageType.ReadIndexResp,
-          to: r.from,
-          from: this.id,
-          index: r.index,
-          context: r.context,
-          reject: !ok,
-        }),
-      );
-    }
-  }
-
-  private failPendingReads(): void {
-    for (const r of this.reads.drain()) {
-      if (r.from === this.id) this.readStates.push({ context: r.context, index: 0, ok: false });
-    }
+    if (this.raftLog.term(this.raftLog.committed) !== this.currentTerm)
+      return this.reads.answer({ index: 0, context, from }, false);
+    const req = { index: this.raftLog.committed, context, from };
+    if (this.voters().length === 1 && this.voters()[0] === this.id) return this.reads.answer(req, true);
+    if (this.reads.request(req) === 'queued') this.replication.heartbeat(context);
   }
 
   // ---------------------------------------------------------------- leadership transfer
 
   transferLeader(to: NodeId): { ok: boolean; detail?: string } {
-    if (this.state !== StateType.Leader) return { ok: false, detail: 'not the leader' };
+    if (this.role !== StateType.Leader) return { ok: false, detail: 'not the leader' };
     if (to === this.id) return { ok: true };
-    if (!isVoter(this.conf, to)) return { ok: false, detail: `${to} is not a voter` };
-    if (this.leadTransferee === to) return { ok: true };
-    this.leadTransferee = to;
+    if (!isVoter(this.configuration, to)) return { ok: false, detail: `${to} is not a voter` };
+    if (this.transferee === to) return { ok: true };
+    this.transferee = to;
     // The transfer must finish within one election timeout, or it is abandoned.
     this.electionElapsed = 0;
-    const pr = this.progress.get(to)!;
-    this.logger.info({ to, match: pr.match, lastIndex: this.log.lastIndex() }, 'transferring leadership');
-    if (pr.match === this.log.lastIndex()) {
+    const pr = this.tracker.progress.get(to)!;
+    this.logger.info({ to, match: pr.match, lastIndex: this.raftLog.lastIndex() }, 'transferring leadership');
+    if (pr.match === this.raftLog.lastIndex()) {
       this.send(makeMessage({ type: MessageType.TimeoutNow, to, from: this.id }));
     } else {
-      this.maybeSendAppend(to, true);
+      this.replication.maybeSendAppend(to, true);
     }
     return { ok: true };
   }
 
   /** A transport failure to `id`: a pipelining follower goes back to probing. */
   reportUnreachable(id: NodeId): void {
-    const pr = this.progress.get(id);
-    if (this.state !== StateType.Leader || !pr) return;
-    if (pr.state === ProgressState.Replicate) pr.becomeProbe();
+    if (this.role === StateType.Leader) this.replication.unreachable(id);
   }
 }

@@ -4,10 +4,10 @@
 import { assert, AssertionError } from '../assert.js';
 import { captureState, checkInvariants } from './invariants.js';
 import { Raft } from './raft.js';
-import type { ProposeResult, RaftConfig, ReadState } from './raft.js';
+import type { ProposeResult, RaftConfig, RaftOutput } from './raft.js';
 import type { LogStorage } from './log.js';
 import { confMembers, isVoter, MessageType, NONE, StateType } from './types.js';
-import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, SnapshotMeta } from './types.js';
+import type { ConfChange, ConfState, HardState, Message, NodeId, SnapshotMeta } from './types.js';
 import type { ProgressState } from './progress.js';
 
 export interface SoftState {
@@ -15,22 +15,11 @@ export interface SoftState {
   state: StateType;
 }
 
-export interface Ready {
+export interface Ready extends RaftOutput {
   /** Changed since the last Ready (soft state is never persisted). */
   softState: SoftState | null;
   /** Changed since the last Ready; term and vote must be durable before persistedMessages go out. */
   hardState: HardState | null;
-  /** Entries to append; the first may be at or below the durable last index, which then truncates the log. */
-  entries: Entry[];
-  /** Messages that may be sent at once (a leader's appends go out while its own write is in flight). */
-  messages: Message[];
-  /** Messages to send only after this Ready's hardState and entries (and every earlier write) are durable. */
-  persistedMessages: Message[];
-  /** Entries to apply, in order; all durable here and committed. */
-  committedEntries: Entry[];
-  readStates: ReadState[];
-  /** The leader asked this follower to install a snapshot: fetch it from `from`, then call snapshotFetched. */
-  snapshotToFetch: { meta: SnapshotMeta; from: NodeId } | null;
 }
 
 export interface FollowerStatus {
@@ -129,11 +118,16 @@ export class RawNode {
   private applyHeld = false;
 
   /** With checkInvariants, every input is checked against the core's invariants (tests and simulation). */
-  constructor(cfg: RaftConfig, storage: LogStorage, hardState: HardState, opts: { checkInvariants?: boolean } = {}) {
-    this.raft = new Raft(cfg, storage, hardState);
+  constructor(
+    config: RaftConfig,
+    storage: LogStorage,
+    hardState: HardState,
+    options: { checkInvariants?: boolean } = {},
+  ) {
+    this.raft = new Raft(config, storage, hardState);
     this.prevHard = this.raft.hardState();
     this.prevSoft = { lead: this.raft.lead, state: this.raft.state };
-    this.checking = opts.checkInvariants === true;
+    this.checking = options.checkInvariants === true;
   }
 
   /** Runs one input of the core; when checking, a violated invariant throws (a programmer error). */
@@ -202,14 +196,13 @@ export class RawNode {
 
   /** Stops leading or campaigning, keeping the term (the driver's identity rules: a node that stands down). */
   stepDown(): void {
-    if (this.raft.state !== StateType.Follower || this.raft.lead !== NONE)
-      this.input(() => this.raft.becomeFollower(this.raft.term, NONE));
+    this.input(() => this.raft.stepDown());
   }
 
   /** Starts an election now (tests, and an operator's explicit request). */
   campaign(): void {
     if (this.raft.state !== StateType.Leader)
-      this.input(() => this.raft.campaign(this.raft.cfg.preVote ? 'pre-vote' : 'election'));
+      this.input(() => this.raft.campaign(this.raft.config.preVote ? 'pre-vote' : 'election'));
   }
 
   reportUnreachable(id: NodeId): void {
@@ -264,7 +257,7 @@ export class RawNode {
 
   /** A configuration change was proposed and is not applied yet: the next one must wait. */
   confChangePending(): boolean {
-    return this.raft.pendingConfIndex > this.raft.log.applied;
+    return this.raft.confChangePending();
   }
 
   lastIndex(): number {
@@ -301,11 +294,7 @@ export class RawNode {
 
   hasReady(): boolean {
     const r = this.raft;
-    if (r.hasPendingBroadcast() || r.msgs.length > 0 || r.msgsAfterPersist.length > 0 || r.readStates.length > 0)
-      return true;
-    if (r.snapshotToFetch !== null) return true;
-    if (r.log.unstable.nextEntries().length > 0) return true;
-    if (!this.applyHeld && r.log.hasNextCommittedEntries()) return true;
+    if (r.hasOutput(this.applyHeld)) return true;
     if (r.lead !== this.prevSoft.lead || r.state !== this.prevSoft.state) return true;
     return !this.hardStateEqual(r.hardState(), this.prevHard);
   }
@@ -313,23 +302,14 @@ export class RawNode {
   ready(): Ready {
     assert(this.outstanding === null, 'rawnode: ready() called before advance() of the previous Ready');
     const r = this.raft;
-    r.flushBroadcast();
+    const out = r.takeOutput(this.applyHeld);
     const hs = r.hardState();
     const soft: SoftState = { lead: r.lead, state: r.state };
     const rd: Ready = {
       softState: soft.lead !== this.prevSoft.lead || soft.state !== this.prevSoft.state ? soft : null,
       hardState: this.hardStateEqual(hs, this.prevHard) ? null : hs,
-      entries: r.log.unstable.nextEntries(),
-      messages: r.msgs,
-      persistedMessages: r.msgsAfterPersist,
-      committedEntries: this.applyHeld ? [] : r.log.nextCommittedEntries(r.cfg.maxApplyBytes, r.cfg.applyBatch),
-      readStates: r.readStates,
-      snapshotToFetch: r.takeSnapshotToFetch(),
+      ...out,
     };
-    r.msgs = [];
-    r.msgsAfterPersist = [];
-    r.readStates = [];
-    r.log.unstable.acceptInProgress();
     if (rd.hardState) this.prevHard = rd.hardState;
     if (rd.softState) this.prevSoft = rd.softState;
     this.outstanding = rd;

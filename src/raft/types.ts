@@ -158,9 +158,15 @@ export function isVoter(c: ConfState, id: NodeId): boolean {
   return c.voters.includes(id) || c.votersOutgoing.includes(id);
 }
 
+/**
+ * What an entry counts for beyond its data in every byte bound (batches, queues, the uncommitted limit): a
+ * rough size of its term, index and type, so that empty entries still count.
+ */
+export const ENTRY_OVERHEAD_BYTES = 24;
+
+/** An entry's size in every byte bound: its data and ENTRY_OVERHEAD_BYTES. */
 export function entryBytes(e: Entry): number {
-  // Data plus a rough fixed overhead for term, index and type, so empty entries still count.
-  return e.data.byteLength + 24;
+  return e.data.byteLength + ENTRY_OVERHEAD_BYTES;
 }
 
 /**
@@ -181,6 +187,11 @@ export interface RaftConfig extends RaftSettings {
   maxInflightBytes: number;
   /** Bytes of committed entries one Ready hands out. */
   maxApplyBytes: number;
+  /**
+   * ReadIndex requests a leader holds for confirmation at once (its own and its followers'); beyond, refused.
+   * The driver bounds its own waiting reads by the same number.
+   */
+  maxPendingReads: number;
   /** A follower silent in Snapshot state for this many ticks is probed again. */
   snapshotTimeoutTicks: number;
   preVote: boolean;
@@ -210,4 +221,31 @@ export interface ReadState {
   index: number;
   /** False when the read was refused (no leader, leadership lost, nothing committed in the leader's term). */
   ok: boolean;
+}
+
+/** What the core hands its driver through RawNode's Ready, besides soft and hard state. */
+export interface RaftOutput {
+  /** Entries to append; the first may be at or below the durable last index, which then truncates the log. */
+  entries: Entry[];
+  /** Messages that may be sent at once (a leader's appends go out while its own write is in flight). */
+  messages: Message[];
+  /** Messages to send only after this Ready's hardState and entries (and every earlier write) are durable. */
+  persistedMessages: Message[];
+  /** Entries to apply, in order; all durable here and committed. */
+  committedEntries: Entry[];
+  readStates: ReadState[];
+  /** The leader asked this follower to install a snapshot: fetch it from `from`, then call snapshotFetched. */
+  snapshotToFetch: { meta: SnapshotMeta; from: NodeId } | null;
+}
+
+/** Whether a message of this type from `from` is admitted under `conf`: only members speak for the cluster, with two exceptions. */
+export function admitsFrom(conf: ConfState, from: NodeId, type: MessageType): boolean {
+  const members = confMembers(conf);
+  // A node whose configuration is still empty (it joined and waits for the leader's snapshot) cannot tell
+  // members from others yet: its transport admits only the members it learned when it joined.
+  if (members.length === 0 || members.includes(from)) return true;
+  // A leader this configuration does not name yet (this node lags behind the change that added it), or no
+  // longer names (removed, it leads until its leave is confirmed), must still be heard: otherwise a lagging
+  // node never learns the change. The term rules apply to it as to anyone.
+  return isLeaderMessage(type);
 }

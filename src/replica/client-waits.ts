@@ -1,9 +1,12 @@
 // What clients of a replica wait on, each with a deadline: proposals (resolved with the state machine's
 // result when their entry applies at the same index and term), ReadIndex reads (by request context), and
 // waits for an applied index. The replica feeds it applies, read states and ticks; it owns no Raft state.
+// Bounded: proposals by the core's uncommitted bytes (a refused proposal is never tracked); reads and the
+// applied-index waits they become, together, by maxPendingReads (addRead refuses beyond).
 
 import type { ErrorName } from '../errors.js';
 import { QjmError } from '../errors.js';
+import { bytesToHex } from '../raft/bytes.js';
 import type { Entry } from '../raft/types.js';
 
 export type Callback<T> = (err: QjmError | null, value?: T) => void;
@@ -34,15 +37,21 @@ export class ClientWaits<R> {
   private readonly proposals = new Map<number, PendingProposal<R>[]>();
   private proposalCountValue = 0;
   private readonly reads = new Map<string, { deadlineMs: number; cb: Callback<number> }>();
+  /** A read's context: this replica's salt (so a restarted node's contexts differ) and a sequence number. */
+  private readSeq = 0;
   /** Sorted by index, so applying releases a prefix. */
   private waiters: AppliedWaiter[] = [];
 
-  constructor(private readonly options: { proposalTimeoutMs: number; readTimeoutMs: number }) {}
+  constructor(
+    private readonly options: { proposalTimeoutMs: number; readTimeoutMs: number; maxPendingReads: number },
+    private readonly readSalt: number,
+  ) {}
 
   get proposalCount(): number {
     return this.proposalCountValue;
   }
 
+  /** Reads waiting for the leader's confirmation. */
   get readCount(): number {
     return this.reads.size;
   }
@@ -90,12 +99,21 @@ export class ClientWaits<R> {
 
   // ---------------------------------------------------------------- reads
 
-  addRead(key: string, nowMs: number, cb: Callback<number>): void {
-    this.reads.set(key, { deadlineMs: nowMs + this.options.readTimeoutMs, cb });
+  /** Registers a ReadIndex read; returns the context the core carries it under, or null at the bound. */
+  addRead(nowMs: number, cb: Callback<number>): Uint8Array | null {
+    // Confirmed reads become applied-index waits: the bound counts both.
+    if (this.reads.size + this.waiters.length >= this.options.maxPendingReads) return null;
+    const context = new Uint8Array(12);
+    const view = new DataView(context.buffer);
+    view.setUint32(0, this.readSalt);
+    view.setFloat64(4, ++this.readSeq);
+    this.reads.set(bytesToHex(context), { deadlineMs: nowMs + this.options.readTimeoutMs, cb });
+    return context;
   }
 
-  /** The read with this key, removed; with its remaining time. */
-  takeRead(key: string, nowMs: number): { cb: Callback<number>; remainingMs: number } | undefined {
+  /** The read with this context, removed; with its remaining time. */
+  takeRead(context: Uint8Array, nowMs: number): { cb: Callback<number>; remainingMs: number } | undefined {
+    const key = bytesToHex(context);
     const r = this.reads.get(key);
     if (!r) return undefined;
     this.reads.delete(key);

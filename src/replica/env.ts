@@ -91,13 +91,11 @@ export interface ReplicaStateMachine<R> {
 }
 
 export interface ReplicaTransport {
-  /** Sends messages to their `to` peers; best effort (Raft tolerates loss, duplication and reordering). */
-  send(messages: Message[]): void;
   /**
-   * Optional: puts what send() queued on the wire now rather than at the end of the turn. The replica calls
-   * it before starting a log write, so a leader's appends leave before its own write, not after.
+   * Sends messages to their `to` peers; best effort (Raft tolerates loss, duplication and reordering). What is
+   * sent in one turn may leave together at its end (the peer transport's frame per turn).
    */
-  flush?(): void;
+  send(messages: Message[]): void;
 }
 
 export interface ReplicaClock {

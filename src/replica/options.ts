@@ -4,24 +4,29 @@
 
 import { DEFAULT_SETTINGS, pickSettings, REPLICA_SETTING_NAMES } from '../settings.js';
 import type { ReplicaSettings, Settings } from '../settings.js';
+import type { RaftConfig } from '../raft/types.js';
 
-export interface ReplicaOptions extends ReplicaSettings {
+/** The core's options the driver passes through as they are (their meaning is RaftConfig's). */
+type CoreOptions = Pick<
+  RaftConfig,
+  | 'electionTicks'
+  | 'electionJitterTicks'
+  | 'heartbeatTicks'
+  | 'maxInflightBytes'
+  | 'maxApplyBytes'
+  | 'maxPendingReads'
+  | 'preVote'
+  | 'checkQuorum'
+>;
+
+export interface ReplicaOptions extends ReplicaSettings, CoreOptions {
   /** One Raft tick. */
   tickMs: number;
-  /** Election timeout, in ticks. */
-  electionTicks: number;
-  /** Randomization width of election timeouts, in ticks: timeouts are drawn from [T, T + jitter). */
-  electionJitterTicks: number;
-  heartbeatTicks: number;
-  /** Bytes in flight to one follower in Replicate state. */
-  maxInflightBytes: number;
-  /** Bytes of committed entries applied in one batch. */
-  maxApplyBytes: number;
+  /** Write jobs queued for the disk; beyond, a leader refuses proposals (BUSY) and peer input is dropped. */
+  maxPersistJobs: number;
   /** Take a snapshot after this many applied entries; 0 = never by count. */
   snapshotEntries: number;
   changePeersTimeoutMs: number;
-  preVote: boolean;
-  checkQuorum: boolean;
 }
 
 /** A JournalNode's settings as replica options. */
@@ -36,6 +41,12 @@ export function deriveReplicaOptions(s: Settings): ReplicaOptions {
     heartbeatTicks: 1,
     maxInflightBytes: s.maxAppendBodyBytes * s.maxInflightAppends,
     maxApplyBytes: s.maxAppendBodyBytes,
+    // A node bounds the readers waiting on it (maxWaitingReads): long-polls, and apart from them the reads
+    // waiting for the leader's confirmation.
+    maxPendingReads: s.maxWaitingReads,
+    // Each turn queues at most one job per Ready and one write drains them all (group commit): thousands
+    // queued means the disk has stalled, and taking more would only grow memory.
+    maxPersistJobs: 4096,
     snapshotEntries: 0,
     changePeersTimeoutMs: Math.max(60_000, s.electionTimeoutMs * 60),
     preVote: true,

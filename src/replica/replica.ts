@@ -1,24 +1,22 @@
 // The driver that runs the pure Raft core against a durable log, a state machine and a transport: for each
-// Ready it persists (group commit, in order), sends, applies and advances. Snapshots (taken, fetched and
-// installed) live here because an install is a job of the persist queue. What clients wait on is in
+// Ready it queues the writes (persist-queue.ts: group commit, in order), sends, applies and advances.
+// Snapshots (taken, fetched, installed as a persist job) are in snapshots.ts, what clients wait on in
 // client-waits.ts, membership changes in membership.ts, leadership transfer in leader-transfer.ts, the
-// majority-lost emergency in reset-peers.ts.
-// Environment-agnostic: see env.ts.
+// majority-lost emergency in reset-peers.ts, the identity rules (storage bindings, generations, floors) in
+// identity.ts, the backoff after a resource shortage in shortage-retry.ts. Environment-agnostic: see env.ts.
 
 import { assert, AssertionError } from '../assert.js';
-import { bytesToHex } from '../raft/bytes.js';
 import type { QjmError } from '../errors.js';
 import { confChangeCodec, decodeConfChange } from '../transport/raft-codec.js';
 import { RawNode } from '../raft/raw-node.js';
-import type { RaftStatus, Ready } from '../raft/raw-node.js';
+import type { RaftStatus, Ready, SoftState } from '../raft/raw-node.js';
 import type { ProposeResult, RaftConfig } from '../raft/raft.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../logger.js';
-import { ConfChangeOp, confMembers, EntryType, MessageType, NONE, StateType } from '../raft/types.js';
-import type { ConfChange, Entry, HardState, Message, NodeId, Peer, SnapshotMeta } from '../raft/types.js';
-import { isStorageFailure } from './env.js';
-import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, ReplicaTransport, StagedSnapshot } from './env.js';
-import { ApplyInterrupted, isResourceShortage } from './env.js';
+import { ConfChangeOp, confMembers, EntryType, type MessageType, NONE, StateType } from '../raft/types.js';
+import type { ConfChange, Entry, Message, NodeId, Peer, SnapshotMeta } from '../raft/types.js';
+import type { ReplicaClock, ReplicaLog, ReplicaStateMachine, ReplicaTransport } from './env.js';
+import { ApplyInterrupted } from './env.js';
 import { SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS, ShortageRetry } from './shortage-retry.js';
 import { ClientWaits, qjmError as err } from './client-waits.js';
 import type { Callback, ProposalResult } from './client-waits.js';
@@ -26,8 +24,10 @@ import { LeaderTransfer, transferTarget } from './leader-transfer.js';
 import { MembershipChange } from './membership.js';
 import type { ReplicaOptions } from './options.js';
 import { PeerDirectory } from './peer-directory.js';
+import { PersistQueue } from './persist-queue.js';
 import { PeersReset, resetProblem } from './reset-peers.js';
 import type { ResetResult } from './reset-peers.js';
+import { Snapshots } from './snapshots.js';
 import { IdentityGate } from './identity.js';
 import type * as Id from './identity.js';
 
@@ -80,19 +80,23 @@ export interface ReplicaStatus extends RaftStatus {
   identity: Id.IdentityStatus;
 }
 
-interface WriteJob {
-  kind: 'write';
-  hardState: HardState | null;
-  entries: Entry[];
-  messages: Message[];
-}
+/**
+ * Where the replica is in its life. Every input looks at it; only enter() changes it: running and resetting
+ * (reset-peers: no peer input, no tick reaches the core) alternate; stopped (stop) and failed (its storage or
+ * state machine failed) are final.
+ */
+type Phase =
+  | { name: 'running' }
+  | { name: 'resetting'; reset: PeersReset }
+  | { name: 'stopped' }
+  | { name: 'failed'; error: Error };
 
-interface InstallJob {
-  kind: 'install';
-  staged: StagedSnapshot;
-}
-
-type PersistJob = WriteJob | InstallJob;
+const NEXT_PHASES: Readonly<Record<Phase['name'], readonly Phase['name'][]>> = {
+  running: ['resetting', 'stopped', 'failed'],
+  resetting: ['running', 'stopped', 'failed'],
+  stopped: [],
+  failed: [],
+};
 
 export class Replica<R> {
   readonly id: NodeId;
@@ -102,75 +106,112 @@ export class Replica<R> {
   private readonly deps: ReplicaDeps<R>;
   private readonly logger: Logger;
   private readonly waits: ClientWaits<R>;
+  private readonly persist: PersistQueue;
+  private readonly snapshots: Snapshots<R>;
   private readonly identity: IdentityGate;
+  /** Applying ran short of file descriptors: held, and resumed from tick() after a backoff. */
+  private readonly applyRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
 
-  private readonly queue: PersistJob[] = [];
-  private persisting = false;
-  /** The term and vote of the newest write queued (commit-only changes are not written for themselves). */
-  private lastDurableHard: HardState;
-  /** The hard state of the last write issued to the log. */
-  private writtenHard: HardState;
-
-  private readSeq = 0;
-  private readonly readSalt: number;
-
+  private phase: Phase = { name: 'running' };
+  /** The role and leader as of the last Ready (what clients are told; the core may have moved on mid-turn). */
+  private soft: SoftState = { lead: NONE, state: StateType.Follower };
+  // Invariant: applied === the index of the last entry handed to the state machine, or of the installed snapshot.
   private applied: number;
-  /** The applied index before a snapshot install that is still putting its image in place. */
-  private installingFrom: number | null = null;
-  private lastSnapshotIndex: number;
-  private lastSnapshotAtMs: number;
-  private appliedBytesSinceSnapshot = 0;
-  private snapshotting = false;
-  private fetching = false;
+  /** A Ready turn is deferred (clock.defer) and not yet run. */
+  private scheduled = false;
 
   private change: MembershipChange | null = null;
   private transfer: LeaderTransfer | null = null;
-  /** While set, the node takes no peer input and no tick reaches the core. */
-  private reset: PeersReset | null = null;
 
-  private scheduled = false;
-  private stopped = false;
-  private fatal: Error | null = null;
-  // Storage that ran short of file descriptors: the interrupted step of each concern, retried from tick().
-  private readonly persistRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
-  private readonly applyRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
-  private readonly snapshotRetry = new ShortageRetry(SHORTAGE_FIRST_RETRY_MS, SHORTAGE_MAX_RETRY_MS);
-  private role: StateType = StateType.Follower;
-  private lead: NodeId = NONE;
-
-  constructor(id: NodeId, opts: ReplicaOptions, deps: ReplicaDeps<R>) {
+  constructor(id: NodeId, options: ReplicaOptions, deps: ReplicaDeps<R>) {
     this.id = id;
-    this.opts = opts;
+    this.opts = options;
     this.deps = deps;
     this.logger = deps.logger ?? silentLogger;
-    this.waits = new ClientWaits<R>(opts);
     const cfg: RaftConfig = {
-      ...opts,
+      ...options,
       id,
-      snapshotTimeoutTicks: opts.electionTicks * 30,
+      snapshotTimeoutTicks: options.electionTicks * 30,
       confChangeCodec,
       random: deps.random,
       logger: this.logger,
     };
     const hs = deps.log.initialHardState();
     this.raw = new RawNode(cfg, deps.log, hs, { checkInvariants: deps.checkInvariants === true });
-    this.lastDurableHard = { ...hs };
-    this.writtenHard = { ...hs };
+    // Drawn after the core's first election timeout: the order of draws is part of what a seed replays.
+    this.waits = new ClientWaits<R>(options, Math.floor(deps.random() * 0xffffffff) >>> 0);
     const snap = deps.log.snapshotMeta();
     this.applied = snap.index;
-    this.lastSnapshotIndex = snap.index;
-    this.lastSnapshotAtMs = deps.clock.now();
     this.peers = deps.peers ?? new PeerDirectory();
     this.peers.reset(snap.peers ?? [], snap.index);
-    this.readSalt = Math.floor(deps.random() * 0xffffffff) >>> 0;
+    const stopped = () => this.stopped;
+    const failed = (e: Error) => this.die(e);
+    const schedule = () => this.schedule();
+    const shortOf = (e: Error, retry: ShortageRetry, what: string, step: () => void) =>
+      this.shortOf(e, retry, what, step);
+    this.persist = new PersistQueue(
+      {
+        log: deps.log,
+        send: (messages) => deps.transport.send(messages),
+        commitHint: () => Math.min(this.raw.committedIndex(), this.raw.stableIndex()),
+        persisted: (last) => this.raw.persisted(last.index, last.term),
+        schedule,
+        install: (staged, done) => this.snapshots.install(staged, done),
+        shortOf,
+        failed,
+        stopped,
+      },
+      options,
+      hs,
+    );
+    this.snapshots = new Snapshots<R>(
+      {
+        raw: this.raw,
+        log: deps.log,
+        stateMachine: deps.stateMachine,
+        persist: this.persist,
+        peers: this.peers,
+        clock: deps.clock,
+        logger: this.logger,
+        restored: (meta) => this.restored(meta),
+        installed: () => {
+          this.waits.releaseApplied(this.applied);
+          this.schedule();
+        },
+        generation: () => this.identity.generation,
+        saveDue: () => this.maybeSnapshot(),
+        shortOf,
+        schedule,
+        failed,
+        stopped,
+      },
+      options,
+    );
     this.identity = new IdentityGate(id, deps.identity ?? { storageId: '', clusterId: '' }, snap.generation ?? 0, {
       logger: this.logger,
       nowMs: deps.identity?.nowMs ?? (() => deps.clock.now()),
       onStandDown: () => this.stoodDown(),
-      onFatal: (e) => this.die(e),
-      context: () => ({ raw: this.raw, directory: this.peers, role: this.role }),
+      onFatal: failed,
+      context: () => ({ raw: this.raw, directory: this.peers, role: this.soft.state }),
     });
     this.identity.configurationChanged();
+  }
+
+  /** The one way the phase changes; a transition the table does not allow is a bug. */
+  private enter(next: Phase): void {
+    assert(
+      NEXT_PHASES[this.phase.name].includes(next.name),
+      () => `replica: ${this.phase.name} -> ${next.name} is not a transition`,
+    );
+    this.phase = next;
+  }
+
+  private get stopped(): boolean {
+    return this.phase.name === 'stopped' || this.phase.name === 'failed';
+  }
+
+  private get resetting(): boolean {
+    return this.phase.name === 'resetting';
   }
 
   // ---------------------------------------------------------------- inputs
@@ -183,13 +224,13 @@ export class Replica<R> {
   tick(): void {
     if (this.stopped) return;
     const now = this.deps.clock.now();
-    this.persistRetry.runIfDue(now);
+    this.persist.retryIfDue(now);
     this.applyRetry.runIfDue(now);
-    this.snapshotRetry.runIfDue(now);
+    this.snapshots.retryIfDue(now);
     if (this.stopped) return;
     // A follower that may not campaign (stood down, below its floor, bound elsewhere) counts the time but does
     // not campaign: the lease of the leader it last heard expires, so it can vote when that leader is gone.
-    if (!this.reset) this.raw.tick(this.role === StateType.Leader || this.identity.mayCampaign());
+    if (!this.resetting) this.raw.tick(this.isLeader || this.identity.mayCampaign());
     const out: Message[] = [];
     this.identity.tick(out);
     if (out.length > 0) this.deps.transport.send(out);
@@ -203,8 +244,13 @@ export class Replica<R> {
    * rules refuse (another storage under a member's id, another generation) never reaches the core.
    */
   receive(messages: readonly Message[], envelope?: Id.BatchEnvelope): void {
-    if (this.stopped || this.reset) return;
+    if (this.phase.name !== 'running') return;
     if (envelope && !this.identity.admit(envelope).ok) return;
+    if (this.persist.full) {
+      // The disk stalled: what these messages would make this node write has nowhere to go. Raft resends.
+      this.logger.debug({ jobs: this.persist.length, dropped: messages.length }, 'persist queue full: input dropped');
+      return;
+    }
     const out: Message[] = [];
     for (const m of this.identity.inbound(messages, out)) this.raw.step(m);
     if (out.length > 0) this.deps.transport.send(out);
@@ -231,6 +277,9 @@ export class Replica<R> {
     const refused = this.refusal();
     if (refused) return cb(refused);
     if (data.byteLength === 0) return cb(err('INVALID_ARGUMENT', 'empty command'));
+    if (this.isLeader && this.persist.full) {
+      return cb(err('BUSY', `this leader's disk is behind: ${this.persist.length} writes are queued`));
+    }
     const res = this.raw.propose(data, expectedTerm);
     if (!res.ok) return cb(this.proposeError(res));
     this.waits.trackProposal(res.index, res.term, this.deps.clock.now(), cb);
@@ -241,12 +290,12 @@ export class Replica<R> {
   readIndex(cb: Callback<number>): void {
     const refused = this.refusal();
     if (refused) return cb(refused);
-    const ctx = new Uint8Array(12);
-    const dv = new DataView(ctx.buffer);
-    dv.setUint32(0, this.readSalt);
-    dv.setFloat64(4, ++this.readSeq);
-    this.waits.addRead(bytesToHex(ctx), this.deps.clock.now(), cb);
-    this.raw.readIndex(ctx);
+    const context = this.waits.addRead(this.deps.clock.now(), cb);
+    if (context === null) {
+      const max = this.opts.maxPendingReads;
+      return cb(err('BUSY', `${max} reads are already waiting on this node (maxWaitingReads): retry later`));
+    }
+    this.raw.readIndex(context);
     this.schedule();
   }
 
@@ -261,16 +310,12 @@ export class Replica<R> {
   transferLeader(to: NodeId, cb: Callback<void>): void {
     const refused = this.refusal();
     if (refused) return cb(refused);
-    if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
+    if (this.resetting) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.transfer) return cb(err('BUSY', `a transfer to ${this.transfer.to} is in progress`));
     const res = this.raw.transferLeader(to);
     if (!res.ok)
       return cb(
-        err(
-          this.role === StateType.Leader ? 'INVALID_ARGUMENT' : 'NOT_LEADER',
-          res.detail ?? 'transfer refused',
-          this.leaderDetails(),
-        ),
+        err(this.isLeader ? 'INVALID_ARGUMENT' : 'NOT_LEADER', res.detail ?? 'transfer refused', this.leaderDetails()),
       );
     if (to === this.id) return cb(null);
     this.transfer = new LeaderTransfer(to, this.deps.clock.now() + this.opts.electionTicks * this.opts.tickMs * 2, cb);
@@ -285,8 +330,8 @@ export class Replica<R> {
   changePeers(target: Peer[], cb: Callback<void>): void {
     const refused = this.refusal();
     if (refused) return cb(refused);
-    if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
-    if (this.role !== StateType.Leader) return cb(err('NOT_LEADER', 'not the leader', this.leaderDetails()));
+    if (this.resetting) return cb(err('BUSY', 'reset-peers is in progress'));
+    if (!this.isLeader) return cb(err('NOT_LEADER', 'not the leader', this.leaderDetails()));
     if (this.change) return cb(err('CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress'));
     if (target.length === 0) return cb(err('INVALID_CONF_CHANGE', 'the new configuration has no voters'));
     const ids = new Set(target.map((p) => p.id));
@@ -304,7 +349,7 @@ export class Replica<R> {
   proposeConfChange(cc: ConfChange, cb: Callback<{ index: number; term: number }>): void {
     const refused = this.refusal();
     if (refused) return cb(refused);
-    if (this.reset) return cb(err('BUSY', 'reset-peers is in progress'));
+    if (this.resetting) return cb(err('BUSY', 'reset-peers is in progress'));
     if (this.change) return cb(err('CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress'));
     const res = this.raw.proposeConfChange(cc);
     if (!res.ok) return cb(this.proposeError(res));
@@ -322,13 +367,14 @@ export class Replica<R> {
   resetPeers(peers: Peer[], cb: Callback<ResetResult>): void {
     const refused = this.refusal();
     if (refused) return cb(refused);
-    if (this.reset) return cb(err('BUSY', 'reset-peers is already in progress'));
+    if (this.resetting) return cb(err('BUSY', 'reset-peers is already in progress'));
     const problem = resetProblem(this.id, peers);
     if (problem) return cb(err('INVALID_CONF_CHANGE', problem));
     this.logger.warn({ peers }, 'reset-peers: forcing a new configuration on this node');
     this.failOperations(err('LEADERSHIP_LOST', 'reset-peers started', { unknownOutcome: true }));
-    this.reset = new PeersReset(peers, (e, r) => {
-      this.reset = null;
+    const reset = new PeersReset(peers, (e, r) => {
+      // A stop or a failure ends the reset from a final phase; only the reset's own end returns to running.
+      if (this.resetting) this.enter({ name: 'running' });
       if (!e) {
         this.logger.warn({ ...r }, 'reset-peers done: the new configuration is durable');
         this.raw.campaign();
@@ -336,6 +382,7 @@ export class Replica<R> {
       }
       cb(e, r);
     });
+    this.enter({ name: 'resetting', reset });
     this.schedule();
   }
 
@@ -362,9 +409,7 @@ export class Replica<R> {
 
   /** Fails everything pending and stops; the replica accepts no more input. */
   stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.failAll(this.stoppedError());
+    if (!this.stopped) this.end({ name: 'stopped' });
   }
 
   // ---------------------------------------------------------------- queries
@@ -377,11 +422,11 @@ export class Replica<R> {
       appliedIndex: this.appliedIndex,
       snapshotIndex: snap.index,
       snapshotTerm: snap.term,
-      persistQueueJobs: this.queue.length + (this.persisting ? 1 : 0),
+      persistQueueJobs: this.persist.length,
       pendingProposals: this.waits.proposalCount,
       pendingReads: this.waits.readCount,
       peers: this.peers.list(),
-      fatal: this.fatal ? this.fatal.message : null,
+      fatal: this.phase.name === 'failed' ? this.phase.error.message : null,
       identity: this.identity.status(),
     };
   }
@@ -400,7 +445,11 @@ export class Replica<R> {
   private stoodDown(): void {
     this.raw.stepDown();
     const e = this.identity.refusal();
-    if (e) this.failAll(e);
+    if (e) {
+      this.waits.failAll(e);
+      this.failOperations(e);
+      if (this.phase.name === 'resetting') this.phase.reset.fail(e);
+    }
     this.schedule();
   }
 
@@ -414,15 +463,15 @@ export class Replica<R> {
    * index but the image is not in place yet, so readers and status still see the old index.
    */
   get appliedIndex(): number {
-    return this.installingFrom ?? this.applied;
+    return this.snapshots.appliedBeforeInstall ?? this.applied;
   }
 
   get isLeader(): boolean {
-    return this.role === StateType.Leader;
+    return this.soft.state === StateType.Leader;
   }
 
   get leaderId(): NodeId {
-    return this.lead;
+    return this.soft.lead;
   }
 
   get term(): number {
@@ -460,29 +509,20 @@ export class Replica<R> {
       this.handleReady(rd);
       if (this.stopped) return;
     }
-    this.deps.transport.flush?.();
-    this.kickPersist();
+    this.persist.kick();
     this.advanceReset();
   }
 
   private handleReady(rd: Ready): void {
     if (rd.softState) this.onSoftState(rd.softState.state, rd.softState.lead);
-    if (rd.snapshotToFetch) this.startFetch(rd.snapshotToFetch.from, rd.snapshotToFetch.meta);
-    const hs =
-      rd.hardState &&
-      (rd.hardState.term !== this.lastDurableHard.term || rd.hardState.vote !== this.lastDurableHard.vote)
-        ? rd.hardState
-        : null;
-    if (hs || rd.entries.length > 0 || rd.persistedMessages.length > 0) {
-      let afterPersist = rd.persistedMessages;
-      const early = this.deps.unsafeSendBeforePersist;
-      if (early) {
-        this.deps.transport.send(afterPersist.filter((m) => early.includes(m.type)));
-        afterPersist = afterPersist.filter((m) => !early.includes(m.type));
-      }
-      this.queue.push({ kind: 'write', hardState: hs, entries: rd.entries, messages: afterPersist });
-      if (hs) this.lastDurableHard = { ...hs };
+    if (rd.snapshotToFetch) this.snapshots.fetch(rd.snapshotToFetch.from, rd.snapshotToFetch.meta);
+    let afterPersist = rd.persistedMessages;
+    const early = this.deps.unsafeSendBeforePersist;
+    if (early) {
+      this.deps.transport.send(afterPersist.filter((m) => early.includes(m.type)));
+      afterPersist = afterPersist.filter((m) => !early.includes(m.type));
     }
+    this.persist.enqueueWrite(rd.hardState, rd.entries, afterPersist);
     if (rd.messages.length > 0) this.deps.transport.send(rd.messages);
     const applied = rd.committedEntries.length > 0 ? this.applyEntries(rd.committedEntries) : 0;
     if (this.stopped) return;
@@ -492,9 +532,8 @@ export class Replica<R> {
   }
 
   private onSoftState(state: StateType, lead: NodeId): void {
-    const wasLeader = this.role === StateType.Leader;
-    this.role = state;
-    this.lead = lead;
+    const wasLeader = this.isLeader;
+    this.soft = { state, lead };
     if (wasLeader && state !== StateType.Leader) {
       // Our proposals may still commit under the next leader: the outcome is unknown, the client retries
       // idempotently. Failing now (rather than at the timeout) is what makes failover fast.
@@ -512,160 +551,12 @@ export class Replica<R> {
     this.deps.listener?.onRoleChange?.(state, lead, this.raw.term);
   }
 
-  // ---------------------------------------------------------------- persistence
-
-  private kickPersist(): void {
-    if (this.persisting || this.stopped || this.queue.length === 0) return;
-    const head = this.queue[0]!;
-    if (head.kind === 'install') {
-      this.queue.shift();
-      this.persisting = true;
-      this.runInstall(head.staged);
-      return;
-    }
-    const batch = this.takeWriteBatch();
-    const { entries, messages } = batch;
-    let hardState = batch.hardState;
-    if (hardState !== null || entries[0]?.type === EntryType.ConfChange) {
-      // The commit hint says entries up to it are committed: only ever as far as the log is durable and the
-      // core's (a torn write must not leave a stale entry under it). A write that starts with a configuration
-      // entry always carries it, so a restart knows the configuration entries before it are committed and
-      // applies them before it may campaign (etcd #7625's apply-time invariants).
-      const commit = Math.max(this.writtenHard.commit, Math.min(this.raw.committedIndex(), this.raw.stableIndex()));
-      hardState = { ...(hardState ?? this.writtenHard), commit };
-      this.writtenHard = hardState;
-    }
-    if (hardState === null && entries.length === 0) {
-      // Nothing new to make durable: every earlier write is already done, so the messages may go now.
-      if (messages.length > 0) this.deps.transport.send(messages);
-      this.kickPersist();
-      return;
-    }
-    this.persisting = true;
-    this.writeLog(hardState, entries, messages);
-  }
-
-  /** One log write; the messages that waited for it leave once it is durable. */
-  private writeLog(hardState: HardState | null, entries: Entry[], messages: Message[]): void {
-    this.deps.log.write(hardState, entries, (e) => {
-      if (this.stopped) {
-        this.persisting = false;
-        return;
-      }
-      if (e && isResourceShortage(e))
-        return this.shortOf(e, this.persistRetry, 'a log write', () => this.writeLog(hardState, entries, messages));
-      this.persisting = false;
-      if (e) return this.die(e);
-      this.persistRetry.succeeded();
-      const last = entries[entries.length - 1];
-      if (last) this.raw.persisted(last.index, last.term);
-      if (messages.length > 0) this.deps.transport.send(messages);
-      this.schedule();
-      this.kickPersist();
-    });
-  }
-
-  /**
-   * Storage ran short of file descriptors (a connection flood, not a failing disk): `step` is tried again
-   * after a backoff. Meanwhile its concern waits (the persist queue stays busy, applying stays held).
-   */
-  private shortOf(e: Error, retry: ShortageRetry, what: string, step: () => void): void {
-    const waitMs = retry.later(this.deps.clock.now(), step);
-    this.logger.warn(
-      { error: e.message, retryInMs: waitMs },
-      `storage is short of file descriptors: ${what} is retried (not a disk failure)`,
-    );
-  }
-
-  /** Group commit: every queued write (up to the batch bounds) merged into one write and one fsync. */
-  private takeWriteBatch(): { hardState: HardState | null; entries: Entry[]; messages: Message[] } {
-    let hardState: HardState | null = null;
-    let entries: Entry[] = [];
-    const messages: Message[] = [];
-    let bytes = 0;
-    while (this.queue.length > 0 && this.queue[0]!.kind === 'write') {
-      const job = this.queue[0] as WriteJob;
-      let jobBytes = 0;
-      for (const e of job.entries) jobBytes += e.data.byteLength;
-      if (
-        entries.length > 0 &&
-        (bytes + jobBytes > this.opts.maxAppendBufferBytes ||
-          entries.length + job.entries.length > this.opts.leaderBatch)
-      )
-        break;
-      const first = job.entries[0]?.index;
-      // A later Ready replaced a suffix: keep what precedes it.
-      const kept =
-        first !== undefined && entries.length > 0 && first <= entries[entries.length - 1]!.index
-          ? entries.filter((e) => e.index < first)
-          : entries;
-      // A configuration entry starts a write of its own, which then carries the commit hint (kickPersist).
-      const cut = job.entries.findIndex((e, i) => e.type === EntryType.ConfChange && kept.length + i > 0);
-      if (cut === 0) break;
-      entries = kept;
-      if (job.hardState) hardState = job.hardState;
-      if (cut > 0) {
-        // The rest of the job, with the messages that wait for all of it, is the next write.
-        for (const e of job.entries.slice(0, cut)) entries.push(e);
-        job.entries = job.entries.slice(cut);
-        job.hardState = null;
-        break;
-      }
-      this.queue.shift();
-      for (const e of job.entries) entries.push(e);
-      for (const m of job.messages) messages.push(m);
-      bytes += jobBytes;
-    }
-    return { hardState, entries, messages };
-  }
-
-  private startFetch(from: NodeId, meta: SnapshotMeta): void {
-    if (this.fetching) return;
-    this.fetching = true;
-    this.logger.info({ from, index: meta.index }, 'fetching snapshot');
-    this.deps.stateMachine.fetchSnapshot(from, meta, (e, staged) => {
-      this.fetching = false;
-      if (this.stopped) {
-        if (staged) this.deps.stateMachine.discardSnapshot(staged);
-        return;
-      }
-      if (e && isStorageFailure(e)) return this.die(e);
-      if (e || !staged) {
-        this.logger.warn({ from, index: meta.index, error: e?.message }, 'snapshot fetch failed');
-        this.raw.snapshotFetched(meta, false);
-        this.schedule();
-        return;
-      }
-      this.queue.push({ kind: 'install', staged });
-      this.kickPersist();
-    });
-  }
-
-  private runInstall(staged: StagedSnapshot): void {
-    const meta = staged.meta;
-    if (!this.raw.snapshotFetched(meta, true)) {
-      this.deps.stateMachine.discardSnapshot(staged);
-      this.persisting = false;
-      this.schedule();
-      this.kickPersist();
-      return;
-    }
-    // Writes queued behind the install were cut from the old log, which the snapshot replaces: drop their
-    // entries and the acknowledgements that depended on them (their hard state still matters).
-    for (const job of this.queue) {
-      if (job.kind !== 'write') continue;
-      job.entries = [];
-      job.messages = job.messages.filter((m) => m.type !== MessageType.AppResp);
-    }
-    // From here the core and the log view start after the snapshot; no entry is applied until the image is
-    // installed, because nothing after meta.index is durable before this job completes.
-    this.deps.log.beginReset(meta);
-    this.raw.restore(meta);
-    this.installingFrom = this.applied;
+  /** The core moved to a snapshot being installed; returns the applied index the state machine still reflects. */
+  private restored(meta: SnapshotMeta): number {
+    // The core takes a snapshot only past its commit index, which is at or past what was applied.
+    assert(meta.index > this.applied, () => `replica: installing snapshot ${meta.index} at applied ${this.applied}`);
+    const before = this.applied;
     this.applied = meta.index;
-    this.lastSnapshotIndex = meta.index;
-    this.appliedBytesSinceSnapshot = 0;
-    this.peers.reset(meta.peers ?? [], meta.index);
     this.identity.installed(meta);
     this.identity.configurationChanged();
     // Proposals the snapshot covers cannot learn their result here.
@@ -673,34 +564,7 @@ export class Replica<R> {
       meta.index,
       err('LEADERSHIP_LOST', 'replaced by a snapshot before it applied here', { unknownOutcome: true }),
     );
-    this.schedule();
-    this.installImage(staged);
-  }
-
-  /** Durable order: the image first, then the log drops its old entries (each retried after a shortage). */
-  private installImage(staged: StagedSnapshot): void {
-    this.deps.stateMachine.installSnapshot(staged, (e) => {
-      if (this.stopped) return;
-      if (e && isResourceShortage(e))
-        return this.shortOf(e, this.persistRetry, 'a snapshot install', () => this.installImage(staged));
-      if (e) return this.die(e);
-      this.installingFrom = null;
-      this.dropOldLog(staged.meta);
-    });
-  }
-
-  private dropOldLog(meta: SnapshotMeta): void {
-    this.deps.log.commitReset(meta, (e) => {
-      if (!this.stopped && e && isResourceShortage(e))
-        return this.shortOf(e, this.persistRetry, 'dropping the log a snapshot replaced', () => this.dropOldLog(meta));
-      this.persisting = false;
-      if (this.stopped) return;
-      if (e) return this.die(e);
-      this.persistRetry.succeeded();
-      this.waits.releaseApplied(this.applied);
-      this.schedule();
-      this.kickPersist();
-    });
+    return before;
   }
 
   // ---------------------------------------------------------------- applying
@@ -708,42 +572,17 @@ export class Replica<R> {
   /**
    * Applies committed entries, in order; returns how many were applied: all of them, or the first ones when
    * the state machine ran short of file descriptors (applying is then held and resumed after a backoff), or
-   * when it failed (its disk: full, an I/O error), which stops the replica in the fatal state it reports.
+   * when it failed (its disk: full, an I/O error), which stops the replica in the fatal state it reports. A
+   * restart replays the entry from the log.
    */
   private applyEntries(ents: Entry[]): number {
     const first = this.applied + 1;
     let next = first;
     let batch: Entry[] = [];
     const flush = (): boolean => {
-      if (batch.length === 0) return true;
       const b = batch;
       batch = [];
-      let results: R[];
-      let interrupted: Error | null = null;
-      try {
-        results = this.deps.stateMachine.apply(b);
-      } catch (e) {
-        if (e instanceof AssertionError) throw e;
-        if (!(e instanceof ApplyInterrupted)) {
-          this.die(e as Error);
-          return false;
-        }
-        results = e.results as R[];
-        interrupted = e.cause;
-      }
-      assert(results.length <= b.length, 'state machine returned a result per entry');
-      for (let i = 0; i < results.length; i++) {
-        this.waits.applied(b[i]!, results[i]!);
-        this.appliedBytesSinceSnapshot += b[i]!.data.byteLength;
-        this.applied = b[i]!.index;
-      }
-      if (interrupted === null) return true;
-      this.raw.holdApply(true);
-      this.shortOf(interrupted, this.applyRetry, 'applying committed entries', () => {
-        this.raw.holdApply(false);
-        this.schedule();
-      });
-      return false;
+      return b.length === 0 || this.applyBatch(b);
     };
     for (const e of ents) {
       assert(e.index === next++, () => `applying ${e.index} after ${next - 2}`);
@@ -758,6 +597,54 @@ export class Replica<R> {
     }
     if (flush()) this.applyRetry.succeeded();
     return this.applied + 1 - first;
+  }
+
+  /**
+   * Applies one batch of commands; false when it was cut short: the state machine failed (the replica is then
+   * failed), or ran short of file descriptors after the entries it did apply (applying is held until a retry).
+   */
+  private applyBatch(b: Entry[]): boolean {
+    let results: R[];
+    let interrupted: Error | null = null;
+    try {
+      results = this.deps.stateMachine.apply(b);
+    } catch (e) {
+      if (e instanceof AssertionError) throw e;
+      if (!(e instanceof ApplyInterrupted)) {
+        this.die(e as Error);
+        return false;
+      }
+      results = e.results as R[];
+      interrupted = e.cause;
+    }
+    assert(
+      interrupted === null ? results.length === b.length : results.length <= b.length,
+      'state machine returned a result per entry it applied',
+    );
+    for (let i = 0; i < results.length; i++) {
+      this.waits.applied(b[i]!, results[i]!);
+      this.snapshots.countApplied(b[i]!.data.byteLength);
+      this.applied = b[i]!.index;
+    }
+    if (interrupted === null) return true;
+    this.raw.holdApply(true);
+    this.shortOf(interrupted, this.applyRetry, 'applying committed entries', () => {
+      this.raw.holdApply(false);
+      this.schedule();
+    });
+    return false;
+  }
+
+  /**
+   * Storage ran short of file descriptors (a connection flood, not a failing disk): `step` is tried again
+   * after a backoff. Meanwhile its concern waits (the persist queue stays busy, applying stays held).
+   */
+  private shortOf(e: Error, retry: ShortageRetry, what: string, step: () => void): void {
+    const waitMs = retry.later(this.deps.clock.now(), step);
+    this.logger.warn(
+      { error: e.message, retryInMs: waitMs },
+      `storage is short of file descriptors: ${what} is retried (not a disk failure)`,
+    );
   }
 
   /** A configuration entry names the addresses of the peers it adds. */
@@ -788,7 +675,7 @@ export class Replica<R> {
   }
 
   private onReadState(ctx: Uint8Array, index: number, ok: boolean): void {
-    const r = this.waits.takeRead(bytesToHex(ctx), this.deps.clock.now());
+    const r = this.waits.takeRead(ctx, this.deps.clock.now());
     if (!r) return;
     if (!ok)
       return r.cb(
@@ -803,65 +690,22 @@ export class Replica<R> {
 
   // ---------------------------------------------------------------- snapshots
 
+  /** Takes a snapshot if one is due (not while reset-peers runs: it takes its own). */
   private maybeSnapshot(): void {
-    if (this.snapshotting || this.snapshotRetry.waiting || this.reset || this.applied <= this.lastSnapshotIndex) return;
-    const o = this.opts;
-    const now = this.deps.clock.now();
-    const due =
-      (o.snapshotEntries > 0 && this.applied - this.lastSnapshotIndex >= o.snapshotEntries) ||
-      (o.snapshotLogBytes > 0 && this.appliedBytesSinceSnapshot >= o.snapshotLogBytes) ||
-      (o.snapshotIntervalS > 0 && now - this.lastSnapshotAtMs >= o.snapshotIntervalS * 1000);
-    if (due) this.takeSnapshot();
+    if (!this.resetting) this.snapshots.maybeTake(this.applied);
   }
 
   /** Saves a snapshot at the applied index now (also the operator's `qjm snapshot`). */
   takeSnapshot(cb?: Callback<number>): void {
     if (this.stopped) return cb?.(this.stoppedError());
-    if (this.snapshotting) return cb?.(err('BUSY', 'a snapshot is already being saved'));
-    if (this.applied <= this.lastSnapshotIndex) return cb?.(null, this.lastSnapshotIndex);
-    const index = this.applied;
-    const term = this.raw.termAt(index);
-    assert(term !== undefined, 'term of the applied index is known');
-    const meta: SnapshotMeta = {
-      index,
-      term,
-      conf: this.raw.conf(),
-      peers: this.peers.list(),
-      generation: this.identity.generation,
-    };
-    this.snapshotting = true;
-    this.appliedBytesSinceSnapshot = 0;
-    this.lastSnapshotAtMs = this.deps.clock.now();
-    const bytesBefore = this.appliedBytesSinceSnapshot;
-    this.deps.stateMachine.saveSnapshot(meta, (e) => {
-      this.snapshotting = false;
-      if (this.stopped) return;
-      if (e && isResourceShortage(e)) {
-        // Not a disk failure: the next snapshot is tried after a backoff, counting what this one would have.
-        this.appliedBytesSinceSnapshot += bytesBefore;
-        this.shortOf(e, this.snapshotRetry, 'a snapshot', () => this.maybeSnapshot());
-        return cb?.(err('BUSY', `snapshot not taken, retried later: ${e.message}`));
-      }
-      if (e) {
-        this.die(e);
-        return cb?.(err('INTERNAL', `snapshot failed: ${e.message}`));
-      }
-      this.snapshotRetry.succeeded();
-      if (meta.index > this.deps.log.snapshotMeta().index) {
-        this.lastSnapshotIndex = meta.index;
-        this.deps.log.snapshotSaved(meta, Math.max(0, meta.index - this.opts.keepEntriesAfterSnapshot));
-      }
-      this.logger.info({ index: meta.index, term: meta.term }, 'snapshot saved');
-      cb?.(null, meta.index);
-      this.schedule();
-    });
+    this.snapshots.take(this.applied, cb);
   }
 
   // ---------------------------------------------------------------- membership, deadlines and failure
 
   private advanceChange(): void {
     const c = this.change;
-    if (!c || this.role !== StateType.Leader) return;
+    if (!c || !this.isLeader) return;
     c.advance({
       raw: this.raw,
       nowMs: this.deps.clock.now(),
@@ -875,16 +719,10 @@ export class Replica<R> {
   }
 
   private advanceReset(): void {
-    const r = this.reset;
-    if (!r || this.stopped) return;
-    const moved = r.advance({
+    if (this.phase.name !== 'resetting') return;
+    const moved = this.phase.reset.advance({
       raw: this.raw,
-      idle:
-        this.queue.length === 0 &&
-        !this.persisting &&
-        !this.fetching &&
-        !this.snapshotting &&
-        this.installingFrom === null,
+      idle: this.persist.idle && this.snapshots.idle,
       appliedIndex: this.appliedIndex,
       committingByFiat: (committed, last) => {
         this.logger.warn(
@@ -915,31 +753,31 @@ export class Replica<R> {
     t?.fail(e);
   }
 
-  private failAll(e: QjmError): void {
+  /** Enters a final phase and fails everything waiting, the reset in progress (if any) included. */
+  private end(next: Extract<Phase, { name: 'stopped' | 'failed' }>): void {
+    const reset = this.phase.name === 'resetting' ? this.phase.reset : null;
+    this.enter(next);
+    const e = this.stoppedError();
     this.waits.failAll(e);
     this.failOperations(e);
-    const r = this.reset;
-    this.reset = null;
-    r?.fail(e);
+    reset?.fail(e);
   }
 
   private die(e: Error): void {
     if (this.stopped) return;
     this.logger.warn({ error: e.message }, 'fatal storage error: replica stopped');
-    this.fatal = e;
-    this.stopped = true;
-    this.failAll(this.stoppedError());
+    this.end({ name: 'failed', error: e });
     this.deps.listener?.onFatal?.(e);
   }
 
   private stoppedError(): QjmError {
-    return this.fatal
-      ? err('STORAGE_FAILED', `this node's storage failed and it stopped serving: ${this.fatal.message}`)
+    return this.phase.name === 'failed'
+      ? err('STORAGE_FAILED', `this node's storage failed and it stopped serving: ${this.phase.error.message}`)
       : err('SHUTTING_DOWN', 'the node is shutting down');
   }
 
   leaderDetails(): { leaderId?: string; leaderAddress?: string } {
-    const lead = this.lead;
+    const lead = this.soft.lead;
     if (lead === NONE) return {};
     const address = lead === this.id ? undefined : this.peers.addressOf(lead);
     return address === undefined ? { leaderId: lead } : { leaderId: lead, leaderAddress: address };

@@ -102,16 +102,16 @@ function writeFile(file: string, data: string, mode: number): void {
 const caKeyPath = (o: CertOptions) => o.caKeyPath ?? path.join(o.certsDir, CA_KEY_FILE);
 
 /** Creates D/ca.crt and the CA key (D/ca.key unless caKeyPath). Returns the files written. */
-export async function createCa(o: CertOptions): Promise<string[]> {
-  const certFile = path.join(o.certsDir, CA_CERT_FILE);
-  const keyFile = caKeyPath(o);
-  refuseExisting([certFile, keyFile], o.overwrite);
+export async function createCa(options: CertOptions): Promise<string[]> {
+  const certFile = path.join(options.certsDir, CA_CERT_FILE);
+  const keyFile = caKeyPath(options);
+  refuseExisting([certFile, keyFile], options.overwrite);
   const key = await newKey();
   const publicKey = await webcrypto.subtle.importKey('spki', key.spkiDer, EC, true, ['verify']);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
     name: [{ CN: ['qjournal CA'] }, { O: [CERT_ORGANIZATION] }],
-    ...validity(o.days, CA_DAYS_DEFAULT),
+    ...validity(options.days, CA_DAYS_DEFAULT),
     keys: { privateKey: key.signing, publicKey } as unknown as Parameters<
       typeof x509.X509CertificateGenerator.createSelfSigned
     >[0]['keys'],
@@ -189,7 +189,7 @@ async function issue(
 const HOST_RE = /^(?=.{1,253}$)[A-Za-z0-9*]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
 /** A node's certificate: role peer bound to its id, its hosts as SANs, for serving and for dialing peers. */
-export async function createNodeCert(o: CertOptions, id: string, hosts: readonly string[]): Promise<string[]> {
+export async function createNodeCert(options: CertOptions, id: string, hosts: readonly string[]): Promise<string[]> {
   if (!isNodeId(id)) throw new CertificateError(`bad node id ${JSON.stringify(id)}: expected ${NODE_ID_RULE}`);
   if (hosts.length === 0)
     throw new CertificateError('give at least one host (name or IP address) the node is dialed at');
@@ -201,8 +201,8 @@ export async function createNodeCert(o: CertOptions, id: string, hosts: readonly
     return { type: 'dns' as const, value: h };
   });
   return issue(
-    o,
-    certFiles(o.certsDir, 'node', id),
+    options,
+    certFiles(options.certsDir, 'node', id),
     id,
     [PEER_ROLE],
     [
@@ -245,7 +245,7 @@ export const MAX_CERT_JOURNALS = 100;
  * may use (one URI subject alternative name each, qjournal://journal/<JID>); for dialing nodes only.
  */
 export async function createClientCert(
-  o: CertOptions,
+  options: CertOptions,
   name: string,
   roles: readonly ClientRole[],
   journals: readonly string[] = [],
@@ -255,8 +255,8 @@ export async function createClientCert(
     throw new CertificateError(`roles must be among writer, reader, admin, got ${JSON.stringify(roles)}`);
   const scoped = checkJournals(roles, journals);
   return issue(
-    o,
-    certFiles(o.certsDir, 'client', name),
+    options,
+    certFiles(options.certsDir, 'client', name),
     name,
     [...new Set(roles)],
     [

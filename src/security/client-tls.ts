@@ -29,21 +29,29 @@ export function checkNodeServer(address: string, cert: PeerCertificate, expected
 }
 
 /** Resolves libqjm's option into the HTTP pool's TLS settings; throws CertificateError naming the problem. */
-export function clientTlsFrom(o: TlsOption): ClientTls {
-  if (typeof o !== 'object' || o === null)
+export function clientTlsFrom(options: TlsOption): ClientTls {
+  if (typeof options !== 'object' || options === null)
     throw new CertificateError('tls: expected { certsDir, user } or { ca, cert, key }');
-  if ('certsDir' in o) {
+  if ('certsDir' in options) {
     if (
-      typeof o.certsDir !== 'string' ||
-      o.certsDir.length === 0 ||
-      typeof o.user !== 'string' ||
-      o.user.length === 0
+      typeof options.certsDir !== 'string' ||
+      options.certsDir.length === 0 ||
+      typeof options.user !== 'string' ||
+      options.user.length === 0
     ) {
       throw new CertificateError('tls: expected { certsDir: <directory>, user: <client name> }');
     }
-    return { ...loadClientTls(o.certsDir, o.user), verifyServer: (address, cert) => checkNodeServer(address, cert) };
+    return {
+      ...loadClientTls(options.certsDir, options.user),
+      verifyServer: (address, cert) => checkNodeServer(address, cert),
+    };
   }
-  if (!isPem(o.ca) || !isPem(o.cert) || !isPem(o.key))
+  if (!isPem(options.ca) || !isPem(options.cert) || !isPem(options.key))
     throw new CertificateError('tls: expected PEM strings or Buffers ca, cert and key');
-  return { ca: o.ca, cert: o.cert, key: o.key, verifyServer: (address, cert) => checkNodeServer(address, cert) };
+  return {
+    ca: options.ca,
+    cert: options.cert,
+    key: options.key,
+    verifyServer: (address, cert) => checkNodeServer(address, cert),
+  };
 }

@@ -66,8 +66,8 @@ export interface RecoveredLog {
 }
 
 /** Loads, checks and reconciles the log in `dir`; throws CorruptLogError when it cannot be served from. */
-export function recoverLog(dir: string, o: RecoveryOptions): RecoveredLog {
-  return reconcileWithSnapshot(dir, loadSegments(dir, o), o);
+export function recoverLog(dir: string, options: RecoveryOptions): RecoveredLog {
+  return reconcileWithSnapshot(dir, loadSegments(dir, options), options);
 }
 
 function loadSegments(dir: string, o: RecoveryOptions): RecoveredLog {

@@ -15,7 +15,7 @@ import { takeWithinBytes } from '../raft/byte-limit.js';
 import type { BatchFill } from '../raft/byte-limit.js';
 import type { ReplicaLog } from '../replica/env.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
-import { cloneConf, entryBytes } from '../raft/types.js';
+import { cloneConf, ENTRY_OVERHEAD_BYTES, entryBytes } from '../raft/types.js';
 import type { FileHandle, FileSystem } from './file-system.js';
 import { mkdirDurableSync, preadSync, writeAllSync, writevAllSync } from './files.js';
 import { CorruptLogError, recoverLog } from './log-recovery.js';
@@ -122,15 +122,15 @@ export class DiskLog implements ReplicaLog {
   }
 
   /** Recovers the log in `dir` (see log-recovery.ts) and opens it; throws CorruptLogError if it cannot. */
-  static open(dir: string, o: DiskLogOptions): DiskLog {
-    mkdirDurableSync(o.fileSystem, dir);
+  static open(dir: string, options: DiskLogOptions): DiskLog {
+    mkdirDurableSync(options.fileSystem, dir);
     const recovered = recoverLog(dir, {
-      fileSystem: o.fileSystem,
-      snapshot: o.snapshot,
-      tornWriteBytes: o.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT,
-      logger: o.logger ?? silentLogger,
+      fileSystem: options.fileSystem,
+      snapshot: options.snapshot,
+      tornWriteBytes: options.tornWriteBytes ?? TORN_WRITE_BYTES_DEFAULT,
+      logger: options.logger ?? silentLogger,
     });
-    return new DiskLog(dir, o, recovered);
+    return new DiskLog(dir, options, recovered);
   }
 
   // ---------------------------------------------------------------- reads (synchronous, for the core)
@@ -203,8 +203,9 @@ export class DiskLog implements ReplicaLog {
   /** Reads entries [lo, hi) of one segment that fit in maxBytes after `sofar`, with one read call. */
   private readRun(seg: Segment, lo: number, hi: number, maxBytes: number, sofar: BatchFill): Entry[] {
     const offsetOf = (idx: number) => (idx <= seg.last ? seg.offsets[idx - seg.first]! : seg.sizeBytes);
-    // An entry's size as entryBytes() counts it, from the index alone: its frame less the frame header, plus 24.
-    const sizeOf = (k: number) => offsetOf(lo + k + 1) - offsetOf(lo + k) - FRAME_HEADER_BYTES + 24;
+    // An entry's size as entryBytes() counts it, from the index alone: its frame less the frame header (that
+    // is, its data), plus the fixed overhead.
+    const sizeOf = (k: number) => offsetOf(lo + k + 1) - offsetOf(lo + k) - FRAME_HEADER_BYTES + ENTRY_OVERHEAD_BYTES;
     const n = takeWithinBytes(hi - lo, sizeOf, maxBytes, sofar).count;
     if (n === 0) return [];
     const start = offsetOf(lo);

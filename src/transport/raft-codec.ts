@@ -5,6 +5,7 @@
 
 import protobuf from 'protobufjs/minimal.js';
 import { qjournal } from '../gen/proto.js';
+import { entryBytes } from '../raft/types.js';
 import type { ConfChange, ConfChangeCodec, ConfChangeOp, Entry, Message } from '../raft/types.js';
 import { putVarint, varintBytes } from '../raft/bytes.js';
 import { FRAME_HEADER_BYTES } from './frames.js';
@@ -132,7 +133,8 @@ export function encodeBatchFrame(b: Batch): { chunks: Uint8Array[]; bytes: numbe
     for (const e of m.entries) {
       const eb = entryBodyBytes(e);
       len += 1 + varintBytes(eb) + eb;
-      small += 24 + (e.data.byteLength <= INLINE_DATA_BYTES ? e.data.byteLength : 0);
+      // What the chunk writer copies: all of the entry's encoding but data it references where it lies.
+      small += 1 + varintBytes(eb) + eb - (e.data.byteLength > INLINE_DATA_BYTES ? e.data.byteLength : 0);
     }
     bodies.push(body);
     lengths.push(len);
@@ -239,7 +241,7 @@ export function decodeBatch(buf: Uint8Array, limits: BatchLimits): Batch {
 /** A rough size of a message on the wire, for queue bounds. */
 export function messageBytes(m: Message): number {
   let n = 64 + m.context.byteLength;
-  for (const e of m.entries) n += e.data.byteLength + 24;
+  for (const e of m.entries) n += entryBytes(e);
   return n;
 }
 

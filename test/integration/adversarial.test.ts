@@ -214,7 +214,13 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
       qjournal.journal.WriteRequest.encode({
         command: {
           jid: 'ns1',
-          journal: { epoch: 1, segmentTxid: 1, firstTxid: 1, count: 1, records: Buffer.alloc(flags.maxBatchBytes, 0) },
+          appendRecords: {
+            epoch: 1,
+            segmentTxid: 1,
+            firstTxid: 1,
+            count: 1,
+            records: Buffer.alloc(flags.maxBatchBytes, 0),
+          },
         },
       }).finish(),
     );
@@ -276,18 +282,23 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     });
     const stalled: net.Socket[] = [];
     const [host, port] = node.address.split(':');
-    for (let i = 0; i < 500; i++) {
-      const s = net.connect(Number(port), host);
-      s.on('error', () => {});
-      s.write(
-        `POST /qjm/journal HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000000\r\n\r\nabc`,
-      );
-      stalled.push(s);
+    try {
+      for (let i = 0; i < 500; i++) {
+        const s = net.connect(Number(port), host);
+        s.on('error', () => {});
+        s.write(
+          `POST /qjm/journal HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000000\r\n\r\nabc`,
+        );
+        stalled.push(s);
+      }
+      const t0 = Date.now();
+      // A bound for a machine saturated by other work (seen: over 5 s at a load average of 17); the figure is printed.
+      expect(await c.status(node.id, 15_000), 'answers /status while 500 uploads stall').to.not.equal(null);
+      console.log(`    /status answered in ${Date.now() - t0} ms with 500 stalled uploads open`);
+    } finally {
+      // Always: left open, they hold this address's share of the node's connections for the tests after.
+      for (const s of stalled) s.destroy();
     }
-    const t0 = Date.now();
-    expect(await c.status(node.id, 5000), 'answers /status while 500 uploads stall').to.not.equal(null);
-    console.log(`    /status answered in ${Date.now() - t0} ms with 500 stalled uploads open`);
-    for (const s of stalled) s.destroy();
   });
 
   /** A follower to send hostile streams to, and another member to claim to be (anyone may, in plain HTTP). */
@@ -334,11 +345,11 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     }
   });
 
-  it('a peer stream that stalls mid-frame is cut after the idle timeout (408)', async () => {
+  it('a peer stream that stalls mid-frame is cut after the idle timeout (504)', async () => {
     const t = await streamTarget();
     const t0 = Date.now();
     const r = await rawStream(t.address, Buffer.concat([lengthPrefix(1 << 20), Buffer.alloc(100)]), false).answer;
-    expect(r.head).to.match(/^HTTP\/1.1 408/);
+    expect(r.head).to.match(/^HTTP\/1.1 504/);
     expect(r.closedAtMs - t0, 'cut after the idle timeout, not before').to.be.at.least(STREAM_IDLE_MS - 50);
     expect(r.closedAtMs - t0, 'and not much later').to.be.below(STREAM_IDLE_MS + 2000);
   });
@@ -347,7 +358,7 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     const t = await streamTarget();
     const streams = [0, 1, 2].map(() => rawStream(t.address, t.heartbeat, false));
     const first = await Promise.race(streams.map((s) => s.answer));
-    expect(first.head).to.match(/^HTTP\/1.1 409/);
+    expect(first.head).to.match(/^HTTP\/1.1 429/);
     expect(first.head).to.include('opened a newer stream');
     for (const s of streams) s.socket.destroy();
     expect((await c.status(t.id)) !== null, `${t.id} keeps answering`).to.equal(true);

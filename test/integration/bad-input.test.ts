@@ -57,7 +57,7 @@ describe('bad input is refused and changes nothing', function () {
       (
         await write(node, 'journal', {
           jid: 'ns1',
-          journal: {
+          appendRecords: {
             epoch: 1,
             segmentTxid: 1,
             firstTxid: 1,
@@ -73,9 +73,16 @@ describe('bad input is refused and changes nothing', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const j = (o: Partial<qjournal.journal.IJournalOp>): qjournal.journal.ICommand => ({
+  const j = (o: Partial<qjournal.journal.IAppendRecordsOp>): qjournal.journal.ICommand => ({
     jid: 'ns1',
-    journal: { epoch: 1, segmentTxid: 1, firstTxid: 3, count: 1, records: encodeRecords(3, [Buffer.from('c')]), ...o },
+    appendRecords: {
+      epoch: 1,
+      segmentTxid: 1,
+      firstTxid: 3,
+      count: 1,
+      records: encodeRecords(3, [Buffer.from('c')]),
+      ...o,
+    },
   });
   const flipped = () => {
     const b = encodeRecords(3, [Buffer.from('c')]);
@@ -294,6 +301,35 @@ describe('bad input is refused and changes nothing', function () {
     expect(node.replica.status().identity.state).to.equal('member');
   });
 
+  it('membership naming two peers at one address, or one id twice: refused 400 naming them; nothing changes', async () => {
+    const body = (peers: { id: string; address: string }[]) =>
+      Buffer.from(pb.ChangePeersRequest.encode({ peers }).finish());
+    const self = { id: node.config.id, address: node.config.advertise };
+    const before = JSON.stringify(node.replica.peers.list());
+    const cases: [string, { id: string; address: string }[], RegExp][] = [
+      ['another id at this address', [self, { id: 'n2', address: self.address }], /is given to both n1 and n2/],
+      [
+        'two new ids at one address',
+        [self, { id: 'n2', address: '127.0.0.1:2' }, { id: 'n3', address: '127.0.0.1:2' }],
+        /127\.0\.0\.1:2 is given to both n2 and n3/,
+      ],
+      [
+        'one id twice',
+        [self, { id: 'n2', address: '127.0.0.1:2' }, { id: 'n2', address: '127.0.0.1:3' }],
+        /n2 named twice/,
+      ],
+    ];
+    for (const [what, peers, message] of cases) {
+      for (const url of ['/admin/changePeers', '/admin/resetPeers']) {
+        const r = await node.app.inject({ method: 'POST', url, headers: PROTO, payload: body(peers) });
+        expect(r.statusCode, `${url}, ${what}: ${r.payload.slice(0, 200)}`).to.equal(400);
+        expect(pb.AdminResponse.decode(r.rawPayload).error?.message, `${url}, ${what}`).to.match(message);
+      }
+    }
+    expect(JSON.stringify(node.replica.peers.list())).to.equal(before);
+    expect(node.replica.isLeader, 'still the leader of its configuration').to.equal(true);
+  });
+
   it('peer RPCs: garbage, another cluster, not a stream, bad snapshot chunk parameters', async () => {
     const stream = (payload: Buffer) =>
       node.app.inject({ method: 'POST', url: RAFT_STREAM_PATH, headers: STREAM, payload });
@@ -308,6 +344,19 @@ describe('bad input is refused and changes nothing', function () {
       (await node.app.inject({ method: 'GET', url: '/raft/snapshot/chunk?index=1&jid=..&file=x&offset=0&length=1' }))
         .statusCode,
     ).to.equal(400);
+    // A snapshot the node does not have yet is UNAVAILABLE, a chunk of one it no longer holds PURGED, each
+    // answered with its code's status (ERRORS.md).
+    for (const [url, status, code] of [
+      ['/raft/snapshot/manifest?min_index=999999', 503, 'QJM_ERR_UNAVAILABLE'],
+      [
+        '/raft/snapshot/chunk?index=999999&jid=ns1&file=edits_inprogress_0000000000000000001&offset=0&length=1',
+        410,
+        'QJM_ERR_PURGED',
+      ],
+    ] as const) {
+      const r = await node.app.inject({ method: 'GET', url });
+      expect([r.statusCode, r.json().code], `${url}: ${r.body}`).to.deep.equal([status, code]);
+    }
   });
 
   it('snapshot reads: hostile query strings are refused 4xx with a stable code, and the node serves on unchanged', async () => {

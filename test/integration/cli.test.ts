@@ -374,6 +374,97 @@ describe('qjm CLI', function () {
     }
   });
 
+  it('purge of a journal no writer has written: nothing to purge, and why (exit 0); of one not formatted: exit 3', async () => {
+    let r = await qjmAsAdmin([
+      'format',
+      '--peers',
+      peers,
+      '--jid',
+      'fresh1',
+      '--namespace-id',
+      '4',
+      '--cluster-id',
+      'C4',
+    ]);
+    expect(r.code, r.err).to.equal(0);
+    for (const extra of [[], ['--dry-run'], ['--force', '--yes']]) {
+      r = await qjmAsAdmin(['purge', '--peers', peers, '--jid', 'fresh1', '--min-txid', '1000', ...extra]);
+      expect([r.code, r.err], extra.join(' ')).to.deep.equal([0, '']);
+      expect(r.out.trim(), extra.join(' ')).to.equal(
+        'journal fresh1 holds no finalized segment yet: nothing to purge (a purge deletes finalized segments only; the master finalizes one each time it rolls its edit log)',
+      );
+    }
+    r = await qjmAsAdmin(['purge', '--peers', peers, '--jid', 'never-formatted', '--min-txid', '1000']);
+    expect(r.code, r.out).to.equal(3);
+    expect(r.err).to.match(/QJM_ERR_NOT_FORMATTED: journal never-formatted is not formatted/);
+  });
+
+  it("check perf: timed durable writes and every node's fdatasync, PASS; the scratch journal left empty; a node down is a FAIL naming it", async () => {
+    let r = await qjmAsAdmin(['check', 'perf', '--peers', peers, '--writes', '50']);
+    expect(r.code, r.out + r.err).to.equal(0);
+    expect(r.out).to.match(/^50 durable writes of 200 bytes to journal qjm-check-perf, one at a time/);
+    const rows = tableRows(r.out);
+    expect(rows[0]).to.deep.equal(['NODE', 'ADDRESS', 'ROLE', 'FDATASYNC P50', 'FDATASYNC P99', '']);
+    expect(
+      rows
+        .slice(1)
+        .map((row) => row[0])
+        .sort(),
+    ).to.deep.equal(['n1', 'n2', 'n3']);
+    for (const row of rows.slice(1)) {
+      expect(row[3], row.join(' ')).to.match(/^\d+(\.\d+)? ms$/);
+      expect(row[4], row.join(' ')).to.match(/^\d+(\.\d+)? ms$/);
+      expect(row[5]).to.equal('ok');
+    }
+    expect(r.out)
+      .to.match(/write round trip: p50 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms {2}ok/)
+      .and.match(/^PASS: every p99 is at most 1000 ms/m);
+    const seg = await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'qjm-check-perf', '--json']);
+    expect(seg.code, seg.err).to.equal(0);
+    expect((JSON.parse(seg.out) as { segments: unknown[] }).segments, 'wiped after the check').to.deep.equal([]);
+
+    // A journal that is not the check's own is refused before anything is written to it.
+    const nsInfo = { namespaceId: 5, clusterId: 'C5', blockPoolId: '' };
+    const other = new QuorumJournalManager({
+      journalId: 'taken',
+      peers: c.addresses,
+      writerId: 'nn9',
+      nsInfo,
+      tls: c.tls('admin'),
+    });
+    try {
+      await other.format(nsInfo);
+      await other.recoverUnfinalizedSegments();
+      const out = await other.startLogSegment(1, -64);
+      out.write(Buffer.from('mkdir /mine'));
+      await out.flush();
+    } finally {
+      await other.close();
+    }
+    r = await qjmAsAdmin(['check', 'perf', '--peers', peers, '--jid', 'taken', '--writes', '5']);
+    expect(r.code, r.out + r.err).to.equal(2);
+    expect(r.err).to.match(/journal taken is written by nn9, not by the check/);
+    const kept = await qjmAsAdmin(['segments', '--peers', peers, '--jid', 'taken', '--json']);
+    expect((JSON.parse(kept.out) as { lastTxId: number }).lastTxId, 'its edit kept').to.equal(1);
+
+    const leader = await c.waitForLeader();
+    const down = c.nodes.find((n) => n.id !== leader)!;
+    await c.stop(down.id);
+    try {
+      r = await qjmAsAdmin(['check', 'perf', '--peers', peers, '--writes', '20', '--json']);
+      expect(r.code, r.out + r.err).to.equal(1);
+      const j = JSON.parse(r.out) as { pass: boolean; nodes: { id: string; error: string | null }[] };
+      expect(j.pass).to.equal(false);
+      expect(j.nodes.find((n) => n.id === down.id)?.error)
+        .to.be.a('string')
+        .and.not.equal('');
+      expect(j.nodes.filter((n) => n.id !== down.id).every((n) => n.error === null)).to.equal(true);
+    } finally {
+      c.start(down.id);
+      await c.waitForLeader();
+    }
+  });
+
   // Last: it changes the cluster the tests above share.
   it('change-peers swaps one voter for a new node in one joint change; the journal is intact on it', async () => {
     const leader = await c.waitForLeader();

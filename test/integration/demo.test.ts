@@ -146,7 +146,8 @@ describe('the demo (npm start)', function () {
     }
   });
 
-  it('--serve: prints the dashboard URL and keeps running; SIGINT stops every JournalNode and exits 0', async () => {
+  it('--serve: prints the dashboard URL, keeps running, purges what the floor lets go; SIGINT stops every JournalNode and exits 0', async function () {
+    this.timeout(300_000);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-serve-'));
     // The demo keeps its data in ./demo-data: run it from a directory of its own.
     const demo = spawn(process.execPath, ['--enable-source-maps', DEMO_MAIN, '--serve'], {
@@ -177,6 +178,17 @@ describe('the demo (npm start)', function () {
         JSON.stringify(view.members.map((m) => [m.id, m.error])),
       ).to.equal(true);
       expect(processesMatching(dir), 'the JournalNodes run (so the check below can fail)').to.match(/journalnode/);
+
+      // Serving, the active purges old segments, and with the demo's floor they do go: with the default one
+      // (minTxnsRetained 1,000,000) the journal would still start at txid 1, whatever the master asked.
+      const from = await waitFor(() => /\| {2}journal from txid (\d+)/.exec(out)?.[1], {
+        timeoutMs: 150_000,
+        what: `a report of --serve naming where the journal starts:\n${out}`,
+      });
+      expect(out).to.match(
+        /old segments: nn2 purges those more than 5000 txids behind.*minTxnsRetained, set low for the demo/,
+      );
+      expect(Number(from), out).to.be.greaterThan(1);
 
       demo.kill('SIGINT');
       const code = await Promise.race([exit, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 45_000))]);

@@ -8,9 +8,12 @@ import fs from 'node:fs';
 import { expect } from 'chai';
 import { LocalCluster } from '../../src/local-cluster.js';
 import { QjmError, QuorumJournalManager } from '../../libqjm/index.js';
+import { qjournal } from '../../src/gen/proto.js';
 import { waitFor } from '../support/async.js';
 import { destroyCluster, startWriting } from '../support/cluster-writer.js';
 import { runQjm } from '../support/qjm-process.js';
+
+const pb = qjournal.journal;
 
 const ns = { namespaceId: 19, clusterId: 'CID-identity', blockPoolId: '' };
 const ELECTION_MS = 400;
@@ -207,17 +210,32 @@ describe('a node that comes back different', function () {
       });
     }
 
-    // A writer that knows only their addresses is refused with a typed error, at once.
+    // They serve no client: a read is answered STOOD_DOWN, final, in the route's envelope.
+    for (const id of lost) {
+      const body = Buffer.from(pb.GetJournalStateRequest.encode({ jid: 'ns1' }).finish());
+      const r = await c.request(c.node(id).address, 'POST', '/qjm/getJournalState', body);
+      const error = pb.GetJournalStateResponse.decode(r.body).error;
+      expect([r.status, error?.code], id).to.deep.equal([409, pb.ErrorCode.STOOD_DOWN]);
+    }
+    // A writer that knows only their addresses never gets a second cluster: the stood-down nodes refuse it for good
+    // (STOOD_DOWN, final, when it learns no other node), or, having learned the members from their answers and
+    // passed over the nodes that stood down, it reaches the reset cluster itself, where it finds every acknowledged
+    // edit and nothing more.
     const q2 = writer(
       c,
       lost.map((id) => c.node(id).address),
     );
-    const refused = await q2.recoverUnfinalizedSegments().then(
-      () => null,
+    const recovered = await q2.recoverUnfinalizedSegments().then(
+      (r) => r,
       (e: unknown) => e,
     );
-    expect(refused).to.be.instanceOf(QjmError).with.property('errorName', 'STOOD_DOWN');
-    expect((refused as QjmError).retriable).to.equal(false);
+    if (recovered instanceof Error) {
+      expect(recovered).to.be.instanceOf(QjmError).with.property('errorName', 'STOOD_DOWN');
+      expect((recovered as QjmError).retriable).to.equal(false);
+    } else {
+      expect((recovered as { lastTxId: number }).lastTxId).to.equal(acked);
+    }
+    for (const id of lost) expect((await c.status(id))!.state, `${id} still does not lead`).to.not.equal('leader');
     await q2.close();
 
     // The reset cluster writes on.

@@ -35,7 +35,13 @@ function journalRequests(jid: string): [method: 'GET' | 'POST', path: string, bo
       'POST',
       '/qjm/journal',
       write({
-        journal: { epoch: 1, segmentTxid: 1, firstTxid: 3, count: 1, records: encodeRecords(3, [Buffer.from('x')]) },
+        appendRecords: {
+          epoch: 1,
+          segmentTxid: 1,
+          firstTxid: 3,
+          count: 1,
+          records: encodeRecords(3, [Buffer.from('x')]),
+        },
       }),
     ],
     ['POST', '/qjm/finalizeLogSegment', write({ finalizeSegment: { epoch: 1, firstTxid: 1, lastTxid: 2 } })],

@@ -213,7 +213,7 @@ describe('JournalNode processes', function () {
     const body = qjournal.journal.WriteRequest.encode({
       command: {
         jid: 'ns1',
-        journal: { epoch: 1, segmentTxid: 1, firstTxid: 101, count: 1, records: encodeRecords(101, [rec(101)]) },
+        appendRecords: { epoch: 1, segmentTxid: 1, firstTxid: 101, count: 1, records: encodeRecords(101, [rec(101)]) },
       },
       expectedTerm: oldTerm,
     }).finish();

@@ -137,24 +137,13 @@ describe('membership changes', function () {
     await w.out.flush();
     const members = c.addresses.join(',');
 
-    // `journalnode` and `qjm` on PATH as an installed package puts them; each journalnode leaves its pid.
-    const binDir = fs.mkdtempSync(path.join(c.root, 'bin-'));
-    fs.writeFileSync(
-      path.join(binDir, 'journalnode'),
-      `#!/bin/sh\necho $$ > "$DATA.pid"\nexec "${process.execPath}" "${path.join(BIN_DIR, 'journalnode.js')}" "$@"\n`,
-      { mode: 0o755 },
-    );
-    fs.writeFileSync(
-      path.join(binDir, 'qjm'),
-      `#!/bin/sh\nexec "${process.execPath}" "${path.join(BIN_DIR, 'qjm.js')}" "$@"\n`,
-      { mode: 0o755 },
-    );
-    const script = path.join(binDir, 'add-node.sh');
+    // As OPERATIONS.md says: run from the qjournal directory, with the operator's certificate (ops, an admin).
+    await c.addUser('ops', ['admin'], []);
+    const script = path.join(c.root, 'add-node.sh');
     fs.writeFileSync(script, addNodeScript(), { mode: 0o755 });
     const n4 = await c.addNode('n4');
     const env = {
       ...process.env,
-      PATH: `${binDir}:${process.env.PATH}`,
       ID: 'n4',
       ADDR: n4.address,
       DATA: n4.dataDir,
@@ -163,7 +152,7 @@ describe('membership changes', function () {
     };
     try {
       const r = await new Promise<{ code: number; out: string; err: string }>((resolve) =>
-        execFile(script, [], { env, timeout: 120_000 }, (error, out, err) =>
+        execFile(script, [], { cwd: path.join(BIN_DIR, '..'), env, timeout: 120_000 }, (error, out, err) =>
           resolve({ code: error ? Number(error.code ?? 1) : 0, out, err }),
         ),
       );
@@ -196,7 +185,9 @@ describe('membership changes', function () {
       expect(await w.out.flush()).to.equal(w.lastTxId + 60);
     } finally {
       await w.q.close();
-      const pid = Number(fs.readFileSync(`${n4.dataDir}.pid`, 'utf8'));
+      // The node the script started in the background: its pid is in its lock file (none if it never started).
+      const lock = path.join(n4.dataDir, 'LOCK');
+      const pid = fs.existsSync(lock) ? Number(fs.readFileSync(lock, 'utf8')) : 0;
       if (pid > 0) process.kill(pid, 'SIGKILL');
     }
   });

@@ -356,7 +356,7 @@ describe('security: mutual TLS and roles', function () {
     );
   });
 
-  it("a member's certificate with a forged storage id or a forged generation: refused 409 saying why; nothing changes, nobody stands down", async () => {
+  it("a member's certificate with a forged storage id or a forged generation: refused saying why (409, or 403 for a newer generation: no notice); nothing changes, nobody stands down", async () => {
     const leader = await c.waitForLeader();
     const target = c.nodes.find((n) => n.id !== 'n3') ?? c.node('n1');
     const st = (await c.status(target.id))!;
@@ -391,7 +391,7 @@ describe('security: mutual TLS and roles', function () {
         ...env,
       });
       const res = await streamOnce(tls, target.address, [frame]);
-      expect(res.status, what).to.equal(409);
+      expect(res.status, what).to.equal(kind ? 409 : 403);
       const body = JSON.parse(res.body) as { code: string; identity?: { kind: string; expectedStorageId: string } };
       expect(body.code, what).to.equal(code);
       expect(body.identity?.kind ?? null, what).to.equal(kind);
@@ -478,8 +478,11 @@ describe('security: mutual TLS and roles', function () {
       /"n3" is not a member/,
     );
     expect((await c.status('n1'))!.term, "n1's term").to.equal(before);
-    // Nor may it read the snapshot any more (it could while a member).
-    leaderAddress = c.node(await c.waitForLeader()).address;
+    // Nor may it read the snapshot any more (it could while a member). n3 itself is left out of the wait: had it
+    // led, the others elected a leader after its removal, of which it never hears, and which holds no snapshot
+    // yet.
+    leaderAddress = c.node(await c.waitForLeader(30_000, ['n3'])).address;
+    await admin.snapshot(leaderAddress);
     expect(await snapshotReads(n3)).to.deep.equal({
       manifest: '403 QJM_ERR_FORBIDDEN',
       chunk: '403 QJM_ERR_FORBIDDEN',

@@ -131,8 +131,8 @@ export class JournalChecker {
       if (epoch < prev)
         this.out.violate(`journal ${cmd.jid}: newEpoch at ${e.index} gave epoch ${epoch} after ${prev}`);
       if (epoch > prev) m.epochs.push({ index: e.index, epoch });
-    } else if (cmd.journal) {
-      this.applyJournal(node, e, cmd.jid, cmd.journal, m);
+    } else if (cmd.appendRecords) {
+      this.applyRecords(node, e, cmd.jid, cmd.appendRecords, m);
     } else if (cmd.startSegment) {
       const open = m.segments[m.segments.length - 1];
       if (open && open.last === null) m.segments.pop(); // an empty open segment replaced
@@ -150,7 +150,13 @@ export class JournalChecker {
     }
   }
 
-  private applyJournal(node: NodeId, e: Entry, jid: string, op: qjournal.journal.IJournalOp, m: JournalModel): void {
+  private applyRecords(
+    node: NodeId,
+    e: Entry,
+    jid: string,
+    op: qjournal.journal.IAppendRecordsOp,
+    m: JournalModel,
+  ): void {
     const epoch = Number(op.epoch ?? 0);
     // The newest epoch established by a newEpoch applied before this index: a writer fenced by it adds nothing.
     let promised = 0;

@@ -9,7 +9,7 @@ import { MemoryStorage } from '../../src/raft/memory-storage.js';
 import type { RaftConfig, ReadState } from '../../src/raft/raft.js';
 import { captureState, checkInvariants } from '../../src/raft/invariants.js';
 import { type MessageType, NONE, StateType } from '../../src/raft/types.js';
-import type { ConfState, Entry, HardState, Message, NodeId } from '../../src/raft/types.js';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId } from '../../src/raft/types.js';
 import { Prng } from '../../src/prng.js';
 import { confChangeCodec } from '../../src/transport/raft-codec.js';
 
@@ -39,6 +39,7 @@ export function testConfig(id: NodeId, overrides: Partial<RaftConfig> = {}, seed
     maxInflightBytes: 0,
     maxUncommittedBytes: 1 << 30,
     maxApplyBytes: 1 << 30,
+    maxPendingReads: 1000,
     applyBatch: 1 << 30,
     snapshotTimeoutTicks: 50,
     preVote: true,
@@ -72,6 +73,14 @@ export class Harness {
     const n: HarnessNode = { id, raw, storage, hard, applied: [], reads: [], holdPersist: false, held: [] };
     this.nodes.set(id, n);
     return n;
+  }
+
+  /**
+   * Restarts `id` from what its storage holds and the hard state given (as a node that crashed and came back
+   * with that term and vote on disk): how a test sets up a term, a vote or a log before a step.
+   */
+  restart(id: NodeId, hard: HardState, overrides: Partial<RaftConfig> = {}): HarnessNode {
+    return this.add(id, this.node(id).storage, hard, overrides);
   }
 
   node(id: NodeId): HarnessNode {
@@ -153,7 +162,7 @@ export class Harness {
 
   /** One heartbeat round from `id` (followers learn the commit index from it). */
   heartbeat(id: NodeId): void {
-    this.tick(id, this.raft(id).cfg.heartbeatTicks);
+    this.tick(id, this.raft(id).config.heartbeatTicks);
     this.deliverAll();
   }
 
@@ -167,6 +176,19 @@ export class Harness {
       res = n.raw.propose(new TextEncoder().encode(data), expectedTerm);
     });
     return res!;
+  }
+
+  proposeConfChange(id: NodeId, cc: ConfChange) {
+    let res: ReturnType<RawNode['proposeConfChange']> | undefined;
+    this.act(id, (n) => {
+      res = n.raw.proposeConfChange(cc);
+    });
+    return res!;
+  }
+
+  /** Test hook: `id` steps down without a new term, as check-quorum would make it. */
+  stepDown(id: NodeId): void {
+    this.act(id, (n) => n.raw.raft.stepDownForTest());
   }
 
   readIndex(id: NodeId, ctx: string): void {

@@ -196,6 +196,17 @@ describe('qjm: flags per command', () => {
     }
   });
 
+  it('membership flags naming two peers at one address are refused, exit 2, before any node is contacted', async () => {
+    for (const argv of [
+      ['change-peers', '--new-peers', 'n1=127.0.0.1:8485,n2=127.0.0.1:8485'],
+      ['reset-peers', '--node', '127.0.0.1:8485', '--new-peers', 'n1=127.0.0.1:8485,n2=127.0.0.1:8485', '--yes'],
+    ]) {
+      const r = await qjm([...argv, ...peers, '--insecure']);
+      expect(r.code, argv[0]).to.equal(2);
+      expect(r.err, argv[0]).to.match(/--new-peers: 127\.0\.0\.1:8485 is given to both n1 and n2/);
+    }
+  });
+
   it('qjm cert create-node takes an ID and one or more HOSTs', async () => {
     expect((await qjm(['cert', 'create-node', '--certs-dir', '/nonexistent', 'n1'])).err).to.match(
       /missing HOST\.\.\./,

@@ -1,9 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { ERROR_NAMES, codeOf, isRetriable, makeError, FencedError, NotLeaderError } from '../../src/errors.js';
+import {
+  ERROR_NAMES,
+  codeOf,
+  httpStatusOf,
+  isRetriable,
+  makeError,
+  FencedError,
+  NotLeaderError,
+} from '../../src/errors.js';
 import { qjournal } from '../../src/gen/proto.js';
-import { HTTP_STATUS } from '../../journalnode/http/rpc-errors.js';
 import { REPO_ROOT } from '../support/repo-root.js';
 
 const docs = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'ERRORS.md'), 'utf8');
@@ -14,9 +21,23 @@ describe('errors', () => {
       const row = docs.split('\n').find((l) => l.startsWith(`| \`${codeOf(name)}\``));
       expect(row, `${codeOf(name)} has a row`).to.be.a('string');
       const cells = row!.split('|').map((c) => c.trim());
-      expect(Number(cells[2]), `${name} HTTP status`).to.equal(HTTP_STATUS[name]);
+      expect(Number(cells[2]), `${name} HTTP status`).to.equal(httpStatusOf(name));
       expect(cells[3], `${name} retriable`).to.equal(isRetriable(name) ? 'yes' : 'no');
     }
+  });
+
+  it("the server writes no error code by hand: every refusal is a QjmError, answered with its code's status", () => {
+    const found: string[] = [];
+    const walk = (dir: string) => {
+      for (const name of fs.readdirSync(dir)) {
+        const p = path.join(dir, name);
+        if (fs.statSync(p).isDirectory()) walk(p);
+        else if (name.endsWith('.ts') && /['`"]QJM_ERR_/.test(fs.readFileSync(p, 'utf8')))
+          found.push(path.relative(REPO_ROOT, p));
+      }
+    };
+    walk(path.join(REPO_ROOT, 'journalnode'));
+    expect(found).to.deep.equal([]);
   });
 
   it('the wire enum has exactly the same names', () => {

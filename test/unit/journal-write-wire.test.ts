@@ -36,7 +36,7 @@ describe('journal write request on the wire', () => {
         const start = putJournalHeader(buf, room, { ...c, recordsBytes: records.byteLength });
         expect(start, 'the header fits its room').to.be.at.least(0);
         const r = pb.WriteRequest.decode(buf.subarray(start));
-        const op = r.command!.journal!;
+        const op = r.command!.appendRecords!;
         expect([
           r.command!.jid,
           Number(op.epoch),

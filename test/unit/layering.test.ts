@@ -177,6 +177,8 @@ const RULES: Rule[] = [
   { folder: 'src/cli', allow: [...TOOL_BASE, 'src/cli/', 'src/demo/', 'src/bench/', 'src/security/'] },
   { folder: 'src/demo', allow: [...TOOL_BASE, 'src/demo/'] },
   { folder: 'src/bench', allow: [...TOOL_BASE, 'src/bench/'] },
+  // The examples are what a user of the package writes: its public entry point and Node, nothing else.
+  { folder: 'examples', allow: ['node:', 'qjournal/libqjm'] },
 ];
 
 describe('layering (docs/ARCHITECTURE.md, "The map")', () => {

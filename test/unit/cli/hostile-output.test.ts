@@ -15,7 +15,7 @@ import type { JournalNode } from '../../../journalnode/journal-node.js';
 const FORGED = '| n1 | leader | all nodes healthy |';
 const WRITER = `nn1\u001b[2J\u001b[H\n${FORGED}\u009b2J`;
 const CLUSTER = `CID\u001b]0;pwned\u0007\u202eevil`;
-const RECORDS = [`op\u001b[31mred\u001b[0m`, `\n${FORGED}`, `del\u007f csi\u009b1A`];
+const RECORDS = [`op\u001b[31mred\u001b[0m`, `\n${FORGED}`, `del\u007f csi\u009b1A`, 'mv "/a b" /c\\"d'];
 
 async function qjm(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -73,6 +73,8 @@ describe('qjm output of hostile journal data', function () {
       `1\t${Buffer.byteLength(RECORDS[0]!)}\top\\u001b[31mred\\u001b[0m`,
       `2\t${Buffer.byteLength(RECORDS[1]!)}\t\\n${FORGED}`,
       `3\t${Buffer.byteLength(RECORDS[2]!)}\tdel\\u007f csi\\u009b1A`,
+      // Quotes as they are; a backslash doubled, so that it cannot pass for an escape.
+      `4\t${Buffer.byteLength(RECORDS[3]!)}\tmv "/a b" /c\\\\"d`,
     ]);
   });
 
@@ -83,6 +85,7 @@ describe('qjm output of hostile journal data', function () {
     expect(r.code, r.err).to.equal(0);
     expect(hasRawControl(r.out + r.err)).to.equal(false);
     expect(r.out).to.include('del\\u007f csi\\u009b1A');
+    expect(r.out).to.include('\tmv "/a b" /c\\\\"d\n');
   });
 
   it('--json: no raw control character, and the values parse back exactly', async () => {

@@ -77,6 +77,36 @@ describe('journalnode command line', () => {
     expect(refused([...BASE.slice(0, 6), '--peers', 'n1=127.0.0.1:0'], UsageError)).to.match(/invalid --peers: port 0/);
   });
 
+  it('two peers at one address are refused, on the command line and in --config, naming both', () => {
+    const twins = 'n1=127.0.0.1:8485,n2=127.0.0.1:8485,n3=127.0.0.1:8487';
+    expect(refused([...BASE.slice(0, 7), '--peers', twins], UsageError)).to.equal(
+      'invalid --peers: 127.0.0.1:8485 is given to both n1 and n2: every node needs an address of its own (peers dial each one there)',
+    );
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qj-cli-args-'));
+    try {
+      const file = path.join(dir, 'qjournal.json');
+      const peers = [
+        { id: 'n1', address: '127.0.0.1:8485' },
+        { id: 'n2', address: '127.0.0.1:8486' },
+        { id: 'n3', address: '127.0.0.1:8486' },
+      ];
+      fs.writeFileSync(
+        file,
+        JSON.stringify({ id: 'n1', listen: '127.0.0.1:8485', dataDir: dir, peers, insecure: true }),
+      );
+      expect(refused(['--config', file], ConfigError)).to.match(
+        /invalid peers: 127\.0\.0\.1:8486 is given to both n2 and n3/,
+      );
+      fs.writeFileSync(
+        file,
+        JSON.stringify({ id: 'n1', listen: '127.0.0.1:8485', dataDir: dir, peers: twins, insecure: true }),
+      );
+      expect(refused(['--config', file], ConfigError)).to.match(/127\.0\.0\.1:8485 is given to both n1 and n2/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('security is chosen, never defaulted: --certs-dir or --insecure, not neither, not both', () => {
     expect(refused(NODE, ConfigError)).to.equal(
       'no certificates: start with --certs-dir D (qjm cert create-ca / create-node), or --insecure to run without TLS',

@@ -22,7 +22,7 @@ interface JournalCall {
   rpc: string;
   /** The request as it was when sent (a copy: the stream reuses a buffer once its batch is acknowledged). */
   request: qjournal.journal.WriteRequest;
-  op: qjournal.journal.IJournalOp;
+  op: qjournal.journal.IAppendRecordsOp;
   /** The bytes handed to the client, as they are. */
   body: Uint8Array;
   deadlineMs: number | undefined;
@@ -36,7 +36,7 @@ class FakeWriter implements JournalWriter {
   writeEncoded(rpc: string, body: Uint8Array, opts: { deadlineMs?: number } = {}): Promise<WriteResult> {
     const answer = deferred<WriteResult>();
     const request = pb.WriteRequest.decode(Buffer.from(body));
-    this.calls.push({ rpc, request, op: request.command!.journal!, body, deadlineMs: opts.deadlineMs, answer });
+    this.calls.push({ rpc, request, op: request.command!.appendRecords!, body, deadlineMs: opts.deadlineMs, answer });
     return answer.promise;
   }
 
@@ -83,7 +83,7 @@ describe('EditLogOutputStream', () => {
       await endOfTurn();
       const r = w.calls[0]!.request;
       expect([r.command!.jid, Number(r.expectedTerm)]).to.deep.equal(['a-journal.x', 0]);
-      const op = r.command!.journal!;
+      const op = r.command!.appendRecords!;
       expect([Number(op.epoch), Number(op.segmentTxid), Number(op.firstTxid), op.count]).to.deep.equal([
         2 ** 40,
         300,

@@ -2,7 +2,7 @@
 // Raft term it remembers only grows, and how it follows the members: the furthest-applied word wins.
 
 import { expect } from 'chai';
-import { RouteTable } from '../../../libqjm/route-table.js';
+import { RouteTable, STOOD_DOWN_SKIP_MS } from '../../../libqjm/route-table.js';
 import { formatMembersHeader, parseMembersHeader } from '../../../src/peers.js';
 
 const PEERS = ['a:1', 'b:1', 'c:1'];
@@ -75,6 +75,24 @@ describe('RouteTable', () => {
       seen.push(t.term);
     }
     expect(seen).to.deep.equal([5, 5, 5, 7, 7]);
+  });
+
+  it('a node that stood down is passed over, and forgotten as leader, while another is left; again after a while', () => {
+    let nowMs = 0;
+    const t = new RouteTable(PEERS, () => nowMs);
+    t.confirm('a:1', 2);
+    t.stoodDown('a:1');
+    expect(t.knownLeader).to.equal(null);
+    expect(Array.from({ length: 4 }, () => t.anyTarget())).to.deep.equal(['b:1', 'c:1', 'b:1', 'c:1']);
+    expect(t.allStoodDown()).to.equal(false);
+    t.stoodDown('b:1');
+    expect([t.leaderTarget(), t.anyTarget()]).to.deep.equal(['c:1', 'c:1']);
+    t.stoodDown('c:1');
+    expect(t.allStoodDown(), 'nobody left: the answer is final').to.equal(true);
+    expect(PEERS, 'all stood down: the rotation goes on regardless').to.include(t.anyTarget());
+    nowMs += STOOD_DOWN_SKIP_MS;
+    expect(t.allStoodDown(), 'the addresses may hold re-added nodes by now').to.equal(false);
+    expect(Array.from({ length: 3 }, () => t.anyTarget()).sort()).to.deep.equal(PEERS);
   });
 
   it('keeps its own copy of the peer list', () => {

@@ -18,10 +18,10 @@ describe('raft paper', () => {
   describe('§5.1 terms', () => {
     it('"If one server\'s current term is smaller than the other\'s, then it updates its current term to the larger value"', () => {
       for (const setup of ['follower', 'candidate', 'leader'] as const) {
-        const h = new Harness(['n1', 'n2', 'n3']);
+        const h = new Harness(['n1', 'n2', 'n3'], { preVote: setup !== 'candidate' });
         if (setup === 'leader') h.elect('n1');
         if (setup === 'candidate') {
-          h.raft('n1').campaign('election');
+          h.campaign('n1');
           h.dropQueued();
         }
         h.deliver(makeMessage({ type: MessageType.App, from: 'n2', to: 'n1', term: 5 }));
@@ -119,9 +119,8 @@ describe('raft paper', () => {
       for (const [voted, candidate, granted] of table) {
         it(`voted for ${voted || 'nobody'}, asked by ${candidate} -> ${granted ? 'grant' : 'reject'}`, () => {
           const h = new Harness(['n1', 'n2', 'n3'], { checkQuorum: false });
+          h.restart('n1', { term: 1, vote: voted, commit: 0 }, { checkQuorum: false });
           const r = h.raft('n1');
-          r.term = 1;
-          r.vote = voted;
           h.deliver(makeMessage({ type: MessageType.Vote, from: candidate, to: 'n1', term: 1 }));
           const resp = h.dropQueued().find((m) => m.type === MessageType.VoteResp)!;
           expect(resp.reject).to.equal(!granted);
@@ -142,16 +141,13 @@ describe('raft paper', () => {
     it('"Raft uses randomized election timeouts": timeouts spread over [electionTimeout, 2 * electionTimeout)', () => {
       const seen = new Set<number>();
       for (let seed = 1; seed <= 60; seed++) {
-        const h = new Harness(['n1', 'n2', 'n3']);
         // Different ids give different PRNG streams; count ticks to the first campaign.
         const id = `n${(seed % 3) + 1}`;
-        const r = h.raft(id);
         const rng = new Prng(seed);
-        r.cfg.random = () => rng.next();
-        r.becomeFollower(0, '');
+        const h = new Harness(['n1', 'n2', 'n3'], {}, { [id]: { random: () => rng.next() } });
         let ticks = 0;
-        while (r.state === StateType.Follower) {
-          r.tick();
+        while (h.raft(id).state === StateType.Follower) {
+          h.tick(id);
           ticks++;
         }
         seen.add(ticks);
@@ -250,12 +246,8 @@ describe('raft paper', () => {
     for (const [lastIndex, lastTerm, granted] of table) {
       it(`candidate last (${lastIndex}, t${lastTerm}) vs voter (2, t2) -> ${granted ? 'grant' : 'reject'}`, () => {
         const h = new Harness(['n1', 'n2', 'n3'], { checkQuorum: false });
-        const n = h.node('n1');
-        n.storage.append([ent(1, 1), ent(2, 2)]);
-        const r = h.raft('n1');
-        r.log.unstable.offset = 3;
-        r.log.unstable.offsetInProgress = 3;
-        r.term = 2;
+        h.node('n1').storage.append([ent(1, 1), ent(2, 2)]);
+        h.restart('n1', { term: 2, vote: '', commit: 0 }, { checkQuorum: false });
         h.deliver(
           makeMessage({ type: MessageType.Vote, from: 'n2', to: 'n1', term: 3, index: lastIndex, logTerm: lastTerm }),
         );
@@ -275,7 +267,7 @@ describe('raft paper', () => {
       h.propose('n1', 'old'); // index 2, term 1: only on n1
       h.deliverAll();
       h.heal();
-      h.raft('n1').becomeFollower(1, ''); // n1 loses leadership (as check-quorum would make it step down)
+      h.stepDown('n1'); // n1 loses leadership (as check-quorum would make it step down)
       // n1 is re-elected at term 2; its no-op is index 3. Let only index 2 through.
       h.filter = (m) => {
         if (m.type === MessageType.App) m.entries = m.entries.filter((e) => e.index < 3);

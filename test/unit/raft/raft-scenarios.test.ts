@@ -90,7 +90,7 @@ describe('raft scenarios', () => {
       h.tick('n1');
       h.deliverAll();
       ticks++;
-      expect(ticks).to.be.at.most(2 * h.raft('n1').cfg.electionTicks);
+      expect(ticks).to.be.at.most(2 * h.raft('n1').config.electionTicks);
     }
     expect(h.raft('n1').state).to.equal(StateType.Follower);
     expect(h.raft('n1').log.committed).to.equal(committed);
@@ -318,17 +318,16 @@ describe('raft scenarios', () => {
     // A new node starts empty: it learns the configuration from a snapshot of the leader.
     h.snapshotAndCompact('n1');
     h.add('n4', new MemoryStorage({ voters: [], votersOutgoing: [], learners: [] }), { term: 0, vote: '', commit: 0 });
-    let res = h.raft('n1').proposeConfChange({
+    let res = h.proposeConfChange('n1', {
       changes: [{ op: ConfChangeOp.AddLearner, peer: { id: 'n4', address: 'x' } }],
       leaveJoint: false,
     });
     expect(res.ok).to.equal(true);
-    h.processReady(h.node('n1'));
     h.deliverAll();
     h.run(5);
     expect(h.raft('n1').conf.learners).to.deep.equal(['n4']);
     expect(h.raft('n4').log.lastIndex(), 'the learner caught up').to.equal(h.raft('n1').log.lastIndex());
-    res = h.raft('n1').proposeConfChange({
+    res = h.proposeConfChange('n1', {
       changes: [
         { op: ConfChangeOp.AddVoter, peer: { id: 'n4', address: 'x' } },
         { op: ConfChangeOp.Remove, peer: { id: 'n1', address: 'y' } },
@@ -336,7 +335,6 @@ describe('raft scenarios', () => {
       leaveJoint: false,
     });
     expect(res.ok).to.equal(true);
-    h.processReady(h.node('n1'));
     h.deliverAll();
     h.run(5);
     // Joint entered, then left; n1 removed and stepped down, telling the followers that held the
@@ -392,13 +390,12 @@ describe('raft scenarios', () => {
     h.elect('n1');
     // n2's disk is slow: it receives entries and learns they are committed, but applies only durable ones.
     h.node('n2').holdPersist = true;
-    const res = h.raft('n1').proposeConfChange({
+    const res = h.proposeConfChange('n1', {
       changes: [{ op: ConfChangeOp.AddLearner, peer: { id: 'n4', address: 'x' } }],
       leaveJoint: false,
     });
     expect(res.ok).to.equal(true);
     const confIndex = res.ok ? res.index : 0;
-    h.processReady(h.node('n1'));
     h.deliverAll();
     h.propose('n1', 'after');
     h.deliverAll();
@@ -406,12 +403,12 @@ describe('raft scenarios', () => {
     expect(h.raft('n2').log.applied, 'but has not applied it').to.be.below(confIndex);
     h.isolate('n2');
     const term = h.raft('n2').term;
-    h.tick('n2', 5 * h.raft('n2').cfg.electionTicks);
+    h.tick('n2', 5 * h.raft('n2').config.electionTicks);
     expect(h.raft('n2').state, 'no campaign').to.equal(StateType.Follower);
     expect(h.raft('n2').term).to.equal(term);
     h.flushPersist('n2');
     expect(h.raft('n2').log.applied).to.be.at.least(confIndex);
-    h.tick('n2', 3 * h.raft('n2').cfg.electionTicks);
+    h.tick('n2', 3 * h.raft('n2').config.electionTicks);
     expect(h.raft('n2').state, 'once applied it campaigns').to.not.equal(StateType.Follower);
   });
 

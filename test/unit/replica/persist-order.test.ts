@@ -5,7 +5,8 @@
 
 import { expect } from 'chai';
 import { Replica, DEFAULT_REPLICA_OPTIONS } from '../../../src/replica/replica.js';
-import type { ReplicaLog, ReplicaStateMachine } from '../../../src/replica/env.js';
+import type { ReplicaLog } from '../../../src/replica/env.js';
+import { memoryReplicaLog, nullStateMachine } from '../../support/replica-log.js';
 import { MemoryStorage } from '../../../src/raft/memory-storage.js';
 import { ConfChangeOp, EntryType } from '../../../src/raft/types.js';
 import type { Entry, HardState, SnapshotMeta } from '../../../src/raft/types.js';
@@ -21,33 +22,14 @@ function recordingLog(
   writes: Write[],
   later: (fn: () => void) => void,
 ): ReplicaLog {
-  return {
-    initialHardState: () => ({ ...hard }),
-    snapshotMeta: () => storage.snapshotMeta(),
-    firstIndex: () => storage.firstIndex(),
-    lastIndex: () => storage.lastIndex(),
-    term: (i) => storage.term(i),
-    entries: (lo, hi, max) => storage.entries(lo, hi, max),
-    write(h, entries, done) {
-      writes.push({ hard: h && { ...h }, entries: [...entries] });
-      later(() => {
-        storage.append(entries);
-        done(null);
-      });
-    },
-    snapshotSaved: () => {},
-    beginReset: () => {},
-    commitReset: (_m, done) => done(null),
-  };
+  return memoryReplicaLog(storage, hard, (h, entries, done) => {
+    writes.push({ hard: h && { ...h }, entries: [...entries] });
+    later(() => {
+      storage.append(entries);
+      done(null);
+    });
+  });
 }
-
-const nullStateMachine: ReplicaStateMachine<number> = {
-  apply: (es) => es.map(() => 0),
-  saveSnapshot: (_m, done) => done(null),
-  fetchSnapshot: (_f, _m, done) => done(new Error('no snapshots here')),
-  installSnapshot: (_s, done) => done(null),
-  discardSnapshot: () => {},
-};
 
 describe('replica persistence order', () => {
   it('a configuration entry starts its own write, whose commit hint covers the configuration entries before it', () => {

@@ -9,6 +9,7 @@ import type { ReplicaLog, ReplicaStateMachine } from '../../../src/replica/env.j
 import { DEFAULT_REPLICA_OPTIONS, Replica } from '../../../src/replica/replica.js';
 import { MemoryStorage } from '../../../src/raft/memory-storage.js';
 import type { Entry, SnapshotMeta } from '../../../src/raft/types.js';
+import type { ReplicaOptions } from '../../../src/replica/replica.js';
 
 function errno(code: string): Error {
   return Object.assign(new Error(`${code}: simulated`), { code });
@@ -24,13 +25,15 @@ interface Faults {
 }
 
 /** One voter on a manual clock, with a log, a state machine and snapshots that fail as `faults` says. */
-function node(faults: Faults) {
+function node(faults: Faults, options: Partial<ReplicaOptions> = {}) {
   const conf = { voters: ['n1'], votersOutgoing: [], learners: [] };
   const storage = new MemoryStorage(conf);
   storage.applySnapshot({ index: 1, term: 1, conf, peers: [{ id: 'n1', address: 'sim://n1' }] });
   const tasks: (() => void)[] = [];
   const later = (fn: () => void) => tasks.push(fn);
   const applied: string[] = [];
+  /** The index of every snapshot the state machine was asked to save. */
+  const saves: number[] = [];
   const log: ReplicaLog = {
     initialHardState: () => ({ term: 1, vote: '', commit: 1 }),
     snapshotMeta: () => storage.snapshotMeta(),
@@ -65,7 +68,8 @@ function node(faults: Faults) {
       }
       return out;
     },
-    saveSnapshot(_m: SnapshotMeta, done) {
+    saveSnapshot(m: SnapshotMeta, done) {
+      saves.push(m.index);
       const fail = faults.snapshots.shift();
       later(() => done(fail ? errno(fail) : null));
     },
@@ -76,7 +80,7 @@ function node(faults: Faults) {
   let now = 0;
   const replica = new Replica<string>(
     'n1',
-    { ...DEFAULT_REPLICA_OPTIONS, tickMs: 10 },
+    { ...DEFAULT_REPLICA_OPTIONS, tickMs: 10, ...options },
     {
       log,
       stateMachine,
@@ -100,7 +104,7 @@ function node(faults: Faults) {
   run();
   tick(40);
   expect(replica.isLeader, 'a single voter leads').to.equal(true);
-  return { replica, applied, run, tick };
+  return { replica, applied, saves, run, tick };
 }
 
 function propose(replica: Replica<string>, text: string, results: string[]): void {
@@ -162,5 +166,20 @@ describe('a replica short of file descriptors', () => {
     n.tick(5);
     expect(n.replica.status().fatal).to.match(/EIO/);
     expect(results.at(-1)).to.equal('error QJM_ERR_STORAGE_FAILED');
+  });
+
+  it('a snapshot due by size that fails with EMFILE is taken after the backoff, with nothing more applied', () => {
+    const faults: Faults = { writes: [], applies: [], snapshots: [] };
+    const n = node(faults, { snapshotEntries: 0, snapshotLogBytes: 3, snapshotIntervalS: 0 });
+    faults.snapshots.push('EMFILE');
+    const results: string[] = [];
+    propose(n.replica, 'abc', results);
+    n.run();
+    expect(results).to.deep.equal(['abc']);
+    expect(n.saves, 'due by its bytes, tried once').to.have.length(1);
+    // The bytes it would have covered still count: the retry finds it due again.
+    n.tick(20);
+    expect(n.saves, 'taken again after the backoff').to.have.length(2);
+    expect(n.replica.status().fatal).to.equal(null);
   });
 });

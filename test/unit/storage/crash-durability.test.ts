@@ -80,7 +80,7 @@ describe('storage on a disk that crashes: what was reported durable survives', (
       { jid: 'ns1', startSegment: { epoch: 1, txid: 1 } },
       {
         jid: 'ns1',
-        journal: {
+        appendRecords: {
           epoch: 1,
           segmentTxid: 1,
           firstTxid: 1,

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import {
   MAX_INBOUND_STREAMS_PER_PEER,
+  MAX_STORAGE_ID_CHANGES,
   NotAMemberError,
   PeerTransport,
   RAFT_STREAM_CONTENT_TYPE,
@@ -16,6 +17,7 @@ import { decodeBatch, messageBytes } from '../../../../src/transport/raft-codec.
 import type { Batch } from '../../../../src/transport/raft-codec.js';
 import { FrameReader } from '../../../../src/transport/frames.js';
 import { HttpError } from '../../../../src/http-pool.js';
+import type { QjmError } from '../../../../src/errors.js';
 import type { OutboundStream, StreamHandlers } from '../../../../src/http-pool.js';
 import { PeerDirectory } from '../../../../src/replica/peer-directory.js';
 import { PeerAdmission } from '../../../../journalnode/peers/peer-admission.js';
@@ -410,14 +412,14 @@ describe('PeerTransport', () => {
       const { t } = rig();
       const cuts: string[] = [];
       const stream = (name: string) => ({
-        cut: (status: number, code: string) => void cuts.push(`${name} ${status} ${code}`),
+        cut: (e: QjmError) => void cuts.push(`${name} ${e.httpStatus} ${e.code}`),
       });
       const forgetFirst = t.openInbound('b', stream('b1'));
       t.openInbound('b', stream('b2'));
       t.openInbound('c', stream('c1'));
       expect(cuts).to.deep.equal([]);
       t.openInbound('b', stream('b3'));
-      expect(cuts).to.deep.equal(['b1 409 QJM_ERR_BUSY']);
+      expect(cuts).to.deep.equal(['b1 429 QJM_ERR_BUSY']);
       forgetFirst();
       expect(t.stats().find((s) => s.id === 'b')!.inboundStreams).to.equal(2);
       t.close();
@@ -440,6 +442,17 @@ describe('PeerTransport', () => {
       ]);
       expect(logs.filter((l) => l.level === 'error')).to.have.length(1);
       expect(t.stats().find((s) => s.id === 'b')!.storageId).to.equal('s2');
+    });
+
+    it(`storage id changes are a ring of the newest ${MAX_STORAGE_ID_CHANGES}: a peer changing its id each batch cannot grow it`, () => {
+      const { t } = rig();
+      const changes = MAX_STORAGE_ID_CHANGES * 3;
+      for (let i = 0; i <= changes; i++)
+        t.handleInbound(batchFrom('b', [appResp('a', i + 1, 'b')], { storageId: `s${i}` }));
+      expect(t.storageIdChanges).to.have.length(MAX_STORAGE_ID_CHANGES);
+      expect(t.storageIdChanges.map((c) => c.to)).to.deep.equal(
+        Array.from({ length: MAX_STORAGE_ID_CHANGES }, (_, k) => `s${changes - MAX_STORAGE_ID_CHANGES + 1 + k}`),
+      );
     });
   });
 

@@ -169,7 +169,13 @@ describe('peer stream route: the identity rules', () => {
       'QJM_ERR_STORAGE_MISMATCH',
       'storage-mismatch',
     ],
-    ['a forged newer generation: 409, nothing to tell', { generation: 99 }, 409, 'QJM_ERR_FORBIDDEN', null],
+    [
+      'a forged newer generation: 403, the status of FORBIDDEN, nothing to tell',
+      { generation: 99 },
+      403,
+      'QJM_ERR_FORBIDDEN',
+      null,
+    ],
     ['its own storage and generation: delivered', { generation: 2 }, 200, '', null],
   ];
   for (const [what, over, status, code, kind] of table)

@@ -27,7 +27,7 @@ function entry(index: number, cmd: qjournal.journal.ICommand): Entry {
 function writes(jid: string, firstTxId: number, n: number): qjournal.journal.ICommand {
   return {
     jid,
-    journal: {
+    appendRecords: {
       epoch: 1,
       segmentTxid: 1,
       firstTxid: firstTxId,
@@ -49,6 +49,7 @@ function opts(dataDir: string, source: SnapshotSource | null = null): StateMachi
     keepSnapshots: 2,
     source,
     logger: quiet,
+    checkInvariants: true,
   };
 }
 

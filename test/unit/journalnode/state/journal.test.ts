@@ -7,7 +7,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { qjournal } from '../../../../src/gen/proto.js';
 import { encodeRecords } from '../../../../src/edit-records.js';
-import { Journal } from '../../../../journalnode/state/journal.js';
+import { Journal, journalStateProblem } from '../../../../journalnode/state/journal.js';
 import { nodeFileSystem } from '../../../../src/storage/node-file-system.js';
 
 const Code = qjournal.journal.ErrorCode;
@@ -18,11 +18,36 @@ const recs = (first: number, n: number) =>
     Array.from({ length: n }, (_, i) => new TextEncoder().encode(`edit-${first + i}`)),
   );
 
+const COMMANDS = new Set([
+  'format',
+  'newEpoch',
+  'startSegment',
+  'appendRecords',
+  'finalizeSegment',
+  'dropSegment',
+  'purge',
+]);
+
+/** The journal, with every command followed by the check of all its invariants (a violation throws). */
+function checked(j: Journal): Journal {
+  return new Proxy(j, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== 'function' || !COMMANDS.has(String(name))) return value;
+      return (...args: unknown[]) => {
+        const result = value.apply(target, args);
+        target.checkInvariants(true);
+        return result;
+      };
+    },
+  });
+}
+
 // Set by the hooks of the outer describe: a fresh directory per test.
 let root: string;
 
 function fresh(name = 'ns1'): Journal {
-  const j = new Journal(nodeFileSystem, name, path.join(root, name), 1 << 20);
+  const j = checked(new Journal(nodeFileSystem, name, path.join(root, name), 1 << 20));
   expect(j.format(ns, false).code).to.equal(Code.OK);
   return j;
 }
@@ -32,7 +57,7 @@ function writing(n: number): Journal {
   const j = fresh();
   expect(j.newEpoch(ns, 'nn1').epoch).to.equal(1);
   expect(j.startSegment(1, 1, -64).code).to.equal(Code.OK);
-  if (n > 0) expect(j.journal(1, 1, 1, n, recs(1, n)).code).to.equal(Code.OK);
+  if (n > 0) expect(j.appendRecords(1, 1, 1, n, recs(1, n)).code).to.equal(Code.OK);
   return j;
 }
 
@@ -45,10 +70,33 @@ describe('journal', () => {
   describe('format and newEpoch', formatAndNewEpoch);
   describe('fencing: every operation with another epoch than the promised one is FENCED', fencing);
   describe('startLogSegment', startLogSegment);
-  describe('journal', journalOp);
+  describe('appendRecords (the journal RPC)', appendRecords);
   describe('finalizeLogSegment', finalizeLogSegment);
   describe('segments on disk: purge, reads, replicas', segmentsOnDisk);
+  describe('invariants', invariants);
 });
+
+function invariants(): void {
+  const seg = (firstTxId: number, lastTxId: number, inProgress = false) => ({ firstTxId, lastTxId, inProgress });
+  const ok = { promisedEpoch: 3, lastWriterEpoch: 2, lastTxId: 9, segments: [seg(1, 4), seg(5, 9), seg(10, 9, true)] };
+  const table: [string, Parameters<typeof journalStateProblem>[0], RegExp][] = [
+    ['a writer epoch beyond the promised one', { ...ok, lastWriterEpoch: 4 }, /beyond the promised epoch/],
+    ['a gap between segments', { ...ok, segments: [seg(1, 3), seg(5, 9)] }, /does not follow/],
+    ['overlapping segments', { ...ok, segments: [seg(1, 5), seg(5, 9)] }, /does not follow/],
+    ['an open segment before the last', { ...ok, segments: [seg(1, 4, true), seg(5, 9)] }, /not the last/],
+    ['a finalized segment without a txid', { ...ok, segments: [seg(1, 9), seg(10, 9)] }, /without a txid/],
+    ['a last segment short of lastTxId', { ...ok, lastTxId: 12 }, /ends at 9, the journal at 12/],
+    ['a segment ending before it starts', { ...ok, segments: [seg(1, 9), seg(11, 9, true)] }, /ends before it starts/],
+  ];
+  it('a sound journal passes', () => {
+    expect(journalStateProblem(ok)).to.equal(null);
+  });
+  for (const [what, state, problem] of table) {
+    it(`each broken invariant is caught: ${what}`, () => {
+      expect(journalStateProblem(state)).to.match(problem);
+    });
+  }
+}
 
 function formatAndNewEpoch(): void {
   it('format: refuses a journal holding data unless forced; epochs survive a forced format', () => {
@@ -61,7 +109,7 @@ function formatAndNewEpoch(): void {
   });
 
   it('newEpoch: NOT_FORMATTED, NAMESPACE_MISMATCH, then +1 each time', () => {
-    const j = new Journal(nodeFileSystem, 'x', path.join(root, 'x'), 0);
+    const j = checked(new Journal(nodeFileSystem, 'x', path.join(root, 'x'), 0));
     expect(j.newEpoch(ns, 'nn1').code).to.equal(Code.NOT_FORMATTED);
     j.format(ns, false);
     expect(j.newEpoch({ ...ns, clusterId: 'other' }, 'nn1').code).to.equal(Code.NAMESPACE_MISMATCH);
@@ -72,7 +120,7 @@ function formatAndNewEpoch(): void {
   });
 
   it('newEpoch retried with the same request id answers the same epoch; any other newEpoch moves on', () => {
-    const j = new Journal(nodeFileSystem, 'x', path.join(root, 'x'), 0);
+    const j = checked(new Journal(nodeFileSystem, 'x', path.join(root, 'x'), 0));
     j.format(ns, false);
     expect(j.newEpoch(ns, 'nn1', 'req-a').epoch).to.equal(1);
     expect(j.newEpoch(ns, 'nn1', 'req-a').epoch, 'the retry of the same request').to.equal(1);
@@ -90,7 +138,7 @@ function formatAndNewEpoch(): void {
 function fencing(): void {
   const ops: [string, (j: Journal, e: number) => qjournal.journal.ICommandResult][] = [
     ['startLogSegment', (j, e) => j.startSegment(e, 4, -64)],
-    ['journal', (j, e) => j.journal(e, 1, 4, 1, recs(4, 1))],
+    ['appendRecords', (j, e) => j.appendRecords(e, 1, 4, 1, recs(4, 1))],
     ['finalizeLogSegment', (j, e) => j.finalizeSegment(e, 1, 3)],
     ['dropSegment', (j, e) => j.dropSegment(e, 1)],
     ['purgeLogs', (j, e) => j.purge(e, 2)],
@@ -129,20 +177,20 @@ function startLogSegment(): void {
   });
 }
 
-function journalOp(): void {
+function appendRecords(): void {
   it('appends and reads back', () => {
     const j = writing(5);
-    expect(j.journal(1, 1, 6, 2, recs(6, 2)).lastTxid).to.equal(7);
+    expect(j.appendRecords(1, 1, 6, 2, recs(6, 2)).lastTxid).to.equal(7);
     const got = j.readEdits(3, 100, 1 << 20, true);
     expect([got.firstTxId, got.count]).to.deep.equal([3, 5]);
   });
   const table: [string, (j: Journal) => qjournal.journal.ICommandResult][] = [
-    ['a gap', (j) => j.journal(1, 1, 5, 1, recs(5, 1))],
+    ['a gap', (j) => j.appendRecords(1, 1, 5, 1, recs(5, 1))],
     [
       'an overlap with different contents',
-      (j) => j.journal(1, 1, 2, 2, encodeRecords(2, [new Uint8Array([1]), new Uint8Array([2])])),
+      (j) => j.appendRecords(1, 1, 2, 2, encodeRecords(2, [new Uint8Array([1]), new Uint8Array([2])])),
     ],
-    ['an unknown segment', (j) => j.journal(1, 2, 4, 1, recs(4, 1))],
+    ['an unknown segment', (j) => j.appendRecords(1, 2, 4, 1, recs(4, 1))],
   ];
   for (const [name, op] of table) {
     it(`OUT_OF_SYNC on ${name}, nothing applied`, () => {
@@ -154,16 +202,16 @@ function journalOp(): void {
   it('a retried batch already applied under the same epoch answers success and changes nothing', () => {
     const j = writing(3);
     const size = j.segments[0]!.sizeBytes;
-    expect(j.journal(1, 1, 2, 2, recs(2, 2)).code).to.equal(Code.OK);
-    expect(j.journal(1, 1, 1, 3, recs(1, 3)).code).to.equal(Code.OK);
+    expect(j.appendRecords(1, 1, 2, 2, recs(2, 2)).code).to.equal(Code.OK);
+    expect(j.appendRecords(1, 1, 1, 3, recs(1, 3)).code).to.equal(Code.OK);
     expect(j.segments[0]!.sizeBytes).to.equal(size);
     expect(j.lastTxId).to.equal(3);
   });
   it('a retry after the segment was finalized still answers success', () => {
     const j = writing(3);
     j.finalizeSegment(1, 1, 3);
-    expect(j.journal(1, 1, 3, 1, recs(3, 1)).code).to.equal(Code.OK);
-    expect(j.journal(1, 1, 4, 1, recs(4, 1)).code, 'but no new txid into a finalized segment').to.equal(
+    expect(j.appendRecords(1, 1, 3, 1, recs(3, 1)).code).to.equal(Code.OK);
+    expect(j.appendRecords(1, 1, 4, 1, recs(4, 1)).code, 'but no new txid into a finalized segment').to.equal(
       Code.OUT_OF_SYNC,
     );
   });
@@ -197,10 +245,10 @@ function segmentsOnDisk(): void {
     const j = writing(3);
     j.finalizeSegment(1, 1, 3);
     j.startSegment(1, 4, -64);
-    j.journal(1, 4, 4, 3, recs(4, 3));
+    j.appendRecords(1, 4, 4, 3, recs(4, 3));
     j.finalizeSegment(1, 4, 6);
     j.startSegment(1, 7, -64);
-    j.journal(1, 7, 7, 1, recs(7, 1));
+    j.appendRecords(1, 7, 7, 1, recs(7, 1));
     expect(j.purge(1, 5).code).to.equal(Code.OK);
     expect(j.segments.map((s) => s.firstTxId)).to.deep.equal([4, 7]);
     expect(j.purge(1, 100).code).to.equal(Code.OK);
@@ -211,10 +259,10 @@ function segmentsOnDisk(): void {
     const j = writing(3);
     j.finalizeSegment(1, 1, 3);
     j.startSegment(1, 4, -64);
-    j.journal(1, 4, 4, 3, recs(4, 3));
+    j.appendRecords(1, 4, 4, 3, recs(4, 3));
     j.finalizeSegment(1, 4, 6);
     j.startSegment(1, 7, -64);
-    j.journal(1, 7, 7, 1, recs(7, 1));
+    j.appendRecords(1, 7, 7, 1, recs(7, 1));
     const r = j.purge(1, 100, 4);
     expect([r.code, Number(r.purgedBelowTxid)]).to.deep.equal([Code.OK, 4]);
     expect(
@@ -228,7 +276,7 @@ function segmentsOnDisk(): void {
     const j = writing(4);
     j.finalizeSegment(1, 1, 4);
     j.startSegment(1, 5, -64);
-    j.journal(1, 5, 5, 4, recs(5, 4));
+    j.appendRecords(1, 5, 5, 4, recs(5, 4));
     const all = j.readEdits(2, 100, 1 << 20, true);
     expect([all.firstTxId, all.count]).to.deep.equal([2, 7]);
     const finalizedOnly = j.readEdits(2, 100, 1 << 20, false);
@@ -242,14 +290,14 @@ function segmentsOnDisk(): void {
 
   it('replicas applying the same commands hold byte-identical files', () => {
     const run = (name: string) => {
-      const j = new Journal(nodeFileSystem, name, path.join(root, name), 1 << 20);
+      const j = checked(new Journal(nodeFileSystem, name, path.join(root, name), 1 << 20));
       j.format(ns, false);
       j.newEpoch(ns, 'nn1');
       j.startSegment(1, 1, -64);
-      j.journal(1, 1, 1, 10, recs(1, 10));
+      j.appendRecords(1, 1, 1, 10, recs(1, 10));
       j.finalizeSegment(1, 1, 10);
       j.startSegment(1, 11, -64);
-      j.journal(1, 11, 11, 5, recs(11, 5));
+      j.appendRecords(1, 11, 11, 5, recs(11, 5));
       return j;
     };
     const a = run('a');

@@ -271,6 +271,7 @@ function manifestEncoding(): void {
         journals: [
           {
             ...m.journals[0]!,
+            lastTxId: 12,
             segments: [
               { ...seg, inProgress: true, file: 'edits_inprogress_0000000000000000001' },
               { ...seg, firstTxId: 10, lastTxId: 12, file: 'edits_0000000000000000010-0000000000000000012' },
@@ -278,7 +279,7 @@ function manifestEncoding(): void {
           },
         ],
       },
-      'only the last',
+      'in progress but not the last',
     ],
     [
       'overlapping segments',
@@ -287,6 +288,7 @@ function manifestEncoding(): void {
         journals: [
           {
             ...m.journals[0]!,
+            lastTxId: 12,
             segments: [
               seg,
               { ...seg, firstTxId: 5, lastTxId: 12, file: 'edits_0000000000000000005-0000000000000000012' },
@@ -294,7 +296,34 @@ function manifestEncoding(): void {
           },
         ],
       },
-      'overlaps',
+      'does not follow segment 1',
+    ],
+    [
+      'a gap between segments',
+      {
+        ...m,
+        journals: [
+          {
+            ...m.journals[0]!,
+            lastTxId: 12,
+            segments: [
+              seg,
+              { ...seg, firstTxId: 11, lastTxId: 12, file: 'edits_0000000000000000011-0000000000000000012' },
+            ],
+          },
+        ],
+      },
+      'does not follow segment 1',
+    ],
+    [
+      "a journal whose last txid is not its last segment's",
+      { ...m, journals: [{ ...m.journals[0]!, lastTxId: 7 }] },
+      'the last segment ends at 9, the journal at 7',
+    ],
+    [
+      'a writer epoch beyond the promised epoch',
+      { ...m, journals: [{ ...m.journals[0]!, promisedEpoch: 1, lastWriterEpoch: 2 }] },
+      'beyond the promised epoch',
     ],
     [
       'a size below the header',
