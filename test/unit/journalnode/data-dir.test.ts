@@ -1,16 +1,18 @@
-// A data directory's first start (journalnode/data-dir.ts): what it refuses to bootstrap over, and what a first
-// start interrupted before its metadata was durable leaves (it must start again).
+// A data directory's first start (journalnode/data-dir.ts): what it refuses to bootstrap over, what a first
+// start interrupted before its metadata was durable leaves (it must start again), and an empty directory under
+// the id of a member bound to another storage (it must not bootstrap as a voter).
 
 import { expect } from 'chai';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { dataDirPaths, DataDirError, prepareDataDir } from '../../../journalnode/data-dir.js';
+import { dataDirPaths, DataDirError, finishFormation, prepareDataDir } from '../../../journalnode/data-dir.js';
 import type { DataDirNode } from '../../../journalnode/data-dir.js';
 import { stateMachineSettings } from '../../../journalnode/storage-options.js';
 import type { StateMachineOptions } from '../../../journalnode/state/journal-state-machine.js';
 import type { Logger } from '../../../src/logger.js';
 import { DEFAULT_SETTINGS } from '../../../src/settings.js';
+import { FileIdentityStore } from '../../../src/storage/identity-store.js';
 import { nodeFileSystem } from '../../../src/storage/node-file-system.js';
 import { MetaStore } from '../../../src/storage/raft-meta-store.js';
 
@@ -62,5 +64,33 @@ describe('data directory, first start', () => {
   it('refuses to bootstrap over journal data without metadata', () => {
     fs.mkdirSync(path.join(dataDirPaths(dir).journals, 'ns1'), { recursive: true });
     expect(() => prepareDataDir(node(), options(), quiet, 'aaaa', null)).to.throw(DataDirError, /holds journal data/);
+  });
+
+  it('an empty directory whose id the cluster binds to another storage waits to be re-added, holding nothing', () => {
+    fs.mkdirSync(dataDirPaths(dir).raft, { recursive: true });
+    const meta = prepareDataDir(node(), options(), quiet, 'new0', null);
+    const identity = new FileIdentityStore(nodeFileSystem, dataDirPaths(dir).raft);
+    finishFormation(
+      node(),
+      options(),
+      meta,
+      identity,
+      {
+        kind: 'replaced',
+        from: 'n1',
+        clusterId: 'abc',
+        generation: 0,
+        members: [{ id: 'n1', address: '127.0.0.1:2', storageId: 's1' }],
+        boundTo: 'old2',
+      },
+      quiet,
+    );
+    const after = MetaStore.open(nodeFileSystem, dataDirPaths(dir).raft)!.meta;
+    // Its own storage id, no term, no vote, nothing committed: it cannot vote or acknowledge as the old disk.
+    expect(after).to.deep.include({ storageId: 'new0', clusterId: 'abc', forming: false });
+    expect(after.hardState).to.deep.equal({ term: 0, vote: '', commit: 0 });
+    expect(identity.load().boundElsewhere).to.equal('old2');
+    // The empty state at index 0 (no configuration), not a bootstrap snapshot of the cluster's members.
+    expect(fs.readdirSync(dataDirPaths(dir).snapshots)).to.deep.equal([`snap_${'0'.repeat(20)}`]);
   });
 });
