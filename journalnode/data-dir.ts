@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Logger } from '../src/logger.js';
 import { PRIVATE_DIR_MODE } from '../src/file-modes.js';
 import { fetchNodeStatus } from '../src/node-status.js';
-import type { StatusClient } from '../src/node-status.js';
+import type { NodeStatusJson, StatusClient } from '../src/node-status.js';
 import { emptyConf } from '../src/raft/types.js';
 import type { Peer } from '../src/raft/types.js';
 import type { IdentityRecord } from '../src/replica/env.js';
@@ -63,11 +63,20 @@ export interface OpenedDataDir {
 /** What formation decided once it stopped waiting (formation.ts runs the asking). */
 export type FormationOutcome = Exclude<FormationDecision, { kind: 'wait' }>;
 
+/** Who the data directory is for, as its first start needs it (a JournalNodeConfig is one). */
+export type DataDirNode = Pick<JournalNodeConfig, 'id' | 'dataDir' | 'advertise' | 'peers'>;
+
+/** A new data directory's storage id: random, the same for the directory's whole life. */
+export function newStorageId(): string {
+  return crypto.randomBytes(8).toString('hex');
+}
+
 /**
  * Opens the node's Raft metadata, first bootstrapping an empty directory: the bootstrap snapshot (index 1,
  * the initial configuration) or, when joining, an empty state at index 0; then the metadata, whose presence
  * marks a completed bootstrap. Refuses a directory of another node, or one that holds journal data but no
- * metadata.
+ * metadata. The policy is the synchronous functions below, over the storage's FileSystem (the simulator runs
+ * them on its disks); this adds the asking, over the network.
  */
 export async function openDataDir(
   config: JournalNodeConfig,
@@ -79,13 +88,14 @@ export async function openDataDir(
   const dirs = dataDirPaths(config.dataDir);
   tightenModes(config.dataDir, logger);
   fs.mkdirSync(dirs.raft, { recursive: true, mode: PRIVATE_DIR_MODE });
-  const meta =
-    MetaStore.open(stateMachineOptions.fileSystem, dirs.raft) ??
-    (await prepare(config, stateMachineOptions, logger, http));
-  if (meta.meta.nodeId && meta.meta.nodeId !== config.id) {
-    throw new DataDirError(`data directory ${config.dataDir} belongs to node ${meta.meta.nodeId}, not ${config.id}`);
+  const fileSystem = stateMachineOptions.fileSystem;
+  let meta = MetaStore.open(fileSystem, dirs.raft);
+  if (!meta) {
+    const joining = config.join.length > 0 ? await learnCluster(config, http) : null;
+    meta = prepareDataDir(config, stateMachineOptions, logger, newStorageId(), joining);
   }
-  const identity = new FileIdentityStore(stateMachineOptions.fileSystem, dirs.raft);
+  checkOwner(config, meta);
+  const identity = new FileIdentityStore(fileSystem, dirs.raft);
   if (meta.meta.forming) {
     const outcome = await form(meta.meta.storageId);
     finishFormation(config, stateMachineOptions, meta, identity, outcome, logger);
@@ -94,6 +104,12 @@ export async function openDataDir(
   const problem = peersFlagProblem(config.peers, m.initialPeers ?? []);
   if (problem) throw new ConfigError(problem);
   return { meta, clusterId: m.clusterId, storageId: m.storageId, identity, record: identity.load() };
+}
+
+/** Refuses the data directory of another node. */
+export function checkOwner(node: Pick<DataDirNode, 'id' | 'dataDir'>, meta: MetaStore): void {
+  if (meta.meta.nodeId && meta.meta.nodeId !== node.id)
+    throw new DataDirError(`data directory ${node.dataDir} belongs to node ${meta.meta.nodeId}, not ${node.id}`);
 }
 
 /** Members as --peers names them: `id=address`, in a canonical order. */
@@ -177,8 +193,8 @@ export function tightenModes(dataDir: string, logger: Logger): void {
  * at index 1 holding the initial configuration with every member's binding — or the empty state at index 0 of
  * a node waiting to be added — then the metadata that marks the directory formed. A crash in between forms again.
  */
-function finishFormation(
-  config: JournalNodeConfig,
+export function finishFormation(
+  config: DataDirNode,
   stateMachineOptions: StateMachineOptions,
   meta: MetaStore,
   identity: FileIdentityStore,
@@ -186,7 +202,7 @@ function finishFormation(
   logger: Logger,
 ): void {
   const dirs = dataDirPaths(config.dataDir);
-  fs.rmSync(dirs.snapshots, { recursive: true, force: true });
+  stateMachineOptions.fileSystem.removeTree(dirs.snapshots);
   const m = meta.meta;
   if (outcome.kind === 'replaced') {
     JournalStateMachine.bootstrap(stateMachineOptions, {
@@ -228,31 +244,36 @@ function finishFormation(
 }
 
 /**
- * A first start: the storage id, made durable before the node answers anyone. Joining (--join): an empty state
- * that belongs to no configuration, with the members learned. With --peers: the directory waits to form.
+ * A first start: the storage id, made durable before the node answers anyone. Joining (`joining`, what a
+ * member said of its cluster): an empty state that belongs to no configuration, with the members learned.
+ * Otherwise (--peers) the directory waits to form.
  */
-async function prepare(
-  config: JournalNodeConfig,
+export function prepareDataDir(
+  config: DataDirNode,
   stateMachineOptions: StateMachineOptions,
   logger: Logger,
-  http: StatusClient,
-): Promise<MetaStore> {
+  storageId: string,
+  joining: JoinedCluster | null,
+): MetaStore {
   const dirs = dataDirPaths(config.dataDir);
+  const fileSystem = stateMachineOptions.fileSystem;
+  // A bootstrap snapshot (index 1 when formed, index 0 to join), whole or still in its temporary directory, is
+  // what a first start that stopped before its metadata was durable leaves (a crash, a full disk): no journal data.
   const leftovers = [dirs.snapshots, dirs.journals].filter(
-    (d) => fs.existsSync(d) && fs.readdirSync(d).some((n) => !/^snap_0{19}1$/.test(n)),
+    (d) =>
+      fileSystem.stat(d) !== null && fileSystem.readdir(d).some((n) => !/^(snap_0{19}[01]|tmp_initial_\d+)$/.test(n)),
   );
   if (leftovers.length > 0) {
     throw new DataDirError(
       `data directory ${config.dataDir} holds journal data (${leftovers.join(', ')}) but no Raft metadata (raft/raft_meta): refusing to bootstrap over it`,
     );
   }
-  fs.rmSync(dirs.snapshots, { recursive: true, force: true });
-  const storageId = crypto.randomBytes(8).toString('hex');
-  if (config.join.length > 0) {
+  fileSystem.removeTree(dirs.snapshots);
+  if (joining) {
     // Joining: an empty state at index 0 that belongs to no configuration; the leader's snapshot brings
     // the journals and the membership once an operator adds this node. Until then the members it learned
     // here are the only ones it listens to (and fetches the snapshot from).
-    const { clusterId, members, generation } = await learnCluster(config, http);
+    const { clusterId, members, generation } = joining;
     JournalStateMachine.bootstrap(stateMachineOptions, {
       index: 0,
       term: 0,
@@ -260,19 +281,19 @@ async function prepare(
       peers: members,
       generation,
     });
-    const meta = MetaStore.create(stateMachineOptions.fileSystem, dirs.raft, {
+    const meta = MetaStore.create(fileSystem, dirs.raft, {
       hardState: { term: 0, vote: '', commit: 0 },
       storageId,
       clusterId,
       nodeId: config.id,
     });
     logger.info(
-      { dataDir: config.dataDir, join: config.join, clusterId },
+      { dataDir: config.dataDir, clusterId },
       'prepared an empty data directory to join a running cluster: add this node with qjm add-peer',
     );
     return meta;
   }
-  const meta = MetaStore.create(stateMachineOptions.fileSystem, dirs.raft, {
+  const meta = MetaStore.create(fileSystem, dirs.raft, {
     hardState: { term: 0, vote: '', commit: 0 },
     storageId,
     clusterId: '',
@@ -286,30 +307,45 @@ async function prepare(
   return meta;
 }
 
+/** What a node joining a running cluster learned from one of its members. */
+export interface JoinedCluster {
+  clusterId: string;
+  members: Peer[];
+  generation: number;
+}
+
+/** What of a member's /status a joining node reads. */
+export type JoinStatus = Pick<NodeStatusJson, 'clusterId' | 'peers' | 'identity'>;
+
 /**
- * Joining: asks a member of the running cluster for its cluster id and members, and refuses if this id is
- * still a voter (an empty disk under a voter's identity could vote twice in a term: remove it first).
+ * The cluster a member's /status describes, for node `config.id` joining it. Refuses when that id is still a
+ * voter there (an empty disk under a voter's identity could vote twice in a term: remove it first).
  */
-async function learnCluster(
-  config: JournalNodeConfig,
-  http: StatusClient,
-): Promise<{ clusterId: string; members: Peer[]; generation: number }> {
+export function clusterToJoin(
+  config: Pick<DataDirNode, 'id' | 'advertise'>,
+  address: string,
+  st: JoinStatus,
+): JoinedCluster {
+  const me = st.peers.find((p) => p.id === config.id);
+  if (me && me.role !== 'learner') {
+    throw new DataDirError(
+      `node ${config.id} is still a ${me.role} of the cluster at ${address}: remove it first (qjm remove-peer --peer ${config.id}), then join; or start it with its usual --peers and re-add it with this storage: qjm replace-node --peer ${config.id}=${config.advertise}`,
+    );
+  }
+  const members = st.peers
+    .filter((p) => p.id !== config.id && p.address !== '')
+    .map((p) =>
+      p.storageId ? { id: p.id, address: p.address, storageId: p.storageId } : { id: p.id, address: p.address },
+    );
+  return { clusterId: st.clusterId, members, generation: st.identity?.generation ?? 0 };
+}
+
+/** Joining: asks the members given with --join, the first that answers says what the cluster is (clusterToJoin). */
+async function learnCluster(config: JournalNodeConfig, http: StatusClient): Promise<JoinedCluster> {
   const errors: string[] = [];
   for (const address of config.join) {
     try {
-      const st = await fetchNodeStatus(address, 3000, http);
-      const me = st.peers.find((p) => p.id === config.id);
-      if (me && me.role !== 'learner') {
-        throw new DataDirError(
-          `node ${config.id} is still a ${me.role} of the cluster at ${address}: remove it first (qjm remove-peer --peer ${config.id}), then join; or start it with its usual --peers and re-add it with this storage: qjm replace-node --peer ${config.id}=${config.advertise}`,
-        );
-      }
-      const members = st.peers
-        .filter((p) => p.id !== config.id && p.address !== '')
-        .map((p) =>
-          p.storageId ? { id: p.id, address: p.address, storageId: p.storageId } : { id: p.id, address: p.address },
-        );
-      return { clusterId: st.clusterId, members, generation: st.identity?.generation ?? 0 };
+      return clusterToJoin(config, address, await fetchNodeStatus(address, 3000, http));
     } catch (e) {
       if (e instanceof DataDirError) throw e;
       errors.push(`${address}: ${(e as Error).message}`);

@@ -67,11 +67,17 @@ function checkedPeers(list: unknown): Peer[] | null {
   return out;
 }
 
+/** What of a named node's /status the formation rule reads. */
+export type FormationStatus = Pick<
+  NodeStatusJson,
+  'id' | 'state' | 'formation' | 'storageId' | 'peers' | 'initialPeers' | 'clusterId' | 'identity'
+>;
+
 /**
  * What a named node's /status says, for the rule. Its certificate proved it is that node, yet every field it
  * gives is checked as any input from the network: an answer that does not check out counts as no answer.
  */
-export function answerOf(id: NodeId, st: NodeStatusJson): PeerAnswer {
+export function answerOf(id: NodeId, st: FormationStatus): PeerAnswer {
   if (st.id !== id) return { kind: 'silent', error: `it answers as ${JSON.stringify(st.id)}` };
   const malformed: PeerAnswer = { kind: 'silent', error: 'its /status does not check out' };
   if (st.state === 'uninitialized') {

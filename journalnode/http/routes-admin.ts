@@ -9,7 +9,7 @@ import { checkHostPort, isNodeId, isStorageBinding, NODE_ID_RULE } from '../../s
 import type { JournalStatusJson, MemberJson, NodeStatusJson } from '../../src/node-status.js';
 import { sameAddress } from '../../src/peers.js';
 import { diskFullText } from '../../src/replica/replica.js';
-import type { Replica, ResetResult } from '../../src/replica/replica.js';
+import type { Replica, ReplicaStatus, ResetResult } from '../../src/replica/replica.js';
 import type { qjournal as Q } from '../../src/gen/proto.js';
 import { NONE } from '../../src/raft/types.js';
 import type { Peer } from '../../src/raft/types.js';
@@ -41,6 +41,23 @@ export interface AdminContext {
   initialPeers: Peer[];
 }
 
+/** The members of a node's configuration as /status lists them: role, address, storage binding. */
+export function memberList(s: Pick<ReplicaStatus, 'conf' | 'peers'>): MemberJson[] {
+  const addressOf = new Map(s.peers.map((p) => [p.id, p.address]));
+  const storageOf = new Map(s.peers.map((p) => [p.id, p.storageId ?? '']));
+  const member = (id: string, role: MemberJson['role']): MemberJson => ({
+    id,
+    address: addressOf.get(id) ?? '',
+    role,
+    storageId: storageOf.get(id) ?? '',
+  });
+  return [
+    ...s.conf.voters.map((id) => member(id, 'voter')),
+    ...s.conf.votersOutgoing.filter((id) => !s.conf.voters.includes(id)).map((id) => member(id, 'outgoing-voter')),
+    ...s.conf.learners.map((id) => member(id, 'learner')),
+  ];
+}
+
 export function buildStatus(context: AdminContext): NodeStatusJson {
   const s = context.replica.status();
   const latencies = context.replica.latencies();
@@ -57,18 +74,7 @@ export function buildStatus(context: AdminContext): NodeStatusJson {
     };
   }
   const addressOf = new Map(s.peers.map((p) => [p.id, p.address]));
-  const storageOf = new Map(s.peers.map((p) => [p.id, p.storageId ?? '']));
-  const member = (id: string, role: MemberJson['role']): MemberJson => ({
-    id,
-    address: addressOf.get(id) ?? '',
-    role,
-    storageId: storageOf.get(id) ?? '',
-  });
-  const peers = [
-    ...s.conf.voters.map((id) => member(id, 'voter')),
-    ...s.conf.votersOutgoing.filter((id) => !s.conf.voters.includes(id)).map((id) => member(id, 'outgoing-voter')),
-    ...s.conf.learners.map((id) => member(id, 'learner')),
-  ];
+  const peers = memberList(s);
   const journals: Record<string, JournalStatusJson> = {};
   for (const j of context.stateMachine.allJournals()) {
     const { jid, nsInfo, ...state } = j.state();

@@ -7,7 +7,7 @@
 
 import type { AdminClient } from '../../libqjm/index.js';
 import { QjmError } from '../errors.js';
-import type { NodeStatusJson } from '../node-status.js';
+import type { MemberJson, NodeStatusJson } from '../node-status.js';
 import { formatPeers } from '../peers.js';
 import type { Peer } from '../peers.js';
 
@@ -16,8 +16,11 @@ type Out = (line: string) => void;
 /** How long add-peer waits for the new node's /status (it may not be started yet: then it binds at promotion). */
 const NEWCOMER_STATUS_MS = 2000;
 
+/** What of a node's /status adding it reads. */
+export type NewcomerStatus = Pick<NodeStatusJson, 'id' | 'state' | 'storageId' | 'identity'>;
+
 /** Why `st` (the node at the address given for `id`) cannot be (re)added with its storage, or null. */
-export function newcomerProblem(id: string, st: NodeStatusJson): string | null {
+export function newcomerProblem(id: string, st: NewcomerStatus): string | null {
   if (st.id !== id) return `the node at that address is ${st.id}, not ${id}`;
   const standing = st.identity?.state;
   if (standing === 'stood-down')
@@ -49,6 +52,32 @@ export interface ReplaceArgs {
   json: boolean;
 }
 
+/**
+ * The membership changes that re-add `peer` bound to `storageId`, from the members as the leader's /status
+ * lists them: first the voters without it (null when it is no voter: nothing to remove), then the voters with
+ * it, bound to its new storage (it joins as a learner, catches up, and is promoted). A learner is refused:
+ * remove it first.
+ */
+export function replaceSteps(
+  peer: Peer,
+  storageId: string,
+  members: readonly MemberJson[],
+): { remove: Peer[] | null; add: Peer[]; oldStorageId: string } {
+  const voters = members.filter((p) => p.role === 'voter').map((p) => ({ id: p.id, address: p.address }));
+  const old = members.find((p) => p.id === peer.id);
+  if (old?.role === 'learner')
+    throw new QjmError(
+      'INVALID_CONF_CHANGE',
+      `${peer.id} is a learner: remove it first (qjm remove-peer), then add it`,
+    );
+  const rest = voters.filter((v) => v.id !== peer.id);
+  return {
+    remove: old ? rest : null,
+    add: [...rest, { ...peer, storageId }],
+    oldStorageId: old?.storageId ?? '',
+  };
+}
+
 /** `qjm replace-node`: the exit code. */
 export async function runReplaceNode(admin: AdminClient, a: ReplaceArgs, io: { out: Out; err: Out }): Promise<number> {
   const { peer } = a;
@@ -61,29 +90,20 @@ export async function runReplaceNode(admin: AdminClient, a: ReplaceArgs, io: { o
   const problem = newcomerProblem(peer.id, r.status);
   if (problem) throw new QjmError('INVALID_CONF_CHANGE', `cannot replace ${peer.id}: ${problem}`);
   const storageId = r.status.storageId;
-  const m = await admin.membership();
-  const voters = m.peers.filter((p) => p.role === 'voter').map((p) => ({ id: p.id, address: p.address }));
-  const old = m.peers.find((p) => p.id === peer.id);
-  if (old?.role === 'learner')
-    throw new QjmError(
-      'INVALID_CONF_CHANGE',
-      `${peer.id} is a learner: remove it first (qjm remove-peer), then add it`,
-    );
-  if (old) {
-    const rest = voters.filter((v) => v.id !== peer.id);
+  const steps = replaceSteps(peer, storageId, (await admin.membership()).peers);
+  if (steps.remove) {
     if (!a.json)
       io.err(
-        `removing ${peer.id} (bound to storage ${old.storageId || '(none)'}) from the voters: ${formatPeers(rest)} must all answer meanwhile...`,
+        `removing ${peer.id} (bound to storage ${steps.oldStorageId || '(none)'}) from the voters: ${formatPeers(steps.remove)} must all answer meanwhile...`,
       );
-    await admin.changePeers(rest, a.timeoutMs);
+    await admin.changePeers(steps.remove, a.timeoutMs);
   }
-  const next = [...voters.filter((v) => v.id !== peer.id), { ...peer, storageId }];
   if (!a.json)
     io.err(`adding ${peer.id} back bound to storage ${storageId}: it catches up as a learner, then becomes a voter...`);
-  const msg = await admin.changePeers(next, a.timeoutMs);
+  const msg = await admin.changePeers(steps.add, a.timeoutMs);
   io.out(
     a.json
-      ? JSON.stringify({ ok: true, node: peer.id, storageId, voters: next })
+      ? JSON.stringify({ ok: true, node: peer.id, storageId, voters: steps.add })
       : `${msg}; ${peer.id} is bound to storage ${storageId}`,
   );
   return 0;

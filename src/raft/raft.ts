@@ -320,14 +320,14 @@ export class Raft {
 
   // ---------------------------------------------------------------- time
 
-  tick(): void {
+  tick(mayCampaign = true): void {
     if (this.role === StateType.Leader) this.tickHeartbeat();
-    else this.tickElection();
+    else this.tickElection(mayCampaign);
   }
 
-  private tickElection(): void {
+  private tickElection(mayCampaign: boolean): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (mayCampaign && this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.campaign(this.config.preVote ? 'pre-vote' : 'election');
     }

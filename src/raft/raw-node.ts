@@ -141,8 +141,12 @@ export class RawNode {
     return out;
   }
 
-  tick(): void {
-    this.input(() => this.raft.tick());
+  /**
+   * One tick of time. `mayCampaign` false: a follower counts the time (a leader's lease on its vote expires) but
+   * does not campaign when its election timeout passes (the driver's identity rules: a floor, a stand-down).
+   */
+  tick(mayCampaign = true): void {
+    this.input(() => this.raft.tick(mayCampaign));
   }
 
   /** Steps a message from a peer. Malformed, misaddressed or unsolicited input is dropped, never trusted. */

@@ -252,13 +252,16 @@ export class Replication {
     // last entry at or below that hint with a term <= logTerm is where probing resumes.
     let nextProbe = m.rejectHint;
     if (m.logTerm > 0) nextProbe = this.host.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
-    if (pr.state === ProgressState.Probe && m.index === pr.next - 1 && m.rejectHint < pr.match) {
+    if (pr.state !== ProgressState.Snapshot && m.index === pr.next - 1 && m.rejectHint < pr.match) {
       // A follower's hint never falls below what it acknowledged unless its disk lost durable entries (a
-      // fault outside the model). Re-replicate from where it really is rather than probing forever.
+      // fault outside the model: a data directory restored from an older copy). Re-replicate from where it
+      // really is rather than probing (or, replicating, ignoring its answer as stale) forever.
       this.host.logger.warn(
         { from: m.from, match: pr.match, hint: m.rejectHint },
         'follower lost entries it had acknowledged: re-replicating',
       );
+      // (Probing resumes from the entry it rejected: becomeProbe before match is forgotten.)
+      if (pr.state === ProgressState.Replicate) pr.becomeProbe();
       pr.match = 0;
     }
     if (pr.maybeDecrTo(m.index, nextProbe)) {

@@ -1,9 +1,9 @@
 // A node's identity, as the replica driver enforces it before anything reaches the Raft core: every member is
 // bound to the storage it was added with (a batch from another storage under its id is refused, so its votes
-// and acknowledgements never count, and a node whose configuration binds its id to another storage neither
-// votes nor campaigns); the reset generation (a node of an older generation that the newer one
-// left out stands down for good); and a floor (a follower whose disk lost entries it had acknowledged neither
-// campaigns nor grants a vote until its log holds its leader's log that far). Rules only, over the state the
+// and acknowledgements never count, and a node whose configuration binds its id to another storage does not
+// campaign); the reset generation (a node of an older generation that the newer one left out stands down for
+// good); and a floor (a follower whose disk lost entries it had acknowledged does not campaign, and votes only
+// for a candidate past the floor, until its log holds its leader's log that far). Rules only, over the state the
 // replica hands in: the JournalNode's transport and the simulator deliver batches and notices through the
 // replica, and what is recorded is made durable through an IdentityStore. ARCHITECTURE.md argues the design.
 
@@ -209,7 +209,7 @@ export class IdentityGate {
           continue;
         case MessageType.Vote:
         case MessageType.PreVote:
-          if (!mayVote) continue;
+          if (!mayVote && !this.votesPastFloor(m)) continue;
           break;
         case MessageType.TimeoutNow:
           if (!mayCampaign) continue;
@@ -226,9 +226,28 @@ export class IdentityGate {
     return kept;
   }
 
-  /** A node may grant votes: it may campaign, and it is of a configuration (a joining node has none yet). */
+  /**
+   * A node may grant votes: it did not stand down, owes no floor, and is of a configuration (a joining node has
+   * none yet). Even bound to another storage: whether its vote counts is the candidate's to judge (admit: its
+   * configuration's binding), and a node re-added with this storage may not have applied the change yet — a
+   * crash before it did — while the quorum that would commit it needs its vote.
+   */
   mayVote(): boolean {
-    return this.mayCampaign() && confMembers(this.hooks.context().raw.conf()).length > 0;
+    const r = this.record;
+    return !r.standDown && !r.floor && confMembers(this.hooks.context().raw.conf()).length > 0;
+  }
+
+  /**
+   * A node below its floor grants a vote only to a candidate whose log is at least as up to date as the floor
+   * entry (then the core compares it with its own log too): as a node whose disk still held what it had
+   * acknowledged would. Without it, a cluster whose leader is gone could not elect one while it needs this
+   * node's vote (found by the simulator: five voters, two disks replaced, one restored, no leader ever again).
+   */
+  private votesPastFloor(m: Message): boolean {
+    const r = this.record;
+    const f = r.floor;
+    if (r.standDown || !f || confMembers(this.hooks.context().raw.conf()).length === 0) return false;
+    return m.logTerm > f.term || (m.logTerm === f.term && m.index >= f.index);
   }
 
   /**
@@ -468,10 +487,10 @@ export class IdentityGate {
         return `stood down for good: ${r.standDown!.detail}`;
       case 'storage-mismatch': {
         const bound = this.boundElsewhere();
-        return `its storage is not the one the cluster knows for ${this.selfId}: the configuration binds ${this.selfId} to ${bound === UNBOUND ? 'no storage (a cluster formed before storage bindings)' : `storage ${bound}`}, and this data directory is storage ${this.options.storageId} (a replaced or wiped disk); it neither votes nor campaigns`;
+        return `its storage is not the one the cluster knows for ${this.selfId}: the configuration binds ${this.selfId} to ${bound === UNBOUND ? 'no storage (a cluster formed before storage bindings)' : `storage ${bound}`}, and this data directory is storage ${this.options.storageId} (a replaced or wiped disk); its votes and acknowledgements do not count and it does not campaign`;
       }
       case 'below-floor':
-        return `its log ends below index ${r.floor!.index}, which it had acknowledged (a data directory restored from an older copy, or a disk that lost writes): it neither votes nor campaigns until it holds the leader's log that far (its last index: ${c.raw.lastIndex()})`;
+        return `its log ends below index ${r.floor!.index}, which it had acknowledged (a data directory restored from an older copy, or a disk that lost writes): it does not campaign, and votes only for a candidate whose log reaches past that entry, until it holds the leader's log that far (its last index: ${c.raw.lastIndex()})`;
       case 'not-member':
         return `${this.selfId} is not a member of its own configuration (removed)`;
       default:

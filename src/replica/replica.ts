@@ -268,8 +268,9 @@ export class Replica<R> {
     this.applyRetry.runIfDue(now);
     this.snapshots.retryIfDue(now);
     if (this.stopped) return;
-    // A follower that may not campaign (stood down, below its floor) counts no election time.
-    if (!this.resetting && (this.isLeader || this.identity.mayCampaign())) this.storageGuarded(() => this.raw.tick());
+    // A follower that may not campaign (stood down, below its floor, bound elsewhere) counts the time but does
+    // not campaign: the lease of the leader it last heard expires, so it can vote when that leader is gone.
+    if (!this.resetting) this.storageGuarded(() => this.raw.tick(this.isLeader || this.identity.mayCampaign()));
     if (this.stopped) return;
     const out: Message[] = [];
     this.identity.tick(out);

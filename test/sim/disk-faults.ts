@@ -1,13 +1,15 @@
 // The faults of the simulated disks a mix switches on, injected during the fault phase: windows in which a
 // node's syncs fail with EIO or its disk is full, latent sector errors (rot) in the durable bytes of one node,
-// and, only with --data-dir-faults, a data directory replaced by an empty one or restored from an older copy
-// at a restart. Healing ends every window; rot stays (a node stopped by it stays down until repaired).
+// and a data directory replaced by an empty one or restored from an older copy at a restart. Healing ends
+// every window; rot stays (a node stopped by it stays down until repaired).
 
 import type { Prng } from '../../src/prng.js';
 import type { SimCluster } from './cluster.js';
 import type { SimNode } from './sim-node.js';
 import type { DurableImage } from './sim-file-system.js';
-import { PATHS } from './sim-storage.js';
+import { isJointQuorum } from './checker.js';
+import { ProgressState } from '../../src/raft/progress.js';
+import { durableHardState, PATHS } from './sim-storage.js';
 
 export class DiskFaultInjector {
   readonly counts = { eioWindows: 0, fullWindows: 0, rot: 0, stops: 0, wiped: 0, restored: 0 };
@@ -31,6 +33,7 @@ export class DiskFaultInjector {
   actions(): (() => void)[] {
     const mix = this.c.opts.mix;
     const out: (() => void)[] = [];
+    if (this.c.identityChecks.quiet) return out;
     if (mix.syncErrors) out.push(() => this.window('eio'));
     if (mix.diskFull) out.push(() => this.window('full'));
     if (mix.rot && !mix.resetPeers) out.push(() => this.rot());
@@ -43,7 +46,7 @@ export class DiskFaultInjector {
     const backup = () => {
       if (!this.c.inFaultPhase) return;
       const n = this.c.nodes.get(this.rng.pick(this.c.ids));
-      if (n?.serviceable) this.copies.set(n.id, n.fs.durableImage());
+      if (n?.serviceable && !needsRepair(n)) this.copies.set(n.id, n.fs.durableImage());
       this.c.q.schedule(this.rng.int(100, 600), backup);
     };
     this.c.q.schedule(this.rng.int(100, 600), backup);
@@ -128,20 +131,84 @@ export class DiskFaultInjector {
     for (const n of [...this.windows]) this.end(n);
   }
 
-  /** At a restart, with --data-dir-faults: the disk replaced by an empty one, or restored from an older copy. */
+  /**
+   * At a restart, when the mix has data-directory faults: the disk replaced by an empty one (the node starts
+   * with its usual command line and must wait to be re-added: the operator repairs it later), or restored from
+   * an older copy of the same storage (a leader must see it and give it its floor). Only where a quorum of the
+   * configuration keeps intact disks without this node (losing more loses data, whatever a protocol does), and
+   * a restore only where a leader can detect it: it leads in a term at least the node's, and its match index for
+   * the node covers every committed entry the node's disk held. The restored node's debt keeps the cluster quiet
+   * until it is paid (identity-checks.ts).
+   */
   beforeRestart(node: SimNode): void {
-    if (!this.c.opts.mix.dataDirFaults || !this.c.inFaultPhase || !this.rng.chance(0.2)) return;
+    const mix = this.c.opts.mix;
+    if (!mix.dataDirFaults || mix.resetPeers || !this.c.inFaultPhase || this.c.identityChecks.quiet) return;
+    if (!this.rng.chance(0.25) || needsRepair(node) || !this.othersIntact(node)) return;
+    // Not while a membership change is in flight: it may wait for this very node to catch up on its disk.
+    if (this.c.operator.changeInFlight) return;
     const copy = this.copies.get(node.id);
-    node.diskReplaced();
-    if (copy && this.rng.chance(0.5)) {
-      this.counts.restored++;
-      this.c.trace(`DATA DIR ${node.id}: restored from an older copy`);
-      node.fs.restoreImage(copy);
-      return;
-    }
+    // A restore where no leader could see it is not made (identity-checks.ts would have nothing to judge).
+    if (copy && this.rng.chance(0.6)) return this.restore(node, copy);
     this.counts.wiped++;
     this.c.trace(`DATA DIR ${node.id}: replaced by an empty one`);
+    node.diskReplaced('wiped');
     node.fs.wipe();
-    this.c.reformat(node);
+    this.copies.delete(node.id);
+    this.c.operator.repairLater(node);
   }
+
+  /**
+   * Without `node`, the intact disks of every configuration a running node holds (the one in force among them)
+   * are a quorum of each of its halves (no running node with a configuration: no fault).
+   */
+  private othersIntact(node: SimNode): boolean {
+    const intact = (id: string) => {
+      const n = this.c.nodes.get(id);
+      // (The node whose disk rots will stop on it, and stay down: it is not counted either.)
+      return (
+        id !== node.id &&
+        n !== undefined &&
+        n !== this.rotVictim &&
+        n.serviceable &&
+        !needsRepair(n) &&
+        n.refused === null
+      );
+    };
+    const confs = [...this.c.nodes.values()]
+      .filter((n) => n.running)
+      .map((n) => n.replica!.rawNode.conf())
+      .filter((conf) => conf.voters.length > 0);
+    return confs.length > 0 && confs.every((conf) => isJointQuorum(conf, intact));
+  }
+
+  private restore(node: SimNode, copy: DurableImage): void {
+    const leadId = this.c.leader();
+    const lead = leadId ? this.c.nodes.get(leadId) : undefined;
+    const held = node.log();
+    if (!lead?.running || lead === node || !held) return;
+    const raw = lead.replica!.rawNode;
+    const index = Math.min(held.lastIndex(), this.c.checker.maxCommittedIndex);
+    const progress = raw.raft.progress.get(node.id);
+    // An append's answer shows the loss: the leader must be replicating to the node (if it sends it a snapshot
+    // instead, the install covers what it lost: identity-checks.ts waits for it).
+    if (!progress || progress.state === ProgressState.Snapshot || progress.match < index) return;
+    if (raw.term < durableHardState(node.fs).term) return;
+    // Every other running node follows that leader in its term, and they are a quorum without this node: the
+    // leader keeps leading and reaches the restored node before anyone can ask it for a vote (the copy's term
+    // and vote are older too: a vote it gives again in a term it voted in could elect a second leader).
+    const others = [...this.c.nodes.values()].filter((n) => n !== node && n.running);
+    if (others.some((n) => n.replica!.term !== raw.term || n.replica!.leaderId !== lead.id)) return;
+    if (!isJointQuorum(raw.conf(), (id) => others.some((n) => n.id === id))) return;
+    this.counts.restored++;
+    this.c.trace(`DATA DIR ${node.id}: restored from an older copy (it owes committed entry ${index})`);
+    node.diskReplaced('restored');
+    node.fs.restoreImage(copy);
+    this.c.quietStarted();
+    this.c.identityChecks.owe(node, index, raw.termAt(index) ?? 0);
+  }
+}
+
+/** A node whose disk was replaced and that is not re-added yet. */
+export function needsRepair(n: SimNode): boolean {
+  return n.wiped || n.replacedStorage !== null;
 }

@@ -298,6 +298,9 @@ export class JournalWriter {
       case 'STORAGE_FAILED':
       case 'SHUTTING_DOWN':
       case 'UNAVAILABLE':
+      // A node on a replaced disk waiting to be re-added, or one that stood down: another node serves.
+      case 'STORAGE_MISMATCH':
+      case 'STOOD_DOWN':
         return this.retry(req, true);
       default:
         this.world.violate(`writer ${this.id}: ${req.what} refused ${err.errorName ?? err.name}: ${err.message}`);

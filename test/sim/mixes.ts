@@ -1,9 +1,8 @@
 // The simulator's fault mixes: what the network, the disks and the operator do to a run. Named mixes aim at
 // one concern each; the swarm mix is drawn from the seed (each fault kind on or off, its rates drawn), so
 // that faults which mask each other in a fixed mix meet in some seeds and not in others (swarm testing).
-// Two faults of the data directory at restart (replaced by an empty one; restored from an older copy) are
-// built but switched on only by --data-dir-faults: they need the nodes' storage identity (bound in the
-// configuration) to be survivable, and no mix npm test runs has them.
+// The faults of the data directory at restart (replaced by an empty one; restored from an older copy) are the
+// datadir mix's, drawn in swarm, and on in any mix with --data-dir-faults (never with a reset of the peers).
 
 import { Prng } from '../../src/prng.js';
 
@@ -54,7 +53,10 @@ export interface FaultMix {
    * switch: a node stops on them until repair from peers exists.
    */
   rot: boolean;
-  /** The data-directory faults (replaced by an empty one, restored from an older copy): --data-dir-faults only. */
+  /**
+   * At restarts, a data directory replaced by an empty one (the operator re-adds the node later) or restored from
+   * an older copy (where a leader can see it): disk-faults.ts. Not in runs that reset the peers.
+   */
   dataDirFaults: boolean;
 }
 
@@ -160,6 +162,20 @@ export const MIXES: Record<string, FaultMix> = {
     chunkLoss: 0.02,
     tornSectors: true,
   },
+  // Data directories replaced by empty ones (re-added by the operator with replace-node's steps) or restored
+  // from older copies (a leader gives the node its floor), under crashes, partitions and membership changes.
+  datadir: {
+    ...base,
+    name: 'datadir',
+    crashes: true,
+    tornSectors: true,
+    dataDirFaults: true,
+    partitions: true,
+    loss: 0.02,
+    membership: true,
+    transfers: true,
+    restartMs: [30, 400],
+  },
   chaos: {
     ...base,
     name: 'chaos',
@@ -227,6 +243,7 @@ export function drawSwarmMix(seed: number): FaultMix {
     rot: r.chance(0.25),
     dataDirFaults: false,
   };
+  m.dataDirFaults = !m.resetPeers && r.chance(0.5);
   return m;
 }
 

@@ -10,6 +10,10 @@ import type { Prng } from '../../src/prng.js';
 import { ConfChangeOp, confMembers } from '../../src/raft/types.js';
 import type { ConfState, NodeId, Peer } from '../../src/raft/types.js';
 import type { SimCluster, SimNode } from './cluster.js';
+import { memberList } from '../../journalnode/http/routes-admin.js';
+import { newcomerProblem, replaceSteps } from '../../src/cli/replace-node.js';
+import { simPeer, statusOf } from './sim-data-dir.js';
+import { needsRepair } from './disk-faults.js';
 
 /** A call in flight on one incarnation of a node: it ends with its callback, or with the node's crash. */
 interface InFlight {
@@ -20,7 +24,16 @@ interface InFlight {
 const MAX_JOINERS = 8;
 
 function peer(id: NodeId): Peer {
-  return { id, address: `sim-${id}:1` };
+  return simPeer(id);
+}
+
+/**
+ * A node being added, as `qjm add-peer` adds it: bound to the storage it reports when it answers (else unbound:
+ * it is bound, when promoted, to the storage it caught up on).
+ */
+function newcomer(n: SimNode): Peer {
+  const st = statusOf(n);
+  return simPeer(n.id, st && !newcomerProblem(n.id, st) ? st.storageId : undefined);
 }
 
 export class SimOperator {
@@ -31,6 +44,8 @@ export class SimOperator {
   private joiners = 0;
   private resetAtMs = Infinity;
   private reset: { survivor: SimNode; calling: InFlight | null; done: boolean; regrown: boolean } | null = null;
+  /** Nodes whose disk was replaced, with when the operator gets to each (a random later time). */
+  private readonly repairs = new Map<SimNode, number>();
 
   constructor(
     private readonly c: SimCluster,
@@ -39,7 +54,7 @@ export class SimOperator {
 
   start(): void {
     const mix = this.c.opts.mix;
-    if (!mix.membership && !mix.transfers && !mix.resetPeers) return;
+    if (!mix.membership && !mix.transfers && !mix.resetPeers && !mix.dataDirFaults) return;
     if (mix.resetPeers) this.resetAtMs = this.rng.int(300, Math.max(400, this.c.opts.faultMs / 2));
     const loop = () => {
       // New work only in the fault phase; a reset and the nodes added after it are seen through to the end.
@@ -51,6 +66,11 @@ export class SimOperator {
     this.c.q.schedule(this.rng.int(100, 300), loop);
   }
 
+  /** A membership change is in flight (a node being added may be waited for until it catches up). */
+  get changeInFlight(): boolean {
+    return this.stillRunning(this.changing) !== null;
+  }
+
   private stillRunning(f: InFlight | null): InFlight | null {
     return f?.node.alive && f.node.incarnation === f.incarnation ? f : null;
   }
@@ -60,6 +80,9 @@ export class SimOperator {
     this.changing = this.stillRunning(this.changing);
     this.transferring = this.stillRunning(this.transferring);
     this.reapRemoved();
+    // Repairs first, also after the fault phase: a node waiting to be re-added is a member that must converge.
+    if (this.repairs.size > 0) return this.repairDue();
+    if (c.identityChecks.quiet) return;
     if (!this.reset && c.q.now >= this.resetAtMs) this.loseMajority();
     if (this.reset) {
       if (!this.reset.done) this.driveReset();
@@ -157,18 +180,106 @@ export class SimOperator {
     });
   }
 
+  /** Voters as the operator names them: existing ones by id, new ones as add-peer binds them (newcomer). */
   private changePeers(lead: SimNode, conf: ConfState, target: NodeId[]): void {
-    const c = this.c;
-    c.stats.changes++;
-    c.trace(`OPERATOR change-peers on ${lead.id}: [${conf.voters.join(',')}] -> [${target.join(',')}]`);
-    this.changing = { node: lead, incarnation: lead.incarnation };
     const removed = conf.voters.filter((v) => !target.includes(v));
-    lead.replica!.changePeers(target.map(peer), (err) => {
-      this.changing = null;
-      if (err) return c.trace(`OPERATOR change-peers failed: ${err.errorName} ${err.message}`);
-      c.trace(`OPERATOR change-peers done: [${target.join(',')}]`);
+    const peers = target.map((id) => (conf.voters.includes(id) ? peer(id) : newcomer(this.c.node(id))));
+    this.propose(lead, conf, peers, (ok) => {
       // The removal is committed: the removed nodes are stopped for good.
-      for (const id of removed) this.reap.add(id);
+      if (ok) for (const id of removed) this.reap.add(id);
+    });
+  }
+
+  /** One changePeers call on the leader, as `qjm`'s /admin/changePeers makes it. */
+  private propose(lead: SimNode, conf: ConfState, target: Peer[], done: (ok: boolean) => void): void {
+    const c = this.c;
+    const ids = target.map((p) => (p.storageId ? `${p.id}@${p.storageId}` : p.id));
+    c.stats.changes++;
+    c.trace(`OPERATOR change-peers on ${lead.id}: [${conf.voters.join(',')}] -> [${ids.join(',')}]`);
+    this.changing = { node: lead, incarnation: lead.incarnation };
+    lead.replica!.changePeers(target, (err) => {
+      this.changing = null;
+      if (err) c.trace(`OPERATOR change-peers failed: ${err.errorName} ${err.message}`);
+      else c.trace(`OPERATOR change-peers done: [${ids.join(',')}]`);
+      done(err === null);
+    });
+  }
+
+  // ---------------------------------------------------------------- re-adding a replaced disk
+
+  /** `node`'s disk was replaced: the operator re-adds it at a random later time. */
+  repairLater(node: SimNode): void {
+    if (!this.repairs.has(node)) this.repairs.set(node, this.c.q.now + this.rng.int(50, 800));
+  }
+
+  /**
+   * The next step of a due repair, as the operator takes it: a node that could not start (started with --join
+   * while still a voter, which data-dir.ts refuses) is removed first, then started again; a node that runs on its
+   * new disk is re-added by replace-node's steps (replaceSteps: the voters without it, then with it bound to the
+   * storage its /status reports); a learner bound to its old disk is removed first (as replace-node says).
+   */
+  private repairDue(): void {
+    const c = this.c;
+    for (const [n, at] of [...this.repairs]) {
+      if (!n.exists || !needsRepair(n)) this.repairs.delete(n);
+      else if (at <= c.q.now && !this.changing) this.repairStep(n);
+    }
+  }
+
+  private repairStep(n: SimNode): void {
+    const c = this.c;
+    const lead = this.leaderNode();
+    if (!lead?.replica) return;
+    const conf = lead.replica.rawNode.conf();
+    if (conf.votersOutgoing.length > 0 || lead.replica.rawNode.confChangePending()) return;
+    const members = memberList(lead.replica.status());
+    const me = members.find((p) => p.id === n.id);
+    const again = () => {
+      this.repairs.set(n, c.q.now + this.rng.int(20, 200));
+    };
+    if (me?.role === 'learner') {
+      // Unbound, it catches up on its new disk and is bound to it when promoted: nothing to repair. Bound to
+      // its old disk, it is refused: removed first, as replace-node says, then added again.
+      if (!me.storageId) {
+        this.repairs.delete(n);
+        return;
+      }
+      this.single(lead, ConfChangeOp.Remove, n.id);
+      return again();
+    }
+    if (n.refused !== null) {
+      if (!me) {
+        c.trace(`OPERATOR ${n.id} is no member now: started again (--join)`);
+        c.restart(n);
+        return again();
+      }
+      c.trace(`OPERATOR remove-peer ${n.id} (its start was refused: ${n.refused})`);
+      return this.propose(
+        lead,
+        conf,
+        members.filter((p) => p.role === 'voter' && p.id !== n.id).map((p) => peer(p.id)),
+        again,
+      );
+    }
+    const st = statusOf(n);
+    if (st?.state === 'uninitialized' && n.initialPeers) {
+      // Formation waits for named nodes that are gone: as replace-node's message says, the operator starts it on
+      // an empty directory with --join instead.
+      c.trace(`OPERATOR ${n.id} waits for ${n.forming?.join('; ')}: started again on an empty directory with --join`);
+      c.rejoin(n);
+      return again();
+    }
+    const problem = st ? newcomerProblem(n.id, st) : 'it does not answer';
+    if (problem) {
+      c.trace(`OPERATOR cannot re-add ${n.id} yet: ${problem}`);
+      return again();
+    }
+    const steps = replaceSteps(simPeer(n.id), st!.storageId, members);
+    c.trace(`OPERATOR replace-node ${n.id} (new storage ${st!.storageId})`);
+    this.propose(lead, conf, steps.remove ?? steps.add, (ok) => {
+      const now = this.leaderNode();
+      if (ok && steps.remove && now?.replica) this.propose(now, now.replica.rawNode.conf(), steps.add, again);
+      else again();
     });
   }
 

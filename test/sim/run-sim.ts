@@ -28,7 +28,7 @@ const mixArg = arg('mix') ?? 'all';
 const faultMs = Number(arg('fault-ms') ?? 3000);
 const trace = arg('trace') === 'true' || arg('trace-messages') === 'true';
 const bug = arg('bug') as OutsideModelBug | undefined;
-// Built but off in every mix npm test runs: they need the nodes' storage identity to be survivable.
+// On in the datadir mix (and drawn in swarm); this turns them on in every mix (but those that reset the peers).
 const dataDirFaults = arg('data-dir-faults') === 'true';
 const BUGS: OutsideModelBug[] = ['forget-vote', 'ack-before-persist', 'vote-before-persist'];
 if (bug !== undefined && !BUGS.includes(bug)) usage(`--bug must be one of ${BUGS.join(', ')}`);
@@ -47,6 +47,7 @@ const byMix = new Map<
   { runs: number; failed: number; acked: number; liveness: number[]; firstFailed: number | null }
 >();
 const failures: SimResult[] = [];
+const dataDir = { wiped: 0, restored: 0, reAdded: 0, floors: 0, caughtUp: 0 };
 let done = 0;
 const total = seeds;
 for (let k = 0; k < seeds; k++) {
@@ -69,6 +70,7 @@ for (let k = 0; k < seeds; k++) {
   const m = byMix.get(mix.name) ?? { runs: 0, failed: 0, acked: 0, liveness: [], firstFailed: null };
   m.runs++;
   m.acked += r.stats.acked;
+  for (const k of Object.keys(dataDir) as (keyof typeof dataDir)[]) dataDir[k] += r.stats[k];
   if (r.stats.livenessMs >= 0) m.liveness.push(r.stats.livenessMs);
   if (r.violations.length > 0) {
     m.failed++;
@@ -96,6 +98,10 @@ for (const [name, m] of byMix) {
     `${name.padEnd(10)} ${String(m.runs).padStart(5)} ${String(m.failed).padStart(7)} ${String(m.firstFailed ?? '-').padStart(6)} ${String(Math.round(m.acked / m.runs)).padStart(10)}  ${med}/${max}`,
   );
 }
+if (dataDir.wiped + dataDir.restored > 0)
+  console.log(
+    `data directories: ${dataDir.wiped} replaced by empty ones (${dataDir.reAdded} re-added), ${dataDir.restored} restored from older copies (${dataDir.floors} floors recorded, ${dataDir.caughtUp} caught up first)`,
+  );
 console.log(
   `${seeds} seeds (${start}..${start + seeds - 1}), nodes ${nodeCounts.join('+')}, ${((Date.now() - t0) / 1000).toFixed(1)}s: ${failures.length === 0 ? 'all passed' : `${failures.length} FAILED`}`,
 );

@@ -6,7 +6,7 @@
 import type { qjournal } from '../../src/gen/proto.js';
 import type { MemoryStorage } from '../../src/raft/memory-storage.js';
 import { NONE } from '../../src/raft/types.js';
-import type { Entry, HardState, NodeId, SnapshotMeta } from '../../src/raft/types.js';
+import type { Entry, HardState, NodeId, Peer, SnapshotMeta } from '../../src/raft/types.js';
 import type { ReplicaLog } from '../../src/replica/env.js';
 import type { Replica } from '../../src/replica/replica.js';
 import type { LogStorage } from '../../src/raft/log.js';
@@ -41,10 +41,37 @@ export class SimNode {
   ackedAt: number | null = null;
   /** What the disk held when this node last went down (read from the durable bytes), until it runs again. */
   private downLog: MemoryStorage | null = null;
+  /** The storage id of its data directory (known once the directory is opened or prepared). */
+  storageId = '';
+  /** While it waits for its cluster to form (sim-data-dir.ts): what it waits for. */
+  forming: string[] | null = null;
+  /** Why its last start was refused (data-dir.ts), while it stays down for it. */
+  refused: string | null = null;
+  /** Bumped each time its data directory is replaced or restored: nothing it sent or was sent before arrives. */
+  dataDirEpoch = 0;
+  /** Its disk was replaced: the next directory it prepares is a replaced disk's (replacedStorage). */
+  wiped = false;
+  /**
+   * The storage id of a replaced disk, until a committed configuration binds this node to it (it was re-added):
+   * until then it must neither vote nor have an acknowledgement counted.
+   */
+  replacedStorage: string | null = null;
+  /**
+   * Replaced or restored from an older copy: the durable state it had before (its votes and acknowledgements
+   * came from it, and a leader may still count them). The quorum checks still count it: what keeps the node from
+   * voting without it is its binding (a replaced disk counts for nothing until re-added, after catching up) or
+   * its floor (a restored copy).
+   */
+  owed: { hard: HardState; log: MemoryStorage | null } | null = null;
 
+  /**
+   * @param initialPeers its command line: an initial member's --peers (the cluster forms from them), or null for
+   *   a node started with --join (the members as the operator knows them when it starts).
+   */
   constructor(
     readonly id: NodeId,
     readonly fs: SimFileSystem,
+    public initialPeers: Peer[] | null,
   ) {}
 
   get exists(): boolean {
@@ -87,8 +114,16 @@ export class SimNode {
   }
 
   /** The data directory was replaced or restored behind the node's back: what it held before is no reference. */
-  diskReplaced(): void {
+  diskReplaced(how: 'wiped' | 'restored'): void {
+    const prev = this.owed;
+    const hard = durableHardState(this.fs);
+    this.owed = {
+      hard: prev && prev.hard.term > hard.term ? prev.hard : hard,
+      log: this.downLog ?? prev?.log ?? null,
+    };
+    if (how === 'wiped') this.wiped = true;
     this.downLog = null;
+    this.dataDirEpoch++;
   }
 
   /**
@@ -112,21 +147,34 @@ export class SimNode {
     return null;
   }
 
-  /** What a checker may read of this node's durable state (never through the node's own code, never faulted). */
+  /**
+   * What a checker may read of this node's durable state (never through the node's own code, never faulted),
+   * with what it held before its disk was replaced or restored (owed). A replaced disk not yet re-added counts
+   * for nothing of its own.
+   */
   durable(): DurableState {
     const fs = this.fs;
+    const owed = this.owed;
+    const held = (log: MemoryStorage | null, index: number, term: number) =>
+      log !== null && (index <= log.snapshotMeta().index || log.term(index) === term);
+    if (this.replacedStorage !== null || this.wiped) {
+      const hard = owed?.hard ?? { term: 0, vote: '', commit: 0 };
+      return { hard, holds: (index, term) => held(owed?.log ?? null, index, term) };
+    }
     const running = this.running ? this.storage : null;
     const down = this.downLog;
     return {
       get hard(): HardState {
-        return durableHardState(fs);
+        const hard = durableHardState(fs);
+        return owed && owed.hard.term > hard.term ? owed.hard : hard;
       },
       holds: (index, term) => {
+        if (owed && held(owed.log, index, term)) return true;
         if (running) {
           if (index <= running.stateMachine.snapshotMeta.index) return true;
           return durablyHolds(fs, running.diskLog, index, term);
         }
-        return down !== null && (index <= down.snapshotMeta().index || down.term(index) === term);
+        return held(down, index, term);
       },
     };
   }

@@ -1,8 +1,9 @@
 // A simulated node's storage: the shipped Raft log (DiskLog), Raft metadata (MetaStore) and journal state
 // machine (JournalStateMachine, with its segment files and snapshots) over the node's simulated disk
-// (sim-file-system.ts), opened the way the JournalNode opens them (journalnode/journal-node.ts, data-dir.ts).
-// Also what the checkers read of a node's disk without going through its code: the durable hard state, and
-// whether an entry is durably held (its frame read back from the pristine durable bytes).
+// (sim-file-system.ts), opened the way the JournalNode opens them (journalnode/journal-node.ts), with its
+// identity record. Also what the checkers read of a node's disk without going through its code: the durable
+// hard state and identity record, and whether an entry is durably held (its frame read back from the pristine
+// durable bytes).
 
 import { JournalStateMachine } from '../../journalnode/state/journal-state-machine.js';
 import type { SnapshotSource, StateMachineOptions } from '../../journalnode/state/journal-state-machine.js';
@@ -11,7 +12,6 @@ import type { qjournal } from '../../src/gen/proto.js';
 import type { Logger } from '../../src/logger.js';
 import { MemoryStorage } from '../../src/raft/memory-storage.js';
 import { readU64 } from '../../src/raft/bytes.js';
-import { emptyConf } from '../../src/raft/types.js';
 import type { Entry, EntryType, HardState, NodeId, SnapshotMeta } from '../../src/raft/types.js';
 import { ApplyInterrupted } from '../../src/replica/env.js';
 import type { ReplicaStateMachine, StagedSnapshot } from '../../src/replica/env.js';
@@ -29,7 +29,7 @@ import {
 } from '../../src/storage/log-segment.js';
 import { DiskLog } from '../../src/storage/raft-log.js';
 import { MetaStore } from '../../src/storage/raft-meta-store.js';
-import { FileIdentityStore } from '../../src/storage/identity-store.js';
+import { decodeIdentity, FileIdentityStore } from '../../src/storage/identity-store.js';
 import { LogDamageTaker } from '../../src/storage/log-damage.js';
 import type { LogDamage } from '../../src/storage/log-damage.js';
 import type { IdentityRecord } from '../../src/replica/env.js';
@@ -41,7 +41,8 @@ type Result = qjournal.journal.ICommandResult;
 export const DATA_DIR = '/data';
 export const PATHS = dataDirPaths(DATA_DIR);
 
-function stateMachineOptions(
+/** The state machine's options on a simulated node (its settings, its disk, the snapshot source of its incarnation). */
+export function simStateMachineOptions(
   fileSystem: FileSystem,
   settings: Settings,
   source: SnapshotSource | null,
@@ -50,28 +51,7 @@ function stateMachineOptions(
   return { fileSystem, dataDir: DATA_DIR, ...stateMachineSettings(settings), source, logger };
 }
 
-/**
- * A data directory's first start, as journalnode/data-dir.ts makes it: the bootstrap snapshot (index 1 with
- * the initial configuration, or index 0 and no configuration for a node that joins), then the metadata.
- */
-export function formatDataDir(fs: SimFileSystem, nodeId: NodeId, settings: Settings, bootstrap: SnapshotMeta): void {
-  // The data directory itself is the operator's, made before the node starts.
-  fs.mkdirp(DATA_DIR);
-  fs.fsyncPathSync('/');
-  fs.mkdirp(PATHS.raft);
-  JournalStateMachine.bootstrap(stateMachineOptions(fs, settings, null, quietLogger), bootstrap);
-  MetaStore.create(fs, PATHS.raft, {
-    hardState: { term: bootstrap.term, vote: '', commit: bootstrap.index },
-    storageId: `${nodeId}-storage`,
-    clusterId: 'sim',
-    nodeId,
-  });
-}
-
-/** The empty state of a node that joins a running cluster (learns everything from the leader's snapshot). */
-export const JOINER_BOOTSTRAP: SnapshotMeta = { index: 0, term: 0, conf: emptyConf(), peers: [] };
-
-const quietLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+export const quietLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export interface OpenedStorage {
   meta: MetaStore;
@@ -84,17 +64,19 @@ export interface OpenedStorage {
   logDamage: LogDamage[];
 }
 
-/** Opens a node's storage as journal-node.ts does (the state machine first: the log reconciles with its snapshot). */
+/**
+ * Opens a node's storage as journal-node.ts does once its data directory is formed (sim-data-dir.ts): the
+ * identity record, then the state machine (the log reconciles with its snapshot), then the log.
+ */
 export function openStorage(
   fs: SimFileSystem,
   settings: Settings,
   source: SnapshotSource,
   logger: Logger,
 ): OpenedStorage {
-  fs.mkdirp(PATHS.raft);
   const meta = MetaStore.open(fs, PATHS.raft);
-  if (!meta) throw new Error(`no Raft metadata in ${PATHS.raft}: the data directory was never formatted`);
-  const stateMachine = JournalStateMachine.open(stateMachineOptions(fs, settings, source, logger));
+  if (!meta) throw new Error(`no Raft metadata in ${PATHS.raft}: the data directory was never prepared`);
+  const stateMachine = JournalStateMachine.open(simStateMachineOptions(fs, settings, source, logger));
   const identity = new FileIdentityStore(fs, PATHS.raft);
   const damage = new LogDamageTaker(identity.load(), identity, meta.meta.hardState.term);
   const diskLog = DiskLog.open(PATHS.log, {
@@ -182,6 +164,17 @@ function durableReader(fs: SimFileSystem): FileSystem {
     fsyncPath: refuse('fsyncPath'),
     fsyncPathSync: refuse('fsyncPathSync'),
   };
+}
+
+/** The identity record a restart would load (null when it is not durable, or unreadable). */
+export function durableIdentity(fs: SimFileSystem): IdentityRecord | null {
+  const bytes = fs.durableBytes(`${PATHS.raft}/identity`);
+  if (!bytes) return null;
+  try {
+    return decodeIdentity(bytes, 'identity');
+  } catch {
+    return null;
+  }
 }
 
 /** The hard state a restart would load (NONE-like zeros when the metadata is not durable or unreadable). */

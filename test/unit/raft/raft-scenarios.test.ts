@@ -229,8 +229,34 @@ describe('raft scenarios', () => {
     h.heartbeat(lead);
     expect(h.appliedData(f), 'entries the leader never had are never applied').to.not.include('stale5');
     h.propose(lead, 'g8');
-    h.run(20, () => h.raft(f).log.committed === h.raft(lead).log.committed);
+    h.run(20, () => h.raft(lead).log.committed === 8 && h.raft(f).log.committed === 8);
     expect(h.appliedData(f)).to.deep.equal(['e0', 'e1', 'e2', 'f6', 'f7', 'g8']);
+  });
+
+  it("RestoredFollowerCommitsOnlyWhatItMatched: a heartbeat never commits a follower past where its log was shown to match the leader's", () => {
+    // n2 leads term 1 alone and appends entries nobody else has; a copy of its disk is kept (a backup).
+    const h = new Harness(ids3);
+    h.elect('n2');
+    h.isolate('n2');
+    for (let i = 0; i < 3; i++) h.propose('n2', `stale${i}`);
+    h.dropQueued();
+    const old = h.node('n2');
+    const copy = new MemoryStorage({ voters: ids3, votersOutgoing: [], learners: [] });
+    copy.append(old.storage.allEntries());
+    const copyHard = { ...old.hard };
+    // n1 or n3 leads a later term; n2 takes its log and acknowledges all of it.
+    h.run(100, () => h.leaders().includes('n1') || h.leaders().includes('n3'));
+    const lead = h.leaders().find((id) => id !== 'n2')!;
+    h.heal();
+    for (let i = 0; i < 5; i++) h.propose(lead, `new${i}`);
+    h.run(30, () => h.raft(lead).progress.get('n2')!.match === h.raft(lead).log.lastIndex());
+    // n2's data directory is restored from the copy: its log holds term-1 entries the cluster never committed,
+    // where the leader's match index says it holds the leader's.
+    h.nodes.delete('n2');
+    h.add('n2', copy, copyHard);
+    h.heartbeat(lead);
+    h.run(20, () => h.raft('n2').log.committed === h.raft(lead).log.committed);
+    expect(h.appliedData('n2'), 'never the stale entries').to.deep.equal([...Array(5)].map((_, i) => `new${i}`));
   });
 
   it("FollowerHandlesOutOfOrderAppends: reordered and duplicated appends converge to the leader's log", () => {

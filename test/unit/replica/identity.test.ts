@@ -4,7 +4,8 @@
 // story without the rule, where the harm happens).
 
 import { expect } from 'chai';
-import { makeMessage, MessageType } from '../../../src/raft/types.js';
+import { MemoryStorage } from '../../../src/raft/memory-storage.js';
+import { emptyConf, makeMessage, MessageType } from '../../../src/raft/types.js';
 import type { Message } from '../../../src/raft/types.js';
 import type { IdentityNotice } from '../../../src/replica/identity.js';
 import { ReplicaNet } from '../../support/replica-net.js';
@@ -78,6 +79,33 @@ describe('identity rules', () => {
       expect(v.ok).to.equal(false);
       expect(!v.ok && v.notice).to.deep.include({ kind: 'reset-away', generation: 1, members: [leader] });
     });
+  });
+
+  describe('a vote from a storage its own configuration does not bind', () => {
+    for (const candidateBinds of ['its storage', 'its old storage'] as const) {
+      it(`is granted; the candidate's configuration decides: ${candidateBinds === 'its storage' ? 're-added there (the node has not applied it yet), it counts and elects' : 'bound to the old storage there, it is refused'}`, () => {
+        // n3 was re-added with its new storage, committed and applied by n1 and n2; its own applied configuration
+        // still binds it to the storage it replaced (it crashed before applying its re-add). n1 is down: n2 needs
+        // n3's vote.
+        const net = new ReplicaNet(['n1', 'n2', 'n3']);
+        const n3 = net.node('n3').disk;
+        const boot = n3.storage.snapshotMeta();
+        const rebind = (d: typeof n3, storageId: string) => {
+          const peers = boot.peers!.map((p) => (p.id === 'n3' ? { ...p, storageId } : p));
+          d.storage = new MemoryStorage(emptyConf());
+          d.storage.applySnapshot({ ...boot, peers });
+        };
+        rebind(n3, 'beef');
+        if (candidateBinds === 'its old storage') rebind(net.node('n2').disk, 'beef');
+        net.start('n2');
+        net.start('n3');
+        expect(net.node('n3').replica!.status().identity.state).to.equal('storage-mismatch');
+        net.node('n2').replica!.rawNode.campaign();
+        const elected = net.tickUntil(() => net.leaders().length > 0, 400);
+        if (candidateBinds === 'its storage') expect(net.leaders(), "n2 elected with n3's vote").to.deep.equal(['n2']);
+        else expect(elected, "n3's vote is refused: no leader").to.equal(false);
+      });
+    }
   });
 
   describe('a notice, as the refused node hears it', () => {
@@ -289,5 +317,27 @@ describe('identity rules', () => {
         expect(net.node(restored).replica!.status().identity.state).to.equal('member');
       });
     }
+
+    it('a restored copy below its floor votes for a candidate whose log reaches past it: the leader dies, the node that holds the log is elected', () => {
+      const net = cluster(3);
+      const leader = net.leaders()[0]!;
+      const [restored, holder] = ['n1', 'n2', 'n3'].filter((id) => id !== leader) as [string, string];
+      const backup = net.copyDisk(restored);
+      expect(net.propose(leader, 30)).to.deep.equal([]);
+      net.tick(5);
+      const acked = net.node(leader).disk.storage.lastIndex();
+      net.restartOn(restored, backup);
+      net.filter = (m) => !(m.to === restored && m.type === MessageType.App && m.entries.length > 0);
+      net.node(leader).replica!.propose(new Uint8Array([9]), undefined, () => {});
+      expect(net.tickUntil(() => net.node(restored).replica!.status().identity.floor !== null, 200)).to.equal(true);
+      net.crash(leader);
+      // Only with the restored node's vote can the holder win: it must get it.
+      expect(
+        net.tickUntil(() => net.leaders().length > 0, 600),
+        'a leader',
+      ).to.equal(true);
+      expect(net.leaders()).to.deep.equal([holder]);
+      expect(net.node(holder).disk.storage.lastIndex()).to.be.at.least(acked);
+    });
   });
 });
