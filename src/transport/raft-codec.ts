@@ -28,8 +28,9 @@ export interface Batch {
   messages: Message[];
 }
 
-export function encodeBatch(b: Batch): Uint8Array {
-  return pb.MessageBatch.encode({
+/** A batch's envelope: every field but its messages. */
+function batchHead(b: Batch): qjournal.raft.IMessageBatch {
+  return {
     from: b.from,
     clusterId: b.clusterId,
     storageId: b.storageId,
@@ -37,6 +38,12 @@ export function encodeBatch(b: Batch): Uint8Array {
     generation: b.generation ?? 0,
     ping: b.ping ?? 0,
     pong: b.pong ?? 0,
+  };
+}
+
+export function encodeBatch(b: Batch): Uint8Array {
+  return pb.MessageBatch.encode({
+    ...batchHead(b),
     messages: b.messages as unknown as qjournal.raft.IMessage[],
   }).finish();
 }
@@ -132,16 +139,7 @@ export function encodeBatchFrame(
   b: Batch,
   limits: BatchLimits = UNLIMITED,
 ): { chunks: Uint8Array[]; bytes: number; count: number } {
-  const head = pb.MessageBatch.encode({
-    from: b.from,
-    clusterId: b.clusterId,
-    storageId: b.storageId,
-    fromAddress: b.fromAddress,
-    generation: b.generation ?? 0,
-    ping: b.ping ?? 0,
-    pong: b.pong ?? 0,
-    messages: [],
-  }).finish();
+  const head = pb.MessageBatch.encode({ ...batchHead(b), messages: [] }).finish();
   // Each message: its fields but the entries (encoded by protobufjs, small), then its entries, field 7 each.
   const bodies: Uint8Array[] = [];
   const lengths: number[] = [];
