@@ -283,8 +283,10 @@ describe('adversarial input against real JournalNodes (plain HTTP on purpose)', 
     const stalled: net.Socket[] = [];
     const [host, port] = node.address.split(':');
     try {
+      // From an address of their own: each address may hold at most maxConnectionsPerAddress connections, and the
+      // abandoned long-polls' sockets (from 127.0.0.1, as the /status probe) may not all be closed yet.
       for (let i = 0; i < 500; i++) {
-        const s = net.connect(Number(port), host);
+        const s = net.connect({ port: Number(port), host, localAddress: '127.0.0.3' });
         s.on('error', () => {});
         s.write(
           `POST /qjm/journal HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000000\r\n\r\nabc`,
